@@ -1,0 +1,229 @@
+/**
+ * Hardware profile: what the planner knows about one machine (a GPU, its host and its disk).
+ * Every number carries its source. Datasheet and measured values are kept apart in each quantity;
+ * the cost model uses the measured value where there is one. Values fitted by someone else to their
+ * own end-to-end runs (FlexGen's T4 constants) live in their own labelled section and are used only
+ * by the FlexGen-compatible cost model.
+ */
+import { asObject, child, type FieldContext, fail, readNumber, readObject, readOptionalString, readString, rejectUnknownKeys } from "./fields.js";
+
+export interface SourcedValue {
+  readonly value: number;
+  /** Where the number comes from: a datasheet, a benchmark's page, a measurement command. */
+  readonly source: string;
+}
+
+/** One physical quantity, as the datasheet states it and/or as measured. At least one is present. */
+export interface Quantity {
+  readonly datasheet?: SourcedValue;
+  readonly measured?: SourcedValue;
+}
+
+/** Measured transfer rate at given sizes, for size-dependent transfer times. */
+export interface TransferSample {
+  readonly bytes: number;
+  readonly bytesPerSecond: number;
+}
+
+export interface LinkProfile {
+  /** Large-transfer rate from/to pinned (page-locked) host memory. */
+  readonly pinnedBytesPerSecond: Quantity;
+  /** Rate from/to ordinary pageable host memory, when known. */
+  readonly pageableBytesPerSecond?: Quantity;
+  /** Fixed cost per transfer (driver call, DMA setup), seconds. */
+  readonly latencySeconds: Quantity;
+  /** Optional measured curve of rate against transfer size; interpolated in log(size). */
+  readonly curve?: { readonly samples: readonly TransferSample[]; readonly source: string };
+}
+
+export interface DiskProfile {
+  readonly readBytesPerSecond: Quantity;
+  readonly writeBytesPerSecond: Quantity;
+  readonly latencySeconds: Quantity;
+}
+
+export interface GpuProfile {
+  readonly name: string;
+  readonly memoryBandwidthBytesPerSecond: Quantity;
+  /** fp16 matrix multiply rate on tensor cores (datasheet peak; measured = sustained large GEMM). */
+  readonly fp16MatmulFlopsPerSecond: Quantity;
+  /** Fixed cost per kernel launch, seconds. */
+  readonly kernelLaunchSeconds: Quantity;
+}
+
+export interface CpuProfile {
+  readonly name: string;
+  readonly cores: number;
+  /** fp32 arithmetic rate of all cores together on dense kernels. */
+  readonly fp32FlopsPerSecond: Quantity;
+  readonly memoryBandwidthBytesPerSecond: Quantity;
+}
+
+/** FlexGen's released T4 constants (experimental/cost_model.py), in FlexGen's own units. */
+export interface FlexgenFittedConstants {
+  readonly source: string;
+  readonly ctogBandwidthGiBPerSecond: number;
+  readonly gtocCacheBandwidthGiBPerSecond: number;
+  readonly gtocHiddenBandwidthGiBPerSecond: number;
+  readonly dtocBandwidthGiBPerSecond: number;
+  readonly ctodCachePrefillBandwidthGiBPerSecond: number;
+  readonly ctodHiddenPrefillBandwidthGiBPerSecond: number;
+  readonly ctodDecodeBandwidthGiBPerSecond: number;
+  readonly mmPrefillTflops: number;
+  readonly mmDecodeTflops: number;
+  readonly bmmPrefillTflops: number;
+  readonly bmmDecodeTflops: number;
+  readonly cpuTflops: number;
+  readonly c1: number;
+  readonly c2: number;
+  readonly c3: number;
+}
+
+export interface HardwareProfile {
+  readonly name: string;
+  readonly description: string;
+  /** The host machine the numbers describe (cloud instance type, or "typical desktop: …"). */
+  readonly host: string;
+  /** Capacities the planner may use by default, bytes. --gpu-mem/--cpu-mem/--disk-mem override. */
+  readonly capacityBytes: { readonly gpu: SourcedValue; readonly cpu: SourcedValue; readonly disk: SourcedValue };
+  readonly gpu: GpuProfile;
+  readonly cpu: CpuProfile;
+  readonly hostToDevice: LinkProfile;
+  readonly deviceToHost: LinkProfile;
+  readonly disk: DiskProfile;
+  readonly flexgenFitted?: FlexgenFittedConstants;
+}
+
+/** The value the cost model uses: measured when present, else the datasheet's. */
+export function effective(quantity: Quantity): number {
+  const chosen = quantity.measured ?? quantity.datasheet;
+  if (!chosen) throw new Error("quantity without a value (validation should have caught this)");
+  return chosen.value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+
+function readSourced(obj: Record<string, unknown>, key: string, ctx: FieldContext, min: number): SourcedValue {
+  const c = child(ctx, key);
+  const o = readObject(obj, key, ctx);
+  rejectUnknownKeys(o, c, ["value", "source", "note"]);
+  return { value: readNumber(o, "value", c, { min }), source: readString(o, "source", c) };
+}
+
+function readQuantity(obj: Record<string, unknown>, key: string, ctx: FieldContext, positive = true): Quantity {
+  const c = child(ctx, key);
+  const o = readObject(obj, key, ctx);
+  rejectUnknownKeys(o, c, ["datasheet", "measured", "note"]);
+  if (o.datasheet === undefined && o.measured === undefined) fail(c, undefined, "needs a \"datasheet\" or a \"measured\" value (or both)");
+  const rule = positive ? Number.MIN_VALUE : 0;
+  const q: { datasheet?: SourcedValue; measured?: SourcedValue } = {};
+  if (o.datasheet !== undefined) q.datasheet = readSourced(o, "datasheet", c, rule);
+  if (o.measured !== undefined) q.measured = readSourced(o, "measured", c, rule);
+  return q;
+}
+
+function readLink(obj: Record<string, unknown>, key: string, ctx: FieldContext): LinkProfile {
+  const c = child(ctx, key);
+  const o = readObject(obj, key, ctx);
+  rejectUnknownKeys(o, c, ["pinnedBytesPerSecond", "pageableBytesPerSecond", "latencySeconds", "curve", "note"]);
+  const link: { -readonly [K in keyof LinkProfile]: LinkProfile[K] } = {
+    pinnedBytesPerSecond: readQuantity(o, "pinnedBytesPerSecond", c),
+    latencySeconds: readQuantity(o, "latencySeconds", c, false),
+  };
+  if (o.pageableBytesPerSecond !== undefined) link.pageableBytesPerSecond = readQuantity(o, "pageableBytesPerSecond", c);
+  if (o.curve !== undefined) {
+    const cc = child(c, "curve");
+    const curve = readObject(o, "curve", c);
+    rejectUnknownKeys(curve, cc, ["samples", "source"]);
+    const samplesRaw = curve.samples;
+    if (!Array.isArray(samplesRaw) || samplesRaw.length === 0) fail(cc, "samples", "expected a non-empty array of {bytes, bytesPerSecond}");
+    const samples = samplesRaw.map((s, i) => {
+      const sc = child(child(cc, "samples"), i);
+      const so = asObject(s, sc);
+      rejectUnknownKeys(so, sc, ["bytes", "bytesPerSecond"]);
+      return { bytes: readNumber(so, "bytes", sc, { greaterThan: 0 }), bytesPerSecond: readNumber(so, "bytesPerSecond", sc, { greaterThan: 0 }) };
+    });
+    for (let i = 1; i < samples.length; i++) {
+      if (samples[i]!.bytes <= samples[i - 1]!.bytes) fail(child(cc, "samples"), i, "samples must be sorted by strictly increasing bytes");
+    }
+    link.curve = { samples, source: readString(curve, "source", cc) };
+  }
+  return link;
+}
+
+const FLEXGEN_FIELDS = [
+  "ctogBandwidthGiBPerSecond", "gtocCacheBandwidthGiBPerSecond", "gtocHiddenBandwidthGiBPerSecond",
+  "dtocBandwidthGiBPerSecond", "ctodCachePrefillBandwidthGiBPerSecond", "ctodHiddenPrefillBandwidthGiBPerSecond",
+  "ctodDecodeBandwidthGiBPerSecond", "mmPrefillTflops", "mmDecodeTflops", "bmmPrefillTflops", "bmmDecodeTflops", "cpuTflops",
+] as const;
+
+function readFlexgen(obj: Record<string, unknown>, ctx: FieldContext): FlexgenFittedConstants {
+  const c = child(ctx, "flexgenFitted");
+  const o = readObject(obj, "flexgenFitted", ctx);
+  rejectUnknownKeys(o, c, [...FLEXGEN_FIELDS, "c1", "c2", "c3", "source", "note"]);
+  const out: Record<string, number | string> = { source: readString(o, "source", c) };
+  for (const f of FLEXGEN_FIELDS) out[f] = readNumber(o, f, c, { greaterThan: 0 });
+  for (const f of ["c1", "c2", "c3"]) out[f] = readNumber(o, f, c);
+  return out as unknown as FlexgenFittedConstants;
+}
+
+/** Validates parsed JSON as a hardware profile. `source` names the file for error messages. */
+export function parseHardwareProfile(data: unknown, source: string): HardwareProfile {
+  const ctx: FieldContext = { source, path: "" };
+  const o = asObject(data, ctx);
+  rejectUnknownKeys(o, ctx, ["$schema", "name", "description", "host", "capacityBytes", "gpu", "cpu", "hostToDevice", "deviceToHost", "disk", "flexgenFitted", "notes"]);
+  const capCtx = child(ctx, "capacityBytes");
+  const cap = readObject(o, "capacityBytes", ctx);
+  rejectUnknownKeys(cap, capCtx, ["gpu", "cpu", "disk"]);
+  const gpuCtx = child(ctx, "gpu");
+  const gpu = readObject(o, "gpu", ctx);
+  rejectUnknownKeys(gpu, gpuCtx, ["name", "memoryBandwidthBytesPerSecond", "fp16MatmulFlopsPerSecond", "kernelLaunchSeconds", "note"]);
+  const cpuCtx = child(ctx, "cpu");
+  const cpu = readObject(o, "cpu", ctx);
+  rejectUnknownKeys(cpu, cpuCtx, ["name", "cores", "fp32FlopsPerSecond", "memoryBandwidthBytesPerSecond", "note"]);
+  const diskCtx = child(ctx, "disk");
+  const disk = readObject(o, "disk", ctx);
+  rejectUnknownKeys(disk, diskCtx, ["readBytesPerSecond", "writeBytesPerSecond", "latencySeconds", "note"]);
+  const profile: HardwareProfile = {
+    name: readString(o, "name", ctx),
+    description: readString(o, "description", ctx),
+    host: readString(o, "host", ctx),
+    capacityBytes: {
+      gpu: readSourced(cap, "gpu", capCtx, 0),
+      cpu: readSourced(cap, "cpu", capCtx, 0),
+      disk: readSourced(cap, "disk", capCtx, 0),
+    },
+    gpu: {
+      name: readString(gpu, "name", gpuCtx),
+      memoryBandwidthBytesPerSecond: readQuantity(gpu, "memoryBandwidthBytesPerSecond", gpuCtx),
+      fp16MatmulFlopsPerSecond: readQuantity(gpu, "fp16MatmulFlopsPerSecond", gpuCtx),
+      kernelLaunchSeconds: readQuantity(gpu, "kernelLaunchSeconds", gpuCtx, false),
+    },
+    cpu: {
+      name: readString(cpu, "name", cpuCtx),
+      cores: readNumber(cpu, "cores", cpuCtx, { min: 1, integer: true }),
+      fp32FlopsPerSecond: readQuantity(cpu, "fp32FlopsPerSecond", cpuCtx),
+      memoryBandwidthBytesPerSecond: readQuantity(cpu, "memoryBandwidthBytesPerSecond", cpuCtx),
+    },
+    hostToDevice: readLink(o, "hostToDevice", ctx),
+    deviceToHost: readLink(o, "deviceToHost", ctx),
+    disk: {
+      readBytesPerSecond: readQuantity(disk, "readBytesPerSecond", diskCtx),
+      writeBytesPerSecond: readQuantity(disk, "writeBytesPerSecond", diskCtx),
+      latencySeconds: readQuantity(disk, "latencySeconds", diskCtx, false),
+    },
+    ...(o.flexgenFitted !== undefined ? { flexgenFitted: readFlexgen(o, ctx) } : {}),
+  };
+  readOptionalString(o, "notes", ctx);
+  return profile;
+}
+
+/** Returns a copy with capacities replaced where an override (bytes) is given. */
+export function withCapacities(profile: HardwareProfile, overrides: { gpu?: number; cpu?: number; disk?: number }, source = "command-line flag"): HardwareProfile {
+  const cap = { ...profile.capacityBytes };
+  if (overrides.gpu !== undefined) cap.gpu = { value: overrides.gpu, source: `${source} --gpu-mem` };
+  if (overrides.cpu !== undefined) cap.cpu = { value: overrides.cpu, source: `${source} --cpu-mem` };
+  if (overrides.disk !== undefined) cap.disk = { value: overrides.disk, source: `${source} --disk-mem` };
+  return { ...profile, capacityBytes: cap };
+}

@@ -1,0 +1,21 @@
+/** Binary gigabyte (2^30 bytes): FlexGen's "GB", and what --gpu-mem/--cpu-mem/--disk-mem take (GiB). */
+export const GIB = 2 ** 30;
+/** Decimal gigabyte, as datasheets quote bandwidths. */
+export const GB = 1e9;
+/** 10^12, FlexGen's "T" for FLOP/s. */
+export const TERA = 1e12;
+
+export function formatBytes(bytes: number): string {
+  if (bytes >= GIB) return `${(bytes / GIB).toFixed(2)} GiB`;
+  if (bytes >= 2 ** 20) return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+  if (bytes >= 2 ** 10) return `${(bytes / 2 ** 10).toFixed(1)} KiB`;
+  return `${Math.round(bytes)} B`;
+}
+
+export function formatSeconds(seconds: number): string {
+  if (seconds >= 3600) return `${(seconds / 3600).toFixed(2)} h`;
+  if (seconds >= 60) return `${(seconds / 60).toFixed(2)} min`;
+  if (seconds >= 1) return `${seconds.toFixed(2)} s`;
+  if (seconds >= 1e-3) return `${(seconds * 1e3).toFixed(2)} ms`;
+  return `${(seconds * 1e6).toFixed(1)} µs`;
+}

@@ -1,0 +1,25 @@
+import { existsSync } from "node:fs";
+import { InputError } from "../core/input-error.js";
+import { type ModelSpec, parseModelSpec } from "../core/model-spec.js";
+import { readJsonFile } from "../core/read-json-file.js";
+import { findCatalogueModel, MODEL_CATALOGUE } from "./catalogue.js";
+import { modelSpecFromHfConfig } from "./hf-config.js";
+
+/**
+ * Resolves --model: a catalogue name, or the path of a JSON file that is either a Hugging Face
+ * config.json (has "model_type") or a Spillway model spec; "-" reads standard input.
+ */
+export function resolveModel(nameOrPath: string): ModelSpec {
+  const fromCatalogue = findCatalogueModel(nameOrPath);
+  if (fromCatalogue) return fromCatalogue;
+  const looksLikePath = nameOrPath === "-" || nameOrPath.endsWith(".json") || nameOrPath.includes("/") || existsSync(nameOrPath);
+  if (!looksLikePath) {
+    throw new InputError("--model", undefined, `unknown model ${JSON.stringify(nameOrPath)}; expected a catalogue name (${MODEL_CATALOGUE.map((m) => m.name).join(", ")}) or the path of a config.json`);
+  }
+  let path = nameOrPath;
+  if (existsSync(path) && !path.endsWith(".json") && existsSync(`${path}/config.json`)) path = `${path}/config.json`;
+  const data = readJsonFile(path);
+  const source = path === "-" ? "<stdin>" : path;
+  if (typeof data === "object" && data !== null && "model_type" in data) return modelSpecFromHfConfig(data, source);
+  return parseModelSpec(data, source);
+}

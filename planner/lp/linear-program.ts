@@ -1,0 +1,103 @@
+/**
+ * A small linear program in a solver-neutral, dense form: minimise c·x subject to linear rows, all
+ * variables non-negative. Built by the cost models, solved by solve-linear-program.ts.
+ */
+import { type Affine, VariableSpace } from "./affine.js";
+
+export type ConstraintOp = "<=" | ">=" | "=";
+
+export interface LinearConstraint {
+  readonly name: string;
+  /** Dense coefficients, one per variable. */
+  readonly coefficients: Float64Array;
+  readonly op: ConstraintOp;
+  readonly rhs: number;
+}
+
+export interface LinearProgram {
+  readonly variables: readonly string[];
+  /** Minimised; dense, one per variable. */
+  readonly objective: Float64Array;
+  readonly constraints: readonly LinearConstraint[];
+}
+
+export type LpStatus = "optimal" | "infeasible" | "unbounded";
+
+export interface LpSolution {
+  readonly status: LpStatus;
+  /** Variable values in variable order (empty unless optimal). */
+  readonly values: Float64Array;
+  readonly objective: number;
+  /** Which solver produced the accepted answer. */
+  readonly solver: "javascript-lp-solver" | "highs";
+}
+
+/** Collects rows written as `lhs op rhs` with affine sides. */
+export class LinearProgramBuilder {
+  readonly space: VariableSpace;
+  private readonly rows: LinearConstraint[] = [];
+  private objective: Float64Array;
+
+  constructor(variables: readonly string[]) {
+    for (const name of variables) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`bad LP variable name ${name}`);
+    this.space = new VariableSpace(variables);
+    this.objective = new Float64Array(variables.length);
+  }
+
+  minimise(e: Affine): this {
+    this.objective = new Float64Array(e.coefficients);
+    return this;
+  }
+
+  /** Adds `lhs op rhs`, moving every constant to the right-hand side. */
+  add(name: string, lhs: Affine, op: ConstraintOp, rhs: Affine | number): this {
+    const right = typeof rhs === "number" ? this.space.constant(rhs) : rhs;
+    const diff = lhs.minus(right);
+    for (const c of diff.coefficients) if (!Number.isFinite(c)) throw new Error(`LP row ${name} has a coefficient ${c}`);
+    if (!Number.isFinite(diff.constant)) throw new Error(`LP row ${name} has a right-hand side ${-diff.constant}`);
+    this.rows.push({ name, coefficients: diff.coefficients, op, rhs: -diff.constant });
+    return this;
+  }
+
+  build(): LinearProgram {
+    return { variables: this.space.names, objective: this.objective, constraints: [...this.rows] };
+  }
+}
+
+/** Largest violation of any row or bound by `values`, relative to each row's scale. */
+export function maxViolation(lp: LinearProgram, values: ArrayLike<number>): { violation: number; where: string } {
+  let worst = 0;
+  let where = "";
+  for (let i = 0; i < lp.variables.length; i++) {
+    const x = values[i] ?? 0;
+    if (!Number.isFinite(x)) return { violation: Infinity, where: `${lp.variables[i]} is ${x}` };
+    if (-x > worst) { worst = -x; where = `${lp.variables[i]} >= 0`; }
+  }
+  for (const c of lp.constraints) {
+    let lhs = 0;
+    let scale = Math.abs(c.rhs);
+    for (let i = 0; i < c.coefficients.length; i++) {
+      const term = c.coefficients[i]! * (values[i] ?? 0);
+      lhs += term;
+      scale = Math.max(scale, Math.abs(term));
+    }
+    const diff = lhs - c.rhs;
+    const excess = c.op === "<=" ? diff : c.op === ">=" ? -diff : Math.abs(diff);
+    const relative = excess / Math.max(1, scale);
+    if (relative > worst) { worst = relative; where = c.name; }
+  }
+  return { violation: worst, where };
+}
+
+export function objectiveValue(lp: LinearProgram, values: ArrayLike<number>): number {
+  let sum = 0;
+  for (let i = 0; i < lp.objective.length; i++) sum += lp.objective[i]! * (values[i] ?? 0);
+  return sum;
+}
+
+/** The value of a named variable in a solution. */
+export function valueOf(lp: LinearProgram, solution: LpSolution, name: string): number {
+  const i = lp.variables.indexOf(name);
+  if (i < 0) throw new Error(`unknown LP variable ${name}`);
+  return solution.values[i] ?? 0;
+}
