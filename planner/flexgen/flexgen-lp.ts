@@ -4,7 +4,7 @@
  * feasible set and the objective are unchanged. Bytes are scaled to GiB and times are in seconds so
  * the simplex sees well-scaled numbers.
  */
-import type { Affine, VariableSpace } from "../lp/affine.js";
+import { type Affine, VariableSpace } from "../lp/affine.js";
 import { type LinearProgram, LinearProgramBuilder } from "../lp/linear-program.js";
 import { GIB } from "../../core/units.js";
 import type { FlexgenConstants } from "./flexgen-constants.js";
@@ -173,4 +173,36 @@ export function flexgenOutcome(input: FlexgenLpInput, terms: FlexgenTerms, value
     },
     perLayerSeconds,
   };
+}
+
+/**
+ * Total bytes per link over the run implied by FlexGen's terms (its model omits what it omits: e.g.
+ * decode-time KV stores from the GPU to the CPU). Used only to report the FlexGen model's own view.
+ */
+export function flexgenBytes(input: FlexgenLpInput, x: Readonly<Record<(typeof FRACTIONS)[number], number>>): { h2d: number; d2h: number; diskRead: number; diskWrite: number } {
+  const { l, h1, h2, s, n } = input.dims;
+  const bls = input.bls;
+  let wi = 8 * h1 ** 2 + 4 * h1 * h2;
+  if (input.compressWeight) wi /= 4;
+  const decodeSteps = n - 1;
+  return {
+    h2d: l * (wi * (x.wc + x.wn) + 2 * s * h1 * bls * (x.hc + x.hn)) + l * decodeSteps * (wi * (x.wc + x.wn) + 2 * h1 * bls * (x.hc + x.hn)),
+    d2h: l * (4 * (s + 1) * h1 * bls * (x.cc + x.cn) + 2 * s * h1 * bls * (x.hc + x.hn)) + l * decodeSteps * (2 * h1 * bls * (x.hc + x.hn)),
+    diskRead: l * (wi * x.wn + 2 * s * h1 * bls * x.hn) + l * decodeSteps * (4 * bls * (s + n / 2) * h1 * x.cn + 2 * h1 * bls * x.hn + wi * x.wn),
+    diskWrite: l * (4 * bls * (s + 1) * h1 * x.cn + 2 * s * h1 * bls * x.hn) + l * decodeSteps * (4 * bls * h1 * x.cn + 2 * h1 * bls * x.hn),
+  };
+}
+
+/** FlexGen's figures for fixed fractions without the memory rows: what a policy that does not fit would do. */
+export function flexgenUnconstrained(input: FlexgenLpInput, x: Readonly<Record<(typeof FRACTIONS)[number], number>>): FlexgenLpOutcome {
+  const terms = flexgenTerms(input, new VariableSpace(FLEXGEN_LP_VARIABLES));
+  const values = new Float64Array(FLEXGEN_LP_VARIABLES.length);
+  FRACTIONS.forEach((f, i) => { values[i] = x[f]; });
+  const e = (a: Affine) => a.evaluate(values);
+  const tpre = Math.max(e(terms.ctogp) + e(terms.dtocp), e(terms.gtocp) + e(terms.ctodp), e(terms.compp));
+  const ctogg = e(terms.ctogg);
+  const tgen = ctogg + Math.max(e(terms.gtocg), e(terms.dtocg), e(terms.ctodg), e(terms.compg));
+  values[FLEXGEN_LP_VARIABLES.indexOf("Tpre")] = tpre;
+  values[FLEXGEN_LP_VARIABLES.indexOf("Tgen")] = tgen;
+  return flexgenOutcome(input, terms, values);
 }

@@ -1,0 +1,145 @@
+#!/usr/bin/env node
+/**
+ * The `spillway` command line: a thin shell over the library. Exit codes: 0 ok, 1 failure (e.g. no
+ * policy fits), 2 bad input (flags, files).
+ */
+import yargs, { type Argv } from "yargs";
+import { hideBin } from "yargs/helpers";
+import { InputError } from "../core/input-error.js";
+import { withCapacities } from "../core/hardware-profile.js";
+import { resolveHardware } from "../core/resolve-hardware.js";
+import { writeFileAtomic } from "../core/write-file-atomic.js";
+import { GIB } from "../core/units.js";
+import { resolveModel } from "../models/resolve-model.js";
+import { plan, PlanError, type FixedPolicy } from "../planner/plan.js";
+import { formatPlan } from "./format-plan.js";
+import { listHardware, listModels } from "./list-commands.js";
+import { parseNumberFlag, parsePercentFlag } from "./parse-flags.js";
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_BAD_INPUT = 2;
+
+class UsageError extends Error {}
+
+function planOptions(y: Argv) {
+  return y
+    .option("model", { type: "string", default: "opt-175b", describe: "catalogue name or path of a Hugging Face config.json" })
+    .option("hardware", { type: "string", default: "t4", describe: "profile name or path of a profile JSON file" })
+    .option("prompt-len", { type: "string", default: "512", describe: "prompt tokens per sequence" })
+    .option("gen-len", { type: "string", default: "32", describe: "generated tokens per sequence" })
+    .option("cost-model", { choices: ["spillway", "flexgen"] as const, default: "spillway" as const, describe: "spillway (roofline, exact placement) or flexgen (FlexGen's released LP)" })
+    .option("schedule", { choices: ["spillway", "flexgen"] as const, default: "spillway" as const, describe: "schedule the Spillway model costs: only true dependencies, or FlexGen's per-step sync" })
+    .option("alpha", { type: "string", describe: "FlexGen's memory relaxation factor (flexgen cost model; default 0.8)" })
+    .option("gpu-mem", { type: "string", describe: "GPU capacity in GiB (overrides the profile)" })
+    .option("cpu-mem", { type: "string", describe: "CPU memory capacity in GiB" })
+    .option("disk-mem", { type: "string", describe: "disk capacity in GiB" })
+    .option("gbs", { type: "string", describe: "fix the GPU batch size" })
+    .option("nb", { type: "string", describe: "fix the number of GPU batches per block" })
+    .option("percent", { type: "array", string: true, describe: "fix placement: wg wc cg cc hg hc (disk gets the rest)" })
+    .option("compress-weight", { type: "boolean", describe: "4-bit weights (default: searched)" })
+    .option("compress-cache", { type: "boolean", describe: "4-bit KV cache (default: searched)" })
+    .option("cpu-attention", { type: "boolean", describe: "decode attention over off-GPU KV on the CPU (default: searched)" })
+    .option("overlap", { type: "boolean", default: true, describe: "overlap I/O and compute (--no-overlap to turn off)" })
+    .option("pin-weight", { type: "boolean", default: true, describe: "keep CPU weights in pinned memory (--no-pin-weight to turn off)" })
+    .option("json", { type: "boolean", default: false, describe: "print the plan as JSON" })
+    .option("out", { type: "string", describe: "also write the plan JSON to this file" })
+    .option("quiet", { type: "boolean", default: false, describe: "print nothing but errors (with --out)" });
+}
+
+type PlanArgs = Awaited<ReturnType<ReturnType<typeof planOptions>["parseAsync"]>>;
+
+async function runPlan(argv: PlanArgs): Promise<void> {
+  const model = resolveModel(argv.model);
+  const gpu = parseNumberFlag("gpu-mem", argv["gpu-mem"], { min: 0, unit: "GiB" });
+  const cpu = parseNumberFlag("cpu-mem", argv["cpu-mem"], { min: 0, unit: "GiB" });
+  const disk = parseNumberFlag("disk-mem", argv["disk-mem"], { min: 0, unit: "GiB" });
+  const hardware = withCapacities(resolveHardware(argv.hardware), {
+    ...(gpu !== undefined ? { gpu: gpu * GIB } : {}),
+    ...(cpu !== undefined ? { cpu: cpu * GIB } : {}),
+    ...(disk !== undefined ? { disk: disk * GIB } : {}),
+  });
+  const promptLen = parseNumberFlag("prompt-len", argv["prompt-len"], { min: 1, integer: true })!;
+  const genLen = parseNumberFlag("gen-len", argv["gen-len"], { min: 1, integer: true })!;
+  if (promptLen + genLen > model.maxPositions) {
+    throw new InputError("--prompt-len", undefined, `prompt ${promptLen} + generated ${genLen} tokens exceed ${model.name}'s ${model.maxPositions} positions`);
+  }
+  const alpha = parseNumberFlag("alpha", argv.alpha, { greaterThan: 0, max: 10 });
+  const gbs = parseNumberFlag("gbs", argv.gbs, { min: 1, integer: true });
+  const nb = parseNumberFlag("nb", argv.nb, { min: 1, integer: true });
+  const percent = parsePercentFlag(argv.percent);
+  const fixed: FixedPolicy = {
+    ...(gbs !== undefined ? { gbs } : {}),
+    ...(nb !== undefined ? { nb } : {}),
+    ...(percent ? { percent } : {}),
+    ...(argv["compress-weight"] !== undefined ? { compressWeight: argv["compress-weight"] } : {}),
+    ...(argv["compress-cache"] !== undefined ? { compressCache: argv["compress-cache"] } : {}),
+    ...(argv["cpu-attention"] !== undefined ? { cpuAttention: argv["cpu-attention"] } : {}),
+    ...(argv.overlap === false ? { overlap: false } : {}),
+    ...(argv["pin-weight"] === false ? { pinWeight: false } : {}),
+  };
+  if (argv["cost-model"] === "flexgen" && argv["compress-cache"]) {
+    throw new InputError("--compress-cache", undefined, "FlexGen's cost model does not model KV compression; use --cost-model spillway");
+  }
+  const result = await plan({
+    model, hardware, workload: { promptLen, genLen }, costModel: argv["cost-model"], schedule: argv.schedule,
+    ...(alpha !== undefined ? { alpha } : {}), fixed,
+  });
+  const json = JSON.stringify(result, null, 2);
+  if (argv.out) writeFileAtomic(argv.out, json + "\n");
+  if (argv.json) process.stdout.write(json + "\n");
+  else if (!argv.quiet) process.stdout.write(formatPlan(result) + "\n");
+}
+
+export function buildCli(args: string[]): Argv {
+  return yargs(args)
+    .scriptName("spillway")
+    .usage("$0 <command> [options]\n\nPlan, simulate and run large language models on GPUs too small for them.")
+    .command("plan", "choose (or score) an offloading policy and predict its throughput", (y) =>
+      planOptions(y)
+        .example("$0 plan", "OPT-175B on a T4 with the Spillway cost model")
+        .example("$0 plan --model opt-30b --cost-model flexgen --json", "FlexGen's own LP search")
+        .example("$0 plan --gbs 32 --nb 8 --percent 0 50 0 0 0 100 --cpu-attention", "score a given policy")
+        .example("$0 plan --model path/to/config.json --hardware rtx3090 --out plan.json", "a Hugging Face model on another GPU"),
+    (argv) => runPlan(argv as unknown as PlanArgs))
+    .command("models", "list the model catalogue", (y) => y.option("json", { type: "boolean", default: false }).example("$0 models --json", "as JSON"),
+      (argv) => { process.stdout.write(listModels(Boolean(argv.json)) + "\n"); })
+    .command("hardware", "list the shipped hardware profiles", (y) => y.option("json", { type: "boolean", default: false }).example("$0 hardware", "names, GPUs and capacities"),
+      (argv) => { process.stdout.write(listHardware(Boolean(argv.json)) + "\n"); })
+    .demandCommand(1, "name a command: plan, models or hardware")
+    .strict()
+    .recommendCommands()
+    .help()
+    .alias("help", "h")
+    .version()
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .fail((message, error) => {
+      if (error) throw error;
+      throw new UsageError(message);
+    });
+}
+
+export async function main(args: string[]): Promise<number> {
+  try {
+    await buildCli(args).parseAsync();
+    return EXIT_OK;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`spillway: ${error.message}\nRun 'spillway --help' for usage.\n`);
+      return EXIT_BAD_INPUT;
+    }
+    if (error instanceof InputError) {
+      process.stderr.write(`spillway: ${error.message}\n`);
+      return EXIT_BAD_INPUT;
+    }
+    if (error instanceof PlanError) {
+      process.stderr.write(`spillway: ${error.message}\n`);
+      return EXIT_FAILURE;
+    }
+    process.stderr.write(`spillway: internal error: ${(error as Error).message ?? String(error)}\n`);
+    if (process.env.SPILLWAY_DEBUG) process.stderr.write(`${(error as Error).stack}\n`);
+    return EXIT_FAILURE;
+  }
+}
+
+main(hideBin(process.argv)).then((code) => { process.exitCode = code; });

@@ -1,0 +1,271 @@
+/**
+ * `plan()`: the planner's library entry. Picks (or scores) a policy for a model on a hardware profile
+ * with either cost model and returns a Plan, the document `spillway plan --json` prints.
+ */
+import type { HardwareProfile } from "../core/hardware-profile.js";
+import { type ModelSpec, totalWeightBytes } from "../core/model-spec.js";
+import type { Placement, Policy } from "../core/policy.js";
+import type { Workload } from "../core/workload.js";
+import { formatBytes } from "../core/units.js";
+import { loadLpSolvers, type SolveStats } from "./lp/solve-linear-program.js";
+import { flexgenConstants } from "./flexgen/flexgen-constants.js";
+import { type FlexgenLpInput, type FlexgenLpOutcome, flexgenBytes, flexgenUnconstrained } from "./flexgen/flexgen-lp.js";
+import { searchFlexgen } from "./flexgen/flexgen-search.js";
+import { evaluatePolicy, type Prediction } from "./spillway/evaluate-policy.js";
+import { hardwareRates } from "./spillway/hardware-rates.js";
+import { searchSpillway } from "./spillway/spillway-search.js";
+import type { Resource, Schedule } from "./spillway/step-costs.js";
+
+export type CostModelName = "spillway" | "flexgen";
+
+/** Parts of the policy the user fixed; the search chooses the rest. */
+export interface FixedPolicy {
+  readonly gbs?: number;
+  readonly nb?: number;
+  /** FlexGen's six percents: wg wc cg cc hg hc (disk gets the rest). */
+  readonly percent?: readonly [number, number, number, number, number, number];
+  readonly compressWeight?: boolean;
+  readonly compressCache?: boolean;
+  readonly cpuAttention?: boolean;
+  readonly overlap?: boolean;
+  readonly pinWeight?: boolean;
+}
+
+export interface PlanRequest {
+  readonly model: ModelSpec;
+  readonly hardware: HardwareProfile;
+  readonly workload: Workload;
+  readonly costModel?: CostModelName;
+  /** Schedule the Spillway model costs (FlexGen's model has its own fixed form). */
+  readonly schedule?: Schedule;
+  /** FlexGen's memory relaxation factor (default 0.8), FlexGen-compatible model only. */
+  readonly alpha?: number;
+  readonly fixed?: FixedPolicy;
+}
+
+export interface PlanPrediction {
+  readonly throughputTokensPerSecond: number;
+  readonly prefillSeconds: number;
+  readonly decodeSeconds: number;
+  readonly feasible: boolean;
+  readonly infeasibleReasons: readonly string[];
+  readonly peakBytes: { readonly gpu: number; readonly cpu: number; readonly disk: number };
+  readonly capacityBytes: { readonly gpu: number; readonly cpu: number; readonly disk: number };
+  readonly bytes: { readonly h2d: number; readonly d2h: number; readonly diskRead: number; readonly diskWrite: number };
+  /** Busy seconds per resource over the run (Spillway model), or per-layer term seconds (FlexGen model). */
+  readonly busySeconds: Readonly<Record<string, number>>;
+  readonly bottleneck: string;
+}
+
+export interface Plan {
+  readonly model: string;
+  readonly hardware: string;
+  readonly costModel: CostModelName;
+  readonly schedule: Schedule;
+  readonly workload: { readonly promptLen: number; readonly genLen: number };
+  readonly policy: Policy;
+  readonly predicted: PlanPrediction;
+  readonly search: { readonly lpSolves: number; readonly elapsedMs: number; readonly exactEvaluations?: number; readonly lpFallbacks: number; readonly scored: boolean };
+  /** The equivalent `python -m flexgen.flex_opt` flags. */
+  readonly flexgenArgs: string;
+  /** The model spec the plan was made for, so a plan file is self-contained. */
+  readonly modelSpec: ModelSpec;
+  readonly notes: readonly string[];
+}
+
+export class PlanError extends Error {
+  override readonly name = "PlanError";
+}
+
+const RESOURCE_NAMES: Record<Resource, string> = { gpu: "GPU compute", cpu: "CPU compute", h2d: "host-to-GPU link", d2h: "GPU-to-host link", diskRead: "disk read", diskWrite: "disk write" };
+
+export async function plan(request: PlanRequest): Promise<Plan> {
+  await loadLpSolvers();
+  return planSync(request);
+}
+
+/** As plan(), once loadLpSolvers() has resolved. */
+export function planSync(request: PlanRequest): Plan {
+  const costModel = request.costModel ?? "spillway";
+  return costModel === "flexgen" ? planFlexgen(request) : planSpillway(request);
+}
+
+function fullyFixed(fixed: FixedPolicy | undefined): boolean {
+  return fixed?.gbs !== undefined && fixed.nb !== undefined && fixed.percent !== undefined;
+}
+
+function placementsFromPercent(p: readonly number[]): { weights: Placement; cache: Placement; activations: Placement } {
+  const tri = (g: number, c: number): Placement => ({ gpu: g / 100, cpu: c / 100, disk: Math.max(0, 100 - g - c) / 100 });
+  return { weights: tri(p[0]!, p[1]!), cache: tri(p[2]!, p[3]!), activations: tri(p[4]!, p[5]!) };
+}
+
+export function flexgenArgs(model: ModelSpec, policy: Policy): string {
+  const pct = (x: number) => Math.round(x * 100);
+  const args = [
+    `--model facebook/${model.name}`,
+    `--gpu-batch-size ${policy.gpuBatchSize}`,
+    `--num-gpu-batches ${policy.numGpuBatches}`,
+    `--percent ${pct(policy.weights.gpu)} ${pct(policy.weights.cpu)} ${pct(policy.cache.gpu)} ${pct(policy.cache.cpu)} ${pct(policy.activations.gpu)} ${pct(policy.activations.cpu)}`,
+  ];
+  if (policy.compressWeight) args.push("--compress-weight");
+  if (policy.compressCache) args.push("--compress-cache");
+  if (policy.cpuAttention) args.push("--cpu-cache-compute");
+  if (!policy.pinWeight) args.push("--pin-weight 0");
+  if (!policy.overlap) args.push("--overlap False");
+  return args.join(" ");
+}
+
+function planSpillway(request: PlanRequest): Plan {
+  const { model, hardware, workload } = request;
+  const schedule = request.schedule ?? "spillway";
+  const rates = hardwareRates(hardware);
+  const fixed = request.fixed ?? {};
+  const started = performance.now();
+  const notes: string[] = [];
+  let policy: Policy;
+  let prediction: Prediction;
+  let lpSolves = 0;
+  let exactEvaluations = 1;
+  let stats: SolveStats | undefined;
+  if (fullyFixed(fixed)) {
+    policy = {
+      gpuBatchSize: fixed.gbs!, numGpuBatches: fixed.nb!, ...placementsFromPercent(fixed.percent!),
+      compressWeight: fixed.compressWeight ?? false, compressCache: fixed.compressCache ?? false, cpuAttention: fixed.cpuAttention ?? false,
+      overlap: fixed.overlap ?? true, pinWeight: fixed.pinWeight ?? true,
+    };
+    prediction = evaluatePolicy(model, rates, workload, policy, schedule);
+  } else {
+    const { percent: pct, ...rest } = fixed;
+    const result = searchSpillway({
+      model, rates, workload, schedule,
+      fixed: { ...rest, ...(pct ? { percent: { wg: pct[0], wc: pct[1], cg: pct[2], cc: pct[3], hg: pct[4], hc: pct[5] } } : {}) },
+    });
+    lpSolves = result.lpSolves;
+    exactEvaluations = result.exactEvaluations;
+    stats = result.stats;
+    if (!result.best) {
+      throw new PlanError(`no policy fits ${model.name} (${formatBytes(totalWeightBytes(model))} of weights) with prompt ${workload.promptLen} + ${workload.genLen} tokens into GPU ${formatBytes(rates.capacityBytes.gpu)}, CPU ${formatBytes(rates.capacityBytes.cpu)}, disk ${formatBytes(rates.capacityBytes.disk)}${Object.keys(fixed).length ? " with the fixed settings given" : ""}`);
+    }
+    policy = result.best.policy;
+    prediction = result.best.prediction;
+    notes.push("placement fractions are those the runtime really allocates: whole tensors, whole sequences, activations on one tier");
+  }
+  const elapsedMs = performance.now() - started;
+  return {
+    model: model.name,
+    hardware: hardware.name,
+    costModel: "spillway",
+    schedule,
+    workload: { promptLen: workload.promptLen, genLen: workload.genLen },
+    policy,
+    predicted: {
+      throughputTokensPerSecond: prediction.throughputTokensPerSecond,
+      prefillSeconds: prediction.prefillSeconds,
+      decodeSeconds: prediction.decodeSeconds,
+      feasible: prediction.feasible,
+      infeasibleReasons: prediction.infeasibleReasons,
+      peakBytes: prediction.peakBytes,
+      capacityBytes: prediction.capacityBytes,
+      bytes: prediction.bytes,
+      busySeconds: prediction.busySeconds,
+      bottleneck: RESOURCE_NAMES[prediction.bottleneck],
+    },
+    search: { lpSolves, elapsedMs, exactEvaluations, lpFallbacks: stats?.fallbacks ?? 0, scored: fullyFixed(fixed) },
+    flexgenArgs: flexgenArgs(model, policy),
+    modelSpec: model,
+    notes,
+  };
+}
+
+const FLEXGEN_TERM_RESOURCE: Record<string, string> = {
+  ctogg: "host-to-GPU link", gtocg: "GPU-to-host link", dtocg: "disk read", ctodg: "disk write", compg: "compute",
+};
+
+function planFlexgen(request: PlanRequest): Plan {
+  const { model, hardware, workload } = request;
+  if (model.family !== "opt") {
+    throw new PlanError(`FlexGen's cost model covers OPT models only; ${model.name} is a ${model.family} model (use --cost-model spillway)`);
+  }
+  const alpha = request.alpha ?? 0.8;
+  const fixed = request.fixed ?? {};
+  const constants = flexgenConstants(hardware);
+  const started = performance.now();
+  const dims = { l: model.numLayers, h1: model.hiddenSize, h2: model.ffnSize, nh: model.numHeads, s: workload.promptLen, n: workload.genLen };
+  const capacities = {
+    gpuBytes: hardware.capacityBytes.gpu.value, cpuBytes: hardware.capacityBytes.cpu.value, diskBytes: hardware.capacityBytes.disk.value,
+    alphaGpu: alpha, alphaCpu: alpha, alphaDisk: alpha,
+  };
+  const compressWeight = fixed.compressWeight ?? false;
+  const result = searchFlexgen({
+    dims, constants, capacities, compressWeight,
+    ...(fixed.percent ? { percent: fixed.percent } : {}),
+    ...(fixed.gbs !== undefined ? { gbs: fixed.gbs } : {}),
+    ...(fixed.nb !== undefined ? { nb: fixed.nb } : {}),
+  });
+  let gbs: number;
+  let nb: number;
+  let outcome: FlexgenLpOutcome;
+  let feasible = true;
+  const infeasibleReasons: string[] = [];
+  if (result.best) {
+    ({ gbs, nb, outcome } = result.best);
+  } else if (fullyFixed(fixed)) {
+    gbs = fixed.gbs!;
+    nb = fixed.nb!;
+    const p = fixed.percent!;
+    const x = { wg: p[0] / 100, wc: p[1] / 100, wn: 1 - (p[0] + p[1]) / 100, cg: p[2] / 100, cc: p[3] / 100, cn: 1 - (p[2] + p[3]) / 100, hg: p[4] / 100, hc: p[5] / 100, hn: 1 - (p[4] + p[5]) / 100 };
+    outcome = flexgenUnconstrained({ dims, constants, capacities, gbs, bls: gbs * nb, compressWeight }, x);
+    feasible = false;
+    const cap = { gpu: capacities.gpuBytes * alpha, cpu: capacities.cpuBytes * alpha, disk: capacities.diskBytes * alpha };
+    for (const tier of ["gpu", "cpu", "disk"] as const) {
+      if (outcome.peakBytes[tier] > cap[tier]) infeasibleReasons.push(`${tier} peak ${formatBytes(outcome.peakBytes[tier])} exceeds alpha (${alpha}) x capacity = ${formatBytes(cap[tier])}`);
+    }
+    if (x.hn > 1e-9) infeasibleReasons.push("FlexGen's runtime cannot keep activations on disk (hg + hc must be 100)");
+  } else {
+    throw new PlanError(`FlexGen's LP finds no feasible policy for ${model.name} with capacities GPU ${formatBytes(capacities.gpuBytes)}, CPU ${formatBytes(capacities.cpuBytes)}, disk ${formatBytes(capacities.diskBytes)} x alpha ${alpha}`);
+  }
+  const elapsedMs = performance.now() - started;
+  const x = outcome.fractions;
+  const policy: Policy = {
+    gpuBatchSize: gbs, numGpuBatches: nb,
+    weights: { gpu: x.wg, cpu: x.wc, disk: x.wn },
+    cache: { gpu: x.cg, cpu: x.cc, disk: x.cn },
+    activations: { gpu: x.hg, cpu: x.hc, disk: x.hn },
+    compressWeight, compressCache: false, cpuAttention: fixed.cpuAttention ?? true, overlap: fixed.overlap ?? true, pinWeight: fixed.pinWeight ?? true,
+  };
+  const lpInput: FlexgenLpInput = { dims, constants, capacities, gbs, bls: gbs * nb, compressWeight };
+  const terms = outcome.perLayerSeconds;
+  const decodeTerms = ["gtocg", "dtocg", "ctodg", "compg"] as const;
+  const bottleneckTerm = decodeTerms.reduce((a, t) => ((terms[t] ?? 0) > (terms[a] ?? 0) ? t : a), "compg" as (typeof decodeTerms)[number]);
+  const bottleneck = (terms.ctogg ?? 0) > (terms[bottleneckTerm] ?? 0) ? FLEXGEN_TERM_RESOURCE.ctogg! : FLEXGEN_TERM_RESOURCE[bottleneckTerm]!;
+  const notes = [
+    constants.origin === "fitted"
+      ? `hardware constants: FlexGen's released fitted values for ${hardware.name}`
+      : `hardware constants derived from the ${hardware.name} profile (FlexGen ships fitted constants for the T4 only)`,
+    `memory capacities relaxed by alpha = ${alpha}, as FlexGen does; peak figures are FlexGen's estimates`,
+  ];
+  return {
+    model: model.name,
+    hardware: hardware.name,
+    costModel: "flexgen",
+    schedule: "flexgen",
+    workload: { promptLen: workload.promptLen, genLen: workload.genLen },
+    policy,
+    predicted: {
+      throughputTokensPerSecond: outcome.throughputTokensPerSecond,
+      prefillSeconds: outcome.prefillSeconds,
+      decodeSeconds: outcome.decodeSeconds,
+      feasible,
+      infeasibleReasons,
+      peakBytes: outcome.peakBytes,
+      capacityBytes: { gpu: capacities.gpuBytes, cpu: capacities.cpuBytes, disk: capacities.diskBytes },
+      bytes: flexgenBytes(lpInput, x),
+      busySeconds: terms,
+      bottleneck,
+    },
+    search: { lpSolves: result.lpSolves, elapsedMs, lpFallbacks: result.stats.fallbacks, scored: fullyFixed(fixed) },
+    flexgenArgs: flexgenArgs(model, policy),
+    modelSpec: model,
+    notes,
+  };
+}

@@ -1,0 +1,50 @@
+/**
+ * How a layer's per-resource busy times combine into its wall time under each schedule. Each schedule
+ * is written as a list of affine lower bounds whose maximum is the layer time, so the LP (one row per
+ * bound) and the exact evaluation (the numeric maximum) use the very same expressions.
+ *
+ * - spillway: only true dependencies. Over a block every resource must do its work for all nb batches
+ *   plus the next layer's weights; pipeline fill and drain add one batch's load before the first
+ *   compute and one batch's store or CPU work after the last.
+ * - flexgen: FlexGen's loop synchronises every stream after each (layer, batch) step, so each step
+ *   lasts as long as its slowest resource; the next layer's weights load only during step 0; CPU
+ *   attention runs inside the compute step.
+ * - no overlap: everything in sequence.
+ */
+import type { Affine } from "../lp/affine.js";
+import { RESOURCES, type Resource, type CostSettings, type LayerCosts } from "./step-costs.js";
+
+export function layerTimeBounds(costs: LayerCosts, settings: CostSettings): Affine[] {
+  const w = costs.weights.seconds;
+  const b = costs.batch.seconds;
+  const nb = settings.nb;
+  if (!settings.overlap) {
+    const all = RESOURCES.map((r) => w[r].plus(b[r].times(nb)));
+    return [all[0]!.plus(...all.slice(1))];
+  }
+  // Pipeline fill and drain hold under both schedules.
+  const chains = [
+    b.h2d.plus(b.gpu.times(nb)), // first batch's loads before any compute
+    b.gpu.times(nb).plus(b.d2h), // last batch's stores after all compute
+    b.gpu.times(nb).plus(b.cpu), // CPU attention of the last batch after its projections
+    b.gpu.plus(b.cpu.times(nb)), // projections of the first batch before any CPU attention
+  ];
+  if (settings.schedule === "flexgen") {
+    // Compute (GPU and CPU attention together) is one synchronous step in FlexGen's loop.
+    const lanes: Affine[][] = [
+      [w.gpu.plus(w.cpu, b.gpu, b.cpu), b.gpu.plus(b.cpu)],
+      ...(["h2d", "d2h", "diskRead", "diskWrite"] as const).map((r) => [w[r].plus(b[r]), b[r]]),
+    ];
+    const bounds: Affine[] = [...chains];
+    for (const [first] of lanes) for (const [, rest] of lanes) bounds.push(first!.plus(rest!.times(nb - 1)));
+    return bounds;
+  }
+  return [...RESOURCES.map((r: Resource) => w[r].plus(b[r].times(nb))), ...chains];
+}
+
+/** Numeric layer time: the largest bound at the given variable values. */
+export function layerSeconds(bounds: readonly Affine[], values: ArrayLike<number>): number {
+  let worst = 0;
+  for (const bound of bounds) worst = Math.max(worst, bound.evaluate(values));
+  return worst;
+}

@@ -1,0 +1,115 @@
+/**
+ * Placement at the granularity the runtime allocates: weights as whole tensors (FlexGen's rule: each
+ * tensor goes to the tier in which the midpoint of its cumulative size falls, disk first, then CPU,
+ * then GPU, attention and MLP placed as separate layers), KV cache as whole sequences of a GPU batch,
+ * and activations all on one tier.
+ */
+import { embeddingParams, layerWeightTensors, type ModelSpec, type WeightTensor } from "../../core/model-spec.js";
+import type { Placement, Policy } from "../../core/policy.js";
+import { compressedBytes } from "./compression.js";
+
+export type Tier = "gpu" | "cpu" | "disk";
+export const TIERS: readonly Tier[] = ["gpu", "cpu", "disk"];
+
+export interface TierAmounts {
+  readonly gpu: number;
+  readonly cpu: number;
+  readonly disk: number;
+}
+
+export interface RealizedPlacement {
+  /** Stored bytes of one decoder layer's weights on each tier. */
+  readonly layerWeightBytes: TierAmounts;
+  /** Number of weight tensors of one layer on each tier (each off-GPU tensor is one transfer). */
+  readonly layerWeightTensors: TierAmounts;
+  /** Stored bytes of embeddings, final norm and LM head on each tier. */
+  readonly embeddingBytes: TierAmounts;
+  /** Sequences of each GPU batch whose KV cache lives on each tier. */
+  readonly cacheSequences: TierAmounts;
+  readonly activationTier: Tier;
+  /** The fractions that this realization amounts to (what the runtime will really do). */
+  readonly weights: Placement;
+  readonly cache: Placement;
+  readonly activations: Placement;
+}
+
+/** Stored bytes of one tensor: 2-D weights are compressed when asked, vectors never are. */
+export function storedTensorBytes(tensor: { params: number; matrix: boolean }, model: ModelSpec, compress: boolean): number {
+  return compress && tensor.matrix ? compressedBytes(tensor.params) : tensor.params * model.bytesPerParam;
+}
+
+function isMatrix(t: WeightTensor): boolean {
+  return t.name.endsWith(".weight") && !t.name.includes("norm");
+}
+
+/** FlexGen's get_choice over cumulative percents in the order disk, CPU, GPU. */
+export function tierForMidpoint(midFraction: number, placement: Placement): Tier {
+  const eps = 1e-9;
+  if (midFraction < placement.disk - eps) return "disk";
+  if (midFraction < placement.disk + placement.cpu - eps) return "cpu";
+  return "gpu";
+}
+
+/** Assigns each tensor of a group by the midpoint rule. Exported for the exporters and the runtime. */
+export function placeTensors<T extends { params: number }>(tensors: readonly T[], placement: Placement): { tensor: T; tier: Tier }[] {
+  const total = tensors.reduce((s, t) => s + t.params, 0);
+  let cumulative = 0;
+  return tensors.map((tensor) => {
+    cumulative += tensor.params;
+    const mid = total > 0 ? (cumulative - tensor.params / 2) / total : 0;
+    return { tensor, tier: tierForMidpoint(mid, placement) };
+  });
+}
+
+/** Sequences per tier for one GPU batch (FlexGen rounds down to whole sequences, GPU first). */
+export function cacheSequences(gbs: number, cache: Placement): TierAmounts {
+  const eps = 1e-9;
+  const gpu = Math.min(gbs, Math.floor(gbs * cache.gpu + eps));
+  if (cache.disk <= eps) return { gpu, cpu: gbs - gpu, disk: 0 };
+  const cpu = Math.min(gbs - gpu, Math.floor(gbs * cache.cpu + eps));
+  return { gpu, cpu, disk: gbs - gpu - cpu };
+}
+
+export function activationTierOf(activations: Placement): Tier {
+  if (activations.gpu >= activations.cpu && activations.gpu >= activations.disk) return "gpu";
+  return activations.cpu >= activations.disk ? "cpu" : "disk";
+}
+
+function embeddingTensors(model: ModelSpec): { name: string; params: number; matrix: boolean }[] {
+  const h = model.hiddenSize;
+  const tensors = [{ name: "embed_tokens", params: model.vocabSize * model.wordEmbedDim, matrix: true }];
+  const rest = embeddingParams(model) - model.vocabSize * model.wordEmbedDim - (model.tiedEmbeddings ? 0 : model.vocabSize * h);
+  if (rest > 0) tensors.push({ name: "positions_and_norms", params: rest, matrix: false });
+  if (!model.tiedEmbeddings) tensors.push({ name: "lm_head", params: model.vocabSize * h, matrix: true });
+  return tensors;
+}
+
+export function realizePlacement(model: ModelSpec, policy: Policy): RealizedPlacement {
+  const tensors = layerWeightTensors(model);
+  const bytes = { gpu: 0, cpu: 0, disk: 0 };
+  const counts = { gpu: 0, cpu: 0, disk: 0 };
+  for (const part of ["attention", "mlp"] as const) {
+    for (const { tensor, tier } of placeTensors(tensors.filter((t) => t.part === part), policy.weights)) {
+      bytes[tier] += storedTensorBytes({ params: tensor.params, matrix: isMatrix(tensor) }, model, policy.compressWeight);
+      counts[tier] += 1;
+    }
+  }
+  const embedding = { gpu: 0, cpu: 0, disk: 0 };
+  for (const { tensor, tier } of placeTensors(embeddingTensors(model), policy.weights)) {
+    embedding[tier] += storedTensorBytes(tensor, model, policy.compressWeight);
+  }
+  const gbs = policy.gpuBatchSize;
+  const seqs = cacheSequences(gbs, policy.cache);
+  const activationTier = activationTierOf(policy.activations);
+  const total = bytes.gpu + bytes.cpu + bytes.disk;
+  return {
+    layerWeightBytes: bytes,
+    layerWeightTensors: counts,
+    embeddingBytes: embedding,
+    cacheSequences: seqs,
+    activationTier,
+    weights: { gpu: bytes.gpu / total, cpu: bytes.cpu / total, disk: bytes.disk / total },
+    cache: { gpu: seqs.gpu / gbs, cpu: seqs.cpu / gbs, disk: seqs.disk / gbs },
+    activations: { gpu: activationTier === "gpu" ? 1 : 0, cpu: activationTier === "cpu" ? 1 : 0, disk: activationTier === "disk" ? 1 : 0 },
+  };
+}

@@ -1,0 +1,64 @@
+/**
+ * Spillway's LP for one (gbs, nb) and one family of discrete choices (compression, CPU attention,
+ * activation tier): choose placement fractions minimising predicted seconds per generated token under
+ * the memory limits. Rows come from the same expressions the exact evaluation uses (step-costs.ts,
+ * layer-time.ts); decode is costed at the average context s + n/2, as FlexGen does. Memory is in GiB.
+ */
+import type { ModelSpec } from "../../core/model-spec.js";
+import type { Workload } from "../../core/workload.js";
+import { GIB } from "../../core/units.js";
+import { type LinearProgram, LinearProgramBuilder } from "../lp/linear-program.js";
+import type { HardwareRates } from "./hardware-rates.js";
+import { layerTimeBounds } from "./layer-time.js";
+import { type CostSettings, type ModelCostConstants, type PlacementTerms, RESOURCES, StepCostModel, type StepCosts } from "./step-costs.js";
+
+export const SPILLWAY_LP_VARIABLES = ["wg", "wc", "wd", "cg", "cc", "cd", "Tpre", "Tgen"] as const;
+
+export interface SpillwayLpInput {
+  readonly model: ModelSpec;
+  readonly rates: HardwareRates;
+  readonly workload: Workload;
+  readonly settings: CostSettings;
+  readonly constants: ModelCostConstants;
+  /** Fixed fractions (wg, wc, cg, cc) where the user gave --percent. */
+  readonly fixed?: { readonly wg: number; readonly wc: number; readonly cg: number; readonly cc: number };
+}
+
+export function buildSpillwayLp(input: SpillwayLpInput): LinearProgram {
+  const { model, rates, workload, settings, constants } = input;
+  const b = new LinearProgramBuilder(SPILLWAY_LP_VARIABLES);
+  const space = b.space;
+  const v = (name: string) => space.term(1, name);
+  const E = constants.embeddingStoredBytes;
+  const terms: PlacementTerms = {
+    wg: v("wg"), wc: v("wc"), wd: v("wd"), cg: v("cg"), cc: v("cc"), cd: v("cd"),
+    embedding: { gpu: space.term(E, "wg"), cpu: space.term(E, "wc"), disk: space.term(E, "wd") },
+  };
+  const costModel = new StepCostModel(model, rates, workload, settings, constants, space);
+  const L = model.numLayers;
+  const { promptLen: s, genLen: n } = workload;
+  const prefill = costModel.layer("prefill", s, terms);
+  const decode = costModel.layer("decode", s + n / 2, terms);
+  const head = costModel.head(terms);
+  const serial = (step: StepCosts) => RESOURCES.map((r) => step.seconds[r]).reduce((a, e) => a.plus(e));
+  const fill = prefill.weights.seconds.h2d.plus(prefill.weights.seconds.diskRead);
+  const bls = settings.gbs * settings.nb;
+  // Seconds of the whole run per sequence of the block; the constant parts do not change the optimum.
+  b.minimise(v("Tpre").times(L).plus(v("Tgen").times(L * (n - 1)), fill, serial(head).times(n)).times(1 / bls));
+  b.add("weights_sum", space.sum(1, "wg", "wc", "wd"), "=", 1);
+  b.add("cache_sum", space.sum(1, "cg", "cc", "cd"), "=", 1);
+  if (input.fixed) {
+    b.add("fix_wg", v("wg"), "=", input.fixed.wg);
+    b.add("fix_wc", v("wc"), "=", input.fixed.wc);
+    b.add("fix_cg", v("cg"), "=", input.fixed.cg);
+    b.add("fix_cc", v("cc"), "=", input.fixed.cc);
+  }
+  layerTimeBounds(prefill, settings).forEach((bound, i) => b.add(`Tpre_${i}`, v("Tpre"), ">=", bound));
+  layerTimeBounds(decode, settings).forEach((bound, i) => b.add(`Tgen_${i}`, v("Tgen"), ">=", bound));
+  const memory = costModel.memory(terms);
+  const cap = rates.capacityBytes;
+  memory.gpu.forEach((e, i) => b.add(`gpu_peak_${i}`, e.times(1 / GIB), "<=", cap.gpu / GIB));
+  memory.cpu.forEach((e, i) => b.add(`cpu_peak_${i}`, e.times(1 / GIB), "<=", cap.cpu / GIB));
+  b.add("disk_peak", memory.disk.times(1 / GIB), "<=", cap.disk / GIB);
+  return b.build();
+}

@@ -1,0 +1,234 @@
+/**
+ * Spillway's policy search: for every family of discrete choices (weight and KV compression, CPU
+ * attention, activation tier) and every feasible GPU batch size (infeasible ones are skipped, not a
+ * reason to stop; the scan ends only where even the smallest GPU footprint exceeds the GPU), the LP
+ * picks placement fractions for each useful number of GPU batches (a geometric grid up to the largest
+ * feasible nb, plus that boundary). The most promising LP points are then realized at the runtime's
+ * granularity, repaired until they fit, and scored exactly; the best exact throughput wins.
+ */
+import type { ModelSpec } from "../../core/model-spec.js";
+import type { Policy } from "../../core/policy.js";
+import type { Workload } from "../../core/workload.js";
+import { VariableSpace } from "../lp/affine.js";
+import { type SolveStats, solveLinearProgram } from "../lp/solve-linear-program.js";
+import { costConstants, evaluatePolicy, type Prediction } from "./evaluate-policy.js";
+import type { HardwareRates } from "./hardware-rates.js";
+import type { Tier } from "./realize-placement.js";
+import { buildSpillwayLp, SPILLWAY_LP_VARIABLES } from "./spillway-lp.js";
+import { type CostSettings, type Schedule, StepCostModel } from "./step-costs.js";
+
+export interface SpillwaySearchInput {
+  readonly model: ModelSpec;
+  readonly rates: HardwareRates;
+  readonly workload: Workload;
+  readonly schedule: Schedule;
+  /** Restrict the search: any field given is fixed. */
+  readonly fixed?: {
+    readonly gbs?: number;
+    readonly nb?: number;
+    readonly percent?: { wg: number; wc: number; cg: number; cc: number; hg: number; hc: number };
+    readonly compressWeight?: boolean;
+    readonly compressCache?: boolean;
+    readonly cpuAttention?: boolean;
+    readonly overlap?: boolean;
+    readonly pinWeight?: boolean;
+  };
+  readonly lpDeadlineMs?: number;
+  /** Largest GPU batch size considered. */
+  readonly maxGbs?: number;
+}
+
+export interface SearchPoint {
+  readonly gbs: number;
+  readonly nb: number;
+  readonly family: string;
+  /** Throughput the LP predicts (continuous placement, average context). */
+  readonly lpThroughputTokensPerSecond: number;
+}
+
+export interface SpillwaySearchResult {
+  readonly best: { readonly policy: Policy; readonly prediction: Prediction } | undefined;
+  readonly lpSolves: number;
+  readonly exactEvaluations: number;
+  readonly points: readonly SearchPoint[];
+  readonly stats: SolveStats;
+}
+
+export const GBS_CANDIDATES = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096];
+
+/** 1, 2, 3, 4, 6, 8, 11, 16, 23, 32, … (about √2 apart). */
+export function nbGrid(limit: number): number[] {
+  const grid: number[] = [];
+  for (let x = 1; x <= limit; x = Math.max(x + 1, Math.round(x * Math.SQRT2))) grid.push(x);
+  return grid;
+}
+
+interface Family {
+  readonly compressWeight: boolean;
+  readonly compressCache: boolean;
+  readonly cpuAttention: boolean;
+  readonly activationTier: Tier;
+}
+
+function families(input: SpillwaySearchInput): Family[] {
+  const f = input.fixed ?? {};
+  const choose = (fixed: boolean | undefined) => (fixed === undefined ? [false, true] : [fixed]);
+  let tiers: Tier[] = ["gpu", "cpu"];
+  if (f.percent) tiers = [f.percent.hg >= f.percent.hc && f.percent.hg >= 100 - f.percent.hg - f.percent.hc ? "gpu" : f.percent.hc >= 100 - f.percent.hg - f.percent.hc ? "cpu" : "disk"];
+  const out: Family[] = [];
+  for (const compressWeight of choose(f.compressWeight))
+    for (const compressCache of choose(f.compressCache))
+      for (const cpuAttention of choose(f.cpuAttention))
+        for (const activationTier of tiers) out.push({ compressWeight, compressCache, cpuAttention, activationTier });
+  return out;
+}
+
+function familyName(f: Family): string {
+  return [f.compressWeight ? "w4" : "w16", f.compressCache ? "kv4" : "kv16", f.cpuAttention ? "cpu-attn" : "gpu-attn", `act-${f.activationTier}`].join(",");
+}
+
+function policyOf(f: Family, gbs: number, nb: number, x: ArrayLike<number>, input: SpillwaySearchInput): Policy {
+  const clamp = (v: number) => Math.min(1, Math.max(0, v));
+  const norm = (a: number, b: number, c: number) => {
+    const s = clamp(a) + clamp(b) + clamp(c);
+    return { gpu: clamp(a) / s, cpu: clamp(b) / s, disk: clamp(c) / s };
+  };
+  return {
+    gpuBatchSize: gbs, numGpuBatches: nb,
+    weights: norm(x[0]!, x[1]!, x[2]!),
+    cache: norm(x[3]!, x[4]!, x[5]!),
+    activations: { gpu: f.activationTier === "gpu" ? 1 : 0, cpu: f.activationTier === "cpu" ? 1 : 0, disk: f.activationTier === "disk" ? 1 : 0 },
+    compressWeight: f.compressWeight, compressCache: f.compressCache, cpuAttention: f.cpuAttention,
+    overlap: input.fixed?.overlap ?? true, pinWeight: input.fixed?.pinWeight ?? true,
+  };
+}
+
+/** Smallest GPU footprint any placement can have at this gbs (all weights and KV off the GPU). */
+function minimumGpuBytes(input: SpillwaySearchInput, settings: CostSettings): number {
+  const space = new VariableSpace(["unused"]);
+  const c = (x: number) => space.constant(x);
+  const constants = costConstants(input.model, settings.compressWeight);
+  const model = new StepCostModel(input.model, input.rates, input.workload, settings, constants, space);
+  let best = Infinity;
+  for (const cg of [0, 1]) {
+    const memory = model.memory({ wg: c(0), wc: c(1), wd: c(0), cg: c(cg), cc: c(1 - cg), cd: c(0), embedding: { gpu: c(0), cpu: c(constants.embeddingStoredBytes), disk: c(0) } });
+    best = Math.min(best, Math.max(...memory.gpu.map((e) => e.constant)));
+  }
+  return best;
+}
+
+/** Moves placement one granule down a tier until the realized policy fits, keeping the fastest fix. */
+export function repairPolicy(policy: Policy, evaluate: (p: Policy) => Prediction, maxSteps = 400): { policy: Policy; prediction: Prediction; evaluations: number } {
+  let current = policy;
+  let prediction = evaluate(current);
+  let evaluations = 1;
+  const step = 0.02;
+  for (let i = 0; i < maxSteps && !prediction.feasible; i++) {
+    const over = (t: "gpu" | "cpu" | "disk") => prediction.peakBytes[t] > prediction.capacityBytes[t];
+    const moves: Policy[] = [];
+    const p = current;
+    const seq = 1 / p.gpuBatchSize;
+    if (over("gpu")) {
+      if (p.weights.gpu > 0) moves.push({ ...p, weights: { ...p.weights, gpu: Math.max(0, p.weights.gpu - step), cpu: p.weights.cpu + Math.min(step, p.weights.gpu) } });
+      if (p.cache.gpu > 0) moves.push({ ...p, cache: { ...p.cache, gpu: Math.max(0, p.cache.gpu - seq), cpu: p.cache.cpu + Math.min(seq, p.cache.gpu) } });
+      if (p.activations.gpu > 0) moves.push({ ...p, activations: { gpu: 0, cpu: 1, disk: 0 } });
+    } else if (over("cpu")) {
+      if (p.weights.cpu > 0) moves.push({ ...p, weights: { ...p.weights, cpu: Math.max(0, p.weights.cpu - step), disk: p.weights.disk + Math.min(step, p.weights.cpu) } });
+      if (p.cache.cpu > 0) moves.push({ ...p, cache: { ...p.cache, cpu: Math.max(0, p.cache.cpu - seq), disk: p.cache.disk + Math.min(seq, p.cache.cpu) } });
+      if (p.activations.cpu > 0) moves.push({ ...p, activations: { gpu: 0, cpu: 0, disk: 1 } });
+    }
+    if (moves.length === 0) break;
+    let bestMove: { policy: Policy; prediction: Prediction } | undefined;
+    for (const move of moves) {
+      const candidate = evaluate(move);
+      evaluations++;
+      const tierOver = (c: Prediction) => Math.max(0, c.peakBytes.gpu - c.capacityBytes.gpu) + Math.max(0, c.peakBytes.cpu - c.capacityBytes.cpu);
+      const score = (c: Prediction) => (c.feasible ? 1e30 : 0) + c.throughputTokensPerSecond / Math.max(1, tierOver(c));
+      if (!bestMove || score(candidate) > score(bestMove.prediction)) bestMove = { policy: move, prediction: candidate };
+    }
+    current = bestMove!.policy;
+    prediction = bestMove!.prediction;
+  }
+  return { policy: current, prediction, evaluations };
+}
+
+export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult {
+  const stats: SolveStats = { fastPath: 0, fallbacks: 0, confirmedInfeasible: 0, reasons: {} };
+  let lpSolves = 0;
+  let exactEvaluations = 0;
+  const points: SearchPoint[] = [];
+  const fixed = input.fixed ?? {};
+  const fixedFractions = fixed.percent
+    ? { wg: fixed.percent.wg / 100, wc: fixed.percent.wc / 100, cg: fixed.percent.cg / 100, cc: fixed.percent.cc / 100 }
+    : undefined;
+  const evaluate = (p: Policy) => evaluatePolicy(input.model, input.rates, input.workload, p, input.schedule);
+  let best: { policy: Policy; prediction: Prediction } | undefined;
+  const consider = (policy: Policy) => {
+    const repaired = fixedFractions ? { policy, prediction: evaluate(policy), evaluations: 1 } : repairPolicy(policy, evaluate);
+    exactEvaluations += repaired.evaluations;
+    if (!repaired.prediction.feasible) return;
+    if (!best || repaired.prediction.throughputTokensPerSecond > best.prediction.throughputTokensPerSecond) best = { policy: repaired.policy, prediction: repaired.prediction };
+  };
+  const gbsList = fixed.gbs !== undefined ? [fixed.gbs] : GBS_CANDIDATES.filter((g) => g <= (input.maxGbs ?? Infinity));
+
+  for (const family of families(input)) {
+    const constants = costConstants(input.model, family.compressWeight);
+    const candidates: { lpThroughput: number; policy: Policy }[] = [];
+    for (const gbs of gbsList) {
+      const settingsFor = (nb: number): CostSettings => ({
+        gbs, nb, compressWeight: family.compressWeight, compressCache: family.compressCache, cpuAttention: family.cpuAttention,
+        activationTier: family.activationTier, pinWeight: fixed.pinWeight ?? true, overlap: fixed.overlap ?? true, schedule: input.schedule,
+      });
+      if (fixed.gbs === undefined && minimumGpuBytes(input, settingsFor(1)) > input.rates.capacityBytes.gpu) break;
+      const solveAt = (nb: number) => {
+        lpSolves++;
+        const lp = buildSpillwayLp({ model: input.model, rates: input.rates, workload: input.workload, settings: settingsFor(nb), constants, ...(fixedFractions ? { fixed: fixedFractions } : {}) });
+        const solution = solveLinearProgram(lp, { stats, ...(input.lpDeadlineMs !== undefined ? { deadlineMs: input.lpDeadlineMs } : {}) });
+        if (solution.status !== "optimal") return undefined;
+        const secondsPerSequence = solution.objective;
+        const lpThroughput = input.workload.genLen / secondsPerSequence;
+        const policy = policyOf(family, gbs, nb, solution.values, input);
+        points.push({ gbs, nb, family: familyName(family), lpThroughputTokensPerSecond: lpThroughput });
+        return { lpThroughput, policy };
+      };
+      const perGbs: { lpThroughput: number; policy: Policy }[] = [];
+      if (fixed.nb !== undefined) {
+        const r = solveAt(fixed.nb);
+        if (r) perGbs.push(r);
+      } else {
+        let lastFeasible = 0;
+        let firstInfeasible = 0;
+        for (const nb of nbGrid(1 << 16)) {
+          const r = solveAt(nb);
+          if (!r) { firstInfeasible = nb; break; }
+          perGbs.push(r);
+          lastFeasible = nb;
+        }
+        // Binary search the boundary between the last feasible and the first infeasible grid point.
+        let lo = lastFeasible;
+        let hi = firstInfeasible;
+        let boundary: { lpThroughput: number; policy: Policy } | undefined;
+        // A few halvings are enough: the grid is about √2 apart, so the boundary is pinned within ~5%.
+        for (let steps = 0; lo > 0 && hi - lo > 1 && steps < 3; steps++) {
+          const mid = Math.floor((lo + hi) / 2);
+          const r = solveAt(mid);
+          if (r) { lo = mid; boundary = r; } else hi = mid;
+        }
+        if (boundary) perGbs.push(boundary);
+      }
+      if (perGbs.length === 0) continue;
+      perGbs.sort((a, b) => b.lpThroughput - a.lpThroughput);
+      candidates.push(...perGbs.slice(0, 2));
+    }
+    candidates.sort((a, b) => b.lpThroughput - a.lpThroughput);
+    const seen = new Set<string>();
+    for (const c of candidates) {
+      const key = `${c.policy.gpuBatchSize}x${c.policy.numGpuBatches}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      consider(c.policy);
+      if (seen.size >= 6) break;
+    }
+  }
+  return { best, lpSolves, exactEvaluations, points, stats };
+}

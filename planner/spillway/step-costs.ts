@@ -1,0 +1,344 @@
+/**
+ * Spillway's cost model for one decoder layer: the bytes every link moves and the seconds every
+ * resource is busy, for loading a layer's weights (once per block) and for processing one GPU batch.
+ * Every figure is an affine function of the placement fractions, so the same expressions give the
+ * LP's rows and, evaluated at a realized placement, the exact prediction. Transfers cost a fixed
+ * latency plus bytes over bandwidth; every GEMM and attention kernel is a roofline (the larger of
+ * FLOPs over peak and bytes over memory bandwidth) plus a launch latency.
+ */
+import { kvDim, type ModelSpec } from "../../core/model-spec.js";
+import type { Workload } from "../../core/workload.js";
+import type { Affine, VariableSpace } from "../lp/affine.js";
+import { COMPRESSED_FRACTION_OF_FP16 } from "./compression.js";
+import type { HardwareRates } from "./hardware-rates.js";
+import type { Tier } from "./realize-placement.js";
+
+export const RESOURCES = ["gpu", "cpu", "h2d", "d2h", "diskRead", "diskWrite"] as const;
+export type Resource = (typeof RESOURCES)[number];
+export const LINKS = ["h2d", "d2h", "diskRead", "diskWrite"] as const;
+export type Link = (typeof LINKS)[number];
+
+export type Schedule = "spillway" | "flexgen";
+
+export interface CostSettings {
+  readonly gbs: number;
+  readonly nb: number;
+  readonly compressWeight: boolean;
+  readonly compressCache: boolean;
+  readonly cpuAttention: boolean;
+  readonly activationTier: Tier;
+  readonly pinWeight: boolean;
+  readonly overlap: boolean;
+  readonly schedule: Schedule;
+}
+
+/** Placement fractions as affine expressions (LP variables, or constants for a realized placement). */
+export interface PlacementTerms {
+  readonly wg: Affine; readonly wc: Affine; readonly wd: Affine;
+  readonly cg: Affine; readonly cc: Affine; readonly cd: Affine;
+  /** Bytes of embeddings / LM head on each tier. */
+  readonly embedding: Readonly<Record<Tier, Affine>>;
+}
+
+export interface StepCosts {
+  /** Busy seconds per resource. */
+  readonly seconds: Readonly<Record<Resource, Affine>>;
+  /** Bytes moved per link. */
+  readonly bytes: Readonly<Record<Link, Affine>>;
+}
+
+export interface LayerCosts {
+  /** Loading one layer's off-GPU weights (and decompressing them): once per layer per block. */
+  readonly weights: StepCosts;
+  /** One GPU batch through one layer. */
+  readonly batch: StepCosts;
+}
+
+export type Phase = "prefill" | "decode";
+
+/** Model-derived constants the formulas need, computed once per (model, compression). */
+export interface ModelCostConstants {
+  readonly layerParams: number;
+  /** Stored bytes of one layer's weights (compressed when weights are). */
+  readonly layerStoredBytes: number;
+  readonly layerTensors: number;
+  /** Stored bytes of embeddings, final norm and LM head. */
+  readonly embeddingStoredBytes: number;
+}
+
+export class StepCostModel {
+  readonly h: number;
+  readonly kv: number;
+  readonly f: number;
+  readonly nh: number;
+  readonly cacheFactor: number;
+
+  constructor(
+    readonly model: ModelSpec,
+    readonly rates: HardwareRates,
+    readonly workload: Workload,
+    readonly settings: CostSettings,
+    readonly constants: ModelCostConstants,
+    readonly space: VariableSpace,
+  ) {
+    this.h = model.hiddenSize;
+    this.kv = kvDim(model);
+    this.f = model.ffnSize;
+    this.nh = model.numHeads;
+    this.cacheFactor = settings.compressCache ? COMPRESSED_FRACTION_OF_FP16 : 1;
+  }
+
+  private zero(): Affine {
+    return this.space.constant(0);
+  }
+
+  /** Roofline time of one GEMM: tokens x k times k x n, fp16 weights of k*n read once. */
+  gemmSeconds(tokens: number, k: number, n: number): number {
+    const r = this.rates;
+    const flops = 2 * tokens * k * n;
+    const bytes = 2 * (k * n + tokens * (k + n));
+    return Math.max(flops / r.gpuFlopsPerSecond, bytes / r.gpuMemoryBytesPerSecond) + r.kernelLaunchSeconds;
+  }
+
+  /** GPU seconds of the dense part of a layer (projections, FFN, norms, residuals) for one batch. */
+  denseGpuSeconds(tokens: number): number {
+    const { h, kv, f } = this;
+    const r = this.rates;
+    let seconds = this.gemmSeconds(tokens, h, h + 2 * kv) + this.gemmSeconds(tokens, h, h);
+    const moe = this.model.moe;
+    if (moe) {
+      const touched = moe.numExperts * (1 - (1 - moe.expertsPerToken / moe.numExperts) ** tokens);
+      const flops = 2 * tokens * moe.expertsPerToken * 3 * h * f;
+      const bytes = touched * 3 * h * f * 2 + 2 * tokens * moe.expertsPerToken * (2 * h + 3 * f);
+      seconds += Math.max(flops / r.gpuFlopsPerSecond, bytes / r.gpuMemoryBytesPerSecond) + touched * 3 * r.kernelLaunchSeconds;
+      seconds += this.gemmSeconds(tokens, h, moe.numExperts);
+    } else if (this.model.ffnKind === "swiglu") {
+      seconds += this.gemmSeconds(tokens, h, 2 * f) + this.gemmSeconds(tokens, f, h);
+    } else {
+      seconds += this.gemmSeconds(tokens, h, f) + this.gemmSeconds(tokens, f, h);
+    }
+    // Norms, residual adds, bias and activation: memory-bound elementwise passes, eight launches.
+    const elementwiseBytes = tokens * (10 * h + 4 * f) * 2;
+    seconds += elementwiseBytes / r.gpuMemoryBytesPerSecond + 8 * r.kernelLaunchSeconds;
+    return seconds;
+  }
+
+  /** GPU attention seconds per sequence (prefill over the prompt, or one decode step over `context`). */
+  gpuAttentionSecondsPerSequence(phase: Phase, context: number): number {
+    const { h, kv, nh } = this;
+    const r = this.rates;
+    const s = this.workload.promptLen;
+    if (phase === "prefill") {
+      const flops = 4 * s * s * h;
+      const bytes = 4 * nh * s * s * 2 + 4 * s * h * 2;
+      return Math.max(flops / r.gpuFlopsPerSecond, bytes / r.gpuMemoryBytesPerSecond);
+    }
+    const flops = 4 * context * h;
+    let bytes = 2 * context * kv * 2 + 2 * h * 2 + 2 * nh * context * 2;
+    // Compressed KV is dequantised on the fly: read 4.5-bit values, write fp16 working copies.
+    if (this.settings.compressCache) bytes += 2 * context * kv * 2 * (1 + COMPRESSED_FRACTION_OF_FP16);
+    return Math.max(flops / r.gpuFlopsPerSecond, bytes / r.gpuMemoryBytesPerSecond);
+  }
+
+  /** CPU attention seconds per sequence for one decode step over `context` (fp32 compute, fp16 KV read). */
+  cpuAttentionSecondsPerSequence(context: number): number {
+    const { h, kv, nh } = this;
+    const r = this.rates;
+    const flops = 4 * context * h;
+    let bytes = 2 * context * kv * 2 * this.cacheFactor + nh * context * 4 * 2;
+    if (this.settings.compressCache) bytes += 2 * context * kv * 4; // dequantised fp32 copy
+    return Math.max(flops / r.cpuFlopsPerSecond, bytes / r.cpuMemoryBytesPerSecond);
+  }
+
+  /** Costs for one decoder layer at a given phase; `context` is the KV length a decode step attends to. */
+  layer(phase: Phase, context: number, p: PlacementTerms): LayerCosts {
+    return { weights: this.weightLoad(p), batch: this.batchStep(phase, context, p) };
+  }
+
+  private weightLoad(p: PlacementTerms): StepCosts {
+    const r = this.rates;
+    const c = this.constants;
+    const W = c.layerStoredBytes;
+    const offGpu = p.wc.plus(p.wd);
+    const h2dBytes = offGpu.times(W);
+    const diskBytes = p.wd.times(W);
+    const h2dSeconds = p.wc.times(W / (this.settings.pinWeight ? r.h2dBytesPerSecond : (r.h2dPageableBytesPerSecond ?? r.h2dBytesPerSecond)))
+      .plus(p.wd.times(W / r.h2dBytesPerSecond), offGpu.times(c.layerTensors * r.h2dLatencySeconds));
+    let cpuSeconds = this.zero();
+    if (!this.settings.pinWeight && r.h2dPageableBytesPerSecond === undefined) {
+      // Pageable weights are first copied into a pinned staging buffer by the CPU.
+      cpuSeconds = p.wc.times(W / r.cpuMemoryBytesPerSecond);
+    }
+    const diskSeconds = p.wd.times(W / r.diskReadBytesPerSecond + c.layerTensors * r.diskLatencySeconds);
+    let gpuSeconds = this.zero();
+    if (this.settings.compressWeight) {
+      // Every weight is stored compressed; each block dequantises the layer once into an fp16 buffer.
+      gpuSeconds = this.space.constant((c.layerParams * 2 + W) / r.gpuMemoryBytesPerSecond + c.layerTensors * r.kernelLaunchSeconds);
+    }
+    return {
+      seconds: { gpu: gpuSeconds, cpu: cpuSeconds, h2d: h2dSeconds, d2h: this.zero(), diskRead: diskSeconds, diskWrite: this.zero() },
+      bytes: { h2d: h2dBytes, d2h: this.zero(), diskRead: diskBytes, diskWrite: this.zero() },
+    };
+  }
+
+  private batchStep(phase: Phase, context: number, p: PlacementTerms): StepCosts {
+    const r = this.rates;
+    const { h, kv } = this;
+    const { gbs, cpuAttention, activationTier } = this.settings;
+    const s = this.workload.promptLen;
+    const tokensPerSequence = phase === "prefill" ? s : 1;
+    const tokens = gbs * tokensPerSequence;
+    const cf = this.cacheFactor;
+    const offCache = p.cc.plus(p.cd);
+
+    let gpu = this.space.constant(this.denseGpuSeconds(tokens) + 6 * r.kernelLaunchSeconds);
+    let cpu = this.zero();
+    let h2d = this.zero();
+    let d2h = this.zero();
+    let diskRead = this.zero();
+    let diskWrite = this.zero();
+    let h2dSeconds = this.zero();
+    let d2hSeconds = this.zero();
+    let diskReadSeconds = this.zero();
+    let diskWriteSeconds = this.zero();
+
+    if (phase === "prefill") {
+      gpu = gpu.plus(this.space.constant(gbs * this.gpuAttentionSecondsPerSequence("prefill", s)));
+      if (this.settings.compressCache) gpu = gpu.plus(this.space.constant((gbs * 2 * s * kv * 2 * (1 + cf)) / r.gpuMemoryBytesPerSecond));
+      // The prompt's KV of off-GPU sequences goes down to the CPU, and on to disk for disk sequences.
+      const kvBytesPerSequence = 2 * s * kv * 2 * cf;
+      d2h = offCache.times(gbs * kvBytesPerSequence);
+      d2hSeconds = offCache.times((gbs * kvBytesPerSequence) / r.d2hBytesPerSecond + 2 * r.d2hLatencySeconds);
+      diskWrite = p.cd.times(gbs * kvBytesPerSequence);
+      diskWriteSeconds = p.cd.times((gbs * kvBytesPerSequence) / r.diskWriteBytesPerSecond + 2 * r.diskLatencySeconds);
+    } else {
+      const kvReadPerSequence = 2 * context * kv * 2 * cf;
+      const kvNewPerSequence = 2 * kv * 2 * cf;
+      const gpuAttention = this.gpuAttentionSecondsPerSequence("decode", context);
+      if (cpuAttention) {
+        gpu = gpu.plus(p.cg.times(gbs * gpuAttention));
+        cpu = offCache.times(gbs * this.cpuAttentionSecondsPerSequence(context));
+        // q, k, v of the CPU-attended sequences go down; their attention output comes back up.
+        d2h = offCache.times(gbs * (h + 2 * kv) * 2);
+        d2hSeconds = offCache.times((gbs * (h + 2 * kv) * 2) / r.d2hBytesPerSecond + r.d2hLatencySeconds);
+        h2d = offCache.times(gbs * h * 2);
+        h2dSeconds = offCache.times((gbs * h * 2) / r.h2dBytesPerSecond + r.h2dLatencySeconds);
+      } else {
+        gpu = gpu.plus(this.space.constant(gbs * gpuAttention));
+        // Off-GPU KV is loaded for attention on the GPU, and the new token's KV is stored back.
+        h2d = offCache.times(gbs * kvReadPerSequence);
+        h2dSeconds = offCache.times((gbs * kvReadPerSequence) / r.h2dBytesPerSecond + 2 * r.h2dLatencySeconds);
+        d2h = offCache.times(gbs * kvNewPerSequence);
+        d2hSeconds = offCache.times((gbs * kvNewPerSequence) / r.d2hBytesPerSecond + 2 * r.d2hLatencySeconds);
+      }
+      diskRead = p.cd.times(gbs * kvReadPerSequence);
+      diskReadSeconds = p.cd.times((gbs * kvReadPerSequence) / r.diskReadBytesPerSecond + 2 * r.diskLatencySeconds);
+      diskWrite = p.cd.times(gbs * kvNewPerSequence);
+      diskWriteSeconds = p.cd.times((gbs * kvNewPerSequence) / r.diskWriteBytesPerSecond + 2 * r.diskLatencySeconds);
+    }
+
+    if (activationTier !== "gpu") {
+      // The batch's hidden state is loaded before the layer and stored after it.
+      const hiddenBytes = tokens * h * 2;
+      h2d = h2d.plus(this.space.constant(hiddenBytes));
+      h2dSeconds = h2dSeconds.plus(this.space.constant(hiddenBytes / r.h2dBytesPerSecond + r.h2dLatencySeconds));
+      d2h = d2h.plus(this.space.constant(hiddenBytes));
+      d2hSeconds = d2hSeconds.plus(this.space.constant(hiddenBytes / r.d2hBytesPerSecond + r.d2hLatencySeconds));
+      if (activationTier === "disk") {
+        diskRead = diskRead.plus(this.space.constant(hiddenBytes));
+        diskReadSeconds = diskReadSeconds.plus(this.space.constant(hiddenBytes / r.diskReadBytesPerSecond + r.diskLatencySeconds));
+        diskWrite = diskWrite.plus(this.space.constant(hiddenBytes));
+        diskWriteSeconds = diskWriteSeconds.plus(this.space.constant(hiddenBytes / r.diskWriteBytesPerSecond + r.diskLatencySeconds));
+      }
+    }
+    return {
+      seconds: { gpu, cpu, h2d: h2dSeconds, d2h: d2hSeconds, diskRead: diskReadSeconds, diskWrite: diskWriteSeconds },
+      bytes: { h2d, d2h, diskRead, diskWrite },
+    };
+  }
+
+  /**
+   * The LM head (and streaming its weights when they are off the GPU), once per block per token
+   * step; the input embedding lookup is negligible. Prefill computes logits for the last position.
+   */
+  head(p: PlacementTerms): StepCosts {
+    const r = this.rates;
+    const { gbs, nb } = this.settings;
+    const vocab = this.model.vocabSize;
+    const gpu = this.space.constant(nb * this.gemmSeconds(gbs, this.h, vocab));
+    const offGpu = p.embedding.cpu.plus(p.embedding.disk);
+    return {
+      seconds: {
+        gpu, cpu: this.zero(),
+        h2d: offGpu.times(1 / r.h2dBytesPerSecond).plus(this.space.constant(r.h2dLatencySeconds)),
+        d2h: this.space.constant((nb * gbs * 4) / r.d2hBytesPerSecond + nb * r.d2hLatencySeconds),
+        diskRead: p.embedding.disk.times(1 / r.diskReadBytesPerSecond), diskWrite: this.zero(),
+      },
+      bytes: { h2d: offGpu, d2h: this.space.constant(nb * gbs * 4), diskRead: p.embedding.disk, diskWrite: this.zero() },
+    };
+  }
+
+  /** Peak bytes on each tier (GPU and CPU for both phases; the larger one is the peak). */
+  memory(p: PlacementTerms): { gpu: Affine[]; cpu: Affine[]; disk: Affine } {
+    const { h, kv, nh, f } = this;
+    const { gbs, nb, activationTier, cpuAttention, compressCache, compressWeight, pinWeight } = this.settings;
+    const { promptLen: s, genLen: n } = this.workload;
+    const L = this.model.numLayers;
+    const c = this.constants;
+    const W = c.layerStoredBytes;
+    const cf = this.cacheFactor;
+    const kvPerSequence = 2 * (s + n) * kv * 2 * cf; // one layer, whole sequence, as stored
+    const kvFp16PerSequence = 2 * (s + n) * kv * 2;
+    const offCache = p.cc.plus(p.cd);
+    const ffnWidth = this.model.moe ? this.model.moe.expertsPerToken * f : f;
+    const working = (tokensPerSequence: number, context: number) => {
+      const t = gbs * tokensPerSequence;
+      return Math.max(
+        3 * t * h * 2 + t * h * 2,
+        2 * gbs * nh * tokensPerSequence * context * 2 + t * h * 2,
+        t * ffnWidth * 2 * (this.model.ffnKind === "swiglu" ? 3 : 1) + t * h * 2,
+      ) + gbs * this.model.vocabSize * 4;
+    };
+    const zero = this.space.constant(0);
+    const gpuCommon = p.wg.times(L * W).plus(
+      p.embedding.gpu,
+      p.embedding.cpu, p.embedding.disk, // one streaming buffer for the off-GPU LM head
+      p.wc.plus(p.wd).times(2 * W), // double buffer for off-GPU layer weights
+      this.space.constant(compressWeight ? c.layerParams * 2 : 0), // one dequantised layer
+      p.cg.times(L * nb * gbs * kvPerSequence),
+    );
+    const activation = (tokensPerSequence: number) => {
+      const perBatch = gbs * tokensPerSequence * h * 2;
+      return activationTier === "gpu" ? this.space.constant((nb + 1) * perBatch) : this.space.constant(2 * perBatch);
+    };
+    const kvStagingGpu = cpuAttention ? zero : offCache.times(2 * gbs * kvFp16PerSequence);
+    const kvDequantGpu = compressCache ? p.cg.times(gbs * kvFp16PerSequence) : zero;
+    const gpuPrefill = gpuCommon.plus(activation(s), offCache.times(gbs * 2 * s * kv * 2), this.space.constant(working(s, s)));
+    const gpuDecode = gpuCommon.plus(activation(1), kvStagingGpu, kvDequantGpu, this.space.constant(working(1, s + n)));
+
+    const cpuCommon = p.wc.times(L * W).plus(
+      p.embedding.cpu,
+      p.wd.times(2 * W), // pinned staging for disk weights
+      p.embedding.disk,
+      pinWeight || this.rates.h2dPageableBytesPerSecond !== undefined ? zero : p.wc.times(2 * W),
+      p.cc.times(L * nb * gbs * kvPerSequence),
+    );
+    const cpuActivation = (tokensPerSequence: number) => {
+      const perBatch = gbs * tokensPerSequence * h * 2;
+      if (activationTier === "cpu") return this.space.constant(nb * perBatch);
+      if (activationTier === "disk") return this.space.constant(2 * perBatch);
+      return zero;
+    };
+    const cpuAttentionWorking = cpuAttention
+      ? offCache.times(gbs * (nh * (s + n) * 4 * 2 + (compressCache ? 2 * (s + n) * kv * 4 : 0)))
+      : zero;
+    const cpuPrefill = cpuCommon.plus(cpuActivation(s), p.cd.times(2 * gbs * kvPerSequence));
+    const cpuDecode = cpuCommon.plus(cpuActivation(1), p.cd.times(2 * gbs * kvPerSequence), cpuAttentionWorking);
+    const disk = p.wd.times(L * W).plus(
+      p.embedding.disk,
+      p.cd.times(L * nb * gbs * kvPerSequence),
+      this.space.constant(activationTier === "disk" ? nb * gbs * s * h * 2 : 0),
+    );
+    return { gpu: [gpuPrefill, gpuDecode], cpu: [cpuPrefill, cpuDecode], disk };
+  }
+}
