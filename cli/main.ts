@@ -108,7 +108,6 @@ export function buildCli(args: string[]): Argv {
       (argv) => { process.stdout.write(listHardware(Boolean(argv.json)) + "\n"); })
     .demandCommand(1, "name a command: plan, models or hardware")
     .strict()
-    .recommendCommands()
     .help()
     .alias("help", "h")
     .version()
@@ -119,9 +118,22 @@ export function buildCli(args: string[]): Argv {
     });
 }
 
+/** `--flag -` means standard input; yargs would read a lone "-" as a positional, so join it to its flag. */
+function joinStdinValues(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg.startsWith("--") && !arg.includes("=") && args[i + 1] === "-") {
+      out.push(`${arg}=-`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
+}
+
 export async function main(args: string[]): Promise<number> {
   try {
-    await buildCli(args).parseAsync();
+    await buildCli(joinStdinValues(args)).parseAsync();
     return EXIT_OK;
   } catch (error) {
     if (error instanceof UsageError) {

@@ -104,11 +104,11 @@ export function effective(quantity: Quantity): number {
 // ---------------------------------------------------------------------------------------------
 // Validation
 
-function readSourced(obj: Record<string, unknown>, key: string, ctx: FieldContext, min: number): SourcedValue {
+function readSourced(obj: Record<string, unknown>, key: string, ctx: FieldContext, positive: boolean): SourcedValue {
   const c = child(ctx, key);
   const o = readObject(obj, key, ctx);
   rejectUnknownKeys(o, c, ["value", "source", "note"]);
-  return { value: readNumber(o, "value", c, { min }), source: readString(o, "source", c) };
+  return { value: readNumber(o, "value", c, positive ? { greaterThan: 0 } : { min: 0 }), source: readString(o, "source", c) };
 }
 
 function readQuantity(obj: Record<string, unknown>, key: string, ctx: FieldContext, positive = true): Quantity {
@@ -116,10 +116,9 @@ function readQuantity(obj: Record<string, unknown>, key: string, ctx: FieldConte
   const o = readObject(obj, key, ctx);
   rejectUnknownKeys(o, c, ["datasheet", "measured", "note"]);
   if (o.datasheet === undefined && o.measured === undefined) fail(c, undefined, "needs a \"datasheet\" or a \"measured\" value (or both)");
-  const rule = positive ? Number.MIN_VALUE : 0;
   const q: { datasheet?: SourcedValue; measured?: SourcedValue } = {};
-  if (o.datasheet !== undefined) q.datasheet = readSourced(o, "datasheet", c, rule);
-  if (o.measured !== undefined) q.measured = readSourced(o, "measured", c, rule);
+  if (o.datasheet !== undefined) q.datasheet = readSourced(o, "datasheet", c, positive);
+  if (o.measured !== undefined) q.measured = readSourced(o, "measured", c, positive);
   return q;
 }
 
@@ -190,9 +189,9 @@ export function parseHardwareProfile(data: unknown, source: string): HardwarePro
     description: readString(o, "description", ctx),
     host: readString(o, "host", ctx),
     capacityBytes: {
-      gpu: readSourced(cap, "gpu", capCtx, 0),
-      cpu: readSourced(cap, "cpu", capCtx, 0),
-      disk: readSourced(cap, "disk", capCtx, 0),
+      gpu: readSourced(cap, "gpu", capCtx, false),
+      cpu: readSourced(cap, "cpu", capCtx, false),
+      disk: readSourced(cap, "disk", capCtx, false),
     },
     gpu: {
       name: readString(gpu, "name", gpuCtx),

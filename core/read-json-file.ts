@@ -29,7 +29,7 @@ export function parseJsonText(text: string, source: string): unknown {
       const before = text.slice(0, offset);
       const line = before.split("\n").length;
       const column = offset - before.lastIndexOf("\n");
-      where = ` at line ${line}, column ${column}`;
+      where = ` at line ${line}, column ${column}${offset >= text.trimEnd().length - 1 ? " (the file ends early: truncated?)" : ""}`;
     } else if (/end of (JSON )?input/i.test(message)) {
       where = " (the file ends early: truncated?)";
     }

@@ -43,10 +43,12 @@ class DeadlineExceeded extends Error {}
 
 // The deadline guard: one wrapper around the tableau's pivot, active only while a solve is running.
 let pivotDeadline = Infinity;
-let pivotsLeft = Infinity;
+let pivots = 0;
+let pivotLimit = Infinity;
 const originalPivot = jsLp.Tableau.prototype.pivot;
 jsLp.Tableau.prototype.pivot = function guardedPivot(this: unknown, ...args: unknown[]) {
-  if (--pivotsLeft < 0 || ((pivotsLeft & 63) === 0 && performance.now() > pivotDeadline)) throw new DeadlineExceeded();
+  // The clock is read on the first pivot and every 64th after it; the pivot count bounds the rest.
+  if (++pivots > pivotLimit || ((pivots & 63) === 1 && performance.now() > pivotDeadline)) throw new DeadlineExceeded();
   return originalPivot.apply(this, args);
 };
 
@@ -113,7 +115,8 @@ const NO_VALUES = new Float64Array(0);
 
 function solveFast(lp: LinearProgram, deadlineMs: number): LpSolution | string {
   pivotDeadline = performance.now() + deadlineMs;
-  pivotsLeft = 20 * (lp.constraints.length + lp.variables.length);
+  pivots = 0;
+  pivotLimit = 20 * (lp.constraints.length + lp.variables.length);
   let result: JsLpResult;
   try {
     result = jsLp.Solve(toJsLp(lp));
@@ -121,7 +124,7 @@ function solveFast(lp: LinearProgram, deadlineMs: number): LpSolution | string {
     return error instanceof DeadlineExceeded ? "deadline" : "threw";
   } finally {
     pivotDeadline = Infinity;
-    pivotsLeft = Infinity;
+    pivotLimit = Infinity;
   }
   if (!result.feasible) return "claimed-infeasible";
   if (result.bounded === false) return "claimed-unbounded";
