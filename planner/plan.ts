@@ -12,6 +12,7 @@ import { flexgenConstants } from "./flexgen/flexgen-constants.js";
 import { type FlexgenLpInput, type FlexgenLpOutcome, flexgenBytes, flexgenUnconstrained } from "./flexgen/flexgen-lp.js";
 import { searchFlexgen } from "./flexgen/flexgen-search.js";
 import { evaluatePolicy, type Prediction } from "./spillway/evaluate-policy.js";
+import { realizedPolicy } from "./spillway/realize-placement.js";
 import { hardwareRates } from "./spillway/hardware-rates.js";
 import { searchSpillway } from "./spillway/spillway-search.js";
 import type { Resource, Schedule } from "./spillway/step-costs.js";
@@ -128,12 +129,15 @@ function planSpillway(request: PlanRequest): Plan {
   let exactEvaluations = 1;
   let stats: SolveStats | undefined;
   if (fullyFixed(fixed)) {
-    policy = {
+    const requested: Policy = {
       gpuBatchSize: fixed.gbs!, numGpuBatches: fixed.nb!, ...placementsFromPercent(fixed.percent!),
       compressWeight: fixed.compressWeight ?? false, compressCache: fixed.compressCache ?? false, cpuAttention: fixed.cpuAttention ?? false,
       overlap: fixed.overlap ?? true, pinWeight: fixed.pinWeight ?? true,
     };
+    policy = realizedPolicy(model, requested);
     prediction = evaluatePolicy(model, rates, workload, policy, schedule);
+    const moved = (["weights", "cache", "activations"] as const).filter((k) => Math.abs(policy[k].gpu - requested[k].gpu) > 1e-9 || Math.abs(policy[k].cpu - requested[k].cpu) > 1e-9);
+    if (moved.length) notes.push(`${moved.join(", ")} placement realized at the runtime's granularity (whole tensors, whole sequences, one activation tier); the fractions shown are what will be allocated`);
   } else {
     const { percent: pct, ...rest } = fixed;
     const result = searchSpillway({

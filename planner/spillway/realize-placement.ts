@@ -1,8 +1,13 @@
 /**
- * Placement at the granularity the runtime allocates: weights as whole tensors (FlexGen's rule: each
- * tensor goes to the tier in which the midpoint of its cumulative size falls, disk first, then CPU,
- * then GPU, attention and MLP placed as separate layers), KV cache as whole sequences of a GPU batch,
- * and activations all on one tier.
+ * Placement at the granularity the runtime allocates: weights as whole tensors, KV cache as whole
+ * sequences of a GPU batch, activations all on one tier.
+ *
+ * Weights follow FlexGen's midpoint rule (a tensor goes to the tier in which the midpoint of its
+ * cumulative size falls, disk first, then CPU, then GPU). FlexGen applies it to attention and MLP
+ * separately; Spillway's runtime applies it once over the whole layer, in declaration order, so that
+ * the realized fractions (which fall on tensor boundaries) realize to themselves: a plan's placement
+ * is exactly what will be allocated, and replaying it changes nothing. `flexgenLayerWeightBytes` keeps
+ * FlexGen's own per-part rule for exports and comparisons.
  */
 import { embeddingParams, layerWeightTensors, type ModelSpec, type WeightTensor } from "../../core/model-spec.js";
 import type { Placement, Policy } from "../../core/policy.js";
@@ -84,32 +89,51 @@ function embeddingTensors(model: ModelSpec): { name: string; params: number; mat
   return tensors;
 }
 
-export function realizePlacement(model: ModelSpec, policy: Policy): RealizedPlacement {
+/** Bytes of one layer per tier under FlexGen's own rule (attention and MLP placed separately). */
+export function flexgenLayerWeightBytes(model: ModelSpec, weights: Placement, compress: boolean): TierAmounts {
   const tensors = layerWeightTensors(model);
   const bytes = { gpu: 0, cpu: 0, disk: 0 };
-  const counts = { gpu: 0, cpu: 0, disk: 0 };
   for (const part of ["attention", "mlp"] as const) {
-    for (const { tensor, tier } of placeTensors(tensors.filter((t) => t.part === part), policy.weights)) {
-      bytes[tier] += storedTensorBytes({ params: tensor.params, matrix: isMatrix(tensor) }, model, policy.compressWeight);
-      counts[tier] += 1;
+    for (const { tensor, tier } of placeTensors(tensors.filter((t) => t.part === part), weights)) {
+      bytes[tier] += storedTensorBytes({ params: tensor.params, matrix: isMatrix(tensor) }, model, compress);
     }
   }
+  return bytes;
+}
+
+export function realizePlacement(model: ModelSpec, policy: Policy): RealizedPlacement {
+  const bytes = { gpu: 0, cpu: 0, disk: 0 };
+  const counts = { gpu: 0, cpu: 0, disk: 0 };
+  const params = { gpu: 0, cpu: 0, disk: 0 };
+  for (const { tensor, tier } of placeTensors(layerWeightTensors(model), policy.weights)) {
+    bytes[tier] += storedTensorBytes({ params: tensor.params, matrix: isMatrix(tensor) }, model, policy.compressWeight);
+    counts[tier] += 1;
+    params[tier] += tensor.params;
+  }
+  const totalParams = params.gpu + params.cpu + params.disk;
+  // Fractions by parameter count, the measure the midpoint rule uses, so they realize to themselves.
+  const weights = { gpu: params.gpu / totalParams, cpu: params.cpu / totalParams, disk: params.disk / totalParams };
   const embedding = { gpu: 0, cpu: 0, disk: 0 };
-  for (const { tensor, tier } of placeTensors(embeddingTensors(model), policy.weights)) {
+  for (const { tensor, tier } of placeTensors(embeddingTensors(model), weights)) {
     embedding[tier] += storedTensorBytes(tensor, model, policy.compressWeight);
   }
   const gbs = policy.gpuBatchSize;
   const seqs = cacheSequences(gbs, policy.cache);
   const activationTier = activationTierOf(policy.activations);
-  const total = bytes.gpu + bytes.cpu + bytes.disk;
   return {
     layerWeightBytes: bytes,
     layerWeightTensors: counts,
     embeddingBytes: embedding,
     cacheSequences: seqs,
     activationTier,
-    weights: { gpu: bytes.gpu / total, cpu: bytes.cpu / total, disk: bytes.disk / total },
+    weights,
     cache: { gpu: seqs.gpu / gbs, cpu: seqs.cpu / gbs, disk: seqs.disk / gbs },
     activations: { gpu: activationTier === "gpu" ? 1 : 0, cpu: activationTier === "cpu" ? 1 : 0, disk: activationTier === "disk" ? 1 : 0 },
   };
+}
+
+/** The policy with its placement replaced by what the runtime will allocate. */
+export function realizedPolicy(model: ModelSpec, policy: Policy): Policy {
+  const r = realizePlacement(model, policy);
+  return { ...policy, weights: r.weights, cache: r.cache, activations: r.activations };
 }

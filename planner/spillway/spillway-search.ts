@@ -13,7 +13,7 @@ import { VariableSpace } from "../lp/affine.js";
 import { type SolveStats, solveLinearProgram } from "../lp/solve-linear-program.js";
 import { costConstants, evaluatePolicy, type Prediction } from "./evaluate-policy.js";
 import type { HardwareRates } from "./hardware-rates.js";
-import type { Tier } from "./realize-placement.js";
+import { realizedPolicy, realizePlacement, type Tier } from "./realize-placement.js";
 import { buildSpillwayLp, SPILLWAY_LP_VARIABLES } from "./spillway-lp.js";
 import { type CostSettings, type Schedule, StepCostModel } from "./step-costs.js";
 
@@ -117,37 +117,55 @@ function minimumGpuBytes(input: SpillwaySearchInput, settings: CostSettings): nu
   return best;
 }
 
-/** Moves placement one granule down a tier until the realized policy fits, keeping the fastest fix. */
-export function repairPolicy(policy: Policy, evaluate: (p: Policy) => Prediction, maxSteps = 400): { policy: Policy; prediction: Prediction; evaluations: number } {
-  let current = policy;
+/**
+ * Moves a weight fraction from one tier to the next one down, by the smallest amount that moves a whole
+ * tensor under the runtime's rule; undefined when nothing is left to move.
+ */
+function shiftWeights(model: ModelSpec, policy: Policy, from: "gpu" | "cpu", to: "cpu" | "disk"): Policy | undefined {
+  const before = realizePlacement(model, policy).weights[from];
+  if (before <= 0) return undefined;
+  for (let amount = 0.005; amount <= before + 0.005; amount += 0.005) {
+    const moved = Math.min(amount, policy.weights[from]);
+    const candidate = { ...policy, weights: { ...policy.weights, [from]: policy.weights[from] - moved, [to]: policy.weights[to] + moved } };
+    if (realizePlacement(model, candidate).weights[from] < before - 1e-12) return realizedPolicy(model, candidate);
+  }
+  return undefined;
+}
+
+/** Moves one sequence per GPU batch of KV cache one tier down. */
+function shiftCache(policy: Policy, from: "gpu" | "cpu", to: "cpu" | "disk"): Policy | undefined {
+  if (policy.cache[from] <= 0) return undefined;
+  const seq = Math.min(1 / policy.gpuBatchSize, policy.cache[from]);
+  return { ...policy, cache: { ...policy.cache, [from]: policy.cache[from] - seq, [to]: policy.cache[to] + seq } };
+}
+
+/** Moves realized placement down a tier, a tensor or a sequence at a time, until it fits, keeping the fastest fix. */
+export function repairPolicy(model: ModelSpec, policy: Policy, evaluate: (p: Policy) => Prediction, maxSteps = 400): { policy: Policy; prediction: Prediction; evaluations: number } {
+  let current = realizedPolicy(model, policy);
   let prediction = evaluate(current);
   let evaluations = 1;
-  const step = 0.02;
+  const overflow = (c: Prediction) => Math.max(0, c.peakBytes.gpu - c.capacityBytes.gpu) + Math.max(0, c.peakBytes.cpu - c.capacityBytes.cpu);
   for (let i = 0; i < maxSteps && !prediction.feasible; i++) {
-    const over = (t: "gpu" | "cpu" | "disk") => prediction.peakBytes[t] > prediction.capacityBytes[t];
-    const moves: Policy[] = [];
     const p = current;
-    const seq = 1 / p.gpuBatchSize;
-    if (over("gpu")) {
-      if (p.weights.gpu > 0) moves.push({ ...p, weights: { ...p.weights, gpu: Math.max(0, p.weights.gpu - step), cpu: p.weights.cpu + Math.min(step, p.weights.gpu) } });
-      if (p.cache.gpu > 0) moves.push({ ...p, cache: { ...p.cache, gpu: Math.max(0, p.cache.gpu - seq), cpu: p.cache.cpu + Math.min(seq, p.cache.gpu) } });
+    const moves: (Policy | undefined)[] = [];
+    if (prediction.peakBytes.gpu > prediction.capacityBytes.gpu) {
+      moves.push(shiftWeights(model, p, "gpu", "cpu"), shiftCache(p, "gpu", "cpu"));
       if (p.activations.gpu > 0) moves.push({ ...p, activations: { gpu: 0, cpu: 1, disk: 0 } });
-    } else if (over("cpu")) {
-      if (p.weights.cpu > 0) moves.push({ ...p, weights: { ...p.weights, cpu: Math.max(0, p.weights.cpu - step), disk: p.weights.disk + Math.min(step, p.weights.cpu) } });
-      if (p.cache.cpu > 0) moves.push({ ...p, cache: { ...p.cache, cpu: Math.max(0, p.cache.cpu - seq), disk: p.cache.disk + Math.min(seq, p.cache.cpu) } });
+    } else if (prediction.peakBytes.cpu > prediction.capacityBytes.cpu) {
+      moves.push(shiftWeights(model, p, "cpu", "disk"), shiftCache(p, "cpu", "disk"));
       if (p.activations.cpu > 0) moves.push({ ...p, activations: { gpu: 0, cpu: 0, disk: 1 } });
     }
-    if (moves.length === 0) break;
-    let bestMove: { policy: Policy; prediction: Prediction } | undefined;
+    let best: { policy: Policy; prediction: Prediction } | undefined;
     for (const move of moves) {
+      if (!move) continue;
       const candidate = evaluate(move);
       evaluations++;
-      const tierOver = (c: Prediction) => Math.max(0, c.peakBytes.gpu - c.capacityBytes.gpu) + Math.max(0, c.peakBytes.cpu - c.capacityBytes.cpu);
-      const score = (c: Prediction) => (c.feasible ? 1e30 : 0) + c.throughputTokensPerSecond / Math.max(1, tierOver(c));
-      if (!bestMove || score(candidate) > score(bestMove.prediction)) bestMove = { policy: move, prediction: candidate };
+      const score = (c: Prediction) => (c.feasible ? 1e30 : 0) + c.throughputTokensPerSecond / Math.max(1, overflow(c));
+      if (!best || score(candidate) > score(best.prediction)) best = { policy: move, prediction: candidate };
     }
-    current = bestMove!.policy;
-    prediction = bestMove!.prediction;
+    if (!best) break;
+    current = best.policy;
+    prediction = best.prediction;
   }
   return { policy: current, prediction, evaluations };
 }
@@ -164,7 +182,8 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
   const evaluate = (p: Policy) => evaluatePolicy(input.model, input.rates, input.workload, p, input.schedule);
   let best: { policy: Policy; prediction: Prediction } | undefined;
   const consider = (policy: Policy) => {
-    const repaired = fixedFractions ? { policy, prediction: evaluate(policy), evaluations: 1 } : repairPolicy(policy, evaluate);
+    const realized = realizedPolicy(input.model, policy);
+    const repaired = fixedFractions ? { policy: realized, prediction: evaluate(realized), evaluations: 1 } : repairPolicy(input.model, policy, evaluate);
     exactEvaluations += repaired.evaluations;
     if (!repaired.prediction.feasible) return;
     if (!best || repaired.prediction.throughputTokensPerSecond > best.prediction.throughputTokensPerSecond) best = { policy: repaired.policy, prediction: repaired.prediction };
