@@ -47,10 +47,11 @@ test("the reference command line prints the OPT-30B optimum as JSON", () => {
   assert.ok(p.search.lpSolves > 100 && p.search.elapsedMs > 0);
 });
 
-test("the OPT-175B FlexGen-compatible search solves as many LPs as FlexGen's (1,071 with its final re-solve)", async () => {
+test("the OPT-175B FlexGen-compatible search visits FlexGen's 1,071 LPs, solving each distinct one once", async () => {
+  // FlexGen solves 1,071 LPs, 61 of them repeats (nb probes scanned again, the final re-solve).
   // Its speed is a benchmark (npm run bench), not a timed test.
   const result = await plan({ model: findCatalogueModel("opt-175b")!, hardware: resolveHardware("t4"), workload: { promptLen: 512, genLen: 32 }, costModel: "flexgen" });
-  assert.equal(result.search.lpSolves, 1070);
+  assert.equal(result.search.lpSolves, 1010);
   assert.equal(result.search.lpFallbacks, 0);
 });
 

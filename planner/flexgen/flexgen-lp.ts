@@ -149,7 +149,7 @@ export interface FlexgenLpOutcome {
 }
 
 /** Reads FlexGen's reported figures off an LP solution. */
-export function flexgenOutcome(input: FlexgenLpInput, terms: FlexgenTerms, values: Float64Array): FlexgenLpOutcome {
+export function flexgenOutcome(input: FlexgenLpInput, terms: FlexgenTerms, values: ArrayLike<number>): FlexgenLpOutcome {
   const { l, n } = input.dims;
   const at = (name: (typeof FLEXGEN_LP_VARIABLES)[number]) => values[FLEXGEN_LP_VARIABLES.indexOf(name)] ?? 0;
   const tpre = at("Tpre");
@@ -160,7 +160,7 @@ export function flexgenOutcome(input: FlexgenLpInput, terms: FlexgenTerms, value
   for (const name of ["ctogp", "gtocp", "dtocp", "ctodp", "compp", "ctogg", "gtocg", "dtocg", "ctodg", "compg"] as const) {
     perLayerSeconds[name] = terms[name].evaluate(values);
   }
-  const evaluate = (e: Affine, x: Float64Array) => e.evaluate(x);
+  const evaluate = (e: Affine, x: ArrayLike<number>) => e.evaluate(x);
   return {
     throughputTokensPerSecond: (input.bls * n) / total,
     prefillSeconds: tpre * l,

@@ -4,9 +4,10 @@
  * binary search; nb scanned upward from 1 until throughput first drops; the search stops at the first
  * gbs for which nb = 1 is infeasible; ties keep the earlier candidate.
  */
-import { type LpSolution } from "../lp/linear-program.js";
-import { type SolveStats, solveLinearProgram } from "../lp/solve-linear-program.js";
-import { buildFlexgenLp, type FixedPercents, type FlexgenLpInput, type FlexgenLpOutcome, flexgenOutcome } from "./flexgen-lp.js";
+import type { LinearProgram } from "../lp/linear-program.js";
+import { type SolveStats, newSolveStats, solveLinearProgram } from "../lp/solve-linear-program.js";
+import { buildFlexgenLp, type FixedPercents, FLEXGEN_LP_VARIABLES, flexgenTerms, type FlexgenLpInput, type FlexgenLpOutcome, flexgenOutcome } from "./flexgen-lp.js";
+import { VariableSpace } from "../lp/affine.js";
 
 export interface FlexgenCandidate {
   readonly gbs: number;
@@ -28,27 +29,72 @@ export interface FlexgenSearchResult {
   readonly best: FlexgenCandidate | undefined;
   readonly lpSolves: number;
   /** Every solved (gbs, nb) with its throughput, in search order (infeasible ones omitted). */
-  readonly evaluated: readonly FlexgenCandidate[];
+  readonly evaluated: readonly { readonly gbs: number; readonly nb: number; readonly throughputTokensPerSecond: number }[];
   readonly stats: SolveStats;
 }
 
-export function solveFlexgenLp(input: FlexgenLpInput, stats: SolveStats, deadlineMs?: number): { solution: LpSolution; outcome?: FlexgenLpOutcome } {
-  const { lp, terms } = buildFlexgenLp(input);
-  const solution = solveLinearProgram(lp, { stats, ...(deadlineMs !== undefined ? { deadlineMs } : {}) });
-  if (solution.status !== "optimal") return { solution };
-  return { solution, outcome: flexgenOutcome(input, terms, solution.values) };
+/**
+ * For a fixed gbs every coefficient and right-hand side of FlexGen's LP is affine in the block size
+ * bls (the objective is that over bls), so the LP is built twice per gbs and instantiated for each nb
+ * by interpolation instead of being rebuilt term by term.
+ */
+class FlexgenLpFamily {
+  private readonly one: LinearProgram;
+  private readonly slope: LinearProgram;
+
+  constructor(private readonly base: Omit<FlexgenLpInput, "bls">) {
+    this.one = buildFlexgenLp({ ...base, bls: base.gbs }).lp;
+    const two = buildFlexgenLp({ ...base, bls: 2 * base.gbs }).lp;
+    this.slope = {
+      variables: two.variables,
+      objective: two.objective,
+      constraints: two.constraints.map((c, i) => {
+        const o = this.one.constraints[i]!;
+        return { ...c, coefficients: c.coefficients.map((x, j) => (x - o.coefficients[j]!) / base.gbs), rhs: (c.rhs - o.rhs) / base.gbs };
+      }),
+    };
+  }
+
+  at(bls: number): LinearProgram {
+    const d = bls - this.base.gbs;
+    const { l, n } = this.base.dims;
+    const objective = FLEXGEN_LP_VARIABLES.map((v) => (v === "Tpre" ? l / bls : v === "Tgen" ? (l * (n - 1)) / bls : 0));
+    return {
+      variables: this.one.variables,
+      objective,
+      constraints: this.one.constraints.map((c, i) => {
+        const s = this.slope.constraints[i]!;
+        return { name: c.name, op: c.op, coefficients: c.coefficients.map((x, j) => x + d * s.coefficients[j]!), rhs: c.rhs + d * s.rhs };
+      }),
+    };
+  }
 }
 
 export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
-  const stats: SolveStats = { fastPath: 0, fallbacks: 0, confirmedInfeasible: 0, reasons: {} };
+  const stats = newSolveStats();
   let lpSolves = 0;
-  const evaluated: FlexgenCandidate[] = [];
+  const evaluated: { gbs: number; nb: number; throughputTokensPerSecond: number }[] = [];
+  const families = new Map<number, FlexgenLpFamily>();
+  const memo = new Map<string, { throughput: number; values: ArrayLike<number> } | undefined>();
+  const tpre = FLEXGEN_LP_VARIABLES.indexOf("Tpre");
+  const tgen = FLEXGEN_LP_VARIABLES.indexOf("Tgen");
+  const { l, n } = input.dims;
+  const base = (gbs: number): Omit<FlexgenLpInput, "bls"> => ({ dims: input.dims, constants: input.constants, capacities: input.capacities, compressWeight: input.compressWeight, gbs, ...(input.percent ? { percent: input.percent } : {}) });
   const solve = (gbs: number, nb: number) => {
+    const key = `${gbs}x${nb}`;
+    if (memo.has(key)) return memo.get(key);
     lpSolves++;
-    const lpInput: FlexgenLpInput = { ...input, gbs, bls: gbs * nb, ...(input.percent ? { percent: input.percent } : {}) };
-    const { outcome } = solveFlexgenLp(lpInput, stats, input.lpDeadlineMs);
-    if (outcome) evaluated.push({ gbs, nb, outcome });
-    return outcome;
+    let family = families.get(gbs);
+    if (!family) families.set(gbs, (family = new FlexgenLpFamily(base(gbs))));
+    const solution = solveLinearProgram(family.at(gbs * nb), { stats, ...(input.lpDeadlineMs !== undefined ? { deadlineMs: input.lpDeadlineMs } : {}) });
+    let result: { throughput: number; values: ArrayLike<number> } | undefined;
+    if (solution.status === "optimal") {
+      const seconds = solution.values[tpre]! * l + solution.values[tgen]! * (n - 1) * l;
+      result = { throughput: (gbs * nb * n) / seconds, values: solution.values };
+      evaluated.push({ gbs, nb, throughputTokensPerSecond: result.throughput });
+    }
+    memo.set(key, result);
+    return result;
   };
   const nbUpperBound = (gbs: number): number => {
     let nb = 1;
@@ -63,12 +109,12 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
     return left - 1;
   };
 
-  let best: FlexgenCandidate | undefined;
+  let best: { gbs: number; nb: number; values: ArrayLike<number> } | undefined;
   let bestThroughput = 0;
-  const consider = (candidate: FlexgenCandidate) => {
-    if (candidate.outcome.throughputTokensPerSecond > bestThroughput) {
-      best = candidate;
-      bestThroughput = candidate.outcome.throughputTokensPerSecond;
+  const consider = (gbs: number, nb: number, r: { throughput: number; values: ArrayLike<number> }) => {
+    if (r.throughput > bestThroughput) {
+      best = { gbs, nb, values: r.values };
+      bestThroughput = r.throughput;
     }
   };
   const maxGbs = input.maxGbs ?? 1 << 20;
@@ -76,24 +122,32 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
   for (;;) {
     if (input.gbs !== undefined) gbs = input.gbs;
     if (input.nb !== undefined) {
-      const outcome = solve(gbs, input.nb);
-      if (!outcome) break;
-      consider({ gbs, nb: input.nb, outcome });
+      const r = solve(gbs, input.nb);
+      if (!r) break;
+      consider(gbs, input.nb, r);
     } else {
       const nbUb = nbUpperBound(gbs);
       if (nbUb === 0) break;
       let previous = 0;
       for (let nb = 1; nb <= nbUb; nb++) {
-        const outcome = solve(gbs, nb);
-        if (!outcome) break;
-        if (outcome.throughputTokensPerSecond < previous) break;
-        previous = outcome.throughputTokensPerSecond;
-        consider({ gbs, nb, outcome });
+        const r = solve(gbs, nb);
+        if (!r) break;
+        if (r.throughput < previous) break;
+        previous = r.throughput;
+        consider(gbs, nb, r);
       }
     }
     if (input.gbs !== undefined) break;
     gbs = gbs < 4 ? gbs + 1 : gbs * 2;
     if (gbs > maxGbs) break;
   }
-  return { best, lpSolves, evaluated, stats };
+  let bestCandidate: FlexgenCandidate | undefined;
+  if (best) {
+    // FlexGen re-solves its best policy at the end; here its figures are read off the stored solution.
+    const b = best as { gbs: number; nb: number; values: ArrayLike<number> };
+    const lpInput: FlexgenLpInput = { ...base(b.gbs), bls: b.gbs * b.nb };
+    const terms = flexgenTerms(lpInput, new VariableSpace(FLEXGEN_LP_VARIABLES));
+    bestCandidate = { gbs: b.gbs, nb: b.nb, outcome: flexgenOutcome(lpInput, terms, b.values) };
+  }
+  return { best: bestCandidate, lpSolves, evaluated, stats };
 }

@@ -18,7 +18,9 @@ export class VariableSpace {
   }
 
   constant(value: number): Affine {
-    return new Affine(this, value, new Float64Array(this.names.length));
+    const coefficients: number[] = [];
+    for (let i = 0; i < this.names.length; i++) coefficients.push(0);
+    return new Affine(this, value, coefficients);
   }
 
   /** factor · variable */
@@ -37,10 +39,11 @@ export class VariableSpace {
 }
 
 export class Affine {
-  constructor(readonly space: VariableSpace, public constant: number, readonly coefficients: Float64Array) {}
+  /** Plain arrays: small typed arrays cost far more to allocate than they save here. */
+  constructor(readonly space: VariableSpace, public constant: number, readonly coefficients: number[]) {}
 
   plus(...others: Affine[]): Affine {
-    const c = new Float64Array(this.coefficients);
+    const c = this.coefficients.slice();
     let k = this.constant;
     for (const o of others) {
       k += o.constant;
@@ -50,8 +53,7 @@ export class Affine {
   }
 
   times(factor: number): Affine {
-    const c = new Float64Array(this.coefficients.length);
-    for (let i = 0; i < c.length; i++) c[i] = this.coefficients[i]! * factor;
+    const c = this.coefficients.map((x) => x * factor);
     return new Affine(this.space, this.constant * factor, c);
   }
 

@@ -9,7 +9,7 @@ export type ConstraintOp = "<=" | ">=" | "=";
 export interface LinearConstraint {
   readonly name: string;
   /** Dense coefficients, one per variable. */
-  readonly coefficients: Float64Array;
+  readonly coefficients: readonly number[];
   readonly op: ConstraintOp;
   readonly rhs: number;
 }
@@ -17,7 +17,7 @@ export interface LinearConstraint {
 export interface LinearProgram {
   readonly variables: readonly string[];
   /** Minimised; dense, one per variable. */
-  readonly objective: Float64Array;
+  readonly objective: readonly number[];
   readonly constraints: readonly LinearConstraint[];
 }
 
@@ -36,16 +36,16 @@ export interface LpSolution {
 export class LinearProgramBuilder {
   readonly space: VariableSpace;
   private readonly rows: LinearConstraint[] = [];
-  private objective: Float64Array;
+  private objective: number[];
 
   constructor(variables: readonly string[]) {
     for (const name of variables) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`bad LP variable name ${name}`);
     this.space = new VariableSpace(variables);
-    this.objective = new Float64Array(variables.length);
+    this.objective = variables.map(() => 0);
   }
 
   minimise(e: Affine): this {
-    this.objective = new Float64Array(e.coefficients);
+    this.objective = e.coefficients.slice();
     return this;
   }
 

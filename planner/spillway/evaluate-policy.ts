@@ -11,7 +11,7 @@ import { VariableSpace } from "../lp/affine.js";
 import type { HardwareRates } from "./hardware-rates.js";
 import { layerSeconds, layerTimeBounds } from "./layer-time.js";
 import { type RealizedPlacement, realizePlacement, type Tier } from "./realize-placement.js";
-import { type CostSettings, LINKS, type Link, type ModelCostConstants, type PlacementTerms, RESOURCES, type Resource, type Schedule, StepCostModel, type StepCosts } from "./step-costs.js";
+import { type CostSettings, type LayerCosts, LINKS, type Link, type ModelCostConstants, type PlacementTerms, RESOURCES, type Resource, type Schedule, StepCostModel, type StepCosts } from "./step-costs.js";
 
 export const PLACEMENT_VARIABLES = ["wg", "wc", "wd", "cg", "cc", "cd"] as const;
 
@@ -29,7 +29,7 @@ export interface Prediction {
   readonly bytes: Readonly<Record<Link, number>>;
   /** Total busy seconds per resource over the whole run. */
   readonly busySeconds: Readonly<Record<Resource, number>>;
-  /** The resource that bounds decode layer time most often. */
+  /** The resource that bounds the most wall time (prefill and decode together). */
   readonly bottleneck: Resource;
 }
 
@@ -88,37 +88,42 @@ export function evaluatePolicy(model: ModelSpec, rates: HardwareRates, workload:
   const { promptLen: s, genLen: n } = workload;
   const busy = Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Record<Resource, number>;
   const bytes = Object.fromEntries(LINKS.map((l) => [l, 0])) as Record<Link, number>;
-  const bottleneckVotes = Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Record<Resource, number>;
   const head = costModel.head(terms);
   const headSeconds = serialSeconds(head, values);
 
-  const prefill = costModel.layer("prefill", s, terms);
-  const fillSeconds = prefill.weights.seconds.h2d.evaluate(values) + prefill.weights.seconds.diskRead.evaluate(values);
-  const prefillSeconds = fillSeconds + L * layerSeconds(layerTimeBounds(prefill, settings), values) + headSeconds;
-  addStep(busy, bytes, prefill.weights, values, L);
-  addStep(busy, bytes, prefill.batch, values, L * settings.nb);
-  addStep(busy, bytes, head, values, 1);
-  // The fill loads layer 0 once more than steady state counts: it is the same transfer, counted once.
-
-  let decodeSeconds = 0;
-  for (let i = 1; i < n; i++) {
-    const step = costModel.layer("decode", s + i, terms);
-    decodeSeconds += L * layerSeconds(layerTimeBounds(step, settings), values) + headSeconds;
-    addStep(busy, bytes, step.weights, values, L);
-    addStep(busy, bytes, step.batch, values, L * settings.nb);
-    addStep(busy, bytes, head, values, 1);
+  // The bottleneck is the resource that bounds the most wall time: each step's time goes to the
+  // resource with the most work in it.
+  const bottleneckSeconds = Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Record<Resource, number>;
+  const creditBottleneck = (step: LayerCosts, seconds: number) => {
     let worst: Resource = "gpu";
     let worstSeconds = -1;
     for (const r of RESOURCES) {
       const t = step.weights.seconds[r].evaluate(values) + settings.nb * step.batch.seconds[r].evaluate(values);
       if (t > worstSeconds) { worst = r; worstSeconds = t; }
     }
-    bottleneckVotes[worst] += 1;
+    bottleneckSeconds[worst] += seconds;
+  };
+
+  const prefill = costModel.layer("prefill", s, terms);
+  const fillSeconds = prefill.weights.seconds.h2d.evaluate(values) + prefill.weights.seconds.diskRead.evaluate(values);
+  const prefillLayerSeconds = layerSeconds(layerTimeBounds(prefill, settings), values);
+  const prefillSeconds = fillSeconds + L * prefillLayerSeconds + headSeconds;
+  addStep(busy, bytes, prefill.weights, values, L);
+  addStep(busy, bytes, prefill.batch, values, L * settings.nb);
+  addStep(busy, bytes, head, values, 1);
+  creditBottleneck(prefill, L * prefillLayerSeconds);
+
+  let decodeSeconds = 0;
+  for (let i = 1; i < n; i++) {
+    const step = costModel.layer("decode", s + i, terms);
+    const stepLayerSeconds = layerSeconds(layerTimeBounds(step, settings), values);
+    decodeSeconds += L * stepLayerSeconds + headSeconds;
+    addStep(busy, bytes, step.weights, values, L);
+    addStep(busy, bytes, step.batch, values, L * settings.nb);
+    addStep(busy, bytes, head, values, 1);
+    creditBottleneck(step, L * stepLayerSeconds);
   }
-  if (n <= 1) {
-    for (const r of RESOURCES) bottleneckVotes[r] = prefill.weights.seconds[r].evaluate(values) + settings.nb * prefill.batch.seconds[r].evaluate(values);
-  }
-  const bottleneck = RESOURCES.reduce((a, r) => (bottleneckVotes[r] > bottleneckVotes[a] ? r : a), "gpu" as Resource);
+  const bottleneck = RESOURCES.reduce((a, r) => (bottleneckSeconds[r] > bottleneckSeconds[a] ? r : a), "gpu" as Resource);
 
   const memory = costModel.memory(terms);
   const peakBytes = {
