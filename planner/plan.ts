@@ -4,7 +4,7 @@
  */
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import { type ModelSpec, totalWeightBytes } from "../core/model-spec.js";
-import type { Placement, Policy } from "../core/policy.js";
+import { type Placement, type Policy, toFlexgenPercent } from "../core/policy.js";
 import type { Workload } from "../core/workload.js";
 import { formatBytes } from "../core/units.js";
 import { loadLpSolvers, type SolveStats } from "./lp/solve-linear-program.js";
@@ -101,12 +101,11 @@ function placementsFromPercent(p: readonly number[]): { weights: Placement; cach
 }
 
 export function flexgenArgs(model: ModelSpec, policy: Policy): string {
-  const pct = (x: number) => Math.round(x * 100);
   const args = [
     `--model facebook/${model.name}`,
     `--gpu-batch-size ${policy.gpuBatchSize}`,
     `--num-gpu-batches ${policy.numGpuBatches}`,
-    `--percent ${pct(policy.weights.gpu)} ${pct(policy.weights.cpu)} ${pct(policy.cache.gpu)} ${pct(policy.cache.cpu)} ${pct(policy.activations.gpu)} ${pct(policy.activations.cpu)}`,
+    `--percent ${toFlexgenPercent(policy).join(" ")}`,
   ];
   if (policy.compressWeight) args.push("--compress-weight");
   if (policy.compressCache) args.push("--compress-cache");
