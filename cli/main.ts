@@ -13,6 +13,10 @@ import { GIB } from "../core/units.js";
 import { resolveModel } from "../models/resolve-model.js";
 import { plan, PlanError, type FixedPolicy } from "../planner/plan.js";
 import { formatPlan } from "./format-plan.js";
+import { formatSimulation } from "./format-simulation.js";
+import { readPlanFile } from "../simulator/read-plan.js";
+import { simulate } from "../simulator/simulate.js";
+import { formatBytes } from "../core/units.js";
 import { listHardware, listModels } from "./list-commands.js";
 import { parseNumberFlag, parsePercentFlag } from "./parse-flags.js";
 
@@ -91,6 +95,25 @@ async function runPlan(argv: PlanArgs): Promise<void> {
   else if (!argv.quiet) process.stdout.write(formatPlan(result) + "\n");
 }
 
+interface SimulateArgs { plan: string; hardware?: string; schedule?: "spillway" | "flexgen"; trace?: string; json: boolean }
+
+function runSimulate(argv: SimulateArgs): void {
+  const planFile = readPlanFile(argv.plan);
+  const profile = resolveHardware(argv.hardware ?? planFile.hardware);
+  const capacityBytes = planFile.capacityBytes ?? { gpu: profile.capacityBytes.gpu.value, cpu: profile.capacityBytes.cpu.value, disk: profile.capacityBytes.disk.value };
+  const result = simulate(planFile, profile, {
+    schedule: argv.schedule ?? planFile.schedule ?? "spillway",
+    capacityBytes,
+    ...(argv.trace ? { tracePath: argv.trace } : {}),
+  });
+  if (argv.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
+  else process.stdout.write(formatSimulation(result) + "\n");
+  if (result.overflow) {
+    const o = result.overflow;
+    throw new PlanError(`the plan does not fit: ${o.tier} memory overflows at ${o.seconds.toFixed(3)} s while allocating ${o.what} (${formatBytes(o.inUseBytes)} in use, capacity ${formatBytes(o.capacityBytes)})`);
+  }
+}
+
 export function buildCli(args: string[]): Argv {
   return yargs(args)
     .scriptName("spillway")
@@ -102,11 +125,20 @@ export function buildCli(args: string[]): Argv {
         .example("$0 plan --gbs 32 --nb 8 --percent 0 50 0 0 0 100 --cpu-attention", "score a given policy")
         .example("$0 plan --model path/to/config.json --hardware rtx3090 --out plan.json", "a Hugging Face model on another GPU"),
     (argv) => runPlan(argv as unknown as PlanArgs))
+    .command("simulate <plan>", "replay a plan's schedule stream by stream and check the planner's predictions", (y) =>
+      y.positional("plan", { type: "string", describe: "a plan JSON file (spillway plan --out), or - for standard input" })
+        .option("hardware", { type: "string", describe: "profile name or path (default: the plan's)" })
+        .option("schedule", { choices: ["spillway", "flexgen"] as const, describe: "schedule semantics (default: the plan's)" })
+        .option("trace", { type: "string", describe: "write a Chrome Trace Event file (Perfetto, chrome://tracing)" })
+        .option("json", { type: "boolean", default: false, describe: "print the result as JSON" })
+        .example("$0 plan --out p.json && $0 simulate p.json --trace t.json", "simulate the default plan and write a trace")
+        .example("$0 simulate p.json --schedule flexgen --json", "the same plan under FlexGen's per-step sync"),
+    (argv) => runSimulate(argv as unknown as SimulateArgs))
     .command("models", "list the model catalogue", (y) => y.option("json", { type: "boolean", default: false }).example("$0 models --json", "as JSON"),
       (argv) => { process.stdout.write(listModels(Boolean(argv.json)) + "\n"); })
     .command("hardware", "list the shipped hardware profiles", (y) => y.option("json", { type: "boolean", default: false }).example("$0 hardware", "names, GPUs and capacities"),
       (argv) => { process.stdout.write(listHardware(Boolean(argv.json)) + "\n"); })
-    .demandCommand(1, "name a command: plan, models or hardware")
+    .demandCommand(1, "name a command: plan, simulate, models or hardware")
     .strict()
     .help()
     .alias("help", "h")

@@ -78,12 +78,26 @@ function serialSeconds(step: StepCosts, values: Float64Array): number {
   return RESOURCES.reduce((sum, r) => sum + step.seconds[r].evaluate(values), 0);
 }
 
-export function evaluatePolicy(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, schedule: Schedule = "spillway"): Prediction {
+/** Everything needed to cost a realized policy numerically: shared by the exact evaluation and the simulator. */
+export interface PolicyCostContext {
+  readonly realized: RealizedPlacement;
+  readonly settings: CostSettings;
+  readonly constants: ModelCostConstants;
+  readonly costModel: StepCostModel;
+  readonly terms: PlacementTerms;
+  readonly values: Float64Array;
+}
+
+export function policyCostContext(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, schedule: Schedule): PolicyCostContext {
   const realized = realizePlacement(model, policy);
   const settings = costSettings(policy, realized, schedule);
   const constants = costConstants(model, policy.compressWeight);
   const costModel = new StepCostModel(model, rates, workload, settings, constants, SPACE);
-  const { terms, values } = realizedTerms(realized);
+  return { realized, settings, constants, costModel, ...realizedTerms(realized) };
+}
+
+export function evaluatePolicy(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, schedule: Schedule = "spillway"): Prediction {
+  const { settings, costModel, terms, values } = policyCostContext(model, rates, workload, policy, schedule);
   const L = model.numLayers;
   const { promptLen: s, genLen: n } = workload;
   const busy = Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Record<Resource, number>;

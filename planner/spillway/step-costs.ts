@@ -212,7 +212,8 @@ export class StepCostModel {
       diskWrite = p.cd.times(gbs * kvBytesPerSequence);
       diskWriteSeconds = p.cd.times((gbs * kvBytesPerSequence) / r.diskWriteBytesPerSecond + 2 * r.diskLatencySeconds);
     } else {
-      const kvReadPerSequence = 2 * context * kv * 2 * cf;
+      // The cache holds context - 1 tokens before this step's token is appended on the GPU.
+      const kvReadPerSequence = 2 * (context - 1) * kv * 2 * cf;
       const kvNewPerSequence = 2 * kv * 2 * cf;
       const gpuAttention = this.gpuAttentionSecondsPerSequence("decode", context);
       if (cpuAttention) {
@@ -278,6 +279,22 @@ export class StepCostModel {
     };
   }
 
+  /**
+   * GPU working space of one batch through one layer: the largest live intermediate (QKV, attention
+   * scores, FFN activations) plus the fp32 logits of the LM head.
+   */
+  workingBytes(tokensPerSequence: number, context: number): number {
+    const { h, nh, f } = this;
+    const gbs = this.settings.gbs;
+    const t = gbs * tokensPerSequence;
+    const ffnWidth = this.model.moe ? this.model.moe.expertsPerToken * f : f;
+    return Math.max(
+      3 * t * h * 2 + t * h * 2,
+      2 * gbs * nh * tokensPerSequence * context * 2 + t * h * 2,
+      t * ffnWidth * 2 * (this.model.ffnKind === "swiglu" ? 3 : 1) + t * h * 2,
+    ) + gbs * this.model.vocabSize * 4;
+  }
+
   /** Peak bytes on each tier (GPU and CPU for both phases; the larger one is the peak). */
   memory(p: PlacementTerms): { gpu: Affine[]; cpu: Affine[]; disk: Affine } {
     const { h, kv, nh, f } = this;
@@ -290,15 +307,7 @@ export class StepCostModel {
     const kvPerSequence = 2 * (s + n) * kv * 2 * cf; // one layer, whole sequence, as stored
     const kvFp16PerSequence = 2 * (s + n) * kv * 2;
     const offCache = p.cc.plus(p.cd);
-    const ffnWidth = this.model.moe ? this.model.moe.expertsPerToken * f : f;
-    const working = (tokensPerSequence: number, context: number) => {
-      const t = gbs * tokensPerSequence;
-      return Math.max(
-        3 * t * h * 2 + t * h * 2,
-        2 * gbs * nh * tokensPerSequence * context * 2 + t * h * 2,
-        t * ffnWidth * 2 * (this.model.ffnKind === "swiglu" ? 3 : 1) + t * h * 2,
-      ) + gbs * this.model.vocabSize * 4;
-    };
+    const working = (tokensPerSequence: number, context: number) => this.workingBytes(tokensPerSequence, context);
     const zero = this.space.constant(0);
     const gpuCommon = p.wg.times(L * W).plus(
       p.embedding.gpu,

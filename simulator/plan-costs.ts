@@ -1,0 +1,166 @@
+/**
+ * The schedule's costs for a real plan: bytes counted from the realized placement (whole tensors,
+ * whole sequences, one activation tier, token by token), transfer times from the hardware profile
+ * (its measured size curve where it has one), kernel times from the same roofline the planner uses.
+ */
+import type { HardwareProfile } from "../core/hardware-profile.js";
+import { kvDim, type ModelSpec } from "../core/model-spec.js";
+import type { Policy } from "../core/policy.js";
+import type { Workload } from "../core/workload.js";
+import { policyCostContext, type PolicyCostContext } from "../planner/spillway/evaluate-policy.js";
+import { compressedBytes } from "../planner/spillway/compression.js";
+import { hardwareRates } from "../planner/spillway/hardware-rates.js";
+import { type BatchCosts, type HeadCosts, NO_TRANSFER, type ScheduleCostSource, type Transfer, type WeightLoadCosts } from "./schedule-costs.js";
+import type { MemoryTier } from "./task.js";
+import { type SimLink, TransferTimes } from "./transfer-time.js";
+
+export class PlanCosts implements ScheduleCostSource {
+  readonly numLayers: number;
+  readonly numGpuBatches: number;
+  readonly genLen: number;
+  readonly cpuAttention: boolean;
+  readonly activationTier: MemoryTier;
+  readonly residentBytes: Readonly<Record<MemoryTier, number>>;
+  readonly context: PolicyCostContext;
+  private readonly times: TransferTimes;
+  private readonly batchCache = new Map<number, BatchCosts>();
+  private readonly weightCosts: WeightLoadCosts;
+  private readonly headCosts: HeadCosts;
+  /** Stored bytes of one token's K and V for one sequence in one layer. */
+  private readonly kvTokenBytes: number;
+
+  constructor(
+    private readonly model: ModelSpec,
+    private readonly profile: HardwareProfile,
+    private readonly workload: Workload,
+    private readonly policy: Policy,
+    schedule: "spillway" | "flexgen",
+  ) {
+    this.context = policyCostContext(model, hardwareRates(profile), workload, policy, schedule);
+    this.times = new TransferTimes(profile);
+    const r = this.context.realized;
+    this.numLayers = model.numLayers;
+    this.numGpuBatches = policy.numGpuBatches;
+    this.genLen = workload.genLen;
+    this.cpuAttention = policy.cpuAttention;
+    this.activationTier = r.activationTier;
+    const L = model.numLayers;
+    this.residentBytes = {
+      gpu: L * r.layerWeightBytes.gpu + r.embeddingBytes.gpu,
+      cpu: L * r.layerWeightBytes.cpu + r.embeddingBytes.cpu,
+      disk: L * r.layerWeightBytes.disk + r.embeddingBytes.disk,
+    };
+    const kv = kvDim(model);
+    this.kvTokenBytes = policy.compressCache ? 2 * compressedBytes(kv) : 2 * kv * 2;
+    this.weightCosts = this.computeWeights();
+    this.headCosts = this.computeHead();
+  }
+
+  private transfer(link: SimLink, bytes: number, count = 1): Transfer {
+    if (bytes <= 0) return NO_TRANSFER;
+    return { bytes, seconds: this.times.seconds(link, bytes, count) };
+  }
+
+  private computeWeights(): WeightLoadCosts {
+    const r = this.context.realized;
+    const { costModel, terms, values } = this.context;
+    const cpuBytes = r.layerWeightBytes.cpu;
+    const diskBytes = r.layerWeightBytes.disk;
+    let fromCpu = this.transfer("h2d", cpuBytes, r.layerWeightTensors.cpu);
+    const rates = costModel.rates;
+    if (!this.policy.pinWeight && cpuBytes > 0) {
+      // Pageable weights: the profile's pageable rate, or a CPU copy into a pinned buffer first.
+      const seconds = rates.h2dPageableBytesPerSecond !== undefined
+        ? r.layerWeightTensors.cpu * rates.h2dLatencySeconds + cpuBytes / rates.h2dPageableBytesPerSecond
+        : fromCpu.seconds + cpuBytes / rates.cpuMemoryBytesPerSecond;
+      fromCpu = { bytes: cpuBytes, seconds };
+    }
+    return {
+      readDisk: this.transfer("diskRead", diskBytes, r.layerWeightTensors.disk),
+      loadFromCpu: fromCpu,
+      loadFromDisk: this.transfer("h2d", diskBytes, r.layerWeightTensors.disk),
+      dequantizeSeconds: costModel.layer("decode", this.workload.promptLen + 1, terms).weights.seconds.gpu.evaluate(values),
+      gpuBufferBytes: cpuBytes + diskBytes,
+      dequantBufferBytes: this.policy.compressWeight ? this.context.constants.layerParams * 2 : 0,
+      cpuStagingBytes: diskBytes,
+    };
+  }
+
+  private computeHead(): HeadCosts {
+    const r = this.context.realized;
+    const { costModel, terms, values } = this.context;
+    const gbs = this.policy.gpuBatchSize;
+    const offGpu = r.embeddingBytes.cpu + r.embeddingBytes.disk;
+    return {
+      gpuSecondsPerBatch: costModel.head(terms).seconds.gpu.evaluate(values) / this.numGpuBatches,
+      readWeights: this.transfer("diskRead", r.embeddingBytes.disk),
+      loadWeights: this.transfer("h2d", offGpu),
+      storeTokensPerBatch: this.transfer("d2h", gbs * 4),
+      bufferBytes: offGpu,
+      logitsBytes: gbs * this.model.vocabSize * 4,
+    };
+  }
+
+  weights(): WeightLoadCosts {
+    return this.weightCosts;
+  }
+
+  head(): HeadCosts {
+    return this.headCosts;
+  }
+
+  batch(token: number): BatchCosts {
+    let c = this.batchCache.get(token);
+    if (!c) {
+      c = this.computeBatch(token);
+      this.batchCache.set(token, c);
+      this.batchCache.delete(token - 2);
+    }
+    return c;
+  }
+
+  private computeBatch(token: number): BatchCosts {
+    const { costModel, terms, values, realized } = this.context;
+    const s = this.workload.promptLen;
+    const prefill = token === 0;
+    const context = s + token;
+    const step = costModel.layer(prefill ? "prefill" : "decode", context, terms).batch;
+    const gbs = this.policy.gpuBatchSize;
+    const h = this.model.hiddenSize;
+    const kv = kvDim(this.model);
+    const seqs = realized.cacheSequences;
+    const off = seqs.cpu + seqs.disk;
+    const tokensPerSequence = prefill ? s : 1;
+    const hiddenBytes = gbs * tokensPerSequence * h * 2;
+    const cpuAttention = this.policy.cpuAttention && !prefill && off > 0;
+    const past = (context - 1) * this.kvTokenBytes;
+    const appended = tokensPerSequence * this.kvTokenBytes;
+    const gpuSeconds = step.seconds.gpu.evaluate(values);
+    const gpuBeforeCpu = cpuAttention
+      ? Math.min(gpuSeconds, costModel.gemmSeconds(gbs, h, h + 2 * kv) + seqs.gpu * costModel.gpuAttentionSecondsPerSequence("decode", context))
+      : 0;
+    const hiddenOff = realized.activationTier !== "gpu";
+    const hiddenOnDisk = realized.activationTier === "disk";
+    return {
+      gpuSeconds,
+      gpuBeforeCpuSeconds: gpuBeforeCpu,
+      cpuSeconds: cpuAttention ? step.seconds.cpu.evaluate(values) : 0,
+      readCache: prefill ? NO_TRANSFER : this.transfer("diskRead", seqs.disk * past, 2),
+      loadCache: prefill || cpuAttention ? NO_TRANSFER : this.transfer("h2d", off * past, 2),
+      storeCache: cpuAttention ? NO_TRANSFER : this.transfer("d2h", off * appended, 2),
+      writeCache: this.transfer("diskWrite", seqs.disk * appended, 2),
+      readHidden: hiddenOnDisk ? this.transfer("diskRead", hiddenBytes) : NO_TRANSFER,
+      loadHidden: hiddenOff ? this.transfer("h2d", hiddenBytes) : NO_TRANSFER,
+      storeHidden: hiddenOff ? this.transfer("d2h", hiddenBytes) : NO_TRANSFER,
+      writeHidden: hiddenOnDisk ? this.transfer("diskWrite", hiddenBytes) : NO_TRANSFER,
+      sendQkv: cpuAttention ? this.transfer("d2h", off * (h + 2 * kv) * 2) : NO_TRANSFER,
+      returnAttention: cpuAttention ? this.transfer("h2d", off * h * 2) : NO_TRANSFER,
+      workingBytes: costModel.workingBytes(tokensPerSequence, prefill ? s : context),
+      newCacheBytes: { gpu: seqs.gpu * appended, cpu: seqs.cpu * appended, disk: seqs.disk * appended },
+      cacheStagingGpuBytes: prefill || cpuAttention ? 0 : off * past,
+      cacheStagingCpuBytes: prefill ? 0 : seqs.disk * past,
+      hiddenBytes,
+      cpuAttentionWorkingBytes: cpuAttention ? off * this.model.numHeads * context * 4 * 2 : 0,
+    };
+  }
+}

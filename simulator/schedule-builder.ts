@@ -1,0 +1,348 @@
+/**
+ * Generates the zig-zag block schedule (token → layer → GPU batch) as tasks with dependencies, one
+ * token at a time, under either semantics:
+ *
+ * - spillway: only true dependencies. A layer's weights go into one of two GPU buffers as soon as the
+ *   layer two back has finished with it (so they stream over the whole previous block); KV and hidden
+ *   states load into double buffers as soon as the batch two back has finished; stores follow compute.
+ * - flexgen: FlexGen's loop. Step (token, layer, batch) issues the next layer's weights (batch 0 only),
+ *   the next step's KV and hidden loads, the previous step's stores and this step's compute, then
+ *   synchronises everything; the LM head is one more layer of the loop.
+ *
+ * Indices: g = token * L + layer is the global layer, q = g * nb + batch the global step.
+ */
+import type { Engine, TaskFactory } from "./engine.js";
+import type { BatchCosts, ScheduleCostSource, Transfer } from "./schedule-costs.js";
+import type { MemoryEffect, SimResource, Task, TaskKind } from "./task.js";
+
+export type ScheduleSemantics = "spillway" | "flexgen";
+
+interface LayerWeights {
+  /** The tasks a compute of this layer waits on. */
+  readonly ready: Task[];
+  readonly fromDisk?: Task;
+  /** Buffers freed when the layer's last batch is done. */
+  readonly buffers: MemoryEffect[];
+  readonly dequantized?: boolean;
+}
+
+interface StepState {
+  compute?: Task;
+  loadCache?: Task;
+  readCache?: Task;
+  loadHidden?: Task;
+  /** After this task the step's KV is where it lives. */
+  cacheStored?: Task;
+  /** After this task the step's hidden state is where the next layer loads it from. */
+  hiddenStored?: Task;
+  costs?: BatchCosts;
+  stagingFrees: MemoryEffect[];
+}
+
+export class ScheduleBuilder {
+  private readonly L: number;
+  private readonly nb: number;
+  private readonly steps = new Map<number, StepState>();
+  private readonly layers = new Map<number, LayerWeights>();
+  private readonly lastCompute = new Map<number, Task>();
+  private readonly heads = new Map<number, Task>();
+  private readonly headLoads = new Map<number, Task>();
+  private barrier: Task | undefined;
+  private stepTasks: Task[] = [];
+  private generatedTokens = 0;
+  /** Tasks of the flexgen pre-step were issued. */
+  private primed = false;
+
+  constructor(
+    private readonly costs: ScheduleCostSource,
+    private readonly semantics: ScheduleSemantics,
+    private readonly factory: TaskFactory,
+    private readonly engine: Engine,
+  ) {
+    this.L = costs.numLayers;
+    this.nb = costs.numGpuBatches;
+  }
+
+  get tokensGenerated(): number {
+    return this.generatedTokens;
+  }
+
+  /** The LM-head tasks of a token (one per batch), once generated. */
+  headTasks(token: number): Task[] {
+    const out: Task[] = [];
+    for (let k = 0; k < this.nb; k++) {
+      const t = this.heads.get(token * this.nb + k);
+      if (t) out.push(t);
+    }
+    return out;
+  }
+
+  private task(kind: TaskKind, resource: SimResource | "none", seconds: number, bytes: number, where: { token: number; layer: number; batch: number }, deps: (Task | undefined)[], allocate: MemoryEffect[] = [], free: MemoryEffect[] = []): Task {
+    const all = deps.filter((d): d is Task => d !== undefined);
+    if (this.semantics === "flexgen" && this.barrier) all.push(this.barrier);
+    const task = this.factory.make({ kind, resource, seconds, bytes, ...where, deps: all, allocate, free });
+    this.engine.add(task);
+    this.stepTasks.push(task);
+    return task;
+  }
+
+  private transfer(kind: TaskKind, resource: SimResource, cost: Transfer, where: { token: number; layer: number; batch: number }, deps: (Task | undefined)[], allocate: MemoryEffect[] = [], free: MemoryEffect[] = []): Task | undefined {
+    if (cost.bytes <= 0) {
+      // Nothing to move: hand the memory effects to whoever comes next by returning nothing.
+      return undefined;
+    }
+    return this.task(kind, resource, cost.seconds, cost.bytes, where, deps, allocate, free);
+  }
+
+  private state(q: number): StepState {
+    let s = this.steps.get(q);
+    if (!s) this.steps.set(q, (s = { stagingFrees: [] }));
+    return s;
+  }
+
+  private closeStep(where: { token: number; layer: number; batch: number }): void {
+    if (this.semantics !== "flexgen") return;
+    const deps = this.stepTasks;
+    this.stepTasks = [];
+    const barrier = this.factory.make({ kind: "barrier", resource: "none", seconds: 0, bytes: 0, ...where, deps, allocate: [], free: [] });
+    this.engine.add(barrier);
+    this.barrier = barrier;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Pieces
+
+  private weights(g: number): void {
+    const w = this.costs.weights();
+    const where = { token: Math.floor(g / this.L), layer: g % this.L, batch: -1 };
+    const spill = this.semantics === "spillway";
+    const gpuBuffer: MemoryEffect = { tier: "gpu", bytes: w.gpuBufferBytes, what: `layer ${where.layer} weight buffer` };
+    const staging: MemoryEffect = { tier: "cpu", bytes: w.cpuStagingBytes, what: `layer ${where.layer} pinned staging for disk weights` };
+    const bufferFree = spill ? this.lastCompute.get(g - 2) : undefined;
+    const read = this.transfer("read-weights", "diskRead", w.readDisk, where, [spill ? this.layers.get(g - 2)?.fromDisk : undefined], [staging]);
+    const fromCpu = this.transfer("load-weights", "h2d", w.loadFromCpu, where, [bufferFree], [gpuBuffer]);
+    const fromDisk = this.transfer("load-weights", "h2d", w.loadFromDisk, where, [bufferFree, read], fromCpu ? [] : [gpuBuffer], read ? [staging] : []);
+    const ready = [fromCpu, fromDisk].filter((t): t is Task => t !== undefined);
+    const buffers: MemoryEffect[] = ready.length ? [gpuBuffer] : [];
+    this.layers.set(g, { ready, ...(fromDisk ? { fromDisk } : {}), buffers });
+    // Spillway dequantises as soon as the previous layer is done with the single fp16 buffer;
+    // FlexGen's loop does it inside the layer's first step (see compute()).
+    if (spill) this.dequantize(g);
+    this.layers.delete(g - 3);
+  }
+
+  private dequantize(g: number): void {
+    const w = this.costs.weights();
+    const layer = this.layers.get(g)!;
+    if (w.dequantizeSeconds <= 0 || layer.dequantized) return;
+    const where = { token: Math.floor(g / this.L), layer: g % this.L, batch: -1 };
+    const fp16: MemoryEffect = { tier: "gpu", bytes: w.dequantBufferBytes, what: `layer ${where.layer} dequantised weights` };
+    const previous = this.semantics === "spillway" ? this.lastCompute.get(g - 1) : undefined;
+    const dequant = this.task("dequantize-weights", "gpu", w.dequantizeSeconds, 0, where, [...layer.ready, previous], [fp16]);
+    this.layers.set(g, { ready: [dequant], ...(layer.fromDisk ? { fromDisk: layer.fromDisk } : {}), buffers: [...layer.buffers, fp16], dequantized: true });
+  }
+
+  /** Loads a step's KV and hidden state into GPU buffers. */
+  private loads(q: number): void {
+    const g = Math.floor(q / this.nb);
+    const k = q % this.nb;
+    const token = Math.floor(g / this.L);
+    const layer = g % this.L;
+    const where = { token, layer, batch: k };
+    const c = this.costs.batch(token);
+    const s = this.state(q);
+    s.costs = c;
+    const spill = this.semantics === "spillway";
+    const previousToken = this.steps.get(q - this.L * this.nb);
+    const bufferFree = spill ? this.steps.get(q - 2)?.compute : undefined;
+    if (c.loadCache.bytes > 0 || c.readCache.bytes > 0) {
+      const cpuStaging: MemoryEffect = { tier: "cpu", bytes: c.cacheStagingCpuBytes, what: `KV staging for disk sequences (layer ${layer}, batch ${k})` };
+      const gpuStaging: MemoryEffect = { tier: "gpu", bytes: c.cacheStagingGpuBytes, what: `KV of off-GPU sequences (layer ${layer}, batch ${k})` };
+      // The CPU staging buffer of step q - 2 is free once its KV went up to the GPU (or, with CPU
+      // attention, once that step is computed).
+      const twoBack = this.steps.get(q - 2);
+      const stagingFree = spill ? twoBack?.loadCache ?? twoBack?.compute : undefined;
+      s.readCache = this.transfer("read-cache", "diskRead", c.readCache, where, [previousToken?.cacheStored, stagingFree], [cpuStaging]);
+      s.loadCache = this.transfer("load-cache", "h2d", c.loadCache, where, [previousToken?.cacheStored, s.readCache, bufferFree], [gpuStaging], s.readCache ? [cpuStaging] : []);
+      if (s.loadCache) s.stagingFrees.push(gpuStaging);
+      else if (s.readCache) s.stagingFrees.push(cpuStaging);
+    }
+    // The hidden state comes from the previous layer's store; when that store is not issued yet
+    // (FlexGen's loop with one GPU batch), compute() loads it itself.
+    if (c.loadHidden.bytes > 0 && (layer === 0 || this.steps.get(q - this.nb)?.hiddenStored)) this.loadHidden(q);
+  }
+
+  private loadHidden(q: number): void {
+    const g = Math.floor(q / this.nb);
+    const k = q % this.nb;
+    const token = Math.floor(g / this.L);
+    const layer = g % this.L;
+    const where = { token, layer, batch: k };
+    const s = this.state(q);
+    const c = s.costs ?? this.costs.batch(token);
+    const bufferFree = this.semantics === "spillway" ? this.steps.get(q - 2)?.compute : undefined;
+    const previous = this.steps.get(q - this.nb);
+    const source = layer > 0 ? previous?.hiddenStored : this.heads.get((token - 1) * this.nb + k);
+    const stagingCpu: MemoryEffect = { tier: "cpu", bytes: c.hiddenBytes, what: "hidden staging" };
+    const read = this.transfer("read-hidden", "diskRead", c.readHidden, where, [source, bufferFree], [stagingCpu]);
+    const hidden: MemoryEffect = { tier: "gpu", bytes: c.hiddenBytes, what: `hidden state in (layer ${layer}, batch ${k})` };
+    // Loading frees the stored copy of the previous layer (or of the previous token's last layer).
+    const storedBytes = previous?.costs?.hiddenBytes ?? 0;
+    const hostCopy: MemoryEffect = { tier: c.readHidden.bytes > 0 ? "disk" : "cpu", bytes: storedBytes, what: "stored hidden state" };
+    s.loadHidden = this.transfer("load-hidden", "h2d", c.loadHidden, where, [source, read, bufferFree], [hidden], read ? [stagingCpu, hostCopy] : [hostCopy]);
+    s.stagingFrees.push(hidden);
+  }
+
+  private compute(q: number): void {
+    const g = Math.floor(q / this.nb);
+    const k = q % this.nb;
+    const token = Math.floor(g / this.L);
+    const layer = g % this.L;
+    const where = { token, layer, batch: k };
+    const s = this.state(q);
+    const c = s.costs ?? this.costs.batch(token);
+    if (k === 0) this.dequantize(g);
+    const weights = this.layers.get(g)!;
+    const hiddenOnGpu = this.costs.activationTier === "gpu";
+    if (!hiddenOnGpu && !s.loadHidden && c.loadHidden.bytes > 0) this.loadHidden(q);
+    const inputFrom = hiddenOnGpu ? (layer > 0 ? this.steps.get(q - this.nb)?.compute : this.heads.get((token - 1) * this.nb + k)) : s.loadHidden;
+    const working: MemoryEffect = { tier: "gpu", bytes: c.workingBytes, what: `working space (layer ${layer}, batch ${k})` };
+    const gpuCache: MemoryEffect = { tier: "gpu", bytes: c.newCacheBytes.gpu, what: "KV cache of GPU sequences" };
+    const lastBatch = k === this.nb - 1;
+    const frees: MemoryEffect[] = [working, ...s.stagingFrees];
+    if (lastBatch) frees.push(...weights.buffers);
+    // Between layers a GPU-resident hidden state lives from the first layer of a token to its LM head.
+    const hiddenAlloc: MemoryEffect[] = hiddenOnGpu && layer === 0 ? [{ tier: "gpu", bytes: c.hiddenBytes, what: `hidden state of batch ${k}` }] : [];
+    const deps = [...weights.ready, s.loadCache, inputFrom, s.loadHidden];
+    let done: Task;
+    if (c.cpuSeconds > 0) {
+      const pre = this.task("compute-pre", "gpu", c.gpuBeforeCpuSeconds, 0, where, deps, [working, gpuCache, ...hiddenAlloc]);
+      const send = this.transfer("send-qkv", "d2h", c.sendQkv, where, [pre]);
+      const previous = this.steps.get(q - this.L * this.nb);
+      const cpuWorking: MemoryEffect = { tier: "cpu", bytes: c.cpuAttentionWorkingBytes, what: "CPU attention working space" };
+      const cpuCache: MemoryEffect = { tier: "cpu", bytes: c.newCacheBytes.cpu, what: "KV cache of CPU sequences" };
+      const attention = this.task("cpu-attention", "cpu", c.cpuSeconds, 0, where, [send ?? pre, s.readCache, previous?.cacheStored], [cpuWorking, cpuCache], [cpuWorking]);
+      const back = this.transfer("return-attention", "h2d", c.returnAttention, where, [attention]);
+      done = this.task("compute-post", "gpu", c.gpuSeconds - c.gpuBeforeCpuSeconds, 0, where, [back ?? attention], [], frees);
+      const write = this.transfer("write-cache", "diskWrite", c.writeCache, where, [attention], [{ tier: "disk", bytes: c.newCacheBytes.disk, what: "KV cache of disk sequences" }]);
+      s.cacheStored = write ?? attention;
+    } else {
+      done = this.task("compute", "gpu", c.gpuSeconds, 0, where, deps, [working, gpuCache, ...hiddenAlloc], frees);
+    }
+    s.compute = done;
+    if (lastBatch) this.lastCompute.set(g, done);
+    this.lastCompute.delete(g - 3);
+  }
+
+  private stores(q: number): void {
+    const g = Math.floor(q / this.nb);
+    const k = q % this.nb;
+    const token = Math.floor(g / this.L);
+    const layer = g % this.L;
+    const where = { token, layer, batch: k };
+    const s = this.state(q);
+    const c = s.costs ?? this.costs.batch(token);
+    if (c.cpuSeconds === 0) {
+      const store = this.transfer("store-cache", "d2h", c.storeCache, where, [s.compute], [{ tier: "cpu", bytes: c.newCacheBytes.cpu, what: "KV cache of CPU sequences" }]);
+      const write = this.transfer("write-cache", "diskWrite", c.writeCache, where, [store], [{ tier: "disk", bytes: c.newCacheBytes.disk, what: "KV cache of disk sequences" }]);
+      s.cacheStored = write ?? store ?? s.compute;
+    }
+    if (c.storeHidden.bytes > 0) {
+      const tier = c.writeHidden.bytes > 0 ? "disk" : "cpu";
+      const store = this.transfer("store-hidden", "d2h", c.storeHidden, where, [s.compute], tier === "cpu" ? [{ tier: "cpu", bytes: c.hiddenBytes, what: "stored hidden state" }] : []);
+      const write = this.transfer("write-hidden", "diskWrite", c.writeHidden, where, [store], [{ tier: "disk", bytes: c.hiddenBytes, what: "stored hidden state" }]);
+      s.hiddenStored = write ?? store;
+    }
+    // A step's bookkeeping is needed until the same step of the next token.
+    this.steps.delete(q - this.L * this.nb - 2 * this.nb);
+  }
+
+  private headLoad(token: number): void {
+    const h = this.costs.head();
+    const where = { token, layer: this.L, batch: -1 };
+    const buffer: MemoryEffect = { tier: "gpu", bytes: h.bufferBytes, what: "LM head weights" };
+    const previous = this.semantics === "spillway" ? this.heads.get(token * this.nb - 1) : undefined;
+    const read = this.transfer("read-head", "diskRead", h.readWeights, where, [previous], [{ tier: "cpu", bytes: h.readWeights.bytes, what: "LM head staging" }]);
+    const load = this.transfer("load-head", "h2d", h.loadWeights, where, [previous, read], [buffer], read ? [{ tier: "cpu", bytes: h.readWeights.bytes, what: "LM head staging" }] : []);
+    if (load) this.headLoads.set(token, load);
+  }
+
+  private head(token: number, k: number): void {
+    const h = this.costs.head();
+    const where = { token, layer: this.L, batch: k };
+    const q = ((token + 1) * this.L - 1) * this.nb + k;
+    const c = this.steps.get(q)?.costs ?? this.costs.batch(token);
+    const logits: MemoryEffect = { tier: "gpu", bytes: h.logitsBytes, what: "logits" };
+    const frees: MemoryEffect[] = [logits];
+    if (this.costs.activationTier === "gpu") frees.push({ tier: "gpu", bytes: c.hiddenBytes, what: `hidden state of batch ${k}` });
+    if (k === this.nb - 1 && this.headLoads.has(token)) frees.push({ tier: "gpu", bytes: h.bufferBytes, what: "LM head weights" });
+    const lm = this.task("lm-head", "gpu", h.gpuSecondsPerBatch, 0, where, [this.steps.get(q)?.compute, this.headLoads.get(token)], [logits], frees);
+    this.transfer("store-tokens", "d2h", h.storeTokensPerBatch, where, [lm]);
+    this.heads.set(token * this.nb + k, lm);
+    this.heads.delete((token - 2) * this.nb + k);
+    this.headLoads.delete(token - 2);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Orders
+
+  /** Adds every task of the next token to the engine. */
+  generateNextToken(): void {
+    const token = this.generatedTokens++;
+    if (this.semantics === "spillway") this.spillwayToken(token);
+    else this.flexgenToken(token);
+  }
+
+  private spillwayToken(token: number): void {
+    this.headLoad(token);
+    for (let layer = 0; layer < this.L; layer++) {
+      const g = token * this.L + layer;
+      this.weights(g);
+      for (let k = 0; k < this.nb; k++) {
+        const q = g * this.nb + k;
+        this.loads(q);
+        this.compute(q);
+        this.stores(q);
+      }
+    }
+    for (let k = 0; k < this.nb; k++) this.head(token, k);
+  }
+
+  /**
+   * FlexGen's loop with the LM head as layer L. Step (token, layer, k) issues: next layer's weights
+   * when k = 0, the next step's loads, the previous step's stores, this step's compute; then syncs.
+   */
+  private flexgenToken(token: number): void {
+    const L = this.L;
+    const lastToken = token === this.costs.genLen - 1;
+    const stepOf = (layer: number, k: number) => (token * L + layer) * this.nb + k;
+    if (!this.primed) {
+      this.primed = true;
+      this.weights(token * L);
+      this.loads(stepOf(0, 0));
+      this.closeStep({ token, layer: -1, batch: -1 });
+    }
+    for (let layer = 0; layer <= L; layer++) {
+      for (let k = 0; k < this.nb; k++) {
+        const where = { token, layer, batch: k };
+        // Next step in loop order (within this token, or the first step of the next token).
+        const nextLayer = k + 1 < this.nb ? layer : layer + 1;
+        const nextK = (k + 1) % this.nb;
+        if (layer < L) {
+          if (k === 0 && layer + 1 < L) this.weights(token * L + layer + 1);
+          if (k === 0 && layer + 1 === L) this.headLoad(token);
+          if (nextLayer < L) this.loads(stepOf(nextLayer, nextK));
+          if (k > 0) this.stores(stepOf(layer, k - 1));
+          else if (layer > 0) this.stores(stepOf(layer - 1, this.nb - 1));
+          this.compute(stepOf(layer, k));
+        } else {
+          if (k === 0) this.stores(stepOf(L - 1, this.nb - 1));
+          if (k === 0 && !lastToken) this.weights((token + 1) * L);
+          if (nextLayer > L && !lastToken) this.loads(((token + 1) * L) * this.nb);
+          this.head(token, k);
+        }
+        this.closeStep(where);
+      }
+    }
+  }
+}
