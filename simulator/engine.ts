@@ -13,6 +13,8 @@ export interface EngineObserver {
   onEnd?(task: Task): void;
 }
 
+const EMPTY: Task[] = [];
+
 export class Engine {
   now = 0;
   tasksRun = 0;
@@ -79,11 +81,14 @@ export class Engine {
     this.tasksRun++;
     task.done = true;
     this.observer.onEnd?.(task);
-    for (const dependent of task.dependents) {
-      dependent.pending--;
-      if (dependent.pending === 0) this.makeReady(dependent);
+    const dependents = task.dependents;
+    for (let i = 0; i < dependents.length; i++) {
+      const dependent = dependents[i]!;
+      if (--dependent.pending === 0) this.makeReady(dependent);
     }
-    task.dependents = [];
+    task.dependents = EMPTY;
+    // Finished tasks are only read for their end time: drop references so old tokens can be collected.
+    task.deps = EMPTY;
   }
 
   /** Runs until no task is left. Returns the makespan in seconds. */
@@ -113,6 +118,24 @@ export class TaskFactory {
   private next = 0;
 
   make(fields: Omit<Task, "id" | "pending" | "dependents" | "start" | "end" | "done">): Task {
-    return { ...fields, id: this.next++, pending: 0, dependents: [], start: NaN, end: NaN, done: false };
+    // One fixed object shape for every task keeps the engine's property accesses monomorphic.
+    return {
+      id: this.next++,
+      kind: fields.kind,
+      resource: fields.resource,
+      seconds: fields.seconds,
+      bytes: fields.bytes,
+      token: fields.token,
+      layer: fields.layer,
+      batch: fields.batch,
+      deps: fields.deps,
+      allocate: fields.allocate,
+      free: fields.free,
+      pending: 0,
+      dependents: [],
+      start: NaN,
+      end: NaN,
+      done: false,
+    };
   }
 }

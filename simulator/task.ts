@@ -32,7 +32,7 @@ export interface Task {
   readonly token: number;
   readonly layer: number;
   readonly batch: number;
-  readonly deps: Task[];
+  deps: readonly Task[];
   readonly allocate: readonly MemoryEffect[];
   readonly free: readonly MemoryEffect[];
   // Filled in by the engine.

@@ -169,14 +169,16 @@ function solveHighs(lp: LinearProgram, deadlineMs: number): LpSolution {
     rowLower, rowUpper,
     matrix: { format: "csr", numRows, numCols, starts, indices, values: coefficients },
   });
-  // Presolve costs more than it saves on LPs this small (and leaves some barely infeasible ones unclassified).
-  model.options.set({ time_limit: Math.max(1, (deadlineMs / 1000) * 20), presolve: "off" });
+  // Presolve costs more than it saves on LPs this small; if HiGHS cannot classify the LP or runs out of
+  // time that way, it tries again with presolve, then with its interior-point solver.
   const codes = runtime.constants.modelStatus;
-  let status = model.run().modelStatus;
-  if (status === codes.unknown || status === codes.unboundedOrInfeasible) {
+  const attempts: Record<string, string>[] = [{ presolve: "off", solver: "simplex" }, { presolve: "on", solver: "simplex" }, { presolve: "on", solver: "ipm" }];
+  let status = -1;
+  for (const attempt of attempts) {
     model.clearSolver();
-    model.options.set({ presolve: "on" });
+    model.options.set({ ...attempt, time_limit: Math.max(2, (deadlineMs / 1000) * 100) });
     status = model.run().modelStatus;
+    if (status === codes.optimal || status === codes.infeasible || status === codes.unbounded) break;
   }
   if (status === codes.infeasible) return { status: "infeasible", values: NO_VALUES, objective: NaN, solver: "highs" };
   if (status === codes.unbounded || status === codes.unboundedOrInfeasible) return { status: "unbounded", values: NO_VALUES, objective: NaN, solver: "highs" };
