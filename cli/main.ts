@@ -95,7 +95,7 @@ async function runPlan(argv: PlanArgs): Promise<void> {
   else if (!argv.quiet) process.stdout.write(formatPlan(result) + "\n");
 }
 
-interface SimulateArgs { plan: string; hardware?: string; schedule?: "spillway" | "flexgen"; trace?: string; json: boolean }
+interface SimulateArgs { plan: string; hardware?: string; schedule?: "spillway" | "flexgen"; trace?: string; timeline: boolean; json: boolean }
 
 function runSimulate(argv: SimulateArgs): void {
   const planFile = readPlanFile(argv.plan);
@@ -105,9 +105,10 @@ function runSimulate(argv: SimulateArgs): void {
     schedule: argv.schedule ?? planFile.schedule ?? "spillway",
     capacityBytes,
     ...(argv.trace ? { tracePath: argv.trace } : {}),
+    timeline: argv.timeline,
   });
   if (argv.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
-  else process.stdout.write(formatSimulation(result) + "\n");
+  else process.stdout.write(formatSimulation(result) + "\n" + (result.timeline ? `\n${result.timeline}\n` : ""));
   if (result.overflow) {
     const o = result.overflow;
     throw new PlanError(`the plan does not fit: ${o.tier} memory overflows at ${o.seconds.toFixed(3)} s while allocating ${o.what} (${formatBytes(o.inUseBytes)} in use, capacity ${formatBytes(o.capacityBytes)})`);
@@ -130,6 +131,7 @@ export function buildCli(args: string[]): Argv {
         .option("hardware", { type: "string", describe: "profile name or path (default: the plan's)" })
         .option("schedule", { choices: ["spillway", "flexgen"] as const, describe: "schedule semantics (default: the plan's)" })
         .option("trace", { type: "string", describe: "write a Chrome Trace Event file (Perfetto, chrome://tracing)" })
+        .option("timeline", { type: "boolean", default: false, describe: "print a text timeline of one layer (the middle one, first decode step)" })
         .option("json", { type: "boolean", default: false, describe: "print the result as JSON" })
         .example("$0 plan --out p.json && $0 simulate p.json --trace t.json", "simulate the default plan and write a trace")
         .example("$0 simulate p.json --schedule flexgen --json", "the same plan under FlexGen's per-step sync"),

@@ -37,6 +37,9 @@ interface StepState {
   hiddenStored?: Task;
   costs?: BatchCosts;
   stagingFrees: MemoryEffect[];
+  /** After this task the step's CPU staging for disk KV is free again. */
+  cacheConsumed?: Task;
+  cpuStagingFree?: MemoryEffect;
 }
 
 export class ScheduleBuilder {
@@ -161,11 +164,13 @@ export class ScheduleBuilder {
       // The CPU staging buffer of step q - 2 is free once its KV went up to the GPU (or, with CPU
       // attention, once that step is computed).
       const twoBack = this.steps.get(q - 2);
-      const stagingFree = spill ? twoBack?.loadCache ?? twoBack?.compute : undefined;
+      const stagingFree = spill ? twoBack?.cacheConsumed : undefined;
       s.readCache = this.transfer("read-cache", "diskRead", c.readCache, where, [previousToken?.cacheStored, stagingFree], [cpuStaging]);
       s.loadCache = this.transfer("load-cache", "h2d", c.loadCache, where, [previousToken?.cacheStored, s.readCache, bufferFree], [gpuStaging], s.readCache ? [cpuStaging] : []);
-      if (s.loadCache) s.stagingFrees.push(gpuStaging);
-      else if (s.readCache) s.stagingFrees.push(cpuStaging);
+      if (s.loadCache) {
+        s.stagingFrees.push(gpuStaging);
+        s.cacheConsumed = s.loadCache;
+      } else if (s.readCache) s.cpuStagingFree = cpuStaging; // freed by the CPU attention that reads it
     }
     // The hidden state comes from the previous layer's store; when that store is not issued yet
     // (FlexGen's loop with one GPU batch), compute() loads it itself.
@@ -221,7 +226,8 @@ export class ScheduleBuilder {
       const previous = this.steps.get(q - this.L * this.nb);
       const cpuWorking: MemoryEffect = { tier: "cpu", bytes: c.cpuAttentionWorkingBytes, what: "CPU attention working space" };
       const cpuCache: MemoryEffect = { tier: "cpu", bytes: c.newCacheBytes.cpu, what: "KV cache of CPU sequences" };
-      const attention = this.task("cpu-attention", "cpu", c.cpuSeconds, 0, where, [send ?? pre, s.readCache, previous?.cacheStored], [cpuWorking, cpuCache], [cpuWorking]);
+      const attention = this.task("cpu-attention", "cpu", c.cpuSeconds, 0, where, [send ?? pre, s.readCache, previous?.cacheStored], [cpuWorking, cpuCache], s.cpuStagingFree ? [cpuWorking, s.cpuStagingFree] : [cpuWorking]);
+      s.cacheConsumed = attention;
       const back = this.transfer("return-attention", "h2d", c.returnAttention, where, [attention]);
       done = this.task("compute-post", "gpu", c.gpuSeconds - c.gpuBeforeCpuSeconds, 0, where, [back ?? attention], [], frees);
       const write = this.transfer("write-cache", "diskWrite", c.writeCache, where, [attention], [{ tier: "disk", bytes: c.newCacheBytes.disk, what: "KV cache of disk sequences" }]);

@@ -8,6 +8,7 @@ import type { ModelSpec } from "../core/model-spec.js";
 import type { Policy } from "../core/policy.js";
 import type { Workload } from "../core/workload.js";
 import { formatBytes } from "../core/units.js";
+import { TimelineRecorder } from "./ascii-timeline.js";
 import { ChromeTraceWriter } from "./chrome-trace-writer.js";
 import { Engine, TaskFactory } from "./engine.js";
 import { MemoryLedger, type Overflow } from "./memory-ledger.js";
@@ -47,6 +48,8 @@ export interface SimulationResult {
   /** Where the simulation and the planner disagree by more than 10%, and the likely cause. */
   readonly disagreements: readonly string[];
   readonly traceEvents?: number;
+  /** Text Gantt chart of one layer's window (with `timeline`). */
+  readonly timeline?: string;
 }
 
 export interface SimulateOptions {
@@ -54,6 +57,8 @@ export interface SimulateOptions {
   readonly capacityBytes: Readonly<Record<MemoryTier, number>>;
   readonly tracePath?: string;
   readonly planned?: PlannedFigures;
+  /** Render a text timeline of this layer of this token (default: middle layer, first decode token). */
+  readonly timeline?: boolean | { readonly token: number; readonly layer: number };
 }
 
 /** Simulates a schedule described by any cost source (the plan's, or a hand-made one in tests). */
@@ -65,6 +70,8 @@ export function simulateSchedule(costs: ScheduleCostSource, batchSize: number, o
   let prefillEnd = 0;
   let builder: ScheduleBuilder | undefined;
   const memoryChanged = (tier: MemoryTier, seconds: number) => trace?.memory(seconds, tier, ledger.inUse[tier]);
+  const window = options.timeline === true ? { token: Math.min(1, costs.genLen - 1), layer: Math.floor(costs.numLayers / 2) } : options.timeline || undefined;
+  const timeline = window ? new TimelineRecorder(window.token, window.layer) : undefined;
   const engine = new Engine({
     onStart(task: Task) {
       for (const effect of task.allocate) {
@@ -84,6 +91,7 @@ export function simulateSchedule(costs: ScheduleCostSource, batchSize: number, o
       }
       if (task.token === 0 && task.kind === "lm-head") prefillEnd = Math.max(prefillEnd, task.end);
       trace?.task(task);
+      timeline?.record(task);
     },
   });
   try {
@@ -117,6 +125,7 @@ export function simulateSchedule(costs: ScheduleCostSource, batchSize: number, o
       ...(options.planned ? { planned: options.planned, relativeError: (throughput - options.planned.throughputTokensPerSecond) / options.planned.throughputTokensPerSecond } : {}),
       disagreements: [],
       ...(trace ? { traceEvents: trace.events } : {}),
+      ...(timeline ? { timeline: timeline.render() } : {}),
     };
     return { ...result, disagreements: explainDisagreements(result) };
   } catch (error) {

@@ -23,11 +23,12 @@ export function layerTimeBounds(costs: LayerCosts, settings: CostSettings): Affi
     return [all[0]!.plus(...all.slice(1))];
   }
   // Pipeline fill and drain hold under both schedules.
+  // The layer's weights are dequantised (w.gpu, zero when uncompressed) before its first batch computes.
   const chains = [
     b.h2d.plus(b.gpu.times(nb)), // first batch's loads before any compute
-    b.gpu.times(nb).plus(b.d2h), // last batch's stores after all compute
-    b.gpu.times(nb).plus(b.cpu), // CPU attention of the last batch after its projections
-    b.gpu.plus(b.cpu.times(nb)), // projections of the first batch before any CPU attention
+    w.gpu.plus(b.gpu.times(nb), b.d2h), // last batch's stores after all compute
+    w.gpu.plus(b.gpu.times(nb), b.cpu), // CPU attention of the last batch after its projections
+    w.gpu.plus(b.gpu, b.cpu.times(nb)), // first batch's projections before any CPU attention, last batch's rest after
   ];
   if (settings.schedule === "flexgen") {
     // Compute (GPU and CPU attention together) is one synchronous step in FlexGen's loop.
