@@ -221,7 +221,9 @@ export class ScheduleBuilder {
     const deps = [...weights.ready, s.loadCache, inputFrom, s.loadHidden];
     let done: Task;
     if (c.cpuSeconds > 0) {
-      const pre = this.task("compute-pre", "gpu", c.gpuBeforeCpuSeconds, 0, where, deps, [working, gpuCache, ...hiddenAlloc]);
+      // The GPU runs one kernel at a time: the projections' working space is released before the CPU
+      // attention, and the rest of the layer takes its own.
+      const pre = this.task("compute-pre", "gpu", c.gpuBeforeCpuSeconds, 0, where, deps, [working, gpuCache, ...hiddenAlloc], [working]);
       const send = this.transfer("send-qkv", "d2h", c.sendQkv, where, [pre]);
       const previous = this.steps.get(q - this.L * this.nb);
       const cpuWorking: MemoryEffect = { tier: "cpu", bytes: c.cpuAttentionWorkingBytes, what: "CPU attention working space" };
@@ -229,7 +231,7 @@ export class ScheduleBuilder {
       const attention = this.task("cpu-attention", "cpu", c.cpuSeconds, 0, where, [send ?? pre, s.readCache, previous?.cacheStored], [cpuWorking, cpuCache], s.cpuStagingFree ? [cpuWorking, s.cpuStagingFree] : [cpuWorking]);
       s.cacheConsumed = attention;
       const back = this.transfer("return-attention", "h2d", c.returnAttention, where, [attention]);
-      done = this.task("compute-post", "gpu", c.gpuSeconds - c.gpuBeforeCpuSeconds, 0, where, [back ?? attention], [], frees);
+      done = this.task("compute-post", "gpu", c.gpuSeconds - c.gpuBeforeCpuSeconds, 0, where, [back ?? attention], [working], frees);
       const write = this.transfer("write-cache", "diskWrite", c.writeCache, where, [attention], [{ tier: "disk", bytes: c.newCacheBytes.disk, what: "KV cache of disk sequences" }]);
       s.cacheStored = write ?? attention;
     } else {
