@@ -13,6 +13,10 @@ import { flexgenConstants } from "../planner/flexgen/flexgen-constants.js";
 import { buildFlexgenLp } from "../planner/flexgen/flexgen-lp.js";
 import { loadLpSolvers, solveLinearProgram } from "../planner/lp/solve-linear-program.js";
 import { planSync } from "../planner/plan.js";
+import { simulate } from "../simulator/simulate.js";
+import { Engine, TaskFactory } from "../simulator/engine.js";
+import { PlanCosts } from "../simulator/plan-costs.js";
+import { ScheduleBuilder } from "../simulator/schedule-builder.js";
 
 const CLI = fileURLToPath(new URL("../cli/main.js", import.meta.url));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -60,3 +64,50 @@ console.log("\nSpillway cost model search, default plan (OPT-175B on the T4)");
 const spillwayCold = coldCliSearchMs([]);
 const spillwayWarm = median([0, 1, 2].map(() => planSync({ model: opt175b, hardware: t4, workload }).search.elapsedMs));
 console.log(`  cold: ${spillwayCold.ms.toFixed(0)} ms (${spillwayCold.lpSolves} LPs)   warm: ${spillwayWarm.toFixed(0)} ms`);
+
+console.log("\nSimulator: the default plan and FlexGen's 32x8 OPT-175B policy (--percent 0 50 0 0 0 100, CPU attention)");
+const defaultPlan = planSync({ model: opt175b, hardware: t4, workload });
+const flexgenPolicy = planSync({ model: opt175b, hardware: t4, workload, fixed: { gbs: 32, nb: 8, percent: [0, 50, 0, 0, 0, 100], cpuAttention: true } });
+for (const [name, p] of [["default plan", defaultPlan], ["FlexGen 32x8", flexgenPolicy]] as const) {
+  for (const schedule of ["spillway", "flexgen"] as const) {
+    simulate(p, t4, { schedule, capacityBytes: p.predicted.capacityBytes });
+    const times: number[] = [];
+    let events = 0;
+    let throughput = 0;
+    for (let i = 0; i < 3; i++) {
+      const start = performance.now();
+      const r = simulate(p, t4, { schedule, capacityBytes: p.predicted.capacityBytes });
+      times.push(performance.now() - start);
+      events = r.events;
+      throughput = r.throughputTokensPerSecond;
+    }
+    const ms = median(times);
+    console.log(`  ${name.padEnd(13)} ${schedule.padEnd(9)} ${events} events in ${ms.toFixed(0)} ms = ${((events / ms) * 1000).toFixed(0)} events/s   simulated ${throughput.toPrecision(4)} token/s (planned ${p.predicted.throughputTokensPerSecond.toPrecision(4)})`);
+  }
+}
+
+console.log("\nSimulator memory: live heap (after GC, sampled every 20,000 tasks) for 32 and 128 generated tokens, FlexGen 32x8");
+const gc = (globalThis as { gc?: () => void }).gc;
+if (!gc) console.log("  (run with node --expose-gc to measure)");
+else {
+  const peaks: number[] = [];
+  for (const genLen of [32, 128]) {
+    const p = planSync({ model: opt175b, hardware: t4, workload: { promptLen: 512, genLen }, fixed: { gbs: 32, nb: 8, percent: [0, 50, 0, 0, 0, 100], cpuAttention: true } });
+    const costs = new PlanCosts(p.modelSpec, t4, p.workload, p.policy, "spillway");
+    let finished = 0;
+    let peak = 0;
+    let builder: ScheduleBuilder | undefined;
+    gc();
+    const base = process.memoryUsage().heapUsed;
+    const engine = new Engine({
+      onStart(task) { if (builder && task.token === builder.tokensGenerated - 1 && builder.tokensGenerated < costs.genLen) builder.generateNextToken(); },
+      onEnd() { if (++finished % 20000 === 0) { gc(); peak = Math.max(peak, process.memoryUsage().heapUsed - base); } },
+    });
+    builder = new ScheduleBuilder(costs, "spillway", new TaskFactory(), engine);
+    builder.generateNextToken();
+    engine.run();
+    peaks.push(peak);
+    console.log(`  ${genLen} tokens: ${finished} tasks, live heap at most ${(peak / 2 ** 20).toFixed(1)} MiB above the start`);
+  }
+  console.log(`  ratio 128 / 32 tokens: ${(peaks[1]! / Math.max(peaks[0]!, 1)).toFixed(2)} (the task count ratio is ~4)`);
+}

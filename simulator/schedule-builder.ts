@@ -85,7 +85,7 @@ export class ScheduleBuilder {
     if (this.semantics === "flexgen" && this.barrier) all.push(this.barrier);
     const task = this.factory.make({ kind, resource, seconds, bytes, ...where, deps: all, allocate, free });
     this.engine.add(task);
-    this.stepTasks.push(task);
+    if (this.semantics === "flexgen") this.stepTasks.push(task);
     return task;
   }
 
