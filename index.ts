@@ -13,3 +13,5 @@ export { modelSpecFromHfConfig } from "./models/hf-config.js";
 export { plan, planSync, PlanError, type Plan, type PlanRequest, type FixedPolicy, type CostModelName } from "./planner/plan.js";
 export { evaluatePolicy, type Prediction } from "./planner/spillway/evaluate-policy.js";
 export { loadLpSolvers } from "./planner/lp/solve-linear-program.js";
+export { simulate, simulateSchedule, type SimulationResult, type SimulateOptions } from "./simulator/simulate.js";
+export { readPlanFile, parsePlanFile } from "./simulator/read-plan.js";
