@@ -1,5 +1,6 @@
 /** The human summary `spillway simulate` prints. */
 import { formatBytes, formatSeconds } from "../core/units.js";
+import type { RunResult } from "../runtime/run.js";
 import type { SimulationResult } from "../simulator/simulate.js";
 import { SIM_RESOURCES } from "../simulator/task.js";
 
@@ -17,5 +18,19 @@ export function formatSimulation(r: SimulationResult): string {
   lines.push(`  traffic      host->GPU ${formatBytes(r.bytes.h2d)}  GPU->host ${formatBytes(r.bytes.d2h)}  disk read ${formatBytes(r.bytes.diskRead)}  disk write ${formatBytes(r.bytes.diskWrite)}`);
   if (r.disagreements.length === 0 && r.planned) lines.push("  The planner's prediction holds within 10% on every phase, and its traffic within 1%.");
   for (const d of r.disagreements) lines.push(`  ! ${d}`);
+  return lines.join("\n");
+}
+
+/** The human summary `spillway run` prints: measured figures beside the plan's. */
+export function formatRun(r: RunResult): string {
+  const lines: string[] = [];
+  lines.push(`Ran ${r.events} steps on the ${r.backend} backend, ${r.schedule} schedule`);
+  const planned = r.planned ? `   predicted ${r.planned.throughputTokensPerSecond.toPrecision(4)} (measured ${r.relativeError! >= 0 ? "+" : ""}${(r.relativeError! * 100).toFixed(1)}%)` : "";
+  lines.push(`  throughput   ${r.throughputTokensPerSecond.toPrecision(4)} token/s${planned}`);
+  lines.push(`  prefill      ${formatSeconds(r.prefillSeconds)}    decode ${formatSeconds(r.decodeSeconds)}    total ${formatSeconds(r.makespanSeconds)}`);
+  lines.push("  busy         " + SIM_RESOURCES.filter((x) => r.busySeconds[x] > 0).map((x) => `${NAMES[x]} ${formatSeconds(r.busySeconds[x])}`).join("   "));
+  lines.push("  peak memory  " + (["gpu", "cpu", "disk"] as const).map((t) => `${t.toUpperCase()} ${formatBytes(r.peakBytes[t])} / ${formatBytes(r.capacityBytes[t])}${r.planned ? ` (planned ${formatBytes(r.planned.peakBytes[t])})` : ""}`).join("   "));
+  lines.push(`  traffic      host->GPU ${formatBytes(r.bytes.h2d)}  GPU->host ${formatBytes(r.bytes.d2h)}  disk read ${formatBytes(r.bytes.diskRead)}  disk write ${formatBytes(r.bytes.diskWrite)}`);
+  if (r.matchesReference !== undefined) lines.push(`  tokens       ${r.matchesReference ? "match" : "DIFFER FROM"} the all-on-device reference (${r.tokens.length} sequences x ${r.tokens[0]?.length ?? 0} tokens)`);
   return lines.join("\n");
 }

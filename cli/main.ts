@@ -13,7 +13,9 @@ import { GIB } from "../core/units.js";
 import { resolveModel } from "../models/resolve-model.js";
 import { plan, PlanError, type FixedPolicy } from "../planner/plan.js";
 import { formatPlan } from "./format-plan.js";
-import { formatSimulation } from "./format-simulation.js";
+import { formatRun, formatSimulation } from "./format-simulation.js";
+import { runSynthWeights } from "./synth-weights-command.js";
+import { run } from "../runtime/run.js";
 import { readPlanFile } from "../simulator/read-plan.js";
 import { simulate } from "../simulator/simulate.js";
 import { formatBytes } from "../core/units.js";
@@ -115,6 +117,27 @@ function runSimulate(argv: SimulateArgs): void {
   }
 }
 
+interface RunArgs { plan: string; weights: string; backend: "cpu"; hardware?: string; schedule?: "spillway" | "flexgen"; trace?: string; "offload-dir"?: string; reference: boolean; json: boolean }
+
+async function runRun(argv: RunArgs): Promise<void> {
+  const planFile = readPlanFile(argv.plan);
+  const profile = resolveHardware(argv.hardware ?? planFile.hardware);
+  const capacityBytes = planFile.capacityBytes ?? { gpu: profile.capacityBytes.gpu.value, cpu: profile.capacityBytes.cpu.value, disk: profile.capacityBytes.disk.value };
+  if (planFile.planned && planFile.capacityBytes) {
+    const over = (["gpu", "cpu", "disk"] as const).filter((t) => planFile.planned!.peakBytes[t] > planFile.capacityBytes![t]);
+    if (over.length) throw new PlanError(`the plan does not fit (${over.join(", ")} over capacity): the runtime refuses it`);
+  }
+  const result = await run(planFile, profile, {
+    weightsDir: argv.weights, schedule: argv.schedule ?? planFile.schedule ?? "spillway", capacityBytes,
+    ...(argv.trace ? { tracePath: argv.trace } : {}),
+    ...(argv["offload-dir"] ? { offloadDir: argv["offload-dir"] } : {}),
+    reference: argv.reference,
+  });
+  if (argv.json) process.stdout.write(JSON.stringify({ ...result, referenceTokens: undefined }, null, 2) + "\n");
+  else process.stdout.write(formatRun(result) + "\n");
+  if (result.matchesReference === false) throw new PlanError("the generated tokens differ from the all-on-device reference");
+}
+
 export function buildCli(args: string[]): Argv {
   return yargs(args)
     .scriptName("spillway")
@@ -136,11 +159,30 @@ export function buildCli(args: string[]): Argv {
         .example("$0 plan --out p.json && $0 simulate p.json --trace t.json", "simulate the default plan and write a trace")
         .example("$0 simulate p.json --schedule flexgen --json", "the same plan under FlexGen's per-step sync"),
     (argv) => runSimulate(argv as unknown as SimulateArgs))
+    .command("run <plan>", "execute a plan for real on the CPU backend and compare measured with predicted", (y) =>
+      y.positional("plan", { type: "string", describe: "a plan JSON file (spillway plan --out), or - for standard input" })
+        .option("weights", { type: "string", demandOption: true, describe: "folder with config.json and safetensors weights (spillway synth-weights makes one)" })
+        .option("backend", { choices: ["cpu"] as const, default: "cpu" as const, describe: "where to compute (a CUDA backend is planned)" })
+        .option("hardware", { type: "string", describe: "profile name or path (default: the plan's)" })
+        .option("schedule", { choices: ["spillway", "flexgen"] as const, describe: "schedule semantics (default: the plan's)" })
+        .option("trace", { type: "string", describe: "write a Chrome Trace Event file of the measured run" })
+        .option("offload-dir", { type: "string", describe: "parent folder for the disk tier's offload files (default: the OS temp folder)" })
+        .option("reference", { type: "boolean", default: true, describe: "also run the all-on-device reference and compare tokens (--no-reference to skip)" })
+        .option("json", { type: "boolean", default: false, describe: "print the result as JSON" })
+        .example("$0 synth-weights --model opt-125m --out w && $0 plan --model w --gpu-mem 0.05 --out p.json && $0 run p.json --weights w", "run a plan on synthetic OPT-125M weights"),
+    (argv) => runRun(argv as unknown as RunArgs))
+    .command("synth-weights", "write a deterministic synthetic OPT checkpoint (safetensors, fp16) with its config.json", (y) =>
+      y.option("model", { type: "string", demandOption: true, describe: "an OPT catalogue name or config.json" })
+        .option("out", { type: "string", demandOption: true, describe: "output folder" })
+        .option("seed", { type: "string", describe: "random seed (default 0)" })
+        .option("json", { type: "boolean", default: false })
+        .example("$0 synth-weights --model opt-125m --out weights/opt-125m", "about 250 MB"),
+    (argv) => runSynthWeights(argv as unknown as { model: string; out: string; seed: string | undefined; json: boolean }))
     .command("models", "list the model catalogue", (y) => y.option("json", { type: "boolean", default: false }).example("$0 models --json", "as JSON"),
       (argv) => { process.stdout.write(listModels(Boolean(argv.json)) + "\n"); })
     .command("hardware", "list the shipped hardware profiles", (y) => y.option("json", { type: "boolean", default: false }).example("$0 hardware", "names, GPUs and capacities"),
       (argv) => { process.stdout.write(listHardware(Boolean(argv.json)) + "\n"); })
-    .demandCommand(1, "name a command: plan, simulate, models or hardware")
+    .demandCommand(1, "name a command: plan, simulate, run, synth-weights, models or hardware")
     .strict()
     .help()
     .alias("help", "h")

@@ -60,10 +60,15 @@ export class ChromeTraceWriter {
 
   task(task: Task): void {
     if (task.resource === "none") return;
-    const lane = TRACE_LANES[task.resource];
-    const args: Record<string, number | string> = { token: task.token, layer: task.layer, batch: task.batch };
-    if (task.bytes > 0) args.bytes = task.bytes;
-    this.emit({ ph: "X", name: task.kind, cat: task.resource, pid: lane.pid, tid: lane.tid, ts: task.start * 1e6, dur: (task.end - task.start) * 1e6, args });
+    this.slice(task.kind, task.resource, task.start, task.end, task.bytes, task);
+  }
+
+  /** One `X` event: a task of `kind` on `resource` from `start` to `end` seconds. */
+  slice(kind: string, resource: SimResource, start: number, end: number, bytes: number, where: { token: number; layer: number; batch: number }): void {
+    const lane = TRACE_LANES[resource];
+    const args: Record<string, number | string> = { token: where.token, layer: where.layer, batch: where.batch };
+    if (bytes > 0) args.bytes = bytes;
+    this.emit({ ph: "X", name: kind, cat: resource, pid: lane.pid, tid: lane.tid, ts: start * 1e6, dur: (end - start) * 1e6, args });
   }
 
   memory(seconds: number, tier: MemoryTier, bytes: number): void {

@@ -80,7 +80,8 @@ export function activationTierOf(activations: Placement): Tier {
   return activations.cpu >= activations.disk ? "cpu" : "disk";
 }
 
-function embeddingTensors(model: ModelSpec): { name: string; params: number; matrix: boolean }[] {
+/** Embeddings, final norm and LM head as the planner groups them: the token table, the rest, an untied head. */
+export function embeddingTensors(model: ModelSpec): { name: string; params: number; matrix: boolean }[] {
   const h = model.hiddenSize;
   const tensors = [{ name: "embed_tokens", params: model.vocabSize * model.wordEmbedDim, matrix: true }];
   const rest = embeddingParams(model) - model.vocabSize * model.wordEmbedDim - (model.tiedEmbeddings ? 0 : model.vocabSize * h);

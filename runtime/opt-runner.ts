@@ -1,0 +1,508 @@
+/**
+ * Runs an OPT model for real under a plan on the CPU backend: every weight tensor, KV sequence and
+ * hidden state lives on the tier the plan's realized placement says (device arena, host memory, or
+ * offload files), moves between tiers with real copies and real file I/O, and the zig-zag schedule
+ * (token → layer → GPU batch) computes real tokens. Every step is timed and recorded as the same tasks
+ * the simulator uses, so predicted and measured schedules compare directly.
+ *
+ * Numerics do not depend on placement: weights are fp16 or 4-bit wherever they live, hidden states are
+ * fp16 between layers, KV rows fp16 or 4-bit, and each layer computes in fp32 over the same sequence
+ * chunks, so any placement of a policy yields exactly the tokens of its all-on-device reference.
+ */
+import { layerWeightTensors, type ModelSpec } from "../core/model-spec.js";
+import type { Policy } from "../core/policy.js";
+import type { Workload } from "../core/workload.js";
+import { type PolicyCostContext } from "../planner/spillway/evaluate-policy.js";
+import { embeddingTensors, placeTensors, type Tier } from "../planner/spillway/realize-placement.js";
+import { type DeviceArena, type DeviceBlock } from "./device-arena.js";
+import type { DiskStore } from "./disk-store.js";
+import { fromFloat16Array, toFloat16Array } from "./fp16.js";
+import { addInPlace } from "./kernels/add.js";
+import { argmax } from "./kernels/argmax.js";
+import { attention, attentionScratchLength } from "./kernels/attention.js";
+import { OPT_POSITION_OFFSET } from "./kernels/embedding.js";
+import { layerNorm } from "./kernels/layer-norm.js";
+import { matmulBias } from "./kernels/matmul.js";
+import { reluInPlace } from "./kernels/relu.js";
+import type { OptWeights } from "./opt-checkpoint.js";
+import { decode, decodeToFloat16, type Encoding, encode, encodedByteLength } from "./tensor-codec.js";
+import type { SimResource, TaskKind } from "../simulator/task.js";
+
+/** Host memory in use (bytes), with its peak. */
+export class HostLedger {
+  inUseBytes = 0;
+  peakBytes = 0;
+  add(bytes: number): void {
+    this.inUseBytes += bytes;
+    this.peakBytes = Math.max(this.peakBytes, this.inUseBytes);
+  }
+  remove(bytes: number): void {
+    this.inUseBytes -= bytes;
+  }
+}
+
+export interface StepRecorder {
+  record<T>(kind: TaskKind, resource: SimResource, bytes: number, where: { token: number; layer: number; batch: number }, work: () => T): T;
+}
+
+interface StoredTensor {
+  readonly name: string;
+  readonly values: number;
+  readonly encoding: Encoding;
+  readonly bytes: number;
+  readonly tier: Tier;
+  /** Host tier: the bytes. */
+  readonly host?: Uint8Array;
+  /** Device tier: the resident block. */
+  readonly device?: DeviceBlock;
+  /** Disk tier: the offload file key. */
+  readonly diskKey?: string;
+}
+
+/** A layer's weights as the compute sees them: fp16 matrices and fp32 vectors, wherever they came from. */
+interface ReadyLayer {
+  readonly matrices: Map<string, Uint16Array>;
+  readonly vectors: Map<string, Float32Array>;
+  readonly blocks: DeviceBlock[];
+}
+
+/** Weight rows decoded from fp16 per matmul call: small, so the decode scratch stays a sliver of working space. */
+const MATRIX_TILE_ROWS = 16;
+
+export class OptRunner {
+  private readonly model: ModelSpec;
+  private readonly layers: StoredTensor[][] = [];
+  private embedding: StoredTensor[] = [];
+  private readonly h: number;
+  private readonly kvRowBytes: number;
+  private readonly kvEncoding: Encoding;
+  private readonly seqs: Readonly<Record<Tier, number>>;
+  private readonly maxContext: number;
+  /** Device KV blocks [layer][batch] for GPU sequences; host KV arrays for CPU sequences. */
+  private readonly deviceCache: DeviceBlock[][] = [];
+  private readonly hostCache: Uint8Array[][] = [];
+
+  constructor(
+    private readonly weights: OptWeights,
+    private readonly policy: Policy,
+    private readonly workload: Workload,
+    private readonly context: PolicyCostContext,
+    private readonly arena: DeviceArena,
+    private readonly host: HostLedger,
+    private readonly disk: DiskStore,
+    private readonly recorder: StepRecorder,
+  ) {
+    this.model = weights.model;
+    this.h = this.model.hiddenSize;
+    this.kvEncoding = policy.compressCache ? "q4" : "f16";
+    this.kvRowBytes = encodedByteLength(this.h, this.kvEncoding);
+    this.seqs = context.realized.cacheSequences;
+    this.maxContext = workload.promptLen + workload.genLen;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Placement
+
+  private store(name: string, values: Float32Array, matrix: boolean, tier: Tier): StoredTensor {
+    const encoding: Encoding = matrix && this.policy.compressWeight ? "q4" : "f16";
+    const bytes = encodedByteLength(values.length, encoding);
+    const base = { name, values: values.length, encoding, bytes, tier };
+    if (tier === "gpu") {
+      const block = this.arena.allocate(bytes, `resident ${name}`);
+      encode(values, encoding, this.arena.uint8(block, bytes));
+      return { ...base, device: block };
+    }
+    const data = encode(values, encoding);
+    if (tier === "cpu") {
+      this.host.add(bytes);
+      return { ...base, host: data };
+    }
+    this.disk.write(name, data);
+    return { ...base, diskKey: name };
+  }
+
+  /** Puts every tensor, KV block and buffer where the plan says. */
+  place(): void {
+    const specs = layerWeightTensors(this.model);
+    const isMatrix = (name: string) => name.endsWith(".weight") && !name.includes("norm");
+    for (let layer = 0; layer < this.model.numLayers; layer++) {
+      const names = this.weights.layerTensorNames(layer);
+      this.layers.push(placeTensors(specs, this.policy.weights).map(({ tensor, tier }, i) => this.store(names[i]!, this.weights.tensor(names[i]!), isMatrix(tensor.name), tier)));
+    }
+    // Embeddings in the planner's groups: the token table, then positions, norms and projections together.
+    const groups = embeddingTensors(this.model);
+    const groupTiers = placeTensors(groups, this.context.realized.weights);
+    for (const name of this.weights.embeddingTensorNames()) {
+      const tokenTable = name.endsWith("embed_tokens.weight");
+      const tier = groupTiers[tokenTable ? 0 : 1]?.tier ?? groupTiers[0]!.tier;
+      this.embedding.push(this.store(name, this.weights.tensor(name), tokenTable, tier));
+    }
+    // KV cache, allocated for the whole prompt and generation as the planner counts it.
+    for (let layer = 0; layer < this.model.numLayers; layer++) {
+      this.deviceCache.push([]);
+      this.hostCache.push([]);
+      for (let batch = 0; batch < this.policy.numGpuBatches; batch++) {
+        const gpuBytes = this.seqs.gpu * 2 * this.maxContext * this.kvRowBytes;
+        this.deviceCache[layer]!.push(this.arena.allocate(gpuBytes, `KV cache of GPU sequences (layer ${layer}, batch ${batch})`));
+        const cpuBytes = this.seqs.cpu * 2 * this.maxContext * this.kvRowBytes;
+        this.hostCache[layer]!.push(new Uint8Array(cpuBytes));
+        this.host.add(cpuBytes);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Moving weights
+
+  private bytesOf(t: StoredTensor, staging?: Uint8Array): Uint8Array {
+    if (t.device) return this.arena.uint8(t.device, t.bytes);
+    if (t.host) return t.host;
+    return this.disk.read(t.diskKey!, staging);
+  }
+
+  /** Brings a group of tensors to the device (host copies, disk reads through a host staging buffer), dequantising 4-bit matrices into one fp16 buffer. */
+  private bringToDevice(tensors: readonly StoredTensor[], where: { token: number; layer: number; batch: number }): ReadyLayer {
+    const blocks: DeviceBlock[] = [];
+    const onDevice = new Map<string, Uint8Array>();
+    const offDevice = tensors.filter((t) => t.tier !== "gpu");
+    for (const t of tensors) if (t.tier === "gpu") onDevice.set(t.name, this.arena.uint8(t.device!, t.bytes));
+    const fromDisk = offDevice.filter((t) => t.tier === "disk");
+    const diskBytes = fromDisk.reduce((s, t) => s + t.bytes, 0);
+    let staging: Uint8Array | undefined;
+    if (diskBytes > 0) {
+      staging = new Uint8Array(diskBytes);
+      this.host.add(diskBytes);
+      let offset = 0;
+      this.recorder.record("read-weights", "diskRead", diskBytes, where, () => {
+        for (const t of fromDisk) {
+          this.disk.read(t.diskKey!, staging!.subarray(offset, offset + t.bytes));
+          offset += t.bytes;
+        }
+      });
+    }
+    const upBytes = offDevice.reduce((s, t) => s + t.bytes, 0);
+    if (upBytes > 0) {
+      const block = this.arena.allocate(upBytes, `layer ${where.layer} weight buffer`);
+      blocks.push(block);
+      const target = this.arena.uint8(block, upBytes);
+      let offset = 0;
+      let stagingOffset = 0;
+      this.recorder.record("load-weights", "h2d", upBytes, where, () => {
+        for (const t of offDevice) {
+          const source = t.tier === "cpu" ? t.host! : staging!.subarray(stagingOffset, stagingOffset += t.bytes);
+          target.set(source, offset);
+          onDevice.set(t.name, target.subarray(offset, offset + t.bytes));
+          offset += t.bytes;
+        }
+      });
+    }
+    if (staging) this.host.remove(staging.byteLength);
+    const matrices = new Map<string, Uint16Array>();
+    const vectors = new Map<string, Float32Array>();
+    const quantized = tensors.filter((t) => t.encoding === "q4");
+    if (quantized.length > 0) {
+      const values = quantized.reduce((s, t) => s + t.values, 0);
+      const block = this.arena.allocate(values * 2, `layer ${where.layer} dequantised weights`);
+      blocks.push(block);
+      const all = this.arena.uint16(block, values);
+      this.recorder.record("dequantize-weights", "gpu", 0, where, () => {
+        let offset = 0;
+        const scratch = new Float32Array(4096);
+        for (const t of quantized) {
+          const out = all.subarray(offset, offset + t.values);
+          decodeToFloat16(onDevice.get(t.name)!, "q4", t.values, out, scratch);
+          matrices.set(t.name, out);
+          offset += t.values;
+        }
+      });
+    }
+    for (const t of tensors) {
+      if (t.encoding === "q4") continue;
+      const bytes = onDevice.get(t.name)!;
+      const bits = new Uint16Array(bytes.buffer, bytes.byteOffset, t.values);
+      if (isVector(t.name)) vectors.set(t.name, fromFloat16Array(bits));
+      else matrices.set(t.name, bits);
+    }
+    return { matrices, vectors, blocks };
+  }
+
+  private release(ready: ReadyLayer): void {
+    for (const block of ready.blocks) this.arena.release(block);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Kernels on fp16 weights
+
+  /** out[m, n] = x[m, k] · w[n, k]^T + bias, decoding fp16 weights a 64-row tile at a time. */
+  private linear(x: Float32Array, w: Uint16Array, bias: Float32Array | undefined, out: Float32Array, m: number, k: number, n: number, scratch: Float32Array, tileOut: Float32Array): void {
+    for (let n0 = 0; n0 < n; n0 += MATRIX_TILE_ROWS) {
+      const rows = Math.min(MATRIX_TILE_ROWS, n - n0);
+      const tile = scratch.subarray(0, rows * k);
+      fromFloat16Array(w.subarray(n0 * k, (n0 + rows) * k), tile);
+      const part = tileOut.subarray(0, m * rows);
+      matmulBias(x, tile, bias?.subarray(n0, n0 + rows), part, m, k, rows);
+      for (let i = 0; i < m; i++) out.set(part.subarray(i * rows, (i + 1) * rows), i * n + n0);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // One GPU batch through one layer
+
+  /** Sequences per chunk so that the fp32 working buffers fit the working space the planner allows. */
+  private chunkSequences(tokensPerSequence: number, context: number): number {
+    const { h } = this;
+    const f = this.model.ffnSize;
+    const gbs = this.policy.gpuBatchSize;
+    const budget = this.context.costModel.workingBytes(tokensPerSequence, context) - gbs * this.model.vocabSize * 4;
+    const fixed = (MATRIX_TILE_ROWS * Math.max(h, f) + 2 * context * h + attentionScratchLength(tokensPerSequence, context - tokensPerSequence, this.model.numHeads, h / this.model.numHeads)) * 4;
+    const perSequence = tokensPerSequence * (2 * h + Math.max(4 * h, f) + MATRIX_TILE_ROWS) * 4;
+    return Math.max(1, Math.min(gbs, Math.floor((budget - fixed) / perSequence)));
+  }
+
+  private kvKey(layer: number, batch: number, seq: number, which: "k" | "v"): string {
+    return `kv-${layer}-${batch}-${seq}-${which}`;
+  }
+
+  /**
+   * Computes batch `batch` of layer `layer` at step `token`: hidden is the batch's fp16 [gbs, t, h],
+   * updated in place. Off-GPU KV is loaded first (GPU attention) or attended on the host (CPU
+   * attention); new KV rows go to each sequence's tier afterwards.
+   */
+  computeLayer(ready: ReadyLayer, hidden: Uint16Array, layer: number, batch: number, token: number): void {
+    const where = { token, layer, batch };
+    const { h } = this;
+    const f = this.model.ffnSize;
+    const nh = this.model.numHeads;
+    const hd = h / nh;
+    const gbs = this.policy.gpuBatchSize;
+    const prefill = token === 0;
+    const t = prefill ? this.workload.promptLen : 1;
+    const past = prefill ? 0 : this.workload.promptLen + token - 1;
+    const ctx = past + t;
+    const rowBytes = this.kvRowBytes;
+    const gpuSeqs = this.seqs.gpu;
+    const cpuSeqs = this.seqs.cpu;
+    const offSeqs = gbs - gpuSeqs;
+    const cpuAttention = this.policy.cpuAttention && !prefill && offSeqs > 0;
+    const prefix = `model.decoder.layers.${layer}`;
+    const m = (name: string) => ready.matrices.get(`${prefix}.${name}`)!;
+    const v = (name: string) => ready.vectors.get(`${prefix}.${name}`)!;
+
+    // Off-GPU KV of the past tokens: staged on the host from disk, then (GPU attention) up to the device.
+    const pastBytes = past * rowBytes;
+    let hostStaging: Uint8Array | undefined;
+    const diskSeqs = gbs - gpuSeqs - cpuSeqs;
+    if (!prefill && diskSeqs > 0) {
+      hostStaging = new Uint8Array(diskSeqs * 2 * pastBytes);
+      this.host.add(hostStaging.byteLength);
+      this.recorder.record("read-cache", "diskRead", hostStaging.byteLength, where, () => {
+        for (let s = 0; s < diskSeqs; s++) {
+          for (const [i, which] of (["k", "v"] as const).entries()) this.disk.read(this.kvKey(layer, batch, gpuSeqs + cpuSeqs + s, which), hostStaging!.subarray((2 * s + i) * pastBytes, (2 * s + i + 1) * pastBytes));
+        }
+      });
+    }
+    const hostPast = (seq: number, which: 0 | 1): Uint8Array => {
+      if (past === 0) return new Uint8Array(0);
+      if (seq < gpuSeqs + cpuSeqs) {
+        const local = seq - gpuSeqs;
+        const base = (local * 2 + which) * this.maxContext * rowBytes;
+        return this.hostCache[layer]![batch]!.subarray(base, base + pastBytes);
+      }
+      const d = seq - gpuSeqs - cpuSeqs;
+      return hostStaging!.subarray((2 * d + which) * pastBytes, (2 * d + which + 1) * pastBytes);
+    };
+    let staged: DeviceBlock | undefined;
+    if (!prefill && offSeqs > 0 && !cpuAttention) {
+      const bytes = offSeqs * 2 * pastBytes;
+      staged = this.arena.allocate(bytes, `KV of off-GPU sequences (layer ${layer}, batch ${batch})`);
+      const target = this.arena.uint8(staged, bytes);
+      this.recorder.record("load-cache", "h2d", bytes, where, () => {
+        for (let s = 0; s < offSeqs; s++) for (const which of [0, 1] as const) target.set(hostPast(gpuSeqs + s, which), (2 * s + which) * pastBytes);
+      });
+    }
+    const pastRows = (seq: number, which: 0 | 1): Uint8Array => {
+      if (seq < gpuSeqs) {
+        const base = (seq * 2 + which) * this.maxContext * rowBytes;
+        return this.arena.uint8(this.deviceCache[layer]![batch]!, gpuSeqs * 2 * this.maxContext * rowBytes).subarray(base, base + pastBytes);
+      }
+      if (staged) return this.arena.uint8(staged, offSeqs * 2 * pastBytes).subarray((2 * (seq - gpuSeqs) + which) * pastBytes, (2 * (seq - gpuSeqs) + which + 1) * pastBytes);
+      return hostPast(seq, which);
+    };
+
+    // Working space, bounded like the planner's: sequences are processed in chunks.
+    const chunk = this.chunkSequences(t, ctx);
+    const rows = chunk * t;
+    const tileRows = MATRIX_TILE_ROWS;
+    const scratchValues = tileRows * Math.max(h, f);
+    const attnScratch = attentionScratchLength(t, past, nh, hd);
+    // q, k, v and the attention output are dead once the output projection has run, so the FFN's
+    // intermediate reuses their space.
+    const shared = Math.max(4 * h, f);
+    const workingValues = rows * (2 * h + shared + tileRows) + scratchValues + 2 * ctx * h + attnScratch;
+    const working = this.arena.allocate(workingValues * 4, `working space (layer ${layer}, batch ${batch})`);
+    const all = this.arena.float32(working, workingValues);
+    let at = 0;
+    const take = (n: number) => all.subarray(at, (at += n));
+    const x = take(rows * h), y = take(rows * h);
+    const sharedSpace = take(rows * shared);
+    const q = sharedSpace.subarray(0, rows * h), k = sharedSpace.subarray(rows * h, 2 * rows * h), vv = sharedSpace.subarray(2 * rows * h, 3 * rows * h), o = sharedSpace.subarray(3 * rows * h, 4 * rows * h);
+    const ffn = sharedSpace.subarray(0, rows * f), tileOut = take(rows * tileRows), scratch = take(scratchValues);
+    const kAll = take(ctx * h), vAll = take(ctx * h), attnWork = take(attnScratch);
+    const newRows: { seq: number; k: Uint8Array; v: Uint8Array }[] = [];
+
+    const computeChunk = (first: number, count: number) => {
+      const r = count * t;
+      const xs = x.subarray(0, r * h), ys = y.subarray(0, r * h), qs = q.subarray(0, r * h), ks = k.subarray(0, r * h), vs = vv.subarray(0, r * h), os = o.subarray(0, r * h), fs = ffn.subarray(0, r * f);
+      fromFloat16Array(hidden.subarray(first * t * h, (first + count) * t * h), xs);
+      layerNorm(xs, v("self_attn_layer_norm.weight"), v("self_attn_layer_norm.bias"), ys, r, h);
+      this.linear(ys, m("self_attn.q_proj.weight"), v("self_attn.q_proj.bias"), qs, r, h, h, scratch, tileOut);
+      this.linear(ys, m("self_attn.k_proj.weight"), v("self_attn.k_proj.bias"), ks, r, h, h, scratch, tileOut);
+      this.linear(ys, m("self_attn.v_proj.weight"), v("self_attn.v_proj.bias"), vs, r, h, h, scratch, tileOut);
+      for (let c = 0; c < count; c++) {
+        const seq = first + c;
+        // The new rows, encoded as they will be stored, then decoded: attention sees exactly what the cache holds.
+        const kNew = new Uint8Array(t * rowBytes);
+        const vNew = new Uint8Array(t * rowBytes);
+        for (let i = 0; i < t; i++) {
+          encode(ks.subarray((c * t + i) * h, (c * t + i + 1) * h), this.kvEncoding, kNew.subarray(i * rowBytes, (i + 1) * rowBytes));
+          encode(vs.subarray((c * t + i) * h, (c * t + i + 1) * h), this.kvEncoding, vNew.subarray(i * rowBytes, (i + 1) * rowBytes));
+        }
+        const fill = (target: Float32Array, pastBytesOf: Uint8Array, fresh: Uint8Array) => {
+          for (let i = 0; i < past; i++) decode(pastBytesOf.subarray(i * rowBytes, (i + 1) * rowBytes), this.kvEncoding, h, target.subarray(i * h, (i + 1) * h));
+          for (let i = 0; i < t; i++) decode(fresh.subarray(i * rowBytes, (i + 1) * rowBytes), this.kvEncoding, h, target.subarray((past + i) * h, (past + i + 1) * h));
+        };
+        const attend = () => {
+          fill(kAll, pastRows(seq, 0), kNew);
+          fill(vAll, pastRows(seq, 1), vNew);
+          attention(qs.subarray(c * t * h, (c + 1) * t * h), kAll, vAll, os.subarray(c * t * h, (c + 1) * t * h), t, past, nh, hd, attnWork);
+        };
+        if (cpuAttention && seq >= gpuSeqs) {
+          // q, k, v go down to the host, attention runs over the host's KV, its output comes back up.
+          this.recorder.record("send-qkv", "d2h", 3 * t * h * 2, where, () => undefined);
+          this.recorder.record("cpu-attention", "cpu", 0, where, attend);
+          this.recorder.record("return-attention", "h2d", t * h * 2, where, () => undefined);
+        } else attend();
+        if (seq < gpuSeqs) {
+          const base = this.arena.uint8(this.deviceCache[layer]![batch]!, gpuSeqs * 2 * this.maxContext * rowBytes);
+          base.set(kNew, (seq * 2) * this.maxContext * rowBytes + past * rowBytes);
+          base.set(vNew, (seq * 2 + 1) * this.maxContext * rowBytes + past * rowBytes);
+        } else newRows.push({ seq, k: kNew, v: vNew });
+      }
+      this.linear(os, m("self_attn.out_proj.weight"), v("self_attn.out_proj.bias"), ys, r, h, h, scratch, tileOut);
+      addInPlace(xs, ys);
+      layerNorm(xs, v("final_layer_norm.weight"), v("final_layer_norm.bias"), ys, r, h);
+      this.linear(ys, m("fc1.weight"), v("fc1.bias"), fs, r, h, f, scratch, tileOut);
+      reluInPlace(fs);
+      this.linear(fs, m("fc2.weight"), v("fc2.bias"), ys, r, f, h, scratch, tileOut);
+      addInPlace(xs, ys);
+      toFloat16Array(xs, hidden.subarray(first * t * h, (first + count) * t * h));
+    };
+    this.recorder.record("compute", "gpu", 0, where, () => {
+      for (let first = 0; first < gbs; first += chunk) computeChunk(first, Math.min(chunk, gbs - first));
+    });
+    this.arena.release(working);
+    if (staged) this.arena.release(staged);
+    if (hostStaging) this.host.remove(hostStaging.byteLength);
+
+    // New KV rows of off-GPU sequences: down to the host (unless the host attention wrote them), on to disk.
+    const appended = t * rowBytes;
+    const toHost = newRows.filter((r) => r.seq < gpuSeqs + cpuSeqs);
+    const toDisk = newRows.filter((r) => r.seq >= gpuSeqs + cpuSeqs);
+    const storeHost = () => {
+      for (const r of toHost) {
+        const local = r.seq - gpuSeqs;
+        const cache = this.hostCache[layer]![batch]!;
+        cache.set(r.k, (local * 2) * this.maxContext * rowBytes + past * rowBytes);
+        cache.set(r.v, (local * 2 + 1) * this.maxContext * rowBytes + past * rowBytes);
+      }
+    };
+    if (cpuAttention) storeHost();
+    else if (newRows.length > 0) this.recorder.record("store-cache", "d2h", newRows.length * 2 * appended, where, storeHost);
+    if (toDisk.length > 0) {
+      this.recorder.record("write-cache", "diskWrite", toDisk.length * 2 * appended, where, () => {
+        for (const r of toDisk) {
+          this.disk.append(this.kvKey(layer, batch, r.seq, "k"), r.k);
+          this.disk.append(this.kvKey(layer, batch, r.seq, "v"), r.v);
+        }
+      });
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Embeddings and the LM head
+
+  bringEmbeddings(token: number): ReadyLayer {
+    const where = { token, layer: this.model.numLayers, batch: -1 };
+    return this.bringToDevice(this.embedding, where);
+  }
+
+  releaseLayer(ready: ReadyLayer): void {
+    this.release(ready);
+  }
+
+  bringLayer(layer: number, token: number): ReadyLayer {
+    return this.bringToDevice(this.layers[layer]!, { token, layer, batch: -1 });
+  }
+
+  /** fp16 hidden states [gbs, t, h] of the batch's input tokens (token embedding + positions). */
+  embed(ready: ReadyLayer, ids: Int32Array, token: number, out: Uint16Array): void {
+    const { h } = this;
+    const d = this.model.wordEmbedDim;
+    const gbs = this.policy.gpuBatchSize;
+    const t = token === 0 ? this.workload.promptLen : 1;
+    const start = token === 0 ? 0 : this.workload.promptLen + token - 1;
+    const table = ready.matrices.get("model.decoder.embed_tokens.weight")!;
+    const positions = ready.matrices.get("model.decoder.embed_positions.weight")!;
+    const rowsTokens = new Float32Array(t * d);
+    const x = new Float32Array(t * h);
+    // OPT's learned positions start at row 2 (OPT_POSITION_OFFSET): rows for positions start .. start + t - 1.
+    const first = start + OPT_POSITION_OFFSET;
+    const positionRows = fromFloat16Array(positions.subarray(first * h, (first + t) * h));
+    const project = ready.matrices.get("model.decoder.project_in.weight");
+    const scratch = new Float32Array(MATRIX_TILE_ROWS * Math.max(d, h));
+    const tileOut = new Float32Array(t * MATRIX_TILE_ROWS);
+    for (let s = 0; s < gbs; s++) {
+      for (let i = 0; i < t; i++) fromFloat16Array(table.subarray(ids[s * t + i]! * d, (ids[s * t + i]! + 1) * d), rowsTokens.subarray(i * d, (i + 1) * d));
+      if (project) this.linear(rowsTokens, project, undefined, x, t, d, h, scratch, tileOut);
+      else x.set(rowsTokens);
+      addInPlace(x, positionRows);
+      toFloat16Array(x, out.subarray(s * t * h, (s + 1) * t * h));
+    }
+  }
+
+  /** Greedy next token of each sequence from the last position of the batch's final hidden states. */
+  lmHead(ready: ReadyLayer, hidden: Uint16Array, token: number, batch: number): Int32Array {
+    const where = { token, layer: this.model.numLayers, batch };
+    const { h } = this;
+    const d = this.model.wordEmbedDim;
+    const vocab = this.model.vocabSize;
+    const gbs = this.policy.gpuBatchSize;
+    const t = token === 0 ? this.workload.promptLen : 1;
+    const logitsBlock = this.arena.allocate(gbs * vocab * 4, `logits (batch ${batch})`);
+    const logits = this.arena.float32(logitsBlock, gbs * vocab);
+    const next = new Int32Array(gbs);
+    this.recorder.record("lm-head", "gpu", 0, where, () => {
+      const last = new Float32Array(gbs * h);
+      for (let s = 0; s < gbs; s++) fromFloat16Array(hidden.subarray((s * t + t - 1) * h, (s * t + t) * h), last.subarray(s * h, (s + 1) * h));
+      const normed = new Float32Array(gbs * h);
+      layerNorm(last, ready.vectors.get("model.decoder.final_layer_norm.weight")!, ready.vectors.get("model.decoder.final_layer_norm.bias")!, normed, gbs, h);
+      let features = normed;
+      const scratch = new Float32Array(MATRIX_TILE_ROWS * Math.max(d, h));
+      const tileOut = new Float32Array(gbs * MATRIX_TILE_ROWS);
+      const projectOut = ready.matrices.get("model.decoder.project_out.weight");
+      if (projectOut) {
+        features = new Float32Array(gbs * d);
+        this.linear(normed, projectOut, undefined, features, gbs, h, d, scratch, tileOut);
+      }
+      this.linear(features, ready.matrices.get("model.decoder.embed_tokens.weight")!, undefined, logits, gbs, d, vocab, scratch, tileOut);
+      for (let s = 0; s < gbs; s++) next[s] = argmax(logits, s * vocab, vocab);
+    });
+    this.recorder.record("store-tokens", "d2h", gbs * 4, where, () => undefined);
+    this.arena.release(logitsBlock);
+    return next;
+  }
+}
+
+function isVector(name: string): boolean {
+  return name.endsWith(".bias") || name.includes("layer_norm");
+}
