@@ -6,16 +6,21 @@
 import yargs, { type Argv } from "yargs";
 import { hideBin } from "yargs/helpers";
 import { InputError } from "../core/input-error.js";
-import { withCapacities } from "../core/hardware-profile.js";
+import { parseHardwareProfile, withCapacities } from "../core/hardware-profile.js";
 import { resolveHardware } from "../core/resolve-hardware.js";
 import { writeFileAtomic } from "../core/write-file-atomic.js";
 import { GIB } from "../core/units.js";
 import { resolveModel } from "../models/resolve-model.js";
-import { plan, PlanError, type FixedPolicy } from "../planner/plan.js";
+import { plan, PlanError, type FixedPolicy, type Plan } from "../planner/plan.js";
+import type { HardwareProfile } from "../core/hardware-profile.js";
 import { formatPlan } from "./format-plan.js";
 import { formatRun, formatSimulation } from "./format-simulation.js";
+import { compareRuns, formatComparison } from "./compare.js";
 import { runSynthWeights } from "./synth-weights-command.js";
 import { run } from "../runtime/run.js";
+import { defaultCapacities, measureCpuBackend, profileFromSamples, samplesFromCsv, samplesToCsv } from "../runtime/profile-cpu.js";
+import { Presets, SingleBar } from "cli-progress";
+import { readFileSync } from "node:fs";
 import { readPlanFile } from "../simulator/read-plan.js";
 import { simulate } from "../simulator/simulate.js";
 import { formatBytes } from "../core/units.js";
@@ -55,7 +60,7 @@ function planOptions(y: Argv) {
 
 type PlanArgs = Awaited<ReturnType<ReturnType<typeof planOptions>["parseAsync"]>>;
 
-async function runPlan(argv: PlanArgs): Promise<void> {
+async function planFromArgs(argv: PlanArgs): Promise<{ result: Plan; hardware: HardwareProfile }> {
   const model = resolveModel(argv.model);
   const gpu = parseNumberFlag("gpu-mem", argv["gpu-mem"], { min: 0, unit: "GiB" });
   const cpu = parseNumberFlag("cpu-mem", argv["cpu-mem"], { min: 0, unit: "GiB" });
@@ -91,6 +96,11 @@ async function runPlan(argv: PlanArgs): Promise<void> {
     model, hardware, workload: { promptLen, genLen }, costModel: argv["cost-model"], schedule: argv.schedule,
     ...(alpha !== undefined ? { alpha } : {}), fixed,
   });
+  return { result: { ...result, hardwareSource: argv.hardware === "-" ? hardware.name : argv.hardware }, hardware };
+}
+
+async function runPlan(argv: PlanArgs): Promise<void> {
+  const { result } = await planFromArgs(argv);
   const json = JSON.stringify(result, null, 2);
   if (argv.out) writeFileAtomic(argv.out, json + "\n");
   if (argv.json) process.stdout.write(json + "\n");
@@ -101,7 +111,7 @@ interface SimulateArgs { plan: string; hardware?: string; schedule?: "spillway" 
 
 function runSimulate(argv: SimulateArgs): void {
   const planFile = readPlanFile(argv.plan);
-  const profile = resolveHardware(argv.hardware ?? planFile.hardware);
+  const profile = resolveHardware(argv.hardware ?? planFile.hardwareSource ?? planFile.hardware);
   const capacityBytes = planFile.capacityBytes ?? { gpu: profile.capacityBytes.gpu.value, cpu: profile.capacityBytes.cpu.value, disk: profile.capacityBytes.disk.value };
   const result = simulate(planFile, profile, {
     schedule: argv.schedule ?? planFile.schedule ?? "spillway",
@@ -121,7 +131,7 @@ interface RunArgs { plan: string; weights: string; backend: "cpu"; hardware?: st
 
 async function runRun(argv: RunArgs): Promise<void> {
   const planFile = readPlanFile(argv.plan);
-  const profile = resolveHardware(argv.hardware ?? planFile.hardware);
+  const profile = resolveHardware(argv.hardware ?? planFile.hardwareSource ?? planFile.hardware);
   const capacityBytes = planFile.capacityBytes ?? { gpu: profile.capacityBytes.gpu.value, cpu: profile.capacityBytes.cpu.value, disk: profile.capacityBytes.disk.value };
   if (planFile.planned && planFile.capacityBytes) {
     const over = (["gpu", "cpu", "disk"] as const).filter((t) => planFile.planned!.peakBytes[t] > planFile.capacityBytes![t]);
@@ -136,6 +146,53 @@ async function runRun(argv: RunArgs): Promise<void> {
   if (argv.json) process.stdout.write(JSON.stringify({ ...result, referenceTokens: undefined }, null, 2) + "\n");
   else process.stdout.write(formatRun(result) + "\n");
   if (result.matchesReference === false) throw new PlanError("the generated tokens differ from the all-on-device reference");
+}
+
+async function runCompare(argv: PlanArgs & { weights: string; backend: "cpu"; "offload-dir"?: string }): Promise<void> {
+  const { result: planned, hardware } = await planFromArgs(argv);
+  if (!planned.predicted.feasible) throw new PlanError(`the policy does not fit: ${planned.predicted.infeasibleReasons.join("; ")}`);
+  const capacityBytes = planned.predicted.capacityBytes;
+  const simulated = simulate(planned, hardware, { schedule: planned.schedule, capacityBytes });
+  const measured = await run(planned, hardware, { weightsDir: argv.weights, schedule: planned.schedule, capacityBytes, ...(argv["offload-dir"] ? { offloadDir: argv["offload-dir"] } : {}) });
+  const comparison = compareRuns(planned, simulated, measured);
+  if (argv.json) process.stdout.write(JSON.stringify(comparison, null, 2) + "\n");
+  else if (!argv.quiet) process.stdout.write(formatComparison(comparison) + "\n");
+  if (measured.matchesReference === false) throw new PlanError("the generated tokens differ from the all-on-device reference");
+}
+
+interface ProfileArgs { backend: "cpu"; quick: boolean; out: string; "gpu-mem": string; "from-samples"?: string; "offload-dir"?: string; quiet: boolean }
+
+function runProfile(argv: ProfileArgs): void {
+  const gpuBytes = parseNumberFlag("gpu-mem", argv["gpu-mem"], { greaterThan: 0, unit: "GiB" })! * GIB;
+  const capacity = defaultCapacities(gpuBytes, argv["offload-dir"]);
+  let samples;
+  if (argv["from-samples"]) {
+    const path = argv["from-samples"];
+    let text: string;
+    try {
+      text = readFileSync(path, "utf8");
+    } catch (error) {
+      throw new InputError(path, undefined, (error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message);
+    }
+    samples = samplesFromCsv(text, path);
+  } else {
+    const bar = !argv.quiet && process.stderr.isTTY ? new SingleBar({ format: "profiling [{bar}] {value}/{total} {what}", stream: process.stderr }, Presets.shades_classic) : undefined;
+    bar?.start(1, 0, { what: "" });
+    samples = measureCpuBackend({
+      quick: argv.quick, gpuBytes, ...(argv["offload-dir"] ? { offloadDir: argv["offload-dir"] } : {}),
+      onProgress: (done, total, what) => {
+        if (bar) { bar.setTotal(total); bar.update(done, { what }); }
+        else if (!argv.quiet) process.stderr.write(`profiling ${done}/${total}: ${what}\n`);
+      },
+    });
+    bar?.stop();
+  }
+  const profile = profileFromSamples(samples, capacity);
+  parseHardwareProfile(JSON.parse(JSON.stringify(profile)), "measured profile");
+  writeFileAtomic(argv.out, JSON.stringify(profile, null, 2) + "\n");
+  const csvPath = argv.out.replace(/\.json$/, "") + ".csv";
+  if (!argv["from-samples"]) writeFileAtomic(csvPath, samplesToCsv(samples));
+  if (!argv.quiet) process.stdout.write(`Wrote ${argv.out}${argv["from-samples"] ? "" : ` and ${csvPath} (${samples.length} samples)`}\n`);
 }
 
 export function buildCli(args: string[]): Argv {
@@ -171,6 +228,23 @@ export function buildCli(args: string[]): Argv {
         .option("json", { type: "boolean", default: false, describe: "print the result as JSON" })
         .example("$0 synth-weights --model opt-125m --out w && $0 plan --model w --gpu-mem 0.05 --out p.json && $0 run p.json --weights w", "run a plan on synthetic OPT-125M weights"),
     (argv) => runRun(argv as unknown as RunArgs))
+    .command("compare", "plan, simulate and run side by side: predicted against measured", (y) =>
+      planOptions(y)
+        .option("weights", { type: "string", demandOption: true, describe: "folder with config.json and safetensors weights" })
+        .option("backend", { choices: ["cpu"] as const, default: "cpu" as const, describe: "where to run" })
+        .option("offload-dir", { type: "string", describe: "parent folder for offload files" })
+        .example("$0 compare --model w --weights w --hardware cpu.json --prompt-len 32 --gen-len 8 --gpu-mem 0.05 --gbs 4 --nb 2 --percent 0 100 0 100 100 0", "weights on the host"),
+    (argv) => runCompare(argv as unknown as PlanArgs & { weights: string; backend: "cpu"; "offload-dir"?: string }))
+    .command("profile", "measure this machine for a backend and write a hardware profile (JSON) and its raw samples (CSV)", (y) =>
+      y.option("backend", { choices: ["cpu"] as const, default: "cpu" as const, describe: "the backend to measure" })
+        .option("quick", { type: "boolean", default: false, describe: "fewer sizes and shorter timings (under 30 s)" })
+        .option("out", { type: "string", demandOption: true, describe: "profile JSON to write; the samples go beside it as .csv" })
+        .option("gpu-mem", { type: "string", default: "1", describe: "device arena capacity in GiB for the profile" })
+        .option("from-samples", { type: "string", describe: "rebuild the profile from a samples CSV instead of measuring" })
+        .option("offload-dir", { type: "string", describe: "folder for the disk measurements (default: the OS temp folder)" })
+        .option("quiet", { type: "boolean", default: false })
+        .example("$0 profile --backend cpu --quick --out cpu.json", "measure this machine in under 30 s"),
+    (argv) => runProfile(argv as unknown as ProfileArgs))
     .command("synth-weights", "write a deterministic synthetic OPT checkpoint (safetensors, fp16) with its config.json", (y) =>
       y.option("model", { type: "string", demandOption: true, describe: "an OPT catalogue name or config.json" })
         .option("out", { type: "string", demandOption: true, describe: "output folder" })
@@ -182,7 +256,7 @@ export function buildCli(args: string[]): Argv {
       (argv) => { process.stdout.write(listModels(Boolean(argv.json)) + "\n"); })
     .command("hardware", "list the shipped hardware profiles", (y) => y.option("json", { type: "boolean", default: false }).example("$0 hardware", "names, GPUs and capacities"),
       (argv) => { process.stdout.write(listHardware(Boolean(argv.json)) + "\n"); })
-    .demandCommand(1, "name a command: plan, simulate, run, synth-weights, models or hardware")
+    .demandCommand(1, "name a command: plan, simulate, run, profile, synth-weights, models or hardware")
     .strict()
     .help()
     .alias("help", "h")

@@ -61,6 +61,8 @@ export interface PlanPrediction {
 export interface Plan {
   readonly model: string;
   readonly hardware: string;
+  /** How --hardware named the profile (a shipped name or a file path), so later commands can load it again. */
+  readonly hardwareSource?: string;
   readonly costModel: CostModelName;
   readonly schedule: Schedule;
   readonly workload: { readonly promptLen: number; readonly genLen: number };

@@ -22,7 +22,7 @@ import { argmax } from "./kernels/argmax.js";
 import { attention, attentionScratchLength } from "./kernels/attention.js";
 import { OPT_POSITION_OFFSET } from "./kernels/embedding.js";
 import { layerNorm } from "./kernels/layer-norm.js";
-import { matmulBias } from "./kernels/matmul.js";
+import { LINEAR_TILE_ROWS, linearF16 } from "./kernels/linear-f16.js";
 import { reluInPlace } from "./kernels/relu.js";
 import type { OptWeights } from "./opt-checkpoint.js";
 import { decode, decodeToFloat16, type Encoding, encode, encodedByteLength } from "./tensor-codec.js";
@@ -66,8 +66,7 @@ interface ReadyLayer {
   readonly blocks: DeviceBlock[];
 }
 
-/** Weight rows decoded from fp16 per matmul call: small, so the decode scratch stays a sliver of working space. */
-const MATRIX_TILE_ROWS = 16;
+const MATRIX_TILE_ROWS = LINEAR_TILE_ROWS;
 
 export class OptRunner {
   private readonly model: ModelSpec;
@@ -233,26 +232,23 @@ export class OptRunner {
   // ---------------------------------------------------------------------------------------------
   // Kernels on fp16 weights
 
-  /** out[m, n] = x[m, k] · w[n, k]^T + bias, decoding fp16 weights a 64-row tile at a time. */
   private linear(x: Float32Array, w: Uint16Array, bias: Float32Array | undefined, out: Float32Array, m: number, k: number, n: number, scratch: Float32Array, tileOut: Float32Array): void {
-    for (let n0 = 0; n0 < n; n0 += MATRIX_TILE_ROWS) {
-      const rows = Math.min(MATRIX_TILE_ROWS, n - n0);
-      const tile = scratch.subarray(0, rows * k);
-      fromFloat16Array(w.subarray(n0 * k, (n0 + rows) * k), tile);
-      const part = tileOut.subarray(0, m * rows);
-      matmulBias(x, tile, bias?.subarray(n0, n0 + rows), part, m, k, rows);
-      for (let i = 0; i < m; i++) out.set(part.subarray(i * rows, (i + 1) * rows), i * n + n0);
-    }
+    linearF16(x, w, bias, out, m, k, n, scratch, tileOut);
   }
 
   // ---------------------------------------------------------------------------------------------
   // One GPU batch through one layer
 
-  /** Sequences per chunk so that the fp32 working buffers fit the working space the planner allows. */
+  /**
+   * Sequences per chunk: as many as the planner's working-space allowance holds, but never fewer than
+   * the whole batch at one token per sequence, because every chunk re-streams the layer's weights
+   * through the GEMMs (splitting a decode batch would multiply the weight traffic the plan costs once).
+   */
   private chunkSequences(tokensPerSequence: number, context: number): number {
     const { h } = this;
     const f = this.model.ffnSize;
     const gbs = this.policy.gpuBatchSize;
+    if (tokensPerSequence === 1) return gbs;
     const budget = this.context.costModel.workingBytes(tokensPerSequence, context) - gbs * this.model.vocabSize * 4;
     const fixed = (MATRIX_TILE_ROWS * Math.max(h, f) + 2 * context * h + attentionScratchLength(tokensPerSequence, context - tokensPerSequence, this.model.numHeads, h / this.model.numHeads)) * 4;
     const perSequence = tokensPerSequence * (2 * h + Math.max(4 * h, f) + MATRIX_TILE_ROWS) * 4;

@@ -9,6 +9,7 @@ import type { PlanToSimulate, PlannedFigures } from "./simulate.js";
 
 export interface PlanFile extends PlanToSimulate {
   readonly hardware: string;
+  readonly hardwareSource: string | undefined;
   readonly schedule: "spillway" | "flexgen" | undefined;
   readonly capacityBytes: { gpu: number; cpu: number; disk: number } | undefined;
 }
@@ -47,6 +48,7 @@ export function parsePlanFile(data: unknown, source: string): PlanFile {
   }
   return {
     modelSpec, workload, policy, hardware: readString(o, "hardware", ctx),
+    hardwareSource: o.hardwareSource === undefined ? undefined : readString(o, "hardwareSource", ctx),
     schedule: schedule as PlanFile["schedule"], capacityBytes, ...(planned ? { planned } : {}),
   };
 }

@@ -1,0 +1,232 @@
+/**
+ * `spillway profile --backend cpu`: measures this machine as the CPU backend sees it — copies into and
+ * out of the device arena against size, offload-file writes and reads against size, the fp16-weight
+ * GEMM the runtime uses against shape, attention, and per-call overheads — and writes a hardware
+ * profile (every value under `measured`, sourced to this measurement) plus the raw samples as CSV.
+ */
+import { statfsSync } from "node:fs";
+import { cpus, hostname, tmpdir, totalmem } from "node:os";
+import type { HardwareProfile } from "../core/hardware-profile.js";
+import { parse } from "csv-parse/sync";
+import { InputError } from "../core/input-error.js";
+import { DeviceArena } from "./device-arena.js";
+import { DiskStore } from "./disk-store.js";
+import { toFloat16Array } from "./fp16.js";
+import { attention, attentionScratchLength } from "./kernels/attention.js";
+import { linearF16, linearScratchLength } from "./kernels/linear-f16.js";
+
+export interface ProfileSample {
+  /** h2d, d2h, diskWrite, diskRead, gemm, attention, memcpy, launch */
+  readonly measurement: string;
+  /** Bytes moved, or FLOPs for compute. */
+  readonly size: number;
+  readonly shape: string;
+  readonly seconds: number;
+}
+
+export interface ProfileOptions {
+  readonly quick: boolean;
+  readonly gpuBytes: number;
+  readonly offloadDir?: string;
+  readonly onProgress?: (done: number, total: number, what: string) => void;
+}
+
+function timeIt(fn: () => void, minMs: number): number {
+  fn();
+  let reps = 0;
+  const start = performance.now();
+  do {
+    fn();
+    reps++;
+  } while (performance.now() - start < minMs);
+  return (performance.now() - start) / 1000 / reps;
+}
+
+function filled(n: number): Float32Array {
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i++) x[i] = Math.sin(i * 12.9898) * 0.5;
+  return x;
+}
+
+export function measureCpuBackend(options: ProfileOptions): ProfileSample[] {
+  const minMs = options.quick ? 40 : 250;
+  const sizes = options.quick ? [4096, 65536, 1 << 20, 16 << 20] : [4096, 16384, 65536, 262144, 1 << 20, 4 << 20, 16 << 20, 64 << 20];
+  const gemmShapes = options.quick ? [[1, 768, 3072], [16, 768, 3072], [128, 768, 768]] : [[1, 768, 3072], [4, 768, 3072], [16, 768, 3072], [64, 768, 3072], [128, 768, 768], [256, 2048, 2048]];
+  const contexts = options.quick ? [128, 512] : [64, 128, 256, 512, 1024];
+  const total = sizes.length * 4 + gemmShapes.length + contexts.length + 2;
+  let done = 0;
+  const step = (what: string) => options.onProgress?.(++done, total, what);
+  const samples: ProfileSample[] = [];
+  const largest = sizes[sizes.length - 1]!;
+  const arena = new DeviceArena(Math.max(largest * 2 + (1 << 20), 8 << 20));
+  const host = new Uint8Array(largest);
+  host.fill(7);
+  for (const size of sizes) {
+    const block = arena.allocate(size, "profile buffer");
+    const device = arena.uint8(block, size);
+    const source = host.subarray(0, size);
+    samples.push({ measurement: "h2d", size, shape: "", seconds: timeIt(() => device.set(source), minMs) });
+    step(`host->device ${size} B`);
+    samples.push({ measurement: "d2h", size, shape: "", seconds: timeIt(() => source.set(device), minMs) });
+    step(`device->host ${size} B`);
+    arena.release(block);
+  }
+  const disk = new DiskStore(options.offloadDir ?? tmpdir());
+  try {
+    for (const size of sizes) {
+      const data = host.subarray(0, size);
+      samples.push({ measurement: "diskWrite", size, shape: "", seconds: timeIt(() => disk.write("probe", data), minMs) });
+      step(`disk write ${size} B`);
+      samples.push({ measurement: "diskRead", size, shape: "", seconds: timeIt(() => disk.read("probe", host), minMs) });
+      step(`disk read ${size} B`);
+    }
+  } finally {
+    disk.close();
+  }
+  for (const [m, k, n] of gemmShapes as [number, number, number][]) {
+    const x = filled(m * k);
+    const w = toFloat16Array(filled(n * k));
+    const bias = filled(n);
+    const out = new Float32Array(m * n);
+    const scratch = linearScratchLength(m, k);
+    const tile = new Float32Array(scratch.tile);
+    const tileOut = new Float32Array(scratch.out);
+    samples.push({ measurement: "gemm", size: 2 * m * k * n, shape: `${m}x${k}x${n}`, seconds: timeIt(() => linearF16(x, w, bias, out, m, k, n, tile, tileOut), minMs) });
+    step(`GEMM ${m}x${k}x${n}`);
+  }
+  {
+    const x = filled(16);
+    const w = toFloat16Array(filled(16 * 16));
+    const out = new Float32Array(16);
+    const tile = new Float32Array(16 * 16);
+    const tileOut = new Float32Array(16);
+    samples.push({ measurement: "launch", size: 2 * 16 * 16, shape: "1x16x16", seconds: timeIt(() => linearF16(x, w, undefined, out, 1, 16, 16, tile, tileOut), minMs) });
+    step("kernel overhead");
+  }
+  const heads = 12;
+  const headDim = 64;
+  const h = heads * headDim;
+  for (const context of contexts) {
+    const q = filled(h);
+    const k = filled(context * h);
+    const v = filled(context * h);
+    const out = new Float32Array(h);
+    const scratch = new Float32Array(attentionScratchLength(1, context - 1, heads, headDim));
+    samples.push({ measurement: "attention", size: 4 * context * h, shape: `1x${context}x${h}`, seconds: timeIt(() => attention(q, k, v, out, 1, context - 1, heads, headDim, scratch), minMs) });
+    step(`attention over ${context} tokens`);
+  }
+  {
+    const a = new Uint8Array(largest);
+    const b = new Uint8Array(largest);
+    samples.push({ measurement: "memcpy", size: largest, shape: "", seconds: timeIt(() => b.set(a), minMs) });
+    step("memory bandwidth");
+  }
+  return samples;
+}
+
+const source = (what: string) => `Measured on ${hostname()} by spillway profile --backend cpu: ${what}`;
+
+/** Builds a hardware profile from samples (the rate of the largest transfer; latency from the smallest). */
+export function profileFromSamples(samples: readonly ProfileSample[], capacity: { gpu: number; cpu: number; disk: number }, name = "cpu-backend"): HardwareProfile {
+  const of = (m: string) => samples.filter((s) => s.measurement === m).sort((a, b) => a.size - b.size);
+  const link = (m: string) => {
+    const list = of(m);
+    if (list.length === 0) throw new InputError("samples", m, "no samples");
+    const big = list[list.length - 1]!;
+    const small = list[0]!;
+    const rate = big.size / big.seconds;
+    const latency = Math.max(0, small.seconds - small.size / rate);
+    return { rate, latency, big, small };
+  };
+  const best = (m: string) => {
+    const list = of(m);
+    if (list.length === 0) throw new InputError("samples", m, "no samples");
+    return list.reduce((a, s) => (s.size / s.seconds > a.size / a.seconds ? s : a));
+  };
+  const h2d = link("h2d");
+  const d2h = link("d2h");
+  const read = link("diskRead");
+  const write = link("diskWrite");
+  const gemm = best("gemm");
+  const oneToken = of("gemm").filter((g) => g.shape.startsWith("1x"));
+  if (oneToken.length === 0) throw new InputError("samples", "gemm", "needs a one-token (1xKxN) GEMM sample");
+  const weightStream = oneToken.map((g) => {
+    const [, k, n] = g.shape.split("x").map(Number) as [number, number, number];
+    return { bytes: 2 * k * n, seconds: g.seconds, shape: g.shape };
+  }).reduce((a, b) => (b.bytes / b.seconds > a.bytes / a.seconds ? b : a));
+  const attentionBest = best("attention");
+  const launch = of("launch")[0];
+  const memcpy = of("memcpy")[0];
+  if (!launch || !memcpy) throw new InputError("samples", "launch/memcpy", "missing samples");
+  const measured = (value: number, what: string) => ({ measured: { value, source: source(what) } });
+  const cores = cpus().length;
+  return {
+    name,
+    description: `This machine as Spillway's CPU backend sees it: the 'GPU' is a device arena in host memory, computed on by the CPU (${cores} cores).`,
+    host: `${hostname()}: ${cpus()[0]?.model ?? "unknown CPU"}, ${cores} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB memory`,
+    capacityBytes: {
+      gpu: { value: capacity.gpu, source: "spillway profile --gpu-mem (the device arena's size)" },
+      cpu: { value: capacity.cpu, source: "half of this machine's memory, or --cpu-mem" },
+      disk: { value: capacity.disk, source: "half of the offload folder's free space, or --disk-mem" },
+    },
+    gpu: {
+      name: "CPU backend device arena",
+      // Memory-bound kernels (one-token GEMMs) stream fp16 weights through the decode-and-multiply path,
+      // not at raw memcpy speed: their rate is what the roofline's bandwidth term must hold.
+      memoryBandwidthBytesPerSecond: measured(weightStream.bytes / weightStream.seconds, `fp16 weights streamed by a one-token GEMM ${weightStream.shape} (the runtime's linear kernel)`),
+      fp16MatmulFlopsPerSecond: measured(gemm.size / gemm.seconds, `fp16-weight GEMM ${gemm.shape} (the runtime's linear kernel), best of the shapes measured`),
+      kernelLaunchSeconds: measured(launch.seconds, "one 1x16x16 fp16-weight linear call"),
+    },
+    cpu: {
+      name: cpus()[0]?.model ?? "unknown CPU",
+      cores,
+      fp32FlopsPerSecond: measured(attentionBest.size / attentionBest.seconds, `decode attention ${attentionBest.shape} (the runtime's attention kernel)`),
+      memoryBandwidthBytesPerSecond: measured(memcpy.size / memcpy.seconds, `copy of ${memcpy.size} bytes`),
+    },
+    hostToDevice: {
+      pinnedBytesPerSecond: measured(h2d.rate, `copy of ${h2d.big.size} bytes into the arena`),
+      latencySeconds: measured(h2d.latency, `copy of ${h2d.small.size} bytes less its share at the large-copy rate`),
+      curve: { samples: of("h2d").map((s) => ({ bytes: s.size, bytesPerSecond: s.size / s.seconds })), source: source("copies into the arena by size") },
+    },
+    deviceToHost: {
+      pinnedBytesPerSecond: measured(d2h.rate, `copy of ${d2h.big.size} bytes out of the arena`),
+      latencySeconds: measured(d2h.latency, `copy of ${d2h.small.size} bytes less its share at the large-copy rate`),
+      curve: { samples: of("d2h").map((s) => ({ bytes: s.size, bytesPerSecond: s.size / s.seconds })), source: source("copies out of the arena by size") },
+    },
+    disk: {
+      readBytesPerSecond: measured(read.rate, `read of a ${read.big.size}-byte offload file (page cache included, as the runtime sees it)`),
+      writeBytesPerSecond: measured(write.rate, `write of a ${write.big.size}-byte offload file`),
+      latencySeconds: measured(Math.max(read.latency, write.latency), "smallest offload-file access less its share at the large-file rate"),
+    },
+  };
+}
+
+export function defaultCapacities(gpuBytes: number, offloadDir = tmpdir()): { gpu: number; cpu: number; disk: number } {
+  const fs = statfsSync(offloadDir);
+  return { gpu: gpuBytes, cpu: Math.floor(totalmem() / 2), disk: Math.floor((fs.bavail * fs.bsize) / 2) };
+}
+
+export const SAMPLE_COLUMNS = ["measurement", "size", "shape", "seconds"] as const;
+
+export function samplesToCsv(samples: readonly ProfileSample[]): string {
+  return [SAMPLE_COLUMNS.join(","), ...samples.map((s) => `${s.measurement},${s.size},${s.shape},${s.seconds}`)].join("\n") + "\n";
+}
+
+/** Reads samples back from CSV, with errors that name the line and the column. */
+export function samplesFromCsv(text: string, sourceName: string): ProfileSample[] {
+  let rows: Record<string, string>[];
+  try {
+    rows = parse(text, { columns: true, skip_empty_lines: true, trim: true }) as Record<string, string>[];
+  } catch (error) {
+    throw new InputError(sourceName, undefined, `not valid CSV: ${(error as Error).message}`);
+  }
+  return rows.map((row, i) => {
+    const line = i + 2;
+    for (const column of SAMPLE_COLUMNS) if (!(column in row)) throw new InputError(sourceName, `line ${line}`, `missing column "${column}"`);
+    const size = Number(row.size);
+    const seconds = Number(row.seconds);
+    if (!Number.isFinite(size) || size <= 0) throw new InputError(sourceName, `line ${line}, column size`, `expected a positive number, got ${JSON.stringify(row.size)}`);
+    if (!Number.isFinite(seconds) || seconds <= 0) throw new InputError(sourceName, `line ${line}, column seconds`, `expected a positive number, got ${JSON.stringify(row.seconds)}`);
+    return { measurement: row.measurement!, size, shape: row.shape ?? "", seconds };
+  });
+}
