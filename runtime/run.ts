@@ -9,7 +9,7 @@ import { PlanError } from "../planner/plan.js";
 import { evaluatePolicy, policyCostContext } from "../planner/spillway/evaluate-policy.js";
 import { hardwareRates } from "../planner/spillway/hardware-rates.js";
 import { ChromeTraceWriter } from "../simulator/chrome-trace-writer.js";
-import type { PlannedFigures, PlanToSimulate } from "../simulator/simulate.js";
+import { type PlannedFigures, plannedFigures, type PlanToSimulate } from "../simulator/simulate.js";
 import { SIM_RESOURCES, type SimResource, type TaskKind } from "../simulator/task.js";
 import { DeviceArena, DeviceOutOfMemory } from "./device-arena.js";
 import { DiskStore } from "./disk-store.js";
@@ -229,6 +229,7 @@ export async function run(plan: PlanToSimulate, profile: HardwareProfile, option
       matchesReference = JSON.stringify(reference.tokens) === JSON.stringify(measured.tokens);
     }
     const r = measured.recorder;
+    const planned = plannedFigures(plan);
     const makespan = measured.makespanSeconds;
     const throughput = (plan.policy.gpuBatchSize * plan.policy.numGpuBatches * plan.workload.genLen) / makespan;
     const utilisation = Object.fromEntries(SIM_RESOURCES.map((x) => [x, r.busy[x] / makespan])) as Record<SimResource, number>;
@@ -246,7 +247,7 @@ export async function run(plan: PlanToSimulate, profile: HardwareProfile, option
       busySeconds: r.busy,
       utilisation,
       criticalResource: SIM_RESOURCES.reduce((a, x) => (r.busy[x] > r.busy[a] ? x : a), "gpu" as SimResource),
-      ...(plan.planned ? { planned: plan.planned, relativeError: (throughput - plan.planned.throughputTokensPerSecond) / plan.planned.throughputTokensPerSecond } : {}),
+      ...(planned ? { planned, relativeError: (throughput - planned.throughputTokensPerSecond) / planned.throughputTokensPerSecond } : {}),
       tokens: measured.tokens,
       ...(matchesReference !== undefined ? { matchesReference, referenceTokens: referenceTokens! } : {}),
     };

@@ -59,21 +59,21 @@ export function decode(bytes: Uint8Array, encoding: Encoding, totalValues: numbe
   const groups = Math.ceil(totalValues / COMPRESSION_GROUP_SIZE);
   const codesBytes = groups * (COMPRESSION_GROUP_SIZE / 2);
   const meta = new DataView(bytes.buffer, bytes.byteOffset + codesBytes, groups * 4);
-  let g = -1;
-  let scale = 0;
-  let min = 0;
-  for (let j = 0; j < count; j++) {
-    const i = first + j;
-    const group = Math.floor(i / COMPRESSION_GROUP_SIZE);
-    if (group !== g) {
-      g = group;
-      scale = float16BitsToFloat32(meta.getUint16(g * 2, true));
-      min = float16BitsToFloat32(meta.getUint16(groups * 2 + g * 2, true));
+  // Group by group: one scale and minimum lookup per 64 values, two values per byte.
+  let j = 0;
+  const end = first + count;
+  for (let g = Math.floor(first / COMPRESSION_GROUP_SIZE); j < count; g++) {
+    const scale = float16BitsToFloat32(meta.getUint16(g * 2, true));
+    const min = float16BitsToFloat32(meta.getUint16(groups * 2 + g * 2, true));
+    const groupStart = g * COMPRESSION_GROUP_SIZE;
+    const from = Math.max(first, groupStart);
+    const to = Math.min(end, groupStart + COMPRESSION_GROUP_SIZE);
+    const byteBase = g * (COMPRESSION_GROUP_SIZE / 2);
+    for (let i = from; i < to; i++) {
+      const within = i - groupStart;
+      const byte = bytes[byteBase + (within >> 1)]!;
+      out[j++] = min + ((within & 1) === 0 ? byte & 15 : byte >> 4) * scale;
     }
-    const within = i - g * COMPRESSION_GROUP_SIZE;
-    const byte = bytes[g * (COMPRESSION_GROUP_SIZE / 2) + (within >> 1)]!;
-    const code = (within & 1) === 0 ? byte & 15 : byte >> 4;
-    out[j] = min + code * scale;
   }
   return out;
 }

@@ -138,12 +138,20 @@ export interface PlanToSimulate {
   readonly modelSpec: ModelSpec;
   readonly workload: Workload;
   readonly policy: Policy;
+  /** The planner's figures: `planned` when read from a plan file, `predicted` on a Plan object. */
   readonly planned?: PlannedFigures;
+  readonly predicted?: PlannedFigures;
+}
+
+/** The planner's figures of a plan, however it arrived. */
+export function plannedFigures(plan: PlanToSimulate): PlannedFigures | undefined {
+  return plan.planned ?? plan.predicted;
 }
 
 export function simulate(plan: PlanToSimulate, profile: HardwareProfile, options: SimulateOptions): SimulationResult {
   const costs = new PlanCosts(plan.modelSpec, profile, plan.workload, plan.policy, options.schedule);
-  return simulateSchedule(costs, plan.policy.gpuBatchSize, { ...options, ...(plan.planned ? { planned: plan.planned } : {}) });
+  const planned = plannedFigures(plan);
+  return simulateSchedule(costs, plan.policy.gpuBatchSize, { ...options, ...(planned ? { planned } : {}) });
 }
 
 const NAMES: Record<SimResource, string> = { gpu: "GPU compute", cpu: "CPU compute", h2d: "host-to-GPU link", d2h: "GPU-to-host link", diskRead: "disk read", diskWrite: "disk write" };
