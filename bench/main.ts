@@ -14,6 +14,7 @@ import { buildFlexgenLp } from "../planner/flexgen/flexgen-lp.js";
 import { loadLpSolvers, solveLinearProgram } from "../planner/lp/solve-linear-program.js";
 import { planSync } from "../planner/plan.js";
 import { simulate } from "../simulator/simulate.js";
+import { benchKernels } from "./kernels.js";
 import { Engine, TaskFactory } from "../simulator/engine.js";
 import { PlanCosts } from "../simulator/plan-costs.js";
 import { ScheduleBuilder } from "../simulator/schedule-builder.js";
@@ -111,3 +112,6 @@ else {
   }
   console.log(`  ratio 128 / 32 tokens: ${(peaks[1]! / Math.max(peaks[0]!, 1)).toFixed(2)} (the task count ratio is ~4)`);
 }
+
+console.log("\nCPU backend kernels (single thread)");
+for (const line of await benchKernels()) console.log(`  ${line}`);

@@ -31,15 +31,21 @@ export interface ProfileOptions {
   readonly onProgress?: (done: number, total: number, what: string) => void;
 }
 
+/** Median seconds per call over three batches of at least `minMs`, after a warm-up (JIT tiers, wasm compilation, page faults). */
 function timeIt(fn: () => void, minMs: number): number {
-  fn();
-  let reps = 0;
-  const start = performance.now();
-  do {
-    fn();
-    reps++;
-  } while (performance.now() - start < minMs);
-  return (performance.now() - start) / 1000 / reps;
+  const warm = performance.now();
+  for (let i = 0; i < 3 || performance.now() - warm < minMs / 2; i++) fn();
+  const batches: number[] = [];
+  for (let b = 0; b < 3; b++) {
+    let reps = 0;
+    const start = performance.now();
+    do {
+      fn();
+      reps++;
+    } while (performance.now() - start < minMs / 3);
+    batches.push((performance.now() - start) / 1000 / reps);
+  }
+  return batches.sort((a, b) => a - b)[1]!;
 }
 
 function filled(n: number): Float32Array {
