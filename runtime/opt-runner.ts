@@ -153,12 +153,6 @@ export class OptRunner {
   // ---------------------------------------------------------------------------------------------
   // Moving weights
 
-  private bytesOf(t: StoredTensor, staging?: Uint8Array): Uint8Array {
-    if (t.device) return this.arena.uint8(t.device, t.bytes);
-    if (t.host) return t.host;
-    return this.disk.read(t.diskKey!, staging);
-  }
-
   /** Brings a group of tensors to the device (host copies, disk reads through a host staging buffer), dequantising 4-bit matrices into one fp16 buffer. */
   private bringToDevice(tensors: readonly StoredTensor[], where: { token: number; layer: number; batch: number }): ReadyLayer {
     const blocks: DeviceBlock[] = [];
@@ -209,7 +203,7 @@ export class OptRunner {
         const scratch = new Float32Array(4096);
         for (const t of quantized) {
           const out = all.subarray(offset, offset + t.values);
-          decodeToFloat16(onDevice.get(t.name)!, "q4", t.values, out, scratch);
+          decodeToFloat16(onDevice.get(t.name)!, t.values, out, scratch);
           matrices.set(t.name, out);
           offset += t.values;
         }

@@ -31,7 +31,7 @@ export class PlanCosts implements ScheduleCostSource {
 
   constructor(
     private readonly model: ModelSpec,
-    private readonly profile: HardwareProfile,
+    profile: HardwareProfile,
     private readonly workload: Workload,
     private readonly policy: Policy,
     schedule: "spillway" | "flexgen",

@@ -97,6 +97,16 @@ export class ScheduleBuilder {
     return this.task(kind, resource, cost.seconds, cost.bytes, where, deps, allocate, free);
   }
 
+  /** Where step q sits (global layer, batch, token, layer), its bookkeeping and its costs. */
+  private step(q: number) {
+    const g = Math.floor(q / this.nb);
+    const k = q % this.nb;
+    const token = Math.floor(g / this.L);
+    const layer = g % this.L;
+    const s = this.state(q);
+    return { g, k, token, layer, where: { token, layer, batch: k }, s, c: s.costs ?? this.costs.batch(token) };
+  }
+
   private state(q: number): StepState {
     let s = this.steps.get(q);
     if (!s) this.steps.set(q, (s = { stagingFrees: [] }));
@@ -147,13 +157,8 @@ export class ScheduleBuilder {
 
   /** Loads a step's KV and hidden state into GPU buffers. */
   private loads(q: number): void {
-    const g = Math.floor(q / this.nb);
-    const k = q % this.nb;
-    const token = Math.floor(g / this.L);
-    const layer = g % this.L;
-    const where = { token, layer, batch: k };
+    const { k, token, layer, where, s } = this.step(q);
     const c = this.costs.batch(token);
-    const s = this.state(q);
     s.costs = c;
     const spill = this.semantics === "spillway";
     const previousToken = this.steps.get(q - this.L * this.nb);
@@ -178,13 +183,7 @@ export class ScheduleBuilder {
   }
 
   private loadHidden(q: number): void {
-    const g = Math.floor(q / this.nb);
-    const k = q % this.nb;
-    const token = Math.floor(g / this.L);
-    const layer = g % this.L;
-    const where = { token, layer, batch: k };
-    const s = this.state(q);
-    const c = s.costs ?? this.costs.batch(token);
+    const { k, token, layer, where, s, c } = this.step(q);
     const bufferFree = this.semantics === "spillway" ? this.steps.get(q - 2)?.compute : undefined;
     const previous = this.steps.get(q - this.nb);
     const source = layer > 0 ? previous?.hiddenStored : this.heads.get((token - 1) * this.nb + k);
@@ -199,13 +198,7 @@ export class ScheduleBuilder {
   }
 
   private compute(q: number): void {
-    const g = Math.floor(q / this.nb);
-    const k = q % this.nb;
-    const token = Math.floor(g / this.L);
-    const layer = g % this.L;
-    const where = { token, layer, batch: k };
-    const s = this.state(q);
-    const c = s.costs ?? this.costs.batch(token);
+    const { g, k, token, layer, where, s, c } = this.step(q);
     if (k === 0) this.dequantize(g);
     const weights = this.layers.get(g)!;
     const hiddenOnGpu = this.costs.activationTier === "gpu";
@@ -243,13 +236,7 @@ export class ScheduleBuilder {
   }
 
   private stores(q: number): void {
-    const g = Math.floor(q / this.nb);
-    const k = q % this.nb;
-    const token = Math.floor(g / this.L);
-    const layer = g % this.L;
-    const where = { token, layer, batch: k };
-    const s = this.state(q);
-    const c = s.costs ?? this.costs.batch(token);
+    const { where, s, c } = this.step(q);
     if (c.cpuSeconds === 0) {
       const store = this.transfer("store-cache", "d2h", c.storeCache, where, [s.compute], [{ tier: "cpu", bytes: c.newCacheBytes.cpu, what: "KV cache of CPU sequences" }]);
       const write = this.transfer("write-cache", "diskWrite", c.writeCache, where, [store], [{ tier: "disk", bytes: c.newCacheBytes.disk, what: "KV cache of disk sequences" }]);

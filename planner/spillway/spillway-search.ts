@@ -14,7 +14,7 @@ import { type SolveStats, solveLinearProgram } from "../lp/solve-linear-program.
 import { costConstants, evaluatePolicy, type Prediction } from "./evaluate-policy.js";
 import type { HardwareRates } from "./hardware-rates.js";
 import { realizedPolicy, realizePlacement, type Tier } from "./realize-placement.js";
-import { buildSpillwayLp, SPILLWAY_LP_VARIABLES } from "./spillway-lp.js";
+import { buildSpillwayLp } from "./spillway-lp.js";
 import { type CostSettings, type Schedule, StepCostModel } from "./step-costs.js";
 
 export interface SpillwaySearchInput {

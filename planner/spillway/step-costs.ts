@@ -297,7 +297,7 @@ export class StepCostModel {
 
   /** Peak bytes on each tier (GPU and CPU for both phases; the larger one is the peak). */
   memory(p: PlacementTerms): { gpu: Affine[]; cpu: Affine[]; disk: Affine } {
-    const { h, kv, nh, f } = this;
+    const { h, kv, nh } = this;
     const { gbs, nb, activationTier, cpuAttention, compressCache, compressWeight, pinWeight } = this.settings;
     const { promptLen: s, genLen: n } = this.workload;
     const L = this.model.numLayers;
