@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { after, test } from "node:test";
 import { runCli } from "./helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "spillway-input-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
 const file = (name: string, content: string) => {
   const path = join(dir, name);
   writeFileSync(path, content);

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { after, test } from "node:test";
 import { withCapacities } from "../core/hardware-profile.js";
 import type { ModelSpec } from "../core/model-spec.js";
 import { resolveHardware } from "../core/resolve-hardware.js";
@@ -41,6 +41,7 @@ function sharpCheckpoint(): string {
 }
 
 const weightsDir = sharpCheckpoint();
+after(() => rmSync(weightsDir, { recursive: true, force: true }));
 const hardware = withCapacities(resolveHardware("t4"), { gpu: 4 * 2 ** 20, cpu: 2 ** 30, disk: 2 ** 30 });
 const workload = { promptLen: 12, genLen: 5 };
 
@@ -101,6 +102,7 @@ test("an interrupted run (Ctrl-C) leaves no offload files behind", async () => {
   const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
   assert.equal(code, 130);
   assert.deepEqual(readdirSync(offload), []);
+  rmSync(work, { recursive: true, force: true });
 });
 
 

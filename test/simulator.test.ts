@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { after, test } from "node:test";
 import { resolveHardware } from "../core/resolve-hardware.js";
 import { findCatalogueModel } from "../models/catalogue.js";
 import { plan } from "../planner/plan.js";
@@ -13,6 +13,7 @@ import type { Task } from "../simulator/task.js";
 import { random, runCli } from "./helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "spillway-sim-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
 const t4 = resolveHardware("t4");
 const capacity = { gpu: 15 * 2 ** 30, cpu: 200 * 2 ** 30, disk: 1500 * 2 ** 30 };
 
