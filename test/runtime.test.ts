@@ -183,3 +183,14 @@ test("the runtime's greedy tokens equal an independent float64 implementation of
   const expected = naiveGreedy(syntheticPrompts(4, workload.promptLen, TINY.vocabSize, 0), 4, workload.promptLen, workload.genLen);
   assert.deepEqual(r.tokens, expected);
 });
+
+test("spillway compare prints predicted, simulated and measured side by side, as JSON too", async () => {
+  const { spawnSync } = await import("node:child_process");
+  const out = spawnSync(process.execPath, [CLI, "compare", "--model", weightsDir, "--weights", weightsDir, "--hardware", "t4", "--gpu-mem", "0.004",
+    "--prompt-len", "12", "--gen-len", "4", "--gbs", "2", "--nb", "2", "--percent", "0", "100", "0", "100", "100", "0", "--no-overlap", "--json"], { encoding: "utf8" });
+  assert.equal(out.status, 0, out.stderr);
+  const c = JSON.parse(out.stdout);
+  for (const key of ["predicted", "simulated", "measured"]) assert.ok(c[key].throughputTokensPerSecond > 0, key);
+  assert.equal(c.matchesReference, true);
+  assert.ok(Math.abs(c.relativeError.throughput - (c.measured.throughputTokensPerSecond - c.predicted.throughputTokensPerSecond) / c.predicted.throughputTokensPerSecond) < 1e-12);
+});
