@@ -107,12 +107,18 @@ async function runPlan(argv: PlanArgs): Promise<void> {
   else if (!argv.quiet) process.stdout.write(formatPlan(result) + "\n");
 }
 
+/** A plan file with the profile it was made for (or --hardware) and the capacities it was planned against. */
+function loadPlanTarget(path: string, hardwareFlag: string | undefined) {
+  const planFile = readPlanFile(path);
+  const profile = resolveHardware(hardwareFlag ?? planFile.hardwareSource ?? planFile.hardware);
+  const capacityBytes = planFile.capacityBytes ?? { gpu: profile.capacityBytes.gpu.value, cpu: profile.capacityBytes.cpu.value, disk: profile.capacityBytes.disk.value };
+  return { planFile, profile, capacityBytes };
+}
+
 interface SimulateArgs { plan: string; hardware?: string; schedule?: "spillway" | "flexgen"; trace?: string; timeline: boolean; json: boolean }
 
 function runSimulate(argv: SimulateArgs): void {
-  const planFile = readPlanFile(argv.plan);
-  const profile = resolveHardware(argv.hardware ?? planFile.hardwareSource ?? planFile.hardware);
-  const capacityBytes = planFile.capacityBytes ?? { gpu: profile.capacityBytes.gpu.value, cpu: profile.capacityBytes.cpu.value, disk: profile.capacityBytes.disk.value };
+  const { planFile, profile, capacityBytes } = loadPlanTarget(argv.plan, argv.hardware);
   const result = simulate(planFile, profile, {
     schedule: argv.schedule ?? planFile.schedule ?? "spillway",
     capacityBytes,
@@ -130,9 +136,7 @@ function runSimulate(argv: SimulateArgs): void {
 interface RunArgs { plan: string; weights: string; backend: "cpu"; hardware?: string; schedule?: "spillway" | "flexgen"; trace?: string; "offload-dir"?: string; reference: boolean; json: boolean }
 
 async function runRun(argv: RunArgs): Promise<void> {
-  const planFile = readPlanFile(argv.plan);
-  const profile = resolveHardware(argv.hardware ?? planFile.hardwareSource ?? planFile.hardware);
-  const capacityBytes = planFile.capacityBytes ?? { gpu: profile.capacityBytes.gpu.value, cpu: profile.capacityBytes.cpu.value, disk: profile.capacityBytes.disk.value };
+  const { planFile, profile, capacityBytes } = loadPlanTarget(argv.plan, argv.hardware);
   if (planFile.planned && planFile.capacityBytes) {
     const over = (["gpu", "cpu", "disk"] as const).filter((t) => planFile.planned!.peakBytes[t] > planFile.capacityBytes![t]);
     if (over.length) throw new PlanError(`the plan does not fit (${over.join(", ")} over capacity): the runtime refuses it`);
