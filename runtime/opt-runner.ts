@@ -13,7 +13,7 @@ import { layerWeightTensors, type ModelSpec } from "../core/model-spec.js";
 import type { Policy } from "../core/policy.js";
 import type { Workload } from "../core/workload.js";
 import { type PolicyCostContext } from "../planner/spillway/evaluate-policy.js";
-import { embeddingTensors, placeTensors, type Tier } from "../planner/spillway/realize-placement.js";
+import { embeddingTensors, HEAD_CHUNK_BYTES, placeTensors, type Tier } from "../planner/spillway/realize-placement.js";
 import { type DeviceArena, type DeviceBlock } from "./device-arena.js";
 import type { DiskStore } from "./disk-store.js";
 import { fromFloat16Array, toFloat16Array } from "./fp16.js";
@@ -25,7 +25,7 @@ import { layerNorm } from "./kernels/layer-norm.js";
 import { LINEAR_TILE_ROWS, linearF16 } from "./kernels/linear-f16.js";
 import { reluInPlace } from "./kernels/relu.js";
 import type { OptWeights } from "./opt-checkpoint.js";
-import { decode, decodeToFloat16, type Encoding, encode, encodedByteLength } from "./tensor-codec.js";
+import { decode, decodeRange, decodeToFloat16, type Encoding, encode, encodedByteLength, rowChunkBytes } from "./tensor-codec.js";
 import type { SimResource, TaskKind } from "../simulator/task.js";
 
 /** Host memory in use (bytes), with its peak. */
@@ -421,17 +421,61 @@ export class OptRunner {
   // ---------------------------------------------------------------------------------------------
   // Embeddings and the LM head
 
+  /**
+   * Brings the embeddings a token step needs: positions, norms and projections to the device, and the
+   * token table either resident, or left on its tier (read from disk into host staging first) to be
+   * gathered from for the input and streamed through the device in chunks for the LM head.
+   */
   bringEmbeddings(token: number): ReadyLayer {
     const where = { token, layer: this.model.numLayers, batch: -1 };
-    return this.bringToDevice(this.embedding, where);
+    const table = this.tokenTable();
+    const ready = this.bringToDevice(this.embedding.filter((t) => t !== table || t.tier === "gpu"), where);
+    this.streamedTable = undefined;
+    if (table.tier !== "gpu") {
+      let bytes = table.host;
+      if (!bytes) {
+        const staging = new Uint8Array(table.bytes);
+        this.host.add(table.bytes);
+        bytes = this.recorder.record("read-head", "diskRead", table.bytes, where, () => this.disk.read(table.diskKey!, staging));
+      }
+      this.streamedTable = { tensor: table, bytes, staged: !table.host };
+    }
+    return ready;
   }
+
+  private tokenTable(): StoredTensor {
+    return this.embedding.find((t) => t.name.endsWith("embed_tokens.weight"))!;
+  }
+
+  /** The off-device token table of the current token step (host bytes, or a host staging copy of the disk file). */
+  private streamedTable: { tensor: StoredTensor; bytes: Uint8Array; staged: boolean } | undefined;
+  /** LM-head features of each batch of the current token step, waiting for the table pass. */
+  private pendingFeatures: Float32Array[] = [];
 
   releaseLayer(ready: ReadyLayer): void {
     this.release(ready);
   }
 
+  releaseEmbeddings(ready: ReadyLayer): void {
+    this.release(ready);
+    if (this.streamedTable?.staged) this.host.remove(this.streamedTable.bytes.byteLength);
+    this.streamedTable = undefined;
+  }
+
   bringLayer(layer: number, token: number): ReadyLayer {
     return this.bringToDevice(this.layers[layer]!, { token, layer, batch: -1 });
+  }
+
+  /** One token-table row in fp32, from the device or from the table's own tier (the lookup happens where the table is). */
+  private tableRow(ready: ReadyLayer, id: number, out: Float32Array): void {
+    const d = this.model.wordEmbedDim;
+    const resident = ready.matrices.get("model.decoder.embed_tokens.weight");
+    if (resident) {
+      fromFloat16Array(resident.subarray(id * d, (id + 1) * d), out);
+      return;
+    }
+    const { tensor, bytes } = this.streamedTable!;
+    decodeRange(bytes, tensor.encoding, tensor.values, id * d, d, out);
   }
 
   /** fp16 hidden states [gbs, t, h] of the batch's input tokens (token embedding + positions). */
@@ -441,7 +485,6 @@ export class OptRunner {
     const gbs = this.policy.gpuBatchSize;
     const t = token === 0 ? this.workload.promptLen : 1;
     const start = token === 0 ? 0 : this.workload.promptLen + token - 1;
-    const table = ready.matrices.get("model.decoder.embed_tokens.weight")!;
     const positions = ready.matrices.get("model.decoder.embed_positions.weight")!;
     const rowsTokens = new Float32Array(t * d);
     const x = new Float32Array(t * h);
@@ -452,7 +495,7 @@ export class OptRunner {
     const scratch = new Float32Array(MATRIX_TILE_ROWS * Math.max(d, h));
     const tileOut = new Float32Array(t * MATRIX_TILE_ROWS);
     for (let s = 0; s < gbs; s++) {
-      for (let i = 0; i < t; i++) fromFloat16Array(table.subarray(ids[s * t + i]! * d, (ids[s * t + i]! + 1) * d), rowsTokens.subarray(i * d, (i + 1) * d));
+      for (let i = 0; i < t; i++) this.tableRow(ready, ids[s * t + i]!, rowsTokens.subarray(i * d, (i + 1) * d));
       if (project) this.linear(rowsTokens, project, undefined, x, t, d, h, scratch, tileOut);
       else x.set(rowsTokens);
       addInPlace(x, positionRows);
@@ -460,35 +503,90 @@ export class OptRunner {
     }
   }
 
-  /** Greedy next token of each sequence from the last position of the batch's final hidden states. */
-  lmHead(ready: ReadyLayer, hidden: Uint16Array, token: number, batch: number): Int32Array {
+  /** The LM head's input for one batch: the final LayerNorm (and projection) of each sequence's last position. */
+  lmHead(ready: ReadyLayer, hidden: Uint16Array, token: number, batch: number): void {
     const where = { token, layer: this.model.numLayers, batch };
     const { h } = this;
     const d = this.model.wordEmbedDim;
-    const vocab = this.model.vocabSize;
     const gbs = this.policy.gpuBatchSize;
     const t = token === 0 ? this.workload.promptLen : 1;
-    const logitsBlock = this.arena.allocate(gbs * vocab * 4, `logits (batch ${batch})`);
-    const logits = this.arena.float32(logitsBlock, gbs * vocab);
-    const next = new Int32Array(gbs);
-    this.recorder.record("lm-head", "gpu", 0, where, () => {
+    this.pendingFeatures[batch] = this.recorder.record("lm-head", "gpu", 0, where, () => {
       const last = new Float32Array(gbs * h);
       for (let s = 0; s < gbs; s++) fromFloat16Array(hidden.subarray((s * t + t - 1) * h, (s * t + t) * h), last.subarray(s * h, (s + 1) * h));
       const normed = new Float32Array(gbs * h);
       layerNorm(last, ready.vectors.get("model.decoder.final_layer_norm.weight")!, ready.vectors.get("model.decoder.final_layer_norm.bias")!, normed, gbs, h);
-      let features = normed;
-      const scratch = new Float32Array(MATRIX_TILE_ROWS * Math.max(d, h));
-      const tileOut = new Float32Array(gbs * MATRIX_TILE_ROWS);
       const projectOut = ready.matrices.get("model.decoder.project_out.weight");
-      if (projectOut) {
-        features = new Float32Array(gbs * d);
-        this.linear(normed, projectOut, undefined, features, gbs, h, d, scratch, tileOut);
-      }
-      this.linear(features, ready.matrices.get("model.decoder.embed_tokens.weight")!, undefined, logits, gbs, d, vocab, scratch, tileOut);
-      for (let s = 0; s < gbs; s++) next[s] = argmax(logits, s * vocab, vocab);
+      if (!projectOut) return normed;
+      const features = new Float32Array(gbs * d);
+      this.linear(normed, projectOut, undefined, features, gbs, h, d, new Float32Array(MATRIX_TILE_ROWS * Math.max(d, h)), new Float32Array(gbs * MATRIX_TILE_ROWS));
+      return features;
     });
-    this.recorder.record("store-tokens", "d2h", gbs * 4, where, () => undefined);
-    this.arena.release(logitsBlock);
+  }
+
+  /**
+   * Logits and greedy tokens of every batch of the token step: against the resident token table, or
+   * streaming an off-device table through the device once, HEAD_CHUNK_BYTES at a time, for all batches.
+   */
+  finishHeads(ready: ReadyLayer, token: number): Int32Array[] {
+    const d = this.model.wordEmbedDim;
+    const vocab = this.model.vocabSize;
+    const gbs = this.policy.gpuBatchSize;
+    const nb = this.policy.numGpuBatches;
+    const features = this.pendingFeatures;
+    this.pendingFeatures = [];
+    const best = Array.from({ length: nb }, () => new Float32Array(gbs).fill(-Infinity));
+    const next = Array.from({ length: nb }, () => new Int32Array(gbs));
+    const score = (weights: Uint16Array, firstRow: number, rows: number) => {
+      const logitsBlock = this.arena.allocate(gbs * rows * 4, "logits");
+      const logits = this.arena.float32(logitsBlock, gbs * rows);
+      const scratch = new Float32Array(MATRIX_TILE_ROWS * d);
+      const tileOut = new Float32Array(gbs * MATRIX_TILE_ROWS);
+      for (let k = 0; k < nb; k++) {
+        this.recorder.record("lm-head", "gpu", 0, { token, layer: this.model.numLayers, batch: k }, () => {
+          this.linear(features[k]!, weights, undefined, logits, gbs, d, rows, scratch, tileOut);
+          for (let s = 0; s < gbs; s++) {
+            const i = argmax(logits, s * rows, rows);
+            // Strictly greater: ties keep the earlier (lower) token id, as one argmax over the whole row does.
+            if (logits[s * rows + i]! > best[k]![s]!) {
+              best[k]![s] = logits[s * rows + i]!;
+              next[k]![s] = firstRow + i;
+            }
+          }
+        });
+      }
+      this.arena.release(logitsBlock);
+    };
+    const resident = ready.matrices.get("model.decoder.embed_tokens.weight");
+    if (resident) score(resident, 0, vocab);
+    else {
+      const { tensor, bytes } = this.streamedTable!;
+      const rowBytes = encodedByteLength(d, tensor.encoding);
+      const rowsPerChunk = Math.max(1, Math.floor(HEAD_CHUNK_BYTES / rowBytes));
+      for (let firstRow = 0; firstRow < vocab; firstRow += rowsPerChunk) {
+        const rows = Math.min(rowsPerChunk, vocab - firstRow);
+        const parts = rowChunkBytes(bytes, tensor.encoding, tensor.values, d, firstRow, rows);
+        const chunkBytes = parts.reduce((sum, p) => sum + p.byteLength, 0);
+        const block = this.arena.allocate(chunkBytes, "LM head weights");
+        const onDevice = this.arena.uint8(block, chunkBytes);
+        this.recorder.record("load-head", "h2d", chunkBytes, { token, layer: this.model.numLayers, batch: -1 }, () => {
+          let offset = 0;
+          for (const p of parts) {
+            onDevice.set(p, offset);
+            offset += p.byteLength;
+          }
+        });
+        let weights: Uint16Array;
+        let dequantized: DeviceBlock | undefined;
+        if (tensor.encoding === "q4") {
+          dequantized = this.arena.allocate(rows * d * 2, "LM head weights, dequantised");
+          weights = decodeToFloat16(onDevice, rows * d, this.arena.uint16(dequantized, rows * d), new Float32Array(4096));
+        } else weights = new Uint16Array(onDevice.buffer, onDevice.byteOffset, rows * d);
+        score(weights, firstRow, rows);
+        if (dequantized) this.arena.release(dequantized);
+        this.arena.release(block);
+      }
+    }
+    for (let k = 0; k < nb; k++) this.recorder.record("store-tokens", "d2h", gbs * 4, { token, layer: this.model.numLayers, batch: k }, () => undefined);
     return next;
   }
 }

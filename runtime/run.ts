@@ -167,7 +167,7 @@ async function execute(weights: OptWeights, plan: PlanToSimulate, profile: Hardw
             recorder.record("load-hidden", "h2d", hiddenValues * 2, where, () => view.set(source));
           }
           runner.computeLayer(ready, view, layer, k, token);
-          if (layer === L - 1) next[k] = runner.lmHead(embeddings, view, token, k);
+          if (layer === L - 1) runner.lmHead(embeddings, view, token, k);
           if (staging) {
             if (tier === "cpu") recorder.record("store-hidden", "d2h", hiddenValues * 2, where, () => hostHidden[k]!.set(view));
             else {
@@ -179,7 +179,8 @@ async function execute(weights: OptWeights, plan: PlanToSimulate, profile: Hardw
         }
         runner.releaseLayer(ready);
       }
-      runner.releaseLayer(embeddings);
+      next.push(...runner.finishHeads(embeddings, token));
+      runner.releaseEmbeddings(embeddings);
       for (const block of deviceHidden) arena.release(block);
       if (tier === "cpu") host.remove(nb * hiddenValues * 2);
       for (let k = 0; k < nb; k++) for (let i = 0; i < gbs; i++) tokens[k * gbs + i]!.push(next[k]![i]!);

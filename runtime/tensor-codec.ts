@@ -62,3 +62,33 @@ export function decodeToFloat16(bytes: Uint8Array, totalValues: number, out: Uin
   }
   return out;
 }
+
+/** Decodes values [first, first + count) of a stored tensor into fp32 (4-bit: through the groups covering them). */
+export function decodeRange(bytes: Uint8Array, encoding: Encoding, totalValues: number, first: number, count: number, out: Float32Array, scratch?: Float32Array): Float32Array {
+  if (encoding === "f16") return fromFloat16Array(new Uint16Array(bytes.buffer, bytes.byteOffset + first * 2, count), out.subarray(0, count));
+  const g0 = Math.floor(first / COMPRESSION_GROUP_SIZE);
+  const g1 = Math.ceil((first + count) / COMPRESSION_GROUP_SIZE);
+  const view = quantizedView(bytes, totalValues, g0, g1 - g0);
+  const buffer = scratch && scratch.length >= view.length ? scratch : new Float32Array(view.length);
+  dequantize4bit(view, buffer);
+  out.set(buffer.subarray(first - g0 * COMPRESSION_GROUP_SIZE, first - g0 * COMPRESSION_GROUP_SIZE + count));
+  return out;
+}
+
+/**
+ * The stored bytes of rows [firstRow, firstRow + rows) of a [*, rowValues] tensor, as a compact tensor of
+ * their own (4-bit rows must cover whole groups). Concatenating every chunk's bytes moves the tensor's bytes once.
+ */
+export function rowChunkBytes(bytes: Uint8Array, encoding: Encoding, totalValues: number, rowValues: number, firstRow: number, rows: number): Uint8Array[] {
+  if (encoding === "f16") return [bytes.subarray(firstRow * rowValues * 2, (firstRow + rows) * rowValues * 2)];
+  if (rowValues % COMPRESSION_GROUP_SIZE !== 0) throw new Error(`4-bit rows of ${rowValues} values do not cover whole groups of ${COMPRESSION_GROUP_SIZE}`);
+  const groups = Math.ceil(totalValues / COMPRESSION_GROUP_SIZE);
+  const g0 = (firstRow * rowValues) / COMPRESSION_GROUP_SIZE;
+  const g1 = ((firstRow + rows) * rowValues) / COMPRESSION_GROUP_SIZE;
+  const scales = groups * CODE_BYTES_PER_GROUP;
+  return [
+    bytes.subarray(g0 * CODE_BYTES_PER_GROUP, g1 * CODE_BYTES_PER_GROUP),
+    bytes.subarray(scales + g0 * 2, scales + g1 * 2),
+    bytes.subarray(scales + groups * 2 + g0 * 2, scales + groups * 2 + g1 * 2),
+  ];
+}

@@ -96,7 +96,7 @@ export class PlanCosts implements ScheduleCostSource {
       readWeights: this.transfer("diskRead", r.embeddingBytes.disk),
       loadWeights: this.transfer("h2d", offGpu),
       storeTokensPerBatch: this.transfer("d2h", gbs * 4),
-      bufferBytes: offGpu,
+      bufferBytes: r.headBufferBytes,
       logitsBytes: gbs * this.model.vocabSize * 4,
     };
   }

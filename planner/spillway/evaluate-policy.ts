@@ -39,11 +39,13 @@ export function costConstants(model: ModelSpec, compressWeight: boolean): ModelC
     activations: { gpu: 1, cpu: 0, disk: 0 }, compressWeight, compressCache: false, cpuAttention: false, overlap: true, pinWeight: true,
   };
   const r = realizePlacement(model, allGpu);
+  const allOff = realizePlacement(model, { ...allGpu, weights: { gpu: 0, cpu: 1, disk: 0 } });
   return {
     layerParams: layerParams(model),
     layerStoredBytes: r.layerWeightBytes.gpu,
     layerTensors: r.layerWeightTensors.gpu,
     embeddingStoredBytes: r.embeddingBytes.gpu,
+    headBufferAllOffBytes: allOff.headBufferBytes,
   };
 }
 
@@ -63,6 +65,7 @@ export function realizedTerms(realized: RealizedPlacement): { terms: PlacementTe
     terms: {
       wg: v("wg"), wc: v("wc"), wd: v("wd"), cg: v("cg"), cc: v("cc"), cd: v("cd"),
       embedding: { gpu: SPACE.constant(realized.embeddingBytes.gpu), cpu: SPACE.constant(realized.embeddingBytes.cpu), disk: SPACE.constant(realized.embeddingBytes.disk) },
+      headBuffer: SPACE.constant(realized.headBufferBytes),
     },
     values,
   };

@@ -14,6 +14,9 @@ import type { Placement, Policy } from "../../core/policy.js";
 import { compressedBytes } from "./compression.js";
 
 export type Tier = "gpu" | "cpu" | "disk";
+
+/** An off-GPU token table (LM head) streams through two buffers of this size each token step. */
+export const HEAD_CHUNK_BYTES = 8 * 2 ** 20;
 export const TIERS: readonly Tier[] = ["gpu", "cpu", "disk"];
 
 export interface TierAmounts {
@@ -29,6 +32,11 @@ export interface RealizedPlacement {
   readonly layerWeightTensors: TierAmounts;
   /** Stored bytes of embeddings, final norm and LM head on each tier. */
   readonly embeddingBytes: TierAmounts;
+  /**
+   * GPU bytes needed to use the off-GPU embeddings each token step: the off-GPU rest (positions, norms)
+   * whole, and an off-GPU token table streamed through two HEAD_CHUNK_BYTES buffers.
+   */
+  readonly headBufferBytes: number;
   /** Sequences of each GPU batch whose KV cache lives on each tier. */
   readonly cacheSequences: TierAmounts;
   readonly activationTier: Tier;
@@ -115,8 +123,11 @@ export function realizePlacement(model: ModelSpec, policy: Policy): RealizedPlac
   // Fractions by parameter count, the measure the midpoint rule uses, so they realize to themselves.
   const weights = { gpu: params.gpu / totalParams, cpu: params.cpu / totalParams, disk: params.disk / totalParams };
   const embedding = { gpu: 0, cpu: 0, disk: 0 };
+  let headBufferBytes = 0;
   for (const { tensor, tier } of placeTensors(embeddingTensors(model), weights)) {
-    embedding[tier] += storedTensorBytes(tensor, model, policy.compressWeight);
+    const stored = storedTensorBytes(tensor, model, policy.compressWeight);
+    embedding[tier] += stored;
+    if (tier !== "gpu") headBufferBytes += tensor.name === "embed_tokens" || tensor.name === "lm_head" ? Math.min(stored, 2 * HEAD_CHUNK_BYTES) : stored;
   }
   const gbs = policy.gpuBatchSize;
   const seqs = cacheSequences(gbs, policy.cache);
@@ -125,6 +136,7 @@ export function realizePlacement(model: ModelSpec, policy: Policy): RealizedPlac
     layerWeightBytes: bytes,
     layerWeightTensors: counts,
     embeddingBytes: embedding,
+    headBufferBytes,
     cacheSequences: seqs,
     activationTier,
     weights,

@@ -33,6 +33,8 @@ export function buildSpillwayLp(input: SpillwayLpInput): LinearProgram {
   const terms: PlacementTerms = {
     wg: v("wg"), wc: v("wc"), wd: v("wd"), cg: v("cg"), cc: v("cc"), cd: v("cd"),
     embedding: { gpu: space.term(E, "wg"), cpu: space.term(E, "wc"), disk: space.term(E, "wd") },
+    // Linear in the off-GPU fraction, exact when all or none of the embeddings are off the GPU.
+    headBuffer: space.sum(E * Math.min(1, constants.headBufferAllOffBytes / Math.max(E, 1)), "wc", "wd"),
   };
   const costModel = new StepCostModel(model, rates, workload, settings, constants, space);
   const L = model.numLayers;

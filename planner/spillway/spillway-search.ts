@@ -111,7 +111,7 @@ function minimumGpuBytes(input: SpillwaySearchInput, settings: CostSettings): nu
   const model = new StepCostModel(input.model, input.rates, input.workload, settings, constants, space);
   let best = Infinity;
   for (const cg of [0, 1]) {
-    const memory = model.memory({ wg: c(0), wc: c(1), wd: c(0), cg: c(cg), cc: c(1 - cg), cd: c(0), embedding: { gpu: c(0), cpu: c(constants.embeddingStoredBytes), disk: c(0) } });
+    const memory = model.memory({ wg: c(0), wc: c(1), wd: c(0), cg: c(cg), cc: c(1 - cg), cd: c(0), embedding: { gpu: c(0), cpu: c(constants.embeddingStoredBytes), disk: c(0) }, headBuffer: c(constants.headBufferAllOffBytes) });
     best = Math.min(best, Math.max(...memory.gpu.map((e) => e.constant)));
   }
   return best;

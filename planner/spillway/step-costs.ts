@@ -38,6 +38,8 @@ export interface PlacementTerms {
   readonly cg: Affine; readonly cc: Affine; readonly cd: Affine;
   /** Bytes of embeddings / LM head on each tier. */
   readonly embedding: Readonly<Record<Tier, Affine>>;
+  /** GPU buffer for using the off-GPU embeddings (the token table streamed in chunks). */
+  readonly headBuffer: Affine;
 }
 
 export interface StepCosts {
@@ -64,6 +66,8 @@ export interface ModelCostConstants {
   readonly layerTensors: number;
   /** Stored bytes of embeddings, final norm and LM head. */
   readonly embeddingStoredBytes: number;
+  /** The head buffer when every embedding is off the GPU. */
+  readonly headBufferAllOffBytes: number;
 }
 
 export class StepCostModel {
@@ -311,7 +315,7 @@ export class StepCostModel {
     const zero = this.space.constant(0);
     const gpuCommon = p.wg.times(L * W).plus(
       p.embedding.gpu,
-      p.embedding.cpu, p.embedding.disk, // one streaming buffer for the off-GPU LM head
+      p.headBuffer, // off-GPU norms whole, the off-GPU token table streamed in two chunks
       p.wc.plus(p.wd).times(2 * W), // double buffer for off-GPU layer weights
       this.space.constant(compressWeight ? c.layerParams * 2 : 0), // one dequantised layer
       p.cg.times(L * nb * gbs * kvPerSequence),
