@@ -47,6 +47,7 @@ function planOptions(y: Argv) {
     .option("disk-mem", { type: "string", describe: "disk capacity in GiB" })
     .option("gbs", { type: "string", describe: "fix the GPU batch size" })
     .option("nb", { type: "string", describe: "fix the number of GPU batches per block" })
+    .option("max-block", { type: "string", describe: "search only blocks of at most this many sequences (gbs x nb): the prompts you have (Spillway model)" })
     .option("percent", { type: "array", string: true, describe: "fix placement: wg wc cg cc hg hc (disk gets the rest)" })
     .option("compress-weight", { type: "boolean", describe: "4-bit weights (default: searched)" })
     .option("compress-cache", { type: "boolean", describe: "4-bit KV cache (default: searched)" })
@@ -79,6 +80,7 @@ async function planFromArgs(argv: PlanArgs): Promise<{ result: Plan; hardware: H
   const gbs = parseNumberFlag("gbs", argv.gbs, { min: 1, integer: true });
   const nb = parseNumberFlag("nb", argv.nb, { min: 1, integer: true });
   const percent = parsePercentFlag(argv.percent);
+  const maxBlock = parseNumberFlag("max-block", argv["max-block"], { min: 1, integer: true });
   const fixed: FixedPolicy = {
     ...(gbs !== undefined ? { gbs } : {}),
     ...(nb !== undefined ? { nb } : {}),
@@ -94,7 +96,7 @@ async function planFromArgs(argv: PlanArgs): Promise<{ result: Plan; hardware: H
   }
   const result = await plan({
     model, hardware, workload: { promptLen, genLen }, costModel: argv["cost-model"], schedule: argv.schedule,
-    ...(alpha !== undefined ? { alpha } : {}), fixed,
+    ...(alpha !== undefined ? { alpha } : {}), ...(maxBlock !== undefined ? { maxBlock } : {}), fixed,
   });
   return { result: { ...result, hardwareSource: argv.hardware === "-" ? hardware.name : argv.hardware }, hardware };
 }

@@ -42,6 +42,8 @@ export interface PlanRequest {
   /** FlexGen's memory relaxation factor (default 0.8), FlexGen-compatible model only. */
   readonly alpha?: number;
   readonly fixed?: FixedPolicy;
+  /** Search only blocks of at most this many sequences (gbs x nb), e.g. the number of prompts at hand. */
+  readonly maxBlock?: number;
 }
 
 export interface PlanPrediction {
@@ -142,7 +144,7 @@ function planSpillway(request: PlanRequest): Plan {
   } else {
     const { percent: pct, ...rest } = fixed;
     const result = searchSpillway({
-      model, rates, workload, schedule,
+      model, rates, workload, schedule, ...(request.maxBlock !== undefined ? { maxBlock: request.maxBlock } : {}),
       fixed: { ...rest, ...(pct ? { percent: { wg: pct[0], wc: pct[1], cg: pct[2], cc: pct[3], hg: pct[4], hc: pct[5] } } : {}) },
     });
     lpSolves = result.lpSolves;

@@ -36,6 +36,8 @@ export interface SpillwaySearchInput {
   readonly lpDeadlineMs?: number;
   /** Largest GPU batch size considered. */
   readonly maxGbs?: number;
+  /** Largest block (gbs x nb: sequences in flight) considered, e.g. the number of prompts a user has. */
+  readonly maxBlock?: number;
 }
 
 export interface SearchPoint {
@@ -188,7 +190,8 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
     if (!repaired.prediction.feasible) return;
     if (!best || repaired.prediction.throughputTokensPerSecond > best.prediction.throughputTokensPerSecond) best = { policy: repaired.policy, prediction: repaired.prediction };
   };
-  const gbsList = fixed.gbs !== undefined ? [fixed.gbs] : GBS_CANDIDATES.filter((g) => g <= (input.maxGbs ?? Infinity));
+  const maxBlock = input.maxBlock ?? Infinity;
+  const gbsList = fixed.gbs !== undefined ? [fixed.gbs] : GBS_CANDIDATES.filter((g) => g <= (input.maxGbs ?? Infinity) && g <= maxBlock);
 
   for (const family of families(input)) {
     const constants = costConstants(input.model, family.compressWeight);
@@ -217,7 +220,8 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
       } else {
         let lastFeasible = 0;
         let firstInfeasible = 0;
-        for (const nb of nbGrid(1 << 16)) {
+        const nbLimit = Math.min(1 << 16, Math.floor(maxBlock / gbs));
+        for (const nb of nbGrid(nbLimit)) {
           const r = solveAt(nb);
           if (!r) { firstInfeasible = nb; break; }
           perGbs.push(r);
