@@ -1,7 +1,5 @@
 /** Binary gigabyte (2^30 bytes): FlexGen's "GB", and what --gpu-mem/--cpu-mem/--disk-mem take (GiB). */
 export const GIB = 2 ** 30;
-/** Decimal gigabyte, as datasheets quote bandwidths. */
-export const GB = 1e9;
 /** 10^12, FlexGen's "T" for FLOP/s. */
 export const TERA = 1e12;
 

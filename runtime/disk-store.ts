@@ -86,10 +86,6 @@ export class DiskStore {
     return out.subarray(0, file.bytes);
   }
 
-  bytesOf(key: string): number {
-    return this.files.get(key)?.bytes ?? 0;
-  }
-
   close(): void {
     rmSync(this.directory, { recursive: true, force: true });
     liveDirectories.delete(this.directory);

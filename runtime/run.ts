@@ -3,6 +3,7 @@
  * figures as the simulator (measured), plus whether the tokens match an all-on-device reference run.
  */
 import { tmpdir } from "node:os";
+import { mulberry32 } from "../core/random.js";
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import type { Policy } from "../core/policy.js";
 import { PlanError } from "../planner/plan.js";
@@ -83,14 +84,7 @@ class Recorder implements StepRecorder {
 
 /** Deterministic prompts: token ids in [2, vocab) from a seeded generator, one row per sequence. */
 export function syntheticPrompts(sequences: number, promptLen: number, vocab: number, seed: number): Int32Array {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
   const ids = new Int32Array(sequences * promptLen);
   for (let i = 0; i < ids.length; i++) ids[i] = 2 + Math.floor(next() * (vocab - 2));
   return ids;

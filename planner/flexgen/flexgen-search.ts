@@ -28,8 +28,6 @@ export interface FlexgenSearchInput extends Omit<FlexgenLpInput, "gbs" | "bls" |
 export interface FlexgenSearchResult {
   readonly best: FlexgenCandidate | undefined;
   readonly lpSolves: number;
-  /** Every solved (gbs, nb) with its throughput, in search order (infeasible ones omitted). */
-  readonly evaluated: readonly { readonly gbs: number; readonly nb: number; readonly throughputTokensPerSecond: number }[];
   readonly stats: SolveStats;
 }
 
@@ -73,7 +71,6 @@ class FlexgenLpFamily {
 export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
   const stats = newSolveStats();
   let lpSolves = 0;
-  const evaluated: { gbs: number; nb: number; throughputTokensPerSecond: number }[] = [];
   const families = new Map<number, FlexgenLpFamily>();
   const memo = new Map<string, { throughput: number; values: ArrayLike<number> } | undefined>();
   const tpre = FLEXGEN_LP_VARIABLES.indexOf("Tpre");
@@ -91,7 +88,6 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
     if (solution.status === "optimal") {
       const seconds = solution.values[tpre]! * l + solution.values[tgen]! * (n - 1) * l;
       result = { throughput: (gbs * nb * n) / seconds, values: solution.values };
-      evaluated.push({ gbs, nb, throughputTokensPerSecond: result.throughput });
     }
     memo.set(key, result);
     return result;
@@ -149,5 +145,5 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
     const terms = flexgenTerms(lpInput, new VariableSpace(FLEXGEN_LP_VARIABLES));
     bestCandidate = { gbs: b.gbs, nb: b.nb, outcome: flexgenOutcome(lpInput, terms, b.values) };
   }
-  return { best: bestCandidate, lpSolves, evaluated, stats };
+  return { best: bestCandidate, lpSolves, stats };
 }

@@ -94,10 +94,3 @@ export function objectiveValue(lp: LinearProgram, values: ArrayLike<number>): nu
   for (let i = 0; i < lp.objective.length; i++) sum += lp.objective[i]! * (values[i] ?? 0);
   return sum;
 }
-
-/** The value of a named variable in a solution. */
-export function valueOf(lp: LinearProgram, solution: LpSolution, name: string): number {
-  const i = lp.variables.indexOf(name);
-  if (i < 0) throw new Error(`unknown LP variable ${name}`);
-  return solution.values[i] ?? 0;
-}

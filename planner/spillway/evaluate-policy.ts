@@ -33,7 +33,18 @@ export interface Prediction {
   readonly bottleneck: Resource;
 }
 
+const constantsCache = new WeakMap<ModelSpec, Map<boolean, ModelCostConstants>>();
+
+/** Model-derived constants, computed once per (model, compression): every exact evaluation needs them. */
 export function costConstants(model: ModelSpec, compressWeight: boolean): ModelCostConstants {
+  let perModel = constantsCache.get(model);
+  if (!perModel) constantsCache.set(model, (perModel = new Map()));
+  let constants = perModel.get(compressWeight);
+  if (!constants) perModel.set(compressWeight, (constants = computeCostConstants(model, compressWeight)));
+  return constants;
+}
+
+function computeCostConstants(model: ModelSpec, compressWeight: boolean): ModelCostConstants {
   const allGpu: Policy = {
     gpuBatchSize: 1, numGpuBatches: 1, weights: { gpu: 1, cpu: 0, disk: 0 }, cache: { gpu: 1, cpu: 0, disk: 0 },
     activations: { gpu: 1, cpu: 0, disk: 0 }, compressWeight, compressCache: false, cpuAttention: false, overlap: true, pinWeight: true,

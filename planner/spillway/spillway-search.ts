@@ -40,19 +40,10 @@ export interface SpillwaySearchInput {
   readonly maxBlock?: number;
 }
 
-export interface SearchPoint {
-  readonly gbs: number;
-  readonly nb: number;
-  readonly family: string;
-  /** Throughput the LP predicts (continuous placement, average context). */
-  readonly lpThroughputTokensPerSecond: number;
-}
-
 export interface SpillwaySearchResult {
   readonly best: { readonly policy: Policy; readonly prediction: Prediction } | undefined;
   readonly lpSolves: number;
   readonly exactEvaluations: number;
-  readonly points: readonly SearchPoint[];
   readonly stats: SolveStats;
 }
 
@@ -83,10 +74,6 @@ function families(input: SpillwaySearchInput): Family[] {
       for (const cpuAttention of choose(f.cpuAttention))
         for (const activationTier of tiers) out.push({ compressWeight, compressCache, cpuAttention, activationTier });
   return out;
-}
-
-function familyName(f: Family): string {
-  return [f.compressWeight ? "w4" : "w16", f.compressCache ? "kv4" : "kv16", f.cpuAttention ? "cpu-attn" : "gpu-attn", `act-${f.activationTier}`].join(",");
 }
 
 function policyOf(f: Family, gbs: number, nb: number, x: ArrayLike<number>, input: SpillwaySearchInput): Policy {
@@ -176,7 +163,6 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
   const stats: SolveStats = { fastPath: 0, fallbacks: 0, confirmedInfeasible: 0, reasons: {} };
   let lpSolves = 0;
   let exactEvaluations = 0;
-  const points: SearchPoint[] = [];
   const fixed = input.fixed ?? {};
   const fixedFractions = fixed.percent
     ? { wg: fixed.percent.wg / 100, wc: fixed.percent.wc / 100, cg: fixed.percent.cg / 100, cc: fixed.percent.cc / 100 }
@@ -210,7 +196,6 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
         const secondsPerSequence = solution.objective;
         const lpThroughput = input.workload.genLen / secondsPerSequence;
         const policy = policyOf(family, gbs, nb, solution.values, input);
-        points.push({ gbs, nb, family: familyName(family), lpThroughputTokensPerSecond: lpThroughput });
         return { lpThroughput, policy };
       };
       const perGbs: { lpThroughput: number; policy: Policy }[] = [];
@@ -253,5 +238,5 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
       if (seen.size >= 6) break;
     }
   }
-  return { best, lpSolves, exactEvaluations, points, stats };
+  return { best, lpSolves, exactEvaluations, stats };
 }
