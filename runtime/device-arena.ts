@@ -17,7 +17,8 @@ export interface DeviceBlock {
 const ALIGN = 64;
 
 export class DeviceArena {
-  readonly buffer: ArrayBuffer;
+  /** Shared, so the transfer workers can copy into and out of device memory. */
+  readonly buffer: SharedArrayBuffer;
   private free: { offset: number; bytes: number }[];
   private inUseBytes = 0;
   peakBytes = 0;
@@ -25,7 +26,7 @@ export class DeviceArena {
 
   constructor(readonly capacityBytes: number) {
     const size = Math.floor(capacityBytes / ALIGN) * ALIGN;
-    this.buffer = new ArrayBuffer(size);
+    this.buffer = new SharedArrayBuffer(Math.max(ALIGN, size));
     this.free = [{ offset: 0, bytes: size }];
   }
 

@@ -13,7 +13,9 @@ function installSignalHandlers(): void {
   if (handlersInstalled) return;
   handlersInstalled = true;
   const cleanup = () => {
-    for (const dir of liveDirectories) rmSync(dir, { recursive: true, force: true });
+    // Transfer workers may still be creating files while the folder is removed: retry until it is gone
+    // (once it is, they cannot create any more there).
+    for (const dir of liveDirectories) removeDirectory(dir);
     liveDirectories.clear();
   };
   process.once("exit", cleanup);
@@ -22,6 +24,17 @@ function installSignalHandlers(): void {
       cleanup();
       process.exit(signal === "SIGINT" ? 130 : 143);
     });
+  }
+}
+
+function removeDirectory(dir: string): void {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 2 });
+      return;
+    } catch (error) {
+      if (attempt >= 20) throw error;
+    }
   }
 }
 
@@ -71,6 +84,41 @@ export class DiskStore {
     this.bytesWritten += data.byteLength;
   }
 
+  /**
+   * Where a whole-file write of `bytes` to `key` goes, for a transfer to perform: the bookkeeping
+   * (size, peak, bytes written) is done now, the bytes are written by the transfer.
+   */
+  writeTarget(key: string, bytes: number): { path: string; position: number; truncate: boolean } {
+    const existing = this.files.get(key);
+    const path = existing?.path ?? join(this.directory, `${this.files.size}-${key.replace(/[^A-Za-z0-9_.-]/g, "_")}.bin`);
+    this.inUseBytes += bytes - (existing?.bytes ?? 0);
+    this.peakBytes = Math.max(this.peakBytes, this.inUseBytes);
+    this.files.set(key, { path, bytes });
+    this.bytesWritten += bytes;
+    return { path, position: 0, truncate: true };
+  }
+
+  /** Where an append of `bytes` to `key` goes, for a transfer to perform (bookkeeping done now). */
+  appendTarget(key: string, bytes: number): { path: string; position: number; truncate: boolean } {
+    const existing = this.files.get(key);
+    if (!existing) return this.writeTarget(key, bytes);
+    this.files.set(key, { path: existing.path, bytes: existing.bytes + bytes });
+    this.inUseBytes += bytes;
+    this.peakBytes = Math.max(this.peakBytes, this.inUseBytes);
+    this.bytesWritten += bytes;
+    return { path: existing.path, position: existing.bytes, truncate: false };
+  }
+
+  /** Where `key`'s bytes are (the first `bytes`, default all), for a transfer to read. */
+  readSource(key: string, bytes?: number): { path: string; position: number; bytes: number } {
+    const file = this.files.get(key);
+    if (!file) throw new Error(`offload file for ${key} is missing`);
+    const length = bytes ?? file.bytes;
+    if (length > file.bytes) throw new Error(`offload file for ${key} holds ${file.bytes} bytes, ${length} wanted`);
+    this.bytesRead += length;
+    return { path: file.path, position: 0, bytes: length };
+  }
+
   read(key: string, into?: Uint8Array): Uint8Array {
     const file = this.files.get(key);
     if (!file) throw new Error(`offload file for ${key} is missing`);
@@ -87,7 +135,7 @@ export class DiskStore {
   }
 
   close(): void {
-    rmSync(this.directory, { recursive: true, force: true });
+    removeDirectory(this.directory);
     liveDirectories.delete(this.directory);
     this.files.clear();
   }

@@ -27,6 +27,8 @@ import { reluInPlace } from "./kernels/relu.js";
 import type { OptWeights } from "./opt-checkpoint.js";
 import { decode, decodeRange, decodeToFloat16, type Encoding, encode, encodedByteLength, rowChunkBytes } from "./tensor-codec.js";
 import type { SimResource, TaskKind } from "../simulator/task.js";
+import type { TransferAction } from "./transfer-action.js";
+import { sharedBytes, type TransferEngine, type TransferId, type TransferStream } from "./transfer-engine.js";
 
 /** Host memory in use (bytes), with its peak. */
 export class HostLedger {
@@ -41,9 +43,23 @@ export class HostLedger {
   }
 }
 
-export interface StepRecorder {
-  record<T>(kind: TaskKind, resource: SimResource, bytes: number, where: { token: number; layer: number; batch: number }, work: () => T): T;
+export interface Where {
+  readonly token: number;
+  readonly layer: number;
+  readonly batch: number;
 }
+
+export interface StepRecorder {
+  record<T>(kind: TaskKind, resource: SimResource, bytes: number, where: Where, work: () => T): T;
+}
+
+/** What a transfer was for, as the trace names it. */
+export interface TransferMeta {
+  readonly kind: TaskKind;
+  readonly where: Where;
+}
+
+export type Transfers = TransferEngine<TransferMeta>;
 
 interface StoredTensor {
   readonly name: string;
@@ -59,8 +75,26 @@ interface StoredTensor {
   readonly diskKey?: string;
 }
 
+/** A layer's weights on their way to the device: the buffer is allocated, the transfers submitted. */
+export interface PendingLayer {
+  readonly tensors: readonly StoredTensor[];
+  readonly where: Where;
+  readonly blocks: DeviceBlock[];
+  readonly onDevice: Map<string, Uint8Array>;
+  /** Finishes when every off-device tensor is in the device buffer. */
+  readonly arrived: TransferId;
+  readonly staging?: Uint8Array;
+}
+
+/** A step's off-GPU KV on its way: host staging read from disk, and (GPU attention) the device copy. */
+export interface PendingCache {
+  readonly hostStaging?: Uint8Array;
+  readonly staged?: DeviceBlock;
+  readonly arrived: TransferId;
+}
+
 /** A layer's weights as the compute sees them: fp16 matrices and fp32 vectors, wherever they came from. */
-interface ReadyLayer {
+export interface ReadyLayer {
   readonly matrices: Map<string, Uint16Array>;
   readonly vectors: Map<string, Float32Array>;
   readonly blocks: DeviceBlock[];
@@ -80,6 +114,8 @@ export class OptRunner {
   /** Device KV blocks [layer][batch] for GPU sequences; host KV arrays for CPU sequences. */
   private readonly deviceCache: DeviceBlock[][] = [];
   private readonly hostCache: Uint8Array[][] = [];
+  /** [layer][batch]: the last transfer that stored new KV rows there (the next token's loads wait for it). */
+  private readonly cacheStored: TransferId[][] = [];
 
   constructor(
     private readonly weights: OptWeights,
@@ -90,6 +126,7 @@ export class OptRunner {
     private readonly host: HostLedger,
     private readonly disk: DiskStore,
     private readonly recorder: StepRecorder,
+    private readonly transfers: Transfers,
   ) {
     this.model = weights.model;
     this.h = this.model.hiddenSize;
@@ -111,12 +148,11 @@ export class OptRunner {
       encode(values, encoding, this.arena.uint8(block, bytes));
       return { ...base, device: block };
     }
-    const data = encode(values, encoding);
     if (tier === "cpu") {
       this.host.add(bytes);
-      return { ...base, host: data };
+      return { ...base, host: encode(values, encoding, sharedBytes(bytes)) };
     }
-    this.disk.write(name, data);
+    this.disk.write(name, encode(values, encoding));
     return { ...base, diskKey: name };
   }
 
@@ -140,11 +176,12 @@ export class OptRunner {
     for (let layer = 0; layer < this.model.numLayers; layer++) {
       this.deviceCache.push([]);
       this.hostCache.push([]);
+      this.cacheStored.push(new Array<TransferId>(this.policy.numGpuBatches).fill(0));
       for (let batch = 0; batch < this.policy.numGpuBatches; batch++) {
         const gpuBytes = this.seqs.gpu * 2 * this.maxContext * this.kvRowBytes;
         this.deviceCache[layer]!.push(this.arena.allocate(gpuBytes, `KV cache of GPU sequences (layer ${layer}, batch ${batch})`));
         const cpuBytes = this.seqs.cpu * 2 * this.maxContext * this.kvRowBytes;
-        this.hostCache[layer]!.push(new Uint8Array(cpuBytes));
+        this.hostCache[layer]!.push(sharedBytes(cpuBytes));
         this.host.add(cpuBytes);
       }
     }
@@ -153,8 +190,15 @@ export class OptRunner {
   // ---------------------------------------------------------------------------------------------
   // Moving weights
 
-  /** Brings a group of tensors to the device (host copies, disk reads through a host staging buffer), dequantising 4-bit matrices into one fp16 buffer. */
-  private bringToDevice(tensors: readonly StoredTensor[], where: { token: number; layer: number; batch: number }): ReadyLayer {
+  private submit(stream: TransferStream, kind: TaskKind, where: Where, actions: TransferAction[], deps: (TransferId | undefined)[] = []): TransferId {
+    return this.transfers.submit(stream, actions, deps, { kind, where });
+  }
+
+  /**
+   * Starts bringing a group of tensors to the device: disk files are read into a host staging buffer,
+   * then host and staged bytes are copied into one device buffer. Returns at once; readyLayer() waits.
+   */
+  issueTensors(tensors: readonly StoredTensor[], where: Where): PendingLayer {
     const blocks: DeviceBlock[] = [];
     const onDevice = new Map<string, Uint8Array>();
     const offDevice = tensors.filter((t) => t.tier !== "gpu");
@@ -162,34 +206,43 @@ export class OptRunner {
     const fromDisk = offDevice.filter((t) => t.tier === "disk");
     const diskBytes = fromDisk.reduce((s, t) => s + t.bytes, 0);
     let staging: Uint8Array | undefined;
+    let read: TransferId = 0;
+    const stagedAt = new Map<StoredTensor, Uint8Array>();
     if (diskBytes > 0) {
-      staging = new Uint8Array(diskBytes);
+      staging = sharedBytes(diskBytes);
       this.host.add(diskBytes);
       let offset = 0;
-      this.recorder.record("read-weights", "diskRead", diskBytes, where, () => {
-        for (const t of fromDisk) {
-          this.disk.read(t.diskKey!, staging!.subarray(offset, offset + t.bytes));
-          offset += t.bytes;
-        }
-      });
+      const actions: TransferAction[] = [];
+      for (const t of fromDisk) {
+        const dst = staging.subarray(offset, (offset += t.bytes));
+        stagedAt.set(t, dst);
+        actions.push({ type: "read", ...this.disk.readSource(t.diskKey!), dst });
+      }
+      read = this.submit("diskRead", "read-weights", where, actions);
     }
     const upBytes = offDevice.reduce((s, t) => s + t.bytes, 0);
+    let arrived = read;
     if (upBytes > 0) {
       const block = this.arena.allocate(upBytes, `layer ${where.layer} weight buffer`);
       blocks.push(block);
       const target = this.arena.uint8(block, upBytes);
       let offset = 0;
-      let stagingOffset = 0;
-      this.recorder.record("load-weights", "h2d", upBytes, where, () => {
-        for (const t of offDevice) {
-          const source = t.tier === "cpu" ? t.host! : staging!.subarray(stagingOffset, stagingOffset += t.bytes);
-          target.set(source, offset);
-          onDevice.set(t.name, target.subarray(offset, offset + t.bytes));
-          offset += t.bytes;
-        }
-      });
+      const actions: TransferAction[] = [];
+      for (const t of offDevice) {
+        const dst = target.subarray(offset, (offset += t.bytes));
+        actions.push({ type: "copy", src: t.tier === "cpu" ? t.host! : stagedAt.get(t)!, dst });
+        onDevice.set(t.name, dst);
+      }
+      arrived = this.submit("h2d", "load-weights", where, actions, [read]);
     }
-    if (staging) this.host.remove(staging.byteLength);
+    return { tensors, where, blocks, onDevice, arrived, ...(staging ? { staging } : {}) };
+  }
+
+  /** Waits for a pending group of tensors, dequantises 4-bit matrices into one fp16 buffer, and hands out views. */
+  readyLayer(pending: PendingLayer): ReadyLayer {
+    const { tensors, where, blocks, onDevice } = pending;
+    this.transfers.wait(pending.arrived);
+    if (pending.staging) this.host.remove(pending.staging.byteLength);
     const matrices = new Map<string, Uint16Array>();
     const vectors = new Map<string, Float32Array>();
     const quantized = tensors.filter((t) => t.encoding === "q4");
@@ -253,70 +306,97 @@ export class OptRunner {
     return `kv-${layer}-${batch}-${seq}-${which}`;
   }
 
+  /** The shape of step (layer, batch, token) as far as its KV is concerned. */
+  private stepShape(token: number) {
+    const gbs = this.policy.gpuBatchSize;
+    const prefill = token === 0;
+    const t = prefill ? this.workload.promptLen : 1;
+    const past = prefill ? 0 : this.workload.promptLen + token - 1;
+    const gpuSeqs = this.seqs.gpu;
+    const cpuSeqs = this.seqs.cpu;
+    const offSeqs = gbs - gpuSeqs;
+    const diskSeqs = offSeqs - cpuSeqs;
+    const cpuAttention = this.policy.cpuAttention && !prefill && offSeqs > 0;
+    return { gbs, prefill, t, past, gpuSeqs, cpuSeqs, offSeqs, diskSeqs, cpuAttention, pastBytes: past * this.kvRowBytes };
+  }
+
+  /** Host bytes of a CPU sequence's past K (0) or V (1) rows. */
+  private hostPast(layer: number, batch: number, local: number, which: 0 | 1, pastBytes: number): Uint8Array {
+    const base = (local * 2 + which) * this.maxContext * this.kvRowBytes;
+    return this.hostCache[layer]![batch]!.subarray(base, base + pastBytes);
+  }
+
+  /**
+   * Starts bringing step (layer, batch, token)'s off-GPU KV where attention will read it: disk
+   * sequences are read into host staging, and (GPU attention) every off-GPU sequence is copied up
+   * into a device buffer. The transfers wait for the previous token's stores of the same KV.
+   */
+  issueCache(layer: number, batch: number, token: number): PendingCache {
+    const where = { token, layer, batch };
+    const { prefill, gpuSeqs, cpuSeqs, offSeqs, diskSeqs, cpuAttention, pastBytes } = this.stepShape(token);
+    if (prefill || offSeqs === 0 || pastBytes === 0) return { arrived: 0 };
+    const stored = this.cacheStored[layer]![batch]!;
+    let hostStaging: Uint8Array | undefined;
+    let read: TransferId = 0;
+    if (diskSeqs > 0) {
+      hostStaging = sharedBytes(diskSeqs * 2 * pastBytes);
+      this.host.add(hostStaging.byteLength);
+      const actions: TransferAction[] = [];
+      for (let s = 0; s < diskSeqs; s++) {
+        for (const which of [0, 1] as const) {
+          const dst = hostStaging.subarray((2 * s + which) * pastBytes, (2 * s + which + 1) * pastBytes);
+          actions.push({ type: "read", ...this.disk.readSource(this.kvKey(layer, batch, gpuSeqs + cpuSeqs + s, which ? "v" : "k"), pastBytes), dst });
+        }
+      }
+      read = this.submit("diskRead", "read-cache", where, actions, [stored]);
+    }
+    if (cpuAttention) return { ...(hostStaging ? { hostStaging } : {}), arrived: read || stored };
+    const bytes = offSeqs * 2 * pastBytes;
+    const staged = this.arena.allocate(bytes, `KV of off-GPU sequences (layer ${layer}, batch ${batch})`);
+    const target = this.arena.uint8(staged, bytes);
+    const actions: TransferAction[] = [];
+    for (let s = 0; s < offSeqs; s++) {
+      for (const which of [0, 1] as const) {
+        const src = s < cpuSeqs ? this.hostPast(layer, batch, s, which, pastBytes) : hostStaging!.subarray((2 * (s - cpuSeqs) + which) * pastBytes, (2 * (s - cpuSeqs) + which + 1) * pastBytes);
+        actions.push({ type: "copy", src, dst: target.subarray((2 * s + which) * pastBytes, (2 * s + which + 1) * pastBytes) });
+      }
+    }
+    const arrived = this.submit("h2d", "load-cache", where, actions, [read, stored]);
+    return { ...(hostStaging ? { hostStaging } : {}), staged, arrived };
+  }
+
   /**
    * Computes batch `batch` of layer `layer` at step `token`: hidden is the batch's fp16 [gbs, t, h],
-   * updated in place. Off-GPU KV is loaded first (GPU attention) or attended on the host (CPU
-   * attention); new KV rows go to each sequence's tier afterwards.
+   * updated in place. Off-GPU KV comes from `cache` (issueCache) — on the device for GPU attention,
+   * on the host for CPU attention; new KV rows are stored to each sequence's tier by transfers
+   * submitted afterwards, which the next token's loads of the same KV wait for.
    */
-  computeLayer(ready: ReadyLayer, hidden: Uint16Array, layer: number, batch: number, token: number): void {
+  computeLayer(ready: ReadyLayer, hidden: Uint16Array, layer: number, batch: number, token: number, pending: PendingCache): void {
     const where = { token, layer, batch };
     const { h } = this;
     const f = this.model.ffnSize;
     const nh = this.model.numHeads;
     const hd = h / nh;
-    const gbs = this.policy.gpuBatchSize;
-    const prefill = token === 0;
-    const t = prefill ? this.workload.promptLen : 1;
-    const past = prefill ? 0 : this.workload.promptLen + token - 1;
+    const { gbs, prefill, t, past, gpuSeqs, cpuSeqs, offSeqs, cpuAttention, pastBytes } = this.stepShape(token);
     const ctx = past + t;
     const rowBytes = this.kvRowBytes;
-    const gpuSeqs = this.seqs.gpu;
-    const cpuSeqs = this.seqs.cpu;
-    const offSeqs = gbs - gpuSeqs;
-    const cpuAttention = this.policy.cpuAttention && !prefill && offSeqs > 0;
     const prefix = `model.decoder.layers.${layer}`;
     const m = (name: string) => ready.matrices.get(`${prefix}.${name}`)!;
     const v = (name: string) => ready.vectors.get(`${prefix}.${name}`)!;
 
-    // Off-GPU KV of the past tokens: staged on the host from disk, then (GPU attention) up to the device.
-    const pastBytes = past * rowBytes;
-    let hostStaging: Uint8Array | undefined;
-    const diskSeqs = gbs - gpuSeqs - cpuSeqs;
-    if (!prefill && diskSeqs > 0) {
-      hostStaging = new Uint8Array(diskSeqs * 2 * pastBytes);
-      this.host.add(hostStaging.byteLength);
-      this.recorder.record("read-cache", "diskRead", hostStaging.byteLength, where, () => {
-        for (let s = 0; s < diskSeqs; s++) {
-          for (const [i, which] of (["k", "v"] as const).entries()) this.disk.read(this.kvKey(layer, batch, gpuSeqs + cpuSeqs + s, which), hostStaging!.subarray((2 * s + i) * pastBytes, (2 * s + i + 1) * pastBytes));
-        }
-      });
-    }
-    const hostPast = (seq: number, which: 0 | 1): Uint8Array => {
-      if (past === 0) return new Uint8Array(0);
-      if (seq < gpuSeqs + cpuSeqs) {
-        const local = seq - gpuSeqs;
-        const base = (local * 2 + which) * this.maxContext * rowBytes;
-        return this.hostCache[layer]![batch]!.subarray(base, base + pastBytes);
-      }
-      const d = seq - gpuSeqs - cpuSeqs;
-      return hostStaging!.subarray((2 * d + which) * pastBytes, (2 * d + which + 1) * pastBytes);
-    };
-    let staged: DeviceBlock | undefined;
-    if (!prefill && offSeqs > 0 && !cpuAttention) {
-      const bytes = offSeqs * 2 * pastBytes;
-      staged = this.arena.allocate(bytes, `KV of off-GPU sequences (layer ${layer}, batch ${batch})`);
-      const target = this.arena.uint8(staged, bytes);
-      this.recorder.record("load-cache", "h2d", bytes, where, () => {
-        for (let s = 0; s < offSeqs; s++) for (const which of [0, 1] as const) target.set(hostPast(gpuSeqs + s, which), (2 * s + which) * pastBytes);
-      });
-    }
+    this.transfers.wait(pending.arrived);
+    const { hostStaging, staged } = pending;
     const pastRows = (seq: number, which: 0 | 1): Uint8Array => {
+      if (past === 0) return new Uint8Array(0);
       if (seq < gpuSeqs) {
         const base = (seq * 2 + which) * this.maxContext * rowBytes;
         return this.arena.uint8(this.deviceCache[layer]![batch]!, gpuSeqs * 2 * this.maxContext * rowBytes).subarray(base, base + pastBytes);
       }
-      if (staged) return this.arena.uint8(staged, offSeqs * 2 * pastBytes).subarray((2 * (seq - gpuSeqs) + which) * pastBytes, (2 * (seq - gpuSeqs) + which + 1) * pastBytes);
-      return hostPast(seq, which);
+      const s = seq - gpuSeqs;
+      if (staged) return this.arena.uint8(staged, offSeqs * 2 * pastBytes).subarray((2 * s + which) * pastBytes, (2 * s + which + 1) * pastBytes);
+      if (s < cpuSeqs) return this.hostPast(layer, batch, s, which, pastBytes);
+      const d = s - cpuSeqs;
+      return hostStaging!.subarray((2 * d + which) * pastBytes, (2 * d + which + 1) * pastBytes);
     };
 
     // Working space, bounded like the planner's: sequences are processed in chunks.
@@ -351,8 +431,8 @@ export class OptRunner {
       for (let c = 0; c < count; c++) {
         const seq = first + c;
         // The new rows, encoded as they will be stored, then decoded: attention sees exactly what the cache holds.
-        const kNew = new Uint8Array(t * rowBytes);
-        const vNew = new Uint8Array(t * rowBytes);
+        const kNew = seq < gpuSeqs ? new Uint8Array(t * rowBytes) : sharedBytes(t * rowBytes);
+        const vNew = seq < gpuSeqs ? new Uint8Array(t * rowBytes) : sharedBytes(t * rowBytes);
         for (let i = 0; i < t; i++) {
           encode(ks.subarray((c * t + i) * h, (c * t + i + 1) * h), this.kvEncoding, kNew.subarray(i * rowBytes, (i + 1) * rowBytes));
           encode(vs.subarray((c * t + i) * h, (c * t + i + 1) * h), this.kvEncoding, vNew.subarray(i * rowBytes, (i + 1) * rowBytes));
@@ -394,28 +474,38 @@ export class OptRunner {
     if (staged) this.arena.release(staged);
     if (hostStaging) this.host.remove(hostStaging.byteLength);
 
-    // New KV rows of off-GPU sequences: down to the host (unless the host attention wrote them), on to disk.
+    // New KV rows of off-GPU sequences: down to the host (unless the host attention wrote them there),
+    // disk sequences' rows through a host copy on to their files.
     const appended = t * rowBytes;
+    const rowAt = (local: number, which: 0 | 1) => (local * 2 + which) * this.maxContext * rowBytes + past * rowBytes;
+    const cache = this.hostCache[layer]![batch]!;
     const toHost = newRows.filter((r) => r.seq < gpuSeqs + cpuSeqs);
     const toDisk = newRows.filter((r) => r.seq >= gpuSeqs + cpuSeqs);
-    const storeHost = () => {
+    const diskCopies = toDisk.map((r) => ({ seq: r.seq, k: cpuAttention ? r.k : sharedBytes(appended), v: cpuAttention ? r.v : sharedBytes(appended), from: r }));
+    let stored: TransferId = 0;
+    if (cpuAttention) {
       for (const r of toHost) {
-        const local = r.seq - gpuSeqs;
-        const cache = this.hostCache[layer]![batch]!;
-        cache.set(r.k, (local * 2) * this.maxContext * rowBytes + past * rowBytes);
-        cache.set(r.v, (local * 2 + 1) * this.maxContext * rowBytes + past * rowBytes);
+        cache.set(r.k, rowAt(r.seq - gpuSeqs, 0));
+        cache.set(r.v, rowAt(r.seq - gpuSeqs, 1));
       }
-    };
-    if (cpuAttention) storeHost();
-    else if (newRows.length > 0) this.recorder.record("store-cache", "d2h", newRows.length * 2 * appended, where, storeHost);
-    if (toDisk.length > 0) {
-      this.recorder.record("write-cache", "diskWrite", toDisk.length * 2 * appended, where, () => {
-        for (const r of toDisk) {
-          this.disk.append(this.kvKey(layer, batch, r.seq, "k"), r.k);
-          this.disk.append(this.kvKey(layer, batch, r.seq, "v"), r.v);
-        }
-      });
+    } else if (newRows.length > 0) {
+      const actions: TransferAction[] = [];
+      for (const r of toHost) {
+        actions.push({ type: "copy", src: r.k, dst: cache.subarray(rowAt(r.seq - gpuSeqs, 0), rowAt(r.seq - gpuSeqs, 0) + appended) });
+        actions.push({ type: "copy", src: r.v, dst: cache.subarray(rowAt(r.seq - gpuSeqs, 1), rowAt(r.seq - gpuSeqs, 1) + appended) });
+      }
+      for (const c of diskCopies) actions.push({ type: "copy", src: c.from.k, dst: c.k }, { type: "copy", src: c.from.v, dst: c.v });
+      stored = this.submit("d2h", "store-cache", where, actions);
     }
+    if (diskCopies.length > 0) {
+      const actions: TransferAction[] = [];
+      for (const c of diskCopies) {
+        actions.push({ type: "write", ...this.disk.appendTarget(this.kvKey(layer, batch, c.seq, "k"), appended), src: c.k });
+        actions.push({ type: "write", ...this.disk.appendTarget(this.kvKey(layer, batch, c.seq, "v"), appended), src: c.v });
+      }
+      stored = this.submit("diskWrite", "write-cache", where, actions, [stored]);
+    }
+    if (stored) this.cacheStored[layer]![batch] = stored;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -429,14 +519,14 @@ export class OptRunner {
   bringEmbeddings(token: number): ReadyLayer {
     const where = { token, layer: this.model.numLayers, batch: -1 };
     const table = this.tokenTable();
-    const ready = this.bringToDevice(this.embedding.filter((t) => t !== table || t.tier === "gpu"), where);
+    const ready = this.readyLayer(this.issueTensors(this.embedding.filter((t) => t !== table || t.tier === "gpu"), where));
     this.streamedTable = undefined;
     if (table.tier !== "gpu") {
       let bytes = table.host;
       if (!bytes) {
-        const staging = new Uint8Array(table.bytes);
+        bytes = sharedBytes(table.bytes);
         this.host.add(table.bytes);
-        bytes = this.recorder.record("read-head", "diskRead", table.bytes, where, () => this.disk.read(table.diskKey!, staging));
+        this.transfers.wait(this.submit("diskRead", "read-head", where, [{ type: "read", ...this.disk.readSource(table.diskKey!), dst: bytes }]));
       }
       this.streamedTable = { tensor: table, bytes, staged: !table.host };
     }
@@ -462,8 +552,9 @@ export class OptRunner {
     this.streamedTable = undefined;
   }
 
-  bringLayer(layer: number, token: number): ReadyLayer {
-    return this.bringToDevice(this.layers[layer]!, { token, layer, batch: -1 });
+  /** Starts bringing a layer's weights to the device (readyLayer() waits for them). */
+  issueLayer(layer: number, token: number): PendingLayer {
+    return this.issueTensors(this.layers[layer]!, { token, layer, batch: -1 });
   }
 
   /** One token-table row in fp32, from the device or from the table's own tier (the lookup happens where the table is). */
@@ -559,31 +650,37 @@ export class OptRunner {
     const resident = ready.matrices.get("model.decoder.embed_tokens.weight");
     if (resident) score(resident, 0, vocab);
     else {
+      // Two chunk buffers: the next chunk streams up while this one is scored.
       const { tensor, bytes } = this.streamedTable!;
       const rowBytes = encodedByteLength(d, tensor.encoding);
       const rowsPerChunk = Math.max(1, Math.floor(HEAD_CHUNK_BYTES / rowBytes));
-      for (let firstRow = 0; firstRow < vocab; firstRow += rowsPerChunk) {
+      const where = { token, layer: this.model.numLayers, batch: -1 };
+      const issueChunk = (firstRow: number) => {
         const rows = Math.min(rowsPerChunk, vocab - firstRow);
         const parts = rowChunkBytes(bytes, tensor.encoding, tensor.values, d, firstRow, rows);
         const chunkBytes = parts.reduce((sum, p) => sum + p.byteLength, 0);
         const block = this.arena.allocate(chunkBytes, "LM head weights");
         const onDevice = this.arena.uint8(block, chunkBytes);
-        this.recorder.record("load-head", "h2d", chunkBytes, { token, layer: this.model.numLayers, batch: -1 }, () => {
-          let offset = 0;
-          for (const p of parts) {
-            onDevice.set(p, offset);
-            offset += p.byteLength;
-          }
-        });
+        const actions: TransferAction[] = [];
+        let offset = 0;
+        for (const p of parts) actions.push({ type: "copy", src: p, dst: onDevice.subarray(offset, (offset += p.byteLength)) });
+        return { firstRow, rows, block, onDevice, arrived: this.submit("h2d", "load-head", where, actions) };
+      };
+      type Chunk = ReturnType<typeof issueChunk>;
+      let next: Chunk | undefined = issueChunk(0);
+      while (next) {
+        const chunk: Chunk = next;
+        this.transfers.wait(chunk.arrived);
+        next = chunk.firstRow + rowsPerChunk < vocab ? issueChunk(chunk.firstRow + rowsPerChunk) : undefined;
         let weights: Uint16Array;
         let dequantized: DeviceBlock | undefined;
         if (tensor.encoding === "q4") {
-          dequantized = this.arena.allocate(rows * d * 2, "LM head weights, dequantised");
-          weights = decodeToFloat16(onDevice, rows * d, this.arena.uint16(dequantized, rows * d), new Float32Array(4096));
-        } else weights = new Uint16Array(onDevice.buffer, onDevice.byteOffset, rows * d);
-        score(weights, firstRow, rows);
+          dequantized = this.arena.allocate(chunk.rows * d * 2, "LM head weights, dequantised");
+          weights = decodeToFloat16(chunk.onDevice, chunk.rows * d, this.arena.uint16(dequantized, chunk.rows * d), new Float32Array(4096));
+        } else weights = new Uint16Array(chunk.onDevice.buffer, chunk.onDevice.byteOffset, chunk.rows * d);
+        score(weights, chunk.firstRow, chunk.rows);
         if (dequantized) this.arena.release(dequantized);
-        this.arena.release(block);
+        this.arena.release(chunk.block);
       }
     }
     for (let k = 0; k < nb; k++) this.recorder.record("store-tokens", "d2h", gbs * 4, { token, layer: this.model.numLayers, batch: k }, () => undefined);

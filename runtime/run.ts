@@ -15,7 +15,9 @@ import { SIM_RESOURCES, type SimResource, type TaskKind } from "../simulator/tas
 import { DeviceArena, DeviceOutOfMemory } from "./device-arena.js";
 import { DiskStore } from "./disk-store.js";
 import { loadOptCheckpoint, type OptWeights } from "./opt-checkpoint.js";
-import { HostLedger, OptRunner, type StepRecorder } from "./opt-runner.js";
+import { HostLedger, OptRunner, type PendingCache, type PendingLayer, type StepRecorder, type TransferMeta, type Transfers, type Where } from "./opt-runner.js";
+import type { TransferAction } from "./transfer-action.js";
+import { type FinishedTransfer, sharedBytes, TransferEngine, type TransferId } from "./transfer-engine.js";
 
 export interface RunOptions {
   readonly weightsDir: string;
@@ -27,11 +29,18 @@ export interface RunOptions {
   /** Also run the all-on-device reference and compare tokens (default true). */
   readonly reference?: boolean;
   readonly promptSeed?: number;
+  /**
+   * Run transfers and disk I/O on worker threads beside the compute (default: the plan's `overlap`).
+   * Without, every transfer runs on the main thread when issued.
+   */
+  readonly overlap?: boolean;
 }
 
 export interface RunResult {
   readonly backend: "cpu";
   readonly schedule: "spillway" | "flexgen";
+  /** Whether transfers ran on worker threads beside the compute. */
+  readonly overlap: boolean;
   readonly throughputTokensPerSecond: number;
   readonly prefillSeconds: number;
   readonly decodeSeconds: number;
@@ -57,11 +66,22 @@ class Recorder implements StepRecorder {
   events = 0;
   private readonly stack: { inner: number }[] = [];
   readonly origin = performance.now();
+  private readonly originMs = performance.timeOrigin + this.origin;
 
   constructor(private readonly trace: ChromeTraceWriter | undefined) {}
 
   now(): number {
     return (performance.now() - this.origin) / 1000;
+  }
+
+  /** A transfer that ran (inline or on a worker), timed on the shared clock. */
+  transfer(done: FinishedTransfer<TransferMeta>): void {
+    const start = (done.startMs - this.originMs) / 1000;
+    const end = (done.endMs - this.originMs) / 1000;
+    this.busy[done.stream] += end - start;
+    this.bytes[done.stream] += done.bytes;
+    this.events++;
+    this.trace?.slice(done.meta.kind, done.stream, start, end, done.bytes, done.meta.where);
   }
 
   record<T>(kind: TaskKind, resource: SimResource, bytes: number, where: { token: number; layer: number; batch: number }, work: () => T): T {
@@ -103,6 +123,24 @@ function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/**
+ * Hidden states between layers when they do not stay on the device: a device staging buffer per step,
+ * loaded from the host array or offload file of its GPU batch and stored back after the compute.
+ */
+interface HiddenIn {
+  readonly view: Uint16Array;
+  readonly block?: ReturnType<DeviceArena["allocate"]>;
+  readonly arrived: TransferId;
+  readonly hostStaging?: Uint8Array;
+}
+
+interface Step {
+  readonly layer: number;
+  readonly batch: number;
+  hidden?: HiddenIn;
+  cache?: PendingCache;
+}
+
 async function execute(weights: OptWeights, plan: PlanToSimulate, profile: HardwareProfile, options: RunOptions, policy: Policy, capacity: { gpu: number; cpu: number; disk: number }, trace: ChromeTraceWriter | undefined): Promise<Execution> {
   const model = weights.model;
   const { promptLen: s, genLen: n } = plan.workload;
@@ -112,8 +150,11 @@ async function execute(weights: OptWeights, plan: PlanToSimulate, profile: Hardw
   const host = new HostLedger();
   const disk = new DiskStore(options.offloadDir ?? tmpdir());
   const recorder = new Recorder(trace);
+  let transfers: Transfers | undefined;
   try {
-    const runner = new OptRunner(weights, policy, plan.workload, context, arena, host, disk, recorder);
+    transfers = await TransferEngine.start<TransferMeta>(options.overlap ?? policy.overlap, (done) => recorder.transfer(done));
+    const engine = transfers;
+    const runner = new OptRunner(weights, policy, plan.workload, context, arena, host, disk, recorder, engine);
     runner.place();
     const gbs = policy.gpuBatchSize;
     const nb = policy.numGpuBatches;
@@ -123,70 +164,141 @@ async function execute(weights: OptWeights, plan: PlanToSimulate, profile: Hardw
     const prompts = syntheticPrompts(gbs * nb, s, model.vocabSize, options.promptSeed ?? 0);
     const tokens: number[][] = Array.from({ length: gbs * nb }, () => []);
     let inputs = Array.from({ length: nb }, (_, k) => prompts.subarray(k * gbs * s, (k + 1) * gbs * s));
+    const submit = (stream: "h2d" | "d2h" | "diskRead" | "diskWrite", kind: TransferMeta["kind"], where: Where, actions: TransferAction[], deps: TransferId[]) => engine.submit(stream, actions, deps, { kind, where });
+    // Hidden states of each GPU batch off the device: host arrays, or offload files; the transfer that last stored each.
+    const hostHidden = tier === "cpu" ? Array.from({ length: nb }, () => sharedBytes(gbs * s * h * 2)) : [];
+    if (tier === "cpu") host.add(nb * gbs * s * h * 2);
+    const hiddenStored = new Array<TransferId>(nb).fill(0);
+    const diskKey = (k: number) => `hidden-${k}`;
+    // Device staging for hidden states is released once the store out of it is done; at most two are live.
+    const stagingInFlight: { block: ReturnType<DeviceArena["allocate"]>; until: TransferId }[] = [];
+    let stagingLive = 0;
+    const reapStaging = (atMost: number) => {
+      while (stagingLive > atMost || (stagingInFlight.length > 0 && engine.isDone(stagingInFlight[0]!.until))) {
+        const oldest = stagingInFlight.shift();
+        if (!oldest) break;
+        engine.wait(oldest.until);
+        arena.release(oldest.block);
+        stagingLive--;
+      }
+    };
+    const allocateStaging = (layer: number, k: number, hiddenValues: number) => {
+      reapStaging(1);
+      const block = arena.allocate(hiddenValues * 2, `hidden state in (layer ${layer}, batch ${k})`);
+      stagingLive++;
+      return { block, view: arena.uint16(block, hiddenValues) };
+    };
+    const issueHidden = (token: number, layer: number, k: number, hiddenValues: number): HiddenIn => {
+      const where = { token, layer, batch: k };
+      const { block, view } = allocateStaging(layer, k, hiddenValues);
+      const target = new Uint8Array(view.buffer, view.byteOffset, hiddenValues * 2);
+      if (tier === "cpu") {
+        const arrived = submit("h2d", "load-hidden", where, [{ type: "copy", src: hostHidden[k]!.subarray(0, hiddenValues * 2), dst: target }], [hiddenStored[k]!]);
+        return { view, block, arrived };
+      }
+      const hostStaging = sharedBytes(hiddenValues * 2);
+      host.add(hiddenValues * 2);
+      const read = submit("diskRead", "read-hidden", where, [{ type: "read", ...disk.readSource(diskKey(k)), dst: hostStaging }], [hiddenStored[k]!]);
+      const arrived = submit("h2d", "load-hidden", where, [{ type: "copy", src: hostStaging, dst: target }], [read]);
+      return { view, block, arrived, hostStaging };
+    };
+    const storeHidden = (token: number, layer: number, k: number, hidden: HiddenIn, hiddenValues: number) => {
+      const where = { token, layer, batch: k };
+      const src = new Uint8Array(hidden.view.buffer, hidden.view.byteOffset, hiddenValues * 2);
+      if (hidden.hostStaging) host.remove(hidden.hostStaging.byteLength);
+      if (tier === "cpu") hiddenStored[k] = submit("d2h", "store-hidden", where, [{ type: "copy", src, dst: hostHidden[k]!.subarray(0, hiddenValues * 2) }], []);
+      else {
+        const copy = sharedBytes(hiddenValues * 2);
+        const down = submit("d2h", "store-hidden", where, [{ type: "copy", src, dst: copy }], []);
+        hiddenStored[k] = submit("diskWrite", "write-hidden", where, [{ type: "write", ...disk.writeTarget(diskKey(k), hiddenValues * 2), src: copy }], [down]);
+      }
+      stagingInFlight.push({ block: hidden.block!, until: hiddenStored[k]! });
+    };
+
     const start = recorder.now();
     let prefillEnd = 0;
+    let nextWeights: PendingLayer | undefined;
+    let nextCache: PendingCache | undefined;
     for (let token = 0; token < n; token++) {
       const t = token === 0 ? s : 1;
       const hiddenValues = gbs * t * h;
       const embeddings = runner.bringEmbeddings(token);
       // Hidden states between layers: device blocks, or host arrays / offload files loaded per step.
       const deviceHidden = tier === "gpu" ? Array.from({ length: nb }, (_, k) => arena.allocate(hiddenValues * 2, `hidden state of batch ${k}`)) : [];
-      const hostHidden = tier === "cpu" ? Array.from({ length: nb }, () => new Uint16Array(hiddenValues)) : [];
-      if (tier === "cpu") host.add(nb * hiddenValues * 2);
-      const diskKey = (k: number) => `hidden-${k}`;
       for (let k = 0; k < nb; k++) {
         const where = { token, layer: -1, batch: k };
-        const target = tier === "gpu" ? arena.uint16(deviceHidden[k]!, hiddenValues) : tier === "cpu" ? hostHidden[k]! : new Uint16Array(hiddenValues);
-        recorder.record("compute", "gpu", 0, where, () => runner.embed(embeddings, inputs[k]!, token, target));
-        if (tier === "disk") disk.write(diskKey(k), new Uint8Array(target.buffer, target.byteOffset, hiddenValues * 2));
+        engine.wait(hiddenStored[k]);
+        if (tier === "gpu") recorder.record("compute", "gpu", 0, where, () => runner.embed(embeddings, inputs[k]!, token, arena.uint16(deviceHidden[k]!, hiddenValues)));
+        else {
+          // Embedded on the device, stored to the batch's tier like every layer's output (the last
+          // layer's output is not stored: the LM head has used it).
+          const staging = allocateStaging(-1, k, hiddenValues);
+          recorder.record("compute", "gpu", 0, where, () => runner.embed(embeddings, inputs[k]!, token, staging.view));
+          storeHidden(token, -1, k, { ...staging, arrived: 0 }, hiddenValues);
+        }
       }
+      // The zig-zag: layer by layer, each layer's GPU batches in turn. Before a step computes, the next
+      // step's KV and hidden state are issued (and at a layer's first batch, the next layer's weights).
+      const issueStep = (layer: number, k: number, cache?: PendingCache): Step => {
+        const step: Step = { layer, batch: k, cache: cache ?? runner.issueCache(layer, k, token) };
+        // With one GPU batch the next layer's input is this step's output: issued after its store.
+        if (tier !== "gpu" && (layer === 0 || nb > 1)) step.hidden = issueHidden(token, layer, k, hiddenValues);
+        return step;
+      };
+      let pendingWeights = nextWeights ?? runner.issueLayer(0, token);
+      let step = issueStep(0, 0, nextCache);
+      nextWeights = undefined;
+      nextCache = undefined;
       const next: Int32Array[] = [];
       for (let layer = 0; layer < L; layer++) {
         await yieldToEventLoop();
-        const ready = runner.bringLayer(layer, token);
+        const ready = runner.readyLayer(pendingWeights);
+        if (layer + 1 < L) pendingWeights = runner.issueLayer(layer + 1, token);
         for (let k = 0; k < nb; k++) {
-          const where = { token, layer, batch: k };
+          const following = k + 1 < nb ? issueStep(layer, k + 1) : layer + 1 < L ? issueStep(layer + 1, 0) : undefined;
+          // FlexGen's loop synchronises everything issued up to this step's compute before the next step.
+          const barrier = engine.lastSubmitted;
           let view: Uint16Array;
-          let staging: ReturnType<DeviceArena["allocate"]> | undefined;
           if (tier === "gpu") view = arena.uint16(deviceHidden[k]!, hiddenValues);
           else {
-            staging = arena.allocate(hiddenValues * 2, `hidden state in (layer ${layer}, batch ${k})`);
-            view = arena.uint16(staging, hiddenValues);
-            let source: Uint16Array;
-            if (tier === "cpu") source = hostHidden[k]!;
-            else {
-              const bytes = recorder.record("read-hidden", "diskRead", hiddenValues * 2, where, () => disk.read(diskKey(k)));
-              source = new Uint16Array(bytes.buffer, bytes.byteOffset, hiddenValues);
-            }
-            recorder.record("load-hidden", "h2d", hiddenValues * 2, where, () => view.set(source));
+            step.hidden ??= issueHidden(token, layer, k, hiddenValues);
+            engine.wait(step.hidden.arrived);
+            view = step.hidden.view;
           }
-          runner.computeLayer(ready, view, layer, k, token);
+          runner.computeLayer(ready, view, layer, k, token, step.cache!);
           if (layer === L - 1) runner.lmHead(embeddings, view, token, k);
-          if (staging) {
-            if (tier === "cpu") recorder.record("store-hidden", "d2h", hiddenValues * 2, where, () => hostHidden[k]!.set(view));
-            else {
-              const copy = recorder.record("store-hidden", "d2h", hiddenValues * 2, where, () => new Uint8Array(view.buffer.slice(view.byteOffset, view.byteOffset + hiddenValues * 2)));
-              recorder.record("write-hidden", "diskWrite", hiddenValues * 2, where, () => disk.write(diskKey(k), copy));
-            }
-            arena.release(staging);
+          if (step.hidden && layer < L - 1) storeHidden(token, layer, k, step.hidden, hiddenValues);
+          else if (step.hidden) {
+            if (step.hidden.hostStaging) host.remove(step.hidden.hostStaging.byteLength);
+            stagingInFlight.push({ block: step.hidden.block!, until: 0 });
           }
+          if (schedule === "flexgen") engine.drain(barrier);
+          if (following) step = following;
         }
         runner.releaseLayer(ready);
+      }
+      // The next token's first weights and KV stream in while the LM head runs.
+      if (token + 1 < n) {
+        nextWeights = runner.issueLayer(0, token + 1);
+        nextCache = runner.issueCache(0, 0, token + 1);
       }
       next.push(...runner.finishHeads(embeddings, token));
       runner.releaseEmbeddings(embeddings);
       for (const block of deviceHidden) arena.release(block);
-      if (tier === "cpu") host.remove(nb * hiddenValues * 2);
       for (let k = 0; k < nb; k++) for (let i = 0; i < gbs; i++) tokens[k * gbs + i]!.push(next[k]![i]!);
       inputs = next;
       if (token === 0) prefillEnd = recorder.now();
     }
+    engine.drain();
+    reapStaging(0);
     const end = recorder.now();
+    if (tier === "cpu") host.remove(nb * gbs * s * h * 2);
     return { tokens, recorder, prefillSeconds: prefillEnd - start, makespanSeconds: end - start, peakBytes: { gpu: arena.peakBytes, cpu: host.peakBytes, disk: disk.peakBytes } };
   } catch (error) {
     if (error instanceof DeviceOutOfMemory) throw new PlanError(`the plan does not fit at run time: ${error.message}`);
     throw error;
   } finally {
+    await transfers?.close();
     disk.close();
   }
 }
@@ -219,7 +331,7 @@ export async function run(plan: PlanToSimulate, profile: HardwareProfile, option
     if (options.reference !== false) {
       const policy = allOnDevice(plan.policy);
       const need = evaluatePolicy(m, hardwareRates(profile), plan.workload, policy).peakBytes.gpu;
-      const reference = await execute(weights, plan, profile, { ...options, tracePath: undefined }, policy, { gpu: need * 1.5 + 64 * 2 ** 20, cpu: Infinity, disk: Infinity }, undefined);
+      const reference = await execute(weights, plan, profile, { ...options, tracePath: undefined, overlap: false }, policy, { gpu: need * 1.5 + 64 * 2 ** 20, cpu: Infinity, disk: Infinity }, undefined);
       referenceTokens = reference.tokens;
       matchesReference = JSON.stringify(reference.tokens) === JSON.stringify(measured.tokens);
     }
@@ -231,6 +343,7 @@ export async function run(plan: PlanToSimulate, profile: HardwareProfile, option
     return {
       backend: "cpu",
       schedule: options.schedule ?? "spillway",
+      overlap: options.overlap ?? plan.policy.overlap,
       throughputTokensPerSecond: throughput,
       prefillSeconds: measured.prefillSeconds,
       decodeSeconds: makespan - measured.prefillSeconds,
