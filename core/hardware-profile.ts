@@ -42,6 +42,12 @@ export interface DiskProfile {
   readonly latencySeconds: Quantity;
 }
 
+/** Measured time of an fp16-weight GEMM per weight element, at a number of rows (tokens) multiplied. */
+export interface MatmulSample {
+  readonly rows: number;
+  readonly secondsPerWeight: number;
+}
+
 export interface GpuProfile {
   readonly name: string;
   readonly memoryBandwidthBytesPerSecond: Quantity;
@@ -49,6 +55,14 @@ export interface GpuProfile {
   readonly fp16MatmulFlopsPerSecond: Quantity;
   /** Fixed cost per kernel launch, seconds. */
   readonly kernelLaunchSeconds: Quantity;
+  /**
+   * Optional measured GEMM time against rows, for devices whose GEMM is not a roofline (the CPU
+   * backend): a GEMM of m rows through a k x n weight takes k * n * secondsPerWeight(m), interpolated
+   * in log(rows), and beyond the largest sample grows in proportion to the rows.
+   */
+  readonly matmulCurve?: { readonly samples: readonly MatmulSample[]; readonly source: string };
+  /** Bytes per value of the kernels' working buffers (2: fp16 kernels, the default; 4: fp32, the CPU backend). */
+  readonly workingBytesPerValue?: SourcedValue;
 }
 
 export interface CpuProfile {
@@ -151,6 +165,30 @@ function readLink(obj: Record<string, unknown>, key: string, ctx: FieldContext):
   return link;
 }
 
+function readMatmulCurve(gpu: Record<string, unknown>, ctx: FieldContext): NonNullable<GpuProfile["matmulCurve"]> {
+  const cc = child(ctx, "matmulCurve");
+  const curve = readObject(gpu, "matmulCurve", ctx);
+  rejectUnknownKeys(curve, cc, ["samples", "source"]);
+  const samplesRaw = curve.samples;
+  if (!Array.isArray(samplesRaw) || samplesRaw.length === 0) fail(cc, "samples", "expected a non-empty array of {rows, secondsPerWeight}");
+  const samples = samplesRaw.map((s, i) => {
+    const sc = child(child(cc, "samples"), i);
+    const so = asObject(s, sc);
+    rejectUnknownKeys(so, sc, ["rows", "secondsPerWeight"]);
+    return { rows: readNumber(so, "rows", sc, { min: 1, integer: true }), secondsPerWeight: readNumber(so, "secondsPerWeight", sc, { greaterThan: 0 }) };
+  });
+  for (let i = 1; i < samples.length; i++) {
+    if (samples[i]!.rows <= samples[i - 1]!.rows) fail(child(cc, "samples"), i, "samples must be sorted by strictly increasing rows");
+  }
+  return { samples, source: readString(curve, "source", cc) };
+}
+
+function readWorkingBytesPerValue(gpu: Record<string, unknown>, ctx: FieldContext): SourcedValue {
+  const value = readSourced(gpu, "workingBytesPerValue", ctx, true);
+  if (value.value !== 2 && value.value !== 4) fail(child(ctx, "workingBytesPerValue"), "value", `expected 2 (fp16) or 4 (fp32), got ${value.value}`);
+  return value;
+}
+
 const FLEXGEN_FIELDS = [
   "ctogBandwidthGiBPerSecond", "gtocCacheBandwidthGiBPerSecond", "gtocHiddenBandwidthGiBPerSecond",
   "dtocBandwidthGiBPerSecond", "ctodCachePrefillBandwidthGiBPerSecond", "ctodHiddenPrefillBandwidthGiBPerSecond",
@@ -177,7 +215,7 @@ export function parseHardwareProfile(data: unknown, source: string): HardwarePro
   rejectUnknownKeys(cap, capCtx, ["gpu", "cpu", "disk"]);
   const gpuCtx = child(ctx, "gpu");
   const gpu = readObject(o, "gpu", ctx);
-  rejectUnknownKeys(gpu, gpuCtx, ["name", "memoryBandwidthBytesPerSecond", "fp16MatmulFlopsPerSecond", "kernelLaunchSeconds", "note"]);
+  rejectUnknownKeys(gpu, gpuCtx, ["name", "memoryBandwidthBytesPerSecond", "fp16MatmulFlopsPerSecond", "kernelLaunchSeconds", "matmulCurve", "workingBytesPerValue", "note"]);
   const cpuCtx = child(ctx, "cpu");
   const cpu = readObject(o, "cpu", ctx);
   rejectUnknownKeys(cpu, cpuCtx, ["name", "cores", "fp32FlopsPerSecond", "memoryBandwidthBytesPerSecond", "note"]);
@@ -198,6 +236,8 @@ export function parseHardwareProfile(data: unknown, source: string): HardwarePro
       memoryBandwidthBytesPerSecond: readQuantity(gpu, "memoryBandwidthBytesPerSecond", gpuCtx),
       fp16MatmulFlopsPerSecond: readQuantity(gpu, "fp16MatmulFlopsPerSecond", gpuCtx),
       kernelLaunchSeconds: readQuantity(gpu, "kernelLaunchSeconds", gpuCtx, false),
+      ...(gpu.matmulCurve !== undefined ? { matmulCurve: readMatmulCurve(gpu, gpuCtx) } : {}),
+      ...(gpu.workingBytesPerValue !== undefined ? { workingBytesPerValue: readWorkingBytesPerValue(gpu, gpuCtx) } : {}),
     },
     cpu: {
       name: readString(cpu, "name", cpuCtx),

@@ -14,6 +14,7 @@ import type { Policy } from "../core/policy.js";
 import type { Workload } from "../core/workload.js";
 import { type PolicyCostContext } from "../planner/spillway/evaluate-policy.js";
 import { embeddingTensors, HEAD_CHUNK_BYTES, placeTensors, type Tier } from "../planner/spillway/realize-placement.js";
+import { KERNEL_TILE_ROWS, layerWorkingValues } from "../planner/spillway/layer-working-set.js";
 import { type DeviceArena, type DeviceBlock } from "./device-arena.js";
 import type { DiskStore } from "./disk-store.js";
 import { fromFloat16Array, toFloat16Array } from "./fp16.js";
@@ -101,6 +102,7 @@ export interface ReadyLayer {
 }
 
 const MATRIX_TILE_ROWS = LINEAR_TILE_ROWS;
+if (KERNEL_TILE_ROWS !== LINEAR_TILE_ROWS) throw new Error("the planner's kernel tile rows differ from the linear kernel's");
 
 export class OptRunner {
   private readonly model: ModelSpec;
@@ -287,19 +289,18 @@ export class OptRunner {
   // One GPU batch through one layer
 
   /**
-   * Sequences per chunk: as many as the planner's working-space allowance holds, but never fewer than
-   * the whole batch at one token per sequence, because every chunk re-streams the layer's weights
-   * through the GEMMs (splitting a decode batch would multiply the weight traffic the plan costs once).
+   * Sequences per chunk: as many as the planner's working-space allowance holds (its working set,
+   * layer-working-set.ts, computed in fp32 here), but never fewer than the whole batch at one token per
+   * sequence, because every chunk re-streams the layer's weights through the GEMMs (splitting a decode
+   * batch would multiply the weight traffic the plan costs once).
    */
   private chunkSequences(tokensPerSequence: number, context: number): number {
-    const { h } = this;
-    const f = this.model.ffnSize;
     const gbs = this.policy.gpuBatchSize;
     if (tokensPerSequence === 1) return gbs;
     const budget = this.context.costModel.workingBytes(tokensPerSequence, context) - gbs * this.model.vocabSize * 4;
-    const fixed = (MATRIX_TILE_ROWS * Math.max(h, f) + 2 * context * h + attentionScratchLength(tokensPerSequence, context - tokensPerSequence, this.model.numHeads, h / this.model.numHeads)) * 4;
-    const perSequence = tokensPerSequence * (2 * h + Math.max(4 * h, f) + MATRIX_TILE_ROWS) * 4;
-    return Math.max(1, Math.min(gbs, Math.floor((budget - fixed) / perSequence)));
+    let chunk = gbs;
+    while (chunk > 1 && 4 * layerWorkingValues(this.model, chunk, tokensPerSequence, context) > budget) chunk--;
+    return chunk;
   }
 
   private kvKey(layer: number, batch: number, seq: number, which: "k" | "v"): string {
@@ -408,7 +409,8 @@ export class OptRunner {
     // q, k, v and the attention output are dead once the output projection has run, so the FFN's
     // intermediate reuses their space.
     const shared = Math.max(4 * h, f);
-    const workingValues = rows * (2 * h + shared + tileRows) + scratchValues + 2 * ctx * h + attnScratch;
+    const workingValues = layerWorkingValues(this.model, chunk, t, ctx);
+    if (rows * (2 * h + shared + tileRows) + scratchValues + 2 * ctx * h + attnScratch > workingValues) throw new Error("working set larger than layerWorkingValues() counts");
     const working = this.arena.allocate(workingValues * 4, `working space (layer ${layer}, batch ${batch})`);
     const all = this.arena.float32(working, workingValues);
     let at = 0;

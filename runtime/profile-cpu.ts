@@ -48,6 +48,9 @@ function timeIt(fn: () => void, minMs: number): number {
   return batches.sort((a, b) => a - b)[1]!;
 }
 
+/** Weight bytes GEMM measurements cycle through: three times a 32 MiB last-level cache. */
+const ROTATING_WEIGHT_BYTES = 96 * 2 ** 20;
+
 function filled(n: number): Float32Array {
   const x = new Float32Array(n);
   for (let i = 0; i < n; i++) x[i] = Math.sin(i * 12.9898) * 0.5;
@@ -59,7 +62,8 @@ export function measureCpuBackend(options: ProfileOptions): ProfileSample[] {
   const sizes = options.quick ? [4096, 65536, 1 << 20, 16 << 20] : [4096, 16384, 65536, 262144, 1 << 20, 4 << 20, 16 << 20, 64 << 20];
   const gemmShapes = options.quick ? [[1, 768, 3072], [1, 3072, 768], [16, 768, 3072], [128, 768, 768]] : [[1, 768, 3072], [4, 768, 3072], [16, 768, 3072], [64, 768, 3072], [128, 768, 768], [256, 2048, 2048]];
   const contexts = options.quick ? [128, 512] : [64, 128, 256, 512, 1024];
-  const total = sizes.length * 4 + gemmShapes.length + contexts.length + 2;
+  const curveRows = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+  const total = sizes.length * 4 + gemmShapes.length + curveRows.length + contexts.length + 2;
   let done = 0;
   const step = (what: string) => options.onProgress?.(++done, total, what);
   const samples: ProfileSample[] = [];
@@ -100,16 +104,30 @@ export function measureCpuBackend(options: ProfileOptions): ProfileSample[] {
     const until = performance.now() + (options.quick ? 400 : 1000);
     while (performance.now() < until) linearF16(x, w, undefined, out, 64, 768, 768, tile, tileOut);
   }
-  for (const [m, k, n] of gemmShapes as [number, number, number][]) {
+  // A model streams each layer's weights from memory once per step; a benchmark that multiplies by one
+  // matrix again and again reads it from cache. So calls cycle through distinct copies of the weights
+  // that together are several times larger than any last-level cache.
+  const timeGemm = (m: number, k: number, n: number): number => {
     const x = filled(m * k);
-    const w = toFloat16Array(filled(n * k));
+    const base = toFloat16Array(filled(n * k));
+    const copies = Math.max(2, Math.ceil(ROTATING_WEIGHT_BYTES / base.byteLength));
+    const weights = Array.from({ length: copies }, () => base.slice());
     const bias = filled(n);
     const out = new Float32Array(m * n);
     const scratch = linearScratchLength(m, k);
     const tile = new Float32Array(scratch.tile);
     const tileOut = new Float32Array(scratch.out);
-    samples.push({ measurement: "gemm", size: 2 * m * k * n, shape: `${m}x${k}x${n}`, seconds: timeIt(() => linearF16(x, w, bias, out, m, k, n, tile, tileOut), minMs) });
+    let call = 0;
+    return timeIt(() => linearF16(x, weights[call++ % copies]!, bias, out, m, k, n, tile, tileOut), minMs);
+  };
+  for (const [m, k, n] of gemmShapes as [number, number, number][]) {
+    samples.push({ measurement: "gemm", size: 2 * m * k * n, shape: `${m}x${k}x${n}`, seconds: timeGemm(m, k, n) });
     step(`GEMM ${m}x${k}x${n}`);
+  }
+  // The GEMM curve: a layer's three weight shapes (h x h, h x 4h, 4h x h at h = 768) against rows.
+  for (const m of curveRows) {
+    for (const [k, n] of [[768, 768], [768, 3072], [3072, 768]] as const) samples.push({ measurement: "matmul", size: 2 * m * k * n, shape: `${m}x${k}x${n}`, seconds: timeGemm(m, k, n) });
+    step(`GEMM curve at ${m} rows`);
   }
   {
     const x = filled(16);
@@ -172,6 +190,17 @@ export function profileFromSamples(samples: readonly ProfileSample[], capacity: 
     return { bytes: 2 * k * n, seconds: g.seconds, shape: g.shape };
   }).reduce((a, b) => (b.bytes / b.seconds > a.bytes / a.seconds ? b : a));
   const attentionBest = best("attention");
+  // GEMM seconds per weight element at each row count, over the layer's three shapes together.
+  const byRows = new Map<number, { seconds: number; weights: number }>();
+  for (const g of of("matmul")) {
+    const [m, k, n] = g.shape.split("x").map(Number) as [number, number, number];
+    if (![m, k, n].every((v) => Number.isInteger(v) && v > 0)) throw new InputError("samples", "matmul", `shape ${JSON.stringify(g.shape)} is not MxKxN`);
+    const entry = byRows.get(m) ?? { seconds: 0, weights: 0 };
+    entry.seconds += g.seconds;
+    entry.weights += k * n;
+    byRows.set(m, entry);
+  }
+  const curveSamples = [...byRows.entries()].sort((a, b) => a[0] - b[0]).map(([rows, e]) => ({ rows, secondsPerWeight: e.seconds / e.weights }));
   const launch = of("launch")[0];
   const memcpy = of("memcpy")[0];
   if (!launch || !memcpy) throw new InputError("samples", "launch/memcpy", "missing samples");
@@ -193,6 +222,8 @@ export function profileFromSamples(samples: readonly ProfileSample[], capacity: 
       memoryBandwidthBytesPerSecond: measured(weightStream.bytes / weightStream.seconds, `fp16 weights streamed by a one-token GEMM ${weightStream.shape} (the runtime's linear kernel)`),
       fp16MatmulFlopsPerSecond: measured(gemm.size / gemm.seconds, `fp16-weight GEMM ${gemm.shape} (the runtime's linear kernel), best of the shapes measured`),
       kernelLaunchSeconds: measured(launch.seconds, "one 1x16x16 fp16-weight linear call"),
+      ...(curveSamples.length > 0 ? { matmulCurve: { samples: curveSamples, source: source("fp16-weight GEMMs of 768x768, 768x3072 and 3072x768 weights against rows (the runtime's linear kernel)") } } : {}),
+      workingBytesPerValue: { value: 4, source: "the CPU backend computes in fp32 (runtime/kernels)" },
     },
     cpu: {
       name: cpus()[0]?.model ?? "unknown CPU",

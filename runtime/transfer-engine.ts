@@ -90,6 +90,12 @@ export class TransferEngine<M> {
     if (this.closed) throw new Error("transfer engine is closed");
     const work = actions.filter((a) => actionBytes(a) > 0);
     if (work.length === 0) return 0;
+    if (this.threads) {
+      for (const a of work) {
+        const view = a.type === "write" ? a.src : a.dst;
+        if (!(view.buffer instanceof SharedArrayBuffer)) throw new Error(`transfer on ${stream}: ${a.type === "write" ? "source" : "destination"} is not shared memory`);
+      }
+    }
     const bytes = work.reduce((sum, a) => sum + actionBytes(a), 0);
     const id = this.nextId++;
     // Keep fewer than RING_SLOTS transfers in flight so a slot is never reused while awaited.
@@ -102,16 +108,15 @@ export class TransferEngine<M> {
       this.times[2 * slot] = performance.timeOrigin + performance.now();
       try {
         executeTransferActions(work);
+      } catch (error) {
+        this.pending.delete(id);
+        throw error;
       } finally {
         this.times[2 * slot + 1] = performance.timeOrigin + performance.now();
         Atomics.store(this.done, slot, id);
       }
       this.collect(id);
       return id;
-    }
-    for (const a of work) {
-      const view = a.type === "write" ? a.src : a.dst;
-      if (!(view.buffer instanceof SharedArrayBuffer)) throw new Error(`transfer on ${stream}: ${a.type === "write" ? "source" : "destination"} is not shared memory`);
     }
     this.workers.get(stream)!.postMessage({ id, deps: waitOn, actions: work });
     return id;
@@ -156,11 +161,12 @@ export class TransferEngine<M> {
     this.onFinished({ stream: p.stream, bytes: p.bytes, meta: p.meta, startMs: this.times[2 * slot]!, endMs: this.times[2 * slot + 1]! });
   }
 
-  /** Waits for what is in flight (ignoring failures) and stops the workers. */
+  /** Waits (a bounded time) for what is in flight, ignoring failures, and stops the workers. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const id of this.pending.keys()) waitForTransfer(this.done, id);
+    const deadline = performance.now() + 30_000;
+    for (const id of this.pending.keys()) if (!waitForTransfer(this.done, id, Math.max(0, deadline - performance.now()))) break;
     this.pending.clear();
     await Promise.all([...this.workers.values()].map((w) => w.terminate()));
   }

@@ -27,12 +27,15 @@ export function isTransferDone(done: Int32Array, id: number): boolean {
   return Atomics.load(done, id % RING_SLOTS) >= id;
 }
 
-/** Blocks the calling thread until transfer `id` has finished. */
-export function waitForTransfer(done: Int32Array, id: number): void {
+/** Blocks the calling thread until transfer `id` has finished (false if `timeoutMs` passed first). */
+export function waitForTransfer(done: Int32Array, id: number, timeoutMs = Infinity): boolean {
   const slot = id % RING_SLOTS;
+  const deadline = performance.now() + timeoutMs;
   for (;;) {
     const seen = Atomics.load(done, slot);
-    if (seen >= id) return;
-    Atomics.wait(done, slot, seen, 1000);
+    if (seen >= id) return true;
+    const left = deadline - performance.now();
+    if (left <= 0) return false;
+    Atomics.wait(done, slot, seen, Math.min(1000, left));
   }
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -12,7 +12,7 @@ import { float16BitsToFloat32, float32ToFloat16Bits } from "../runtime/fp16.js";
 import { loadOptCheckpoint, optTensorShapes } from "../runtime/opt-checkpoint.js";
 import { run, syntheticPrompts } from "../runtime/run.js";
 import { writeSafetensors } from "../runtime/safetensors.js";
-import { hfOptConfig } from "../runtime/synth-weights.js";
+import { hfOptConfig, synthesizeOptWeights } from "../runtime/synth-weights.js";
 import { CLI, random } from "./helpers.js";
 
 const TINY: ModelSpec = {
@@ -193,4 +193,34 @@ test("spillway compare prints predicted, simulated and measured side by side, as
   for (const key of ["predicted", "simulated", "measured"]) assert.ok(c[key].throughputTokensPerSecond > 0, key);
   assert.equal(c.matchesReference, true);
   assert.ok(Math.abs(c.relativeError.throughput - (c.measured.throughputTokensPerSecond - c.predicted.throughputTokensPerSecond) / c.predicted.throughputTokensPerSecond) < 1e-12);
+});
+
+test("with overlap, transfers run on worker threads while the compute runs; without, never at the same time", async () => {
+  const model: ModelSpec = { ...TINY, name: "opt-small", numLayers: 3, hiddenSize: 256, ffnSize: 1024, numHeads: 4, numKvHeads: 4, wordEmbedDim: 256 };
+  const dir = mkdtempSync(join(tmpdir(), "spillway-overlap-"));
+  try {
+    synthesizeOptWeights(model, dir, { seed: 3 });
+    const hw = withCapacities(resolveHardware("t4"), { gpu: 64 * 2 ** 20, cpu: 2 ** 30, disk: 2 ** 30 });
+    const p = await plan({ model, hardware: hw, workload: { promptLen: 48, genLen: 3 }, fixed: { gbs: 4, nb: 2, percent: [0, 0, 0, 100, 100, 0] } });
+    type Slice = { cat: string; ts: number; dur: number; ph: string };
+    const slices = (path: string) => (JSON.parse(readFileSync(path, "utf8")) as { traceEvents: Slice[] }).traceEvents.filter((e) => e.ph === "X" && e.dur > 0);
+    const overlapping = (events: Slice[]) => {
+      const compute = events.filter((e) => e.cat === "gpu");
+      const moves = events.filter((e) => e.cat !== "gpu" && e.cat !== "cpu");
+      return moves.filter((m) => compute.some((c) => m.ts < c.ts + c.dur && c.ts < m.ts + m.dur)).length;
+    };
+    const withOverlap = await run(p, hw, { weightsDir: dir, capacityBytes: p.predicted.capacityBytes, tracePath: join(dir, "on.json") });
+    const without = await run(p, hw, { weightsDir: dir, capacityBytes: p.predicted.capacityBytes, tracePath: join(dir, "off.json"), overlap: false, reference: false });
+    assert.equal(withOverlap.overlap, true);
+    assert.equal(withOverlap.matchesReference, true);
+    assert.deepEqual(without.tokens, withOverlap.tokens);
+    assert.ok(overlapping(slices(join(dir, "on.json"))) > 0, "some transfer ran during a compute");
+    assert.equal(overlapping(slices(join(dir, "off.json"))), 0);
+    // The same bytes either way, and FlexGen's loop with overlap computes the same tokens.
+    assert.deepEqual(without.bytes, withOverlap.bytes);
+    const flexgen = await run(p, hw, { weightsDir: dir, capacityBytes: p.predicted.capacityBytes, schedule: "flexgen", reference: false });
+    assert.deepEqual(flexgen.tokens, withOverlap.tokens);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

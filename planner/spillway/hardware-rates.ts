@@ -1,10 +1,14 @@
 /** The effective rates the Spillway cost model reads off a profile (measured where known, else datasheet). */
-import { effective, type HardwareProfile } from "../../core/hardware-profile.js";
+import { effective, type HardwareProfile, type MatmulSample } from "../../core/hardware-profile.js";
 
 export interface HardwareRates {
   readonly gpuFlopsPerSecond: number;
   readonly gpuMemoryBytesPerSecond: number;
   readonly kernelLaunchSeconds: number;
+  /** Measured GEMM time per weight element against rows, where the profile has it. */
+  readonly matmulCurve?: readonly MatmulSample[];
+  /** Bytes per value of the device's working buffers (2 unless the profile says otherwise). */
+  readonly workingBytesPerValue: number;
   readonly cpuFlopsPerSecond: number;
   readonly cpuMemoryBytesPerSecond: number;
   readonly h2dBytesPerSecond: number;
@@ -24,6 +28,8 @@ export function hardwareRates(profile: HardwareProfile): HardwareRates {
     gpuFlopsPerSecond: effective(profile.gpu.fp16MatmulFlopsPerSecond),
     gpuMemoryBytesPerSecond: effective(profile.gpu.memoryBandwidthBytesPerSecond),
     kernelLaunchSeconds: effective(profile.gpu.kernelLaunchSeconds),
+    ...(profile.gpu.matmulCurve ? { matmulCurve: profile.gpu.matmulCurve.samples } : {}),
+    workingBytesPerValue: profile.gpu.workingBytesPerValue?.value ?? 2,
     cpuFlopsPerSecond: effective(profile.cpu.fp32FlopsPerSecond),
     cpuMemoryBytesPerSecond: effective(profile.cpu.memoryBandwidthBytesPerSecond),
     h2dBytesPerSecond: effective(profile.hostToDevice.pinnedBytesPerSecond),
@@ -36,4 +42,23 @@ export function hardwareRates(profile: HardwareProfile): HardwareRates {
     diskLatencySeconds: effective(profile.disk.latencySeconds),
     capacityBytes: { gpu: profile.capacityBytes.gpu.value, cpu: profile.capacityBytes.cpu.value, disk: profile.capacityBytes.disk.value },
   };
+}
+
+/**
+ * GEMM seconds per weight element at `rows` rows from a measured curve: interpolated in log(rows)
+ * between samples, the first sample's below them (a GEMM cannot get cheaper than streaming its
+ * weights once), and in proportion to the rows beyond the last (compute-bound).
+ */
+export function matmulSecondsPerWeight(curve: readonly MatmulSample[], rows: number): number {
+  const first = curve[0]!;
+  const last = curve[curve.length - 1]!;
+  if (rows <= first.rows) return first.secondsPerWeight;
+  if (rows >= last.rows) return (last.secondsPerWeight * rows) / last.rows;
+  let i = 1;
+  while (curve[i]!.rows < rows) i++;
+  if (curve[i]!.rows === rows) return curve[i]!.secondsPerWeight;
+  const a = curve[i - 1]!;
+  const b = curve[i]!;
+  const x = Math.log(rows / a.rows) / Math.log(b.rows / a.rows);
+  return a.secondsPerWeight + x * (b.secondsPerWeight - a.secondsPerWeight);
 }

@@ -10,7 +10,8 @@ import { kvDim, type ModelSpec } from "../../core/model-spec.js";
 import type { Workload } from "../../core/workload.js";
 import type { Affine, VariableSpace } from "../lp/affine.js";
 import { COMPRESSED_FRACTION_OF_FP16 } from "./compression.js";
-import type { HardwareRates } from "./hardware-rates.js";
+import { type HardwareRates, matmulSecondsPerWeight } from "./hardware-rates.js";
+import { layerWorkingValues } from "./layer-working-set.js";
 import type { Tier } from "./realize-placement.js";
 
 export const RESOURCES = ["gpu", "cpu", "h2d", "d2h", "diskRead", "diskWrite"] as const;
@@ -96,9 +97,13 @@ export class StepCostModel {
     return this.space.constant(0);
   }
 
-  /** Roofline time of one GEMM: tokens x k times k x n, fp16 weights of k*n read once. */
+  /**
+   * Time of one GEMM: tokens x k times k x n, fp16 weights of k*n read once. The profile's measured
+   * GEMM curve where it has one, else the roofline.
+   */
   gemmSeconds(tokens: number, k: number, n: number): number {
     const r = this.rates;
+    if (r.matmulCurve) return k * n * matmulSecondsPerWeight(r.matmulCurve, tokens) + r.kernelLaunchSeconds;
     const flops = 2 * tokens * k * n;
     const bytes = 2 * (k * n + tokens * (k + n));
     return Math.max(flops / r.gpuFlopsPerSecond, bytes / r.gpuMemoryBytesPerSecond) + r.kernelLaunchSeconds;
@@ -284,19 +289,12 @@ export class StepCostModel {
   }
 
   /**
-   * GPU working space of one batch through one layer: the largest live intermediate (QKV, attention
-   * scores, FFN activations) plus the fp32 logits of the LM head.
+   * GPU working space of one batch through one layer (layer-working-set.ts, at the device's bytes per
+   * value) plus the fp32 logits of the LM head.
    */
   workingBytes(tokensPerSequence: number, context: number): number {
-    const { h, nh, f } = this;
     const gbs = this.settings.gbs;
-    const t = gbs * tokensPerSequence;
-    const ffnWidth = this.model.moe ? this.model.moe.expertsPerToken * f : f;
-    return Math.max(
-      3 * t * h * 2 + t * h * 2,
-      2 * gbs * nh * tokensPerSequence * context * 2 + t * h * 2,
-      t * ffnWidth * 2 * (this.model.ffnKind === "swiglu" ? 3 : 1) + t * h * 2,
-    ) + gbs * this.model.vocabSize * 4;
+    return this.rates.workingBytesPerValue * layerWorkingValues(this.model, gbs, tokensPerSequence, context) + gbs * this.model.vocabSize * 4;
   }
 
   /** Peak bytes on each tier (GPU and CPU for both phases; the larger one is the peak). */

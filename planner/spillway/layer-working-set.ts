@@ -1,0 +1,34 @@
+/**
+ * The working set of one layer's compute, in values: what an implementation holds while a batch goes
+ * through a layer. The planner costs it (times the device's bytes per value) as GPU working space, and
+ * the CPU runtime lays out exactly this much per chunk of sequences, so its working memory is what the
+ * plan counts.
+ *
+ * - activations: per token, the residual stream and the normalised input (2h), and the wider of
+ *   q, k, v and the attention output (4h) or the FFN intermediate (f; 3f for SwiGLU's gate, up and
+ *   product; top-k experts' worth for MoE);
+ * - attention over one sequence at a time: its K and V in compute precision (2 x context x kv) and the
+ *   larger of the scores/partials scratch of a prefill (2t x headDim x 2 + t x context) or a decode
+ *   step (heads x context + 2h + heads);
+ * - kernel scratch: KERNEL_TILE_ROWS weight rows decoded at a time, and their output tile.
+ */
+import { kvDim, type ModelSpec } from "../../core/model-spec.js";
+
+/** Weight rows a GEMM decodes into compute precision at a time (the CPU backend's linear kernel). */
+export const KERNEL_TILE_ROWS = 16;
+
+export function ffnWorkingWidth(model: ModelSpec): number {
+  const width = model.moe ? model.moe.expertsPerToken * model.ffnSize : model.ffnSize;
+  return width * (model.ffnKind === "swiglu" ? 3 : 1);
+}
+
+export function layerWorkingValues(model: ModelSpec, sequences: number, tokensPerSequence: number, context: number): number {
+  const h = model.hiddenSize;
+  const nh = model.numHeads;
+  const hd = h / nh;
+  const f = ffnWorkingWidth(model);
+  const rows = sequences * tokensPerSequence;
+  const t = tokensPerSequence;
+  const attentionScratch = Math.max(2 * t * hd + 2 * context * hd + t * context, nh * context + 2 * h + nh);
+  return rows * (2 * h + Math.max(4 * h, f) + KERNEL_TILE_ROWS) + KERNEL_TILE_ROWS * Math.max(h, f) + 2 * context * kvDim(model) + attentionScratch;
+}
