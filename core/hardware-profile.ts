@@ -63,6 +63,11 @@ export interface GpuProfile {
   readonly matmulCurve?: { readonly samples: readonly MatmulSample[]; readonly source: string };
   /** Bytes per value of the kernels' working buffers (2: fp16 kernels, the default; 4: fp32, the CPU backend). */
   readonly workingBytesPerValue?: SourcedValue;
+  /**
+   * Optional measured rate of 4-bit group-wise dequantisation into fp16, values per second. Without
+   * it, dequantisation is costed as memory traffic at memoryBandwidthBytesPerSecond.
+   */
+  readonly dequantizeValuesPerSecond?: Quantity;
 }
 
 export interface CpuProfile {
@@ -215,7 +220,7 @@ export function parseHardwareProfile(data: unknown, source: string): HardwarePro
   rejectUnknownKeys(cap, capCtx, ["gpu", "cpu", "disk"]);
   const gpuCtx = child(ctx, "gpu");
   const gpu = readObject(o, "gpu", ctx);
-  rejectUnknownKeys(gpu, gpuCtx, ["name", "memoryBandwidthBytesPerSecond", "fp16MatmulFlopsPerSecond", "kernelLaunchSeconds", "matmulCurve", "workingBytesPerValue", "note"]);
+  rejectUnknownKeys(gpu, gpuCtx, ["name", "memoryBandwidthBytesPerSecond", "fp16MatmulFlopsPerSecond", "kernelLaunchSeconds", "matmulCurve", "workingBytesPerValue", "dequantizeValuesPerSecond", "note"]);
   const cpuCtx = child(ctx, "cpu");
   const cpu = readObject(o, "cpu", ctx);
   rejectUnknownKeys(cpu, cpuCtx, ["name", "cores", "fp32FlopsPerSecond", "memoryBandwidthBytesPerSecond", "note"]);
@@ -238,6 +243,7 @@ export function parseHardwareProfile(data: unknown, source: string): HardwarePro
       kernelLaunchSeconds: readQuantity(gpu, "kernelLaunchSeconds", gpuCtx, false),
       ...(gpu.matmulCurve !== undefined ? { matmulCurve: readMatmulCurve(gpu, gpuCtx) } : {}),
       ...(gpu.workingBytesPerValue !== undefined ? { workingBytesPerValue: readWorkingBytesPerValue(gpu, gpuCtx) } : {}),
+      ...(gpu.dequantizeValuesPerSecond !== undefined ? { dequantizeValuesPerSecond: readQuantity(gpu, "dequantizeValuesPerSecond", gpuCtx) } : {}),
     },
     cpu: {
       name: readString(cpu, "name", cpuCtx),

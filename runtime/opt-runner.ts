@@ -654,8 +654,9 @@ export class OptRunner {
     else {
       // Two chunk buffers: the next chunk streams up while this one is scored.
       const { tensor, bytes } = this.streamedTable!;
-      const rowBytes = encodedByteLength(d, tensor.encoding);
-      const rowsPerChunk = Math.max(1, Math.floor(HEAD_CHUNK_BYTES / rowBytes));
+      // Chunks of HEAD_CHUNK_BYTES in fp16: a 4-bit table's chunk is smaller as stored, and its
+      // dequantised copy fits where the plan counts one dequantised layer.
+      const rowsPerChunk = Math.max(1, Math.floor(HEAD_CHUNK_BYTES / (2 * d)));
       const where = { token, layer: this.model.numLayers, batch: -1 };
       const issueChunk = (firstRow: number) => {
         const rows = Math.min(rowsPerChunk, vocab - firstRow);

@@ -14,6 +14,7 @@ import { DiskStore } from "./disk-store.js";
 import { toFloat16Array } from "./fp16.js";
 import { attention, attentionScratchLength } from "./kernels/attention.js";
 import { linearF16, linearScratchLength } from "./kernels/linear-f16.js";
+import { decodeToFloat16, encode } from "./tensor-codec.js";
 
 export interface ProfileSample {
   /** h2d, d2h, diskWrite, diskRead, gemm, attention, memcpy, launch */
@@ -63,7 +64,7 @@ export function measureCpuBackend(options: ProfileOptions): ProfileSample[] {
   const gemmShapes = options.quick ? [[1, 768, 3072], [1, 3072, 768], [16, 768, 3072], [128, 768, 768]] : [[1, 768, 3072], [4, 768, 3072], [16, 768, 3072], [64, 768, 3072], [128, 768, 768], [256, 2048, 2048]];
   const contexts = options.quick ? [128, 512] : [64, 128, 256, 512, 1024];
   const curveRows = [1, 2, 4, 8, 16, 32, 64, 128, 256];
-  const total = sizes.length * 4 + gemmShapes.length + curveRows.length + contexts.length + 2;
+  const total = sizes.length * 4 + gemmShapes.length + curveRows.length + contexts.length + 3;
   let done = 0;
   const step = (what: string) => options.onProgress?.(++done, total, what);
   const samples: ProfileSample[] = [];
@@ -138,6 +139,18 @@ export function measureCpuBackend(options: ProfileOptions): ProfileSample[] {
     samples.push({ measurement: "launch", size: 2 * 16 * 16, shape: "1x16x16", seconds: timeIt(() => linearF16(x, w, undefined, out, 1, 16, 16, tile, tileOut), minMs) });
     step("kernel overhead");
   }
+  {
+    // 4-bit group-wise dequantisation into fp16 (the runtime's decodeToFloat16), over distinct tensors.
+    const values = 768 * 3072;
+    const stored = encode(filled(values), "q4");
+    const copies = Math.max(2, Math.ceil(ROTATING_WEIGHT_BYTES / (values * 2)));
+    const inputs = Array.from({ length: copies }, () => stored.slice());
+    const out = new Uint16Array(values);
+    const scratch = new Float32Array(4096);
+    let call = 0;
+    samples.push({ measurement: "dequantize", size: values, shape: "q4->f16", seconds: timeIt(() => decodeToFloat16(inputs[call++ % copies]!, values, out, scratch), minMs) });
+    step("4-bit dequantisation");
+  }
   const heads = 12;
   const headDim = 64;
   const h = heads * headDim;
@@ -190,6 +203,7 @@ export function profileFromSamples(samples: readonly ProfileSample[], capacity: 
     return { bytes: 2 * k * n, seconds: g.seconds, shape: g.shape };
   }).reduce((a, b) => (b.bytes / b.seconds > a.bytes / a.seconds ? b : a));
   const attentionBest = best("attention");
+  const dequantize = of("dequantize")[0];
   // GEMM seconds per weight element at each row count, over the layer's three shapes together.
   const byRows = new Map<number, { seconds: number; weights: number }>();
   for (const g of of("matmul")) {
@@ -224,6 +238,7 @@ export function profileFromSamples(samples: readonly ProfileSample[], capacity: 
       kernelLaunchSeconds: measured(launch.seconds, "one 1x16x16 fp16-weight linear call"),
       ...(curveSamples.length > 0 ? { matmulCurve: { samples: curveSamples, source: source("fp16-weight GEMMs of 768x768, 768x3072 and 3072x768 weights against rows (the runtime's linear kernel)") } } : {}),
       workingBytesPerValue: { value: 4, source: "the CPU backend computes in fp32 (runtime/kernels)" },
+      ...(dequantize ? { dequantizeValuesPerSecond: measured(dequantize.size / dequantize.seconds, "4-bit group-wise dequantisation of a 768x3072 tensor into fp16 (the runtime's decodeToFloat16)") } : {}),
     },
     cpu: {
       name: cpus()[0]?.model ?? "unknown CPU",

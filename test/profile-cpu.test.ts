@@ -14,7 +14,7 @@ test("spillway profile --backend cpu --quick: samples survive the CSV round trip
   const progress: number[] = [];
   const samples = measureCpuBackend({ quick: true, gpuBytes: 2 ** 28, onProgress: (done) => progress.push(done) });
   assert.ok(progress.length > 10 && progress[progress.length - 1] === progress.length, "progress reaches the end");
-  for (const kind of ["h2d", "d2h", "diskRead", "diskWrite", "gemm", "attention", "launch", "memcpy"]) assert.ok(samples.some((s) => s.measurement === kind), kind);
+  for (const kind of ["h2d", "d2h", "diskRead", "diskWrite", "gemm", "matmul", "dequantize", "attention", "launch", "memcpy"]) assert.ok(samples.some((s) => s.measurement === kind), kind);
   const back = samplesFromCsv(samplesToCsv(samples), "samples.csv");
   assert.deepEqual(back, samples);
   const profile = parseHardwareProfile(JSON.parse(JSON.stringify(profileFromSamples(back, defaultCapacities(2 ** 28)))), "profile.json");
@@ -29,6 +29,7 @@ test("spillway profile --backend cpu --quick: samples survive the CSV round trip
   assert.deepEqual(curve.map((c) => c.rows), [1, 2, 4, 8, 16, 32, 64, 128, 256]);
   assert.ok(curve[curve.length - 1]!.secondsPerWeight > 2 * curve[0]!.secondsPerWeight);
   assert.equal(profile.gpu.workingBytesPerValue?.value, 4, "the CPU backend computes in fp32");
+  assert.ok(effective(profile.gpu.dequantizeValuesPerSecond!) > 1e6, "4-bit dequantisation is measured");
 });
 
 test("GEMM time from a measured curve: log-interpolated, never below streaming the weights, proportional to rows beyond it", () => {

@@ -9,6 +9,8 @@ export interface HardwareRates {
   readonly matmulCurve?: readonly MatmulSample[];
   /** Bytes per value of the device's working buffers (2 unless the profile says otherwise). */
   readonly workingBytesPerValue: number;
+  /** Measured 4-bit dequantisation rate (values/s), where the profile has one. */
+  readonly dequantizeValuesPerSecond?: number;
   readonly cpuFlopsPerSecond: number;
   readonly cpuMemoryBytesPerSecond: number;
   readonly h2dBytesPerSecond: number;
@@ -30,6 +32,7 @@ export function hardwareRates(profile: HardwareProfile): HardwareRates {
     kernelLaunchSeconds: effective(profile.gpu.kernelLaunchSeconds),
     ...(profile.gpu.matmulCurve ? { matmulCurve: profile.gpu.matmulCurve.samples } : {}),
     workingBytesPerValue: profile.gpu.workingBytesPerValue?.value ?? 2,
+    ...(profile.gpu.dequantizeValuesPerSecond ? { dequantizeValuesPerSecond: effective(profile.gpu.dequantizeValuesPerSecond) } : {}),
     cpuFlopsPerSecond: effective(profile.cpu.fp32FlopsPerSecond),
     cpuMemoryBytesPerSecond: effective(profile.cpu.memoryBandwidthBytesPerSecond),
     h2dBytesPerSecond: effective(profile.hostToDevice.pinnedBytesPerSecond),

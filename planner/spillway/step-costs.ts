@@ -145,8 +145,17 @@ export class StepCostModel {
     const flops = 4 * context * h;
     let bytes = 2 * context * kv * 2 + 2 * h * 2 + 2 * nh * context * 2;
     // Compressed KV is dequantised on the fly: read 4.5-bit values, write fp16 working copies.
-    if (this.settings.compressCache) bytes += 2 * context * kv * 2 * (1 + COMPRESSED_FRACTION_OF_FP16);
+    if (this.settings.compressCache) {
+      if (r.dequantizeValuesPerSecond) return Math.max(flops / r.gpuFlopsPerSecond, bytes / r.gpuMemoryBytesPerSecond) + (2 * context * kv) / r.dequantizeValuesPerSecond;
+      bytes += 2 * context * kv * 2 * (1 + COMPRESSED_FRACTION_OF_FP16);
+    }
     return Math.max(flops / r.gpuFlopsPerSecond, bytes / r.gpuMemoryBytesPerSecond);
+  }
+
+  /** Seconds to dequantise `values` 4-bit values: the measured rate, else `bytes` of memory traffic. */
+  dequantizeSeconds(values: number, bytes: number): number {
+    const r = this.rates;
+    return r.dequantizeValuesPerSecond ? values / r.dequantizeValuesPerSecond : bytes / r.gpuMemoryBytesPerSecond;
   }
 
   /** CPU attention seconds per sequence for one decode step over `context` (fp32 compute, fp16 KV read). */
@@ -182,7 +191,7 @@ export class StepCostModel {
     let gpuSeconds = this.zero();
     if (this.settings.compressWeight) {
       // Every weight is stored compressed; each block dequantises the layer once into an fp16 buffer.
-      gpuSeconds = this.space.constant((c.layerParams * 2 + W) / r.gpuMemoryBytesPerSecond + c.layerTensors * r.kernelLaunchSeconds);
+      gpuSeconds = this.space.constant(this.dequantizeSeconds(c.layerParams, c.layerParams * 2 + W) + c.layerTensors * r.kernelLaunchSeconds);
     }
     return {
       seconds: { gpu: gpuSeconds, cpu: cpuSeconds, h2d: h2dSeconds, d2h: this.zero(), diskRead: diskSeconds, diskWrite: this.zero() },
@@ -275,7 +284,10 @@ export class StepCostModel {
     const r = this.rates;
     const { gbs, nb } = this.settings;
     const vocab = this.model.vocabSize;
-    const gpu = this.space.constant(nb * this.gemmSeconds(gbs, this.h, vocab));
+    // A 4-bit token table is dequantised once per token step (for the lookup and the LM head).
+    const tableValues = vocab * this.model.wordEmbedDim;
+    const dequantize = this.settings.compressWeight ? this.dequantizeSeconds(tableValues, tableValues * 2 * (1 + COMPRESSED_FRACTION_OF_FP16)) : 0;
+    const gpu = this.space.constant(nb * this.gemmSeconds(gbs, this.h, vocab) + dequantize);
     const offGpu = p.embedding.cpu.plus(p.embedding.disk);
     return {
       seconds: {
