@@ -65,13 +65,13 @@ try {
       rounds.push({ spillway: spillwayRun.throughputTokensPerSecond, flexgen: flexgenRun.throughputTokensPerSecond, serial: serialRun.throughputTokensPerSecond });
     }
     const measured = medianOf(rounds.map((x) => x.spillway));
-    const flexgen = { throughputTokensPerSecond: medianOf(rounds.map((x) => x.flexgen)) };
-    const serial = { throughputTokensPerSecond: medianOf(rounds.map((x) => x.serial)) };
+    const flexgen = medianOf(rounds.map((x) => x.flexgen));
+    const serial = medianOf(rounds.map((x) => x.serial));
     const error = (measured - p.predicted.throughputTokensPerSecond) / p.predicted.throughputTokensPerSecond;
     errors.push(error);
-    speedups.push({ flexgen: measured / flexgen.throughputTokensPerSecond, serial: measured / serial.throughputTokensPerSecond });
+    speedups.push({ flexgen: measured / flexgen, serial: measured / serial });
     const rate = (x: number) => x.toPrecision(4).padStart(12);
-    console.log(`${c.name.padEnd(26)}${rate(p.predicted.throughputTokensPerSecond)}${rate(measured)}${`${error >= 0 ? "+" : ""}${(error * 100).toFixed(1)}%`.padStart(10)}${rate(flexgen.throughputTokensPerSecond)}${rate(serial.throughputTokensPerSecond)}`);
+    console.log(`${c.name.padEnd(26)}${rate(p.predicted.throughputTokensPerSecond)}${rate(measured)}${`${error >= 0 ? "+" : ""}${(error * 100).toFixed(1)}%`.padStart(10)}${rate(flexgen)}${rate(serial)}`);
   }
   const abs = errors.map(Math.abs);
   const median = abs.length ? medianOf(abs) : NaN;
