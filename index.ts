@@ -11,6 +11,7 @@ export { resolveModel } from "./models/resolve-model.js";
 export { MODEL_CATALOGUE, findCatalogueModel } from "./models/catalogue.js";
 export { modelSpecFromHfConfig } from "./models/hf-config.js";
 export { plan, planSync, PlanError, type Plan, type PlanRequest, type FixedPolicy, type CostModelName } from "./planner/plan.js";
+export { baselines, deepspeedZeroBaseline, flexgenBaseline, BASELINE_NAMES, type Baseline, type BaselineName } from "./planner/baselines.js";
 export { evaluatePolicy, type Prediction } from "./planner/spillway/evaluate-policy.js";
 export { loadLpSolvers } from "./planner/lp/solve-linear-program.js";
 export { simulate, simulateSchedule, type SimulationResult, type SimulateOptions } from "./simulator/simulate.js";

@@ -16,6 +16,8 @@ import type { HardwareProfile } from "../core/hardware-profile.js";
 import { formatPlan } from "./format-plan.js";
 import { formatRun, formatSimulation } from "./format-simulation.js";
 import { compareRuns, formatComparison } from "./compare.js";
+import { baselines } from "../planner/baselines.js";
+import { baselineJson, formatBaselines } from "./format-baselines.js";
 import { runSynthWeights } from "./synth-weights-command.js";
 import { run } from "../runtime/run.js";
 import { defaultCapacities, measureCpuBackend, profileFromSamples, samplesFromCsv, samplesToCsv } from "../runtime/profile-cpu.js";
@@ -101,12 +103,14 @@ async function planFromArgs(argv: PlanArgs): Promise<{ result: Plan; hardware: H
   return { result: { ...result, hardwareSource: argv.hardware === "-" ? hardware.name : argv.hardware }, hardware };
 }
 
-async function runPlan(argv: PlanArgs): Promise<void> {
-  const { result } = await planFromArgs(argv);
-  const json = JSON.stringify(result, null, 2);
+async function runPlan(argv: PlanArgs & { compare?: boolean }): Promise<void> {
+  const { result, hardware } = await planFromArgs(argv);
+  const compared = argv.compare ? await baselines({ model: result.modelSpec, hardware, workload: result.workload, schedule: result.schedule }) : undefined;
+  const output = compared ? { ...result, baselines: compared.map(baselineJson) } : result;
+  const json = JSON.stringify(output, null, 2);
   if (argv.out) writeFileAtomic(argv.out, json + "\n");
   if (argv.json) process.stdout.write(json + "\n");
-  else if (!argv.quiet) process.stdout.write(formatPlan(result) + "\n");
+  else if (!argv.quiet) process.stdout.write(formatPlan(result) + (compared ? "\n\n" + formatBaselines(result, compared) : "") + "\n");
 }
 
 /** A plan file with the profile it was made for (or --hardware) and the capacities it was planned against. */
@@ -207,7 +211,9 @@ export function buildCli(args: string[]): Argv {
     .usage("$0 <command> [options]\n\nPlan, simulate and run large language models on GPUs too small for them.")
     .command("plan", "choose (or score) an offloading policy and predict its throughput", (y) =>
       planOptions(y)
+        .option("compare", { type: "boolean", default: false, describe: "also score the baselines users would otherwise pick (deepspeed-zero, flexgen) with the same cost model" })
         .example("$0 plan", "OPT-175B on a T4 with the Spillway cost model")
+        .example("$0 plan --compare", "beside ZeRO-Inference's and FlexGen's choices")
         .example("$0 plan --model opt-30b --cost-model flexgen --json", "FlexGen's own LP search")
         .example("$0 plan --gbs 32 --nb 8 --percent 0 50 0 0 0 100 --cpu-attention", "score a given policy")
         .example("$0 plan --model path/to/config.json --hardware rtx3090 --out plan.json", "a Hugging Face model on another GPU"),
