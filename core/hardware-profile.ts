@@ -151,41 +151,37 @@ function readLink(obj: Record<string, unknown>, key: string, ctx: FieldContext):
   };
   if (o.pageableBytesPerSecond !== undefined) link.pageableBytesPerSecond = readQuantity(o, "pageableBytesPerSecond", c);
   if (o.curve !== undefined) {
-    const cc = child(c, "curve");
-    const curve = readObject(o, "curve", c);
-    rejectUnknownKeys(curve, cc, ["samples", "source"]);
-    const samplesRaw = curve.samples;
-    if (!Array.isArray(samplesRaw) || samplesRaw.length === 0) fail(cc, "samples", "expected a non-empty array of {bytes, bytesPerSecond}");
-    const samples = samplesRaw.map((s, i) => {
-      const sc = child(child(cc, "samples"), i);
-      const so = asObject(s, sc);
-      rejectUnknownKeys(so, sc, ["bytes", "bytesPerSecond"]);
-      return { bytes: readNumber(so, "bytes", sc, { greaterThan: 0 }), bytesPerSecond: readNumber(so, "bytesPerSecond", sc, { greaterThan: 0 }) };
-    });
-    for (let i = 1; i < samples.length; i++) {
-      if (samples[i]!.bytes <= samples[i - 1]!.bytes) fail(child(cc, "samples"), i, "samples must be sorted by strictly increasing bytes");
-    }
-    link.curve = { samples, source: readString(curve, "source", cc) };
+    const curve = readSampleCurve(o, "curve", c, "bytes", "bytesPerSecond", { greaterThan: 0 });
+    link.curve = { samples: curve.samples.map((s) => ({ bytes: s.x, bytesPerSecond: s.y })), source: curve.source };
   }
   return link;
 }
 
-function readMatmulCurve(gpu: Record<string, unknown>, ctx: FieldContext): NonNullable<GpuProfile["matmulCurve"]> {
-  const cc = child(ctx, "matmulCurve");
-  const curve = readObject(gpu, "matmulCurve", ctx);
+/**
+ * A measured curve `{ samples: [{<x>, <y>}...], source }`: a non-empty array sorted by strictly
+ * increasing x, every y positive.
+ */
+function readSampleCurve(obj: Record<string, unknown>, key: string, ctx: FieldContext, xKey: string, yKey: string, xRule: Parameters<typeof readNumber>[3]): { samples: { x: number; y: number }[]; source: string } {
+  const cc = child(ctx, key);
+  const curve = readObject(obj, key, ctx);
   rejectUnknownKeys(curve, cc, ["samples", "source"]);
   const samplesRaw = curve.samples;
-  if (!Array.isArray(samplesRaw) || samplesRaw.length === 0) fail(cc, "samples", "expected a non-empty array of {rows, secondsPerWeight}");
+  if (!Array.isArray(samplesRaw) || samplesRaw.length === 0) fail(cc, "samples", `expected a non-empty array of {${xKey}, ${yKey}}`);
   const samples = samplesRaw.map((s, i) => {
     const sc = child(child(cc, "samples"), i);
     const so = asObject(s, sc);
-    rejectUnknownKeys(so, sc, ["rows", "secondsPerWeight"]);
-    return { rows: readNumber(so, "rows", sc, { min: 1, integer: true }), secondsPerWeight: readNumber(so, "secondsPerWeight", sc, { greaterThan: 0 }) };
+    rejectUnknownKeys(so, sc, [xKey, yKey]);
+    return { x: readNumber(so, xKey, sc, xRule), y: readNumber(so, yKey, sc, { greaterThan: 0 }) };
   });
   for (let i = 1; i < samples.length; i++) {
-    if (samples[i]!.rows <= samples[i - 1]!.rows) fail(child(cc, "samples"), i, "samples must be sorted by strictly increasing rows");
+    if (samples[i]!.x <= samples[i - 1]!.x) fail(child(cc, "samples"), i, `samples must be sorted by strictly increasing ${xKey}`);
   }
   return { samples, source: readString(curve, "source", cc) };
+}
+
+function readMatmulCurve(gpu: Record<string, unknown>, ctx: FieldContext): NonNullable<GpuProfile["matmulCurve"]> {
+  const curve = readSampleCurve(gpu, "matmulCurve", ctx, "rows", "secondsPerWeight", { min: 1, integer: true });
+  return { samples: curve.samples.map((s) => ({ rows: s.x, secondsPerWeight: s.y })), source: curve.source };
 }
 
 function readWorkingBytesPerValue(gpu: Record<string, unknown>, ctx: FieldContext): SourcedValue {

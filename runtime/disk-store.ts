@@ -3,8 +3,9 @@
  * The directory is removed when the run ends, on error, and on Ctrl-C (SIGINT/SIGTERM), so an
  * interrupted run leaves no offload files behind.
  */
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { executeTransferActions } from "./transfer-action.js";
 
 const liveDirectories = new Set<string>();
 let handlersInstalled = false;
@@ -52,36 +53,9 @@ export class DiskStore {
     liveDirectories.add(this.directory);
   }
 
+  /** Writes a whole tensor file now (placement, profiling). */
   write(key: string, data: Uint8Array): void {
-    const path = join(this.directory, `${this.files.size}-${key.replace(/[^A-Za-z0-9_.-]/g, "_")}.bin`);
-    const existing = this.files.get(key);
-    const target = existing?.path ?? path;
-    const fd = openSync(target, "w");
-    try {
-      writeSync(fd, data, 0, data.byteLength, 0);
-    } finally {
-      closeSync(fd);
-    }
-    this.inUseBytes += data.byteLength - (existing?.bytes ?? 0);
-    this.peakBytes = Math.max(this.peakBytes, this.inUseBytes);
-    this.files.set(key, { path: target, bytes: data.byteLength });
-    this.bytesWritten += data.byteLength;
-  }
-
-  /** Appends bytes to a tensor file (KV cache growing token by token). */
-  append(key: string, data: Uint8Array): void {
-    const existing = this.files.get(key);
-    if (!existing) return this.write(key, data);
-    const fd = openSync(existing.path, "r+");
-    try {
-      writeSync(fd, data, 0, data.byteLength, existing.bytes);
-    } finally {
-      closeSync(fd);
-    }
-    this.files.set(key, { path: existing.path, bytes: existing.bytes + data.byteLength });
-    this.inUseBytes += data.byteLength;
-    this.peakBytes = Math.max(this.peakBytes, this.inUseBytes);
-    this.bytesWritten += data.byteLength;
+    executeTransferActions([{ type: "write", ...this.writeTarget(key, data.byteLength), src: data }]);
   }
 
   /**
@@ -119,19 +93,12 @@ export class DiskStore {
     return { path: file.path, position: 0, bytes: length };
   }
 
+  /** Reads a whole tensor file now, into `into` when given. */
   read(key: string, into?: Uint8Array): Uint8Array {
-    const file = this.files.get(key);
-    if (!file) throw new Error(`offload file for ${key} is missing`);
-    const out = into ?? new Uint8Array(file.bytes);
-    const fd = openSync(file.path, "r");
-    try {
-      let done = 0;
-      while (done < file.bytes) done += readSync(fd, out, done, file.bytes - done, done);
-    } finally {
-      closeSync(fd);
-    }
-    this.bytesRead += file.bytes;
-    return out.subarray(0, file.bytes);
+    const source = this.readSource(key);
+    const dst = (into ?? new Uint8Array(source.bytes)).subarray(0, source.bytes);
+    executeTransferActions([{ type: "read", path: source.path, position: source.position, dst }]);
+    return dst;
   }
 
   close(): void {

@@ -135,10 +135,8 @@ interface HiddenIn {
 }
 
 interface Step {
-  readonly layer: number;
-  readonly batch: number;
   hidden?: HiddenIn;
-  cache?: PendingCache;
+  readonly cache: PendingCache;
 }
 
 async function execute(weights: OptWeights, plan: PlanToSimulate, profile: HardwareProfile, options: RunOptions, policy: Policy, capacity: { gpu: number; cpu: number; disk: number }, trace: ChromeTraceWriter | undefined): Promise<Execution> {
@@ -240,7 +238,7 @@ async function execute(weights: OptWeights, plan: PlanToSimulate, profile: Hardw
       // The zig-zag: layer by layer, each layer's GPU batches in turn. Before a step computes, the next
       // step's KV and hidden state are issued (and at a layer's first batch, the next layer's weights).
       const issueStep = (layer: number, k: number, cache?: PendingCache): Step => {
-        const step: Step = { layer, batch: k, cache: cache ?? runner.issueCache(layer, k, token) };
+        const step: Step = { cache: cache ?? runner.issueCache(layer, k, token) };
         // With one GPU batch the next layer's input is this step's output: issued after its store.
         if (tier !== "gpu" && (layer === 0 || nb > 1)) step.hidden = issueHidden(token, layer, k, hiddenValues);
         return step;
@@ -265,7 +263,7 @@ async function execute(weights: OptWeights, plan: PlanToSimulate, profile: Hardw
             engine.wait(step.hidden.arrived);
             view = step.hidden.view;
           }
-          runner.computeLayer(ready, view, layer, k, token, step.cache!);
+          runner.computeLayer(ready, view, layer, k, token, step.cache);
           if (layer === L - 1) runner.lmHead(embeddings, view, token, k);
           if (step.hidden && layer < L - 1) storeHidden(token, layer, k, step.hidden, hiddenValues);
           else if (step.hidden) {

@@ -144,12 +144,12 @@ export class StepCostModel {
     }
     const flops = 4 * context * h;
     let bytes = 2 * context * kv * 2 + 2 * h * 2 + 2 * nh * context * 2;
-    // Compressed KV is dequantised on the fly: read 4.5-bit values, write fp16 working copies.
-    if (this.settings.compressCache) {
-      if (r.dequantizeValuesPerSecond) return Math.max(flops / r.gpuFlopsPerSecond, bytes / r.gpuMemoryBytesPerSecond) + (2 * context * kv) / r.dequantizeValuesPerSecond;
-      bytes += 2 * context * kv * 2 * (1 + COMPRESSED_FRACTION_OF_FP16);
-    }
-    return Math.max(flops / r.gpuFlopsPerSecond, bytes / r.gpuMemoryBytesPerSecond);
+    // Compressed KV is dequantised on the fly: at the profile's measured rate where it has one, else as
+    // traffic (read 4.5-bit values, write fp16 working copies).
+    const measuredDequantize = this.settings.compressCache && r.dequantizeValuesPerSecond !== undefined;
+    if (this.settings.compressCache && !measuredDequantize) bytes += 2 * context * kv * 2 * (1 + COMPRESSED_FRACTION_OF_FP16);
+    const dequantize = measuredDequantize ? (2 * context * kv) / r.dequantizeValuesPerSecond! : 0;
+    return Math.max(flops / r.gpuFlopsPerSecond, bytes / r.gpuMemoryBytesPerSecond) + dequantize;
   }
 
   /** Seconds to dequantise `values` 4-bit values: the measured rate, else `bytes` of memory traffic. */
