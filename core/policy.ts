@@ -2,13 +2,30 @@
  * An offloading policy in FlexGen's space: GPU batch size × number of GPU batches per block, where
  * weights, KV cache and activations live, compression and CPU attention.
  */
-import { asObject, child, type FieldContext, fail, readBoolean, readNumber, readObject, rejectUnknownKeys } from "./fields.js";
+import { describeValue } from "./input-error.js";
+import { asObject, child, type FieldContext, fail, readBoolean, readEnum, readNumber, readObject, rejectUnknownKeys } from "./fields.js";
 
 /** Fractions on each tier; each triple sums to 1. */
 export interface Placement {
   readonly gpu: number;
   readonly cpu: number;
   readonly disk: number;
+}
+
+/** Where a layer's kernels run. */
+export type ComputeDevice = "gpu" | "cpu";
+export const COMPUTE_DEVICES: readonly ComputeDevice[] = ["gpu", "cpu"];
+
+/**
+ * Consecutive decoder layers that share one weight placement and one compute device. A policy's groups
+ * cover the layers first to last. GPU-computed groups stream their off-GPU weights in as a uniform
+ * policy does and keep KV by the policy's `cache` split; CPU-computed groups (llama.cpp's layers beyond
+ * `-ngl`) compute in place from host memory: their weights and KV cache live on the CPU.
+ */
+export interface LayerGroup {
+  readonly layers: number;
+  readonly weights: Placement;
+  readonly compute: ComputeDevice;
 }
 
 export interface Policy {
@@ -27,6 +44,14 @@ export interface Policy {
   readonly overlap: boolean;
   /** CPU-resident weights live in pinned memory (FlexGen's --pin-weight, default on). */
   readonly pinWeight: boolean;
+  /**
+   * Per-layer placement (Accelerate's device_map, llama.cpp's -ngl): groups of consecutive layers, first
+   * layer first, covering every layer. Absent: every layer is split by `weights` and computed on the GPU.
+   * With groups, `weights` is their average by parameters (what the totals and charts show).
+   */
+  readonly layerGroups?: readonly LayerGroup[];
+  /** Where embeddings, final norm and LM head live; absent: by the midpoint rule over `weights`. */
+  readonly embeddings?: Placement;
 }
 
 export const PLACEMENT_TOLERANCE = 1e-6;
@@ -49,8 +74,30 @@ function readPlacement(o: Record<string, unknown>, key: string, ctx: FieldContex
   return placement;
 }
 
+function readLayerGroups(o: Record<string, unknown>, ctx: FieldContext): LayerGroup[] {
+  const c = child(ctx, "layerGroups");
+  const list = o.layerGroups;
+  if (!Array.isArray(list) || list.length === 0) fail(c, undefined, `expected a non-empty array of { layers, weights, compute }, got ${describeValue(list)}`);
+  return list.map((item, i) => {
+    const gc = child(c, i);
+    const g = asObject(item, gc);
+    rejectUnknownKeys(g, gc, ["layers", "weights", "compute"]);
+    const group: LayerGroup = {
+      layers: readNumber(g, "layers", gc, { min: 1, integer: true }),
+      weights: readPlacement(g, "weights", gc),
+      compute: readEnum(g, "compute", gc, COMPUTE_DEVICES),
+    };
+    if (group.compute === "cpu" && group.weights.cpu < 1 - PLACEMENT_TOLERANCE) {
+      fail(gc, "weights", "CPU-computed layers read their weights in place from host memory: expected { gpu: 0, cpu: 1, disk: 0 }");
+    }
+    return group;
+  });
+}
+
 export function parsePolicy(data: unknown, ctx: FieldContext): Policy {
   const o = asObject(data, ctx);
+  const layerGroups = o.layerGroups === undefined ? undefined : readLayerGroups(o, ctx);
+  const embeddings = o.embeddings === undefined ? undefined : readPlacement(o, "embeddings", ctx);
   return {
     gpuBatchSize: readNumber(o, "gpuBatchSize", ctx, { min: 1, integer: true }),
     numGpuBatches: readNumber(o, "numGpuBatches", ctx, { min: 1, integer: true }),
@@ -62,7 +109,22 @@ export function parsePolicy(data: unknown, ctx: FieldContext): Policy {
     cpuAttention: readBoolean(o, "cpuAttention", ctx, false),
     overlap: readBoolean(o, "overlap", ctx, true),
     pinWeight: readBoolean(o, "pinWeight", ctx, true),
+    ...(layerGroups ? { layerGroups } : {}),
+    ...(embeddings ? { embeddings } : {}),
   };
+}
+
+/** The policy's layer groups; a uniform policy is one GPU group of every layer. */
+export function layerGroupsOf(policy: Policy, numLayers: number): readonly LayerGroup[] {
+  return policy.layerGroups ?? [{ layers: numLayers, weights: policy.weights, compute: "gpu" }];
+}
+
+/** Whether every layer has the same placement and runs on the GPU (what FlexGen and the runtime express). */
+export function isUniform(policy: Policy): boolean {
+  const g = policy.layerGroups;
+  if (!g) return true;
+  const same = (a: Placement, b: Placement) => Math.abs(a.gpu - b.gpu) < PLACEMENT_TOLERANCE && Math.abs(a.cpu - b.cpu) < PLACEMENT_TOLERANCE;
+  return g.every((x) => x.compute === "gpu" && same(x.weights, g[0]!.weights));
 }
 
 /** FlexGen's six --percent integers (wg wc cg cc hg hc), rounded. */

@@ -1,19 +1,27 @@
 /**
  * Baseline policies users would otherwise pick, scored by the same cost model as Spillway's own plan:
  *
+ * - `accelerate`: Hugging Face Accelerate's device_map="auto". Embeddings, then whole layers in order on
+ *   the GPU until it is full, then on the CPU, then on disk; an offloaded layer's weights are fetched
+ *   when it runs (no prefetch: overlap off, pageable host memory); KV cache and activations on the GPU;
+ *   one batch, the best of the small batches (1, 2, 4, 8) its users run.
  * - `deepspeed-zero`: ZeRO-Inference. Every weight streamed layer by layer from host memory (or from
  *   NVMe when the host cannot hold them), KV cache and activations on the GPU, one GPU batch of the
  *   largest size that fits, prefetch overlapping compute, no compression, attention on the GPU.
  * - `flexgen`: the policy FlexGen's own search picks (its cost model and T4-fitted constants where the
  *   profile has them), then scored by the Spillway model like every other row.
  *
- * Accelerate's device_map (whole layers on the GPU) and llama.cpp's -ngl (layers computed on the CPU)
- * need per-layer placement and CPU-computed layers, which the policy space does not have yet.
+ * - `llama.cpp`: `-ngl N`. The last N layers resident and computed on the GPU with their KV cache, the
+ *   others computed on the CPU from host memory with theirs; the token table on the CPU (with the output
+ *   layer too unless every layer is offloaded); the largest N that fits, at fp16 or at 4-bit (Q4_0-like,
+ *   4.5 bits per weight), whichever is faster, and the best batch of 1, 2, 4, 8 parallel sequences.
+ *   Simplification: a CPU-resident LM head is costed as streamed to the GPU, not computed on the CPU.
  */
+import type { LayerGroup, Placement } from "../core/policy.js";
 import { toFlexgenPercent } from "../core/policy.js";
 import { type FixedPolicy, type Plan, plan, type PlanRequest } from "./plan.js";
 
-export const BASELINE_NAMES = ["deepspeed-zero", "flexgen"] as const;
+export const BASELINE_NAMES = ["accelerate", "deepspeed-zero", "llama.cpp", "flexgen"] as const;
 export type BaselineName = (typeof BASELINE_NAMES)[number];
 
 export interface Baseline {
@@ -53,6 +61,86 @@ async function largestFeasible(request: BaseRequest, fixed: (gbs: number) => Fix
   return best;
 }
 
+/** Batch sizes the accelerate and llama.cpp baselines try: what their users run, not a search. */
+export const SMALL_BATCHES = [1, 2, 4, 8] as const;
+
+const ON: Record<"gpu" | "cpu" | "disk", Placement> = {
+  gpu: { gpu: 1, cpu: 0, disk: 0 },
+  cpu: { gpu: 0, cpu: 1, disk: 0 },
+  disk: { gpu: 0, cpu: 0, disk: 1 },
+};
+
+/** The largest n in [0, max] with ok(n), for ok monotone (true up to some n, false beyond); -1 if ok(0) fails. */
+async function largestWhere(max: number, ok: (n: number) => Promise<boolean>): Promise<number> {
+  if (!(await ok(0))) return -1;
+  let low = 0;
+  let high = max + 1;
+  while (high - low > 1) {
+    const mid = Math.floor((low + high) / 2);
+    if (await ok(mid)) low = mid;
+    else high = mid;
+  }
+  return low;
+}
+
+const groups = (...parts: [number, Placement, "gpu" | "cpu"][]): LayerGroup[] =>
+  parts.filter(([layers]) => layers > 0).map(([layers, weights, compute]) => ({ layers, weights, compute }));
+
+const better = (a: Plan | undefined, b: Plan): Plan => (a && a.predicted.throughputTokensPerSecond >= b.predicted.throughputTokensPerSecond ? a : b);
+
+export async function accelerateBaseline(request: BaseRequest): Promise<Baseline> {
+  const description = 'Accelerate device_map="auto": whole layers on the GPU until full, then CPU, then disk; weights fetched when a layer runs (no prefetch); KV on the GPU; batch 1-8';
+  const L = request.model.numLayers;
+  let best: Plan | undefined;
+  for (const gbs of SMALL_BATCHES) {
+    const at = (gpuLayers: number, cpuLayers: number, embeddings: Placement) => plan({
+      ...request, costModel: "spillway",
+      fixed: {
+        gbs, nb: 1, percent: [0, 100, 100, 0, 100, 0], compressWeight: false, compressCache: false, cpuAttention: false, overlap: false, pinWeight: false,
+        embeddings, layerGroups: groups([gpuLayers, ON.gpu, "gpu"], [cpuLayers, ON.cpu, "gpu"], [L - gpuLayers - cpuLayers, ON.disk, "gpu"]),
+      },
+    });
+    const fits = (p: Plan, tier: "gpu" | "cpu") => p.predicted.peakBytes[tier] <= p.predicted.capacityBytes[tier];
+    // The device map fills in module order: the embeddings first, then the layers.
+    let embeddings = ON.gpu;
+    if (!fits(await at(0, L, embeddings), "gpu")) embeddings = ON.cpu;
+    const gpuLayers = await largestWhere(L, async (n) => fits(await at(n, L - n, embeddings), "gpu"));
+    if (gpuLayers < 0) continue;
+    const cpuLayers = await largestWhere(L - gpuLayers, async (n) => fits(await at(gpuLayers, n, embeddings), "cpu"));
+    if (cpuLayers < 0) continue;
+    const p = await at(gpuLayers, cpuLayers, embeddings);
+    if (p.predicted.feasible) best = better(best, p);
+  }
+  return best ? { name: "accelerate", description, plan: best } : { name: "accelerate", description, reason: "not even one sequence fits with the KV cache on the GPU and the layers streamed" };
+}
+
+export async function llamaCppBaseline(request: BaseRequest): Promise<Baseline> {
+  const description = "llama.cpp -ngl N: the last N layers on the GPU, the rest computed on the CPU from host memory; the largest N that fits, fp16 or 4-bit, batch 1-8";
+  const L = request.model.numLayers;
+  let best: Plan | undefined;
+  for (const compressWeight of [false, true]) {
+    for (const gbs of SMALL_BATCHES) {
+      const at = (gpuLayers: number) => plan({
+        ...request, costModel: "spillway",
+        fixed: {
+          gbs, nb: 1, percent: [0, 100, 100, 0, 100, 0], compressWeight, compressCache: false, cpuAttention: false, overlap: true, pinWeight: true,
+          // The token table stays on the CPU; the output layer joins the GPU once every layer has (-ngl L+1).
+          embeddings: gpuLayers === L ? ON.gpu : ON.cpu,
+          layerGroups: groups([L - gpuLayers, ON.cpu, "cpu"], [gpuLayers, ON.gpu, "gpu"]),
+        },
+      });
+      const gpuLayers = await largestWhere(L, async (n) => {
+        const p = await at(n);
+        return p.predicted.peakBytes.gpu <= p.predicted.capacityBytes.gpu;
+      });
+      if (gpuLayers < 0) continue;
+      const p = await at(gpuLayers);
+      if (p.predicted.feasible) best = better(best, p);
+    }
+  }
+  return best ? { name: "llama.cpp", description, plan: best } : { name: "llama.cpp", description, reason: "the layers left on the CPU do not fit in host memory, even at 4 bits" };
+}
+
 export async function deepspeedZeroBaseline(request: BaseRequest): Promise<Baseline> {
   const description = "ZeRO-Inference: weights streamed from host memory (NVMe if they do not fit), KV on the GPU, the largest batch that fits";
   const fixed = (weightsOnHost: boolean) => (gbs: number): FixedPolicy => ({
@@ -77,5 +165,5 @@ export async function flexgenBaseline(request: BaseRequest): Promise<Baseline> {
 
 /** Every baseline for a request, in BASELINE_NAMES order. */
 export async function baselines(request: BaseRequest): Promise<Baseline[]> {
-  return [await deepspeedZeroBaseline(request), await flexgenBaseline(request)];
+  return [await accelerateBaseline(request), await deepspeedZeroBaseline(request), await llamaCppBaseline(request), await flexgenBaseline(request)];
 }

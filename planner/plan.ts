@@ -4,7 +4,7 @@
  */
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import { type ModelSpec, totalWeightBytes } from "../core/model-spec.js";
-import { type Placement, type Policy, toFlexgenPercent } from "../core/policy.js";
+import { isUniform, type LayerGroup, type Placement, type Policy, toFlexgenPercent } from "../core/policy.js";
 import type { Workload } from "../core/workload.js";
 import { formatBytes } from "../core/units.js";
 import { loadLpSolvers, type SolveStats } from "./lp/solve-linear-program.js";
@@ -14,7 +14,7 @@ import { searchFlexgen } from "./flexgen/flexgen-search.js";
 import { evaluatePolicy, type Prediction } from "./spillway/evaluate-policy.js";
 import { realizedPolicy } from "./spillway/realize-placement.js";
 import { hardwareRates } from "./spillway/hardware-rates.js";
-import { searchSpillway } from "./spillway/spillway-search.js";
+import { type LpCandidate, searchSpillway } from "./spillway/spillway-search.js";
 import type { Resource, Schedule } from "./spillway/step-costs.js";
 
 export type CostModelName = "spillway" | "flexgen";
@@ -30,6 +30,10 @@ export interface FixedPolicy {
   readonly cpuAttention?: boolean;
   readonly overlap?: boolean;
   readonly pinWeight?: boolean;
+  /** Per-layer placement (scoring only: with gbs, nb and percent fixed; percent's weight split is then unused). */
+  readonly layerGroups?: readonly LayerGroup[];
+  /** Where embeddings and LM head live (default: by the weight split). */
+  readonly embeddings?: Placement;
 }
 
 export interface PlanRequest {
@@ -44,6 +48,8 @@ export interface PlanRequest {
   readonly fixed?: FixedPolicy;
   /** Search only blocks of at most this many sequences (gbs x nb), e.g. the number of prompts at hand. */
   readonly maxBlock?: number;
+  /** Observes every LP point the Spillway search solves (for the search-landscape chart); Spillway model, searched policies only. */
+  readonly onCandidate?: (c: LpCandidate) => void;
 }
 
 export interface PlanPrediction {
@@ -136,15 +142,20 @@ function planSpillway(request: PlanRequest): Plan {
       gpuBatchSize: fixed.gbs!, numGpuBatches: fixed.nb!, ...placementsFromPercent(fixed.percent!),
       compressWeight: fixed.compressWeight ?? false, compressCache: fixed.compressCache ?? false, cpuAttention: fixed.cpuAttention ?? false,
       overlap: fixed.overlap ?? true, pinWeight: fixed.pinWeight ?? true,
+      ...(fixed.layerGroups ? { layerGroups: fixed.layerGroups } : {}),
+      ...(fixed.embeddings ? { embeddings: fixed.embeddings } : {}),
     };
     policy = realizedPolicy(model, requested);
     prediction = evaluatePolicy(model, rates, workload, policy, schedule);
-    const moved = (["weights", "cache", "activations"] as const).filter((k) => Math.abs(policy[k].gpu - requested[k].gpu) > 1e-9 || Math.abs(policy[k].cpu - requested[k].cpu) > 1e-9);
+    if (!isUniform(policy)) notes.push("per-layer placement: FlexGen (and Spillway's runtime) apply one split to every layer, so the FlexGen flags show the average split");
+    const moved = (fixed.layerGroups ? (["cache", "activations"] as const) : (["weights", "cache", "activations"] as const)).filter((k) => Math.abs(policy[k].gpu - requested[k].gpu) > 1e-9 || Math.abs(policy[k].cpu - requested[k].cpu) > 1e-9);
     if (moved.length) notes.push(`${moved.join(", ")} placement realized at the runtime's granularity (whole tensors, whole sequences, one activation tier); the fractions shown are what will be allocated`);
   } else {
-    const { percent: pct, ...rest } = fixed;
+    if (fixed.layerGroups || fixed.embeddings) throw new PlanError("per-layer placement is scored, not searched: fix gbs, nb and percent with it");
+    const { percent: pct, layerGroups: _groups, embeddings: _embeddings, ...rest } = fixed;
     const result = searchSpillway({
       model, rates, workload, schedule, ...(request.maxBlock !== undefined ? { maxBlock: request.maxBlock } : {}),
+      ...(request.onCandidate ? { onCandidate: request.onCandidate } : {}),
       fixed: { ...rest, ...(pct ? { percent: { wg: pct[0], wc: pct[1], cg: pct[2], cc: pct[3], hg: pct[4], hc: pct[5] } } : {}) },
     });
     lpSolves = result.lpSolves;

@@ -5,7 +5,7 @@
 import { tmpdir } from "node:os";
 import { mulberry32 } from "../core/random.js";
 import type { HardwareProfile } from "../core/hardware-profile.js";
-import type { Policy } from "../core/policy.js";
+import { isUniform, type Policy } from "../core/policy.js";
 import { PlanError } from "../planner/plan.js";
 import { evaluatePolicy, policyCostContext } from "../planner/spillway/evaluate-policy.js";
 import { hardwareRates } from "../planner/spillway/hardware-rates.js";
@@ -307,6 +307,9 @@ function allOnDevice(policy: Policy): Policy {
 }
 
 export async function run(plan: PlanToSimulate, profile: HardwareProfile, options: RunOptions): Promise<RunResult> {
+  if (!isUniform(plan.policy) || plan.policy.embeddings) {
+    throw new PlanError("the runtime runs one weight placement for every layer, computed on the GPU: this plan's per-layer placement (an accelerate or llama.cpp baseline) can be planned and simulated, not run yet");
+  }
   const weights = loadOptCheckpoint(options.weightsDir);
   try {
     const spec = plan.modelSpec;

@@ -7,7 +7,7 @@ import type { HardwareProfile } from "../core/hardware-profile.js";
 import { kvDim, type ModelSpec } from "../core/model-spec.js";
 import type { Policy } from "../core/policy.js";
 import type { Workload } from "../core/workload.js";
-import { policyCostContext, type PolicyCostContext } from "../planner/spillway/evaluate-policy.js";
+import { type GroupCostContext, groupCostContexts } from "../planner/spillway/evaluate-policy.js";
 import { compressedBytes } from "../planner/spillway/compression.js";
 import { hardwareRates } from "../planner/spillway/hardware-rates.js";
 import { type BatchCosts, type HeadCosts, NO_TRANSFER, type ScheduleCostSource, type Transfer, type WeightLoadCosts } from "./schedule-costs.js";
@@ -19,12 +19,15 @@ export class PlanCosts implements ScheduleCostSource {
   readonly numGpuBatches: number;
   readonly genLen: number;
   readonly cpuAttention: boolean;
+  readonly overlap: boolean;
   readonly activationTier: MemoryTier;
   readonly residentBytes: Readonly<Record<MemoryTier, number>>;
-  readonly context: PolicyCostContext;
+  /** One cost context per group of layers sharing a placement (one for a uniform policy). */
+  readonly groups: readonly GroupCostContext[];
+  private readonly groupOfLayer: Uint32Array;
   private readonly times: TransferTimes;
   private readonly batchCache = new Map<number, BatchCosts>();
-  private readonly weightCosts: WeightLoadCosts;
+  private readonly weightCosts: WeightLoadCosts[];
   private readonly headCosts: HeadCosts;
   /** Stored bytes of one token's K and V for one sequence in one layer. */
   private readonly kvTokenBytes: number;
@@ -36,24 +39,31 @@ export class PlanCosts implements ScheduleCostSource {
     private readonly policy: Policy,
     schedule: "spillway" | "flexgen",
   ) {
-    this.context = policyCostContext(model, hardwareRates(profile), workload, policy, schedule);
+    this.groups = groupCostContexts(model, hardwareRates(profile), workload, policy, schedule);
     this.times = new TransferTimes(profile);
-    const r = this.context.realized;
+    this.groupOfLayer = new Uint32Array(model.numLayers);
+    this.groups.forEach((g, i) => this.groupOfLayer.fill(i, g.firstLayer, g.firstLayer + g.layers));
+    const r = this.groups[0]!.realized;
     this.numLayers = model.numLayers;
     this.numGpuBatches = policy.numGpuBatches;
     this.genLen = workload.genLen;
     this.cpuAttention = policy.cpuAttention;
+    this.overlap = policy.overlap;
     this.activationTier = r.activationTier;
-    const L = model.numLayers;
+    const layerBytes = (tier: MemoryTier) => this.groups.reduce((sum, g) => sum + g.layers * g.realized.layerWeightBytes[tier], 0);
     this.residentBytes = {
-      gpu: L * r.layerWeightBytes.gpu + r.embeddingBytes.gpu,
-      cpu: L * r.layerWeightBytes.cpu + r.embeddingBytes.cpu,
-      disk: L * r.layerWeightBytes.disk + r.embeddingBytes.disk,
+      gpu: layerBytes("gpu") + r.embeddingBytes.gpu,
+      cpu: layerBytes("cpu") + r.embeddingBytes.cpu,
+      disk: layerBytes("disk") + r.embeddingBytes.disk,
     };
     const kv = kvDim(model);
     this.kvTokenBytes = policy.compressCache ? 2 * compressedBytes(kv) : 2 * kv * 2;
-    this.weightCosts = this.computeWeights();
+    this.weightCosts = this.groups.map((g) => this.computeWeights(g));
     this.headCosts = this.computeHead();
+  }
+
+  private group(layer: number): number {
+    return this.groupOfLayer[layer]!;
   }
 
   private transfer(link: SimLink, bytes: number, count = 1): Transfer {
@@ -61,9 +71,12 @@ export class PlanCosts implements ScheduleCostSource {
     return { bytes, seconds: this.times.seconds(link, bytes, count) };
   }
 
-  private computeWeights(): WeightLoadCosts {
-    const r = this.context.realized;
-    const { costModel, terms, values } = this.context;
+  private computeWeights(group: GroupCostContext): WeightLoadCosts {
+    const r = group.realized;
+    const { costModel, terms, values } = group;
+    if (group.compute === "cpu") {
+      return { readDisk: NO_TRANSFER, loadFromCpu: NO_TRANSFER, loadFromDisk: NO_TRANSFER, dequantizeSeconds: 0, gpuBufferBytes: 0, dequantBufferBytes: 0, cpuStagingBytes: 0 };
+    }
     const cpuBytes = r.layerWeightBytes.cpu;
     const diskBytes = r.layerWeightBytes.disk;
     let fromCpu = this.transfer("h2d", cpuBytes, r.layerWeightTensors.cpu);
@@ -81,14 +94,13 @@ export class PlanCosts implements ScheduleCostSource {
       loadFromDisk: this.transfer("h2d", diskBytes, r.layerWeightTensors.disk),
       dequantizeSeconds: costModel.layer("decode", this.workload.promptLen + 1, terms).weights.seconds.gpu.evaluate(values),
       gpuBufferBytes: cpuBytes + diskBytes,
-      dequantBufferBytes: this.policy.compressWeight ? this.context.constants.layerParams * 2 : 0,
+      dequantBufferBytes: this.policy.compressWeight ? group.constants.layerParams * 2 : 0,
       cpuStagingBytes: diskBytes,
     };
   }
 
   private computeHead(): HeadCosts {
-    const r = this.context.realized;
-    const { costModel, terms, values } = this.context;
+    const { realized: r, costModel, terms, values } = this.groups[0]!;
     const gbs = this.policy.gpuBatchSize;
     const offGpu = r.embeddingBytes.cpu + r.embeddingBytes.disk;
     return {
@@ -101,26 +113,37 @@ export class PlanCosts implements ScheduleCostSource {
     };
   }
 
-  weights(): WeightLoadCosts {
-    return this.weightCosts;
+  weights(layer: number): WeightLoadCosts {
+    return this.weightCosts[this.group(layer)]!;
+  }
+
+  crossIn(token: number, layer: number): { link: "h2d" | "d2h"; transfer: Transfer } | undefined {
+    const device = (l: number) => (l < 0 || l >= this.numLayers ? "gpu" : this.groups[this.group(l)]!.compute);
+    if (device(layer) === device(layer - 1)) return undefined;
+    const link = device(layer) === "cpu" ? "d2h" : "h2d";
+    const tokens = this.policy.gpuBatchSize * (token === 0 ? this.workload.promptLen : 1);
+    return { link, transfer: this.transfer(link, tokens * this.model.hiddenSize * 2) };
   }
 
   head(): HeadCosts {
     return this.headCosts;
   }
 
-  batch(token: number): BatchCosts {
-    let c = this.batchCache.get(token);
+  batch(token: number, layer: number): BatchCosts {
+    const g = this.group(layer);
+    const G = this.groups.length;
+    let c = this.batchCache.get(token * G + g);
     if (!c) {
-      c = this.computeBatch(token);
-      this.batchCache.set(token, c);
-      this.batchCache.delete(token - 2);
+      c = this.computeBatch(token, this.groups[g]!);
+      this.batchCache.set(token * G + g, c);
+      this.batchCache.delete((token - 2) * G + g);
     }
     return c;
   }
 
-  private computeBatch(token: number): BatchCosts {
-    const { costModel, terms, values, realized } = this.context;
+  private computeBatch(token: number, group: GroupCostContext): BatchCosts {
+    if (group.compute === "cpu") return this.computeCpuBatch(token, group);
+    const { costModel, terms, values, realized } = group;
     const s = this.workload.promptLen;
     const prefill = token === 0;
     const context = s + token;
@@ -161,6 +184,32 @@ export class PlanCosts implements ScheduleCostSource {
       cacheStagingCpuBytes: prefill ? 0 : seqs.disk * past,
       hiddenBytes,
       cpuAttentionWorkingBytes: cpuAttention ? off * this.model.numHeads * context * 4 * 2 : 0,
+    };
+  }
+
+  /** A CPU-computed layer: all its work on the CPU, its weights and KV read in place. */
+  private computeCpuBatch(token: number, group: GroupCostContext): BatchCosts {
+    const { costModel, terms, values } = group;
+    const s = this.workload.promptLen;
+    const prefill = token === 0;
+    const context = s + token;
+    const tokensPerSequence = prefill ? s : 1;
+    const gbs = this.policy.gpuBatchSize;
+    const step = costModel.layer(prefill ? "prefill" : "decode", context, terms).batch;
+    return {
+      computeDevice: "cpu",
+      gpuSeconds: 0,
+      gpuBeforeCpuSeconds: 0,
+      cpuSeconds: step.seconds.cpu.evaluate(values),
+      readCache: NO_TRANSFER, loadCache: NO_TRANSFER, storeCache: NO_TRANSFER, writeCache: NO_TRANSFER,
+      readHidden: NO_TRANSFER, loadHidden: NO_TRANSFER, storeHidden: NO_TRANSFER, writeHidden: NO_TRANSFER,
+      sendQkv: NO_TRANSFER, returnAttention: NO_TRANSFER,
+      workingBytes: costModel.workingBytes(tokensPerSequence, prefill ? s : context),
+      newCacheBytes: { gpu: 0, cpu: gbs * tokensPerSequence * this.kvTokenBytes, disk: 0 },
+      cacheStagingGpuBytes: 0,
+      cacheStagingCpuBytes: 0,
+      hiddenBytes: gbs * tokensPerSequence * this.model.hiddenSize * 2,
+      cpuAttentionWorkingBytes: 0,
     };
   }
 }

@@ -4,6 +4,7 @@
 import { asObject, child, type FieldContext, readNumber, readEnum, readObject, readString } from "../core/fields.js";
 import { parseModelSpec } from "../core/model-spec.js";
 import { parsePolicy } from "../core/policy.js";
+import { checkLayerGroups } from "../planner/spillway/evaluate-policy.js";
 import { readJsonFile } from "../core/read-json-file.js";
 import type { PlanToSimulate, PlannedFigures } from "./simulate.js";
 
@@ -28,6 +29,7 @@ export function parsePlanFile(data: unknown, source: string): PlanFile {
   const w = readObject(o, "workload", ctx);
   const workload = { promptLen: readNumber(w, "promptLen", workloadCtx, { min: 1, integer: true }), genLen: readNumber(w, "genLen", workloadCtx, { min: 1, integer: true }) };
   const policy = parsePolicy(o.policy, child(ctx, "policy"));
+  checkLayerGroups(modelSpec, policy, source);
   const schedule = o.schedule === undefined ? undefined : readEnum(o, "schedule", ctx, ["spillway", "flexgen"] as const);
   let planned: PlannedFigures | undefined;
   let capacityBytes: PlanFile["capacityBytes"];

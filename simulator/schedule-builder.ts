@@ -20,7 +20,6 @@ export type ScheduleSemantics = "spillway" | "flexgen";
 interface LayerWeights {
   /** The tasks a compute of this layer waits on. */
   readonly ready: Task[];
-  readonly fromDisk?: Task;
   /** Buffers freed when the layer's last batch is done. */
   readonly buffers: MemoryEffect[];
   readonly dequantized?: boolean;
@@ -51,6 +50,10 @@ export class ScheduleBuilder {
   private readonly heads = new Map<number, Task>();
   private readonly headLoads = new Map<number, Task>();
   private barrier: Task | undefined;
+  /** Without overlap every task waits for the one issued before it. */
+  private previousTask: Task | undefined;
+  /** Loads of disk-resident layer weights, latest last: a disk read waits for the load two before it (two staging buffers). */
+  private readonly diskLoads: Task[] = [];
   private stepTasks: Task[] = [];
   private generatedTokens = 0;
   /** Tasks of the flexgen pre-step were issued. */
@@ -83,7 +86,9 @@ export class ScheduleBuilder {
   private task(kind: TaskKind, resource: SimResource | "none", seconds: number, bytes: number, where: { token: number; layer: number; batch: number }, deps: (Task | undefined)[], allocate: MemoryEffect[] = [], free: MemoryEffect[] = []): Task {
     const all = deps.filter((d): d is Task => d !== undefined);
     if (this.semantics === "flexgen" && this.barrier) all.push(this.barrier);
+    if (this.costs.overlap === false && this.previousTask) all.push(this.previousTask);
     const task = this.factory.make({ kind, resource, seconds, bytes, ...where, deps: all, allocate, free });
+    this.previousTask = task;
     this.engine.add(task);
     if (this.semantics === "flexgen") this.stepTasks.push(task);
     return task;
@@ -104,7 +109,7 @@ export class ScheduleBuilder {
     const token = Math.floor(g / this.L);
     const layer = g % this.L;
     const s = this.state(q);
-    return { g, k, token, layer, where: { token, layer, batch: k }, s, c: s.costs ?? this.costs.batch(token) };
+    return { g, k, token, layer, where: { token, layer, batch: k }, s, c: s.costs ?? this.costs.batch(token, layer) };
   }
 
   private state(q: number): StepState {
@@ -126,18 +131,22 @@ export class ScheduleBuilder {
   // Pieces
 
   private weights(g: number): void {
-    const w = this.costs.weights();
+    const w = this.costs.weights(g % this.L);
     const where = { token: Math.floor(g / this.L), layer: g % this.L, batch: -1 };
     const spill = this.semantics === "spillway";
     const gpuBuffer: MemoryEffect = { tier: "gpu", bytes: w.gpuBufferBytes, what: `layer ${where.layer} weight buffer` };
     const staging: MemoryEffect = { tier: "cpu", bytes: w.cpuStagingBytes, what: `layer ${where.layer} pinned staging for disk weights` };
     const bufferFree = spill ? this.lastCompute.get(g - 2) : undefined;
-    const read = this.transfer("read-weights", "diskRead", w.readDisk, where, [spill ? this.layers.get(g - 2)?.fromDisk : undefined], [staging]);
+    const read = this.transfer("read-weights", "diskRead", w.readDisk, where, [spill ? this.diskLoads[this.diskLoads.length - 2] : undefined], [staging]);
     const fromCpu = this.transfer("load-weights", "h2d", w.loadFromCpu, where, [bufferFree], [gpuBuffer]);
     const fromDisk = this.transfer("load-weights", "h2d", w.loadFromDisk, where, [bufferFree, read], fromCpu ? [] : [gpuBuffer], read ? [staging] : []);
+    if (fromDisk && read) {
+      this.diskLoads.push(fromDisk);
+      if (this.diskLoads.length > 2) this.diskLoads.shift();
+    }
     const ready = [fromCpu, fromDisk].filter((t): t is Task => t !== undefined);
     const buffers: MemoryEffect[] = ready.length ? [gpuBuffer] : [];
-    this.layers.set(g, { ready, ...(fromDisk ? { fromDisk } : {}), buffers });
+    this.layers.set(g, { ready, buffers });
     // Spillway dequantises as soon as the previous layer is done with the single fp16 buffer;
     // FlexGen's loop does it inside the layer's first step (see compute()).
     if (spill) this.dequantize(g);
@@ -145,20 +154,20 @@ export class ScheduleBuilder {
   }
 
   private dequantize(g: number): void {
-    const w = this.costs.weights();
+    const w = this.costs.weights(g % this.L);
     const layer = this.layers.get(g)!;
     if (w.dequantizeSeconds <= 0 || layer.dequantized) return;
     const where = { token: Math.floor(g / this.L), layer: g % this.L, batch: -1 };
     const fp16: MemoryEffect = { tier: "gpu", bytes: w.dequantBufferBytes, what: `layer ${where.layer} dequantised weights` };
     const previous = this.semantics === "spillway" ? this.lastCompute.get(g - 1) : undefined;
     const dequant = this.task("dequantize-weights", "gpu", w.dequantizeSeconds, 0, where, [...layer.ready, previous], [fp16]);
-    this.layers.set(g, { ready: [dequant], ...(layer.fromDisk ? { fromDisk: layer.fromDisk } : {}), buffers: [...layer.buffers, fp16], dequantized: true });
+    this.layers.set(g, { ready: [dequant], buffers: [...layer.buffers, fp16], dequantized: true });
   }
 
   /** Loads a step's KV and hidden state into GPU buffers. */
   private loads(q: number): void {
     const { k, token, layer, where, s } = this.step(q);
-    const c = this.costs.batch(token);
+    const c = this.costs.batch(token, layer);
     s.costs = c;
     const spill = this.semantics === "spillway";
     const previousToken = this.steps.get(q - this.L * this.nb);
@@ -203,8 +212,11 @@ export class ScheduleBuilder {
     const weights = this.layers.get(g)!;
     const hiddenOnGpu = this.costs.activationTier === "gpu";
     if (!hiddenOnGpu && !s.loadHidden && c.loadHidden.bytes > 0) this.loadHidden(q);
-    const inputFrom = hiddenOnGpu ? (layer > 0 ? this.steps.get(q - this.nb)?.compute : this.heads.get((token - 1) * this.nb + k)) : s.loadHidden;
-    const working: MemoryEffect = { tier: "gpu", bytes: c.workingBytes, what: `working space (layer ${layer}, batch ${k})` };
+    const previousOutput = hiddenOnGpu ? (layer > 0 ? this.steps.get(q - this.nb)?.compute : this.heads.get((token - 1) * this.nb + k)) : s.loadHidden;
+    // Between a CPU-computed and a GPU-computed layer the hidden state changes device first.
+    const inputFrom = this.crossIn(token, layer, where, previousOutput);
+    const onCpu = c.computeDevice === "cpu";
+    const working: MemoryEffect = { tier: onCpu ? "cpu" : "gpu", bytes: c.workingBytes, what: `working space (layer ${layer}, batch ${k})` };
     const gpuCache: MemoryEffect = { tier: "gpu", bytes: c.newCacheBytes.gpu, what: "KV cache of GPU sequences" };
     const lastBatch = k === this.nb - 1;
     const frees: MemoryEffect[] = [working, ...s.stagingFrees];
@@ -213,7 +225,12 @@ export class ScheduleBuilder {
     const hiddenAlloc: MemoryEffect[] = hiddenOnGpu && layer === 0 ? [{ tier: "gpu", bytes: c.hiddenBytes, what: `hidden state of batch ${k}` }] : [];
     const deps = [...weights.ready, s.loadCache, inputFrom, s.loadHidden];
     let done: Task;
-    if (c.cpuSeconds > 0) {
+    if (onCpu) {
+      // A CPU layer (llama.cpp's layers beyond -ngl): weights and KV in host memory, every kernel on the CPU.
+      const cpuCache: MemoryEffect = { tier: "cpu", bytes: c.newCacheBytes.cpu, what: "KV cache of CPU-computed layers" };
+      done = this.task("compute", "cpu", c.cpuSeconds, 0, where, deps, [working, cpuCache, ...hiddenAlloc], frees);
+      s.cacheStored = done;
+    } else if (c.cpuSeconds > 0) {
       // The GPU runs one kernel at a time: the projections' working space is released before the CPU
       // attention, and the rest of the layer takes its own.
       const pre = this.task("compute-pre", "gpu", c.gpuBeforeCpuSeconds, 0, where, deps, [working, gpuCache, ...hiddenAlloc], [working]);
@@ -235,9 +252,16 @@ export class ScheduleBuilder {
     this.lastCompute.delete(g - 3);
   }
 
+  /** The hidden state's move into `layer` from the other device (undefined cost: no move), after `after`. */
+  private crossIn(token: number, layer: number, where: { token: number; layer: number; batch: number }, after: Task | undefined): Task | undefined {
+    const cross = this.costs.crossIn?.(token, layer);
+    if (!cross) return after;
+    return this.transfer("move-hidden", cross.link, cross.transfer, where, [after]) ?? after;
+  }
+
   private stores(q: number): void {
     const { where, s, c } = this.step(q);
-    if (c.cpuSeconds === 0) {
+    if (c.cpuSeconds === 0 && c.computeDevice !== "cpu") {
       const store = this.transfer("store-cache", "d2h", c.storeCache, where, [s.compute], [{ tier: "cpu", bytes: c.newCacheBytes.cpu, what: "KV cache of CPU sequences" }]);
       const write = this.transfer("write-cache", "diskWrite", c.writeCache, where, [store], [{ tier: "disk", bytes: c.newCacheBytes.disk, what: "KV cache of disk sequences" }]);
       s.cacheStored = write ?? store ?? s.compute;
@@ -266,12 +290,13 @@ export class ScheduleBuilder {
     const h = this.costs.head();
     const where = { token, layer: this.L, batch: k };
     const q = ((token + 1) * this.L - 1) * this.nb + k;
-    const c = this.steps.get(q)?.costs ?? this.costs.batch(token);
+    const c = this.steps.get(q)?.costs ?? this.costs.batch(token, this.L - 1);
     const logits: MemoryEffect = { tier: "gpu", bytes: h.logitsBytes, what: "logits" };
     const frees: MemoryEffect[] = [logits];
     if (this.costs.activationTier === "gpu") frees.push({ tier: "gpu", bytes: c.hiddenBytes, what: `hidden state of batch ${k}` });
     if (k === this.nb - 1 && this.headLoads.has(token)) frees.push({ tier: "gpu", bytes: h.bufferBytes, what: "LM head weights" });
-    const lm = this.task("lm-head", "gpu", h.gpuSecondsPerBatch, 0, where, [this.steps.get(q)?.compute, this.headLoads.get(token)], [logits], frees);
+    const input = this.crossIn(token, this.L, where, this.steps.get(q)?.compute);
+    const lm = this.task("lm-head", "gpu", h.gpuSecondsPerBatch, 0, where, [input, this.headLoads.get(token)], [logits], frees);
     this.transfer("store-tokens", "d2h", h.storeTokensPerBatch, where, [lm]);
     this.heads.set(token * this.nb + k, lm);
     this.heads.delete((token - 2) * this.nb + k);

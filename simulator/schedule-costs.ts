@@ -27,6 +27,8 @@ export interface WeightLoadCosts {
 }
 
 export interface BatchCosts {
+  /** Where the layer computes (default GPU); a CPU layer's work is all in cpuSeconds. */
+  readonly computeDevice?: "gpu" | "cpu";
   /** All GPU work of one batch through one layer. */
   readonly gpuSeconds: number;
   /** With CPU attention: the part of gpuSeconds before it (projections, attention of GPU-resident sequences). */
@@ -67,11 +69,18 @@ export interface ScheduleCostSource {
   /** Tokens generated per sequence; token 0 is the prefill. */
   readonly genLen: number;
   readonly cpuAttention: boolean;
+  /** False: no two tasks at once (FlexGen's --overlap False); default true. */
+  readonly overlap?: boolean;
   /** Hidden states between layers live on the GPU ("gpu"), or are stored to and loaded from the host. */
   readonly activationTier: MemoryTier;
   /** Allocated for the whole run (resident weights). */
   readonly residentBytes: Readonly<Record<MemoryTier, number>>;
-  weights(): WeightLoadCosts;
-  batch(token: number): BatchCosts;
+  weights(layer: number): WeightLoadCosts;
+  batch(token: number, layer: number): BatchCosts;
   head(): HeadCosts;
+  /**
+   * The hidden state's move into `layer` (numLayers: the LM head) from the device that computed the
+   * layer before it, per batch, where the two differ; undefined where they do not.
+   */
+  crossIn?(token: number, layer: number): { readonly link: "h2d" | "d2h"; readonly transfer: Transfer } | undefined;
 }

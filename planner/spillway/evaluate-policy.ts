@@ -3,11 +3,12 @@
  * runtime's granularity (whole tensors, whole sequences, activations on one tier), then every decode
  * step is costed at its own context length, and peak memory per tier is what will be allocated.
  */
+import { InputError } from "../../core/input-error.js";
 import { layerParams, type ModelSpec } from "../../core/model-spec.js";
-import type { Policy } from "../../core/policy.js";
+import type { ComputeDevice, Policy } from "../../core/policy.js";
 import type { Workload } from "../../core/workload.js";
 import { formatBytes } from "../../core/units.js";
-import { VariableSpace } from "../lp/affine.js";
+import { type Affine, VariableSpace } from "../lp/affine.js";
 import type { HardwareRates } from "./hardware-rates.js";
 import { layerSeconds, layerTimeBounds } from "./layer-time.js";
 import { type RealizedPlacement, realizePlacement, type Tier } from "./realize-placement.js";
@@ -60,10 +61,10 @@ function computeCostConstants(model: ModelSpec, compressWeight: boolean): ModelC
   };
 }
 
-export function costSettings(policy: Policy, realized: RealizedPlacement, schedule: Schedule): CostSettings {
+export function costSettings(policy: Policy, realized: RealizedPlacement, schedule: Schedule, compute: ComputeDevice = "gpu"): CostSettings {
   return {
     gbs: policy.gpuBatchSize, nb: policy.numGpuBatches, compressWeight: policy.compressWeight, compressCache: policy.compressCache,
-    cpuAttention: policy.cpuAttention, activationTier: realized.activationTier, pinWeight: policy.pinWeight, overlap: policy.overlap, schedule,
+    cpuAttention: policy.cpuAttention, activationTier: realized.activationTier, pinWeight: policy.pinWeight, overlap: policy.overlap, schedule, compute,
   };
 }
 
@@ -102,63 +103,142 @@ export interface PolicyCostContext {
   readonly values: Float64Array;
 }
 
-export function policyCostContext(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, schedule: Schedule): PolicyCostContext {
+export function policyCostContext(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, schedule: Schedule, compute: ComputeDevice = "gpu"): PolicyCostContext {
   const realized = realizePlacement(model, policy);
-  const settings = costSettings(policy, realized, schedule);
+  const settings = costSettings(policy, realized, schedule, compute);
   const constants = costConstants(model, policy.compressWeight);
   const costModel = new StepCostModel(model, rates, workload, settings, constants, SPACE);
   return { realized, settings, constants, costModel, ...realizedTerms(realized) };
 }
 
+/** The cost context of one group of consecutive layers that share a placement and a compute device. */
+export interface GroupCostContext extends PolicyCostContext {
+  readonly firstLayer: number;
+  readonly layers: number;
+  readonly compute: ComputeDevice;
+}
+
+const ALL_CPU = { gpu: 0, cpu: 1, disk: 0 } as const;
+
+/** Checks a policy's layer groups against the model: they cover every layer, and CPU layers keep activations on the GPU side. */
+export function checkLayerGroups(model: ModelSpec, policy: Policy, source = "policy"): void {
+  const groups = policy.layerGroups;
+  if (!groups) return;
+  const layers = groups.reduce((sum, g) => sum + g.layers, 0);
+  if (layers !== model.numLayers) throw new InputError(source, "policy.layerGroups", `the groups cover ${layers} layers; ${model.name} has ${model.numLayers}`);
+  if (groups.some((g) => g.compute === "cpu") && realizePlacement(model, policy).activationTier !== "gpu") {
+    throw new InputError(source, "policy.activations", "layers computed on the CPU hand their hidden state to the GPU's layers directly: expected activations on the GPU");
+  }
+}
+
+/**
+ * One cost context per layer group (a uniform policy is one group of every layer). Every group sees the
+ * same embeddings; CPU-computed groups keep their KV cache on the CPU.
+ */
+export function groupCostContexts(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, schedule: Schedule): GroupCostContext[] {
+  checkLayerGroups(model, policy);
+  if (!policy.layerGroups) return [{ firstLayer: 0, layers: model.numLayers, compute: "gpu", ...policyCostContext(model, rates, workload, policy, schedule) }];
+  const { layerGroups, ...uniform } = policy;
+  const embeddings = policy.embeddings ?? policy.weights;
+  let firstLayer = 0;
+  return layerGroups.map((g) => {
+    const sub: Policy = { ...uniform, weights: g.weights, embeddings, ...(g.compute === "cpu" ? { cache: ALL_CPU } : {}) };
+    const context = { firstLayer, layers: g.layers, compute: g.compute, ...policyCostContext(model, rates, workload, sub, schedule, g.compute) };
+    firstLayer += g.layers;
+    return context;
+  });
+}
+
+/**
+ * Where the hidden state changes device between consecutive layers (the embedding lookup and the LM
+ * head are on the GPU side): one transfer per batch per token step at each such boundary.
+ */
+export function deviceCrossings(groups: readonly { readonly compute: ComputeDevice }[]): ("h2d" | "d2h")[] {
+  const devices: ComputeDevice[] = ["gpu", ...groups.map((g) => g.compute), "gpu"];
+  const out: ("h2d" | "d2h")[] = [];
+  for (let i = 1; i < devices.length; i++) if (devices[i] !== devices[i - 1]) out.push(devices[i] === "cpu" ? "d2h" : "h2d");
+  return out;
+}
+
 export function evaluatePolicy(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, schedule: Schedule = "spillway"): Prediction {
-  const { settings, costModel, terms, values } = policyCostContext(model, rates, workload, policy, schedule);
-  const L = model.numLayers;
+  const groups = groupCostContexts(model, rates, workload, policy, schedule);
+  const first = groups[0]!;
+  const nb = policy.numGpuBatches;
   const { promptLen: s, genLen: n } = workload;
   const busy = Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Record<Resource, number>;
   const bytes = Object.fromEntries(LINKS.map((l) => [l, 0])) as Record<Link, number>;
-  const head = costModel.head(terms);
-  const headSeconds = serialSeconds(head, values);
+  const head = first.costModel.head(first.terms);
+  const headSeconds = serialSeconds(head, first.values);
 
   // The bottleneck is the resource that bounds the most wall time: each step's time goes to the
   // resource with the most work in it.
   const bottleneckSeconds = Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Record<Resource, number>;
-  const creditBottleneck = (step: LayerCosts, seconds: number) => {
+  const creditBottleneck = (step: LayerCosts, values: Float64Array, seconds: number) => {
     let worst: Resource = "gpu";
     let worstSeconds = -1;
     for (const r of RESOURCES) {
-      const t = step.weights.seconds[r].evaluate(values) + settings.nb * step.batch.seconds[r].evaluate(values);
+      const t = step.weights.seconds[r].evaluate(values) + nb * step.batch.seconds[r].evaluate(values);
       if (t > worstSeconds) { worst = r; worstSeconds = t; }
     }
     bottleneckSeconds[worst] += seconds;
   };
 
-  const prefill = costModel.layer("prefill", s, terms);
-  const fillSeconds = prefill.weights.seconds.h2d.evaluate(values) + prefill.weights.seconds.diskRead.evaluate(values);
-  const prefillLayerSeconds = layerSeconds(layerTimeBounds(prefill, settings), values);
-  const prefillSeconds = fillSeconds + L * prefillLayerSeconds + headSeconds;
-  addStep(busy, bytes, prefill.weights, values, L);
-  addStep(busy, bytes, prefill.batch, values, L * settings.nb);
-  addStep(busy, bytes, head, values, 1);
-  creditBottleneck(prefill, L * prefillLayerSeconds);
+  // Hidden states crossing between CPU- and GPU-computed layers, in sequence with the layers.
+  const crossings = deviceCrossings(groups);
+  const crossingSeconds = (tokens: number) => {
+    let seconds = 0;
+    for (const link of crossings) {
+      const moved = tokens * model.hiddenSize * 2;
+      const t = link === "h2d" ? moved / rates.h2dBytesPerSecond + rates.h2dLatencySeconds : moved / rates.d2hBytesPerSecond + rates.d2hLatencySeconds;
+      busy[link] += nb * t;
+      bytes[link] += nb * moved;
+      bottleneckSeconds[link] += nb * t;
+      seconds += nb * t;
+    }
+    return seconds;
+  };
 
+  /** Wall seconds of every layer at one token step, with busy time, traffic and bottleneck credited. */
+  const layersSeconds = (phase: "prefill" | "decode", context: number) => {
+    let seconds = 0;
+    for (const g of groups) {
+      const step = g.costModel.layer(phase, context, g.terms);
+      const layerWall = layerSeconds(layerTimeBounds(step, g.settings), g.values);
+      seconds += g.layers * layerWall;
+      addStep(busy, bytes, step.weights, g.values, g.layers);
+      addStep(busy, bytes, step.batch, g.values, g.layers * nb);
+      creditBottleneck(step, g.values, g.layers * layerWall);
+    }
+    addStep(busy, bytes, head, first.values, 1);
+    return seconds + crossingSeconds(phase === "prefill" ? policy.gpuBatchSize * s : policy.gpuBatchSize);
+  };
+
+  const firstWeights = first.costModel.layer("prefill", s, first.terms).weights;
+  const fillSeconds = firstWeights.seconds.h2d.evaluate(first.values) + firstWeights.seconds.diskRead.evaluate(first.values);
+  const prefillSeconds = fillSeconds + layersSeconds("prefill", s) + headSeconds;
   let decodeSeconds = 0;
-  for (let i = 1; i < n; i++) {
-    const step = costModel.layer("decode", s + i, terms);
-    const stepLayerSeconds = layerSeconds(layerTimeBounds(step, settings), values);
-    decodeSeconds += L * stepLayerSeconds + headSeconds;
-    addStep(busy, bytes, step.weights, values, L);
-    addStep(busy, bytes, step.batch, values, L * settings.nb);
-    addStep(busy, bytes, head, values, 1);
-    creditBottleneck(step, L * stepLayerSeconds);
-  }
+  for (let i = 1; i < n; i++) decodeSeconds += layersSeconds("decode", s + i) + headSeconds;
   const bottleneck = RESOURCES.reduce((a, r) => (bottleneckSeconds[r] > bottleneckSeconds[a] ? r : a), "gpu" as Resource);
 
-  const memory = costModel.memory(terms);
-  const peakBytes = {
-    gpu: Math.max(...memory.gpu.map((e) => e.evaluate(values))),
-    cpu: Math.max(...memory.cpu.map((e) => e.evaluate(values))),
-    disk: memory.disk.evaluate(values),
+  // Each group's layers hold their own weights and KV; buffers, embeddings and working space are
+  // shared, so they count once, at the largest any group needs.
+  const memories = groups.map((g) => ({ all: g.costModel.memory(g.terms, g.layers), shared: g.costModel.memory(g.terms, 0), values: g.values }));
+  const tierPeak = (pick: (m: ReturnType<StepCostModel["memory"]>) => Affine[]) => {
+    const phases = pick(memories[0]!.all).length;
+    let peak = 0;
+    for (let i = 0; i < phases; i++) {
+      let own = 0;
+      let shared = 0;
+      for (const m of memories) {
+        const sharedBytes = pick(m.shared)[i]!.evaluate(m.values);
+        own += pick(m.all)[i]!.evaluate(m.values) - sharedBytes;
+        shared = Math.max(shared, sharedBytes);
+      }
+      peak = Math.max(peak, own + shared);
+    }
+    return peak;
   };
+  const peakBytes = { gpu: tierPeak((m) => m.gpu), cpu: tierPeak((m) => m.cpu), disk: tierPeak((m) => [m.disk]) };
   const capacityBytes = rates.capacityBytes;
   const infeasibleReasons: string[] = [];
   for (const tier of ["gpu", "cpu", "disk"] as const) {

@@ -124,7 +124,7 @@ export function realizePlacement(model: ModelSpec, policy: Policy): RealizedPlac
   const weights = { gpu: params.gpu / totalParams, cpu: params.cpu / totalParams, disk: params.disk / totalParams };
   const embedding = { gpu: 0, cpu: 0, disk: 0 };
   let headBufferBytes = 0;
-  for (const { tensor, tier } of placeTensors(embeddingTensors(model), weights)) {
+  for (const { tensor, tier } of placeTensors(embeddingTensors(model), policy.embeddings ?? weights)) {
     const stored = storedTensorBytes(tensor, model, policy.compressWeight);
     embedding[tier] += stored;
     if (tier !== "gpu") headBufferBytes += tensor.name === "embed_tokens" || tensor.name === "lm_head" ? Math.min(stored, 2 * HEAD_CHUNK_BYTES) : stored;
@@ -145,8 +145,18 @@ export function realizePlacement(model: ModelSpec, policy: Policy): RealizedPlac
   };
 }
 
-/** The policy with its placement replaced by what the runtime will allocate. */
+/**
+ * The policy with its placement replaced by what the runtime will allocate. Layer groups are realized
+ * one by one, `weights` becomes their average by parameters, and the embeddings keep the placement they
+ * were given (or had under the policy's average).
+ */
 export function realizedPolicy(model: ModelSpec, policy: Policy): Policy {
   const r = realizePlacement(model, policy);
-  return { ...policy, weights: r.weights, cache: r.cache, activations: r.activations };
+  const realized = { ...policy, weights: r.weights, cache: r.cache, activations: r.activations };
+  if (!policy.layerGroups) return realized;
+  const { layerGroups: _groups, ...uniform } = policy;
+  const groups = policy.layerGroups.map((g) => ({ ...g, weights: realizePlacement(model, { ...uniform, weights: g.weights }).weights }));
+  const layers = groups.reduce((sum, g) => sum + g.layers, 0);
+  const average = (tier: Tier) => groups.reduce((sum, g) => sum + g.layers * g.weights[tier], 0) / layers;
+  return { ...realized, layerGroups: groups, weights: { gpu: average("gpu"), cpu: average("cpu"), disk: average("disk") }, embeddings: policy.embeddings ?? policy.weights };
 }

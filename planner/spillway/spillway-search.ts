@@ -38,6 +38,19 @@ export interface SpillwaySearchInput {
   readonly maxGbs?: number;
   /** Largest block (gbs x nb: sequences in flight) considered, e.g. the number of prompts a user has. */
   readonly maxBlock?: number;
+  /** Called for every LP point solved to optimality (the search landscape), before any realizing or repair. */
+  readonly onCandidate?: (c: LpCandidate) => void;
+}
+
+/** One LP point of the search: a family of discrete choices at one (gbs, nb), with the LP's throughput estimate. */
+export interface LpCandidate {
+  readonly gbs: number;
+  readonly nb: number;
+  readonly compressWeight: boolean;
+  readonly compressCache: boolean;
+  readonly cpuAttention: boolean;
+  readonly activationTier: string;
+  readonly lpThroughputTokensPerSecond: number;
 }
 
 export interface SpillwaySearchResult {
@@ -195,6 +208,7 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
         if (solution.status !== "optimal") return undefined;
         const secondsPerSequence = solution.objective;
         const lpThroughput = input.workload.genLen / secondsPerSequence;
+        input.onCandidate?.({ gbs, nb, compressWeight: family.compressWeight, compressCache: family.compressCache, cpuAttention: family.cpuAttention, activationTier: family.activationTier, lpThroughputTokensPerSecond: lpThroughput });
         const policy = policyOf(family, gbs, nb, solution.values, input);
         return { lpThroughput, policy };
       };

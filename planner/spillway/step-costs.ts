@@ -7,6 +7,7 @@
  * FLOPs over peak and bytes over memory bandwidth) plus a launch latency.
  */
 import { kvDim, type ModelSpec } from "../../core/model-spec.js";
+import type { ComputeDevice } from "../../core/policy.js";
 import type { Workload } from "../../core/workload.js";
 import type { Affine, VariableSpace } from "../lp/affine.js";
 import { COMPRESSED_FRACTION_OF_FP16 } from "./compression.js";
@@ -31,6 +32,11 @@ export interface CostSettings {
   readonly pinWeight: boolean;
   readonly overlap: boolean;
   readonly schedule: Schedule;
+  /**
+   * Where the layer computes (default GPU). A CPU layer reads its weights and KV in place from host
+   * memory: no weight or KV traffic, every kernel on the CPU at its roofline.
+   */
+  readonly compute?: ComputeDevice;
 }
 
 /** Placement fractions as affine expressions (LP variables, or constants for a realized placement). */
@@ -97,6 +103,20 @@ export class StepCostModel {
     return this.space.constant(0);
   }
 
+  private get onCpu(): boolean {
+    return this.settings.compute === "cpu";
+  }
+
+  /**
+   * A CPU GEMM: the roofline of the CPU's fp32 FLOP/s and memory bandwidth over the stored weights
+   * (fp16, or 4-bit groups dequantised in registers as llama.cpp's Q4 kernels do).
+   */
+  cpuGemmSeconds(tokens: number, k: number, n: number): number {
+    const r = this.rates;
+    const weightBytes = k * n * 2 * (this.settings.compressWeight ? COMPRESSED_FRACTION_OF_FP16 : 1);
+    return Math.max((2 * tokens * k * n) / r.cpuFlopsPerSecond, (weightBytes + 2 * tokens * (k + n)) / r.cpuMemoryBytesPerSecond);
+  }
+
   /**
    * Time of one GEMM: tokens x k times k x n, fp16 weights of k*n read once. The profile's measured
    * GEMM curve where it has one, else the roofline.
@@ -111,25 +131,43 @@ export class StepCostModel {
 
   /** GPU seconds of the dense part of a layer (projections, FFN, norms, residuals) for one batch. */
   denseGpuSeconds(tokens: number): number {
-    const { h, kv, f } = this;
     const r = this.rates;
-    let seconds = this.gemmSeconds(tokens, h, h + 2 * kv) + this.gemmSeconds(tokens, h, h);
+    return this.denseSeconds(tokens, (t, k, n) => this.gemmSeconds(t, k, n), r.gpuFlopsPerSecond, r.gpuMemoryBytesPerSecond, r.kernelLaunchSeconds);
+  }
+
+  /** CPU seconds of the same dense part, for layers computed on the CPU (no launch latency). */
+  denseCpuSeconds(tokens: number): number {
+    const r = this.rates;
+    return this.denseSeconds(tokens, (t, k, n) => this.cpuGemmSeconds(t, k, n), r.cpuFlopsPerSecond, r.cpuMemoryBytesPerSecond, 0);
+  }
+
+  private denseSeconds(tokens: number, gemm: (tokens: number, k: number, n: number) => number, flopsPerSecond: number, memoryBytesPerSecond: number, launchSeconds: number): number {
+    const { h, kv, f } = this;
+    let seconds = gemm(tokens, h, h + 2 * kv) + gemm(tokens, h, h);
     const moe = this.model.moe;
     if (moe) {
       const touched = moe.numExperts * (1 - (1 - moe.expertsPerToken / moe.numExperts) ** tokens);
       const flops = 2 * tokens * moe.expertsPerToken * 3 * h * f;
       const bytes = touched * 3 * h * f * 2 + 2 * tokens * moe.expertsPerToken * (2 * h + 3 * f);
-      seconds += Math.max(flops / r.gpuFlopsPerSecond, bytes / r.gpuMemoryBytesPerSecond) + touched * 3 * r.kernelLaunchSeconds;
-      seconds += this.gemmSeconds(tokens, h, moe.numExperts);
+      seconds += Math.max(flops / flopsPerSecond, bytes / memoryBytesPerSecond) + touched * 3 * launchSeconds;
+      seconds += gemm(tokens, h, moe.numExperts);
     } else if (this.model.ffnKind === "swiglu") {
-      seconds += this.gemmSeconds(tokens, h, 2 * f) + this.gemmSeconds(tokens, f, h);
+      seconds += gemm(tokens, h, 2 * f) + gemm(tokens, f, h);
     } else {
-      seconds += this.gemmSeconds(tokens, h, f) + this.gemmSeconds(tokens, f, h);
+      seconds += gemm(tokens, h, f) + gemm(tokens, f, h);
     }
     // Norms, residual adds, bias and activation: memory-bound elementwise passes, eight launches.
     const elementwiseBytes = tokens * (10 * h + 4 * f) * 2;
-    seconds += elementwiseBytes / r.gpuMemoryBytesPerSecond + 8 * r.kernelLaunchSeconds;
+    seconds += elementwiseBytes / memoryBytesPerSecond + 8 * launchSeconds;
     return seconds;
+  }
+
+  /** CPU attention seconds per sequence over the prompt (prefill of a CPU-computed layer). */
+  cpuPrefillAttentionSecondsPerSequence(): number {
+    const { h, nh } = this;
+    const r = this.rates;
+    const s = this.workload.promptLen;
+    return Math.max((4 * s * s * h) / r.cpuFlopsPerSecond, (4 * nh * s * s * 4 + 4 * s * h * 4) / r.cpuMemoryBytesPerSecond);
   }
 
   /** GPU attention seconds per sequence (prefill over the prompt, or one decode step over `context`). */
@@ -173,7 +211,13 @@ export class StepCostModel {
     return { weights: this.weightLoad(p), batch: this.batchStep(phase, context, p) };
   }
 
+  private none(): StepCosts {
+    const z = this.zero();
+    return { seconds: { gpu: z, cpu: z, h2d: z, d2h: z, diskRead: z, diskWrite: z }, bytes: { h2d: z, d2h: z, diskRead: z, diskWrite: z } };
+  }
+
   private weightLoad(p: PlacementTerms): StepCosts {
+    if (this.onCpu) return this.none();
     const r = this.rates;
     const c = this.constants;
     const W = c.layerStoredBytes;
@@ -199,7 +243,17 @@ export class StepCostModel {
     };
   }
 
+  /** One batch through a CPU-computed layer: every kernel on the CPU, weights and KV read in place. */
+  private cpuBatchStep(phase: Phase, context: number): StepCosts {
+    const gbs = this.settings.gbs;
+    const tokens = phase === "prefill" ? gbs * this.workload.promptLen : gbs;
+    const attention = phase === "prefill" ? this.cpuPrefillAttentionSecondsPerSequence() : this.cpuAttentionSecondsPerSequence(context);
+    const steps = this.none();
+    return { ...steps, seconds: { ...steps.seconds, cpu: this.space.constant(this.denseCpuSeconds(tokens) + gbs * attention) } };
+  }
+
   private batchStep(phase: Phase, context: number, p: PlacementTerms): StepCosts {
+    if (this.onCpu) return this.cpuBatchStep(phase, context);
     const r = this.rates;
     const { h, kv } = this;
     const { gbs, cpuAttention, activationTier } = this.settings;
@@ -309,24 +363,34 @@ export class StepCostModel {
     return this.rates.workingBytesPerValue * layerWorkingValues(this.model, gbs, tokensPerSequence, context) + gbs * this.model.vocabSize * 4;
   }
 
-  /** Peak bytes on each tier (GPU and CPU for both phases; the larger one is the peak). */
-  memory(p: PlacementTerms): { gpu: Affine[]; cpu: Affine[]; disk: Affine } {
+  /**
+   * Peak bytes on each tier (GPU and CPU for both phases; the larger one is the peak) with `layerCount`
+   * layers of this placement (default: every layer). Terms that do not scale with the layer count
+   * (buffers, embeddings, working space) are those at `layerCount` 0.
+   */
+  memory(p: PlacementTerms, layerCount = this.model.numLayers): { gpu: Affine[]; cpu: Affine[]; disk: Affine } {
     const { h, kv, nh } = this;
-    const { gbs, nb, activationTier, cpuAttention, compressCache, compressWeight, pinWeight } = this.settings;
+    const { gbs, nb, activationTier, compressCache, pinWeight } = this.settings;
+    const onCpu = this.onCpu;
+    // A CPU layer streams nothing to the GPU and attends on the CPU.
+    const cpuAttention = this.settings.cpuAttention || onCpu;
+    const compressWeight = this.settings.compressWeight && !onCpu;
     const { promptLen: s, genLen: n } = this.workload;
-    const L = this.model.numLayers;
+    const L = layerCount;
     const c = this.constants;
     const W = c.layerStoredBytes;
     const cf = this.cacheFactor;
     const kvPerSequence = 2 * (s + n) * kv * 2 * cf; // one layer, whole sequence, as stored
     const kvFp16PerSequence = 2 * (s + n) * kv * 2;
     const offCache = p.cc.plus(p.cd);
-    const working = (tokensPerSequence: number, context: number) => this.workingBytes(tokensPerSequence, context);
     const zero = this.space.constant(0);
+    const working = (tokensPerSequence: number, context: number) => this.space.constant(this.workingBytes(tokensPerSequence, context));
+    const gpuWorking = onCpu ? () => zero : working;
+    const cpuWorking = onCpu ? working : () => zero;
     const gpuCommon = p.wg.times(L * W).plus(
       p.embedding.gpu,
       p.headBuffer, // off-GPU norms whole, the off-GPU token table streamed in two chunks
-      p.wc.plus(p.wd).times(2 * W), // double buffer for off-GPU layer weights
+      onCpu ? zero : p.wc.plus(p.wd).times(2 * W), // double buffer for off-GPU layer weights
       this.space.constant(compressWeight ? c.layerParams * 2 : 0), // one dequantised layer
       p.cg.times(L * nb * gbs * kvPerSequence),
     );
@@ -336,14 +400,15 @@ export class StepCostModel {
     };
     const kvStagingGpu = cpuAttention ? zero : offCache.times(2 * gbs * kvFp16PerSequence);
     const kvDequantGpu = compressCache ? p.cg.times(gbs * kvFp16PerSequence) : zero;
-    const gpuPrefill = gpuCommon.plus(activation(s), offCache.times(gbs * 2 * s * kv * 2), this.space.constant(working(s, s)));
-    const gpuDecode = gpuCommon.plus(activation(1), kvStagingGpu, kvDequantGpu, this.space.constant(working(1, s + n)));
+    const prefillStaging = onCpu ? zero : offCache.times(gbs * 2 * s * kv * 2);
+    const gpuPrefill = gpuCommon.plus(activation(s), prefillStaging, gpuWorking(s, s));
+    const gpuDecode = gpuCommon.plus(activation(1), kvStagingGpu, kvDequantGpu, gpuWorking(1, s + n));
 
     const cpuCommon = p.wc.times(L * W).plus(
       p.embedding.cpu,
       p.wd.times(2 * W), // pinned staging for disk weights
       p.embedding.disk,
-      pinWeight || this.rates.h2dPageableBytesPerSecond !== undefined ? zero : p.wc.times(2 * W),
+      pinWeight || onCpu || this.rates.h2dPageableBytesPerSecond !== undefined ? zero : p.wc.times(2 * W),
       p.cc.times(L * nb * gbs * kvPerSequence),
     );
     const cpuActivation = (tokensPerSequence: number) => {
@@ -355,8 +420,8 @@ export class StepCostModel {
     const cpuAttentionWorking = cpuAttention
       ? offCache.times(gbs * (nh * (s + n) * 4 * 2 + (compressCache ? 2 * (s + n) * kv * 4 : 0)))
       : zero;
-    const cpuPrefill = cpuCommon.plus(cpuActivation(s), p.cd.times(2 * gbs * kvPerSequence));
-    const cpuDecode = cpuCommon.plus(cpuActivation(1), p.cd.times(2 * gbs * kvPerSequence), cpuAttentionWorking);
+    const cpuPrefill = cpuCommon.plus(cpuActivation(s), p.cd.times(2 * gbs * kvPerSequence), cpuWorking(s, s));
+    const cpuDecode = cpuCommon.plus(cpuActivation(1), p.cd.times(2 * gbs * kvPerSequence), cpuAttentionWorking, cpuWorking(1, s + n));
     const disk = p.wd.times(L * W).plus(
       p.embedding.disk,
       p.cd.times(L * nb * gbs * kvPerSequence),
