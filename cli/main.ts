@@ -19,6 +19,7 @@ import { compareRuns, formatComparison } from "./compare.js";
 import { baselines } from "../planner/baselines.js";
 import { baselineJson, formatBaselines } from "./format-baselines.js";
 import { runSynthWeights } from "./synth-weights-command.js";
+import { type ReportArgs, runReport } from "./report-command.js";
 import { run } from "../runtime/run.js";
 import { defaultCapacities, measureCpuBackend, profileFromSamples, samplesFromCsv, samplesToCsv } from "../runtime/profile-cpu.js";
 import { Presets, SingleBar } from "cli-progress";
@@ -211,7 +212,7 @@ export function buildCli(args: string[]): Argv {
     .usage("$0 <command> [options]\n\nPlan, simulate and run large language models on GPUs too small for them.")
     .command("plan", "choose (or score) an offloading policy and predict its throughput", (y) =>
       planOptions(y)
-        .option("compare", { type: "boolean", default: false, describe: "also score the baselines users would otherwise pick (deepspeed-zero, flexgen) with the same cost model" })
+        .option("compare", { type: "boolean", default: false, describe: "also score the baselines users would otherwise pick (accelerate, deepspeed-zero, llama.cpp, flexgen) with the same cost model" })
         .example("$0 plan", "OPT-175B on a T4 with the Spillway cost model")
         .example("$0 plan --compare", "beside ZeRO-Inference's and FlexGen's choices")
         .example("$0 plan --model opt-30b --cost-model flexgen --json", "FlexGen's own LP search")
@@ -264,11 +265,21 @@ export function buildCli(args: string[]): Argv {
         .option("json", { type: "boolean", default: false })
         .example("$0 synth-weights --model opt-125m --out weights/opt-125m", "about 250 MB"),
     (argv) => runSynthWeights(argv as unknown as { model: string; out: string; seed: string | undefined; json: boolean }))
+    .command("report [inputs..]", "charts (SVG, PNG, Vega-Lite) and an HTML page for a plan, traces and a comparison; with no inputs, for the default plan", (y) =>
+      y.positional("inputs", { type: "string", array: true, describe: "plan JSON (plan --out), trace files (simulate/run --trace), a comparison (compare --json); none: the default plan" })
+        .option("out", { type: "string", demandOption: true, describe: "folder to write the charts and index.html into (made if missing)" })
+        .option("hardware", { type: "string", describe: "profile name or path (default: the plan's, or t4)" })
+        .option("quiet", { type: "boolean", default: false, describe: "no progress lines on stderr" })
+        .option("json", { type: "boolean", default: false, describe: "print a JSON summary of the files written" })
+        .example("$0 report --out report", "OPT-175B on a T4: placement, search landscape, frontier, baselines, simulated timeline and memory")
+        .example("$0 plan --model opt-30b --out p.json && $0 simulate p.json --trace t.json && $0 report p.json t.json --out r", "a plan and its simulated trace")
+        .example("$0 report run-trace.json compare.json --out r --json", "a measured run's trace and a comparison (compare --json)"),
+    (argv) => runReport(argv as unknown as ReportArgs))
     .command("models", "list the model catalogue", (y) => y.option("json", { type: "boolean", default: false }).example("$0 models --json", "as JSON"),
       (argv) => { process.stdout.write(listModels(Boolean(argv.json)) + "\n"); })
     .command("hardware", "list the shipped hardware profiles", (y) => y.option("json", { type: "boolean", default: false }).example("$0 hardware", "names, GPUs and capacities"),
       (argv) => { process.stdout.write(listHardware(Boolean(argv.json)) + "\n"); })
-    .demandCommand(1, "name a command: plan, simulate, run, profile, synth-weights, models or hardware")
+    .demandCommand(1, "name a command: plan, simulate, run, compare, report, profile, synth-weights, models or hardware")
     .strict()
     .help()
     .alias("help", "h")

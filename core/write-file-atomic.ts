@@ -2,7 +2,7 @@ import { renameSync, rmSync, writeFileSync } from "node:fs";
 import { InputError } from "./input-error.js";
 
 /** Writes a file so that a reader never sees it half-written and an existing file is replaced only once the new one is complete. */
-export function writeFileAtomic(path: string, content: string): void {
+export function writeFileAtomic(path: string, content: string | Uint8Array): void {
   const temporary = `${path}.tmp-${process.pid}`;
   try {
     writeFileSync(temporary, content);
