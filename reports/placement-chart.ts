@@ -33,7 +33,11 @@ export function placementRows(plan: PlacementInput): { data: string; tier: strin
 export function placementChart(plan: PlacementInput): TopLevelSpec {
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: { text: `Where ${plan.modelSpec.name} lives`, subtitle: `${plan.policy.gpuBatchSize} x ${plan.policy.numGpuBatches} sequences, prompt ${plan.workload.promptLen}, ${plan.workload.genLen} generated` },
+    title: {
+      text: `Where ${plan.modelSpec.name} lives`,
+      subtitle: `${plan.policy.gpuBatchSize} x ${plan.policy.numGpuBatches} sequences, prompt ${plan.workload.promptLen}, ${plan.workload.genLen} generated` +
+        (plan.policy.compressWeight || plan.policy.compressCache ? `; 4-bit ${[plan.policy.compressWeight ? "weights" : "", plan.policy.compressCache ? "KV cache" : ""].filter(Boolean).join(" and ")}` : ""),
+    },
     width: 420,
     height: 150,
     data: { values: placementRows(plan) },
@@ -41,7 +45,10 @@ export function placementChart(plan: PlacementInput): TopLevelSpec {
     encoding: {
       y: { field: "data", type: "nominal", title: null, sort: ["weights", "KV cache", "activations"] },
       x: { field: "gib", type: "quantitative", title: "GiB", stack: "zero" },
-      color: { field: "tier", type: "nominal", title: "tier", scale: { domain: [...TIER_ORDER], range: TIER_ORDER.map((t) => TIER_COLOURS[t]) } },
+      color: {
+        field: "tier", type: "nominal", title: "tier", scale: { domain: [...TIER_ORDER], range: TIER_ORDER.map((t) => TIER_COLOURS[t]) },
+        legend: { labelExpr: "datum.label === 'disk' ? 'disk' : upper(datum.label)" },
+      },
       tooltip: [{ field: "data" }, { field: "tier" }, { field: "gib", format: ".2f", title: "GiB" }],
     },
   } as TopLevelSpec;
