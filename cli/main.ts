@@ -12,6 +12,10 @@ import { writeFileAtomic } from "../core/write-file-atomic.js";
 import { GIB } from "../core/units.js";
 import { resolveModel } from "../models/resolve-model.js";
 import { plan, PlanError, type FixedPolicy, type Plan } from "../planner/plan.js";
+import type { FixedExperts } from "../planner/moe/moe-search.js";
+import { EXPERT_BITS, type ExpertBits } from "../core/expert-policy.js";
+import type { ModelSpec } from "../core/model-spec.js";
+import { MODEL_CATALOGUE } from "../models/catalogue.js";
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import { formatPlan } from "./format-plan.js";
 import { formatRun, formatSimulation } from "./format-simulation.js";
@@ -57,12 +61,51 @@ function planOptions(y: Argv) {
     .option("cpu-attention", { type: "boolean", describe: "decode attention over off-GPU KV on the CPU (default: searched)" })
     .option("overlap", { type: "boolean", default: true, describe: "overlap I/O and compute (--no-overlap to turn off)" })
     .option("pin-weight", { type: "boolean", default: true, describe: "keep CPU weights in pinned memory (--no-pin-weight to turn off)" })
+    .option("batch-size", { type: "string", describe: "MoE: fix the batch (1: latency mode; default: searched)" })
+    .option("expert-cache", { type: "string", describe: "MoE: fix the expert slots per layer on the GPU" })
+    .option("expert-bits", { type: "string", describe: "MoE: routed experts' precision, 16, 8, 4, 3 or 2 (default: searched over 16, 8, 4)" })
+    .option("attention-bits", { type: "string", describe: "MoE: precision of attention, routers and shared experts, 16, 8, 4, 3 or 2" })
+    .option("prefetch-experts", { type: "string", describe: "MoE: speculatively prefetch this many experts per layer (0: none)" })
+    .option("prefetch-layers", { type: "string", describe: "MoE: ... this many layers ahead" })
+    .option("expert-compute", { choices: ["gpu", "cpu", "auto"] as const, describe: "MoE: where missed experts compute (auto: CPU for few tokens)" })
+    .option("expert-eviction", { choices: ["lru", "lfu", "static"] as const, describe: "MoE: expert-cache eviction" })
+    .option("pregated", { type: "boolean", describe: "MoE: pre-gated routing (needs a model trained with pre-gates)" })
+    .option("dense-experts", { type: "boolean", default: false, describe: "MoE: place experts like any tensor (FlexGen style) instead of caching them" })
     .option("json", { type: "boolean", default: false, describe: "print the plan as JSON" })
     .option("out", { type: "string", describe: "also write the plan JSON to this file" })
     .option("quiet", { type: "boolean", default: false, describe: "print nothing but errors (with --out)" });
 }
 
 type PlanArgs = Awaited<ReturnType<ReturnType<typeof planOptions>["parseAsync"]>>;
+
+const EXPERT_FLAGS = ["batch-size", "expert-cache", "expert-bits", "attention-bits", "prefetch-experts", "prefetch-layers", "expert-compute", "expert-eviction", "pregated"] as const;
+
+/** The MoE policy flags as fixed parts of the search; undefined when none is given. */
+function expertFlags(argv: PlanArgs, model: ModelSpec): FixedExperts | undefined {
+  const given = EXPERT_FLAGS.filter((f) => argv[f] !== undefined);
+  if (given.length === 0) return undefined;
+  if (!model.moe) throw new InputError(`--${given[0]}`, undefined, `${model.name} is not a Mixture-of-Experts model; the expert flags apply to MoE models (${MODEL_CATALOGUE.filter((m) => m.moe).map((m) => m.name).join(", ")})`);
+  if (argv["dense-experts"]) throw new InputError(`--${given[0]}`, undefined, "conflicts with --dense-experts, which places experts like any tensor");
+  const E = model.moe.numExperts;
+  const bits = (flag: "expert-bits" | "attention-bits") => {
+    const v = parseNumberFlag(flag, argv[flag], { integer: true });
+    if (v !== undefined && !(EXPERT_BITS as readonly number[]).includes(v)) throw new InputError(`--${flag}`, undefined, `expected one of ${EXPERT_BITS.join(", ")}, got ${v}`);
+    return v as ExpertBits | undefined;
+  };
+  const fixedExperts: FixedExperts = {
+    batchSize: parseNumberFlag("batch-size", argv["batch-size"], { min: 1, integer: true }),
+    cacheSize: parseNumberFlag("expert-cache", argv["expert-cache"], { min: 0, max: E, integer: true }),
+    bits: bits("expert-bits"),
+    attentionBits: bits("attention-bits"),
+    prefetchExperts: parseNumberFlag("prefetch-experts", argv["prefetch-experts"], { min: 0, max: E, integer: true }),
+    prefetchLayers: parseNumberFlag("prefetch-layers", argv["prefetch-layers"], { min: 1, max: model.numLayers - 1, integer: true }),
+    compute: argv["expert-compute"],
+    eviction: argv["expert-eviction"],
+    pregated: argv.pregated,
+  };
+  if (fixedExperts.pregated && (fixedExperts.prefetchExperts ?? 0) > 0) throw new InputError("--pregated", undefined, "pre-gated routing already prefetches the exact experts: drop --prefetch-experts");
+  return Object.fromEntries(Object.entries(fixedExperts).filter(([, v]) => v !== undefined)) as FixedExperts;
+}
 
 async function planFromArgs(argv: PlanArgs): Promise<{ result: Plan; hardware: HardwareProfile }> {
   const model = resolveModel(argv.model);
@@ -97,9 +140,11 @@ async function planFromArgs(argv: PlanArgs): Promise<{ result: Plan; hardware: H
   if (argv["cost-model"] === "flexgen" && argv["compress-cache"]) {
     throw new InputError("--compress-cache", undefined, "FlexGen's cost model does not model KV compression; use --cost-model spillway");
   }
+  const experts = expertFlags(argv, model);
   const result = await plan({
     model, hardware, workload: { promptLen, genLen }, costModel: argv["cost-model"], schedule: argv.schedule,
     ...(alpha !== undefined ? { alpha } : {}), ...(maxBlock !== undefined ? { maxBlock } : {}), fixed,
+    ...(argv["dense-experts"] ? { moe: "dense" as const } : {}), ...(experts ? { experts } : {}),
   });
   return { result: { ...result, hardwareSource: argv.hardware === "-" ? hardware.name : argv.hardware }, hardware };
 }

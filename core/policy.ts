@@ -2,6 +2,7 @@
  * An offloading policy in FlexGen's space: GPU batch size × number of GPU batches per block, where
  * weights, KV cache and activations live, compression and CPU attention.
  */
+import { type ExpertPolicy, parseExpertPolicy } from "./expert-policy.js";
 import { describeValue } from "./input-error.js";
 import { asObject, child, type FieldContext, fail, readBoolean, readEnum, readNumber, readObject, rejectUnknownKeys } from "./fields.js";
 
@@ -52,6 +53,11 @@ export interface Policy {
   readonly layerGroups?: readonly LayerGroup[];
   /** Where embeddings, final norm and LM head live; absent: by the midpoint rule over `weights`. */
   readonly embeddings?: Placement;
+  /**
+   * Mixture-of-Experts models: how routed experts are cached, prefetched and computed. With it, `weights`
+   * summarises where all weights are (experts' home copies included) and `cache` is the KV split.
+   */
+  readonly experts?: ExpertPolicy;
 }
 
 export const PLACEMENT_TOLERANCE = 1e-6;
@@ -98,6 +104,7 @@ export function parsePolicy(data: unknown, ctx: FieldContext): Policy {
   const o = asObject(data, ctx);
   const layerGroups = o.layerGroups === undefined ? undefined : readLayerGroups(o, ctx);
   const embeddings = o.embeddings === undefined ? undefined : readPlacement(o, "embeddings", ctx);
+  const experts = o.experts === undefined ? undefined : parseExpertPolicy(o.experts, child(ctx, "experts"));
   return {
     gpuBatchSize: readNumber(o, "gpuBatchSize", ctx, { min: 1, integer: true }),
     numGpuBatches: readNumber(o, "numGpuBatches", ctx, { min: 1, integer: true }),
@@ -111,6 +118,7 @@ export function parsePolicy(data: unknown, ctx: FieldContext): Policy {
     pinWeight: readBoolean(o, "pinWeight", ctx, true),
     ...(layerGroups ? { layerGroups } : {}),
     ...(embeddings ? { embeddings } : {}),
+    ...(experts ? { experts } : {}),
   };
 }
 

@@ -15,6 +15,10 @@ import { evaluatePolicy, type Prediction } from "./spillway/evaluate-policy.js";
 import { realizedPolicy } from "./spillway/realize-placement.js";
 import { hardwareRates } from "./spillway/hardware-rates.js";
 import { type LpCandidate, searchSpillway } from "./spillway/spillway-search.js";
+import type { ExpertFigures } from "./moe/evaluate-moe-policy.js";
+import { type FixedExperts, searchMoe } from "./moe/moe-search.js";
+import { defaultRoutingProfile } from "./moe/default-routing.js";
+import type { RoutingProfile } from "./moe/routing-profile.js";
 import type { Resource, Schedule } from "./spillway/step-costs.js";
 
 export type CostModelName = "spillway" | "flexgen";
@@ -50,6 +54,16 @@ export interface PlanRequest {
   readonly maxBlock?: number;
   /** Observes every LP point the Spillway search solves (for the search-landscape chart); Spillway model, searched policies only. */
   readonly onCandidate?: (c: LpCandidate) => void;
+  /**
+   * Mixture-of-Experts models: "experts" (default) plans expert caching, prefetch and CPU experts
+   * (policy.experts); "dense" places every expert like any other tensor, FlexGen style. A fixed
+   * `percent` implies "dense".
+   */
+  readonly moe?: "experts" | "dense";
+  /** Fixed parts of the MoE policy (batch size, cache slots, bits, prefetch, compute, eviction). */
+  readonly experts?: FixedExperts;
+  /** Routing statistics for the expert-cache hit rates (default: the model's synthetic trace). */
+  readonly routing?: RoutingProfile;
 }
 
 export interface PlanPrediction {
@@ -64,6 +78,10 @@ export interface PlanPrediction {
   /** Busy seconds per resource over the run (Spillway model), or per-layer term seconds (FlexGen model). */
   readonly busySeconds: Readonly<Record<string, number>>;
   readonly bottleneck: string;
+  /** MoE plans: expected expert-cache behaviour per layer and decode step. */
+  readonly experts?: ExpertFigures;
+  /** MoE plans: seconds per decode step (one token for each sequence of the batch). */
+  readonly decodeSecondsPerToken?: number;
 }
 
 export interface Plan {
@@ -125,7 +143,51 @@ export function flexgenArgs(model: ModelSpec, policy: Policy): string {
   return args.join(" ");
 }
 
+function planMoe(request: PlanRequest): Plan {
+  const { model, hardware, workload } = request;
+  const rates = hardwareRates(hardware);
+  const started = performance.now();
+  const routing = request.routing ?? defaultRoutingProfile(model);
+  const result = searchMoe(model, rates, workload, routing, request.experts ?? {});
+  if (!result.best) {
+    throw new PlanError(`no MoE policy fits ${model.name} (${formatBytes(totalWeightBytes(model))} of weights) with prompt ${workload.promptLen} + ${workload.genLen} tokens into GPU ${formatBytes(rates.capacityBytes.gpu)}, CPU ${formatBytes(rates.capacityBytes.cpu)}, disk ${formatBytes(rates.capacityBytes.disk)}${request.experts && Object.keys(request.experts).length ? " with the fixed settings given" : ""}: everything but the routed experts must fit on the GPU`);
+  }
+  const { policy, prediction } = result.best;
+  const x = policy.experts!;
+  const notes = [
+    `routed experts: ${x.cacheSize} of ${model.moe!.numExperts} per layer cached on the GPU (${x.eviction}), the rest in ${x.offloadTier === "cpu" ? "host memory" : "disk"} at ${x.bits} bits; attention, routers and embeddings resident at ${x.attentionBits} bits`,
+    `expert-cache hit rate from ${routing.source}`,
+  ];
+  return {
+    model: model.name,
+    hardware: hardware.name,
+    costModel: "spillway",
+    schedule: "spillway",
+    workload: { promptLen: workload.promptLen, genLen: workload.genLen },
+    policy,
+    predicted: {
+      throughputTokensPerSecond: prediction.throughputTokensPerSecond,
+      prefillSeconds: prediction.prefillSeconds,
+      decodeSeconds: prediction.decodeSeconds,
+      feasible: prediction.feasible,
+      infeasibleReasons: prediction.infeasibleReasons,
+      peakBytes: prediction.peakBytes,
+      capacityBytes: prediction.capacityBytes,
+      bytes: prediction.bytes,
+      busySeconds: prediction.busySeconds,
+      bottleneck: RESOURCE_NAMES[prediction.bottleneck],
+      experts: prediction.experts,
+      decodeSecondsPerToken: prediction.decodeSecondsPerToken,
+    },
+    search: { lpSolves: 0, elapsedMs: performance.now() - started, exactEvaluations: result.evaluations, lpFallbacks: 0, scored: result.evaluations === 1 },
+    flexgenArgs: "(FlexGen does not run Mixture-of-Experts models)",
+    modelSpec: model,
+    notes,
+  };
+}
+
 function planSpillway(request: PlanRequest): Plan {
+  if (request.model.moe && request.moe !== "dense" && !request.fixed?.percent) return planMoe(request);
   const { model, hardware, workload } = request;
   const schedule = request.schedule ?? "spillway";
   const rates = hardwareRates(hardware);

@@ -8,6 +8,7 @@ import type { ModelSpec } from "../core/model-spec.js";
 import type { Policy } from "../core/policy.js";
 import type { Workload } from "../core/workload.js";
 import { formatBytes } from "../core/units.js";
+import { PlanError } from "../planner/plan.js";
 import { TimelineRecorder } from "./ascii-timeline.js";
 import { ChromeTraceWriter } from "./chrome-trace-writer.js";
 import { Engine, TaskFactory } from "./engine.js";
@@ -149,6 +150,7 @@ export function plannedFigures(plan: PlanToSimulate): PlannedFigures | undefined
 }
 
 export function simulate(plan: PlanToSimulate, profile: HardwareProfile, options: SimulateOptions): SimulationResult {
+  if (plan.policy.experts) throw new PlanError("this is a Mixture-of-Experts plan (policy.experts): its expert caches are replayed on a routing trace, which the stream simulator does not do yet");
   const costs = new PlanCosts(plan.modelSpec, profile, plan.workload, plan.policy, options.schedule);
   const planned = plannedFigures(plan);
   return simulateSchedule(costs, plan.policy.gpuBatchSize, { ...options, ...(planned ? { planned } : {}) });

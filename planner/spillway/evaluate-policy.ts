@@ -9,6 +9,8 @@ import type { ComputeDevice, Policy } from "../../core/policy.js";
 import type { Workload } from "../../core/workload.js";
 import { formatBytes } from "../../core/units.js";
 import { type Affine, VariableSpace } from "../lp/affine.js";
+import { defaultRoutingProfile } from "../moe/default-routing.js";
+import { evaluateMoePolicy } from "../moe/evaluate-moe-policy.js";
 import type { HardwareRates } from "./hardware-rates.js";
 import { layerSeconds, layerTimeBounds } from "./layer-time.js";
 import { type RealizedPlacement, realizePlacement, type Tier } from "./realize-placement.js";
@@ -161,6 +163,8 @@ export function deviceCrossings(groups: readonly { readonly compute: ComputeDevi
 }
 
 export function evaluatePolicy(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, schedule: Schedule = "spillway"): Prediction {
+  // Expert caching and prefetch have their own model (with the model's default routing profile).
+  if (policy.experts) return evaluateMoePolicy(model, rates, workload, policy, defaultRoutingProfile(model));
   const groups = groupCostContexts(model, rates, workload, policy, schedule);
   const first = groups[0]!;
   const nb = policy.numGpuBatches;

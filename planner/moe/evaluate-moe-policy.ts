@@ -1,0 +1,280 @@
+/**
+ * Prediction for a Mixture-of-Experts policy (`policy.experts`): everything but the routed experts is
+ * resident on the GPU; each layer keeps `cacheSize` experts there; a step's touched experts are hits
+ * or misses by the routing profile's expected hit rate; misses are fetched over PCIe (from host memory,
+ * or disk then host) after routing, unless a prefetcher brought them during the previous layer, or are
+ * computed on the CPU where they live (Fiddler, llama.cpp decode). KV cache on the GPU, or on the CPU
+ * with attention there. Every kernel is a roofline over its stored bytes; transfers cost latency plus
+ * bytes over bandwidth. Closed form per layer and token step, summed like the dense model.
+ */
+import { type ExpertPolicy, STORED_BITS_PER_PARAM, storedBytes } from "../../core/expert-policy.js";
+import { embeddingParams, kvDim, layerParams, type ModelSpec, type MoeSpec } from "../../core/model-spec.js";
+import type { Policy } from "../../core/policy.js";
+import { formatBytes } from "../../core/units.js";
+import type { Workload } from "../../core/workload.js";
+import { VariableSpace } from "../lp/affine.js";
+import { costConstants, type Prediction } from "../spillway/evaluate-policy.js";
+import type { HardwareRates } from "../spillway/hardware-rates.js";
+import { LINKS, type Link, RESOURCES, type Resource, StepCostModel } from "../spillway/step-costs.js";
+import { expectedHitRate, type RoutingProfile, speculativeRecall, touchedExperts } from "./routing-profile.js";
+
+export interface ExpertFigures {
+  /** Expected share of touched experts already resident, per decode step. */
+  readonly expectedHitRate: number;
+  /** Experts a decode step touches per layer, expected. */
+  readonly touchedPerLayer: number;
+  /** Misses per layer per decode step fetched on demand (after routing: they stall the layer). */
+  readonly demandFetchesPerLayer: number;
+  /** Misses per layer per decode step a prefetch brought in time. */
+  readonly prefetchedPerLayer: number;
+  /** Prefetched experts per layer per decode step that were not needed. */
+  readonly wastedPrefetchesPerLayer: number;
+  /** Misses per layer per decode step computed on the CPU. */
+  readonly cpuComputedPerLayer: number;
+  /** Seconds per decode step the GPU waits for demand fetches (all layers). */
+  readonly stallSecondsPerToken: number;
+  /** Stored bytes of one routed expert at the policy's precision. */
+  readonly expertBytes: number;
+  readonly routingSource: string;
+}
+
+export interface MoePrediction extends Prediction {
+  readonly experts: ExpertFigures;
+  /** Seconds per decode step (one token for every sequence of the batch). */
+  readonly decodeSecondsPerToken: number;
+}
+
+/** Params of one routed expert (SwiGLU: gate, up, down). */
+export function routedExpertParams(model: ModelSpec, moe: MoeSpec): number {
+  return 3 * model.hiddenSize * moe.expertFfnSize;
+}
+
+/** Params of a layer outside its routed experts: attention, norms, router, shared experts. */
+export function nonExpertLayerParams(model: ModelSpec, moe: MoeSpec): number {
+  return layerParams(model) - moe.numExperts * routedExpertParams(model, moe);
+}
+
+/** A placement summary (share of all stored weight bytes per tier) for `policy.weights`. */
+export function moeWeightShares(model: ModelSpec, experts: ExpertPolicy): { gpu: number; cpu: number; disk: number } {
+  const moe = model.moe!;
+  const L = model.numLayers;
+  const expertBytes = storedBytes(routedExpertParams(model, moe), experts.bits);
+  const resident = L * storedBytes(nonExpertLayerParams(model, moe), experts.attentionBits) + embeddingParams(model) * 2 + L * experts.cacheSize * expertBytes;
+  const offloaded = L * (moe.numExperts - experts.cacheSize) * expertBytes;
+  const total = resident + offloaded;
+  return { gpu: resident / total, cpu: experts.offloadTier === "cpu" ? offloaded / total : 0, disk: experts.offloadTier === "disk" ? offloaded / total : 0 };
+}
+
+interface StepFigures {
+  readonly wallSeconds: number;
+  readonly busy: Record<Resource, number>;
+  readonly bytes: Record<Link, number>;
+  readonly stallSeconds: number;
+}
+
+export function evaluateMoePolicy(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, profile: RoutingProfile): MoePrediction {
+  const moe = model.moe;
+  const x = policy.experts;
+  if (!moe || !x) throw new Error("evaluateMoePolicy needs an MoE model and policy.experts");
+  const L = model.numLayers;
+  const E = moe.numExperts;
+  const k = moe.expertsPerToken;
+  const h = model.hiddenSize;
+  const kv = kvDim(model);
+  const B = policy.gpuBatchSize * policy.numGpuBatches;
+  const { promptLen: s, genLen: n } = workload;
+  const slots = Math.min(E, x.cacheSize);
+  const expertParams = routedExpertParams(model, moe);
+  const expertBytes = storedBytes(expertParams, x.bits);
+  const attentionBitsPerParam = STORED_BITS_PER_PARAM[x.attentionBits];
+  const kvTokenBytes = 2 * kv * 2;
+  const cacheOnCpu = policy.cache.cpu + policy.cache.disk;
+  const cacheOnGpu = policy.cache.gpu;
+  const cpuAttention = cacheOnCpu > 0 && policy.cpuAttention;
+  const costModel = new StepCostModel(model, rates, workload, {
+    gbs: B, nb: 1, compressWeight: false, compressCache: false, cpuAttention, activationTier: "gpu", pinWeight: true, overlap: true, schedule: "spillway",
+  }, costConstants(model, false), new VariableSpace([]));
+
+  /** A GPU GEMM over weights stored at `bitsPerParam`: roofline plus a launch. */
+  const gemm = (tokens: number, kIn: number, nOut: number, bitsPerParam: number) =>
+    Math.max((2 * tokens * kIn * nOut) / rates.gpuFlopsPerSecond, ((kIn * nOut * bitsPerParam) / 8 + 2 * tokens * (kIn + nOut)) / rates.gpuMemoryBytesPerSecond) + rates.kernelLaunchSeconds;
+  const h2dSeconds = (bytes: number, count = 1) => bytes / rates.h2dBytesPerSecond + count * rates.h2dLatencySeconds;
+  const d2hSeconds = (bytes: number, count = 1) => bytes / rates.d2hBytesPerSecond + count * rates.d2hLatencySeconds;
+  const diskSeconds = (bytes: number, count = 1) => bytes / rates.diskReadBytesPerSecond + count * rates.diskLatencySeconds;
+
+  const nonExpertParams = nonExpertLayerParams(model, moe);
+  const projectionParams = h * (h + 2 * kv) + h * h + h * E;
+  const otherParams = Math.max(0, nonExpertParams - projectionParams); // shared experts, norms
+
+  const step = (phase: "prefill" | "decode", context: number): StepFigures => {
+    const tokens = phase === "prefill" ? B * s : B;
+    const busy = Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Record<Resource, number>;
+    const bytes = Object.fromEntries(LINKS.map((l) => [l, 0])) as Record<Link, number>;
+    // Attention, router, shared experts: resident at attentionBits.
+    let attention = gemm(tokens, h, h + 2 * kv, attentionBitsPerParam) + gemm(tokens, h, h, attentionBitsPerParam) + gemm(tokens, h, E, attentionBitsPerParam);
+    if (otherParams > h * 4) attention += gemm(tokens, h, otherParams / h, attentionBitsPerParam);
+    attention += (tokens * 10 * h * 2) / rates.gpuMemoryBytesPerSecond + 6 * rates.kernelLaunchSeconds;
+    let cpuAttentionSeconds = 0;
+    let kvLink = 0;
+    if (phase === "prefill") {
+      attention += B * costModel.gpuAttentionSecondsPerSequence("prefill", s);
+      if (cacheOnCpu > 0) {
+        const stored = B * cacheOnCpu * s * kvTokenBytes;
+        bytes.d2h += stored;
+        kvLink += d2hSeconds(stored);
+        busy.d2h += d2hSeconds(stored);
+      }
+    } else {
+      attention += B * cacheOnGpu * costModel.gpuAttentionSecondsPerSequence("decode", context);
+      if (cacheOnCpu > 0 && cpuAttention) {
+        cpuAttentionSeconds = B * cacheOnCpu * costModel.cpuAttentionSecondsPerSequence(context);
+        const qkv = B * cacheOnCpu * (h + 2 * kv) * 2;
+        bytes.d2h += qkv;
+        bytes.h2d += B * cacheOnCpu * h * 2;
+        busy.d2h += d2hSeconds(qkv);
+        busy.h2d += h2dSeconds(B * cacheOnCpu * h * 2);
+      } else if (cacheOnCpu > 0) {
+        const loaded = B * cacheOnCpu * (context - 1) * kvTokenBytes;
+        bytes.h2d += loaded;
+        bytes.d2h += B * cacheOnCpu * kvTokenBytes;
+        kvLink += h2dSeconds(loaded);
+        busy.h2d += h2dSeconds(loaded);
+        busy.d2h += d2hSeconds(B * cacheOnCpu * kvTokenBytes);
+        attention += B * cacheOnCpu * costModel.gpuAttentionSecondsPerSequence("decode", context);
+      }
+    }
+
+    // Routed experts.
+    const { touched, hitRate, hits, fetched, onCpu, prefetched, wasted, tokensPerExpert } = expertCounts(model, moe, x, profile, tokens, phase);
+    const demand = fetched - prefetched;
+    const moved = fetched + wasted;
+    const expertGpu = hits + fetched;
+    const expertGpuSeconds = expertGpu > 0
+      ? Math.max((2 * tokens * k * expertParams * (expertGpu / touched)) / rates.gpuFlopsPerSecond, (expertGpu * expertBytes) / rates.gpuMemoryBytesPerSecond) + expertGpu * 3 * rates.kernelLaunchSeconds
+      : 0;
+    const cpuExpertSeconds = onCpu * Math.max((2 * tokensPerExpert * expertParams) / rates.cpuFlopsPerSecond, expertBytes / rates.cpuMemoryBytesPerSecond);
+    if (onCpu > 0) {
+      // The routed tokens' hidden states go down and the experts' outputs come back.
+      const activations = onCpu * tokensPerExpert * h * 2;
+      bytes.d2h += activations;
+      bytes.h2d += activations;
+      busy.d2h += d2hSeconds(activations);
+      busy.h2d += h2dSeconds(activations);
+    }
+    const fromDisk = x.offloadTier === "disk";
+    const fetchOne = h2dSeconds(expertBytes, 3) + (fromDisk ? diskSeconds(expertBytes, 3) : 0);
+    const linkSeconds = moved * h2dSeconds(expertBytes, 3);
+    const diskBusy = fromDisk ? moved * diskSeconds(expertBytes, 3) : 0;
+    bytes.h2d += moved * expertBytes;
+    if (fromDisk) bytes.diskRead += moved * expertBytes;
+    busy.h2d += linkSeconds;
+    busy.diskRead += diskBusy;
+    busy.gpu += attention + expertGpuSeconds;
+    busy.cpu += cpuAttentionSeconds + cpuExpertSeconds;
+
+    let wall: number;
+    let stall: number;
+    if (phase === "prefill") {
+      // Experts stream one after another behind the computation (first one exposed).
+      stall = fetched > 0 ? fetchOne : 0;
+      wall = Math.max(attention + cpuAttentionSeconds + kvLink + stall + Math.max(expertGpuSeconds, cpuExpertSeconds), linkSeconds + kvLink, diskBusy);
+    } else {
+      // Demand misses are known after routing: the layer waits for them, one after another.
+      stall = demand * fetchOne;
+      wall = Math.max(attention + cpuAttentionSeconds + kvLink + stall + Math.max(expertGpuSeconds, cpuExpertSeconds), busy.h2d, diskBusy, busy.cpu);
+    }
+    return { wallSeconds: wall, busy, bytes, stallSeconds: stall };
+  };
+
+  const busy = Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Record<Resource, number>;
+  const bytes = Object.fromEntries(LINKS.map((l) => [l, 0])) as Record<Link, number>;
+  const add = (f: StepFigures, times: number) => {
+    for (const r of RESOURCES) busy[r] += times * f.busy[r];
+    for (const l of LINKS) bytes[l] += times * f.bytes[l];
+  };
+  const headSeconds = gemm(B, h, model.vocabSize, 16) + d2hSeconds(B * 4);
+  const prefill = step("prefill", s);
+  add(prefill, L);
+  busy.gpu += n * gemm(B, h, model.vocabSize, 16);
+  const prefillSeconds = L * prefill.wallSeconds + headSeconds;
+  let decodeSeconds = 0;
+  let stallSeconds = 0;
+  for (let i = 1; i < n; i++) {
+    const d = step("decode", s + i);
+    add(d, L);
+    decodeSeconds += L * d.wallSeconds + headSeconds;
+    stallSeconds += L * d.stallSeconds;
+  }
+  const decodeSteps = Math.max(1, n - 1);
+
+  // Memory.
+  const kvBytes = L * B * (s + n) * kvTokenBytes;
+  const tokens1 = B;
+  const touched1 = touchedExperts(moe, tokens1);
+  const prefetchBuffers = x.pregated ? Math.ceil(touched1) : x.prefetchExperts * x.prefetchLayers;
+  const gpuWeights = L * storedBytes(nonExpertParams, x.attentionBits) + embeddingParams(model) * 2 + L * slots * expertBytes;
+  const staging = (slots < E ? 2 : 0) * expertBytes + prefetchBuffers * expertBytes;
+  const gpuPeak = gpuWeights + staging + cacheOnGpu * kvBytes + Math.max(costModel.workingBytes(s, s), costModel.workingBytes(1, s + n));
+  const homeBytes = L * E * expertBytes;
+  const cpuPeak = (x.offloadTier === "cpu" ? homeBytes : 2 * expertBytes) + cacheOnCpu * kvBytes + (cpuAttention ? B * cacheOnCpu * model.numHeads * (s + n) * 4 * 2 : 0);
+  const diskPeak = x.offloadTier === "disk" ? homeBytes : 0;
+  const peakBytes = { gpu: gpuPeak, cpu: cpuPeak, disk: diskPeak };
+  const capacityBytes = rates.capacityBytes;
+  const infeasibleReasons: string[] = [];
+  for (const tier of ["gpu", "cpu", "disk"] as const) {
+    if (peakBytes[tier] > capacityBytes[tier]) infeasibleReasons.push(`${tier} peak ${formatBytes(peakBytes[tier])} exceeds its capacity ${formatBytes(capacityBytes[tier])}`);
+  }
+  const totalSeconds = prefillSeconds + decodeSeconds;
+  const bottleneck = RESOURCES.reduce((a, r) => (busy[r] > busy[a] ? r : a), "gpu" as Resource);
+
+  const probe = expertCounts(model, moe, x, profile, B, "decode");
+  return {
+    throughputTokensPerSecond: (B * n) / totalSeconds,
+    prefillSeconds,
+    decodeSeconds,
+    totalSeconds,
+    feasible: infeasibleReasons.length === 0,
+    infeasibleReasons,
+    peakBytes,
+    capacityBytes,
+    bytes,
+    busySeconds: busy,
+    bottleneck,
+    decodeSecondsPerToken: decodeSeconds / decodeSteps,
+    experts: {
+      expectedHitRate: probe.hitRate, touchedPerLayer: probe.touched, demandFetchesPerLayer: probe.fetched - probe.prefetched, prefetchedPerLayer: probe.prefetched,
+      wastedPrefetchesPerLayer: probe.wasted, cpuComputedPerLayer: probe.onCpu, stallSecondsPerToken: stallSeconds / decodeSteps, expertBytes, routingSource: profile.source,
+    },
+  };
+}
+
+/**
+ * Expected per-layer expert counts of one step: touched experts, hits, misses fetched or computed on
+ * the CPU, and how many of the fetched ones a prefetcher brought in time (pre-gated: the next layer's
+ * exact experts, except the first layer's; speculative: m guesses, each right as often as the routing
+ * profile says, or as chance when the batch touches most experts; a guess of an expert already
+ * resident moves nothing) and how many it brought for nothing.
+ */
+export function expertCounts(model: ModelSpec, moe: MoeSpec, x: ExpertPolicy, profile: RoutingProfile, tokens: number, phase: "prefill" | "decode") {
+  const E = moe.numExperts;
+  const k = moe.expertsPerToken;
+  const slots = Math.min(E, x.cacheSize);
+  const touched = touchedExperts(moe, tokens);
+  const hitRate = phase === "prefill" ? slots / E : expectedHitRate(profile, moe, slots, x.eviction, tokens);
+  const hits = touched * hitRate;
+  const misses = touched - hits;
+  const tokensPerExpert = (tokens * k) / touched;
+  const onCpu = x.compute === "cpu" || (x.compute === "auto" && tokensPerExpert <= x.cpuThresholdTokens) ? misses : 0;
+  const fetched = misses - onCpu;
+  let prefetched = 0;
+  let wasted = 0;
+  if (fetched > 0 && x.pregated) prefetched = (fetched * (model.numLayers - 1)) / model.numLayers;
+  else if (fetched > 0 && x.prefetchExperts > 0) {
+    const m = x.prefetchExperts;
+    const perGuessRight = Math.max((speculativeRecall(profile, moe, m, x.prefetchLayers) * Math.min(m, k)) / m, touched / E);
+    prefetched = fetched * (Math.min(touched, m * perGuessRight) / touched);
+    wasted = Math.max(0, m * (1 - hitRate) - prefetched);
+  }
+  return { touched, hitRate, hits, fetched, onCpu, prefetched, wasted, tokensPerExpert };
+}
+

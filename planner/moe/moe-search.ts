@@ -1,0 +1,119 @@
+/**
+ * The MoE policy search: every combination of batch size, expert and attention precision, expert
+ * slots per layer, eviction, prefetch, where misses compute and where the KV cache lives, scored by the
+ * closed-form MoE model; the fastest feasible one wins (ties: the smaller batch, then more precision).
+ * Any field the user fixed is not searched. Pre-gated prefetch needs a model trained with pre-gates,
+ * and 3- and 2-bit experts cost quality, so they are scored only when asked for.
+ */
+import type { ExpertBits, ExpertCompute, ExpertEviction, ExpertPolicy } from "../../core/expert-policy.js";
+import type { ModelSpec, MoeSpec } from "../../core/model-spec.js";
+import type { Policy } from "../../core/policy.js";
+import type { Workload } from "../../core/workload.js";
+import type { HardwareRates } from "../spillway/hardware-rates.js";
+import { storedBytes } from "../../core/expert-policy.js";
+import { evaluateMoePolicy, moeWeightShares, type MoePrediction, routedExpertParams } from "./evaluate-moe-policy.js";
+import type { RoutingProfile } from "./routing-profile.js";
+
+/** Parts of the MoE policy the user fixed (the CLI's --batch-size, --expert-cache, ... flags). */
+export interface FixedExperts {
+  readonly batchSize?: number;
+  readonly cacheSize?: number;
+  readonly bits?: ExpertBits;
+  readonly attentionBits?: ExpertBits;
+  readonly prefetchExperts?: number;
+  readonly prefetchLayers?: number;
+  readonly compute?: ExpertCompute;
+  readonly eviction?: ExpertEviction;
+  readonly pregated?: boolean;
+  readonly offloadTier?: "cpu" | "disk";
+  readonly cpuThresholdTokens?: number;
+  /** KV cache on the CPU (with attention there) rather than on the GPU. */
+  readonly cacheOnCpu?: boolean;
+}
+
+export interface MoeSearchResult {
+  readonly best: { readonly policy: Policy; readonly prediction: MoePrediction } | undefined;
+  readonly evaluations: number;
+}
+
+/** Batch sizes tried first (4x apart); the best one's neighbours at 2x are tried next. */
+export const MOE_BATCH_CANDIDATES = [1, 4, 16, 64, 256];
+
+export function moePolicy(model: ModelSpec, batch: number, experts: ExpertPolicy, cacheOnCpu: boolean): Policy {
+  return {
+    gpuBatchSize: batch, numGpuBatches: 1,
+    weights: moeWeightShares(model, experts),
+    cache: cacheOnCpu ? { gpu: 0, cpu: 1, disk: 0 } : { gpu: 1, cpu: 0, disk: 0 },
+    activations: { gpu: 1, cpu: 0, disk: 0 },
+    compressWeight: false, compressCache: false, cpuAttention: cacheOnCpu, overlap: true, pinWeight: true,
+    experts,
+  };
+}
+
+/**
+ * llama.cpp computes host-resident experts on the CPU in decode and copies them to the GPU for prompt
+ * batches of 32 tokens or more: per expert, fewer than 32 * top-k / experts tokens stay on the CPU.
+ */
+export function llamaCppThresholdTokens(moe: MoeSpec): number {
+  return Math.max(1, Math.ceil((32 * moe.expertsPerToken) / moe.numExperts) - 1);
+}
+
+export function searchMoe(model: ModelSpec, rates: HardwareRates, workload: Workload, profile: RoutingProfile, fixed: FixedExperts = {}): MoeSearchResult {
+  const moe = model.moe!;
+  const E = moe.numExperts;
+  const k = moe.expertsPerToken;
+  const pick = <T>(value: T | undefined, options: readonly T[]): readonly T[] => (value === undefined ? options : [value]);
+
+  const bitsList = pick(fixed.bits, [16, 8, 4] as ExpertBits[]);
+  const attentionBitsList = pick(fixed.attentionBits, [16, 8, 4] as ExpertBits[]);
+  const slotsList = fixed.cacheSize !== undefined ? [fixed.cacheSize] : Array.from({ length: E + 1 }, (_, i) => i);
+  const evictions = pick(fixed.eviction, ["lru", "lfu", "static"] as ExpertEviction[]);
+  // Experts' home copies go to disk only when host memory cannot hold them.
+  const homeFitsCpu = (bits: ExpertBits) => model.numLayers * E * storedBytes(routedExpertParams(model, moe), bits) < rates.capacityBytes.cpu;
+  const tiersFor = (bits: ExpertBits) => pick(fixed.offloadTier, [homeFitsCpu(bits) ? ("cpu" as const) : ("disk" as const)]);
+  const kvOnCpu = pick(fixed.cacheOnCpu, [false, true]);
+  const computes: { compute: ExpertCompute; cpuThresholdTokens: number }[] = fixed.compute !== undefined
+    ? [{ compute: fixed.compute, cpuThresholdTokens: fixed.cpuThresholdTokens ?? (fixed.compute === "auto" ? llamaCppThresholdTokens(moe) : 0) }]
+    : [{ compute: "gpu", cpuThresholdTokens: 0 }, { compute: "cpu", cpuThresholdTokens: 0 }, { compute: "auto", cpuThresholdTokens: fixed.cpuThresholdTokens ?? llamaCppThresholdTokens(moe) }];
+  const prefetches: { prefetchExperts: number; prefetchLayers: number; pregated: boolean }[] = [];
+  if (fixed.pregated) prefetches.push({ prefetchExperts: 0, prefetchLayers: 1, pregated: true });
+  else if (fixed.prefetchExperts !== undefined || fixed.prefetchLayers !== undefined) {
+    prefetches.push({ prefetchExperts: fixed.prefetchExperts ?? k, prefetchLayers: fixed.prefetchLayers ?? 1, pregated: false });
+  } else {
+    prefetches.push({ prefetchExperts: 0, prefetchLayers: 1, pregated: false });
+    for (const m of [k, 2 * k]) for (const a of [1, 2]) if (m <= E) prefetches.push({ prefetchExperts: m, prefetchLayers: a, pregated: false });
+  }
+
+  let best: MoeSearchResult["best"];
+  let evaluations = 0;
+  const better = (a: MoePrediction, b: MoePrediction) => a.throughputTokensPerSecond > b.throughputTokensPerSecond * (1 + 1e-9);
+  const tried = new Set<number>();
+  const tryBatch = (batch: number) => {
+    if (tried.has(batch) || batch < 1) return;
+    tried.add(batch);
+    for (const bits of bitsList) for (const attentionBits of attentionBitsList) for (const offloadTier of tiersFor(bits)) for (const cacheOnCpu of kvOnCpu) {
+      for (const cacheSize of slotsList) {
+        const resident = cacheSize >= E;
+        for (const eviction of resident ? evictions.slice(0, 1) : evictions) {
+          for (const prefetch of resident ? prefetches.slice(0, 1) : prefetches) {
+            for (const compute of resident ? computes.slice(0, 1) : computes) {
+              const experts: ExpertPolicy = { cacheSize, eviction, offloadTier, bits, attentionBits, ...prefetch, ...compute };
+              const policy = moePolicy(model, batch, experts, cacheOnCpu);
+              const prediction = evaluateMoePolicy(model, rates, workload, policy, profile);
+              evaluations++;
+              if (!prediction.feasible) continue;
+              if (!best || better(prediction, best.prediction)) best = { policy, prediction };
+            }
+          }
+        }
+      }
+    }
+  };
+  if (fixed.batchSize !== undefined) tryBatch(fixed.batchSize);
+  else {
+    for (const batch of MOE_BATCH_CANDIDATES) tryBatch(batch);
+    const chosen = best?.policy.gpuBatchSize;
+    if (chosen !== undefined) for (const batch of [chosen / 2, chosen * 2]) tryBatch(batch);
+  }
+  return { best, evaluations };
+}
