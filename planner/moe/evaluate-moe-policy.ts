@@ -65,25 +65,46 @@ export function moeWeightShares(model: ModelSpec, experts: ExpertPolicy): { gpu:
   return { gpu: resident / total, cpu: experts.offloadTier === "cpu" ? offloaded / total : 0, disk: experts.offloadTier === "disk" ? offloaded / total : 0 };
 }
 
-interface StepFigures {
+export interface StepFigures {
   readonly wallSeconds: number;
   readonly busy: Record<Resource, number>;
   readonly bytes: Record<Link, number>;
   readonly stallSeconds: number;
 }
 
-export function evaluateMoePolicy(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, profile: RoutingProfile): MoePrediction {
+/** What happened to one layer's experts in one step: expected counts (planner) or counted ones (replay). */
+export interface ExpertStepCounts {
+  readonly touched: number;
+  readonly hits: number;
+  /** Misses brought to the GPU (on demand or prefetched in time). */
+  readonly fetched: number;
+  readonly onCpu: number;
+  /** Of `fetched`, those a prefetch brought before the layer needed them. */
+  readonly prefetched: number;
+  /** Prefetched experts the layer did not use. */
+  readonly wasted: number;
+  readonly tokensPerExpert: number;
+}
+
+export interface MoeStepModel {
+  /** One layer's wall time, busy time and traffic for one step, given what happened to its experts. */
+  step(phase: "prefill" | "decode", context: number, counts: ExpertStepCounts): StepFigures;
+  /** LM head of one token step (all sequences). */
+  readonly headSeconds: number;
+  readonly headGpuSeconds: number;
+  readonly expertBytes: number;
+}
+
+export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy): MoeStepModel {
   const moe = model.moe;
   const x = policy.experts;
-  if (!moe || !x) throw new Error("evaluateMoePolicy needs an MoE model and policy.experts");
-  const L = model.numLayers;
+  if (!moe || !x) throw new Error("the MoE step model needs an MoE model and policy.experts");
   const E = moe.numExperts;
   const k = moe.expertsPerToken;
   const h = model.hiddenSize;
   const kv = kvDim(model);
   const B = policy.gpuBatchSize * policy.numGpuBatches;
-  const { promptLen: s, genLen: n } = workload;
-  const slots = Math.min(E, x.cacheSize);
+  const s = workload.promptLen;
   const expertParams = routedExpertParams(model, moe);
   const expertBytes = storedBytes(expertParams, x.bits);
   const attentionBitsPerParam = STORED_BITS_PER_PARAM[x.attentionBits];
@@ -106,7 +127,7 @@ export function evaluateMoePolicy(model: ModelSpec, rates: HardwareRates, worklo
   const projectionParams = h * (h + 2 * kv) + h * h + h * E;
   const otherParams = Math.max(0, nonExpertParams - projectionParams); // shared experts, norms
 
-  const step = (phase: "prefill" | "decode", context: number): StepFigures => {
+  const step = (phase: "prefill" | "decode", context: number, counts: ExpertStepCounts): StepFigures => {
     const tokens = phase === "prefill" ? B * s : B;
     const busy = Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Record<Resource, number>;
     const bytes = Object.fromEntries(LINKS.map((l) => [l, 0])) as Record<Link, number>;
@@ -145,11 +166,11 @@ export function evaluateMoePolicy(model: ModelSpec, rates: HardwareRates, worklo
     }
 
     // Routed experts.
-    const { touched, hitRate, hits, fetched, onCpu, prefetched, wasted, tokensPerExpert } = expertCounts(model, moe, x, profile, tokens, phase);
+    const { touched, hits, fetched, onCpu, prefetched, wasted, tokensPerExpert } = counts;
     const demand = fetched - prefetched;
     const moved = fetched + wasted;
     const expertGpu = hits + fetched;
-    const expertGpuSeconds = expertGpu > 0
+    const expertGpuSeconds = expertGpu > 0 && touched > 0
       ? Math.max((2 * tokens * k * expertParams * (expertGpu / touched)) / rates.gpuFlopsPerSecond, (expertGpu * expertBytes) / rates.gpuMemoryBytesPerSecond) + expertGpu * 3 * rates.kernelLaunchSeconds
       : 0;
     const cpuExpertSeconds = onCpu * Math.max((2 * tokensPerExpert * expertParams) / rates.cpuFlopsPerSecond, expertBytes / rates.cpuMemoryBytesPerSecond);
@@ -186,21 +207,46 @@ export function evaluateMoePolicy(model: ModelSpec, rates: HardwareRates, worklo
     return { wallSeconds: wall, busy, bytes, stallSeconds: stall };
   };
 
+  const headGpuSeconds = gemm(B, h, model.vocabSize, 16);
+  return { step, headGpuSeconds, headSeconds: headGpuSeconds + d2hSeconds(B * 4), expertBytes };
+}
+
+export function evaluateMoePolicy(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, profile: RoutingProfile): MoePrediction {
+  const moe = model.moe;
+  const x = policy.experts;
+  if (!moe || !x) throw new Error("evaluateMoePolicy needs an MoE model and policy.experts");
+  const L = model.numLayers;
+  const E = moe.numExperts;
+  const kv = kvDim(model);
+  const B = policy.gpuBatchSize * policy.numGpuBatches;
+  const { promptLen: s, genLen: n } = workload;
+  const slots = Math.min(E, x.cacheSize);
+  const kvTokenBytes = 2 * kv * 2;
+  const cacheOnCpu = policy.cache.cpu + policy.cache.disk;
+  const cacheOnGpu = policy.cache.gpu;
+  const cpuAttention = cacheOnCpu > 0 && policy.cpuAttention;
+  const model_ = moeStepModel(model, rates, workload, policy);
+  const { expertBytes, headSeconds } = model_;
+  const costModel = new StepCostModel(model, rates, workload, {
+    gbs: B, nb: 1, compressWeight: false, compressCache: false, cpuAttention, activationTier: "gpu", pinWeight: true, overlap: true, schedule: "spillway",
+  }, costConstants(model, false), new VariableSpace([]));
+  const nonExpertParams = nonExpertLayerParams(model, moe);
+
   const busy = Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Record<Resource, number>;
   const bytes = Object.fromEntries(LINKS.map((l) => [l, 0])) as Record<Link, number>;
   const add = (f: StepFigures, times: number) => {
     for (const r of RESOURCES) busy[r] += times * f.busy[r];
     for (const l of LINKS) bytes[l] += times * f.bytes[l];
   };
-  const headSeconds = gemm(B, h, model.vocabSize, 16) + d2hSeconds(B * 4);
-  const prefill = step("prefill", s);
+  const prefill = model_.step("prefill", s, expertCounts(model, moe, x, profile, B * s, "prefill"));
   add(prefill, L);
-  busy.gpu += n * gemm(B, h, model.vocabSize, 16);
+  busy.gpu += n * model_.headGpuSeconds;
   const prefillSeconds = L * prefill.wallSeconds + headSeconds;
   let decodeSeconds = 0;
   let stallSeconds = 0;
+  const decodeCounts = expertCounts(model, moe, x, profile, B, "decode");
   for (let i = 1; i < n; i++) {
-    const d = step("decode", s + i);
+    const d = model_.step("decode", s + i, decodeCounts);
     add(d, L);
     decodeSeconds += L * d.wallSeconds + headSeconds;
     stallSeconds += L * d.stallSeconds;
@@ -227,7 +273,7 @@ export function evaluateMoePolicy(model: ModelSpec, rates: HardwareRates, worklo
   const totalSeconds = prefillSeconds + decodeSeconds;
   const bottleneck = RESOURCES.reduce((a, r) => (busy[r] > busy[a] ? r : a), "gpu" as Resource);
 
-  const probe = expertCounts(model, moe, x, profile, B, "decode");
+  const probe = decodeCounts;
   return {
     throughputTokensPerSecond: (B * n) / totalSeconds,
     prefillSeconds,

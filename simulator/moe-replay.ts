@@ -1,0 +1,217 @@
+/**
+ * Replays a routing trace through a Mixture-of-Experts plan's expert caches and prefetcher, decode step
+ * by decode step and layer by layer, and times every layer with the planner's own per-layer MoE step
+ * model given what really happened: which experts were resident, fetched on demand, prefetched in time
+ * (or for nothing), or computed on the CPU. The planner's figures come from expected hit rates; this
+ * checks them against the trace.
+ *
+ * - A step's batch runs the trace's requests side by side (request b mod the trace's requests), one
+ *   decode token each; a layer's needed experts are the union over the batch. Traces shorter than the
+ *   plan's generation wrap around.
+ * - Caches start warm with each layer's most popular experts in the trace (`static` keeps them).
+ *   Lookups are classified against the cache as it was when the layer started; then every used
+ *   expert is recorded (LRU/LFU order).
+ * - Speculative prefetch guesses, at layer l, the m experts of layer l + a most often routed together
+ *   with layer l's experts in the trace (co-occurrence counts over the whole trace: an in-sample
+ *   predictor standing in for applying the next gate to the hidden state). Pre-gated prefetch knows
+ *   layer l + 1's experts at layer l (not layer 0's). Prefetched experts wait in buffers; those used
+ *   enter the cache, the rest are wasted.
+ * - Missed experts computed on the CPU (by the policy's rule) are not brought to the GPU.
+ * - Prefill is the planner's (every expert of every layer is touched by a prompt batch anyway).
+ */
+import type { HardwareProfile } from "../core/hardware-profile.js";
+import type { ModelSpec } from "../core/model-spec.js";
+import type { Policy } from "../core/policy.js";
+import type { Workload } from "../core/workload.js";
+import { type ExpertStepCounts, evaluateMoePolicy, expertCounts, moeStepModel } from "../planner/moe/evaluate-moe-policy.js";
+import type { RoutingProfile } from "../planner/moe/routing-profile.js";
+import { hardwareRates } from "../planner/spillway/hardware-rates.js";
+import { LINKS, type Link, RESOURCES, type Resource } from "../planner/spillway/step-costs.js";
+import { ExpertCache } from "./expert-cache.js";
+
+/** Decode-phase routing as the replay reads it. */
+export interface DecodeRouting {
+  readonly numLayers: number;
+  readonly numExperts: number;
+  readonly expertsPerToken: number;
+  readonly requests: number;
+  /** Decode tokens recorded for a request. */
+  decodeTokens(request: number): number;
+  /** The experts of (request, decode token, layer), in rank order. */
+  experts(request: number, token: number, layer: number): readonly number[];
+}
+
+export interface ExpertReplayFigures {
+  /** Lookups that found the expert resident in the cache (prefetches not counted). */
+  readonly hitRate: number;
+  /** Of the lookups the cache missed, the share a prefetch had brought in time. */
+  readonly prefetchRecall: number;
+  /** Of the experts prefetched, the share their layer used. */
+  readonly prefetchPrecision: number;
+  /** Seconds the GPU waited for demand fetches over the decode steps replayed. */
+  readonly stallSeconds: number;
+  readonly lookups: number;
+  readonly demandFetches: number;
+  readonly prefetches: number;
+  readonly wastedPrefetches: number;
+  readonly cpuComputed: number;
+  /** Evicted experts copied back to host memory: none, every expert keeps its home copy there. */
+  readonly writeBacks: number;
+  readonly decodeStepsReplayed: number;
+  /** The planner's expected hit rate for the same policy, for comparison. */
+  readonly plannedHitRate: number;
+}
+
+export interface MoeReplayResult {
+  readonly throughputTokensPerSecond: number;
+  readonly prefillSeconds: number;
+  readonly decodeSeconds: number;
+  readonly bytes: Readonly<Record<Link, number>>;
+  readonly busySeconds: Readonly<Record<Resource, number>>;
+  readonly experts: ExpertReplayFigures;
+  readonly planned: { readonly throughputTokensPerSecond: number; readonly decodeSeconds: number };
+  /** (replayed - planned) / planned throughput. */
+  readonly relativeError: number;
+  readonly routingSource: string;
+}
+
+/** How often expert j of layer l + distance is routed in the same token as expert i of layer l. */
+function coOccurrence(routing: DecodeRouting, distance: number): Float64Array[] {
+  const E = routing.numExperts;
+  const tables = Array.from({ length: routing.numLayers }, () => new Float64Array(E * E));
+  for (let r = 0; r < routing.requests; r++) {
+    for (let t = 0; t < routing.decodeTokens(r); t++) {
+      for (let l = 0; l + distance < routing.numLayers; l++) {
+        const table = tables[l]!;
+        for (const i of routing.experts(r, t, l)) for (const j of routing.experts(r, t, l + distance)) table[i * E + j]! += 1;
+      }
+    }
+  }
+  return tables;
+}
+
+/** Each layer's experts by how often the trace routes to them, most popular first. */
+function popularity(routing: DecodeRouting): number[][] {
+  const E = routing.numExperts;
+  const counts = Array.from({ length: routing.numLayers }, () => new Float64Array(E));
+  for (let r = 0; r < routing.requests; r++) {
+    for (let t = 0; t < routing.decodeTokens(r); t++) {
+      for (let l = 0; l < routing.numLayers; l++) for (const e of routing.experts(r, t, l)) counts[l]![e]! += 1;
+    }
+  }
+  return counts.map((c) => Array.from({ length: E }, (_, e) => e).sort((a, b) => c[b]! - c[a]! || a - b));
+}
+
+export function replayMoePlan(model: ModelSpec, profile: HardwareProfile, workload: Workload, policy: Policy, routing: DecodeRouting, routingSource: string, plannedProfile: RoutingProfile): MoeReplayResult {
+  const moe = model.moe;
+  const x = policy.experts;
+  if (!moe || !x) throw new Error("replayMoePlan needs an MoE model and policy.experts");
+  if (routing.numLayers !== model.numLayers || routing.numExperts !== moe.numExperts || routing.expertsPerToken !== moe.expertsPerToken) {
+    throw new Error(`the routing trace has ${routing.numLayers} layers of ${routing.numExperts} experts (top-${routing.expertsPerToken}); ${model.name} has ${model.numLayers} of ${moe.numExperts} (top-${moe.expertsPerToken})`);
+  }
+  const rates = hardwareRates(profile);
+  const stepModel = moeStepModel(model, rates, workload, policy);
+  const planned = evaluateMoePolicy(model, rates, workload, policy, plannedProfile);
+  const L = model.numLayers;
+  const B = policy.gpuBatchSize * policy.numGpuBatches;
+  const { promptLen: s, genLen: n } = workload;
+  const popular = popularity(routing);
+  const caches = Array.from({ length: L }, (_, l) => new ExpertCache(x.cacheSize, x.eviction, popular[l]!));
+  const distance = x.pregated ? 1 : x.prefetchLayers;
+  const predictor = !x.pregated && x.prefetchExperts > 0 ? coOccurrence(routing, distance) : undefined;
+  const E = moe.numExperts;
+
+  const busy = Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Record<Resource, number>;
+  const bytes = Object.fromEntries(LINKS.map((l) => [l, 0])) as Record<Link, number>;
+  let lookups = 0, hits = 0, demandFetches = 0, prefetchUsed = 0, prefetches = 0, wasted = 0, cpuComputed = 0, stallSeconds = 0, decodeSeconds = 0;
+  const steps = Math.max(0, n - 1);
+  for (let t = 0; t < steps; t++) {
+    const needed: Set<number>[] = [];
+    for (let l = 0; l < L; l++) {
+      const set = new Set<number>();
+      for (let b = 0; b < B; b++) {
+        const r = b % routing.requests;
+        for (const e of routing.experts(r, t % routing.decodeTokens(r), l)) set.add(e);
+      }
+      needed.push(set);
+    }
+    // Prefetches arriving for each layer of this step, issued `distance` layers earlier.
+    const incoming: Set<number>[] = Array.from({ length: L }, () => new Set<number>());
+    for (let l = 0; l < L; l++) {
+      const cache = caches[l]!;
+      const need = needed[l]!;
+      const arrived = incoming[l]!;
+      let stepHits = 0, stepPrefetched = 0, stepDemand = 0, stepCpu = 0;
+      const tokensPerExpert = (B * moe.expertsPerToken) / need.size;
+      const missesOnCpu = x.compute === "cpu" || (x.compute === "auto" && tokensPerExpert <= x.cpuThresholdTokens);
+      for (const e of need) {
+        if (cache.has(e)) stepHits++;
+        else if (arrived.has(e)) stepPrefetched++;
+        else if (missesOnCpu) stepCpu++;
+        else stepDemand++;
+      }
+      let stepWasted = 0;
+      for (const e of arrived) if (!need.has(e)) stepWasted++;
+      for (const e of need) if (!missesOnCpu || cache.has(e) || arrived.has(e)) cache.use(e);
+      // Issue this layer's prefetch for layer l + distance.
+      const target = l + distance;
+      if (target < L && !missesOnCpu) {
+        const targetCache = caches[target]!;
+        let guesses: number[];
+        if (x.pregated) guesses = [...needed[target]!];
+        else if (predictor) {
+          const table = predictor[l]!;
+          const score = new Float64Array(E);
+          for (const i of need) for (let j = 0; j < E; j++) score[j]! += table[i * E + j]!;
+          guesses = Array.from({ length: E }, (_, j) => j).sort((a, b) => score[b]! - score[a]! || a - b).slice(0, x.prefetchExperts);
+        } else guesses = [];
+        for (const e of guesses) {
+          if (targetCache.has(e)) continue;
+          incoming[target]!.add(e);
+          prefetches++;
+        }
+      }
+      lookups += need.size;
+      hits += stepHits;
+      prefetchUsed += stepPrefetched;
+      demandFetches += stepDemand;
+      cpuComputed += stepCpu;
+      wasted += stepWasted;
+      const counts: ExpertStepCounts = { touched: need.size, hits: stepHits, fetched: stepDemand + stepPrefetched, onCpu: stepCpu, prefetched: stepPrefetched, wasted: stepWasted, tokensPerExpert };
+      const figures = stepModel.step("decode", s + 1 + t, counts);
+      decodeSeconds += figures.wallSeconds;
+      stallSeconds += figures.stallSeconds;
+      for (const r of RESOURCES) busy[r] += figures.busy[r];
+      for (const k of LINKS) bytes[k] += figures.bytes[k];
+    }
+    decodeSeconds += stepModel.headSeconds;
+    busy.gpu += stepModel.headGpuSeconds;
+  }
+  // Prefill as the planner costs it (a prompt batch touches every expert of every layer anyway).
+  const prefill = stepModel.step("prefill", s, expertCounts(model, moe, x, plannedProfile, B * s, "prefill"));
+  const prefillSeconds = L * prefill.wallSeconds + stepModel.headSeconds;
+  for (const r of RESOURCES) busy[r] += L * prefill.busy[r];
+  for (const k of LINKS) bytes[k] += L * prefill.bytes[k];
+  busy.gpu += stepModel.headGpuSeconds;
+  const throughput = (B * n) / (prefillSeconds + decodeSeconds);
+  const missed = lookups - hits;
+  return {
+    throughputTokensPerSecond: throughput,
+    prefillSeconds,
+    decodeSeconds,
+    bytes,
+    busySeconds: busy,
+    experts: {
+      hitRate: lookups > 0 ? hits / lookups : 1,
+      prefetchRecall: missed > 0 ? prefetchUsed / missed : 0,
+      prefetchPrecision: prefetches > 0 ? prefetchUsed / prefetches : 0,
+      stallSeconds,
+      lookups, demandFetches, prefetches, wastedPrefetches: wasted, cpuComputed, writeBacks: 0,
+      decodeStepsReplayed: steps,
+      plannedHitRate: planned.experts.expectedHitRate,
+    },
+    planned: { throughputTokensPerSecond: planned.throughputTokensPerSecond, decodeSeconds: planned.decodeSeconds },
+    relativeError: (throughput - planned.throughputTokensPerSecond) / planned.throughputTokensPerSecond,
+    routingSource,
+  };
+}
