@@ -9,8 +9,9 @@
  *   decode token each; a layer's needed experts are the union over the batch. Traces shorter than the
  *   plan's generation wrap around.
  * - Caches start warm with each layer's most popular experts in the trace (`static` keeps them).
- *   Lookups are classified against the cache as it was when the layer started; then every used
- *   expert is recorded (LRU/LFU order).
+ *   Lookups are classified against the cache as it was when the layer started; then the hits are
+ *   marked used and the experts brought in enter in ascending index order (Mixtral-offloading's
+ *   order, as routing/expert-lru.ts counts it).
  * - Speculative prefetch guesses, at layer l, the m experts of layer l + a most often routed together
  *   with layer l's experts in the trace (co-occurrence counts over the whole trace: an in-sample
  *   predictor standing in for applying the next gate to the hidden state). Pre-gated prefetch knows
@@ -152,7 +153,14 @@ export function replayMoePlan(model: ModelSpec, profile: HardwareProfile, worklo
       }
       let stepWasted = 0;
       for (const e of arrived) if (!need.has(e)) stepWasted++;
-      for (const e of need) if (!missesOnCpu || cache.has(e) || arrived.has(e)) cache.use(e);
+      // As Mixtral-offloading's cache does: the hits become most recent first, then the brought-in
+      // experts enter in ascending index order (routing/expert-lru.ts).
+      const brought: number[] = [];
+      for (const e of need) {
+        if (cache.has(e)) cache.use(e);
+        else if (arrived.has(e) || !missesOnCpu) brought.push(e);
+      }
+      for (const e of brought.sort((a, b) => a - b)) cache.use(e);
       // Issue this layer's prefetch for layer l + distance.
       const target = l + distance;
       if (target < L && !missesOnCpu) {
