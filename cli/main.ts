@@ -24,6 +24,12 @@ import { baselines } from "../planner/baselines.js";
 import { baselineJson, formatBaselines } from "./format-baselines.js";
 import { runSynthWeights } from "./synth-weights-command.js";
 import { type ReportArgs, runReport } from "./report-command.js";
+import { registerTraceCommand } from "./trace-command.js";
+import { formatMoeSimulation } from "./format-moe-simulation.js";
+import { simulateMoe } from "../simulator/simulate-moe.js";
+import { metaFromModel, readRoutingTrace } from "../routing/read-routing-trace.js";
+import type { RoutingTrace } from "../routing/routing-trace.js";
+import { routingProfileFromTrace } from "../planner/moe/profile-from-trace.js";
 import { run } from "../runtime/run.js";
 import { defaultCapacities, measureCpuBackend, profileFromSamples, samplesFromCsv, samplesToCsv } from "../runtime/profile-cpu.js";
 import { Presets, SingleBar } from "cli-progress";
@@ -71,6 +77,7 @@ function planOptions(y: Argv) {
     .option("expert-eviction", { choices: ["lru", "lfu", "static"] as const, describe: "MoE: expert-cache eviction" })
     .option("pregated", { type: "boolean", describe: "MoE: pre-gated routing (needs a model trained with pre-gates)" })
     .option("dense-experts", { type: "boolean", default: false, describe: "MoE: place experts like any tensor (FlexGen style) instead of caching them" })
+    .option("routing", { type: "string", describe: "MoE: a routing trace whose statistics set the expected expert-cache hit rates (default: the model's synthetic trace)" })
     .option("json", { type: "boolean", default: false, describe: "print the plan as JSON" })
     .option("out", { type: "string", describe: "also write the plan JSON to this file" })
     .option("quiet", { type: "boolean", default: false, describe: "print nothing but errors (with --out)" });
@@ -141,10 +148,12 @@ async function planFromArgs(argv: PlanArgs): Promise<{ result: Plan; hardware: H
     throw new InputError("--compress-cache", undefined, "FlexGen's cost model does not model KV compression; use --cost-model spillway");
   }
   const experts = expertFlags(argv, model);
+  const routing = argv.routing ? readRouting(argv.routing, model) : undefined;
   const result = await plan({
     model, hardware, workload: { promptLen, genLen }, costModel: argv["cost-model"], schedule: argv.schedule,
     ...(alpha !== undefined ? { alpha } : {}), ...(maxBlock !== undefined ? { maxBlock } : {}), fixed,
     ...(argv["dense-experts"] ? { moe: "dense" as const } : {}), ...(experts ? { experts } : {}),
+    ...(routing ? { routing: routingProfileFromTrace(routing.trace, routing.source) } : {}),
   });
   return { result: { ...result, hardwareSource: argv.hardware === "-" ? hardware.name : argv.hardware }, hardware };
 }
@@ -167,10 +176,28 @@ function loadPlanTarget(path: string, hardwareFlag: string | undefined) {
   return { planFile, profile, capacityBytes };
 }
 
-interface SimulateArgs { plan: string; hardware?: string; schedule?: "spillway" | "flexgen"; trace?: string; timeline: boolean; json: boolean }
+interface SimulateArgs { plan: string; hardware?: string; schedule?: "spillway" | "flexgen"; trace?: string; timeline: boolean; json: boolean; routing?: string }
+
+/** A routing trace file (CSV or Megatron JSONL) checked against the model. */
+function readRouting(path: string, model: ModelSpec): { trace: RoutingTrace; source: string } {
+  if (!model.moe) throw new InputError("--routing", undefined, `${model.name} is not a Mixture-of-Experts model; routing traces apply to MoE plans`);
+  const trace = readRoutingTrace(path, { given: metaFromModel(model) });
+  const m = trace.meta;
+  if (m.numLayers !== model.numLayers || m.numExperts !== model.moe.numExperts || m.expertsPerToken !== model.moe.expertsPerToken) {
+    throw new InputError(path, undefined, `the trace has ${m.numLayers} layers of ${m.numExperts} experts (top-${m.expertsPerToken}); ${model.name} has ${model.numLayers} of ${model.moe.numExperts} (top-${model.moe.expertsPerToken})`);
+  }
+  return { trace, source: path };
+}
 
 function runSimulate(argv: SimulateArgs): void {
   const { planFile, profile, capacityBytes } = loadPlanTarget(argv.plan, argv.hardware);
+  if (planFile.policy.experts) {
+    if (argv.trace || argv.timeline) throw new InputError(argv.trace ? "--trace" : "--timeline", undefined, "MoE plans are replayed layer by layer on a routing trace; stream traces and timelines are for dense plans");
+    const result = simulateMoe(planFile, profile, argv.routing ? readRouting(argv.routing, planFile.modelSpec) : undefined);
+    process.stdout.write((argv.json ? JSON.stringify(result, null, 2) : formatMoeSimulation(result)) + "\n");
+    return;
+  }
+  if (argv.routing) throw new InputError("--routing", undefined, "this plan has no expert policy (policy.experts): routing traces apply to MoE plans");
   const result = simulate(planFile, profile, {
     schedule: argv.schedule ?? planFile.schedule ?? "spillway",
     capacityBytes,
@@ -252,7 +279,7 @@ function runProfile(argv: ProfileArgs): void {
 }
 
 export function buildCli(args: string[]): Argv {
-  return yargs(args)
+  const cli = yargs(args)
     .scriptName("spillway")
     .usage("$0 <command> [options]\n\nPlan, simulate and run large language models on GPUs too small for them.")
     .command("plan", "choose (or score) an offloading policy and predict its throughput", (y) =>
@@ -271,7 +298,9 @@ export function buildCli(args: string[]): Argv {
         .option("trace", { type: "string", describe: "write a Chrome Trace Event file (Perfetto, chrome://tracing)" })
         .option("timeline", { type: "boolean", default: false, describe: "print a text timeline of one layer (the middle one, first decode step)" })
         .option("json", { type: "boolean", default: false, describe: "print the result as JSON" })
+        .option("routing", { type: "string", describe: "MoE plans: a routing trace (CSV from trace synth, or Megatron JSONL) to replay; default: the model's synthetic trace" })
         .example("$0 plan --out p.json && $0 simulate p.json --trace t.json", "simulate the default plan and write a trace")
+        .example("$0 plan --model mixtral-8x7b --batch-size 1 --out m.json && $0 trace synth --model mixtral-8x7b --tokens 500 --out r.csv && $0 simulate m.json --routing r.csv --json", "replay an MoE plan's expert caches on a routing trace")
         .example("$0 simulate p.json --schedule flexgen --json", "the same plan under FlexGen's per-step sync"),
     (argv) => runSimulate(argv as unknown as SimulateArgs))
     .command("run <plan>", "execute a plan for real on the CPU backend and compare measured with predicted", (y) =>
@@ -319,12 +348,13 @@ export function buildCli(args: string[]): Argv {
         .example("$0 report --out report", "OPT-175B on a T4: placement, search landscape, frontier, baselines, simulated timeline and memory")
         .example("$0 plan --model opt-30b --out p.json && $0 simulate p.json --trace t.json && $0 report p.json t.json --out r", "a plan and its simulated trace")
         .example("$0 report run-trace.json compare.json --out r --json", "a measured run's trace and a comparison (compare --json)"),
-    (argv) => runReport(argv as unknown as ReportArgs))
+    (argv) => runReport(argv as unknown as ReportArgs));
+  return registerTraceCommand(cli)
     .command("models", "list the model catalogue", (y) => y.option("json", { type: "boolean", default: false }).example("$0 models --json", "as JSON"),
       (argv) => { process.stdout.write(listModels(Boolean(argv.json)) + "\n"); })
     .command("hardware", "list the shipped hardware profiles", (y) => y.option("json", { type: "boolean", default: false }).example("$0 hardware", "names, GPUs and capacities"),
       (argv) => { process.stdout.write(listHardware(Boolean(argv.json)) + "\n"); })
-    .demandCommand(1, "name a command: plan, simulate, run, compare, report, profile, synth-weights, models or hardware")
+    .demandCommand(1, "name a command: plan, simulate, run, compare, report, trace, profile, synth-weights, models or hardware")
     .strict()
     .help()
     .alias("help", "h")

@@ -45,6 +45,7 @@ export function parsePlanFile(data: unknown, source: string): PlanFile {
       peakBytes: readTiers(p, "peakBytes", pc),
       bytes: { h2d: readNumber(b, "h2d", bc, { min: 0 }), d2h: readNumber(b, "d2h", bc, { min: 0 }), diskRead: readNumber(b, "diskRead", bc, { min: 0 }), diskWrite: readNumber(b, "diskWrite", bc, { min: 0 }) },
       ...(typeof p.busySeconds === "object" && p.busySeconds !== null ? { busySeconds: p.busySeconds as Record<string, number> } : {}),
+      ...(p.experts !== undefined ? { experts: { expectedHitRate: readNumber(readObject(p, "experts", pc), "expectedHitRate", child(pc, "experts"), { min: 0, max: 1 }) } } : {}),
     };
     if (p.capacityBytes !== undefined) capacityBytes = readTiers(p, "capacityBytes", pc);
   }

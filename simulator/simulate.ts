@@ -25,6 +25,8 @@ export interface PlannedFigures {
   readonly peakBytes: Readonly<Record<MemoryTier, number>>;
   readonly bytes: Readonly<Record<"h2d" | "d2h" | "diskRead" | "diskWrite", number>>;
   readonly busySeconds?: Readonly<Record<string, number>>;
+  /** MoE plans: the expected expert-cache hit rate per decode step. */
+  readonly experts?: { readonly expectedHitRate: number };
 }
 
 export interface SimulationResult {

@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import type { ExpertPolicy } from "../core/expert-policy.js";
 import { resolveHardware } from "../core/resolve-hardware.js";
@@ -7,6 +10,7 @@ import { moePolicy } from "../planner/moe/moe-search.js";
 import { type RoutingProfile, uniformRoutingProfile } from "../planner/moe/routing-profile.js";
 import { ExpertCache } from "../simulator/expert-cache.js";
 import { type DecodeRouting, replayMoePlan } from "../simulator/moe-replay.js";
+import { runCli } from "./helpers.js";
 
 const mixtral = findCatalogueModel("mixtral-8x7b")!;
 const t4 = resolveHardware("t4");
@@ -91,5 +95,43 @@ test("MoE replay agrees with the planner when the routing is what the planner as
     assert.ok(Math.abs(r.experts.hitRate - slots / 8) < 0.02, `slots ${slots}: replayed ${r.experts.hitRate}`);
     assert.equal(r.experts.plannedHitRate, slots / 8);
     assert.ok(Math.abs(r.relativeError) < 0.03, `slots ${slots}: throughput off by ${r.relativeError}`);
+  }
+});
+
+test("spillway simulate --routing replays an MoE plan on a trace and reports the experts figures; plan --routing uses its statistics", () => {
+  const dir = mkdtempSync(join(tmpdir(), "spillway-moe-"));
+  try {
+    const planPath = join(dir, "m.json");
+    const tracePath = join(dir, "r.csv");
+    const common = ["--model", "mixtral-8x7b", "--hardware", "t4", "--prompt-len", "64", "--gen-len", "33"];
+    assert.equal(runCli(["trace", "synth", "--model", "mixtral-8x7b", "--tokens", "200", "--requests", "2", "--seed", "5", "--out", tracePath]).status, 0);
+    const planned = runCli(["plan", ...common, "--batch-size", "1", "--expert-cache", "3", "--expert-compute", "gpu", "--prefetch-experts", "2", "--routing", tracePath, "--out", planPath, "--json"]);
+    assert.equal(planned.status, 0, planned.stderr);
+    const p = JSON.parse(planned.stdout) as { predicted: { experts: { expectedHitRate: number; routingSource: string } } };
+    assert.equal(p.predicted.experts.routingSource, tracePath, "the plan's hit rates come from the trace given");
+    const sim = runCli(["simulate", planPath, "--routing", tracePath, "--json"]);
+    assert.equal(sim.status, 0, sim.stderr);
+    const r = JSON.parse(sim.stdout) as { schedule: string; experts: Record<string, number>; plannedByPlan: { expectedHitRate: number } };
+    assert.equal(r.schedule, "moe-replay");
+    for (const key of ["hitRate", "prefetchRecall", "prefetchPrecision", "stallSeconds"]) assert.equal(typeof r.experts[key], "number", key);
+    assert.ok(r.experts.prefetches! > 0 && r.experts.demandFetches! > 0);
+    assert.ok(Math.abs(r.experts.hitRate! - r.plannedByPlan.expectedHitRate) < 0.08, `replayed ${r.experts.hitRate} vs planned ${r.plannedByPlan.expectedHitRate}`);
+    // Without --routing the model's synthetic trace is used.
+    const synthetic = runCli(["simulate", planPath]);
+    assert.equal(synthetic.status, 0, synthetic.stderr);
+    assert.match(synthetic.stdout, /synthetic routing trace of mixtral-8x7b/);
+    // A routing trace for another shape, or for a dense plan, is refused naming the input.
+    const dense = join(dir, "d.json");
+    assert.equal(runCli(["plan", "--model", "opt-125m", "--gen-len", "4", "--prompt-len", "16", "--out", dense, "--quiet"]).status, 0);
+    const wrong = runCli(["simulate", dense, "--routing", tracePath]);
+    assert.equal(wrong.status, 2);
+    assert.match(wrong.stderr, /--routing: this plan has no expert policy/);
+    const other = join(dir, "o.csv");
+    assert.equal(runCli(["trace", "synth", "--model", "mixtral-8x22b", "--tokens", "20", "--out", other]).status, 0);
+    const mismatch = runCli(["simulate", planPath, "--routing", other]);
+    assert.equal(mismatch.status, 2);
+    assert.match(mismatch.stderr, /o\.csv: numLayers: the file says 56 but the model mixtral-8x7b has 32/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

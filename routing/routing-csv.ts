@@ -1,0 +1,166 @@
+/**
+ * Routing traces as CSV, one row per (request, token, layer, rank):
+ *
+ *   # spillway-routing-trace model=mixtral-8x7b num_layers=32 num_experts=8 experts_per_token=2
+ *   request,token,phase,layer,rank,expert,gate_weight
+ *   0,0,decode,0,0,3,0.6123
+ *   0,0,decode,0,1,5,0.3877
+ *
+ * The first line (metadata) is optional when reading: without it, and without numbers from the caller
+ * (e.g. --model), layers, experts and top-k are inferred as the largest index seen plus one. Every row
+ * is validated: non-negative integers, phase "prefill" or "decode", layer < num_layers,
+ * rank < experts_per_token, expert < num_experts, gate_weight finite in [0, 1], no expert twice in a
+ * (request, token, layer), each (request, token, layer, rank) exactly once and every token complete.
+ * Errors name the file, line number and column, and say what was expected.
+ */
+import { parse } from "csv-parse/sync";
+import { InputError } from "../core/input-error.js";
+import { writeFileAtomic } from "../core/write-file-atomic.js";
+import { type PartialRoutingMeta, type RoutingColumn, RoutingTraceBuilder } from "./routing-trace-builder.js";
+import { phaseName, type RoutingTrace, type RoutingTraceMeta } from "./routing-trace.js";
+
+export const ROUTING_CSV_COLUMNS: readonly RoutingColumn[] = ["request", "token", "phase", "layer", "rank", "expert", "gate_weight"];
+export const ROUTING_CSV_MAGIC = "# spillway-routing-trace";
+
+const INTEGER = /^\d+$/;
+const MAX_INDEX = 2 ** 31 - 1;
+
+/** Formats a gate weight with at most 6 decimals (enough for a float32 in [0, 1], and byte-stable). */
+export function formatGateWeight(weight: number): string {
+  return String(Math.round(weight * 1e6) / 1e6);
+}
+
+export function metadataLine(meta: RoutingTraceMeta): string {
+  return `${ROUTING_CSV_MAGIC} model=${meta.model} num_layers=${meta.numLayers} num_experts=${meta.numExperts} experts_per_token=${meta.expertsPerToken}`;
+}
+
+/** The trace as CSV text (metadata line, header, rows in trace order). */
+export function routingTraceToCsv(trace: RoutingTrace): string {
+  const { numLayers, expertsPerToken } = trace.meta;
+  const parts: string[] = [metadataLine(trace.meta), ROUTING_CSV_COLUMNS.join(",")];
+  let slot = 0;
+  for (let i = 0; i < trace.numTokens; i++) {
+    const prefix = `${trace.requests[i]},${trace.tokens[i]},${phaseName(trace.phases[i]!)},`;
+    for (let l = 0; l < numLayers; l++) {
+      for (let r = 0; r < expertsPerToken; r++, slot++) {
+        parts.push(`${prefix}${l},${r},${trace.experts[slot]},${formatGateWeight(trace.gateWeights[slot]!)}`);
+      }
+    }
+  }
+  return parts.join("\n") + "\n";
+}
+
+export function writeRoutingCsv(path: string, trace: RoutingTrace): void {
+  writeFileAtomic(path, routingTraceToCsv(trace));
+}
+
+/** Parses the optional metadata line; `source` names the file for errors. */
+function parseMetadataLine(line: string, source: string): PartialRoutingMeta {
+  const fields: Record<string, string> = {};
+  for (const item of line.slice(ROUTING_CSV_MAGIC.length).trim().split(/\s+/).filter((s) => s !== "")) {
+    const eq = item.indexOf("=");
+    if (eq <= 0) throw new InputError(source, "line 1", `expected key=value metadata after "${ROUTING_CSV_MAGIC}", got ${JSON.stringify(item)}`);
+    fields[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  const known = ["model", "num_layers", "num_experts", "experts_per_token"];
+  for (const key of Object.keys(fields)) {
+    if (!known.includes(key)) throw new InputError(source, `line 1, ${key}`, `unknown metadata key; expected one of ${known.join(", ")}`);
+  }
+  const count = (key: string): number | undefined => {
+    const raw = fields[key];
+    if (raw === undefined) return undefined;
+    if (!INTEGER.test(raw) || Number(raw) < 1) throw new InputError(source, `line 1, ${key}`, `expected a positive integer, got ${JSON.stringify(raw)}`);
+    return Number(raw);
+  };
+  const meta: { model?: string; numLayers?: number; numExperts?: number; expertsPerToken?: number } = {};
+  if (fields.model !== undefined) meta.model = fields.model;
+  const numLayers = count("num_layers");
+  const numExperts = count("num_experts");
+  const expertsPerToken = count("experts_per_token");
+  if (numLayers !== undefined) meta.numLayers = numLayers;
+  if (numExperts !== undefined) meta.numExperts = numExperts;
+  if (expertsPerToken !== undefined) meta.expertsPerToken = expertsPerToken;
+  if (meta.numExperts !== undefined && meta.expertsPerToken !== undefined && meta.expertsPerToken > meta.numExperts) {
+    throw new InputError(source, "line 1, experts_per_token", `expected at most num_experts (${meta.numExperts}), got ${meta.expertsPerToken}`);
+  }
+  return meta;
+}
+
+/**
+ * Reads a routing CSV. `given` (e.g. from --model) overrides nothing in the file: when both say how
+ * many layers/experts/top-k there are, they must agree.
+ */
+export function parseRoutingCsv(text: string, source: string, given: PartialRoutingMeta = {}): RoutingTrace {
+  const newline = text.indexOf("\n");
+  const firstLine = (newline < 0 ? text : text.slice(0, newline)).replace(/\r$/, "");
+  const fromFile = firstLine.startsWith(ROUTING_CSV_MAGIC) ? parseMetadataLine(firstLine, source) : {};
+  const meta = mergeMeta(fromFile, given, source);
+  const where = (line: number, column: RoutingColumn) => `line ${line}, column ${column}`;
+  const builder = new RoutingTraceBuilder(source, where);
+  const limits = { layer: meta.numLayers, rank: meta.expertsPerToken, expert: meta.numExperts };
+  let columnIndex: number[] | undefined;
+
+  const integer = (record: string[], line: number, column: RoutingColumn, index: number): number => {
+    const raw = record[index]!.trim();
+    const limit = column === "layer" || column === "rank" || column === "expert" ? limits[column] : undefined;
+    const expected = limit !== undefined ? `an integer 0..${limit - 1}` : "a non-negative integer";
+    if (!INTEGER.test(raw)) throw new InputError(source, where(line, column), `expected ${expected}, got ${JSON.stringify(raw)}`);
+    const value = Number(raw);
+    if (value > MAX_INDEX || (limit !== undefined && value >= limit)) {
+      const why = column === "layer" ? ` (${limit} layers)` : column === "rank" ? ` (top-${limit} routing)` : column === "expert" ? ` (${limit} experts)` : "";
+      throw new InputError(source, where(line, column), `expected ${expected}${why}, got ${raw}`);
+    }
+    return value;
+  };
+
+  parse(text, {
+    comment: "#",
+    relax_column_count: true,
+    skip_empty_lines: true,
+    on_record: (record: string[], context: { lines: number }) => {
+      const line = context.lines;
+      if (!columnIndex) {
+        const header = record.map((h) => h.trim());
+        columnIndex = ROUTING_CSV_COLUMNS.map((column) => {
+          const index = header.indexOf(column);
+          if (index < 0) throw new InputError(source, `line ${line}, header`, `missing column ${JSON.stringify(column)}; expected the header ${ROUTING_CSV_COLUMNS.join(",")}`);
+          return index;
+        });
+        const extra = header.find((h) => !(ROUTING_CSV_COLUMNS as readonly string[]).includes(h));
+        if (extra !== undefined) throw new InputError(source, `line ${line}, header`, `unknown column ${JSON.stringify(extra)}; expected the header ${ROUTING_CSV_COLUMNS.join(",")}`);
+        return null;
+      }
+      if (record.length !== ROUTING_CSV_COLUMNS.length) {
+        throw new InputError(source, `line ${line}`, `expected ${ROUTING_CSV_COLUMNS.length} values (${ROUTING_CSV_COLUMNS.join(",")}), got ${record.length}`);
+      }
+      const [ci, ti, pi, li, ri, ei, wi] = columnIndex as [number, number, number, number, number, number, number];
+      const phase = record[pi]!.trim();
+      if (phase !== "prefill" && phase !== "decode") throw new InputError(source, where(line, "phase"), `expected "prefill" or "decode", got ${JSON.stringify(phase)}`);
+      const rawWeight = record[wi]!.trim();
+      const weight = rawWeight === "" ? NaN : Number(rawWeight);
+      if (!Number.isFinite(weight) || weight < 0 || weight > 1) throw new InputError(source, where(line, "gate_weight"), `expected a number in [0, 1], got ${JSON.stringify(rawWeight)}`);
+      builder.add(
+        integer(record, line, "request", ci), integer(record, line, "token", ti), phase,
+        integer(record, line, "layer", li), integer(record, line, "rank", ri), integer(record, line, "expert", ei), weight, line,
+      );
+      return null;
+    },
+  });
+  if (!columnIndex) throw new InputError(source, undefined, `empty; expected the header ${ROUTING_CSV_COLUMNS.join(",")} and rows`);
+  return builder.finish(meta);
+}
+
+/** Combines metadata from a file with metadata from the caller; a disagreement is an error. */
+export function mergeMeta(fromFile: PartialRoutingMeta, given: PartialRoutingMeta, source: string): PartialRoutingMeta {
+  const out: { model?: string; numLayers?: number; numExperts?: number; expertsPerToken?: number } = { ...given };
+  for (const key of ["numLayers", "numExperts", "expertsPerToken"] as const) {
+    const a = fromFile[key];
+    const b = given[key];
+    if (a !== undefined && b !== undefined && a !== b) {
+      throw new InputError(source, key, `the file says ${a} but the model${given.model ? ` ${given.model}` : ""} has ${b}`);
+    }
+    if (a !== undefined) out[key] = a;
+  }
+  if (fromFile.model !== undefined && given.model === undefined) out.model = fromFile.model;
+  return out;
+}
