@@ -13,9 +13,9 @@ export function listModels(json: boolean): string {
     params: totalParams(m), activeParams: activeParams(m), fp16Bytes: totalWeightBytes(m), ...(m.moe ? { experts: m.moe.numExperts, expertsPerToken: m.moe.expertsPerToken } : {}),
   }));
   if (json) return JSON.stringify(rows, null, 2);
-  const header = `${"name".padEnd(15)}${"family".padEnd(9)}${"layers".padStart(7)}${"hidden".padStart(8)}${"heads".padStart(8)}${"params".padStart(10)}${"active".padStart(10)}${"fp16 weights".padStart(14)}`;
+  const header = `${"name".padEnd(19)}${"family".padEnd(11)}${"layers".padStart(7)}${"hidden".padStart(8)}${"heads".padStart(8)}${"params".padStart(10)}${"active".padStart(10)}${"fp16 weights".padStart(14)}`;
   return [header, ...rows.map((r) =>
-    `${r.name.padEnd(15)}${r.family.padEnd(9)}${String(r.layers).padStart(7)}${String(r.hiddenSize).padStart(8)}${`${r.heads}/${r.kvHeads}`.padStart(8)}${billions(r.params).padStart(10)}${billions(r.activeParams).padStart(10)}${formatBytes(r.fp16Bytes).padStart(14)}`)].join("\n");
+    `${r.name.padEnd(19)}${r.family.padEnd(11)}${String(r.layers).padStart(7)}${String(r.hiddenSize).padStart(8)}${`${r.heads}/${r.kvHeads}`.padStart(8)}${billions(r.params).padStart(10)}${billions(r.activeParams).padStart(10)}${formatBytes(r.fp16Bytes).padStart(14)}`)].join("\n");
 }
 
 export function listHardware(json: boolean): string {

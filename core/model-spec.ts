@@ -1,18 +1,33 @@
 /**
  * Model specification: the architecture numbers every cost model needs. One definition for dense
- * decoders (OPT, Llama, Mistral) and MoE decoders (Mixtral): `moe` is present only for the latter.
+ * decoders (OPT, Llama, Mistral) and MoE decoders (Mixtral, Qwen1.5-MoE, OLMoE, Qwen3-MoE): `moe` is
+ * present only for the latter.
+ *
+ * Families are named after the Hugging Face `model_type` whose checkpoint layout (tensor names, biases,
+ * q/k norms) they follow: "qwen2_moe" (Qwen1.5-MoE / Qwen2-MoE: q/k/v biases, one sigmoid-gated shared
+ * expert), "olmoe" (full-width q_norm and k_norm), "qwen3_moe" (per-head q_norm and k_norm, no biases,
+ * head_dim independent of hidden_size). Every MoE family here is MoE in every layer; models that mix
+ * dense and MoE layers (DeepSeek's first dense layers, decoder_sparse_step > 1) are not modelled.
  */
 import { asObject, child, type FieldContext, fail, readBoolean, readEnum, readNumber, readObject, readOptionalNumber, readString, rejectUnknownKeys } from "./fields.js";
 
-export const MODEL_FAMILIES = ["opt", "llama", "mistral", "mixtral"] as const;
+export const MODEL_FAMILIES = ["opt", "llama", "mistral", "mixtral", "qwen2_moe", "olmoe", "qwen3_moe"] as const;
 export type ModelFamily = (typeof MODEL_FAMILIES)[number];
 
+/** Families whose checkpoints are Mixture-of-Experts in every layer (they need `moe`). */
+export const MOE_FAMILIES: readonly ModelFamily[] = ["mixtral", "qwen2_moe", "olmoe", "qwen3_moe"];
+
 export interface MoeSpec {
+  /** Routed experts per layer. */
   readonly numExperts: number;
-  /** Experts each token is routed to (top-k). */
+  /** Routed experts each token goes to (top-k). */
   readonly expertsPerToken: number;
-  /** Intermediate size of one expert's FFN. */
+  /** Intermediate size of one routed expert's SwiGLU FFN (config `moe_intermediate_size`; Mixtral and OLMoE: `intermediate_size`). */
   readonly expertFfnSize: number;
+  /** Always-active shared experts per layer (Qwen1.5-MoE: 1, gated by a sigmoid `shared_expert_gate` of h params). Absent: none. */
+  readonly sharedExperts?: number;
+  /** Intermediate size of one shared expert's SwiGLU FFN (Qwen1.5-MoE: 5632). Present exactly when sharedExperts is. */
+  readonly sharedExpertFfnSize?: number;
 }
 
 export interface ModelSpec {
@@ -20,9 +35,18 @@ export interface ModelSpec {
   readonly family: ModelFamily;
   readonly numLayers: number;
   readonly hiddenSize: number;
-  /** Intermediate size of the dense FFN (for MoE models: of one expert). */
+  /**
+   * Intermediate size of the dense FFN (config `intermediate_size`). For MoE models, whose every layer
+   * is MoE, it describes no layer of the model: the routed experts' size is moe.expertFfnSize (equal to
+   * it for Mixtral and OLMoE; Qwen1.5-MoE 5632 vs 1408; Qwen3-30B-A3B 6144 vs 768).
+   */
   readonly ffnSize: number;
   readonly numHeads: number;
+  /**
+   * Width of one attention head when it is not hiddenSize / numHeads (Qwen3-30B-A3B: 128 with 32 heads
+   * and hidden 2048, so q_proj is 2048 x 4096). Absent: hiddenSize / numHeads.
+   */
+  readonly headDim?: number;
   /** Key/value heads (grouped-query attention); equals numHeads for multi-head attention. */
   readonly numKvHeads: number;
   readonly vocabSize: number;
@@ -38,7 +62,12 @@ export interface ModelSpec {
 }
 
 export function headDim(model: ModelSpec): number {
-  return model.hiddenSize / model.numHeads;
+  return model.headDim ?? model.hiddenSize / model.numHeads;
+}
+
+/** Width of Q and of the attention output per token: numHeads * headDim (hiddenSize unless headDim is decoupled). */
+export function qDim(model: ModelSpec): number {
+  return model.numHeads * headDim(model);
 }
 
 /** Width of K (and of V) per token: numKvHeads * headDim. */
@@ -79,21 +108,41 @@ export function layerWeightTensors(model: ModelSpec): WeightTensor[] {
       { name: "final_layer_norm.bias", params: h, part: "mlp" },
     ];
   }
+  const q = qDim(model);
+  const qwen2 = model.family === "qwen2_moe";
   const attention: WeightTensor[] = [
     { name: "input_layernorm.weight", params: h, part: "attention" },
-    { name: "self_attn.q_proj.weight", params: h * h, part: "attention" },
+    { name: "self_attn.q_proj.weight", params: h * q, part: "attention" },
+    ...(qwen2 ? [{ name: "self_attn.q_proj.bias", params: q, part: "attention" } as const] : []),
     { name: "self_attn.k_proj.weight", params: h * kv, part: "attention" },
+    ...(qwen2 ? [{ name: "self_attn.k_proj.bias", params: kv, part: "attention" } as const] : []),
     { name: "self_attn.v_proj.weight", params: h * kv, part: "attention" },
-    { name: "self_attn.o_proj.weight", params: h * h, part: "attention" },
+    ...(qwen2 ? [{ name: "self_attn.v_proj.bias", params: kv, part: "attention" } as const] : []),
+    { name: "self_attn.o_proj.weight", params: q * h, part: "attention" },
   ];
+  // OLMoE normalises the whole q and k projections; Qwen3 normalises each head (one head_dim weight shared by all heads).
+  if (model.family === "olmoe") attention.push({ name: "self_attn.q_norm.weight", params: q, part: "attention" }, { name: "self_attn.k_norm.weight", params: kv, part: "attention" });
+  if (model.family === "qwen3_moe") attention.push({ name: "self_attn.q_norm.weight", params: headDim(model), part: "attention" }, { name: "self_attn.k_norm.weight", params: headDim(model), part: "attention" });
   const mlp: WeightTensor[] = [{ name: "post_attention_layernorm.weight", params: h, part: "mlp" }];
-  if (model.moe) {
-    mlp.push({ name: "block_sparse_moe.gate.weight", params: h * model.moe.numExperts, part: "mlp" });
-    for (let e = 0; e < model.moe.numExperts; e++) {
+  const moe = model.moe;
+  if (moe) {
+    const fe = moe.expertFfnSize;
+    const mixtralNames = model.family !== "qwen2_moe" && model.family !== "olmoe" && model.family !== "qwen3_moe";
+    const prefix = mixtralNames ? "block_sparse_moe" : "mlp";
+    // Declaration order; every matrix is h x expertFfnSize (Mixtral: w1 gate, w2 down, w3 up).
+    const matrices = mixtralNames ? ["w1", "w2", "w3"] : ["gate_proj", "up_proj", "down_proj"];
+    mlp.push({ name: `${prefix}.gate.weight`, params: h * moe.numExperts, part: "mlp" });
+    for (let e = 0; e < moe.numExperts; e++) {
+      for (const m of matrices) mlp.push({ name: `${prefix}.experts.${e}.${m}.weight`, params: h * fe, part: "mlp" });
+    }
+    if (moe.sharedExperts && moe.sharedExpertFfnSize) {
+      // Only qwen2_moe has shared experts (checked): one `shared_expert` MLP and its sigmoid gate.
+      const fs = moe.sharedExpertFfnSize;
       mlp.push(
-        { name: `block_sparse_moe.experts.${e}.w1.weight`, params: h * f, part: "mlp" },
-        { name: `block_sparse_moe.experts.${e}.w2.weight`, params: f * h, part: "mlp" },
-        { name: `block_sparse_moe.experts.${e}.w3.weight`, params: h * f, part: "mlp" },
+        { name: "mlp.shared_expert.gate_proj.weight", params: h * fs, part: "mlp" },
+        { name: "mlp.shared_expert.up_proj.weight", params: h * fs, part: "mlp" },
+        { name: "mlp.shared_expert.down_proj.weight", params: fs * h, part: "mlp" },
+        { name: "mlp.shared_expert_gate.weight", params: h, part: "mlp" },
       );
     }
   } else {
@@ -104,6 +153,22 @@ export function layerWeightTensors(model: ModelSpec): WeightTensor[] {
     );
   }
   return [...attention, ...mlp];
+}
+
+/** Whether a layer tensor (a name from layerWeightTensors) belongs to a routed expert; shared experts, routers and attention do not. */
+export function isExpertTensor(name: string): boolean {
+  return /(^|\.)experts\.\d+\./.test(name);
+}
+
+/** Params of one routed expert (SwiGLU: gate, up and down, h x expertFfnSize each); 0 for a dense model. */
+export function expertParams(model: ModelSpec): number {
+  return model.moe ? 3 * model.hiddenSize * model.moe.expertFfnSize : 0;
+}
+
+/** Params of one layer's shared experts (always active); 0 when it has none. */
+export function sharedExpertParams(model: ModelSpec): number {
+  const moe = model.moe;
+  return moe?.sharedExperts && moe.sharedExpertFfnSize ? moe.sharedExperts * 3 * model.hiddenSize * moe.sharedExpertFfnSize : 0;
 }
 
 export function layerParams(model: ModelSpec): number {
@@ -129,11 +194,10 @@ export function totalParams(model: ModelSpec): number {
   return model.numLayers * layerParams(model) + embeddingParams(model);
 }
 
-/** Parameters used per token (MoE: only the routed experts count). */
+/** Parameters used per token: everything but the routed experts a token is not sent to (shared experts, routers and attention all count). */
 export function activeParams(model: ModelSpec): number {
   if (!model.moe) return totalParams(model);
-  const expert = 3 * model.hiddenSize * model.ffnSize;
-  return totalParams(model) - model.numLayers * (model.moe.numExperts - model.moe.expertsPerToken) * expert;
+  return totalParams(model) - model.numLayers * (model.moe.numExperts - model.moe.expertsPerToken) * expertParams(model);
 }
 
 export function totalWeightBytes(model: ModelSpec): number {
@@ -143,7 +207,7 @@ export function totalWeightBytes(model: ModelSpec): number {
 // ---------------------------------------------------------------------------------------------
 // Validation of a model spec given as JSON in Spillway's own format.
 
-const MODEL_FIELDS = ["name", "family", "numLayers", "hiddenSize", "ffnSize", "numHeads", "numKvHeads", "vocabSize", "maxPositions", "ffnKind", "wordEmbedDim", "tiedEmbeddings", "bytesPerParam", "moe"];
+const MODEL_FIELDS = ["name", "family", "numLayers", "hiddenSize", "ffnSize", "numHeads", "headDim", "numKvHeads", "vocabSize", "maxPositions", "ffnKind", "wordEmbedDim", "tiedEmbeddings", "bytesPerParam", "moe"];
 
 export function parseModelSpec(data: unknown, source: string): ModelSpec {
   const ctx: FieldContext = { source, path: "" };
@@ -158,6 +222,7 @@ export function parseModelSpec(data: unknown, source: string): ModelSpec {
     hiddenSize,
     ffnSize: readNumber(o, "ffnSize", ctx, { min: 1, integer: true }),
     numHeads,
+    ...(o.headDim !== undefined ? { headDim: readNumber(o, "headDim", ctx, { min: 1, integer: true }) } : {}),
     numKvHeads: readOptionalNumber(o, "numKvHeads", ctx, { min: 1, integer: true }) ?? numHeads,
     vocabSize: readNumber(o, "vocabSize", ctx, { min: 1, integer: true }),
     maxPositions: readNumber(o, "maxPositions", ctx, { min: 1, integer: true }),
@@ -171,22 +236,41 @@ export function parseModelSpec(data: unknown, source: string): ModelSpec {
 }
 
 function parseMoe(o: Record<string, unknown>, ctx: FieldContext): MoeSpec {
-  rejectUnknownKeys(o, ctx, ["numExperts", "expertsPerToken", "expertFfnSize"]);
+  rejectUnknownKeys(o, ctx, ["numExperts", "expertsPerToken", "expertFfnSize", "sharedExperts", "sharedExpertFfnSize"]);
   const numExperts = readNumber(o, "numExperts", ctx, { min: 1, integer: true });
+  const sharedExperts = readOptionalNumber(o, "sharedExperts", ctx, { min: 1, integer: true });
+  const sharedExpertFfnSize = readOptionalNumber(o, "sharedExpertFfnSize", ctx, { min: 1, integer: true });
+  if (sharedExperts !== undefined && sharedExpertFfnSize === undefined) fail(ctx, "sharedExpertFfnSize", `missing; ${sharedExperts} shared expert(s) need their intermediate size`);
+  if (sharedExperts === undefined && sharedExpertFfnSize !== undefined) fail(ctx, "sharedExperts", "missing; sharedExpertFfnSize is given, so say how many shared experts each layer has");
   return {
     numExperts,
     expertsPerToken: readNumber(o, "expertsPerToken", ctx, { min: 1, max: numExperts, integer: true }),
     expertFfnSize: readNumber(o, "expertFfnSize", ctx, { min: 1, integer: true }),
+    ...(sharedExperts !== undefined ? { sharedExperts, sharedExpertFfnSize } : {}),
   };
 }
 
 /** Cross-field checks shared by every way a model spec can arrive. */
 export function checkModelConsistency(spec: ModelSpec, ctx: FieldContext): ModelSpec {
-  if (spec.hiddenSize % spec.numHeads !== 0) fail(ctx, "numHeads", `hidden size ${spec.hiddenSize} is not divisible by ${spec.numHeads} heads`);
+  if (spec.headDim === undefined && spec.hiddenSize % spec.numHeads !== 0) fail(ctx, "numHeads", `hidden size ${spec.hiddenSize} is not divisible by ${spec.numHeads} heads (give headDim if heads are not hiddenSize / numHeads wide)`);
+  if (spec.headDim !== undefined && (!Number.isInteger(spec.headDim) || spec.headDim < 1)) fail(ctx, "headDim", `expected an integer >= 1, got ${spec.headDim}`);
+  if (spec.family === "opt" && spec.headDim !== undefined && spec.headDim * spec.numHeads !== spec.hiddenSize) fail(ctx, "headDim", `OPT heads are hiddenSize / numHeads = ${spec.hiddenSize / spec.numHeads} wide, got ${spec.headDim}`);
   if (spec.numHeads % spec.numKvHeads !== 0) fail(ctx, "numKvHeads", `${spec.numHeads} attention heads are not a multiple of ${spec.numKvHeads} key/value heads`);
   if (spec.family === "opt" && spec.ffnKind !== "relu") fail(ctx, "ffnKind", "OPT models use a ReLU MLP (\"relu\")");
   if (spec.family !== "opt" && spec.ffnKind !== "swiglu") fail(ctx, "ffnKind", `${spec.family} models use a gated SwiGLU MLP ("swiglu")`);
-  if (spec.family === "mixtral" && !spec.moe) fail(ctx, "moe", "a mixtral model needs its MoE fields (numExperts, expertsPerToken, expertFfnSize)");
-  if (spec.moe && spec.moe.expertFfnSize !== spec.ffnSize) fail(ctx, "moe.expertFfnSize", `must equal ffnSize (${spec.ffnSize})`);
+  if (MOE_FAMILIES.includes(spec.family) && !spec.moe) fail(ctx, "moe", `a ${spec.family} model needs its MoE fields (numExperts, expertsPerToken, expertFfnSize)`);
+  if (spec.family === "opt" && spec.moe) fail(ctx, "moe", "OPT models have no experts; use a MoE family (mixtral, qwen2_moe, olmoe, qwen3_moe)");
+  const moe = spec.moe;
+  if (moe) {
+    for (const key of ["numExperts", "expertsPerToken", "expertFfnSize"] as const) {
+      if (!Number.isInteger(moe[key]) || moe[key] < 1) fail(ctx, `moe.${key}`, `expected an integer >= 1, got ${moe[key]}`);
+    }
+    if (moe.expertsPerToken > moe.numExperts) fail(ctx, "moe.expertsPerToken", `top-${moe.expertsPerToken} routing needs at least that many experts; the model has ${moe.numExperts}`);
+    if ((moe.sharedExperts === undefined) !== (moe.sharedExpertFfnSize === undefined)) fail(ctx, moe.sharedExperts === undefined ? "moe.sharedExperts" : "moe.sharedExpertFfnSize", "sharedExperts and sharedExpertFfnSize go together");
+    if (moe.sharedExperts !== undefined && (!Number.isInteger(moe.sharedExperts) || moe.sharedExperts < 1)) fail(ctx, "moe.sharedExperts", `expected an integer >= 1, got ${moe.sharedExperts}`);
+    if (moe.sharedExpertFfnSize !== undefined && (!Number.isInteger(moe.sharedExpertFfnSize) || moe.sharedExpertFfnSize < 1)) fail(ctx, "moe.sharedExpertFfnSize", `expected an integer >= 1, got ${moe.sharedExpertFfnSize}`);
+    if (spec.family === "qwen2_moe" && moe.sharedExperts !== 1) fail(ctx, "moe.sharedExperts", `a qwen2_moe layer has exactly one shared expert (with its sigmoid gate), got ${moe.sharedExperts ?? "none"}`);
+    if (spec.family !== "qwen2_moe" && moe.sharedExperts !== undefined) fail(ctx, "moe.sharedExperts", `${spec.family} checkpoints have no shared experts; of the families here only qwen2_moe does`);
+  }
   return spec;
 }

@@ -1,10 +1,14 @@
 /**
- * Reads a Hugging Face config.json (model_type opt, llama, mistral, mixtral) into a ModelSpec.
+ * Reads a Hugging Face config.json (model_type opt, llama, mistral, mixtral, qwen2_moe, olmoe,
+ * qwen3_moe) into a ModelSpec. MoE configs must be MoE in every layer: a config that interleaves dense
+ * layers (decoder_sparse_step other than 1, or a non-empty mlp_only_layers) is rejected, since a
+ * per-layer dense/MoE mix is not modelled.
  */
 import { asObject, type FieldContext, fail, readNumber, readOptionalNumber } from "../core/fields.js";
-import { checkModelConsistency, type ModelFamily, type ModelSpec } from "../core/model-spec.js";
+import { describeValue } from "../core/input-error.js";
+import { checkModelConsistency, type ModelFamily, type ModelSpec, type MoeSpec } from "../core/model-spec.js";
 
-const SUPPORTED = ["opt", "llama", "mistral", "mixtral"];
+const SUPPORTED = ["opt", "llama", "mistral", "mixtral", "qwen2_moe", "olmoe", "qwen3_moe"];
 
 export function modelSpecFromHfConfig(data: unknown, source: string, name?: string): ModelSpec {
   const ctx: FieldContext = { source, path: "" };
@@ -38,8 +42,16 @@ export function modelSpecFromHfConfig(data: unknown, source: string, name?: stri
   const act = o.hidden_act ?? "silu";
   if (act !== "silu") fail(ctx, "hidden_act", `expected "silu" for ${family}, got ${JSON.stringify(act)}`);
   const ffnSize = readNumber(o, "intermediate_size", ctx, { min: 1, integer: true });
+  // head_dim: kept only when heads are not hidden_size / num_attention_heads wide (Qwen3-30B-A3B).
+  let headDim: number | undefined;
+  if (o.head_dim !== undefined && o.head_dim !== null) {
+    const hd = readNumber(o, "head_dim", ctx, { min: 1, integer: true });
+    if (hd * numHeads !== hiddenSize) headDim = hd;
+  }
+  const moe = readMoe(o, family, ffnSize, ctx);
   const spec: ModelSpec = {
     name: modelName, family, hiddenSize, numHeads,
+    ...(headDim !== undefined ? { headDim } : {}),
     numKvHeads: readOptionalNumber(o, "num_key_value_heads", ctx, { min: 1, integer: true }) ?? numHeads,
     numLayers: readNumber(o, "num_hidden_layers", ctx, { min: 1, integer: true }),
     ffnSize,
@@ -49,20 +61,37 @@ export function modelSpecFromHfConfig(data: unknown, source: string, name?: stri
     wordEmbedDim: hiddenSize,
     tiedEmbeddings: o.tie_word_embeddings === true,
     bytesPerParam: 2,
-    ...(family === "mixtral"
-      ? { moe: {
-          numExperts: readNumber(o, "num_local_experts", ctx, { min: 1, integer: true }),
-          expertsPerToken: readNumber(o, "num_experts_per_tok", ctx, { min: 1, integer: true }),
-          expertFfnSize: ffnSize,
-        } }
-      : {}),
+    ...(moe ? { moe } : {}),
   };
-  if (o.head_dim !== undefined && o.head_dim !== null) {
-    const hd = readNumber(o, "head_dim", ctx, { min: 1, integer: true });
-    if (hd * numHeads !== hiddenSize) fail(ctx, "head_dim", `head_dim ${hd} x ${numHeads} heads != hidden_size ${hiddenSize}; decoupled head sizes are not modelled yet`);
-  }
-  if (spec.moe && spec.moe.expertsPerToken > spec.moe.numExperts) fail(ctx, "num_experts_per_tok", `must be at most num_local_experts (${spec.moe.numExperts})`);
   return checkModelConsistency(spec, ctx);
+}
+
+/** The MoE fields of a mixtral, qwen2_moe, olmoe or qwen3_moe config; undefined for dense types. */
+function readMoe(o: Record<string, unknown>, family: ModelFamily, ffnSize: number, ctx: FieldContext): MoeSpec | undefined {
+  if (family !== "mixtral" && family !== "qwen2_moe" && family !== "olmoe" && family !== "qwen3_moe") return undefined;
+  const expertsKey = family === "mixtral" ? "num_local_experts" : "num_experts";
+  const numExperts = readNumber(o, expertsKey, ctx, { min: 1, integer: true });
+  const expertsPerToken = readNumber(o, "num_experts_per_tok", ctx, { min: 1, integer: true });
+  if (expertsPerToken > numExperts) fail(ctx, "num_experts_per_tok", `must be at most ${expertsKey} (${numExperts})`);
+  if (family === "qwen2_moe" || family === "qwen3_moe") rejectDenseLayers(o, ctx);
+  // Biases the tensor layout does not carry: Qwen2-MoE always has q/k/v biases, OLMoE and Qwen3-MoE none.
+  if (family === "qwen2_moe" && o.qkv_bias === false) fail(ctx, "qkv_bias", "false is not modelled: Qwen2-MoE checkpoints have q/k/v biases");
+  if ((family === "olmoe" || family === "qwen3_moe") && o.attention_bias === true) fail(ctx, "attention_bias", `true is not modelled: ${family} checkpoints have no attention biases`);
+  // Mixtral and OLMoE experts are intermediate_size wide; the Qwen families have a separate moe_intermediate_size.
+  const expertFfnSize = family === "mixtral" || family === "olmoe" ? ffnSize : readNumber(o, "moe_intermediate_size", ctx, { min: 1, integer: true });
+  if (family !== "qwen2_moe") return { numExperts, expertsPerToken, expertFfnSize };
+  const shared = readNumber(o, "shared_expert_intermediate_size", ctx, { min: 1, integer: true });
+  return { numExperts, expertsPerToken, expertFfnSize, sharedExperts: 1, sharedExpertFfnSize: shared };
+}
+
+/** Qwen MoE configs can make some layers dense; only every-layer MoE is modelled. */
+function rejectDenseLayers(o: Record<string, unknown>, ctx: FieldContext): void {
+  const step = readOptionalNumber(o, "decoder_sparse_step", ctx, { min: 1, integer: true });
+  if (step !== undefined && step !== 1) fail(ctx, "decoder_sparse_step", `${step} makes only every ${step}th layer MoE; only configs whose every layer is MoE (1) are modelled, not a per-layer dense/MoE mix`);
+  const only = o.mlp_only_layers;
+  if (only === undefined || only === null) return;
+  if (!Array.isArray(only)) fail(ctx, "mlp_only_layers", `expected a list of layer indices, got ${describeValue(only)}`);
+  if (only.length > 0) fail(ctx, "mlp_only_layers", `layers ${JSON.stringify(only)} are dense; only configs whose every layer is MoE (an empty list) are modelled, not a per-layer dense/MoE mix`);
 }
 
 function checkDtype(o: Record<string, unknown>, ctx: FieldContext): void {

@@ -160,7 +160,7 @@ export class PlanCosts implements ScheduleCostSource {
     const appended = tokensPerSequence * this.kvTokenBytes;
     const gpuSeconds = step.seconds.gpu.evaluate(values);
     const gpuBeforeCpu = cpuAttention
-      ? Math.min(gpuSeconds, costModel.gemmSeconds(gbs, h, h + 2 * kv) + seqs.gpu * costModel.gpuAttentionSecondsPerSequence("decode", context))
+      ? Math.min(gpuSeconds, costModel.gemmSeconds(gbs, h, costModel.q + 2 * kv) + seqs.gpu * costModel.gpuAttentionSecondsPerSequence("decode", context))
       : 0;
     const hiddenOff = realized.activationTier !== "gpu";
     const hiddenOnDisk = realized.activationTier === "disk";
@@ -176,8 +176,8 @@ export class PlanCosts implements ScheduleCostSource {
       loadHidden: hiddenOff ? this.transfer("h2d", hiddenBytes) : NO_TRANSFER,
       storeHidden: hiddenOff ? this.transfer("d2h", hiddenBytes) : NO_TRANSFER,
       writeHidden: hiddenOnDisk ? this.transfer("diskWrite", hiddenBytes) : NO_TRANSFER,
-      sendQkv: cpuAttention ? this.transfer("d2h", off * (h + 2 * kv) * 2) : NO_TRANSFER,
-      returnAttention: cpuAttention ? this.transfer("h2d", off * h * 2) : NO_TRANSFER,
+      sendQkv: cpuAttention ? this.transfer("d2h", off * (costModel.q + 2 * kv) * 2) : NO_TRANSFER,
+      returnAttention: cpuAttention ? this.transfer("h2d", off * costModel.q * 2) : NO_TRANSFER,
       workingBytes: costModel.workingBytes(tokensPerSequence, prefill ? s : context),
       newCacheBytes: { gpu: seqs.gpu * appended, cpu: seqs.cpu * appended, disk: seqs.disk * appended },
       cacheStagingGpuBytes: prefill || cpuAttention ? 0 : off * past,

@@ -8,7 +8,7 @@
  * bytes over bandwidth. Closed form per layer and token step, summed like the dense model.
  */
 import { type ExpertPolicy, STORED_BITS_PER_PARAM, storedBytes } from "../../core/expert-policy.js";
-import { embeddingParams, kvDim, layerParams, type ModelSpec, type MoeSpec } from "../../core/model-spec.js";
+import { embeddingParams, expertParams, kvDim, layerParams, type ModelSpec, type MoeSpec, qDim } from "../../core/model-spec.js";
 import type { Policy } from "../../core/policy.js";
 import { formatBytes } from "../../core/units.js";
 import type { Workload } from "../../core/workload.js";
@@ -45,8 +45,8 @@ export interface MoePrediction extends Prediction {
 }
 
 /** Params of one routed expert (SwiGLU: gate, up, down). */
-export function routedExpertParams(model: ModelSpec, moe: MoeSpec): number {
-  return 3 * model.hiddenSize * moe.expertFfnSize;
+export function routedExpertParams(model: ModelSpec, _moe?: MoeSpec): number {
+  return expertParams(model);
 }
 
 /** Params of a layer outside its routed experts: attention, norms, router, shared experts. */
@@ -124,7 +124,8 @@ export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: W
   const diskSeconds = (bytes: number, count = 1) => bytes / rates.diskReadBytesPerSecond + count * rates.diskLatencySeconds;
 
   const nonExpertParams = nonExpertLayerParams(model, moe);
-  const projectionParams = h * (h + 2 * kv) + h * h + h * E;
+  const q = qDim(model);
+  const projectionParams = h * (q + 2 * kv) + q * h + h * E;
   const otherParams = Math.max(0, nonExpertParams - projectionParams); // shared experts, norms
 
   const step = (phase: "prefill" | "decode", context: number, counts: ExpertStepCounts): StepFigures => {
@@ -132,7 +133,7 @@ export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: W
     const busy = Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Record<Resource, number>;
     const bytes = Object.fromEntries(LINKS.map((l) => [l, 0])) as Record<Link, number>;
     // Attention, router, shared experts: resident at attentionBits.
-    let attention = gemm(tokens, h, h + 2 * kv, attentionBitsPerParam) + gemm(tokens, h, h, attentionBitsPerParam) + gemm(tokens, h, E, attentionBitsPerParam);
+    let attention = gemm(tokens, h, q + 2 * kv, attentionBitsPerParam) + gemm(tokens, q, h, attentionBitsPerParam) + gemm(tokens, h, E, attentionBitsPerParam);
     if (otherParams > h * 4) attention += gemm(tokens, h, otherParams / h, attentionBitsPerParam);
     attention += (tokens * 10 * h * 2) / rates.gpuMemoryBytesPerSecond + 6 * rates.kernelLaunchSeconds;
     let cpuAttentionSeconds = 0;
@@ -149,11 +150,11 @@ export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: W
       attention += B * cacheOnGpu * costModel.gpuAttentionSecondsPerSequence("decode", context);
       if (cacheOnCpu > 0 && cpuAttention) {
         cpuAttentionSeconds = B * cacheOnCpu * costModel.cpuAttentionSecondsPerSequence(context);
-        const qkv = B * cacheOnCpu * (h + 2 * kv) * 2;
+        const qkv = B * cacheOnCpu * (q + 2 * kv) * 2;
         bytes.d2h += qkv;
-        bytes.h2d += B * cacheOnCpu * h * 2;
+        bytes.h2d += B * cacheOnCpu * q * 2;
         busy.d2h += d2hSeconds(qkv);
-        busy.h2d += h2dSeconds(B * cacheOnCpu * h * 2);
+        busy.h2d += h2dSeconds(B * cacheOnCpu * q * 2);
       } else if (cacheOnCpu > 0) {
         const loaded = B * cacheOnCpu * (context - 1) * kvTokenBytes;
         bytes.h2d += loaded;
@@ -211,7 +212,12 @@ export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: W
   return { step, headGpuSeconds, headSeconds: headGpuSeconds + d2hSeconds(B * 4), expertBytes };
 }
 
-export function evaluateMoePolicy(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, profile: RoutingProfile): MoePrediction {
+/**
+ * `decodeSamples`: cost only this many evenly spaced decode steps, each standing for its share of the
+ * steps (a step's time varies with its context through attention alone): the search's fast estimate.
+ * Default: every step, exactly.
+ */
+export function evaluateMoePolicy(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, profile: RoutingProfile, decodeSamples?: number): MoePrediction {
   const moe = model.moe;
   const x = policy.experts;
   if (!moe || !x) throw new Error("evaluateMoePolicy needs an MoE model and policy.experts");
@@ -245,11 +251,16 @@ export function evaluateMoePolicy(model: ModelSpec, rates: HardwareRates, worklo
   let decodeSeconds = 0;
   let stallSeconds = 0;
   const decodeCounts = expertCounts(model, moe, x, profile, B, "decode");
-  for (let i = 1; i < n; i++) {
+  const steps = n - 1;
+  const samples = decodeSamples === undefined ? steps : Math.min(steps, Math.max(1, decodeSamples));
+  for (let j = 0; j < samples; j++) {
+    // Sample j stands for the steps [j*steps/samples, (j+1)*steps/samples), costed at their middle.
+    const weight = steps / samples;
+    const i = samples === steps ? j + 1 : 1 + Math.min(steps - 1, Math.floor((j + 0.5) * weight));
     const d = model_.step("decode", s + i, decodeCounts);
-    add(d, L);
-    decodeSeconds += L * d.wallSeconds + headSeconds;
-    stallSeconds += L * d.stallSeconds;
+    add(d, L * weight);
+    decodeSeconds += weight * (L * d.wallSeconds + headSeconds);
+    stallSeconds += weight * L * d.stallSeconds;
   }
   const decodeSteps = Math.max(1, n - 1);
 

@@ -38,6 +38,9 @@ export interface MoeSearchResult {
 
 /** Batch sizes tried first (4x apart); the best one's neighbours at 2x are tried next. */
 export const MOE_BATCH_CANDIDATES = [1, 4, 16, 64, 256];
+/** Decode steps the search's estimates cost (evenly spaced), and how many estimates are re-scored exactly. */
+const ESTIMATE_DECODE_SAMPLES = 4;
+const SHORTLIST = 12;
 
 export function moePolicy(model: ModelSpec, batch: number, experts: ExpertPolicy, cacheOnCpu: boolean): Policy {
   return {
@@ -66,7 +69,11 @@ export function searchMoe(model: ModelSpec, rates: HardwareRates, workload: Work
 
   const bitsList = pick(fixed.bits, [16, 8, 4] as ExpertBits[]);
   const attentionBitsList = pick(fixed.attentionBits, [16, 8, 4] as ExpertBits[]);
-  const slotsList = fixed.cacheSize !== undefined ? [fixed.cacheSize] : Array.from({ length: E + 1 }, (_, i) => i);
+  // Every slot count for up to 16 experts; beyond, 17 evenly spaced counts, refined around the best.
+  const slotStep = E <= 16 ? 1 : Math.ceil(E / 16);
+  const slotsList = fixed.cacheSize !== undefined
+    ? [fixed.cacheSize]
+    : [...new Set([...Array.from({ length: Math.floor(E / slotStep) + 1 }, (_, i) => i * slotStep), E])].filter((x) => x <= E).sort((a, b) => a - b);
   const evictions = pick(fixed.eviction, ["lru", "lfu", "static"] as ExpertEviction[]);
   // Experts' home copies go to disk only when host memory cannot hold them.
   const homeFitsCpu = (bits: ExpertBits) => model.numLayers * E * storedBytes(routedExpertParams(model, moe), bits) < rates.capacityBytes.cpu;
@@ -87,6 +94,22 @@ export function searchMoe(model: ModelSpec, rates: HardwareRates, workload: Work
   let best: MoeSearchResult["best"];
   let evaluations = 0;
   const better = (a: MoePrediction, b: MoePrediction) => a.throughputTokensPerSecond > b.throughputTokensPerSecond * (1 + 1e-9);
+  // Candidates are estimated from a few decode steps; the best few are then scored exactly.
+  const shortlist: { policy: Policy; estimate: number }[] = [];
+  const consider = (batch: number, experts: ExpertPolicy, cacheOnCpu: boolean): boolean => {
+    const policy = moePolicy(model, batch, experts, cacheOnCpu);
+    const prediction = evaluateMoePolicy(model, rates, workload, policy, profile, ESTIMATE_DECODE_SAMPLES);
+    evaluations++;
+    if (prediction.feasible) {
+      if (!best || better(prediction, best.prediction)) best = { policy, prediction };
+      shortlist.push({ policy, estimate: prediction.throughputTokensPerSecond });
+      if (shortlist.length > 4 * SHORTLIST) {
+        shortlist.sort((a, b) => b.estimate - a.estimate);
+        shortlist.length = SHORTLIST;
+      }
+    }
+    return prediction.peakBytes.gpu <= prediction.capacityBytes.gpu;
+  };
   const tried = new Set<number>();
   const tryBatch = (batch: number) => {
     if (tried.has(batch) || batch < 1) return;
@@ -94,18 +117,16 @@ export function searchMoe(model: ModelSpec, rates: HardwareRates, workload: Work
     for (const bits of bitsList) for (const attentionBits of attentionBitsList) for (const offloadTier of tiersFor(bits)) for (const cacheOnCpu of kvOnCpu) {
       for (const cacheSize of slotsList) {
         const resident = cacheSize >= E;
+        let anyFits = false;
         for (const eviction of resident ? evictions.slice(0, 1) : evictions) {
           for (const prefetch of resident ? prefetches.slice(0, 1) : prefetches) {
             for (const compute of resident ? computes.slice(0, 1) : computes) {
-              const experts: ExpertPolicy = { cacheSize, eviction, offloadTier, bits, attentionBits, ...prefetch, ...compute };
-              const policy = moePolicy(model, batch, experts, cacheOnCpu);
-              const prediction = evaluateMoePolicy(model, rates, workload, policy, profile);
-              evaluations++;
-              if (!prediction.feasible) continue;
-              if (!best || better(prediction, best.prediction)) best = { policy, prediction };
+              if (consider(batch, { cacheSize, eviction, offloadTier, bits, attentionBits, ...prefetch, ...compute }, cacheOnCpu)) anyFits = true;
             }
           }
         }
+        // GPU memory only grows with the slots: once nothing fits, more slots will not either.
+        if (!anyFits) break;
       }
     }
   };
@@ -114,6 +135,21 @@ export function searchMoe(model: ModelSpec, rates: HardwareRates, workload: Work
     for (const batch of MOE_BATCH_CANDIDATES) tryBatch(batch);
     const chosen = best?.policy.gpuBatchSize;
     if (chosen !== undefined) for (const batch of [chosen / 2, chosen * 2]) tryBatch(batch);
+  }
+  // Between grid points: every slot count within one step of the best, other choices kept.
+  const found = best as MoeSearchResult["best"];
+  if (found && slotStep > 1) {
+    const x = found.policy.experts!;
+    for (let cacheSize = Math.max(0, x.cacheSize - slotStep + 1); cacheSize <= Math.min(E, x.cacheSize + slotStep - 1); cacheSize++) {
+      if (cacheSize !== x.cacheSize) consider(found.policy.gpuBatchSize, { ...x, cacheSize }, found.policy.cache.cpu > 0);
+    }
+  }
+  shortlist.sort((a, b) => b.estimate - a.estimate);
+  best = undefined;
+  for (const { policy } of shortlist.slice(0, SHORTLIST)) {
+    const prediction = evaluateMoePolicy(model, rates, workload, policy, profile);
+    evaluations++;
+    if (prediction.feasible && (!best || better(prediction, best.prediction))) best = { policy, prediction };
   }
   return { best, evaluations };
 }

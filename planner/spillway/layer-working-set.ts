@@ -12,23 +12,25 @@
  *   step (heads x context + 2h + heads);
  * - kernel scratch: KERNEL_TILE_ROWS weight rows decoded at a time, and their output tile.
  */
-import { kvDim, type ModelSpec } from "../../core/model-spec.js";
+import { headDim, kvDim, type ModelSpec, qDim } from "../../core/model-spec.js";
 
 /** Weight rows a GEMM decodes into compute precision at a time (the CPU backend's linear kernel). */
 export const KERNEL_TILE_ROWS = 16;
 
 export function ffnWorkingWidth(model: ModelSpec): number {
-  const width = model.moe ? model.moe.expertsPerToken * model.ffnSize : model.ffnSize;
+  const moe = model.moe;
+  const width = moe ? moe.expertsPerToken * moe.expertFfnSize + (moe.sharedExperts ?? 0) * (moe.sharedExpertFfnSize ?? 0) : model.ffnSize;
   return width * (model.ffnKind === "swiglu" ? 3 : 1);
 }
 
 export function layerWorkingValues(model: ModelSpec, sequences: number, tokensPerSequence: number, context: number): number {
   const h = model.hiddenSize;
   const nh = model.numHeads;
-  const hd = h / nh;
+  const hd = headDim(model);
+  const q = qDim(model);
   const f = ffnWorkingWidth(model);
   const rows = sequences * tokensPerSequence;
   const t = tokensPerSequence;
-  const attentionScratch = Math.max(2 * t * hd + 2 * context * hd + t * context, nh * context + 2 * h + nh);
-  return rows * (2 * h + Math.max(4 * h, f) + KERNEL_TILE_ROWS) + KERNEL_TILE_ROWS * Math.max(h, f) + 2 * context * kvDim(model) + attentionScratch;
+  const attentionScratch = Math.max(2 * t * hd + 2 * context * hd + t * context, nh * context + 2 * q + nh);
+  return rows * (2 * h + Math.max(2 * h + 2 * q, f) + KERNEL_TILE_ROWS) + KERNEL_TILE_ROWS * Math.max(h, q, f) + 2 * context * kvDim(model) + attentionScratch;
 }

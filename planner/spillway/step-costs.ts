@@ -6,7 +6,7 @@
  * latency plus bytes over bandwidth; every GEMM and attention kernel is a roofline (the larger of
  * FLOPs over peak and bytes over memory bandwidth) plus a launch latency.
  */
-import { kvDim, type ModelSpec } from "../../core/model-spec.js";
+import { kvDim, type ModelSpec, qDim } from "../../core/model-spec.js";
 import type { ComputeDevice } from "../../core/policy.js";
 import type { Workload } from "../../core/workload.js";
 import type { Affine, VariableSpace } from "../lp/affine.js";
@@ -79,6 +79,8 @@ export interface ModelCostConstants {
 
 export class StepCostModel {
   readonly h: number;
+  /** Width of Q and of the attention output (hiddenSize unless the head size is decoupled). */
+  readonly q: number;
   readonly kv: number;
   readonly f: number;
   readonly nh: number;
@@ -93,6 +95,7 @@ export class StepCostModel {
     readonly space: VariableSpace,
   ) {
     this.h = model.hiddenSize;
+    this.q = qDim(model);
     this.kv = kvDim(model);
     this.f = model.ffnSize;
     this.nh = model.numHeads;
@@ -143,14 +146,19 @@ export class StepCostModel {
 
   private denseSeconds(tokens: number, gemm: (tokens: number, k: number, n: number) => number, flopsPerSecond: number, memoryBytesPerSecond: number, launchSeconds: number): number {
     const { h, kv, f } = this;
-    let seconds = gemm(tokens, h, h + 2 * kv) + gemm(tokens, h, h);
+    const q = this.q;
+    let seconds = gemm(tokens, h, q + 2 * kv) + gemm(tokens, q, h);
     const moe = this.model.moe;
     if (moe) {
+      const fe = moe.expertFfnSize;
       const touched = moe.numExperts * (1 - (1 - moe.expertsPerToken / moe.numExperts) ** tokens);
-      const flops = 2 * tokens * moe.expertsPerToken * 3 * h * f;
-      const bytes = touched * 3 * h * f * 2 + 2 * tokens * moe.expertsPerToken * (2 * h + 3 * f);
+      const flops = 2 * tokens * moe.expertsPerToken * 3 * h * fe;
+      const bytes = touched * 3 * h * fe * 2 + 2 * tokens * moe.expertsPerToken * (2 * h + 3 * fe);
       seconds += Math.max(flops / flopsPerSecond, bytes / memoryBytesPerSecond) + touched * 3 * launchSeconds;
-      seconds += gemm(tokens, h, moe.numExperts);
+      // Shared experts run on every token like a dense SwiGLU FFN; their scalar sigmoid gate rides with the router GEMM.
+      const shared = moe.sharedExperts && moe.sharedExpertFfnSize ? moe.sharedExperts * moe.sharedExpertFfnSize : 0;
+      if (shared > 0) seconds += gemm(tokens, h, 2 * shared) + gemm(tokens, shared, h);
+      seconds += gemm(tokens, h, moe.numExperts + (shared > 0 ? 1 : 0));
     } else if (this.model.ffnKind === "swiglu") {
       seconds += gemm(tokens, h, 2 * f) + gemm(tokens, f, h);
     } else {
@@ -164,24 +172,24 @@ export class StepCostModel {
 
   /** CPU attention seconds per sequence over the prompt (prefill of a CPU-computed layer). */
   cpuPrefillAttentionSecondsPerSequence(): number {
-    const { h, nh } = this;
+    const { q, nh } = this;
     const r = this.rates;
     const s = this.workload.promptLen;
-    return Math.max((4 * s * s * h) / r.cpuFlopsPerSecond, (4 * nh * s * s * 4 + 4 * s * h * 4) / r.cpuMemoryBytesPerSecond);
+    return Math.max((4 * s * s * q) / r.cpuFlopsPerSecond, (4 * nh * s * s * 4 + 4 * s * q * 4) / r.cpuMemoryBytesPerSecond);
   }
 
   /** GPU attention seconds per sequence (prefill over the prompt, or one decode step over `context`). */
   gpuAttentionSecondsPerSequence(phase: Phase, context: number): number {
-    const { h, kv, nh } = this;
+    const { q, kv, nh } = this;
     const r = this.rates;
     const s = this.workload.promptLen;
     if (phase === "prefill") {
-      const flops = 4 * s * s * h;
-      const bytes = 4 * nh * s * s * 2 + 4 * s * h * 2;
+      const flops = 4 * s * s * q;
+      const bytes = 4 * nh * s * s * 2 + 4 * s * q * 2;
       return Math.max(flops / r.gpuFlopsPerSecond, bytes / r.gpuMemoryBytesPerSecond);
     }
-    const flops = 4 * context * h;
-    let bytes = 2 * context * kv * 2 + 2 * h * 2 + 2 * nh * context * 2;
+    const flops = 4 * context * q;
+    let bytes = 2 * context * kv * 2 + 2 * q * 2 + 2 * nh * context * 2;
     // Compressed KV is dequantised on the fly: at the profile's measured rate where it has one, else as
     // traffic (read 4.5-bit values, write fp16 working copies).
     const measuredDequantize = this.settings.compressCache && r.dequantizeValuesPerSecond !== undefined;
@@ -198,9 +206,9 @@ export class StepCostModel {
 
   /** CPU attention seconds per sequence for one decode step over `context` (fp32 compute, fp16 KV read). */
   cpuAttentionSecondsPerSequence(context: number): number {
-    const { h, kv, nh } = this;
+    const { q, kv, nh } = this;
     const r = this.rates;
-    const flops = 4 * context * h;
+    const flops = 4 * context * q;
     let bytes = 2 * context * kv * 2 * this.cacheFactor + nh * context * 4 * 2;
     if (this.settings.compressCache) bytes += 2 * context * kv * 4; // dequantised fp32 copy
     return Math.max(flops / r.cpuFlopsPerSecond, bytes / r.cpuMemoryBytesPerSecond);
@@ -292,10 +300,11 @@ export class StepCostModel {
         gpu = gpu.plus(p.cg.times(gbs * gpuAttention));
         cpu = offCache.times(gbs * this.cpuAttentionSecondsPerSequence(context));
         // q, k, v of the CPU-attended sequences go down; their attention output comes back up.
-        d2h = offCache.times(gbs * (h + 2 * kv) * 2);
-        d2hSeconds = offCache.times((gbs * (h + 2 * kv) * 2) / r.d2hBytesPerSecond + r.d2hLatencySeconds);
-        h2d = offCache.times(gbs * h * 2);
-        h2dSeconds = offCache.times((gbs * h * 2) / r.h2dBytesPerSecond + r.h2dLatencySeconds);
+        const q = this.q;
+        d2h = offCache.times(gbs * (q + 2 * kv) * 2);
+        d2hSeconds = offCache.times((gbs * (q + 2 * kv) * 2) / r.d2hBytesPerSecond + r.d2hLatencySeconds);
+        h2d = offCache.times(gbs * q * 2);
+        h2dSeconds = offCache.times((gbs * q * 2) / r.h2dBytesPerSecond + r.h2dLatencySeconds);
       } else {
         gpu = gpu.plus(this.space.constant(gbs * gpuAttention));
         // Off-GPU KV is loaded for attention on the GPU, and the new token's KV is stored back.
