@@ -24,6 +24,12 @@ export function formatPlan(plan: Plan): string {
     lines.push(`  resident     attention, routers, embeddings at ${x.attentionBits} bits on the GPU`);
     lines.push(`  KV cache     ${placement(p.cache)}${p.cpuAttention ? "  (attention on the CPU)" : ""}`);
     lines.push(`  weights      ${placement(p.weights)}  (all stored bytes)`);
+    const ll = plan.llamaCpp;
+    if (ll) {
+      lines.push(ll.nCpuMoe === undefined
+        ? `  llama.cpp    ${ll.reason}`
+        : `  llama.cpp    -ngl ${ll.nGpuLayers} --n-cpu-moe ${ll.nCpuMoe} fits (Q4-class GGUF): about ${ll.decodeTokensPerSecond!.toPrecision(3)} token/s decoding one sequence`);
+    }
   } else {
   lines.push(`  GPU batch size ${p.gpuBatchSize} x ${p.numGpuBatches} GPU batches = block of ${p.gpuBatchSize * p.numGpuBatches} sequences`);
   lines.push(`  weights      ${placement(p.weights)}${p.compressWeight ? "  (4-bit)" : ""}`);

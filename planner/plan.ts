@@ -17,6 +17,7 @@ import { hardwareRates } from "./spillway/hardware-rates.js";
 import { type LpCandidate, searchSpillway } from "./spillway/spillway-search.js";
 import type { ExpertFigures } from "./moe/evaluate-moe-policy.js";
 import { type FixedExperts, searchMoe } from "./moe/moe-search.js";
+import { type LlamaCppMoeAdvice, llamaCppMoeAdvice } from "./moe/llama-cpp-moe.js";
 import { defaultRoutingProfile } from "./moe/default-routing.js";
 import type { RoutingProfile } from "./moe/routing-profile.js";
 import type { Resource, Schedule } from "./spillway/step-costs.js";
@@ -97,6 +98,8 @@ export interface Plan {
   readonly search: { readonly lpSolves: number; readonly elapsedMs: number; readonly exactEvaluations?: number; readonly lpFallbacks: number; readonly scored: boolean };
   /** The equivalent `python -m flexgen.flex_opt` flags. */
   readonly flexgenArgs: string;
+  /** MoE plans: the `-ngl` and `--n-cpu-moe` that fit llama.cpp on this GPU, and its predicted decode speed. */
+  readonly llamaCpp?: LlamaCppMoeAdvice;
   /** The model spec the plan was made for, so a plan file is self-contained. */
   readonly modelSpec: ModelSpec;
   readonly notes: readonly string[];
@@ -181,6 +184,7 @@ function planMoe(request: PlanRequest): Plan {
     },
     search: { lpSolves: 0, elapsedMs: performance.now() - started, exactEvaluations: result.evaluations, lpFallbacks: 0, scored: result.evaluations === 1 },
     flexgenArgs: "(FlexGen does not run Mixture-of-Experts models)",
+    llamaCpp: llamaCppMoeAdvice(model, rates, workload, routing),
     modelSpec: model,
     notes,
   };

@@ -4,6 +4,7 @@ import { type ExpertPolicy, storedBytes } from "../core/expert-policy.js";
 import { resolveHardware } from "../core/resolve-hardware.js";
 import { findCatalogueModel } from "../models/catalogue.js";
 import { evaluateMoePolicy, routedExpertParams } from "../planner/moe/evaluate-moe-policy.js";
+import { llamaCppMoeAdvice } from "../planner/moe/llama-cpp-moe.js";
 import { moePolicy } from "../planner/moe/moe-search.js";
 import { expectedHitRate, type RoutingProfile, uniformRoutingProfile } from "../planner/moe/routing-profile.js";
 import { hardwareRates } from "../planner/spillway/hardware-rates.js";
@@ -116,4 +117,24 @@ test("spillway plan for Mixtral on a T4: policy.experts and a prediction in JSON
   const bad = runCli(["plan", "--model", "mixtral-8x7b", "--expert-cache", "9"]);
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--expert-cache/);
+});
+
+test("llama.cpp advice for MoE: the fewest --n-cpu-moe layers that fit, and a speed between all experts on the CPU and all on the GPU", () => {
+  const profile = uniformRoutingProfile(moe);
+  for (const hardware of ["t4", "rtx3060", "rtx3090"]) {
+    const r = hardwareRates(resolveHardware(hardware));
+    const advice = llamaCppMoeAdvice(mixtral, r, workload, profile);
+    assert.equal(advice.nGpuLayers, mixtral.numLayers + 1);
+    const n = advice.nCpuMoe!;
+    assert.ok(n > 0 && n < mixtral.numLayers, `${hardware}: --n-cpu-moe ${n}`);
+    assert.ok(advice.gpuPeakBytes! <= r.capacityBytes.gpu);
+    // One layer fewer on the CPU puts one more layer's eight experts on the GPU, which no longer fits.
+    assert.ok(advice.gpuPeakBytes! + 8 * expertBytes > r.capacityBytes.gpu, `${hardware}: ${n} is the fewest that fit`);
+    const bigger = llamaCppMoeAdvice(mixtral, { ...r, capacityBytes: { ...r.capacityBytes, gpu: r.capacityBytes.gpu + 8 * expertBytes * 4 } }, workload, profile);
+    assert.equal(bigger.nCpuMoe, Math.max(0, n - 4), "room for four more layers of experts: four layers fewer on the CPU");
+    assert.ok(bigger.decodeTokensPerSecond! > advice.decodeTokensPerSecond!);
+  }
+  const tiny = llamaCppMoeAdvice(mixtral, { ...rates, capacityBytes: { ...rates.capacityBytes, gpu: 2 ** 30 } }, workload, profile);
+  assert.equal(tiny.nCpuMoe, undefined);
+  assert.match(tiny.reason!, /lower -ngl/);
 });
