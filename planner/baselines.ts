@@ -153,6 +153,7 @@ export async function deepspeedZeroBaseline(request: BaseRequest): Promise<Basel
 
 export async function flexgenBaseline(request: BaseRequest): Promise<Baseline> {
   const description = "the policy FlexGen's own search and cost model pick";
+  if (request.model.family !== "opt") return { name: "flexgen", description, reason: `FlexGen runs OPT models only; ${request.model.name} is a ${request.model.family} model` };
   const chosen = await plan({ ...request, costModel: "flexgen" });
   if (!chosen.predicted.feasible) return { name: "flexgen", description, reason: `FlexGen's search finds no feasible policy: ${chosen.predicted.infeasibleReasons.join("; ")}` };
   const p = chosen.policy;

@@ -161,7 +161,9 @@ export async function buildReport(options: BuildReportOptions): Promise<ReportSu
     const request = { model: p.modelSpec, hardware, workload: p.workload, schedule: p.schedule };
     if (options.analyses !== false) {
       if (p.costModel === "flexgen") notes.push("the plan was made with FlexGen's cost model: the search landscape, frontier and baselines (Spillway model) are left out");
-      else {
+      else if (p.policy.experts) {
+        notes.push("a Mixture-of-Experts plan: the search landscape, frontier and baselines chart the dense LP search, so they are left out; `spillway simulate PLAN --routing TRACE` replays its expert caches");
+      } else {
         progress("search landscape");
         const candidates: LpCandidate[] = [];
         try {
@@ -198,7 +200,8 @@ export async function buildReport(options: BuildReportOptions): Promise<ReportSu
         });
       }
     }
-    if (options.simulate ?? traces.length === 0) {
+    if (p.policy.experts) notes.push("the stream simulator does not replay expert caches, so there is no simulated timeline or memory chart");
+    else if (options.simulate ?? traces.length === 0) {
       progress("simulation");
       const dir = mkdtempSync(join(tmpdir(), "spillway-report-"));
       try {

@@ -136,3 +136,9 @@ test("per-layer plans: plan files validate their layer groups, and the runtime r
   bad((f) => { f.policy.layerGroups = [] as never; }, /policy\.layerGroups.*non-empty array/);
   await assert.rejects(run(p, request.hardware, { weightsDir: "/nonexistent", schedule: "spillway", capacityBytes: p.predicted.capacityBytes }), (e: unknown) => e instanceof PlanError && /per-layer placement/.test(e.message));
 });
+
+test("flexgen baseline for a model FlexGen cannot run: a reason, not a crash", async () => {
+  const b = await flexgenBaseline({ ...request, model: findCatalogueModel("llama-2-7b")! });
+  assert.equal(b.plan, undefined);
+  assert.match(b.reason!, /FlexGen runs OPT models only; llama-2-7b is a llama model/);
+});
