@@ -257,10 +257,13 @@ export function evaluateMoePolicy(model: ModelSpec, rates: HardwareRates, worklo
     // Sample j stands for the steps [j*steps/samples, (j+1)*steps/samples), costed at their middle.
     const weight = steps / samples;
     const i = samples === steps ? j + 1 : 1 + Math.min(steps - 1, Math.floor((j + 0.5) * weight));
-    const d = model_.step("decode", s + i, decodeCounts);
-    add(d, L * weight);
-    decodeSeconds += weight * (L * d.wallSeconds + headSeconds);
-    stallSeconds += weight * L * d.stallSeconds;
+    for (const { probability, counts } of hitDistribution(decodeCounts, decodeSamples === undefined)) {
+      const d = model_.step("decode", s + i, counts);
+      add(d, L * weight * probability);
+      decodeSeconds += weight * probability * L * d.wallSeconds;
+      stallSeconds += weight * probability * L * d.stallSeconds;
+    }
+    decodeSeconds += weight * headSeconds;
   }
   const decodeSteps = Math.max(1, n - 1);
 
@@ -312,6 +315,32 @@ export function evaluateMoePolicy(model: ModelSpec, rates: HardwareRates, worklo
  * profile says, or as chance when the batch touches most experts; a guess of an expert already
  * resident moves nothing) and how many it brought for nothing.
  */
+/**
+ * A layer's hits vary from step to step around the expected count, and a layer waits for its slowest
+ * part (misses on the CPU beside hits on the GPU), so the mean of the times is not the time of the mean
+ * counts. When exact (and the touched experts are few), the hits are taken as binomial over the touched
+ * experts with the expected hit rate, and every other count scales with the misses; else the expected
+ * counts alone.
+ */
+export function hitDistribution(expected: ExpertStepCounts & { readonly hitRate: number }, exact: boolean): { probability: number; counts: ExpertStepCounts }[] {
+  const D = Math.round(expected.touched);
+  const misses = expected.touched - expected.hits;
+  if (!exact || D < 1 || D > 32 || Math.abs(D - expected.touched) > 1e-9 || misses <= 0 || expected.hits <= 0) return [{ probability: 1, counts: expected }];
+  const p = expected.hitRate;
+  const out: { probability: number; counts: ExpertStepCounts }[] = [];
+  let coefficient = 1;
+  for (let j = 0; j <= D; j++) {
+    if (j > 0) coefficient = (coefficient * (D - j + 1)) / j;
+    const probability = coefficient * p ** j * (1 - p) ** (D - j);
+    const scale = (D - j) / misses;
+    out.push({
+      probability,
+      counts: { ...expected, hits: j, fetched: expected.fetched * scale, onCpu: expected.onCpu * scale, prefetched: expected.prefetched * scale, wasted: expected.wasted },
+    });
+  }
+  return out;
+}
+
 export function expertCounts(model: ModelSpec, moe: MoeSpec, x: ExpertPolicy, profile: RoutingProfile, tokens: number, phase: "prefill" | "decode") {
   const E = moe.numExperts;
   const k = moe.expertsPerToken;
