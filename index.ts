@@ -18,3 +18,13 @@ export { evaluatePolicy, type Prediction } from "./planner/spillway/evaluate-pol
 export { loadLpSolvers } from "./planner/lp/solve-linear-program.js";
 export { simulate, simulateSchedule, type SimulationResult, type SimulateOptions } from "./simulator/simulate.js";
 export { readPlanFile, parsePlanFile } from "./simulator/read-plan.js";
+export type { ExpertPolicy, ExpertBits, ExpertCompute, ExpertEviction } from "./core/expert-policy.js";
+export { evaluateMoePolicy, type MoePrediction, type ExpertFigures } from "./planner/moe/evaluate-moe-policy.js";
+export { llamaCppMoeAdvice, type LlamaCppMoeAdvice } from "./planner/moe/llama-cpp-moe.js";
+export { routingProfileFromTrace } from "./planner/moe/profile-from-trace.js";
+export type { RoutingProfile } from "./planner/moe/routing-profile.js";
+export { simulateMoe, type MoeSimulationResult } from "./simulator/simulate-moe.js";
+export { synthRouting } from "./routing/synth-routing.js";
+export { routingStats, type RoutingStats } from "./routing/routing-stats.js";
+export { readRoutingTrace } from "./routing/read-routing-trace.js";
+export type { RoutingTrace } from "./routing/routing-trace.js";
