@@ -28,3 +28,5 @@ export { synthRouting } from "./routing/synth-routing.js";
 export { routingStats, type RoutingStats } from "./routing/routing-stats.js";
 export { readRoutingTrace } from "./routing/read-routing-trace.js";
 export type { RoutingTrace } from "./routing/routing-trace.js";
+export { runMoe, type MoeRunOptions, type MoeRunResult } from "./runtime/moe/moe-runner.js";
+export { synthesizeMixtralWeights, tinyMixtralSpec } from "./runtime/moe/synth-mixtral-weights.js";

@@ -29,6 +29,7 @@ import type { RoutingProfile } from "../planner/moe/routing-profile.js";
 import { hardwareRates } from "../planner/spillway/hardware-rates.js";
 import { LINKS, type Link, RESOURCES, type Resource } from "../planner/spillway/step-costs.js";
 import { ExpertCache } from "./expert-cache.js";
+import { batchExperts, coOccurrence, speculativeGuesses } from "./expert-predictor.js";
 
 /** Decode-phase routing as the replay reads it. */
 export interface DecodeRouting {
@@ -76,23 +77,8 @@ export interface MoeReplayResult {
   readonly routingSource: string;
 }
 
-/** How often expert j of layer l + distance is routed in the same token as expert i of layer l. */
-function coOccurrence(routing: DecodeRouting, distance: number): Float64Array[] {
-  const E = routing.numExperts;
-  const tables = Array.from({ length: routing.numLayers }, () => new Float64Array(E * E));
-  for (let r = 0; r < routing.requests; r++) {
-    for (let t = 0; t < routing.decodeTokens(r); t++) {
-      for (let l = 0; l + distance < routing.numLayers; l++) {
-        const table = tables[l]!;
-        for (const i of routing.experts(r, t, l)) for (const j of routing.experts(r, t, l + distance)) table[i * E + j]! += 1;
-      }
-    }
-  }
-  return tables;
-}
-
 /** Each layer's experts by how often the trace routes to them, most popular first. */
-function popularity(routing: DecodeRouting): number[][] {
+export function popularity(routing: DecodeRouting): number[][] {
   const E = routing.numExperts;
   const counts = Array.from({ length: routing.numLayers }, () => new Float64Array(E));
   for (let r = 0; r < routing.requests; r++) {
@@ -128,14 +114,7 @@ export function replayMoePlan(model: ModelSpec, profile: HardwareProfile, worklo
   const steps = Math.max(0, n - 1);
   for (let t = 0; t < steps; t++) {
     const needed: Set<number>[] = [];
-    for (let l = 0; l < L; l++) {
-      const set = new Set<number>();
-      for (let b = 0; b < B; b++) {
-        const r = b % routing.requests;
-        for (const e of routing.experts(r, t % routing.decodeTokens(r), l)) set.add(e);
-      }
-      needed.push(set);
-    }
+    for (let l = 0; l < L; l++) needed.push(new Set(batchExperts(routing, B, t, l)));
     // Prefetches arriving for each layer of this step, issued `distance` layers earlier.
     const incoming: Set<number>[] = Array.from({ length: L }, () => new Set<number>());
     for (let l = 0; l < L; l++) {
@@ -167,12 +146,8 @@ export function replayMoePlan(model: ModelSpec, profile: HardwareProfile, worklo
         const targetCache = caches[target]!;
         let guesses: number[];
         if (x.pregated) guesses = [...needed[target]!];
-        else if (predictor) {
-          const table = predictor[l]!;
-          const score = new Float64Array(E);
-          for (const i of need) for (let j = 0; j < E; j++) score[j]! += table[i * E + j]!;
-          guesses = Array.from({ length: E }, (_, j) => j).sort((a, b) => score[b]! - score[a]! || a - b).slice(0, x.prefetchExperts);
-        } else guesses = [];
+        else if (predictor) guesses = speculativeGuesses(predictor[l]!, E, need, x.prefetchExperts);
+        else guesses = [];
         for (const e of guesses) {
           if (targetCache.has(e)) continue;
           incoming[target]!.add(e);

@@ -1,0 +1,270 @@
+/**
+ * The forward pass of a Mixtral-style decoder on the CPU backend, for a batch of sequences in lockstep
+ * (every sequence has the same number of new tokens and of past tokens): prefill is one step of the
+ * prompt's tokens, decode one step of one token each.
+ *
+ * Per layer: RMSNorm → q/k/v projections → rotary embedding (HF rotate_half, rope_theta) → grouped-query
+ * causal attention over the KV cache → o_proj → residual; RMSNorm → router (softmax over the gate
+ * logits, top-k, the k weights renormalised to sum to 1, as Mixtral does) → SwiGLU experts
+ * w2(silu(w1 x) · w3 x) → the weighted sum of the k expert outputs → residual. Then the final RMSNorm,
+ * the LM head on each sequence's last token, and greedy argmax.
+ *
+ * Compute is fp32 over fp16 weights (linearF16 decodes weight tiles on the fly). Which memory an
+ * expert's weights come from (a device cache slot, a staging buffer, the host copy) is decided by an
+ * ExpertExecutor; the model only asks it, layer by layer, to run the batch's experts. Each token's k
+ * expert outputs are summed in rank order whatever order the executor runs experts in, so the result is
+ * bit-for-bit independent of caching.
+ */
+import { headDim, kvDim, type ModelSpec, qDim } from "../../core/model-spec.js";
+import { fromFloat16Array } from "../fp16.js";
+import { argmax } from "../kernels/argmax.js";
+import { linearF16, linearScratchLength } from "../kernels/linear-f16.js";
+import { gqaAttention } from "./gqa-attention.js";
+import { rmsNorm } from "./rms-norm.js";
+import { Rope } from "./rope.js";
+import { siluGateInPlace } from "./silu.js";
+
+export type MoePhase = "prefill" | "decode";
+
+/** One layer's non-expert weights, fp16 ([out, in] row-major as in the checkpoint). */
+export interface MixtralLayerWeights {
+  readonly inputNorm: Uint16Array;
+  readonly q: Uint16Array;
+  readonly k: Uint16Array;
+  readonly v: Uint16Array;
+  readonly o: Uint16Array;
+  readonly postNorm: Uint16Array;
+  /** The router: [numExperts, hidden]. */
+  readonly gate: Uint16Array;
+}
+
+/** Everything but the routed experts. */
+export interface MixtralResidentWeights {
+  readonly embed: Uint16Array;
+  readonly layers: readonly MixtralLayerWeights[];
+  readonly finalNorm: Uint16Array;
+  readonly lmHead: Uint16Array;
+}
+
+/** Per layer and sequence, fp32 key and value rows [maxLen, kvDim]. */
+export interface MixtralKvCache {
+  key(layer: number, sequence: number): Float32Array;
+  value(layer: number, sequence: number): Float32Array;
+}
+
+/**
+ * An expert's packed fp16 weights: w1 [ffn, hidden], then w3 [ffn, hidden], then w2 [hidden, ffn] —
+ * one contiguous block, so fetching an expert is a single copy.
+ */
+export function expertValues(model: ModelSpec): number {
+  return 3 * model.hiddenSize * model.moe!.expertFfnSize;
+}
+
+/** Runs a layer's experts: calls `compute` once for each expert of `needed`, with its packed weights. */
+export interface ExpertExecutor {
+  runExperts(layer: number, phase: MoePhase, needed: readonly number[], compute: (expert: number, weights: Uint16Array) => void): void;
+}
+
+/** The router's choices of one step and layer: per token row (sequence-major), k experts in rank order and their renormalised weights. */
+export type RoutingObserver = (layer: number, experts: Int32Array, weights: Float32Array) => void;
+
+export class MixtralModel {
+  private readonly rope: Rope;
+  private readonly h: number;
+  private readonly d: number;
+  private readonly fe: number;
+  private readonly k: number;
+  private readonly E: number;
+  // Activations, sized for the largest step.
+  private readonly x: Float32Array;
+  private readonly xn: Float32Array;
+  private readonly q: Float32Array;
+  private readonly kNew: Float32Array;
+  private readonly vNew: Float32Array;
+  private readonly attn: Float32Array;
+  private readonly proj: Float32Array;
+  private readonly logits: Float32Array;
+  private readonly chosen: Int32Array;
+  private readonly chosenWeights: Float32Array;
+  private readonly expertOut: Float32Array;
+  private readonly gathered: Float32Array;
+  private readonly gateAct: Float32Array;
+  private readonly upAct: Float32Array;
+  private readonly down: Float32Array;
+  private readonly norm: Float32Array;
+  private readonly scores: Float32Array;
+  private readonly tile: Float32Array;
+  private readonly tileOut: Float32Array;
+  private readonly last: Float32Array;
+  private readonly vocabLogits: Float32Array;
+
+  constructor(
+    readonly model: ModelSpec,
+    readonly weights: MixtralResidentWeights,
+    readonly kv: MixtralKvCache,
+    readonly batch: number,
+    readonly maxTokensPerStep: number,
+    ropeTheta: number,
+    readonly rmsNormEps: number,
+  ) {
+    const moe = model.moe;
+    if (!moe) throw new Error(`${model.name} has no experts`);
+    this.h = model.hiddenSize;
+    this.d = headDim(model);
+    this.fe = moe.expertFfnSize;
+    this.k = moe.expertsPerToken;
+    this.E = moe.numExperts;
+    this.rope = new Rope(this.d, ropeTheta);
+    const m = batch * maxTokensPerStep;
+    this.x = new Float32Array(m * this.h);
+    this.xn = new Float32Array(m * this.h);
+    this.q = new Float32Array(m * qDim(model));
+    this.kNew = new Float32Array(m * kvDim(model));
+    this.vNew = new Float32Array(m * kvDim(model));
+    this.attn = new Float32Array(m * qDim(model));
+    this.proj = new Float32Array(m * this.h);
+    this.logits = new Float32Array(m * this.E);
+    this.chosen = new Int32Array(m * this.k);
+    this.chosenWeights = new Float32Array(m * this.k);
+    this.expertOut = new Float32Array(m * this.k * this.h);
+    this.gathered = new Float32Array(m * this.h);
+    this.gateAct = new Float32Array(m * this.fe);
+    this.upAct = new Float32Array(m * this.fe);
+    this.down = new Float32Array(m * this.h);
+    this.norm = new Float32Array(this.h);
+    this.scores = new Float32Array(model.maxPositions);
+    const widest = Math.max(this.h, this.fe, qDim(model));
+    const scratch = linearScratchLength(m, widest);
+    this.tile = new Float32Array(scratch.tile);
+    this.tileOut = new Float32Array(scratch.out);
+    this.last = new Float32Array(batch * this.h);
+    this.vocabLogits = new Float32Array(batch * model.vocabSize);
+  }
+
+  private linear(x: Float32Array, w: Uint16Array, out: Float32Array, m: number, k: number, n: number): void {
+    linearF16(x, w, undefined, out, m, k, n, this.tile, this.tileOut);
+  }
+
+  private normWeights(w: Uint16Array): Float32Array {
+    return fromFloat16Array(w, this.norm);
+  }
+
+  /**
+   * One step: `tokens` holds `t` new tokens per sequence (sequence-major), at positions past .. past+t-1.
+   * Returns each sequence's greedy next token.
+   */
+  step(tokens: Int32Array, t: number, past: number, phase: MoePhase, experts: ExpertExecutor, observe?: RoutingObserver): Int32Array {
+    const { model, batch: B, h } = this;
+    const m = B * t;
+    if (tokens.length !== m) throw new Error(`step: ${tokens.length} tokens, expected ${B} sequences x ${t}`);
+    if (t > this.maxTokensPerStep) throw new Error(`step: ${t} tokens per sequence, at most ${this.maxTokensPerStep}`);
+    if (past + t > model.maxPositions) throw new Error(`step: position ${past + t - 1} is past the model's ${model.maxPositions} positions`);
+    for (let i = 0; i < m; i++) {
+      const id = tokens[i]!;
+      if (!(id >= 0 && id < model.vocabSize)) throw new Error(`token ${id} is outside the vocabulary (0..${model.vocabSize - 1})`);
+      fromFloat16Array(this.weights.embed.subarray(id * h, (id + 1) * h), this.x.subarray(i * h, (i + 1) * h));
+    }
+    for (let l = 0; l < model.numLayers; l++) {
+      this.attentionBlock(l, t, past);
+      this.moeBlock(l, m, phase, experts, observe);
+    }
+    // Final norm and LM head on each sequence's last token.
+    for (let b = 0; b < B; b++) this.last.set(this.x.subarray((b * t + t - 1) * h, (b * t + t) * h), b * h);
+    rmsNorm(this.last, this.normWeights(this.weights.finalNorm), this.last, B, h, this.rmsNormEps);
+    this.linear(this.last, this.weights.lmHead, this.vocabLogits, B, h, model.vocabSize);
+    const next = new Int32Array(B);
+    for (let b = 0; b < B; b++) next[b] = argmax(this.vocabLogits, b * model.vocabSize, model.vocabSize);
+    return next;
+  }
+
+  private attentionBlock(l: number, t: number, past: number): void {
+    const { model, batch: B, h, d } = this;
+    const w = this.weights.layers[l]!;
+    const m = B * t;
+    const qw = qDim(model);
+    const kvw = kvDim(model);
+    rmsNorm(this.x, this.normWeights(w.inputNorm), this.xn, m, h, this.rmsNormEps);
+    this.linear(this.xn, w.q, this.q, m, h, qw);
+    this.linear(this.xn, w.k, this.kNew, m, h, kvw);
+    this.linear(this.xn, w.v, this.vNew, m, h, kvw);
+    for (let b = 0; b < B; b++) {
+      const kCache = this.kv.key(l, b);
+      const vCache = this.kv.value(l, b);
+      for (let i = 0; i < t; i++) {
+        const row = b * t + i;
+        this.rope.apply(this.q, row, model.numHeads, past + i);
+        this.rope.apply(this.kNew, row, model.numKvHeads, past + i);
+        kCache.set(this.kNew.subarray(row * kvw, (row + 1) * kvw), (past + i) * kvw);
+        vCache.set(this.vNew.subarray(row * kvw, (row + 1) * kvw), (past + i) * kvw);
+      }
+      gqaAttention(this.q.subarray(b * t * qw, (b + 1) * t * qw), kCache, vCache, this.attn.subarray(b * t * qw, (b + 1) * t * qw), t, past, model.numHeads, model.numKvHeads, d, this.scores);
+    }
+    this.linear(this.attn, w.o, this.proj, m, qw, h);
+    for (let i = 0; i < m * h; i++) this.x[i]! += this.proj[i]!;
+  }
+
+  private moeBlock(l: number, m: number, phase: MoePhase, experts: ExpertExecutor, observe?: RoutingObserver): void {
+    const { h, k, E, fe } = this;
+    const w = this.weights.layers[l]!;
+    rmsNorm(this.x, this.normWeights(w.postNorm), this.xn, m, h, this.rmsNormEps);
+    this.linear(this.xn, w.gate, this.logits, m, h, E);
+    const needed: number[] = [];
+    const seen = new Uint8Array(E);
+    for (let row = 0; row < m; row++) {
+      route(this.logits.subarray(row * E, (row + 1) * E), k, this.chosen.subarray(row * k, (row + 1) * k), this.chosenWeights.subarray(row * k, (row + 1) * k));
+      for (let r = 0; r < k; r++) {
+        const e = this.chosen[row * k + r]!;
+        if (!seen[e]) { seen[e] = 1; needed.push(e); }
+      }
+    }
+    observe?.(l, this.chosen.subarray(0, m * k), this.chosenWeights.subarray(0, m * k));
+    const w1Len = fe * h;
+    experts.runExperts(l, phase, needed, (expert, packed) => {
+      // Gather this expert's token rows (in row order), run SwiGLU, scatter to (row, rank).
+      const rows: number[] = [];
+      const ranks: number[] = [];
+      for (let row = 0; row < m; row++) {
+        for (let r = 0; r < k; r++) if (this.chosen[row * k + r] === expert) { rows.push(row); ranks.push(r); }
+      }
+      const n = rows.length;
+      if (n === 0) throw new Error(`layer ${l}: expert ${expert} was run but no token routes to it`);
+      for (let i = 0; i < n; i++) this.gathered.set(this.xn.subarray(rows[i]! * h, (rows[i]! + 1) * h), i * h);
+      this.linear(this.gathered, packed.subarray(0, w1Len), this.gateAct, n, h, fe);
+      this.linear(this.gathered, packed.subarray(w1Len, 2 * w1Len), this.upAct, n, h, fe);
+      siluGateInPlace(this.gateAct, this.upAct, n * fe);
+      this.linear(this.gateAct, packed.subarray(2 * w1Len, 3 * w1Len), this.down, n, fe, h);
+      for (let i = 0; i < n; i++) this.expertOut.set(this.down.subarray(i * h, (i + 1) * h), (rows[i]! * k + ranks[i]!) * h);
+    });
+    for (let row = 0; row < m; row++) {
+      for (let r = 0; r < k; r++) {
+        const weight = this.chosenWeights[row * k + r]!;
+        const base = (row * k + r) * h;
+        for (let c = 0; c < h; c++) this.x[row * h + c]! += weight * this.expertOut[base + c]!;
+      }
+    }
+  }
+}
+
+/**
+ * Mixtral's router for one token: softmax over the gate logits, the top k by probability (ties: the
+ * lower index), their probabilities renormalised to sum to one.
+ */
+export function route(logits: Float32Array, k: number, experts: Int32Array, weights: Float32Array): void {
+  const E = logits.length;
+  let max = -Infinity;
+  for (let e = 0; e < E; e++) if (logits[e]! > max) max = logits[e]!;
+  let sum = 0;
+  const probs = new Float64Array(E);
+  for (let e = 0; e < E; e++) { probs[e] = Math.exp(logits[e]! - max); sum += probs[e]!; }
+  const taken = new Uint8Array(E);
+  let chosenSum = 0;
+  for (let r = 0; r < k; r++) {
+    let best = -1;
+    for (let e = 0; e < E; e++) if (!taken[e] && (best < 0 || probs[e]! > probs[best]!)) best = e;
+    taken[best] = 1;
+    experts[r] = best;
+    weights[r] = probs[best]! / sum;
+    chosenSum += probs[best]! / sum;
+  }
+  for (let r = 0; r < k; r++) weights[r] = weights[r]! / chosenSum;
+}

@@ -1,0 +1,251 @@
+/**
+ * Runs a Mixtral-style checkpoint on the CPU backend with a real expert cache, in two passes:
+ *
+ * 1. the all-resident reference: every expert of every layer in device memory (cacheSize = experts,
+ *    static), no prefetch; its tokens are the ground truth and its router's choices are recorded as a
+ *    RoutingTrace (prefill and decode tokens);
+ * 2. the configuration under test: non-expert weights and KV cache resident in a device arena, every
+ *    expert's home copy in host memory, `cacheSize` slots per layer warmed with the layer's most popular
+ *    experts in the reference's decode routing (simulator/moe-replay.ts's `popularity`, so the replay
+ *    of that routing starts from the same caches), misses fetched host -> device through the copy
+ *    engine or computed on the CPU, and the prefetcher (pre-gated or speculative, from the reference
+ *    routing: see simulator/expert-predictor.ts).
+ *
+ * The sequences run in lockstep: one prefill step of the prompts, then genLen - 1 decode steps of one
+ * token each (the first generated token comes from prefill), exactly the decode steps the replay
+ * replays. The counts are the replay's; the tokens must equal the reference's bit for bit, since an
+ * expert's bytes are the same wherever they are read from.
+ */
+import { join } from "node:path";
+import type { ExpertPolicy } from "../../core/expert-policy.js";
+import { isExpertTensor, kvDim, type ModelSpec } from "../../core/model-spec.js";
+import { allocateRoutingTrace, PHASE_DECODE, PHASE_PREFILL, type RoutingTrace } from "../../routing/routing-trace.js";
+import { decodeRouting } from "../../simulator/decode-routing.js";
+import { type DecodeRouting, popularity } from "../../simulator/moe-replay.js";
+import { DeviceArena, type DeviceBlock } from "../device-arena.js";
+import { syntheticPrompts } from "../run.js";
+import { openSafetensors, type SafetensorsFile } from "../safetensors.js";
+import { sharedBytes, TransferEngine } from "../transfer-engine.js";
+import { type DeviceBudget, deviceBudget } from "./device-budget.js";
+import { type ExpertCounts, ExpertStore, type ExpertTransferMeta } from "./expert-store.js";
+import { expertValues, type MixtralKvCache, MixtralModel, type MixtralResidentWeights } from "./mixtral-model.js";
+import { MIXTRAL_FILE_NAME, readMixtralConfig } from "./synth-mixtral-weights.js";
+
+export interface MoeRunPolicy extends ExpertPolicy {
+  /** Sequences decoded side by side (default: the number of prompts). */
+  readonly batch?: number;
+}
+
+export interface MoeRunOptions {
+  /** A folder with config.json (model_type "mixtral") and model.safetensors. */
+  readonly weightsDir: string;
+  readonly policy: MoeRunPolicy;
+  /** One prompt per sequence, all the same length; absent: `batch` synthetic prompts of `promptLen` tokens from `seed`. */
+  readonly promptTokens?: readonly (readonly number[])[];
+  readonly promptLen?: number;
+  /** Tokens generated per sequence (>= 2: the first comes from prefill, then genLen - 1 decode steps). */
+  readonly genLen: number;
+  readonly seed?: number;
+  /** Device arena capacity for the configuration under test (default: exactly its deviceBudget). */
+  readonly deviceCapacityBytes?: number;
+  /** Copy engine on worker threads (prefetches overlap compute); default false (copies run inline). */
+  readonly threads?: boolean;
+}
+
+export interface MoeExpertFigures extends ExpertCounts {
+  readonly hitRate: number;
+  /** Bytes copied host -> device for decode misses and prefetches, and the seconds those copies took. */
+  readonly fetchedBytes: number;
+  readonly fetchSeconds: number;
+}
+
+export interface MoeRunResult {
+  readonly model: ModelSpec;
+  readonly tokens: number[][];
+  readonly referenceTokens: number[][];
+  readonly matchesReference: boolean;
+  readonly experts: MoeExpertFigures;
+  /** The router's choices in the configuration under test (identical to the reference's when the tokens match). */
+  readonly routing: RoutingTrace;
+  readonly referenceRouting: RoutingTrace;
+  /** Per layer, the experts the caches were warmed with (most popular first). */
+  readonly initialExperts: number[][];
+  readonly device: { readonly capacityBytes: number; readonly peakBytes: number; readonly budget: DeviceBudget };
+  readonly seconds: { readonly reference: number; readonly run: number };
+}
+
+interface PassResult {
+  readonly tokens: number[][];
+  readonly routing: RoutingTrace;
+  readonly counts: ExpertCounts;
+  readonly fetchedBytes: number;
+  readonly fetchSeconds: number;
+  readonly peakBytes: number;
+  readonly seconds: number;
+}
+
+function prompts(options: MoeRunOptions, vocab: number): number[][] {
+  if (options.promptTokens) {
+    const given = options.promptTokens.map((p) => [...p]);
+    if (given.length === 0 || given[0]!.length === 0) throw new Error("runMoe: expected at least one non-empty prompt");
+    if (given.some((p) => p.length !== given[0]!.length)) throw new Error("runMoe: the prompts run in lockstep and must have the same length");
+    if (options.policy.batch !== undefined && options.policy.batch !== given.length) throw new Error(`runMoe: batch ${options.policy.batch} but ${given.length} prompts`);
+    return given;
+  }
+  const batch = options.policy.batch ?? 1;
+  const length = options.promptLen ?? 8;
+  const ids = syntheticPrompts(batch, length, vocab, options.seed ?? 1);
+  return Array.from({ length: batch }, (_, b) => Array.from(ids.subarray(b * length, (b + 1) * length)));
+}
+
+/** The all-resident reference's expert policy. */
+function allResident(model: ModelSpec): ExpertPolicy {
+  return { cacheSize: model.moe!.numExperts, eviction: "static", offloadTier: "cpu", bits: 16, attentionBits: 16, prefetchExperts: 0, prefetchLayers: 1, pregated: false, compute: "gpu", cpuThresholdTokens: 0 };
+}
+
+async function runPass(
+  model: ModelSpec, file: SafetensorsFile, ropeTheta: number, rmsNormEps: number,
+  policy: ExpertPolicy, promptIds: number[][], genLen: number, capacityBytes: number,
+  initial: readonly (readonly number[])[], oracle: DecodeRouting | undefined, threads: boolean,
+): Promise<PassResult> {
+  const started = performance.now();
+  const B = promptIds.length;
+  const s = promptIds[0]!.length;
+  const total = s + genLen - 1;
+  const moe = model.moe!;
+  const L = model.numLayers;
+  const arena = new DeviceArena(capacityBytes);
+  let fetchedBytes = 0, fetchSeconds = 0;
+  const transfers = await TransferEngine.start<ExpertTransferMeta>(threads, (done) => {
+    if (done.meta.kind === "demand" || done.meta.kind === "prefetch") {
+      fetchedBytes += done.bytes;
+      fetchSeconds += (done.endMs - done.startMs) / 1000;
+    }
+  });
+  try {
+    // Non-expert weights, resident.
+    const resident = (name: string): Uint16Array => {
+      const raw = file.readRaw(name);
+      const block = arena.allocate(raw.byteLength, name);
+      arena.uint8(block, raw.byteLength).set(raw);
+      return arena.uint16(block, raw.byteLength / 2);
+    };
+    const weights: MixtralResidentWeights = {
+      embed: resident("model.embed_tokens.weight"),
+      layers: Array.from({ length: L }, (_, l) => {
+        const p = `model.layers.${l}.`;
+        return {
+          inputNorm: resident(`${p}input_layernorm.weight`),
+          q: resident(`${p}self_attn.q_proj.weight`),
+          k: resident(`${p}self_attn.k_proj.weight`),
+          v: resident(`${p}self_attn.v_proj.weight`),
+          o: resident(`${p}self_attn.o_proj.weight`),
+          postNorm: resident(`${p}post_attention_layernorm.weight`),
+          gate: resident(`${p}block_sparse_moe.gate.weight`),
+        };
+      }),
+      finalNorm: resident("model.norm.weight"),
+      lmHead: resident("lm_head.weight"),
+    };
+    if (file.names().filter((n) => !isExpertTensor(n)).length !== 3 + 7 * L) throw new Error(`${file.path}: unexpected non-expert tensors`);
+    // KV cache, resident.
+    const kvWidth = kvDim(model);
+    const kvBlocks = (kind: string): DeviceBlock[][] => Array.from({ length: L }, (_, l) => Array.from({ length: B }, (_, b) => arena.allocate(total * kvWidth * 4, `layer ${l} sequence ${b} ${kind} cache`)));
+    const keys = kvBlocks("key");
+    const values = kvBlocks("value");
+    const kv: MixtralKvCache = {
+      key: (l, b) => arena.float32(keys[l]![b]!, total * kvWidth),
+      value: (l, b) => arena.float32(values[l]![b]!, total * kvWidth),
+    };
+    // Every expert's home copy in host memory, packed w1 | w3 | w2.
+    const n = expertValues(model);
+    const host = Array.from({ length: L }, (_, l) => Array.from({ length: moe.numExperts }, (_, e) => {
+      const bytes = sharedBytes(n * 2);
+      let offset = 0;
+      for (const m of ["w1", "w3", "w2"]) {
+        const raw = file.readRaw(`model.layers.${l}.block_sparse_moe.experts.${e}.${m}.weight`);
+        bytes.set(raw, offset);
+        offset += raw.byteLength;
+      }
+      return new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+    }));
+    const store = new ExpertStore(model, policy, B, arena, host, transfers, initial, oracle);
+    const runner = new MixtralModel(model, weights, kv, B, s, ropeTheta, rmsNormEps);
+
+    const trace = allocateRoutingTrace({ model: model.name, numLayers: L, numExperts: moe.numExperts, expertsPerToken: moe.expertsPerToken }, B * total);
+    for (let b = 0; b < B; b++) {
+      for (let p = 0; p < total; p++) {
+        const i = b * total + p;
+        trace.requests[i] = b;
+        trace.tokens[i] = p;
+        trace.phases[i] = p < s ? PHASE_PREFILL : PHASE_DECODE;
+      }
+    }
+    const k = moe.expertsPerToken;
+    const record = (t: number, past: number) => (layer: number, experts: Int32Array, gateWeights: Float32Array) => {
+      for (let b = 0; b < B; b++) {
+        for (let i = 0; i < t; i++) {
+          const slot = ((b * total + past + i) * L + layer) * k;
+          for (let r = 0; r < k; r++) {
+            trace.experts[slot + r] = experts[(b * t + i) * k + r]!;
+            trace.gateWeights[slot + r] = gateWeights[(b * t + i) * k + r]!;
+          }
+        }
+      }
+    };
+
+    const tokens: number[][] = Array.from({ length: B }, () => []);
+    let next = runner.step(Int32Array.from(promptIds.flat()), s, 0, "prefill", store, record(s, 0));
+    next.forEach((id, b) => tokens[b]!.push(id));
+    for (let t = 0; t < genLen - 1; t++) {
+      store.beginDecodeStep(t);
+      next = runner.step(next, 1, s + t, "decode", store, record(1, s + t));
+      next.forEach((id, b) => tokens[b]!.push(id));
+    }
+    transfers.drain();
+    return { tokens, routing: trace, counts: { ...store.counts }, fetchedBytes, fetchSeconds, peakBytes: arena.peakBytes, seconds: (performance.now() - started) / 1000 };
+  } finally {
+    await transfers.close();
+  }
+}
+
+/** Runs the all-resident reference, then `options.policy`'s cached configuration on the same prompts. */
+export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
+  const { model, ropeTheta, rmsNormEps } = readMixtralConfig(options.weightsDir);
+  const moe = model.moe!;
+  if (options.genLen < 2) throw new Error(`runMoe: genLen ${options.genLen}; expected at least 2 (one prefill token and a decode step)`);
+  const x = options.policy;
+  if (x.bits !== 16) throw new Error(`runMoe: experts are stored fp16 here; bits ${x.bits} is not supported`);
+  if (x.offloadTier !== "cpu") throw new Error(`runMoe: experts' home copies are in host memory; offloadTier "${x.offloadTier}" is not supported`);
+  const promptIds = prompts(options, model.vocabSize);
+  const B = promptIds.length;
+  const maxLen = promptIds[0]!.length + options.genLen - 1;
+  if (maxLen > model.maxPositions) throw new Error(`runMoe: ${maxLen} positions, the model has ${model.maxPositions}`);
+  const file = openSafetensors(join(options.weightsDir, MIXTRAL_FILE_NAME));
+  try {
+    const threads = options.threads ?? false;
+    const all = allResident(model);
+    const everyExpert = Array.from({ length: model.numLayers }, () => Array.from({ length: moe.numExperts }, (_, e) => e));
+    const reference = await runPass(model, file, ropeTheta, rmsNormEps, all, promptIds, options.genLen, deviceBudget(model, all, B, maxLen).totalBytes, everyExpert, undefined, threads);
+    const oracle = decodeRouting(reference.routing);
+    const initial = popularity(oracle);
+    const budget = deviceBudget(model, options.policy, B, maxLen);
+    const capacityBytes = options.deviceCapacityBytes ?? budget.totalBytes;
+    const run = await runPass(model, file, ropeTheta, rmsNormEps, options.policy, promptIds, options.genLen, capacityBytes, initial, oracle, threads);
+    const c = run.counts;
+    return {
+      model,
+      tokens: run.tokens,
+      referenceTokens: reference.tokens,
+      matchesReference: JSON.stringify(run.tokens) === JSON.stringify(reference.tokens),
+      experts: { ...c, hitRate: c.lookups > 0 ? c.hits / c.lookups : 1, fetchedBytes: run.fetchedBytes, fetchSeconds: run.fetchSeconds },
+      routing: run.routing,
+      referenceRouting: reference.routing,
+      initialExperts: initial,
+      device: { capacityBytes, peakBytes: run.peakBytes, budget },
+      seconds: { reference: reference.seconds, run: run.seconds },
+    };
+  } finally {
+    file.close();
+  }
+}

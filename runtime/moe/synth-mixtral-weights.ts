@@ -1,0 +1,199 @@
+/**
+ * Synthetic Mixtral-style checkpoints: a config.json with Hugging Face's MixtralConfig fields and one
+ * model.safetensors of seeded random fp16 weights in Mixtral's tensor layout, small enough to run on the
+ * CPU backend in milliseconds. Same spec and seed give the same bytes on every machine.
+ *
+ * Scaling keeps the network numerically tame and the router's choices varied:
+ * - every linear weight is N(0, 1/fan_in) (unit-variance outputs from the unit-RMS normalised input);
+ *   the two projections that write into the residual stream (o_proj, w2) are further scaled by
+ *   1/sqrt(2 x layers), as GPT-2 does, so the residual stays of order one at any depth;
+ * - the router (`block_sparse_moe.gate`) is N(0, (2.5)^2 / hidden): gate logits of standard deviation
+ *   ~2.5, so the softmax is decisive but different tokens pick different experts;
+ * - RMSNorm weights are 1 + N(0, 0.1^2), so a runtime that ignored them would compute something else;
+ * - embeddings N(0, 1), the LM head N(0, 1/hidden).
+ */
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { mulberry32 } from "../../core/random.js";
+import { checkModelConsistency, headDim, kvDim, layerWeightTensors, type ModelSpec, qDim } from "../../core/model-spec.js";
+import { writeFileAtomic } from "../../core/write-file-atomic.js";
+import { toFloat16Array } from "../fp16.js";
+import { type TensorToWrite, writeSafetensors } from "../safetensors.js";
+
+export const MIXTRAL_FILE_NAME = "model.safetensors";
+/** Mixtral-8x7B's rope_theta; the synthetic checkpoints use it too. */
+export const DEFAULT_ROPE_THETA = 1e6;
+/** Mixtral-8x7B's rms_norm_eps. */
+export const DEFAULT_RMS_NORM_EPS = 1e-5;
+
+export interface TinyMixtralOptions {
+  readonly numLayers?: number;
+  readonly hiddenSize?: number;
+  readonly numHeads?: number;
+  readonly numKvHeads?: number;
+  readonly expertFfnSize?: number;
+  readonly numExperts?: number;
+  readonly expertsPerToken?: number;
+  readonly vocabSize?: number;
+  readonly maxPositions?: number;
+}
+
+/** A catalogue-independent Mixtral-family ModelSpec (defaults: 4 layers, hidden 64, 4/2 heads, 8 experts top-2, expert FFN 128, vocab 256). */
+export function tinyMixtralSpec(options: TinyMixtralOptions = {}): ModelSpec {
+  const ffn = options.expertFfnSize ?? 128;
+  const hidden = options.hiddenSize ?? 64;
+  const spec: ModelSpec = {
+    name: "synthetic-mixtral-tiny",
+    family: "mixtral",
+    numLayers: options.numLayers ?? 4,
+    hiddenSize: hidden,
+    ffnSize: ffn,
+    numHeads: options.numHeads ?? 4,
+    numKvHeads: options.numKvHeads ?? 2,
+    vocabSize: options.vocabSize ?? 256,
+    maxPositions: options.maxPositions ?? 256,
+    ffnKind: "swiglu",
+    wordEmbedDim: hidden,
+    tiedEmbeddings: false,
+    bytesPerParam: 2,
+    moe: { numExperts: options.numExperts ?? 8, expertsPerToken: options.expertsPerToken ?? 2, expertFfnSize: ffn },
+  };
+  return checkModelConsistency(spec, { source: "tinyMixtralSpec", path: "" });
+}
+
+export interface MixtralTensorShape {
+  readonly name: string;
+  readonly shape: readonly number[];
+}
+
+/** The shape of a layer tensor (name relative to the layer, as layerWeightTensors gives it), in Hugging Face's [out, in] layout. */
+function layerTensorShape(model: ModelSpec, name: string): number[] {
+  const h = model.hiddenSize;
+  const fe = model.moe!.expertFfnSize;
+  if (name.endsWith("layernorm.weight")) return [h];
+  if (name === "self_attn.q_proj.weight") return [qDim(model), h];
+  if (name === "self_attn.k_proj.weight" || name === "self_attn.v_proj.weight") return [kvDim(model), h];
+  if (name === "self_attn.o_proj.weight") return [h, qDim(model)];
+  if (name === "block_sparse_moe.gate.weight") return [model.moe!.numExperts, h];
+  if (/\.w[13]\.weight$/.test(name)) return [fe, h];
+  if (/\.w2\.weight$/.test(name)) return [h, fe];
+  throw new Error(`no Mixtral shape for layer tensor ${name}`);
+}
+
+/** Every tensor of a Mixtral checkpoint, in file order: embeddings, layers (layerWeightTensors order), final norm, LM head. */
+export function mixtralTensorShapes(model: ModelSpec): MixtralTensorShape[] {
+  if (model.family !== "mixtral" || !model.moe) throw new Error(`${model.name} is not a Mixtral-family MoE model`);
+  const shapes: MixtralTensorShape[] = [{ name: "model.embed_tokens.weight", shape: [model.vocabSize, model.hiddenSize] }];
+  for (let l = 0; l < model.numLayers; l++) {
+    for (const t of layerWeightTensors(model)) shapes.push({ name: `model.layers.${l}.${t.name}`, shape: layerTensorShape(model, t.name) });
+  }
+  shapes.push({ name: "model.norm.weight", shape: [model.hiddenSize] }, { name: "lm_head.weight", shape: [model.vocabSize, model.hiddenSize] });
+  return shapes;
+}
+
+/** How each tensor's values are drawn (see the header). */
+function tensorScale(model: ModelSpec, name: string, shape: readonly number[]): { mean: number; std: number } {
+  if (name.endsWith("norm.weight")) return { mean: 1, std: 0.1 };
+  if (name === "model.embed_tokens.weight") return { mean: 0, std: 1 };
+  const fanIn = shape[shape.length - 1]!;
+  if (name.endsWith("block_sparse_moe.gate.weight")) return { mean: 0, std: 2.5 / Math.sqrt(fanIn) };
+  const writesResidual = /\.(o_proj|w2)\.weight$/.test(name);
+  return { mean: 0, std: (writesResidual ? 1 / Math.sqrt(2 * model.numLayers) : 1) / Math.sqrt(fanIn) };
+}
+
+/** FNV-1a of the name, mixed with the seed: each tensor's stream depends only on (seed, name). */
+function tensorSeed(seed: number, name: string): number {
+  let h = 0x811c9dc5 ^ seed;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+function normalValues(count: number, seed: number, mean: number, std: number): Float32Array {
+  const random = mulberry32(seed);
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i += 2) {
+    // Box-Muller: two normals per pair of uniforms.
+    const u = Math.max(random(), 1e-12);
+    const v = random();
+    const r = Math.sqrt(-2 * Math.log(u));
+    out[i] = mean + std * r * Math.cos(2 * Math.PI * v);
+    if (i + 1 < count) out[i + 1] = mean + std * r * Math.sin(2 * Math.PI * v);
+  }
+  return out;
+}
+
+/** A Hugging Face MixtralConfig for `model`. */
+export function hfMixtralConfig(model: ModelSpec, ropeTheta = DEFAULT_ROPE_THETA, rmsNormEps = DEFAULT_RMS_NORM_EPS): Record<string, unknown> {
+  const moe = model.moe!;
+  return {
+    _name_or_path: model.name,
+    architectures: ["MixtralForCausalLM"],
+    model_type: "mixtral",
+    hidden_size: model.hiddenSize,
+    intermediate_size: moe.expertFfnSize,
+    num_hidden_layers: model.numLayers,
+    num_attention_heads: model.numHeads,
+    num_key_value_heads: model.numKvHeads,
+    head_dim: headDim(model),
+    num_local_experts: moe.numExperts,
+    num_experts_per_tok: moe.expertsPerToken,
+    vocab_size: model.vocabSize,
+    max_position_embeddings: model.maxPositions,
+    rope_theta: ropeTheta,
+    rms_norm_eps: rmsNormEps,
+    hidden_act: "silu",
+    tie_word_embeddings: false,
+    router_aux_loss_coef: 0.02,
+    sliding_window: null,
+    torch_dtype: "float16",
+  };
+}
+
+/** Writes model.safetensors (fp16) and then config.json into `outDir`; returns the files written. */
+export function synthesizeMixtralWeights(model: ModelSpec, outDir: string, seed: number): string[] {
+  mkdirSync(outDir, { recursive: true });
+  const tensors: TensorToWrite[] = mixtralTensorShapes(model).map(({ name, shape }) => {
+    const { mean, std } = tensorScale(model, name, shape);
+    const count = shape.reduce((a, b) => a * b, 1);
+    return { name, dtype: "F16", shape, data: () => [toFloat16Array(normalValues(count, tensorSeed(seed, name), mean, std))] };
+  });
+  const weights = join(outDir, MIXTRAL_FILE_NAME);
+  writeSafetensors(weights, tensors, { format: "pt", generator: "spillway synthetic mixtral", seed: String(seed) });
+  const config = join(outDir, "config.json");
+  writeFileAtomic(config, `${JSON.stringify(hfMixtralConfig(model), null, 2)}\n`);
+  return [weights, config];
+}
+
+export interface MixtralConfig {
+  readonly model: ModelSpec;
+  readonly ropeTheta: number;
+  readonly rmsNormEps: number;
+}
+
+function configNumber(config: Record<string, unknown>, key: string, path: string, fallback?: number): number {
+  const value = config[key] ?? fallback;
+  if (typeof value !== "number" || !Number.isFinite(value)) throw new Error(`${path}: ${key} must be a number, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** Reads a Mixtral config.json into a ModelSpec plus the numbers only the runtime needs. */
+export function readMixtralConfig(dir: string): MixtralConfig {
+  const path = join(dir, "config.json");
+  const config = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
+  if (config.model_type !== "mixtral") throw new Error(`${path}: model_type ${JSON.stringify(config.model_type)}, expected "mixtral"`);
+  const hidden = configNumber(config, "hidden_size", path);
+  const heads = configNumber(config, "num_attention_heads", path);
+  const model = tinyMixtralSpec({
+    numLayers: configNumber(config, "num_hidden_layers", path),
+    hiddenSize: hidden,
+    numHeads: heads,
+    numKvHeads: configNumber(config, "num_key_value_heads", path, heads),
+    expertFfnSize: configNumber(config, "intermediate_size", path),
+    numExperts: configNumber(config, "num_local_experts", path),
+    expertsPerToken: configNumber(config, "num_experts_per_tok", path),
+    vocabSize: configNumber(config, "vocab_size", path),
+    maxPositions: configNumber(config, "max_position_embeddings", path),
+  });
+  const named = typeof config._name_or_path === "string" ? { ...model, name: config._name_or_path } : model;
+  return { model: named, ropeTheta: configNumber(config, "rope_theta", path, DEFAULT_ROPE_THETA), rmsNormEps: configNumber(config, "rms_norm_eps", path, DEFAULT_RMS_NORM_EPS) };
+}
