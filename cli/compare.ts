@@ -1,50 +1,9 @@
-/** `spillway compare`: the plan's prediction, the simulation and the measured run side by side. */
+/** `spillway compare`: the plan's prediction, the simulation and the measured run side by side (text). */
 import { formatBytes, formatSeconds } from "../core/units.js";
-import type { Plan } from "../planner/plan.js";
-import type { RunResult } from "../runtime/run.js";
-import type { SimulationResult } from "../simulator/simulate.js";
+import { type Comparison } from "../runtime/compare.js";
 import { SIM_RESOURCES } from "../simulator/task.js";
 
-export interface Figures {
-  readonly throughputTokensPerSecond: number;
-  readonly prefillSeconds: number;
-  readonly decodeSeconds: number;
-  readonly busySeconds: Readonly<Record<string, number>>;
-  readonly peakBytes: { readonly gpu: number; readonly cpu: number; readonly disk: number };
-}
-
-export interface Comparison {
-  readonly model: string;
-  readonly policy: Plan["policy"];
-  readonly predicted: Figures;
-  readonly simulated: Figures;
-  readonly measured: Figures;
-  /** (measured - predicted) / predicted, signed, per figure; `throughput` is the headline. */
-  readonly relativeError: { readonly throughput: number; readonly prefill: number; readonly decode: number; readonly simulatedThroughput: number };
-  readonly matchesReference: boolean | undefined;
-}
-
-const figures = (x: { throughputTokensPerSecond: number; prefillSeconds: number; decodeSeconds: number; busySeconds?: Readonly<Record<string, number>>; peakBytes: Figures["peakBytes"] }): Figures => ({
-  throughputTokensPerSecond: x.throughputTokensPerSecond, prefillSeconds: x.prefillSeconds, decodeSeconds: x.decodeSeconds, busySeconds: x.busySeconds ?? {}, peakBytes: x.peakBytes,
-});
-
-export function compareRuns(plan: Plan, simulated: SimulationResult, measured: RunResult): Comparison {
-  const rel = (m: number, p: number) => (m - p) / p;
-  return {
-    model: plan.model,
-    policy: plan.policy,
-    predicted: figures(plan.predicted),
-    simulated: figures(simulated),
-    measured: figures(measured),
-    relativeError: {
-      throughput: rel(measured.throughputTokensPerSecond, plan.predicted.throughputTokensPerSecond),
-      prefill: rel(measured.prefillSeconds, plan.predicted.prefillSeconds),
-      decode: rel(measured.decodeSeconds, plan.predicted.decodeSeconds),
-      simulatedThroughput: rel(simulated.throughputTokensPerSecond, plan.predicted.throughputTokensPerSecond),
-    },
-    matchesReference: measured.matchesReference,
-  };
-}
+export { compareRuns, type Comparison, type Figures } from "../runtime/compare.js";
 
 export function formatComparison(c: Comparison): string {
   const pct = (x: number) => `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)}%`;

@@ -14,7 +14,7 @@ import type { ModelSpec } from "../core/model-spec.js";
 import type { Policy } from "../core/policy.js";
 import { writeFileAtomic } from "../core/write-file-atomic.js";
 import { withCapacities } from "../core/hardware-profile.js";
-import type { Comparison } from "../cli/compare.js";
+import type { Comparison } from "../runtime/compare.js";
 import { baselines } from "../planner/baselines.js";
 import { plan as makePlan, PlanError } from "../planner/plan.js";
 import type { LpCandidate } from "../planner/spillway/spillway-search.js";

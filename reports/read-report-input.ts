@@ -3,7 +3,7 @@
  * a Chrome trace (`simulate --trace`, `run --trace`) or a comparison (`spillway compare --json`).
  * Anything else is an InputError naming the file and what was expected.
  */
-import type { Comparison, Figures } from "../cli/compare.js";
+import type { Comparison, Figures } from "../runtime/compare.js";
 import { asObject, child, type FieldContext, readNumber, readObject, readString } from "../core/fields.js";
 import { describeValue, InputError } from "../core/input-error.js";
 import { parsePolicy } from "../core/policy.js";

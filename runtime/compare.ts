@@ -1,0 +1,68 @@
+/**
+ * `compare()`: plan (or score) a policy, simulate it and run it for real on the CPU backend, and put the
+ * three side by side; `compareRuns()` is the pure part that lines up figures already in hand.
+ */
+import type { HardwareProfile } from "../core/hardware-profile.js";
+import { type Plan, plan, PlanError, type PlanRequest } from "../planner/plan.js";
+import { simulate, type SimulationResult } from "../simulator/simulate.js";
+import { run, type RunResult } from "./run.js";
+
+export interface Figures {
+  readonly throughputTokensPerSecond: number;
+  readonly prefillSeconds: number;
+  readonly decodeSeconds: number;
+  readonly busySeconds: Readonly<Record<string, number>>;
+  readonly peakBytes: { readonly gpu: number; readonly cpu: number; readonly disk: number };
+}
+
+export interface Comparison {
+  readonly model: string;
+  readonly policy: Plan["policy"];
+  readonly predicted: Figures;
+  readonly simulated: Figures;
+  readonly measured: Figures;
+  /** (measured - predicted) / predicted, signed, per figure; `throughput` is the headline. */
+  readonly relativeError: { readonly throughput: number; readonly prefill: number; readonly decode: number; readonly simulatedThroughput: number };
+  readonly matchesReference: boolean | undefined;
+}
+
+const figures = (x: { throughputTokensPerSecond: number; prefillSeconds: number; decodeSeconds: number; busySeconds?: Readonly<Record<string, number>>; peakBytes: Figures["peakBytes"] }): Figures => ({
+  throughputTokensPerSecond: x.throughputTokensPerSecond, prefillSeconds: x.prefillSeconds, decodeSeconds: x.decodeSeconds, busySeconds: x.busySeconds ?? {}, peakBytes: x.peakBytes,
+});
+
+export function compareRuns(plan: Plan, simulated: SimulationResult, measured: RunResult): Comparison {
+  const rel = (m: number, p: number) => (m - p) / p;
+  return {
+    model: plan.model,
+    policy: plan.policy,
+    predicted: figures(plan.predicted),
+    simulated: figures(simulated),
+    measured: figures(measured),
+    relativeError: {
+      throughput: rel(measured.throughputTokensPerSecond, plan.predicted.throughputTokensPerSecond),
+      prefill: rel(measured.prefillSeconds, plan.predicted.prefillSeconds),
+      decode: rel(measured.decodeSeconds, plan.predicted.decodeSeconds),
+      simulatedThroughput: rel(simulated.throughputTokensPerSecond, plan.predicted.throughputTokensPerSecond),
+    },
+    matchesReference: measured.matchesReference,
+  };
+}
+
+export interface CompareOptions extends PlanRequest {
+  /** Folder with config.json and safetensors weights (spillway synth-weights makes one). */
+  readonly weightsDir: string;
+  /** Parent folder for the disk tier's offload files (default: the OS temp folder). */
+  readonly offloadDir?: string;
+}
+
+/** Plans, simulates and runs one policy; throws PlanError when the policy does not fit. */
+export async function compare(options: CompareOptions): Promise<{ plan: Plan; simulated: SimulationResult; measured: RunResult; comparison: Comparison }> {
+  const { weightsDir, offloadDir, ...request } = options;
+  const planned = await plan(request);
+  if (!planned.predicted.feasible) throw new PlanError(`the policy does not fit: ${planned.predicted.infeasibleReasons.join("; ")}`);
+  const hardware: HardwareProfile = request.hardware;
+  const capacityBytes = planned.predicted.capacityBytes;
+  const simulated = simulate(planned, hardware, { schedule: planned.schedule, capacityBytes });
+  const measured = await run(planned, hardware, { weightsDir, schedule: planned.schedule, capacityBytes, ...(offloadDir ? { offloadDir } : {}) });
+  return { plan: planned, simulated, measured, comparison: compareRuns(planned, simulated, measured) };
+}
