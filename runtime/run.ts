@@ -307,6 +307,9 @@ function allOnDevice(policy: Policy): Policy {
 }
 
 export async function run(plan: PlanToSimulate, profile: HardwareProfile, options: RunOptions): Promise<RunResult> {
+  if (plan.policy.experts) {
+    throw new PlanError("this is a Mixture-of-Experts plan (policy.experts): the CPU runtime runs OPT plans; Mixtral-style checkpoints run with expert caches through the library's runMoe()");
+  }
   if (!isUniform(plan.policy) || plan.policy.embeddings) {
     throw new PlanError("the runtime runs one weight placement for every layer, computed on the GPU: this plan's per-layer placement (an accelerate or llama.cpp baseline) can be planned and simulated, not run yet");
   }
