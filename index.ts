@@ -33,3 +33,4 @@ export { readRoutingTrace } from "./routing/read-routing-trace.js";
 export type { RoutingTrace } from "./routing/routing-trace.js";
 export { runMoe, type MoeRunOptions, type MoeRunResult } from "./runtime/moe/moe-runner.js";
 export { synthesizeMixtralWeights, tinyMixtralSpec } from "./runtime/moe/synth-mixtral-weights.js";
+export { exportPlan, EXPORT_TARGETS, type ExportTarget, type ExportResult } from "./exporters/export-plan.js";

@@ -25,6 +25,7 @@ import { baselineJson, formatBaselines } from "./format-baselines.js";
 import { runSynthWeights } from "./synth-weights-command.js";
 import { type ReportArgs, runReport } from "./report-command.js";
 import { registerTraceCommand } from "./trace-command.js";
+import { registerExportCommand } from "./export-command.js";
 import { formatMoeSimulation } from "./format-moe-simulation.js";
 import { simulateMoe } from "../simulator/simulate-moe.js";
 import { metaFromModel, readRoutingTrace } from "../routing/read-routing-trace.js";
@@ -39,6 +40,7 @@ import { simulate } from "../simulator/simulate.js";
 import { formatBytes } from "../core/units.js";
 import { listHardware, listModels } from "./list-commands.js";
 import { parseNumberFlag, parsePercentFlag } from "./parse-flags.js";
+import { EXIT_CODES_EPILOG, fancyProgress } from "./terminal.js";
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -80,7 +82,7 @@ function planOptions(y: Argv) {
     .option("routing", { type: "string", describe: "MoE: a routing trace whose statistics set the expected expert-cache hit rates (default: the model's synthetic trace)" })
     .option("json", { type: "boolean", default: false, describe: "print the plan as JSON" })
     .option("out", { type: "string", describe: "also write the plan JSON to this file" })
-    .option("quiet", { type: "boolean", default: false, describe: "print nothing but errors (with --out)" });
+    .option("quiet", { type: "boolean", default: false, describe: "print no text but errors (with --out; --json still prints)" });
 }
 
 type PlanArgs = Awaited<ReturnType<ReturnType<typeof planOptions>["parseAsync"]>>;
@@ -176,7 +178,7 @@ function loadPlanTarget(path: string, hardwareFlag: string | undefined) {
   return { planFile, profile, capacityBytes };
 }
 
-interface SimulateArgs { plan: string; hardware?: string; schedule?: "spillway" | "flexgen"; trace?: string; timeline: boolean; json: boolean; routing?: string }
+interface SimulateArgs { plan: string; hardware?: string; schedule?: "spillway" | "flexgen"; trace?: string; timeline: boolean; json: boolean; quiet: boolean; routing?: string }
 
 /** A routing trace file (CSV or Megatron JSONL) checked against the model. */
 function readRouting(path: string, model: ModelSpec): { trace: RoutingTrace; source: string } {
@@ -194,7 +196,8 @@ function runSimulate(argv: SimulateArgs): void {
   if (planFile.policy.experts) {
     if (argv.trace || argv.timeline) throw new InputError(argv.trace ? "--trace" : "--timeline", undefined, "MoE plans are replayed layer by layer on a routing trace; stream traces and timelines are for dense plans");
     const result = simulateMoe(planFile, profile, argv.routing ? readRouting(argv.routing, planFile.modelSpec) : undefined);
-    process.stdout.write((argv.json ? JSON.stringify(result, null, 2) : formatMoeSimulation(result)) + "\n");
+    if (argv.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
+    else if (!argv.quiet) process.stdout.write(formatMoeSimulation(result) + "\n");
     return;
   }
   if (argv.routing) throw new InputError("--routing", undefined, "this plan has no expert policy (policy.experts): routing traces apply to MoE plans");
@@ -205,14 +208,14 @@ function runSimulate(argv: SimulateArgs): void {
     timeline: argv.timeline,
   });
   if (argv.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
-  else process.stdout.write(formatSimulation(result) + "\n" + (result.timeline ? `\n${result.timeline}\n` : ""));
+  else if (!argv.quiet) process.stdout.write(formatSimulation(result) + "\n" + (result.timeline ? `\n${result.timeline}\n` : ""));
   if (result.overflow) {
     const o = result.overflow;
     throw new PlanError(`the plan does not fit: ${o.tier} memory overflows at ${o.seconds.toFixed(3)} s while allocating ${o.what} (${formatBytes(o.inUseBytes)} in use, capacity ${formatBytes(o.capacityBytes)})`);
   }
 }
 
-interface RunArgs { plan: string; weights: string; backend: "cpu"; hardware?: string; schedule?: "spillway" | "flexgen"; trace?: string; "offload-dir"?: string; reference: boolean; json: boolean }
+interface RunArgs { plan: string; weights: string; backend: "cpu"; hardware?: string; schedule?: "spillway" | "flexgen"; trace?: string; "offload-dir"?: string; reference: boolean; json: boolean; quiet: boolean }
 
 async function runRun(argv: RunArgs): Promise<void> {
   const { planFile, profile, capacityBytes } = loadPlanTarget(argv.plan, argv.hardware);
@@ -227,7 +230,7 @@ async function runRun(argv: RunArgs): Promise<void> {
     reference: argv.reference,
   });
   if (argv.json) process.stdout.write(JSON.stringify({ ...result, referenceTokens: undefined }, null, 2) + "\n");
-  else process.stdout.write(formatRun(result) + "\n");
+  else if (!argv.quiet) process.stdout.write(formatRun(result) + "\n");
   if (result.matchesReference === false) throw new PlanError("the generated tokens differ from the all-on-device reference");
 }
 
@@ -243,7 +246,7 @@ async function runCompare(argv: PlanArgs & { weights: string; backend: "cpu"; "o
   if (measured.matchesReference === false) throw new PlanError("the generated tokens differ from the all-on-device reference");
 }
 
-interface ProfileArgs { backend: "cpu"; quick: boolean; out: string; "gpu-mem": string; "from-samples"?: string; "offload-dir"?: string; quiet: boolean }
+interface ProfileArgs { backend: "cpu"; quick: boolean; out: string; "gpu-mem": string; "from-samples"?: string; "offload-dir"?: string; quiet: boolean; json: boolean }
 
 function runProfile(argv: ProfileArgs): void {
   const gpuBytes = parseNumberFlag("gpu-mem", argv["gpu-mem"], { greaterThan: 0, unit: "GiB" })! * GIB;
@@ -259,7 +262,7 @@ function runProfile(argv: ProfileArgs): void {
     }
     samples = samplesFromCsv(text, path);
   } else {
-    const bar = !argv.quiet && process.stderr.isTTY ? new SingleBar({ format: "profiling [{bar}] {value}/{total} {what}", stream: process.stderr }, Presets.shades_classic) : undefined;
+    const bar = !argv.quiet && fancyProgress(process.stderr) ? new SingleBar({ format: "profiling [{bar}] {value}/{total} {what}", stream: process.stderr }, Presets.shades_classic) : undefined;
     bar?.start(1, 0, { what: "" });
     samples = measureCpuBackend({
       quick: argv.quick, gpuBytes, ...(argv["offload-dir"] ? { offloadDir: argv["offload-dir"] } : {}),
@@ -275,7 +278,18 @@ function runProfile(argv: ProfileArgs): void {
   writeFileAtomic(argv.out, JSON.stringify(profile, null, 2) + "\n");
   const csvPath = argv.out.replace(/\.json$/, "") + ".csv";
   if (!argv["from-samples"]) writeFileAtomic(csvPath, samplesToCsv(samples));
-  if (!argv.quiet) process.stdout.write(`Wrote ${argv.out}${argv["from-samples"] ? "" : ` and ${csvPath} (${samples.length} samples)`}\n`);
+  if (argv.json) {
+    process.stdout.write(JSON.stringify({
+      profile: argv.out, ...(argv["from-samples"] ? { fromSamples: argv["from-samples"] } : { samples: csvPath }), sampleCount: samples.length,
+      name: profile.name, gpuBytes: profile.capacityBytes.gpu.value, cpuBytes: profile.capacityBytes.cpu.value, diskBytes: profile.capacityBytes.disk.value,
+    }, null, 2) + "\n");
+  } else if (!argv.quiet) process.stdout.write(`Wrote ${argv.out}${argv["from-samples"] ? "" : ` and ${csvPath} (${samples.length} samples)`}\n`);
+}
+
+function listOptions(y: Argv) {
+  return y.option("json", { type: "boolean", default: false, describe: "print the list as JSON" })
+    .option("quiet", { type: "boolean", default: false, describe: "print nothing but errors (--json still prints)" })
+    .epilog(EXIT_CODES_EPILOG);
 }
 
 export function buildCli(args: string[]): Argv {
@@ -285,6 +299,7 @@ export function buildCli(args: string[]): Argv {
     .command("plan", "choose (or score) an offloading policy and predict its throughput", (y) =>
       planOptions(y)
         .option("compare", { type: "boolean", default: false, describe: "also score the baselines users would otherwise pick (accelerate, deepspeed-zero, llama.cpp, flexgen) with the same cost model" })
+        .epilog(EXIT_CODES_EPILOG)
         .example("$0 plan", "OPT-175B on a T4 with the Spillway cost model")
         .example("$0 plan --compare", "beside ZeRO-Inference's and FlexGen's choices")
         .example("$0 plan --model opt-30b --cost-model flexgen --json", "FlexGen's own LP search")
@@ -297,8 +312,10 @@ export function buildCli(args: string[]): Argv {
         .option("schedule", { choices: ["spillway", "flexgen"] as const, describe: "schedule semantics (default: the plan's)" })
         .option("trace", { type: "string", describe: "write a Chrome Trace Event file (Perfetto, chrome://tracing)" })
         .option("timeline", { type: "boolean", default: false, describe: "print a text timeline of one layer (the middle one, first decode step)" })
-        .option("json", { type: "boolean", default: false, describe: "print the result as JSON" })
+        .option("json", { type: "boolean", default: false, describe: "print the result as JSON (schemas/simulation.schema.json for dense plans)" })
+        .option("quiet", { type: "boolean", default: false, describe: "print no text but errors (--json still prints)" })
         .option("routing", { type: "string", describe: "MoE plans: a routing trace (CSV from trace synth, or Megatron JSONL) to replay; default: the model's synthetic trace" })
+        .epilog(EXIT_CODES_EPILOG)
         .example("$0 plan --out p.json && $0 simulate p.json --trace t.json", "simulate the default plan and write a trace")
         .example("$0 plan --model mixtral-8x7b --batch-size 1 --out m.json && $0 trace synth --model mixtral-8x7b --tokens 500 --out r.csv && $0 simulate m.json --routing r.csv --json", "replay an MoE plan's expert caches on a routing trace")
         .example("$0 simulate p.json --schedule flexgen --json", "the same plan under FlexGen's per-step sync"),
@@ -313,6 +330,8 @@ export function buildCli(args: string[]): Argv {
         .option("offload-dir", { type: "string", describe: "parent folder for the disk tier's offload files (default: the OS temp folder)" })
         .option("reference", { type: "boolean", default: true, describe: "also run the all-on-device reference and compare tokens (--no-reference to skip)" })
         .option("json", { type: "boolean", default: false, describe: "print the result as JSON" })
+        .option("quiet", { type: "boolean", default: false, describe: "print no text but errors (--json still prints)" })
+        .epilog(EXIT_CODES_EPILOG)
         .example("$0 synth-weights --model opt-125m --out w && $0 plan --model w --gpu-mem 0.05 --out p.json && $0 run p.json --weights w", "run a plan on synthetic OPT-125M weights"),
     (argv) => runRun(argv as unknown as RunArgs))
     .command("compare", "plan, simulate and run side by side: predicted against measured", (y) =>
@@ -320,6 +339,7 @@ export function buildCli(args: string[]): Argv {
         .option("weights", { type: "string", demandOption: true, describe: "folder with config.json and safetensors weights" })
         .option("backend", { choices: ["cpu"] as const, default: "cpu" as const, describe: "where to run" })
         .option("offload-dir", { type: "string", describe: "parent folder for offload files" })
+        .epilog(EXIT_CODES_EPILOG)
         .example("$0 compare --model w --weights w --hardware cpu.json --prompt-len 32 --gen-len 8 --gpu-mem 0.05 --gbs 4 --nb 2 --percent 0 100 0 100 100 0", "weights on the host"),
     (argv) => runCompare(argv as unknown as PlanArgs & { weights: string; backend: "cpu"; "offload-dir"?: string }))
     .command("profile", "measure this machine for a backend and write a hardware profile (JSON) and its raw samples (CSV)", (y) =>
@@ -329,36 +349,44 @@ export function buildCli(args: string[]): Argv {
         .option("gpu-mem", { type: "string", default: "1", describe: "device arena capacity in GiB for the profile" })
         .option("from-samples", { type: "string", describe: "rebuild the profile from a samples CSV instead of measuring" })
         .option("offload-dir", { type: "string", describe: "folder for the disk measurements (default: the OS temp folder)" })
-        .option("quiet", { type: "boolean", default: false })
-        .example("$0 profile --backend cpu --quick --out cpu.json", "measure this machine in under 30 s"),
+        .option("quiet", { type: "boolean", default: false, describe: "no progress and no text but errors (--json still prints)" })
+        .option("json", { type: "boolean", default: false, describe: "print a JSON summary of the files written" })
+        .epilog(EXIT_CODES_EPILOG)
+        .example("$0 profile --backend cpu --quick --out cpu.json", "measure this machine in under 30 s")
+        .example("$0 profile --from-samples cpu.csv --out cpu.json --json", "rebuild a profile from its samples"),
     (argv) => runProfile(argv as unknown as ProfileArgs))
     .command("synth-weights", "write a deterministic synthetic OPT checkpoint (safetensors, fp16) with its config.json", (y) =>
       y.option("model", { type: "string", demandOption: true, describe: "an OPT catalogue name or config.json" })
         .option("out", { type: "string", demandOption: true, describe: "output folder" })
         .option("seed", { type: "string", describe: "random seed (default 0)" })
-        .option("json", { type: "boolean", default: false })
+        .option("json", { type: "boolean", default: false, describe: "print a JSON summary of the files written" })
+        .option("quiet", { type: "boolean", default: false, describe: "print no text but errors (--json still prints)" })
+        .epilog(EXIT_CODES_EPILOG)
         .example("$0 synth-weights --model opt-125m --out weights/opt-125m", "about 250 MB"),
-    (argv) => runSynthWeights(argv as unknown as { model: string; out: string; seed: string | undefined; json: boolean }))
+    (argv) => runSynthWeights(argv as unknown as { model: string; out: string; seed: string | undefined; json: boolean; quiet: boolean }))
     .command("report [inputs..]", "charts (SVG, PNG, Vega-Lite) and an HTML page for a plan, traces and a comparison; with no inputs, for the default plan", (y) =>
       y.positional("inputs", { type: "string", array: true, describe: "plan JSON (plan --out), trace files (simulate/run --trace), a comparison (compare --json); none: the default plan" })
         .option("out", { type: "string", demandOption: true, describe: "folder to write the charts and index.html into (made if missing)" })
         .option("hardware", { type: "string", describe: "profile name or path (default: the plan's, or t4)" })
-        .option("quiet", { type: "boolean", default: false, describe: "no progress lines on stderr" })
+        .option("quiet", { type: "boolean", default: false, describe: "no progress lines on stderr and no text but errors (--json still prints)" })
         .option("json", { type: "boolean", default: false, describe: "print a JSON summary of the files written" })
+        .epilog(EXIT_CODES_EPILOG)
         .example("$0 report --out report", "OPT-175B on a T4: placement, search landscape, frontier, baselines, simulated timeline and memory")
         .example("$0 plan --model opt-30b --out p.json && $0 simulate p.json --trace t.json && $0 report p.json t.json --out r", "a plan and its simulated trace")
         .example("$0 report run-trace.json compare.json --out r --json", "a measured run's trace and a comparison (compare --json)"),
     (argv) => runReport(argv as unknown as ReportArgs));
-  return registerTraceCommand(cli)
-    .command("models", "list the model catalogue", (y) => y.option("json", { type: "boolean", default: false }).example("$0 models --json", "as JSON"),
-      (argv) => { process.stdout.write(listModels(Boolean(argv.json)) + "\n"); })
-    .command("hardware", "list the shipped hardware profiles", (y) => y.option("json", { type: "boolean", default: false }).example("$0 hardware", "names, GPUs and capacities"),
-      (argv) => { process.stdout.write(listHardware(Boolean(argv.json)) + "\n"); })
-    .demandCommand(1, "name a command: plan, simulate, run, compare, report, trace, profile, synth-weights, models or hardware")
+  return registerExportCommand(registerTraceCommand(cli))
+    .command("models", "list the model catalogue", (y) => listOptions(y).example("$0 models", "names, families and sizes").example("$0 models --json", "as JSON"),
+      (argv) => { if (argv.json || !argv.quiet) process.stdout.write(listModels(Boolean(argv.json)) + "\n"); })
+    .command("hardware", "list the shipped hardware profiles", (y) => listOptions(y).example("$0 hardware", "names, GPUs and capacities").example("$0 hardware --json", "as JSON"),
+      (argv) => { if (argv.json || !argv.quiet) process.stdout.write(listHardware(Boolean(argv.json)) + "\n"); })
+    .example("$0 plan --model opt-30b --hardware rtx3090 --out p.json && $0 simulate p.json", "plan a model for a GPU, then check the plan by simulation")
+    .demandCommand(1, "name a command: plan, simulate, run, compare, report, export, trace, profile, synth-weights, models or hardware")
     .strict()
     .help()
     .alias("help", "h")
     .version()
+    .epilog(EXIT_CODES_EPILOG)
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((message, error) => {
       if (error) throw error;

@@ -10,6 +10,8 @@ export interface SynthWeightsArgs {
   readonly out: string;
   readonly seed: string | undefined;
   readonly json: boolean;
+  /** Print no text but errors (--json still prints). */
+  readonly quiet?: boolean;
 }
 
 export function runSynthWeights(argv: SynthWeightsArgs): void {
@@ -21,6 +23,7 @@ export function runSynthWeights(argv: SynthWeightsArgs): void {
     process.stdout.write(JSON.stringify({ model: model.name, dir: argv.out, files: result.files, bytes: result.bytes, seed }, null, 2) + "\n");
     return;
   }
+  if (argv.quiet) return;
   const names = result.files.map((f) => basename(f));
   process.stdout.write(`Wrote ${model.name} weights (seed ${seed}) to ${argv.out}: ${names.length} files, ${formatBytes(result.bytes)} (${summarizeNames(names)})\n`);
 }

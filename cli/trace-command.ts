@@ -3,8 +3,9 @@
  *
  *   spillway trace synth --model mixtral-8x7b --tokens 2000 --seed 1 --out t.csv [--requests 4] [--prompt-tokens 0] [--json]
  *   spillway trace stats t.csv [--cache 1,2,3,4] [--model M] [--json]
- *   spillway trace convert t.csv --out t.jsonl
+ *   spillway trace convert t.csv --out t.jsonl [--json]
  *
+ * Every subcommand takes --quiet (no text but errors; --json still prints).
  * Bad input throws InputError (the CLI prints it and exits 2).
  */
 import type { Argv } from "yargs";
@@ -19,6 +20,7 @@ import { type RoutingStats, routingStats } from "../routing/routing-stats.js";
 import { rowCount, type RoutingTrace } from "../routing/routing-trace.js";
 import { MAX_SYNTH_SEED, synthRouting } from "../routing/synth-routing.js";
 import { parseNumberFlag } from "./parse-flags.js";
+import { EXIT_CODES_EPILOG } from "./terminal.js";
 
 /** Largest synthetic trace (token x layer x rank slots): about 768 MiB in memory. */
 export const MAX_SYNTH_SLOTS = 128 * 2 ** 20;
@@ -32,6 +34,7 @@ export interface TraceSynthArgs {
   readonly out: string;
   readonly format?: RoutingFormat | undefined;
   readonly json?: boolean | undefined;
+  readonly quiet?: boolean | undefined;
 }
 
 export interface TraceStatsArgs {
@@ -40,6 +43,7 @@ export interface TraceStatsArgs {
   readonly model?: string | undefined;
   readonly format?: RoutingFormat | undefined;
   readonly json?: boolean | undefined;
+  readonly quiet?: boolean | undefined;
 }
 
 export interface TraceConvertArgs {
@@ -48,6 +52,8 @@ export interface TraceConvertArgs {
   readonly model?: string | undefined;
   readonly from?: RoutingFormat | undefined;
   readonly format?: RoutingFormat | undefined;
+  readonly json?: boolean | undefined;
+  readonly quiet?: boolean | undefined;
 }
 
 function moeModelNames(): string {
@@ -89,6 +95,7 @@ export function runTraceSynth(argv: TraceSynthArgs): void {
     process.stdout.write(JSON.stringify({ model: model.name, out: argv.out, format, seed, requests, tokens, promptTokens, rows: rowCount(trace) }, null, 2) + "\n");
     return;
   }
+  if (argv.quiet) return;
   process.stdout.write(`Wrote ${argv.out}: ${model.name} routing, ${requests} request(s) x ${tokens} decode tokens${promptTokens ? ` (+${promptTokens} prefill)` : ""}, seed ${seed}, ${rowCount(trace)} rows\n`);
 }
 
@@ -111,7 +118,8 @@ export function runTraceStats(argv: TraceStatsArgs): RoutingStats {
   const given = argv.model ? metaFromModel(resolveMoeModel(argv.model)) : {};
   const trace = readRoutingTrace(argv.file, { ...(argv.format ? { format: argv.format } : {}), given });
   const stats = routingStats(trace, { cacheSizes: parseCacheSizes(argv.cache, trace.meta.numExperts) });
-  process.stdout.write((argv.json ? JSON.stringify(stats, null, 2) : formatRoutingStats(stats, argv.file)) + "\n");
+  if (argv.json) process.stdout.write(JSON.stringify(stats, null, 2) + "\n");
+  else if (!argv.quiet) process.stdout.write(formatRoutingStats(stats, argv.file) + "\n");
   return stats;
 }
 
@@ -120,7 +128,8 @@ export function runTraceConvert(argv: TraceConvertArgs): void {
   const trace = readRoutingTrace(argv.file, { ...(argv.from ? { format: argv.from } : {}), given });
   const format = outputFormat(argv.out, argv.format);
   writeTrace(argv.out, trace, format);
-  process.stdout.write(`Wrote ${argv.out} (${format}): ${trace.numTokens} tokens, ${rowCount(trace)} rows\n`);
+  if (argv.json) process.stdout.write(JSON.stringify({ in: argv.file, out: argv.out, format, tokens: trace.numTokens, rows: rowCount(trace) }, null, 2) + "\n");
+  else if (!argv.quiet) process.stdout.write(`Wrote ${argv.out} (${format}): ${trace.numTokens} tokens, ${rowCount(trace)} rows\n`);
 }
 
 const f3 = (x: number) => (Number.isNaN(x) ? "-" : x.toFixed(3));
@@ -148,6 +157,8 @@ export function formatRoutingStats(s: RoutingStats, source: string): string {
   return lines.join("\n");
 }
 
+const QUIET = { type: "boolean", default: false, describe: "print no text but errors (--json still prints)" } as const;
+
 /** Registers `trace synth|stats|convert` on a yargs instance (the CLI's main builder calls this). */
 export function registerTraceCommand<T>(y: Argv<T>): Argv<T> {
   return y.command("trace", "routing traces of Mixture-of-Experts models: synthesise, summarise (LRU hit rates, popularity, repetition) and convert", (t) =>
@@ -160,6 +171,8 @@ export function registerTraceCommand<T>(y: Argv<T>): Argv<T> {
         .option("out", { type: "string", demandOption: true, describe: "file to write (.csv, or .jsonl for Megatron-style JSON Lines)" })
         .option("format", { choices: ROUTING_FORMATS, describe: "output format (default: from the extension)" })
         .option("json", { type: "boolean", default: false, describe: "print a JSON summary" })
+        .option("quiet", QUIET)
+        .epilog(EXIT_CODES_EPILOG)
         .example("$0 trace synth --model mixtral-8x7b --tokens 2000 --requests 4 --seed 1 --out t.csv", "8,000 decode tokens"),
     (argv) => runTraceSynth(argv as unknown as TraceSynthArgs))
       .command("stats <file>", "LRU hit rates by cache size, popularity entropy, repetition and next-layer predictability of a trace", (s) =>
@@ -168,6 +181,8 @@ export function registerTraceCommand<T>(y: Argv<T>): Argv<T> {
           .option("model", { type: "string", describe: "MoE model giving layers/experts/top-k when the file does not" })
           .option("format", { choices: ROUTING_FORMATS, describe: "input format (default: from the extension or content)" })
           .option("json", { type: "boolean", default: false, describe: "print the statistics as JSON" })
+          .option("quiet", QUIET)
+          .epilog(EXIT_CODES_EPILOG)
           .example("$0 trace stats t.csv --cache 1,2,3,4 --json", "hit rates keyed by cache size"),
       (argv) => { runTraceStats(argv as unknown as TraceStatsArgs); })
       .command("convert <file>", "convert a routing trace between CSV and Megatron-style JSON Lines", (s) =>
@@ -175,8 +190,14 @@ export function registerTraceCommand<T>(y: Argv<T>): Argv<T> {
           .option("out", { type: "string", demandOption: true, describe: "file to write (.csv or .jsonl)" })
           .option("from", { choices: ROUTING_FORMATS, describe: "input format (default: from the extension or content)" })
           .option("format", { choices: ROUTING_FORMATS, describe: "output format (default: from the extension)" })
-          .option("model", { type: "string", describe: "MoE model giving layers/experts/top-k when the file does not" }),
+          .option("model", { type: "string", describe: "MoE model giving layers/experts/top-k when the file does not" })
+          .option("json", { type: "boolean", default: false, describe: "print a JSON summary of the file written" })
+          .option("quiet", QUIET)
+          .epilog(EXIT_CODES_EPILOG)
+          .example("$0 trace convert t.csv --out t.jsonl", "CSV to Megatron-style JSON Lines"),
       (argv) => runTraceConvert(argv as unknown as TraceConvertArgs))
+      .epilog(EXIT_CODES_EPILOG)
+      .example("$0 trace synth --model mixtral-8x7b --tokens 500 --out t.csv && $0 trace stats t.csv", "synthesise a trace and summarise it")
       .demandCommand(1, "name a trace subcommand: synth, stats or convert"),
   ) as unknown as Argv<T>;
 }

@@ -1,0 +1,45 @@
+/**
+ * `spillway export PLAN.json --to flexgen|llama.cpp|accelerate|deepspeed|vllm [--json] [--out FILE]`:
+ * the plan as another engine's configuration. Bad input throws InputError (the CLI prints it and exits 2).
+ */
+import type { Argv } from "yargs";
+import { InputError } from "../core/input-error.js";
+import { writeFileAtomic } from "../core/write-file-atomic.js";
+import { EXPORT_TARGETS, type ExportResult, exportPlan, isExportTarget } from "../exporters/export-plan.js";
+import { readPlanFile } from "../simulator/read-plan.js";
+import { EXIT_CODES_EPILOG } from "./terminal.js";
+
+export interface ExportArgs {
+  readonly plan: string;
+  readonly to: string;
+  readonly json?: boolean | undefined;
+  readonly out?: string | undefined;
+  readonly quiet?: boolean | undefined;
+}
+
+export function runExport(argv: ExportArgs): ExportResult {
+  if (Array.isArray(argv.to)) throw new InputError("--to", undefined, "given more than once; expected one target");
+  if (!isExportTarget(argv.to)) throw new InputError("--to", undefined, `expected one of ${EXPORT_TARGETS.join(", ")}, got ${JSON.stringify(argv.to)}`);
+  if (Array.isArray(argv.out)) throw new InputError("--out", undefined, "given more than once; expected one file");
+  if (argv.out === "") throw new InputError("--out", undefined, "expected a file name, got an empty string");
+  const plan = readPlanFile(String(argv.plan));
+  const result = exportPlan(plan, argv.to);
+  if (argv.out !== undefined) writeFileAtomic(argv.out, argv.json ? JSON.stringify(result, null, 2) + "\n" : result.text);
+  else process.stdout.write(argv.json ? JSON.stringify(result, null, 2) + "\n" : result.text);
+  if (argv.out !== undefined && !argv.quiet) for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
+  return result;
+}
+
+/** Registers `export <plan>` on a yargs instance (the CLI's main builder calls this). */
+export function registerExportCommand<T>(y: Argv<T>): Argv<T> {
+  return y.command("export <plan>", "write a plan as another engine's configuration: FlexGen command line, llama.cpp flags, Accelerate device_map, DeepSpeed ZeRO-Inference config or vLLM flags", (e) =>
+    e.positional("plan", { type: "string", describe: "a plan file (spillway plan --out p.json)" })
+      .option("to", { choices: EXPORT_TARGETS, demandOption: true, describe: "the engine to export for" })
+      .option("json", { type: "boolean", default: false, describe: "print { target, text, warnings } as JSON" })
+      .option("out", { type: "string", describe: "write the export to this file (atomically) instead of printing it" })
+      .option("quiet", { type: "boolean", default: false, describe: "with --out, no warnings on stderr (they stay in the file's header)" })
+      .epilog(EXIT_CODES_EPILOG)
+      .example("$0 plan --out p.json && $0 export p.json --to flexgen", "FlexGen's command line for the default plan")
+      .example("$0 export p.json --to accelerate --out device_map.json", "an Accelerate device_map"),
+  (argv) => { runExport(argv as unknown as ExportArgs); }) as unknown as Argv<T>;
+}

@@ -1,0 +1,139 @@
+/**
+ * Hugging Face Accelerate export: `max_memory` and a `device_map` over the model's real module names
+ * (pass both to `from_pretrained(..., device_map=..., max_memory=..., offload_folder=...)`). Accelerate
+ * places whole modules: decoder layers go to the GPU while they fit in the plan's GPU weight bytes,
+ * then to the CPU within its CPU bytes, then to disk.
+ */
+import type { ModelSpec } from "../core/model-spec.js";
+import { isUniform } from "../core/policy.js";
+import { formatBytes } from "../core/units.js";
+import type { Tier } from "../planner/spillway/realize-placement.js";
+import { activationTierOf } from "../planner/spillway/realize-placement.js";
+import { commonHeader, describeTiers, type ExportSource, gibUp, hfModelId, layerBytesFp16, planWeightBytes } from "./export-source.js";
+import type { ExportResult } from "./export-plan.js";
+
+export type AccelerateDevice = 0 | "cpu" | "disk";
+
+export interface AccelerateModule {
+  readonly name: string;
+  /** Uncompressed bytes of its parameters (0 for tied or parameter-free modules). */
+  readonly bytes: number;
+  /** Which of Spillway's embedding tensors it belongs to, or the decoder layer index. */
+  readonly role: { kind: "embedding"; tensor: "embed_tokens" | "positions_and_norms" | "lm_head" } | { kind: "layer"; index: number } | { kind: "buffers" };
+}
+
+/** Every top-level module of the Hugging Face model that holds weights, in model order. */
+export function accelerateModules(model: ModelSpec): AccelerateModule[] {
+  const h = model.hiddenSize;
+  const b = model.bytesPerParam;
+  const layer = layerBytesFp16(model);
+  const layers = (prefix: string): AccelerateModule[] => Array.from({ length: model.numLayers }, (_, i) => ({ name: `${prefix}.layers.${i}`, bytes: layer, role: { kind: "layer", index: i } }));
+  const head: AccelerateModule = { name: "lm_head", bytes: model.tiedEmbeddings ? 0 : model.vocabSize * h * b, role: { kind: "embedding", tensor: model.tiedEmbeddings ? "embed_tokens" : "lm_head" } };
+  if (model.family === "opt") {
+    const projected = model.wordEmbedDim !== h;
+    return [
+      { name: "model.decoder.embed_tokens", bytes: model.vocabSize * model.wordEmbedDim * b, role: { kind: "embedding", tensor: "embed_tokens" } },
+      { name: "model.decoder.embed_positions", bytes: (model.maxPositions + 2) * h * b, role: { kind: "embedding", tensor: "positions_and_norms" } },
+      ...(projected ? [
+        { name: "model.decoder.project_out", bytes: model.wordEmbedDim * h * b, role: { kind: "embedding", tensor: "positions_and_norms" } } as const,
+        { name: "model.decoder.project_in", bytes: model.wordEmbedDim * h * b, role: { kind: "embedding", tensor: "positions_and_norms" } } as const,
+      ] : []),
+      ...(projected ? [] : [{ name: "model.decoder.final_layer_norm", bytes: 2 * h * b, role: { kind: "embedding", tensor: "positions_and_norms" } } as const]),
+      ...layers("model.decoder"),
+      head,
+    ];
+  }
+  return [
+    { name: "model.embed_tokens", bytes: model.vocabSize * h * b, role: { kind: "embedding", tensor: "embed_tokens" } },
+    ...layers("model"),
+    { name: "model.norm", bytes: h * b, role: { kind: "embedding", tensor: "positions_and_norms" } },
+    { name: "model.rotary_emb", bytes: 0, role: { kind: "buffers" } },
+    head,
+  ];
+}
+
+const DEVICE: Record<Tier, AccelerateDevice> = { gpu: 0, cpu: "cpu", disk: "disk" };
+
+export interface AccelerateMap {
+  readonly deviceMap: Record<string, AccelerateDevice>;
+  /** Uncompressed bytes Accelerate puts on each device. */
+  readonly bytes: { gpu: number; cpu: number; disk: number };
+  readonly layersOn: { gpu: number; cpu: number; disk: number };
+}
+
+export function accelerateDeviceMap(src: ExportSource): AccelerateMap {
+  const { model, policy } = src;
+  const plan = planWeightBytes(model, policy);
+  const modules = accelerateModules(model);
+  const deviceMap: Record<string, AccelerateDevice> = {};
+  const bytes = { gpu: 0, cpu: 0, disk: 0 };
+  const layersOn = { gpu: 0, cpu: 0, disk: 0 };
+  // Embeddings first, where the plan puts them; the layers then fill what is left of each tier's bytes.
+  for (const m of modules) {
+    if (m.role.kind !== "embedding") continue;
+    const tier = plan.embeddingTiers[m.role.tensor] ?? "gpu";
+    deviceMap[m.name] = DEVICE[tier];
+    bytes[tier] += m.bytes;
+  }
+  // Stored bytes below fp16 (compressed or quantised experts): fp16 layers need more room than the plan's
+  // CPU bytes, so the CPU takes up to 80% of its capacity before spilling to disk.
+  const fp16Total = modules.reduce((s, m) => s + m.bytes, 0);
+  const compressed = plan.total.gpu + plan.total.cpu + plan.total.disk < fp16Total - 1;
+  const cpuCapacity = src.capacityBytes ? 0.8 * src.capacityBytes.cpu : Infinity;
+  const budget = { gpu: plan.total.gpu, cpu: compressed ? Math.max(plan.total.cpu, cpuCapacity) : plan.total.cpu };
+  const noDisk = compressed ? !Number.isFinite(cpuCapacity) : plan.total.disk <= 0;
+  for (const m of modules) {
+    if (m.role.kind !== "layer") continue;
+    let tier: Tier;
+    if (layersOn.cpu === 0 && layersOn.disk === 0 && bytes.gpu + m.bytes <= budget.gpu + 1e-6) tier = "gpu";
+    else if (noDisk || (layersOn.disk === 0 && bytes.cpu + m.bytes <= budget.cpu + 1e-6)) tier = "cpu";
+    else tier = "disk";
+    deviceMap[m.name] = DEVICE[tier];
+    bytes[tier] += m.bytes;
+    layersOn[tier] += 1;
+  }
+  for (const m of modules) if (m.role.kind === "buffers") deviceMap[m.name] = layersOn.gpu > 0 || bytes.gpu > 0 ? 0 : "cpu";
+  // Keep the map in model order.
+  const ordered: Record<string, AccelerateDevice> = {};
+  for (const m of modules) ordered[m.name] = deviceMap[m.name]!;
+  return { deviceMap: ordered, bytes, layersOn };
+}
+
+export function exportAccelerate(src: ExportSource): ExportResult {
+  const { model, policy } = src;
+  const warnings: string[] = [];
+  const plan = planWeightBytes(model, policy);
+  const map = accelerateDeviceMap(src);
+  const splits = plan.layers.some((l) => [l.gpu, l.cpu, l.disk].filter((x) => x > 0).length > 1);
+  if (splits) warnings.push("the plan splits layers across tiers; Accelerate places whole modules, so whole layers go to the GPU while they fit the plan's GPU weight bytes");
+  if (policy.compressWeight) warnings.push(`the plan stores 4-bit group-wise weights; Accelerate loads fp16 (${formatBytes(map.bytes.gpu)} on the GPU within the plan's ${formatBytes(plan.total.gpu)}), so fewer layers fit than in the plan (bitsandbytes' load_in_4bit is a different format)`);
+  if (policy.experts) warnings.push("the plan caches MoE experts on the GPU and stores them quantised; Accelerate places whole fp16 layers and has no expert cache");
+  if (policy.layerGroups?.some((g) => g.compute === "cpu")) warnings.push("Accelerate moves CPU- and disk-mapped layers to the GPU to compute them (hooks); the plan's CPU-computed layers run on the GPU");
+  if (map.bytes.disk > 0 || plan.total.disk > 0) warnings.push("disk-mapped modules are written to offload_folder as fp16 .dat files and loaded back each forward pass");
+  if (policy.cache.gpu < 1 - 1e-9) warnings.push("the plan keeps KV cache off the GPU; transformers keeps the KV cache with each layer's compute (the GPU)");
+  if (policy.cpuAttention) warnings.push("the plan computes decode attention on the CPU; Accelerate computes every layer on the GPU");
+  if (activationTierOf(policy.activations) !== "gpu") warnings.push("the plan keeps activations off the GPU; Accelerate does not offload activations");
+  if (!isUniform(policy) && !splits) { /* per-layer plans of whole layers map directly */ }
+
+  const cap = src.capacityBytes;
+  const doc = {
+    _spillway: {
+      comment: [
+        ...commonHeader(src, "Hugging Face Accelerate (transformers from_pretrained)"),
+        `usage: AutoModelForCausalLM.from_pretrained("${hfModelId(model)}", torch_dtype=torch.float16, device_map=cfg["device_map"], max_memory=cfg["max_memory"], offload_folder=cfg["offload_folder"])`,
+        `plan weights (as stored): ${describeTiers(plan.total)}; this map (fp16): ${describeTiers(map.bytes)}`,
+        `layers: ${map.layersOn.gpu} on GPU 0, ${map.layersOn.cpu} on the CPU, ${map.layersOn.disk} on disk`,
+        "max_memory: the weights this map puts on each device (for device_map=\"auto\" add room for the KV cache)",
+      ],
+      model: hfModelId(model),
+      hardware: src.hardware,
+      ...(cap ? { capacityBytes: cap } : {}),
+      warnings,
+    },
+    torch_dtype: "float16",
+    max_memory: { "0": `${gibUp(map.bytes.gpu)}GiB`, cpu: `${gibUp(map.bytes.cpu)}GiB` },
+    device_map: map.deviceMap,
+    offload_folder: "offload",
+  };
+  return { target: "accelerate", text: JSON.stringify(doc, null, 2) + "\n", warnings };
+}

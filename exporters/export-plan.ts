@@ -1,0 +1,42 @@
+/**
+ * `exportPlan()`: turns a Spillway plan into the configuration another engine runs (FlexGen's command
+ * line, llama.cpp flags, an Accelerate device_map, a DeepSpeed ZeRO-Inference config, vLLM flags), with
+ * a comment header of the assumptions and warnings for what the engine cannot express.
+ */
+import { InputError } from "../core/input-error.js";
+import { exportAccelerate } from "./accelerate.js";
+import { exportDeepspeed } from "./deepspeed.js";
+import { type ExportOptions, exportSource, type PlanInput } from "./export-source.js";
+import { exportFlexgen } from "./flexgen.js";
+import { exportLlamaCpp } from "./llama-cpp.js";
+import { exportVllm } from "./vllm.js";
+
+export const EXPORT_TARGETS = ["flexgen", "llama.cpp", "accelerate", "deepspeed", "vllm"] as const;
+export type ExportTarget = (typeof EXPORT_TARGETS)[number];
+
+export interface ExportResult {
+  readonly target: ExportTarget;
+  /** What to run or load: a command line (flexgen, llama.cpp, vllm) or JSON (accelerate, deepspeed), with its comment header. */
+  readonly text: string;
+  /** What the engine cannot express of the plan (also in the text's header). */
+  readonly warnings: string[];
+}
+
+export type { ExportOptions, PlanInput } from "./export-source.js";
+
+export function isExportTarget(value: unknown): value is ExportTarget {
+  return typeof value === "string" && (EXPORT_TARGETS as readonly string[]).includes(value);
+}
+
+/** Exports a plan (a Plan, a PlanFile, or a plan file's path) for `target`. */
+export function exportPlan(plan: PlanInput, target: ExportTarget, options: ExportOptions = {}): ExportResult {
+  if (!isExportTarget(target)) throw new InputError("--to", undefined, `unknown export target ${JSON.stringify(target)}; expected one of ${EXPORT_TARGETS.join(", ")}`);
+  const src = exportSource(plan, options);
+  switch (target) {
+    case "flexgen": return exportFlexgen(src);
+    case "llama.cpp": return exportLlamaCpp(src);
+    case "accelerate": return exportAccelerate(src);
+    case "deepspeed": return exportDeepspeed(src);
+    case "vllm": return exportVllm(src);
+  }
+}
