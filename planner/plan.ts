@@ -146,6 +146,22 @@ export function flexgenArgs(model: ModelSpec, policy: Policy): string {
   return args.join(" ");
 }
 
+/** A Spillway-model prediction as a plan reports it (the bottleneck in words). */
+function planPrediction(prediction: Prediction): PlanPrediction {
+  return {
+    throughputTokensPerSecond: prediction.throughputTokensPerSecond,
+    prefillSeconds: prediction.prefillSeconds,
+    decodeSeconds: prediction.decodeSeconds,
+    feasible: prediction.feasible,
+    infeasibleReasons: prediction.infeasibleReasons,
+    peakBytes: prediction.peakBytes,
+    capacityBytes: prediction.capacityBytes,
+    bytes: prediction.bytes,
+    busySeconds: prediction.busySeconds,
+    bottleneck: RESOURCE_NAMES[prediction.bottleneck],
+  };
+}
+
 function planMoe(request: PlanRequest): Plan {
   const { model, hardware, workload } = request;
   const rates = hardwareRates(hardware);
@@ -168,20 +184,7 @@ function planMoe(request: PlanRequest): Plan {
     schedule: "spillway",
     workload: { promptLen: workload.promptLen, genLen: workload.genLen },
     policy,
-    predicted: {
-      throughputTokensPerSecond: prediction.throughputTokensPerSecond,
-      prefillSeconds: prediction.prefillSeconds,
-      decodeSeconds: prediction.decodeSeconds,
-      feasible: prediction.feasible,
-      infeasibleReasons: prediction.infeasibleReasons,
-      peakBytes: prediction.peakBytes,
-      capacityBytes: prediction.capacityBytes,
-      bytes: prediction.bytes,
-      busySeconds: prediction.busySeconds,
-      bottleneck: RESOURCE_NAMES[prediction.bottleneck],
-      experts: prediction.experts,
-      decodeSecondsPerToken: prediction.decodeSecondsPerToken,
-    },
+    predicted: { ...planPrediction(prediction), experts: prediction.experts, decodeSecondsPerToken: prediction.decodeSecondsPerToken },
     search: { lpSolves: 0, elapsedMs: performance.now() - started, exactEvaluations: result.evaluations, lpFallbacks: 0, scored: result.evaluations === 1 },
     flexgenArgs: "(FlexGen does not run Mixture-of-Experts models)",
     llamaCpp: llamaCppMoeAdvice(model, rates, workload, routing),
@@ -242,18 +245,7 @@ function planSpillway(request: PlanRequest): Plan {
     schedule,
     workload: { promptLen: workload.promptLen, genLen: workload.genLen },
     policy,
-    predicted: {
-      throughputTokensPerSecond: prediction.throughputTokensPerSecond,
-      prefillSeconds: prediction.prefillSeconds,
-      decodeSeconds: prediction.decodeSeconds,
-      feasible: prediction.feasible,
-      infeasibleReasons: prediction.infeasibleReasons,
-      peakBytes: prediction.peakBytes,
-      capacityBytes: prediction.capacityBytes,
-      bytes: prediction.bytes,
-      busySeconds: prediction.busySeconds,
-      bottleneck: RESOURCE_NAMES[prediction.bottleneck],
-    },
+    predicted: planPrediction(prediction),
     search: { lpSolves, elapsedMs, exactEvaluations, lpFallbacks: stats?.fallbacks ?? 0, scored: fullyFixed(fixed) },
     flexgenArgs: flexgenArgs(model, policy),
     modelSpec: model,

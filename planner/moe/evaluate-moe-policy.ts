@@ -10,10 +10,9 @@
 import { type ExpertPolicy, STORED_BITS_PER_PARAM, storedBytes } from "../../core/expert-policy.js";
 import { embeddingParams, expertParams, kvDim, layerParams, type ModelSpec, type MoeSpec, qDim } from "../../core/model-spec.js";
 import type { Policy } from "../../core/policy.js";
-import { formatBytes } from "../../core/units.js";
 import type { Workload } from "../../core/workload.js";
 import { VariableSpace } from "../lp/affine.js";
-import { costConstants, type Prediction } from "../spillway/evaluate-policy.js";
+import { capacityShortfalls, costConstants, type Prediction } from "../spillway/evaluate-policy.js";
 import type { HardwareRates } from "../spillway/hardware-rates.js";
 import { LINKS, type Link, RESOURCES, type Resource, StepCostModel } from "../spillway/step-costs.js";
 import { expectedHitRate, type RoutingProfile, speculativeRecall, touchedExperts } from "./routing-profile.js";
@@ -93,6 +92,8 @@ export interface MoeStepModel {
   readonly headSeconds: number;
   readonly headGpuSeconds: number;
   readonly expertBytes: number;
+  /** GPU working space of one batch through one layer (and the logits). */
+  workingBytes(tokensPerSequence: number, context: number): number;
 }
 
 export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy): MoeStepModel {
@@ -209,7 +210,7 @@ export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: W
   };
 
   const headGpuSeconds = gemm(B, h, model.vocabSize, 16);
-  return { step, headGpuSeconds, headSeconds: headGpuSeconds + d2hSeconds(B * 4), expertBytes };
+  return { step, headGpuSeconds, headSeconds: headGpuSeconds + d2hSeconds(B * 4), expertBytes, workingBytes: (tokensPerSequence, context) => costModel.workingBytes(tokensPerSequence, context) };
 }
 
 /**
@@ -233,9 +234,6 @@ export function evaluateMoePolicy(model: ModelSpec, rates: HardwareRates, worklo
   const cpuAttention = cacheOnCpu > 0 && policy.cpuAttention;
   const model_ = moeStepModel(model, rates, workload, policy);
   const { expertBytes, headSeconds } = model_;
-  const costModel = new StepCostModel(model, rates, workload, {
-    gbs: B, nb: 1, compressWeight: false, compressCache: false, cpuAttention, activationTier: "gpu", pinWeight: true, overlap: true, schedule: "spillway",
-  }, costConstants(model, false), new VariableSpace([]));
   const nonExpertParams = nonExpertLayerParams(model, moe);
 
   const busy = Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Record<Resource, number>;
@@ -269,25 +267,19 @@ export function evaluateMoePolicy(model: ModelSpec, rates: HardwareRates, worklo
 
   // Memory.
   const kvBytes = L * B * (s + n) * kvTokenBytes;
-  const tokens1 = B;
-  const touched1 = touchedExperts(moe, tokens1);
-  const prefetchBuffers = x.pregated ? Math.ceil(touched1) : x.prefetchExperts * x.prefetchLayers;
+  const prefetchBuffers = x.pregated ? Math.ceil(touchedExperts(moe, B)) : x.prefetchExperts * x.prefetchLayers;
   const gpuWeights = L * storedBytes(nonExpertParams, x.attentionBits) + embeddingParams(model) * 2 + L * slots * expertBytes;
   const staging = (slots < E ? 2 : 0) * expertBytes + prefetchBuffers * expertBytes;
-  const gpuPeak = gpuWeights + staging + cacheOnGpu * kvBytes + Math.max(costModel.workingBytes(s, s), costModel.workingBytes(1, s + n));
+  const gpuPeak = gpuWeights + staging + cacheOnGpu * kvBytes + Math.max(model_.workingBytes(s, s), model_.workingBytes(1, s + n));
   const homeBytes = L * E * expertBytes;
   const cpuPeak = (x.offloadTier === "cpu" ? homeBytes : 2 * expertBytes) + cacheOnCpu * kvBytes + (cpuAttention ? B * cacheOnCpu * model.numHeads * (s + n) * 4 * 2 : 0);
   const diskPeak = x.offloadTier === "disk" ? homeBytes : 0;
   const peakBytes = { gpu: gpuPeak, cpu: cpuPeak, disk: diskPeak };
   const capacityBytes = rates.capacityBytes;
-  const infeasibleReasons: string[] = [];
-  for (const tier of ["gpu", "cpu", "disk"] as const) {
-    if (peakBytes[tier] > capacityBytes[tier]) infeasibleReasons.push(`${tier} peak ${formatBytes(peakBytes[tier])} exceeds its capacity ${formatBytes(capacityBytes[tier])}`);
-  }
+  const infeasibleReasons = capacityShortfalls(peakBytes, capacityBytes);
   const totalSeconds = prefillSeconds + decodeSeconds;
   const bottleneck = RESOURCES.reduce((a, r) => (busy[r] > busy[a] ? r : a), "gpu" as Resource);
 
-  const probe = decodeCounts;
   return {
     throughputTokensPerSecond: (B * n) / totalSeconds,
     prefillSeconds,
@@ -302,8 +294,8 @@ export function evaluateMoePolicy(model: ModelSpec, rates: HardwareRates, worklo
     bottleneck,
     decodeSecondsPerToken: decodeSeconds / decodeSteps,
     experts: {
-      expectedHitRate: probe.hitRate, touchedPerLayer: probe.touched, demandFetchesPerLayer: probe.fetched - probe.prefetched, prefetchedPerLayer: probe.prefetched,
-      wastedPrefetchesPerLayer: probe.wasted, cpuComputedPerLayer: probe.onCpu, stallSecondsPerToken: stallSeconds / decodeSteps, expertBytes, routingSource: profile.source,
+      expectedHitRate: decodeCounts.hitRate, touchedPerLayer: decodeCounts.touched, demandFetchesPerLayer: decodeCounts.fetched - decodeCounts.prefetched, prefetchedPerLayer: decodeCounts.prefetched,
+      wastedPrefetchesPerLayer: decodeCounts.wasted, cpuComputedPerLayer: decodeCounts.onCpu, stallSecondsPerToken: stallSeconds / decodeSteps, expertBytes, routingSource: profile.source,
     },
   };
 }

@@ -162,6 +162,13 @@ export function deviceCrossings(groups: readonly { readonly compute: ComputeDevi
   return out;
 }
 
+/** One line per tier whose peak exceeds its capacity (empty when everything fits). */
+export function capacityShortfalls(peakBytes: Readonly<Record<Tier, number>>, capacityBytes: Readonly<Record<Tier, number>>): string[] {
+  return (["gpu", "cpu", "disk"] as const)
+    .filter((tier) => peakBytes[tier] > capacityBytes[tier])
+    .map((tier) => `${tier} peak ${formatBytes(peakBytes[tier])} exceeds its capacity ${formatBytes(capacityBytes[tier])}`);
+}
+
 export function evaluatePolicy(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, schedule: Schedule = "spillway"): Prediction {
   // Expert caching and prefetch have their own model (with the model's default routing profile).
   if (policy.experts) return evaluateMoePolicy(model, rates, workload, policy, defaultRoutingProfile(model));
@@ -244,12 +251,7 @@ export function evaluatePolicy(model: ModelSpec, rates: HardwareRates, workload:
   };
   const peakBytes = { gpu: tierPeak((m) => m.gpu), cpu: tierPeak((m) => m.cpu), disk: tierPeak((m) => [m.disk]) };
   const capacityBytes = rates.capacityBytes;
-  const infeasibleReasons: string[] = [];
-  for (const tier of ["gpu", "cpu", "disk"] as const) {
-    if (peakBytes[tier] > capacityBytes[tier]) {
-      infeasibleReasons.push(`${tier} peak ${formatBytes(peakBytes[tier])} exceeds its capacity ${formatBytes(capacityBytes[tier])}`);
-    }
-  }
+  const infeasibleReasons = capacityShortfalls(peakBytes, capacityBytes);
   const totalSeconds = prefillSeconds + decodeSeconds;
   return {
     throughputTokensPerSecond: (policy.gpuBatchSize * policy.numGpuBatches * n) / totalSeconds,
