@@ -25,6 +25,7 @@ import { baselineJson, formatBaselines } from "./format-baselines.js";
 import { runSynthWeights } from "./synth-weights-command.js";
 import { type ReportArgs, runReport } from "./report-command.js";
 import { registerTraceCommand } from "./trace-command.js";
+import { registerDevicesCommand } from "./devices-command.js";
 import { registerExportCommand } from "./export-command.js";
 import { formatMoeSimulation } from "./format-moe-simulation.js";
 import { simulateMoe } from "../simulator/simulate-moe.js";
@@ -375,13 +376,13 @@ export function buildCli(args: string[]): Argv {
         .example("$0 plan --model opt-30b --out p.json && $0 simulate p.json --trace t.json && $0 report p.json t.json --out r", "a plan and its simulated trace")
         .example("$0 report run-trace.json compare.json --out r --json", "a measured run's trace and a comparison (compare --json)"),
     (argv) => runReport(argv as unknown as ReportArgs));
-  return registerExportCommand(registerTraceCommand(cli))
+  return registerDevicesCommand(registerExportCommand(registerTraceCommand(cli)))
     .command("models", "list the model catalogue", (y) => listOptions(y).example("$0 models", "names, families and sizes").example("$0 models --json", "as JSON"),
       (argv) => { if (argv.json || !argv.quiet) process.stdout.write(listModels(Boolean(argv.json)) + "\n"); })
     .command("hardware", "list the shipped hardware profiles", (y) => listOptions(y).example("$0 hardware", "names, GPUs and capacities").example("$0 hardware --json", "as JSON"),
       (argv) => { if (argv.json || !argv.quiet) process.stdout.write(listHardware(Boolean(argv.json)) + "\n"); })
     .example("$0 plan --model opt-30b --hardware rtx3090 --out p.json && $0 simulate p.json", "plan a model for a GPU, then check the plan by simulation")
-    .demandCommand(1, "name a command: plan, simulate, run, compare, report, export, trace, profile, synth-weights, models or hardware")
+    .demandCommand(1, "name a command: plan, simulate, run, compare, report, export, trace, profile, synth-weights, models, hardware or devices")
     .strict()
     .help()
     .alias("help", "h")

@@ -17,6 +17,9 @@ import { DiskStore } from "./disk-store.js";
 import { loadOptCheckpoint, type OptWeights } from "./opt-checkpoint.js";
 import { HostLedger, OptRunner, type PendingCache, type PendingLayer, type StepRecorder, type TransferMeta, type Transfers, type Where } from "./opt-runner.js";
 import type { TransferAction } from "./transfer-action.js";
+import { cudaUnsupported, executeOnCuda } from "./cuda/cuda-run.js";
+import { loadNative } from "./cuda/load-native.js";
+import type { CudaNative } from "./cuda/native-api.js";
 import { type FinishedTransfer, sharedBytes, TransferEngine, type TransferId } from "./transfer-engine.js";
 
 export interface RunOptions {
@@ -34,10 +37,16 @@ export interface RunOptions {
    * Without, every transfer runs on the main thread when issued.
    */
   readonly overlap?: boolean;
+  /** Where the plan runs (default "cpu"). The all-on-device reference always runs on the CPU backend. */
+  readonly backend?: "cpu" | "cuda";
+  /** The CUDA backend's device interface (default: the built addon; tests pass the emulated device). */
+  readonly cudaNative?: CudaNative;
 }
 
 export interface RunResult {
-  readonly backend: "cpu";
+  readonly backend: "cpu" | "cuda";
+  /** The device the CUDA backend ran on. */
+  readonly device?: string;
   readonly schedule: "spillway" | "flexgen";
   /** Whether transfers ran on worker threads beside the compute. */
   readonly overlap: boolean;
@@ -112,7 +121,7 @@ export function syntheticPrompts(sequences: number, promptLen: number, vocab: nu
 
 interface Execution {
   readonly tokens: number[][];
-  readonly recorder: Recorder;
+  readonly recorder: { readonly busy: Readonly<Record<SimResource, number>>; readonly bytes: RunResult["bytes"]; readonly events: number };
   readonly prefillSeconds: number;
   readonly makespanSeconds: number;
   readonly peakBytes: { gpu: number; cpu: number; disk: number };
@@ -301,6 +310,33 @@ async function execute(weights: OptWeights, plan: PlanToSimulate, profile: Hardw
   }
 }
 
+/** The CUDA addon, or a PlanError saying why it cannot be used here. */
+function requireCuda(): CudaNative {
+  const load = loadNative();
+  if (!load.loaded) throw new PlanError(`--backend cuda: ${load.reason}`);
+  const probe = load.native.probe();
+  if (!probe.ok || probe.deviceCount === 0) throw new PlanError(`--backend cuda: no usable GPU (${probe.error ?? "no devices"}); \`spillway devices\` says more`);
+  return load.native;
+}
+
+async function executeCuda(native: CudaNative, weights: OptWeights, plan: PlanToSimulate, profile: HardwareProfile, options: RunOptions, trace: ChromeTraceWriter | undefined): Promise<Execution> {
+  const policy = plan.policy;
+  const context = policyCostContext(weights.model, hardwareRates(profile), plan.workload, policy, options.schedule ?? "spillway");
+  const disk = new DiskStore(options.offloadDir ?? tmpdir());
+  try {
+    const prompts = syntheticPrompts(policy.gpuBatchSize * policy.numGpuBatches, plan.workload.promptLen, weights.model.vocabSize, options.promptSeed ?? 0);
+    const result = await executeOnCuda(native, weights, policy, plan.workload, context, disk, prompts, {
+      capacityBytes: options.capacityBytes, schedule: options.schedule ?? "spillway", overlap: options.overlap ?? policy.overlap, ...(trace ? { trace } : {}),
+    });
+    return { tokens: result.tokens, recorder: { busy: result.busy, bytes: result.bytes, events: result.events }, prefillSeconds: result.prefillSeconds, makespanSeconds: result.makespanSeconds, peakBytes: result.peakBytes };
+  } catch (error) {
+    if (error instanceof DeviceOutOfMemory) throw new PlanError(`the plan does not fit at run time on the CUDA backend: ${error.message}`);
+    throw error;
+  } finally {
+    disk.close();
+  }
+}
+
 function allOnDevice(policy: Policy): Policy {
   const all = { gpu: 1, cpu: 0, disk: 0 };
   return { ...policy, weights: all, cache: all, activations: all };
@@ -321,10 +357,20 @@ export async function run(plan: PlanToSimulate, profile: HardwareProfile, option
       if (spec[key] !== m[key]) throw new PlanError(`the plan is for ${spec.name} (${key} ${spec[key]}) but ${options.weightsDir} holds a model with ${key} ${m[key]}`);
     }
     if (plan.workload.promptLen + plan.workload.genLen > m.maxPositions) throw new PlanError(`prompt + generated tokens exceed the model's ${m.maxPositions} positions`);
+    const backend = options.backend ?? "cpu";
+    let native: CudaNative | undefined;
+    let device: string | undefined;
+    if (backend === "cuda") {
+      native = options.cudaNative ?? requireCuda();
+      const why = cudaUnsupported(m, plan.policy, policyCostContext(m, hardwareRates(profile), plan.workload, plan.policy, options.schedule ?? "spillway"));
+      if (why) throw new PlanError(`--backend cuda cannot run this plan yet: ${why}`);
+      native.setDevice(0);
+      device = native.deviceProperties(0).name;
+    }
     const trace = options.tracePath ? new ChromeTraceWriter(options.tracePath) : undefined;
     let measured: Execution;
     try {
-      measured = await execute(weights, plan, profile, options, plan.policy, options.capacityBytes, trace);
+      measured = native ? await executeCuda(native, weights, plan, profile, options, trace) : await execute(weights, plan, profile, options, plan.policy, options.capacityBytes, trace);
       trace?.close();
     } catch (error) {
       trace?.abort();
@@ -335,7 +381,7 @@ export async function run(plan: PlanToSimulate, profile: HardwareProfile, option
     if (options.reference !== false) {
       const policy = allOnDevice(plan.policy);
       const need = evaluatePolicy(m, hardwareRates(profile), plan.workload, policy).peakBytes.gpu;
-      const reference = await execute(weights, plan, profile, { ...options, tracePath: undefined, overlap: false }, policy, { gpu: need * 1.5 + 64 * 2 ** 20, cpu: Infinity, disk: Infinity }, undefined);
+      const reference = await execute(weights, plan, profile, { ...options, tracePath: undefined, overlap: false, backend: "cpu" }, policy, { gpu: need * 1.5 + 64 * 2 ** 20, cpu: Infinity, disk: Infinity }, undefined);
       referenceTokens = reference.tokens;
       matchesReference = JSON.stringify(reference.tokens) === JSON.stringify(measured.tokens);
     }
@@ -345,7 +391,8 @@ export async function run(plan: PlanToSimulate, profile: HardwareProfile, option
     const throughput = (plan.policy.gpuBatchSize * plan.policy.numGpuBatches * plan.workload.genLen) / makespan;
     const utilisation = Object.fromEntries(SIM_RESOURCES.map((x) => [x, r.busy[x] / makespan])) as Record<SimResource, number>;
     return {
-      backend: "cpu",
+      backend,
+      ...(device ? { device } : {}),
       schedule: options.schedule ?? "spillway",
       overlap: options.overlap ?? plan.policy.overlap,
       throughputTokensPerSecond: throughput,

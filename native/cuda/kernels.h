@@ -1,0 +1,87 @@
+// Spillway's CUDA kernels: launchers with a C ABI, called by the Node-API binding (addon.cpp).
+//
+// Conventions, shared with the CPU backend (runtime/kernels/*.ts), which is the reference:
+// - every pointer is a device pointer; activations are fp32 ("float"), weights and stored KV rows are
+//   fp16 bits ("uint16_t", IEEE binary16) or 4-bit groups; token ids are int32;
+// - matrices are row-major; a linear layer's weight is [n, k] (out features x in features, PyTorch's
+//   layout), so out[m, n] = x[m, k] . w[n, k]^T + bias[n];
+// - every launcher enqueues on `stream` and returns the launch's error (cudaGetLastError), or
+//   cudaSuccess; none synchronises.
+#pragma once
+#include <cuda_runtime.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// out[m, n] = x[m, k] . w[n, k]^T (+ bias[n] when bias is not null).
+// m <= SPW_GEMV_MAX_ROWS: a GEMV kernel (fp32 x, fp16 w, fp32 accumulation) that streams w once at
+// full memory bandwidth. Larger m: fp16 tensor cores (WMMA 16x16x16), x rounded to fp16 as it is
+// loaded into shared memory, fp32 accumulation. No alignment is assumed for m, k, n.
+#define SPW_GEMV_MAX_ROWS 8
+cudaError_t spw_linear(const float* x, const uint16_t* w, const float* bias, float* out, int m, int k, int n, cudaStream_t stream);
+
+// Row-wise LayerNorm with the biased variance, two passes (mean, then squared deviations), as
+// torch.nn.LayerNorm: out[r, c] = (x[r, c] - mean_r) / sqrt(var_r + eps) * gamma[c] + beta[c].
+// out may equal x.
+cudaError_t spw_layer_norm(const float* x, const float* gamma, const float* beta, float* out, int rows, int cols, float eps, cudaStream_t stream);
+
+// Softmax of each of `rows` rows of `cols` values in place, max-subtracted. A row whose values are
+// all -inf becomes zeros (as runtime/kernels/softmax.ts).
+cudaError_t spw_softmax_rows(float* x, int rows, int cols, cudaStream_t stream);
+
+// Causal multi-head attention of one sequence (runtime/kernels/attention.ts):
+// q: [t, h] raw q_proj output (NOT scaled; the kernel scales by headDim^-0.5), k and v: [past + t, h]
+// (the t new rows already appended), out: [t, h], h = heads * headDim; head j owns columns
+// j*headDim .. (j+1)*headDim. New token i attends to rows 0 .. past + i.
+// scratch: spw_attention_scratch_floats(t, past, heads) floats of device memory.
+size_t spw_attention_scratch_floats(int t, int past, int heads);
+cudaError_t spw_attention(const float* q, const float* k, const float* v, float* out, float* scratch, int t, int past, int heads, int headDim, cudaStream_t stream);
+
+// x[i] = max(x[i], 0) in place.
+cudaError_t spw_relu(float* x, size_t n, cudaStream_t stream);
+// x[i] += y[i] in place.
+cudaError_t spw_add(float* x, const float* y, size_t n, cudaStream_t stream);
+
+// Gather: out[i, :] = fp32(table[ids[i], :]) for i < count; table is [rows, dim] fp16.
+// An id outside 0..rows-1 writes NaN across its output row (the caller validates ids beforehand).
+cudaError_t spw_embedding(const uint16_t* table, const int32_t* ids, int count, int dim, int rows, float* out, cudaStream_t stream);
+
+// Conversions between fp32 and fp16 bits (round to nearest even), n values.
+cudaError_t spw_f32_to_f16(const float* x, uint16_t* out, size_t n, cudaStream_t stream);
+cudaError_t spw_f16_to_f32(const uint16_t* x, float* out, size_t n, cudaStream_t stream);
+
+// 4-bit group-wise asymmetric quantisation, bit-exact with runtime/kernels/quantize-4bit.ts and the
+// byte layout of runtime/tensor-codec.ts. A stored tensor of `values` values is
+//   [codes: 32 bytes per group][scales: fp16 per group][minimums: fp16 per group]
+// with groups of 64 consecutive values (the last group may be partial: its codes are padded with 0),
+// two codes per byte, the even-indexed value in the high nibble; value = min + code * scale.
+// These kernels work on `rows` tensors of `rowValues` values each, stored back to back
+// (row r starts at byte r * spw_q4_bytes(rowValues)): one weight tensor is rows = 1; a run of KV rows
+// (each row encoded on its own) is rows = count, rowValues = hidden size.
+#define SPW_Q4_GROUP 64
+size_t spw_q4_bytes(size_t rowValues);
+cudaError_t spw_dequantize4_f16(const uint8_t* stored, size_t rows, size_t rowValues, uint16_t* out, cudaStream_t stream);
+cudaError_t spw_dequantize4_f32(const uint8_t* stored, size_t rows, size_t rowValues, float* out, cudaStream_t stream);
+// Quantisation (for 4-bit KV rows written on the device), bit-exact with quantize4bit(): per group,
+// lo/hi = min/max of the float32 values; min16 = lo rounded DOWN to fp16 (__float2half_rd);
+// scale16 = ((hi - float(min16)) / 15 computed in double) rounded UP to fp16 (double -> float with
+// __double2float_ru, then __float2half_ru: rounding up twice is rounding up once, the half grid being
+// part of the float grid); code = clamp(floor((x - min16) / scale16 + 0.5), 0, 15) in double;
+// scale16 == 0 gives all codes 0. NaN or |x| > 65504 in a group: its codes, scale and min are written
+// as 0xFF / 0x7E00 (NaN) so the result cannot pass for data (the CPU throws there instead).
+cudaError_t spw_quantize4(const float* x, size_t rows, size_t rowValues, uint8_t* stored, cudaStream_t stream);
+
+// out[r] = index of the largest of x[r, 0..cols) (ties: the lowest index; NaN skipped; a row of only
+// NaN or -inf gives 0), as runtime/kernels/argmax.ts.
+cudaError_t spw_argmax_rows(const float* x, int rows, int cols, int32_t* out, cudaStream_t stream);
+
+// Copies `bytes` bytes device-to-device with a kernel (16-byte loads where aligned): the device
+// memory bandwidth probe of `spillway profile --backend cuda`, beside cudaMemcpyAsync's figure.
+cudaError_t spw_copy(const void* src, void* dst, size_t bytes, cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
