@@ -24,7 +24,8 @@ export function formatSimulation(r: SimulationResult): string {
 /** The human summary `spillway run` prints: measured figures beside the plan's. */
 export function formatRun(r: RunResult): string {
   const lines: string[] = [];
-  lines.push(`Ran ${r.events} steps on the ${r.backend} backend, ${r.schedule} schedule, ${r.overlap ? "transfers on worker threads beside the compute" : "transfers in line with the compute (no overlap)"}`);
+  const overlapText = r.backend === "cuda" ? "copies on their own CUDA streams beside the compute" : "transfers on worker threads beside the compute";
+  lines.push(`Ran ${r.events} steps on the ${r.backend} backend${r.device ? ` (${r.device})` : ""}, ${r.schedule} schedule, ${r.overlap ? overlapText : "transfers in line with the compute (no overlap)"}`);
   const planned = r.planned ? `   predicted ${r.planned.throughputTokensPerSecond.toPrecision(4)} (measured ${r.relativeError! >= 0 ? "+" : ""}${(r.relativeError! * 100).toFixed(1)}%)` : "";
   lines.push(`  throughput   ${r.throughputTokensPerSecond.toPrecision(4)} token/s${planned}`);
   lines.push(`  prefill      ${formatSeconds(r.prefillSeconds)}    decode ${formatSeconds(r.decodeSeconds)}    total ${formatSeconds(r.makespanSeconds)}`);

@@ -32,9 +32,10 @@ import { simulateMoe } from "../simulator/simulate-moe.js";
 import { metaFromModel, readRoutingTrace } from "../routing/read-routing-trace.js";
 import type { RoutingTrace } from "../routing/routing-trace.js";
 import { routingProfileFromTrace } from "../planner/moe/profile-from-trace.js";
-import { run } from "../runtime/run.js";
+import { requireCuda, run } from "../runtime/run.js";
 import { defaultCapacities, measureCpuBackend, profileFromSamples, samplesFromCsv, samplesToCsv } from "../runtime/profile-cpu.js";
 import { Presets, SingleBar } from "cli-progress";
+import { cudaProfileFromSamples, measureCudaBackend } from "../runtime/cuda/profile-cuda.js";
 import { readFileSync } from "node:fs";
 import { readPlanFile } from "../simulator/read-plan.js";
 import { simulate } from "../simulator/simulate.js";
@@ -216,7 +217,7 @@ function runSimulate(argv: SimulateArgs): void {
   }
 }
 
-interface RunArgs { plan: string; weights: string; backend: "cpu"; hardware?: string; schedule?: "spillway" | "flexgen"; trace?: string; "offload-dir"?: string; reference: boolean; json: boolean; quiet: boolean }
+interface RunArgs { plan: string; weights: string; backend: "cpu" | "cuda"; hardware?: string; schedule?: "spillway" | "flexgen"; trace?: string; "offload-dir"?: string; reference: boolean; json: boolean; quiet: boolean }
 
 async function runRun(argv: RunArgs): Promise<void> {
   const { planFile, profile, capacityBytes } = loadPlanTarget(argv.plan, argv.hardware);
@@ -229,52 +230,60 @@ async function runRun(argv: RunArgs): Promise<void> {
     ...(argv.trace ? { tracePath: argv.trace } : {}),
     ...(argv["offload-dir"] ? { offloadDir: argv["offload-dir"] } : {}),
     reference: argv.reference,
+    backend: argv.backend,
   });
   if (argv.json) process.stdout.write(JSON.stringify({ ...result, referenceTokens: undefined }, null, 2) + "\n");
   else if (!argv.quiet) process.stdout.write(formatRun(result) + "\n");
   if (result.matchesReference === false) throw new PlanError("the generated tokens differ from the all-on-device reference");
 }
 
-async function runCompare(argv: PlanArgs & { weights: string; backend: "cpu"; "offload-dir"?: string }): Promise<void> {
+async function runCompare(argv: PlanArgs & { weights: string; backend: "cpu" | "cuda"; "offload-dir"?: string }): Promise<void> {
   const { result: planned, hardware } = await planFromArgs(argv);
   if (!planned.predicted.feasible) throw new PlanError(`the policy does not fit: ${planned.predicted.infeasibleReasons.join("; ")}`);
   const capacityBytes = planned.predicted.capacityBytes;
   const simulated = simulate(planned, hardware, { schedule: planned.schedule, capacityBytes });
-  const measured = await run(planned, hardware, { weightsDir: argv.weights, schedule: planned.schedule, capacityBytes, ...(argv["offload-dir"] ? { offloadDir: argv["offload-dir"] } : {}) });
+  const measured = await run(planned, hardware, { weightsDir: argv.weights, schedule: planned.schedule, capacityBytes, backend: argv.backend, ...(argv["offload-dir"] ? { offloadDir: argv["offload-dir"] } : {}) });
   const comparison = compareRuns(planned, simulated, measured);
   if (argv.json) process.stdout.write(JSON.stringify(comparison, null, 2) + "\n");
   else if (!argv.quiet) process.stdout.write(formatComparison(comparison) + "\n");
   if (measured.matchesReference === false) throw new PlanError("the generated tokens differ from the all-on-device reference");
 }
 
-interface ProfileArgs { backend: "cpu"; quick: boolean; out: string; "gpu-mem": string; "from-samples"?: string; "offload-dir"?: string; quiet: boolean; json: boolean }
+interface ProfileArgs { backend: "cpu" | "cuda"; quick: boolean; out: string; "gpu-mem"?: string; "from-samples"?: string; "offload-dir"?: string; quiet: boolean; json: boolean }
+
+function readSamplesFile(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (error) {
+    throw new InputError(path, undefined, (error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message);
+  }
+}
 
 function runProfile(argv: ProfileArgs): void {
-  const gpuBytes = parseNumberFlag("gpu-mem", argv["gpu-mem"], { greaterThan: 0, unit: "GiB" })! * GIB;
+  const fromSamplesText = argv["from-samples"] ? readSamplesFile(argv["from-samples"]) : undefined;
+  const samplesGiven = fromSamplesText ? samplesFromCsv(fromSamplesText, argv["from-samples"]!) : undefined;
+  const cuda = argv.backend === "cuda" || Boolean(samplesGiven?.some((x) => x.measurement === "deviceCopy"));
+  const native = cuda && !samplesGiven ? requireCuda() : undefined;
+  const deviceName = native ? (native.setDevice(0), native.deviceProperties(0).name) : samplesGiven?.find((x) => x.measurement === "device")?.shape ?? "CUDA device";
+  const gpuFlag = parseNumberFlag("gpu-mem", argv["gpu-mem"], { greaterThan: 0, unit: "GiB" });
+  const gpuBytes = gpuFlag !== undefined ? gpuFlag * GIB : native ? native.memGetInfo().freeBytes : GIB;
   const capacity = defaultCapacities(gpuBytes, argv["offload-dir"]);
   let samples;
-  if (argv["from-samples"]) {
-    const path = argv["from-samples"];
-    let text: string;
-    try {
-      text = readFileSync(path, "utf8");
-    } catch (error) {
-      throw new InputError(path, undefined, (error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message);
-    }
-    samples = samplesFromCsv(text, path);
-  } else {
+  if (samplesGiven) samples = samplesGiven;
+  else {
     const bar = !argv.quiet && fancyProgress(process.stderr) ? new SingleBar({ format: "profiling [{bar}] {value}/{total} {what}", stream: process.stderr }, Presets.shades_classic) : undefined;
     bar?.start(1, 0, { what: "" });
-    samples = measureCpuBackend({
-      quick: argv.quick, gpuBytes, ...(argv["offload-dir"] ? { offloadDir: argv["offload-dir"] } : {}),
-      onProgress: (done, total, what) => {
-        if (bar) { bar.setTotal(total); bar.update(done, { what }); }
-        else if (!argv.quiet) process.stderr.write(`profiling ${done}/${total}: ${what}\n`);
-      },
-    });
+    const onProgress = (done: number, total: number, what: string) => {
+      if (bar) { bar.setTotal(total); bar.update(done, { what }); }
+      else if (!argv.quiet) process.stderr.write(`profiling ${done}/${total}: ${what}\n`);
+    };
+    const offload = argv["offload-dir"] ? { offloadDir: argv["offload-dir"] } : {};
+    samples = native
+      ? [{ measurement: "device", size: 1, shape: deviceName.replace(/[,\n]/g, " "), seconds: 1 }, ...measureCudaBackend(native, { quick: argv.quick, ...offload, onProgress })]
+      : measureCpuBackend({ quick: argv.quick, gpuBytes, ...offload, onProgress });
     bar?.stop();
   }
-  const profile = profileFromSamples(samples, capacity);
+  const profile = cuda ? cudaProfileFromSamples(samples, capacity, deviceName) : profileFromSamples(samples, capacity);
   parseHardwareProfile(JSON.parse(JSON.stringify(profile)), "measured profile");
   writeFileAtomic(argv.out, JSON.stringify(profile, null, 2) + "\n");
   const csvPath = argv.out.replace(/\.json$/, "") + ".csv";
@@ -321,10 +330,10 @@ export function buildCli(args: string[]): Argv {
         .example("$0 plan --model mixtral-8x7b --batch-size 1 --out m.json && $0 trace synth --model mixtral-8x7b --tokens 500 --out r.csv && $0 simulate m.json --routing r.csv --json", "replay an MoE plan's expert caches on a routing trace")
         .example("$0 simulate p.json --schedule flexgen --json", "the same plan under FlexGen's per-step sync"),
     (argv) => runSimulate(argv as unknown as SimulateArgs))
-    .command("run <plan>", "execute a plan for real on the CPU backend and compare measured with predicted", (y) =>
+    .command("run <plan>", "execute a plan for real (CPU backend, or a GPU with --backend cuda) and compare measured with predicted", (y) =>
       y.positional("plan", { type: "string", describe: "a plan JSON file (spillway plan --out), or - for standard input" })
         .option("weights", { type: "string", demandOption: true, describe: "folder with config.json and safetensors weights (spillway synth-weights makes one)" })
-        .option("backend", { choices: ["cpu"] as const, default: "cpu" as const, describe: "where to compute (a CUDA backend is planned)" })
+        .option("backend", { choices: ["cpu", "cuda"] as const, default: "cpu" as const, describe: "where to compute: the CPU backend, or a GPU through the CUDA addon (npm run build:cuda)" })
         .option("hardware", { type: "string", describe: "profile name or path (default: the plan's)" })
         .option("schedule", { choices: ["spillway", "flexgen"] as const, describe: "schedule semantics (default: the plan's)" })
         .option("trace", { type: "string", describe: "write a Chrome Trace Event file of the measured run" })
@@ -338,22 +347,23 @@ export function buildCli(args: string[]): Argv {
     .command("compare", "plan, simulate and run side by side: predicted against measured", (y) =>
       planOptions(y)
         .option("weights", { type: "string", demandOption: true, describe: "folder with config.json and safetensors weights" })
-        .option("backend", { choices: ["cpu"] as const, default: "cpu" as const, describe: "where to run" })
+        .option("backend", { choices: ["cpu", "cuda"] as const, default: "cpu" as const, describe: "where to run: the CPU backend, or a GPU through the CUDA addon" })
         .option("offload-dir", { type: "string", describe: "parent folder for offload files" })
         .epilog(EXIT_CODES_EPILOG)
         .example("$0 compare --model w --weights w --hardware cpu.json --prompt-len 32 --gen-len 8 --gpu-mem 0.05 --gbs 4 --nb 2 --percent 0 100 0 100 100 0", "weights on the host"),
-    (argv) => runCompare(argv as unknown as PlanArgs & { weights: string; backend: "cpu"; "offload-dir"?: string }))
+    (argv) => runCompare(argv as unknown as PlanArgs & { weights: string; backend: "cpu" | "cuda"; "offload-dir"?: string }))
     .command("profile", "measure this machine for a backend and write a hardware profile (JSON) and its raw samples (CSV)", (y) =>
-      y.option("backend", { choices: ["cpu"] as const, default: "cpu" as const, describe: "the backend to measure" })
+      y.option("backend", { choices: ["cpu", "cuda"] as const, default: "cpu" as const, describe: "the backend to measure (cuda: needs `npm run build:cuda` and a GPU)" })
         .option("quick", { type: "boolean", default: false, describe: "fewer sizes and shorter timings (under 30 s)" })
         .option("out", { type: "string", demandOption: true, describe: "profile JSON to write; the samples go beside it as .csv" })
-        .option("gpu-mem", { type: "string", default: "1", describe: "device arena capacity in GiB for the profile" })
+        .option("gpu-mem", { type: "string", describe: "GPU capacity in GiB written to the profile (default: 1 for cpu, the device's free memory for cuda)" })
         .option("from-samples", { type: "string", describe: "rebuild the profile from a samples CSV instead of measuring" })
         .option("offload-dir", { type: "string", describe: "folder for the disk measurements (default: the OS temp folder)" })
         .option("quiet", { type: "boolean", default: false, describe: "no progress and no text but errors (--json still prints)" })
         .option("json", { type: "boolean", default: false, describe: "print a JSON summary of the files written" })
         .epilog(EXIT_CODES_EPILOG)
         .example("$0 profile --backend cpu --quick --out cpu.json", "measure this machine in under 30 s")
+        .example("$0 profile --backend cuda --out gpu.json", "measure this machine's GPU: copies, GEMMs, attention")
         .example("$0 profile --from-samples cpu.csv --out cpu.json --json", "rebuild a profile from its samples"),
     (argv) => runProfile(argv as unknown as ProfileArgs))
     .command("synth-weights", "write a deterministic synthetic OPT checkpoint (safetensors, fp16) with its config.json", (y) =>

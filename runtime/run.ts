@@ -18,7 +18,7 @@ import { loadOptCheckpoint, type OptWeights } from "./opt-checkpoint.js";
 import { HostLedger, OptRunner, type PendingCache, type PendingLayer, type StepRecorder, type TransferMeta, type Transfers, type Where } from "./opt-runner.js";
 import type { TransferAction } from "./transfer-action.js";
 import { cudaUnsupported, executeOnCuda } from "./cuda/cuda-run.js";
-import { loadNative } from "./cuda/load-native.js";
+import { usableCuda } from "./cuda/load-native.js";
 import type { CudaNative } from "./cuda/native-api.js";
 import { type FinishedTransfer, sharedBytes, TransferEngine, type TransferId } from "./transfer-engine.js";
 
@@ -311,12 +311,10 @@ async function execute(weights: OptWeights, plan: PlanToSimulate, profile: Hardw
 }
 
 /** The CUDA addon, or a PlanError saying why it cannot be used here. */
-function requireCuda(): CudaNative {
-  const load = loadNative();
-  if (!load.loaded) throw new PlanError(`--backend cuda: ${load.reason}`);
-  const probe = load.native.probe();
-  if (!probe.ok || probe.deviceCount === 0) throw new PlanError(`--backend cuda: no usable GPU (${probe.error ?? "no devices"}); \`spillway devices\` says more`);
-  return load.native;
+export function requireCuda(): CudaNative {
+  const cuda = usableCuda();
+  if ("reason" in cuda) throw new PlanError(`--backend cuda: ${cuda.reason}`);
+  return cuda.native;
 }
 
 async function executeCuda(native: CudaNative, weights: OptWeights, plan: PlanToSimulate, profile: HardwareProfile, options: RunOptions, trace: ChromeTraceWriter | undefined): Promise<Execution> {

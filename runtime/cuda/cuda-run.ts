@@ -289,7 +289,7 @@ export async function executeOnCuda(native: CudaNative, weights: OptWeights, pol
     const nextIds = alloc(nb * gbs * 4, "next tokens");
     const nextIdsHost = new Int32Array(pinned(nb * gbs * 4).buffer, 0, nb * gbs);
     const streamedHead = table.tier !== "gpu" || table.encoding === "q4";
-    const rowsPerChunk = Math.max(1, Math.floor(HEAD_CHUNK_BYTES / (2 * d)));
+    const rowsPerChunk = Math.min(vocab, Math.max(1, Math.floor(HEAD_CHUNK_BYTES / (2 * d))));
     const chunkStoredBytes = encodedByteLength(rowsPerChunk * d, table.encoding) + 3 * ALIGN;
     const headSlots = streamedHead ? [alloc(chunkStoredBytes, "LM-head chunk 0"), alloc(chunkStoredBytes, "LM-head chunk 1")] : [];
     const headDequant = streamedHead && table.encoding === "q4" ? alloc(rowsPerChunk * d * 2, "LM-head chunk, dequantised") : undefined;

@@ -48,6 +48,15 @@ function loadUncached(path: string): NativeLoad {
   return { loaded: true, path, native: module as unknown as CudaNative };
 }
 
+/** The addon with a usable GPU behind it, or why there is none (for --backend cuda's error). */
+export function usableCuda(): { readonly native: CudaNative } | { readonly reason: string } {
+  const load = loadNative();
+  if (!load.loaded) return { reason: load.reason };
+  const probe = load.native.probe();
+  if (!probe.ok || probe.deviceCount === 0) return { reason: `no usable GPU (${probe.error ?? "no devices"}); \`spillway devices\` says more` };
+  return { native: load.native };
+}
+
 export interface PcieLink {
   /** e.g. "16.0 GT/s PCIe" as the kernel reports it. */
   readonly speed: string;
