@@ -71,10 +71,14 @@
 //   the build machine, so this was counted by scanning each per-arch cubin's .text sections for the
 //   HMMA opcode (0x23c in the low 12 bits); on a machine with the toolkit's cuobjdump,
 //   `cuobjdump --dump-sass kernels.o | grep -c HMMA` is the check;
-// - the 4-bit quantise / dequantise arithmetic (same expressions, run on the host with cuda_fp16's
-//   host conversions) reproduced tensor-codec.ts's encode / decode / decodeToFloat16 bytes exactly
-//   on 460 rows of random and edge-case values (signed zeros, constant groups, exact ties,
-//   +-65504, partial groups, odd lengths);
+// - this file's kernels were also run on the CPU under a throwaway emulator (each CUDA thread a
+//   fiber, __syncthreads / shuffles / votes as fiber barriers that abort on divergence or deadlock,
+//   WMMA fragments emulated with pointer-alignment and ldm checks, ASan + UBSan, threads scheduled
+//   forward, backward and shuffled between barriers to expose shared-memory races) against the
+//   CPU backend's outputs (dist/runtime): quantise / dequantise (f32 and f16) and fp16 conversions,
+//   embedding and argmax bit-exact; LayerNorm, softmax (with -inf / NaN rows), attention (t = 1..100,
+//   headDim 8..300) and both linear paths (GEMV VEC 8 / 2 / 1 and 1..8 warps per column, WMMA
+//   vector and scalar loaders, partial tiles, k = 0) within fp32 rounding;
 // - index arithmetic, causal masking (visible = past + i + 1), -inf / NaN edge cases, barrier
 //   placement and shared-memory sizes were re-read against the CPU reference.
 
