@@ -642,6 +642,32 @@ test("emulated native: spw_argmax_rows: ties to the lowest index, NaN skipped, N
   assert.deepEqual([...argmaxRows(x, 5, cols, out)], [1, 2, 0, 0, 4]);
 });
 
+test("emulated native: spw_argmax_merge over column chunks of any width equals spw_argmax_rows over whole rows", () => {
+  const native = device();
+  const rows = 6;
+  const cols = 230;
+  const values = randomArray(rows * cols, 9);
+  values[17] = 5; // row 0: a tie across chunks keeps the earlier one
+  values[180] = 5;
+  values.fill(Number.NaN, cols, 2 * cols); // row 1: all NaN
+  values.fill(-Infinity, 2 * cols, 3 * cols); // row 2: all -inf
+  values[3 * cols + 100] = Number.NaN; // row 3: a NaN among values
+  const expected = argmaxRows(values, rows, cols);
+  for (const chunk of [1, 7, 64, 229, 230]) {
+    const bestValue = native.malloc(rows * 4);
+    const bestIndex = native.malloc(rows * 4);
+    for (let first = 0; first < cols; first += chunk) {
+      const width = Math.min(chunk, cols - first);
+      const part = new Float32Array(rows * width);
+      for (let r = 0; r < rows; r++) part.set(values.subarray(r * cols + first, r * cols + first + width), r * width);
+      native.argmaxMerge(put(native, part), rows, width, first, bestValue, bestIndex, first === 0 ? 1 : 0, 0);
+    }
+    const out = new Int32Array(rows);
+    native.memcpyDtoH(out, bestIndex, 0);
+    assert.deepEqual(out, expected, `chunks of ${chunk}`);
+  }
+});
+
 // ---------------------------------------------------------------------------------------------------
 // Out-of-bounds and misuse.
 // ---------------------------------------------------------------------------------------------------

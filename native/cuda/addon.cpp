@@ -911,6 +911,19 @@ napi_value ArgmaxRows(Call& c) {
   return nullptr;
 }
 
+napi_value ArgmaxMerge(Call& c) {
+  void *x, *bestValue, *bestIndex;
+  int rows, cols, colOffset, first;
+  cudaStream_t stream;
+  if (!pointerArg(c, 0, "x", &x) || !intArg(c, 1, "rows", &rows) || !intArg(c, 2, "cols", &cols) || !intArg(c, 3, "colOffset", &colOffset) ||
+      !pointerArg(c, 4, "bestValue", &bestValue) || !pointerArg(c, 5, "bestIndex", &bestIndex) || !intArg(c, 6, "first", &first) || !streamArg(c, 7, &stream)) {
+    return nullptr;
+  }
+  cudaError_t status = spw_argmax_merge(as<const float>(x), rows, cols, colOffset, as<float>(bestValue), as<int32_t>(bestIndex), first, stream);
+  if (status != cudaSuccess) return throwCuda(c.env, status, "argmaxMerge(rows=%d, cols=%d, colOffset=%d)", rows, cols, colOffset);
+  return nullptr;
+}
+
 napi_value Copy(Call& c) {
   void *src, *dst;
   size_t bytes;
@@ -973,6 +986,7 @@ const Export kExports[] = {
     {"dequantize4F32", "dequantize4F32(stored, rows, rowValues, out, stream)", 5, Dequantize4F32},
     {"quantize4", "quantize4(x, rows, rowValues, stored, stream)", 5, Quantize4},
     {"argmaxRows", "argmaxRows(x, rows, cols, out, stream)", 5, ArgmaxRows},
+    {"argmaxMerge", "argmaxMerge(x, rows, cols, colOffset, bestValue, bestIndex, first, stream)", 8, ArgmaxMerge},
     {"copy", "copy(src, dst, bytes, stream)", 4, Copy},
 };
 

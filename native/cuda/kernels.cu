@@ -256,7 +256,11 @@ __global__ void __launch_bounds__(ROW_THREADS) softmax_rows_kernel(float* x, int
   blockSoftmaxSpan(x + (size_t)blockIdx.x * cols, cols, cols);
 }
 
-__global__ void __launch_bounds__(ROW_THREADS) argmax_rows_kernel(const float* __restrict__ x, int cols, int32_t* __restrict__ out) {
+// MERGE false: out[row] = the row's argmax. MERGE true (spw_argmax_merge): the row's maximum v at
+// index i joins a running best over column chunks: when v > bestValue[row] (strictly; after
+// initialising to -inf / 0 when `first`), bestValue[row] = v and out[row] = colOffset + i.
+template <bool MERGE>
+__global__ void __launch_bounds__(ROW_THREADS) argmax_rows_kernel(const float* __restrict__ x, int cols, int32_t* __restrict__ out, float* __restrict__ bestValue, int colOffset, int first) {
   __shared__ float sValue[32];
   __shared__ int sIndex[32];
   const float* row = x + (size_t)blockIdx.x * cols;
@@ -298,7 +302,20 @@ __global__ void __launch_bounds__(ROW_THREADS) argmax_rows_kernel(const float* _
         index = oi;
       }
     }
-    if (lane == 0) out[blockIdx.x] = best > -INFINITY ? index : 0;  // nothing above -inf: index 0
+    if (lane == 0) {
+      if (!MERGE) {
+        out[blockIdx.x] = best > -INFINITY ? index : 0;  // nothing above -inf: index 0
+      } else {
+        const float running = first ? -INFINITY : bestValue[blockIdx.x];
+        if (first) out[blockIdx.x] = 0;
+        if (best > running) {  // strict: an earlier chunk keeps a tie; -inf / NaN never join
+          bestValue[blockIdx.x] = best;
+          out[blockIdx.x] = colOffset + index;
+        } else if (first) {
+          bestValue[blockIdx.x] = running;
+        }
+      }
+    }
   }
 }
 
@@ -930,7 +947,14 @@ cudaError_t spw_argmax_rows(const float* x, int rows, int cols, int32_t* out, cu
   if (rows < 0 || cols < 0) return cudaErrorInvalidValue;
   if (rows == 0) return cudaSuccess;
   // cols == 0 (argmax.ts throws there) still launches: each row gets 0.
-  argmax_rows_kernel<<<(unsigned)rows, ROW_THREADS, 0, stream>>>(x, cols, out);
+  argmax_rows_kernel<false><<<(unsigned)rows, ROW_THREADS, 0, stream>>>(x, cols, out, nullptr, 0, 0);
+  return cudaGetLastError();
+}
+
+cudaError_t spw_argmax_merge(const float* x, int rows, int cols, int colOffset, float* bestValue, int32_t* bestIndex, int first, cudaStream_t stream) {
+  if (rows < 0 || cols < 0 || colOffset < 0) return cudaErrorInvalidValue;
+  if (rows == 0) return cudaSuccess;
+  argmax_rows_kernel<true><<<(unsigned)rows, ROW_THREADS, 0, stream>>>(x, cols, bestIndex, bestValue, colOffset, first);
   return cudaGetLastError();
 }
 

@@ -77,6 +77,12 @@ cudaError_t spw_quantize4(const float* x, size_t rows, size_t rowValues, uint8_t
 // out[r] = index of the largest of x[r, 0..cols) (ties: the lowest index; NaN skipped; a row of only
 // NaN or -inf gives 0), as runtime/kernels/argmax.ts.
 cudaError_t spw_argmax_rows(const float* x, int rows, int cols, int32_t* out, cudaStream_t stream);
+// Greedy decoding over a vocabulary seen in column chunks (an LM head streamed through the device):
+// per row, the chunk's argmax i (as spw_argmax_rows) with value v joins a running best: when `first`,
+// bestValue/bestIndex start at -inf / 0; then, if v > bestValue[row] strictly (a tie keeps the earlier
+// chunk; NaN and -inf never join), bestValue[row] = v and bestIndex[row] = colOffset + i. The result
+// after every chunk equals spw_argmax_rows over the whole row (the CPU backend's finishHeads merge).
+cudaError_t spw_argmax_merge(const float* x, int rows, int cols, int colOffset, float* bestValue, int32_t* bestIndex, int first, cudaStream_t stream);
 
 // Copies `bytes` bytes device-to-device with a kernel (16-byte loads where aligned): the device
 // memory bandwidth probe of `spillway profile --backend cuda`, beside cudaMemcpyAsync's figure.

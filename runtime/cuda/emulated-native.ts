@@ -1112,6 +1112,40 @@ class EmulatedDevice implements CudaNative {
       else argmaxRowsCpu(this.f32(xr, rows * cols), rows, cols, outValues);
     });
   }
+
+  argmaxMerge(x: number, rows: number, cols: number, colOffset: number, bestValue: number, bestIndex: number, first: number, stream: number): void {
+    const fn = "argmaxMerge";
+    pointerArg(fn, "x", x); intArg(fn, "rows", rows); intArg(fn, "cols", cols); intArg(fn, "colOffset", colOffset);
+    pointerArg(fn, "bestValue", bestValue); pointerArg(fn, "bestIndex", bestIndex); intArg(fn, "first", first); streamArg(fn, stream);
+    const call = `argmaxMerge(rows=${rows}, cols=${cols}, colOffset=${colOffset})`;
+    const s = this.stream(call, stream);
+    const xr = this.range(call, "x", x, rows * cols * 4, 4);
+    const vr = this.range(call, "bestValue", bestValue, rows * 4, 4);
+    const ir = this.range(call, "bestIndex", bestIndex, rows * 4, 4);
+    this.disjoint(call, vr, xr);
+    this.disjoint(call, ir, xr);
+    this.disjoint(call, ir, vr);
+    if (rows === 0) return;
+    this.launch(s, call, kernelSeconds(rows * cols, xr.bytes), () => {
+      const values = this.f32(xr, rows * cols);
+      const best = this.f32(vr, rows);
+      const index = this.i32(ir, rows);
+      for (let r = 0; r < rows; r++) {
+        if (first) {
+          best[r] = -Infinity;
+          index[r] = 0;
+        }
+        if (cols === 0) continue;
+        const i = argmaxRowsCpu(values.subarray(r * cols, (r + 1) * cols), 1, cols)[0]!;
+        const v = values[r * cols + i]!;
+        // Strictly greater, as the CPU backend's finishHeads merges chunks: a tie keeps the earlier chunk.
+        if (v > best[r]!) {
+          best[r] = v;
+          index[r] = colOffset + i;
+        }
+      }
+    });
+  }
 }
 
 /** The bytes themselves when they start at an even address, else an aligned copy (for Uint16Array views). */

@@ -93,6 +93,8 @@ export interface CudaNative {
   dequantize4F32(stored: number, rows: number, rowValues: number, out: number, stream: number): void;
   quantize4(x: number, rows: number, rowValues: number, stored: number, stream: number): void;
   argmaxRows(x: number, rows: number, cols: number, out: number, stream: number): void;
+  /** One column chunk's argmax merged into a running best per row (kernels.h spw_argmax_merge); first: 1 starts afresh. */
+  argmaxMerge(x: number, rows: number, cols: number, colOffset: number, bestValue: number, bestIndex: number, first: number, stream: number): void;
   copy(src: number, dst: number, bytes: number, stream: number): void;
 }
 
@@ -104,5 +106,5 @@ export const CUDA_NATIVE_FUNCTIONS = [
   "eventCreate", "eventDestroy", "eventRecord", "eventSynchronize", "eventQuery", "eventElapsedMs", "streamWaitEvent",
   "memcpyHtoD", "memcpyDtoH", "memcpyDtoD", "memset",
   "linear", "layerNorm", "softmaxRows", "attentionScratchFloats", "attention", "relu", "add", "embedding",
-  "f32ToF16", "f16ToF32", "q4Bytes", "dequantize4F16", "dequantize4F32", "quantize4", "argmaxRows", "copy",
+  "f32ToF16", "f16ToF32", "q4Bytes", "dequantize4F16", "dequantize4F32", "quantize4", "argmaxRows", "argmaxMerge", "copy",
 ] as const satisfies readonly (keyof CudaNative)[];
