@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Spillway's GPU checks in one command, for a machine with an NVIDIA GPU (issue 8's measurements):
+#   1. spillway devices --json
+#   2. the CUDA kernel suite and the runtime correctness matrix on the real GPU (node --test)
+#   3. spillway profile --backend cuda (the profile the planner needs)
+#   4. npm run bench:cuda: predicted vs measured throughput on a synthetic OPT checkpoint with a GPU
+#      capacity that forces offloading, h2d bandwidth while streaming weights vs the pinned peak,
+#      spillway vs flexgen schedule
+# Everything is logged under $OUT (default ./gpu-out). Where the machine has no Node.js or network,
+# pack first on a build machine (scripts/pack-device.sh) and carry .device/.
+# Usage: bash scripts/gpu-session.sh [--model opt-1.3b] [--gpu-mem GiB] [--quick]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-$PWD/gpu-out}"
+mkdir -p "$OUT"
+MODEL=opt-1.3b; GPU_MEM=""; QUICK=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --model) MODEL="$2"; shift 2 ;;
+    --gpu-mem) GPU_MEM="--gpu-mem $2"; shift 2 ;;
+    --quick) QUICK="--quick"; shift ;;
+    *) echo "gpu-session: unknown flag $1" >&2; exit 2 ;;
+  esac
+done
+if ! command -v node >/dev/null; then
+  [ -f .device/node.xz ] || { echo "gpu-session: no node on PATH and no .device/node.xz (run scripts/pack-device.sh on a build machine and carry .device)" >&2; exit 2; }
+  mkdir -p /tmp/spillway-node && xz -dc .device/node.xz > /tmp/spillway-node/node && chmod +x /tmp/spillway-node/node
+  export PATH="/tmp/spillway-node:$PATH"
+fi
+[ -d node_modules ] || tar -xJf .device/node_modules.tar.xz
+[ -f dist/cli/main.js ] || tar -xJf .device/built.tar.xz
+# A fresh addon for this machine's GPU where nvcc is here; else the carried one (all targets).
+if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then node scripts/build-cuda.mjs 2>&1 | tee "$OUT/build-cuda.log"; fi
+nvidia-smi --query-gpu=name,memory.total,pcie.link.gen.current,pcie.link.width.current,clocks.sm,clocks.mem --format=csv 2>&1 | tee "$OUT/nvidia-smi.csv"
+node dist/cli/main.js devices --json | tee "$OUT/devices.json"
+status=0
+node --test --test-reporter=spec dist/test/cuda-kernels.test.js dist/test/runtime.test.js 2>&1 | tee "$OUT/tests.log" | grep -E "^(✔|✖|ℹ)|cuda\]|# (pass|fail|skip)" | tail -60 || status=1
+grep -q "^ℹ fail 0" "$OUT/tests.log" || status=1
+node dist/cli/main.js profile --backend cuda $QUICK --out "$OUT/profile.json" --quiet 2>&1 | tee "$OUT/profile.log"
+node dist/bench/cuda-fidelity.js --profile "$OUT/profile.json" --model "$MODEL" $GPU_MEM --out "$OUT/fidelity.json" 2>&1 | tee "$OUT/fidelity.log"
+exit $status
