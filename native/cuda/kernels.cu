@@ -18,8 +18,12 @@
 //   across the W warps through shared memory), adds the bias and stores.
 // - spw_linear, m > 8: linear_wmma_kernel<VEC>. 128 threads = 4 warps per 64x64 output tile, K step
 //   32; warp (wr, wc) owns a 32x32 quarter = 2x2 WMMA 16x16x16 fragments (half x half -> float).
-//   Each thread loads 16 x values (fp32 -> fp16 rounded to nearest as they are stored) and 16 w
-//   halves of the next K step into registers while the current step computes. Shared rows are
+//   Each thread loads 16 x values and 16 w halves of the next K step into registers while the
+//   current step computes. x is stored split in two fp16 tiles, hi = fp16(x) and lo = fp16(x - hi)
+//   (x - hi is exact in fp32), and each fragment pair is multiplied twice (hi.w + lo.w), so the
+//   product sees x to about 22 bits instead of 11: greedy tokens and 4-bit KV codes then agree with
+//   the CPU backend's fp32 activations, for twice the tensor-core work (offloaded runs are bound by
+//   transfers, and the decode GEMV never takes this path). Shared rows are
 //   padded to 40 halves (80 bytes: ldm a multiple of 8 halves, fragment pointers 32-byte aligned).
 //   w is [n, k] row-major, so the staged tile Bs[nn][kk] is B = w^T in col_major with ldm 40.
 //   Partial tiles are zero-padded (rows >= m or >= n, columns >= k). The accumulators go through a
@@ -705,7 +709,13 @@ __device__ __forceinline__ void gemmLoad(GemmStage& st, const float* __restrict_
   }
 }
 
-__device__ __forceinline__ void gemmStore(const GemmStage& st, __half* As, __half* Bs) {
+__device__ __forceinline__ __half2 residualHalf2(float a, float b, __half2 hi) {
+  // x - fp16(x) is exact in fp32; its own fp16 rounding keeps the next 11 bits.
+  const float2 h = __half22float2(hi);
+  return __floats2half2_rn(a - h.x, b - h.y);
+}
+
+__device__ __forceinline__ void gemmStore(const GemmStage& st, __half* As, __half* AsLo, __half* Bs) {
   const int tid = threadIdx.x;
 #pragma unroll
   for (int i = 0; i < 4; i++) {
@@ -713,8 +723,13 @@ __device__ __forceinline__ void gemmStore(const GemmStage& st, __half* As, __hal
     const int r = idx >> 3;
     const int c = (idx & 7) * 4;
     __half2* dst = reinterpret_cast<__half2*>(As + r * GEMM_LDS + c);  // 8-byte aligned
-    dst[0] = __floats2half2_rn(st.x[i].x, st.x[i].y);
-    dst[1] = __floats2half2_rn(st.x[i].z, st.x[i].w);
+    __half2* dstLo = reinterpret_cast<__half2*>(AsLo + r * GEMM_LDS + c);
+    const __half2 h0 = __floats2half2_rn(st.x[i].x, st.x[i].y);
+    const __half2 h1 = __floats2half2_rn(st.x[i].z, st.x[i].w);
+    dst[0] = h0;
+    dst[1] = h1;
+    dstLo[0] = residualHalf2(st.x[i].x, st.x[i].y, h0);
+    dstLo[1] = residualHalf2(st.x[i].z, st.x[i].w, h1);
   }
 #pragma unroll
   for (int i = 0; i < 2; i++) {
@@ -728,7 +743,8 @@ __device__ __forceinline__ void gemmStore(const GemmStage& st, __half* As, __hal
 template <bool VEC>
 __global__ void __launch_bounds__(GEMM_THREADS) linear_wmma_kernel(const float* __restrict__ x, const uint16_t* __restrict__ w, const float* __restrict__ bias, float* __restrict__ out, int m, int k, int n, int mTiles, long long totalTiles) {
   using namespace nvcuda;
-  __shared__ __align__(128) __half As[GEMM_BM * GEMM_LDS];  // x tile, row-major [64 m][32 k]
+  __shared__ __align__(128) __half As[GEMM_BM * GEMM_LDS];    // x tile, fp16(x), row-major [64 m][32 k]
+  __shared__ __align__(128) __half AsLo[GEMM_BM * GEMM_LDS];  // x tile, fp16(x - fp16(x))
   __shared__ __align__(128) __half Bs[GEMM_BN * GEMM_LDS];  // w tile [64 n][32 k] = w^T col-major
   __shared__ __align__(128) float Cs[GEMM_BM * GEMM_LDC];
   const int warp = threadIdx.x >> 5;
@@ -748,7 +764,7 @@ __global__ void __launch_bounds__(GEMM_THREADS) linear_wmma_kernel(const float* 
     gemmLoad<VEC>(stage, x, w, m, k, n, row0, col0, 0);
     for (int k0 = 0; k0 < k; k0 += GEMM_BK) {
       __syncthreads();  // every warp is done with the previous step's As / Bs
-      gemmStore(stage, As, Bs);
+      gemmStore(stage, As, AsLo, Bs);
       __syncthreads();
       if (k0 + GEMM_BK < k) gemmLoad<VEC>(stage, x, w, m, k, n, row0, col0, k0 + GEMM_BK);  // overlaps the MMAs
 #pragma unroll
@@ -756,9 +772,16 @@ __global__ void __launch_bounds__(GEMM_THREADS) linear_wmma_kernel(const float* 
         wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> a[2];
         wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> b[2];
 #pragma unroll
-        for (int i = 0; i < 2; i++) wmma::load_matrix_sync(a[i], As + (wr * 32 + i * 16) * GEMM_LDS + kk, GEMM_LDS);
-#pragma unroll
         for (int j = 0; j < 2; j++) wmma::load_matrix_sync(b[j], Bs + (wc * 32 + j * 16) * GEMM_LDS + kk, GEMM_LDS);
+        // The small part first, then the large one, into the same fp32 accumulators.
+#pragma unroll
+        for (int i = 0; i < 2; i++) wmma::load_matrix_sync(a[i], AsLo + (wr * 32 + i * 16) * GEMM_LDS + kk, GEMM_LDS);
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+#pragma unroll
+          for (int j = 0; j < 2; j++) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
+#pragma unroll
+        for (int i = 0; i < 2; i++) wmma::load_matrix_sync(a[i], As + (wr * 32 + i * 16) * GEMM_LDS + kk, GEMM_LDS);
 #pragma unroll
         for (int i = 0; i < 2; i++)
 #pragma unroll

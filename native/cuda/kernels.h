@@ -18,8 +18,9 @@ extern "C" {
 
 // out[m, n] = x[m, k] . w[n, k]^T (+ bias[n] when bias is not null).
 // m <= SPW_GEMV_MAX_ROWS: a GEMV kernel (fp32 x, fp16 w, fp32 accumulation) that streams w once at
-// full memory bandwidth. Larger m: fp16 tensor cores (WMMA 16x16x16), x rounded to fp16 as it is
-// loaded into shared memory, fp32 accumulation. No alignment is assumed for m, k, n.
+// full memory bandwidth. Larger m: fp16 tensor cores (WMMA 16x16x16, fp32 accumulation) with x split
+// into two halves as it is staged, hi = fp16(x) and lo = fp16(x - hi), both multiplied by w: the
+// product sees x' = hi + lo (exact in fp32, x to about 22 bits). No alignment is assumed for m, k, n.
 #define SPW_GEMV_MAX_ROWS 8
 cudaError_t spw_linear(const float* x, const uint16_t* w, const float* bias, float* out, int m, int k, int n, cudaStream_t stream);
 

@@ -901,9 +901,10 @@ class EmulatedDevice implements CudaNative {
     if (m === 0 || n === 0) return;
     this.launch(s, call, kernelSeconds(2 * m * k * n, xr.bytes + wr.bytes + or.bytes), () => {
       let xs = this.f32(xr, m * k);
-      // Above SPW_GEMV_MAX_ROWS the GPU runs fp16 tensor cores: x is rounded to fp16 on its way into
-      // shared memory (products of halves are exact in fp32, accumulation is fp32).
-      if (m > GEMV_MAX_ROWS) xs = fromFloat16Array(toFloat16Array(xs));
+      // Above SPW_GEMV_MAX_ROWS the GPU runs fp16 tensor cores on x split into hi = fp16(x) and
+      // lo = fp16(x - hi): the product sees x' = hi + lo (exact in fp32; products of halves are exact
+      // in fp32, accumulation is fp32).
+      if (m > GEMV_MAX_ROWS) xs = splitHalves(xs);
       const scratch = linearScratchLength(m, k);
       linearF16(xs, this.u16(wr, n * k), br ? this.f32(br, n) : undefined, this.f32(or, m * n), m, k, n, new Float32Array(scratch.tile), new Float32Array(scratch.out));
     });
@@ -1146,6 +1147,16 @@ class EmulatedDevice implements CudaNative {
       }
     });
   }
+}
+
+/** x' = fp16(x) + fp16(x - fp16(x)) per value: what the tensor-core GEMM multiplies (kernels.h). */
+export function splitHalves(x: Float32Array): Float32Array {
+  const hi = fromFloat16Array(toFloat16Array(x));
+  const residual = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) residual[i] = x[i]! - hi[i]!;
+  const lo = fromFloat16Array(toFloat16Array(residual));
+  for (let i = 0; i < x.length; i++) hi[i] = hi[i]! + lo[i]!;
+  return hi;
 }
 
 /** The bytes themselves when they start at an even address, else an aligned copy (for Uint16Array views). */
