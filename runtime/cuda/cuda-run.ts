@@ -47,9 +47,11 @@
  *
  * Numerics follow the CPU backend: fp16 weights (4-bit dequantised on the device), fp32 activations
  * within a layer, fp16 hidden states between layers, KV rows encoded as stored and decoded before
- * attention. The tensor-core GEMM rounds activations to fp16 (kernels.h), the one intended difference;
- * with 4-bit KV it can move a prompt row's quantisation codes, and so the tokens, away from the CPU
- * backend's (placement still never changes them on this backend).
+ * attention. The tensor-core GEMM multiplies activations split into two fp16 halves (kernels.h), so
+ * it sees them to about 22 bits: what remains different from the CPU backend is summation order
+ * (relative differences near 1e-6), which moves a greedy token or a 4-bit KV code only at a near-tie.
+ * (Rounding activations to one fp16, the usual tensor-core input, moved 4-bit KV codes and tokens of
+ * the test matrix's compressed-KV case.)
  *
  * Not yet on this backend (refused with the reason): models with a projection between embeddings and
  * hidden states, or with an untied LM head.
