@@ -55,6 +55,8 @@ const MATRIX: { name: string; fixed: FixedPolicy }[] = [
   { name: "KV on disk", fixed: { gbs: 2, nb: 2, percent: [100, 0, 0, 0, 100, 0] } },
   { name: "activations on host", fixed: { gbs: 2, nb: 2, percent: [100, 0, 100, 0, 0, 100] } },
   { name: "activations on disk", fixed: { gbs: 2, nb: 2, percent: [100, 0, 100, 0, 0, 0] } },
+  // Three GPU batches: each batch meets each staging buffer in turn, so a missing wait on one is seen.
+  { name: "activations on disk, KV on host, nb = 3", fixed: { gbs: 2, nb: 3, percent: [100, 0, 0, 100, 0, 0] } },
   { name: "CPU attention over host and disk KV", fixed: { gbs: 4, nb: 1, percent: [100, 0, 0, 50, 100, 0], cpuAttention: true } },
   { name: "everything spread, nb = 1", fixed: { gbs: 4, nb: 1, percent: [30, 40, 25, 25, 0, 100] } },
   { name: "compressed weights", fixed: { gbs: 2, nb: 2, percent: [40, 60, 100, 0, 100, 0], compressWeight: true } },
