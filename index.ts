@@ -20,6 +20,10 @@ export { simulate, simulateSchedule, type SimulationResult, type SimulateOptions
 export { run, type RunOptions, type RunResult } from "./runtime/run.js";
 export { compare, compareRuns, type CompareOptions, type Comparison, type Figures } from "./runtime/compare.js";
 export { synthesizeOptWeights } from "./runtime/synth-weights.js";
+export { cudaStatus, type CudaStatus, type CudaDeviceInfo } from "./runtime/cuda/load-native.js";
+export type { CudaNative } from "./runtime/cuda/native-api.js";
+export { createEmulatedNative } from "./runtime/cuda/emulated-native.js";
+export { cudaProfileFromSamples, measureCudaBackend } from "./runtime/cuda/profile-cuda.js";
 export { readPlanFile, parsePlanFile } from "./simulator/read-plan.js";
 export type { ExpertPolicy, ExpertBits, ExpertCompute, ExpertEviction } from "./core/expert-policy.js";
 export { evaluateMoePolicy, type MoePrediction, type ExpertFigures } from "./planner/moe/evaluate-moe-policy.js";

@@ -17,6 +17,10 @@ import type { CudaNative } from "./native-api.js";
 
 export interface CudaProfileOptions {
   readonly quick: boolean;
+  /** Toy sizes (a few KiB to 1 MiB, h = 64): for tests on the emulated device, not for a profile. */
+  readonly tiny?: boolean;
+  /** Host-side samples (diskRead, diskWrite, cpuAttention, hostMemcpy) to use instead of measuring them. */
+  readonly hostSamples?: readonly ProfileSample[];
   readonly device?: number;
   readonly offloadDir?: string;
   readonly onProgress?: (done: number, total: number, what: string) => void;
@@ -56,11 +60,12 @@ export function measureCudaBackend(native: CudaNative, options: CudaProfileOptio
   native.setDevice(device);
   const props = native.deviceProperties(device);
   const reps = options.quick ? 5 : 15;
-  const sizes = options.quick ? [4096, 65536, 1 << 20, 16 << 20, 64 << 20] : [4096, 16384, 65536, 262144, 1 << 20, 4 << 20, 16 << 20, 64 << 20, 256 << 20];
+  const tiny = options.tiny === true;
+  const sizes = tiny ? [4096, 65536, 1 << 20] : options.quick ? [4096, 65536, 1 << 20, 16 << 20, 64 << 20] : [4096, 16384, 65536, 262144, 1 << 20, 4 << 20, 16 << 20, 64 << 20, 256 << 20];
   const largest = sizes[sizes.length - 1]!;
-  const h = options.quick ? 4096 : 8192;
-  const rowsCurve = options.quick ? [1, 8, 16, 64, 256, 1024] : [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048];
-  const contexts = options.quick ? [512, 2048] : [128, 512, 1024, 2048, 4096];
+  const h = tiny ? 64 : options.quick ? 4096 : 8192;
+  const rowsCurve = tiny ? [1, 8, 16, 64] : options.quick ? [1, 8, 16, 64, 256, 1024] : [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048];
+  const contexts = tiny ? [64, 128] : options.quick ? [512, 2048] : [128, 512, 1024, 2048, 4096];
   const total = sizes.length * 4 + 2 + rowsCurve.length + 1 + contexts.length + 2;
   let done = 0;
   const step = (what: string) => options.onProgress?.(++done, total, what);
@@ -152,11 +157,11 @@ export function measureCudaBackend(native: CudaNative, options: CudaProfileOptio
       step("4-bit dequantisation");
     }
     // Attention: decode (one query) over each context, 32 heads of 128, and one prefill.
-    const heads = 32;
-    const headDim = 128;
+    const heads = tiny ? 4 : 32;
+    const headDim = tiny ? 16 : 128;
     const width = heads * headDim;
     const maxContext = contexts[contexts.length - 1]!;
-    const prefill = options.quick ? 512 : 2048;
+    const prefill = tiny ? 32 : options.quick ? 512 : 2048;
     const k = malloc(Math.max(maxContext, prefill) * width * 4);
     const v = malloc(Math.max(maxContext, prefill) * width * 4);
     const q = malloc(prefill * width * 4);
@@ -177,9 +182,12 @@ export function measureCudaBackend(native: CudaNative, options: CudaProfileOptio
     native.streamDestroy(stream);
   }
   // The host side, measured as the CPU backend measures it.
-  const host = measureCpuBackend({ quick: true, gpuBytes: 64 << 20, ...(options.offloadDir ? { offloadDir: options.offloadDir } : {}) })
-    .filter((s) => ["diskRead", "diskWrite", "attention", "memcpy"].includes(s.measurement));
-  samples.push(...host.map((s) => ({ ...s, measurement: s.measurement === "attention" ? "cpuAttention" : s.measurement === "memcpy" ? "hostMemcpy" : s.measurement })));
+  if (options.hostSamples) samples.push(...options.hostSamples);
+  else {
+    const host = measureCpuBackend({ quick: true, gpuBytes: 64 << 20, ...(options.offloadDir ? { offloadDir: options.offloadDir } : {}) })
+      .filter((s) => ["diskRead", "diskWrite", "attention", "memcpy"].includes(s.measurement));
+    samples.push(...host.map((s) => ({ ...s, measurement: s.measurement === "attention" ? "cpuAttention" : s.measurement === "memcpy" ? "hostMemcpy" : s.measurement })));
+  }
   step("host CPU and disk");
   return samples;
 }
