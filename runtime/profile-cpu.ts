@@ -6,7 +6,7 @@
  */
 import { statfsSync } from "node:fs";
 import { cpus, hostname, tmpdir, totalmem } from "node:os";
-import type { HardwareProfile } from "../core/hardware-profile.js";
+import type { HardwareProfile, MatmulSample } from "../core/hardware-profile.js";
 import { parse } from "csv-parse/sync";
 import { InputError } from "../core/input-error.js";
 import { DeviceArena } from "./device-arena.js";
@@ -177,39 +177,35 @@ export function measureCpuBackend(options: ProfileOptions): ProfileSample[] {
 
 const source = (what: string) => `Measured on ${hostname()} by spillway profile --backend cpu: ${what}`;
 
-/** Builds a hardware profile from samples (the rate of the largest transfer; latency from the smallest). */
-export function profileFromSamples(samples: readonly ProfileSample[], capacity: { gpu: number; cpu: number; disk: number }, name = "cpu-backend"): HardwareProfile {
-  const of = (m: string) => samples.filter((s) => s.measurement === m).sort((a, b) => a.size - b.size);
-  const link = (m: string) => {
-    const list = of(m);
-    if (list.length === 0) throw new InputError("samples", m, "no samples");
-    const big = list[list.length - 1]!;
-    const small = list[0]!;
-    const rate = big.size / big.seconds;
-    const latency = Math.max(0, small.seconds - small.size / rate);
-    return { rate, latency, big, small };
-  };
-  const best = (m: string) => {
-    const list = of(m);
-    if (list.length === 0) throw new InputError("samples", m, "no samples");
-    return list.reduce((a, s) => (s.size / s.seconds > a.size / a.seconds ? s : a));
-  };
-  const h2d = link("h2d");
-  const d2h = link("d2h");
-  const read = link("diskRead");
-  const write = link("diskWrite");
-  const gemm = best("gemm");
-  const oneToken = of("gemm").filter((g) => g.shape.startsWith("1x"));
-  if (oneToken.length === 0) throw new InputError("samples", "gemm", "needs a one-token (1xKxN) GEMM sample");
-  const weightStream = oneToken.map((g) => {
-    const [, k, n] = g.shape.split("x").map(Number) as [number, number, number];
-    return { bytes: 2 * k * n, seconds: g.seconds, shape: g.shape };
-  }).reduce((a, b) => (b.bytes / b.seconds > a.bytes / a.seconds ? b : a));
-  const attentionBest = best("attention");
-  const dequantize = of("dequantize")[0];
-  // GEMM seconds per weight element at each row count, over the layer's three shapes together.
+/** The samples of one measurement, smallest first. */
+export function samplesOf(samples: readonly ProfileSample[], measurement: string): ProfileSample[] {
+  return samples.filter((s) => s.measurement === measurement).sort((a, b) => a.size - b.size);
+}
+
+function requireSamples(samples: readonly ProfileSample[], measurement: string): ProfileSample[] {
+  const list = samplesOf(samples, measurement);
+  if (list.length === 0) throw new InputError("samples", measurement, "no samples");
+  return list;
+}
+
+/** A link from its samples by size: the rate of the largest transfer, the latency left in the smallest. */
+export function linkFromSamples(samples: readonly ProfileSample[], measurement: string) {
+  const list = requireSamples(samples, measurement);
+  const big = list[list.length - 1]!;
+  const small = list[0]!;
+  const rate = big.size / big.seconds;
+  return { rate, latency: Math.max(0, small.seconds - small.size / rate), big, small, list };
+}
+
+/** The sample of a measurement with the highest size per second. */
+export function fastestSample(samples: readonly ProfileSample[], measurement: string): ProfileSample {
+  return requireSamples(samples, measurement).reduce((a, s) => (s.size / s.seconds > a.size / a.seconds ? s : a));
+}
+
+/** GEMM seconds per weight element at each row count, over every "matmul" shape of that row count together. */
+export function matmulCurveFromSamples(samples: readonly ProfileSample[]): MatmulSample[] {
   const byRows = new Map<number, { seconds: number; weights: number }>();
-  for (const g of of("matmul")) {
+  for (const g of samplesOf(samples, "matmul")) {
     const [m, k, n] = g.shape.split("x").map(Number) as [number, number, number];
     if (![m, k, n].every((v) => Number.isInteger(v) && v > 0)) throw new InputError("samples", "matmul", `shape ${JSON.stringify(g.shape)} is not MxKxN`);
     const entry = byRows.get(m) ?? { seconds: 0, weights: 0 };
@@ -217,16 +213,59 @@ export function profileFromSamples(samples: readonly ProfileSample[], capacity: 
     entry.weights += k * n;
     byRows.set(m, entry);
   }
-  const curveSamples = [...byRows.entries()].sort((a, b) => a[0] - b[0]).map(([rows, e]) => ({ rows, secondsPerWeight: e.seconds / e.weights }));
-  const launch = of("launch")[0];
-  const memcpy = of("memcpy")[0];
-  if (!launch || !memcpy) throw new InputError("samples", "launch/memcpy", "missing samples");
+  return [...byRows.entries()].sort((a, b) => a[0] - b[0]).map(([rows, e]) => ({ rows, secondsPerWeight: e.seconds / e.weights }));
+}
+
+/**
+ * A profile's host side from the CPU backend's host measurements: the CPU's rate from its attention
+ * kernel, its memory bandwidth from a copy, the offload disk from file reads and writes.
+ */
+export function hostFieldsFromSamples(samples: readonly ProfileSample[], names: { attention: string; memcpy: string }, source: (what: string) => string): Pick<HardwareProfile, "host" | "cpu" | "disk"> {
+  const read = linkFromSamples(samples, "diskRead");
+  const write = linkFromSamples(samples, "diskWrite");
+  const attentionBest = fastestSample(samples, names.attention);
+  const memcpy = samplesOf(samples, names.memcpy)[0];
+  if (!memcpy) throw new InputError("samples", names.memcpy, "no samples");
   const measured = (value: number, what: string) => ({ measured: { value, source: source(what) } });
   const cores = cpus().length;
   return {
-    name,
-    description: `This machine as Spillway's CPU backend sees it: the 'GPU' is a device arena in host memory, computed on by the CPU (${cores} cores).`,
     host: `${hostname()}: ${cpus()[0]?.model ?? "unknown CPU"}, ${cores} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB memory`,
+    cpu: {
+      name: cpus()[0]?.model ?? "unknown CPU",
+      cores,
+      fp32FlopsPerSecond: measured(attentionBest.size / attentionBest.seconds, `decode attention ${attentionBest.shape} (the runtime's attention kernel)`),
+      memoryBandwidthBytesPerSecond: measured(memcpy.size / memcpy.seconds, `copy of ${memcpy.size} bytes`),
+    },
+    disk: {
+      readBytesPerSecond: measured(read.rate, `read of a ${read.big.size}-byte offload file (page cache included, as the runtime sees it)`),
+      writeBytesPerSecond: measured(write.rate, `write of a ${write.big.size}-byte offload file`),
+      latencySeconds: measured(Math.max(read.latency, write.latency), "smallest offload-file access less its share at the large-file rate"),
+    },
+  };
+}
+
+/** Builds a hardware profile from samples (the rate of the largest transfer; latency from the smallest). */
+export function profileFromSamples(samples: readonly ProfileSample[], capacity: { gpu: number; cpu: number; disk: number }, name = "cpu-backend"): HardwareProfile {
+  const of = (m: string) => samplesOf(samples, m);
+  const h2d = linkFromSamples(samples, "h2d");
+  const d2h = linkFromSamples(samples, "d2h");
+  const gemm = fastestSample(samples, "gemm");
+  const oneToken = of("gemm").filter((g) => g.shape.startsWith("1x"));
+  if (oneToken.length === 0) throw new InputError("samples", "gemm", "needs a one-token (1xKxN) GEMM sample");
+  const weightStream = oneToken.map((g) => {
+    const [, k, n] = g.shape.split("x").map(Number) as [number, number, number];
+    return { bytes: 2 * k * n, seconds: g.seconds, shape: g.shape };
+  }).reduce((a, b) => (b.bytes / b.seconds > a.bytes / a.seconds ? b : a));
+  const dequantize = of("dequantize")[0];
+  const curveSamples = matmulCurveFromSamples(samples);
+  const launch = of("launch")[0];
+  if (!launch || of("memcpy").length === 0) throw new InputError("samples", "launch/memcpy", "missing samples");
+  const measured = (value: number, what: string) => ({ measured: { value, source: source(what) } });
+  const hostSide = hostFieldsFromSamples(samples, { attention: "attention", memcpy: "memcpy" }, source);
+  return {
+    name,
+    description: `This machine as Spillway's CPU backend sees it: the 'GPU' is a device arena in host memory, computed on by the CPU (${hostSide.cpu.cores} cores).`,
+    host: hostSide.host,
     capacityBytes: {
       gpu: { value: capacity.gpu, source: "spillway profile --gpu-mem (the device arena's size)" },
       cpu: { value: capacity.cpu, source: "half of this machine's memory, or --cpu-mem" },
@@ -243,27 +282,18 @@ export function profileFromSamples(samples: readonly ProfileSample[], capacity: 
       workingBytesPerValue: { value: 4, source: "the CPU backend computes in fp32 (runtime/kernels)" },
       ...(dequantize ? { dequantizeValuesPerSecond: measured(dequantize.size / dequantize.seconds, "4-bit group-wise dequantisation of a 768x3072 tensor into fp16 (the runtime's decodeToFloat16)") } : {}),
     },
-    cpu: {
-      name: cpus()[0]?.model ?? "unknown CPU",
-      cores,
-      fp32FlopsPerSecond: measured(attentionBest.size / attentionBest.seconds, `decode attention ${attentionBest.shape} (the runtime's attention kernel)`),
-      memoryBandwidthBytesPerSecond: measured(memcpy.size / memcpy.seconds, `copy of ${memcpy.size} bytes`),
-    },
+    cpu: hostSide.cpu,
     hostToDevice: {
       pinnedBytesPerSecond: measured(h2d.rate, `copy of ${h2d.big.size} bytes into the arena`),
       latencySeconds: measured(h2d.latency, `copy of ${h2d.small.size} bytes less its share at the large-copy rate`),
-      curve: { samples: of("h2d").map((s) => ({ bytes: s.size, bytesPerSecond: s.size / s.seconds })), source: source("copies into the arena by size") },
+      curve: { samples: h2d.list.map((s) => ({ bytes: s.size, bytesPerSecond: s.size / s.seconds })), source: source("copies into the arena by size") },
     },
     deviceToHost: {
       pinnedBytesPerSecond: measured(d2h.rate, `copy of ${d2h.big.size} bytes out of the arena`),
       latencySeconds: measured(d2h.latency, `copy of ${d2h.small.size} bytes less its share at the large-copy rate`),
-      curve: { samples: of("d2h").map((s) => ({ bytes: s.size, bytesPerSecond: s.size / s.seconds })), source: source("copies out of the arena by size") },
+      curve: { samples: d2h.list.map((s) => ({ bytes: s.size, bytesPerSecond: s.size / s.seconds })), source: source("copies out of the arena by size") },
     },
-    disk: {
-      readBytesPerSecond: measured(read.rate, `read of a ${read.big.size}-byte offload file (page cache included, as the runtime sees it)`),
-      writeBytesPerSecond: measured(write.rate, `write of a ${write.big.size}-byte offload file`),
-      latencySeconds: measured(Math.max(read.latency, write.latency), "smallest offload-file access less its share at the large-file rate"),
-    },
+    disk: hostSide.disk,
   };
 }
 

@@ -12,7 +12,7 @@ import type { HardwareProfile } from "../../core/hardware-profile.js";
 import { InputError } from "../../core/input-error.js";
 import { toFloat16Array } from "../fp16.js";
 import { encode } from "../tensor-codec.js";
-import { measureCpuBackend, profileFromSamples, type ProfileSample } from "../profile-cpu.js";
+import { fastestSample, hostFieldsFromSamples, linkFromSamples, matmulCurveFromSamples, measureCpuBackend, type ProfileSample, samplesOf } from "../profile-cpu.js";
 import type { CudaNative } from "./native-api.js";
 
 export interface CudaProfileOptions {
@@ -196,53 +196,29 @@ const source = (what: string) => `Measured on ${hostname()} by spillway profile 
 
 /** A hardware profile from CUDA samples (the CSV columns of the CPU backend's profile). */
 export function cudaProfileFromSamples(samples: readonly ProfileSample[], capacity: { gpu: number; cpu: number; disk: number }, deviceName: string): HardwareProfile {
-  const of = (m: string) => samples.filter((s) => s.measurement === m).sort((a, b) => a.size - b.size);
-  const need = (m: string) => {
-    const list = of(m);
-    if (list.length === 0) throw new InputError("samples", m, "no samples of this measurement");
-    return list;
-  };
+  const of = (m: string) => samplesOf(samples, m);
   const rate = (s: ProfileSample) => s.size / s.seconds;
-  const link = (m: string) => {
-    const list = need(m);
-    const big = list[list.length - 1]!;
-    const small = list[0]!;
-    return { rate: rate(big), latency: Math.max(0, small.seconds - small.size / rate(big)), big, small, list };
-  };
-  const h2d = link("h2d");
-  const d2h = link("d2h");
+  const h2d = linkFromSamples(samples, "h2d");
+  const d2h = linkFromSamples(samples, "d2h");
   const h2dPageable = of("h2dPageable");
   const d2hPageable = of("d2hPageable");
-  const copy = need("deviceCopy").reduce((a, s) => (rate(s) > rate(a) ? s : a));
-  const gemm = need("gemm").reduce((a, s) => (rate(s) > rate(a) ? s : a));
-  const launch = need("launch")[0]!;
+  const copy = fastestSample(samples, "deviceCopy");
+  const gemm = fastestSample(samples, "gemm");
+  const launch = of("launch")[0];
+  if (!launch) throw new InputError("samples", "launch", "no samples");
   const dequantize = of("dequantize")[0];
-  const byRows = new Map<number, { seconds: number; weights: number }>();
-  for (const g of of("matmul")) {
-    const [m, k, n] = g.shape.split("x").map(Number) as [number, number, number];
-    if (![m, k, n].every((v) => Number.isInteger(v) && v > 0)) throw new InputError("samples", "matmul", `shape ${JSON.stringify(g.shape)} is not MxKxN`);
-    const entry = byRows.get(m) ?? { seconds: 0, weights: 0 };
-    entry.seconds += g.seconds;
-    entry.weights += k * n;
-    byRows.set(m, entry);
-  }
-  const curve = [...byRows.entries()].sort((a, b) => a[0] - b[0]).map(([rows, e]) => ({ rows, secondsPerWeight: e.seconds / e.weights }));
+  const curve = matmulCurveFromSamples(samples);
   // Host-side fields from the CPU backend's own measurements.
-  const hostSide = profileFromSamples(
-    [...samples.filter((s) => ["diskRead", "diskWrite"].includes(s.measurement)),
-      ...of("cpuAttention").map((s) => ({ ...s, measurement: "attention" })), ...of("hostMemcpy").map((s) => ({ ...s, measurement: "memcpy" })),
-      // profileFromSamples needs these to exist; their GPU-side values are replaced below.
-      ...h2d.list, ...d2h.list, { measurement: "gemm", size: 2, shape: "1x1x1", seconds: 1 }, { measurement: "launch", size: 2, shape: "1x1x1", seconds: 1 }],
-    capacity, "cuda-host");
+  const hostSide = hostFieldsFromSamples(samples, { attention: "cpuAttention", memcpy: "hostMemcpy" }, source);
   const measured = (value: number, what: string) => ({ measured: { value, source: source(what) } });
   return {
-    ...hostSide,
     name: `cuda-${deviceName.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "")}`,
     description: `${deviceName} as Spillway's CUDA backend sees it (its own kernels and copies, timed with CUDA events).`,
+    host: hostSide.host,
     capacityBytes: {
       gpu: { value: capacity.gpu, source: "spillway profile --gpu-mem, or the device's free memory" },
-      cpu: hostSide.capacityBytes.cpu,
-      disk: hostSide.capacityBytes.disk,
+      cpu: { value: capacity.cpu, source: "half of this machine's memory, or --cpu-mem" },
+      disk: { value: capacity.disk, source: "half of the offload folder's free space, or --disk-mem" },
     },
     gpu: {
       name: deviceName,
@@ -253,6 +229,7 @@ export function cudaProfileFromSamples(samples: readonly ProfileSample[], capaci
       workingBytesPerValue: { value: 4, source: "the CUDA backend keeps activations in fp32 between kernels (runtime/cuda/cuda-run.ts)" },
       ...(dequantize ? { dequantizeValuesPerSecond: measured(dequantize.size / dequantize.seconds, "4-bit group-wise dequantisation into fp16 (dequantize4F16)") } : {}),
     },
+    cpu: hostSide.cpu,
     hostToDevice: {
       pinnedBytesPerSecond: measured(h2d.rate, `cudaMemcpyAsync of ${h2d.big.size} bytes from pinned memory`),
       ...(h2dPageable.length > 0 ? { pageableBytesPerSecond: measured(rate(h2dPageable[h2dPageable.length - 1]!), `cudaMemcpyAsync of ${h2dPageable[h2dPageable.length - 1]!.size} bytes from pageable memory`) } : {}),
@@ -265,5 +242,6 @@ export function cudaProfileFromSamples(samples: readonly ProfileSample[], capaci
       latencySeconds: measured(d2h.latency, `copy of ${d2h.small.size} bytes less its share at the large-copy rate`),
       curve: { samples: d2h.list.map((s) => ({ bytes: s.size, bytesPerSecond: rate(s) })), source: source("pinned device-to-host copies by size") },
     },
+    disk: hostSide.disk,
   };
 }
