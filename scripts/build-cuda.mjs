@@ -12,10 +12,11 @@
 // Environment: SPILLWAY_NVCC (an nvcc to use, or "none" to pretend there is none), CUDACXX,
 // CUDA_HOME, CUDA_PATH, PATH (where nvcc is looked for), npm_config_nodedir (Node's headers).
 import { spawnSync } from "node:child_process";
-import { accessSync, constants, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { basename, delimiter, dirname, join, relative, resolve } from "node:path";
+import { mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { delimiter, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { displayPath, findNodeHeaders, isExecutableFile, loadCheck, removeQuietly, shellQuote, temporaryBeside } from "./native-build.mjs";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const SOURCE_DIR = join(ROOT, "native", "cuda");
@@ -67,16 +68,6 @@ function parseCommandLine(argv) {
   return { archs, out: resolve(parsed.out ?? DEFAULT_OUT), require: parsed.require, quiet: parsed.quiet };
 }
 
-function isExecutableFile(file) {
-  try {
-    if (!statSync(file).isFile()) return false;
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** nvcc's path, or null with the places tried. */
 function findNvcc(env) {
   const spillway = env.SPILLWAY_NVCC;
@@ -105,25 +96,6 @@ function findNvcc(env) {
   };
 }
 
-/** The folder holding node_api.h, or null with the places tried. */
-function findNodeHeaders(env) {
-  const candidates = [join(dirname(dirname(process.execPath)), "include", "node"), "/usr/include/node", "/usr/local/include/node"];
-  if (env.npm_config_nodedir) candidates.push(join(env.npm_config_nodedir, "include", "node"));
-  for (const dir of candidates) {
-    try {
-      if (statSync(join(dir, "node_api.h")).isFile()) return { dir };
-    } catch {
-      // not here
-    }
-  }
-  const unique = [...new Set(candidates)];
-  const tried = env.npm_config_nodedir ? unique : [...unique, "$npm_config_nodedir/include/node (unset)"];
-  return {
-    dir: null,
-    why: `Node's C headers (node_api.h) not found (tried ${tried.join(", ")}); install Node's headers (e.g. the nodejs development package) or set npm_config_nodedir to a folder with include/node/node_api.h`,
-  };
-}
-
 function gencodes(archs) {
   const ptx = archs[archs.length - 1];
   return archs.map((a) => (a === ptx ? `arch=compute_${a},code=[sm_${a},compute_${a}]` : `arch=compute_${a},code=sm_${a}`));
@@ -138,46 +110,6 @@ function nvccVersion(nvcc) {
   if (r.error || r.status !== 0) return { error: r.error ? r.error.message : `exit ${r.status}: ${(r.stderr || r.stdout).trim()}` };
   const lines = r.stdout.split("\n").map((l) => l.trim()).filter((l) => l !== "");
   return { line: lines.find((l) => /release \d/.test(l)) ?? lines[lines.length - 1] ?? "unknown" };
-}
-
-function shellQuote(arg) {
-  return /^[\w@%+=:,./[\]-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
-}
-
-function displayPath(file) {
-  const rel = relative(process.cwd(), file);
-  return rel && !rel.startsWith("..") ? rel : file;
-}
-
-function isRunning(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return error.code === "EPERM";
-  }
-}
-
-function removeQuietly(file) {
-  try {
-    rmSync(file, { force: true });
-  } catch {
-    // nothing to clean up
-  }
-}
-
-/** Loads the addon in a child process with every symbol bound now (RTLD_NOW), so an undefined launcher fails here. */
-function loadCheck(file) {
-  const code = [
-    "const os = require('node:os');",
-    "const m = { exports: {} };",
-    "process.dlopen(m, process.argv[1], os.constants.dlopen.RTLD_NOW);",
-    "if (typeof m.exports.probe !== 'function' || typeof m.exports.buildInfo !== 'object') throw new Error('it does not export probe() and buildInfo');",
-  ].join("\n");
-  const r = spawnSync(process.execPath, ["-e", code, file], { encoding: "utf8" });
-  if (r.status === 0) return null;
-  const message = (r.stderr || r.stdout || r.error?.message || `exit ${r.status}`).split("\n").find((l) => /^\w*Error\b/.test(l));
-  return message?.trim() ?? `exit ${r.status}`;
 }
 
 function main() {
@@ -222,13 +154,7 @@ function main() {
   const out = options.out;
   const outDir = dirname(out);
   mkdirSync(outDir, { recursive: true });
-  // Leftovers of interrupted builds (a build still running keeps its own).
-  const tmpPrefix = `.${basename(out)}.`;
-  for (const f of readdirSync(outDir)) {
-    const pid = f.startsWith(tmpPrefix) && f.endsWith(".tmp") ? Number(f.slice(tmpPrefix.length, -".tmp".length)) : NaN;
-    if (Number.isInteger(pid) && pid > 0 && !isRunning(pid)) removeQuietly(join(outDir, f));
-  }
-  const tmp = join(outDir, `${tmpPrefix}${process.pid}.tmp`);
+  const tmp = temporaryBeside(out);
 
   const archs = archsDescription(options.archs);
   const args = [

@@ -1,6 +1,8 @@
 /**
- * One kernel correctness suite for every CudaNative implementation: the emulated device (always) and
- * the real CUDA addon (skipped, with the reason shown, where no usable GPU is found).
+ * One kernel correctness suite for every CudaNative implementation: the emulated device (always), the
+ * real addon's sources built for the CPU against the host emulation of the CUDA runtime (kernels.cu
+ * itself, each CUDA thread a fiber; skipped where no C++ compiler is found) and the real CUDA addon
+ * (skipped, with the reason shown, where no usable GPU is found).
  *
  * Method (native/cuda/kernels.h is the contract):
  * - floating-point kernels (linear, LayerNorm, softmax, attention) are compared with float64 references
@@ -21,6 +23,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createEmulatedNative, type EmulatedNative, type EmulatedNativeOptions } from "../runtime/cuda/emulated-native.js";
 import { usableCuda } from "../runtime/cuda/load-native.js";
+import { hostCudaAddon } from "./host-cuda-addon.js";
 import type { CudaNative } from "../runtime/cuda/native-api.js";
 import { fromFloat16Array, toFloat16Array } from "../runtime/fp16.js";
 import { splitHalves } from "../runtime/cuda/emulated-native.js";
@@ -49,6 +52,7 @@ interface Implementation {
 }
 
 const cuda = usableCuda();
+const host = hostCudaAddon();
 
 const IMPLEMENTATIONS: readonly Implementation[] = [
   {
@@ -60,6 +64,18 @@ const IMPLEMENTATIONS: readonly Implementation[] = [
       assert.equal(stats.liveAllocations, 0, "device allocations left behind");
       assert.equal(stats.pinnedHostBytes, 0, "pinned host bytes left behind");
       assert.equal(stats.pendingOps, 0, "queued work left behind");
+    },
+  },
+  {
+    name: "kernels.cu on the CPU",
+    skip: "reason" in host ? `no host build of the CUDA sources here: ${host.reason}` : undefined,
+    open() {
+      if (!("native" in host)) throw new Error("unreachable: the host build is skipped");
+      return host.native;
+    },
+    checkReleased(native) {
+      const memory = native.memGetInfo();
+      assert.equal(memory.freeBytes, memory.totalBytes, "device allocations left behind");
     },
   },
   {

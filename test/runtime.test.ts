@@ -16,6 +16,7 @@ import { createEmulatedNative } from "../runtime/cuda/emulated-native.js";
 import { writeSafetensors } from "../runtime/safetensors.js";
 import { hfOptConfig, synthesizeOptWeights } from "../runtime/synth-weights.js";
 import { CLI, random } from "./helpers.js";
+import { hostCudaAddon } from "./host-cuda-addon.js";
 
 const TINY: ModelSpec = {
   name: "opt-tiny", family: "opt", numLayers: 2, hiddenSize: 64, ffnSize: 256, numHeads: 4, numKvHeads: 4,
@@ -68,14 +69,24 @@ const uncompressedTokens: string[] = [];
 /**
  * The correctness matrix runs on every backend: the CPU backend, the CUDA backend over the emulated
  * device twice (its streams run deferred until the host synchronises, once running the stream waited
- * for first and once the others first, so a missing event wait either way shows up as wrong tokens), and the CUDA backend on a real GPU where one is usable (skipped with the reason
- * otherwise). Every run is checked against the all-on-device reference computed on the CPU backend.
+ * for first and once the others first, so a missing event wait either way shows up as wrong tokens), the
+ * CUDA backend over the addon's own sources built for the CPU (native/cuda/kernels.cu and addon.cpp
+ * against the host emulation of the CUDA runtime: the real kernels and binding, every call completing
+ * before it returns; skipped where no C++ compiler is found), and the CUDA backend on a real GPU where
+ * one is usable (skipped with the reason otherwise). Every run is checked against the all-on-device
+ * reference computed on the CPU backend.
  */
 const gpu = cudaStatus();
+const host = hostCudaAddon();
 const BACKENDS: { name: string; options: () => Partial<RunOptions>; skip?: string }[] = [
   { name: "cpu", options: () => ({}) },
   { name: "cuda, emulated device, waited-for stream first", options: () => ({ backend: "cuda", cudaNative: createEmulatedNative({ deviceBytes: 64 * 2 ** 20, seed: 7, order: "waited-first" }) }) },
   { name: "cuda, emulated device, other streams first", options: () => ({ backend: "cuda", cudaNative: createEmulatedNative({ deviceBytes: 64 * 2 ** 20, seed: 7, order: "others-first" }) }) },
+  {
+    name: "cuda, kernels.cu on the CPU",
+    options: () => ({ backend: "cuda", ...("native" in host ? { cudaNative: host.native } : {}) }),
+    ...("reason" in host ? { skip: `no host build of the CUDA sources here: ${host.reason}` } : {}),
+  },
   { name: "cuda", options: () => ({ backend: "cuda" }), ...(gpu.available ? {} : { skip: `no usable GPU here: ${gpu.reason}` }) },
 ];
 
