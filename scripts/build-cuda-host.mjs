@@ -6,7 +6,8 @@
 // runtime correctness matrix over it, so the kernels and the binding are exercised where no GPU is.
 // It is slow (a kernel runs its threads one at a time) and it is not a GPU: never profile with it.
 //
-//   node scripts/build-cuda-host.mjs [--out <file>] [--require] [--quiet]   (npm run build:cuda-host)
+//   node scripts/build-cuda-host.mjs [--out <file>] [--kernels <file>] [--require] [--quiet]
+//   (npm run build:cuda-host)
 //
 // kernels.cu is compiled as written except for two rewrites, made in a temporary copy that keeps
 // every line where it was (so compiler messages and the emulator's reports name kernels.cu lines):
@@ -21,7 +22,7 @@
 // npm_config_nodedir (Node's headers).
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { delimiter, dirname, join, relative, resolve } from "node:path";
+import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { displayPath, findNodeHeaders, isExecutableFile, loadCheck, removeQuietly, shellQuote, temporaryBeside } from "./native-build.mjs";
@@ -32,8 +33,10 @@ const HOST_DIR = join(SOURCE_DIR, "host");
 const DEFAULT_OUT = join(ROOT, "build", "cuda-host", "spillway_cuda_host.node");
 const TAG = "spillway build:cuda-host:";
 
-const USAGE = `usage: node scripts/build-cuda-host.mjs [--out <file>] [--require] [--quiet]
+const USAGE = `usage: node scripts/build-cuda-host.mjs [--out <file>] [--kernels <file>] [--require] [--quiet]
   --out      the addon to write (default build/cuda-host/spillway_cuda_host.node)
+  --kernels  a kernels.cu to build instead of native/cuda/kernels.cu (the emulator's own tests build
+             altered copies to see that it catches what they break)
   --require  exit 1 instead of 0 when no C++ compiler or Node's headers are found
   --quiet    print only errors and skips
 environment: CXX, PATH, npm_config_nodedir`;
@@ -44,6 +47,7 @@ function parseCommandLine(argv) {
       args: argv,
       options: {
         out: { type: "string" },
+        kernels: { type: "string" },
         require: { type: "boolean", default: false },
         quiet: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
@@ -55,7 +59,10 @@ function parseCommandLine(argv) {
       console.log(USAGE);
       process.exit(0);
     }
-    return { out: resolve(values.out ?? DEFAULT_OUT), require: values.require, quiet: values.quiet };
+    return {
+      out: resolve(values.out ?? DEFAULT_OUT), kernels: resolve(values.kernels ?? join(SOURCE_DIR, "kernels.cu")),
+      require: values.require, quiet: values.quiet,
+    };
   } catch (error) {
     console.error(`${TAG} ${error.message}\n${USAGE}`);
     process.exit(2);
@@ -88,7 +95,7 @@ function onPath(name, env) {
  * kernels.cu with its launches and __shared__ declarations rewritten for the host emulation, line for
  * line; throws naming the line of any launch or __shared__ it could not rewrite.
  */
-export function rewriteKernels(source) {
+export function rewriteKernels(source, file = "native/cuda/kernels.cu") {
   const lines = source.split("\n").map((line) => {
     let out = line.replace(/([A-Za-z_]\w*(?:<[^<>;()]*>)?)<<<(.*?)>>>\(/g, (_, kernel, config) => `::spw_host::launch(${JSON.stringify(kernel)}, &${kernel}, ${config})(`);
     out = out.replace(/extern __shared__\s+([\w:]+)\s+(\w+)\[\];/g, (_, type, name) => `${type}* ${name} = static_cast<${type}*>(::spw_host::dynamicSharedMemory());`);
@@ -98,10 +105,10 @@ export function rewriteKernels(source) {
   const code = (line) => line.replace(/\/\/.*$/, "");
   lines.forEach((line, i) => {
     if (/<<<|>>>/.test(code(line)) || /__shared__/.test(code(line))) {
-      throw new Error(`native/cuda/kernels.cu:${i + 1}: cannot rewrite this launch or __shared__ declaration for the host emulation: ${line.trim()}`);
+      throw new Error(`${file}:${i + 1}: cannot rewrite this launch or __shared__ declaration for the host emulation: ${line.trim()}`);
     }
   });
-  return `#line 1 "native/cuda/kernels.cu"\n${lines.join("\n")}`;
+  return `#line 1 ${JSON.stringify(file)}\n${lines.join("\n")}`;
 }
 
 function main() {
@@ -128,7 +135,7 @@ function main() {
   const kernelsCopy = `${tmp}.kernels.cpp`;
   let rewritten;
   try {
-    rewritten = rewriteKernels(readFileSync(join(SOURCE_DIR, "kernels.cu"), "utf8"));
+    rewritten = rewriteKernels(readFileSync(options.kernels, "utf8"), displayPath(options.kernels));
   } catch (error) {
     console.error(`${TAG} ${error.message}`);
     process.exit(1);
@@ -148,7 +155,7 @@ function main() {
     "-o", tmp,
     ...sources,
   ];
-  say(`${TAG} compiling native/cuda/kernels.cu, addon.cpp and host/host-runtime.cpp with ${compiler.cxx}`);
+  say(`${TAG} compiling ${displayPath(options.kernels)}, native/cuda/addon.cpp and native/cuda/host/host-runtime.cpp with ${compiler.cxx}`);
   const build = spawnSync(compiler.cxx, args, { cwd: ROOT, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
   rmSync(kernelsCopy, { force: true });
   const output = `${build.stdout ?? ""}${build.stderr ?? ""}`.trim();
@@ -166,7 +173,7 @@ function main() {
     process.exit(1);
   }
   renameSync(tmp, out);
-  say(`${TAG} built ${displayPath(out)} from ${sources.slice(1).map((s) => relative(ROOT, s)).join(", ")} and kernels.cu in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  say(`${TAG} built ${displayPath(out)} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main();

@@ -1,13 +1,13 @@
 /**
  * The CUDA addon's real sources (native/cuda/kernels.cu and addon.cpp) built for the CPU against the
  * host emulation of the CUDA runtime (scripts/build-cuda-host.mjs), for the test suites to run as one
- * more CudaNative. Built once per set of sources: the file name carries a hash of every input, so test
- * files running at once share one build and an edited source is rebuilt. Skipped, with the reason,
- * where no C++ compiler or Node's headers are found.
+ * more CudaNative. Built once per set of sources: the file name carries a hash of every input, so an
+ * edited source is rebuilt, and test files starting at once share one build (the first takes a lock,
+ * the others wait for it). Skipped, with the reason, where no C++ compiler or Node's headers are found.
  */
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadNative } from "../runtime/cuda/load-native.js";
@@ -31,19 +31,68 @@ function inputsHash(): string {
 
 let cached: { readonly native: CudaNative; readonly path: string } | { readonly reason: string } | undefined;
 
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Builds `path` unless another test process is building it (a lock file beside it holds that
+ * process's id): then waits for it. Returns the build's skip message, or undefined once `path` exists.
+ */
+function buildOnce(path: string, name: string): string | undefined {
+  mkdirSync(OUT_DIR, { recursive: true });
+  const lock = `${path}.lock`;
+  const deadline = Date.now() + 300_000;
+  while (!existsSync(path)) {
+    let fd: number;
+    try {
+      fd = openSync(lock, "wx");
+    } catch {
+      let holder = 0;
+      try {
+        holder = Number(readFileSync(lock, "utf8"));
+      } catch {
+        continue; // released meanwhile: try again
+      }
+      // A holder that died leaves its lock behind (one that has not written its id yet reads as 0).
+      if (Number.isInteger(holder) && holder > 0 && !isRunning(holder)) rmSync(lock, { force: true });
+      if (Date.now() > deadline) throw new Error(`waited 5 minutes for another process to build ${path} (remove ${lock} if none is)`);
+      sleepMs(200);
+      continue;
+    }
+    try {
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      if (existsSync(path)) break;
+      const r = spawnSync(process.execPath, [SCRIPT, "--quiet", "--out", path], { cwd: ROOT, encoding: "utf8", timeout: 300_000 });
+      const output = `${r.stdout ?? ""}${r.stderr ?? ""}`.trim();
+      if (r.status !== 0) throw new Error(`scripts/build-cuda-host.mjs failed (exit ${r.status ?? r.signal}):\n${output}`);
+      if (!existsSync(path)) return output.split("\n")[0] || "the host-emulated CUDA addon was not built";
+      // Builds of earlier sources are stale now.
+      for (const f of readdirSync(OUT_DIR)) if (/^spillway_cuda_host-[0-9a-f]{16}\.node$/.test(f) && f !== name) rmSync(join(OUT_DIR, f), { force: true });
+    } finally {
+      rmSync(lock, { force: true });
+    }
+  }
+  return undefined;
+}
+
 /** The host-built addon, loaded (built first if this set of sources has not been), or why not. */
 export function hostCudaAddon(): { readonly native: CudaNative; readonly path: string } | { readonly reason: string } {
   if (cached) return cached;
   const name = `spillway_cuda_host-${inputsHash()}.node`;
   const path = join(OUT_DIR, name);
-  if (!existsSync(path)) {
-    const r = spawnSync(process.execPath, [SCRIPT, "--quiet", "--out", path], { cwd: ROOT, encoding: "utf8", timeout: 300_000 });
-    const output = `${r.stdout ?? ""}${r.stderr ?? ""}`.trim();
-    if (r.status !== 0) throw new Error(`scripts/build-cuda-host.mjs failed (exit ${r.status ?? r.signal}):\n${output}`);
-    if (!existsSync(path)) return (cached = { reason: output.split("\n")[0] ?? "the host-emulated CUDA addon was not built" });
-    // Builds of earlier sources are stale now (a build under way writes a temporary file, not one of these).
-    for (const f of readdirSync(OUT_DIR)) if (/^spillway_cuda_host-[0-9a-f]{16}\.node$/.test(f) && f !== name) rmSync(join(OUT_DIR, f), { force: true });
-  }
+  const skipped = buildOnce(path, name);
+  if (skipped !== undefined) return (cached = { reason: skipped });
   const load = loadNative(path);
   if (!load.loaded) throw new Error(`the host-emulated CUDA addon does not load: ${load.reason}`);
   return (cached = { native: load.native, path });
