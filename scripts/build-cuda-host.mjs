@@ -6,7 +6,7 @@
 // runtime correctness matrix over it, so the kernels and the binding are exercised where no GPU is.
 // It is slow (a kernel runs its threads one at a time) and it is not a GPU: never profile with it.
 //
-//   node scripts/build-cuda-host.mjs [--out <file>] [--kernels <file>] [--require] [--quiet]
+//   node scripts/build-cuda-host.mjs [--out <file>] [--kernels <file>] [--sanitize] [--require] [--quiet]
 //   (npm run build:cuda-host)
 //
 // kernels.cu is compiled as written except for two rewrites, made in a temporary copy that keeps
@@ -33,10 +33,12 @@ const HOST_DIR = join(SOURCE_DIR, "host");
 const DEFAULT_OUT = join(ROOT, "build", "cuda-host", "spillway_cuda_host.node");
 const TAG = "spillway build:cuda-host:";
 
-const USAGE = `usage: node scripts/build-cuda-host.mjs [--out <file>] [--kernels <file>] [--require] [--quiet]
+const USAGE = `usage: node scripts/build-cuda-host.mjs [--out <file>] [--kernels <file>] [--sanitize] [--require] [--quiet]
   --out      the addon to write (default build/cuda-host/spillway_cuda_host.node)
   --kernels  a kernels.cu to build instead of native/cuda/kernels.cu (the emulator's own tests build
              altered copies to see that it catches what they break)
+  --sanitize with AddressSanitizer and UndefinedBehaviorSanitizer (out-of-bounds accesses in kernels,
+             overflows): load it with LD_PRELOAD=$(g++ -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0
   --require  exit 1 instead of 0 when no C++ compiler or Node's headers are found
   --quiet    print only errors and skips
 environment: CXX, PATH, npm_config_nodedir`;
@@ -48,6 +50,7 @@ function parseCommandLine(argv) {
       options: {
         out: { type: "string" },
         kernels: { type: "string" },
+        sanitize: { type: "boolean", default: false },
         require: { type: "boolean", default: false },
         quiet: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
@@ -61,7 +64,7 @@ function parseCommandLine(argv) {
     }
     return {
       out: resolve(values.out ?? DEFAULT_OUT), kernels: resolve(values.kernels ?? join(SOURCE_DIR, "kernels.cu")),
-      require: values.require, quiet: values.quiet,
+      sanitize: values.sanitize, require: values.require, quiet: values.quiet,
     };
   } catch (error) {
     console.error(`${TAG} ${error.message}\n${USAGE}`);
@@ -111,6 +114,12 @@ export function rewriteKernels(source, file = "native/cuda/kernels.cu") {
   return `#line 1 ${JSON.stringify(file)}\n${lines.join("\n")}`;
 }
 
+/** The compiler's AddressSanitizer runtime (libasan.so), for LD_PRELOAD. */
+function asanRuntime(cxx) {
+  const r = spawnSync(cxx, ["-print-file-name=libasan.so"], { encoding: "utf8" });
+  return (r.stdout ?? "").trim() || "libasan.so";
+}
+
 function main() {
   const options = parseCommandLine(process.argv.slice(2));
   const say = options.quiet ? () => {} : (line) => console.log(line);
@@ -150,6 +159,7 @@ function main() {
     // under C++'s strict aliasing, g++ -O2 would drop such accesses.
     "-fno-strict-aliasing",
     "-Wno-unknown-pragmas",
+    ...(options.sanitize ? ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"] : []),
     `-I${HOST_DIR}`, `-I${SOURCE_DIR}`, `-I${headers.dir}`,
     `-DSPW_CUDA_ARCHS="host-emulation"`,
     "-o", tmp,
@@ -166,7 +176,9 @@ function main() {
     process.exit(1);
   }
   if (output && !options.quiet) console.log(output);
-  const loadError = loadCheck(tmp);
+  // A sanitized build loads only with the sanitizer's runtime first in the process.
+  const loadEnv = options.sanitize ? { ...process.env, LD_PRELOAD: asanRuntime(compiler.cxx), ASAN_OPTIONS: "detect_leaks=0" } : process.env;
+  const loadError = loadCheck(tmp, loadEnv);
   if (loadError) {
     removeQuietly(tmp);
     console.error(`${TAG} built the addon but it does not load: ${loadError}`);
@@ -174,6 +186,7 @@ function main() {
   }
   renameSync(tmp, out);
   say(`${TAG} built ${displayPath(out)} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  if (options.sanitize) say(`${TAG} load it with LD_PRELOAD=${loadEnv.LD_PRELOAD} ASAN_OPTIONS=detect_leaks=0`);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main();

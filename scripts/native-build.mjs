@@ -60,14 +60,14 @@ export function removeQuietly(file) {
 }
 
 /** Loads the addon in a child process with every symbol bound now (RTLD_NOW), so an undefined launcher fails here. */
-export function loadCheck(file) {
+export function loadCheck(file, env = process.env) {
   const code = [
     "const os = require('node:os');",
     "const m = { exports: {} };",
     "process.dlopen(m, process.argv[1], os.constants.dlopen.RTLD_NOW);",
     "if (typeof m.exports.probe !== 'function' || typeof m.exports.buildInfo !== 'object') throw new Error('it does not export probe() and buildInfo');",
   ].join("\n");
-  const r = spawnSync(process.execPath, ["-e", code, file], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, ["-e", code, file], { encoding: "utf8", env });
   if (r.status === 0) return null;
   const message = (r.stderr || r.stdout || r.error?.message || `exit ${r.status}`).split("\n").find((l) => /^\w*Error\b/.test(l));
   return message?.trim() ?? `exit ${r.status}`;

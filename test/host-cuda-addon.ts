@@ -4,6 +4,7 @@
  * more CudaNative. Built once per set of sources: the file name carries a hash of every input, so an
  * edited source is rebuilt, and test files starting at once share one build (the first takes a lock,
  * the others wait for it). Skipped, with the reason, where no C++ compiler or Node's headers are found.
+ * SPILLWAY_HOST_CUDA_ADDON names a build to use instead (e.g. one made with --sanitize).
  */
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -48,7 +49,7 @@ function isRunning(pid: number): boolean {
  * Builds `path` unless another test process is building it (a lock file beside it holds that
  * process's id): then waits for it. Returns the build's skip message, or undefined once `path` exists.
  */
-function buildOnce(path: string, name: string): string | undefined {
+function buildOnce(path: string, variant: string, extraArgs: readonly string[]): string | undefined {
   mkdirSync(OUT_DIR, { recursive: true });
   const lock = `${path}.lock`;
   const deadline = Date.now() + 300_000;
@@ -73,12 +74,12 @@ function buildOnce(path: string, name: string): string | undefined {
       writeSync(fd, String(process.pid));
       closeSync(fd);
       if (existsSync(path)) break;
-      const r = spawnSync(process.execPath, [SCRIPT, "--quiet", "--out", path], { cwd: ROOT, encoding: "utf8", timeout: 300_000 });
+      const r = spawnSync(process.execPath, [SCRIPT, "--quiet", ...extraArgs, "--out", path], { cwd: ROOT, encoding: "utf8", timeout: 300_000 });
       const output = `${r.stdout ?? ""}${r.stderr ?? ""}`.trim();
       if (r.status !== 0) throw new Error(`scripts/build-cuda-host.mjs failed (exit ${r.status ?? r.signal}):\n${output}`);
       if (!existsSync(path)) return output.split("\n")[0] || "the host-emulated CUDA addon was not built";
-      // Builds of earlier sources are stale now.
-      for (const f of readdirSync(OUT_DIR)) if (/^spillway_cuda_host-[0-9a-f]{16}\.node$/.test(f) && f !== name) rmSync(join(OUT_DIR, f), { force: true });
+      // This variant's builds of earlier sources are stale now.
+      for (const f of readdirSync(OUT_DIR)) if (f.startsWith(`${variant}-`) && /-[0-9a-f]{16}\.node$/.test(f) && join(OUT_DIR, f) !== path) rmSync(join(OUT_DIR, f), { force: true });
     } finally {
       rmSync(lock, { force: true });
     }
@@ -86,14 +87,25 @@ function buildOnce(path: string, name: string): string | undefined {
   return undefined;
 }
 
+/**
+ * The path of the host build of the current sources (`sanitize`: with AddressSanitizer and UBSan,
+ * loadable only under LD_PRELOAD of libasan), built first if need be; or why it cannot be built.
+ */
+export function hostCudaAddonPath(sanitize = false): { readonly path: string } | { readonly reason: string } {
+  const variant = sanitize ? "spillway_cuda_host_sanitized" : "spillway_cuda_host";
+  const path = join(OUT_DIR, `${variant}-${inputsHash()}.node`);
+  const skipped = buildOnce(path, variant, sanitize ? ["--sanitize"] : []);
+  return skipped !== undefined ? { reason: skipped } : { path };
+}
+
 /** The host-built addon, loaded (built first if this set of sources has not been), or why not. */
 export function hostCudaAddon(): { readonly native: CudaNative; readonly path: string } | { readonly reason: string } {
   if (cached) return cached;
-  const name = `spillway_cuda_host-${inputsHash()}.node`;
-  const path = join(OUT_DIR, name);
-  const skipped = buildOnce(path, name);
-  if (skipped !== undefined) return (cached = { reason: skipped });
-  const load = loadNative(path);
-  if (!load.loaded) throw new Error(`the host-emulated CUDA addon does not load: ${load.reason}`);
-  return (cached = { native: load.native, path });
+  // A build of one's own (e.g. build-cuda-host.mjs --sanitize, run under LD_PRELOAD of libasan).
+  const path = process.env.SPILLWAY_HOST_CUDA_ADDON || undefined;
+  const built = path ? { path } : hostCudaAddonPath();
+  if ("reason" in built) return (cached = built);
+  const load = loadNative(built.path);
+  if (!load.loaded) throw new Error(`the host-emulated CUDA addon ${built.path} does not load: ${load.reason}`);
+  return (cached = { native: load.native, path: built.path });
 }

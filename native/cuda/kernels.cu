@@ -75,14 +75,16 @@
 //   the build machine, so this was counted by scanning each per-arch cubin's .text sections for the
 //   HMMA opcode (0x23c in the low 12 bits); on a machine with the toolkit's cuobjdump,
 //   `cuobjdump --dump-sass kernels.o | grep -c HMMA` is the check;
-// - this file's kernels were also run on the CPU under a throwaway emulator (each CUDA thread a
-//   fiber, __syncthreads / shuffles / votes as fiber barriers that abort on divergence or deadlock,
-//   WMMA fragments emulated with pointer-alignment and ldm checks, ASan + UBSan, threads scheduled
-//   forward, backward and shuffled between barriers to expose shared-memory races) against the
-//   CPU backend's outputs (dist/runtime): quantise / dequantise (f32 and f16) and fp16 conversions,
-//   embedding and argmax bit-exact; LayerNorm, softmax (with -inf / NaN rows), attention (t = 1..100,
-//   headDim 8..300) and both linear paths (GEMV VEC 8 / 2 / 1 and 1..8 warps per column, WMMA
-//   vector and scalar loaders, partial tiles, k = 0) within fp32 rounding;
+// - this file itself runs on the CPU in every test run (scripts/build-cuda-host.mjs compiles it and
+//   addon.cpp with g++ against native/cuda/host/, a host emulation of the CUDA runtime: each CUDA
+//   thread a fiber, __syncthreads / shuffles / votes / WMMA calls as barriers that fail the launch on
+//   divergence or deadlock, WMMA pointer-alignment and ldm checks, threads shuffled between barriers
+//   over 0xFF-poisoned shared and device memory, launch pointer arguments checked to be device
+//   memory): test/cuda-kernels.test.ts checks every kernel against the CPU backend (the bit-exact ones
+//   exactly; LayerNorm, softmax, attention and both linear paths within 1e-5), and the runtime
+//   correctness matrix (test/runtime.test.ts) generates the CPU backend's greedy tokens through this
+//   code for all twelve placements. Before that emulation was committed, a throwaway one had also
+//   run the kernels under ASan + UBSan;
 // - index arithmetic, causal masking (visible = past + i + 1), -inf / NaN edge cases, barrier
 //   placement and shared-memory sizes were re-read against the CPU reference.
 

@@ -32,6 +32,16 @@
 #if !defined(__x86_64__)
 #include <ucontext.h>
 #endif
+// Built with -fsanitize=address (build-cuda-host.mjs --sanitize), every stack switch is announced to
+// AddressSanitizer, which otherwise takes a fiber's frames for overflows of the scheduler's stack.
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define SPW_ASAN_START(fake, bottom, size) __sanitizer_start_switch_fiber((fake), (bottom), (size))
+#define SPW_ASAN_FINISH(fake, bottom, size) __sanitizer_finish_switch_fiber((fake), (bottom), (size))
+#else
+#define SPW_ASAN_START(fake, bottom, size) ((void)0)
+#define SPW_ASAN_FINISH(fake, bottom, size) ((void)0)
+#endif
 
 namespace spw_host {
 
@@ -90,6 +100,11 @@ size_t deviceCapacity() {
 std::map<uintptr_t, size_t>& deviceAllocations() {
   static std::map<uintptr_t, size_t> allocations;
   return allocations;
+}
+// Each allocation's size rounded up to 256 bytes: what it takes from the budget.
+std::map<uintptr_t, size_t>& deviceGranules() {
+  static std::map<uintptr_t, size_t> granules;
+  return granules;
 }
 size_t deviceBytesInUse = 0;
 std::set<uintptr_t>& hostAllocations() {
@@ -227,6 +242,11 @@ struct Scheduler {
   std::set<void*> sharedSeen;
   uint64_t rng = 1;
   int orderMode = 0;  // 0 shuffle, 1 forward, 2 backward
+  // AddressSanitizer's view of the scheduler's stack and fake stacks (unused without --sanitize).
+  const void* schedulerStackBottom = nullptr;
+  size_t schedulerStackBytes = 0;
+  void* schedulerFakeStack = nullptr;
+  void* fiberFakeStack = nullptr;
 };
 
 Scheduler& scheduler() {
@@ -251,20 +271,24 @@ uint64_t nextRandom(Scheduler& s) {
   return z ^ (z >> 31);
 }
 
-void switchToScheduler(Scheduler& s) {
+// `finished`: the fiber will never run again (its fake stack, under ASan, is released).
+void switchToScheduler(Scheduler& s, bool finished = false) {
   Fiber* f = s.current;
+  SPW_ASAN_START(finished ? nullptr : &s.fiberFakeStack, s.schedulerStackBottom, s.schedulerStackBytes);
 #if defined(__x86_64__)
   spw_host_switch_stack(&f->sp, s.schedulerSp);
 #else
   swapcontext(&f->context, &s.schedulerContext);
 #endif
+  SPW_ASAN_FINISH(s.fiberFakeStack, nullptr, nullptr);
 }
 
 [[noreturn]] void fiberMain() {
   Scheduler& s = scheduler();
+  SPW_ASAN_FINISH(nullptr, &s.schedulerStackBottom, &s.schedulerStackBytes);
   s.body(s.context);
   s.current->state = State::Done;
-  switchToScheduler(s);
+  switchToScheduler(s, true);
   std::abort();  // a finished fiber is never resumed
 }
 
@@ -328,11 +352,13 @@ void startFiber(Scheduler& s, Fiber& f) {
 void resume(Scheduler& s, Fiber& f) {
   s.current = &f;
   currentThreadIdx = f.idx;
+  SPW_ASAN_START(&s.schedulerFakeStack, f.stack, kStackBytes);
 #if defined(__x86_64__)
   spw_host_switch_stack(&s.schedulerSp, f.sp);
 #else
   swapcontext(&s.schedulerContext, &f.context);
 #endif
+  SPW_ASAN_FINISH(s.schedulerFakeStack, nullptr, nullptr);
   s.current = nullptr;
 }
 
@@ -340,7 +366,7 @@ void resume(Scheduler& s, Fiber& f) {
 [[noreturn]] void abandonFiber(Scheduler& s) {
   s.failed = true;
   s.current->state = State::Done;
-  switchToScheduler(s);
+  switchToScheduler(s, true);
   std::abort();
 }
 
@@ -732,10 +758,14 @@ cudaError_t cudaMalloc(void** pointer, size_t bytes) {
     return reject(cudaErrorMemoryAllocation, "out of memory: %zu bytes asked, %zu of %zu free on the emulated device", bytes,
                   spw_host::deviceCapacity() - spw_host::deviceBytesInUse, spw_host::deviceCapacity());
   }
-  void* p = std::aligned_alloc(spw_host::kDeviceAlignment, rounded == 0 ? spw_host::kDeviceAlignment : rounded);
+  // Exactly `bytes` (at least 1), so that under --sanitize an access past the end is reported; the
+  // budget counts what CUDA would hand out (256-byte granules).
+  void* p = nullptr;
+  if (posix_memalign(&p, spw_host::kDeviceAlignment, bytes == 0 ? 1 : bytes) != 0) p = nullptr;
   if (p == nullptr) return reject(cudaErrorMemoryAllocation, "out of host memory for %zu emulated device bytes", bytes);
-  std::memset(p, 0xFF, rounded);
-  spw_host::deviceAllocations()[(uintptr_t)p] = rounded;
+  std::memset(p, 0xFF, bytes);
+  spw_host::deviceAllocations()[(uintptr_t)p] = bytes;
+  spw_host::deviceGranules()[(uintptr_t)p] = rounded;
   spw_host::deviceBytesInUse += rounded;
   *pointer = p;
   return cudaSuccess;
@@ -746,7 +776,8 @@ cudaError_t cudaFree(void* pointer) {
   auto& allocations = spw_host::deviceAllocations();
   auto it = allocations.find((uintptr_t)pointer);
   if (it == allocations.end()) return reject(cudaErrorInvalidDevicePointer, "cudaFree(%p): not the start of a cudaMalloc allocation", pointer);
-  spw_host::deviceBytesInUse -= it->second;
+  spw_host::deviceBytesInUse -= spw_host::deviceGranules()[(uintptr_t)pointer];
+  spw_host::deviceGranules().erase((uintptr_t)pointer);
   allocations.erase(it);
   std::free(pointer);
   return cudaSuccess;
