@@ -5,15 +5,15 @@
  * memory are refused with the call named. Skipped where no C++ compiler or Node's headers are found.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { loadNative } from "../runtime/cuda/load-native.js";
 import type { CudaNative } from "../runtime/cuda/native-api.js";
-import { random } from "./helpers.js";
+import { CLI, random } from "./helpers.js";
 import { hostCudaAddon } from "./host-cuda-addon.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -178,4 +178,17 @@ test("host emulation: kernels and copies refuse memory that is not on the device
   } finally {
     native.free(p);
   }
+});
+
+test("spillway devices --json over the host build (SPILLWAY_CUDA_ADDON, relative to the working directory) lists the emulated device, named as not a GPU", skip, () => {
+  if (!("native" in host)) return;
+  const r = spawnSync(process.execPath, [CLI, "devices", "--json"], { cwd: ROOT, encoding: "utf8", env: { ...process.env, SPILLWAY_CUDA_ADDON: relative(ROOT, host.path) } });
+  assert.equal(r.status, 0, r.stderr);
+  const cuda = JSON.parse(r.stdout).cuda;
+  assert.equal(cuda.available, true, JSON.stringify(cuda));
+  assert.equal(cuda.addon, host.path);
+  assert.equal(cuda.devices.length, 1);
+  assert.match(cuda.devices[0].name, /host emulation \(CPU, not a GPU\)/);
+  assert.equal(cuda.devices[0].computeCapability, "0.0");
+  assert.equal(cuda.devices[0].pcieLink, undefined);
 });

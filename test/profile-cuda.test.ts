@@ -11,6 +11,7 @@ import { createEmulatedNative } from "../runtime/cuda/emulated-native.js";
 import { cudaProfileFromSamples, measureCudaBackend } from "../runtime/cuda/profile-cuda.js";
 import { samplesToCsv } from "../runtime/profile-cpu.js";
 import { CLI } from "./helpers.js";
+import { hostCudaAddon } from "./host-cuda-addon.js";
 
 // Host-side rows as the CPU backend's profiler writes them (the CUDA profiler reuses that measurement).
 const HOST = [
@@ -49,6 +50,19 @@ test("spillway profile --backend cuda: samples from a device (emulated here) mak
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+const host = hostCudaAddon();
+
+test("the CUDA profiler's measurements run through the addon's own binding and kernels (built for the CPU): every kind sampled, every time positive, nothing left allocated", "reason" in host ? { skip: `no host build of the CUDA sources here: ${host.reason}` } : {}, () => {
+  if (!("native" in host)) return;
+  const samples = measureCudaBackend(host.native, { quick: true, tiny: true, hostSamples: HOST });
+  for (const m of ["h2d", "d2h", "h2dPageable", "d2hPageable", "deviceCopy", "matmul", "gemm", "launch", "dequantize", "gpuAttention"]) {
+    assert.ok(samples.some((s) => s.measurement === m), `a ${m} sample`);
+  }
+  for (const s of samples) assert.ok(s.seconds > 0 && Number.isFinite(s.seconds), `${s.measurement} ${s.size} ${s.shape}: ${s.seconds} s`);
+  const memory = host.native.memGetInfo();
+  assert.equal(memory.freeBytes, memory.totalBytes, "device memory left allocated");
 });
 
 test("spillway profile --backend cuda without a usable GPU fails with the reason (exit 1), writing nothing", () => {

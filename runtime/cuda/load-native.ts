@@ -4,16 +4,20 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CUDA_NATIVE_FUNCTIONS, type CudaNative, type NativeProbe } from "./native-api.js";
 
 /** Where `npm run build:cuda` puts the addon, relative to the package root. */
 export const ADDON_RELATIVE_PATH = "build/cuda/spillway_cuda.node";
 
-/** The addon's path: $SPILLWAY_CUDA_ADDON, else build/cuda/spillway_cuda.node under the package root. */
+/**
+ * The addon's path: $SPILLWAY_CUDA_ADDON (relative to the working directory), else
+ * build/cuda/spillway_cuda.node under the package root.
+ */
 export function addonPath(): string {
   const fromEnv = process.env.SPILLWAY_CUDA_ADDON;
-  if (fromEnv) return fromEnv;
+  if (fromEnv) return resolve(fromEnv);
   // dist/runtime/cuda/load-native.js → the package root is three levels up.
   return fileURLToPath(new URL(`../../../${ADDON_RELATIVE_PATH}`, import.meta.url));
 }
@@ -26,6 +30,7 @@ let cached: NativeLoad | undefined;
 
 /** Loads the addon once per process (a failed load is remembered too). */
 export function loadNative(path = addonPath()): NativeLoad {
+  path = resolve(path);
   if (cached && cached.path === path) return cached;
   cached = loadUncached(path);
   return cached;
