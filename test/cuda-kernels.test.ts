@@ -397,7 +397,12 @@ for (const impl of IMPLEMENTATIONS) {
         [1, 64, 64, true, 4, 2], // w 2 bytes off: scalar w loads
         [3, 100, 37, false, 4, 0], // odd n, k % 8 = 4: half2 w loads; x and out not 16-byte aligned
         [3, 100, 37, true, 0, 0],
-        [8, 768, 3072, true, 0, 0], // several warps per column
+        [8, 768, 3072, true, 0, 0], // a real layer's shape: one warp per column (enough columns to fill a GPU)
+        // Few columns, long rows: several warps share a column, their sums meet in shared memory
+        // (launchGemvRows picks 2, 4 and 8 warps here, with 4 SMs (the host emulation) or 80+).
+        [5, 600, 30, true, 0, 0],
+        [1, 1024, 20, false, 0, 0],
+        [2, 4096, 8, true, 0, 0],
       ];
       for (const [m, k, n, withBias, offset, wOffset] of cases) {
         const label = `linear ${m}x${k}x${n} bias=${withBias} offset=${offset}/${wOffset}`;
