@@ -508,13 +508,15 @@ for (const impl of IMPLEMENTATIONS) {
     });
   });
 
-  test(name("attention decode (t=1, past 0/1/17/600) and prefill (t=5/64/300) against float64, rel err < 1e-5"), options, () => {
+  test(name("attention decode (t=1, past 0/1/17/600) and prefill (t=2..300, head dims 16..300) against float64, rel err < 1e-5"), options, () => {
     withSession(impl, (s) => {
       // [t, past, heads, headDim]
       const cases: [number, number, number, number][] = [
         [1, 0, 4, 16], [1, 1, 4, 16], [1, 17, 4, 16], [1, 600, 4, 16],
         [1, 600, 32, 128],
         [5, 0, 4, 16], [64, 3, 4, 16], [300, 0, 4, 16],
+        // Head dimensions that are not a multiple of 32, and one past 256 (the P.V kernel's second pass).
+        [2, 7, 3, 80], [3, 10, 2, 300],
       ];
       for (const [t, past, heads, headDim] of cases) {
         const label = `attention t=${t} past=${past} heads=${heads} headDim=${headDim}`;
