@@ -9,8 +9,9 @@
 //   node scripts/build-cuda-host.mjs [--out <file>] [--kernels <file>] [--sanitize] [--require] [--quiet]
 //   (npm run build:cuda-host)
 //
-// kernels.cu is compiled as written except for two rewrites, made in a temporary copy that keeps
-// every line where it was (so compiler messages and the emulator's reports name kernels.cu lines):
+// kernels.cu is compiled as written except for two rewrites, made in a temporary copy (in the system's
+// temporary folder) that keeps every line where it was (so compiler messages and the emulator's
+// reports name kernels.cu lines):
 // - a launch `kernel<<<grid, block[, smem[, stream]]>>>(args)` becomes
 //   `::spw_host::launch("kernel", &kernel, grid, block[, smem[, stream]])(args)`;
 // - `__shared__ T name[...];` becomes a static array registered with the emulator (poisoned when each
@@ -21,7 +22,8 @@
 // --require). Environment: CXX (the compiler; default c++, then g++, then clang++ on PATH),
 // npm_config_nodedir (Node's headers).
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -141,11 +143,19 @@ function main() {
   const out = options.out;
   mkdirSync(dirname(out), { recursive: true });
   const tmp = temporaryBeside(out);
-  const kernelsCopy = `${tmp}.kernels.cpp`;
+  const copyDir = mkdtempSync(join(tmpdir(), "spillway-cuda-host-"));
+  const kernelsCopy = join(copyDir, "kernels.cpp");
   let rewritten;
   try {
-    rewritten = rewriteKernels(readFileSync(options.kernels, "utf8"), displayPath(options.kernels));
+    let source;
+    try {
+      source = readFileSync(options.kernels, "utf8");
+    } catch (error) {
+      throw new Error(`cannot read the kernels source ${displayPath(options.kernels)}: ${error.message}`);
+    }
+    rewritten = rewriteKernels(source, displayPath(options.kernels));
   } catch (error) {
+    rmSync(copyDir, { recursive: true, force: true });
     console.error(`${TAG} ${error.message}`);
     process.exit(1);
   }
@@ -167,7 +177,7 @@ function main() {
   ];
   say(`${TAG} compiling ${displayPath(options.kernels)}, native/cuda/addon.cpp and native/cuda/host/host-runtime.cpp with ${compiler.cxx}`);
   const build = spawnSync(compiler.cxx, args, { cwd: ROOT, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
-  rmSync(kernelsCopy, { force: true });
+  rmSync(copyDir, { recursive: true, force: true });
   const output = `${build.stdout ?? ""}${build.stderr ?? ""}`.trim();
   if (build.error || build.status !== 0) {
     removeQuietly(tmp);
