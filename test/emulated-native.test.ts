@@ -11,7 +11,7 @@ import { linearF16, linearScratchLength } from "../runtime/kernels/linear-f16.js
 import { reluInPlace } from "../runtime/kernels/relu.js";
 import { softmaxRowsInPlace } from "../runtime/kernels/softmax.js";
 import { decode, decodeToFloat16, encode } from "../runtime/tensor-codec.js";
-import { random } from "./helpers.js";
+import { naiveLinear, random } from "./helpers.js";
 
 const MIB = 2 ** 20;
 
@@ -352,18 +352,6 @@ test("emulated native: eventElapsedMs is positive, additive, proportional to byt
 // ---------------------------------------------------------------------------------------------------
 // Kernels against the CPU reference.
 // ---------------------------------------------------------------------------------------------------
-
-function naiveLinear(x: Float32Array, w: Float32Array, bias: Float32Array | undefined, m: number, k: number, n: number): Float64Array {
-  const out = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) {
-    for (let j = 0; j < n; j++) {
-      let s = bias ? bias[j]! : 0;
-      for (let p = 0; p < k; p++) s += x[i * k + p]! * w[j * k + p]!;
-      out[i * n + j] = s;
-    }
-  }
-  return out;
-}
 
 function referenceLinear(x: Float32Array, w16: Uint16Array, bias: Float32Array | undefined, m: number, k: number, n: number): Float32Array {
   const out = new Float32Array(m * n);

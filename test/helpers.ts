@@ -10,3 +10,16 @@ export function runCli(args: string[], input?: string): { status: number; stdout
 
 /** Deterministic PRNG (mulberry32) so property tests are reproducible. */
 export { mulberry32 as random } from "../core/random.js";
+
+/** out[m, n] = x[m, k] . w[n, k]^T + bias, in float64: the reference for linear kernels. */
+export function naiveLinear(x: Float32Array, w: Float32Array, bias: Float32Array | undefined, m: number, k: number, n: number): Float64Array {
+  const out = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = bias ? bias[j]! : 0;
+      for (let p = 0; p < k; p++) s += x[i * k + p]! * w[j * k + p]!;
+      out[i * n + j] = s;
+    }
+  }
+  return out;
+}

@@ -11,7 +11,7 @@ import { createWasmMatmul, matmulBias, matmulBiasJs, wasmSimdSupported } from ".
 import { compressedByteLength, dequantize4bit, quantize4bit } from "../runtime/kernels/quantize-4bit.js";
 import { reluInPlace } from "../runtime/kernels/relu.js";
 import { softmaxRowsInPlace, softmaxSpanInPlace } from "../runtime/kernels/softmax.js";
-import { random } from "./helpers.js";
+import { naiveLinear, random } from "./helpers.js";
 
 function randomArray(length: number, seed: number, amplitude = 1): Float32Array {
   const next = random(seed);
@@ -32,18 +32,6 @@ function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): 
   return maxRef === 0 ? maxDiff : maxDiff / maxRef;
 }
 
-function naiveMatmul(a: Float32Array, w: Float32Array, bias: Float32Array | undefined, m: number, k: number, n: number): Float64Array {
-  const out = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) {
-    for (let j = 0; j < n; j++) {
-      let s = bias ? bias[j]! : 0;
-      for (let p = 0; p < k; p++) s += a[i * k + p]! * w[j * k + p]!;
-      out[i * n + j] = s;
-    }
-  }
-  return out;
-}
-
 const MATMUL_SHAPES: Array<[m: number, k: number, n: number]> = [
   [1, 1, 1], [3, 17, 5], [1, 768, 768], [64, 129, 33], [2, 3, 4], [7, 64, 9], [5, 1500, 13], [16, 768, 96], [33, 31, 70],
 ];
@@ -55,7 +43,7 @@ test("matmulBias: a·wᵀ + bias matches a float64 reference (relative error < 1
     const w = randomArray(n * k, seed++);
     const bias = randomArray(n, seed++);
     for (const b of [bias, undefined]) {
-      const expected = naiveMatmul(a, w, b, m, k, n);
+      const expected = naiveLinear(a, w, b, m, k, n);
       const out = new Float32Array(m * n).fill(Number.NaN);
       matmulBias(a, w, b, out, m, k, n);
       const error = relativeError(out, expected);
@@ -85,7 +73,7 @@ test("matmulBias: the wasm SIMD kernel is available on Node 20, and odd tilings,
       const bias = randomArray(n, seed++);
       const out = new Float32Array(m * n).fill(Number.NaN);
       kernel(a, w, bias, out, m, k, n);
-      const error = relativeError(out, naiveMatmul(a, w, bias, m, k, n));
+      const error = relativeError(out, naiveLinear(a, w, bias, m, k, n));
       assert.ok(error < 1e-5, `${JSON.stringify(tuning)} ${m}x${k}x${n}: relative error ${error}`);
     }
   }

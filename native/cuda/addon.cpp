@@ -859,43 +859,38 @@ napi_value Q4Bytes(Call& c) {
   return numberValue(c.env, static_cast<double>(spw_q4_bytes(rowValues)));
 }
 
-napi_value Dequantize4F16(Call& c) {
-  void *stored, *out;
+// The 4-bit launchers' arguments: (input, rows, rowValues, output, stream), as kernels.h orders them.
+// Launches `launch(input, output, rows, rowValues, stream)` and throws, named `name`, if it fails.
+template <typename Launch>
+napi_value q4Call(Call& c, const char* name, const char* inName, const char* outName, Launch launch) {
+  void *in, *out;
   size_t rows, rowValues;
   cudaStream_t stream;
-  if (!pointerArg(c, 0, "stored", &stored) || !sizeArg(c, 1, "rows", &rows) || !sizeArg(c, 2, "rowValues", &rowValues) ||
-      !pointerArg(c, 3, "out", &out) || !streamArg(c, 4, &stream)) {
+  if (!pointerArg(c, 0, inName, &in) || !sizeArg(c, 1, "rows", &rows) || !sizeArg(c, 2, "rowValues", &rowValues) ||
+      !pointerArg(c, 3, outName, &out) || !streamArg(c, 4, &stream)) {
     return nullptr;
   }
-  cudaError_t status = spw_dequantize4_f16(as<const uint8_t>(stored), rows, rowValues, as<uint16_t>(out), stream);
-  if (status != cudaSuccess) return throwCuda(c.env, status, "dequantize4F16(rows=%zu, rowValues=%zu)", rows, rowValues);
+  cudaError_t status = launch(in, out, rows, rowValues, stream);
+  if (status != cudaSuccess) return throwCuda(c.env, status, "%s(rows=%zu, rowValues=%zu)", name, rows, rowValues);
   return nullptr;
+}
+
+napi_value Dequantize4F16(Call& c) {
+  return q4Call(c, "dequantize4F16", "stored", "out", [](void* stored, void* out, size_t rows, size_t rowValues, cudaStream_t stream) {
+    return spw_dequantize4_f16(as<const uint8_t>(stored), rows, rowValues, as<uint16_t>(out), stream);
+  });
 }
 
 napi_value Dequantize4F32(Call& c) {
-  void *stored, *out;
-  size_t rows, rowValues;
-  cudaStream_t stream;
-  if (!pointerArg(c, 0, "stored", &stored) || !sizeArg(c, 1, "rows", &rows) || !sizeArg(c, 2, "rowValues", &rowValues) ||
-      !pointerArg(c, 3, "out", &out) || !streamArg(c, 4, &stream)) {
-    return nullptr;
-  }
-  cudaError_t status = spw_dequantize4_f32(as<const uint8_t>(stored), rows, rowValues, as<float>(out), stream);
-  if (status != cudaSuccess) return throwCuda(c.env, status, "dequantize4F32(rows=%zu, rowValues=%zu)", rows, rowValues);
-  return nullptr;
+  return q4Call(c, "dequantize4F32", "stored", "out", [](void* stored, void* out, size_t rows, size_t rowValues, cudaStream_t stream) {
+    return spw_dequantize4_f32(as<const uint8_t>(stored), rows, rowValues, as<float>(out), stream);
+  });
 }
 
 napi_value Quantize4(Call& c) {
-  void *x, *stored;
-  size_t rows, rowValues;
-  cudaStream_t stream;
-  if (!pointerArg(c, 0, "x", &x) || !sizeArg(c, 1, "rows", &rows) || !sizeArg(c, 2, "rowValues", &rowValues) ||
-      !pointerArg(c, 3, "stored", &stored) || !streamArg(c, 4, &stream)) {
-    return nullptr;
-  }
-  cudaError_t status = spw_quantize4(as<const float>(x), rows, rowValues, as<uint8_t>(stored), stream);
-  if (status != cudaSuccess) return throwCuda(c.env, status, "quantize4(rows=%zu, rowValues=%zu)", rows, rowValues);
-  return nullptr;
+  return q4Call(c, "quantize4", "x", "stored", [](void* x, void* stored, size_t rows, size_t rowValues, cudaStream_t stream) {
+    return spw_quantize4(as<const float>(x), rows, rowValues, as<uint8_t>(stored), stream);
+  });
 }
 
 napi_value ArgmaxRows(Call& c) {

@@ -262,6 +262,19 @@ __global__ void __launch_bounds__(ROW_THREADS) softmax_rows_kernel(float* x, int
   blockSoftmaxSpan(x + (size_t)blockIdx.x * cols, cols, cols);
 }
 
+// Every lane ends with its warp's largest `best` and, among equal values, the lowest `index`.
+__device__ __forceinline__ void warpArgmax(float& best, int& index) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(FULL_MASK, best, o);
+    const int oi = __shfl_xor_sync(FULL_MASK, index, o);
+    if (ov > best || (ov == best && oi < index)) {
+      best = ov;
+      index = oi;
+    }
+  }
+}
+
 // MERGE false: out[row] = the row's argmax. MERGE true (spw_argmax_merge): the row's maximum v at
 // index i joins a running best over column chunks: when v > bestValue[row] (strictly; after
 // initialising to -inf / 0 when `first`), bestValue[row] = v and out[row] = colOffset + i.
@@ -279,15 +292,7 @@ __global__ void __launch_bounds__(ROW_THREADS) argmax_rows_kernel(const float* _
       index = c;
     }
   }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const float ov = __shfl_xor_sync(FULL_MASK, best, o);
-    const int oi = __shfl_xor_sync(FULL_MASK, index, o);
-    if (ov > best || (ov == best && oi < index)) {
-      best = ov;
-      index = oi;
-    }
-  }
+  warpArgmax(best, index);
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   if (lane == 0) {
@@ -299,15 +304,7 @@ __global__ void __launch_bounds__(ROW_THREADS) argmax_rows_kernel(const float* _
     const int warps = (blockDim.x + 31) >> 5;
     best = lane < warps ? sValue[lane] : -INFINITY;
     index = lane < warps ? sIndex[lane] : INT_MAX;
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      const float ov = __shfl_xor_sync(FULL_MASK, best, o);
-      const int oi = __shfl_xor_sync(FULL_MASK, index, o);
-      if (ov > best || (ov == best && oi < index)) {
-        best = ov;
-        index = oi;
-      }
-    }
+    warpArgmax(best, index);
     if (lane == 0) {
       if (!MERGE) {
         out[blockIdx.x] = best > -INFINITY ? index : 0;  // nothing above -inf: index 0

@@ -430,6 +430,43 @@ export async function executeOnCuda(native: CudaNative, weights: OptWeights, pol
     // Slots alternate along the whole stream of layers (across tokens too, so that an odd layer count
     // never hands the next token's layer 0 the slot the last layer is computing from).
     const slotOf = (token: number, layer: number) => (token * L + layer) % 2;
+    /**
+     * Reads the disk tensors among `tensors` into `staging`, packed at aligned offsets (libuv's thread
+     * pool), after `beforeReuse` (the wait for the staging's previous copy up); returns where each landed.
+     */
+    const stageFromDisk = async (tensors: readonly Stored[], staging: Uint8Array | undefined, where: Where, beforeReuse: () => void): Promise<Map<Stored, Uint8Array>> => {
+      const staged = new Map<Stored, Uint8Array>();
+      const fromDisk = tensors.filter((t) => t.tier === "disk");
+      if (fromDisk.length === 0) return staged;
+      beforeReuse();
+      let offset = 0;
+      const reads = fromDisk.map((t) => {
+        const dst = staging!.subarray(offset, offset + t.bytes);
+        offset += align(t.bytes);
+        staged.set(t, dst);
+        return { ...disk.readSource(t.diskKey!), dst };
+      });
+      const startMs = performance.now();
+      await readFiles(reads);
+      timeline.host("read-weights", "diskRead", reads.reduce((sum, r) => sum + r.bytes, 0), where, startMs, performance.now());
+      return staged;
+    };
+    /**
+     * Copies off-device `tensors` up into the device buffer at `base`, packed at aligned offsets, on the
+     * weights stream (host ones from their pinned arrays, disk ones from `staged`); records each address
+     * in `at` and returns the event after the copies.
+     */
+    const uploadPacked = (tensors: readonly Stored[], staged: Map<Stored, Uint8Array>, base: number, at: Map<string, number>, where: Where): number => {
+      let offset = 0;
+      return timeline.device("load-weights", "h2d", weightsStream, tensors.reduce((sum, t) => sum + t.bytes, 0), where, () => {
+        for (const t of tensors) {
+          const dst = base + offset;
+          native.memcpyHtoD(dst, t.tier === "cpu" ? t.host! : staged.get(t)!, weightsStream);
+          at.set(t.name, dst);
+          offset += align(t.bytes);
+        }
+      });
+    };
     const issueLayer = (layer: number, token: number): Promise<Arriving> => track(issueLayerNow(layer, token));
     const issueLayerNow = async (layer: number, token: number): Promise<Arriving> => {
       const where = { token, layer, batch: -1 };
@@ -438,32 +475,12 @@ export async function executeOnCuda(native: CudaNative, weights: OptWeights, pol
       for (const t of layers[layer]!) if (t.tier === "gpu") at.set(t.name, t.device!.pointer);
       const off = layers[layer]!.filter((t) => t.tier !== "gpu");
       if (off.length === 0) return { layer, at };
-      const staged = new Map<Stored, Uint8Array>();
-      const fromDisk = off.filter((t) => t.tier === "disk");
-      if (fromDisk.length > 0) {
+      const staged = await stageFromDisk(off, diskStaging[slot], where, () => {
         if (stagingFree[slot] !== undefined) native.eventSynchronize(stagingFree[slot]!);
-        let offset = 0;
-        const reads = fromDisk.map((t) => {
-          const dst = diskStaging[slot]!.subarray(offset, offset + t.bytes);
-          offset += align(t.bytes);
-          staged.set(t, dst);
-          return { ...disk.readSource(t.diskKey!), dst };
-        });
-        const startMs = performance.now();
-        await readFiles(reads);
-        timeline.host("read-weights", "diskRead", reads.reduce((sum, r) => sum + r.bytes, 0), where, startMs, performance.now());
-      }
-      if (slotFree[slot] !== undefined) native.streamWaitEvent(weightsStream, slotFree[slot]!);
-      let offset = 0;
-      const arrived = timeline.device("load-weights", "h2d", weightsStream, off.reduce((sum, t) => sum + t.bytes, 0), where, () => {
-        for (const t of off) {
-          const dst = weightSlots[slot]!.pointer + offset;
-          native.memcpyHtoD(dst, t.tier === "cpu" ? t.host! : staged.get(t)!, weightsStream);
-          at.set(t.name, dst);
-          offset += align(t.bytes);
-        }
       });
-      if (fromDisk.length > 0) stagingFree[slot] = arrived;
+      if (slotFree[slot] !== undefined) native.streamWaitEvent(weightsStream, slotFree[slot]!);
+      const arrived = uploadPacked(off, staged, weightSlots[slot]!.pointer, at, where);
+      if (staged.size > 0) stagingFree[slot] = arrived;
       return { layer, arrived, at };
     };
     /** On the compute stream: waits for the weights, dequantises 4-bit matrices, converts vectors to fp32. */
@@ -858,32 +875,10 @@ export async function executeOnCuda(native: CudaNative, weights: OptWeights, pol
       const at = new Map<string, number>();
       for (const t of embedRest) if (t.tier === "gpu") at.set(t.name, t.device!.pointer);
       if (restOff.length > 0) {
-        const staged = new Map<Stored, Uint8Array>();
-        const fromDisk = restOff.filter((t) => t.tier === "disk");
-        if (fromDisk.length > 0) {
-          native.streamSynchronize(weightsStream); // the staging's previous copy is done
-          let offset = 0;
-          const reads = fromDisk.map((t) => {
-            const dst = embedDiskStaging!.subarray(offset, offset + t.bytes);
-            offset += align(t.bytes);
-            staged.set(t, dst);
-            return { ...disk.readSource(t.diskKey!), dst };
-          });
-          const startMs = performance.now();
-          await readFiles(reads);
-          timeline.host("read-weights", "diskRead", reads.reduce((sum, r) => sum + r.bytes, 0), where, startMs, performance.now());
-        }
+        // the staging's previous copy is done before it is refilled
+        const staged = await stageFromDisk(restOff, embedDiskStaging, where, () => native.streamSynchronize(weightsStream));
         // The previous token's LM head has finished with the slot: the host synchronised on it.
-        let offset = 0;
-        const arrived = timeline.device("load-weights", "h2d", weightsStream, restOff.reduce((sum, t) => sum + t.bytes, 0), where, () => {
-          for (const t of restOff) {
-            const dst = embedSlot!.pointer + offset;
-            native.memcpyHtoD(dst, t.tier === "cpu" ? t.host! : staged.get(t)!, weightsStream);
-            at.set(t.name, dst);
-            offset += align(t.bytes);
-          }
-        });
-        native.streamWaitEvent(compute, arrived);
+        native.streamWaitEvent(compute, uploadPacked(restOff, staged, embedSlot!.pointer, at, where));
       }
       const vectors = new Map<string, number>();
       let vectorAt = 0;

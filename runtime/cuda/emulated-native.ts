@@ -74,6 +74,7 @@ import { layerNorm as layerNormCpu } from "../kernels/layer-norm.js";
 import { linearF16, linearScratchLength } from "../kernels/linear-f16.js";
 import { reluInPlace } from "../kernels/relu.js";
 import { softmaxRowsInPlace } from "../kernels/softmax.js";
+import { DeviceOutOfMemory, FirstFitAllocator, type DeviceBlock } from "../first-fit-allocator.js";
 import { decode, decodeToFloat16, encode } from "../tensor-codec.js";
 import { CUDA_NATIVE_FUNCTIONS, type CudaNative, type NativeDeviceProperties, type NativeProbe } from "./native-api.js";
 
@@ -314,10 +315,10 @@ interface EventState {
 interface Block {
   /** Byte offset in device memory (pointer - DEVICE_BASE). */
   readonly offset: number;
-  /** Bytes reserved: the request rounded up to 256. */
-  readonly size: number;
   /** Bytes asked for: the range calls may touch. */
   readonly requested: number;
+  /** The allocator's block: the request rounded up to 256 bytes. */
+  readonly reserved: DeviceBlock;
 }
 
 /** A validated device range: its byte offset in device memory and length. */
@@ -340,12 +341,10 @@ class EmulatedDevice implements CudaNative {
   private readonly memory: ArrayBuffer;
   private readonly bytes: Uint8Array;
 
-  /** Free extents, sorted by offset, coalesced. */
-  private freeList: { offset: number; size: number }[];
+  /** Where allocations go: first fit in 256-byte units, freed extents merged. */
+  private readonly allocator: FirstFitAllocator;
   /** Live allocations, sorted by offset (binary search resolves interior pointers). */
   private readonly blocks: Block[] = [];
-  private inUse = 0;
-  private peak = 0;
   private requested = 0;
 
   private readonly pinned = new WeakSet<ArrayBuffer>();
@@ -379,7 +378,7 @@ class EmulatedDevice implements CudaNative {
     this.order = options.order ?? "random";
     this.memory = new ArrayBuffer(this.capacity);
     this.bytes = new Uint8Array(this.memory);
-    this.freeList = [{ offset: 0, size: this.capacity }];
+    this.allocator = new FirstFitAllocator(this.capacity, this.capacity, ALIGN);
     const legacy = new StreamState(0);
     this.streamHandles.set(0, legacy);
     this.streams.add(legacy);
@@ -387,8 +386,8 @@ class EmulatedDevice implements CudaNative {
     const self = this;
     this.stats = {
       get totalBytes() { return self.capacity; },
-      get inUseBytes() { return self.inUse; },
-      get peakBytes() { return self.peak; },
+      get inUseBytes() { return self.allocator.usedBytes; },
+      get peakBytes() { return self.allocator.peakBytes; },
       get requestedBytes() { return self.requested; },
       get liveAllocations() { return self.blocks.length; },
       get pinnedHostBytes() { return self.pinnedBytes; },
@@ -442,7 +441,7 @@ class EmulatedDevice implements CudaNative {
   }
 
   memGetInfo(): { freeBytes: number; totalBytes: number } {
-    return { freeBytes: this.capacity - this.inUse, totalBytes: this.capacity };
+    return { freeBytes: this.capacity - this.allocator.usedBytes, totalBytes: this.capacity };
   }
 
   deviceSynchronize(): void {
@@ -458,18 +457,17 @@ class EmulatedDevice implements CudaNative {
   malloc(bytes: number): number {
     safeArg("malloc", "bytes", bytes);
     if (bytes === 0) return 0; // cudaMalloc(0) succeeds with the null pointer
-    const size = Math.ceil(bytes / ALIGN) * ALIGN;
-    const index = this.freeList.findIndex((f) => f.size >= size);
-    if (index < 0) throw cudaError(`cudaMalloc(${bytes} bytes)`, "cudaErrorMemoryAllocation");
-    const extent = this.freeList[index]!;
-    const offset = extent.offset;
-    if (extent.size === size) this.freeList.splice(index, 1);
-    else this.freeList[index] = { offset: offset + size, size: extent.size - size };
-    this.blocks.splice(this.blockIndexAfter(offset), 0, { offset, size, requested: bytes });
-    this.inUse += size;
+    let reserved: DeviceBlock;
+    try {
+      reserved = this.allocator.allocate(bytes, "cudaMalloc");
+    } catch (error) {
+      if (error instanceof DeviceOutOfMemory) throw cudaError(`cudaMalloc(${bytes} bytes)`, "cudaErrorMemoryAllocation");
+      throw error;
+    }
+    const offset = reserved.offset;
+    this.blocks.splice(this.blockIndexAfter(offset), 0, { offset, requested: bytes, reserved });
     this.requested += bytes;
-    this.peak = Math.max(this.peak, this.inUse);
-    this.bytes.fill(POISON_BYTE, offset, offset + size);
+    this.bytes.fill(POISON_BYTE, offset, offset + reserved.bytes);
     return DEVICE_BASE + offset;
   }
 
@@ -484,19 +482,8 @@ class EmulatedDevice implements CudaNative {
     // cudaFree waits for the device to be idle: nothing queued can touch the block afterwards.
     this.deviceSynchronize();
     this.blocks.splice(index, 1);
-    this.inUse -= block.size;
     this.requested -= block.requested;
-    // Return the extent to the free list and merge it with its neighbours.
-    let i = 0;
-    while (i < this.freeList.length && this.freeList[i]!.offset < block.offset) i++;
-    this.freeList.splice(i, 0, { offset: block.offset, size: block.size });
-    const merged: { offset: number; size: number }[] = [];
-    for (const f of this.freeList) {
-      const last = merged[merged.length - 1];
-      if (last && last.offset + last.size === f.offset) last.size += f.size;
-      else merged.push({ ...f });
-    }
-    this.freeList = merged;
+    this.allocator.release(block.reserved);
   }
 
   /** Index of the first live block whose offset is > `offset` (so index - 1 may contain it). */

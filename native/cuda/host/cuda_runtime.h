@@ -167,7 +167,8 @@ void syncthreads(int line);
 uint64_t shuffleXor(unsigned mask, uint64_t bits, int laneMask, int line);
 // Each lane offers `predicate`; returns whether any lane's is non-zero.
 int anyLane(unsigned mask, int predicate, int line);
-// A WMMA call: every lane of the warp arrives, then each runs `op` (on its own fragments).
+// The barrier a WMMA call (`what`, named in divergence reports) starts with: every lane of the warp
+// must reach it before any goes on.
 void warpCollective(const char* what, int line);
 // The calling thread's lane (0..31).
 unsigned laneId();
@@ -258,7 +259,7 @@ inline T fromBits(uint64_t bits) {
 
 #define __syncthreads() ::spw_host::syncthreads(__LINE__)
 #define __shfl_xor_sync(mask, value, laneMask) \
-  (::spw_host::fromBits<decltype(value)>(::spw_host::shuffleXor((mask), ::spw_host::toBits(value), (laneMask), __LINE__)))
+  (::spw_host::fromBits<std::decay_t<decltype(value)>>(::spw_host::shuffleXor((mask), ::spw_host::toBits(value), (laneMask), __LINE__)))
 #define __any_sync(mask, predicate) (::spw_host::anyLane((mask), (predicate) ? 1 : 0, __LINE__))
 
 template <typename T>

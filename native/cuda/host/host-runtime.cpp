@@ -433,22 +433,22 @@ bool runBlock(Scheduler& s, const char* kernel, unsigned threads) {
       }
       if (waiting == 0) continue;
       if (w * 32 + 32 > threads) {
-        failLaunch(s, kernel, format("%s at line %d in a partial warp (%u threads per block): the emulation needs whole warps", opName(first->op), first->line, threads));
+        failLaunch(s, kernel, format("%s at line %d in a partial warp (%u threads per block): the emulation needs whole warps", first->what, first->line, threads));
         return false;
       }
       if (waiting < 32) {
-        failLaunch(s, kernel, format("warp %u diverged: %u lanes wait at %s (line %d), %u exited, %u wait at __syncthreads", w, waiting, opName(first->op), first->line, done, atBlock));
+        failLaunch(s, kernel, format("warp %u diverged: %u lanes wait at %s (line %d), %u exited, %u wait at __syncthreads", w, waiting, first->what, first->line, done, atBlock));
         return false;
       }
       for (unsigned l = 0; l < 32; l++) {
         const Fiber& f = s.fibers[w * 32 + l];
         if (f.op != first->op || f.line != first->line || f.mask != first->mask) {
-          failLaunch(s, kernel, format("warp %u diverged: lane 0 waits at %s (line %d, mask 0x%x), lane %u at %s (line %d, mask 0x%x)", w, opName(first->op), first->line, first->mask, l, opName(f.op), f.line, f.mask));
+          failLaunch(s, kernel, format("warp %u diverged: lane 0 waits at %s (line %d, mask 0x%x), lane %u at %s (line %d, mask 0x%x)", w, first->what, first->line, first->mask, l, f.what, f.line, f.mask));
           return false;
         }
       }
       if (first->mask != 0xFFFFFFFFu) {
-        failLaunch(s, kernel, format("%s at line %d with mask 0x%x: the emulation supports full-warp masks only", opName(first->op), first->line, first->mask));
+        failLaunch(s, kernel, format("%s at line %d with mask 0x%x: the emulation supports full-warp masks only", first->what, first->line, first->mask));
         return false;
       }
       for (unsigned l = 0; l < 32; l++) s.fibers[w * 32 + l].state = State::Ready;
@@ -478,7 +478,8 @@ bool runBlock(Scheduler& s, const char* kernel, unsigned threads) {
   return true;
 }
 
-void waitAtWarpBarrier(WarpOp op, unsigned mask, int line) {
+// `what`: the call, for divergence reports (default: the kind of collective).
+void waitAtWarpBarrier(WarpOp op, unsigned mask, int line, const char* what = nullptr) {
   Scheduler& s = scheduler();
   Fiber* f = s.current;
   if (f == nullptr) {
@@ -488,6 +489,7 @@ void waitAtWarpBarrier(WarpOp op, unsigned mask, int line) {
   f->op = op;
   f->mask = mask;
   f->line = line;
+  f->what = what != nullptr ? what : opName(op);
   f->state = State::AtWarpBarrier;
   switchToScheduler(s);
 }
@@ -535,9 +537,7 @@ int anyLane(unsigned mask, int predicate, int line) {
 }
 
 void warpCollective(const char* what, int line) {
-  Scheduler& s = scheduler();
-  if (s.current != nullptr) s.current->what = what;
-  waitAtWarpBarrier(WarpOp::Wmma, 0xFFFFFFFFu, line);
+  waitAtWarpBarrier(WarpOp::Wmma, 0xFFFFFFFFu, line, what);
 }
 
 unsigned laneId() {
