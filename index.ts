@@ -14,7 +14,10 @@ export { plan, planSync, PlanError, type Plan, type PlanRequest, type FixedPolic
 export { accelerateBaseline, baselines, deepspeedZeroBaseline, flexgenBaseline, llamaCppBaseline, BASELINE_NAMES, type Baseline, type BaselineName } from "./planner/baselines.js";
 export { buildReport, type BuildReportOptions, type ReportSummary } from "./reports/build-report.js";
 export { renderChart, type RenderedChart } from "./reports/render-chart.js";
-export { evaluatePolicy, type Prediction } from "./planner/spillway/evaluate-policy.js";
+export { evaluatePolicy } from "./planner/spillway/evaluate-policy.js";
+export type { Prediction } from "./planner/prediction.js";
+export { evaluate, type EvaluationRequest } from "./planner/evaluate.js";
+export { defaultRoutingProfile } from "./planner/moe/default-routing.js";
 export { loadLpSolvers } from "./planner/lp/solve-linear-program.js";
 export { simulate, simulateSchedule, type SimulationResult, type SimulateOptions } from "./simulator/simulate.js";
 export { run, type RunOptions, type RunResult } from "./runtime/run.js";

@@ -7,8 +7,8 @@
 import type { ModelSpec } from "../core/model-spec.js";
 import { isUniform } from "../core/policy.js";
 import { formatBytes } from "../core/units.js";
-import type { Tier } from "../planner/spillway/realize-placement.js";
-import { activationTierOf } from "../planner/spillway/realize-placement.js";
+import type { Tier } from "../core/realize-placement.js";
+import { activationTierOf } from "../core/realize-placement.js";
 import { commonHeader, describeTiers, type ExportSource, gibUp, hfModelId, layerBytesFp16, planWeightBytes } from "./export-source.js";
 import type { ExportResult } from "./export-plan.js";
 

@@ -4,7 +4,7 @@
  * the GPU (beyond parameters under stage3_param_persistence_threshold) nor place KV cache by config.
  */
 import { layerParams, layerWeightTensors } from "../core/model-spec.js";
-import { activationTierOf, embeddingTensors } from "../planner/spillway/realize-placement.js";
+import { activationTierOf, embeddingTensors } from "../core/realize-placement.js";
 import { blockSize, commonHeader, describeTiers, type ExportSource, hfModelId, planWeightBytes } from "./export-source.js";
 import type { ExportResult } from "./export-plan.js";
 

@@ -13,7 +13,7 @@ import type { Plan } from "../planner/plan.js";
 import { defaultRoutingProfile } from "../planner/moe/default-routing.js";
 import { type LlamaCppMoeAdvice, llamaCppMoeAdvice } from "../planner/moe/llama-cpp-moe.js";
 import { hardwareRates } from "../planner/spillway/hardware-rates.js";
-import { embeddingTensors, placeTensors, realizePlacement, type Tier, type TierAmounts, TIERS } from "../planner/spillway/realize-placement.js";
+import { embeddingTensors, placeTensors, realizePlacement, type Tier, type TierAmounts, TIERS } from "../core/realize-placement.js";
 import { type PlanFile, readPlanFile } from "../simulator/read-plan.js";
 
 export type PlanInput = Plan | PlanFile | string;

@@ -5,8 +5,8 @@
  */
 import { isUniform, type Placement, placementFromPercents } from "../core/policy.js";
 import { formatBytes } from "../core/units.js";
-import { cacheSequences, flexgenLayerWeightBytes, type TierAmounts } from "../planner/spillway/realize-placement.js";
-import { activationTierOf } from "../planner/spillway/realize-placement.js";
+import { cacheSequences, flexgenLayerWeightBytes, type TierAmounts } from "../core/realize-placement.js";
+import { activationTierOf } from "../core/realize-placement.js";
 import { commentLines, commonHeader, describeTiers, type ExportSource, hfModelId, planWeightBytes, sumTiers } from "./export-source.js";
 import type { ExportResult } from "./export-plan.js";
 

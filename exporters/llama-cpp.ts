@@ -5,7 +5,7 @@
  * memory (`--n-cpu-moe N`, or `-ot exps=CPU` for all of them).
  */
 import { PLACEMENT_TOLERANCE } from "../core/policy.js";
-import { activationTierOf, cacheSequences } from "../planner/spillway/realize-placement.js";
+import { activationTierOf, cacheSequences } from "../core/realize-placement.js";
 import { blockSize, commentLines, commonHeader, type ExportSource, moeAdvice, planWeightBytes } from "./export-source.js";
 import type { ExportResult } from "./export-plan.js";
 

@@ -4,7 +4,7 @@
  * length, and swaps preempted sequences' KV cache to CPU (`--swap-space`). It has no disk tier, keeps
  * running sequences' KV on the GPU, and computes attention on the GPU.
  */
-import { activationTierOf, cacheSequences } from "../planner/spillway/realize-placement.js";
+import { activationTierOf, cacheSequences } from "../core/realize-placement.js";
 import { blockSize, commentLines, commonHeader, type ExportSource, gibUp, hfModelId, kvBytesPerSequence, planWeightBytes } from "./export-source.js";
 import type { ExportResult } from "./export-plan.js";
 

@@ -4,7 +4,7 @@
  */
 import type { TopLevelSpec } from "vega-lite";
 import { kvDim, type ModelSpec, totalWeightBytes } from "../core/model-spec.js";
-import { COMPRESSED_FRACTION_OF_FP16 } from "../planner/spillway/compression.js";
+import { COMPRESSED_FRACTION_OF_FP16 } from "../core/compression.js";
 import type { Policy } from "../core/policy.js";
 import { TIER_COLOURS, TIER_ORDER } from "./tier-colours.js";
 

@@ -3,7 +3,7 @@
  * asymmetric min/max, kernels/quantize-4bit.ts) laid out as [codes: 32 bytes per group][scales: fp16
  * per group][minimums: fp16 per group]. Its byte count equals the planner's compressedBytes().
  */
-import { compressedBytes, COMPRESSION_GROUP_SIZE } from "../planner/spillway/compression.js";
+import { compressedBytes, COMPRESSION_GROUP_SIZE } from "../core/compression.js";
 import { fromFloat16Array, toFloat16Array } from "./fp16.js";
 import { dequantize4bit, type Quantized4bit, quantize4bit } from "./kernels/quantize-4bit.js";
 

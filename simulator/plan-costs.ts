@@ -8,7 +8,7 @@ import { kvDim, type ModelSpec } from "../core/model-spec.js";
 import type { Policy } from "../core/policy.js";
 import type { Workload } from "../core/workload.js";
 import { type GroupCostContext, groupCostContexts } from "../planner/spillway/evaluate-policy.js";
-import { compressedBytes } from "../planner/spillway/compression.js";
+import { compressedBytes } from "../core/compression.js";
 import { hardwareRates } from "../planner/spillway/hardware-rates.js";
 import { type BatchCosts, type HeadCosts, NO_TRANSFER, type ScheduleCostSource, type Transfer, type WeightLoadCosts } from "./schedule-costs.js";
 import type { MemoryTier } from "./task.js";

@@ -6,7 +6,7 @@ import { InputError } from "../core/input-error.js";
 import type { LayerGroup, Policy } from "../core/policy.js";
 import { accelerateBaseline, deepspeedZeroBaseline, flexgenBaseline, llamaCppBaseline, SMALL_BATCHES } from "../planner/baselines.js";
 import { type FixedPolicy, type Plan, plan, PlanError } from "../planner/plan.js";
-import { realizePlacement } from "../planner/spillway/realize-placement.js";
+import { realizePlacement } from "../core/realize-placement.js";
 import { run } from "../runtime/run.js";
 import { parsePlanFile } from "../simulator/read-plan.js";
 import { simulate } from "../simulator/simulate.js";

@@ -8,7 +8,7 @@ import { resolveHardware } from "../core/resolve-hardware.js";
 import { resolveModel } from "../models/resolve-model.js";
 import { loadLpSolvers } from "../planner/lp/solve-linear-program.js";
 import { type Plan, planSync } from "../planner/plan.js";
-import { flexgenLayerWeightBytes, type TierAmounts } from "../planner/spillway/realize-placement.js";
+import { flexgenLayerWeightBytes, type TierAmounts } from "../core/realize-placement.js";
 import { readPlanFile } from "../simulator/read-plan.js";
 import { accelerateModules } from "../exporters/accelerate.js";
 import { EXPORT_TARGETS, type ExportTarget, exportPlan } from "../exporters/export-plan.js";

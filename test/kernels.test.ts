@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { compressedBytes } from "../planner/spillway/compression.js";
+import { compressedBytes } from "../core/compression.js";
 import { addInPlace } from "../runtime/kernels/add.js";
 import { argmax, argmaxRows } from "../runtime/kernels/argmax.js";
 import { attention, attentionByMatmulForTesting, attentionDirectForTesting, attentionScratchLength } from "../runtime/kernels/attention.js";

@@ -5,7 +5,7 @@ import { InputError } from "../core/input-error.js";
 import { loadShippedProfile } from "../core/resolve-hardware.js";
 import { VariableSpace } from "../planner/lp/affine.js";
 import { matmulSecondsPerWeight, hardwareRates } from "../planner/spillway/hardware-rates.js";
-import { costConstants } from "../planner/spillway/evaluate-policy.js";
+import { costConstants } from "../planner/spillway/cost-constants.js";
 import { StepCostModel } from "../planner/spillway/step-costs.js";
 import { findCatalogueModel } from "../models/catalogue.js";
 import { defaultCapacities, measureCpuBackend, profileFromSamples, samplesFromCsv, samplesToCsv } from "../runtime/profile-cpu.js";

@@ -9,7 +9,10 @@ import { findCatalogueModel } from "../models/catalogue.js";
 import { plan } from "../planner/plan.js";
 import { evaluatePolicy } from "../planner/spillway/evaluate-policy.js";
 import { hardwareRates } from "../planner/spillway/hardware-rates.js";
-import { cacheSequences, flexgenLayerWeightBytes, realizedPolicy } from "../planner/spillway/realize-placement.js";
+import { evaluate } from "../planner/evaluate.js";
+import { defaultRoutingProfile } from "../planner/moe/default-routing.js";
+import { uniformRoutingProfile } from "../planner/moe/routing-profile.js";
+import { cacheSequences, flexgenLayerWeightBytes, realizedPolicy } from "../core/realize-placement.js";
 import { random, runCli } from "./helpers.js";
 
 const t4 = resolveHardware("t4");
@@ -143,7 +146,8 @@ test("property: every plan returned as feasible satisfies its own memory and pla
       const seqs = p.cache.gpu * p.gpuBatchSize;
       assert.ok(Math.abs(seqs - Math.round(seqs)) < 1e-9, `case ${i}: ${seqs} GPU sequences`);
       assert.equal([p.activations.gpu, p.activations.cpu, p.activations.disk].filter((x) => x === 1).length, 1);
-      const again = evaluatePolicy(model, hardwareRates(hardware), w, p);
+      // plan() costs expert policies with the model's default routing when given none: so does this.
+      const again = evaluate({ model, rates: hardwareRates(hardware), workload: w, policy: p, ...(p.experts ? { routing: defaultRoutingProfile(model) } : {}) });
       assert.ok(Math.abs(again.throughputTokensPerSecond - result.predicted.throughputTokensPerSecond) < 1e-9 * again.throughputTokensPerSecond);
       assert.deepEqual(again.peakBytes, result.predicted.peakBytes);
     }
@@ -160,4 +164,20 @@ test("spillway plan with no arguments prints the default OPT-175B T4 plan", () =
   assert.match(out.stdout, /peak memory\s+GPU [\d.]+ GiB \/ 15\.00 GiB/);
   assert.match(out.stdout, /bottleneck\s+\S/);
   assert.match(out.stdout, /FlexGen flags: --model facebook\/opt-175b --gpu-batch-size \d+ --num-gpu-batches \d+ --percent( \d+){6}/);
+});
+
+test("evaluate() needs routing for an expert policy, and evaluatePolicy() refuses one rather than assume a routing", async () => {
+  const model = findCatalogueModel("mixtral-8x7b")!;
+  const hardware = resolveHardware("t4");
+  const workload = { promptLen: 64, genLen: 8 };
+  const moePlan = await plan({ model, hardware, workload });
+  assert.ok(moePlan.policy.experts);
+  const rates = hardwareRates(hardware);
+  assert.throws(() => evaluatePolicy(model, rates, workload, moePlan.policy), /routing profile/);
+  assert.throws(() => evaluate({ model, rates, workload, policy: moePlan.policy }), /pass `routing`/);
+  const scored = evaluate({ model, rates, workload, policy: moePlan.policy, routing: defaultRoutingProfile(model) });
+  assert.equal(scored.throughputTokensPerSecond, moePlan.predicted.throughputTokensPerSecond);
+  // The caller's routing is the one costed: no temporal locality means fewer cache hits, so it is slower.
+  const uniform = evaluate({ model, rates, workload, policy: moePlan.policy, routing: uniformRoutingProfile(model.moe!) });
+  assert.ok(uniform.throughputTokensPerSecond < scored.throughputTokensPerSecond, `uniform ${uniform.throughputTokensPerSecond} vs default ${scored.throughputTokensPerSecond}`);
 });

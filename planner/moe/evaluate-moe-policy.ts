@@ -12,7 +12,8 @@ import { embeddingParams, expertParams, kvDim, layerParams, type ModelSpec, type
 import type { Policy } from "../../core/policy.js";
 import type { Workload } from "../../core/workload.js";
 import { VariableSpace } from "../lp/affine.js";
-import { capacityShortfalls, costConstants, type Prediction } from "../spillway/evaluate-policy.js";
+import { capacityShortfalls, type Prediction } from "../prediction.js";
+import { costConstants } from "../spillway/cost-constants.js";
 import type { HardwareRates } from "../spillway/hardware-rates.js";
 import { LINKS, type Link, RESOURCES, type Resource, StepCostModel } from "../spillway/step-costs.js";
 import { expectedHitRate, type RoutingProfile, speculativeRecall, touchedExperts } from "./routing-profile.js";

@@ -9,59 +9,16 @@ import type { ComputeDevice, Policy } from "../../core/policy.js";
 import type { Workload } from "../../core/workload.js";
 import { formatBytes } from "../../core/units.js";
 import { type Affine, VariableSpace } from "../lp/affine.js";
-import { defaultRoutingProfile } from "../moe/default-routing.js";
-import { evaluateMoePolicy } from "../moe/evaluate-moe-policy.js";
+import { capacityShortfalls, type Prediction } from "../prediction.js";
+import { costConstants } from "./cost-constants.js";
 import type { HardwareRates } from "./hardware-rates.js";
 import { layerSeconds, layerTimeBounds } from "./layer-time.js";
-import { type RealizedPlacement, realizePlacement, type Tier } from "./realize-placement.js";
+import { type RealizedPlacement, realizePlacement, type Tier } from "../../core/realize-placement.js";
 import { type CostSettings, type LayerCosts, LINKS, type Link, type ModelCostConstants, type PlacementTerms, RESOURCES, type Resource, type Schedule, StepCostModel, type StepCosts } from "./step-costs.js";
 
 export const PLACEMENT_VARIABLES = ["wg", "wc", "wd", "cg", "cc", "cd"] as const;
 
-export interface Prediction {
-  readonly throughputTokensPerSecond: number;
-  readonly prefillSeconds: number;
-  readonly decodeSeconds: number;
-  readonly totalSeconds: number;
-  readonly feasible: boolean;
-  /** Why the policy does not fit, one line per overflowing tier (empty when feasible). */
-  readonly infeasibleReasons: readonly string[];
-  readonly peakBytes: Readonly<Record<Tier, number>>;
-  readonly capacityBytes: Readonly<Record<Tier, number>>;
-  /** Total traffic per link over the whole run. */
-  readonly bytes: Readonly<Record<Link, number>>;
-  /** Total busy seconds per resource over the whole run. */
-  readonly busySeconds: Readonly<Record<Resource, number>>;
-  /** The resource that bounds the most wall time (prefill and decode together). */
-  readonly bottleneck: Resource;
-}
 
-const constantsCache = new WeakMap<ModelSpec, Map<boolean, ModelCostConstants>>();
-
-/** Model-derived constants, computed once per (model, compression): every exact evaluation needs them. */
-export function costConstants(model: ModelSpec, compressWeight: boolean): ModelCostConstants {
-  let perModel = constantsCache.get(model);
-  if (!perModel) constantsCache.set(model, (perModel = new Map()));
-  let constants = perModel.get(compressWeight);
-  if (!constants) perModel.set(compressWeight, (constants = computeCostConstants(model, compressWeight)));
-  return constants;
-}
-
-function computeCostConstants(model: ModelSpec, compressWeight: boolean): ModelCostConstants {
-  const allGpu: Policy = {
-    gpuBatchSize: 1, numGpuBatches: 1, weights: { gpu: 1, cpu: 0, disk: 0 }, cache: { gpu: 1, cpu: 0, disk: 0 },
-    activations: { gpu: 1, cpu: 0, disk: 0 }, compressWeight, compressCache: false, cpuAttention: false, overlap: true, pinWeight: true,
-  };
-  const r = realizePlacement(model, allGpu);
-  const allOff = realizePlacement(model, { ...allGpu, weights: { gpu: 0, cpu: 1, disk: 0 } });
-  return {
-    layerParams: layerParams(model),
-    layerStoredBytes: r.layerWeightBytes.gpu,
-    layerTensors: r.layerWeightTensors.gpu,
-    embeddingStoredBytes: r.embeddingBytes.gpu,
-    headBufferAllOffBytes: allOff.headBufferBytes,
-  };
-}
 
 export function costSettings(policy: Policy, realized: RealizedPlacement, schedule: Schedule, compute: ComputeDevice = "gpu"): CostSettings {
   return {
@@ -162,16 +119,13 @@ export function deviceCrossings(groups: readonly { readonly compute: ComputeDevi
   return out;
 }
 
-/** One line per tier whose peak exceeds its capacity (empty when everything fits). */
-export function capacityShortfalls(peakBytes: Readonly<Record<Tier, number>>, capacityBytes: Readonly<Record<Tier, number>>): string[] {
-  return (["gpu", "cpu", "disk"] as const)
-    .filter((tier) => peakBytes[tier] > capacityBytes[tier])
-    .map((tier) => `${tier} peak ${formatBytes(peakBytes[tier])} exceeds its capacity ${formatBytes(capacityBytes[tier])}`);
-}
 
+/**
+ * A dense (or per-layer) policy's exact prediction. Mixture-of-Experts policies (policy.experts) have
+ * their own model, which needs a routing profile: evaluate them through planner/evaluate.ts.
+ */
 export function evaluatePolicy(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, schedule: Schedule = "spillway"): Prediction {
-  // Expert caching and prefetch have their own model (with the model's default routing profile).
-  if (policy.experts) return evaluateMoePolicy(model, rates, workload, policy, defaultRoutingProfile(model));
+  if (policy.experts) throw new Error("evaluatePolicy() costs dense policies: an expert policy needs a routing profile (use evaluate() from planner/evaluate.ts)");
   const groups = groupCostContexts(model, rates, workload, policy, schedule);
   const first = groups[0]!;
   const nb = policy.numGpuBatches;

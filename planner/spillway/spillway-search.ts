@@ -11,9 +11,11 @@ import type { Policy } from "../../core/policy.js";
 import type { Workload } from "../../core/workload.js";
 import { VariableSpace } from "../lp/affine.js";
 import { type SolveStats, solveLinearProgram } from "../lp/solve-linear-program.js";
-import { costConstants, evaluatePolicy, type Prediction } from "./evaluate-policy.js";
+import type { Prediction } from "../prediction.js";
+import { costConstants } from "./cost-constants.js";
+import { evaluatePolicy } from "./evaluate-policy.js";
 import type { HardwareRates } from "./hardware-rates.js";
-import { realizedPolicy, realizePlacement, type Tier } from "./realize-placement.js";
+import { realizedPolicy, realizePlacement, type Tier } from "../../core/realize-placement.js";
 import { buildSpillwayLp } from "./spillway-lp.js";
 import { type CostSettings, type Schedule, StepCostModel } from "./step-costs.js";
 

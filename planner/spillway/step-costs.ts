@@ -10,10 +10,10 @@ import { kvDim, type ModelSpec, qDim } from "../../core/model-spec.js";
 import type { ComputeDevice } from "../../core/policy.js";
 import type { Workload } from "../../core/workload.js";
 import type { Affine, VariableSpace } from "../lp/affine.js";
-import { COMPRESSED_FRACTION_OF_FP16 } from "./compression.js";
+import { COMPRESSED_FRACTION_OF_FP16 } from "../../core/compression.js";
 import { type HardwareRates, matmulSecondsPerWeight } from "./hardware-rates.js";
-import { layerWorkingValues } from "./layer-working-set.js";
-import type { Tier } from "./realize-placement.js";
+import { layerWorkingValues } from "../../core/layer-working-set.js";
+import type { Tier } from "../../core/realize-placement.js";
 
 export const RESOURCES = ["gpu", "cpu", "h2d", "d2h", "diskRead", "diskWrite"] as const;
 export type Resource = (typeof RESOURCES)[number];

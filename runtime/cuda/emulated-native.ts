@@ -65,7 +65,7 @@
  * what was found appended after a colon and "(emulated device check)".
  */
 import { mulberry32 } from "../../core/random.js";
-import { compressedBytes, COMPRESSION_GROUP_SIZE } from "../../planner/spillway/compression.js";
+import { compressedBytes, COMPRESSION_GROUP_SIZE } from "../../core/compression.js";
 import { fromFloat16Array, toFloat16Array } from "../fp16.js";
 import { addInPlace } from "../kernels/add.js";
 import { argmaxRows as argmaxRowsCpu } from "../kernels/argmax.js";

@@ -18,7 +18,7 @@
  * The last group may be partial: its min/max cover only the real values (FlexGen pads with zeros,
  * which can widen the range), but it is stored as a whole group, so the byte count is
  * ceil(values / groupSize) · (groupSize / 2 + 4), which for groupSize 64 is 4.5 bits per value and
- * equals the planner's `compressedBytes` (planner/spillway/compression.ts).
+ * equals the planner's `compressedBytes` (core/compression.ts).
  */
 import { float32ToHalfBitsDown, float32ToHalfBitsUp, halfBitsToFloat32 } from "./half.js";
 

@@ -9,8 +9,8 @@
  * is exactly what will be allocated, and replaying it changes nothing. `flexgenLayerWeightBytes` keeps
  * FlexGen's own per-part rule for exports and comparisons.
  */
-import { embeddingParams, layerWeightTensors, type ModelSpec, type WeightTensor } from "../../core/model-spec.js";
-import type { Placement, Policy } from "../../core/policy.js";
+import { embeddingParams, layerWeightTensors, type ModelSpec, type WeightTensor } from "./model-spec.js";
+import type { Placement, Policy } from "./policy.js";
 import { compressedBytes } from "./compression.js";
 
 export type Tier = "gpu" | "cpu" | "disk";

@@ -12,7 +12,7 @@
  *   step (heads x context + 2h + heads);
  * - kernel scratch: KERNEL_TILE_ROWS weight rows decoded at a time, and their output tile.
  */
-import { headDim, kvDim, type ModelSpec, qDim } from "../../core/model-spec.js";
+import { headDim, kvDim, type ModelSpec, qDim } from "./model-spec.js";
 
 /** Weight rows a GEMM decodes into compute precision at a time (the CPU backend's linear kernel). */
 export const KERNEL_TILE_ROWS = 16;

@@ -1,0 +1,32 @@
+/**
+ * What the Spillway cost models predict for one policy (dense and Mixture-of-Experts alike), and the
+ * capacity check both apply.
+ */
+import type { Tier } from "../core/realize-placement.js";
+import { formatBytes } from "../core/units.js";
+import type { Link, Resource } from "./spillway/step-costs.js";
+
+export interface Prediction {
+  readonly throughputTokensPerSecond: number;
+  readonly prefillSeconds: number;
+  readonly decodeSeconds: number;
+  readonly totalSeconds: number;
+  readonly feasible: boolean;
+  /** Why the policy does not fit, one line per overflowing tier (empty when feasible). */
+  readonly infeasibleReasons: readonly string[];
+  readonly peakBytes: Readonly<Record<Tier, number>>;
+  readonly capacityBytes: Readonly<Record<Tier, number>>;
+  /** Total traffic per link over the whole run. */
+  readonly bytes: Readonly<Record<Link, number>>;
+  /** Total busy seconds per resource over the whole run. */
+  readonly busySeconds: Readonly<Record<Resource, number>>;
+  /** The resource that bounds the most wall time (prefill and decode together). */
+  readonly bottleneck: Resource;
+}
+
+/** One line per tier whose peak exceeds its capacity (empty when everything fits). */
+export function capacityShortfalls(peakBytes: Readonly<Record<Tier, number>>, capacityBytes: Readonly<Record<Tier, number>>): string[] {
+  return (["gpu", "cpu", "disk"] as const)
+    .filter((tier) => peakBytes[tier] > capacityBytes[tier])
+    .map((tier) => `${tier} peak ${formatBytes(peakBytes[tier])} exceeds its capacity ${formatBytes(capacityBytes[tier])}`);
+}
