@@ -1,7 +1,8 @@
 /**
  * A trace sink that streams Chrome Trace Event JSON to a file as the simulation or run goes, so memory
  * does not grow with the trace. Written to a temporary file beside the target and renamed on close(),
- * so an interrupted or failed run leaves no half trace.
+ * so an interrupted or failed run leaves no half trace. The temporary file is made by open(), or by
+ * the first write when the sink was not opened: a sink made but never used leaves nothing behind.
  */
 import { closeSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { type ChromeTraceEvent, memoryEvent, sliceEvent, taskEvent, traceMetadataEvents } from "./chrome-trace-writer.js";
@@ -9,7 +10,7 @@ import type { MemoryTier, SimResource, Task } from "./task.js";
 import type { TraceSink, TraceWhere } from "./trace-sink.js";
 
 export class FileTraceSink implements TraceSink {
-  private readonly fd: number;
+  private fd: number | undefined;
   private readonly temporary: string;
   private buffer: string[] = [];
   private bufferedChars = 0;
@@ -18,9 +19,21 @@ export class FileTraceSink implements TraceSink {
 
   constructor(readonly path: string) {
     this.temporary = `${path}.tmp-${process.pid}`;
-    this.fd = openSync(this.temporary, "w");
-    writeSync(this.fd, '{"displayTimeUnit":"ms","traceEvents":[\n');
     for (const event of traceMetadataEvents()) this.emit(event);
+  }
+
+  /** Makes the temporary file now (so a path that cannot be written fails before the work starts). */
+  open(): this {
+    this.file();
+    return this;
+  }
+
+  private file(): number {
+    if (this.fd === undefined) {
+      this.fd = openSync(this.temporary, "w");
+      writeSync(this.fd, '{"displayTimeUnit":"ms","traceEvents":[\n');
+    }
+    return this.fd;
   }
 
   private emit(event: ChromeTraceEvent): void {
@@ -34,7 +47,7 @@ export class FileTraceSink implements TraceSink {
 
   private flush(): void {
     if (this.buffer.length === 0) return;
-    writeSync(this.fd, this.buffer.join(""));
+    writeSync(this.file(), this.buffer.join(""));
     this.buffer = [];
     this.bufferedChars = 0;
   }
@@ -54,12 +67,15 @@ export class FileTraceSink implements TraceSink {
 
   close(): void {
     this.flush();
-    writeSync(this.fd, "\n]}\n");
-    closeSync(this.fd);
+    const fd = this.file();
+    writeSync(fd, "\n]}\n");
+    closeSync(fd);
     renameSync(this.temporary, this.path);
   }
 
   abort(): void {
+    this.buffer = [];
+    if (this.fd === undefined) return;
     try {
       closeSync(this.fd);
     } catch {

@@ -18,5 +18,5 @@ export function openTraceSink(options: TraceOptions, caller: string): TraceSink 
   if (options.trace && options.tracePath) {
     throw new InputError(`${caller} options`, "tracePath", "given beside trace; give one: a trace sink, or the path of a trace file to write");
   }
-  return options.trace ?? (options.tracePath ? new FileTraceSink(options.tracePath) : undefined);
+  return options.trace ?? (options.tracePath ? new FileTraceSink(options.tracePath).open() : undefined);
 }

@@ -95,3 +95,19 @@ test("run() reports every measured slice to its sink, and a failed run leaves th
   await assert.rejects(run(planned, hardware, { ...tooSmall, trace: new FileTraceSink(tracePath) }), PlanError);
   assert.deepEqual(readdirSync(dir).filter((name) => name.startsWith("failed-run")), [], "no trace file, no temporary file");
 });
+
+test("a file sink writes nothing until it is opened or written to, and a closed one is a trace the report reads", () => {
+  const path = join(dir, "lazy.json");
+  const unused = new FileTraceSink(path);
+  assert.deepEqual(readdirSync(dir).filter((name) => name.startsWith("lazy")), [], "made but unused: no file");
+  unused.abort();
+  const sink = new FileTraceSink(path);
+  sink.slice("compute", "gpu", 0.5, 0.75, 0, { token: 0, layer: 3, batch: 1 });
+  sink.memory(0.5, "gpu", 1024);
+  sink.close();
+  const trace = parseTrace(JSON.parse(readFileSync(path, "utf8")), path);
+  assert.deepEqual(trace.slices.map((s) => [s.resource, s.name, s.startSeconds, s.durationSeconds, s.layer, s.batch, s.bytes]), [["gpu", "compute", 0.5, 0.25, 3, 1, undefined]]);
+  assert.deepEqual(trace.memory, [{ tier: "gpu", seconds: 0.5, bytes: 1024 }]);
+  assert.equal(sink.events, 17, "15 metadata events, a slice and a counter");
+  assert.deepEqual(readdirSync(dir).filter((name) => name.startsWith("lazy")), ["lazy.json"]);
+});
