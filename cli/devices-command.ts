@@ -3,8 +3,8 @@
  * addon not built, no driver, no GPU) and the CPU backend. A missing GPU is a report, not an error.
  */
 import { cpus, totalmem } from "node:os";
-import type { Argv } from "yargs";
 import { cudaStatus, type CudaStatus } from "../runtime/cuda/load-native.js";
+import { defineCommand } from "./command-module.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
 
 export interface DevicesReport {
@@ -32,16 +32,18 @@ export function formatDevices(report: DevicesReport): string {
   return lines.join("\n");
 }
 
-export function registerDevicesCommand<T>(y: Argv<T>): Argv<T> {
-  return y.command("devices", "list the devices Spillway can run on: CUDA GPUs (or why none is usable) and the CPU backend", (d) =>
+export const devicesCommand = defineCommand({
+  command: "devices",
+  describe: "list the devices Spillway can run on: CUDA GPUs (or why none is usable) and the CPU backend",
+  builder: (d) =>
     d.option("json", { type: "boolean", default: false, describe: "print {\"cuda\": {available, reason?, devices?}, \"cpu\": {...}} as JSON" })
       .option("quiet", { type: "boolean", default: false, describe: "print no text but errors (--json still prints)" })
       .epilog(EXIT_CODES_EPILOG)
       .example("$0 devices", "GPUs, their memory, compute capability and PCIe link")
       .example("$0 devices --json", "as JSON; cuda.available is false with a reason where no GPU can be used"),
-  (argv) => {
+  handler: (argv) => {
     const report = devicesReport();
     if (argv.json) process.stdout.write(JSON.stringify(report, null, 2) + "\n");
     else if (!argv.quiet) process.stdout.write(formatDevices(report) + "\n");
-  });
-}
+  },
+});

@@ -2,11 +2,11 @@
  * `spillway export PLAN.json --to flexgen|llama.cpp|accelerate|deepspeed|vllm [--json] [--out FILE]`:
  * the plan as another engine's configuration. Bad input throws InputError (the CLI prints it and exits 2).
  */
-import type { Argv } from "yargs";
 import { InputError } from "../core/input-error.js";
 import { writeFileAtomic } from "../core/write-file-atomic.js";
 import { EXPORT_TARGETS, type ExportResult, exportPlan, isExportTarget } from "../exporters/export-plan.js";
 import { readPlanFile } from "../simulator/read-plan.js";
+import { defineCommand } from "./command-module.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
 
 export interface ExportArgs {
@@ -30,10 +30,11 @@ export function runExport(argv: ExportArgs): ExportResult {
   return result;
 }
 
-/** Registers `export <plan>` on a yargs instance (the CLI's main builder calls this). */
-export function registerExportCommand<T>(y: Argv<T>): Argv<T> {
-  return y.command("export <plan>", "write a plan as another engine's configuration: FlexGen command line, llama.cpp flags, Accelerate device_map, DeepSpeed ZeRO-Inference config or vLLM flags", (e) =>
-    e.positional("plan", { type: "string", describe: "a plan file (spillway plan --out p.json)" })
+export const exportCommand = defineCommand({
+  command: "export <plan>",
+  describe: "write a plan as another engine's configuration: FlexGen command line, llama.cpp flags, Accelerate device_map, DeepSpeed ZeRO-Inference config or vLLM flags",
+  builder: (e) =>
+    e.positional("plan", { type: "string", demandOption: true, describe: "a plan file (spillway plan --out p.json)" })
       .option("to", { choices: EXPORT_TARGETS, demandOption: true, describe: "the engine to export for" })
       .option("json", { type: "boolean", default: false, describe: "print { target, text, warnings } as JSON" })
       .option("out", { type: "string", describe: "write the export to this file (atomically) instead of printing it" })
@@ -41,5 +42,7 @@ export function registerExportCommand<T>(y: Argv<T>): Argv<T> {
       .epilog(EXIT_CODES_EPILOG)
       .example("$0 plan --out p.json && $0 export p.json --to flexgen", "FlexGen's command line for the default plan")
       .example("$0 export p.json --to accelerate --out device_map.json", "an Accelerate device_map"),
-  (argv) => { runExport(argv as unknown as ExportArgs); }) as unknown as Argv<T>;
-}
+  handler: (argv) => {
+    runExport(argv);
+  },
+});

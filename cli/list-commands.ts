@@ -1,9 +1,12 @@
 /** `spillway models` and `spillway hardware`. */
+import type { Argv } from "yargs";
 import { effective } from "../core/hardware-profile.js";
 import { activeParams, totalParams, totalWeightBytes } from "../core/model-spec.js";
 import { loadShippedProfile, shippedProfileNames } from "../core/resolve-hardware.js";
 import { formatBytes } from "../core/units.js";
 import { MODEL_CATALOGUE } from "../models/catalogue.js";
+import { defineCommand } from "./command-module.js";
+import { EXIT_CODES_EPILOG } from "./terminal.js";
 
 const billions = (x: number) => (x >= 1e9 ? `${(x / 1e9).toFixed(2)}B` : `${(x / 1e6).toFixed(0)}M`);
 
@@ -33,3 +36,27 @@ export function listHardware(json: boolean): string {
   return [header, ...rows.map((r) =>
     `${r.name.padEnd(10)}${r.gpu.slice(0, 25).padEnd(26)}${formatBytes(r.gpuBytes).padStart(11)}${formatBytes(r.cpuBytes).padStart(12)}${formatBytes(r.diskBytes).padStart(12)}${`${(r.h2dBytesPerSecond / 1e9).toFixed(1)} GB/s`.padStart(11)}${`${(r.gpuFlopsPerSecond / 1e12).toFixed(0)} TF/s`.padStart(11)}  ${r.measured ? "measured" : "datasheet"}${r.flexgenFitted ? " + FlexGen fitted" : ""}`)].join("\n");
 }
+
+function listOptions<T>(y: Argv<T>) {
+  return y.option("json", { type: "boolean", default: false, describe: "print the list as JSON" })
+    .option("quiet", { type: "boolean", default: false, describe: "print nothing but errors (--json still prints)" })
+    .epilog(EXIT_CODES_EPILOG);
+}
+
+export const modelsCommand = defineCommand({
+  command: "models",
+  describe: "list the model catalogue",
+  builder: (y) => listOptions(y).example("$0 models", "names, families and sizes").example("$0 models --json", "as JSON"),
+  handler: (argv) => {
+    if (argv.json || !argv.quiet) process.stdout.write(listModels(argv.json) + "\n");
+  },
+});
+
+export const hardwareCommand = defineCommand({
+  command: "hardware",
+  describe: "list the shipped hardware profiles",
+  builder: (y) => listOptions(y).example("$0 hardware", "names, GPUs and capacities").example("$0 hardware --json", "as JSON"),
+  handler: (argv) => {
+    if (argv.json || !argv.quiet) process.stdout.write(listHardware(argv.json) + "\n");
+  },
+});

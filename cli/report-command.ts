@@ -10,6 +10,8 @@ import { type FixedPolicy, plan } from "../planner/plan.js";
 import { type Policy, toFlexgenPercent } from "../core/policy.js";
 import { buildReport, type ReportPlan } from "../reports/build-report.js";
 import { readReportInput, type ReportInput } from "../reports/read-report-input.js";
+import { defineCommand } from "./command-module.js";
+import { EXIT_CODES_EPILOG } from "./terminal.js";
 
 export interface ReportArgs {
   readonly inputs?: readonly string[];
@@ -72,3 +74,19 @@ function fixedOf(p: Policy): FixedPolicy {
     compressWeight: p.compressWeight, compressCache: p.compressCache, cpuAttention: p.cpuAttention, overlap: p.overlap, pinWeight: p.pinWeight,
   };
 }
+
+export const reportCommand = defineCommand({
+  command: "report [inputs..]",
+  describe: "charts (SVG, PNG, Vega-Lite) and an HTML page for a plan, traces and a comparison; with no inputs, for the default plan",
+  builder: (y) =>
+    y.positional("inputs", { type: "string", array: true, describe: "plan JSON (plan --out), trace files (simulate/run --trace), a comparison (compare --json); none: the default plan" })
+      .option("out", { type: "string", demandOption: true, describe: "folder to write the charts and index.html into (made if missing)" })
+      .option("hardware", { type: "string", describe: "profile name or path (default: the plan's, or t4)" })
+      .option("quiet", { type: "boolean", default: false, describe: "no progress lines on stderr and no text but errors (--json still prints)" })
+      .option("json", { type: "boolean", default: false, describe: "print a JSON summary of the files written" })
+      .epilog(EXIT_CODES_EPILOG)
+      .example("$0 report --out report", "OPT-175B on a T4: placement, search landscape, frontier, baselines, simulated timeline and memory")
+      .example("$0 plan --model opt-30b --out p.json && $0 simulate p.json --trace t.json && $0 report p.json t.json --out r", "a plan and its simulated trace")
+      .example("$0 report run-trace.json compare.json --out r --json", "a measured run's trace and a comparison (compare --json)"),
+  handler: (argv) => runReport(argv),
+});

@@ -3,7 +3,9 @@ import { basename } from "node:path";
 import { formatBytes } from "../core/units.js";
 import { resolveModel } from "../models/resolve-model.js";
 import { MAX_SEED, synthesizeOptWeights } from "../runtime/synth-weights.js";
+import { defineCommand } from "./command-module.js";
 import { parseNumberFlag } from "./parse-flags.js";
+import { EXIT_CODES_EPILOG } from "./terminal.js";
 
 export interface SynthWeightsArgs {
   readonly model: string;
@@ -33,3 +35,17 @@ function summarizeNames(names: readonly string[]): string {
   if (names.length <= 4) return names.join(", ");
   return `${names[0]} … ${names[names.length - 1]}`;
 }
+
+export const synthWeightsCommand = defineCommand({
+  command: "synth-weights",
+  describe: "write a deterministic synthetic OPT checkpoint (safetensors, fp16) with its config.json",
+  builder: (y) =>
+    y.option("model", { type: "string", demandOption: true, describe: "an OPT catalogue name or config.json" })
+      .option("out", { type: "string", demandOption: true, describe: "output folder" })
+      .option("seed", { type: "string", describe: "random seed (default 0)" })
+      .option("json", { type: "boolean", default: false, describe: "print a JSON summary of the files written" })
+      .option("quiet", { type: "boolean", default: false, describe: "print no text but errors (--json still prints)" })
+      .epilog(EXIT_CODES_EPILOG)
+      .example("$0 synth-weights --model opt-125m --out weights/opt-125m", "about 250 MB"),
+  handler: (argv) => runSynthWeights(argv),
+});

@@ -8,7 +8,6 @@
  * Every subcommand takes --quiet (no text but errors; --json still prints).
  * Bad input throws InputError (the CLI prints it and exits 2).
  */
-import type { Argv } from "yargs";
 import { InputError } from "../core/input-error.js";
 import type { ModelSpec } from "../core/model-spec.js";
 import { MODEL_CATALOGUE } from "../models/catalogue.js";
@@ -19,6 +18,7 @@ import { writeRoutingCsv } from "../routing/routing-csv.js";
 import { type RoutingStats, routingStats } from "../routing/routing-stats.js";
 import { rowCount, type RoutingTrace } from "../routing/routing-trace.js";
 import { MAX_SYNTH_SEED, synthRouting } from "../routing/synth-routing.js";
+import { defineCommand } from "./command-module.js";
 import { parseNumberFlag } from "./parse-flags.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
 
@@ -159,45 +159,67 @@ export function formatRoutingStats(s: RoutingStats, source: string): string {
 
 const QUIET = { type: "boolean", default: false, describe: "print no text but errors (--json still prints)" } as const;
 
-/** Registers `trace synth|stats|convert` on a yargs instance (the CLI's main builder calls this). */
-export function registerTraceCommand<T>(y: Argv<T>): Argv<T> {
-  return y.command("trace", "routing traces of Mixture-of-Experts models: synthesise, summarise (LRU hit rates, popularity, repetition) and convert", (t) =>
-    t.command("synth", "write a seeded synthetic routing trace calibrated to published Mixtral statistics", (s) =>
-      s.option("model", { type: "string", demandOption: true, describe: `an MoE model: catalogue name (${moeModelNames()}) or config.json` })
-        .option("tokens", { type: "string", demandOption: true, describe: "decode tokens per request" })
-        .option("requests", { type: "string", describe: "independent requests (default 1)" })
-        .option("prompt-tokens", { type: "string", describe: "prefill tokens per request before decoding (default 0)" })
-        .option("seed", { type: "string", describe: "random seed (default 0)" })
-        .option("out", { type: "string", demandOption: true, describe: "file to write (.csv, or .jsonl for Megatron-style JSON Lines)" })
-        .option("format", { choices: ROUTING_FORMATS, describe: "output format (default: from the extension)" })
-        .option("json", { type: "boolean", default: false, describe: "print a JSON summary" })
-        .option("quiet", QUIET)
-        .epilog(EXIT_CODES_EPILOG)
-        .example("$0 trace synth --model mixtral-8x7b --tokens 2000 --requests 4 --seed 1 --out t.csv", "8,000 decode tokens"),
-    (argv) => runTraceSynth(argv as unknown as TraceSynthArgs))
-      .command("stats <file>", "LRU hit rates by cache size, popularity entropy, repetition and next-layer predictability of a trace", (s) =>
-        s.positional("file", { type: "string", describe: "a routing trace (.csv, or Megatron-style .jsonl)" })
-          .option("cache", { type: "string", describe: "comma-separated expert slots per layer (default 1,2,3,4)" })
-          .option("model", { type: "string", describe: "MoE model giving layers/experts/top-k when the file does not" })
-          .option("format", { choices: ROUTING_FORMATS, describe: "input format (default: from the extension or content)" })
-          .option("json", { type: "boolean", default: false, describe: "print the statistics as JSON" })
-          .option("quiet", QUIET)
-          .epilog(EXIT_CODES_EPILOG)
-          .example("$0 trace stats t.csv --cache 1,2,3,4 --json", "hit rates keyed by cache size"),
-      (argv) => { runTraceStats(argv as unknown as TraceStatsArgs); })
-      .command("convert <file>", "convert a routing trace between CSV and Megatron-style JSON Lines", (s) =>
-        s.positional("file", { type: "string", describe: "the trace to read" })
-          .option("out", { type: "string", demandOption: true, describe: "file to write (.csv or .jsonl)" })
-          .option("from", { choices: ROUTING_FORMATS, describe: "input format (default: from the extension or content)" })
-          .option("format", { choices: ROUTING_FORMATS, describe: "output format (default: from the extension)" })
-          .option("model", { type: "string", describe: "MoE model giving layers/experts/top-k when the file does not" })
-          .option("json", { type: "boolean", default: false, describe: "print a JSON summary of the file written" })
-          .option("quiet", QUIET)
-          .epilog(EXIT_CODES_EPILOG)
-          .example("$0 trace convert t.csv --out t.jsonl", "CSV to Megatron-style JSON Lines"),
-      (argv) => runTraceConvert(argv as unknown as TraceConvertArgs))
+const traceSynthCommand = defineCommand({
+  command: "synth",
+  describe: "write a seeded synthetic routing trace calibrated to published Mixtral statistics",
+  builder: (s) =>
+    s.option("model", { type: "string", demandOption: true, describe: `an MoE model: catalogue name (${moeModelNames()}) or config.json` })
+      .option("tokens", { type: "string", demandOption: true, describe: "decode tokens per request" })
+      .option("requests", { type: "string", describe: "independent requests (default 1)" })
+      .option("prompt-tokens", { type: "string", describe: "prefill tokens per request before decoding (default 0)" })
+      .option("seed", { type: "string", describe: "random seed (default 0)" })
+      .option("out", { type: "string", demandOption: true, describe: "file to write (.csv, or .jsonl for Megatron-style JSON Lines)" })
+      .option("format", { choices: ROUTING_FORMATS, describe: "output format (default: from the extension)" })
+      .option("json", { type: "boolean", default: false, describe: "print a JSON summary" })
+      .option("quiet", QUIET)
+      .epilog(EXIT_CODES_EPILOG)
+      .example("$0 trace synth --model mixtral-8x7b --tokens 2000 --requests 4 --seed 1 --out t.csv", "8,000 decode tokens"),
+  handler: (argv) => runTraceSynth(argv),
+});
+
+const traceStatsCommand = defineCommand({
+  command: "stats <file>",
+  describe: "LRU hit rates by cache size, popularity entropy, repetition and next-layer predictability of a trace",
+  builder: (s) =>
+    s.positional("file", { type: "string", demandOption: true, describe: "a routing trace (.csv, or Megatron-style .jsonl)" })
+      .option("cache", { type: "string", describe: "comma-separated expert slots per layer (default 1,2,3,4)" })
+      .option("model", { type: "string", describe: "MoE model giving layers/experts/top-k when the file does not" })
+      .option("format", { choices: ROUTING_FORMATS, describe: "input format (default: from the extension or content)" })
+      .option("json", { type: "boolean", default: false, describe: "print the statistics as JSON" })
+      .option("quiet", QUIET)
+      .epilog(EXIT_CODES_EPILOG)
+      .example("$0 trace stats t.csv --cache 1,2,3,4 --json", "hit rates keyed by cache size"),
+  handler: (argv) => {
+    runTraceStats(argv);
+  },
+});
+
+const traceConvertCommand = defineCommand({
+  command: "convert <file>",
+  describe: "convert a routing trace between CSV and Megatron-style JSON Lines",
+  builder: (s) =>
+    s.positional("file", { type: "string", demandOption: true, describe: "the trace to read" })
+      .option("out", { type: "string", demandOption: true, describe: "file to write (.csv or .jsonl)" })
+      .option("from", { choices: ROUTING_FORMATS, describe: "input format (default: from the extension or content)" })
+      .option("format", { choices: ROUTING_FORMATS, describe: "output format (default: from the extension)" })
+      .option("model", { type: "string", describe: "MoE model giving layers/experts/top-k when the file does not" })
+      .option("json", { type: "boolean", default: false, describe: "print a JSON summary of the file written" })
+      .option("quiet", QUIET)
+      .epilog(EXIT_CODES_EPILOG)
+      .example("$0 trace convert t.csv --out t.jsonl", "CSV to Megatron-style JSON Lines"),
+  handler: (argv) => runTraceConvert(argv),
+});
+
+/** `trace synth|stats|convert`: a command of subcommands (yargs runs the subcommand's handler). */
+export const traceCommand = defineCommand({
+  command: "trace",
+  describe: "routing traces of Mixture-of-Experts models: synthesise, summarise (LRU hit rates, popularity, repetition) and convert",
+  builder: (t) =>
+    t.command(traceSynthCommand)
+      .command(traceStatsCommand)
+      .command(traceConvertCommand)
       .epilog(EXIT_CODES_EPILOG)
       .example("$0 trace synth --model mixtral-8x7b --tokens 500 --out t.csv && $0 trace stats t.csv", "synthesise a trace and summarise it")
       .demandCommand(1, "name a trace subcommand: synth, stats or convert"),
-  ) as unknown as Argv<T>;
-}
+  handler: () => {},
+});

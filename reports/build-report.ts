@@ -4,8 +4,7 @@
  * network: the page shows the PNGs beside it by relative path) into one folder. Every file is written
  * atomically, index.html last, so an interrupted run leaves no half-written file.
  */
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { TopLevelSpec } from "vega-lite";
 import type { HardwareProfile } from "../core/hardware-profile.js";
@@ -20,6 +19,7 @@ import { plan as makePlan, PlanError } from "../planner/plan.js";
 import type { LpCandidate } from "../planner/spillway/spillway-search.js";
 import type { Schedule } from "../planner/spillway/step-costs.js";
 import { type PlannedFigures, simulate, type SimulationResult } from "../simulator/simulate.js";
+import { MemoryTraceSink } from "../simulator/memory-trace-sink.js";
 import type { MemoryTier } from "../simulator/task.js";
 import { baselineRows, baselinesChart } from "./baselines-chart.js";
 import { frontierChart, frontierPlans, frontierRows } from "./frontier-chart.js";
@@ -27,7 +27,7 @@ import { formatRate, landscapeChart, landscapeRows } from "./landscape-chart.js"
 import { memoryChart, memoryRows } from "./memory-chart.js";
 import { placementChart } from "./placement-chart.js";
 import { type FiguresForChart, predictedVsMeasuredChart, predictedVsMeasuredRows } from "./predicted-vs-measured-chart.js";
-import { readTrace, type Trace } from "./read-trace.js";
+import { parseTrace, type Trace } from "./read-trace.js";
 import { renderChart, withChartConfig } from "./render-chart.js";
 import { chooseWindow, timelineChart, timelineRows } from "./timeline-chart.js";
 
@@ -53,7 +53,7 @@ export interface BuildReportOptions {
   /** The profile the plan was made for (capacities are taken from the plan where it has them). */
   readonly hardware: HardwareProfile;
   readonly outDir: string;
-  /** Simulate the plan (trace in a temporary file, removed) for the timeline, memory and predicted-vs-simulated charts. Default: when a plan and no traces are given. */
+  /** Simulate the plan (its trace kept in memory) for the timeline, memory and predicted-vs-simulated charts. Default: when a plan and no traces are given. */
   readonly simulate?: boolean;
   /** Re-plan for the search landscape, the frontier sweep and the baselines (default true with a plan). */
   readonly analyses?: boolean;
@@ -203,15 +203,10 @@ export async function buildReport(options: BuildReportOptions): Promise<ReportSu
     if (p.policy.experts) notes.push("the stream simulator does not replay expert caches, so there is no simulated timeline or memory chart");
     else if (options.simulate ?? traces.length === 0) {
       progress("simulation");
-      const dir = mkdtempSync(join(tmpdir(), "spillway-report-"));
-      try {
-        const tracePath = join(dir, "simulated-trace.json");
-        simulated = simulate({ modelSpec: p.modelSpec, workload: p.workload, policy: p.policy, predicted: p.predicted }, hardware, { schedule: p.schedule, capacityBytes, tracePath });
-        progress("reading the simulated trace");
-        simulatedTrace = { ...readTrace(tracePath), path: "simulation" };
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
+      const trace = new MemoryTraceSink();
+      simulated = simulate({ modelSpec: p.modelSpec, workload: p.workload, policy: p.policy, predicted: p.predicted }, hardware, { schedule: p.schedule, capacityBytes, trace });
+      progress("reading the simulated trace");
+      simulatedTrace = parseTrace(trace.document(), "simulation");
       if (simulated.overflow) notes.push(`the simulation overflows ${simulated.overflow.tier} memory at ${simulated.overflow.seconds.toFixed(3)} s: the plan does not fit as scheduled`);
     }
   }

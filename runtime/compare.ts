@@ -1,10 +1,11 @@
 /**
- * `compare()`: plan (or score) a policy, simulate it and run it for real on the CPU backend, and put the
+ * `compare()`: plan (or score) a policy, simulate it and run it for real (CPU backend, or a GPU), and put the
  * three side by side; `compareRuns()` is the pure part that lines up figures already in hand.
  */
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import { type Plan, plan, PlanError, type PlanRequest } from "../planner/plan.js";
 import { simulate, type SimulationResult } from "../simulator/simulate.js";
+import type { CudaNative } from "./cuda/native-api.js";
 import { run, type RunResult } from "./run.js";
 
 export interface Figures {
@@ -53,16 +54,31 @@ export interface CompareOptions extends PlanRequest {
   readonly weightsDir: string;
   /** Parent folder for the disk tier's offload files (default: the OS temp folder). */
   readonly offloadDir?: string;
+  /** Where the run computes (default "cpu"); the all-on-device reference always runs on the CPU backend. */
+  readonly backend?: "cpu" | "cuda";
+  /** The CUDA backend's device interface (default: the built addon; tests pass the emulated device). */
+  readonly cudaNative?: CudaNative;
+}
+
+/** The plan, the simulation of its schedule, the measured run and the three side by side. */
+export interface CompareResult {
+  readonly plan: Plan;
+  readonly simulated: SimulationResult;
+  readonly measured: RunResult;
+  readonly comparison: Comparison;
 }
 
 /** Plans, simulates and runs one policy; throws PlanError when the policy does not fit. */
-export async function compare(options: CompareOptions): Promise<{ plan: Plan; simulated: SimulationResult; measured: RunResult; comparison: Comparison }> {
-  const { weightsDir, offloadDir, ...request } = options;
+export async function compare(options: CompareOptions): Promise<CompareResult> {
+  const { weightsDir, offloadDir, backend, cudaNative, ...request } = options;
   const planned = await plan(request);
   if (!planned.predicted.feasible) throw new PlanError(`the policy does not fit: ${planned.predicted.infeasibleReasons.join("; ")}`);
   const hardware: HardwareProfile = request.hardware;
   const capacityBytes = planned.predicted.capacityBytes;
   const simulated = simulate(planned, hardware, { schedule: planned.schedule, capacityBytes });
-  const measured = await run(planned, hardware, { weightsDir, schedule: planned.schedule, capacityBytes, ...(offloadDir ? { offloadDir } : {}) });
+  const measured = await run(planned, hardware, {
+    weightsDir, schedule: planned.schedule, capacityBytes,
+    ...(backend ? { backend } : {}), ...(cudaNative ? { cudaNative } : {}), ...(offloadDir ? { offloadDir } : {}),
+  });
   return { plan: planned, simulated, measured, comparison: compareRuns(planned, simulated, measured) };
 }

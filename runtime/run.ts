@@ -9,7 +9,8 @@ import { isUniform, type Policy } from "../core/policy.js";
 import { PlanError } from "../planner/plan.js";
 import { evaluatePolicy, policyCostContext } from "../planner/spillway/evaluate-policy.js";
 import { hardwareRates } from "../planner/spillway/hardware-rates.js";
-import { ChromeTraceWriter } from "../simulator/chrome-trace-writer.js";
+import type { ChromeTraceWriter } from "../simulator/chrome-trace-writer.js";
+import { openTraceSink, type TraceOptions } from "../simulator/open-trace-sink.js";
 import { type PlannedFigures, plannedFigures, type PlanToSimulate } from "../simulator/simulate.js";
 import { SIM_RESOURCES, type SimResource, type TaskKind } from "../simulator/task.js";
 import { DeviceArena, DeviceOutOfMemory } from "./device-arena.js";
@@ -22,13 +23,12 @@ import { usableCuda } from "./cuda/load-native.js";
 import type { CudaNative } from "./cuda/native-api.js";
 import { type FinishedTransfer, sharedBytes, TransferEngine, type TransferId } from "./transfer-engine.js";
 
-export interface RunOptions {
+export interface RunOptions extends TraceOptions {
   readonly weightsDir: string;
   readonly schedule?: "spillway" | "flexgen";
   readonly capacityBytes: { readonly gpu: number; readonly cpu: number; readonly disk: number };
   /** Where offload files go (a fresh subdirectory is made and removed). Default: the OS temp dir. */
   readonly offloadDir?: string;
-  readonly tracePath?: string;
   /** Also run the all-on-device reference and compare tokens (default true). */
   readonly reference?: boolean;
   readonly promptSeed?: number;
@@ -365,7 +365,7 @@ export async function run(plan: PlanToSimulate, profile: HardwareProfile, option
       native.setDevice(0);
       device = native.deviceProperties(0).name;
     }
-    const trace = options.tracePath ? new ChromeTraceWriter(options.tracePath) : undefined;
+    const trace = openTraceSink(options, "run()");
     let measured: Execution;
     try {
       measured = native ? await executeCuda(native, weights, plan, profile, options, trace) : await execute(weights, plan, profile, options, plan.policy, options.capacityBytes, trace);
@@ -379,7 +379,7 @@ export async function run(plan: PlanToSimulate, profile: HardwareProfile, option
     if (options.reference !== false) {
       const policy = allOnDevice(plan.policy);
       const need = evaluatePolicy(m, hardwareRates(profile), plan.workload, policy).peakBytes.gpu;
-      const reference = await execute(weights, plan, profile, { ...options, tracePath: undefined, overlap: false, backend: "cpu" }, policy, { gpu: need * 1.5 + 64 * 2 ** 20, cpu: Infinity, disk: Infinity }, undefined);
+      const reference = await execute(weights, plan, profile, { ...options, tracePath: undefined, trace: undefined, overlap: false, backend: "cpu" }, policy, { gpu: need * 1.5 + 64 * 2 ** 20, cpu: Infinity, disk: Infinity }, undefined);
       referenceTokens = reference.tokens;
       matchesReference = JSON.stringify(reference.tokens) === JSON.stringify(measured.tokens);
     }

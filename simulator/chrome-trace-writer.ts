@@ -1,10 +1,10 @@
 /**
- * Streams Chrome Trace Event JSON (what Perfetto and chrome://tracing open) to a file as the simulation
- * runs, so memory does not grow with the trace: `X` events with `ts`/`dur` in microseconds, one process
- * per device or link and one thread per stream, and `C` counter events for memory in use per tier.
- * Written to a temporary file and renamed at the end, so an interrupted run leaves no half trace.
+ * The Chrome Trace Event format (what Perfetto and chrome://tracing open) that the trace sinks write:
+ * `X` events with `ts`/`dur` in microseconds, one process per device or link and one thread per stream,
+ * and `C` counter events for memory in use per tier. FileTraceSink streams these events to a file,
+ * MemoryTraceSink keeps them as objects.
  */
-import { closeSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import type { TraceSink, TraceWhere } from "./trace-sink.js";
 import type { MemoryTier, SimResource, Task } from "./task.js";
 
 /** Process and thread for each resource: devices and links as processes, streams as threads. */
@@ -18,76 +18,58 @@ export const TRACE_LANES: Record<SimResource, { pid: number; process: string; ti
 };
 const MEMORY_PID = 5;
 
-export class ChromeTraceWriter {
-  private readonly fd: number;
-  private readonly temporary: string;
-  private buffer: string[] = [];
-  private bufferedChars = 0;
-  private first = true;
-  events = 0;
+/** The sink interface under the name the executors take it by. */
+export type ChromeTraceWriter = TraceSink;
 
-  constructor(private readonly path: string) {
-    this.temporary = `${path}.tmp-${process.pid}`;
-    this.fd = openSync(this.temporary, "w");
-    writeSync(this.fd, '{"displayTimeUnit":"ms","traceEvents":[\n');
-    const seen = new Set<number>();
-    for (const lane of Object.values(TRACE_LANES)) {
-      if (!seen.has(lane.pid)) {
-        seen.add(lane.pid);
-        this.emit({ ph: "M", name: "process_name", pid: lane.pid, tid: 0, args: { name: lane.process } });
-        this.emit({ ph: "M", name: "process_sort_index", pid: lane.pid, tid: 0, args: { sort_index: lane.pid } });
-      }
-      this.emit({ ph: "M", name: "thread_name", pid: lane.pid, tid: lane.tid, args: { name: lane.thread } });
+/** One Chrome trace event: metadata (`M`), a complete slice (`X`) or a counter (`C`). */
+export interface ChromeTraceEvent {
+  readonly ph: "M" | "X" | "C";
+  readonly name: string;
+  readonly cat?: string;
+  readonly pid: number;
+  readonly tid: number;
+  readonly ts?: number;
+  readonly dur?: number;
+  readonly args: Readonly<Record<string, number | string>>;
+}
+
+/** A whole trace file's content. */
+export interface ChromeTraceDocument {
+  readonly displayTimeUnit: "ms";
+  readonly traceEvents: readonly ChromeTraceEvent[];
+}
+
+/** The process and thread names (and process order) every trace starts with. */
+export function traceMetadataEvents(): ChromeTraceEvent[] {
+  const events: ChromeTraceEvent[] = [];
+  const seen = new Set<number>();
+  for (const lane of Object.values(TRACE_LANES)) {
+    if (!seen.has(lane.pid)) {
+      seen.add(lane.pid);
+      events.push({ ph: "M", name: "process_name", pid: lane.pid, tid: 0, args: { name: lane.process } });
+      events.push({ ph: "M", name: "process_sort_index", pid: lane.pid, tid: 0, args: { sort_index: lane.pid } });
     }
-    this.emit({ ph: "M", name: "process_name", pid: MEMORY_PID, tid: 0, args: { name: "Memory in use" } });
+    events.push({ ph: "M", name: "thread_name", pid: lane.pid, tid: lane.tid, args: { name: lane.thread } });
   }
+  events.push({ ph: "M", name: "process_name", pid: MEMORY_PID, tid: 0, args: { name: "Memory in use" } });
+  return events;
+}
 
-  private emit(event: object): void {
-    const text = (this.first ? "" : ",\n") + JSON.stringify(event);
-    this.first = false;
-    this.buffer.push(text);
-    this.bufferedChars += text.length;
-    this.events++;
-    if (this.bufferedChars > 1 << 20) this.flush();
-  }
+/** One `X` event: a task of `kind` on `resource` from `start` to `end` seconds. */
+export function sliceEvent(kind: string, resource: SimResource, start: number, end: number, bytes: number, where: TraceWhere): ChromeTraceEvent {
+  const lane = TRACE_LANES[resource];
+  const args: Record<string, number | string> = { token: where.token, layer: where.layer, batch: where.batch };
+  if (bytes > 0) args.bytes = bytes;
+  return { ph: "X", name: kind, cat: resource, pid: lane.pid, tid: lane.tid, ts: start * 1e6, dur: (end - start) * 1e6, args };
+}
 
-  private flush(): void {
-    if (this.buffer.length === 0) return;
-    writeSync(this.fd, this.buffer.join(""));
-    this.buffer = [];
-    this.bufferedChars = 0;
-  }
+/** A simulated task's `X` event; none for tasks on no resource (barriers). */
+export function taskEvent(task: Task): ChromeTraceEvent | undefined {
+  if (task.resource === "none") return undefined;
+  return sliceEvent(task.kind, task.resource, task.start, task.end, task.bytes, task);
+}
 
-  task(task: Task): void {
-    if (task.resource === "none") return;
-    this.slice(task.kind, task.resource, task.start, task.end, task.bytes, task);
-  }
-
-  /** One `X` event: a task of `kind` on `resource` from `start` to `end` seconds. */
-  slice(kind: string, resource: SimResource, start: number, end: number, bytes: number, where: { token: number; layer: number; batch: number }): void {
-    const lane = TRACE_LANES[resource];
-    const args: Record<string, number | string> = { token: where.token, layer: where.layer, batch: where.batch };
-    if (bytes > 0) args.bytes = bytes;
-    this.emit({ ph: "X", name: kind, cat: resource, pid: lane.pid, tid: lane.tid, ts: start * 1e6, dur: (end - start) * 1e6, args });
-  }
-
-  memory(seconds: number, tier: MemoryTier, bytes: number): void {
-    this.emit({ ph: "C", name: `${tier} bytes`, pid: MEMORY_PID, tid: 0, ts: seconds * 1e6, args: { bytes } });
-  }
-
-  close(): void {
-    this.flush();
-    writeSync(this.fd, "\n]}\n");
-    closeSync(this.fd);
-    renameSync(this.temporary, this.path);
-  }
-
-  abort(): void {
-    try {
-      closeSync(this.fd);
-    } catch {
-      // already closed
-    }
-    rmSync(this.temporary, { force: true });
-  }
+/** A `C` event: `bytes` in use on `tier` from `seconds` on. */
+export function memoryEvent(seconds: number, tier: MemoryTier, bytes: number): ChromeTraceEvent {
+  return { ph: "C", name: `${tier} bytes`, pid: MEMORY_PID, tid: 0, ts: seconds * 1e6, args: { bytes } };
 }

@@ -10,9 +10,9 @@ import type { Workload } from "../core/workload.js";
 import { formatBytes } from "../core/units.js";
 import { PlanError } from "../planner/plan.js";
 import { TimelineRecorder } from "./ascii-timeline.js";
-import { ChromeTraceWriter } from "./chrome-trace-writer.js";
 import { Engine, TaskFactory } from "./engine.js";
 import { MemoryLedger, type Overflow } from "./memory-ledger.js";
+import { openTraceSink, type TraceOptions } from "./open-trace-sink.js";
 import { PlanCosts } from "./plan-costs.js";
 import { ScheduleBuilder, type ScheduleSemantics } from "./schedule-builder.js";
 import type { ScheduleCostSource } from "./schedule-costs.js";
@@ -55,10 +55,9 @@ export interface SimulationResult {
   readonly timeline?: string;
 }
 
-export interface SimulateOptions {
+export interface SimulateOptions extends TraceOptions {
   readonly schedule: ScheduleSemantics;
   readonly capacityBytes: Readonly<Record<MemoryTier, number>>;
-  readonly tracePath?: string;
   readonly planned?: PlannedFigures;
   /** Render a text timeline of this layer of this token (default: middle layer, first decode token). */
   readonly timeline?: boolean | { readonly token: number; readonly layer: number };
@@ -67,7 +66,7 @@ export interface SimulateOptions {
 /** Simulates a schedule described by any cost source (the plan's, or a hand-made one in tests). */
 export function simulateSchedule(costs: ScheduleCostSource, batchSize: number, options: SimulateOptions): SimulationResult {
   const ledger = new MemoryLedger(options.capacityBytes);
-  const trace = options.tracePath ? new ChromeTraceWriter(options.tracePath) : undefined;
+  const trace = openTraceSink(options, "simulate()");
   const busy = Object.fromEntries(SIM_RESOURCES.map((r) => [r, 0])) as Record<SimResource, number>;
   const bytes = { h2d: 0, d2h: 0, diskRead: 0, diskWrite: 0 };
   let prefillEnd = 0;

@@ -3,8 +3,6 @@ import { formatBytes, formatSeconds } from "../core/units.js";
 import { type Comparison } from "../runtime/compare.js";
 import { SIM_RESOURCES } from "../simulator/task.js";
 
-export { compareRuns, type Comparison, type Figures } from "../runtime/compare.js";
-
 export function formatComparison(c: Comparison): string {
   const pct = (x: number) => `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)}%`;
   const row = (name: string, p: string, s: string, m: string, e: string) => `${name.padEnd(22)}${p.padStart(14)}${s.padStart(14)}${m.padStart(14)}${e.padStart(10)}`;

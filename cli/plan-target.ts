@@ -1,0 +1,11 @@
+/** The plan file `spillway simulate` and `spillway run` take, with the profile and capacities it is for. */
+import { resolveHardware } from "../core/resolve-hardware.js";
+import { readPlanFile } from "../simulator/read-plan.js";
+
+/** A plan file with the profile it was made for (or --hardware) and the capacities it was planned against. */
+export function loadPlanTarget(path: string, hardwareFlag: string | undefined) {
+  const planFile = readPlanFile(path);
+  const profile = resolveHardware(hardwareFlag ?? planFile.hardwareSource ?? planFile.hardware);
+  const capacityBytes = planFile.capacityBytes ?? { gpu: profile.capacityBytes.gpu.value, cpu: profile.capacityBytes.cpu.value, disk: profile.capacityBytes.disk.value };
+  return { planFile, profile, capacityBytes };
+}

@@ -1,0 +1,86 @@
+/**
+ * A trace sink that streams Chrome Trace Event JSON to a file as the simulation or run goes, so memory
+ * does not grow with the trace. Written to a temporary file beside the target and renamed on close(),
+ * so an interrupted or failed run leaves no half trace. The temporary file is made by open(), or by
+ * the first write when the sink was not opened: a sink made but never used leaves nothing behind.
+ */
+import { closeSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { type ChromeTraceEvent, memoryEvent, sliceEvent, taskEvent, traceMetadataEvents } from "./chrome-trace-writer.js";
+import type { MemoryTier, SimResource, Task } from "./task.js";
+import type { TraceSink, TraceWhere } from "./trace-sink.js";
+
+export class FileTraceSink implements TraceSink {
+  private fd: number | undefined;
+  private readonly temporary: string;
+  private buffer: string[] = [];
+  private bufferedChars = 0;
+  private first = true;
+  events = 0;
+
+  constructor(readonly path: string) {
+    this.temporary = `${path}.tmp-${process.pid}`;
+    for (const event of traceMetadataEvents()) this.emit(event);
+  }
+
+  /** Makes the temporary file now (so a path that cannot be written fails before the work starts). */
+  open(): this {
+    this.file();
+    return this;
+  }
+
+  private file(): number {
+    if (this.fd === undefined) {
+      this.fd = openSync(this.temporary, "w");
+      writeSync(this.fd, '{"displayTimeUnit":"ms","traceEvents":[\n');
+    }
+    return this.fd;
+  }
+
+  private emit(event: ChromeTraceEvent): void {
+    const text = (this.first ? "" : ",\n") + JSON.stringify(event);
+    this.first = false;
+    this.buffer.push(text);
+    this.bufferedChars += text.length;
+    this.events++;
+    if (this.bufferedChars > 1 << 20) this.flush();
+  }
+
+  private flush(): void {
+    if (this.buffer.length === 0) return;
+    writeSync(this.file(), this.buffer.join(""));
+    this.buffer = [];
+    this.bufferedChars = 0;
+  }
+
+  task(task: Task): void {
+    const event = taskEvent(task);
+    if (event) this.emit(event);
+  }
+
+  slice(kind: string, resource: SimResource, start: number, end: number, bytes: number, where: TraceWhere): void {
+    this.emit(sliceEvent(kind, resource, start, end, bytes, where));
+  }
+
+  memory(seconds: number, tier: MemoryTier, bytes: number): void {
+    this.emit(memoryEvent(seconds, tier, bytes));
+  }
+
+  close(): void {
+    this.flush();
+    const fd = this.file();
+    writeSync(fd, "\n]}\n");
+    closeSync(fd);
+    renameSync(this.temporary, this.path);
+  }
+
+  abort(): void {
+    this.buffer = [];
+    if (this.fd === undefined) return;
+    try {
+      closeSync(this.fd);
+    } catch {
+      // already closed
+    }
+    rmSync(this.temporary, { force: true });
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * Where a simulation or a run reports what happened as it happens: task slices on a resource's lane and
+ * memory in use per tier. Three sinks: a Chrome trace file (FileTraceSink, written atomically), the
+ * events in memory (MemoryTraceSink) and nothing (NoTraceSink). A sink serves one simulation or run,
+ * which ends it: close() when it finished, abort() when it failed (a file sink then leaves no file, a
+ * memory sink drops what it held).
+ */
+import type { MemoryTier, SimResource, Task } from "./task.js";
+
+/** Which decode step (0 is the prefill), layer and GPU batch a slice belongs to. */
+export interface TraceWhere {
+  readonly token: number;
+  readonly layer: number;
+  readonly batch: number;
+}
+
+export interface TraceSink {
+  /** Events recorded so far (for a Chrome trace: its metadata events included). */
+  readonly events: number;
+  /** A simulated task as a slice on its resource's lane (tasks on no resource are left out). */
+  task(task: Task): void;
+  /** A slice: `kind` on `resource` from `start` to `end` seconds, moving `bytes` (0 for compute). */
+  slice(kind: string, resource: SimResource, start: number, end: number, bytes: number, where: TraceWhere): void;
+  /** Memory in use on `tier` from `seconds` on. */
+  memory(seconds: number, tier: MemoryTier, bytes: number): void;
+  /** The simulation or run finished: the trace is complete. */
+  close(): void;
+  /** The simulation or run failed: drop what was recorded. */
+  abort(): void;
+}
+
+/** Records nothing. */
+export class NoTraceSink implements TraceSink {
+  readonly events = 0;
+  task(): void {}
+  slice(): void {}
+  memory(): void {}
+  close(): void {}
+  abort(): void {}
+}
