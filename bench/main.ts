@@ -30,7 +30,7 @@ function coldCliSearchMs(args: string[]): { ms: number; lpSolves: number } {
   return { ms: plan.search.elapsedMs, lpSolves: plan.search.lpSolves };
 }
 
-await loadLpSolvers();
+const solvers = await loadLpSolvers();
 const t4 = resolveHardware("t4");
 const opt175b = findCatalogueModel("opt-175b")!;
 const workload = { promptLen: 512, genLen: 32 };
@@ -52,9 +52,9 @@ const dims = { l: 96, h1: 12288, h2: 49152, nh: 96, s: 512, n: 32 };
 const capacities = { gpuBytes: t4.capacityBytes.gpu.value, cpuBytes: t4.capacityBytes.cpu.value, diskBytes: t4.capacityBytes.disk.value, alphaGpu: 0.8, alphaCpu: 0.8, alphaDisk: 0.8 };
 const lps = Array.from({ length: 400 }, (_, i) => buildFlexgenLp({ dims, constants, capacities, gbs: 1, bls: i + 1, compressWeight: false }).lp);
 const rate = (solver: "javascript-lp-solver" | "highs") => {
-  for (const lp of lps.slice(0, 50)) solveLinearProgram(lp, { solver });
+  for (const lp of lps.slice(0, 50)) solveLinearProgram(lp, solvers, { solver });
   const start = performance.now();
-  for (const lp of lps) solveLinearProgram(lp, { solver });
+  for (const lp of lps) solveLinearProgram(lp, solvers, { solver });
   return lps.length / ((performance.now() - start) / 1000);
 };
 const fast = rate("javascript-lp-solver");
