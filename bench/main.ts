@@ -4,6 +4,7 @@
  *   about 7 s for its 1,071 LPs on this class of machine), cold in a fresh CLI process and warm in-process.
  * - LP solves per second on the fast path and on the HiGHS fallback, on the same LPs.
  * - Spillway's own search for the default plan.
+ * - The CPU backend's transfers on worker threads beside the compute, against inline (bench/overlap.ts).
  */
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -15,6 +16,7 @@ import { loadLpSolvers, solveLinearProgram } from "../planner/lp/solve-linear-pr
 import { planSync } from "../planner/plan.js";
 import { simulate } from "../simulator/simulate.js";
 import { benchKernels } from "./kernels.js";
+import { benchOverlap } from "./overlap.js";
 import { Engine, TaskFactory } from "../simulator/engine.js";
 import { PlanCosts } from "../simulator/plan-costs.js";
 import { ScheduleBuilder } from "../simulator/schedule-builder.js";
@@ -115,3 +117,6 @@ else {
 
 console.log("\nCPU backend kernels (single thread)");
 for (const line of await benchKernels()) console.log(`  ${line}`);
+
+console.log("\nCPU backend: transfers on worker threads beside the compute, and inline (a 3-layer OPT, KV cache in host memory)");
+for (const line of await benchOverlap()) console.log(`  ${line}`);
