@@ -5,6 +5,7 @@
  * - LP solves per second on the fast path and on the HiGHS fallback, on the same LPs.
  * - Spillway's own search for the default plan.
  * - The CPU backend's transfers on worker threads beside the compute, against inline (bench/overlap.ts).
+ * - The quick CPU profile's rates and its GEMM curve (time per weight grows with the rows).
  */
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -17,6 +18,8 @@ import { planSync } from "../planner/plan.js";
 import { simulate } from "../simulator/simulate.js";
 import { benchKernels } from "./kernels.js";
 import { benchOverlap } from "./overlap.js";
+import { effective } from "../core/hardware-profile.js";
+import { defaultCapacities, measureCpuBackend, profileFromSamples } from "../runtime/profile-cpu.js";
 import { Engine, TaskFactory } from "../simulator/engine.js";
 import { PlanCosts } from "../simulator/plan-costs.js";
 import { ScheduleBuilder } from "../simulator/schedule-builder.js";
@@ -120,3 +123,10 @@ for (const line of await benchKernels()) console.log(`  ${line}`);
 
 console.log("\nCPU backend: transfers on worker threads beside the compute, and inline (a 3-layer OPT, KV cache in host memory)");
 for (const line of await benchOverlap()) console.log(`  ${line}`);
+
+console.log("\nCPU profile (spillway profile --backend cpu --quick)");
+const cpuProfile = profileFromSamples(measureCpuBackend({ quick: true, gpuBytes: 2 ** 28 }), defaultCapacities(2 ** 28));
+const curve = cpuProfile.gpu.matmulCurve!.samples;
+console.log(`  fp16 matmul ${(effective(cpuProfile.gpu.fp16MatmulFlopsPerSecond) / 1e9).toFixed(2)} GFLOP/s   disk read ${(effective(cpuProfile.disk.readBytesPerSecond) / 2 ** 20).toFixed(0)} MiB/s   4-bit dequantisation ${(effective(cpuProfile.gpu.dequantizeValuesPerSecond!) / 1e6).toFixed(0)} M values/s`);
+console.log(`  GEMM time per weight: ${curve.map((c) => `${c.rows} rows ${(c.secondsPerWeight * 1e9).toFixed(2)} ns`).join(", ")}`);
+console.log(`  ratio ${curve[curve.length - 1]!.rows} rows / ${curve[0]!.rows} row: ${(curve[curve.length - 1]!.secondsPerWeight / curve[0]!.secondsPerWeight).toFixed(1)}x`);
