@@ -4,6 +4,8 @@
  *   about 7 s for its 1,071 LPs on this class of machine), cold in a fresh CLI process and warm in-process.
  * - LP solves per second on the fast path and on the HiGHS fallback, on the same LPs.
  * - Spillway's own search for the default plan.
+ * - The CPU backend's transfers on worker threads beside the compute, against inline (bench/overlap.ts).
+ * - The quick CPU profile's rates and its GEMM curve (time per weight grows with the rows).
  */
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -15,6 +17,9 @@ import { loadLpSolvers, solveLinearProgram } from "../planner/lp/solve-linear-pr
 import { planSync } from "../planner/plan.js";
 import { simulate } from "../simulator/simulate.js";
 import { benchKernels } from "./kernels.js";
+import { benchOverlap } from "./overlap.js";
+import { effective } from "../core/hardware-profile.js";
+import { defaultCapacities, measureCpuBackend, profileFromSamples } from "../runtime/profile-cpu.js";
 import { Engine, TaskFactory } from "../simulator/engine.js";
 import { PlanCosts } from "../simulator/plan-costs.js";
 import { ScheduleBuilder } from "../simulator/schedule-builder.js";
@@ -30,7 +35,7 @@ function coldCliSearchMs(args: string[]): { ms: number; lpSolves: number } {
   return { ms: plan.search.elapsedMs, lpSolves: plan.search.lpSolves };
 }
 
-await loadLpSolvers();
+const solvers = await loadLpSolvers();
 const t4 = resolveHardware("t4");
 const opt175b = findCatalogueModel("opt-175b")!;
 const workload = { promptLen: 512, genLen: 32 };
@@ -52,9 +57,9 @@ const dims = { l: 96, h1: 12288, h2: 49152, nh: 96, s: 512, n: 32 };
 const capacities = { gpuBytes: t4.capacityBytes.gpu.value, cpuBytes: t4.capacityBytes.cpu.value, diskBytes: t4.capacityBytes.disk.value, alphaGpu: 0.8, alphaCpu: 0.8, alphaDisk: 0.8 };
 const lps = Array.from({ length: 400 }, (_, i) => buildFlexgenLp({ dims, constants, capacities, gbs: 1, bls: i + 1, compressWeight: false }).lp);
 const rate = (solver: "javascript-lp-solver" | "highs") => {
-  for (const lp of lps.slice(0, 50)) solveLinearProgram(lp, { solver });
+  for (const lp of lps.slice(0, 50)) solveLinearProgram(lp, solvers, { solver });
   const start = performance.now();
-  for (const lp of lps) solveLinearProgram(lp, { solver });
+  for (const lp of lps) solveLinearProgram(lp, solvers, { solver });
   return lps.length / ((performance.now() - start) / 1000);
 };
 const fast = rate("javascript-lp-solver");
@@ -115,3 +120,13 @@ else {
 
 console.log("\nCPU backend kernels (single thread)");
 for (const line of await benchKernels()) console.log(`  ${line}`);
+
+console.log("\nCPU backend: transfers on worker threads beside the compute, and inline (a 3-layer OPT, KV cache in host memory)");
+for (const line of await benchOverlap()) console.log(`  ${line}`);
+
+console.log("\nCPU profile (spillway profile --backend cpu --quick)");
+const cpuProfile = profileFromSamples(measureCpuBackend({ quick: true, gpuBytes: 2 ** 28 }), defaultCapacities(2 ** 28));
+const curve = cpuProfile.gpu.matmulCurve!.samples;
+console.log(`  fp16 matmul ${(effective(cpuProfile.gpu.fp16MatmulFlopsPerSecond) / 1e9).toFixed(2)} GFLOP/s   disk read ${(effective(cpuProfile.disk.readBytesPerSecond) / 2 ** 20).toFixed(0)} MiB/s   4-bit dequantisation ${(effective(cpuProfile.gpu.dequantizeValuesPerSecond!) / 1e6).toFixed(0)} M values/s`);
+console.log(`  GEMM time per weight: ${curve.map((c) => `${c.rows} rows ${(c.secondsPerWeight * 1e9).toFixed(2)} ns`).join(", ")}`);
+console.log(`  ratio ${curve[curve.length - 1]!.rows} rows / ${curve[0]!.rows} row: ${(curve[curve.length - 1]!.secondsPerWeight / curve[0]!.secondsPerWeight).toFixed(1)}x`);

@@ -7,7 +7,7 @@ import { type ModelSpec, totalWeightBytes } from "../core/model-spec.js";
 import { isUniform, type LayerGroup, type Placement, type Policy, toFlexgenPercent } from "../core/policy.js";
 import type { Workload } from "../core/workload.js";
 import { formatBytes } from "../core/units.js";
-import { loadLpSolvers, type SolveStats } from "./lp/solve-linear-program.js";
+import { loadedLpSolvers, loadLpSolvers, type LpSolvers, type SolveStats } from "./lp/solve-linear-program.js";
 import { flexgenConstants } from "./flexgen/flexgen-constants.js";
 import { type FlexgenLpInput, type FlexgenLpOutcome, flexgenBytes, flexgenUnconstrained } from "./flexgen/flexgen-lp.js";
 import { searchFlexgen } from "./flexgen/flexgen-search.js";
@@ -96,7 +96,19 @@ export interface Plan {
   readonly workload: { readonly promptLen: number; readonly genLen: number };
   readonly policy: Policy;
   readonly predicted: PlanPrediction;
-  readonly search: { readonly lpSolves: number; readonly elapsedMs: number; readonly exactEvaluations?: number; readonly lpFallbacks: number; readonly scored: boolean };
+  readonly search: {
+    readonly lpSolves: number;
+    readonly elapsedMs: number;
+    readonly exactEvaluations?: number;
+    readonly lpFallbacks: number;
+    readonly scored: boolean;
+    /**
+     * LPs the search left unsolved because the solver reached its wall-clock safety net (tens of seconds
+     * per LP; normal planning never does): 0 means the plan depends on its inputs alone. Always written
+     * by plan(); absent from plan files written before it existed.
+     */
+    readonly wallClockLimitHits?: number;
+  };
   /** The equivalent `python -m flexgen.flex_opt` flags. */
   readonly flexgenArgs: string;
   /** MoE plans: the `-ngl` and `--n-cpu-moe` that fit llama.cpp on this GPU, and its predicted decode speed. */
@@ -112,15 +124,17 @@ export class PlanError extends Error {
 
 const RESOURCE_NAMES: Record<Resource, string> = { gpu: "GPU compute", cpu: "CPU compute", h2d: "host-to-GPU link", d2h: "GPU-to-host link", diskRead: "disk read", diskWrite: "disk write" };
 
-export async function plan(request: PlanRequest): Promise<Plan> {
-  await loadLpSolvers();
-  return planSync(request);
+/** Plans with `solvers` (default: those loadLpSolvers() loads). */
+export async function plan(request: PlanRequest, solvers?: LpSolvers): Promise<Plan> {
+  return planSync(request, solvers ?? (await loadLpSolvers()));
 }
 
-/** As plan(), once loadLpSolvers() has resolved. */
-export function planSync(request: PlanRequest): Plan {
+/** As plan(), synchronously: with `solvers`, or once loadLpSolvers() has resolved. */
+export function planSync(request: PlanRequest, solvers?: LpSolvers): Plan {
+  // Scoring a fixed policy and MoE plans solve no LP, so they need no solvers.
+  const lpSolvers = () => solvers ?? loadedLpSolvers();
   const costModel = request.costModel ?? "spillway";
-  return costModel === "flexgen" ? planFlexgen(request) : planSpillway(request);
+  return costModel === "flexgen" ? planFlexgen(request, lpSolvers) : planSpillway(request, lpSolvers);
 }
 
 function fullyFixed(fixed: FixedPolicy | undefined): boolean {
@@ -186,7 +200,7 @@ function planMoe(request: PlanRequest): Plan {
     workload: { promptLen: workload.promptLen, genLen: workload.genLen },
     policy,
     predicted: { ...planPrediction(prediction), experts: prediction.experts, decodeSecondsPerToken: prediction.decodeSecondsPerToken },
-    search: { lpSolves: 0, elapsedMs: performance.now() - started, exactEvaluations: result.evaluations, lpFallbacks: 0, scored: result.evaluations === 1 },
+    search: { lpSolves: 0, elapsedMs: performance.now() - started, exactEvaluations: result.evaluations, lpFallbacks: 0, scored: result.evaluations === 1, wallClockLimitHits: 0 },
     flexgenArgs: "(FlexGen does not run Mixture-of-Experts models)",
     llamaCpp: llamaCppMoeAdvice(model, rates, workload, routing),
     modelSpec: model,
@@ -194,7 +208,7 @@ function planMoe(request: PlanRequest): Plan {
   };
 }
 
-function planSpillway(request: PlanRequest): Plan {
+function planSpillway(request: PlanRequest, solvers: () => LpSolvers): Plan {
   if (request.model.moe && request.moe !== "dense" && !request.fixed?.percent) return planMoe(request);
   const { model, hardware, workload } = request;
   const schedule = request.schedule ?? "spillway";
@@ -224,7 +238,7 @@ function planSpillway(request: PlanRequest): Plan {
     if (fixed.layerGroups || fixed.embeddings) throw new PlanError("per-layer placement is scored, not searched: fix gbs, nb and percent with it");
     const { percent: pct, layerGroups: _groups, embeddings: _embeddings, ...rest } = fixed;
     const result = searchSpillway({
-      model, rates, workload, schedule, ...(request.maxBlock !== undefined ? { maxBlock: request.maxBlock } : {}),
+      model, rates, workload, schedule, solvers: solvers(), ...(request.maxBlock !== undefined ? { maxBlock: request.maxBlock } : {}),
       ...(request.onCandidate ? { onCandidate: request.onCandidate } : {}),
       fixed: { ...rest, ...(pct ? { percent: { wg: pct[0], wc: pct[1], cg: pct[2], cc: pct[3], hg: pct[4], hc: pct[5] } } : {}) },
     });
@@ -247,7 +261,7 @@ function planSpillway(request: PlanRequest): Plan {
     workload: { promptLen: workload.promptLen, genLen: workload.genLen },
     policy,
     predicted: planPrediction(prediction),
-    search: { lpSolves, elapsedMs, exactEvaluations, lpFallbacks: stats?.fallbacks ?? 0, scored: fullyFixed(fixed) },
+    search: { lpSolves, elapsedMs, exactEvaluations, lpFallbacks: stats?.fallbacks ?? 0, scored: fullyFixed(fixed), wallClockLimitHits: stats?.wallClockLimitHits ?? 0 },
     flexgenArgs: flexgenArgs(model, policy),
     modelSpec: model,
     notes,
@@ -258,7 +272,7 @@ const FLEXGEN_TERM_RESOURCE: Record<string, string> = {
   ctogg: "host-to-GPU link", gtocg: "GPU-to-host link", dtocg: "disk read", ctodg: "disk write", compg: "compute",
 };
 
-function planFlexgen(request: PlanRequest): Plan {
+function planFlexgen(request: PlanRequest, solvers: () => LpSolvers): Plan {
   const { model, hardware, workload } = request;
   if (model.family !== "opt") {
     throw new PlanError(`FlexGen's cost model covers OPT models only; ${model.name} is a ${model.family} model (use --cost-model spillway)`);
@@ -274,7 +288,7 @@ function planFlexgen(request: PlanRequest): Plan {
   };
   const compressWeight = fixed.compressWeight ?? false;
   const result = searchFlexgen({
-    dims, constants, capacities, compressWeight,
+    dims, constants, capacities, compressWeight, solvers: solvers(),
     ...(fixed.percent ? { percent: fixed.percent } : {}),
     ...(fixed.gbs !== undefined ? { gbs: fixed.gbs } : {}),
     ...(fixed.nb !== undefined ? { nb: fixed.nb } : {}),
@@ -340,7 +354,7 @@ function planFlexgen(request: PlanRequest): Plan {
       busySeconds: terms,
       bottleneck,
     },
-    search: { lpSolves: result.lpSolves, elapsedMs, lpFallbacks: result.stats.fallbacks, scored: fullyFixed(fixed) },
+    search: { lpSolves: result.lpSolves, elapsedMs, lpFallbacks: result.stats.fallbacks, scored: fullyFixed(fixed), wallClockLimitHits: result.stats.wallClockLimitHits },
     flexgenArgs: flexgenArgs(model, policy),
     modelSpec: model,
     notes,

@@ -120,7 +120,10 @@ export const planSchema = obj({
     busySeconds: record(num({ minimum: 0 }), "busy seconds per resource (Spillway model) or per-layer term seconds (FlexGen model)"),
     bottleneck: str(), experts: opt(expertFigures), decodeSecondsPerToken: opt(num({ minimum: 0 })),
   }),
-  search: obj({ lpSolves: int({ minimum: 0 }), elapsedMs: num({ minimum: 0 }), exactEvaluations: opt(int({ minimum: 0 })), lpFallbacks: int({ minimum: 0 }), scored: bool() }),
+  search: obj({
+    lpSolves: int({ minimum: 0 }), elapsedMs: num({ minimum: 0 }), exactEvaluations: opt(int({ minimum: 0 })), lpFallbacks: int({ minimum: 0 }), scored: bool(),
+    wallClockLimitHits: opt(int({ minimum: 0, description: "LPs left unsolved because the solver reached its wall-clock safety net (0: the plan depends on its inputs alone)" })),
+  }),
   flexgenArgs: str("the equivalent python -m flexgen.flex_opt flags"),
   llamaCpp: opt(obj({
     nGpuLayers: int({ minimum: 0 }), nCpuMoe: opt(int({ minimum: 0 })), bits, decodeTokensPerSecond: opt(num({ minimum: 0 })), gpuPeakBytes: opt(num({ minimum: 0 })), reason: opt(str()),

@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { mock, test } from "node:test";
+import { resolveHardware } from "../core/resolve-hardware.js";
+import { flexgenConstants } from "../planner/flexgen/flexgen-constants.js";
+import { buildFlexgenLp } from "../planner/flexgen/flexgen-lp.js";
 import { LinearProgramBuilder, maxViolation } from "../planner/lp/linear-program.js";
-import { loadLpSolvers, newSolveStats, solveLinearProgram } from "../planner/lp/solve-linear-program.js";
+import { loadLpSolvers, type LpSolvers, newSolveStats, solveLinearProgram } from "../planner/lp/solve-linear-program.js";
 import { random } from "./helpers.js";
 
 function diet() {
@@ -15,11 +18,20 @@ function diet() {
   return b.build();
 }
 
+/** FlexGen's OPT-175B LPs on the T4 (gbs 1, nb 1..count), the size the searches solve. */
+function flexgenLps(count: number) {
+  const t4 = resolveHardware("t4");
+  const constants = flexgenConstants(t4);
+  const dims = { l: 96, h1: 12288, h2: 49152, nh: 96, s: 512, n: 32 };
+  const capacities = { gpuBytes: t4.capacityBytes.gpu.value, cpuBytes: t4.capacityBytes.cpu.value, diskBytes: t4.capacityBytes.disk.value, alphaGpu: 0.8, alphaCpu: 0.8, alphaDisk: 0.8 };
+  return Array.from({ length: count }, (_, i) => buildFlexgenLp({ dims, constants, capacities, gbs: 1, bls: i + 1, compressWeight: false }).lp);
+}
+
 test("both solvers find the same optimum of a small LP", async () => {
-  await loadLpSolvers();
+  const solvers = await loadLpSolvers();
   const lp = diet();
-  const fast = solveLinearProgram(lp, { solver: "javascript-lp-solver" });
-  const slow = solveLinearProgram(lp, { solver: "highs" });
+  const fast = solveLinearProgram(lp, solvers, { solver: "javascript-lp-solver" });
+  const slow = solveLinearProgram(lp, solvers, { solver: "highs" });
   assert.equal(fast.status, "optimal");
   assert.equal(slow.status, "optimal");
   assert.ok(Math.abs(fast.objective - 1.25) < 1e-9);
@@ -28,26 +40,95 @@ test("both solvers find the same optimum of a small LP", async () => {
 });
 
 test("an infeasible LP is reported infeasible, and the claim is confirmed by HiGHS", async () => {
-  await loadLpSolvers();
+  const solvers = await loadLpSolvers();
   const b = new LinearProgramBuilder(["x"]);
   b.minimise(b.space.term(1, "x"));
   b.add("low", b.space.term(1, "x"), ">=", 2);
   b.add("high", b.space.term(1, "x"), "<=", 1);
   const stats = newSolveStats();
-  const r = solveLinearProgram(b.build(), { stats });
+  const r = solveLinearProgram(b.build(), solvers, { stats });
   assert.equal(r.status, "infeasible");
   assert.equal(r.solver, "highs");
   assert.equal(stats.confirmedInfeasible, 1);
 });
 
-test("when the fast path runs out of time the fallback answers, and the reason is counted", async () => {
-  await loadLpSolvers();
+test("when the fast path reaches its pivot bound the fallback answers, and the reason is counted", async () => {
+  const solvers = await loadLpSolvers();
   const stats = newSolveStats();
-  const r = solveLinearProgram(diet(), { deadlineMs: -1, stats });
+  const r = solveLinearProgram(diet(), solvers, { maxPivots: 0, stats });
   assert.equal(r.status, "optimal");
   assert.equal(r.solver, "highs");
+  assert.ok(Math.abs(r.objective - 1.25) < 1e-7);
+  assert.deepEqual(stats, { fastPath: 0, fallbacks: 1, confirmedInfeasible: 0, reasons: { "pivot-limit": 1 }, wallClockLimitHits: 0 });
+  // The bound is a pivot count: the same LP under its default bound is the fast path's.
+  const again = newSolveStats();
+  assert.equal(solveLinearProgram(diet(), solvers, { stats: again }).solver, "javascript-lp-solver");
+  assert.equal(again.fastPath, 1);
+});
+
+test("the fast path reads no clock: with time racing an hour per reading, the searches' LPs get the same answers", async () => {
+  const solvers = await loadLpSolvers();
+  const lps = flexgenLps(60);
+  const solveAll = () => {
+    const stats = newSolveStats();
+    const answers = lps.map((lp) => solveLinearProgram(lp, solvers, { stats }));
+    return { stats, answers: answers.map((a) => ({ status: a.status, solver: a.solver, values: Array.from(a.values) })) };
+  };
+  const idle = solveAll();
+  let clockMs = performance.now();
+  const performanceNow = mock.method(performance, "now", () => (clockMs += 3_600_000));
+  const dateNow = mock.method(Date, "now", () => Math.round((clockMs += 3_600_000)));
+  let racing: ReturnType<typeof solveAll>;
+  try {
+    racing = solveAll();
+  } finally {
+    performanceNow.mock.restore();
+    dateNow.mock.restore();
+  }
+  assert.deepEqual(racing, idle);
+  assert.equal(idle.stats.fastPath + idle.stats.confirmedInfeasible, lps.length, "the fast path answered every LP (or HiGHS confirmed its infeasibility)");
+});
+
+test("HiGHS reaching its wall-clock safety net is a counted 'no answer', not an error", async () => {
+  const solvers = await loadLpSolvers();
+  const stats = newSolveStats();
+  const r = solveLinearProgram(diet(), solvers, { maxPivots: 0, safetyNetSeconds: 0, stats });
+  assert.equal(r.status, "wall-clock-limit");
+  assert.equal(r.solver, "highs");
+  assert.equal(stats.wallClockLimitHits, 1);
   assert.equal(stats.fallbacks, 1);
-  assert.equal(stats.reasons.deadline, 1);
+  // The limit belonged to that LP: the next one gets the whole safety net again.
+  const next = solveLinearProgram(diet(), solvers, { solver: "highs", stats });
+  assert.equal(next.status, "optimal");
+  assert.equal(stats.wallClockLimitHits, 1);
+});
+
+test("HiGHS's clock restarts for every LP, so time spent on earlier LPs never counts against a later one", async () => {
+  // HiGHS's time_limit counts every run of a model since its clock was last reset: solver state is
+  // passed in, so a recording model shows the reset before each LP's runs.
+  const solvers = await loadLpSolvers();
+  const calls: string[] = [];
+  const model = solvers.highsModel;
+  const recorded = new Proxy(model, {
+    get(target, key, receiver) {
+      const value = Reflect.get(target, key, receiver) as unknown;
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        calls.push(String(key));
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  const recording: LpSolvers = { highs: solvers.highs, highsModel: recorded };
+  for (const lp of [diet(), ...flexgenLps(3)]) solveLinearProgram(lp, recording, { solver: "highs" });
+  const lpStarts = calls.flatMap((c, i) => (c === "passModel" ? [i] : []));
+  assert.equal(lpStarts.length, 4);
+  for (const [n, start] of lpStarts.entries()) {
+    const end = lpStarts[n + 1] ?? calls.length;
+    const ofThisLp = calls.slice(start, end);
+    assert.ok(ofThisLp.includes("run"), `LP ${n} ran`);
+    assert.ok(ofThisLp.indexOf("zeroAllClocks") >= 0 && ofThisLp.indexOf("zeroAllClocks") < ofThisLp.indexOf("run"), `LP ${n}: ${ofThisLp.join(", ")}`);
+  }
 });
 
 test("maxViolation catches a point that breaks a row", () => {
@@ -58,7 +139,7 @@ test("maxViolation catches a point that breaks a row", () => {
 });
 
 test("random feasible LPs: every accepted solution satisfies its constraints and matches HiGHS", async () => {
-  await loadLpSolvers();
+  const solvers = await loadLpSolvers();
   const rand = random(7);
   for (let trial = 0; trial < 60; trial++) {
     const n = 2 + Math.floor(rand() * 6);
@@ -81,8 +162,8 @@ test("random feasible LPs: every accepted solution satisfies its constraints and
       b.add(`r${r}`, row, upper ? "<=" : ">=", upper ? value + rand() : value - rand());
     }
     const lp = b.build();
-    const fast = solveLinearProgram(lp);
-    const slow = solveLinearProgram(lp, { solver: "highs" });
+    const fast = solveLinearProgram(lp, solvers);
+    const slow = solveLinearProgram(lp, solvers, { solver: "highs" });
     assert.equal(fast.status, "optimal", `trial ${trial}`);
     assert.ok(maxViolation(lp, fast.values).violation <= 1e-6);
     assert.ok(Math.abs(fast.objective - slow.objective) <= 1e-6 * Math.max(1, Math.abs(slow.objective)), `trial ${trial}: ${fast.objective} vs ${slow.objective}`);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -12,12 +12,16 @@ for (const threads of [true, false]) {
   const mode = threads ? "worker threads" : "inline";
 
   test(`transfer engine (${mode}): a disk write, a read that depends on it, and a copy that depends on the read move the bytes in order`, async () => {
+    // The order shows in the bytes, not in timestamps: the file holds other bytes until the write, and
+    // the staging and device buffers start as zeros, so a read that ran before the write (or a copy that
+    // ran before the read) leaves the device different from the source.
     const finished: FinishedTransfer<string>[] = [];
     const engine = await TransferEngine.start<string>(threads, (t) => finished.push(t));
     try {
       const path = join(dir, `chain-${threads}.bin`);
       const source = sharedBytes(1 << 20);
       for (let i = 0; i < source.length; i++) source[i] = (i * 31) & 255;
+      writeFileSync(path, new Uint8Array(source.length).fill(0xa5));
       const staging = sharedBytes(source.length);
       const device = sharedBytes(source.length);
       const write = engine.submit("diskWrite", [{ type: "write", path, position: 0, src: source, truncate: true }], [], "write");
@@ -26,12 +30,9 @@ for (const threads of [true, false]) {
       engine.wait(copy);
       assert.deepEqual(device, source);
       engine.drain();
+      assert.deepEqual(staging, source);
       assert.deepEqual(finished.map((t) => t.meta).sort(), ["copy", "read", "write"]);
-      const byName = new Map(finished.map((t) => [t.meta, t]));
-      // Each started after what it depends on had finished, on one clock.
-      assert.ok(byName.get("read")!.startMs >= byName.get("write")!.endMs);
-      assert.ok(byName.get("copy")!.startMs >= byName.get("read")!.endMs);
-      assert.equal(byName.get("copy")!.bytes, source.length);
+      for (const t of finished) assert.equal(t.bytes, source.length, t.meta);
       assert.equal(engine.submit("h2d", [{ type: "copy", src: new Uint8Array(0), dst: sharedBytes(0) }], [], "nothing"), 0, "an empty transfer is no transfer");
     } finally {
       await engine.close();

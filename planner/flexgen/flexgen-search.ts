@@ -5,7 +5,7 @@
  * gbs for which nb = 1 is infeasible; ties keep the earlier candidate.
  */
 import type { LinearProgram } from "../lp/linear-program.js";
-import { type SolveStats, newSolveStats, solveLinearProgram } from "../lp/solve-linear-program.js";
+import { type LpSolvers, newSolveStats, type SolveStats, solveLinearProgram } from "../lp/solve-linear-program.js";
 import { buildFlexgenLp, type FixedPercents, FLEXGEN_LP_VARIABLES, flexgenTerms, type FlexgenLpInput, type FlexgenLpOutcome, flexgenOutcome } from "./flexgen-lp.js";
 import { VariableSpace } from "../lp/affine.js";
 
@@ -20,7 +20,8 @@ export interface FlexgenSearchInput extends Omit<FlexgenLpInput, "gbs" | "bls" |
   /** Fix the GPU batch size (FlexGen's --gbs) and/or the number of GPU batches (--num-gb). */
   readonly gbs?: number;
   readonly nb?: number;
-  readonly lpDeadlineMs?: number;
+  /** The loaded LP solvers (loadLpSolvers()). */
+  readonly solvers: LpSolvers;
   /** Upper bound on gbs so a model with no memory limit in sight cannot loop forever. */
   readonly maxGbs?: number;
 }
@@ -83,7 +84,7 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
     lpSolves++;
     let family = families.get(gbs);
     if (!family) families.set(gbs, (family = new FlexgenLpFamily(base(gbs))));
-    const solution = solveLinearProgram(family.at(gbs * nb), { stats, ...(input.lpDeadlineMs !== undefined ? { deadlineMs: input.lpDeadlineMs } : {}) });
+    const solution = solveLinearProgram(family.at(gbs * nb), input.solvers, { stats });
     let result: { throughput: number; values: ArrayLike<number> } | undefined;
     if (solution.status === "optimal") {
       const seconds = solution.values[tpre]! * l + solution.values[tgen]! * (n - 1) * l;

@@ -21,7 +21,8 @@ export interface LinearProgram {
   readonly constraints: readonly LinearConstraint[];
 }
 
-export type LpStatus = "optimal" | "infeasible" | "unbounded";
+/** "wall-clock-limit": no answer, the fallback solver reached its safety net (see solve-linear-program.ts). */
+export type LpStatus = "optimal" | "infeasible" | "unbounded" | "wall-clock-limit";
 
 export interface LpSolution {
   readonly status: LpStatus;

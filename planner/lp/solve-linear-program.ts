@@ -1,9 +1,14 @@
 /**
- * Solves a LinearProgram: javascript-lp-solver as the fast path, under a deadline it cannot overrun
- * (every simplex pivot checks it), every answer checked against the constraints, and HiGHS (WebAssembly)
- * as the fallback when the fast path runs out of time, throws, returns a point that violates a
- * constraint, or claims infeasibility (which HiGHS then confirms). Synchronous once `loadLpSolvers()`
- * has resolved.
+ * Solves a LinearProgram, deterministically: the answer depends on the LP alone, never on how busy the
+ * machine is. javascript-lp-solver is the fast path, bounded by a pivot count (no clock); every answer
+ * it gives is checked against the constraints; HiGHS (WebAssembly) is the fallback when the fast path
+ * reaches its pivot bound, throws, returns a point that violates a constraint, or claims infeasibility
+ * (which HiGHS then confirms). HiGHS runs to its own answer: the only clock is a generous wall-clock
+ * safety net per LP (HIGHS_SAFETY_NET_SECONDS, thousands of times what these LPs take), whose hits are
+ * counted in SolveStats so that a plan reports them instead of failing.
+ *
+ * The solvers are state passed in: `loadLpSolvers()` resolves to an LpSolvers (the HiGHS runtime and
+ * the model it reloads for each LP) and `solveLinearProgram` takes it. Synchronous once loaded.
  */
 import { createRequire } from "node:module";
 import { type LinearProgram, type LpSolution, maxViolation, objectiveValue } from "./linear-program.js";
@@ -27,6 +32,8 @@ interface HighsModel {
   run(): { modelStatus: number };
   getSolution(): { colValue: Float64Array };
   clearSolver(): unknown;
+  /** Restarts the model's run clock: HiGHS's time_limit counts every run since the last reset. */
+  zeroAllClocks(): unknown;
 }
 interface Highs {
   createModel(): HighsModel;
@@ -34,59 +41,110 @@ interface Highs {
   readonly constants: { modelStatus: Record<string, number> };
 }
 
+/** The loaded solvers one planning run solves its LPs with (see loadLpSolvers). */
+export interface LpSolvers {
+  /** The HiGHS WebAssembly runtime. */
+  readonly highs: Highs;
+  /**
+   * The HiGHS model the fallback loads each LP into. Scratch space: every solve replaces the model,
+   * clears the solver and restarts the clock, so nothing carries over from one LP to the next.
+   */
+  readonly highsModel: HighsModel;
+}
+
 const jsLp = require("javascript-lp-solver") as JsLpSolver;
 
 /** Relative tolerance when checking a returned point against the constraints. */
 export const FEASIBILITY_TOLERANCE = 1e-6;
 
-class DeadlineExceeded extends Error {}
+/**
+ * The fast path's pivot bound is this many pivots per row plus column of the LP (540 for FlexGen's
+ * 16 x 11 LP, 700 for Spillway's 27 x 8). Measured over the searches' LPs (OPT-175B on the T4 and 160
+ * other model x hardware x cost-model plans, about 330,000 LPs of 9-65 rows and 8-11 columns): the
+ * fast path finishes every one in at most 45 pivots (1.67 per row plus column; Spillway's LPs at most
+ * 20), so this bound (the pivot limit the solver always had, now without a clock beside it) is at
+ * least 12 times what any of them needs. 3 FlexGen LPs make javascript-lp-solver cycle (a million
+ * pivots in minutes); the bound hands those to HiGHS within milliseconds, as the clock did before.
+ */
+export const FAST_PATH_PIVOTS_PER_ROW_AND_COLUMN = 20;
 
-// The deadline guard: one wrapper around the tableau's pivot, active only while a solve is running.
-let pivotDeadline = Infinity;
-let pivots = 0;
-let pivotLimit = Infinity;
+/** The fast path's pivot bound for `lp`. */
+export function fastPathPivotLimit(lp: LinearProgram): number {
+  return FAST_PATH_PIVOTS_PER_ROW_AND_COLUMN * (lp.constraints.length + lp.variables.length);
+}
+
+/**
+ * HiGHS's wall-clock safety net per LP, seconds: a guard against a runaway solve, not a limit normal
+ * planning reaches (HiGHS takes well under 10 ms on these LPs, even on a saturated machine).
+ */
+export const HIGHS_SAFETY_NET_SECONDS = 30;
+
+class PivotLimitReached extends Error {}
+
+/**
+ * The pivot budget of the fast-path solve in progress. javascript-lp-solver has no pivot limit of its
+ * own, so one wrapper around its tableau's pivot counts against this budget; `solveFast` sets it just
+ * before calling the library and clears it in `finally`, within one synchronous call, so it is never
+ * seen by another solve (and the wrapper does nothing outside a solve). This is the module's only
+ * mutable state besides the load-once cache of the default solvers.
+ */
+let pivotBudget: { pivots: number; readonly limit: number } | undefined;
 const originalPivot = jsLp.Tableau.prototype.pivot;
-jsLp.Tableau.prototype.pivot = function guardedPivot(this: unknown, ...args: unknown[]) {
-  // The clock is read on the first pivot and every 64th after it; the pivot count bounds the rest.
-  if (++pivots > pivotLimit || ((pivots & 63) === 1 && performance.now() > pivotDeadline)) throw new DeadlineExceeded();
+jsLp.Tableau.prototype.pivot = function budgetedPivot(this: unknown, ...args: unknown[]) {
+  if (pivotBudget && ++pivotBudget.pivots > pivotBudget.limit) throw new PivotLimitReached();
   return originalPivot.apply(this, args);
 };
 
-let highs: { runtime: Highs; model: HighsModel } | undefined;
-let highsLoading: Promise<Highs> | undefined;
+/** Load-once cache: the WebAssembly module is compiled once per process, and `planSync()` finds it. */
+let defaultSolvers: LpSolvers | undefined;
+let defaultSolversLoading: Promise<LpSolvers> | undefined;
 
-/** Loads the HiGHS fallback (WebAssembly). Call once before solving; later calls are free. */
-export async function loadLpSolvers(): Promise<void> {
-  if (highs) return;
-  highsLoading ??= (async () => {
+/**
+ * Loads the solvers (the HiGHS WebAssembly fallback). The first call loads them; later calls resolve to
+ * the same LpSolvers at once. Pass the result to solveLinearProgram (and to planSync, which otherwise
+ * uses these).
+ */
+export function loadLpSolvers(): Promise<LpSolvers> {
+  defaultSolversLoading ??= (async () => {
     const loader = (await import("highs")).default as unknown as () => Promise<Highs>;
-    return loader();
+    const highs = await loader();
+    const highsModel = highs.createModel();
+    highsModel.options.set({ output_flag: false });
+    defaultSolvers = { highs, highsModel };
+    return defaultSolvers;
   })();
-  const runtime = await highsLoading;
-  if (highs) return;
-  const model = runtime.createModel();
-  model.options.set({ output_flag: false });
-  highs = { runtime, model };
+  return defaultSolversLoading;
+}
+
+/** The solvers an earlier `loadLpSolvers()` loaded; throws if it has not resolved yet. */
+export function loadedLpSolvers(): LpSolvers {
+  if (!defaultSolvers) throw new Error("the LP solvers are not loaded: await loadLpSolvers() before planning");
+  return defaultSolvers;
 }
 
 export interface SolveOptions {
-  /** Wall-clock budget for the fast path, milliseconds. */
-  readonly deadlineMs?: number;
-  /** Force the fallback (for tests and comparisons). */
+  /** Force one solver (for tests and comparisons); default "auto", the fast path then the fallback. */
   readonly solver?: "auto" | "highs" | "javascript-lp-solver";
   /** Counters updated by this solve (which path answered, and why the fallback ran). */
   readonly stats?: SolveStats;
+  /** The fast path's pivot bound (default: fastPathPivotLimit(lp)). */
+  readonly maxPivots?: number;
+  /** HiGHS's wall-clock safety net for this LP, seconds (default HIGHS_SAFETY_NET_SECONDS). */
+  readonly safetyNetSeconds?: number;
 }
 
 export interface SolveStats {
   fastPath: number;
   fallbacks: number;
   confirmedInfeasible: number;
+  /** Why the fallback ran: "pivot-limit", "threw", "claimed-unbounded", "violates-constraints", … */
   reasons: Record<string, number>;
+  /** LPs left unsolved because HiGHS reached its wall-clock safety net. */
+  wallClockLimitHits: number;
 }
 
 export function newSolveStats(): SolveStats {
-  return { fastPath: 0, fallbacks: 0, confirmedInfeasible: 0, reasons: {} };
+  return { fastPath: 0, fallbacks: 0, confirmedInfeasible: 0, reasons: {}, wallClockLimitHits: 0 };
 }
 
 function toJsLp(lp: LinearProgram): JsLpModel {
@@ -113,18 +171,17 @@ function toJsLp(lp: LinearProgram): JsLpModel {
 
 const NO_VALUES = new Float64Array(0);
 
-function solveFast(lp: LinearProgram, deadlineMs: number): LpSolution | string {
-  pivotDeadline = performance.now() + deadlineMs;
-  pivots = 0;
-  pivotLimit = 20 * (lp.constraints.length + lp.variables.length);
+/** The fast path's answer, or why it gave none. */
+function solveFast(lp: LinearProgram, maxPivots: number): LpSolution | string {
+  const model = toJsLp(lp);
   let result: JsLpResult;
+  pivotBudget = { pivots: 0, limit: maxPivots };
   try {
-    result = jsLp.Solve(toJsLp(lp));
+    result = jsLp.Solve(model);
   } catch (error) {
-    return error instanceof DeadlineExceeded ? "deadline" : "threw";
+    return error instanceof PivotLimitReached ? "pivot-limit" : "threw";
   } finally {
-    pivotDeadline = Infinity;
-    pivotLimit = Infinity;
+    pivotBudget = undefined;
   }
   if (!result.feasible) return "claimed-infeasible";
   if (result.bounded === false) return "claimed-unbounded";
@@ -138,10 +195,9 @@ function solveFast(lp: LinearProgram, deadlineMs: number): LpSolution | string {
   return { status: "optimal", values, objective: objectiveValue(lp, values), solver: "javascript-lp-solver" };
 }
 
-function solveHighs(lp: LinearProgram, deadlineMs: number): LpSolution {
-  if (!highs) throw new Error("HiGHS is not loaded: await loadLpSolvers() before planning");
-  const { runtime, model } = highs;
-  const inf = runtime.infinity;
+function solveHighs(lp: LinearProgram, solvers: LpSolvers, safetyNetSeconds: number): LpSolution {
+  const { highs, highsModel: model } = solvers;
+  const inf = highs.infinity;
   const starts: number[] = [0];
   const indices: number[] = [];
   const coefficients: number[] = [];
@@ -169,17 +225,21 @@ function solveHighs(lp: LinearProgram, deadlineMs: number): LpSolution {
     rowLower, rowUpper,
     matrix: { format: "csr", numRows, numCols, starts, indices, values: coefficients },
   });
-  // Presolve costs more than it saves on LPs this small; if HiGHS cannot classify the LP or runs out of
-  // time that way, it tries again with presolve, then with its interior-point solver.
-  const codes = runtime.constants.modelStatus;
+  // Presolve costs more than it saves on LPs this small; if HiGHS cannot classify the LP that way, it
+  // tries again with presolve, then with its interior-point solver. HiGHS's time limit counts every run
+  // of the model since its clock was last reset, so the clock restarts here: the safety net bounds this
+  // LP's attempts together, whatever the LPs before it took.
+  const codes = highs.constants.modelStatus;
   const attempts: Record<string, string>[] = [{ presolve: "off", solver: "simplex" }, { presolve: "on", solver: "simplex" }, { presolve: "on", solver: "ipm" }];
+  model.zeroAllClocks();
   let status = -1;
   for (const attempt of attempts) {
     model.clearSolver();
-    model.options.set({ ...attempt, time_limit: Math.max(2, (deadlineMs / 1000) * 100) });
+    model.options.set({ ...attempt, time_limit: safetyNetSeconds });
     status = model.run().modelStatus;
-    if (status === codes.optimal || status === codes.infeasible || status === codes.unbounded) break;
+    if (status === codes.optimal || status === codes.infeasible || status === codes.unbounded || status === codes.timeLimit) break;
   }
+  if (status === codes.timeLimit) return { status: "wall-clock-limit", values: NO_VALUES, objective: NaN, solver: "highs" };
   if (status === codes.infeasible) return { status: "infeasible", values: NO_VALUES, objective: NaN, solver: "highs" };
   if (status === codes.unbounded || status === codes.unboundedOrInfeasible) return { status: "unbounded", values: NO_VALUES, objective: NaN, solver: "highs" };
   if (status !== codes.optimal) throw new Error(`HiGHS could not solve the LP (model status ${status})`);
@@ -191,20 +251,29 @@ function solveHighs(lp: LinearProgram, deadlineMs: number): LpSolution {
   return { status: "optimal", values, objective: objectiveValue(lp, values), solver: "highs" };
 }
 
-export function solveLinearProgram(lp: LinearProgram, options: SolveOptions = {}): LpSolution {
-  const deadlineMs = options.deadlineMs ?? 50;
-  if (options.solver === "highs") return solveHighs(lp, deadlineMs);
-  const fast = solveFast(lp, deadlineMs);
+/**
+ * Solves `lp` with `solvers`. The result's status is "wall-clock-limit" only when HiGHS reached its
+ * safety net (counted in `stats.wallClockLimitHits`); callers treat it as "no answer for this LP".
+ */
+export function solveLinearProgram(lp: LinearProgram, solvers: LpSolvers, options: SolveOptions = {}): LpSolution {
+  const stats = options.stats;
+  const safetyNetSeconds = options.safetyNetSeconds ?? HIGHS_SAFETY_NET_SECONDS;
+  const highs = () => {
+    const solution = solveHighs(lp, solvers, safetyNetSeconds);
+    if (stats && solution.status === "wall-clock-limit") stats.wallClockLimitHits++;
+    return solution;
+  };
+  if (options.solver === "highs") return highs();
+  const fast = solveFast(lp, options.maxPivots ?? fastPathPivotLimit(lp));
   if (typeof fast !== "string") {
-    if (options.stats) options.stats.fastPath++;
+    if (stats) stats.fastPath++;
     return fast;
   }
   if (options.solver === "javascript-lp-solver") {
     if (fast === "claimed-infeasible") return { status: "infeasible", values: NO_VALUES, objective: NaN, solver: "javascript-lp-solver" };
     throw new Error(`javascript-lp-solver failed: ${fast}`);
   }
-  const checked = solveHighs(lp, deadlineMs);
-  const stats = options.stats;
+  const checked = highs();
   if (stats) {
     if (fast === "claimed-infeasible" && checked.status === "infeasible") stats.confirmedInfeasible++;
     else {

@@ -10,7 +10,7 @@ import type { ModelSpec } from "../../core/model-spec.js";
 import type { Policy } from "../../core/policy.js";
 import type { Workload } from "../../core/workload.js";
 import { VariableSpace } from "../lp/affine.js";
-import { type SolveStats, solveLinearProgram } from "../lp/solve-linear-program.js";
+import { type LpSolvers, newSolveStats, type SolveStats, solveLinearProgram } from "../lp/solve-linear-program.js";
 import type { Prediction } from "../prediction.js";
 import { costConstants } from "./cost-constants.js";
 import { evaluatePolicy } from "./evaluate-policy.js";
@@ -35,7 +35,8 @@ export interface SpillwaySearchInput {
     readonly overlap?: boolean;
     readonly pinWeight?: boolean;
   };
-  readonly lpDeadlineMs?: number;
+  /** The loaded LP solvers (loadLpSolvers()). */
+  readonly solvers: LpSolvers;
   /** Largest GPU batch size considered. */
   readonly maxGbs?: number;
   /** Largest block (gbs x nb: sequences in flight) considered, e.g. the number of prompts a user has. */
@@ -175,7 +176,7 @@ export function repairPolicy(model: ModelSpec, policy: Policy, evaluate: (p: Pol
 }
 
 export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult {
-  const stats: SolveStats = { fastPath: 0, fallbacks: 0, confirmedInfeasible: 0, reasons: {} };
+  const stats = newSolveStats();
   let lpSolves = 0;
   let exactEvaluations = 0;
   const fixed = input.fixed ?? {};
@@ -206,7 +207,7 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
       const solveAt = (nb: number) => {
         lpSolves++;
         const lp = buildSpillwayLp({ model: input.model, rates: input.rates, workload: input.workload, settings: settingsFor(nb), constants, ...(fixedFractions ? { fixed: fixedFractions } : {}) });
-        const solution = solveLinearProgram(lp, { stats, ...(input.lpDeadlineMs !== undefined ? { deadlineMs: input.lpDeadlineMs } : {}) });
+        const solution = solveLinearProgram(lp, input.solvers, { stats });
         if (solution.status !== "optimal") return undefined;
         const secondsPerSequence = solution.objective;
         const lpThroughput = input.workload.genLen / secondsPerSequence;
