@@ -7,7 +7,7 @@
 export { effective } from "./core/hardware-profile.js";
 export { totalParams, totalWeightBytes, activeParams } from "./core/model-spec.js";
 export { planSync } from "./planner/plan.js";
-export { loadLpSolvers } from "./planner/lp/solve-linear-program.js";
+export { loadLpSolvers, type LpSolvers } from "./planner/lp/solve-linear-program.js";
 export { accelerateBaseline, deepspeedZeroBaseline, flexgenBaseline, llamaCppBaseline } from "./planner/baselines.js";
 export { evaluatePolicy } from "./planner/spillway/evaluate-policy.js";
 export { evaluate, type EvaluationRequest } from "./planner/evaluate.js";
