@@ -176,7 +176,7 @@ async function runPlan(argv: PlanArgs & { compare?: boolean }): Promise<void> {
 function loadPlanTarget(path: string, hardwareFlag: string | undefined) {
   const planFile = readPlanFile(path);
   const profile = resolveHardware(hardwareFlag ?? planFile.hardwareSource ?? planFile.hardware);
-  const capacityBytes = planFile.capacityBytes ?? { gpu: profile.capacityBytes.gpu.value, cpu: profile.capacityBytes.cpu.value, disk: profile.capacityBytes.disk.value };
+  const capacityBytes = planFile.predicted.capacityBytes;
   return { planFile, profile, capacityBytes };
 }
 
@@ -221,10 +221,8 @@ interface RunArgs { plan: string; weights: string; backend: "cpu" | "cuda"; hard
 
 async function runRun(argv: RunArgs): Promise<void> {
   const { planFile, profile, capacityBytes } = loadPlanTarget(argv.plan, argv.hardware);
-  if (planFile.planned && planFile.capacityBytes) {
-    const over = (["gpu", "cpu", "disk"] as const).filter((t) => planFile.planned!.peakBytes[t] > planFile.capacityBytes![t]);
-    if (over.length) throw new PlanError(`the plan does not fit (${over.join(", ")} over capacity): the runtime refuses it`);
-  }
+  const over = (["gpu", "cpu", "disk"] as const).filter((t) => planFile.predicted.peakBytes[t] > planFile.predicted.capacityBytes[t]);
+  if (over.length) throw new PlanError(`the plan does not fit (${over.join(", ")} over capacity): the runtime refuses it`);
   const result = await run(planFile, profile, {
     weightsDir: argv.weights, schedule: argv.schedule ?? planFile.schedule ?? "spillway", capacityBytes,
     ...(argv.trace ? { tracePath: argv.trace } : {}),

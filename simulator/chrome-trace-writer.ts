@@ -5,10 +5,12 @@
  * Written to a temporary file and renamed at the end, so an interrupted run leaves no half trace.
  */
 import { closeSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
-import type { MemoryTier, SimResource, Task } from "./task.js";
+import type { Resource } from "../core/resources.js";
+import type { Tier } from "../core/tiers.js";
+import type { Task } from "./task.js";
 
 /** Process and thread for each resource: devices and links as processes, streams as threads. */
-export const TRACE_LANES: Record<SimResource, { pid: number; process: string; tid: number; thread: string }> = {
+export const TRACE_LANES: Record<Resource, { pid: number; process: string; tid: number; thread: string }> = {
   gpu: { pid: 1, process: "GPU", tid: 1, thread: "compute" },
   cpu: { pid: 2, process: "CPU", tid: 1, thread: "attention" },
   h2d: { pid: 3, process: "PCIe", tid: 1, thread: "host→GPU" },
@@ -64,14 +66,14 @@ export class ChromeTraceWriter {
   }
 
   /** One `X` event: a task of `kind` on `resource` from `start` to `end` seconds. */
-  slice(kind: string, resource: SimResource, start: number, end: number, bytes: number, where: { token: number; layer: number; batch: number }): void {
+  slice(kind: string, resource: Resource, start: number, end: number, bytes: number, where: { token: number; layer: number; batch: number }): void {
     const lane = TRACE_LANES[resource];
     const args: Record<string, number | string> = { token: where.token, layer: where.layer, batch: where.batch };
     if (bytes > 0) args.bytes = bytes;
     this.emit({ ph: "X", name: kind, cat: resource, pid: lane.pid, tid: lane.tid, ts: start * 1e6, dur: (end - start) * 1e6, args });
   }
 
-  memory(seconds: number, tier: MemoryTier, bytes: number): void {
+  memory(seconds: number, tier: Tier, bytes: number): void {
     this.emit({ ph: "C", name: `${tier} bytes`, pid: MEMORY_PID, tid: 0, ts: seconds * 1e6, args: { bytes } });
   }
 

@@ -12,7 +12,8 @@
  * - no overlap: everything in sequence.
  */
 import type { Affine } from "../lp/affine.js";
-import { RESOURCES, type Resource, type CostSettings, type LayerCosts } from "./step-costs.js";
+import { RESOURCES, type Resource } from "../../core/resources.js";
+import type { CostSettings, LayerCosts } from "./step-costs.js";
 
 export function layerTimeBounds(costs: LayerCosts, settings: CostSettings): Affine[] {
   const w = costs.weights.seconds;
