@@ -23,6 +23,7 @@ import type { RoutingProfile } from "./moe/routing-profile.js";
 import type { CostModelName, Plan, PlanPrediction } from "../core/plan.js";
 import { RESOURCE_NAMES } from "../core/resources.js";
 import type { ScheduleName } from "../core/schedule-name.js";
+import { TIERS } from "../core/tiers.js";
 
 export type { CostModelName, Plan, PlanPrediction, PlanSearch } from "../core/plan.js";
 
@@ -255,7 +256,7 @@ function planFlexgen(request: PlanRequest): Plan {
     outcome = flexgenUnconstrained({ dims, constants, capacities, gbs, bls: gbs * nb, compressWeight }, x);
     feasible = false;
     const cap = { gpu: capacities.gpuBytes * alpha, cpu: capacities.cpuBytes * alpha, disk: capacities.diskBytes * alpha };
-    for (const tier of ["gpu", "cpu", "disk"] as const) {
+    for (const tier of TIERS) {
       if (outcome.peakBytes[tier] > cap[tier]) infeasibleReasons.push(`${tier} peak ${formatBytes(outcome.peakBytes[tier])} exceeds alpha (${alpha}) x capacity = ${formatBytes(cap[tier])}`);
     }
     if (x.hn > 1e-9) infeasibleReasons.push("FlexGen's runtime cannot keep activations on disk (hg + hc must be 100)");

@@ -11,7 +11,9 @@ import { evaluatePolicy, policyCostContext } from "../planner/spillway/evaluate-
 import { hardwareRates } from "../planner/spillway/hardware-rates.js";
 import { ChromeTraceWriter } from "../simulator/chrome-trace-writer.js";
 import type { Plan } from "../core/plan.js";
+import type { Link } from "../core/links.js";
 import { RESOURCES, type Resource } from "../core/resources.js";
+import type { Tier } from "../core/tiers.js";
 import type { ScheduleName } from "../core/schedule-name.js";
 import { type PlannedFigures, plannedFigures, type PlanToSimulate } from "../simulator/simulate.js";
 import { SIM_RESOURCES, type SimResource, type TaskKind } from "../simulator/task.js";
@@ -58,9 +60,9 @@ export interface RunResult {
   readonly decodeSeconds: number;
   readonly makespanSeconds: number;
   readonly events: number;
-  readonly peakBytes: { readonly gpu: number; readonly cpu: number; readonly disk: number };
-  readonly capacityBytes: { readonly gpu: number; readonly cpu: number; readonly disk: number };
-  readonly bytes: { readonly h2d: number; readonly d2h: number; readonly diskRead: number; readonly diskWrite: number };
+  readonly peakBytes: Readonly<Record<Tier, number>>;
+  readonly capacityBytes: Readonly<Record<Tier, number>>;
+  readonly bytes: Readonly<Record<Link, number>>;
   readonly busySeconds: Readonly<Record<Resource, number>>;
   readonly utilisation: Readonly<Record<Resource, number>>;
   readonly criticalResource: Resource;
