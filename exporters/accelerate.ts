@@ -11,7 +11,7 @@ import type { Tier } from "../core/tiers.js";
 import { activationTierOf } from "../core/realize-placement.js";
 import { commonHeader, describeTiers, gibUp, hfModelId, layerBytesFp16, planWeightBytes } from "./export-source.js";
 import type { Plan } from "../core/plan.js";
-import type { ExportResult } from "./export-plan.js";
+import type { ExportResult } from "./export-result.js";
 
 export type AccelerateDevice = 0 | "cpu" | "disk";
 

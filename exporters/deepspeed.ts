@@ -7,7 +7,7 @@ import { layerParams, layerWeightTensors } from "../core/model-spec.js";
 import { activationTierOf, embeddingTensors } from "../core/realize-placement.js";
 import { blockSize, commonHeader, describeTiers, hfModelId, planWeightBytes } from "./export-source.js";
 import type { Plan } from "../core/plan.js";
-import type { ExportResult } from "./export-plan.js";
+import type { ExportResult } from "./export-result.js";
 
 export function exportDeepspeed(plan: Plan): ExportResult {
   const { modelSpec: model, policy } = plan;

@@ -7,27 +7,14 @@ import { InputError } from "../core/input-error.js";
 import { exportAccelerate } from "./accelerate.js";
 import { exportDeepspeed } from "./deepspeed.js";
 import type { Plan } from "../core/plan.js";
+import { type ExportResult, type ExportTarget, EXPORT_TARGETS, isExportTarget } from "./export-result.js";
 import type { ExportOptions } from "./export-source.js";
 import { exportFlexgen } from "./flexgen.js";
 import { exportLlamaCpp } from "./llama-cpp.js";
 import { exportVllm } from "./vllm.js";
 
-export const EXPORT_TARGETS = ["flexgen", "llama.cpp", "accelerate", "deepspeed", "vllm"] as const;
-export type ExportTarget = (typeof EXPORT_TARGETS)[number];
-
-export interface ExportResult {
-  readonly target: ExportTarget;
-  /** What to run or load: a command line (flexgen, llama.cpp, vllm) or JSON (accelerate, deepspeed), with its comment header. */
-  readonly text: string;
-  /** What the engine cannot express of the plan (also in the text's header). */
-  readonly warnings: string[];
-}
-
+export { EXPORT_TARGETS, type ExportResult, type ExportTarget, isExportTarget } from "./export-result.js";
 export type { ExportOptions } from "./export-source.js";
-
-export function isExportTarget(value: unknown): value is ExportTarget {
-  return typeof value === "string" && (EXPORT_TARGETS as readonly string[]).includes(value);
-}
 
 /** Exports a plan (from plan(), or a plan file read with readPlanFile()) for `target`. */
 export function exportPlan(plan: Plan, target: ExportTarget, options: ExportOptions = {}): ExportResult {

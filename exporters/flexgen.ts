@@ -10,7 +10,7 @@ import { cacheSequences, flexgenLayerWeightBytes, type TierAmounts } from "../co
 import { activationTierOf } from "../core/realize-placement.js";
 import { commentLines, commonHeader, describeTiers, hfModelId, planWeightBytes, sumTiers } from "./export-source.js";
 import type { Plan } from "../core/plan.js";
-import type { ExportResult } from "./export-plan.js";
+import type { ExportResult } from "./export-result.js";
 
 export interface FlexgenWeightPercent {
   readonly wg: number;

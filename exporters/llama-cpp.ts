@@ -8,7 +8,7 @@ import { PLACEMENT_TOLERANCE } from "../core/policy.js";
 import { activationTierOf, cacheSequences } from "../core/realize-placement.js";
 import { blockSize, commentLines, commonHeader, type ExportOptions, moeAdvice, planWeightBytes } from "./export-source.js";
 import type { Plan } from "../core/plan.js";
-import type { ExportResult } from "./export-plan.js";
+import type { ExportResult } from "./export-result.js";
 
 /** Logical and physical batch caps (llama.cpp's defaults are 2048 and 512). */
 const MAX_BATCH = 8192;

@@ -7,7 +7,7 @@
 import { activationTierOf, cacheSequences } from "../core/realize-placement.js";
 import { blockSize, commentLines, commonHeader, gibUp, hfModelId, kvBytesPerSequence, planWeightBytes } from "./export-source.js";
 import type { Plan } from "../core/plan.js";
-import type { ExportResult } from "./export-plan.js";
+import type { ExportResult } from "./export-result.js";
 
 export function exportVllm(plan: Plan): ExportResult {
   const { modelSpec: model, policy, workload } = plan;
