@@ -13,7 +13,7 @@ export { PlanError } from "./planner/plan.js";
 export type { HardwareProfile, Quantity, SourcedValue } from "./core/hardware-profile.js";
 export { parseHardwareProfile, withCapacities } from "./core/hardware-profile.js";
 export type { ModelSpec, MoeSpec } from "./core/model-spec.js";
-export { parseModelSpec } from "./core/model-spec.js";
+export { parseModelSpec } from "./core/parse-model-spec.js";
 export type { ComputeDevice, LayerGroup, Placement, Policy } from "./core/policy.js";
 export type { Workload } from "./core/workload.js";
 export type { ExpertPolicy, ExpertBits, ExpertCompute, ExpertEviction } from "./core/expert-policy.js";
@@ -22,6 +22,14 @@ export { resolveModel } from "./models/resolve-model.js";
 export { MODEL_CATALOGUE, findCatalogueModel } from "./models/catalogue.js";
 export { modelSpecFromHfConfig } from "./models/hf-config.js";
 export { readPlanFile, parsePlanFile } from "./simulator/read-plan.js";
+export { parsePlan } from "./core/parse-plan.js";
+export type { PlanPrediction, PlanSearch } from "./core/plan.js";
+
+// One vocabulary: memory tiers, links, resources, schedule names (with display names).
+export { TIERS, type Tier } from "./core/tiers.js";
+export { LINKS, type Link } from "./core/links.js";
+export { RESOURCES, RESOURCE_NAMES, type Resource } from "./core/resources.js";
+export { SCHEDULE_NAMES, type ScheduleName } from "./core/schedule-name.js";
 export { readRoutingTrace } from "./routing/read-routing-trace.js";
 export type { RoutingTrace } from "./routing/routing-trace.js";
 
@@ -33,7 +41,7 @@ export { simulate, type SimulationResult, type SimulateOptions } from "./simulat
 export { run, type RunOptions, type RunResult } from "./runtime/run.js";
 export { compare, type CompareOptions, type CompareResult, type Comparison, type Figures } from "./runtime/compare.js";
 export { buildReport, type BuildReportOptions, type ReportChart, type ReportSummary } from "./reports/build-report.js";
-export { exportPlan, EXPORT_TARGETS, type ExportTarget, type ExportResult } from "./exporters/export-plan.js";
+export { exportPlan, EXPORT_TARGETS, type ExportOptions, type ExportTarget, type ExportResult } from "./exporters/export-plan.js";
 export { synthesizeOptWeights, type SynthOptions, type SynthResult } from "./runtime/synth-weights.js";
 export { cudaStatus, type CudaStatus, type CudaDeviceInfo } from "./runtime/cuda/load-native.js";
 

@@ -1,11 +1,16 @@
 /**
  * `spillway export PLAN.json --to flexgen|llama.cpp|accelerate|deepspeed|vllm [--json] [--out FILE]`:
- * the plan as another engine's configuration. Bad input throws InputError (the CLI prints it and exits 2).
+ * the plan as another engine's configuration. The command reads the plan file (and, when the export
+ * needs it, the plan's hardware profile); the exporters take objects. Bad input throws InputError (the
+ * CLI prints it and exits 2).
  */
+import type { HardwareProfile } from "../core/hardware-profile.js";
 import { InputError } from "../core/input-error.js";
+import { readPlanFile } from "../core/parse-plan.js";
+import type { Plan } from "../core/plan.js";
+import { resolveHardware } from "../core/resolve-hardware.js";
 import { writeFileAtomic } from "../core/write-file-atomic.js";
-import { EXPORT_TARGETS, type ExportResult, exportPlan, isExportTarget } from "../exporters/export-plan.js";
-import { readPlanFile } from "../simulator/read-plan.js";
+import { EXPORT_TARGETS, type ExportResult, exportPlan, type ExportTarget, isExportTarget } from "../exporters/export-plan.js";
 import { defineCommand } from "./command-module.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
 
@@ -23,11 +28,26 @@ export function runExport(argv: ExportArgs): ExportResult {
   if (Array.isArray(argv.out)) throw new InputError("--out", undefined, "given more than once; expected one file");
   if (argv.out === "") throw new InputError("--out", undefined, "expected a file name, got an empty string");
   const plan = readPlanFile(String(argv.plan));
-  const result = exportPlan(plan, argv.to);
+  const hardware = profileNeeded(plan, argv.to);
+  const result = exportPlan(plan, argv.to, hardware ? { hardware } : {});
   if (argv.out !== undefined) writeFileAtomic(argv.out, argv.json ? JSON.stringify(result, null, 2) + "\n" : result.text);
   else process.stdout.write(argv.json ? JSON.stringify(result, null, 2) + "\n" : result.text);
   if (argv.out !== undefined && !argv.quiet) for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
   return result;
+}
+
+/**
+ * The plan's hardware profile when the export needs one: llama.cpp flags for an MoE model whose plan
+ * carries no llama.cpp advice (it is recomputed). A profile that does not resolve leaves the export
+ * without advice, which its header then says.
+ */
+function profileNeeded(plan: Plan, target: ExportTarget): HardwareProfile | undefined {
+  if (target !== "llama.cpp" || plan.llamaCpp || !plan.policy.experts || !plan.modelSpec.moe) return undefined;
+  try {
+    return resolveHardware(plan.hardwareSource ?? plan.hardware);
+  } catch {
+    return undefined;
+  }
 }
 
 export const exportCommand = defineCommand({

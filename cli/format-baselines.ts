@@ -1,7 +1,8 @@
 /** `spillway plan --compare`: the baselines beside Spillway's plan, scored by the same cost model. */
 import type { Baseline } from "../planner/baselines.js";
 import { isUniform } from "../core/policy.js";
-import type { Plan } from "../planner/plan.js";
+import type { Plan } from "../core/plan.js";
+import { type Tier, TIER_NAMES, TIERS } from "../core/tiers.js";
 
 export function baselineJson(b: Baseline) {
   return {
@@ -12,8 +13,6 @@ export function baselineJson(b: Baseline) {
   };
 }
 
-const TIER_NAMES = { gpu: "GPU", cpu: "CPU", disk: "disk" } as const;
-
 /** Where the weights are: the split, or for per-layer placement the layers per tier (and where they run). */
 export function describePlacement(policy: Plan["policy"]): string {
   const pct = (x: number) => `${Math.round(x * 100)}`;
@@ -21,7 +20,7 @@ export function describePlacement(policy: Plan["policy"]): string {
   const bits = policy.compressWeight ? " 4-bit" : "";
   if (policy.layerGroups && !isUniform(policy)) {
     const groups = policy.layerGroups.map((g) => {
-      const tier = (["gpu", "cpu", "disk"] as const).reduce((a, t) => (g.weights[t] > g.weights[a] ? t : a), "gpu");
+      const tier = TIERS.reduce((a, t) => (g.weights[t] > g.weights[a] ? t : a), "gpu" as Tier);
       return `${g.layers} ${g.compute === "cpu" ? "CPU-run" : TIER_NAMES[tier]}`;
     });
     return `layers ${groups.join(" + ")}${bits}`;

@@ -2,6 +2,9 @@
 import { formatBytes, formatSeconds } from "../core/units.js";
 import type { Placement } from "../core/policy.js";
 import type { Plan } from "../planner/plan.js";
+import { LINKS } from "../core/links.js";
+import { RESOURCE_SHORT_NAMES } from "../core/resources.js";
+import { TIERS } from "../core/tiers.js";
 
 const pct = (x: number) => `${(x * 100).toFixed(x > 0 && x < 0.01 ? 2 : 1)}%`;
 const placement = (p: Placement) => `GPU ${pct(p.gpu).padStart(6)}  CPU ${pct(p.cpu).padStart(6)}  disk ${pct(p.disk).padStart(6)}`;
@@ -49,8 +52,8 @@ export function formatPlan(plan: Plan): string {
     lines.push(`  decode step  ${formatSeconds(d.decodeSecondsPerToken)} (${(p.gpuBatchSize / d.decodeSecondsPerToken).toPrecision(4)} token/s while decoding)`);
     lines.push(`  experts      hit rate ${(e.expectedHitRate * 100).toFixed(0)}%; per layer and step: ${n(e.touchedPerLayer)} touched, ${n(e.demandFetchesPerLayer)} fetched on demand, ${n(e.prefetchedPerLayer)} prefetched, ${n(e.cpuComputedPerLayer)} on the CPU, ${n(e.wastedPrefetchesPerLayer)} wasted; stall ${formatSeconds(e.stallSecondsPerToken)} per step`);
   }
-  lines.push("  peak memory  " + (["gpu", "cpu", "disk"] as const).map((t) => `${t.toUpperCase()} ${formatBytes(d.peakBytes[t])} / ${formatBytes(d.capacityBytes[t])}`).join("   "));
-  lines.push(`  traffic      host->GPU ${formatBytes(d.bytes.h2d)}  GPU->host ${formatBytes(d.bytes.d2h)}  disk read ${formatBytes(d.bytes.diskRead)}  disk write ${formatBytes(d.bytes.diskWrite)}`);
+  lines.push("  peak memory  " + TIERS.map((t) => `${t.toUpperCase()} ${formatBytes(d.peakBytes[t])} / ${formatBytes(d.capacityBytes[t])}`).join("   "));
+  lines.push(`  traffic      ${LINKS.map((l) => `${RESOURCE_SHORT_NAMES[l]} ${formatBytes(d.bytes[l])}`).join("  ")}`);
   for (const reason of d.infeasibleReasons) lines.push(`  does not fit: ${reason}`);
   lines.push("");
   lines.push(plan.search.scored

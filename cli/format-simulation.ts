@@ -2,9 +2,8 @@
 import { formatBytes, formatSeconds } from "../core/units.js";
 import type { RunResult } from "../runtime/run.js";
 import type { SimulationResult } from "../simulator/simulate.js";
-import { SIM_RESOURCES } from "../simulator/task.js";
-
-const NAMES = { gpu: "GPU compute", cpu: "CPU compute", h2d: "host->GPU", d2h: "GPU->host", diskRead: "disk read", diskWrite: "disk write" } as const;
+import { RESOURCE_SHORT_NAMES as NAMES, RESOURCES } from "../core/resources.js";
+import { TIERS } from "../core/tiers.js";
 
 export function formatSimulation(r: SimulationResult): string {
   const lines: string[] = [];
@@ -12,9 +11,9 @@ export function formatSimulation(r: SimulationResult): string {
   const planned = r.planned ? `   planned ${r.planned.throughputTokensPerSecond.toPrecision(4)} (${r.relativeError! >= 0 ? "+" : ""}${(r.relativeError! * 100).toFixed(1)}%)` : "";
   lines.push(`  throughput   ${r.throughputTokensPerSecond.toPrecision(4)} token/s${planned}`);
   lines.push(`  prefill      ${formatSeconds(r.prefillSeconds)}    decode ${formatSeconds(r.decodeSeconds)}    total ${formatSeconds(r.makespanSeconds)}`);
-  lines.push("  utilisation  " + SIM_RESOURCES.filter((x) => r.busySeconds[x] > 0).map((x) => `${NAMES[x]} ${(r.utilisation[x] * 100).toFixed(0)}%`).join("   "));
+  lines.push("  utilisation  " + RESOURCES.filter((x) => r.busySeconds[x] > 0).map((x) => `${NAMES[x]} ${(r.utilisation[x] * 100).toFixed(0)}%`).join("   "));
   lines.push(`  critical     ${NAMES[r.criticalResource]}`);
-  lines.push("  peak memory  " + (["gpu", "cpu", "disk"] as const).map((t) => `${t.toUpperCase()} ${formatBytes(r.peakBytes[t])} / ${formatBytes(r.capacityBytes[t])}`).join("   "));
+  lines.push("  peak memory  " + TIERS.map((t) => `${t.toUpperCase()} ${formatBytes(r.peakBytes[t])} / ${formatBytes(r.capacityBytes[t])}`).join("   "));
   lines.push(`  traffic      host->GPU ${formatBytes(r.bytes.h2d)}  GPU->host ${formatBytes(r.bytes.d2h)}  disk read ${formatBytes(r.bytes.diskRead)}  disk write ${formatBytes(r.bytes.diskWrite)}`);
   if (r.disagreements.length === 0 && r.planned) lines.push("  The planner's prediction holds within 10% on every phase, and its traffic within 1%.");
   for (const d of r.disagreements) lines.push(`  ! ${d}`);
@@ -29,8 +28,8 @@ export function formatRun(r: RunResult): string {
   const planned = r.planned ? `   predicted ${r.planned.throughputTokensPerSecond.toPrecision(4)} (measured ${r.relativeError! >= 0 ? "+" : ""}${(r.relativeError! * 100).toFixed(1)}%)` : "";
   lines.push(`  throughput   ${r.throughputTokensPerSecond.toPrecision(4)} token/s${planned}`);
   lines.push(`  prefill      ${formatSeconds(r.prefillSeconds)}    decode ${formatSeconds(r.decodeSeconds)}    total ${formatSeconds(r.makespanSeconds)}`);
-  lines.push("  busy         " + SIM_RESOURCES.filter((x) => r.busySeconds[x] > 0).map((x) => `${NAMES[x]} ${formatSeconds(r.busySeconds[x])}`).join("   "));
-  lines.push("  peak memory  " + (["gpu", "cpu", "disk"] as const).map((t) => `${t.toUpperCase()} ${formatBytes(r.peakBytes[t])} / ${formatBytes(r.capacityBytes[t])}${r.planned ? ` (planned ${formatBytes(r.planned.peakBytes[t])})` : ""}`).join("   "));
+  lines.push("  busy         " + RESOURCES.filter((x) => r.busySeconds[x] > 0).map((x) => `${NAMES[x]} ${formatSeconds(r.busySeconds[x])}`).join("   "));
+  lines.push("  peak memory  " + TIERS.map((t) => `${t.toUpperCase()} ${formatBytes(r.peakBytes[t])} / ${formatBytes(r.capacityBytes[t])}${r.planned ? ` (planned ${formatBytes(r.planned.peakBytes[t])})` : ""}`).join("   "));
   lines.push(`  traffic      host->GPU ${formatBytes(r.bytes.h2d)}  GPU->host ${formatBytes(r.bytes.d2h)}  disk read ${formatBytes(r.bytes.diskRead)}  disk write ${formatBytes(r.bytes.diskWrite)}`);
   if (r.matchesReference !== undefined) lines.push(`  tokens       ${r.matchesReference ? "match" : "DIFFER FROM"} the all-on-device reference (${r.tokens.length} sequences x ${r.tokens[0]?.length ?? 0} tokens)`);
   return lines.join("\n");

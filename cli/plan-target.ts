@@ -6,6 +6,6 @@ import { readPlanFile } from "../simulator/read-plan.js";
 export function loadPlanTarget(path: string, hardwareFlag: string | undefined) {
   const planFile = readPlanFile(path);
   const profile = resolveHardware(hardwareFlag ?? planFile.hardwareSource ?? planFile.hardware);
-  const capacityBytes = planFile.capacityBytes ?? { gpu: profile.capacityBytes.gpu.value, cpu: profile.capacityBytes.cpu.value, disk: profile.capacityBytes.disk.value };
+  const capacityBytes = planFile.predicted.capacityBytes;
   return { planFile, profile, capacityBytes };
 }

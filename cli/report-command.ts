@@ -4,11 +4,10 @@
  */
 import { resolveHardware } from "../core/resolve-hardware.js";
 import { InputError } from "../core/input-error.js";
-import { withCapacities } from "../core/hardware-profile.js";
+import type { Plan } from "../core/plan.js";
 import { resolveModel } from "../models/resolve-model.js";
-import { type FixedPolicy, plan } from "../planner/plan.js";
-import { type Policy, toFlexgenPercent } from "../core/policy.js";
-import { buildReport, type ReportPlan } from "../reports/build-report.js";
+import { plan } from "../planner/plan.js";
+import { buildReport } from "../reports/build-report.js";
 import { readReportInput, type ReportInput } from "../reports/read-report-input.js";
 import { defineCommand } from "./command-module.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
@@ -36,23 +35,12 @@ export async function runReport(argv: ReportArgs): Promise<void> {
   const traces = inputs.flatMap((i) => (i.kind === "trace" ? [i.trace] : []));
   const comparison = comparisons[0]?.kind === "comparison" ? comparisons[0].comparison : undefined;
 
-  let reportPlan: ReportPlan | undefined;
+  let reportPlan: Plan | undefined;
   let hardwareName = argv.hardware ?? DEFAULT_REPORT_PLAN.hardware;
   const given = plans[0];
   if (given?.kind === "plan") {
-    const f = given.plan;
-    hardwareName = argv.hardware ?? f.hardwareSource ?? f.hardware;
-    let predicted = f.planned ? { ...f.planned, ...(f.capacityBytes ? { capacityBytes: f.capacityBytes } : {}), ...(given.bottleneck ? { bottleneck: given.bottleneck } : {}) } : undefined;
-    if (!predicted) {
-      progress("scoring the plan's policy");
-      const base = resolveHardware(hardwareName);
-      const scored = await plan({ model: f.modelSpec, hardware: f.capacityBytes ? withCapacities(base, f.capacityBytes, "plan") : base, workload: f.workload, schedule: f.schedule ?? "spillway", fixed: fixedOf(f.policy) });
-      predicted = scored.predicted;
-    }
-    reportPlan = {
-      model: f.modelSpec.name, hardware: f.hardware, ...(given.costModel ? { costModel: given.costModel } : {}), schedule: f.schedule ?? "spillway",
-      modelSpec: f.modelSpec, workload: f.workload, policy: f.policy, predicted,
-    };
+    reportPlan = given.plan;
+    hardwareName = argv.hardware ?? reportPlan.hardwareSource ?? reportPlan.hardware;
   } else if (inputs.length === 0) {
     progress(`planning ${DEFAULT_REPORT_PLAN.model} on ${hardwareName} (prompt ${DEFAULT_REPORT_PLAN.promptLen}, ${DEFAULT_REPORT_PLAN.genLen} generated)`);
     reportPlan = await plan({ model: resolveModel(DEFAULT_REPORT_PLAN.model), hardware: resolveHardware(hardwareName), workload: { promptLen: DEFAULT_REPORT_PLAN.promptLen, genLen: DEFAULT_REPORT_PLAN.genLen } });
@@ -66,13 +54,6 @@ export async function runReport(argv: ReportArgs): Promise<void> {
   } else if (!argv.quiet) {
     process.stdout.write(`Wrote ${summary.charts.length} charts (SVG, PNG, Vega-Lite spec) and ${summary.index}\n${summary.notes.map((n) => `note: ${n}\n`).join("")}`);
   }
-}
-
-function fixedOf(p: Policy): FixedPolicy {
-  return {
-    gbs: p.gpuBatchSize, nb: p.numGpuBatches, percent: toFlexgenPercent(p),
-    compressWeight: p.compressWeight, compressCache: p.compressCache, cpuAttention: p.cpuAttention, overlap: p.overlap, pinWeight: p.pinWeight,
-  };
 }
 
 export const reportCommand = defineCommand({

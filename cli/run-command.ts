@@ -24,12 +24,10 @@ export type RunArgs = ArgsOf<ReturnType<typeof runOptions>>;
 
 export async function runRun(argv: RunArgs): Promise<void> {
   const { planFile, profile, capacityBytes } = loadPlanTarget(argv.plan, argv.hardware);
-  if (planFile.planned && planFile.capacityBytes) {
-    const over = (["gpu", "cpu", "disk"] as const).filter((t) => planFile.planned!.peakBytes[t] > planFile.capacityBytes![t]);
-    if (over.length) throw new PlanError(`the plan does not fit (${over.join(", ")} over capacity): the runtime refuses it`);
-  }
+  const over = (["gpu", "cpu", "disk"] as const).filter((t) => planFile.predicted.peakBytes[t] > planFile.predicted.capacityBytes[t]);
+  if (over.length) throw new PlanError(`the plan does not fit (${over.join(", ")} over capacity): the runtime refuses it`);
   const result = await run(planFile, profile, {
-    weightsDir: argv.weights, schedule: argv.schedule ?? planFile.schedule ?? "spillway", capacityBytes,
+    weightsDir: argv.weights, schedule: argv.schedule ?? planFile.schedule, capacityBytes,
     ...(argv.trace ? { tracePath: argv.trace } : {}),
     ...(argv["offload-dir"] ? { offloadDir: argv["offload-dir"] } : {}),
     reference: argv.reference,

@@ -36,7 +36,7 @@ export function runSimulate(argv: SimulateArgs): void {
   }
   if (argv.routing) throw new InputError("--routing", undefined, "this plan has no expert policy (policy.experts): routing traces apply to MoE plans");
   const result = simulate(planFile, profile, {
-    schedule: argv.schedule ?? planFile.schedule ?? "spillway",
+    schedule: argv.schedule ?? planFile.schedule,
     capacityBytes,
     ...(argv.trace ? { tracePath: argv.trace } : {}),
     timeline: argv.timeline,

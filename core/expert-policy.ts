@@ -4,7 +4,7 @@
  * experts, embeddings) stays resident on the GPU at `attentionBits`, as Mixtral-offloading, Pre-gated
  * MoE and MoE-Lightning keep it.
  */
-import { asObject, type FieldContext, fail, readBoolean, readEnum, readNumber, rejectUnknownKeys } from "./fields.js";
+import { type FieldContext, fail } from "./fields.js";
 
 export const EXPERT_BITS = [16, 8, 4, 3, 2] as const;
 export type ExpertBits = (typeof EXPERT_BITS)[number];
@@ -36,28 +36,18 @@ export interface ExpertPolicy {
   readonly cpuThresholdTokens: number;
 }
 
-export function parseExpertPolicy(data: unknown, ctx: FieldContext, numExperts?: number): ExpertPolicy {
-  const o = asObject(data, ctx);
-  rejectUnknownKeys(o, ctx, ["cacheSize", "eviction", "offloadTier", "bits", "attentionBits", "prefetchExperts", "prefetchLayers", "pregated", "compute", "cpuThresholdTokens", "expectedHitRate"]);
-  const bits = (key: string) => {
-    const value = readNumber(o, key, ctx, { integer: true });
-    if (!(EXPERT_BITS as readonly number[]).includes(value)) fail(ctx, key, `expected one of ${EXPERT_BITS.join(", ")} bits, got ${value}`);
-    return value as ExpertBits;
-  };
-  const policy: ExpertPolicy = {
-    cacheSize: readNumber(o, "cacheSize", ctx, { min: 0, integer: true, ...(numExperts !== undefined ? { max: numExperts } : {}) }),
-    eviction: readEnum(o, "eviction", ctx, EXPERT_EVICTIONS),
-    offloadTier: readEnum(o, "offloadTier", ctx, ["cpu", "disk"] as const),
-    bits: bits("bits"),
-    attentionBits: bits("attentionBits"),
-    prefetchExperts: readNumber(o, "prefetchExperts", ctx, { min: 0, integer: true, ...(numExperts !== undefined ? { max: numExperts } : {}) }),
-    prefetchLayers: readNumber(o, "prefetchLayers", ctx, { min: 1, integer: true }),
-    pregated: readBoolean(o, "pregated", ctx, false),
-    compute: readEnum(o, "compute", ctx, EXPERT_COMPUTES),
-    cpuThresholdTokens: readNumber(o, "cpuThresholdTokens", ctx, { min: 0, integer: true }),
-  };
+/**
+ * The rules of an expert policy beyond its fields' types and ranges: slot and prefetch counts within the
+ * model's experts (when known), and pre-gating, which already prefetches the exact experts, without
+ * speculative prefetch.
+ */
+export function checkExpertPolicyRules(policy: ExpertPolicy, ctx: FieldContext, numExperts?: number): void {
+  if (numExperts !== undefined) {
+    for (const key of ["cacheSize", "prefetchExperts"] as const) {
+      if (policy[key] > numExperts) fail(ctx, key, `expected a number >= 0 and <= ${numExperts} (the model's experts per layer), got ${policy[key]}`);
+    }
+  }
   if (policy.pregated && policy.prefetchExperts > 0) fail(ctx, "pregated", "pre-gated routing already prefetches the exact experts: expected prefetchExperts 0 with it");
-  return policy;
 }
 
 /**

@@ -6,6 +6,7 @@
  * by the FlexGen-compatible cost model.
  */
 import { asObject, child, type FieldContext, fail, readNumber, readObject, readOptionalString, readString, rejectUnknownKeys } from "./fields.js";
+import { TIERS } from "./tiers.js";
 
 export interface SourcedValue {
   readonly value: number;
@@ -213,7 +214,7 @@ export function parseHardwareProfile(data: unknown, source: string): HardwarePro
   rejectUnknownKeys(o, ctx, ["$schema", "name", "description", "host", "capacityBytes", "gpu", "cpu", "hostToDevice", "deviceToHost", "disk", "flexgenFitted", "notes"]);
   const capCtx = child(ctx, "capacityBytes");
   const cap = readObject(o, "capacityBytes", ctx);
-  rejectUnknownKeys(cap, capCtx, ["gpu", "cpu", "disk"]);
+  rejectUnknownKeys(cap, capCtx, TIERS);
   const gpuCtx = child(ctx, "gpu");
   const gpu = readObject(o, "gpu", ctx);
   rejectUnknownKeys(gpu, gpuCtx, ["name", "memoryBandwidthBytesPerSecond", "fp16MatmulFlopsPerSecond", "kernelLaunchSeconds", "matmulCurve", "workingBytesPerValue", "dequantizeValuesPerSecond", "note"]);

@@ -9,7 +9,7 @@
  * head_dim independent of hidden_size). Every MoE family here is MoE in every layer; models that mix
  * dense and MoE layers (DeepSeek's first dense layers, decoder_sparse_step > 1) are not modelled.
  */
-import { asObject, child, type FieldContext, fail, readBoolean, readEnum, readNumber, readObject, readOptionalNumber, readString, rejectUnknownKeys } from "./fields.js";
+import { type FieldContext, fail } from "./fields.js";
 
 export const MODEL_FAMILIES = ["opt", "llama", "mistral", "mixtral", "qwen2_moe", "olmoe", "qwen3_moe"] as const;
 export type ModelFamily = (typeof MODEL_FAMILIES)[number];
@@ -204,52 +204,6 @@ export function totalWeightBytes(model: ModelSpec): number {
   return totalParams(model) * model.bytesPerParam;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Validation of a model spec given as JSON in Spillway's own format.
-
-const MODEL_FIELDS = ["name", "family", "numLayers", "hiddenSize", "ffnSize", "numHeads", "headDim", "numKvHeads", "vocabSize", "maxPositions", "ffnKind", "wordEmbedDim", "tiedEmbeddings", "bytesPerParam", "moe"];
-
-export function parseModelSpec(data: unknown, source: string): ModelSpec {
-  const ctx: FieldContext = { source, path: "" };
-  const o = asObject(data, ctx);
-  rejectUnknownKeys(o, ctx, MODEL_FIELDS);
-  const hiddenSize = readNumber(o, "hiddenSize", ctx, { min: 1, integer: true });
-  const numHeads = readNumber(o, "numHeads", ctx, { min: 1, integer: true });
-  const spec: ModelSpec = {
-    name: readString(o, "name", ctx),
-    family: readEnum(o, "family", ctx, MODEL_FAMILIES),
-    numLayers: readNumber(o, "numLayers", ctx, { min: 1, integer: true }),
-    hiddenSize,
-    ffnSize: readNumber(o, "ffnSize", ctx, { min: 1, integer: true }),
-    numHeads,
-    ...(o.headDim !== undefined ? { headDim: readNumber(o, "headDim", ctx, { min: 1, integer: true }) } : {}),
-    numKvHeads: readOptionalNumber(o, "numKvHeads", ctx, { min: 1, integer: true }) ?? numHeads,
-    vocabSize: readNumber(o, "vocabSize", ctx, { min: 1, integer: true }),
-    maxPositions: readNumber(o, "maxPositions", ctx, { min: 1, integer: true }),
-    ffnKind: readEnum(o, "ffnKind", ctx, ["relu", "swiglu"] as const),
-    wordEmbedDim: readOptionalNumber(o, "wordEmbedDim", ctx, { min: 1, integer: true }) ?? hiddenSize,
-    tiedEmbeddings: readBoolean(o, "tiedEmbeddings", ctx),
-    bytesPerParam: readOptionalNumber(o, "bytesPerParam", ctx, { greaterThan: 0 }) ?? 2,
-    ...(o.moe !== undefined ? { moe: parseMoe(readObject(o, "moe", ctx), child(ctx, "moe")) } : {}),
-  };
-  return checkModelConsistency(spec, ctx);
-}
-
-function parseMoe(o: Record<string, unknown>, ctx: FieldContext): MoeSpec {
-  rejectUnknownKeys(o, ctx, ["numExperts", "expertsPerToken", "expertFfnSize", "sharedExperts", "sharedExpertFfnSize"]);
-  const numExperts = readNumber(o, "numExperts", ctx, { min: 1, integer: true });
-  const sharedExperts = readOptionalNumber(o, "sharedExperts", ctx, { min: 1, integer: true });
-  const sharedExpertFfnSize = readOptionalNumber(o, "sharedExpertFfnSize", ctx, { min: 1, integer: true });
-  if (sharedExperts !== undefined && sharedExpertFfnSize === undefined) fail(ctx, "sharedExpertFfnSize", `missing; ${sharedExperts} shared expert(s) need their intermediate size`);
-  if (sharedExperts === undefined && sharedExpertFfnSize !== undefined) fail(ctx, "sharedExperts", "missing; sharedExpertFfnSize is given, so say how many shared experts each layer has");
-  return {
-    numExperts,
-    expertsPerToken: readNumber(o, "expertsPerToken", ctx, { min: 1, max: numExperts, integer: true }),
-    expertFfnSize: readNumber(o, "expertFfnSize", ctx, { min: 1, integer: true }),
-    ...(sharedExperts !== undefined ? { sharedExperts, sharedExpertFfnSize } : {}),
-  };
-}
-
 /** Cross-field checks shared by every way a model spec can arrive. */
 export function checkModelConsistency(spec: ModelSpec, ctx: FieldContext): ModelSpec {
   if (spec.headDim === undefined && spec.hiddenSize % spec.numHeads !== 0) fail(ctx, "numHeads", `hidden size ${spec.hiddenSize} is not divisible by ${spec.numHeads} heads (give headDim if heads are not hiddenSize / numHeads wide)`);
@@ -266,7 +220,8 @@ export function checkModelConsistency(spec: ModelSpec, ctx: FieldContext): Model
       if (!Number.isInteger(moe[key]) || moe[key] < 1) fail(ctx, `moe.${key}`, `expected an integer >= 1, got ${moe[key]}`);
     }
     if (moe.expertsPerToken > moe.numExperts) fail(ctx, "moe.expertsPerToken", `top-${moe.expertsPerToken} routing needs at least that many experts; the model has ${moe.numExperts}`);
-    if ((moe.sharedExperts === undefined) !== (moe.sharedExpertFfnSize === undefined)) fail(ctx, moe.sharedExperts === undefined ? "moe.sharedExperts" : "moe.sharedExpertFfnSize", "sharedExperts and sharedExpertFfnSize go together");
+    if (moe.sharedExperts !== undefined && moe.sharedExpertFfnSize === undefined) fail(ctx, "moe.sharedExpertFfnSize", `missing; ${moe.sharedExperts} shared expert(s) need their intermediate size`);
+    if (moe.sharedExperts === undefined && moe.sharedExpertFfnSize !== undefined) fail(ctx, "moe.sharedExperts", "missing; sharedExpertFfnSize is given, so say how many shared experts each layer has");
     if (moe.sharedExperts !== undefined && (!Number.isInteger(moe.sharedExperts) || moe.sharedExperts < 1)) fail(ctx, "moe.sharedExperts", `expected an integer >= 1, got ${moe.sharedExperts}`);
     if (moe.sharedExpertFfnSize !== undefined && (!Number.isInteger(moe.sharedExpertFfnSize) || moe.sharedExpertFfnSize < 1)) fail(ctx, "moe.sharedExpertFfnSize", `expected an integer >= 1, got ${moe.sharedExpertFfnSize}`);
     if (spec.family === "qwen2_moe" && moe.sharedExperts !== 1) fail(ctx, "moe.sharedExperts", `a qwen2_moe layer has exactly one shared expert (with its sigmoid gate), got ${moe.sharedExperts ?? "none"}`);

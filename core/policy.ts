@@ -2,9 +2,7 @@
  * An offloading policy in FlexGen's space: GPU batch size × number of GPU batches per block, where
  * weights, KV cache and activations live, compression and CPU attention.
  */
-import { type ExpertPolicy, parseExpertPolicy } from "./expert-policy.js";
-import { describeValue } from "./input-error.js";
-import { asObject, child, type FieldContext, fail, readBoolean, readEnum, readNumber, readObject, rejectUnknownKeys } from "./fields.js";
+import type { ExpertPolicy } from "./expert-policy.js";
 
 /** Fractions on each tier; each triple sums to 1. */
 export interface Placement {
@@ -14,8 +12,8 @@ export interface Placement {
 }
 
 /** Where a layer's kernels run. */
-export type ComputeDevice = "gpu" | "cpu";
-export const COMPUTE_DEVICES: readonly ComputeDevice[] = ["gpu", "cpu"];
+export const COMPUTE_DEVICES = ["gpu", "cpu"] as const;
+export type ComputeDevice = (typeof COMPUTE_DEVICES)[number];
 
 /**
  * Consecutive decoder layers that share one weight placement and one compute device. A policy's groups
@@ -64,62 +62,6 @@ export const PLACEMENT_TOLERANCE = 1e-6;
 
 export function placementFromPercents(gpuPercent: number, cpuPercent: number): Placement {
   return { gpu: gpuPercent / 100, cpu: cpuPercent / 100, disk: Math.max(0, 1 - gpuPercent / 100 - cpuPercent / 100) };
-}
-
-function readPlacement(o: Record<string, unknown>, key: string, ctx: FieldContext): Placement {
-  const c = child(ctx, key);
-  const p = readObject(o, key, ctx);
-  rejectUnknownKeys(p, c, ["gpu", "cpu", "disk"]);
-  const placement = {
-    gpu: readNumber(p, "gpu", c, { min: 0, max: 1 }),
-    cpu: readNumber(p, "cpu", c, { min: 0, max: 1 }),
-    disk: readNumber(p, "disk", c, { min: 0, max: 1 }),
-  };
-  const sum = placement.gpu + placement.cpu + placement.disk;
-  if (Math.abs(sum - 1) > PLACEMENT_TOLERANCE) fail(c, undefined, `gpu + cpu + disk must be 1, got ${sum}`);
-  return placement;
-}
-
-function readLayerGroups(o: Record<string, unknown>, ctx: FieldContext): LayerGroup[] {
-  const c = child(ctx, "layerGroups");
-  const list = o.layerGroups;
-  if (!Array.isArray(list) || list.length === 0) fail(c, undefined, `expected a non-empty array of { layers, weights, compute }, got ${describeValue(list)}`);
-  return list.map((item, i) => {
-    const gc = child(c, i);
-    const g = asObject(item, gc);
-    rejectUnknownKeys(g, gc, ["layers", "weights", "compute"]);
-    const group: LayerGroup = {
-      layers: readNumber(g, "layers", gc, { min: 1, integer: true }),
-      weights: readPlacement(g, "weights", gc),
-      compute: readEnum(g, "compute", gc, COMPUTE_DEVICES),
-    };
-    if (group.compute === "cpu" && group.weights.cpu < 1 - PLACEMENT_TOLERANCE) {
-      fail(gc, "weights", "CPU-computed layers read their weights in place from host memory: expected { gpu: 0, cpu: 1, disk: 0 }");
-    }
-    return group;
-  });
-}
-
-export function parsePolicy(data: unknown, ctx: FieldContext): Policy {
-  const o = asObject(data, ctx);
-  const layerGroups = o.layerGroups === undefined ? undefined : readLayerGroups(o, ctx);
-  const embeddings = o.embeddings === undefined ? undefined : readPlacement(o, "embeddings", ctx);
-  const experts = o.experts === undefined ? undefined : parseExpertPolicy(o.experts, child(ctx, "experts"));
-  return {
-    gpuBatchSize: readNumber(o, "gpuBatchSize", ctx, { min: 1, integer: true }),
-    numGpuBatches: readNumber(o, "numGpuBatches", ctx, { min: 1, integer: true }),
-    weights: readPlacement(o, "weights", ctx),
-    cache: readPlacement(o, "cache", ctx),
-    activations: readPlacement(o, "activations", ctx),
-    compressWeight: readBoolean(o, "compressWeight", ctx, false),
-    compressCache: readBoolean(o, "compressCache", ctx, false),
-    cpuAttention: readBoolean(o, "cpuAttention", ctx, false),
-    overlap: readBoolean(o, "overlap", ctx, true),
-    pinWeight: readBoolean(o, "pinWeight", ctx, true),
-    ...(layerGroups ? { layerGroups } : {}),
-    ...(embeddings ? { embeddings } : {}),
-    ...(experts ? { experts } : {}),
-  };
 }
 
 /** The policy's layer groups; a uniform policy is one GPU group of every layer. */

@@ -13,11 +13,13 @@ import { embeddingParams, layerWeightTensors, type ModelSpec, type WeightTensor 
 import type { Placement, Policy } from "./policy.js";
 import { compressedBytes } from "./compression.js";
 
-export type Tier = "gpu" | "cpu" | "disk";
+import { TIERS, type Tier } from "./tiers.js";
+
+/** core/tiers.ts Tier and TIERS, re-exported: alias kept for files being rewritten in parallel; removed at integration. */
+export { TIERS, type Tier };
 
 /** An off-GPU token table (LM head) streams through two buffers of this size each token step. */
 export const HEAD_CHUNK_BYTES = 8 * 2 ** 20;
-export const TIERS: readonly Tier[] = ["gpu", "cpu", "disk"];
 
 export interface TierAmounts {
   readonly gpu: number;

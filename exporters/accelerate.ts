@@ -7,10 +7,11 @@
 import type { ModelSpec } from "../core/model-spec.js";
 import { isUniform } from "../core/policy.js";
 import { formatBytes } from "../core/units.js";
-import type { Tier } from "../core/realize-placement.js";
+import type { Tier } from "../core/tiers.js";
 import { activationTierOf } from "../core/realize-placement.js";
-import { commonHeader, describeTiers, type ExportSource, gibUp, hfModelId, layerBytesFp16, planWeightBytes } from "./export-source.js";
-import type { ExportResult } from "./export-plan.js";
+import { commonHeader, describeTiers, gibUp, hfModelId, layerBytesFp16, planWeightBytes } from "./export-source.js";
+import type { Plan } from "../core/plan.js";
+import type { ExportResult } from "./export-result.js";
 
 export type AccelerateDevice = 0 | "cpu" | "disk";
 
@@ -61,9 +62,9 @@ export interface AccelerateMap {
   readonly layersOn: { gpu: number; cpu: number; disk: number };
 }
 
-export function accelerateDeviceMap(src: ExportSource): AccelerateMap {
-  const { model, policy } = src;
-  const plan = planWeightBytes(model, policy);
+export function accelerateDeviceMap(plan: Plan): AccelerateMap {
+  const { modelSpec: model, policy } = plan;
+  const weights = planWeightBytes(model, policy);
   const modules = accelerateModules(model);
   const deviceMap: Record<string, AccelerateDevice> = {};
   const bytes = { gpu: 0, cpu: 0, disk: 0 };
@@ -71,17 +72,17 @@ export function accelerateDeviceMap(src: ExportSource): AccelerateMap {
   // Embeddings first, where the plan puts them; the layers then fill what is left of each tier's bytes.
   for (const m of modules) {
     if (m.role.kind !== "embedding") continue;
-    const tier = plan.embeddingTiers[m.role.tensor] ?? "gpu";
+    const tier = weights.embeddingTiers[m.role.tensor] ?? "gpu";
     deviceMap[m.name] = DEVICE[tier];
     bytes[tier] += m.bytes;
   }
   // Stored bytes below fp16 (compressed or quantised experts): fp16 layers need more room than the plan's
   // CPU bytes, so the CPU takes up to 80% of its capacity before spilling to disk.
   const fp16Total = modules.reduce((s, m) => s + m.bytes, 0);
-  const compressed = plan.total.gpu + plan.total.cpu + plan.total.disk < fp16Total - 1;
-  const cpuCapacity = src.capacityBytes ? 0.8 * src.capacityBytes.cpu : Infinity;
-  const budget = { gpu: plan.total.gpu, cpu: compressed ? Math.max(plan.total.cpu, cpuCapacity) : plan.total.cpu };
-  const noDisk = compressed ? !Number.isFinite(cpuCapacity) : plan.total.disk <= 0;
+  const compressed = weights.total.gpu + weights.total.cpu + weights.total.disk < fp16Total - 1;
+  const cpuCapacity = 0.8 * plan.predicted.capacityBytes.cpu;
+  const budget = { gpu: weights.total.gpu, cpu: compressed ? Math.max(weights.total.cpu, cpuCapacity) : weights.total.cpu };
+  const noDisk = compressed ? !Number.isFinite(cpuCapacity) : weights.total.disk <= 0;
   for (const m of modules) {
     if (m.role.kind !== "layer") continue;
     let tier: Tier;
@@ -99,34 +100,34 @@ export function accelerateDeviceMap(src: ExportSource): AccelerateMap {
   return { deviceMap: ordered, bytes, layersOn };
 }
 
-export function exportAccelerate(src: ExportSource): ExportResult {
-  const { model, policy } = src;
+export function exportAccelerate(plan: Plan): ExportResult {
+  const { modelSpec: model, policy } = plan;
   const warnings: string[] = [];
-  const plan = planWeightBytes(model, policy);
-  const map = accelerateDeviceMap(src);
-  const splits = plan.layers.some((l) => [l.gpu, l.cpu, l.disk].filter((x) => x > 0).length > 1);
+  const weights = planWeightBytes(model, policy);
+  const map = accelerateDeviceMap(plan);
+  const splits = weights.layers.some((l) => [l.gpu, l.cpu, l.disk].filter((x) => x > 0).length > 1);
   if (splits) warnings.push("the plan splits layers across tiers; Accelerate places whole modules, so whole layers go to the GPU while they fit the plan's GPU weight bytes");
-  if (policy.compressWeight) warnings.push(`the plan stores 4-bit group-wise weights; Accelerate loads fp16 (${formatBytes(map.bytes.gpu)} on the GPU within the plan's ${formatBytes(plan.total.gpu)}), so fewer layers fit than in the plan (bitsandbytes' load_in_4bit is a different format)`);
+  if (policy.compressWeight) warnings.push(`the plan stores 4-bit group-wise weights; Accelerate loads fp16 (${formatBytes(map.bytes.gpu)} on the GPU within the plan's ${formatBytes(weights.total.gpu)}), so fewer layers fit than in the plan (bitsandbytes' load_in_4bit is a different format)`);
   if (policy.experts) warnings.push("the plan caches MoE experts on the GPU and stores them quantised; Accelerate places whole fp16 layers and has no expert cache");
   if (policy.layerGroups?.some((g) => g.compute === "cpu")) warnings.push("Accelerate moves CPU- and disk-mapped layers to the GPU to compute them (hooks); the plan's CPU-computed layers run on the GPU");
-  if (map.bytes.disk > 0 || plan.total.disk > 0) warnings.push("disk-mapped modules are written to offload_folder as fp16 .dat files and loaded back each forward pass");
+  if (map.bytes.disk > 0 || weights.total.disk > 0) warnings.push("disk-mapped modules are written to offload_folder as fp16 .dat files and loaded back each forward pass");
   if (policy.cache.gpu < 1 - 1e-9) warnings.push("the plan keeps KV cache off the GPU; transformers keeps the KV cache with each layer's compute (the GPU)");
   if (policy.cpuAttention) warnings.push("the plan computes decode attention on the CPU; Accelerate computes every layer on the GPU");
   if (activationTierOf(policy.activations) !== "gpu") warnings.push("the plan keeps activations off the GPU; Accelerate does not offload activations");
   if (!isUniform(policy) && !splits) { /* per-layer plans of whole layers map directly */ }
 
-  const cap = src.capacityBytes;
+  const cap = plan.predicted.capacityBytes;
   const doc = {
     _spillway: {
       comment: [
-        ...commonHeader(src, "Hugging Face Accelerate (transformers from_pretrained)"),
+        ...commonHeader(plan, "Hugging Face Accelerate (transformers from_pretrained)"),
         `usage: AutoModelForCausalLM.from_pretrained("${hfModelId(model)}", torch_dtype=torch.float16, device_map=cfg["device_map"], max_memory=cfg["max_memory"], offload_folder=cfg["offload_folder"])`,
-        `plan weights (as stored): ${describeTiers(plan.total)}; this map (fp16): ${describeTiers(map.bytes)}`,
+        `plan weights (as stored): ${describeTiers(weights.total)}; this map (fp16): ${describeTiers(map.bytes)}`,
         `layers: ${map.layersOn.gpu} on GPU 0, ${map.layersOn.cpu} on the CPU, ${map.layersOn.disk} on disk`,
         "max_memory: the weights this map puts on each device (for device_map=\"auto\" add room for the KV cache)",
       ],
       model: hfModelId(model),
-      hardware: src.hardware,
+      hardware: plan.hardware,
       ...(cap ? { capacityBytes: cap } : {}),
       warnings,
     },

@@ -5,11 +5,12 @@
  */
 import { layerParams, layerWeightTensors } from "../core/model-spec.js";
 import { activationTierOf, embeddingTensors } from "../core/realize-placement.js";
-import { blockSize, commonHeader, describeTiers, type ExportSource, hfModelId, planWeightBytes } from "./export-source.js";
-import type { ExportResult } from "./export-plan.js";
+import { blockSize, commonHeader, describeTiers, hfModelId, planWeightBytes } from "./export-source.js";
+import type { Plan } from "../core/plan.js";
+import type { ExportResult } from "./export-result.js";
 
-export function exportDeepspeed(src: ExportSource): ExportResult {
-  const { model, policy } = src;
+export function exportDeepspeed(plan: Plan): ExportResult {
+  const { modelSpec: model, policy } = plan;
   const warnings: string[] = [];
   const w = planWeightBytes(model, policy);
   const total = w.total.gpu + w.total.cpu + w.total.disk;
@@ -42,7 +43,7 @@ export function exportDeepspeed(src: ExportSource): ExportResult {
   const config = {
     _spillway: {
       comment: [
-        ...commonHeader(src, "DeepSpeed ZeRO-Inference (ZeRO stage 3 with parameter offload)"),
+        ...commonHeader(plan, "DeepSpeed ZeRO-Inference (ZeRO stage 3 with parameter offload)"),
         `usage: deepspeed.initialize(model=AutoModelForCausalLM.from_pretrained("${hfModelId(model)}", torch_dtype=torch.float16), config=cfg)[0].module, inside HfDeepSpeedConfig(cfg)`,
         `plan weights (as stored): ${describeTiers(w.total)}`,
         `offload_param: ${device}${device === "nvme" ? " (nvme_path is a placeholder: your NVMe mount)" : ""}; buffer_size ${bufferSize} parameters holds the largest layer and tensor`,
@@ -50,7 +51,7 @@ export function exportDeepspeed(src: ExportSource): ExportResult {
         ...(quantBits ? [`weight_quantization: ${quantBits}-bit group-wise (group 64, asymmetric), ZeRO-Inference's own format`] : []),
       ],
       model: hfModelId(model),
-      hardware: src.hardware,
+      hardware: plan.hardware,
       warnings,
     },
     fp16: { enabled: true },

@@ -6,37 +6,24 @@
 import { InputError } from "../core/input-error.js";
 import { exportAccelerate } from "./accelerate.js";
 import { exportDeepspeed } from "./deepspeed.js";
-import { type ExportOptions, exportSource, type PlanInput } from "./export-source.js";
+import type { Plan } from "../core/plan.js";
+import { type ExportResult, type ExportTarget, EXPORT_TARGETS, isExportTarget } from "./export-result.js";
+import type { ExportOptions } from "./export-source.js";
 import { exportFlexgen } from "./flexgen.js";
 import { exportLlamaCpp } from "./llama-cpp.js";
 import { exportVllm } from "./vllm.js";
 
-export const EXPORT_TARGETS = ["flexgen", "llama.cpp", "accelerate", "deepspeed", "vllm"] as const;
-export type ExportTarget = (typeof EXPORT_TARGETS)[number];
+export { EXPORT_TARGETS, type ExportResult, type ExportTarget, isExportTarget } from "./export-result.js";
+export type { ExportOptions } from "./export-source.js";
 
-export interface ExportResult {
-  readonly target: ExportTarget;
-  /** What to run or load: a command line (flexgen, llama.cpp, vllm) or JSON (accelerate, deepspeed), with its comment header. */
-  readonly text: string;
-  /** What the engine cannot express of the plan (also in the text's header). */
-  readonly warnings: string[];
-}
-
-export type { ExportOptions, PlanInput } from "./export-source.js";
-
-export function isExportTarget(value: unknown): value is ExportTarget {
-  return typeof value === "string" && (EXPORT_TARGETS as readonly string[]).includes(value);
-}
-
-/** Exports a plan (a Plan, a PlanFile, or a plan file's path) for `target`. */
-export function exportPlan(plan: PlanInput, target: ExportTarget, options: ExportOptions = {}): ExportResult {
+/** Exports a plan (from plan(), or a plan file read with readPlanFile()) for `target`. */
+export function exportPlan(plan: Plan, target: ExportTarget, options: ExportOptions = {}): ExportResult {
   if (!isExportTarget(target)) throw new InputError("--to", undefined, `unknown export target ${JSON.stringify(target)}; expected one of ${EXPORT_TARGETS.join(", ")}`);
-  const src = exportSource(plan, options);
   switch (target) {
-    case "flexgen": return exportFlexgen(src);
-    case "llama.cpp": return exportLlamaCpp(src);
-    case "accelerate": return exportAccelerate(src);
-    case "deepspeed": return exportDeepspeed(src);
-    case "vllm": return exportVllm(src);
+    case "flexgen": return exportFlexgen(plan);
+    case "llama.cpp": return exportLlamaCpp(plan, options);
+    case "accelerate": return exportAccelerate(plan);
+    case "deepspeed": return exportDeepspeed(plan);
+    case "vllm": return exportVllm(plan);
   }
 }

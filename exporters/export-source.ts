@@ -1,56 +1,26 @@
 /**
- * What every exporter reads off a plan: the model, workload, policy, hardware name and capacities, and
- * the plan's weight bytes per tier as the runtime really allocates them (whole tensors). Accepts a Plan
- * (what `plan()` returns), a PlanFile (what readPlanFile returns) or the path of a plan file.
+ * What every exporter reads off a Plan: the model's Hugging Face id, the plan's weight bytes per tier
+ * as the runtime really allocates them (whole tensors), the shared comment header, and the llama.cpp
+ * MoE advice (the plan's, or recomputed on a hardware profile the caller passes).
  */
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import { storedBytes } from "../core/expert-policy.js";
 import { expertParams, isExpertTensor, layerParams, layerWeightTensors, type ModelSpec } from "../core/model-spec.js";
 import { layerGroupsOf, type Placement, type Policy } from "../core/policy.js";
-import { resolveHardware } from "../core/resolve-hardware.js";
 import { formatBytes, GIB } from "../core/units.js";
-import type { Plan } from "../planner/plan.js";
+import type { Plan } from "../core/plan.js";
 import { defaultRoutingProfile } from "../planner/moe/default-routing.js";
 import { type LlamaCppMoeAdvice, llamaCppMoeAdvice } from "../planner/moe/llama-cpp-moe.js";
 import { hardwareRates } from "../planner/spillway/hardware-rates.js";
-import { embeddingTensors, placeTensors, realizePlacement, type Tier, type TierAmounts, TIERS } from "../core/realize-placement.js";
-import { type PlanFile, readPlanFile } from "../simulator/read-plan.js";
-
-export type PlanInput = Plan | PlanFile | string;
+import { embeddingTensors, placeTensors, realizePlacement, type TierAmounts } from "../core/realize-placement.js";
+import { TIERS, type Tier } from "../core/tiers.js";
 
 export interface ExportOptions {
-  /** Hardware profile to recompute llama.cpp MoE advice with when the plan lacks it (default: the plan's named profile). */
+  /**
+   * The plan's hardware profile, to recompute llama.cpp MoE advice with when the plan lacks it (an MoE
+   * model placed densely). Exporters read no files: without it such a plan exports with a warning.
+   */
   readonly hardware?: HardwareProfile;
-}
-
-export interface ExportSource {
-  readonly model: ModelSpec;
-  readonly hardware: string;
-  readonly hardwareSource: string | undefined;
-  readonly workload: { readonly promptLen: number; readonly genLen: number };
-  readonly policy: Policy;
-  readonly capacityBytes: TierAmounts | undefined;
-  readonly peakBytes: TierAmounts | undefined;
-  readonly llamaCpp: LlamaCppMoeAdvice | undefined;
-  readonly options: ExportOptions;
-}
-
-function isPlan(input: Plan | PlanFile): input is Plan {
-  return "predicted" in input && "flexgenArgs" in input;
-}
-
-export function exportSource(input: PlanInput, options: ExportOptions = {}): ExportSource {
-  const plan = typeof input === "string" ? readPlanFile(input) : input;
-  if (isPlan(plan)) {
-    return {
-      model: plan.modelSpec, hardware: plan.hardware, hardwareSource: plan.hardwareSource, workload: plan.workload, policy: plan.policy,
-      capacityBytes: plan.predicted.capacityBytes, peakBytes: plan.predicted.peakBytes, llamaCpp: plan.llamaCpp, options,
-    };
-  }
-  return {
-    model: plan.modelSpec, hardware: plan.hardware, hardwareSource: plan.hardwareSource, workload: plan.workload, policy: plan.policy,
-    capacityBytes: plan.capacityBytes, peakBytes: plan.planned?.peakBytes, llamaCpp: undefined, options,
-  };
 }
 
 export const blockSize = (p: Policy): number => p.gpuBatchSize * p.numGpuBatches;
@@ -141,29 +111,23 @@ export const gibUp = (bytes: number, digits = 2): number => Math.ceil((bytes / G
 export const describeTiers = (a: TierAmounts): string => `GPU ${formatBytes(a.gpu)}, CPU ${formatBytes(a.cpu)}, disk ${formatBytes(a.disk)}`;
 
 /** The first header lines every export shares: model, hardware, workload, block. */
-export function commonHeader(src: ExportSource, target: string): string[] {
-  const p = src.policy;
-  const cap = src.capacityBytes;
+export function commonHeader(plan: Plan, target: string): string[] {
+  const { modelSpec: model, policy: p } = plan;
   return [
     `Spillway plan exported for ${target}`,
-    `model: ${src.model.name} (${hfModelId(src.model)}, ${src.model.family}, ${src.model.numLayers} layers)`,
-    `hardware: ${src.hardware}${cap ? ` (capacities: ${describeTiers(cap)})` : ""}`,
-    `workload: prompt ${src.workload.promptLen} + ${src.workload.genLen} generated tokens; block of ${blockSize(p)} sequences (GPU batch ${p.gpuBatchSize} x ${p.numGpuBatches})`,
+    `model: ${model.name} (${hfModelId(model)}, ${model.family}, ${model.numLayers} layers)`,
+    `hardware: ${plan.hardware} (capacities: ${describeTiers(plan.predicted.capacityBytes)})`,
+    `workload: prompt ${plan.workload.promptLen} + ${plan.workload.genLen} generated tokens; block of ${blockSize(p)} sequences (GPU batch ${p.gpuBatchSize} x ${p.numGpuBatches})`,
   ];
 }
 
-/** The llama.cpp MoE advice: the plan's, else recomputed on the plan's hardware profile. */
-export function moeAdvice(src: ExportSource): { advice: LlamaCppMoeAdvice | undefined; note: string | undefined } {
-  if (src.llamaCpp) return { advice: src.llamaCpp, note: undefined };
-  let profile = src.options.hardware;
-  if (!profile) {
-    try {
-      profile = resolveHardware(src.hardwareSource ?? src.hardware);
-    } catch (error) {
-      return { advice: undefined, note: `cannot recompute llama.cpp MoE advice: hardware ${JSON.stringify(src.hardwareSource ?? src.hardware)} does not resolve (${(error as Error).message})` };
-    }
-  }
-  return { advice: llamaCppMoeAdvice(src.model, hardwareRates(profile), src.workload, defaultRoutingProfile(src.model)), note: `--n-cpu-moe recomputed on the ${profile.name} profile (the plan file does not carry llama.cpp advice)` };
+/** The llama.cpp MoE advice: the plan's, else recomputed on the hardware profile given. */
+export function moeAdvice(plan: Plan, options: ExportOptions): { advice: LlamaCppMoeAdvice | undefined; note: string | undefined } {
+  if (plan.llamaCpp) return { advice: plan.llamaCpp, note: undefined };
+  const profile = options.hardware;
+  if (!profile) return { advice: undefined, note: `cannot recompute llama.cpp MoE advice: the plan does not carry it and no hardware profile was given (${JSON.stringify(plan.hardwareSource ?? plan.hardware)})` };
+  const model = plan.modelSpec;
+  return { advice: llamaCppMoeAdvice(model, hardwareRates(profile), plan.workload, defaultRoutingProfile(model)), note: `--n-cpu-moe recomputed on the ${profile.name} profile (the plan does not carry llama.cpp advice)` };
 }
 
 /** Prefixes each line with `prefix` (comment headers). */

@@ -4,11 +4,13 @@
  * wg, wc) for the split whose per-tensor placement lands nearest the plan's realized bytes per tier.
  */
 import { isUniform, type Placement, placementFromPercents } from "../core/policy.js";
+import type { ModelSpec } from "../core/model-spec.js";
 import { formatBytes } from "../core/units.js";
 import { cacheSequences, flexgenLayerWeightBytes, type TierAmounts } from "../core/realize-placement.js";
 import { activationTierOf } from "../core/realize-placement.js";
-import { commentLines, commonHeader, describeTiers, type ExportSource, hfModelId, planWeightBytes, sumTiers } from "./export-source.js";
-import type { ExportResult } from "./export-plan.js";
+import { commentLines, commonHeader, describeTiers, hfModelId, planWeightBytes, sumTiers } from "./export-source.js";
+import type { Plan } from "../core/plan.js";
+import type { ExportResult } from "./export-result.js";
 
 export interface FlexgenWeightPercent {
   readonly wg: number;
@@ -25,7 +27,7 @@ const mismatch = (a: TierAmounts, b: TierAmounts): number => (Math.abs(a.gpu - b
  * The integer (wg, wc) whose FlexGen per-part placement is nearest `target` bytes per tier; ties go to
  * the pair nearest the rounded fractions of `weights`.
  */
-export function flexgenWeightPercent(model: ExportSource["model"], target: TierAmounts, weights: Placement, compress: boolean): FlexgenWeightPercent {
+export function flexgenWeightPercent(model: ModelSpec, target: TierAmounts, weights: Placement, compress: boolean): FlexgenWeightPercent {
   const rg = Math.round(weights.gpu * 100);
   const rc = Math.round(weights.cpu * 100);
   let best: FlexgenWeightPercent | undefined;
@@ -45,8 +47,8 @@ export function flexgenWeightPercent(model: ExportSource["model"], target: TierA
 }
 
 /** FlexGen's six --percent integers for a plan, and the weight search behind the first two. */
-export function flexgenPercent(src: ExportSource): { percent: [number, number, number, number, number, number]; weights: FlexgenWeightPercent; target: TierAmounts; layerBytes: number } {
-  const { model, policy } = src;
+export function flexgenPercent(plan: Plan): { percent: [number, number, number, number, number, number]; weights: FlexgenWeightPercent; target: TierAmounts; layerBytes: number } {
+  const { modelSpec: model, policy } = plan;
   const w = planWeightBytes(model, policy);
   const L = model.numLayers;
   // Average layer: FlexGen applies one split to every layer.
@@ -69,10 +71,10 @@ export function flexgenPercent(src: ExportSource): { percent: [number, number, n
   return { percent, weights, target, layerBytes: sumTiers(weights.bytes) };
 }
 
-export function exportFlexgen(src: ExportSource): ExportResult {
-  const { model, policy, workload } = src;
+export function exportFlexgen(plan: Plan): ExportResult {
+  const { modelSpec: model, policy, workload } = plan;
   const warnings: string[] = [];
-  const { percent, weights, target, layerBytes } = flexgenPercent(src);
+  const { percent, weights, target, layerBytes } = flexgenPercent(plan);
   if (model.family !== "opt") warnings.push(`FlexGen's flex_opt runs OPT models only; ${model.name} is a ${model.family} model, so this command documents the placement but will not load it`);
   if (policy.layerGroups && !isUniform(policy)) warnings.push("the plan places layers differently (layerGroups); FlexGen applies one split to every layer, so --percent gives the average layer");
   if (policy.layerGroups?.some((g) => g.compute === "cpu")) warnings.push(`${policy.layerGroups.filter((g) => g.compute === "cpu").reduce((s, g) => s + g.layers, 0)} layers compute on the CPU in the plan; FlexGen computes every layer on the GPU (only decode attention can run on the CPU, --cpu-cache-compute)`);
@@ -102,7 +104,7 @@ export function exportFlexgen(src: ExportSource): ExportResult {
 
   const seqs = cacheSequences(policy.gpuBatchSize, policy.cache);
   const header = [
-    ...commonHeader(src, "FlexGen (python -m flexgen.flex_opt)"),
+    ...commonHeader(plan, "FlexGen (python -m flexgen.flex_opt)"),
     `weights per layer, plan (whole-layer rule): ${describeTiers(target)}`,
     `weights per layer, FlexGen --percent ${weights.wg} ${weights.wc} (attention and MLP placed separately): ${describeTiers(weights.bytes)}${weights.mismatchBytes > 0 ? `; ${formatBytes(weights.mismatchBytes)} off (${missPercent.toFixed(2)}% of the layer)` : "; exact"}`,
     `KV cache: ${seqs.gpu} GPU / ${seqs.cpu} CPU / ${seqs.disk} disk sequences of each GPU batch of ${policy.gpuBatchSize} (FlexGen splits at head granularity, so non-integer percents round)`,

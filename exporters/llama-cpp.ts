@@ -6,32 +6,33 @@
  */
 import { PLACEMENT_TOLERANCE } from "../core/policy.js";
 import { activationTierOf, cacheSequences } from "../core/realize-placement.js";
-import { blockSize, commentLines, commonHeader, type ExportSource, moeAdvice, planWeightBytes } from "./export-source.js";
-import type { ExportResult } from "./export-plan.js";
+import { blockSize, commentLines, commonHeader, type ExportOptions, moeAdvice, planWeightBytes } from "./export-source.js";
+import type { Plan } from "../core/plan.js";
+import type { ExportResult } from "./export-result.js";
 
 /** Logical and physical batch caps (llama.cpp's defaults are 2048 and 512). */
 const MAX_BATCH = 8192;
 const MAX_UBATCH = 2048;
 
-export function ggufQuantisation(src: ExportSource): "Q4_K_M" | "Q8_0" | "F16" {
-  const x = src.policy.experts;
+export function ggufQuantisation(plan: Pick<Plan, "policy">): "Q4_K_M" | "Q8_0" | "F16" {
+  const x = plan.policy.experts;
   if (x) return x.bits <= 4 ? "Q4_K_M" : x.bits === 8 ? "Q8_0" : "F16";
-  return src.policy.compressWeight ? "Q4_K_M" : "F16";
+  return plan.policy.compressWeight ? "Q4_K_M" : "F16";
 }
 
-export function exportLlamaCpp(src: ExportSource): ExportResult {
-  const { model, policy, workload } = src;
+export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportResult {
+  const { modelSpec: model, policy, workload } = plan;
   const L = model.numLayers;
   const warnings: string[] = [];
   const notes: string[] = [];
   const w = planWeightBytes(model, policy);
   const embeddingsOnGpu = w.embeddings.gpu >= w.embeddings.cpu + w.embeddings.disk;
-  let quant = ggufQuantisation(src);
+  let quant = ggufQuantisation(plan);
   let layersOnGpu: number;
   let ngl: number;
   let moeFlags: string[] = [];
   if (policy.experts && model.moe) {
-    const { advice, note } = moeAdvice(src);
+    const { advice, note } = moeAdvice(plan, options);
     if (note) notes.push(note);
     ngl = advice?.nGpuLayers ?? L + 1;
     layersOnGpu = L;
@@ -95,7 +96,7 @@ export function exportLlamaCpp(src: ExportSource): ExportResult {
   if (!policy.pinWeight) notes.push("unpinned weights: llama.cpp's host buffers are its own choice");
 
   const header = [
-    ...commonHeader(src, "llama.cpp (llama-server; the same flags work for llama-cli)"),
+    ...commonHeader(plan, "llama.cpp (llama-server; the same flags work for llama-cli)"),
     `-m: a GGUF of ${model.name} quantised ${quant} (${quant === "F16" ? "the plan keeps fp16 weights" : quant === "Q8_0" ? "8-bit plan" : "4-bit plan"}); the file name is a placeholder`,
     `-ngl ${ngl}: ${layersOnGpu} of ${L} layers on the GPU${ngl > layersOnGpu ? " plus the output layer (n_layer + 1)" : ""}`,
     `-c ${block * (workload.promptLen + workload.genLen)}: ${block} parallel sequences (-np) x (${workload.promptLen} + ${workload.genLen}) tokens; -b/-ub: prompt tokens of the block / of one GPU batch, capped at ${MAX_BATCH}/${MAX_UBATCH}`,

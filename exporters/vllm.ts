@@ -5,11 +5,12 @@
  * running sequences' KV on the GPU, and computes attention on the GPU.
  */
 import { activationTierOf, cacheSequences } from "../core/realize-placement.js";
-import { blockSize, commentLines, commonHeader, type ExportSource, gibUp, hfModelId, kvBytesPerSequence, planWeightBytes } from "./export-source.js";
-import type { ExportResult } from "./export-plan.js";
+import { blockSize, commentLines, commonHeader, gibUp, hfModelId, kvBytesPerSequence, planWeightBytes } from "./export-source.js";
+import type { Plan } from "../core/plan.js";
+import type { ExportResult } from "./export-result.js";
 
-export function exportVllm(src: ExportSource): ExportResult {
-  const { model, policy, workload } = src;
+export function exportVllm(plan: Plan): ExportResult {
+  const { modelSpec: model, policy, workload } = plan;
   const warnings: string[] = [];
   const notes: string[] = [];
   const w = planWeightBytes(model, policy);
@@ -20,8 +21,8 @@ export function exportVllm(src: ExportSource): ExportResult {
     flags.push(`--cpu-offload-gb ${gibUp(offBytes)}`);
     notes.push(`--cpu-offload-gb: the plan's off-GPU weights (${gibUp(offBytes)} GiB); vLLM streams them to the GPU every forward pass`);
   }
-  const cap = src.capacityBytes?.gpu;
-  const peak = src.peakBytes?.gpu;
+  const cap = plan.predicted.capacityBytes.gpu;
+  const peak = plan.predicted.peakBytes.gpu;
   let util = 0.9;
   if (cap && peak && cap > 0) {
     util = Math.min(0.98, Math.max(0.5, Math.ceil((peak / cap) * 100) / 100));
@@ -53,7 +54,7 @@ export function exportVllm(src: ExportSource): ExportResult {
   if (policy.experts) warnings.push(`the plan caches ${policy.experts.cacheSize} experts per layer on the GPU; vLLM has no expert cache: --cpu-offload-gb offloads whole parameters, experts included`);
   if (!policy.overlap) notes.push("the plan does not overlap I/O and compute; vLLM has no such switch");
 
-  const header = [...commonHeader(src, "vLLM (vllm serve)"), `--max-num-seqs ${block}: the plan's block; --max-model-len: prompt + generated tokens`, ...notes];
+  const header = [...commonHeader(plan, "vLLM (vllm serve)"), `--max-num-seqs ${block}: the plan's block; --max-model-len: prompt + generated tokens`, ...notes];
   const text = [commentLines(header), ...(warnings.length ? [commentLines(warnings, "# warning: ")] : []), flags.join(" \\\n  ")].join("\n") + "\n";
   return { target: "vllm", text, warnings };
 }

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { InputError } from "../core/input-error.js";
-import { type ModelSpec, parseModelSpec } from "../core/model-spec.js";
+import type { ModelSpec } from "../core/model-spec.js";
+import { parseModelSpec } from "../core/parse-model-spec.js";
 import { readJsonFile } from "../core/read-json-file.js";
 import { findCatalogueModel, MODEL_CATALOGUE } from "./catalogue.js";
 import { modelSpecFromHfConfig } from "./hf-config.js";

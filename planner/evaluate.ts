@@ -12,7 +12,7 @@ import type { RoutingProfile } from "./moe/routing-profile.js";
 import type { Prediction } from "./prediction.js";
 import { evaluatePolicy } from "./spillway/evaluate-policy.js";
 import type { HardwareRates } from "./spillway/hardware-rates.js";
-import type { Schedule } from "./spillway/step-costs.js";
+import type { ScheduleName } from "../core/schedule-name.js";
 
 export interface EvaluationRequest {
   readonly model: ModelSpec;
@@ -20,7 +20,7 @@ export interface EvaluationRequest {
   readonly workload: Workload;
   readonly policy: Policy;
   /** Schedule semantics costed for dense policies (default "spillway"). */
-  readonly schedule?: Schedule;
+  readonly schedule?: ScheduleName;
   /** Routing statistics for expert-cache hit rates: required for policies with `experts`. */
   readonly routing?: RoutingProfile;
 }

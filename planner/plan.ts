@@ -16,14 +16,16 @@ import { evaluatePolicy } from "./spillway/evaluate-policy.js";
 import { realizedPolicy } from "../core/realize-placement.js";
 import { hardwareRates } from "./spillway/hardware-rates.js";
 import { type LpCandidate, searchSpillway } from "./spillway/spillway-search.js";
-import type { ExpertFigures } from "./moe/evaluate-moe-policy.js";
 import { type FixedExperts, searchMoe } from "./moe/moe-search.js";
-import { type LlamaCppMoeAdvice, llamaCppMoeAdvice } from "./moe/llama-cpp-moe.js";
+import { llamaCppMoeAdvice } from "./moe/llama-cpp-moe.js";
 import { defaultRoutingProfile } from "./moe/default-routing.js";
 import type { RoutingProfile } from "./moe/routing-profile.js";
-import type { Resource, Schedule } from "./spillway/step-costs.js";
+import type { CostModelName, Plan, PlanPrediction } from "../core/plan.js";
+import { RESOURCE_NAMES } from "../core/resources.js";
+import type { ScheduleName } from "../core/schedule-name.js";
+import { TIERS } from "../core/tiers.js";
 
-export type CostModelName = "spillway" | "flexgen";
+export type { CostModelName, Plan, PlanPrediction, PlanSearch } from "../core/plan.js";
 
 /** Parts of the policy the user fixed; the search chooses the rest. */
 export interface FixedPolicy {
@@ -48,7 +50,7 @@ export interface PlanRequest {
   readonly workload: Workload;
   readonly costModel?: CostModelName;
   /** Schedule the Spillway model costs (FlexGen's model has its own fixed form). */
-  readonly schedule?: Schedule;
+  readonly schedule?: ScheduleName;
   /** FlexGen's memory relaxation factor (default 0.8), FlexGen-compatible model only. */
   readonly alpha?: number;
   readonly fixed?: FixedPolicy;
@@ -68,61 +70,9 @@ export interface PlanRequest {
   readonly routing?: RoutingProfile;
 }
 
-export interface PlanPrediction {
-  readonly throughputTokensPerSecond: number;
-  readonly prefillSeconds: number;
-  readonly decodeSeconds: number;
-  readonly feasible: boolean;
-  readonly infeasibleReasons: readonly string[];
-  readonly peakBytes: { readonly gpu: number; readonly cpu: number; readonly disk: number };
-  readonly capacityBytes: { readonly gpu: number; readonly cpu: number; readonly disk: number };
-  readonly bytes: { readonly h2d: number; readonly d2h: number; readonly diskRead: number; readonly diskWrite: number };
-  /** Busy seconds per resource over the run (Spillway model), or per-layer term seconds (FlexGen model). */
-  readonly busySeconds: Readonly<Record<string, number>>;
-  readonly bottleneck: string;
-  /** MoE plans: expected expert-cache behaviour per layer and decode step. */
-  readonly experts?: ExpertFigures;
-  /** MoE plans: seconds per decode step (one token for each sequence of the batch). */
-  readonly decodeSecondsPerToken?: number;
-}
-
-export interface Plan {
-  readonly model: string;
-  readonly hardware: string;
-  /** How --hardware named the profile (a shipped name or a file path), so later commands can load it again. */
-  readonly hardwareSource?: string;
-  readonly costModel: CostModelName;
-  readonly schedule: Schedule;
-  readonly workload: { readonly promptLen: number; readonly genLen: number };
-  readonly policy: Policy;
-  readonly predicted: PlanPrediction;
-  readonly search: {
-    readonly lpSolves: number;
-    readonly elapsedMs: number;
-    readonly exactEvaluations?: number;
-    readonly lpFallbacks: number;
-    readonly scored: boolean;
-    /**
-     * LPs the search left unsolved because the solver reached its wall-clock safety net (tens of seconds
-     * per LP; normal planning never does): 0 means the plan depends on its inputs alone. Always written
-     * by plan(); absent from plan files written before it existed.
-     */
-    readonly wallClockLimitHits?: number;
-  };
-  /** The equivalent `python -m flexgen.flex_opt` flags. */
-  readonly flexgenArgs: string;
-  /** MoE plans: the `-ngl` and `--n-cpu-moe` that fit llama.cpp on this GPU, and its predicted decode speed. */
-  readonly llamaCpp?: LlamaCppMoeAdvice;
-  /** The model spec the plan was made for, so a plan file is self-contained. */
-  readonly modelSpec: ModelSpec;
-  readonly notes: readonly string[];
-}
-
 export class PlanError extends Error {
   override readonly name = "PlanError";
 }
-
-const RESOURCE_NAMES: Record<Resource, string> = { gpu: "GPU compute", cpu: "CPU compute", h2d: "host-to-GPU link", d2h: "GPU-to-host link", diskRead: "disk read", diskWrite: "disk write" };
 
 /** Plans with `solvers` (default: those loadLpSolvers() loads). */
 export async function plan(request: PlanRequest, solvers?: LpSolvers): Promise<Plan> {
@@ -269,7 +219,7 @@ function planSpillway(request: PlanRequest, solvers: () => LpSolvers): Plan {
 }
 
 const FLEXGEN_TERM_RESOURCE: Record<string, string> = {
-  ctogg: "host-to-GPU link", gtocg: "GPU-to-host link", dtocg: "disk read", ctodg: "disk write", compg: "compute",
+  ctogg: RESOURCE_NAMES.h2d, gtocg: RESOURCE_NAMES.d2h, dtocg: RESOURCE_NAMES.diskRead, ctodg: RESOURCE_NAMES.diskWrite, compg: "compute",
 };
 
 function planFlexgen(request: PlanRequest, solvers: () => LpSolvers): Plan {
@@ -308,7 +258,7 @@ function planFlexgen(request: PlanRequest, solvers: () => LpSolvers): Plan {
     outcome = flexgenUnconstrained({ dims, constants, capacities, gbs, bls: gbs * nb, compressWeight }, x);
     feasible = false;
     const cap = { gpu: capacities.gpuBytes * alpha, cpu: capacities.cpuBytes * alpha, disk: capacities.diskBytes * alpha };
-    for (const tier of ["gpu", "cpu", "disk"] as const) {
+    for (const tier of TIERS) {
       if (outcome.peakBytes[tier] > cap[tier]) infeasibleReasons.push(`${tier} peak ${formatBytes(outcome.peakBytes[tier])} exceeds alpha (${alpha}) x capacity = ${formatBytes(cap[tier])}`);
     }
     if (x.hn > 1e-9) infeasibleReasons.push("FlexGen's runtime cannot keep activations on disk (hg + hc must be 100)");

@@ -2,9 +2,10 @@
  * What the Spillway cost models predict for one policy (dense and Mixture-of-Experts alike), and the
  * capacity check both apply.
  */
-import type { Tier } from "../core/realize-placement.js";
+import { TIERS, type Tier } from "../core/tiers.js";
 import { formatBytes } from "../core/units.js";
-import type { Link, Resource } from "./spillway/step-costs.js";
+import type { Link } from "../core/links.js";
+import type { Resource } from "../core/resources.js";
 
 export interface Prediction {
   readonly throughputTokensPerSecond: number;
@@ -26,7 +27,7 @@ export interface Prediction {
 
 /** One line per tier whose peak exceeds its capacity (empty when everything fits). */
 export function capacityShortfalls(peakBytes: Readonly<Record<Tier, number>>, capacityBytes: Readonly<Record<Tier, number>>): string[] {
-  return (["gpu", "cpu", "disk"] as const)
+  return TIERS
     .filter((tier) => peakBytes[tier] > capacityBytes[tier])
     .map((tier) => `${tier} peak ${formatBytes(peakBytes[tier])} exceeds its capacity ${formatBytes(capacityBytes[tier])}`);
 }

@@ -9,7 +9,6 @@ import { basename, join } from "node:path";
 import type { TopLevelSpec } from "vega-lite";
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import { InputError } from "../core/input-error.js";
-import type { ModelSpec } from "../core/model-spec.js";
 import type { Policy } from "../core/policy.js";
 import { writeFileAtomic } from "../core/write-file-atomic.js";
 import { withCapacities } from "../core/hardware-profile.js";
@@ -17,10 +16,10 @@ import type { Comparison } from "../runtime/compare.js";
 import { baselines } from "../planner/baselines.js";
 import { plan as makePlan, PlanError } from "../planner/plan.js";
 import type { LpCandidate } from "../planner/spillway/spillway-search.js";
-import type { Schedule } from "../planner/spillway/step-costs.js";
-import { type PlannedFigures, simulate, type SimulationResult } from "../simulator/simulate.js";
+import { simulate, type SimulationResult } from "../simulator/simulate.js";
 import { MemoryTraceSink } from "../simulator/memory-trace-sink.js";
-import type { MemoryTier } from "../simulator/task.js";
+import type { Plan } from "../core/plan.js";
+import { TIERS, type Tier } from "../core/tiers.js";
 import { baselineRows, baselinesChart } from "./baselines-chart.js";
 import { frontierChart, frontierPlans, frontierRows } from "./frontier-chart.js";
 import { formatRate, landscapeChart, landscapeRows } from "./landscape-chart.js";
@@ -31,23 +30,9 @@ import { parseTrace, type Trace } from "./read-trace.js";
 import { renderChart, withChartConfig } from "./render-chart.js";
 import { chooseWindow, timelineChart, timelineRows } from "./timeline-chart.js";
 
-/** What the report needs of a plan: a Plan from plan(), or a plan file's fields. */
-export interface ReportPlan {
-  readonly model: string;
-  readonly hardware: string;
-  readonly costModel?: "spillway" | "flexgen";
-  readonly schedule: Schedule;
-  readonly modelSpec: ModelSpec;
-  readonly workload: { readonly promptLen: number; readonly genLen: number };
-  readonly policy: Policy;
-  readonly predicted: PlannedFigures & {
-    readonly capacityBytes?: Readonly<Record<MemoryTier, number>>;
-    readonly bottleneck?: string;
-  };
-}
-
 export interface BuildReportOptions {
-  readonly plan?: ReportPlan;
+  /** A Plan from plan(), or a plan file read with readPlanFile(). */
+  readonly plan?: Plan;
   readonly traces?: readonly Trace[];
   readonly comparison?: Comparison;
   /** The profile the plan was made for (capacities are taken from the plan where it has them). */
@@ -92,12 +77,12 @@ function pct(x: number): string {
 }
 
 function placementWords(label: string, p: Policy["weights"]): string {
-  const parts = (["gpu", "cpu", "disk"] as const).filter((t) => p[t] > 5e-4).map((t) => `${t.toUpperCase()} ${pct(p[t])}`);
+  const parts = TIERS.filter((t) => p[t] > 5e-4).map((t) => `${t.toUpperCase()} ${pct(p[t])}`);
   return `${label} ${parts.join(" / ")}`;
 }
 
 /** One line: model, hardware, policy, predicted token/s. */
-export function planSummary(p: ReportPlan): string {
+export function planSummary(p: Plan): string {
   const q = p.policy;
   const extras = [q.compressWeight ? "4-bit weights" : "", q.compressCache ? "4-bit KV" : "", q.cpuAttention ? "CPU attention" : ""].filter(Boolean);
   return `${p.model} on ${p.hardware}, prompt ${p.workload.promptLen} + ${p.workload.genLen} generated: GPU batch ${q.gpuBatchSize} × ${q.numGpuBatches} batches (block of ${q.gpuBatchSize * q.numGpuBatches}); ${placementWords("weights", q.weights)}; ${placementWords("KV", q.cache)}${extras.length ? `; ${extras.join(", ")}` : ""}; predicted ${formatRate(p.predicted.throughputTokensPerSecond)} token/s${p.predicted.bottleneck ? ` (bottleneck: ${p.predicted.bottleneck})` : ""}`;
@@ -114,7 +99,7 @@ function escapeHtml(text: string): string {
 }
 
 
-function traceCharts(trace: Trace, name: (base: string) => string, about: string, capacityBytes: Partial<Record<MemoryTier, number>>, notes: string[]): ChartToRender[] {
+function traceCharts(trace: Trace, name: (base: string) => string, about: string, capacityBytes: Partial<Record<Tier, number>>, notes: string[]): ChartToRender[] {
   const out: ChartToRender[] = [];
   const kind = trace.source === "simulate" ? "simulated" : "measured";
   if (trace.slices.length > 0) {
@@ -143,7 +128,7 @@ export async function buildReport(options: BuildReportOptions): Promise<ReportSu
   const traces = [...(options.traces ?? [])];
   const notes: string[] = [];
   const charts: ChartToRender[] = [];
-  const capacityBytes: Record<MemoryTier, number> = p?.predicted.capacityBytes
+  const capacityBytes: Record<Tier, number> = p
     ? { ...p.predicted.capacityBytes }
     : { gpu: options.hardware.capacityBytes.gpu.value, cpu: options.hardware.capacityBytes.cpu.value, disk: options.hardware.capacityBytes.disk.value };
   const hardware = withCapacities(options.hardware, capacityBytes, "plan");
@@ -204,7 +189,7 @@ export async function buildReport(options: BuildReportOptions): Promise<ReportSu
     else if (options.simulate ?? traces.length === 0) {
       progress("simulation");
       const trace = new MemoryTraceSink();
-      simulated = simulate({ modelSpec: p.modelSpec, workload: p.workload, policy: p.policy, predicted: p.predicted }, hardware, { schedule: p.schedule, capacityBytes, trace });
+      simulated = simulate(p, hardware, { schedule: p.schedule, capacityBytes, trace });
       progress("reading the simulated trace");
       simulatedTrace = parseTrace(trace.document(), "simulation");
       if (simulated.overflow) notes.push(`the simulation overflows ${simulated.overflow.tier} memory at ${simulated.overflow.seconds.toFixed(3)} s: the plan does not fit as scheduled`);

@@ -5,12 +5,12 @@
  * each time bucket, which keeps every peak.
  */
 import type { TopLevelSpec } from "vega-lite";
-import type { MemoryTier } from "../simulator/task.js";
+import { TIERS, type Tier } from "../core/tiers.js";
 import type { MemorySample } from "./read-trace.js";
-import { TIER_COLOURS, TIER_ORDER } from "./tier-colours.js";
+import { TIER_COLOURS } from "./tier-colours.js";
 
 export interface MemoryRow {
-  readonly tier: MemoryTier;
+  readonly tier: Tier;
   readonly seconds: number;
   readonly gib: number;
 }
@@ -23,7 +23,7 @@ export const DEFAULT_MEMORY_BUCKETS = 1000;
  */
 export function memoryRows(samples: readonly MemorySample[], buckets = DEFAULT_MEMORY_BUCKETS): MemoryRow[] {
   const rows: MemoryRow[] = [];
-  for (const tier of TIER_ORDER) {
+  for (const tier of TIERS) {
     const own = samples.filter((s) => s.tier === tier).sort((a, b) => a.seconds - b.seconds);
     if (own.length === 0) continue;
     if (own.length <= buckets) {
@@ -50,15 +50,15 @@ export function memoryRows(samples: readonly MemorySample[], buckets = DEFAULT_M
   return rows;
 }
 
-export function peakGib(rows: readonly MemoryRow[], tier: MemoryTier): number {
+export function peakGib(rows: readonly MemoryRow[], tier: Tier): number {
   return rows.filter((r) => r.tier === tier).reduce((m, r) => Math.max(m, r.gib), 0);
 }
 
 /** A capacity more than this many times the peak is named in the panel title, not drawn (it would flatten the line). */
 const CAPACITY_DRAWN_UP_TO = 3;
 
-export function memoryChart(rows: readonly MemoryRow[], capacityBytes: Partial<Record<MemoryTier, number>>, about: { title: string }): TopLevelSpec {
-  const tiers = TIER_ORDER.filter((t) => rows.some((r) => r.tier === t));
+export function memoryChart(rows: readonly MemoryRow[], capacityBytes: Partial<Record<Tier, number>>, about: { title: string }): TopLevelSpec {
+  const tiers = TIERS.filter((t) => rows.some((r) => r.tier === t));
   const fmt = (gib: number) => (gib >= 100 ? gib.toFixed(0) : gib >= 10 ? gib.toFixed(1) : gib.toFixed(2));
   const panels = tiers.map((tier, i) => {
     const own = rows.filter((r) => r.tier === tier);

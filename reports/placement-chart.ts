@@ -6,7 +6,8 @@ import type { TopLevelSpec } from "vega-lite";
 import { kvDim, type ModelSpec, totalWeightBytes } from "../core/model-spec.js";
 import { COMPRESSED_FRACTION_OF_FP16 } from "../core/compression.js";
 import type { Policy } from "../core/policy.js";
-import { TIER_COLOURS, TIER_ORDER } from "./tier-colours.js";
+import { TIERS } from "../core/tiers.js";
+import { TIER_COLOURS } from "./tier-colours.js";
 
 export interface PlacementInput {
   readonly modelSpec: ModelSpec;
@@ -25,7 +26,7 @@ export function placementRows(plan: PlacementInput): { data: string; tier: strin
   const fractions = { weights: p.weights, "KV cache": p.cache, activations: p.activations } as const;
   const rows: { data: string; tier: string; gib: number }[] = [];
   for (const data of Object.keys(fractions) as (keyof typeof fractions)[]) {
-    for (const tier of TIER_ORDER) rows.push({ data, tier, gib: (totals[data]! * fractions[data][tier]) / 2 ** 30 });
+    for (const tier of TIERS) rows.push({ data, tier, gib: (totals[data]! * fractions[data][tier]) / 2 ** 30 });
   }
   return rows;
 }
@@ -46,7 +47,7 @@ export function placementChart(plan: PlacementInput): TopLevelSpec {
       y: { field: "data", type: "nominal", title: null, sort: ["weights", "KV cache", "activations"] },
       x: { field: "gib", type: "quantitative", title: "GiB", stack: "zero" },
       color: {
-        field: "tier", type: "nominal", title: "tier", scale: { domain: [...TIER_ORDER], range: TIER_ORDER.map((t) => TIER_COLOURS[t]) },
+        field: "tier", type: "nominal", title: "tier", scale: { domain: [...TIERS], range: TIERS.map((t) => TIER_COLOURS[t]) },
         legend: { labelExpr: "datum.label === 'disk' ? 'disk' : upper(datum.label)" },
       },
       tooltip: [{ field: "data" }, { field: "tier" }, { field: "gib", format: ".2f", title: "GiB" }],

@@ -4,11 +4,11 @@
  * they do not read as resources or tiers.
  */
 import type { TopLevelSpec } from "vega-lite";
-import { SIM_RESOURCES } from "../simulator/task.js";
-import { RESOURCE_COLOURS, RESOURCE_LABELS } from "./resource-colours.js";
+import { RESOURCE_NAMES, RESOURCES } from "../core/resources.js";
+import { RESOURCE_COLOURS } from "./resource-colours.js";
 
 /** Resource names on the axis in their resource's colour (the same as in the timeline). */
-const RESOURCE_LABEL_COLOUR = SIM_RESOURCES.reduceRight((rest, r) => `datum.label === ${JSON.stringify(RESOURCE_LABELS[r])} ? ${JSON.stringify(RESOURCE_COLOURS[r])} : ${rest}`, '"#333"');
+const RESOURCE_LABEL_COLOUR = RESOURCES.reduceRight((rest, r) => `datum.label === ${JSON.stringify(RESOURCE_NAMES[r])} ? ${JSON.stringify(RESOURCE_COLOURS[r])} : ${rest}`, '"#333"');
 
 export interface FiguresForChart {
   readonly prefillSeconds: number;
@@ -37,10 +37,10 @@ export function predictedVsMeasuredRows(figures: Partial<Record<FigureSource, Fi
   for (const [figure, key] of [["prefill", "prefillSeconds"], ["decode", "decodeSeconds"]] as const) {
     for (const source of sources) rows.push({ group: "phase", figure, source, seconds: figures[source]![key] });
   }
-  for (const resource of SIM_RESOURCES) {
+  for (const resource of RESOURCES) {
     const withBusy = sources.filter((s) => figures[s]!.busySeconds?.[resource] !== undefined);
     if (!withBusy.some((s) => figures[s]!.busySeconds![resource]! > 0)) continue;
-    for (const source of withBusy) rows.push({ group: "stream busy", figure: RESOURCE_LABELS[resource], source, seconds: figures[source]!.busySeconds![resource]! });
+    for (const source of withBusy) rows.push({ group: "stream busy", figure: RESOURCE_NAMES[resource], source, seconds: figures[source]!.busySeconds![resource]! });
   }
   return rows;
 }

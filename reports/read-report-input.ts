@@ -6,13 +6,14 @@
 import type { Comparison, Figures } from "../runtime/compare.js";
 import { asObject, child, type FieldContext, readNumber, readObject, readString } from "../core/fields.js";
 import { describeValue, InputError } from "../core/input-error.js";
-import { parsePolicy } from "../core/policy.js";
+import { parsePlan } from "../core/parse-plan.js";
+import { parsePolicy } from "../core/parse-policy.js";
+import type { Plan } from "../core/plan.js";
 import { readJsonFile } from "../core/read-json-file.js";
-import { parsePlanFile, type PlanFile } from "../simulator/read-plan.js";
 import { parseTrace, type Trace } from "./read-trace.js";
 
 export type ReportInput =
-  | { readonly kind: "plan"; readonly path: string; readonly plan: PlanFile; readonly costModel: "spillway" | "flexgen" | undefined; readonly bottleneck: string | undefined }
+  | { readonly kind: "plan"; readonly path: string; readonly plan: Plan }
   | { readonly kind: "trace"; readonly path: string; readonly trace: Trace }
   | { readonly kind: "comparison"; readonly path: string; readonly comparison: Comparison };
 
@@ -60,12 +61,7 @@ export function classifyReportInput(data: unknown, path: string): ReportInput {
   const o = data as Record<string, unknown>;
   if ("traceEvents" in o) return { kind: "trace", path, trace: parseTrace(o, path) };
   if ("simulated" in o && "measured" in o && "predicted" in o) return { kind: "comparison", path, comparison: parseComparison(o, path) };
-  if ("modelSpec" in o && "policy" in o) {
-    const costModel = o.costModel === "spillway" || o.costModel === "flexgen" ? o.costModel : undefined;
-    const predicted = o.predicted as Record<string, unknown> | undefined;
-    const bottleneck = typeof predicted?.bottleneck === "string" ? predicted.bottleneck : undefined;
-    return { kind: "plan", path, plan: parsePlanFile(o, path), costModel, bottleneck };
-  }
+  if ("modelSpec" in o && "policy" in o) return { kind: "plan", path, plan: parsePlan(o, path) };
   const keys = Object.keys(o).slice(0, 6);
   throw new InputError(path, undefined, `${EXPECTED}; found an object with ${keys.length ? `keys ${keys.join(", ")}${Object.keys(o).length > 6 ? ", …" : ""}` : "no keys"}`);
 }

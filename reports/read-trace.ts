@@ -6,11 +6,11 @@
 import { describeValue, InputError } from "../core/input-error.js";
 import { readJsonFile } from "../core/read-json-file.js";
 import { TRACE_LANES } from "../simulator/chrome-trace-writer.js";
-import type { MemoryTier, SimResource } from "../simulator/task.js";
-import { isResource } from "./resource-colours.js";
+import { isResource, type Resource } from "../core/resources.js";
+import { TIERS, type Tier } from "../core/tiers.js";
 
 export interface TraceSlice {
-  readonly resource: SimResource;
+  readonly resource: Resource;
   /** The task kind ("load-weights", "compute", ...). */
   readonly name: string;
   readonly startSeconds: number;
@@ -23,7 +23,7 @@ export interface TraceSlice {
 }
 
 export interface MemorySample {
-  readonly tier: MemoryTier;
+  readonly tier: Tier;
   readonly seconds: number;
   readonly bytes: number;
 }
@@ -39,7 +39,6 @@ export interface Trace {
   readonly endSeconds: number;
 }
 
-const TIERS: readonly MemoryTier[] = ["gpu", "cpu", "disk"];
 
 /** Whether parsed JSON looks like a Chrome trace (used to classify `spillway report` inputs). */
 export function looksLikeTrace(data: unknown): boolean {
@@ -50,9 +49,9 @@ export function readTrace(path: string): Trace {
   return parseTrace(readJsonFile(path), path);
 }
 
-function resourceOf(event: Record<string, unknown>): SimResource | undefined {
+function resourceOf(event: Record<string, unknown>): Resource | undefined {
   if (isResource(event.cat)) return event.cat;
-  for (const [resource, lane] of Object.entries(TRACE_LANES)) if (lane.pid === event.pid && lane.tid === event.tid) return resource as SimResource;
+  for (const [resource, lane] of Object.entries(TRACE_LANES)) if (lane.pid === event.pid && lane.tid === event.tid) return resource as Resource;
   return undefined;
 }
 
@@ -85,7 +84,7 @@ export function parseTrace(data: unknown, path: string): Trace {
         token: optional(args, "token"), layer: optional(args, "layer"), batch: optional(args, "batch"), bytes: optional(args, "bytes"),
       });
     } else if (event.ph === "C" && typeof event.name === "string" && / bytes$/.test(event.name)) {
-      const tier = event.name.slice(0, -" bytes".length) as MemoryTier;
+      const tier = event.name.slice(0, -" bytes".length) as Tier;
       if (!TIERS.includes(tier)) throw new InputError(path, `traceEvents[${i}].name`, `expected a memory counter "gpu bytes", "cpu bytes" or "disk bytes", got ${describeValue(event.name)}`);
       const seconds = number(event, "ts", i) / 1e6;
       const bytes = args.bytes;

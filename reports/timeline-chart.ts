@@ -6,9 +6,9 @@
  */
 import type { TopLevelSpec } from "vega-lite";
 import { TRACE_LANES } from "../simulator/chrome-trace-writer.js";
-import type { SimResource } from "../simulator/task.js";
+import { RESOURCE_NAMES, RESOURCES, type Resource } from "../core/resources.js";
 import type { Trace, TraceSlice } from "./read-trace.js";
-import { RESOURCE_COLOURS, RESOURCE_LABELS, RESOURCE_ORDER } from "./resource-colours.js";
+import { RESOURCE_COLOURS } from "./resource-colours.js";
 
 export interface TimelineWindow {
   readonly startSeconds: number;
@@ -21,7 +21,7 @@ export interface TimelineWindow {
 
 export interface TimelineRow {
   readonly lane: string;
-  readonly resource: SimResource;
+  readonly resource: Resource;
   readonly resourceLabel: string;
   readonly task: string;
   /** Milliseconds from the window's start, clipped to the window. */
@@ -37,7 +37,7 @@ export interface TimelineRow {
 const MAX_FALLBACK_TASKS = 60;
 const WIDTH_PX = 640;
 
-export function laneOf(resource: SimResource): string {
+export function laneOf(resource: Resource): string {
   const lane = TRACE_LANES[resource];
   return `${lane.process} ${lane.thread}`;
 }
@@ -75,7 +75,7 @@ export function timelineRows(trace: Pick<Trace, "slices">, window: TimelineWindo
     const end = s.startSeconds + s.durationSeconds;
     if (end <= window.startSeconds || s.startSeconds >= window.endSeconds) continue;
     rows.push({
-      lane: laneOf(s.resource), resource: s.resource, resourceLabel: RESOURCE_LABELS[s.resource], task: s.name,
+      lane: laneOf(s.resource), resource: s.resource, resourceLabel: RESOURCE_NAMES[s.resource], task: s.name,
       startMs: (Math.max(s.startSeconds, window.startSeconds) - window.startSeconds) * 1e3,
       endMs: (Math.min(end, window.endSeconds) - window.startSeconds) * 1e3,
       token: s.token, layer: s.layer, batch: s.batch,
@@ -87,7 +87,7 @@ export function timelineRows(trace: Pick<Trace, "slices">, window: TimelineWindo
 
 export function timelineChart(rows: readonly TimelineRow[], window: TimelineWindow, about: { title: string }): TopLevelSpec {
   const durationMs = (window.endSeconds - window.startSeconds) * 1e3;
-  const lanes = RESOURCE_ORDER.filter((r) => rows.some((row) => row.resource === r));
+  const lanes = RESOURCES.filter((r) => rows.some((row) => row.resource === r));
   // Task names inside bars wide enough to hold them (about 6 px a character at 10 px).
   const labelled = rows.filter((r) => ((r.endMs - r.startMs) / durationMs) * WIDTH_PX > r.task.length * 6 + 8).map((r) => ({ ...r, mid: (r.startMs + r.endMs) / 2 }));
   const y = { field: "lane", type: "nominal", title: null, sort: lanes.map(laneOf), axis: { labelFontSize: 12 } } as const;
@@ -107,7 +107,7 @@ export function timelineChart(rows: readonly TimelineRow[], window: TimelineWind
           y,
           x: { field: "startMs", type: "quantitative", title: "time in the window (ms)", scale: { domain: [0, durationMs], nice: false } },
           x2: { field: "endMs" },
-          color: { field: "resourceLabel", type: "nominal", title: "resource", scale: { domain: lanes.map((r) => RESOURCE_LABELS[r]), range: lanes.map((r) => RESOURCE_COLOURS[r]) } },
+          color: { field: "resourceLabel", type: "nominal", title: "resource", scale: { domain: lanes.map((r) => RESOURCE_NAMES[r]), range: lanes.map((r) => RESOURCE_COLOURS[r]) } },
           opacity: { condition: { test: "datum.own", value: 1 }, value: 0.35 },
           tooltip: [{ field: "task" }, { field: "token" }, { field: "layer" }, { field: "batch" }, { field: "startMs", format: ".3f" }, { field: "endMs", format: ".3f" }],
         },

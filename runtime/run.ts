@@ -11,6 +11,11 @@ import { evaluatePolicy, policyCostContext } from "../planner/spillway/evaluate-
 import { hardwareRates } from "../planner/spillway/hardware-rates.js";
 import type { ChromeTraceWriter } from "../simulator/chrome-trace-writer.js";
 import { openTraceSink, type TraceOptions } from "../simulator/open-trace-sink.js";
+import type { Plan } from "../core/plan.js";
+import type { Link } from "../core/links.js";
+import { RESOURCES, type Resource } from "../core/resources.js";
+import type { Tier } from "../core/tiers.js";
+import type { ScheduleName } from "../core/schedule-name.js";
 import { type PlannedFigures, plannedFigures, type PlanToSimulate } from "../simulator/simulate.js";
 import { SIM_RESOURCES, type SimResource, type TaskKind } from "../simulator/task.js";
 import { DeviceArena, DeviceOutOfMemory } from "./device-arena.js";
@@ -25,7 +30,7 @@ import { type FinishedTransfer, sharedBytes, TransferEngine, type TransferId } f
 
 export interface RunOptions extends TraceOptions {
   readonly weightsDir: string;
-  readonly schedule?: "spillway" | "flexgen";
+  readonly schedule?: ScheduleName;
   readonly capacityBytes: { readonly gpu: number; readonly cpu: number; readonly disk: number };
   /** Where offload files go (a fresh subdirectory is made and removed). Default: the OS temp dir. */
   readonly offloadDir?: string;
@@ -47,7 +52,7 @@ export interface RunResult {
   readonly backend: "cpu" | "cuda";
   /** The device the CUDA backend ran on. */
   readonly device?: string;
-  readonly schedule: "spillway" | "flexgen";
+  readonly schedule: ScheduleName;
   /** Whether transfers ran on worker threads beside the compute. */
   readonly overlap: boolean;
   readonly throughputTokensPerSecond: number;
@@ -55,12 +60,12 @@ export interface RunResult {
   readonly decodeSeconds: number;
   readonly makespanSeconds: number;
   readonly events: number;
-  readonly peakBytes: { readonly gpu: number; readonly cpu: number; readonly disk: number };
-  readonly capacityBytes: { readonly gpu: number; readonly cpu: number; readonly disk: number };
-  readonly bytes: { readonly h2d: number; readonly d2h: number; readonly diskRead: number; readonly diskWrite: number };
-  readonly busySeconds: Readonly<Record<SimResource, number>>;
-  readonly utilisation: Readonly<Record<SimResource, number>>;
-  readonly criticalResource: SimResource;
+  readonly peakBytes: Readonly<Record<Tier, number>>;
+  readonly capacityBytes: Readonly<Record<Tier, number>>;
+  readonly bytes: Readonly<Record<Link, number>>;
+  readonly busySeconds: Readonly<Record<Resource, number>>;
+  readonly utilisation: Readonly<Record<Resource, number>>;
+  readonly criticalResource: Resource;
   readonly planned?: PlannedFigures;
   readonly relativeError?: number;
   /** Generated token ids per sequence, in block order. */
@@ -340,7 +345,7 @@ function allOnDevice(policy: Policy): Policy {
   return { ...policy, weights: all, cache: all, activations: all };
 }
 
-export async function run(plan: PlanToSimulate, profile: HardwareProfile, options: RunOptions): Promise<RunResult> {
+export async function run(plan: Plan, profile: HardwareProfile, options: RunOptions): Promise<RunResult> {
   if (plan.policy.experts) {
     throw new PlanError("this is a Mixture-of-Experts plan (policy.experts): the CPU runtime runs OPT plans; Mixtral-style checkpoints run with expert caches through the library's runMoe()");
   }
@@ -384,10 +389,10 @@ export async function run(plan: PlanToSimulate, profile: HardwareProfile, option
       matchesReference = JSON.stringify(reference.tokens) === JSON.stringify(measured.tokens);
     }
     const r = measured.recorder;
-    const planned = plannedFigures(plan);
+    const planned = plannedFigures(plan.predicted);
     const makespan = measured.makespanSeconds;
     const throughput = (plan.policy.gpuBatchSize * plan.policy.numGpuBatches * plan.workload.genLen) / makespan;
-    const utilisation = Object.fromEntries(SIM_RESOURCES.map((x) => [x, r.busy[x] / makespan])) as Record<SimResource, number>;
+    const utilisation = Object.fromEntries(RESOURCES.map((x) => [x, r.busy[x] / makespan])) as Record<Resource, number>;
     return {
       backend,
       ...(device ? { device } : {}),
@@ -403,8 +408,9 @@ export async function run(plan: PlanToSimulate, profile: HardwareProfile, option
       bytes: r.bytes,
       busySeconds: r.busy,
       utilisation,
-      criticalResource: SIM_RESOURCES.reduce((a, x) => (r.busy[x] > r.busy[a] ? x : a), "gpu" as SimResource),
-      ...(planned ? { planned, relativeError: (throughput - planned.throughputTokensPerSecond) / planned.throughputTokensPerSecond } : {}),
+      criticalResource: RESOURCES.reduce((a, x) => (r.busy[x] > r.busy[a] ? x : a), "gpu" as Resource),
+      planned,
+      relativeError: (throughput - planned.throughputTokensPerSecond) / planned.throughputTokensPerSecond,
       tokens: measured.tokens,
       ...(matchesReference !== undefined ? { matchesReference, referenceTokens: referenceTokens! } : {}),
     };

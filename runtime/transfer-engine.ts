@@ -9,17 +9,20 @@
  * once, with its start and end on the main thread's clock, to the `onFinished` callback.
  */
 import { Worker } from "node:worker_threads";
+import { LINKS, type Link } from "../core/links.js";
 import { actionBytes, executeTransferActions, type TransferAction } from "./transfer-action.js";
 import { createTransferRing, isTransferDone, RING_SLOTS, type TransferRing, waitForTransfer } from "./transfer-ring.js";
 
-export const TRANSFER_STREAMS = ["h2d", "d2h", "diskRead", "diskWrite"] as const;
-export type TransferStream = (typeof TRANSFER_STREAMS)[number];
+/** The streams are the links (core/links.ts), one worker each. */
+export const TRANSFER_STREAMS = LINKS;
+/** core/links.ts Link: alias kept for files being rewritten in parallel; removed at integration. */
+export type TransferStream = Link;
 
 /** A submitted transfer's handle; 0 stands for "nothing to wait for". */
 export type TransferId = number;
 
 export interface FinishedTransfer<M> {
-  readonly stream: TransferStream;
+  readonly stream: Link;
   readonly bytes: number;
   readonly meta: M;
   /** Milliseconds since the epoch (performance.timeOrigin + performance.now()). */
@@ -37,7 +40,7 @@ export function sharedBytes(length: number): Uint8Array {
 }
 
 interface Pending<M> {
-  readonly stream: TransferStream;
+  readonly stream: Link;
   readonly bytes: number;
   readonly meta: M;
 }
@@ -53,7 +56,7 @@ export class TransferEngine<M> {
   private constructor(
     readonly threads: boolean,
     private readonly ring: TransferRing,
-    private readonly workers: ReadonlyMap<TransferStream, Worker>,
+    private readonly workers: ReadonlyMap<Link, Worker>,
     private readonly onFinished: (transfer: FinishedTransfer<M>) => void,
   ) {
     this.done = new Int32Array(ring.done);
@@ -64,10 +67,10 @@ export class TransferEngine<M> {
   /** Starts the engine: with `threads`, one worker per stream (ready when this resolves). */
   static async start<M>(threads: boolean, onFinished: (transfer: FinishedTransfer<M>) => void): Promise<TransferEngine<M>> {
     const ring = createTransferRing();
-    const workers = new Map<TransferStream, Worker>();
+    const workers = new Map<Link, Worker>();
     if (threads) {
       try {
-        await Promise.all(TRANSFER_STREAMS.map((stream) => new Promise<void>((resolve, reject) => {
+        await Promise.all(LINKS.map((stream) => new Promise<void>((resolve, reject) => {
           const worker = new Worker(new URL("./transfer-worker.js", import.meta.url), { workerData: ring, name: `spillway ${stream}` });
           workers.set(stream, worker);
           worker.once("online", () => resolve());
@@ -86,7 +89,7 @@ export class TransferEngine<M> {
    * Submits a transfer on `stream` that starts once every dependency has finished (and, on its own
    * stream, after the transfers submitted before it). Returns 0 when there is nothing to move.
    */
-  submit(stream: TransferStream, actions: readonly TransferAction[], deps: readonly (TransferId | undefined)[], meta: M): TransferId {
+  submit(stream: Link, actions: readonly TransferAction[], deps: readonly (TransferId | undefined)[], meta: M): TransferId {
     if (this.closed) throw new Error("transfer engine is closed");
     const work = actions.filter((a) => actionBytes(a) > 0);
     if (work.length === 0) return 0;

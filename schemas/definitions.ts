@@ -7,10 +7,13 @@
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import { MODEL_FAMILIES } from "../core/model-spec.js";
 import { EXPERT_BITS, EXPERT_COMPUTES, EXPERT_EVICTIONS } from "../core/expert-policy.js";
-import type { Plan } from "../planner/plan.js";
+import { COST_MODEL_NAMES, type Plan } from "../core/plan.js";
+import { COMPUTE_DEVICES } from "../core/policy.js";
+import { RESOURCES } from "../core/resources.js";
+import { SCHEDULE_NAMES } from "../core/schedule-name.js";
+import { TIERS } from "../core/tiers.js";
 import type { SimulationResult } from "../simulator/simulate.js";
-import { SIM_RESOURCES } from "../simulator/task.js";
-import { anyValue, arr, assertMatches, bool, document, type Infer, int, type JsonSchema, type Jsonify, named, num, numberIn, obj, oneOfValues, opt, record, str } from "./schema-builder.js";
+import { anyValue, arr, assertMatches, bool, document, type Infer, int, type JsonSchema, type Jsonify, named, nonEmptyStr, num, numberIn, obj, oneOfValues, opt, record, str } from "./schema-builder.js";
 
 const BASE = "urn:spillway:schemas";
 const note = { note: opt(str("a comment; ignored")) };
@@ -80,12 +83,12 @@ const traffic = named("TrafficBytes", obj({ h2d: num({ minimum: 0 }), d2h: num({
 const bits = oneOfValues(EXPERT_BITS);
 
 const modelSpec = named("ModelSpec", obj({
-  name: str(), family: oneOfValues(MODEL_FAMILIES), numLayers: int({ minimum: 1 }), hiddenSize: int({ minimum: 1 }), ffnSize: int({ minimum: 1 }),
+  name: nonEmptyStr(), family: oneOfValues(MODEL_FAMILIES), numLayers: int({ minimum: 1 }), hiddenSize: int({ minimum: 1 }), ffnSize: int({ minimum: 1 }),
   numHeads: int({ minimum: 1 }), headDim: opt(int({ minimum: 1 })), numKvHeads: int({ minimum: 1 }), vocabSize: int({ minimum: 1 }), maxPositions: int({ minimum: 1 }),
   ffnKind: oneOfValues(["relu", "swiglu"] as const), wordEmbedDim: int({ minimum: 1 }), tiedEmbeddings: bool(), bytesPerParam: num({ exclusiveMinimum: 0 }),
   moe: opt(obj({
     numExperts: int({ minimum: 1 }), expertsPerToken: int({ minimum: 1 }), expertFfnSize: int({ minimum: 1 }),
-    sharedExperts: opt(int({ minimum: 0 })), sharedExpertFfnSize: opt(int({ minimum: 0 })),
+    sharedExperts: opt(int({ minimum: 1 })), sharedExpertFfnSize: opt(int({ minimum: 1 })),
   })),
 }, { description: "the model the plan was made for, so a plan file is self-contained" }));
 
@@ -99,7 +102,7 @@ const policy = named("Policy", obj({
   gpuBatchSize: int({ minimum: 1 }), numGpuBatches: int({ minimum: 1 }),
   weights: placement, cache: placement, activations: placement,
   compressWeight: bool(), compressCache: bool(), cpuAttention: bool(), overlap: bool(), pinWeight: bool(),
-  layerGroups: opt(arr(obj({ layers: int({ minimum: 1 }), weights: placement, compute: oneOfValues(["gpu", "cpu"] as const) }), { minItems: 1, description: "per-layer placement: consecutive layer groups, first layer first, covering every layer" })),
+  layerGroups: opt(arr(obj({ layers: int({ minimum: 1 }), weights: placement, compute: oneOfValues(COMPUTE_DEVICES) }), { minItems: 1, description: "per-layer placement: consecutive layer groups, first layer first, covering every layer" })),
   embeddings: opt(placement),
   experts: opt(expertPolicy),
 }));
@@ -110,12 +113,12 @@ const expertFigures = obj({
 });
 
 export const planSchema = obj({
-  model: str(), hardware: str(), hardwareSource: opt(str("how --hardware named the profile (a shipped name or a file path)")),
-  costModel: oneOfValues(["spillway", "flexgen"] as const), schedule: oneOfValues(["spillway", "flexgen"] as const),
+  model: str(), hardware: nonEmptyStr(), hardwareSource: opt(nonEmptyStr("how --hardware named the profile (a shipped name or a file path)")),
+  costModel: oneOfValues(COST_MODEL_NAMES), schedule: oneOfValues(SCHEDULE_NAMES),
   workload: obj({ promptLen: int({ minimum: 1 }), genLen: int({ minimum: 1 }) }),
   policy,
   predicted: obj({
-    throughputTokensPerSecond: num({ minimum: 0 }), prefillSeconds: num({ minimum: 0 }), decodeSeconds: num({ minimum: 0 }),
+    throughputTokensPerSecond: num({ exclusiveMinimum: 0 }), prefillSeconds: num({ minimum: 0 }), decodeSeconds: num({ minimum: 0 }),
     feasible: bool(), infeasibleReasons: arr(str()), peakBytes: tiers, capacityBytes: tiers, bytes: traffic,
     busySeconds: record(num({ minimum: 0 }), "busy seconds per resource (Spillway model) or per-layer term seconds (FlexGen model)"),
     bottleneck: str(), experts: opt(expertFigures), decodeSecondsPerToken: opt(num({ minimum: 0 })),
@@ -141,21 +144,21 @@ assertMatches<Infer<typeof planSchema>, Jsonify<Plan>>(true);
 // Simulation result
 
 const resources = <S extends ReturnType<typeof num>>(value: () => S) =>
-  obj(Object.fromEntries(SIM_RESOURCES.map((r) => [r, value()])) as { [K in (typeof SIM_RESOURCES)[number]]: S });
+  obj(Object.fromEntries(RESOURCES.map((r) => [r, value()])) as { [K in (typeof RESOURCES)[number]]: S });
 
 export const simulationSchema = obj({
-  schedule: oneOfValues(["spillway", "flexgen"] as const),
+  schedule: oneOfValues(SCHEDULE_NAMES),
   throughputTokensPerSecond: num({ minimum: 0 }), prefillSeconds: num({ minimum: 0 }), decodeSeconds: num({ minimum: 0 }), makespanSeconds: num({ minimum: 0 }),
   events: int({ minimum: 0, description: "tasks simulated (transfers, kernels, barriers)" }),
   peakBytes: tiers, capacityBytes: tiers, bytes: traffic,
   busySeconds: resources(() => num({ minimum: 0 })),
   utilisation: resources(() => num({ minimum: 0 })),
-  criticalResource: oneOfValues(SIM_RESOURCES),
-  overflow: opt(obj({ tier: oneOfValues(["gpu", "cpu", "disk"] as const), seconds: num({ minimum: 0 }), inUseBytes: num({ minimum: 0 }), capacityBytes: num({ minimum: 0 }), what: str() }, { description: "the first moment a tier ran over its capacity" })),
+  criticalResource: oneOfValues(RESOURCES),
+  overflow: opt(obj({ tier: oneOfValues(TIERS), seconds: num({ minimum: 0 }), inUseBytes: num({ minimum: 0 }), capacityBytes: num({ minimum: 0 }), what: str() }, { description: "the first moment a tier ran over its capacity" })),
   planned: opt(obj({
     throughputTokensPerSecond: num({ minimum: 0 }), prefillSeconds: num({ minimum: 0 }), decodeSeconds: num({ minimum: 0 }), peakBytes: tiers, bytes: traffic,
     busySeconds: opt(record(num({ minimum: 0 }))), experts: opt(obj({ expectedHitRate: fraction() })),
-  }, { description: "the planner's prediction, when the plan carries one (from a Plan object rather than a plan file, all of plan.predicted)", open: true })),
+  }, { description: "the planner's figures the simulation is compared with: these keys of plan.predicted", open: true })),
   relativeError: opt(num({ description: "(simulated - planned) / planned throughput" })),
   disagreements: arr(str()),
   traceEvents: opt(int({ minimum: 0 })),
@@ -163,10 +166,18 @@ export const simulationSchema = obj({
 });
 assertMatches<Infer<typeof simulationSchema>, Jsonify<SimulationResult>>(true);
 
+let planDocument: JsonSchema | undefined;
+
+/** The plan schema as published (schemas/plan.schema.json): what parsePlan() checks plan files against. */
+export function planSchemaDocument(): JsonSchema {
+  planDocument ??= document(`${BASE}:plan`, "Spillway plan", "A plan file: what `spillway plan --json` prints and `--out` writes, and what simulate, run, report and export read.", planSchema);
+  return planDocument;
+}
+
 /** The published documents by file name. */
 export function schemaDocuments(): Record<string, JsonSchema> {
   return {
-    "plan.schema.json": document(`${BASE}:plan`, "Spillway plan", "A plan file: what `spillway plan --json` prints and `--out` writes, and what simulate, run and report read.", planSchema),
+    "plan.schema.json": planSchemaDocument(),
     "profile.schema.json": document(`${BASE}:profile`, "Spillway hardware profile", "A hardware profile: profiles/*.json and what `spillway profile` writes. Every number carries its source.", profileSchema),
     "simulation.schema.json": document(`${BASE}:simulation`, "Spillway simulation result", "What `spillway simulate --json` prints for a dense plan (MoE plans print their replay result instead).", simulationSchema),
   };

@@ -63,6 +63,8 @@ export const numberIn = (values: readonly number[], description?: string): Schem
   leaf(clean({ type: values.every(Number.isInteger) ? "integer" : "number", enum: [...values], description }));
 export const int = (rules: Omit<NumberRules, "integer"> = {}): Schema<number> => num({ ...rules, integer: true });
 export const str = (description?: string): Schema<string> => leaf(clean({ type: "string", description }));
+/** A string of at least one character (names, paths). */
+export const nonEmptyStr = (description?: string): Schema<string> => leaf(clean({ type: "string", description, minLength: 1 }));
 export const bool = (description?: string): Schema<boolean> => leaf(clean({ type: "boolean", description }));
 
 /** One of the given strings or numbers. */

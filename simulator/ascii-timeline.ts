@@ -2,7 +2,8 @@
  * A text Gantt chart of one layer's window of a simulated schedule: one lane per resource, one letter
  * per kind of task, so the overlap (or the stalls) of a schedule can be read in a terminal.
  */
-import { SIM_RESOURCES, type SimResource, type Task, type TaskKind } from "./task.js";
+import { RESOURCE_SHORT_NAMES, RESOURCES, type Resource } from "../core/resources.js";
+import type { Task, TaskKind } from "./task.js";
 
 const LETTER: Partial<Record<TaskKind, string>> = {
   "load-weights": "W", "read-weights": "W", "dequantize-weights": "Q",
@@ -12,10 +13,9 @@ const LETTER: Partial<Record<TaskKind, string>> = {
   "lm-head": "L", "load-head": "E", "read-head": "E", "store-tokens": "t",
 };
 
-const LANE: Record<SimResource, string> = { gpu: "GPU compute", cpu: "CPU compute", h2d: "host->GPU", d2h: "GPU->host", diskRead: "disk read", diskWrite: "disk write" };
 
 export interface TimelineSpan {
-  readonly resource: SimResource;
+  readonly resource: Resource;
   readonly kind: TaskKind;
   readonly batch: number;
   readonly layer: number;
@@ -41,7 +41,7 @@ export class TimelineRecorder {
     const to = Math.max(...own.map((s) => s.end));
     const span = Math.max(to - from, 1e-12);
     const lines = [`Timeline of layer ${this.layer}, token ${this.token} (${((to - from) * 1e3).toFixed(2)} ms across; digits = GPU batch of that layer's compute)`];
-    for (const resource of SIM_RESOURCES) {
+    for (const resource of RESOURCES) {
       const lane = new Array<string>(width).fill(".");
       let any = false;
       for (const s of this.spans) {
@@ -52,7 +52,7 @@ export class TimelineRecorder {
         const letter = s.kind.startsWith("compute") && s.layer === this.layer && s.batch >= 0 && s.batch < 10 ? String(s.batch) : (LETTER[s.kind] ?? "#");
         for (let i = a; i < b; i++) lane[i] = letter;
       }
-      if (any) lines.push(`${LANE[resource].padEnd(12)}|${lane.join("")}|`);
+      if (any) lines.push(`${RESOURCE_SHORT_NAMES[resource].padEnd(12)}|${lane.join("")}|`);
     }
     lines.push("W weights  Q dequantise  K KV load  S KV store  H/h hidden load/store  C compute (other layers)  A CPU attention  q/a q,k,v down / output up  L LM head");
     return lines.join("\n");

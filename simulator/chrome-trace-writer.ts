@@ -4,11 +4,13 @@
  * and `C` counter events for memory in use per tier. FileTraceSink streams these events to a file,
  * MemoryTraceSink keeps them as objects.
  */
+import type { Resource } from "../core/resources.js";
+import type { Tier } from "../core/tiers.js";
 import type { TraceSink, TraceWhere } from "./trace-sink.js";
-import type { MemoryTier, SimResource, Task } from "./task.js";
+import type { Task } from "./task.js";
 
 /** Process and thread for each resource: devices and links as processes, streams as threads. */
-export const TRACE_LANES: Record<SimResource, { pid: number; process: string; tid: number; thread: string }> = {
+export const TRACE_LANES: Record<Resource, { pid: number; process: string; tid: number; thread: string }> = {
   gpu: { pid: 1, process: "GPU", tid: 1, thread: "compute" },
   cpu: { pid: 2, process: "CPU", tid: 1, thread: "attention" },
   h2d: { pid: 3, process: "PCIe", tid: 1, thread: "host→GPU" },
@@ -56,7 +58,7 @@ export function traceMetadataEvents(): ChromeTraceEvent[] {
 }
 
 /** One `X` event: a task of `kind` on `resource` from `start` to `end` seconds. */
-export function sliceEvent(kind: string, resource: SimResource, start: number, end: number, bytes: number, where: TraceWhere): ChromeTraceEvent {
+export function sliceEvent(kind: string, resource: Resource, start: number, end: number, bytes: number, where: TraceWhere): ChromeTraceEvent {
   const lane = TRACE_LANES[resource];
   const args: Record<string, number | string> = { token: where.token, layer: where.layer, batch: where.batch };
   if (bytes > 0) args.bytes = bytes;
@@ -70,6 +72,6 @@ export function taskEvent(task: Task): ChromeTraceEvent | undefined {
 }
 
 /** A `C` event: `bytes` in use on `tier` from `seconds` on. */
-export function memoryEvent(seconds: number, tier: MemoryTier, bytes: number): ChromeTraceEvent {
+export function memoryEvent(seconds: number, tier: Tier, bytes: number): ChromeTraceEvent {
   return { ph: "C", name: `${tier} bytes`, pid: MEMORY_PID, tid: 0, ts: seconds * 1e6, args: { bytes } };
 }

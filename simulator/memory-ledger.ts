@@ -2,10 +2,11 @@
  * Memory in use per tier over simulated time, against capacity. The first overflow is kept with when
  * it happened and what was being allocated, so a plan that does not fit fails with a precise reason.
  */
-import type { MemoryEffect, MemoryTier } from "./task.js";
+import type { Tier } from "../core/tiers.js";
+import type { MemoryEffect } from "./task.js";
 
 export interface Overflow {
-  readonly tier: MemoryTier;
+  readonly tier: Tier;
   readonly seconds: number;
   readonly inUseBytes: number;
   readonly capacityBytes: number;
@@ -13,11 +14,11 @@ export interface Overflow {
 }
 
 export class MemoryLedger {
-  readonly inUse: Record<MemoryTier, number> = { gpu: 0, cpu: 0, disk: 0 };
-  readonly peak: Record<MemoryTier, number> = { gpu: 0, cpu: 0, disk: 0 };
+  readonly inUse: Record<Tier, number> = { gpu: 0, cpu: 0, disk: 0 };
+  readonly peak: Record<Tier, number> = { gpu: 0, cpu: 0, disk: 0 };
   firstOverflow: Overflow | undefined;
 
-  constructor(readonly capacity: Readonly<Record<MemoryTier, number>>) {}
+  constructor(readonly capacity: Readonly<Record<Tier, number>>) {}
 
   allocate(effect: MemoryEffect, seconds: number): void {
     if (effect.bytes === 0) return;

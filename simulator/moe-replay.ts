@@ -27,7 +27,8 @@ import type { Workload } from "../core/workload.js";
 import { type ExpertStepCounts, evaluateMoePolicy, expertCounts, moeStepModel } from "../planner/moe/evaluate-moe-policy.js";
 import type { RoutingProfile } from "../planner/moe/routing-profile.js";
 import { hardwareRates } from "../planner/spillway/hardware-rates.js";
-import { LINKS, type Link, RESOURCES, type Resource } from "../planner/spillway/step-costs.js";
+import { LINKS, type Link } from "../core/links.js";
+import { RESOURCES, type Resource } from "../core/resources.js";
 import { ExpertCache } from "./expert-cache.js";
 import { batchExperts, coOccurrence, speculativeGuesses } from "./expert-predictor.js";
 

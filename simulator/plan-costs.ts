@@ -11,8 +11,10 @@ import { type GroupCostContext, groupCostContexts } from "../planner/spillway/ev
 import { compressedBytes } from "../core/compression.js";
 import { hardwareRates } from "../planner/spillway/hardware-rates.js";
 import { type BatchCosts, type HeadCosts, NO_TRANSFER, type ScheduleCostSource, type Transfer, type WeightLoadCosts } from "./schedule-costs.js";
-import type { MemoryTier } from "./task.js";
-import { type SimLink, TransferTimes } from "./transfer-time.js";
+import type { Link } from "../core/links.js";
+import type { ScheduleName } from "../core/schedule-name.js";
+import type { Tier } from "../core/tiers.js";
+import { TransferTimes } from "./transfer-time.js";
 
 export class PlanCosts implements ScheduleCostSource {
   readonly numLayers: number;
@@ -20,8 +22,8 @@ export class PlanCosts implements ScheduleCostSource {
   readonly genLen: number;
   readonly cpuAttention: boolean;
   readonly overlap: boolean;
-  readonly activationTier: MemoryTier;
-  readonly residentBytes: Readonly<Record<MemoryTier, number>>;
+  readonly activationTier: Tier;
+  readonly residentBytes: Readonly<Record<Tier, number>>;
   /** One cost context per group of layers sharing a placement (one for a uniform policy). */
   readonly groups: readonly GroupCostContext[];
   private readonly groupOfLayer: Uint32Array;
@@ -37,7 +39,7 @@ export class PlanCosts implements ScheduleCostSource {
     profile: HardwareProfile,
     private readonly workload: Workload,
     private readonly policy: Policy,
-    schedule: "spillway" | "flexgen",
+    schedule: ScheduleName,
   ) {
     this.groups = groupCostContexts(model, hardwareRates(profile), workload, policy, schedule);
     this.times = new TransferTimes(profile);
@@ -50,7 +52,7 @@ export class PlanCosts implements ScheduleCostSource {
     this.cpuAttention = policy.cpuAttention;
     this.overlap = policy.overlap;
     this.activationTier = r.activationTier;
-    const layerBytes = (tier: MemoryTier) => this.groups.reduce((sum, g) => sum + g.layers * g.realized.layerWeightBytes[tier], 0);
+    const layerBytes = (tier: Tier) => this.groups.reduce((sum, g) => sum + g.layers * g.realized.layerWeightBytes[tier], 0);
     this.residentBytes = {
       gpu: layerBytes("gpu") + r.embeddingBytes.gpu,
       cpu: layerBytes("cpu") + r.embeddingBytes.cpu,
@@ -66,7 +68,7 @@ export class PlanCosts implements ScheduleCostSource {
     return this.groupOfLayer[layer]!;
   }
 
-  private transfer(link: SimLink, bytes: number, count = 1): Transfer {
+  private transfer(link: Link, bytes: number, count = 1): Transfer {
     if (bytes <= 0) return NO_TRANSFER;
     return { bytes, seconds: this.times.seconds(link, bytes, count) };
   }

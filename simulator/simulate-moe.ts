@@ -5,20 +5,21 @@
  * plan's own prediction when it has one.
  */
 import type { HardwareProfile } from "../core/hardware-profile.js";
+import type { Plan } from "../core/plan.js";
 import { routingProfileFromTrace } from "../planner/moe/profile-from-trace.js";
 import type { RoutingTrace } from "../routing/routing-trace.js";
 import { synthRouting } from "../routing/synth-routing.js";
 import { decodeRouting } from "./decode-routing.js";
 import { type MoeReplayResult, replayMoePlan } from "./moe-replay.js";
-import { plannedFigures, type PlanToSimulate } from "./simulate.js";
+import { plannedFigures } from "./simulate.js";
 
 export interface MoeSimulationResult extends MoeReplayResult {
   readonly schedule: "moe-replay";
-  /** The plan file's own prediction, when it carries one. */
+  /** The plan's own prediction. */
   readonly plannedByPlan?: { readonly throughputTokensPerSecond: number; readonly expectedHitRate?: number };
 }
 
-export function simulateMoe(plan: PlanToSimulate, profile: HardwareProfile, routing?: { trace: RoutingTrace; source: string }): MoeSimulationResult {
+export function simulateMoe(plan: Plan, profile: HardwareProfile, routing?: { trace: RoutingTrace; source: string }): MoeSimulationResult {
   const model = plan.modelSpec;
   const batch = plan.policy.gpuBatchSize * plan.policy.numGpuBatches;
   const given = routing ?? {
@@ -26,11 +27,11 @@ export function simulateMoe(plan: PlanToSimulate, profile: HardwareProfile, rout
     source: `the synthetic routing trace of ${model.name} (seed 0, ${Math.max(1, batch)} request${batch > 1 ? "s" : ""})`,
   };
   const replayed = replayMoePlan(model, profile, plan.workload, plan.policy, decodeRouting(given.trace), given.source, routingProfileFromTrace(given.trace, given.source));
-  const planned = plannedFigures(plan);
-  const planHitRate = planned?.experts?.expectedHitRate;
+  const planned = plannedFigures(plan.predicted);
+  const planHitRate = planned.experts?.expectedHitRate;
   return {
     schedule: "moe-replay",
     ...replayed,
-    ...(planned ? { plannedByPlan: { throughputTokensPerSecond: planned.throughputTokensPerSecond, ...(planHitRate !== undefined ? { expectedHitRate: planHitRate } : {}) } } : {}),
+    plannedByPlan: { throughputTokensPerSecond: planned.throughputTokensPerSecond, ...(planHitRate !== undefined ? { expectedHitRate: planHitRate } : {}) },
   };
 }

@@ -4,9 +4,11 @@
  * the planner's own prediction.
  */
 import type { HardwareProfile } from "../core/hardware-profile.js";
-import type { ModelSpec } from "../core/model-spec.js";
-import type { Policy } from "../core/policy.js";
-import type { Workload } from "../core/workload.js";
+import { LINKS, type Link } from "../core/links.js";
+import type { Plan, PlanPrediction } from "../core/plan.js";
+import { RESOURCE_NAMES, RESOURCES, type Resource } from "../core/resources.js";
+import type { ScheduleName } from "../core/schedule-name.js";
+import { TIERS, type Tier } from "../core/tiers.js";
 import { formatBytes } from "../core/units.js";
 import { PlanError } from "../planner/plan.js";
 import { TimelineRecorder } from "./ascii-timeline.js";
@@ -14,35 +16,47 @@ import { Engine, TaskFactory } from "./engine.js";
 import { MemoryLedger, type Overflow } from "./memory-ledger.js";
 import { openTraceSink, type TraceOptions } from "./open-trace-sink.js";
 import { PlanCosts } from "./plan-costs.js";
-import { ScheduleBuilder, type ScheduleSemantics } from "./schedule-builder.js";
+import { ScheduleBuilder } from "./schedule-builder.js";
 import type { ScheduleCostSource } from "./schedule-costs.js";
-import { type MemoryTier, SIM_RESOURCES, type SimResource, type Task } from "./task.js";
+import type { Task } from "./task.js";
 
-export interface PlannedFigures {
-  readonly throughputTokensPerSecond: number;
-  readonly prefillSeconds: number;
-  readonly decodeSeconds: number;
-  readonly peakBytes: Readonly<Record<MemoryTier, number>>;
-  readonly bytes: Readonly<Record<"h2d" | "d2h" | "diskRead" | "diskWrite", number>>;
-  readonly busySeconds?: Readonly<Record<string, number>>;
+/**
+ * The planner's figures a simulation or run result repeats beside its own (`planned`): the part of
+ * plan.predicted they are compared with (plannedFigures() picks it).
+ */
+export type PlannedFigures = Pick<PlanPrediction, "throughputTokensPerSecond" | "prefillSeconds" | "decodeSeconds" | "peakBytes" | "bytes"> & {
+  readonly busySeconds?: PlanPrediction["busySeconds"];
   /** MoE plans: the expected expert-cache hit rate per decode step. */
-  readonly experts?: { readonly expectedHitRate: number };
+  readonly experts?: Pick<NonNullable<PlanPrediction["experts"]>, "expectedHitRate">;
+};
+
+/** The figures of a plan's prediction that results repeat as `planned` (the same keys a plan file always gave). */
+export function plannedFigures(predicted: PlanPrediction): PlannedFigures {
+  return {
+    throughputTokensPerSecond: predicted.throughputTokensPerSecond,
+    prefillSeconds: predicted.prefillSeconds,
+    decodeSeconds: predicted.decodeSeconds,
+    peakBytes: predicted.peakBytes,
+    bytes: predicted.bytes,
+    busySeconds: predicted.busySeconds,
+    ...(predicted.experts ? { experts: { expectedHitRate: predicted.experts.expectedHitRate } } : {}),
+  };
 }
 
 export interface SimulationResult {
-  readonly schedule: ScheduleSemantics;
+  readonly schedule: ScheduleName;
   readonly throughputTokensPerSecond: number;
   readonly prefillSeconds: number;
   readonly decodeSeconds: number;
   readonly makespanSeconds: number;
   /** Tasks simulated (transfers, kernels, barriers). */
   readonly events: number;
-  readonly peakBytes: Readonly<Record<MemoryTier, number>>;
-  readonly capacityBytes: Readonly<Record<MemoryTier, number>>;
-  readonly bytes: Readonly<Record<"h2d" | "d2h" | "diskRead" | "diskWrite", number>>;
-  readonly busySeconds: Readonly<Record<SimResource, number>>;
-  readonly utilisation: Readonly<Record<SimResource, number>>;
-  readonly criticalResource: SimResource;
+  readonly peakBytes: Readonly<Record<Tier, number>>;
+  readonly capacityBytes: Readonly<Record<Tier, number>>;
+  readonly bytes: Readonly<Record<Link, number>>;
+  readonly busySeconds: Readonly<Record<Resource, number>>;
+  readonly utilisation: Readonly<Record<Resource, number>>;
+  readonly criticalResource: Resource;
   /** The first moment a tier ran over its capacity, if any. */
   readonly overflow: Overflow | undefined;
   readonly planned?: PlannedFigures;
@@ -56,8 +70,8 @@ export interface SimulationResult {
 }
 
 export interface SimulateOptions extends TraceOptions {
-  readonly schedule: ScheduleSemantics;
-  readonly capacityBytes: Readonly<Record<MemoryTier, number>>;
+  readonly schedule: ScheduleName;
+  readonly capacityBytes: Readonly<Record<Tier, number>>;
   readonly planned?: PlannedFigures;
   /** Render a text timeline of this layer of this token (default: middle layer, first decode token). */
   readonly timeline?: boolean | { readonly token: number; readonly layer: number };
@@ -67,11 +81,11 @@ export interface SimulateOptions extends TraceOptions {
 export function simulateSchedule(costs: ScheduleCostSource, batchSize: number, options: SimulateOptions): SimulationResult {
   const ledger = new MemoryLedger(options.capacityBytes);
   const trace = openTraceSink(options, "simulate()");
-  const busy = Object.fromEntries(SIM_RESOURCES.map((r) => [r, 0])) as Record<SimResource, number>;
+  const busy = Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Record<Resource, number>;
   const bytes = { h2d: 0, d2h: 0, diskRead: 0, diskWrite: 0 };
   let prefillEnd = 0;
   let builder: ScheduleBuilder | undefined;
-  const memoryChanged = (tier: MemoryTier, seconds: number) => trace?.memory(seconds, tier, ledger.inUse[tier]);
+  const memoryChanged = (tier: Tier, seconds: number) => trace?.memory(seconds, tier, ledger.inUse[tier]);
   const window = options.timeline === true ? { token: Math.min(1, costs.genLen - 1), layer: Math.floor(costs.numLayers / 2) } : options.timeline || undefined;
   const timeline = window ? new TimelineRecorder(window.token, window.layer) : undefined;
   const engine = new Engine({
@@ -97,7 +111,7 @@ export function simulateSchedule(costs: ScheduleCostSource, batchSize: number, o
     },
   });
   try {
-    for (const tier of ["gpu", "cpu", "disk"] as const) {
+    for (const tier of TIERS) {
       ledger.allocate({ tier, bytes: costs.residentBytes[tier], what: "resident weights" }, 0);
       memoryChanged(tier, 0);
     }
@@ -107,8 +121,8 @@ export function simulateSchedule(costs: ScheduleCostSource, batchSize: number, o
     if (engine.waiting() > 0 || builder.tokensGenerated !== costs.genLen) throw new Error(`simulator bug: ${engine.waiting()} tasks never ran`);
     if (engine.lateAdditions > 0) throw new Error(`simulator bug: ${engine.lateAdditions} tasks were generated after they could have started`);
     trace?.close();
-    const utilisation = Object.fromEntries(SIM_RESOURCES.map((r) => [r, makespan > 0 ? busy[r] / makespan : 0])) as Record<SimResource, number>;
-    const criticalResource = SIM_RESOURCES.reduce((a, r) => (busy[r] > busy[a] ? r : a), "gpu" as SimResource);
+    const utilisation = Object.fromEntries(RESOURCES.map((r) => [r, makespan > 0 ? busy[r] / makespan : 0])) as Record<Resource, number>;
+    const criticalResource = RESOURCES.reduce((a, r) => (busy[r] > busy[a] ? r : a), "gpu" as Resource);
     const throughput = (batchSize * costs.numGpuBatches * costs.genLen) / makespan;
     const result: SimulationResult = {
       schedule: options.schedule,
@@ -136,28 +150,14 @@ export function simulateSchedule(costs: ScheduleCostSource, batchSize: number, o
   }
 }
 
-export interface PlanToSimulate {
-  readonly modelSpec: ModelSpec;
-  readonly workload: Workload;
-  readonly policy: Policy;
-  /** The planner's figures: `planned` when read from a plan file, `predicted` on a Plan object. */
-  readonly planned?: PlannedFigures;
-  readonly predicted?: PlannedFigures;
-}
+/** core/plan.ts Plan: alias kept for files being rewritten in parallel; removed at integration. */
+export type PlanToSimulate = Plan;
 
-/** The planner's figures of a plan, however it arrived. */
-export function plannedFigures(plan: PlanToSimulate): PlannedFigures | undefined {
-  return plan.planned ?? plan.predicted;
-}
-
-export function simulate(plan: PlanToSimulate, profile: HardwareProfile, options: SimulateOptions): SimulationResult {
+export function simulate(plan: Plan, profile: HardwareProfile, options: SimulateOptions): SimulationResult {
   if (plan.policy.experts) throw new PlanError("this is a Mixture-of-Experts plan (policy.experts): its expert caches are replayed on a routing trace, which the stream simulator does not do yet");
   const costs = new PlanCosts(plan.modelSpec, profile, plan.workload, plan.policy, options.schedule);
-  const planned = plannedFigures(plan);
-  return simulateSchedule(costs, plan.policy.gpuBatchSize, { ...options, ...(planned ? { planned } : {}) });
+  return simulateSchedule(costs, plan.policy.gpuBatchSize, { ...options, planned: plannedFigures(plan.predicted) });
 }
-
-const NAMES: Record<SimResource, string> = { gpu: "GPU compute", cpu: "CPU compute", h2d: "host-to-GPU link", d2h: "GPU-to-host link", diskRead: "disk read", diskWrite: "disk write" };
 
 /** Names the planner's misjudged terms where simulation and plan differ by more than 10%. */
 export function explainDisagreements(r: SimulationResult): string[] {
@@ -169,13 +169,13 @@ export function explainDisagreements(r: SimulationResult): string[] {
   const p = r.planned;
   if (!p) return out;
   const rel = (a: number, b: number) => (b === 0 ? (a === 0 ? 0 : Infinity) : (a - b) / b);
-  for (const tier of ["gpu", "cpu", "disk"] as const) {
+  for (const tier of TIERS) {
     const e = rel(r.peakBytes[tier], p.peakBytes[tier]);
     if (r.peakBytes[tier] > p.peakBytes[tier] * 1.001 && r.peakBytes[tier] > 2 ** 20) {
       out.push(`placement accounting: simulated ${tier} peak ${formatBytes(r.peakBytes[tier])} is above the planned ${formatBytes(p.peakBytes[tier])} (${(e * 100).toFixed(1)}%)`);
     }
   }
-  for (const link of ["h2d", "d2h", "diskRead", "diskWrite"] as const) {
+  for (const link of LINKS) {
     const e = rel(r.bytes[link], p.bytes[link]);
     if (Math.abs(e) > 0.01 && Math.max(r.bytes[link], p.bytes[link]) > 2 ** 20) out.push(`traffic: ${link} moves ${formatBytes(r.bytes[link])} simulated vs ${formatBytes(p.bytes[link])} planned (${(e * 100).toFixed(1)}%)`);
   }
@@ -186,9 +186,9 @@ export function explainDisagreements(r: SimulationResult): string[] {
     const critical = r.criticalResource;
     const planBusy = p.busySeconds?.[critical];
     let cause: string;
-    if (e > 0 && r.schedule === "flexgen") cause = `sync stalls: FlexGen's per-step synchronisation leaves ${NAMES[critical]} idle ${((1 - r.utilisation[critical]) * 100).toFixed(0)}% of the time`;
-    else if (e > 0 && planBusy !== undefined && r.busySeconds[critical] > planBusy * 1.1) cause = `link contention: ${NAMES[critical]} is busy ${r.busySeconds[critical].toFixed(1)} s simulated vs ${planBusy.toFixed(1)} s planned (per-transfer latency and size-dependent rates)`;
-    else if (e > 0) cause = `pipeline fill/drain and dependency stalls: the LP assumes perfect overlap, the busiest resource (${NAMES[critical]}) is idle ${((1 - r.utilisation[critical]) * 100).toFixed(0)}% of the time`;
+    if (e > 0 && r.schedule === "flexgen") cause = `sync stalls: FlexGen's per-step synchronisation leaves ${RESOURCE_NAMES[critical]} idle ${((1 - r.utilisation[critical]) * 100).toFixed(0)}% of the time`;
+    else if (e > 0 && planBusy !== undefined && r.busySeconds[critical] > planBusy * 1.1) cause = `link contention: ${RESOURCE_NAMES[critical]} is busy ${r.busySeconds[critical].toFixed(1)} s simulated vs ${planBusy.toFixed(1)} s planned (per-transfer latency and size-dependent rates)`;
+    else if (e > 0) cause = `pipeline fill/drain and dependency stalls: the LP assumes perfect overlap, the busiest resource (${RESOURCE_NAMES[critical]}) is idle ${((1 - r.utilisation[critical]) * 100).toFixed(0)}% of the time`;
     else cause = `the LP over-counts: it costs every step at its slowest resource plus fill bounds, while streams overlap more in the simulation`;
     out.push(`${phase}: ${simulated.toFixed(2)} s simulated vs ${planned.toFixed(2)} s planned (${e > 0 ? "+" : ""}${(e * 100).toFixed(1)}%): ${cause}`);
   }

@@ -3,12 +3,18 @@
  * task at a time; a task starts when its resource is free and every dependency has finished. Memory
  * effects happen when the task starts (allocations) and when it ends (frees).
  */
-export const SIM_RESOURCES = ["gpu", "cpu", "h2d", "d2h", "diskRead", "diskWrite"] as const;
-export type SimResource = (typeof SIM_RESOURCES)[number];
-export type MemoryTier = "gpu" | "cpu" | "disk";
+import { RESOURCES, type Resource } from "../core/resources.js";
+import type { Tier } from "../core/tiers.js";
+
+/** core/resources.ts RESOURCES: alias kept for files being rewritten in parallel; removed at integration. */
+export const SIM_RESOURCES = RESOURCES;
+/** core/resources.ts Resource: alias kept for files being rewritten in parallel; removed at integration. */
+export type SimResource = Resource;
+/** core/tiers.ts Tier: alias kept for files being rewritten in parallel; removed at integration. */
+export type MemoryTier = Tier;
 
 export interface MemoryEffect {
-  readonly tier: MemoryTier;
+  readonly tier: Tier;
   readonly bytes: number;
   /** What the bytes hold, for overflow messages and the trace. */
   readonly what: string;
@@ -25,7 +31,7 @@ export type TaskKind =
 export interface Task {
   readonly id: number;
   readonly kind: TaskKind;
-  readonly resource: SimResource | "none";
+  readonly resource: Resource | "none";
   readonly seconds: number;
   /** Bytes moved (transfers only). */
   readonly bytes: number;

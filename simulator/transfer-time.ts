@@ -4,14 +4,13 @@
  * (interpolated in log size, joined to the large-transfer rate above its last sample).
  */
 import { effective, type HardwareProfile, type LinkProfile } from "../core/hardware-profile.js";
-
-export type SimLink = "h2d" | "d2h" | "diskRead" | "diskWrite";
+import type { Link } from "../core/links.js";
 
 export class TransferTimes {
   constructor(private readonly profile: HardwareProfile) {}
 
   /** Seconds to move `bytes` in `count` separate transfers of equal size. */
-  seconds(link: SimLink, bytes: number, count = 1): number {
+  seconds(link: Link, bytes: number, count = 1): number {
     if (bytes <= 0 || count <= 0) return 0;
     if (link === "diskRead" || link === "diskWrite") {
       const d = this.profile.disk;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { activeParams, expertParams, headDim, isExpertTensor, kvDim, layerParams, layerWeightTensors, type ModelSpec, parseModelSpec, qDim, totalParams, totalWeightBytes } from "../core/model-spec.js";
+import { activeParams, expertParams, headDim, isExpertTensor, kvDim, layerParams, layerWeightTensors, type ModelSpec, qDim, totalParams, totalWeightBytes } from "../core/model-spec.js";
+import { parseModelSpec } from "../core/parse-model-spec.js";
 import { MODEL_CATALOGUE, findCatalogueModel } from "../models/catalogue.js";
 import { modelSpecFromHfConfig } from "../models/hf-config.js";
 import { runCli } from "./helpers.js";

@@ -44,6 +44,8 @@ const ROOT_EXPORTS = [
   "parseHardwareProfile", "parseModelSpec", "parsePlanFile", "plan", "readPlanFile", "readRoutingTrace", "resolveHardware",
   "resolveModel", "run", "runMoe", "shippedProfileNames", "simulate", "simulateMoe", "synthesizeMixtralWeights",
   "synthesizeOptWeights", "tinyMixtralSpec", "withCapacities",
+  // The plan parser and the one vocabulary (tiers, links, resources with display names, schedule names).
+  "parsePlan", "TIERS", "LINKS", "RESOURCES", "RESOURCE_NAMES", "SCHEDULE_NAMES",
 ];
 
 /** What the root exported before it was narrowed: each name is still exported, from the root or from spillway/internals. */

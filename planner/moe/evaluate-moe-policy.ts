@@ -15,7 +15,9 @@ import { VariableSpace } from "../lp/affine.js";
 import { capacityShortfalls, type Prediction } from "../prediction.js";
 import { costConstants } from "../spillway/cost-constants.js";
 import type { HardwareRates } from "../spillway/hardware-rates.js";
-import { LINKS, type Link, RESOURCES, type Resource, StepCostModel } from "../spillway/step-costs.js";
+import { LINKS, type Link } from "../../core/links.js";
+import { RESOURCES, type Resource } from "../../core/resources.js";
+import { StepCostModel } from "../spillway/step-costs.js";
 import { expectedHitRate, type RoutingProfile, speculativeRecall, touchedExperts } from "./routing-profile.js";
 
 export interface ExpertFigures {

@@ -3,7 +3,6 @@
  * runtime's granularity (whole tensors, whole sequences, activations on one tier), then every decode
  * step is costed at its own context length, and peak memory per tier is what will be allocated.
  */
-import { InputError } from "../../core/input-error.js";
 import { layerParams, type ModelSpec } from "../../core/model-spec.js";
 import type { ComputeDevice, Policy } from "../../core/policy.js";
 import type { Workload } from "../../core/workload.js";
@@ -13,14 +12,19 @@ import { capacityShortfalls, type Prediction } from "../prediction.js";
 import { costConstants } from "./cost-constants.js";
 import type { HardwareRates } from "./hardware-rates.js";
 import { layerSeconds, layerTimeBounds } from "./layer-time.js";
-import { type RealizedPlacement, realizePlacement, type Tier } from "../../core/realize-placement.js";
-import { type CostSettings, type LayerCosts, LINKS, type Link, type ModelCostConstants, type PlacementTerms, RESOURCES, type Resource, type Schedule, StepCostModel, type StepCosts } from "./step-costs.js";
+import { type RealizedPlacement, realizePlacement } from "../../core/realize-placement.js";
+import { checkLayerGroups } from "../../core/policy-rules.js";
+import { LINKS, type Link } from "../../core/links.js";
+import { RESOURCES, type Resource } from "../../core/resources.js";
+import type { ScheduleName } from "../../core/schedule-name.js";
+import type { Tier } from "../../core/tiers.js";
+import { type CostSettings, type LayerCosts, type ModelCostConstants, type PlacementTerms, StepCostModel, type StepCosts } from "./step-costs.js";
 
 export const PLACEMENT_VARIABLES = ["wg", "wc", "wd", "cg", "cc", "cd"] as const;
 
 
 
-export function costSettings(policy: Policy, realized: RealizedPlacement, schedule: Schedule, compute: ComputeDevice = "gpu"): CostSettings {
+export function costSettings(policy: Policy, realized: RealizedPlacement, schedule: ScheduleName, compute: ComputeDevice = "gpu"): CostSettings {
   return {
     gbs: policy.gpuBatchSize, nb: policy.numGpuBatches, compressWeight: policy.compressWeight, compressCache: policy.compressCache,
     cpuAttention: policy.cpuAttention, activationTier: realized.activationTier, pinWeight: policy.pinWeight, overlap: policy.overlap, schedule, compute,
@@ -62,7 +66,7 @@ export interface PolicyCostContext {
   readonly values: Float64Array;
 }
 
-export function policyCostContext(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, schedule: Schedule, compute: ComputeDevice = "gpu"): PolicyCostContext {
+export function policyCostContext(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, schedule: ScheduleName, compute: ComputeDevice = "gpu"): PolicyCostContext {
   const realized = realizePlacement(model, policy);
   const settings = costSettings(policy, realized, schedule, compute);
   const constants = costConstants(model, policy.compressWeight);
@@ -80,21 +84,11 @@ export interface GroupCostContext extends PolicyCostContext {
 const ALL_CPU = { gpu: 0, cpu: 1, disk: 0 } as const;
 
 /** Checks a policy's layer groups against the model: they cover every layer, and CPU layers keep activations on the GPU side. */
-export function checkLayerGroups(model: ModelSpec, policy: Policy, source = "policy"): void {
-  const groups = policy.layerGroups;
-  if (!groups) return;
-  const layers = groups.reduce((sum, g) => sum + g.layers, 0);
-  if (layers !== model.numLayers) throw new InputError(source, "policy.layerGroups", `the groups cover ${layers} layers; ${model.name} has ${model.numLayers}`);
-  if (groups.some((g) => g.compute === "cpu") && realizePlacement(model, policy).activationTier !== "gpu") {
-    throw new InputError(source, "policy.activations", "layers computed on the CPU hand their hidden state to the GPU's layers directly: expected activations on the GPU");
-  }
-}
-
 /**
  * One cost context per layer group (a uniform policy is one group of every layer). Every group sees the
  * same embeddings; CPU-computed groups keep their KV cache on the CPU.
  */
-export function groupCostContexts(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, schedule: Schedule): GroupCostContext[] {
+export function groupCostContexts(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, schedule: ScheduleName): GroupCostContext[] {
   checkLayerGroups(model, policy);
   if (!policy.layerGroups) return [{ firstLayer: 0, layers: model.numLayers, compute: "gpu", ...policyCostContext(model, rates, workload, policy, schedule) }];
   const { layerGroups, ...uniform } = policy;
@@ -124,7 +118,7 @@ export function deviceCrossings(groups: readonly { readonly compute: ComputeDevi
  * A dense (or per-layer) policy's exact prediction. Mixture-of-Experts policies (policy.experts) have
  * their own model, which needs a routing profile: evaluate them through planner/evaluate.ts.
  */
-export function evaluatePolicy(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, schedule: Schedule = "spillway"): Prediction {
+export function evaluatePolicy(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, schedule: ScheduleName = "spillway"): Prediction {
   if (policy.experts) throw new Error("evaluatePolicy() costs dense policies: an expert policy needs a routing profile (use evaluate() from planner/evaluate.ts)");
   const groups = groupCostContexts(model, rates, workload, policy, schedule);
   const first = groups[0]!;

@@ -12,7 +12,9 @@
  * - no overlap: everything in sequence.
  */
 import type { Affine } from "../lp/affine.js";
-import { RESOURCES, type Resource, type CostSettings, type LayerCosts } from "./step-costs.js";
+import { LINKS } from "../../core/links.js";
+import { RESOURCES, type Resource } from "../../core/resources.js";
+import type { CostSettings, LayerCosts } from "./step-costs.js";
 
 export function layerTimeBounds(costs: LayerCosts, settings: CostSettings): Affine[] {
   const w = costs.weights.seconds;
@@ -34,7 +36,7 @@ export function layerTimeBounds(costs: LayerCosts, settings: CostSettings): Affi
     // Compute (GPU and CPU attention together) is one synchronous step in FlexGen's loop.
     const lanes: Affine[][] = [
       [w.gpu.plus(w.cpu, b.gpu, b.cpu), b.gpu.plus(b.cpu)],
-      ...(["h2d", "d2h", "diskRead", "diskWrite"] as const).map((r) => [w[r].plus(b[r]), b[r]]),
+      ...LINKS.map((r) => [w[r].plus(b[r]), b[r]]),
     ];
     const bounds: Affine[] = [...chains];
     for (const [first] of lanes) for (const [, rest] of lanes) bounds.push(first!.plus(rest!.times(nb - 1)));

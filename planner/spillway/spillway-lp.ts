@@ -10,7 +10,8 @@ import { GIB } from "../../core/units.js";
 import { type LinearProgram, LinearProgramBuilder } from "../lp/linear-program.js";
 import type { HardwareRates } from "./hardware-rates.js";
 import { layerTimeBounds } from "./layer-time.js";
-import { type CostSettings, type ModelCostConstants, type PlacementTerms, RESOURCES, StepCostModel, type StepCosts } from "./step-costs.js";
+import { RESOURCES } from "../../core/resources.js";
+import { type CostSettings, type ModelCostConstants, type PlacementTerms, StepCostModel, type StepCosts } from "./step-costs.js";
 
 export const SPILLWAY_LP_VARIABLES = ["wg", "wc", "wd", "cg", "cc", "cd", "Tpre", "Tgen"] as const;
 

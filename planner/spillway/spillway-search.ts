@@ -15,15 +15,17 @@ import type { Prediction } from "../prediction.js";
 import { costConstants } from "./cost-constants.js";
 import { evaluatePolicy } from "./evaluate-policy.js";
 import type { HardwareRates } from "./hardware-rates.js";
-import { realizedPolicy, realizePlacement, type Tier } from "../../core/realize-placement.js";
+import { realizedPolicy, realizePlacement } from "../../core/realize-placement.js";
+import type { ScheduleName } from "../../core/schedule-name.js";
+import type { Tier } from "../../core/tiers.js";
 import { buildSpillwayLp } from "./spillway-lp.js";
-import { type CostSettings, type Schedule, StepCostModel } from "./step-costs.js";
+import { type CostSettings, StepCostModel } from "./step-costs.js";
 
 export interface SpillwaySearchInput {
   readonly model: ModelSpec;
   readonly rates: HardwareRates;
   readonly workload: Workload;
-  readonly schedule: Schedule;
+  readonly schedule: ScheduleName;
   /** Restrict the search: any field given is fixed. */
   readonly fixed?: {
     readonly gbs?: number;

@@ -13,14 +13,10 @@ import type { Affine, VariableSpace } from "../lp/affine.js";
 import { COMPRESSED_FRACTION_OF_FP16 } from "../../core/compression.js";
 import { type HardwareRates, matmulSecondsPerWeight } from "./hardware-rates.js";
 import { layerWorkingValues } from "../../core/layer-working-set.js";
-import type { Tier } from "../../core/realize-placement.js";
-
-export const RESOURCES = ["gpu", "cpu", "h2d", "d2h", "diskRead", "diskWrite"] as const;
-export type Resource = (typeof RESOURCES)[number];
-export const LINKS = ["h2d", "d2h", "diskRead", "diskWrite"] as const;
-export type Link = (typeof LINKS)[number];
-
-export type Schedule = "spillway" | "flexgen";
+import type { Link } from "../../core/links.js";
+import type { Resource } from "../../core/resources.js";
+import type { ScheduleName } from "../../core/schedule-name.js";
+import type { Tier } from "../../core/tiers.js";
 
 export interface CostSettings {
   readonly gbs: number;
@@ -31,7 +27,7 @@ export interface CostSettings {
   readonly activationTier: Tier;
   readonly pinWeight: boolean;
   readonly overlap: boolean;
-  readonly schedule: Schedule;
+  readonly schedule: ScheduleName;
   /**
    * Where the layer computes (default GPU). A CPU layer reads its weights and KV in place from host
    * memory: no weight or KV traffic, every kernel on the CPU at its roofline.

@@ -1,0 +1,40 @@
+/**
+ * parsePlan(): the one reader of plan files (simulate, run, report and export all come here). A plan
+ * file is checked against the published plan schema (schemas/definitions.ts, the same document as
+ * schemas/plan.schema.json), so what is accepted cannot drift from what the schema says, and then
+ * against the rules a schema cannot state: the model spec's own consistency, placements that sum to 1,
+ * layer groups that cover the model, the expert policy's rules. Errors name the file, the field and
+ * what was expected.
+ */
+import { checkModelConsistency } from "./model-spec.js";
+import type { Plan } from "./plan.js";
+import { policyWithoutFileOnlyFields } from "./parse-policy.js";
+import { checkPolicyFitsModel, checkPolicyRules } from "./policy-rules.js";
+import { readJsonFile } from "./read-json-file.js";
+import { planSchemaDocument } from "../schemas/definitions.js";
+import { checkAgainstSchema } from "../schemas/schema-input-error.js";
+
+/**
+ * Keys the schema lets a plan file carry beyond the Plan type, which a Plan does not keep: the
+ * baselines `plan --compare --out` adds, and an expert policy's expectedHitRate (older plan files).
+ */
+function withoutFileOnlyFields(file: Record<string, unknown>): Plan {
+  const entries = Object.entries(file).filter(([key]) => key !== "baselines");
+  const copy = (key: string, value: unknown) => (key === "policy" ? policyWithoutFileOnlyFields(value as Record<string, unknown>) : structuredClone(value));
+  return Object.fromEntries(entries.map(([key, value]) => [key, copy(key, value)])) as unknown as Plan;
+}
+
+/** A plan from parsed JSON; `source` names where it came from (a file path) in errors. */
+export function parsePlan(data: unknown, source: string): Plan {
+  checkAgainstSchema(data, planSchemaDocument(), source);
+  const plan = withoutFileOnlyFields(data as Record<string, unknown>);
+  checkModelConsistency(plan.modelSpec, { source, path: "modelSpec" });
+  checkPolicyRules(plan.policy, { source, path: "policy" });
+  checkPolicyFitsModel(plan.modelSpec, plan.policy, source);
+  return plan;
+}
+
+/** Reads and parses a plan file ("-": standard input). */
+export function readPlanFile(path: string): Plan {
+  return parsePlan(readJsonFile(path), path === "-" ? "<stdin>" : path);
+}

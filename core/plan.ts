@@ -1,0 +1,72 @@
+/**
+ * A plan: the document `spillway plan --json` prints and `--out` writes, what plan() returns, and what
+ * simulate(), run(), the reports and the exporters take. A plan file is this type as JSON
+ * (schemas/plan.schema.json, checked against it at compile time); parsePlan() reads one back.
+ */
+import type { ModelSpec } from "./model-spec.js";
+import type { Policy } from "./policy.js";
+import type { ScheduleName } from "./schedule-name.js";
+import type { Link } from "./links.js";
+import type { Tier } from "./tiers.js";
+import type { Workload } from "./workload.js";
+import type { ExpertFigures } from "../planner/moe/evaluate-moe-policy.js";
+import type { LlamaCppMoeAdvice } from "../planner/moe/llama-cpp-moe.js";
+
+/** The cost models a plan can be made with. */
+export const COST_MODEL_NAMES = ["spillway", "flexgen"] as const;
+export type CostModelName = (typeof COST_MODEL_NAMES)[number];
+
+/** What the cost model predicts for the plan's policy. */
+export interface PlanPrediction {
+  readonly throughputTokensPerSecond: number;
+  readonly prefillSeconds: number;
+  readonly decodeSeconds: number;
+  readonly feasible: boolean;
+  readonly infeasibleReasons: readonly string[];
+  readonly peakBytes: Readonly<Record<Tier, number>>;
+  readonly capacityBytes: Readonly<Record<Tier, number>>;
+  readonly bytes: Readonly<Record<Link, number>>;
+  /** Busy seconds per resource over the run (Spillway model), or per-layer term seconds (FlexGen model). */
+  readonly busySeconds: Readonly<Record<string, number>>;
+  /** The bounding resource in words (core/resources.ts RESOURCE_NAMES), or FlexGen's bounding term. */
+  readonly bottleneck: string;
+  /** MoE plans: expected expert-cache behaviour per layer and decode step. */
+  readonly experts?: ExpertFigures;
+  /** MoE plans: seconds per decode step (one token for each sequence of the batch). */
+  readonly decodeSecondsPerToken?: number;
+}
+
+/** How the policy was found: LP solves, exact evaluations, time taken, and whether it was only scored. */
+export interface PlanSearch {
+  readonly lpSolves: number;
+  readonly elapsedMs: number;
+  readonly exactEvaluations?: number;
+  readonly lpFallbacks: number;
+  readonly scored: boolean;
+  /**
+   * LPs the search left unsolved because the solver reached its wall-clock safety net (tens of seconds
+   * per LP; normal planning never does): 0 means the plan depends on its inputs alone. Always written
+   * by plan(); absent from plan files written before it existed.
+   */
+  readonly wallClockLimitHits?: number;
+}
+
+export interface Plan {
+  readonly model: string;
+  readonly hardware: string;
+  /** How --hardware named the profile (a shipped name or a file path), so later commands can load it again. */
+  readonly hardwareSource?: string;
+  readonly costModel: CostModelName;
+  readonly schedule: ScheduleName;
+  readonly workload: Workload;
+  readonly policy: Policy;
+  readonly predicted: PlanPrediction;
+  readonly search: PlanSearch;
+  /** The equivalent `python -m flexgen.flex_opt` flags. */
+  readonly flexgenArgs: string;
+  /** MoE plans: the `-ngl` and `--n-cpu-moe` that fit llama.cpp on this GPU, and its predicted decode speed. */
+  readonly llamaCpp?: LlamaCppMoeAdvice;
+  /** The model spec the plan was made for, so a plan file is self-contained. */
+  readonly modelSpec: ModelSpec;
+  readonly notes: readonly string[];
+}
