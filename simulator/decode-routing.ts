@@ -1,6 +1,18 @@
 /** The decode-phase tokens of a routing trace, per request, as the MoE replay reads them. */
 import { expertsAt, PHASE_DECODE, requestRanges, type RoutingTrace } from "../routing/routing-trace.js";
-import type { DecodeRouting } from "./moe-replay.js";
+
+/** Decode-phase routing as the replay reads it. */
+export interface DecodeRouting {
+  readonly numLayers: number;
+  readonly numExperts: number;
+  readonly expertsPerToken: number;
+  readonly requests: number;
+  /** Decode tokens recorded for a request. */
+  decodeTokens(request: number): number;
+  /** The experts of (request, decode token, layer), in rank order. */
+  experts(request: number, token: number, layer: number): readonly number[];
+}
+
 
 export function decodeRouting(trace: RoutingTrace): DecodeRouting {
   const perRequest: number[][] = [];

@@ -8,7 +8,7 @@
  *   over the whole trace (co-occurrence counts: the replay's in-sample predictor, standing in for
  *   applying the next gate to the current hidden state).
  */
-import type { DecodeRouting } from "./moe-replay.js";
+import type { DecodeRouting } from "./decode-routing.js";
 
 /** How often expert j of layer l + distance is routed in the same token as expert i of layer l. */
 export function coOccurrence(routing: DecodeRouting, distance: number): Float64Array[] {

@@ -30,19 +30,8 @@ import { hardwareRates } from "../planner/spillway/hardware-rates.js";
 import { LINKS, type Link } from "../core/links.js";
 import { RESOURCES, type Resource } from "../core/resources.js";
 import { ExpertCache } from "./expert-cache.js";
+import type { DecodeRouting } from "./decode-routing.js";
 import { batchExperts, coOccurrence, speculativeGuesses } from "./expert-predictor.js";
-
-/** Decode-phase routing as the replay reads it. */
-export interface DecodeRouting {
-  readonly numLayers: number;
-  readonly numExperts: number;
-  readonly expertsPerToken: number;
-  readonly requests: number;
-  /** Decode tokens recorded for a request. */
-  decodeTokens(request: number): number;
-  /** The experts of (request, decode token, layer), in rank order. */
-  experts(request: number, token: number, layer: number): readonly number[];
-}
 
 export interface ExpertReplayFigures {
   /** Lookups that found the expert resident in the cache (prefetches not counted). */

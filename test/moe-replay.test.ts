@@ -9,7 +9,8 @@ import { findCatalogueModel } from "../models/catalogue.js";
 import { moePolicy } from "../planner/moe/moe-search.js";
 import { type RoutingProfile, uniformRoutingProfile } from "../planner/moe/routing-profile.js";
 import { ExpertCache } from "../simulator/expert-cache.js";
-import { type DecodeRouting, replayMoePlan } from "../simulator/moe-replay.js";
+import { replayMoePlan } from "../simulator/moe-replay.js";
+import type { DecodeRouting } from "../simulator/decode-routing.js";
 import { runCli } from "./helpers.js";
 
 const mixtral = findCatalogueModel("mixtral-8x7b")!;

@@ -23,7 +23,7 @@
 import type { ExpertPolicy } from "../../core/expert-policy.js";
 import type { ModelSpec } from "../../core/model-spec.js";
 import { ExpertCache } from "../../simulator/expert-cache.js";
-import type { DecodeRouting } from "../../simulator/moe-replay.js";
+import type { DecodeRouting } from "../../simulator/decode-routing.js";
 import type { DeviceArena, DeviceBlock } from "../device-arena.js";
 import type { TransferEngine, TransferId } from "../transfer-engine.js";
 import { prefetchBufferCount } from "./device-budget.js";
