@@ -514,14 +514,22 @@ export class OptRunner {
   // Embeddings and the LM head
 
   /**
-   * Brings the embeddings a token step needs: positions, norms and projections to the device, and the
-   * token table either resident, or left on its tier (read from disk into host staging first) to be
-   * gathered from for the input and streamed through the device in chunks for the LM head.
+   * Starts bringing the embeddings a token step needs: positions, norms and projections to the device;
+   * the token table either resident, or left on its tier (read from disk into host staging first, by
+   * readyEmbeddings()) to be gathered from for the input and streamed through the device in chunks for
+   * the LM head.
    */
-  bringEmbeddings(token: number): ReadyLayer {
+  issueEmbeddings(token: number): PendingLayer {
     const where = { token, layer: this.model.numLayers, batch: -1 };
     const table = this.tokenTable();
-    const ready = this.readyLayer(this.issueTensors(this.embedding.filter((t) => t !== table || t.tier === "gpu"), where));
+    return this.issueTensors(this.embedding.filter((t) => t !== table || t.tier === "gpu"), where);
+  }
+
+  /** Waits for issueEmbeddings()'s tensors, and brings an off-device token table within reach (see issueEmbeddings()). */
+  readyEmbeddings(pending: PendingLayer, token: number): ReadyLayer {
+    const where = { token, layer: this.model.numLayers, batch: -1 };
+    const table = this.tokenTable();
+    const ready = this.readyLayer(pending);
     this.streamedTable = undefined;
     if (table.tier !== "gpu") {
       let bytes = table.host;

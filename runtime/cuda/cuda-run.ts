@@ -65,6 +65,8 @@ import { KERNEL_TILE_ROWS, layerWorkingValues } from "../../core/layer-working-s
 import { embeddingTensors, HEAD_CHUNK_BYTES, placeTensors, type Tier } from "../../core/realize-placement.js";
 import type { ChromeTraceWriter } from "../../simulator/chrome-trace-writer.js";
 import { SIM_RESOURCES, type SimResource, type TaskKind } from "../../simulator/task.js";
+import { scheduleStrategy } from "../../schedule/strategies.js";
+import { globalStep, zigzag } from "../../schedule/zigzag.js";
 import type { DiskStore } from "../disk-store.js";
 import { toFloat16Array } from "../fp16.js";
 import { attention as hostAttentionKernel, attentionScratchLength } from "../kernels/attention.js";
@@ -870,7 +872,8 @@ export async function executeOnCuda(native: CudaNative, weights: OptWeights, pol
       timeline.host("read-head", "diskRead", table.bytes, { token, layer: L, batch: -1 }, startMs, performance.now());
       return tableDiskStaging!;
     };
-    const bringEmbeddings = async (token: number) => {
+    /** Starts the embeddings (all but an off-device token table) towards their device slot; resolves with their addresses. */
+    const issueEmbeddings = async (token: number): Promise<Map<string, number>> => {
       const where = { token, layer: L, batch: -1 };
       const at = new Map<string, number>();
       for (const t of embedRest) if (t.tier === "gpu") at.set(t.name, t.device!.pointer);
@@ -880,6 +883,10 @@ export async function executeOnCuda(native: CudaNative, weights: OptWeights, pol
         // The previous token's LM head has finished with the slot: the host synchronised on it.
         native.streamWaitEvent(compute, uploadPacked(restOff, staged, embedSlot!.pointer, at, where));
       }
+      return at;
+    };
+    /** The embeddings' vectors in fp32 on the compute stream, and the token table within the host's reach. */
+    const readyEmbeddings = async (at: Map<string, number>, token: number) => {
       const vectors = new Map<string, number>();
       let vectorAt = 0;
       for (const t of embedRest.filter((e) => e.vector)) {
@@ -891,7 +898,7 @@ export async function executeOnCuda(native: CudaNative, weights: OptWeights, pol
       const hostTable = await readTable(token);
       return { at, vectors, hostTable };
     };
-    type Embeddings = Awaited<ReturnType<typeof bringEmbeddings>>;
+    type Embeddings = Awaited<ReturnType<typeof readyEmbeddings>>;
     /** Batch k's input hidden states (fp16, at `hiddenAt`) on the compute stream; returns the event after them. */
     const embed = (e: Embeddings, ids: Int32Array, token: number, k: number, hiddenAt: number): number => {
       const t = token === 0 ? s : 1;
@@ -989,70 +996,93 @@ export async function executeOnCuda(native: CudaNative, weights: OptWeights, pol
     };
 
     // ------------------------------------------------------------------------------------------
-    // The schedule.
+    // The schedule: the zig-zag one step ahead (schedule/zigzag.ts). Steps alternate the double
+    // buffers by their global index q (KV staging, new rows, CPU-attention output: slot q % 2).
     const tokens: number[][] = Array.from({ length: gbs * nb }, () => []);
     let inputs = Array.from({ length: nb }, (_, k) => prompts.subarray(k * gbs * s, (k + 1) * gbs * s));
     timeline.start(compute);
     let prefillEnd = 0;
-    let step = 0;
-    let nextWeights: Promise<Arriving> | undefined;
-    for (let token = 0; token < n; token++) {
-      const t = token === 0 ? s : 1;
-      const hiddenValues = gbs * t * h;
-      const embeddings = await bringEmbeddings(token);
-      for (let k = 0; k < nb; k++) {
-        if (tier === "gpu") embed(embeddings, inputs[k]!, token, k, hidden[k]!.pointer);
-        else {
-          // Embedded on the device, stored to the batch's tier like every layer's output.
-          const slot = takeHidden();
-          if (slot.deviceFree !== undefined) native.streamWaitEvent(compute, slot.deviceFree);
-          await storeHidden(token, -1, k, slot, embed(embeddings, inputs[k]!, token, k, slot.device.pointer), hiddenValues);
-        }
-      }
-      // Off the GPU, a step's hidden state is issued with its KV, before the previous step computes;
-      // with one GPU batch, a layer's input is the previous layer's output: issued after its store.
-      const prefetchHidden = (layer: number, k: number) => (tier !== "gpu" && (layer === 0 || nb > 1) ? issueHidden(token, layer, k, hiddenValues) : undefined);
-      let pendingWeights = nextWeights ?? issueLayer(0, token);
-      nextWeights = undefined;
-      let cache = issueCache(0, 0, token, step % 2);
-      let hiddenIn = prefetchHidden(0, 0);
-      for (let layer = 0; layer < L; layer++) {
-        const arriving = await pendingWeights;
-        const ready = readyLayer(arriving, { token, layer, batch: -1 });
-        if (layer + 1 < L) pendingWeights = issueLayer(layer + 1, token);
-        else if (token + 1 < n) nextWeights = issueLayer(0, token + 1);
-        for (let k = 0; k < nb; k++) {
-          const slot = step % 2;
-          // The next step's KV and hidden state stream in while this one computes.
-          const followingCache = k + 1 < nb ? issueCache(layer, k + 1, token, (step + 1) % 2) : layer + 1 < L ? issueCache(layer + 1, 0, token, (step + 1) % 2) : undefined;
-          const followingHidden = k + 1 < nb ? prefetchHidden(layer, k + 1) : layer + 1 < L ? prefetchHidden(layer + 1, 0) : undefined;
+    const shape = { numLayers: L, numGpuBatches: nb, genLen: n };
+    let pendingEmbeddings: Promise<Map<string, number>> | undefined;
+    let embeddings: Embeddings | undefined;
+    let pendingWeights: Promise<Arriving> | undefined;
+    let ready: ReturnType<typeof readyLayer> | undefined;
+    const caches = new Map<number, Promise<CacheIn> | undefined>();
+    const hiddens = new Map<number, Promise<HiddenIn>>();
+    /** The step being computed: its hidden state's address, staging buffer and compute's end event. */
+    let current: { hiddenAt: number; staged?: HiddenIn; done: number } | undefined;
+    for (const step of zigzag(shape, scheduleStrategy(options.schedule), "executor")) {
+      const { token, layer, batch: k } = step.at;
+      const hiddenValues = gbs * (token === 0 ? s : 1) * h;
+      const q = globalStep(shape, step.at);
+      switch (step.kind) {
+        case "issue-weights":
+          if (layer === L) pendingEmbeddings = issueEmbeddings(token);
+          else pendingWeights = issueLayer(layer, token);
+          break;
+        case "ready-weights":
+          if (layer === L) embeddings = await readyEmbeddings(await pendingEmbeddings!, token);
+          else ready = readyLayer(await pendingWeights!, { token, layer, batch: -1 });
+          break;
+        case "embed":
+          if (tier === "gpu") embed(embeddings!, inputs[k]!, token, k, hidden[k]!.pointer);
+          else {
+            // Embedded on the device, stored to the batch's tier like every layer's output.
+            const slot = takeHidden();
+            if (slot.deviceFree !== undefined) native.streamWaitEvent(compute, slot.deviceFree);
+            await storeHidden(token, -1, k, slot, embed(embeddings!, inputs[k]!, token, k, slot.device.pointer), hiddenValues);
+          }
+          break;
+        case "issue-kv":
+          caches.set(q, issueCache(layer, k, token, q % 2));
+          break;
+        case "issue-hidden":
+          if (tier !== "gpu") hiddens.set(q, issueHidden(token, layer, k, hiddenValues));
+          break;
+        case "compute": {
           let hiddenAt: number;
           let staged: HiddenIn | undefined;
           if (tier === "gpu") hiddenAt = hidden[k]!.pointer;
           else {
-            staged = await (hiddenIn ?? issueHidden(token, layer, k, hiddenValues));
+            staged = await hiddens.get(q)!;
+            hiddens.delete(q);
             native.streamWaitEvent(compute, staged.arrived);
             hiddenAt = staged.slot.device.pointer;
           }
-          const done = await computeStep(ready, layer, k, token, slot, cache ? await cache : undefined, hiddenAt);
-          if (layer === L - 1) lmFeatures(embeddings, token, k, hiddenAt);
-          if (staged && layer < L - 1) await storeHidden(token, layer, k, staged.slot, done, hiddenValues);
+          const cache = caches.get(q);
+          caches.delete(q);
+          const done = await computeStep(ready!, layer, k, token, q % 2, cache ? await cache : undefined, hiddenAt);
+          current = { hiddenAt, done, ...(staged ? { staged } : {}) };
+          break;
+        }
+        case "lm-head":
+          lmFeatures(embeddings!, token, k, current!.hiddenAt);
+          break;
+        case "store": {
+          const staged = current!.staged;
+          if (staged && step.outputToNextLayer) await storeHidden(token, layer, k, staged.slot, current!.done, hiddenValues);
           // The last layer's output is not stored: its staging is free once the LM head has read it.
           else if (staged) releaseHidden(staged.slot, { deviceFree: timeline.mark(compute), ...(tier === "disk" ? { pinnedFreeEvent: staged.arrived } : {}) });
-          if (options.schedule === "flexgen") native.deviceSynchronize();
-          cache = followingCache;
-          hiddenIn = followingHidden;
-          step++;
+          break;
         }
-        slotFree[slotOf(token, layer)] = timeline.mark(compute);
+        case "barrier":
+          native.deviceSynchronize();
+          break;
+        case "release-weights":
+          slotFree[slotOf(token, layer)] = timeline.mark(compute);
+          break;
+        case "next-tokens": {
+          // The next token's first KV loads wait for this token's stores (issueCache's events).
+          const next = finishHeads(embeddings!, token);
+          for (let b = 0; b < nb; b++) for (let i = 0; i < gbs; i++) tokens[b * gbs + i]!.push(next[b]![i]!);
+          inputs = next;
+          if (token === 0) prefillEnd = timeline.nowSeconds();
+          break;
+        }
+        case "token-end":
+          break;
       }
-      // The next token's first KV loads wait for this token's stores (issueCache's events).
-      const next = finishHeads(embeddings, token);
-      for (let k = 0; k < nb; k++) for (let i = 0; i < gbs; i++) tokens[k * gbs + i]!.push(next[k]![i]!);
-      inputs = next;
-      if (token === 0) prefillEnd = timeline.nowSeconds();
     }
-    if (nextWeights) await nextWeights;
     native.deviceSynchronize();
     // The last rows and hidden states go out to their files.
     await Promise.all([...inFlight]);
