@@ -15,14 +15,14 @@ import { SIM_RESOURCES, type SimResource, type TaskKind } from "../simulator/tas
 import { scheduleStrategy } from "../schedule/strategies.js";
 import { globalStep, zigzag } from "../schedule/zigzag.js";
 import { DeviceArena, type DeviceBlock, DeviceOutOfMemory } from "./device-arena.js";
+import { type HiddenIn, HiddenStaging } from "./hidden-staging.js";
 import { DiskStore } from "./disk-store.js";
 import { loadOptCheckpoint, type OptWeights } from "./opt-checkpoint.js";
-import { HostLedger, OptRunner, type PendingCache, type PendingLayer, type ReadyLayer, type StepRecorder, type TransferMeta, type Transfers, type Where } from "./opt-runner.js";
-import type { TransferAction } from "./transfer-action.js";
+import { HostLedger, OptRunner, type PendingCache, type PendingLayer, type ReadyLayer, type StepRecorder, type TransferMeta, type Transfers } from "./opt-runner.js";
 import { cudaUnsupported, executeOnCuda } from "./cuda/cuda-run.js";
 import { usableCuda } from "./cuda/load-native.js";
 import type { CudaNative } from "./cuda/native-api.js";
-import { type FinishedTransfer, sharedBytes, TransferEngine, type TransferId } from "./transfer-engine.js";
+import { type FinishedTransfer, TransferEngine } from "./transfer-engine.js";
 
 export interface RunOptions {
   readonly weightsDir: string;
@@ -134,17 +134,6 @@ function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-/**
- * Hidden states between layers when they do not stay on the device: a device staging buffer per step,
- * loaded from the host array or offload file of its GPU batch and stored back after the compute.
- */
-interface HiddenIn {
-  readonly view: Uint16Array;
-  readonly block?: ReturnType<DeviceArena["allocate"]>;
-  readonly arrived: TransferId;
-  readonly hostStaging?: Uint8Array;
-}
-
 async function execute(weights: OptWeights, plan: PlanToSimulate, profile: HardwareProfile, options: RunOptions, policy: Policy, capacity: { gpu: number; cpu: number; disk: number }, trace: ChromeTraceWriter | undefined): Promise<Execution> {
   const model = weights.model;
   const { promptLen: s, genLen: n } = plan.workload;
@@ -168,56 +157,7 @@ async function execute(weights: OptWeights, plan: PlanToSimulate, profile: Hardw
     const prompts = syntheticPrompts(gbs * nb, s, model.vocabSize, options.promptSeed ?? 0);
     const tokens: number[][] = Array.from({ length: gbs * nb }, () => []);
     let inputs = Array.from({ length: nb }, (_, k) => prompts.subarray(k * gbs * s, (k + 1) * gbs * s));
-    const submit = (stream: "h2d" | "d2h" | "diskRead" | "diskWrite", kind: TransferMeta["kind"], where: Where, actions: TransferAction[], deps: TransferId[]) => engine.submit(stream, actions, deps, { kind, where });
-    // Hidden states of each GPU batch off the device: host arrays, or offload files; the transfer that last stored each.
-    const hostHidden = tier === "cpu" ? Array.from({ length: nb }, () => sharedBytes(gbs * s * h * 2)) : [];
-    if (tier === "cpu") host.add(nb * gbs * s * h * 2);
-    const hiddenStored = new Array<TransferId>(nb).fill(0);
-    const diskKey = (k: number) => `hidden-${k}`;
-    // Device staging for hidden states is released once the store out of it is done; at most two are live.
-    const stagingInFlight: { block: ReturnType<DeviceArena["allocate"]>; until: TransferId }[] = [];
-    let stagingLive = 0;
-    const reapStaging = (atMost: number) => {
-      while (stagingLive > atMost || (stagingInFlight.length > 0 && engine.isDone(stagingInFlight[0]!.until))) {
-        const oldest = stagingInFlight.shift();
-        if (!oldest) break;
-        engine.wait(oldest.until);
-        arena.release(oldest.block);
-        stagingLive--;
-      }
-    };
-    const allocateStaging = (layer: number, k: number, hiddenValues: number) => {
-      reapStaging(1);
-      const block = arena.allocate(hiddenValues * 2, `hidden state in (layer ${layer}, batch ${k})`);
-      stagingLive++;
-      return { block, view: arena.uint16(block, hiddenValues) };
-    };
-    const issueHidden = (token: number, layer: number, k: number, hiddenValues: number): HiddenIn => {
-      const where = { token, layer, batch: k };
-      const { block, view } = allocateStaging(layer, k, hiddenValues);
-      const target = new Uint8Array(view.buffer, view.byteOffset, hiddenValues * 2);
-      if (tier === "cpu") {
-        const arrived = submit("h2d", "load-hidden", where, [{ type: "copy", src: hostHidden[k]!.subarray(0, hiddenValues * 2), dst: target }], [hiddenStored[k]!]);
-        return { view, block, arrived };
-      }
-      const hostStaging = sharedBytes(hiddenValues * 2);
-      host.add(hiddenValues * 2);
-      const read = submit("diskRead", "read-hidden", where, [{ type: "read", ...disk.readSource(diskKey(k)), dst: hostStaging }], [hiddenStored[k]!]);
-      const arrived = submit("h2d", "load-hidden", where, [{ type: "copy", src: hostStaging, dst: target }], [read]);
-      return { view, block, arrived, hostStaging };
-    };
-    const storeHidden = (token: number, layer: number, k: number, hidden: HiddenIn, hiddenValues: number) => {
-      const where = { token, layer, batch: k };
-      const src = new Uint8Array(hidden.view.buffer, hidden.view.byteOffset, hiddenValues * 2);
-      if (hidden.hostStaging) host.remove(hidden.hostStaging.byteLength);
-      if (tier === "cpu") hiddenStored[k] = submit("d2h", "store-hidden", where, [{ type: "copy", src, dst: hostHidden[k]!.subarray(0, hiddenValues * 2) }], []);
-      else {
-        const copy = sharedBytes(hiddenValues * 2);
-        const down = submit("d2h", "store-hidden", where, [{ type: "copy", src, dst: copy }], []);
-        hiddenStored[k] = submit("diskWrite", "write-hidden", where, [{ type: "write", ...disk.writeTarget(diskKey(k), hiddenValues * 2), src: copy }], [down]);
-      }
-      stagingInFlight.push({ block: hidden.block!, until: hiddenStored[k]! });
-    };
+    const hiddenStaging = new HiddenStaging(engine, arena, host, disk, tier, nb, gbs * s * h);
 
     const start = recorder.now();
     let prefillEnd = 0;
@@ -255,14 +195,14 @@ async function execute(weights: OptWeights, plan: PlanToSimulate, profile: Hardw
           break;
         case "embed": {
           const where = { token, layer: -1, batch: k };
-          engine.wait(hiddenStored[k]);
+          engine.wait(hiddenStaging.stored(k));
           if (tier === "gpu") recorder.record("compute", "gpu", 0, where, () => runner.embed(embeddings!, inputs[k]!, token, arena.uint16(deviceHidden[k]!, hiddenValues)));
           else {
             // Embedded on the device, stored to the batch's tier like every layer's output (the last
             // layer's output is not stored: the LM head has used it).
-            const staging = allocateStaging(-1, k, hiddenValues);
+            const staging = hiddenStaging.allocate(-1, k, hiddenValues);
             recorder.record("compute", "gpu", 0, where, () => runner.embed(embeddings!, inputs[k]!, token, staging.view));
-            storeHidden(token, -1, k, { ...staging, arrived: 0 }, hiddenValues);
+            hiddenStaging.store(token, -1, k, { ...staging, arrived: 0 }, hiddenValues);
           }
           break;
         }
@@ -270,7 +210,7 @@ async function execute(weights: OptWeights, plan: PlanToSimulate, profile: Hardw
           caches.set(q, runner.issueCache(layer, k, token));
           break;
         case "issue-hidden":
-          if (tier !== "gpu") hiddens.set(q, issueHidden(token, layer, k, hiddenValues));
+          if (tier !== "gpu") hiddens.set(q, hiddenStaging.issue(token, layer, k, hiddenValues));
           break;
         case "compute": {
           issuedBeforeCompute = engine.lastSubmitted;
@@ -287,11 +227,8 @@ async function execute(weights: OptWeights, plan: PlanToSimulate, profile: Hardw
         case "store": {
           const hidden = hiddens.get(q);
           hiddens.delete(q);
-          if (hidden && step.outputToNextLayer) storeHidden(token, layer, k, hidden, hiddenValues);
-          else if (hidden) {
-            if (hidden.hostStaging) host.remove(hidden.hostStaging.byteLength);
-            stagingInFlight.push({ block: hidden.block!, until: 0 });
-          }
+          if (hidden && step.outputToNextLayer) hiddenStaging.store(token, layer, k, hidden, hiddenValues);
+          else if (hidden) hiddenStaging.release(hidden);
           break;
         }
         case "barrier":
@@ -314,9 +251,9 @@ async function execute(weights: OptWeights, plan: PlanToSimulate, profile: Hardw
       }
     }
     engine.drain();
-    reapStaging(0);
+    hiddenStaging.releaseAll();
     const end = recorder.now();
-    if (tier === "cpu") host.remove(nb * gbs * s * h * 2);
+    hiddenStaging.close();
     return { tokens, recorder, prefillSeconds: prefillEnd - start, makespanSeconds: end - start, peakBytes: { gpu: arena.peakBytes, cpu: host.peakBytes, disk: disk.peakBytes } };
   } catch (error) {
     if (error instanceof DeviceOutOfMemory) throw new PlanError(`the plan does not fit at run time: ${error.message}`);
