@@ -15,6 +15,7 @@ import type { Workload } from "../core/workload.js";
 import { type PolicyCostContext } from "../planner/spillway/evaluate-policy.js";
 import { embeddingTensors, HEAD_CHUNK_BYTES, placeTensors, type Tier } from "../core/realize-placement.js";
 import { KERNEL_TILE_ROWS, layerWorkingValues } from "../core/layer-working-set.js";
+import { chunkSequences } from "./chunk-sequences.js";
 import { type DeviceArena, type DeviceBlock } from "./device-arena.js";
 import type { DiskStore } from "./disk-store.js";
 import { fromFloat16Array, toFloat16Array } from "./fp16.js";
@@ -288,21 +289,6 @@ export class OptRunner {
   // ---------------------------------------------------------------------------------------------
   // One GPU batch through one layer
 
-  /**
-   * Sequences per chunk: as many as the planner's working-space allowance holds (its working set,
-   * layer-working-set.ts, computed in fp32 here), but never fewer than the whole batch at one token per
-   * sequence, because every chunk re-streams the layer's weights through the GEMMs (splitting a decode
-   * batch would multiply the weight traffic the plan costs once).
-   */
-  private chunkSequences(tokensPerSequence: number, context: number): number {
-    const gbs = this.policy.gpuBatchSize;
-    if (tokensPerSequence === 1) return gbs;
-    const budget = this.context.costModel.workingBytes(tokensPerSequence, context) - gbs * this.model.vocabSize * 4;
-    let chunk = gbs;
-    while (chunk > 1 && 4 * layerWorkingValues(this.model, chunk, tokensPerSequence, context) > budget) chunk--;
-    return chunk;
-  }
-
   private kvKey(layer: number, batch: number, seq: number, which: "k" | "v"): string {
     return `kv-${layer}-${batch}-${seq}-${which}`;
   }
@@ -401,7 +387,7 @@ export class OptRunner {
     };
 
     // Working space, bounded like the planner's: sequences are processed in chunks.
-    const chunk = this.chunkSequences(t, ctx);
+    const chunk = chunkSequences(this.model, this.context, gbs, t, ctx);
     const rows = chunk * t;
     const tileRows = MATRIX_TILE_ROWS;
     const scratchValues = tileRows * Math.max(h, f);

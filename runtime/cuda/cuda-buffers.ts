@@ -5,8 +5,8 @@
  * new KV rows, two device staging buffers for off-GPU hidden states (with, on disk, a pinned host buffer
  * each), the LM head's buffers, and one working space bounded as the planner bounds it.
  */
-import { layerWorkingValues } from "../../core/layer-working-set.js";
 import { HEAD_CHUNK_BYTES } from "../../core/realize-placement.js";
+import { chunkSequences } from "../chunk-sequences.js";
 import { attentionScratchLength } from "../kernels/attention.js";
 import { encodedByteLength } from "../tensor-codec.js";
 import { ALIGN, align, type CudaRunContext } from "./cuda-context.js";
@@ -83,15 +83,9 @@ export function allocateCudaBuffers(ctx: CudaRunContext, placed: CudaPlacement) 
   const hostV = hostAttends ? new Float32Array(maxContext * h) : undefined;
   const hostScratch = hostAttends ? new Float32Array(attentionScratchLength(1, maxContext - 1, nh, hd)) : undefined;
   if (hostK) host.add(2 * hostK.byteLength + hostScratch!.byteLength);
-  // Working space: sequences in chunks, as many as the planner's allowance holds (run.ts's rule).
-  const chunkSequences = (t: number, ctx: number): number => {
-    if (t === 1) return gbs;
-    const budget = context.costModel.workingBytes(t, ctx) - gbs * vocab * 4;
-    let chunk = gbs;
-    while (chunk > 1 && 4 * layerWorkingValues(model, chunk, t, ctx) > budget) chunk--;
-    return chunk;
-  };
-  const prefillChunk = chunkSequences(s, s);
+  // Working space: sequences in chunks, as many as the planner's allowance holds (chunk-sequences.ts, both backends' rule).
+  const chunkOf = (t: number, ctx: number): number => chunkSequences(model, context, gbs, t, ctx);
+  const prefillChunk = chunkOf(s, s);
   const maxRows = Math.max(prefillChunk * s, gbs);
   // Attention scratch bounded by the planner's per-head allowance: queries go through in groups.
   const attentionFloats = Math.max(2 * s * hd + 2 * maxContext * hd + s * maxContext, nh * maxContext + 2 * h + nh, native.attentionScratchFloats(1, maxContext - 1, nh));
@@ -103,7 +97,7 @@ export function allocateCudaBuffers(ctx: CudaRunContext, placed: CudaPlacement) 
     ids: alloc(s * 4, "token ids"), positions: alloc(s * 4, "position ids"),
     lastRows: alloc(gbs * h * 4, "last positions"),
   };
-  return { weightSlots, diskStaging, dequantBuffer, vectorBuffer, restOff, embedSlot, embedDiskStaging, embedVectors, hidden, hostHidden, hiddenSlots, features, nextIds, nextIdsHost, streamedHead, rowsPerChunk, logits, bestLogits, headSlots, headDequant, tableDiskStaging, deviceCache, hostCache, kvStaging, newRows, diskPastStaging, diskNewStaging, hostAttends, qDown, rowsDown, outUp, hostK, hostV, hostScratch, chunkSequences, attentionFloats, working };
+  return { weightSlots, diskStaging, dequantBuffer, vectorBuffer, restOff, embedSlot, embedDiskStaging, embedVectors, hidden, hostHidden, hiddenSlots, features, nextIds, nextIdsHost, streamedHead, rowsPerChunk, logits, bestLogits, headSlots, headDequant, tableDiskStaging, deviceCache, hostCache, kvStaging, newRows, diskPastStaging, diskNewStaging, hostAttends, qDown, rowsDown, outUp, hostK, hostV, hostScratch, chunkOf, attentionFloats, working };
 }
 
 export type CudaBuffers = ReturnType<typeof allocateCudaBuffers>;

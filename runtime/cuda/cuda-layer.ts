@@ -13,7 +13,7 @@ import type { ReadyWeights } from "./cuda-weights.js";
 /** One GPU batch through one decoder layer on the CUDA backend (with CPU attention, the host attends between its two halves). */
 export function createCudaLayer(ctx: CudaRunContext, buffers: CudaBuffers, kv: CudaKv) {
   const { native, s, h, f, nh, hd, gbs, maxContext, kvEncoding, rowBytes, gpuSeqs, offSeqs, cpuSeqs, diskSeqs, timeline, whenDone, compute, kvLoad, kvStore, linear } = ctx;
-  const { deviceCache, hostCache, kvStaging, newRows, diskNewStaging, hostAttends, qDown, rowsDown, outUp, hostK, hostV, hostScratch, chunkSequences, attentionFloats, working } = buffers;
+  const { deviceCache, hostCache, kvStaging, newRows, diskNewStaging, hostAttends, qDown, rowsDown, outUp, hostK, hostV, hostScratch, chunkOf, attentionFloats, working } = buffers;
   const { kvStagingFree, newRowsFree, diskNewFree, outUpFree, stored, hostPast, appendRows } = kv;
   const encodeRows = (src: number, rows: number, dst: number) => {
     if (kvEncoding === "f16") native.f32ToF16(src, dst, rows * h, compute);
@@ -47,7 +47,7 @@ export function createCudaLayer(ctx: CudaRunContext, buffers: CudaBuffers, kv: C
     const onHost = hostAttends && token > 0;
     if (cacheIn?.arrived !== undefined) native.streamWaitEvent(compute, cacheIn.arrived);
     if (newRowsFree[slot] !== undefined) native.streamWaitEvent(compute, newRowsFree[slot]!);
-    const chunk = chunkSequences(t, ctx);
+    const chunk = chunkOf(t, ctx);
     if (onHost && chunk !== gbs) throw new Error("internal: a CPU-attention step computes its batch in one chunk");
     const { x, y } = working;
     const at = (count: number) => {
