@@ -15,6 +15,7 @@ import type { Workload } from "../core/workload.js";
 import { type PolicyCostContext } from "../planner/spillway/evaluate-policy.js";
 import { embeddingTensors, HEAD_CHUNK_BYTES, placeTensors, type Tier } from "../core/realize-placement.js";
 import { KERNEL_TILE_ROWS, layerWorkingValues } from "../core/layer-working-set.js";
+import { chunkSequences } from "./chunk-sequences.js";
 import { type DeviceArena, type DeviceBlock } from "./device-arena.js";
 import type { DiskStore } from "./disk-store.js";
 import { fromFloat16Array, toFloat16Array } from "./fp16.js";
@@ -288,21 +289,6 @@ export class OptRunner {
   // ---------------------------------------------------------------------------------------------
   // One GPU batch through one layer
 
-  /**
-   * Sequences per chunk: as many as the planner's working-space allowance holds (its working set,
-   * layer-working-set.ts, computed in fp32 here), but never fewer than the whole batch at one token per
-   * sequence, because every chunk re-streams the layer's weights through the GEMMs (splitting a decode
-   * batch would multiply the weight traffic the plan costs once).
-   */
-  private chunkSequences(tokensPerSequence: number, context: number): number {
-    const gbs = this.policy.gpuBatchSize;
-    if (tokensPerSequence === 1) return gbs;
-    const budget = this.context.costModel.workingBytes(tokensPerSequence, context) - gbs * this.model.vocabSize * 4;
-    let chunk = gbs;
-    while (chunk > 1 && 4 * layerWorkingValues(this.model, chunk, tokensPerSequence, context) > budget) chunk--;
-    return chunk;
-  }
-
   private kvKey(layer: number, batch: number, seq: number, which: "k" | "v"): string {
     return `kv-${layer}-${batch}-${seq}-${which}`;
   }
@@ -401,7 +387,7 @@ export class OptRunner {
     };
 
     // Working space, bounded like the planner's: sequences are processed in chunks.
-    const chunk = this.chunkSequences(t, ctx);
+    const chunk = chunkSequences(this.model, this.context, gbs, t, ctx);
     const rows = chunk * t;
     const tileRows = MATRIX_TILE_ROWS;
     const scratchValues = tileRows * Math.max(h, f);
@@ -514,14 +500,22 @@ export class OptRunner {
   // Embeddings and the LM head
 
   /**
-   * Brings the embeddings a token step needs: positions, norms and projections to the device, and the
-   * token table either resident, or left on its tier (read from disk into host staging first) to be
-   * gathered from for the input and streamed through the device in chunks for the LM head.
+   * Starts bringing the embeddings a token step needs: positions, norms and projections to the device;
+   * the token table either resident, or left on its tier (read from disk into host staging first, by
+   * readyEmbeddings()) to be gathered from for the input and streamed through the device in chunks for
+   * the LM head.
    */
-  bringEmbeddings(token: number): ReadyLayer {
+  issueEmbeddings(token: number): PendingLayer {
     const where = { token, layer: this.model.numLayers, batch: -1 };
     const table = this.tokenTable();
-    const ready = this.readyLayer(this.issueTensors(this.embedding.filter((t) => t !== table || t.tier === "gpu"), where));
+    return this.issueTensors(this.embedding.filter((t) => t !== table || t.tier === "gpu"), where);
+  }
+
+  /** Waits for issueEmbeddings()'s tensors, and brings an off-device token table within reach (see issueEmbeddings()). */
+  readyEmbeddings(pending: PendingLayer, token: number): ReadyLayer {
+    const where = { token, layer: this.model.numLayers, batch: -1 };
+    const table = this.tokenTable();
+    const ready = this.readyLayer(pending);
     this.streamedTable = undefined;
     if (table.tier !== "gpu") {
       let bytes = table.host;

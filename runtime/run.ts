@@ -18,15 +18,17 @@ import type { Tier } from "../core/tiers.js";
 import type { ScheduleName } from "../core/schedule-name.js";
 import { type PlannedFigures, plannedFigures, type PlanToSimulate } from "../simulator/simulate.js";
 import { SIM_RESOURCES, type SimResource, type TaskKind } from "../simulator/task.js";
-import { DeviceArena, DeviceOutOfMemory } from "./device-arena.js";
+import { scheduleStrategy } from "../schedule/strategies.js";
+import { globalStep, zigzag } from "../schedule/zigzag.js";
+import { DeviceArena, type DeviceBlock, DeviceOutOfMemory } from "./device-arena.js";
+import { type HiddenIn, HiddenStaging } from "./hidden-staging.js";
 import { DiskStore } from "./disk-store.js";
 import { loadOptCheckpoint, type OptWeights } from "./opt-checkpoint.js";
-import { HostLedger, OptRunner, type PendingCache, type PendingLayer, type StepRecorder, type TransferMeta, type Transfers, type Where } from "./opt-runner.js";
-import type { TransferAction } from "./transfer-action.js";
+import { HostLedger, OptRunner, type PendingCache, type PendingLayer, type ReadyLayer, type StepRecorder, type TransferMeta, type Transfers } from "./opt-runner.js";
 import { cudaUnsupported, executeOnCuda } from "./cuda/cuda-run.js";
 import { usableCuda } from "./cuda/load-native.js";
 import type { CudaNative } from "./cuda/native-api.js";
-import { type FinishedTransfer, sharedBytes, TransferEngine, type TransferId } from "./transfer-engine.js";
+import { type FinishedTransfer, TransferEngine } from "./transfer-engine.js";
 
 export interface RunOptions extends TraceOptions {
   readonly weightsDir: string;
@@ -137,22 +139,6 @@ function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-/**
- * Hidden states between layers when they do not stay on the device: a device staging buffer per step,
- * loaded from the host array or offload file of its GPU batch and stored back after the compute.
- */
-interface HiddenIn {
-  readonly view: Uint16Array;
-  readonly block?: ReturnType<DeviceArena["allocate"]>;
-  readonly arrived: TransferId;
-  readonly hostStaging?: Uint8Array;
-}
-
-interface Step {
-  hidden?: HiddenIn;
-  readonly cache: PendingCache;
-}
-
 async function execute(weights: OptWeights, plan: PlanToSimulate, profile: HardwareProfile, options: RunOptions, policy: Policy, capacity: { gpu: number; cpu: number; disk: number }, trace: ChromeTraceWriter | undefined): Promise<Execution> {
   const model = weights.model;
   const { promptLen: s, genLen: n } = plan.workload;
@@ -176,135 +162,103 @@ async function execute(weights: OptWeights, plan: PlanToSimulate, profile: Hardw
     const prompts = syntheticPrompts(gbs * nb, s, model.vocabSize, options.promptSeed ?? 0);
     const tokens: number[][] = Array.from({ length: gbs * nb }, () => []);
     let inputs = Array.from({ length: nb }, (_, k) => prompts.subarray(k * gbs * s, (k + 1) * gbs * s));
-    const submit = (stream: "h2d" | "d2h" | "diskRead" | "diskWrite", kind: TransferMeta["kind"], where: Where, actions: TransferAction[], deps: TransferId[]) => engine.submit(stream, actions, deps, { kind, where });
-    // Hidden states of each GPU batch off the device: host arrays, or offload files; the transfer that last stored each.
-    const hostHidden = tier === "cpu" ? Array.from({ length: nb }, () => sharedBytes(gbs * s * h * 2)) : [];
-    if (tier === "cpu") host.add(nb * gbs * s * h * 2);
-    const hiddenStored = new Array<TransferId>(nb).fill(0);
-    const diskKey = (k: number) => `hidden-${k}`;
-    // Device staging for hidden states is released once the store out of it is done; at most two are live.
-    const stagingInFlight: { block: ReturnType<DeviceArena["allocate"]>; until: TransferId }[] = [];
-    let stagingLive = 0;
-    const reapStaging = (atMost: number) => {
-      while (stagingLive > atMost || (stagingInFlight.length > 0 && engine.isDone(stagingInFlight[0]!.until))) {
-        const oldest = stagingInFlight.shift();
-        if (!oldest) break;
-        engine.wait(oldest.until);
-        arena.release(oldest.block);
-        stagingLive--;
-      }
-    };
-    const allocateStaging = (layer: number, k: number, hiddenValues: number) => {
-      reapStaging(1);
-      const block = arena.allocate(hiddenValues * 2, `hidden state in (layer ${layer}, batch ${k})`);
-      stagingLive++;
-      return { block, view: arena.uint16(block, hiddenValues) };
-    };
-    const issueHidden = (token: number, layer: number, k: number, hiddenValues: number): HiddenIn => {
-      const where = { token, layer, batch: k };
-      const { block, view } = allocateStaging(layer, k, hiddenValues);
-      const target = new Uint8Array(view.buffer, view.byteOffset, hiddenValues * 2);
-      if (tier === "cpu") {
-        const arrived = submit("h2d", "load-hidden", where, [{ type: "copy", src: hostHidden[k]!.subarray(0, hiddenValues * 2), dst: target }], [hiddenStored[k]!]);
-        return { view, block, arrived };
-      }
-      const hostStaging = sharedBytes(hiddenValues * 2);
-      host.add(hiddenValues * 2);
-      const read = submit("diskRead", "read-hidden", where, [{ type: "read", ...disk.readSource(diskKey(k)), dst: hostStaging }], [hiddenStored[k]!]);
-      const arrived = submit("h2d", "load-hidden", where, [{ type: "copy", src: hostStaging, dst: target }], [read]);
-      return { view, block, arrived, hostStaging };
-    };
-    const storeHidden = (token: number, layer: number, k: number, hidden: HiddenIn, hiddenValues: number) => {
-      const where = { token, layer, batch: k };
-      const src = new Uint8Array(hidden.view.buffer, hidden.view.byteOffset, hiddenValues * 2);
-      if (hidden.hostStaging) host.remove(hidden.hostStaging.byteLength);
-      if (tier === "cpu") hiddenStored[k] = submit("d2h", "store-hidden", where, [{ type: "copy", src, dst: hostHidden[k]!.subarray(0, hiddenValues * 2) }], []);
-      else {
-        const copy = sharedBytes(hiddenValues * 2);
-        const down = submit("d2h", "store-hidden", where, [{ type: "copy", src, dst: copy }], []);
-        hiddenStored[k] = submit("diskWrite", "write-hidden", where, [{ type: "write", ...disk.writeTarget(diskKey(k), hiddenValues * 2), src: copy }], [down]);
-      }
-      stagingInFlight.push({ block: hidden.block!, until: hiddenStored[k]! });
-    };
+    const hiddenStaging = new HiddenStaging(engine, arena, host, disk, tier, nb, gbs * s * h);
 
     const start = recorder.now();
     let prefillEnd = 0;
-    let nextWeights: PendingLayer | undefined;
-    let nextCache: PendingCache | undefined;
-    for (let token = 0; token < n; token++) {
-      const t = token === 0 ? s : 1;
-      const hiddenValues = gbs * t * h;
-      const embeddings = runner.bringEmbeddings(token);
-      // Hidden states between layers: device blocks, or host arrays / offload files loaded per step.
-      const deviceHidden = tier === "gpu" ? Array.from({ length: nb }, (_, k) => arena.allocate(hiddenValues * 2, `hidden state of batch ${k}`)) : [];
-      for (let k = 0; k < nb; k++) {
-        const where = { token, layer: -1, batch: k };
-        engine.wait(hiddenStored[k]);
-        if (tier === "gpu") recorder.record("compute", "gpu", 0, where, () => runner.embed(embeddings, inputs[k]!, token, arena.uint16(deviceHidden[k]!, hiddenValues)));
-        else {
-          // Embedded on the device, stored to the batch's tier like every layer's output (the last
-          // layer's output is not stored: the LM head has used it).
-          const staging = allocateStaging(-1, k, hiddenValues);
-          recorder.record("compute", "gpu", 0, where, () => runner.embed(embeddings, inputs[k]!, token, staging.view));
-          storeHidden(token, -1, k, { ...staging, arrived: 0 }, hiddenValues);
-        }
-      }
-      // The zig-zag: layer by layer, each layer's GPU batches in turn. Before a step computes, the next
-      // step's KV and hidden state are issued (and at a layer's first batch, the next layer's weights).
-      const issueStep = (layer: number, k: number, cache?: PendingCache): Step => {
-        const step: Step = { cache: cache ?? runner.issueCache(layer, k, token) };
-        // With one GPU batch the next layer's input is this step's output: issued after its store.
-        if (tier !== "gpu" && (layer === 0 || nb > 1)) step.hidden = issueHidden(token, layer, k, hiddenValues);
-        return step;
-      };
-      let pendingWeights = nextWeights ?? runner.issueLayer(0, token);
-      let step = issueStep(0, 0, nextCache);
-      nextWeights = undefined;
-      nextCache = undefined;
-      const next: Int32Array[] = [];
-      for (let layer = 0; layer < L; layer++) {
-        await yieldToEventLoop();
-        const ready = runner.readyLayer(pendingWeights);
-        if (layer + 1 < L) pendingWeights = runner.issueLayer(layer + 1, token);
-        for (let k = 0; k < nb; k++) {
-          const following = k + 1 < nb ? issueStep(layer, k + 1) : layer + 1 < L ? issueStep(layer + 1, 0) : undefined;
-          // FlexGen's loop synchronises everything issued up to this step's compute before the next step.
-          const barrier = engine.lastSubmitted;
-          let view: Uint16Array;
-          if (tier === "gpu") view = arena.uint16(deviceHidden[k]!, hiddenValues);
+    // The zig-zag, one step ahead (schedule/zigzag.ts): a layer's weights are issued while the layer
+    // before it computes, a step's KV and hidden state while the step before it computes.
+    const shape = { numLayers: L, numGpuBatches: nb, genLen: n };
+    let pendingEmbeddings: PendingLayer | undefined;
+    let embeddings: ReadyLayer | undefined;
+    let pendingWeights: PendingLayer | undefined;
+    let ready: ReadyLayer | undefined;
+    // Hidden states between layers: device blocks, or host arrays / offload files loaded per step.
+    let deviceHidden: DeviceBlock[] = [];
+    const caches = new Map<number, PendingCache>();
+    const hiddens = new Map<number, HiddenIn>();
+    let view: Uint16Array | undefined;
+    /** The last transfer issued before the step computed: a barrier waits for it and all before it. */
+    let issuedBeforeCompute = 0;
+    for (const step of zigzag(shape, scheduleStrategy(schedule), "executor")) {
+      const { token, layer, batch: k } = step.at;
+      const hiddenValues = gbs * (token === 0 ? s : 1) * h;
+      const q = globalStep(shape, step.at);
+      switch (step.kind) {
+        case "issue-weights":
+          if (layer === L) pendingEmbeddings = runner.issueEmbeddings(token);
+          else pendingWeights = runner.issueLayer(layer, token);
+          break;
+        case "ready-weights":
+          if (layer === L) {
+            embeddings = runner.readyEmbeddings(pendingEmbeddings!, token);
+            deviceHidden = tier === "gpu" ? Array.from({ length: nb }, (_, b) => arena.allocate(hiddenValues * 2, `hidden state of batch ${b}`)) : [];
+          } else {
+            await yieldToEventLoop();
+            ready = runner.readyLayer(pendingWeights!);
+          }
+          break;
+        case "embed": {
+          const where = { token, layer: -1, batch: k };
+          engine.wait(hiddenStaging.stored(k));
+          if (tier === "gpu") recorder.record("compute", "gpu", 0, where, () => runner.embed(embeddings!, inputs[k]!, token, arena.uint16(deviceHidden[k]!, hiddenValues)));
           else {
-            step.hidden ??= issueHidden(token, layer, k, hiddenValues);
-            engine.wait(step.hidden.arrived);
-            view = step.hidden.view;
+            // Embedded on the device, stored to the batch's tier like every layer's output (the last
+            // layer's output is not stored: the LM head has used it).
+            const staging = hiddenStaging.allocate(-1, k, hiddenValues);
+            recorder.record("compute", "gpu", 0, where, () => runner.embed(embeddings!, inputs[k]!, token, staging.view));
+            hiddenStaging.store(token, -1, k, { ...staging, arrived: 0 }, hiddenValues);
           }
-          runner.computeLayer(ready, view, layer, k, token, step.cache);
-          if (layer === L - 1) runner.lmHead(embeddings, view, token, k);
-          if (step.hidden && layer < L - 1) storeHidden(token, layer, k, step.hidden, hiddenValues);
-          else if (step.hidden) {
-            if (step.hidden.hostStaging) host.remove(step.hidden.hostStaging.byteLength);
-            stagingInFlight.push({ block: step.hidden.block!, until: 0 });
-          }
-          if (schedule === "flexgen") engine.drain(barrier);
-          if (following) step = following;
+          break;
         }
-        runner.releaseLayer(ready);
+        case "issue-kv":
+          caches.set(q, runner.issueCache(layer, k, token));
+          break;
+        case "issue-hidden":
+          if (tier !== "gpu") hiddens.set(q, hiddenStaging.issue(token, layer, k, hiddenValues));
+          break;
+        case "compute": {
+          issuedBeforeCompute = engine.lastSubmitted;
+          const hidden = hiddens.get(q);
+          if (hidden) engine.wait(hidden.arrived);
+          view = hidden ? hidden.view : arena.uint16(deviceHidden[k]!, hiddenValues);
+          runner.computeLayer(ready!, view, layer, k, token, caches.get(q)!);
+          caches.delete(q);
+          break;
+        }
+        case "lm-head":
+          runner.lmHead(embeddings!, view!, token, k);
+          break;
+        case "store": {
+          const hidden = hiddens.get(q);
+          hiddens.delete(q);
+          if (hidden && step.outputToNextLayer) hiddenStaging.store(token, layer, k, hidden, hiddenValues);
+          else if (hidden) hiddenStaging.release(hidden);
+          break;
+        }
+        case "barrier":
+          engine.drain(issuedBeforeCompute);
+          break;
+        case "release-weights":
+          runner.releaseLayer(ready!);
+          break;
+        case "next-tokens": {
+          const next = runner.finishHeads(embeddings!, token);
+          runner.releaseEmbeddings(embeddings!);
+          for (const block of deviceHidden) arena.release(block);
+          for (let b = 0; b < nb; b++) for (let i = 0; i < gbs; i++) tokens[b * gbs + i]!.push(next[b]![i]!);
+          inputs = next;
+          if (token === 0) prefillEnd = recorder.now();
+          break;
+        }
+        case "token-end":
+          break;
       }
-      // The next token's first weights and KV stream in while the LM head runs.
-      if (token + 1 < n) {
-        nextWeights = runner.issueLayer(0, token + 1);
-        nextCache = runner.issueCache(0, 0, token + 1);
-      }
-      next.push(...runner.finishHeads(embeddings, token));
-      runner.releaseEmbeddings(embeddings);
-      for (const block of deviceHidden) arena.release(block);
-      for (let k = 0; k < nb; k++) for (let i = 0; i < gbs; i++) tokens[k * gbs + i]!.push(next[k]![i]!);
-      inputs = next;
-      if (token === 0) prefillEnd = recorder.now();
     }
     engine.drain();
-    reapStaging(0);
+    hiddenStaging.releaseAll();
     const end = recorder.now();
-    if (tier === "cpu") host.remove(nb * gbs * s * h * 2);
+    hiddenStaging.close();
     return { tokens, recorder, prefillSeconds: prefillEnd - start, makespanSeconds: end - start, peakBytes: { gpu: arena.peakBytes, cpu: host.peakBytes, disk: disk.peakBytes } };
   } catch (error) {
     if (error instanceof DeviceOutOfMemory) throw new PlanError(`the plan does not fit at run time: ${error.message}`);

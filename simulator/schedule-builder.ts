@@ -1,16 +1,15 @@
 /**
- * Generates the zig-zag block schedule (token → layer → GPU batch) as tasks with dependencies, one
- * token at a time, under either semantics:
- *
- * - spillway: only true dependencies. A layer's weights go into one of two GPU buffers as soon as the
- *   layer two back has finished with it (so they stream over the whole previous block); KV and hidden
- *   states load into double buffers as soon as the batch two back has finished; stores follow compute.
- * - flexgen: FlexGen's loop. Step (token, layer, batch) issues the next layer's weights (batch 0 only),
- *   the next step's KV and hidden loads, the previous step's stores and this step's compute, then
- *   synchronises everything; the LM head is one more layer of the loop.
+ * Turns the zig-zag block schedule (schedule/zigzag.ts, walked in the strategy's task-graph order) into
+ * simulator tasks with dependencies, one token at a time. The strategy's steps say what waits for
+ * what (a load into a double buffer waits for the occupant two back, or a barrier closes each step);
+ * this builder knows what each step costs and which tasks carry it out.
  *
  * Indices: g = token * L + layer is the global layer, q = g * nb + batch the global step.
  */
+import { scheduleStrategy } from "../schedule/strategies.js";
+import type { ScheduleStrategy } from "../schedule/strategy.js";
+import { type ScheduleStep, waitsFor } from "../schedule/steps.js";
+import { zigzag } from "../schedule/zigzag.js";
 import type { Engine, TaskFactory } from "./engine.js";
 import type { BatchCosts, ScheduleCostSource, Transfer } from "./schedule-costs.js";
 import type { MemoryEffect, SimResource, Task, TaskKind } from "./task.js";
@@ -44,7 +43,7 @@ interface StepState {
 export class ScheduleBuilder {
   private readonly L: number;
   private readonly nb: number;
-  private readonly steps = new Map<number, StepState>();
+  private readonly stepStates = new Map<number, StepState>();
   private readonly layers = new Map<number, LayerWeights>();
   private readonly lastCompute = new Map<number, Task>();
   private readonly heads = new Map<number, Task>();
@@ -54,19 +53,24 @@ export class ScheduleBuilder {
   private previousTask: Task | undefined;
   /** Loads of disk-resident layer weights, latest last: a disk read waits for the load two before it (two staging buffers). */
   private readonly diskLoads: Task[] = [];
+  /** Tasks issued since the last barrier (when the strategy has barriers). */
   private stepTasks: Task[] = [];
   private generatedTokens = 0;
-  /** Tasks of the flexgen pre-step were issued. */
-  private primed = false;
+  private readonly strategy: ScheduleStrategy;
+  private readonly steps: Iterator<ScheduleStep>;
+  /** The step whose tasks are being issued. */
+  private current: ScheduleStep | undefined;
 
   constructor(
     private readonly costs: ScheduleCostSource,
-    private readonly semantics: ScheduleSemantics,
+    schedule: ScheduleSemantics | ScheduleStrategy,
     private readonly factory: TaskFactory,
     private readonly engine: Engine,
   ) {
     this.L = costs.numLayers;
     this.nb = costs.numGpuBatches;
+    this.strategy = typeof schedule === "string" ? scheduleStrategy(schedule) : schedule;
+    this.steps = zigzag({ numLayers: this.L, numGpuBatches: this.nb, genLen: costs.genLen }, this.strategy, "task-graph");
   }
 
   get tokensGenerated(): number {
@@ -85,12 +89,12 @@ export class ScheduleBuilder {
 
   private task(kind: TaskKind, resource: SimResource | "none", seconds: number, bytes: number, where: { token: number; layer: number; batch: number }, deps: (Task | undefined)[], allocate: MemoryEffect[] = [], free: MemoryEffect[] = []): Task {
     const all = deps.filter((d): d is Task => d !== undefined);
-    if (this.semantics === "flexgen" && this.barrier) all.push(this.barrier);
+    if (this.barrier && this.waits("barrier")) all.push(this.barrier);
     if (this.costs.overlap === false && this.previousTask) all.push(this.previousTask);
     const task = this.factory.make({ kind, resource, seconds, bytes, ...where, deps: all, allocate, free });
     this.previousTask = task;
     this.engine.add(task);
-    if (this.semantics === "flexgen") this.stepTasks.push(task);
+    if (this.strategy.barrierAfterEachStep) this.stepTasks.push(task);
     return task;
   }
 
@@ -113,13 +117,17 @@ export class ScheduleBuilder {
   }
 
   private state(q: number): StepState {
-    let s = this.steps.get(q);
-    if (!s) this.steps.set(q, (s = { stagingFrees: [] }));
+    let s = this.stepStates.get(q);
+    if (!s) this.stepStates.set(q, (s = { stagingFrees: [] }));
     return s;
   }
 
+  /** Whether the step being issued waits for `wait`. */
+  private waits(wait: Parameters<typeof waitsFor>[1]): boolean {
+    return this.current !== undefined && waitsFor(this.current, wait);
+  }
+
   private closeStep(where: { token: number; layer: number; batch: number }): void {
-    if (this.semantics !== "flexgen") return;
     const deps = this.stepTasks;
     this.stepTasks = [];
     const barrier = this.factory.make({ kind: "barrier", resource: "none", seconds: 0, bytes: 0, ...where, deps, allocate: [], free: [] });
@@ -133,11 +141,11 @@ export class ScheduleBuilder {
   private weights(g: number): void {
     const w = this.costs.weights(g % this.L);
     const where = { token: Math.floor(g / this.L), layer: g % this.L, batch: -1 };
-    const spill = this.semantics === "spillway";
     const gpuBuffer: MemoryEffect = { tier: "gpu", bytes: w.gpuBufferBytes, what: `layer ${where.layer} weight buffer` };
     const staging: MemoryEffect = { tier: "cpu", bytes: w.cpuStagingBytes, what: `layer ${where.layer} pinned staging for disk weights` };
-    const bufferFree = spill ? this.lastCompute.get(g - 2) : undefined;
-    const read = this.transfer("read-weights", "diskRead", w.readDisk, where, [spill ? this.diskLoads[this.diskLoads.length - 2] : undefined], [staging]);
+    const bufferFree = this.waits("weight-buffer-free") ? this.lastCompute.get(g - 2) : undefined;
+    const stagingFree = this.waits("weight-staging-free") ? this.diskLoads[this.diskLoads.length - 2] : undefined;
+    const read = this.transfer("read-weights", "diskRead", w.readDisk, where, [stagingFree], [staging]);
     const fromCpu = this.transfer("load-weights", "h2d", w.loadFromCpu, where, [bufferFree], [gpuBuffer]);
     const fromDisk = this.transfer("load-weights", "h2d", w.loadFromDisk, where, [bufferFree, read], fromCpu ? [] : [gpuBuffer], read ? [staging] : []);
     if (fromDisk && read) {
@@ -147,9 +155,6 @@ export class ScheduleBuilder {
     const ready = [fromCpu, fromDisk].filter((t): t is Task => t !== undefined);
     const buffers: MemoryEffect[] = ready.length ? [gpuBuffer] : [];
     this.layers.set(g, { ready, buffers });
-    // Spillway dequantises as soon as the previous layer is done with the single fp16 buffer;
-    // FlexGen's loop does it inside the layer's first step (see compute()).
-    if (spill) this.dequantize(g);
     this.layers.delete(g - 3);
   }
 
@@ -159,26 +164,24 @@ export class ScheduleBuilder {
     if (w.dequantizeSeconds <= 0 || layer.dequantized) return;
     const where = { token: Math.floor(g / this.L), layer: g % this.L, batch: -1 };
     const fp16: MemoryEffect = { tier: "gpu", bytes: w.dequantBufferBytes, what: `layer ${where.layer} dequantised weights` };
-    const previous = this.semantics === "spillway" ? this.lastCompute.get(g - 1) : undefined;
+    const previous = this.waits("dequant-buffer-free") ? this.lastCompute.get(g - 1) : undefined;
     const dequant = this.task("dequantize-weights", "gpu", w.dequantizeSeconds, 0, where, [...layer.ready, previous], [fp16]);
     this.layers.set(g, { ready: [dequant], buffers: [...layer.buffers, fp16], dequantized: true });
   }
 
-  /** Loads a step's KV and hidden state into GPU buffers. */
-  private loads(q: number): void {
+  /** Loads a step's off-GPU KV into GPU buffers (or, with CPU attention, disk KV into CPU staging). */
+  private loadCache(q: number): void {
     const { k, token, layer, where, s } = this.step(q);
     const c = this.costs.batch(token, layer);
     s.costs = c;
-    const spill = this.semantics === "spillway";
-    const previousToken = this.steps.get(q - this.L * this.nb);
-    const bufferFree = spill ? this.steps.get(q - 2)?.compute : undefined;
+    const previousToken = this.waits("kv-stored") ? this.stepStates.get(q - this.L * this.nb) : undefined;
+    const bufferFree = this.waits("step-buffer-free") ? this.stepStates.get(q - 2)?.compute : undefined;
     if (c.loadCache.bytes > 0 || c.readCache.bytes > 0) {
       const cpuStaging: MemoryEffect = { tier: "cpu", bytes: c.cacheStagingCpuBytes, what: `KV staging for disk sequences (layer ${layer}, batch ${k})` };
       const gpuStaging: MemoryEffect = { tier: "gpu", bytes: c.cacheStagingGpuBytes, what: `KV of off-GPU sequences (layer ${layer}, batch ${k})` };
       // The CPU staging buffer of step q - 2 is free once its KV went up to the GPU (or, with CPU
       // attention, once that step is computed).
-      const twoBack = this.steps.get(q - 2);
-      const stagingFree = spill ? twoBack?.cacheConsumed : undefined;
+      const stagingFree = this.waits("kv-staging-free") ? this.stepStates.get(q - 2)?.cacheConsumed : undefined;
       s.readCache = this.transfer("read-cache", "diskRead", c.readCache, where, [previousToken?.cacheStored, stagingFree], [cpuStaging]);
       s.loadCache = this.transfer("load-cache", "h2d", c.loadCache, where, [previousToken?.cacheStored, s.readCache, bufferFree], [gpuStaging], s.readCache ? [cpuStaging] : []);
       if (s.loadCache) {
@@ -186,16 +189,16 @@ export class ScheduleBuilder {
         s.cacheConsumed = s.loadCache;
       } else if (s.readCache) s.cpuStagingFree = cpuStaging; // freed by the CPU attention that reads it
     }
-    // The hidden state comes from the previous layer's store; when that store is not issued yet
-    // (FlexGen's loop with one GPU batch), compute() loads it itself.
-    if (c.loadHidden.bytes > 0 && (layer === 0 || this.steps.get(q - this.nb)?.hiddenStored)) this.loadHidden(q);
   }
 
+  /** Loads a step's off-GPU hidden state into a GPU buffer. */
   private loadHidden(q: number): void {
     const { k, token, layer, where, s, c } = this.step(q);
-    const bufferFree = this.semantics === "spillway" ? this.steps.get(q - 2)?.compute : undefined;
-    const previous = this.steps.get(q - this.nb);
-    const source = layer > 0 ? previous?.hiddenStored : this.heads.get((token - 1) * this.nb + k);
+    if (c.loadHidden.bytes <= 0) return;
+    const bufferFree = this.waits("step-buffer-free") ? this.stepStates.get(q - 2)?.compute : undefined;
+    const previous = this.stepStates.get(q - this.nb);
+    const stored = this.waits("input-stored");
+    const source = !stored ? undefined : layer > 0 ? previous?.hiddenStored : this.heads.get((token - 1) * this.nb + k);
     const stagingCpu: MemoryEffect = { tier: "cpu", bytes: c.hiddenBytes, what: "hidden staging" };
     const read = this.transfer("read-hidden", "diskRead", c.readHidden, where, [source, bufferFree], [stagingCpu]);
     const hidden: MemoryEffect = { tier: "gpu", bytes: c.hiddenBytes, what: `hidden state in (layer ${layer}, batch ${k})` };
@@ -208,11 +211,9 @@ export class ScheduleBuilder {
 
   private compute(q: number): void {
     const { g, k, token, layer, where, s, c } = this.step(q);
-    if (k === 0) this.dequantize(g);
     const weights = this.layers.get(g)!;
     const hiddenOnGpu = this.costs.activationTier === "gpu";
-    if (!hiddenOnGpu && !s.loadHidden && c.loadHidden.bytes > 0) this.loadHidden(q);
-    const previousOutput = hiddenOnGpu ? (layer > 0 ? this.steps.get(q - this.nb)?.compute : this.heads.get((token - 1) * this.nb + k)) : s.loadHidden;
+    const previousOutput = hiddenOnGpu ? (layer > 0 ? this.stepStates.get(q - this.nb)?.compute : this.heads.get((token - 1) * this.nb + k)) : s.loadHidden;
     // Between a CPU-computed and a GPU-computed layer the hidden state changes device first.
     const inputFrom = this.crossIn(token, layer, where, previousOutput);
     const onCpu = c.computeDevice === "cpu";
@@ -235,7 +236,7 @@ export class ScheduleBuilder {
       // attention, and the rest of the layer takes its own.
       const pre = this.task("compute-pre", "gpu", c.gpuBeforeCpuSeconds, 0, where, deps, [working, gpuCache, ...hiddenAlloc], [working]);
       const send = this.transfer("send-qkv", "d2h", c.sendQkv, where, [pre]);
-      const previous = this.steps.get(q - this.L * this.nb);
+      const previous = this.stepStates.get(q - this.L * this.nb);
       const cpuWorking: MemoryEffect = { tier: "cpu", bytes: c.cpuAttentionWorkingBytes, what: "CPU attention working space" };
       const cpuCache: MemoryEffect = { tier: "cpu", bytes: c.newCacheBytes.cpu, what: "KV cache of CPU sequences" };
       const attention = this.task("cpu-attention", "cpu", c.cpuSeconds, 0, where, [send ?? pre, s.readCache, previous?.cacheStored], [cpuWorking, cpuCache], s.cpuStagingFree ? [cpuWorking, s.cpuStagingFree] : [cpuWorking]);
@@ -273,14 +274,14 @@ export class ScheduleBuilder {
       s.hiddenStored = write ?? store;
     }
     // A step's bookkeeping is needed until the same step of the next token.
-    this.steps.delete(q - this.L * this.nb - 2 * this.nb);
+    this.stepStates.delete(q - this.L * this.nb - 2 * this.nb);
   }
 
   private headLoad(token: number): void {
     const h = this.costs.head();
     const where = { token, layer: this.L, batch: -1 };
     const buffer: MemoryEffect = { tier: "gpu", bytes: h.bufferBytes, what: "LM head weights" };
-    const previous = this.semantics === "spillway" ? this.heads.get(token * this.nb - 1) : undefined;
+    const previous = this.waits("head-buffer-free") ? this.heads.get(token * this.nb - 1) : undefined;
     const read = this.transfer("read-head", "diskRead", h.readWeights, where, [previous], [{ tier: "cpu", bytes: h.readWeights.bytes, what: "LM head staging" }]);
     const load = this.transfer("load-head", "h2d", h.loadWeights, where, [previous, read], [buffer], read ? [{ tier: "cpu", bytes: h.readWeights.bytes, what: "LM head staging" }] : []);
     if (load) this.headLoads.set(token, load);
@@ -290,12 +291,12 @@ export class ScheduleBuilder {
     const h = this.costs.head();
     const where = { token, layer: this.L, batch: k };
     const q = ((token + 1) * this.L - 1) * this.nb + k;
-    const c = this.steps.get(q)?.costs ?? this.costs.batch(token, this.L - 1);
+    const c = this.stepStates.get(q)?.costs ?? this.costs.batch(token, this.L - 1);
     const logits: MemoryEffect = { tier: "gpu", bytes: h.logitsBytes, what: "logits" };
     const frees: MemoryEffect[] = [logits];
     if (this.costs.activationTier === "gpu") frees.push({ tier: "gpu", bytes: c.hiddenBytes, what: `hidden state of batch ${k}` });
     if (k === this.nb - 1 && this.headLoads.has(token)) frees.push({ tier: "gpu", bytes: h.bufferBytes, what: "LM head weights" });
-    const input = this.crossIn(token, this.L, where, this.steps.get(q)?.compute);
+    const input = this.crossIn(token, this.L, where, this.stepStates.get(q)?.compute);
     const lm = this.task("lm-head", "gpu", h.gpuSecondsPerBatch, 0, where, [input, this.headLoads.get(token)], [logits], frees);
     this.transfer("store-tokens", "d2h", h.storeTokensPerBatch, where, [lm]);
     this.heads.set(token * this.nb + k, lm);
@@ -304,65 +305,47 @@ export class ScheduleBuilder {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Orders
+  // Steps
 
   /** Adds every task of the next token to the engine. */
   generateNextToken(): void {
-    const token = this.generatedTokens++;
-    if (this.semantics === "spillway") this.spillwayToken(token);
-    else this.flexgenToken(token);
+    this.generatedTokens++;
+    for (;;) {
+      const next = this.steps.next();
+      if (next.done) throw new Error(`schedule bug: the zig-zag ended before token ${this.generatedTokens - 1}`);
+      const step = next.value;
+      if (step.kind === "token-end") return;
+      this.current = step;
+      this.issue(step);
+      this.current = undefined;
+    }
   }
 
-  private spillwayToken(token: number): void {
-    this.headLoad(token);
-    for (let layer = 0; layer < this.L; layer++) {
-      const g = token * this.L + layer;
-      this.weights(g);
-      for (let k = 0; k < this.nb; k++) {
-        const q = g * this.nb + k;
-        this.loads(q);
-        this.compute(q);
-        this.stores(q);
-      }
-    }
-    for (let k = 0; k < this.nb; k++) this.head(token, k);
-  }
-
-  /**
-   * FlexGen's loop with the LM head as layer L. Step (token, layer, k) issues: next layer's weights
-   * when k = 0, the next step's loads, the previous step's stores, this step's compute; then syncs.
-   */
-  private flexgenToken(token: number): void {
-    const L = this.L;
-    const lastToken = token === this.costs.genLen - 1;
-    const stepOf = (layer: number, k: number) => (token * L + layer) * this.nb + k;
-    if (!this.primed) {
-      this.primed = true;
-      this.weights(token * L);
-      this.loads(stepOf(0, 0));
-      this.closeStep({ token, layer: -1, batch: -1 });
-    }
-    for (let layer = 0; layer <= L; layer++) {
-      for (let k = 0; k < this.nb; k++) {
-        const where = { token, layer, batch: k };
-        // Next step in loop order (within this token, or the first step of the next token).
-        const nextLayer = k + 1 < this.nb ? layer : layer + 1;
-        const nextK = (k + 1) % this.nb;
-        if (layer < L) {
-          if (k === 0 && layer + 1 < L) this.weights(token * L + layer + 1);
-          if (k === 0 && layer + 1 === L) this.headLoad(token);
-          if (nextLayer < L) this.loads(stepOf(nextLayer, nextK));
-          if (k > 0) this.stores(stepOf(layer, k - 1));
-          else if (layer > 0) this.stores(stepOf(layer - 1, this.nb - 1));
-          this.compute(stepOf(layer, k));
-        } else {
-          if (k === 0) this.stores(stepOf(L - 1, this.nb - 1));
-          if (k === 0 && !lastToken) this.weights((token + 1) * L);
-          if (nextLayer > L && !lastToken) this.loads(((token + 1) * L) * this.nb);
-          this.head(token, k);
-        }
-        this.closeStep(where);
-      }
+  private issue(step: ScheduleStep): void {
+    const { token, layer, batch } = step.at;
+    const g = token * this.L + layer;
+    const q = g * this.nb + batch;
+    switch (step.kind) {
+      case "issue-weights":
+        if (layer === this.L) this.headLoad(token);
+        else this.weights(g);
+        return;
+      case "ready-weights":
+        return this.dequantize(g);
+      case "issue-kv":
+        return this.loadCache(q);
+      case "issue-hidden":
+        return this.loadHidden(q);
+      case "compute":
+        return this.compute(q);
+      case "store":
+        return this.stores(q);
+      case "lm-head":
+        return this.head(token, batch);
+      case "barrier":
+        return this.closeStep(step.at);
+      default:
+        throw new Error(`schedule bug: a task graph has no "${step.kind}" step`);
     }
   }
 }

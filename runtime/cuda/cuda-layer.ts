@@ -1,0 +1,196 @@
+/**
+ * One GPU batch through one decoder layer on the CUDA backend: fp32 activations in the working space,
+ * KV rows encoded as stored and decoded before attention. A CPU-attention step has the host attend for
+ * the off-GPU sequences between the layer's two halves.
+ */
+import { attention as hostAttentionKernel } from "../kernels/attention.js";
+import { decode } from "../tensor-codec.js";
+import type { CudaBuffers } from "./cuda-buffers.js";
+import type { CudaRunContext } from "./cuda-context.js";
+import type { CacheIn, CudaKv } from "./cuda-kv.js";
+import type { ReadyWeights } from "./cuda-weights.js";
+
+/** One GPU batch through one decoder layer on the CUDA backend (with CPU attention, the host attends between its two halves). */
+export function createCudaLayer(ctx: CudaRunContext, buffers: CudaBuffers, kv: CudaKv) {
+  const { native, s, h, f, nh, hd, gbs, maxContext, kvEncoding, rowBytes, gpuSeqs, offSeqs, cpuSeqs, diskSeqs, timeline, whenDone, compute, kvLoad, kvStore, linear } = ctx;
+  const { deviceCache, hostCache, kvStaging, newRows, diskNewStaging, hostAttends, qDown, rowsDown, outUp, hostK, hostV, hostScratch, chunkOf, attentionFloats, working } = buffers;
+  const { kvStagingFree, newRowsFree, diskNewFree, outUpFree, stored, hostPast, appendRows } = kv;
+  const encodeRows = (src: number, rows: number, dst: number) => {
+    if (kvEncoding === "f16") native.f32ToF16(src, dst, rows * h, compute);
+    else native.quantize4(src, rows, h, dst, compute);
+  };
+  const decodeRows = (src: number, rows: number, dst: number) => {
+    if (rows === 0) return;
+    if (kvEncoding === "f16") native.f16ToF32(src, dst, rows * h, compute);
+    else native.dequantize4F32(src, rows, h, dst, compute);
+  };
+  /** Host: stored rows decoded into fp32 (the CPU runner's fill). */
+  const decodeHostRows = (target: Float32Array, bytes: Uint8Array, rows: number, firstRow: number) => {
+    for (let i = 0; i < rows; i++) decode(bytes.subarray(i * rowBytes, (i + 1) * rowBytes), kvEncoding, h, target.subarray((firstRow + i) * h, (firstRow + i + 1) * h));
+  };
+
+  /**
+   * Batch k of `layer` at `token`, its hidden state (fp16 at `hiddenAt`) updated in place; returns the
+   * event after its compute. A CPU-attention step has the host attend for the off-GPU sequences
+   * between the layer's two halves.
+   */
+  const computeStep = async (ready: ReadyWeights, layer: number, k: number, token: number, slot: number, cacheIn: CacheIn | undefined, hiddenAt: number): Promise<number> => {
+    const where = { token, layer, batch: k };
+    const t = token === 0 ? s : 1;
+    const past = token === 0 ? 0 : s + token - 1;
+    const pastBytes = past * rowBytes;
+    const ctx = past + t;
+    const prefix = `model.decoder.layers.${layer}`;
+    const m = (name: string) => ready.matrices.get(`${prefix}.${name}`)!;
+    const v = (name: string) => ready.vectors.get(`${prefix}.${name}`)!;
+    // As the CPU runner: off-GPU sequences attend on the host in decode steps only.
+    const onHost = hostAttends && token > 0;
+    if (cacheIn?.arrived !== undefined) native.streamWaitEvent(compute, cacheIn.arrived);
+    if (newRowsFree[slot] !== undefined) native.streamWaitEvent(compute, newRowsFree[slot]!);
+    const chunk = chunkOf(t, ctx);
+    if (onHost && chunk !== gbs) throw new Error("internal: a CPU-attention step computes its batch in one chunk");
+    const { x, y } = working;
+    const at = (count: number) => {
+      const r = count * t;
+      const q = working.shared.pointer, kk = q + r * h * 4, vv = kk + r * h * 4, o = vv + r * h * 4;
+      return { r, q, kk, vv, o, ffn: q };
+    };
+    const beforeAttention = (first: number, count: number) => {
+      const { r, q, kk, vv } = at(count);
+      native.f16ToF32(hiddenAt + first * t * h * 2, x.pointer, r * h, compute);
+      native.layerNorm(x.pointer, v("self_attn_layer_norm.weight"), v("self_attn_layer_norm.bias"), y.pointer, r, h, 1e-5, compute);
+      linear(y.pointer, m("self_attn.q_proj.weight"), v("self_attn.q_proj.bias"), q, r, h, h);
+      linear(y.pointer, m("self_attn.k_proj.weight"), v("self_attn.k_proj.bias"), kk, r, h, h);
+      linear(y.pointer, m("self_attn.v_proj.weight"), v("self_attn.v_proj.bias"), vv, r, h, h);
+    };
+    /** Attention on the device for sequence `seq`, row c of a chunk of `count` sequences. */
+    const deviceAttention = (seq: number, c: number, count: number) => {
+      const { q, kk, vv, o } = at(count);
+      const rowsAt = (which: 0 | 1) => {
+        if (seq < gpuSeqs) {
+          const base = deviceCache[layer]![k]!.pointer + (seq * 2 + which) * maxContext * rowBytes;
+          return { past: base, fresh: base + past * rowBytes };
+        }
+        const local = seq - gpuSeqs;
+        // Past rows were staged by issueCache (none before the first decode step).
+        return { past: past > 0 ? kvStaging[slot]!.pointer + (2 * local + which) * past * rowBytes : 0, fresh: newRows[slot]!.pointer + (2 * local + which) * t * rowBytes };
+      };
+      for (const which of [0, 1] as const) {
+        const src = (which === 0 ? kk : vv) + c * t * h * 4;
+        const rows = rowsAt(which);
+        const all = which === 0 ? working.kAll.pointer : working.vAll.pointer;
+        encodeRows(src, t, rows.fresh);
+        // Attention sees exactly what the cache holds: past rows and the new ones, decoded.
+        decodeRows(rows.past, past, all);
+        decodeRows(rows.fresh, t, all + past * h * 4);
+      }
+      // Queries in groups small enough for the scratch (causal: a group starting at row i has past + i rows before it).
+      const perQuery = native.attentionScratchFloats(1, ctx - 1, nh);
+      const group = Math.max(1, Math.min(t, Math.floor(attentionFloats / Math.max(1, perQuery))));
+      for (let i0 = 0; i0 < t; i0 += group) {
+        const rows = Math.min(group, t - i0);
+        native.attention(q + (c * t + i0) * h * 4, working.kAll.pointer, working.vAll.pointer, o + (c * t + i0) * h * 4, working.scratch.pointer, rows, past + i0, nh, hd, compute);
+      }
+    };
+    const afterAttention = (first: number, count: number) => {
+      const { r, o, ffn } = at(count);
+      linear(o, m("self_attn.out_proj.weight"), v("self_attn.out_proj.bias"), y.pointer, r, h, h);
+      native.add(x.pointer, y.pointer, r * h, compute);
+      native.layerNorm(x.pointer, v("final_layer_norm.weight"), v("final_layer_norm.bias"), y.pointer, r, h, 1e-5, compute);
+      linear(y.pointer, m("fc1.weight"), v("fc1.bias"), ffn, r, h, f);
+      native.relu(ffn, r * f, compute);
+      linear(ffn, m("fc2.weight"), v("fc2.bias"), y.pointer, r, f, h);
+      native.add(x.pointer, y.pointer, r * h, compute);
+      native.f32ToF16(x.pointer, hiddenAt + first * t * h * 2, r * h, compute);
+    };
+
+    let done: number;
+    if (!onHost) {
+      done = timeline.device("compute", "gpu", compute, 0, where, () => {
+        for (let first = 0; first < gbs; first += chunk) {
+          const count = Math.min(chunk, gbs - first);
+          beforeAttention(first, count);
+          for (let c = 0; c < count; c++) deviceAttention(first + c, c, count);
+          afterAttention(first, count);
+        }
+      });
+    } else {
+      const { q, kk, vv, o } = at(gbs);
+      let qkvReady = 0;
+      timeline.device("compute", "gpu", compute, 0, where, () => {
+        beforeAttention(0, gbs);
+        // The off-GPU sequences' new rows, encoded as they will be stored; then the GPU sequences attend.
+        for (let c = 0; c < offSeqs; c++) {
+          for (const which of [0, 1] as const) encodeRows((which === 0 ? kk : vv) + (gpuSeqs + c) * t * h * 4, t, newRows[slot]!.pointer + (2 * c + which) * t * rowBytes);
+        }
+        qkvReady = timeline.mark(compute);
+        for (let seq = 0; seq < gpuSeqs; seq++) deviceAttention(seq, seq, gbs);
+      });
+      // q (fp32), k and v (as stored) of each off-GPU sequence down, recorded as the CPU runner does.
+      native.streamWaitEvent(kvStore, qkvReady);
+      let sent = 0;
+      for (let c = 0; c < offSeqs; c++) {
+        sent = timeline.device("send-qkv", "d2h", kvStore, 3 * t * h * 2, where, () => {
+          native.memcpyDtoH(qDown!.subarray(c * t * h, (c + 1) * t * h), q + (gpuSeqs + c) * t * h * 4, kvStore);
+          native.memcpyDtoH(rowsDown!.subarray(2 * c * t * rowBytes, (2 * c + 2) * t * rowBytes), newRows[slot]!.pointer + 2 * c * t * rowBytes, kvStore);
+        });
+      }
+      newRowsFree[slot] = sent;
+      const out = outUp[slot]!;
+      await whenDone(sent); // q, k and v are in host memory
+      await whenDone(stored[layer]![k]); // the prompt's rows have landed in the host cache
+      await whenDone(outUpFree[slot]); // the copy up out of this output buffer (two steps ago) has finished
+      for (let c = 0; c < offSeqs; c++) {
+        const startMs = performance.now();
+        const fresh = (which: 0 | 1) => rowsDown!.subarray((2 * c + which) * t * rowBytes, (2 * c + which + 1) * t * rowBytes);
+        const pastRows = (which: 0 | 1) => (c < cpuSeqs ? hostPast(layer, k, c, which, pastBytes) : cacheIn!.diskPast!.subarray((2 * (c - cpuSeqs) + which) * pastBytes, (2 * (c - cpuSeqs) + which + 1) * pastBytes));
+        for (const [which, all] of [[0, hostK!], [1, hostV!]] as const) {
+          decodeHostRows(all, pastRows(which), past, 0);
+          decodeHostRows(all, fresh(which), t, past);
+        }
+        hostAttentionKernel(qDown!.subarray(c * t * h, (c + 1) * t * h), hostK!, hostV!, out.subarray(c * t * h, (c + 1) * t * h), t, past, nh, hd, hostScratch);
+        timeline.host("cpu-attention", "cpu", 0, where, startMs, performance.now());
+      }
+      // The new rows: the host writes CPU sequences' into its cache and appends disk sequences' to their files.
+      for (let c = 0; c < cpuSeqs; c++) {
+        for (const which of [0, 1] as const) hostCache[layer]![k]!.set(rowsDown!.subarray((2 * c + which) * t * rowBytes, (2 * c + which + 1) * t * rowBytes), (c * 2 + which) * maxContext * rowBytes + pastBytes);
+      }
+      if (diskSeqs > 0) {
+        await diskNewFree[slot]; // the staging's previous rows are in their files
+        diskNewStaging[slot]!.set(rowsDown!.subarray(2 * cpuSeqs * t * rowBytes, 2 * offSeqs * t * rowBytes));
+        appendRows(layer, k, where, slot, t, undefined);
+      }
+      // The attention output back up, then the rest of the layer.
+      let returned = 0;
+      for (let c = 0; c < offSeqs; c++) {
+        returned = timeline.device("return-attention", "h2d", kvLoad, t * h * 2, where, () => native.memcpyHtoD(o + (gpuSeqs + c) * t * h * 4, out.subarray(c * t * h, (c + 1) * t * h), kvLoad));
+      }
+      outUpFree[slot] = returned;
+      native.streamWaitEvent(compute, returned);
+      done = timeline.device("compute", "gpu", compute, 0, where, () => afterAttention(0, gbs));
+    }
+    if (kvStaging.length > 0) kvStagingFree[slot] = done;
+    if (offSeqs > 0 && !onHost) {
+      // New rows down: CPU sequences' into the host cache, disk sequences' into pinned staging and on to their files.
+      const appended = t * rowBytes;
+      if (diskSeqs > 0) await diskNewFree[slot]; // the staging's previous rows are in their files
+      native.streamWaitEvent(kvStore, done);
+      const end = timeline.device("store-cache", "d2h", kvStore, offSeqs * 2 * appended, where, () => {
+        for (let c = 0; c < offSeqs; c++) {
+          for (const which of [0, 1] as const) {
+            const hostAt = (c * 2 + which) * maxContext * rowBytes + pastBytes;
+            const stagedAt = (2 * (c - cpuSeqs) + which) * appended;
+            const dst = c < cpuSeqs ? hostCache[layer]![k]!.subarray(hostAt, hostAt + appended) : diskNewStaging[slot]!.subarray(stagedAt, stagedAt + appended);
+            native.memcpyDtoH(dst, newRows[slot]!.pointer + (2 * c + which) * appended, kvStore);
+          }
+        }
+      });
+      if (cpuSeqs > 0) stored[layer]![k] = end;
+      newRowsFree[slot] = end;
+      if (diskSeqs > 0) appendRows(layer, k, where, slot, t, end);
+    }
+    return done;
+  };
+
+  return { computeStep };
+}
