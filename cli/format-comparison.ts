@@ -1,7 +1,7 @@
 /** `spillway compare`: the plan's prediction, the simulation and the measured run side by side (text). */
 import { formatBytes, formatSeconds } from "../core/units.js";
 import { type Comparison } from "../runtime/compare.js";
-import { SIM_RESOURCES } from "../simulator/task.js";
+import { RESOURCES } from "../core/resources.js";
 
 export function formatComparison(c: Comparison): string {
   const pct = (x: number) => `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)}%`;
@@ -11,7 +11,7 @@ export function formatComparison(c: Comparison): string {
   lines.push(row("throughput (token/s)", P.throughputTokensPerSecond.toPrecision(4), S.throughputTokensPerSecond.toPrecision(4), M.throughputTokensPerSecond.toPrecision(4), pct(c.relativeError.throughput)));
   lines.push(row("prefill", formatSeconds(P.prefillSeconds), formatSeconds(S.prefillSeconds), formatSeconds(M.prefillSeconds), pct(c.relativeError.prefill)));
   lines.push(row("decode", formatSeconds(P.decodeSeconds), formatSeconds(S.decodeSeconds), formatSeconds(M.decodeSeconds), pct(c.relativeError.decode)));
-  for (const r of SIM_RESOURCES) {
+  for (const r of RESOURCES) {
     const p = P.busySeconds[r] ?? 0, s = S.busySeconds[r] ?? 0, m = M.busySeconds[r] ?? 0;
     if (p + s + m === 0) continue;
     lines.push(row(`busy ${r}`, formatSeconds(p), formatSeconds(s), formatSeconds(m), p > 0 ? pct((m - p) / p) : ""));

@@ -1,10 +1,10 @@
 /** The human-readable plan summary `spillway plan` prints. */
 import { formatBytes, formatSeconds } from "../core/units.js";
 import type { Placement } from "../core/policy.js";
-import type { Plan } from "../planner/plan.js";
 import { LINKS } from "../core/links.js";
 import { RESOURCE_SHORT_NAMES } from "../core/resources.js";
 import { TIERS } from "../core/tiers.js";
+import { type Plan } from "../core/plan.js";
 
 const pct = (x: number) => `${(x * 100).toFixed(x > 0 && x < 0.01 ? 2 : 1)}%`;
 const placement = (p: Placement) => `GPU ${pct(p.gpu).padStart(6)}  CPU ${pct(p.cpu).padStart(6)}  disk ${pct(p.disk).padStart(6)}`;

@@ -17,6 +17,8 @@ import type { FixedPolicy, PlanRequest } from "../planner/plan.js";
 import type { ArgsOf } from "./command-module.js";
 import { parseNumberFlag, parsePercentFlag } from "./parse-flags.js";
 import { readRouting } from "./routing-flag.js";
+import { SCHEDULE_NAMES } from "../core/schedule-name.js";
+import { COST_MODEL_NAMES } from "../core/plan.js";
 
 export function planOptions<T>(y: Argv<T>) {
   return y
@@ -24,8 +26,8 @@ export function planOptions<T>(y: Argv<T>) {
     .option("hardware", { type: "string", default: "t4", describe: "profile name or path of a profile JSON file" })
     .option("prompt-len", { type: "string", default: "512", describe: "prompt tokens per sequence" })
     .option("gen-len", { type: "string", default: "32", describe: "generated tokens per sequence" })
-    .option("cost-model", { choices: ["spillway", "flexgen"] as const, default: "spillway" as const, describe: "spillway (roofline, exact placement) or flexgen (FlexGen's released LP)" })
-    .option("schedule", { choices: ["spillway", "flexgen"] as const, default: "spillway" as const, describe: "schedule the Spillway model costs: only true dependencies, or FlexGen's per-step sync" })
+    .option("cost-model", { choices: COST_MODEL_NAMES, default: "spillway" as const, describe: "spillway (roofline, exact placement) or flexgen (FlexGen's released LP)" })
+    .option("schedule", { choices: SCHEDULE_NAMES, default: "spillway" as const, describe: "schedule the Spillway model costs: only true dependencies, or FlexGen's per-step sync" })
     .option("alpha", { type: "string", describe: "FlexGen's memory relaxation factor (flexgen cost model; default 0.8)" })
     .option("gpu-mem", { type: "string", describe: "GPU capacity in GiB (overrides the profile)" })
     .option("cpu-mem", { type: "string", describe: "CPU memory capacity in GiB" })

@@ -6,13 +6,14 @@ import { type ArgsOf, defineCommand } from "./command-module.js";
 import { formatRun } from "./format-simulation.js";
 import { loadPlanTarget } from "./plan-target.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
+import { SCHEDULE_NAMES } from "../core/schedule-name.js";
 
 function runOptions<T>(y: Argv<T>) {
   return y.positional("plan", { type: "string", demandOption: true, describe: "a plan JSON file (spillway plan --out), or - for standard input" })
     .option("weights", { type: "string", demandOption: true, describe: "folder with config.json and safetensors weights (spillway synth-weights makes one)" })
     .option("backend", { choices: ["cpu", "cuda"] as const, default: "cpu" as const, describe: "where to compute: the CPU backend, or a GPU through the CUDA addon (npm run build:cuda)" })
     .option("hardware", { type: "string", describe: "profile name or path (default: the plan's)" })
-    .option("schedule", { choices: ["spillway", "flexgen"] as const, describe: "schedule semantics (default: the plan's)" })
+    .option("schedule", { choices: SCHEDULE_NAMES, describe: "schedule semantics (default: the plan's)" })
     .option("trace", { type: "string", describe: "write a Chrome Trace Event file of the measured run" })
     .option("offload-dir", { type: "string", describe: "parent folder for the disk tier's offload files (default: the OS temp folder)" })
     .option("reference", { type: "boolean", default: true, describe: "also run the all-on-device reference and compare tokens (--no-reference to skip)" })

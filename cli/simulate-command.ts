@@ -11,11 +11,12 @@ import { loadPlanTarget } from "./plan-target.js";
 import { readRouting } from "./routing-flag.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
 import type { Argv } from "yargs";
+import { SCHEDULE_NAMES } from "../core/schedule-name.js";
 
 function simulateOptions<T>(y: Argv<T>) {
   return y.positional("plan", { type: "string", demandOption: true, describe: "a plan JSON file (spillway plan --out), or - for standard input" })
     .option("hardware", { type: "string", describe: "profile name or path (default: the plan's)" })
-    .option("schedule", { choices: ["spillway", "flexgen"] as const, describe: "schedule semantics (default: the plan's)" })
+    .option("schedule", { choices: SCHEDULE_NAMES, describe: "schedule semantics (default: the plan's)" })
     .option("trace", { type: "string", describe: "write a Chrome Trace Event file (Perfetto, chrome://tracing)" })
     .option("timeline", { type: "boolean", default: false, describe: "print a text timeline of one layer (the middle one, first decode step)" })
     .option("json", { type: "boolean", default: false, describe: "print the result as JSON (schemas/simulation.schema.json for dense plans)" })

@@ -15,8 +15,6 @@ import { compressedBytes } from "./compression.js";
 
 import { TIERS, type Tier } from "./tiers.js";
 
-/** core/tiers.ts Tier and TIERS, re-exported: alias kept for files being rewritten in parallel; removed at integration. */
-export { TIERS, type Tier };
 
 /** An off-GPU token table (LM head) streams through two buffers of this size each token step. */
 export const HEAD_CHUNK_BYTES = 8 * 2 ** 20;

@@ -1,6 +1,6 @@
 /**
- * The schedule semantics a plan can be simulated and run with: "spillway" (dataflow: each transfer
- * waits only for what it needs) and "flexgen" (FlexGen's synchronisation after every step).
+ * The schedule semantics a plan can be simulated and run with, e.g. "spillway" (dataflow: each
+ * transfer waits only for what it needs) and "flexgen" (FlexGen's synchronisation after every step).
+ * Declared once, by the strategy registry (schedule/strategies.ts).
  */
-export const SCHEDULE_NAMES = ["spillway", "flexgen"] as const;
-export type ScheduleName = (typeof SCHEDULE_NAMES)[number];
+export { isScheduleName, SCHEDULE_NAMES, type ScheduleName } from "../schedule/strategies.js";

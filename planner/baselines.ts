@@ -19,7 +19,8 @@
  */
 import type { LayerGroup, Placement } from "../core/policy.js";
 import { toFlexgenPercent } from "../core/policy.js";
-import { type FixedPolicy, type Plan, plan, type PlanRequest } from "./plan.js";
+import { type FixedPolicy, plan, type PlanRequest } from "./plan.js";
+import { type Plan } from "../core/plan.js";
 
 export const BASELINE_NAMES = ["accelerate", "deepspeed-zero", "llama.cpp", "flexgen"] as const;
 export type BaselineName = (typeof BASELINE_NAMES)[number];

@@ -5,8 +5,8 @@
  * logarithmic when the bars span more than 100x.
  */
 import type { TopLevelSpec } from "vega-lite";
-import type { Plan } from "../planner/plan.js";
 import { formatRate } from "./landscape-chart.js";
+import { type Plan } from "../core/plan.js";
 
 export interface BaselineRow {
   readonly name: string;

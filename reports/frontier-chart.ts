@@ -5,7 +5,8 @@
  */
 import type { TopLevelSpec } from "vega-lite";
 import { logTicks } from "./log-ticks.js";
-import { type Plan, plan, PlanError, type PlanRequest } from "../planner/plan.js";
+import { plan, PlanError, type PlanRequest } from "../planner/plan.js";
+import { type Plan } from "../core/plan.js";
 
 export interface FrontierRow {
   /** The cap the planner was given. */

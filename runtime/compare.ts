@@ -3,10 +3,11 @@
  * three side by side; `compareRuns()` is the pure part that lines up figures already in hand.
  */
 import type { HardwareProfile } from "../core/hardware-profile.js";
-import { type Plan, plan, PlanError, type PlanRequest } from "../planner/plan.js";
+import { plan, PlanError, type PlanRequest } from "../planner/plan.js";
 import { simulate, type SimulationResult } from "../simulator/simulate.js";
 import type { CudaNative } from "./cuda/native-api.js";
 import { run, type RunResult } from "./run.js";
+import { type Plan } from "../core/plan.js";
 
 export interface Figures {
   readonly throughputTokensPerSecond: number;

@@ -4,12 +4,12 @@
  * after the compute. A staging buffer is released once the store out of it is done; at most two are
  * live (the step computing and the next one loading).
  */
-import type { Tier } from "../core/realize-placement.js";
 import type { DeviceArena, DeviceBlock } from "./device-arena.js";
 import type { DiskStore } from "./disk-store.js";
 import type { HostLedger, TransferMeta, Transfers, Where } from "./opt-runner.js";
 import type { TransferAction } from "./transfer-action.js";
 import { sharedBytes, type TransferId } from "./transfer-engine.js";
+import { type Tier } from "../core/tiers.js";
 
 export interface HiddenIn {
   readonly view: Uint16Array;

@@ -13,7 +13,7 @@ import { layerWeightTensors, type ModelSpec } from "../core/model-spec.js";
 import type { Policy } from "../core/policy.js";
 import type { Workload } from "../core/workload.js";
 import { type PolicyCostContext } from "../planner/spillway/evaluate-policy.js";
-import { embeddingTensors, HEAD_CHUNK_BYTES, placeTensors, type Tier } from "../core/realize-placement.js";
+import { embeddingTensors, HEAD_CHUNK_BYTES, placeTensors } from "../core/realize-placement.js";
 import { KERNEL_TILE_ROWS, layerWorkingValues } from "../core/layer-working-set.js";
 import { chunkSequences } from "./chunk-sequences.js";
 import { type DeviceArena, type DeviceBlock } from "./device-arena.js";
@@ -28,9 +28,12 @@ import { LINEAR_TILE_ROWS, linearF16 } from "./kernels/linear-f16.js";
 import { reluInPlace } from "./kernels/relu.js";
 import type { OptWeights } from "./opt-checkpoint.js";
 import { decode, decodeRange, decodeToFloat16, type Encoding, encode, encodedByteLength, rowChunkBytes } from "./tensor-codec.js";
-import type { SimResource, TaskKind } from "../simulator/task.js";
+import type { TaskKind } from "../simulator/task.js";
 import type { TransferAction } from "./transfer-action.js";
-import { sharedBytes, type TransferEngine, type TransferId, type TransferStream } from "./transfer-engine.js";
+import { sharedBytes, type TransferEngine, type TransferId } from "./transfer-engine.js";
+import { type Tier } from "../core/tiers.js";
+import { type Resource } from "../core/resources.js";
+import { type Link } from "../core/links.js";
 
 /** Host memory in use (bytes), with its peak. */
 export class HostLedger {
@@ -52,7 +55,7 @@ export interface Where {
 }
 
 export interface StepRecorder {
-  record<T>(kind: TaskKind, resource: SimResource, bytes: number, where: Where, work: () => T): T;
+  record<T>(kind: TaskKind, resource: Resource, bytes: number, where: Where, work: () => T): T;
 }
 
 /** What a transfer was for, as the trace names it. */
@@ -193,7 +196,7 @@ export class OptRunner {
   // ---------------------------------------------------------------------------------------------
   // Moving weights
 
-  private submit(stream: TransferStream, kind: TaskKind, where: Where, actions: TransferAction[], deps: (TransferId | undefined)[] = []): TransferId {
+  private submit(stream: Link, kind: TaskKind, where: Where, actions: TransferAction[], deps: (TransferId | undefined)[] = []): TransferId {
     return this.transfers.submit(stream, actions, deps, { kind, where });
   }
 

@@ -16,8 +16,8 @@ import type { Link } from "../core/links.js";
 import { RESOURCES, type Resource } from "../core/resources.js";
 import type { Tier } from "../core/tiers.js";
 import type { ScheduleName } from "../core/schedule-name.js";
-import { type PlannedFigures, plannedFigures, type PlanToSimulate } from "../simulator/simulate.js";
-import { SIM_RESOURCES, type SimResource, type TaskKind } from "../simulator/task.js";
+import { type PlannedFigures, plannedFigures } from "../simulator/simulate.js";
+import { type TaskKind } from "../simulator/task.js";
 import { scheduleStrategy } from "../schedule/strategies.js";
 import { globalStep, zigzag } from "../schedule/zigzag.js";
 import { DeviceArena, type DeviceBlock, DeviceOutOfMemory } from "./device-arena.js";
@@ -77,7 +77,7 @@ export interface RunResult {
 }
 
 class Recorder implements StepRecorder {
-  readonly busy = Object.fromEntries(SIM_RESOURCES.map((r) => [r, 0])) as Record<SimResource, number>;
+  readonly busy = Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Record<Resource, number>;
   readonly bytes = { h2d: 0, d2h: 0, diskRead: 0, diskWrite: 0 };
   events = 0;
   private readonly stack: { inner: number }[] = [];
@@ -100,7 +100,7 @@ class Recorder implements StepRecorder {
     this.trace?.slice(done.meta.kind, done.stream, start, end, done.bytes, done.meta.where);
   }
 
-  record<T>(kind: TaskKind, resource: SimResource, bytes: number, where: { token: number; layer: number; batch: number }, work: () => T): T {
+  record<T>(kind: TaskKind, resource: Resource, bytes: number, where: { token: number; layer: number; batch: number }, work: () => T): T {
     const start = this.now();
     this.stack.push({ inner: 0 });
     const result = work();
@@ -128,7 +128,7 @@ export function syntheticPrompts(sequences: number, promptLen: number, vocab: nu
 
 interface Execution {
   readonly tokens: number[][];
-  readonly recorder: { readonly busy: Readonly<Record<SimResource, number>>; readonly bytes: RunResult["bytes"]; readonly events: number };
+  readonly recorder: { readonly busy: Readonly<Record<Resource, number>>; readonly bytes: RunResult["bytes"]; readonly events: number };
   readonly prefillSeconds: number;
   readonly makespanSeconds: number;
   readonly peakBytes: { gpu: number; cpu: number; disk: number };
@@ -139,7 +139,7 @@ function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-async function execute(weights: OptWeights, plan: PlanToSimulate, profile: HardwareProfile, options: RunOptions, policy: Policy, capacity: { gpu: number; cpu: number; disk: number }, trace: ChromeTraceWriter | undefined): Promise<Execution> {
+async function execute(weights: OptWeights, plan: Plan, profile: HardwareProfile, options: RunOptions, policy: Policy, capacity: { gpu: number; cpu: number; disk: number }, trace: ChromeTraceWriter | undefined): Promise<Execution> {
   const model = weights.model;
   const { promptLen: s, genLen: n } = plan.workload;
   const schedule = options.schedule ?? "spillway";
@@ -276,7 +276,7 @@ export function requireCuda(): CudaNative {
   return cuda.native;
 }
 
-async function executeCuda(native: CudaNative, weights: OptWeights, plan: PlanToSimulate, profile: HardwareProfile, options: RunOptions, trace: ChromeTraceWriter | undefined): Promise<Execution> {
+async function executeCuda(native: CudaNative, weights: OptWeights, plan: Plan, profile: HardwareProfile, options: RunOptions, trace: ChromeTraceWriter | undefined): Promise<Execution> {
   const policy = plan.policy;
   const context = policyCostContext(weights.model, hardwareRates(profile), plan.workload, policy, options.schedule ?? "spillway");
   const disk = new DiskStore(options.offloadDir ?? tmpdir());

@@ -13,11 +13,6 @@ import { LINKS, type Link } from "../core/links.js";
 import { actionBytes, executeTransferActions, type TransferAction } from "./transfer-action.js";
 import { createTransferRing, isTransferDone, RING_SLOTS, type TransferRing, waitForTransfer } from "./transfer-ring.js";
 
-/** The streams are the links (core/links.ts), one worker each. */
-export const TRANSFER_STREAMS = LINKS;
-/** core/links.ts Link: alias kept for files being rewritten in parallel; removed at integration. */
-export type TransferStream = Link;
-
 /** A submitted transfer's handle; 0 stands for "nothing to wait for". */
 export type TransferId = number;
 

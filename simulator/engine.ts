@@ -6,7 +6,8 @@
  * finished counts as a late addition, which the builder is designed never to cause.
  */
 import { MinHeap } from "./event-queue.js";
-import { SIM_RESOURCES, type SimResource, type Task } from "./task.js";
+import { type Task } from "./task.js";
+import { RESOURCES, type Resource } from "../core/resources.js";
 
 export interface EngineObserver {
   onStart?(task: Task): void;
@@ -19,13 +20,13 @@ export class Engine {
   now = 0;
   tasksRun = 0;
   lateAdditions = 0;
-  private readonly ready = new Map<SimResource, MinHeap<Task>>();
-  private readonly busy = new Map<SimResource, Task | undefined>();
+  private readonly ready = new Map<Resource, MinHeap<Task>>();
+  private readonly busy = new Map<Resource, Task | undefined>();
   private readonly completions = new MinHeap<Task>((a, b) => a.end < b.end || (a.end === b.end && a.id < b.id));
   private readonly instant: Task[] = [];
 
   constructor(private readonly observer: EngineObserver = {}) {
-    for (const r of SIM_RESOURCES) {
+    for (const r of RESOURCES) {
       this.ready.set(r, new MinHeap<Task>((a, b) => a.id < b.id));
       this.busy.set(r, undefined);
     }
@@ -62,7 +63,7 @@ export class Engine {
         this.finish(task);
       }
       let started = false;
-      for (const r of SIM_RESOURCES) {
+      for (const r of RESOURCES) {
         if (this.busy.get(r)) continue;
         const task = this.ready.get(r)!.pop();
         if (!task) continue;
@@ -98,7 +99,7 @@ export class Engine {
       const task = this.completions.pop();
       if (!task) break;
       this.now = task.end;
-      this.busy.set(task.resource as SimResource, undefined);
+      this.busy.set(task.resource as Resource, undefined);
       this.finish(task);
       this.startIdle();
     }

@@ -6,8 +6,10 @@
  */
 import { closeSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { type ChromeTraceEvent, memoryEvent, sliceEvent, taskEvent, traceMetadataEvents } from "./chrome-trace-writer.js";
-import type { MemoryTier, SimResource, Task } from "./task.js";
+import type { Task } from "./task.js";
 import type { TraceSink, TraceWhere } from "./trace-sink.js";
+import { type Tier } from "../core/tiers.js";
+import { type Resource } from "../core/resources.js";
 
 export class FileTraceSink implements TraceSink {
   private fd: number | undefined;
@@ -57,11 +59,11 @@ export class FileTraceSink implements TraceSink {
     if (event) this.emit(event);
   }
 
-  slice(kind: string, resource: SimResource, start: number, end: number, bytes: number, where: TraceWhere): void {
+  slice(kind: string, resource: Resource, start: number, end: number, bytes: number, where: TraceWhere): void {
     this.emit(sliceEvent(kind, resource, start, end, bytes, where));
   }
 
-  memory(seconds: number, tier: MemoryTier, bytes: number): void {
+  memory(seconds: number, tier: Tier, bytes: number): void {
     this.emit(memoryEvent(seconds, tier, bytes));
   }
 

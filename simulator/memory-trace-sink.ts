@@ -3,8 +3,10 @@
  * same process (the report's charts): document() is what a FileTraceSink would have written.
  */
 import { type ChromeTraceDocument, type ChromeTraceEvent, memoryEvent, sliceEvent, taskEvent, traceMetadataEvents } from "./chrome-trace-writer.js";
-import type { MemoryTier, SimResource, Task } from "./task.js";
+import type { Task } from "./task.js";
 import type { TraceSink, TraceWhere } from "./trace-sink.js";
+import { type Tier } from "../core/tiers.js";
+import { type Resource } from "../core/resources.js";
 
 export class MemoryTraceSink implements TraceSink {
   private recorded: ChromeTraceEvent[] = traceMetadataEvents();
@@ -34,11 +36,11 @@ export class MemoryTraceSink implements TraceSink {
     if (event) this.recorded.push(event);
   }
 
-  slice(kind: string, resource: SimResource, start: number, end: number, bytes: number, where: TraceWhere): void {
+  slice(kind: string, resource: Resource, start: number, end: number, bytes: number, where: TraceWhere): void {
     this.recorded.push(sliceEvent(kind, resource, start, end, bytes, where));
   }
 
-  memory(seconds: number, tier: MemoryTier, bytes: number): void {
+  memory(seconds: number, tier: Tier, bytes: number): void {
     this.recorded.push(memoryEvent(seconds, tier, bytes));
   }
 

@@ -12,9 +12,10 @@ import { type ScheduleStep, waitsFor } from "../schedule/steps.js";
 import { zigzag } from "../schedule/zigzag.js";
 import type { Engine, TaskFactory } from "./engine.js";
 import type { BatchCosts, ScheduleCostSource, Transfer } from "./schedule-costs.js";
-import type { MemoryEffect, SimResource, Task, TaskKind } from "./task.js";
+import type { MemoryEffect, Task, TaskKind } from "./task.js";
+import { type Resource } from "../core/resources.js";
 
-export type ScheduleSemantics = "spillway" | "flexgen";
+export type ScheduleName = "spillway" | "flexgen";
 
 interface LayerWeights {
   /** The tasks a compute of this layer waits on. */
@@ -63,7 +64,7 @@ export class ScheduleBuilder {
 
   constructor(
     private readonly costs: ScheduleCostSource,
-    schedule: ScheduleSemantics | ScheduleStrategy,
+    schedule: ScheduleName | ScheduleStrategy,
     private readonly factory: TaskFactory,
     private readonly engine: Engine,
   ) {
@@ -87,7 +88,7 @@ export class ScheduleBuilder {
     return out;
   }
 
-  private task(kind: TaskKind, resource: SimResource | "none", seconds: number, bytes: number, where: { token: number; layer: number; batch: number }, deps: (Task | undefined)[], allocate: MemoryEffect[] = [], free: MemoryEffect[] = []): Task {
+  private task(kind: TaskKind, resource: Resource | "none", seconds: number, bytes: number, where: { token: number; layer: number; batch: number }, deps: (Task | undefined)[], allocate: MemoryEffect[] = [], free: MemoryEffect[] = []): Task {
     const all = deps.filter((d): d is Task => d !== undefined);
     if (this.barrier && this.waits("barrier")) all.push(this.barrier);
     if (this.costs.overlap === false && this.previousTask) all.push(this.previousTask);
@@ -98,7 +99,7 @@ export class ScheduleBuilder {
     return task;
   }
 
-  private transfer(kind: TaskKind, resource: SimResource, cost: Transfer, where: { token: number; layer: number; batch: number }, deps: (Task | undefined)[], allocate: MemoryEffect[] = [], free: MemoryEffect[] = []): Task | undefined {
+  private transfer(kind: TaskKind, resource: Resource, cost: Transfer, where: { token: number; layer: number; batch: number }, deps: (Task | undefined)[], allocate: MemoryEffect[] = [], free: MemoryEffect[] = []): Task | undefined {
     if (cost.bytes <= 0) {
       // Nothing to move: hand the memory effects to whoever comes next by returning nothing.
       return undefined;

@@ -1,9 +1,9 @@
+import { type Tier } from "../core/tiers.js";
 /**
  * What each piece of the zig-zag schedule costs: seconds and bytes of every transfer and kernel, and
  * the memory it holds. The schedule builder reads only this interface, so a test can give it round
  * numbers and check the simulator's timeline by hand; plan-costs.ts derives it from a plan.
  */
-import type { MemoryTier } from "./task.js";
 
 export interface Transfer {
   readonly seconds: number;
@@ -47,7 +47,7 @@ export interface BatchCosts {
   readonly returnAttention: Transfer;
   readonly workingBytes: number;
   /** KV appended by this step on each tier (it stays until the end). */
-  readonly newCacheBytes: Readonly<Record<MemoryTier, number>>;
+  readonly newCacheBytes: Readonly<Record<Tier, number>>;
   readonly cacheStagingGpuBytes: number;
   readonly cacheStagingCpuBytes: number;
   readonly hiddenBytes: number;
@@ -72,9 +72,9 @@ export interface ScheduleCostSource {
   /** False: no two tasks at once (FlexGen's --overlap False); default true. */
   readonly overlap?: boolean;
   /** Hidden states between layers live on the GPU ("gpu"), or are stored to and loaded from the host. */
-  readonly activationTier: MemoryTier;
+  readonly activationTier: Tier;
   /** Allocated for the whole run (resident weights). */
-  readonly residentBytes: Readonly<Record<MemoryTier, number>>;
+  readonly residentBytes: Readonly<Record<Tier, number>>;
   weights(layer: number): WeightLoadCosts;
   batch(token: number, layer: number): BatchCosts;
   head(): HeadCosts;

@@ -19,6 +19,7 @@ import { PlanCosts } from "./plan-costs.js";
 import { ScheduleBuilder } from "./schedule-builder.js";
 import type { ScheduleCostSource } from "./schedule-costs.js";
 import type { Task } from "./task.js";
+import { scheduleStrategy } from "../schedule/strategies.js";
 
 /**
  * The planner's figures a simulation or run result repeats beside its own (`planned`): the part of
@@ -150,8 +151,6 @@ export function simulateSchedule(costs: ScheduleCostSource, batchSize: number, o
   }
 }
 
-/** core/plan.ts Plan: alias kept for files being rewritten in parallel; removed at integration. */
-export type PlanToSimulate = Plan;
 
 export function simulate(plan: Plan, profile: HardwareProfile, options: SimulateOptions): SimulationResult {
   if (plan.policy.experts) throw new PlanError("this is a Mixture-of-Experts plan (policy.experts): its expert caches are replayed on a routing trace, which the stream simulator does not do yet");
@@ -186,7 +185,7 @@ export function explainDisagreements(r: SimulationResult): string[] {
     const critical = r.criticalResource;
     const planBusy = p.busySeconds?.[critical];
     let cause: string;
-    if (e > 0 && r.schedule === "flexgen") cause = `sync stalls: FlexGen's per-step synchronisation leaves ${RESOURCE_NAMES[critical]} idle ${((1 - r.utilisation[critical]) * 100).toFixed(0)}% of the time`;
+    if (e > 0 && scheduleStrategy(r.schedule).barrierAfterEachStep) cause = `sync stalls: FlexGen's per-step synchronisation leaves ${RESOURCE_NAMES[critical]} idle ${((1 - r.utilisation[critical]) * 100).toFixed(0)}% of the time`;
     else if (e > 0 && planBusy !== undefined && r.busySeconds[critical] > planBusy * 1.1) cause = `link contention: ${RESOURCE_NAMES[critical]} is busy ${r.busySeconds[critical].toFixed(1)} s simulated vs ${planBusy.toFixed(1)} s planned (per-transfer latency and size-dependent rates)`;
     else if (e > 0) cause = `pipeline fill/drain and dependency stalls: the LP assumes perfect overlap, the busiest resource (${RESOURCE_NAMES[critical]}) is idle ${((1 - r.utilisation[critical]) * 100).toFixed(0)}% of the time`;
     else cause = `the LP over-counts: it costs every step at its slowest resource plus fill bounds, while streams overlap more in the simulation`;

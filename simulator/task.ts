@@ -6,13 +6,6 @@
 import { RESOURCES, type Resource } from "../core/resources.js";
 import type { Tier } from "../core/tiers.js";
 
-/** core/resources.ts RESOURCES: alias kept for files being rewritten in parallel; removed at integration. */
-export const SIM_RESOURCES = RESOURCES;
-/** core/resources.ts Resource: alias kept for files being rewritten in parallel; removed at integration. */
-export type SimResource = Resource;
-/** core/tiers.ts Tier: alias kept for files being rewritten in parallel; removed at integration. */
-export type MemoryTier = Tier;
-
 export interface MemoryEffect {
   readonly tier: Tier;
   readonly bytes: number;

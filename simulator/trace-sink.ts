@@ -5,7 +5,9 @@
  * which ends it: close() when it finished, abort() when it failed (a file sink then leaves no file, a
  * memory sink drops what it held).
  */
-import type { MemoryTier, SimResource, Task } from "./task.js";
+import type { Task } from "./task.js";
+import { type Tier } from "../core/tiers.js";
+import { type Resource } from "../core/resources.js";
 
 /** Which decode step (0 is the prefill), layer and GPU batch a slice belongs to. */
 export interface TraceWhere {
@@ -20,9 +22,9 @@ export interface TraceSink {
   /** A simulated task as a slice on its resource's lane (tasks on no resource are left out). */
   task(task: Task): void;
   /** A slice: `kind` on `resource` from `start` to `end` seconds, moving `bytes` (0 for compute). */
-  slice(kind: string, resource: SimResource, start: number, end: number, bytes: number, where: TraceWhere): void;
+  slice(kind: string, resource: Resource, start: number, end: number, bytes: number, where: TraceWhere): void;
   /** Memory in use on `tier` from `seconds` on. */
-  memory(seconds: number, tier: MemoryTier, bytes: number): void;
+  memory(seconds: number, tier: Tier, bytes: number): void;
   /** The simulation or run finished: the trace is complete. */
   close(): void;
   /** The simulation or run failed: drop what was recorded. */

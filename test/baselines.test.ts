@@ -5,12 +5,13 @@ import { findCatalogueModel } from "../models/catalogue.js";
 import { InputError } from "../core/input-error.js";
 import type { LayerGroup, Policy } from "../core/policy.js";
 import { accelerateBaseline, deepspeedZeroBaseline, flexgenBaseline, llamaCppBaseline, SMALL_BATCHES } from "../planner/baselines.js";
-import { type FixedPolicy, type Plan, plan, PlanError } from "../planner/plan.js";
+import { type FixedPolicy, plan, PlanError } from "../planner/plan.js";
 import { realizePlacement } from "../core/realize-placement.js";
 import { run } from "../runtime/run.js";
 import { parsePlanFile } from "../simulator/read-plan.js";
 import { simulate } from "../simulator/simulate.js";
 import { runCli } from "./helpers.js";
+import { type Plan } from "../core/plan.js";
 
 const request = { model: findCatalogueModel("opt-30b")!, hardware: resolveHardware("t4"), workload: { promptLen: 512, genLen: 32 } };
 

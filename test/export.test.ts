@@ -7,13 +7,14 @@ import { placementFromPercents } from "../core/policy.js";
 import { resolveHardware } from "../core/resolve-hardware.js";
 import { resolveModel } from "../models/resolve-model.js";
 import { loadLpSolvers } from "../planner/lp/solve-linear-program.js";
-import { type Plan, planSync } from "../planner/plan.js";
+import { planSync } from "../planner/plan.js";
 import { flexgenLayerWeightBytes, type TierAmounts } from "../core/realize-placement.js";
 import { readPlanFile } from "../simulator/read-plan.js";
 import { accelerateModules } from "../exporters/accelerate.js";
 import { EXPORT_TARGETS, type ExportTarget, exportPlan } from "../exporters/export-plan.js";
 import { planWeightBytes } from "../exporters/export-source.js";
 import { runCli } from "./helpers.js";
+import { type Plan } from "../core/plan.js";
 
 const dir = mkdtempSync(join(tmpdir(), "spillway-export-"));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -8,7 +8,7 @@ import { InputError } from "../core/input-error.js";
 import { resolveHardware } from "../core/resolve-hardware.js";
 import { findCatalogueModel } from "../models/catalogue.js";
 import { baselines } from "../planner/baselines.js";
-import { type Plan, plan } from "../planner/plan.js";
+import { plan } from "../planner/plan.js";
 import type { LpCandidate } from "../planner/spillway/spillway-search.js";
 import { baselineRows, baselinesChart, needsLogScale } from "../reports/baselines-chart.js";
 import { buildReport } from "../reports/build-report.js";
@@ -22,6 +22,7 @@ import { CHART_FONT, type RenderedChart, renderChart } from "../reports/render-c
 import { chooseWindow, timelineChart, timelineRows } from "../reports/timeline-chart.js";
 import { simulate, type SimulationResult } from "../simulator/simulate.js";
 import { runCli } from "./helpers.js";
+import { type Plan } from "../core/plan.js";
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 

@@ -7,13 +7,14 @@ import type { HardwareProfile } from "../core/hardware-profile.js";
 import { loadShippedProfile } from "../core/resolve-hardware.js";
 import { findCatalogueModel } from "../models/catalogue.js";
 import { accelerateBaseline } from "../planner/baselines.js";
-import { plan, type Plan } from "../planner/plan.js";
+import { plan } from "../planner/plan.js";
 import { simulate } from "../simulator/simulate.js";
 import { parsePlanFile } from "../simulator/read-plan.js";
 import { planSchema } from "../schemas/definitions.js";
 import { generatedSchemaFiles, SCHEMAS_DIR } from "../schemas/generate-schemas.js";
 import { arr, assertMatches, type Infer, type Jsonify, int, obj, opt, str } from "../schemas/schema-builder.js";
 import { validate } from "../schemas/validate.js";
+import { type Plan } from "../core/plan.js";
 
 const PROFILES_DIR = fileURLToPath(new URL("../../profiles/", import.meta.url));
 const schemaFile = (name: string) => JSON.parse(readFileSync(join(SCHEMAS_DIR, name), "utf8")) as Record<string, unknown>;

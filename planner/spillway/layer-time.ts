@@ -15,6 +15,7 @@ import type { Affine } from "../lp/affine.js";
 import { LINKS } from "../../core/links.js";
 import { RESOURCES, type Resource } from "../../core/resources.js";
 import type { CostSettings, LayerCosts } from "./step-costs.js";
+import { scheduleStrategy } from "../../schedule/strategies.js";
 
 export function layerTimeBounds(costs: LayerCosts, settings: CostSettings): Affine[] {
   const w = costs.weights.seconds;
@@ -32,8 +33,9 @@ export function layerTimeBounds(costs: LayerCosts, settings: CostSettings): Affi
     w.gpu.plus(b.gpu.times(nb), b.cpu), // CPU attention of the last batch after its projections
     w.gpu.plus(b.gpu, b.cpu.times(nb)), // first batch's projections before any CPU attention, last batch's rest after
   ];
-  if (settings.schedule === "flexgen") {
-    // Compute (GPU and CPU attention together) is one synchronous step in FlexGen's loop.
+  if (scheduleStrategy(settings.schedule).barrierAfterEachStep) {
+    // Compute (GPU and CPU attention together) is one synchronous step in a loop that syncs after every
+    // step (FlexGen's).
     const lanes: Affine[][] = [
       [w.gpu.plus(w.cpu, b.gpu, b.cpu), b.gpu.plus(b.cpu)],
       ...LINKS.map((r) => [w[r].plus(b[r]), b[r]]),

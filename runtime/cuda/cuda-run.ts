@@ -62,7 +62,6 @@ import type { Workload } from "../../core/workload.js";
 import type { PolicyCostContext } from "../../planner/spillway/evaluate-policy.js";
 import { KERNEL_TILE_ROWS } from "../../core/layer-working-set.js";
 import type { ChromeTraceWriter } from "../../simulator/chrome-trace-writer.js";
-import type { SimResource } from "../../simulator/task.js";
 import { scheduleStrategy } from "../../schedule/strategies.js";
 import { globalStep, zigzag } from "../../schedule/zigzag.js";
 import type { DiskStore } from "../disk-store.js";
@@ -80,6 +79,8 @@ import { type Arriving, createCudaWeights, type Embeddings, type ReadyWeights } 
 import { DeviceTimeline } from "./device-timeline.js";
 import { DevicePool } from "./device-pool.js";
 import type { CudaNative } from "./native-api.js";
+import { type Resource } from "../../core/resources.js";
+import type { ScheduleName } from "../../core/schedule-name.js";
 
 /** Why this backend cannot run the policy yet, or undefined (every placement, CPU attention included, runs). */
 export function cudaUnsupported(model: ModelSpec, _policy: Policy, _context: PolicyCostContext): string | undefined {
@@ -90,7 +91,7 @@ export function cudaUnsupported(model: ModelSpec, _policy: Policy, _context: Pol
 
 export interface CudaExecutionOptions {
   readonly capacityBytes: { readonly gpu: number; readonly cpu: number; readonly disk: number };
-  readonly schedule: "spillway" | "flexgen";
+  readonly schedule: ScheduleName;
   readonly overlap: boolean;
   readonly trace?: ChromeTraceWriter;
 }
@@ -100,7 +101,7 @@ export interface CudaExecution {
   readonly prefillSeconds: number;
   readonly makespanSeconds: number;
   readonly peakBytes: { gpu: number; cpu: number; disk: number };
-  readonly busy: Record<SimResource, number>;
+  readonly busy: Record<Resource, number>;
   readonly bytes: { h2d: number; d2h: number; diskRead: number; diskWrite: number };
   readonly events: number;
 }

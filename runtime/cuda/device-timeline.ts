@@ -3,13 +3,14 @@
  * clock (file I/O, CPU attention) on one origin, with the bytes each link moved.
  */
 import type { ChromeTraceWriter } from "../../simulator/chrome-trace-writer.js";
-import { SIM_RESOURCES, type SimResource, type TaskKind } from "../../simulator/task.js";
+import { type TaskKind } from "../../simulator/task.js";
 import type { Where } from "../opt-runner.js";
 import type { CudaNative } from "./native-api.js";
+import { RESOURCES, type Resource } from "../../core/resources.js";
 
 interface Slice {
   readonly kind: TaskKind;
-  readonly resource: SimResource;
+  readonly resource: Resource;
   readonly bytes: number;
   readonly where: Where;
   readonly start: { event: number } | { hostMs: number };
@@ -41,7 +42,7 @@ export class DeviceTimeline {
   }
 
   /** Enqueues `work` on `stream` between two timing events; returns the end event. */
-  device(kind: TaskKind, resource: SimResource, stream: number, bytes: number, where: Where, work: () => void): number {
+  device(kind: TaskKind, resource: Resource, stream: number, bytes: number, where: Where, work: () => void): number {
     const start = this.mark(stream);
     work();
     const end = this.mark(stream);
@@ -50,7 +51,7 @@ export class DeviceTimeline {
     return end;
   }
 
-  host(kind: TaskKind, resource: SimResource, bytes: number, where: Where, startMs: number, endMs: number): void {
+  host(kind: TaskKind, resource: Resource, bytes: number, where: Where, startMs: number, endMs: number): void {
     this.slices.push({ kind, resource, bytes, where, start: { hostMs: startMs }, end: { hostMs: endMs } });
     if (resource !== "gpu" && resource !== "cpu") this.bytes[resource] += bytes;
   }
@@ -65,8 +66,8 @@ export class DeviceTimeline {
   }
 
   /** After a device synchronise: busy time per resource, trace slices written, events destroyed. */
-  finish(trace: ChromeTraceWriter | undefined): { busy: Record<SimResource, number>; events: number } {
-    const busy = Object.fromEntries(SIM_RESOURCES.map((r) => [r, 0])) as Record<SimResource, number>;
+  finish(trace: ChromeTraceWriter | undefined): { busy: Record<Resource, number>; events: number } {
+    const busy = Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Record<Resource, number>;
     for (const s of this.slices) {
       const start = this.seconds(s.start);
       const end = Math.max(start, this.seconds(s.end));

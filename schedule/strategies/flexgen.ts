@@ -6,10 +6,10 @@
  */
 import type { ScheduleStrategy } from "../strategy.js";
 
-export const flexgenStrategy: ScheduleStrategy = {
+export const flexgenStrategy = {
   name: "flexgen",
   taskGraphWalk: "loop",
   barrierAfterEachStep: true,
   dequantize: "first-step",
   reuseWaits: [],
-};
+} as const satisfies ScheduleStrategy;

@@ -7,10 +7,10 @@
 import { REUSE_WAITS } from "../steps.js";
 import type { ScheduleStrategy } from "../strategy.js";
 
-export const spillwayStrategy: ScheduleStrategy = {
+export const spillwayStrategy = {
   name: "spillway",
   taskGraphWalk: "dataflow",
   barrierAfterEachStep: false,
   dequantize: "on-arrival",
   reuseWaits: REUSE_WAITS,
-};
+} as const satisfies ScheduleStrategy;
