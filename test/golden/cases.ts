@@ -1,7 +1,7 @@
 /**
  * The golden regression cases: a fixed list of (model, hardware, workload, flags) runs of the CLI whose
  * JSON output must not change across the redesign (issue 15). `scripts/capture-golden.mjs` records their
- * outputs in test/golden/outputs.json from a chosen build; test/golden.test.ts re-runs them and compares.
+ * outputs in test/golden/outputs.json from a chosen build; test/integration/golden.test.ts re-runs them and compares.
  *
  * Three kinds:
  * - plan: `spillway plan ARGS --json`; stdout is the output. A scored policy that does not fit exits 0 with
