@@ -2,7 +2,7 @@
  * How much the CPU backend's transfers overlap its compute: the same run (a small synthetic OPT, KV
  * cache in host memory, so every layer loads and stores it) with transfers on worker threads and
  * inline, side by side. Printed, not asserted: how much work the OS lets the worker threads do during a
- * compute depends on the machine and its load (test/runtime.test.ts checks what does not: the same
+ * compute depends on the machine and its load (test/integration/runtime.test.ts checks what does not: the same
  * tokens and bytes either way, and no transfer during a compute without overlap).
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";

@@ -34,7 +34,7 @@ if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then node scri
 nvidia-smi --query-gpu=name,memory.total,pcie.link.gen.current,pcie.link.width.current,clocks.sm,clocks.mem --format=csv 2>&1 | tee "$OUT/nvidia-smi.csv"
 node dist/cli/main.js devices --json | tee "$OUT/devices.json"
 status=0
-node --test --test-reporter=spec dist/test/cuda-kernels.test.js dist/test/runtime.test.js 2>&1 | tee "$OUT/tests.log" | grep -E "^(✔|✖|ℹ)|cuda\]|# (pass|fail|skip)" | tail -60 || status=1
+node --test --test-reporter=spec dist/test/integration/cuda-kernels.test.js dist/test/integration/runtime.test.js 2>&1 | tee "$OUT/tests.log" | grep -E "^(✔|✖|ℹ)|cuda\]|# (pass|fail|skip)" | tail -60 || status=1
 grep -q "^ℹ fail 0" "$OUT/tests.log" || status=1
 node dist/cli/main.js profile --backend cuda $QUICK --out "$OUT/profile.json" --quiet 2>&1 | tee "$OUT/profile.log"
 node dist/bench/cuda-fidelity.js --profile "$OUT/profile.json" --model "$MODEL" $GPU_MEM --out "$OUT/fidelity.json" 2>&1 | tee "$OUT/fidelity.log"

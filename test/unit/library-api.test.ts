@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { plan, resolveHardware, resolveModel } from "../../index.js";
+
+test("the library API plans without the CLI", async () => {
+  const result = await plan({ model: resolveModel("opt-30b"), hardware: resolveHardware("t4"), workload: { promptLen: 512, genLen: 32 }, fixed: { compressWeight: true } });
+  assert.equal(result.policy.compressWeight, true);
+  assert.equal(result.predicted.feasible, true);
+  assert.ok(result.predicted.throughputTokensPerSecond > 0);
+});
+
+test("the library API compares plan, simulation and a real run of one policy without the CLI", async () => {
+  const { compare, synthesizeOptWeights, resolveHardware: hardwareOf, withCapacities } = await import("../../index.js");
+  const { mkdtempSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const tiny = {
+    name: "opt-tiny", family: "opt" as const, numLayers: 2, hiddenSize: 64, ffnSize: 256, numHeads: 4, numKvHeads: 4,
+    vocabSize: 512, maxPositions: 256, ffnKind: "relu" as const, wordEmbedDim: 64, tiedEmbeddings: true, bytesPerParam: 2,
+  };
+  const dir = mkdtempSync(join(tmpdir(), "spillway-api-"));
+  try {
+    synthesizeOptWeights(tiny, dir, { seed: 1 });
+    const hardware = withCapacities(hardwareOf("t4"), { gpu: 4 * 2 ** 20, cpu: 2 ** 30, disk: 2 ** 30 });
+    const { plan: planned, simulated, measured, comparison } = await compare({
+      model: tiny, hardware, workload: { promptLen: 8, genLen: 4 }, weightsDir: dir,
+      fixed: { gbs: 2, nb: 1, percent: [50, 50, 100, 0, 100, 0] },
+    });
+    assert.equal(comparison.policy, planned.policy);
+    assert.equal(comparison.predicted.throughputTokensPerSecond, planned.predicted.throughputTokensPerSecond);
+    assert.equal(comparison.simulated.throughputTokensPerSecond, simulated.throughputTokensPerSecond);
+    assert.equal(comparison.measured.throughputTokensPerSecond, measured.throughputTokensPerSecond);
+    assert.equal(comparison.matchesReference, true, "tokens equal the all-on-device reference");
+    assert.ok(Math.abs(comparison.relativeError.throughput - (measured.throughputTokensPerSecond / planned.predicted.throughputTokensPerSecond - 1)) < 1e-12);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** The package root's values: the flow, its inputs' parsers and resolvers, trace sinks and errors. */
+const ROOT_EXPORTS = [
+  "BASELINE_NAMES", "EXPORT_TARGETS", "FileTraceSink", "InputError", "MODEL_CATALOGUE", "MemoryTraceSink", "NoTraceSink", "PlanError",
+  "baselines", "buildReport", "compare", "cudaStatus", "exportPlan", "findCatalogueModel", "modelSpecFromHfConfig",
+  "parseHardwareProfile", "parseModelSpec", "parsePlanFile", "plan", "readPlanFile", "readRoutingTrace", "resolveHardware",
+  "resolveModel", "run", "runMoe", "shippedProfileNames", "simulate", "simulateMoe", "synthesizeMixtralWeights",
+  "synthesizeOptWeights", "tinyMixtralSpec", "withCapacities",
+  // The plan parser and the one vocabulary (tiers, links, resources with display names, schedule names).
+  "parsePlan", "TIERS", "LINKS", "RESOURCES", "RESOURCE_NAMES", "SCHEDULE_NAMES",
+];
+
+/** What the root exported before it was narrowed: each name is still exported, from the root or from spillway/internals. */
+const FORMER_ROOT_EXPORTS = [
+  "BASELINE_NAMES", "EXPORT_TARGETS", "InputError", "MODEL_CATALOGUE", "PlanError", "accelerateBaseline", "baselines", "buildReport",
+  "compare", "compareRuns", "createEmulatedNative", "cudaProfileFromSamples", "cudaStatus", "deepspeedZeroBaseline",
+  "defaultRoutingProfile", "effective", "evaluate", "evaluateMoePolicy", "evaluatePolicy", "exportPlan", "findCatalogueModel",
+  "flexgenBaseline", "llamaCppBaseline", "llamaCppMoeAdvice", "loadLpSolvers", "measureCudaBackend", "modelSpecFromHfConfig",
+  "parseHardwareProfile", "parseModelSpec", "parsePlanFile", "plan", "planSync", "readPlanFile", "readRoutingTrace", "renderChart",
+  "resolveHardware", "resolveModel", "routingProfileFromTrace", "routingStats", "run", "runMoe", "shippedProfileNames", "simulate",
+  "simulateMoe", "simulateSchedule", "synthRouting", "synthesizeMixtralWeights", "synthesizeOptWeights", "tinyMixtralSpec",
+  "totalParams", "totalWeightBytes", "withCapacities",
+];
+
+/** The package's second entry point, resolved through package.json "exports" (a package may import itself by name). */
+async function importInternals(): Promise<Record<string, unknown>> {
+  const specifier: string = "spillway/internals";
+  return (await import(specifier)) as Record<string, unknown>;
+}
+
+test("the package root exports the flow, the parsers and resolvers, the trace sinks and the errors, and nothing else", async () => {
+  const root = await import("../../index.js");
+  assert.deepEqual(Object.keys(root).sort(), [...ROOT_EXPORTS].sort());
+  const self = (await import("spillway" as string)) as Record<string, unknown>;
+  assert.equal(self.plan, root.plan, "the package name resolves to this index through package.json exports");
+});
+
+test("spillway/internals holds the building blocks the root no longer exports, so no caller loses one", async () => {
+  const root = (await import("../../index.js")) as Record<string, unknown>;
+  const internals = await importInternals();
+  for (const name of Object.keys(internals)) assert.ok(!(name in root), `${name} is in both the root and spillway/internals`);
+  for (const name of FORMER_ROOT_EXPORTS) {
+    const value = root[name] ?? internals[name];
+    assert.ok(value !== undefined, `${name} is exported from neither the root nor spillway/internals`);
+  }
+  const { evaluatePolicy } = await import("../../planner/spillway/evaluate-policy.js");
+  assert.equal(internals.evaluatePolicy, evaluatePolicy);
+});
+
+test("the library's compare() runs on the backend it is given (the emulated CUDA device here)", async () => {
+  const { compare, synthesizeOptWeights, resolveHardware: hardwareOf, withCapacities } = await import("../../index.js");
+  const { createEmulatedNative } = await import("../../runtime/cuda/emulated-native.js");
+  const { mkdtempSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const tiny = {
+    name: "opt-tiny", family: "opt" as const, numLayers: 2, hiddenSize: 64, ffnSize: 256, numHeads: 4, numKvHeads: 4,
+    vocabSize: 512, maxPositions: 256, ffnKind: "relu" as const, wordEmbedDim: 64, tiedEmbeddings: true, bytesPerParam: 2,
+  };
+  const dir = mkdtempSync(join(tmpdir(), "spillway-api-"));
+  try {
+    synthesizeOptWeights(tiny, dir, { seed: 1 });
+    const hardware = withCapacities(hardwareOf("t4"), { gpu: 4 * 2 ** 20, cpu: 2 ** 30, disk: 2 ** 30 });
+    const request = { model: tiny, hardware, workload: { promptLen: 8, genLen: 4 }, weightsDir: dir, fixed: { gbs: 2, nb: 1, percent: [50, 50, 100, 0, 100, 0] as [number, number, number, number, number, number] } };
+    const onCpu = await compare(request);
+    const onCuda = await compare({ ...request, backend: "cuda", cudaNative: createEmulatedNative({ deviceBytes: 64 * 2 ** 20, deviceName: "emulated test device" }) });
+    assert.equal(onCpu.measured.backend, "cpu");
+    assert.equal(onCuda.measured.backend, "cuda");
+    assert.equal(onCuda.measured.device, "emulated test device");
+    assert.equal(onCuda.comparison.matchesReference, true, "tokens equal the all-on-device reference");
+    assert.deepEqual(onCuda.measured.tokens, onCpu.measured.tokens, "both backends generate the same tokens");
+    assert.deepEqual(onCuda.measured.bytes, onCpu.measured.bytes, "and move the same bytes over each link");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

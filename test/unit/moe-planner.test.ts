@@ -1,0 +1,140 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { type ExpertPolicy, storedBytes } from "../../core/expert-policy.js";
+import { resolveHardware } from "../../core/resolve-hardware.js";
+import { findCatalogueModel } from "../../models/catalogue.js";
+import { evaluateMoePolicy, routedExpertParams } from "../../planner/moe/evaluate-moe-policy.js";
+import { llamaCppMoeAdvice } from "../../planner/moe/llama-cpp-moe.js";
+import { moePolicy } from "../../planner/moe/moe-search.js";
+import { expectedHitRate, type RoutingProfile, uniformRoutingProfile } from "../../planner/moe/routing-profile.js";
+import { hardwareRates } from "../../planner/spillway/hardware-rates.js";
+import { parsePlanFile } from "../../simulator/read-plan.js";
+import { runCli } from "../helpers.js";
+
+const mixtral = findCatalogueModel("mixtral-8x7b")!;
+const moe = mixtral.moe!;
+const rates = hardwareRates(resolveHardware("t4"));
+const workload = { promptLen: 64, genLen: 8 };
+/** A routing profile with locality: LRU and popularity beat chance, guesses are right 90% of the time. */
+const sticky: RoutingProfile = {
+  lruHitRate: [0, 0.17, 0.34, 0.47, 0.59, 0.69, 0.79, 0.89, 1],
+  topShare: [0, 0.18, 0.33, 0.46, 0.58, 0.69, 0.8, 0.9, 1],
+  speculativeRecall: [0.9, 0.85],
+  source: "test profile",
+};
+const base: ExpertPolicy = {
+  cacheSize: 2, eviction: "lru", offloadTier: "cpu", bits: 4, attentionBits: 4, prefetchExperts: 0, prefetchLayers: 1, pregated: false, compute: "gpu", cpuThresholdTokens: 0,
+};
+const evaluate = (x: Partial<ExpertPolicy>, batch = 1, profile = sticky) => evaluateMoePolicy(mixtral, rates, workload, moePolicy(mixtral, batch, { ...base, ...x }, false), profile);
+const expertBytes = storedBytes(routedExpertParams(mixtral, moe), 4);
+
+test("MoE cost model: every expert moved is counted once on the link, and more slots mean more hits and fewer fetches", () => {
+  const L = mixtral.numLayers;
+  let previous: ReturnType<typeof evaluate> | undefined;
+  for (let slots = 0; slots <= moe.numExperts; slots++) {
+    const p = evaluate({ cacheSize: slots });
+    const e = p.experts;
+    // Decode traffic: every fetched expert (on demand, prefetched or wasted) crosses PCIe once; prefill
+    // fetches every non-resident expert of every layer once.
+    const decodeSteps = workload.genLen - 1;
+    const prefillFetched = L * moe.numExperts * (1 - slots / moe.numExperts);
+    const moved = L * decodeSteps * (e.demandFetchesPerLayer + e.prefetchedPerLayer + e.wastedPrefetchesPerLayer) + prefillFetched;
+    assert.ok(Math.abs(p.bytes.h2d - moved * expertBytes) <= 1e-6 * Math.max(1, p.bytes.h2d), `slots ${slots}: ${p.bytes.h2d} vs ${moved * expertBytes}`);
+    if (previous) {
+      assert.ok(e.expectedHitRate >= previous.experts.expectedHitRate, `slots ${slots}: hit rate`);
+      assert.ok(e.demandFetchesPerLayer <= previous.experts.demandFetchesPerLayer + 1e-12, `slots ${slots}: fetches`);
+      // One more slot per layer costs exactly one more expert per layer on the GPU (the staging buffers go once every expert is resident).
+      const grown = p.peakBytes.gpu - previous.peakBytes.gpu;
+      const expected = slots === moe.numExperts ? L * expertBytes - 2 * expertBytes : L * expertBytes;
+      assert.ok(Math.abs(grown - expected) < 1, `slots ${slots}: GPU grows by ${grown}, expected ${expected}`);
+    }
+    previous = p;
+  }
+  const all = evaluate({ cacheSize: moe.numExperts });
+  assert.equal(all.bytes.h2d, 0, "every expert resident: nothing to fetch");
+  assert.equal(all.experts.expectedHitRate, 1);
+});
+
+test("MoE cost model: CPU experts move activations, not weights; prefetch hides fetches behind compute", () => {
+  const fetch = evaluate({ compute: "gpu" });
+  const cpu = evaluate({ compute: "cpu" });
+  assert.ok(cpu.experts.cpuComputedPerLayer > 0 && cpu.experts.demandFetchesPerLayer === 0);
+  assert.ok(cpu.bytes.h2d < fetch.bytes.h2d / 10, "decode moves no expert weights when misses compute on the CPU");
+  assert.ok(cpu.busySeconds.cpu > 0);
+  // auto: CPU for one token per expert in decode; the 64-token prompt gives each expert ~16 tokens: fetched.
+  const auto = evaluate({ compute: "auto", cpuThresholdTokens: 7 });
+  assert.equal(auto.experts.demandFetchesPerLayer, 0);
+  assert.ok(auto.bytes.h2d > cpu.bytes.h2d, "the prompt's experts are fetched");
+
+  const speculative = evaluate({ prefetchExperts: 2 });
+  const pregated = evaluate({ pregated: true });
+  for (const p of [speculative, pregated]) {
+    assert.ok(p.experts.prefetchedPerLayer > 0);
+    assert.ok(p.experts.stallSecondsPerToken < fetch.experts.stallSecondsPerToken, "prefetch shortens the stall");
+  }
+  // Here the link is the bottleneck (1.3 experts of 99 MB per layer per token over PCIe): hiding the
+  // fetches behind compute helps a little, and speculation's wasted guesses cost link time.
+  assert.ok(pregated.decodeSecondsPerToken < fetch.decodeSecondsPerToken);
+  assert.ok(speculative.busySeconds.h2d > fetch.busySeconds.h2d);
+  assert.equal(pregated.experts.wastedPrefetchesPerLayer, 0, "pre-gating fetches only experts that are used");
+  assert.ok(speculative.experts.wastedPrefetchesPerLayer > 0, "a wrong guess wastes bandwidth");
+  assert.ok(Math.abs(pregated.experts.prefetchedPerLayer / (pregated.experts.prefetchedPerLayer + pregated.experts.demandFetchesPerLayer) - (mixtral.numLayers - 1) / mixtral.numLayers) < 1e-12, "every layer but the first is known ahead");
+});
+
+test("expected hit rate: the trace's figure for one token, tending to the resident share as batches touch every expert", () => {
+  const uniform = uniformRoutingProfile(moe);
+  for (let slots = 0; slots <= 8; slots++) assert.ok(Math.abs(expectedHitRate(uniform, moe, slots, "lru", 1) - slots / 8) < 1e-12);
+  assert.equal(expectedHitRate(sticky, moe, 2, "lru", 1), 0.34);
+  assert.equal(expectedHitRate(sticky, moe, 2, "static", 1), 0.33);
+  assert.equal(expectedHitRate(sticky, moe, 2, "lfu", 1), 0.34);
+  const big = expectedHitRate(sticky, moe, 2, "lru", 512);
+  assert.ok(Math.abs(big - (0.25 + (0.34 - 0.25) * (2 / 8))) < 1e-6, `${big}`);
+});
+
+test("spillway plan for Mixtral on a T4: policy.experts and a prediction in JSON; the expert flags score a given configuration", () => {
+  const searched = runCli(["plan", "--model", "mixtral-8x7b", "--hardware", "t4", "--batch-size", "1", "--prompt-len", "64", "--gen-len", "8", "--json"]);
+  assert.equal(searched.status, 0, searched.stderr);
+  const p = JSON.parse(searched.stdout) as { policy: { gpuBatchSize: number; experts: ExpertPolicy }; predicted: { feasible: boolean; throughputTokensPerSecond: number; peakBytes: { gpu: number }; capacityBytes: { gpu: number }; experts: { expectedHitRate: number } } };
+  assert.equal(p.policy.gpuBatchSize, 1);
+  for (const key of ["cacheSize", "eviction", "offloadTier", "bits", "attentionBits", "prefetchExperts", "prefetchLayers", "pregated", "compute"]) assert.ok(key in p.policy.experts, key);
+  assert.ok(p.predicted.feasible && p.predicted.throughputTokensPerSecond > 0);
+  assert.ok(p.predicted.peakBytes.gpu <= p.predicted.capacityBytes.gpu);
+  assert.ok(p.policy.experts.cacheSize < 8, "Mixtral does not fit a T4 whole");
+
+  const args = ["plan", "--model", "mixtral-8x7b", "--hardware", "rtx3060", "--prompt-len", "64", "--gen-len", "8", "--batch-size", "1", "--expert-cache", "2", "--expert-bits", "3", "--attention-bits", "4",
+    "--prefetch-experts", "2", "--prefetch-layers", "1", "--expert-compute", "gpu", "--expert-eviction", "lfu", "--json"];
+  const scored = runCli(args);
+  assert.equal(scored.status, 0, scored.stderr);
+  const s = JSON.parse(scored.stdout) as { policy: { experts: ExpertPolicy }; search: { exactEvaluations: number } };
+  assert.deepEqual({ ...s.policy.experts }, { cacheSize: 2, eviction: "lfu", offloadTier: "cpu", bits: 3, attentionBits: 4, prefetchExperts: 2, prefetchLayers: 1, pregated: false, compute: "gpu", cpuThresholdTokens: 0 });
+  assert.ok(s.search.exactEvaluations <= 4, "a fixed configuration is scored, not searched: two KV placements, each estimated, then scored exactly");
+  // The plan file reads back with its expert policy.
+  assert.deepEqual(parsePlanFile(JSON.parse(scored.stdout), "plan.json").policy.experts, s.policy.experts);
+
+  const dense = runCli(["plan", "--model", "opt-1.3b", "--expert-cache", "2"]);
+  assert.equal(dense.status, 2);
+  assert.match(dense.stderr, /--expert-cache: opt-1\.3b is not a Mixture-of-Experts model.*mixtral-8x7b/);
+  const bad = runCli(["plan", "--model", "mixtral-8x7b", "--expert-cache", "9"]);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--expert-cache/);
+});
+
+test("llama.cpp advice for MoE: the fewest --n-cpu-moe layers that fit, and a speed between all experts on the CPU and all on the GPU", () => {
+  const profile = uniformRoutingProfile(moe);
+  for (const hardware of ["t4", "rtx3060", "rtx3090"]) {
+    const r = hardwareRates(resolveHardware(hardware));
+    const advice = llamaCppMoeAdvice(mixtral, r, workload, profile);
+    assert.equal(advice.nGpuLayers, mixtral.numLayers + 1);
+    const n = advice.nCpuMoe!;
+    assert.ok(n > 0 && n < mixtral.numLayers, `${hardware}: --n-cpu-moe ${n}`);
+    assert.ok(advice.gpuPeakBytes! <= r.capacityBytes.gpu);
+    // One layer fewer on the CPU puts one more layer's eight experts on the GPU, which no longer fits.
+    assert.ok(advice.gpuPeakBytes! + 8 * expertBytes > r.capacityBytes.gpu, `${hardware}: ${n} is the fewest that fit`);
+    const bigger = llamaCppMoeAdvice(mixtral, { ...r, capacityBytes: { ...r.capacityBytes, gpu: r.capacityBytes.gpu + 8 * expertBytes * 4 } }, workload, profile);
+    assert.equal(bigger.nCpuMoe, Math.max(0, n - 4), "room for four more layers of experts: four layers fewer on the CPU");
+    assert.ok(bigger.decodeTokensPerSecond! > advice.decodeTokensPerSecond!);
+  }
+  const tiny = llamaCppMoeAdvice(mixtral, { ...rates, capacityBytes: { ...rates.capacityBytes, gpu: 2 ** 30 } }, workload, profile);
+  assert.equal(tiny.nCpuMoe, undefined);
+  assert.match(tiny.reason!, /lower -ngl/);
+});
