@@ -42,7 +42,8 @@ export function runProfile(argv: ProfileArgs): void {
   const samplesGiven = fromSamplesText ? samplesFromCsv(fromSamplesText, argv["from-samples"]!) : undefined;
   const cuda = argv.backend === "cuda" || Boolean(samplesGiven?.some((x) => x.measurement === "deviceCopy"));
   const native = cuda && !samplesGiven ? requireCuda() : undefined;
-  const deviceName = native ? (native.setDevice(0), native.deviceProperties(0).name) : samplesGiven?.find((x) => x.measurement === "device")?.shape ?? "CUDA device";
+  native?.setDevice(0);
+  const deviceName = native ? native.deviceProperties(0).name : samplesGiven?.find((x) => x.measurement === "device")?.shape ?? "CUDA device";
   const gpuFlag = parseNumberFlag("gpu-mem", argv["gpu-mem"], { greaterThan: 0, unit: "GiB" });
   const gpuBytes = gpuFlag !== undefined ? gpuFlag * GIB : native ? native.memGetInfo().freeBytes : GIB;
   const capacity = defaultCapacities(gpuBytes, argv["offload-dir"]);

@@ -332,19 +332,26 @@ export class ScheduleBuilder {
         else this.weights(g);
         return;
       case "ready-weights":
-        return this.dequantize(g);
+        this.dequantize(g);
+        return;
       case "issue-kv":
-        return this.loadCache(q);
+        this.loadCache(q);
+        return;
       case "issue-hidden":
-        return this.loadHidden(q);
+        this.loadHidden(q);
+        return;
       case "compute":
-        return this.compute(q);
+        this.compute(q);
+        return;
       case "store":
-        return this.stores(q);
+        this.stores(q);
+        return;
       case "lm-head":
-        return this.head(token, batch);
+        this.head(token, batch);
+        return;
       case "barrier":
-        return this.closeStep(step.at);
+        this.closeStep(step.at);
+        return;
       default:
         throw new Error(`schedule bug: a task graph has no "${step.kind}" step`);
     }

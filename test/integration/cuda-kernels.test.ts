@@ -247,17 +247,17 @@ class Session {
 function withSession(impl: Implementation, body: (s: Session) => void, options?: EmulatedNativeOptions): void {
   const native = impl.open(options);
   const session = new Session(native);
-  let passed = false;
   try {
     body(session);
-    passed = true;
-  } finally {
+  } catch (error) {
     try {
       session.close();
-    } catch (error) {
-      if (passed) throw error; // else the body's failure is the one to report
+    } catch {
+      // the body's failure is the one to report
     }
+    throw error;
   }
+  session.close();
   impl.checkReleased?.(native);
 }
 
