@@ -11,7 +11,7 @@ import { attention } from "./kernels/attention.js";
 import { layerNorm } from "./kernels/layer-norm.js";
 import { linearF16 } from "./kernels/linear-f16.js";
 import { reluInPlace } from "./kernels/relu.js";
-import { decode, encode, encodedByteLength, type Encoding } from "./tensor-codec.js";
+import { decode, decodeToFloat16, encode, encodedByteLength, type Encoding } from "./tensor-codec.js";
 
 export interface CpuBufferTypes {
   readonly f32: Float32Array;
@@ -25,6 +25,8 @@ export interface CpuKernelScratch {
   readonly linearTile?: Float32Array;
   readonly linearTileOut?: Float32Array;
   readonly attention?: Float32Array;
+  /** fp32 values a 4-bit dequantisation goes through (a few groups at a time). */
+  readonly dequantize?: Float32Array;
 }
 
 export class CpuDeviceOps implements DeviceOps<CpuBufferTypes> {
@@ -65,6 +67,9 @@ export class CpuDeviceOps implements DeviceOps<CpuBufferTypes> {
   }
   relu(x: Float32Array, values: number): void {
     reluInPlace(x.subarray(0, values));
+  }
+  dequantizeF16(src: Uint8Array, values: number, dst: Uint16Array): void {
+    decodeToFloat16(src, values, dst.subarray(0, values), this.scratch.dequantize ?? new Float32Array(4096));
   }
   encodeRows(src: Float32Array, rows: number, rowValues: number, encoding: Encoding, dst: Uint8Array): void {
     const rowBytes = encodedByteLength(rowValues, encoding);

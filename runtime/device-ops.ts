@@ -35,6 +35,8 @@ export interface DeviceOps<B extends DeviceBufferTypes> {
   /** x += y. */
   add(x: B["f32"], y: B["f32"], values: number): void;
   relu(x: B["f32"], values: number): void;
+  /** A 4-bit weight tensor of `values` values (tensor-codec's layout) dequantised into fp16, for linear(). */
+  dequantizeF16(src: B["bytes"], values: number, dst: B["f16"]): void;
   /** `rows` fp32 rows of `rowValues` encoded as the KV cache stores them (fp16 or 4-bit), packed at `dst`. */
   encodeRows(src: B["f32"], rows: number, rowValues: number, encoding: Encoding, dst: B["bytes"]): void;
   /** The inverse of encodeRows(). */

@@ -120,6 +120,16 @@ export function attentionOutputs<B extends DeviceBufferTypes>(ops: DeviceOps<B>,
 }
 
 /**
+ * A chunk of `count` sequences of t rows through the layer: attentionInputs(), `attend(c)` for each
+ * sequence c of the chunk (attendSequence(), with the backend's KV handling around it), attentionOutputs().
+ */
+export function layerChunk<B extends DeviceBufferTypes>(ops: DeviceOps<B>, w: OptLayerWeights<B>, shape: OptLayerShape, hidden: B["f16"], count: number, t: number, b: AttentionBuffers<B> & OutputBuffers<B>, attend: (c: number) => void): void {
+  attentionInputs(ops, w, shape, hidden, count * t, b);
+  for (let c = 0; c < count; c++) attend(c);
+  attentionOutputs(ops, w, shape, count * t, b, hidden);
+}
+
+/**
  * One sequence's input hidden states (fp16 [t, h]): its token rows (fp32 [t, d], gathered where the
  * table is), projected to h when the model projects its embeddings, plus its position rows.
  * `x` may be `tokenRows` itself when there is no projection.

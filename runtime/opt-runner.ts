@@ -23,9 +23,9 @@ import { fromFloat16Array } from "./fp16.js";
 import { attentionScratchLength } from "./kernels/attention.js";
 import { OPT_POSITION_OFFSET } from "./kernels/embedding.js";
 import { LINEAR_TILE_ROWS } from "./kernels/linear-f16.js";
-import { attendOverStoredRows, attentionInputs, attentionOutputs, embedSequence, encodeNewRows, headFeatures, layerWeightsOf, type OptLayerShape, scoreHeadChunk } from "./opt-forward.js";
+import { attendOverStoredRows, embedSequence, encodeNewRows, headFeatures, layerChunk, layerWeightsOf, type OptLayerShape, scoreHeadChunk } from "./opt-forward.js";
 import type { OptWeights } from "./opt-checkpoint.js";
-import { decodeRange, decodeToFloat16, type Encoding, encode, encodedByteLength, rowChunkBytes } from "./tensor-codec.js";
+import { decodeRange, type Encoding, encode, encodedByteLength, rowChunkBytes } from "./tensor-codec.js";
 import type { TaskKind } from "../simulator/task.js";
 import type { TransferAction } from "./transfer-action.js";
 import { sharedBytes, type TransferEngine, type TransferId } from "./transfer-engine.js";
@@ -257,10 +257,10 @@ export class OptRunner {
       const all = this.arena.uint16(block, values);
       this.recorder.record("dequantize-weights", "gpu", 0, where, () => {
         let offset = 0;
-        const scratch = new Float32Array(4096);
+        const ops = new CpuDeviceOps({ dequantize: new Float32Array(4096) });
         for (const t of quantized) {
           const out = all.subarray(offset, offset + t.values);
-          decodeToFloat16(onDevice.get(t.name)!, t.values, out, scratch);
+          ops.dequantizeF16(onDevice.get(t.name)!, t.values, out);
           matrices.set(t.name, out);
           offset += t.values;
         }
@@ -403,10 +403,8 @@ export class OptRunner {
     const weights = layerWeightsOf<CpuBufferTypes>(ready.matrices, ready.vectors, layer);
     const shape: OptLayerShape = { h, f, heads: nh, headDim: hd };
     const buffers = { x, y, q, k, v: vv, o, ffn };
-    const computeChunk = (first: number, count: number) => {
-      const r = count * t;
-      attentionInputs(ops, weights, shape, hidden.subarray(first * t * h), r, buffers);
-      for (let c = 0; c < count; c++) {
+    const computeChunk = (first: number, count: number) =>
+      layerChunk(ops, weights, shape, hidden.subarray(first * t * h), count, t, buffers, (c) => {
         const seq = first + c;
         // The new rows, encoded as they will be stored (then decoded by the attention: it sees exactly what the cache holds).
         const kNew = seq < gpuSeqs ? new Uint8Array(t * rowBytes) : sharedBytes(t * rowBytes);
@@ -426,9 +424,7 @@ export class OptRunner {
           base.set(kNew, (seq * 2) * this.maxContext * rowBytes + past * rowBytes);
           base.set(vNew, (seq * 2 + 1) * this.maxContext * rowBytes + past * rowBytes);
         } else newRows.push({ seq, k: kNew, v: vNew });
-      }
-      attentionOutputs(ops, weights, shape, r, buffers, hidden.subarray(first * t * h));
-    };
+      });
     this.recorder.record("compute", "gpu", 0, where, () => {
       for (let first = 0; first < gbs; first += chunk) computeChunk(first, Math.min(chunk, gbs - first));
     });
@@ -590,10 +586,10 @@ export class OptRunner {
     this.pendingFeatures = [];
     const best = Array.from({ length: nb }, () => new Float32Array(gbs).fill(-Infinity));
     const next = Array.from({ length: nb }, () => new Int32Array(gbs));
+    const ops = new CpuDeviceOps({ linearTile: new Float32Array(MATRIX_TILE_ROWS * d), linearTileOut: new Float32Array(gbs * MATRIX_TILE_ROWS), dequantize: new Float32Array(4096) });
     const score = (weights: Uint16Array, firstRow: number, rows: number) => {
       const logitsBlock = this.arena.allocate(gbs * rows * 4, "logits");
       const logits = this.arena.float32(logitsBlock, gbs * rows);
-      const ops = new CpuDeviceOps({ linearTile: new Float32Array(MATRIX_TILE_ROWS * d), linearTileOut: new Float32Array(gbs * MATRIX_TILE_ROWS) });
       for (let k = 0; k < nb; k++) {
         this.recorder.record("lm-head", "gpu", 0, { token, layer: this.model.numLayers, batch: k }, () => scoreHeadChunk(ops, features[k]!, gbs, d, weights, firstRow, rows, logits, best[k]!, next[k]!));
       }
@@ -629,7 +625,8 @@ export class OptRunner {
         let dequantized: DeviceBlock | undefined;
         if (tensor.encoding === "q4") {
           dequantized = this.arena.allocate(chunk.rows * d * 2, "LM head weights, dequantised");
-          weights = decodeToFloat16(chunk.onDevice, chunk.rows * d, this.arena.uint16(dequantized, chunk.rows * d), new Float32Array(4096));
+          weights = this.arena.uint16(dequantized, chunk.rows * d);
+          ops.dequantizeF16(chunk.onDevice, chunk.rows * d, weights);
         } else weights = new Uint16Array(chunk.onDevice.buffer, chunk.onDevice.byteOffset, chunk.rows * d);
         score(weights, chunk.firstRow, chunk.rows);
         if (dequantized) this.arena.release(dequantized);

@@ -63,6 +63,9 @@ export class CudaDeviceOps implements DeviceOps<CudaBufferTypes> {
   relu(x: number, values: number): void {
     this.native.relu(x, values, this.stream);
   }
+  dequantizeF16(src: number, values: number, dst: number): void {
+    this.native.dequantize4F16(src, 1, values, dst, this.stream);
+  }
   encodeRows(src: number, rows: number, rowValues: number, encoding: Encoding, dst: number): void {
     if (encoding === "f16") this.native.f32ToF16(src, dst, rows * rowValues, this.stream);
     else this.native.quantize4(src, rows, rowValues, dst, this.stream);

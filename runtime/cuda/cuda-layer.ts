@@ -4,20 +4,19 @@
  * the off-GPU sequences between the layer's two halves.
  */
 import { CpuDeviceOps } from "../cpu-device-ops.js";
-import { attendOverStoredRows, attendSequence, attentionInputs, attentionOutputs, encodeNewRows, layerWeightsOf, type OptLayerShape } from "../opt-forward.js";
+import { attendOverStoredRows, attendSequence, attentionInputs, attentionOutputs, encodeNewRows, layerChunk, layerWeightsOf, type OptLayerShape } from "../opt-forward.js";
 import type { CudaBuffers } from "./cuda-buffers.js";
 import type { CudaRunContext } from "./cuda-context.js";
-import { type CudaBufferTypes, CudaDeviceOps } from "./cuda-device-ops.js";
+import type { CudaBufferTypes } from "./cuda-device-ops.js";
 import type { CacheIn, CudaKv } from "./cuda-kv.js";
 import type { ReadyWeights } from "./cuda-weights.js";
 
 /** One GPU batch through one decoder layer on the CUDA backend (with CPU attention, the host attends between its two halves). */
 export function createCudaLayer(ctx: CudaRunContext, buffers: CudaBuffers, kv: CudaKv) {
   const { native, s, h, f, nh, hd, gbs, maxContext, kvEncoding, rowBytes, gpuSeqs, offSeqs, cpuSeqs, diskSeqs, timeline, whenDone, compute, kvLoad, kvStore } = ctx;
-  const { deviceCache, hostCache, kvStaging, newRows, diskNewStaging, hostAttends, qDown, rowsDown, outUp, hostK, hostV, hostScratch, chunkOf, attentionFloats, working } = buffers;
+  const { ops, deviceCache, hostCache, kvStaging, newRows, diskNewStaging, hostAttends, qDown, rowsDown, outUp, hostK, hostV, hostScratch, chunkOf, working } = buffers;
   const { kvStagingFree, newRowsFree, diskNewFree, outUpFree, stored, hostPast, appendRows } = kv;
-  /** The forward pass's device operations on the compute stream, and (CPU attention) the host's. */
-  const ops = new CudaDeviceOps(native, compute, working.scratch.pointer, attentionFloats);
+  /** CPU attention: the forward pass's operations on the host. */
   const hostOps = new CpuDeviceOps(hostScratch ? { attention: hostScratch } : {});
   const shape: OptLayerShape = { h, f, heads: nh, headDim: hd };
   const deviceWork = { kAll: working.kAll.pointer, vAll: working.vAll.pointer };
@@ -74,9 +73,7 @@ export function createCudaLayer(ctx: CudaRunContext, buffers: CudaBuffers, kv: C
       done = timeline.device("compute", "gpu", compute, 0, where, () => {
         for (let first = 0; first < gbs; first += chunk) {
           const count = Math.min(chunk, gbs - first);
-          beforeAttention(first, count);
-          for (let c = 0; c < count; c++) deviceAttention(first + c, c, count);
-          afterAttention(first, count);
+          layerChunk(ops, weights, shape, hiddenOf(first), count, t, at(count), (c) => deviceAttention(first + c, c, count));
         }
       });
     } else {

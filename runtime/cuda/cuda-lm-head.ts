@@ -4,7 +4,6 @@ import { embedSequence, headFeatures, scoreHeadChunk } from "../opt-forward.js";
 import { decodeRange, rowChunkBytes } from "../tensor-codec.js";
 import type { CudaBuffers } from "./cuda-buffers.js";
 import type { CudaRunContext } from "./cuda-context.js";
-import { CudaDeviceOps } from "./cuda-device-ops.js";
 import type { CudaPlacement } from "./cuda-placement.js";
 import type { Embeddings } from "./cuda-weights.js";
 
@@ -12,9 +11,7 @@ import type { Embeddings } from "./cuda-weights.js";
 export function createCudaLmHead(ctx: CudaRunContext, placed: CudaPlacement, buffers: CudaBuffers) {
   const { native, model, s, h, L, vocab, d, gbs, nb, timeline, compute, weightsStream } = ctx;
   const { table } = placed;
-  const { features, nextIds, nextIdsHost, streamedHead, rowsPerChunk, logits, bestLogits, headSlots, headDequant, working, attentionFloats } = buffers;
-  /** The forward pass's device operations on the compute stream. */
-  const ops = new CudaDeviceOps(native, compute, working.scratch.pointer, attentionFloats);
+  const { ops, features, nextIds, nextIdsHost, streamedHead, rowsPerChunk, logits, bestLogits, headSlots, headDequant, working } = buffers;
   /** Batch k's input hidden states (fp16, at `hiddenAt`) on the compute stream; returns the event after them. */
   const embed = (e: Embeddings, ids: Int32Array, token: number, k: number, hiddenAt: number): number => {
     const t = token === 0 ? s : 1;
@@ -93,7 +90,7 @@ export function createCudaLmHead(ctx: CudaRunContext, placed: CudaPlacement, buf
         }
         native.streamWaitEvent(compute, arrived);
         if (table.encoding === "q4") {
-          native.dequantize4F16(chunkPointer, 1, rows * d, headDequant!.pointer, compute);
+          ops.dequantizeF16(chunkPointer, rows * d, headDequant!.pointer);
           chunkPointer = headDequant!.pointer;
         }
         for (let k = 0; k < nb; k++) {
