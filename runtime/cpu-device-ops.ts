@@ -30,6 +30,7 @@ export interface CpuKernelScratch {
 }
 
 export class CpuDeviceOps implements DeviceOps<CpuBufferTypes> {
+  declare readonly bufferTypes?: CpuBufferTypes;
   constructor(private readonly scratch: CpuKernelScratch = {}) {}
 
   f32At(buffer: Float32Array, start: number): Float32Array {

@@ -19,6 +19,8 @@ export interface DeviceBufferTypes {
 }
 
 export interface DeviceOps<B extends DeviceBufferTypes> {
+  /** Never set: names the buffer types, so that a caller's buffers are checked against the ops it passes. */
+  readonly bufferTypes?: B;
   /** The buffer from value (or byte) `start` on. */
   f32At(buffer: B["f32"], start: number): B["f32"];
   f16At(buffer: B["f16"], start: number): B["f16"];

@@ -569,7 +569,7 @@ export class OptRunner {
       const ops = new CpuDeviceOps(projectOut ? { linearTile: new Float32Array(MATRIX_TILE_ROWS * Math.max(d, h)), linearTileOut: new Float32Array(gbs * MATRIX_TILE_ROWS) } : {});
       const gamma = ready.vectors.get("model.decoder.final_layer_norm.weight")!;
       const beta = ready.vectors.get("model.decoder.final_layer_norm.bias")!;
-      return headFeatures<CpuBufferTypes>(ops, hidden, gbs, t, h, d, gamma, beta, projectOut, new Float32Array(gbs * h), new Float32Array(gbs * h), new Float32Array(projectOut ? gbs * d : 0));
+      return headFeatures(ops, hidden, gbs, t, h, d, gamma, beta, projectOut, new Float32Array(gbs * h), new Float32Array(gbs * h), new Float32Array(projectOut ? gbs * d : 0));
     });
   }
 

@@ -172,7 +172,7 @@ test("forward pass: the LM head scored in streamed chunks picks the tokens of on
   const table = toFloat16Array(randomArray(vocab * h, 24));
   const last = new Float32Array(sequences * h);
   const cpu = new CpuDeviceOps({ linearTile: new Float32Array(16 * h), linearTileOut: new Float32Array(sequences * 16) });
-  const normed = headFeatures<CpuBufferTypes>(cpu, hidden, sequences, t, h, h, gamma, beta, undefined, new Float32Array(sequences * h), new Float32Array(sequences * h), new Float32Array(0));
+  const normed = headFeatures(cpu, hidden, sequences, t, h, h, gamma, beta, undefined, new Float32Array(sequences * h), new Float32Array(sequences * h), new Float32Array(0));
   const whole = { value: new Float32Array(sequences), index: new Int32Array(sequences) };
   scoreHeadChunk(cpu, normed, sequences, h, table, 0, vocab, new Float32Array(sequences * vocab), whole.value, whole.index);
   // The reference's features are the LayerNorm of the decoded last positions.

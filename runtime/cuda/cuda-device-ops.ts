@@ -18,6 +18,7 @@ export interface CudaBufferTypes {
 const LAYER_NORM_EPS = 1e-5;
 
 export class CudaDeviceOps implements DeviceOps<CudaBufferTypes> {
+  declare readonly bufferTypes?: CudaBufferTypes;
   /**
    * @param stream where every operation is enqueued
    * @param attentionScratch device scratch of `attentionFloats` fp32 values for attention
