@@ -358,7 +358,7 @@ export class OptRunner {
     const f = this.model.ffnSize;
     const nh = this.model.numHeads;
     const hd = h / nh;
-    const { gbs, prefill, t, past, gpuSeqs, cpuSeqs, offSeqs, cpuAttention, pastBytes } = this.stepShape(token);
+    const { gbs, t, past, gpuSeqs, cpuSeqs, offSeqs, cpuAttention, pastBytes } = this.stepShape(token);
     const ctx = past + t;
     const rowBytes = this.kvRowBytes;
 

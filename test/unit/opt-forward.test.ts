@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CpuDeviceOps, type CpuBufferTypes } from "../runtime/cpu-device-ops.js";
-import { CudaDeviceOps, type CudaBufferTypes } from "../runtime/cuda/cuda-device-ops.js";
-import { createEmulatedNative, type EmulatedNative } from "../runtime/cuda/emulated-native.js";
-import { toFloat16Array } from "../runtime/fp16.js";
-import { attention } from "../runtime/kernels/attention.js";
-import { layerNorm } from "../runtime/kernels/layer-norm.js";
-import { attendSequence, headFeatures, layerChunk, type OptLayerShape, type OptLayerWeights, scoreHeadChunk } from "../runtime/opt-forward.js";
-import { decode, encode, encodedByteLength, type Encoding } from "../runtime/tensor-codec.js";
-import { random } from "./helpers.js";
+import { CpuDeviceOps, type CpuBufferTypes } from "../../runtime/cpu-device-ops.js";
+import { CudaDeviceOps, type CudaBufferTypes } from "../../runtime/cuda/cuda-device-ops.js";
+import { createEmulatedNative, type EmulatedNative } from "../../runtime/cuda/emulated-native.js";
+import { toFloat16Array } from "../../runtime/fp16.js";
+import { attention } from "../../runtime/kernels/attention.js";
+import { layerNorm } from "../../runtime/kernels/layer-norm.js";
+import { attendSequence, headFeatures, layerChunk, type OptLayerShape, type OptLayerWeights, scoreHeadChunk } from "../../runtime/opt-forward.js";
+import { decode, encode, encodedByteLength, type Encoding } from "../../runtime/tensor-codec.js";
+import { random } from "../helpers.js";
 
 /**
  * The forward pass is written once over DeviceOps; these tests run it over the CPU backend's
