@@ -18,16 +18,14 @@ import { KERNEL_TILE_ROWS, layerWorkingValues } from "../core/layer-working-set.
 import { chunkSequences } from "./chunk-sequences.js";
 import { type DeviceArena, type DeviceBlock } from "./device-arena.js";
 import type { DiskStore } from "./disk-store.js";
-import { fromFloat16Array, toFloat16Array } from "./fp16.js";
-import { addInPlace } from "./kernels/add.js";
-import { argmax } from "./kernels/argmax.js";
-import { attention, attentionScratchLength } from "./kernels/attention.js";
+import { CpuDeviceOps, type CpuBufferTypes } from "./cpu-device-ops.js";
+import { fromFloat16Array } from "./fp16.js";
+import { attentionScratchLength } from "./kernels/attention.js";
 import { OPT_POSITION_OFFSET } from "./kernels/embedding.js";
-import { layerNorm } from "./kernels/layer-norm.js";
-import { LINEAR_TILE_ROWS, linearF16 } from "./kernels/linear-f16.js";
-import { reluInPlace } from "./kernels/relu.js";
+import { LINEAR_TILE_ROWS } from "./kernels/linear-f16.js";
+import { attendOverStoredRows, embedSequence, encodeNewRows, headFeatures, layerChunk, layerWeightsOf, type OptLayerShape, scoreHeadChunk } from "./opt-forward.js";
 import type { OptWeights } from "./opt-checkpoint.js";
-import { decode, decodeRange, decodeToFloat16, type Encoding, encode, encodedByteLength, rowChunkBytes } from "./tensor-codec.js";
+import { decodeRange, type Encoding, encode, encodedByteLength, rowChunkBytes } from "./tensor-codec.js";
 import type { TaskKind } from "../simulator/task.js";
 import type { TransferAction } from "./transfer-action.js";
 import { sharedBytes, type TransferEngine, type TransferId } from "./transfer-engine.js";
@@ -259,10 +257,10 @@ export class OptRunner {
       const all = this.arena.uint16(block, values);
       this.recorder.record("dequantize-weights", "gpu", 0, where, () => {
         let offset = 0;
-        const scratch = new Float32Array(4096);
+        const ops = new CpuDeviceOps({ dequantize: new Float32Array(4096) });
         for (const t of quantized) {
           const out = all.subarray(offset, offset + t.values);
-          decodeToFloat16(onDevice.get(t.name)!, t.values, out, scratch);
+          ops.dequantizeF16(onDevice.get(t.name)!, t.values, out);
           matrices.set(t.name, out);
           offset += t.values;
         }
@@ -280,13 +278,6 @@ export class OptRunner {
 
   private release(ready: ReadyLayer): void {
     for (const block of ready.blocks) this.arena.release(block);
-  }
-
-  // ---------------------------------------------------------------------------------------------
-  // Kernels on fp16 weights
-
-  private linear(x: Float32Array, w: Uint16Array, bias: Float32Array | undefined, out: Float32Array, m: number, k: number, n: number, scratch: Float32Array, tileOut: Float32Array): void {
-    linearF16(x, w, bias, out, m, k, n, scratch, tileOut);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -367,12 +358,9 @@ export class OptRunner {
     const f = this.model.ffnSize;
     const nh = this.model.numHeads;
     const hd = h / nh;
-    const { gbs, prefill, t, past, gpuSeqs, cpuSeqs, offSeqs, cpuAttention, pastBytes } = this.stepShape(token);
+    const { gbs, t, past, gpuSeqs, cpuSeqs, offSeqs, cpuAttention, pastBytes } = this.stepShape(token);
     const ctx = past + t;
     const rowBytes = this.kvRowBytes;
-    const prefix = `model.decoder.layers.${layer}`;
-    const m = (name: string) => ready.matrices.get(`${prefix}.${name}`)!;
-    const v = (name: string) => ready.vectors.get(`${prefix}.${name}`)!;
 
     this.transfers.wait(pending.arrived);
     const { hostStaging, staged } = pending;
@@ -411,32 +399,20 @@ export class OptRunner {
     const kAll = take(ctx * h), vAll = take(ctx * h), attnWork = take(attnScratch);
     const newRows: { seq: number; k: Uint8Array; v: Uint8Array }[] = [];
 
-    const computeChunk = (first: number, count: number) => {
-      const r = count * t;
-      const xs = x.subarray(0, r * h), ys = y.subarray(0, r * h), qs = q.subarray(0, r * h), ks = k.subarray(0, r * h), vs = vv.subarray(0, r * h), os = o.subarray(0, r * h), fs = ffn.subarray(0, r * f);
-      fromFloat16Array(hidden.subarray(first * t * h, (first + count) * t * h), xs);
-      layerNorm(xs, v("self_attn_layer_norm.weight"), v("self_attn_layer_norm.bias"), ys, r, h);
-      this.linear(ys, m("self_attn.q_proj.weight"), v("self_attn.q_proj.bias"), qs, r, h, h, scratch, tileOut);
-      this.linear(ys, m("self_attn.k_proj.weight"), v("self_attn.k_proj.bias"), ks, r, h, h, scratch, tileOut);
-      this.linear(ys, m("self_attn.v_proj.weight"), v("self_attn.v_proj.bias"), vs, r, h, h, scratch, tileOut);
-      for (let c = 0; c < count; c++) {
+    const ops = new CpuDeviceOps({ linearTile: scratch, linearTileOut: tileOut, attention: attnWork });
+    const weights = layerWeightsOf<CpuBufferTypes>(ready.matrices, ready.vectors, layer);
+    const shape: OptLayerShape = { h, f, heads: nh, headDim: hd };
+    const buffers = { x, y, q, k, v: vv, o, ffn };
+    const computeChunk = (first: number, count: number) =>
+      layerChunk(ops, weights, shape, hidden.subarray(first * t * h), count, t, buffers, (c) => {
         const seq = first + c;
-        // The new rows, encoded as they will be stored, then decoded: attention sees exactly what the cache holds.
+        // The new rows, encoded as they will be stored (then decoded by the attention: it sees exactly what the cache holds).
         const kNew = seq < gpuSeqs ? new Uint8Array(t * rowBytes) : sharedBytes(t * rowBytes);
         const vNew = seq < gpuSeqs ? new Uint8Array(t * rowBytes) : sharedBytes(t * rowBytes);
-        for (let i = 0; i < t; i++) {
-          encode(ks.subarray((c * t + i) * h, (c * t + i + 1) * h), this.kvEncoding, kNew.subarray(i * rowBytes, (i + 1) * rowBytes));
-          encode(vs.subarray((c * t + i) * h, (c * t + i + 1) * h), this.kvEncoding, vNew.subarray(i * rowBytes, (i + 1) * rowBytes));
-        }
-        const fill = (target: Float32Array, pastBytesOf: Uint8Array, fresh: Uint8Array) => {
-          for (let i = 0; i < past; i++) decode(pastBytesOf.subarray(i * rowBytes, (i + 1) * rowBytes), this.kvEncoding, h, target.subarray(i * h, (i + 1) * h));
-          for (let i = 0; i < t; i++) decode(fresh.subarray(i * rowBytes, (i + 1) * rowBytes), this.kvEncoding, h, target.subarray((past + i) * h, (past + i + 1) * h));
-        };
-        const attend = () => {
-          fill(kAll, pastRows(seq, 0), kNew);
-          fill(vAll, pastRows(seq, 1), vNew);
-          attention(qs.subarray(c * t * h, (c + 1) * t * h), kAll, vAll, os.subarray(c * t * h, (c + 1) * t * h), t, past, nh, hd, attnWork);
-        };
+        const kRows = { past: pastRows(seq, 0), fresh: kNew };
+        const vRows = { past: pastRows(seq, 1), fresh: vNew };
+        encodeNewRows(ops, shape, this.kvEncoding, buffers, c, t, kRows, vRows);
+        const attend = () => attendOverStoredRows(ops, shape, this.kvEncoding, q.subarray(c * t * h), kRows, vRows, o.subarray(c * t * h), t, past, { kAll, vAll });
         if (cpuAttention && seq >= gpuSeqs) {
           // q, k, v go down to the host, attention runs over the host's KV, its output comes back up.
           this.recorder.record("send-qkv", "d2h", 3 * t * h * 2, where, () => undefined);
@@ -448,16 +424,7 @@ export class OptRunner {
           base.set(kNew, (seq * 2) * this.maxContext * rowBytes + past * rowBytes);
           base.set(vNew, (seq * 2 + 1) * this.maxContext * rowBytes + past * rowBytes);
         } else newRows.push({ seq, k: kNew, v: vNew });
-      }
-      this.linear(os, m("self_attn.out_proj.weight"), v("self_attn.out_proj.bias"), ys, r, h, h, scratch, tileOut);
-      addInPlace(xs, ys);
-      layerNorm(xs, v("final_layer_norm.weight"), v("final_layer_norm.bias"), ys, r, h);
-      this.linear(ys, m("fc1.weight"), v("fc1.bias"), fs, r, h, f, scratch, tileOut);
-      reluInPlace(fs);
-      this.linear(fs, m("fc2.weight"), v("fc2.bias"), ys, r, f, h, scratch, tileOut);
-      addInPlace(xs, ys);
-      toFloat16Array(xs, hidden.subarray(first * t * h, (first + count) * t * h));
-    };
+      });
     this.recorder.record("compute", "gpu", 0, where, () => {
       for (let first = 0; first < gbs; first += chunk) computeChunk(first, Math.min(chunk, gbs - first));
     });
@@ -580,16 +547,13 @@ export class OptRunner {
     const x = new Float32Array(t * h);
     // OPT's learned positions start at row 2 (OPT_POSITION_OFFSET): rows for positions start .. start + t - 1.
     const first = start + OPT_POSITION_OFFSET;
-    const positionRows = fromFloat16Array(positions.subarray(first * h, (first + t) * h));
     const project = ready.matrices.get("model.decoder.project_in.weight");
-    const scratch = new Float32Array(MATRIX_TILE_ROWS * Math.max(d, h));
-    const tileOut = new Float32Array(t * MATRIX_TILE_ROWS);
+    const ops = new CpuDeviceOps({ linearTile: new Float32Array(MATRIX_TILE_ROWS * Math.max(d, h)), linearTileOut: new Float32Array(t * MATRIX_TILE_ROWS) });
+    const positionRows = new Float32Array(t * h);
+    ops.f16ToF32(positions.subarray(first * h), positionRows, t * h);
     for (let s = 0; s < gbs; s++) {
       for (let i = 0; i < t; i++) this.tableRow(ready, ids[s * t + i]!, rowsTokens.subarray(i * d, (i + 1) * d));
-      if (project) this.linear(rowsTokens, project, undefined, x, t, d, h, scratch, tileOut);
-      else x.set(rowsTokens);
-      addInPlace(x, positionRows);
-      toFloat16Array(x, out.subarray(s * t * h, (s + 1) * t * h));
+      embedSequence(ops, rowsTokens, positionRows, project, t, d, h, x, out.subarray(s * t * h));
     }
   }
 
@@ -601,15 +565,11 @@ export class OptRunner {
     const gbs = this.policy.gpuBatchSize;
     const t = token === 0 ? this.workload.promptLen : 1;
     this.pendingFeatures[batch] = this.recorder.record("lm-head", "gpu", 0, where, () => {
-      const last = new Float32Array(gbs * h);
-      for (let s = 0; s < gbs; s++) fromFloat16Array(hidden.subarray((s * t + t - 1) * h, (s * t + t) * h), last.subarray(s * h, (s + 1) * h));
-      const normed = new Float32Array(gbs * h);
-      layerNorm(last, ready.vectors.get("model.decoder.final_layer_norm.weight")!, ready.vectors.get("model.decoder.final_layer_norm.bias")!, normed, gbs, h);
       const projectOut = ready.matrices.get("model.decoder.project_out.weight");
-      if (!projectOut) return normed;
-      const features = new Float32Array(gbs * d);
-      this.linear(normed, projectOut, undefined, features, gbs, h, d, new Float32Array(MATRIX_TILE_ROWS * Math.max(d, h)), new Float32Array(gbs * MATRIX_TILE_ROWS));
-      return features;
+      const ops = new CpuDeviceOps(projectOut ? { linearTile: new Float32Array(MATRIX_TILE_ROWS * Math.max(d, h)), linearTileOut: new Float32Array(gbs * MATRIX_TILE_ROWS) } : {});
+      const gamma = ready.vectors.get("model.decoder.final_layer_norm.weight")!;
+      const beta = ready.vectors.get("model.decoder.final_layer_norm.bias")!;
+      return headFeatures(ops, hidden, gbs, t, h, d, gamma, beta, projectOut, new Float32Array(gbs * h), new Float32Array(gbs * h), new Float32Array(projectOut ? gbs * d : 0));
     });
   }
 
@@ -626,23 +586,12 @@ export class OptRunner {
     this.pendingFeatures = [];
     const best = Array.from({ length: nb }, () => new Float32Array(gbs).fill(-Infinity));
     const next = Array.from({ length: nb }, () => new Int32Array(gbs));
+    const ops = new CpuDeviceOps({ linearTile: new Float32Array(MATRIX_TILE_ROWS * d), linearTileOut: new Float32Array(gbs * MATRIX_TILE_ROWS), dequantize: new Float32Array(4096) });
     const score = (weights: Uint16Array, firstRow: number, rows: number) => {
       const logitsBlock = this.arena.allocate(gbs * rows * 4, "logits");
       const logits = this.arena.float32(logitsBlock, gbs * rows);
-      const scratch = new Float32Array(MATRIX_TILE_ROWS * d);
-      const tileOut = new Float32Array(gbs * MATRIX_TILE_ROWS);
       for (let k = 0; k < nb; k++) {
-        this.recorder.record("lm-head", "gpu", 0, { token, layer: this.model.numLayers, batch: k }, () => {
-          this.linear(features[k]!, weights, undefined, logits, gbs, d, rows, scratch, tileOut);
-          for (let s = 0; s < gbs; s++) {
-            const i = argmax(logits, s * rows, rows);
-            // Strictly greater: ties keep the earlier (lower) token id, as one argmax over the whole row does.
-            if (logits[s * rows + i]! > best[k]![s]!) {
-              best[k]![s] = logits[s * rows + i]!;
-              next[k]![s] = firstRow + i;
-            }
-          }
-        });
+        this.recorder.record("lm-head", "gpu", 0, { token, layer: this.model.numLayers, batch: k }, () => scoreHeadChunk(ops, features[k]!, gbs, d, weights, firstRow, rows, logits, best[k]!, next[k]!));
       }
       this.arena.release(logitsBlock);
     };
@@ -676,7 +625,8 @@ export class OptRunner {
         let dequantized: DeviceBlock | undefined;
         if (tensor.encoding === "q4") {
           dequantized = this.arena.allocate(chunk.rows * d * 2, "LM head weights, dequantised");
-          weights = decodeToFloat16(chunk.onDevice, chunk.rows * d, this.arena.uint16(dequantized, chunk.rows * d), new Float32Array(4096));
+          weights = this.arena.uint16(dequantized, chunk.rows * d);
+          ops.dequantizeF16(chunk.onDevice, chunk.rows * d, weights);
         } else weights = new Uint16Array(chunk.onDevice.buffer, chunk.onDevice.byteOffset, chunk.rows * d);
         score(weights, chunk.firstRow, chunk.rows);
         if (dequantized) this.arena.release(dequantized);

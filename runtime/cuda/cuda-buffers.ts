@@ -10,6 +10,7 @@ import { chunkSequences } from "../chunk-sequences.js";
 import { attentionScratchLength } from "../kernels/attention.js";
 import { encodedByteLength } from "../tensor-codec.js";
 import { ALIGN, align, type CudaRunContext } from "./cuda-context.js";
+import { CudaDeviceOps } from "./cuda-device-ops.js";
 import type { CudaPlacement } from "./cuda-placement.js";
 import type { DevicePointer } from "./device-pool.js";
 
@@ -97,7 +98,9 @@ export function allocateCudaBuffers(ctx: CudaRunContext, placed: CudaPlacement) 
     ids: alloc(s * 4, "token ids"), positions: alloc(s * 4, "position ids"),
     lastRows: alloc(gbs * h * 4, "last positions"),
   };
-  return { weightSlots, diskStaging, dequantBuffer, vectorBuffer, restOff, embedSlot, embedDiskStaging, embedVectors, hidden, hostHidden, hiddenSlots, features, nextIds, nextIdsHost, streamedHead, rowsPerChunk, logits, bestLogits, headSlots, headDequant, tableDiskStaging, deviceCache, hostCache, kvStaging, newRows, diskPastStaging, diskNewStaging, hostAttends, qDown, rowsDown, outUp, hostK, hostV, hostScratch, chunkOf, attentionFloats, working };
+  // The forward pass's device operations (opt-forward.ts) on the compute stream, attending in this working space's scratch.
+  const ops = new CudaDeviceOps(native, ctx.compute, working.scratch.pointer, attentionFloats);
+  return { ops, weightSlots, diskStaging, dequantBuffer, vectorBuffer, restOff, embedSlot, embedDiskStaging, embedVectors, hidden, hostHidden, hiddenSlots, features, nextIds, nextIdsHost, streamedHead, rowsPerChunk, logits, bestLogits, headSlots, headDequant, tableDiskStaging, deviceCache, hostCache, kvStaging, newRows, diskPastStaging, diskNewStaging, hostAttends, qDown, rowsDown, outUp, hostK, hostV, hostScratch, chunkOf, attentionFloats, working };
 }
 
 export type CudaBuffers = ReturnType<typeof allocateCudaBuffers>;

@@ -87,6 +87,4 @@ export interface CudaRunContext {
   readonly kvLoad: number;
   readonly kvStore: number;
   readonly activations: number;
-  /** y = x·wᵀ + bias on the compute stream (fp32 activations, fp16 weights). */
-  linear(x: number, w: number, bias: number | undefined, out: number, m: number, kDim: number, nDim: number): void;
 }

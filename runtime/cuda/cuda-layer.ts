@@ -3,31 +3,23 @@
  * KV rows encoded as stored and decoded before attention. A CPU-attention step has the host attend for
  * the off-GPU sequences between the layer's two halves.
  */
-import { attention as hostAttentionKernel } from "../kernels/attention.js";
-import { decode } from "../tensor-codec.js";
+import { CpuDeviceOps } from "../cpu-device-ops.js";
+import { attendOverStoredRows, attendSequence, attentionInputs, attentionOutputs, encodeNewRows, layerChunk, layerWeightsOf, type OptLayerShape } from "../opt-forward.js";
 import type { CudaBuffers } from "./cuda-buffers.js";
 import type { CudaRunContext } from "./cuda-context.js";
+import type { CudaBufferTypes } from "./cuda-device-ops.js";
 import type { CacheIn, CudaKv } from "./cuda-kv.js";
 import type { ReadyWeights } from "./cuda-weights.js";
 
 /** One GPU batch through one decoder layer on the CUDA backend (with CPU attention, the host attends between its two halves). */
 export function createCudaLayer(ctx: CudaRunContext, buffers: CudaBuffers, kv: CudaKv) {
-  const { native, s, h, f, nh, hd, gbs, maxContext, kvEncoding, rowBytes, gpuSeqs, offSeqs, cpuSeqs, diskSeqs, timeline, whenDone, compute, kvLoad, kvStore, linear } = ctx;
-  const { deviceCache, hostCache, kvStaging, newRows, diskNewStaging, hostAttends, qDown, rowsDown, outUp, hostK, hostV, hostScratch, chunkOf, attentionFloats, working } = buffers;
+  const { native, s, h, f, nh, hd, gbs, maxContext, kvEncoding, rowBytes, gpuSeqs, offSeqs, cpuSeqs, diskSeqs, timeline, whenDone, compute, kvLoad, kvStore } = ctx;
+  const { ops, deviceCache, hostCache, kvStaging, newRows, diskNewStaging, hostAttends, qDown, rowsDown, outUp, hostK, hostV, hostScratch, chunkOf, working } = buffers;
   const { kvStagingFree, newRowsFree, diskNewFree, outUpFree, stored, hostPast, appendRows } = kv;
-  const encodeRows = (src: number, rows: number, dst: number) => {
-    if (kvEncoding === "f16") native.f32ToF16(src, dst, rows * h, compute);
-    else native.quantize4(src, rows, h, dst, compute);
-  };
-  const decodeRows = (src: number, rows: number, dst: number) => {
-    if (rows === 0) return;
-    if (kvEncoding === "f16") native.f16ToF32(src, dst, rows * h, compute);
-    else native.dequantize4F32(src, rows, h, dst, compute);
-  };
-  /** Host: stored rows decoded into fp32 (the CPU runner's fill). */
-  const decodeHostRows = (target: Float32Array, bytes: Uint8Array, rows: number, firstRow: number) => {
-    for (let i = 0; i < rows; i++) decode(bytes.subarray(i * rowBytes, (i + 1) * rowBytes), kvEncoding, h, target.subarray((firstRow + i) * h, (firstRow + i + 1) * h));
-  };
+  /** CPU attention: the forward pass's operations on the host. */
+  const hostOps = new CpuDeviceOps(hostScratch ? { attention: hostScratch } : {});
+  const shape: OptLayerShape = { h, f, heads: nh, headDim: hd };
+  const deviceWork = { kAll: working.kAll.pointer, vAll: working.vAll.pointer };
 
   /**
    * Batch k of `layer` at `token`, its hidden state (fp16 at `hiddenAt`) updated in place; returns the
@@ -40,9 +32,7 @@ export function createCudaLayer(ctx: CudaRunContext, buffers: CudaBuffers, kv: C
     const past = token === 0 ? 0 : s + token - 1;
     const pastBytes = past * rowBytes;
     const ctx = past + t;
-    const prefix = `model.decoder.layers.${layer}`;
-    const m = (name: string) => ready.matrices.get(`${prefix}.${name}`)!;
-    const v = (name: string) => ready.vectors.get(`${prefix}.${name}`)!;
+    const weights = layerWeightsOf<CudaBufferTypes>(ready.matrices, ready.vectors, layer);
     // As the CPU runner: off-GPU sequences attend on the host in decode steps only.
     const onHost = hostAttends && token > 0;
     if (cacheIn?.arrived !== undefined) native.streamWaitEvent(compute, cacheIn.arrived);
@@ -50,58 +40,32 @@ export function createCudaLayer(ctx: CudaRunContext, buffers: CudaBuffers, kv: C
     const chunk = chunkOf(t, ctx);
     if (onHost && chunk !== gbs) throw new Error("internal: a CPU-attention step computes its batch in one chunk");
     const { x, y } = working;
+    /** The working space for a chunk of `count` sequences: q, k, v and o side by side, the FFN's intermediate over them. */
     const at = (count: number) => {
       const r = count * t;
       const q = working.shared.pointer, kk = q + r * h * 4, vv = kk + r * h * 4, o = vv + r * h * 4;
-      return { r, q, kk, vv, o, ffn: q };
+      return { r, x: x.pointer, y: y.pointer, q, k: kk, v: vv, o, ffn: q };
     };
+    const hiddenOf = (first: number) => hiddenAt + first * t * h * 2;
     const beforeAttention = (first: number, count: number) => {
-      const { r, q, kk, vv } = at(count);
-      native.f16ToF32(hiddenAt + first * t * h * 2, x.pointer, r * h, compute);
-      native.layerNorm(x.pointer, v("self_attn_layer_norm.weight"), v("self_attn_layer_norm.bias"), y.pointer, r, h, 1e-5, compute);
-      linear(y.pointer, m("self_attn.q_proj.weight"), v("self_attn.q_proj.bias"), q, r, h, h);
-      linear(y.pointer, m("self_attn.k_proj.weight"), v("self_attn.k_proj.bias"), kk, r, h, h);
-      linear(y.pointer, m("self_attn.v_proj.weight"), v("self_attn.v_proj.bias"), vv, r, h, h);
+      const b = at(count);
+      attentionInputs(ops, weights, shape, hiddenOf(first), b.r, b);
+    };
+    /** Where sequence `seq`'s K (0) or V (1) rows are: past ones and the slot for its new ones. */
+    const rowsAt = (seq: number, which: 0 | 1) => {
+      if (seq < gpuSeqs) {
+        const base = deviceCache[layer]![k]!.pointer + (seq * 2 + which) * maxContext * rowBytes;
+        return { past: base, fresh: base + past * rowBytes };
+      }
+      const local = seq - gpuSeqs;
+      // Past rows were staged by issueCache (none before the first decode step).
+      return { past: past > 0 ? kvStaging[slot]!.pointer + (2 * local + which) * past * rowBytes : 0, fresh: newRows[slot]!.pointer + (2 * local + which) * t * rowBytes };
     };
     /** Attention on the device for sequence `seq`, row c of a chunk of `count` sequences. */
-    const deviceAttention = (seq: number, c: number, count: number) => {
-      const { q, kk, vv, o } = at(count);
-      const rowsAt = (which: 0 | 1) => {
-        if (seq < gpuSeqs) {
-          const base = deviceCache[layer]![k]!.pointer + (seq * 2 + which) * maxContext * rowBytes;
-          return { past: base, fresh: base + past * rowBytes };
-        }
-        const local = seq - gpuSeqs;
-        // Past rows were staged by issueCache (none before the first decode step).
-        return { past: past > 0 ? kvStaging[slot]!.pointer + (2 * local + which) * past * rowBytes : 0, fresh: newRows[slot]!.pointer + (2 * local + which) * t * rowBytes };
-      };
-      for (const which of [0, 1] as const) {
-        const src = (which === 0 ? kk : vv) + c * t * h * 4;
-        const rows = rowsAt(which);
-        const all = which === 0 ? working.kAll.pointer : working.vAll.pointer;
-        encodeRows(src, t, rows.fresh);
-        // Attention sees exactly what the cache holds: past rows and the new ones, decoded.
-        decodeRows(rows.past, past, all);
-        decodeRows(rows.fresh, t, all + past * h * 4);
-      }
-      // Queries in groups small enough for the scratch (causal: a group starting at row i has past + i rows before it).
-      const perQuery = native.attentionScratchFloats(1, ctx - 1, nh);
-      const group = Math.max(1, Math.min(t, Math.floor(attentionFloats / Math.max(1, perQuery))));
-      for (let i0 = 0; i0 < t; i0 += group) {
-        const rows = Math.min(group, t - i0);
-        native.attention(q + (c * t + i0) * h * 4, working.kAll.pointer, working.vAll.pointer, o + (c * t + i0) * h * 4, working.scratch.pointer, rows, past + i0, nh, hd, compute);
-      }
-    };
+    const deviceAttention = (seq: number, c: number, count: number) => attendSequence(ops, shape, kvEncoding, at(count), c, t, past, rowsAt(seq, 0), rowsAt(seq, 1), deviceWork);
     const afterAttention = (first: number, count: number) => {
-      const { r, o, ffn } = at(count);
-      linear(o, m("self_attn.out_proj.weight"), v("self_attn.out_proj.bias"), y.pointer, r, h, h);
-      native.add(x.pointer, y.pointer, r * h, compute);
-      native.layerNorm(x.pointer, v("final_layer_norm.weight"), v("final_layer_norm.bias"), y.pointer, r, h, 1e-5, compute);
-      linear(y.pointer, m("fc1.weight"), v("fc1.bias"), ffn, r, h, f);
-      native.relu(ffn, r * f, compute);
-      linear(ffn, m("fc2.weight"), v("fc2.bias"), y.pointer, r, f, h);
-      native.add(x.pointer, y.pointer, r * h, compute);
-      native.f32ToF16(x.pointer, hiddenAt + first * t * h * 2, r * h, compute);
+      const b = at(count);
+      attentionOutputs(ops, weights, shape, b.r, b, hiddenOf(first));
     };
 
     let done: number;
@@ -109,20 +73,18 @@ export function createCudaLayer(ctx: CudaRunContext, buffers: CudaBuffers, kv: C
       done = timeline.device("compute", "gpu", compute, 0, where, () => {
         for (let first = 0; first < gbs; first += chunk) {
           const count = Math.min(chunk, gbs - first);
-          beforeAttention(first, count);
-          for (let c = 0; c < count; c++) deviceAttention(first + c, c, count);
-          afterAttention(first, count);
+          layerChunk(ops, weights, shape, hiddenOf(first), count, t, at(count), (c) => deviceAttention(first + c, c, count));
         }
       });
     } else {
-      const { q, kk, vv, o } = at(gbs);
+      const all = at(gbs);
+      const { q, o } = all;
       let qkvReady = 0;
       timeline.device("compute", "gpu", compute, 0, where, () => {
         beforeAttention(0, gbs);
         // The off-GPU sequences' new rows, encoded as they will be stored; then the GPU sequences attend.
-        for (let c = 0; c < offSeqs; c++) {
-          for (const which of [0, 1] as const) encodeRows((which === 0 ? kk : vv) + (gpuSeqs + c) * t * h * 4, t, newRows[slot]!.pointer + (2 * c + which) * t * rowBytes);
-        }
+        const freshRows = (c: number, which: 0 | 1) => ({ past: 0, fresh: newRows[slot]!.pointer + (2 * c + which) * t * rowBytes });
+        for (let c = 0; c < offSeqs; c++) encodeNewRows(ops, shape, kvEncoding, all, gpuSeqs + c, t, freshRows(c, 0), freshRows(c, 1));
         qkvReady = timeline.mark(compute);
         for (let seq = 0; seq < gpuSeqs; seq++) deviceAttention(seq, seq, gbs);
       });
@@ -144,11 +106,8 @@ export function createCudaLayer(ctx: CudaRunContext, buffers: CudaBuffers, kv: C
         const startMs = performance.now();
         const fresh = (which: 0 | 1) => rowsDown!.subarray((2 * c + which) * t * rowBytes, (2 * c + which + 1) * t * rowBytes);
         const pastRows = (which: 0 | 1) => (c < cpuSeqs ? hostPast(layer, k, c, which, pastBytes) : cacheIn!.diskPast!.subarray((2 * (c - cpuSeqs) + which) * pastBytes, (2 * (c - cpuSeqs) + which + 1) * pastBytes));
-        for (const [which, all] of [[0, hostK!], [1, hostV!]] as const) {
-          decodeHostRows(all, pastRows(which), past, 0);
-          decodeHostRows(all, fresh(which), t, past);
-        }
-        hostAttentionKernel(qDown!.subarray(c * t * h, (c + 1) * t * h), hostK!, hostV!, out.subarray(c * t * h, (c + 1) * t * h), t, past, nh, hd, hostScratch);
+        const rows = (which: 0 | 1) => ({ past: pastRows(which), fresh: fresh(which) });
+        attendOverStoredRows(hostOps, shape, kvEncoding, qDown!.subarray(c * t * h), rows(0), rows(1), out.subarray(c * t * h), t, past, { kAll: hostK!, vAll: hostV! });
         timeline.host("cpu-attention", "cpu", 0, where, startMs, performance.now());
       }
       // The new rows: the host writes CPU sequences' into its cache and appends disk sequences' to their files.

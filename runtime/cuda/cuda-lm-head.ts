@@ -1,5 +1,6 @@
 /** The input embedding and the LM head on the CUDA backend (streaming an off-device token table in chunks). */
 import { OPT_POSITION_OFFSET } from "../kernels/embedding.js";
+import { embedSequence, headFeatures, scoreHeadChunk } from "../opt-forward.js";
 import { decodeRange, rowChunkBytes } from "../tensor-codec.js";
 import type { CudaBuffers } from "./cuda-buffers.js";
 import type { CudaRunContext } from "./cuda-context.js";
@@ -8,9 +9,9 @@ import type { Embeddings } from "./cuda-weights.js";
 
 /** The input embedding and the LM head on the CUDA backend. */
 export function createCudaLmHead(ctx: CudaRunContext, placed: CudaPlacement, buffers: CudaBuffers) {
-  const { native, model, s, h, L, vocab, d, gbs, nb, timeline, compute, weightsStream, linear } = ctx;
+  const { native, model, s, h, L, vocab, d, gbs, nb, timeline, compute, weightsStream } = ctx;
   const { table } = placed;
-  const { features, nextIds, nextIdsHost, streamedHead, rowsPerChunk, logits, bestLogits, headSlots, headDequant, working } = buffers;
+  const { ops, features, nextIds, nextIdsHost, streamedHead, rowsPerChunk, logits, bestLogits, headSlots, headDequant, working } = buffers;
   /** Batch k's input hidden states (fp16, at `hiddenAt`) on the compute stream; returns the event after them. */
   const embed = (e: Embeddings, ids: Int32Array, token: number, k: number, hiddenAt: number): number => {
     const t = token === 0 ? s : 1;
@@ -33,27 +34,29 @@ export function createCudaLmHead(ctx: CudaRunContext, placed: CudaPlacement, buf
           native.memcpyHtoD(working.x.pointer, rows, compute);
         }
         native.embedding(positionTable, working.positions.pointer, t, h, model.maxPositions + OPT_POSITION_OFFSET, working.y.pointer, compute);
-        native.add(working.x.pointer, working.y.pointer, t * h, compute);
-        native.f32ToF16(working.x.pointer, hiddenAt + q * t * h * 2, t * h, compute);
+        // The rows were gathered into x itself (the CUDA backend runs no embedding projection).
+        embedSequence(ops, working.x.pointer, working.y.pointer, undefined, t, d, h, working.x.pointer, hiddenAt + q * t * h * 2);
       }
     });
   };
   const lmFeatures = (e: Embeddings, token: number, k: number, hiddenAt: number) => {
     const t = token === 0 ? s : 1;
     timeline.device("lm-head", "gpu", compute, 0, { token, layer: L, batch: k }, () => {
-      for (let q = 0; q < gbs; q++) native.f16ToF32(hiddenAt + (q * t + t - 1) * h * 2, working.lastRows.pointer + q * h * 4, h, compute);
-      native.layerNorm(working.lastRows.pointer, e.vectors.get("model.decoder.final_layer_norm.weight")!, e.vectors.get("model.decoder.final_layer_norm.bias")!, features.pointer + k * gbs * d * 4, gbs, h, 1e-5, compute);
+      const gamma = e.vectors.get("model.decoder.final_layer_norm.weight")!;
+      const beta = e.vectors.get("model.decoder.final_layer_norm.bias")!;
+      const batchFeatures = features.pointer + k * gbs * d * 4;
+      headFeatures(ops, hiddenAt, gbs, t, h, d, gamma, beta, undefined, working.lastRows.pointer, batchFeatures, batchFeatures);
     });
   };
   const headFree: (number | undefined)[] = [undefined, undefined];
   const finishHeads = (e: Embeddings, token: number): Int32Array[] => {
     const where = (batch: number) => ({ token, layer: L, batch });
+    /** Batch k's features against token-table rows firstRow.. (fp16 at `rowsAt`), merged into its running best. */
+    const score = (k: number, rowsAt: number, firstRow: number, rows: number) =>
+      scoreHeadChunk(ops, features.pointer + k * gbs * d * 4, gbs, d, rowsAt, firstRow, rows, logits.pointer, bestLogits.pointer + k * gbs * 4, nextIds.pointer + k * gbs * 4);
     if (!streamedHead) {
       for (let k = 0; k < nb; k++) {
-        timeline.device("lm-head", "gpu", compute, 0, where(k), () => {
-          linear(features.pointer + k * gbs * d * 4, table.device!.pointer, undefined, logits.pointer, gbs, d, vocab);
-          native.argmaxRows(logits.pointer, gbs, vocab, nextIds.pointer + k * gbs * 4, compute);
-        });
+        timeline.device("lm-head", "gpu", compute, 0, where(k), () => score(k, table.device!.pointer, 0, vocab));
       }
     } else {
       let chunkIndex = 0;
@@ -87,15 +90,12 @@ export function createCudaLmHead(ctx: CudaRunContext, placed: CudaPlacement, buf
         }
         native.streamWaitEvent(compute, arrived);
         if (table.encoding === "q4") {
-          native.dequantize4F16(chunkPointer, 1, rows * d, headDequant!.pointer, compute);
+          ops.dequantizeF16(chunkPointer, rows * d, headDequant!.pointer);
           chunkPointer = headDequant!.pointer;
         }
         for (let k = 0; k < nb; k++) {
-          timeline.device("lm-head", "gpu", compute, 0, where(k), () => {
-            // One chunk's logits at a time; each row's running best merges as the CPU backend's does.
-            linear(features.pointer + k * gbs * d * 4, chunkPointer, undefined, logits.pointer, gbs, d, rows);
-            native.argmaxMerge(logits.pointer, gbs, rows, firstRow, bestLogits.pointer + k * gbs * 4, nextIds.pointer + k * gbs * 4, firstRow === 0 ? 1 : 0, compute);
-          });
+          // One chunk's logits at a time; each row's running best merges as the CPU backend's does.
+          timeline.device("lm-head", "gpu", compute, 0, where(k), () => score(k, chunkPointer, firstRow, rows));
         }
         headFree[slot] = timeline.mark(compute);
       }

@@ -169,11 +169,10 @@ export async function executeOnCuda(native: CudaNative, weights: OptWeights, pol
     const kvStore = options.overlap ? stream() : compute;
     const activations = options.overlap && tier !== "gpu" ? stream() : compute;
 
-    const linear = (x: number, w: number, bias: number | undefined, out: number, m: number, kDim: number, nDim: number) => native.linear(x, w, bias ?? 0, out, m, kDim, nDim, compute);
     const ctx: CudaRunContext = {
       native, model, policy, context, disk, weights, s, n, h, f, nh, hd, L, vocab, d, gbs, nb, maxContext, kvEncoding, rowBytes,
       gpuSeqs, offSeqs, cpuSeqs, diskSeqs, tier, host, pinned, alloc, timeline, track, whenDone,
-      compute, weightsStream, kvLoad, kvStore, activations, linear,
+      compute, weightsStream, kvLoad, kvStore, activations,
     };
     // Every tensor placed, every static buffer allocated (in this order: the pool's first fit sees the same requests).
     const placed = placeOnCuda(ctx);

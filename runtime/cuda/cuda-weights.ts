@@ -11,7 +11,7 @@ export interface Arriving { readonly layer: number; readonly arrived?: number; r
 export function createCudaWeights(ctx: CudaRunContext, placed: CudaPlacement, buffers: CudaBuffers) {
   const { native, disk, L, timeline, track, compute, weightsStream } = ctx;
   const { layers, table, embedRest, tableHostCopy } = placed;
-  const { weightSlots, diskStaging, dequantBuffer, vectorBuffer, restOff, embedSlot, embedDiskStaging, embedVectors, tableDiskStaging } = buffers;
+  const { ops, weightSlots, diskStaging, dequantBuffer, vectorBuffer, restOff, embedSlot, embedDiskStaging, embedVectors, tableDiskStaging } = buffers;
   // Weights: a layer's off-device tensors into its slot, disk ones through pinned staging first.
   const slotFree: (number | undefined)[] = [undefined, undefined];
   const stagingFree: (number | undefined)[] = [undefined, undefined];
@@ -84,7 +84,7 @@ export function createCudaWeights(ctx: CudaRunContext, placed: CudaPlacement, bu
       timeline.device("dequantize-weights", "gpu", compute, 0, where, () => {
         for (const t of quantized) {
           const out = dequantBuffer!.pointer + q4At;
-          native.dequantize4F16(arriving.at.get(t.name)!, 1, t.values, out, compute);
+          ops.dequantizeF16(arriving.at.get(t.name)!, t.values, out);
           matrices.set(t.name, out);
           q4At += align(t.values * 2);
         }
