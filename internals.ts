@@ -5,23 +5,29 @@
  * promise; the package root (`spillway`) is the API.
  */
 export { effective } from "./core/hardware-profile.js";
-export { totalParams, totalWeightBytes, activeParams } from "./core/model-spec.js";
-export { planSync } from "./planner/plan.js";
-export { loadLpSolvers, type LpSolvers } from "./planner/lp/solve-linear-program.js";
+export { activeParams, totalParams, totalWeightBytes } from "./core/model-spec.js";
 export { accelerateBaseline, deepspeedZeroBaseline, flexgenBaseline, llamaCppBaseline } from "./planner/baselines.js";
-export { evaluatePolicy } from "./planner/spillway/evaluate-policy.js";
-export { evaluate, type EvaluationRequest } from "./planner/evaluate.js";
-export { evaluateMoePolicy, type MoePrediction, type ExpertFigures } from "./planner/moe/evaluate-moe-policy.js";
+export { type EvaluationRequest, evaluate } from "./planner/evaluate.js";
+export { type LpSolvers, loadLpSolvers } from "./planner/lp/solve-linear-program.js";
 export { defaultRoutingProfile } from "./planner/moe/default-routing.js";
+export { type ExpertFigures, evaluateMoePolicy, type MoePrediction } from "./planner/moe/evaluate-moe-policy.js";
+export { type LlamaCppMoeAdvice, llamaCppMoeAdvice } from "./planner/moe/llama-cpp-moe.js";
 export { routingProfileFromTrace } from "./planner/moe/profile-from-trace.js";
 export type { RoutingProfile } from "./planner/moe/routing-profile.js";
-export { llamaCppMoeAdvice, type LlamaCppMoeAdvice } from "./planner/moe/llama-cpp-moe.js";
+export { planSync } from "./planner/plan.js";
+export { evaluatePolicy } from "./planner/spillway/evaluate-policy.js";
+export { type RenderedChart, renderChart } from "./reports/render-chart.js";
+export { type RoutingStats, routingStats } from "./routing/routing-stats.js";
 export { synthRouting } from "./routing/synth-routing.js";
-export { routingStats, type RoutingStats } from "./routing/routing-stats.js";
-export { simulateSchedule } from "./simulator/simulate.js";
 export { compareRuns } from "./runtime/compare.js";
-export { renderChart, type RenderedChart } from "./reports/render-chart.js";
-export { measureCpuBackend, profileFromSamples, samplesFromCsv, samplesToCsv, defaultCapacities } from "./runtime/profile-cpu.js";
-export { cudaProfileFromSamples, measureCudaBackend } from "./runtime/cuda/profile-cuda.js";
 export { createEmulatedNative } from "./runtime/cuda/emulated-native.js";
 export type { CudaNative } from "./runtime/cuda/native-api.js";
+export { cudaProfileFromSamples, measureCudaBackend } from "./runtime/cuda/profile-cuda.js";
+export {
+  defaultCapacities,
+  measureCpuBackend,
+  profileFromSamples,
+  samplesFromCsv,
+  samplesToCsv,
+} from "./runtime/profile-cpu.js";
+export { simulateSchedule } from "./simulator/simulate.js";

@@ -15,16 +15,16 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseHardwareProfile, withCapacities, type HardwareProfile } from "../core/hardware-profile.js";
+import { type HardwareProfile, parseHardwareProfile, withCapacities } from "../core/hardware-profile.js";
+import { resolveHardware } from "../core/resolve-hardware.js";
 import { GIB } from "../core/units.js";
 import { findCatalogueModel } from "../models/catalogue.js";
-import { plan, type FixedPolicy } from "../planner/plan.js";
-import { resolveHardware } from "../core/resolve-hardware.js";
+import { type FixedPolicy, plan } from "../planner/plan.js";
 import { createEmulatedNative } from "../runtime/cuda/emulated-native.js";
 import { usableCuda } from "../runtime/cuda/load-native.js";
 import { cudaProfileFromSamples, measureCudaBackend } from "../runtime/cuda/profile-cuda.js";
 import { defaultCapacities } from "../runtime/profile-cpu.js";
-import { run, type RunResult } from "../runtime/run.js";
+import { type RunResult, run } from "../runtime/run.js";
 import { synthesizeOptWeights } from "../runtime/synth-weights.js";
 
 function flag(name: string): string | undefined {
@@ -57,10 +57,19 @@ else if (emulated) profile = resolveHardware("t4");
 else {
   console.log(`Profiling ${device} (spillway profile --backend cuda --quick) ...`);
   const samples = measureCudaBackend(native, { quick: true });
-  profile = parseHardwareProfile(JSON.parse(JSON.stringify(cudaProfileFromSamples(samples, defaultCapacities(native.memGetInfo().freeBytes), device))), "measured profile");
+  profile = parseHardwareProfile(
+    JSON.parse(
+      JSON.stringify(cudaProfileFromSamples(samples, defaultCapacities(native.memGetInfo().freeBytes), device)),
+    ),
+    "measured profile",
+  );
 }
-const pinnedPeak = profile.hostToDevice.pinnedBytesPerSecond.measured?.value ?? profile.hostToDevice.pinnedBytesPerSecond.datasheet!.value;
-console.log(`pinned host->device peak ${(pinnedPeak / 1e9).toFixed(2)} GB/s; GEMM ${((profile.gpu.fp16MatmulFlopsPerSecond.measured?.value ?? 0) / 1e12).toFixed(1)} TFLOP/s; device copy ${((profile.gpu.memoryBandwidthBytesPerSecond.measured?.value ?? 0) / 1e9).toFixed(0)} GB/s`);
+const pinnedPeak =
+  profile.hostToDevice.pinnedBytesPerSecond.measured?.value ??
+  profile.hostToDevice.pinnedBytesPerSecond.datasheet!.value;
+console.log(
+  `pinned host->device peak ${(pinnedPeak / 1e9).toFixed(2)} GB/s; GEMM ${((profile.gpu.fp16MatmulFlopsPerSecond.measured?.value ?? 0) / 1e12).toFixed(1)} TFLOP/s; device copy ${((profile.gpu.memoryBandwidthBytesPerSecond.measured?.value ?? 0) / 1e9).toFixed(0)} GB/s`,
+);
 out.profile = profile;
 const hardware = withCapacities(profile, { gpu: gpuBytes });
 
@@ -74,9 +83,21 @@ try {
 
   // Correctness on the real weights: a short greedy run on the GPU against the CPU backend's reference.
   {
-    const short = await plan({ model, hardware, workload: { promptLen: 16, genLen: 4 }, fixed: { gbs: 2, nb: 1, percent: [0, 100, 100, 0, 100, 0] } });
-    const r = await run(short, hardware, { weightsDir, capacityBytes: short.predicted.capacityBytes, backend: "cuda", ...onDevice });
-    console.log(`greedy tokens, GPU vs CPU backend (prompt 16, gen 4, weights on host): ${r.matchesReference ? "identical" : `DIFFER: ${JSON.stringify(r.tokens)} vs ${JSON.stringify(r.referenceTokens)}`}`);
+    const short = await plan({
+      model,
+      hardware,
+      workload: { promptLen: 16, genLen: 4 },
+      fixed: { gbs: 2, nb: 1, percent: [0, 100, 100, 0, 100, 0] },
+    });
+    const r = await run(short, hardware, {
+      weightsDir,
+      capacityBytes: short.predicted.capacityBytes,
+      backend: "cuda",
+      ...onDevice,
+    });
+    console.log(
+      `greedy tokens, GPU vs CPU backend (prompt 16, gen 4, weights on host): ${r.matchesReference ? "identical" : `DIFFER: ${JSON.stringify(r.tokens)} vs ${JSON.stringify(r.referenceTokens)}`}`,
+    );
     out.tokensMatchCpu = r.matchesReference;
   }
 
@@ -89,14 +110,23 @@ try {
     { name: "KV on host", fixed: { percent: [0, 100, 0, 100, 100, 0] } },
   ];
   const rows: Record<string, unknown>[] = [];
-  console.log(`\n${"policy".padEnd(24)}${"gbs x nb".padStart(10)}${"predicted".padStart(11)}${"measured".padStart(11)}${"error".padStart(9)}${"flexgen".padStart(10)}${"speed-up".padStart(10)}${"h2d GB/s".padStart(10)}${"of peak".padStart(9)}   (token/s; ${modelName}, --gpu-mem ${(gpuBytes / GIB).toFixed(2)}, prompt ${workload.promptLen}, gen ${workload.genLen})`);
+  console.log(
+    `\n${"policy".padEnd(24)}${"gbs x nb".padStart(10)}${"predicted".padStart(11)}${"measured".padStart(11)}${"error".padStart(9)}${"flexgen".padStart(10)}${"speed-up".padStart(10)}${"h2d GB/s".padStart(10)}${"of peak".padStart(9)}   (token/s; ${modelName}, --gpu-mem ${(gpuBytes / GIB).toFixed(2)}, prompt ${workload.promptLen}, gen ${workload.genLen})`,
+  );
   for (const c of cases) {
     const p = await plan({ model, hardware, workload, ...(c.fixed ? { fixed: c.fixed } : {}) });
     if (!p.predicted.feasible) {
       console.log(`${c.name.padEnd(24)} does not fit: ${p.predicted.infeasibleReasons.join("; ")}`);
       continue;
     }
-    const options = { weightsDir, capacityBytes: p.predicted.capacityBytes, reference: false, backend: "cuda" as const, ...onDevice, tracePath: join(work, `${c.name.replace(/\W+/g, "-")}.trace.json`) };
+    const options = {
+      weightsDir,
+      capacityBytes: p.predicted.capacityBytes,
+      reference: false,
+      backend: "cuda" as const,
+      ...onDevice,
+      tracePath: join(work, `${c.name.replace(/\W+/g, "-")}.trace.json`),
+    };
     let spillway: RunResult;
     let flexgen: RunResult;
     try {
@@ -113,8 +143,23 @@ try {
     // Bandwidth while the copy engine streamed: bytes over its busy time.
     const h2dRate = spillway.busySeconds.h2d > 0 ? spillway.bytes.h2d / spillway.busySeconds.h2d : 0;
     const rate = (x: number) => x.toPrecision(4).padStart(11);
-    console.log(`${c.name.padEnd(24)}${`${p.policy.gpuBatchSize}x${p.policy.numGpuBatches}`.padStart(10)}${rate(predicted)}${rate(measured)}${`${error >= 0 ? "+" : ""}${(error * 100).toFixed(1)}%`.padStart(9)}${flexgen.throughputTokensPerSecond.toPrecision(4).padStart(10)}${`${(measured / flexgen.throughputTokensPerSecond).toFixed(2)}x`.padStart(10)}${(h2dRate / 1e9).toFixed(2).padStart(10)}${`${((100 * h2dRate) / pinnedPeak).toFixed(0)}%`.padStart(9)}`);
-    rows.push({ name: c.name, policy: p.policy, predicted, measured, error, flexgen: flexgen.throughputTokensPerSecond, speedup: measured / flexgen.throughputTokensPerSecond, h2dBytesPerSecond: h2dRate, ofPinnedPeak: h2dRate / pinnedPeak, busySeconds: spillway.busySeconds, bytes: spillway.bytes, peakBytes: spillway.peakBytes });
+    console.log(
+      `${c.name.padEnd(24)}${`${p.policy.gpuBatchSize}x${p.policy.numGpuBatches}`.padStart(10)}${rate(predicted)}${rate(measured)}${`${error >= 0 ? "+" : ""}${(error * 100).toFixed(1)}%`.padStart(9)}${flexgen.throughputTokensPerSecond.toPrecision(4).padStart(10)}${`${(measured / flexgen.throughputTokensPerSecond).toFixed(2)}x`.padStart(10)}${(h2dRate / 1e9).toFixed(2).padStart(10)}${`${((100 * h2dRate) / pinnedPeak).toFixed(0)}%`.padStart(9)}`,
+    );
+    rows.push({
+      name: c.name,
+      policy: p.policy,
+      predicted,
+      measured,
+      error,
+      flexgen: flexgen.throughputTokensPerSecond,
+      speedup: measured / flexgen.throughputTokensPerSecond,
+      h2dBytesPerSecond: h2dRate,
+      ofPinnedPeak: h2dRate / pinnedPeak,
+      busySeconds: spillway.busySeconds,
+      bytes: spillway.bytes,
+      peakBytes: spillway.peakBytes,
+    });
   }
   out.rows = rows;
   const outPath = flag("out");

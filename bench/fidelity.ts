@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { parseHardwareProfile, withCapacities } from "../core/hardware-profile.js";
 import { GIB } from "../core/units.js";
 import { findCatalogueModel } from "../models/catalogue.js";
-import { plan, type FixedPolicy } from "../planner/plan.js";
+import { type FixedPolicy, plan } from "../planner/plan.js";
 import { defaultCapacities, measureCpuBackend, profileFromSamples } from "../runtime/profile-cpu.js";
 import { run } from "../runtime/run.js";
 import { synthesizeOptWeights } from "../runtime/synth-weights.js";
@@ -32,14 +32,20 @@ const CASES: { name: string; fixed: FixedPolicy }[] = [
   { name: "weights and KV on disk", fixed: { percent: [0, 0, 0, 0, 100, 0] } },
   { name: "CPU attention", fixed: { percent: [100, 0, 0, 100, 100, 0], cpuAttention: true } },
   { name: "activations on host", fixed: { percent: [100, 0, 100, 0, 0, 100] } },
-  { name: "4-bit weights and KV", fixed: { percent: [50, 50, 50, 50, 100, 0], compressWeight: true, compressCache: true } },
+  {
+    name: "4-bit weights and KV",
+    fixed: { percent: [50, 50, 50, 50, 100, 0], compressWeight: true, compressCache: true },
+  },
 ];
 
 const work = mkdtempSync(join(tmpdir(), "spillway-fidelity-"));
 try {
   console.log("Measuring this machine (spillway profile --backend cpu --quick) ...");
   const samples = measureCpuBackend({ quick: true, gpuBytes: 0.5 * GIB });
-  const profile = parseHardwareProfile(JSON.parse(JSON.stringify(profileFromSamples(samples, defaultCapacities(0.5 * GIB)))), "measured profile");
+  const profile = parseHardwareProfile(
+    JSON.parse(JSON.stringify(profileFromSamples(samples, defaultCapacities(0.5 * GIB)))),
+    "measured profile",
+  );
   const hardware = withCapacities(profile, { gpu: 0.5 * GIB });
   const weightsDir = join(work, "opt-125m");
   synthesizeOptWeights(findCatalogueModel("opt-125m")!, weightsDir, { seed: 0 });
@@ -47,7 +53,9 @@ try {
   const workload = { promptLen: 32, genLen: 8 };
   const errors: number[] = [];
   const speedups: { flexgen: number; serial: number }[] = [];
-  console.log(`\n${"policy".padEnd(26)}${"predicted".padStart(12)}${"measured".padStart(12)}${"error".padStart(10)}${"flexgen".padStart(12)}${"no overlap".padStart(12)}   (token/s, median of ${ROUNDS} runs; OPT-125M, gbs 4 x nb 2, prompt 32, gen 8)`);
+  console.log(
+    `\n${"policy".padEnd(26)}${"predicted".padStart(12)}${"measured".padStart(12)}${"error".padStart(10)}${"flexgen".padStart(12)}${"no overlap".padStart(12)}   (token/s, median of ${ROUNDS} runs; OPT-125M, gbs 4 x nb 2, prompt 32, gen 8)`,
+  );
   for (const c of CASES) {
     const p = await plan({ model, hardware, workload, fixed: { gbs: 4, nb: 2, ...c.fixed } });
     if (!p.predicted.feasible) {
@@ -62,7 +70,11 @@ try {
       const spillwayRun = await run(p, hardware, options);
       const flexgenRun = await run(p, hardware, { ...options, schedule: "flexgen" });
       const serialRun = await run(p, hardware, { ...options, overlap: false });
-      rounds.push({ spillway: spillwayRun.throughputTokensPerSecond, flexgen: flexgenRun.throughputTokensPerSecond, serial: serialRun.throughputTokensPerSecond });
+      rounds.push({
+        spillway: spillwayRun.throughputTokensPerSecond,
+        flexgen: flexgenRun.throughputTokensPerSecond,
+        serial: serialRun.throughputTokensPerSecond,
+      });
     }
     const measured = medianOf(rounds.map((x) => x.spillway));
     const flexgen = medianOf(rounds.map((x) => x.flexgen));
@@ -71,14 +83,22 @@ try {
     errors.push(error);
     speedups.push({ flexgen: measured / flexgen, serial: measured / serial });
     const rate = (x: number) => x.toPrecision(4).padStart(12);
-    console.log(`${c.name.padEnd(26)}${rate(p.predicted.throughputTokensPerSecond)}${rate(measured)}${`${error >= 0 ? "+" : ""}${(error * 100).toFixed(1)}%`.padStart(10)}${rate(flexgen)}${rate(serial)}`);
+    console.log(
+      `${c.name.padEnd(26)}${rate(p.predicted.throughputTokensPerSecond)}${rate(measured)}${`${error >= 0 ? "+" : ""}${(error * 100).toFixed(1)}%`.padStart(10)}${rate(flexgen)}${rate(serial)}`,
+    );
   }
   const abs = errors.map(Math.abs);
   const median = abs.length ? medianOf(abs) : NaN;
-  console.log(`\nmedian |error| ${(median * 100).toFixed(1)}% (goal 10%), largest ${(Math.max(...abs) * 100).toFixed(1)}% (goal 25%), over ${errors.length} plans`);
+  console.log(
+    `\nmedian |error| ${(median * 100).toFixed(1)}% (goal 10%), largest ${(Math.max(...abs) * 100).toFixed(1)}% (goal 25%), over ${errors.length} plans`,
+  );
   const geomean = (xs: number[]) => Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);
-  console.log(`spillway schedule vs flexgen schedule, measured on the same plans: ${geomean(speedups.map((x) => x.flexgen)).toFixed(2)}x (geometric mean; per plan ${speedups.map((x) => x.flexgen.toFixed(2)).join(", ")})`);
-  console.log(`overlap on vs off (spillway schedule): ${geomean(speedups.map((x) => x.serial)).toFixed(2)}x (per plan ${speedups.map((x) => x.serial.toFixed(2)).join(", ")})`);
+  console.log(
+    `spillway schedule vs flexgen schedule, measured on the same plans: ${geomean(speedups.map((x) => x.flexgen)).toFixed(2)}x (geometric mean; per plan ${speedups.map((x) => x.flexgen.toFixed(2)).join(", ")})`,
+  );
+  console.log(
+    `overlap on vs off (spillway schedule): ${geomean(speedups.map((x) => x.serial)).toFixed(2)}x (per plan ${speedups.map((x) => x.serial.toFixed(2)).join(", ")})`,
+  );
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

@@ -41,7 +41,14 @@ function secondsPerCall(fn: () => void, minBatchMs = 100, trials = 3, minWarmCal
   return samples[Math.floor(samples.length / 2)]!;
 }
 
-function gemmGflops(kernel: typeof matmulBias, m: number, k: number, n: number, trials: number, minWarmCalls = 2): number {
+function gemmGflops(
+  kernel: typeof matmulBias,
+  m: number,
+  k: number,
+  n: number,
+  trials: number,
+  minWarmCalls = 2,
+): number {
   const a = filled(m * k, 1);
   const w = filled(n * k, 2);
   const bias = filled(n, 3);
@@ -54,19 +61,38 @@ export async function benchKernels(): Promise<string[]> {
   const lines: string[] = [];
   const implementation = matmulImplementation();
   const square = gemmGflops(matmulBias, 1024, 1024, 1024, 5);
-  lines.push(`GEMM 1024x1024x1024 fp32: ${square.toFixed(1)} GFLOP/s (single thread; target ${GEMM_TARGET_GFLOPS}) [${implementation}] ${square >= GEMM_TARGET_GFLOPS ? "meets" : "MISSES"} target`);
-  for (const [m, k, n] of [[1, 768, 3072], [16, 768, 3072], [1, 3072, 768], [16, 3072, 768]] as const) {
-    lines.push(`GEMM ${m}x${k}x${n} fp32: ${gemmGflops(matmulBias, m, k, n, 5).toFixed(1)} GFLOP/s [${implementation}; includes copying w into wasm memory]`);
+  lines.push(
+    `GEMM 1024x1024x1024 fp32: ${square.toFixed(1)} GFLOP/s (single thread; target ${GEMM_TARGET_GFLOPS}) [${implementation}] ${square >= GEMM_TARGET_GFLOPS ? "meets" : "MISSES"} target`,
+  );
+  for (const [m, k, n] of [
+    [1, 768, 3072],
+    [16, 768, 3072],
+    [1, 3072, 768],
+    [16, 3072, 768],
+  ] as const) {
+    lines.push(
+      `GEMM ${m}x${k}x${n} fp32: ${gemmGflops(matmulBias, m, k, n, 5).toFixed(1)} GFLOP/s [${implementation}; includes copying w into wasm memory]`,
+    );
   }
   // The JavaScript kernel: fallback without WebAssembly SIMD, and used for products under ~1k multiply-adds.
-  lines.push(`GEMM 1024x1024x1024 fp32, JS kernel (alternative): ${gemmGflops(matmulBiasJs, 1024, 1024, 1024, 1, 1).toFixed(1)} GFLOP/s`);
-  lines.push(`GEMM 1x768x3072 fp32, JS kernel (alternative): ${gemmGflops(matmulBiasJs, 1, 768, 3072, 3, 1).toFixed(1)} GFLOP/s`);
-  lines.push(`GEMM 16x768x3072 fp32, JS kernel (alternative): ${gemmGflops(matmulBiasJs, 16, 768, 3072, 3, 1).toFixed(1)} GFLOP/s`);
+  lines.push(
+    `GEMM 1024x1024x1024 fp32, JS kernel (alternative): ${gemmGflops(matmulBiasJs, 1024, 1024, 1024, 1, 1).toFixed(1)} GFLOP/s`,
+  );
+  lines.push(
+    `GEMM 1x768x3072 fp32, JS kernel (alternative): ${gemmGflops(matmulBiasJs, 1, 768, 3072, 3, 1).toFixed(1)} GFLOP/s`,
+  );
+  lines.push(
+    `GEMM 16x768x3072 fp32, JS kernel (alternative): ${gemmGflops(matmulBiasJs, 16, 768, 3072, 3, 1).toFixed(1)} GFLOP/s`,
+  );
 
   // Attention at OPT-125M sizes (12 heads × 64).
   const [numHeads, headDim] = [12, 64];
   const h = numHeads * headDim;
-  for (const [t, past] of [[1, 511], [1, 2047], [512, 0]] as const) {
+  for (const [t, past] of [
+    [1, 511],
+    [1, 2047],
+    [512, 0],
+  ] as const) {
     const ctx = past + t;
     const q = filled(t * h, 4);
     const k = filled(ctx * h, 5);
@@ -74,16 +100,22 @@ export async function benchKernels(): Promise<string[]> {
     const out = new Float32Array(t * h);
     const seconds = secondsPerCall(() => attention(q, k, v, out, t, past, numHeads, headDim));
     const flops = 4 * numHeads * headDim * (t * past + (t * (t + 1)) / 2); // q·k and p·v over the visible rows
-    lines.push(`attention ${numHeads}x${headDim} heads, ${t} new token(s) after ${past}: ${(seconds * 1e3).toFixed(2)} ms (${(flops / seconds / 1e9).toFixed(2)} GFLOP/s useful)`);
+    lines.push(
+      `attention ${numHeads}x${headDim} heads, ${t} new token(s) after ${past}: ${(seconds * 1e3).toFixed(2)} ms (${(flops / seconds / 1e9).toFixed(2)} GFLOP/s useful)`,
+    );
   }
 
   // 4-bit (de)quantisation of one OPT-125M fc1 weight: dequantising is a per-layer cost of compressed weights.
   const weights = filled(3072 * 768, 7);
   let quantised = quantize4bit(weights);
   const quantSeconds = secondsPerCall(() => (quantised = quantize4bit(weights)));
-  lines.push(`quantize4bit 3072x768: ${(quantSeconds * 1e3).toFixed(2)} ms (${(weights.length / quantSeconds / 1e9).toFixed(2)} G values/s)`);
+  lines.push(
+    `quantize4bit 3072x768: ${(quantSeconds * 1e3).toFixed(2)} ms (${(weights.length / quantSeconds / 1e9).toFixed(2)} G values/s)`,
+  );
   const restored = new Float32Array(weights.length);
   const dequantSeconds = secondsPerCall(() => dequantize4bit(quantised, restored));
-  lines.push(`dequantize4bit 3072x768: ${(dequantSeconds * 1e3).toFixed(2)} ms (${(weights.length / dequantSeconds / 1e9).toFixed(2)} G values/s)`);
+  lines.push(
+    `dequantize4bit 3072x768: ${(dequantSeconds * 1e3).toFixed(2)} ms (${(weights.length / dequantSeconds / 1e9).toFixed(2)} G values/s)`,
+  );
   return lines;
 }

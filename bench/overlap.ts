@@ -16,15 +16,33 @@ import { run } from "../runtime/run.js";
 import { synthesizeOptWeights } from "../runtime/synth-weights.js";
 
 const MODEL: ModelSpec = {
-  name: "opt-small", family: "opt", numLayers: 3, hiddenSize: 256, ffnSize: 1024, numHeads: 4, numKvHeads: 4,
-  vocabSize: 512, maxPositions: 256, ffnKind: "relu", wordEmbedDim: 256, tiedEmbeddings: true, bytesPerParam: 2,
+  name: "opt-small",
+  family: "opt",
+  numLayers: 3,
+  hiddenSize: 256,
+  ffnSize: 1024,
+  numHeads: 4,
+  numKvHeads: 4,
+  vocabSize: 512,
+  maxPositions: 256,
+  ffnKind: "relu",
+  wordEmbedDim: 256,
+  tiedEmbeddings: true,
+  bytesPerParam: 2,
 };
 
-interface TraceSlice { readonly cat: string; readonly ts: number; readonly dur: number; readonly ph: string }
+interface TraceSlice {
+  readonly cat: string;
+  readonly ts: number;
+  readonly dur: number;
+  readonly ph: string;
+}
 
 /** Transfers (in a run's Chrome trace) that were in flight while a GPU-lane compute ran, and all transfers. */
 function overlappingTransfers(tracePath: string): { overlapping: number; transfers: number } {
-  const slices = (JSON.parse(readFileSync(tracePath, "utf8")) as { traceEvents: TraceSlice[] }).traceEvents.filter((e) => e.ph === "X" && e.dur > 0);
+  const slices = (JSON.parse(readFileSync(tracePath, "utf8")) as { traceEvents: TraceSlice[] }).traceEvents.filter(
+    (e) => e.ph === "X" && e.dur > 0,
+  );
   const compute = slices.filter((e) => e.cat === "gpu");
   const moves = slices.filter((e) => e.cat !== "gpu" && e.cat !== "cpu");
   const overlapping = moves.filter((m) => compute.some((c) => m.ts < c.ts + c.dur && c.ts < m.ts + m.dur)).length;
@@ -37,13 +55,24 @@ export async function benchOverlap(trials = 3): Promise<string[]> {
   try {
     synthesizeOptWeights(MODEL, dir, { seed: 3 });
     const hardware = withCapacities(resolveHardware("t4"), { gpu: 64 * 2 ** 20, cpu: 2 ** 30, disk: 2 ** 30 });
-    const p = await plan({ model: MODEL, hardware, workload: { promptLen: 48, genLen: 8 }, fixed: { gbs: 4, nb: 2, percent: [0, 0, 0, 100, 100, 0] } });
+    const p = await plan({
+      model: MODEL,
+      hardware,
+      workload: { promptLen: 48, genLen: 8 },
+      fixed: { gbs: 4, nb: 2, percent: [0, 0, 0, 100, 100, 0] },
+    });
     const measure = async (overlap: boolean) => {
       const seconds: number[] = [];
       let counts = { overlapping: 0, transfers: 0 };
       for (let i = 0; i < trials; i++) {
         const tracePath = join(dir, `trace-${overlap}-${i}.json`);
-        const r = await run(p, hardware, { weightsDir: dir, capacityBytes: p.predicted.capacityBytes, tracePath, overlap, reference: false });
+        const r = await run(p, hardware, {
+          weightsDir: dir,
+          capacityBytes: p.predicted.capacityBytes,
+          tracePath,
+          overlap,
+          reference: false,
+        });
         seconds.push(r.makespanSeconds);
         counts = overlappingTransfers(tracePath);
       }

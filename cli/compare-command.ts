@@ -15,11 +15,15 @@ export interface CompareArgs extends PlanArgs {
 export async function runCompare(argv: CompareArgs): Promise<void> {
   const { request } = planRequestFromArgs(argv);
   const { comparison } = await compare({
-    ...request, weightsDir: argv.weights, backend: argv.backend, ...(argv["offload-dir"] ? { offloadDir: argv["offload-dir"] } : {}),
+    ...request,
+    weightsDir: argv.weights,
+    backend: argv.backend,
+    ...(argv["offload-dir"] ? { offloadDir: argv["offload-dir"] } : {}),
   });
   if (argv.json) process.stdout.write(JSON.stringify(comparison, null, 2) + "\n");
   else if (!argv.quiet) process.stdout.write(formatComparison(comparison) + "\n");
-  if (comparison.matchesReference === false) throw new PlanError("the generated tokens differ from the all-on-device reference");
+  if (comparison.matchesReference === false)
+    throw new PlanError("the generated tokens differ from the all-on-device reference");
 }
 
 export const compareCommand = defineCommand({
@@ -27,10 +31,21 @@ export const compareCommand = defineCommand({
   describe: "plan, simulate and run side by side: predicted against measured",
   builder: (y) =>
     planOptions(y)
-      .option("weights", { type: "string", demandOption: true, describe: "folder with config.json and safetensors weights" })
-      .option("backend", { choices: ["cpu", "cuda"] as const, default: "cpu" as const, describe: "where to run: the CPU backend, or a GPU through the CUDA addon" })
+      .option("weights", {
+        type: "string",
+        demandOption: true,
+        describe: "folder with config.json and safetensors weights",
+      })
+      .option("backend", {
+        choices: ["cpu", "cuda"] as const,
+        default: "cpu" as const,
+        describe: "where to run: the CPU backend, or a GPU through the CUDA addon",
+      })
       .option("offload-dir", { type: "string", describe: "parent folder for offload files" })
       .epilog(EXIT_CODES_EPILOG)
-      .example("$0 compare --model w --weights w --hardware cpu.json --prompt-len 32 --gen-len 8 --gpu-mem 0.05 --gbs 4 --nb 2 --percent 0 100 0 100 100 0", "weights on the host"),
+      .example(
+        "$0 compare --model w --weights w --hardware cpu.json --prompt-len 32 --gen-len 8 --gpu-mem 0.05 --gbs 4 --nb 2 --percent 0 100 0 100 100 0",
+        "weights on the host",
+      ),
   handler: (argv) => runCompare(argv),
 });

@@ -10,7 +10,13 @@ import { readPlanFile } from "../core/parse-plan.js";
 import type { Plan } from "../core/plan.js";
 import { resolveHardware } from "../core/resolve-hardware.js";
 import { writeFileAtomic } from "../core/write-file-atomic.js";
-import { EXPORT_TARGETS, type ExportResult, exportPlan, type ExportTarget, isExportTarget } from "../exporters/export-plan.js";
+import {
+  EXPORT_TARGETS,
+  type ExportResult,
+  type ExportTarget,
+  exportPlan,
+  isExportTarget,
+} from "../exporters/export-plan.js";
 import { defineCommand } from "./command-module.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
 
@@ -24,13 +30,19 @@ export interface ExportArgs {
 
 export function runExport(argv: ExportArgs): ExportResult {
   if (Array.isArray(argv.to)) throw new InputError("--to", undefined, "given more than once; expected one target");
-  if (!isExportTarget(argv.to)) throw new InputError("--to", undefined, `expected one of ${EXPORT_TARGETS.join(", ")}, got ${JSON.stringify(argv.to)}`);
+  if (!isExportTarget(argv.to))
+    throw new InputError(
+      "--to",
+      undefined,
+      `expected one of ${EXPORT_TARGETS.join(", ")}, got ${JSON.stringify(argv.to)}`,
+    );
   if (Array.isArray(argv.out)) throw new InputError("--out", undefined, "given more than once; expected one file");
   if (argv.out === "") throw new InputError("--out", undefined, "expected a file name, got an empty string");
   const plan = readPlanFile(String(argv.plan));
   const hardware = profileNeeded(plan, argv.to);
   const result = exportPlan(plan, argv.to, hardware ? { hardware } : {});
-  if (argv.out !== undefined) writeFileAtomic(argv.out, argv.json ? JSON.stringify(result, null, 2) + "\n" : result.text);
+  if (argv.out !== undefined)
+    writeFileAtomic(argv.out, argv.json ? JSON.stringify(result, null, 2) + "\n" : result.text);
   else process.stdout.write(argv.json ? JSON.stringify(result, null, 2) + "\n" : result.text);
   if (argv.out !== undefined && !argv.quiet) for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
   return result;
@@ -52,13 +64,19 @@ function profileNeeded(plan: Plan, target: ExportTarget): HardwareProfile | unde
 
 export const exportCommand = defineCommand({
   command: "export <plan>",
-  describe: "write a plan as another engine's configuration: FlexGen command line, llama.cpp flags, Accelerate device_map, DeepSpeed ZeRO-Inference config or vLLM flags",
+  describe:
+    "write a plan as another engine's configuration: FlexGen command line, llama.cpp flags, Accelerate device_map, DeepSpeed ZeRO-Inference config or vLLM flags",
   builder: (e) =>
-    e.positional("plan", { type: "string", demandOption: true, describe: "a plan file (spillway plan --out p.json)" })
+    e
+      .positional("plan", { type: "string", demandOption: true, describe: "a plan file (spillway plan --out p.json)" })
       .option("to", { choices: EXPORT_TARGETS, demandOption: true, describe: "the engine to export for" })
       .option("json", { type: "boolean", default: false, describe: "print { target, text, warnings } as JSON" })
       .option("out", { type: "string", describe: "write the export to this file (atomically) instead of printing it" })
-      .option("quiet", { type: "boolean", default: false, describe: "with --out, no warnings on stderr (they stay in the file's header)" })
+      .option("quiet", {
+        type: "boolean",
+        default: false,
+        describe: "with --out, no warnings on stderr (they stay in the file's header)",
+      })
       .epilog(EXIT_CODES_EPILOG)
       .example("$0 plan --out p.json && $0 export p.json --to flexgen", "FlexGen's command line for the default plan")
       .example("$0 export p.json --to accelerate --out device_map.json", "an Accelerate device_map"),

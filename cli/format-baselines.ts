@@ -1,8 +1,9 @@
 /** `spillway plan --compare`: the baselines beside Spillway's plan, scored by the same cost model. */
-import type { Baseline } from "../planner/baselines.js";
-import { isUniform } from "../core/policy.js";
+
 import type { Plan } from "../core/plan.js";
-import { type Tier, TIER_NAMES, TIERS } from "../core/tiers.js";
+import { isUniform } from "../core/policy.js";
+import { TIER_NAMES, TIERS, type Tier } from "../core/tiers.js";
+import type { Baseline } from "../planner/baselines.js";
 
 export function baselineJson(b: Baseline) {
   return {
@@ -30,8 +31,12 @@ export function describePlacement(policy: Plan["policy"]): string {
 
 export function formatBaselines(spillway: Plan, list: readonly Baseline[]): string {
   const own = spillway.predicted.throughputTokensPerSecond;
-  const lines = ["Baselines, scored by the same cost model (placement % GPU/CPU/disk, or layers per tier; CPU-run: computed on the CPU):"];
-  lines.push(`  ${"policy".padEnd(16)}${"batch".padStart(10)}${"token/s".padStart(11)}${"vs plan".padStart(9)}  ${"placement".padEnd(38)}bottleneck`);
+  const lines = [
+    "Baselines, scored by the same cost model (placement % GPU/CPU/disk, or layers per tier; CPU-run: computed on the CPU):",
+  ];
+  lines.push(
+    `  ${"policy".padEnd(16)}${"batch".padStart(10)}${"token/s".padStart(11)}${"vs plan".padStart(9)}  ${"placement".padEnd(38)}bottleneck`,
+  );
   const row = (name: string, p: Plan) => {
     const rate = p.predicted.throughputTokensPerSecond;
     const ratio = own > 0 ? `${(rate / own).toFixed(2)}x` : "-";

@@ -1,64 +1,96 @@
 /** The human-readable plan summary `spillway plan` prints. */
-import { formatBytes, formatSeconds } from "../core/units.js";
-import type { Placement } from "../core/policy.js";
+
 import { LINKS } from "../core/links.js";
+import type { Plan } from "../core/plan.js";
+import type { Placement } from "../core/policy.js";
 import { RESOURCE_SHORT_NAMES } from "../core/resources.js";
 import { TIERS } from "../core/tiers.js";
-import { type Plan } from "../core/plan.js";
+import { formatBytes, formatSeconds } from "../core/units.js";
 
 const pct = (x: number) => `${(x * 100).toFixed(x > 0 && x < 0.01 ? 2 : 1)}%`;
-const placement = (p: Placement) => `GPU ${pct(p.gpu).padStart(6)}  CPU ${pct(p.cpu).padStart(6)}  disk ${pct(p.disk).padStart(6)}`;
+const placement = (p: Placement) =>
+  `GPU ${pct(p.gpu).padStart(6)}  CPU ${pct(p.cpu).padStart(6)}  disk ${pct(p.disk).padStart(6)}`;
 
 export function formatPlan(plan: Plan): string {
   const p = plan.policy;
   const d = plan.predicted;
   const lines: string[] = [];
-  lines.push(`Plan for ${plan.model} on ${plan.hardware} (prompt ${plan.workload.promptLen}, generate ${plan.workload.genLen}), ${plan.costModel} cost model${plan.costModel === "spillway" ? `, ${plan.schedule} schedule` : ""}`);
+  lines.push(
+    `Plan for ${plan.model} on ${plan.hardware} (prompt ${plan.workload.promptLen}, generate ${plan.workload.genLen}), ${plan.costModel} cost model${plan.costModel === "spillway" ? `, ${plan.schedule} schedule` : ""}`,
+  );
   lines.push("");
   lines.push("Policy");
   const x = p.experts;
   if (x) {
     const moe = plan.modelSpec.moe!;
-    const prefetch = x.pregated ? "pre-gated (next layer's exact experts)" : x.prefetchExperts > 0 ? `speculative, ${x.prefetchExperts} experts ${x.prefetchLayers} layer${x.prefetchLayers > 1 ? "s" : ""} ahead` : "none";
-    const compute = x.compute === "auto" ? `auto (CPU when at most ${x.cpuThresholdTokens} tokens route to it)` : x.compute.toUpperCase();
+    const prefetch = x.pregated
+      ? "pre-gated (next layer's exact experts)"
+      : x.prefetchExperts > 0
+        ? `speculative, ${x.prefetchExperts} experts ${x.prefetchLayers} layer${x.prefetchLayers > 1 ? "s" : ""} ahead`
+        : "none";
+    const compute =
+      x.compute === "auto"
+        ? `auto (CPU when at most ${x.cpuThresholdTokens} tokens route to it)`
+        : x.compute.toUpperCase();
     lines.push(`  batch        ${p.gpuBatchSize} sequence${p.gpuBatchSize === 1 ? "" : "s"}`);
-    lines.push(`  experts      ${x.cacheSize} of ${moe.numExperts} per layer cached on the GPU (${x.eviction}), home copies in ${x.offloadTier === "cpu" ? "host memory" : "disk"}; ${x.bits}-bit`);
+    lines.push(
+      `  experts      ${x.cacheSize} of ${moe.numExperts} per layer cached on the GPU (${x.eviction}), home copies in ${x.offloadTier === "cpu" ? "host memory" : "disk"}; ${x.bits}-bit`,
+    );
     lines.push(`  misses       computed on ${compute}; prefetch ${prefetch}`);
     lines.push(`  resident     attention, routers, embeddings at ${x.attentionBits} bits on the GPU`);
     lines.push(`  KV cache     ${placement(p.cache)}${p.cpuAttention ? "  (attention on the CPU)" : ""}`);
     lines.push(`  weights      ${placement(p.weights)}  (all stored bytes)`);
     const ll = plan.llamaCpp;
     if (ll) {
-      lines.push(ll.nCpuMoe === undefined
-        ? `  llama.cpp    ${ll.reason}`
-        : `  llama.cpp    -ngl ${ll.nGpuLayers} --n-cpu-moe ${ll.nCpuMoe} fits (Q4-class GGUF): about ${ll.decodeTokensPerSecond!.toPrecision(3)} token/s decoding one sequence`);
+      lines.push(
+        ll.nCpuMoe === undefined
+          ? `  llama.cpp    ${ll.reason}`
+          : `  llama.cpp    -ngl ${ll.nGpuLayers} --n-cpu-moe ${ll.nCpuMoe} fits (Q4-class GGUF): about ${ll.decodeTokensPerSecond!.toPrecision(3)} token/s decoding one sequence`,
+      );
     }
   } else {
-  lines.push(`  GPU batch size ${p.gpuBatchSize} x ${p.numGpuBatches} GPU batches = block of ${p.gpuBatchSize * p.numGpuBatches} sequences`);
-  lines.push(`  weights      ${placement(p.weights)}${p.compressWeight ? "  (4-bit)" : ""}`);
-  lines.push(`  KV cache     ${placement(p.cache)}${p.compressCache ? "  (4-bit)" : ""}`);
-  lines.push(`  activations  ${placement(p.activations)}`);
-  lines.push(`  attention over off-GPU KV on the ${p.cpuAttention ? "CPU" : "GPU"}; overlap ${p.overlap ? "on" : "off"}; pinned weights ${p.pinWeight ? "on" : "off"}`);
-  lines.push(`  FlexGen flags: ${plan.flexgenArgs}`);
+    lines.push(
+      `  GPU batch size ${p.gpuBatchSize} x ${p.numGpuBatches} GPU batches = block of ${p.gpuBatchSize * p.numGpuBatches} sequences`,
+    );
+    lines.push(`  weights      ${placement(p.weights)}${p.compressWeight ? "  (4-bit)" : ""}`);
+    lines.push(`  KV cache     ${placement(p.cache)}${p.compressCache ? "  (4-bit)" : ""}`);
+    lines.push(`  activations  ${placement(p.activations)}`);
+    lines.push(
+      `  attention over off-GPU KV on the ${p.cpuAttention ? "CPU" : "GPU"}; overlap ${p.overlap ? "on" : "off"}; pinned weights ${p.pinWeight ? "on" : "off"}`,
+    );
+    lines.push(`  FlexGen flags: ${plan.flexgenArgs}`);
   }
   lines.push("");
   lines.push(`Prediction${d.feasible ? "" : "  (DOES NOT FIT)"}`);
   lines.push(`  throughput   ${d.throughputTokensPerSecond.toPrecision(4)} token/s`);
-  lines.push(`  prefill      ${formatSeconds(d.prefillSeconds)}    decode ${formatSeconds(d.decodeSeconds)}    total ${formatSeconds(d.prefillSeconds + d.decodeSeconds)}`);
+  lines.push(
+    `  prefill      ${formatSeconds(d.prefillSeconds)}    decode ${formatSeconds(d.decodeSeconds)}    total ${formatSeconds(d.prefillSeconds + d.decodeSeconds)}`,
+  );
   lines.push(`  bottleneck   ${d.bottleneck}`);
   if (d.experts && d.decodeSecondsPerToken !== undefined) {
     const e = d.experts;
     const n = (v: number) => v.toFixed(2);
-    lines.push(`  decode step  ${formatSeconds(d.decodeSecondsPerToken)} (${(p.gpuBatchSize / d.decodeSecondsPerToken).toPrecision(4)} token/s while decoding)`);
-    lines.push(`  experts      hit rate ${(e.expectedHitRate * 100).toFixed(0)}%; per layer and step: ${n(e.touchedPerLayer)} touched, ${n(e.demandFetchesPerLayer)} fetched on demand, ${n(e.prefetchedPerLayer)} prefetched, ${n(e.cpuComputedPerLayer)} on the CPU, ${n(e.wastedPrefetchesPerLayer)} wasted; stall ${formatSeconds(e.stallSecondsPerToken)} per step`);
+    lines.push(
+      `  decode step  ${formatSeconds(d.decodeSecondsPerToken)} (${(p.gpuBatchSize / d.decodeSecondsPerToken).toPrecision(4)} token/s while decoding)`,
+    );
+    lines.push(
+      `  experts      hit rate ${(e.expectedHitRate * 100).toFixed(0)}%; per layer and step: ${n(e.touchedPerLayer)} touched, ${n(e.demandFetchesPerLayer)} fetched on demand, ${n(e.prefetchedPerLayer)} prefetched, ${n(e.cpuComputedPerLayer)} on the CPU, ${n(e.wastedPrefetchesPerLayer)} wasted; stall ${formatSeconds(e.stallSecondsPerToken)} per step`,
+    );
   }
-  lines.push("  peak memory  " + TIERS.map((t) => `${t.toUpperCase()} ${formatBytes(d.peakBytes[t])} / ${formatBytes(d.capacityBytes[t])}`).join("   "));
+  lines.push(
+    "  peak memory  " +
+      TIERS.map((t) => `${t.toUpperCase()} ${formatBytes(d.peakBytes[t])} / ${formatBytes(d.capacityBytes[t])}`).join(
+        "   ",
+      ),
+  );
   lines.push(`  traffic      ${LINKS.map((l) => `${RESOURCE_SHORT_NAMES[l]} ${formatBytes(d.bytes[l])}`).join("  ")}`);
   for (const reason of d.infeasibleReasons) lines.push(`  does not fit: ${reason}`);
   lines.push("");
-  lines.push(plan.search.scored
-    ? `Scored the given policy in ${plan.search.elapsedMs.toFixed(1)} ms`
-    : `Searched ${plan.search.lpSolves} LPs${plan.search.exactEvaluations ? ` and ${plan.search.exactEvaluations} exact evaluations` : ""} in ${plan.search.elapsedMs.toFixed(0)} ms`);
+  lines.push(
+    plan.search.scored
+      ? `Scored the given policy in ${plan.search.elapsedMs.toFixed(1)} ms`
+      : `Searched ${plan.search.lpSolves} LPs${plan.search.exactEvaluations ? ` and ${plan.search.exactEvaluations} exact evaluations` : ""} in ${plan.search.elapsedMs.toFixed(0)} ms`,
+  );
   for (const note of plan.notes) lines.push(`Note: ${note}`);
   return lines.join("\n");
 }

@@ -42,8 +42,14 @@ export function buildCli(args: string[]): Argv {
     .command(devicesCommand)
     .command(modelsCommand)
     .command(hardwareCommand)
-    .example("$0 plan --model opt-30b --hardware rtx3090 --out p.json && $0 simulate p.json", "plan a model for a GPU, then check the plan by simulation")
-    .demandCommand(1, "name a command: plan, simulate, run, compare, report, export, trace, profile, synth-weights, models, hardware or devices")
+    .example(
+      "$0 plan --model opt-30b --hardware rtx3090 --out p.json && $0 simulate p.json",
+      "plan a model for a GPU, then check the plan by simulation",
+    )
+    .demandCommand(
+      1,
+      "name a command: plan, simulate, run, compare, report, export, trace, profile, synth-weights, models, hardware or devices",
+    )
     .strict()
     .help()
     .alias("help", "h")
@@ -92,4 +98,6 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
-main(hideBin(process.argv)).then((code) => { process.exitCode = code; });
+main(hideBin(process.argv)).then((code) => {
+  process.exitCode = code;
+});

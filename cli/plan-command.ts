@@ -12,12 +12,15 @@ export async function runPlan(argv: PlanArgs & { readonly compare: boolean }): P
   const { request, hardware } = planRequestFromArgs(argv);
   const planned = await plan(request);
   const result = { ...planned, hardwareSource: argv.hardware === "-" ? hardware.name : argv.hardware };
-  const compared = argv.compare ? await baselines({ model: result.modelSpec, hardware, workload: result.workload, schedule: result.schedule }) : undefined;
+  const compared = argv.compare
+    ? await baselines({ model: result.modelSpec, hardware, workload: result.workload, schedule: result.schedule })
+    : undefined;
   const output = compared ? { ...result, baselines: compared.map(baselineJson) } : result;
   const json = JSON.stringify(output, null, 2);
   if (argv.out) writeFileAtomic(argv.out, json + "\n");
   if (argv.json) process.stdout.write(json + "\n");
-  else if (!argv.quiet) process.stdout.write(formatPlan(result) + (compared ? "\n\n" + formatBaselines(result, compared) : "") + "\n");
+  else if (!argv.quiet)
+    process.stdout.write(formatPlan(result) + (compared ? "\n\n" + formatBaselines(result, compared) : "") + "\n");
 }
 
 export const planCommand = defineCommand({
@@ -25,12 +28,20 @@ export const planCommand = defineCommand({
   describe: "choose (or score) an offloading policy and predict its throughput",
   builder: (y) =>
     planOptions(y)
-      .option("compare", { type: "boolean", default: false, describe: "also score the baselines users would otherwise pick (accelerate, deepspeed-zero, llama.cpp, flexgen) with the same cost model" })
+      .option("compare", {
+        type: "boolean",
+        default: false,
+        describe:
+          "also score the baselines users would otherwise pick (accelerate, deepspeed-zero, llama.cpp, flexgen) with the same cost model",
+      })
       .epilog(EXIT_CODES_EPILOG)
       .example("$0 plan", "OPT-175B on a T4 with the Spillway cost model")
       .example("$0 plan --compare", "beside ZeRO-Inference's and FlexGen's choices")
       .example("$0 plan --model opt-30b --cost-model flexgen --json", "FlexGen's own LP search")
       .example("$0 plan --gbs 32 --nb 8 --percent 0 50 0 0 0 100 --cpu-attention", "score a given policy")
-      .example("$0 plan --model path/to/config.json --hardware rtx3090 --out plan.json", "a Hugging Face model on another GPU"),
+      .example(
+        "$0 plan --model path/to/config.json --hardware rtx3090 --out plan.json",
+        "a Hugging Face model on another GPU",
+      ),
   handler: (argv) => runPlan(argv),
 });

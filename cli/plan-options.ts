@@ -7,7 +7,9 @@ import { EXPERT_BITS, type ExpertBits } from "../core/expert-policy.js";
 import { type HardwareProfile, withCapacities } from "../core/hardware-profile.js";
 import { InputError } from "../core/input-error.js";
 import type { ModelSpec } from "../core/model-spec.js";
+import { COST_MODEL_NAMES } from "../core/plan.js";
 import { resolveHardware } from "../core/resolve-hardware.js";
+import { SCHEDULE_NAMES } from "../core/schedule-name.js";
 import { GIB } from "../core/units.js";
 import { MODEL_CATALOGUE } from "../models/catalogue.js";
 import { resolveModel } from "../models/resolve-model.js";
@@ -17,60 +19,140 @@ import type { FixedPolicy, PlanRequest } from "../planner/plan.js";
 import type { ArgsOf } from "./command-module.js";
 import { parseNumberFlag, parsePercentFlag } from "./parse-flags.js";
 import { readRouting } from "./routing-flag.js";
-import { SCHEDULE_NAMES } from "../core/schedule-name.js";
-import { COST_MODEL_NAMES } from "../core/plan.js";
 
 export function planOptions<T>(y: Argv<T>) {
   return y
-    .option("model", { type: "string", default: "opt-175b", describe: "catalogue name or path of a Hugging Face config.json" })
+    .option("model", {
+      type: "string",
+      default: "opt-175b",
+      describe: "catalogue name or path of a Hugging Face config.json",
+    })
     .option("hardware", { type: "string", default: "t4", describe: "profile name or path of a profile JSON file" })
     .option("prompt-len", { type: "string", default: "512", describe: "prompt tokens per sequence" })
     .option("gen-len", { type: "string", default: "32", describe: "generated tokens per sequence" })
-    .option("cost-model", { choices: COST_MODEL_NAMES, default: "spillway" as const, describe: "spillway (roofline, exact placement) or flexgen (FlexGen's released LP)" })
-    .option("schedule", { choices: SCHEDULE_NAMES, default: "spillway" as const, describe: "schedule the Spillway model costs: only true dependencies, or FlexGen's per-step sync" })
-    .option("alpha", { type: "string", describe: "FlexGen's memory relaxation factor (flexgen cost model; default 0.8)" })
+    .option("cost-model", {
+      choices: COST_MODEL_NAMES,
+      default: "spillway" as const,
+      describe: "spillway (roofline, exact placement) or flexgen (FlexGen's released LP)",
+    })
+    .option("schedule", {
+      choices: SCHEDULE_NAMES,
+      default: "spillway" as const,
+      describe: "schedule the Spillway model costs: only true dependencies, or FlexGen's per-step sync",
+    })
+    .option("alpha", {
+      type: "string",
+      describe: "FlexGen's memory relaxation factor (flexgen cost model; default 0.8)",
+    })
     .option("gpu-mem", { type: "string", describe: "GPU capacity in GiB (overrides the profile)" })
     .option("cpu-mem", { type: "string", describe: "CPU memory capacity in GiB" })
     .option("disk-mem", { type: "string", describe: "disk capacity in GiB" })
     .option("gbs", { type: "string", describe: "fix the GPU batch size" })
     .option("nb", { type: "string", describe: "fix the number of GPU batches per block" })
-    .option("max-block", { type: "string", describe: "search only blocks of at most this many sequences (gbs x nb): the prompts you have (Spillway model)" })
-    .option("percent", { type: "array", string: true, describe: "fix placement: wg wc cg cc hg hc (disk gets the rest)" })
+    .option("max-block", {
+      type: "string",
+      describe: "search only blocks of at most this many sequences (gbs x nb): the prompts you have (Spillway model)",
+    })
+    .option("percent", {
+      type: "array",
+      string: true,
+      describe: "fix placement: wg wc cg cc hg hc (disk gets the rest)",
+    })
     .option("compress-weight", { type: "boolean", describe: "4-bit weights (default: searched)" })
     .option("compress-cache", { type: "boolean", describe: "4-bit KV cache (default: searched)" })
-    .option("cpu-attention", { type: "boolean", describe: "decode attention over off-GPU KV on the CPU (default: searched)" })
-    .option("overlap", { type: "boolean", default: true, describe: "overlap I/O and compute (--no-overlap to turn off)" })
-    .option("pin-weight", { type: "boolean", default: true, describe: "keep CPU weights in pinned memory (--no-pin-weight to turn off)" })
+    .option("cpu-attention", {
+      type: "boolean",
+      describe: "decode attention over off-GPU KV on the CPU (default: searched)",
+    })
+    .option("overlap", {
+      type: "boolean",
+      default: true,
+      describe: "overlap I/O and compute (--no-overlap to turn off)",
+    })
+    .option("pin-weight", {
+      type: "boolean",
+      default: true,
+      describe: "keep CPU weights in pinned memory (--no-pin-weight to turn off)",
+    })
     .option("batch-size", { type: "string", describe: "MoE: fix the batch (1: latency mode; default: searched)" })
     .option("expert-cache", { type: "string", describe: "MoE: fix the expert slots per layer on the GPU" })
-    .option("expert-bits", { type: "string", describe: "MoE: routed experts' precision, 16, 8, 4, 3 or 2 (default: searched over 16, 8, 4)" })
-    .option("attention-bits", { type: "string", describe: "MoE: precision of attention, routers and shared experts, 16, 8, 4, 3 or 2" })
-    .option("prefetch-experts", { type: "string", describe: "MoE: speculatively prefetch this many experts per layer (0: none)" })
+    .option("expert-bits", {
+      type: "string",
+      describe: "MoE: routed experts' precision, 16, 8, 4, 3 or 2 (default: searched over 16, 8, 4)",
+    })
+    .option("attention-bits", {
+      type: "string",
+      describe: "MoE: precision of attention, routers and shared experts, 16, 8, 4, 3 or 2",
+    })
+    .option("prefetch-experts", {
+      type: "string",
+      describe: "MoE: speculatively prefetch this many experts per layer (0: none)",
+    })
     .option("prefetch-layers", { type: "string", describe: "MoE: ... this many layers ahead" })
-    .option("expert-compute", { choices: ["gpu", "cpu", "auto"] as const, describe: "MoE: where missed experts compute (auto: CPU for few tokens)" })
+    .option("expert-compute", {
+      choices: ["gpu", "cpu", "auto"] as const,
+      describe: "MoE: where missed experts compute (auto: CPU for few tokens)",
+    })
     .option("expert-eviction", { choices: ["lru", "lfu", "static"] as const, describe: "MoE: expert-cache eviction" })
     .option("pregated", { type: "boolean", describe: "MoE: pre-gated routing (needs a model trained with pre-gates)" })
-    .option("dense-experts", { type: "boolean", default: false, describe: "MoE: place experts like any tensor (FlexGen style) instead of caching them" })
-    .option("routing", { type: "string", describe: "MoE: a routing trace whose statistics set the expected expert-cache hit rates (default: the model's synthetic trace)" })
+    .option("dense-experts", {
+      type: "boolean",
+      default: false,
+      describe: "MoE: place experts like any tensor (FlexGen style) instead of caching them",
+    })
+    .option("routing", {
+      type: "string",
+      describe:
+        "MoE: a routing trace whose statistics set the expected expert-cache hit rates (default: the model's synthetic trace)",
+    })
     .option("json", { type: "boolean", default: false, describe: "print the plan as JSON" })
     .option("out", { type: "string", describe: "also write the plan JSON to this file" })
-    .option("quiet", { type: "boolean", default: false, describe: "print no text but errors (with --out; --json still prints)" });
+    .option("quiet", {
+      type: "boolean",
+      default: false,
+      describe: "print no text but errors (with --out; --json still prints)",
+    });
 }
 
 export type PlanArgs = ArgsOf<ReturnType<typeof planOptions>>;
 
-const EXPERT_FLAGS = ["batch-size", "expert-cache", "expert-bits", "attention-bits", "prefetch-experts", "prefetch-layers", "expert-compute", "expert-eviction", "pregated"] as const;
+const EXPERT_FLAGS = [
+  "batch-size",
+  "expert-cache",
+  "expert-bits",
+  "attention-bits",
+  "prefetch-experts",
+  "prefetch-layers",
+  "expert-compute",
+  "expert-eviction",
+  "pregated",
+] as const;
 
 /** The MoE policy flags as fixed parts of the search; undefined when none is given. */
 function expertFlags(argv: PlanArgs, model: ModelSpec): FixedExperts | undefined {
   const given = EXPERT_FLAGS.filter((f) => argv[f] !== undefined);
   if (given.length === 0) return undefined;
-  if (!model.moe) throw new InputError(`--${given[0]}`, undefined, `${model.name} is not a Mixture-of-Experts model; the expert flags apply to MoE models (${MODEL_CATALOGUE.filter((m) => m.moe).map((m) => m.name).join(", ")})`);
-  if (argv["dense-experts"]) throw new InputError(`--${given[0]}`, undefined, "conflicts with --dense-experts, which places experts like any tensor");
+  if (!model.moe)
+    throw new InputError(
+      `--${given[0]}`,
+      undefined,
+      `${model.name} is not a Mixture-of-Experts model; the expert flags apply to MoE models (${MODEL_CATALOGUE.filter(
+        (m) => m.moe,
+      )
+        .map((m) => m.name)
+        .join(", ")})`,
+    );
+  if (argv["dense-experts"])
+    throw new InputError(
+      `--${given[0]}`,
+      undefined,
+      "conflicts with --dense-experts, which places experts like any tensor",
+    );
   const E = model.moe.numExperts;
   const bits = (flag: "expert-bits" | "attention-bits") => {
     const v = parseNumberFlag(flag, argv[flag], { integer: true });
-    if (v !== undefined && !(EXPERT_BITS as readonly number[]).includes(v)) throw new InputError(`--${flag}`, undefined, `expected one of ${EXPERT_BITS.join(", ")}, got ${v}`);
+    if (v !== undefined && !(EXPERT_BITS as readonly number[]).includes(v))
+      throw new InputError(`--${flag}`, undefined, `expected one of ${EXPERT_BITS.join(", ")}, got ${v}`);
     return v as ExpertBits | undefined;
   };
   const fixedExperts: FixedExperts = {
@@ -79,12 +161,21 @@ function expertFlags(argv: PlanArgs, model: ModelSpec): FixedExperts | undefined
     bits: bits("expert-bits"),
     attentionBits: bits("attention-bits"),
     prefetchExperts: parseNumberFlag("prefetch-experts", argv["prefetch-experts"], { min: 0, max: E, integer: true }),
-    prefetchLayers: parseNumberFlag("prefetch-layers", argv["prefetch-layers"], { min: 1, max: model.numLayers - 1, integer: true }),
+    prefetchLayers: parseNumberFlag("prefetch-layers", argv["prefetch-layers"], {
+      min: 1,
+      max: model.numLayers - 1,
+      integer: true,
+    }),
     compute: argv["expert-compute"],
     eviction: argv["expert-eviction"],
     pregated: argv.pregated,
   };
-  if (fixedExperts.pregated && (fixedExperts.prefetchExperts ?? 0) > 0) throw new InputError("--pregated", undefined, "pre-gated routing already prefetches the exact experts: drop --prefetch-experts");
+  if (fixedExperts.pregated && (fixedExperts.prefetchExperts ?? 0) > 0)
+    throw new InputError(
+      "--pregated",
+      undefined,
+      "pre-gated routing already prefetches the exact experts: drop --prefetch-experts",
+    );
   return Object.fromEntries(Object.entries(fixedExperts).filter(([, v]) => v !== undefined)) as FixedExperts;
 }
 
@@ -102,7 +193,11 @@ export function planRequestFromArgs(argv: PlanArgs): { request: PlanRequest; har
   const promptLen = parseNumberFlag("prompt-len", argv["prompt-len"], { min: 1, integer: true })!;
   const genLen = parseNumberFlag("gen-len", argv["gen-len"], { min: 1, integer: true })!;
   if (promptLen + genLen > model.maxPositions) {
-    throw new InputError("--prompt-len", undefined, `prompt ${promptLen} + generated ${genLen} tokens exceed ${model.name}'s ${model.maxPositions} positions`);
+    throw new InputError(
+      "--prompt-len",
+      undefined,
+      `prompt ${promptLen} + generated ${genLen} tokens exceed ${model.name}'s ${model.maxPositions} positions`,
+    );
   }
   const alpha = parseNumberFlag("alpha", argv.alpha, { greaterThan: 0, max: 10 });
   const gbs = parseNumberFlag("gbs", argv.gbs, { min: 1, integer: true });
@@ -120,14 +215,25 @@ export function planRequestFromArgs(argv: PlanArgs): { request: PlanRequest; har
     ...(argv["pin-weight"] === false ? { pinWeight: false } : {}),
   };
   if (argv["cost-model"] === "flexgen" && argv["compress-cache"]) {
-    throw new InputError("--compress-cache", undefined, "FlexGen's cost model does not model KV compression; use --cost-model spillway");
+    throw new InputError(
+      "--compress-cache",
+      undefined,
+      "FlexGen's cost model does not model KV compression; use --cost-model spillway",
+    );
   }
   const experts = expertFlags(argv, model);
   const routing = argv.routing ? readRouting(argv.routing, model) : undefined;
   const request: PlanRequest = {
-    model, hardware, workload: { promptLen, genLen }, costModel: argv["cost-model"], schedule: argv.schedule,
-    ...(alpha !== undefined ? { alpha } : {}), ...(maxBlock !== undefined ? { maxBlock } : {}), fixed,
-    ...(argv["dense-experts"] ? { moe: "dense" as const } : {}), ...(experts ? { experts } : {}),
+    model,
+    hardware,
+    workload: { promptLen, genLen },
+    costModel: argv["cost-model"],
+    schedule: argv.schedule,
+    ...(alpha !== undefined ? { alpha } : {}),
+    ...(maxBlock !== undefined ? { maxBlock } : {}),
+    fixed,
+    ...(argv["dense-experts"] ? { moe: "dense" as const } : {}),
+    ...(experts ? { experts } : {}),
     ...(routing ? { routing: routingProfileFromTrace(routing.trace, routing.source) } : {}),
   };
   return { request, hardware };

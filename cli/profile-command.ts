@@ -10,20 +10,45 @@ import { InputError } from "../core/input-error.js";
 import { GIB } from "../core/units.js";
 import { writeFileAtomic } from "../core/write-file-atomic.js";
 import { cudaProfileFromSamples, measureCudaBackend } from "../runtime/cuda/profile-cuda.js";
-import { defaultCapacities, measureCpuBackend, profileFromSamples, samplesFromCsv, samplesToCsv } from "../runtime/profile-cpu.js";
+import {
+  defaultCapacities,
+  measureCpuBackend,
+  profileFromSamples,
+  samplesFromCsv,
+  samplesToCsv,
+} from "../runtime/profile-cpu.js";
 import { requireCuda } from "../runtime/run.js";
 import { type ArgsOf, defineCommand } from "./command-module.js";
 import { parseNumberFlag } from "./parse-flags.js";
 import { EXIT_CODES_EPILOG, fancyProgress } from "./terminal.js";
 
 function profileOptions<T>(y: Argv<T>) {
-  return y.option("backend", { choices: ["cpu", "cuda"] as const, default: "cpu" as const, describe: "the backend to measure (cuda: needs `npm run build:cuda` and a GPU)" })
+  return y
+    .option("backend", {
+      choices: ["cpu", "cuda"] as const,
+      default: "cpu" as const,
+      describe: "the backend to measure (cuda: needs `npm run build:cuda` and a GPU)",
+    })
     .option("quick", { type: "boolean", default: false, describe: "fewer sizes and shorter timings (under 30 s)" })
-    .option("out", { type: "string", demandOption: true, describe: "profile JSON to write; the samples go beside it as .csv" })
-    .option("gpu-mem", { type: "string", describe: "GPU capacity in GiB written to the profile (default: 1 for cpu, the device's free memory for cuda)" })
+    .option("out", {
+      type: "string",
+      demandOption: true,
+      describe: "profile JSON to write; the samples go beside it as .csv",
+    })
+    .option("gpu-mem", {
+      type: "string",
+      describe: "GPU capacity in GiB written to the profile (default: 1 for cpu, the device's free memory for cuda)",
+    })
     .option("from-samples", { type: "string", describe: "rebuild the profile from a samples CSV instead of measuring" })
-    .option("offload-dir", { type: "string", describe: "folder for the disk measurements (default: the OS temp folder)" })
-    .option("quiet", { type: "boolean", default: false, describe: "no progress and no text but errors (--json still prints)" })
+    .option("offload-dir", {
+      type: "string",
+      describe: "folder for the disk measurements (default: the OS temp folder)",
+    })
+    .option("quiet", {
+      type: "boolean",
+      default: false,
+      describe: "no progress and no text but errors (--json still prints)",
+    })
     .option("json", { type: "boolean", default: false, describe: "print a JSON summary of the files written" });
 }
 
@@ -33,7 +58,11 @@ function readSamplesFile(path: string): string {
   try {
     return readFileSync(path, "utf8");
   } catch (error) {
-    throw new InputError(path, undefined, (error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message);
+    throw new InputError(
+      path,
+      undefined,
+      (error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message,
+    );
   }
 }
 
@@ -43,22 +72,35 @@ export function runProfile(argv: ProfileArgs): void {
   const cuda = argv.backend === "cuda" || Boolean(samplesGiven?.some((x) => x.measurement === "deviceCopy"));
   const native = cuda && !samplesGiven ? requireCuda() : undefined;
   native?.setDevice(0);
-  const deviceName = native ? native.deviceProperties(0).name : samplesGiven?.find((x) => x.measurement === "device")?.shape ?? "CUDA device";
+  const deviceName = native
+    ? native.deviceProperties(0).name
+    : (samplesGiven?.find((x) => x.measurement === "device")?.shape ?? "CUDA device");
   const gpuFlag = parseNumberFlag("gpu-mem", argv["gpu-mem"], { greaterThan: 0, unit: "GiB" });
   const gpuBytes = gpuFlag !== undefined ? gpuFlag * GIB : native ? native.memGetInfo().freeBytes : GIB;
   const capacity = defaultCapacities(gpuBytes, argv["offload-dir"]);
   let samples;
   if (samplesGiven) samples = samplesGiven;
   else {
-    const bar = !argv.quiet && fancyProgress(process.stderr) ? new SingleBar({ format: "profiling [{bar}] {value}/{total} {what}", stream: process.stderr }, Presets.shades_classic) : undefined;
+    const bar =
+      !argv.quiet && fancyProgress(process.stderr)
+        ? new SingleBar(
+            { format: "profiling [{bar}] {value}/{total} {what}", stream: process.stderr },
+            Presets.shades_classic,
+          )
+        : undefined;
     bar?.start(1, 0, { what: "" });
     const onProgress = (done: number, total: number, what: string) => {
-      if (bar) { bar.setTotal(total); bar.update(done, { what }); }
-      else if (!argv.quiet) process.stderr.write(`profiling ${done}/${total}: ${what}\n`);
+      if (bar) {
+        bar.setTotal(total);
+        bar.update(done, { what });
+      } else if (!argv.quiet) process.stderr.write(`profiling ${done}/${total}: ${what}\n`);
     };
     const offload = argv["offload-dir"] ? { offloadDir: argv["offload-dir"] } : {};
     samples = native
-      ? [{ measurement: "device", size: 1, shape: deviceName.replace(/[,\n]/g, " "), seconds: 1 }, ...measureCudaBackend(native, { quick: argv.quick, ...offload, onProgress })]
+      ? [
+          { measurement: "device", size: 1, shape: deviceName.replace(/[,\n]/g, " "), seconds: 1 },
+          ...measureCudaBackend(native, { quick: argv.quick, ...offload, onProgress }),
+        ]
       : measureCpuBackend({ quick: argv.quick, gpuBytes, ...offload, onProgress });
     bar?.stop();
   }
@@ -68,11 +110,25 @@ export function runProfile(argv: ProfileArgs): void {
   const csvPath = argv.out.replace(/\.json$/, "") + ".csv";
   if (!argv["from-samples"]) writeFileAtomic(csvPath, samplesToCsv(samples));
   if (argv.json) {
-    process.stdout.write(JSON.stringify({
-      profile: argv.out, ...(argv["from-samples"] ? { fromSamples: argv["from-samples"] } : { samples: csvPath }), sampleCount: samples.length,
-      name: profile.name, gpuBytes: profile.capacityBytes.gpu.value, cpuBytes: profile.capacityBytes.cpu.value, diskBytes: profile.capacityBytes.disk.value,
-    }, null, 2) + "\n");
-  } else if (!argv.quiet) process.stdout.write(`Wrote ${argv.out}${argv["from-samples"] ? "" : ` and ${csvPath} (${samples.length} samples)`}\n`);
+    process.stdout.write(
+      JSON.stringify(
+        {
+          profile: argv.out,
+          ...(argv["from-samples"] ? { fromSamples: argv["from-samples"] } : { samples: csvPath }),
+          sampleCount: samples.length,
+          name: profile.name,
+          gpuBytes: profile.capacityBytes.gpu.value,
+          cpuBytes: profile.capacityBytes.cpu.value,
+          diskBytes: profile.capacityBytes.disk.value,
+        },
+        null,
+        2,
+      ) + "\n",
+    );
+  } else if (!argv.quiet)
+    process.stdout.write(
+      `Wrote ${argv.out}${argv["from-samples"] ? "" : ` and ${csvPath} (${samples.length} samples)`}\n`,
+    );
 }
 
 export const profileCommand = defineCommand({

@@ -2,13 +2,14 @@
  * `spillway report [inputs..] --out DIR`: charts and an HTML page for a plan, traces and a comparison,
  * or, with no inputs, for the default plan (planned, simulated, swept and compared here).
  */
-import { resolveHardware } from "../core/resolve-hardware.js";
+
 import { InputError } from "../core/input-error.js";
 import type { Plan } from "../core/plan.js";
+import { resolveHardware } from "../core/resolve-hardware.js";
 import { resolveModel } from "../models/resolve-model.js";
 import { plan } from "../planner/plan.js";
 import { buildReport } from "../reports/build-report.js";
-import { readReportInput, type ReportInput } from "../reports/read-report-input.js";
+import { type ReportInput, readReportInput } from "../reports/read-report-input.js";
 import { defineCommand } from "./command-module.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
 
@@ -30,8 +31,18 @@ export async function runReport(argv: ReportArgs): Promise<void> {
   const inputs: ReportInput[] = (argv.inputs ?? []).map((path) => readReportInput(String(path)));
   const plans = inputs.filter((i) => i.kind === "plan");
   const comparisons = inputs.filter((i) => i.kind === "comparison");
-  if (plans.length > 1) throw new InputError(plans[1]!.path, undefined, `a second plan (the first is ${plans[0]!.path}); give one plan per report`);
-  if (comparisons.length > 1) throw new InputError(comparisons[1]!.path, undefined, `a second comparison (the first is ${comparisons[0]!.path}); give one comparison per report`);
+  if (plans.length > 1)
+    throw new InputError(
+      plans[1]!.path,
+      undefined,
+      `a second plan (the first is ${plans[0]!.path}); give one plan per report`,
+    );
+  if (comparisons.length > 1)
+    throw new InputError(
+      comparisons[1]!.path,
+      undefined,
+      `a second comparison (the first is ${comparisons[0]!.path}); give one comparison per report`,
+    );
   const traces = inputs.flatMap((i) => (i.kind === "trace" ? [i.trace] : []));
   const comparison = comparisons[0]?.kind === "comparison" ? comparisons[0].comparison : undefined;
 
@@ -42,32 +53,81 @@ export async function runReport(argv: ReportArgs): Promise<void> {
     reportPlan = given.plan;
     hardwareName = argv.hardware ?? reportPlan.hardwareSource ?? reportPlan.hardware;
   } else if (inputs.length === 0) {
-    progress(`planning ${DEFAULT_REPORT_PLAN.model} on ${hardwareName} (prompt ${DEFAULT_REPORT_PLAN.promptLen}, ${DEFAULT_REPORT_PLAN.genLen} generated)`);
-    reportPlan = await plan({ model: resolveModel(DEFAULT_REPORT_PLAN.model), hardware: resolveHardware(hardwareName), workload: { promptLen: DEFAULT_REPORT_PLAN.promptLen, genLen: DEFAULT_REPORT_PLAN.genLen } });
+    progress(
+      `planning ${DEFAULT_REPORT_PLAN.model} on ${hardwareName} (prompt ${DEFAULT_REPORT_PLAN.promptLen}, ${DEFAULT_REPORT_PLAN.genLen} generated)`,
+    );
+    reportPlan = await plan({
+      model: resolveModel(DEFAULT_REPORT_PLAN.model),
+      hardware: resolveHardware(hardwareName),
+      workload: { promptLen: DEFAULT_REPORT_PLAN.promptLen, genLen: DEFAULT_REPORT_PLAN.genLen },
+    });
   }
   const summary = await buildReport({
-    ...(reportPlan ? { plan: reportPlan } : {}), traces, ...(comparison ? { comparison } : {}),
-    hardware: resolveHardware(hardwareName), outDir: argv.out, onProgress: progress,
+    ...(reportPlan ? { plan: reportPlan } : {}),
+    traces,
+    ...(comparison ? { comparison } : {}),
+    hardware: resolveHardware(hardwareName),
+    outDir: argv.out,
+    onProgress: progress,
   });
   if (argv.json) {
-    process.stdout.write(JSON.stringify({ outDir: summary.outDir, index: summary.index, title: summary.title, summary: summary.summary, charts: summary.charts, notes: summary.notes }, null, 2) + "\n");
+    process.stdout.write(
+      JSON.stringify(
+        {
+          outDir: summary.outDir,
+          index: summary.index,
+          title: summary.title,
+          summary: summary.summary,
+          charts: summary.charts,
+          notes: summary.notes,
+        },
+        null,
+        2,
+      ) + "\n",
+    );
   } else if (!argv.quiet) {
-    process.stdout.write(`Wrote ${summary.charts.length} charts (SVG, PNG, Vega-Lite spec) and ${summary.index}\n${summary.notes.map((n) => `note: ${n}\n`).join("")}`);
+    process.stdout.write(
+      `Wrote ${summary.charts.length} charts (SVG, PNG, Vega-Lite spec) and ${summary.index}\n${summary.notes.map((n) => `note: ${n}\n`).join("")}`,
+    );
   }
 }
 
 export const reportCommand = defineCommand({
   command: "report [inputs..]",
-  describe: "charts (SVG, PNG, Vega-Lite) and an HTML page for a plan, traces and a comparison; with no inputs, for the default plan",
+  describe:
+    "charts (SVG, PNG, Vega-Lite) and an HTML page for a plan, traces and a comparison; with no inputs, for the default plan",
   builder: (y) =>
-    y.positional("inputs", { type: "string", array: true, describe: "plan JSON (plan --out), trace files (simulate/run --trace), a comparison (compare --json); none: the default plan" })
-      .option("out", { type: "string", demandOption: true, describe: "folder to write the charts and index.html into (made if missing)" })
+    y
+      .positional("inputs", {
+        type: "string",
+        array: true,
+        describe:
+          "plan JSON (plan --out), trace files (simulate/run --trace), a comparison (compare --json); none: the default plan",
+      })
+      .option("out", {
+        type: "string",
+        demandOption: true,
+        describe: "folder to write the charts and index.html into (made if missing)",
+      })
       .option("hardware", { type: "string", describe: "profile name or path (default: the plan's, or t4)" })
-      .option("quiet", { type: "boolean", default: false, describe: "no progress lines on stderr and no text but errors (--json still prints)" })
+      .option("quiet", {
+        type: "boolean",
+        default: false,
+        describe: "no progress lines on stderr and no text but errors (--json still prints)",
+      })
       .option("json", { type: "boolean", default: false, describe: "print a JSON summary of the files written" })
       .epilog(EXIT_CODES_EPILOG)
-      .example("$0 report --out report", "OPT-175B on a T4: placement, search landscape, frontier, baselines, simulated timeline and memory")
-      .example("$0 plan --model opt-30b --out p.json && $0 simulate p.json --trace t.json && $0 report p.json t.json --out r", "a plan and its simulated trace")
-      .example("$0 report run-trace.json compare.json --out r --json", "a measured run's trace and a comparison (compare --json)"),
+      .example(
+        "$0 report --out report",
+        "OPT-175B on a T4: placement, search landscape, frontier, baselines, simulated timeline and memory",
+      )
+      .example(
+        "$0 plan --model opt-30b --out p.json && $0 simulate p.json --trace t.json && $0 report p.json t.json --out r",
+        "a plan and its simulated trace",
+      )
+      .example(
+        "$0 report run-trace.json compare.json --out r --json",
+        "a measured run's trace and a comparison (compare --json)",
+      ),
   handler: (argv) => runReport(argv),
 });

@@ -6,11 +6,24 @@ import type { RoutingTrace } from "../routing/routing-trace.js";
 
 /** A routing trace file (CSV or Megatron JSONL) checked against the model. */
 export function readRouting(path: string, model: ModelSpec): { trace: RoutingTrace; source: string } {
-  if (!model.moe) throw new InputError("--routing", undefined, `${model.name} is not a Mixture-of-Experts model; routing traces apply to MoE plans`);
+  if (!model.moe)
+    throw new InputError(
+      "--routing",
+      undefined,
+      `${model.name} is not a Mixture-of-Experts model; routing traces apply to MoE plans`,
+    );
   const trace = readRoutingTrace(path, { given: metaFromModel(model) });
   const m = trace.meta;
-  if (m.numLayers !== model.numLayers || m.numExperts !== model.moe.numExperts || m.expertsPerToken !== model.moe.expertsPerToken) {
-    throw new InputError(path, undefined, `the trace has ${m.numLayers} layers of ${m.numExperts} experts (top-${m.expertsPerToken}); ${model.name} has ${model.numLayers} of ${model.moe.numExperts} (top-${model.moe.expertsPerToken})`);
+  if (
+    m.numLayers !== model.numLayers ||
+    m.numExperts !== model.moe.numExperts ||
+    m.expertsPerToken !== model.moe.expertsPerToken
+  ) {
+    throw new InputError(
+      path,
+      undefined,
+      `the trace has ${m.numLayers} layers of ${m.numExperts} experts (top-${m.expertsPerToken}); ${model.name} has ${model.numLayers} of ${model.moe.numExperts} (top-${model.moe.expertsPerToken})`,
+    );
   }
   return { trace, source: path };
 }

@@ -1,5 +1,8 @@
 /** `spillway simulate <plan>`: replay a plan's schedule stream by stream and check the planner's predictions. */
+
+import type { Argv } from "yargs";
 import { InputError } from "../core/input-error.js";
+import { SCHEDULE_NAMES } from "../core/schedule-name.js";
 import { formatBytes } from "../core/units.js";
 import { PlanError } from "../planner/plan.js";
 import { simulate } from "../simulator/simulate.js";
@@ -10,18 +13,33 @@ import { formatSimulation } from "./format-simulation.js";
 import { loadPlanTarget } from "./plan-target.js";
 import { readRouting } from "./routing-flag.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
-import type { Argv } from "yargs";
-import { SCHEDULE_NAMES } from "../core/schedule-name.js";
 
 function simulateOptions<T>(y: Argv<T>) {
-  return y.positional("plan", { type: "string", demandOption: true, describe: "a plan JSON file (spillway plan --out), or - for standard input" })
+  return y
+    .positional("plan", {
+      type: "string",
+      demandOption: true,
+      describe: "a plan JSON file (spillway plan --out), or - for standard input",
+    })
     .option("hardware", { type: "string", describe: "profile name or path (default: the plan's)" })
     .option("schedule", { choices: SCHEDULE_NAMES, describe: "schedule semantics (default: the plan's)" })
     .option("trace", { type: "string", describe: "write a Chrome Trace Event file (Perfetto, chrome://tracing)" })
-    .option("timeline", { type: "boolean", default: false, describe: "print a text timeline of one layer (the middle one, first decode step)" })
-    .option("json", { type: "boolean", default: false, describe: "print the result as JSON (schemas/simulation.schema.json for dense plans)" })
+    .option("timeline", {
+      type: "boolean",
+      default: false,
+      describe: "print a text timeline of one layer (the middle one, first decode step)",
+    })
+    .option("json", {
+      type: "boolean",
+      default: false,
+      describe: "print the result as JSON (schemas/simulation.schema.json for dense plans)",
+    })
     .option("quiet", { type: "boolean", default: false, describe: "print no text but errors (--json still prints)" })
-    .option("routing", { type: "string", describe: "MoE plans: a routing trace (CSV from trace synth, or Megatron JSONL) to replay; default: the model's synthetic trace" });
+    .option("routing", {
+      type: "string",
+      describe:
+        "MoE plans: a routing trace (CSV from trace synth, or Megatron JSONL) to replay; default: the model's synthetic trace",
+    });
 }
 
 export type SimulateArgs = ArgsOf<ReturnType<typeof simulateOptions>>;
@@ -29,13 +47,27 @@ export type SimulateArgs = ArgsOf<ReturnType<typeof simulateOptions>>;
 export function runSimulate(argv: SimulateArgs): void {
   const { planFile, profile, capacityBytes } = loadPlanTarget(argv.plan, argv.hardware);
   if (planFile.policy.experts) {
-    if (argv.trace || argv.timeline) throw new InputError(argv.trace ? "--trace" : "--timeline", undefined, "MoE plans are replayed layer by layer on a routing trace; stream traces and timelines are for dense plans");
-    const result = simulateMoe(planFile, profile, argv.routing ? readRouting(argv.routing, planFile.modelSpec) : undefined);
+    if (argv.trace || argv.timeline)
+      throw new InputError(
+        argv.trace ? "--trace" : "--timeline",
+        undefined,
+        "MoE plans are replayed layer by layer on a routing trace; stream traces and timelines are for dense plans",
+      );
+    const result = simulateMoe(
+      planFile,
+      profile,
+      argv.routing ? readRouting(argv.routing, planFile.modelSpec) : undefined,
+    );
     if (argv.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
     else if (!argv.quiet) process.stdout.write(formatMoeSimulation(result) + "\n");
     return;
   }
-  if (argv.routing) throw new InputError("--routing", undefined, "this plan has no expert policy (policy.experts): routing traces apply to MoE plans");
+  if (argv.routing)
+    throw new InputError(
+      "--routing",
+      undefined,
+      "this plan has no expert policy (policy.experts): routing traces apply to MoE plans",
+    );
   const result = simulate(planFile, profile, {
     schedule: argv.schedule ?? planFile.schedule,
     capacityBytes,
@@ -43,10 +75,13 @@ export function runSimulate(argv: SimulateArgs): void {
     timeline: argv.timeline,
   });
   if (argv.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
-  else if (!argv.quiet) process.stdout.write(formatSimulation(result) + "\n" + (result.timeline ? `\n${result.timeline}\n` : ""));
+  else if (!argv.quiet)
+    process.stdout.write(formatSimulation(result) + "\n" + (result.timeline ? `\n${result.timeline}\n` : ""));
   if (result.overflow) {
     const o = result.overflow;
-    throw new PlanError(`the plan does not fit: ${o.tier} memory overflows at ${o.seconds.toFixed(3)} s while allocating ${o.what} (${formatBytes(o.inUseBytes)} in use, capacity ${formatBytes(o.capacityBytes)})`);
+    throw new PlanError(
+      `the plan does not fit: ${o.tier} memory overflows at ${o.seconds.toFixed(3)} s while allocating ${o.what} (${formatBytes(o.inUseBytes)} in use, capacity ${formatBytes(o.capacityBytes)})`,
+    );
   }
 }
 
@@ -56,8 +91,14 @@ export const simulateCommand = defineCommand({
   builder: (y) =>
     simulateOptions(y)
       .epilog(EXIT_CODES_EPILOG)
-      .example("$0 plan --out p.json && $0 simulate p.json --trace t.json", "simulate the default plan and write a trace")
-      .example("$0 plan --model mixtral-8x7b --batch-size 1 --out m.json && $0 trace synth --model mixtral-8x7b --tokens 500 --out r.csv && $0 simulate m.json --routing r.csv --json", "replay an MoE plan's expert caches on a routing trace")
+      .example(
+        "$0 plan --out p.json && $0 simulate p.json --trace t.json",
+        "simulate the default plan and write a trace",
+      )
+      .example(
+        "$0 plan --model mixtral-8x7b --batch-size 1 --out m.json && $0 trace synth --model mixtral-8x7b --tokens 500 --out r.csv && $0 simulate m.json --routing r.csv --json",
+        "replay an MoE plan's expert caches on a routing trace",
+      )
       .example("$0 simulate p.json --schedule flexgen --json", "the same plan under FlexGen's per-step sync"),
   handler: (argv) => runSimulate(argv),
 });

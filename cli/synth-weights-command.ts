@@ -22,12 +22,17 @@ export function runSynthWeights(argv: SynthWeightsArgs): void {
   // synthesizeOptWeights creates the folder (reporting failure against --out) after checking the model.
   const result = synthesizeOptWeights(model, argv.out, { seed });
   if (argv.json) {
-    process.stdout.write(JSON.stringify({ model: model.name, dir: argv.out, files: result.files, bytes: result.bytes, seed }, null, 2) + "\n");
+    process.stdout.write(
+      JSON.stringify({ model: model.name, dir: argv.out, files: result.files, bytes: result.bytes, seed }, null, 2) +
+        "\n",
+    );
     return;
   }
   if (argv.quiet) return;
   const names = result.files.map((f) => basename(f));
-  process.stdout.write(`Wrote ${model.name} weights (seed ${seed}) to ${argv.out}: ${names.length} files, ${formatBytes(result.bytes)} (${summarizeNames(names)})\n`);
+  process.stdout.write(
+    `Wrote ${model.name} weights (seed ${seed}) to ${argv.out}: ${names.length} files, ${formatBytes(result.bytes)} (${summarizeNames(names)})\n`,
+  );
 }
 
 /** "model.safetensors, config.json", or for many shards "model-00001-of-00090.safetensors ... config.json". */
@@ -40,7 +45,8 @@ export const synthWeightsCommand = defineCommand({
   command: "synth-weights",
   describe: "write a deterministic synthetic OPT checkpoint (safetensors, fp16) with its config.json",
   builder: (y) =>
-    y.option("model", { type: "string", demandOption: true, describe: "an OPT catalogue name or config.json" })
+    y
+      .option("model", { type: "string", demandOption: true, describe: "an OPT catalogue name or config.json" })
       .option("out", { type: "string", demandOption: true, describe: "output folder" })
       .option("seed", { type: "string", describe: "random seed (default 0)" })
       .option("json", { type: "boolean", default: false, describe: "print a JSON summary of the files written" })

@@ -44,10 +44,16 @@ export interface ExpertPolicy {
 export function checkExpertPolicyRules(policy: ExpertPolicy, ctx: FieldContext, numExperts?: number): void {
   if (numExperts !== undefined) {
     for (const key of ["cacheSize", "prefetchExperts"] as const) {
-      if (policy[key] > numExperts) fail(ctx, key, `expected a number >= 0 and <= ${numExperts} (the model's experts per layer), got ${policy[key]}`);
+      if (policy[key] > numExperts)
+        fail(
+          ctx,
+          key,
+          `expected a number >= 0 and <= ${numExperts} (the model's experts per layer), got ${policy[key]}`,
+        );
     }
   }
-  if (policy.pregated && policy.prefetchExperts > 0) fail(ctx, "pregated", "pre-gated routing already prefetches the exact experts: expected prefetchExperts 0 with it");
+  if (policy.pregated && policy.prefetchExperts > 0)
+    fail(ctx, "pregated", "pre-gated routing already prefetches the exact experts: expected prefetchExperts 0 with it");
 }
 
 /**

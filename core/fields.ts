@@ -40,13 +40,19 @@ export interface NumberRule {
   readonly integer?: boolean;
 }
 
-export function checkNumber(value: unknown, ctx: FieldContext, key: string | number | undefined, rule: NumberRule = {}): number {
+export function checkNumber(
+  value: unknown,
+  ctx: FieldContext,
+  key: string | number | undefined,
+  rule: NumberRule = {},
+): number {
   if (typeof value !== "number" || !Number.isFinite(value)) {
     fail(ctx, key, `expected a finite number${ruleText(rule)}, got ${describeValue(value)}`);
   }
   if (rule.integer && !Number.isInteger(value)) fail(ctx, key, `expected an integer${ruleText(rule)}, got ${value}`);
   if (rule.min !== undefined && value < rule.min) fail(ctx, key, `expected a number${ruleText(rule)}, got ${value}`);
-  if (rule.greaterThan !== undefined && value <= rule.greaterThan) fail(ctx, key, `expected a number${ruleText(rule)}, got ${value}`);
+  if (rule.greaterThan !== undefined && value <= rule.greaterThan)
+    fail(ctx, key, `expected a number${ruleText(rule)}, got ${value}`);
   if (rule.max !== undefined && value > rule.max) fail(ctx, key, `expected a number${ruleText(rule)}, got ${value}`);
   return value;
 }
@@ -59,19 +65,30 @@ function ruleText(rule: NumberRule): string {
   return parts.length ? ` ${parts.join(" and ")}` : "";
 }
 
-export function readNumber(obj: Record<string, unknown>, key: string, ctx: FieldContext, rule: NumberRule = {}): number {
+export function readNumber(
+  obj: Record<string, unknown>,
+  key: string,
+  ctx: FieldContext,
+  rule: NumberRule = {},
+): number {
   if (!(key in obj)) fail(ctx, key, `missing; expected a number${ruleText(rule)}`);
   return checkNumber(obj[key], ctx, key, rule);
 }
 
-export function readOptionalNumber(obj: Record<string, unknown>, key: string, ctx: FieldContext, rule: NumberRule = {}): number | undefined {
+export function readOptionalNumber(
+  obj: Record<string, unknown>,
+  key: string,
+  ctx: FieldContext,
+  rule: NumberRule = {},
+): number | undefined {
   if (obj[key] === undefined) return undefined;
   return checkNumber(obj[key], ctx, key, rule);
 }
 
 export function readString(obj: Record<string, unknown>, key: string, ctx: FieldContext): string {
   const value = obj[key];
-  if (typeof value !== "string" || value.length === 0) fail(ctx, key, `expected a non-empty string, got ${describeValue(value)}`);
+  if (typeof value !== "string" || value.length === 0)
+    fail(ctx, key, `expected a non-empty string, got ${describeValue(value)}`);
   return value;
 }
 
@@ -87,7 +104,12 @@ export function readBoolean(obj: Record<string, unknown>, key: string, ctx: Fiel
   return value;
 }
 
-export function readEnum<T extends string>(obj: Record<string, unknown>, key: string, ctx: FieldContext, allowed: readonly T[]): T {
+export function readEnum<T extends string>(
+  obj: Record<string, unknown>,
+  key: string,
+  ctx: FieldContext,
+  allowed: readonly T[],
+): T {
   const value = obj[key];
   if (typeof value !== "string" || !(allowed as readonly string[]).includes(value)) {
     fail(ctx, key, `expected one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}, got ${describeValue(value)}`);

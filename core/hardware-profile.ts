@@ -5,7 +5,17 @@
  * own end-to-end runs (FlexGen's T4 constants) live in their own labelled section and are used only
  * by the FlexGen-compatible cost model.
  */
-import { asObject, child, type FieldContext, fail, readNumber, readObject, readOptionalString, readString, rejectUnknownKeys } from "./fields.js";
+import {
+  asObject,
+  child,
+  type FieldContext,
+  fail,
+  readNumber,
+  readObject,
+  readOptionalString,
+  readString,
+  rejectUnknownKeys,
+} from "./fields.js";
 import { TIERS } from "./tiers.js";
 
 export interface SourcedValue {
@@ -128,14 +138,18 @@ function readSourced(obj: Record<string, unknown>, key: string, ctx: FieldContex
   const c = child(ctx, key);
   const o = readObject(obj, key, ctx);
   rejectUnknownKeys(o, c, ["value", "source", "note"]);
-  return { value: readNumber(o, "value", c, positive ? { greaterThan: 0 } : { min: 0 }), source: readString(o, "source", c) };
+  return {
+    value: readNumber(o, "value", c, positive ? { greaterThan: 0 } : { min: 0 }),
+    source: readString(o, "source", c),
+  };
 }
 
 function readQuantity(obj: Record<string, unknown>, key: string, ctx: FieldContext, positive = true): Quantity {
   const c = child(ctx, key);
   const o = readObject(obj, key, ctx);
   rejectUnknownKeys(o, c, ["datasheet", "measured", "note"]);
-  if (o.datasheet === undefined && o.measured === undefined) fail(c, undefined, "needs a \"datasheet\" or a \"measured\" value (or both)");
+  if (o.datasheet === undefined && o.measured === undefined)
+    fail(c, undefined, 'needs a "datasheet" or a "measured" value (or both)');
   const q: { datasheet?: SourcedValue; measured?: SourcedValue } = {};
   if (o.datasheet !== undefined) q.datasheet = readSourced(o, "datasheet", c, positive);
   if (o.measured !== undefined) q.measured = readSourced(o, "measured", c, positive);
@@ -150,7 +164,8 @@ function readLink(obj: Record<string, unknown>, key: string, ctx: FieldContext):
     pinnedBytesPerSecond: readQuantity(o, "pinnedBytesPerSecond", c),
     latencySeconds: readQuantity(o, "latencySeconds", c, false),
   };
-  if (o.pageableBytesPerSecond !== undefined) link.pageableBytesPerSecond = readQuantity(o, "pageableBytesPerSecond", c);
+  if (o.pageableBytesPerSecond !== undefined)
+    link.pageableBytesPerSecond = readQuantity(o, "pageableBytesPerSecond", c);
   if (o.curve !== undefined) {
     const curve = readSampleCurve(o, "curve", c, "bytes", "bytesPerSecond", { greaterThan: 0 });
     link.curve = { samples: curve.samples.map((s) => ({ bytes: s.x, bytesPerSecond: s.y })), source: curve.source };
@@ -162,12 +177,20 @@ function readLink(obj: Record<string, unknown>, key: string, ctx: FieldContext):
  * A measured curve `{ samples: [{<x>, <y>}...], source }`: a non-empty array sorted by strictly
  * increasing x, every y positive.
  */
-function readSampleCurve(obj: Record<string, unknown>, key: string, ctx: FieldContext, xKey: string, yKey: string, xRule: Parameters<typeof readNumber>[3]): { samples: { x: number; y: number }[]; source: string } {
+function readSampleCurve(
+  obj: Record<string, unknown>,
+  key: string,
+  ctx: FieldContext,
+  xKey: string,
+  yKey: string,
+  xRule: Parameters<typeof readNumber>[3],
+): { samples: { x: number; y: number }[]; source: string } {
   const cc = child(ctx, key);
   const curve = readObject(obj, key, ctx);
   rejectUnknownKeys(curve, cc, ["samples", "source"]);
   const samplesRaw = curve.samples;
-  if (!Array.isArray(samplesRaw) || samplesRaw.length === 0) fail(cc, "samples", `expected a non-empty array of {${xKey}, ${yKey}}`);
+  if (!Array.isArray(samplesRaw) || samplesRaw.length === 0)
+    fail(cc, "samples", `expected a non-empty array of {${xKey}, ${yKey}}`);
   const samples = samplesRaw.map((s, i) => {
     const sc = child(child(cc, "samples"), i);
     const so = asObject(s, sc);
@@ -175,7 +198,8 @@ function readSampleCurve(obj: Record<string, unknown>, key: string, ctx: FieldCo
     return { x: readNumber(so, xKey, sc, xRule), y: readNumber(so, yKey, sc, { greaterThan: 0 }) };
   });
   for (let i = 1; i < samples.length; i++) {
-    if (samples[i]!.x <= samples[i - 1]!.x) fail(child(cc, "samples"), i, `samples must be sorted by strictly increasing ${xKey}`);
+    if (samples[i]!.x <= samples[i - 1]!.x)
+      fail(child(cc, "samples"), i, `samples must be sorted by strictly increasing ${xKey}`);
   }
   return { samples, source: readString(curve, "source", cc) };
 }
@@ -187,14 +211,24 @@ function readMatmulCurve(gpu: Record<string, unknown>, ctx: FieldContext): NonNu
 
 function readWorkingBytesPerValue(gpu: Record<string, unknown>, ctx: FieldContext): SourcedValue {
   const value = readSourced(gpu, "workingBytesPerValue", ctx, true);
-  if (value.value !== 2 && value.value !== 4) fail(child(ctx, "workingBytesPerValue"), "value", `expected 2 (fp16) or 4 (fp32), got ${value.value}`);
+  if (value.value !== 2 && value.value !== 4)
+    fail(child(ctx, "workingBytesPerValue"), "value", `expected 2 (fp16) or 4 (fp32), got ${value.value}`);
   return value;
 }
 
 const FLEXGEN_FIELDS = [
-  "ctogBandwidthGiBPerSecond", "gtocCacheBandwidthGiBPerSecond", "gtocHiddenBandwidthGiBPerSecond",
-  "dtocBandwidthGiBPerSecond", "ctodCachePrefillBandwidthGiBPerSecond", "ctodHiddenPrefillBandwidthGiBPerSecond",
-  "ctodDecodeBandwidthGiBPerSecond", "mmPrefillTflops", "mmDecodeTflops", "bmmPrefillTflops", "bmmDecodeTflops", "cpuTflops",
+  "ctogBandwidthGiBPerSecond",
+  "gtocCacheBandwidthGiBPerSecond",
+  "gtocHiddenBandwidthGiBPerSecond",
+  "dtocBandwidthGiBPerSecond",
+  "ctodCachePrefillBandwidthGiBPerSecond",
+  "ctodHiddenPrefillBandwidthGiBPerSecond",
+  "ctodDecodeBandwidthGiBPerSecond",
+  "mmPrefillTflops",
+  "mmDecodeTflops",
+  "bmmPrefillTflops",
+  "bmmDecodeTflops",
+  "cpuTflops",
 ] as const;
 
 function readFlexgen(obj: Record<string, unknown>, ctx: FieldContext): FlexgenFittedConstants {
@@ -211,13 +245,35 @@ function readFlexgen(obj: Record<string, unknown>, ctx: FieldContext): FlexgenFi
 export function parseHardwareProfile(data: unknown, source: string): HardwareProfile {
   const ctx: FieldContext = { source, path: "" };
   const o = asObject(data, ctx);
-  rejectUnknownKeys(o, ctx, ["$schema", "name", "description", "host", "capacityBytes", "gpu", "cpu", "hostToDevice", "deviceToHost", "disk", "flexgenFitted", "notes"]);
+  rejectUnknownKeys(o, ctx, [
+    "$schema",
+    "name",
+    "description",
+    "host",
+    "capacityBytes",
+    "gpu",
+    "cpu",
+    "hostToDevice",
+    "deviceToHost",
+    "disk",
+    "flexgenFitted",
+    "notes",
+  ]);
   const capCtx = child(ctx, "capacityBytes");
   const cap = readObject(o, "capacityBytes", ctx);
   rejectUnknownKeys(cap, capCtx, TIERS);
   const gpuCtx = child(ctx, "gpu");
   const gpu = readObject(o, "gpu", ctx);
-  rejectUnknownKeys(gpu, gpuCtx, ["name", "memoryBandwidthBytesPerSecond", "fp16MatmulFlopsPerSecond", "kernelLaunchSeconds", "matmulCurve", "workingBytesPerValue", "dequantizeValuesPerSecond", "note"]);
+  rejectUnknownKeys(gpu, gpuCtx, [
+    "name",
+    "memoryBandwidthBytesPerSecond",
+    "fp16MatmulFlopsPerSecond",
+    "kernelLaunchSeconds",
+    "matmulCurve",
+    "workingBytesPerValue",
+    "dequantizeValuesPerSecond",
+    "note",
+  ]);
   const cpuCtx = child(ctx, "cpu");
   const cpu = readObject(o, "cpu", ctx);
   rejectUnknownKeys(cpu, cpuCtx, ["name", "cores", "fp32FlopsPerSecond", "memoryBandwidthBytesPerSecond", "note"]);
@@ -239,8 +295,12 @@ export function parseHardwareProfile(data: unknown, source: string): HardwarePro
       fp16MatmulFlopsPerSecond: readQuantity(gpu, "fp16MatmulFlopsPerSecond", gpuCtx),
       kernelLaunchSeconds: readQuantity(gpu, "kernelLaunchSeconds", gpuCtx, false),
       ...(gpu.matmulCurve !== undefined ? { matmulCurve: readMatmulCurve(gpu, gpuCtx) } : {}),
-      ...(gpu.workingBytesPerValue !== undefined ? { workingBytesPerValue: readWorkingBytesPerValue(gpu, gpuCtx) } : {}),
-      ...(gpu.dequantizeValuesPerSecond !== undefined ? { dequantizeValuesPerSecond: readQuantity(gpu, "dequantizeValuesPerSecond", gpuCtx) } : {}),
+      ...(gpu.workingBytesPerValue !== undefined
+        ? { workingBytesPerValue: readWorkingBytesPerValue(gpu, gpuCtx) }
+        : {}),
+      ...(gpu.dequantizeValuesPerSecond !== undefined
+        ? { dequantizeValuesPerSecond: readQuantity(gpu, "dequantizeValuesPerSecond", gpuCtx) }
+        : {}),
     },
     cpu: {
       name: readString(cpu, "name", cpuCtx),
@@ -262,7 +322,11 @@ export function parseHardwareProfile(data: unknown, source: string): HardwarePro
 }
 
 /** Returns a copy with capacities replaced where an override (bytes) is given. */
-export function withCapacities(profile: HardwareProfile, overrides: { gpu?: number; cpu?: number; disk?: number }, source = "command-line flag"): HardwareProfile {
+export function withCapacities(
+  profile: HardwareProfile,
+  overrides: { gpu?: number; cpu?: number; disk?: number },
+  source = "command-line flag",
+): HardwareProfile {
   const cap = { ...profile.capacityBytes };
   if (overrides.gpu !== undefined) cap.gpu = { value: overrides.gpu, source: `${source} --gpu-mem` };
   if (overrides.cpu !== undefined) cap.cpu = { value: overrides.cpu, source: `${source} --cpu-mem` };

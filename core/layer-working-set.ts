@@ -19,11 +19,18 @@ export const KERNEL_TILE_ROWS = 16;
 
 export function ffnWorkingWidth(model: ModelSpec): number {
   const moe = model.moe;
-  const width = moe ? moe.expertsPerToken * moe.expertFfnSize + (moe.sharedExperts ?? 0) * (moe.sharedExpertFfnSize ?? 0) : model.ffnSize;
+  const width = moe
+    ? moe.expertsPerToken * moe.expertFfnSize + (moe.sharedExperts ?? 0) * (moe.sharedExpertFfnSize ?? 0)
+    : model.ffnSize;
   return width * (model.ffnKind === "swiglu" ? 3 : 1);
 }
 
-export function layerWorkingValues(model: ModelSpec, sequences: number, tokensPerSequence: number, context: number): number {
+export function layerWorkingValues(
+  model: ModelSpec,
+  sequences: number,
+  tokensPerSequence: number,
+  context: number,
+): number {
   const h = model.hiddenSize;
   const nh = model.numHeads;
   const hd = headDim(model);
@@ -32,5 +39,10 @@ export function layerWorkingValues(model: ModelSpec, sequences: number, tokensPe
   const rows = sequences * tokensPerSequence;
   const t = tokensPerSequence;
   const attentionScratch = Math.max(2 * t * hd + 2 * context * hd + t * context, nh * context + 2 * q + nh);
-  return rows * (2 * h + Math.max(2 * h + 2 * q, f) + KERNEL_TILE_ROWS) + KERNEL_TILE_ROWS * Math.max(h, q, f) + 2 * context * kvDim(model) + attentionScratch;
+  return (
+    rows * (2 * h + Math.max(2 * h + 2 * q, f) + KERNEL_TILE_ROWS) +
+    KERNEL_TILE_ROWS * Math.max(h, q, f) +
+    2 * context * kvDim(model) +
+    attentionScratch
+  );
 }

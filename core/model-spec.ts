@@ -121,8 +121,16 @@ export function layerWeightTensors(model: ModelSpec): WeightTensor[] {
     { name: "self_attn.o_proj.weight", params: q * h, part: "attention" },
   ];
   // OLMoE normalises the whole q and k projections; Qwen3 normalises each head (one head_dim weight shared by all heads).
-  if (model.family === "olmoe") attention.push({ name: "self_attn.q_norm.weight", params: q, part: "attention" }, { name: "self_attn.k_norm.weight", params: kv, part: "attention" });
-  if (model.family === "qwen3_moe") attention.push({ name: "self_attn.q_norm.weight", params: headDim(model), part: "attention" }, { name: "self_attn.k_norm.weight", params: headDim(model), part: "attention" });
+  if (model.family === "olmoe")
+    attention.push(
+      { name: "self_attn.q_norm.weight", params: q, part: "attention" },
+      { name: "self_attn.k_norm.weight", params: kv, part: "attention" },
+    );
+  if (model.family === "qwen3_moe")
+    attention.push(
+      { name: "self_attn.q_norm.weight", params: headDim(model), part: "attention" },
+      { name: "self_attn.k_norm.weight", params: headDim(model), part: "attention" },
+    );
   const mlp: WeightTensor[] = [{ name: "post_attention_layernorm.weight", params: h, part: "mlp" }];
   const moe = model.moe;
   if (moe) {
@@ -168,7 +176,9 @@ export function expertParams(model: ModelSpec): number {
 /** Params of one layer's shared experts (always active); 0 when it has none. */
 export function sharedExpertParams(model: ModelSpec): number {
   const moe = model.moe;
-  return moe?.sharedExperts && moe.sharedExpertFfnSize ? moe.sharedExperts * 3 * model.hiddenSize * moe.sharedExpertFfnSize : 0;
+  return moe?.sharedExperts && moe.sharedExpertFfnSize
+    ? moe.sharedExperts * 3 * model.hiddenSize * moe.sharedExpertFfnSize
+    : 0;
 }
 
 export function layerParams(model: ModelSpec): number {
@@ -197,7 +207,9 @@ export function totalParams(model: ModelSpec): number {
 /** Parameters used per token: everything but the routed experts a token is not sent to (shared experts, routers and attention all count). */
 export function activeParams(model: ModelSpec): number {
   if (!model.moe) return totalParams(model);
-  return totalParams(model) - model.numLayers * (model.moe.numExperts - model.moe.expertsPerToken) * expertParams(model);
+  return (
+    totalParams(model) - model.numLayers * (model.moe.numExperts - model.moe.expertsPerToken) * expertParams(model)
+  );
 }
 
 export function totalWeightBytes(model: ModelSpec): number {
@@ -206,26 +218,76 @@ export function totalWeightBytes(model: ModelSpec): number {
 
 /** Cross-field checks shared by every way a model spec can arrive. */
 export function checkModelConsistency(spec: ModelSpec, ctx: FieldContext): ModelSpec {
-  if (spec.headDim === undefined && spec.hiddenSize % spec.numHeads !== 0) fail(ctx, "numHeads", `hidden size ${spec.hiddenSize} is not divisible by ${spec.numHeads} heads (give headDim if heads are not hiddenSize / numHeads wide)`);
-  if (spec.headDim !== undefined && (!Number.isInteger(spec.headDim) || spec.headDim < 1)) fail(ctx, "headDim", `expected an integer >= 1, got ${spec.headDim}`);
-  if (spec.family === "opt" && spec.headDim !== undefined && spec.headDim * spec.numHeads !== spec.hiddenSize) fail(ctx, "headDim", `OPT heads are hiddenSize / numHeads = ${spec.hiddenSize / spec.numHeads} wide, got ${spec.headDim}`);
-  if (spec.numHeads % spec.numKvHeads !== 0) fail(ctx, "numKvHeads", `${spec.numHeads} attention heads are not a multiple of ${spec.numKvHeads} key/value heads`);
-  if (spec.family === "opt" && spec.ffnKind !== "relu") fail(ctx, "ffnKind", "OPT models use a ReLU MLP (\"relu\")");
-  if (spec.family !== "opt" && spec.ffnKind !== "swiglu") fail(ctx, "ffnKind", `${spec.family} models use a gated SwiGLU MLP ("swiglu")`);
-  if (MOE_FAMILIES.includes(spec.family) && !spec.moe) fail(ctx, "moe", `a ${spec.family} model needs its MoE fields (numExperts, expertsPerToken, expertFfnSize)`);
-  if (spec.family === "opt" && spec.moe) fail(ctx, "moe", "OPT models have no experts; use a MoE family (mixtral, qwen2_moe, olmoe, qwen3_moe)");
+  if (spec.headDim === undefined && spec.hiddenSize % spec.numHeads !== 0)
+    fail(
+      ctx,
+      "numHeads",
+      `hidden size ${spec.hiddenSize} is not divisible by ${spec.numHeads} heads (give headDim if heads are not hiddenSize / numHeads wide)`,
+    );
+  if (spec.headDim !== undefined && (!Number.isInteger(spec.headDim) || spec.headDim < 1))
+    fail(ctx, "headDim", `expected an integer >= 1, got ${spec.headDim}`);
+  if (spec.family === "opt" && spec.headDim !== undefined && spec.headDim * spec.numHeads !== spec.hiddenSize)
+    fail(
+      ctx,
+      "headDim",
+      `OPT heads are hiddenSize / numHeads = ${spec.hiddenSize / spec.numHeads} wide, got ${spec.headDim}`,
+    );
+  if (spec.numHeads % spec.numKvHeads !== 0)
+    fail(
+      ctx,
+      "numKvHeads",
+      `${spec.numHeads} attention heads are not a multiple of ${spec.numKvHeads} key/value heads`,
+    );
+  if (spec.family === "opt" && spec.ffnKind !== "relu") fail(ctx, "ffnKind", 'OPT models use a ReLU MLP ("relu")');
+  if (spec.family !== "opt" && spec.ffnKind !== "swiglu")
+    fail(ctx, "ffnKind", `${spec.family} models use a gated SwiGLU MLP ("swiglu")`);
+  if (MOE_FAMILIES.includes(spec.family) && !spec.moe)
+    fail(ctx, "moe", `a ${spec.family} model needs its MoE fields (numExperts, expertsPerToken, expertFfnSize)`);
+  if (spec.family === "opt" && spec.moe)
+    fail(ctx, "moe", "OPT models have no experts; use a MoE family (mixtral, qwen2_moe, olmoe, qwen3_moe)");
   const moe = spec.moe;
   if (moe) {
     for (const key of ["numExperts", "expertsPerToken", "expertFfnSize"] as const) {
-      if (!Number.isInteger(moe[key]) || moe[key] < 1) fail(ctx, `moe.${key}`, `expected an integer >= 1, got ${moe[key]}`);
+      if (!Number.isInteger(moe[key]) || moe[key] < 1)
+        fail(ctx, `moe.${key}`, `expected an integer >= 1, got ${moe[key]}`);
     }
-    if (moe.expertsPerToken > moe.numExperts) fail(ctx, "moe.expertsPerToken", `top-${moe.expertsPerToken} routing needs at least that many experts; the model has ${moe.numExperts}`);
-    if (moe.sharedExperts !== undefined && moe.sharedExpertFfnSize === undefined) fail(ctx, "moe.sharedExpertFfnSize", `missing; ${moe.sharedExperts} shared expert(s) need their intermediate size`);
-    if (moe.sharedExperts === undefined && moe.sharedExpertFfnSize !== undefined) fail(ctx, "moe.sharedExperts", "missing; sharedExpertFfnSize is given, so say how many shared experts each layer has");
-    if (moe.sharedExperts !== undefined && (!Number.isInteger(moe.sharedExperts) || moe.sharedExperts < 1)) fail(ctx, "moe.sharedExperts", `expected an integer >= 1, got ${moe.sharedExperts}`);
-    if (moe.sharedExpertFfnSize !== undefined && (!Number.isInteger(moe.sharedExpertFfnSize) || moe.sharedExpertFfnSize < 1)) fail(ctx, "moe.sharedExpertFfnSize", `expected an integer >= 1, got ${moe.sharedExpertFfnSize}`);
-    if (spec.family === "qwen2_moe" && moe.sharedExperts !== 1) fail(ctx, "moe.sharedExperts", `a qwen2_moe layer has exactly one shared expert (with its sigmoid gate), got ${moe.sharedExperts ?? "none"}`);
-    if (spec.family !== "qwen2_moe" && moe.sharedExperts !== undefined) fail(ctx, "moe.sharedExperts", `${spec.family} checkpoints have no shared experts; of the families here only qwen2_moe does`);
+    if (moe.expertsPerToken > moe.numExperts)
+      fail(
+        ctx,
+        "moe.expertsPerToken",
+        `top-${moe.expertsPerToken} routing needs at least that many experts; the model has ${moe.numExperts}`,
+      );
+    if (moe.sharedExperts !== undefined && moe.sharedExpertFfnSize === undefined)
+      fail(
+        ctx,
+        "moe.sharedExpertFfnSize",
+        `missing; ${moe.sharedExperts} shared expert(s) need their intermediate size`,
+      );
+    if (moe.sharedExperts === undefined && moe.sharedExpertFfnSize !== undefined)
+      fail(
+        ctx,
+        "moe.sharedExperts",
+        "missing; sharedExpertFfnSize is given, so say how many shared experts each layer has",
+      );
+    if (moe.sharedExperts !== undefined && (!Number.isInteger(moe.sharedExperts) || moe.sharedExperts < 1))
+      fail(ctx, "moe.sharedExperts", `expected an integer >= 1, got ${moe.sharedExperts}`);
+    if (
+      moe.sharedExpertFfnSize !== undefined &&
+      (!Number.isInteger(moe.sharedExpertFfnSize) || moe.sharedExpertFfnSize < 1)
+    )
+      fail(ctx, "moe.sharedExpertFfnSize", `expected an integer >= 1, got ${moe.sharedExpertFfnSize}`);
+    if (spec.family === "qwen2_moe" && moe.sharedExperts !== 1)
+      fail(
+        ctx,
+        "moe.sharedExperts",
+        `a qwen2_moe layer has exactly one shared expert (with its sigmoid gate), got ${moe.sharedExperts ?? "none"}`,
+      );
+    if (spec.family !== "qwen2_moe" && moe.sharedExperts !== undefined)
+      fail(
+        ctx,
+        "moe.sharedExperts",
+        `${spec.family} checkpoints have no shared experts; of the families here only qwen2_moe does`,
+      );
   }
   return spec;
 }

@@ -6,13 +6,14 @@
  * layer groups that cover the model, the expert policy's rules. Errors name the file, the field and
  * what was expected.
  */
-import { checkModelConsistency } from "./model-spec.js";
-import type { Plan } from "./plan.js";
-import { policyWithoutFileOnlyFields } from "./parse-policy.js";
-import { checkPolicyFitsModel, checkPolicyRules } from "./policy-rules.js";
-import { readJsonFile } from "./read-json-file.js";
+
 import { planSchemaDocument } from "../schemas/definitions.js";
 import { checkAgainstSchema } from "../schemas/schema-input-error.js";
+import { checkModelConsistency } from "./model-spec.js";
+import { policyWithoutFileOnlyFields } from "./parse-policy.js";
+import type { Plan } from "./plan.js";
+import { checkPolicyFitsModel, checkPolicyRules } from "./policy-rules.js";
+import { readJsonFile } from "./read-json-file.js";
 
 /**
  * Keys the schema lets a plan file carry beyond the Plan type, which a Plan does not keep: the
@@ -20,7 +21,8 @@ import { checkAgainstSchema } from "../schemas/schema-input-error.js";
  */
 function withoutFileOnlyFields(file: Record<string, unknown>): Plan {
   const entries = Object.entries(file).filter(([key]) => key !== "baselines");
-  const copy = (key: string, value: unknown) => (key === "policy" ? policyWithoutFileOnlyFields(value as Record<string, unknown>) : structuredClone(value));
+  const copy = (key: string, value: unknown) =>
+    key === "policy" ? policyWithoutFileOnlyFields(value as Record<string, unknown>) : structuredClone(value);
   return Object.fromEntries(entries.map(([key, value]) => [key, copy(key, value)])) as unknown as Plan;
 }
 

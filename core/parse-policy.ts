@@ -2,11 +2,12 @@
  * parsePolicy(): a policy on its own (as `spillway compare --json` writes it), checked against the
  * plan schema's Policy definition and the policy rules, as parsePlan() checks a plan's.
  */
+
+import { planSchemaDocument } from "../schemas/definitions.js";
+import { checkAgainstSchema } from "../schemas/schema-input-error.js";
 import type { FieldContext } from "./fields.js";
 import type { Policy } from "./policy.js";
 import { checkPolicyRules } from "./policy-rules.js";
-import { planSchemaDocument } from "../schemas/definitions.js";
-import { checkAgainstSchema } from "../schemas/schema-input-error.js";
 
 /**
  * A copy of a schema-checked policy without what the schema lets a file carry beyond the Policy type

@@ -3,14 +3,15 @@
  * simulate(), run(), the reports and the exporters take. A plan file is this type as JSON
  * (schemas/plan.schema.json, checked against it at compile time); parsePlan() reads one back.
  */
+
+import type { ExpertFigures } from "../planner/moe/evaluate-moe-policy.js";
+import type { LlamaCppMoeAdvice } from "../planner/moe/llama-cpp-moe.js";
+import type { Link } from "./links.js";
 import type { ModelSpec } from "./model-spec.js";
 import type { Policy } from "./policy.js";
 import type { ScheduleName } from "./schedule-name.js";
-import type { Link } from "./links.js";
 import type { Tier } from "./tiers.js";
 import type { Workload } from "./workload.js";
-import type { ExpertFigures } from "../planner/moe/evaluate-moe-policy.js";
-import type { LlamaCppMoeAdvice } from "../planner/moe/llama-cpp-moe.js";
 
 /** The cost models a plan can be made with. */
 export const COST_MODEL_NAMES = ["spillway", "flexgen"] as const;

@@ -22,7 +22,11 @@ export function checkPolicyRules(policy: Policy, ctx: FieldContext): void {
     const gc = child(child(ctx, "layerGroups"), i);
     checkPlacementSum(group.weights, child(gc, "weights"));
     if (group.compute === "cpu" && group.weights.cpu < 1 - PLACEMENT_TOLERANCE) {
-      fail(gc, "weights", "CPU-computed layers read their weights in place from host memory: expected { gpu: 0, cpu: 1, disk: 0 }");
+      fail(
+        gc,
+        "weights",
+        "CPU-computed layers read their weights in place from host memory: expected { gpu: 0, cpu: 1, disk: 0 }",
+      );
     }
   });
   if (policy.embeddings) checkPlacementSum(policy.embeddings, child(ctx, "embeddings"));
@@ -35,14 +39,24 @@ export function checkLayerGroups(model: ModelSpec, policy: Policy, source = "pol
   const groups = policy.layerGroups;
   if (!groups) return;
   const layers = groups.reduce((sum, g) => sum + g.layers, 0);
-  if (layers !== model.numLayers) throw new InputError(source, "policy.layerGroups", `the groups cover ${layers} layers; ${model.name} has ${model.numLayers}`);
+  if (layers !== model.numLayers)
+    throw new InputError(
+      source,
+      "policy.layerGroups",
+      `the groups cover ${layers} layers; ${model.name} has ${model.numLayers}`,
+    );
   if (groups.some((g) => g.compute === "cpu") && realizePlacement(model, policy).activationTier !== "gpu") {
-    throw new InputError(source, "policy.activations", "layers computed on the CPU hand their hidden state to the GPU's layers directly: expected activations on the GPU");
+    throw new InputError(
+      source,
+      "policy.activations",
+      "layers computed on the CPU hand their hidden state to the GPU's layers directly: expected activations on the GPU",
+    );
   }
 }
 
 /** The rules that tie a policy to its model (`source` names the file; the policy is at "policy"). */
 export function checkPolicyFitsModel(model: ModelSpec, policy: Policy, source: string): void {
   checkLayerGroups(model, policy, source);
-  if (policy.experts && model.moe) checkExpertPolicyRules(policy.experts, { source, path: "policy.experts" }, model.moe.numExperts);
+  if (policy.experts && model.moe)
+    checkExpertPolicyRules(policy.experts, { source, path: "policy.experts" }, model.moe.numExperts);
 }

@@ -73,12 +73,20 @@ export function layerGroupsOf(policy: Policy, numLayers: number): readonly Layer
 export function isUniform(policy: Policy): boolean {
   const g = policy.layerGroups;
   if (!g) return true;
-  const same = (a: Placement, b: Placement) => Math.abs(a.gpu - b.gpu) < PLACEMENT_TOLERANCE && Math.abs(a.cpu - b.cpu) < PLACEMENT_TOLERANCE;
+  const same = (a: Placement, b: Placement) =>
+    Math.abs(a.gpu - b.gpu) < PLACEMENT_TOLERANCE && Math.abs(a.cpu - b.cpu) < PLACEMENT_TOLERANCE;
   return g.every((x) => x.compute === "gpu" && same(x.weights, g[0]!.weights));
 }
 
 /** FlexGen's six --percent integers (wg wc cg cc hg hc), rounded. */
 export function toFlexgenPercent(policy: Policy): [number, number, number, number, number, number] {
   const r = (x: number) => Math.round(x * 100);
-  return [r(policy.weights.gpu), r(policy.weights.cpu), r(policy.cache.gpu), r(policy.cache.cpu), r(policy.activations.gpu), r(policy.activations.cpu)];
+  return [
+    r(policy.weights.gpu),
+    r(policy.weights.cpu),
+    r(policy.cache.gpu),
+    r(policy.cache.cpu),
+    r(policy.activations.gpu),
+    r(policy.activations.cpu),
+  ];
 }

@@ -11,7 +11,12 @@ export function readJsonFile(path: string): unknown {
     text = readFileSync(path === "-" ? 0 : path, "utf8");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a directory, expected a JSON file" : (error as Error).message;
+    const reason =
+      code === "ENOENT"
+        ? "no such file"
+        : code === "EISDIR"
+          ? "is a directory, expected a JSON file"
+          : (error as Error).message;
     throw new InputError(path, undefined, reason);
   }
   return parseJsonText(text, path === "-" ? "<stdin>" : path);

@@ -9,12 +9,12 @@
  * is exactly what will be allocated, and replaying it changes nothing. `flexgenLayerWeightBytes` keeps
  * FlexGen's own per-part rule for exports and comparisons.
  */
+
+import { compressedBytes } from "./compression.js";
 import { embeddingParams, layerWeightTensors, type ModelSpec, type WeightTensor } from "./model-spec.js";
 import type { Placement, Policy } from "./policy.js";
-import { compressedBytes } from "./compression.js";
 
 import { TIERS, type Tier } from "./tiers.js";
-
 
 /** An off-GPU token table (LM head) streams through two buffers of this size each token step. */
 export const HEAD_CHUNK_BYTES = 8 * 2 ** 20;
@@ -47,7 +47,11 @@ export interface RealizedPlacement {
 }
 
 /** Stored bytes of one tensor: 2-D weights are compressed when asked, vectors never are. */
-export function storedTensorBytes(tensor: { params: number; matrix: boolean }, model: ModelSpec, compress: boolean): number {
+export function storedTensorBytes(
+  tensor: { params: number; matrix: boolean },
+  model: ModelSpec,
+  compress: boolean,
+): number {
   return compress && tensor.matrix ? compressedBytes(tensor.params) : tensor.params * model.bytesPerParam;
 }
 
@@ -64,7 +68,10 @@ export function tierForMidpoint(midFraction: number, placement: Placement): Tier
 }
 
 /** Assigns each tensor of a group by the midpoint rule. Exported for the exporters and the runtime. */
-export function placeTensors<T extends { params: number }>(tensors: readonly T[], placement: Placement): { tensor: T; tier: Tier }[] {
+export function placeTensors<T extends { params: number }>(
+  tensors: readonly T[],
+  placement: Placement,
+): { tensor: T; tier: Tier }[] {
   const total = tensors.reduce((s, t) => s + t.params, 0);
   let cumulative = 0;
   return tensors.map((tensor) => {
@@ -92,7 +99,8 @@ export function activationTierOf(activations: Placement): Tier {
 export function embeddingTensors(model: ModelSpec): { name: string; params: number; matrix: boolean }[] {
   const h = model.hiddenSize;
   const tensors = [{ name: "embed_tokens", params: model.vocabSize * model.wordEmbedDim, matrix: true }];
-  const rest = embeddingParams(model) - model.vocabSize * model.wordEmbedDim - (model.tiedEmbeddings ? 0 : model.vocabSize * h);
+  const rest =
+    embeddingParams(model) - model.vocabSize * model.wordEmbedDim - (model.tiedEmbeddings ? 0 : model.vocabSize * h);
   if (rest > 0) tensors.push({ name: "positions_and_norms", params: rest, matrix: false });
   if (!model.tiedEmbeddings) tensors.push({ name: "lm_head", params: model.vocabSize * h, matrix: true });
   return tensors;
@@ -103,7 +111,10 @@ export function flexgenLayerWeightBytes(model: ModelSpec, weights: Placement, co
   const tensors = layerWeightTensors(model);
   const bytes = { gpu: 0, cpu: 0, disk: 0 };
   for (const part of ["attention", "mlp"] as const) {
-    for (const { tensor, tier } of placeTensors(tensors.filter((t) => t.part === part), weights)) {
+    for (const { tensor, tier } of placeTensors(
+      tensors.filter((t) => t.part === part),
+      weights,
+    )) {
       bytes[tier] += storedTensorBytes({ params: tensor.params, matrix: isMatrix(tensor) }, model, compress);
     }
   }
@@ -127,7 +138,9 @@ export function realizePlacement(model: ModelSpec, policy: Policy): RealizedPlac
   for (const { tensor, tier } of placeTensors(embeddingTensors(model), policy.embeddings ?? weights)) {
     const stored = storedTensorBytes(tensor, model, policy.compressWeight);
     embedding[tier] += stored;
-    if (tier !== "gpu") headBufferBytes += tensor.name === "embed_tokens" || tensor.name === "lm_head" ? Math.min(stored, 2 * HEAD_CHUNK_BYTES) : stored;
+    if (tier !== "gpu")
+      headBufferBytes +=
+        tensor.name === "embed_tokens" || tensor.name === "lm_head" ? Math.min(stored, 2 * HEAD_CHUNK_BYTES) : stored;
   }
   const gbs = policy.gpuBatchSize;
   const seqs = cacheSequences(gbs, policy.cache);
@@ -141,7 +154,11 @@ export function realizePlacement(model: ModelSpec, policy: Policy): RealizedPlac
     activationTier,
     weights,
     cache: { gpu: seqs.gpu / gbs, cpu: seqs.cpu / gbs, disk: seqs.disk / gbs },
-    activations: { gpu: activationTier === "gpu" ? 1 : 0, cpu: activationTier === "cpu" ? 1 : 0, disk: activationTier === "disk" ? 1 : 0 },
+    activations: {
+      gpu: activationTier === "gpu" ? 1 : 0,
+      cpu: activationTier === "cpu" ? 1 : 0,
+      disk: activationTier === "disk" ? 1 : 0,
+    },
   };
 }
 
@@ -155,8 +172,16 @@ export function realizedPolicy(model: ModelSpec, policy: Policy): Policy {
   const realized = { ...policy, weights: r.weights, cache: r.cache, activations: r.activations };
   if (!policy.layerGroups) return realized;
   const { layerGroups: _groups, ...uniform } = policy;
-  const groups = policy.layerGroups.map((g) => ({ ...g, weights: realizePlacement(model, { ...uniform, weights: g.weights }).weights }));
+  const groups = policy.layerGroups.map((g) => ({
+    ...g,
+    weights: realizePlacement(model, { ...uniform, weights: g.weights }).weights,
+  }));
   const layers = groups.reduce((sum, g) => sum + g.layers, 0);
   const average = (tier: Tier) => groups.reduce((sum, g) => sum + g.layers * g.weights[tier], 0) / layers;
-  return { ...realized, layerGroups: groups, weights: { gpu: average("gpu"), cpu: average("cpu"), disk: average("disk") }, embeddings: policy.embeddings ?? policy.weights };
+  return {
+    ...realized,
+    layerGroups: groups,
+    weights: { gpu: average("gpu"), cpu: average("cpu"), disk: average("disk") },
+    embeddings: policy.embeddings ?? policy.weights,
+  };
 }

@@ -10,7 +10,10 @@ export function profilesDirectory(): string {
 }
 
 export function shippedProfileNames(): string[] {
-  return readdirSync(profilesDirectory()).filter((f) => f.endsWith(".json")).map((f) => f.replace(/\.json$/, "")).sort();
+  return readdirSync(profilesDirectory())
+    .filter((f) => f.endsWith(".json"))
+    .map((f) => f.replace(/\.json$/, ""))
+    .sort();
 }
 
 export function loadShippedProfile(name: string): HardwareProfile {
@@ -25,5 +28,9 @@ export function resolveHardware(nameOrPath: string): HardwareProfile {
   if (nameOrPath === "-" || nameOrPath.endsWith(".json") || nameOrPath.includes("/") || existsSync(nameOrPath)) {
     return parseHardwareProfile(readJsonFile(nameOrPath), nameOrPath === "-" ? "<stdin>" : nameOrPath);
   }
-  throw new InputError("--hardware", undefined, `unknown hardware ${JSON.stringify(nameOrPath)}; expected a profile name (${names.join(", ")}) or the path of a profile JSON file`);
+  throw new InputError(
+    "--hardware",
+    undefined,
+    `unknown hardware ${JSON.stringify(nameOrPath)}; expected a profile name (${names.join(", ")}) or the path of a profile JSON file`,
+  );
 }

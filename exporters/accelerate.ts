@@ -5,13 +5,13 @@
  * then to the CPU within its CPU bytes, then to disk.
  */
 import type { ModelSpec } from "../core/model-spec.js";
-import { isUniform } from "../core/policy.js";
-import { formatBytes } from "../core/units.js";
-import type { Tier } from "../core/tiers.js";
-import { activationTierOf } from "../core/realize-placement.js";
-import { commonHeader, describeTiers, gibUp, hfModelId, layerBytesFp16, planWeightBytes } from "./export-source.js";
 import type { Plan } from "../core/plan.js";
+import { isUniform } from "../core/policy.js";
+import { activationTierOf } from "../core/realize-placement.js";
+import type { Tier } from "../core/tiers.js";
+import { formatBytes } from "../core/units.js";
 import type { ExportResult } from "./export-result.js";
+import { commonHeader, describeTiers, gibUp, hfModelId, layerBytesFp16, planWeightBytes } from "./export-source.js";
 
 export type AccelerateDevice = 0 | "cpu" | "disk";
 
@@ -20,7 +20,10 @@ export interface AccelerateModule {
   /** Uncompressed bytes of its parameters (0 for tied or parameter-free modules). */
   readonly bytes: number;
   /** Which of Spillway's embedding tensors it belongs to, or the decoder layer index. */
-  readonly role: { kind: "embedding"; tensor: "embed_tokens" | "positions_and_norms" | "lm_head" } | { kind: "layer"; index: number } | { kind: "buffers" };
+  readonly role:
+    | { kind: "embedding"; tensor: "embed_tokens" | "positions_and_norms" | "lm_head" }
+    | { kind: "layer"; index: number }
+    | { kind: "buffers" };
 }
 
 /** Every top-level module of the Hugging Face model that holds weights, in model order. */
@@ -28,18 +31,53 @@ export function accelerateModules(model: ModelSpec): AccelerateModule[] {
   const h = model.hiddenSize;
   const b = model.bytesPerParam;
   const layer = layerBytesFp16(model);
-  const layers = (prefix: string): AccelerateModule[] => Array.from({ length: model.numLayers }, (_, i) => ({ name: `${prefix}.layers.${i}`, bytes: layer, role: { kind: "layer", index: i } }));
-  const head: AccelerateModule = { name: "lm_head", bytes: model.tiedEmbeddings ? 0 : model.vocabSize * h * b, role: { kind: "embedding", tensor: model.tiedEmbeddings ? "embed_tokens" : "lm_head" } };
+  const layers = (prefix: string): AccelerateModule[] =>
+    Array.from({ length: model.numLayers }, (_, i) => ({
+      name: `${prefix}.layers.${i}`,
+      bytes: layer,
+      role: { kind: "layer", index: i },
+    }));
+  const head: AccelerateModule = {
+    name: "lm_head",
+    bytes: model.tiedEmbeddings ? 0 : model.vocabSize * h * b,
+    role: { kind: "embedding", tensor: model.tiedEmbeddings ? "embed_tokens" : "lm_head" },
+  };
   if (model.family === "opt") {
     const projected = model.wordEmbedDim !== h;
     return [
-      { name: "model.decoder.embed_tokens", bytes: model.vocabSize * model.wordEmbedDim * b, role: { kind: "embedding", tensor: "embed_tokens" } },
-      { name: "model.decoder.embed_positions", bytes: (model.maxPositions + 2) * h * b, role: { kind: "embedding", tensor: "positions_and_norms" } },
-      ...(projected ? [
-        { name: "model.decoder.project_out", bytes: model.wordEmbedDim * h * b, role: { kind: "embedding", tensor: "positions_and_norms" } } as const,
-        { name: "model.decoder.project_in", bytes: model.wordEmbedDim * h * b, role: { kind: "embedding", tensor: "positions_and_norms" } } as const,
-      ] : []),
-      ...(projected ? [] : [{ name: "model.decoder.final_layer_norm", bytes: 2 * h * b, role: { kind: "embedding", tensor: "positions_and_norms" } } as const]),
+      {
+        name: "model.decoder.embed_tokens",
+        bytes: model.vocabSize * model.wordEmbedDim * b,
+        role: { kind: "embedding", tensor: "embed_tokens" },
+      },
+      {
+        name: "model.decoder.embed_positions",
+        bytes: (model.maxPositions + 2) * h * b,
+        role: { kind: "embedding", tensor: "positions_and_norms" },
+      },
+      ...(projected
+        ? [
+            {
+              name: "model.decoder.project_out",
+              bytes: model.wordEmbedDim * h * b,
+              role: { kind: "embedding", tensor: "positions_and_norms" },
+            } as const,
+            {
+              name: "model.decoder.project_in",
+              bytes: model.wordEmbedDim * h * b,
+              role: { kind: "embedding", tensor: "positions_and_norms" },
+            } as const,
+          ]
+        : []),
+      ...(projected
+        ? []
+        : [
+            {
+              name: "model.decoder.final_layer_norm",
+              bytes: 2 * h * b,
+              role: { kind: "embedding", tensor: "positions_and_norms" },
+            } as const,
+          ]),
       ...layers("model.decoder"),
       head,
     ];
@@ -81,7 +119,10 @@ export function accelerateDeviceMap(plan: Plan): AccelerateMap {
   const fp16Total = modules.reduce((s, m) => s + m.bytes, 0);
   const compressed = weights.total.gpu + weights.total.cpu + weights.total.disk < fp16Total - 1;
   const cpuCapacity = 0.8 * plan.predicted.capacityBytes.cpu;
-  const budget = { gpu: weights.total.gpu, cpu: compressed ? Math.max(weights.total.cpu, cpuCapacity) : weights.total.cpu };
+  const budget = {
+    gpu: weights.total.gpu,
+    cpu: compressed ? Math.max(weights.total.cpu, cpuCapacity) : weights.total.cpu,
+  };
   const noDisk = compressed ? !Number.isFinite(cpuCapacity) : weights.total.disk <= 0;
   for (const m of modules) {
     if (m.role.kind !== "layer") continue;
@@ -93,7 +134,8 @@ export function accelerateDeviceMap(plan: Plan): AccelerateMap {
     bytes[tier] += m.bytes;
     layersOn[tier] += 1;
   }
-  for (const m of modules) if (m.role.kind === "buffers") deviceMap[m.name] = layersOn.gpu > 0 || bytes.gpu > 0 ? 0 : "cpu";
+  for (const m of modules)
+    if (m.role.kind === "buffers") deviceMap[m.name] = layersOn.gpu > 0 || bytes.gpu > 0 ? 0 : "cpu";
   // Keep the map in model order.
   const ordered: Record<string, AccelerateDevice> = {};
   for (const m of modules) ordered[m.name] = deviceMap[m.name]!;
@@ -106,15 +148,37 @@ export function exportAccelerate(plan: Plan): ExportResult {
   const weights = planWeightBytes(model, policy);
   const map = accelerateDeviceMap(plan);
   const splits = weights.layers.some((l) => [l.gpu, l.cpu, l.disk].filter((x) => x > 0).length > 1);
-  if (splits) warnings.push("the plan splits layers across tiers; Accelerate places whole modules, so whole layers go to the GPU while they fit the plan's GPU weight bytes");
-  if (policy.compressWeight) warnings.push(`the plan stores 4-bit group-wise weights; Accelerate loads fp16 (${formatBytes(map.bytes.gpu)} on the GPU within the plan's ${formatBytes(weights.total.gpu)}), so fewer layers fit than in the plan (bitsandbytes' load_in_4bit is a different format)`);
-  if (policy.experts) warnings.push("the plan caches MoE experts on the GPU and stores them quantised; Accelerate places whole fp16 layers and has no expert cache");
-  if (policy.layerGroups?.some((g) => g.compute === "cpu")) warnings.push("Accelerate moves CPU- and disk-mapped layers to the GPU to compute them (hooks); the plan's CPU-computed layers run on the GPU");
-  if (map.bytes.disk > 0 || weights.total.disk > 0) warnings.push("disk-mapped modules are written to offload_folder as fp16 .dat files and loaded back each forward pass");
-  if (policy.cache.gpu < 1 - 1e-9) warnings.push("the plan keeps KV cache off the GPU; transformers keeps the KV cache with each layer's compute (the GPU)");
-  if (policy.cpuAttention) warnings.push("the plan computes decode attention on the CPU; Accelerate computes every layer on the GPU");
-  if (activationTierOf(policy.activations) !== "gpu") warnings.push("the plan keeps activations off the GPU; Accelerate does not offload activations");
-  if (!isUniform(policy) && !splits) { /* per-layer plans of whole layers map directly */ }
+  if (splits)
+    warnings.push(
+      "the plan splits layers across tiers; Accelerate places whole modules, so whole layers go to the GPU while they fit the plan's GPU weight bytes",
+    );
+  if (policy.compressWeight)
+    warnings.push(
+      `the plan stores 4-bit group-wise weights; Accelerate loads fp16 (${formatBytes(map.bytes.gpu)} on the GPU within the plan's ${formatBytes(weights.total.gpu)}), so fewer layers fit than in the plan (bitsandbytes' load_in_4bit is a different format)`,
+    );
+  if (policy.experts)
+    warnings.push(
+      "the plan caches MoE experts on the GPU and stores them quantised; Accelerate places whole fp16 layers and has no expert cache",
+    );
+  if (policy.layerGroups?.some((g) => g.compute === "cpu"))
+    warnings.push(
+      "Accelerate moves CPU- and disk-mapped layers to the GPU to compute them (hooks); the plan's CPU-computed layers run on the GPU",
+    );
+  if (map.bytes.disk > 0 || weights.total.disk > 0)
+    warnings.push(
+      "disk-mapped modules are written to offload_folder as fp16 .dat files and loaded back each forward pass",
+    );
+  if (policy.cache.gpu < 1 - 1e-9)
+    warnings.push(
+      "the plan keeps KV cache off the GPU; transformers keeps the KV cache with each layer's compute (the GPU)",
+    );
+  if (policy.cpuAttention)
+    warnings.push("the plan computes decode attention on the CPU; Accelerate computes every layer on the GPU");
+  if (activationTierOf(policy.activations) !== "gpu")
+    warnings.push("the plan keeps activations off the GPU; Accelerate does not offload activations");
+  if (!isUniform(policy) && !splits) {
+    /* per-layer plans of whole layers map directly */
+  }
 
   const cap = plan.predicted.capacityBytes;
   const doc = {
@@ -124,7 +188,7 @@ export function exportAccelerate(plan: Plan): ExportResult {
         `usage: AutoModelForCausalLM.from_pretrained("${hfModelId(model)}", torch_dtype=torch.float16, device_map=cfg["device_map"], max_memory=cfg["max_memory"], offload_folder=cfg["offload_folder"])`,
         `plan weights (as stored): ${describeTiers(weights.total)}; this map (fp16): ${describeTiers(map.bytes)}`,
         `layers: ${map.layersOn.gpu} on GPU 0, ${map.layersOn.cpu} on the CPU, ${map.layersOn.disk} on disk`,
-        "max_memory: the weights this map puts on each device (for device_map=\"auto\" add room for the KV cache)",
+        'max_memory: the weights this map puts on each device (for device_map="auto" add room for the KV cache)',
       ],
       model: hfModelId(model),
       hardware: plan.hardware,

@@ -3,17 +3,18 @@
  * as the runtime really allocates them (whole tensors), the shared comment header, and the llama.cpp
  * MoE advice (the plan's, or recomputed on a hardware profile the caller passes).
  */
-import type { HardwareProfile } from "../core/hardware-profile.js";
+
 import { storedBytes } from "../core/expert-policy.js";
+import type { HardwareProfile } from "../core/hardware-profile.js";
 import { expertParams, isExpertTensor, layerParams, layerWeightTensors, type ModelSpec } from "../core/model-spec.js";
-import { layerGroupsOf, type Placement, type Policy } from "../core/policy.js";
-import { formatBytes, GIB } from "../core/units.js";
 import type { Plan } from "../core/plan.js";
+import { layerGroupsOf, type Placement, type Policy } from "../core/policy.js";
+import { embeddingTensors, placeTensors, realizePlacement, type TierAmounts } from "../core/realize-placement.js";
+import { TIERS, type Tier } from "../core/tiers.js";
+import { formatBytes, GIB } from "../core/units.js";
 import { defaultRoutingProfile } from "../planner/moe/default-routing.js";
 import { type LlamaCppMoeAdvice, llamaCppMoeAdvice } from "../planner/moe/llama-cpp-moe.js";
 import { hardwareRates } from "../planner/spillway/hardware-rates.js";
-import { embeddingTensors, placeTensors, realizePlacement, type TierAmounts } from "../core/realize-placement.js";
-import { TIERS, type Tier } from "../core/tiers.js";
 
 export interface ExportOptions {
   /**
@@ -28,9 +29,15 @@ export const blockSize = (p: Policy): number => p.gpuBatchSize * p.numGpuBatches
 /** The model's Hugging Face repository (catalogue models), else its name. */
 export function hfModelId(model: ModelSpec): string {
   const known: Record<string, string> = {
-    "llama-2-7b": "meta-llama/Llama-2-7b-hf", "llama-2-13b": "meta-llama/Llama-2-13b-hf", "llama-2-70b": "meta-llama/Llama-2-70b-hf",
-    "mistral-7b": "mistralai/Mistral-7B-v0.1", "mixtral-8x7b": "mistralai/Mixtral-8x7B-v0.1", "mixtral-8x22b": "mistralai/Mixtral-8x22B-v0.1",
-    "qwen1.5-moe-a2.7b": "Qwen/Qwen1.5-MoE-A2.7B", "olmoe-1b-7b": "allenai/OLMoE-1B-7B-0924", "qwen3-30b-a3b": "Qwen/Qwen3-30B-A3B",
+    "llama-2-7b": "meta-llama/Llama-2-7b-hf",
+    "llama-2-13b": "meta-llama/Llama-2-13b-hf",
+    "llama-2-70b": "meta-llama/Llama-2-70b-hf",
+    "mistral-7b": "mistralai/Mistral-7B-v0.1",
+    "mixtral-8x7b": "mistralai/Mixtral-8x7B-v0.1",
+    "mixtral-8x22b": "mistralai/Mixtral-8x22B-v0.1",
+    "qwen1.5-moe-a2.7b": "Qwen/Qwen1.5-MoE-A2.7B",
+    "olmoe-1b-7b": "allenai/OLMoE-1B-7B-0924",
+    "qwen3-30b-a3b": "Qwen/Qwen3-30B-A3B",
   };
   if (model.family === "opt") return `facebook/${model.name}`;
   return known[model.name] ?? model.name;
@@ -51,7 +58,11 @@ export interface PlanWeightBytes {
   readonly total: TierAmounts;
 }
 
-const add = (a: TierAmounts, b: TierAmounts, times = 1): TierAmounts => ({ gpu: a.gpu + times * b.gpu, cpu: a.cpu + times * b.cpu, disk: a.disk + times * b.disk });
+const add = (a: TierAmounts, b: TierAmounts, times = 1): TierAmounts => ({
+  gpu: a.gpu + times * b.gpu,
+  cpu: a.cpu + times * b.cpu,
+  disk: a.disk + times * b.disk,
+});
 export const ZERO: TierAmounts = { gpu: 0, cpu: 0, disk: 0 };
 export const sumTiers = (a: TierAmounts): number => a.gpu + a.cpu + a.disk;
 
@@ -64,7 +75,9 @@ export function planWeightBytes(model: ModelSpec, policy: Policy): PlanWeightByt
   const x = policy.experts;
   const embeddingTiers: Record<string, Tier> = {};
   if (x && model.moe) {
-    const nonExpert = layerWeightTensors(model).filter((t) => !isExpertTensor(t.name)).reduce((s, t) => s + t.params, 0);
+    const nonExpert = layerWeightTensors(model)
+      .filter((t) => !isExpertTensor(t.name))
+      .reduce((s, t) => s + t.params, 0);
     const expert = storedBytes(expertParams(model), x.bits);
     const layer: TierAmounts = {
       gpu: storedBytes(nonExpert, x.attentionBits) + x.cacheSize * expert,
@@ -88,7 +101,8 @@ export function planWeightBytes(model: ModelSpec, policy: Policy): PlanWeightByt
   }
   const realized = realizePlacement(model, policy);
   const embeddingPlacement: Placement = policy.embeddings ?? (policy.layerGroups ? policy.weights : realized.weights);
-  for (const { tensor, tier } of placeTensors(embeddingTensors(model), embeddingPlacement)) embeddingTiers[tensor.name] = tier;
+  for (const { tensor, tier } of placeTensors(embeddingTensors(model), embeddingPlacement))
+    embeddingTiers[tensor.name] = tier;
   const embeddings = realizePlacement(model, { ...uniform, embeddings: embeddingPlacement }).embeddingBytes;
   const total = layers.reduce((s, l) => add(s, l), embeddings);
   return { layers, embeddings, embeddingTiers, total };
@@ -98,7 +112,11 @@ export function planWeightBytes(model: ModelSpec, policy: Policy): PlanWeightByt
 export const layerBytesFp16 = (model: ModelSpec): number => layerParams(model) * model.bytesPerParam;
 
 /** KV cache bytes of one sequence at full length (fp16, or 4-bit group-wise when compressed). */
-export function kvBytesPerSequence(model: ModelSpec, workload: { promptLen: number; genLen: number }, compressed: boolean): number {
+export function kvBytesPerSequence(
+  model: ModelSpec,
+  workload: { promptLen: number; genLen: number },
+  compressed: boolean,
+): number {
   const headDim = model.headDim ?? model.hiddenSize / model.numHeads;
   const values = 2 * model.numLayers * model.numKvHeads * headDim * (workload.promptLen + workload.genLen);
   return compressed ? (values * 4.5) / 8 : values * model.bytesPerParam;
@@ -106,9 +124,11 @@ export function kvBytesPerSequence(model: ModelSpec, workload: { promptLen: numb
 
 export const gib = (bytes: number, digits = 2): string => (bytes / GIB).toFixed(digits);
 /** Bytes in GiB rounded up to `digits` decimals. */
-export const gibUp = (bytes: number, digits = 2): number => Math.ceil((bytes / GIB) * 10 ** digits - 1e-9) / 10 ** digits;
+export const gibUp = (bytes: number, digits = 2): number =>
+  Math.ceil((bytes / GIB) * 10 ** digits - 1e-9) / 10 ** digits;
 
-export const describeTiers = (a: TierAmounts): string => `GPU ${formatBytes(a.gpu)}, CPU ${formatBytes(a.cpu)}, disk ${formatBytes(a.disk)}`;
+export const describeTiers = (a: TierAmounts): string =>
+  `GPU ${formatBytes(a.gpu)}, CPU ${formatBytes(a.cpu)}, disk ${formatBytes(a.disk)}`;
 
 /** The first header lines every export shares: model, hardware, workload, block. */
 export function commonHeader(plan: Plan, target: string): string[] {
@@ -122,13 +142,24 @@ export function commonHeader(plan: Plan, target: string): string[] {
 }
 
 /** The llama.cpp MoE advice: the plan's, else recomputed on the hardware profile given. */
-export function moeAdvice(plan: Plan, options: ExportOptions): { advice: LlamaCppMoeAdvice | undefined; note: string | undefined } {
+export function moeAdvice(
+  plan: Plan,
+  options: ExportOptions,
+): { advice: LlamaCppMoeAdvice | undefined; note: string | undefined } {
   if (plan.llamaCpp) return { advice: plan.llamaCpp, note: undefined };
   const profile = options.hardware;
-  if (!profile) return { advice: undefined, note: `cannot recompute llama.cpp MoE advice: the plan does not carry it and no hardware profile was given (${JSON.stringify(plan.hardwareSource ?? plan.hardware)})` };
+  if (!profile)
+    return {
+      advice: undefined,
+      note: `cannot recompute llama.cpp MoE advice: the plan does not carry it and no hardware profile was given (${JSON.stringify(plan.hardwareSource ?? plan.hardware)})`,
+    };
   const model = plan.modelSpec;
-  return { advice: llamaCppMoeAdvice(model, hardwareRates(profile), plan.workload, defaultRoutingProfile(model)), note: `--n-cpu-moe recomputed on the ${profile.name} profile (the plan does not carry llama.cpp advice)` };
+  return {
+    advice: llamaCppMoeAdvice(model, hardwareRates(profile), plan.workload, defaultRoutingProfile(model)),
+    note: `--n-cpu-moe recomputed on the ${profile.name} profile (the plan does not carry llama.cpp advice)`,
+  };
 }
 
 /** Prefixes each line with `prefix` (comment headers). */
-export const commentLines = (lines: readonly string[], prefix = "# "): string => lines.map((l) => `${prefix}${l}`).join("\n");
+export const commentLines = (lines: readonly string[], prefix = "# "): string =>
+  lines.map((l) => `${prefix}${l}`).join("\n");

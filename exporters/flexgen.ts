@@ -3,14 +3,19 @@
  * and MLP weights separately by its midpoint rule, so the weight percents are searched (every integer
  * wg, wc) for the split whose per-tensor placement lands nearest the plan's realized bytes per tier.
  */
-import { isUniform, type Placement, placementFromPercents } from "../core/policy.js";
+
 import type { ModelSpec } from "../core/model-spec.js";
-import { formatBytes } from "../core/units.js";
-import { cacheSequences, flexgenLayerWeightBytes, type TierAmounts } from "../core/realize-placement.js";
-import { activationTierOf } from "../core/realize-placement.js";
-import { commentLines, commonHeader, describeTiers, hfModelId, planWeightBytes, sumTiers } from "./export-source.js";
 import type { Plan } from "../core/plan.js";
+import { isUniform, type Placement, placementFromPercents } from "../core/policy.js";
+import {
+  activationTierOf,
+  cacheSequences,
+  flexgenLayerWeightBytes,
+  type TierAmounts,
+} from "../core/realize-placement.js";
+import { formatBytes } from "../core/units.js";
 import type { ExportResult } from "./export-result.js";
+import { commentLines, commonHeader, describeTiers, hfModelId, planWeightBytes, sumTiers } from "./export-source.js";
 
 export interface FlexgenWeightPercent {
   readonly wg: number;
@@ -21,13 +26,19 @@ export interface FlexgenWeightPercent {
   readonly mismatchBytes: number;
 }
 
-const mismatch = (a: TierAmounts, b: TierAmounts): number => (Math.abs(a.gpu - b.gpu) + Math.abs(a.cpu - b.cpu) + Math.abs(a.disk - b.disk)) / 2;
+const mismatch = (a: TierAmounts, b: TierAmounts): number =>
+  (Math.abs(a.gpu - b.gpu) + Math.abs(a.cpu - b.cpu) + Math.abs(a.disk - b.disk)) / 2;
 
 /**
  * The integer (wg, wc) whose FlexGen per-part placement is nearest `target` bytes per tier; ties go to
  * the pair nearest the rounded fractions of `weights`.
  */
-export function flexgenWeightPercent(model: ModelSpec, target: TierAmounts, weights: Placement, compress: boolean): FlexgenWeightPercent {
+export function flexgenWeightPercent(
+  model: ModelSpec,
+  target: TierAmounts,
+  weights: Placement,
+  compress: boolean,
+): FlexgenWeightPercent {
   const rg = Math.round(weights.gpu * 100);
   const rc = Math.round(weights.cpu * 100);
   let best: FlexgenWeightPercent | undefined;
@@ -47,12 +58,20 @@ export function flexgenWeightPercent(model: ModelSpec, target: TierAmounts, weig
 }
 
 /** FlexGen's six --percent integers for a plan, and the weight search behind the first two. */
-export function flexgenPercent(plan: Plan): { percent: [number, number, number, number, number, number]; weights: FlexgenWeightPercent; target: TierAmounts; layerBytes: number } {
+export function flexgenPercent(plan: Plan): {
+  percent: [number, number, number, number, number, number];
+  weights: FlexgenWeightPercent;
+  target: TierAmounts;
+  layerBytes: number;
+} {
   const { modelSpec: model, policy } = plan;
   const w = planWeightBytes(model, policy);
   const L = model.numLayers;
   // Average layer: FlexGen applies one split to every layer.
-  const layerSum = w.layers.reduce((s, l) => ({ gpu: s.gpu + l.gpu / L, cpu: s.cpu + l.cpu / L, disk: s.disk + l.disk / L }), { gpu: 0, cpu: 0, disk: 0 });
+  const layerSum = w.layers.reduce(
+    (s, l) => ({ gpu: s.gpu + l.gpu / L, cpu: s.cpu + l.cpu / L, disk: s.disk + l.disk / L }),
+    { gpu: 0, cpu: 0, disk: 0 },
+  );
   let target: TierAmounts = layerSum;
   if (policy.experts) {
     // MoE plans store experts at their own bits: aim at the same fractions of FlexGen's layer bytes.
@@ -65,8 +84,12 @@ export function flexgenPercent(plan: Plan): { percent: [number, number, number, 
   const gbs = policy.gpuBatchSize;
   const act = activationTierOf(policy.activations);
   const percent: [number, number, number, number, number, number] = [
-    weights.wg, weights.wc, Math.round((100 * seqs.gpu) / gbs), Math.round((100 * seqs.cpu) / gbs),
-    act === "gpu" ? 100 : 0, act === "cpu" ? 100 : 0,
+    weights.wg,
+    weights.wc,
+    Math.round((100 * seqs.gpu) / gbs),
+    Math.round((100 * seqs.cpu) / gbs),
+    act === "gpu" ? 100 : 0,
+    act === "cpu" ? 100 : 0,
   ];
   return { percent, weights, target, layerBytes: sumTiers(weights.bytes) };
 }
@@ -75,15 +98,34 @@ export function exportFlexgen(plan: Plan): ExportResult {
   const { modelSpec: model, policy, workload } = plan;
   const warnings: string[] = [];
   const { percent, weights, target, layerBytes } = flexgenPercent(plan);
-  if (model.family !== "opt") warnings.push(`FlexGen's flex_opt runs OPT models only; ${model.name} is a ${model.family} model, so this command documents the placement but will not load it`);
-  if (policy.layerGroups && !isUniform(policy)) warnings.push("the plan places layers differently (layerGroups); FlexGen applies one split to every layer, so --percent gives the average layer");
-  if (policy.layerGroups?.some((g) => g.compute === "cpu")) warnings.push(`${policy.layerGroups.filter((g) => g.compute === "cpu").reduce((s, g) => s + g.layers, 0)} layers compute on the CPU in the plan; FlexGen computes every layer on the GPU (only decode attention can run on the CPU, --cpu-cache-compute)`);
-  if (policy.experts) warnings.push("the plan caches MoE experts on the GPU (cache, prefetch, CPU experts); FlexGen has no experts: the weight split only matches the plan's average bytes");
+  if (model.family !== "opt")
+    warnings.push(
+      `FlexGen's flex_opt runs OPT models only; ${model.name} is a ${model.family} model, so this command documents the placement but will not load it`,
+    );
+  if (policy.layerGroups && !isUniform(policy))
+    warnings.push(
+      "the plan places layers differently (layerGroups); FlexGen applies one split to every layer, so --percent gives the average layer",
+    );
+  if (policy.layerGroups?.some((g) => g.compute === "cpu"))
+    warnings.push(
+      `${policy.layerGroups.filter((g) => g.compute === "cpu").reduce((s, g) => s + g.layers, 0)} layers compute on the CPU in the plan; FlexGen computes every layer on the GPU (only decode attention can run on the CPU, --cpu-cache-compute)`,
+    );
+  if (policy.experts)
+    warnings.push(
+      "the plan caches MoE experts on the GPU (cache, prefetch, CPU experts); FlexGen has no experts: the weight split only matches the plan's average bytes",
+    );
   const act = percent[4] === 100 ? "gpu" : percent[5] === 100 ? "cpu" : "disk";
-  if (act === "disk") warnings.push("the plan keeps activations on disk; FlexGen's runtime cannot (hg + hc must be 100)");
-  if (policy.embeddings) warnings.push("the plan places embeddings and LM head separately (embeddings); FlexGen places them by --percent like the layers");
+  if (act === "disk")
+    warnings.push("the plan keeps activations on disk; FlexGen's runtime cannot (hg + hc must be 100)");
+  if (policy.embeddings)
+    warnings.push(
+      "the plan places embeddings and LM head separately (embeddings); FlexGen places them by --percent like the layers",
+    );
   const missPercent = layerBytes > 0 ? (100 * weights.mismatchBytes) / layerBytes : 0;
-  if (missPercent > 1) warnings.push(`no integer --percent reproduces the plan's weight placement under FlexGen's per-tensor rule: the best (${weights.wg} ${weights.wc}) misplaces ${formatBytes(weights.mismatchBytes)} per layer (${missPercent.toFixed(1)}% of the layer)`);
+  if (missPercent > 1)
+    warnings.push(
+      `no integer --percent reproduces the plan's weight placement under FlexGen's per-tensor rule: the best (${weights.wg} ${weights.wc}) misplaces ${formatBytes(weights.mismatchBytes)} per layer (${missPercent.toFixed(1)}% of the layer)`,
+    );
 
   const args = [
     "python -m flexgen.flex_opt",
@@ -111,6 +153,11 @@ export function exportFlexgen(plan: Plan): ExportResult {
     `activations: ${act}`,
     ...(usesDisk ? ["--offload-dir: FlexGen's default folder; put it on the fast disk the profile describes"] : []),
   ];
-  const text = [commentLines(header), ...(warnings.length ? [commentLines(warnings, "# warning: ")] : []), args.join(" \\\n  ")].join("\n") + "\n";
+  const text =
+    [
+      commentLines(header),
+      ...(warnings.length ? [commentLines(warnings, "# warning: ")] : []),
+      args.join(" \\\n  "),
+    ].join("\n") + "\n";
   return { target: "flexgen", text, warnings };
 }

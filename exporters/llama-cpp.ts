@@ -4,11 +4,19 @@
  * memory-mapped GGUF, and for MoE models can keep the routed experts of the first N layers in host
  * memory (`--n-cpu-moe N`, or `-ot exps=CPU` for all of them).
  */
+
+import type { Plan } from "../core/plan.js";
 import { PLACEMENT_TOLERANCE } from "../core/policy.js";
 import { activationTierOf, cacheSequences } from "../core/realize-placement.js";
-import { blockSize, commentLines, commonHeader, type ExportOptions, moeAdvice, planWeightBytes } from "./export-source.js";
-import type { Plan } from "../core/plan.js";
 import type { ExportResult } from "./export-result.js";
+import {
+  blockSize,
+  commentLines,
+  commonHeader,
+  type ExportOptions,
+  moeAdvice,
+  planWeightBytes,
+} from "./export-source.js";
 
 /** Logical and physical batch caps (llama.cpp's defaults are 2048 and 512). */
 const MAX_BATCH = 8192;
@@ -37,34 +45,58 @@ export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportR
     ngl = advice?.nGpuLayers ?? L + 1;
     layersOnGpu = L;
     if (advice) {
-      if (quant !== "Q4_K_M" && advice.bits === 4) notes.push(`--n-cpu-moe was costed for a 4-bit GGUF; the plan keeps experts at ${policy.experts.bits} bits`);
+      if (quant !== "Q4_K_M" && advice.bits === 4)
+        notes.push(`--n-cpu-moe was costed for a 4-bit GGUF; the plan keeps experts at ${policy.experts.bits} bits`);
       quant = advice.bits <= 4 ? "Q4_K_M" : advice.bits === 8 ? "Q8_0" : "F16";
-      if (advice.nCpuMoe === undefined) warnings.push(`llama.cpp cannot fit this MoE model's attention, routers and embeddings on the GPU even with every expert on the CPU: ${advice.reason ?? "lower -ngl"}`);
+      if (advice.nCpuMoe === undefined)
+        warnings.push(
+          `llama.cpp cannot fit this MoE model's attention, routers and embeddings on the GPU even with every expert on the CPU: ${advice.reason ?? "lower -ngl"}`,
+        );
       else if (advice.nCpuMoe >= L) moeFlags = ["-ot exps=CPU"];
       else if (advice.nCpuMoe > 0) moeFlags = [`--n-cpu-moe ${advice.nCpuMoe}`];
-      if (advice.nCpuMoe !== undefined) notes.push(`MoE: routed experts of the first ${advice.nCpuMoe} of ${L} layers stay in host memory${advice.decodeTokensPerSecond ? ` (predicted decode ${advice.decodeTokensPerSecond.toFixed(1)} token/s for one sequence)` : ""}`);
+      if (advice.nCpuMoe !== undefined)
+        notes.push(
+          `MoE: routed experts of the first ${advice.nCpuMoe} of ${L} layers stay in host memory${advice.decodeTokensPerSecond ? ` (predicted decode ${advice.decodeTokensPerSecond.toFixed(1)} token/s for one sequence)` : ""}`,
+        );
     } else {
       warnings.push("no llama.cpp MoE advice: add --n-cpu-moe by hand (the layers whose experts stay in host memory)");
     }
-    warnings.push(`the plan caches ${policy.experts.cacheSize} of ${model.moe.numExperts} experts per layer with ${policy.experts.eviction} eviction; llama.cpp has no expert cache: experts of a layer are all on the GPU or all in host memory`);
+    warnings.push(
+      `the plan caches ${policy.experts.cacheSize} of ${model.moe.numExperts} experts per layer with ${policy.experts.eviction} eviction; llama.cpp has no expert cache: experts of a layer are all on the GPU or all in host memory`,
+    );
   } else if (policy.layerGroups) {
     const gpuGroups = policy.layerGroups.filter((g) => g.compute === "gpu");
     layersOnGpu = gpuGroups.reduce((s, g) => s + g.layers, 0);
-    if (gpuGroups.some((g) => g.weights.gpu < 1 - PLACEMENT_TOLERANCE)) warnings.push("some GPU-computed layers stream weights from CPU or disk in the plan; llama.cpp keeps every -ngl layer's weights resident on the GPU");
+    if (gpuGroups.some((g) => g.weights.gpu < 1 - PLACEMENT_TOLERANCE))
+      warnings.push(
+        "some GPU-computed layers stream weights from CPU or disk in the plan; llama.cpp keeps every -ngl layer's weights resident on the GPU",
+      );
     const firstGpu = policy.layerGroups.findIndex((g) => g.compute === "gpu");
     const lastCpu = policy.layerGroups.map((g) => g.compute).lastIndexOf("cpu");
-    if (firstGpu >= 0 && lastCpu > firstGpu) warnings.push("llama.cpp offloads the last -ngl layers; the plan's GPU layers are not all after its CPU layers, so the GPU gets the same number of layers at the end of the model");
+    if (firstGpu >= 0 && lastCpu > firstGpu)
+      warnings.push(
+        "llama.cpp offloads the last -ngl layers; the plan's GPU layers are not all after its CPU layers, so the GPU gets the same number of layers at the end of the model",
+      );
     ngl = layersOnGpu + (layersOnGpu === L && embeddingsOnGpu ? 1 : 0);
   } else {
     layersOnGpu = Math.floor(policy.weights.gpu * L + 1e-9);
     if (layersOnGpu < L && policy.weights.gpu * L - layersOnGpu > 1e-6) {
-      warnings.push(`the plan splits every layer (${(100 * policy.weights.gpu).toFixed(1)}% of each on the GPU, streamed in per step); llama.cpp cannot stream weights, so ${layersOnGpu} whole layers (floor(${policy.weights.gpu.toFixed(3)} x ${L})) go on the GPU and the rest compute on the CPU`);
+      warnings.push(
+        `the plan splits every layer (${(100 * policy.weights.gpu).toFixed(1)}% of each on the GPU, streamed in per step); llama.cpp cannot stream weights, so ${layersOnGpu} whole layers (floor(${policy.weights.gpu.toFixed(3)} x ${L})) go on the GPU and the rest compute on the CPU`,
+      );
     }
     ngl = layersOnGpu + (layersOnGpu === L && embeddingsOnGpu ? 1 : 0);
   }
-  if (embeddingsOnGpu && layersOnGpu < L && !policy.experts) warnings.push(`llama.cpp offloads the output layer only with every layer (-ngl ${L + 1}); the plan's GPU-resident LM head stays on the CPU`);
-  if (w.total.disk > 0) warnings.push("llama.cpp has no disk tier: weights that do not fit in RAM page in from the memory-mapped GGUF (keep mmap on, do not pass --mlock)");
-  if (policy.layerGroups?.some((g) => g.compute === "cpu") || layersOnGpu < L) notes.push(`layers beyond -ngl compute on the CPU from host memory`);
+  if (embeddingsOnGpu && layersOnGpu < L && !policy.experts)
+    warnings.push(
+      `llama.cpp offloads the output layer only with every layer (-ngl ${L + 1}); the plan's GPU-resident LM head stays on the CPU`,
+    );
+  if (w.total.disk > 0)
+    warnings.push(
+      "llama.cpp has no disk tier: weights that do not fit in RAM page in from the memory-mapped GGUF (keep mmap on, do not pass --mlock)",
+    );
+  if (policy.layerGroups?.some((g) => g.compute === "cpu") || layersOnGpu < L)
+    notes.push(`layers beyond -ngl compute on the CPU from host memory`);
 
   const block = blockSize(policy);
   const batch = Math.max(1, Math.min(MAX_BATCH, workload.promptLen * block));
@@ -85,14 +117,22 @@ export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportR
     flags.push("-nkvo");
     notes.push("KV cache in host memory (-nkvo), as the plan keeps it off the GPU");
   } else if (seqs.gpu < policy.gpuBatchSize) {
-    warnings.push(`the plan keeps ${seqs.gpu} of every ${policy.gpuBatchSize} sequences' KV cache on the GPU; llama.cpp keeps each offloaded layer's KV on the GPU (or all of it in host memory with -nkvo)`);
+    warnings.push(
+      `the plan keeps ${seqs.gpu} of every ${policy.gpuBatchSize} sequences' KV cache on the GPU; llama.cpp keeps each offloaded layer's KV on the GPU (or all of it in host memory with -nkvo)`,
+    );
   }
   if (policy.compressCache) {
     flags.push("-ctk q4_0");
-    warnings.push("4-bit KV cache: only the K cache is quantised (-ctk q4_0); a quantised V cache (-ctv) needs flash attention, whose flag differs between llama.cpp versions");
+    warnings.push(
+      "4-bit KV cache: only the K cache is quantised (-ctk q4_0); a quantised V cache (-ctv) needs flash attention, whose flag differs between llama.cpp versions",
+    );
   }
-  if (policy.cpuAttention && seqs.gpu > 0) warnings.push("the plan computes decode attention over CPU-resident KV on the CPU; llama.cpp computes attention where the layer's KV lives");
-  if (activationTierOf(policy.activations) !== "gpu") warnings.push("the plan keeps activations off the GPU; llama.cpp keeps them with the compute");
+  if (policy.cpuAttention && seqs.gpu > 0)
+    warnings.push(
+      "the plan computes decode attention over CPU-resident KV on the CPU; llama.cpp computes attention where the layer's KV lives",
+    );
+  if (activationTierOf(policy.activations) !== "gpu")
+    warnings.push("the plan keeps activations off the GPU; llama.cpp keeps them with the compute");
   if (!policy.pinWeight) notes.push("unpinned weights: llama.cpp's host buffers are its own choice");
 
   const header = [
@@ -103,6 +143,11 @@ export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportR
     "--threads: add --threads <physical cores of your CPU> (llama.cpp's default guesses it; hyper-threads do not help)",
     ...notes,
   ];
-  const text = [commentLines(header), ...(warnings.length ? [commentLines(warnings, "# warning: ")] : []), flags.join(" \\\n  ")].join("\n") + "\n";
+  const text =
+    [
+      commentLines(header),
+      ...(warnings.length ? [commentLines(warnings, "# warning: ")] : []),
+      flags.join(" \\\n  "),
+    ].join("\n") + "\n";
   return { target: "llama.cpp", text, warnings };
 }

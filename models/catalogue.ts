@@ -3,20 +3,56 @@
  */
 import type { ModelSpec, MoeSpec } from "../core/model-spec.js";
 
-function opt(name: string, numLayers: number, hiddenSize: number, numHeads: number, wordEmbedDim = hiddenSize): ModelSpec {
+function opt(
+  name: string,
+  numLayers: number,
+  hiddenSize: number,
+  numHeads: number,
+  wordEmbedDim = hiddenSize,
+): ModelSpec {
   return {
-    name, family: "opt", numLayers, hiddenSize, ffnSize: 4 * hiddenSize, numHeads, numKvHeads: numHeads,
-    vocabSize: 50272, maxPositions: 2048, ffnKind: "relu", wordEmbedDim, tiedEmbeddings: true, bytesPerParam: 2,
+    name,
+    family: "opt",
+    numLayers,
+    hiddenSize,
+    ffnSize: 4 * hiddenSize,
+    numHeads,
+    numKvHeads: numHeads,
+    vocabSize: 50272,
+    maxPositions: 2048,
+    ffnKind: "relu",
+    wordEmbedDim,
+    tiedEmbeddings: true,
+    bytesPerParam: 2,
   };
 }
 
 function llamaLike(
-  name: string, family: "llama" | "mistral" | "mixtral", numLayers: number, hiddenSize: number, ffnSize: number,
-  numHeads: number, numKvHeads: number, vocabSize: number, maxPositions: number, moe?: { numExperts: number; expertsPerToken: number },
+  name: string,
+  family: "llama" | "mistral" | "mixtral",
+  numLayers: number,
+  hiddenSize: number,
+  ffnSize: number,
+  numHeads: number,
+  numKvHeads: number,
+  vocabSize: number,
+  maxPositions: number,
+  moe?: { numExperts: number; expertsPerToken: number },
 ): ModelSpec {
   return {
-    name, family, numLayers, hiddenSize, ffnSize, numHeads, numKvHeads, vocabSize, maxPositions, ffnKind: "swiglu",
-    wordEmbedDim: hiddenSize, tiedEmbeddings: false, bytesPerParam: 2,
+    name,
+    family,
+    numLayers,
+    hiddenSize,
+    ffnSize,
+    numHeads,
+    numKvHeads,
+    vocabSize,
+    maxPositions,
+    ffnKind: "swiglu",
+    wordEmbedDim: hiddenSize,
+    tiedEmbeddings: false,
+    bytesPerParam: 2,
     ...(moe ? { moe: { ...moe, expertFfnSize: ffnSize } } : {}),
   };
 }
@@ -26,12 +62,34 @@ function llamaLike(
  * these models is dense), `moe.expertFfnSize` the routed experts' width. Untied embeddings throughout.
  */
 function moeModel(
-  name: string, family: "qwen2_moe" | "olmoe" | "qwen3_moe", numLayers: number, hiddenSize: number, ffnSize: number,
-  numHeads: number, numKvHeads: number, vocabSize: number, maxPositions: number, moe: MoeSpec, headDim?: number,
+  name: string,
+  family: "qwen2_moe" | "olmoe" | "qwen3_moe",
+  numLayers: number,
+  hiddenSize: number,
+  ffnSize: number,
+  numHeads: number,
+  numKvHeads: number,
+  vocabSize: number,
+  maxPositions: number,
+  moe: MoeSpec,
+  headDim?: number,
 ): ModelSpec {
   return {
-    name, family, numLayers, hiddenSize, ffnSize, numHeads, ...(headDim !== undefined ? { headDim } : {}), numKvHeads, vocabSize, maxPositions,
-    ffnKind: "swiglu", wordEmbedDim: hiddenSize, tiedEmbeddings: false, bytesPerParam: 2, moe,
+    name,
+    family,
+    numLayers,
+    hiddenSize,
+    ffnSize,
+    numHeads,
+    ...(headDim !== undefined ? { headDim } : {}),
+    numKvHeads,
+    vocabSize,
+    maxPositions,
+    ffnKind: "swiglu",
+    wordEmbedDim: hiddenSize,
+    tiedEmbeddings: false,
+    bytesPerParam: 2,
+    moe,
   };
 }
 
@@ -52,16 +110,42 @@ export const MODEL_CATALOGUE: readonly ModelSpec[] = [
   llamaLike("mixtral-8x7b", "mixtral", 32, 4096, 14336, 32, 8, 32000, 32768, { numExperts: 8, expertsPerToken: 2 }),
   llamaLike("mixtral-8x22b", "mixtral", 56, 6144, 16384, 48, 8, 32768, 65536, { numExperts: 8, expertsPerToken: 2 }),
   // Qwen/Qwen1.5-MoE-A2.7B: 60 experts of 1408, top-4, plus one sigmoid-gated shared expert of 5632.
-  moeModel("qwen1.5-moe-a2.7b", "qwen2_moe", 24, 2048, 5632, 16, 16, 151936, 8192,
-    { numExperts: 60, expertsPerToken: 4, expertFfnSize: 1408, sharedExperts: 1, sharedExpertFfnSize: 5632 }),
+  moeModel("qwen1.5-moe-a2.7b", "qwen2_moe", 24, 2048, 5632, 16, 16, 151936, 8192, {
+    numExperts: 60,
+    expertsPerToken: 4,
+    expertFfnSize: 1408,
+    sharedExperts: 1,
+    sharedExpertFfnSize: 5632,
+  }),
   // allenai/OLMoE-1B-7B-0924: 64 experts of 1024 (its intermediate_size), top-8.
-  moeModel("olmoe-1b-7b", "olmoe", 16, 2048, 1024, 16, 16, 50304, 4096, { numExperts: 64, expertsPerToken: 8, expertFfnSize: 1024 }),
+  moeModel("olmoe-1b-7b", "olmoe", 16, 2048, 1024, 16, 16, 50304, 4096, {
+    numExperts: 64,
+    expertsPerToken: 8,
+    expertFfnSize: 1024,
+  }),
   // Qwen/Qwen3-30B-A3B: 128 experts of 768, top-8; 32 heads of 128 over hidden 2048 (q_proj 2048 x 4096).
-  moeModel("qwen3-30b-a3b", "qwen3_moe", 48, 2048, 6144, 32, 4, 151936, 40960, { numExperts: 128, expertsPerToken: 8, expertFfnSize: 768 }, 128),
+  moeModel(
+    "qwen3-30b-a3b",
+    "qwen3_moe",
+    48,
+    2048,
+    6144,
+    32,
+    4,
+    151936,
+    40960,
+    { numExperts: 128, expertsPerToken: 8, expertFfnSize: 768 },
+    128,
+  ),
 ];
 
 /** Accepts catalogue names case-insensitively, with or without a "facebook/" style prefix. */
 export function findCatalogueModel(name: string): ModelSpec | undefined {
-  const key = name.toLowerCase().replace(/^.*\//, "").replace(/-v0\.\d$/, "").replace(/-hf$/, "").replace(/^(olmoe-1b-7b)-\d{4}$/, "$1");
+  const key = name
+    .toLowerCase()
+    .replace(/^.*\//, "")
+    .replace(/-v0\.\d$/, "")
+    .replace(/-hf$/, "")
+    .replace(/^(olmoe-1b-7b)-\d{4}$/, "$1");
   return MODEL_CATALOGUE.find((m) => m.name === key);
 }

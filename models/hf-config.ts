@@ -14,28 +14,46 @@ export function modelSpecFromHfConfig(data: unknown, source: string, name?: stri
   const ctx: FieldContext = { source, path: "" };
   const o = asObject(data, ctx);
   const modelType = o.model_type;
-  if (typeof modelType !== "string") fail(ctx, "model_type", `missing; expected one of ${SUPPORTED.join(", ")} (is this a Hugging Face config.json?)`);
-  if (!SUPPORTED.includes(modelType)) fail(ctx, "model_type", `unsupported model type ${JSON.stringify(modelType)}; supported: ${SUPPORTED.join(", ")}`);
+  if (typeof modelType !== "string")
+    fail(ctx, "model_type", `missing; expected one of ${SUPPORTED.join(", ")} (is this a Hugging Face config.json?)`);
+  if (!SUPPORTED.includes(modelType))
+    fail(ctx, "model_type", `unsupported model type ${JSON.stringify(modelType)}; supported: ${SUPPORTED.join(", ")}`);
   const family = modelType as ModelFamily;
-  const modelName = name ?? (typeof o._name_or_path === "string" && o._name_or_path ? o._name_or_path.replace(/^.*\//, "") : source.replace(/^.*[\\/]/, "").replace(/\.json$/, ""));
+  const modelName =
+    name ??
+    (typeof o._name_or_path === "string" && o._name_or_path
+      ? o._name_or_path.replace(/^.*\//, "")
+      : source.replace(/^.*[\\/]/, "").replace(/\.json$/, ""));
   checkDtype(o, ctx);
   if (family === "opt") {
     const hiddenSize = readNumber(o, "hidden_size", ctx, { min: 1, integer: true });
     const numHeads = readNumber(o, "num_attention_heads", ctx, { min: 1, integer: true });
     const act = o.activation_function ?? "relu";
     if (act !== "relu") fail(ctx, "activation_function", `expected "relu" for OPT, got ${JSON.stringify(act)}`);
-    if (o.do_layer_norm_before === false) fail(ctx, "do_layer_norm_before", "post-LayerNorm OPT (opt-350m's original layout) is modelled as pre-LayerNorm; costs are the same, set it to true to proceed");
-    return checkModelConsistency({
-      name: modelName, family, hiddenSize, numHeads, numKvHeads: numHeads,
-      numLayers: readNumber(o, "num_hidden_layers", ctx, { min: 1, integer: true }),
-      ffnSize: readNumber(o, "ffn_dim", ctx, { min: 1, integer: true }),
-      vocabSize: readNumber(o, "vocab_size", ctx, { min: 1, integer: true }),
-      maxPositions: readNumber(o, "max_position_embeddings", ctx, { min: 1, integer: true }),
-      ffnKind: "relu",
-      wordEmbedDim: readOptionalNumber(o, "word_embed_proj_dim", ctx, { min: 1, integer: true }) ?? hiddenSize,
-      tiedEmbeddings: o.tie_word_embeddings === undefined ? true : o.tie_word_embeddings === true,
-      bytesPerParam: 2,
-    }, ctx);
+    if (o.do_layer_norm_before === false)
+      fail(
+        ctx,
+        "do_layer_norm_before",
+        "post-LayerNorm OPT (opt-350m's original layout) is modelled as pre-LayerNorm; costs are the same, set it to true to proceed",
+      );
+    return checkModelConsistency(
+      {
+        name: modelName,
+        family,
+        hiddenSize,
+        numHeads,
+        numKvHeads: numHeads,
+        numLayers: readNumber(o, "num_hidden_layers", ctx, { min: 1, integer: true }),
+        ffnSize: readNumber(o, "ffn_dim", ctx, { min: 1, integer: true }),
+        vocabSize: readNumber(o, "vocab_size", ctx, { min: 1, integer: true }),
+        maxPositions: readNumber(o, "max_position_embeddings", ctx, { min: 1, integer: true }),
+        ffnKind: "relu",
+        wordEmbedDim: readOptionalNumber(o, "word_embed_proj_dim", ctx, { min: 1, integer: true }) ?? hiddenSize,
+        tiedEmbeddings: o.tie_word_embeddings === undefined ? true : o.tie_word_embeddings === true,
+        bytesPerParam: 2,
+      },
+      ctx,
+    );
   }
   const hiddenSize = readNumber(o, "hidden_size", ctx, { min: 1, integer: true });
   const numHeads = readNumber(o, "num_attention_heads", ctx, { min: 1, integer: true });
@@ -50,7 +68,10 @@ export function modelSpecFromHfConfig(data: unknown, source: string, name?: stri
   }
   const moe = readMoe(o, family, ffnSize, ctx);
   const spec: ModelSpec = {
-    name: modelName, family, hiddenSize, numHeads,
+    name: modelName,
+    family,
+    hiddenSize,
+    numHeads,
     ...(headDim !== undefined ? { headDim } : {}),
     numKvHeads: readOptionalNumber(o, "num_key_value_heads", ctx, { min: 1, integer: true }) ?? numHeads,
     numLayers: readNumber(o, "num_hidden_layers", ctx, { min: 1, integer: true }),
@@ -67,7 +88,12 @@ export function modelSpecFromHfConfig(data: unknown, source: string, name?: stri
 }
 
 /** The MoE fields of a mixtral, qwen2_moe, olmoe or qwen3_moe config; undefined for dense types. */
-function readMoe(o: Record<string, unknown>, family: ModelFamily, ffnSize: number, ctx: FieldContext): MoeSpec | undefined {
+function readMoe(
+  o: Record<string, unknown>,
+  family: ModelFamily,
+  ffnSize: number,
+  ctx: FieldContext,
+): MoeSpec | undefined {
   if (family !== "mixtral" && family !== "qwen2_moe" && family !== "olmoe" && family !== "qwen3_moe") return undefined;
   const expertsKey = family === "mixtral" ? "num_local_experts" : "num_experts";
   const numExperts = readNumber(o, expertsKey, ctx, { min: 1, integer: true });
@@ -75,10 +101,15 @@ function readMoe(o: Record<string, unknown>, family: ModelFamily, ffnSize: numbe
   if (expertsPerToken > numExperts) fail(ctx, "num_experts_per_tok", `must be at most ${expertsKey} (${numExperts})`);
   if (family === "qwen2_moe" || family === "qwen3_moe") rejectDenseLayers(o, ctx);
   // Biases the tensor layout does not carry: Qwen2-MoE always has q/k/v biases, OLMoE and Qwen3-MoE none.
-  if (family === "qwen2_moe" && o.qkv_bias === false) fail(ctx, "qkv_bias", "false is not modelled: Qwen2-MoE checkpoints have q/k/v biases");
-  if ((family === "olmoe" || family === "qwen3_moe") && o.attention_bias === true) fail(ctx, "attention_bias", `true is not modelled: ${family} checkpoints have no attention biases`);
+  if (family === "qwen2_moe" && o.qkv_bias === false)
+    fail(ctx, "qkv_bias", "false is not modelled: Qwen2-MoE checkpoints have q/k/v biases");
+  if ((family === "olmoe" || family === "qwen3_moe") && o.attention_bias === true)
+    fail(ctx, "attention_bias", `true is not modelled: ${family} checkpoints have no attention biases`);
   // Mixtral and OLMoE experts are intermediate_size wide; the Qwen families have a separate moe_intermediate_size.
-  const expertFfnSize = family === "mixtral" || family === "olmoe" ? ffnSize : readNumber(o, "moe_intermediate_size", ctx, { min: 1, integer: true });
+  const expertFfnSize =
+    family === "mixtral" || family === "olmoe"
+      ? ffnSize
+      : readNumber(o, "moe_intermediate_size", ctx, { min: 1, integer: true });
   if (family !== "qwen2_moe") return { numExperts, expertsPerToken, expertFfnSize };
   const shared = readNumber(o, "shared_expert_intermediate_size", ctx, { min: 1, integer: true });
   return { numExperts, expertsPerToken, expertFfnSize, sharedExperts: 1, sharedExpertFfnSize: shared };
@@ -87,15 +118,27 @@ function readMoe(o: Record<string, unknown>, family: ModelFamily, ffnSize: numbe
 /** Qwen MoE configs can make some layers dense; only every-layer MoE is modelled. */
 function rejectDenseLayers(o: Record<string, unknown>, ctx: FieldContext): void {
   const step = readOptionalNumber(o, "decoder_sparse_step", ctx, { min: 1, integer: true });
-  if (step !== undefined && step !== 1) fail(ctx, "decoder_sparse_step", `${step} makes only every ${step}th layer MoE; only configs whose every layer is MoE (1) are modelled, not a per-layer dense/MoE mix`);
+  if (step !== undefined && step !== 1)
+    fail(
+      ctx,
+      "decoder_sparse_step",
+      `${step} makes only every ${step}th layer MoE; only configs whose every layer is MoE (1) are modelled, not a per-layer dense/MoE mix`,
+    );
   const only = o.mlp_only_layers;
   if (only === undefined || only === null) return;
-  if (!Array.isArray(only)) fail(ctx, "mlp_only_layers", `expected a list of layer indices, got ${describeValue(only)}`);
-  if (only.length > 0) fail(ctx, "mlp_only_layers", `layers ${JSON.stringify(only)} are dense; only configs whose every layer is MoE (an empty list) are modelled, not a per-layer dense/MoE mix`);
+  if (!Array.isArray(only))
+    fail(ctx, "mlp_only_layers", `expected a list of layer indices, got ${describeValue(only)}`);
+  if (only.length > 0)
+    fail(
+      ctx,
+      "mlp_only_layers",
+      `layers ${JSON.stringify(only)} are dense; only configs whose every layer is MoE (an empty list) are modelled, not a per-layer dense/MoE mix`,
+    );
 }
 
 function checkDtype(o: Record<string, unknown>, ctx: FieldContext): void {
   const dtype = o.torch_dtype ?? o.dtype;
   if (dtype === undefined) return;
-  if (!["float16", "bfloat16", "float32"].includes(String(dtype))) fail(ctx, "torch_dtype", `expected float16, bfloat16 or float32, got ${JSON.stringify(dtype)}`);
+  if (!["float16", "bfloat16", "float32"].includes(String(dtype)))
+    fail(ctx, "torch_dtype", `expected float16, bfloat16 or float32, got ${JSON.stringify(dtype)}`);
 }

@@ -13,9 +13,14 @@ import { modelSpecFromHfConfig } from "./hf-config.js";
 export function resolveModel(nameOrPath: string): ModelSpec {
   const fromCatalogue = findCatalogueModel(nameOrPath);
   if (fromCatalogue) return fromCatalogue;
-  const looksLikePath = nameOrPath === "-" || nameOrPath.endsWith(".json") || nameOrPath.includes("/") || existsSync(nameOrPath);
+  const looksLikePath =
+    nameOrPath === "-" || nameOrPath.endsWith(".json") || nameOrPath.includes("/") || existsSync(nameOrPath);
   if (!looksLikePath) {
-    throw new InputError("--model", undefined, `unknown model ${JSON.stringify(nameOrPath)}; expected a catalogue name (${MODEL_CATALOGUE.map((m) => m.name).join(", ")}) or the path of a config.json`);
+    throw new InputError(
+      "--model",
+      undefined,
+      `unknown model ${JSON.stringify(nameOrPath)}; expected a catalogue name (${MODEL_CATALOGUE.map((m) => m.name).join(", ")}) or the path of a config.json`,
+    );
   }
   let path = nameOrPath;
   if (existsSync(path) && !path.endsWith(".json") && existsSync(`${path}/config.json`)) path = `${path}/config.json`;

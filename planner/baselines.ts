@@ -17,10 +17,11 @@
  *   4.5 bits per weight), whichever is faster, and the best batch of 1, 2, 4, 8 parallel sequences.
  *   Simplification: a CPU-resident LM head is costed as streamed to the GPU, not computed on the CPU.
  */
+
+import type { Plan } from "../core/plan.js";
 import type { LayerGroup, Placement } from "../core/policy.js";
 import { toFlexgenPercent } from "../core/policy.js";
-import { type FixedPolicy, plan, type PlanRequest } from "./plan.js";
-import { type Plan } from "../core/plan.js";
+import { type FixedPolicy, type PlanRequest, plan } from "./plan.js";
 
 export const BASELINE_NAMES = ["accelerate", "deepspeed-zero", "llama.cpp", "flexgen"] as const;
 export type BaselineName = (typeof BASELINE_NAMES)[number];
@@ -87,20 +88,36 @@ async function largestWhere(max: number, ok: (n: number) => Promise<boolean>): P
 const groups = (...parts: [number, Placement, "gpu" | "cpu"][]): LayerGroup[] =>
   parts.filter(([layers]) => layers > 0).map(([layers, weights, compute]) => ({ layers, weights, compute }));
 
-const better = (a: Plan | undefined, b: Plan): Plan => (a && a.predicted.throughputTokensPerSecond >= b.predicted.throughputTokensPerSecond ? a : b);
+const better = (a: Plan | undefined, b: Plan): Plan =>
+  a && a.predicted.throughputTokensPerSecond >= b.predicted.throughputTokensPerSecond ? a : b;
 
 export async function accelerateBaseline(request: BaseRequest): Promise<Baseline> {
-  const description = 'Accelerate device_map="auto": whole layers on the GPU until full, then CPU, then disk; weights fetched when a layer runs (no prefetch); KV on the GPU; batch 1-8';
+  const description =
+    'Accelerate device_map="auto": whole layers on the GPU until full, then CPU, then disk; weights fetched when a layer runs (no prefetch); KV on the GPU; batch 1-8';
   const L = request.model.numLayers;
   let best: Plan | undefined;
   for (const gbs of SMALL_BATCHES) {
-    const at = (gpuLayers: number, cpuLayers: number, embeddings: Placement) => plan({
-      ...request, costModel: "spillway",
-      fixed: {
-        gbs, nb: 1, percent: [0, 100, 100, 0, 100, 0], compressWeight: false, compressCache: false, cpuAttention: false, overlap: false, pinWeight: false,
-        embeddings, layerGroups: groups([gpuLayers, ON.gpu, "gpu"], [cpuLayers, ON.cpu, "gpu"], [L - gpuLayers - cpuLayers, ON.disk, "gpu"]),
-      },
-    });
+    const at = (gpuLayers: number, cpuLayers: number, embeddings: Placement) =>
+      plan({
+        ...request,
+        costModel: "spillway",
+        fixed: {
+          gbs,
+          nb: 1,
+          percent: [0, 100, 100, 0, 100, 0],
+          compressWeight: false,
+          compressCache: false,
+          cpuAttention: false,
+          overlap: false,
+          pinWeight: false,
+          embeddings,
+          layerGroups: groups(
+            [gpuLayers, ON.gpu, "gpu"],
+            [cpuLayers, ON.cpu, "gpu"],
+            [L - gpuLayers - cpuLayers, ON.disk, "gpu"],
+          ),
+        },
+      });
     const fits = (p: Plan, tier: "gpu" | "cpu") => p.predicted.peakBytes[tier] <= p.predicted.capacityBytes[tier];
     // The device map fills in module order: the embeddings first, then the layers.
     let embeddings = ON.gpu;
@@ -112,24 +129,40 @@ export async function accelerateBaseline(request: BaseRequest): Promise<Baseline
     const p = await at(gpuLayers, cpuLayers, embeddings);
     if (p.predicted.feasible) best = better(best, p);
   }
-  return best ? { name: "accelerate", description, plan: best } : { name: "accelerate", description, reason: "not even one sequence fits with the KV cache on the GPU and the layers streamed" };
+  return best
+    ? { name: "accelerate", description, plan: best }
+    : {
+        name: "accelerate",
+        description,
+        reason: "not even one sequence fits with the KV cache on the GPU and the layers streamed",
+      };
 }
 
 export async function llamaCppBaseline(request: BaseRequest): Promise<Baseline> {
-  const description = "llama.cpp -ngl N: the last N layers on the GPU, the rest computed on the CPU from host memory; the largest N that fits, fp16 or 4-bit, batch 1-8";
+  const description =
+    "llama.cpp -ngl N: the last N layers on the GPU, the rest computed on the CPU from host memory; the largest N that fits, fp16 or 4-bit, batch 1-8";
   const L = request.model.numLayers;
   let best: Plan | undefined;
   for (const compressWeight of [false, true]) {
     for (const gbs of SMALL_BATCHES) {
-      const at = (gpuLayers: number) => plan({
-        ...request, costModel: "spillway",
-        fixed: {
-          gbs, nb: 1, percent: [0, 100, 100, 0, 100, 0], compressWeight, compressCache: false, cpuAttention: false, overlap: true, pinWeight: true,
-          // The token table stays on the CPU; the output layer joins the GPU once every layer has (-ngl L+1).
-          embeddings: gpuLayers === L ? ON.gpu : ON.cpu,
-          layerGroups: groups([L - gpuLayers, ON.cpu, "cpu"], [gpuLayers, ON.gpu, "gpu"]),
-        },
-      });
+      const at = (gpuLayers: number) =>
+        plan({
+          ...request,
+          costModel: "spillway",
+          fixed: {
+            gbs,
+            nb: 1,
+            percent: [0, 100, 100, 0, 100, 0],
+            compressWeight,
+            compressCache: false,
+            cpuAttention: false,
+            overlap: true,
+            pinWeight: true,
+            // The token table stays on the CPU; the output layer joins the GPU once every layer has (-ngl L+1).
+            embeddings: gpuLayers === L ? ON.gpu : ON.cpu,
+            layerGroups: groups([L - gpuLayers, ON.cpu, "cpu"], [gpuLayers, ON.gpu, "gpu"]),
+          },
+        });
       const gpuLayers = await largestWhere(L, async (n) => {
         const p = await at(n);
         return p.predicted.peakBytes.gpu <= p.predicted.capacityBytes.gpu;
@@ -139,33 +172,79 @@ export async function llamaCppBaseline(request: BaseRequest): Promise<Baseline> 
       if (p.predicted.feasible) best = better(best, p);
     }
   }
-  return best ? { name: "llama.cpp", description, plan: best } : { name: "llama.cpp", description, reason: "the layers left on the CPU do not fit in host memory, even at 4 bits" };
+  return best
+    ? { name: "llama.cpp", description, plan: best }
+    : {
+        name: "llama.cpp",
+        description,
+        reason: "the layers left on the CPU do not fit in host memory, even at 4 bits",
+      };
 }
 
 export async function deepspeedZeroBaseline(request: BaseRequest): Promise<Baseline> {
-  const description = "ZeRO-Inference: weights streamed from host memory (NVMe if they do not fit), KV on the GPU, the largest batch that fits";
-  const fixed = (weightsOnHost: boolean) => (gbs: number): FixedPolicy => ({
-    gbs, nb: 1, percent: [0, weightsOnHost ? 100 : 0, 100, 0, 100, 0],
-    compressWeight: false, compressCache: false, cpuAttention: false, overlap: true, pinWeight: true,
-  });
+  const description =
+    "ZeRO-Inference: weights streamed from host memory (NVMe if they do not fit), KV on the GPU, the largest batch that fits";
+  const fixed =
+    (weightsOnHost: boolean) =>
+    (gbs: number): FixedPolicy => ({
+      gbs,
+      nb: 1,
+      percent: [0, weightsOnHost ? 100 : 0, 100, 0, 100, 0],
+      compressWeight: false,
+      compressCache: false,
+      cpuAttention: false,
+      overlap: true,
+      pinWeight: true,
+    });
   const best = (await largestFeasible(request, fixed(true))) ?? (await largestFeasible(request, fixed(false)));
-  return best ? { name: "deepspeed-zero", description, plan: best } : { name: "deepspeed-zero", description, reason: "no batch fits with the KV cache on the GPU and the weights on the host or disk" };
+  return best
+    ? { name: "deepspeed-zero", description, plan: best }
+    : {
+        name: "deepspeed-zero",
+        description,
+        reason: "no batch fits with the KV cache on the GPU and the weights on the host or disk",
+      };
 }
 
 export async function flexgenBaseline(request: BaseRequest): Promise<Baseline> {
   const description = "the policy FlexGen's own search and cost model pick";
-  if (request.model.family !== "opt") return { name: "flexgen", description, reason: `FlexGen runs OPT models only; ${request.model.name} is a ${request.model.family} model` };
+  if (request.model.family !== "opt")
+    return {
+      name: "flexgen",
+      description,
+      reason: `FlexGen runs OPT models only; ${request.model.name} is a ${request.model.family} model`,
+    };
   const chosen = await plan({ ...request, costModel: "flexgen" });
-  if (!chosen.predicted.feasible) return { name: "flexgen", description, reason: `FlexGen's search finds no feasible policy: ${chosen.predicted.infeasibleReasons.join("; ")}` };
+  if (!chosen.predicted.feasible)
+    return {
+      name: "flexgen",
+      description,
+      reason: `FlexGen's search finds no feasible policy: ${chosen.predicted.infeasibleReasons.join("; ")}`,
+    };
   const p = chosen.policy;
   const scored = await plan({
-    ...request, costModel: "spillway",
-    fixed: { gbs: p.gpuBatchSize, nb: p.numGpuBatches, percent: toFlexgenPercent(p), compressWeight: p.compressWeight, compressCache: p.compressCache, cpuAttention: p.cpuAttention, overlap: p.overlap, pinWeight: p.pinWeight },
+    ...request,
+    costModel: "spillway",
+    fixed: {
+      gbs: p.gpuBatchSize,
+      nb: p.numGpuBatches,
+      percent: toFlexgenPercent(p),
+      compressWeight: p.compressWeight,
+      compressCache: p.compressCache,
+      cpuAttention: p.cpuAttention,
+      overlap: p.overlap,
+      pinWeight: p.pinWeight,
+    },
   });
   return { name: "flexgen", description, plan: scored };
 }
 
 /** Every baseline for a request, in BASELINE_NAMES order. */
 export async function baselines(request: BaseRequest): Promise<Baseline[]> {
-  return [await accelerateBaseline(request), await deepspeedZeroBaseline(request), await llamaCppBaseline(request), await flexgenBaseline(request)];
+  return [
+    await accelerateBaseline(request),
+    await deepspeedZeroBaseline(request),
+    await llamaCppBaseline(request),
+    await flexgenBaseline(request),
+  ];
 }

@@ -6,13 +6,13 @@
  */
 import type { ModelSpec } from "../core/model-spec.js";
 import type { Policy } from "../core/policy.js";
+import type { ScheduleName } from "../core/schedule-name.js";
 import type { Workload } from "../core/workload.js";
 import { evaluateMoePolicy } from "./moe/evaluate-moe-policy.js";
 import type { RoutingProfile } from "./moe/routing-profile.js";
 import type { Prediction } from "./prediction.js";
 import { evaluatePolicy } from "./spillway/evaluate-policy.js";
 import type { HardwareRates } from "./spillway/hardware-rates.js";
-import type { ScheduleName } from "../core/schedule-name.js";
 
 export interface EvaluationRequest {
   readonly model: ModelSpec;
@@ -28,7 +28,10 @@ export interface EvaluationRequest {
 export function evaluate(request: EvaluationRequest): Prediction {
   const { model, rates, workload, policy } = request;
   if (policy.experts) {
-    if (!request.routing) throw new Error("evaluate(): an expert policy's prediction depends on routing; pass `routing` (e.g. defaultRoutingProfile(model))");
+    if (!request.routing)
+      throw new Error(
+        "evaluate(): an expert policy's prediction depends on routing; pass `routing` (e.g. defaultRoutingProfile(model))",
+      );
     return evaluateMoePolicy(model, rates, workload, policy, request.routing);
   }
   return evaluatePolicy(model, rates, workload, policy, request.schedule ?? "spillway");

@@ -4,26 +4,31 @@
  */
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import { type ModelSpec, totalWeightBytes } from "../core/model-spec.js";
-import { isUniform, type LayerGroup, type Placement, type Policy, toFlexgenPercent } from "../core/policy.js";
-import type { Workload } from "../core/workload.js";
-import { formatBytes } from "../core/units.js";
-import { loadedLpSolvers, loadLpSolvers, type LpSolvers, type SolveStats } from "./lp/solve-linear-program.js";
-import { flexgenConstants } from "./flexgen/flexgen-constants.js";
-import { type FlexgenLpInput, type FlexgenLpOutcome, flexgenBytes, flexgenUnconstrained } from "./flexgen/flexgen-lp.js";
-import { searchFlexgen } from "./flexgen/flexgen-search.js";
-import type { Prediction } from "./prediction.js";
-import { evaluatePolicy } from "./spillway/evaluate-policy.js";
-import { realizedPolicy } from "../core/realize-placement.js";
-import { hardwareRates } from "./spillway/hardware-rates.js";
-import { type LpCandidate, searchSpillway } from "./spillway/spillway-search.js";
-import { type FixedExperts, searchMoe } from "./moe/moe-search.js";
-import { llamaCppMoeAdvice } from "./moe/llama-cpp-moe.js";
-import { defaultRoutingProfile } from "./moe/default-routing.js";
-import type { RoutingProfile } from "./moe/routing-profile.js";
 import type { CostModelName, Plan, PlanPrediction } from "../core/plan.js";
+import { isUniform, type LayerGroup, type Placement, type Policy, toFlexgenPercent } from "../core/policy.js";
+import { realizedPolicy } from "../core/realize-placement.js";
 import { RESOURCE_NAMES } from "../core/resources.js";
 import type { ScheduleName } from "../core/schedule-name.js";
 import { TIERS } from "../core/tiers.js";
+import { formatBytes } from "../core/units.js";
+import type { Workload } from "../core/workload.js";
+import { flexgenConstants } from "./flexgen/flexgen-constants.js";
+import {
+  type FlexgenLpInput,
+  type FlexgenLpOutcome,
+  flexgenBytes,
+  flexgenUnconstrained,
+} from "./flexgen/flexgen-lp.js";
+import { searchFlexgen } from "./flexgen/flexgen-search.js";
+import { type LpSolvers, loadedLpSolvers, loadLpSolvers, type SolveStats } from "./lp/solve-linear-program.js";
+import { defaultRoutingProfile } from "./moe/default-routing.js";
+import { llamaCppMoeAdvice } from "./moe/llama-cpp-moe.js";
+import { type FixedExperts, searchMoe } from "./moe/moe-search.js";
+import type { RoutingProfile } from "./moe/routing-profile.js";
+import type { Prediction } from "./prediction.js";
+import { evaluatePolicy } from "./spillway/evaluate-policy.js";
+import { hardwareRates } from "./spillway/hardware-rates.js";
+import { type LpCandidate, searchSpillway } from "./spillway/spillway-search.js";
 
 export type { CostModelName, Plan, PlanPrediction, PlanSearch } from "../core/plan.js";
 
@@ -92,7 +97,11 @@ function fullyFixed(fixed: FixedPolicy | undefined): boolean {
 }
 
 function placementsFromPercent(p: readonly number[]): { weights: Placement; cache: Placement; activations: Placement } {
-  const tri = (g: number, c: number): Placement => ({ gpu: g / 100, cpu: c / 100, disk: Math.max(0, 100 - g - c) / 100 });
+  const tri = (g: number, c: number): Placement => ({
+    gpu: g / 100,
+    cpu: c / 100,
+    disk: Math.max(0, 100 - g - c) / 100,
+  });
   return { weights: tri(p[0]!, p[1]!), cache: tri(p[2]!, p[3]!), activations: tri(p[4]!, p[5]!) };
 }
 
@@ -134,7 +143,9 @@ function planMoe(request: PlanRequest): Plan {
   const routing = request.routing ?? defaultRoutingProfile(model);
   const result = searchMoe(model, rates, workload, routing, request.experts ?? {});
   if (!result.best) {
-    throw new PlanError(`no MoE policy fits ${model.name} (${formatBytes(totalWeightBytes(model))} of weights) with prompt ${workload.promptLen} + ${workload.genLen} tokens into GPU ${formatBytes(rates.capacityBytes.gpu)}, CPU ${formatBytes(rates.capacityBytes.cpu)}, disk ${formatBytes(rates.capacityBytes.disk)}${request.experts && Object.keys(request.experts).length ? " with the fixed settings given" : ""}: everything but the routed experts must fit on the GPU`);
+    throw new PlanError(
+      `no MoE policy fits ${model.name} (${formatBytes(totalWeightBytes(model))} of weights) with prompt ${workload.promptLen} + ${workload.genLen} tokens into GPU ${formatBytes(rates.capacityBytes.gpu)}, CPU ${formatBytes(rates.capacityBytes.cpu)}, disk ${formatBytes(rates.capacityBytes.disk)}${request.experts && Object.keys(request.experts).length ? " with the fixed settings given" : ""}: everything but the routed experts must fit on the GPU`,
+    );
   }
   const { policy, prediction } = result.best;
   const x = policy.experts!;
@@ -149,8 +160,19 @@ function planMoe(request: PlanRequest): Plan {
     schedule: "spillway",
     workload: { promptLen: workload.promptLen, genLen: workload.genLen },
     policy,
-    predicted: { ...planPrediction(prediction), experts: prediction.experts, decodeSecondsPerToken: prediction.decodeSecondsPerToken },
-    search: { lpSolves: 0, elapsedMs: performance.now() - started, exactEvaluations: result.evaluations, lpFallbacks: 0, scored: result.evaluations === 1, wallClockLimitHits: 0 },
+    predicted: {
+      ...planPrediction(prediction),
+      experts: prediction.experts,
+      decodeSecondsPerToken: prediction.decodeSecondsPerToken,
+    },
+    search: {
+      lpSolves: 0,
+      elapsedMs: performance.now() - started,
+      exactEvaluations: result.evaluations,
+      lpFallbacks: 0,
+      scored: result.evaluations === 1,
+      wallClockLimitHits: 0,
+    },
     flexgenArgs: "(FlexGen does not run Mixture-of-Experts models)",
     llamaCpp: llamaCppMoeAdvice(model, rates, workload, routing),
     modelSpec: model,
@@ -173,34 +195,62 @@ function planSpillway(request: PlanRequest, solvers: () => LpSolvers): Plan {
   let stats: SolveStats | undefined;
   if (fullyFixed(fixed)) {
     const requested: Policy = {
-      gpuBatchSize: fixed.gbs!, numGpuBatches: fixed.nb!, ...placementsFromPercent(fixed.percent!),
-      compressWeight: fixed.compressWeight ?? false, compressCache: fixed.compressCache ?? false, cpuAttention: fixed.cpuAttention ?? false,
-      overlap: fixed.overlap ?? true, pinWeight: fixed.pinWeight ?? true,
+      gpuBatchSize: fixed.gbs!,
+      numGpuBatches: fixed.nb!,
+      ...placementsFromPercent(fixed.percent!),
+      compressWeight: fixed.compressWeight ?? false,
+      compressCache: fixed.compressCache ?? false,
+      cpuAttention: fixed.cpuAttention ?? false,
+      overlap: fixed.overlap ?? true,
+      pinWeight: fixed.pinWeight ?? true,
       ...(fixed.layerGroups ? { layerGroups: fixed.layerGroups } : {}),
       ...(fixed.embeddings ? { embeddings: fixed.embeddings } : {}),
     };
     policy = realizedPolicy(model, requested);
     prediction = evaluatePolicy(model, rates, workload, policy, schedule);
-    if (!isUniform(policy)) notes.push("per-layer placement: FlexGen (and Spillway's runtime) apply one split to every layer, so the FlexGen flags show the average split");
-    const moved = (fixed.layerGroups ? (["cache", "activations"] as const) : (["weights", "cache", "activations"] as const)).filter((k) => Math.abs(policy[k].gpu - requested[k].gpu) > 1e-9 || Math.abs(policy[k].cpu - requested[k].cpu) > 1e-9);
-    if (moved.length) notes.push(`${moved.join(", ")} placement realized at the runtime's granularity (whole tensors, whole sequences, one activation tier); the fractions shown are what will be allocated`);
+    if (!isUniform(policy))
+      notes.push(
+        "per-layer placement: FlexGen (and Spillway's runtime) apply one split to every layer, so the FlexGen flags show the average split",
+      );
+    const moved = (
+      fixed.layerGroups ? (["cache", "activations"] as const) : (["weights", "cache", "activations"] as const)
+    ).filter(
+      (k) => Math.abs(policy[k].gpu - requested[k].gpu) > 1e-9 || Math.abs(policy[k].cpu - requested[k].cpu) > 1e-9,
+    );
+    if (moved.length)
+      notes.push(
+        `${moved.join(", ")} placement realized at the runtime's granularity (whole tensors, whole sequences, one activation tier); the fractions shown are what will be allocated`,
+      );
   } else {
-    if (fixed.layerGroups || fixed.embeddings) throw new PlanError("per-layer placement is scored, not searched: fix gbs, nb and percent with it");
+    if (fixed.layerGroups || fixed.embeddings)
+      throw new PlanError("per-layer placement is scored, not searched: fix gbs, nb and percent with it");
     const { percent: pct, layerGroups: _groups, embeddings: _embeddings, ...rest } = fixed;
     const result = searchSpillway({
-      model, rates, workload, schedule, solvers: solvers(), ...(request.maxBlock !== undefined ? { maxBlock: request.maxBlock } : {}),
+      model,
+      rates,
+      workload,
+      schedule,
+      solvers: solvers(),
+      ...(request.maxBlock !== undefined ? { maxBlock: request.maxBlock } : {}),
       ...(request.onCandidate ? { onCandidate: request.onCandidate } : {}),
-      fixed: { ...rest, ...(pct ? { percent: { wg: pct[0], wc: pct[1], cg: pct[2], cc: pct[3], hg: pct[4], hc: pct[5] } } : {}) },
+      fixed: {
+        ...rest,
+        ...(pct ? { percent: { wg: pct[0], wc: pct[1], cg: pct[2], cc: pct[3], hg: pct[4], hc: pct[5] } } : {}),
+      },
     });
     lpSolves = result.lpSolves;
     exactEvaluations = result.exactEvaluations;
     stats = result.stats;
     if (!result.best) {
-      throw new PlanError(`no policy fits ${model.name} (${formatBytes(totalWeightBytes(model))} of weights) with prompt ${workload.promptLen} + ${workload.genLen} tokens into GPU ${formatBytes(rates.capacityBytes.gpu)}, CPU ${formatBytes(rates.capacityBytes.cpu)}, disk ${formatBytes(rates.capacityBytes.disk)}${Object.keys(fixed).length ? " with the fixed settings given" : ""}`);
+      throw new PlanError(
+        `no policy fits ${model.name} (${formatBytes(totalWeightBytes(model))} of weights) with prompt ${workload.promptLen} + ${workload.genLen} tokens into GPU ${formatBytes(rates.capacityBytes.gpu)}, CPU ${formatBytes(rates.capacityBytes.cpu)}, disk ${formatBytes(rates.capacityBytes.disk)}${Object.keys(fixed).length ? " with the fixed settings given" : ""}`,
+      );
     }
     policy = result.best.policy;
     prediction = result.best.prediction;
-    notes.push("placement fractions are those the runtime really allocates: whole tensors, whole sequences, activations on one tier");
+    notes.push(
+      "placement fractions are those the runtime really allocates: whole tensors, whole sequences, activations on one tier",
+    );
   }
   const elapsedMs = performance.now() - started;
   return {
@@ -211,7 +261,14 @@ function planSpillway(request: PlanRequest, solvers: () => LpSolvers): Plan {
     workload: { promptLen: workload.promptLen, genLen: workload.genLen },
     policy,
     predicted: planPrediction(prediction),
-    search: { lpSolves, elapsedMs, exactEvaluations, lpFallbacks: stats?.fallbacks ?? 0, scored: fullyFixed(fixed), wallClockLimitHits: stats?.wallClockLimitHits ?? 0 },
+    search: {
+      lpSolves,
+      elapsedMs,
+      exactEvaluations,
+      lpFallbacks: stats?.fallbacks ?? 0,
+      scored: fullyFixed(fixed),
+      wallClockLimitHits: stats?.wallClockLimitHits ?? 0,
+    },
     flexgenArgs: flexgenArgs(model, policy),
     modelSpec: model,
     notes,
@@ -219,26 +276,47 @@ function planSpillway(request: PlanRequest, solvers: () => LpSolvers): Plan {
 }
 
 const FLEXGEN_TERM_RESOURCE: Record<string, string> = {
-  ctogg: RESOURCE_NAMES.h2d, gtocg: RESOURCE_NAMES.d2h, dtocg: RESOURCE_NAMES.diskRead, ctodg: RESOURCE_NAMES.diskWrite, compg: "compute",
+  ctogg: RESOURCE_NAMES.h2d,
+  gtocg: RESOURCE_NAMES.d2h,
+  dtocg: RESOURCE_NAMES.diskRead,
+  ctodg: RESOURCE_NAMES.diskWrite,
+  compg: "compute",
 };
 
 function planFlexgen(request: PlanRequest, solvers: () => LpSolvers): Plan {
   const { model, hardware, workload } = request;
   if (model.family !== "opt") {
-    throw new PlanError(`FlexGen's cost model covers OPT models only; ${model.name} is a ${model.family} model (use --cost-model spillway)`);
+    throw new PlanError(
+      `FlexGen's cost model covers OPT models only; ${model.name} is a ${model.family} model (use --cost-model spillway)`,
+    );
   }
   const alpha = request.alpha ?? 0.8;
   const fixed = request.fixed ?? {};
   const constants = flexgenConstants(hardware);
   const started = performance.now();
-  const dims = { l: model.numLayers, h1: model.hiddenSize, h2: model.ffnSize, nh: model.numHeads, s: workload.promptLen, n: workload.genLen };
+  const dims = {
+    l: model.numLayers,
+    h1: model.hiddenSize,
+    h2: model.ffnSize,
+    nh: model.numHeads,
+    s: workload.promptLen,
+    n: workload.genLen,
+  };
   const capacities = {
-    gpuBytes: hardware.capacityBytes.gpu.value, cpuBytes: hardware.capacityBytes.cpu.value, diskBytes: hardware.capacityBytes.disk.value,
-    alphaGpu: alpha, alphaCpu: alpha, alphaDisk: alpha,
+    gpuBytes: hardware.capacityBytes.gpu.value,
+    cpuBytes: hardware.capacityBytes.cpu.value,
+    diskBytes: hardware.capacityBytes.disk.value,
+    alphaGpu: alpha,
+    alphaCpu: alpha,
+    alphaDisk: alpha,
   };
   const compressWeight = fixed.compressWeight ?? false;
   const result = searchFlexgen({
-    dims, constants, capacities, compressWeight, solvers: solvers(),
+    dims,
+    constants,
+    capacities,
+    compressWeight,
+    solvers: solvers(),
     ...(fixed.percent ? { percent: fixed.percent } : {}),
     ...(fixed.gbs !== undefined ? { gbs: fixed.gbs } : {}),
     ...(fixed.nb !== undefined ? { nb: fixed.nb } : {}),
@@ -254,31 +332,61 @@ function planFlexgen(request: PlanRequest, solvers: () => LpSolvers): Plan {
     gbs = fixed.gbs!;
     nb = fixed.nb!;
     const p = fixed.percent!;
-    const x = { wg: p[0] / 100, wc: p[1] / 100, wn: 1 - (p[0] + p[1]) / 100, cg: p[2] / 100, cc: p[3] / 100, cn: 1 - (p[2] + p[3]) / 100, hg: p[4] / 100, hc: p[5] / 100, hn: 1 - (p[4] + p[5]) / 100 };
+    const x = {
+      wg: p[0] / 100,
+      wc: p[1] / 100,
+      wn: 1 - (p[0] + p[1]) / 100,
+      cg: p[2] / 100,
+      cc: p[3] / 100,
+      cn: 1 - (p[2] + p[3]) / 100,
+      hg: p[4] / 100,
+      hc: p[5] / 100,
+      hn: 1 - (p[4] + p[5]) / 100,
+    };
     outcome = flexgenUnconstrained({ dims, constants, capacities, gbs, bls: gbs * nb, compressWeight }, x);
     feasible = false;
-    const cap = { gpu: capacities.gpuBytes * alpha, cpu: capacities.cpuBytes * alpha, disk: capacities.diskBytes * alpha };
+    const cap = {
+      gpu: capacities.gpuBytes * alpha,
+      cpu: capacities.cpuBytes * alpha,
+      disk: capacities.diskBytes * alpha,
+    };
     for (const tier of TIERS) {
-      if (outcome.peakBytes[tier] > cap[tier]) infeasibleReasons.push(`${tier} peak ${formatBytes(outcome.peakBytes[tier])} exceeds alpha (${alpha}) x capacity = ${formatBytes(cap[tier])}`);
+      if (outcome.peakBytes[tier] > cap[tier])
+        infeasibleReasons.push(
+          `${tier} peak ${formatBytes(outcome.peakBytes[tier])} exceeds alpha (${alpha}) x capacity = ${formatBytes(cap[tier])}`,
+        );
     }
     if (x.hn > 1e-9) infeasibleReasons.push("FlexGen's runtime cannot keep activations on disk (hg + hc must be 100)");
   } else {
-    throw new PlanError(`FlexGen's LP finds no feasible policy for ${model.name} with capacities GPU ${formatBytes(capacities.gpuBytes)}, CPU ${formatBytes(capacities.cpuBytes)}, disk ${formatBytes(capacities.diskBytes)} x alpha ${alpha}`);
+    throw new PlanError(
+      `FlexGen's LP finds no feasible policy for ${model.name} with capacities GPU ${formatBytes(capacities.gpuBytes)}, CPU ${formatBytes(capacities.cpuBytes)}, disk ${formatBytes(capacities.diskBytes)} x alpha ${alpha}`,
+    );
   }
   const elapsedMs = performance.now() - started;
   const x = outcome.fractions;
   const policy: Policy = {
-    gpuBatchSize: gbs, numGpuBatches: nb,
+    gpuBatchSize: gbs,
+    numGpuBatches: nb,
     weights: { gpu: x.wg, cpu: x.wc, disk: x.wn },
     cache: { gpu: x.cg, cpu: x.cc, disk: x.cn },
     activations: { gpu: x.hg, cpu: x.hc, disk: x.hn },
-    compressWeight, compressCache: false, cpuAttention: fixed.cpuAttention ?? true, overlap: fixed.overlap ?? true, pinWeight: fixed.pinWeight ?? true,
+    compressWeight,
+    compressCache: false,
+    cpuAttention: fixed.cpuAttention ?? true,
+    overlap: fixed.overlap ?? true,
+    pinWeight: fixed.pinWeight ?? true,
   };
   const lpInput: FlexgenLpInput = { dims, constants, capacities, gbs, bls: gbs * nb, compressWeight };
   const terms = outcome.perLayerSeconds;
   const decodeTerms = ["gtocg", "dtocg", "ctodg", "compg"] as const;
-  const bottleneckTerm = decodeTerms.reduce((a, t) => ((terms[t] ?? 0) > (terms[a] ?? 0) ? t : a), "compg" as (typeof decodeTerms)[number]);
-  const bottleneck = (terms.ctogg ?? 0) > (terms[bottleneckTerm] ?? 0) ? FLEXGEN_TERM_RESOURCE.ctogg! : FLEXGEN_TERM_RESOURCE[bottleneckTerm]!;
+  const bottleneckTerm = decodeTerms.reduce(
+    (a, t) => ((terms[t] ?? 0) > (terms[a] ?? 0) ? t : a),
+    "compg" as (typeof decodeTerms)[number],
+  );
+  const bottleneck =
+    (terms.ctogg ?? 0) > (terms[bottleneckTerm] ?? 0)
+      ? FLEXGEN_TERM_RESOURCE.ctogg!
+      : FLEXGEN_TERM_RESOURCE[bottleneckTerm]!;
   const notes = [
     constants.origin === "fitted"
       ? `hardware constants: FlexGen's released fitted values for ${hardware.name}`
@@ -304,7 +412,13 @@ function planFlexgen(request: PlanRequest, solvers: () => LpSolvers): Plan {
       busySeconds: terms,
       bottleneck,
     },
-    search: { lpSolves: result.lpSolves, elapsedMs, lpFallbacks: result.stats.fallbacks, scored: fullyFixed(fixed), wallClockLimitHits: result.stats.wallClockLimitHits },
+    search: {
+      lpSolves: result.lpSolves,
+      elapsedMs,
+      lpFallbacks: result.stats.fallbacks,
+      scored: fullyFixed(fixed),
+      wallClockLimitHits: result.stats.wallClockLimitHits,
+    },
     flexgenArgs: flexgenArgs(model, policy),
     modelSpec: model,
     notes,

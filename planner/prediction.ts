@@ -2,10 +2,11 @@
  * What the Spillway cost models predict for one policy (dense and Mixture-of-Experts alike), and the
  * capacity check both apply.
  */
-import { TIERS, type Tier } from "../core/tiers.js";
-import { formatBytes } from "../core/units.js";
+
 import type { Link } from "../core/links.js";
 import type { Resource } from "../core/resources.js";
+import { TIERS, type Tier } from "../core/tiers.js";
+import { formatBytes } from "../core/units.js";
 
 export interface Prediction {
   readonly throughputTokensPerSecond: number;
@@ -26,8 +27,11 @@ export interface Prediction {
 }
 
 /** One line per tier whose peak exceeds its capacity (empty when everything fits). */
-export function capacityShortfalls(peakBytes: Readonly<Record<Tier, number>>, capacityBytes: Readonly<Record<Tier, number>>): string[] {
-  return TIERS
-    .filter((tier) => peakBytes[tier] > capacityBytes[tier])
-    .map((tier) => `${tier} peak ${formatBytes(peakBytes[tier])} exceeds its capacity ${formatBytes(capacityBytes[tier])}`);
+export function capacityShortfalls(
+  peakBytes: Readonly<Record<Tier, number>>,
+  capacityBytes: Readonly<Record<Tier, number>>,
+): string[] {
+  return TIERS.filter((tier) => peakBytes[tier] > capacityBytes[tier]).map(
+    (tier) => `${tier} peak ${formatBytes(peakBytes[tier])} exceeds its capacity ${formatBytes(capacityBytes[tier])}`,
+  );
 }

@@ -8,24 +8,28 @@ import { mkdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { TopLevelSpec } from "vega-lite";
 import type { HardwareProfile } from "../core/hardware-profile.js";
-import { InputError } from "../core/input-error.js";
-import type { Policy } from "../core/policy.js";
-import { writeFileAtomic } from "../core/write-file-atomic.js";
 import { withCapacities } from "../core/hardware-profile.js";
-import type { Comparison } from "../runtime/compare.js";
+import { InputError } from "../core/input-error.js";
+import type { Plan } from "../core/plan.js";
+import type { Policy } from "../core/policy.js";
+import { TIERS, type Tier } from "../core/tiers.js";
+import { writeFileAtomic } from "../core/write-file-atomic.js";
 import { baselines } from "../planner/baselines.js";
 import { plan as makePlan, PlanError } from "../planner/plan.js";
 import type { LpCandidate } from "../planner/spillway/spillway-search.js";
-import { simulate, type SimulationResult } from "../simulator/simulate.js";
+import type { Comparison } from "../runtime/compare.js";
 import { MemoryTraceSink } from "../simulator/memory-trace-sink.js";
-import type { Plan } from "../core/plan.js";
-import { TIERS, type Tier } from "../core/tiers.js";
+import { type SimulationResult, simulate } from "../simulator/simulate.js";
 import { baselineRows, baselinesChart } from "./baselines-chart.js";
 import { frontierChart, frontierPlans, frontierRows } from "./frontier-chart.js";
 import { formatRate, landscapeChart, landscapeRows } from "./landscape-chart.js";
 import { memoryChart, memoryRows } from "./memory-chart.js";
 import { placementChart } from "./placement-chart.js";
-import { type FiguresForChart, predictedVsMeasuredChart, predictedVsMeasuredRows } from "./predicted-vs-measured-chart.js";
+import {
+  type FiguresForChart,
+  predictedVsMeasuredChart,
+  predictedVsMeasuredRows,
+} from "./predicted-vs-measured-chart.js";
 import { parseTrace, type Trace } from "./read-trace.js";
 import { renderChart, withChartConfig } from "./render-chart.js";
 import { chooseWindow, timelineChart, timelineRows } from "./timeline-chart.js";
@@ -84,13 +88,19 @@ function placementWords(label: string, p: Policy["weights"]): string {
 /** One line: model, hardware, policy, predicted token/s. */
 export function planSummary(p: Plan): string {
   const q = p.policy;
-  const extras = [q.compressWeight ? "4-bit weights" : "", q.compressCache ? "4-bit KV" : "", q.cpuAttention ? "CPU attention" : ""].filter(Boolean);
+  const extras = [
+    q.compressWeight ? "4-bit weights" : "",
+    q.compressCache ? "4-bit KV" : "",
+    q.cpuAttention ? "CPU attention" : "",
+  ].filter(Boolean);
   return `${p.model} on ${p.hardware}, prompt ${p.workload.promptLen} + ${p.workload.genLen} generated: GPU batch ${q.gpuBatchSize} × ${q.numGpuBatches} batches (block of ${q.gpuBatchSize * q.numGpuBatches}); ${placementWords("weights", q.weights)}; ${placementWords("KV", q.cache)}${extras.length ? `; ${extras.join(", ")}` : ""}; predicted ${formatRate(p.predicted.throughputTokensPerSecond)} token/s${p.predicted.bottleneck ? ` (bottleneck: ${p.predicted.bottleneck})` : ""}`;
 }
 
 function chartName(base: string, trace: Trace, many: boolean): string {
   if (!many) return base;
-  const stem = basename(trace.path).replace(/\.json$/i, "").replace(/[^A-Za-z0-9._-]+/g, "-");
+  const stem = basename(trace.path)
+    .replace(/\.json$/i, "")
+    .replace(/[^A-Za-z0-9._-]+/g, "-");
   return `${base}-${stem}`;
 }
 
@@ -98,8 +108,13 @@ function escapeHtml(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 }
 
-
-function traceCharts(trace: Trace, name: (base: string) => string, about: string, capacityBytes: Partial<Record<Tier, number>>, notes: string[]): ChartToRender[] {
+function traceCharts(
+  trace: Trace,
+  name: (base: string) => string,
+  about: string,
+  capacityBytes: Partial<Record<Tier, number>>,
+  notes: string[],
+): ChartToRender[] {
   const out: ChartToRender[] = [];
   const kind = trace.source === "simulate" ? "simulated" : "measured";
   if (trace.slices.length > 0) {
@@ -115,10 +130,14 @@ function traceCharts(trace: Trace, name: (base: string) => string, about: string
     out.push({
       name: name("memory"),
       heading: `Memory in use (${kind})`,
-      caption: "Memory in use per tier over the whole run (step lines; long runs keep the largest value in each of 1000 time slices, so peaks survive) against each tier's capacity (dashed). Each tier has its own scale: look at how close each line comes to its dashed capacity.",
+      caption:
+        "Memory in use per tier over the whole run (step lines; long runs keep the largest value in each of 1000 time slices, so peaks survive) against each tier's capacity (dashed). Each tier has its own scale: look at how close each line comes to its dashed capacity.",
       spec: memoryChart(memoryRows(trace.memory), capacityBytes, { title: `Memory in use (${kind}): ${about}` }),
     });
-  } else notes.push(`${trace.path}: no memory counters (the runtime's traces do not record memory in use), so no memory chart`);
+  } else
+    notes.push(
+      `${trace.path}: no memory counters (the runtime's traces do not record memory in use), so no memory chart`,
+    );
   return out;
 }
 
@@ -130,7 +149,11 @@ export async function buildReport(options: BuildReportOptions): Promise<ReportSu
   const charts: ChartToRender[] = [];
   const capacityBytes: Record<Tier, number> = p
     ? { ...p.predicted.capacityBytes }
-    : { gpu: options.hardware.capacityBytes.gpu.value, cpu: options.hardware.capacityBytes.cpu.value, disk: options.hardware.capacityBytes.disk.value };
+    : {
+        gpu: options.hardware.capacityBytes.gpu.value,
+        cpu: options.hardware.capacityBytes.cpu.value,
+        disk: options.hardware.capacityBytes.disk.value,
+      };
   const hardware = withCapacities(options.hardware, capacityBytes, "plan");
   let simulated: SimulationResult | undefined;
   let simulatedTrace: Trace | undefined;
@@ -140,14 +163,20 @@ export async function buildReport(options: BuildReportOptions): Promise<ReportSu
     charts.push({
       name: "placement",
       heading: "Where the model lives",
-      caption: "GiB of weights, KV cache and activations on each tier under the chosen policy. Look at what spills past the GPU: everything not blue crosses a link every layer.",
+      caption:
+        "GiB of weights, KV cache and activations on each tier under the chosen policy. Look at what spills past the GPU: everything not blue crosses a link every layer.",
       spec: placementChart(p),
     });
     const request = { model: p.modelSpec, hardware, workload: p.workload, schedule: p.schedule };
     if (options.analyses !== false) {
-      if (p.costModel === "flexgen") notes.push("the plan was made with FlexGen's cost model: the search landscape, frontier and baselines (Spillway model) are left out");
+      if (p.costModel === "flexgen")
+        notes.push(
+          "the plan was made with FlexGen's cost model: the search landscape, frontier and baselines (Spillway model) are left out",
+        );
       else if (p.policy.experts) {
-        notes.push("a Mixture-of-Experts plan: the search landscape, frontier and baselines chart the dense LP search, so they are left out; `spillway simulate PLAN --routing TRACE` replays its expert caches");
+        notes.push(
+          "a Mixture-of-Experts plan: the search landscape, frontier and baselines chart the dense LP search, so they are left out; `spillway simulate PLAN --routing TRACE` replays its expert caches",
+        );
       } else {
         progress("search landscape");
         const candidates: LpCandidate[] = [];
@@ -160,18 +189,29 @@ export async function buildReport(options: BuildReportOptions): Promise<ReportSu
           charts.push({
             name: "landscape",
             heading: "Search landscape",
-            caption: "The LP's throughput estimate for each block size (GPU batch size × number of GPU batches, log scale), one line per GPU batch size, best over the families of discrete choices. These are the LP's estimates, not exact scores; the red diamond is the chosen policy scored exactly by the cost model. Look for where the lines peak or flatten: past that, bigger blocks stop paying off (their KV cache spills further down the tiers).",
-            spec: landscapeChart(landscapeRows(candidates, { gbs: p.policy.gpuBatchSize, nb: p.policy.numGpuBatches, throughputTokensPerSecond: p.predicted.throughputTokensPerSecond }), p),
+            caption:
+              "The LP's throughput estimate for each block size (GPU batch size × number of GPU batches, log scale), one line per GPU batch size, best over the families of discrete choices. These are the LP's estimates, not exact scores; the red diamond is the chosen policy scored exactly by the cost model. Look for where the lines peak or flatten: past that, bigger blocks stop paying off (their KV cache spills further down the tiers).",
+            spec: landscapeChart(
+              landscapeRows(candidates, {
+                gbs: p.policy.gpuBatchSize,
+                nb: p.policy.numGpuBatches,
+                throughputTokensPerSecond: p.predicted.throughputTokensPerSecond,
+              }),
+              p,
+            ),
           });
         } else notes.push("the search found no LP point to chart (landscape left out)");
 
         const block = p.policy.gpuBatchSize * p.policy.numGpuBatches;
-        const frontier = await frontierPlans(request, block, (done, total, maxBlock) => progress(`frontier ${done}/${total} (max block ${maxBlock})`));
+        const frontier = await frontierPlans(request, block, (done, total, maxBlock) =>
+          progress(`frontier ${done}/${total} (max block ${maxBlock})`),
+        );
         if (frontier.length > 0) {
           charts.push({
             name: "frontier",
             heading: "Latency–throughput frontier",
-            caption: "The best plan when a block may hold at most 1, 2, 4, … sequences: throughput against the seconds a block takes to finish (prefill + decode), both log scales, labelled with the block size. Larger blocks buy throughput with latency; pick the point your latency budget allows.",
+            caption:
+              "The best plan when a block may hold at most 1, 2, 4, … sequences: throughput against the seconds a block takes to finish (prefill + decode), both log scales, labelled with the block size. Larger blocks buy throughput with latency; pick the point your latency budget allows.",
             spec: frontierChart(frontierRows(frontier), about),
           });
         }
@@ -180,30 +220,48 @@ export async function buildReport(options: BuildReportOptions): Promise<ReportSu
         charts.push({
           name: "baselines",
           heading: "Spillway against the baselines",
-          caption: "Predicted throughput of Spillway's plan and of the policies Hugging Face Accelerate, DeepSpeed ZeRO-Inference, llama.cpp and FlexGen would pick, all scored by the same cost model (log scale when they differ by more than 100×). The text names each one's bottleneck resource and GPU batch size × number of batches; a baseline that cannot run shows why instead of a bar.",
+          caption:
+            "Predicted throughput of Spillway's plan and of the policies Hugging Face Accelerate, DeepSpeed ZeRO-Inference, llama.cpp and FlexGen would pick, all scored by the same cost model (log scale when they differ by more than 100×). The text names each one's bottleneck resource and GPU batch size × number of batches; a baseline that cannot run shows why instead of a bar.",
           spec: baselinesChart(rows, about),
         });
       }
     }
-    if (p.policy.experts) notes.push("the stream simulator does not replay expert caches, so there is no simulated timeline or memory chart");
+    if (p.policy.experts)
+      notes.push(
+        "the stream simulator does not replay expert caches, so there is no simulated timeline or memory chart",
+      );
     else if (options.simulate ?? traces.length === 0) {
       progress("simulation");
       const trace = new MemoryTraceSink();
       simulated = simulate(p, hardware, { schedule: p.schedule, capacityBytes, trace });
       progress("reading the simulated trace");
       simulatedTrace = parseTrace(trace.document(), "simulation");
-      if (simulated.overflow) notes.push(`the simulation overflows ${simulated.overflow.tier} memory at ${simulated.overflow.seconds.toFixed(3)} s: the plan does not fit as scheduled`);
+      if (simulated.overflow)
+        notes.push(
+          `the simulation overflows ${simulated.overflow.tier} memory at ${simulated.overflow.seconds.toFixed(3)} s: the plan does not fit as scheduled`,
+        );
     }
   }
 
   const policyWords = (q: Policy) => `${q.gpuBatchSize}×${q.numGpuBatches}`;
   const aboutTrace = p ? `${p.model}, ${policyWords(p.policy)} on ${p.hardware}` : undefined;
   if (simulatedTrace) charts.push(...traceCharts(simulatedTrace, (b) => b, aboutTrace!, capacityBytes, notes));
-  for (const trace of traces) charts.push(...traceCharts(trace, (b) => chartName(b, trace, traces.length > 1), aboutTrace ?? basename(trace.path), capacityBytes, notes));
+  for (const trace of traces)
+    charts.push(
+      ...traceCharts(
+        trace,
+        (b) => chartName(b, trace, traces.length > 1),
+        aboutTrace ?? basename(trace.path),
+        capacityBytes,
+        notes,
+      ),
+    );
 
   const figures: Partial<Record<"predicted" | "simulated" | "measured", FiguresForChart>> = comparison
     ? { predicted: comparison.predicted, simulated: comparison.simulated, measured: comparison.measured }
-    : p && simulated ? { predicted: p.predicted, simulated } : {};
+    : p && simulated
+      ? { predicted: p.predicted, simulated }
+      : {};
   if (Object.keys(figures).length > 1) {
     const measured = figures.measured !== undefined;
     const label = measured ? "predicted vs simulated vs measured" : "predicted vs simulated";
@@ -211,10 +269,13 @@ export async function buildReport(options: BuildReportOptions): Promise<ReportSu
       name: measured ? "predicted-vs-measured" : "predicted-vs-simulated",
       heading: label[0]!.toUpperCase() + label.slice(1),
       caption: `The planner's prediction beside the ${measured ? "simulation and the measured run" : "event-by-event simulation"}: seconds per phase and seconds each stream is busy. Bars that differ by more than about 10% point at the cost-model term to distrust.`,
-      spec: predictedVsMeasuredChart(predictedVsMeasuredRows(figures), { title: `${label[0]!.toUpperCase() + label.slice(1)}: ${comparison ? `${comparison.model}, ${policyWords(comparison.policy)}` : aboutTrace}` }),
+      spec: predictedVsMeasuredChart(predictedVsMeasuredRows(figures), {
+        title: `${label[0]!.toUpperCase() + label.slice(1)}: ${comparison ? `${comparison.model}, ${policyWords(comparison.policy)}` : aboutTrace}`,
+      }),
     });
   }
-  if (charts.length === 0) throw new InputError("spillway report", undefined, "nothing to chart: give a plan, a trace or a comparison");
+  if (charts.length === 0)
+    throw new InputError("spillway report", undefined, "nothing to chart: give a plan, a trace or a comparison");
 
   mkdirSync(options.outDir, { recursive: true });
   const written: ReportChart[] = [];
@@ -226,9 +287,20 @@ export async function buildReport(options: BuildReportOptions): Promise<ReportSu
     writeFileAtomic(join(options.outDir, files.spec), JSON.stringify(withChartConfig(c.spec), null, 2) + "\n");
     writeFileAtomic(join(options.outDir, files.svg), rendered.svg);
     writeFileAtomic(join(options.outDir, files.png), rendered.png);
-    written.push({ name: c.name, heading: c.heading, caption: c.caption, files, widthPx: rendered.widthPx, heightPx: rendered.heightPx });
+    written.push({
+      name: c.name,
+      heading: c.heading,
+      caption: c.caption,
+      files,
+      widthPx: rendered.widthPx,
+      heightPx: rendered.heightPx,
+    });
   }
-  const title = p ? `Spillway report: ${p.model} on ${p.hardware}` : comparison ? `Spillway report: ${comparison.model}` : `Spillway report: ${traces.map((t) => basename(t.path)).join(", ")}`;
+  const title = p
+    ? `Spillway report: ${p.model} on ${p.hardware}`
+    : comparison
+      ? `Spillway report: ${comparison.model}`
+      : `Spillway report: ${traces.map((t) => basename(t.path)).join(", ")}`;
   const summary = p
     ? planSummary(p)
     : comparison
@@ -239,13 +311,20 @@ export async function buildReport(options: BuildReportOptions): Promise<ReportSu
   return { outDir: options.outDir, index, title, summary, charts: written, notes };
 }
 
-export function reportHtml(title: string, summary: string, charts: readonly ReportChart[], notes: readonly string[]): string {
-  const sections = charts.map((c) => `<section id="${escapeHtml(c.name)}">
+export function reportHtml(
+  title: string,
+  summary: string,
+  charts: readonly ReportChart[],
+  notes: readonly string[],
+): string {
+  const sections = charts.map(
+    (c) => `<section id="${escapeHtml(c.name)}">
 <h2>${escapeHtml(c.heading)}</h2>
 <p class="caption">${escapeHtml(c.caption)}</p>
 <img src="${escapeHtml(c.files.png)}" width="${Math.round(c.widthPx / 2)}" height="${Math.round(c.heightPx / 2)}" alt="${escapeHtml(c.heading)}">
 <p class="files"><a href="${escapeHtml(c.files.svg)}">SVG</a> · <a href="${escapeHtml(c.files.png)}">PNG</a> · <a href="${escapeHtml(c.files.spec)}">Vega-Lite spec</a></p>
-</section>`);
+</section>`,
+  );
   return `<!DOCTYPE html>
 <html lang="en">
 <head>

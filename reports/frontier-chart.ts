@@ -4,9 +4,9 @@
  * points labelled with the block size and connected in order of block size.
  */
 import type { TopLevelSpec } from "vega-lite";
+import type { Plan } from "../core/plan.js";
+import { PlanError, type PlanRequest, plan } from "../planner/plan.js";
 import { logTicks } from "./log-ticks.js";
-import { plan, PlanError, type PlanRequest } from "../planner/plan.js";
-import { type Plan } from "../core/plan.js";
 
 export interface FrontierRow {
   /** The cap the planner was given. */
@@ -29,7 +29,11 @@ export function frontierCaps(block: number): number[] {
 }
 
 /** Plans with each cap in turn (a cap at which nothing fits is left out). */
-export async function frontierPlans(request: Omit<PlanRequest, "maxBlock" | "onCandidate">, block: number, onProgress?: (done: number, total: number, maxBlock: number) => void): Promise<{ maxBlock: number; plan: Plan }[]> {
+export async function frontierPlans(
+  request: Omit<PlanRequest, "maxBlock" | "onCandidate">,
+  block: number,
+  onProgress?: (done: number, total: number, maxBlock: number) => void,
+): Promise<{ maxBlock: number; plan: Plan }[]> {
   const caps = frontierCaps(block);
   const out: { maxBlock: number; plan: Plan }[] = [];
   for (let i = 0; i < caps.length; i++) {
@@ -44,11 +48,16 @@ export async function frontierPlans(request: Omit<PlanRequest, "maxBlock" | "onC
 }
 
 /** One row per plan, sorted by block size; repeated blocks (a cap the planner did not use up) kept once. */
-export function frontierRows(plans: readonly { maxBlock: number; plan: Pick<Plan, "policy" | "predicted"> }[]): FrontierRow[] {
+export function frontierRows(
+  plans: readonly { maxBlock: number; plan: Pick<Plan, "policy" | "predicted"> }[],
+): FrontierRow[] {
   const rows = plans.map(({ maxBlock, plan: p }) => {
     const blockSequences = p.policy.gpuBatchSize * p.policy.numGpuBatches;
     return {
-      maxBlock, gbs: p.policy.gpuBatchSize, nb: p.policy.numGpuBatches, blockSequences,
+      maxBlock,
+      gbs: p.policy.gpuBatchSize,
+      nb: p.policy.numGpuBatches,
+      blockSequences,
       throughputTokensPerSecond: p.predicted.throughputTokensPerSecond,
       latencySeconds: p.predicted.prefillSeconds + p.predicted.decodeSeconds,
       label: `${blockSequences}`,
@@ -58,23 +67,59 @@ export function frontierRows(plans: readonly { maxBlock: number; plan: Pick<Plan
   return rows.filter((r, i) => i === 0 || r.blockSequences !== rows[i - 1]!.blockSequences);
 }
 
-export function frontierChart(rows: readonly FrontierRow[], about: { model: string; hardware: string; promptLen: number; genLen: number }): TopLevelSpec {
+export function frontierChart(
+  rows: readonly FrontierRow[],
+  about: { model: string; hardware: string; promptLen: number; genLen: number },
+): TopLevelSpec {
   const span = (values: number[]) => [Math.min(...values) / 1.15, Math.max(...values) * 1.15] as const;
   const [x0, x1] = span(rows.map((r) => r.latencySeconds));
   const [y0, y1] = span(rows.map((r) => r.throughputTokensPerSecond));
   const encoding = {
-    x: { field: "latencySeconds", type: "quantitative", scale: { type: "log", domain: [x0, x1] as number[], nice: false }, axis: { values: logTicks(x0, x1), format: "~g" }, title: "latency: seconds for a block to finish (prefill + decode, log scale)" },
-    y: { field: "throughputTokensPerSecond", type: "quantitative", scale: { type: "log", domain: [y0, y1] as number[], nice: false }, axis: { values: logTicks(y0, y1), format: "~g" }, title: "throughput (token/s, log scale)" },
+    x: {
+      field: "latencySeconds",
+      type: "quantitative",
+      scale: { type: "log", domain: [x0, x1] as number[], nice: false },
+      axis: { values: logTicks(x0, x1), format: "~g" },
+      title: "latency: seconds for a block to finish (prefill + decode, log scale)",
+    },
+    y: {
+      field: "throughputTokensPerSecond",
+      type: "quantitative",
+      scale: { type: "log", domain: [y0, y1] as number[], nice: false },
+      axis: { values: logTicks(y0, y1), format: "~g" },
+      title: "throughput (token/s, log scale)",
+    },
   } as const;
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: { text: `Latency–throughput frontier: ${about.model} on ${about.hardware}`, subtitle: [`the best plan for blocks of at most 1, 2, 4, … sequences (labels: sequences per block)`, `prompt ${about.promptLen}, ${about.genLen} generated; up and to the left is better`] },
+    title: {
+      text: `Latency–throughput frontier: ${about.model} on ${about.hardware}`,
+      subtitle: [
+        `the best plan for blocks of at most 1, 2, 4, … sequences (labels: sequences per block)`,
+        `prompt ${about.promptLen}, ${about.genLen} generated; up and to the left is better`,
+      ],
+    },
     width: 520,
     height: 320,
     data: { values: rows },
     layer: [
-      { mark: { type: "line", color: "#3d3d3d", strokeWidth: 2, point: { filled: true, size: 50, color: "#3d3d3d" } }, encoding: { ...encoding, order: { field: "blockSequences", type: "quantitative" }, tooltip: [{ field: "gbs" }, { field: "nb" }, { field: "throughputTokensPerSecond", format: ".3g", title: "token/s" }, { field: "latencySeconds", format: ".3g", title: "seconds" }] } },
-      { mark: { type: "text", align: "left", dx: 7, dy: 10, fontSize: 11, color: "#333" }, encoding: { ...encoding, text: { field: "label" } } },
+      {
+        mark: { type: "line", color: "#3d3d3d", strokeWidth: 2, point: { filled: true, size: 50, color: "#3d3d3d" } },
+        encoding: {
+          ...encoding,
+          order: { field: "blockSequences", type: "quantitative" },
+          tooltip: [
+            { field: "gbs" },
+            { field: "nb" },
+            { field: "throughputTokensPerSecond", format: ".3g", title: "token/s" },
+            { field: "latencySeconds", format: ".3g", title: "seconds" },
+          ],
+        },
+      },
+      {
+        mark: { type: "text", align: "left", dx: 7, dy: 10, fontSize: 11, color: "#333" },
+        encoding: { ...encoding, text: { field: "label" } },
+      },
     ],
   } as TopLevelSpec;
 }

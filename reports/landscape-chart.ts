@@ -61,7 +61,13 @@ export function landscapeChart(rows: LandscapeRows, about: { model: string; hard
   const gbsValues = [...new Set(rows.lines.map((r) => r.gbs))].sort((a, b) => a - b);
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: { text: `Search landscape: ${about.model} on ${about.hardware}`, subtitle: ["LP throughput estimate per block size, one line per GPU batch size", "(best over compression, CPU attention and activation tier; red: the chosen policy, scored exactly)"] },
+    title: {
+      text: `Search landscape: ${about.model} on ${about.hardware}`,
+      subtitle: [
+        "LP throughput estimate per block size, one line per GPU batch size",
+        "(best over compression, CPU attention and activation tier; red: the chosen policy, scored exactly)",
+      ],
+    },
     width: 600,
     height: 320,
     layer: [
@@ -69,22 +75,53 @@ export function landscapeChart(rows: LandscapeRows, about: { model: string; hard
         data: { values: rows.lines },
         mark: { type: "line", point: { size: 18 }, strokeWidth: 1.5 },
         encoding: {
-          x: { field: "blockSequences", type: "quantitative", scale: { type: "log", nice: false, padding: 8 }, title: "block size (sequences in flight: gbs × nb, log scale)", axis: { format: "~s" } },
+          x: {
+            field: "blockSequences",
+            type: "quantitative",
+            scale: { type: "log", nice: false, padding: 8 },
+            title: "block size (sequences in flight: gbs × nb, log scale)",
+            axis: { format: "~s" },
+          },
           y: { field: "lpThroughputTokensPerSecond", type: "quantitative", title: "LP-estimated throughput (token/s)" },
-          color: { field: "gbs", type: "ordinal", title: "GPU batch size", scale: { scheme: "viridis", domain: gbsValues }, legend: { columns: gbsValues.length > 12 ? 2 : 1 } },
+          color: {
+            field: "gbs",
+            type: "ordinal",
+            title: "GPU batch size",
+            scale: { scheme: "viridis", domain: gbsValues },
+            legend: { columns: gbsValues.length > 12 ? 2 : 1 },
+          },
           order: { field: "blockSequences", type: "quantitative" },
-          tooltip: [{ field: "gbs" }, { field: "nb" }, { field: "lpThroughputTokensPerSecond", format: ".3g", title: "token/s (LP)" }],
+          tooltip: [
+            { field: "gbs" },
+            { field: "nb" },
+            { field: "lpThroughputTokensPerSecond", format: ".3g", title: "token/s (LP)" },
+          ],
         },
       },
       {
         data: { values: rows.chosen },
-        mark: { type: "point", shape: "diamond", filled: true, size: 260, color: "#d62728", stroke: "white", strokeWidth: 1.5 },
-        encoding: { x: { field: "blockSequences", type: "quantitative" }, y: { field: "throughputTokensPerSecond", type: "quantitative" } },
+        mark: {
+          type: "point",
+          shape: "diamond",
+          filled: true,
+          size: 260,
+          color: "#d62728",
+          stroke: "white",
+          strokeWidth: 1.5,
+        },
+        encoding: {
+          x: { field: "blockSequences", type: "quantitative" },
+          y: { field: "throughputTokensPerSecond", type: "quantitative" },
+        },
       },
       {
         data: { values: rows.chosen },
         mark: { type: "text", align: "right", dx: -12, dy: -12, fontSize: 12, fontWeight: "bold", color: "#d62728" },
-        encoding: { x: { field: "blockSequences", type: "quantitative" }, y: { field: "throughputTokensPerSecond", type: "quantitative" }, text: { field: "label" } },
+        encoding: {
+          x: { field: "blockSequences", type: "quantitative" },
+          y: { field: "throughputTokensPerSecond", type: "quantitative" },
+          text: { field: "label" },
+        },
       },
     ],
   } as TopLevelSpec;

@@ -57,17 +57,27 @@ export function peakGib(rows: readonly MemoryRow[], tier: Tier): number {
 /** A capacity more than this many times the peak is named in the panel title, not drawn (it would flatten the line). */
 const CAPACITY_DRAWN_UP_TO = 3;
 
-export function memoryChart(rows: readonly MemoryRow[], capacityBytes: Partial<Record<Tier, number>>, about: { title: string }): TopLevelSpec {
+export function memoryChart(
+  rows: readonly MemoryRow[],
+  capacityBytes: Partial<Record<Tier, number>>,
+  about: { title: string },
+): TopLevelSpec {
   const tiers = TIERS.filter((t) => rows.some((r) => r.tier === t));
   const fmt = (gib: number) => (gib >= 100 ? gib.toFixed(0) : gib >= 10 ? gib.toFixed(1) : gib.toFixed(2));
   const panels = tiers.map((tier, i) => {
     const own = rows.filter((r) => r.tier === tier);
     const peak = peakGib(rows, tier);
     const capacity = capacityBytes[tier] !== undefined ? capacityBytes[tier]! / 2 ** 30 : undefined;
-    const drawCapacity = capacity !== undefined && Number.isFinite(capacity) && capacity <= Math.max(peak, 1e-9) * CAPACITY_DRAWN_UP_TO;
+    const drawCapacity =
+      capacity !== undefined && Number.isFinite(capacity) && capacity <= Math.max(peak, 1e-9) * CAPACITY_DRAWN_UP_TO;
     const title = `${tier.toUpperCase()}: peak ${fmt(peak)} GiB${capacity !== undefined && Number.isFinite(capacity) ? ` of ${fmt(capacity)} GiB capacity${drawCapacity ? " (dashed)" : ""}` : ""}`;
     const top = Math.max(peak, drawCapacity ? capacity! : 0) * 1.08 || 1;
-    const y = { field: "gib", type: "quantitative", title: "GiB in use", scale: { domain: [0, top] as number[], nice: false } } as const;
+    const y = {
+      field: "gib",
+      type: "quantitative",
+      title: "GiB in use",
+      scale: { domain: [0, top] as number[], nice: false },
+    } as const;
     return {
       title: { text: title, anchor: "start", fontSize: 12, color: TIER_COLOURS[tier] },
       width: 620,
@@ -76,17 +86,33 @@ export function memoryChart(rows: readonly MemoryRow[], capacityBytes: Partial<R
         {
           data: { values: own },
           mark: { type: "line", interpolate: "step-after", color: TIER_COLOURS[tier], strokeWidth: 1.5 },
-          encoding: { x: { field: "seconds", type: "quantitative", title: i === tiers.length - 1 ? "time since the start of the run (s)" : null }, y },
+          encoding: {
+            x: {
+              field: "seconds",
+              type: "quantitative",
+              title: i === tiers.length - 1 ? "time since the start of the run (s)" : null,
+            },
+            y,
+          },
         },
         ...(drawCapacity
-          ? [{ data: { values: [{ gib: capacity! }] }, mark: { type: "rule", color: TIER_COLOURS[tier], strokeDash: [6, 4], strokeWidth: 1.5 }, encoding: { y } }]
+          ? [
+              {
+                data: { values: [{ gib: capacity! }] },
+                mark: { type: "rule", color: TIER_COLOURS[tier], strokeDash: [6, 4], strokeWidth: 1.5 },
+                encoding: { y },
+              },
+            ]
           : []),
       ],
     };
   });
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: { text: about.title, subtitle: "memory in use per tier over time (each panel has its own scale); dashed: the tier's capacity" },
+    title: {
+      text: about.title,
+      subtitle: "memory in use per tier over time (each panel has its own scale); dashed: the tier's capacity",
+    },
     vconcat: panels,
     spacing: 14,
   } as TopLevelSpec;

@@ -3,8 +3,8 @@
  * bytes per tier, one bar per kind of data. Reads the plan's realized placement fractions and sizes.
  */
 import type { TopLevelSpec } from "vega-lite";
-import { kvDim, type ModelSpec, totalWeightBytes } from "../core/model-spec.js";
 import { COMPRESSED_FRACTION_OF_FP16 } from "../core/compression.js";
+import { kvDim, type ModelSpec, totalWeightBytes } from "../core/model-spec.js";
 import type { Policy } from "../core/policy.js";
 import { TIERS } from "../core/tiers.js";
 import { TIER_COLOURS } from "./tier-colours.js";
@@ -20,7 +20,14 @@ export function placementRows(plan: PlacementInput): { data: string; tier: strin
   const sequences = p.gpuBatchSize * p.numGpuBatches;
   const totals: Record<string, number> = {
     weights: totalWeightBytes(m) * (p.compressWeight ? COMPRESSED_FRACTION_OF_FP16 : 1),
-    "KV cache": 2 * m.numLayers * kvDim(m) * 2 * sequences * (w.promptLen + w.genLen) * (p.compressCache ? COMPRESSED_FRACTION_OF_FP16 : 1),
+    "KV cache":
+      2 *
+      m.numLayers *
+      kvDim(m) *
+      2 *
+      sequences *
+      (w.promptLen + w.genLen) *
+      (p.compressCache ? COMPRESSED_FRACTION_OF_FP16 : 1),
     activations: sequences * w.promptLen * m.hiddenSize * 2,
   };
   const fractions = { weights: p.weights, "KV cache": p.cache, activations: p.activations } as const;
@@ -36,8 +43,11 @@ export function placementChart(plan: PlacementInput): TopLevelSpec {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: {
       text: `Where ${plan.modelSpec.name} lives`,
-      subtitle: `${plan.policy.gpuBatchSize} x ${plan.policy.numGpuBatches} sequences, prompt ${plan.workload.promptLen}, ${plan.workload.genLen} generated` +
-        (plan.policy.compressWeight || plan.policy.compressCache ? `; 4-bit ${[plan.policy.compressWeight ? "weights" : "", plan.policy.compressCache ? "KV cache" : ""].filter(Boolean).join(" and ")}` : ""),
+      subtitle:
+        `${plan.policy.gpuBatchSize} x ${plan.policy.numGpuBatches} sequences, prompt ${plan.workload.promptLen}, ${plan.workload.genLen} generated` +
+        (plan.policy.compressWeight || plan.policy.compressCache
+          ? `; 4-bit ${[plan.policy.compressWeight ? "weights" : "", plan.policy.compressCache ? "KV cache" : ""].filter(Boolean).join(" and ")}`
+          : ""),
     },
     width: 420,
     height: 150,
@@ -47,7 +57,10 @@ export function placementChart(plan: PlacementInput): TopLevelSpec {
       y: { field: "data", type: "nominal", title: null, sort: ["weights", "KV cache", "activations"] },
       x: { field: "gib", type: "quantitative", title: "GiB", stack: "zero" },
       color: {
-        field: "tier", type: "nominal", title: "tier", scale: { domain: [...TIERS], range: TIERS.map((t) => TIER_COLOURS[t]) },
+        field: "tier",
+        type: "nominal",
+        title: "tier",
+        scale: { domain: [...TIERS], range: TIERS.map((t) => TIER_COLOURS[t]) },
         legend: { labelExpr: "datum.label === 'disk' ? 'disk' : upper(datum.label)" },
       },
       tooltip: [{ field: "data" }, { field: "tier" }, { field: "gib", format: ".2f", title: "GiB" }],

@@ -3,13 +3,14 @@
  * a Chrome trace (`simulate --trace`, `run --trace`) or a comparison (`spillway compare --json`).
  * Anything else is an InputError naming the file and what was expected.
  */
-import type { Comparison, Figures } from "../runtime/compare.js";
+
 import { asObject, child, type FieldContext, readNumber, readObject, readString } from "../core/fields.js";
 import { describeValue, InputError } from "../core/input-error.js";
 import { parsePlan } from "../core/parse-plan.js";
 import { parsePolicy } from "../core/parse-policy.js";
 import type { Plan } from "../core/plan.js";
 import { readJsonFile } from "../core/read-json-file.js";
+import type { Comparison, Figures } from "../runtime/compare.js";
 import { parseTrace, type Trace } from "./read-trace.js";
 
 export type ReportInput =
@@ -17,7 +18,8 @@ export type ReportInput =
   | { readonly kind: "trace"; readonly path: string; readonly trace: Trace }
   | { readonly kind: "comparison"; readonly path: string; readonly comparison: Comparison };
 
-const EXPECTED = "expected a plan (spillway plan --out or --json), a trace (spillway simulate --trace or run --trace) or a comparison (spillway compare --json)";
+const EXPECTED =
+  "expected a plan (spillway plan --out or --json), a trace (spillway simulate --trace or run --trace) or a comparison (spillway compare --json)";
 
 function readFigures(o: Record<string, unknown>, key: string, ctx: FieldContext): Figures {
   const c = child(ctx, key);
@@ -35,14 +37,19 @@ function readFigures(o: Record<string, unknown>, key: string, ctx: FieldContext)
     prefillSeconds: readNumber(f, "prefillSeconds", c, { min: 0 }),
     decodeSeconds: readNumber(f, "decodeSeconds", c, { min: 0 }),
     busySeconds,
-    peakBytes: { gpu: readNumber(peak, "gpu", pc, { min: 0 }), cpu: readNumber(peak, "cpu", pc, { min: 0 }), disk: readNumber(peak, "disk", pc, { min: 0 }) },
+    peakBytes: {
+      gpu: readNumber(peak, "gpu", pc, { min: 0 }),
+      cpu: readNumber(peak, "cpu", pc, { min: 0 }),
+      disk: readNumber(peak, "disk", pc, { min: 0 }),
+    },
   };
 }
 
 export function parseComparison(data: unknown, source: string): Comparison {
   const ctx: FieldContext = { source, path: "" };
   const o = asObject(data, ctx);
-  const e = typeof o.relativeError === "object" && o.relativeError !== null ? (o.relativeError as Record<string, unknown>) : {};
+  const e =
+    typeof o.relativeError === "object" && o.relativeError !== null ? (o.relativeError as Record<string, unknown>) : {};
   // Not charted; kept when numeric (JSON writes an undefined ratio as null).
   const ratio = (key: string) => (typeof e[key] === "number" ? (e[key] as number) : Number.NaN);
   return {
@@ -51,19 +58,30 @@ export function parseComparison(data: unknown, source: string): Comparison {
     predicted: readFigures(o, "predicted", ctx),
     simulated: readFigures(o, "simulated", ctx),
     measured: readFigures(o, "measured", ctx),
-    relativeError: { throughput: ratio("throughput"), prefill: ratio("prefill"), decode: ratio("decode"), simulatedThroughput: ratio("simulatedThroughput") },
+    relativeError: {
+      throughput: ratio("throughput"),
+      prefill: ratio("prefill"),
+      decode: ratio("decode"),
+      simulatedThroughput: ratio("simulatedThroughput"),
+    },
     matchesReference: typeof o.matchesReference === "boolean" ? o.matchesReference : undefined,
   };
 }
 
 export function classifyReportInput(data: unknown, path: string): ReportInput {
-  if (typeof data !== "object" || data === null || Array.isArray(data)) throw new InputError(path, undefined, `${EXPECTED}; got ${describeValue(data)}`);
+  if (typeof data !== "object" || data === null || Array.isArray(data))
+    throw new InputError(path, undefined, `${EXPECTED}; got ${describeValue(data)}`);
   const o = data as Record<string, unknown>;
   if ("traceEvents" in o) return { kind: "trace", path, trace: parseTrace(o, path) };
-  if ("simulated" in o && "measured" in o && "predicted" in o) return { kind: "comparison", path, comparison: parseComparison(o, path) };
+  if ("simulated" in o && "measured" in o && "predicted" in o)
+    return { kind: "comparison", path, comparison: parseComparison(o, path) };
   if ("modelSpec" in o && "policy" in o) return { kind: "plan", path, plan: parsePlan(o, path) };
   const keys = Object.keys(o).slice(0, 6);
-  throw new InputError(path, undefined, `${EXPECTED}; found an object with ${keys.length ? `keys ${keys.join(", ")}${Object.keys(o).length > 6 ? ", …" : ""}` : "no keys"}`);
+  throw new InputError(
+    path,
+    undefined,
+    `${EXPECTED}; found an object with ${keys.length ? `keys ${keys.join(", ")}${Object.keys(o).length > 6 ? ", …" : ""}` : "no keys"}`,
+  );
 }
 
 export function readReportInput(path: string): ReportInput {

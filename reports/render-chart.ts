@@ -28,7 +28,10 @@ export async function renderChart(spec: TopLevelSpec, scale = 2): Promise<Render
   const view = new vega.View(vega.parse(compiled), { renderer: "none" });
   try {
     const svg = await view.toSVG();
-    const resvg = new Resvg(svg, { font: { loadSystemFonts: true, defaultFontFamily: CHART_FONT }, fitTo: { mode: "zoom", value: scale } });
+    const resvg = new Resvg(svg, {
+      font: { loadSystemFonts: true, defaultFontFamily: CHART_FONT },
+      fitTo: { mode: "zoom", value: scale },
+    });
     const image = resvg.render();
     return { svg, png: new Uint8Array(image.asPng()), widthPx: image.width, heightPx: image.height };
   } finally {

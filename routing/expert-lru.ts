@@ -23,7 +23,7 @@
  * default that step warms the caches but is not counted, so the rate describes decoding, which is
  * what the published numbers measure; `countPrefill` counts it too.
  */
-import { PHASE_PREFILL, requestRanges, type RoutingTrace } from "./routing-trace.js";
+import { PHASE_PREFILL, type RoutingTrace, requestRanges } from "./routing-trace.js";
 
 export interface LruOptions {
   /** Count the lookups of the batched prefill step as well (default false). */
@@ -131,7 +131,10 @@ export function lruCounts(trace: RoutingTrace, cacheSize: number, options: LruOp
         for (let r = 0; r < k; r++) {
           const e = trace.experts[base + r]!;
           let j = r;
-          while (j > 0 && step[j - 1]! > e) { step[j] = step[j - 1]!; j--; }
+          while (j > 0 && step[j - 1]! > e) {
+            step[j] = step[j - 1]!;
+            j--;
+          }
           step[j] = e;
         }
         hits[l]! += caches[l]!.step(step.subarray(0, k), scratch);
@@ -143,7 +146,11 @@ export function lruCounts(trace: RoutingTrace, cacheSize: number, options: LruOp
 }
 
 /** Per-layer hit rates (NaN for a layer with no lookups) and their mean over layers. */
-export function lruHitRates(trace: RoutingTrace, cacheSize: number, options: LruOptions = {}): { mean: number; perLayer: number[] } {
+export function lruHitRates(
+  trace: RoutingTrace,
+  cacheSize: number,
+  options: LruOptions = {},
+): { mean: number; perLayer: number[] } {
   const perLayer = lruCounts(trace, cacheSize, options).map((c) => (c.lookups > 0 ? c.hits / c.lookups : NaN));
   const valid = perLayer.filter((r) => !Number.isNaN(r));
   return { mean: valid.length ? valid.reduce((a, b) => a + b, 0) / valid.length : NaN, perLayer };

@@ -19,11 +19,10 @@
  * Every layer of a step must list the same number of tokens. Errors name the file, the line number and
  * the JSON path (e.g. `line 7, topk_indices[2][1]`).
  */
-import { InputError } from "../core/input-error.js";
-import { describeValue } from "../core/input-error.js";
+import { describeValue, InputError } from "../core/input-error.js";
 import { writeFileAtomic } from "../core/write-file-atomic.js";
+import { PHASE_PREFILL, type RoutingPhase, type RoutingTrace, requestRanges } from "./routing-trace.js";
 import { type PartialRoutingMeta, type RoutingColumn, RoutingTraceBuilder } from "./routing-trace-builder.js";
-import { PHASE_PREFILL, requestRanges, type RoutingPhase, type RoutingTrace } from "./routing-trace.js";
 
 interface StepLayer {
   readonly line: number;
@@ -52,14 +51,20 @@ export function parseMegatronJsonl(text: string, source: string, given: PartialR
     try {
       value = JSON.parse(lineText);
     } catch (error) {
-      throw new InputError(source, at(""), `not valid JSON (${(error as Error).message}); expected one object per line`);
+      throw new InputError(
+        source,
+        at(""),
+        `not valid JSON (${(error as Error).message}); expected one object per line`,
+      );
     }
-    if (typeof value !== "object" || value === null || Array.isArray(value)) throw new InputError(source, at(""), `expected a JSON object, got ${describeValue(value)}`);
+    if (typeof value !== "object" || value === null || Array.isArray(value))
+      throw new InputError(source, at(""), `expected a JSON object, got ${describeValue(value)}`);
     const obj = value as Record<string, unknown>;
     const integer = (key: string, fallback?: number): number => {
       const v = obj[key];
       if (v === undefined && fallback !== undefined) return fallback;
-      if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > MAX_INDEX) throw new InputError(source, at(key), `expected an integer >= 0, got ${describeValue(v)}`);
+      if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > MAX_INDEX)
+        throw new InputError(source, at(key), `expected an integer >= 0, got ${describeValue(v)}`);
       return v;
     };
     const step = integer("step");
@@ -67,19 +72,48 @@ export function parseMegatronJsonl(text: string, source: string, given: PartialR
     const request = integer("request", 0);
     let phase: RoutingPhase | undefined;
     if (obj.phase !== undefined) {
-      if (obj.phase !== "prefill" && obj.phase !== "decode") throw new InputError(source, at("phase"), `expected "prefill" or "decode", got ${describeValue(obj.phase)}`);
+      if (obj.phase !== "prefill" && obj.phase !== "decode")
+        throw new InputError(source, at("phase"), `expected "prefill" or "decode", got ${describeValue(obj.phase)}`);
       phase = obj.phase;
     }
     const rawIndices = obj.topk_indices;
-    if (!Array.isArray(rawIndices) || rawIndices.length === 0) throw new InputError(source, at("topk_indices"), `expected a non-empty list with one list of expert indices per token, got ${describeValue(rawIndices)}`);
+    if (!Array.isArray(rawIndices) || rawIndices.length === 0)
+      throw new InputError(
+        source,
+        at("topk_indices"),
+        `expected a non-empty list with one list of expert indices per token, got ${describeValue(rawIndices)}`,
+      );
     const indices: number[][] = rawIndices.map((tokenList: unknown, t: number) => {
-      if (!Array.isArray(tokenList) || tokenList.length === 0) throw new InputError(source, at(`topk_indices[${t}]`), `expected a non-empty list of expert indices, got ${describeValue(tokenList)}`);
-      if (k === undefined) { k = tokenList.length; kLine = line; }
-      if (tokenList.length !== k) throw new InputError(source, at(`topk_indices[${t}]`), `expected ${k} experts (top-${k}${kLine ? `, as on line ${kLine}` : ""}), got ${tokenList.length}`);
+      if (!Array.isArray(tokenList) || tokenList.length === 0)
+        throw new InputError(
+          source,
+          at(`topk_indices[${t}]`),
+          `expected a non-empty list of expert indices, got ${describeValue(tokenList)}`,
+        );
+      if (k === undefined) {
+        k = tokenList.length;
+        kLine = line;
+      }
+      if (tokenList.length !== k)
+        throw new InputError(
+          source,
+          at(`topk_indices[${t}]`),
+          `expected ${k} experts (top-${k}${kLine ? `, as on line ${kLine}` : ""}), got ${tokenList.length}`,
+        );
       return tokenList.map((e: unknown, r: number) => {
         const limit = given.numExperts;
-        if (typeof e !== "number" || !Number.isInteger(e) || e < 0 || (limit !== undefined && e >= limit) || e > 65535) {
-          throw new InputError(source, at(`topk_indices[${t}][${r}]`), `expected an expert index 0..${(limit ?? 65536) - 1}, got ${describeValue(e)}`);
+        if (
+          typeof e !== "number" ||
+          !Number.isInteger(e) ||
+          e < 0 ||
+          (limit !== undefined && e >= limit) ||
+          e > 65535
+        ) {
+          throw new InputError(
+            source,
+            at(`topk_indices[${t}][${r}]`),
+            `expected an expert index 0..${(limit ?? 65536) - 1}, got ${describeValue(e)}`,
+          );
         }
         return e;
       });
@@ -88,21 +122,42 @@ export function parseMegatronJsonl(text: string, source: string, given: PartialR
     const rawWeights = obj[weightsKey];
     let weights: number[][] | undefined;
     if (rawWeights !== undefined) {
-      if (!Array.isArray(rawWeights) || rawWeights.length !== indices.length) throw new InputError(source, at(weightsKey), `expected ${indices.length} lists (one per token, like topk_indices), got ${Array.isArray(rawWeights) ? rawWeights.length : describeValue(rawWeights)}`);
+      if (!Array.isArray(rawWeights) || rawWeights.length !== indices.length)
+        throw new InputError(
+          source,
+          at(weightsKey),
+          `expected ${indices.length} lists (one per token, like topk_indices), got ${Array.isArray(rawWeights) ? rawWeights.length : describeValue(rawWeights)}`,
+        );
       weights = rawWeights.map((tokenList: unknown, t: number) => {
-        if (!Array.isArray(tokenList) || tokenList.length !== k) throw new InputError(source, at(`${weightsKey}[${t}]`), `expected a list of ${k} weights, got ${describeValue(tokenList)}`);
+        if (!Array.isArray(tokenList) || tokenList.length !== k)
+          throw new InputError(
+            source,
+            at(`${weightsKey}[${t}]`),
+            `expected a list of ${k} weights, got ${describeValue(tokenList)}`,
+          );
         return tokenList.map((w: unknown, r: number) => {
-          if (typeof w !== "number" || !Number.isFinite(w) || w < 0 || w > 1) throw new InputError(source, at(`${weightsKey}[${t}][${r}]`), `expected a number in [0, 1], got ${describeValue(w)}`);
+          if (typeof w !== "number" || !Number.isFinite(w) || w < 0 || w > 1)
+            throw new InputError(
+              source,
+              at(`${weightsKey}[${t}][${r}]`),
+              `expected a number in [0, 1], got ${describeValue(w)}`,
+            );
           return w;
         });
       });
     }
     entries.push({ line, request, step, layer, phase, indices, weights, weightsKey });
   }
-  if (entries.length === 0) throw new InputError(source, undefined, "no JSON lines; expected one object per (step, layer)");
+  if (entries.length === 0)
+    throw new InputError(source, undefined, "no JSON lines; expected one object per (step, layer)");
   if (given.numLayers !== undefined) {
     const bad = entries.find((e) => e.layer >= given.numLayers!);
-    if (bad) throw new InputError(source, `line ${bad.line}, layer`, `expected an integer 0..${given.numLayers - 1} (the model has ${given.numLayers} layers), got ${bad.layer}`);
+    if (bad)
+      throw new InputError(
+        source,
+        `line ${bad.line}, layer`,
+        `expected an integer 0..${given.numLayers - 1} (the model has ${given.numLayers} layers), got ${bad.layer}`,
+      );
   }
 
   // Token offsets: per request, steps in ascending order, each with a fixed token count.
@@ -112,7 +167,11 @@ export function parseMegatronJsonl(text: string, source: string, given: PartialR
     const known = stepTokens.get(key);
     if (!known) stepTokens.set(key, { count: e.indices.length, line: e.line, request: e.request, step: e.step });
     else if (known.count !== e.indices.length) {
-      throw new InputError(source, `line ${e.line}, topk_indices`, `request ${e.request} step ${e.step} has ${known.count} tokens on line ${known.line}; expected the same number on every layer, got ${e.indices.length}`);
+      throw new InputError(
+        source,
+        `line ${e.line}, topk_indices`,
+        `request ${e.request} step ${e.step} has ${known.count} tokens on line ${known.line}; expected the same number on every layer, got ${e.indices.length}`,
+      );
     }
   }
   const offsets = new Map<string, number>();
@@ -120,12 +179,23 @@ export function parseMegatronJsonl(text: string, source: string, given: PartialR
   let next = 0;
   let request = -1;
   for (const s of steps) {
-    if (s.request !== request) { request = s.request; next = 0; }
+    if (s.request !== request) {
+      request = s.request;
+      next = 0;
+    }
     offsets.set(`${s.request}:${s.step}`, next);
     next += s.count;
   }
 
-  const columnPath: Record<RoutingColumn, string> = { request: "request", token: "topk_indices", phase: "phase", layer: "layer", rank: "topk_indices", expert: "topk_indices", gate_weight: "topk_weights" };
+  const columnPath: Record<RoutingColumn, string> = {
+    request: "request",
+    token: "topk_indices",
+    phase: "phase",
+    layer: "layer",
+    rank: "topk_indices",
+    expert: "topk_indices",
+    gate_weight: "topk_weights",
+  };
   const builder = new RoutingTraceBuilder(source, (line, column) => `line ${line}, ${columnPath[column]}`);
   for (const e of entries) {
     const offset = offsets.get(`${e.request}:${e.step}`)!;

@@ -16,10 +16,18 @@
 import { parse } from "csv-parse/sync";
 import { InputError } from "../core/input-error.js";
 import { writeFileAtomic } from "../core/write-file-atomic.js";
-import { type PartialRoutingMeta, type RoutingColumn, RoutingTraceBuilder } from "./routing-trace-builder.js";
 import { phaseName, type RoutingTrace, type RoutingTraceMeta } from "./routing-trace.js";
+import { type PartialRoutingMeta, type RoutingColumn, RoutingTraceBuilder } from "./routing-trace-builder.js";
 
-export const ROUTING_CSV_COLUMNS: readonly RoutingColumn[] = ["request", "token", "phase", "layer", "rank", "expert", "gate_weight"];
+export const ROUTING_CSV_COLUMNS: readonly RoutingColumn[] = [
+  "request",
+  "token",
+  "phase",
+  "layer",
+  "rank",
+  "expert",
+  "gate_weight",
+];
 export const ROUTING_CSV_MAGIC = "# spillway-routing-trace";
 
 const INTEGER = /^\d+$/;
@@ -57,19 +65,30 @@ export function writeRoutingCsv(path: string, trace: RoutingTrace): void {
 /** Parses the optional metadata line; `source` names the file for errors. */
 function parseMetadataLine(line: string, source: string): PartialRoutingMeta {
   const fields: Record<string, string> = {};
-  for (const item of line.slice(ROUTING_CSV_MAGIC.length).trim().split(/\s+/).filter((s) => s !== "")) {
+  for (const item of line
+    .slice(ROUTING_CSV_MAGIC.length)
+    .trim()
+    .split(/\s+/)
+    .filter((s) => s !== "")) {
     const eq = item.indexOf("=");
-    if (eq <= 0) throw new InputError(source, "line 1", `expected key=value metadata after "${ROUTING_CSV_MAGIC}", got ${JSON.stringify(item)}`);
+    if (eq <= 0)
+      throw new InputError(
+        source,
+        "line 1",
+        `expected key=value metadata after "${ROUTING_CSV_MAGIC}", got ${JSON.stringify(item)}`,
+      );
     fields[item.slice(0, eq)] = item.slice(eq + 1);
   }
   const known = ["model", "num_layers", "num_experts", "experts_per_token"];
   for (const key of Object.keys(fields)) {
-    if (!known.includes(key)) throw new InputError(source, `line 1, ${key}`, `unknown metadata key; expected one of ${known.join(", ")}`);
+    if (!known.includes(key))
+      throw new InputError(source, `line 1, ${key}`, `unknown metadata key; expected one of ${known.join(", ")}`);
   }
   const count = (key: string): number | undefined => {
     const raw = fields[key];
     if (raw === undefined) return undefined;
-    if (!INTEGER.test(raw) || Number(raw) < 1) throw new InputError(source, `line 1, ${key}`, `expected a positive integer, got ${JSON.stringify(raw)}`);
+    if (!INTEGER.test(raw) || Number(raw) < 1)
+      throw new InputError(source, `line 1, ${key}`, `expected a positive integer, got ${JSON.stringify(raw)}`);
     return Number(raw);
   };
   const meta: { model?: string; numLayers?: number; numExperts?: number; expertsPerToken?: number } = {};
@@ -81,7 +100,11 @@ function parseMetadataLine(line: string, source: string): PartialRoutingMeta {
   if (numExperts !== undefined) meta.numExperts = numExperts;
   if (expertsPerToken !== undefined) meta.expertsPerToken = expertsPerToken;
   if (meta.numExperts !== undefined && meta.expertsPerToken !== undefined && meta.expertsPerToken > meta.numExperts) {
-    throw new InputError(source, "line 1, experts_per_token", `expected at most num_experts (${meta.numExperts}), got ${meta.expertsPerToken}`);
+    throw new InputError(
+      source,
+      "line 1, experts_per_token",
+      `expected at most num_experts (${meta.numExperts}), got ${meta.expertsPerToken}`,
+    );
   }
   return meta;
 }
@@ -104,10 +127,18 @@ export function parseRoutingCsv(text: string, source: string, given: PartialRout
     const raw = record[index]!.trim();
     const limit = column === "layer" || column === "rank" || column === "expert" ? limits[column] : undefined;
     const expected = limit !== undefined ? `an integer 0..${limit - 1}` : "a non-negative integer";
-    if (!INTEGER.test(raw)) throw new InputError(source, where(line, column), `expected ${expected}, got ${JSON.stringify(raw)}`);
+    if (!INTEGER.test(raw))
+      throw new InputError(source, where(line, column), `expected ${expected}, got ${JSON.stringify(raw)}`);
     const value = Number(raw);
     if (value > MAX_INDEX || (limit !== undefined && value >= limit)) {
-      const why = column === "layer" ? ` (${limit} layers)` : column === "rank" ? ` (top-${limit} routing)` : column === "expert" ? ` (${limit} experts)` : "";
+      const why =
+        column === "layer"
+          ? ` (${limit} layers)`
+          : column === "rank"
+            ? ` (top-${limit} routing)`
+            : column === "expert"
+              ? ` (${limit} experts)`
+              : "";
       throw new InputError(source, where(line, column), `expected ${expected}${why}, got ${raw}`);
     }
     return value;
@@ -123,30 +154,61 @@ export function parseRoutingCsv(text: string, source: string, given: PartialRout
         const header = record.map((h) => h.trim());
         columnIndex = ROUTING_CSV_COLUMNS.map((column) => {
           const index = header.indexOf(column);
-          if (index < 0) throw new InputError(source, `line ${line}, header`, `missing column ${JSON.stringify(column)}; expected the header ${ROUTING_CSV_COLUMNS.join(",")}`);
+          if (index < 0)
+            throw new InputError(
+              source,
+              `line ${line}, header`,
+              `missing column ${JSON.stringify(column)}; expected the header ${ROUTING_CSV_COLUMNS.join(",")}`,
+            );
           return index;
         });
         const extra = header.find((h) => !(ROUTING_CSV_COLUMNS as readonly string[]).includes(h));
-        if (extra !== undefined) throw new InputError(source, `line ${line}, header`, `unknown column ${JSON.stringify(extra)}; expected the header ${ROUTING_CSV_COLUMNS.join(",")}`);
+        if (extra !== undefined)
+          throw new InputError(
+            source,
+            `line ${line}, header`,
+            `unknown column ${JSON.stringify(extra)}; expected the header ${ROUTING_CSV_COLUMNS.join(",")}`,
+          );
         return null;
       }
       if (record.length !== ROUTING_CSV_COLUMNS.length) {
-        throw new InputError(source, `line ${line}`, `expected ${ROUTING_CSV_COLUMNS.length} values (${ROUTING_CSV_COLUMNS.join(",")}), got ${record.length}`);
+        throw new InputError(
+          source,
+          `line ${line}`,
+          `expected ${ROUTING_CSV_COLUMNS.length} values (${ROUTING_CSV_COLUMNS.join(",")}), got ${record.length}`,
+        );
       }
       const [ci, ti, pi, li, ri, ei, wi] = columnIndex as [number, number, number, number, number, number, number];
       const phase = record[pi]!.trim();
-      if (phase !== "prefill" && phase !== "decode") throw new InputError(source, where(line, "phase"), `expected "prefill" or "decode", got ${JSON.stringify(phase)}`);
+      if (phase !== "prefill" && phase !== "decode")
+        throw new InputError(
+          source,
+          where(line, "phase"),
+          `expected "prefill" or "decode", got ${JSON.stringify(phase)}`,
+        );
       const rawWeight = record[wi]!.trim();
       const weight = rawWeight === "" ? NaN : Number(rawWeight);
-      if (!Number.isFinite(weight) || weight < 0 || weight > 1) throw new InputError(source, where(line, "gate_weight"), `expected a number in [0, 1], got ${JSON.stringify(rawWeight)}`);
+      if (!Number.isFinite(weight) || weight < 0 || weight > 1)
+        throw new InputError(
+          source,
+          where(line, "gate_weight"),
+          `expected a number in [0, 1], got ${JSON.stringify(rawWeight)}`,
+        );
       builder.add(
-        integer(record, line, "request", ci), integer(record, line, "token", ti), phase,
-        integer(record, line, "layer", li), integer(record, line, "rank", ri), integer(record, line, "expert", ei), weight, line,
+        integer(record, line, "request", ci),
+        integer(record, line, "token", ti),
+        phase,
+        integer(record, line, "layer", li),
+        integer(record, line, "rank", ri),
+        integer(record, line, "expert", ei),
+        weight,
+        line,
       );
       return null;
     },
   });
-  if (!columnIndex) throw new InputError(source, undefined, `empty; expected the header ${ROUTING_CSV_COLUMNS.join(",")} and rows`);
+  if (!columnIndex)
+    throw new InputError(source, undefined, `empty; expected the header ${ROUTING_CSV_COLUMNS.join(",")} and rows`);
   return builder.finish(meta);
 }
 
@@ -157,7 +219,11 @@ export function mergeMeta(fromFile: PartialRoutingMeta, given: PartialRoutingMet
     const a = fromFile[key];
     const b = given[key];
     if (a !== undefined && b !== undefined && a !== b) {
-      throw new InputError(source, key, `the file says ${a} but the model${given.model ? ` ${given.model}` : ""} has ${b}`);
+      throw new InputError(
+        source,
+        key,
+        `the file says ${a} but the model${given.model ? ` ${given.model}` : ""} has ${b}`,
+      );
     }
     if (a !== undefined) out[key] = a;
   }

@@ -177,9 +177,17 @@ export function routingStats(trace: RoutingTrace, options: RoutingStatsOptions):
   for (let i = 0; i < trace.numTokens; i++) if (i === 0 || trace.requests[i] !== trace.requests[i - 1]) requests++;
 
   return {
-    model, numLayers: L, numExperts: E, expertsPerToken: k, tokensUsed: tokens.length, phase, requests,
-    lruHitRate, lruHitRatePerLayer,
-    popularityEntropyBits: summary(entropy), maxEntropyBits: Math.log2(E),
+    model,
+    numLayers: L,
+    numExperts: E,
+    expertsPerToken: k,
+    tokensUsed: tokens.length,
+    phase,
+    requests,
+    lruHitRate,
+    lruHitRatePerLayer,
+    popularityEntropyBits: summary(entropy),
+    maxEntropyBits: Math.log2(E),
     topExpertShare: summary(topShare),
     repetitionRate: summary(repetition),
     nextLayerPredictability: summary(predict),

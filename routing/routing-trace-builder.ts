@@ -5,7 +5,14 @@
  * line it came from so an error can point at it.
  */
 import { InputError } from "../core/input-error.js";
-import { allocateRoutingTrace, MAX_EXPERTS, PHASE_PREFILL, type RoutingPhase, type RoutingTrace, type RoutingTraceMeta } from "./routing-trace.js";
+import {
+  allocateRoutingTrace,
+  MAX_EXPERTS,
+  PHASE_PREFILL,
+  type RoutingPhase,
+  type RoutingTrace,
+  type RoutingTraceMeta,
+} from "./routing-trace.js";
 
 /** The logical columns of a row, named as in the CSV header. */
 export type RoutingColumn = "request" | "token" | "phase" | "layer" | "rank" | "expert" | "gate_weight";
@@ -76,7 +83,16 @@ export class RoutingTraceBuilder {
   }
 
   /** Adds one row; values must already be integers / finite numbers of the right kind. */
-  add(request: number, token: number, phase: RoutingPhase, layer: number, rank: number, expert: number, gateWeight: number, line: number): void {
+  add(
+    request: number,
+    token: number,
+    phase: RoutingPhase,
+    layer: number,
+    rank: number,
+    expert: number,
+    gateWeight: number,
+    line: number,
+  ): void {
     let id: number;
     if (request === this.lastRequest && token === this.lastToken) id = this.lastId;
     else {
@@ -96,7 +112,11 @@ export class RoutingTraceBuilder {
     }
     const phaseCode = phase === "prefill" ? PHASE_PREFILL : 1;
     if (this.tokenPhase.data[id] !== phaseCode) {
-      this.fail(line, "phase", `request ${request} token ${token} was ${phaseCode === PHASE_PREFILL ? "decode" : "prefill"} on line ${this.tokenLine.data[id]}; expected one phase per token`);
+      this.fail(
+        line,
+        "phase",
+        `request ${request} token ${token} was ${phaseCode === PHASE_PREFILL ? "decode" : "prefill"} on line ${this.tokenLine.data[id]}; expected one phase per token`,
+      );
     }
     this.tokenOf.push(id);
     this.layers.push(layer);
@@ -125,13 +145,25 @@ export class RoutingTraceBuilder {
       numExperts: given.numExperts ?? this.maxExpert + 1,
       expertsPerToken: given.expertsPerToken ?? this.maxRank + 1,
     };
-    if (meta.numExperts > MAX_EXPERTS) throw new InputError(this.source, undefined, `${meta.numExperts} experts; at most ${MAX_EXPERTS} are supported`);
+    if (meta.numExperts > MAX_EXPERTS)
+      throw new InputError(this.source, undefined, `${meta.numExperts} experts; at most ${MAX_EXPERTS} are supported`);
     const { numLayers, expertsPerToken: k, numExperts } = meta;
     for (let row = 0; row < this.rows; row++) {
       const line = this.lines.data[row]!;
-      if (this.layers.data[row]! >= numLayers) this.fail(line, "layer", `expected an integer 0..${numLayers - 1} (the model has ${numLayers} layers), got ${this.layers.data[row]}`);
-      if (this.ranks.data[row]! >= k) this.fail(line, "rank", `expected an integer 0..${k - 1} (top-${k} routing), got ${this.ranks.data[row]}`);
-      if (this.expertIds.data[row]! >= numExperts) this.fail(line, "expert", `expected an integer 0..${numExperts - 1} (${numExperts} experts), got ${this.expertIds.data[row]}`);
+      if (this.layers.data[row]! >= numLayers)
+        this.fail(
+          line,
+          "layer",
+          `expected an integer 0..${numLayers - 1} (the model has ${numLayers} layers), got ${this.layers.data[row]}`,
+        );
+      if (this.ranks.data[row]! >= k)
+        this.fail(line, "rank", `expected an integer 0..${k - 1} (top-${k} routing), got ${this.ranks.data[row]}`);
+      if (this.expertIds.data[row]! >= numExperts)
+        this.fail(
+          line,
+          "expert",
+          `expected an integer 0..${numExperts - 1} (${numExperts} experts), got ${this.expertIds.data[row]}`,
+        );
     }
 
     // Order tokens by (request, token index).
@@ -141,7 +173,9 @@ export class RoutingTraceBuilder {
     const tok = this.tokenIndex.data;
     order.sort((a, b) => req[a]! - req[b]! || tok[a]! - tok[b]!);
     const position = new Int32Array(numTokens);
-    order.forEach((id, pos) => { position[id] = pos; });
+    order.forEach((id, pos) => {
+      position[id] = pos;
+    });
 
     const trace = allocateRoutingTrace(meta, numTokens);
     for (let pos = 0; pos < numTokens; pos++) {
@@ -156,7 +190,11 @@ export class RoutingTraceBuilder {
       const slot = (pos * numLayers + this.layers.data[row]!) * k + this.ranks.data[row]!;
       const line = this.lines.data[row]!;
       if (filledBy[slot] !== -1) {
-        this.fail(line, "rank", `request ${trace.requests[pos]} token ${trace.tokens[pos]} layer ${this.layers.data[row]} rank ${this.ranks.data[row]} already given on line ${this.lines.data[filledBy[slot]!]}; expected each rank once`);
+        this.fail(
+          line,
+          "rank",
+          `request ${trace.requests[pos]} token ${trace.tokens[pos]} layer ${this.layers.data[row]} rank ${this.ranks.data[row]} already given on line ${this.lines.data[filledBy[slot]!]}; expected each rank once`,
+        );
       }
       filledBy[slot] = row;
       trace.experts[slot] = this.expertIds.data[row]!;
@@ -169,11 +207,19 @@ export class RoutingTraceBuilder {
           const row = filledBy[base + r]!;
           if (row === -1) {
             const firstLine = this.tokenLine.data[order[pos]!]!;
-            throw new InputError(this.source, undefined, `request ${trace.requests[pos]} token ${trace.tokens[pos]} (first seen on line ${firstLine}) has no row for layer ${l} rank ${r}; expected all ${numLayers} layers x ${k} ranks per token`);
+            throw new InputError(
+              this.source,
+              undefined,
+              `request ${trace.requests[pos]} token ${trace.tokens[pos]} (first seen on line ${firstLine}) has no row for layer ${l} rank ${r}; expected all ${numLayers} layers x ${k} ranks per token`,
+            );
           }
           for (let q = 0; q < r; q++) {
             if (trace.experts[base + q] === trace.experts[base + r]) {
-              this.fail(this.lines.data[row]!, "expert", `expert ${trace.experts[base + r]} is chosen twice for request ${trace.requests[pos]} token ${trace.tokens[pos]} layer ${l} (also on line ${this.lines.data[filledBy[base + q]!]}); expected distinct experts per token and layer`);
+              this.fail(
+                this.lines.data[row]!,
+                "expert",
+                `expert ${trace.experts[base + r]} is chosen twice for request ${trace.requests[pos]} token ${trace.tokens[pos]} layer ${l} (also on line ${this.lines.data[filledBy[base + q]!]}); expected distinct experts per token and layer`,
+              );
             }
           }
         }

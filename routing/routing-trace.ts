@@ -100,7 +100,15 @@ export function allocateRoutingTrace(meta: RoutingTraceMeta, numTokens: number):
 /** Calls `visit` for every logical row in trace order (request, token, layer, rank). */
 export function forEachRow(
   trace: RoutingTrace,
-  visit: (request: number, token: number, phase: RoutingPhase, layer: number, rank: number, expert: number, gateWeight: number) => void,
+  visit: (
+    request: number,
+    token: number,
+    phase: RoutingPhase,
+    layer: number,
+    rank: number,
+    expert: number,
+    gateWeight: number,
+  ) => void,
 ): void {
   const { numLayers, expertsPerToken } = trace.meta;
   let slot = 0;

@@ -89,21 +89,35 @@ export function depthProfile(x: number, [start, mid, end]: readonly [number, num
 export function synthRouting(options: SynthRoutingOptions): RoutingTrace {
   const { model, seed } = options;
   const moe = model.moe;
-  if (!moe) throw new InputError("model", undefined, `${model.name} is not a Mixture-of-Experts model; expected a model with experts`);
+  if (!moe)
+    throw new InputError(
+      "model",
+      undefined,
+      `${model.name} is not a Mixture-of-Experts model; expected a model with experts`,
+    );
   const E = moe.numExperts;
   const k = moe.expertsPerToken;
   const L = model.numLayers;
-  if (!Number.isInteger(E) || E < 1 || E > MAX_EXPERTS) throw new InputError("model", "moe.numExperts", `expected an integer 1..${MAX_EXPERTS}, got ${E}`);
-  if (!Number.isInteger(k) || k < 1 || k > E) throw new InputError("model", "moe.expertsPerToken", `expected an integer 1..${E}, got ${k}`);
-  if (!Number.isInteger(L) || L < 1) throw new InputError("model", "numLayers", `expected a positive integer, got ${L}`);
+  if (!Number.isInteger(E) || E < 1 || E > MAX_EXPERTS)
+    throw new InputError("model", "moe.numExperts", `expected an integer 1..${MAX_EXPERTS}, got ${E}`);
+  if (!Number.isInteger(k) || k < 1 || k > E)
+    throw new InputError("model", "moe.expertsPerToken", `expected an integer 1..${E}, got ${k}`);
+  if (!Number.isInteger(L) || L < 1)
+    throw new InputError("model", "numLayers", `expected a positive integer, got ${L}`);
   const requests = options.requests ?? 1;
   const prompt = options.promptTokens ?? 0;
   const decode = options.tokens;
-  for (const [name, value, min] of [["tokens", decode, 0], ["requests", requests, 1], ["promptTokens", prompt, 0]] as const) {
-    if (!Number.isInteger(value) || value < min) throw new InputError(name, undefined, `expected an integer >= ${min}, got ${value}`);
+  for (const [name, value, min] of [
+    ["tokens", decode, 0],
+    ["requests", requests, 1],
+    ["promptTokens", prompt, 0],
+  ] as const) {
+    if (!Number.isInteger(value) || value < min)
+      throw new InputError(name, undefined, `expected an integer >= ${min}, got ${value}`);
   }
   if (prompt + decode < 1) throw new InputError("tokens", undefined, "expected at least one token per request");
-  if (!Number.isInteger(seed) || seed < 0 || seed > MAX_SYNTH_SEED) throw new InputError("seed", undefined, `expected an integer 0..${MAX_SYNTH_SEED}, got ${seed}`);
+  if (!Number.isInteger(seed) || seed < 0 || seed > MAX_SYNTH_SEED)
+    throw new InputError("seed", undefined, `expected an integer 0..${MAX_SYNTH_SEED}, got ${seed}`);
   const p = options.params ?? MIXTRAL_CALIBRATION;
   const rand = mulberry32(seed);
 
@@ -138,7 +152,10 @@ export function synthRouting(options: SynthRoutingOptions): RoutingTrace {
   }
 
   const perRequest = prompt + decode;
-  const trace = allocateRoutingTrace({ model: model.name, numLayers: L, numExperts: E, expertsPerToken: k }, requests * perRequest);
+  const trace = allocateRoutingTrace(
+    { model: model.name, numLayers: L, numExperts: E, expertsPerToken: k },
+    requests * perRequest,
+  );
   const stride = L * k;
   const chosen = new Uint8Array(E);
   const logits = new Float64Array(k);

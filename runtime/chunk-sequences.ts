@@ -9,7 +9,13 @@ import { layerWorkingValues } from "../core/layer-working-set.js";
 import type { ModelSpec } from "../core/model-spec.js";
 import type { PolicyCostContext } from "../planner/spillway/evaluate-policy.js";
 
-export function chunkSequences(model: ModelSpec, context: PolicyCostContext, gpuBatchSize: number, tokensPerSequence: number, contextTokens: number): number {
+export function chunkSequences(
+  model: ModelSpec,
+  context: PolicyCostContext,
+  gpuBatchSize: number,
+  tokensPerSequence: number,
+  contextTokens: number,
+): number {
   if (tokensPerSequence === 1) return gpuBatchSize;
   const budget = context.costModel.workingBytes(tokensPerSequence, contextTokens) - gpuBatchSize * model.vocabSize * 4;
   let chunk = gpuBatchSize;

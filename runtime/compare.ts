@@ -3,11 +3,11 @@
  * three side by side; `compareRuns()` is the pure part that lines up figures already in hand.
  */
 import type { HardwareProfile } from "../core/hardware-profile.js";
-import { plan, PlanError, type PlanRequest } from "../planner/plan.js";
-import { simulate, type SimulationResult } from "../simulator/simulate.js";
+import type { Plan } from "../core/plan.js";
+import { PlanError, type PlanRequest, plan } from "../planner/plan.js";
+import { type SimulationResult, simulate } from "../simulator/simulate.js";
 import type { CudaNative } from "./cuda/native-api.js";
-import { run, type RunResult } from "./run.js";
-import { type Plan } from "../core/plan.js";
+import { type RunResult, run } from "./run.js";
 
 export interface Figures {
   readonly throughputTokensPerSecond: number;
@@ -24,12 +24,27 @@ export interface Comparison {
   readonly simulated: Figures;
   readonly measured: Figures;
   /** (measured - predicted) / predicted, signed, per figure; `throughput` is the headline. */
-  readonly relativeError: { readonly throughput: number; readonly prefill: number; readonly decode: number; readonly simulatedThroughput: number };
+  readonly relativeError: {
+    readonly throughput: number;
+    readonly prefill: number;
+    readonly decode: number;
+    readonly simulatedThroughput: number;
+  };
   readonly matchesReference: boolean | undefined;
 }
 
-const figures = (x: { throughputTokensPerSecond: number; prefillSeconds: number; decodeSeconds: number; busySeconds?: Readonly<Record<string, number>>; peakBytes: Figures["peakBytes"] }): Figures => ({
-  throughputTokensPerSecond: x.throughputTokensPerSecond, prefillSeconds: x.prefillSeconds, decodeSeconds: x.decodeSeconds, busySeconds: x.busySeconds ?? {}, peakBytes: x.peakBytes,
+const figures = (x: {
+  throughputTokensPerSecond: number;
+  prefillSeconds: number;
+  decodeSeconds: number;
+  busySeconds?: Readonly<Record<string, number>>;
+  peakBytes: Figures["peakBytes"];
+}): Figures => ({
+  throughputTokensPerSecond: x.throughputTokensPerSecond,
+  prefillSeconds: x.prefillSeconds,
+  decodeSeconds: x.decodeSeconds,
+  busySeconds: x.busySeconds ?? {},
+  peakBytes: x.peakBytes,
 });
 
 export function compareRuns(plan: Plan, simulated: SimulationResult, measured: RunResult): Comparison {
@@ -73,13 +88,18 @@ export interface CompareResult {
 export async function compare(options: CompareOptions): Promise<CompareResult> {
   const { weightsDir, offloadDir, backend, cudaNative, ...request } = options;
   const planned = await plan(request);
-  if (!planned.predicted.feasible) throw new PlanError(`the policy does not fit: ${planned.predicted.infeasibleReasons.join("; ")}`);
+  if (!planned.predicted.feasible)
+    throw new PlanError(`the policy does not fit: ${planned.predicted.infeasibleReasons.join("; ")}`);
   const hardware: HardwareProfile = request.hardware;
   const capacityBytes = planned.predicted.capacityBytes;
   const simulated = simulate(planned, hardware, { schedule: planned.schedule, capacityBytes });
   const measured = await run(planned, hardware, {
-    weightsDir, schedule: planned.schedule, capacityBytes,
-    ...(backend ? { backend } : {}), ...(cudaNative ? { cudaNative } : {}), ...(offloadDir ? { offloadDir } : {}),
+    weightsDir,
+    schedule: planned.schedule,
+    capacityBytes,
+    ...(backend ? { backend } : {}),
+    ...(cudaNative ? { cudaNative } : {}),
+    ...(offloadDir ? { offloadDir } : {}),
   });
   return { plan: planned, simulated, measured, comparison: compareRuns(planned, simulated, measured) };
 }

@@ -11,7 +11,7 @@ import { attention } from "./kernels/attention.js";
 import { layerNorm } from "./kernels/layer-norm.js";
 import { linearF16 } from "./kernels/linear-f16.js";
 import { reluInPlace } from "./kernels/relu.js";
-import { decode, decodeToFloat16, encode, encodedByteLength, type Encoding } from "./tensor-codec.js";
+import { decode, decodeToFloat16, type Encoding, encode, encodedByteLength } from "./tensor-codec.js";
 
 export interface CpuBufferTypes {
   readonly f32: Float32Array;
@@ -55,13 +55,38 @@ export class CpuDeviceOps implements DeviceOps<CpuBufferTypes> {
   copyF32(src: Float32Array, dst: Float32Array, values: number): void {
     dst.set(src.subarray(0, values));
   }
-  layerNorm(x: Float32Array, gamma: Float32Array, beta: Float32Array, out: Float32Array, rows: number, cols: number): void {
+  layerNorm(
+    x: Float32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    out: Float32Array,
+    rows: number,
+    cols: number,
+  ): void {
     layerNorm(x.subarray(0, rows * cols), gamma, beta, out.subarray(0, rows * cols), rows, cols);
   }
-  linear(x: Float32Array, w: Uint16Array, bias: Float32Array | undefined, out: Float32Array, m: number, k: number, n: number): void {
+  linear(
+    x: Float32Array,
+    w: Uint16Array,
+    bias: Float32Array | undefined,
+    out: Float32Array,
+    m: number,
+    k: number,
+    n: number,
+  ): void {
     const { linearTile, linearTileOut } = this.scratch;
     if (!linearTile || !linearTileOut) throw new Error("internal: a linear without the linear kernel's scratch");
-    linearF16(x.subarray(0, m * k), w.subarray(0, n * k), bias?.subarray(0, n), out.subarray(0, m * n), m, k, n, linearTile, linearTileOut);
+    linearF16(
+      x.subarray(0, m * k),
+      w.subarray(0, n * k),
+      bias?.subarray(0, n),
+      out.subarray(0, m * n),
+      m,
+      k,
+      n,
+      linearTile,
+      linearTileOut,
+    );
   }
   add(x: Float32Array, y: Float32Array, values: number): void {
     addInPlace(x.subarray(0, values), y.subarray(0, values));
@@ -74,18 +99,56 @@ export class CpuDeviceOps implements DeviceOps<CpuBufferTypes> {
   }
   encodeRows(src: Float32Array, rows: number, rowValues: number, encoding: Encoding, dst: Uint8Array): void {
     const rowBytes = encodedByteLength(rowValues, encoding);
-    for (let i = 0; i < rows; i++) encode(src.subarray(i * rowValues, (i + 1) * rowValues), encoding, dst.subarray(i * rowBytes, (i + 1) * rowBytes));
+    for (let i = 0; i < rows; i++)
+      encode(
+        src.subarray(i * rowValues, (i + 1) * rowValues),
+        encoding,
+        dst.subarray(i * rowBytes, (i + 1) * rowBytes),
+      );
   }
   decodeRows(src: Uint8Array, rows: number, rowValues: number, encoding: Encoding, dst: Float32Array): void {
     const rowBytes = encodedByteLength(rowValues, encoding);
-    for (let i = 0; i < rows; i++) decode(src.subarray(i * rowBytes, (i + 1) * rowBytes), encoding, rowValues, dst.subarray(i * rowValues, (i + 1) * rowValues));
+    for (let i = 0; i < rows; i++)
+      decode(
+        src.subarray(i * rowBytes, (i + 1) * rowBytes),
+        encoding,
+        rowValues,
+        dst.subarray(i * rowValues, (i + 1) * rowValues),
+      );
   }
-  attention(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, t: number, past: number, heads: number, headDim: number): void {
+  attention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    out: Float32Array,
+    t: number,
+    past: number,
+    heads: number,
+    headDim: number,
+  ): void {
     const h = heads * headDim;
     const ctx = past + t;
-    attention(q.subarray(0, t * h), k.subarray(0, ctx * h), v.subarray(0, ctx * h), out.subarray(0, t * h), t, past, heads, headDim, this.scratch.attention);
+    attention(
+      q.subarray(0, t * h),
+      k.subarray(0, ctx * h),
+      v.subarray(0, ctx * h),
+      out.subarray(0, t * h),
+      t,
+      past,
+      heads,
+      headDim,
+      this.scratch.attention,
+    );
   }
-  argmaxMerge(logits: Float32Array, rows: number, cols: number, colOffset: number, bestValue: Float32Array, bestIndex: Int32Array, first: boolean): void {
+  argmaxMerge(
+    logits: Float32Array,
+    rows: number,
+    cols: number,
+    colOffset: number,
+    bestValue: Float32Array,
+    bestIndex: Int32Array,
+    first: boolean,
+  ): void {
     if (first) {
       bestValue.fill(-Infinity, 0, rows);
       bestIndex.fill(0, 0, rows);

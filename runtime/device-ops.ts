@@ -44,10 +44,27 @@ export interface DeviceOps<B extends DeviceBufferTypes> {
   /** The inverse of encodeRows(). */
   decodeRows(src: B["bytes"], rows: number, rowValues: number, encoding: Encoding, dst: B["f32"]): void;
   /** Causal multi-head attention of t new queries over past + t rows of K and V (one sequence). */
-  attention(q: B["f32"], k: B["f32"], v: B["f32"], out: B["f32"], t: number, past: number, heads: number, headDim: number): void;
+  attention(
+    q: B["f32"],
+    k: B["f32"],
+    v: B["f32"],
+    out: B["f32"],
+    t: number,
+    past: number,
+    heads: number,
+    headDim: number,
+  ): void;
   /**
    * Each of `rows` rows of logits [rows, cols] (columns colOffset.. of the full row) merged into a
    * running best value and index per row, ties keeping the lower index; `first` starts afresh.
    */
-  argmaxMerge(logits: B["f32"], rows: number, cols: number, colOffset: number, bestValue: B["f32"], bestIndex: B["i32"], first: boolean): void;
+  argmaxMerge(
+    logits: B["f32"],
+    rows: number,
+    cols: number,
+    colOffset: number,
+    bestValue: B["f32"],
+    bestIndex: B["i32"],
+    first: boolean,
+  ): void;
 }

@@ -64,7 +64,8 @@ export class DiskStore {
    */
   writeTarget(key: string, bytes: number): { path: string; position: number; truncate: boolean } {
     const existing = this.files.get(key);
-    const path = existing?.path ?? join(this.directory, `${this.files.size}-${key.replace(/[^A-Za-z0-9_.-]/g, "_")}.bin`);
+    const path =
+      existing?.path ?? join(this.directory, `${this.files.size}-${key.replace(/[^A-Za-z0-9_.-]/g, "_")}.bin`);
     this.inUseBytes += bytes - (existing?.bytes ?? 0);
     this.peakBytes = Math.max(this.peakBytes, this.inUseBytes);
     this.files.set(key, { path, bytes });

@@ -21,7 +21,11 @@ export class FirstFitAllocator {
   private readonly live = new Map<number, DeviceBlock>();
 
   /** `capacityBytes` is reported in messages; `usableBytes` (a multiple of `align`) is handed out. */
-  constructor(readonly capacityBytes: number, usableBytes: number, private readonly align: number) {
+  constructor(
+    readonly capacityBytes: number,
+    usableBytes: number,
+    private readonly align: number,
+  ) {
     this.free = [{ offset: 0, bytes: usableBytes }];
   }
 
@@ -38,7 +42,9 @@ export class FirstFitAllocator {
     const index = this.free.findIndex((f) => f.bytes >= size);
     if (index < 0) {
       const largest = this.free.reduce((m, f) => Math.max(m, f.bytes), 0);
-      throw new DeviceOutOfMemory(`device memory exhausted allocating ${what} (${bytes} bytes): ${this.inUseBytes} of ${this.capacityBytes} bytes in use, largest free block ${largest}`);
+      throw new DeviceOutOfMemory(
+        `device memory exhausted allocating ${what} (${bytes} bytes): ${this.inUseBytes} of ${this.capacityBytes} bytes in use, largest free block ${largest}`,
+      );
     }
     const slot = this.free[index]!;
     const block = { offset: slot.offset, bytes: size, what };

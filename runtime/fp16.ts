@@ -61,7 +61,8 @@ const FP16_DECODE_TABLE: Float32Array = (() => {
 })();
 
 export function fromFloat16Array(src: Uint16Array, dst: Float32Array = new Float32Array(src.length)): Float32Array {
-  if (dst.length < src.length) throw new RangeError(`fromFloat16Array: destination holds ${dst.length} values, source has ${src.length}`);
+  if (dst.length < src.length)
+    throw new RangeError(`fromFloat16Array: destination holds ${dst.length} values, source has ${src.length}`);
   const table = FP16_DECODE_TABLE;
   for (let i = 0; i < src.length; i++) dst[i] = table[src[i]!]!;
   return dst;
@@ -87,7 +88,8 @@ const REBIAS_AND_HALF = ((15 - 127) << 23) + 0xfff;
  * faster than the scalar encoder, and identical for every fp32 input).
  */
 export function toFloat16Array(src: Float32Array, dst: Uint16Array = new Uint16Array(src.length)): Uint16Array {
-  if (dst.length < src.length) throw new RangeError(`toFloat16Array: destination holds ${dst.length} values, source has ${src.length}`);
+  if (dst.length < src.length)
+    throw new RangeError(`toFloat16Array: destination holds ${dst.length} values, source has ${src.length}`);
   const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
   const scratch = SUBNORMAL_SCRATCH;
   const scratchBits = SUBNORMAL_SCRATCH_BITS;
@@ -118,7 +120,8 @@ export function bfloat16BitsToFloat32(b: number): number {
 }
 
 export function fromBfloat16Array(src: Uint16Array, dst: Float32Array = new Float32Array(src.length)): Float32Array {
-  if (dst.length < src.length) throw new RangeError(`fromBfloat16Array: destination holds ${dst.length} values, source has ${src.length}`);
+  if (dst.length < src.length)
+    throw new RangeError(`fromBfloat16Array: destination holds ${dst.length} values, source has ${src.length}`);
   const dstBits = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
   for (let i = 0; i < src.length; i++) dstBits[i] = src[i]! << 16;
   return dst;

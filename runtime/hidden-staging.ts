@@ -4,12 +4,13 @@
  * after the compute. A staging buffer is released once the store out of it is done; at most two are
  * live (the step computing and the next one loading).
  */
+
+import type { Tier } from "../core/tiers.js";
 import type { DeviceArena, DeviceBlock } from "./device-arena.js";
 import type { DiskStore } from "./disk-store.js";
 import type { HostLedger, TransferMeta, Transfers, Where } from "./opt-runner.js";
 import type { TransferAction } from "./transfer-action.js";
 import { sharedBytes, type TransferId } from "./transfer-engine.js";
-import { type Tier } from "../core/tiers.js";
 
 export interface HiddenIn {
   readonly view: Uint16Array;
@@ -37,7 +38,8 @@ export class HiddenStaging {
     /** Values of one batch's largest hidden state (the prompt's). */
     maxHiddenValues: number,
   ) {
-    this.hostHidden = tier === "cpu" ? Array.from({ length: numGpuBatches }, () => sharedBytes(maxHiddenValues * 2)) : [];
+    this.hostHidden =
+      tier === "cpu" ? Array.from({ length: numGpuBatches }, () => sharedBytes(maxHiddenValues * 2)) : [];
     this.hostHiddenBytes = tier === "cpu" ? numGpuBatches * maxHiddenValues * 2 : 0;
     if (tier === "cpu") host.add(this.hostHiddenBytes);
     this.hiddenStored = new Array<TransferId>(numGpuBatches).fill(0);
@@ -48,7 +50,13 @@ export class HiddenStaging {
     return this.hiddenStored[k]!;
   }
 
-  private submit(stream: "h2d" | "d2h" | "diskRead" | "diskWrite", kind: TransferMeta["kind"], where: Where, actions: TransferAction[], deps: TransferId[]): TransferId {
+  private submit(
+    stream: "h2d" | "d2h" | "diskRead" | "diskWrite",
+    kind: TransferMeta["kind"],
+    where: Where,
+    actions: TransferAction[],
+    deps: TransferId[],
+  ): TransferId {
     return this.engine.submit(stream, actions, deps, { kind, where });
   }
 
@@ -58,7 +66,10 @@ export class HiddenStaging {
 
   /** Releases staging buffers whose stores are done, and (waiting) the oldest while more than `atMost` are live. */
   reap(atMost: number): void {
-    while (this.stagingLive > atMost || (this.stagingInFlight.length > 0 && this.engine.isDone(this.stagingInFlight[0]!.until))) {
+    while (
+      this.stagingLive > atMost ||
+      (this.stagingInFlight.length > 0 && this.engine.isDone(this.stagingInFlight[0]!.until))
+    ) {
       const oldest = this.stagingInFlight.shift();
       if (!oldest) break;
       this.engine.wait(oldest.until);
@@ -80,12 +91,24 @@ export class HiddenStaging {
     const { block, view } = this.allocate(layer, k, hiddenValues);
     const target = new Uint8Array(view.buffer, view.byteOffset, hiddenValues * 2);
     if (this.tier === "cpu") {
-      const arrived = this.submit("h2d", "load-hidden", where, [{ type: "copy", src: this.hostHidden[k]!.subarray(0, hiddenValues * 2), dst: target }], [this.hiddenStored[k]!]);
+      const arrived = this.submit(
+        "h2d",
+        "load-hidden",
+        where,
+        [{ type: "copy", src: this.hostHidden[k]!.subarray(0, hiddenValues * 2), dst: target }],
+        [this.hiddenStored[k]!],
+      );
       return { view, block, arrived };
     }
     const hostStaging = sharedBytes(hiddenValues * 2);
     this.host.add(hiddenValues * 2);
-    const read = this.submit("diskRead", "read-hidden", where, [{ type: "read", ...this.disk.readSource(this.diskKey(k)), dst: hostStaging }], [this.hiddenStored[k]!]);
+    const read = this.submit(
+      "diskRead",
+      "read-hidden",
+      where,
+      [{ type: "read", ...this.disk.readSource(this.diskKey(k)), dst: hostStaging }],
+      [this.hiddenStored[k]!],
+    );
     const arrived = this.submit("h2d", "load-hidden", where, [{ type: "copy", src: hostStaging, dst: target }], [read]);
     return { view, block, arrived, hostStaging };
   }
@@ -95,11 +118,24 @@ export class HiddenStaging {
     const where = { token, layer, batch: k };
     const src = new Uint8Array(hidden.view.buffer, hidden.view.byteOffset, hiddenValues * 2);
     if (hidden.hostStaging) this.host.remove(hidden.hostStaging.byteLength);
-    if (this.tier === "cpu") this.hiddenStored[k] = this.submit("d2h", "store-hidden", where, [{ type: "copy", src, dst: this.hostHidden[k]!.subarray(0, hiddenValues * 2) }], []);
+    if (this.tier === "cpu")
+      this.hiddenStored[k] = this.submit(
+        "d2h",
+        "store-hidden",
+        where,
+        [{ type: "copy", src, dst: this.hostHidden[k]!.subarray(0, hiddenValues * 2) }],
+        [],
+      );
     else {
       const copy = sharedBytes(hiddenValues * 2);
       const down = this.submit("d2h", "store-hidden", where, [{ type: "copy", src, dst: copy }], []);
-      this.hiddenStored[k] = this.submit("diskWrite", "write-hidden", where, [{ type: "write", ...this.disk.writeTarget(this.diskKey(k), hiddenValues * 2), src: copy }], [down]);
+      this.hiddenStored[k] = this.submit(
+        "diskWrite",
+        "write-hidden",
+        where,
+        [{ type: "write", ...this.disk.writeTarget(this.diskKey(k), hiddenValues * 2), src: copy }],
+        [down],
+      );
     }
     this.stagingInFlight.push({ block: hidden.block!, until: this.hiddenStored[k]! });
   }

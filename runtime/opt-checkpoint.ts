@@ -26,7 +26,12 @@ export const SHARD_INDEX_NAME = "model.safetensors.index.json";
 const MISSING_NAMES_SHOWN = 5;
 
 function checkOpt(model: ModelSpec, source: string): void {
-  if (model.family !== "opt") throw new InputError(source, undefined, `${model.name} is a ${model.family} model; OPT checkpoints need an OPT model`);
+  if (model.family !== "opt")
+    throw new InputError(
+      source,
+      undefined,
+      `${model.name} is a ${model.family} model; OPT checkpoints need an OPT model`,
+    );
 }
 
 /** The tensors before the decoder layers: embeddings, and the input projection when embeddings are narrower (opt-350m). */
@@ -36,7 +41,8 @@ function optInputTensorShapes(model: ModelSpec): OptTensorShape[] {
     // OPT's learned positions start at offset 2 (a quirk of fairseq's padding), hence two extra rows.
     { name: `${DECODER}.embed_positions.weight`, shape: [model.maxPositions + 2, model.hiddenSize] },
   ];
-  if (model.wordEmbedDim !== model.hiddenSize) shapes.push({ name: `${DECODER}.project_in.weight`, shape: [model.hiddenSize, model.wordEmbedDim] });
+  if (model.wordEmbedDim !== model.hiddenSize)
+    shapes.push({ name: `${DECODER}.project_in.weight`, shape: [model.hiddenSize, model.wordEmbedDim] });
   return shapes;
 }
 
@@ -46,7 +52,8 @@ function optOutputTensorShapes(model: ModelSpec): OptTensorShape[] {
     { name: `${DECODER}.final_layer_norm.weight`, shape: [model.hiddenSize] },
     { name: `${DECODER}.final_layer_norm.bias`, shape: [model.hiddenSize] },
   ];
-  if (model.wordEmbedDim !== model.hiddenSize) shapes.push({ name: `${DECODER}.project_out.weight`, shape: [model.wordEmbedDim, model.hiddenSize] });
+  if (model.wordEmbedDim !== model.hiddenSize)
+    shapes.push({ name: `${DECODER}.project_out.weight`, shape: [model.wordEmbedDim, model.hiddenSize] });
   return shapes;
 }
 
@@ -92,9 +99,15 @@ export function optTensorShapes(model: ModelSpec): OptTensorShape[] {
 /** Reads dir/config.json (a Hugging Face OPT config) into a ModelSpec. */
 export function readOptConfig(dir: string): ModelSpec {
   const path = join(dir, "config.json");
-  if (!existsSync(path)) throw new InputError(dir, undefined, "no config.json in this folder; a checkpoint folder needs the model's Hugging Face config.json");
+  if (!existsSync(path))
+    throw new InputError(
+      dir,
+      undefined,
+      "no config.json in this folder; a checkpoint folder needs the model's Hugging Face config.json",
+    );
   const model = modelSpecFromHfConfig(readJsonFile(path), path);
-  if (model.family !== "opt") throw new InputError(path, "model_type", `expected "opt", got ${JSON.stringify(model.family)}`);
+  if (model.family !== "opt")
+    throw new InputError(path, "model_type", `expected "opt", got ${JSON.stringify(model.family)}`);
   return model;
 }
 
@@ -157,12 +170,26 @@ function openAllSafetensors(dir: string): TensorDirectory {
     entries = readdirSync(dir);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new InputError(dir, undefined, code === "ENOENT" ? "no such folder" : code === "ENOTDIR" ? "not a folder; expected a checkpoint folder" : (error as Error).message);
+    throw new InputError(
+      dir,
+      undefined,
+      code === "ENOENT"
+        ? "no such folder"
+        : code === "ENOTDIR"
+          ? "not a folder; expected a checkpoint folder"
+          : (error as Error).message,
+    );
   }
   const names = entries.filter((n) => n.endsWith(".safetensors")).sort();
   if (names.length === 0) {
-    const pytorch = entries.some((n) => n.endsWith(".bin")) ? " (PyTorch .bin files are not read: convert them to safetensors)" : "";
-    throw new InputError(dir, undefined, `no *.safetensors files; expected ${SINGLE_FILE_NAME} or shards with ${SHARD_INDEX_NAME}${pytorch}`);
+    const pytorch = entries.some((n) => n.endsWith(".bin"))
+      ? " (PyTorch .bin files are not read: convert them to safetensors)"
+      : "";
+    throw new InputError(
+      dir,
+      undefined,
+      `no *.safetensors files; expected ${SINGLE_FILE_NAME} or shards with ${SHARD_INDEX_NAME}${pytorch}`,
+    );
   }
   const directory: TensorDirectory = new Map();
   try {
@@ -194,16 +221,26 @@ function openIndexedShards(dir: string, indexPath: string): TensorDirectory {
   try {
     for (const [tensor, shardName] of Object.entries(weightMap)) {
       if (typeof shardName !== "string" || shardName === "" || shardName.includes("/") || shardName.includes("\\")) {
-        fail({ source: indexPath, path: "weight_map" }, tensor, `expected a shard file name in this folder, got ${describeValue(shardName)}`);
+        fail(
+          { source: indexPath, path: "weight_map" },
+          tensor,
+          `expected a shard file name in this folder, got ${describeValue(shardName)}`,
+        );
       }
       let shard = shards.get(shardName);
       if (!shard) {
         const shardPath = join(dir, shardName);
-        if (!existsSync(shardPath)) fail({ source: indexPath, path: "weight_map" }, tensor, `shard ${shardName} does not exist in ${dir}`);
+        if (!existsSync(shardPath))
+          fail({ source: indexPath, path: "weight_map" }, tensor, `shard ${shardName} does not exist in ${dir}`);
         shard = openSafetensors(shardPath);
         shards.set(shardName, shard);
       }
-      if (!shard.has(tensor)) fail({ source: indexPath, path: "weight_map" }, tensor, `the index puts it in ${shardName}, which has no such tensor`);
+      if (!shard.has(tensor))
+        fail(
+          { source: indexPath, path: "weight_map" },
+          tensor,
+          `the index puts it in ${shardName}, which has no such tensor`,
+        );
       directory.set(tensor, shard);
     }
   } catch (error) {
@@ -231,17 +268,29 @@ function locateTensors(dir: string, model: ModelSpec, directory: TensorDirectory
     }
     const info = file.info(storedName);
     if (!sameShape(info.shape, shape)) {
-      throw new InputError(file.path, `tensor ${storedName}`, `shape ${formatShape(info.shape)} does not match the config, expected ${formatShape(shape)}`);
+      throw new InputError(
+        file.path,
+        `tensor ${storedName}`,
+        `shape ${formatShape(info.shape)} does not match the config, expected ${formatShape(shape)}`,
+      );
     }
     if (!FLOAT_DTYPES.includes(info.dtype)) {
-      throw new InputError(file.path, `tensor ${storedName}`, `dtype ${info.dtype} is not a floating-point type (expected F16, BF16, F32 or F64)`);
+      throw new InputError(
+        file.path,
+        `tensor ${storedName}`,
+        `dtype ${info.dtype} is not a floating-point type (expected F16, BF16, F32 or F64)`,
+      );
     }
     located.set(name, { file, storedName });
   }
   if (missing.length > 0) {
     const shown = missing.slice(0, MISSING_NAMES_SHOWN).join(", ");
     const more = missing.length > MISSING_NAMES_SHOWN ? ` and ${missing.length - MISSING_NAMES_SHOWN} more` : "";
-    throw new InputError(dir, undefined, `checkpoint is missing ${missing.length} of the ${required.length} tensors ${model.name} needs: ${shown}${more}`);
+    throw new InputError(
+      dir,
+      undefined,
+      `checkpoint is missing ${missing.length} of the ${required.length} tensors ${model.name} needs: ${shown}${more}`,
+    );
   }
   return located;
 }
@@ -274,7 +323,9 @@ class LoadedOptWeights implements OptWeights {
 
   layerTensorNames(layer: number): string[] {
     if (!Number.isInteger(layer) || layer < 0 || layer >= this.model.numLayers) {
-      throw new RangeError(`layer ${layer} is out of range; ${this.model.name} has layers 0 to ${this.model.numLayers - 1}`);
+      throw new RangeError(
+        `layer ${layer} is out of range; ${this.model.name} has layers 0 to ${this.model.numLayers - 1}`,
+      );
     }
     return optLayerTensorShapes(this.model, layer).map((t) => t.name);
   }
@@ -289,7 +340,10 @@ class LoadedOptWeights implements OptWeights {
 
   private locate(name: string): LocatedTensor {
     const found = this.located.get(name);
-    if (!found) throw new RangeError(`${name} is not a tensor of ${this.model.name} (names are Hugging Face's, e.g. ${DECODER}.layers.0.fc1.weight)`);
+    if (!found)
+      throw new RangeError(
+        `${name} is not a tensor of ${this.model.name} (names are Hugging Face's, e.g. ${DECODER}.layers.0.fc1.weight)`,
+      );
     return found;
   }
 }

@@ -26,7 +26,11 @@ export interface OptLayerWeights<B extends DeviceBufferTypes> {
 }
 
 /** Layer `layer`'s weights out of maps keyed by full tensor name. */
-export function layerWeightsOf<B extends DeviceBufferTypes>(matrices: ReadonlyMap<string, B["f16"]>, vectors: ReadonlyMap<string, B["f32"]>, layer: number): OptLayerWeights<B> {
+export function layerWeightsOf<B extends DeviceBufferTypes>(
+  matrices: ReadonlyMap<string, B["f16"]>,
+  vectors: ReadonlyMap<string, B["f32"]>,
+  layer: number,
+): OptLayerWeights<B> {
   const prefix = `model.decoder.layers.${layer}`;
   return {
     matrix: (name) => matrices.get(`${prefix}.${name}`)!,
@@ -47,7 +51,14 @@ export interface AttentionBuffers<B extends DeviceBufferTypes> {
  * The layer up to attention for `rows` rows: the fp16 hidden states decoded into x, then
  * LayerNorm and the q, k, v projections.
  */
-export function attentionInputs<B extends DeviceBufferTypes>(ops: DeviceOps<B>, w: OptLayerWeights<B>, shape: OptLayerShape, hidden: B["f16"], rows: number, b: AttentionBuffers<B>): void {
+export function attentionInputs<B extends DeviceBufferTypes>(
+  ops: DeviceOps<B>,
+  w: OptLayerWeights<B>,
+  shape: OptLayerShape,
+  hidden: B["f16"],
+  rows: number,
+  b: AttentionBuffers<B>,
+): void {
   const { h } = shape;
   ops.f16ToF32(hidden, b.x, rows * h);
   ops.layerNorm(b.x, w.vector("self_attn_layer_norm.weight"), w.vector("self_attn_layer_norm.bias"), b.y, rows, h);
@@ -72,9 +83,23 @@ export interface AttentionWork<B extends DeviceBufferTypes> {
  * Attention for one sequence over KV rows as stored: its past rows and its t new ones decoded into
  * fp32, then causal attention of its t queries. Attention sees exactly what the cache holds.
  */
-export function attendOverStoredRows<B extends DeviceBufferTypes>(ops: DeviceOps<B>, shape: OptLayerShape, encoding: Encoding, q: B["f32"], k: StoredRows<B>, v: StoredRows<B>, out: B["f32"], t: number, past: number, work: AttentionWork<B>): void {
+export function attendOverStoredRows<B extends DeviceBufferTypes>(
+  ops: DeviceOps<B>,
+  shape: OptLayerShape,
+  encoding: Encoding,
+  q: B["f32"],
+  k: StoredRows<B>,
+  v: StoredRows<B>,
+  out: B["f32"],
+  t: number,
+  past: number,
+  work: AttentionWork<B>,
+): void {
   const { h } = shape;
-  for (const [rows, all] of [[k, work.kAll], [v, work.vAll]] as const) {
+  for (const [rows, all] of [
+    [k, work.kAll],
+    [v, work.vAll],
+  ] as const) {
     ops.decodeRows(rows.past, past, h, encoding, all);
     ops.decodeRows(rows.fresh, t, h, encoding, ops.f32At(all, past * h));
   }
@@ -82,17 +107,48 @@ export function attendOverStoredRows<B extends DeviceBufferTypes>(ops: DeviceOps
 }
 
 /** Sequence c's new K and V rows (of a chunk's k and v [count · t, h]) encoded into `k.fresh` and `v.fresh` as the cache stores them. */
-export function encodeNewRows<B extends DeviceBufferTypes>(ops: DeviceOps<B>, shape: OptLayerShape, encoding: Encoding, chunk: AttentionBuffers<B>, c: number, t: number, k: StoredRows<B>, v: StoredRows<B>): void {
+export function encodeNewRows<B extends DeviceBufferTypes>(
+  ops: DeviceOps<B>,
+  shape: OptLayerShape,
+  encoding: Encoding,
+  chunk: AttentionBuffers<B>,
+  c: number,
+  t: number,
+  k: StoredRows<B>,
+  v: StoredRows<B>,
+): void {
   const { h } = shape;
   ops.encodeRows(ops.f32At(chunk.k, c * t * h), t, h, encoding, k.fresh);
   ops.encodeRows(ops.f32At(chunk.v, c * t * h), t, h, encoding, v.fresh);
 }
 
 /** Attention on the device for sequence c of a chunk (q, k, v and out [count · t, h]): encodeNewRows(), then attendOverStoredRows(). */
-export function attendSequence<B extends DeviceBufferTypes>(ops: DeviceOps<B>, shape: OptLayerShape, encoding: Encoding, chunk: AttentionBuffers<B> & { readonly o: B["f32"] }, c: number, t: number, past: number, k: StoredRows<B>, v: StoredRows<B>, work: AttentionWork<B>): void {
+export function attendSequence<B extends DeviceBufferTypes>(
+  ops: DeviceOps<B>,
+  shape: OptLayerShape,
+  encoding: Encoding,
+  chunk: AttentionBuffers<B> & { readonly o: B["f32"] },
+  c: number,
+  t: number,
+  past: number,
+  k: StoredRows<B>,
+  v: StoredRows<B>,
+  work: AttentionWork<B>,
+): void {
   const { h } = shape;
   encodeNewRows(ops, shape, encoding, chunk, c, t, k, v);
-  attendOverStoredRows(ops, shape, encoding, ops.f32At(chunk.q, c * t * h), k, v, ops.f32At(chunk.o, c * t * h), t, past, work);
+  attendOverStoredRows(
+    ops,
+    shape,
+    encoding,
+    ops.f32At(chunk.q, c * t * h),
+    k,
+    v,
+    ops.f32At(chunk.o, c * t * h),
+    t,
+    past,
+    work,
+  );
 }
 
 /** What the layer's second half reads and writes: x, y, the attention output, the FFN intermediate [rows, f]. */
@@ -107,7 +163,14 @@ export interface OutputBuffers<B extends DeviceBufferTypes> {
  * The layer after attention for `rows` rows: output projection and residual, LayerNorm, the ReLU
  * FFN and residual; the result written back to the fp16 hidden states.
  */
-export function attentionOutputs<B extends DeviceBufferTypes>(ops: DeviceOps<B>, w: OptLayerWeights<B>, shape: OptLayerShape, rows: number, b: OutputBuffers<B>, hidden: B["f16"]): void {
+export function attentionOutputs<B extends DeviceBufferTypes>(
+  ops: DeviceOps<B>,
+  w: OptLayerWeights<B>,
+  shape: OptLayerShape,
+  rows: number,
+  b: OutputBuffers<B>,
+  hidden: B["f16"],
+): void {
   const { h, f } = shape;
   ops.linear(b.o, w.matrix("self_attn.out_proj.weight"), w.vector("self_attn.out_proj.bias"), b.y, rows, h, h);
   ops.add(b.x, b.y, rows * h);
@@ -123,7 +186,16 @@ export function attentionOutputs<B extends DeviceBufferTypes>(ops: DeviceOps<B>,
  * A chunk of `count` sequences of t rows through the layer: attentionInputs(), `attend(c)` for each
  * sequence c of the chunk (attendSequence(), with the backend's KV handling around it), attentionOutputs().
  */
-export function layerChunk<B extends DeviceBufferTypes>(ops: DeviceOps<B>, w: OptLayerWeights<B>, shape: OptLayerShape, hidden: B["f16"], count: number, t: number, b: AttentionBuffers<B> & OutputBuffers<B>, attend: (c: number) => void): void {
+export function layerChunk<B extends DeviceBufferTypes>(
+  ops: DeviceOps<B>,
+  w: OptLayerWeights<B>,
+  shape: OptLayerShape,
+  hidden: B["f16"],
+  count: number,
+  t: number,
+  b: AttentionBuffers<B> & OutputBuffers<B>,
+  attend: (c: number) => void,
+): void {
   attentionInputs(ops, w, shape, hidden, count * t, b);
   for (let c = 0; c < count; c++) attend(c);
   attentionOutputs(ops, w, shape, count * t, b, hidden);
@@ -134,7 +206,17 @@ export function layerChunk<B extends DeviceBufferTypes>(ops: DeviceOps<B>, w: Op
  * table is), projected to h when the model projects its embeddings, plus its position rows.
  * `x` may be `tokenRows` itself when there is no projection.
  */
-export function embedSequence<B extends DeviceBufferTypes>(ops: DeviceOps<B>, tokenRows: B["f32"], positionRows: B["f32"], projectIn: B["f16"] | undefined, t: number, d: number, h: number, x: B["f32"], out: B["f16"]): void {
+export function embedSequence<B extends DeviceBufferTypes>(
+  ops: DeviceOps<B>,
+  tokenRows: B["f32"],
+  positionRows: B["f32"],
+  projectIn: B["f16"] | undefined,
+  t: number,
+  d: number,
+  h: number,
+  x: B["f32"],
+  out: B["f16"],
+): void {
   if (projectIn !== undefined) ops.linear(tokenRows, projectIn, undefined, x, t, d, h);
   else if (tokenRows !== x) ops.copyF32(tokenRows, x, t * h);
   ops.add(x, positionRows, t * h);
@@ -146,7 +228,20 @@ export function embedSequence<B extends DeviceBufferTypes>(ops: DeviceOps<B>, to
  * LayerNorm of each sequence's last position, projected to d when the model projects its embeddings.
  * Returns where the features are (`normed`, or `features` after a projection).
  */
-export function headFeatures<B extends DeviceBufferTypes>(ops: DeviceOps<B>, hidden: B["f16"], sequences: number, t: number, h: number, d: number, gamma: B["f32"], beta: B["f32"], projectOut: B["f16"] | undefined, last: B["f32"], normed: B["f32"], features: B["f32"]): B["f32"] {
+export function headFeatures<B extends DeviceBufferTypes>(
+  ops: DeviceOps<B>,
+  hidden: B["f16"],
+  sequences: number,
+  t: number,
+  h: number,
+  d: number,
+  gamma: B["f32"],
+  beta: B["f32"],
+  projectOut: B["f16"] | undefined,
+  last: B["f32"],
+  normed: B["f32"],
+  features: B["f32"],
+): B["f32"] {
   for (let s = 0; s < sequences; s++) ops.f16ToF32(ops.f16At(hidden, (s * t + t - 1) * h), ops.f32At(last, s * h), h);
   ops.layerNorm(last, gamma, beta, normed, sequences, h);
   if (projectOut === undefined) return normed;
@@ -158,7 +253,18 @@ export function headFeatures<B extends DeviceBufferTypes>(ops: DeviceOps<B>, hid
  * One chunk of the token table (rows firstRow.., fp16 [rows, d]) scored against a batch's features:
  * logits, merged into the batch's running best logit and token per sequence.
  */
-export function scoreHeadChunk<B extends DeviceBufferTypes>(ops: DeviceOps<B>, features: B["f32"], sequences: number, d: number, table: B["f16"], firstRow: number, rows: number, logits: B["f32"], bestValue: B["f32"], bestIndex: B["i32"]): void {
+export function scoreHeadChunk<B extends DeviceBufferTypes>(
+  ops: DeviceOps<B>,
+  features: B["f32"],
+  sequences: number,
+  d: number,
+  table: B["f16"],
+  firstRow: number,
+  rows: number,
+  logits: B["f32"],
+  bestValue: B["f32"],
+  bestIndex: B["i32"],
+): void {
   ops.linear(features, table, undefined, logits, sequences, d, rows);
   ops.argmaxMerge(logits, sequences, rows, firstRow, bestValue, bestIndex, firstRow === 0);
 }

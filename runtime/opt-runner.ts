@@ -9,29 +9,39 @@
  * fp16 between layers, KV rows fp16 or 4-bit, and each layer computes in fp32 over the same sequence
  * chunks, so any placement of a policy yields exactly the tokens of its all-on-device reference.
  */
+
+import { KERNEL_TILE_ROWS, layerWorkingValues } from "../core/layer-working-set.js";
+import type { Link } from "../core/links.js";
 import { layerWeightTensors, type ModelSpec } from "../core/model-spec.js";
 import type { Policy } from "../core/policy.js";
-import type { Workload } from "../core/workload.js";
-import { type PolicyCostContext } from "../planner/spillway/evaluate-policy.js";
 import { embeddingTensors, HEAD_CHUNK_BYTES, placeTensors } from "../core/realize-placement.js";
-import { KERNEL_TILE_ROWS, layerWorkingValues } from "../core/layer-working-set.js";
+import type { Resource } from "../core/resources.js";
+import type { Tier } from "../core/tiers.js";
+import type { Workload } from "../core/workload.js";
+import type { PolicyCostContext } from "../planner/spillway/evaluate-policy.js";
+import type { TaskKind } from "../simulator/task.js";
 import { chunkSequences } from "./chunk-sequences.js";
-import { type DeviceArena, type DeviceBlock } from "./device-arena.js";
+import { type CpuBufferTypes, CpuDeviceOps } from "./cpu-device-ops.js";
+import type { DeviceArena, DeviceBlock } from "./device-arena.js";
 import type { DiskStore } from "./disk-store.js";
-import { CpuDeviceOps, type CpuBufferTypes } from "./cpu-device-ops.js";
 import { fromFloat16Array } from "./fp16.js";
 import { attentionScratchLength } from "./kernels/attention.js";
 import { OPT_POSITION_OFFSET } from "./kernels/embedding.js";
 import { LINEAR_TILE_ROWS } from "./kernels/linear-f16.js";
-import { attendOverStoredRows, embedSequence, encodeNewRows, headFeatures, layerChunk, layerWeightsOf, type OptLayerShape, scoreHeadChunk } from "./opt-forward.js";
 import type { OptWeights } from "./opt-checkpoint.js";
+import {
+  attendOverStoredRows,
+  embedSequence,
+  encodeNewRows,
+  headFeatures,
+  layerChunk,
+  layerWeightsOf,
+  type OptLayerShape,
+  scoreHeadChunk,
+} from "./opt-forward.js";
 import { decodeRange, type Encoding, encode, encodedByteLength, rowChunkBytes } from "./tensor-codec.js";
-import type { TaskKind } from "../simulator/task.js";
 import type { TransferAction } from "./transfer-action.js";
 import { sharedBytes, type TransferEngine, type TransferId } from "./transfer-engine.js";
-import { type Tier } from "../core/tiers.js";
-import { type Resource } from "../core/resources.js";
-import { type Link } from "../core/links.js";
 
 /** Host memory in use (bytes), with its peak. */
 export class HostLedger {
@@ -104,7 +114,8 @@ export interface ReadyLayer {
 }
 
 const MATRIX_TILE_ROWS = LINEAR_TILE_ROWS;
-if (KERNEL_TILE_ROWS !== LINEAR_TILE_ROWS) throw new Error("the planner's kernel tile rows differ from the linear kernel's");
+if (KERNEL_TILE_ROWS !== LINEAR_TILE_ROWS)
+  throw new Error("the planner's kernel tile rows differ from the linear kernel's");
 
 export class OptRunner {
   private readonly model: ModelSpec;
@@ -166,7 +177,11 @@ export class OptRunner {
     const isMatrix = (name: string) => name.endsWith(".weight") && !name.includes("norm");
     for (let layer = 0; layer < this.model.numLayers; layer++) {
       const names = this.weights.layerTensorNames(layer);
-      this.layers.push(placeTensors(specs, this.policy.weights).map(({ tensor, tier }, i) => this.store(names[i]!, this.weights.tensor(names[i]!), isMatrix(tensor.name), tier)));
+      this.layers.push(
+        placeTensors(specs, this.policy.weights).map(({ tensor, tier }, i) =>
+          this.store(names[i]!, this.weights.tensor(names[i]!), isMatrix(tensor.name), tier),
+        ),
+      );
     }
     // Embeddings in the planner's groups: the token table, then positions, norms and projections together.
     const groups = embeddingTensors(this.model);
@@ -183,7 +198,9 @@ export class OptRunner {
       this.cacheStored.push(new Array<TransferId>(this.policy.numGpuBatches).fill(0));
       for (let batch = 0; batch < this.policy.numGpuBatches; batch++) {
         const gpuBytes = this.seqs.gpu * 2 * this.maxContext * this.kvRowBytes;
-        this.deviceCache[layer]!.push(this.arena.allocate(gpuBytes, `KV cache of GPU sequences (layer ${layer}, batch ${batch})`));
+        this.deviceCache[layer]!.push(
+          this.arena.allocate(gpuBytes, `KV cache of GPU sequences (layer ${layer}, batch ${batch})`),
+        );
         const cpuBytes = this.seqs.cpu * 2 * this.maxContext * this.kvRowBytes;
         this.hostCache[layer]!.push(sharedBytes(cpuBytes));
         this.host.add(cpuBytes);
@@ -194,7 +211,13 @@ export class OptRunner {
   // ---------------------------------------------------------------------------------------------
   // Moving weights
 
-  private submit(stream: Link, kind: TaskKind, where: Where, actions: TransferAction[], deps: (TransferId | undefined)[] = []): TransferId {
+  private submit(
+    stream: Link,
+    kind: TaskKind,
+    where: Where,
+    actions: TransferAction[],
+    deps: (TransferId | undefined)[] = [],
+  ): TransferId {
     return this.transfers.submit(stream, actions, deps, { kind, where });
   }
 
@@ -298,7 +321,18 @@ export class OptRunner {
     const offSeqs = gbs - gpuSeqs;
     const diskSeqs = offSeqs - cpuSeqs;
     const cpuAttention = this.policy.cpuAttention && !prefill && offSeqs > 0;
-    return { gbs, prefill, t, past, gpuSeqs, cpuSeqs, offSeqs, diskSeqs, cpuAttention, pastBytes: past * this.kvRowBytes };
+    return {
+      gbs,
+      prefill,
+      t,
+      past,
+      gpuSeqs,
+      cpuSeqs,
+      offSeqs,
+      diskSeqs,
+      cpuAttention,
+      pastBytes: past * this.kvRowBytes,
+    };
   }
 
   /** Host bytes of a CPU sequence's past K (0) or V (1) rows. */
@@ -326,7 +360,11 @@ export class OptRunner {
       for (let s = 0; s < diskSeqs; s++) {
         for (const which of [0, 1] as const) {
           const dst = hostStaging.subarray((2 * s + which) * pastBytes, (2 * s + which + 1) * pastBytes);
-          actions.push({ type: "read", ...this.disk.readSource(this.kvKey(layer, batch, gpuSeqs + cpuSeqs + s, which ? "v" : "k"), pastBytes), dst });
+          actions.push({
+            type: "read",
+            ...this.disk.readSource(this.kvKey(layer, batch, gpuSeqs + cpuSeqs + s, which ? "v" : "k"), pastBytes),
+            dst,
+          });
         }
       }
       read = this.submit("diskRead", "read-cache", where, actions, [stored]);
@@ -338,8 +376,18 @@ export class OptRunner {
     const actions: TransferAction[] = [];
     for (let s = 0; s < offSeqs; s++) {
       for (const which of [0, 1] as const) {
-        const src = s < cpuSeqs ? this.hostPast(layer, batch, s, which, pastBytes) : hostStaging!.subarray((2 * (s - cpuSeqs) + which) * pastBytes, (2 * (s - cpuSeqs) + which + 1) * pastBytes);
-        actions.push({ type: "copy", src, dst: target.subarray((2 * s + which) * pastBytes, (2 * s + which + 1) * pastBytes) });
+        const src =
+          s < cpuSeqs
+            ? this.hostPast(layer, batch, s, which, pastBytes)
+            : hostStaging!.subarray(
+                (2 * (s - cpuSeqs) + which) * pastBytes,
+                (2 * (s - cpuSeqs) + which + 1) * pastBytes,
+              );
+        actions.push({
+          type: "copy",
+          src,
+          dst: target.subarray((2 * s + which) * pastBytes, (2 * s + which + 1) * pastBytes),
+        });
       }
     }
     const arrived = this.submit("h2d", "load-cache", where, actions, [read, stored]);
@@ -352,7 +400,14 @@ export class OptRunner {
    * on the host for CPU attention; new KV rows are stored to each sequence's tier by transfers
    * submitted afterwards, which the next token's loads of the same KV wait for.
    */
-  computeLayer(ready: ReadyLayer, hidden: Uint16Array, layer: number, batch: number, token: number, pending: PendingCache): void {
+  computeLayer(
+    ready: ReadyLayer,
+    hidden: Uint16Array,
+    layer: number,
+    batch: number,
+    token: number,
+    pending: PendingCache,
+  ): void {
     const where = { token, layer, batch };
     const { h } = this;
     const f = this.model.ffnSize;
@@ -368,10 +423,15 @@ export class OptRunner {
       if (past === 0) return new Uint8Array(0);
       if (seq < gpuSeqs) {
         const base = (seq * 2 + which) * this.maxContext * rowBytes;
-        return this.arena.uint8(this.deviceCache[layer]![batch]!, gpuSeqs * 2 * this.maxContext * rowBytes).subarray(base, base + pastBytes);
+        return this.arena
+          .uint8(this.deviceCache[layer]![batch]!, gpuSeqs * 2 * this.maxContext * rowBytes)
+          .subarray(base, base + pastBytes);
       }
       const s = seq - gpuSeqs;
-      if (staged) return this.arena.uint8(staged, offSeqs * 2 * pastBytes).subarray((2 * s + which) * pastBytes, (2 * s + which + 1) * pastBytes);
+      if (staged)
+        return this.arena
+          .uint8(staged, offSeqs * 2 * pastBytes)
+          .subarray((2 * s + which) * pastBytes, (2 * s + which + 1) * pastBytes);
       if (s < cpuSeqs) return this.hostPast(layer, batch, s, which, pastBytes);
       const d = s - cpuSeqs;
       return hostStaging!.subarray((2 * d + which) * pastBytes, (2 * d + which + 1) * pastBytes);
@@ -387,16 +447,25 @@ export class OptRunner {
     // intermediate reuses their space.
     const shared = Math.max(4 * h, f);
     const workingValues = layerWorkingValues(this.model, chunk, t, ctx);
-    if (rows * (2 * h + shared + tileRows) + scratchValues + 2 * ctx * h + attnScratch > workingValues) throw new Error("working set larger than layerWorkingValues() counts");
+    if (rows * (2 * h + shared + tileRows) + scratchValues + 2 * ctx * h + attnScratch > workingValues)
+      throw new Error("working set larger than layerWorkingValues() counts");
     const working = this.arena.allocate(workingValues * 4, `working space (layer ${layer}, batch ${batch})`);
     const all = this.arena.float32(working, workingValues);
     let at = 0;
     const take = (n: number) => all.subarray(at, (at += n));
-    const x = take(rows * h), y = take(rows * h);
+    const x = take(rows * h),
+      y = take(rows * h);
     const sharedSpace = take(rows * shared);
-    const q = sharedSpace.subarray(0, rows * h), k = sharedSpace.subarray(rows * h, 2 * rows * h), vv = sharedSpace.subarray(2 * rows * h, 3 * rows * h), o = sharedSpace.subarray(3 * rows * h, 4 * rows * h);
-    const ffn = sharedSpace.subarray(0, rows * f), tileOut = take(rows * tileRows), scratch = take(scratchValues);
-    const kAll = take(ctx * h), vAll = take(ctx * h), attnWork = take(attnScratch);
+    const q = sharedSpace.subarray(0, rows * h),
+      k = sharedSpace.subarray(rows * h, 2 * rows * h),
+      vv = sharedSpace.subarray(2 * rows * h, 3 * rows * h),
+      o = sharedSpace.subarray(3 * rows * h, 4 * rows * h);
+    const ffn = sharedSpace.subarray(0, rows * f),
+      tileOut = take(rows * tileRows),
+      scratch = take(scratchValues);
+    const kAll = take(ctx * h),
+      vAll = take(ctx * h),
+      attnWork = take(attnScratch);
     const newRows: { seq: number; k: Uint8Array; v: Uint8Array }[] = [];
 
     const ops = new CpuDeviceOps({ linearTile: scratch, linearTileOut: tileOut, attention: attnWork });
@@ -412,7 +481,19 @@ export class OptRunner {
         const kRows = { past: pastRows(seq, 0), fresh: kNew };
         const vRows = { past: pastRows(seq, 1), fresh: vNew };
         encodeNewRows(ops, shape, this.kvEncoding, buffers, c, t, kRows, vRows);
-        const attend = () => attendOverStoredRows(ops, shape, this.kvEncoding, q.subarray(c * t * h), kRows, vRows, o.subarray(c * t * h), t, past, { kAll, vAll });
+        const attend = () =>
+          attendOverStoredRows(
+            ops,
+            shape,
+            this.kvEncoding,
+            q.subarray(c * t * h),
+            kRows,
+            vRows,
+            o.subarray(c * t * h),
+            t,
+            past,
+            { kAll, vAll },
+          );
         if (cpuAttention && seq >= gpuSeqs) {
           // q, k, v go down to the host, attention runs over the host's KV, its output comes back up.
           this.recorder.record("send-qkv", "d2h", 3 * t * h * 2, where, () => undefined);
@@ -421,7 +502,7 @@ export class OptRunner {
         } else attend();
         if (seq < gpuSeqs) {
           const base = this.arena.uint8(this.deviceCache[layer]![batch]!, gpuSeqs * 2 * this.maxContext * rowBytes);
-          base.set(kNew, (seq * 2) * this.maxContext * rowBytes + past * rowBytes);
+          base.set(kNew, seq * 2 * this.maxContext * rowBytes + past * rowBytes);
           base.set(vNew, (seq * 2 + 1) * this.maxContext * rowBytes + past * rowBytes);
         } else newRows.push({ seq, k: kNew, v: vNew });
       });
@@ -439,7 +520,12 @@ export class OptRunner {
     const cache = this.hostCache[layer]![batch]!;
     const toHost = newRows.filter((r) => r.seq < gpuSeqs + cpuSeqs);
     const toDisk = newRows.filter((r) => r.seq >= gpuSeqs + cpuSeqs);
-    const diskCopies = toDisk.map((r) => ({ seq: r.seq, k: cpuAttention ? r.k : sharedBytes(appended), v: cpuAttention ? r.v : sharedBytes(appended), from: r }));
+    const diskCopies = toDisk.map((r) => ({
+      seq: r.seq,
+      k: cpuAttention ? r.k : sharedBytes(appended),
+      v: cpuAttention ? r.v : sharedBytes(appended),
+      from: r,
+    }));
     let stored: TransferId = 0;
     if (cpuAttention) {
       for (const r of toHost) {
@@ -449,17 +535,34 @@ export class OptRunner {
     } else if (newRows.length > 0) {
       const actions: TransferAction[] = [];
       for (const r of toHost) {
-        actions.push({ type: "copy", src: r.k, dst: cache.subarray(rowAt(r.seq - gpuSeqs, 0), rowAt(r.seq - gpuSeqs, 0) + appended) });
-        actions.push({ type: "copy", src: r.v, dst: cache.subarray(rowAt(r.seq - gpuSeqs, 1), rowAt(r.seq - gpuSeqs, 1) + appended) });
+        actions.push({
+          type: "copy",
+          src: r.k,
+          dst: cache.subarray(rowAt(r.seq - gpuSeqs, 0), rowAt(r.seq - gpuSeqs, 0) + appended),
+        });
+        actions.push({
+          type: "copy",
+          src: r.v,
+          dst: cache.subarray(rowAt(r.seq - gpuSeqs, 1), rowAt(r.seq - gpuSeqs, 1) + appended),
+        });
       }
-      for (const c of diskCopies) actions.push({ type: "copy", src: c.from.k, dst: c.k }, { type: "copy", src: c.from.v, dst: c.v });
+      for (const c of diskCopies)
+        actions.push({ type: "copy", src: c.from.k, dst: c.k }, { type: "copy", src: c.from.v, dst: c.v });
       stored = this.submit("d2h", "store-cache", where, actions);
     }
     if (diskCopies.length > 0) {
       const actions: TransferAction[] = [];
       for (const c of diskCopies) {
-        actions.push({ type: "write", ...this.disk.appendTarget(this.kvKey(layer, batch, c.seq, "k"), appended), src: c.k });
-        actions.push({ type: "write", ...this.disk.appendTarget(this.kvKey(layer, batch, c.seq, "v"), appended), src: c.v });
+        actions.push({
+          type: "write",
+          ...this.disk.appendTarget(this.kvKey(layer, batch, c.seq, "k"), appended),
+          src: c.k,
+        });
+        actions.push({
+          type: "write",
+          ...this.disk.appendTarget(this.kvKey(layer, batch, c.seq, "v"), appended),
+          src: c.v,
+        });
       }
       stored = this.submit("diskWrite", "write-cache", where, actions, [stored]);
     }
@@ -478,7 +581,10 @@ export class OptRunner {
   issueEmbeddings(token: number): PendingLayer {
     const where = { token, layer: this.model.numLayers, batch: -1 };
     const table = this.tokenTable();
-    return this.issueTensors(this.embedding.filter((t) => t !== table || t.tier === "gpu"), where);
+    return this.issueTensors(
+      this.embedding.filter((t) => t !== table || t.tier === "gpu"),
+      where,
+    );
   }
 
   /** Waits for issueEmbeddings()'s tensors, and brings an off-device token table within reach (see issueEmbeddings()). */
@@ -492,7 +598,11 @@ export class OptRunner {
       if (!bytes) {
         bytes = sharedBytes(table.bytes);
         this.host.add(table.bytes);
-        this.transfers.wait(this.submit("diskRead", "read-head", where, [{ type: "read", ...this.disk.readSource(table.diskKey!), dst: bytes }]));
+        this.transfers.wait(
+          this.submit("diskRead", "read-head", where, [
+            { type: "read", ...this.disk.readSource(table.diskKey!), dst: bytes },
+          ]),
+        );
       }
       this.streamedTable = { tensor: table, bytes, staged: !table.host };
     }
@@ -548,7 +658,10 @@ export class OptRunner {
     // OPT's learned positions start at row 2 (OPT_POSITION_OFFSET): rows for positions start .. start + t - 1.
     const first = start + OPT_POSITION_OFFSET;
     const project = ready.matrices.get("model.decoder.project_in.weight");
-    const ops = new CpuDeviceOps({ linearTile: new Float32Array(MATRIX_TILE_ROWS * Math.max(d, h)), linearTileOut: new Float32Array(t * MATRIX_TILE_ROWS) });
+    const ops = new CpuDeviceOps({
+      linearTile: new Float32Array(MATRIX_TILE_ROWS * Math.max(d, h)),
+      linearTileOut: new Float32Array(t * MATRIX_TILE_ROWS),
+    });
     const positionRows = new Float32Array(t * h);
     ops.f16ToF32(positions.subarray(first * h), positionRows, t * h);
     for (let s = 0; s < gbs; s++) {
@@ -566,10 +679,30 @@ export class OptRunner {
     const t = token === 0 ? this.workload.promptLen : 1;
     this.pendingFeatures[batch] = this.recorder.record("lm-head", "gpu", 0, where, () => {
       const projectOut = ready.matrices.get("model.decoder.project_out.weight");
-      const ops = new CpuDeviceOps(projectOut ? { linearTile: new Float32Array(MATRIX_TILE_ROWS * Math.max(d, h)), linearTileOut: new Float32Array(gbs * MATRIX_TILE_ROWS) } : {});
+      const ops = new CpuDeviceOps(
+        projectOut
+          ? {
+              linearTile: new Float32Array(MATRIX_TILE_ROWS * Math.max(d, h)),
+              linearTileOut: new Float32Array(gbs * MATRIX_TILE_ROWS),
+            }
+          : {},
+      );
       const gamma = ready.vectors.get("model.decoder.final_layer_norm.weight")!;
       const beta = ready.vectors.get("model.decoder.final_layer_norm.bias")!;
-      return headFeatures(ops, hidden, gbs, t, h, d, gamma, beta, projectOut, new Float32Array(gbs * h), new Float32Array(gbs * h), new Float32Array(projectOut ? gbs * d : 0));
+      return headFeatures(
+        ops,
+        hidden,
+        gbs,
+        t,
+        h,
+        d,
+        gamma,
+        beta,
+        projectOut,
+        new Float32Array(gbs * h),
+        new Float32Array(gbs * h),
+        new Float32Array(projectOut ? gbs * d : 0),
+      );
     });
   }
 
@@ -586,12 +719,18 @@ export class OptRunner {
     this.pendingFeatures = [];
     const best = Array.from({ length: nb }, () => new Float32Array(gbs).fill(-Infinity));
     const next = Array.from({ length: nb }, () => new Int32Array(gbs));
-    const ops = new CpuDeviceOps({ linearTile: new Float32Array(MATRIX_TILE_ROWS * d), linearTileOut: new Float32Array(gbs * MATRIX_TILE_ROWS), dequantize: new Float32Array(4096) });
+    const ops = new CpuDeviceOps({
+      linearTile: new Float32Array(MATRIX_TILE_ROWS * d),
+      linearTileOut: new Float32Array(gbs * MATRIX_TILE_ROWS),
+      dequantize: new Float32Array(4096),
+    });
     const score = (weights: Uint16Array, firstRow: number, rows: number) => {
       const logitsBlock = this.arena.allocate(gbs * rows * 4, "logits");
       const logits = this.arena.float32(logitsBlock, gbs * rows);
       for (let k = 0; k < nb; k++) {
-        this.recorder.record("lm-head", "gpu", 0, { token, layer: this.model.numLayers, batch: k }, () => scoreHeadChunk(ops, features[k]!, gbs, d, weights, firstRow, rows, logits, best[k]!, next[k]!));
+        this.recorder.record("lm-head", "gpu", 0, { token, layer: this.model.numLayers, batch: k }, () =>
+          scoreHeadChunk(ops, features[k]!, gbs, d, weights, firstRow, rows, logits, best[k]!, next[k]!),
+        );
       }
       this.arena.release(logitsBlock);
     };
@@ -612,7 +751,8 @@ export class OptRunner {
         const onDevice = this.arena.uint8(block, chunkBytes);
         const actions: TransferAction[] = [];
         let offset = 0;
-        for (const p of parts) actions.push({ type: "copy", src: p, dst: onDevice.subarray(offset, (offset += p.byteLength)) });
+        for (const p of parts)
+          actions.push({ type: "copy", src: p, dst: onDevice.subarray(offset, (offset += p.byteLength)) });
         return { firstRow, rows, block, onDevice, arrived: this.submit("h2d", "load-head", where, actions) };
       };
       type Chunk = ReturnType<typeof issueChunk>;
@@ -633,7 +773,14 @@ export class OptRunner {
         this.arena.release(chunk.block);
       }
     }
-    for (let k = 0; k < nb; k++) this.recorder.record("store-tokens", "d2h", gbs * 4, { token, layer: this.model.numLayers, batch: k }, () => undefined);
+    for (let k = 0; k < nb; k++)
+      this.recorder.record(
+        "store-tokens",
+        "d2h",
+        gbs * 4,
+        { token, layer: this.model.numLayers, batch: k },
+        () => undefined,
+      );
     return next;
   }
 }

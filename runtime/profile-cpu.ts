@@ -6,8 +6,8 @@
  */
 import { statfsSync } from "node:fs";
 import { cpus, hostname, tmpdir, totalmem } from "node:os";
-import type { HardwareProfile, MatmulSample } from "../core/hardware-profile.js";
 import { parse } from "csv-parse/sync";
+import type { HardwareProfile, MatmulSample } from "../core/hardware-profile.js";
 import { InputError } from "../core/input-error.js";
 import { DeviceArena } from "./device-arena.js";
 import { DiskStore } from "./disk-store.js";
@@ -60,8 +60,24 @@ function filled(n: number): Float32Array {
 
 export function measureCpuBackend(options: ProfileOptions): ProfileSample[] {
   const minMs = options.quick ? 40 : 250;
-  const sizes = options.quick ? [4096, 65536, 1 << 20, 16 << 20] : [4096, 16384, 65536, 262144, 1 << 20, 4 << 20, 16 << 20, 64 << 20];
-  const gemmShapes = options.quick ? [[1, 768, 3072], [1, 3072, 768], [16, 768, 3072], [128, 768, 768]] : [[1, 768, 3072], [4, 768, 3072], [16, 768, 3072], [64, 768, 3072], [128, 768, 768], [256, 2048, 2048]];
+  const sizes = options.quick
+    ? [4096, 65536, 1 << 20, 16 << 20]
+    : [4096, 16384, 65536, 262144, 1 << 20, 4 << 20, 16 << 20, 64 << 20];
+  const gemmShapes = options.quick
+    ? [
+        [1, 768, 3072],
+        [1, 3072, 768],
+        [16, 768, 3072],
+        [128, 768, 768],
+      ]
+    : [
+        [1, 768, 3072],
+        [4, 768, 3072],
+        [16, 768, 3072],
+        [64, 768, 3072],
+        [128, 768, 768],
+        [256, 2048, 2048],
+      ];
   const contexts = options.quick ? [128, 512] : [64, 128, 256, 512, 1024];
   const curveRows = [1, 2, 4, 8, 16, 32, 64, 128, 256];
   const total = sizes.length * 4 + gemmShapes.length + curveRows.length + contexts.length + 3;
@@ -86,9 +102,19 @@ export function measureCpuBackend(options: ProfileOptions): ProfileSample[] {
   try {
     for (const size of sizes) {
       const data = host.subarray(0, size);
-      samples.push({ measurement: "diskWrite", size, shape: "", seconds: timeIt(() => disk.write("probe", data), minMs) });
+      samples.push({
+        measurement: "diskWrite",
+        size,
+        shape: "",
+        seconds: timeIt(() => disk.write("probe", data), minMs),
+      });
       step(`disk write ${size} B`);
-      samples.push({ measurement: "diskRead", size, shape: "", seconds: timeIt(() => disk.read("probe", host), minMs) });
+      samples.push({
+        measurement: "diskRead",
+        size,
+        shape: "",
+        seconds: timeIt(() => disk.read("probe", host), minMs),
+      });
       step(`disk read ${size} B`);
     }
   } finally {
@@ -126,7 +152,12 @@ export function measureCpuBackend(options: ProfileOptions): ProfileSample[] {
   // against 7.9 ms for 4x768x3072 on a 2-core EPYC VM), and a model's decode steps always follow its
   // prefill, so the small-row samples are taken in that state.
   for (const m of [...curveRows].reverse()) {
-    for (const [k, n] of [[768, 768], [768, 3072], [3072, 768]] as const) samples.push({ measurement: "matmul", size: 2 * m * k * n, shape: `${m}x${k}x${n}`, seconds: timeGemm(m, k, n) });
+    for (const [k, n] of [
+      [768, 768],
+      [768, 3072],
+      [3072, 768],
+    ] as const)
+      samples.push({ measurement: "matmul", size: 2 * m * k * n, shape: `${m}x${k}x${n}`, seconds: timeGemm(m, k, n) });
     step(`GEMM curve at ${m} rows`);
   }
   for (const [m, k, n] of gemmShapes as [number, number, number][]) {
@@ -139,7 +170,12 @@ export function measureCpuBackend(options: ProfileOptions): ProfileSample[] {
     const out = new Float32Array(16);
     const tile = new Float32Array(16 * 16);
     const tileOut = new Float32Array(16);
-    samples.push({ measurement: "launch", size: 2 * 16 * 16, shape: "1x16x16", seconds: timeIt(() => linearF16(x, w, undefined, out, 1, 16, 16, tile, tileOut), minMs) });
+    samples.push({
+      measurement: "launch",
+      size: 2 * 16 * 16,
+      shape: "1x16x16",
+      seconds: timeIt(() => linearF16(x, w, undefined, out, 1, 16, 16, tile, tileOut), minMs),
+    });
     step("kernel overhead");
   }
   {
@@ -151,7 +187,12 @@ export function measureCpuBackend(options: ProfileOptions): ProfileSample[] {
     const out = new Uint16Array(values);
     const scratch = new Float32Array(4096);
     let call = 0;
-    samples.push({ measurement: "dequantize", size: values, shape: "q4->f16", seconds: timeIt(() => decodeToFloat16(inputs[call++ % copies]!, values, out, scratch), minMs) });
+    samples.push({
+      measurement: "dequantize",
+      size: values,
+      shape: "q4->f16",
+      seconds: timeIt(() => decodeToFloat16(inputs[call++ % copies]!, values, out, scratch), minMs),
+    });
     step("4-bit dequantisation");
   }
   const heads = 12;
@@ -163,7 +204,12 @@ export function measureCpuBackend(options: ProfileOptions): ProfileSample[] {
     const v = filled(context * h);
     const out = new Float32Array(h);
     const scratch = new Float32Array(attentionScratchLength(1, context - 1, heads, headDim));
-    samples.push({ measurement: "attention", size: 4 * context * h, shape: `1x${context}x${h}`, seconds: timeIt(() => attention(q, k, v, out, 1, context - 1, heads, headDim, scratch), minMs) });
+    samples.push({
+      measurement: "attention",
+      size: 4 * context * h,
+      shape: `1x${context}x${h}`,
+      seconds: timeIt(() => attention(q, k, v, out, 1, context - 1, heads, headDim, scratch), minMs),
+    });
     step(`attention over ${context} tokens`);
   }
   {
@@ -207,20 +253,27 @@ export function matmulCurveFromSamples(samples: readonly ProfileSample[]): Matmu
   const byRows = new Map<number, { seconds: number; weights: number }>();
   for (const g of samplesOf(samples, "matmul")) {
     const [m, k, n] = g.shape.split("x").map(Number) as [number, number, number];
-    if (![m, k, n].every((v) => Number.isInteger(v) && v > 0)) throw new InputError("samples", "matmul", `shape ${JSON.stringify(g.shape)} is not MxKxN`);
+    if (![m, k, n].every((v) => Number.isInteger(v) && v > 0))
+      throw new InputError("samples", "matmul", `shape ${JSON.stringify(g.shape)} is not MxKxN`);
     const entry = byRows.get(m) ?? { seconds: 0, weights: 0 };
     entry.seconds += g.seconds;
     entry.weights += k * n;
     byRows.set(m, entry);
   }
-  return [...byRows.entries()].sort((a, b) => a[0] - b[0]).map(([rows, e]) => ({ rows, secondsPerWeight: e.seconds / e.weights }));
+  return [...byRows.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([rows, e]) => ({ rows, secondsPerWeight: e.seconds / e.weights }));
 }
 
 /**
  * A profile's host side from the CPU backend's host measurements: the CPU's rate from its attention
  * kernel, its memory bandwidth from a copy, the offload disk from file reads and writes.
  */
-export function hostFieldsFromSamples(samples: readonly ProfileSample[], names: { attention: string; memcpy: string }, source: (what: string) => string): Pick<HardwareProfile, "host" | "cpu" | "disk"> {
+export function hostFieldsFromSamples(
+  samples: readonly ProfileSample[],
+  names: { attention: string; memcpy: string },
+  source: (what: string) => string,
+): Pick<HardwareProfile, "host" | "cpu" | "disk"> {
   const read = linkFromSamples(samples, "diskRead");
   const write = linkFromSamples(samples, "diskWrite");
   const attentionBest = fastestSample(samples, names.attention);
@@ -233,29 +286,44 @@ export function hostFieldsFromSamples(samples: readonly ProfileSample[], names: 
     cpu: {
       name: cpus()[0]?.model ?? "unknown CPU",
       cores,
-      fp32FlopsPerSecond: measured(attentionBest.size / attentionBest.seconds, `decode attention ${attentionBest.shape} (the runtime's attention kernel)`),
+      fp32FlopsPerSecond: measured(
+        attentionBest.size / attentionBest.seconds,
+        `decode attention ${attentionBest.shape} (the runtime's attention kernel)`,
+      ),
       memoryBandwidthBytesPerSecond: measured(memcpy.size / memcpy.seconds, `copy of ${memcpy.size} bytes`),
     },
     disk: {
-      readBytesPerSecond: measured(read.rate, `read of a ${read.big.size}-byte offload file (page cache included, as the runtime sees it)`),
+      readBytesPerSecond: measured(
+        read.rate,
+        `read of a ${read.big.size}-byte offload file (page cache included, as the runtime sees it)`,
+      ),
       writeBytesPerSecond: measured(write.rate, `write of a ${write.big.size}-byte offload file`),
-      latencySeconds: measured(Math.max(read.latency, write.latency), "smallest offload-file access less its share at the large-file rate"),
+      latencySeconds: measured(
+        Math.max(read.latency, write.latency),
+        "smallest offload-file access less its share at the large-file rate",
+      ),
     },
   };
 }
 
 /** Builds a hardware profile from samples (the rate of the largest transfer; latency from the smallest). */
-export function profileFromSamples(samples: readonly ProfileSample[], capacity: { gpu: number; cpu: number; disk: number }, name = "cpu-backend"): HardwareProfile {
+export function profileFromSamples(
+  samples: readonly ProfileSample[],
+  capacity: { gpu: number; cpu: number; disk: number },
+  name = "cpu-backend",
+): HardwareProfile {
   const of = (m: string) => samplesOf(samples, m);
   const h2d = linkFromSamples(samples, "h2d");
   const d2h = linkFromSamples(samples, "d2h");
   const gemm = fastestSample(samples, "gemm");
   const oneToken = of("gemm").filter((g) => g.shape.startsWith("1x"));
   if (oneToken.length === 0) throw new InputError("samples", "gemm", "needs a one-token (1xKxN) GEMM sample");
-  const weightStream = oneToken.map((g) => {
-    const [, k, n] = g.shape.split("x").map(Number) as [number, number, number];
-    return { bytes: 2 * k * n, seconds: g.seconds, shape: g.shape };
-  }).reduce((a, b) => (b.bytes / b.seconds > a.bytes / a.seconds ? b : a));
+  const weightStream = oneToken
+    .map((g) => {
+      const [, k, n] = g.shape.split("x").map(Number) as [number, number, number];
+      return { bytes: 2 * k * n, seconds: g.seconds, shape: g.shape };
+    })
+    .reduce((a, b) => (b.bytes / b.seconds > a.bytes / a.seconds ? b : a));
   const dequantize = of("dequantize")[0];
   const curveSamples = matmulCurveFromSamples(samples);
   const launch = of("launch")[0];
@@ -275,23 +343,51 @@ export function profileFromSamples(samples: readonly ProfileSample[], capacity: 
       name: "CPU backend device arena",
       // Memory-bound kernels (one-token GEMMs) stream fp16 weights through the decode-and-multiply path,
       // not at raw memcpy speed: their rate is what the roofline's bandwidth term must hold.
-      memoryBandwidthBytesPerSecond: measured(weightStream.bytes / weightStream.seconds, `fp16 weights streamed by a one-token GEMM ${weightStream.shape} (the runtime's linear kernel)`),
-      fp16MatmulFlopsPerSecond: measured(gemm.size / gemm.seconds, `fp16-weight GEMM ${gemm.shape} (the runtime's linear kernel), best of the shapes measured`),
+      memoryBandwidthBytesPerSecond: measured(
+        weightStream.bytes / weightStream.seconds,
+        `fp16 weights streamed by a one-token GEMM ${weightStream.shape} (the runtime's linear kernel)`,
+      ),
+      fp16MatmulFlopsPerSecond: measured(
+        gemm.size / gemm.seconds,
+        `fp16-weight GEMM ${gemm.shape} (the runtime's linear kernel), best of the shapes measured`,
+      ),
       kernelLaunchSeconds: measured(launch.seconds, "one 1x16x16 fp16-weight linear call"),
-      ...(curveSamples.length > 0 ? { matmulCurve: { samples: curveSamples, source: source("fp16-weight GEMMs of 768x768, 768x3072 and 3072x768 weights against rows (the runtime's linear kernel)") } } : {}),
+      ...(curveSamples.length > 0
+        ? {
+            matmulCurve: {
+              samples: curveSamples,
+              source: source(
+                "fp16-weight GEMMs of 768x768, 768x3072 and 3072x768 weights against rows (the runtime's linear kernel)",
+              ),
+            },
+          }
+        : {}),
       workingBytesPerValue: { value: 4, source: "the CPU backend computes in fp32 (runtime/kernels)" },
-      ...(dequantize ? { dequantizeValuesPerSecond: measured(dequantize.size / dequantize.seconds, "4-bit group-wise dequantisation of a 768x3072 tensor into fp16 (the runtime's decodeToFloat16)") } : {}),
+      ...(dequantize
+        ? {
+            dequantizeValuesPerSecond: measured(
+              dequantize.size / dequantize.seconds,
+              "4-bit group-wise dequantisation of a 768x3072 tensor into fp16 (the runtime's decodeToFloat16)",
+            ),
+          }
+        : {}),
     },
     cpu: hostSide.cpu,
     hostToDevice: {
       pinnedBytesPerSecond: measured(h2d.rate, `copy of ${h2d.big.size} bytes into the arena`),
       latencySeconds: measured(h2d.latency, `copy of ${h2d.small.size} bytes less its share at the large-copy rate`),
-      curve: { samples: h2d.list.map((s) => ({ bytes: s.size, bytesPerSecond: s.size / s.seconds })), source: source("copies into the arena by size") },
+      curve: {
+        samples: h2d.list.map((s) => ({ bytes: s.size, bytesPerSecond: s.size / s.seconds })),
+        source: source("copies into the arena by size"),
+      },
     },
     deviceToHost: {
       pinnedBytesPerSecond: measured(d2h.rate, `copy of ${d2h.big.size} bytes out of the arena`),
       latencySeconds: measured(d2h.latency, `copy of ${d2h.small.size} bytes less its share at the large-copy rate`),
-      curve: { samples: d2h.list.map((s) => ({ bytes: s.size, bytesPerSecond: s.size / s.seconds })), source: source("copies out of the arena by size") },
+      curve: {
+        samples: d2h.list.map((s) => ({ bytes: s.size, bytesPerSecond: s.size / s.seconds })),
+        source: source("copies out of the arena by size"),
+      },
     },
     disk: hostSide.disk,
   };
@@ -305,7 +401,10 @@ export function defaultCapacities(gpuBytes: number, offloadDir = tmpdir()): { gp
 export const SAMPLE_COLUMNS = ["measurement", "size", "shape", "seconds"] as const;
 
 export function samplesToCsv(samples: readonly ProfileSample[]): string {
-  return [SAMPLE_COLUMNS.join(","), ...samples.map((s) => `${s.measurement},${s.size},${s.shape},${s.seconds}`)].join("\n") + "\n";
+  return (
+    [SAMPLE_COLUMNS.join(","), ...samples.map((s) => `${s.measurement},${s.size},${s.shape},${s.seconds}`)].join("\n") +
+    "\n"
+  );
 }
 
 /** Reads samples back from CSV, with errors that name the line and the column. */
@@ -318,11 +417,22 @@ export function samplesFromCsv(text: string, sourceName: string): ProfileSample[
   }
   return rows.map((row, i) => {
     const line = i + 2;
-    for (const column of SAMPLE_COLUMNS) if (!(column in row)) throw new InputError(sourceName, `line ${line}`, `missing column "${column}"`);
+    for (const column of SAMPLE_COLUMNS)
+      if (!(column in row)) throw new InputError(sourceName, `line ${line}`, `missing column "${column}"`);
     const size = Number(row.size);
     const seconds = Number(row.seconds);
-    if (!Number.isFinite(size) || size <= 0) throw new InputError(sourceName, `line ${line}, column size`, `expected a positive number, got ${JSON.stringify(row.size)}`);
-    if (!Number.isFinite(seconds) || seconds <= 0) throw new InputError(sourceName, `line ${line}, column seconds`, `expected a positive number, got ${JSON.stringify(row.seconds)}`);
+    if (!Number.isFinite(size) || size <= 0)
+      throw new InputError(
+        sourceName,
+        `line ${line}, column size`,
+        `expected a positive number, got ${JSON.stringify(row.size)}`,
+      );
+    if (!Number.isFinite(seconds) || seconds <= 0)
+      throw new InputError(
+        sourceName,
+        `line ${line}, column seconds`,
+        `expected a positive number, got ${JSON.stringify(row.seconds)}`,
+      );
     return { measurement: row.measurement!, size, shape: row.shape ?? "", seconds };
   });
 }

@@ -3,31 +3,40 @@
  * figures as the simulator (measured), plus whether the tokens match an all-on-device reference run.
  */
 import { tmpdir } from "node:os";
-import { mulberry32 } from "../core/random.js";
 import type { HardwareProfile } from "../core/hardware-profile.js";
+import type { Link } from "../core/links.js";
+import type { Plan } from "../core/plan.js";
 import { isUniform, type Policy } from "../core/policy.js";
+import { mulberry32 } from "../core/random.js";
+import { RESOURCES, type Resource } from "../core/resources.js";
+import type { ScheduleName } from "../core/schedule-name.js";
+import type { Tier } from "../core/tiers.js";
 import { PlanError } from "../planner/plan.js";
 import { evaluatePolicy, policyCostContext } from "../planner/spillway/evaluate-policy.js";
 import { hardwareRates } from "../planner/spillway/hardware-rates.js";
-import type { ChromeTraceWriter } from "../simulator/chrome-trace-writer.js";
-import { openTraceSink, type TraceOptions } from "../simulator/open-trace-sink.js";
-import type { Plan } from "../core/plan.js";
-import type { Link } from "../core/links.js";
-import { RESOURCES, type Resource } from "../core/resources.js";
-import type { Tier } from "../core/tiers.js";
-import type { ScheduleName } from "../core/schedule-name.js";
-import { type PlannedFigures, plannedFigures } from "../simulator/simulate.js";
-import { type TaskKind } from "../simulator/task.js";
 import { scheduleStrategy } from "../schedule/strategies.js";
 import { globalStep, zigzag } from "../schedule/zigzag.js";
-import { DeviceArena, type DeviceBlock, DeviceOutOfMemory } from "./device-arena.js";
-import { type HiddenIn, HiddenStaging } from "./hidden-staging.js";
-import { DiskStore } from "./disk-store.js";
-import { loadOptCheckpoint, type OptWeights } from "./opt-checkpoint.js";
-import { HostLedger, OptRunner, type PendingCache, type PendingLayer, type ReadyLayer, type StepRecorder, type TransferMeta, type Transfers } from "./opt-runner.js";
+import type { ChromeTraceWriter } from "../simulator/chrome-trace-writer.js";
+import { openTraceSink, type TraceOptions } from "../simulator/open-trace-sink.js";
+import { type PlannedFigures, plannedFigures } from "../simulator/simulate.js";
+import type { TaskKind } from "../simulator/task.js";
 import { cudaUnsupported, executeOnCuda } from "./cuda/cuda-run.js";
 import { usableCuda } from "./cuda/load-native.js";
 import type { CudaNative } from "./cuda/native-api.js";
+import { DeviceArena, type DeviceBlock, DeviceOutOfMemory } from "./device-arena.js";
+import { DiskStore } from "./disk-store.js";
+import { type HiddenIn, HiddenStaging } from "./hidden-staging.js";
+import { loadOptCheckpoint, type OptWeights } from "./opt-checkpoint.js";
+import {
+  HostLedger,
+  OptRunner,
+  type PendingCache,
+  type PendingLayer,
+  type ReadyLayer,
+  type StepRecorder,
+  type TransferMeta,
+  type Transfers,
+} from "./opt-runner.js";
 import { type FinishedTransfer, TransferEngine } from "./transfer-engine.js";
 
 export interface RunOptions extends TraceOptions {
@@ -100,7 +109,13 @@ class Recorder implements StepRecorder {
     this.trace?.slice(done.meta.kind, done.stream, start, end, done.bytes, done.meta.where);
   }
 
-  record<T>(kind: TaskKind, resource: Resource, bytes: number, where: { token: number; layer: number; batch: number }, work: () => T): T {
+  record<T>(
+    kind: TaskKind,
+    resource: Resource,
+    bytes: number,
+    where: { token: number; layer: number; batch: number },
+    work: () => T,
+  ): T {
     const start = this.now();
     this.stack.push({ inner: 0 });
     const result = work();
@@ -128,7 +143,11 @@ export function syntheticPrompts(sequences: number, promptLen: number, vocab: nu
 
 interface Execution {
   readonly tokens: number[][];
-  readonly recorder: { readonly busy: Readonly<Record<Resource, number>>; readonly bytes: RunResult["bytes"]; readonly events: number };
+  readonly recorder: {
+    readonly busy: Readonly<Record<Resource, number>>;
+    readonly bytes: RunResult["bytes"];
+    readonly events: number;
+  };
   readonly prefillSeconds: number;
   readonly makespanSeconds: number;
   readonly peakBytes: { gpu: number; cpu: number; disk: number };
@@ -139,7 +158,15 @@ function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-async function execute(weights: OptWeights, plan: Plan, profile: HardwareProfile, options: RunOptions, policy: Policy, capacity: { gpu: number; cpu: number; disk: number }, trace: ChromeTraceWriter | undefined): Promise<Execution> {
+async function execute(
+  weights: OptWeights,
+  plan: Plan,
+  profile: HardwareProfile,
+  options: RunOptions,
+  policy: Policy,
+  capacity: { gpu: number; cpu: number; disk: number },
+  trace: ChromeTraceWriter | undefined,
+): Promise<Execution> {
   const model = weights.model;
   const { promptLen: s, genLen: n } = plan.workload;
   const schedule = options.schedule ?? "spillway";
@@ -150,7 +177,9 @@ async function execute(weights: OptWeights, plan: Plan, profile: HardwareProfile
   const recorder = new Recorder(trace);
   let transfers: Transfers | undefined;
   try {
-    transfers = await TransferEngine.start<TransferMeta>(options.overlap ?? policy.overlap, (done) => recorder.transfer(done));
+    transfers = await TransferEngine.start<TransferMeta>(options.overlap ?? policy.overlap, (done) =>
+      recorder.transfer(done),
+    );
     const engine = transfers;
     const runner = new OptRunner(weights, policy, plan.workload, context, arena, host, disk, recorder, engine);
     runner.place();
@@ -192,7 +221,10 @@ async function execute(weights: OptWeights, plan: Plan, profile: HardwareProfile
         case "ready-weights":
           if (layer === L) {
             embeddings = runner.readyEmbeddings(pendingEmbeddings!, token);
-            deviceHidden = tier === "gpu" ? Array.from({ length: nb }, (_, b) => arena.allocate(hiddenValues * 2, `hidden state of batch ${b}`)) : [];
+            deviceHidden =
+              tier === "gpu"
+                ? Array.from({ length: nb }, (_, b) => arena.allocate(hiddenValues * 2, `hidden state of batch ${b}`))
+                : [];
           } else {
             await yieldToEventLoop();
             ready = runner.readyLayer(pendingWeights!);
@@ -201,12 +233,17 @@ async function execute(weights: OptWeights, plan: Plan, profile: HardwareProfile
         case "embed": {
           const where = { token, layer: -1, batch: k };
           engine.wait(hiddenStaging.stored(k));
-          if (tier === "gpu") recorder.record("compute", "gpu", 0, where, () => runner.embed(embeddings!, inputs[k]!, token, arena.uint16(deviceHidden[k]!, hiddenValues)));
+          if (tier === "gpu")
+            recorder.record("compute", "gpu", 0, where, () =>
+              runner.embed(embeddings!, inputs[k]!, token, arena.uint16(deviceHidden[k]!, hiddenValues)),
+            );
           else {
             // Embedded on the device, stored to the batch's tier like every layer's output (the last
             // layer's output is not stored: the LM head has used it).
             const staging = hiddenStaging.allocate(-1, k, hiddenValues);
-            recorder.record("compute", "gpu", 0, where, () => runner.embed(embeddings!, inputs[k]!, token, staging.view));
+            recorder.record("compute", "gpu", 0, where, () =>
+              runner.embed(embeddings!, inputs[k]!, token, staging.view),
+            );
             hiddenStaging.store(token, -1, k, { ...staging, arrived: 0 }, hiddenValues);
           }
           break;
@@ -259,7 +296,13 @@ async function execute(weights: OptWeights, plan: Plan, profile: HardwareProfile
     hiddenStaging.releaseAll();
     const end = recorder.now();
     hiddenStaging.close();
-    return { tokens, recorder, prefillSeconds: prefillEnd - start, makespanSeconds: end - start, peakBytes: { gpu: arena.peakBytes, cpu: host.peakBytes, disk: disk.peakBytes } };
+    return {
+      tokens,
+      recorder,
+      prefillSeconds: prefillEnd - start,
+      makespanSeconds: end - start,
+      peakBytes: { gpu: arena.peakBytes, cpu: host.peakBytes, disk: disk.peakBytes },
+    };
   } catch (error) {
     if (error instanceof DeviceOutOfMemory) throw new PlanError(`the plan does not fit at run time: ${error.message}`);
     throw error;
@@ -276,18 +319,46 @@ export function requireCuda(): CudaNative {
   return cuda.native;
 }
 
-async function executeCuda(native: CudaNative, weights: OptWeights, plan: Plan, profile: HardwareProfile, options: RunOptions, trace: ChromeTraceWriter | undefined): Promise<Execution> {
+async function executeCuda(
+  native: CudaNative,
+  weights: OptWeights,
+  plan: Plan,
+  profile: HardwareProfile,
+  options: RunOptions,
+  trace: ChromeTraceWriter | undefined,
+): Promise<Execution> {
   const policy = plan.policy;
-  const context = policyCostContext(weights.model, hardwareRates(profile), plan.workload, policy, options.schedule ?? "spillway");
+  const context = policyCostContext(
+    weights.model,
+    hardwareRates(profile),
+    plan.workload,
+    policy,
+    options.schedule ?? "spillway",
+  );
   const disk = new DiskStore(options.offloadDir ?? tmpdir());
   try {
-    const prompts = syntheticPrompts(policy.gpuBatchSize * policy.numGpuBatches, plan.workload.promptLen, weights.model.vocabSize, options.promptSeed ?? 0);
+    const prompts = syntheticPrompts(
+      policy.gpuBatchSize * policy.numGpuBatches,
+      plan.workload.promptLen,
+      weights.model.vocabSize,
+      options.promptSeed ?? 0,
+    );
     const result = await executeOnCuda(native, weights, policy, plan.workload, context, disk, prompts, {
-      capacityBytes: options.capacityBytes, schedule: options.schedule ?? "spillway", overlap: options.overlap ?? policy.overlap, ...(trace ? { trace } : {}),
+      capacityBytes: options.capacityBytes,
+      schedule: options.schedule ?? "spillway",
+      overlap: options.overlap ?? policy.overlap,
+      ...(trace ? { trace } : {}),
     });
-    return { tokens: result.tokens, recorder: { busy: result.busy, bytes: result.bytes, events: result.events }, prefillSeconds: result.prefillSeconds, makespanSeconds: result.makespanSeconds, peakBytes: result.peakBytes };
+    return {
+      tokens: result.tokens,
+      recorder: { busy: result.busy, bytes: result.bytes, events: result.events },
+      prefillSeconds: result.prefillSeconds,
+      makespanSeconds: result.makespanSeconds,
+      peakBytes: result.peakBytes,
+    };
   } catch (error) {
-    if (error instanceof DeviceOutOfMemory) throw new PlanError(`the plan does not fit at run time on the CUDA backend: ${error.message}`);
+    if (error instanceof DeviceOutOfMemory)
+      throw new PlanError(`the plan does not fit at run time on the CUDA backend: ${error.message}`);
     throw error;
   } finally {
     disk.close();
@@ -301,25 +372,37 @@ function allOnDevice(policy: Policy): Policy {
 
 export async function run(plan: Plan, profile: HardwareProfile, options: RunOptions): Promise<RunResult> {
   if (plan.policy.experts) {
-    throw new PlanError("this is a Mixture-of-Experts plan (policy.experts): the CPU runtime runs OPT plans; Mixtral-style checkpoints run with expert caches through the library's runMoe()");
+    throw new PlanError(
+      "this is a Mixture-of-Experts plan (policy.experts): the CPU runtime runs OPT plans; Mixtral-style checkpoints run with expert caches through the library's runMoe()",
+    );
   }
   if (!isUniform(plan.policy) || plan.policy.embeddings) {
-    throw new PlanError("the runtime runs one weight placement for every layer, computed on the GPU: this plan's per-layer placement (an accelerate or llama.cpp baseline) can be planned and simulated, not run yet");
+    throw new PlanError(
+      "the runtime runs one weight placement for every layer, computed on the GPU: this plan's per-layer placement (an accelerate or llama.cpp baseline) can be planned and simulated, not run yet",
+    );
   }
   const weights = loadOptCheckpoint(options.weightsDir);
   try {
     const spec = plan.modelSpec;
     const m = weights.model;
     for (const key of ["numLayers", "hiddenSize", "ffnSize", "numHeads", "vocabSize", "wordEmbedDim"] as const) {
-      if (spec[key] !== m[key]) throw new PlanError(`the plan is for ${spec.name} (${key} ${spec[key]}) but ${options.weightsDir} holds a model with ${key} ${m[key]}`);
+      if (spec[key] !== m[key])
+        throw new PlanError(
+          `the plan is for ${spec.name} (${key} ${spec[key]}) but ${options.weightsDir} holds a model with ${key} ${m[key]}`,
+        );
     }
-    if (plan.workload.promptLen + plan.workload.genLen > m.maxPositions) throw new PlanError(`prompt + generated tokens exceed the model's ${m.maxPositions} positions`);
+    if (plan.workload.promptLen + plan.workload.genLen > m.maxPositions)
+      throw new PlanError(`prompt + generated tokens exceed the model's ${m.maxPositions} positions`);
     const backend = options.backend ?? "cpu";
     let native: CudaNative | undefined;
     let device: string | undefined;
     if (backend === "cuda") {
       native = options.cudaNative ?? requireCuda();
-      const why = cudaUnsupported(m, plan.policy, policyCostContext(m, hardwareRates(profile), plan.workload, plan.policy, options.schedule ?? "spillway"));
+      const why = cudaUnsupported(
+        m,
+        plan.policy,
+        policyCostContext(m, hardwareRates(profile), plan.workload, plan.policy, options.schedule ?? "spillway"),
+      );
       if (why) throw new PlanError(`--backend cuda cannot run this plan yet: ${why}`);
       native.setDevice(0);
       device = native.deviceProperties(0).name;
@@ -327,7 +410,9 @@ export async function run(plan: Plan, profile: HardwareProfile, options: RunOpti
     const trace = openTraceSink(options, "run()");
     let measured: Execution;
     try {
-      measured = native ? await executeCuda(native, weights, plan, profile, options, trace) : await execute(weights, plan, profile, options, plan.policy, options.capacityBytes, trace);
+      measured = native
+        ? await executeCuda(native, weights, plan, profile, options, trace)
+        : await execute(weights, plan, profile, options, plan.policy, options.capacityBytes, trace);
       trace?.close();
     } catch (error) {
       trace?.abort();
@@ -338,7 +423,15 @@ export async function run(plan: Plan, profile: HardwareProfile, options: RunOpti
     if (options.reference !== false) {
       const policy = allOnDevice(plan.policy);
       const need = evaluatePolicy(m, hardwareRates(profile), plan.workload, policy).peakBytes.gpu;
-      const reference = await execute(weights, plan, profile, { ...options, tracePath: undefined, trace: undefined, overlap: false, backend: "cpu" }, policy, { gpu: need * 1.5 + 64 * 2 ** 20, cpu: Infinity, disk: Infinity }, undefined);
+      const reference = await execute(
+        weights,
+        plan,
+        profile,
+        { ...options, tracePath: undefined, trace: undefined, overlap: false, backend: "cpu" },
+        policy,
+        { gpu: need * 1.5 + 64 * 2 ** 20, cpu: Infinity, disk: Infinity },
+        undefined,
+      );
       referenceTokens = reference.tokens;
       matchesReference = JSON.stringify(reference.tokens) === JSON.stringify(measured.tokens);
     }

@@ -13,10 +13,21 @@ import { fromBfloat16Array, fromFloat16Array, toFloat16Array } from "./fp16.js";
 
 /** Bytes per element of every dtype the safetensors specification defines (sub-byte types excluded). */
 const DTYPE_BYTES = {
-  BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1,
-  U16: 2, I16: 2, F16: 2, BF16: 2,
-  U32: 4, I32: 4, F32: 4,
-  U64: 8, I64: 8, F64: 8,
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  F8_E5M2: 1,
+  F8_E4M3: 1,
+  U16: 2,
+  I16: 2,
+  F16: 2,
+  BF16: 2,
+  U32: 4,
+  I32: 4,
+  F32: 4,
+  U64: 8,
+  I64: 8,
+  F64: 8,
 } as const;
 
 export type SafetensorsDtype = keyof typeof DTYPE_BYTES;
@@ -98,26 +109,53 @@ function openForReading(path: string): number {
     return openSync(path, "r");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a directory, expected a safetensors file" : (error as Error).message;
+    const reason =
+      code === "ENOENT"
+        ? "no such file"
+        : code === "EISDIR"
+          ? "is a directory, expected a safetensors file"
+          : (error as Error).message;
     throw new InputError(path, undefined, reason);
   }
 }
 
 function readHeaderLength(fd: number, path: string, fileBytes: number): number {
   if (fileBytes < HEADER_LENGTH_BYTES) {
-    throw new InputError(path, undefined, `not a safetensors file: ${fileBytes} bytes, too short for the 8-byte header length`);
+    throw new InputError(
+      path,
+      undefined,
+      `not a safetensors file: ${fileBytes} bytes, too short for the 8-byte header length`,
+    );
   }
   const lengthField = Buffer.from(readExactly(fd, path, 0, HEADER_LENGTH_BYTES)).readBigUInt64LE(0);
   if (lengthField > BigInt(fileBytes - HEADER_LENGTH_BYTES)) {
     // A plausible length points to a file cut short inside its header; an absurd one to some other kind of file.
     if (lengthField <= BigInt(MAX_HEADER_BYTES)) {
-      throw new InputError(path, undefined, `truncated: the header is ${lengthField} bytes but the file ends ${fileBytes - HEADER_LENGTH_BYTES} bytes into it`);
+      throw new InputError(
+        path,
+        undefined,
+        `truncated: the header is ${lengthField} bytes but the file ends ${fileBytes - HEADER_LENGTH_BYTES} bytes into it`,
+      );
     }
-    throw new InputError(path, undefined, `not a safetensors file: header length ${lengthField} is larger than the file (${fileBytes} bytes)`);
+    throw new InputError(
+      path,
+      undefined,
+      `not a safetensors file: header length ${lengthField} is larger than the file (${fileBytes} bytes)`,
+    );
   }
   const headerBytes = Number(lengthField);
-  if (headerBytes > MAX_HEADER_BYTES) throw new InputError(path, undefined, `not a safetensors file: header length ${headerBytes} is over the 100 MB limit`);
-  if (headerBytes < 2) throw new InputError(path, undefined, `not a safetensors file: header length ${headerBytes} is too short for a JSON object`);
+  if (headerBytes > MAX_HEADER_BYTES)
+    throw new InputError(
+      path,
+      undefined,
+      `not a safetensors file: header length ${headerBytes} is over the 100 MB limit`,
+    );
+  if (headerBytes < 2)
+    throw new InputError(
+      path,
+      undefined,
+      `not a safetensors file: header length ${headerBytes} is too short for a JSON object`,
+    );
   return headerBytes;
 }
 
@@ -131,13 +169,25 @@ function parseHeaderJson(bytes: Uint8Array, path: string): unknown {
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new InputError(path, undefined, `not a safetensors file: the header is not JSON (${(error as Error).message})`);
+    throw new InputError(
+      path,
+      undefined,
+      `not a safetensors file: the header is not JSON (${(error as Error).message})`,
+    );
   }
 }
 
-function validateHeader(header: unknown, path: string, dataBytes: number): { entries: Map<string, TensorEntry>; metadata: Record<string, string> } {
+function validateHeader(
+  header: unknown,
+  path: string,
+  dataBytes: number,
+): { entries: Map<string, TensorEntry>; metadata: Record<string, string> } {
   if (typeof header !== "object" || header === null || Array.isArray(header)) {
-    throw new InputError(path, undefined, `not a safetensors file: the header is ${describeValue(header)}, expected a JSON object`);
+    throw new InputError(
+      path,
+      undefined,
+      `not a safetensors file: the header is ${describeValue(header)}, expected a JSON object`,
+    );
   }
   const record = header as Record<string, unknown>;
   const metadata = validateMetadata(record[METADATA_KEY], path);
@@ -159,7 +209,8 @@ function validateMetadata(value: unknown, path: string): Record<string, string> 
   }
   const metadata: Record<string, string> = {};
   for (const [key, item] of Object.entries(value)) {
-    if (typeof item !== "string") throw new InputError(path, `${METADATA_KEY}.${key}`, `expected a string, got ${describeValue(item)}`);
+    if (typeof item !== "string")
+      throw new InputError(path, `${METADATA_KEY}.${key}`, `expected a string, got ${describeValue(item)}`);
     metadata[key] = item;
   }
   return metadata;
@@ -168,24 +219,40 @@ function validateMetadata(value: unknown, path: string): Record<string, string> 
 function validateEntry(value: unknown, path: string, name: string): TensorEntry {
   const field = `tensor ${name}`;
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new InputError(path, field, `expected an object with dtype, shape and data_offsets, got ${describeValue(value)}`);
+    throw new InputError(
+      path,
+      field,
+      `expected an object with dtype, shape and data_offsets, got ${describeValue(value)}`,
+    );
   }
   const entry = value as Record<string, unknown>;
   const dtype = entry.dtype;
   if (typeof dtype !== "string" || !Object.hasOwn(DTYPE_BYTES, dtype)) {
-    throw new InputError(path, field, `unknown dtype ${typeof dtype === "string" ? JSON.stringify(dtype) : describeValue(dtype)}; expected one of ${Object.keys(DTYPE_BYTES).join(", ")}`);
+    throw new InputError(
+      path,
+      field,
+      `unknown dtype ${typeof dtype === "string" ? JSON.stringify(dtype) : describeValue(dtype)}; expected one of ${Object.keys(DTYPE_BYTES).join(", ")}`,
+    );
   }
   const shape = readShape(entry.shape, path, field);
   const offsets = entry.data_offsets;
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNonNegativeInteger)) {
-    throw new InputError(path, field, `data_offsets must be two non-negative integers [begin, end], got ${JSON.stringify(offsets)}`);
+    throw new InputError(
+      path,
+      field,
+      `data_offsets must be two non-negative integers [begin, end], got ${JSON.stringify(offsets)}`,
+    );
   }
   const [begin, end] = offsets as [number, number];
   if (end < begin) throw new InputError(path, field, `data_offsets [${begin}, ${end}] end before they begin`);
   const typedDtype = dtype as SafetensorsDtype;
   const expectedBytes = elementCount(shape) * DTYPE_BYTES[typedDtype];
   if (end - begin !== expectedBytes) {
-    throw new InputError(path, field, `data_offsets [${begin}, ${end}] span ${end - begin} bytes, but ${typedDtype} ${formatShape(shape)} needs ${expectedBytes}`);
+    throw new InputError(
+      path,
+      field,
+      `data_offsets [${begin}, ${end}] span ${end - begin} bytes, but ${typedDtype} ${formatShape(shape)} needs ${expectedBytes}`,
+    );
   }
   return { dtype: typedDtype, shape, byteLength: expectedBytes, begin };
 }
@@ -198,7 +265,8 @@ function readShape(value: unknown, path: string, field: string): number[] {
   if (!Array.isArray(value) || !value.every(isNonNegativeInteger)) {
     throw new InputError(path, field, `shape must be a list of non-negative integers, got ${JSON.stringify(value)}`);
   }
-  if (!Number.isSafeInteger(elementCount(value))) throw new InputError(path, field, `shape ${formatShape(value)} has too many elements`);
+  if (!Number.isSafeInteger(elementCount(value)))
+    throw new InputError(path, field, `shape ${formatShape(value)} has too many elements`);
   return [...value];
 }
 
@@ -210,14 +278,22 @@ function checkDataRanges(entries: ReadonlyMap<string, TensorEntry>, path: string
     if (!last || end > last.end) last = { name, end };
   }
   if (last && last.end > dataBytes) {
-    throw new InputError(path, undefined, `truncated: header says ${last.end} bytes of data but the file has ${dataBytes} (tensor ${last.name} ends at byte ${last.end})`);
+    throw new InputError(
+      path,
+      undefined,
+      `truncated: header says ${last.end} bytes of data but the file has ${dataBytes} (tensor ${last.name} ends at byte ${last.end})`,
+    );
   }
   const byBegin = [...entries].filter(([, e]) => e.byteLength > 0).sort((a, b) => a[1].begin - b[1].begin);
   for (let i = 1; i < byBegin.length; i++) {
     const [previousName, previous] = byBegin[i - 1]!;
     const [name, entry] = byBegin[i]!;
     if (entry.begin < previous.begin + previous.byteLength) {
-      throw new InputError(path, `tensor ${name}`, `data_offsets overlap tensor ${previousName} (bytes ${entry.begin} to ${previous.begin + previous.byteLength})`);
+      throw new InputError(
+        path,
+        `tensor ${name}`,
+        `data_offsets overlap tensor ${previousName} (bytes ${entry.begin} to ${previous.begin + previous.byteLength})`,
+      );
     }
   }
 }
@@ -228,7 +304,12 @@ function readExactly(fd: number, path: string, position: number, length: number,
   let done = 0;
   while (done < length) {
     const got = readSync(fd, target, done, Math.min(length - done, MAX_SYSCALL_BYTES), position + done);
-    if (got === 0) throw new InputError(path, undefined, `truncated: expected ${length} bytes at offset ${position}, the file ends after ${done}`);
+    if (got === 0)
+      throw new InputError(
+        path,
+        undefined,
+        `truncated: expected ${length} bytes at offset ${position}, the file ends after ${done}`,
+      );
     done += got;
   }
   return target;
@@ -273,15 +354,26 @@ class OpenSafetensorsFile implements SafetensorsFile {
     const entry = this.entry(name);
     const count = entry.byteLength / DTYPE_BYTES[entry.dtype];
     if (!FLOAT_DTYPES.includes(entry.dtype)) {
-      throw new InputError(this.path, `tensor ${name}`, `dtype ${entry.dtype} is not a floating-point type (expected ${FLOAT_DTYPES.join(", ")})`);
+      throw new InputError(
+        this.path,
+        `tensor ${name}`,
+        `dtype ${entry.dtype} is not a floating-point type (expected ${FLOAT_DTYPES.join(", ")})`,
+      );
     }
     const out = dst ?? new Float32Array(count);
-    if (out.length < count) throw new RangeError(`readFloat32(${name}): destination holds ${out.length} values, the tensor has ${count}`);
+    if (out.length < count)
+      throw new RangeError(`readFloat32(${name}): destination holds ${out.length} values, the tensor has ${count}`);
     const fd = this.openFd();
     const position = this.dataStart + entry.begin;
     if (entry.dtype === "F32") {
       // Same bytes: read straight into the destination.
-      readExactly(fd, this.path, position, entry.byteLength, new Uint8Array(out.buffer, out.byteOffset, entry.byteLength));
+      readExactly(
+        fd,
+        this.path,
+        position,
+        entry.byteLength,
+        new Uint8Array(out.buffer, out.byteOffset, entry.byteLength),
+      );
       return out;
     }
     this.readConverted(fd, entry, position, out);
@@ -355,14 +447,19 @@ export interface SafetensorsLayout {
 }
 
 /** Where every tensor goes and how big the file will be, without writing anything. */
-export function safetensorsLayout(tensors: readonly Pick<TensorToWrite, "name" | "dtype" | "shape">[], metadata?: Record<string, string>): SafetensorsLayout {
+export function safetensorsLayout(
+  tensors: readonly Pick<TensorToWrite, "name" | "dtype" | "shape">[],
+  metadata?: Record<string, string>,
+): SafetensorsLayout {
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) header[METADATA_KEY] = metadata;
   const layout: TensorLayout[] = [];
   let offset = 0;
   for (const t of tensors) {
-    if (t.name === METADATA_KEY || Object.hasOwn(header, t.name)) throw new Error(`safetensors: tensor name ${JSON.stringify(t.name)} is reserved or repeated`);
-    if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new Error(`safetensors: tensor ${t.name} has an invalid shape ${formatShape(t.shape)}`);
+    if (t.name === METADATA_KEY || Object.hasOwn(header, t.name))
+      throw new Error(`safetensors: tensor name ${JSON.stringify(t.name)} is reserved or repeated`);
+    if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+      throw new Error(`safetensors: tensor ${t.name} has an invalid shape ${formatShape(t.shape)}`);
     const bytes = elementCount(t.shape) * DTYPE_BYTES[t.dtype];
     header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
     layout.push({ name: t.name, begin: offset, end: offset + bytes });
@@ -371,7 +468,12 @@ export function safetensorsLayout(tensors: readonly Pick<TensorToWrite, "name" |
   const json = Buffer.from(JSON.stringify(header), "utf8");
   const padded = Buffer.alloc(Math.ceil(json.length / 8) * 8, " ");
   json.copy(padded);
-  return { header: padded, tensors: layout, dataBytes: offset, fileBytes: HEADER_LENGTH_BYTES + padded.length + offset };
+  return {
+    header: padded,
+    tensors: layout,
+    dataBytes: offset,
+    fileBytes: HEADER_LENGTH_BYTES + padded.length + offset,
+  };
 }
 
 /**
@@ -379,7 +481,11 @@ export function safetensorsLayout(tensors: readonly Pick<TensorToWrite, "name" |
  * renamed over `path`. On any failure the temporary file is removed and `path` is left as it was.
  * Returns the file's size in bytes.
  */
-export function writeSafetensors(path: string, tensors: readonly TensorToWrite[], metadata?: Record<string, string>): number {
+export function writeSafetensors(
+  path: string,
+  tensors: readonly TensorToWrite[],
+  metadata?: Record<string, string>,
+): number {
   checkLittleEndianHost();
   const layout = safetensorsLayout(tensors, metadata);
   const temporary = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
@@ -415,7 +521,9 @@ function writeTensorData(fd: number, tensor: TensorToWrite): void {
     writeChunk(fd, tensor, chunk);
   }
   if (writtenValues !== expectedValues) {
-    throw new Error(`safetensors: tensor ${tensor.name} ${formatShape(tensor.shape)} needs ${expectedValues} values, its data has ${writtenValues > expectedValues ? "more" : writtenValues}`);
+    throw new Error(
+      `safetensors: tensor ${tensor.name} ${formatShape(tensor.shape)} needs ${expectedValues} values, its data has ${writtenValues > expectedValues ? "more" : writtenValues}`,
+    );
   }
 }
 

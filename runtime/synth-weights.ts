@@ -10,7 +10,7 @@ import type { ModelSpec } from "../core/model-spec.js";
 import { formatBytes, GIB } from "../core/units.js";
 import { writeFileAtomic } from "../core/write-file-atomic.js";
 import { float32ToFloat16Bits, toFloat16Array } from "./fp16.js";
-import { optTensorShapes, type OptTensorShape, SHARD_INDEX_NAME, SINGLE_FILE_NAME } from "./opt-checkpoint.js";
+import { type OptTensorShape, optTensorShapes, SHARD_INDEX_NAME, SINGLE_FILE_NAME } from "./opt-checkpoint.js";
 import { safetensorsLayout, type TensorToWrite, writeSafetensors } from "./safetensors.js";
 
 /** Hugging Face's default shard limit is smaller; 2 GiB keeps shards few for big models and under 32-bit size limits. */
@@ -34,7 +34,9 @@ export interface SynthResult {
 }
 
 /** How a tensor's values are drawn. */
-export type TensorInit = { readonly kind: "normal"; readonly std: number } | { readonly kind: "constant"; readonly value: number };
+export type TensorInit =
+  | { readonly kind: "normal"; readonly std: number }
+  | { readonly kind: "constant"; readonly value: number };
 
 /**
  * The initialisation of each OPT tensor. Pre-LayerNorm keeps every sub-layer's input at unit scale,
@@ -58,10 +60,15 @@ export function optTensorInit(model: ModelSpec, name: string): TensorInit {
  */
 export function synthesizeOptWeights(model: ModelSpec, outDir: string, options: SynthOptions): SynthResult {
   if (model.family !== "opt") {
-    throw new InputError("--model", undefined, `synth-weights writes OPT checkpoints only; ${model.name} is a ${model.family} model`);
+    throw new InputError(
+      "--model",
+      undefined,
+      `synth-weights writes OPT checkpoints only; ${model.name} is a ${model.family} model`,
+    );
   }
   const { seed } = options;
-  if (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED) throw new InputError("--seed", undefined, `expected an integer 0..${MAX_SEED}, got ${seed}`);
+  if (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED)
+    throw new InputError("--seed", undefined, `expected an integer 0..${MAX_SEED}, got ${seed}`);
   const maxShardBytes = options.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES;
   // "format": "pt" is what transformers checks before it loads a safetensors file.
   const metadata = { format: "pt", generator: "spillway synth-weights", seed: String(seed) };
@@ -69,7 +76,8 @@ export function synthesizeOptWeights(model: ModelSpec, outDir: string, options: 
   const shardBytes = shards.map((s) => safetensorsLayout(s.tensors.map(asF16), metadata).fileBytes);
   const indexText = shards.length > 1 ? shardIndexJson(shards) : undefined;
   const configText = JSON.stringify(hfOptConfig(model), null, 2) + "\n";
-  const neededBytes = shardBytes.reduce((a, b) => a + b, 0) + Buffer.byteLength(indexText ?? "") + Buffer.byteLength(configText);
+  const neededBytes =
+    shardBytes.reduce((a, b) => a + b, 0) + Buffer.byteLength(indexText ?? "") + Buffer.byteLength(configText);
   checkFreeSpace(outDir, neededBytes, model);
   makeDirectory(outDir);
 
@@ -77,7 +85,11 @@ export function synthesizeOptWeights(model: ModelSpec, outDir: string, options: 
   try {
     for (const shard of shards) {
       const path = join(outDir, shard.fileName);
-      writeSafetensors(path, shard.tensors.map((t) => synthTensor(model, t, seed)), metadata);
+      writeSafetensors(
+        path,
+        shard.tensors.map((t) => synthTensor(model, t, seed)),
+        metadata,
+      );
       written.push(path);
     }
     if (indexText !== undefined) {
@@ -111,7 +123,11 @@ function checkFreeSpace(dir: string, neededBytes: number, model: ModelSpec): voi
   const stats = statfsSync(existing);
   const freeBytes = stats.bavail * stats.bsize;
   if (neededBytes > freeBytes) {
-    throw new InputError("--out", undefined, `not enough disk space for ${model.name}: the checkpoint needs ${formatBytes(neededBytes)} (${neededBytes} bytes), ${dir} has ${formatBytes(freeBytes)} (${freeBytes} bytes) free`);
+    throw new InputError(
+      "--out",
+      undefined,
+      `not enough disk space for ${model.name}: the checkpoint needs ${formatBytes(neededBytes)} (${neededBytes} bytes), ${dir} has ${formatBytes(freeBytes)} (${freeBytes} bytes) free`,
+    );
   }
 }
 
@@ -132,7 +148,11 @@ interface Shard {
  * a shard of its own). Each tensor's share of the header is bounded from above, so the real file never
  * exceeds the limit.
  */
-function planShards(tensors: readonly OptTensorShape[], maxShardBytes: number, metadata: Record<string, string>): Shard[] {
+function planShards(
+  tensors: readonly OptTensorShape[],
+  maxShardBytes: number,
+  metadata: Record<string, string>,
+): Shard[] {
   // The 8-byte length, the metadata entry and braces, and up to 7 bytes of padding.
   const fixedBytes = 8 + Buffer.byteLength(JSON.stringify({ __metadata__: metadata })) + 7;
   const groups: OptTensorShape[][] = [];
@@ -151,7 +171,10 @@ function planShards(tensors: readonly OptTensorShape[], maxShardBytes: number, m
   if (current.length > 0) groups.push(current);
   if (groups.length === 1) return [{ fileName: SINGLE_FILE_NAME, tensors: groups[0]! }];
   const total = String(groups.length).padStart(5, "0");
-  return groups.map((group, i) => ({ fileName: `model-${String(i + 1).padStart(5, "0")}-of-${total}.safetensors`, tensors: group }));
+  return groups.map((group, i) => ({
+    fileName: `model-${String(i + 1).padStart(5, "0")}-of-${total}.safetensors`,
+    tensors: group,
+  }));
 }
 
 /** The tensor's fp16 data plus an upper bound on its header entry (offsets written as wide as the largest possible). */
@@ -173,7 +196,9 @@ function shardIndexJson(shards: readonly Shard[]): string {
     }
   }
   entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  return JSON.stringify({ metadata: { total_size: totalBytes }, weight_map: Object.fromEntries(entries) }, null, 2) + "\n";
+  return (
+    JSON.stringify({ metadata: { total_size: totalBytes }, weight_map: Object.fromEntries(entries) }, null, 2) + "\n"
+  );
 }
 
 const SHARD_FILE_PATTERN = /^model-\d{5}-of-\d{5}\.safetensors$/;
@@ -228,7 +253,12 @@ const CHUNK_VALUES = 1 << 20;
 function synthTensor(model: ModelSpec, tensor: OptTensorShape, seed: number): TensorToWrite {
   const count = tensor.shape.reduce((a, b) => a * b, 1);
   const init = optTensorInit(model, tensor.name);
-  return { name: tensor.name, dtype: "F16", shape: tensor.shape, data: () => synthChunks(count, init, tensorSeed(seed, tensor.name)) };
+  return {
+    name: tensor.name,
+    dtype: "F16",
+    shape: tensor.shape,
+    data: () => synthChunks(count, init, tensorSeed(seed, tensor.name)),
+  };
 }
 
 /** Yields the tensor's fp16 values in chunks that reuse one buffer (the writer consumes each before the next). */
@@ -253,7 +283,13 @@ function* synthChunks(count: number, init: TensorInit, state: Xoshiro128StarStar
  * one model share a stream only if both hashes collide (about 2^-64 per pair).
  */
 function tensorSeed(seed: number, name: string): Xoshiro128StarStar {
-  const key = [seed & 0xff, (seed >>> 8) & 0xff, (seed >>> 16) & 0xff, (seed >>> 24) & 0xff, ...Buffer.from(name, "utf8")];
+  const key = [
+    seed & 0xff,
+    (seed >>> 8) & 0xff,
+    (seed >>> 16) & 0xff,
+    (seed >>> 24) & 0xff,
+    ...Buffer.from(name, "utf8"),
+  ];
   let fnv = 0x811c9dc5; // FNV-1a
   let other = 0x9747b28c; // the same scheme with Murmur2's multiplier
   for (const byte of key) {

@@ -3,7 +3,7 @@
  * asymmetric min/max, kernels/quantize-4bit.ts) laid out as [codes: 32 bytes per group][scales: fp16
  * per group][minimums: fp16 per group]. Its byte count equals the planner's compressedBytes().
  */
-import { compressedBytes, COMPRESSION_GROUP_SIZE } from "../core/compression.js";
+import { COMPRESSION_GROUP_SIZE, compressedBytes } from "../core/compression.js";
 import { fromFloat16Array, toFloat16Array } from "./fp16.js";
 import { dequantize4bit, type Quantized4bit, quantize4bit } from "./kernels/quantize-4bit.js";
 
@@ -16,7 +16,11 @@ export function encodedByteLength(values: number, encoding: Encoding): number {
 }
 
 /** Encodes fp32 values into `out` (which must hold encodedByteLength bytes). */
-export function encode(values: Float32Array, encoding: Encoding, out: Uint8Array = new Uint8Array(encodedByteLength(values.length, encoding))): Uint8Array {
+export function encode(
+  values: Float32Array,
+  encoding: Encoding,
+  out: Uint8Array = new Uint8Array(encodedByteLength(values.length, encoding)),
+): Uint8Array {
   if (encoding === "f16") {
     toFloat16Array(values, new Uint16Array(out.buffer, out.byteOffset, values.length));
     return out;
@@ -45,13 +49,19 @@ function quantizedView(bytes: Uint8Array, totalValues: number, firstGroup: numbe
 
 /** Decodes all `totalValues` values into fp32. */
 export function decode(bytes: Uint8Array, encoding: Encoding, totalValues: number, out: Float32Array): Float32Array {
-  if (encoding === "f16") return fromFloat16Array(new Uint16Array(bytes.buffer, bytes.byteOffset, totalValues), out.subarray(0, totalValues));
+  if (encoding === "f16")
+    return fromFloat16Array(new Uint16Array(bytes.buffer, bytes.byteOffset, totalValues), out.subarray(0, totalValues));
   dequantize4bit(quantizedView(bytes, totalValues, 0, Math.ceil(totalValues / COMPRESSION_GROUP_SIZE)), out);
   return out;
 }
 
 /** Decodes a whole 4-bit tensor into fp16 bits (the dequantised weight buffer), a scratch's worth of groups at a time. */
-export function decodeToFloat16(bytes: Uint8Array, totalValues: number, out: Uint16Array, scratch: Float32Array): Uint16Array {
+export function decodeToFloat16(
+  bytes: Uint8Array,
+  totalValues: number,
+  out: Uint16Array,
+  scratch: Float32Array,
+): Uint16Array {
   const groups = Math.ceil(totalValues / COMPRESSION_GROUP_SIZE);
   const groupsPerChunk = Math.max(1, Math.floor(scratch.length / COMPRESSION_GROUP_SIZE));
   for (let g = 0; g < groups; g += groupsPerChunk) {
@@ -64,8 +74,17 @@ export function decodeToFloat16(bytes: Uint8Array, totalValues: number, out: Uin
 }
 
 /** Decodes values [first, first + count) of a stored tensor into fp32 (4-bit: through the groups covering them). */
-export function decodeRange(bytes: Uint8Array, encoding: Encoding, totalValues: number, first: number, count: number, out: Float32Array, scratch?: Float32Array): Float32Array {
-  if (encoding === "f16") return fromFloat16Array(new Uint16Array(bytes.buffer, bytes.byteOffset + first * 2, count), out.subarray(0, count));
+export function decodeRange(
+  bytes: Uint8Array,
+  encoding: Encoding,
+  totalValues: number,
+  first: number,
+  count: number,
+  out: Float32Array,
+  scratch?: Float32Array,
+): Float32Array {
+  if (encoding === "f16")
+    return fromFloat16Array(new Uint16Array(bytes.buffer, bytes.byteOffset + first * 2, count), out.subarray(0, count));
   const g0 = Math.floor(first / COMPRESSION_GROUP_SIZE);
   const g1 = Math.ceil((first + count) / COMPRESSION_GROUP_SIZE);
   const view = quantizedView(bytes, totalValues, g0, g1 - g0);
@@ -79,9 +98,17 @@ export function decodeRange(bytes: Uint8Array, encoding: Encoding, totalValues: 
  * The stored bytes of rows [firstRow, firstRow + rows) of a [*, rowValues] tensor, as a compact tensor of
  * their own (4-bit rows must cover whole groups). Concatenating every chunk's bytes moves the tensor's bytes once.
  */
-export function rowChunkBytes(bytes: Uint8Array, encoding: Encoding, totalValues: number, rowValues: number, firstRow: number, rows: number): Uint8Array[] {
+export function rowChunkBytes(
+  bytes: Uint8Array,
+  encoding: Encoding,
+  totalValues: number,
+  rowValues: number,
+  firstRow: number,
+  rows: number,
+): Uint8Array[] {
   if (encoding === "f16") return [bytes.subarray(firstRow * rowValues * 2, (firstRow + rows) * rowValues * 2)];
-  if (rowValues % COMPRESSION_GROUP_SIZE !== 0) throw new Error(`4-bit rows of ${rowValues} values do not cover whole groups of ${COMPRESSION_GROUP_SIZE}`);
+  if (rowValues % COMPRESSION_GROUP_SIZE !== 0)
+    throw new Error(`4-bit rows of ${rowValues} values do not cover whole groups of ${COMPRESSION_GROUP_SIZE}`);
   const groups = Math.ceil(totalValues / COMPRESSION_GROUP_SIZE);
   const g0 = (firstRow * rowValues) / COMPRESSION_GROUP_SIZE;
   const g1 = ((firstRow + rows) * rowValues) / COMPRESSION_GROUP_SIZE;

@@ -9,7 +9,13 @@ import { closeSync, openSync, readSync, writeSync } from "node:fs";
 export type TransferAction =
   | { readonly type: "copy"; readonly src: Uint8Array; readonly dst: Uint8Array }
   | { readonly type: "read"; readonly path: string; readonly position: number; readonly dst: Uint8Array }
-  | { readonly type: "write"; readonly path: string; readonly position: number; readonly src: Uint8Array; readonly truncate: boolean };
+  | {
+      readonly type: "write";
+      readonly path: string;
+      readonly position: number;
+      readonly src: Uint8Array;
+      readonly truncate: boolean;
+    };
 
 export function actionBytes(action: TransferAction): number {
   return action.type === "write" ? action.src.byteLength : action.dst.byteLength;

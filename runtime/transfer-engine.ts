@@ -60,17 +60,28 @@ export class TransferEngine<M> {
   }
 
   /** Starts the engine: with `threads`, one worker per stream (ready when this resolves). */
-  static async start<M>(threads: boolean, onFinished: (transfer: FinishedTransfer<M>) => void): Promise<TransferEngine<M>> {
+  static async start<M>(
+    threads: boolean,
+    onFinished: (transfer: FinishedTransfer<M>) => void,
+  ): Promise<TransferEngine<M>> {
     const ring = createTransferRing();
     const workers = new Map<Link, Worker>();
     if (threads) {
       try {
-        await Promise.all(LINKS.map((stream) => new Promise<void>((resolve, reject) => {
-          const worker = new Worker(new URL("./transfer-worker.js", import.meta.url), { workerData: ring, name: `spillway ${stream}` });
-          workers.set(stream, worker);
-          worker.once("online", () => resolve());
-          worker.once("error", reject);
-        })));
+        await Promise.all(
+          LINKS.map(
+            (stream) =>
+              new Promise<void>((resolve, reject) => {
+                const worker = new Worker(new URL("./transfer-worker.js", import.meta.url), {
+                  workerData: ring,
+                  name: `spillway ${stream}`,
+                });
+                workers.set(stream, worker);
+                worker.once("online", () => resolve());
+                worker.once("error", reject);
+              }),
+          ),
+        );
       } catch (error) {
         await Promise.all([...workers.values()].map((w) => w.terminate()));
         throw error;
@@ -84,14 +95,22 @@ export class TransferEngine<M> {
    * Submits a transfer on `stream` that starts once every dependency has finished (and, on its own
    * stream, after the transfers submitted before it). Returns 0 when there is nothing to move.
    */
-  submit(stream: Link, actions: readonly TransferAction[], deps: readonly (TransferId | undefined)[], meta: M): TransferId {
+  submit(
+    stream: Link,
+    actions: readonly TransferAction[],
+    deps: readonly (TransferId | undefined)[],
+    meta: M,
+  ): TransferId {
     if (this.closed) throw new Error("transfer engine is closed");
     const work = actions.filter((a) => actionBytes(a) > 0);
     if (work.length === 0) return 0;
     if (this.threads) {
       for (const a of work) {
         const view = a.type === "write" ? a.src : a.dst;
-        if (!(view.buffer instanceof SharedArrayBuffer)) throw new Error(`transfer on ${stream}: ${a.type === "write" ? "source" : "destination"} is not shared memory`);
+        if (!(view.buffer instanceof SharedArrayBuffer))
+          throw new Error(
+            `transfer on ${stream}: ${a.type === "write" ? "source" : "destination"} is not shared memory`,
+          );
       }
     }
     const bytes = work.reduce((sum, a) => sum + actionBytes(a), 0);
@@ -156,7 +175,13 @@ export class TransferEngine<M> {
       const message = new TextDecoder().decode(new Uint8Array(this.ring.errorText).slice(4, 4 + length));
       throw new TransferError(`${p.stream} transfer failed: ${message}`);
     }
-    this.onFinished({ stream: p.stream, bytes: p.bytes, meta: p.meta, startMs: this.times[2 * slot]!, endMs: this.times[2 * slot + 1]! });
+    this.onFinished({
+      stream: p.stream,
+      bytes: p.bytes,
+      meta: p.meta,
+      startMs: this.times[2 * slot]!,
+      endMs: this.times[2 * slot + 1]!,
+    });
   }
 
   /** Waits (a bounded time) for what is in flight, ignoring failures, and stops the workers. */
@@ -164,7 +189,8 @@ export class TransferEngine<M> {
     if (this.closed) return;
     this.closed = true;
     const deadline = performance.now() + 30_000;
-    for (const id of this.pending.keys()) if (!waitForTransfer(this.done, id, Math.max(0, deadline - performance.now()))) break;
+    for (const id of this.pending.keys())
+      if (!waitForTransfer(this.done, id, Math.max(0, deadline - performance.now()))) break;
     this.pending.clear();
     await Promise.all([...this.workers.values()].map((w) => w.terminate()));
   }

@@ -45,7 +45,12 @@ export type Wait =
 
 /** The reuse waits, which strategies choose among. */
 export const REUSE_WAITS = [
-  "weight-buffer-free", "weight-staging-free", "dequant-buffer-free", "step-buffer-free", "kv-staging-free", "head-buffer-free",
+  "weight-buffer-free",
+  "weight-staging-free",
+  "dequant-buffer-free",
+  "step-buffer-free",
+  "kv-staging-free",
+  "head-buffer-free",
 ] as const satisfies readonly Wait[];
 export type ReuseWait = (typeof REUSE_WAITS)[number];
 

@@ -36,9 +36,18 @@ export function globalStep(shape: ZigzagShape, at: StepAt): number {
 }
 
 /** Every step of the schedule, token by token (each token ends with a "token-end" step). */
-export function* zigzag(shape: ZigzagShape, strategy: ScheduleStrategy, consumer: ZigzagConsumer): Generator<ScheduleStep> {
+export function* zigzag(
+  shape: ZigzagShape,
+  strategy: ScheduleStrategy,
+  consumer: ZigzagConsumer,
+): Generator<ScheduleStep> {
   const walk = new ZigzagWalk(shape, strategy);
-  const order = consumer === "executor" ? walk.executorToken : strategy.taskGraphWalk === "loop" ? walk.loopToken : walk.dataflowToken;
+  const order =
+    consumer === "executor"
+      ? walk.executorToken
+      : strategy.taskGraphWalk === "loop"
+        ? walk.loopToken
+        : walk.dataflowToken;
   for (let token = 0; token < shape.genLen; token++) {
     yield* order.call(walk, token);
     yield walk.step("token-end", token, -1, -1);
@@ -63,14 +72,18 @@ class ZigzagWalk {
   /** The loop walk's pre-step (first weights and loads) has been yielded. */
   private primed = false;
 
-  constructor(private readonly shape: ZigzagShape, private readonly strategy: ScheduleStrategy) {
+  constructor(
+    private readonly shape: ZigzagShape,
+    private readonly strategy: ScheduleStrategy,
+  ) {
     this.L = shape.numLayers;
     this.nb = shape.numGpuBatches;
   }
 
   step(kind: StepKind, token: number, layer: number, batch: number, outputToNextLayer?: boolean): ScheduleStep {
     const reuse = this.strategy.reuseWaits as readonly Wait[];
-    const kindWaits = kind === "issue-weights" && layer === this.L ? ["head-buffer-free" as const] : (WAITS[kind] ?? []);
+    const kindWaits =
+      kind === "issue-weights" && layer === this.L ? ["head-buffer-free" as const] : (WAITS[kind] ?? []);
     const after: Wait[] = kindWaits.filter((w) => !isReuse(w) || reuse.includes(w));
     if (this.strategy.barrierAfterEachStep && kind !== "token-end") after.push("barrier");
     const at = { token, layer, batch };

@@ -4,16 +4,36 @@
  * (profiles/*.json, `spillway profile`) and the `spillway simulate --json` result of a dense plan.
  * `npm run schemas` writes them to schemas/*.schema.json; a test keeps the files equal to this module.
  */
+
+import { EXPERT_BITS, EXPERT_COMPUTES, EXPERT_EVICTIONS } from "../core/expert-policy.js";
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import { MODEL_FAMILIES } from "../core/model-spec.js";
-import { EXPERT_BITS, EXPERT_COMPUTES, EXPERT_EVICTIONS } from "../core/expert-policy.js";
 import { COST_MODEL_NAMES, type Plan } from "../core/plan.js";
 import { COMPUTE_DEVICES } from "../core/policy.js";
 import { RESOURCES } from "../core/resources.js";
 import { SCHEDULE_NAMES } from "../core/schedule-name.js";
 import { TIERS } from "../core/tiers.js";
 import type { SimulationResult } from "../simulator/simulate.js";
-import { anyValue, arr, assertMatches, bool, document, type Infer, int, type JsonSchema, type Jsonify, named, nonEmptyStr, num, numberIn, obj, oneOfValues, opt, record, str } from "./schema-builder.js";
+import {
+  anyValue,
+  arr,
+  assertMatches,
+  bool,
+  document,
+  type Infer,
+  int,
+  type Jsonify,
+  type JsonSchema,
+  named,
+  nonEmptyStr,
+  num,
+  numberIn,
+  obj,
+  oneOfValues,
+  opt,
+  record,
+  str,
+} from "./schema-builder.js";
 
 const BASE = "urn:spillway:schemas";
 const note = { note: opt(str("a comment; ignored")) };
@@ -21,123 +41,309 @@ const note = { note: opt(str("a comment; ignored")) };
 // ---------------------------------------------------------------------------------------------
 // Hardware profile
 
-const sourced = (positive: boolean) => obj({
-  value: num(positive ? { exclusiveMinimum: 0 } : { minimum: 0 }),
-  source: str("where the number comes from: a datasheet, a benchmark's page, a measurement command"),
-}, { fileOnly: note });
+const sourced = (positive: boolean) =>
+  obj(
+    {
+      value: num(positive ? { exclusiveMinimum: 0 } : { minimum: 0 }),
+      source: str("where the number comes from: a datasheet, a benchmark's page, a measurement command"),
+    },
+    { fileOnly: note },
+  );
 const sourcedPositive = named("PositiveSourcedValue", sourced(true));
 const sourcedNonNegative = named("NonNegativeSourcedValue", sourced(false));
-const quantityOf = (value: typeof sourcedPositive) => obj(
-  { datasheet: opt(value), measured: opt(value) },
-  { description: "one physical quantity as the datasheet states it and/or as measured (the cost model uses the measured value where there is one)", fileOnly: note, requireOneOf: ["datasheet", "measured"] },
-);
+const quantityOf = (value: typeof sourcedPositive) =>
+  obj(
+    { datasheet: opt(value), measured: opt(value) },
+    {
+      description:
+        "one physical quantity as the datasheet states it and/or as measured (the cost model uses the measured value where there is one)",
+      fileOnly: note,
+      requireOneOf: ["datasheet", "measured"],
+    },
+  );
 const quantity = named("Quantity", quantityOf(sourcedPositive));
 const quantityNonNegative = named("NonNegativeQuantity", quantityOf(sourcedNonNegative));
-const curveOf = <X extends string, Y extends string>(x: X, y: Y, xSchema: ReturnType<typeof num>) => obj({
-  samples: arr(obj({ [x]: xSchema, [y]: num({ exclusiveMinimum: 0 }) } as { [K in X | Y]: ReturnType<typeof num> }), { minItems: 1, description: `sorted by strictly increasing ${x}` }),
-  source: str(),
-});
-const link = named("LinkProfile", obj({
-  pinnedBytesPerSecond: quantity,
-  pageableBytesPerSecond: opt(quantity),
-  latencySeconds: quantityNonNegative,
-  curve: opt(curveOf("bytes", "bytesPerSecond", num({ exclusiveMinimum: 0 }))),
-}, { fileOnly: note }));
+const curveOf = <X extends string, Y extends string>(x: X, y: Y, xSchema: ReturnType<typeof num>) =>
+  obj({
+    samples: arr(obj({ [x]: xSchema, [y]: num({ exclusiveMinimum: 0 }) } as { [K in X | Y]: ReturnType<typeof num> }), {
+      minItems: 1,
+      description: `sorted by strictly increasing ${x}`,
+    }),
+    source: str(),
+  });
+const link = named(
+  "LinkProfile",
+  obj(
+    {
+      pinnedBytesPerSecond: quantity,
+      pageableBytesPerSecond: opt(quantity),
+      latencySeconds: quantityNonNegative,
+      curve: opt(curveOf("bytes", "bytesPerSecond", num({ exclusiveMinimum: 0 }))),
+    },
+    { fileOnly: note },
+  ),
+);
 const positive = () => num({ exclusiveMinimum: 0 });
 
-export const profileSchema = obj({
-  name: str(),
-  description: str(),
-  host: str("the host machine the numbers describe"),
-  capacityBytes: obj({ gpu: sourcedNonNegative, cpu: sourcedNonNegative, disk: sourcedNonNegative }, { description: "capacities the planner may use by default, bytes" }),
-  gpu: obj({
+export const profileSchema = obj(
+  {
     name: str(),
-    memoryBandwidthBytesPerSecond: quantity,
-    fp16MatmulFlopsPerSecond: quantity,
-    kernelLaunchSeconds: quantityNonNegative,
-    matmulCurve: opt(curveOf("rows", "secondsPerWeight", int({ minimum: 1 }))),
-    workingBytesPerValue: opt(obj({ value: numberIn([2, 4], "2: fp16 kernels; 4: fp32 (the CPU backend)"), source: str() }, { fileOnly: note })),
-    dequantizeValuesPerSecond: opt(quantity),
-  }, { fileOnly: note }),
-  cpu: obj({ name: str(), cores: int({ minimum: 1 }), fp32FlopsPerSecond: quantity, memoryBandwidthBytesPerSecond: quantity }, { fileOnly: note }),
-  hostToDevice: link,
-  deviceToHost: link,
-  disk: obj({ readBytesPerSecond: quantity, writeBytesPerSecond: quantity, latencySeconds: quantityNonNegative }, { fileOnly: note }),
-  flexgenFitted: opt(obj({
-    source: str(),
-    ctogBandwidthGiBPerSecond: positive(), gtocCacheBandwidthGiBPerSecond: positive(), gtocHiddenBandwidthGiBPerSecond: positive(),
-    dtocBandwidthGiBPerSecond: positive(), ctodCachePrefillBandwidthGiBPerSecond: positive(), ctodHiddenPrefillBandwidthGiBPerSecond: positive(),
-    ctodDecodeBandwidthGiBPerSecond: positive(), mmPrefillTflops: positive(), mmDecodeTflops: positive(), bmmPrefillTflops: positive(),
-    bmmDecodeTflops: positive(), cpuTflops: positive(), c1: num(), c2: num(), c3: num(),
-  }, { description: "FlexGen's released T4 constants, used only by the FlexGen-compatible cost model", fileOnly: note })),
-}, { fileOnly: { $schema: opt(str("this schema's address")), notes: opt(str("a comment; ignored")) } });
+    description: str(),
+    host: str("the host machine the numbers describe"),
+    capacityBytes: obj(
+      { gpu: sourcedNonNegative, cpu: sourcedNonNegative, disk: sourcedNonNegative },
+      { description: "capacities the planner may use by default, bytes" },
+    ),
+    gpu: obj(
+      {
+        name: str(),
+        memoryBandwidthBytesPerSecond: quantity,
+        fp16MatmulFlopsPerSecond: quantity,
+        kernelLaunchSeconds: quantityNonNegative,
+        matmulCurve: opt(curveOf("rows", "secondsPerWeight", int({ minimum: 1 }))),
+        workingBytesPerValue: opt(
+          obj(
+            { value: numberIn([2, 4], "2: fp16 kernels; 4: fp32 (the CPU backend)"), source: str() },
+            { fileOnly: note },
+          ),
+        ),
+        dequantizeValuesPerSecond: opt(quantity),
+      },
+      { fileOnly: note },
+    ),
+    cpu: obj(
+      {
+        name: str(),
+        cores: int({ minimum: 1 }),
+        fp32FlopsPerSecond: quantity,
+        memoryBandwidthBytesPerSecond: quantity,
+      },
+      { fileOnly: note },
+    ),
+    hostToDevice: link,
+    deviceToHost: link,
+    disk: obj(
+      { readBytesPerSecond: quantity, writeBytesPerSecond: quantity, latencySeconds: quantityNonNegative },
+      { fileOnly: note },
+    ),
+    flexgenFitted: opt(
+      obj(
+        {
+          source: str(),
+          ctogBandwidthGiBPerSecond: positive(),
+          gtocCacheBandwidthGiBPerSecond: positive(),
+          gtocHiddenBandwidthGiBPerSecond: positive(),
+          dtocBandwidthGiBPerSecond: positive(),
+          ctodCachePrefillBandwidthGiBPerSecond: positive(),
+          ctodHiddenPrefillBandwidthGiBPerSecond: positive(),
+          ctodDecodeBandwidthGiBPerSecond: positive(),
+          mmPrefillTflops: positive(),
+          mmDecodeTflops: positive(),
+          bmmPrefillTflops: positive(),
+          bmmDecodeTflops: positive(),
+          cpuTflops: positive(),
+          c1: num(),
+          c2: num(),
+          c3: num(),
+        },
+        {
+          description: "FlexGen's released T4 constants, used only by the FlexGen-compatible cost model",
+          fileOnly: note,
+        },
+      ),
+    ),
+  },
+  { fileOnly: { $schema: opt(str("this schema's address")), notes: opt(str("a comment; ignored")) } },
+);
 assertMatches<Infer<typeof profileSchema>, Jsonify<HardwareProfile>>(true);
 
 // ---------------------------------------------------------------------------------------------
 // Plan
 
 const fraction = () => num({ minimum: 0, maximum: 1 });
-const placement = named("Placement", obj({ gpu: fraction(), cpu: fraction(), disk: fraction() }, { description: "fractions on each tier; they sum to 1" }));
-const tiers = named("TierBytes", obj({ gpu: num({ minimum: 0 }), cpu: num({ minimum: 0 }), disk: num({ minimum: 0 }) }));
-const traffic = named("TrafficBytes", obj({ h2d: num({ minimum: 0 }), d2h: num({ minimum: 0 }), diskRead: num({ minimum: 0 }), diskWrite: num({ minimum: 0 }) }));
+const placement = named(
+  "Placement",
+  obj({ gpu: fraction(), cpu: fraction(), disk: fraction() }, { description: "fractions on each tier; they sum to 1" }),
+);
+const tiers = named(
+  "TierBytes",
+  obj({ gpu: num({ minimum: 0 }), cpu: num({ minimum: 0 }), disk: num({ minimum: 0 }) }),
+);
+const traffic = named(
+  "TrafficBytes",
+  obj({
+    h2d: num({ minimum: 0 }),
+    d2h: num({ minimum: 0 }),
+    diskRead: num({ minimum: 0 }),
+    diskWrite: num({ minimum: 0 }),
+  }),
+);
 const bits = oneOfValues(EXPERT_BITS);
 
-const modelSpec = named("ModelSpec", obj({
-  name: nonEmptyStr(), family: oneOfValues(MODEL_FAMILIES), numLayers: int({ minimum: 1 }), hiddenSize: int({ minimum: 1 }), ffnSize: int({ minimum: 1 }),
-  numHeads: int({ minimum: 1 }), headDim: opt(int({ minimum: 1 })), numKvHeads: int({ minimum: 1 }), vocabSize: int({ minimum: 1 }), maxPositions: int({ minimum: 1 }),
-  ffnKind: oneOfValues(["relu", "swiglu"] as const), wordEmbedDim: int({ minimum: 1 }), tiedEmbeddings: bool(), bytesPerParam: num({ exclusiveMinimum: 0 }),
-  moe: opt(obj({
-    numExperts: int({ minimum: 1 }), expertsPerToken: int({ minimum: 1 }), expertFfnSize: int({ minimum: 1 }),
-    sharedExperts: opt(int({ minimum: 1 })), sharedExpertFfnSize: opt(int({ minimum: 1 })),
-  })),
-}, { description: "the model the plan was made for, so a plan file is self-contained" }));
+const modelSpec = named(
+  "ModelSpec",
+  obj(
+    {
+      name: nonEmptyStr(),
+      family: oneOfValues(MODEL_FAMILIES),
+      numLayers: int({ minimum: 1 }),
+      hiddenSize: int({ minimum: 1 }),
+      ffnSize: int({ minimum: 1 }),
+      numHeads: int({ minimum: 1 }),
+      headDim: opt(int({ minimum: 1 })),
+      numKvHeads: int({ minimum: 1 }),
+      vocabSize: int({ minimum: 1 }),
+      maxPositions: int({ minimum: 1 }),
+      ffnKind: oneOfValues(["relu", "swiglu"] as const),
+      wordEmbedDim: int({ minimum: 1 }),
+      tiedEmbeddings: bool(),
+      bytesPerParam: num({ exclusiveMinimum: 0 }),
+      moe: opt(
+        obj({
+          numExperts: int({ minimum: 1 }),
+          expertsPerToken: int({ minimum: 1 }),
+          expertFfnSize: int({ minimum: 1 }),
+          sharedExperts: opt(int({ minimum: 1 })),
+          sharedExpertFfnSize: opt(int({ minimum: 1 })),
+        }),
+      ),
+    },
+    { description: "the model the plan was made for, so a plan file is self-contained" },
+  ),
+);
 
-const expertPolicy = named("ExpertPolicy", obj({
-  cacheSize: int({ minimum: 0, description: "expert slots per layer on the GPU" }),
-  eviction: oneOfValues(EXPERT_EVICTIONS), offloadTier: oneOfValues(["cpu", "disk"] as const), bits, attentionBits: bits,
-  prefetchExperts: int({ minimum: 0 }), prefetchLayers: int({ minimum: 1 }), pregated: bool(), compute: oneOfValues(EXPERT_COMPUTES), cpuThresholdTokens: int({ minimum: 0 }),
-}, { description: "Mixture-of-Experts models: how routed experts are cached, prefetched and computed", fileOnly: { expectedHitRate: opt(fraction()) } }));
+const expertPolicy = named(
+  "ExpertPolicy",
+  obj(
+    {
+      cacheSize: int({ minimum: 0, description: "expert slots per layer on the GPU" }),
+      eviction: oneOfValues(EXPERT_EVICTIONS),
+      offloadTier: oneOfValues(["cpu", "disk"] as const),
+      bits,
+      attentionBits: bits,
+      prefetchExperts: int({ minimum: 0 }),
+      prefetchLayers: int({ minimum: 1 }),
+      pregated: bool(),
+      compute: oneOfValues(EXPERT_COMPUTES),
+      cpuThresholdTokens: int({ minimum: 0 }),
+    },
+    {
+      description: "Mixture-of-Experts models: how routed experts are cached, prefetched and computed",
+      fileOnly: { expectedHitRate: opt(fraction()) },
+    },
+  ),
+);
 
-const policy = named("Policy", obj({
-  gpuBatchSize: int({ minimum: 1 }), numGpuBatches: int({ minimum: 1 }),
-  weights: placement, cache: placement, activations: placement,
-  compressWeight: bool(), compressCache: bool(), cpuAttention: bool(), overlap: bool(), pinWeight: bool(),
-  layerGroups: opt(arr(obj({ layers: int({ minimum: 1 }), weights: placement, compute: oneOfValues(COMPUTE_DEVICES) }), { minItems: 1, description: "per-layer placement: consecutive layer groups, first layer first, covering every layer" })),
-  embeddings: opt(placement),
-  experts: opt(expertPolicy),
-}));
+const policy = named(
+  "Policy",
+  obj({
+    gpuBatchSize: int({ minimum: 1 }),
+    numGpuBatches: int({ minimum: 1 }),
+    weights: placement,
+    cache: placement,
+    activations: placement,
+    compressWeight: bool(),
+    compressCache: bool(),
+    cpuAttention: bool(),
+    overlap: bool(),
+    pinWeight: bool(),
+    layerGroups: opt(
+      arr(obj({ layers: int({ minimum: 1 }), weights: placement, compute: oneOfValues(COMPUTE_DEVICES) }), {
+        minItems: 1,
+        description: "per-layer placement: consecutive layer groups, first layer first, covering every layer",
+      }),
+    ),
+    embeddings: opt(placement),
+    experts: opt(expertPolicy),
+  }),
+);
 
 const expertFigures = obj({
-  expectedHitRate: fraction(), touchedPerLayer: num({ minimum: 0 }), demandFetchesPerLayer: num({ minimum: 0 }), prefetchedPerLayer: num({ minimum: 0 }),
-  wastedPrefetchesPerLayer: num({ minimum: 0 }), cpuComputedPerLayer: num({ minimum: 0 }), stallSecondsPerToken: num({ minimum: 0 }), expertBytes: num({ minimum: 0 }), routingSource: str(),
+  expectedHitRate: fraction(),
+  touchedPerLayer: num({ minimum: 0 }),
+  demandFetchesPerLayer: num({ minimum: 0 }),
+  prefetchedPerLayer: num({ minimum: 0 }),
+  wastedPrefetchesPerLayer: num({ minimum: 0 }),
+  cpuComputedPerLayer: num({ minimum: 0 }),
+  stallSecondsPerToken: num({ minimum: 0 }),
+  expertBytes: num({ minimum: 0 }),
+  routingSource: str(),
 });
 
-export const planSchema = obj({
-  model: str(), hardware: nonEmptyStr(), hardwareSource: opt(nonEmptyStr("how --hardware named the profile (a shipped name or a file path)")),
-  costModel: oneOfValues(COST_MODEL_NAMES), schedule: oneOfValues(SCHEDULE_NAMES),
-  workload: obj({ promptLen: int({ minimum: 1 }), genLen: int({ minimum: 1 }) }),
-  policy,
-  predicted: obj({
-    throughputTokensPerSecond: num({ exclusiveMinimum: 0 }), prefillSeconds: num({ minimum: 0 }), decodeSeconds: num({ minimum: 0 }),
-    feasible: bool(), infeasibleReasons: arr(str()), peakBytes: tiers, capacityBytes: tiers, bytes: traffic,
-    busySeconds: record(num({ minimum: 0 }), "busy seconds per resource (Spillway model) or per-layer term seconds (FlexGen model)"),
-    bottleneck: str(), experts: opt(expertFigures), decodeSecondsPerToken: opt(num({ minimum: 0 })),
-  }),
-  search: obj({
-    lpSolves: int({ minimum: 0 }), elapsedMs: num({ minimum: 0 }), exactEvaluations: opt(int({ minimum: 0 })), lpFallbacks: int({ minimum: 0 }), scored: bool(),
-    wallClockLimitHits: opt(int({ minimum: 0, description: "LPs left unsolved because the solver reached its wall-clock safety net (0: the plan depends on its inputs alone)" })),
-  }),
-  flexgenArgs: str("the equivalent python -m flexgen.flex_opt flags"),
-  llamaCpp: opt(obj({
-    nGpuLayers: int({ minimum: 0 }), nCpuMoe: opt(int({ minimum: 0 })), bits, decodeTokensPerSecond: opt(num({ minimum: 0 })), gpuPeakBytes: opt(num({ minimum: 0 })), reason: opt(str()),
-  }, { description: "MoE plans: the -ngl and --n-cpu-moe that fit llama.cpp on this GPU" })),
-  modelSpec,
-  notes: arr(str()),
-}, {
-  fileOnly: {
-    baselines: opt(arr(obj({ name: str(), description: str(), policy: opt(policy), predicted: opt(record(anyValue())), reason: opt(str()) }), { description: "plan --compare: the baselines scored with the same cost model" })),
+export const planSchema = obj(
+  {
+    model: str(),
+    hardware: nonEmptyStr(),
+    hardwareSource: opt(nonEmptyStr("how --hardware named the profile (a shipped name or a file path)")),
+    costModel: oneOfValues(COST_MODEL_NAMES),
+    schedule: oneOfValues(SCHEDULE_NAMES),
+    workload: obj({ promptLen: int({ minimum: 1 }), genLen: int({ minimum: 1 }) }),
+    policy,
+    predicted: obj({
+      throughputTokensPerSecond: num({ exclusiveMinimum: 0 }),
+      prefillSeconds: num({ minimum: 0 }),
+      decodeSeconds: num({ minimum: 0 }),
+      feasible: bool(),
+      infeasibleReasons: arr(str()),
+      peakBytes: tiers,
+      capacityBytes: tiers,
+      bytes: traffic,
+      busySeconds: record(
+        num({ minimum: 0 }),
+        "busy seconds per resource (Spillway model) or per-layer term seconds (FlexGen model)",
+      ),
+      bottleneck: str(),
+      experts: opt(expertFigures),
+      decodeSecondsPerToken: opt(num({ minimum: 0 })),
+    }),
+    search: obj({
+      lpSolves: int({ minimum: 0 }),
+      elapsedMs: num({ minimum: 0 }),
+      exactEvaluations: opt(int({ minimum: 0 })),
+      lpFallbacks: int({ minimum: 0 }),
+      scored: bool(),
+      wallClockLimitHits: opt(
+        int({
+          minimum: 0,
+          description:
+            "LPs left unsolved because the solver reached its wall-clock safety net (0: the plan depends on its inputs alone)",
+        }),
+      ),
+    }),
+    flexgenArgs: str("the equivalent python -m flexgen.flex_opt flags"),
+    llamaCpp: opt(
+      obj(
+        {
+          nGpuLayers: int({ minimum: 0 }),
+          nCpuMoe: opt(int({ minimum: 0 })),
+          bits,
+          decodeTokensPerSecond: opt(num({ minimum: 0 })),
+          gpuPeakBytes: opt(num({ minimum: 0 })),
+          reason: opt(str()),
+        },
+        { description: "MoE plans: the -ngl and --n-cpu-moe that fit llama.cpp on this GPU" },
+      ),
+    ),
+    modelSpec,
+    notes: arr(str()),
   },
-});
+  {
+    fileOnly: {
+      baselines: opt(
+        arr(
+          obj({
+            name: str(),
+            description: str(),
+            policy: opt(policy),
+            predicted: opt(record(anyValue())),
+            reason: opt(str()),
+          }),
+          { description: "plan --compare: the baselines scored with the same cost model" },
+        ),
+      ),
+    },
+  },
+);
 assertMatches<Infer<typeof planSchema>, Jsonify<Plan>>(true);
 
 // ---------------------------------------------------------------------------------------------
@@ -148,17 +354,46 @@ const resources = <S extends ReturnType<typeof num>>(value: () => S) =>
 
 export const simulationSchema = obj({
   schedule: oneOfValues(SCHEDULE_NAMES),
-  throughputTokensPerSecond: num({ minimum: 0 }), prefillSeconds: num({ minimum: 0 }), decodeSeconds: num({ minimum: 0 }), makespanSeconds: num({ minimum: 0 }),
+  throughputTokensPerSecond: num({ minimum: 0 }),
+  prefillSeconds: num({ minimum: 0 }),
+  decodeSeconds: num({ minimum: 0 }),
+  makespanSeconds: num({ minimum: 0 }),
   events: int({ minimum: 0, description: "tasks simulated (transfers, kernels, barriers)" }),
-  peakBytes: tiers, capacityBytes: tiers, bytes: traffic,
+  peakBytes: tiers,
+  capacityBytes: tiers,
+  bytes: traffic,
   busySeconds: resources(() => num({ minimum: 0 })),
   utilisation: resources(() => num({ minimum: 0 })),
   criticalResource: oneOfValues(RESOURCES),
-  overflow: opt(obj({ tier: oneOfValues(TIERS), seconds: num({ minimum: 0 }), inUseBytes: num({ minimum: 0 }), capacityBytes: num({ minimum: 0 }), what: str() }, { description: "the first moment a tier ran over its capacity" })),
-  planned: opt(obj({
-    throughputTokensPerSecond: num({ minimum: 0 }), prefillSeconds: num({ minimum: 0 }), decodeSeconds: num({ minimum: 0 }), peakBytes: tiers, bytes: traffic,
-    busySeconds: opt(record(num({ minimum: 0 }))), experts: opt(obj({ expectedHitRate: fraction() })),
-  }, { description: "the planner's figures the simulation is compared with: these keys of plan.predicted", open: true })),
+  overflow: opt(
+    obj(
+      {
+        tier: oneOfValues(TIERS),
+        seconds: num({ minimum: 0 }),
+        inUseBytes: num({ minimum: 0 }),
+        capacityBytes: num({ minimum: 0 }),
+        what: str(),
+      },
+      { description: "the first moment a tier ran over its capacity" },
+    ),
+  ),
+  planned: opt(
+    obj(
+      {
+        throughputTokensPerSecond: num({ minimum: 0 }),
+        prefillSeconds: num({ minimum: 0 }),
+        decodeSeconds: num({ minimum: 0 }),
+        peakBytes: tiers,
+        bytes: traffic,
+        busySeconds: opt(record(num({ minimum: 0 }))),
+        experts: opt(obj({ expectedHitRate: fraction() })),
+      },
+      {
+        description: "the planner's figures the simulation is compared with: these keys of plan.predicted",
+        open: true,
+      },
+    ),
+  ),
   relativeError: opt(num({ description: "(simulated - planned) / planned throughput" })),
   disagreements: arr(str()),
   traceEvents: opt(int({ minimum: 0 })),
@@ -170,7 +405,12 @@ let planDocument: JsonSchema | undefined;
 
 /** The plan schema as published (schemas/plan.schema.json): what parsePlan() checks plan files against. */
 export function planSchemaDocument(): JsonSchema {
-  planDocument ??= document(`${BASE}:plan`, "Spillway plan", "A plan file: what `spillway plan --json` prints and `--out` writes, and what simulate, run, report and export read.", planSchema);
+  planDocument ??= document(
+    `${BASE}:plan`,
+    "Spillway plan",
+    "A plan file: what `spillway plan --json` prints and `--out` writes, and what simulate, run, report and export read.",
+    planSchema,
+  );
   return planDocument;
 }
 
@@ -178,7 +418,17 @@ export function planSchemaDocument(): JsonSchema {
 export function schemaDocuments(): Record<string, JsonSchema> {
   return {
     "plan.schema.json": planSchemaDocument(),
-    "profile.schema.json": document(`${BASE}:profile`, "Spillway hardware profile", "A hardware profile: profiles/*.json and what `spillway profile` writes. Every number carries its source.", profileSchema),
-    "simulation.schema.json": document(`${BASE}:simulation`, "Spillway simulation result", "What `spillway simulate --json` prints for a dense plan (MoE plans print their replay result instead).", simulationSchema),
+    "profile.schema.json": document(
+      `${BASE}:profile`,
+      "Spillway hardware profile",
+      "A hardware profile: profiles/*.json and what `spillway profile` writes. Every number carries its source.",
+      profileSchema,
+    ),
+    "simulation.schema.json": document(
+      `${BASE}:simulation`,
+      "Spillway simulation result",
+      "What `spillway simulate --json` prints for a dense plan (MoE plans print their replay result instead).",
+      simulationSchema,
+    ),
   };
 }

@@ -13,7 +13,9 @@ export const SCHEMAS_DIR = fileURLToPath(new URL("../../schemas/", import.meta.u
 
 /** File name -> the exact text the generator writes. */
 export function generatedSchemaFiles(): Record<string, string> {
-  return Object.fromEntries(Object.entries(schemaDocuments()).map(([name, doc]) => [name, JSON.stringify(doc, null, 2) + "\n"]));
+  return Object.fromEntries(
+    Object.entries(schemaDocuments()).map(([name, doc]) => [name, JSON.stringify(doc, null, 2) + "\n"]),
+  );
 }
 
 function main(args: string[]): number {
@@ -22,13 +24,21 @@ function main(args: string[]): number {
   for (const [name, text] of Object.entries(generatedSchemaFiles())) {
     const path = join(SCHEMAS_DIR, name);
     let current: string | undefined;
-    try { current = readFileSync(path, "utf8"); } catch { current = undefined; }
+    try {
+      current = readFileSync(path, "utf8");
+    } catch {
+      current = undefined;
+    }
     if (current === text) continue;
     stale++;
     if (check) process.stderr.write(`${path} is stale: run npm run schemas\n`);
-    else { writeFileSync(path, text); process.stdout.write(`wrote ${path}\n`); }
+    else {
+      writeFileSync(path, text);
+      process.stdout.write(`wrote ${path}\n`);
+    }
   }
   return check && stale ? 1 : 0;
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) process.exitCode = main(process.argv.slice(2));
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1])
+  process.exitCode = main(process.argv.slice(2));

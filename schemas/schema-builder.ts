@@ -30,18 +30,21 @@ type Fields = Readonly<Record<string, Field>>;
 type Simplify<T> = { [K in keyof T]: T[K] } & {};
 type FieldValue<F> = F extends Optional<infer V> ? V : F extends Schema<infer V> ? V : never;
 type ObjectOf<F extends Fields> = Simplify<
-  { [K in keyof F as F[K] extends Optional<any> ? never : K]: FieldValue<F[K]> } &
-  { [K in keyof F as F[K] extends Optional<any> ? K : never]?: FieldValue<F[K]> }
+  { [K in keyof F as F[K] extends Optional<any> ? never : K]: FieldValue<F[K]> } & {
+    [K in keyof F as F[K] extends Optional<any> ? K : never]?: FieldValue<F[K]>;
+  }
 >;
 
 const leaf = <V>(schema: JsonSchema): Schema<V> => ({ schema, defs: {} });
-const clean = (o: Record<string, unknown>): JsonSchema => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+const clean = (o: Record<string, unknown>): JsonSchema =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
 
 function mergeDefs(...parts: readonly Schema<unknown>[]): Record<string, JsonSchema> {
   const out: Record<string, JsonSchema> = {};
   for (const p of parts) {
     for (const [name, def] of Object.entries(p.defs)) {
-      if (out[name] !== undefined && JSON.stringify(out[name]) !== JSON.stringify(def)) throw new Error(`two different definitions named ${name}`);
+      if (out[name] !== undefined && JSON.stringify(out[name]) !== JSON.stringify(def))
+        throw new Error(`two different definitions named ${name}`);
       out[name] = def;
     }
   }
@@ -57,24 +60,44 @@ export interface NumberRules {
 }
 
 export const num = (rules: NumberRules = {}): Schema<number> =>
-  leaf(clean({ type: rules.integer ? "integer" : "number", description: rules.description, minimum: rules.minimum, exclusiveMinimum: rules.exclusiveMinimum, maximum: rules.maximum }));
+  leaf(
+    clean({
+      type: rules.integer ? "integer" : "number",
+      description: rules.description,
+      minimum: rules.minimum,
+      exclusiveMinimum: rules.exclusiveMinimum,
+      maximum: rules.maximum,
+    }),
+  );
 /** A number that is one of the given values (checked as `number`, for fields typed `number`). */
 export const numberIn = (values: readonly number[], description?: string): Schema<number> =>
   leaf(clean({ type: values.every(Number.isInteger) ? "integer" : "number", enum: [...values], description }));
 export const int = (rules: Omit<NumberRules, "integer"> = {}): Schema<number> => num({ ...rules, integer: true });
 export const str = (description?: string): Schema<string> => leaf(clean({ type: "string", description }));
 /** A string of at least one character (names, paths). */
-export const nonEmptyStr = (description?: string): Schema<string> => leaf(clean({ type: "string", description, minLength: 1 }));
+export const nonEmptyStr = (description?: string): Schema<string> =>
+  leaf(clean({ type: "string", description, minLength: 1 }));
 export const bool = (description?: string): Schema<boolean> => leaf(clean({ type: "boolean", description }));
 
 /** One of the given strings or numbers. */
-export function oneOfValues<const V extends readonly (string | number)[]>(values: V, description?: string): Schema<V[number]> {
-  const types = [...new Set(values.map((v) => (typeof v === "string" ? "string" : Number.isInteger(v) ? "integer" : "number")))];
+export function oneOfValues<const V extends readonly (string | number)[]>(
+  values: V,
+  description?: string,
+): Schema<V[number]> {
+  const types = [
+    ...new Set(values.map((v) => (typeof v === "string" ? "string" : Number.isInteger(v) ? "integer" : "number"))),
+  ];
   return leaf(clean({ type: types.length === 1 ? types[0] : types, enum: [...values], description }));
 }
 
-export function arr<V>(items: Schema<V>, rules: { readonly description?: string; readonly minItems?: number } = {}): Schema<V[]> {
-  return { schema: clean({ type: "array", description: rules.description, minItems: rules.minItems, items: items.schema }), defs: items.defs };
+export function arr<V>(
+  items: Schema<V>,
+  rules: { readonly description?: string; readonly minItems?: number } = {},
+): Schema<V[]> {
+  return {
+    schema: clean({ type: "array", description: rules.description, minItems: rules.minItems, items: items.schema }),
+    defs: items.defs,
+  };
 }
 
 /** An object with any keys, each value of one schema (TypeScript's Record<string, V>). */
@@ -105,10 +128,16 @@ export function obj<const F extends Fields>(fields: F, rules: ObjectRules = {}):
   const all: Record<string, Field> = { ...fields, ...(rules.fileOnly ?? {}) };
   const schemaOf = (f: Field): Schema<unknown> => ("optional" in f ? f.optional : f);
   const properties = Object.fromEntries(Object.entries(all).map(([k, f]) => [k, schemaOf(f).schema]));
-  const required = Object.entries(fields).filter(([, f]) => !("optional" in f)).map(([k]) => k);
+  const required = Object.entries(fields)
+    .filter(([, f]) => !("optional" in f))
+    .map(([k]) => k);
   return {
     schema: clean({
-      type: "object", description: rules.description, properties, required, additionalProperties: rules.open ? undefined : false,
+      type: "object",
+      description: rules.description,
+      properties,
+      required,
+      additionalProperties: rules.open ? undefined : false,
       anyOf: rules.requireOneOf ? rules.requireOneOf.map((k) => ({ required: [k] })) : undefined,
     }),
     defs: mergeDefs(...Object.values(all).map(schemaOf)),
@@ -123,7 +152,14 @@ export function named<V>(name: string, s: Schema<V>): Schema<V> {
 /** A published schema document. */
 export function document(id: string, title: string, description: string, s: Schema<unknown>): JsonSchema {
   const defs = Object.fromEntries(Object.entries(s.defs).sort(([a], [b]) => a.localeCompare(b)));
-  return { $schema: "https://json-schema.org/draft/2020-12/schema", $id: id, title, description, ...s.schema, ...(Object.keys(defs).length ? { $defs: defs } : {}) };
+  return {
+    $schema: "https://json-schema.org/draft/2020-12/schema",
+    $id: id,
+    title,
+    description,
+    ...s.schema,
+    ...(Object.keys(defs).length ? { $defs: defs } : {}),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -139,19 +175,28 @@ export type Jsonify<T> = T extends string | number | boolean | null
     ? Jsonify<E>[]
     : T extends object
       ? Simplify<
-        { -readonly [K in keyof T as undefined extends T[K] ? never : K]: Jsonify<T[K]> } &
-        { -readonly [K in keyof T as undefined extends T[K] ? K : never]?: Jsonify<Exclude<T[K], undefined>> }
-      >
+          { -readonly [K in keyof T as undefined extends T[K] ? never : K]: Jsonify<T[K]> } & {
+            -readonly [K in keyof T as undefined extends T[K] ? K : never]?: Jsonify<Exclude<T[K], undefined>>;
+          }
+        >
       : never;
 
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 
 type SameKeysDeep<A, B> = [A] extends [readonly (infer EA)[]]
-  ? [B] extends [readonly (infer EB)[]] ? SameKeysDeep<EA, EB> : false
+  ? [B] extends [readonly (infer EB)[]]
+    ? SameKeysDeep<EA, EB>
+    : false
   : [A] extends [object]
     ? [B] extends [object]
       ? Same<Extract<keyof A, string>, Extract<keyof B, string>> extends true
-        ? ({ [K in keyof A]-?: K extends keyof B ? SameKeysDeep<NonNullable<A[K]>, NonNullable<B[K]>> : false }[keyof A] extends true ? true : [keyof A] extends [never] ? true : false)
+        ? {
+            [K in keyof A]-?: K extends keyof B ? SameKeysDeep<NonNullable<A[K]>, NonNullable<B[K]>> : false;
+          }[keyof A] extends true
+          ? true
+          : [keyof A] extends [never]
+            ? true
+            : false
         : false
       : false
     : true;

@@ -31,14 +31,22 @@ export function describeSchema(schema: JsonSchema | undefined, root: JsonSchema)
   const types = s.type === undefined ? [] : Array.isArray(s.type) ? (s.type as string[]) : [s.type as string];
   const words = types.map((t) => {
     switch (t) {
-      case "integer": return `an integer${rangeText(s)}`;
-      case "number": return `a finite number${rangeText(s)}`;
-      case "string": return typeof s.minLength === "number" && s.minLength > 0 ? "a non-empty string" : "a string";
-      case "boolean": return "true or false";
-      case "object": return "an object";
-      case "array": return typeof s.minItems === "number" && s.minItems > 0 ? "a non-empty array" : "an array";
-      case "null": return "null";
-      default: return t;
+      case "integer":
+        return `an integer${rangeText(s)}`;
+      case "number":
+        return `a finite number${rangeText(s)}`;
+      case "string":
+        return typeof s.minLength === "number" && s.minLength > 0 ? "a non-empty string" : "a string";
+      case "boolean":
+        return "true or false";
+      case "object":
+        return "an object";
+      case "array":
+        return typeof s.minItems === "number" && s.minItems > 0 ? "a non-empty array" : "an array";
+      case "null":
+        return "null";
+      default:
+        return t;
     }
   });
   return words.length ? words.join(" or ") : "a value";
@@ -50,24 +58,39 @@ export function issueMessage(issue: SchemaIssue, root: JsonSchema): string {
   switch (issue.kind) {
     case "type": {
       const v = issue.value;
-      if (s.type === "integer" && typeof v === "number" && Number.isFinite(v)) return `expected an integer${rangeText(s)}, got ${v}`;
+      if (s.type === "integer" && typeof v === "number" && Number.isFinite(v))
+        return `expected an integer${rangeText(s)}, got ${v}`;
       return `expected ${describeSchema(s, root)}, got ${describeValue(v)}`;
     }
-    case "enum": return `expected ${describeSchema(s, root)}, got ${describeValue(issue.value)}`;
-    case "range": return `expected a number${rangeText(s)}, got ${String(issue.value)}`;
-    case "minLength": return `expected ${describeSchema(s, root)}, got ${describeValue(issue.value)}`;
+    case "enum":
+      return `expected ${describeSchema(s, root)}, got ${describeValue(issue.value)}`;
+    case "range":
+      return `expected a number${rangeText(s)}, got ${String(issue.value)}`;
+    case "minLength":
+      return `expected ${describeSchema(s, root)}, got ${describeValue(issue.value)}`;
     case "minItems": {
       const n = (issue.value as unknown[]).length;
-      return s.minItems === 1 ? "expected a non-empty array, got an empty one" : `expected at least ${String(s.minItems)} items, got ${n}`;
+      return s.minItems === 1
+        ? "expected a non-empty array, got an empty one"
+        : `expected at least ${String(s.minItems)} items, got ${n}`;
     }
-    case "missing": return `missing; expected ${describeSchema(issue.schema, root)}`;
-    case "unexpected": return `unknown field; expected one of ${Object.keys((s.properties ?? {}) as object).join(", ")}`;
+    case "missing":
+      return `missing; expected ${describeSchema(issue.schema, root)}`;
+    case "unexpected":
+      return `unknown field; expected one of ${Object.keys((s.properties ?? {}) as object).join(", ")}`;
     case "anyOf": {
       const branches = s.anyOf as JsonSchema[];
-      const keys = branches.map((b) => (Array.isArray(b.required) && b.required.length === 1 && Object.keys(b).length === 1 ? (b.required[0] as string) : undefined));
-      return keys.every((k) => k !== undefined) ? `expected at least one of ${keys.join(", ")}` : "matches none of the forms the schema allows";
+      const keys = branches.map((b) =>
+        Array.isArray(b.required) && b.required.length === 1 && Object.keys(b).length === 1
+          ? (b.required[0] as string)
+          : undefined,
+      );
+      return keys.every((k) => k !== undefined)
+        ? `expected at least one of ${keys.join(", ")}`
+        : "matches none of the forms the schema allows";
     }
-    case "oneOf": return "expected to match exactly one of the forms the schema allows";
+    case "oneOf":
+      return "expected to match exactly one of the forms the schema allows";
   }
 }
 
@@ -84,7 +107,12 @@ export interface SchemaCheckOptions {
 }
 
 /** Throws an InputError for the first way `value` fails `schema`. */
-export function checkAgainstSchema(value: unknown, schema: JsonSchema, source: string, options: SchemaCheckOptions = {}): void {
+export function checkAgainstSchema(
+  value: unknown,
+  schema: JsonSchema,
+  source: string,
+  options: SchemaCheckOptions = {},
+): void {
   const root = options.root ?? schema;
   const first = schemaIssues(value, schema, root)[0];
   if (first) throw issueError(first, source, root, options.at);

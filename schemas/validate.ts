@@ -10,28 +10,73 @@
  */
 import type { JsonSchema } from "./schema-builder.js";
 
-const KNOWN = new Set(["$schema", "$id", "title", "description", "$defs", "type", "properties", "required", "additionalProperties", "items", "minItems", "minLength", "enum", "minimum", "exclusiveMinimum", "maximum", "$ref", "anyOf", "oneOf"]);
+const KNOWN = new Set([
+  "$schema",
+  "$id",
+  "title",
+  "description",
+  "$defs",
+  "type",
+  "properties",
+  "required",
+  "additionalProperties",
+  "items",
+  "minItems",
+  "minLength",
+  "enum",
+  "minimum",
+  "exclusiveMinimum",
+  "maximum",
+  "$ref",
+  "anyOf",
+  "oneOf",
+]);
 
 export type SchemaPath = readonly (string | number)[];
 
 /** One way a value fails its schema. `schema` is the (resolved) schema at `path`; `value` the value there. */
 export type SchemaIssue =
-  | { readonly kind: "type" | "enum" | "range" | "minItems" | "minLength" | "anyOf" | "oneOf"; readonly path: SchemaPath; readonly schema: JsonSchema; readonly value: unknown }
+  | {
+      readonly kind: "type" | "enum" | "range" | "minItems" | "minLength" | "anyOf" | "oneOf";
+      readonly path: SchemaPath;
+      readonly schema: JsonSchema;
+      readonly value: unknown;
+    }
   /** A required property is absent: `schema` is the property's schema (undefined if the schema lists none). */
-  | { readonly kind: "missing"; readonly path: SchemaPath; readonly key: string; readonly schema: JsonSchema | undefined; readonly value: undefined }
+  | {
+      readonly kind: "missing";
+      readonly path: SchemaPath;
+      readonly key: string;
+      readonly schema: JsonSchema | undefined;
+      readonly value: undefined;
+    }
   /** A property the (closed) object schema does not list: `schema` is the object's schema. */
-  | { readonly kind: "unexpected"; readonly path: SchemaPath; readonly key: string; readonly schema: JsonSchema; readonly value: unknown };
+  | {
+      readonly kind: "unexpected";
+      readonly path: SchemaPath;
+      readonly key: string;
+      readonly schema: JsonSchema;
+      readonly value: unknown;
+    };
 
 function typeOk(type: string, v: unknown): boolean {
   switch (type) {
-    case "object": return typeof v === "object" && v !== null && !Array.isArray(v);
-    case "array": return Array.isArray(v);
-    case "string": return typeof v === "string";
-    case "number": return typeof v === "number" && Number.isFinite(v);
-    case "integer": return typeof v === "number" && Number.isInteger(v);
-    case "boolean": return typeof v === "boolean";
-    case "null": return v === null;
-    default: throw new Error(`unsupported type ${type}`);
+    case "object":
+      return typeof v === "object" && v !== null && !Array.isArray(v);
+    case "array":
+      return Array.isArray(v);
+    case "string":
+      return typeof v === "string";
+    case "number":
+      return typeof v === "number" && Number.isFinite(v);
+    case "integer":
+      return typeof v === "number" && Number.isInteger(v);
+    case "boolean":
+      return typeof v === "boolean";
+    case "null":
+      return v === null;
+    default:
+      throw new Error(`unsupported type ${type}`);
   }
 }
 
@@ -56,10 +101,21 @@ export function pointer(path: SchemaPath): string {
  * Every issue, depth first in the value's key order; within an object, problems inside the values it
  * has come before its unknown keys, and those before its missing required keys.
  */
-export function schemaIssues(value: unknown, schema: JsonSchema, root: JsonSchema = schema, path: SchemaPath = []): SchemaIssue[] {
-  for (const k of Object.keys(schema)) if (!KNOWN.has(k)) throw new Error(`${pointer(path)}: unsupported schema keyword ${k}`);
+export function schemaIssues(
+  value: unknown,
+  schema: JsonSchema,
+  root: JsonSchema = schema,
+  path: SchemaPath = [],
+): SchemaIssue[] {
+  for (const k of Object.keys(schema))
+    if (!KNOWN.has(k)) throw new Error(`${pointer(path)}: unsupported schema keyword ${k}`);
   if (typeof schema.$ref === "string") return schemaIssues(value, resolveRef(schema, root, path), root, path);
-  const issue = (kind: "type" | "enum" | "range" | "minItems" | "minLength" | "anyOf" | "oneOf"): SchemaIssue => ({ kind, path, schema, value });
+  const issue = (kind: "type" | "enum" | "range" | "minItems" | "minLength" | "anyOf" | "oneOf"): SchemaIssue => ({
+    kind,
+    path,
+    schema,
+    value,
+  });
   if (schema.type !== undefined) {
     const types = Array.isArray(schema.type) ? (schema.type as string[]) : [schema.type as string];
     if (!types.some((t) => typeOk(t, value))) return [issue("type")];
@@ -72,10 +128,12 @@ export function schemaIssues(value: unknown, schema: JsonSchema, root: JsonSchem
     const above = typeof schema.maximum === "number" && value > schema.maximum;
     if (below || notAbove || above) issues.push(issue("range"));
   }
-  if (typeof value === "string" && typeof schema.minLength === "number" && value.length < schema.minLength) issues.push(issue("minLength"));
+  if (typeof value === "string" && typeof schema.minLength === "number" && value.length < schema.minLength)
+    issues.push(issue("minLength"));
   if (Array.isArray(value)) {
     if (typeof schema.minItems === "number" && value.length < schema.minItems) issues.push(issue("minItems"));
-    if (schema.items !== undefined) value.forEach((item, i) => issues.push(...schemaIssues(item, schema.items as JsonSchema, root, [...path, i])));
+    if (schema.items !== undefined)
+      value.forEach((item, i) => issues.push(...schemaIssues(item, schema.items as JsonSchema, root, [...path, i])));
   }
   if (typeof value === "object" && value !== null && !Array.isArray(value)) {
     const o = value as Record<string, unknown>;
@@ -84,12 +142,15 @@ export function schemaIssues(value: unknown, schema: JsonSchema, root: JsonSchem
     for (const [key, v] of Object.entries(o)) {
       const p = properties[key];
       if (p !== undefined) issues.push(...schemaIssues(v, p, root, [...path, key]));
-      else if (schema.additionalProperties === false) unexpected.push({ kind: "unexpected", path: [...path, key], key, schema, value: v });
-      else if (typeof schema.additionalProperties === "object" && schema.additionalProperties !== null) issues.push(...schemaIssues(v, schema.additionalProperties as JsonSchema, root, [...path, key]));
+      else if (schema.additionalProperties === false)
+        unexpected.push({ kind: "unexpected", path: [...path, key], key, schema, value: v });
+      else if (typeof schema.additionalProperties === "object" && schema.additionalProperties !== null)
+        issues.push(...schemaIssues(v, schema.additionalProperties as JsonSchema, root, [...path, key]));
     }
     issues.push(...unexpected);
     for (const key of (schema.required ?? []) as string[]) {
-      if (!(key in o)) issues.push({ kind: "missing", path: [...path, key], key, schema: properties[key], value: undefined });
+      if (!(key in o))
+        issues.push({ kind: "missing", path: [...path, key], key, schema: properties[key], value: undefined });
     }
   }
   if (schema.anyOf !== undefined) {
@@ -113,19 +174,27 @@ export function validate(value: unknown, schema: JsonSchema, root: JsonSchema = 
         const types = Array.isArray(s.type) ? (s.type as string[]) : [s.type as string];
         return `${at}: expected ${types.join(" or ")}, got ${JSON.stringify(i.value)?.slice(0, 60)}`;
       }
-      case "enum": return `${at}: expected one of ${JSON.stringify(s.enum)}, got ${JSON.stringify(i.value)}`;
+      case "enum":
+        return `${at}: expected one of ${JSON.stringify(s.enum)}, got ${JSON.stringify(i.value)}`;
       case "range": {
         const v = i.value as number;
         if (typeof s.minimum === "number" && v < s.minimum) return `${at}: ${v} is below the minimum ${s.minimum}`;
-        if (typeof s.exclusiveMinimum === "number" && v <= s.exclusiveMinimum) return `${at}: ${v} is not above ${s.exclusiveMinimum}`;
+        if (typeof s.exclusiveMinimum === "number" && v <= s.exclusiveMinimum)
+          return `${at}: ${v} is not above ${s.exclusiveMinimum}`;
         return `${at}: ${v} is above the maximum ${String(s.maximum)}`;
       }
-      case "minLength": return `${at}: expected at least ${String(s.minLength)} characters`;
-      case "minItems": return `${at}: expected at least ${String(s.minItems)} items`;
-      case "missing": return `${at}: missing required property ${i.key}`;
-      case "unexpected": return `${at}: unexpected property ${i.key}`;
-      case "anyOf": return `${at}: matches none of anyOf (${(s.anyOf as JsonSchema[]).map((b) => JSON.stringify(b)).join(", ")})`;
-      case "oneOf": return `${at}: matches ${(s.oneOf as JsonSchema[]).filter((b) => schemaIssues(i.value, b, root, i.path).length === 0).length} of oneOf, expected exactly 1`;
+      case "minLength":
+        return `${at}: expected at least ${String(s.minLength)} characters`;
+      case "minItems":
+        return `${at}: expected at least ${String(s.minItems)} items`;
+      case "missing":
+        return `${at}: missing required property ${i.key}`;
+      case "unexpected":
+        return `${at}: unexpected property ${i.key}`;
+      case "anyOf":
+        return `${at}: matches none of anyOf (${(s.anyOf as JsonSchema[]).map((b) => JSON.stringify(b)).join(", ")})`;
+      case "oneOf":
+        return `${at}: matches ${(s.oneOf as JsonSchema[]).filter((b) => schemaIssues(i.value, b, root, i.path).length === 0).length} of oneOf, expected exactly 1`;
     }
   });
 }

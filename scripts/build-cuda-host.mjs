@@ -27,7 +27,15 @@ import { tmpdir } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { displayPath, findNodeHeaders, isExecutableFile, loadCheck, removeQuietly, shellQuote, temporaryBeside } from "./native-build.mjs";
+import {
+  displayPath,
+  findNodeHeaders,
+  isExecutableFile,
+  loadCheck,
+  removeQuietly,
+  shellQuote,
+  temporaryBeside,
+} from "./native-build.mjs";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const SOURCE_DIR = join(ROOT, "native", "cuda");
@@ -65,8 +73,11 @@ function parseCommandLine(argv) {
       process.exit(0);
     }
     return {
-      out: resolve(values.out ?? DEFAULT_OUT), kernels: resolve(values.kernels ?? join(SOURCE_DIR, "kernels.cu")),
-      sanitize: values.sanitize, require: values.require, quiet: values.quiet,
+      out: resolve(values.out ?? DEFAULT_OUT),
+      kernels: resolve(values.kernels ?? join(SOURCE_DIR, "kernels.cu")),
+      sanitize: values.sanitize,
+      require: values.require,
+      quiet: values.quiet,
     };
   } catch (error) {
     console.error(`${TAG} ${error.message}\n${USAGE}`);
@@ -85,7 +96,10 @@ function findCompiler(env) {
     const found = onPath(name, env);
     if (found) return { cxx: found };
   }
-  return { cxx: null, why: "no C++ compiler found (tried $CXX (unset), c++, g++ and clang++ on PATH); install g++ or set CXX" };
+  return {
+    cxx: null,
+    why: "no C++ compiler found (tried $CXX (unset), c++, g++ and clang++ on PATH); install g++ or set CXX",
+  };
 }
 
 function onPath(name, env) {
@@ -102,15 +116,26 @@ function onPath(name, env) {
  */
 export function rewriteKernels(source, file = "native/cuda/kernels.cu") {
   const lines = source.split("\n").map((line) => {
-    let out = line.replace(/([A-Za-z_]\w*(?:<[^<>;()]*>)?)<<<(.*?)>>>\(/g, (_, kernel, config) => `::spw_host::launch(${JSON.stringify(kernel)}, &${kernel}, ${config})(`);
-    out = out.replace(/extern __shared__\s+([\w:]+)\s+(\w+)\[\];/g, (_, type, name) => `${type}* ${name} = static_cast<${type}*>(::spw_host::dynamicSharedMemory());`);
-    out = out.replace(/__shared__\s+((?:__align__\(\d+\)\s+)?[\w:]+)\s+(\w+)((?:\[[^\]]+\])+);/g, (_, type, name, dims) => `static ${type} ${name}${dims}; ::spw_host::sharedDeclared(${name}, sizeof ${name});`);
+    let out = line.replace(
+      /([A-Za-z_]\w*(?:<[^<>;()]*>)?)<<<(.*?)>>>\(/g,
+      (_, kernel, config) => `::spw_host::launch(${JSON.stringify(kernel)}, &${kernel}, ${config})(`,
+    );
+    out = out.replace(
+      /extern __shared__\s+([\w:]+)\s+(\w+)\[\];/g,
+      (_, type, name) => `${type}* ${name} = static_cast<${type}*>(::spw_host::dynamicSharedMemory());`,
+    );
+    out = out.replace(
+      /__shared__\s+((?:__align__\(\d+\)\s+)?[\w:]+)\s+(\w+)((?:\[[^\]]+\])+);/g,
+      (_, type, name, dims) => `static ${type} ${name}${dims}; ::spw_host::sharedDeclared(${name}, sizeof ${name});`,
+    );
     return out;
   });
   const code = (line) => line.replace(/\/\/.*$/, "");
   lines.forEach((line, i) => {
     if (/<<<|>>>/.test(code(line)) || /__shared__/.test(code(line))) {
-      throw new Error(`${file}:${i + 1}: cannot rewrite this launch or __shared__ declaration for the host emulation: ${line.trim()}`);
+      throw new Error(
+        `${file}:${i + 1}: cannot rewrite this launch or __shared__ declaration for the host emulation: ${line.trim()}`,
+      );
     }
   });
   return `#line 1 ${JSON.stringify(file)}\n${lines.join("\n")}`;
@@ -162,32 +187,48 @@ function main() {
   writeFileSync(kernelsCopy, rewritten);
   const sources = [kernelsCopy, join(SOURCE_DIR, "addon.cpp"), join(HOST_DIR, "host-runtime.cpp")];
   const args = [
-    "-std=c++17", "-O2", "-g0", "-shared", "-fPIC", "-fvisibility=hidden",
+    "-std=c++17",
+    "-O2",
+    "-g0",
+    "-shared",
+    "-fPIC",
+    "-fvisibility=hidden",
     // The _rn intrinsics round each operation once: no contraction into FMAs behind their back.
     "-ffp-contract=off",
     // CUDA code reads float4 / uint4 / __half2 through pointers to their elements (as nvcc allows);
     // under C++'s strict aliasing, g++ -O2 would drop such accesses.
     "-fno-strict-aliasing",
     "-Wno-unknown-pragmas",
-    ...(options.sanitize ? ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"] : []),
-    `-I${HOST_DIR}`, `-I${SOURCE_DIR}`, `-I${headers.dir}`,
+    ...(options.sanitize
+      ? ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
+      : []),
+    `-I${HOST_DIR}`,
+    `-I${SOURCE_DIR}`,
+    `-I${headers.dir}`,
     `-DSPW_CUDA_ARCHS="host-emulation"`,
-    "-o", tmp,
+    "-o",
+    tmp,
     ...sources,
   ];
-  say(`${TAG} compiling ${displayPath(options.kernels)}, native/cuda/addon.cpp and native/cuda/host/host-runtime.cpp with ${compiler.cxx}`);
+  say(
+    `${TAG} compiling ${displayPath(options.kernels)}, native/cuda/addon.cpp and native/cuda/host/host-runtime.cpp with ${compiler.cxx}`,
+  );
   const build = spawnSync(compiler.cxx, args, { cwd: ROOT, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
   rmSync(copyDir, { recursive: true, force: true });
   const output = `${build.stdout ?? ""}${build.stderr ?? ""}`.trim();
   if (build.error || build.status !== 0) {
     removeQuietly(tmp);
     if (output) console.error(output);
-    console.error(`${TAG} the compiler failed (${build.error ? build.error.message : build.signal ? `signal ${build.signal}` : `exit ${build.status}`}):\n  ${[compiler.cxx, ...args].map(shellQuote).join(" ")}`);
+    console.error(
+      `${TAG} the compiler failed (${build.error ? build.error.message : build.signal ? `signal ${build.signal}` : `exit ${build.status}`}):\n  ${[compiler.cxx, ...args].map(shellQuote).join(" ")}`,
+    );
     process.exit(1);
   }
   if (output && !options.quiet) console.log(output);
   // A sanitized build loads only with the sanitizer's runtime first in the process.
-  const loadEnv = options.sanitize ? { ...process.env, LD_PRELOAD: asanRuntime(compiler.cxx), ASAN_OPTIONS: "detect_leaks=0" } : process.env;
+  const loadEnv = options.sanitize
+    ? { ...process.env, LD_PRELOAD: asanRuntime(compiler.cxx), ASAN_OPTIONS: "detect_leaks=0" }
+    : process.env;
   const loadError = loadCheck(tmp, loadEnv);
   if (loadError) {
     removeQuietly(tmp);

@@ -16,7 +16,15 @@ import { mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from "nod
 import { delimiter, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { displayPath, findNodeHeaders, isExecutableFile, loadCheck, removeQuietly, shellQuote, temporaryBeside } from "./native-build.mjs";
+import {
+  displayPath,
+  findNodeHeaders,
+  isExecutableFile,
+  loadCheck,
+  removeQuietly,
+  shellQuote,
+  temporaryBeside,
+} from "./native-build.mjs";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const SOURCE_DIR = join(ROOT, "native", "cuda");
@@ -57,10 +65,15 @@ function parseCommandLine(argv) {
   }
   let archs = DEFAULT_ARCHS;
   if (parsed.arch !== undefined) {
-    archs = parsed.arch.split(",").map((a) => a.trim().replace(/^(sm_|compute_)/, "")).filter((a) => a !== "");
+    archs = parsed.arch
+      .split(",")
+      .map((a) => a.trim().replace(/^(sm_|compute_)/, ""))
+      .filter((a) => a !== "");
     const bad = archs.filter((a) => !/^\d{2,3}[af]?$/.test(a));
     if (archs.length === 0 || bad.length > 0) {
-      console.error(`${TAG} --arch expects compute capabilities like 75,80,90 (got ${JSON.stringify(parsed.arch)})\n${USAGE}`);
+      console.error(
+        `${TAG} --arch expects compute capabilities like 75,80,90 (got ${JSON.stringify(parsed.arch)})\n${USAGE}`,
+      );
       process.exit(2);
     }
     archs = [...new Set(archs)].sort((a, b) => parseInt(a, 10) - parseInt(b, 10) || a.localeCompare(b));
@@ -71,11 +84,15 @@ function parseCommandLine(argv) {
 /** nvcc's path, or null with the places tried. */
 function findNvcc(env) {
   const spillway = env.SPILLWAY_NVCC;
-  if (spillway === "none") return { nvcc: null, why: "nvcc lookup disabled by SPILLWAY_NVCC=none (unset it to look for nvcc)" };
+  if (spillway === "none")
+    return { nvcc: null, why: "nvcc lookup disabled by SPILLWAY_NVCC=none (unset it to look for nvcc)" };
   if (spillway) {
     // An explicit choice: used, or reported, never silently replaced by another nvcc.
     if (isExecutableFile(spillway)) return { nvcc: spillway };
-    return { nvcc: null, why: `SPILLWAY_NVCC=${spillway} is not an executable file (set it to nvcc's path, or unset it to look for nvcc)` };
+    return {
+      nvcc: null,
+      why: `SPILLWAY_NVCC=${spillway} is not an executable file (set it to nvcc's path, or unset it to look for nvcc)`,
+    };
   }
   const fallback = "/usr/local/cuda/bin/nvcc";
   const candidates = []; // [where it was looked for, path]
@@ -98,7 +115,9 @@ function findNvcc(env) {
 
 function gencodes(archs) {
   const ptx = archs[archs.length - 1];
-  return archs.map((a) => (a === ptx ? `arch=compute_${a},code=[sm_${a},compute_${a}]` : `arch=compute_${a},code=sm_${a}`));
+  return archs.map((a) =>
+    a === ptx ? `arch=compute_${a},code=[sm_${a},compute_${a}]` : `arch=compute_${a},code=sm_${a}`,
+  );
 }
 
 function archsDescription(archs) {
@@ -107,8 +126,12 @@ function archsDescription(archs) {
 
 function nvccVersion(nvcc) {
   const r = spawnSync(nvcc, ["--version"], { encoding: "utf8" });
-  if (r.error || r.status !== 0) return { error: r.error ? r.error.message : `exit ${r.status}: ${(r.stderr || r.stdout).trim()}` };
-  const lines = r.stdout.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+  if (r.error || r.status !== 0)
+    return { error: r.error ? r.error.message : `exit ${r.status}: ${(r.stderr || r.stdout).trim()}` };
+  const lines = r.stdout
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "");
   return { line: lines.find((l) => /release \d/.test(l)) ?? lines[lines.length - 1] ?? "unknown" };
 }
 
@@ -126,7 +149,8 @@ function main() {
     process.exit(0);
   };
 
-  if (process.platform !== "linux") skip(`building the CUDA addon is supported on Linux only (this is ${process.platform})`);
+  if (process.platform !== "linux")
+    skip(`building the CUDA addon is supported on Linux only (this is ${process.platform})`);
   const found = findNvcc(process.env);
   if (!found.nvcc) skip(found.why);
   const headers = findNodeHeaders(process.env);
@@ -135,13 +159,18 @@ function main() {
 
   const version = nvccVersion(nvcc);
   if (version.error) {
-    console.error(`${TAG} ${nvcc} does not run (${version.error}); fix the CUDA Toolkit install or point CUDA_HOME / CUDACXX at a working one`);
+    console.error(
+      `${TAG} ${nvcc} does not run (${version.error}); fix the CUDA Toolkit install or point CUDA_HOME / CUDACXX at a working one`,
+    );
     process.exit(1);
   }
 
   let sources;
   try {
-    sources = readdirSync(SOURCE_DIR).filter((f) => /\.(cu|cpp)$/.test(f)).sort().map((f) => join(SOURCE_DIR, f));
+    sources = readdirSync(SOURCE_DIR)
+      .filter((f) => /\.(cu|cpp)$/.test(f))
+      .sort()
+      .map((f) => join(SOURCE_DIR, f));
   } catch (error) {
     console.error(`${TAG} cannot read ${SOURCE_DIR}: ${error.message}`);
     process.exit(1);
@@ -158,25 +187,35 @@ function main() {
 
   const archs = archsDescription(options.archs);
   const args = [
-    "-std=c++17", "-O3", "--shared",
-    "-Xcompiler", "-fPIC,-fvisibility=hidden",
+    "-std=c++17",
+    "-O3",
+    "--shared",
+    "-Xcompiler",
+    "-fPIC,-fvisibility=hidden",
     // libcudart_static's symbols are hidden already: the addon exports only the Node-API entry points.
-    "-cudart", "static",
+    "-cudart",
+    "static",
     `-I${headers.dir}`,
     ...gencodes(options.archs).flatMap((g) => ["-gencode", g]),
-    "--threads", "0",
+    "--threads",
+    "0",
     `-DSPW_CUDA_ARCHS="${archs}"`,
-    "-o", tmp,
+    "-o",
+    tmp,
     ...sources,
   ];
-  say(`${TAG} compiling ${sources.map((s) => relative(ROOT, s)).join(", ")} for ${archs} with ${nvcc} (${version.line})`);
+  say(
+    `${TAG} compiling ${sources.map((s) => relative(ROOT, s)).join(", ")} for ${archs} with ${nvcc} (${version.line})`,
+  );
   const build = spawnSync(nvcc, args, { cwd: ROOT, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
   const compileSeconds = (performance.now() - started) / 1000;
   const nvccOutput = `${build.stdout ?? ""}${build.stderr ?? ""}`.trim();
   if (build.error || build.status !== 0) {
     removeQuietly(tmp);
     if (nvccOutput) console.error(nvccOutput);
-    console.error(`${TAG} nvcc failed (${build.error ? build.error.message : build.signal ? `signal ${build.signal}` : `exit ${build.status}`}) after ${compileSeconds.toFixed(1)} s:\n  ${[nvcc, ...args].map(shellQuote).join(" ")}`);
+    console.error(
+      `${TAG} nvcc failed (${build.error ? build.error.message : build.signal ? `signal ${build.signal}` : `exit ${build.status}`}) after ${compileSeconds.toFixed(1)} s:\n  ${[nvcc, ...args].map(shellQuote).join(" ")}`,
+    );
     process.exit(1);
   }
   if (nvccOutput && !options.quiet) console.log(nvccOutput);
@@ -184,7 +223,9 @@ function main() {
   const loadError = loadCheck(tmp);
   if (loadError) {
     removeQuietly(tmp);
-    console.error(`${TAG} nvcc built the addon but it does not load: ${loadError} (are all of native/cuda's sources present?)`);
+    console.error(
+      `${TAG} nvcc built the addon but it does not load: ${loadError} (are all of native/cuda's sources present?)`,
+    );
     process.exit(1);
   }
   renameSync(tmp, out);

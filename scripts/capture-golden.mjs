@@ -21,10 +21,14 @@ const { values } = parseArgs({
 });
 
 const { GOLDEN_CASES } = await import(new URL("../dist/test/golden/cases.js", import.meta.url).href).catch((e) => {
-  console.error(`capture-golden: cannot load dist/test/golden/cases.js (build first: npx tsc -p tsconfig.json): ${e.message}`);
+  console.error(
+    `capture-golden: cannot load dist/test/golden/cases.js (build first: npx tsc -p tsconfig.json): ${e.message}`,
+  );
   process.exit(2);
 });
-const { DEFAULT_CLI, GOLDEN_OUTPUTS_PATH, GoldenRunner, REMOVED_FIELDS } = await import(new URL("../dist/test/golden/run-case.js", import.meta.url).href);
+const { DEFAULT_CLI, GOLDEN_OUTPUTS_PATH, GoldenRunner, REMOVED_FIELDS } = await import(
+  new URL("../dist/test/golden/run-case.js", import.meta.url).href
+);
 
 const cli = values.cli ?? DEFAULT_CLI;
 const out = values.out ?? GOLDEN_OUTPUTS_PATH;
@@ -37,7 +41,9 @@ try {
     const { exitCode, output } = runner.run(goldenCase);
     outputs[goldenCase.name] = { exitCode, output };
     const seconds = ((performance.now() - started) / 1000).toFixed(2);
-    console.error(`${seconds.padStart(6)} s  exit ${outputs[goldenCase.name].exitCode}  ${goldenCase.kind}: ${goldenCase.name}`);
+    console.error(
+      `${seconds.padStart(6)} s  exit ${outputs[goldenCase.name].exitCode}  ${goldenCase.kind}: ${goldenCase.name}`,
+    );
   }
 } finally {
   runner.close();

@@ -16,7 +16,11 @@ export function isExecutableFile(file) {
 
 /** The folder holding node_api.h, or null with the places tried. */
 export function findNodeHeaders(env) {
-  const candidates = [join(dirname(dirname(process.execPath)), "include", "node"), "/usr/include/node", "/usr/local/include/node"];
+  const candidates = [
+    join(dirname(dirname(process.execPath)), "include", "node"),
+    "/usr/include/node",
+    "/usr/local/include/node",
+  ];
   if (env.npm_config_nodedir) candidates.push(join(env.npm_config_nodedir, "include", "node"));
   for (const dir of candidates) {
     try {
@@ -69,7 +73,9 @@ export function loadCheck(file, env = process.env) {
   ].join("\n");
   const r = spawnSync(process.execPath, ["-e", code, file], { encoding: "utf8", env });
   if (r.status === 0) return null;
-  const message = (r.stderr || r.stdout || r.error?.message || `exit ${r.status}`).split("\n").find((l) => /^\w*Error\b/.test(l));
+  const message = (r.stderr || r.stdout || r.error?.message || `exit ${r.status}`)
+    .split("\n")
+    .find((l) => /^\w*Error\b/.test(l));
   return message?.trim() ?? `exit ${r.status}`;
 }
 

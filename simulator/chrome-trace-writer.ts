@@ -6,8 +6,8 @@
  */
 import type { Resource } from "../core/resources.js";
 import type { Tier } from "../core/tiers.js";
-import type { TraceSink, TraceWhere } from "./trace-sink.js";
 import type { Task } from "./task.js";
+import type { TraceSink, TraceWhere } from "./trace-sink.js";
 
 /** Process and thread for each resource: devices and links as processes, streams as threads. */
 export const TRACE_LANES: Record<Resource, { pid: number; process: string; tid: number; thread: string }> = {
@@ -58,11 +58,27 @@ export function traceMetadataEvents(): ChromeTraceEvent[] {
 }
 
 /** One `X` event: a task of `kind` on `resource` from `start` to `end` seconds. */
-export function sliceEvent(kind: string, resource: Resource, start: number, end: number, bytes: number, where: TraceWhere): ChromeTraceEvent {
+export function sliceEvent(
+  kind: string,
+  resource: Resource,
+  start: number,
+  end: number,
+  bytes: number,
+  where: TraceWhere,
+): ChromeTraceEvent {
   const lane = TRACE_LANES[resource];
   const args: Record<string, number | string> = { token: where.token, layer: where.layer, batch: where.batch };
   if (bytes > 0) args.bytes = bytes;
-  return { ph: "X", name: kind, cat: resource, pid: lane.pid, tid: lane.tid, ts: start * 1e6, dur: (end - start) * 1e6, args };
+  return {
+    ph: "X",
+    name: kind,
+    cat: resource,
+    pid: lane.pid,
+    tid: lane.tid,
+    ts: start * 1e6,
+    dur: (end - start) * 1e6,
+    args,
+  };
 }
 
 /** A simulated task's `X` event; none for tasks on no resource (barriers). */

@@ -1,5 +1,5 @@
 /** The decode-phase tokens of a routing trace, per request, as the MoE replay reads them. */
-import { expertsAt, PHASE_DECODE, requestRanges, type RoutingTrace } from "../routing/routing-trace.js";
+import { expertsAt, PHASE_DECODE, type RoutingTrace, requestRanges } from "../routing/routing-trace.js";
 
 /** Decode-phase routing as the replay reads it. */
 export interface DecodeRouting {
@@ -13,7 +13,6 @@ export interface DecodeRouting {
   experts(request: number, token: number, layer: number): readonly number[];
 }
 
-
 export function decodeRouting(trace: RoutingTrace): DecodeRouting {
   const perRequest: number[][] = [];
   for (const range of requestRanges(trace)) {
@@ -24,7 +23,9 @@ export function decodeRouting(trace: RoutingTrace): DecodeRouting {
   if (perRequest.length === 0) throw new Error("the routing trace has no decode tokens");
   const { numLayers, numExperts, expertsPerToken } = trace.meta;
   return {
-    numLayers, numExperts, expertsPerToken,
+    numLayers,
+    numExperts,
+    expertsPerToken,
     requests: perRequest.length,
     decodeTokens: (request) => perRequest[request]!.length,
     experts: (request, token, layer) => Array.from(expertsAt(trace, perRequest[request]![token]!, layer)),

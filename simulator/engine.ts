@@ -5,9 +5,10 @@
  * while running (the schedule is generated a token ahead); a task added after its dependencies have
  * finished counts as a late addition, which the builder is designed never to cause.
  */
-import { MinHeap } from "./event-queue.js";
-import { type Task } from "./task.js";
+
 import { RESOURCES, type Resource } from "../core/resources.js";
+import { MinHeap } from "./event-queue.js";
+import type { Task } from "./task.js";
 
 export interface EngineObserver {
   onStart?(task: Task): void;

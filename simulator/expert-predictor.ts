@@ -18,7 +18,8 @@ export function coOccurrence(routing: DecodeRouting, distance: number): Float64A
     for (let t = 0; t < routing.decodeTokens(r); t++) {
       for (let l = 0; l + distance < routing.numLayers; l++) {
         const table = tables[l]!;
-        for (const i of routing.experts(r, t, l)) for (const j of routing.experts(r, t, l + distance)) table[i * E + j]! += 1;
+        for (const i of routing.experts(r, t, l))
+          for (const j of routing.experts(r, t, l + distance)) table[i * E + j]! += 1;
       }
     }
   }
@@ -36,9 +37,16 @@ export function batchExperts(routing: DecodeRouting, batch: number, step: number
 }
 
 /** The m experts scoring highest against `need` in a co-occurrence table (ties: the lower index). */
-export function speculativeGuesses(table: Float64Array, numExperts: number, need: Iterable<number>, m: number): number[] {
+export function speculativeGuesses(
+  table: Float64Array,
+  numExperts: number,
+  need: Iterable<number>,
+  m: number,
+): number[] {
   const E = numExperts;
   const score = new Float64Array(E);
   for (const i of need) for (let j = 0; j < E; j++) score[j]! += table[i * E + j]!;
-  return Array.from({ length: E }, (_, j) => j).sort((a, b) => score[b]! - score[a]! || a - b).slice(0, m);
+  return Array.from({ length: E }, (_, j) => j)
+    .sort((a, b) => score[b]! - score[a]! || a - b)
+    .slice(0, m);
 }

@@ -5,11 +5,17 @@
  * the first write when the sink was not opened: a sink made but never used leaves nothing behind.
  */
 import { closeSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
-import { type ChromeTraceEvent, memoryEvent, sliceEvent, taskEvent, traceMetadataEvents } from "./chrome-trace-writer.js";
+import type { Resource } from "../core/resources.js";
+import type { Tier } from "../core/tiers.js";
+import {
+  type ChromeTraceEvent,
+  memoryEvent,
+  sliceEvent,
+  taskEvent,
+  traceMetadataEvents,
+} from "./chrome-trace-writer.js";
 import type { Task } from "./task.js";
 import type { TraceSink, TraceWhere } from "./trace-sink.js";
-import { type Tier } from "../core/tiers.js";
-import { type Resource } from "../core/resources.js";
 
 export class FileTraceSink implements TraceSink {
   private fd: number | undefined;

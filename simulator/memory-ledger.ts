@@ -26,7 +26,13 @@ export class MemoryLedger {
     this.inUse[t] += effect.bytes;
     if (this.inUse[t] > this.peak[t]) this.peak[t] = this.inUse[t];
     if (!this.firstOverflow && this.inUse[t] > this.capacity[t] * (1 + 1e-12)) {
-      this.firstOverflow = { tier: t, seconds, inUseBytes: this.inUse[t], capacityBytes: this.capacity[t], what: effect.what };
+      this.firstOverflow = {
+        tier: t,
+        seconds,
+        inUseBytes: this.inUse[t],
+        capacityBytes: this.capacity[t],
+        what: effect.what,
+      };
     }
   }
 

@@ -2,11 +2,19 @@
  * A trace sink that keeps the Chrome trace events as objects, for a caller that reads the trace in the
  * same process (the report's charts): document() is what a FileTraceSink would have written.
  */
-import { type ChromeTraceDocument, type ChromeTraceEvent, memoryEvent, sliceEvent, taskEvent, traceMetadataEvents } from "./chrome-trace-writer.js";
+
+import type { Resource } from "../core/resources.js";
+import type { Tier } from "../core/tiers.js";
+import {
+  type ChromeTraceDocument,
+  type ChromeTraceEvent,
+  memoryEvent,
+  sliceEvent,
+  taskEvent,
+  traceMetadataEvents,
+} from "./chrome-trace-writer.js";
 import type { Task } from "./task.js";
 import type { TraceSink, TraceWhere } from "./trace-sink.js";
-import { type Tier } from "../core/tiers.js";
-import { type Resource } from "../core/resources.js";
 
 export class MemoryTraceSink implements TraceSink {
   private recorded: ChromeTraceEvent[] = traceMetadataEvents();

@@ -21,16 +21,21 @@
  * - Prefill is the planner's (every expert of every layer is touched by a prompt batch anyway).
  */
 import type { HardwareProfile } from "../core/hardware-profile.js";
+import { LINKS, type Link } from "../core/links.js";
 import type { ModelSpec } from "../core/model-spec.js";
 import type { Policy } from "../core/policy.js";
+import { RESOURCES, type Resource } from "../core/resources.js";
 import type { Workload } from "../core/workload.js";
-import { type ExpertStepCounts, evaluateMoePolicy, expertCounts, moeStepModel } from "../planner/moe/evaluate-moe-policy.js";
+import {
+  type ExpertStepCounts,
+  evaluateMoePolicy,
+  expertCounts,
+  moeStepModel,
+} from "../planner/moe/evaluate-moe-policy.js";
 import type { RoutingProfile } from "../planner/moe/routing-profile.js";
 import { hardwareRates } from "../planner/spillway/hardware-rates.js";
-import { LINKS, type Link } from "../core/links.js";
-import { RESOURCES, type Resource } from "../core/resources.js";
-import { ExpertCache } from "./expert-cache.js";
 import type { DecodeRouting } from "./decode-routing.js";
+import { ExpertCache } from "./expert-cache.js";
 import { batchExperts, coOccurrence, speculativeGuesses } from "./expert-predictor.js";
 
 export interface ExpertReplayFigures {
@@ -79,12 +84,26 @@ export function popularity(routing: DecodeRouting): number[][] {
   return counts.map((c) => Array.from({ length: E }, (_, e) => e).sort((a, b) => c[b]! - c[a]! || a - b));
 }
 
-export function replayMoePlan(model: ModelSpec, profile: HardwareProfile, workload: Workload, policy: Policy, routing: DecodeRouting, routingSource: string, plannedProfile: RoutingProfile): MoeReplayResult {
+export function replayMoePlan(
+  model: ModelSpec,
+  profile: HardwareProfile,
+  workload: Workload,
+  policy: Policy,
+  routing: DecodeRouting,
+  routingSource: string,
+  plannedProfile: RoutingProfile,
+): MoeReplayResult {
   const moe = model.moe;
   const x = policy.experts;
   if (!moe || !x) throw new Error("replayMoePlan needs an MoE model and policy.experts");
-  if (routing.numLayers !== model.numLayers || routing.numExperts !== moe.numExperts || routing.expertsPerToken !== moe.expertsPerToken) {
-    throw new Error(`the routing trace has ${routing.numLayers} layers of ${routing.numExperts} experts (top-${routing.expertsPerToken}); ${model.name} has ${model.numLayers} of ${moe.numExperts} (top-${moe.expertsPerToken})`);
+  if (
+    routing.numLayers !== model.numLayers ||
+    routing.numExperts !== moe.numExperts ||
+    routing.expertsPerToken !== moe.expertsPerToken
+  ) {
+    throw new Error(
+      `the routing trace has ${routing.numLayers} layers of ${routing.numExperts} experts (top-${routing.expertsPerToken}); ${model.name} has ${model.numLayers} of ${moe.numExperts} (top-${moe.expertsPerToken})`,
+    );
   }
   const rates = hardwareRates(profile);
   const stepModel = moeStepModel(model, rates, workload, policy);
@@ -100,7 +119,15 @@ export function replayMoePlan(model: ModelSpec, profile: HardwareProfile, worklo
 
   const busy = Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Record<Resource, number>;
   const bytes = Object.fromEntries(LINKS.map((l) => [l, 0])) as Record<Link, number>;
-  let lookups = 0, hits = 0, demandFetches = 0, prefetchUsed = 0, prefetches = 0, wasted = 0, cpuComputed = 0, stallSeconds = 0, decodeSeconds = 0;
+  let lookups = 0,
+    hits = 0,
+    demandFetches = 0,
+    prefetchUsed = 0,
+    prefetches = 0,
+    wasted = 0,
+    cpuComputed = 0,
+    stallSeconds = 0,
+    decodeSeconds = 0;
   const steps = Math.max(0, n - 1);
   for (let t = 0; t < steps; t++) {
     const needed: Set<number>[] = [];
@@ -111,7 +138,10 @@ export function replayMoePlan(model: ModelSpec, profile: HardwareProfile, worklo
       const cache = caches[l]!;
       const need = needed[l]!;
       const arrived = incoming[l]!;
-      let stepHits = 0, stepPrefetched = 0, stepDemand = 0, stepCpu = 0;
+      let stepHits = 0,
+        stepPrefetched = 0,
+        stepDemand = 0,
+        stepCpu = 0;
       const tokensPerExpert = (B * moe.expertsPerToken) / need.size;
       const missesOnCpu = x.compute === "cpu" || (x.compute === "auto" && tokensPerExpert <= x.cpuThresholdTokens);
       for (const e of need) {
@@ -150,7 +180,15 @@ export function replayMoePlan(model: ModelSpec, profile: HardwareProfile, worklo
       demandFetches += stepDemand;
       cpuComputed += stepCpu;
       wasted += stepWasted;
-      const counts: ExpertStepCounts = { touched: need.size, hits: stepHits, fetched: stepDemand + stepPrefetched, onCpu: stepCpu, prefetched: stepPrefetched, wasted: stepWasted, tokensPerExpert };
+      const counts: ExpertStepCounts = {
+        touched: need.size,
+        hits: stepHits,
+        fetched: stepDemand + stepPrefetched,
+        onCpu: stepCpu,
+        prefetched: stepPrefetched,
+        wasted: stepWasted,
+        tokensPerExpert,
+      };
       const figures = stepModel.step("decode", s + 1 + t, counts);
       decodeSeconds += figures.wallSeconds;
       stallSeconds += figures.stallSeconds;
@@ -179,7 +217,12 @@ export function replayMoePlan(model: ModelSpec, profile: HardwareProfile, worklo
       prefetchRecall: missed > 0 ? prefetchUsed / missed : 0,
       prefetchPrecision: prefetches > 0 ? prefetchUsed / prefetches : 0,
       stallSeconds,
-      lookups, demandFetches, prefetches, wastedPrefetches: wasted, cpuComputed, writeBacks: 0,
+      lookups,
+      demandFetches,
+      prefetches,
+      wastedPrefetches: wasted,
+      cpuComputed,
+      writeBacks: 0,
       decodeStepsReplayed: steps,
       plannedHitRate: planned.experts.expectedHitRate,
     },

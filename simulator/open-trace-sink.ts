@@ -16,7 +16,11 @@ export interface TraceOptions {
 /** `caller` names the function in the error ("simulate()"). */
 export function openTraceSink(options: TraceOptions, caller: string): TraceSink | undefined {
   if (options.trace && options.tracePath) {
-    throw new InputError(`${caller} options`, "tracePath", "given beside trace; give one: a trace sink, or the path of a trace file to write");
+    throw new InputError(
+      `${caller} options`,
+      "tracePath",
+      "given beside trace; give one: a trace sink, or the path of a trace file to write",
+    );
   }
   return options.trace ?? (options.tracePath ? new FileTraceSink(options.tracePath).open() : undefined);
 }

@@ -3,17 +3,25 @@
  * whole sequences, one activation tier, token by token), transfer times from the hardware profile
  * (its measured size curve where it has one), kernel times from the same roofline the planner uses.
  */
+
+import { compressedBytes } from "../core/compression.js";
 import type { HardwareProfile } from "../core/hardware-profile.js";
+import type { Link } from "../core/links.js";
 import { kvDim, type ModelSpec } from "../core/model-spec.js";
 import type { Policy } from "../core/policy.js";
-import type { Workload } from "../core/workload.js";
-import { type GroupCostContext, groupCostContexts } from "../planner/spillway/evaluate-policy.js";
-import { compressedBytes } from "../core/compression.js";
-import { hardwareRates } from "../planner/spillway/hardware-rates.js";
-import { type BatchCosts, type HeadCosts, NO_TRANSFER, type ScheduleCostSource, type Transfer, type WeightLoadCosts } from "./schedule-costs.js";
-import type { Link } from "../core/links.js";
 import type { ScheduleName } from "../core/schedule-name.js";
 import type { Tier } from "../core/tiers.js";
+import type { Workload } from "../core/workload.js";
+import { type GroupCostContext, groupCostContexts } from "../planner/spillway/evaluate-policy.js";
+import { hardwareRates } from "../planner/spillway/hardware-rates.js";
+import {
+  type BatchCosts,
+  type HeadCosts,
+  NO_TRANSFER,
+  type ScheduleCostSource,
+  type Transfer,
+  type WeightLoadCosts,
+} from "./schedule-costs.js";
 import { TransferTimes } from "./transfer-time.js";
 
 export class PlanCosts implements ScheduleCostSource {
@@ -52,7 +60,8 @@ export class PlanCosts implements ScheduleCostSource {
     this.cpuAttention = policy.cpuAttention;
     this.overlap = policy.overlap;
     this.activationTier = r.activationTier;
-    const layerBytes = (tier: Tier) => this.groups.reduce((sum, g) => sum + g.layers * g.realized.layerWeightBytes[tier], 0);
+    const layerBytes = (tier: Tier) =>
+      this.groups.reduce((sum, g) => sum + g.layers * g.realized.layerWeightBytes[tier], 0);
     this.residentBytes = {
       gpu: layerBytes("gpu") + r.embeddingBytes.gpu,
       cpu: layerBytes("cpu") + r.embeddingBytes.cpu,
@@ -77,7 +86,15 @@ export class PlanCosts implements ScheduleCostSource {
     const r = group.realized;
     const { costModel, terms, values } = group;
     if (group.compute === "cpu") {
-      return { readDisk: NO_TRANSFER, loadFromCpu: NO_TRANSFER, loadFromDisk: NO_TRANSFER, dequantizeSeconds: 0, gpuBufferBytes: 0, dequantBufferBytes: 0, cpuStagingBytes: 0 };
+      return {
+        readDisk: NO_TRANSFER,
+        loadFromCpu: NO_TRANSFER,
+        loadFromDisk: NO_TRANSFER,
+        dequantizeSeconds: 0,
+        gpuBufferBytes: 0,
+        dequantBufferBytes: 0,
+        cpuStagingBytes: 0,
+      };
     }
     const cpuBytes = r.layerWeightBytes.cpu;
     const diskBytes = r.layerWeightBytes.disk;
@@ -85,16 +102,19 @@ export class PlanCosts implements ScheduleCostSource {
     const rates = costModel.rates;
     if (!this.policy.pinWeight && cpuBytes > 0) {
       // Pageable weights: the profile's pageable rate, or a CPU copy into a pinned buffer first.
-      const seconds = rates.h2dPageableBytesPerSecond !== undefined
-        ? r.layerWeightTensors.cpu * rates.h2dLatencySeconds + cpuBytes / rates.h2dPageableBytesPerSecond
-        : fromCpu.seconds + cpuBytes / rates.cpuMemoryBytesPerSecond;
+      const seconds =
+        rates.h2dPageableBytesPerSecond !== undefined
+          ? r.layerWeightTensors.cpu * rates.h2dLatencySeconds + cpuBytes / rates.h2dPageableBytesPerSecond
+          : fromCpu.seconds + cpuBytes / rates.cpuMemoryBytesPerSecond;
       fromCpu = { bytes: cpuBytes, seconds };
     }
     return {
       readDisk: this.transfer("diskRead", diskBytes, r.layerWeightTensors.disk),
       loadFromCpu: fromCpu,
       loadFromDisk: this.transfer("h2d", diskBytes, r.layerWeightTensors.disk),
-      dequantizeSeconds: costModel.layer("decode", this.workload.promptLen + 1, terms).weights.seconds.gpu.evaluate(values),
+      dequantizeSeconds: costModel
+        .layer("decode", this.workload.promptLen + 1, terms)
+        .weights.seconds.gpu.evaluate(values),
       gpuBufferBytes: cpuBytes + diskBytes,
       dequantBufferBytes: this.policy.compressWeight ? group.constants.layerParams * 2 : 0,
       cpuStagingBytes: diskBytes,
@@ -162,7 +182,11 @@ export class PlanCosts implements ScheduleCostSource {
     const appended = tokensPerSequence * this.kvTokenBytes;
     const gpuSeconds = step.seconds.gpu.evaluate(values);
     const gpuBeforeCpu = cpuAttention
-      ? Math.min(gpuSeconds, costModel.gemmSeconds(gbs, h, costModel.q + 2 * kv) + seqs.gpu * costModel.gpuAttentionSecondsPerSequence("decode", context))
+      ? Math.min(
+          gpuSeconds,
+          costModel.gemmSeconds(gbs, h, costModel.q + 2 * kv) +
+            seqs.gpu * costModel.gpuAttentionSecondsPerSequence("decode", context),
+        )
       : 0;
     const hiddenOff = realized.activationTier !== "gpu";
     const hiddenOnDisk = realized.activationTier === "disk";
@@ -203,9 +227,16 @@ export class PlanCosts implements ScheduleCostSource {
       gpuSeconds: 0,
       gpuBeforeCpuSeconds: 0,
       cpuSeconds: step.seconds.cpu.evaluate(values),
-      readCache: NO_TRANSFER, loadCache: NO_TRANSFER, storeCache: NO_TRANSFER, writeCache: NO_TRANSFER,
-      readHidden: NO_TRANSFER, loadHidden: NO_TRANSFER, storeHidden: NO_TRANSFER, writeHidden: NO_TRANSFER,
-      sendQkv: NO_TRANSFER, returnAttention: NO_TRANSFER,
+      readCache: NO_TRANSFER,
+      loadCache: NO_TRANSFER,
+      storeCache: NO_TRANSFER,
+      writeCache: NO_TRANSFER,
+      readHidden: NO_TRANSFER,
+      loadHidden: NO_TRANSFER,
+      storeHidden: NO_TRANSFER,
+      writeHidden: NO_TRANSFER,
+      sendQkv: NO_TRANSFER,
+      returnAttention: NO_TRANSFER,
       workingBytes: costModel.workingBytes(tokensPerSequence, prefill ? s : context),
       newCacheBytes: { gpu: 0, cpu: gbs * tokensPerSequence * this.kvTokenBytes, disk: 0 },
       cacheStagingGpuBytes: 0,

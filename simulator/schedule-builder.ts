@@ -6,14 +6,15 @@
  *
  * Indices: g = token * L + layer is the global layer, q = g * nb + batch the global step.
  */
+
+import type { Resource } from "../core/resources.js";
+import { type ScheduleStep, waitsFor } from "../schedule/steps.js";
 import { scheduleStrategy } from "../schedule/strategies.js";
 import type { ScheduleStrategy } from "../schedule/strategy.js";
-import { type ScheduleStep, waitsFor } from "../schedule/steps.js";
 import { zigzag } from "../schedule/zigzag.js";
 import type { Engine, TaskFactory } from "./engine.js";
 import type { BatchCosts, ScheduleCostSource, Transfer } from "./schedule-costs.js";
 import type { MemoryEffect, Task, TaskKind } from "./task.js";
-import { type Resource } from "../core/resources.js";
 
 export type ScheduleName = "spillway" | "flexgen";
 
@@ -71,7 +72,11 @@ export class ScheduleBuilder {
     this.L = costs.numLayers;
     this.nb = costs.numGpuBatches;
     this.strategy = typeof schedule === "string" ? scheduleStrategy(schedule) : schedule;
-    this.steps = zigzag({ numLayers: this.L, numGpuBatches: this.nb, genLen: costs.genLen }, this.strategy, "task-graph");
+    this.steps = zigzag(
+      { numLayers: this.L, numGpuBatches: this.nb, genLen: costs.genLen },
+      this.strategy,
+      "task-graph",
+    );
   }
 
   get tokensGenerated(): number {
@@ -88,7 +93,16 @@ export class ScheduleBuilder {
     return out;
   }
 
-  private task(kind: TaskKind, resource: Resource | "none", seconds: number, bytes: number, where: { token: number; layer: number; batch: number }, deps: (Task | undefined)[], allocate: MemoryEffect[] = [], free: MemoryEffect[] = []): Task {
+  private task(
+    kind: TaskKind,
+    resource: Resource | "none",
+    seconds: number,
+    bytes: number,
+    where: { token: number; layer: number; batch: number },
+    deps: (Task | undefined)[],
+    allocate: MemoryEffect[] = [],
+    free: MemoryEffect[] = [],
+  ): Task {
     const all = deps.filter((d): d is Task => d !== undefined);
     if (this.barrier && this.waits("barrier")) all.push(this.barrier);
     if (this.costs.overlap === false && this.previousTask) all.push(this.previousTask);
@@ -99,7 +113,15 @@ export class ScheduleBuilder {
     return task;
   }
 
-  private transfer(kind: TaskKind, resource: Resource, cost: Transfer, where: { token: number; layer: number; batch: number }, deps: (Task | undefined)[], allocate: MemoryEffect[] = [], free: MemoryEffect[] = []): Task | undefined {
+  private transfer(
+    kind: TaskKind,
+    resource: Resource,
+    cost: Transfer,
+    where: { token: number; layer: number; batch: number },
+    deps: (Task | undefined)[],
+    allocate: MemoryEffect[] = [],
+    free: MemoryEffect[] = [],
+  ): Task | undefined {
     if (cost.bytes <= 0) {
       // Nothing to move: hand the memory effects to whoever comes next by returning nothing.
       return undefined;
@@ -131,7 +153,16 @@ export class ScheduleBuilder {
   private closeStep(where: { token: number; layer: number; batch: number }): void {
     const deps = this.stepTasks;
     this.stepTasks = [];
-    const barrier = this.factory.make({ kind: "barrier", resource: "none", seconds: 0, bytes: 0, ...where, deps, allocate: [], free: [] });
+    const barrier = this.factory.make({
+      kind: "barrier",
+      resource: "none",
+      seconds: 0,
+      bytes: 0,
+      ...where,
+      deps,
+      allocate: [],
+      free: [],
+    });
     this.engine.add(barrier);
     this.barrier = barrier;
   }
@@ -142,13 +173,29 @@ export class ScheduleBuilder {
   private weights(g: number): void {
     const w = this.costs.weights(g % this.L);
     const where = { token: Math.floor(g / this.L), layer: g % this.L, batch: -1 };
-    const gpuBuffer: MemoryEffect = { tier: "gpu", bytes: w.gpuBufferBytes, what: `layer ${where.layer} weight buffer` };
-    const staging: MemoryEffect = { tier: "cpu", bytes: w.cpuStagingBytes, what: `layer ${where.layer} pinned staging for disk weights` };
+    const gpuBuffer: MemoryEffect = {
+      tier: "gpu",
+      bytes: w.gpuBufferBytes,
+      what: `layer ${where.layer} weight buffer`,
+    };
+    const staging: MemoryEffect = {
+      tier: "cpu",
+      bytes: w.cpuStagingBytes,
+      what: `layer ${where.layer} pinned staging for disk weights`,
+    };
     const bufferFree = this.waits("weight-buffer-free") ? this.lastCompute.get(g - 2) : undefined;
     const stagingFree = this.waits("weight-staging-free") ? this.diskLoads[this.diskLoads.length - 2] : undefined;
     const read = this.transfer("read-weights", "diskRead", w.readDisk, where, [stagingFree], [staging]);
     const fromCpu = this.transfer("load-weights", "h2d", w.loadFromCpu, where, [bufferFree], [gpuBuffer]);
-    const fromDisk = this.transfer("load-weights", "h2d", w.loadFromDisk, where, [bufferFree, read], fromCpu ? [] : [gpuBuffer], read ? [staging] : []);
+    const fromDisk = this.transfer(
+      "load-weights",
+      "h2d",
+      w.loadFromDisk,
+      where,
+      [bufferFree, read],
+      fromCpu ? [] : [gpuBuffer],
+      read ? [staging] : [],
+    );
     if (fromDisk && read) {
       this.diskLoads.push(fromDisk);
       if (this.diskLoads.length > 2) this.diskLoads.shift();
@@ -164,9 +211,21 @@ export class ScheduleBuilder {
     const layer = this.layers.get(g)!;
     if (w.dequantizeSeconds <= 0 || layer.dequantized) return;
     const where = { token: Math.floor(g / this.L), layer: g % this.L, batch: -1 };
-    const fp16: MemoryEffect = { tier: "gpu", bytes: w.dequantBufferBytes, what: `layer ${where.layer} dequantised weights` };
+    const fp16: MemoryEffect = {
+      tier: "gpu",
+      bytes: w.dequantBufferBytes,
+      what: `layer ${where.layer} dequantised weights`,
+    };
     const previous = this.waits("dequant-buffer-free") ? this.lastCompute.get(g - 1) : undefined;
-    const dequant = this.task("dequantize-weights", "gpu", w.dequantizeSeconds, 0, where, [...layer.ready, previous], [fp16]);
+    const dequant = this.task(
+      "dequantize-weights",
+      "gpu",
+      w.dequantizeSeconds,
+      0,
+      where,
+      [...layer.ready, previous],
+      [fp16],
+    );
     this.layers.set(g, { ready: [dequant], buffers: [...layer.buffers, fp16], dequantized: true });
   }
 
@@ -178,13 +237,36 @@ export class ScheduleBuilder {
     const previousToken = this.waits("kv-stored") ? this.stepStates.get(q - this.L * this.nb) : undefined;
     const bufferFree = this.waits("step-buffer-free") ? this.stepStates.get(q - 2)?.compute : undefined;
     if (c.loadCache.bytes > 0 || c.readCache.bytes > 0) {
-      const cpuStaging: MemoryEffect = { tier: "cpu", bytes: c.cacheStagingCpuBytes, what: `KV staging for disk sequences (layer ${layer}, batch ${k})` };
-      const gpuStaging: MemoryEffect = { tier: "gpu", bytes: c.cacheStagingGpuBytes, what: `KV of off-GPU sequences (layer ${layer}, batch ${k})` };
+      const cpuStaging: MemoryEffect = {
+        tier: "cpu",
+        bytes: c.cacheStagingCpuBytes,
+        what: `KV staging for disk sequences (layer ${layer}, batch ${k})`,
+      };
+      const gpuStaging: MemoryEffect = {
+        tier: "gpu",
+        bytes: c.cacheStagingGpuBytes,
+        what: `KV of off-GPU sequences (layer ${layer}, batch ${k})`,
+      };
       // The CPU staging buffer of step q - 2 is free once its KV went up to the GPU (or, with CPU
       // attention, once that step is computed).
       const stagingFree = this.waits("kv-staging-free") ? this.stepStates.get(q - 2)?.cacheConsumed : undefined;
-      s.readCache = this.transfer("read-cache", "diskRead", c.readCache, where, [previousToken?.cacheStored, stagingFree], [cpuStaging]);
-      s.loadCache = this.transfer("load-cache", "h2d", c.loadCache, where, [previousToken?.cacheStored, s.readCache, bufferFree], [gpuStaging], s.readCache ? [cpuStaging] : []);
+      s.readCache = this.transfer(
+        "read-cache",
+        "diskRead",
+        c.readCache,
+        where,
+        [previousToken?.cacheStored, stagingFree],
+        [cpuStaging],
+      );
+      s.loadCache = this.transfer(
+        "load-cache",
+        "h2d",
+        c.loadCache,
+        where,
+        [previousToken?.cacheStored, s.readCache, bufferFree],
+        [gpuStaging],
+        s.readCache ? [cpuStaging] : [],
+      );
       if (s.loadCache) {
         s.stagingFrees.push(gpuStaging);
         s.cacheConsumed = s.loadCache;
@@ -202,11 +284,27 @@ export class ScheduleBuilder {
     const source = !stored ? undefined : layer > 0 ? previous?.hiddenStored : this.heads.get((token - 1) * this.nb + k);
     const stagingCpu: MemoryEffect = { tier: "cpu", bytes: c.hiddenBytes, what: "hidden staging" };
     const read = this.transfer("read-hidden", "diskRead", c.readHidden, where, [source, bufferFree], [stagingCpu]);
-    const hidden: MemoryEffect = { tier: "gpu", bytes: c.hiddenBytes, what: `hidden state in (layer ${layer}, batch ${k})` };
+    const hidden: MemoryEffect = {
+      tier: "gpu",
+      bytes: c.hiddenBytes,
+      what: `hidden state in (layer ${layer}, batch ${k})`,
+    };
     // Loading frees the stored copy of the previous layer (or of the previous token's last layer).
     const storedBytes = previous?.costs?.hiddenBytes ?? 0;
-    const hostCopy: MemoryEffect = { tier: c.readHidden.bytes > 0 ? "disk" : "cpu", bytes: storedBytes, what: "stored hidden state" };
-    s.loadHidden = this.transfer("load-hidden", "h2d", c.loadHidden, where, [source, read, bufferFree], [hidden], read ? [stagingCpu, hostCopy] : [hostCopy]);
+    const hostCopy: MemoryEffect = {
+      tier: c.readHidden.bytes > 0 ? "disk" : "cpu",
+      bytes: storedBytes,
+      what: "stored hidden state",
+    };
+    s.loadHidden = this.transfer(
+      "load-hidden",
+      "h2d",
+      c.loadHidden,
+      where,
+      [source, read, bufferFree],
+      [hidden],
+      read ? [stagingCpu, hostCopy] : [hostCopy],
+    );
     s.stagingFrees.push(hidden);
   }
 
@@ -214,37 +312,88 @@ export class ScheduleBuilder {
     const { g, k, token, layer, where, s, c } = this.step(q);
     const weights = this.layers.get(g)!;
     const hiddenOnGpu = this.costs.activationTier === "gpu";
-    const previousOutput = hiddenOnGpu ? (layer > 0 ? this.stepStates.get(q - this.nb)?.compute : this.heads.get((token - 1) * this.nb + k)) : s.loadHidden;
+    const previousOutput = hiddenOnGpu
+      ? layer > 0
+        ? this.stepStates.get(q - this.nb)?.compute
+        : this.heads.get((token - 1) * this.nb + k)
+      : s.loadHidden;
     // Between a CPU-computed and a GPU-computed layer the hidden state changes device first.
     const inputFrom = this.crossIn(token, layer, where, previousOutput);
     const onCpu = c.computeDevice === "cpu";
-    const working: MemoryEffect = { tier: onCpu ? "cpu" : "gpu", bytes: c.workingBytes, what: `working space (layer ${layer}, batch ${k})` };
+    const working: MemoryEffect = {
+      tier: onCpu ? "cpu" : "gpu",
+      bytes: c.workingBytes,
+      what: `working space (layer ${layer}, batch ${k})`,
+    };
     const gpuCache: MemoryEffect = { tier: "gpu", bytes: c.newCacheBytes.gpu, what: "KV cache of GPU sequences" };
     const lastBatch = k === this.nb - 1;
     const frees: MemoryEffect[] = [working, ...s.stagingFrees];
     if (lastBatch) frees.push(...weights.buffers);
     // Between layers a GPU-resident hidden state lives from the first layer of a token to its LM head.
-    const hiddenAlloc: MemoryEffect[] = hiddenOnGpu && layer === 0 ? [{ tier: "gpu", bytes: c.hiddenBytes, what: `hidden state of batch ${k}` }] : [];
+    const hiddenAlloc: MemoryEffect[] =
+      hiddenOnGpu && layer === 0 ? [{ tier: "gpu", bytes: c.hiddenBytes, what: `hidden state of batch ${k}` }] : [];
     const deps = [...weights.ready, s.loadCache, inputFrom, s.loadHidden];
     let done: Task;
     if (onCpu) {
       // A CPU layer (llama.cpp's layers beyond -ngl): weights and KV in host memory, every kernel on the CPU.
-      const cpuCache: MemoryEffect = { tier: "cpu", bytes: c.newCacheBytes.cpu, what: "KV cache of CPU-computed layers" };
+      const cpuCache: MemoryEffect = {
+        tier: "cpu",
+        bytes: c.newCacheBytes.cpu,
+        what: "KV cache of CPU-computed layers",
+      };
       done = this.task("compute", "cpu", c.cpuSeconds, 0, where, deps, [working, cpuCache, ...hiddenAlloc], frees);
       s.cacheStored = done;
     } else if (c.cpuSeconds > 0) {
       // The GPU runs one kernel at a time: the projections' working space is released before the CPU
       // attention, and the rest of the layer takes its own.
-      const pre = this.task("compute-pre", "gpu", c.gpuBeforeCpuSeconds, 0, where, deps, [working, gpuCache, ...hiddenAlloc], [working]);
+      const pre = this.task(
+        "compute-pre",
+        "gpu",
+        c.gpuBeforeCpuSeconds,
+        0,
+        where,
+        deps,
+        [working, gpuCache, ...hiddenAlloc],
+        [working],
+      );
       const send = this.transfer("send-qkv", "d2h", c.sendQkv, where, [pre]);
       const previous = this.stepStates.get(q - this.L * this.nb);
-      const cpuWorking: MemoryEffect = { tier: "cpu", bytes: c.cpuAttentionWorkingBytes, what: "CPU attention working space" };
+      const cpuWorking: MemoryEffect = {
+        tier: "cpu",
+        bytes: c.cpuAttentionWorkingBytes,
+        what: "CPU attention working space",
+      };
       const cpuCache: MemoryEffect = { tier: "cpu", bytes: c.newCacheBytes.cpu, what: "KV cache of CPU sequences" };
-      const attention = this.task("cpu-attention", "cpu", c.cpuSeconds, 0, where, [send ?? pre, s.readCache, previous?.cacheStored], [cpuWorking, cpuCache], s.cpuStagingFree ? [cpuWorking, s.cpuStagingFree] : [cpuWorking]);
+      const attention = this.task(
+        "cpu-attention",
+        "cpu",
+        c.cpuSeconds,
+        0,
+        where,
+        [send ?? pre, s.readCache, previous?.cacheStored],
+        [cpuWorking, cpuCache],
+        s.cpuStagingFree ? [cpuWorking, s.cpuStagingFree] : [cpuWorking],
+      );
       s.cacheConsumed = attention;
       const back = this.transfer("return-attention", "h2d", c.returnAttention, where, [attention]);
-      done = this.task("compute-post", "gpu", c.gpuSeconds - c.gpuBeforeCpuSeconds, 0, where, [back ?? attention], [working], frees);
-      const write = this.transfer("write-cache", "diskWrite", c.writeCache, where, [attention], [{ tier: "disk", bytes: c.newCacheBytes.disk, what: "KV cache of disk sequences" }]);
+      done = this.task(
+        "compute-post",
+        "gpu",
+        c.gpuSeconds - c.gpuBeforeCpuSeconds,
+        0,
+        where,
+        [back ?? attention],
+        [working],
+        frees,
+      );
+      const write = this.transfer(
+        "write-cache",
+        "diskWrite",
+        c.writeCache,
+        where,
+        [attention],
+        [{ tier: "disk", bytes: c.newCacheBytes.disk, what: "KV cache of disk sequences" }],
+      );
       s.cacheStored = write ?? attention;
     } else {
       done = this.task("compute", "gpu", c.gpuSeconds, 0, where, deps, [working, gpuCache, ...hiddenAlloc], frees);
@@ -255,7 +404,12 @@ export class ScheduleBuilder {
   }
 
   /** The hidden state's move into `layer` from the other device (undefined cost: no move), after `after`. */
-  private crossIn(token: number, layer: number, where: { token: number; layer: number; batch: number }, after: Task | undefined): Task | undefined {
+  private crossIn(
+    token: number,
+    layer: number,
+    where: { token: number; layer: number; batch: number },
+    after: Task | undefined,
+  ): Task | undefined {
     const cross = this.costs.crossIn?.(token, layer);
     if (!cross) return after;
     return this.transfer("move-hidden", cross.link, cross.transfer, where, [after]) ?? after;
@@ -264,14 +418,42 @@ export class ScheduleBuilder {
   private stores(q: number): void {
     const { where, s, c } = this.step(q);
     if (c.cpuSeconds === 0 && c.computeDevice !== "cpu") {
-      const store = this.transfer("store-cache", "d2h", c.storeCache, where, [s.compute], [{ tier: "cpu", bytes: c.newCacheBytes.cpu, what: "KV cache of CPU sequences" }]);
-      const write = this.transfer("write-cache", "diskWrite", c.writeCache, where, [store], [{ tier: "disk", bytes: c.newCacheBytes.disk, what: "KV cache of disk sequences" }]);
+      const store = this.transfer(
+        "store-cache",
+        "d2h",
+        c.storeCache,
+        where,
+        [s.compute],
+        [{ tier: "cpu", bytes: c.newCacheBytes.cpu, what: "KV cache of CPU sequences" }],
+      );
+      const write = this.transfer(
+        "write-cache",
+        "diskWrite",
+        c.writeCache,
+        where,
+        [store],
+        [{ tier: "disk", bytes: c.newCacheBytes.disk, what: "KV cache of disk sequences" }],
+      );
       s.cacheStored = write ?? store ?? s.compute;
     }
     if (c.storeHidden.bytes > 0) {
       const tier = c.writeHidden.bytes > 0 ? "disk" : "cpu";
-      const store = this.transfer("store-hidden", "d2h", c.storeHidden, where, [s.compute], tier === "cpu" ? [{ tier: "cpu", bytes: c.hiddenBytes, what: "stored hidden state" }] : []);
-      const write = this.transfer("write-hidden", "diskWrite", c.writeHidden, where, [store], [{ tier: "disk", bytes: c.hiddenBytes, what: "stored hidden state" }]);
+      const store = this.transfer(
+        "store-hidden",
+        "d2h",
+        c.storeHidden,
+        where,
+        [s.compute],
+        tier === "cpu" ? [{ tier: "cpu", bytes: c.hiddenBytes, what: "stored hidden state" }] : [],
+      );
+      const write = this.transfer(
+        "write-hidden",
+        "diskWrite",
+        c.writeHidden,
+        where,
+        [store],
+        [{ tier: "disk", bytes: c.hiddenBytes, what: "stored hidden state" }],
+      );
       s.hiddenStored = write ?? store;
     }
     // A step's bookkeeping is needed until the same step of the next token.
@@ -283,8 +465,23 @@ export class ScheduleBuilder {
     const where = { token, layer: this.L, batch: -1 };
     const buffer: MemoryEffect = { tier: "gpu", bytes: h.bufferBytes, what: "LM head weights" };
     const previous = this.waits("head-buffer-free") ? this.heads.get(token * this.nb - 1) : undefined;
-    const read = this.transfer("read-head", "diskRead", h.readWeights, where, [previous], [{ tier: "cpu", bytes: h.readWeights.bytes, what: "LM head staging" }]);
-    const load = this.transfer("load-head", "h2d", h.loadWeights, where, [previous, read], [buffer], read ? [{ tier: "cpu", bytes: h.readWeights.bytes, what: "LM head staging" }] : []);
+    const read = this.transfer(
+      "read-head",
+      "diskRead",
+      h.readWeights,
+      where,
+      [previous],
+      [{ tier: "cpu", bytes: h.readWeights.bytes, what: "LM head staging" }],
+    );
+    const load = this.transfer(
+      "load-head",
+      "h2d",
+      h.loadWeights,
+      where,
+      [previous, read],
+      [buffer],
+      read ? [{ tier: "cpu", bytes: h.readWeights.bytes, what: "LM head staging" }] : [],
+    );
     if (load) this.headLoads.set(token, load);
   }
 
@@ -295,10 +492,21 @@ export class ScheduleBuilder {
     const c = this.stepStates.get(q)?.costs ?? this.costs.batch(token, this.L - 1);
     const logits: MemoryEffect = { tier: "gpu", bytes: h.logitsBytes, what: "logits" };
     const frees: MemoryEffect[] = [logits];
-    if (this.costs.activationTier === "gpu") frees.push({ tier: "gpu", bytes: c.hiddenBytes, what: `hidden state of batch ${k}` });
-    if (k === this.nb - 1 && this.headLoads.has(token)) frees.push({ tier: "gpu", bytes: h.bufferBytes, what: "LM head weights" });
+    if (this.costs.activationTier === "gpu")
+      frees.push({ tier: "gpu", bytes: c.hiddenBytes, what: `hidden state of batch ${k}` });
+    if (k === this.nb - 1 && this.headLoads.has(token))
+      frees.push({ tier: "gpu", bytes: h.bufferBytes, what: "LM head weights" });
     const input = this.crossIn(token, this.L, where, this.stepStates.get(q)?.compute);
-    const lm = this.task("lm-head", "gpu", h.gpuSecondsPerBatch, 0, where, [input, this.headLoads.get(token)], [logits], frees);
+    const lm = this.task(
+      "lm-head",
+      "gpu",
+      h.gpuSecondsPerBatch,
+      0,
+      where,
+      [input, this.headLoads.get(token)],
+      [logits],
+      frees,
+    );
     this.transfer("store-tokens", "d2h", h.storeTokensPerBatch, where, [lm]);
     this.heads.set(token * this.nb + k, lm);
     this.heads.delete((token - 2) * this.nb + k);

@@ -1,4 +1,4 @@
-import { type Tier } from "../core/tiers.js";
+import type { Tier } from "../core/tiers.js";
 /**
  * What each piece of the zig-zag schedule costs: seconds and bytes of every transfer and kernel, and
  * the memory it holds. The schedule builder reads only this interface, so a test can give it round

@@ -19,19 +19,34 @@ export interface MoeSimulationResult extends MoeReplayResult {
   readonly plannedByPlan?: { readonly throughputTokensPerSecond: number; readonly expectedHitRate?: number };
 }
 
-export function simulateMoe(plan: Plan, profile: HardwareProfile, routing?: { trace: RoutingTrace; source: string }): MoeSimulationResult {
+export function simulateMoe(
+  plan: Plan,
+  profile: HardwareProfile,
+  routing?: { trace: RoutingTrace; source: string },
+): MoeSimulationResult {
   const model = plan.modelSpec;
   const batch = plan.policy.gpuBatchSize * plan.policy.numGpuBatches;
   const given = routing ?? {
     trace: synthRouting({ model, tokens: Math.max(64, plan.workload.genLen), requests: Math.max(1, batch), seed: 0 }),
     source: `the synthetic routing trace of ${model.name} (seed 0, ${Math.max(1, batch)} request${batch > 1 ? "s" : ""})`,
   };
-  const replayed = replayMoePlan(model, profile, plan.workload, plan.policy, decodeRouting(given.trace), given.source, routingProfileFromTrace(given.trace, given.source));
+  const replayed = replayMoePlan(
+    model,
+    profile,
+    plan.workload,
+    plan.policy,
+    decodeRouting(given.trace),
+    given.source,
+    routingProfileFromTrace(given.trace, given.source),
+  );
   const planned = plannedFigures(plan.predicted);
   const planHitRate = planned.experts?.expectedHitRate;
   return {
     schedule: "moe-replay",
     ...replayed,
-    plannedByPlan: { throughputTokensPerSecond: planned.throughputTokensPerSecond, ...(planHitRate !== undefined ? { expectedHitRate: planHitRate } : {}) },
+    plannedByPlan: {
+      throughputTokensPerSecond: planned.throughputTokensPerSecond,
+      ...(planHitRate !== undefined ? { expectedHitRate: planHitRate } : {}),
+    },
   };
 }

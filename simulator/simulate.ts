@@ -11,6 +11,7 @@ import type { ScheduleName } from "../core/schedule-name.js";
 import { TIERS, type Tier } from "../core/tiers.js";
 import { formatBytes } from "../core/units.js";
 import { PlanError } from "../planner/plan.js";
+import { scheduleStrategy } from "../schedule/strategies.js";
 import { TimelineRecorder } from "./ascii-timeline.js";
 import { Engine, TaskFactory } from "./engine.js";
 import { MemoryLedger, type Overflow } from "./memory-ledger.js";
@@ -19,13 +20,15 @@ import { PlanCosts } from "./plan-costs.js";
 import { ScheduleBuilder } from "./schedule-builder.js";
 import type { ScheduleCostSource } from "./schedule-costs.js";
 import type { Task } from "./task.js";
-import { scheduleStrategy } from "../schedule/strategies.js";
 
 /**
  * The planner's figures a simulation or run result repeats beside its own (`planned`): the part of
  * plan.predicted they are compared with (plannedFigures() picks it).
  */
-export type PlannedFigures = Pick<PlanPrediction, "throughputTokensPerSecond" | "prefillSeconds" | "decodeSeconds" | "peakBytes" | "bytes"> & {
+export type PlannedFigures = Pick<
+  PlanPrediction,
+  "throughputTokensPerSecond" | "prefillSeconds" | "decodeSeconds" | "peakBytes" | "bytes"
+> & {
   readonly busySeconds?: PlanPrediction["busySeconds"];
   /** MoE plans: the expected expert-cache hit rate per decode step. */
   readonly experts?: Pick<NonNullable<PlanPrediction["experts"]>, "expectedHitRate">;
@@ -79,7 +82,11 @@ export interface SimulateOptions extends TraceOptions {
 }
 
 /** Simulates a schedule described by any cost source (the plan's, or a hand-made one in tests). */
-export function simulateSchedule(costs: ScheduleCostSource, batchSize: number, options: SimulateOptions): SimulationResult {
+export function simulateSchedule(
+  costs: ScheduleCostSource,
+  batchSize: number,
+  options: SimulateOptions,
+): SimulationResult {
   const ledger = new MemoryLedger(options.capacityBytes);
   const trace = openTraceSink(options, "simulate()");
   const busy = Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Record<Resource, number>;
@@ -87,7 +94,10 @@ export function simulateSchedule(costs: ScheduleCostSource, batchSize: number, o
   let prefillEnd = 0;
   let builder: ScheduleBuilder | undefined;
   const memoryChanged = (tier: Tier, seconds: number) => trace?.memory(seconds, tier, ledger.inUse[tier]);
-  const window = options.timeline === true ? { token: Math.min(1, costs.genLen - 1), layer: Math.floor(costs.numLayers / 2) } : options.timeline || undefined;
+  const window =
+    options.timeline === true
+      ? { token: Math.min(1, costs.genLen - 1), layer: Math.floor(costs.numLayers / 2) }
+      : options.timeline || undefined;
   const timeline = window ? new TimelineRecorder(window.token, window.layer) : undefined;
   const engine = new Engine({
     onStart(task: Task) {
@@ -95,7 +105,8 @@ export function simulateSchedule(costs: ScheduleCostSource, batchSize: number, o
         ledger.allocate(effect, task.start);
         memoryChanged(effect.tier, task.start);
       }
-      if (builder && task.token === builder.tokensGenerated - 1 && builder.tokensGenerated < costs.genLen) builder.generateNextToken();
+      if (builder && task.token === builder.tokensGenerated - 1 && builder.tokensGenerated < costs.genLen)
+        builder.generateNextToken();
     },
     onEnd(task: Task) {
       for (const effect of task.free) {
@@ -119,10 +130,15 @@ export function simulateSchedule(costs: ScheduleCostSource, batchSize: number, o
     builder = new ScheduleBuilder(costs, options.schedule, new TaskFactory(), engine);
     builder.generateNextToken();
     const makespan = engine.run();
-    if (engine.waiting() > 0 || builder.tokensGenerated !== costs.genLen) throw new Error(`simulator bug: ${engine.waiting()} tasks never ran`);
-    if (engine.lateAdditions > 0) throw new Error(`simulator bug: ${engine.lateAdditions} tasks were generated after they could have started`);
+    if (engine.waiting() > 0 || builder.tokensGenerated !== costs.genLen)
+      throw new Error(`simulator bug: ${engine.waiting()} tasks never ran`);
+    if (engine.lateAdditions > 0)
+      throw new Error(`simulator bug: ${engine.lateAdditions} tasks were generated after they could have started`);
     trace?.close();
-    const utilisation = Object.fromEntries(RESOURCES.map((r) => [r, makespan > 0 ? busy[r] / makespan : 0])) as Record<Resource, number>;
+    const utilisation = Object.fromEntries(RESOURCES.map((r) => [r, makespan > 0 ? busy[r] / makespan : 0])) as Record<
+      Resource,
+      number
+    >;
     const criticalResource = RESOURCES.reduce((a, r) => (busy[r] > busy[a] ? r : a), "gpu" as Resource);
     const throughput = (batchSize * costs.numGpuBatches * costs.genLen) / makespan;
     const result: SimulationResult = {
@@ -139,7 +155,13 @@ export function simulateSchedule(costs: ScheduleCostSource, batchSize: number, o
       utilisation,
       criticalResource,
       overflow: ledger.firstOverflow,
-      ...(options.planned ? { planned: options.planned, relativeError: (throughput - options.planned.throughputTokensPerSecond) / options.planned.throughputTokensPerSecond } : {}),
+      ...(options.planned
+        ? {
+            planned: options.planned,
+            relativeError:
+              (throughput - options.planned.throughputTokensPerSecond) / options.planned.throughputTokensPerSecond,
+          }
+        : {}),
       disagreements: [],
       ...(trace ? { traceEvents: trace.events } : {}),
       ...(timeline ? { timeline: timeline.render() } : {}),
@@ -151,9 +173,11 @@ export function simulateSchedule(costs: ScheduleCostSource, batchSize: number, o
   }
 }
 
-
 export function simulate(plan: Plan, profile: HardwareProfile, options: SimulateOptions): SimulationResult {
-  if (plan.policy.experts) throw new PlanError("this is a Mixture-of-Experts plan (policy.experts): its expert caches are replayed on a routing trace, which the stream simulator does not do yet");
+  if (plan.policy.experts)
+    throw new PlanError(
+      "this is a Mixture-of-Experts plan (policy.experts): its expert caches are replayed on a routing trace, which the stream simulator does not do yet",
+    );
   const costs = new PlanCosts(plan.modelSpec, profile, plan.workload, plan.policy, options.schedule);
   return simulateSchedule(costs, plan.policy.gpuBatchSize, { ...options, planned: plannedFigures(plan.predicted) });
 }
@@ -163,7 +187,9 @@ export function explainDisagreements(r: SimulationResult): string[] {
   const out: string[] = [];
   if (r.overflow) {
     const o = r.overflow;
-    out.push(`${o.tier} memory overflows at ${o.seconds.toFixed(3)} s while allocating ${o.what}: ${formatBytes(o.inUseBytes)} in use, capacity ${formatBytes(o.capacityBytes)}`);
+    out.push(
+      `${o.tier} memory overflows at ${o.seconds.toFixed(3)} s while allocating ${o.what}: ${formatBytes(o.inUseBytes)} in use, capacity ${formatBytes(o.capacityBytes)}`,
+    );
   }
   const p = r.planned;
   if (!p) return out;
@@ -171,25 +197,39 @@ export function explainDisagreements(r: SimulationResult): string[] {
   for (const tier of TIERS) {
     const e = rel(r.peakBytes[tier], p.peakBytes[tier]);
     if (r.peakBytes[tier] > p.peakBytes[tier] * 1.001 && r.peakBytes[tier] > 2 ** 20) {
-      out.push(`placement accounting: simulated ${tier} peak ${formatBytes(r.peakBytes[tier])} is above the planned ${formatBytes(p.peakBytes[tier])} (${(e * 100).toFixed(1)}%)`);
+      out.push(
+        `placement accounting: simulated ${tier} peak ${formatBytes(r.peakBytes[tier])} is above the planned ${formatBytes(p.peakBytes[tier])} (${(e * 100).toFixed(1)}%)`,
+      );
     }
   }
   for (const link of LINKS) {
     const e = rel(r.bytes[link], p.bytes[link]);
-    if (Math.abs(e) > 0.01 && Math.max(r.bytes[link], p.bytes[link]) > 2 ** 20) out.push(`traffic: ${link} moves ${formatBytes(r.bytes[link])} simulated vs ${formatBytes(p.bytes[link])} planned (${(e * 100).toFixed(1)}%)`);
+    if (Math.abs(e) > 0.01 && Math.max(r.bytes[link], p.bytes[link]) > 2 ** 20)
+      out.push(
+        `traffic: ${link} moves ${formatBytes(r.bytes[link])} simulated vs ${formatBytes(p.bytes[link])} planned (${(e * 100).toFixed(1)}%)`,
+      );
   }
-  const phases: [string, number, number][] = [["prefill", r.prefillSeconds, p.prefillSeconds], ["decode", r.decodeSeconds, p.decodeSeconds]];
+  const phases: [string, number, number][] = [
+    ["prefill", r.prefillSeconds, p.prefillSeconds],
+    ["decode", r.decodeSeconds, p.decodeSeconds],
+  ];
   for (const [phase, simulated, planned] of phases) {
     const e = rel(simulated, planned);
     if (Math.abs(e) <= 0.1) continue;
     const critical = r.criticalResource;
     const planBusy = p.busySeconds?.[critical];
     let cause: string;
-    if (e > 0 && scheduleStrategy(r.schedule).barrierAfterEachStep) cause = `sync stalls: FlexGen's per-step synchronisation leaves ${RESOURCE_NAMES[critical]} idle ${((1 - r.utilisation[critical]) * 100).toFixed(0)}% of the time`;
-    else if (e > 0 && planBusy !== undefined && r.busySeconds[critical] > planBusy * 1.1) cause = `link contention: ${RESOURCE_NAMES[critical]} is busy ${r.busySeconds[critical].toFixed(1)} s simulated vs ${planBusy.toFixed(1)} s planned (per-transfer latency and size-dependent rates)`;
-    else if (e > 0) cause = `pipeline fill/drain and dependency stalls: the LP assumes perfect overlap, the busiest resource (${RESOURCE_NAMES[critical]}) is idle ${((1 - r.utilisation[critical]) * 100).toFixed(0)}% of the time`;
-    else cause = `the LP over-counts: it costs every step at its slowest resource plus fill bounds, while streams overlap more in the simulation`;
-    out.push(`${phase}: ${simulated.toFixed(2)} s simulated vs ${planned.toFixed(2)} s planned (${e > 0 ? "+" : ""}${(e * 100).toFixed(1)}%): ${cause}`);
+    if (e > 0 && scheduleStrategy(r.schedule).barrierAfterEachStep)
+      cause = `sync stalls: FlexGen's per-step synchronisation leaves ${RESOURCE_NAMES[critical]} idle ${((1 - r.utilisation[critical]) * 100).toFixed(0)}% of the time`;
+    else if (e > 0 && planBusy !== undefined && r.busySeconds[critical] > planBusy * 1.1)
+      cause = `link contention: ${RESOURCE_NAMES[critical]} is busy ${r.busySeconds[critical].toFixed(1)} s simulated vs ${planBusy.toFixed(1)} s planned (per-transfer latency and size-dependent rates)`;
+    else if (e > 0)
+      cause = `pipeline fill/drain and dependency stalls: the LP assumes perfect overlap, the busiest resource (${RESOURCE_NAMES[critical]}) is idle ${((1 - r.utilisation[critical]) * 100).toFixed(0)}% of the time`;
+    else
+      cause = `the LP over-counts: it costs every step at its slowest resource plus fill bounds, while streams overlap more in the simulation`;
+    out.push(
+      `${phase}: ${simulated.toFixed(2)} s simulated vs ${planned.toFixed(2)} s planned (${e > 0 ? "+" : ""}${(e * 100).toFixed(1)}%): ${cause}`,
+    );
   }
   return out;
 }

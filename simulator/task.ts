@@ -14,11 +14,28 @@ export interface MemoryEffect {
 }
 
 export type TaskKind =
-  | "load-weights" | "read-weights" | "dequantize-weights"
-  | "read-cache" | "load-cache" | "store-cache" | "write-cache"
-  | "read-hidden" | "load-hidden" | "store-hidden" | "write-hidden" | "move-hidden"
-  | "compute" | "compute-pre" | "compute-post" | "cpu-attention" | "send-qkv" | "return-attention"
-  | "lm-head" | "load-head" | "read-head" | "store-tokens"
+  | "load-weights"
+  | "read-weights"
+  | "dequantize-weights"
+  | "read-cache"
+  | "load-cache"
+  | "store-cache"
+  | "write-cache"
+  | "read-hidden"
+  | "load-hidden"
+  | "store-hidden"
+  | "write-hidden"
+  | "move-hidden"
+  | "compute"
+  | "compute-pre"
+  | "compute-post"
+  | "cpu-attention"
+  | "send-qkv"
+  | "return-attention"
+  | "lm-head"
+  | "load-head"
+  | "read-head"
+  | "store-tokens"
   | "barrier";
 
 export interface Task {

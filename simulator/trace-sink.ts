@@ -5,9 +5,10 @@
  * which ends it: close() when it finished, abort() when it failed (a file sink then leaves no file, a
  * memory sink drops what it held).
  */
+
+import type { Resource } from "../core/resources.js";
+import type { Tier } from "../core/tiers.js";
 import type { Task } from "./task.js";
-import { type Tier } from "../core/tiers.js";
-import { type Resource } from "../core/resources.js";
 
 /** Which decode step (0 is the prefill), layer and GPU batch a slice belongs to. */
 export interface TraceWhere {

@@ -4,7 +4,11 @@ import { fileURLToPath } from "node:url";
 export const CLI = fileURLToPath(new URL("../cli/main.js", import.meta.url));
 
 export function runCli(args: string[], input?: string): { status: number; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", input: input ?? "", timeout: 120_000 });
+  const result = spawnSync(process.execPath, [CLI, ...args], {
+    encoding: "utf8",
+    input: input ?? "",
+    timeout: 120_000,
+  });
   return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -12,7 +16,14 @@ export function runCli(args: string[], input?: string): { status: number; stdout
 export { mulberry32 as random } from "../core/random.js";
 
 /** out[m, n] = x[m, k] . w[n, k]^T + bias, in float64: the reference for linear kernels. */
-export function naiveLinear(x: Float32Array, w: Float32Array, bias: Float32Array | undefined, m: number, k: number, n: number): Float64Array {
+export function naiveLinear(
+  x: Float32Array,
+  w: Float32Array,
+  bias: Float32Array | undefined,
+  m: number,
+  k: number,
+  n: number,
+): Float64Array {
   const out = new Float64Array(m * n);
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < n; j++) {

@@ -21,11 +21,21 @@ const OUT_DIR = join(ROOT, "build", "cuda-host");
 function inputsHash(): string {
   const hash = createHash("sha256");
   const files = [
-    "native/cuda/kernels.cu", "native/cuda/kernels.h", "native/cuda/addon.cpp",
-    ...readdirSync(join(ROOT, "native", "cuda", "host")).sort().map((f) => `native/cuda/host/${f}`),
-    "scripts/build-cuda-host.mjs", "scripts/native-build.mjs",
+    "native/cuda/kernels.cu",
+    "native/cuda/kernels.h",
+    "native/cuda/addon.cpp",
+    ...readdirSync(join(ROOT, "native", "cuda", "host"))
+      .sort()
+      .map((f) => `native/cuda/host/${f}`),
+    "scripts/build-cuda-host.mjs",
+    "scripts/native-build.mjs",
   ];
-  for (const file of files) hash.update(file).update("\0").update(readFileSync(join(ROOT, file))).update("\0");
+  for (const file of files)
+    hash
+      .update(file)
+      .update("\0")
+      .update(readFileSync(join(ROOT, file)))
+      .update("\0");
   hash.update(process.version).update(process.env.CXX ?? "");
   return hash.digest("hex").slice(0, 16);
 }
@@ -66,7 +76,8 @@ function buildOnce(path: string, variant: string, extraArgs: readonly string[]):
       }
       // A holder that died leaves its lock behind (one that has not written its id yet reads as 0).
       if (Number.isInteger(holder) && holder > 0 && !isRunning(holder)) rmSync(lock, { force: true });
-      if (Date.now() > deadline) throw new Error(`waited 5 minutes for another process to build ${path} (remove ${lock} if none is)`);
+      if (Date.now() > deadline)
+        throw new Error(`waited 5 minutes for another process to build ${path} (remove ${lock} if none is)`);
       sleepMs(200);
       continue;
     }
@@ -74,12 +85,19 @@ function buildOnce(path: string, variant: string, extraArgs: readonly string[]):
       writeSync(fd, String(process.pid));
       closeSync(fd);
       if (existsSync(path)) break;
-      const r = spawnSync(process.execPath, [SCRIPT, "--quiet", ...extraArgs, "--out", path], { cwd: ROOT, encoding: "utf8", timeout: 300_000 });
+      const r = spawnSync(process.execPath, [SCRIPT, "--quiet", ...extraArgs, "--out", path], {
+        cwd: ROOT,
+        encoding: "utf8",
+        timeout: 300_000,
+      });
       const output = `${r.stdout ?? ""}${r.stderr ?? ""}`.trim();
-      if (r.status !== 0) throw new Error(`scripts/build-cuda-host.mjs failed (exit ${r.status ?? r.signal}):\n${output}`);
+      if (r.status !== 0)
+        throw new Error(`scripts/build-cuda-host.mjs failed (exit ${r.status ?? r.signal}):\n${output}`);
       if (!existsSync(path)) return output.split("\n")[0] || "the host-emulated CUDA addon was not built";
       // This variant's builds of earlier sources are stale now.
-      for (const f of readdirSync(OUT_DIR)) if (f.startsWith(`${variant}-`) && /-[0-9a-f]{16}\.node$/.test(f) && join(OUT_DIR, f) !== path) rmSync(join(OUT_DIR, f), { force: true });
+      for (const f of readdirSync(OUT_DIR))
+        if (f.startsWith(`${variant}-`) && /-[0-9a-f]{16}\.node$/.test(f) && join(OUT_DIR, f) !== path)
+          rmSync(join(OUT_DIR, f), { force: true });
     } finally {
       rmSync(lock, { force: true });
     }

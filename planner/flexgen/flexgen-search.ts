@@ -4,10 +4,19 @@
  * binary search; nb scanned upward from 1 until throughput first drops; the search stops at the first
  * gbs for which nb = 1 is infeasible; ties keep the earlier candidate.
  */
+
+import { VariableSpace } from "../lp/affine.js";
 import type { LinearProgram } from "../lp/linear-program.js";
 import { type LpSolvers, newSolveStats, type SolveStats, solveLinearProgram } from "../lp/solve-linear-program.js";
-import { buildFlexgenLp, type FixedPercents, FLEXGEN_LP_VARIABLES, flexgenTerms, type FlexgenLpInput, type FlexgenLpOutcome, flexgenOutcome } from "./flexgen-lp.js";
-import { VariableSpace } from "../lp/affine.js";
+import {
+  buildFlexgenLp,
+  type FixedPercents,
+  FLEXGEN_LP_VARIABLES,
+  type FlexgenLpInput,
+  type FlexgenLpOutcome,
+  flexgenOutcome,
+  flexgenTerms,
+} from "./flexgen-lp.js";
 
 export interface FlexgenCandidate {
   readonly gbs: number;
@@ -49,7 +58,11 @@ class FlexgenLpFamily {
       objective: two.objective,
       constraints: two.constraints.map((c, i) => {
         const o = this.one.constraints[i]!;
-        return { ...c, coefficients: c.coefficients.map((x, j) => (x - o.coefficients[j]!) / base.gbs), rhs: (c.rhs - o.rhs) / base.gbs };
+        return {
+          ...c,
+          coefficients: c.coefficients.map((x, j) => (x - o.coefficients[j]!) / base.gbs),
+          rhs: (c.rhs - o.rhs) / base.gbs,
+        };
       }),
     };
   }
@@ -57,13 +70,20 @@ class FlexgenLpFamily {
   at(bls: number): LinearProgram {
     const d = bls - this.base.gbs;
     const { l, n } = this.base.dims;
-    const objective = FLEXGEN_LP_VARIABLES.map((v) => (v === "Tpre" ? l / bls : v === "Tgen" ? (l * (n - 1)) / bls : 0));
+    const objective = FLEXGEN_LP_VARIABLES.map((v) =>
+      v === "Tpre" ? l / bls : v === "Tgen" ? (l * (n - 1)) / bls : 0,
+    );
     return {
       variables: this.one.variables,
       objective,
       constraints: this.one.constraints.map((c, i) => {
         const s = this.slope.constraints[i]!;
-        return { name: c.name, op: c.op, coefficients: c.coefficients.map((x, j) => x + d * s.coefficients[j]!), rhs: c.rhs + d * s.rhs };
+        return {
+          name: c.name,
+          op: c.op,
+          coefficients: c.coefficients.map((x, j) => x + d * s.coefficients[j]!),
+          rhs: c.rhs + d * s.rhs,
+        };
       }),
     };
   }
@@ -77,7 +97,14 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
   const tpre = FLEXGEN_LP_VARIABLES.indexOf("Tpre");
   const tgen = FLEXGEN_LP_VARIABLES.indexOf("Tgen");
   const { l, n } = input.dims;
-  const base = (gbs: number): Omit<FlexgenLpInput, "bls"> => ({ dims: input.dims, constants: input.constants, capacities: input.capacities, compressWeight: input.compressWeight, gbs, ...(input.percent ? { percent: input.percent } : {}) });
+  const base = (gbs: number): Omit<FlexgenLpInput, "bls"> => ({
+    dims: input.dims,
+    constants: input.constants,
+    capacities: input.capacities,
+    compressWeight: input.compressWeight,
+    gbs,
+    ...(input.percent ? { percent: input.percent } : {}),
+  });
   const solve = (gbs: number, nb: number) => {
     const key = `${gbs}x${nb}`;
     if (memo.has(key)) return memo.get(key);

@@ -40,7 +40,11 @@ export class VariableSpace {
 
 export class Affine {
   /** Plain arrays: small typed arrays cost far more to allocate than they save here. */
-  constructor(readonly space: VariableSpace, public constant: number, readonly coefficients: number[]) {}
+  constructor(
+    readonly space: VariableSpace,
+    public constant: number,
+    readonly coefficients: number[],
+  ) {}
 
   plus(...others: Affine[]): Affine {
     const c = this.coefficients.slice();

@@ -40,7 +40,8 @@ export class LinearProgramBuilder {
   private objective: number[];
 
   constructor(variables: readonly string[]) {
-    for (const name of variables) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`bad LP variable name ${name}`);
+    for (const name of variables)
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`bad LP variable name ${name}`);
     this.space = new VariableSpace(variables);
     this.objective = variables.map(() => 0);
   }
@@ -54,7 +55,8 @@ export class LinearProgramBuilder {
   add(name: string, lhs: Affine, op: ConstraintOp, rhs: Affine | number): this {
     const right = typeof rhs === "number" ? this.space.constant(rhs) : rhs;
     const diff = lhs.minus(right);
-    for (const c of diff.coefficients) if (!Number.isFinite(c)) throw new Error(`LP row ${name} has a coefficient ${c}`);
+    for (const c of diff.coefficients)
+      if (!Number.isFinite(c)) throw new Error(`LP row ${name} has a coefficient ${c}`);
     if (!Number.isFinite(diff.constant)) throw new Error(`LP row ${name} has a right-hand side ${-diff.constant}`);
     this.rows.push({ name, coefficients: diff.coefficients, op, rhs: -diff.constant });
     return this;
@@ -72,7 +74,10 @@ export function maxViolation(lp: LinearProgram, values: ArrayLike<number>): { vi
   for (let i = 0; i < lp.variables.length; i++) {
     const x = values[i] ?? 0;
     if (!Number.isFinite(x)) return { violation: Infinity, where: `${lp.variables[i]} is ${x}` };
-    if (-x > worst) { worst = -x; where = `${lp.variables[i]} >= 0`; }
+    if (-x > worst) {
+      worst = -x;
+      where = `${lp.variables[i]} >= 0`;
+    }
   }
   for (const c of lp.constraints) {
     let lhs = 0;
@@ -85,7 +90,10 @@ export function maxViolation(lp: LinearProgram, values: ArrayLike<number>): { vi
     const diff = lhs - c.rhs;
     const excess = c.op === "<=" ? diff : c.op === ">=" ? -diff : Math.abs(diff);
     const relative = excess / Math.max(1, scale);
-    if (relative > worst) { worst = relative; where = c.name; }
+    if (relative > worst) {
+      worst = relative;
+      where = c.name;
+    }
   }
   return { violation: worst, where };
 }

@@ -22,8 +22,16 @@ interface JsLpModel {
   constraints: Record<string, { min?: number; max?: number; equal?: number }>;
   variables: Record<string, Record<string, number>>;
 }
-interface JsLpResult { feasible: boolean; bounded?: boolean; result: number; [variable: string]: number | boolean | undefined }
-interface JsLpSolver { Solve(model: JsLpModel): JsLpResult; Tableau: { prototype: { pivot: (...args: unknown[]) => unknown } } }
+interface JsLpResult {
+  feasible: boolean;
+  bounded?: boolean;
+  result: number;
+  [variable: string]: number | boolean | undefined;
+}
+interface JsLpSolver {
+  Solve(model: JsLpModel): JsLpResult;
+  Tableau: { prototype: { pivot: (...args: unknown[]) => unknown } };
+}
 
 /** The subset of the `highs` package's persistent API used here. */
 interface HighsModel {
@@ -218,11 +226,13 @@ function solveHighs(lp: LinearProgram, solvers: LpSolvers, safetyNetSeconds: num
   const numRows = lp.constraints.length;
   model.clearSolver();
   model.passModel({
-    numCols, numRows,
+    numCols,
+    numRows,
     colCost: Array.from(lp.objective),
     colLower: new Array(numCols).fill(0),
     colUpper: new Array(numCols).fill(inf),
-    rowLower, rowUpper,
+    rowLower,
+    rowUpper,
     matrix: { format: "csr", numRows, numCols, starts, indices, values: coefficients },
   });
   // Presolve costs more than it saves on LPs this small; if HiGHS cannot classify the LP that way, it
@@ -230,24 +240,37 @@ function solveHighs(lp: LinearProgram, solvers: LpSolvers, safetyNetSeconds: num
   // of the model since its clock was last reset, so the clock restarts here: the safety net bounds this
   // LP's attempts together, whatever the LPs before it took.
   const codes = highs.constants.modelStatus;
-  const attempts: Record<string, string>[] = [{ presolve: "off", solver: "simplex" }, { presolve: "on", solver: "simplex" }, { presolve: "on", solver: "ipm" }];
+  const attempts: Record<string, string>[] = [
+    { presolve: "off", solver: "simplex" },
+    { presolve: "on", solver: "simplex" },
+    { presolve: "on", solver: "ipm" },
+  ];
   model.zeroAllClocks();
   let status = -1;
   for (const attempt of attempts) {
     model.clearSolver();
     model.options.set({ ...attempt, time_limit: safetyNetSeconds });
     status = model.run().modelStatus;
-    if (status === codes.optimal || status === codes.infeasible || status === codes.unbounded || status === codes.timeLimit) break;
+    if (
+      status === codes.optimal ||
+      status === codes.infeasible ||
+      status === codes.unbounded ||
+      status === codes.timeLimit
+    )
+      break;
   }
-  if (status === codes.timeLimit) return { status: "wall-clock-limit", values: NO_VALUES, objective: NaN, solver: "highs" };
+  if (status === codes.timeLimit)
+    return { status: "wall-clock-limit", values: NO_VALUES, objective: NaN, solver: "highs" };
   if (status === codes.infeasible) return { status: "infeasible", values: NO_VALUES, objective: NaN, solver: "highs" };
-  if (status === codes.unbounded || status === codes.unboundedOrInfeasible) return { status: "unbounded", values: NO_VALUES, objective: NaN, solver: "highs" };
+  if (status === codes.unbounded || status === codes.unboundedOrInfeasible)
+    return { status: "unbounded", values: NO_VALUES, objective: NaN, solver: "highs" };
   if (status !== codes.optimal) throw new Error(`HiGHS could not solve the LP (model status ${status})`);
   const primal = model.getSolution().colValue;
   const values = new Float64Array(numCols);
   for (let j = 0; j < numCols; j++) values[j] = Math.max(0, primal[j] ?? 0);
   const { violation, where } = maxViolation(lp, values);
-  if (!(violation <= FEASIBILITY_TOLERANCE * 10)) throw new Error(`HiGHS returned a point violating ${where} by ${violation}`);
+  if (!(violation <= FEASIBILITY_TOLERANCE * 10))
+    throw new Error(`HiGHS returned a point violating ${where} by ${violation}`);
   return { status: "optimal", values, objective: objectiveValue(lp, values), solver: "highs" };
 }
 
@@ -270,7 +293,8 @@ export function solveLinearProgram(lp: LinearProgram, solvers: LpSolvers, option
     return fast;
   }
   if (options.solver === "javascript-lp-solver") {
-    if (fast === "claimed-infeasible") return { status: "infeasible", values: NO_VALUES, objective: NaN, solver: "javascript-lp-solver" };
+    if (fast === "claimed-infeasible")
+      return { status: "infeasible", values: NO_VALUES, objective: NaN, solver: "javascript-lp-solver" };
     throw new Error(`javascript-lp-solver failed: ${fast}`);
   }
   const checked = highs();

@@ -17,7 +17,10 @@ export function defaultRoutingProfile(model: ModelSpec): RoutingProfile {
   let profile = profiles.get(key);
   if (!profile) {
     const trace = synthRouting({ model, tokens: 500, requests: 8, seed: 0 });
-    profile = routingProfileFromTrace(trace, `the synthetic routing trace of ${model.name} (spillway trace synth --seed 0; calibrated to published Mixtral statistics)`);
+    profile = routingProfileFromTrace(
+      trace,
+      `the synthetic routing trace of ${model.name} (spillway trace synth --seed 0; calibrated to published Mixtral statistics)`,
+    );
     profiles.set(key, profile);
   }
   return profile;

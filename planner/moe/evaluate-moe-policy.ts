@@ -8,15 +8,23 @@
  * bytes over bandwidth. Closed form per layer and token step, summed like the dense model.
  */
 import { type ExpertPolicy, STORED_BITS_PER_PARAM, storedBytes } from "../../core/expert-policy.js";
-import { embeddingParams, expertParams, kvDim, layerParams, type ModelSpec, type MoeSpec, qDim } from "../../core/model-spec.js";
+import { LINKS, type Link } from "../../core/links.js";
+import {
+  embeddingParams,
+  expertParams,
+  kvDim,
+  layerParams,
+  type ModelSpec,
+  type MoeSpec,
+  qDim,
+} from "../../core/model-spec.js";
 import type { Policy } from "../../core/policy.js";
+import { RESOURCES, type Resource } from "../../core/resources.js";
 import type { Workload } from "../../core/workload.js";
 import { VariableSpace } from "../lp/affine.js";
 import { capacityShortfalls, type Prediction } from "../prediction.js";
 import { costConstants } from "../spillway/cost-constants.js";
 import type { HardwareRates } from "../spillway/hardware-rates.js";
-import { LINKS, type Link } from "../../core/links.js";
-import { RESOURCES, type Resource } from "../../core/resources.js";
 import { StepCostModel } from "../spillway/step-costs.js";
 import { expectedHitRate, type RoutingProfile, speculativeRecall, touchedExperts } from "./routing-profile.js";
 
@@ -61,10 +69,17 @@ export function moeWeightShares(model: ModelSpec, experts: ExpertPolicy): { gpu:
   const moe = model.moe!;
   const L = model.numLayers;
   const expertBytes = storedBytes(routedExpertParams(model, moe), experts.bits);
-  const resident = L * storedBytes(nonExpertLayerParams(model, moe), experts.attentionBits) + embeddingParams(model) * 2 + L * experts.cacheSize * expertBytes;
+  const resident =
+    L * storedBytes(nonExpertLayerParams(model, moe), experts.attentionBits) +
+    embeddingParams(model) * 2 +
+    L * experts.cacheSize * expertBytes;
   const offloaded = L * (moe.numExperts - experts.cacheSize) * expertBytes;
   const total = resident + offloaded;
-  return { gpu: resident / total, cpu: experts.offloadTier === "cpu" ? offloaded / total : 0, disk: experts.offloadTier === "disk" ? offloaded / total : 0 };
+  return {
+    gpu: resident / total,
+    cpu: experts.offloadTier === "cpu" ? offloaded / total : 0,
+    disk: experts.offloadTier === "disk" ? offloaded / total : 0,
+  };
 }
 
 export interface StepFigures {
@@ -116,16 +131,35 @@ export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: W
   const cacheOnCpu = policy.cache.cpu + policy.cache.disk;
   const cacheOnGpu = policy.cache.gpu;
   const cpuAttention = cacheOnCpu > 0 && policy.cpuAttention;
-  const costModel = new StepCostModel(model, rates, workload, {
-    gbs: B, nb: 1, compressWeight: false, compressCache: false, cpuAttention, activationTier: "gpu", pinWeight: true, overlap: true, schedule: "spillway",
-  }, costConstants(model, false), new VariableSpace([]));
+  const costModel = new StepCostModel(
+    model,
+    rates,
+    workload,
+    {
+      gbs: B,
+      nb: 1,
+      compressWeight: false,
+      compressCache: false,
+      cpuAttention,
+      activationTier: "gpu",
+      pinWeight: true,
+      overlap: true,
+      schedule: "spillway",
+    },
+    costConstants(model, false),
+    new VariableSpace([]),
+  );
 
   /** A GPU GEMM over weights stored at `bitsPerParam`: roofline plus a launch. */
   const gemm = (tokens: number, kIn: number, nOut: number, bitsPerParam: number) =>
-    Math.max((2 * tokens * kIn * nOut) / rates.gpuFlopsPerSecond, ((kIn * nOut * bitsPerParam) / 8 + 2 * tokens * (kIn + nOut)) / rates.gpuMemoryBytesPerSecond) + rates.kernelLaunchSeconds;
+    Math.max(
+      (2 * tokens * kIn * nOut) / rates.gpuFlopsPerSecond,
+      ((kIn * nOut * bitsPerParam) / 8 + 2 * tokens * (kIn + nOut)) / rates.gpuMemoryBytesPerSecond,
+    ) + rates.kernelLaunchSeconds;
   const h2dSeconds = (bytes: number, count = 1) => bytes / rates.h2dBytesPerSecond + count * rates.h2dLatencySeconds;
   const d2hSeconds = (bytes: number, count = 1) => bytes / rates.d2hBytesPerSecond + count * rates.d2hLatencySeconds;
-  const diskSeconds = (bytes: number, count = 1) => bytes / rates.diskReadBytesPerSecond + count * rates.diskLatencySeconds;
+  const diskSeconds = (bytes: number, count = 1) =>
+    bytes / rates.diskReadBytesPerSecond + count * rates.diskLatencySeconds;
 
   const nonExpertParams = nonExpertLayerParams(model, moe);
   const q = qDim(model);
@@ -137,7 +171,10 @@ export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: W
     const busy = Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Record<Resource, number>;
     const bytes = Object.fromEntries(LINKS.map((l) => [l, 0])) as Record<Link, number>;
     // Attention, router, shared experts: resident at attentionBits.
-    let attention = gemm(tokens, h, q + 2 * kv, attentionBitsPerParam) + gemm(tokens, q, h, attentionBitsPerParam) + gemm(tokens, h, E, attentionBitsPerParam);
+    let attention =
+      gemm(tokens, h, q + 2 * kv, attentionBitsPerParam) +
+      gemm(tokens, q, h, attentionBitsPerParam) +
+      gemm(tokens, h, E, attentionBitsPerParam);
     if (otherParams > h * 4) attention += gemm(tokens, h, otherParams / h, attentionBitsPerParam);
     attention += (tokens * 10 * h * 2) / rates.gpuMemoryBytesPerSecond + 6 * rates.kernelLaunchSeconds;
     let cpuAttentionSeconds = 0;
@@ -175,10 +212,20 @@ export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: W
     const demand = fetched - prefetched;
     const moved = fetched + wasted;
     const expertGpu = hits + fetched;
-    const expertGpuSeconds = expertGpu > 0 && touched > 0
-      ? Math.max((2 * tokens * k * expertParams * (expertGpu / touched)) / rates.gpuFlopsPerSecond, (expertGpu * expertBytes) / rates.gpuMemoryBytesPerSecond) + expertGpu * 3 * rates.kernelLaunchSeconds
-      : 0;
-    const cpuExpertSeconds = onCpu * Math.max((2 * tokensPerExpert * expertParams) / rates.cpuFlopsPerSecond, expertBytes / rates.cpuMemoryBytesPerSecond);
+    const expertGpuSeconds =
+      expertGpu > 0 && touched > 0
+        ? Math.max(
+            (2 * tokens * k * expertParams * (expertGpu / touched)) / rates.gpuFlopsPerSecond,
+            (expertGpu * expertBytes) / rates.gpuMemoryBytesPerSecond,
+          ) +
+          expertGpu * 3 * rates.kernelLaunchSeconds
+        : 0;
+    const cpuExpertSeconds =
+      onCpu *
+      Math.max(
+        (2 * tokensPerExpert * expertParams) / rates.cpuFlopsPerSecond,
+        expertBytes / rates.cpuMemoryBytesPerSecond,
+      );
     if (onCpu > 0) {
       // The routed tokens' hidden states go down and the experts' outputs come back.
       const activations = onCpu * tokensPerExpert * h * 2;
@@ -203,17 +250,32 @@ export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: W
     if (phase === "prefill") {
       // Experts stream one after another behind the computation (first one exposed).
       stall = fetched > 0 ? fetchOne : 0;
-      wall = Math.max(attention + cpuAttentionSeconds + kvLink + stall + Math.max(expertGpuSeconds, cpuExpertSeconds), linkSeconds + kvLink, diskBusy);
+      wall = Math.max(
+        attention + cpuAttentionSeconds + kvLink + stall + Math.max(expertGpuSeconds, cpuExpertSeconds),
+        linkSeconds + kvLink,
+        diskBusy,
+      );
     } else {
       // Demand misses are known after routing: the layer waits for them, one after another.
       stall = demand * fetchOne;
-      wall = Math.max(attention + cpuAttentionSeconds + kvLink + stall + Math.max(expertGpuSeconds, cpuExpertSeconds), busy.h2d, diskBusy, busy.cpu);
+      wall = Math.max(
+        attention + cpuAttentionSeconds + kvLink + stall + Math.max(expertGpuSeconds, cpuExpertSeconds),
+        busy.h2d,
+        diskBusy,
+        busy.cpu,
+      );
     }
     return { wallSeconds: wall, busy, bytes, stallSeconds: stall };
   };
 
   const headGpuSeconds = gemm(B, h, model.vocabSize, 16);
-  return { step, headGpuSeconds, headSeconds: headGpuSeconds + d2hSeconds(B * 4), expertBytes, workingBytes: (tokensPerSequence, context) => costModel.workingBytes(tokensPerSequence, context) };
+  return {
+    step,
+    headGpuSeconds,
+    headSeconds: headGpuSeconds + d2hSeconds(B * 4),
+    expertBytes,
+    workingBytes: (tokensPerSequence, context) => costModel.workingBytes(tokensPerSequence, context),
+  };
 }
 
 /**
@@ -221,7 +283,14 @@ export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: W
  * steps (a step's time varies with its context through attention alone): the search's fast estimate.
  * Default: every step, exactly.
  */
-export function evaluateMoePolicy(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, profile: RoutingProfile, decodeSamples?: number): MoePrediction {
+export function evaluateMoePolicy(
+  model: ModelSpec,
+  rates: HardwareRates,
+  workload: Workload,
+  policy: Policy,
+  profile: RoutingProfile,
+  decodeSamples?: number,
+): MoePrediction {
   const moe = model.moe;
   const x = policy.experts;
   if (!moe || !x) throw new Error("evaluateMoePolicy needs an MoE model and policy.experts");
@@ -271,11 +340,16 @@ export function evaluateMoePolicy(model: ModelSpec, rates: HardwareRates, worklo
   // Memory.
   const kvBytes = L * B * (s + n) * kvTokenBytes;
   const prefetchBuffers = x.pregated ? Math.ceil(touchedExperts(moe, B)) : x.prefetchExperts * x.prefetchLayers;
-  const gpuWeights = L * storedBytes(nonExpertParams, x.attentionBits) + embeddingParams(model) * 2 + L * slots * expertBytes;
+  const gpuWeights =
+    L * storedBytes(nonExpertParams, x.attentionBits) + embeddingParams(model) * 2 + L * slots * expertBytes;
   const staging = (slots < E ? 2 : 0) * expertBytes + prefetchBuffers * expertBytes;
-  const gpuPeak = gpuWeights + staging + cacheOnGpu * kvBytes + Math.max(model_.workingBytes(s, s), model_.workingBytes(1, s + n));
+  const gpuPeak =
+    gpuWeights + staging + cacheOnGpu * kvBytes + Math.max(model_.workingBytes(s, s), model_.workingBytes(1, s + n));
   const homeBytes = L * E * expertBytes;
-  const cpuPeak = (x.offloadTier === "cpu" ? homeBytes : 2 * expertBytes) + cacheOnCpu * kvBytes + (cpuAttention ? B * cacheOnCpu * model.numHeads * (s + n) * 4 * 2 : 0);
+  const cpuPeak =
+    (x.offloadTier === "cpu" ? homeBytes : 2 * expertBytes) +
+    cacheOnCpu * kvBytes +
+    (cpuAttention ? B * cacheOnCpu * model.numHeads * (s + n) * 4 * 2 : 0);
   const diskPeak = x.offloadTier === "disk" ? homeBytes : 0;
   const peakBytes = { gpu: gpuPeak, cpu: cpuPeak, disk: diskPeak };
   const capacityBytes = rates.capacityBytes;
@@ -297,8 +371,15 @@ export function evaluateMoePolicy(model: ModelSpec, rates: HardwareRates, worklo
     bottleneck,
     decodeSecondsPerToken: decodeSeconds / decodeSteps,
     experts: {
-      expectedHitRate: decodeCounts.hitRate, touchedPerLayer: decodeCounts.touched, demandFetchesPerLayer: decodeCounts.fetched - decodeCounts.prefetched, prefetchedPerLayer: decodeCounts.prefetched,
-      wastedPrefetchesPerLayer: decodeCounts.wasted, cpuComputedPerLayer: decodeCounts.onCpu, stallSecondsPerToken: stallSeconds / decodeSteps, expertBytes, routingSource: profile.source,
+      expectedHitRate: decodeCounts.hitRate,
+      touchedPerLayer: decodeCounts.touched,
+      demandFetchesPerLayer: decodeCounts.fetched - decodeCounts.prefetched,
+      prefetchedPerLayer: decodeCounts.prefetched,
+      wastedPrefetchesPerLayer: decodeCounts.wasted,
+      cpuComputedPerLayer: decodeCounts.onCpu,
+      stallSecondsPerToken: stallSeconds / decodeSteps,
+      expertBytes,
+      routingSource: profile.source,
     },
   };
 }
@@ -317,10 +398,14 @@ export function evaluateMoePolicy(model: ModelSpec, rates: HardwareRates, worklo
  * experts with the expected hit rate, and every other count scales with the misses; else the expected
  * counts alone.
  */
-export function hitDistribution(expected: ExpertStepCounts & { readonly hitRate: number }, exact: boolean): { probability: number; counts: ExpertStepCounts }[] {
+export function hitDistribution(
+  expected: ExpertStepCounts & { readonly hitRate: number },
+  exact: boolean,
+): { probability: number; counts: ExpertStepCounts }[] {
   const D = Math.round(expected.touched);
   const misses = expected.touched - expected.hits;
-  if (!exact || D < 1 || D > 32 || Math.abs(D - expected.touched) > 1e-9 || misses <= 0 || expected.hits <= 0) return [{ probability: 1, counts: expected }];
+  if (!exact || D < 1 || D > 32 || Math.abs(D - expected.touched) > 1e-9 || misses <= 0 || expected.hits <= 0)
+    return [{ probability: 1, counts: expected }];
   const p = expected.hitRate;
   const out: { probability: number; counts: ExpertStepCounts }[] = [];
   let coefficient = 1;
@@ -330,13 +415,27 @@ export function hitDistribution(expected: ExpertStepCounts & { readonly hitRate:
     const scale = (D - j) / misses;
     out.push({
       probability,
-      counts: { ...expected, hits: j, fetched: expected.fetched * scale, onCpu: expected.onCpu * scale, prefetched: expected.prefetched * scale, wasted: expected.wasted },
+      counts: {
+        ...expected,
+        hits: j,
+        fetched: expected.fetched * scale,
+        onCpu: expected.onCpu * scale,
+        prefetched: expected.prefetched * scale,
+        wasted: expected.wasted,
+      },
     });
   }
   return out;
 }
 
-export function expertCounts(model: ModelSpec, moe: MoeSpec, x: ExpertPolicy, profile: RoutingProfile, tokens: number, phase: "prefill" | "decode") {
+export function expertCounts(
+  model: ModelSpec,
+  moe: MoeSpec,
+  x: ExpertPolicy,
+  profile: RoutingProfile,
+  tokens: number,
+  phase: "prefill" | "decode",
+) {
   const E = moe.numExperts;
   const k = moe.expertsPerToken;
   const slots = Math.min(E, x.cacheSize);
@@ -352,10 +451,12 @@ export function expertCounts(model: ModelSpec, moe: MoeSpec, x: ExpertPolicy, pr
   if (fetched > 0 && x.pregated) prefetched = (fetched * (model.numLayers - 1)) / model.numLayers;
   else if (fetched > 0 && x.prefetchExperts > 0) {
     const m = x.prefetchExperts;
-    const perGuessRight = Math.max((speculativeRecall(profile, moe, m, x.prefetchLayers) * Math.min(m, k)) / m, touched / E);
+    const perGuessRight = Math.max(
+      (speculativeRecall(profile, moe, m, x.prefetchLayers) * Math.min(m, k)) / m,
+      touched / E,
+    );
     prefetched = fetched * (Math.min(touched, m * perGuessRight) / touched);
     wasted = Math.max(0, m * (1 - hitRate) - prefetched);
   }
   return { touched, hitRate, hits, fetched, onCpu, prefetched, wasted, tokensPerExpert };
 }
-

@@ -27,14 +27,39 @@ export interface LlamaCppMoeAdvice {
   readonly reason?: string;
 }
 
-export function llamaCppMoeAdvice(model: ModelSpec, rates: HardwareRates, workload: Workload, profile: RoutingProfile, bits: ExpertBits = 4): LlamaCppMoeAdvice {
+export function llamaCppMoeAdvice(
+  model: ModelSpec,
+  rates: HardwareRates,
+  workload: Workload,
+  profile: RoutingProfile,
+  bits: ExpertBits = 4,
+): LlamaCppMoeAdvice {
   const moe = model.moe!;
   const L = model.numLayers;
   const E = moe.numExperts;
-  const common = { eviction: "static" as const, offloadTier: "cpu" as const, bits, attentionBits: bits, prefetchExperts: 0, prefetchLayers: 1, pregated: false };
+  const common = {
+    eviction: "static" as const,
+    offloadTier: "cpu" as const,
+    bits,
+    attentionBits: bits,
+    prefetchExperts: 0,
+    prefetchLayers: 1,
+    pregated: false,
+  };
   const gpuPolicy = moePolicy(model, 1, { ...common, cacheSize: E, compute: "gpu", cpuThresholdTokens: 0 }, false);
   const onGpu = evaluateMoePolicy(model, rates, workload, gpuPolicy, profile);
-  const onCpu = evaluateMoePolicy(model, rates, workload, moePolicy(model, 1, { ...common, cacheSize: 0, compute: "auto", cpuThresholdTokens: llamaCppThresholdTokens(moe) }, false), profile);
+  const onCpu = evaluateMoePolicy(
+    model,
+    rates,
+    workload,
+    moePolicy(
+      model,
+      1,
+      { ...common, cacheSize: 0, compute: "auto", cpuThresholdTokens: llamaCppThresholdTokens(moe) },
+      false,
+    ),
+    profile,
+  );
   // A decode step is every layer plus the LM head, which both policies share.
   const headSeconds = moeStepModel(model, rates, workload, gpuPolicy).headSeconds;
   const layerSeconds = (p: typeof onGpu) => (p.decodeSecondsPerToken - headSeconds) / L;
@@ -45,7 +70,14 @@ export function llamaCppMoeAdvice(model: ModelSpec, rates: HardwareRates, worklo
   let n = 0;
   while (n <= L && gpuPeak(n) > capacity) n++;
   if (n > L) {
-    return { nGpuLayers: L + 1, nCpuMoe: undefined, bits, decodeTokensPerSecond: undefined, gpuPeakBytes: undefined, reason: "attention, routers and embeddings alone do not fit on the GPU: lower -ngl as for a dense model" };
+    return {
+      nGpuLayers: L + 1,
+      nCpuMoe: undefined,
+      bits,
+      decodeTokensPerSecond: undefined,
+      gpuPeakBytes: undefined,
+      reason: "attention, routers and embeddings alone do not fit on the GPU: lower -ngl as for a dense model",
+    };
   }
   const step = n * layerSeconds(onCpu) + (L - n) * layerSeconds(onGpu) + headSeconds;
   return { nGpuLayers: L + 1, nCpuMoe: n, bits, decodeTokensPerSecond: 1 / step, gpuPeakBytes: gpuPeak(n) };

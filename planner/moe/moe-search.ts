@@ -6,12 +6,12 @@
  * and 3- and 2-bit experts cost quality, so they are scored only when asked for.
  */
 import type { ExpertBits, ExpertCompute, ExpertEviction, ExpertPolicy } from "../../core/expert-policy.js";
+import { storedBytes } from "../../core/expert-policy.js";
 import type { ModelSpec, MoeSpec } from "../../core/model-spec.js";
 import type { Policy } from "../../core/policy.js";
 import type { Workload } from "../../core/workload.js";
 import type { HardwareRates } from "../spillway/hardware-rates.js";
-import { storedBytes } from "../../core/expert-policy.js";
-import { evaluateMoePolicy, moeWeightShares, type MoePrediction, routedExpertParams } from "./evaluate-moe-policy.js";
+import { evaluateMoePolicy, type MoePrediction, moeWeightShares, routedExpertParams } from "./evaluate-moe-policy.js";
 import type { RoutingProfile } from "./routing-profile.js";
 
 /** Parts of the MoE policy the user fixed (the CLI's --batch-size, --expert-cache, ... flags). */
@@ -44,11 +44,16 @@ const SHORTLIST = 12;
 
 export function moePolicy(model: ModelSpec, batch: number, experts: ExpertPolicy, cacheOnCpu: boolean): Policy {
   return {
-    gpuBatchSize: batch, numGpuBatches: 1,
+    gpuBatchSize: batch,
+    numGpuBatches: 1,
     weights: moeWeightShares(model, experts),
     cache: cacheOnCpu ? { gpu: 0, cpu: 1, disk: 0 } : { gpu: 1, cpu: 0, disk: 0 },
     activations: { gpu: 1, cpu: 0, disk: 0 },
-    compressWeight: false, compressCache: false, cpuAttention: cacheOnCpu, overlap: true, pinWeight: true,
+    compressWeight: false,
+    compressCache: false,
+    cpuAttention: cacheOnCpu,
+    overlap: true,
+    pinWeight: true,
     experts,
   };
 }
@@ -61,39 +66,68 @@ export function llamaCppThresholdTokens(moe: MoeSpec): number {
   return Math.max(1, Math.ceil((32 * moe.expertsPerToken) / moe.numExperts) - 1);
 }
 
-export function searchMoe(model: ModelSpec, rates: HardwareRates, workload: Workload, profile: RoutingProfile, fixed: FixedExperts = {}): MoeSearchResult {
+export function searchMoe(
+  model: ModelSpec,
+  rates: HardwareRates,
+  workload: Workload,
+  profile: RoutingProfile,
+  fixed: FixedExperts = {},
+): MoeSearchResult {
   const moe = model.moe!;
   const E = moe.numExperts;
   const k = moe.expertsPerToken;
-  const pick = <T>(value: T | undefined, options: readonly T[]): readonly T[] => (value === undefined ? options : [value]);
+  const pick = <T>(value: T | undefined, options: readonly T[]): readonly T[] =>
+    value === undefined ? options : [value];
 
   const bitsList = pick(fixed.bits, [16, 8, 4] as ExpertBits[]);
   const attentionBitsList = pick(fixed.attentionBits, [16, 8, 4] as ExpertBits[]);
   // Every slot count for up to 16 experts; beyond, 17 evenly spaced counts, refined around the best.
   const slotStep = E <= 16 ? 1 : Math.ceil(E / 16);
-  const slotsList = fixed.cacheSize !== undefined
-    ? [fixed.cacheSize]
-    : [...new Set([...Array.from({ length: Math.floor(E / slotStep) + 1 }, (_, i) => i * slotStep), E])].filter((x) => x <= E).sort((a, b) => a - b);
+  const slotsList =
+    fixed.cacheSize !== undefined
+      ? [fixed.cacheSize]
+      : [...new Set([...Array.from({ length: Math.floor(E / slotStep) + 1 }, (_, i) => i * slotStep), E])]
+          .filter((x) => x <= E)
+          .sort((a, b) => a - b);
   const evictions = pick(fixed.eviction, ["lru", "lfu", "static"] as ExpertEviction[]);
   // Experts' home copies go to disk only when host memory cannot hold them.
-  const homeFitsCpu = (bits: ExpertBits) => model.numLayers * E * storedBytes(routedExpertParams(model, moe), bits) < rates.capacityBytes.cpu;
-  const tiersFor = (bits: ExpertBits) => pick(fixed.offloadTier, [homeFitsCpu(bits) ? ("cpu" as const) : ("disk" as const)]);
+  const homeFitsCpu = (bits: ExpertBits) =>
+    model.numLayers * E * storedBytes(routedExpertParams(model, moe), bits) < rates.capacityBytes.cpu;
+  const tiersFor = (bits: ExpertBits) =>
+    pick(fixed.offloadTier, [homeFitsCpu(bits) ? ("cpu" as const) : ("disk" as const)]);
   const kvOnCpu = pick(fixed.cacheOnCpu, [false, true]);
-  const computes: { compute: ExpertCompute; cpuThresholdTokens: number }[] = fixed.compute !== undefined
-    ? [{ compute: fixed.compute, cpuThresholdTokens: fixed.cpuThresholdTokens ?? (fixed.compute === "auto" ? llamaCppThresholdTokens(moe) : 0) }]
-    : [{ compute: "gpu", cpuThresholdTokens: 0 }, { compute: "cpu", cpuThresholdTokens: 0 }, { compute: "auto", cpuThresholdTokens: fixed.cpuThresholdTokens ?? llamaCppThresholdTokens(moe) }];
+  const computes: { compute: ExpertCompute; cpuThresholdTokens: number }[] =
+    fixed.compute !== undefined
+      ? [
+          {
+            compute: fixed.compute,
+            cpuThresholdTokens:
+              fixed.cpuThresholdTokens ?? (fixed.compute === "auto" ? llamaCppThresholdTokens(moe) : 0),
+          },
+        ]
+      : [
+          { compute: "gpu", cpuThresholdTokens: 0 },
+          { compute: "cpu", cpuThresholdTokens: 0 },
+          { compute: "auto", cpuThresholdTokens: fixed.cpuThresholdTokens ?? llamaCppThresholdTokens(moe) },
+        ];
   const prefetches: { prefetchExperts: number; prefetchLayers: number; pregated: boolean }[] = [];
   if (fixed.pregated) prefetches.push({ prefetchExperts: 0, prefetchLayers: 1, pregated: true });
   else if (fixed.prefetchExperts !== undefined || fixed.prefetchLayers !== undefined) {
-    prefetches.push({ prefetchExperts: fixed.prefetchExperts ?? k, prefetchLayers: fixed.prefetchLayers ?? 1, pregated: false });
+    prefetches.push({
+      prefetchExperts: fixed.prefetchExperts ?? k,
+      prefetchLayers: fixed.prefetchLayers ?? 1,
+      pregated: false,
+    });
   } else {
     prefetches.push({ prefetchExperts: 0, prefetchLayers: 1, pregated: false });
-    for (const m of [k, 2 * k]) for (const a of [1, 2]) if (m <= E) prefetches.push({ prefetchExperts: m, prefetchLayers: a, pregated: false });
+    for (const m of [k, 2 * k])
+      for (const a of [1, 2]) if (m <= E) prefetches.push({ prefetchExperts: m, prefetchLayers: a, pregated: false });
   }
 
   let best: MoeSearchResult["best"];
   let evaluations = 0;
-  const better = (a: MoePrediction, b: MoePrediction) => a.throughputTokensPerSecond > b.throughputTokensPerSecond * (1 + 1e-9);
+  const better = (a: MoePrediction, b: MoePrediction) =>
+    a.throughputTokensPerSecond > b.throughputTokensPerSecond * (1 + 1e-9);
   // Candidates are estimated from a few decode steps; the best few are then scored exactly.
   const shortlist: { policy: Policy; estimate: number }[] = [];
   const consider = (batch: number, experts: ExpertPolicy, cacheOnCpu: boolean): boolean => {
@@ -114,21 +148,31 @@ export function searchMoe(model: ModelSpec, rates: HardwareRates, workload: Work
   const tryBatch = (batch: number) => {
     if (tried.has(batch) || batch < 1) return;
     tried.add(batch);
-    for (const bits of bitsList) for (const attentionBits of attentionBitsList) for (const offloadTier of tiersFor(bits)) for (const cacheOnCpu of kvOnCpu) {
-      for (const cacheSize of slotsList) {
-        const resident = cacheSize >= E;
-        let anyFits = false;
-        for (const eviction of resident ? evictions.slice(0, 1) : evictions) {
-          for (const prefetch of resident ? prefetches.slice(0, 1) : prefetches) {
-            for (const compute of resident ? computes.slice(0, 1) : computes) {
-              if (consider(batch, { cacheSize, eviction, offloadTier, bits, attentionBits, ...prefetch, ...compute }, cacheOnCpu)) anyFits = true;
+    for (const bits of bitsList)
+      for (const attentionBits of attentionBitsList)
+        for (const offloadTier of tiersFor(bits))
+          for (const cacheOnCpu of kvOnCpu) {
+            for (const cacheSize of slotsList) {
+              const resident = cacheSize >= E;
+              let anyFits = false;
+              for (const eviction of resident ? evictions.slice(0, 1) : evictions) {
+                for (const prefetch of resident ? prefetches.slice(0, 1) : prefetches) {
+                  for (const compute of resident ? computes.slice(0, 1) : computes) {
+                    if (
+                      consider(
+                        batch,
+                        { cacheSize, eviction, offloadTier, bits, attentionBits, ...prefetch, ...compute },
+                        cacheOnCpu,
+                      )
+                    )
+                      anyFits = true;
+                  }
+                }
+              }
+              // GPU memory only grows with the slots: once nothing fits, more slots will not either.
+              if (!anyFits) break;
             }
           }
-        }
-        // GPU memory only grows with the slots: once nothing fits, more slots will not either.
-        if (!anyFits) break;
-      }
-    }
   };
   if (fixed.batchSize !== undefined) tryBatch(fixed.batchSize);
   else {
@@ -140,8 +184,13 @@ export function searchMoe(model: ModelSpec, rates: HardwareRates, workload: Work
   const found = best as MoeSearchResult["best"];
   if (found && slotStep > 1) {
     const x = found.policy.experts!;
-    for (let cacheSize = Math.max(0, x.cacheSize - slotStep + 1); cacheSize <= Math.min(E, x.cacheSize + slotStep - 1); cacheSize++) {
-      if (cacheSize !== x.cacheSize) consider(found.policy.gpuBatchSize, { ...x, cacheSize }, found.policy.cache.cpu > 0);
+    for (
+      let cacheSize = Math.max(0, x.cacheSize - slotStep + 1);
+      cacheSize <= Math.min(E, x.cacheSize + slotStep - 1);
+      cacheSize++
+    ) {
+      if (cacheSize !== x.cacheSize)
+        consider(found.policy.gpuBatchSize, { ...x, cacheSize }, found.policy.cache.cpu > 0);
     }
   }
   shortlist.sort((a, b) => b.estimate - a.estimate);

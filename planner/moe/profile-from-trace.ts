@@ -5,21 +5,32 @@
  * layer ahead; the popularity-only baseline beyond, a conservative stand-in since farther guesses are
  * not measured).
  */
-import { PHASE_DECODE, type RoutingTrace, expertsAt } from "../../routing/routing-trace.js";
+
 import { routingStats } from "../../routing/routing-stats.js";
+import { expertsAt, PHASE_DECODE, type RoutingTrace } from "../../routing/routing-trace.js";
 import type { RoutingProfile } from "./routing-profile.js";
 
 export function routingProfileFromTrace(trace: RoutingTrace, source: string): RoutingProfile {
   const { numExperts: E, numLayers: L } = trace.meta;
   // Every cache size for up to 16 experts; beyond, about 12 sizes, linearly interpolated between.
-  const sizes = E <= 16 ? Array.from({ length: E - 1 }, (_, i) => i + 1) : [...new Set(Array.from({ length: 11 }, (_, i) => Math.round(((i + 1) * E) / 12)).values())].filter((k) => k >= 1 && k < E);
+  const sizes =
+    E <= 16
+      ? Array.from({ length: E - 1 }, (_, i) => i + 1)
+      : [...new Set(Array.from({ length: 11 }, (_, i) => Math.round(((i + 1) * E) / 12)).values())].filter(
+          (k) => k >= 1 && k < E,
+        );
   const stats = routingStats(trace, { cacheSizes: sizes });
-  const measured = new Map<number, number>([[0, 0], [E, 1], ...sizes.map((k) => [k, stats.lruHitRate[String(k)]!] as [number, number])]);
+  const measured = new Map<number, number>([
+    [0, 0],
+    [E, 1],
+    ...sizes.map((k) => [k, stats.lruHitRate[String(k)]!] as [number, number]),
+  ]);
   const known = [...measured.keys()].sort((a, b) => a - b);
   const lruHitRate = Array.from({ length: E + 1 }, (_, k) => {
     if (measured.has(k)) return measured.get(k)!;
     const hi = known.findIndex((x) => x > k);
-    const a = known[hi - 1]!, b = known[hi]!;
+    const a = known[hi - 1]!,
+      b = known[hi]!;
     return measured.get(a)! + ((k - a) / (b - a)) * (measured.get(b)! - measured.get(a)!);
   });
 
@@ -39,7 +50,11 @@ export function routingProfileFromTrace(trace: RoutingTrace, source: string): Ro
     }
     return share / L;
   });
-  const next = Number.isFinite(stats.nextLayerPredictability.mean) ? stats.nextLayerPredictability.mean : trace.meta.expertsPerToken / E;
-  const baseline = Number.isFinite(stats.nextLayerBaseline.mean) ? stats.nextLayerBaseline.mean : trace.meta.expertsPerToken / E;
+  const next = Number.isFinite(stats.nextLayerPredictability.mean)
+    ? stats.nextLayerPredictability.mean
+    : trace.meta.expertsPerToken / E;
+  const baseline = Number.isFinite(stats.nextLayerBaseline.mean)
+    ? stats.nextLayerBaseline.mean
+    : trace.meta.expertsPerToken / E;
   return { lruHitRate, topShare, speculativeRecall: [next, baseline], source };
 }

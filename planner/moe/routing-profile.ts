@@ -23,7 +23,12 @@ export interface RoutingProfile {
 export function uniformRoutingProfile(moe: MoeSpec): RoutingProfile {
   const E = moe.numExperts;
   const share = Array.from({ length: E + 1 }, (_, k) => k / E);
-  return { lruHitRate: share, topShare: share, speculativeRecall: [moe.expertsPerToken / E], source: "uniform routing (no trace)" };
+  return {
+    lruHitRate: share,
+    topShare: share,
+    speculativeRecall: [moe.expertsPerToken / E],
+    source: "uniform routing (no trace)",
+  };
 }
 
 /** Experts a batch of `tokens` tokens touches in one layer, expected, under uniform routing. */
@@ -40,12 +45,23 @@ export function touchedExperts(moe: MoeSpec, tokens: number): number {
  * moves from that figure to the share of experts resident, in proportion to the extra experts touched.
  * An approximation; the simulator replays the real caches on a trace to check it.
  */
-export function expectedHitRate(profile: RoutingProfile, moe: MoeSpec, slots: number, eviction: ExpertEviction, tokens: number): number {
+export function expectedHitRate(
+  profile: RoutingProfile,
+  moe: MoeSpec,
+  slots: number,
+  eviction: ExpertEviction,
+  tokens: number,
+): number {
   const E = moe.numExperts;
   const k = Math.min(E, Math.max(0, slots));
   if (k >= E) return 1;
   if (k === 0) return 0;
-  const single = eviction === "lru" ? profile.lruHitRate[k]! : eviction === "static" ? profile.topShare[k]! : Math.max(profile.lruHitRate[k]!, profile.topShare[k]!);
+  const single =
+    eviction === "lru"
+      ? profile.lruHitRate[k]!
+      : eviction === "static"
+        ? profile.topShare[k]!
+        : Math.max(profile.lruHitRate[k]!, profile.topShare[k]!);
   const base = k / E;
   const touched = touchedExperts(moe, tokens);
   return base + (single - base) * (moe.expertsPerToken / touched);

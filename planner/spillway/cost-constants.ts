@@ -20,8 +20,16 @@ export function costConstants(model: ModelSpec, compressWeight: boolean): ModelC
 
 function computeCostConstants(model: ModelSpec, compressWeight: boolean): ModelCostConstants {
   const allGpu: Policy = {
-    gpuBatchSize: 1, numGpuBatches: 1, weights: { gpu: 1, cpu: 0, disk: 0 }, cache: { gpu: 1, cpu: 0, disk: 0 },
-    activations: { gpu: 1, cpu: 0, disk: 0 }, compressWeight, compressCache: false, cpuAttention: false, overlap: true, pinWeight: true,
+    gpuBatchSize: 1,
+    numGpuBatches: 1,
+    weights: { gpu: 1, cpu: 0, disk: 0 },
+    cache: { gpu: 1, cpu: 0, disk: 0 },
+    activations: { gpu: 1, cpu: 0, disk: 0 },
+    compressWeight,
+    compressCache: false,
+    cpuAttention: false,
+    overlap: true,
+    pinWeight: true,
   };
   const r = realizePlacement(model, allGpu);
   const allOff = realizePlacement(model, { ...allGpu, weights: { gpu: 0, cpu: 1, disk: 0 } });

@@ -3,50 +3,91 @@
  * runtime's granularity (whole tensors, whole sequences, activations on one tier), then every decode
  * step is costed at its own context length, and peak memory per tier is what will be allocated.
  */
+
+import { LINKS, type Link } from "../../core/links.js";
 import { layerParams, type ModelSpec } from "../../core/model-spec.js";
 import type { ComputeDevice, Policy } from "../../core/policy.js";
-import type { Workload } from "../../core/workload.js";
+import { checkLayerGroups } from "../../core/policy-rules.js";
+import { type RealizedPlacement, realizePlacement } from "../../core/realize-placement.js";
+import { RESOURCES, type Resource } from "../../core/resources.js";
+import type { ScheduleName } from "../../core/schedule-name.js";
+import type { Tier } from "../../core/tiers.js";
 import { formatBytes } from "../../core/units.js";
+import type { Workload } from "../../core/workload.js";
 import { type Affine, VariableSpace } from "../lp/affine.js";
 import { capacityShortfalls, type Prediction } from "../prediction.js";
 import { costConstants } from "./cost-constants.js";
 import type { HardwareRates } from "./hardware-rates.js";
 import { layerSeconds, layerTimeBounds } from "./layer-time.js";
-import { type RealizedPlacement, realizePlacement } from "../../core/realize-placement.js";
-import { checkLayerGroups } from "../../core/policy-rules.js";
-import { LINKS, type Link } from "../../core/links.js";
-import { RESOURCES, type Resource } from "../../core/resources.js";
-import type { ScheduleName } from "../../core/schedule-name.js";
-import type { Tier } from "../../core/tiers.js";
-import { type CostSettings, type LayerCosts, type ModelCostConstants, type PlacementTerms, StepCostModel, type StepCosts } from "./step-costs.js";
+import {
+  type CostSettings,
+  type LayerCosts,
+  type ModelCostConstants,
+  type PlacementTerms,
+  StepCostModel,
+  type StepCosts,
+} from "./step-costs.js";
 
 export const PLACEMENT_VARIABLES = ["wg", "wc", "wd", "cg", "cc", "cd"] as const;
 
-
-
-export function costSettings(policy: Policy, realized: RealizedPlacement, schedule: ScheduleName, compute: ComputeDevice = "gpu"): CostSettings {
+export function costSettings(
+  policy: Policy,
+  realized: RealizedPlacement,
+  schedule: ScheduleName,
+  compute: ComputeDevice = "gpu",
+): CostSettings {
   return {
-    gbs: policy.gpuBatchSize, nb: policy.numGpuBatches, compressWeight: policy.compressWeight, compressCache: policy.compressCache,
-    cpuAttention: policy.cpuAttention, activationTier: realized.activationTier, pinWeight: policy.pinWeight, overlap: policy.overlap, schedule, compute,
+    gbs: policy.gpuBatchSize,
+    nb: policy.numGpuBatches,
+    compressWeight: policy.compressWeight,
+    compressCache: policy.compressCache,
+    cpuAttention: policy.cpuAttention,
+    activationTier: realized.activationTier,
+    pinWeight: policy.pinWeight,
+    overlap: policy.overlap,
+    schedule,
+    compute,
   };
 }
 
 const SPACE = new VariableSpace(PLACEMENT_VARIABLES);
 
 export function realizedTerms(realized: RealizedPlacement): { terms: PlacementTerms; values: Float64Array } {
-  const values = Float64Array.from([realized.weights.gpu, realized.weights.cpu, realized.weights.disk, realized.cache.gpu, realized.cache.cpu, realized.cache.disk]);
+  const values = Float64Array.from([
+    realized.weights.gpu,
+    realized.weights.cpu,
+    realized.weights.disk,
+    realized.cache.gpu,
+    realized.cache.cpu,
+    realized.cache.disk,
+  ]);
   const v = (name: string) => SPACE.term(1, name);
   return {
     terms: {
-      wg: v("wg"), wc: v("wc"), wd: v("wd"), cg: v("cg"), cc: v("cc"), cd: v("cd"),
-      embedding: { gpu: SPACE.constant(realized.embeddingBytes.gpu), cpu: SPACE.constant(realized.embeddingBytes.cpu), disk: SPACE.constant(realized.embeddingBytes.disk) },
+      wg: v("wg"),
+      wc: v("wc"),
+      wd: v("wd"),
+      cg: v("cg"),
+      cc: v("cc"),
+      cd: v("cd"),
+      embedding: {
+        gpu: SPACE.constant(realized.embeddingBytes.gpu),
+        cpu: SPACE.constant(realized.embeddingBytes.cpu),
+        disk: SPACE.constant(realized.embeddingBytes.disk),
+      },
       headBuffer: SPACE.constant(realized.headBufferBytes),
     },
     values,
   };
 }
 
-function addStep(busy: Record<Resource, number>, bytes: Record<Link, number>, step: StepCosts, values: Float64Array, times: number): void {
+function addStep(
+  busy: Record<Resource, number>,
+  bytes: Record<Link, number>,
+  step: StepCosts,
+  values: Float64Array,
+  times: number,
+): void {
   for (const r of RESOURCES) busy[r] += times * step.seconds[r].evaluate(values);
   for (const l of LINKS) bytes[l] += times * step.bytes[l].evaluate(values);
 }
@@ -66,7 +107,14 @@ export interface PolicyCostContext {
   readonly values: Float64Array;
 }
 
-export function policyCostContext(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, schedule: ScheduleName, compute: ComputeDevice = "gpu"): PolicyCostContext {
+export function policyCostContext(
+  model: ModelSpec,
+  rates: HardwareRates,
+  workload: Workload,
+  policy: Policy,
+  schedule: ScheduleName,
+  compute: ComputeDevice = "gpu",
+): PolicyCostContext {
   const realized = realizePlacement(model, policy);
   const settings = costSettings(policy, realized, schedule, compute);
   const constants = costConstants(model, policy.compressWeight);
@@ -88,15 +136,39 @@ const ALL_CPU = { gpu: 0, cpu: 1, disk: 0 } as const;
  * One cost context per layer group (a uniform policy is one group of every layer). Every group sees the
  * same embeddings; CPU-computed groups keep their KV cache on the CPU.
  */
-export function groupCostContexts(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, schedule: ScheduleName): GroupCostContext[] {
+export function groupCostContexts(
+  model: ModelSpec,
+  rates: HardwareRates,
+  workload: Workload,
+  policy: Policy,
+  schedule: ScheduleName,
+): GroupCostContext[] {
   checkLayerGroups(model, policy);
-  if (!policy.layerGroups) return [{ firstLayer: 0, layers: model.numLayers, compute: "gpu", ...policyCostContext(model, rates, workload, policy, schedule) }];
+  if (!policy.layerGroups)
+    return [
+      {
+        firstLayer: 0,
+        layers: model.numLayers,
+        compute: "gpu",
+        ...policyCostContext(model, rates, workload, policy, schedule),
+      },
+    ];
   const { layerGroups, ...uniform } = policy;
   const embeddings = policy.embeddings ?? policy.weights;
   let firstLayer = 0;
   return layerGroups.map((g) => {
-    const sub: Policy = { ...uniform, weights: g.weights, embeddings, ...(g.compute === "cpu" ? { cache: ALL_CPU } : {}) };
-    const context = { firstLayer, layers: g.layers, compute: g.compute, ...policyCostContext(model, rates, workload, sub, schedule, g.compute) };
+    const sub: Policy = {
+      ...uniform,
+      weights: g.weights,
+      embeddings,
+      ...(g.compute === "cpu" ? { cache: ALL_CPU } : {}),
+    };
+    const context = {
+      firstLayer,
+      layers: g.layers,
+      compute: g.compute,
+      ...policyCostContext(model, rates, workload, sub, schedule, g.compute),
+    };
     firstLayer += g.layers;
     return context;
   });
@@ -109,17 +181,26 @@ export function groupCostContexts(model: ModelSpec, rates: HardwareRates, worklo
 export function deviceCrossings(groups: readonly { readonly compute: ComputeDevice }[]): ("h2d" | "d2h")[] {
   const devices: ComputeDevice[] = ["gpu", ...groups.map((g) => g.compute), "gpu"];
   const out: ("h2d" | "d2h")[] = [];
-  for (let i = 1; i < devices.length; i++) if (devices[i] !== devices[i - 1]) out.push(devices[i] === "cpu" ? "d2h" : "h2d");
+  for (let i = 1; i < devices.length; i++)
+    if (devices[i] !== devices[i - 1]) out.push(devices[i] === "cpu" ? "d2h" : "h2d");
   return out;
 }
-
 
 /**
  * A dense (or per-layer) policy's exact prediction. Mixture-of-Experts policies (policy.experts) have
  * their own model, which needs a routing profile: evaluate them through planner/evaluate.ts.
  */
-export function evaluatePolicy(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy, schedule: ScheduleName = "spillway"): Prediction {
-  if (policy.experts) throw new Error("evaluatePolicy() costs dense policies: an expert policy needs a routing profile (use evaluate() from planner/evaluate.ts)");
+export function evaluatePolicy(
+  model: ModelSpec,
+  rates: HardwareRates,
+  workload: Workload,
+  policy: Policy,
+  schedule: ScheduleName = "spillway",
+): Prediction {
+  if (policy.experts)
+    throw new Error(
+      "evaluatePolicy() costs dense policies: an expert policy needs a routing profile (use evaluate() from planner/evaluate.ts)",
+    );
   const groups = groupCostContexts(model, rates, workload, policy, schedule);
   const first = groups[0]!;
   const nb = policy.numGpuBatches;
@@ -137,7 +218,10 @@ export function evaluatePolicy(model: ModelSpec, rates: HardwareRates, workload:
     let worstSeconds = -1;
     for (const r of RESOURCES) {
       const t = step.weights.seconds[r].evaluate(values) + nb * step.batch.seconds[r].evaluate(values);
-      if (t > worstSeconds) { worst = r; worstSeconds = t; }
+      if (t > worstSeconds) {
+        worst = r;
+        worstSeconds = t;
+      }
     }
     bottleneckSeconds[worst] += seconds;
   };
@@ -148,7 +232,10 @@ export function evaluatePolicy(model: ModelSpec, rates: HardwareRates, workload:
     let seconds = 0;
     for (const link of crossings) {
       const moved = tokens * model.hiddenSize * 2;
-      const t = link === "h2d" ? moved / rates.h2dBytesPerSecond + rates.h2dLatencySeconds : moved / rates.d2hBytesPerSecond + rates.d2hLatencySeconds;
+      const t =
+        link === "h2d"
+          ? moved / rates.h2dBytesPerSecond + rates.h2dLatencySeconds
+          : moved / rates.d2hBytesPerSecond + rates.d2hLatencySeconds;
       busy[link] += nb * t;
       bytes[link] += nb * moved;
       bottleneckSeconds[link] += nb * t;
@@ -173,15 +260,23 @@ export function evaluatePolicy(model: ModelSpec, rates: HardwareRates, workload:
   };
 
   const firstWeights = first.costModel.layer("prefill", s, first.terms).weights;
-  const fillSeconds = firstWeights.seconds.h2d.evaluate(first.values) + firstWeights.seconds.diskRead.evaluate(first.values);
+  const fillSeconds =
+    firstWeights.seconds.h2d.evaluate(first.values) + firstWeights.seconds.diskRead.evaluate(first.values);
   const prefillSeconds = fillSeconds + layersSeconds("prefill", s) + headSeconds;
   let decodeSeconds = 0;
   for (let i = 1; i < n; i++) decodeSeconds += layersSeconds("decode", s + i) + headSeconds;
-  const bottleneck = RESOURCES.reduce((a, r) => (bottleneckSeconds[r] > bottleneckSeconds[a] ? r : a), "gpu" as Resource);
+  const bottleneck = RESOURCES.reduce(
+    (a, r) => (bottleneckSeconds[r] > bottleneckSeconds[a] ? r : a),
+    "gpu" as Resource,
+  );
 
   // Each group's layers hold their own weights and KV; buffers, embeddings and working space are
   // shared, so they count once, at the largest any group needs.
-  const memories = groups.map((g) => ({ all: g.costModel.memory(g.terms, g.layers), shared: g.costModel.memory(g.terms, 0), values: g.values }));
+  const memories = groups.map((g) => ({
+    all: g.costModel.memory(g.terms, g.layers),
+    shared: g.costModel.memory(g.terms, 0),
+    values: g.values,
+  }));
   const tierPeak = (pick: (m: ReturnType<StepCostModel["memory"]>) => Affine[]) => {
     const phases = pick(memories[0]!.all).length;
     let peak = 0;

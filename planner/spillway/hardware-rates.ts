@@ -32,18 +32,26 @@ export function hardwareRates(profile: HardwareProfile): HardwareRates {
     kernelLaunchSeconds: effective(profile.gpu.kernelLaunchSeconds),
     ...(profile.gpu.matmulCurve ? { matmulCurve: profile.gpu.matmulCurve.samples } : {}),
     workingBytesPerValue: profile.gpu.workingBytesPerValue?.value ?? 2,
-    ...(profile.gpu.dequantizeValuesPerSecond ? { dequantizeValuesPerSecond: effective(profile.gpu.dequantizeValuesPerSecond) } : {}),
+    ...(profile.gpu.dequantizeValuesPerSecond
+      ? { dequantizeValuesPerSecond: effective(profile.gpu.dequantizeValuesPerSecond) }
+      : {}),
     cpuFlopsPerSecond: effective(profile.cpu.fp32FlopsPerSecond),
     cpuMemoryBytesPerSecond: effective(profile.cpu.memoryBandwidthBytesPerSecond),
     h2dBytesPerSecond: effective(profile.hostToDevice.pinnedBytesPerSecond),
-    h2dPageableBytesPerSecond: profile.hostToDevice.pageableBytesPerSecond ? effective(profile.hostToDevice.pageableBytesPerSecond) : undefined,
+    h2dPageableBytesPerSecond: profile.hostToDevice.pageableBytesPerSecond
+      ? effective(profile.hostToDevice.pageableBytesPerSecond)
+      : undefined,
     h2dLatencySeconds: effective(profile.hostToDevice.latencySeconds),
     d2hBytesPerSecond: effective(profile.deviceToHost.pinnedBytesPerSecond),
     d2hLatencySeconds: effective(profile.deviceToHost.latencySeconds),
     diskReadBytesPerSecond: effective(profile.disk.readBytesPerSecond),
     diskWriteBytesPerSecond: effective(profile.disk.writeBytesPerSecond),
     diskLatencySeconds: effective(profile.disk.latencySeconds),
-    capacityBytes: { gpu: profile.capacityBytes.gpu.value, cpu: profile.capacityBytes.cpu.value, disk: profile.capacityBytes.disk.value },
+    capacityBytes: {
+      gpu: profile.capacityBytes.gpu.value,
+      cpu: profile.capacityBytes.cpu.value,
+      disk: profile.capacityBytes.disk.value,
+    },
   };
 }
 

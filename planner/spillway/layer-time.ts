@@ -11,11 +11,12 @@
  *   attention runs inside the compute step.
  * - no overlap: everything in sequence.
  */
-import type { Affine } from "../lp/affine.js";
+
 import { LINKS } from "../../core/links.js";
 import { RESOURCES, type Resource } from "../../core/resources.js";
-import type { CostSettings, LayerCosts } from "./step-costs.js";
 import { scheduleStrategy } from "../../schedule/strategies.js";
+import type { Affine } from "../lp/affine.js";
+import type { CostSettings, LayerCosts } from "./step-costs.js";
 
 export function layerTimeBounds(costs: LayerCosts, settings: CostSettings): Affine[] {
   const w = costs.weights.seconds;

@@ -5,13 +5,19 @@
  * layer-time.ts); decode is costed at the average context s + n/2, as FlexGen does. Memory is in GiB.
  */
 import type { ModelSpec } from "../../core/model-spec.js";
-import type { Workload } from "../../core/workload.js";
+import { RESOURCES } from "../../core/resources.js";
 import { GIB } from "../../core/units.js";
+import type { Workload } from "../../core/workload.js";
 import { type LinearProgram, LinearProgramBuilder } from "../lp/linear-program.js";
 import type { HardwareRates } from "./hardware-rates.js";
 import { layerTimeBounds } from "./layer-time.js";
-import { RESOURCES } from "../../core/resources.js";
-import { type CostSettings, type ModelCostConstants, type PlacementTerms, StepCostModel, type StepCosts } from "./step-costs.js";
+import {
+  type CostSettings,
+  type ModelCostConstants,
+  type PlacementTerms,
+  StepCostModel,
+  type StepCosts,
+} from "./step-costs.js";
 
 export const SPILLWAY_LP_VARIABLES = ["wg", "wc", "wd", "cg", "cc", "cd", "Tpre", "Tgen"] as const;
 
@@ -32,7 +38,12 @@ export function buildSpillwayLp(input: SpillwayLpInput): LinearProgram {
   const v = (name: string) => space.term(1, name);
   const E = constants.embeddingStoredBytes;
   const terms: PlacementTerms = {
-    wg: v("wg"), wc: v("wc"), wd: v("wd"), cg: v("cg"), cc: v("cc"), cd: v("cd"),
+    wg: v("wg"),
+    wc: v("wc"),
+    wd: v("wd"),
+    cg: v("cg"),
+    cc: v("cc"),
+    cd: v("cd"),
     embedding: { gpu: space.term(E, "wg"), cpu: space.term(E, "wc"), disk: space.term(E, "wd") },
     // Linear in the off-GPU fraction, exact when all or none of the embeddings are off the GPU.
     headBuffer: space.sum(E * Math.min(1, constants.headBufferAllOffBytes / Math.max(E, 1)), "wc", "wd"),
@@ -47,7 +58,12 @@ export function buildSpillwayLp(input: SpillwayLpInput): LinearProgram {
   const fill = prefill.weights.seconds.h2d.plus(prefill.weights.seconds.diskRead);
   const bls = settings.gbs * settings.nb;
   // Seconds of the whole run per sequence of the block; the constant parts do not change the optimum.
-  b.minimise(v("Tpre").times(L).plus(v("Tgen").times(L * (n - 1)), fill, serial(head).times(n)).times(1 / bls));
+  b.minimise(
+    v("Tpre")
+      .times(L)
+      .plus(v("Tgen").times(L * (n - 1)), fill, serial(head).times(n))
+      .times(1 / bls),
+  );
   b.add("weights_sum", space.sum(1, "wg", "wc", "wd"), "=", 1);
   b.add("cache_sum", space.sum(1, "cg", "cc", "cd"), "=", 1);
   if (input.fixed) {

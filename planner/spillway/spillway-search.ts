@@ -8,6 +8,9 @@
  */
 import type { ModelSpec } from "../../core/model-spec.js";
 import type { Policy } from "../../core/policy.js";
+import { realizedPolicy, realizePlacement } from "../../core/realize-placement.js";
+import type { ScheduleName } from "../../core/schedule-name.js";
+import type { Tier } from "../../core/tiers.js";
 import type { Workload } from "../../core/workload.js";
 import { VariableSpace } from "../lp/affine.js";
 import { type LpSolvers, newSolveStats, type SolveStats, solveLinearProgram } from "../lp/solve-linear-program.js";
@@ -15,9 +18,6 @@ import type { Prediction } from "../prediction.js";
 import { costConstants } from "./cost-constants.js";
 import { evaluatePolicy } from "./evaluate-policy.js";
 import type { HardwareRates } from "./hardware-rates.js";
-import { realizedPolicy, realizePlacement } from "../../core/realize-placement.js";
-import type { ScheduleName } from "../../core/schedule-name.js";
-import type { Tier } from "../../core/tiers.js";
 import { buildSpillwayLp } from "./spillway-lp.js";
 import { type CostSettings, StepCostModel } from "./step-costs.js";
 
@@ -65,7 +65,9 @@ export interface SpillwaySearchResult {
   readonly stats: SolveStats;
 }
 
-export const GBS_CANDIDATES = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096];
+export const GBS_CANDIDATES = [
+  1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096,
+];
 
 /** 1, 2, 3, 4, 6, 8, 11, 16, 23, 32, … (about √2 apart). */
 export function nbGrid(limit: number): number[] {
@@ -85,7 +87,14 @@ function families(input: SpillwaySearchInput): Family[] {
   const f = input.fixed ?? {};
   const choose = (fixed: boolean | undefined) => (fixed === undefined ? [false, true] : [fixed]);
   let tiers: Tier[] = ["gpu", "cpu"];
-  if (f.percent) tiers = [f.percent.hg >= f.percent.hc && f.percent.hg >= 100 - f.percent.hg - f.percent.hc ? "gpu" : f.percent.hc >= 100 - f.percent.hg - f.percent.hc ? "cpu" : "disk"];
+  if (f.percent)
+    tiers = [
+      f.percent.hg >= f.percent.hc && f.percent.hg >= 100 - f.percent.hg - f.percent.hc
+        ? "gpu"
+        : f.percent.hc >= 100 - f.percent.hg - f.percent.hc
+          ? "cpu"
+          : "disk",
+    ];
   const out: Family[] = [];
   for (const compressWeight of choose(f.compressWeight))
     for (const compressCache of choose(f.compressCache))
@@ -101,12 +110,20 @@ function policyOf(f: Family, gbs: number, nb: number, x: ArrayLike<number>, inpu
     return { gpu: clamp(a) / s, cpu: clamp(b) / s, disk: clamp(c) / s };
   };
   return {
-    gpuBatchSize: gbs, numGpuBatches: nb,
+    gpuBatchSize: gbs,
+    numGpuBatches: nb,
     weights: norm(x[0]!, x[1]!, x[2]!),
     cache: norm(x[3]!, x[4]!, x[5]!),
-    activations: { gpu: f.activationTier === "gpu" ? 1 : 0, cpu: f.activationTier === "cpu" ? 1 : 0, disk: f.activationTier === "disk" ? 1 : 0 },
-    compressWeight: f.compressWeight, compressCache: f.compressCache, cpuAttention: f.cpuAttention,
-    overlap: input.fixed?.overlap ?? true, pinWeight: input.fixed?.pinWeight ?? true,
+    activations: {
+      gpu: f.activationTier === "gpu" ? 1 : 0,
+      cpu: f.activationTier === "cpu" ? 1 : 0,
+      disk: f.activationTier === "disk" ? 1 : 0,
+    },
+    compressWeight: f.compressWeight,
+    compressCache: f.compressCache,
+    cpuAttention: f.cpuAttention,
+    overlap: input.fixed?.overlap ?? true,
+    pinWeight: input.fixed?.pinWeight ?? true,
   };
 }
 
@@ -118,7 +135,16 @@ function minimumGpuBytes(input: SpillwaySearchInput, settings: CostSettings): nu
   const model = new StepCostModel(input.model, input.rates, input.workload, settings, constants, space);
   let best = Infinity;
   for (const cg of [0, 1]) {
-    const memory = model.memory({ wg: c(0), wc: c(1), wd: c(0), cg: c(cg), cc: c(1 - cg), cd: c(0), embedding: { gpu: c(0), cpu: c(constants.embeddingStoredBytes), disk: c(0) }, headBuffer: c(constants.headBufferAllOffBytes) });
+    const memory = model.memory({
+      wg: c(0),
+      wc: c(1),
+      wd: c(0),
+      cg: c(cg),
+      cc: c(1 - cg),
+      cd: c(0),
+      embedding: { gpu: c(0), cpu: c(constants.embeddingStoredBytes), disk: c(0) },
+      headBuffer: c(constants.headBufferAllOffBytes),
+    });
     best = Math.min(best, Math.max(...memory.gpu.map((e) => e.constant)));
   }
   return best;
@@ -133,7 +159,10 @@ function shiftWeights(model: ModelSpec, policy: Policy, from: "gpu" | "cpu", to:
   if (before <= 0) return undefined;
   for (let amount = 0.005; amount <= before + 0.005; amount += 0.005) {
     const moved = Math.min(amount, policy.weights[from]);
-    const candidate = { ...policy, weights: { ...policy.weights, [from]: policy.weights[from] - moved, [to]: policy.weights[to] + moved } };
+    const candidate = {
+      ...policy,
+      weights: { ...policy.weights, [from]: policy.weights[from] - moved, [to]: policy.weights[to] + moved },
+    };
     if (realizePlacement(model, candidate).weights[from] < before - 1e-12) return realizedPolicy(model, candidate);
   }
   return undefined;
@@ -147,11 +176,17 @@ function shiftCache(policy: Policy, from: "gpu" | "cpu", to: "cpu" | "disk"): Po
 }
 
 /** Moves realized placement down a tier, a tensor or a sequence at a time, until it fits, keeping the fastest fix. */
-export function repairPolicy(model: ModelSpec, policy: Policy, evaluate: (p: Policy) => Prediction, maxSteps = 400): { policy: Policy; prediction: Prediction; evaluations: number } {
+export function repairPolicy(
+  model: ModelSpec,
+  policy: Policy,
+  evaluate: (p: Policy) => Prediction,
+  maxSteps = 400,
+): { policy: Policy; prediction: Prediction; evaluations: number } {
   let current = realizedPolicy(model, policy);
   let prediction = evaluate(current);
   let evaluations = 1;
-  const overflow = (c: Prediction) => Math.max(0, c.peakBytes.gpu - c.capacityBytes.gpu) + Math.max(0, c.peakBytes.cpu - c.capacityBytes.cpu);
+  const overflow = (c: Prediction) =>
+    Math.max(0, c.peakBytes.gpu - c.capacityBytes.gpu) + Math.max(0, c.peakBytes.cpu - c.capacityBytes.cpu);
   for (let i = 0; i < maxSteps && !prediction.feasible; i++) {
     const p = current;
     const moves: (Policy | undefined)[] = [];
@@ -189,31 +224,59 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
   let best: { policy: Policy; prediction: Prediction } | undefined;
   const consider = (policy: Policy) => {
     const realized = realizedPolicy(input.model, policy);
-    const repaired = fixedFractions ? { policy: realized, prediction: evaluate(realized), evaluations: 1 } : repairPolicy(input.model, policy, evaluate);
+    const repaired = fixedFractions
+      ? { policy: realized, prediction: evaluate(realized), evaluations: 1 }
+      : repairPolicy(input.model, policy, evaluate);
     exactEvaluations += repaired.evaluations;
     if (!repaired.prediction.feasible) return;
-    if (!best || repaired.prediction.throughputTokensPerSecond > best.prediction.throughputTokensPerSecond) best = { policy: repaired.policy, prediction: repaired.prediction };
+    if (!best || repaired.prediction.throughputTokensPerSecond > best.prediction.throughputTokensPerSecond)
+      best = { policy: repaired.policy, prediction: repaired.prediction };
   };
   const maxBlock = input.maxBlock ?? Infinity;
-  const gbsList = fixed.gbs !== undefined ? [fixed.gbs] : GBS_CANDIDATES.filter((g) => g <= (input.maxGbs ?? Infinity) && g <= maxBlock);
+  const gbsList =
+    fixed.gbs !== undefined
+      ? [fixed.gbs]
+      : GBS_CANDIDATES.filter((g) => g <= (input.maxGbs ?? Infinity) && g <= maxBlock);
 
   for (const family of families(input)) {
     const constants = costConstants(input.model, family.compressWeight);
     const candidates: { lpThroughput: number; policy: Policy }[] = [];
     for (const gbs of gbsList) {
       const settingsFor = (nb: number): CostSettings => ({
-        gbs, nb, compressWeight: family.compressWeight, compressCache: family.compressCache, cpuAttention: family.cpuAttention,
-        activationTier: family.activationTier, pinWeight: fixed.pinWeight ?? true, overlap: fixed.overlap ?? true, schedule: input.schedule,
+        gbs,
+        nb,
+        compressWeight: family.compressWeight,
+        compressCache: family.compressCache,
+        cpuAttention: family.cpuAttention,
+        activationTier: family.activationTier,
+        pinWeight: fixed.pinWeight ?? true,
+        overlap: fixed.overlap ?? true,
+        schedule: input.schedule,
       });
       if (fixed.gbs === undefined && minimumGpuBytes(input, settingsFor(1)) > input.rates.capacityBytes.gpu) break;
       const solveAt = (nb: number) => {
         lpSolves++;
-        const lp = buildSpillwayLp({ model: input.model, rates: input.rates, workload: input.workload, settings: settingsFor(nb), constants, ...(fixedFractions ? { fixed: fixedFractions } : {}) });
+        const lp = buildSpillwayLp({
+          model: input.model,
+          rates: input.rates,
+          workload: input.workload,
+          settings: settingsFor(nb),
+          constants,
+          ...(fixedFractions ? { fixed: fixedFractions } : {}),
+        });
         const solution = solveLinearProgram(lp, input.solvers, { stats });
         if (solution.status !== "optimal") return undefined;
         const secondsPerSequence = solution.objective;
         const lpThroughput = input.workload.genLen / secondsPerSequence;
-        input.onCandidate?.({ gbs, nb, compressWeight: family.compressWeight, compressCache: family.compressCache, cpuAttention: family.cpuAttention, activationTier: family.activationTier, lpThroughputTokensPerSecond: lpThroughput });
+        input.onCandidate?.({
+          gbs,
+          nb,
+          compressWeight: family.compressWeight,
+          compressCache: family.compressCache,
+          cpuAttention: family.cpuAttention,
+          activationTier: family.activationTier,
+          lpThroughputTokensPerSecond: lpThroughput,
+        });
         const policy = policyOf(family, gbs, nb, solution.values, input);
         return { lpThroughput, policy };
       };
@@ -227,7 +290,10 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
         const nbLimit = Math.min(1 << 16, Math.floor(maxBlock / gbs));
         for (const nb of nbGrid(nbLimit)) {
           const r = solveAt(nb);
-          if (!r) { firstInfeasible = nb; break; }
+          if (!r) {
+            firstInfeasible = nb;
+            break;
+          }
           perGbs.push(r);
           lastFeasible = nb;
         }
@@ -239,7 +305,10 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
         for (let steps = 0; lo > 0 && hi - lo > 1 && steps < 3; steps++) {
           const mid = Math.floor((lo + hi) / 2);
           const r = solveAt(mid);
-          if (r) { lo = mid; boundary = r; } else hi = mid;
+          if (r) {
+            lo = mid;
+            boundary = r;
+          } else hi = mid;
         }
         if (boundary) perGbs.push(boundary);
       }

@@ -6,17 +6,18 @@
  * latency plus bytes over bandwidth; every GEMM and attention kernel is a roofline (the larger of
  * FLOPs over peak and bytes over memory bandwidth) plus a launch latency.
  */
-import { kvDim, type ModelSpec, qDim } from "../../core/model-spec.js";
-import type { ComputeDevice } from "../../core/policy.js";
-import type { Workload } from "../../core/workload.js";
-import type { Affine, VariableSpace } from "../lp/affine.js";
+
 import { COMPRESSED_FRACTION_OF_FP16 } from "../../core/compression.js";
-import { type HardwareRates, matmulSecondsPerWeight } from "./hardware-rates.js";
 import { layerWorkingValues } from "../../core/layer-working-set.js";
 import type { Link } from "../../core/links.js";
+import { kvDim, type ModelSpec, qDim } from "../../core/model-spec.js";
+import type { ComputeDevice } from "../../core/policy.js";
 import type { Resource } from "../../core/resources.js";
 import type { ScheduleName } from "../../core/schedule-name.js";
 import type { Tier } from "../../core/tiers.js";
+import type { Workload } from "../../core/workload.js";
+import type { Affine, VariableSpace } from "../lp/affine.js";
+import { type HardwareRates, matmulSecondsPerWeight } from "./hardware-rates.js";
 
 export interface CostSettings {
   readonly gbs: number;
@@ -37,8 +38,12 @@ export interface CostSettings {
 
 /** Placement fractions as affine expressions (LP variables, or constants for a realized placement). */
 export interface PlacementTerms {
-  readonly wg: Affine; readonly wc: Affine; readonly wd: Affine;
-  readonly cg: Affine; readonly cc: Affine; readonly cd: Affine;
+  readonly wg: Affine;
+  readonly wc: Affine;
+  readonly wd: Affine;
+  readonly cg: Affine;
+  readonly cc: Affine;
+  readonly cd: Affine;
   /** Bytes of embeddings / LM head on each tier. */
   readonly embedding: Readonly<Record<Tier, Affine>>;
   /** GPU buffer for using the off-GPU embeddings (the token table streamed in chunks). */
@@ -113,7 +118,10 @@ export class StepCostModel {
   cpuGemmSeconds(tokens: number, k: number, n: number): number {
     const r = this.rates;
     const weightBytes = k * n * 2 * (this.settings.compressWeight ? COMPRESSED_FRACTION_OF_FP16 : 1);
-    return Math.max((2 * tokens * k * n) / r.cpuFlopsPerSecond, (weightBytes + 2 * tokens * (k + n)) / r.cpuMemoryBytesPerSecond);
+    return Math.max(
+      (2 * tokens * k * n) / r.cpuFlopsPerSecond,
+      (weightBytes + 2 * tokens * (k + n)) / r.cpuMemoryBytesPerSecond,
+    );
   }
 
   /**
@@ -131,16 +139,34 @@ export class StepCostModel {
   /** GPU seconds of the dense part of a layer (projections, FFN, norms, residuals) for one batch. */
   denseGpuSeconds(tokens: number): number {
     const r = this.rates;
-    return this.denseSeconds(tokens, (t, k, n) => this.gemmSeconds(t, k, n), r.gpuFlopsPerSecond, r.gpuMemoryBytesPerSecond, r.kernelLaunchSeconds);
+    return this.denseSeconds(
+      tokens,
+      (t, k, n) => this.gemmSeconds(t, k, n),
+      r.gpuFlopsPerSecond,
+      r.gpuMemoryBytesPerSecond,
+      r.kernelLaunchSeconds,
+    );
   }
 
   /** CPU seconds of the same dense part, for layers computed on the CPU (no launch latency). */
   denseCpuSeconds(tokens: number): number {
     const r = this.rates;
-    return this.denseSeconds(tokens, (t, k, n) => this.cpuGemmSeconds(t, k, n), r.cpuFlopsPerSecond, r.cpuMemoryBytesPerSecond, 0);
+    return this.denseSeconds(
+      tokens,
+      (t, k, n) => this.cpuGemmSeconds(t, k, n),
+      r.cpuFlopsPerSecond,
+      r.cpuMemoryBytesPerSecond,
+      0,
+    );
   }
 
-  private denseSeconds(tokens: number, gemm: (tokens: number, k: number, n: number) => number, flopsPerSecond: number, memoryBytesPerSecond: number, launchSeconds: number): number {
+  private denseSeconds(
+    tokens: number,
+    gemm: (tokens: number, k: number, n: number) => number,
+    flopsPerSecond: number,
+    memoryBytesPerSecond: number,
+    launchSeconds: number,
+  ): number {
     const { h, kv, f } = this;
     const q = this.q;
     let seconds = gemm(tokens, h, q + 2 * kv) + gemm(tokens, q, h);
@@ -171,7 +197,10 @@ export class StepCostModel {
     const { q, nh } = this;
     const r = this.rates;
     const s = this.workload.promptLen;
-    return Math.max((4 * s * s * q) / r.cpuFlopsPerSecond, (4 * nh * s * s * 4 + 4 * s * q * 4) / r.cpuMemoryBytesPerSecond);
+    return Math.max(
+      (4 * s * s * q) / r.cpuFlopsPerSecond,
+      (4 * nh * s * s * 4 + 4 * s * q * 4) / r.cpuMemoryBytesPerSecond,
+    );
   }
 
   /** GPU attention seconds per sequence (prefill over the prompt, or one decode step over `context`). */
@@ -189,7 +218,8 @@ export class StepCostModel {
     // Compressed KV is dequantised on the fly: at the profile's measured rate where it has one, else as
     // traffic (read 4.5-bit values, write fp16 working copies).
     const measuredDequantize = this.settings.compressCache && r.dequantizeValuesPerSecond !== undefined;
-    if (this.settings.compressCache && !measuredDequantize) bytes += 2 * context * kv * 2 * (1 + COMPRESSED_FRACTION_OF_FP16);
+    if (this.settings.compressCache && !measuredDequantize)
+      bytes += 2 * context * kv * 2 * (1 + COMPRESSED_FRACTION_OF_FP16);
     const dequantize = measuredDequantize ? (2 * context * kv) / r.dequantizeValuesPerSecond! : 0;
     return Math.max(flops / r.gpuFlopsPerSecond, bytes / r.gpuMemoryBytesPerSecond) + dequantize;
   }
@@ -217,7 +247,10 @@ export class StepCostModel {
 
   private none(): StepCosts {
     const z = this.zero();
-    return { seconds: { gpu: z, cpu: z, h2d: z, d2h: z, diskRead: z, diskWrite: z }, bytes: { h2d: z, d2h: z, diskRead: z, diskWrite: z } };
+    return {
+      seconds: { gpu: z, cpu: z, h2d: z, d2h: z, diskRead: z, diskWrite: z },
+      bytes: { h2d: z, d2h: z, diskRead: z, diskWrite: z },
+    };
   }
 
   private weightLoad(p: PlacementTerms): StepCosts {
@@ -228,7 +261,8 @@ export class StepCostModel {
     const offGpu = p.wc.plus(p.wd);
     const h2dBytes = offGpu.times(W);
     const diskBytes = p.wd.times(W);
-    const h2dSeconds = p.wc.times(W / (this.settings.pinWeight ? r.h2dBytesPerSecond : (r.h2dPageableBytesPerSecond ?? r.h2dBytesPerSecond)))
+    const h2dSeconds = p.wc
+      .times(W / (this.settings.pinWeight ? r.h2dBytesPerSecond : (r.h2dPageableBytesPerSecond ?? r.h2dBytesPerSecond)))
       .plus(p.wd.times(W / r.h2dBytesPerSecond), offGpu.times(c.layerTensors * r.h2dLatencySeconds));
     let cpuSeconds = this.zero();
     if (!this.settings.pinWeight && r.h2dPageableBytesPerSecond === undefined) {
@@ -239,10 +273,19 @@ export class StepCostModel {
     let gpuSeconds = this.zero();
     if (this.settings.compressWeight) {
       // Every weight is stored compressed; each block dequantises the layer once into an fp16 buffer.
-      gpuSeconds = this.space.constant(this.dequantizeSeconds(c.layerParams, c.layerParams * 2 + W) + c.layerTensors * r.kernelLaunchSeconds);
+      gpuSeconds = this.space.constant(
+        this.dequantizeSeconds(c.layerParams, c.layerParams * 2 + W) + c.layerTensors * r.kernelLaunchSeconds,
+      );
     }
     return {
-      seconds: { gpu: gpuSeconds, cpu: cpuSeconds, h2d: h2dSeconds, d2h: this.zero(), diskRead: diskSeconds, diskWrite: this.zero() },
+      seconds: {
+        gpu: gpuSeconds,
+        cpu: cpuSeconds,
+        h2d: h2dSeconds,
+        d2h: this.zero(),
+        diskRead: diskSeconds,
+        diskWrite: this.zero(),
+      },
       bytes: { h2d: h2dBytes, d2h: this.zero(), diskRead: diskBytes, diskWrite: this.zero() },
     };
   }
@@ -251,9 +294,13 @@ export class StepCostModel {
   private cpuBatchStep(phase: Phase, context: number): StepCosts {
     const gbs = this.settings.gbs;
     const tokens = phase === "prefill" ? gbs * this.workload.promptLen : gbs;
-    const attention = phase === "prefill" ? this.cpuPrefillAttentionSecondsPerSequence() : this.cpuAttentionSecondsPerSequence(context);
+    const attention =
+      phase === "prefill" ? this.cpuPrefillAttentionSecondsPerSequence() : this.cpuAttentionSecondsPerSequence(context);
     const steps = this.none();
-    return { ...steps, seconds: { ...steps.seconds, cpu: this.space.constant(this.denseCpuSeconds(tokens) + gbs * attention) } };
+    return {
+      ...steps,
+      seconds: { ...steps.seconds, cpu: this.space.constant(this.denseCpuSeconds(tokens) + gbs * attention) },
+    };
   }
 
   private batchStep(phase: Phase, context: number, p: PlacementTerms): StepCosts {
@@ -280,7 +327,8 @@ export class StepCostModel {
 
     if (phase === "prefill") {
       gpu = gpu.plus(this.space.constant(gbs * this.gpuAttentionSecondsPerSequence("prefill", s)));
-      if (this.settings.compressCache) gpu = gpu.plus(this.space.constant((gbs * 2 * s * kv * 2 * (1 + cf)) / r.gpuMemoryBytesPerSecond));
+      if (this.settings.compressCache)
+        gpu = gpu.plus(this.space.constant((gbs * 2 * s * kv * 2 * (1 + cf)) / r.gpuMemoryBytesPerSecond));
       // The prompt's KV of off-GPU sequences goes down to the CPU, and on to disk for disk sequences.
       const kvBytesPerSequence = 2 * s * kv * 2 * cf;
       d2h = offCache.times(gbs * kvBytesPerSequence);
@@ -324,9 +372,13 @@ export class StepCostModel {
       d2hSeconds = d2hSeconds.plus(this.space.constant(hiddenBytes / r.d2hBytesPerSecond + r.d2hLatencySeconds));
       if (activationTier === "disk") {
         diskRead = diskRead.plus(this.space.constant(hiddenBytes));
-        diskReadSeconds = diskReadSeconds.plus(this.space.constant(hiddenBytes / r.diskReadBytesPerSecond + r.diskLatencySeconds));
+        diskReadSeconds = diskReadSeconds.plus(
+          this.space.constant(hiddenBytes / r.diskReadBytesPerSecond + r.diskLatencySeconds),
+        );
         diskWrite = diskWrite.plus(this.space.constant(hiddenBytes));
-        diskWriteSeconds = diskWriteSeconds.plus(this.space.constant(hiddenBytes / r.diskWriteBytesPerSecond + r.diskLatencySeconds));
+        diskWriteSeconds = diskWriteSeconds.plus(
+          this.space.constant(hiddenBytes / r.diskWriteBytesPerSecond + r.diskLatencySeconds),
+        );
       }
     }
     return {
@@ -345,17 +397,26 @@ export class StepCostModel {
     const vocab = this.model.vocabSize;
     // A 4-bit token table is dequantised once per token step (for the lookup and the LM head).
     const tableValues = vocab * this.model.wordEmbedDim;
-    const dequantize = this.settings.compressWeight ? this.dequantizeSeconds(tableValues, tableValues * 2 * (1 + COMPRESSED_FRACTION_OF_FP16)) : 0;
+    const dequantize = this.settings.compressWeight
+      ? this.dequantizeSeconds(tableValues, tableValues * 2 * (1 + COMPRESSED_FRACTION_OF_FP16))
+      : 0;
     const gpu = this.space.constant(nb * this.gemmSeconds(gbs, this.h, vocab) + dequantize);
     const offGpu = p.embedding.cpu.plus(p.embedding.disk);
     return {
       seconds: {
-        gpu, cpu: this.zero(),
+        gpu,
+        cpu: this.zero(),
         h2d: offGpu.times(1 / r.h2dBytesPerSecond).plus(this.space.constant(r.h2dLatencySeconds)),
         d2h: this.space.constant((nb * gbs * 4) / r.d2hBytesPerSecond + nb * r.d2hLatencySeconds),
-        diskRead: p.embedding.disk.times(1 / r.diskReadBytesPerSecond), diskWrite: this.zero(),
+        diskRead: p.embedding.disk.times(1 / r.diskReadBytesPerSecond),
+        diskWrite: this.zero(),
       },
-      bytes: { h2d: offGpu, d2h: this.space.constant(nb * gbs * 4), diskRead: p.embedding.disk, diskWrite: this.zero() },
+      bytes: {
+        h2d: offGpu,
+        d2h: this.space.constant(nb * gbs * 4),
+        diskRead: p.embedding.disk,
+        diskWrite: this.zero(),
+      },
     };
   }
 
@@ -365,7 +426,10 @@ export class StepCostModel {
    */
   workingBytes(tokensPerSequence: number, context: number): number {
     const gbs = this.settings.gbs;
-    return this.rates.workingBytesPerValue * layerWorkingValues(this.model, gbs, tokensPerSequence, context) + gbs * this.model.vocabSize * 4;
+    return (
+      this.rates.workingBytesPerValue * layerWorkingValues(this.model, gbs, tokensPerSequence, context) +
+      gbs * this.model.vocabSize * 4
+    );
   }
 
   /**
@@ -389,7 +453,8 @@ export class StepCostModel {
     const kvFp16PerSequence = 2 * (s + n) * kv * 2;
     const offCache = p.cc.plus(p.cd);
     const zero = this.space.constant(0);
-    const working = (tokensPerSequence: number, context: number) => this.space.constant(this.workingBytes(tokensPerSequence, context));
+    const working = (tokensPerSequence: number, context: number) =>
+      this.space.constant(this.workingBytes(tokensPerSequence, context));
     const gpuWorking = onCpu ? () => zero : working;
     const cpuWorking = onCpu ? working : () => zero;
     const gpuCommon = p.wg.times(L * W).plus(
@@ -426,12 +491,19 @@ export class StepCostModel {
       ? offCache.times(gbs * (nh * (s + n) * 4 * 2 + (compressCache ? 2 * (s + n) * kv * 4 : 0)))
       : zero;
     const cpuPrefill = cpuCommon.plus(cpuActivation(s), p.cd.times(2 * gbs * kvPerSequence), cpuWorking(s, s));
-    const cpuDecode = cpuCommon.plus(cpuActivation(1), p.cd.times(2 * gbs * kvPerSequence), cpuAttentionWorking, cpuWorking(1, s + n));
-    const disk = p.wd.times(L * W).plus(
-      p.embedding.disk,
-      p.cd.times(L * nb * gbs * kvPerSequence),
-      this.space.constant(activationTier === "disk" ? nb * gbs * s * h * 2 : 0),
+    const cpuDecode = cpuCommon.plus(
+      cpuActivation(1),
+      p.cd.times(2 * gbs * kvPerSequence),
+      cpuAttentionWorking,
+      cpuWorking(1, s + n),
     );
+    const disk = p.wd
+      .times(L * W)
+      .plus(
+        p.embedding.disk,
+        p.cd.times(L * nb * gbs * kvPerSequence),
+        this.space.constant(activationTier === "disk" ? nb * gbs * s * h * 2 : 0),
+      );
     return { gpu: [gpuPrefill, gpuDecode], cpu: [cpuPrefill, cpuDecode], disk };
   }
 }

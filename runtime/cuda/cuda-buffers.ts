@@ -27,7 +27,32 @@ export interface HiddenSlot {
 
 /** The static buffers the schedule cycles through, allocated once (device pool and pinned host memory). */
 export function allocateCudaBuffers(ctx: CudaRunContext, placed: CudaPlacement) {
-  const { native, model, policy, context, s, h, f, nh, hd, L, vocab, d, gbs, nb, maxContext, rowBytes, gpuSeqs, offSeqs, cpuSeqs, diskSeqs, tier, host, pinned, alloc } = ctx;
+  const {
+    native,
+    model,
+    policy,
+    context,
+    s,
+    h,
+    f,
+    nh,
+    hd,
+    L,
+    vocab,
+    d,
+    gbs,
+    nb,
+    maxContext,
+    rowBytes,
+    gpuSeqs,
+    offSeqs,
+    cpuSeqs,
+    diskSeqs,
+    tier,
+    host,
+    pinned,
+    alloc,
+  } = ctx;
   const { layers, table, embedRest } = placed;
   // Static buffers the schedule cycles through.
   const offDevice = layers[0]!.filter((t) => t.tier !== "gpu");
@@ -44,15 +69,24 @@ export function allocateCudaBuffers(ctx: CudaRunContext, placed: CudaPlacement) 
   const embedSlot = restOffBytes > 0 ? alloc(restOffBytes, "embedding weights") : undefined;
   const restDiskBytes = restOff.filter((t) => t.tier === "disk").reduce((sum, t) => sum + align(t.bytes), 0);
   const embedDiskStaging = restDiskBytes > 0 ? pinned(restDiskBytes) : undefined;
-  const embedVectors = alloc(embedRest.filter((t) => t.vector).reduce((sum, t) => sum + align(t.values * 4), 0), "embedding vectors (fp32)");
+  const embedVectors = alloc(
+    embedRest.filter((t) => t.vector).reduce((sum, t) => sum + align(t.values * 4), 0),
+    "embedding vectors (fp32)",
+  );
   // Hidden states between layers: one device buffer per GPU batch, or (off the GPU) two device staging
   // buffers the steps cycle through, with the batches' host arrays (cpu) or a pinned buffer per staging
   // buffer that disk reads and writes go through (disk).
-  const hidden = tier === "gpu" ? Array.from({ length: nb }, (_, k) => alloc(gbs * s * h * 2, `hidden state of batch ${k}`)) : [];
+  const hidden =
+    tier === "gpu" ? Array.from({ length: nb }, (_, k) => alloc(gbs * s * h * 2, `hidden state of batch ${k}`)) : [];
   const hostHidden = tier === "cpu" ? Array.from({ length: nb }, () => pinned(gbs * s * h * 2)) : [];
-  const hiddenSlots: (HiddenSlot | undefined)[] = tier === "gpu" ? [] : [0, 1].map((index) => ({
-    index, device: alloc(gbs * s * h * 2, `hidden state staging ${index}`), ...(tier === "disk" ? { pinned: pinned(gbs * s * h * 2) } : {}),
-  }));
+  const hiddenSlots: (HiddenSlot | undefined)[] =
+    tier === "gpu"
+      ? []
+      : [0, 1].map((index) => ({
+          index,
+          device: alloc(gbs * s * h * 2, `hidden state staging ${index}`),
+          ...(tier === "disk" ? { pinned: pinned(gbs * s * h * 2) } : {}),
+        }));
   const features = alloc(nb * gbs * d * 4, "LM-head features");
   const nextIds = alloc(nb * gbs * 4, "next tokens");
   const nextIdsHost = new Int32Array(pinned(nb * gbs * 4).buffer, 0, nb * gbs);
@@ -62,15 +96,29 @@ export function allocateCudaBuffers(ctx: CudaRunContext, placed: CudaPlacement) 
   // Logits of one GPU batch (the planner's gbs x vocab), or of one streamed chunk, with a running best per sequence.
   const logits = alloc(gbs * (streamedHead ? rowsPerChunk : vocab) * 4, "logits");
   const bestLogits = alloc(nb * gbs * 4, "best logit per sequence");
-  const headSlots = streamedHead ? [alloc(chunkStoredBytes, "LM-head chunk 0"), alloc(chunkStoredBytes, "LM-head chunk 1")] : [];
-  const headDequant = streamedHead && table.encoding === "q4" ? alloc(rowsPerChunk * d * 2, "LM-head chunk, dequantised") : undefined;
+  const headSlots = streamedHead
+    ? [alloc(chunkStoredBytes, "LM-head chunk 0"), alloc(chunkStoredBytes, "LM-head chunk 1")]
+    : [];
+  const headDequant =
+    streamedHead && table.encoding === "q4" ? alloc(rowsPerChunk * d * 2, "LM-head chunk, dequantised") : undefined;
   const tableDiskStaging = table.tier === "disk" ? pinned(table.bytes) : undefined;
   // KV: GPU sequences' rows in device memory, CPU sequences' in pinned host memory, for the whole run;
   // disk sequences' in offload files, through pinned staging (past rows in, new rows out; two of each).
-  const deviceCache = Array.from({ length: L }, (_, layer) => Array.from({ length: nb }, (_, k) => (gpuSeqs > 0 ? alloc(gpuSeqs * 2 * maxContext * rowBytes, `KV cache of GPU sequences (layer ${layer}, batch ${k})`) : undefined)));
-  const hostCache = Array.from({ length: L }, () => Array.from({ length: nb }, () => (cpuSeqs > 0 ? pinned(cpuSeqs * 2 * maxContext * rowBytes) : undefined)));
+  const deviceCache = Array.from({ length: L }, (_, layer) =>
+    Array.from({ length: nb }, (_, k) =>
+      gpuSeqs > 0
+        ? alloc(gpuSeqs * 2 * maxContext * rowBytes, `KV cache of GPU sequences (layer ${layer}, batch ${k})`)
+        : undefined,
+    ),
+  );
+  const hostCache = Array.from({ length: L }, () =>
+    Array.from({ length: nb }, () => (cpuSeqs > 0 ? pinned(cpuSeqs * 2 * maxContext * rowBytes) : undefined)),
+  );
   // With CPU attention, off-GPU past rows never go up (the host attends over them).
-  const kvStaging = offSeqs > 0 && !policy.cpuAttention ? [0, 1].map((i) => alloc(offSeqs * 2 * maxContext * rowBytes, `KV of off-GPU sequences ${i}`)) : [];
+  const kvStaging =
+    offSeqs > 0 && !policy.cpuAttention
+      ? [0, 1].map((i) => alloc(offSeqs * 2 * maxContext * rowBytes, `KV of off-GPU sequences ${i}`))
+      : [];
   const newRows = offSeqs > 0 ? [0, 1].map((i) => alloc(offSeqs * 2 * s * rowBytes, `new KV rows ${i}`)) : [];
   const diskPastStaging = diskSeqs > 0 ? [0, 1].map(() => pinned(diskSeqs * 2 * maxContext * rowBytes)) : [];
   const diskNewStaging = diskSeqs > 0 ? [0, 1].map(() => pinned(diskSeqs * 2 * s * rowBytes)) : [];
@@ -89,18 +137,64 @@ export function allocateCudaBuffers(ctx: CudaRunContext, placed: CudaPlacement) 
   const prefillChunk = chunkOf(s, s);
   const maxRows = Math.max(prefillChunk * s, gbs);
   // Attention scratch bounded by the planner's per-head allowance: queries go through in groups.
-  const attentionFloats = Math.max(2 * s * hd + 2 * maxContext * hd + s * maxContext, nh * maxContext + 2 * h + nh, native.attentionScratchFloats(1, maxContext - 1, nh));
+  const attentionFloats = Math.max(
+    2 * s * hd + 2 * maxContext * hd + s * maxContext,
+    nh * maxContext + 2 * h + nh,
+    native.attentionScratchFloats(1, maxContext - 1, nh),
+  );
   const working = {
-    x: alloc(maxRows * h * 4, "working x"), y: alloc(maxRows * h * 4, "working y"),
+    x: alloc(maxRows * h * 4, "working x"),
+    y: alloc(maxRows * h * 4, "working y"),
     shared: alloc(maxRows * Math.max(4 * h, f) * 4, "working q/k/v/o and FFN"),
-    kAll: alloc(maxContext * h * 4, "working K"), vAll: alloc(maxContext * h * 4, "working V"),
+    kAll: alloc(maxContext * h * 4, "working K"),
+    vAll: alloc(maxContext * h * 4, "working V"),
     scratch: alloc(attentionFloats * 4, "attention scratch"),
-    ids: alloc(s * 4, "token ids"), positions: alloc(s * 4, "position ids"),
+    ids: alloc(s * 4, "token ids"),
+    positions: alloc(s * 4, "position ids"),
     lastRows: alloc(gbs * h * 4, "last positions"),
   };
   // The forward pass's device operations (opt-forward.ts) on the compute stream, attending in this working space's scratch.
   const ops = new CudaDeviceOps(native, ctx.compute, working.scratch.pointer, attentionFloats);
-  return { ops, weightSlots, diskStaging, dequantBuffer, vectorBuffer, restOff, embedSlot, embedDiskStaging, embedVectors, hidden, hostHidden, hiddenSlots, features, nextIds, nextIdsHost, streamedHead, rowsPerChunk, logits, bestLogits, headSlots, headDequant, tableDiskStaging, deviceCache, hostCache, kvStaging, newRows, diskPastStaging, diskNewStaging, hostAttends, qDown, rowsDown, outUp, hostK, hostV, hostScratch, chunkOf, attentionFloats, working };
+  return {
+    ops,
+    weightSlots,
+    diskStaging,
+    dequantBuffer,
+    vectorBuffer,
+    restOff,
+    embedSlot,
+    embedDiskStaging,
+    embedVectors,
+    hidden,
+    hostHidden,
+    hiddenSlots,
+    features,
+    nextIds,
+    nextIdsHost,
+    streamedHead,
+    rowsPerChunk,
+    logits,
+    bestLogits,
+    headSlots,
+    headDequant,
+    tableDiskStaging,
+    deviceCache,
+    hostCache,
+    kvStaging,
+    newRows,
+    diskPastStaging,
+    diskNewStaging,
+    hostAttends,
+    qDown,
+    rowsDown,
+    outUp,
+    hostK,
+    hostV,
+    hostScratch,
+    chunkOf,
+    attentionFloats,
+    working,
+  };
 }
 
 export type CudaBuffers = ReturnType<typeof allocateCudaBuffers>;

@@ -5,15 +5,15 @@
  */
 import type { ModelSpec } from "../../core/model-spec.js";
 import type { Policy } from "../../core/policy.js";
+import type { Tier } from "../../core/tiers.js";
 import type { PolicyCostContext } from "../../planner/spillway/evaluate-policy.js";
 import type { DiskStore } from "../disk-store.js";
 import type { OptWeights } from "../opt-checkpoint.js";
 import type { HostLedger } from "../opt-runner.js";
 import type { Encoding } from "../tensor-codec.js";
-import type { DeviceTimeline } from "./device-timeline.js";
 import type { DevicePointer } from "./device-pool.js";
+import type { DeviceTimeline } from "./device-timeline.js";
 import type { CudaNative } from "./native-api.js";
-import { type Tier } from "../../core/tiers.js";
 
 /** Device buffers and the tensors packed into them are aligned to this many bytes. */
 export const ALIGN = 256;

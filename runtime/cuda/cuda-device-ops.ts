@@ -76,17 +76,45 @@ export class CudaDeviceOps implements DeviceOps<CudaBufferTypes> {
     if (encoding === "f16") this.native.f16ToF32(src, dst, rows * rowValues, this.stream);
     else this.native.dequantize4F32(src, rows, rowValues, dst, this.stream);
   }
-  attention(q: number, k: number, v: number, out: number, t: number, past: number, heads: number, headDim: number): void {
+  attention(
+    q: number,
+    k: number,
+    v: number,
+    out: number,
+    t: number,
+    past: number,
+    heads: number,
+    headDim: number,
+  ): void {
     const h = heads * headDim;
     // Queries in groups small enough for the scratch (causal: a group starting at row i has past + i rows before it).
     const perQuery = this.native.attentionScratchFloats(1, past + t - 1, heads);
     const group = Math.max(1, Math.min(t, Math.floor(this.attentionFloats / Math.max(1, perQuery))));
     for (let i0 = 0; i0 < t; i0 += group) {
       const rows = Math.min(group, t - i0);
-      this.native.attention(q + i0 * h * 4, k, v, out + i0 * h * 4, this.attentionScratch, rows, past + i0, heads, headDim, this.stream);
+      this.native.attention(
+        q + i0 * h * 4,
+        k,
+        v,
+        out + i0 * h * 4,
+        this.attentionScratch,
+        rows,
+        past + i0,
+        heads,
+        headDim,
+        this.stream,
+      );
     }
   }
-  argmaxMerge(logits: number, rows: number, cols: number, colOffset: number, bestValue: number, bestIndex: number, first: boolean): void {
+  argmaxMerge(
+    logits: number,
+    rows: number,
+    cols: number,
+    colOffset: number,
+    bestValue: number,
+    bestIndex: number,
+    first: boolean,
+  ): void {
     this.native.argmaxMerge(logits, rows, cols, colOffset, bestValue, bestIndex, first ? 1 : 0, this.stream);
   }
 }

@@ -4,7 +4,16 @@
  * the off-GPU sequences between the layer's two halves.
  */
 import { CpuDeviceOps } from "../cpu-device-ops.js";
-import { attendOverStoredRows, attendSequence, attentionInputs, attentionOutputs, encodeNewRows, layerChunk, layerWeightsOf, type OptLayerShape } from "../opt-forward.js";
+import {
+  attendOverStoredRows,
+  attendSequence,
+  attentionInputs,
+  attentionOutputs,
+  encodeNewRows,
+  layerChunk,
+  layerWeightsOf,
+  type OptLayerShape,
+} from "../opt-forward.js";
 import type { CudaBuffers } from "./cuda-buffers.js";
 import type { CudaRunContext } from "./cuda-context.js";
 import type { CudaBufferTypes } from "./cuda-device-ops.js";
@@ -13,8 +22,44 @@ import type { ReadyWeights } from "./cuda-weights.js";
 
 /** One GPU batch through one decoder layer on the CUDA backend (with CPU attention, the host attends between its two halves). */
 export function createCudaLayer(ctx: CudaRunContext, buffers: CudaBuffers, kv: CudaKv) {
-  const { native, s, h, f, nh, hd, gbs, maxContext, kvEncoding, rowBytes, gpuSeqs, offSeqs, cpuSeqs, diskSeqs, timeline, whenDone, compute, kvLoad, kvStore } = ctx;
-  const { ops, deviceCache, hostCache, kvStaging, newRows, diskNewStaging, hostAttends, qDown, rowsDown, outUp, hostK, hostV, hostScratch, chunkOf, working } = buffers;
+  const {
+    native,
+    s,
+    h,
+    f,
+    nh,
+    hd,
+    gbs,
+    maxContext,
+    kvEncoding,
+    rowBytes,
+    gpuSeqs,
+    offSeqs,
+    cpuSeqs,
+    diskSeqs,
+    timeline,
+    whenDone,
+    compute,
+    kvLoad,
+    kvStore,
+  } = ctx;
+  const {
+    ops,
+    deviceCache,
+    hostCache,
+    kvStaging,
+    newRows,
+    diskNewStaging,
+    hostAttends,
+    qDown,
+    rowsDown,
+    outUp,
+    hostK,
+    hostV,
+    hostScratch,
+    chunkOf,
+    working,
+  } = buffers;
   const { kvStagingFree, newRowsFree, diskNewFree, outUpFree, stored, hostPast, appendRows } = kv;
   /** CPU attention: the forward pass's operations on the host. */
   const hostOps = new CpuDeviceOps(hostScratch ? { attention: hostScratch } : {});
@@ -26,7 +71,15 @@ export function createCudaLayer(ctx: CudaRunContext, buffers: CudaBuffers, kv: C
    * event after its compute. A CPU-attention step has the host attend for the off-GPU sequences
    * between the layer's two halves.
    */
-  const computeStep = async (ready: ReadyWeights, layer: number, k: number, token: number, slot: number, cacheIn: CacheIn | undefined, hiddenAt: number): Promise<number> => {
+  const computeStep = async (
+    ready: ReadyWeights,
+    layer: number,
+    k: number,
+    token: number,
+    slot: number,
+    cacheIn: CacheIn | undefined,
+    hiddenAt: number,
+  ): Promise<number> => {
     const where = { token, layer, batch: k };
     const t = token === 0 ? s : 1;
     const past = token === 0 ? 0 : s + token - 1;
@@ -43,7 +96,10 @@ export function createCudaLayer(ctx: CudaRunContext, buffers: CudaBuffers, kv: C
     /** The working space for a chunk of `count` sequences: q, k, v and o side by side, the FFN's intermediate over them. */
     const at = (count: number) => {
       const r = count * t;
-      const q = working.shared.pointer, kk = q + r * h * 4, vv = kk + r * h * 4, o = vv + r * h * 4;
+      const q = working.shared.pointer,
+        kk = q + r * h * 4,
+        vv = kk + r * h * 4,
+        o = vv + r * h * 4;
       return { r, x: x.pointer, y: y.pointer, q, k: kk, v: vv, o, ffn: q };
     };
     const hiddenOf = (first: number) => hiddenAt + first * t * h * 2;
@@ -59,10 +115,14 @@ export function createCudaLayer(ctx: CudaRunContext, buffers: CudaBuffers, kv: C
       }
       const local = seq - gpuSeqs;
       // Past rows were staged by issueCache (none before the first decode step).
-      return { past: past > 0 ? kvStaging[slot]!.pointer + (2 * local + which) * past * rowBytes : 0, fresh: newRows[slot]!.pointer + (2 * local + which) * t * rowBytes };
+      return {
+        past: past > 0 ? kvStaging[slot]!.pointer + (2 * local + which) * past * rowBytes : 0,
+        fresh: newRows[slot]!.pointer + (2 * local + which) * t * rowBytes,
+      };
     };
     /** Attention on the device for sequence `seq`, row c of a chunk of `count` sequences. */
-    const deviceAttention = (seq: number, c: number, count: number) => attendSequence(ops, shape, kvEncoding, at(count), c, t, past, rowsAt(seq, 0), rowsAt(seq, 1), deviceWork);
+    const deviceAttention = (seq: number, c: number, count: number) =>
+      attendSequence(ops, shape, kvEncoding, at(count), c, t, past, rowsAt(seq, 0), rowsAt(seq, 1), deviceWork);
     const afterAttention = (first: number, count: number) => {
       const b = at(count);
       attentionOutputs(ops, weights, shape, b.r, b, hiddenOf(first));
@@ -73,7 +133,9 @@ export function createCudaLayer(ctx: CudaRunContext, buffers: CudaBuffers, kv: C
       done = timeline.device("compute", "gpu", compute, 0, where, () => {
         for (let first = 0; first < gbs; first += chunk) {
           const count = Math.min(chunk, gbs - first);
-          layerChunk(ops, weights, shape, hiddenOf(first), count, t, at(count), (c) => deviceAttention(first + c, c, count));
+          layerChunk(ops, weights, shape, hiddenOf(first), count, t, at(count), (c) =>
+            deviceAttention(first + c, c, count),
+          );
         }
       });
     } else {
@@ -83,8 +145,12 @@ export function createCudaLayer(ctx: CudaRunContext, buffers: CudaBuffers, kv: C
       timeline.device("compute", "gpu", compute, 0, where, () => {
         beforeAttention(0, gbs);
         // The off-GPU sequences' new rows, encoded as they will be stored; then the GPU sequences attend.
-        const freshRows = (c: number, which: 0 | 1) => ({ past: 0, fresh: newRows[slot]!.pointer + (2 * c + which) * t * rowBytes });
-        for (let c = 0; c < offSeqs; c++) encodeNewRows(ops, shape, kvEncoding, all, gpuSeqs + c, t, freshRows(c, 0), freshRows(c, 1));
+        const freshRows = (c: number, which: 0 | 1) => ({
+          past: 0,
+          fresh: newRows[slot]!.pointer + (2 * c + which) * t * rowBytes,
+        });
+        for (let c = 0; c < offSeqs; c++)
+          encodeNewRows(ops, shape, kvEncoding, all, gpuSeqs + c, t, freshRows(c, 0), freshRows(c, 1));
         qkvReady = timeline.mark(compute);
         for (let seq = 0; seq < gpuSeqs; seq++) deviceAttention(seq, seq, gbs);
       });
@@ -94,7 +160,11 @@ export function createCudaLayer(ctx: CudaRunContext, buffers: CudaBuffers, kv: C
       for (let c = 0; c < offSeqs; c++) {
         sent = timeline.device("send-qkv", "d2h", kvStore, 3 * t * h * 2, where, () => {
           native.memcpyDtoH(qDown!.subarray(c * t * h, (c + 1) * t * h), q + (gpuSeqs + c) * t * h * 4, kvStore);
-          native.memcpyDtoH(rowsDown!.subarray(2 * c * t * rowBytes, (2 * c + 2) * t * rowBytes), newRows[slot]!.pointer + 2 * c * t * rowBytes, kvStore);
+          native.memcpyDtoH(
+            rowsDown!.subarray(2 * c * t * rowBytes, (2 * c + 2) * t * rowBytes),
+            newRows[slot]!.pointer + 2 * c * t * rowBytes,
+            kvStore,
+          );
         });
       }
       newRowsFree[slot] = sent;
@@ -104,15 +174,37 @@ export function createCudaLayer(ctx: CudaRunContext, buffers: CudaBuffers, kv: C
       await whenDone(outUpFree[slot]); // the copy up out of this output buffer (two steps ago) has finished
       for (let c = 0; c < offSeqs; c++) {
         const startMs = performance.now();
-        const fresh = (which: 0 | 1) => rowsDown!.subarray((2 * c + which) * t * rowBytes, (2 * c + which + 1) * t * rowBytes);
-        const pastRows = (which: 0 | 1) => (c < cpuSeqs ? hostPast(layer, k, c, which, pastBytes) : cacheIn!.diskPast!.subarray((2 * (c - cpuSeqs) + which) * pastBytes, (2 * (c - cpuSeqs) + which + 1) * pastBytes));
+        const fresh = (which: 0 | 1) =>
+          rowsDown!.subarray((2 * c + which) * t * rowBytes, (2 * c + which + 1) * t * rowBytes);
+        const pastRows = (which: 0 | 1) =>
+          c < cpuSeqs
+            ? hostPast(layer, k, c, which, pastBytes)
+            : cacheIn!.diskPast!.subarray(
+                (2 * (c - cpuSeqs) + which) * pastBytes,
+                (2 * (c - cpuSeqs) + which + 1) * pastBytes,
+              );
         const rows = (which: 0 | 1) => ({ past: pastRows(which), fresh: fresh(which) });
-        attendOverStoredRows(hostOps, shape, kvEncoding, qDown!.subarray(c * t * h), rows(0), rows(1), out.subarray(c * t * h), t, past, { kAll: hostK!, vAll: hostV! });
+        attendOverStoredRows(
+          hostOps,
+          shape,
+          kvEncoding,
+          qDown!.subarray(c * t * h),
+          rows(0),
+          rows(1),
+          out.subarray(c * t * h),
+          t,
+          past,
+          { kAll: hostK!, vAll: hostV! },
+        );
         timeline.host("cpu-attention", "cpu", 0, where, startMs, performance.now());
       }
       // The new rows: the host writes CPU sequences' into its cache and appends disk sequences' to their files.
       for (let c = 0; c < cpuSeqs; c++) {
-        for (const which of [0, 1] as const) hostCache[layer]![k]!.set(rowsDown!.subarray((2 * c + which) * t * rowBytes, (2 * c + which + 1) * t * rowBytes), (c * 2 + which) * maxContext * rowBytes + pastBytes);
+        for (const which of [0, 1] as const)
+          hostCache[layer]![k]!.set(
+            rowsDown!.subarray((2 * c + which) * t * rowBytes, (2 * c + which + 1) * t * rowBytes),
+            (c * 2 + which) * maxContext * rowBytes + pastBytes,
+          );
       }
       if (diskSeqs > 0) {
         await diskNewFree[slot]; // the staging's previous rows are in their files
@@ -122,7 +214,9 @@ export function createCudaLayer(ctx: CudaRunContext, buffers: CudaBuffers, kv: C
       // The attention output back up, then the rest of the layer.
       let returned = 0;
       for (let c = 0; c < offSeqs; c++) {
-        returned = timeline.device("return-attention", "h2d", kvLoad, t * h * 2, where, () => native.memcpyHtoD(o + (gpuSeqs + c) * t * h * 4, out.subarray(c * t * h, (c + 1) * t * h), kvLoad));
+        returned = timeline.device("return-attention", "h2d", kvLoad, t * h * 2, where, () =>
+          native.memcpyHtoD(o + (gpuSeqs + c) * t * h * 4, out.subarray(c * t * h, (c + 1) * t * h), kvLoad),
+        );
       }
       outUpFree[slot] = returned;
       native.streamWaitEvent(compute, returned);
@@ -139,7 +233,10 @@ export function createCudaLayer(ctx: CudaRunContext, buffers: CudaBuffers, kv: C
           for (const which of [0, 1] as const) {
             const hostAt = (c * 2 + which) * maxContext * rowBytes + pastBytes;
             const stagedAt = (2 * (c - cpuSeqs) + which) * appended;
-            const dst = c < cpuSeqs ? hostCache[layer]![k]!.subarray(hostAt, hostAt + appended) : diskNewStaging[slot]!.subarray(stagedAt, stagedAt + appended);
+            const dst =
+              c < cpuSeqs
+                ? hostCache[layer]![k]!.subarray(hostAt, hostAt + appended)
+                : diskNewStaging[slot]!.subarray(stagedAt, stagedAt + appended);
             native.memcpyDtoH(dst, newRows[slot]!.pointer + (2 * c + which) * appended, kvStore);
           }
         }

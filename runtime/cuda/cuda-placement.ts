@@ -1,9 +1,9 @@
 /** Placement on the CUDA backend: every layer and embedding tensor encoded once, where the plan says. */
 import { layerWeightTensors } from "../../core/model-spec.js";
 import { embeddingTensors, placeTensors } from "../../core/realize-placement.js";
+import type { Tier } from "../../core/tiers.js";
 import { type Encoding, encode } from "../tensor-codec.js";
 import { type CudaRunContext, isMatrix, isVector, type Stored } from "./cuda-context.js";
-import { type Tier } from "../../core/tiers.js";
 
 /** Every tensor encoded once and stored where the plan says: resident on the device, pinned on the host, or in an offload file. */
 export function placeOnCuda(ctx: CudaRunContext) {
@@ -31,7 +31,9 @@ export function placeOnCuda(ctx: CudaRunContext) {
   const layers: Stored[][] = [];
   for (let layer = 0; layer < L; layer++) {
     const names = weights.layerTensorNames(layer);
-    layers.push(placeTensors(specs, policy.weights).map(({ tensor, tier }, i) => store(names[i]!, isMatrix(tensor.name), tier)));
+    layers.push(
+      placeTensors(specs, policy.weights).map(({ tensor, tier }, i) => store(names[i]!, isMatrix(tensor.name), tier)),
+    );
   }
   const groupTiers = placeTensors(embeddingTensors(model), context.realized.weights);
   const embedding = weights.embeddingTensorNames().map((name) => {

@@ -56,14 +56,17 @@
  * Not yet on this backend (refused with the reason): models with a projection between embeddings and
  * hidden states, or with an untied LM head.
  */
+
+import { KERNEL_TILE_ROWS } from "../../core/layer-working-set.js";
 import type { ModelSpec } from "../../core/model-spec.js";
 import type { Policy } from "../../core/policy.js";
+import type { Resource } from "../../core/resources.js";
+import type { ScheduleName } from "../../core/schedule-name.js";
 import type { Workload } from "../../core/workload.js";
 import type { PolicyCostContext } from "../../planner/spillway/evaluate-policy.js";
-import { KERNEL_TILE_ROWS } from "../../core/layer-working-set.js";
-import type { ChromeTraceWriter } from "../../simulator/chrome-trace-writer.js";
 import { scheduleStrategy } from "../../schedule/strategies.js";
 import { globalStep, zigzag } from "../../schedule/zigzag.js";
+import type { ChromeTraceWriter } from "../../simulator/chrome-trace-writer.js";
 import type { DiskStore } from "../disk-store.js";
 import type { OptWeights } from "../opt-checkpoint.js";
 import { HostLedger } from "../opt-runner.js";
@@ -76,15 +79,14 @@ import { createCudaLayer } from "./cuda-layer.js";
 import { createCudaLmHead } from "./cuda-lm-head.js";
 import { placeOnCuda } from "./cuda-placement.js";
 import { type Arriving, createCudaWeights, type Embeddings, type ReadyWeights } from "./cuda-weights.js";
-import { DeviceTimeline } from "./device-timeline.js";
 import { DevicePool } from "./device-pool.js";
+import { DeviceTimeline } from "./device-timeline.js";
 import type { CudaNative } from "./native-api.js";
-import { type Resource } from "../../core/resources.js";
-import type { ScheduleName } from "../../core/schedule-name.js";
 
 /** Why this backend cannot run the policy yet, or undefined (every placement, CPU attention included, runs). */
 export function cudaUnsupported(model: ModelSpec, _policy: Policy, _context: PolicyCostContext): string | undefined {
-  if (model.wordEmbedDim !== model.hiddenSize) return `${model.name} projects its embeddings (wordEmbedDim ${model.wordEmbedDim} ≠ hiddenSize ${model.hiddenSize}), which the CUDA backend does not run yet`;
+  if (model.wordEmbedDim !== model.hiddenSize)
+    return `${model.name} projects its embeddings (wordEmbedDim ${model.wordEmbedDim} ≠ hiddenSize ${model.hiddenSize}), which the CUDA backend does not run yet`;
   if (!model.tiedEmbeddings) return `${model.name} has an untied LM head, which the CUDA backend does not run yet`;
   return undefined;
 }
@@ -106,7 +108,16 @@ export interface CudaExecution {
   readonly events: number;
 }
 
-export async function executeOnCuda(native: CudaNative, weights: OptWeights, policy: Policy, workload: Workload, context: PolicyCostContext, disk: DiskStore, prompts: Int32Array, options: CudaExecutionOptions): Promise<CudaExecution> {
+export async function executeOnCuda(
+  native: CudaNative,
+  weights: OptWeights,
+  policy: Policy,
+  workload: Workload,
+  context: PolicyCostContext,
+  disk: DiskStore,
+  prompts: Int32Array,
+  options: CudaExecutionOptions,
+): Promise<CudaExecution> {
   const model = weights.model;
   const why = cudaUnsupported(model, policy, context);
   if (why) throw new Error(why);
@@ -128,7 +139,10 @@ export async function executeOnCuda(native: CudaNative, weights: OptWeights, pol
   const offSeqs = gbs - gpuSeqs;
   const cpuSeqs = context.realized.cacheSequences.cpu;
   const diskSeqs = offSeqs - cpuSeqs;
-  if (diskSeqs !== context.realized.cacheSequences.disk) throw new Error(`KV placement of ${gbs} sequences does not add up: ${JSON.stringify(context.realized.cacheSequences)}`);
+  if (diskSeqs !== context.realized.cacheSequences.disk)
+    throw new Error(
+      `KV placement of ${gbs} sequences does not add up: ${JSON.stringify(context.realized.cacheSequences)}`,
+    );
   const tier = context.realized.activationTier;
   const host = new HostLedger();
   const pinnedBuffers: ArrayBuffer[] = [];
@@ -145,7 +159,10 @@ export async function executeOnCuda(native: CudaNative, weights: OptWeights, pol
   const inFlight = new Set<Promise<unknown>>();
   const track = <T>(work: Promise<T>): Promise<T> => {
     inFlight.add(work);
-    work.then(() => inFlight.delete(work), () => undefined);
+    work.then(
+      () => inFlight.delete(work),
+      () => undefined,
+    );
     return work;
   };
   /** Resolves once the device has passed `event`, polling without blocking the host (which keeps issuing). */
@@ -170,9 +187,42 @@ export async function executeOnCuda(native: CudaNative, weights: OptWeights, pol
     const activations = options.overlap && tier !== "gpu" ? stream() : compute;
 
     const ctx: CudaRunContext = {
-      native, model, policy, context, disk, weights, s, n, h, f, nh, hd, L, vocab, d, gbs, nb, maxContext, kvEncoding, rowBytes,
-      gpuSeqs, offSeqs, cpuSeqs, diskSeqs, tier, host, pinned, alloc, timeline, track, whenDone,
-      compute, weightsStream, kvLoad, kvStore, activations,
+      native,
+      model,
+      policy,
+      context,
+      disk,
+      weights,
+      s,
+      n,
+      h,
+      f,
+      nh,
+      hd,
+      L,
+      vocab,
+      d,
+      gbs,
+      nb,
+      maxContext,
+      kvEncoding,
+      rowBytes,
+      gpuSeqs,
+      offSeqs,
+      cpuSeqs,
+      diskSeqs,
+      tier,
+      host,
+      pinned,
+      alloc,
+      timeline,
+      track,
+      whenDone,
+      compute,
+      weightsStream,
+      kvLoad,
+      kvStore,
+      activations,
     };
     // Every tensor placed, every static buffer allocated (in this order: the pool's first fit sees the same requests).
     const placed = placeOnCuda(ctx);
@@ -180,7 +230,11 @@ export async function executeOnCuda(native: CudaNative, weights: OptWeights, pol
     // Resident vectors of layers and embeddings are converted per use like streamed ones (one path).
     native.deviceSynchronize();
     const { hidden } = buffers;
-    const { slotFree, slotOf, issueLayer, readyLayer, issueEmbeddings, readyEmbeddings } = createCudaWeights(ctx, placed, buffers);
+    const { slotFree, slotOf, issueLayer, readyLayer, issueEmbeddings, readyEmbeddings } = createCudaWeights(
+      ctx,
+      placed,
+      buffers,
+    );
     const kv = createCudaKv(ctx, buffers);
     const { issueCache } = kv;
     const { computeStep } = createCudaLayer(ctx, buffers, kv);
@@ -222,7 +276,14 @@ export async function executeOnCuda(native: CudaNative, weights: OptWeights, pol
             // Embedded on the device, stored to the batch's tier like every layer's output.
             const slot = takeHidden();
             if (slot.deviceFree !== undefined) native.streamWaitEvent(compute, slot.deviceFree);
-            await storeHidden(token, -1, k, slot, embed(embeddings!, inputs[k]!, token, k, slot.device.pointer), hiddenValues);
+            await storeHidden(
+              token,
+              -1,
+              k,
+              slot,
+              embed(embeddings!, inputs[k]!, token, k, slot.device.pointer),
+              hiddenValues,
+            );
           }
           break;
         case "issue-kv":
@@ -252,9 +313,14 @@ export async function executeOnCuda(native: CudaNative, weights: OptWeights, pol
           break;
         case "store": {
           const staged = current!.staged;
-          if (staged && step.outputToNextLayer) await storeHidden(token, layer, k, staged.slot, current!.done, hiddenValues);
+          if (staged && step.outputToNextLayer)
+            await storeHidden(token, layer, k, staged.slot, current!.done, hiddenValues);
           // The last layer's output is not stored: its staging is free once the LM head has read it.
-          else if (staged) releaseHidden(staged.slot, { deviceFree: timeline.mark(compute), ...(tier === "disk" ? { pinnedFreeEvent: staged.arrived } : {}) });
+          else if (staged)
+            releaseHidden(staged.slot, {
+              deviceFree: timeline.mark(compute),
+              ...(tier === "disk" ? { pinnedFreeEvent: staged.arrived } : {}),
+            });
           break;
         }
         case "barrier":
@@ -281,9 +347,13 @@ export async function executeOnCuda(native: CudaNative, weights: OptWeights, pol
     const makespan = timeline.nowSeconds();
     const { busy, events } = timeline.finish(options.trace);
     return {
-      tokens, prefillSeconds: prefillEnd, makespanSeconds: makespan,
+      tokens,
+      prefillSeconds: prefillEnd,
+      makespanSeconds: makespan,
       peakBytes: { gpu: devicePool.peakBytes, cpu: host.peakBytes, disk: disk.peakBytes },
-      busy, bytes: timeline.bytes, events,
+      busy,
+      bytes: timeline.bytes,
+      events,
     };
   } finally {
     try {

@@ -5,13 +5,28 @@ import { align, type CudaRunContext, type Stored } from "./cuda-context.js";
 import type { CudaPlacement } from "./cuda-placement.js";
 import { readFiles } from "./offload-files.js";
 
-export interface Arriving { readonly layer: number; readonly arrived?: number; readonly at: Map<string, number> }
+export interface Arriving {
+  readonly layer: number;
+  readonly arrived?: number;
+  readonly at: Map<string, number>;
+}
 
 /** Weights on their way to the device: a layer's off-device tensors into its slot (disk ones through pinned staging first), and the embeddings into theirs. */
 export function createCudaWeights(ctx: CudaRunContext, placed: CudaPlacement, buffers: CudaBuffers) {
   const { native, disk, L, timeline, track, compute, weightsStream } = ctx;
   const { layers, table, embedRest, tableHostCopy } = placed;
-  const { ops, weightSlots, diskStaging, dequantBuffer, vectorBuffer, restOff, embedSlot, embedDiskStaging, embedVectors, tableDiskStaging } = buffers;
+  const {
+    ops,
+    weightSlots,
+    diskStaging,
+    dequantBuffer,
+    vectorBuffer,
+    restOff,
+    embedSlot,
+    embedDiskStaging,
+    embedVectors,
+    tableDiskStaging,
+  } = buffers;
   // Weights: a layer's off-device tensors into its slot, disk ones through pinned staging first.
   const slotFree: (number | undefined)[] = [undefined, undefined];
   const stagingFree: (number | undefined)[] = [undefined, undefined];
@@ -22,7 +37,12 @@ export function createCudaWeights(ctx: CudaRunContext, placed: CudaPlacement, bu
    * Reads the disk tensors among `tensors` into `staging`, packed at aligned offsets (libuv's thread
    * pool), after `beforeReuse` (the wait for the staging's previous copy up); returns where each landed.
    */
-  const stageFromDisk = async (tensors: readonly Stored[], staging: Uint8Array | undefined, where: Where, beforeReuse: () => void): Promise<Map<Stored, Uint8Array>> => {
+  const stageFromDisk = async (
+    tensors: readonly Stored[],
+    staging: Uint8Array | undefined,
+    where: Where,
+    beforeReuse: () => void,
+  ): Promise<Map<Stored, Uint8Array>> => {
     const staged = new Map<Stored, Uint8Array>();
     const fromDisk = tensors.filter((t) => t.tier === "disk");
     if (fromDisk.length === 0) return staged;
@@ -36,7 +56,14 @@ export function createCudaWeights(ctx: CudaRunContext, placed: CudaPlacement, bu
     });
     const startMs = performance.now();
     await readFiles(reads);
-    timeline.host("read-weights", "diskRead", reads.reduce((sum, r) => sum + r.bytes, 0), where, startMs, performance.now());
+    timeline.host(
+      "read-weights",
+      "diskRead",
+      reads.reduce((sum, r) => sum + r.bytes, 0),
+      where,
+      startMs,
+      performance.now(),
+    );
     return staged;
   };
   /**
@@ -44,16 +71,29 @@ export function createCudaWeights(ctx: CudaRunContext, placed: CudaPlacement, bu
    * weights stream (host ones from their pinned arrays, disk ones from `staged`); records each address
    * in `at` and returns the event after the copies.
    */
-  const uploadPacked = (tensors: readonly Stored[], staged: Map<Stored, Uint8Array>, base: number, at: Map<string, number>, where: Where): number => {
+  const uploadPacked = (
+    tensors: readonly Stored[],
+    staged: Map<Stored, Uint8Array>,
+    base: number,
+    at: Map<string, number>,
+    where: Where,
+  ): number => {
     let offset = 0;
-    return timeline.device("load-weights", "h2d", weightsStream, tensors.reduce((sum, t) => sum + t.bytes, 0), where, () => {
-      for (const t of tensors) {
-        const dst = base + offset;
-        native.memcpyHtoD(dst, t.tier === "cpu" ? t.host! : staged.get(t)!, weightsStream);
-        at.set(t.name, dst);
-        offset += align(t.bytes);
-      }
-    });
+    return timeline.device(
+      "load-weights",
+      "h2d",
+      weightsStream,
+      tensors.reduce((sum, t) => sum + t.bytes, 0),
+      where,
+      () => {
+        for (const t of tensors) {
+          const dst = base + offset;
+          native.memcpyHtoD(dst, t.tier === "cpu" ? t.host! : staged.get(t)!, weightsStream);
+          at.set(t.name, dst);
+          offset += align(t.bytes);
+        }
+      },
+    );
   };
   const issueLayer = (layer: number, token: number): Promise<Arriving> => track(issueLayerNow(layer, token));
   const issueLayerNow = async (layer: number, token: number): Promise<Arriving> => {
@@ -102,7 +142,6 @@ export function createCudaWeights(ctx: CudaRunContext, placed: CudaPlacement, bu
     return { matrices, vectors };
   };
 
-
   // Embeddings: all but an off-device token table into their slot; the table within the host's reach.
   const readTable = async (token: number): Promise<Uint8Array | undefined> => {
     if (table.tier === "cpu") return table.host!;
@@ -119,7 +158,9 @@ export function createCudaWeights(ctx: CudaRunContext, placed: CudaPlacement, bu
     for (const t of embedRest) if (t.tier === "gpu") at.set(t.name, t.device!.pointer);
     if (restOff.length > 0) {
       // the staging's previous copy is done before it is refilled
-      const staged = await stageFromDisk(restOff, embedDiskStaging, where, () => native.streamSynchronize(weightsStream));
+      const staged = await stageFromDisk(restOff, embedDiskStaging, where, () =>
+        native.streamSynchronize(weightsStream),
+      );
       // The previous token's LM head has finished with the slot: the host synchronised on it.
       native.streamWaitEvent(compute, uploadPacked(restOff, staged, embedSlot!.pointer, at, where));
     }

@@ -19,7 +19,10 @@ export class DevicePool {
   readonly base: number;
   private readonly blocks: FirstFitAllocator;
 
-  constructor(private readonly native: CudaNative, readonly capacityBytes: number) {
+  constructor(
+    private readonly native: CudaNative,
+    readonly capacityBytes: number,
+  ) {
     const size = Math.max(ALIGN, Math.floor(capacityBytes / ALIGN) * ALIGN);
     this.blocks = new FirstFitAllocator(capacityBytes, size, ALIGN);
     this.base = native.malloc(size);

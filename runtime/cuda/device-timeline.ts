@@ -2,11 +2,12 @@
  * Timing of the CUDA backend's work: trace slices timed by device events (device work) or the host
  * clock (file I/O, CPU attention) on one origin, with the bytes each link moved.
  */
+
+import { RESOURCES, type Resource } from "../../core/resources.js";
 import type { ChromeTraceWriter } from "../../simulator/chrome-trace-writer.js";
-import { type TaskKind } from "../../simulator/task.js";
+import type { TaskKind } from "../../simulator/task.js";
 import type { Where } from "../opt-runner.js";
 import type { CudaNative } from "./native-api.js";
-import { RESOURCES, type Resource } from "../../core/resources.js";
 
 interface Slice {
   readonly kind: TaskKind;
@@ -58,7 +59,9 @@ export class DeviceTimeline {
 
   /** Seconds since the origin of a finished point (the device must have passed every recorded event). */
   private seconds(point: { event: number } | { hostMs: number }): number {
-    return "event" in point ? this.native.eventElapsedMs(this.origin, point.event) / 1000 : (point.hostMs - this.originMs) / 1000;
+    return "event" in point
+      ? this.native.eventElapsedMs(this.origin, point.event) / 1000
+      : (point.hostMs - this.originMs) / 1000;
   }
 
   nowSeconds(): number {

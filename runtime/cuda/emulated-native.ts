@@ -64,8 +64,10 @@
  * synchronisation (an out-of-bounds kernel: cudaErrorIllegalAddress) are thrown at the call here, with
  * what was found appended after a colon and "(emulated device check)".
  */
+
+import { COMPRESSION_GROUP_SIZE, compressedBytes } from "../../core/compression.js";
 import { mulberry32 } from "../../core/random.js";
-import { compressedBytes, COMPRESSION_GROUP_SIZE } from "../../core/compression.js";
+import { type DeviceBlock, DeviceOutOfMemory, FirstFitAllocator } from "../first-fit-allocator.js";
 import { fromFloat16Array, toFloat16Array } from "../fp16.js";
 import { addInPlace } from "../kernels/add.js";
 import { argmaxRows as argmaxRowsCpu } from "../kernels/argmax.js";
@@ -74,7 +76,6 @@ import { layerNorm as layerNormCpu } from "../kernels/layer-norm.js";
 import { linearF16, linearScratchLength } from "../kernels/linear-f16.js";
 import { reluInPlace } from "../kernels/relu.js";
 import { softmaxRowsInPlace } from "../kernels/softmax.js";
-import { DeviceOutOfMemory, FirstFitAllocator, type DeviceBlock } from "../first-fit-allocator.js";
 import { decode, decodeToFloat16, encode } from "../tensor-codec.js";
 import { CUDA_NATIVE_FUNCTIONS, type CudaNative, type NativeDeviceProperties, type NativeProbe } from "./native-api.js";
 
@@ -153,7 +154,8 @@ const HALF_MAX = 65504;
 const HALF_NAN_BITS = 0x7e00;
 const Q4_CODE_BYTES_PER_GROUP = COMPRESSION_GROUP_SIZE / 2;
 
-const kernelSeconds = (flops: number, bytes: number) => LAUNCH_SECONDS + Math.max(flops / FLOPS_PER_SECOND, bytes / DEVICE_BYTES_PER_SECOND);
+const kernelSeconds = (flops: number, bytes: number) =>
+  LAUNCH_SECONDS + Math.max(flops / FLOPS_PER_SECOND, bytes / DEVICE_BYTES_PER_SECOND);
 const hex = (n: number) => `0x${n.toString(16)}`;
 
 // ---------------------------------------------------------------------------------------------------
@@ -178,10 +180,16 @@ type CudaErrorName = keyof typeof CUDA_ERRORS;
 
 function cudaError(call: string, error: CudaErrorName, detail?: string): Error {
   const [number, text] = CUDA_ERRORS[error];
-  return Object.assign(new Error(`${call}: ${text} (${error})${detail ? `: ${detail}` : ""}`), { code: error, cudaError: number });
+  return Object.assign(new Error(`${call}: ${text} (${error})${detail ? `: ${detail}` : ""}`), {
+    code: error,
+    cudaError: number,
+  });
 }
 
-function argError(code: "ERR_INVALID_ARG_TYPE" | "ERR_INVALID_ARG_VALUE" | "ERR_MISSING_ARGS" | "ERR_INVALID_ARG_COUNT", message: string): TypeError {
+function argError(
+  code: "ERR_INVALID_ARG_TYPE" | "ERR_INVALID_ARG_VALUE" | "ERR_MISSING_ARGS" | "ERR_INVALID_ARG_COUNT",
+  message: string,
+): TypeError {
   return Object.assign(new TypeError(message), { code });
 }
 
@@ -190,14 +198,19 @@ function typeName(value: unknown): string {
 }
 
 function numberArg(fn: string, arg: string, value: unknown): number {
-  if (typeof value !== "number") throw argError("ERR_INVALID_ARG_TYPE", `${fn}: ${arg} must be a number, got ${typeName(value)}`);
+  if (typeof value !== "number")
+    throw argError("ERR_INVALID_ARG_TYPE", `${fn}: ${arg} must be a number, got ${typeName(value)}`);
   return value;
 }
 
 /** A non-negative integer below 2^53: a device address, stream, count (the addon's size_t arguments). */
 function safeArg(fn: string, arg: string, value: unknown, what = "a count"): number {
   const v = numberArg(fn, arg, value);
-  if (!Number.isSafeInteger(v) || v < 0) throw argError("ERR_INVALID_ARG_VALUE", `${fn}: ${arg} must be ${what} (a non-negative integer below 2^53), got ${v}`);
+  if (!Number.isSafeInteger(v) || v < 0)
+    throw argError(
+      "ERR_INVALID_ARG_VALUE",
+      `${fn}: ${arg} must be ${what} (a non-negative integer below 2^53), got ${v}`,
+    );
   return v;
 }
 
@@ -213,13 +226,15 @@ function eventArg(fn: string, arg: string, value: unknown): number {
 /** The addon's int arguments: 0 .. 2^31 - 1. */
 function intArg(fn: string, arg: string, value: unknown): number {
   const v = numberArg(fn, arg, value);
-  if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw argError("ERR_INVALID_ARG_VALUE", `${fn}: ${arg} must be an integer from 0 to 2147483647, got ${v}`);
+  if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff)
+    throw argError("ERR_INVALID_ARG_VALUE", `${fn}: ${arg} must be an integer from 0 to 2147483647, got ${v}`);
   return v;
 }
 
 function byteArg(fn: string, arg: string, value: unknown): number {
   const v = numberArg(fn, arg, value);
-  if (!Number.isInteger(v) || v < 0 || v > 255) throw argError("ERR_INVALID_ARG_VALUE", `${fn}: ${arg} must be an integer from 0 to 255, got ${v}`);
+  if (!Number.isInteger(v) || v < 0 || v > 255)
+    throw argError("ERR_INVALID_ARG_VALUE", `${fn}: ${arg} must be an integer from 0 to 255, got ${v}`);
   return v;
 }
 
@@ -230,10 +245,17 @@ function finiteArg(fn: string, arg: string, value: unknown): number {
 }
 
 /** Host memory for a copy: any TypedArray, DataView or ArrayBuffer (as the addon accepts), as bytes. */
-function hostBytesArg(fn: string, arg: string, value: unknown): { buffer: ArrayBufferLike; offset: number; bytes: number } {
+function hostBytesArg(
+  fn: string,
+  arg: string,
+  value: unknown,
+): { buffer: ArrayBufferLike; offset: number; bytes: number } {
   if (ArrayBuffer.isView(value)) return { buffer: value.buffer, offset: value.byteOffset, bytes: value.byteLength };
   if (value instanceof ArrayBuffer) return { buffer: value, offset: 0, bytes: value.byteLength };
-  throw argError("ERR_INVALID_ARG_TYPE", `${fn}: ${arg} must be a TypedArray, DataView or ArrayBuffer, got ${typeName(value)}`);
+  throw argError(
+    "ERR_INVALID_ARG_TYPE",
+    `${fn}: ${arg} must be a TypedArray, DataView or ArrayBuffer, got ${typeName(value)}`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -251,7 +273,13 @@ interface Marker {
 }
 
 type Op =
-  | { readonly kind: "work"; readonly name: string; readonly seconds: number; readonly run: () => void; readonly pinned?: ArrayBuffer }
+  | {
+      readonly kind: "work";
+      readonly name: string;
+      readonly seconds: number;
+      readonly run: () => void;
+      readonly pinned?: ArrayBuffer;
+    }
   | { readonly kind: "record"; readonly marker: Marker }
   | { readonly kind: "wait"; readonly marker: Marker };
 
@@ -370,7 +398,8 @@ class EmulatedDevice implements CudaNative {
 
   constructor(options: EmulatedNativeOptions) {
     const requestedBytes = options.deviceBytes ?? DEFAULT_DEVICE_BYTES;
-    if (!Number.isSafeInteger(requestedBytes) || requestedBytes < ALIGN) throw new RangeError(`createEmulatedNative: deviceBytes must be an integer >= ${ALIGN}, got ${requestedBytes}`);
+    if (!Number.isSafeInteger(requestedBytes) || requestedBytes < ALIGN)
+      throw new RangeError(`createEmulatedNative: deviceBytes must be an integer >= ${ALIGN}, got ${requestedBytes}`);
     this.capacity = Math.floor(requestedBytes / ALIGN) * ALIGN;
     this.name = options.deviceName ?? DEVICE_NAME;
     this.deferred = options.deferred ?? true;
@@ -385,17 +414,41 @@ class EmulatedDevice implements CudaNative {
 
     const self = this;
     this.stats = {
-      get totalBytes() { return self.capacity; },
-      get inUseBytes() { return self.allocator.usedBytes; },
-      get peakBytes() { return self.allocator.peakBytes; },
-      get requestedBytes() { return self.requested; },
-      get liveAllocations() { return self.blocks.length; },
-      get pinnedHostBytes() { return self.pinnedBytes; },
-      get pendingOps() { let n = 0; for (const s of self.streams) n += s.pendingWork; return n; },
-      get executedOps() { return self.executed; },
-      get kernelLaunches() { return self.launches; },
-      get bytesHostToDevice() { return self.htod; },
-      get bytesDeviceToHost() { return self.dtoh; },
+      get totalBytes() {
+        return self.capacity;
+      },
+      get inUseBytes() {
+        return self.allocator.usedBytes;
+      },
+      get peakBytes() {
+        return self.allocator.peakBytes;
+      },
+      get requestedBytes() {
+        return self.requested;
+      },
+      get liveAllocations() {
+        return self.blocks.length;
+      },
+      get pinnedHostBytes() {
+        return self.pinnedBytes;
+      },
+      get pendingOps() {
+        let n = 0;
+        for (const s of self.streams) n += s.pendingWork;
+        return n;
+      },
+      get executedOps() {
+        return self.executed;
+      },
+      get kernelLaunches() {
+        return self.launches;
+      },
+      get bytesHostToDevice() {
+        return self.htod;
+      },
+      get bytesDeviceToHost() {
+        return self.dtoh;
+      },
     };
     // The addon's functions are plain functions (callable detached from the object) that check their
     // argument count first: so are these.
@@ -405,7 +458,10 @@ class EmulatedDevice implements CudaNative {
       const arity = method.length;
       own[name] = (...args: unknown[]) => {
         if (args.length !== arity) {
-          throw argError(args.length < arity ? "ERR_MISSING_ARGS" : "ERR_INVALID_ARG_COUNT", `${name} expects ${arity} argument${arity === 1 ? "" : "s"}, got ${args.length}`);
+          throw argError(
+            args.length < arity ? "ERR_MISSING_ARGS" : "ERR_INVALID_ARG_COUNT",
+            `${name} expects ${arity} argument${arity === 1 ? "" : "s"}, got ${args.length}`,
+          );
         }
         return method.apply(this, args);
       };
@@ -461,7 +517,8 @@ class EmulatedDevice implements CudaNative {
     try {
       reserved = this.allocator.allocate(bytes, "cudaMalloc");
     } catch (error) {
-      if (error instanceof DeviceOutOfMemory) throw cudaError(`cudaMalloc(${bytes} bytes)`, "cudaErrorMemoryAllocation");
+      if (error instanceof DeviceOutOfMemory)
+        throw cudaError(`cudaMalloc(${bytes} bytes)`, "cudaErrorMemoryAllocation");
       throw error;
     }
     const offset = reserved.offset;
@@ -477,7 +534,11 @@ class EmulatedDevice implements CudaNative {
     const index = this.blockIndexAfter(pointer - DEVICE_BASE) - 1;
     const block = this.blocks[index];
     if (!block || DEVICE_BASE + block.offset !== pointer) {
-      throw cudaError(`cudaFree(${hex(pointer)})`, "cudaErrorInvalidValue", "not a pointer returned by malloc(), or already freed");
+      throw cudaError(
+        `cudaFree(${hex(pointer)})`,
+        "cudaErrorInvalidValue",
+        "not a pointer returned by malloc(), or already freed",
+      );
     }
     // cudaFree waits for the device to be idle: nothing queued can touch the block afterwards.
     this.deviceSynchronize();
@@ -505,18 +566,31 @@ class EmulatedDevice implements CudaNative {
   private range(call: string, name: string, pointer: number, bytes: number, align = 1): Range {
     if (bytes === 0) return { name, offset: 0, bytes: 0 };
     const where = `${name} = ${hex(pointer)}, ${bytes} bytes`;
-    if (pointer === 0) throw cudaError(call, "cudaErrorIllegalAddress", `${where}: null pointer (emulated device check)`);
+    if (pointer === 0)
+      throw cudaError(call, "cudaErrorIllegalAddress", `${where}: null pointer (emulated device check)`);
     const offset = pointer - DEVICE_BASE;
     const block = this.blocks[this.blockIndexAfter(offset) - 1];
     if (!block || offset >= block.offset + block.requested) {
-      throw cudaError(call, "cudaErrorIllegalAddress", `${where}: not inside any live allocation (emulated device check)`);
+      throw cudaError(
+        call,
+        "cudaErrorIllegalAddress",
+        `${where}: not inside any live allocation (emulated device check)`,
+      );
     }
     const end = block.offset + block.requested;
     if (offset + bytes > end) {
-      throw cudaError(call, "cudaErrorIllegalAddress", `${where}: runs ${offset + bytes - end} bytes past the end of its allocation ${hex(DEVICE_BASE + block.offset)} of ${block.requested} bytes (emulated device check)`);
+      throw cudaError(
+        call,
+        "cudaErrorIllegalAddress",
+        `${where}: runs ${offset + bytes - end} bytes past the end of its allocation ${hex(DEVICE_BASE + block.offset)} of ${block.requested} bytes (emulated device check)`,
+      );
     }
     if (offset % align !== 0) {
-      throw cudaError(call, "cudaErrorMisalignedAddress", `${where}: not ${align}-byte aligned for its ${align === 4 ? "fp32/int32" : "fp16"} values (emulated device check)`);
+      throw cudaError(
+        call,
+        "cudaErrorMisalignedAddress",
+        `${where}: not ${align}-byte aligned for its ${align === 4 ? "fp32/int32" : "fp16"} values (emulated device check)`,
+      );
     }
     return { name, offset, bytes };
   }
@@ -526,7 +600,11 @@ class EmulatedDevice implements CudaNative {
     if (a.bytes === 0 || b.bytes === 0) return;
     if (sameAllowed && a.offset === b.offset && a.bytes === b.bytes) return;
     if (a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes) {
-      throw cudaError(call, "cudaErrorInvalidValue", `${a.name} [${hex(DEVICE_BASE + a.offset)}, +${a.bytes}) overlaps ${b.name} [${hex(DEVICE_BASE + b.offset)}, +${b.bytes}): the GPU kernel's result would be undefined (emulated device check)`);
+      throw cudaError(
+        call,
+        "cudaErrorInvalidValue",
+        `${a.name} [${hex(DEVICE_BASE + a.offset)}, +${a.bytes}) overlaps ${b.name} [${hex(DEVICE_BASE + b.offset)}, +${b.bytes}): the GPU kernel's result would be undefined (emulated device check)`,
+      );
     }
   }
 
@@ -561,14 +639,26 @@ class EmulatedDevice implements CudaNative {
 
   hostFree(buffer: ArrayBuffer): void {
     if (!(buffer instanceof ArrayBuffer)) {
-      throw argError("ERR_INVALID_ARG_TYPE", `hostFree: buffer must be an ArrayBuffer from hostAlloc(), got ${typeName(buffer)}${ArrayBuffer.isView(buffer) ? " (not an ArrayBuffer; pass the buffer, not a view of it)" : ""}`);
+      throw argError(
+        "ERR_INVALID_ARG_TYPE",
+        `hostFree: buffer must be an ArrayBuffer from hostAlloc(), got ${typeName(buffer)}${ArrayBuffer.isView(buffer) ? " (not an ArrayBuffer; pass the buffer, not a view of it)" : ""}`,
+      );
     }
-    if (isDetached(buffer)) throw argError("ERR_INVALID_ARG_VALUE", "hostFree: the ArrayBuffer is detached (already freed by hostFree?)");
+    if (isDetached(buffer))
+      throw argError("ERR_INVALID_ARG_VALUE", "hostFree: the ArrayBuffer is detached (already freed by hostFree?)");
     if (buffer.byteLength > 0) {
-      if (!this.pinned.has(buffer)) throw argError("ERR_INVALID_ARG_VALUE", `hostFree: the ArrayBuffer (${buffer.byteLength} bytes) is not a live buffer from hostAlloc()`);
+      if (!this.pinned.has(buffer))
+        throw argError(
+          "ERR_INVALID_ARG_VALUE",
+          `hostFree: the ArrayBuffer (${buffer.byteLength} bytes) is not a live buffer from hostAlloc()`,
+        );
       const refs = this.pinnedRefs.get(buffer) ?? 0;
       if (refs > 0) {
-        throw cudaError(`cudaFreeHost(${buffer.byteLength} bytes)`, "cudaErrorInvalidValue", `${refs} queued async cop${refs === 1 ? "y still uses" : "ies still use"} this buffer: synchronise with ${refs === 1 ? "it" : "them"} before freeing it (a use after free on a GPU; emulated device check)`);
+        throw cudaError(
+          `cudaFreeHost(${buffer.byteLength} bytes)`,
+          "cudaErrorInvalidValue",
+          `${refs} queued async cop${refs === 1 ? "y still uses" : "ies still use"} this buffer: synchronise with ${refs === 1 ? "it" : "them"} before freeing it (a use after free on a GPU; emulated device check)`,
+        );
       }
       this.pinned.delete(buffer);
       this.pinnedBytes -= buffer.byteLength;
@@ -588,7 +678,8 @@ class EmulatedDevice implements CudaNative {
 
   streamDestroy(stream: number): void {
     const call = `cudaStreamDestroy(stream ${hex(streamArg("streamDestroy", stream))})`;
-    if (stream === 0) throw cudaError(call, "cudaErrorInvalidResourceHandle", "the legacy default stream cannot be destroyed");
+    if (stream === 0)
+      throw cudaError(call, "cudaErrorInvalidResourceHandle", "the legacy default stream cannot be destroyed");
     const state = this.stream(call, stream);
     // Queued work still runs (CUDA releases the stream once it is done).
     this.streamHandles.delete(stream);
@@ -610,7 +701,8 @@ class EmulatedDevice implements CudaNative {
   }
 
   eventCreate(timing: boolean): number {
-    if (typeof timing !== "boolean") throw argError("ERR_INVALID_ARG_TYPE", `eventCreate: timing must be a boolean, got ${typeName(timing)}`);
+    if (typeof timing !== "boolean")
+      throw argError("ERR_INVALID_ARG_TYPE", `eventCreate: timing must be a boolean, got ${typeName(timing)}`);
     const handle = EVENT_HANDLE_BASE + HANDLE_STRIDE * this.nextEvent++;
     this.events.set(handle, { handle, timing, current: null });
     return handle;
@@ -633,7 +725,10 @@ class EmulatedDevice implements CudaNative {
   }
 
   eventSynchronize(event: number): void {
-    const marker = this.event(`cudaEventSynchronize(event ${hex(eventArg("eventSynchronize", "event", event))})`, event).current;
+    const marker = this.event(
+      `cudaEventSynchronize(event ${hex(eventArg("eventSynchronize", "event", event))})`,
+      event,
+    ).current;
     if (!marker || marker.done) return; // never recorded: returns at once, as in CUDA
     this.drain([[marker.stream, marker.seq + 1]]);
   }
@@ -649,9 +744,12 @@ class EmulatedDevice implements CudaNative {
     const call = `cudaEventElapsedTime(start ${hex(eventArg("eventElapsedMs", "start", start))}, end ${hex(eventArg("eventElapsedMs", "end", end))})`;
     const a = this.event(call, start);
     const b = this.event(call, end);
-    if (!a.timing || !b.timing) throw cudaError(call, "cudaErrorInvalidResourceHandle", "an event was created without timing");
-    if (!a.current || !b.current) throw cudaError(call, "cudaErrorInvalidResourceHandle", "an event was never recorded");
-    if (!a.current.done || !b.current.done) throw cudaError(call, "cudaErrorNotReady", "an event has not completed yet: synchronise with it first");
+    if (!a.timing || !b.timing)
+      throw cudaError(call, "cudaErrorInvalidResourceHandle", "an event was created without timing");
+    if (!a.current || !b.current)
+      throw cudaError(call, "cudaErrorInvalidResourceHandle", "an event was never recorded");
+    if (!a.current.done || !b.current.done)
+      throw cudaError(call, "cudaErrorNotReady", "an event has not completed yet: synchronise with it first");
     // cudaEventElapsedTime returns a float.
     return Math.fround((b.current.time - a.current.time) * 1000);
   }
@@ -667,13 +765,23 @@ class EmulatedDevice implements CudaNative {
 
   private stream(call: string, handle: number): StreamState {
     const state = this.streamHandles.get(handle);
-    if (!state) throw cudaError(call, "cudaErrorInvalidResourceHandle", `${hex(handle)} is not a live stream (emulated device check)`);
+    if (!state)
+      throw cudaError(
+        call,
+        "cudaErrorInvalidResourceHandle",
+        `${hex(handle)} is not a live stream (emulated device check)`,
+      );
     return state;
   }
 
   private event(call: string, handle: number): EventState {
     const state = this.events.get(handle);
-    if (!state) throw cudaError(call, "cudaErrorInvalidResourceHandle", `${hex(handle)} is not a live event (emulated device check)`);
+    if (!state)
+      throw cudaError(
+        call,
+        "cudaErrorInvalidResourceHandle",
+        `${hex(handle)} is not a live event (emulated device check)`,
+      );
     return state;
   }
 
@@ -698,7 +806,9 @@ class EmulatedDevice implements CudaNative {
       try {
         op.run();
       } catch (error) {
-        throw new Error(`${op.name} on stream ${hex(stream.handle)} failed when it ran: ${(error as Error).message}`, { cause: error });
+        throw new Error(`${op.name} on stream ${hex(stream.handle)} failed when it ran: ${(error as Error).message}`, {
+          cause: error,
+        });
       } finally {
         stream.time += op.seconds;
         this.executed++;
@@ -794,11 +904,18 @@ class EmulatedDevice implements CudaNative {
     const seconds = LAUNCH_SECONDS + bytes / PCIE_BYTES_PER_SECOND;
     if (buffer instanceof ArrayBuffer && this.pinned.has(buffer)) {
       // Pinned: the DMA reads the host bytes when the copy runs.
-      this.enqueue(s, call, seconds, () => {
-        if (buffer.byteLength < srcOffset + bytes) throw new Error("its pinned source buffer was detached (freed or transferred) before the copy ran");
-        this.bytes.set(new Uint8Array(buffer, srcOffset, bytes), to.offset);
-        this.htod += bytes;
-      }, buffer);
+      this.enqueue(
+        s,
+        call,
+        seconds,
+        () => {
+          if (buffer.byteLength < srcOffset + bytes)
+            throw new Error("its pinned source buffer was detached (freed or transferred) before the copy ran");
+          this.bytes.set(new Uint8Array(buffer, srcOffset, bytes), to.offset);
+          this.htod += bytes;
+        },
+        buffer,
+      );
     } else {
       // Pageable: CUDA stages the bytes before returning; the device write stays in stream order.
       const staged = new Uint8Array(buffer, srcOffset, bytes).slice();
@@ -819,25 +936,37 @@ class EmulatedDevice implements CudaNative {
     const s = this.stream(call, stream);
     const from = this.range(call, "src", src, bytes);
     const pinned = buffer instanceof ArrayBuffer && this.pinned.has(buffer);
-    this.enqueue(s, call, LAUNCH_SECONDS + bytes / PCIE_BYTES_PER_SECOND, () => {
-      if (buffer.byteLength < dstOffset + bytes) throw new Error("its destination host buffer was detached (freed or transferred) before the copy ran");
-      new Uint8Array(buffer, dstOffset, bytes).set(this.bytes.subarray(from.offset, from.offset + bytes));
-      this.dtoh += bytes;
-    }, pinned ? (buffer as ArrayBuffer) : undefined);
+    this.enqueue(
+      s,
+      call,
+      LAUNCH_SECONDS + bytes / PCIE_BYTES_PER_SECOND,
+      () => {
+        if (buffer.byteLength < dstOffset + bytes)
+          throw new Error("its destination host buffer was detached (freed or transferred) before the copy ran");
+        new Uint8Array(buffer, dstOffset, bytes).set(this.bytes.subarray(from.offset, from.offset + bytes));
+        this.dtoh += bytes;
+      },
+      pinned ? (buffer as ArrayBuffer) : undefined,
+    );
     // Pageable: the call returns once the copy has completed, as CUDA's does.
     if (!pinned) this.drain([[s, s.nextSeq]]);
   }
 
   memcpyDtoD(dst: number, src: number, bytes: number, stream: number): void {
     const fn = "memcpyDtoD";
-    pointerArg(fn, "dst", dst); pointerArg(fn, "src", src); safeArg(fn, "bytes", bytes);
+    pointerArg(fn, "dst", dst);
+    pointerArg(fn, "src", src);
+    safeArg(fn, "bytes", bytes);
     const call = `cudaMemcpyAsync(DtoD, dst ${hex(dst)}, src ${hex(src)}, ${bytes} bytes, stream ${hex(streamArg(fn, stream))})`;
     this.deviceCopy(call, src, dst, bytes, stream);
   }
 
   copy(src: number, dst: number, bytes: number, stream: number): void {
     const fn = "copy";
-    pointerArg(fn, "src", src); pointerArg(fn, "dst", dst); safeArg(fn, "bytes", bytes); streamArg(fn, stream);
+    pointerArg(fn, "src", src);
+    pointerArg(fn, "dst", dst);
+    safeArg(fn, "bytes", bytes);
+    streamArg(fn, stream);
     this.deviceCopy(`copy(bytes=${bytes})`, src, dst, bytes, stream, true);
   }
 
@@ -855,12 +984,16 @@ class EmulatedDevice implements CudaNative {
 
   memset(dst: number, byte: number, bytes: number, stream: number): void {
     const fn = "memset";
-    pointerArg(fn, "dst", dst); byteArg(fn, "byte", byte); safeArg(fn, "bytes", bytes);
+    pointerArg(fn, "dst", dst);
+    byteArg(fn, "byte", byte);
+    safeArg(fn, "bytes", bytes);
     const call = `cudaMemsetAsync(dst ${hex(dst)}, byte ${byte}, ${bytes} bytes, stream ${hex(streamArg(fn, stream))})`;
     if (bytes === 0) return;
     const s = this.stream(call, stream);
     const to = this.range(call, "dst", dst, bytes);
-    this.enqueue(s, call, LAUNCH_SECONDS + bytes / DEVICE_BYTES_PER_SECOND, () => this.bytes.fill(byte, to.offset, to.offset + bytes));
+    this.enqueue(s, call, LAUNCH_SECONDS + bytes / DEVICE_BYTES_PER_SECOND, () =>
+      this.bytes.fill(byte, to.offset, to.offset + bytes),
+    );
   }
 
   // ---- Kernels (native/cuda/kernels.h) ---------------------------------------------------------
@@ -876,8 +1009,14 @@ class EmulatedDevice implements CudaNative {
 
   linear(x: number, w: number, bias: number, out: number, m: number, k: number, n: number, stream: number): void {
     const fn = "linear";
-    pointerArg(fn, "x", x); pointerArg(fn, "w", w); pointerArg(fn, "bias", bias); pointerArg(fn, "out", out);
-    intArg(fn, "m", m); intArg(fn, "k", k); intArg(fn, "n", n); streamArg(fn, stream);
+    pointerArg(fn, "x", x);
+    pointerArg(fn, "w", w);
+    pointerArg(fn, "bias", bias);
+    pointerArg(fn, "out", out);
+    intArg(fn, "m", m);
+    intArg(fn, "k", k);
+    intArg(fn, "n", n);
+    streamArg(fn, stream);
     const call = `linear(m=${m}, k=${k}, n=${n})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, m * k * 4, 4);
@@ -893,14 +1032,39 @@ class EmulatedDevice implements CudaNative {
       // in fp32, accumulation is fp32).
       if (m > GEMV_MAX_ROWS) xs = splitHalves(xs);
       const scratch = linearScratchLength(m, k);
-      linearF16(xs, this.u16(wr, n * k), br ? this.f32(br, n) : undefined, this.f32(or, m * n), m, k, n, new Float32Array(scratch.tile), new Float32Array(scratch.out));
+      linearF16(
+        xs,
+        this.u16(wr, n * k),
+        br ? this.f32(br, n) : undefined,
+        this.f32(or, m * n),
+        m,
+        k,
+        n,
+        new Float32Array(scratch.tile),
+        new Float32Array(scratch.out),
+      );
     });
   }
 
-  layerNorm(x: number, gamma: number, beta: number, out: number, rows: number, cols: number, eps: number, stream: number): void {
+  layerNorm(
+    x: number,
+    gamma: number,
+    beta: number,
+    out: number,
+    rows: number,
+    cols: number,
+    eps: number,
+    stream: number,
+  ): void {
     const fn = "layerNorm";
-    pointerArg(fn, "x", x); pointerArg(fn, "gamma", gamma); pointerArg(fn, "beta", beta); pointerArg(fn, "out", out);
-    intArg(fn, "rows", rows); intArg(fn, "cols", cols); finiteArg(fn, "eps", eps); streamArg(fn, stream);
+    pointerArg(fn, "x", x);
+    pointerArg(fn, "gamma", gamma);
+    pointerArg(fn, "beta", beta);
+    pointerArg(fn, "out", out);
+    intArg(fn, "rows", rows);
+    intArg(fn, "cols", cols);
+    finiteArg(fn, "eps", eps);
+    streamArg(fn, stream);
     const call = `layerNorm(rows=${rows}, cols=${cols})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
@@ -914,31 +1078,65 @@ class EmulatedDevice implements CudaNative {
     // The launcher takes eps as a C float.
     const epsF32 = Math.fround(eps);
     this.launch(s, call, kernelSeconds(8 * rows * cols, 2 * xr.bytes), () => {
-      layerNormCpu(this.f32(xr, rows * cols), this.f32(gr, cols), this.f32(br, cols), this.f32(or, rows * cols), rows, cols, epsF32);
+      layerNormCpu(
+        this.f32(xr, rows * cols),
+        this.f32(gr, cols),
+        this.f32(br, cols),
+        this.f32(or, rows * cols),
+        rows,
+        cols,
+        epsF32,
+      );
     });
   }
 
   softmaxRows(x: number, rows: number, cols: number, stream: number): void {
     const fn = "softmaxRows";
-    pointerArg(fn, "x", x); intArg(fn, "rows", rows); intArg(fn, "cols", cols); streamArg(fn, stream);
+    pointerArg(fn, "x", x);
+    intArg(fn, "rows", rows);
+    intArg(fn, "cols", cols);
+    streamArg(fn, stream);
     const call = `softmaxRows(rows=${rows}, cols=${cols})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
     if (rows === 0 || cols === 0) return;
-    this.launch(s, call, kernelSeconds(5 * rows * cols, 2 * xr.bytes), () => softmaxRowsInPlace(this.f32(xr, rows * cols), rows, cols));
+    this.launch(s, call, kernelSeconds(5 * rows * cols, 2 * xr.bytes), () =>
+      softmaxRowsInPlace(this.f32(xr, rows * cols), rows, cols),
+    );
   }
 
   /** heads · t · (past + t) floats (one score per head, new token and visible position), as kernels.cu. */
   attentionScratchFloats(t: number, past: number, heads: number): number {
     const fn = "attentionScratchFloats";
-    intArg(fn, "t", t); intArg(fn, "past", past); intArg(fn, "heads", heads);
+    intArg(fn, "t", t);
+    intArg(fn, "past", past);
+    intArg(fn, "heads", heads);
     return heads * t * (past + t);
   }
 
-  attention(q: number, k: number, v: number, out: number, scratch: number, t: number, past: number, heads: number, headDim: number, stream: number): void {
+  attention(
+    q: number,
+    k: number,
+    v: number,
+    out: number,
+    scratch: number,
+    t: number,
+    past: number,
+    heads: number,
+    headDim: number,
+    stream: number,
+  ): void {
     const fn = "attention";
-    pointerArg(fn, "q", q); pointerArg(fn, "k", k); pointerArg(fn, "v", v); pointerArg(fn, "out", out); pointerArg(fn, "scratch", scratch);
-    intArg(fn, "t", t); intArg(fn, "past", past); intArg(fn, "heads", heads); intArg(fn, "headDim", headDim); streamArg(fn, stream);
+    pointerArg(fn, "q", q);
+    pointerArg(fn, "k", k);
+    pointerArg(fn, "v", v);
+    pointerArg(fn, "out", out);
+    pointerArg(fn, "scratch", scratch);
+    intArg(fn, "t", t);
+    intArg(fn, "past", past);
+    intArg(fn, "heads", heads);
+    intArg(fn, "headDim", headDim);
+    streamArg(fn, stream);
     const call = `attention(t=${t}, past=${past}, heads=${heads}, headDim=${headDim})`;
     const s = this.stream(call, stream);
     const h = heads * headDim;
@@ -953,7 +1151,16 @@ class EmulatedDevice implements CudaNative {
     for (const input of [qr, kr, vr]) this.disjoint(call, sr, input);
     if (t === 0 || h === 0) return;
     this.launch(s, call, kernelSeconds(4 * t * ctx * h, qr.bytes + kr.bytes + vr.bytes + or.bytes), () => {
-      attentionCpu(this.f32(qr, t * h), this.f32(kr, ctx * h), this.f32(vr, ctx * h), this.f32(or, t * h), t, past, heads, headDim);
+      attentionCpu(
+        this.f32(qr, t * h),
+        this.f32(kr, ctx * h),
+        this.f32(vr, ctx * h),
+        this.f32(or, t * h),
+        t,
+        past,
+        heads,
+        headDim,
+      );
       // The GPU leaves intermediate values in scratch: NaN here, so nothing relies on its contents.
       this.f32(sr, scratchFloats).fill(Number.NaN);
     });
@@ -961,7 +1168,9 @@ class EmulatedDevice implements CudaNative {
 
   relu(x: number, n: number, stream: number): void {
     const fn = "relu";
-    pointerArg(fn, "x", x); safeArg(fn, "n", n); streamArg(fn, stream);
+    pointerArg(fn, "x", x);
+    safeArg(fn, "n", n);
+    streamArg(fn, stream);
     const call = `relu(n=${n})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, n * 4, 4);
@@ -971,7 +1180,10 @@ class EmulatedDevice implements CudaNative {
 
   add(x: number, y: number, n: number, stream: number): void {
     const fn = "add";
-    pointerArg(fn, "x", x); pointerArg(fn, "y", y); safeArg(fn, "n", n); streamArg(fn, stream);
+    pointerArg(fn, "x", x);
+    pointerArg(fn, "y", y);
+    safeArg(fn, "n", n);
+    streamArg(fn, stream);
     const call = `add(n=${n})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, n * 4, 4);
@@ -983,8 +1195,13 @@ class EmulatedDevice implements CudaNative {
 
   embedding(table: number, ids: number, count: number, dim: number, rows: number, out: number, stream: number): void {
     const fn = "embedding";
-    pointerArg(fn, "table", table); pointerArg(fn, "ids", ids); intArg(fn, "count", count); intArg(fn, "dim", dim); intArg(fn, "rows", rows);
-    pointerArg(fn, "out", out); streamArg(fn, stream);
+    pointerArg(fn, "table", table);
+    pointerArg(fn, "ids", ids);
+    intArg(fn, "count", count);
+    intArg(fn, "dim", dim);
+    intArg(fn, "rows", rows);
+    pointerArg(fn, "out", out);
+    streamArg(fn, stream);
     const call = `embedding(count=${count}, dim=${dim}, rows=${rows})`;
     const s = this.stream(call, stream);
     const tr = this.range(call, "table", table, rows * dim * 2, 2);
@@ -1008,7 +1225,10 @@ class EmulatedDevice implements CudaNative {
 
   f32ToF16(x: number, out: number, n: number, stream: number): void {
     const fn = "f32ToF16";
-    pointerArg(fn, "x", x); pointerArg(fn, "out", out); safeArg(fn, "n", n); streamArg(fn, stream);
+    pointerArg(fn, "x", x);
+    pointerArg(fn, "out", out);
+    safeArg(fn, "n", n);
+    streamArg(fn, stream);
     const call = `f32ToF16(n=${n})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, n * 4, 4);
@@ -1020,7 +1240,10 @@ class EmulatedDevice implements CudaNative {
 
   f16ToF32(x: number, out: number, n: number, stream: number): void {
     const fn = "f16ToF32";
-    pointerArg(fn, "x", x); pointerArg(fn, "out", out); safeArg(fn, "n", n); streamArg(fn, stream);
+    pointerArg(fn, "x", x);
+    pointerArg(fn, "out", out);
+    safeArg(fn, "n", n);
+    streamArg(fn, stream);
     const call = `f16ToF32(n=${n})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, n * 2, 2);
@@ -1042,8 +1265,20 @@ class EmulatedDevice implements CudaNative {
     this.dequantize4("dequantize4F32", stored, rows, rowValues, out, stream, 4);
   }
 
-  private dequantize4(fn: string, stored: number, rows: number, rowValues: number, out: number, stream: number, outBytes: 2 | 4): void {
-    pointerArg(fn, "stored", stored); safeArg(fn, "rows", rows); safeArg(fn, "rowValues", rowValues); pointerArg(fn, "out", out); streamArg(fn, stream);
+  private dequantize4(
+    fn: string,
+    stored: number,
+    rows: number,
+    rowValues: number,
+    out: number,
+    stream: number,
+    outBytes: 2 | 4,
+  ): void {
+    pointerArg(fn, "stored", stored);
+    safeArg(fn, "rows", rows);
+    safeArg(fn, "rowValues", rowValues);
+    pointerArg(fn, "out", out);
+    streamArg(fn, stream);
     const call = `${fn}(rows=${rows}, rowValues=${rowValues})`;
     const s = this.stream(call, stream);
     const rowBytes = compressedBytes(rowValues);
@@ -1054,7 +1289,9 @@ class EmulatedDevice implements CudaNative {
     if (rows === 0 || rowValues === 0) return;
     this.launch(s, call, kernelSeconds(2 * rows * rowValues, sr.bytes + or.bytes), () => {
       const storedBytes = this.u8(sr);
-      const scratch = new Float32Array(Math.min(Math.ceil(rowValues / COMPRESSION_GROUP_SIZE), 256) * COMPRESSION_GROUP_SIZE);
+      const scratch = new Float32Array(
+        Math.min(Math.ceil(rowValues / COMPRESSION_GROUP_SIZE), 256) * COMPRESSION_GROUP_SIZE,
+      );
       const outF16 = outBytes === 2 ? this.u16(or, rows * rowValues) : null;
       const outF32 = outBytes === 4 ? this.f32(or, rows * rowValues) : null;
       for (let r = 0; r < rows; r++) {
@@ -1068,7 +1305,11 @@ class EmulatedDevice implements CudaNative {
 
   quantize4(x: number, rows: number, rowValues: number, stored: number, stream: number): void {
     const fn = "quantize4";
-    pointerArg(fn, "x", x); safeArg(fn, "rows", rows); safeArg(fn, "rowValues", rowValues); pointerArg(fn, "stored", stored); streamArg(fn, stream);
+    pointerArg(fn, "x", x);
+    safeArg(fn, "rows", rows);
+    safeArg(fn, "rowValues", rowValues);
+    pointerArg(fn, "stored", stored);
+    streamArg(fn, stream);
     const call = `quantize4(rows=${rows}, rowValues=${rowValues})`;
     const s = this.stream(call, stream);
     const rowBytes = compressedBytes(rowValues);
@@ -1080,13 +1321,22 @@ class EmulatedDevice implements CudaNative {
       const values = this.f32(xr, rows * rowValues);
       const storedBytes = this.u8(sr);
       const groups = Math.ceil(rowValues / COMPRESSION_GROUP_SIZE);
-      for (let r = 0; r < rows; r++) quantizeRow(values.subarray(r * rowValues, (r + 1) * rowValues), storedBytes.subarray(r * rowBytes, (r + 1) * rowBytes), groups);
+      for (let r = 0; r < rows; r++)
+        quantizeRow(
+          values.subarray(r * rowValues, (r + 1) * rowValues),
+          storedBytes.subarray(r * rowBytes, (r + 1) * rowBytes),
+          groups,
+        );
     });
   }
 
   argmaxRows(x: number, rows: number, cols: number, out: number, stream: number): void {
     const fn = "argmaxRows";
-    pointerArg(fn, "x", x); intArg(fn, "rows", rows); intArg(fn, "cols", cols); pointerArg(fn, "out", out); streamArg(fn, stream);
+    pointerArg(fn, "x", x);
+    intArg(fn, "rows", rows);
+    intArg(fn, "cols", cols);
+    pointerArg(fn, "out", out);
+    streamArg(fn, stream);
     const call = `argmaxRows(rows=${rows}, cols=${cols})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
@@ -1101,10 +1351,25 @@ class EmulatedDevice implements CudaNative {
     });
   }
 
-  argmaxMerge(x: number, rows: number, cols: number, colOffset: number, bestValue: number, bestIndex: number, first: number, stream: number): void {
+  argmaxMerge(
+    x: number,
+    rows: number,
+    cols: number,
+    colOffset: number,
+    bestValue: number,
+    bestIndex: number,
+    first: number,
+    stream: number,
+  ): void {
     const fn = "argmaxMerge";
-    pointerArg(fn, "x", x); intArg(fn, "rows", rows); intArg(fn, "cols", cols); intArg(fn, "colOffset", colOffset);
-    pointerArg(fn, "bestValue", bestValue); pointerArg(fn, "bestIndex", bestIndex); intArg(fn, "first", first); streamArg(fn, stream);
+    pointerArg(fn, "x", x);
+    intArg(fn, "rows", rows);
+    intArg(fn, "cols", cols);
+    intArg(fn, "colOffset", colOffset);
+    pointerArg(fn, "bestValue", bestValue);
+    pointerArg(fn, "bestIndex", bestIndex);
+    intArg(fn, "first", first);
+    streamArg(fn, stream);
     const call = `argmaxMerge(rows=${rows}, cols=${cols}, colOffset=${colOffset})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
@@ -1193,7 +1458,8 @@ function quantizeRow(values: Float32Array, out: Uint8Array, groups: number): voi
     return;
   }
   const cleaned = values.slice();
-  for (const g of bad) cleaned.fill(0, g * COMPRESSION_GROUP_SIZE, Math.min((g + 1) * COMPRESSION_GROUP_SIZE, values.length));
+  for (const g of bad)
+    cleaned.fill(0, g * COMPRESSION_GROUP_SIZE, Math.min((g + 1) * COMPRESSION_GROUP_SIZE, values.length));
   encode(cleaned, "q4", out);
   const halves = new DataView(out.buffer, out.byteOffset, out.byteLength);
   const scalesAt = groups * Q4_CODE_BYTES_PER_GROUP;

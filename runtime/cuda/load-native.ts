@@ -38,17 +38,29 @@ export function loadNative(path = addonPath()): NativeLoad {
 
 function loadUncached(path: string): NativeLoad {
   if (!existsSync(path)) {
-    return { loaded: false, path, reason: `the CUDA addon is not built (${path} does not exist): run \`npm run build:cuda\` on a machine with nvcc` };
+    return {
+      loaded: false,
+      path,
+      reason: `the CUDA addon is not built (${path} does not exist): run \`npm run build:cuda\` on a machine with nvcc`,
+    };
   }
   let module: Record<string, unknown>;
   try {
     module = createRequire(import.meta.url)(path) as Record<string, unknown>;
   } catch (error) {
-    return { loaded: false, path, reason: `the CUDA addon at ${path} could not be loaded: ${(error as Error).message.split("\n")[0]} (rebuild it with \`npm run build:cuda\`)` };
+    return {
+      loaded: false,
+      path,
+      reason: `the CUDA addon at ${path} could not be loaded: ${(error as Error).message.split("\n")[0]} (rebuild it with \`npm run build:cuda\`)`,
+    };
   }
   const missing = CUDA_NATIVE_FUNCTIONS.filter((name) => typeof module[name] !== "function");
   if (missing.length > 0) {
-    return { loaded: false, path, reason: `the CUDA addon at ${path} is out of date: it lacks ${missing.join(", ")} (rebuild it with \`npm run build:cuda\`)` };
+    return {
+      loaded: false,
+      path,
+      reason: `the CUDA addon at ${path} is out of date: it lacks ${missing.join(", ")} (rebuild it with \`npm run build:cuda\`)`,
+    };
   }
   return { loaded: true, path, native: module as unknown as CudaNative };
 }
@@ -58,7 +70,8 @@ export function usableCuda(): { readonly native: CudaNative } | { readonly reaso
   const load = loadNative();
   if (!load.loaded) return { reason: load.reason };
   const probe = load.native.probe();
-  if (!probe.ok || probe.deviceCount === 0) return { reason: `no usable GPU (${probe.error ?? "no devices"}); \`spillway devices\` says more` };
+  if (!probe.ok || probe.deviceCount === 0)
+    return { reason: `no usable GPU (${probe.error ?? "no devices"}); \`spillway devices\` says more` };
   return { native: load.native };
 }
 
@@ -113,7 +126,12 @@ export function pcieLink(pciBusId: string, sysfsRoot = "/sys/bus/pci/devices"): 
   if (!speed || !Number.isFinite(width) || width <= 0) return undefined;
   const maxSpeed = readSysfs(`${dir}/max_link_speed`);
   const maxWidth = Number(readSysfs(`${dir}/max_link_width`));
-  return { speed, width, ...(maxSpeed ? { maxSpeed } : {}), ...(Number.isFinite(maxWidth) && maxWidth > 0 ? { maxWidth } : {}) };
+  return {
+    speed,
+    width,
+    ...(maxSpeed ? { maxSpeed } : {}),
+    ...(Number.isFinite(maxWidth) && maxWidth > 0 ? { maxWidth } : {}),
+  };
 }
 
 function hex(n: number, digits: number): string {
@@ -152,9 +170,16 @@ export function cudaStatus(load: NativeLoad = loadNative()): CudaStatus {
     }
     const link = pcieLink(pciBusId);
     devices.push({
-      index, name: p.name, memoryBytes: p.totalBytes, ...(freeBytes !== undefined ? { freeBytes } : {}),
-      computeCapability: `${p.major}.${p.minor}`, multiprocessors: p.multiprocessors, l2CacheBytes: p.l2CacheBytes,
-      memoryBusWidthBits: p.memoryBusWidthBits, pciBusId, ...(link ? { pcieLink: link } : {}),
+      index,
+      name: p.name,
+      memoryBytes: p.totalBytes,
+      ...(freeBytes !== undefined ? { freeBytes } : {}),
+      computeCapability: `${p.major}.${p.minor}`,
+      multiprocessors: p.multiprocessors,
+      l2CacheBytes: p.l2CacheBytes,
+      memoryBusWidthBits: p.memoryBusWidthBits,
+      pciBusId,
+      ...(link ? { pcieLink: link } : {}),
     });
   }
   return { available: true, addon: load.path, ...versions, devices };

@@ -79,10 +79,30 @@ export interface CudaNative {
   memset(dst: number, byte: number, bytes: number, stream: number): void;
 
   linear(x: number, w: number, bias: number, out: number, m: number, k: number, n: number, stream: number): void;
-  layerNorm(x: number, gamma: number, beta: number, out: number, rows: number, cols: number, eps: number, stream: number): void;
+  layerNorm(
+    x: number,
+    gamma: number,
+    beta: number,
+    out: number,
+    rows: number,
+    cols: number,
+    eps: number,
+    stream: number,
+  ): void;
   softmaxRows(x: number, rows: number, cols: number, stream: number): void;
   attentionScratchFloats(t: number, past: number, heads: number): number;
-  attention(q: number, k: number, v: number, out: number, scratch: number, t: number, past: number, heads: number, headDim: number, stream: number): void;
+  attention(
+    q: number,
+    k: number,
+    v: number,
+    out: number,
+    scratch: number,
+    t: number,
+    past: number,
+    heads: number,
+    headDim: number,
+    stream: number,
+  ): void;
   relu(x: number, n: number, stream: number): void;
   add(x: number, y: number, n: number, stream: number): void;
   embedding(table: number, ids: number, count: number, dim: number, rows: number, out: number, stream: number): void;
@@ -94,17 +114,60 @@ export interface CudaNative {
   quantize4(x: number, rows: number, rowValues: number, stored: number, stream: number): void;
   argmaxRows(x: number, rows: number, cols: number, out: number, stream: number): void;
   /** One column chunk's argmax merged into a running best per row (kernels.h spw_argmax_merge); first: 1 starts afresh. */
-  argmaxMerge(x: number, rows: number, cols: number, colOffset: number, bestValue: number, bestIndex: number, first: number, stream: number): void;
+  argmaxMerge(
+    x: number,
+    rows: number,
+    cols: number,
+    colOffset: number,
+    bestValue: number,
+    bestIndex: number,
+    first: number,
+    stream: number,
+  ): void;
   copy(src: number, dst: number, bytes: number, stream: number): void;
 }
 
 /** The names every CudaNative implementation exports (the loader checks an addon against it). */
 export const CUDA_NATIVE_FUNCTIONS = [
-  "probe", "deviceProperties", "setDevice", "memGetInfo", "deviceSynchronize",
-  "malloc", "free", "hostAlloc", "hostFree",
-  "streamCreate", "streamDestroy", "streamSynchronize", "streamQuery",
-  "eventCreate", "eventDestroy", "eventRecord", "eventSynchronize", "eventQuery", "eventElapsedMs", "streamWaitEvent",
-  "memcpyHtoD", "memcpyDtoH", "memcpyDtoD", "memset",
-  "linear", "layerNorm", "softmaxRows", "attentionScratchFloats", "attention", "relu", "add", "embedding",
-  "f32ToF16", "f16ToF32", "q4Bytes", "dequantize4F16", "dequantize4F32", "quantize4", "argmaxRows", "argmaxMerge", "copy",
+  "probe",
+  "deviceProperties",
+  "setDevice",
+  "memGetInfo",
+  "deviceSynchronize",
+  "malloc",
+  "free",
+  "hostAlloc",
+  "hostFree",
+  "streamCreate",
+  "streamDestroy",
+  "streamSynchronize",
+  "streamQuery",
+  "eventCreate",
+  "eventDestroy",
+  "eventRecord",
+  "eventSynchronize",
+  "eventQuery",
+  "eventElapsedMs",
+  "streamWaitEvent",
+  "memcpyHtoD",
+  "memcpyDtoH",
+  "memcpyDtoD",
+  "memset",
+  "linear",
+  "layerNorm",
+  "softmaxRows",
+  "attentionScratchFloats",
+  "attention",
+  "relu",
+  "add",
+  "embedding",
+  "f32ToF16",
+  "f16ToF32",
+  "q4Bytes",
+  "dequantize4F16",
+  "dequantize4F32",
+  "quantize4",
+  "argmaxRows",
+  "argmaxMerge",
+  "copy",
 ] as const satisfies readonly (keyof CudaNative)[];

@@ -11,8 +11,16 @@ import { hostname } from "node:os";
 import type { HardwareProfile } from "../../core/hardware-profile.js";
 import { InputError } from "../../core/input-error.js";
 import { toFloat16Array } from "../fp16.js";
+import {
+  fastestSample,
+  hostFieldsFromSamples,
+  linkFromSamples,
+  matmulCurveFromSamples,
+  measureCpuBackend,
+  type ProfileSample,
+  samplesOf,
+} from "../profile-cpu.js";
 import { encode } from "../tensor-codec.js";
-import { fastestSample, hostFieldsFromSamples, linkFromSamples, matmulCurveFromSamples, measureCpuBackend, type ProfileSample, samplesOf } from "../profile-cpu.js";
 import type { CudaNative } from "./native-api.js";
 
 export interface CudaProfileOptions {
@@ -33,7 +41,13 @@ function filled(n: number, seed: number): Float32Array {
 }
 
 /** Median seconds of `reps` timed runs of `enqueue` on `stream` (events around each), after `warmup` runs. */
-function timeOnDevice(native: CudaNative, stream: number, enqueue: (rep: number) => void, reps: number, warmup = 2): number {
+function timeOnDevice(
+  native: CudaNative,
+  stream: number,
+  enqueue: (rep: number) => void,
+  reps: number,
+  warmup = 2,
+): number {
   for (let i = 0; i < warmup; i++) enqueue(i);
   native.streamSynchronize(stream);
   const start = native.eventCreate(true);
@@ -61,10 +75,18 @@ export function measureCudaBackend(native: CudaNative, options: CudaProfileOptio
   const props = native.deviceProperties(device);
   const reps = options.quick ? 5 : 15;
   const tiny = options.tiny === true;
-  const sizes = tiny ? [4096, 65536, 1 << 20] : options.quick ? [4096, 65536, 1 << 20, 16 << 20, 64 << 20] : [4096, 16384, 65536, 262144, 1 << 20, 4 << 20, 16 << 20, 64 << 20, 256 << 20];
+  const sizes = tiny
+    ? [4096, 65536, 1 << 20]
+    : options.quick
+      ? [4096, 65536, 1 << 20, 16 << 20, 64 << 20]
+      : [4096, 16384, 65536, 262144, 1 << 20, 4 << 20, 16 << 20, 64 << 20, 256 << 20];
   const largest = sizes[sizes.length - 1]!;
   const h = tiny ? 64 : options.quick ? 4096 : 8192;
-  const rowsCurve = tiny ? [1, 8, 16, 64] : options.quick ? [1, 8, 16, 64, 256, 1024] : [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048];
+  const rowsCurve = tiny
+    ? [1, 8, 16, 64]
+    : options.quick
+      ? [1, 8, 16, 64, 256, 1024]
+      : [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048];
   const contexts = tiny ? [64, 128] : options.quick ? [512, 2048] : [128, 512, 1024, 2048, 4096];
   const total = sizes.length * 4 + 2 + rowsCurve.length + 1 + contexts.length + 2;
   let done = 0;
@@ -85,9 +107,29 @@ export function measureCudaBackend(native: CudaNative, options: CudaProfileOptio
     const deviceBuffer = malloc(largest);
     for (const size of sizes) {
       const repsFor = size >= 64 << 20 ? Math.max(3, Math.floor(reps / 2)) : reps;
-      samples.push({ measurement: "h2d", size, shape: "pinned", seconds: timeOnDevice(native, stream, () => native.memcpyHtoD(deviceBuffer, pinned.subarray(0, size), stream), repsFor) });
+      samples.push({
+        measurement: "h2d",
+        size,
+        shape: "pinned",
+        seconds: timeOnDevice(
+          native,
+          stream,
+          () => native.memcpyHtoD(deviceBuffer, pinned.subarray(0, size), stream),
+          repsFor,
+        ),
+      });
       step(`pinned host->device ${size} B`);
-      samples.push({ measurement: "d2h", size, shape: "pinned", seconds: timeOnDevice(native, stream, () => native.memcpyDtoH(pinned.subarray(0, size), deviceBuffer, stream), repsFor) });
+      samples.push({
+        measurement: "d2h",
+        size,
+        shape: "pinned",
+        seconds: timeOnDevice(
+          native,
+          stream,
+          () => native.memcpyDtoH(pinned.subarray(0, size), deviceBuffer, stream),
+          repsFor,
+        ),
+      });
       step(`pinned device->host ${size} B`);
       // Pageable copies are synchronous with the host: time them on the host clock.
       const hostTime = (fn: () => void) => {
@@ -102,9 +144,19 @@ export function measureCudaBackend(native: CudaNative, options: CudaProfileOptio
         }
         return times.sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
       };
-      samples.push({ measurement: "h2dPageable", size, shape: "pageable", seconds: hostTime(() => native.memcpyHtoD(deviceBuffer, pageable.subarray(0, size), stream)) });
+      samples.push({
+        measurement: "h2dPageable",
+        size,
+        shape: "pageable",
+        seconds: hostTime(() => native.memcpyHtoD(deviceBuffer, pageable.subarray(0, size), stream)),
+      });
       step(`pageable host->device ${size} B`);
-      samples.push({ measurement: "d2hPageable", size, shape: "pageable", seconds: hostTime(() => native.memcpyDtoH(pageable.subarray(0, size), deviceBuffer, stream)) });
+      samples.push({
+        measurement: "d2hPageable",
+        size,
+        shape: "pageable",
+        seconds: hostTime(() => native.memcpyDtoH(pageable.subarray(0, size), deviceBuffer, stream)),
+      });
       step(`pageable device->host ${size} B`);
     }
     native.hostFree(pinned.buffer as ArrayBuffer);
@@ -114,9 +166,19 @@ export function measureCudaBackend(native: CudaNative, options: CudaProfileOptio
       const a = malloc(copyBytes);
       const b = malloc(copyBytes);
       native.memset(a, 1, copyBytes, stream);
-      samples.push({ measurement: "deviceCopy", size: 2 * copyBytes, shape: "kernel", seconds: timeOnDevice(native, stream, () => native.copy(a, b, copyBytes, stream), reps) });
+      samples.push({
+        measurement: "deviceCopy",
+        size: 2 * copyBytes,
+        shape: "kernel",
+        seconds: timeOnDevice(native, stream, () => native.copy(a, b, copyBytes, stream), reps),
+      });
       step("device memory bandwidth (copy kernel)");
-      samples.push({ measurement: "deviceCopy", size: 2 * copyBytes, shape: "cudaMemcpy", seconds: timeOnDevice(native, stream, () => native.memcpyDtoD(b, a, copyBytes, stream), reps) });
+      samples.push({
+        measurement: "deviceCopy",
+        size: 2 * copyBytes,
+        shape: "cudaMemcpy",
+        seconds: timeOnDevice(native, stream, () => native.memcpyDtoD(b, a, copyBytes, stream), reps),
+      });
       step("device memory bandwidth (cudaMemcpy)");
     }
     // GEMMs through the backend's linear kernel, weights rotating through more than the L2 cache.
@@ -125,7 +187,11 @@ export function measureCudaBackend(native: CudaNative, options: CudaProfileOptio
     const x = malloc(maxRows * 4 * h * 4);
     native.memcpyHtoD(x, filled(maxRows * 4 * h, 1), stream);
     const out = malloc(maxRows * 4 * h * 4);
-    const shapes: [number, number][] = [[h, h], [h, 4 * h], [4 * h, h]];
+    const shapes: [number, number][] = [
+      [h, h],
+      [h, 4 * h],
+      [4 * h, h],
+    ];
     const weightSets = shapes.map(([k, n]) => {
       const w = toFloat16Array(filled(k * n, 2));
       return Array.from({ length: Math.min(4, copiesFor(w.byteLength)) }, () => {
@@ -137,7 +203,17 @@ export function measureCudaBackend(native: CudaNative, options: CudaProfileOptio
     for (const m of rowsCurve) {
       shapes.forEach(([k, n], i) => {
         const set = weightSets[i]!;
-        samples.push({ measurement: "matmul", size: 2 * m * k * n, shape: `${m}x${k}x${n}`, seconds: timeOnDevice(native, stream, (r) => native.linear(x, set[r % set.length]!, 0, out, m, k, n, stream), reps) });
+        samples.push({
+          measurement: "matmul",
+          size: 2 * m * k * n,
+          shape: `${m}x${k}x${n}`,
+          seconds: timeOnDevice(
+            native,
+            stream,
+            (r) => native.linear(x, set[r % set.length]!, 0, out, m, k, n, stream),
+            reps,
+          ),
+        });
       });
       step(`GEMM curve at ${m} rows`);
     }
@@ -145,7 +221,17 @@ export function measureCudaBackend(native: CudaNative, options: CudaProfileOptio
       const s = samples.find((e) => e.measurement === "matmul" && e.shape === `${m}x${h}x${h}`)!;
       samples.push({ ...s, measurement: "gemm" });
     }
-    samples.push({ measurement: "launch", size: 2 * 16 * 16, shape: "1x16x16", seconds: timeOnDevice(native, stream, () => native.linear(x, weightSets[0]![0]!, 0, out, 1, 16, 16, stream), reps) });
+    samples.push({
+      measurement: "launch",
+      size: 2 * 16 * 16,
+      shape: "1x16x16",
+      seconds: timeOnDevice(
+        native,
+        stream,
+        () => native.linear(x, weightSets[0]![0]!, 0, out, 1, 16, 16, stream),
+        reps,
+      ),
+    });
     step("kernel launch");
     {
       const values = h * 4 * h;
@@ -153,7 +239,12 @@ export function measureCudaBackend(native: CudaNative, options: CudaProfileOptio
       const q4 = malloc(stored.byteLength);
       native.memcpyHtoD(q4, stored, stream);
       const f16 = malloc(values * 2);
-      samples.push({ measurement: "dequantize", size: values, shape: "q4->f16", seconds: timeOnDevice(native, stream, () => native.dequantize4F16(q4, 1, values, f16, stream), reps) });
+      samples.push({
+        measurement: "dequantize",
+        size: values,
+        shape: "q4->f16",
+        seconds: timeOnDevice(native, stream, () => native.dequantize4F16(q4, 1, values, f16, stream), reps),
+      });
       step("4-bit dequantisation");
     }
     // Attention: decode (one query) over each context, 32 heads of 128, and one prefill.
@@ -169,12 +260,37 @@ export function measureCudaBackend(native: CudaNative, options: CudaProfileOptio
     native.memcpyHtoD(k, filled(Math.max(maxContext, prefill) * width, 4), stream);
     native.memcpyHtoD(v, filled(Math.max(maxContext, prefill) * width, 5), stream);
     native.memcpyHtoD(q, filled(prefill * width, 6), stream);
-    const scratch = malloc(Math.max(native.attentionScratchFloats(1, maxContext - 1, heads), native.attentionScratchFloats(prefill, 0, heads)) * 4);
+    const scratch = malloc(
+      Math.max(
+        native.attentionScratchFloats(1, maxContext - 1, heads),
+        native.attentionScratchFloats(prefill, 0, heads),
+      ) * 4,
+    );
     for (const context of contexts) {
-      samples.push({ measurement: "gpuAttention", size: 4 * context * width, shape: `1x${context}x${width}`, seconds: timeOnDevice(native, stream, () => native.attention(q, k, v, o, scratch, 1, context - 1, heads, headDim, stream), reps) });
+      samples.push({
+        measurement: "gpuAttention",
+        size: 4 * context * width,
+        shape: `1x${context}x${width}`,
+        seconds: timeOnDevice(
+          native,
+          stream,
+          () => native.attention(q, k, v, o, scratch, 1, context - 1, heads, headDim, stream),
+          reps,
+        ),
+      });
       step(`decode attention over ${context} tokens`);
     }
-    samples.push({ measurement: "gpuAttention", size: 4 * prefill * prefill * width / 2, shape: `${prefill}x${prefill}x${width}`, seconds: timeOnDevice(native, stream, () => native.attention(q, k, v, o, scratch, prefill, 0, heads, headDim, stream), Math.max(3, Math.floor(reps / 3))) });
+    samples.push({
+      measurement: "gpuAttention",
+      size: (4 * prefill * prefill * width) / 2,
+      shape: `${prefill}x${prefill}x${width}`,
+      seconds: timeOnDevice(
+        native,
+        stream,
+        () => native.attention(q, k, v, o, scratch, prefill, 0, heads, headDim, stream),
+        Math.max(3, Math.floor(reps / 3)),
+      ),
+    });
     step(`prefill attention over ${prefill} tokens`);
   } finally {
     native.streamSynchronize(stream);
@@ -184,9 +300,18 @@ export function measureCudaBackend(native: CudaNative, options: CudaProfileOptio
   // The host side, measured as the CPU backend measures it.
   if (options.hostSamples) samples.push(...options.hostSamples);
   else {
-    const host = measureCpuBackend({ quick: true, gpuBytes: 64 << 20, ...(options.offloadDir ? { offloadDir: options.offloadDir } : {}) })
-      .filter((s) => ["diskRead", "diskWrite", "attention", "memcpy"].includes(s.measurement));
-    samples.push(...host.map((s) => ({ ...s, measurement: s.measurement === "attention" ? "cpuAttention" : s.measurement === "memcpy" ? "hostMemcpy" : s.measurement })));
+    const host = measureCpuBackend({
+      quick: true,
+      gpuBytes: 64 << 20,
+      ...(options.offloadDir ? { offloadDir: options.offloadDir } : {}),
+    }).filter((s) => ["diskRead", "diskWrite", "attention", "memcpy"].includes(s.measurement));
+    samples.push(
+      ...host.map((s) => ({
+        ...s,
+        measurement:
+          s.measurement === "attention" ? "cpuAttention" : s.measurement === "memcpy" ? "hostMemcpy" : s.measurement,
+      })),
+    );
   }
   step("host CPU and disk");
   return samples;
@@ -195,7 +320,11 @@ export function measureCudaBackend(native: CudaNative, options: CudaProfileOptio
 const source = (what: string) => `Measured on ${hostname()} by spillway profile --backend cuda: ${what}`;
 
 /** A hardware profile from CUDA samples (the CSV columns of the CPU backend's profile). */
-export function cudaProfileFromSamples(samples: readonly ProfileSample[], capacity: { gpu: number; cpu: number; disk: number }, deviceName: string): HardwareProfile {
+export function cudaProfileFromSamples(
+  samples: readonly ProfileSample[],
+  capacity: { gpu: number; cpu: number; disk: number },
+  deviceName: string,
+): HardwareProfile {
   const of = (m: string) => samplesOf(samples, m);
   const rate = (s: ProfileSample) => s.size / s.seconds;
   const h2d = linkFromSamples(samples, "h2d");
@@ -212,7 +341,10 @@ export function cudaProfileFromSamples(samples: readonly ProfileSample[], capaci
   const hostSide = hostFieldsFromSamples(samples, { attention: "cpuAttention", memcpy: "hostMemcpy" }, source);
   const measured = (value: number, what: string) => ({ measured: { value, source: source(what) } });
   return {
-    name: `cuda-${deviceName.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "")}`,
+    name: `cuda-${deviceName
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, "-")
+      .replace(/^-|-$/g, "")}`,
     description: `${deviceName} as Spillway's CUDA backend sees it (its own kernels and copies, timed with CUDA events).`,
     host: hostSide.host,
     capacityBytes: {
@@ -222,25 +354,68 @@ export function cudaProfileFromSamples(samples: readonly ProfileSample[], capaci
     },
     gpu: {
       name: deviceName,
-      memoryBandwidthBytesPerSecond: measured(rate(copy), `device-to-device copy of ${copy.size / 2} bytes (${copy.shape}), bytes read plus written`),
-      fp16MatmulFlopsPerSecond: measured(rate(gemm), `fp16 GEMM ${gemm.shape} through the backend's linear kernel, best of the shapes measured`),
+      memoryBandwidthBytesPerSecond: measured(
+        rate(copy),
+        `device-to-device copy of ${copy.size / 2} bytes (${copy.shape}), bytes read plus written`,
+      ),
+      fp16MatmulFlopsPerSecond: measured(
+        rate(gemm),
+        `fp16 GEMM ${gemm.shape} through the backend's linear kernel, best of the shapes measured`,
+      ),
       kernelLaunchSeconds: measured(launch.seconds, "one 1x16x16 linear kernel, event to event"),
-      ...(curve.length > 0 ? { matmulCurve: { samples: curve, source: source("the linear kernel on h x h, h x 4h and 4h x h weights against rows") } } : {}),
-      workingBytesPerValue: { value: 4, source: "the CUDA backend keeps activations in fp32 between kernels (runtime/cuda/cuda-run.ts)" },
-      ...(dequantize ? { dequantizeValuesPerSecond: measured(dequantize.size / dequantize.seconds, "4-bit group-wise dequantisation into fp16 (dequantize4F16)") } : {}),
+      ...(curve.length > 0
+        ? {
+            matmulCurve: {
+              samples: curve,
+              source: source("the linear kernel on h x h, h x 4h and 4h x h weights against rows"),
+            },
+          }
+        : {}),
+      workingBytesPerValue: {
+        value: 4,
+        source: "the CUDA backend keeps activations in fp32 between kernels (runtime/cuda/cuda-run.ts)",
+      },
+      ...(dequantize
+        ? {
+            dequantizeValuesPerSecond: measured(
+              dequantize.size / dequantize.seconds,
+              "4-bit group-wise dequantisation into fp16 (dequantize4F16)",
+            ),
+          }
+        : {}),
     },
     cpu: hostSide.cpu,
     hostToDevice: {
       pinnedBytesPerSecond: measured(h2d.rate, `cudaMemcpyAsync of ${h2d.big.size} bytes from pinned memory`),
-      ...(h2dPageable.length > 0 ? { pageableBytesPerSecond: measured(rate(h2dPageable[h2dPageable.length - 1]!), `cudaMemcpyAsync of ${h2dPageable[h2dPageable.length - 1]!.size} bytes from pageable memory`) } : {}),
+      ...(h2dPageable.length > 0
+        ? {
+            pageableBytesPerSecond: measured(
+              rate(h2dPageable[h2dPageable.length - 1]!),
+              `cudaMemcpyAsync of ${h2dPageable[h2dPageable.length - 1]!.size} bytes from pageable memory`,
+            ),
+          }
+        : {}),
       latencySeconds: measured(h2d.latency, `copy of ${h2d.small.size} bytes less its share at the large-copy rate`),
-      curve: { samples: h2d.list.map((s) => ({ bytes: s.size, bytesPerSecond: rate(s) })), source: source("pinned host-to-device copies by size") },
+      curve: {
+        samples: h2d.list.map((s) => ({ bytes: s.size, bytesPerSecond: rate(s) })),
+        source: source("pinned host-to-device copies by size"),
+      },
     },
     deviceToHost: {
       pinnedBytesPerSecond: measured(d2h.rate, `cudaMemcpyAsync of ${d2h.big.size} bytes into pinned memory`),
-      ...(d2hPageable.length > 0 ? { pageableBytesPerSecond: measured(rate(d2hPageable[d2hPageable.length - 1]!), `cudaMemcpyAsync of ${d2hPageable[d2hPageable.length - 1]!.size} bytes into pageable memory`) } : {}),
+      ...(d2hPageable.length > 0
+        ? {
+            pageableBytesPerSecond: measured(
+              rate(d2hPageable[d2hPageable.length - 1]!),
+              `cudaMemcpyAsync of ${d2hPageable[d2hPageable.length - 1]!.size} bytes into pageable memory`,
+            ),
+          }
+        : {}),
       latencySeconds: measured(d2h.latency, `copy of ${d2h.small.size} bytes less its share at the large-copy rate`),
-      curve: { samples: d2h.list.map((s) => ({ bytes: s.size, bytesPerSecond: rate(s) })), source: source("pinned device-to-host copies by size") },
+      curve: {
+        samples: d2h.list.map((s) => ({ bytes: s.size, bytesPerSecond: rate(s) })),
+        source: source("pinned device-to-host copies by size"),
+      },
     },
     disk: hostSide.disk,
   };

@@ -5,7 +5,8 @@
 
 /** Index (relative to `offset`) of the largest of x[offset .. offset + length). */
 export function argmax(x: Float32Array, offset = 0, length = x.length - offset): number {
-  if (length <= 0 || offset < 0 || offset + length > x.length) throw new RangeError(`argmax: span ${offset}..${offset + length} invalid for ${x.length} values`);
+  if (length <= 0 || offset < 0 || offset + length > x.length)
+    throw new RangeError(`argmax: span ${offset}..${offset + length} invalid for ${x.length} values`);
   let best = 0;
   let bestValue = -Infinity;
   for (let i = 0; i < length; i++) {
@@ -19,8 +20,14 @@ export function argmax(x: Float32Array, offset = 0, length = x.length - offset):
 }
 
 /** Argmax of each of `rows` rows of `cols` values (e.g. logits [tokens, vocab]). */
-export function argmaxRows(x: Float32Array, rows: number, cols: number, out: Int32Array = new Int32Array(rows)): Int32Array {
-  if (x.length < rows * cols) throw new RangeError(`argmaxRows: x has ${x.length} values, needs rows*cols = ${rows * cols}`);
+export function argmaxRows(
+  x: Float32Array,
+  rows: number,
+  cols: number,
+  out: Int32Array = new Int32Array(rows),
+): Int32Array {
+  if (x.length < rows * cols)
+    throw new RangeError(`argmaxRows: x has ${x.length} values, needs rows*cols = ${rows * cols}`);
   for (let r = 0; r < rows; r++) out[r] = argmax(x, r * cols, cols);
   return out;
 }

@@ -61,14 +61,25 @@ export function attention(
   const h = numHeads * headDim;
   const ctx = past + t;
   if (q.length < t * h || out.length < t * h) throw new RangeError(`attention: q and out need t*h = ${t * h} values`);
-  if (kCache.length < ctx * h || vCache.length < ctx * h) throw new RangeError(`attention: caches need (past + t)*h = ${ctx * h} values`);
+  if (kCache.length < ctx * h || vCache.length < ctx * h)
+    throw new RangeError(`attention: caches need (past + t)*h = ${ctx * h} values`);
   if (t === 0) return;
   const work = scratchFor(attentionScratchLength(t, past, numHeads, headDim), scratch);
   if (t >= MATMUL_MIN_TOKENS) attentionByMatmul(q, kCache, vCache, out, t, past, numHeads, headDim, work);
   else attentionDirect(q, kCache, vCache, out, t, past, numHeads, headDim, work);
 }
 
-function attentionDirect(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, t: number, past: number, numHeads: number, headDim: number, work: Float32Array): void {
+function attentionDirect(
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  out: Float32Array,
+  t: number,
+  past: number,
+  numHeads: number,
+  headDim: number,
+  work: Float32Array,
+): void {
   const h = numHeads * headDim;
   const ctx = past + t;
   const scale = 1 / Math.sqrt(headDim);
@@ -89,7 +100,10 @@ function attentionDirect(q: Float32Array, k: Float32Array, v: Float32Array, out:
       let c = 0;
       for (let head = 0; head < numHeads; head++) {
         // Four partial sums break the dependency chain of a single accumulator.
-        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        let s0 = 0,
+          s1 = 0,
+          s2 = 0,
+          s3 = 0;
         const cEnd4 = c + d4;
         for (; c < cEnd4; c += 4) {
           s0 += qScaled[c]! * k[kRow + c]!;
@@ -141,7 +155,17 @@ function attentionDirect(q: Float32Array, k: Float32Array, v: Float32Array, out:
   }
 }
 
-function attentionByMatmul(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, t: number, past: number, numHeads: number, headDim: number, work: Float32Array): void {
+function attentionByMatmul(
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  out: Float32Array,
+  t: number,
+  past: number,
+  numHeads: number,
+  headDim: number,
+  work: Float32Array,
+): void {
   const h = numHeads * headDim;
   const ctx = past + t;
   const scale = 1 / Math.sqrt(headDim);
@@ -177,13 +201,31 @@ function attentionByMatmul(q: Float32Array, k: Float32Array, v: Float32Array, ou
 }
 
 /** Exposed for the benchmark and tests: the direct path regardless of t. */
-export function attentionDirectForTesting(q: Float32Array, kCache: Float32Array, vCache: Float32Array, out: Float32Array, t: number, past: number, numHeads: number, headDim: number): void {
+export function attentionDirectForTesting(
+  q: Float32Array,
+  kCache: Float32Array,
+  vCache: Float32Array,
+  out: Float32Array,
+  t: number,
+  past: number,
+  numHeads: number,
+  headDim: number,
+): void {
   const work = new Float32Array(numHeads * (past + t) + 2 * numHeads * headDim + numHeads);
   attentionDirect(q, kCache, vCache, out, t, past, numHeads, headDim, work);
 }
 
 /** Exposed for the benchmark and tests: the matmul path regardless of t. */
-export function attentionByMatmulForTesting(q: Float32Array, kCache: Float32Array, vCache: Float32Array, out: Float32Array, t: number, past: number, numHeads: number, headDim: number): void {
+export function attentionByMatmulForTesting(
+  q: Float32Array,
+  kCache: Float32Array,
+  vCache: Float32Array,
+  out: Float32Array,
+  t: number,
+  past: number,
+  numHeads: number,
+  headDim: number,
+): void {
   const ctx = past + t;
   const work = new Float32Array(2 * t * headDim + 2 * ctx * headDim + t * ctx);
   attentionByMatmul(q, kCache, vCache, out, t, past, numHeads, headDim, work);

@@ -8,9 +8,19 @@
  * numbers) in two passes, which avoids the cancellation of the one-pass E[x²] - E[x]² form.
  * `out` may be `x` (in place): each row is read completely before it is written.
  */
-export function layerNorm(x: Float32Array, gamma: Float32Array, beta: Float32Array, out: Float32Array, rows: number, cols: number, eps = 1e-5): void {
-  if (x.length < rows * cols || out.length < rows * cols) throw new RangeError(`layerNorm: x and out need rows*cols = ${rows * cols} values`);
-  if (gamma.length < cols || beta.length < cols) throw new RangeError(`layerNorm: gamma and beta need cols = ${cols} values`);
+export function layerNorm(
+  x: Float32Array,
+  gamma: Float32Array,
+  beta: Float32Array,
+  out: Float32Array,
+  rows: number,
+  cols: number,
+  eps = 1e-5,
+): void {
+  if (x.length < rows * cols || out.length < rows * cols)
+    throw new RangeError(`layerNorm: x and out need rows*cols = ${rows * cols} values`);
+  if (gamma.length < cols || beta.length < cols)
+    throw new RangeError(`layerNorm: gamma and beta need cols = ${cols} values`);
   for (let r = 0; r < rows; r++) {
     const start = r * cols;
     const end = start + cols;

@@ -14,7 +14,17 @@ export function linearScratchLength(m: number, k: number): { tile: number; out: 
   return { tile: LINEAR_TILE_ROWS * k, out: m * LINEAR_TILE_ROWS };
 }
 
-export function linearF16(x: Float32Array, w: Uint16Array, bias: Float32Array | undefined, out: Float32Array, m: number, k: number, n: number, tileScratch: Float32Array, tileOut: Float32Array): void {
+export function linearF16(
+  x: Float32Array,
+  w: Uint16Array,
+  bias: Float32Array | undefined,
+  out: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+  tileScratch: Float32Array,
+  tileOut: Float32Array,
+): void {
   for (let n0 = 0; n0 < n; n0 += LINEAR_TILE_ROWS) {
     const rows = Math.min(LINEAR_TILE_ROWS, n - n0);
     const tile = tileScratch.subarray(0, rows * k);

@@ -78,36 +78,104 @@ class Body {
     return first;
   }
 
-  get(index: number): this { this.bytes.push(0x20, ...uleb(index)); return this; }
-  set(index: number): this { this.bytes.push(0x21, ...uleb(index)); return this; }
-  tee(index: number): this { this.bytes.push(0x22, ...uleb(index)); return this; }
-  i32Const(value: number): this { this.bytes.push(0x41, ...sleb(value)); return this; }
-  i32Add(): this { this.bytes.push(0x6a); return this; }
-  i32Sub(): this { this.bytes.push(0x6b); return this; }
-  i32Mul(): this { this.bytes.push(0x6c); return this; }
-  i32LtU(): this { this.bytes.push(0x49); return this; }
-  loop(): this { this.bytes.push(0x03, 0x40); return this; }
-  end(): this { this.bytes.push(0x0b); return this; }
-  brIf(depth: number): this { this.bytes.push(0x0d, ...uleb(depth)); return this; }
-  f32Load(offsetBytes = 0): this { this.bytes.push(0x2a, 2, ...uleb(offsetBytes)); return this; }
-  f32Add(): this { this.bytes.push(0x92); return this; }
-  f32Store(offsetBytes = 0): this { this.bytes.push(0x38, 2, ...uleb(offsetBytes)); return this; }
-  private simd(opcode: number): this { this.bytes.push(0xfd, ...uleb(opcode)); return this; }
-  v128Load(offsetBytes = 0): this { this.simd(0x00); this.bytes.push(4, ...uleb(offsetBytes)); return this; }
-  v128Store(offsetBytes = 0): this { this.simd(0x0b); this.bytes.push(4, ...uleb(offsetBytes)); return this; }
-  v128Zero(): this { this.simd(0x0c); this.bytes.push(...new Array<number>(16).fill(0)); return this; }
+  get(index: number): this {
+    this.bytes.push(0x20, ...uleb(index));
+    return this;
+  }
+  set(index: number): this {
+    this.bytes.push(0x21, ...uleb(index));
+    return this;
+  }
+  tee(index: number): this {
+    this.bytes.push(0x22, ...uleb(index));
+    return this;
+  }
+  i32Const(value: number): this {
+    this.bytes.push(0x41, ...sleb(value));
+    return this;
+  }
+  i32Add(): this {
+    this.bytes.push(0x6a);
+    return this;
+  }
+  i32Sub(): this {
+    this.bytes.push(0x6b);
+    return this;
+  }
+  i32Mul(): this {
+    this.bytes.push(0x6c);
+    return this;
+  }
+  i32LtU(): this {
+    this.bytes.push(0x49);
+    return this;
+  }
+  loop(): this {
+    this.bytes.push(0x03, 0x40);
+    return this;
+  }
+  end(): this {
+    this.bytes.push(0x0b);
+    return this;
+  }
+  brIf(depth: number): this {
+    this.bytes.push(0x0d, ...uleb(depth));
+    return this;
+  }
+  f32Load(offsetBytes = 0): this {
+    this.bytes.push(0x2a, 2, ...uleb(offsetBytes));
+    return this;
+  }
+  f32Add(): this {
+    this.bytes.push(0x92);
+    return this;
+  }
+  f32Store(offsetBytes = 0): this {
+    this.bytes.push(0x38, 2, ...uleb(offsetBytes));
+    return this;
+  }
+  private simd(opcode: number): this {
+    this.bytes.push(0xfd, ...uleb(opcode));
+    return this;
+  }
+  v128Load(offsetBytes = 0): this {
+    this.simd(0x00);
+    this.bytes.push(4, ...uleb(offsetBytes));
+    return this;
+  }
+  v128Store(offsetBytes = 0): this {
+    this.simd(0x0b);
+    this.bytes.push(4, ...uleb(offsetBytes));
+    return this;
+  }
+  v128Zero(): this {
+    this.simd(0x0c);
+    this.bytes.push(...new Array<number>(16).fill(0));
+    return this;
+  }
   /** i8x16.shuffle with float lanes 0..3 from the first operand and 4..7 from the second. */
   shuffleF32(lanes: readonly [number, number, number, number]): this {
     this.simd(0x0d);
     for (const lane of lanes) this.bytes.push(4 * lane, 4 * lane + 1, 4 * lane + 2, 4 * lane + 3);
     return this;
   }
-  f32x4ExtractLane(lane: number): this { this.simd(0x1f); this.bytes.push(lane); return this; }
-  f32x4Add(): this { return this.simd(0xe4); }
-  f32x4Mul(): this { return this.simd(0xe6); }
+  f32x4ExtractLane(lane: number): this {
+    this.simd(0x1f);
+    this.bytes.push(lane);
+    return this;
+  }
+  f32x4Add(): this {
+    return this.simd(0xe4);
+  }
+  f32x4Mul(): this {
+    return this.simd(0xe6);
+  }
 
   encode(): number[] {
-    const locals = [...uleb(this.localGroups.length), ...this.localGroups.flatMap(([count, type]) => [...uleb(count), type])];
+    const locals = [
+      ...uleb(this.localGroups.length),
+      ...this.localGroups.flatMap(([count, type]) => [...uleb(count), type]),
+    ];
     const body = [...locals, ...this.bytes, 0x0b];
     return [...uleb(body.length), ...body];
   }
@@ -139,17 +207,44 @@ function emitGemm(mr: number, nr: number, accumulate: boolean): Body {
 
   f.get(A).set(aRow).get(OUT).set(oRow);
   f.loop(); // over row tiles
-  for (let r = 0; r < mr; r++) f.get(aRow).get(LDK).i32Const(r).i32Mul().i32Add().set(aR + r);
+  for (let r = 0; r < mr; r++)
+    f.get(aRow)
+      .get(LDK)
+      .i32Const(r)
+      .i32Mul()
+      .i32Add()
+      .set(aR + r);
   f.get(W).set(wRow).get(oRow).set(oPtr).get(BIAS).set(bPtr).get(NT).set(jt);
   f.loop(); // over column tiles
-  for (let c = 0; c < nr; c++) f.get(wRow).get(LDK).i32Const(c).i32Mul().i32Add().set(wC + c);
+  for (let c = 0; c < nr; c++)
+    f.get(wRow)
+      .get(LDK)
+      .i32Const(c)
+      .i32Mul()
+      .i32Add()
+      .set(wC + c);
   for (let i = 0; i < mr * nr; i++) f.v128Zero().set(acc + i);
   f.i32Const(0).set(p);
   f.loop(); // over k, four values at a time
-  for (let c = 0; c < nr; c++) f.get(wC + c).get(p).i32Add().v128Load().set(wv + c);
+  for (let c = 0; c < nr; c++)
+    f.get(wC + c)
+      .get(p)
+      .i32Add()
+      .v128Load()
+      .set(wv + c);
   for (let r = 0; r < mr; r++) {
-    f.get(aR + r).get(p).i32Add().v128Load().set(av);
-    for (let c = 0; c < nr; c++) f.get(acc + r * nr + c).get(av).get(wv + c).f32x4Mul().f32x4Add().set(acc + r * nr + c);
+    f.get(aR + r)
+      .get(p)
+      .i32Add()
+      .v128Load()
+      .set(av);
+    for (let c = 0; c < nr; c++)
+      f.get(acc + r * nr + c)
+        .get(av)
+        .get(wv + c)
+        .f32x4Mul()
+        .f32x4Add()
+        .set(acc + r * nr + c);
   }
   f.get(p).i32Const(16).i32Add().tee(p).get(KB).i32LtU().brIf(0);
   f.end();
@@ -180,8 +275,14 @@ function emitGemm(mr: number, nr: number, accumulate: boolean): Body {
     }
   }
   f.get(wRow).get(LDK).i32Const(nr).i32Mul().i32Add().set(wRow);
-  f.get(oPtr).i32Const(4 * nr).i32Add().set(oPtr);
-  f.get(bPtr).i32Const(4 * nr).i32Add().set(bPtr);
+  f.get(oPtr)
+    .i32Const(4 * nr)
+    .i32Add()
+    .set(oPtr);
+  f.get(bPtr)
+    .i32Const(4 * nr)
+    .i32Add()
+    .set(bPtr);
   f.get(jt).i32Const(1).i32Sub().tee(jt).brIf(0);
   f.end();
   f.get(aRow).get(LDK).i32Const(mr).i32Mul().i32Add().set(aRow);
@@ -208,7 +309,14 @@ function gemmModuleBytes(mr: number, nr: number): Uint8Array<ArrayBuffer> {
   }
   const exports = names.flatMap((name, index) => [...utf8(name), 0x00, ...uleb(index)]);
   const bytes = [
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, [1, ...type]),
     ...section(2, [1, ...utf8("env"), ...utf8("mem"), 0x02, 0x00, 0x01]),
     ...section(3, [...uleb(bodies.length), ...bodies.map(() => 0)]),
@@ -242,7 +350,17 @@ export interface WasmGemmTuning {
  */
 export const DEFAULT_WASM_GEMM_TUNING: WasmGemmTuning = { mr: 2, nr: 4, kBlock: 1024, nBlock: 64 };
 
-type GemmExport = (aPtr: number, wPtr: number, outPtr: number, biasPtr: number, mTiles: number, nTiles: number, kBytes: number, ldkBytes: number, ldoBytes: number) => void;
+type GemmExport = (
+  aPtr: number,
+  wPtr: number,
+  outPtr: number,
+  biasPtr: number,
+  mTiles: number,
+  nTiles: number,
+  kBytes: number,
+  ldkBytes: number,
+  ldoBytes: number,
+) => void;
 
 const PAGE_BYTES = 65536;
 /** Default cap on one call's padded copies (wasm32 memory tops out at 4 GiB; this leaves room and bounds growth). */
@@ -250,7 +368,15 @@ const MAX_WORKING_BYTES = 512 * 2 ** 20;
 
 const roundUp = (value: number, multiple: number) => Math.ceil(value / multiple) * multiple;
 
-export type MatmulBias = (a: Float32Array, w: Float32Array, bias: Float32Array | undefined, out: Float32Array, m: number, k: number, n: number) => void;
+export type MatmulBias = (
+  a: Float32Array,
+  w: Float32Array,
+  bias: Float32Array | undefined,
+  out: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+) => void;
 
 /** Whether this engine validates and runs WebAssembly SIMD (Node 20 does). */
 export function wasmSimdSupported(): boolean {
@@ -287,7 +413,15 @@ export function createWasmMatmul(tuning: WasmGemmTuning = DEFAULT_WASM_GEMM_TUNI
   };
 
   /** Copies `rows` rows of length k (stride k in src) to heap[at] with stride kp, zero-filling to `paddedRows`. */
-  const copyRowsPadded = (src: Float32Array, srcOffset: number, rows: number, k: number, kp: number, at: number, paddedRows: number) => {
+  const copyRowsPadded = (
+    src: Float32Array,
+    srcOffset: number,
+    rows: number,
+    k: number,
+    kp: number,
+    at: number,
+    paddedRows: number,
+  ) => {
     if (k === kp) heap.set(src.subarray(srcOffset, srcOffset + rows * k), at);
     else {
       for (let r = 0; r < rows; r++) {
@@ -299,7 +433,17 @@ export function createWasmMatmul(tuning: WasmGemmTuning = DEFAULT_WASM_GEMM_TUNI
   };
 
   /** Output columns n0 .. n0 + nCount (rows n0.. of w). */
-  const chunk = (a: Float32Array, w: Float32Array, bias: Float32Array | undefined, out: Float32Array, m: number, k: number, n: number, n0: number, nCount: number) => {
+  const chunk = (
+    a: Float32Array,
+    w: Float32Array,
+    bias: Float32Array | undefined,
+    out: Float32Array,
+    m: number,
+    k: number,
+    n: number,
+    n0: number,
+    nCount: number,
+  ) => {
     const kp = roundUp(k, 4);
     const np = roundUp(nCount, nr);
     // Float offsets of the four regions; each is 16-byte aligned because kp is a multiple of 4.
@@ -322,10 +466,31 @@ export function createWasmMatmul(tuning: WasmGemmTuning = DEFAULT_WASM_GEMM_TUNI
         const jLen = Math.min(nBlock, np - j0);
         const wPtr = 4 * (wAt + j0 * kp + k0);
         const biasPtr = 4 * (biasAt + j0);
-        if (wholeTiles > 0) kernels[mr]!(4 * (aAt + k0), wPtr, 4 * (outAt + j0), biasPtr, wholeTiles, jLen / nr, 4 * kLen, 4 * kp, 4 * np);
+        if (wholeTiles > 0)
+          kernels[mr]!(
+            4 * (aAt + k0),
+            wPtr,
+            4 * (outAt + j0),
+            biasPtr,
+            wholeTiles,
+            jLen / nr,
+            4 * kLen,
+            4 * kp,
+            4 * np,
+          );
         if (leftoverRows > 0) {
           const i0 = wholeTiles * mr;
-          kernels[leftoverRows]!(4 * (aAt + i0 * kp + k0), wPtr, 4 * (outAt + i0 * np + j0), biasPtr, 1, jLen / nr, 4 * kLen, 4 * kp, 4 * np);
+          kernels[leftoverRows]!(
+            4 * (aAt + i0 * kp + k0),
+            wPtr,
+            4 * (outAt + i0 * np + j0),
+            biasPtr,
+            1,
+            jLen / nr,
+            4 * kLen,
+            4 * kp,
+            4 * np,
+          );
         }
       }
     }
@@ -359,7 +524,15 @@ export function createWasmMatmul(tuning: WasmGemmTuning = DEFAULT_WASM_GEMM_TUNI
   return matmul;
 }
 
-function checkShapes(a: Float32Array, w: Float32Array, bias: Float32Array | undefined, out: Float32Array, m: number, k: number, n: number): void {
+function checkShapes(
+  a: Float32Array,
+  w: Float32Array,
+  bias: Float32Array | undefined,
+  out: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+): void {
   if (a.length < m * k) throw new RangeError(`matmulBias: a has ${a.length} values, needs m*k = ${m * k}`);
   if (w.length < n * k) throw new RangeError(`matmulBias: w has ${w.length} values, needs n*k = ${n * k}`);
   if (bias && bias.length < n) throw new RangeError(`matmulBias: bias has ${bias.length} values, needs n = ${n}`);
@@ -375,7 +548,15 @@ function checkShapes(a: Float32Array, w: Float32Array, bias: Float32Array | unde
  * in registers), k unrolled by 2. Accumulates in float64 (JS numbers), so it is also slightly more
  * accurate than the wasm kernel. `out` must not alias `a` or `w`.
  */
-export function matmulBiasJs(a: Float32Array, w: Float32Array, bias: Float32Array | undefined, out: Float32Array, m: number, k: number, n: number): void {
+export function matmulBiasJs(
+  a: Float32Array,
+  w: Float32Array,
+  bias: Float32Array | undefined,
+  out: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+): void {
   checkShapes(a, w, bias, out, m, k, n);
   const k2 = k & ~1;
   let i = 0;
@@ -388,29 +569,67 @@ export function matmulBiasJs(a: Float32Array, w: Float32Array, bias: Float32Arra
       const w1 = w0 + k;
       const w2 = w1 + k;
       const w3 = w2 + k;
-      let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+      let s00 = 0,
+        s01 = 0,
+        s02 = 0,
+        s03 = 0,
+        s10 = 0,
+        s11 = 0,
+        s12 = 0,
+        s13 = 0;
       let p = 0;
       for (; p < k2; p += 2) {
-        const x0 = a[a0 + p]!, y0 = a[a0 + p + 1]!;
-        const x1 = a[a1 + p]!, y1 = a[a1 + p + 1]!;
-        const u0 = w[w0 + p]!, v0 = w[w0 + p + 1]!;
-        const u1 = w[w1 + p]!, v1 = w[w1 + p + 1]!;
-        const u2 = w[w2 + p]!, v2 = w[w2 + p + 1]!;
-        const u3 = w[w3 + p]!, v3 = w[w3 + p + 1]!;
-        s00 += x0 * u0 + y0 * v0; s01 += x0 * u1 + y0 * v1; s02 += x0 * u2 + y0 * v2; s03 += x0 * u3 + y0 * v3;
-        s10 += x1 * u0 + y1 * v0; s11 += x1 * u1 + y1 * v1; s12 += x1 * u2 + y1 * v2; s13 += x1 * u3 + y1 * v3;
+        const x0 = a[a0 + p]!,
+          y0 = a[a0 + p + 1]!;
+        const x1 = a[a1 + p]!,
+          y1 = a[a1 + p + 1]!;
+        const u0 = w[w0 + p]!,
+          v0 = w[w0 + p + 1]!;
+        const u1 = w[w1 + p]!,
+          v1 = w[w1 + p + 1]!;
+        const u2 = w[w2 + p]!,
+          v2 = w[w2 + p + 1]!;
+        const u3 = w[w3 + p]!,
+          v3 = w[w3 + p + 1]!;
+        s00 += x0 * u0 + y0 * v0;
+        s01 += x0 * u1 + y0 * v1;
+        s02 += x0 * u2 + y0 * v2;
+        s03 += x0 * u3 + y0 * v3;
+        s10 += x1 * u0 + y1 * v0;
+        s11 += x1 * u1 + y1 * v1;
+        s12 += x1 * u2 + y1 * v2;
+        s13 += x1 * u3 + y1 * v3;
       }
       if (p < k) {
-        const x0 = a[a0 + p]!, x1 = a[a1 + p]!;
-        const u0 = w[w0 + p]!, u1 = w[w1 + p]!, u2 = w[w2 + p]!, u3 = w[w3 + p]!;
-        s00 += x0 * u0; s01 += x0 * u1; s02 += x0 * u2; s03 += x0 * u3;
-        s10 += x1 * u0; s11 += x1 * u1; s12 += x1 * u2; s13 += x1 * u3;
+        const x0 = a[a0 + p]!,
+          x1 = a[a1 + p]!;
+        const u0 = w[w0 + p]!,
+          u1 = w[w1 + p]!,
+          u2 = w[w2 + p]!,
+          u3 = w[w3 + p]!;
+        s00 += x0 * u0;
+        s01 += x0 * u1;
+        s02 += x0 * u2;
+        s03 += x0 * u3;
+        s10 += x1 * u0;
+        s11 += x1 * u1;
+        s12 += x1 * u2;
+        s13 += x1 * u3;
       }
-      const b0 = bias ? bias[j]! : 0, b1 = bias ? bias[j + 1]! : 0, b2 = bias ? bias[j + 2]! : 0, b3 = bias ? bias[j + 3]! : 0;
+      const b0 = bias ? bias[j]! : 0,
+        b1 = bias ? bias[j + 1]! : 0,
+        b2 = bias ? bias[j + 2]! : 0,
+        b3 = bias ? bias[j + 3]! : 0;
       const o0 = i * n + j;
       const o1 = o0 + n;
-      out[o0] = s00 + b0; out[o0 + 1] = s01 + b1; out[o0 + 2] = s02 + b2; out[o0 + 3] = s03 + b3;
-      out[o1] = s10 + b0; out[o1 + 1] = s11 + b1; out[o1 + 2] = s12 + b2; out[o1 + 3] = s13 + b3;
+      out[o0] = s00 + b0;
+      out[o0 + 1] = s01 + b1;
+      out[o0 + 2] = s02 + b2;
+      out[o0 + 3] = s03 + b3;
+      out[o1] = s10 + b0;
+      out[o1 + 1] = s11 + b1;
+      out[o1 + 2] = s12 + b2;
+      out[o1 + 3] = s13 + b3;
     }
     for (; j < n; j++) {
       out[i * n + j] = dot(a, a0, w, j * k, k) + (bias ? bias[j]! : 0);
@@ -425,10 +644,16 @@ export function matmulBiasJs(a: Float32Array, w: Float32Array, bias: Float32Arra
       const w1 = w0 + k;
       const w2 = w1 + k;
       const w3 = w2 + k;
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      let s0 = 0,
+        s1 = 0,
+        s2 = 0,
+        s3 = 0;
       for (let p = 0; p < k; p++) {
         const x = a[a0 + p]!;
-        s0 += x * w[w0 + p]!; s1 += x * w[w1 + p]!; s2 += x * w[w2 + p]!; s3 += x * w[w3 + p]!;
+        s0 += x * w[w0 + p]!;
+        s1 += x * w[w1 + p]!;
+        s2 += x * w[w2 + p]!;
+        s3 += x * w[w3 + p]!;
       }
       const o = i * n + j;
       out[o] = s0 + (bias ? bias[j]! : 0);
@@ -465,7 +690,15 @@ function wasmKernel(): MatmulBias | null {
  * out[m, n] = a[m, k] · wᵀ + bias, with w stored [n, k] row-major (weight[out_features, in_features])
  * and bias of length n (or undefined for none). All row-major fp32. `out` must not alias `a` or `w`.
  */
-export function matmulBias(a: Float32Array, w: Float32Array, bias: Float32Array | undefined, out: Float32Array, m: number, k: number, n: number): void {
+export function matmulBias(
+  a: Float32Array,
+  w: Float32Array,
+  bias: Float32Array | undefined,
+  out: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+): void {
   const wasm = m * n * k >= WASM_MIN_MACS ? wasmKernel() : null;
   if (wasm) wasm(a, w, bias, out, m, k, n);
   else matmulBiasJs(a, w, bias, out, m, k, n);

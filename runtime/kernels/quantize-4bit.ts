@@ -67,7 +67,8 @@ export function quantize4bit(x: Float32Array, groupSize = DEFAULT_GROUP_SIZE): Q
       lo = Math.min(lo, x[i]!);
       hi = Math.max(hi, x[i]!);
     }
-    if (!(lo >= -HALF_MAX && hi <= HALF_MAX)) throw new RangeError(`quantize4bit: group ${g} holds a value outside fp16's range (or NaN)`);
+    if (!(lo >= -HALF_MAX && hi <= HALF_MAX))
+      throw new RangeError(`quantize4bit: group ${g} holds a value outside fp16's range (or NaN)`);
     const minHalf = float32ToHalfBitsDown(lo);
     const minValue = halfBitsToFloat32(minHalf);
     const scaleHalf = float32ToHalfBitsUp((hi - minValue) / LEVELS);

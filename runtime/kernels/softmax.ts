@@ -26,6 +26,7 @@ export function softmaxSpanInPlace(x: Float32Array, offset: number, length: numb
 
 /** Softmax of each of `rows` rows of `cols` values, in place. */
 export function softmaxRowsInPlace(x: Float32Array, rows: number, cols: number): void {
-  if (x.length < rows * cols) throw new RangeError(`softmax: x has ${x.length} values, needs rows*cols = ${rows * cols}`);
+  if (x.length < rows * cols)
+    throw new RangeError(`softmax: x has ${x.length} values, needs rows*cols = ${rows * cols}`);
   for (let r = 0; r < rows; r++) softmaxSpanInPlace(x, r * cols, cols);
 }

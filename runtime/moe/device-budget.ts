@@ -38,7 +38,12 @@ export function prefetchBufferCount(model: ModelSpec, policy: ExpertPolicy, batc
   return policy.prefetchExperts > 0 ? policy.prefetchLayers * policy.prefetchExperts : 0;
 }
 
-export function deviceBudget(model: ModelSpec, policy: ExpertPolicy, batch: number, maxSequenceLength: number): DeviceBudget {
+export function deviceBudget(
+  model: ModelSpec,
+  policy: ExpertPolicy,
+  batch: number,
+  maxSequenceLength: number,
+): DeviceBudget {
   const moe = model.moe;
   if (!moe) throw new Error(`${model.name} has no experts`);
   const nonExpertBytes = mixtralTensorShapes(model)
@@ -52,5 +57,15 @@ export function deviceBudget(model: ModelSpec, policy: ExpertPolicy, batch: numb
   const prefetchBuffers = prefetchBufferCount(model, policy, batch);
   const prefetchBytes = prefetchBuffers * slotBytes;
   const workingBytes = kvCacheBytes + stagingBytes + prefetchBytes;
-  return { nonExpertBytes, expertCacheBytes, workingBytes, kvCacheBytes, stagingBytes, prefetchBytes, totalBytes: nonExpertBytes + expertCacheBytes + workingBytes, expertBytes, prefetchBuffers };
+  return {
+    nonExpertBytes,
+    expertCacheBytes,
+    workingBytes,
+    kvCacheBytes,
+    stagingBytes,
+    prefetchBytes,
+    totalBytes: nonExpertBytes + expertCacheBytes + workingBytes,
+    expertBytes,
+    prefetchBuffers,
+  };
 }

@@ -22,12 +22,12 @@
  */
 import type { ExpertPolicy } from "../../core/expert-policy.js";
 import type { ModelSpec } from "../../core/model-spec.js";
-import { ExpertCache } from "../../simulator/expert-cache.js";
 import type { DecodeRouting } from "../../simulator/decode-routing.js";
+import { ExpertCache } from "../../simulator/expert-cache.js";
+import { batchExperts, coOccurrence, speculativeGuesses } from "../../simulator/expert-predictor.js";
 import type { DeviceArena, DeviceBlock } from "../device-arena.js";
 import type { TransferEngine, TransferId } from "../transfer-engine.js";
 import { prefetchBufferCount } from "./device-budget.js";
-import { batchExperts, coOccurrence, speculativeGuesses } from "../../simulator/expert-predictor.js";
 import { type ExpertExecutor, expertValues, type MoePhase } from "./mixtral-model.js";
 
 export type ExpertTransferKind = "warm" | "prefill" | "demand" | "prefetch";
@@ -58,7 +58,16 @@ interface Arrival {
 }
 
 export class ExpertStore implements ExpertExecutor {
-  readonly counts: ExpertCounts = { lookups: 0, hits: 0, demandFetches: 0, prefetches: 0, prefetchUsed: 0, wastedPrefetches: 0, cpuComputed: 0, prefillFetches: 0 };
+  readonly counts: ExpertCounts = {
+    lookups: 0,
+    hits: 0,
+    demandFetches: 0,
+    prefetches: 0,
+    prefetchUsed: 0,
+    wastedPrefetches: 0,
+    cpuComputed: 0,
+    prefillFetches: 0,
+  };
   private readonly caches: ExpertCache[];
   private readonly slotOf: Map<number, DeviceBlock>[];
   private readonly freeSlots: DeviceBlock[][];
@@ -90,12 +99,17 @@ export class ExpertStore implements ExpertExecutor {
     const L = model.numLayers;
     this.expertValueCount = expertValues(model);
     const bytes = this.expertValueCount * 2;
-    if (policy.cacheSize > moe.numExperts) throw new Error(`cacheSize ${policy.cacheSize} is more than the ${moe.numExperts} experts per layer`);
-    this.caches = Array.from({ length: L }, (_, l) => new ExpertCache(policy.cacheSize, policy.eviction, initial[l] ?? []));
+    if (policy.cacheSize > moe.numExperts)
+      throw new Error(`cacheSize ${policy.cacheSize} is more than the ${moe.numExperts} experts per layer`);
+    this.caches = Array.from(
+      { length: L },
+      (_, l) => new ExpertCache(policy.cacheSize, policy.eviction, initial[l] ?? []),
+    );
     this.slotOf = Array.from({ length: L }, () => new Map<number, DeviceBlock>());
     this.freeSlots = Array.from({ length: L }, () => []);
     for (let l = 0; l < L; l++) {
-      for (let s = 0; s < policy.cacheSize; s++) this.freeSlots[l]!.push(arena.allocate(bytes, `layer ${l} expert slot ${s}`));
+      for (let s = 0; s < policy.cacheSize; s++)
+        this.freeSlots[l]!.push(arena.allocate(bytes, `layer ${l} expert slot ${s}`));
       for (const e of this.caches[l]!.resident) {
         const block = this.freeSlots[l]!.pop()!;
         this.transfers.wait(this.copyIn(l, e, block, "warm"));
@@ -103,11 +117,15 @@ export class ExpertStore implements ExpertExecutor {
       }
     }
     this.staging = policy.cacheSize < moe.numExperts ? arena.allocate(bytes, "expert staging") : undefined;
-    for (let i = 0; i < prefetchBufferCount(model, policy, batch); i++) this.pool.push(arena.allocate(bytes, `expert prefetch buffer ${i}`));
+    for (let i = 0; i < prefetchBufferCount(model, policy, batch); i++)
+      this.pool.push(arena.allocate(bytes, `expert prefetch buffer ${i}`));
     this.incoming = Array.from({ length: L }, () => new Map<number, Arrival>());
     this.distance = policy.pregated ? 1 : policy.prefetchLayers;
     const prefetching = policy.pregated || policy.prefetchExperts > 0;
-    if (prefetching && !oracle) throw new Error("prefetch needs the reference routing (pre-gated: the next layer's experts; speculative: co-occurrence counts)");
+    if (prefetching && !oracle)
+      throw new Error(
+        "prefetch needs the reference routing (pre-gated: the next layer's experts; speculative: co-occurrence counts)",
+      );
     this.predictor = !policy.pregated && policy.prefetchExperts > 0 ? coOccurrence(oracle!, this.distance) : undefined;
   }
 
@@ -124,7 +142,12 @@ export class ExpertStore implements ExpertExecutor {
   private copyIn(layer: number, expert: number, block: DeviceBlock, kind: ExpertTransferKind): TransferId {
     const src = this.host[layer]![expert]!;
     const dst = this.arena.uint8(block, src.byteLength);
-    return this.transfers.submit("h2d", [{ type: "copy", src: new Uint8Array(src.buffer, src.byteOffset, src.byteLength), dst }], [], { kind, layer, expert });
+    return this.transfers.submit(
+      "h2d",
+      [{ type: "copy", src: new Uint8Array(src.buffer, src.byteOffset, src.byteLength), dst }],
+      [],
+      { kind, layer, expert },
+    );
   }
 
   private view(block: DeviceBlock): Uint16Array {
@@ -137,7 +160,12 @@ export class ExpertStore implements ExpertExecutor {
     return this.view(this.staging);
   }
 
-  runExperts(layer: number, phase: MoePhase, needed: readonly number[], compute: (expert: number, weights: Uint16Array) => void): void {
+  runExperts(
+    layer: number,
+    phase: MoePhase,
+    needed: readonly number[],
+    compute: (expert: number, weights: Uint16Array) => void,
+  ): void {
     if (phase === "prefill") {
       for (const e of needed) {
         const slot = this.slotOf[layer]!.get(e);
@@ -152,7 +180,11 @@ export class ExpertStore implements ExpertExecutor {
     this.decodeLayer(layer, needed, compute);
   }
 
-  private decodeLayer(l: number, need: readonly number[], compute: (expert: number, weights: Uint16Array) => void): void {
+  private decodeLayer(
+    l: number,
+    need: readonly number[],
+    compute: (expert: number, weights: Uint16Array) => void,
+  ): void {
     const x = this.policy;
     const moe = this.model.moe!;
     const cache = this.caches[l]!;
@@ -229,7 +261,8 @@ export class ExpertStore implements ExpertExecutor {
     if (target >= this.model.numLayers || missesOnCpu) return;
     let guesses: number[];
     if (x.pregated) guesses = batchExperts(this.oracle!, this.batch, this.step, target);
-    else if (this.predictor) guesses = speculativeGuesses(this.predictor[l]!, this.model.moe!.numExperts, need, x.prefetchExperts);
+    else if (this.predictor)
+      guesses = speculativeGuesses(this.predictor[l]!, this.model.moe!.numExperts, need, x.prefetchExperts);
     else return;
     const targetCache = this.caches[target]!;
     const incoming = this.incoming[target]!;

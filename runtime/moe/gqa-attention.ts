@@ -6,7 +6,18 @@
  * rows already appended; out: [t, numHeads · d]. New token i sits at position past + i and attends to
  * rows 0 .. past + i. Scores are scaled by d^-0.5; the softmax subtracts the row maximum.
  */
-export function gqaAttention(q: Float32Array, kCache: Float32Array, vCache: Float32Array, out: Float32Array, t: number, past: number, numHeads: number, numKvHeads: number, d: number, scores: Float32Array): void {
+export function gqaAttention(
+  q: Float32Array,
+  kCache: Float32Array,
+  vCache: Float32Array,
+  out: Float32Array,
+  t: number,
+  past: number,
+  numHeads: number,
+  numKvHeads: number,
+  d: number,
+  scores: Float32Array,
+): void {
   const group = numHeads / numKvHeads;
   const qWidth = numHeads * d;
   const kvWidth = numKvHeads * d;

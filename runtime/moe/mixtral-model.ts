@@ -62,7 +62,12 @@ export function expertValues(model: ModelSpec): number {
 
 /** Runs a layer's experts: calls `compute` once for each expert of `needed`, with its packed weights. */
 export interface ExpertExecutor {
-  runExperts(layer: number, phase: MoePhase, needed: readonly number[], compute: (expert: number, weights: Uint16Array) => void): void;
+  runExperts(
+    layer: number,
+    phase: MoePhase,
+    needed: readonly number[],
+    compute: (expert: number, weights: Uint16Array) => void,
+  ): void;
 }
 
 /** The router's choices of one step and layer: per token row (sequence-major), k experts in rank order and their renormalised weights. */
@@ -153,15 +158,24 @@ export class MixtralModel {
    * One step: `tokens` holds `t` new tokens per sequence (sequence-major), at positions past .. past+t-1.
    * Returns each sequence's greedy next token.
    */
-  step(tokens: Int32Array, t: number, past: number, phase: MoePhase, experts: ExpertExecutor, observe?: RoutingObserver): Int32Array {
+  step(
+    tokens: Int32Array,
+    t: number,
+    past: number,
+    phase: MoePhase,
+    experts: ExpertExecutor,
+    observe?: RoutingObserver,
+  ): Int32Array {
     const { model, batch: B, h } = this;
     const m = B * t;
     if (tokens.length !== m) throw new Error(`step: ${tokens.length} tokens, expected ${B} sequences x ${t}`);
     if (t > this.maxTokensPerStep) throw new Error(`step: ${t} tokens per sequence, at most ${this.maxTokensPerStep}`);
-    if (past + t > model.maxPositions) throw new Error(`step: position ${past + t - 1} is past the model's ${model.maxPositions} positions`);
+    if (past + t > model.maxPositions)
+      throw new Error(`step: position ${past + t - 1} is past the model's ${model.maxPositions} positions`);
     for (let i = 0; i < m; i++) {
       const id = tokens[i]!;
-      if (!(id >= 0 && id < model.vocabSize)) throw new Error(`token ${id} is outside the vocabulary (0..${model.vocabSize - 1})`);
+      if (!(id >= 0 && id < model.vocabSize))
+        throw new Error(`token ${id} is outside the vocabulary (0..${model.vocabSize - 1})`);
       fromFloat16Array(this.weights.embed.subarray(id * h, (id + 1) * h), this.x.subarray(i * h, (i + 1) * h));
     }
     for (let l = 0; l < model.numLayers; l++) {
@@ -197,7 +211,18 @@ export class MixtralModel {
         kCache.set(this.kNew.subarray(row * kvw, (row + 1) * kvw), (past + i) * kvw);
         vCache.set(this.vNew.subarray(row * kvw, (row + 1) * kvw), (past + i) * kvw);
       }
-      gqaAttention(this.q.subarray(b * t * qw, (b + 1) * t * qw), kCache, vCache, this.attn.subarray(b * t * qw, (b + 1) * t * qw), t, past, model.numHeads, model.numKvHeads, d, this.scores);
+      gqaAttention(
+        this.q.subarray(b * t * qw, (b + 1) * t * qw),
+        kCache,
+        vCache,
+        this.attn.subarray(b * t * qw, (b + 1) * t * qw),
+        t,
+        past,
+        model.numHeads,
+        model.numKvHeads,
+        d,
+        this.scores,
+      );
     }
     this.linear(this.attn, w.o, this.proj, m, qw, h);
     for (let i = 0; i < m * h; i++) this.x[i]! += this.proj[i]!;
@@ -211,10 +236,18 @@ export class MixtralModel {
     const needed: number[] = [];
     const seen = new Uint8Array(E);
     for (let row = 0; row < m; row++) {
-      route(this.logits.subarray(row * E, (row + 1) * E), k, this.chosen.subarray(row * k, (row + 1) * k), this.chosenWeights.subarray(row * k, (row + 1) * k));
+      route(
+        this.logits.subarray(row * E, (row + 1) * E),
+        k,
+        this.chosen.subarray(row * k, (row + 1) * k),
+        this.chosenWeights.subarray(row * k, (row + 1) * k),
+      );
       for (let r = 0; r < k; r++) {
         const e = this.chosen[row * k + r]!;
-        if (!seen[e]) { seen[e] = 1; needed.push(e); }
+        if (!seen[e]) {
+          seen[e] = 1;
+          needed.push(e);
+        }
       }
     }
     observe?.(l, this.chosen.subarray(0, m * k), this.chosenWeights.subarray(0, m * k));
@@ -224,7 +257,11 @@ export class MixtralModel {
       const rows: number[] = [];
       const ranks: number[] = [];
       for (let row = 0; row < m; row++) {
-        for (let r = 0; r < k; r++) if (this.chosen[row * k + r] === expert) { rows.push(row); ranks.push(r); }
+        for (let r = 0; r < k; r++)
+          if (this.chosen[row * k + r] === expert) {
+            rows.push(row);
+            ranks.push(r);
+          }
       }
       const n = rows.length;
       if (n === 0) throw new Error(`layer ${l}: expert ${expert} was run but no token routes to it`);
@@ -233,7 +270,8 @@ export class MixtralModel {
       this.linear(this.gathered, packed.subarray(w1Len, 2 * w1Len), this.upAct, n, h, fe);
       siluGateInPlace(this.gateAct, this.upAct, n * fe);
       this.linear(this.gateAct, packed.subarray(2 * w1Len, 3 * w1Len), this.down, n, fe, h);
-      for (let i = 0; i < n; i++) this.expertOut.set(this.down.subarray(i * h, (i + 1) * h), (rows[i]! * k + ranks[i]!) * h);
+      for (let i = 0; i < n; i++)
+        this.expertOut.set(this.down.subarray(i * h, (i + 1) * h), (rows[i]! * k + ranks[i]!) * h);
     });
     for (let row = 0; row < m; row++) {
       for (let r = 0; r < k; r++) {
@@ -255,7 +293,10 @@ export function route(logits: Float32Array, k: number, experts: Int32Array, weig
   for (let e = 0; e < E; e++) if (logits[e]! > max) max = logits[e]!;
   let sum = 0;
   const probs = new Float64Array(E);
-  for (let e = 0; e < E; e++) { probs[e] = Math.exp(logits[e]! - max); sum += probs[e]!; }
+  for (let e = 0; e < E; e++) {
+    probs[e] = Math.exp(logits[e]! - max);
+    sum += probs[e]!;
+  }
   const taken = new Uint8Array(E);
   let chosenSum = 0;
   for (let r = 0; r < k; r++) {

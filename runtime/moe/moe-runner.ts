@@ -20,8 +20,8 @@ import { join } from "node:path";
 import type { ExpertPolicy } from "../../core/expert-policy.js";
 import { isExpertTensor, kvDim, type ModelSpec } from "../../core/model-spec.js";
 import { allocateRoutingTrace, PHASE_DECODE, PHASE_PREFILL, type RoutingTrace } from "../../routing/routing-trace.js";
-import { decodeRouting } from "../../simulator/decode-routing.js";
 import type { DecodeRouting } from "../../simulator/decode-routing.js";
+import { decodeRouting } from "../../simulator/decode-routing.js";
 import { popularity } from "../../simulator/moe-replay.js";
 import { DeviceArena, type DeviceBlock } from "../device-arena.js";
 import { syntheticPrompts } from "../run.js";
@@ -89,8 +89,10 @@ function prompts(options: MoeRunOptions, vocab: number): number[][] {
   if (options.promptTokens) {
     const given = options.promptTokens.map((p) => [...p]);
     if (given.length === 0 || given[0]!.length === 0) throw new Error("runMoe: expected at least one non-empty prompt");
-    if (given.some((p) => p.length !== given[0]!.length)) throw new Error("runMoe: the prompts run in lockstep and must have the same length");
-    if (options.policy.batch !== undefined && options.policy.batch !== given.length) throw new Error(`runMoe: batch ${options.policy.batch} but ${given.length} prompts`);
+    if (given.some((p) => p.length !== given[0]!.length))
+      throw new Error("runMoe: the prompts run in lockstep and must have the same length");
+    if (options.policy.batch !== undefined && options.policy.batch !== given.length)
+      throw new Error(`runMoe: batch ${options.policy.batch} but ${given.length} prompts`);
     return given;
   }
   const batch = options.policy.batch ?? 1;
@@ -101,13 +103,32 @@ function prompts(options: MoeRunOptions, vocab: number): number[][] {
 
 /** The all-resident reference's expert policy. */
 function allResident(model: ModelSpec): ExpertPolicy {
-  return { cacheSize: model.moe!.numExperts, eviction: "static", offloadTier: "cpu", bits: 16, attentionBits: 16, prefetchExperts: 0, prefetchLayers: 1, pregated: false, compute: "gpu", cpuThresholdTokens: 0 };
+  return {
+    cacheSize: model.moe!.numExperts,
+    eviction: "static",
+    offloadTier: "cpu",
+    bits: 16,
+    attentionBits: 16,
+    prefetchExperts: 0,
+    prefetchLayers: 1,
+    pregated: false,
+    compute: "gpu",
+    cpuThresholdTokens: 0,
+  };
 }
 
 async function runPass(
-  model: ModelSpec, file: SafetensorsFile, ropeTheta: number, rmsNormEps: number,
-  policy: ExpertPolicy, promptIds: number[][], genLen: number, capacityBytes: number,
-  initial: readonly (readonly number[])[], oracle: DecodeRouting | undefined, threads: boolean,
+  model: ModelSpec,
+  file: SafetensorsFile,
+  ropeTheta: number,
+  rmsNormEps: number,
+  policy: ExpertPolicy,
+  promptIds: number[][],
+  genLen: number,
+  capacityBytes: number,
+  initial: readonly (readonly number[])[],
+  oracle: DecodeRouting | undefined,
+  threads: boolean,
 ): Promise<PassResult> {
   const started = performance.now();
   const B = promptIds.length;
@@ -116,7 +137,8 @@ async function runPass(
   const moe = model.moe!;
   const L = model.numLayers;
   const arena = new DeviceArena(capacityBytes);
-  let fetchedBytes = 0, fetchSeconds = 0;
+  let fetchedBytes = 0,
+    fetchSeconds = 0;
   const transfers = await TransferEngine.start<ExpertTransferMeta>(threads, (done) => {
     if (done.meta.kind === "demand" || done.meta.kind === "prefetch") {
       fetchedBytes += done.bytes;
@@ -148,10 +170,16 @@ async function runPass(
       finalNorm: resident("model.norm.weight"),
       lmHead: resident("lm_head.weight"),
     };
-    if (file.names().filter((n) => !isExpertTensor(n)).length !== 3 + 7 * L) throw new Error(`${file.path}: unexpected non-expert tensors`);
+    if (file.names().filter((n) => !isExpertTensor(n)).length !== 3 + 7 * L)
+      throw new Error(`${file.path}: unexpected non-expert tensors`);
     // KV cache, resident.
     const kvWidth = kvDim(model);
-    const kvBlocks = (kind: string): DeviceBlock[][] => Array.from({ length: L }, (_, l) => Array.from({ length: B }, (_, b) => arena.allocate(total * kvWidth * 4, `layer ${l} sequence ${b} ${kind} cache`)));
+    const kvBlocks = (kind: string): DeviceBlock[][] =>
+      Array.from({ length: L }, (_, l) =>
+        Array.from({ length: B }, (_, b) =>
+          arena.allocate(total * kvWidth * 4, `layer ${l} sequence ${b} ${kind} cache`),
+        ),
+      );
     const keys = kvBlocks("key");
     const values = kvBlocks("value");
     const kv: MixtralKvCache = {
@@ -160,20 +188,25 @@ async function runPass(
     };
     // Every expert's home copy in host memory, packed w1 | w3 | w2.
     const n = expertValues(model);
-    const host = Array.from({ length: L }, (_, l) => Array.from({ length: moe.numExperts }, (_, e) => {
-      const bytes = sharedBytes(n * 2);
-      let offset = 0;
-      for (const m of ["w1", "w3", "w2"]) {
-        const raw = file.readRaw(`model.layers.${l}.block_sparse_moe.experts.${e}.${m}.weight`);
-        bytes.set(raw, offset);
-        offset += raw.byteLength;
-      }
-      return new Uint16Array(bytes.buffer, bytes.byteOffset, n);
-    }));
+    const host = Array.from({ length: L }, (_, l) =>
+      Array.from({ length: moe.numExperts }, (_, e) => {
+        const bytes = sharedBytes(n * 2);
+        let offset = 0;
+        for (const m of ["w1", "w3", "w2"]) {
+          const raw = file.readRaw(`model.layers.${l}.block_sparse_moe.experts.${e}.${m}.weight`);
+          bytes.set(raw, offset);
+          offset += raw.byteLength;
+        }
+        return new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+      }),
+    );
     const store = new ExpertStore(model, policy, B, arena, host, transfers, initial, oracle);
     const runner = new MixtralModel(model, weights, kv, B, s, ropeTheta, rmsNormEps);
 
-    const trace = allocateRoutingTrace({ model: model.name, numLayers: L, numExperts: moe.numExperts, expertsPerToken: moe.expertsPerToken }, B * total);
+    const trace = allocateRoutingTrace(
+      { model: model.name, numLayers: L, numExperts: moe.numExperts, expertsPerToken: moe.expertsPerToken },
+      B * total,
+    );
     for (let b = 0; b < B; b++) {
       for (let p = 0; p < total; p++) {
         const i = b * total + p;
@@ -204,7 +237,15 @@ async function runPass(
       next.forEach((id, b) => tokens[b]!.push(id));
     }
     transfers.drain();
-    return { tokens, routing: trace, counts: { ...store.counts }, fetchedBytes, fetchSeconds, peakBytes: arena.peakBytes, seconds: (performance.now() - started) / 1000 };
+    return {
+      tokens,
+      routing: trace,
+      counts: { ...store.counts },
+      fetchedBytes,
+      fetchSeconds,
+      peakBytes: arena.peakBytes,
+      seconds: (performance.now() - started) / 1000,
+    };
   } finally {
     await transfers.close();
   }
@@ -214,10 +255,12 @@ async function runPass(
 export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
   const { model, ropeTheta, rmsNormEps } = readMixtralConfig(options.weightsDir);
   const moe = model.moe!;
-  if (options.genLen < 2) throw new Error(`runMoe: genLen ${options.genLen}; expected at least 2 (one prefill token and a decode step)`);
+  if (options.genLen < 2)
+    throw new Error(`runMoe: genLen ${options.genLen}; expected at least 2 (one prefill token and a decode step)`);
   const x = options.policy;
   if (x.bits !== 16) throw new Error(`runMoe: experts are stored fp16 here; bits ${x.bits} is not supported`);
-  if (x.offloadTier !== "cpu") throw new Error(`runMoe: experts' home copies are in host memory; offloadTier "${x.offloadTier}" is not supported`);
+  if (x.offloadTier !== "cpu")
+    throw new Error(`runMoe: experts' home copies are in host memory; offloadTier "${x.offloadTier}" is not supported`);
   const promptIds = prompts(options, model.vocabSize);
   const B = promptIds.length;
   const maxLen = promptIds[0]!.length + options.genLen - 1;
@@ -226,20 +269,51 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
   try {
     const threads = options.threads ?? false;
     const all = allResident(model);
-    const everyExpert = Array.from({ length: model.numLayers }, () => Array.from({ length: moe.numExperts }, (_, e) => e));
-    const reference = await runPass(model, file, ropeTheta, rmsNormEps, all, promptIds, options.genLen, deviceBudget(model, all, B, maxLen).totalBytes, everyExpert, undefined, threads);
+    const everyExpert = Array.from({ length: model.numLayers }, () =>
+      Array.from({ length: moe.numExperts }, (_, e) => e),
+    );
+    const reference = await runPass(
+      model,
+      file,
+      ropeTheta,
+      rmsNormEps,
+      all,
+      promptIds,
+      options.genLen,
+      deviceBudget(model, all, B, maxLen).totalBytes,
+      everyExpert,
+      undefined,
+      threads,
+    );
     const oracle = decodeRouting(reference.routing);
     const initial = popularity(oracle);
     const budget = deviceBudget(model, options.policy, B, maxLen);
     const capacityBytes = options.deviceCapacityBytes ?? budget.totalBytes;
-    const run = await runPass(model, file, ropeTheta, rmsNormEps, options.policy, promptIds, options.genLen, capacityBytes, initial, oracle, threads);
+    const run = await runPass(
+      model,
+      file,
+      ropeTheta,
+      rmsNormEps,
+      options.policy,
+      promptIds,
+      options.genLen,
+      capacityBytes,
+      initial,
+      oracle,
+      threads,
+    );
     const c = run.counts;
     return {
       model,
       tokens: run.tokens,
       referenceTokens: reference.tokens,
       matchesReference: JSON.stringify(run.tokens) === JSON.stringify(reference.tokens),
-      experts: { ...c, hitRate: c.lookups > 0 ? c.hits / c.lookups : 1, fetchedBytes: run.fetchedBytes, fetchSeconds: run.fetchSeconds },
+      experts: {
+        ...c,
+        hitRate: c.lookups > 0 ? c.hits / c.lookups : 1,
+        fetchedBytes: run.fetchedBytes,
+        fetchSeconds: run.fetchSeconds,
+      },
       routing: run.routing,
       referenceRouting: reference.routing,
       initialExperts: initial,

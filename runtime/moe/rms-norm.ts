@@ -1,5 +1,12 @@
 /** RMSNorm (Llama/Mixtral): out = x / sqrt(mean(x²) + eps) · weight, per row; the mean is accumulated in float64. */
-export function rmsNorm(x: Float32Array, weight: Float32Array, out: Float32Array, rows: number, cols: number, eps: number): void {
+export function rmsNorm(
+  x: Float32Array,
+  weight: Float32Array,
+  out: Float32Array,
+  rows: number,
+  cols: number,
+  eps: number,
+): void {
   for (let r = 0; r < rows; r++) {
     const base = r * cols;
     let sum = 0;

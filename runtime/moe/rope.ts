@@ -6,7 +6,10 @@
 export class Rope {
   private readonly inverseFrequency: Float64Array;
 
-  constructor(readonly headDim: number, readonly theta: number) {
+  constructor(
+    readonly headDim: number,
+    readonly theta: number,
+  ) {
     if (headDim % 2 !== 0) throw new Error(`rotary embedding needs an even head width, got ${headDim}`);
     const half = headDim / 2;
     this.inverseFrequency = Float64Array.from({ length: half }, (_, i) => theta ** (-(2 * i) / headDim));

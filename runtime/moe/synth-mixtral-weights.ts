@@ -14,8 +14,15 @@
  */
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import {
+  checkModelConsistency,
+  headDim,
+  kvDim,
+  layerWeightTensors,
+  type ModelSpec,
+  qDim,
+} from "../../core/model-spec.js";
 import { mulberry32 } from "../../core/random.js";
-import { checkModelConsistency, headDim, kvDim, layerWeightTensors, type ModelSpec, qDim } from "../../core/model-spec.js";
 import { writeFileAtomic } from "../../core/write-file-atomic.js";
 import { toFloat16Array } from "../fp16.js";
 import { type TensorToWrite, writeSafetensors } from "../safetensors.js";
@@ -83,11 +90,17 @@ function layerTensorShape(model: ModelSpec, name: string): number[] {
 /** Every tensor of a Mixtral checkpoint, in file order: embeddings, layers (layerWeightTensors order), final norm, LM head. */
 export function mixtralTensorShapes(model: ModelSpec): MixtralTensorShape[] {
   if (model.family !== "mixtral" || !model.moe) throw new Error(`${model.name} is not a Mixtral-family MoE model`);
-  const shapes: MixtralTensorShape[] = [{ name: "model.embed_tokens.weight", shape: [model.vocabSize, model.hiddenSize] }];
+  const shapes: MixtralTensorShape[] = [
+    { name: "model.embed_tokens.weight", shape: [model.vocabSize, model.hiddenSize] },
+  ];
   for (let l = 0; l < model.numLayers; l++) {
-    for (const t of layerWeightTensors(model)) shapes.push({ name: `model.layers.${l}.${t.name}`, shape: layerTensorShape(model, t.name) });
+    for (const t of layerWeightTensors(model))
+      shapes.push({ name: `model.layers.${l}.${t.name}`, shape: layerTensorShape(model, t.name) });
   }
-  shapes.push({ name: "model.norm.weight", shape: [model.hiddenSize] }, { name: "lm_head.weight", shape: [model.vocabSize, model.hiddenSize] });
+  shapes.push(
+    { name: "model.norm.weight", shape: [model.hiddenSize] },
+    { name: "lm_head.weight", shape: [model.vocabSize, model.hiddenSize] },
+  );
   return shapes;
 }
 
@@ -123,7 +136,11 @@ function normalValues(count: number, seed: number, mean: number, std: number): F
 }
 
 /** A Hugging Face MixtralConfig for `model`. */
-export function hfMixtralConfig(model: ModelSpec, ropeTheta = DEFAULT_ROPE_THETA, rmsNormEps = DEFAULT_RMS_NORM_EPS): Record<string, unknown> {
+export function hfMixtralConfig(
+  model: ModelSpec,
+  ropeTheta = DEFAULT_ROPE_THETA,
+  rmsNormEps = DEFAULT_RMS_NORM_EPS,
+): Record<string, unknown> {
   const moe = model.moe!;
   return {
     _name_or_path: model.name,
@@ -155,7 +172,12 @@ export function synthesizeMixtralWeights(model: ModelSpec, outDir: string, seed:
   const tensors: TensorToWrite[] = mixtralTensorShapes(model).map(({ name, shape }) => {
     const { mean, std } = tensorScale(model, name, shape);
     const count = shape.reduce((a, b) => a * b, 1);
-    return { name, dtype: "F16", shape, data: () => [toFloat16Array(normalValues(count, tensorSeed(seed, name), mean, std))] };
+    return {
+      name,
+      dtype: "F16",
+      shape,
+      data: () => [toFloat16Array(normalValues(count, tensorSeed(seed, name), mean, std))],
+    };
   });
   const weights = join(outDir, MIXTRAL_FILE_NAME);
   writeSafetensors(weights, tensors, { format: "pt", generator: "spillway synthetic mixtral", seed: String(seed) });
@@ -172,7 +194,8 @@ export interface MixtralConfig {
 
 function configNumber(config: Record<string, unknown>, key: string, path: string, fallback?: number): number {
   const value = config[key] ?? fallback;
-  if (typeof value !== "number" || !Number.isFinite(value)) throw new Error(`${path}: ${key} must be a number, got ${JSON.stringify(value)}`);
+  if (typeof value !== "number" || !Number.isFinite(value))
+    throw new Error(`${path}: ${key} must be a number, got ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -180,7 +203,8 @@ function configNumber(config: Record<string, unknown>, key: string, path: string
 export function readMixtralConfig(dir: string): MixtralConfig {
   const path = join(dir, "config.json");
   const config = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
-  if (config.model_type !== "mixtral") throw new Error(`${path}: model_type ${JSON.stringify(config.model_type)}, expected "mixtral"`);
+  if (config.model_type !== "mixtral")
+    throw new Error(`${path}: model_type ${JSON.stringify(config.model_type)}, expected "mixtral"`);
   const hidden = configNumber(config, "hidden_size", path);
   const heads = configNumber(config, "num_attention_heads", path);
   const model = tinyMixtralSpec({
@@ -195,5 +219,9 @@ export function readMixtralConfig(dir: string): MixtralConfig {
     maxPositions: configNumber(config, "max_position_embeddings", path),
   });
   const named = typeof config._name_or_path === "string" ? { ...model, name: config._name_or_path } : model;
-  return { model: named, ropeTheta: configNumber(config, "rope_theta", path, DEFAULT_ROPE_THETA), rmsNormEps: configNumber(config, "rms_norm_eps", path, DEFAULT_RMS_NORM_EPS) };
+  return {
+    model: named,
+    ropeTheta: configNumber(config, "rope_theta", path, DEFAULT_ROPE_THETA),
+    rmsNormEps: configNumber(config, "rms_norm_eps", path, DEFAULT_RMS_NORM_EPS),
+  };
 }

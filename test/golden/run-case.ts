@@ -33,16 +33,26 @@ export interface GoldenFile {
 export const REMOVED_FIELDS: Readonly<Record<string, string>> = {
   "plan: search.elapsedMs": "wall-clock milliseconds the search took; depends on the machine and its load",
   "plan: search.lpFallbacks":
-    "LP solves that passed the fast path's 50 ms wall-clock deadline and went to HiGHS (2005b3e): 0 to 35 per case on a "
-    + "loaded machine, varying run to run while the policy and predictions stay identical; the load test compares it "
-    + "with the same case's unloaded run instead",
+    "LP solves that passed the fast path's 50 ms wall-clock deadline and went to HiGHS (2005b3e): 0 to 35 per case on a " +
+    "loaded machine, varying run to run while the policy and predictions stay identical; the load test compares it " +
+    "with the same case's unloaded run instead",
   "run: every field but backend, schedule, overlap, tokens, matchesReference, bytes, peakBytes, capacityBytes and planned":
-    "throughputTokensPerSecond, prefill/decode/makespan seconds, busySeconds, utilisation, criticalResource, relativeError and "
-    + "events come from the measured wall-clock timeline (criticalResource and the event count follow the timing)",
+    "throughputTokensPerSecond, prefill/decode/makespan seconds, busySeconds, utilisation, criticalResource, relativeError and " +
+    "events come from the measured wall-clock timeline (criticalResource and the event count follow the timing)",
 };
 
 /** The run fields that do not depend on the clock: the tokens, the bytes moved and held, the plan's own numbers. */
-const RUN_FIELDS_KEPT = ["backend", "schedule", "overlap", "tokens", "matchesReference", "bytes", "peakBytes", "capacityBytes", "planned"];
+const RUN_FIELDS_KEPT = [
+  "backend",
+  "schedule",
+  "overlap",
+  "tokens",
+  "matchesReference",
+  "bytes",
+  "peakBytes",
+  "capacityBytes",
+  "planned",
+];
 
 /**
  * Paths of fields added to the outputs after the capture (the issue allows adding fields, never renaming or
@@ -87,7 +97,10 @@ export class GoldenRunner {
       }
       case "run": {
         const planPath = this.writePlan(goldenCase.planArgs.map((a) => (a === WEIGHTS ? this.weights() : a)));
-        return this.jsonOf(this.cli(["run", planPath, "--weights", this.weights(), ...goldenCase.runArgs, "--json"]), keepDeterministicRunFields);
+        return this.jsonOf(
+          this.cli(["run", planPath, "--weights", this.weights(), ...goldenCase.runArgs, "--json"]),
+          keepDeterministicRunFields,
+        );
       }
     }
   }
@@ -97,31 +110,51 @@ export class GoldenRunner {
   }
 
   private cli(args: readonly string[]): { status: number; stdout: string; stderr: string; command: string } {
-    const result = spawnSync(process.execPath, [this.cliPath, ...args], { encoding: "utf8", timeout: 300_000, env: { ...process.env, NO_COLOR: "1" } });
+    const result = spawnSync(process.execPath, [this.cliPath, ...args], {
+      encoding: "utf8",
+      timeout: 300_000,
+      env: { ...process.env, NO_COLOR: "1" },
+    });
     const command = `spillway ${args.join(" ")}`;
     if (result.error) throw new Error(`${command}: ${result.error.message}`);
-    return { status: result.status ?? -1, stdout: result.stdout.replaceAll(this.dir, "<tmp>"), stderr: result.stderr, command };
+    return {
+      status: result.status ?? -1,
+      stdout: result.stdout.replaceAll(this.dir, "<tmp>"),
+      stderr: result.stderr,
+      command,
+    };
   }
 
-  private jsonOf(result: { status: number; stdout: string; stderr: string; command: string }, keep: (x: Record<string, unknown>) => unknown): CaseResult {
+  private jsonOf(
+    result: { status: number; stdout: string; stderr: string; command: string },
+    keep: (x: Record<string, unknown>) => unknown,
+  ): CaseResult {
     // A failure that prints nothing on stdout ("no policy fits"): the exit status is the result.
     if (result.status !== 0 && result.stdout.trim() === "") return { exitCode: result.status, output: null };
     let output: unknown;
     try {
       output = JSON.parse(result.stdout);
     } catch {
-      throw new Error(`${result.command} (exit ${result.status}) printed no JSON on stdout; stderr: ${result.stderr.slice(0, 2000)}`);
+      throw new Error(
+        `${result.command} (exit ${result.status}) printed no JSON on stdout; stderr: ${result.stderr.slice(0, 2000)}`,
+      );
     }
-    if (typeof output !== "object" || output === null || Array.isArray(output)) throw new Error(`${result.command}: expected a JSON object on stdout`);
+    if (typeof output !== "object" || output === null || Array.isArray(output))
+      throw new Error(`${result.command}: expected a JSON object on stdout`);
     const search = (output as { search?: { lpFallbacks?: unknown } }).search;
     const lpFallbacks = typeof search?.lpFallbacks === "number" ? search.lpFallbacks : undefined;
-    return { exitCode: result.status, output: keep(output as Record<string, unknown>), ...(lpFallbacks === undefined ? {} : { lpFallbacks }) };
+    return {
+      exitCode: result.status,
+      output: keep(output as Record<string, unknown>),
+      ...(lpFallbacks === undefined ? {} : { lpFallbacks }),
+    };
   }
 
   private writePlan(planArgs: readonly string[]): string {
     const path = join(this.dir, `plan-${this.planFiles++}.json`);
     const result = this.cli(["plan", ...planArgs, "--out", path, "--quiet"]);
-    if (result.status !== 0) throw new Error(`${result.command} exited ${result.status}: ${result.stderr.slice(0, 2000)}`);
+    if (result.status !== 0)
+      throw new Error(`${result.command} exited ${result.status}: ${result.stderr.slice(0, 2000)}`);
     return path;
   }
 
@@ -132,7 +165,8 @@ export class GoldenRunner {
       writeFileSync(join(configDir, "config.json"), JSON.stringify(TINY_OPT_CONFIG, null, 2));
       const out = join(this.dir, "tiny-weights");
       const result = this.cli(["synth-weights", "--model", join(configDir, "config.json"), "--out", out, "--quiet"]);
-      if (result.status !== 0) throw new Error(`${result.command} exited ${result.status}: ${result.stderr.slice(0, 2000)}`);
+      if (result.status !== 0)
+        throw new Error(`${result.command} exited ${result.status}: ${result.stderr.slice(0, 2000)}`);
       this.weightsDir = out;
     }
     return this.weightsDir;
@@ -161,14 +195,20 @@ export interface GoldenDifference {
  * The first difference between a golden output and a new one, in key order, or undefined when equal.
  * Numbers compare exactly. A key only in `actual` is a difference unless its path matches ADDED_FIELDS.
  */
-export function firstDifference(expected: unknown, actual: unknown, path = "", addedFields: readonly string[] = ADDED_FIELDS): GoldenDifference | undefined {
+export function firstDifference(
+  expected: unknown,
+  actual: unknown,
+  path = "",
+  addedFields: readonly string[] = ADDED_FIELDS,
+): GoldenDifference | undefined {
   if (expected === actual) return undefined;
   if (Array.isArray(expected) && Array.isArray(actual)) {
     for (let i = 0; i < Math.min(expected.length, actual.length); i++) {
       const difference = firstDifference(expected[i], actual[i], `${path}[${i}]`, addedFields);
       if (difference) return difference;
     }
-    if (expected.length !== actual.length) return { path: `${path}.length`, expected: expected.length, actual: actual.length };
+    if (expected.length !== actual.length)
+      return { path: `${path}.length`, expected: expected.length, actual: actual.length };
     return undefined;
   }
   if (isPlainObject(expected) && isPlainObject(actual)) {
@@ -180,7 +220,8 @@ export function firstDifference(expected: unknown, actual: unknown, path = "", a
     }
     for (const key of Object.keys(actual)) {
       const child = path === "" ? key : `${path}.${key}`;
-      if (!(key in expected) && !addedFields.some((pattern) => pathMatches(pattern, child))) return { path: child, expected: "(absent)", actual: actual[key] };
+      if (!(key in expected) && !addedFields.some((pattern) => pathMatches(pattern, child)))
+        return { path: child, expected: "(absent)", actual: actual[key] };
     }
     return undefined;
   }

@@ -1,25 +1,49 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CLI } from "../helpers.js";
+import { test } from "node:test";
 import { fancyProgress, plainTerminal } from "../../cli/terminal.js";
+import { CLI } from "../helpers.js";
 
-interface Result { status: number; stdout: string; stderr: string }
+interface Result {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
 
 /** Runs the CLI with NO_COLOR set and FORCE_COLOR unset (concurrently with other calls). */
 function cli(args: string[], env: Record<string, string> = { NO_COLOR: "1" }): Promise<Result> {
   const { FORCE_COLOR: _f, NO_COLOR: _n, ...base } = process.env;
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...base, ...env }, encoding: "utf8", timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ status: error ? (typeof error.code === "number" ? error.code : -1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { ...base, ...env }, encoding: "utf8", timeout: 60_000 },
+      (error, stdout, stderr) => {
+        resolve({ status: error ? (typeof error.code === "number" ? error.code : -1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
-const COMMANDS = ["", "plan", "simulate", "run", "compare", "report", "trace", "trace synth", "trace stats", "trace convert", "profile", "synth-weights", "models", "hardware"];
+const COMMANDS = [
+  "",
+  "plan",
+  "simulate",
+  "run",
+  "compare",
+  "report",
+  "trace",
+  "trace synth",
+  "trace stats",
+  "trace convert",
+  "profile",
+  "synth-weights",
+  "models",
+  "hardware",
+];
 
 test("every command's --help has examples and documents exit codes, --json and --quiet", async () => {
   const results = await Promise.all(COMMANDS.map((c) => cli([...c.split(" ").filter(Boolean), "--help"])));
@@ -84,7 +108,13 @@ test("--quiet prints nothing but errors; --json output still prints with --quiet
     assert.equal(JSON.parse(simQuietJson.stdout).schedule, "spillway");
     assert.deepEqual([statsQuiet.status, statsQuiet.stdout], [0, ""]);
     assert.equal(convertJson.status, 0, convertJson.stderr);
-    assert.deepEqual(JSON.parse(convertJson.stdout), { in: trace, out: join(dir, "t.jsonl"), format: "megatron-jsonl", tokens: 50, rows: JSON.parse(convertJson.stdout).rows });
+    assert.deepEqual(JSON.parse(convertJson.stdout), {
+      in: trace,
+      out: join(dir, "t.jsonl"),
+      format: "megatron-jsonl",
+      tokens: 50,
+      rows: JSON.parse(convertJson.stdout).rows,
+    });
     assert.ok(JSON.parse(convertJson.stdout).rows > 0);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -95,12 +125,18 @@ test("NO_COLOR: no command prints an ANSI escape sequence on stdout or stderr", 
   const dir = mkdtempSync(join(tmpdir(), "spillway-color-"));
   try {
     const runs = await Promise.all([
-      cli(["plan", "--help"]), cli(["plan", "--model", "opt-1.3b"]), cli(["hardware"]), cli(["nonsense"]),
+      cli(["plan", "--help"]),
+      cli(["plan", "--model", "opt-1.3b"]),
+      cli(["hardware"]),
+      cli(["nonsense"]),
       cli(["trace", "synth", "--model", "mixtral-8x7b", "--tokens", "20", "--out", join(dir, "t.csv")]),
     ]);
     for (const r of runs) {
       assert.ok(r.stdout.length + r.stderr.length > 0);
-      assert.ok(!r.stdout.includes("\x1b[") && !r.stderr.includes("\x1b["), `escape sequence in ${JSON.stringify((r.stdout + r.stderr).slice(0, 200))}`);
+      assert.ok(
+        !r.stdout.includes("\x1b[") && !r.stderr.includes("\x1b["),
+        `escape sequence in ${JSON.stringify((r.stdout + r.stderr).slice(0, 200))}`,
+      );
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -110,7 +146,11 @@ test("NO_COLOR: no command prints an ANSI escape sequence on stdout or stderr", 
 test("progress bars are drawn only on a terminal without NO_COLOR or TERM=dumb", () => {
   assert.equal(fancyProgress({ isTTY: true }, {}), true);
   assert.equal(fancyProgress({ isTTY: true }, { NO_COLOR: "1" }), false);
-  assert.equal(fancyProgress({ isTTY: true }, { NO_COLOR: "" }), true, "an empty NO_COLOR does not count (no-color.org)");
+  assert.equal(
+    fancyProgress({ isTTY: true }, { NO_COLOR: "" }),
+    true,
+    "an empty NO_COLOR does not count (no-color.org)",
+  );
   assert.equal(fancyProgress({ isTTY: true }, { TERM: "dumb" }), false);
   assert.equal(fancyProgress({ isTTY: false }, {}), false);
   assert.equal(fancyProgress({}, {}), false);

@@ -45,7 +45,10 @@ test("build:cuda without nvcc: skips with one line saying why (exit 0), and fail
     const { SPILLWAY_NVCC: _, ...lookup } = env;
     const looked = runBuild(["--out", out], lookup);
     assert.equal(looked.status, 0, looked.output);
-    assert.match(looked.output, /skipped the CUDA backend build: nvcc not found \(tried .*CUDACXX.*CUDA_HOME.*CUDA_PATH.*PATH.*\/usr\/local\/cuda\/bin\/nvcc\)/);
+    assert.match(
+      looked.output,
+      /skipped the CUDA backend build: nvcc not found \(tried .*CUDACXX.*CUDA_HOME.*CUDA_PATH.*PATH.*\/usr\/local\/cuda\/bin\/nvcc\)/,
+    );
   }
 });
 
@@ -71,12 +74,18 @@ test("build:cuda with nvcc: a single-arch addon that loads, exports CudaNative, 
     }
     assert.match(build.output, /built .*spillway_cuda\.node/);
     t.diagnostic(`single-arch (sm_75) build took ${seconds.toFixed(1)} s`);
-    const info = JSON.parse(readFileSync(join(dir, "build-info.json"), "utf8")) as { archs: string[]; nvccVersion: string; seconds: number };
+    const info = JSON.parse(readFileSync(join(dir, "build-info.json"), "utf8")) as {
+      archs: string[];
+      nvccVersion: string;
+      seconds: number;
+    };
     assert.deepEqual(info.archs, ["sm_75"]);
     assert.match(info.nvccVersion, /release|V\d/);
     assert.ok(info.seconds > 0);
 
-    const addon = createRequire(import.meta.url)(out) as CudaNative & { buildInfo: { cudaRuntimeVersion: number; archs: string } };
+    const addon = createRequire(import.meta.url)(out) as CudaNative & {
+      buildInfo: { cudaRuntimeVersion: number; archs: string };
+    };
     for (const name of CUDA_NATIVE_FUNCTIONS) assert.equal(typeof addon[name], "function", name);
     assert.equal(addon.buildInfo.archs, "sm_75 compute_75");
     assert.ok(addon.buildInfo.cudaRuntimeVersion >= 11000, `${addon.buildInfo.cudaRuntimeVersion}`);

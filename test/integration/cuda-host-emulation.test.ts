@@ -23,7 +23,10 @@ const skip = "reason" in host ? { skip: `no host build of the CUDA sources here:
 /** kernels.cu with `from` replaced by `to`, where `from` occurs exactly once. */
 function alter(source: string, from: string, to: string): string {
   const at = source.indexOf(from);
-  assert.ok(at >= 0 && source.indexOf(from, at + 1) < 0, `kernels.cu no longer holds exactly one ${JSON.stringify(from)}: update this test`);
+  assert.ok(
+    at >= 0 && source.indexOf(from, at + 1) < 0,
+    `kernels.cu no longer holds exactly one ${JSON.stringify(from)}: update this test`,
+  );
   return source.slice(0, at) + to + source.slice(at + from.length);
 }
 
@@ -31,9 +34,15 @@ const ALTERATIONS: [string, string][] = [
   // The GEMV reads the staged x tile without waiting for the threads that stage it.
   ["xs[r * KT + e] = __ldg(xRow + e);\n    }\n    __syncthreads();\n", "xs[r * KT + e] = __ldg(xRow + e);\n    }\n"],
   // Half of each warp skips the block reduction's shuffles and goes on to __syncthreads.
-  ["  v = MAX ? warpMax(v) : warpSum(v);\n  __syncthreads();", "  if (lane < 16) v = MAX ? warpMax(v) : warpSum(v);\n  __syncthreads();"],
+  [
+    "  v = MAX ? warpMax(v) : warpSum(v);\n  __syncthreads();",
+    "  if (lane < 16) v = MAX ? warpMax(v) : warpSum(v);\n  __syncthreads();",
+  ],
   // A matrix_b fragment loaded 16 bytes past a 32-byte boundary.
-  ["wmma::load_matrix_sync(b[j], Bs + (wc * 32 + j * 16) * GEMM_LDS + kk, GEMM_LDS);", "wmma::load_matrix_sync(b[j], Bs + (wc * 32 + j * 16) * GEMM_LDS + kk + 8, GEMM_LDS);"],
+  [
+    "wmma::load_matrix_sync(b[j], Bs + (wc * 32 + j * 16) * GEMM_LDS + kk, GEMM_LDS);",
+    "wmma::load_matrix_sync(b[j], Bs + (wc * 32 + j * 16) * GEMM_LDS + kk + 8, GEMM_LDS);",
+  ],
 ];
 
 let work: string | undefined;
@@ -47,7 +56,11 @@ before(async () => {
   const kernels = join(work, "kernels-altered.cu");
   writeFileSync(kernels, source);
   const out = join(work, "altered.node");
-  const child = spawn(process.execPath, [join(ROOT, "scripts", "build-cuda-host.mjs"), "--quiet", "--require", "--kernels", kernels, "--out", out], { cwd: ROOT });
+  const child = spawn(
+    process.execPath,
+    [join(ROOT, "scripts", "build-cuda-host.mjs"), "--quiet", "--require", "--kernels", kernels, "--out", out],
+    { cwd: ROOT },
+  );
   let output = "";
   child.stdout.on("data", (d) => (output += d));
   child.stderr.on("data", (d) => (output += d));
@@ -91,7 +104,8 @@ function linear(native: CudaNative, m: number, k: number, n: number): { out: Flo
 
 function maxError(out: Float32Array, reference: Float64Array): number {
   let worst = 0;
-  for (let i = 0; i < out.length; i++) worst = Math.max(worst, Number.isNaN(out[i]!) ? Infinity : Math.abs(out[i]! - reference[i]!));
+  for (let i = 0; i < out.length; i++)
+    worst = Math.max(worst, Number.isNaN(out[i]!) ? Infinity : Math.abs(out[i]! - reference[i]!));
   return worst;
 }
 
@@ -121,42 +135,65 @@ function layerNorm(native: CudaNative): void {
 
 test("host emulation: the real kernels.cu computes the GEMV, the tensor-core GEMM and LayerNorm", skip, () => {
   if (!("native" in host)) return;
-  for (const [m, k, n] of [[2, 64, 64], [20, 64, 64]] as const) {
+  for (const [m, k, n] of [
+    [2, 64, 64],
+    [20, 64, 64],
+  ] as const) {
     const { out, reference } = linear(host.native, m, k, n);
     assert.ok(maxError(out, reference) < 1e-4, `linear ${m}x${k}x${n}`);
   }
   layerNorm(host.native);
 });
 
-test("host emulation: a GEMV that reads shared memory before the barrier computes garbage (threads run in shuffled order over poisoned shared memory)", skip, () => {
-  assert.ok(altered);
-  const { out, reference } = linear(altered, 2, 64, 64);
-  assert.ok(maxError(out, reference) > 1e-2, "the missing __syncthreads went unnoticed");
-});
+test(
+  "host emulation: a GEMV that reads shared memory before the barrier computes garbage (threads run in shuffled order over poisoned shared memory)",
+  skip,
+  () => {
+    assert.ok(altered);
+    const { out, reference } = linear(altered, 2, 64, 64);
+    assert.ok(maxError(out, reference) > 1e-2, "the missing __syncthreads went unnoticed");
+  },
+);
 
-test("host emulation: a shuffle that half a warp skips fails the launch as divergence, naming the kernel and line", skip, () => {
-  assert.ok(altered);
-  assert.throws(() => layerNorm(altered!), (error: Error & { code?: string }) => {
-    assert.equal(error.code, "cudaErrorLaunchFailure");
-    assert.match(error.message, /^layerNorm\(.*layer_norm_kernel, block \(0, 0, 0\): warp 0 diverged: 16 lanes wait at __shfl_xor_sync \(line \d+\), 0 exited, 16 wait at __syncthreads/);
-    return true;
-  });
-  // The launch failure is not sticky: the next launch works.
-  const p = altered.malloc(16);
-  try {
-    assertReluWorks(altered, p);
-  } finally {
-    altered.free(p);
-  }
-});
+test(
+  "host emulation: a shuffle that half a warp skips fails the launch as divergence, naming the kernel and line",
+  skip,
+  () => {
+    assert.ok(altered);
+    assert.throws(
+      () => layerNorm(altered!),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, "cudaErrorLaunchFailure");
+        assert.match(
+          error.message,
+          /^layerNorm\(.*layer_norm_kernel, block \(0, 0, 0\): warp 0 diverged: 16 lanes wait at __shfl_xor_sync \(line \d+\), 0 exited, 16 wait at __syncthreads/,
+        );
+        return true;
+      },
+    );
+    // The launch failure is not sticky: the next launch works.
+    const p = altered.malloc(16);
+    try {
+      assertReluWorks(altered, p);
+    } finally {
+      altered.free(p);
+    }
+  },
+);
 
 test("host emulation: a WMMA fragment pointer off its 32-byte alignment fails the launch", skip, () => {
   assert.ok(altered);
-  assert.throws(() => linear(altered!, 20, 64, 64), (error: Error & { code?: string }) => {
-    assert.equal(error.code, "cudaErrorLaunchFailure");
-    assert.match(error.message, /linear_wmma_kernel<true>, thread \(\d+, 0, 0\) of block \(0, 0, 0\): wmma::load_matrix_sync \(matrix_b, col_major\): pointer 0x[0-9a-f]+ is not 32-byte aligned/);
-    return true;
-  });
+  assert.throws(
+    () => linear(altered!, 20, 64, 64),
+    (error: Error & { code?: string }) => {
+      assert.equal(error.code, "cudaErrorLaunchFailure");
+      assert.match(
+        error.message,
+        /linear_wmma_kernel<true>, thread \(\d+, 0, 0\) of block \(0, 0, 0\): wmma::load_matrix_sync \(matrix_b, col_major\): pointer 0x[0-9a-f]+ is not 32-byte aligned/,
+      );
+      return true;
+    },
+  );
 });
 
 test("host emulation: kernels and copies refuse memory that is not on the device, naming the call", skip, () => {
@@ -165,14 +202,23 @@ test("host emulation: kernels and copies refuse memory that is not on the device
   const p = native.malloc(256);
   try {
     // An address outside every cudaMalloc allocation as a kernel argument.
-    assert.throws(() => native.relu(8, 4, 0), (error: Error & { code?: string }) => {
-      assert.equal(error.code, "cudaErrorInvalidDevicePointer");
-      assert.match(error.message, /relu_kernel: argument 0 \(0x8\) is not device memory/);
-      return true;
-    });
+    assert.throws(
+      () => native.relu(8, 4, 0),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, "cudaErrorInvalidDevicePointer");
+        assert.match(error.message, /relu_kernel: argument 0 \(0x8\) is not device memory/);
+        return true;
+      },
+    );
     // A copy running past the end of its allocation, and a device-to-device copy from host memory.
-    assert.throws(() => native.memcpyHtoD(p, new Float32Array(65), 0), /cudaMemcpyAsync\(HtoD.*destination 0x[0-9a-f]+ \+ 260 bytes is not inside one device allocation/);
-    assert.throws(() => native.memcpyDtoD(p, 4096, 16, 0), /source 0x1000 \+ 16 bytes is not inside one device allocation/);
+    assert.throws(
+      () => native.memcpyHtoD(p, new Float32Array(65), 0),
+      /cudaMemcpyAsync\(HtoD.*destination 0x[0-9a-f]+ \+ 260 bytes is not inside one device allocation/,
+    );
+    assert.throws(
+      () => native.memcpyDtoD(p, 4096, 16, 0),
+      /source 0x1000 \+ 16 bytes is not inside one device allocation/,
+    );
     // The device still works after the refused calls.
     assertReluWorks(native, p);
   } finally {
@@ -180,15 +226,23 @@ test("host emulation: kernels and copies refuse memory that is not on the device
   }
 });
 
-test("spillway devices --json over the host build (SPILLWAY_CUDA_ADDON, relative to the working directory) lists the emulated device, named as not a GPU", skip, () => {
-  if (!("native" in host)) return;
-  const r = spawnSync(process.execPath, [CLI, "devices", "--json"], { cwd: ROOT, encoding: "utf8", env: { ...process.env, SPILLWAY_CUDA_ADDON: relative(ROOT, host.path) } });
-  assert.equal(r.status, 0, r.stderr);
-  const cuda = JSON.parse(r.stdout).cuda;
-  assert.equal(cuda.available, true, JSON.stringify(cuda));
-  assert.equal(cuda.addon, host.path);
-  assert.equal(cuda.devices.length, 1);
-  assert.match(cuda.devices[0].name, /host emulation \(CPU, not a GPU\)/);
-  assert.equal(cuda.devices[0].computeCapability, "0.0");
-  assert.equal(cuda.devices[0].pcieLink, undefined);
-});
+test(
+  "spillway devices --json over the host build (SPILLWAY_CUDA_ADDON, relative to the working directory) lists the emulated device, named as not a GPU",
+  skip,
+  () => {
+    if (!("native" in host)) return;
+    const r = spawnSync(process.execPath, [CLI, "devices", "--json"], {
+      cwd: ROOT,
+      encoding: "utf8",
+      env: { ...process.env, SPILLWAY_CUDA_ADDON: relative(ROOT, host.path) },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const cuda = JSON.parse(r.stdout).cuda;
+    assert.equal(cuda.available, true, JSON.stringify(cuda));
+    assert.equal(cuda.addon, host.path);
+    assert.equal(cuda.devices.length, 1);
+    assert.match(cuda.devices[0].name, /host emulation \(CPU, not a GPU\)/);
+    assert.equal(cuda.devices[0].computeCapability, "0.0");
+    assert.equal(cuda.devices[0].pcieLink, undefined);
+  },
+);

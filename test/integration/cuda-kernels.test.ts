@@ -21,15 +21,19 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { createEmulatedNative, type EmulatedNative, type EmulatedNativeOptions } from "../../runtime/cuda/emulated-native.js";
+import {
+  createEmulatedNative,
+  type EmulatedNative,
+  type EmulatedNativeOptions,
+  splitHalves,
+} from "../../runtime/cuda/emulated-native.js";
 import { usableCuda } from "../../runtime/cuda/load-native.js";
-import { hostCudaAddon } from "../host-cuda-addon.js";
 import type { CudaNative } from "../../runtime/cuda/native-api.js";
 import { fromFloat16Array, toFloat16Array } from "../../runtime/fp16.js";
-import { splitHalves } from "../../runtime/cuda/emulated-native.js";
 import { argmaxRows } from "../../runtime/kernels/argmax.js";
 import { decode, decodeToFloat16, encode } from "../../runtime/tensor-codec.js";
 import { random } from "../helpers.js";
+import { hostCudaAddon } from "../host-cuda-addon.js";
 
 const MIB = 2 ** 20;
 const POISON = 0xff;
@@ -292,15 +296,26 @@ function assertClose(out: ArrayLike<number>, ref: ArrayLike<number>, tolerance: 
 }
 
 /** Bit-for-bit equality, reporting the first differing element. */
-function assertSameArray(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, show: (v: number) => string = (v) => `0x${v.toString(16)}`): void {
+function assertSameArray(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  what: string,
+  show: (v: number) => string = (v) => `0x${v.toString(16)}`,
+): void {
   assert.equal(actual.length, expected.length, `${what}: length`);
   for (let i = 0; i < expected.length; i++) {
-    if (actual[i] !== expected[i]) assert.fail(`${what}: element ${i} is ${show(actual[i]!)}, expected ${show(expected[i]!)}`);
+    if (actual[i] !== expected[i])
+      assert.fail(`${what}: element ${i} is ${show(actual[i]!)}, expected ${show(expected[i]!)}`);
   }
 }
 
 function assertSameF32Bits(actual: Float32Array, expected: Float32Array, what: string): void {
-  assertSameArray(bitsOf(actual), bitsOf(expected), what, (v) => `0x${v.toString(16)} (${new Float32Array(new Uint32Array([v]).buffer)[0]})`);
+  assertSameArray(
+    bitsOf(actual),
+    bitsOf(expected),
+    what,
+    (v) => `0x${v.toString(16)} (${new Float32Array(new Uint32Array([v]).buffer)[0]})`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -308,7 +323,14 @@ function assertSameF32Bits(actual: Float32Array, expected: Float32Array, what: s
 // ---------------------------------------------------------------------------------------------------
 
 /** out[m, n] = x[m, k] · w[n, k]ᵀ + bias, in float64, for several x at once (same w and bias). */
-function linearReference(xs: readonly ArrayLike<number>[], w: Float32Array, bias: Float32Array | null, m: number, k: number, n: number): Float64Array[] {
+function linearReference(
+  xs: readonly ArrayLike<number>[],
+  w: Float32Array,
+  bias: Float32Array | null,
+  m: number,
+  k: number,
+  n: number,
+): Float64Array[] {
   const outs = xs.map(() => new Float64Array(m * n));
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < n; j++) {
@@ -325,7 +347,14 @@ function linearReference(xs: readonly ArrayLike<number>[], w: Float32Array, bias
   return outs;
 }
 
-function layerNormReference(x: Float32Array, gamma: Float32Array, beta: Float32Array, rows: number, cols: number, eps: number): Float64Array {
+function layerNormReference(
+  x: Float32Array,
+  gamma: Float32Array,
+  beta: Float32Array,
+  rows: number,
+  cols: number,
+  eps: number,
+): Float64Array {
   const out = new Float64Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     let sum = 0;
@@ -353,7 +382,15 @@ function softmaxReference(x: Float32Array, rows: number, cols: number): Float64A
 }
 
 /** Causal attention: token i (absolute position past + i) attends to rows 0 .. past + i; q is scaled by headDim^-0.5. */
-function attentionReference(q: Float32Array, k: Float32Array, v: Float32Array, t: number, past: number, heads: number, headDim: number): Float64Array {
+function attentionReference(
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  t: number,
+  past: number,
+  heads: number,
+  headDim: number,
+): Float64Array {
   const h = heads * headDim;
   const out = new Float64Array(t * h);
   const scale = 1 / Math.sqrt(headDim);
@@ -389,157 +426,213 @@ for (const impl of IMPLEMENTATIONS) {
   const options = impl.skip ? { skip: impl.skip } : {};
   const name = (what: string) => `cuda kernels [${impl.name}]: ${what}`;
 
-  test(name("linear, GEMV path (m <= 8: fp32 x, fp16 w, fp32 accumulation) against float64, rel err < 1e-5"), options, () => {
-    withSession(impl, (s) => {
-      // [m, k, n, bias, x/out offset in bytes, w offset in bytes]
-      const cases: [number, number, number, boolean, number, number][] = [
-        [1, 64, 64, false, 0, 0],
-        [1, 64, 64, true, 4, 2], // w 2 bytes off: scalar w loads
-        [3, 100, 37, false, 4, 0], // odd n, k % 8 = 4: half2 w loads; x and out not 16-byte aligned
-        [3, 100, 37, true, 0, 0],
-        [8, 768, 3072, true, 0, 0], // a real layer's shape: one warp per column (enough columns to fill a GPU)
-        // Few columns, long rows: several warps share a column, their sums meet in shared memory
-        // (launchGemvRows picks 2, 4 and 8 warps here, with 4 SMs (the host emulation) or 80+).
-        [5, 600, 30, true, 0, 0],
-        [1, 1024, 20, false, 0, 0],
-        [2, 4096, 8, true, 0, 0],
-      ];
-      for (const [m, k, n, withBias, offset, wOffset] of cases) {
-        const label = `linear ${m}x${k}x${n} bias=${withBias} offset=${offset}/${wOffset}`;
-        assert.ok(m <= GEMV_MAX_ROWS);
-        const x = randomF32(m * k, `${label} x`);
-        const w = randomF16(n * k, `${label} w`);
-        const bias = withBias ? randomF32(n, `${label} bias`) : null;
-        const xp = s.put(x, offset);
-        const wp = s.put(w, wOffset);
-        const bp = bias ? s.put(bias) : 0;
-        const op = s.alloc(m * n * 4, offset);
-        s.poison(op, m * n * 4);
-        s.native.linear(xp, wp, bp, op, m, k, n, s.stream);
-        const out = s.getF32(op, m * n);
-        const [ref] = linearReference([x], fromFloat16Array(w), bias, m, k, n);
-        assertClose(out, ref!, 1e-5, label);
-      }
-    });
-  });
-
-  test(name("linear, tensor-core path (m > 8: x split into two fp16 halves) against float64 on x (< 1e-5), closer than fp16-rounded x could be"), options, () => {
-    withSession(impl, (s) => {
-      const cases: [number, number, number, boolean, number][] = [
-        [9, 64, 48, true, 0],
-        [9, 64, 48, false, 4],
-        [33, 200, 130, false, 4], // partial tiles and K step; x and out 4 bytes off: scalar x loads
-        [33, 200, 130, true, 0],
-        [128, 768, 768, false, 0],
-      ];
-      for (const [m, k, n, withBias, offset] of cases) {
-        const label = `linear ${m}x${k}x${n} bias=${withBias} offset=${offset}`;
-        assert.ok(m > GEMV_MAX_ROWS);
-        const x = randomF32(m * k, `${label} x`);
-        const w = randomF16(n * k, `${label} w`);
-        const bias = withBias ? randomF32(n, `${label} bias`) : null;
-        const xp = s.put(x, offset);
-        const wp = s.put(w);
-        const bp = bias ? s.put(bias) : 0;
-        const op = s.alloc(m * n * 4, offset);
-        s.poison(op, m * n * 4);
-        s.native.linear(xp, wp, bp, op, m, k, n, s.stream);
-        const out = s.getF32(op, m * n);
-        const xRounded = fromFloat16Array(toFloat16Array(x));
-        const [refSplit, refRounded, ref] = linearReference([splitHalves(x), xRounded, x], fromFloat16Array(w), bias, m, k, n);
-        assertClose(out, refSplit!, 1e-5, `${label} (reference on hi + lo)`);
-        assertClose(out, ref!, 1e-5, `${label} (reference on x)`);
-        // A kernel that only rounded x to fp16 would be this far off: the split is what passes.
-        assert.ok(relativeError(refRounded!, ref!) > 1e-5, `${label}: fp16-rounded x is distinguishable at this tolerance`);
-      }
-    });
-  });
-
-  test(name("layerNorm rows 1 and 7 x cols 64, 1000, 4096 (and in place) against float64, rel err < 1e-5"), options, () => {
-    withSession(impl, (s) => {
-      const eps = 1e-5;
-      const cases: [number, number, boolean][] = [[1, 64, false], [7, 64, false], [1, 1000, false], [7, 1000, false], [1, 4096, false], [7, 4096, false], [3, 300, true]];
-      for (const [rows, cols, inPlace] of cases) {
-        const label = `layerNorm ${rows}x${cols}${inPlace ? " in place" : ""}`;
-        // An offset mean makes a one-pass variance visibly wrong.
-        const x = randomF32(rows * cols, `${label} x`, 2, 3);
-        const gamma = randomF32(cols, `${label} gamma`, 0.5, 1);
-        const beta = randomF32(cols, `${label} beta`, 0.5);
-        const xp = s.put(x);
-        const gp = s.put(gamma);
-        const bp = s.put(beta);
-        let op = xp;
-        if (!inPlace) {
-          op = s.alloc(rows * cols * 4);
-          s.poison(op, rows * cols * 4);
+  test(
+    name("linear, GEMV path (m <= 8: fp32 x, fp16 w, fp32 accumulation) against float64, rel err < 1e-5"),
+    options,
+    () => {
+      withSession(impl, (s) => {
+        // [m, k, n, bias, x/out offset in bytes, w offset in bytes]
+        const cases: [number, number, number, boolean, number, number][] = [
+          [1, 64, 64, false, 0, 0],
+          [1, 64, 64, true, 4, 2], // w 2 bytes off: scalar w loads
+          [3, 100, 37, false, 4, 0], // odd n, k % 8 = 4: half2 w loads; x and out not 16-byte aligned
+          [3, 100, 37, true, 0, 0],
+          [8, 768, 3072, true, 0, 0], // a real layer's shape: one warp per column (enough columns to fill a GPU)
+          // Few columns, long rows: several warps share a column, their sums meet in shared memory
+          // (launchGemvRows picks 2, 4 and 8 warps here, with 4 SMs (the host emulation) or 80+).
+          [5, 600, 30, true, 0, 0],
+          [1, 1024, 20, false, 0, 0],
+          [2, 4096, 8, true, 0, 0],
+        ];
+        for (const [m, k, n, withBias, offset, wOffset] of cases) {
+          const label = `linear ${m}x${k}x${n} bias=${withBias} offset=${offset}/${wOffset}`;
+          assert.ok(m <= GEMV_MAX_ROWS);
+          const x = randomF32(m * k, `${label} x`);
+          const w = randomF16(n * k, `${label} w`);
+          const bias = withBias ? randomF32(n, `${label} bias`) : null;
+          const xp = s.put(x, offset);
+          const wp = s.put(w, wOffset);
+          const bp = bias ? s.put(bias) : 0;
+          const op = s.alloc(m * n * 4, offset);
+          s.poison(op, m * n * 4);
+          s.native.linear(xp, wp, bp, op, m, k, n, s.stream);
+          const out = s.getF32(op, m * n);
+          const [ref] = linearReference([x], fromFloat16Array(w), bias, m, k, n);
+          assertClose(out, ref!, 1e-5, label);
         }
-        s.native.layerNorm(xp, gp, bp, op, rows, cols, eps, s.stream);
-        const out = s.getF32(op, rows * cols);
-        assertClose(out, layerNormReference(x, gamma, beta, rows, cols, eps), 1e-5, label);
-      }
-    });
-  });
+      });
+    },
+  );
 
-  test(name("softmaxRows against float64 (rel err < 1e-5), a row of all -Infinity -> zeros, a row of one finite value -> one-hot"), options, () => {
-    withSession(impl, (s) => {
-      const cases: [number, number][] = [[1, 64], [7, 1000], [2, 4096], [3, 1]];
-      for (const [rows, cols] of cases) {
-        const label = `softmax ${rows}x${cols}`;
-        const x = randomF32(rows * cols, `${label} x`, 6);
-        if (rows === 7) {
-          x.fill(-Infinity, 2 * cols, 3 * cols); // row 2: all -inf
-          x.fill(-Infinity, 4 * cols, 5 * cols); // row 4: one finite value
-          x[4 * cols + 333] = 12.5;
-          for (let c = 0; c < cols; c += 3) x[6 * cols + c] = -Infinity; // row 6: partly masked
+  test(
+    name(
+      "linear, tensor-core path (m > 8: x split into two fp16 halves) against float64 on x (< 1e-5), closer than fp16-rounded x could be",
+    ),
+    options,
+    () => {
+      withSession(impl, (s) => {
+        const cases: [number, number, number, boolean, number][] = [
+          [9, 64, 48, true, 0],
+          [9, 64, 48, false, 4],
+          [33, 200, 130, false, 4], // partial tiles and K step; x and out 4 bytes off: scalar x loads
+          [33, 200, 130, true, 0],
+          [128, 768, 768, false, 0],
+        ];
+        for (const [m, k, n, withBias, offset] of cases) {
+          const label = `linear ${m}x${k}x${n} bias=${withBias} offset=${offset}`;
+          assert.ok(m > GEMV_MAX_ROWS);
+          const x = randomF32(m * k, `${label} x`);
+          const w = randomF16(n * k, `${label} w`);
+          const bias = withBias ? randomF32(n, `${label} bias`) : null;
+          const xp = s.put(x, offset);
+          const wp = s.put(w);
+          const bp = bias ? s.put(bias) : 0;
+          const op = s.alloc(m * n * 4, offset);
+          s.poison(op, m * n * 4);
+          s.native.linear(xp, wp, bp, op, m, k, n, s.stream);
+          const out = s.getF32(op, m * n);
+          const xRounded = fromFloat16Array(toFloat16Array(x));
+          const [refSplit, refRounded, ref] = linearReference(
+            [splitHalves(x), xRounded, x],
+            fromFloat16Array(w),
+            bias,
+            m,
+            k,
+            n,
+          );
+          assertClose(out, refSplit!, 1e-5, `${label} (reference on hi + lo)`);
+          assertClose(out, ref!, 1e-5, `${label} (reference on x)`);
+          // A kernel that only rounded x to fp16 would be this far off: the split is what passes.
+          assert.ok(
+            relativeError(refRounded!, ref!) > 1e-5,
+            `${label}: fp16-rounded x is distinguishable at this tolerance`,
+          );
         }
-        const xp = s.put(x);
-        s.native.softmaxRows(xp, rows, cols, s.stream);
-        const out = s.getF32(xp, rows * cols);
-        assertClose(out, softmaxReference(x, rows, cols), 1e-5, label);
-        if (rows === 7) {
-          assertSameF32Bits(out.subarray(2 * cols, 3 * cols), new Float32Array(cols), `${label}: the all -inf row`);
-          const oneHot = new Float32Array(cols);
-          oneHot[333] = 1;
-          assertSameF32Bits(out.subarray(4 * cols, 5 * cols), oneHot, `${label}: the row of one finite value`);
-          for (let c = 0; c < cols; c += 3) assert.equal(out[6 * cols + c], 0, `${label}: masked entry ${c} of row 6`);
-        }
-        if (cols === 1) assertSameF32Bits(out, new Float32Array(rows).fill(1), `${label}: single columns`);
-      }
-    });
-  });
+      });
+    },
+  );
 
-  test(name("attention decode (t=1, past 0/1/17/600) and prefill (t=2..300, head dims 16..300) against float64, rel err < 1e-5"), options, () => {
-    withSession(impl, (s) => {
-      // [t, past, heads, headDim]
-      const cases: [number, number, number, number][] = [
-        [1, 0, 4, 16], [1, 1, 4, 16], [1, 17, 4, 16], [1, 600, 4, 16],
-        [1, 600, 32, 128],
-        [5, 0, 4, 16], [64, 3, 4, 16], [300, 0, 4, 16],
-        // Head dimensions that are not a multiple of 32, and one past 256 (the P.V kernel's second pass).
-        [2, 7, 3, 80], [3, 10, 2, 300],
-      ];
-      for (const [t, past, heads, headDim] of cases) {
-        const label = `attention t=${t} past=${past} heads=${heads} headDim=${headDim}`;
-        const h = heads * headDim;
-        const ctx = past + t;
-        const q = randomF32(t * h, `${label} q`, 2);
-        const k = randomF32(ctx * h, `${label} k`, 2);
-        const v = randomF32(ctx * h, `${label} v`);
-        const scratchFloats = s.native.attentionScratchFloats(t, past, heads);
-        assert.ok(scratchFloats >= heads * t * ctx, `${label}: scratch of ${scratchFloats} floats`);
-        const qp = s.put(q);
-        const kp = s.put(k);
-        const vp = s.put(v);
-        const op = s.alloc(t * h * 4);
-        const sp = s.alloc(scratchFloats * 4);
-        s.poison(op, t * h * 4);
-        s.poison(sp, scratchFloats * 4);
-        s.native.attention(qp, kp, vp, op, sp, t, past, heads, headDim, s.stream);
-        const out = s.getF32(op, t * h);
-        assertClose(out, attentionReference(q, k, v, t, past, heads, headDim), 1e-5, label);
-      }
-    });
-  });
+  test(
+    name("layerNorm rows 1 and 7 x cols 64, 1000, 4096 (and in place) against float64, rel err < 1e-5"),
+    options,
+    () => {
+      withSession(impl, (s) => {
+        const eps = 1e-5;
+        const cases: [number, number, boolean][] = [
+          [1, 64, false],
+          [7, 64, false],
+          [1, 1000, false],
+          [7, 1000, false],
+          [1, 4096, false],
+          [7, 4096, false],
+          [3, 300, true],
+        ];
+        for (const [rows, cols, inPlace] of cases) {
+          const label = `layerNorm ${rows}x${cols}${inPlace ? " in place" : ""}`;
+          // An offset mean makes a one-pass variance visibly wrong.
+          const x = randomF32(rows * cols, `${label} x`, 2, 3);
+          const gamma = randomF32(cols, `${label} gamma`, 0.5, 1);
+          const beta = randomF32(cols, `${label} beta`, 0.5);
+          const xp = s.put(x);
+          const gp = s.put(gamma);
+          const bp = s.put(beta);
+          let op = xp;
+          if (!inPlace) {
+            op = s.alloc(rows * cols * 4);
+            s.poison(op, rows * cols * 4);
+          }
+          s.native.layerNorm(xp, gp, bp, op, rows, cols, eps, s.stream);
+          const out = s.getF32(op, rows * cols);
+          assertClose(out, layerNormReference(x, gamma, beta, rows, cols, eps), 1e-5, label);
+        }
+      });
+    },
+  );
+
+  test(
+    name(
+      "softmaxRows against float64 (rel err < 1e-5), a row of all -Infinity -> zeros, a row of one finite value -> one-hot",
+    ),
+    options,
+    () => {
+      withSession(impl, (s) => {
+        const cases: [number, number][] = [
+          [1, 64],
+          [7, 1000],
+          [2, 4096],
+          [3, 1],
+        ];
+        for (const [rows, cols] of cases) {
+          const label = `softmax ${rows}x${cols}`;
+          const x = randomF32(rows * cols, `${label} x`, 6);
+          if (rows === 7) {
+            x.fill(-Infinity, 2 * cols, 3 * cols); // row 2: all -inf
+            x.fill(-Infinity, 4 * cols, 5 * cols); // row 4: one finite value
+            x[4 * cols + 333] = 12.5;
+            for (let c = 0; c < cols; c += 3) x[6 * cols + c] = -Infinity; // row 6: partly masked
+          }
+          const xp = s.put(x);
+          s.native.softmaxRows(xp, rows, cols, s.stream);
+          const out = s.getF32(xp, rows * cols);
+          assertClose(out, softmaxReference(x, rows, cols), 1e-5, label);
+          if (rows === 7) {
+            assertSameF32Bits(out.subarray(2 * cols, 3 * cols), new Float32Array(cols), `${label}: the all -inf row`);
+            const oneHot = new Float32Array(cols);
+            oneHot[333] = 1;
+            assertSameF32Bits(out.subarray(4 * cols, 5 * cols), oneHot, `${label}: the row of one finite value`);
+            for (let c = 0; c < cols; c += 3)
+              assert.equal(out[6 * cols + c], 0, `${label}: masked entry ${c} of row 6`);
+          }
+          if (cols === 1) assertSameF32Bits(out, new Float32Array(rows).fill(1), `${label}: single columns`);
+        }
+      });
+    },
+  );
+
+  test(
+    name(
+      "attention decode (t=1, past 0/1/17/600) and prefill (t=2..300, head dims 16..300) against float64, rel err < 1e-5",
+    ),
+    options,
+    () => {
+      withSession(impl, (s) => {
+        // [t, past, heads, headDim]
+        const cases: [number, number, number, number][] = [
+          [1, 0, 4, 16],
+          [1, 1, 4, 16],
+          [1, 17, 4, 16],
+          [1, 600, 4, 16],
+          [1, 600, 32, 128],
+          [5, 0, 4, 16],
+          [64, 3, 4, 16],
+          [300, 0, 4, 16],
+          // Head dimensions that are not a multiple of 32, and one past 256 (the P.V kernel's second pass).
+          [2, 7, 3, 80],
+          [3, 10, 2, 300],
+        ];
+        for (const [t, past, heads, headDim] of cases) {
+          const label = `attention t=${t} past=${past} heads=${heads} headDim=${headDim}`;
+          const h = heads * headDim;
+          const ctx = past + t;
+          const q = randomF32(t * h, `${label} q`, 2);
+          const k = randomF32(ctx * h, `${label} k`, 2);
+          const v = randomF32(ctx * h, `${label} v`);
+          const scratchFloats = s.native.attentionScratchFloats(t, past, heads);
+          assert.ok(scratchFloats >= heads * t * ctx, `${label}: scratch of ${scratchFloats} floats`);
+          const qp = s.put(q);
+          const kp = s.put(k);
+          const vp = s.put(v);
+          const op = s.alloc(t * h * 4);
+          const sp = s.alloc(scratchFloats * 4);
+          s.poison(op, t * h * 4);
+          s.poison(sp, scratchFloats * 4);
+          s.native.attention(qp, kp, vp, op, sp, t, past, heads, headDim, s.stream);
+          const out = s.getF32(op, t * h);
+          assertClose(out, attentionReference(q, k, v, t, past, heads, headDim), 1e-5, label);
+        }
+      });
+    },
+  );
 
   test(name("relu and add, exact (NaN, -0 and infinities kept; add in place onto itself)"), options, () => {
     withSession(impl, (s) => {
@@ -566,13 +659,20 @@ for (const impl of IMPLEMENTATIONS) {
       const x = randomF32(777, "add in place x");
       const xp = s.put(x);
       s.native.add(xp, xp, 777, s.stream);
-      assertSameF32Bits(s.getF32(xp, 777), x.map((v) => v + v), "add x += x");
+      assertSameF32Bits(
+        s.getF32(xp, 777),
+        x.map((v) => v + v),
+        "add x += x",
+      );
     });
   });
 
   test(name("embedding: ids 0 and rows-1 exact, an out-of-range id writes a NaN row"), options, () => {
     withSession(impl, (s) => {
-      for (const [rows, dim] of [[50, 100], [7, 300]] as const) {
+      for (const [rows, dim] of [
+        [50, 100],
+        [7, 300],
+      ] as const) {
         const label = `embedding rows=${rows} dim=${dim}`;
         const table = randomF16(rows * dim, `${label} table`, 4);
         const ids = new Int32Array([0, rows - 1, 3, rows, -1, 0, 2 ** 31 - 1, rows - 1]);
@@ -589,199 +689,316 @@ for (const impl of IMPLEMENTATIONS) {
           for (let i = 0; i < count; i++) {
             const id = ids[i]!;
             const row = out.subarray(i * dim, (i + 1) * dim);
-            if (id >= 0 && id < rows) assertSameF32Bits(row, decoded.subarray(id * dim, (id + 1) * dim), `${label}: token ${i} (id ${id}), poison 0x${poison.toString(16)}`);
-            else for (let d = 0; d < dim; d++) assert.ok(Number.isNaN(row[d]!), `${label}: token ${i} (id ${id} out of range) value ${d} is ${row[d]}, expected NaN`);
+            if (id >= 0 && id < rows)
+              assertSameF32Bits(
+                row,
+                decoded.subarray(id * dim, (id + 1) * dim),
+                `${label}: token ${i} (id ${id}), poison 0x${poison.toString(16)}`,
+              );
+            else
+              for (let d = 0; d < dim; d++)
+                assert.ok(
+                  Number.isNaN(row[d]!),
+                  `${label}: token ${i} (id ${id} out of range) value ${d} is ${row[d]}, expected NaN`,
+                );
           }
         }
       }
     });
   });
 
-  test(name("f32ToF16 and f16ToF32 exact against runtime/fp16.ts (ties, subnormals, overflow, NaN; all 65536 halves)"), options, () => {
-    withSession(impl, (s) => {
-      const next = random(seedOf("f32ToF16 values"));
-      const n = 20_011;
-      const x = new Float32Array(n);
-      for (let i = 0; i < n; i++) x[i] = (next() < 0.5 ? -1 : 1) * 2 ** (next() * 48 - 30) * (1 + next());
-      const specials = [
-        0, -0, Infinity, -Infinity, NaN, 65504, 65519.99, 65520, -65520, 1e6, 2 ** -24, 2 ** -25, 3 * 2 ** -25, 2 ** -14,
-        2 ** -14 - 2 ** -25, 1e-40, -1e-40, 1 + 2 ** -11, 1 + 3 * 2 ** -11, -(1 + 2 ** -11), 1 + 2 ** -11 + 2 ** -20, 0.1, -0.3333,
-      ];
-      specials.forEach((v, i) => (x[i] = v));
-      const bits = bitsOf(x);
-      bits[specials.length] = 0xffc00000; // -NaN
-      bits[specials.length + 1] = 0x7f800001; // a signalling NaN
-      bits[specials.length + 2] = 0x7fbfffff;
-      const xp = s.put(x, 4);
-      const hp = s.alloc(n * 2, 2); // 2 bytes off: the fp16 output needs only 2-byte alignment
-      s.poison(hp, n * 2);
-      s.native.f32ToF16(xp, hp, n, s.stream);
-      assertSameArray(s.getU16(hp, n), toFloat16Array(x), "f32ToF16");
+  test(
+    name("f32ToF16 and f16ToF32 exact against runtime/fp16.ts (ties, subnormals, overflow, NaN; all 65536 halves)"),
+    options,
+    () => {
+      withSession(impl, (s) => {
+        const next = random(seedOf("f32ToF16 values"));
+        const n = 20_011;
+        const x = new Float32Array(n);
+        for (let i = 0; i < n; i++) x[i] = (next() < 0.5 ? -1 : 1) * 2 ** (next() * 48 - 30) * (1 + next());
+        const specials = [
+          0,
+          -0,
+          Infinity,
+          -Infinity,
+          NaN,
+          65504,
+          65519.99,
+          65520,
+          -65520,
+          1e6,
+          2 ** -24,
+          2 ** -25,
+          3 * 2 ** -25,
+          2 ** -14,
+          2 ** -14 - 2 ** -25,
+          1e-40,
+          -1e-40,
+          1 + 2 ** -11,
+          1 + 3 * 2 ** -11,
+          -(1 + 2 ** -11),
+          1 + 2 ** -11 + 2 ** -20,
+          0.1,
+          -0.3333,
+        ];
+        specials.forEach((v, i) => (x[i] = v));
+        const bits = bitsOf(x);
+        bits[specials.length] = 0xffc00000; // -NaN
+        bits[specials.length + 1] = 0x7f800001; // a signalling NaN
+        bits[specials.length + 2] = 0x7fbfffff;
+        const xp = s.put(x, 4);
+        const hp = s.alloc(n * 2, 2); // 2 bytes off: the fp16 output needs only 2-byte alignment
+        s.poison(hp, n * 2);
+        s.native.f32ToF16(xp, hp, n, s.stream);
+        assertSameArray(s.getU16(hp, n), toFloat16Array(x), "f32ToF16");
 
-      const all = new Uint16Array(65536);
-      for (let i = 0; i < all.length; i++) all[i] = i;
-      const ap = s.put(all, 2);
-      const fp = s.alloc(65536 * 4);
-      s.poison(fp, 65536 * 4);
-      s.native.f16ToF32(ap, fp, 65536, s.stream);
-      assertSameF32Bits(s.getF32(fp, 65536), fromFloat16Array(all), "f16ToF32 of every half");
-    });
-  });
+        const all = new Uint16Array(65536);
+        for (let i = 0; i < all.length; i++) all[i] = i;
+        const ap = s.put(all, 2);
+        const fp = s.alloc(65536 * 4);
+        s.poison(fp, 65536 * 4);
+        s.native.f16ToF32(ap, fp, 65536, s.stream);
+        assertSameF32Bits(s.getF32(fp, 65536), fromFloat16Array(all), "f16ToF32 of every half");
+      });
+    },
+  );
 
-  test(name("quantize4 and dequantize4 exact against tensor-codec (partial groups, all-equal groups, rows encoded on their own)"), options, () => {
-    withSession(impl, (s) => {
-      assert.equal(s.native.q4Bytes(96), 2 * (Q4_CODE_BYTES + 4));
-      // [rows, rowValues, stored offset in bytes]
-      const cases: [number, number, number][] = [[1, 1000, 0], [1, 4097, 1], [5, 96, 0], [3, 64, 3]];
-      for (const [rows, rowValues, offset] of cases) {
-        const label = `q4 rows=${rows} rowValues=${rowValues}`;
+  test(
+    name(
+      "quantize4 and dequantize4 exact against tensor-codec (partial groups, all-equal groups, rows encoded on their own)",
+    ),
+    options,
+    () => {
+      withSession(impl, (s) => {
+        assert.equal(s.native.q4Bytes(96), 2 * (Q4_CODE_BYTES + 4));
+        // [rows, rowValues, stored offset in bytes]
+        const cases: [number, number, number][] = [
+          [1, 1000, 0],
+          [1, 4097, 1],
+          [5, 96, 0],
+          [3, 64, 3],
+        ];
+        for (const [rows, rowValues, offset] of cases) {
+          const label = `q4 rows=${rows} rowValues=${rowValues}`;
+          const groups = Math.ceil(rowValues / Q4_GROUP);
+          const rowBytes = s.native.q4Bytes(rowValues);
+          assert.equal(rowBytes, groups * (Q4_CODE_BYTES + 4), `${label}: q4Bytes`);
+          const x = randomF32(rows * rowValues, `${label} x`, 3);
+          // All-equal groups: a value exact in fp16 (scale 0, codes 0) and one that is not (a tiny scale).
+          x.fill(0.5, Q4_GROUP, Math.min(2 * Q4_GROUP, rows * rowValues));
+          if (rowValues >= 3 * Q4_GROUP) x.fill(0.1, 2 * Q4_GROUP, 3 * Q4_GROUP);
+          // Each row is its own tensor: its groups start at its first value.
+          const expected = new Uint8Array(rows * rowBytes);
+          for (let r = 0; r < rows; r++)
+            encode(
+              x.subarray(r * rowValues, (r + 1) * rowValues),
+              "q4",
+              expected.subarray(r * rowBytes, (r + 1) * rowBytes),
+            );
+
+          const xp = s.put(x);
+          const sp = s.alloc(rows * rowBytes, offset);
+          for (const poison of [POISON, 0x00]) {
+            s.poison(sp, rows * rowBytes, poison);
+            s.native.quantize4(xp, rows, rowValues, sp, s.stream);
+            assertSameArray(
+              s.getBytes(sp, rows * rowBytes),
+              expected,
+              `${label}: quantize4 stored bytes, poison 0x${poison.toString(16)}`,
+            );
+          }
+
+          // Dequantize the CPU's bytes, with random codes (every nibble value) in place of the encoded ones.
+          const stored = expected.slice();
+          const codes = random(seedOf(`${label} codes`));
+          for (let r = 0; r < rows; r++) {
+            for (let b = 0; b < groups * Q4_CODE_BYTES; b++)
+              if (2 * b < rowValues) stored[r * rowBytes + b] = Math.floor(codes() * 256);
+          }
+          const dp = s.put(stored, offset);
+          const expectedF32 = new Float32Array(rows * rowValues);
+          const expectedF16 = new Uint16Array(rows * rowValues);
+          for (let r = 0; r < rows; r++) {
+            const rowStored = stored.slice(r * rowBytes, (r + 1) * rowBytes);
+            decode(rowStored, "q4", rowValues, expectedF32.subarray(r * rowValues, (r + 1) * rowValues));
+            decodeToFloat16(
+              rowStored,
+              rowValues,
+              expectedF16.subarray(r * rowValues, (r + 1) * rowValues),
+              new Float32Array(4 * Q4_GROUP),
+            );
+          }
+          // f32 output 4 bytes off (an odd pair position), f16 aligned.
+          const o32 = s.alloc(rows * rowValues * 4, 4);
+          s.poison(o32, rows * rowValues * 4);
+          s.native.dequantize4F32(dp, rows, rowValues, o32, s.stream);
+          assertSameF32Bits(s.getF32(o32, rows * rowValues), expectedF32, `${label}: dequantize4F32`);
+          const o16 = s.alloc(rows * rowValues * 2);
+          s.poison(o16, rows * rowValues * 2);
+          s.native.dequantize4F16(dp, rows, rowValues, o16, s.stream);
+          assertSameArray(s.getU16(o16, rows * rowValues), expectedF16, `${label}: dequantize4F16`);
+        }
+      });
+    },
+  );
+
+  test(
+    name(
+      "quantize4 of a group holding NaN or |x| > 65504 writes codes 0xFF, scale and min 0x7E00 (other groups unaffected)",
+    ),
+    options,
+    () => {
+      withSession(impl, (s) => {
+        const rows = 3;
+        const rowValues = 200; // groups of 64, 64, 64, 8
         const groups = Math.ceil(rowValues / Q4_GROUP);
         const rowBytes = s.native.q4Bytes(rowValues);
-        assert.equal(rowBytes, groups * (Q4_CODE_BYTES + 4), `${label}: q4Bytes`);
-        const x = randomF32(rows * rowValues, `${label} x`, 3);
-        // All-equal groups: a value exact in fp16 (scale 0, codes 0) and one that is not (a tiny scale).
-        x.fill(0.5, Q4_GROUP, Math.min(2 * Q4_GROUP, rows * rowValues));
-        if (rowValues >= 3 * Q4_GROUP) x.fill(0.1, 2 * Q4_GROUP, 3 * Q4_GROUP);
-        // Each row is its own tensor: its groups start at its first value.
+        const x = randomF32(rows * rowValues, "q4 bad groups x", 5);
+        const bad: [number, number][] = [
+          [0, 1],
+          [1, 3],
+          [2, 0],
+        ]; // [row, group]
+        x[0 * rowValues + 64 + 17] = NaN;
+        x[1 * rowValues + 192 + 7] = 70000; // in the partial last group
+        x[2 * rowValues + 5] = -Infinity;
+        const cleaned = x.slice();
+        for (const [r, g] of bad)
+          cleaned.fill(0, r * rowValues + g * Q4_GROUP, r * rowValues + Math.min((g + 1) * Q4_GROUP, rowValues));
         const expected = new Uint8Array(rows * rowBytes);
-        for (let r = 0; r < rows; r++) encode(x.subarray(r * rowValues, (r + 1) * rowValues), "q4", expected.subarray(r * rowBytes, (r + 1) * rowBytes));
-
+        for (let r = 0; r < rows; r++)
+          encode(
+            cleaned.subarray(r * rowValues, (r + 1) * rowValues),
+            "q4",
+            expected.subarray(r * rowBytes, (r + 1) * rowBytes),
+          );
+        const view = new DataView(expected.buffer);
+        for (const [r, g] of bad) {
+          expected.fill(0xff, r * rowBytes + g * Q4_CODE_BYTES, r * rowBytes + (g + 1) * Q4_CODE_BYTES);
+          view.setUint16(r * rowBytes + groups * Q4_CODE_BYTES + 2 * g, HALF_NAN_BITS, true);
+          view.setUint16(r * rowBytes + groups * Q4_CODE_BYTES + 2 * (groups + g), HALF_NAN_BITS, true);
+        }
         const xp = s.put(x);
-        const sp = s.alloc(rows * rowBytes, offset);
+        const sp = s.alloc(rows * rowBytes);
+        let stored: Uint8Array = new Uint8Array(0);
         for (const poison of [POISON, 0x00]) {
           s.poison(sp, rows * rowBytes, poison);
           s.native.quantize4(xp, rows, rowValues, sp, s.stream);
-          assertSameArray(s.getBytes(sp, rows * rowBytes), expected, `${label}: quantize4 stored bytes, poison 0x${poison.toString(16)}`);
+          stored = s.getBytes(sp, rows * rowBytes);
+          assertSameArray(stored, expected, `quantize4 with bad groups, poison 0x${poison.toString(16)}`);
         }
-
-        // Dequantize the CPU's bytes, with random codes (every nibble value) in place of the encoded ones.
-        const stored = expected.slice();
-        const codes = random(seedOf(`${label} codes`));
-        for (let r = 0; r < rows; r++) {
-          for (let b = 0; b < groups * Q4_CODE_BYTES; b++) if (2 * b < rowValues) stored[r * rowBytes + b] = Math.floor(codes() * 256);
-        }
-        const dp = s.put(stored, offset);
+        // The poison pattern cannot pass for data: it dequantises to NaN, as the CPU decodes it.
+        const op = s.alloc(rows * rowValues * 4);
+        s.poison(op, rows * rowValues * 4, 0x00);
+        s.native.dequantize4F32(sp, rows, rowValues, op, s.stream);
+        const out = s.getF32(op, rows * rowValues);
         const expectedF32 = new Float32Array(rows * rowValues);
-        const expectedF16 = new Uint16Array(rows * rowValues);
-        for (let r = 0; r < rows; r++) {
-          const rowStored = stored.slice(r * rowBytes, (r + 1) * rowBytes);
-          decode(rowStored, "q4", rowValues, expectedF32.subarray(r * rowValues, (r + 1) * rowValues));
-          decodeToFloat16(rowStored, rowValues, expectedF16.subarray(r * rowValues, (r + 1) * rowValues), new Float32Array(4 * Q4_GROUP));
-        }
-        // f32 output 4 bytes off (an odd pair position), f16 aligned.
-        const o32 = s.alloc(rows * rowValues * 4, 4);
-        s.poison(o32, rows * rowValues * 4);
-        s.native.dequantize4F32(dp, rows, rowValues, o32, s.stream);
-        assertSameF32Bits(s.getF32(o32, rows * rowValues), expectedF32, `${label}: dequantize4F32`);
-        const o16 = s.alloc(rows * rowValues * 2);
-        s.poison(o16, rows * rowValues * 2);
-        s.native.dequantize4F16(dp, rows, rowValues, o16, s.stream);
-        assertSameArray(s.getU16(o16, rows * rowValues), expectedF16, `${label}: dequantize4F16`);
-      }
-    });
-  });
-
-  test(name("quantize4 of a group holding NaN or |x| > 65504 writes codes 0xFF, scale and min 0x7E00 (other groups unaffected)"), options, () => {
-    withSession(impl, (s) => {
-      const rows = 3;
-      const rowValues = 200; // groups of 64, 64, 64, 8
-      const groups = Math.ceil(rowValues / Q4_GROUP);
-      const rowBytes = s.native.q4Bytes(rowValues);
-      const x = randomF32(rows * rowValues, "q4 bad groups x", 5);
-      const bad: [number, number][] = [[0, 1], [1, 3], [2, 0]]; // [row, group]
-      x[0 * rowValues + 64 + 17] = NaN;
-      x[1 * rowValues + 192 + 7] = 70000; // in the partial last group
-      x[2 * rowValues + 5] = -Infinity;
-      const cleaned = x.slice();
-      for (const [r, g] of bad) cleaned.fill(0, r * rowValues + g * Q4_GROUP, r * rowValues + Math.min((g + 1) * Q4_GROUP, rowValues));
-      const expected = new Uint8Array(rows * rowBytes);
-      for (let r = 0; r < rows; r++) encode(cleaned.subarray(r * rowValues, (r + 1) * rowValues), "q4", expected.subarray(r * rowBytes, (r + 1) * rowBytes));
-      const view = new DataView(expected.buffer);
-      for (const [r, g] of bad) {
-        expected.fill(0xff, r * rowBytes + g * Q4_CODE_BYTES, r * rowBytes + (g + 1) * Q4_CODE_BYTES);
-        view.setUint16(r * rowBytes + groups * Q4_CODE_BYTES + 2 * g, HALF_NAN_BITS, true);
-        view.setUint16(r * rowBytes + groups * Q4_CODE_BYTES + 2 * (groups + g), HALF_NAN_BITS, true);
-      }
-      const xp = s.put(x);
-      const sp = s.alloc(rows * rowBytes);
-      let stored: Uint8Array = new Uint8Array(0);
-      for (const poison of [POISON, 0x00]) {
-        s.poison(sp, rows * rowBytes, poison);
-        s.native.quantize4(xp, rows, rowValues, sp, s.stream);
-        stored = s.getBytes(sp, rows * rowBytes);
-        assertSameArray(stored, expected, `quantize4 with bad groups, poison 0x${poison.toString(16)}`);
-      }
-      // The poison pattern cannot pass for data: it dequantises to NaN, as the CPU decodes it.
-      const op = s.alloc(rows * rowValues * 4);
-      s.poison(op, rows * rowValues * 4, 0x00);
-      s.native.dequantize4F32(sp, rows, rowValues, op, s.stream);
-      const out = s.getF32(op, rows * rowValues);
-      const expectedF32 = new Float32Array(rows * rowValues);
-      for (let r = 0; r < rows; r++) decode(stored.slice(r * rowBytes, (r + 1) * rowBytes), "q4", rowValues, expectedF32.subarray(r * rowValues, (r + 1) * rowValues));
-      assertSameF32Bits(out, expectedF32, "dequantize4F32 of the bad groups");
-      for (const [r, g] of bad) assert.ok(Number.isNaN(out[r * rowValues + g * Q4_GROUP]!), `row ${r} group ${g} dequantises to NaN`);
-    });
-  });
-
-  test(name("argmaxRows and argmaxMerge exact (ties -> lowest index, NaN skipped, all -Infinity or NaN -> 0)"), options, () => {
-    withSession(impl, (s) => {
-      const cols = 1000;
-      const rows = 9;
-      const x = randomF32(rows * cols, "argmax x", 10);
-      const row = (r: number) => x.subarray(r * cols, (r + 1) * cols);
-      row(1)[5] = 50; row(1)[900] = 50; row(1)[999] = 50; // ties: the lowest index
-      row(2)[0] = NaN; row(2)[10] = NaN; row(2)[500] = 60; row(2)[999] = NaN; // NaN skipped
-      row(3).fill(-Infinity); // -> 0
-      row(4).fill(NaN); // -> 0
-      row(5).fill(-Infinity); row(5)[17] = NaN; row(5)[123] = -1e30; // the one finite value
-      row(6)[999] = 70; // the last index
-      row(7).fill(0.5); // all equal -> 0
-      row(8)[0] = Infinity; row(8)[1] = Infinity; // +inf ties
-      const expected = argmaxRows(x, rows, cols);
-      assertSameArray(expected.subarray(1), [5, 500, 0, 0, 123, 999, 0, 0], "argmax.ts's own answers for the edge rows", String);
-      const xp = s.put(x);
-      const op = s.alloc(rows * 4, 4);
-      s.poison(op, rows * 4);
-      s.native.argmaxRows(xp, rows, cols, op, s.stream);
-      assertSameArray(s.getI32(op, rows), expected, "argmaxRows", String);
-
-      // Shapes: one column; a wide row (many values per thread).
-      for (const [r2, c2] of [[3, 1], [2, 33_001]] as const) {
-        const y = randomF32(r2 * c2, `argmax ${r2}x${c2}`);
-        const yp = s.put(y);
-        const yo = s.alloc(r2 * 4);
-        s.poison(yo, r2 * 4);
-        s.native.argmaxRows(yp, r2, c2, yo, s.stream);
-        assertSameArray(s.getI32(yo, r2), argmaxRows(y, r2, c2), `argmaxRows ${r2}x${c2}`, String);
-      }
-
-      // Merge over column chunks (a tie across chunks keeps the earlier one): equals argmaxRows of the whole rows.
-      const chunks = [[0, 300], [300, 300], [600, 400]] as const;
-      const valueP = s.alloc(rows * 4);
-      const indexP = s.alloc(rows * 4);
-      s.poison(valueP, rows * 4);
-      s.poison(indexP, rows * 4);
-      const chunkPointers = chunks.map(([c0, width]) => {
-        const chunk = new Float32Array(rows * width);
-        for (let r = 0; r < rows; r++) chunk.set(x.subarray(r * cols + c0, r * cols + c0 + width), r * width);
-        return s.put(chunk);
+        for (let r = 0; r < rows; r++)
+          decode(
+            stored.slice(r * rowBytes, (r + 1) * rowBytes),
+            "q4",
+            rowValues,
+            expectedF32.subarray(r * rowValues, (r + 1) * rowValues),
+          );
+        assertSameF32Bits(out, expectedF32, "dequantize4F32 of the bad groups");
+        for (const [r, g] of bad)
+          assert.ok(Number.isNaN(out[r * rowValues + g * Q4_GROUP]!), `row ${r} group ${g} dequantises to NaN`);
       });
-      chunks.forEach(([c0, width], i) => s.native.argmaxMerge(chunkPointers[i]!, rows, width, c0, valueP, indexP, i === 0 ? 1 : 0, s.stream));
-      assertSameArray(s.getI32(indexP, rows), expected, "argmaxMerge over 3 chunks", String);
-      const best = s.getF32(valueP, rows);
-      for (let r = 0; r < rows; r++) {
-        const v = x[r * cols + expected[r]!]!;
-        const want = v > -Infinity ? v : -Infinity; // nothing above -inf (or NaN) keeps -inf
-        assert.equal(best[r], want, `argmaxMerge best value of row ${r}`);
-      }
-    });
-  });
+    },
+  );
+
+  test(
+    name("argmaxRows and argmaxMerge exact (ties -> lowest index, NaN skipped, all -Infinity or NaN -> 0)"),
+    options,
+    () => {
+      withSession(impl, (s) => {
+        const cols = 1000;
+        const rows = 9;
+        const x = randomF32(rows * cols, "argmax x", 10);
+        const row = (r: number) => x.subarray(r * cols, (r + 1) * cols);
+        row(1)[5] = 50;
+        row(1)[900] = 50;
+        row(1)[999] = 50; // ties: the lowest index
+        row(2)[0] = NaN;
+        row(2)[10] = NaN;
+        row(2)[500] = 60;
+        row(2)[999] = NaN; // NaN skipped
+        row(3).fill(-Infinity); // -> 0
+        row(4).fill(NaN); // -> 0
+        row(5).fill(-Infinity);
+        row(5)[17] = NaN;
+        row(5)[123] = -1e30; // the one finite value
+        row(6)[999] = 70; // the last index
+        row(7).fill(0.5); // all equal -> 0
+        row(8)[0] = Infinity;
+        row(8)[1] = Infinity; // +inf ties
+        const expected = argmaxRows(x, rows, cols);
+        assertSameArray(
+          expected.subarray(1),
+          [5, 500, 0, 0, 123, 999, 0, 0],
+          "argmax.ts's own answers for the edge rows",
+          String,
+        );
+        const xp = s.put(x);
+        const op = s.alloc(rows * 4, 4);
+        s.poison(op, rows * 4);
+        s.native.argmaxRows(xp, rows, cols, op, s.stream);
+        assertSameArray(s.getI32(op, rows), expected, "argmaxRows", String);
+
+        // Shapes: one column; a wide row (many values per thread).
+        for (const [r2, c2] of [
+          [3, 1],
+          [2, 33_001],
+        ] as const) {
+          const y = randomF32(r2 * c2, `argmax ${r2}x${c2}`);
+          const yp = s.put(y);
+          const yo = s.alloc(r2 * 4);
+          s.poison(yo, r2 * 4);
+          s.native.argmaxRows(yp, r2, c2, yo, s.stream);
+          assertSameArray(s.getI32(yo, r2), argmaxRows(y, r2, c2), `argmaxRows ${r2}x${c2}`, String);
+        }
+
+        // Merge over column chunks (a tie across chunks keeps the earlier one): equals argmaxRows of the whole rows.
+        const chunks = [
+          [0, 300],
+          [300, 300],
+          [600, 400],
+        ] as const;
+        const valueP = s.alloc(rows * 4);
+        const indexP = s.alloc(rows * 4);
+        s.poison(valueP, rows * 4);
+        s.poison(indexP, rows * 4);
+        const chunkPointers = chunks.map(([c0, width]) => {
+          const chunk = new Float32Array(rows * width);
+          for (let r = 0; r < rows; r++) chunk.set(x.subarray(r * cols + c0, r * cols + c0 + width), r * width);
+          return s.put(chunk);
+        });
+        chunks.forEach(([c0, width], i) =>
+          s.native.argmaxMerge(chunkPointers[i]!, rows, width, c0, valueP, indexP, i === 0 ? 1 : 0, s.stream),
+        );
+        assertSameArray(s.getI32(indexP, rows), expected, "argmaxMerge over 3 chunks", String);
+        const best = s.getF32(valueP, rows);
+        for (let r = 0; r < rows; r++) {
+          const v = x[r * cols + expected[r]!]!;
+          const want = v > -Infinity ? v : -Infinity; // nothing above -inf (or NaN) keeps -inf
+          assert.equal(best[r], want, `argmaxMerge best value of row ${r}`);
+        }
+      });
+    },
+  );
 
   test(name("copy: unaligned sizes and offsets (1, 15, 17, 1 MiB + 3 bytes), nothing written outside"), options, () => {
     withSession(impl, (s) => {
       // [bytes, src offset, dst offset]
       const cases: [number, number, number][] = [
-        [1, 0, 0], [15, 1, 1], [17, 3, 3], [17, 0, 5], [64, 16, 0], [MIB + 3, 0, 0], [MIB + 3, 7, 7], [MIB + 3, 1, 2],
+        [1, 0, 0],
+        [15, 1, 1],
+        [17, 3, 3],
+        [17, 0, 5],
+        [64, 16, 0],
+        [MIB + 3, 0, 0],
+        [MIB + 3, 7, 7],
+        [MIB + 3, 1, 2],
       ];
       const margin = 32;
       for (const [bytes, srcOffset, dstOffset] of cases) {
@@ -808,45 +1025,53 @@ for (const impl of IMPLEMENTATIONS) {
     });
   });
 
-  test(name("pinned async upload, kernel on stream A, event, download on stream B after streamWaitEvent"), options, () => {
-    withSession(impl, (s) => {
-      const n = 65_537;
-      const x = randomF32(n, "two streams x", 4);
-      const y = randomF32(n, "two streams y");
-      const a = s.newStream();
-      const b = s.newStream();
-      const done = s.newEvent(false);
-      const xHost = s.native.hostAlloc(n * 4);
-      const yHost = s.native.hostAlloc(n * 4);
-      const outHost = s.native.hostAlloc(n * 4);
-      try {
-        new Float32Array(xHost).set(x);
-        new Float32Array(yHost).set(y);
-        new Uint8Array(outHost).fill(0x00);
-        const xp = s.alloc(n * 4);
-        const yp = s.alloc(n * 4);
-        const copyP = s.alloc(n * 4);
-        s.native.memcpyHtoD(xp, new Float32Array(xHost), a);
-        s.native.memcpyHtoD(yp, new Float32Array(yHost), a);
-        s.native.add(xp, yp, n, a);
-        s.native.relu(xp, n, a);
-        s.native.eventRecord(done, a);
-        s.native.streamWaitEvent(b, done);
-        s.native.memset(copyP, POISON, n * 4, b);
-        s.native.memcpyDtoD(copyP, xp, n * 4, b);
-        s.native.memcpyDtoH(new Float32Array(outHost), copyP, b);
-        s.native.streamSynchronize(b);
-        const expected = x.map((v, i) => Math.max(0, Math.fround(v + y[i]!)));
-        assertSameF32Bits(new Float32Array(outHost).slice(), expected, "add + relu on A, downloaded on B");
-        s.native.streamSynchronize(a);
-      } finally {
-        s.native.deviceSynchronize();
-        s.native.hostFree(xHost);
-        s.native.hostFree(yHost);
-        s.native.hostFree(outHost);
-      }
-    }, { order: "waited-first" }); // the emulator runs B first wherever it may: a missing wait would show
-  });
+  test(
+    name("pinned async upload, kernel on stream A, event, download on stream B after streamWaitEvent"),
+    options,
+    () => {
+      withSession(
+        impl,
+        (s) => {
+          const n = 65_537;
+          const x = randomF32(n, "two streams x", 4);
+          const y = randomF32(n, "two streams y");
+          const a = s.newStream();
+          const b = s.newStream();
+          const done = s.newEvent(false);
+          const xHost = s.native.hostAlloc(n * 4);
+          const yHost = s.native.hostAlloc(n * 4);
+          const outHost = s.native.hostAlloc(n * 4);
+          try {
+            new Float32Array(xHost).set(x);
+            new Float32Array(yHost).set(y);
+            new Uint8Array(outHost).fill(0x00);
+            const xp = s.alloc(n * 4);
+            const yp = s.alloc(n * 4);
+            const copyP = s.alloc(n * 4);
+            s.native.memcpyHtoD(xp, new Float32Array(xHost), a);
+            s.native.memcpyHtoD(yp, new Float32Array(yHost), a);
+            s.native.add(xp, yp, n, a);
+            s.native.relu(xp, n, a);
+            s.native.eventRecord(done, a);
+            s.native.streamWaitEvent(b, done);
+            s.native.memset(copyP, POISON, n * 4, b);
+            s.native.memcpyDtoD(copyP, xp, n * 4, b);
+            s.native.memcpyDtoH(new Float32Array(outHost), copyP, b);
+            s.native.streamSynchronize(b);
+            const expected = x.map((v, i) => Math.max(0, Math.fround(v + y[i]!)));
+            assertSameF32Bits(new Float32Array(outHost).slice(), expected, "add + relu on A, downloaded on B");
+            s.native.streamSynchronize(a);
+          } finally {
+            s.native.deviceSynchronize();
+            s.native.hostFree(xHost);
+            s.native.hostFree(yHost);
+            s.native.hostFree(outHost);
+          }
+        },
+        { order: "waited-first" },
+      ); // the emulator runs B first wherever it may: a missing wait would show
+    },
+  );
 
   test(name("eventElapsedMs > 0 around a kernel; memGetInfo free bytes drop after malloc"), options, () => {
     withSession(impl, (s) => {
@@ -872,7 +1097,10 @@ for (const impl of IMPLEMENTATIONS) {
       const after = s.native.memGetInfo();
       assert.ok(p !== 0);
       assert.equal(after.totalBytes, before.totalBytes);
-      assert.ok(before.freeBytes - after.freeBytes >= bytes, `free bytes ${before.freeBytes} -> ${after.freeBytes} after malloc(${bytes})`);
+      assert.ok(
+        before.freeBytes - after.freeBytes >= bytes,
+        `free bytes ${before.freeBytes} -> ${after.freeBytes} after malloc(${bytes})`,
+      );
     });
   });
 }

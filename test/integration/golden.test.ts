@@ -23,8 +23,16 @@ test("every golden case has a stored output and every stored output a case", () 
   const names = GOLDEN_CASES.map((c) => c.name);
   assert.equal(new Set(names).size, names.length, "case names are unique");
   assert.ok(names.length >= 30, `at least 30 cases (${names.length})`);
-  assert.deepEqual(names.filter((n) => !(n in golden.cases)), [], "cases without a stored output (run scripts/capture-golden.mjs)");
-  assert.deepEqual(Object.keys(golden.cases).filter((n) => !names.includes(n)), [], "stored outputs without a case");
+  assert.deepEqual(
+    names.filter((n) => !(n in golden.cases)),
+    [],
+    "cases without a stored output (run scripts/capture-golden.mjs)",
+  );
+  assert.deepEqual(
+    Object.keys(golden.cases).filter((n) => !names.includes(n)),
+    [],
+    "stored outputs without a case",
+  );
 });
 
 /** search.lpFallbacks of each plan case run without added load, for the load test (the golden file leaves it out). */
@@ -46,10 +54,15 @@ async function saturateCores(count: number): Promise<Worker[]> {
   const source = "require('node:worker_threads').parentPort.postMessage('spinning'); for (;;) {}";
   const workers = Array.from({ length: count }, () => new Worker(source, { eval: true }));
   try {
-    await Promise.all(workers.map((w) => new Promise((resolve, reject) => {
-      w.once("message", resolve);
-      w.once("error", reject);
-    })));
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise((resolve, reject) => {
+            w.once("message", resolve);
+            w.once("error", reject);
+          }),
+      ),
+    );
   } catch (error) {
     await Promise.all(workers.map((w) => w.terminate()));
     throw error;
@@ -69,11 +82,17 @@ test("with every core saturated by busy threads, the plan cases still give the g
       if (message !== undefined) differences.push(message);
       // The LP fallbacks, left out of the golden outputs, must not depend on the load either.
       if (unloadedLpFallbacks.has(goldenCase.name) && unloadedLpFallbacks.get(goldenCase.name) !== lpFallbacks) {
-        differences.push(`${goldenCase.name}: search.lpFallbacks ${lpFallbacks} under load, ${unloadedLpFallbacks.get(goldenCase.name)} without`);
+        differences.push(
+          `${goldenCase.name}: search.lpFallbacks ${lpFallbacks} under load, ${unloadedLpFallbacks.get(goldenCase.name)} without`,
+        );
       }
     }
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
   }
-  assert.deepEqual(differences, [], `${differences.length} of ${PLAN_CASES.length} plan cases differ under load:\n${differences.join("\n")}`);
+  assert.deepEqual(
+    differences,
+    [],
+    `${differences.length} of ${PLAN_CASES.length} plan cases differ under load:\n${differences.join("\n")}`,
+  );
 });

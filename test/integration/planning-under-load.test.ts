@@ -23,17 +23,38 @@ const model = (name: string) => {
 
 /** The plans compared: each a few seconds at most on an idle core. */
 const CASES: readonly { readonly name: string; readonly make: () => Promise<unknown> }[] = [
-  { name: "OPT-175B on the T4 (the default plan)", make: () => plan({ model: model("opt-175b"), hardware: t4, workload }) },
-  { name: "FlexGen's cost model", make: () => plan({ model: model("opt-175b"), hardware: t4, workload, costModel: "flexgen" }) },
+  {
+    name: "OPT-175B on the T4 (the default plan)",
+    make: () => plan({ model: model("opt-175b"), hardware: t4, workload }),
+  },
+  {
+    name: "FlexGen's cost model",
+    make: () => plan({ model: model("opt-175b"), hardware: t4, workload, costModel: "flexgen" }),
+  },
   {
     name: "an MoE plan (Mixtral-8x7B on the RTX 3090, latency mode, 4-bit experts)",
-    make: () => plan({ model: model("mixtral-8x7b"), hardware: resolveHardware("rtx3090"), workload, experts: { batchSize: 1, bits: 4 } }),
+    make: () =>
+      plan({
+        model: model("mixtral-8x7b"),
+        hardware: resolveHardware("rtx3090"),
+        workload,
+        experts: { batchSize: 1, bits: 4 },
+      }),
   },
   {
     name: "a fixed policy scored",
-    make: () => plan({ model: model("opt-175b"), hardware: t4, workload, fixed: { gbs: 32, nb: 8, percent: [0, 50, 0, 0, 0, 100], cpuAttention: true } }),
+    make: () =>
+      plan({
+        model: model("opt-175b"),
+        hardware: t4,
+        workload,
+        fixed: { gbs: 32, nb: 8, percent: [0, 50, 0, 0, 0, 100], cpuAttention: true },
+      }),
   },
-  { name: "the per-layer llama.cpp baseline", make: () => llamaCppBaseline({ model: model("opt-175b"), hardware: t4, workload }) },
+  {
+    name: "the per-layer llama.cpp baseline",
+    make: () => llamaCppBaseline({ model: model("opt-175b"), hardware: t4, workload }),
+  },
 ];
 
 /** A copy of `value` without any `search.elapsedMs`. */
@@ -67,10 +88,15 @@ async function underLoad<T>(work: () => Promise<T>): Promise<{ result: T; rounds
   const workers: Worker[] = [];
   try {
     for (let i = 0; i < threads; i++) workers.push(new Worker(SPINNER, { eval: true, workerData: rounds }));
-    await Promise.all(workers.map((w) => new Promise((resolve, reject) => {
-      w.once("online", resolve);
-      w.once("error", reject);
-    })));
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise((resolve, reject) => {
+            w.once("online", resolve);
+            w.once("error", reject);
+          }),
+      ),
+    );
     const before = Atomics.load(new Int32Array(rounds), 0);
     const result = await work();
     return { result, rounds: Atomics.load(new Int32Array(rounds), 0) - before, threads };
@@ -79,7 +105,9 @@ async function underLoad<T>(work: () => Promise<T>): Promise<{ result: T; rounds
   }
 }
 
-test("plans made with every core busy equal the plans made idle (all but search.elapsedMs)", { timeout: 600_000 }, async () => {
+test("plans made with every core busy equal the plans made idle (all but search.elapsedMs)", {
+  timeout: 600_000,
+}, async () => {
   await loadLpSolvers();
   const planAll = async () => {
     const plans: unknown[] = [];

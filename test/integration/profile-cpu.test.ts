@@ -3,21 +3,45 @@ import { test } from "node:test";
 import { effective, parseHardwareProfile } from "../../core/hardware-profile.js";
 import { InputError } from "../../core/input-error.js";
 import { loadShippedProfile } from "../../core/resolve-hardware.js";
-import { VariableSpace } from "../../planner/lp/affine.js";
-import { matmulSecondsPerWeight, hardwareRates } from "../../planner/spillway/hardware-rates.js";
-import { costConstants } from "../../planner/spillway/cost-constants.js";
-import { StepCostModel } from "../../planner/spillway/step-costs.js";
 import { findCatalogueModel } from "../../models/catalogue.js";
-import { defaultCapacities, measureCpuBackend, profileFromSamples, samplesFromCsv, samplesToCsv } from "../../runtime/profile-cpu.js";
+import { VariableSpace } from "../../planner/lp/affine.js";
+import { costConstants } from "../../planner/spillway/cost-constants.js";
+import { hardwareRates, matmulSecondsPerWeight } from "../../planner/spillway/hardware-rates.js";
+import { StepCostModel } from "../../planner/spillway/step-costs.js";
+import {
+  defaultCapacities,
+  measureCpuBackend,
+  profileFromSamples,
+  samplesFromCsv,
+  samplesToCsv,
+} from "../../runtime/profile-cpu.js";
 
 test("spillway profile --backend cpu --quick: samples survive the CSV round trip and make a valid, measured profile", () => {
   const progress: number[] = [];
   const samples = measureCpuBackend({ quick: true, gpuBytes: 2 ** 28, onProgress: (done) => progress.push(done) });
   assert.ok(progress.length > 10 && progress[progress.length - 1] === progress.length, "progress reaches the end");
-  for (const kind of ["h2d", "d2h", "diskRead", "diskWrite", "gemm", "matmul", "dequantize", "attention", "launch", "memcpy"]) assert.ok(samples.some((s) => s.measurement === kind), kind);
+  for (const kind of [
+    "h2d",
+    "d2h",
+    "diskRead",
+    "diskWrite",
+    "gemm",
+    "matmul",
+    "dequantize",
+    "attention",
+    "launch",
+    "memcpy",
+  ])
+    assert.ok(
+      samples.some((s) => s.measurement === kind),
+      kind,
+    );
   const back = samplesFromCsv(samplesToCsv(samples), "samples.csv");
   assert.deepEqual(back, samples);
-  const profile = parseHardwareProfile(JSON.parse(JSON.stringify(profileFromSamples(back, defaultCapacities(2 ** 28)))), "profile.json");
+  const profile = parseHardwareProfile(
+    JSON.parse(JSON.stringify(profileFromSamples(back, defaultCapacities(2 ** 28)))),
+    "profile.json",
+  );
   assert.equal(profile.capacityBytes.gpu.value, 2 ** 28);
   assert.ok(profile.hostToDevice.pinnedBytesPerSecond.measured, "link rates are measured values");
   // Measured rates are positive numbers; how fast they are depends on the machine and its load, and is
@@ -29,14 +53,21 @@ test("spillway profile --backend cpu --quick: samples survive the CSV round trip
   assert.equal(profile.hostToDevice.curve?.samples.length, samples.filter((s) => s.measurement === "h2d").length);
   // The GEMM curve: one measured point per row count.
   const curve = profile.gpu.matmulCurve!.samples;
-  assert.deepEqual(curve.map((c) => c.rows), [1, 2, 4, 8, 16, 32, 64, 128, 256]);
+  assert.deepEqual(
+    curve.map((c) => c.rows),
+    [1, 2, 4, 8, 16, 32, 64, 128, 256],
+  );
   assert.ok(curve.every((c) => measured(c.secondsPerWeight)));
   assert.equal(profile.gpu.workingBytesPerValue?.value, 4, "the CPU backend computes in fp32");
   assert.ok(measured(effective(profile.gpu.dequantizeValuesPerSecond!)), "4-bit dequantisation is measured");
 });
 
 test("GEMM time from a measured curve: log-interpolated, never below streaming the weights, proportional to rows beyond it", () => {
-  const curve = [{ rows: 1, secondsPerWeight: 1e-9 }, { rows: 16, secondsPerWeight: 3e-9 }, { rows: 256, secondsPerWeight: 40e-9 }];
+  const curve = [
+    { rows: 1, secondsPerWeight: 1e-9 },
+    { rows: 16, secondsPerWeight: 3e-9 },
+    { rows: 256, secondsPerWeight: 40e-9 },
+  ];
   assert.equal(matmulSecondsPerWeight(curve, 1), 1e-9);
   assert.equal(matmulSecondsPerWeight(curve, 16), 3e-9);
   assert.ok(Math.abs(matmulSecondsPerWeight(curve, 4) - 2e-9) < 1e-21, "halfway in log(rows)");
@@ -46,24 +77,66 @@ test("GEMM time from a measured curve: log-interpolated, never below streaming t
   const withCurve = { ...base, gpu: { ...base.gpu, matmulCurve: { samples: curve, source: "test" } } };
   const space = new VariableSpace([]);
   const model = findCatalogueModel("opt-1.3b")!;
-  const settings = { gbs: 8, nb: 1, activationTier: "gpu" as const, cpuAttention: false, compressCache: false, compressWeight: false, pinWeight: true, overlap: true, schedule: "spillway" as const };
-  const costs = (p: typeof base) => new StepCostModel(model, hardwareRates(p), { promptLen: 64, genLen: 8 }, settings, costConstants(model, false), space);
+  const settings = {
+    gbs: 8,
+    nb: 1,
+    activationTier: "gpu" as const,
+    cpuAttention: false,
+    compressCache: false,
+    compressWeight: false,
+    pinWeight: true,
+    overlap: true,
+    schedule: "spillway" as const,
+  };
+  const costs = (p: typeof base) =>
+    new StepCostModel(
+      model,
+      hardwareRates(p),
+      { promptLen: 64, genLen: 8 },
+      settings,
+      costConstants(model, false),
+      space,
+    );
   const h = model.hiddenSize;
-  assert.equal(costs(withCurve).gemmSeconds(32, h, 4 * h), 4 * h * h * matmulSecondsPerWeight(curve, 32) + hardwareRates(withCurve).kernelLaunchSeconds);
+  assert.equal(
+    costs(withCurve).gemmSeconds(32, h, 4 * h),
+    4 * h * h * matmulSecondsPerWeight(curve, 32) + hardwareRates(withCurve).kernelLaunchSeconds,
+  );
   assert.notEqual(costs(base).gemmSeconds(32, h, 4 * h), costs(withCurve).gemmSeconds(32, h, 4 * h));
 });
 
 test("a profile's GEMM curve and working precision are validated", () => {
   const base = JSON.parse(JSON.stringify(loadShippedProfile("t4")));
   const bad = (gpu: object) => () => parseHardwareProfile({ ...base, gpu: { ...base.gpu, ...gpu } }, "p.json");
-  assert.throws(bad({ matmulCurve: { samples: [{ rows: 4, secondsPerWeight: 1e-9 }, { rows: 2, secondsPerWeight: 1e-9 }], source: "x" } }), /p\.json: gpu\.matmulCurve\.samples.*1.*increasing rows/);
+  assert.throws(
+    bad({
+      matmulCurve: {
+        samples: [
+          { rows: 4, secondsPerWeight: 1e-9 },
+          { rows: 2, secondsPerWeight: 1e-9 },
+        ],
+        source: "x",
+      },
+    }),
+    /p\.json: gpu\.matmulCurve\.samples.*1.*increasing rows/,
+  );
   assert.throws(bad({ matmulCurve: { samples: [{ rows: 1.5, secondsPerWeight: 1e-9 }], source: "x" } }), /rows/);
   assert.throws(bad({ matmulCurve: { samples: [], source: "x" } }), /non-empty/);
   assert.throws(bad({ workingBytesPerValue: { value: 3, source: "x" } }), /expected 2 \(fp16\) or 4 \(fp32\)/);
 });
 
 test("a malformed samples CSV is refused with the line and column", () => {
-  assert.throws(() => samplesFromCsv("measurement,size,shape,seconds\nh2d,4096,,1e-6\nd2h,-5,,1e-6\n", "s.csv"), (e: unknown) => e instanceof InputError && /s\.csv: line 3, column size: expected a positive number, got "-5"/.test(e.message));
-  assert.throws(() => samplesFromCsv("measurement,size\nh2d,4096\n", "s.csv"), (e: unknown) => e instanceof InputError && /line 2: missing column "shape"/.test(e.message));
-  assert.throws(() => samplesFromCsv('measurement,size,shape,seconds\n"h2d,4096,,1\n', "s.csv"), (e: unknown) => e instanceof InputError && /not valid CSV/.test(e.message));
+  assert.throws(
+    () => samplesFromCsv("measurement,size,shape,seconds\nh2d,4096,,1e-6\nd2h,-5,,1e-6\n", "s.csv"),
+    (e: unknown) =>
+      e instanceof InputError && /s\.csv: line 3, column size: expected a positive number, got "-5"/.test(e.message),
+  );
+  assert.throws(
+    () => samplesFromCsv("measurement,size\nh2d,4096\n", "s.csv"),
+    (e: unknown) => e instanceof InputError && /line 2: missing column "shape"/.test(e.message),
+  );
+  assert.throws(
+    () => samplesFromCsv('measurement,size,shape,seconds\n"h2d,4096,,1\n', "s.csv"),
+    (e: unknown) => e instanceof InputError && /not valid CSV/.test(e.message),
+  );
 });

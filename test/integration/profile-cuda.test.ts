@@ -15,20 +15,42 @@ import { hostCudaAddon } from "../host-cuda-addon.js";
 
 // Host-side rows as the CPU backend's profiler writes them (the CUDA profiler reuses that measurement).
 const HOST = [
-  { measurement: "diskRead", size: 4096, shape: "", seconds: 2e-5 }, { measurement: "diskRead", size: 16 << 20, shape: "", seconds: 8e-3 },
-  { measurement: "diskWrite", size: 4096, shape: "", seconds: 3e-5 }, { measurement: "diskWrite", size: 16 << 20, shape: "", seconds: 1.6e-2 },
+  { measurement: "diskRead", size: 4096, shape: "", seconds: 2e-5 },
+  { measurement: "diskRead", size: 16 << 20, shape: "", seconds: 8e-3 },
+  { measurement: "diskWrite", size: 4096, shape: "", seconds: 3e-5 },
+  { measurement: "diskWrite", size: 16 << 20, shape: "", seconds: 1.6e-2 },
   { measurement: "cpuAttention", size: 4 * 512 * 768, shape: "1x512x768", seconds: 4e-4 },
   { measurement: "hostMemcpy", size: 16 << 20, shape: "", seconds: 2e-3 },
 ];
 
 test("spillway profile --backend cuda: samples from a device (emulated here) make a valid profile the planner uses, and survive --from-samples", async () => {
   const native = createEmulatedNative({ deviceBytes: 64 << 20 });
-  const samples = [{ measurement: "device", size: 1, shape: "Emulated CUDA device", seconds: 1 }, ...measureCudaBackend(native, { quick: true, tiny: true, hostSamples: HOST })];
-  for (const m of ["h2d", "d2h", "h2dPageable", "d2hPageable", "deviceCopy", "matmul", "gemm", "launch", "dequantize", "gpuAttention"]) {
-    assert.ok(samples.some((s) => s.measurement === m && s.seconds > 0), `a ${m} sample`);
+  const samples = [
+    { measurement: "device", size: 1, shape: "Emulated CUDA device", seconds: 1 },
+    ...measureCudaBackend(native, { quick: true, tiny: true, hostSamples: HOST }),
+  ];
+  for (const m of [
+    "h2d",
+    "d2h",
+    "h2dPageable",
+    "d2hPageable",
+    "deviceCopy",
+    "matmul",
+    "gemm",
+    "launch",
+    "dequantize",
+    "gpuAttention",
+  ]) {
+    assert.ok(
+      samples.some((s) => s.measurement === m && s.seconds > 0),
+      `a ${m} sample`,
+    );
   }
   const capacity = { gpu: 8 << 30, cpu: 64 << 30, disk: 256 << 30 };
-  const profile = parseHardwareProfile(JSON.parse(JSON.stringify(cudaProfileFromSamples(samples, capacity, "Emulated CUDA device"))), "profile");
+  const profile = parseHardwareProfile(
+    JSON.parse(JSON.stringify(cudaProfileFromSamples(samples, capacity, "Emulated CUDA device"))),
+    "profile",
+  );
   assert.equal(profile.name, "cuda-emulated-cuda-device");
   const largestH2d = samples.filter((s) => s.measurement === "h2d").sort((a, b) => b.size - a.size)[0]!;
   assert.equal(profile.hostToDevice.pinnedBytesPerSecond.measured!.value, largestH2d.size / largestH2d.seconds);
@@ -37,13 +59,21 @@ test("spillway profile --backend cuda: samples from a device (emulated here) mak
   assert.equal(profile.disk.readBytesPerSecond.measured!.value, (16 << 20) / 8e-3);
   assert.match(profile.gpu.fp16MatmulFlopsPerSecond.measured!.source, /spillway profile --backend cuda/);
   // The planner takes it.
-  const p = await plan({ model: findCatalogueModel("opt-1.3b")!, hardware: withCapacities(profile, { gpu: 2 ** 30 }), workload: { promptLen: 64, genLen: 8 } });
+  const p = await plan({
+    model: findCatalogueModel("opt-1.3b")!,
+    hardware: withCapacities(profile, { gpu: 2 ** 30 }),
+    workload: { promptLen: 64, genLen: 8 },
+  });
   assert.equal(p.predicted.feasible, true);
   // The samples CSV rebuilds the same profile; it is recognised as a CUDA one by its rows.
   const dir = mkdtempSync(join(tmpdir(), "spillway-cuda-profile-"));
   try {
     writeFileSync(join(dir, "s.csv"), samplesToCsv(samples));
-    const out = execFileSync(process.execPath, [CLI, "profile", "--from-samples", join(dir, "s.csv"), "--gpu-mem", "8", "--out", join(dir, "p.json"), "--json"], { encoding: "utf8" });
+    const out = execFileSync(
+      process.execPath,
+      [CLI, "profile", "--from-samples", join(dir, "s.csv"), "--gpu-mem", "8", "--out", join(dir, "p.json"), "--json"],
+      { encoding: "utf8" },
+    );
     assert.equal(JSON.parse(out).name, "cuda-emulated-cuda-device");
     const rebuilt = JSON.parse(readFileSync(join(dir, "p.json"), "utf8"));
     assert.deepEqual(rebuilt.gpu.matmulCurve, JSON.parse(JSON.stringify(profile.gpu.matmulCurve)));
@@ -54,21 +84,43 @@ test("spillway profile --backend cuda: samples from a device (emulated here) mak
 
 const host = hostCudaAddon();
 
-test("the CUDA profiler's measurements run through the addon's own binding and kernels (built for the CPU): every kind sampled, every time positive, nothing left allocated", "reason" in host ? { skip: `no host build of the CUDA sources here: ${host.reason}` } : {}, () => {
-  if (!("native" in host)) return;
-  const samples = measureCudaBackend(host.native, { quick: true, tiny: true, hostSamples: HOST });
-  for (const m of ["h2d", "d2h", "h2dPageable", "d2hPageable", "deviceCopy", "matmul", "gemm", "launch", "dequantize", "gpuAttention"]) {
-    assert.ok(samples.some((s) => s.measurement === m), `a ${m} sample`);
-  }
-  for (const s of samples) assert.ok(s.seconds > 0 && Number.isFinite(s.seconds), `${s.measurement} ${s.size} ${s.shape}: ${s.seconds} s`);
-  const memory = host.native.memGetInfo();
-  assert.equal(memory.freeBytes, memory.totalBytes, "device memory left allocated");
-});
+test(
+  "the CUDA profiler's measurements run through the addon's own binding and kernels (built for the CPU): every kind sampled, every time positive, nothing left allocated",
+  "reason" in host ? { skip: `no host build of the CUDA sources here: ${host.reason}` } : {},
+  () => {
+    if (!("native" in host)) return;
+    const samples = measureCudaBackend(host.native, { quick: true, tiny: true, hostSamples: HOST });
+    for (const m of [
+      "h2d",
+      "d2h",
+      "h2dPageable",
+      "d2hPageable",
+      "deviceCopy",
+      "matmul",
+      "gemm",
+      "launch",
+      "dequantize",
+      "gpuAttention",
+    ]) {
+      assert.ok(
+        samples.some((s) => s.measurement === m),
+        `a ${m} sample`,
+      );
+    }
+    for (const s of samples)
+      assert.ok(s.seconds > 0 && Number.isFinite(s.seconds), `${s.measurement} ${s.size} ${s.shape}: ${s.seconds} s`);
+    const memory = host.native.memGetInfo();
+    assert.equal(memory.freeBytes, memory.totalBytes, "device memory left allocated");
+  },
+);
 
 test("spillway profile --backend cuda without a usable GPU fails with the reason (exit 1), writing nothing", () => {
   const dir = mkdtempSync(join(tmpdir(), "spillway-cuda-profile-"));
   try {
-    const r = spawnSync(process.execPath, [CLI, "profile", "--backend", "cuda", "--out", join(dir, "p.json")], { encoding: "utf8", env: { ...process.env, SPILLWAY_CUDA_ADDON: join(dir, "missing.node") } });
+    const r = spawnSync(process.execPath, [CLI, "profile", "--backend", "cuda", "--out", join(dir, "p.json")], {
+      encoding: "utf8",
+      env: { ...process.env, SPILLWAY_CUDA_ADDON: join(dir, "missing.node") },
+    });
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, /--backend cuda: the CUDA addon is not built/);
     assert.throws(() => readFileSync(join(dir, "p.json")));
@@ -78,7 +130,10 @@ test("spillway profile --backend cuda without a usable GPU fails with the reason
 });
 
 test("spillway devices --json reports a missing addon or GPU as a reason, never a crash (exit 0)", () => {
-  const missing = spawnSync(process.execPath, [CLI, "devices", "--json"], { encoding: "utf8", env: { ...process.env, SPILLWAY_CUDA_ADDON: join(tmpdir(), "no-such-addon.node") } });
+  const missing = spawnSync(process.execPath, [CLI, "devices", "--json"], {
+    encoding: "utf8",
+    env: { ...process.env, SPILLWAY_CUDA_ADDON: join(tmpdir(), "no-such-addon.node") },
+  });
   assert.equal(missing.status, 0, missing.stderr);
   const report = JSON.parse(missing.stdout);
   assert.equal(report.cuda.available, false);
@@ -90,6 +145,9 @@ test("spillway devices --json reports a missing addon or GPU as a reason, never 
     assert.ok(here.cuda.devices.length > 0);
     for (const d of here.cuda.devices) assert.match(d.computeCapability, /^\d+\.\d+$/);
   } else assert.ok(typeof here.cuda.reason === "string" && here.cuda.reason.length > 0 && !("devices" in here.cuda));
-  const text = execFileSync(process.execPath, [CLI, "devices"], { encoding: "utf8", env: { ...process.env, SPILLWAY_CUDA_ADDON: join(tmpdir(), "no-such-addon.node") } });
+  const text = execFileSync(process.execPath, [CLI, "devices"], {
+    encoding: "utf8",
+    env: { ...process.env, SPILLWAY_CUDA_ADDON: join(tmpdir(), "no-such-addon.node") },
+  });
   assert.match(text, /^CUDA: not available — the CUDA addon is not built/m);
 });

@@ -1,19 +1,29 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { InputError } from "../../core/input-error.js";
+import type { Plan } from "../../core/plan.js";
+import type { LayerGroup, Policy } from "../../core/policy.js";
+import { realizePlacement } from "../../core/realize-placement.js";
 import { resolveHardware } from "../../core/resolve-hardware.js";
 import { findCatalogueModel } from "../../models/catalogue.js";
-import { InputError } from "../../core/input-error.js";
-import type { LayerGroup, Policy } from "../../core/policy.js";
-import { accelerateBaseline, deepspeedZeroBaseline, flexgenBaseline, llamaCppBaseline, SMALL_BATCHES } from "../../planner/baselines.js";
-import { type FixedPolicy, plan, PlanError } from "../../planner/plan.js";
-import { realizePlacement } from "../../core/realize-placement.js";
+import {
+  accelerateBaseline,
+  deepspeedZeroBaseline,
+  flexgenBaseline,
+  llamaCppBaseline,
+  SMALL_BATCHES,
+} from "../../planner/baselines.js";
+import { type FixedPolicy, PlanError, plan } from "../../planner/plan.js";
 import { run } from "../../runtime/run.js";
 import { parsePlanFile } from "../../simulator/read-plan.js";
 import { simulate } from "../../simulator/simulate.js";
 import { runCli } from "../helpers.js";
-import { type Plan } from "../../core/plan.js";
 
-const request = { model: findCatalogueModel("opt-30b")!, hardware: resolveHardware("t4"), workload: { promptLen: 512, genLen: 32 } };
+const request = {
+  model: findCatalogueModel("opt-30b")!,
+  hardware: resolveHardware("t4"),
+  workload: { promptLen: 512, genLen: 32 },
+};
 
 test("deepspeed-zero baseline: every weight off the GPU, KV and activations on it, one batch, the largest that fits", async () => {
   const b = await deepspeedZeroBaseline(request);
@@ -24,7 +34,19 @@ test("deepspeed-zero baseline: every weight off the GPU, KV and activations on i
   assert.equal(p.policy.activations.gpu, 1);
   assert.equal(p.policy.numGpuBatches, 1);
   assert.equal(p.policy.compressWeight || p.policy.compressCache || p.policy.cpuAttention, false);
-  const bigger = await plan({ ...request, fixed: { gbs: p.policy.gpuBatchSize + 1, nb: 1, percent: [0, 100, 100, 0, 100, 0], overlap: true, pinWeight: true, compressWeight: false, compressCache: false, cpuAttention: false } });
+  const bigger = await plan({
+    ...request,
+    fixed: {
+      gbs: p.policy.gpuBatchSize + 1,
+      nb: 1,
+      percent: [0, 100, 100, 0, 100, 0],
+      overlap: true,
+      pinWeight: true,
+      compressWeight: false,
+      compressCache: false,
+      cpuAttention: false,
+    },
+  });
   assert.equal(bigger.predicted.feasible, false, "one more sequence does not fit");
 });
 
@@ -43,10 +65,17 @@ test("spillway plan --compare prints the baselines beside the plan, and --json c
   const text = runCli(args);
   assert.equal(text.status, 0, text.stderr);
   assert.match(text.stdout, /Baselines, scored by the same cost model/);
-  for (const name of ["spillway", "deepspeed-zero", "flexgen"]) assert.match(text.stdout, new RegExp(`\\n  ${name} +\\d+x\\d+ +[\\d.]+ +[\\d.]+x`));
+  for (const name of ["spillway", "deepspeed-zero", "flexgen"])
+    assert.match(text.stdout, new RegExp(`\\n  ${name} +\\d+x\\d+ +[\\d.]+ +[\\d.]+x`));
   const json = runCli([...args, "--json"]);
-  const out = JSON.parse(json.stdout) as { predicted: { throughputTokensPerSecond: number }; baselines: { name: string; predicted: { throughputTokensPerSecond: number } }[] };
-  assert.deepEqual(out.baselines.map((b) => b.name), ["accelerate", "deepspeed-zero", "llama.cpp", "flexgen"]);
+  const out = JSON.parse(json.stdout) as {
+    predicted: { throughputTokensPerSecond: number };
+    baselines: { name: string; predicted: { throughputTokensPerSecond: number } }[];
+  };
+  assert.deepEqual(
+    out.baselines.map((b) => b.name),
+    ["accelerate", "deepspeed-zero", "llama.cpp", "flexgen"],
+  );
   // Spillway's search covers the uniform baselines' policies, so neither beats its plan.
   for (const b of out.baselines.filter((x) => x.name === "deepspeed-zero" || x.name === "flexgen")) {
     assert.ok(b.predicted.throughputTokensPerSecond <= out.predicted.throughputTokensPerSecond * (1 + 1e-9), b.name);
@@ -57,8 +86,16 @@ test("spillway plan --compare prints the baselines beside the plan, and --json c
 function regrouped(p: Plan, layerGroups: LayerGroup[]): FixedPolicy {
   const q = p.policy;
   return {
-    gbs: q.gpuBatchSize, nb: q.numGpuBatches, percent: [0, 100, 100, 0, 100, 0], compressWeight: q.compressWeight, compressCache: q.compressCache,
-    cpuAttention: q.cpuAttention, overlap: q.overlap, pinWeight: q.pinWeight, embeddings: q.embeddings!, layerGroups,
+    gbs: q.gpuBatchSize,
+    nb: q.numGpuBatches,
+    percent: [0, 100, 100, 0, 100, 0],
+    compressWeight: q.compressWeight,
+    compressCache: q.compressCache,
+    cpuAttention: q.cpuAttention,
+    overlap: q.overlap,
+    pinWeight: q.pinWeight,
+    embeddings: q.embeddings!,
+    layerGroups,
   };
 }
 
@@ -70,10 +107,19 @@ test("accelerate baseline: whole layers only, GPU first then CPU then disk, fill
   assert.equal(p.predicted.feasible, true);
   // Never a layer split across tiers: every group's weights sit on exactly one tier, in device-map order.
   const tiers = groups.map((g) => onlyTier(g.weights));
-  assert.ok(tiers.every((t) => t !== undefined), JSON.stringify(groups));
-  assert.deepEqual(tiers, ["gpu", "cpu", "disk"].filter((t) => tiers.includes(t as "gpu")));
+  assert.ok(
+    tiers.every((t) => t !== undefined),
+    JSON.stringify(groups),
+  );
+  assert.deepEqual(
+    tiers,
+    ["gpu", "cpu", "disk"].filter((t) => tiers.includes(t as "gpu")),
+  );
   assert.ok(groups.every((g) => g.compute === "gpu"));
-  assert.equal(groups.reduce((n, g) => n + g.layers, 0), request.model.numLayers);
+  assert.equal(
+    groups.reduce((n, g) => n + g.layers, 0),
+    request.model.numLayers,
+  );
   assert.equal(p.policy.cache.gpu, 1);
   assert.equal(p.policy.activations.gpu, 1);
   assert.equal(p.policy.numGpuBatches, 1);
@@ -82,7 +128,13 @@ test("accelerate baseline: whole layers only, GPU first then CPU then disk, fill
   const gpuLayers = groups.find((g) => g.weights.gpu === 1)?.layers ?? 0;
   assert.ok(gpuLayers > 0 && gpuLayers < request.model.numLayers, `OPT-30B fp16 fits partly on a T4: ${gpuLayers}`);
   const offGpu = request.model.numLayers - gpuLayers - 1;
-  const more = await plan({ ...request, fixed: regrouped(p, [{ layers: gpuLayers + 1, weights: { gpu: 1, cpu: 0, disk: 0 }, compute: "gpu" }, { layers: offGpu, weights: { gpu: 0, cpu: 1, disk: 0 }, compute: "gpu" }]) });
+  const more = await plan({
+    ...request,
+    fixed: regrouped(p, [
+      { layers: gpuLayers + 1, weights: { gpu: 1, cpu: 0, disk: 0 }, compute: "gpu" },
+      { layers: offGpu, weights: { gpu: 0, cpu: 1, disk: 0 }, compute: "gpu" },
+    ]),
+  });
   assert.ok(more.predicted.peakBytes.gpu > more.predicted.capacityBytes.gpu, "one more layer on the GPU does not fit");
 });
 
@@ -90,9 +142,18 @@ test("llama.cpp baseline: the last N layers on the GPU, the rest computed on the
   const p = (await llamaCppBaseline(request)).plan!;
   const [cpu, gpu] = p.policy.layerGroups!;
   assert.equal(p.predicted.feasible, true);
-  assert.deepEqual([cpu!.compute, onlyTier(cpu!.weights), gpu!.compute, onlyTier(gpu!.weights)], ["cpu", "cpu", "gpu", "gpu"]);
+  assert.deepEqual(
+    [cpu!.compute, onlyTier(cpu!.weights), gpu!.compute, onlyTier(gpu!.weights)],
+    ["cpu", "cpu", "gpu", "gpu"],
+  );
   assert.equal(cpu!.layers + gpu!.layers, request.model.numLayers);
-  const more = await plan({ ...request, fixed: regrouped(p, [{ layers: cpu!.layers - 1, weights: cpu!.weights, compute: "cpu" }, { layers: gpu!.layers + 1, weights: gpu!.weights, compute: "gpu" }]) });
+  const more = await plan({
+    ...request,
+    fixed: regrouped(p, [
+      { layers: cpu!.layers - 1, weights: cpu!.weights, compute: "cpu" },
+      { layers: gpu!.layers + 1, weights: gpu!.weights, compute: "gpu" },
+    ]),
+  });
   assert.ok(more.predicted.peakBytes.gpu > more.predicted.capacityBytes.gpu, "-ngl N+1 does not fit");
   // No weight or KV traffic: the links carry the LM head's table each token step, the hidden state
   // across the CPU-GPU boundary and back, and the generated tokens.
@@ -102,7 +163,11 @@ test("llama.cpp baseline: the last N layers on the GPU, the rest computed on the
   const realized = realizePlacement(request.model, { ...p.policy, weights: gpu!.weights });
   const hiddenBytes = gbs * (s + n - 1) * h * 2;
   const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 1e-9 * b, `${what}: ${a} vs ${b}`);
-  close(p.predicted.bytes.h2d, n * (realized.embeddingBytes.cpu + realized.embeddingBytes.disk) + hiddenBytes, "host->GPU");
+  close(
+    p.predicted.bytes.h2d,
+    n * (realized.embeddingBytes.cpu + realized.embeddingBytes.disk) + hiddenBytes,
+    "host->GPU",
+  );
   close(p.predicted.bytes.d2h, hiddenBytes + n * gbs * 4, "GPU->host");
   assert.equal(p.predicted.bytes.diskRead, 0);
   assert.ok(p.predicted.busySeconds.cpu! > p.predicted.busySeconds.gpu!, "the CPU layers dominate");
@@ -114,28 +179,58 @@ test("per-layer baselines simulate as planned: same traffic per link, same throu
     const sim = simulate(p, request.hardware, { schedule: p.schedule, capacityBytes: p.predicted.capacityBytes });
     assert.equal(sim.overflow, undefined, baseline.name);
     for (const link of ["h2d", "d2h", "diskRead", "diskWrite"] as const) {
-      assert.ok(Math.abs(sim.bytes[link] - p.predicted.bytes[link]) <= 1e-6 * Math.max(1, p.predicted.bytes[link]), `${baseline.name} ${link}`);
+      assert.ok(
+        Math.abs(sim.bytes[link] - p.predicted.bytes[link]) <= 1e-6 * Math.max(1, p.predicted.bytes[link]),
+        `${baseline.name} ${link}`,
+      );
     }
     const error = Math.abs(sim.throughputTokensPerSecond / p.predicted.throughputTokensPerSecond - 1);
-    assert.ok(error < 0.02, `${baseline.name}: simulated ${sim.throughputTokensPerSecond} vs planned ${p.predicted.throughputTokensPerSecond}`);
-    assert.ok(sim.peakBytes.gpu <= p.predicted.peakBytes.gpu * (1 + 1e-9), `${baseline.name}: the planner's GPU peak bounds the simulation's`);
+    assert.ok(
+      error < 0.02,
+      `${baseline.name}: simulated ${sim.throughputTokensPerSecond} vs planned ${p.predicted.throughputTokensPerSecond}`,
+    );
+    assert.ok(
+      sim.peakBytes.gpu <= p.predicted.peakBytes.gpu * (1 + 1e-9),
+      `${baseline.name}: the planner's GPU peak bounds the simulation's`,
+    );
   }
 });
 
 test("per-layer plans: plan files validate their layer groups, and the runtime refuses them clearly", async () => {
   const p = (await llamaCppBaseline(request)).plan!;
-  const file = JSON.parse(JSON.stringify(p)) as Record<string, unknown> & { policy: { layerGroups: { layers: number; compute: string; weights: unknown }[] } };
+  const file = JSON.parse(JSON.stringify(p)) as Record<string, unknown> & {
+    policy: { layerGroups: { layers: number; compute: string; weights: unknown }[] };
+  };
   assert.deepEqual(parsePlanFile(file, "plan.json").policy.layerGroups, p.policy.layerGroups);
   const bad = (edit: (f: typeof file) => void, pattern: RegExp) => {
     const copy = JSON.parse(JSON.stringify(file)) as typeof file;
     edit(copy);
-    assert.throws(() => parsePlanFile(copy, "plan.json"), (e: unknown) => e instanceof InputError && pattern.test(e.message), pattern.source);
+    assert.throws(
+      () => parsePlanFile(copy, "plan.json"),
+      (e: unknown) => e instanceof InputError && pattern.test(e.message),
+      pattern.source,
+    );
   };
-  bad((f) => { f.policy.layerGroups[0]!.layers += 1; }, /plan\.json.*policy\.layerGroups.*cover 49 layers; opt-30b has 48/);
-  bad((f) => { f.policy.layerGroups[0]!.weights = { gpu: 1, cpu: 0, disk: 0 }; }, /policy\.layerGroups\[0\]\.weights.*host memory/);
-  bad((f) => { f.policy.layerGroups[1]!.compute = "tpu"; }, /policy\.layerGroups\[1\]\.compute/);
-  bad((f) => { f.policy.layerGroups = [] as never; }, /policy\.layerGroups.*non-empty array/);
-  await assert.rejects(run(p, request.hardware, { weightsDir: "/nonexistent", schedule: "spillway", capacityBytes: p.predicted.capacityBytes }), (e: unknown) => e instanceof PlanError && /per-layer placement/.test(e.message));
+  bad((f) => {
+    f.policy.layerGroups[0]!.layers += 1;
+  }, /plan\.json.*policy\.layerGroups.*cover 49 layers; opt-30b has 48/);
+  bad((f) => {
+    f.policy.layerGroups[0]!.weights = { gpu: 1, cpu: 0, disk: 0 };
+  }, /policy\.layerGroups\[0\]\.weights.*host memory/);
+  bad((f) => {
+    f.policy.layerGroups[1]!.compute = "tpu";
+  }, /policy\.layerGroups\[1\]\.compute/);
+  bad((f) => {
+    f.policy.layerGroups = [] as never;
+  }, /policy\.layerGroups.*non-empty array/);
+  await assert.rejects(
+    run(p, request.hardware, {
+      weightsDir: "/nonexistent",
+      schedule: "spillway",
+      capacityBytes: p.predicted.capacityBytes,
+    }),
+    (e: unknown) => e instanceof PlanError && /per-layer placement/.test(e.message),
+  );
 });
 
 test("flexgen baseline for a model FlexGen cannot run: a reason, not a crash", async () => {

@@ -1,15 +1,38 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { activeParams, expertParams, headDim, isExpertTensor, kvDim, layerParams, layerWeightTensors, type ModelSpec, qDim, totalParams, totalWeightBytes } from "../../core/model-spec.js";
+import {
+  activeParams,
+  expertParams,
+  headDim,
+  isExpertTensor,
+  kvDim,
+  layerParams,
+  layerWeightTensors,
+  type ModelSpec,
+  qDim,
+  totalParams,
+  totalWeightBytes,
+} from "../../core/model-spec.js";
 import { parseModelSpec } from "../../core/parse-model-spec.js";
-import { MODEL_CATALOGUE, findCatalogueModel } from "../../models/catalogue.js";
+import { findCatalogueModel, MODEL_CATALOGUE } from "../../models/catalogue.js";
 import { modelSpecFromHfConfig } from "../../models/hf-config.js";
 import { runCli } from "../helpers.js";
 
 // Published parameter counts (model cards), to 1%.
 const PUBLISHED: Record<string, number> = {
-  "opt-125m": 125e6, "opt-1.3b": 1.3e9, "opt-6.7b": 6.7e9, "opt-13b": 13e9, "opt-30b": 30e9, "opt-66b": 66e9, "opt-175b": 175e9,
-  "llama-2-7b": 6.74e9, "llama-2-13b": 13.02e9, "llama-2-70b": 68.98e9, "mistral-7b": 7.24e9, "mixtral-8x7b": 46.7e9, "mixtral-8x22b": 140.6e9,
+  "opt-125m": 125e6,
+  "opt-1.3b": 1.3e9,
+  "opt-6.7b": 6.7e9,
+  "opt-13b": 13e9,
+  "opt-30b": 30e9,
+  "opt-66b": 66e9,
+  "opt-175b": 175e9,
+  "llama-2-7b": 6.74e9,
+  "llama-2-13b": 13.02e9,
+  "llama-2-70b": 68.98e9,
+  "mistral-7b": 7.24e9,
+  "mixtral-8x7b": 46.7e9,
+  "mixtral-8x22b": 140.6e9,
 };
 
 test("catalogue parameter counts match the published sizes", () => {
@@ -25,10 +48,55 @@ test("catalogue parameter counts match the published sizes", () => {
 
 test("Hugging Face config.json files give the same specs as the catalogue", () => {
   const configs: Record<string, object> = {
-    "opt-6.7b": { model_type: "opt", hidden_size: 4096, num_hidden_layers: 32, ffn_dim: 16384, num_attention_heads: 32, vocab_size: 50272, max_position_embeddings: 2048, word_embed_proj_dim: 4096, activation_function: "relu", do_layer_norm_before: true, torch_dtype: "float16" },
-    "llama-2-70b": { model_type: "llama", hidden_size: 8192, num_hidden_layers: 80, intermediate_size: 28672, num_attention_heads: 64, num_key_value_heads: 8, vocab_size: 32000, max_position_embeddings: 4096, hidden_act: "silu", tie_word_embeddings: false },
-    "mistral-7b": { model_type: "mistral", hidden_size: 4096, num_hidden_layers: 32, intermediate_size: 14336, num_attention_heads: 32, num_key_value_heads: 8, vocab_size: 32000, max_position_embeddings: 32768, hidden_act: "silu" },
-    "mixtral-8x7b": { model_type: "mixtral", hidden_size: 4096, num_hidden_layers: 32, intermediate_size: 14336, num_attention_heads: 32, num_key_value_heads: 8, vocab_size: 32000, max_position_embeddings: 32768, hidden_act: "silu", num_local_experts: 8, num_experts_per_tok: 2 },
+    "opt-6.7b": {
+      model_type: "opt",
+      hidden_size: 4096,
+      num_hidden_layers: 32,
+      ffn_dim: 16384,
+      num_attention_heads: 32,
+      vocab_size: 50272,
+      max_position_embeddings: 2048,
+      word_embed_proj_dim: 4096,
+      activation_function: "relu",
+      do_layer_norm_before: true,
+      torch_dtype: "float16",
+    },
+    "llama-2-70b": {
+      model_type: "llama",
+      hidden_size: 8192,
+      num_hidden_layers: 80,
+      intermediate_size: 28672,
+      num_attention_heads: 64,
+      num_key_value_heads: 8,
+      vocab_size: 32000,
+      max_position_embeddings: 4096,
+      hidden_act: "silu",
+      tie_word_embeddings: false,
+    },
+    "mistral-7b": {
+      model_type: "mistral",
+      hidden_size: 4096,
+      num_hidden_layers: 32,
+      intermediate_size: 14336,
+      num_attention_heads: 32,
+      num_key_value_heads: 8,
+      vocab_size: 32000,
+      max_position_embeddings: 32768,
+      hidden_act: "silu",
+    },
+    "mixtral-8x7b": {
+      model_type: "mixtral",
+      hidden_size: 4096,
+      num_hidden_layers: 32,
+      intermediate_size: 14336,
+      num_attention_heads: 32,
+      num_key_value_heads: 8,
+      vocab_size: 32000,
+      max_position_embeddings: 32768,
+      hidden_act: "silu",
+      num_local_experts: 8,
+      num_experts_per_tok: 2,
+    },
   };
   for (const [name, config] of Object.entries(configs)) {
     const spec = modelSpecFromHfConfig(config, `${name}/config.json`, name);
@@ -40,15 +108,29 @@ test("spillway models lists every catalogue entry with parameters and bytes", ()
   const out = runCli(["models", "--json"]);
   assert.equal(out.status, 0, out.stderr);
   const rows = JSON.parse(out.stdout) as { name: string; params: number; fp16Bytes: number }[];
-  assert.deepEqual(rows.map((r) => r.name), MODEL_CATALOGUE.map((m) => m.name));
+  assert.deepEqual(
+    rows.map((r) => r.name),
+    MODEL_CATALOGUE.map((m) => m.name),
+  );
   for (const r of rows) assert.equal(r.fp16Bytes, r.params * 2);
   const text = runCli(["models"]);
   assert.match(text.stdout, /opt-175b\s+opt\s+96\s+12288\s+96\/96\s+174\.60B/);
 });
 
 test("a plan made from a Llama config.json works end to end", () => {
-  const out = runCli(["plan", "--model", "-", "--hardware", "rtx3090", "--prompt-len", "256", "--gen-len", "16", "--json"],
-    JSON.stringify({ model_type: "llama", _name_or_path: "meta-llama/Llama-2-13b-hf", hidden_size: 5120, num_hidden_layers: 40, intermediate_size: 13824, num_attention_heads: 40, vocab_size: 32000, max_position_embeddings: 4096 }));
+  const out = runCli(
+    ["plan", "--model", "-", "--hardware", "rtx3090", "--prompt-len", "256", "--gen-len", "16", "--json"],
+    JSON.stringify({
+      model_type: "llama",
+      _name_or_path: "meta-llama/Llama-2-13b-hf",
+      hidden_size: 5120,
+      num_hidden_layers: 40,
+      intermediate_size: 13824,
+      num_attention_heads: 40,
+      vocab_size: 32000,
+      max_position_embeddings: 4096,
+    }),
+  );
   assert.equal(out.status, 0, out.stderr);
   const plan = JSON.parse(out.stdout);
   assert.equal(plan.model, "Llama-2-13b-hf");
@@ -69,7 +151,10 @@ test("MoE catalogue models have the published total and active parameter counts"
     const model = findCatalogueModel(name);
     assert.ok(model?.moe, name);
     assert.ok(Math.abs(totalParams(model) - total) / total < 0.02, `${name} total ${totalParams(model)} vs ${total}`);
-    assert.ok(Math.abs(activeParams(model) - active) / active < 0.02, `${name} active ${activeParams(model)} vs ${active}`);
+    assert.ok(
+      Math.abs(activeParams(model) - active) / active < 0.02,
+      `${name} active ${activeParams(model)} vs ${active}`,
+    );
     assert.equal(totalWeightBytes(model), 2 * totalParams(model));
   }
   // Exact counts from the architecture (hand-derived from each config.json).
@@ -107,7 +192,8 @@ test("each MoE family lists its Hugging Face tensor names, with expert sizes fro
 
   const olmoe = names(findCatalogueModel("olmoe-1b-7b")!);
   assert.equal(olmoe.get("mlp.gate.weight"), 2048 * 64);
-  for (const w of ["gate_proj", "up_proj", "down_proj"]) assert.equal(olmoe.get(`mlp.experts.63.${w}.weight`), 2048 * 1024);
+  for (const w of ["gate_proj", "up_proj", "down_proj"])
+    assert.equal(olmoe.get(`mlp.experts.63.${w}.weight`), 2048 * 1024);
   assert.equal(olmoe.get("self_attn.q_norm.weight"), 2048);
   assert.equal(olmoe.get("self_attn.k_norm.weight"), 2048);
   assert.equal(olmoe.get("self_attn.q_proj.bias"), undefined);
@@ -115,7 +201,8 @@ test("each MoE family lists its Hugging Face tensor names, with expert sizes fro
   const qwen3 = findCatalogueModel("qwen3-30b-a3b")!;
   const q3 = names(qwen3);
   assert.equal(q3.get("mlp.gate.weight"), 2048 * 128);
-  for (const w of ["gate_proj", "up_proj", "down_proj"]) assert.equal(q3.get(`mlp.experts.127.${w}.weight`), 2048 * 768);
+  for (const w of ["gate_proj", "up_proj", "down_proj"])
+    assert.equal(q3.get(`mlp.experts.127.${w}.weight`), 2048 * 768);
   assert.equal(q3.get("self_attn.q_norm.weight"), 128);
   assert.equal(q3.get("self_attn.k_norm.weight"), 128);
   assert.equal(q3.get("self_attn.q_proj.bias"), undefined);
@@ -124,11 +211,22 @@ test("each MoE family lists its Hugging Face tensor names, with expert sizes fro
   // Expert tensors are told apart from routers, shared experts and attention.
   assert.ok(isExpertTensor("mlp.experts.3.up_proj.weight"));
   assert.ok(isExpertTensor("block_sparse_moe.experts.0.w2.weight"));
-  for (const n of ["mlp.gate.weight", "block_sparse_moe.gate.weight", "mlp.shared_expert.up_proj.weight", "mlp.shared_expert_gate.weight", "self_attn.q_proj.weight"]) assert.ok(!isExpertTensor(n), n);
+  for (const n of [
+    "mlp.gate.weight",
+    "block_sparse_moe.gate.weight",
+    "mlp.shared_expert.up_proj.weight",
+    "mlp.shared_expert_gate.weight",
+    "self_attn.q_proj.weight",
+  ])
+    assert.ok(!isExpertTensor(n), n);
   for (const model of MODEL_CATALOGUE.filter((m) => m.moe)) {
     const experts = layerWeightTensors(model).filter((t) => isExpertTensor(t.name));
     assert.equal(experts.length, 3 * model.moe!.numExperts, model.name);
-    assert.equal(experts.reduce((sum, t) => sum + t.params, 0), model.moe!.numExperts * expertParams(model), model.name);
+    assert.equal(
+      experts.reduce((sum, t) => sum + t.params, 0),
+      model.moe!.numExperts * expertParams(model),
+      model.name,
+    );
   }
 });
 
@@ -149,29 +247,87 @@ test("Qwen3-30B-A3B's head_dim is decoupled from hidden_size", () => {
 
 // The architecture fields of each model's published config.json.
 const QWEN15_MOE_CONFIG = {
-  architectures: ["Qwen2MoeForCausalLM"], model_type: "qwen2_moe", _name_or_path: "Qwen/Qwen1.5-MoE-A2.7B",
-  hidden_act: "silu", hidden_size: 2048, intermediate_size: 5632, max_position_embeddings: 8192, max_window_layers: 21,
-  num_attention_heads: 16, num_hidden_layers: 24, num_key_value_heads: 16, rms_norm_eps: 1e-6, rope_theta: 1000000.0,
-  sliding_window: 32768, tie_word_embeddings: false, torch_dtype: "bfloat16", use_sliding_window: false, vocab_size: 151936,
-  decoder_sparse_step: 1, moe_intermediate_size: 1408, shared_expert_intermediate_size: 5632, num_experts_per_tok: 4, num_experts: 60,
+  architectures: ["Qwen2MoeForCausalLM"],
+  model_type: "qwen2_moe",
+  _name_or_path: "Qwen/Qwen1.5-MoE-A2.7B",
+  hidden_act: "silu",
+  hidden_size: 2048,
+  intermediate_size: 5632,
+  max_position_embeddings: 8192,
+  max_window_layers: 21,
+  num_attention_heads: 16,
+  num_hidden_layers: 24,
+  num_key_value_heads: 16,
+  rms_norm_eps: 1e-6,
+  rope_theta: 1000000.0,
+  sliding_window: 32768,
+  tie_word_embeddings: false,
+  torch_dtype: "bfloat16",
+  use_sliding_window: false,
+  vocab_size: 151936,
+  decoder_sparse_step: 1,
+  moe_intermediate_size: 1408,
+  shared_expert_intermediate_size: 5632,
+  num_experts_per_tok: 4,
+  num_experts: 60,
   norm_topk_prob: false,
 };
 const OLMOE_CONFIG = {
-  architectures: ["OlmoeForCausalLM"], model_type: "olmoe", attention_bias: false, clip_qkv: null, hidden_act: "silu",
-  hidden_size: 2048, intermediate_size: 1024, max_position_embeddings: 4096, norm_topk_prob: false, num_attention_heads: 16,
-  num_experts: 64, num_experts_per_tok: 8, num_hidden_layers: 16, num_key_value_heads: 16, rms_norm_eps: 1e-5, rope_theta: 10000.0,
-  tie_word_embeddings: false, torch_dtype: "bfloat16", vocab_size: 50304,
+  architectures: ["OlmoeForCausalLM"],
+  model_type: "olmoe",
+  attention_bias: false,
+  clip_qkv: null,
+  hidden_act: "silu",
+  hidden_size: 2048,
+  intermediate_size: 1024,
+  max_position_embeddings: 4096,
+  norm_topk_prob: false,
+  num_attention_heads: 16,
+  num_experts: 64,
+  num_experts_per_tok: 8,
+  num_hidden_layers: 16,
+  num_key_value_heads: 16,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000.0,
+  tie_word_embeddings: false,
+  torch_dtype: "bfloat16",
+  vocab_size: 50304,
 };
 const QWEN3_MOE_CONFIG = {
-  architectures: ["Qwen3MoeForCausalLM"], model_type: "qwen3_moe", attention_bias: false, decoder_sparse_step: 1, head_dim: 128,
-  hidden_act: "silu", hidden_size: 2048, intermediate_size: 6144, max_position_embeddings: 40960, max_window_layers: 48,
-  mlp_only_layers: [], moe_intermediate_size: 768, norm_topk_prob: true, num_attention_heads: 32, num_experts: 128,
-  num_experts_per_tok: 8, num_hidden_layers: 48, num_key_value_heads: 4, rms_norm_eps: 1e-6, rope_scaling: null, rope_theta: 1000000.0,
-  sliding_window: null, tie_word_embeddings: false, torch_dtype: "bfloat16", use_sliding_window: false, vocab_size: 151936,
+  architectures: ["Qwen3MoeForCausalLM"],
+  model_type: "qwen3_moe",
+  attention_bias: false,
+  decoder_sparse_step: 1,
+  head_dim: 128,
+  hidden_act: "silu",
+  hidden_size: 2048,
+  intermediate_size: 6144,
+  max_position_embeddings: 40960,
+  max_window_layers: 48,
+  mlp_only_layers: [],
+  moe_intermediate_size: 768,
+  norm_topk_prob: true,
+  num_attention_heads: 32,
+  num_experts: 128,
+  num_experts_per_tok: 8,
+  num_hidden_layers: 48,
+  num_key_value_heads: 4,
+  rms_norm_eps: 1e-6,
+  rope_scaling: null,
+  rope_theta: 1000000.0,
+  sliding_window: null,
+  tie_word_embeddings: false,
+  torch_dtype: "bfloat16",
+  use_sliding_window: false,
+  vocab_size: 151936,
 };
 
 test("qwen2_moe, olmoe and qwen3_moe config.json files give the catalogue specs", () => {
-  const cases: [string, object][] = [["qwen1.5-moe-a2.7b", QWEN15_MOE_CONFIG], ["olmoe-1b-7b", OLMOE_CONFIG], ["qwen3-30b-a3b", QWEN3_MOE_CONFIG]];
+  const cases: [string, object][] = [
+    ["qwen1.5-moe-a2.7b", QWEN15_MOE_CONFIG],
+    ["olmoe-1b-7b", OLMOE_CONFIG],
+    ["qwen3-30b-a3b", QWEN3_MOE_CONFIG],
+  ];
   for (const [name, config] of cases) {
     assert.deepEqual(modelSpecFromHfConfig(config, `${name}/config.json`, name), findCatalogueModel(name), name);
   }
@@ -180,8 +336,22 @@ test("qwen2_moe, olmoe and qwen3_moe config.json files give the catalogue specs"
   assert.equal(findCatalogueModel("allenai/OLMoE-1B-7B-0924")?.name, "olmoe-1b-7b");
   assert.equal(findCatalogueModel("Qwen/Qwen3-30B-A3B")?.name, "qwen3-30b-a3b");
   // A Mistral config that states its (ordinary) head_dim still matches the catalogue.
-  const mistral = { model_type: "mistral", hidden_size: 4096, num_hidden_layers: 32, intermediate_size: 14336, num_attention_heads: 32, num_key_value_heads: 8, head_dim: 128, vocab_size: 32000, max_position_embeddings: 32768, hidden_act: "silu" };
-  assert.deepEqual(modelSpecFromHfConfig(mistral, "mistral/config.json", "mistral-7b"), findCatalogueModel("mistral-7b"));
+  const mistral = {
+    model_type: "mistral",
+    hidden_size: 4096,
+    num_hidden_layers: 32,
+    intermediate_size: 14336,
+    num_attention_heads: 32,
+    num_key_value_heads: 8,
+    head_dim: 128,
+    vocab_size: 32000,
+    max_position_embeddings: 32768,
+    hidden_act: "silu",
+  };
+  assert.deepEqual(
+    modelSpecFromHfConfig(mistral, "mistral/config.json", "mistral-7b"),
+    findCatalogueModel("mistral-7b"),
+  );
 });
 
 test("bad MoE config.json files are rejected naming the field", () => {
@@ -190,7 +360,10 @@ test("bad MoE config.json files are rejected naming the field", () => {
     [{ ...QWEN3_MOE_CONFIG, mlp_only_layers: [0, 1] }, /mlp_only_layers.*\[0,1\] are dense/],
     [{ ...QWEN3_MOE_CONFIG, mlp_only_layers: "none" }, /mlp_only_layers.*expected a list/],
     [{ ...QWEN15_MOE_CONFIG, decoder_sparse_step: 3 }, /decoder_sparse_step/],
-    [{ ...QWEN15_MOE_CONFIG, shared_expert_intermediate_size: undefined }, /shared_expert_intermediate_size: expected a finite number/],
+    [
+      { ...QWEN15_MOE_CONFIG, shared_expert_intermediate_size: undefined },
+      /shared_expert_intermediate_size: expected a finite number/,
+    ],
     [{ ...QWEN15_MOE_CONFIG, qkv_bias: false }, /qkv_bias/],
     [{ ...QWEN3_MOE_CONFIG, moe_intermediate_size: undefined }, /moe_intermediate_size: expected a finite number/],
     [{ ...QWEN3_MOE_CONFIG, num_experts_per_tok: 129 }, /num_experts_per_tok.*at most num_experts \(128\)/],
@@ -212,7 +385,10 @@ test("Spillway model files carry headDim and shared experts, and bad ones name t
   assert.deepEqual(parseModelSpec(JSON.parse(JSON.stringify(qwen15)), "q15.json"), qwen15);
   const bad: [object, RegExp][] = [
     [{ ...qwen3, headDim: undefined, numHeads: 48 }, /numHeads.*not divisible by 48 heads.*headDim/],
-    [{ ...qwen3, moe: { ...qwen3.moe, sharedExperts: 1, sharedExpertFfnSize: 768 } }, /moe\.sharedExperts.*qwen3_moe checkpoints have no shared experts/],
+    [
+      { ...qwen3, moe: { ...qwen3.moe, sharedExperts: 1, sharedExpertFfnSize: 768 } },
+      /moe\.sharedExperts.*qwen3_moe checkpoints have no shared experts/,
+    ],
     [{ ...qwen15, moe: { ...qwen15.moe, sharedExperts: 2 } }, /moe\.sharedExperts.*exactly one shared expert/],
     [{ ...qwen15, moe: { ...qwen15.moe, sharedExpertFfnSize: undefined } }, /moe\.sharedExpertFfnSize.*missing/],
     [{ ...qwen15, moe: undefined }, /moe.*qwen2_moe model needs its MoE fields/],

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { DEVICE_BASE, createEmulatedNative, type EmulatedNative, splitHalves } from "../../runtime/cuda/emulated-native.js";
+import {
+  createEmulatedNative,
+  DEVICE_BASE,
+  type EmulatedNative,
+  splitHalves,
+} from "../../runtime/cuda/emulated-native.js";
 import { CUDA_NATIVE_FUNCTIONS } from "../../runtime/cuda/native-api.js";
 import { fromFloat16Array, toFloat16Array } from "../../runtime/fp16.js";
 import { addInPlace } from "../../runtime/kernels/add.js";
@@ -55,7 +60,11 @@ function getBytes(native: EmulatedNative, pointer: number, count: number): Uint8
 /** Bitwise equality of float arrays (NaN equals NaN, -0 differs from 0). */
 function assertSameBits(actual: Float32Array, expected: Float32Array, what: string): void {
   assert.equal(actual.length, expected.length, `${what}: length`);
-  assert.deepEqual(new Uint32Array(actual.buffer, actual.byteOffset, actual.length), new Uint32Array(expected.buffer, expected.byteOffset, expected.length), what);
+  assert.deepEqual(
+    new Uint32Array(actual.buffer, actual.byteOffset, actual.length),
+    new Uint32Array(expected.buffer, expected.byteOffset, expected.length),
+    what,
+  );
 }
 
 function maxRelativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
@@ -105,14 +114,25 @@ test("emulated native: first-fit allocator: aligned non-zero pointers, OOM messa
   assert.equal(native.malloc(0), 0, "cudaMalloc(0) gives the null pointer");
   native.free(0);
 
-  assert.throws(() => native.malloc(4096), (e: Error & { code?: string; cudaError?: number }) => {
-    assert.equal(e.message, "cudaMalloc(4096 bytes): out of memory (cudaErrorMemoryAllocation)");
-    assert.equal(e.code, "cudaErrorMemoryAllocation");
-    assert.equal(e.cudaError, 2);
-    return true;
+  assert.throws(
+    () => native.malloc(4096),
+    (e: Error & { code?: string; cudaError?: number }) => {
+      assert.equal(e.message, "cudaMalloc(4096 bytes): out of memory (cudaErrorMemoryAllocation)");
+      assert.equal(e.code, "cudaErrorMemoryAllocation");
+      assert.equal(e.cudaError, 2);
+      return true;
+    },
+  );
+  assert.throws(() => native.malloc(-1), {
+    name: "TypeError",
+    code: "ERR_INVALID_ARG_VALUE",
+    message: "malloc: bytes must be a count (a non-negative integer below 2^53), got -1",
   });
-  assert.throws(() => native.malloc(-1), { name: "TypeError", code: "ERR_INVALID_ARG_VALUE", message: "malloc: bytes must be a count (a non-negative integer below 2^53), got -1" });
-  assert.throws(() => native.free(b + 16), /cudaFree\(0x[0-9a-f]+\): invalid argument \(cudaErrorInvalidValue\)/, "an interior pointer is not freeable");
+  assert.throws(
+    () => native.free(b + 16),
+    /cudaFree\(0x[0-9a-f]+\): invalid argument \(cudaErrorInvalidValue\)/,
+    "an interior pointer is not freeable",
+  );
   assert.throws(() => native.free(12345), /cudaErrorInvalidValue/);
   native.free(b);
   assert.throws(() => native.free(b), /cudaErrorInvalidValue/, "double free");
@@ -218,14 +238,27 @@ test("emulated native: hostFree detaches the buffer, and refuses one a queued co
   assert.equal(native.stats.pinnedHostBytes, 64);
   const d = native.malloc(64);
   native.memcpyHtoD(d, new Uint8Array(buffer), native.streamCreate());
-  assert.throws(() => native.hostFree(buffer), /^Error: cudaFreeHost\(64 bytes\): invalid argument \(cudaErrorInvalidValue\): 1 queued async copy still uses this buffer/);
+  assert.throws(
+    () => native.hostFree(buffer),
+    /^Error: cudaFreeHost\(64 bytes\): invalid argument \(cudaErrorInvalidValue\): 1 queued async copy still uses this buffer/,
+  );
   native.deviceSynchronize();
   native.hostFree(buffer);
   assert.equal(buffer.byteLength, 0, "detached");
   assert.equal(native.stats.pinnedHostBytes, 0);
-  assert.throws(() => native.hostFree(buffer), { code: "ERR_INVALID_ARG_VALUE", message: "hostFree: the ArrayBuffer is detached (already freed by hostFree?)" });
-  assert.throws(() => native.hostFree(new ArrayBuffer(8)), { code: "ERR_INVALID_ARG_VALUE", message: "hostFree: the ArrayBuffer (8 bytes) is not a live buffer from hostAlloc()" });
-  assert.throws(() => native.hostFree(new Uint8Array(native.hostAlloc(8)) as unknown as ArrayBuffer), { code: "ERR_INVALID_ARG_TYPE" }, "a view, not the buffer");
+  assert.throws(() => native.hostFree(buffer), {
+    code: "ERR_INVALID_ARG_VALUE",
+    message: "hostFree: the ArrayBuffer is detached (already freed by hostFree?)",
+  });
+  assert.throws(() => native.hostFree(new ArrayBuffer(8)), {
+    code: "ERR_INVALID_ARG_VALUE",
+    message: "hostFree: the ArrayBuffer (8 bytes) is not a live buffer from hostAlloc()",
+  });
+  assert.throws(
+    () => native.hostFree(new Uint8Array(native.hostAlloc(8)) as unknown as ArrayBuffer),
+    { code: "ERR_INVALID_ARG_TYPE" },
+    "a view, not the buffer",
+  );
   const empty = native.hostAlloc(0);
   native.hostFree(empty);
   assert.equal(native.stats.pinnedHostBytes, 8);
@@ -259,7 +292,11 @@ test("emulated native: streamWaitEvent orders B's copy after A's kernels for eve
   const outcomes = new Set<string>();
   for (let seed = 1; seed <= 24; seed++) {
     assert.deepEqual([...raceScenario(seed, true, "device")], right, `seed ${seed}, with the wait, deviceSynchronize`);
-    assert.deepEqual([...raceScenario(seed, true, "streamB")], right, `seed ${seed}, with the wait, B synchronised alone`);
+    assert.deepEqual(
+      [...raceScenario(seed, true, "streamB")],
+      right,
+      `seed ${seed}, with the wait, B synchronised alone`,
+    );
     outcomes.add(raceScenario(seed, false, "device").join(","));
     // Synchronising B alone runs only what B depends on: without the wait, A's kernels have not run.
     assert.deepEqual([...raceScenario(seed, false, "streamB")], [-1, 2, -3, 4], `seed ${seed}, no wait, B alone`);
@@ -296,7 +333,10 @@ test("emulated native: queries run at most a little work and polling ends; never
   native.eventSynchronize(never);
   native.streamWaitEvent(s, never); // no-op
   assert.equal(native.streamQuery(s), true);
-  assert.throws(() => native.streamSynchronize(12345), /^Error: cudaStreamSynchronize\(stream 0x3039\): invalid resource handle \(cudaErrorInvalidResourceHandle\)/);
+  assert.throws(
+    () => native.streamSynchronize(12345),
+    /^Error: cudaStreamSynchronize\(stream 0x3039\): invalid resource handle \(cudaErrorInvalidResourceHandle\)/,
+  );
   assert.throws(() => native.streamSynchronize(event), /cudaErrorInvalidResourceHandle/, "an event is not a stream");
   assert.throws(() => native.streamDestroy(0), /cudaErrorInvalidResourceHandle/);
 });
@@ -336,13 +376,22 @@ test("emulated native: eventElapsedMs is positive, additive, proportional to byt
     const untimed = native.eventCreate(false);
     native.eventRecord(untimed, a);
     assert.throws(() => native.eventElapsedMs(e0, untimed), /cudaErrorInvalidResourceHandle/);
-    return { first: native.eventElapsedMs(e0, e1), second: native.eventElapsedMs(e1, e2), whole: native.eventElapsedMs(e0, e2), crossStream: native.eventElapsedMs(e0, e3), backwards: native.eventElapsedMs(e2, e0) };
+    return {
+      first: native.eventElapsedMs(e0, e1),
+      second: native.eventElapsedMs(e1, e2),
+      whole: native.eventElapsedMs(e0, e2),
+      crossStream: native.eventElapsedMs(e0, e3),
+      backwards: native.eventElapsedMs(e2, e0),
+    };
   };
   const t = timings(1);
   assert.ok(t.first > 0);
   // 1 MiB at 20 GB/s is about 0.052 ms.
   assert.ok(t.first > 0.04 && t.first < 0.07, `1 MiB HtoD took ${t.first} ms`);
-  assert.ok(Math.abs(t.whole - (t.first + t.second)) < 1e-6 * t.whole, "additive (to float precision: CUDA returns a float)");
+  assert.ok(
+    Math.abs(t.whole - (t.first + t.second)) < 1e-6 * t.whole,
+    "additive (to float precision: CUDA returns a float)",
+  );
   assert.ok(t.second > 3.5 * t.first && t.second < 4.1 * t.first, "4x the bytes, about 4x the time");
   assert.ok(t.crossStream > t.whole, "B's event comes after the A work it waited for");
   assert.ok(Math.abs(t.backwards + t.whole) < 1e-12, "reversed events give the negative");
@@ -353,7 +402,14 @@ test("emulated native: eventElapsedMs is positive, additive, proportional to byt
 // Kernels against the CPU reference.
 // ---------------------------------------------------------------------------------------------------
 
-function referenceLinear(x: Float32Array, w16: Uint16Array, bias: Float32Array | undefined, m: number, k: number, n: number): Float32Array {
+function referenceLinear(
+  x: Float32Array,
+  w16: Uint16Array,
+  bias: Float32Array | undefined,
+  m: number,
+  k: number,
+  n: number,
+): Float32Array {
   const out = new Float32Array(m * n);
   const scratch = linearScratchLength(m, k);
   linearF16(x, w16, bias, out, m, k, n, new Float32Array(scratch.tile), new Float32Array(scratch.out));
@@ -363,7 +419,14 @@ function referenceLinear(x: Float32Array, w16: Uint16Array, bias: Float32Array |
 test("emulated native: spw_linear: fp32 x for m <= 8 (GEMV), x split into two fp16 halves for m > 8 (tensor cores), with and without bias", () => {
   const native = device();
   let seed = 10;
-  for (const [m, k, n] of [[1, 37, 19], [3, 64, 33], [8, 20, 5], [9, 37, 19], [12, 64, 33], [40, 17, 70]] as const) {
+  for (const [m, k, n] of [
+    [1, 37, 19],
+    [3, 64, 33],
+    [8, 20, 5],
+    [9, 37, 19],
+    [12, 64, 33],
+    [40, 17, 70],
+  ] as const) {
     const x = randomArray(m * k, seed++, 3);
     const w16 = toFloat16Array(randomArray(n * k, seed++));
     const w = fromFloat16Array(w16);
@@ -377,16 +440,27 @@ test("emulated native: spw_linear: fp32 x for m <= 8 (GEMV), x split into two fp
       const b = withBias ? bias : undefined;
       native.linear(dx, dw, withBias ? db : 0, dout, m, k, n, 0);
       const out = getF32(native, dout, m * n);
-      assertSameBits(out, referenceLinear(xUsed, w16, b, m, k, n), `${m}x${k}x${n} bias=${withBias} vs the CPU reference`);
+      assertSameBits(
+        out,
+        referenceLinear(xUsed, w16, b, m, k, n),
+        `${m}x${k}x${n} bias=${withBias} vs the CPU reference`,
+      );
       const error = maxRelativeError(out, naiveLinear(xUsed, w, b, m, k, n));
       assert.ok(error < 1e-5, `${m}x${k}x${n}: relative error ${error} against float64`);
       if (m > 8) {
         // The split is visible in the last bits (hi + lo keeps about 22 of x's 24), and it is far
         // closer to x than fp16 rounding alone.
         const unsplit = referenceLinear(x, w16, b, m, k, n);
-        assert.ok(out.some((v, i) => v !== unsplit[i]), `${m}x${k}x${n}: x was split`);
+        assert.ok(
+          out.some((v, i) => v !== unsplit[i]),
+          `${m}x${k}x${n}: x was split`,
+        );
         const rounded = referenceLinear(fromFloat16Array(toFloat16Array(x)), w16, b, m, k, n);
-        assert.ok(maxRelativeError(out, naiveLinear(x, w, b, m, k, n)) < maxRelativeError(rounded, naiveLinear(x, w, b, m, k, n)) / 100, `${m}x${k}x${n}: split beats fp16 rounding`);
+        assert.ok(
+          maxRelativeError(out, naiveLinear(x, w, b, m, k, n)) <
+            maxRelativeError(rounded, naiveLinear(x, w, b, m, k, n)) / 100,
+          `${m}x${k}x${n}: split beats fp16 rounding`,
+        );
       }
     }
     assert.deepEqual(getF32(native, dx, m * k), x, "x itself is left unrounded");
@@ -428,7 +502,15 @@ test("emulated native: spw_layer_norm (eps as a C float, in place allowed), spw_
   for (const r of [0, 2]) assert.ok(Math.abs(sm.subarray(r * 7, r * 7 + 7).reduce((a, b) => a + b, 0) - 1) < 1e-6);
 });
 
-function naiveAttention(q: Float32Array, k: Float32Array, v: Float32Array, t: number, past: number, heads: number, headDim: number): Float64Array {
+function naiveAttention(
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  t: number,
+  past: number,
+  heads: number,
+  headDim: number,
+): Float64Array {
   const h = heads * headDim;
   const out = new Float64Array(t * h);
   const scale = 1 / Math.sqrt(headDim);
@@ -458,7 +540,12 @@ test("emulated native: spw_attention, prefill and decode, against the CPU refere
   const [heads, headDim] = [3, 8];
   const h = heads * headDim;
   let seed = 50;
-  for (const [t, past] of [[5, 0], [1, 6], [2, 9], [4, 3]] as const) {
+  for (const [t, past] of [
+    [5, 0],
+    [1, 6],
+    [2, 9],
+    [4, 3],
+  ] as const) {
     const ctx = past + t;
     const q = randomArray(t * h, seed++, 2);
     const k = randomArray(ctx * h, seed++, 2);
@@ -473,10 +560,16 @@ test("emulated native: spw_attention, prefill and decode, against the CPU refere
     const expected = new Float32Array(t * h);
     attention(q, k, v, expected, t, past, heads, headDim);
     assertSameBits(out, expected, `attention t=${t} past=${past}`);
-    assert.ok(maxRelativeError(out, naiveAttention(q, k, v, t, past, heads, headDim)) < 1e-5, `t=${t} past=${past} vs float64`);
+    assert.ok(
+      maxRelativeError(out, naiveAttention(q, k, v, t, past, heads, headDim)) < 1e-5,
+      `t=${t} past=${past} vs float64`,
+    );
     assert.ok(getF32(native, dscratch, scratchFloats).every(Number.isNaN));
     // A scratch one float short is an out-of-bounds write.
-    assert.throws(() => native.attention(dq, dk, dv, dout, dscratch + 4, t, past, heads, headDim, 0), /^Error: attention\(t=\d+, past=\d+, heads=3, headDim=8\): an illegal memory access was encountered \(cudaErrorIllegalAddress\): scratch/);
+    assert.throws(
+      () => native.attention(dq, dk, dv, dout, dscratch + 4, t, past, heads, headDim, 0),
+      /^Error: attention\(t=\d+, past=\d+, heads=3, headDim=8\): an illegal memory access was encountered \(cudaErrorIllegalAddress\): scratch/,
+    );
     for (const p of [dq, dk, dv, dout, dscratch]) native.free(p);
   }
 });
@@ -495,7 +588,11 @@ test("emulated native: spw_relu, spw_add, spw_copy, spw_embedding (bad id → Na
   addInPlace(relu, y);
   assertSameBits(getF32(native, dx, 33), relu, "add");
   native.add(dy, dy, 33, 0);
-  assertSameBits(getF32(native, dy, 33), y.map((v) => v + v), "add in place x == y");
+  assertSameBits(
+    getF32(native, dy, 33),
+    y.map((v) => v + v),
+    "add in place x == y",
+  );
   const dcopy = native.malloc(33 * 4);
   native.copy(dx, dcopy, 33 * 4, 0);
   assertSameBits(getF32(native, dcopy, 33), relu, "copy");
@@ -518,7 +615,22 @@ test("emulated native: spw_relu, spw_add, spw_copy, spw_embedding (bad id → Na
 test("emulated native: spw_f32_to_f16 rounds to nearest even like runtime/fp16, spw_f16_to_f32 round-trips every non-NaN half", () => {
   const native = device();
   const x = randomArray(1000, 5, 70000);
-  x.set([0, -0, 65504, 65519.99, 65520, -65520, 1e-8, 2 ** -24 * 0.5, 2 ** -24 * 1.5, Infinity, -Infinity, Number.NaN, 1 + 2 ** -11, 1 + 3 * 2 ** -11]);
+  x.set([
+    0,
+    -0,
+    65504,
+    65519.99,
+    65520,
+    -65520,
+    1e-8,
+    2 ** -24 * 0.5,
+    2 ** -24 * 1.5,
+    Infinity,
+    -Infinity,
+    Number.NaN,
+    1 + 2 ** -11,
+    1 + 3 * 2 ** -11,
+  ]);
   const dx = put(native, x);
   const dh = native.malloc(x.length * 2);
   native.f32ToF16(dx, dh, x.length, 0);
@@ -543,7 +655,13 @@ test("emulated native: spw_quantize4 / spw_dequantize4 on rows stored back to ba
   assert.equal(native.q4Bytes(128), 72);
   assert.equal(native.q4Bytes(129), 108);
   let seed = 70;
-  for (const [rows, rowValues] of [[1, 64], [3, 100], [4, 128], [2, 1], [5, 191]] as const) {
+  for (const [rows, rowValues] of [
+    [1, 64],
+    [3, 100],
+    [4, 128],
+    [2, 1],
+    [5, 191],
+  ] as const) {
     const rowBytes = native.q4Bytes(rowValues);
     const x = randomArray(rows * rowValues, seed++, 3);
     if (rowValues > 10) x.fill(0.25, 2, 10); // a constant stretch
@@ -552,7 +670,12 @@ test("emulated native: spw_quantize4 / spw_dequantize4 on rows stored back to ba
     native.quantize4(dx, rows, rowValues, dq, 0);
     const stored = getBytes(native, dq, rows * rowBytes);
     const expectedStored = new Uint8Array(rows * rowBytes);
-    for (let r = 0; r < rows; r++) encode(x.subarray(r * rowValues, (r + 1) * rowValues), "q4", expectedStored.subarray(r * rowBytes, (r + 1) * rowBytes));
+    for (let r = 0; r < rows; r++)
+      encode(
+        x.subarray(r * rowValues, (r + 1) * rowValues),
+        "q4",
+        expectedStored.subarray(r * rowBytes, (r + 1) * rowBytes),
+      );
     assert.deepEqual(stored, expectedStored, `quantize4 ${rows}x${rowValues}`);
 
     const d32 = native.malloc(rows * rowValues * 4);
@@ -591,10 +714,16 @@ test("emulated native: spw_quantize4 marks a group holding NaN or a value beyond
   const dq = native.malloc(native.q4Bytes(rowValues));
   native.quantize4(dx, 1, rowValues, dq, 0);
   const stored = getBytes(native, dq, native.q4Bytes(rowValues));
-  const expected = encode(Float32Array.from(x, (v, i) => (i >= 64 ? 0 : v)), "q4");
+  const expected = encode(
+    Float32Array.from(x, (v, i) => (i >= 64 ? 0 : v)),
+    "q4",
+  );
   const halves = new DataView(stored.buffer);
   assert.deepEqual(stored.subarray(0, 32), expected.subarray(0, 32), "group 0 codes as the CPU");
-  assert.ok(stored.subarray(32, 96).every((b) => b === 0xff), "groups 1 and 2 codes are 0xFF");
+  assert.ok(
+    stored.subarray(32, 96).every((b) => b === 0xff),
+    "groups 1 and 2 codes are 0xFF",
+  );
   assert.equal(halves.getUint16(96, true), new DataView(expected.buffer).getUint16(96, true), "group 0 scale");
   for (const at of [98, 100, 104, 106]) assert.equal(halves.getUint16(at, true), 0x7e00, `NaN scale/min at byte ${at}`);
   const d32 = native.malloc(rowValues * 4);
@@ -608,16 +737,39 @@ test("emulated native: spw_argmax_rows: ties to the lowest index, NaN skipped, N
   const native = device();
   const cols = 5;
   const x = Float32Array.of(
-    1, 3, 3, 2, 0,
-    Number.NaN, -1, 4, 4, Number.NaN,
-    -Infinity, -Infinity, -Infinity, -Infinity, -Infinity,
-    Number.NaN, Number.NaN, Number.NaN, Number.NaN, Number.NaN,
-    -5, -4, -3, -2, -1,
+    1,
+    3,
+    3,
+    2,
+    0,
+    Number.NaN,
+    -1,
+    4,
+    4,
+    Number.NaN,
+    -Infinity,
+    -Infinity,
+    -Infinity,
+    -Infinity,
+    -Infinity,
+    Number.NaN,
+    Number.NaN,
+    Number.NaN,
+    Number.NaN,
+    Number.NaN,
+    -5,
+    -4,
+    -3,
+    -2,
+    -1,
   );
   const random32 = randomArray(7 * 300, 4);
   random32[300 + 17] = 2;
   random32[300 + 200] = 2;
-  for (const [values, c] of [[x, cols], [random32, 300]] as const) {
+  for (const [values, c] of [
+    [x, cols],
+    [random32, 300],
+  ] as const) {
     const rows = values.length / c;
     const dx = put(native, values);
     const dout = native.malloc(rows * 4);
@@ -666,15 +818,37 @@ test("emulated native: malformed arguments throw the addon's TypeErrors before a
   const native = device();
   const x = native.malloc(64);
   const call = native as unknown as Record<string, (...args: unknown[]) => unknown>;
-  assert.throws(() => call.relu!(x, 4), { name: "TypeError", code: "ERR_MISSING_ARGS", message: "relu expects 3 arguments, got 2" });
+  assert.throws(() => call.relu!(x, 4), {
+    name: "TypeError",
+    code: "ERR_MISSING_ARGS",
+    message: "relu expects 3 arguments, got 2",
+  });
   assert.throws(() => call.probe!(1), { code: "ERR_INVALID_ARG_COUNT" });
-  assert.throws(() => native.relu(x, 1.5, 0), { code: "ERR_INVALID_ARG_VALUE", message: "relu: n must be a count (a non-negative integer below 2^53), got 1.5" });
-  assert.throws(() => call.relu!("0x1", 4, 0), { code: "ERR_INVALID_ARG_TYPE", message: "relu: x must be a number, got string" });
-  assert.throws(() => native.linear(x, x, 0, x, -1, 1, 1, 0), { code: "ERR_INVALID_ARG_VALUE", message: "linear: m must be an integer from 0 to 2147483647, got -1" });
-  assert.throws(() => native.memset(x, 256, 4, 0), { code: "ERR_INVALID_ARG_VALUE", message: "memset: byte must be an integer from 0 to 255, got 256" });
-  assert.throws(() => native.layerNorm(x, x, x, x, 1, 1, Number.NaN, 0), { code: "ERR_INVALID_ARG_VALUE", message: "layerNorm: eps must be a finite number, got NaN" });
+  assert.throws(() => native.relu(x, 1.5, 0), {
+    code: "ERR_INVALID_ARG_VALUE",
+    message: "relu: n must be a count (a non-negative integer below 2^53), got 1.5",
+  });
+  assert.throws(() => call.relu!("0x1", 4, 0), {
+    code: "ERR_INVALID_ARG_TYPE",
+    message: "relu: x must be a number, got string",
+  });
+  assert.throws(() => native.linear(x, x, 0, x, -1, 1, 1, 0), {
+    code: "ERR_INVALID_ARG_VALUE",
+    message: "linear: m must be an integer from 0 to 2147483647, got -1",
+  });
+  assert.throws(() => native.memset(x, 256, 4, 0), {
+    code: "ERR_INVALID_ARG_VALUE",
+    message: "memset: byte must be an integer from 0 to 255, got 256",
+  });
+  assert.throws(() => native.layerNorm(x, x, x, x, 1, 1, Number.NaN, 0), {
+    code: "ERR_INVALID_ARG_VALUE",
+    message: "layerNorm: eps must be a finite number, got NaN",
+  });
   assert.throws(() => call.eventCreate!(1), { code: "ERR_INVALID_ARG_TYPE" });
-  assert.throws(() => native.eventRecord(0, 0), { code: "ERR_INVALID_ARG_VALUE", message: "eventRecord: event must be an event from eventCreate(), got 0" });
+  assert.throws(() => native.eventRecord(0, 0), {
+    code: "ERR_INVALID_ARG_VALUE",
+    message: "eventRecord: event must be an event from eventCreate(), got 0",
+  });
   assert.throws(() => call.memcpyHtoD!(x, [1, 2], 0), { code: "ERR_INVALID_ARG_TYPE" });
   // An ArrayBuffer is accepted as host memory, as by the addon.
   native.memcpyHtoD(x, Float32Array.of(1.5, 2.5).buffer as unknown as ArrayBufferView, 0);
@@ -687,22 +861,55 @@ test("emulated native: kernels and copies refuse ranges outside a live allocatio
   const x = native.malloc(100 * 4);
   const w = native.malloc(10 * 16 * 2);
   const out = native.malloc(4 * 10 * 4);
-  assert.throws(() => native.relu(x, 101, 0), /^Error: relu\(n=101\): an illegal memory access was encountered \(cudaErrorIllegalAddress\): x = 0x[0-9a-f]+, 404 bytes: runs 4 bytes past the end of its allocation/);
-  assert.throws(() => native.relu(x + 4, 100, 0), { code: "cudaErrorIllegalAddress", cudaError: 700, message: /runs 4 bytes past/ });
-  assert.throws(() => native.linear(x, w, 0, out, 4, 16, 11, 0), /^Error: linear\(m=4, k=16, n=11\): .*: w = /, "w has 10 rows, not 11");
-  assert.throws(() => native.linear(x, w, 0, out, 4, 26, 10, 0), /^Error: linear\(m=4, k=26, n=10\): .*: x = /, "x holds 100 floats, not 104");
-  assert.throws(() => native.relu(x + 2, 4, 0), /^Error: relu\(n=4\): misaligned address \(cudaErrorMisalignedAddress\)/);
-  assert.throws(() => native.linear(x, w, 0, x, 2, 16, 10, 0), /^Error: linear\(m=2, k=16, n=10\): .*out .* overlaps x/);
-  assert.throws(() => native.memcpyHtoD(x + 396, new Float32Array(2), 0), /^Error: cudaMemcpyAsync\(HtoD, dst 0x[0-9a-f]+, 8 bytes, stream 0x0\): an illegal memory access .*runs 4 bytes past/);
-  assert.throws(() => native.memcpyDtoH(new Float32Array(2), x + 396, 0), /^Error: cudaMemcpyAsync\(DtoH, src 0x[0-9a-f]+, 8 bytes, stream 0x0\): an illegal memory access .*runs 4 bytes past/);
+  assert.throws(
+    () => native.relu(x, 101, 0),
+    /^Error: relu\(n=101\): an illegal memory access was encountered \(cudaErrorIllegalAddress\): x = 0x[0-9a-f]+, 404 bytes: runs 4 bytes past the end of its allocation/,
+  );
+  assert.throws(() => native.relu(x + 4, 100, 0), {
+    code: "cudaErrorIllegalAddress",
+    cudaError: 700,
+    message: /runs 4 bytes past/,
+  });
+  assert.throws(
+    () => native.linear(x, w, 0, out, 4, 16, 11, 0),
+    /^Error: linear\(m=4, k=16, n=11\): .*: w = /,
+    "w has 10 rows, not 11",
+  );
+  assert.throws(
+    () => native.linear(x, w, 0, out, 4, 26, 10, 0),
+    /^Error: linear\(m=4, k=26, n=10\): .*: x = /,
+    "x holds 100 floats, not 104",
+  );
+  assert.throws(
+    () => native.relu(x + 2, 4, 0),
+    /^Error: relu\(n=4\): misaligned address \(cudaErrorMisalignedAddress\)/,
+  );
+  assert.throws(
+    () => native.linear(x, w, 0, x, 2, 16, 10, 0),
+    /^Error: linear\(m=2, k=16, n=10\): .*out .* overlaps x/,
+  );
+  assert.throws(
+    () => native.memcpyHtoD(x + 396, new Float32Array(2), 0),
+    /^Error: cudaMemcpyAsync\(HtoD, dst 0x[0-9a-f]+, 8 bytes, stream 0x0\): an illegal memory access .*runs 4 bytes past/,
+  );
+  assert.throws(
+    () => native.memcpyDtoH(new Float32Array(2), x + 396, 0),
+    /^Error: cudaMemcpyAsync\(DtoH, src 0x[0-9a-f]+, 8 bytes, stream 0x0\): an illegal memory access .*runs 4 bytes past/,
+  );
   assert.throws(() => native.memset(0, 0, 4, 0), /null pointer/);
   assert.throws(() => native.relu(5 * DEVICE_BASE, 1, 0), /not inside any live allocation/);
-  assert.throws(() => native.relu(x, 4, 777), /^Error: relu\(n=4\): invalid resource handle \(cudaErrorInvalidResourceHandle\)/);
+  assert.throws(
+    () => native.relu(x, 4, 777),
+    /^Error: relu\(n=4\): invalid resource handle \(cudaErrorInvalidResourceHandle\)/,
+  );
   // A range that spans two adjacent allocations is still out of bounds.
   const neighbour = native.malloc(256);
   const full = native.malloc(256);
   assert.equal(full, neighbour + 256);
-  assert.throws(() => native.memset(neighbour, 0, 300, 0), /^Error: cudaMemsetAsync\(dst 0x[0-9a-f]+, byte 0, 300 bytes, stream 0x0\): .*runs 44 bytes past/);
+  assert.throws(
+    () => native.memset(neighbour, 0, 300, 0),
+    /^Error: cudaMemsetAsync\(dst 0x[0-9a-f]+, byte 0, 300 bytes, stream 0x0\): .*runs 44 bytes past/,
+  );
   native.free(x);
   assert.throws(() => native.relu(x, 1, 0), /^Error: relu\(n=1\): .*not inside any live allocation/, "freed memory");
   assert.equal(native.stats.pendingOps, 0, "nothing refused was queued");
@@ -722,6 +929,9 @@ test("emulated native: cudaFree waits for queued work; an op whose pinned buffer
   const pinned = native.hostAlloc(16);
   native.memcpyHtoD(q, new Uint8Array(pinned), s);
   structuredClone(pinned, { transfer: [pinned] }); // the host gives the buffer away behind CUDA's back
-  assert.throws(() => native.streamSynchronize(s), /^Error: cudaMemcpyAsync\(HtoD, dst 0x[0-9a-f]+, 16 bytes, stream 0x[0-9a-f]+\) on stream 0x[0-9a-f]+ failed when it ran: its pinned source buffer was detached/);
+  assert.throws(
+    () => native.streamSynchronize(s),
+    /^Error: cudaMemcpyAsync\(HtoD, dst 0x[0-9a-f]+, 16 bytes, stream 0x[0-9a-f]+\) on stream 0x[0-9a-f]+ failed when it ran: its pinned source buffer was detached/,
+  );
   assert.equal(native.stats.pendingOps, 0);
 });

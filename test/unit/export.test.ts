@@ -3,18 +3,18 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import type { Plan } from "../../core/plan.js";
 import { placementFromPercents } from "../../core/policy.js";
-import { resolveHardware } from "../../core/resolve-hardware.js";
-import { resolveModel } from "../../models/resolve-model.js";
-import { loadLpSolvers } from "../../planner/lp/solve-linear-program.js";
-import { planSync } from "../../planner/plan.js";
 import { flexgenLayerWeightBytes, type TierAmounts } from "../../core/realize-placement.js";
-import { readPlanFile } from "../../simulator/read-plan.js";
+import { resolveHardware } from "../../core/resolve-hardware.js";
 import { accelerateModules } from "../../exporters/accelerate.js";
 import { EXPORT_TARGETS, type ExportTarget, exportPlan } from "../../exporters/export-plan.js";
 import { planWeightBytes } from "../../exporters/export-source.js";
+import { resolveModel } from "../../models/resolve-model.js";
+import { loadLpSolvers } from "../../planner/lp/solve-linear-program.js";
+import { planSync } from "../../planner/plan.js";
+import { readPlanFile } from "../../simulator/read-plan.js";
 import { runCli } from "../helpers.js";
-import { type Plan } from "../../core/plan.js";
 
 const dir = mkdtempSync(join(tmpdir(), "spillway-export-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -26,18 +26,30 @@ before(async () => {
   await loadLpSolvers();
   const t4 = resolveHardware("t4");
   const make = (name: string, model: string, extra: Partial<Parameters<typeof planSync>[0]> = {}) => {
-    plans[name] = planSync({ model: resolveModel(model), hardware: t4, workload: { promptLen: 512, genLen: 32 }, ...extra });
+    plans[name] = planSync({
+      model: resolveModel(model),
+      hardware: t4,
+      workload: { promptLen: 512, genLen: 32 },
+      ...extra,
+    });
     planFiles[name] = join(dir, `${name}.json`);
     writeFileSync(planFiles[name], JSON.stringify(plans[name]));
   };
   make("opt", "opt-30b");
-  make("opt-compressed", "opt-30b", { fixed: { gbs: 8, nb: 2, percent: [20, 80, 0, 100, 100, 0], compressWeight: true, cpuAttention: true } });
+  make("opt-compressed", "opt-30b", {
+    fixed: { gbs: 8, nb: 2, percent: [20, 80, 0, 100, 100, 0], compressWeight: true, cpuAttention: true },
+  });
   make("llama", "llama-2-13b");
   make("mixtral", "mixtral-8x7b");
   make("groups", "opt-6.7b", {
     fixed: {
-      gbs: 4, nb: 1, percent: [100, 0, 100, 0, 100, 0],
-      layerGroups: [{ layers: 12, weights: { gpu: 0, cpu: 1, disk: 0 }, compute: "cpu" }, { layers: 20, weights: { gpu: 1, cpu: 0, disk: 0 }, compute: "gpu" }],
+      gbs: 4,
+      nb: 1,
+      percent: [100, 0, 100, 0, 100, 0],
+      layerGroups: [
+        { layers: 12, weights: { gpu: 0, cpu: 1, disk: 0 }, compute: "cpu" },
+        { layers: 20, weights: { gpu: 1, cpu: 0, disk: 0 }, compute: "gpu" },
+      ],
     },
   });
 });
@@ -47,29 +59,76 @@ before(async () => {
 
 type Kind = "none" | "int" | "float" | "bool" | "string" | "percent6" | readonly string[];
 const FLEXGEN_FLAGS: Record<string, Kind> = {
-  "--model": "string", "--path": "string", "--offload-dir": "string", "--prompt-len": "int", "--gen-len": "int", "--cut-gen-len": "int",
-  "--debug-mode": ["fewer_batch", "breakdown"], "--gpu-batch-size": "int", "--num-gpu-batches": "int", "--percent": "percent6",
-  "--sep-layer": "bool", "--pin-weight": "bool", "--cpu-cache-compute": "none", "--attn-sparsity": "float", "--compress-weight": "none",
-  "--compress-cache": "none", "--log-file": "string", "--no-log": "none", "--verbose": "int", "--overlap": "bool",
+  "--model": "string",
+  "--path": "string",
+  "--offload-dir": "string",
+  "--prompt-len": "int",
+  "--gen-len": "int",
+  "--cut-gen-len": "int",
+  "--debug-mode": ["fewer_batch", "breakdown"],
+  "--gpu-batch-size": "int",
+  "--num-gpu-batches": "int",
+  "--percent": "percent6",
+  "--sep-layer": "bool",
+  "--pin-weight": "bool",
+  "--cpu-cache-compute": "none",
+  "--attn-sparsity": "float",
+  "--compress-weight": "none",
+  "--compress-cache": "none",
+  "--log-file": "string",
+  "--no-log": "none",
+  "--verbose": "int",
+  "--overlap": "bool",
 };
 const LLAMA_FLAGS: Record<string, Kind> = {
-  "-m": "string", "--model": "string", "-ngl": "int", "--n-gpu-layers": "int", "--n-cpu-moe": "int", "-ncmoe": "int", "--cpu-moe": "none",
-  "-ot": "string", "--override-tensor": "string", "-c": "int", "--ctx-size": "int", "-np": "int", "--parallel": "int", "-b": "int",
-  "--batch-size": "int", "-ub": "int", "--ubatch-size": "int", "-n": "int", "--n-predict": "int", "-t": "int", "--threads": "int",
-  "-nkvo": "none", "--no-kv-offload": "none", "-ctk": ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"],
-  "--no-mmap": "none", "--mlock": "none",
+  "-m": "string",
+  "--model": "string",
+  "-ngl": "int",
+  "--n-gpu-layers": "int",
+  "--n-cpu-moe": "int",
+  "-ncmoe": "int",
+  "--cpu-moe": "none",
+  "-ot": "string",
+  "--override-tensor": "string",
+  "-c": "int",
+  "--ctx-size": "int",
+  "-np": "int",
+  "--parallel": "int",
+  "-b": "int",
+  "--batch-size": "int",
+  "-ub": "int",
+  "--ubatch-size": "int",
+  "-n": "int",
+  "--n-predict": "int",
+  "-t": "int",
+  "--threads": "int",
+  "-nkvo": "none",
+  "--no-kv-offload": "none",
+  "-ctk": ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"],
+  "--no-mmap": "none",
+  "--mlock": "none",
 };
 const VLLM_FLAGS: Record<string, Kind> = {
-  "--dtype": ["auto", "half", "float16", "bfloat16", "float", "float32"], "--max-model-len": "int", "--max-num-seqs": "int",
-  "--cpu-offload-gb": "float", "--gpu-memory-utilization": "float", "--swap-space": "float",
+  "--dtype": ["auto", "half", "float16", "bfloat16", "float", "float32"],
+  "--max-model-len": "int",
+  "--max-num-seqs": "int",
+  "--cpu-offload-gb": "float",
+  "--gpu-memory-utilization": "float",
+  "--swap-space": "float",
   "--quantization": ["awq", "gptq", "bitsandbytes", "fp8", "gguf", "compressed-tensors", "awq_marlin", "gptq_marlin"],
-  "--kv-cache-dtype": ["auto", "fp8", "fp8_e4m3", "fp8_e5m2"], "--max-num-batched-tokens": "int", "--enforce-eager": "none",
+  "--kv-cache-dtype": ["auto", "fp8", "fp8_e4m3", "fp8_e5m2"],
+  "--max-num-batched-tokens": "int",
+  "--enforce-eager": "none",
 };
 
 /** The command of a text export: comment lines dropped, continuations joined, split into words. */
 function commandWords(text: string): string[] {
   const lines = text.split("\n").filter((l) => l.trim() !== "" && !l.startsWith("#"));
-  return lines.join(" ").replace(/\\ /g, " ").split(/\s+/).filter((w) => w !== "" && w !== "\\");
+  return lines
+    .join(" ")
+    .replace(/\\ /g, " ")
+    .split(/\s+/)
+    .filter((w) => w !== "" && w !== "\\");
 }
 
 function checkValue(flag: string, kind: Kind, values: string[]): void {
@@ -80,7 +139,8 @@ function checkValue(flag: string, kind: Kind, values: string[]): void {
   }
   if (kind === "percent6") {
     assert.equal(values.length, 6, `${flag} takes six integers`);
-    for (const x of values) assert.ok(Number.isInteger(Number(x)) && Number(x) >= 0 && Number(x) <= 100, `${flag} value ${x}`);
+    for (const x of values)
+      assert.ok(Number.isInteger(Number(x)) && Number(x) >= 0 && Number(x) <= 100, `${flag} value ${x}`);
     return;
   }
   assert.equal(values.length, 1, `${flag} takes one value, got ${values.join(" ")}`);
@@ -126,7 +186,8 @@ for (const name of ["opt", "opt-compressed", "llama", "mixtral", "groups"]) {
       if (target === "flexgen") {
         assert.deepEqual(words.slice(0, 3), ["python", "-m", "flexgen.flex_opt"]);
         const flags = checkFlags(words, 3, FLEXGEN_FLAGS);
-        for (const f of ["--model", "--prompt-len", "--gen-len", "--gpu-batch-size", "--num-gpu-batches", "--percent"]) assert.ok(flags.has(f), `flexgen ${f}`);
+        for (const f of ["--model", "--prompt-len", "--gen-len", "--gpu-batch-size", "--num-gpu-batches", "--percent"])
+          assert.ok(flags.has(f), `flexgen ${f}`);
       } else if (target === "llama.cpp") {
         assert.equal(words[0], "llama-server");
         const flags = checkFlags(words, 1, LLAMA_FLAGS);
@@ -147,13 +208,23 @@ for (const name of ["opt", "opt-compressed", "llama", "groups"]) {
     const plan = plans[name]!;
     const result = exportPlan(plan, "flexgen");
     const percent = checkFlags(commandWords(result.text), 3, FLEXGEN_FLAGS).get("--percent")!.map(Number);
-    const got = flexgenLayerWeightBytes(plan.modelSpec, placementFromPercents(percent[0]!, percent[1]!), plan.policy.compressWeight);
+    const got = flexgenLayerWeightBytes(
+      plan.modelSpec,
+      placementFromPercents(percent[0]!, percent[1]!),
+      plan.policy.compressWeight,
+    );
     const w = planWeightBytes(plan.modelSpec, plan.policy);
     const L = plan.modelSpec.numLayers;
-    const want = w.layers.reduce((s, l) => ({ gpu: s.gpu + l.gpu / L, cpu: s.cpu + l.cpu / L, disk: s.disk + l.disk / L }), { gpu: 0, cpu: 0, disk: 0 });
+    const want = w.layers.reduce(
+      (s, l) => ({ gpu: s.gpu + l.gpu / L, cpu: s.cpu + l.cpu / L, disk: s.disk + l.disk / L }),
+      { gpu: 0, cpu: 0, disk: 0 },
+    );
     const miss = (Math.abs(got.gpu - want.gpu) + Math.abs(got.cpu - want.cpu) + Math.abs(got.disk - want.disk)) / 2;
     const withinOnePercent = miss <= 0.01 * sum(got);
-    assert.ok(withinOnePercent || result.warnings.some((x) => /no integer --percent reproduces/.test(x)), `${name}: FlexGen misplaces ${miss} bytes of ${sum(got)} without a warning`);
+    assert.ok(
+      withinOnePercent || result.warnings.some((x) => /no integer --percent reproduces/.test(x)),
+      `${name}: FlexGen misplaces ${miss} bytes of ${sum(got)} without a warning`,
+    );
     if (!withinOnePercent) assert.ok(result.warnings.some((x) => x.includes("% of the layer")));
     // KV and activations from the plan's whole sequences.
     assert.equal(percent[4]! + percent[5]!, 100);
@@ -188,12 +259,16 @@ for (const name of ["opt", "opt-compressed", "llama", "mixtral", "groups"]) {
     const modules = accelerateModules(plan.modelSpec);
     assert.deepEqual(Object.keys(doc.device_map).sort(), modules.map((m) => m.name).sort());
     assert.equal(new Set(modules.map((m) => m.name)).size, modules.length);
-    for (const v of Object.values(doc.device_map)) assert.ok(v === 0 || v === "cpu" || v === "disk", `device ${String(v)}`);
+    for (const v of Object.values(doc.device_map))
+      assert.ok(v === 0 || v === "cpu" || v === "disk", `device ${String(v)}`);
     const layerNames = modules.filter((m) => m.role.kind === "layer").map((m) => m.name);
     assert.equal(layerNames.length, plan.modelSpec.numLayers);
     const gpuBytes = modules.filter((m) => doc.device_map[m.name] === 0).reduce((s, m) => s + m.bytes, 0);
     const layerBytes = modules.find((m) => m.role.kind === "layer")!.bytes;
-    assert.ok(gpuBytes <= planWeightBytes(plan.modelSpec, plan.policy).total.gpu + layerBytes, `${name}: GPU ${gpuBytes}`);
+    assert.ok(
+      gpuBytes <= planWeightBytes(plan.modelSpec, plan.policy).total.gpu + layerBytes,
+      `${name}: GPU ${gpuBytes}`,
+    );
     assert.match(doc.max_memory["0"], /^\d+(\.\d+)?GiB$/);
     assert.match(doc.max_memory.cpu, /^\d+(\.\d+)?GiB$/);
     assert.equal(doc.offload_folder, "offload");
@@ -212,7 +287,8 @@ test("export deepspeed: a ZeRO stage-3 config with parameter offload and a buffe
     if (off.device === "nvme") assert.equal(typeof off.nvme_path, "string");
     assert.equal(typeof off.pin_memory, "boolean");
     assert.ok(Number.isInteger(off.buffer_count) && off.buffer_count >= 1);
-    const layerParams = accelerateModules(plan.modelSpec).find((m) => m.role.kind === "layer")!.bytes / plan.modelSpec.bytesPerParam;
+    const layerParams =
+      accelerateModules(plan.modelSpec).find((m) => m.role.kind === "layer")!.bytes / plan.modelSpec.bytesPerParam;
     assert.ok(off.buffer_size >= layerParams);
     assert.equal(doc.train_micro_batch_size_per_gpu, plan.policy.gpuBatchSize * plan.policy.numGpuBatches);
   }
@@ -231,10 +307,16 @@ test("export llama.cpp: --n-cpu-moe is the plan's advice for Mixtral, -ngl count
   // A plan without the advice: recomputed on the hardware profile given, it agrees; with none, a warning says so.
   const { llamaCpp: _advice, ...withoutAdvice } = mix;
   const recomputed = exportPlan(withoutAdvice, "llama.cpp", { hardware: resolveHardware("t4") });
-  assert.deepEqual(checkFlags(commandWords(recomputed.text), 1, LLAMA_FLAGS).get("--n-cpu-moe"), flags.get("--n-cpu-moe"));
+  assert.deepEqual(
+    checkFlags(commandWords(recomputed.text), 1, LLAMA_FLAGS).get("--n-cpu-moe"),
+    flags.get("--n-cpu-moe"),
+  );
   assert.match(recomputed.text, /--n-cpu-moe recomputed on the t4 profile/);
   const noProfile = exportPlan(withoutAdvice, "llama.cpp");
-  assert.ok(noProfile.warnings.some((w) => /no llama\.cpp MoE advice/.test(w)), noProfile.warnings.join("; "));
+  assert.ok(
+    noProfile.warnings.some((w) => /no llama\.cpp MoE advice/.test(w)),
+    noProfile.warnings.join("; "),
+  );
   assert.match(noProfile.text, /cannot recompute llama\.cpp MoE advice/);
   const groups = checkFlags(commandWords(exportPlan(plans.groups!, "llama.cpp").text), 1, LLAMA_FLAGS);
   assert.equal(Number(groups.get("-ngl")![0]), 20);
@@ -251,20 +333,24 @@ test("export vllm: offloaded weights in GiB, batch and length from the plan", ()
   assert.equal(Number(flags.get("--max-model-len")![0]), 544);
   assert.equal(Number(flags.get("--max-num-seqs")![0]), plan.policy.gpuBatchSize * plan.policy.numGpuBatches);
   const w = planWeightBytes(plan.modelSpec, plan.policy).total;
-  if (w.cpu + w.disk > 0) assert.ok(Math.abs(Number(flags.get("--cpu-offload-gb")![0]) - (w.cpu + w.disk) / 2 ** 30) < 0.011);
+  if (w.cpu + w.disk > 0)
+    assert.ok(Math.abs(Number(flags.get("--cpu-offload-gb")![0]) - (w.cpu + w.disk) / 2 ** 30) < 0.011);
 });
 
 test("exportPlan takes a Plan: one from plan() and the same plan read back from its file export alike", () => {
   for (const name of Object.keys(plans)) {
     const fromFile = readPlanFile(planFiles[name]!);
-    for (const target of EXPORT_TARGETS) assert.equal(exportPlan(fromFile, target).text, exportPlan(plans[name]!, target).text, `${name} ${target}`);
+    for (const target of EXPORT_TARGETS)
+      assert.equal(exportPlan(fromFile, target).text, exportPlan(plans[name]!, target).text, `${name} ${target}`);
   }
   assert.throws(() => exportPlan(plans.opt!, "tensorrt" as ExportTarget), /--to: unknown export target "tensorrt"/);
 });
 
 const help = runCli(["export", "--help"]);
 const cliWired = help.status === 0 && help.stdout.includes("--to");
-test("spillway export (CLI): prints, --json, --out and bad input", { skip: cliWired ? false : "`spillway export` is not wired into cli/main.ts yet (registerExportCommand)" }, () => {
+test("spillway export (CLI): prints, --json, --out and bad input", {
+  skip: cliWired ? false : "`spillway export` is not wired into cli/main.ts yet (registerExportCommand)",
+}, () => {
   const plain = runCli(["export", planFiles.opt!, "--to", "flexgen"]);
   assert.equal(plain.status, 0, plain.stderr);
   assert.equal(plain.stdout, exportPlan(readPlanFile(planFiles.opt!), "flexgen").text);

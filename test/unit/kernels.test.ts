@@ -3,9 +3,19 @@ import { test } from "node:test";
 import { compressedBytes } from "../../core/compression.js";
 import { addInPlace } from "../../runtime/kernels/add.js";
 import { argmax, argmaxRows } from "../../runtime/kernels/argmax.js";
-import { attention, attentionByMatmulForTesting, attentionDirectForTesting, attentionScratchLength } from "../../runtime/kernels/attention.js";
+import {
+  attention,
+  attentionByMatmulForTesting,
+  attentionDirectForTesting,
+  attentionScratchLength,
+} from "../../runtime/kernels/attention.js";
 import { addPositions, embedTokens } from "../../runtime/kernels/embedding.js";
-import { float32ToHalfBits, float32ToHalfBitsDown, float32ToHalfBitsUp, halfBitsToFloat32 } from "../../runtime/kernels/half.js";
+import {
+  float32ToHalfBits,
+  float32ToHalfBitsDown,
+  float32ToHalfBitsUp,
+  halfBitsToFloat32,
+} from "../../runtime/kernels/half.js";
 import { layerNorm } from "../../runtime/kernels/layer-norm.js";
 import { createWasmMatmul, matmulBias, matmulBiasJs, wasmSimdSupported } from "../../runtime/kernels/matmul.js";
 import { compressedByteLength, dequantize4bit, quantize4bit } from "../../runtime/kernels/quantize-4bit.js";
@@ -33,7 +43,15 @@ function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): 
 }
 
 const MATMUL_SHAPES: Array<[m: number, k: number, n: number]> = [
-  [1, 1, 1], [3, 17, 5], [1, 768, 768], [64, 129, 33], [2, 3, 4], [7, 64, 9], [5, 1500, 13], [16, 768, 96], [33, 31, 70],
+  [1, 1, 1],
+  [3, 17, 5],
+  [1, 768, 768],
+  [64, 129, 33],
+  [2, 3, 4],
+  [7, 64, 9],
+  [5, 1500, 13],
+  [16, 768, 96],
+  [33, 31, 70],
 ];
 
 test("matmulBias: a·wᵀ + bias matches a float64 reference (relative error < 1e-5), odd shapes included", () => {
@@ -67,7 +85,12 @@ test("matmulBias: the wasm SIMD kernel is available on Node 20, and odd tilings,
   let seed = 100;
   for (const tuning of tunings) {
     const kernel = createWasmMatmul(tuning);
-    for (const [m, k, n] of [[3, 17, 5], [64, 129, 33], [1, 50, 7], [9, 40, 21]] as const) {
+    for (const [m, k, n] of [
+      [3, 17, 5],
+      [64, 129, 33],
+      [1, 50, 7],
+      [9, 40, 21],
+    ] as const) {
       const a = randomArray(m * k, seed++);
       const w = randomArray(n * k, seed++);
       const bias = randomArray(n, seed++);
@@ -93,11 +116,27 @@ test("matmulBias: writes only out[0, m·n), leaves inputs untouched, rejects sho
   assert.throws(() => matmulBias(a, w, undefined, new Float32Array(m * n - 1), m, k, n), RangeError);
   assert.throws(() => matmulBias(a, w, new Float32Array(n - 1), out, m, k, n), RangeError);
   const zeroK = new Float32Array(m * n);
-  matmulBias(new Float32Array(0), new Float32Array(0), Float32Array.from({ length: n }, (_, j) => j), zeroK, m, 0, n);
+  matmulBias(
+    new Float32Array(0),
+    new Float32Array(0),
+    Float32Array.from({ length: n }, (_, j) => j),
+    zeroK,
+    m,
+    0,
+    n,
+  );
   assert.equal(zeroK[n + 3], 3);
 });
 
-function naiveAttention(q: Float32Array, k: Float32Array, v: Float32Array, t: number, past: number, numHeads: number, headDim: number): Float64Array {
+function naiveAttention(
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  t: number,
+  past: number,
+  numHeads: number,
+  headDim: number,
+): Float64Array {
   const h = numHeads * headDim;
   const out = new Float64Array(t * h);
   const scale = 1 / Math.sqrt(headDim);
@@ -123,14 +162,30 @@ function naiveAttention(q: Float32Array, k: Float32Array, v: Float32Array, t: nu
   return out;
 }
 
-type AttentionFn = (q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, t: number, past: number, numHeads: number, headDim: number) => void;
+type AttentionFn = (
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  out: Float32Array,
+  t: number,
+  past: number,
+  numHeads: number,
+  headDim: number,
+) => void;
 const ATTENTION_PATHS: Array<[string, AttentionFn]> = [
   ["attention", (q, k, v, out, t, past, nh, hd) => attention(q, k, v, out, t, past, nh, hd)],
   ["direct", attentionDirectForTesting],
   ["matmul", attentionByMatmulForTesting],
 ];
 const ATTENTION_CASES: Array<[t: number, past: number, numHeads: number, headDim: number]> = [
-  [1, 0, 3, 8], [1, 37, 3, 8], [2, 5, 2, 16], [5, 0, 4, 8], [7, 11, 3, 6], [16, 3, 2, 64], [1, 100, 12, 64], [9, 20, 1, 5],
+  [1, 0, 3, 8],
+  [1, 37, 3, 8],
+  [2, 5, 2, 16],
+  [5, 0, 4, 8],
+  [7, 11, 3, 6],
+  [16, 3, 2, 64],
+  [1, 100, 12, 64],
+  [9, 20, 1, 5],
 ];
 
 test("attention: each path matches a naive per-head softmax(q·kᵀ/√d)·v, with past > 0 and t > 1", () => {
@@ -170,7 +225,12 @@ test("attention: causal — changing a later cache row leaves earlier tokens' ou
     const after = new Float32Array(t * h);
     fn(q, k, v, after, t, past, numHeads, headDim);
     assert.deepEqual(after.subarray(0, 3 * h), before.subarray(0, 3 * h), `${name}: earlier tokens changed`);
-    for (let i = 3; i < t; i++) assert.notDeepEqual(after.subarray(i * h, (i + 1) * h), before.subarray(i * h, (i + 1) * h), `${name}: token ${i} ignored row ${changedRow}`);
+    for (let i = 3; i < t; i++)
+      assert.notDeepEqual(
+        after.subarray(i * h, (i + 1) * h),
+        before.subarray(i * h, (i + 1) * h),
+        `${name}: token ${i} ignored row ${changedRow}`,
+      );
   }
 });
 
@@ -201,7 +261,8 @@ test("layerNorm: matches (x - mean)/sqrt(var + eps)·γ + β with biased varianc
     const row = Array.from(x.subarray(r * cols, (r + 1) * cols));
     const mean = row.reduce((s, value) => s + value, 0) / cols;
     const variance = row.reduce((s, value) => s + (value - mean) ** 2, 0) / cols;
-    for (let c = 0; c < cols; c++) expected[r * cols + c] = ((row[c]! - mean) / Math.sqrt(variance + 1e-5)) * gamma[c]! + beta[c]!;
+    for (let c = 0; c < cols; c++)
+      expected[r * cols + c] = ((row[c]! - mean) / Math.sqrt(variance + 1e-5)) * gamma[c]! + beta[c]!;
   }
   const out = new Float32Array(rows * cols);
   layerNorm(x, gamma, beta, out, rows, cols);
@@ -311,7 +372,10 @@ test("quantize4bit: per-element error ≤ scale/2, exact byte length equal to th
       for (let i = 0; i < length; i++) {
         const scale = halfBitsToFloat32(q.scale[Math.floor(i / groupSize)]!);
         const slack = 2 ** -23 * Math.abs(x[i]!); // the float32 rounding of the dequantised value
-        assert.ok(Math.abs(out[i]! - x[i]!) <= scale / 2 + slack, `length ${length} i ${i}: ${x[i]} → ${out[i]} (scale ${scale})`);
+        assert.ok(
+          Math.abs(out[i]! - x[i]!) <= scale / 2 + slack,
+          `length ${length} i ${i}: ${x[i]} → ${out[i]} (scale ${scale})`,
+        );
       }
     }
   }

@@ -3,7 +3,12 @@ import { test } from "node:test";
 import { plan, resolveHardware, resolveModel } from "../../index.js";
 
 test("the library API plans without the CLI", async () => {
-  const result = await plan({ model: resolveModel("opt-30b"), hardware: resolveHardware("t4"), workload: { promptLen: 512, genLen: 32 }, fixed: { compressWeight: true } });
+  const result = await plan({
+    model: resolveModel("opt-30b"),
+    hardware: resolveHardware("t4"),
+    workload: { promptLen: 512, genLen: 32 },
+    fixed: { compressWeight: true },
+  });
   assert.equal(result.policy.compressWeight, true);
   assert.equal(result.predicted.feasible, true);
   assert.ok(result.predicted.throughputTokensPerSecond > 0);
@@ -15,15 +20,34 @@ test("the library API compares plan, simulation and a real run of one policy wit
   const { tmpdir } = await import("node:os");
   const { join } = await import("node:path");
   const tiny = {
-    name: "opt-tiny", family: "opt" as const, numLayers: 2, hiddenSize: 64, ffnSize: 256, numHeads: 4, numKvHeads: 4,
-    vocabSize: 512, maxPositions: 256, ffnKind: "relu" as const, wordEmbedDim: 64, tiedEmbeddings: true, bytesPerParam: 2,
+    name: "opt-tiny",
+    family: "opt" as const,
+    numLayers: 2,
+    hiddenSize: 64,
+    ffnSize: 256,
+    numHeads: 4,
+    numKvHeads: 4,
+    vocabSize: 512,
+    maxPositions: 256,
+    ffnKind: "relu" as const,
+    wordEmbedDim: 64,
+    tiedEmbeddings: true,
+    bytesPerParam: 2,
   };
   const dir = mkdtempSync(join(tmpdir(), "spillway-api-"));
   try {
     synthesizeOptWeights(tiny, dir, { seed: 1 });
     const hardware = withCapacities(hardwareOf("t4"), { gpu: 4 * 2 ** 20, cpu: 2 ** 30, disk: 2 ** 30 });
-    const { plan: planned, simulated, measured, comparison } = await compare({
-      model: tiny, hardware, workload: { promptLen: 8, genLen: 4 }, weightsDir: dir,
+    const {
+      plan: planned,
+      simulated,
+      measured,
+      comparison,
+    } = await compare({
+      model: tiny,
+      hardware,
+      workload: { promptLen: 8, genLen: 4 },
+      weightsDir: dir,
       fixed: { gbs: 2, nb: 1, percent: [50, 50, 100, 0, 100, 0] },
     });
     assert.equal(comparison.policy, planned.policy);
@@ -31,7 +55,12 @@ test("the library API compares plan, simulation and a real run of one policy wit
     assert.equal(comparison.simulated.throughputTokensPerSecond, simulated.throughputTokensPerSecond);
     assert.equal(comparison.measured.throughputTokensPerSecond, measured.throughputTokensPerSecond);
     assert.equal(comparison.matchesReference, true, "tokens equal the all-on-device reference");
-    assert.ok(Math.abs(comparison.relativeError.throughput - (measured.throughputTokensPerSecond / planned.predicted.throughputTokensPerSecond - 1)) < 1e-12);
+    assert.ok(
+      Math.abs(
+        comparison.relativeError.throughput -
+          (measured.throughputTokensPerSecond / planned.predicted.throughputTokensPerSecond - 1),
+      ) < 1e-12,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -39,25 +68,101 @@ test("the library API compares plan, simulation and a real run of one policy wit
 
 /** The package root's values: the flow, its inputs' parsers and resolvers, trace sinks and errors. */
 const ROOT_EXPORTS = [
-  "BASELINE_NAMES", "EXPORT_TARGETS", "FileTraceSink", "InputError", "MODEL_CATALOGUE", "MemoryTraceSink", "NoTraceSink", "PlanError",
-  "baselines", "buildReport", "compare", "cudaStatus", "exportPlan", "findCatalogueModel", "modelSpecFromHfConfig",
-  "parseHardwareProfile", "parseModelSpec", "parsePlanFile", "plan", "readPlanFile", "readRoutingTrace", "resolveHardware",
-  "resolveModel", "run", "runMoe", "shippedProfileNames", "simulate", "simulateMoe", "synthesizeMixtralWeights",
-  "synthesizeOptWeights", "tinyMixtralSpec", "withCapacities",
+  "BASELINE_NAMES",
+  "EXPORT_TARGETS",
+  "FileTraceSink",
+  "InputError",
+  "MODEL_CATALOGUE",
+  "MemoryTraceSink",
+  "NoTraceSink",
+  "PlanError",
+  "baselines",
+  "buildReport",
+  "compare",
+  "cudaStatus",
+  "exportPlan",
+  "findCatalogueModel",
+  "modelSpecFromHfConfig",
+  "parseHardwareProfile",
+  "parseModelSpec",
+  "parsePlanFile",
+  "plan",
+  "readPlanFile",
+  "readRoutingTrace",
+  "resolveHardware",
+  "resolveModel",
+  "run",
+  "runMoe",
+  "shippedProfileNames",
+  "simulate",
+  "simulateMoe",
+  "synthesizeMixtralWeights",
+  "synthesizeOptWeights",
+  "tinyMixtralSpec",
+  "withCapacities",
   // The plan parser and the one vocabulary (tiers, links, resources with display names, schedule names).
-  "parsePlan", "TIERS", "LINKS", "RESOURCES", "RESOURCE_NAMES", "SCHEDULE_NAMES",
+  "parsePlan",
+  "TIERS",
+  "LINKS",
+  "RESOURCES",
+  "RESOURCE_NAMES",
+  "SCHEDULE_NAMES",
 ];
 
 /** What the root exported before it was narrowed: each name is still exported, from the root or from spillway/internals. */
 const FORMER_ROOT_EXPORTS = [
-  "BASELINE_NAMES", "EXPORT_TARGETS", "InputError", "MODEL_CATALOGUE", "PlanError", "accelerateBaseline", "baselines", "buildReport",
-  "compare", "compareRuns", "createEmulatedNative", "cudaProfileFromSamples", "cudaStatus", "deepspeedZeroBaseline",
-  "defaultRoutingProfile", "effective", "evaluate", "evaluateMoePolicy", "evaluatePolicy", "exportPlan", "findCatalogueModel",
-  "flexgenBaseline", "llamaCppBaseline", "llamaCppMoeAdvice", "loadLpSolvers", "measureCudaBackend", "modelSpecFromHfConfig",
-  "parseHardwareProfile", "parseModelSpec", "parsePlanFile", "plan", "planSync", "readPlanFile", "readRoutingTrace", "renderChart",
-  "resolveHardware", "resolveModel", "routingProfileFromTrace", "routingStats", "run", "runMoe", "shippedProfileNames", "simulate",
-  "simulateMoe", "simulateSchedule", "synthRouting", "synthesizeMixtralWeights", "synthesizeOptWeights", "tinyMixtralSpec",
-  "totalParams", "totalWeightBytes", "withCapacities",
+  "BASELINE_NAMES",
+  "EXPORT_TARGETS",
+  "InputError",
+  "MODEL_CATALOGUE",
+  "PlanError",
+  "accelerateBaseline",
+  "baselines",
+  "buildReport",
+  "compare",
+  "compareRuns",
+  "createEmulatedNative",
+  "cudaProfileFromSamples",
+  "cudaStatus",
+  "deepspeedZeroBaseline",
+  "defaultRoutingProfile",
+  "effective",
+  "evaluate",
+  "evaluateMoePolicy",
+  "evaluatePolicy",
+  "exportPlan",
+  "findCatalogueModel",
+  "flexgenBaseline",
+  "llamaCppBaseline",
+  "llamaCppMoeAdvice",
+  "loadLpSolvers",
+  "measureCudaBackend",
+  "modelSpecFromHfConfig",
+  "parseHardwareProfile",
+  "parseModelSpec",
+  "parsePlanFile",
+  "plan",
+  "planSync",
+  "readPlanFile",
+  "readRoutingTrace",
+  "renderChart",
+  "resolveHardware",
+  "resolveModel",
+  "routingProfileFromTrace",
+  "routingStats",
+  "run",
+  "runMoe",
+  "shippedProfileNames",
+  "simulate",
+  "simulateMoe",
+  "simulateSchedule",
+  "synthRouting",
+  "synthesizeMixtralWeights",
+  "synthesizeOptWeights",
+  "tinyMixtralSpec",
+  "totalParams",
+  "totalWeightBytes",
+  "withCapacities",
 ];
 
 /** The package's second entry point, resolved through package.json "exports" (a package may import itself by name). */
@@ -76,7 +181,8 @@ test("the package root exports the flow, the parsers and resolvers, the trace si
 test("spillway/internals holds the building blocks the root no longer exports, so no caller loses one", async () => {
   const root = (await import("../../index.js")) as Record<string, unknown>;
   const internals = await importInternals();
-  for (const name of Object.keys(internals)) assert.ok(!(name in root), `${name} is in both the root and spillway/internals`);
+  for (const name of Object.keys(internals))
+    assert.ok(!(name in root), `${name} is in both the root and spillway/internals`);
   for (const name of FORMER_ROOT_EXPORTS) {
     const value = root[name] ?? internals[name];
     assert.ok(value !== undefined, `${name} is exported from neither the root nor spillway/internals`);
@@ -92,16 +198,37 @@ test("the library's compare() runs on the backend it is given (the emulated CUDA
   const { tmpdir } = await import("node:os");
   const { join } = await import("node:path");
   const tiny = {
-    name: "opt-tiny", family: "opt" as const, numLayers: 2, hiddenSize: 64, ffnSize: 256, numHeads: 4, numKvHeads: 4,
-    vocabSize: 512, maxPositions: 256, ffnKind: "relu" as const, wordEmbedDim: 64, tiedEmbeddings: true, bytesPerParam: 2,
+    name: "opt-tiny",
+    family: "opt" as const,
+    numLayers: 2,
+    hiddenSize: 64,
+    ffnSize: 256,
+    numHeads: 4,
+    numKvHeads: 4,
+    vocabSize: 512,
+    maxPositions: 256,
+    ffnKind: "relu" as const,
+    wordEmbedDim: 64,
+    tiedEmbeddings: true,
+    bytesPerParam: 2,
   };
   const dir = mkdtempSync(join(tmpdir(), "spillway-api-"));
   try {
     synthesizeOptWeights(tiny, dir, { seed: 1 });
     const hardware = withCapacities(hardwareOf("t4"), { gpu: 4 * 2 ** 20, cpu: 2 ** 30, disk: 2 ** 30 });
-    const request = { model: tiny, hardware, workload: { promptLen: 8, genLen: 4 }, weightsDir: dir, fixed: { gbs: 2, nb: 1, percent: [50, 50, 100, 0, 100, 0] as [number, number, number, number, number, number] } };
+    const request = {
+      model: tiny,
+      hardware,
+      workload: { promptLen: 8, genLen: 4 },
+      weightsDir: dir,
+      fixed: { gbs: 2, nb: 1, percent: [50, 50, 100, 0, 100, 0] as [number, number, number, number, number, number] },
+    };
     const onCpu = await compare(request);
-    const onCuda = await compare({ ...request, backend: "cuda", cudaNative: createEmulatedNative({ deviceBytes: 64 * 2 ** 20, deviceName: "emulated test device" }) });
+    const onCuda = await compare({
+      ...request,
+      backend: "cuda",
+      cudaNative: createEmulatedNative({ deviceBytes: 64 * 2 ** 20, deviceName: "emulated test device" }),
+    });
     assert.equal(onCpu.measured.backend, "cpu");
     assert.equal(onCuda.measured.backend, "cuda");
     assert.equal(onCuda.measured.device, "emulated test device");

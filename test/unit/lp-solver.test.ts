@@ -4,7 +4,12 @@ import { resolveHardware } from "../../core/resolve-hardware.js";
 import { flexgenConstants } from "../../planner/flexgen/flexgen-constants.js";
 import { buildFlexgenLp } from "../../planner/flexgen/flexgen-lp.js";
 import { LinearProgramBuilder, maxViolation } from "../../planner/lp/linear-program.js";
-import { loadLpSolvers, type LpSolvers, newSolveStats, solveLinearProgram } from "../../planner/lp/solve-linear-program.js";
+import {
+  type LpSolvers,
+  loadLpSolvers,
+  newSolveStats,
+  solveLinearProgram,
+} from "../../planner/lp/solve-linear-program.js";
 import { random } from "../helpers.js";
 
 function diet() {
@@ -23,8 +28,18 @@ function flexgenLps(count: number) {
   const t4 = resolveHardware("t4");
   const constants = flexgenConstants(t4);
   const dims = { l: 96, h1: 12288, h2: 49152, nh: 96, s: 512, n: 32 };
-  const capacities = { gpuBytes: t4.capacityBytes.gpu.value, cpuBytes: t4.capacityBytes.cpu.value, diskBytes: t4.capacityBytes.disk.value, alphaGpu: 0.8, alphaCpu: 0.8, alphaDisk: 0.8 };
-  return Array.from({ length: count }, (_, i) => buildFlexgenLp({ dims, constants, capacities, gbs: 1, bls: i + 1, compressWeight: false }).lp);
+  const capacities = {
+    gpuBytes: t4.capacityBytes.gpu.value,
+    cpuBytes: t4.capacityBytes.cpu.value,
+    diskBytes: t4.capacityBytes.disk.value,
+    alphaGpu: 0.8,
+    alphaCpu: 0.8,
+    alphaDisk: 0.8,
+  };
+  return Array.from(
+    { length: count },
+    (_, i) => buildFlexgenLp({ dims, constants, capacities, gbs: 1, bls: i + 1, compressWeight: false }).lp,
+  );
 }
 
 test("both solvers find the same optimum of a small LP", async () => {
@@ -59,7 +74,13 @@ test("when the fast path reaches its pivot bound the fallback answers, and the r
   assert.equal(r.status, "optimal");
   assert.equal(r.solver, "highs");
   assert.ok(Math.abs(r.objective - 1.25) < 1e-7);
-  assert.deepEqual(stats, { fastPath: 0, fallbacks: 1, confirmedInfeasible: 0, reasons: { "pivot-limit": 1 }, wallClockLimitHits: 0 });
+  assert.deepEqual(stats, {
+    fastPath: 0,
+    fallbacks: 1,
+    confirmedInfeasible: 0,
+    reasons: { "pivot-limit": 1 },
+    wallClockLimitHits: 0,
+  });
   // The bound is a pivot count: the same LP under its default bound is the fast path's.
   const again = newSolveStats();
   assert.equal(solveLinearProgram(diet(), solvers, { stats: again }).solver, "javascript-lp-solver");
@@ -72,7 +93,10 @@ test("the fast path reads no clock: with time racing an hour per reading, the se
   const solveAll = () => {
     const stats = newSolveStats();
     const answers = lps.map((lp) => solveLinearProgram(lp, solvers, { stats }));
-    return { stats, answers: answers.map((a) => ({ status: a.status, solver: a.solver, values: Array.from(a.values) })) };
+    return {
+      stats,
+      answers: answers.map((a) => ({ status: a.status, solver: a.solver, values: Array.from(a.values) })),
+    };
   };
   const idle = solveAll();
   let clockMs = performance.now();
@@ -86,7 +110,11 @@ test("the fast path reads no clock: with time racing an hour per reading, the se
     dateNow.mock.restore();
   }
   assert.deepEqual(racing, idle);
-  assert.equal(idle.stats.fastPath + idle.stats.confirmedInfeasible, lps.length, "the fast path answered every LP (or HiGHS confirmed its infeasibility)");
+  assert.equal(
+    idle.stats.fastPath + idle.stats.confirmedInfeasible,
+    lps.length,
+    "the fast path answered every LP (or HiGHS confirmed its infeasibility)",
+  );
 });
 
 test("HiGHS reaching its wall-clock safety net is a counted 'no answer', not an error", async () => {
@@ -127,7 +155,10 @@ test("HiGHS's clock restarts for every LP, so time spent on earlier LPs never co
     const end = lpStarts[n + 1] ?? calls.length;
     const ofThisLp = calls.slice(start, end);
     assert.ok(ofThisLp.includes("run"), `LP ${n} ran`);
-    assert.ok(ofThisLp.indexOf("zeroAllClocks") >= 0 && ofThisLp.indexOf("zeroAllClocks") < ofThisLp.indexOf("run"), `LP ${n}: ${ofThisLp.join(", ")}`);
+    assert.ok(
+      ofThisLp.indexOf("zeroAllClocks") >= 0 && ofThisLp.indexOf("zeroAllClocks") < ofThisLp.indexOf("run"),
+      `LP ${n}: ${ofThisLp.join(", ")}`,
+    );
   }
 });
 
@@ -166,6 +197,9 @@ test("random feasible LPs: every accepted solution satisfies its constraints and
     const slow = solveLinearProgram(lp, solvers, { solver: "highs" });
     assert.equal(fast.status, "optimal", `trial ${trial}`);
     assert.ok(maxViolation(lp, fast.values).violation <= 1e-6);
-    assert.ok(Math.abs(fast.objective - slow.objective) <= 1e-6 * Math.max(1, Math.abs(slow.objective)), `trial ${trial}: ${fast.objective} vs ${slow.objective}`);
+    assert.ok(
+      Math.abs(fast.objective - slow.objective) <= 1e-6 * Math.max(1, Math.abs(slow.objective)),
+      `trial ${trial}: ${fast.objective} vs ${slow.objective}`,
+    );
   }
 });

@@ -23,9 +23,19 @@ const sticky: RoutingProfile = {
   source: "test profile",
 };
 const base: ExpertPolicy = {
-  cacheSize: 2, eviction: "lru", offloadTier: "cpu", bits: 4, attentionBits: 4, prefetchExperts: 0, prefetchLayers: 1, pregated: false, compute: "gpu", cpuThresholdTokens: 0,
+  cacheSize: 2,
+  eviction: "lru",
+  offloadTier: "cpu",
+  bits: 4,
+  attentionBits: 4,
+  prefetchExperts: 0,
+  prefetchLayers: 1,
+  pregated: false,
+  compute: "gpu",
+  cpuThresholdTokens: 0,
 };
-const evaluate = (x: Partial<ExpertPolicy>, batch = 1, profile = sticky) => evaluateMoePolicy(mixtral, rates, workload, moePolicy(mixtral, batch, { ...base, ...x }, false), profile);
+const evaluate = (x: Partial<ExpertPolicy>, batch = 1, profile = sticky) =>
+  evaluateMoePolicy(mixtral, rates, workload, moePolicy(mixtral, batch, { ...base, ...x }, false), profile);
 const expertBytes = storedBytes(routedExpertParams(mixtral, moe), 4);
 
 test("MoE cost model: every expert moved is counted once on the link, and more slots mean more hits and fewer fetches", () => {
@@ -38,8 +48,12 @@ test("MoE cost model: every expert moved is counted once on the link, and more s
     // fetches every non-resident expert of every layer once.
     const decodeSteps = workload.genLen - 1;
     const prefillFetched = L * moe.numExperts * (1 - slots / moe.numExperts);
-    const moved = L * decodeSteps * (e.demandFetchesPerLayer + e.prefetchedPerLayer + e.wastedPrefetchesPerLayer) + prefillFetched;
-    assert.ok(Math.abs(p.bytes.h2d - moved * expertBytes) <= 1e-6 * Math.max(1, p.bytes.h2d), `slots ${slots}: ${p.bytes.h2d} vs ${moved * expertBytes}`);
+    const moved =
+      L * decodeSteps * (e.demandFetchesPerLayer + e.prefetchedPerLayer + e.wastedPrefetchesPerLayer) + prefillFetched;
+    assert.ok(
+      Math.abs(p.bytes.h2d - moved * expertBytes) <= 1e-6 * Math.max(1, p.bytes.h2d),
+      `slots ${slots}: ${p.bytes.h2d} vs ${moved * expertBytes}`,
+    );
     if (previous) {
       assert.ok(e.expectedHitRate >= previous.experts.expectedHitRate, `slots ${slots}: hit rate`);
       assert.ok(e.demandFetchesPerLayer <= previous.experts.demandFetchesPerLayer + 1e-12, `slots ${slots}: fetches`);
@@ -78,12 +92,20 @@ test("MoE cost model: CPU experts move activations, not weights; prefetch hides 
   assert.ok(speculative.busySeconds.h2d > fetch.busySeconds.h2d);
   assert.equal(pregated.experts.wastedPrefetchesPerLayer, 0, "pre-gating fetches only experts that are used");
   assert.ok(speculative.experts.wastedPrefetchesPerLayer > 0, "a wrong guess wastes bandwidth");
-  assert.ok(Math.abs(pregated.experts.prefetchedPerLayer / (pregated.experts.prefetchedPerLayer + pregated.experts.demandFetchesPerLayer) - (mixtral.numLayers - 1) / mixtral.numLayers) < 1e-12, "every layer but the first is known ahead");
+  assert.ok(
+    Math.abs(
+      pregated.experts.prefetchedPerLayer /
+        (pregated.experts.prefetchedPerLayer + pregated.experts.demandFetchesPerLayer) -
+        (mixtral.numLayers - 1) / mixtral.numLayers,
+    ) < 1e-12,
+    "every layer but the first is known ahead",
+  );
 });
 
 test("expected hit rate: the trace's figure for one token, tending to the resident share as batches touch every expert", () => {
   const uniform = uniformRoutingProfile(moe);
-  for (let slots = 0; slots <= 8; slots++) assert.ok(Math.abs(expectedHitRate(uniform, moe, slots, "lru", 1) - slots / 8) < 1e-12);
+  for (let slots = 0; slots <= 8; slots++)
+    assert.ok(Math.abs(expectedHitRate(uniform, moe, slots, "lru", 1) - slots / 8) < 1e-12);
   assert.equal(expectedHitRate(sticky, moe, 2, "lru", 1), 0.34);
   assert.equal(expectedHitRate(sticky, moe, 2, "static", 1), 0.33);
   assert.equal(expectedHitRate(sticky, moe, 2, "lfu", 1), 0.34);
@@ -92,22 +114,98 @@ test("expected hit rate: the trace's figure for one token, tending to the reside
 });
 
 test("spillway plan for Mixtral on a T4: policy.experts and a prediction in JSON; the expert flags score a given configuration", () => {
-  const searched = runCli(["plan", "--model", "mixtral-8x7b", "--hardware", "t4", "--batch-size", "1", "--prompt-len", "64", "--gen-len", "8", "--json"]);
+  const searched = runCli([
+    "plan",
+    "--model",
+    "mixtral-8x7b",
+    "--hardware",
+    "t4",
+    "--batch-size",
+    "1",
+    "--prompt-len",
+    "64",
+    "--gen-len",
+    "8",
+    "--json",
+  ]);
   assert.equal(searched.status, 0, searched.stderr);
-  const p = JSON.parse(searched.stdout) as { policy: { gpuBatchSize: number; experts: ExpertPolicy }; predicted: { feasible: boolean; throughputTokensPerSecond: number; peakBytes: { gpu: number }; capacityBytes: { gpu: number }; experts: { expectedHitRate: number } } };
+  const p = JSON.parse(searched.stdout) as {
+    policy: { gpuBatchSize: number; experts: ExpertPolicy };
+    predicted: {
+      feasible: boolean;
+      throughputTokensPerSecond: number;
+      peakBytes: { gpu: number };
+      capacityBytes: { gpu: number };
+      experts: { expectedHitRate: number };
+    };
+  };
   assert.equal(p.policy.gpuBatchSize, 1);
-  for (const key of ["cacheSize", "eviction", "offloadTier", "bits", "attentionBits", "prefetchExperts", "prefetchLayers", "pregated", "compute"]) assert.ok(key in p.policy.experts, key);
+  for (const key of [
+    "cacheSize",
+    "eviction",
+    "offloadTier",
+    "bits",
+    "attentionBits",
+    "prefetchExperts",
+    "prefetchLayers",
+    "pregated",
+    "compute",
+  ])
+    assert.ok(key in p.policy.experts, key);
   assert.ok(p.predicted.feasible && p.predicted.throughputTokensPerSecond > 0);
   assert.ok(p.predicted.peakBytes.gpu <= p.predicted.capacityBytes.gpu);
   assert.ok(p.policy.experts.cacheSize < 8, "Mixtral does not fit a T4 whole");
 
-  const args = ["plan", "--model", "mixtral-8x7b", "--hardware", "rtx3060", "--prompt-len", "64", "--gen-len", "8", "--batch-size", "1", "--expert-cache", "2", "--expert-bits", "3", "--attention-bits", "4",
-    "--prefetch-experts", "2", "--prefetch-layers", "1", "--expert-compute", "gpu", "--expert-eviction", "lfu", "--json"];
+  const args = [
+    "plan",
+    "--model",
+    "mixtral-8x7b",
+    "--hardware",
+    "rtx3060",
+    "--prompt-len",
+    "64",
+    "--gen-len",
+    "8",
+    "--batch-size",
+    "1",
+    "--expert-cache",
+    "2",
+    "--expert-bits",
+    "3",
+    "--attention-bits",
+    "4",
+    "--prefetch-experts",
+    "2",
+    "--prefetch-layers",
+    "1",
+    "--expert-compute",
+    "gpu",
+    "--expert-eviction",
+    "lfu",
+    "--json",
+  ];
   const scored = runCli(args);
   assert.equal(scored.status, 0, scored.stderr);
   const s = JSON.parse(scored.stdout) as { policy: { experts: ExpertPolicy }; search: { exactEvaluations: number } };
-  assert.deepEqual({ ...s.policy.experts }, { cacheSize: 2, eviction: "lfu", offloadTier: "cpu", bits: 3, attentionBits: 4, prefetchExperts: 2, prefetchLayers: 1, pregated: false, compute: "gpu", cpuThresholdTokens: 0 });
-  assert.ok(s.search.exactEvaluations <= 4, "a fixed configuration is scored, not searched: two KV placements, each estimated, then scored exactly");
+  assert.deepEqual(
+    { ...s.policy.experts },
+    {
+      cacheSize: 2,
+      eviction: "lfu",
+      offloadTier: "cpu",
+      bits: 3,
+      attentionBits: 4,
+      prefetchExperts: 2,
+      prefetchLayers: 1,
+      pregated: false,
+      compute: "gpu",
+      cpuThresholdTokens: 0,
+    },
+  );
+  assert.ok(
+    s.search.exactEvaluations <= 4,
+    "a fixed configuration is scored, not searched: two KV placements, each estimated, then scored exactly",
+  );
   // The plan file reads back with its expert policy.
   assert.deepEqual(parsePlanFile(JSON.parse(scored.stdout), "plan.json").policy.experts, s.policy.experts);
 
@@ -130,11 +228,25 @@ test("llama.cpp advice for MoE: the fewest --n-cpu-moe layers that fit, and a sp
     assert.ok(advice.gpuPeakBytes! <= r.capacityBytes.gpu);
     // One layer fewer on the CPU puts one more layer's eight experts on the GPU, which no longer fits.
     assert.ok(advice.gpuPeakBytes! + 8 * expertBytes > r.capacityBytes.gpu, `${hardware}: ${n} is the fewest that fit`);
-    const bigger = llamaCppMoeAdvice(mixtral, { ...r, capacityBytes: { ...r.capacityBytes, gpu: r.capacityBytes.gpu + 8 * expertBytes * 4 } }, workload, profile);
-    assert.equal(bigger.nCpuMoe, Math.max(0, n - 4), "room for four more layers of experts: four layers fewer on the CPU");
+    const bigger = llamaCppMoeAdvice(
+      mixtral,
+      { ...r, capacityBytes: { ...r.capacityBytes, gpu: r.capacityBytes.gpu + 8 * expertBytes * 4 } },
+      workload,
+      profile,
+    );
+    assert.equal(
+      bigger.nCpuMoe,
+      Math.max(0, n - 4),
+      "room for four more layers of experts: four layers fewer on the CPU",
+    );
     assert.ok(bigger.decodeTokensPerSecond! > advice.decodeTokensPerSecond!);
   }
-  const tiny = llamaCppMoeAdvice(mixtral, { ...rates, capacityBytes: { ...rates.capacityBytes, gpu: 2 ** 30 } }, workload, profile);
+  const tiny = llamaCppMoeAdvice(
+    mixtral,
+    { ...rates, capacityBytes: { ...rates.capacityBytes, gpu: 2 ** 30 } },
+    workload,
+    profile,
+  );
   assert.equal(tiny.nCpuMoe, undefined);
   assert.match(tiny.reason!, /lower -ngl/);
 });

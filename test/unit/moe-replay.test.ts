@@ -8,35 +8,56 @@ import { resolveHardware } from "../../core/resolve-hardware.js";
 import { findCatalogueModel } from "../../models/catalogue.js";
 import { moePolicy } from "../../planner/moe/moe-search.js";
 import { type RoutingProfile, uniformRoutingProfile } from "../../planner/moe/routing-profile.js";
+import type { DecodeRouting } from "../../simulator/decode-routing.js";
 import { ExpertCache } from "../../simulator/expert-cache.js";
 import { replayMoePlan } from "../../simulator/moe-replay.js";
-import type { DecodeRouting } from "../../simulator/decode-routing.js";
 import { runCli } from "../helpers.js";
 
 const mixtral = findCatalogueModel("mixtral-8x7b")!;
 const t4 = resolveHardware("t4");
 const workload = { promptLen: 32, genLen: 41 };
 const base: ExpertPolicy = {
-  cacheSize: 2, eviction: "lru", offloadTier: "cpu", bits: 4, attentionBits: 4, prefetchExperts: 0, prefetchLayers: 1, pregated: false, compute: "gpu", cpuThresholdTokens: 0,
+  cacheSize: 2,
+  eviction: "lru",
+  offloadTier: "cpu",
+  bits: 4,
+  attentionBits: 4,
+  prefetchExperts: 0,
+  prefetchLayers: 1,
+  pregated: false,
+  compute: "gpu",
+  cpuThresholdTokens: 0,
 };
 
 /** One request whose token t routes to `pattern(t, layer)` at every layer. */
 function routing(pattern: (t: number, layer: number) => number[], tokens = 40): DecodeRouting {
-  return { numLayers: 32, numExperts: 8, expertsPerToken: 2, requests: 1, decodeTokens: () => tokens, experts: (_r, t, l) => pattern(t, l) };
+  return {
+    numLayers: 32,
+    numExperts: 8,
+    expertsPerToken: 2,
+    requests: 1,
+    decodeTokens: () => tokens,
+    experts: (_r, t, l) => pattern(t, l),
+  };
 }
 /** Pseudo-random uniform top-2 routing: every layer independent of the others and of the last token. */
 function uniformTable(tokens: number): number[][][] {
   let state = 12345;
   const next = () => (state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
-  return Array.from({ length: tokens }, () => Array.from({ length: 32 }, () => {
-    const a = Math.floor(next() * 8);
-    let b = Math.floor(next() * 7);
-    if (b >= a) b++;
-    return [a, b];
-  }));
+  return Array.from({ length: tokens }, () =>
+    Array.from({ length: 32 }, () => {
+      const a = Math.floor(next() * 8);
+      let b = Math.floor(next() * 7);
+      if (b >= a) b++;
+      return [a, b];
+    }),
+  );
 }
-const replay = (x: Partial<ExpertPolicy>, r: DecodeRouting, profile: RoutingProfile = uniformRoutingProfile(mixtral.moe!)) =>
-  replayMoePlan(mixtral, t4, workload, moePolicy(mixtral, 1, { ...base, ...x }, false), r, "test routing", profile);
+const replay = (
+  x: Partial<ExpertPolicy>,
+  r: DecodeRouting,
+  profile: RoutingProfile = uniformRoutingProfile(mixtral.moe!),
+) => replayMoePlan(mixtral, t4, workload, moePolicy(mixtral, 1, { ...base, ...x }, false), r, "test routing", profile);
 
 test("expert cache: LRU evicts the least recent, LFU the least used, static never changes", () => {
   const lru = new ExpertCache(2, "lru", [0, 1]);
@@ -81,7 +102,10 @@ test("MoE replay: hand-countable routings give the hit rates, fetches and prefet
   assert.ok(Math.abs(speculative.experts.prefetchRecall - 31 / 32) < 1e-12);
   // A predictor with nothing to go on (every layer routes independently of the last) wastes guesses.
   const table = uniformTable(400);
-  const scrambled = replay({ cacheSize: 2, prefetchExperts: 2 }, routing((t, l) => table[t]![l]!, 400));
+  const scrambled = replay(
+    { cacheSize: 2, prefetchExperts: 2 },
+    routing((t, l) => table[t]![l]!, 400),
+  );
   assert.ok(scrambled.experts.prefetchPrecision < 0.4, `${scrambled.experts.prefetchPrecision}`);
   assert.equal(scrambled.experts.writeBacks, 0);
 });
@@ -92,7 +116,15 @@ test("MoE replay agrees with the planner when the routing is what the planner as
   const table = uniformTable(2000);
   const uniform = routing((t, l) => table[t]![l]!, 2000);
   for (const slots of [2, 4, 6]) {
-    const r = replayMoePlan(mixtral, t4, { promptLen: 32, genLen: 2001 }, moePolicy(mixtral, 1, { ...base, cacheSize: slots }, false), uniform, "uniform", uniformRoutingProfile(mixtral.moe!));
+    const r = replayMoePlan(
+      mixtral,
+      t4,
+      { promptLen: 32, genLen: 2001 },
+      moePolicy(mixtral, 1, { ...base, cacheSize: slots }, false),
+      uniform,
+      "uniform",
+      uniformRoutingProfile(mixtral.moe!),
+    );
     assert.ok(Math.abs(r.experts.hitRate - slots / 8) < 0.02, `slots ${slots}: replayed ${r.experts.hitRate}`);
     assert.equal(r.experts.plannedHitRate, slots / 8);
     assert.ok(Math.abs(r.relativeError) < 0.03, `slots ${slots}: throughput off by ${r.relativeError}`);
@@ -105,25 +137,70 @@ test("spillway simulate --routing replays an MoE plan on a trace and reports the
     const planPath = join(dir, "m.json");
     const tracePath = join(dir, "r.csv");
     const common = ["--model", "mixtral-8x7b", "--hardware", "t4", "--prompt-len", "64", "--gen-len", "33"];
-    assert.equal(runCli(["trace", "synth", "--model", "mixtral-8x7b", "--tokens", "200", "--requests", "2", "--seed", "5", "--out", tracePath]).status, 0);
-    const planned = runCli(["plan", ...common, "--batch-size", "1", "--expert-cache", "3", "--expert-compute", "gpu", "--prefetch-experts", "2", "--routing", tracePath, "--out", planPath, "--json"]);
+    assert.equal(
+      runCli([
+        "trace",
+        "synth",
+        "--model",
+        "mixtral-8x7b",
+        "--tokens",
+        "200",
+        "--requests",
+        "2",
+        "--seed",
+        "5",
+        "--out",
+        tracePath,
+      ]).status,
+      0,
+    );
+    const planned = runCli([
+      "plan",
+      ...common,
+      "--batch-size",
+      "1",
+      "--expert-cache",
+      "3",
+      "--expert-compute",
+      "gpu",
+      "--prefetch-experts",
+      "2",
+      "--routing",
+      tracePath,
+      "--out",
+      planPath,
+      "--json",
+    ]);
     assert.equal(planned.status, 0, planned.stderr);
-    const p = JSON.parse(planned.stdout) as { predicted: { experts: { expectedHitRate: number; routingSource: string } } };
+    const p = JSON.parse(planned.stdout) as {
+      predicted: { experts: { expectedHitRate: number; routingSource: string } };
+    };
     assert.equal(p.predicted.experts.routingSource, tracePath, "the plan's hit rates come from the trace given");
     const sim = runCli(["simulate", planPath, "--routing", tracePath, "--json"]);
     assert.equal(sim.status, 0, sim.stderr);
-    const r = JSON.parse(sim.stdout) as { schedule: string; experts: Record<string, number>; plannedByPlan: { expectedHitRate: number } };
+    const r = JSON.parse(sim.stdout) as {
+      schedule: string;
+      experts: Record<string, number>;
+      plannedByPlan: { expectedHitRate: number };
+    };
     assert.equal(r.schedule, "moe-replay");
-    for (const key of ["hitRate", "prefetchRecall", "prefetchPrecision", "stallSeconds"]) assert.equal(typeof r.experts[key], "number", key);
+    for (const key of ["hitRate", "prefetchRecall", "prefetchPrecision", "stallSeconds"])
+      assert.equal(typeof r.experts[key], "number", key);
     assert.ok(r.experts.prefetches! > 0 && r.experts.demandFetches! > 0);
-    assert.ok(Math.abs(r.experts.hitRate! - r.plannedByPlan.expectedHitRate) < 0.08, `replayed ${r.experts.hitRate} vs planned ${r.plannedByPlan.expectedHitRate}`);
+    assert.ok(
+      Math.abs(r.experts.hitRate! - r.plannedByPlan.expectedHitRate) < 0.08,
+      `replayed ${r.experts.hitRate} vs planned ${r.plannedByPlan.expectedHitRate}`,
+    );
     // Without --routing the model's synthetic trace is used.
     const synthetic = runCli(["simulate", planPath]);
     assert.equal(synthetic.status, 0, synthetic.stderr);
     assert.match(synthetic.stdout, /synthetic routing trace of mixtral-8x7b/);
     // A routing trace for another shape, or for a dense plan, is refused naming the input.
     const dense = join(dir, "d.json");
-    assert.equal(runCli(["plan", "--model", "opt-125m", "--gen-len", "4", "--prompt-len", "16", "--out", dense, "--quiet"]).status, 0);
+    assert.equal(
+      runCli(["plan", "--model", "opt-125m", "--gen-len", "4", "--prompt-len", "16", "--out", dense, "--quiet"]).status,
+      0,
+    );
     const wrong = runCli(["simulate", dense, "--routing", tracePath]);
     assert.equal(wrong.status, 2);
     assert.match(wrong.stderr, /--routing: this plan has no expert policy/);

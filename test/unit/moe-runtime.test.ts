@@ -14,8 +14,13 @@ import { deviceBudget } from "../../runtime/moe/device-budget.js";
 import { route } from "../../runtime/moe/mixtral-model.js";
 import { type MoeRunResult, runMoe } from "../../runtime/moe/moe-runner.js";
 import { Rope } from "../../runtime/moe/rope.js";
+import {
+  mixtralTensorShapes,
+  readMixtralConfig,
+  synthesizeMixtralWeights,
+  tinyMixtralSpec,
+} from "../../runtime/moe/synth-mixtral-weights.js";
 import { openSafetensors } from "../../runtime/safetensors.js";
-import { mixtralTensorShapes, readMixtralConfig, synthesizeMixtralWeights, tinyMixtralSpec } from "../../runtime/moe/synth-mixtral-weights.js";
 import { decodeRouting } from "../../simulator/decode-routing.js";
 import { replayMoePlan } from "../../simulator/moe-replay.js";
 
@@ -24,7 +29,16 @@ const BATCH = 2;
 const PROMPT_LEN = 8;
 const GEN_LEN = 24;
 const base: ExpertPolicy = {
-  cacheSize: 2, eviction: "lru", offloadTier: "cpu", bits: 16, attentionBits: 16, prefetchExperts: 0, prefetchLayers: 1, pregated: false, compute: "gpu", cpuThresholdTokens: 0,
+  cacheSize: 2,
+  eviction: "lru",
+  offloadTier: "cpu",
+  bits: 16,
+  attentionBits: 16,
+  prefetchExperts: 0,
+  prefetchLayers: 1,
+  pregated: false,
+  compute: "gpu",
+  cpuThresholdTokens: 0,
 };
 let dir = "";
 
@@ -35,11 +49,26 @@ before(() => {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 const run = (x: Partial<ExpertPolicy>, extra: { threads?: boolean; deviceCapacityBytes?: number } = {}) =>
-  runMoe({ weightsDir: dir, policy: { ...base, ...x, batch: BATCH }, promptLen: PROMPT_LEN, genLen: GEN_LEN, seed: 3, ...extra });
+  runMoe({
+    weightsDir: dir,
+    policy: { ...base, ...x, batch: BATCH },
+    promptLen: PROMPT_LEN,
+    genLen: GEN_LEN,
+    seed: 3,
+    ...extra,
+  });
 
 /** The simulator's replay of the routing the runtime recorded, under the same expert policy and batch. */
 function replay(result: MoeRunResult, x: ExpertPolicy) {
-  return replayMoePlan(spec, resolveHardware("t4"), { promptLen: PROMPT_LEN, genLen: GEN_LEN }, moePolicy(spec, BATCH, x, false), decodeRouting(result.routing), "runtime routing", uniformRoutingProfile(spec.moe!));
+  return replayMoePlan(
+    spec,
+    resolveHardware("t4"),
+    { promptLen: PROMPT_LEN, genLen: GEN_LEN },
+    moePolicy(spec, BATCH, x, false),
+    decodeRouting(result.routing),
+    "runtime routing",
+    uniformRoutingProfile(spec.moe!),
+  );
 }
 
 test("synthetic Mixtral checkpoint: Mixtral's tensor names and shapes, config read back to the same spec", () => {
@@ -51,7 +80,8 @@ test("synthetic Mixtral checkpoint: Mixtral's tensor names and shapes, config re
   try {
     const names = file.names();
     for (const t of layerWeightTensors(spec)) assert.ok(names.includes(`model.layers.3.${t.name}`), t.name);
-    for (const name of ["model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"]) assert.ok(names.includes(name));
+    for (const name of ["model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"])
+      assert.ok(names.includes(name));
     assert.equal(names.filter(isExpertTensor).length, 4 * 8 * 3);
     assert.deepEqual(file.info("model.layers.0.block_sparse_moe.experts.5.w2.weight").shape, [64, 128]);
     assert.deepEqual(file.info("model.layers.0.block_sparse_moe.experts.5.w1.weight").shape, [128, 64]);
@@ -85,9 +115,14 @@ test("router and rotary kernels: top-k renormalised to 1, rotation preserves nor
 test("tokens equal the all-resident reference for every cache size, CPU compute, prefetch and threaded copies", async () => {
   let reference: number[][] | undefined;
   const configs: Array<[Partial<ExpertPolicy>, { threads?: boolean }]> = [
-    [{ cacheSize: 0 }, {}], [{ cacheSize: 2 }, {}], [{ cacheSize: 4 }, {}], [{ cacheSize: 8 }, {}],
-    [{ cacheSize: 2, compute: "cpu" }, {}], [{ cacheSize: 0, compute: "cpu" }, {}],
-    [{ cacheSize: 2, pregated: true }, { threads: true }], [{ cacheSize: 1, prefetchExperts: 3, prefetchLayers: 2, eviction: "lfu" }, { threads: true }],
+    [{ cacheSize: 0 }, {}],
+    [{ cacheSize: 2 }, {}],
+    [{ cacheSize: 4 }, {}],
+    [{ cacheSize: 8 }, {}],
+    [{ cacheSize: 2, compute: "cpu" }, {}],
+    [{ cacheSize: 0, compute: "cpu" }, {}],
+    [{ cacheSize: 2, pregated: true }, { threads: true }],
+    [{ cacheSize: 1, prefetchExperts: 3, prefetchLayers: 2, eviction: "lfu" }, { threads: true }],
   ];
   for (const [x, extra] of configs) {
     const r = await run(x, extra);
@@ -109,7 +144,8 @@ test("tokens equal the all-resident reference for every cache size, CPU compute,
 
 test("measured hits, misses and prefetches equal the simulator's replay of the same routing", async () => {
   const policies: ExpertPolicy[] = [];
-  for (const eviction of ["lru", "lfu", "static"] as const) for (let cacheSize = 1; cacheSize <= 4; cacheSize++) policies.push({ ...base, eviction, cacheSize });
+  for (const eviction of ["lru", "lfu", "static"] as const)
+    for (let cacheSize = 1; cacheSize <= 4; cacheSize++) policies.push({ ...base, eviction, cacheSize });
   policies.push(
     { ...base, cacheSize: 2, pregated: true },
     { ...base, cacheSize: 3, eviction: "lfu", prefetchExperts: 2 },
@@ -129,10 +165,15 @@ test("measured hits, misses and prefetches equal the simulator's replay of the s
     assert.equal(r.experts.prefetches, sim.prefetches, label);
     assert.equal(r.experts.wastedPrefetches, sim.wastedPrefetches, label);
     assert.equal(r.experts.cpuComputed, sim.cpuComputed, label);
-    assert.equal(r.experts.lookups, r.experts.hits + r.experts.demandFetches + r.experts.prefetchUsed + r.experts.cpuComputed, label);
+    assert.equal(
+      r.experts.lookups,
+      r.experts.hits + r.experts.demandFetches + r.experts.prefetchUsed + r.experts.cpuComputed,
+      label,
+    );
     // Every decode step's layers were looked up: (genLen - 1) steps x 4 layers, each at least top-2 experts.
     assert.ok(r.experts.lookups >= (GEN_LEN - 1) * spec.numLayers * 2);
-    if (x.prefetchExperts === 0 && !x.pregated && x.compute === "gpu") hitRates.set(`${x.eviction}${x.cacheSize}`, r.experts.hitRate);
+    if (x.prefetchExperts === 0 && !x.pregated && x.compute === "gpu")
+      hitRates.set(`${x.eviction}${x.cacheSize}`, r.experts.hitRate);
   }
   // More slots, more hits; and the caches really do miss.
   for (const eviction of ["lru", "lfu", "static"]) {
@@ -144,7 +185,11 @@ test("measured hits, misses and prefetches equal the simulator's replay of the s
 
 test("the device arena holds exactly non-expert weights + cacheSize x layers x expert + working space", async () => {
   const expertBytes = 3 * 64 * 128 * 2;
-  for (const x of [{ cacheSize: 2 }, { cacheSize: 1, pregated: true }, { cacheSize: 3, prefetchExperts: 2, prefetchLayers: 2 }] as Partial<ExpertPolicy>[]) {
+  for (const x of [
+    { cacheSize: 2 },
+    { cacheSize: 1, pregated: true },
+    { cacheSize: 3, prefetchExperts: 2, prefetchLayers: 2 },
+  ] as Partial<ExpertPolicy>[]) {
     const policy = { ...base, ...x };
     const budget = deviceBudget(spec, policy, BATCH, PROMPT_LEN + GEN_LEN - 1);
     // Independently: fp16 non-expert tensors (each rounded to the arena's 64 bytes), the slots, the KV cache (fp32, 31 positions x 2 KV heads x 16), one staging expert, the prefetch buffers.
@@ -171,7 +216,10 @@ test("the router varies: every layer uses more than 4 distinct experts in decode
     let total = 0;
     for (let i = 0; i < trace.numTokens; i++) {
       if (trace.phases[i] !== PHASE_DECODE) continue;
-      for (const e of expertsAt(trace, i, l)) { counts[e]!++; total++; }
+      for (const e of expertsAt(trace, i, l)) {
+        counts[e]!++;
+        total++;
+      }
     }
     assert.equal(total, BATCH * (GEN_LEN - 1) * 2);
     assert.ok(counts.filter((c) => c > 0).length > 4, `layer ${l}: ${counts}`);

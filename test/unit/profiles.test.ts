@@ -7,20 +7,29 @@ import { runCli } from "../helpers.js";
 const REQUIRED = ["t4", "v100", "rtx3060", "rtx3090", "rtx4090", "l4", "a100-80g", "h100"];
 
 test("every required profile ships and validates, with a source on every number", () => {
-  assert.deepEqual(REQUIRED.filter((n) => !shippedProfileNames().includes(n)), []);
+  assert.deepEqual(
+    REQUIRED.filter((n) => !shippedProfileNames().includes(n)),
+    [],
+  );
   for (const name of shippedProfileNames()) {
     const p = loadShippedProfile(name);
     assert.equal(p.name, name);
     const quantities: [string, Quantity][] = [
-      ["gpu.memoryBandwidth", p.gpu.memoryBandwidthBytesPerSecond], ["gpu.fp16Matmul", p.gpu.fp16MatmulFlopsPerSecond],
-      ["cpu.fp32", p.cpu.fp32FlopsPerSecond], ["cpu.memoryBandwidth", p.cpu.memoryBandwidthBytesPerSecond],
-      ["h2d", p.hostToDevice.pinnedBytesPerSecond], ["d2h", p.deviceToHost.pinnedBytesPerSecond],
-      ["diskRead", p.disk.readBytesPerSecond], ["diskWrite", p.disk.writeBytesPerSecond],
+      ["gpu.memoryBandwidth", p.gpu.memoryBandwidthBytesPerSecond],
+      ["gpu.fp16Matmul", p.gpu.fp16MatmulFlopsPerSecond],
+      ["cpu.fp32", p.cpu.fp32FlopsPerSecond],
+      ["cpu.memoryBandwidth", p.cpu.memoryBandwidthBytesPerSecond],
+      ["h2d", p.hostToDevice.pinnedBytesPerSecond],
+      ["d2h", p.deviceToHost.pinnedBytesPerSecond],
+      ["diskRead", p.disk.readBytesPerSecond],
+      ["diskWrite", p.disk.writeBytesPerSecond],
     ];
     for (const [what, q] of quantities) {
-      for (const v of [q.datasheet, q.measured]) if (v) assert.ok(v.source.length > 10, `${name} ${what} needs a source`);
+      for (const v of [q.datasheet, q.measured])
+        if (v) assert.ok(v.source.length > 10, `${name} ${what} needs a source`);
       // A measurement never beats the datasheet peak.
-      if (q.datasheet && q.measured) assert.ok(q.measured.value <= q.datasheet.value, `${name} ${what}: measured above datasheet`);
+      if (q.datasheet && q.measured)
+        assert.ok(q.measured.value <= q.datasheet.value, `${name} ${what}: measured above datasheet`);
     }
   }
 });

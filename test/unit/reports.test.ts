@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import type { TopLevelSpec } from "vega-lite";
 import { InputError } from "../../core/input-error.js";
+import type { Plan } from "../../core/plan.js";
 import { resolveHardware } from "../../core/resolve-hardware.js";
 import { findCatalogueModel } from "../../models/catalogue.js";
 import { baselines } from "../../planner/baselines.js";
@@ -20,28 +21,40 @@ import { predictedVsMeasuredChart, predictedVsMeasuredRows } from "../../reports
 import { readTrace, type Trace, type TraceSlice } from "../../reports/read-trace.js";
 import { CHART_FONT, type RenderedChart, renderChart } from "../../reports/render-chart.js";
 import { chooseWindow, timelineChart, timelineRows } from "../../reports/timeline-chart.js";
-import { simulate, type SimulationResult } from "../../simulator/simulate.js";
+import { type SimulationResult, simulate } from "../../simulator/simulate.js";
 import { runCli } from "../helpers.js";
-import { type Plan } from "../../core/plan.js";
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
 test("placement chart: bars add up to each kind's bytes, split by the plan's fractions", async () => {
-  const p = await plan({ model: findCatalogueModel("opt-6.7b")!, hardware: resolveHardware("t4"), workload: { promptLen: 256, genLen: 16 }, fixed: { gbs: 8, nb: 2, percent: [40, 60, 0, 100, 100, 0] } });
+  const p = await plan({
+    model: findCatalogueModel("opt-6.7b")!,
+    hardware: resolveHardware("t4"),
+    workload: { promptLen: 256, genLen: 16 },
+    fixed: { gbs: 8, nb: 2, percent: [40, 60, 0, 100, 100, 0] },
+  });
   const rows = placementRows(p);
   const of = (data: string, tier: string) => rows.find((r) => r.data === data && r.tier === tier)!.gib;
   const weights = of("weights", "gpu") + of("weights", "cpu") + of("weights", "disk");
   assert.ok(Math.abs(of("weights", "gpu") / weights - p.policy.weights.gpu) < 1e-12);
-  assert.ok(Math.abs(weights - (p.modelSpec.numLayers * 12 * 4096 * 4096 * 2) / 2 ** 30) / weights < 0.05, "about 6.7B fp16 parameters");
+  assert.ok(
+    Math.abs(weights - (p.modelSpec.numLayers * 12 * 4096 * 4096 * 2) / 2 ** 30) / weights < 0.05,
+    "about 6.7B fp16 parameters",
+  );
   assert.equal(of("KV cache", "gpu"), 0);
   assert.ok(of("KV cache", "cpu") > 0);
 });
 
 test("a chart renders headlessly to a valid SVG and PNG with its text", async () => {
-  const p = await plan({ model: findCatalogueModel("opt-1.3b")!, hardware: resolveHardware("t4"), workload: { promptLen: 64, genLen: 8 } });
+  const p = await plan({
+    model: findCatalogueModel("opt-1.3b")!,
+    hardware: resolveHardware("t4"),
+    workload: { promptLen: 64, genLen: 8 },
+  });
   const r = await renderChart(placementChart(p));
   assert.match(r.svg, /^<svg[^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
-  for (const text of ["Where opt-1.3b lives", "GiB", "weights", "KV cache", "gpu", "disk"]) assert.ok(r.svg.includes(text), text);
+  for (const text of ["Where opt-1.3b lives", "GiB", "weights", "KV cache", "gpu", "disk"])
+    assert.ok(r.svg.includes(text), text);
   assert.ok((r.svg.match(/<path/g) ?? []).length >= 3, "bars drawn");
   assert.deepEqual([...r.png.subarray(0, 8)], PNG_SIGNATURE);
   assert.ok(r.widthPx >= 800 && r.heightPx >= 300, `${r.widthPx}x${r.heightPx}`);
@@ -51,7 +64,12 @@ test("a chart renders headlessly to a valid SVG and PNG with its text", async ()
 // ---------------------------------------------------------------------------------------------------
 // Every chart of the report, from a small model and a short workload so the file stays fast.
 
-const SMALL = { model: findCatalogueModel("opt-1.3b")!, hardware: resolveHardware("t4"), workload: { promptLen: 64, genLen: 8 }, maxBlock: 32 } as const;
+const SMALL = {
+  model: findCatalogueModel("opt-1.3b")!,
+  hardware: resolveHardware("t4"),
+  workload: { promptLen: 64, genLen: 8 },
+  maxBlock: 32,
+} as const;
 const dir = mkdtempSync(join(tmpdir(), "spillway-reports-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -71,7 +89,11 @@ async function smallSimulation() {
   if (!simulated) {
     const { plan: p } = await smallPlan();
     const path = join(dir, "small-trace.json");
-    const result = simulate(p, SMALL.hardware, { schedule: p.schedule, capacityBytes: p.predicted.capacityBytes, tracePath: path });
+    const result = simulate(p, SMALL.hardware, {
+      schedule: p.schedule,
+      capacityBytes: p.predicted.capacityBytes,
+      tracePath: path,
+    });
     simulated = { trace: readTrace(path), result, path };
   }
   return simulated;
@@ -85,7 +107,10 @@ async function assertRenders(spec: TopLevelSpec, texts: readonly string[], minMa
   const marks = (r.svg.match(/<(path|rect|line|circle)\b/g) ?? []).length;
   assert.ok(marks >= minMarks, `${marks} marks, expected at least ${minMarks}`);
   assert.deepEqual([...r.png.subarray(0, 8)], PNG_SIGNATURE);
-  assert.ok(r.widthPx >= 600 && r.widthPx <= 4000 && r.heightPx >= 200 && r.heightPx <= 4000, `${r.widthPx}x${r.heightPx}`);
+  assert.ok(
+    r.widthPx >= 600 && r.widthPx <= 4000 && r.heightPx >= 200 && r.heightPx <= 4000,
+    `${r.widthPx}x${r.heightPx}`,
+  );
   assert.ok(r.png.byteLength > 15_000, `PNG of ${r.png.byteLength} bytes looks blank`);
   return r;
 }
@@ -98,7 +123,14 @@ test("the search reports every LP point it solves, and the chosen policy is one 
     assert.ok(c.gbs * c.nb <= SMALL.maxBlock && c.lpThroughputTokensPerSecond > 0);
     assert.ok(["gpu", "cpu", "disk"].includes(c.activationTier));
   }
-  assert.ok(candidates.some((c) => c.gbs === p.policy.gpuBatchSize && c.nb === p.policy.numGpuBatches && c.compressWeight === p.policy.compressWeight));
+  assert.ok(
+    candidates.some(
+      (c) =>
+        c.gbs === p.policy.gpuBatchSize &&
+        c.nb === p.policy.numGpuBatches &&
+        c.compressWeight === p.policy.compressWeight,
+    ),
+  );
   // Without an observer the search is unchanged.
   const again = await plan(SMALL);
   assert.deepEqual(again.policy, p.policy);
@@ -107,28 +139,72 @@ test("the search reports every LP point it solves, and the chosen policy is one 
 
 test("landscape: one line point per (gbs, nb) with the best LP estimate, exactly one chosen point at the plan's gbs x nb", async () => {
   const { plan: p, candidates } = await smallPlan();
-  const rows = landscapeRows(candidates, { gbs: p.policy.gpuBatchSize, nb: p.policy.numGpuBatches, throughputTokensPerSecond: p.predicted.throughputTokensPerSecond });
+  const rows = landscapeRows(candidates, {
+    gbs: p.policy.gpuBatchSize,
+    nb: p.policy.numGpuBatches,
+    throughputTokensPerSecond: p.predicted.throughputTokensPerSecond,
+  });
   assert.equal(rows.chosen.length, 1);
   assert.equal(rows.chosen[0]!.blockSequences, p.policy.gpuBatchSize * p.policy.numGpuBatches);
   assert.equal(rows.chosen[0]!.throughputTokensPerSecond, p.predicted.throughputTokensPerSecond);
   const keys = rows.lines.map((r) => `${r.gbs}x${r.nb}`);
   assert.equal(new Set(keys).size, keys.length, "one point per (gbs, nb)");
   for (const r of rows.lines) {
-    const best = Math.max(...candidates.filter((c) => c.gbs === r.gbs && c.nb === r.nb).map((c) => c.lpThroughputTokensPerSecond));
+    const best = Math.max(
+      ...candidates.filter((c) => c.gbs === r.gbs && c.nb === r.nb).map((c) => c.lpThroughputTokensPerSecond),
+    );
     assert.equal(r.lpThroughputTokensPerSecond, best);
     assert.equal(r.blockSequences, r.gbs * r.nb);
   }
   for (let i = 1; i < rows.lines.length; i++) {
-    const a = rows.lines[i - 1]!, b = rows.lines[i]!;
+    const a = rows.lines[i - 1]!,
+      b = rows.lines[i]!;
     assert.ok(a.gbs < b.gbs || (a.gbs === b.gbs && a.blockSequences < b.blockSequences), "sorted by gbs, then block");
   }
-  await assertRenders(landscapeChart(rows, p), ["Search landscape: opt-1.3b on t4", "block size", "token/s", `chosen: ${p.policy.gpuBatchSize}×${p.policy.numGpuBatches}`, "GPU batch size"], 10);
+  await assertRenders(
+    landscapeChart(rows, p),
+    [
+      "Search landscape: opt-1.3b on t4",
+      "block size",
+      "token/s",
+      `chosen: ${p.policy.gpuBatchSize}×${p.policy.numGpuBatches}`,
+      "GPU batch size",
+    ],
+    10,
+  );
 });
 
 test("landscape: an nb that only some families solved (a boundary refinement) is left out, not drawn as a dip", () => {
-  const point = (nb: number, cpuAttention: boolean, lp: number): LpCandidate => ({ gbs: 4, nb, compressWeight: false, compressCache: false, cpuAttention, activationTier: "gpu", lpThroughputTokensPerSecond: lp });
-  const rows = landscapeRows([point(1, false, 1), point(2, false, 2), point(3, false, 0.5), point(1, true, 1.5), point(2, true, 3), point(4, true, 4), point(6, true, 4.5)], { gbs: 4, nb: 4, throughputTokensPerSecond: 4 });
-  assert.deepEqual(rows.lines.map((r) => [r.nb, r.lpThroughputTokensPerSecond]), [[1, 1.5], [2, 3], [4, 4], [6, 4.5]]);
+  const point = (nb: number, cpuAttention: boolean, lp: number): LpCandidate => ({
+    gbs: 4,
+    nb,
+    compressWeight: false,
+    compressCache: false,
+    cpuAttention,
+    activationTier: "gpu",
+    lpThroughputTokensPerSecond: lp,
+  });
+  const rows = landscapeRows(
+    [
+      point(1, false, 1),
+      point(2, false, 2),
+      point(3, false, 0.5),
+      point(1, true, 1.5),
+      point(2, true, 3),
+      point(4, true, 4),
+      point(6, true, 4.5),
+    ],
+    { gbs: 4, nb: 4, throughputTokensPerSecond: 4 },
+  );
+  assert.deepEqual(
+    rows.lines.map((r) => [r.nb, r.lpThroughputTokensPerSecond]),
+    [
+      [1, 1.5],
+      [2, 3],
+      [4, 4],
+      [6, 4.5],
+    ],
+  );
 });
 
 test("frontier: one plan per block cap, rows sorted by block with each plan's own throughput and latency", async () => {
@@ -136,26 +212,50 @@ test("frontier: one plan per block cap, rows sorted by block with each plan's ow
   const block = p.policy.gpuBatchSize * p.policy.numGpuBatches;
   assert.deepEqual(frontierCaps(block), [...[1, 2, 4, 8, 16].filter((b) => b < block), block]);
   const seen: string[] = [];
-  const plans = await frontierPlans({ model: SMALL.model, hardware: SMALL.hardware, workload: SMALL.workload }, block, (done, total, cap) => seen.push(`${done}/${total}:${cap}`));
+  const plans = await frontierPlans(
+    { model: SMALL.model, hardware: SMALL.hardware, workload: SMALL.workload },
+    block,
+    (done, total, cap) => seen.push(`${done}/${total}:${cap}`),
+  );
   assert.equal(seen.length, frontierCaps(block).length);
   const rows = frontierRows(plans);
-  for (let i = 1; i < rows.length; i++) assert.ok(rows[i - 1]!.blockSequences < rows[i]!.blockSequences, "strictly increasing block");
+  for (let i = 1; i < rows.length; i++)
+    assert.ok(rows[i - 1]!.blockSequences < rows[i]!.blockSequences, "strictly increasing block");
   for (const r of rows) {
     const source = plans.find((x) => x.maxBlock === r.maxBlock)!.plan;
     assert.ok(r.blockSequences <= r.maxBlock);
     assert.equal(r.throughputTokensPerSecond, source.predicted.throughputTokensPerSecond);
     assert.equal(r.latencySeconds, source.predicted.prefillSeconds + source.predicted.decodeSeconds);
   }
-  assert.equal(rows[rows.length - 1]!.throughputTokensPerSecond, p.predicted.throughputTokensPerSecond, "the full cap finds the plan itself");
+  assert.equal(
+    rows[rows.length - 1]!.throughputTokensPerSecond,
+    p.predicted.throughputTokensPerSecond,
+    "the full cap finds the plan itself",
+  );
   assert.ok(rows[0]!.throughputTokensPerSecond < rows[rows.length - 1]!.throughputTokensPerSecond);
-  await assertRenders(frontierChart(rows, { model: "opt-1.3b", hardware: "t4", promptLen: 64, genLen: 8 }), ["Latency–throughput frontier", "latency: seconds", "throughput (token/s", String(block)], 3);
+  await assertRenders(
+    frontierChart(rows, { model: "opt-1.3b", hardware: "t4", promptLen: 64, genLen: 8 }),
+    ["Latency–throughput frontier", "latency: seconds", "throughput (token/s", String(block)],
+    3,
+  );
 });
 
 test("baselines: a bar per policy that runs, the reason as text for one that cannot, a log axis past 100x", async () => {
   const { plan: p } = await smallPlan();
   const real = await baselines({ model: SMALL.model, hardware: SMALL.hardware, workload: SMALL.workload });
-  const slow = { ...p, predicted: { ...p.predicted, throughputTokensPerSecond: p.predicted.throughputTokensPerSecond / 500, bottleneck: "disk read" } };
-  const rows = baselineRows(p, [...real, { name: "slow-one", plan: slow }, { name: "impossible", reason: "no batch fits with the KV cache on the GPU" }]);
+  const slow = {
+    ...p,
+    predicted: {
+      ...p.predicted,
+      throughputTokensPerSecond: p.predicted.throughputTokensPerSecond / 500,
+      bottleneck: "disk read",
+    },
+  };
+  const rows = baselineRows(p, [
+    ...real,
+    { name: "slow-one", plan: slow },
+    { name: "impossible", reason: "no batch fits with the KV cache on the GPU" },
+  ]);
   assert.equal(rows[0]!.name, "Spillway");
   assert.equal(rows[0]!.throughputTokensPerSecond, p.predicted.throughputTokensPerSecond);
   assert.equal(rows.length, real.length + 3);
@@ -167,7 +267,17 @@ test("baselines: a bar per policy that runs, the reason as text for one that can
   assert.equal(needsLogScale(rows), true);
   assert.equal(needsLogScale(rows.filter((r) => r.name !== "slow-one" && r.name !== "deepspeed-zero")), false);
   const spec = baselinesChart(rows, { model: "opt-1.3b", hardware: "t4", promptLen: 64, genLen: 8 });
-  const r = await assertRenders(spec, ["Spillway against the baselines", "log scale", "cannot run: no batch fits", "impossible", `${p.policy.gpuBatchSize}×${p.policy.numGpuBatches}`], 4);
+  const r = await assertRenders(
+    spec,
+    [
+      "Spillway against the baselines",
+      "log scale",
+      "cannot run: no batch fits",
+      "impossible",
+      `${p.policy.gpuBatchSize}×${p.policy.numGpuBatches}`,
+    ],
+    4,
+  );
   // One bar per runnable row and none for the impossible one.
   const bars = (r.svg.match(/aria-roledescription="bar"/g) ?? []).length;
   assert.equal(bars, rows.filter((x) => x.throughputTokensPerSecond !== undefined).length);
@@ -176,7 +286,11 @@ test("baselines: a bar per policy that runs, the reason as text for one that can
 test("read-trace: a simulator trace reads back as slices per resource and memory samples per tier", async () => {
   const { trace, result } = await smallSimulation();
   assert.equal(trace.source, "simulate");
-  assert.equal(trace.slices.length + trace.memory.length + 15, result.traceEvents, "every X and C event, besides 15 metadata events");
+  assert.equal(
+    trace.slices.length + trace.memory.length + 15,
+    result.traceEvents,
+    "every X and C event, besides 15 metadata events",
+  );
   assert.ok(Math.abs(trace.endSeconds - result.makespanSeconds) < 1e-9 * result.makespanSeconds);
   for (const tier of ["gpu", "cpu"] as const) {
     const peak = Math.max(...trace.memory.filter((m) => m.tier === tier).map((m) => m.bytes));
@@ -192,11 +306,30 @@ test("read-trace: bad files are named with what is wrong", () => {
     writeFileSync(path, text);
     return path;
   };
-  assert.throws(() => readTrace(write("nojson.json", "ph X")), (e: Error) => e instanceof InputError && /nojson\.json: not valid JSON/.test(e.message));
-  assert.throws(() => readTrace(write("noevents.json", '{"events": []}')), (e: Error) => e instanceof InputError && /noevents\.json: traceEvents: expected an array of trace events/.test(e.message));
-  assert.throws(() => readTrace(write("badts.json", '{"traceEvents": [{"ph": "X", "cat": "gpu", "ts": "soon", "dur": 1}]}')), (e: Error) => /badts\.json: traceEvents\[0\]\.ts: expected a finite number, got the string "soon"/.test(e.message));
-  assert.throws(() => readTrace(write("badcat.json", '{"traceEvents": [{"ph": "X", "cat": "tpu", "pid": 9, "tid": 9, "ts": 0, "dur": 1}]}')), (e: Error) => /badcat\.json: traceEvents\[0\]\.cat: expected a resource/.test(e.message));
-  assert.throws(() => readTrace(write("empty.json", '{"traceEvents": []}')), (e: Error) => /empty\.json: traceEvents: no task events/.test(e.message));
+  assert.throws(
+    () => readTrace(write("nojson.json", "ph X")),
+    (e: Error) => e instanceof InputError && /nojson\.json: not valid JSON/.test(e.message),
+  );
+  assert.throws(
+    () => readTrace(write("noevents.json", '{"events": []}')),
+    (e: Error) =>
+      e instanceof InputError && /noevents\.json: traceEvents: expected an array of trace events/.test(e.message),
+  );
+  assert.throws(
+    () => readTrace(write("badts.json", '{"traceEvents": [{"ph": "X", "cat": "gpu", "ts": "soon", "dur": 1}]}')),
+    (e: Error) => /badts\.json: traceEvents\[0\]\.ts: expected a finite number, got the string "soon"/.test(e.message),
+  );
+  assert.throws(
+    () =>
+      readTrace(
+        write("badcat.json", '{"traceEvents": [{"ph": "X", "cat": "tpu", "pid": 9, "tid": 9, "ts": 0, "dur": 1}]}'),
+      ),
+    (e: Error) => /badcat\.json: traceEvents\[0\]\.cat: expected a resource/.test(e.message),
+  );
+  assert.throws(
+    () => readTrace(write("empty.json", '{"traceEvents": []}')),
+    (e: Error) => /empty\.json: traceEvents: no task events/.test(e.message),
+  );
 });
 
 test("timeline: the default window is the middle layer of the first decode step, for simulated and measured tags alike", async () => {
@@ -210,13 +343,33 @@ test("timeline: the default window is the middle layer of the first decode step,
   const durationMs = (window.endSeconds - window.startSeconds) * 1e3;
   assert.equal(rows.filter((r) => r.own).length, own.length);
   for (const r of rows) assert.ok(r.startMs >= 0 && r.endMs <= durationMs + 1e-9 && r.startMs <= r.endMs);
-  assert.ok(durationMs < result.makespanSeconds * 1e3 / 10, "a readable slice of the run, not all of it");
+  assert.ok(durationMs < (result.makespanSeconds * 1e3) / 10, "a readable slice of the run, not all of it");
   // The runtime tags the embedding -1 and the head numLayers, as the simulator tags the head.
-  const runtimeLike: TraceSlice[] = [-1, 0, 1, 2, 3].flatMap((layer) => [0, 1].map((token) => ({ resource: "gpu" as const, name: "compute", startSeconds: token + layer / 10 + 0.1, durationSeconds: 0.05, token, layer, batch: 0, bytes: undefined })));
+  const runtimeLike: TraceSlice[] = [-1, 0, 1, 2, 3].flatMap((layer) =>
+    [0, 1].map((token) => ({
+      resource: "gpu" as const,
+      name: "compute",
+      startSeconds: token + layer / 10 + 0.1,
+      durationSeconds: 0.05,
+      token,
+      layer,
+      batch: 0,
+      bytes: undefined,
+    })),
+  );
   const w = chooseWindow(runtimeLike);
   assert.deepEqual([w.token, w.layer], [1, 1]);
   assert.match(w.description, /layer 1 of the first decode step/);
-  await assertRenders(timelineChart(rows, window, { title: "Timeline (simulated): opt-1.3b" }), ["Timeline (simulated): opt-1.3b", "time in the window (ms)", `layer ${window.layer} of the first decode step`, ...new Set(rows.map((r) => r.resourceLabel))], own.length);
+  await assertRenders(
+    timelineChart(rows, window, { title: "Timeline (simulated): opt-1.3b" }),
+    [
+      "Timeline (simulated): opt-1.3b",
+      "time in the window (ms)",
+      `layer ${window.layer} of the first decode step`,
+      ...new Set(rows.map((r) => r.resourceLabel)),
+    ],
+    own.length,
+  );
 });
 
 test("memory: downsampled rows keep each tier's peak and its time order, within the bucket budget", async () => {
@@ -236,7 +389,11 @@ test("memory: downsampled rows keep each tier's peak and its time order, within 
   }
   assert.ok(trace.memory.length > 200, "the trace has more samples than the coarse budget");
   const { plan: p } = await smallPlan();
-  await assertRenders(memoryChart(coarse, p.predicted.capacityBytes, { title: "Memory in use (simulated)" }), ["Memory in use (simulated)", "GPU: peak", "GiB in use", "time since the start of the run (s)"], 4);
+  await assertRenders(
+    memoryChart(coarse, p.predicted.capacityBytes, { title: "Memory in use (simulated)" }),
+    ["Memory in use (simulated)", "GPU: peak", "GiB in use", "time since the start of the run (s)"],
+    4,
+  );
 });
 
 test("predicted vs simulated: phases and busy streams side by side with the figures they came from", async () => {
@@ -249,21 +406,45 @@ test("predicted vs simulated: phases and busy streams side by side with the figu
   assert.equal(at("GPU compute", "simulated"), result.busySeconds.gpu);
   assert.equal(at("GPU compute", "predicted"), p.predicted.busySeconds.gpu);
   assert.ok(rows.every((r) => r.source !== "measured"));
-  for (const r of rows.filter((x) => x.group === "stream busy")) assert.ok(rows.some((x) => x.figure === r.figure && x.seconds > 0), "idle streams left out");
-  await assertRenders(predictedVsMeasuredChart(rows, { title: "Predicted vs simulated: opt-1.3b" }), ["Predicted vs simulated: opt-1.3b", "seconds", "prefill", "decode", "GPU compute", "predicted", "simulated"], 6);
+  for (const r of rows.filter((x) => x.group === "stream busy"))
+    assert.ok(
+      rows.some((x) => x.figure === r.figure && x.seconds > 0),
+      "idle streams left out",
+    );
+  await assertRenders(
+    predictedVsMeasuredChart(rows, { title: "Predicted vs simulated: opt-1.3b" }),
+    ["Predicted vs simulated: opt-1.3b", "seconds", "prefill", "decode", "GPU compute", "predicted", "simulated"],
+    6,
+  );
 });
 
 test("buildReport writes every chart as .vl.json, .svg and .png, and an index.html that shows every PNG", async () => {
   const { plan: p } = await smallPlan();
   const out = join(dir, "report");
   const progress: string[] = [];
-  const summary = await buildReport({ plan: p, hardware: SMALL.hardware, outDir: out, onProgress: (m) => progress.push(m) });
+  const summary = await buildReport({
+    plan: p,
+    hardware: SMALL.hardware,
+    outDir: out,
+    onProgress: (m) => progress.push(m),
+  });
   const names = summary.charts.map((c) => c.name);
-  assert.deepEqual(names, ["placement", "landscape", "frontier", "baselines", "timeline", "memory", "predicted-vs-simulated"]);
+  assert.deepEqual(names, [
+    "placement",
+    "landscape",
+    "frontier",
+    "baselines",
+    "timeline",
+    "memory",
+    "predicted-vs-simulated",
+  ]);
   const html = readFileSync(join(out, "index.html"), "utf8");
   assert.match(html, /<title>Spillway report: opt-1\.3b on t4<\/title>/);
   assert.ok(html.includes(summary.summary.replace(/&/g, "&amp;")), "the one-line summary");
-  assert.match(summary.summary, new RegExp(`GPU batch ${p.policy.gpuBatchSize} × ${p.policy.numGpuBatches}.*predicted [0-9.]+ token/s`));
+  assert.match(
+    summary.summary,
+    new RegExp(`GPU batch ${p.policy.gpuBatchSize} × ${p.policy.numGpuBatches}.*predicted [0-9.]+ token/s`),
+  );
   assert.doesNotMatch(html, /<script|https?:\/\/(?!www\.w3\.org)/, "no scripts, nothing fetched");
   for (const c of summary.charts) {
     assert.ok(html.includes(`<img src="${c.name}.png"`), `index shows ${c.name}.png`);
@@ -274,9 +455,17 @@ test("buildReport writes every chart as .vl.json, .svg and .png, and an index.ht
     const spec = JSON.parse(readFileSync(join(out, `${c.name}.vl.json`), "utf8")) as { config?: { font?: string } };
     assert.equal(spec.config?.font, CHART_FONT);
   }
-  assert.deepEqual(readdirSync(out).filter((f) => f.includes(".tmp-")), [], "no temporary files left");
+  assert.deepEqual(
+    readdirSync(out).filter((f) => f.includes(".tmp-")),
+    [],
+    "no temporary files left",
+  );
   assert.ok(progress.some((m) => /^frontier 1\/\d+ \(max block 1\)$/.test(m)));
-  assert.ok(progress.includes("baselines") && progress.includes("simulation") && progress.some((m) => m.startsWith("rendering ")));
+  assert.ok(
+    progress.includes("baselines") &&
+      progress.includes("simulation") &&
+      progress.some((m) => m.startsWith("rendering ")),
+  );
 });
 
 test("spillway report: traces and comparisons by content; a file of another kind exits 2 naming it", async () => {
@@ -286,13 +475,19 @@ test("spillway report: traces and comparisons by content; a file of another kind
   assert.equal(ok.status, 0, ok.stderr);
   assert.equal(ok.stderr, "", "--json prints no progress");
   const written = JSON.parse(ok.stdout) as { charts: { name: string; files: { png: string } }[] };
-  assert.deepEqual(written.charts.map((c) => c.name), ["timeline", "memory"]);
+  assert.deepEqual(
+    written.charts.map((c) => c.name),
+    ["timeline", "memory"],
+  );
   for (const c of written.charts) assert.ok(existsSync(join(out, c.files.png)));
   const other = join(dir, "profile.json");
   writeFileSync(other, JSON.stringify({ name: "t4", gpu: {} }));
   const bad = runCli(["report", other, "--out", join(dir, "never")]);
   assert.equal(bad.status, 2);
-  assert.match(bad.stderr, /^spillway: .*profile\.json: expected a plan \(spillway plan --out or --json\), a trace .* or a comparison .*; found an object with keys name, gpu\n$/);
+  assert.match(
+    bad.stderr,
+    /^spillway: .*profile\.json: expected a plan \(spillway plan --out or --json\), a trace .* or a comparison .*; found an object with keys name, gpu\n$/,
+  );
   assert.equal(existsSync(join(dir, "never")), false, "nothing written");
   const missing = runCli(["report", "--out", join(dir, "x"), join(dir, "missing.json")]);
   assert.equal(missing.status, 2);

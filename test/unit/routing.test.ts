@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runCli } from "../helpers.js";
 import { after, test } from "node:test";
 import { InputError } from "../../core/input-error.js";
 import type { ModelSpec } from "../../core/model-spec.js";
@@ -12,8 +11,15 @@ import { parseMegatronJsonl, routingTraceToJsonl } from "../../routing/megatron-
 import { detectRoutingFormat, readRoutingTrace } from "../../routing/read-routing-trace.js";
 import { parseRoutingCsv, routingTraceToCsv } from "../../routing/routing-csv.js";
 import { routingStats } from "../../routing/routing-stats.js";
-import { expertsAt, gateWeightsAt, PHASE_DECODE, PHASE_PREFILL, type RoutingTrace } from "../../routing/routing-trace.js";
+import {
+  expertsAt,
+  gateWeightsAt,
+  PHASE_DECODE,
+  PHASE_PREFILL,
+  type RoutingTrace,
+} from "../../routing/routing-trace.js";
 import { synthRouting } from "../../routing/synth-routing.js";
+import { runCli } from "../helpers.js";
 
 const root = mkdtempSync(join(tmpdir(), "spillway-routing-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -30,10 +36,19 @@ function moeModel(name: string, numLayers: number, numExperts: number, expertsPe
 
 /** CSV of a hand-made trace: tokens[request][token][layer] = experts in rank order, all decode. */
 function handCsv(requests: number[][][][], meta: { layers: number; experts: number; k: number }): string {
-  const lines = [`# spillway-routing-trace model=hand num_layers=${meta.layers} num_experts=${meta.experts} experts_per_token=${meta.k}`, "request,token,phase,layer,rank,expert,gate_weight"];
-  requests.forEach((tokens, q) => tokens.forEach((layers, t) => layers.forEach((experts, l) => experts.forEach((e, r) => {
-    lines.push(`${q},${t},decode,${l},${r},${e},${r === 0 ? 0.6 : 0.4}`);
-  }))));
+  const lines = [
+    `# spillway-routing-trace model=hand num_layers=${meta.layers} num_experts=${meta.experts} experts_per_token=${meta.k}`,
+    "request,token,phase,layer,rank,expert,gate_weight",
+  ];
+  requests.forEach((tokens, q) =>
+    tokens.forEach((layers, t) =>
+      layers.forEach((experts, l) =>
+        experts.forEach((e, r) => {
+          lines.push(`${q},${t},decode,${l},${r},${e},${r === 0 ? 0.6 : 0.4}`);
+        }),
+      ),
+    ),
+  );
   return lines.join("\n") + "\n";
 }
 
@@ -90,7 +105,11 @@ test("synthetic traces are deterministic: same seed, same CSV bytes; another see
 });
 
 test("synthetic traces are well formed for other MoE shapes (64 top-8, 60 top-4, 128 top-8)", () => {
-  for (const model of [moeModel("olmoe-like", 16, 64, 8), moeModel("qwen-moe-like", 24, 60, 4), moeModel("qwen3-like", 6, 128, 8)]) {
+  for (const model of [
+    moeModel("olmoe-like", 16, 64, 8),
+    moeModel("qwen-moe-like", 24, 60, 4),
+    moeModel("qwen3-like", 6, 128, 8),
+  ]) {
     const { numExperts: E, expertsPerToken: k } = model.moe!;
     const trace = synthRouting({ model, tokens: 400, seed: 1 });
     assert.equal(trace.meta.numExperts, E);
@@ -100,7 +119,10 @@ test("synthetic traces are well formed for other MoE shapes (64 top-8, 60 top-4,
         assert.equal(new Set(experts).size, k, `${model.name}: distinct experts`);
         assert.ok(experts.every((e) => e < E));
         const weights = Array.from(gateWeightsAt(trace, i, l));
-        assert.ok(weights.every((w, r) => w >= 0 && w <= 1 && (r === 0 || w <= weights[r - 1]!)), "weights descend with rank");
+        assert.ok(
+          weights.every((w, r) => w >= 0 && w <= 1 && (r === 0 || w <= weights[r - 1]!)),
+          "weights descend with rank",
+        );
       }
     }
     const stats = routingStats(trace, { cacheSizes: [k, 2 * k, 4 * k] });
@@ -139,24 +161,57 @@ test("CSV round trip keeps every row, phase and weight", () => {
 test("CSV errors name the file, line, column and what was expected", () => {
   const good = handCsv([[[[0, 1]], [[1, 2]]]], { layers: 1, experts: 4, k: 2 });
   const lines = good.trim().split("\n");
-  const edit = (lineNo: number, replacement: string) => lines.map((l, i) => (i === lineNo - 1 ? replacement : l)).join("\n");
+  const edit = (lineNo: number, replacement: string) =>
+    lines.map((l, i) => (i === lineNo - 1 ? replacement : l)).join("\n");
   assert.equal(parseRoutingCsv(good, "ok.csv").numTokens, 2);
-  assertInputError(() => parseRoutingCsv(edit(4, "0,0,decode,0,1,9,0.4"), "bad.csv"), /^bad\.csv: line 4, column expert: expected an integer 0\.\.3 \(4 experts\), got 9/);
-  assertInputError(() => parseRoutingCsv(edit(4, "0,0,decode,0,1,0,0.4"), "dup.csv"), /^dup\.csv: line 4, column expert: expert 0 is chosen twice .*line 3/);
-  assertInputError(() => parseRoutingCsv(edit(5, "0,1,generate,0,0,1,0.6"), "phase.csv"), /^phase\.csv: line 5, column phase: expected "prefill" or "decode", got "generate"/);
-  assertInputError(() => parseRoutingCsv(edit(2, "request,token,phase,layer,rank,expert"), "cols.csv"), /^cols\.csv: line 2, header: missing column "gate_weight"/);
-  assertInputError(() => parseRoutingCsv(edit(3, "0,0,decode,0,0,0,1.5"), "w.csv"), /line 3, column gate_weight: expected a number in \[0, 1\], got "1\.5"/);
-  assertInputError(() => parseRoutingCsv(edit(3, "0,0,decode,0,2,0,0.5"), "r.csv"), /line 3, column rank: expected an integer 0\.\.1 \(top-2 routing\), got 2/);
-  assertInputError(() => parseRoutingCsv(edit(3, "0,x,decode,0,0,0,0.5"), "t.csv"), /line 3, column token: expected a non-negative integer, got "x"/);
+  assertInputError(
+    () => parseRoutingCsv(edit(4, "0,0,decode,0,1,9,0.4"), "bad.csv"),
+    /^bad\.csv: line 4, column expert: expected an integer 0\.\.3 \(4 experts\), got 9/,
+  );
+  assertInputError(
+    () => parseRoutingCsv(edit(4, "0,0,decode,0,1,0,0.4"), "dup.csv"),
+    /^dup\.csv: line 4, column expert: expert 0 is chosen twice .*line 3/,
+  );
+  assertInputError(
+    () => parseRoutingCsv(edit(5, "0,1,generate,0,0,1,0.6"), "phase.csv"),
+    /^phase\.csv: line 5, column phase: expected "prefill" or "decode", got "generate"/,
+  );
+  assertInputError(
+    () => parseRoutingCsv(edit(2, "request,token,phase,layer,rank,expert"), "cols.csv"),
+    /^cols\.csv: line 2, header: missing column "gate_weight"/,
+  );
+  assertInputError(
+    () => parseRoutingCsv(edit(3, "0,0,decode,0,0,0,1.5"), "w.csv"),
+    /line 3, column gate_weight: expected a number in \[0, 1\], got "1\.5"/,
+  );
+  assertInputError(
+    () => parseRoutingCsv(edit(3, "0,0,decode,0,2,0,0.5"), "r.csv"),
+    /line 3, column rank: expected an integer 0\.\.1 \(top-2 routing\), got 2/,
+  );
+  assertInputError(
+    () => parseRoutingCsv(edit(3, "0,x,decode,0,0,0,0.5"), "t.csv"),
+    /line 3, column token: expected a non-negative integer, got "x"/,
+  );
   assertInputError(() => parseRoutingCsv(edit(3, "0,0,decode,0,0,0"), "n.csv"), /line 3: expected 7 values/);
-  assertInputError(() => parseRoutingCsv(lines.filter((_, i) => i !== 3).join("\n"), "missing.csv"), /request 0 token 0 .*no row for layer 0 rank 1/);
-  assertInputError(() => parseRoutingCsv(edit(5, "0,1,prefill,0,0,1,0.6"), "mixed.csv"), /^mixed\.csv: line 6, column phase: request 0 token 1 was prefill on line 5; expected one phase per token/);
+  assertInputError(
+    () => parseRoutingCsv(lines.filter((_, i) => i !== 3).join("\n"), "missing.csv"),
+    /request 0 token 0 .*no row for layer 0 rank 1/,
+  );
+  assertInputError(
+    () => parseRoutingCsv(edit(5, "0,1,prefill,0,0,1,0.6"), "mixed.csv"),
+    /^mixed\.csv: line 6, column phase: request 0 token 1 was prefill on line 5; expected one phase per token/,
+  );
 });
 
 test("Megatron-style JSONL: round trip, format detection and line-numbered errors", () => {
   const trace = synthRouting({ model: MIXTRAL, tokens: 10, requests: 2, seed: 5, promptTokens: 3 });
   const jsonl = routingTraceToJsonl(trace);
-  const back = parseMegatronJsonl(jsonl, "t.jsonl", { model: "mixtral-8x7b", numLayers: 32, numExperts: 8, expertsPerToken: 2 });
+  const back = parseMegatronJsonl(jsonl, "t.jsonl", {
+    model: "mixtral-8x7b",
+    numLayers: 32,
+    numExperts: 8,
+    expertsPerToken: 2,
+  });
   assert.deepEqual(back.experts, trace.experts);
   assert.deepEqual(back.gateWeights, trace.gateWeights);
   assert.deepEqual(back.phases, trace.phases);
@@ -181,13 +236,43 @@ test("Megatron-style JSONL: round trip, format detection and line-numbered error
   assert.equal(parsed.gateWeights[2 * 2 + 0], 0.5); // token 1, layer 0 had no weights: 1/k
   assert.ok(Math.abs(gateWeightsAt(parsed, 1, 1)[0]! - 0.9) < 1e-6);
 
-  assertInputError(() => parseMegatronJsonl('{"step": 0, "layer": 0, "topk_indices": [[1, 1]]}', "d.jsonl"), /^d\.jsonl: line 1, topk_indices: expert 1 is chosen twice/);
-  assertInputError(() => parseMegatronJsonl('{"step": 0, "layer": 0, "topk_indices": [[1, 2]]}\n{"step": 0, "layer": 1, "topk_indices": [[1, 2, 3]]}', "k.jsonl"), /^k\.jsonl: line 2, topk_indices\[0\]: expected 2 experts \(top-2, as on line 1\), got 3/);
-  assertInputError(() => parseMegatronJsonl('{"step": 0, "layer": 0, "topk_indices": [[1, 9]]}', "e.jsonl", { numExperts: 8 }), /line 1, topk_indices\[0\]\[1\]: expected an expert index 0\.\.7, got the number 9/);
-  assertInputError(() => parseMegatronJsonl('{"step": 0, "layer": 0, "topk_indices": [[1, 2]]}\n{"step": 0, "layer": 0', "j.jsonl"), /^j\.jsonl: line 2: not valid JSON/);
-  assertInputError(() => parseMegatronJsonl('{"layer": 0, "topk_indices": [[1, 2]]}', "s.jsonl"), /line 1, step: expected an integer >= 0, got nothing/);
-  assertInputError(() => parseMegatronJsonl('{"step": 0, "layer": 0, "topk_indices": [[1, 2]], "topk_weights": [[0.5, 2]]}', "w.jsonl"), /line 1, topk_weights\[0\]\[1\]: expected a number in \[0, 1\]/);
-  assertInputError(() => parseMegatronJsonl('{"step": 0, "layer": 0, "topk_indices": [[1, 2]]}\n{"step": 0, "layer": 1, "topk_indices": [[1, 2], [3, 4]]}', "c.jsonl"), /line 2, topk_indices: request 0 step 0 has 1 tokens on line 1/);
+  assertInputError(
+    () => parseMegatronJsonl('{"step": 0, "layer": 0, "topk_indices": [[1, 1]]}', "d.jsonl"),
+    /^d\.jsonl: line 1, topk_indices: expert 1 is chosen twice/,
+  );
+  assertInputError(
+    () =>
+      parseMegatronJsonl(
+        '{"step": 0, "layer": 0, "topk_indices": [[1, 2]]}\n{"step": 0, "layer": 1, "topk_indices": [[1, 2, 3]]}',
+        "k.jsonl",
+      ),
+    /^k\.jsonl: line 2, topk_indices\[0\]: expected 2 experts \(top-2, as on line 1\), got 3/,
+  );
+  assertInputError(
+    () => parseMegatronJsonl('{"step": 0, "layer": 0, "topk_indices": [[1, 9]]}', "e.jsonl", { numExperts: 8 }),
+    /line 1, topk_indices\[0\]\[1\]: expected an expert index 0\.\.7, got the number 9/,
+  );
+  assertInputError(
+    () => parseMegatronJsonl('{"step": 0, "layer": 0, "topk_indices": [[1, 2]]}\n{"step": 0, "layer": 0', "j.jsonl"),
+    /^j\.jsonl: line 2: not valid JSON/,
+  );
+  assertInputError(
+    () => parseMegatronJsonl('{"layer": 0, "topk_indices": [[1, 2]]}', "s.jsonl"),
+    /line 1, step: expected an integer >= 0, got nothing/,
+  );
+  assertInputError(
+    () =>
+      parseMegatronJsonl('{"step": 0, "layer": 0, "topk_indices": [[1, 2]], "topk_weights": [[0.5, 2]]}', "w.jsonl"),
+    /line 1, topk_weights\[0\]\[1\]: expected a number in \[0, 1\]/,
+  );
+  assertInputError(
+    () =>
+      parseMegatronJsonl(
+        '{"step": 0, "layer": 0, "topk_indices": [[1, 2]]}\n{"step": 0, "layer": 1, "topk_indices": [[1, 2], [3, 4]]}',
+        "c.jsonl",
+      ),
+    /line 2, topk_indices: request 0 step 0 has 1 tokens on line 1/,
+  );
 });
 
 test("LRU hit counting follows the Mixtral-offloading definition on a hand-made trace", () => {
@@ -196,7 +281,10 @@ test("LRU hit counting follows the Mixtral-offloading definition on a hand-made 
   //   k=1: slot after each token 1 | 2 | 3 | 2 | 0; hits 0+1+0+1+1 = 3 of 10
   //   k=2: [0,1] | [1,2] | [0,3] | [3,2] | [2,0]; hits 0+1+0+1+1 = 3 of 10
   //   k=3: [0,1] | [0,1,2] | [2,0,3] | [0,2,3] | [3,0,2]; hits 0+1+1+2+2 = 6 of 10
-  const trace = parseRoutingCsv(handCsv([[[[0, 1]], [[2, 1]], [[3, 0]], [[2, 3]], [[0, 2]]]], { layers: 1, experts: 4, k: 2 }), "hand.csv");
+  const trace = parseRoutingCsv(
+    handCsv([[[[0, 1]], [[2, 1]], [[3, 0]], [[2, 3]], [[0, 2]]]], { layers: 1, experts: 4, k: 2 }),
+    "hand.csv",
+  );
   assert.deepEqual(lruCounts(trace, 1), [{ hits: 3, lookups: 10 }]);
   assert.deepEqual(lruCounts(trace, 2), [{ hits: 3, lookups: 10 }]);
   assert.deepEqual(lruCounts(trace, 3), [{ hits: 6, lookups: 10 }]);
@@ -222,13 +310,26 @@ test("LRU hit counting follows the Mixtral-offloading definition on a hand-made 
 
 test("LRU caches start empty for each request, and prefill warms them without being counted", () => {
   // Two requests of tokens {0,1} {0,1}: k=2 gives 0 + 2 hits per request (not 2 + 2 if the cache carried over).
-  const twoRequests = parseRoutingCsv(handCsv([[[[0, 1]], [[0, 1]]], [[[1, 0]], [[0, 1]]]], { layers: 1, experts: 4, k: 2 }), "two.csv");
+  const twoRequests = parseRoutingCsv(
+    handCsv(
+      [
+        [[[0, 1]], [[0, 1]]],
+        [[[1, 0]], [[0, 1]]],
+      ],
+      { layers: 1, experts: 4, k: 2 },
+    ),
+    "two.csv",
+  );
   assert.deepEqual(lruCounts(twoRequests, 2), [{ hits: 4, lookups: 8 }]);
   // A prefill block {0,1},{2,3} (one batched step over 0,1,2,3 with 2 slots: ends holding 2,3), then decode {2,3}.
   const csv = [
     "request,token,phase,layer,rank,expert,gate_weight",
-    "0,0,prefill,0,0,0,0.5", "0,0,prefill,0,1,1,0.5", "0,1,prefill,0,0,2,0.5", "0,1,prefill,0,1,3,0.5",
-    "0,2,decode,0,0,3,0.5", "0,2,decode,0,1,2,0.5",
+    "0,0,prefill,0,0,0,0.5",
+    "0,0,prefill,0,1,1,0.5",
+    "0,1,prefill,0,0,2,0.5",
+    "0,1,prefill,0,1,3,0.5",
+    "0,2,decode,0,0,3,0.5",
+    "0,2,decode,0,1,2,0.5",
   ].join("\n");
   const withPrefill = parseRoutingCsv(csv, "p.csv", { numExperts: 4 });
   assert.deepEqual(lruCounts(withPrefill, 2), [{ hits: 2, lookups: 2 }]);
@@ -256,13 +357,29 @@ test("next-layer predictability and repetition on hand-made traces", () => {
   assert.equal(stats.topExpertShare.perLayer[0], 0.25);
 });
 
-
 test("CLI: trace synth writes a CSV and trace stats --json reports hit rates keyed by cache size", () => {
   const out = join(root, "cli.csv");
-  const synth = runCli(["trace", "synth", "--model", "mixtral-8x7b", "--tokens", "300", "--requests", "2", "--seed", "9", "--out", out, "--json"]);
+  const synth = runCli([
+    "trace",
+    "synth",
+    "--model",
+    "mixtral-8x7b",
+    "--tokens",
+    "300",
+    "--requests",
+    "2",
+    "--seed",
+    "9",
+    "--out",
+    out,
+    "--json",
+  ]);
   assert.equal(synth.status, 0, synth.stderr);
   assert.equal(JSON.parse(synth.stdout).rows, 2 * 300 * 32 * 2);
-  assert.equal(readFileSync(out, "utf8"), routingTraceToCsv(synthRouting({ model: MIXTRAL, tokens: 300, requests: 2, seed: 9 })));
+  assert.equal(
+    readFileSync(out, "utf8"),
+    routingTraceToCsv(synthRouting({ model: MIXTRAL, tokens: 300, requests: 2, seed: 9 })),
+  );
   const stats = runCli(["trace", "stats", out, "--cache", "1,2,3,4", "--json"]);
   assert.equal(stats.status, 0, stats.stderr);
   const json = JSON.parse(stats.stdout);
@@ -277,7 +394,10 @@ test("CLI: trace synth writes a CSV and trace stats --json reports hit rates key
   const jsonl = join(root, "cli.jsonl");
   const convert = runCli(["trace", "convert", out, "--out", jsonl]);
   assert.equal(convert.status, 0, convert.stderr);
-  assert.deepEqual(readRoutingTrace(jsonl, { given: { numLayers: 32, numExperts: 8, expertsPerToken: 2 } }).experts, readRoutingTrace(out).experts);
+  assert.deepEqual(
+    readRoutingTrace(jsonl, { given: { numLayers: 32, numExperts: 8, expertsPerToken: 2 } }).experts,
+    readRoutingTrace(out).experts,
+  );
 });
 
 test("CLI: trace errors exit 2 and name the flag or file", () => {

@@ -4,7 +4,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { InputError } from "../../core/input-error.js";
-import { bfloat16BitsToFloat32, float16BitsToFloat32, float32ToFloat16Bits, fromBfloat16Array, fromFloat16Array, toFloat16Array } from "../../runtime/fp16.js";
+import {
+  bfloat16BitsToFloat32,
+  float16BitsToFloat32,
+  float32ToFloat16Bits,
+  fromBfloat16Array,
+  fromFloat16Array,
+  toFloat16Array,
+} from "../../runtime/fp16.js";
 import { openSafetensors, safetensorsLayout, writeSafetensors } from "../../runtime/safetensors.js";
 import { random } from "../helpers.js";
 
@@ -38,7 +45,11 @@ test("fp16 encoding is exact on the edge cases", () => {
     [0.1, 0x2e66],
   ];
   for (const [value, bits] of cases) {
-    assert.equal(float32ToFloat16Bits(value), bits, `${value} -> 0x${float32ToFloat16Bits(value).toString(16)}, expected 0x${bits.toString(16)}`);
+    assert.equal(
+      float32ToFloat16Bits(value),
+      bits,
+      `${value} -> 0x${float32ToFloat16Bits(value).toString(16)}, expected 0x${bits.toString(16)}`,
+    );
   }
   const nan = float32ToFloat16Bits(NaN);
   assert.equal(nan & 0x7c00, 0x7c00);
@@ -95,19 +106,34 @@ test("F16 and F32 tensors round-trip through a file, with metadata, in order, st
   const f16Bits = toFloat16Array(new Float32Array([0.5, -1, 65504, 2 ** -24]));
   const fromFp32 = new Float32Array([0.1, 0.2, 0.3]);
   const streamed = new Float32Array(10).map((_, i) => i / 4);
-  const bytes = writeSafetensors(path, [
-    { name: "b.f32", dtype: "F32", shape: [2, 3], data: f32 },
-    { name: "a.f16", dtype: "F16", shape: [4], data: f16Bits },
-    { name: "rounded", dtype: "F16", shape: [3, 1], data: fromFp32 },
-    { name: "empty", dtype: "F32", shape: [0, 5], data: new Float32Array(0) },
-    { name: "streamed", dtype: "F16", shape: [2, 5], data: function* () { for (let i = 0; i < 10; i += 3) yield streamed.subarray(i, i + 3); } },
-  ], { format: "pt", note: "héllo" });
+  const bytes = writeSafetensors(
+    path,
+    [
+      { name: "b.f32", dtype: "F32", shape: [2, 3], data: f32 },
+      { name: "a.f16", dtype: "F16", shape: [4], data: f16Bits },
+      { name: "rounded", dtype: "F16", shape: [3, 1], data: fromFp32 },
+      { name: "empty", dtype: "F32", shape: [0, 5], data: new Float32Array(0) },
+      {
+        name: "streamed",
+        dtype: "F16",
+        shape: [2, 5],
+        data: function* () {
+          for (let i = 0; i < 10; i += 3) yield streamed.subarray(i, i + 3);
+        },
+      },
+    ],
+    { format: "pt", note: "héllo" },
+  );
 
   const raw = readFileSync(path);
   assert.equal(bytes, raw.length);
   const headerBytes = Number(raw.readBigUInt64LE(0));
   assert.equal(headerBytes % 8, 0, "the header is padded to 8 bytes");
-  assert.deepEqual(readdirSync(dir).filter((n) => n.includes("tmp")), [], "no temporary file is left");
+  assert.deepEqual(
+    readdirSync(dir).filter((n) => n.includes("tmp")),
+    [],
+    "no temporary file is left",
+  );
 
   const file = openSafetensors(path);
   try {
@@ -138,12 +164,26 @@ test("a failed write leaves no file and keeps the old one", () => {
     yield new Float32Array(1);
     throw new Error("generator failed");
   };
-  assert.throws(() => writeSafetensors(path, [{ name: "x", dtype: "F32", shape: [2], data: failing }]), /generator failed/);
-  assert.throws(() => writeSafetensors(path, [{ name: "x", dtype: "F32", shape: [3], data: new Float32Array(2) }]), /needs 3 values, its data has 2/);
+  assert.throws(
+    () => writeSafetensors(path, [{ name: "x", dtype: "F32", shape: [2], data: failing }]),
+    /generator failed/,
+  );
+  assert.throws(
+    () => writeSafetensors(path, [{ name: "x", dtype: "F32", shape: [3], data: new Float32Array(2) }]),
+    /needs 3 values, its data has 2/,
+  );
   assert.deepEqual(readFileSync(path), before);
-  assert.deepEqual(readdirSync(dir).filter((n) => n.includes("tmp")), []);
-  assert.throws(() => writeSafetensors(join(dir, "no-such-dir", "x.safetensors"), [{ name: "x", dtype: "F32", shape: [1], data: new Float32Array(1) }]),
-    (e: unknown) => e instanceof InputError && /cannot write/.test(e.message));
+  assert.deepEqual(
+    readdirSync(dir).filter((n) => n.includes("tmp")),
+    [],
+  );
+  assert.throws(
+    () =>
+      writeSafetensors(join(dir, "no-such-dir", "x.safetensors"), [
+        { name: "x", dtype: "F32", shape: [1], data: new Float32Array(1) },
+      ]),
+    (e: unknown) => e instanceof InputError && /cannot write/.test(e.message),
+  );
 });
 
 /** A file with the given header (an object or raw text) and `dataBytes` zero bytes of data. */
@@ -157,12 +197,15 @@ function rawFile(name: string, header: unknown, dataBytes: number, lengthField?:
 }
 
 function assertOpenFails(path: string, pattern: RegExp): void {
-  assert.throws(() => openSafetensors(path), (e: unknown) => {
-    assert.ok(e instanceof InputError, `expected an InputError, got ${String(e)}`);
-    assert.match(e.message, pattern);
-    assert.ok(e.message.startsWith(path), e.message);
-    return true;
-  });
+  assert.throws(
+    () => openSafetensors(path),
+    (e: unknown) => {
+      assert.ok(e instanceof InputError, `expected an InputError, got ${String(e)}`);
+      assert.match(e.message, pattern);
+      assert.ok(e.message.startsWith(path), e.message);
+      return true;
+    },
+  );
 }
 
 test("bad files get clear errors: truncated, not safetensors, bad entries", () => {
@@ -175,7 +218,10 @@ test("bad files get clear errors: truncated, not safetensors, bad entries", () =
   writeFileSync(truncated, readFileSync(good));
   const fullSize = readFileSync(good).length;
   truncateSync(truncated, fullSize - 7);
-  assertOpenFails(truncated, /truncated: header says 240 bytes of data but the file has 233 \(tensor b ends at byte 240\)/);
+  assertOpenFails(
+    truncated,
+    /truncated: header says 240 bytes of data but the file has 233 \(tensor b ends at byte 240\)/,
+  );
 
   truncateSync(truncated, 20);
   assertOpenFails(truncated, /truncated: the header is \d+ bytes but the file ends 12 bytes into it/);
@@ -186,23 +232,59 @@ test("bad files get clear errors: truncated, not safetensors, bad entries", () =
   const tiny = join(dir, "tiny.safetensors");
   writeFileSync(tiny, "abc");
   assertOpenFails(tiny, /not a safetensors file: 3 bytes, too short for the 8-byte header length/);
-  assertOpenFails(rawFile("huge-length.safetensors", {}, 0, 8589934592n), /header length 8589934592 is larger than the file/);
-  assertOpenFails(rawFile("not-json.safetensors", "this is not json", 0), /not a safetensors file: the header is not JSON/);
+  assertOpenFails(
+    rawFile("huge-length.safetensors", {}, 0, 8589934592n),
+    /header length 8589934592 is larger than the file/,
+  );
+  assertOpenFails(
+    rawFile("not-json.safetensors", "this is not json", 0),
+    /not a safetensors file: the header is not JSON/,
+  );
   assertOpenFails(rawFile("array.safetensors", [1, 2], 0), /the header is an array, expected a JSON object/);
   assertOpenFails(join(dir, "missing.safetensors"), /no such file/);
 
-  const entry = (dtype: unknown, shape: unknown, offsets: unknown): unknown => ({ t: { dtype, shape, data_offsets: offsets } });
-  assertOpenFails(rawFile("dtype.safetensors", entry("Q7", [2], [0, 2]), 2), /tensor t: unknown dtype "Q7"; expected one of .*F16/);
-  assertOpenFails(rawFile("shape.safetensors", entry("F16", [2, -1], [0, 4]), 4), /tensor t: shape must be a list of non-negative integers, got \[2,-1\]/);
-  assertOpenFails(rawFile("offsets.safetensors", entry("F16", [2], [0]), 4), /tensor t: data_offsets must be two non-negative integers/);
-  assertOpenFails(rawFile("backwards.safetensors", entry("F16", [2], [4, 0]), 4), /tensor t: data_offsets \[4, 0\] end before they begin/);
-  assertOpenFails(rawFile("size.safetensors", entry("F32", [2, 3], [0, 12]), 12), /tensor t: data_offsets \[0, 12\] span 12 bytes, but F32 \[2, 3\] needs 24/);
-  assertOpenFails(rawFile("outside.safetensors", entry("F16", [2], [1000, 1004]), 8), /truncated: header says 1004 bytes of data but the file has 8/);
-  assertOpenFails(rawFile("overlap.safetensors", {
-    a: { dtype: "F16", shape: [4], data_offsets: [0, 8] },
-    b: { dtype: "F16", shape: [4], data_offsets: [6, 14] },
-  }, 14), /tensor b: data_offsets overlap tensor a/);
-  assertOpenFails(rawFile("metadata.safetensors", { __metadata__: { n: 3 } }, 0), /__metadata__\.n: expected a string, got the number 3/);
+  const entry = (dtype: unknown, shape: unknown, offsets: unknown): unknown => ({
+    t: { dtype, shape, data_offsets: offsets },
+  });
+  assertOpenFails(
+    rawFile("dtype.safetensors", entry("Q7", [2], [0, 2]), 2),
+    /tensor t: unknown dtype "Q7"; expected one of .*F16/,
+  );
+  assertOpenFails(
+    rawFile("shape.safetensors", entry("F16", [2, -1], [0, 4]), 4),
+    /tensor t: shape must be a list of non-negative integers, got \[2,-1\]/,
+  );
+  assertOpenFails(
+    rawFile("offsets.safetensors", entry("F16", [2], [0]), 4),
+    /tensor t: data_offsets must be two non-negative integers/,
+  );
+  assertOpenFails(
+    rawFile("backwards.safetensors", entry("F16", [2], [4, 0]), 4),
+    /tensor t: data_offsets \[4, 0\] end before they begin/,
+  );
+  assertOpenFails(
+    rawFile("size.safetensors", entry("F32", [2, 3], [0, 12]), 12),
+    /tensor t: data_offsets \[0, 12\] span 12 bytes, but F32 \[2, 3\] needs 24/,
+  );
+  assertOpenFails(
+    rawFile("outside.safetensors", entry("F16", [2], [1000, 1004]), 8),
+    /truncated: header says 1004 bytes of data but the file has 8/,
+  );
+  assertOpenFails(
+    rawFile(
+      "overlap.safetensors",
+      {
+        a: { dtype: "F16", shape: [4], data_offsets: [0, 8] },
+        b: { dtype: "F16", shape: [4], data_offsets: [6, 14] },
+      },
+      14,
+    ),
+    /tensor b: data_offsets overlap tensor a/,
+  );
+  assertOpenFails(
+    rawFile("metadata.safetensors", { __metadata__: { n: 3 } }, 0),
+    /__metadata__\.n: expected a string, got the number 3/,
+  );
 
   const ints = openSafetensors(rawFile("ints.safetensors", entry("I64", [2], [0, 16]), 16));
   try {

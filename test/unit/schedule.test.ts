@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { scheduleNames, scheduleStrategy } from "../../schedule/strategies.js";
 import type { ScheduleStep } from "../../schedule/steps.js";
-import { globalStep, zigzag, type ZigzagConsumer, type ZigzagShape } from "../../schedule/zigzag.js";
+import { scheduleNames, scheduleStrategy } from "../../schedule/strategies.js";
+import { globalStep, type ZigzagConsumer, type ZigzagShape, zigzag } from "../../schedule/zigzag.js";
 
 const SHAPES: ZigzagShape[] = [
   { numLayers: 3, numGpuBatches: 1, genLen: 3 },
@@ -25,13 +25,19 @@ for (const name of scheduleNames()) {
           position.set(key(s), i);
         });
         const computes = steps.filter((s) => s.kind === "compute");
-        assert.deepEqual(computes.map((s) => globalStep(shape, s.at)), Array.from({ length: shape.genLen * shape.numLayers * shape.numGpuBatches }, (_, q) => q));
+        assert.deepEqual(
+          computes.map((s) => globalStep(shape, s.at)),
+          Array.from({ length: shape.genLen * shape.numLayers * shape.numGpuBatches }, (_, q) => q),
+        );
         for (const c of computes) {
           const { token, layer, batch } = c.at;
           const at = position.get(key(c))!;
           const before = (kind: string, l: number, b: number) => {
             const i = position.get(`${kind} ${token}/${l}/${b}`);
-            assert.ok(i !== undefined && i < at, `${kind} ${token}/${l}/${b} before compute ${token}/${layer}/${batch} (${name}, ${consumer}, ${JSON.stringify(shape)})`);
+            assert.ok(
+              i !== undefined && i < at,
+              `${kind} ${token}/${l}/${b} before compute ${token}/${layer}/${batch} (${name}, ${consumer}, ${JSON.stringify(shape)})`,
+            );
             return i;
           };
           before("issue-kv", layer, batch);
@@ -39,7 +45,11 @@ for (const name of scheduleNames()) {
           before("ready-weights", layer, -1);
           const hidden = before("issue-hidden", layer, batch);
           // A hidden state is loaded after the store of the output it reads.
-          if (layer > 0) assert.ok(position.get(`store ${token}/${layer - 1}/${batch}`)! < hidden, `hidden ${token}/${layer}/${batch} loaded before its input was stored`);
+          if (layer > 0)
+            assert.ok(
+              position.get(`store ${token}/${layer - 1}/${batch}`)! < hidden,
+              `hidden ${token}/${layer}/${batch} loaded before its input was stored`,
+            );
           const store = position.get(`store ${token}/${layer}/${batch}`);
           assert.ok(store !== undefined && store > at, `store after compute ${token}/${layer}/${batch}`);
           assert.equal(steps[store]!.outputToNextLayer, layer < shape.numLayers - 1);
@@ -47,11 +57,17 @@ for (const name of scheduleNames()) {
         for (let token = 0; token < shape.genLen; token++) {
           for (let batch = 0; batch < shape.numGpuBatches; batch++) {
             const head = position.get(`lm-head ${token}/${shape.numLayers}/${batch}`);
-            assert.ok(head !== undefined && head > position.get(`compute ${token}/${shape.numLayers - 1}/${batch}`)!, `LM head of ${token}/${batch} after the last layer`);
+            assert.ok(
+              head !== undefined && head > position.get(`compute ${token}/${shape.numLayers - 1}/${batch}`)!,
+              `LM head of ${token}/${batch} after the last layer`,
+            );
           }
         }
         assert.equal(steps.filter((s) => s.kind === "token-end").length, shape.genLen);
-        assert.equal(steps.some((s) => s.kind === "barrier"), strategy.barrierAfterEachStep);
+        assert.equal(
+          steps.some((s) => s.kind === "barrier"),
+          strategy.barrierAfterEachStep,
+        );
       }
     });
   }
@@ -69,8 +85,13 @@ test("zig-zag: with one GPU batch a layer's hidden state is issued right before 
 
 test("strategies: spillway's loads wait for the buffer two back, FlexGen's for the barrier", () => {
   const shape = { numLayers: 2, numGpuBatches: 2, genLen: 2 };
-  const first = (name: string, kind: string) => [...zigzag(shape, scheduleStrategy(name), "task-graph")].find((s) => s.kind === kind)!;
-  assert.deepEqual([...first("spillway", "issue-kv").after].sort(), ["kv-staging-free", "kv-stored", "step-buffer-free"]);
+  const first = (name: string, kind: string) =>
+    [...zigzag(shape, scheduleStrategy(name), "task-graph")].find((s) => s.kind === kind)!;
+  assert.deepEqual([...first("spillway", "issue-kv").after].sort(), [
+    "kv-staging-free",
+    "kv-stored",
+    "step-buffer-free",
+  ]);
   assert.deepEqual([...first("flexgen", "issue-kv").after].sort(), ["barrier", "kv-stored"]);
   assert.ok(first("spillway", "issue-weights").after.includes("head-buffer-free"));
   assert.throws(() => scheduleStrategy("eager"), /unknown schedule "eager" \(known: spillway, flexgen\b/);

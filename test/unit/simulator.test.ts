@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -46,18 +46,51 @@ test("engine: one task at a time per resource, lowest issue id first, ties resol
 /** One layer, two GPU batches, prefill only, hidden states on the CPU, round-number costs. */
 function handMadeCosts(): ScheduleCostSource {
   const batch: BatchCosts = {
-    gpuSeconds: 3, gpuBeforeCpuSeconds: 0, cpuSeconds: 0,
-    readCache: NO_TRANSFER, loadCache: NO_TRANSFER, storeCache: NO_TRANSFER, writeCache: NO_TRANSFER,
-    readHidden: NO_TRANSFER, loadHidden: { seconds: 1, bytes: 10 }, storeHidden: { seconds: 1, bytes: 10 }, writeHidden: NO_TRANSFER,
-    sendQkv: NO_TRANSFER, returnAttention: NO_TRANSFER,
-    workingBytes: 5, newCacheBytes: { gpu: 1, cpu: 0, disk: 0 }, cacheStagingGpuBytes: 0, cacheStagingCpuBytes: 0, hiddenBytes: 10, cpuAttentionWorkingBytes: 0,
+    gpuSeconds: 3,
+    gpuBeforeCpuSeconds: 0,
+    cpuSeconds: 0,
+    readCache: NO_TRANSFER,
+    loadCache: NO_TRANSFER,
+    storeCache: NO_TRANSFER,
+    writeCache: NO_TRANSFER,
+    readHidden: NO_TRANSFER,
+    loadHidden: { seconds: 1, bytes: 10 },
+    storeHidden: { seconds: 1, bytes: 10 },
+    writeHidden: NO_TRANSFER,
+    sendQkv: NO_TRANSFER,
+    returnAttention: NO_TRANSFER,
+    workingBytes: 5,
+    newCacheBytes: { gpu: 1, cpu: 0, disk: 0 },
+    cacheStagingGpuBytes: 0,
+    cacheStagingCpuBytes: 0,
+    hiddenBytes: 10,
+    cpuAttentionWorkingBytes: 0,
   };
   return {
-    numLayers: 1, numGpuBatches: 2, genLen: 1, cpuAttention: false, activationTier: "cpu",
+    numLayers: 1,
+    numGpuBatches: 2,
+    genLen: 1,
+    cpuAttention: false,
+    activationTier: "cpu",
     residentBytes: { gpu: 0, cpu: 100, disk: 0 },
-    weights: () => ({ readDisk: NO_TRANSFER, loadFromCpu: { seconds: 2, bytes: 100 }, loadFromDisk: NO_TRANSFER, dequantizeSeconds: 0, gpuBufferBytes: 100, dequantBufferBytes: 0, cpuStagingBytes: 0 }),
+    weights: () => ({
+      readDisk: NO_TRANSFER,
+      loadFromCpu: { seconds: 2, bytes: 100 },
+      loadFromDisk: NO_TRANSFER,
+      dequantizeSeconds: 0,
+      gpuBufferBytes: 100,
+      dequantBufferBytes: 0,
+      cpuStagingBytes: 0,
+    }),
     batch: () => batch,
-    head: () => ({ gpuSecondsPerBatch: 0.5, readWeights: NO_TRANSFER, loadWeights: NO_TRANSFER, storeTokensPerBatch: NO_TRANSFER, bufferBytes: 0, logitsBytes: 4 }),
+    head: () => ({
+      gpuSecondsPerBatch: 0.5,
+      readWeights: NO_TRANSFER,
+      loadWeights: NO_TRANSFER,
+      storeTokensPerBatch: NO_TRANSFER,
+      bufferBytes: 0,
+      logitsBytes: 4,
+    }),
   };
 }
 
@@ -82,7 +115,12 @@ test("hand-computed makespan, FlexGen's per-step sync: 10.5 s", () => {
 });
 
 test("a plan that does not fit fails in simulation, naming when and what", async () => {
-  const p = await plan({ model: findCatalogueModel("opt-30b")!, hardware: t4, workload: { promptLen: 64, genLen: 2 }, fixed: { gbs: 8, nb: 2, percent: [100, 0, 100, 0, 100, 0] } });
+  const p = await plan({
+    model: findCatalogueModel("opt-30b")!,
+    hardware: t4,
+    workload: { promptLen: 64, genLen: 2 },
+    fixed: { gbs: 8, nb: 2, percent: [100, 0, 100, 0, 100, 0] },
+  });
   assert.equal(p.predicted.feasible, false);
   const r = simulate(p, t4, { schedule: "spillway", capacityBytes: p.predicted.capacityBytes });
   assert.equal(r.overflow?.tier, "gpu");
@@ -92,7 +130,17 @@ test("a plan that does not fit fails in simulation, naming when and what", async
 
 test("planner and simulator agree on every link's traffic within 1%, across the catalogue and many policies", async () => {
   const rand = random(99);
-  const models = ["opt-125m", "opt-1.3b", "opt-6.7b", "opt-30b", "opt-175b", "llama-2-7b", "llama-2-70b", "mistral-7b", "mixtral-8x7b"];
+  const models = [
+    "opt-125m",
+    "opt-1.3b",
+    "opt-6.7b",
+    "opt-30b",
+    "opt-175b",
+    "llama-2-7b",
+    "llama-2-70b",
+    "mistral-7b",
+    "mixtral-8x7b",
+  ];
   let checked = 0;
   for (let i = 0; i < 27; i++) {
     const model = findCatalogueModel(models[i % models.length]!)!;
@@ -106,11 +154,20 @@ test("planner and simulator agree on every link's traffic within 1%, across the 
     const act = rand() < 0.4 ? [100, 0] : rand() < 0.7 ? [0, 100] : [0, 0];
     const searched = i % 3 === 0;
     const p = await plan({
-      model, hardware: t4, workload,
-      fixed: searched ? {} : {
-        gbs: 1 + Math.floor(rand() * 12), nb: 1 + Math.floor(rand() * 4), percent: [wg, wc, cg, cc, act[0]!, act[1]!],
-        compressWeight: rand() < 0.5, compressCache: rand() < 0.5, cpuAttention: rand() < 0.5, pinWeight: rand() < 0.7,
-      },
+      model,
+      hardware: t4,
+      workload,
+      fixed: searched
+        ? {}
+        : {
+            gbs: 1 + Math.floor(rand() * 12),
+            nb: 1 + Math.floor(rand() * 4),
+            percent: [wg, wc, cg, cc, act[0]!, act[1]!],
+            compressWeight: rand() < 0.5,
+            compressCache: rand() < 0.5,
+            cpuAttention: rand() < 0.5,
+            pinWeight: rand() < 0.7,
+          },
     });
     for (const schedule of ["spillway", "flexgen"] as const) {
       const r = simulate(p, t4, { schedule, capacityBytes: { gpu: Infinity, cpu: Infinity, disk: Infinity } });
@@ -118,11 +175,17 @@ test("planner and simulator agree on every link's traffic within 1%, across the 
         const planned = p.predicted.bytes[link];
         const simulated = r.bytes[link];
         const scale = Math.max(planned, simulated, 1);
-        assert.ok(Math.abs(planned - simulated) / scale <= 0.01, `case ${i} (${model.name}, ${schedule}, ${JSON.stringify(p.policy)}): ${link} planned ${planned} simulated ${simulated}`);
+        assert.ok(
+          Math.abs(planned - simulated) / scale <= 0.01,
+          `case ${i} (${model.name}, ${schedule}, ${JSON.stringify(p.policy)}): ${link} planned ${planned} simulated ${simulated}`,
+        );
       }
       if (p.predicted.feasible) {
         for (const tier of ["gpu", "cpu", "disk"] as const) {
-          assert.ok(r.peakBytes[tier] <= p.predicted.peakBytes[tier] * 1.001 + 1, `case ${i} (${model.name}, ${schedule}): simulated ${tier} peak ${r.peakBytes[tier]} above planned ${p.predicted.peakBytes[tier]}`);
+          assert.ok(
+            r.peakBytes[tier] <= p.predicted.peakBytes[tier] * 1.001 + 1,
+            `case ${i} (${model.name}, ${schedule}): simulated ${tier} peak ${r.peakBytes[tier]} above planned ${p.predicted.peakBytes[tier]}`,
+          );
         }
       }
       checked++;
@@ -136,7 +199,10 @@ test("the spillway schedule is never slower than FlexGen's in simulation", async
     const p = await plan({ model: findCatalogueModel(name)!, hardware: t4, workload: { promptLen: 128, genLen: 4 } });
     const a = simulate(p, t4, { schedule: "spillway", capacityBytes: p.predicted.capacityBytes });
     const b = simulate(p, t4, { schedule: "flexgen", capacityBytes: p.predicted.capacityBytes });
-    assert.ok(a.makespanSeconds <= b.makespanSeconds * (1 + 1e-9), `${name}: ${a.makespanSeconds} > ${b.makespanSeconds}`);
+    assert.ok(
+      a.makespanSeconds <= b.makespanSeconds * (1 + 1e-9),
+      `${name}: ${a.makespanSeconds} > ${b.makespanSeconds}`,
+    );
   }
 });
 
@@ -148,14 +214,33 @@ test("spillway plan --out then simulate --trace --json: a valid Perfetto trace, 
   assert.equal(out.status, 0, out.stderr);
   const result = JSON.parse(out.stdout);
   const planned = JSON.parse(readFileSync(planPath, "utf8"));
-  for (const key of ["throughputTokensPerSecond", "prefillSeconds", "decodeSeconds", "events", "peakBytes", "bytes", "busySeconds", "planned", "relativeError"]) assert.ok(key in result, key);
+  for (const key of [
+    "throughputTokensPerSecond",
+    "prefillSeconds",
+    "decodeSeconds",
+    "events",
+    "peakBytes",
+    "bytes",
+    "busySeconds",
+    "planned",
+    "relativeError",
+  ])
+    assert.ok(key in result, key);
   for (const link of ["h2d", "d2h", "diskRead", "diskWrite"]) {
     const p = planned.predicted.bytes[link];
     assert.ok(Math.abs(result.bytes[link] - p) <= 0.01 * Math.max(p, 1), `${link}: ${result.bytes[link]} vs ${p}`);
   }
-  assert.ok(Math.abs(result.relativeError - (result.throughputTokensPerSecond - planned.predicted.throughputTokensPerSecond) / planned.predicted.throughputTokensPerSecond) < 1e-12);
+  assert.ok(
+    Math.abs(
+      result.relativeError -
+        (result.throughputTokensPerSecond - planned.predicted.throughputTokensPerSecond) /
+          planned.predicted.throughputTokensPerSecond,
+    ) < 1e-12,
+  );
 
-  const trace = JSON.parse(readFileSync(tracePath, "utf8")) as { traceEvents: { ph: string; pid: number; tid: number; ts: number; dur?: number; args?: Record<string, number> }[] };
+  const trace = JSON.parse(readFileSync(tracePath, "utf8")) as {
+    traceEvents: { ph: string; pid: number; tid: number; ts: number; dur?: number; args?: Record<string, number> }[];
+  };
   const xs = trace.traceEvents.filter((e) => e.ph === "X");
   const cs = trace.traceEvents.filter((e) => e.ph === "C");
   assert.ok(xs.length > 1000 && cs.length > 100);
@@ -169,7 +254,10 @@ test("spillway plan --out then simulate --trace --json: a valid Perfetto trace, 
     lastEnd.set(lane, e.ts + e.dur!);
     assert.ok(e.args && "layer" in e.args && "batch" in e.args && "token" in e.args);
   }
-  assert.ok(xs.some((e) => e.args!.bytes! > 0), "transfers carry their bytes");
+  assert.ok(
+    xs.some((e) => e.args!.bytes! > 0),
+    "transfers carry their bytes",
+  );
   const again = runCli(["simulate", planPath, "--json"]);
   assert.deepEqual({ ...JSON.parse(again.stdout), traceEvents: undefined }, { ...result, traceEvents: undefined });
 });
@@ -179,9 +267,11 @@ test("simulate: bad plan files get clear errors", () => {
   writeFileSync(bad, JSON.stringify({ model: "x", hardware: "t4", workload: { promptLen: 0, genLen: 4 } }));
   const out = runCli(["simulate", bad]);
   assert.equal(out.status, 2);
-  assert.match(out.stderr, /bad-plan\.json: modelSpec: missing; expected an object|bad-plan\.json: workload\.promptLen/);
+  assert.match(
+    out.stderr,
+    /bad-plan\.json: modelSpec: missing; expected an object|bad-plan\.json: workload\.promptLen/,
+  );
   const missing = runCli(["simulate", join(dir, "nope.json")]);
   assert.equal(missing.status, 2);
   assert.match(missing.stderr, /nope\.json: no such file/);
 });
-

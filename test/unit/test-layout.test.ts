@@ -20,6 +20,12 @@ function testFiles(dir: string, relative = ""): string[] {
 test("every test file sits in test/unit/ or test/integration/, where npm test runs it", () => {
   const files = testFiles(TEST_DIR);
   assert.ok(files.length > 0, `no test files found under ${TEST_DIR}`);
-  const elsewhere = files.filter((f) => !RUN_FOLDERS.some((folder) => f.startsWith(`${folder}/`) && !f.slice(folder.length + 1).includes("/")));
-  assert.deepEqual(elsewhere, [], "move these into test/unit/ (planner, simulator, kernels, parsers) or test/integration/ (CLI, compilers)");
+  const elsewhere = files.filter(
+    (f) => !RUN_FOLDERS.some((folder) => f.startsWith(`${folder}/`) && !f.slice(folder.length + 1).includes("/")),
+  );
+  assert.deepEqual(
+    elsewhere,
+    [],
+    "move these into test/unit/ (planner, simulator, kernels, parsers) or test/integration/ (CLI, compilers)",
+  );
 });

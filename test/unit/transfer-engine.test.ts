@@ -24,7 +24,12 @@ for (const threads of [true, false]) {
       writeFileSync(path, new Uint8Array(source.length).fill(0xa5));
       const staging = sharedBytes(source.length);
       const device = sharedBytes(source.length);
-      const write = engine.submit("diskWrite", [{ type: "write", path, position: 0, src: source, truncate: true }], [], "write");
+      const write = engine.submit(
+        "diskWrite",
+        [{ type: "write", path, position: 0, src: source, truncate: true }],
+        [],
+        "write",
+      );
       const read = engine.submit("diskRead", [{ type: "read", path, position: 0, dst: staging }], [write], "read");
       const copy = engine.submit("h2d", [{ type: "copy", src: staging, dst: device }], [read], "copy");
       engine.wait(copy);
@@ -33,7 +38,11 @@ for (const threads of [true, false]) {
       assert.deepEqual(staging, source);
       assert.deepEqual(finished.map((t) => t.meta).sort(), ["copy", "read", "write"]);
       for (const t of finished) assert.equal(t.bytes, source.length, t.meta);
-      assert.equal(engine.submit("h2d", [{ type: "copy", src: new Uint8Array(0), dst: sharedBytes(0) }], [], "nothing"), 0, "an empty transfer is no transfer");
+      assert.equal(
+        engine.submit("h2d", [{ type: "copy", src: new Uint8Array(0), dst: sharedBytes(0) }], [], "nothing"),
+        0,
+        "an empty transfer is no transfer",
+      );
     } finally {
       await engine.close();
     }
@@ -45,11 +54,19 @@ for (const threads of [true, false]) {
       const missing = join(dir, "no-such-file.bin");
       let read = 0;
       const submitAndWait = () => {
-        read = engine.submit("diskRead", [{ type: "read", path: missing, position: 0, dst: sharedBytes(16) }], [], "read");
+        read = engine.submit(
+          "diskRead",
+          [{ type: "read", path: missing, position: 0, dst: sharedBytes(16) }],
+          [],
+          "read",
+        );
         engine.wait(read);
       };
       if (threads) {
-        assert.throws(submitAndWait, (e: Error) => e instanceof TransferError && e.message.includes("no-such-file.bin"));
+        assert.throws(
+          submitAndWait,
+          (e: Error) => e instanceof TransferError && e.message.includes("no-such-file.bin"),
+        );
         const copy = engine.submit("h2d", [{ type: "copy", src: sharedBytes(8), dst: sharedBytes(8) }], [read], "copy");
         assert.throws(() => engine.wait(copy), TransferError);
       } else assert.throws(submitAndWait, /no-such-file\.bin/);
@@ -62,7 +79,10 @@ for (const threads of [true, false]) {
 test("transfer engine (worker threads): memory a worker writes must be shared", async () => {
   const engine = await TransferEngine.start<string>(true, () => undefined);
   try {
-    assert.throws(() => engine.submit("h2d", [{ type: "copy", src: sharedBytes(8), dst: new Uint8Array(8) }], [], "copy"), /not shared memory/);
+    assert.throws(
+      () => engine.submit("h2d", [{ type: "copy", src: sharedBytes(8), dst: new Uint8Array(8) }], [], "copy"),
+      /not shared memory/,
+    );
   } finally {
     await engine.close();
   }
