@@ -44,7 +44,7 @@ native.setDevice(0);
 const device = native.deviceProperties(0).name;
 const modelName = flag("model") ?? "opt-1.3b";
 const model = findCatalogueModel(modelName);
-if (!model || model.family !== "opt") throw new Error(`--model: expected an OPT catalogue model, got ${modelName}`);
+if (model?.family !== "opt") throw new Error(`--model: expected an OPT catalogue model, got ${modelName}`);
 const weightBytes = 2 * model.numLayers * (4 * model.hiddenSize ** 2 + 2 * model.hiddenSize * model.ffnSize);
 const gpuBytes = Number(flag("gpu-mem") ?? (weightBytes / 3 / GIB).toFixed(2)) * GIB;
 const workload = { promptLen: Number(flag("prompt-len") ?? 256), genLen: Number(flag("gen-len") ?? 32) };

@@ -5,14 +5,12 @@
  */
 
 import { LINKS, type Link } from "../../core/links.js";
-import { layerParams, type ModelSpec } from "../../core/model-spec.js";
+import { type ModelSpec } from "../../core/model-spec.js";
 import type { ComputeDevice, Policy } from "../../core/policy.js";
 import { checkLayerGroups } from "../../core/policy-rules.js";
 import { type RealizedPlacement, realizePlacement } from "../../core/realize-placement.js";
 import { RESOURCES, type Resource } from "../../core/resources.js";
 import type { ScheduleName } from "../../core/schedule-name.js";
-import type { Tier } from "../../core/tiers.js";
-import { formatBytes } from "../../core/units.js";
 import type { Workload } from "../../core/workload.js";
 import { type Affine, VariableSpace } from "../lp/affine.js";
 import { capacityShortfalls, type Prediction } from "../prediction.js";
