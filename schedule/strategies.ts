@@ -3,12 +3,15 @@
  * is the one declaration of the schedule names (core/schedule-name.ts re-exports them): plans, the CLI's
  * --schedule choices and the JSON Schemas take them from here.
  */
-
 import { flexgenStrategy } from "./strategies/flexgen.js";
 import { spillwayStrategy } from "./strategies/spillway.js";
 import type { ScheduleStrategy } from "./strategy.js";
 
-const STRATEGIES = [spillwayStrategy, flexgenStrategy] as const satisfies readonly ScheduleStrategy[];
+// biome-ignore format: one registration per line
+const STRATEGIES = [
+  spillwayStrategy,
+  flexgenStrategy,
+] as const satisfies readonly ScheduleStrategy[];
 
 export type ScheduleName = (typeof STRATEGIES)[number]["name"];
 export const SCHEDULE_NAMES: readonly ScheduleName[] = STRATEGIES.map((s) => s.name);
