@@ -8,6 +8,7 @@
  */
 
 import type { Resource } from "../core/resources.js";
+import type { ScheduleName } from "../core/schedule-name.js";
 import { type ScheduleStep, waitsFor } from "../schedule/steps.js";
 import { scheduleStrategy } from "../schedule/strategies.js";
 import type { ScheduleStrategy } from "../schedule/strategy.js";
@@ -15,8 +16,6 @@ import { zigzag } from "../schedule/zigzag.js";
 import type { Engine, TaskFactory } from "./engine.js";
 import type { BatchCosts, ScheduleCostSource, Transfer } from "./schedule-costs.js";
 import type { MemoryEffect, Task, TaskKind } from "./task.js";
-
-export type ScheduleName = "spillway" | "flexgen";
 
 interface LayerWeights {
   /** The tasks a compute of this layer waits on. */
