@@ -1,5 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import type { ModelSpec } from "../core/model-spec.js";
 
 export const CLI = fileURLToPath(new URL("../cli/main.js", import.meta.url));
 
@@ -34,3 +35,20 @@ export function naiveLinear(
   }
   return out;
 }
+
+/** A two-layer OPT small enough that a checkpoint, a plan and a run take well under a second. */
+export const TINY_OPT: ModelSpec = {
+  name: "opt-tiny",
+  family: "opt",
+  numLayers: 2,
+  hiddenSize: 64,
+  ffnSize: 256,
+  numHeads: 4,
+  numKvHeads: 4,
+  vocabSize: 512,
+  maxPositions: 256,
+  ffnKind: "relu",
+  wordEmbedDim: 64,
+  tiedEmbeddings: true,
+  bytesPerParam: 2,
+};

@@ -15,24 +15,10 @@ import { loadOptCheckpoint, optTensorShapes } from "../../runtime/opt-checkpoint
 import { type RunOptions, run, syntheticPrompts } from "../../runtime/run.js";
 import { writeSafetensors } from "../../runtime/safetensors.js";
 import { hfOptConfig, synthesizeOptWeights } from "../../runtime/synth-weights.js";
-import { CLI, random } from "../helpers.js";
+import { CLI, random, TINY_OPT } from "../helpers.js";
 import { hostCudaAddon } from "../host-cuda-addon.js";
 
-const TINY: ModelSpec = {
-  name: "opt-tiny",
-  family: "opt",
-  numLayers: 2,
-  hiddenSize: 64,
-  ffnSize: 256,
-  numHeads: 4,
-  numKvHeads: 4,
-  vocabSize: 512,
-  maxPositions: 256,
-  ffnKind: "relu",
-  wordEmbedDim: 64,
-  tiedEmbeddings: true,
-  bytesPerParam: 2,
-};
+const TINY: ModelSpec = TINY_OPT;
 
 /**
  * A tiny OPT checkpoint with weights large enough that greedy tokens depend on the whole context

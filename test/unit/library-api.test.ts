@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { plan, resolveHardware, resolveModel } from "../../index.js";
+import { TINY_OPT } from "../helpers.js";
 
 test("the library API plans without the CLI", async () => {
   const result = await plan({
@@ -19,21 +20,7 @@ test("the library API compares plan, simulation and a real run of one policy wit
   const { mkdtempSync, rmSync } = await import("node:fs");
   const { tmpdir } = await import("node:os");
   const { join } = await import("node:path");
-  const tiny = {
-    name: "opt-tiny",
-    family: "opt" as const,
-    numLayers: 2,
-    hiddenSize: 64,
-    ffnSize: 256,
-    numHeads: 4,
-    numKvHeads: 4,
-    vocabSize: 512,
-    maxPositions: 256,
-    ffnKind: "relu" as const,
-    wordEmbedDim: 64,
-    tiedEmbeddings: true,
-    bytesPerParam: 2,
-  };
+  const tiny = TINY_OPT;
   const dir = mkdtempSync(join(tmpdir(), "spillway-api-"));
   try {
     synthesizeOptWeights(tiny, dir, { seed: 1 });
@@ -197,21 +184,7 @@ test("the library's compare() runs on the backend it is given (the emulated CUDA
   const { mkdtempSync, rmSync } = await import("node:fs");
   const { tmpdir } = await import("node:os");
   const { join } = await import("node:path");
-  const tiny = {
-    name: "opt-tiny",
-    family: "opt" as const,
-    numLayers: 2,
-    hiddenSize: 64,
-    ffnSize: 256,
-    numHeads: 4,
-    numKvHeads: 4,
-    vocabSize: 512,
-    maxPositions: 256,
-    ffnKind: "relu" as const,
-    wordEmbedDim: 64,
-    tiedEmbeddings: true,
-    bytesPerParam: 2,
-  };
+  const tiny = TINY_OPT;
   const dir = mkdtempSync(join(tmpdir(), "spillway-api-"));
   try {
     synthesizeOptWeights(tiny, dir, { seed: 1 });

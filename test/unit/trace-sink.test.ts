@@ -15,6 +15,7 @@ import { FileTraceSink } from "../../simulator/file-trace-sink.js";
 import { MemoryTraceSink } from "../../simulator/memory-trace-sink.js";
 import { simulate } from "../../simulator/simulate.js";
 import { NoTraceSink } from "../../simulator/trace-sink.js";
+import { TINY_OPT } from "../helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "spillway-trace-sink-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -34,21 +35,7 @@ async function opt125mPlan() {
 /** A tiny OPT checkpoint (written once) and a plan for it that runs on the CPU backend in well under a second. */
 let tinyWeightsDir: string | undefined;
 async function tinyRun() {
-  const tiny = {
-    name: "opt-tiny",
-    family: "opt" as const,
-    numLayers: 2,
-    hiddenSize: 64,
-    ffnSize: 256,
-    numHeads: 4,
-    numKvHeads: 4,
-    vocabSize: 512,
-    maxPositions: 256,
-    ffnKind: "relu" as const,
-    wordEmbedDim: 64,
-    tiedEmbeddings: true,
-    bytesPerParam: 2,
-  };
+  const tiny = TINY_OPT;
   if (!tinyWeightsDir) {
     tinyWeightsDir = join(dir, "weights");
     synthesizeOptWeights(tiny, tinyWeightsDir, { seed: 1 });
