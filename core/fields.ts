@@ -97,26 +97,6 @@ export function readOptionalString(obj: Record<string, unknown>, key: string, ct
   return readString(obj, key, ctx);
 }
 
-export function readBoolean(obj: Record<string, unknown>, key: string, ctx: FieldContext, fallback?: boolean): boolean {
-  const value = obj[key];
-  if (value === undefined && fallback !== undefined) return fallback;
-  if (typeof value !== "boolean") fail(ctx, key, `expected true or false, got ${describeValue(value)}`);
-  return value;
-}
-
-export function readEnum<T extends string>(
-  obj: Record<string, unknown>,
-  key: string,
-  ctx: FieldContext,
-  allowed: readonly T[],
-): T {
-  const value = obj[key];
-  if (typeof value !== "string" || !(allowed as readonly string[]).includes(value)) {
-    fail(ctx, key, `expected one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}, got ${describeValue(value)}`);
-  }
-  return value as T;
-}
-
 export function readObject(obj: Record<string, unknown>, key: string, ctx: FieldContext): Record<string, unknown> {
   if (!(key in obj)) fail(ctx, key, "missing; expected an object");
   return asObject(obj[key], child(ctx, key));

@@ -14,7 +14,7 @@ import { compressedBytes } from "./compression.js";
 import { embeddingParams, layerWeightTensors, type ModelSpec, type WeightTensor } from "./model-spec.js";
 import type { Placement, Policy } from "./policy.js";
 
-import { type Tier } from "./tiers.js";
+import type { Tier } from "./tiers.js";
 
 /** An off-GPU token table (LM head) streams through two buffers of this size each token step. */
 export const HEAD_CHUNK_BYTES = 8 * 2 ** 20;

@@ -3,7 +3,7 @@
  * task at a time; a task starts when its resource is free and every dependency has finished. Memory
  * effects happen when the task starts (allocations) and when it ends (frees).
  */
-import { type Resource } from "../core/resources.js";
+import type { Resource } from "../core/resources.js";
 import type { Tier } from "../core/tiers.js";
 
 export interface MemoryEffect {

@@ -5,7 +5,7 @@
  */
 
 import { LINKS, type Link } from "../../core/links.js";
-import { type ModelSpec } from "../../core/model-spec.js";
+import type { ModelSpec } from "../../core/model-spec.js";
 import type { ComputeDevice, Policy } from "../../core/policy.js";
 import { checkLayerGroups } from "../../core/policy-rules.js";
 import { type RealizedPlacement, realizePlacement } from "../../core/realize-placement.js";
