@@ -6,21 +6,18 @@
  */
 
 export type { ExpertBits, ExpertCompute, ExpertEviction, ExpertPolicy } from "./core/expert-policy.js";
-// Inputs: models, hardware, plan files, routing traces.
 export type { HardwareProfile, Quantity, SourcedValue } from "./core/hardware-profile.js";
 export { parseHardwareProfile, withCapacities } from "./core/hardware-profile.js";
-// Errors: bad input (names the file or flag and field), and a plan that cannot fit or run.
 export { InputError } from "./core/input-error.js";
 export { LINKS, type Link } from "./core/links.js";
 export type { ModelSpec, MoeSpec } from "./core/model-spec.js";
 export { parseModelSpec } from "./core/parse-model-spec.js";
-export { parsePlan } from "./core/parse-plan.js";
+export { parsePlan, parsePlan as parsePlanFile, readPlanFile } from "./core/parse-plan.js";
 export type { PlanPrediction, PlanSearch } from "./core/plan.js";
 export type { ComputeDevice, LayerGroup, Placement, Policy } from "./core/policy.js";
 export { resolveHardware, shippedProfileNames } from "./core/resolve-hardware.js";
 export { RESOURCE_NAMES, RESOURCES, type Resource } from "./core/resources.js";
 export { SCHEDULE_NAMES, type ScheduleName } from "./core/schedule-name.js";
-// One vocabulary: memory tiers, links, resources, schedule names (with display names).
 export { TIERS, type Tier } from "./core/tiers.js";
 export type { Workload } from "./core/workload.js";
 export {
@@ -34,7 +31,6 @@ export { findCatalogueModel, MODEL_CATALOGUE } from "./models/catalogue.js";
 export { modelSpecFromHfConfig } from "./models/hf-config.js";
 export { resolveModel } from "./models/resolve-model.js";
 export { BASELINE_NAMES, type Baseline, type BaselineName, baselines } from "./planner/baselines.js";
-// The flow.
 export { type CostModelName, type FixedPolicy, type Plan, PlanError, type PlanRequest, plan } from "./planner/plan.js";
 export type { Prediction } from "./planner/prediction.js";
 export { type BuildReportOptions, buildReport, type ReportChart, type ReportSummary } from "./reports/build-report.js";
@@ -50,11 +46,8 @@ export type { ChromeTraceDocument, ChromeTraceEvent } from "./simulator/chrome-t
 export { FileTraceSink } from "./simulator/file-trace-sink.js";
 export { MemoryTraceSink } from "./simulator/memory-trace-sink.js";
 export type { TraceOptions } from "./simulator/open-trace-sink.js";
-export { parsePlanFile, readPlanFile } from "./simulator/read-plan.js";
 export { type SimulateOptions, type SimulationResult, simulate } from "./simulator/simulate.js";
 
-// Mixture-of-Experts: expert caches replayed on a routing trace; a small synthetic Mixtral run for real.
 export { type MoeSimulationResult, simulateMoe } from "./simulator/simulate-moe.js";
-// Where simulate() and run() report tasks and memory in use.
 export type { TraceSink, TraceWhere } from "./simulator/trace-sink.js";
 export { NoTraceSink } from "./simulator/trace-sink.js";

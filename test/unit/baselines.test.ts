@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { InputError } from "../../core/input-error.js";
+import { parsePlan as parsePlanFile } from "../../core/parse-plan.js";
 import type { Plan } from "../../core/plan.js";
 import type { LayerGroup, Policy } from "../../core/policy.js";
 import { realizePlacement } from "../../core/realize-placement.js";
@@ -15,7 +16,6 @@ import {
 } from "../../planner/baselines.js";
 import { type FixedPolicy, PlanError, plan } from "../../planner/plan.js";
 import { run } from "../../runtime/run.js";
-import { parsePlanFile } from "../../simulator/read-plan.js";
 import { simulate } from "../../simulator/simulate.js";
 import { runCli } from "../helpers.js";
 

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { readPlanFile } from "../../core/parse-plan.js";
 import type { Plan } from "../../core/plan.js";
 import { placementFromPercents } from "../../core/policy.js";
 import { flexgenLayerWeightBytes, type TierAmounts } from "../../core/realize-placement.js";
@@ -13,7 +14,6 @@ import { planWeightBytes } from "../../exporters/export-source.js";
 import { resolveModel } from "../../models/resolve-model.js";
 import { loadLpSolvers } from "../../planner/lp/solve-linear-program.js";
 import { planSync } from "../../planner/plan.js";
-import { readPlanFile } from "../../simulator/read-plan.js";
 import { runCli } from "../helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "spillway-export-"));

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { type ExpertPolicy, storedBytes } from "../../core/expert-policy.js";
+import { parsePlan as parsePlanFile } from "../../core/parse-plan.js";
 import { resolveHardware } from "../../core/resolve-hardware.js";
 import { findCatalogueModel } from "../../models/catalogue.js";
 import { evaluateMoePolicy, routedExpertParams } from "../../planner/moe/evaluate-moe-policy.js";
@@ -8,7 +9,6 @@ import { llamaCppMoeAdvice } from "../../planner/moe/llama-cpp-moe.js";
 import { moePolicy } from "../../planner/moe/moe-search.js";
 import { expectedHitRate, type RoutingProfile, uniformRoutingProfile } from "../../planner/moe/routing-profile.js";
 import { hardwareRates } from "../../planner/spillway/hardware-rates.js";
-import { parsePlanFile } from "../../simulator/read-plan.js";
 import { runCli } from "../helpers.js";
 
 const mixtral = findCatalogueModel("mixtral-8x7b")!;

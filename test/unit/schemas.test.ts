@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { HardwareProfile } from "../../core/hardware-profile.js";
+import { parsePlan as parsePlanFile } from "../../core/parse-plan.js";
 import type { Plan } from "../../core/plan.js";
 import { loadShippedProfile } from "../../core/resolve-hardware.js";
 import { findCatalogueModel } from "../../models/catalogue.js";
@@ -13,7 +14,6 @@ import type { planSchema } from "../../schemas/definitions.js";
 import { generatedSchemaFiles, SCHEMAS_DIR } from "../../schemas/generate-schemas.js";
 import { arr, assertMatches, type Infer, int, type Jsonify, obj, opt, str } from "../../schemas/schema-builder.js";
 import { validate } from "../../schemas/validate.js";
-import { parsePlanFile } from "../../simulator/read-plan.js";
 import { simulate } from "../../simulator/simulate.js";
 
 const PROFILES_DIR = fileURLToPath(new URL("../../../profiles/", import.meta.url));
