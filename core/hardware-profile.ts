@@ -24,10 +24,20 @@ export interface SourcedValue {
   readonly source: string;
 }
 
-/** One physical quantity, as the datasheet states it and/or as measured. At least one is present. */
+/**
+ * One physical quantity, as the datasheet states it and/or as measured, and/or as fitted to the user's
+ * own runs by `spillway calibrate` (its source names the runs). At least one is present.
+ */
 export interface Quantity {
   readonly datasheet?: SourcedValue;
   readonly measured?: SourcedValue;
+  readonly fitted?: SourcedValue;
+}
+
+/** Achieved fp16 GEMM rate against the number of rows (tokens) multiplied through a large weight. */
+export interface GemmSample {
+  readonly rows: number;
+  readonly flopsPerSecond: number;
 }
 
 /** Measured transfer rate at given sizes, for size-dependent transfer times. */
@@ -51,6 +61,8 @@ export interface DiskProfile {
   readonly readBytesPerSecond: Quantity;
   readonly writeBytesPerSecond: Quantity;
   readonly latencySeconds: Quantity;
+  /** Kernel class: reads through memory-mapped files by a few threads (FlexGen's disk tensors), bytes per second. */
+  readonly mmapReadBytesPerSecond?: Quantity;
 }
 
 /** Measured time of an fp16-weight GEMM per weight element, at a number of rows (tokens) multiplied. */
@@ -79,6 +91,12 @@ export interface GpuProfile {
    * it, dequantisation is costed as memory traffic at memoryBandwidthBytesPerSecond.
    */
   readonly dequantizeValuesPerSecond?: Quantity;
+  /** Kernel class: a contiguous elementwise kernel (add, divide, copy), bytes read plus written per second. */
+  readonly elementwiseBytesPerSecond?: Quantity;
+  /** Kernel class: elementwise kernels over strided views or uint8 data (unpacking, strided copies), bytes per second. */
+  readonly stridedBytesPerSecond?: Quantity;
+  /** Kernel class: achieved fp16 GEMM FLOP/s against rows, interpolated in log(rows). */
+  readonly gemmCurve?: { readonly samples: readonly GemmSample[]; readonly source: string };
 }
 
 export interface CpuProfile {
@@ -87,6 +105,16 @@ export interface CpuProfile {
   /** fp32 arithmetic rate of all cores together on dense kernels. */
   readonly fp32FlopsPerSecond: Quantity;
   readonly memoryBandwidthBytesPerSecond: Quantity;
+  /** Kernel class: host memory bandwidth as STREAM (copy/triad, all cores) measures it, bytes per second. */
+  readonly streamBytesPerSecond?: Quantity;
+  /** Kernel class: fp16 -> fp32 conversion on the host (all cores), fp16 values converted per second. */
+  readonly fp16ToFp32ValuesPerSecond?: Quantity;
+  /** Kernel class: writes into freshly allocated (first-touched) pageable memory, bytes per second. */
+  readonly firstTouchBytesPerSecond?: Quantity;
+  /** Kernel class: `pin_memory()`-style relay (page-locked allocation plus a copy into it), bytes per second. */
+  readonly pageableRelayBytesPerSecond?: Quantity;
+  /** Kernel class: host time an eager framework (PyTorch) spends dispatching one operation, seconds. */
+  readonly eagerDispatchSeconds?: Quantity;
 }
 
 /** FlexGen's released T4 constants (experimental/cost_model.py), in FlexGen's own units. */
@@ -124,9 +152,9 @@ export interface HardwareProfile {
   readonly flexgenFitted?: FlexgenFittedConstants;
 }
 
-/** The value the cost model uses: measured when present, else the datasheet's. */
+/** The value the cost models use: fitted to the user's runs when present, else measured, else the datasheet's. */
 export function effective(quantity: Quantity): number {
-  const chosen = quantity.measured ?? quantity.datasheet;
+  const chosen = quantity.fitted ?? quantity.measured ?? quantity.datasheet;
   if (!chosen) throw new Error("quantity without a value (validation should have caught this)");
   return chosen.value;
 }
@@ -147,12 +175,13 @@ function readSourced(obj: Record<string, unknown>, key: string, ctx: FieldContex
 function readQuantity(obj: Record<string, unknown>, key: string, ctx: FieldContext, positive = true): Quantity {
   const c = child(ctx, key);
   const o = readObject(obj, key, ctx);
-  rejectUnknownKeys(o, c, ["datasheet", "measured", "note"]);
-  if (o.datasheet === undefined && o.measured === undefined)
-    fail(c, undefined, 'needs a "datasheet" or a "measured" value (or both)');
-  const q: { datasheet?: SourcedValue; measured?: SourcedValue } = {};
+  rejectUnknownKeys(o, c, ["datasheet", "measured", "fitted", "note"]);
+  if (o.datasheet === undefined && o.measured === undefined && o.fitted === undefined)
+    fail(c, undefined, 'needs a "datasheet", "measured" or "fitted" value');
+  const q: { datasheet?: SourcedValue; measured?: SourcedValue; fitted?: SourcedValue } = {};
   if (o.datasheet !== undefined) q.datasheet = readSourced(o, "datasheet", c, positive);
   if (o.measured !== undefined) q.measured = readSourced(o, "measured", c, positive);
+  if (o.fitted !== undefined) q.fitted = readSourced(o, "fitted", c, positive);
   return q;
 }
 
@@ -207,6 +236,30 @@ function readSampleCurve(
 function readMatmulCurve(gpu: Record<string, unknown>, ctx: FieldContext): NonNullable<GpuProfile["matmulCurve"]> {
   const curve = readSampleCurve(gpu, "matmulCurve", ctx, "rows", "secondsPerWeight", { min: 1, integer: true });
   return { samples: curve.samples.map((s) => ({ rows: s.x, secondsPerWeight: s.y })), source: curve.source };
+}
+
+function readGemmCurve(gpu: Record<string, unknown>, ctx: FieldContext): NonNullable<GpuProfile["gemmCurve"]> {
+  const curve = readSampleCurve(gpu, "gemmCurve", ctx, "rows", "flopsPerSecond", { min: 1, integer: true });
+  return { samples: curve.samples.map((s) => ({ rows: s.x, flopsPerSecond: s.y })), source: curve.source };
+}
+
+const CPU_KERNEL_RATES = [
+  "streamBytesPerSecond",
+  "fp16ToFp32ValuesPerSecond",
+  "firstTouchBytesPerSecond",
+  "pageableRelayBytesPerSecond",
+  "eagerDispatchSeconds",
+] as const;
+
+/** The optional kernel-class quantities among `keys` that `obj` has (eagerDispatchSeconds may be 0). */
+function optionalQuantities<K extends string>(
+  obj: Record<string, unknown>,
+  ctx: FieldContext,
+  keys: readonly K[],
+): Partial<Record<K, Quantity>> {
+  const out: Partial<Record<K, Quantity>> = {};
+  for (const key of keys) if (obj[key] !== undefined) out[key] = readQuantity(obj, key, ctx, !key.endsWith("Seconds"));
+  return out;
 }
 
 function readWorkingBytesPerValue(gpu: Record<string, unknown>, ctx: FieldContext): SourcedValue {
@@ -272,14 +325,30 @@ export function parseHardwareProfile(data: unknown, source: string): HardwarePro
     "matmulCurve",
     "workingBytesPerValue",
     "dequantizeValuesPerSecond",
+    "elementwiseBytesPerSecond",
+    "stridedBytesPerSecond",
+    "gemmCurve",
     "note",
   ]);
   const cpuCtx = child(ctx, "cpu");
   const cpu = readObject(o, "cpu", ctx);
-  rejectUnknownKeys(cpu, cpuCtx, ["name", "cores", "fp32FlopsPerSecond", "memoryBandwidthBytesPerSecond", "note"]);
+  rejectUnknownKeys(cpu, cpuCtx, [
+    "name",
+    "cores",
+    "fp32FlopsPerSecond",
+    "memoryBandwidthBytesPerSecond",
+    ...CPU_KERNEL_RATES,
+    "note",
+  ]);
   const diskCtx = child(ctx, "disk");
   const disk = readObject(o, "disk", ctx);
-  rejectUnknownKeys(disk, diskCtx, ["readBytesPerSecond", "writeBytesPerSecond", "latencySeconds", "note"]);
+  rejectUnknownKeys(disk, diskCtx, [
+    "readBytesPerSecond",
+    "writeBytesPerSecond",
+    "latencySeconds",
+    "mmapReadBytesPerSecond",
+    "note",
+  ]);
   const profile: HardwareProfile = {
     name: readString(o, "name", ctx),
     description: readString(o, "description", ctx),
@@ -301,12 +370,15 @@ export function parseHardwareProfile(data: unknown, source: string): HardwarePro
       ...(gpu.dequantizeValuesPerSecond !== undefined
         ? { dequantizeValuesPerSecond: readQuantity(gpu, "dequantizeValuesPerSecond", gpuCtx) }
         : {}),
+      ...optionalQuantities(gpu, gpuCtx, ["elementwiseBytesPerSecond", "stridedBytesPerSecond"]),
+      ...(gpu.gemmCurve !== undefined ? { gemmCurve: readGemmCurve(gpu, gpuCtx) } : {}),
     },
     cpu: {
       name: readString(cpu, "name", cpuCtx),
       cores: readNumber(cpu, "cores", cpuCtx, { min: 1, integer: true }),
       fp32FlopsPerSecond: readQuantity(cpu, "fp32FlopsPerSecond", cpuCtx),
       memoryBandwidthBytesPerSecond: readQuantity(cpu, "memoryBandwidthBytesPerSecond", cpuCtx),
+      ...optionalQuantities(cpu, cpuCtx, CPU_KERNEL_RATES),
     },
     hostToDevice: readLink(o, "hostToDevice", ctx),
     deviceToHost: readLink(o, "deviceToHost", ctx),
@@ -314,6 +386,7 @@ export function parseHardwareProfile(data: unknown, source: string): HardwarePro
       readBytesPerSecond: readQuantity(disk, "readBytesPerSecond", diskCtx),
       writeBytesPerSecond: readQuantity(disk, "writeBytesPerSecond", diskCtx),
       latencySeconds: readQuantity(disk, "latencySeconds", diskCtx, false),
+      ...optionalQuantities(disk, diskCtx, ["mmapReadBytesPerSecond"]),
     },
     ...(o.flexgenFitted !== undefined ? { flexgenFitted: readFlexgen(o, ctx) } : {}),
   };

@@ -53,12 +53,12 @@ const sourcedPositive = named("PositiveSourcedValue", sourced(true));
 const sourcedNonNegative = named("NonNegativeSourcedValue", sourced(false));
 const quantityOf = (value: typeof sourcedPositive) =>
   obj(
-    { datasheet: opt(value), measured: opt(value) },
+    { datasheet: opt(value), measured: opt(value), fitted: opt(value) },
     {
       description:
-        "one physical quantity as the datasheet states it and/or as measured (the cost model uses the measured value where there is one)",
+        "one physical quantity as the datasheet states it, as measured and/or as fitted to the user's runs by `spillway calibrate` (the cost models use fitted, else measured, else datasheet)",
       fileOnly: note,
-      requireOneOf: ["datasheet", "measured"],
+      requireOneOf: ["datasheet", "measured", "fitted"],
     },
   );
 const quantity = named("Quantity", quantityOf(sourcedPositive));
@@ -108,6 +108,9 @@ export const profileSchema = obj(
           ),
         ),
         dequantizeValuesPerSecond: opt(quantity),
+        elementwiseBytesPerSecond: opt(quantity),
+        stridedBytesPerSecond: opt(quantity),
+        gemmCurve: opt(curveOf("rows", "flopsPerSecond", int({ minimum: 1 }))),
       },
       { fileOnly: note },
     ),
@@ -117,13 +120,23 @@ export const profileSchema = obj(
         cores: int({ minimum: 1 }),
         fp32FlopsPerSecond: quantity,
         memoryBandwidthBytesPerSecond: quantity,
+        streamBytesPerSecond: opt(quantity),
+        fp16ToFp32ValuesPerSecond: opt(quantity),
+        firstTouchBytesPerSecond: opt(quantity),
+        pageableRelayBytesPerSecond: opt(quantity),
+        eagerDispatchSeconds: opt(quantityNonNegative),
       },
       { fileOnly: note },
     ),
     hostToDevice: link,
     deviceToHost: link,
     disk: obj(
-      { readBytesPerSecond: quantity, writeBytesPerSecond: quantity, latencySeconds: quantityNonNegative },
+      {
+        readBytesPerSecond: quantity,
+        writeBytesPerSecond: quantity,
+        latencySeconds: quantityNonNegative,
+        mmapReadBytesPerSecond: opt(quantity),
+      },
       { fileOnly: note },
     ),
     flexgenFitted: opt(

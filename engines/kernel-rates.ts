@@ -1,0 +1,180 @@
+/**
+ * The kernel-class rates engine models price operations with, read off a hardware profile with their
+ * provenance. A rate the profile does not carry falls back to a stated derivation from the rates it
+ * does carry (marked `derived`, with the rule in its source), so every engine can price every
+ * profile and every prediction says which of its rates are datasheet bounds rather than measurements.
+ */
+import type { GemmSample, HardwareProfile, Quantity } from "../core/hardware-profile.js";
+
+export type RateKind = "datasheet" | "measured" | "fitted" | "derived";
+
+/** One rate a prediction used: its value, whether it is measured, a datasheet bound, fitted or derived, and why. */
+export interface RateUse {
+  readonly name: string;
+  readonly value: number;
+  readonly kind: RateKind;
+  readonly source: string;
+}
+
+/** The rates, by the name engines use (units in the names). */
+export interface KernelRates {
+  readonly gpuMemoryBytesPerSecond: number;
+  readonly gpuFlopsPerSecond: number;
+  readonly gpuKernelLaunchSeconds: number;
+  readonly gpuElementwiseBytesPerSecond: number;
+  readonly gpuStridedBytesPerSecond: number;
+  readonly gemmCurve: readonly GemmSample[] | undefined;
+  readonly cpuFlopsPerSecond: number;
+  readonly cpuStreamBytesPerSecond: number;
+  readonly cpuFp16ToFp32ValuesPerSecond: number;
+  readonly cpuFirstTouchBytesPerSecond: number;
+  readonly pageableRelayBytesPerSecond: number;
+  readonly eagerDispatchSeconds: number;
+  readonly h2dPinnedBytesPerSecond: number;
+  readonly h2dLatencySeconds: number;
+  readonly d2hPinnedBytesPerSecond: number;
+  readonly d2hLatencySeconds: number;
+  readonly diskReadBytesPerSecond: number;
+  readonly diskWriteBytesPerSecond: number;
+  readonly diskMmapReadBytesPerSecond: number;
+  readonly diskLatencySeconds: number;
+}
+
+export type KernelRateName = keyof Omit<KernelRates, "gemmCurve">;
+
+export interface ResolvedRates {
+  readonly rates: KernelRates;
+  /** Provenance of every scalar rate (same keys as `rates`). */
+  readonly uses: Readonly<Record<KernelRateName, RateUse>>;
+}
+
+function pick(name: string, quantity: Quantity): RateUse {
+  if (quantity.fitted) return { name, value: quantity.fitted.value, kind: "fitted", source: quantity.fitted.source };
+  if (quantity.measured)
+    return { name, value: quantity.measured.value, kind: "measured", source: quantity.measured.source };
+  return { name, value: quantity.datasheet!.value, kind: "datasheet", source: quantity.datasheet!.source };
+}
+
+function derived(name: string, value: number, rule: string): RateUse {
+  return { name, value, kind: "derived", source: rule };
+}
+
+/** Every kernel-class rate of `profile`, with provenance. */
+export function resolveRates(profile: HardwareProfile): ResolvedRates {
+  const { gpu, cpu, disk, hostToDevice, deviceToHost } = profile;
+  const gpuMemory = pick("GPU memory bandwidth", gpu.memoryBandwidthBytesPerSecond);
+  const cpuMemory = pick("host memory bandwidth (peak)", cpu.memoryBandwidthBytesPerSecond);
+  const stream = cpu.streamBytesPerSecond
+    ? pick("host memory bandwidth (STREAM)", cpu.streamBytesPerSecond)
+    : derived(
+        "host memory bandwidth (STREAM)",
+        cpuMemory.value,
+        `no STREAM figure in the profile: the host's memory bandwidth figure (${cpuMemory.kind}) is used, an upper bound`,
+      );
+  const h2d = pick("host->device pinned bandwidth", hostToDevice.pinnedBytesPerSecond);
+  const uses: Record<KernelRateName, RateUse> = {
+    gpuMemoryBytesPerSecond: gpuMemory,
+    gpuFlopsPerSecond: pick("GPU fp16 GEMM rate", gpu.fp16MatmulFlopsPerSecond),
+    gpuKernelLaunchSeconds: pick("GPU kernel launch", gpu.kernelLaunchSeconds),
+    gpuElementwiseBytesPerSecond: gpu.elementwiseBytesPerSecond
+      ? pick("GPU elementwise kernels", gpu.elementwiseBytesPerSecond)
+      : derived(
+          "GPU elementwise kernels",
+          gpuMemory.value,
+          "no elementwise-kernel figure: GPU memory bandwidth is used (an elementwise kernel streams its bytes once)",
+        ),
+    gpuStridedBytesPerSecond: gpu.stridedBytesPerSecond
+      ? pick("GPU strided/uint8 kernels", gpu.stridedBytesPerSecond)
+      : derived(
+          "GPU strided/uint8 kernels",
+          gpuMemory.value / 2,
+          "no strided-kernel figure: half the GPU memory bandwidth (strided stores use half of each memory transaction)",
+        ),
+    cpuFlopsPerSecond: pick("host fp32 FLOP/s", cpu.fp32FlopsPerSecond),
+    cpuStreamBytesPerSecond: stream,
+    cpuFp16ToFp32ValuesPerSecond: cpu.fp16ToFp32ValuesPerSecond
+      ? pick("host fp16->fp32 conversion", cpu.fp16ToFp32ValuesPerSecond)
+      : derived(
+          "host fp16->fp32 conversion",
+          stream.value / 10,
+          "no conversion figure: memory-bound at STREAM bandwidth, 10 bytes per value (read 2, write 4 with read-for-ownership 4)",
+        ),
+    cpuFirstTouchBytesPerSecond: cpu.firstTouchBytesPerSecond
+      ? pick("host first-touch writes", cpu.firstTouchBytesPerSecond)
+      : derived(
+          "host first-touch writes",
+          stream.value / 2,
+          "no first-touch figure: half of STREAM (each fresh page is zeroed by the kernel before it is written)",
+        ),
+    pageableRelayBytesPerSecond: cpu.pageableRelayBytesPerSecond
+      ? pick("pageable relay (pin_memory)", cpu.pageableRelayBytesPerSecond)
+      : derived(
+          "pageable relay (pin_memory)",
+          stream.value / 2,
+          "no pin_memory figure: a copy at half of STREAM (read and write of every byte)",
+        ),
+    eagerDispatchSeconds: cpu.eagerDispatchSeconds
+      ? pick("eager framework dispatch per operation", cpu.eagerDispatchSeconds)
+      : derived(
+          "eager framework dispatch per operation",
+          10e-6,
+          "no dispatch figure: 10 us per PyTorch operation (PyTorch's documented eager overhead is of this order)",
+        ),
+    h2dPinnedBytesPerSecond: h2d,
+    h2dLatencySeconds: pick("host->device latency", hostToDevice.latencySeconds),
+    d2hPinnedBytesPerSecond: pick("device->host pinned bandwidth", deviceToHost.pinnedBytesPerSecond),
+    d2hLatencySeconds: pick("device->host latency", deviceToHost.latencySeconds),
+    diskReadBytesPerSecond: pick("disk read", disk.readBytesPerSecond),
+    diskWriteBytesPerSecond: pick("disk write", disk.writeBytesPerSecond),
+    diskMmapReadBytesPerSecond: disk.mmapReadBytesPerSecond
+      ? pick("disk read through mmap", disk.mmapReadBytesPerSecond)
+      : derived(
+          "disk read through mmap",
+          pick("disk read", disk.readBytesPerSecond).value,
+          "no mmap figure: the disk's read rate",
+        ),
+    diskLatencySeconds: pick("disk latency", disk.latencySeconds),
+  };
+  const rates = Object.fromEntries(Object.entries(uses).map(([k, u]) => [k, u.value])) as unknown as Omit<
+    KernelRates,
+    "gemmCurve"
+  >;
+  return { rates: { ...rates, gemmCurve: gpu.gemmCurve?.samples }, uses };
+}
+
+/** The rates among `names` in the order given, for a prediction's `rates` list. */
+export function ratesUsed(resolved: ResolvedRates, names: readonly KernelRateName[]): RateUse[] {
+  return names.map((n) => resolved.uses[n]);
+}
+
+/**
+ * Seconds of an fp16 GEMM of `rows` rows through a `k x n` weight on the GPU: the measured curve's
+ * rate at that many rows where the profile has one, else a roofline (the larger of streaming the
+ * weights at memory bandwidth and the FLOPs at the GEMM rate), plus one launch.
+ */
+export function gpuGemmSeconds(
+  rates: KernelRates,
+  rows: number,
+  k: number,
+  n: number,
+  weightBytesPerValue = 2,
+): number {
+  const flops = 2 * rows * k * n;
+  const bytes = k * n * weightBytesPerValue + 2 * rows * (k + n);
+  const curve = rates.gemmCurve;
+  const computeSeconds = curve ? flops / curveRate(curve, rows) : flops / rates.gpuFlopsPerSecond;
+  return Math.max(computeSeconds, bytes / rates.gpuMemoryBytesPerSecond) + rates.gpuKernelLaunchSeconds;
+}
+
+function curveRate(curve: readonly GemmSample[], rows: number): number {
+  const first = curve[0]!;
+  const last = curve[curve.length - 1]!;
+  if (rows <= first.rows) return (first.flopsPerSecond * rows) / first.rows;
+  if (rows >= last.rows) return last.flopsPerSecond;
+  let i = 1;
+  while (curve[i]!.rows < rows) i++;
+  const a = curve[i - 1]!;
+  const b = curve[i]!;
+  const x = Math.log(rows / a.rows) / Math.log(b.rows / a.rows);
+  return a.flopsPerSecond + x * (b.flopsPerSecond - a.flopsPerSecond);
+}
