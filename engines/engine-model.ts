@@ -45,12 +45,17 @@ export interface EngineOperation {
   readonly term: string;
   /** Engine source file and function the operation is counted from, e.g. "flexgen/pytorch_backend.py mha_gen". */
   readonly source: string;
+  /** Names this operation so that an operation of another chain of the step can wait for it. */
+  readonly id?: string;
+  /** The `id` of an operation of the same step that must end before this one starts (beside its chain order). */
+  readonly after?: string;
 }
 
 /**
  * A step the engine repeats `count` times with the same costs: e.g. (decode token, decoder layer, GPU
  * batch). Each chain runs its operations one after another; the chains of a step run side by side
- * (sharing lanes: an operation waits for its lane), and the step ends when every chain has ended.
+ * (sharing lanes: an operation waits for its lane), an operation with `after` also waits for the
+ * operation of that `id`, and the step ends when every chain has ended.
  */
 export interface EngineStep {
   readonly phase: "prefill" | "decode";

@@ -1,10 +1,10 @@
 /**
- * The closed form of an engine's steps: a step lasts as long as the longer of its longest chain and
- * its busiest lane (chains run side by side but share lanes); its wall time is charged to the terms of
- * whichever bounds it. The simulator replays the same steps event by event (simulator/replay-engine.ts)
- * and checks this.
+ * An engine's steps totalled: each distinct step is scheduled once (engines/step-schedule.ts) and
+ * multiplied by its count; wall time is charged to terms along each step's critical path. The
+ * simulator replays the whole run (simulator/replay-engine.ts) and checks the totals.
  */
 import { type EngineOperation, type EngineStep, LANES, type Lane } from "./engine-model.js";
+import { replayStep } from "./step-schedule.js";
 
 export interface StepTime {
   readonly seconds: number;
@@ -13,34 +13,88 @@ export interface StepTime {
   readonly laneSeconds: Readonly<Record<Lane, number>>;
 }
 
-const sum = (ops: readonly EngineOperation[]) => ops.reduce((a, o) => a + o.seconds, 0);
-
 export function emptyLaneSeconds(): Record<Lane, number> {
   return Object.fromEntries(LANES.map((l) => [l, 0])) as Record<Lane, number>;
 }
 
-/** One execution of `step`. */
+/**
+ * The longest path through the step (chain order plus `after` edges), ignoring lane sharing: its
+ * length and the operations on it. Throws on an `after` naming no operation, or on a cycle.
+ */
+export function longestPath(step: EngineStep): { seconds: number; path: EngineOperation[] } {
+  const byId = new Map<string, { chain: number; index: number }>();
+  step.chains.forEach((chain, c) =>
+    chain.forEach((o, i) => {
+      if (o.id !== undefined) byId.set(o.id, { chain: c, index: i });
+    }),
+  );
+  const end = step.chains.map((chain) => new Array<number | undefined>(chain.length).fill(undefined));
+  const prev = step.chains.map((chain) => new Array<[number, number] | undefined>(chain.length).fill(undefined));
+  const visiting = new Set<string>();
+  const finish = (c: number, i: number): number => {
+    const known = end[c]![i];
+    if (known !== undefined) return known;
+    const key = `${c}/${i}`;
+    if (visiting.has(key)) throw new Error(`step "${step.label}": its operations wait for each other in a cycle`);
+    visiting.add(key);
+    const o = step.chains[c]![i]!;
+    let start = 0;
+    if (i > 0) {
+      start = finish(c, i - 1);
+      prev[c]![i] = [c, i - 1];
+    }
+    if (o.after !== undefined) {
+      const dep = byId.get(o.after);
+      if (!dep) throw new Error(`step "${step.label}": operation "${o.name}" waits for unknown id "${o.after}"`);
+      const depEnd = finish(dep.chain, dep.index);
+      if (depEnd > start) {
+        start = depEnd;
+        prev[c]![i] = [dep.chain, dep.index];
+      }
+    }
+    visiting.delete(key);
+    end[c]![i] = start + o.seconds;
+    return start + o.seconds;
+  };
+  let seconds = 0;
+  let last: [number, number] | undefined;
+  step.chains.forEach((chain, c) => {
+    if (chain.length === 0) return;
+    const e = finish(c, chain.length - 1);
+    if (e > seconds) {
+      seconds = e;
+      last = [c, chain.length - 1];
+    }
+  });
+  const path: EngineOperation[] = [];
+  for (let at = last; at; at = prev[at[0]]![at[1]]) path.unshift(step.chains[at[0]]![at[1]]!);
+  return { seconds, path };
+}
+
+/**
+ * One execution of `step`: its operations scheduled event by event (engines/step-schedule.ts), its wall
+ * time charged to the terms of the operations on its critical path (idle gaps on the path, where an
+ * operation waited for a lane, are charged to the operation that waited).
+ */
 export function stepTime(step: EngineStep): StepTime {
   const laneSeconds = emptyLaneSeconds();
   for (const chain of step.chains) for (const op of chain) laneSeconds[op.lane] += op.seconds;
-  let bounding: readonly EngineOperation[] = [];
-  let seconds = 0;
-  for (const chain of step.chains) {
-    const s = sum(chain);
-    if (s > seconds) {
-      seconds = s;
-      bounding = chain;
-    }
-  }
-  for (const lane of LANES) {
-    if (laneSeconds[lane] > seconds * (1 + 1e-12)) {
-      seconds = laneSeconds[lane];
-      bounding = step.chains.flat().filter((o) => o.lane === lane);
-    }
-  }
+  const replay = replayStep(step);
   const termSeconds: Record<string, number> = {};
-  for (const op of bounding) termSeconds[op.term] = (termSeconds[op.term] ?? 0) + op.seconds;
-  return { seconds, termSeconds, laneSeconds };
+  const pathSeconds = replay.criticalPath.reduce((a, o) => a + o.seconds, 0);
+  const scale = pathSeconds > 0 ? replay.seconds / pathSeconds : 0;
+  for (const op of replay.criticalPath) termSeconds[op.term] = (termSeconds[op.term] ?? 0) + op.seconds * scale;
+  return { seconds: replay.seconds, termSeconds, laneSeconds };
+}
+
+/**
+ * A lower bound of one execution of `step` without scheduling it: the longer of its longest path
+ * (chain order and `after` waits) and its busiest lane.
+ */
+export function stepLowerBoundSeconds(step: EngineStep): number {
+  const laneSeconds = emptyLaneSeconds();
+  for (const chain of step.chains) for (const op of chain) laneSeconds[op.lane] += op.seconds;
+  return Math.max(longestPath(step).seconds, ...LANES.map((l) => laneSeconds[l]));
 }
 
 export interface StepsTotal {

@@ -1,0 +1,581 @@
+/**
+ * The operations of one FlexGen step (token i, sub-layer j, GPU batch k), in the order
+ * `generation_loop_overlap_multi_batch` (flexgen/flex_opt.py) issues them: load the next sub-layer's
+ * weights (k = 0 only), load the next batch's KV cache, store the previous batch's hidden state and
+ * load the next one's, compute this batch, store the previous batch's new KV, then `sync()` (CUDA
+ * synchronize and join the disk copy threads), so every step ends when its slowest part ends.
+ *
+ * Chains: the main host thread issues everything in that order and itself performs the synchronous
+ * parts (pageable `pin_memory()` relays, CPU-to-CPU copies, CPU attention, and every host
+ * synchronisation), so GPU kernels of batch k start only after the host work issued before them; the
+ * weight and cache streams' copies run beside it once their relays are done; the four disk copy threads
+ * run their queue beside it. With `--overlap False` (`generation_loop_normal`) a step loads its own
+ * weights and cache and everything runs in the one chain.
+ */
+import type { EngineOperation, EngineStep } from "../engine-model.js";
+import { gpuGemmSeconds } from "../kernel-rates.js";
+import { op } from "../step-time.js";
+import {
+  compressBytes,
+  compressedCacheBytes,
+  decompressBytes,
+  gpuCompressSeconds,
+  gpuDecompressSeconds,
+  gpuElementwiseSeconds,
+} from "./kernels.js";
+import { type FlexgenSetup, subLayerKindAt } from "./setup.js";
+import type { SubLayerKind } from "./sub-layers.js";
+
+const FLEX_OPT = "flexgen/flex_opt.py";
+const BACKEND = "flexgen/pytorch_backend.py";
+const COMPRESSION = "flexgen/compression.py";
+
+/** Framework operations one call issues, counted in pytorch_backend.py (views and allocations included). */
+const DISPATCHED_OPS: Readonly<Record<SubLayerKind, number>> = {
+  inputEmbed: 10, // opt_input_embed: embedding x2, cumsum, int, mul, add, slicing, add
+  attention: 30, // mha_gen: layer_norm, 3 linear, scale, views/permutes, cache slice and update, bmm, where, softmax, bmm, linear, add_
+  mlp: 6, // mlp: layer_norm, linear, relu, linear, add_
+  outputEmbed: 6, // opt_output_embed: layer_norm, linear, slice, argmax
+};
+/** Extra framework operations of the CPU-attention path (float, cpu, cuda, half, workspace slicing and the new-token writes). */
+const CPU_ATTENTION_EXTRA_OPS = 12;
+/** Framework operations of one `decompress` call (views, split, empty, shift, two strided stores, and, div_, add_). */
+const DECOMPRESS_OPS = 12;
+
+interface Position {
+  readonly i: number;
+  readonly j: number;
+  readonly k: number;
+}
+
+/** The (token, sub-layer, batch) `load_cache(i, j, k + 1)` or `load_weight(i, j + 1, k)` reaches, or undefined past the end. */
+function next(setup: FlexgenSetup, i: number, j: number): { i: number; j: number } | undefined {
+  if (j + 1 < setup.numSubLayers) return { i, j: j + 1 };
+  return i + 1 < setup.n ? { i: i + 1, j: 0 } : undefined;
+}
+
+class StepBuilder {
+  readonly main: EngineOperation[] = [];
+  readonly side: EngineOperation[][] = [];
+  private ids = 0;
+  constructor(readonly setup: FlexgenSetup) {}
+  newId(prefix: string): string {
+    return `${prefix}${this.ids++}`;
+  }
+  /** A copy to the GPU; with overlap it runs on its own stream after `after`, else in the main chain. */
+  streamCopy(o: EngineOperation): void {
+    if (this.setup.overlap) this.side.push([o]);
+    else this.main.push(o);
+  }
+  copyThread(chain: EngineOperation[]): void {
+    if (this.setup.overlap) this.side.push(chain);
+    else this.main.push(...chain);
+  }
+}
+
+function h2dSeconds(setup: FlexgenSetup, bytes: number): number {
+  return bytes / setup.rates.h2dPinnedBytesPerSecond + setup.rates.h2dLatencySeconds;
+}
+function d2hSeconds(setup: FlexgenSetup, bytes: number): number {
+  return bytes / setup.rates.d2hPinnedBytesPerSecond + setup.rates.d2hLatencySeconds;
+}
+
+/** `load_weight`: every off-GPU tensor of the sub-layer to the GPU (`smart_copy` -> `general_copy`). */
+function loadWeights(sb: StepBuilder, kind: SubLayerKind): void {
+  const { setup } = sb;
+  const r = setup.rates;
+  for (const t of setup.subLayers[kind].tensors) {
+    if (t.tier === "gpu") continue;
+    const copies = t.compressed ? 2 : 1; // data and scale are copied separately (general_copy_compressed)
+    if (t.tier === "disk") {
+      // Disk tensors go to the copy threads: read through the memory map into a pinned relay, then to the GPU.
+      sb.copyThread([
+        op(
+          `weights ${t.name}: disk -> pinned relay`,
+          "diskRead",
+          t.storedBytes / r.diskMmapReadBytesPerSecond + copies * r.diskLatencySeconds,
+          "weights I/O",
+          `${BACKEND} copy_worker_func`,
+          { bytes: t.storedBytes },
+        ),
+        op(
+          `weights ${t.name}: relay -> GPU`,
+          "h2d",
+          t.storedBytes / r.h2dPinnedBytesPerSecond + copies * r.h2dLatencySeconds,
+          "weights I/O",
+          `${BACKEND} copy_worker_func`,
+          { bytes: t.storedBytes },
+        ),
+      ]);
+    } else if (t.pinned) {
+      sb.streamCopy(
+        op(
+          `weights ${t.name}: CPU -> GPU`,
+          "h2d",
+          t.storedBytes / r.h2dPinnedBytesPerSecond + copies * r.h2dLatencySeconds,
+          "weights I/O",
+          `${BACKEND} general_copy`,
+          { bytes: t.storedBytes },
+        ),
+      );
+    } else {
+      // --pin-weight 0: `src.pin_memory()` on the main thread, then the copy.
+      const id = sb.newId("pinW");
+      sb.main.push({
+        ...op(
+          `weights ${t.name}: pin_memory relay`,
+          "hostThread",
+          t.storedBytes / r.pageableRelayBytesPerSecond,
+          "weights I/O",
+          `${BACKEND} general_copy (pin_memory)`,
+          { bytes: t.storedBytes },
+        ),
+        id,
+      });
+      sb.streamCopy({
+        ...op(
+          `weights ${t.name}: CPU -> GPU`,
+          "h2d",
+          t.storedBytes / r.h2dPinnedBytesPerSecond + copies * r.h2dLatencySeconds,
+          "weights I/O",
+          `${BACKEND} general_copy`,
+          { bytes: t.storedBytes },
+        ),
+        after: id,
+      });
+    }
+  }
+}
+
+/** KV values (K and V together) of `seqs` sequences over `rows` positions. */
+function kvValues(setup: FlexgenSetup, seqs: number, rows: number): number {
+  return 2 * seqs * rows * setup.model.hiddenSize;
+}
+
+/** `SelfAttention.load_cache` for decode token i: bring the cache to where attention will read it. */
+function loadCache(sb: StepBuilder, i: number): void {
+  const { setup } = sb;
+  const r = setup.rates;
+  const seqs = setup.cacheSequences;
+  const src = `${FLEX_OPT} SelfAttention.load_cache`;
+  for (const tier of ["cpu", "disk"] as const) {
+    if (seqs[tier] === 0) continue;
+    if (setup.cpuAttention && !setup.compressCache) {
+      // Path 1: copy the prefix (s + i - 1 positions) into the fp32 CPU workspace.
+      const values = kvValues(setup, seqs[tier], setup.s + i - 1);
+      if (tier === "cpu") {
+        sb.main.push(
+          op(
+            "KV: fp16 -> fp32 workspace",
+            "cpu",
+            values / r.cpuFp16ToFp32ValuesPerSecond,
+            "CPU attention",
+            `${src} (path 1) -> general_copy`,
+            { bytes: values * 6 },
+          ),
+        );
+      } else {
+        for (const half of ["K", "V"]) {
+          sb.copyThread([
+            op(
+              `KV: ${half} disk -> memory map`,
+              "diskRead",
+              ((values / 2) * 2) / r.diskMmapReadBytesPerSecond + r.diskLatencySeconds,
+              "KV I/O",
+              `${BACKEND} copy_worker_func`,
+              { bytes: values },
+            ),
+            op(
+              `KV: ${half} fp16 -> fp32 workspace`,
+              "cpu",
+              values / 2 / r.cpuFp16ToFp32ValuesPerSecond,
+              "CPU attention",
+              `${BACKEND} copy_worker_func`,
+              { bytes: values * 3 },
+            ),
+          ]);
+        }
+      }
+    } else if (!setup.cpuAttention) {
+      // Path 0: the prefix (s + i positions) to the GPU (compressed data and scales when compressed).
+      const values = kvValues(setup, seqs[tier], setup.s + i);
+      const bytes = setup.compressCache ? compressedCacheBytes(values) : values * 2;
+      const copies = setup.compressCache ? 4 : 2;
+      if (tier === "cpu") {
+        // The cache home is never pinned: pin_memory() relay on the main thread, then the copy.
+        const id = sb.newId("pinC");
+        sb.main.push({
+          ...op(
+            "KV: pin_memory relay",
+            "hostThread",
+            bytes / r.pageableRelayBytesPerSecond,
+            "KV I/O",
+            `${BACKEND} general_copy (pin_memory)`,
+            { bytes },
+          ),
+          id,
+        });
+        sb.streamCopy({
+          ...op(
+            "KV: CPU -> GPU",
+            "h2d",
+            bytes / r.h2dPinnedBytesPerSecond + copies * r.h2dLatencySeconds,
+            "KV I/O",
+            `${BACKEND} general_copy`,
+            { bytes },
+          ),
+          after: id,
+        });
+      } else {
+        sb.copyThread([
+          op(
+            "KV: disk -> pinned relay",
+            "diskRead",
+            bytes / r.diskMmapReadBytesPerSecond + copies * r.diskLatencySeconds,
+            "KV I/O",
+            `${BACKEND} copy_worker_func`,
+            { bytes },
+          ),
+          op(
+            "KV: relay -> GPU",
+            "h2d",
+            bytes / r.h2dPinnedBytesPerSecond + copies * r.h2dLatencySeconds,
+            "KV I/O",
+            `${BACKEND} copy_worker_func`,
+            { bytes },
+          ),
+        ]);
+      }
+    }
+    // Compressed cache with CPU attention: path 0 to the CPU's compressed device is a no-op; mha_gen decompresses.
+  }
+}
+
+/** `store_hidden` of the previous batch and `load_hidden` of the next: default-stream copies through the activations' home. */
+function moveHidden(sb: StepBuilder, i: number, j: number): void {
+  const { setup } = sb;
+  const rows = i === 0 ? setup.s : 1;
+  const src = `${FLEX_OPT} OptLM.store_hidden / load_hidden`;
+  const last = j === setup.numSubLayers - 1;
+  if (last) {
+    // The generated ids to the host: `.cpu().numpy()`, a host synchronisation.
+    sb.main.push(
+      op("ids -> host", "d2h", d2hSeconds(setup, setup.b * 4), "hidden states", src, { bytes: setup.b * 4 }),
+    );
+  } else if (setup.activationHome !== "gpu") {
+    const bytes = setup.b * rows * setup.model.hiddenSize * 2;
+    sb.main.push(op("hidden -> activations home", "d2h", d2hSeconds(setup, bytes), "hidden states", src, { bytes }));
+  }
+  if (j === 0) {
+    // Token ids from numpy (`load_from_np`): pageable, synchronous.
+    sb.main.push(
+      op("token ids -> GPU", "h2d", h2dSeconds(setup, setup.b * rows * 4), "hidden states", src, {
+        bytes: setup.b * rows * 4,
+      }),
+    );
+  } else if (setup.activationHome !== "gpu") {
+    const bytes = setup.b * rows * setup.model.hiddenSize * 2;
+    sb.main.push(op("hidden -> GPU", "h2d", h2dSeconds(setup, bytes), "hidden states", src, { bytes }));
+  }
+}
+
+function gemm(
+  setup: FlexgenSetup,
+  name: string,
+  rows: number,
+  k: number,
+  n: number,
+  term = "GPU compute",
+): EngineOperation {
+  const flops = 2 * rows * k * n;
+  return op(name, "gpu", gpuGemmSeconds(setup.rates, rows, k, n), term, `${BACKEND} F.linear`, {
+    flops,
+    bytes: 2 * (k * n + rows * (k + n)),
+  });
+}
+
+function elementwise(setup: FlexgenSetup, name: string, bytes: number, source: string, kernels = 1): EngineOperation {
+  return op(name, "gpu", gpuElementwiseSeconds(setup.rates, bytes, kernels), "GPU compute", source, { bytes });
+}
+
+/** Decompression of the sub-layer's compressed matrices, run inside every call (once per GPU batch). */
+function decompressWeights(setup: FlexgenSetup, kind: SubLayerKind): EngineOperation[] {
+  return setup.subLayers[kind].tensors
+    .filter((t) => t.compressed && (kind !== "outputEmbed" || t.name === "embed_tokens.weight"))
+    .map((t) =>
+      op(
+        `decompress ${t.name}`,
+        "gpu",
+        gpuDecompressSeconds(setup.rates, t.values),
+        "decompression",
+        `${COMPRESSION} TorchCompressedDevice.decompress`,
+        { bytes: decompressBytes(t.values) },
+      ),
+    );
+}
+
+/** `compute_layer`: the GPU (and CPU) work of one batch of one sub-layer; returns the framework ops it dispatches. */
+function compute(sb: StepBuilder, i: number, kind: SubLayerKind): number {
+  const { setup } = sb;
+  const { model, rates: r, b, s } = setup;
+  const h = model.hiddenSize;
+  const rows = i === 0 ? b * s : b;
+  const decompress = decompressWeights(setup, kind);
+  sb.main.push(...decompress);
+  let ops = DISPATCHED_OPS[kind] + decompress.length * DECOMPRESS_OPS;
+  if (kind === "inputEmbed") {
+    sb.main.push(
+      elementwise(setup, "token and position embeddings", 3 * rows * h * 2, `${BACKEND} opt_input_embed`, 4),
+    );
+  } else if (kind === "outputEmbed") {
+    sb.main.push(elementwise(setup, "final layer norm", 2 * rows * h * 2, `${BACKEND} opt_output_embed`));
+    // F.linear over every position of the prompt in prefill, then the last position's argmax.
+    sb.main.push(gemm(setup, "logits", rows, h, model.vocabSize));
+  } else if (kind === "mlp") {
+    const f = model.ffnSize;
+    sb.main.push(
+      elementwise(setup, "layer norm", 2 * rows * h * 2, `${BACKEND} mlp`),
+      gemm(setup, "fc1", rows, h, f),
+      elementwise(setup, "relu", 2 * rows * f * 2, `${BACKEND} mlp`),
+      gemm(setup, "fc2", rows, f, h),
+      elementwise(setup, "residual add", 3 * rows * h * 2, `${BACKEND} mlp`),
+    );
+  } else {
+    ops += attention(sb, i);
+  }
+  return ops;
+}
+
+/** `mha` (prefill) or `mha_gen` (decode) for one batch; returns the extra framework ops of its path. */
+function attention(sb: StepBuilder, i: number): number {
+  const { setup } = sb;
+  const { model, rates: r, b, s, n } = setup;
+  const h = model.hiddenSize;
+  const nh = model.numHeads;
+  const src = `${BACKEND} ${i === 0 ? "mha" : "mha_gen"}`;
+  const rows = i === 0 ? b * s : b;
+  sb.main.push(
+    elementwise(setup, "layer norm", 2 * rows * h * 2, src),
+    gemm(setup, "q_proj", rows, h, h),
+    gemm(setup, "k_proj", rows, h, h),
+    gemm(setup, "v_proj", rows, h, h),
+  );
+  let extra = 0;
+  if (i === 0) {
+    // Prefill on the GPU: scores (b*nh, s, s), causal mask, softmax, values.
+    const hd = h / nh;
+    sb.main.push(
+      op("q k^T", "gpu", gpuGemmSeconds(r, b * nh * s, hd, s), "GPU compute", `${src} torch.bmm`, {
+        flops: 2 * b * s * s * h,
+      }),
+      elementwise(setup, "mask and softmax", 8 * b * nh * s * s, `${src} torch.where, F.softmax`, 2),
+      op("scores v", "gpu", gpuGemmSeconds(r, b * nh * s, s, hd), "GPU compute", `${src} torch.bmm`, {
+        flops: 2 * b * s * s * h,
+      }),
+    );
+    if (setup.compressCache) {
+      const values = kvValues(setup, b, s);
+      sb.main.push(
+        op(
+          "compress new KV",
+          "gpu",
+          gpuCompressSeconds(r, values),
+          "compression",
+          `${COMPRESSION} TorchCompressedDevice.compress`,
+          { bytes: compressBytes(values) },
+        ),
+      );
+    }
+  } else {
+    const context = s + i;
+    const seqs = setup.cacheSequences;
+    const onGpu = setup.cpuAttention ? seqs.gpu : b;
+    if (onGpu > 0) {
+      if (setup.compressCache) {
+        // The whole allocation (s + n - 1 positions) is decompressed, then sliced.
+        const values = kvValues(setup, onGpu, s + n - 1);
+        sb.main.push(
+          op(
+            "decompress KV",
+            "gpu",
+            gpuDecompressSeconds(r, values),
+            "decompression",
+            `${COMPRESSION} TorchCompressedDevice.decompress (mha_gen)`,
+            { bytes: decompressBytes(values) },
+          ),
+        );
+        extra += 2 * DECOMPRESS_OPS;
+      }
+      // Batched q k^T and scores v over the strided (s, b*nh, head_dim) cache: each reads K or V once.
+      const bytes = kvValues(setup, onGpu, context) * 2;
+      sb.main.push(
+        op(
+          "attention over GPU KV",
+          "gpu",
+          bytes / r.gpuStridedBytesPerSecond + 4 * r.gpuKernelLaunchSeconds,
+          "GPU attention",
+          `${src} _attention_value`,
+          { bytes, flops: 2 * kvValues(setup, onGpu, context) },
+        ),
+      );
+    }
+    const onCpu = b - onGpu;
+    if (onCpu > 0) {
+      extra += CPU_ATTENTION_EXTRA_OPS;
+      // q.float().cpu() waits for the projections; the new K and V are written into the workspace.
+      sb.main.push(
+        op(
+          "q, new K, V -> host",
+          "d2h",
+          3 * d2hSeconds(setup, onCpu * h * 4),
+          "CPU attention",
+          `${src} q.float().cpu()`,
+          { bytes: 3 * onCpu * h * 4 },
+        ),
+      );
+      const values = kvValues(setup, onCpu, context);
+      if (setup.compressCache) {
+        // Compressed cache on the host: decompressed into the fp32 workspace by the CPU.
+        sb.main.push(
+          op(
+            "decompress KV on the CPU",
+            "cpu",
+            (values * 20) / r.cpuStreamBytesPerSecond,
+            "decompression",
+            `${COMPRESSION} TorchCompressedDevice.decompress (CPU)`,
+            { bytes: values * 20 },
+          ),
+        );
+      }
+      // fp32 bmm over the workspace: K and V read once each (4 bytes a value), one multiply-add per value.
+      const seconds = Math.max((values * 4) / r.cpuStreamBytesPerSecond, (2 * values) / r.cpuFlopsPerSecond);
+      sb.main.push(
+        op("attention on the CPU (fp32 bmm)", "cpu", seconds, "CPU attention", `${src} _attention_value (CPU)`, {
+          bytes: values * 4,
+          flops: 2 * values,
+        }),
+        op(
+          "attention output -> GPU",
+          "h2d",
+          h2dSeconds(setup, onCpu * h * 4),
+          "CPU attention",
+          `${src} .cuda().half()`,
+          { bytes: onCpu * h * 4 },
+        ),
+      );
+    }
+    if (setup.compressCache)
+      sb.main.push(
+        op(
+          "compress new KV",
+          "gpu",
+          gpuCompressSeconds(r, kvValues(setup, b, 1)),
+          "compression",
+          `${COMPRESSION} TorchCompressedDevice.compress (mha_gen)`,
+          { bytes: compressBytes(kvValues(setup, b, 1)) },
+        ),
+      );
+  }
+  sb.main.push(gemm(setup, "out_proj", rows, h, h), elementwise(setup, "residual add", 3 * rows * h * 2, src));
+  return extra;
+}
+
+/** `SelfAttention.store_cache` of a batch's new KV (s positions in prefill, one in decode). */
+function storeCache(sb: StepBuilder, i: number): void {
+  const { setup } = sb;
+  const r = setup.rates;
+  const rows = i === 0 ? setup.s : 1;
+  const src = `${FLEX_OPT} SelfAttention.store_cache`;
+  for (const tier of ["gpu", "cpu", "disk"] as const) {
+    const seqs = setup.cacheSequences[tier];
+    if (seqs === 0) continue;
+    const values = kvValues(setup, seqs, rows);
+    const bytes = setup.compressCache ? compressedCacheBytes(values) : values * 2;
+    if (tier === "gpu") {
+      sb.streamCopy(
+        op("KV -> GPU cache", "gpu", gpuElementwiseSeconds(r, 2 * bytes, 2), "KV I/O", `${src} general_copy`, {
+          bytes,
+        }),
+      );
+    } else if (i > 0 && tier === "cpu") {
+      // One position: shape[0] == 1 takes general_copy's plain path, a synchronous copy to pageable memory.
+      sb.main.push(
+        op("new KV -> CPU cache", "d2h", d2hSeconds(setup, bytes), "KV I/O", `${src} general_copy`, { bytes }),
+      );
+    } else {
+      // Copy threads: device -> pinned relay, then into first-touched pageable memory or the disk file.
+      for (const half of ["K", "V"]) {
+        sb.copyThread([
+          op(
+            `KV: ${half} GPU -> pinned relay`,
+            "d2h",
+            d2hSeconds(setup, bytes / 2),
+            "KV I/O",
+            `${BACKEND} copy_worker_func`,
+            { bytes: bytes / 2 },
+          ),
+          tier === "cpu"
+            ? op(
+                `KV: ${half} relay -> pageable cache`,
+                "copyThreads",
+                bytes / 2 / r.cpuFirstTouchBytesPerSecond,
+                "KV I/O",
+                `${BACKEND} copy_worker_func`,
+                { bytes: bytes / 2 },
+              )
+            : op(
+                `KV: ${half} relay -> disk`,
+                "diskWrite",
+                bytes / 2 / r.diskWriteBytesPerSecond + r.diskLatencySeconds,
+                "KV I/O",
+                `${BACKEND} copy_worker_func`,
+                { bytes: bytes / 2 },
+              ),
+        ]);
+      }
+    }
+  }
+}
+
+/** The step (token i, sub-layer j, batch k) with its operations, `count` 1. */
+export function flexgenStep(setup: FlexgenSetup, i: number, j: number, k: number): EngineStep {
+  const sb = new StepBuilder(setup);
+  const kind = subLayerKindAt(setup, j);
+  const phase = i === 0 ? "prefill" : "decode";
+  const { nb } = setup;
+  if (setup.overlap) {
+    const w = next(setup, i, j);
+    if (k === 0 && w) loadWeights(sb, subLayerKindAt(setup, w.j));
+    const c = k + 1 < nb ? { i, j } : next(setup, i, j);
+    if (c && c.i > 0 && subLayerKindAt(setup, c.j) === "attention") loadCache(sb, c.i);
+  } else {
+    if (k === 0) loadWeights(sb, kind);
+    if (i > 0 && kind === "attention") loadCache(sb, i);
+  }
+  moveHidden(sb, i, j);
+  const hostWork = [...sb.main];
+  const lastHost = hostWork.reverse().find((o) => o.lane === "hostThread" || o.lane === "cpu");
+  const ops = compute(sb, i, kind);
+  // Storing the previous batch's KV (this batch's without overlap); nothing after the last token.
+  const stored = setup.overlap ? (k > 0 ? { j } : j > 0 ? { j: j - 1 } : undefined) : { j };
+  if (stored && i < setup.n - 1 && subLayerKindAt(setup, stored.j) === "attention") storeCache(sb, i);
+  // The host dispatches the step's framework operations after its synchronous work; the GPU runs behind it.
+  let dispatch = op(
+    "framework dispatch",
+    "hostThread",
+    ops * setup.rates.eagerDispatchSeconds,
+    "framework dispatch",
+    `${BACKEND} (PyTorch eager ops)`,
+  );
+  if (lastHost) {
+    const id = lastHost.id ?? "lastHost";
+    if (lastHost.id === undefined) sb.main[sb.main.indexOf(lastHost)] = { ...lastHost, id };
+    dispatch = { ...dispatch, after: id };
+  }
+  return {
+    phase,
+    label: `${phase} token ${i}, ${kind} (sub-layer ${j}), GPU batch ${k}`,
+    count: 1,
+    chains: [sb.main, [dispatch], ...sb.side],
+  };
+}
