@@ -41,6 +41,8 @@ const DISPATCHED_OPS: Readonly<Record<SubLayerKind, number>> = {
 const CPU_ATTENTION_EXTRA_OPS = 12;
 /** Framework operations of one `decompress` call (views, split, empty, shift, two strided stores, and, div_, add_). */
 const DECOMPRESS_OPS = 12;
+/** Host memory traffic of an fp16 -> fp32 copy: read 2 bytes, write 4, and the write's read-for-ownership 4. */
+const FP16_TO_FP32_BYTES_PER_VALUE = 10;
 
 interface Position {
   readonly i: number;
@@ -171,7 +173,7 @@ function loadCache(sb: StepBuilder, i: number): void {
             values / r.cpuFp16ToFp32ValuesPerSecond,
             "CPU attention",
             `${src} (path 1) -> general_copy`,
-            { bytes: values * 6 },
+            { bytes: values * FP16_TO_FP32_BYTES_PER_VALUE },
           ),
         );
       } else {
@@ -191,7 +193,7 @@ function loadCache(sb: StepBuilder, i: number): void {
               values / 2 / r.cpuFp16ToFp32ValuesPerSecond,
               "CPU attention",
               `${BACKEND} copy_worker_func`,
-              { bytes: values * 3 },
+              { bytes: (values / 2) * FP16_TO_FP32_BYTES_PER_VALUE },
             ),
           ]);
         }
