@@ -4,11 +4,13 @@
  */
 import type { EngineModel } from "./engine-model.js";
 import type { EngineName } from "./engine-names.js";
+import { mixtralOffloadingEngine } from "./mixtral-offloading.js";
 import { spillwayEngine } from "./spillway.js";
 
 // biome-ignore format: one registration per line
 const ENGINES: Partial<Record<EngineName, EngineModel>> = {
   spillway: spillwayEngine,
+  "mixtral-offloading": mixtralOffloadingEngine,
 };
 
 export function engineModel(name: EngineName): EngineModel {
