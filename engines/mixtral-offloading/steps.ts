@@ -92,6 +92,10 @@ const ROTARY_PASSES = 5;
 const SCORE_BYTES_PER_VALUE = 4 + 4 + 6 + 6;
 /** Router kernels after the gate GEMM: softmax, topk, sum, divide, cast, zeros, one_hot, unique (sort, unique, count: 3). */
 const ROUTER_KERNELS = 10;
+/** Router bytes per token and expert: softmax in fp32 (read 2, write 4) and topk reading it (4). */
+const ROUTER_BYTES_PER_LOGIT = 6 + 4;
+/** `one_hot` writes int64: 8 bytes per token, choice and expert (the expert mask each expert's `torch.where` reads a row of). */
+const ONE_HOT_BYTES = 8;
 /**
  * Bytes per vocabulary entry of one sampled row (fp32 logits): temperature divide (8), top-p sort (12,
  * one pass), softmax (8), cumsum (8), compare (5), scatter (10), masked_fill (9), softmax (8),
@@ -151,6 +155,7 @@ function attentionStep(shape: LayerShape, pass: LayerPass): EngineStep {
   const kv = kvDim(model);
   const heads = model.numHeads;
   const E = model.moe!.numExperts;
+  const k = model.moe!.expertsPerToken;
   const Ts = pass.tokensPerSequence;
   const T = batch * Ts;
   const ctx = pass.context;
@@ -249,7 +254,7 @@ function attentionStep(shape: LayerShape, pass: LayerPass): EngineStep {
       rates,
       "router softmax, top-k, one_hot, unique",
       ROUTER_KERNELS,
-      T * h * 2 + T * E * 16,
+      T * h * 2 + T * E * ROUTER_BYTES_PER_LOGIT + T * k * E * ONE_HOT_BYTES,
       "elementwise",
       TERMS.router,
       MOE_SOURCE,
@@ -307,7 +312,7 @@ function expertStep(shape: LayerShape, pass: LayerPass): EngineStep {
       rates,
       "expert_mask row, torch.where (nonzero)",
       1,
-      batch * pass.tokensPerSequence * k,
+      batch * pass.tokensPerSequence * k * ONE_HOT_BYTES,
       "elementwise",
       TERMS.expertFfn,
       MOE_SOURCE,
