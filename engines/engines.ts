@@ -5,12 +5,14 @@
 import type { EngineModel } from "./engine-model.js";
 import type { EngineName } from "./engine-names.js";
 import { flexgenEngine } from "./flexgen.js";
+import { mixtralOffloadingEngine } from "./mixtral-offloading.js";
 import { spillwayEngine } from "./spillway.js";
 
 // biome-ignore format: one registration per line
 const ENGINES: Partial<Record<EngineName, EngineModel>> = {
   spillway: spillwayEngine,
   flexgen: flexgenEngine,
+  "mixtral-offloading": mixtralOffloadingEngine,
 };
 
 export function engineModel(name: EngineName): EngineModel {
