@@ -4,11 +4,13 @@
  */
 import type { EngineModel } from "./engine-model.js";
 import type { EngineName } from "./engine-names.js";
+import { llamaCppEngine } from "./llama-cpp.js";
 import { spillwayEngine } from "./spillway.js";
 
 // biome-ignore format: one registration per line
 const ENGINES: Partial<Record<EngineName, EngineModel>> = {
   spillway: spillwayEngine,
+  "llama.cpp": llamaCppEngine,
 };
 
 export function engineModel(name: EngineName): EngineModel {
