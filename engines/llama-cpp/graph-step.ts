@@ -12,20 +12,14 @@
  * ids select (`ggml_backend_sched_compute_splits`, "copying only the experts that are used"). Attention
  * reads the KV cache where it lives, so a CPU layer's attention stays on the CPU.
  */
-import { type ModelSpec, qDim } from "../../core/model-spec.js";
+import { kvDim, type ModelSpec, qDim } from "../../core/model-spec.js";
 import type { EngineOperation, Lane } from "../engine-model.js";
 import { gpuGemmSeconds, type KernelRates } from "../kernel-rates.js";
 import { op } from "../step-time.js";
 import { rowBytes } from "./ggml-types.js";
 import type { GgufFile, GgufTensor } from "./gguf-tensors.js";
 import { layerOps, OUTPUT_KERNELS } from "./graph-ops.js";
-import {
-  type Device,
-  kvBytesPerLayer,
-  type LlamaCppPlacement,
-  OP_OFFLOAD_MIN_BATCH,
-  tensorDevice,
-} from "./placement.js";
+import { type Device, kvBytesPerLayer, type LlamaCppPlacement, OP_OFFLOAD_MIN_BATCH } from "./placement.js";
 
 const SCHED = "ggml/src/ggml-backend.cpp ggml_backend_sched_compute_splits";
 const CUDA_MMQ = "ggml/src/ggml-cuda/ggml-cuda.cu ggml_cuda_mul_mat (mmvq/mmq over quantized blocks)";
@@ -203,12 +197,10 @@ function layerChain(
   if (from !== attnMatmulDevice) ops.push(crossing(attnMatmulDevice, h, g, shape, `layer ${l} input`));
   const attn = layer.filter((t) => t.matmul && t.role === "attention");
   ops.push(...matmuls(`layer ${l} attention projections`, attn, where.device, g, shape));
-  if (offloaded) ops.push(crossing("cpu", qDim(model) + 2 * (attn[1]?.shape[1] ?? 0), g, shape, `layer ${l} q, k, v`));
+  if (offloaded) ops.push(crossing("cpu", qDim(model) + 2 * kvDim(model), g, shape, `layer ${l} q, k, v`));
   ops.push(attention(where.device, g, shape));
   if (offloaded) ops.push(crossing("gpu", qDim(model), g, shape, `layer ${l} attention output`));
-  const dense = layer.filter(
-    (t) => t.matmul && t.role !== "attention" && tensorDevice(t, where) === where.device && t.role !== "experts",
-  );
+  const dense = layer.filter((t) => t.matmul && t.role !== "attention" && t.role !== "experts");
   ops.push(...matmuls(`layer ${l} FFN`, dense, where.device, g, shape));
   const experts = layer.filter((t) => t.role === "experts");
   let at: Device = offloaded ? "gpu" : where.device;
@@ -255,7 +247,9 @@ export function graphChain(g: GraphPricing, shape: GraphShape): EngineOperation[
   const headDevice: Device = out === "cpu" && shape.outputs >= OP_OFFLOAD_MIN_BATCH ? "gpu" : out;
   if (at !== headDevice) ops.push(crossing(headDevice, h, g, headShape, "final hidden state"));
   const head = file.output.filter((t) => t.matmul);
-  ops.push(...matmuls("LM head", head, out, g, headShape).map((o) => ({ ...o, term: "output layer" })));
+  ops.push(
+    ...matmuls("LM head", head, out, g, headShape).map((o) => (o.lane === "h2d" ? o : { ...o, term: "output layer" })),
+  );
   if (headDevice === "gpu") {
     ops.push(...launches(OUTPUT_KERNELS - 1, g, "output norm and row selection"));
     const logits = shape.outputs * model.vocabSize * F32;
