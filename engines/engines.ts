@@ -5,6 +5,7 @@
 import type { EngineModel } from "./engine-model.js";
 import type { EngineName } from "./engine-names.js";
 import { flexgenEngine } from "./flexgen.js";
+import { llamaCppEngine } from "./llama-cpp.js";
 import { mixtralOffloadingEngine } from "./mixtral-offloading.js";
 import { spillwayEngine } from "./spillway.js";
 
@@ -13,6 +14,7 @@ const ENGINES: Partial<Record<EngineName, EngineModel>> = {
   spillway: spillwayEngine,
   flexgen: flexgenEngine,
   "mixtral-offloading": mixtralOffloadingEngine,
+  "llama.cpp": llamaCppEngine,
 };
 
 export function engineModel(name: EngineName): EngineModel {

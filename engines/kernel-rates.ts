@@ -31,6 +31,7 @@ export interface KernelRates {
   readonly pageableRelayBytesPerSecond: number;
   readonly eagerDispatchSeconds: number;
   readonly h2dPinnedBytesPerSecond: number;
+  readonly h2dPageableBytesPerSecond: number;
   readonly h2dLatencySeconds: number;
   readonly d2hPinnedBytesPerSecond: number;
   readonly d2hLatencySeconds: number;
@@ -121,6 +122,13 @@ export function resolveRates(profile: HardwareProfile): ResolvedRates {
           "no dispatch figure: 10 us per PyTorch operation (PyTorch's documented eager overhead is of this order)",
         ),
     h2dPinnedBytesPerSecond: h2d,
+    h2dPageableBytesPerSecond: hostToDevice.pageableBytesPerSecond
+      ? pick("host->device pageable bandwidth", hostToDevice.pageableBytesPerSecond)
+      : derived(
+          "host->device pageable bandwidth",
+          Math.min(h2d.value, stream.value / 2),
+          "no pageable figure: CUDA stages a pageable copy through a pinned buffer, so the slower of the pinned link and a host copy at half of STREAM (read and write of every byte)",
+        ),
     h2dLatencySeconds: pick("host->device latency", hostToDevice.latencySeconds),
     d2hPinnedBytesPerSecond: pick("device->host pinned bandwidth", deviceToHost.pinnedBytesPerSecond),
     d2hLatencySeconds: pick("device->host latency", deviceToHost.latencySeconds),

@@ -1,0 +1,310 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { ModelSpec } from "../../core/model-spec.js";
+import type { Policy } from "../../core/policy.js";
+import { checkLayerGroups, checkPolicyRules } from "../../core/policy-rules.js";
+import { resolveHardware } from "../../core/resolve-hardware.js";
+import type { EngineKnobs } from "../../engines/engine-model.js";
+import { engineModel } from "../../engines/engines.js";
+import { resolveRates } from "../../engines/kernel-rates.js";
+import { bitsPerValue } from "../../engines/llama-cpp/ggml-types.js";
+import type { GgufFileType } from "../../engines/llama-cpp/gguf-file-types.js";
+import { ggufFile } from "../../engines/llama-cpp/gguf-tensors.js";
+import { llamaCppEngine } from "../../engines/llama-cpp.js";
+import { findCatalogueModel } from "../../models/catalogue.js";
+
+const GIB = 2 ** 30;
+const rtx4090 = resolveHardware("rtx4090");
+
+/** meta-llama/Meta-Llama-3-8B config.json: 32 layers, hidden 4096, FFN 14336, 32 heads / 8 KV heads, vocab 128256. */
+const LLAMA_3_8B: ModelSpec = {
+  name: "llama-3-8b",
+  family: "llama",
+  numLayers: 32,
+  hiddenSize: 4096,
+  ffnSize: 14336,
+  numHeads: 32,
+  numKvHeads: 8,
+  vocabSize: 128256,
+  maxPositions: 8192,
+  ffnKind: "swiglu",
+  wordEmbedDim: 4096,
+  tiedEmbeddings: false,
+  bytesPerParam: 2,
+};
+const MIXTRAL = findCatalogueModel("mixtral-8x7b")!;
+const LLAMA_2_7B = findCatalogueModel("llama-2-7b")!;
+
+// Block sizes written out from ggml-common.h's structs (values per block, bytes per block).
+const Q4_K = { values: 256, bytes: 2 + 2 + 12 + 128 };
+const Q5_K = { values: 256, bytes: 2 + 2 + 12 + 32 + 128 };
+const Q6_K = { values: 256, bytes: 2 + 16 + 128 + 64 };
+const Q8_0 = { values: 32, bytes: 2 + 32 };
+const F16 = { values: 1, bytes: 2 };
+const F32 = { values: 1, bytes: 4 };
+const bytesOf = (type: { values: number; bytes: number }, rowValues: number, rows: number) =>
+  (rowValues / type.values) * type.bytes * rows;
+/** use_more_bits for 32 layers, listed by hand: layers < 4, >= 28, and 4 + 3k + 2 between. */
+const MORE_BITS_32 = new Set([0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31]);
+
+function policy(sequences = 1): Policy {
+  const all = { gpu: 1, cpu: 0, disk: 0 };
+  return {
+    gpuBatchSize: sequences,
+    numGpuBatches: 1,
+    weights: all,
+    cache: all,
+    activations: all,
+    compressWeight: false,
+    compressCache: false,
+    cpuAttention: false,
+    overlap: true,
+    pinWeight: true,
+  };
+}
+
+function predict(model: ModelSpec, knobs: EngineKnobs, workload = { promptLen: 512, genLen: 128 }, sequences = 1) {
+  return llamaCppEngine.predict({ model, hardware: rtx4090, workload, policy: policy(sequences), knobs });
+}
+
+const byName = (model: ModelSpec, type: GgufFileType) =>
+  new Map(
+    ggufFile(model, type)
+      .layers.flat()
+      .map((t) => [t.name, t]),
+  );
+
+test("ggml block layouts give the published bits per weight (Q4_0 4.5, Q8_0 8.5, Q2_K 2.625, Q3_K 3.4375, Q4_K 4.5, Q5_K 5.5, Q6_K 6.5625)", () => {
+  const expected = {
+    Q4_0: 4.5,
+    Q8_0: 8.5,
+    Q2_K: 2.625,
+    Q3_K: 3.4375,
+    Q4_K: 4.5,
+    Q5_K: 5.5,
+    Q6_K: 6.5625,
+    F16: 16,
+  } as const;
+  for (const [type, bits] of Object.entries(expected)) assert.equal(bitsPerValue(type as "F16"), bits, type);
+});
+
+test("Llama-3-8B Q4_K_M: bytes per tensor follow llama-quant.cpp's rules (attn_v and ffn_down get Q6_K on use_more_bits layers, the LM head Q6_K)", () => {
+  const file = ggufFile(LLAMA_3_8B, "Q4_K_M");
+  const t = byName(LLAMA_3_8B, "Q4_K_M");
+  for (let l = 0; l < 32; l++) {
+    const more = MORE_BITS_32.has(l);
+    assert.equal(t.get(`blk.${l}.attn_q.weight`)!.bytes, bytesOf(Q4_K, 4096, 4096));
+    assert.equal(t.get(`blk.${l}.attn_k.weight`)!.bytes, bytesOf(Q4_K, 4096, 1024));
+    assert.equal(t.get(`blk.${l}.attn_v.weight`)!.bytes, bytesOf(more ? Q6_K : Q4_K, 4096, 1024), `layer ${l} attn_v`);
+    assert.equal(t.get(`blk.${l}.attn_output.weight`)!.bytes, bytesOf(Q4_K, 4096, 4096));
+    assert.equal(t.get(`blk.${l}.ffn_gate.weight`)!.bytes, bytesOf(Q4_K, 4096, 14336));
+    assert.equal(
+      t.get(`blk.${l}.ffn_down.weight`)!.bytes,
+      bytesOf(more ? Q6_K : Q4_K, 14336, 4096),
+      `layer ${l} ffn_down`,
+    );
+    assert.equal(t.get(`blk.${l}.attn_norm.weight`)!.bytes, bytesOf(F32, 4096, 1));
+  }
+  assert.equal(file.tokenEmbedding.bytes, bytesOf(Q4_K, 4096, 128256));
+  assert.equal(file.output.find((x) => x.name === "output.weight")!.bytes, bytesOf(Q6_K, 4096, 128256));
+  // The whole file, summed independently: 16 layers of each attn_v / ffn_down kind.
+  const layerCommon =
+    bytesOf(Q4_K, 4096, 4096) * 2 + bytesOf(Q4_K, 4096, 1024) + bytesOf(Q4_K, 4096, 14336) * 2 + 2 * 4096 * 4;
+  const layers =
+    32 * layerCommon +
+    16 * (bytesOf(Q6_K, 4096, 1024) + bytesOf(Q6_K, 14336, 4096)) +
+    16 * (bytesOf(Q4_K, 4096, 1024) + bytesOf(Q4_K, 14336, 4096));
+  const total = layers + bytesOf(Q4_K, 4096, 128256) + bytesOf(Q6_K, 4096, 128256) + 4096 * 4;
+  assert.equal(file.totalBytes, total);
+});
+
+test("Llama-3-8B Q8_0 and F16: every matrix at the base type, norms F32", () => {
+  const matrices = 32 * (2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336) + 2 * 4096 * 128256;
+  const vectors = 32 * 2 * 4096 + 4096;
+  assert.equal(ggufFile(LLAMA_3_8B, "Q8_0").totalBytes, (matrices / 32) * 34 + vectors * 4);
+  assert.equal(ggufFile(LLAMA_3_8B, "F16").totalBytes, matrices * 2 + vectors * 4);
+  const q8 = byName(LLAMA_3_8B, "Q8_0");
+  assert.equal(q8.get("blk.3.ffn_down.weight")!.bytes, bytesOf(Q8_0, 14336, 4096));
+  assert.equal(q8.get("blk.3.attn_v.weight")!.bytes, bytesOf(Q8_0, 4096, 1024));
+  assert.equal(byName(LLAMA_3_8B, "F16").get("blk.3.ffn_down.weight")!.bytes, bytesOf(F16, 14336, 4096));
+});
+
+test("Mixtral Q4_K_M: 8-expert rules (attn_k, attn_v Q8_0; attn_output Q5_K), experts Q4_K with ffn_down_exps Q6_K on use_more_bits layers, router F32", () => {
+  const t = byName(MIXTRAL, "Q4_K_M");
+  for (let l = 0; l < 32; l++) {
+    assert.equal(t.get(`blk.${l}.attn_k.weight`)!.bytes, bytesOf(Q8_0, 4096, 1024));
+    assert.equal(t.get(`blk.${l}.attn_v.weight`)!.bytes, bytesOf(Q8_0, 4096, 1024));
+    assert.equal(t.get(`blk.${l}.attn_output.weight`)!.bytes, bytesOf(Q5_K, 4096, 4096));
+    assert.equal(t.get(`blk.${l}.ffn_gate_inp.weight`)!.bytes, 4096 * 8 * 4);
+    assert.equal(t.get(`blk.${l}.ffn_up_exps.weight`)!.bytes, 8 * bytesOf(Q4_K, 4096, 14336));
+    const down = MORE_BITS_32.has(l) ? Q6_K : Q4_K;
+    assert.equal(t.get(`blk.${l}.ffn_down_exps.weight`)!.bytes, 8 * bytesOf(down, 14336, 4096), `layer ${l}`);
+  }
+  const expertMatrices = 32 * 8 * 3 * 4096 * 14336;
+  const attention = 32 * (2 * 4096 * 4096 + 2 * 4096 * 1024);
+  const vectors = 32 * 2 * 4096 + 4096;
+  const routers = 32 * 4096 * 8 * 4;
+  const table = 2 * 4096 * 32000;
+  assert.equal(ggufFile(MIXTRAL, "F16").totalBytes, (expertMatrices + attention + table) * 2 + vectors * 4 + routers);
+  assert.equal(
+    ggufFile(MIXTRAL, "Q8_0").totalBytes,
+    ((expertMatrices + attention + table) / 32) * 34 + vectors * 4 + routers,
+  );
+});
+
+test("rows that do not hold whole super-blocks fall back (Qwen1.5-MoE experts of 1408: Q4_K -> Q5_0, Q6_K -> Q8_0)", () => {
+  const model = findCatalogueModel("qwen1.5-moe-a2.7b")!;
+  const t = byName(model, "Q4_K_M");
+  // 24 layers: use_more_bits holds for layer 0 (< 3) and not for layer 4 ((4 - 3) % 3 == 1).
+  assert.equal(t.get("blk.0.ffn_down_exps.weight")!.type, "Q8_0");
+  assert.equal(t.get("blk.4.ffn_down_exps.weight")!.type, "Q5_0");
+  assert.equal(t.get("blk.4.ffn_down_exps.weight")!.bytes, 60 * (1408 / 32) * 22 * 2048);
+  assert.equal(t.get("blk.4.ffn_up_exps.weight")!.type, "Q4_K");
+});
+
+test("published llama-bench model sizes: llama 7B F16 12.55 GiB, Q8_0 6.67 GiB, Q4_0 3.56 GiB", () => {
+  // ggml-org/llama.cpp PR #4766 (RTX 4090 llama-bench table, codellama-7b) and PR #4812 (Q4_0). codellama-7b's
+  // vocabulary is 32016 against llama-2-7b's 32000: 16 rows of two tables, far below the 0.005 GiB rounding.
+  for (const [type, gib] of [
+    ["F16", 12.55],
+    ["Q8_0", 6.67],
+    ["Q4_0", 3.56],
+  ] as const)
+    assert.ok(Math.abs(ggufFile(LLAMA_2_7B, type).totalBytes / GIB - gib) < 0.006, type);
+});
+
+test("an unknown GGUF type is refused, naming the known ones", () => {
+  assert.throws(
+    () => predict(LLAMA_3_8B, { ggufType: "Q4_K_X" }),
+    (e: Error) =>
+      /unknown GGUF file type "Q4_K_X"/.test(e.message) && /Q4_K_M/.test(e.message) && /Q8_0/.test(e.message),
+  );
+});
+
+test("-ngl: more GPU layers put more bytes on the GPU and decode faster, until GPU memory runs out", () => {
+  const model = findCatalogueModel("llama-2-13b")!; // F16: about 24 GiB, more than the RTX 4090 profile's 23 GiB
+  let lastGpu = -1;
+  let lastDecode = Number.POSITIVE_INFINITY;
+  let feasibleSeen = 0;
+  for (let ngl = 0; ngl <= 41; ngl++) {
+    const p = predict(model, { ggufType: "F16", nGpuLayers: ngl });
+    assert.ok(p.peakBytes.gpu > lastGpu, `ngl ${ngl}`);
+    lastGpu = p.peakBytes.gpu;
+    if (!p.feasible) continue;
+    feasibleSeen++;
+    assert.ok(p.decodeSeconds < lastDecode, `ngl ${ngl}: ${p.decodeSeconds} vs ${lastDecode}`);
+    lastDecode = p.decodeSeconds;
+  }
+  assert.ok(feasibleSeen > 10 && feasibleSeen < 42);
+  // Unset -ngl: the most slots that fit.
+  const fitted = predict(model, { ggufType: "F16" });
+  assert.ok(fitted.feasible);
+  const gpuLayers = (p: typeof fitted) =>
+    p.realizedPolicy.layerGroups!.filter((g) => g.compute === "gpu").reduce((a, g) => a + g.layers, 0);
+  assert.equal(gpuLayers(fitted), feasibleSeen - 2); // slots fitted = feasible -ngl values - 1; minus the output slot
+});
+
+test("--n-cpu-moe N moves exactly the first N layers' routed-expert bytes to host memory", () => {
+  const file = ggufFile(MIXTRAL, "Q4_K_M");
+  const base = predict(MIXTRAL, { ggufType: "Q4_K_M", nGpuLayers: 33, nCpuMoe: 0 });
+  for (const n of [1, 4, 16]) {
+    const p = predict(MIXTRAL, { ggufType: "Q4_K_M", nGpuLayers: 33, nCpuMoe: n });
+    let experts = 0;
+    for (let l = 0; l < n; l++) {
+      const down = MORE_BITS_32.has(l) ? Q6_K : Q4_K;
+      experts += 8 * (2 * bytesOf(Q4_K, 4096, 14336) + bytesOf(down, 14336, 4096));
+    }
+    const moved = (x: typeof p) => x.peakBytes.cpu - base.peakBytes.cpu;
+    // Host: the experts themselves. GPU: the experts out, the compute buffer's room for one uploaded layer in.
+    assert.equal(moved(p), experts, `n ${n}`);
+    const upload = Math.max(
+      ...file.layers
+        .slice(0, n)
+        .map((layer) => layer.filter((t) => t.role === "experts").reduce((a, t) => a + t.bytes, 0)),
+    );
+    assert.equal(base.peakBytes.gpu - p.peakBytes.gpu, experts - upload, `n ${n}`);
+  }
+});
+
+test("decode time per token equals the bytes streamed over the bandwidth when the weights bound it", () => {
+  const rates = resolveRates(rtx4090).rates;
+  const file = ggufFile(LLAMA_3_8B, "Q4_K_M");
+  const weights = file.totalBytes - file.tokenEmbedding.bytes;
+  const workload = { promptLen: 16, genLen: 65 };
+  // All on the CPU (-ngl 0, one sequence: below the op-offload batch): the host's STREAM bandwidth.
+  const cpu = predict(LLAMA_3_8B, { ggufType: "Q4_K_M", nGpuLayers: 0 }, workload);
+  const cpuExpected = weights / rates.cpuStreamBytesPerSecond;
+  assert.ok(Math.abs(cpu.decodeSeconds / 64 / cpuExpected - 1) < 0.02, `${cpu.decodeSeconds / 64} vs ${cpuExpected}`);
+  // All on the GPU: the GPU's memory bandwidth plus at most one launch per graph node (about 20 per layer).
+  const gpu = predict(LLAMA_3_8B, { ggufType: "Q4_K_M", nGpuLayers: 33 }, workload);
+  const gpuBytes = weights / rates.gpuMemoryBytesPerSecond;
+  const perToken = gpu.decodeSeconds / 64;
+  assert.ok(perToken > gpuBytes, `${perToken} vs ${gpuBytes}`);
+  assert.ok(perToken < gpuBytes + 32 * 25 * rates.gpuKernelLaunchSeconds, `${perToken}`);
+});
+
+test("prompt batches of 32+ tokens upload CPU layers' weights to the GPU (op offload); shorter ones compute on the CPU", () => {
+  const file = ggufFile(LLAMA_2_7B, "Q4_0");
+  const cpuLayerBytes = file.layers
+    .slice(0, 16)
+    .flat()
+    .filter((t) => t.matmul)
+    .reduce((a, t) => a + t.bytes, 0);
+  const long = predict(LLAMA_2_7B, { ggufType: "Q4_0", nGpuLayers: 17 }, { promptLen: 512, genLen: 2 });
+  const uploads = long.steps
+    .filter((s) => s.phase === "prefill")
+    .flatMap((s) => s.chains.flat())
+    .filter((o) => o.term === "weight upload (op offload)");
+  assert.equal(
+    uploads.reduce((a, o) => a + o.bytes, 0),
+    cpuLayerBytes,
+  );
+  const short = predict(LLAMA_2_7B, { ggufType: "Q4_0", nGpuLayers: 17 }, { promptLen: 16, genLen: 2 });
+  const shortOps = short.steps.flatMap((s) => s.chains.flat());
+  assert.ok(!shortOps.some((o) => o.term === "weight upload (op offload)"));
+  assert.ok(shortOps.some((o) => o.term === "CPU weights"));
+});
+
+test("OPT is refused (llama.cpp has no OPT architecture); --n-cpu-moe on a dense model is refused", () => {
+  const opt = findCatalogueModel("opt-6.7b")!;
+  assert.match(llamaCppEngine.unsupported(opt) ?? "", /OPT/);
+  assert.throws(() => predict(opt, {}), /OPT/);
+  assert.equal(llamaCppEngine.unsupported(MIXTRAL), undefined);
+  assert.throws(() => predict(LLAMA_3_8B, { nCpuMoe: 2 }), /nCpuMoe.*dense/);
+  assert.throws(() => predict(LLAMA_3_8B, { nGpuLayers: -1 }), /nGpuLayers/);
+  assert.equal(engineModel("llama.cpp"), llamaCppEngine);
+});
+
+test("the realized policy: CPU layers first, GPU layers last, each group's weights where llama.cpp puts them", () => {
+  const p = predict(MIXTRAL, { ggufType: "Q4_K_M", nGpuLayers: 25, nCpuMoe: 12 });
+  const groups = p.realizedPolicy.layerGroups!;
+  checkPolicyRules(p.realizedPolicy, { source: "test", path: "policy" });
+  checkLayerGroups(MIXTRAL, p.realizedPolicy);
+  // -ngl 25 of 33 slots: the output and layers 8..31 on the GPU; --n-cpu-moe 12 keeps layers 8..11's experts home.
+  assert.deepEqual(
+    groups.map((g) => [g.layers, g.compute]),
+    [
+      [8, "cpu"],
+      [4, "gpu"],
+      [20, "gpu"],
+    ],
+  );
+  assert.equal(groups[0]!.weights.cpu, 1);
+  assert.ok(groups[1]!.weights.gpu > 0.01 && groups[1]!.weights.gpu < 0.1); // attention and router only
+  assert.equal(groups[2]!.weights.gpu, 1);
+  assert.equal(p.realizedPolicy.cache.gpu, 24 / 32);
+});
+
+test("validation: RTX 4090, llama 7B F16 and Q8_0, -ngl 99 (llama.cpp PR #4766 llama-bench: tg128 61.03 and 98.13 t/s, pp512 11048 t/s F16)", () => {
+  // Published by ggml-org/llama.cpp PR #4766 (2024-01-10), NVIDIA GeForce RTX 4090, codellama-7b; the host CPU is
+  // not stated and does next to nothing with every layer on the GPU. The profile's rates are datasheet values.
+  // tg128: 128 tokens decoded one at a time from an empty context; pp512: one 512-token prompt.
+  const tg = (type: "F16" | "Q8_0") => {
+    const p = predict(LLAMA_2_7B, { ggufType: type, nGpuLayers: 99 }, { promptLen: 1, genLen: 129 });
+    return 128 / p.decodeSeconds;
+  };
+  assert.ok(Math.abs(tg("F16") / 61.03 - 1) < 0.15, `F16 tg128 ${tg("F16")}`);
+  assert.ok(Math.abs(tg("Q8_0") / 98.13 - 1) < 0.15, `Q8_0 tg128 ${tg("Q8_0")}`);
+  const pp = predict(LLAMA_2_7B, { ggufType: "F16", nGpuLayers: 99 }, { promptLen: 512, genLen: 1 });
+  assert.ok(Math.abs(512 / pp.prefillSeconds / 11048 - 1) < 0.15, `F16 pp512 ${512 / pp.prefillSeconds}`);
+});
