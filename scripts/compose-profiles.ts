@@ -39,13 +39,13 @@ export interface Composition {
   readonly notes?: string;
 }
 
-export function partPath(kind: PartKind, name: string): string {
-  return join(PARTS_DIR, `${kind}s`, `${name}.json`);
+export function partPath(kind: PartKind, name: string, partsDir = PARTS_DIR): string {
+  return join(partsDir, `${kind}s`, `${name}.json`);
 }
 
 /** The names of the part files of one kind on disk. */
-export function partNames(kind: PartKind): string[] {
-  return readdirSync(join(PARTS_DIR, `${kind}s`))
+export function partNames(kind: PartKind, partsDir = PARTS_DIR): string[] {
+  return readdirSync(join(partsDir, `${kind}s`))
     .filter((f) => f.endsWith(".json"))
     .map((f) => f.replace(/\.json$/, ""))
     .sort();
@@ -80,8 +80,8 @@ export function readCompositionTable(path = COMPOSE_FILE): Record<string, Compos
 }
 
 /** A part's sections and capacity, checked to hold exactly what its kind holds. */
-export function readPart(kind: PartKind, name: string): Record<string, unknown> {
-  const path = partPath(kind, name);
+export function readPart(kind: PartKind, name: string, partsDir = PARTS_DIR): Record<string, unknown> {
+  const path = partPath(kind, name, partsDir);
   const ctx: FieldContext = { source: path, path: "" };
   const part = asObject(readJsonFile(path), ctx);
   rejectUnknownKeys(part, ctx, ["about", "capacityBytes", ...PART_SECTIONS[kind]]);
@@ -131,10 +131,10 @@ export function kernelRateNote(profile: Record<string, Record<string, unknown>>)
 }
 
 /** One profile built from its parts, in the profile file's key order. */
-export function composeProfile(name: string, row: Composition): Record<string, unknown> {
-  const gpu = readPart("gpu", row.parts.gpu);
-  const host = readPart("host", row.parts.host);
-  const disk = readPart("disk", row.parts.disk);
+export function composeProfile(name: string, row: Composition, partsDir = PARTS_DIR): Record<string, unknown> {
+  const gpu = readPart("gpu", row.parts.gpu, partsDir);
+  const host = readPart("host", row.parts.host, partsDir);
+  const disk = readPart("disk", row.parts.disk, partsDir);
   const capacity = (part: Record<string, unknown>) => part.capacityBytes as Record<string, unknown>;
   const profile: Record<string, unknown> = {
     name,
@@ -159,10 +159,25 @@ export function composeProfile(name: string, row: Composition): Record<string, u
 }
 
 /** File name (profiles/<name>.json) -> the exact text the generator writes, for every row of the table. */
-export function composedProfileFiles(table = readCompositionTable()): Record<string, string> {
+export function composedProfileFiles(partsDir = PARTS_DIR): Record<string, string> {
+  const table = readCompositionTable(join(partsDir, "compose.json"));
   return Object.fromEntries(
-    Object.entries(table).map(([name, row]) => [`${name}.json`, JSON.stringify(composeProfile(name, row), null, 2) + "\n"]),
+    Object.entries(table).map(([name, row]) => [
+      `${name}.json`,
+      JSON.stringify(composeProfile(name, row, partsDir), null, 2) + "\n",
+    ]),
   );
+}
+
+/** Part files no row of the table uses, as "<kind>s/<name>.json". */
+export function unusedParts(partsDir = PARTS_DIR): string[] {
+  const table = readCompositionTable(join(partsDir, "compose.json"));
+  return PART_KINDS.flatMap((kind) => {
+    const used = new Set(Object.values(table).map((row) => row.parts[kind]));
+    return partNames(kind, partsDir)
+      .filter((name) => !used.has(name))
+      .map((name) => `${kind}s/${name}.json`);
+  });
 }
 
 function main(args: string[]): number {
@@ -187,7 +202,9 @@ function main(args: string[]): number {
   }
   const strays = readdirSync(PROFILES_DIR).filter((f) => f.endsWith(".json") && !(f in files));
   for (const f of strays) process.stderr.write(`${join(PROFILES_DIR, f)} has no row in ${COMPOSE_FILE}\n`);
-  return (check && stale) || strays.length ? 1 : 0;
+  const unused = unusedParts();
+  for (const f of unused) process.stderr.write(`${join(PARTS_DIR, f)} is used by no row of ${COMPOSE_FILE}\n`);
+  return (check && stale) || strays.length || unused.length ? 1 : 0;
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1])
