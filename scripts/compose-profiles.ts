@@ -5,12 +5,13 @@
  * table profiles/parts/compose.json names them. The written profiles are complete standalone files:
  * Spillway never opens a part. `--check` writes nothing and exits 1 when a committed profile differs.
  */
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { asObject, child, type FieldContext, fail, readObject, readString, rejectUnknownKeys } from "../core/fields.js";
 import { parseHardwareProfile } from "../core/hardware-profile.js";
 import { readJsonFile } from "../core/read-json-file.js";
+import { syncGeneratedFiles } from "../core/sync-generated-files.js";
 
 /** profiles/ in the source tree (this file runs from dist/scripts/). */
 export const PROFILES_DIR = fileURLToPath(new URL("../../profiles/", import.meta.url));
@@ -182,24 +183,8 @@ export function unusedParts(partsDir = PARTS_DIR): string[] {
 
 function main(args: string[]): number {
   const check = args.includes("--check");
-  let stale = 0;
   const files = composedProfileFiles();
-  for (const [name, text] of Object.entries(files)) {
-    const path = join(PROFILES_DIR, name);
-    let current: string | undefined;
-    try {
-      current = readFileSync(path, "utf8");
-    } catch {
-      current = undefined;
-    }
-    if (current === text) continue;
-    stale++;
-    if (check) process.stderr.write(`${path} differs from its parts: run npm run profiles\n`);
-    else {
-      writeFileSync(path, text);
-      process.stdout.write(`wrote ${path}\n`);
-    }
-  }
+  const stale = syncGeneratedFiles(PROFILES_DIR, files, check, "differs from its parts: run npm run profiles");
   const strays = readdirSync(PROFILES_DIR).filter((f) => f.endsWith(".json") && !(f in files));
   for (const f of strays) process.stderr.write(`${join(PROFILES_DIR, f)} has no row in ${COMPOSE_FILE}\n`);
   const unused = unusedParts();
