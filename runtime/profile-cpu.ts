@@ -1,8 +1,9 @@
 /**
  * `spillway profile --backend cpu`: measures this machine as the CPU backend sees it — copies into and
  * out of the device arena against size, offload-file writes and reads against size, the fp16-weight
- * GEMM the runtime uses against shape, attention, and per-call overheads — and writes a hardware
- * profile (every value under `measured`, sourced to this measurement) plus the raw samples as CSV.
+ * GEMM the runtime uses against shape, attention, per-call overheads and the host's kernel-class rates
+ * (STREAM, fp16 conversion, first touch: runtime/host-kernel-rates.ts) — and writes a hardware profile
+ * (every value under `measured`, sourced to this measurement and its day) plus the raw samples as CSV.
  */
 import { statfsSync } from "node:fs";
 import { cpus, hostname, tmpdir, totalmem } from "node:os";

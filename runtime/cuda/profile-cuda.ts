@@ -2,10 +2,10 @@
  * `spillway profile --backend cuda`: measures a GPU the way the planner needs it — pinned and pageable
  * host→device and device→host bandwidth against transfer size, device memory bandwidth (a copy kernel
  * and cudaMemcpy), the backend's fp16 GEMM against shape (tensor cores above SPW_GEMV_MAX_ROWS rows),
- * decode and prefill attention, 4-bit dequantisation and a kernel launch — each timed with CUDA events,
- * the median of several repetitions after a warm-up, on rotating buffers larger than the L2 cache.
- * The host side (CPU attention rate, memory bandwidth, offload-file reads and writes) comes from the
- * CPU backend's own measurements, so the profile is complete.
+ * decode and prefill attention, 4-bit dequantisation, an elementwise add and a kernel launch — each
+ * timed with CUDA events, the median of several repetitions after a warm-up, on rotating buffers larger
+ * than the L2 cache. The host side (CPU attention rate, memory bandwidth, offload-file reads and writes,
+ * the host kernel-class rates) comes from the CPU backend's own measurements, so the profile is complete.
  */
 import type { GemmSample, HardwareProfile } from "../../core/hardware-profile.js";
 import { InputError } from "../../core/input-error.js";
