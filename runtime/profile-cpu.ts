@@ -1,35 +1,60 @@
 /**
  * `spillway profile --backend cpu`: measures this machine as the CPU backend sees it — copies into and
  * out of the device arena against size, offload-file writes and reads against size, the fp16-weight
- * GEMM the runtime uses against shape, attention, and per-call overheads — and writes a hardware
- * profile (every value under `measured`, sourced to this measurement) plus the raw samples as CSV.
+ * GEMM the runtime uses against shape, attention, per-call overheads and the host's kernel-class rates
+ * (STREAM, fp16 conversion, first touch: runtime/host-kernel-rates.ts) — and writes a hardware profile
+ * (every value under `measured`, sourced to this measurement and its day) plus the raw samples as CSV.
  */
 import { statfsSync } from "node:fs";
 import { cpus, hostname, tmpdir, totalmem } from "node:os";
 import { parse } from "csv-parse/sync";
-import type { HardwareProfile, MatmulSample } from "../core/hardware-profile.js";
+import type { CpuProfile, HardwareProfile, MatmulSample } from "../core/hardware-profile.js";
 import { InputError } from "../core/input-error.js";
 import { DeviceArena } from "./device-arena.js";
 import { DiskStore } from "./disk-store.js";
 import { toFloat16Array } from "./fp16.js";
+import { type HostRateOptions, measureHostKernelRates } from "./host-kernel-rates.js";
 import { attention, attentionScratchLength } from "./kernels/attention.js";
 import { linearF16, linearScratchLength } from "./kernels/linear-f16.js";
+import type { ProfileSample } from "./profile-sample.js";
 import { decodeToFloat16, encode } from "./tensor-codec.js";
 
-export interface ProfileSample {
-  /** h2d, d2h, diskWrite, diskRead, gemm, attention, memcpy, launch */
-  readonly measurement: string;
-  /** Bytes moved, or FLOPs for compute. */
-  readonly size: number;
-  readonly shape: string;
-  readonly seconds: number;
-}
+export type { ProfileSample } from "./profile-sample.js";
 
 export interface ProfileOptions {
   readonly quick: boolean;
   readonly gpuBytes: number;
   readonly offloadDir?: string;
   readonly onProgress?: (done: number, total: number, what: string) => void;
+  /** Overrides of the host kernel-rate measurement's sizes (tests use small ones). */
+  readonly hostRates?: Partial<HostRateOptions>;
+}
+
+/** STREAM arrays of 2^24 doubles (128 MiB each; 2^23 with --quick): several times any last-level cache. */
+const STREAM_VALUES = { full: 2 ** 24, quick: 2 ** 23 } as const;
+/** Fresh allocations of 64 MiB: above glibc's largest mmap threshold (32 MiB), so each is new pages. */
+const FIRST_TOUCH_BYTES = 64 * 2 ** 20;
+
+/** The host kernel-rate measurement's options for a profile run. */
+export function hostRateOptions(quick: boolean, overrides: Partial<HostRateOptions> = {}): HostRateOptions {
+  return {
+    values: quick ? STREAM_VALUES.quick : STREAM_VALUES.full,
+    trials: quick ? 3 : 5,
+    firstTouchBytes: FIRST_TOUCH_BYTES,
+    ...overrides,
+  };
+}
+
+/** A "date" row recording the day of the measurement (its shape; size and seconds are placeholders). */
+export function dateSample(): ProfileSample {
+  return { measurement: "date", size: 1, shape: new Date().toISOString().slice(0, 10), seconds: 1 };
+}
+
+/** Source text for a value measured by `spillway profile --backend <backend>`, naming the host and the day. */
+export function measurementSource(backend: "cpu" | "cuda", samples: readonly ProfileSample[]) {
+  const day = samples.find((s) => s.measurement === "date")?.shape;
+  return (what: string) =>
+    `Measured on ${hostname()} by spillway profile --backend ${backend}${day ? ` on ${day}` : ""}: ${what}`;
 }
 
 /** Median seconds per call over three batches of at least `minMs`, after a warm-up (JIT tiers, wasm compilation, page faults). */
@@ -80,10 +105,10 @@ export function measureCpuBackend(options: ProfileOptions): ProfileSample[] {
       ];
   const contexts = options.quick ? [128, 512] : [64, 128, 256, 512, 1024];
   const curveRows = [1, 2, 4, 8, 16, 32, 64, 128, 256];
-  const total = sizes.length * 4 + gemmShapes.length + curveRows.length + contexts.length + 3;
+  const total = sizes.length * 4 + gemmShapes.length + curveRows.length + contexts.length + 4;
   let done = 0;
   const step = (what: string) => options.onProgress?.(++done, total, what);
-  const samples: ProfileSample[] = [];
+  const samples: ProfileSample[] = [dateSample()];
   const largest = sizes[sizes.length - 1]!;
   const arena = new DeviceArena(Math.max(largest * 2 + (1 << 20), 8 << 20));
   const host = new Uint8Array(largest);
@@ -218,10 +243,10 @@ export function measureCpuBackend(options: ProfileOptions): ProfileSample[] {
     samples.push({ measurement: "memcpy", size: largest, shape: "", seconds: timeIt(() => b.set(a), minMs) });
     step("memory bandwidth");
   }
+  samples.push(...measureHostKernelRates(hostRateOptions(options.quick, options.hostRates)));
+  step("host kernel rates (STREAM, fp16 conversion, first touch)");
   return samples;
 }
-
-const source = (what: string) => `Measured on ${hostname()} by spillway profile --backend cpu: ${what}`;
 
 /** The samples of one measurement, smallest first. */
 export function samplesOf(samples: readonly ProfileSample[], measurement: string): ProfileSample[] {
@@ -291,6 +316,7 @@ export function hostFieldsFromSamples(
         `decode attention ${attentionBest.shape} (the runtime's attention kernel)`,
       ),
       memoryBandwidthBytesPerSecond: measured(memcpy.size / memcpy.seconds, `copy of ${memcpy.size} bytes`),
+      ...hostKernelRatesFromSamples(samples, source),
     },
     disk: {
       readBytesPerSecond: measured(
@@ -304,6 +330,54 @@ export function hostFieldsFromSamples(
       ),
     },
   };
+}
+
+/** The host kernel-class rates (cpu.streamBytesPerSecond, ...) of the samples that have them. */
+export function hostKernelRatesFromSamples(
+  samples: readonly ProfileSample[],
+  source: (what: string) => string,
+): Pick<CpuProfile, "streamBytesPerSecond" | "fp16ToFp32ValuesPerSecond" | "firstTouchBytesPerSecond"> {
+  const rate = (s: ProfileSample) => s.size / s.seconds;
+  const measured = (s: ProfileSample, what: string) => ({ measured: { value: rate(s), source: source(what) } });
+  const oneThread = (s: ProfileSample) =>
+    s.shape.startsWith("1 thread")
+      ? " Single-threaded (no worker threads could be started), so below what all the cores reach together."
+      : "";
+  const stream = [...samplesOf(samples, "streamCopy"), ...samplesOf(samples, "streamTriad")];
+  const best = stream.length > 0 ? stream.reduce((a, s) => (rate(s) > rate(a) ? s : a)) : undefined;
+  const convert = fastestOf(samples, "fp16ToFp32");
+  const touch = fastestOf(samples, "firstTouch");
+  return {
+    ...(best
+      ? {
+          streamBytesPerSecond: measured(
+            best,
+            `STREAM-like ${best.measurement === "streamCopy" ? "copy (c = a, a native memory copy; 16 bytes per element)" : "triad (a = b + 3c, a JavaScript typed-array loop; 24 bytes per element)"} over ${best.shape}, bytes counted as STREAM counts them, the better of copy and triad, best of the trials. JavaScript loops cannot always keep memory busy, so this can be below compiled STREAM.${oneThread(best)}`,
+          ),
+        }
+      : {}),
+    ...(convert
+      ? {
+          fp16ToFp32ValuesPerSecond: measured(
+            convert,
+            `fp16 -> fp32 conversion by the CPU backend's table decode (runtime/fp16.ts fromFloat16Array) over ${convert.shape}, best of the trials.${oneThread(convert)}`,
+          ),
+        }
+      : {}),
+    ...(touch
+      ? {
+          firstTouchBytesPerSecond: measured(
+            touch,
+            `writing every byte of a fresh ${touch.size}-byte allocation once (page faults and the kernel's zeroing included), one thread, best of the trials`,
+          ),
+        }
+      : {}),
+  };
+}
+
+function fastestOf(samples: readonly ProfileSample[], measurement: string): ProfileSample | undefined {
+  const list = samplesOf(samples, measurement);
+  return list.length > 0 ? fastestSample(list, measurement) : undefined;
 }
 
 /** Builds a hardware profile from samples (the rate of the largest transfer; latency from the smallest). */
@@ -328,6 +402,7 @@ export function profileFromSamples(
   const curveSamples = matmulCurveFromSamples(samples);
   const launch = of("launch")[0];
   if (!launch || of("memcpy").length === 0) throw new InputError("samples", "launch/memcpy", "missing samples");
+  const source = measurementSource("cpu", samples);
   const measured = (value: number, what: string) => ({ measured: { value, source: source(what) } });
   const hostSide = hostFieldsFromSamples(samples, { attention: "attention", memcpy: "memcpy" }, source);
   return {

@@ -3,9 +3,8 @@
  * description checked against the interfaces). `--check` writes nothing and exits 1 when a committed
  * file differs.
  */
-import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { syncGeneratedFiles } from "../core/sync-generated-files.js";
 import { schemaDocuments } from "./definitions.js";
 
 /** The folder holding the published files: schemas/ in the source tree (this file runs from dist/schemas/). */
@@ -20,23 +19,7 @@ export function generatedSchemaFiles(): Record<string, string> {
 
 function main(args: string[]): number {
   const check = args.includes("--check");
-  let stale = 0;
-  for (const [name, text] of Object.entries(generatedSchemaFiles())) {
-    const path = join(SCHEMAS_DIR, name);
-    let current: string | undefined;
-    try {
-      current = readFileSync(path, "utf8");
-    } catch {
-      current = undefined;
-    }
-    if (current === text) continue;
-    stale++;
-    if (check) process.stderr.write(`${path} is stale: run npm run schemas\n`);
-    else {
-      writeFileSync(path, text);
-      process.stdout.write(`wrote ${path}\n`);
-    }
-  }
+  const stale = syncGeneratedFiles(SCHEMAS_DIR, generatedSchemaFiles(), check, "is stale: run npm run schemas");
   return check && stale ? 1 : 0;
 }
 

@@ -2,21 +2,22 @@
  * `spillway profile --backend cuda`: measures a GPU the way the planner needs it — pinned and pageable
  * host→device and device→host bandwidth against transfer size, device memory bandwidth (a copy kernel
  * and cudaMemcpy), the backend's fp16 GEMM against shape (tensor cores above SPW_GEMV_MAX_ROWS rows),
- * decode and prefill attention, 4-bit dequantisation and a kernel launch — each timed with CUDA events,
- * the median of several repetitions after a warm-up, on rotating buffers larger than the L2 cache.
- * The host side (CPU attention rate, memory bandwidth, offload-file reads and writes) comes from the
- * CPU backend's own measurements, so the profile is complete.
+ * decode and prefill attention, 4-bit dequantisation, an elementwise add and a kernel launch — each
+ * timed with CUDA events, the median of several repetitions after a warm-up, on rotating buffers larger
+ * than the L2 cache. The host side (CPU attention rate, memory bandwidth, offload-file reads and writes,
+ * the host kernel-class rates) comes from the CPU backend's own measurements, so the profile is complete.
  */
-import { hostname } from "node:os";
-import type { HardwareProfile } from "../../core/hardware-profile.js";
+import type { GemmSample, HardwareProfile } from "../../core/hardware-profile.js";
 import { InputError } from "../../core/input-error.js";
 import { toFloat16Array } from "../fp16.js";
 import {
+  dateSample,
   fastestSample,
   hostFieldsFromSamples,
   linkFromSamples,
   matmulCurveFromSamples,
   measureCpuBackend,
+  measurementSource,
   type ProfileSample,
   samplesOf,
 } from "../profile-cpu.js";
@@ -27,7 +28,10 @@ export interface CudaProfileOptions {
   readonly quick: boolean;
   /** Toy sizes (a few KiB to 1 MiB, h = 64): for tests on the emulated device, not for a profile. */
   readonly tiny?: boolean;
-  /** Host-side samples (diskRead, diskWrite, cpuAttention, hostMemcpy) to use instead of measuring them. */
+  /**
+   * Host-side samples (diskRead, diskWrite, cpuAttention, hostMemcpy and the host kernel rates:
+   * streamCopy, streamTriad, fp16ToFp32, firstTouch) to use instead of measuring them.
+   */
   readonly hostSamples?: readonly ProfileSample[];
   readonly device?: number;
   readonly offloadDir?: string;
@@ -69,6 +73,35 @@ function timeOnDevice(
   return times[Math.floor(times.length / 2)]!;
 }
 
+/** The CPU backend's measurements a CUDA profile takes its host side from. */
+const HOST_MEASUREMENTS = [
+  "diskRead",
+  "diskWrite",
+  "attention",
+  "memcpy",
+  "streamCopy",
+  "streamTriad",
+  "fp16ToFp32",
+  "firstTouch",
+];
+
+/** Achieved GEMM FLOP/s at each row count, over every "matmul" shape of that row count together. */
+export function gemmCurveFromSamples(samples: readonly ProfileSample[]): GemmSample[] {
+  const byRows = new Map<number, { flops: number; seconds: number }>();
+  for (const g of samplesOf(samples, "matmul")) {
+    const rows = Number(g.shape.split("x")[0]);
+    if (!Number.isInteger(rows) || rows < 1)
+      throw new InputError("samples", "matmul", `shape ${JSON.stringify(g.shape)} is not MxKxN`);
+    const entry = byRows.get(rows) ?? { flops: 0, seconds: 0 };
+    entry.flops += g.size;
+    entry.seconds += g.seconds;
+    byRows.set(rows, entry);
+  }
+  return [...byRows.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([rows, e]) => ({ rows, flopsPerSecond: e.flops / e.seconds }));
+}
+
 export function measureCudaBackend(native: CudaNative, options: CudaProfileOptions): ProfileSample[] {
   const device = options.device ?? 0;
   native.setDevice(device);
@@ -88,10 +121,10 @@ export function measureCudaBackend(native: CudaNative, options: CudaProfileOptio
       ? [1, 8, 16, 64, 256, 1024]
       : [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048];
   const contexts = tiny ? [64, 128] : options.quick ? [512, 2048] : [128, 512, 1024, 2048, 4096];
-  const total = sizes.length * 4 + 2 + rowsCurve.length + 1 + contexts.length + 2;
+  const total = sizes.length * 4 + 3 + rowsCurve.length + 1 + contexts.length + 2;
   let done = 0;
   const step = (what: string) => options.onProgress?.(++done, total, what);
-  const samples: ProfileSample[] = [];
+  const samples: ProfileSample[] = [dateSample()];
   const stream = native.streamCreate();
   const allocations: number[] = [];
   const malloc = (bytes: number) => {
@@ -180,6 +213,16 @@ export function measureCudaBackend(native: CudaNative, options: CudaProfileOptio
         seconds: timeOnDevice(native, stream, () => native.memcpyDtoD(b, a, copyBytes, stream), reps),
       });
       step("device memory bandwidth (cudaMemcpy)");
+      // An elementwise kernel: the backend's residual add x += y reads two floats and writes one per element.
+      const n = Math.floor(copyBytes / 4);
+      native.memset(b, 0, copyBytes, stream);
+      samples.push({
+        measurement: "deviceElementwise",
+        size: 12 * n,
+        shape: "add",
+        seconds: timeOnDevice(native, stream, () => native.add(a, b, n, stream), reps),
+      });
+      step("elementwise kernel (add)");
     }
     // GEMMs through the backend's linear kernel, weights rotating through more than the L2 cache.
     const copiesFor = (bytes: number) => Math.max(2, Math.ceil((4 * props.l2CacheBytes) / bytes));
@@ -239,12 +282,10 @@ export function measureCudaBackend(native: CudaNative, options: CudaProfileOptio
       const q4 = malloc(stored.byteLength);
       native.memcpyHtoD(q4, stored, stream);
       const f16 = malloc(values * 2);
-      samples.push({
-        measurement: "dequantize",
-        size: values,
-        shape: "q4->f16",
-        seconds: timeOnDevice(native, stream, () => native.dequantize4F16(q4, 1, values, f16, stream), reps),
-      });
+      const seconds = timeOnDevice(native, stream, () => native.dequantize4F16(q4, 1, values, f16, stream), reps);
+      samples.push({ measurement: "dequantize", size: values, shape: "q4->f16", seconds });
+      // The same kernel as a uint8-unpacking one: bytes of packed codes read plus fp16 values written.
+      samples.push({ measurement: "deviceUnpack", size: stored.byteLength + 2 * values, shape: "q4->f16", seconds });
       step("4-bit dequantisation");
     }
     // Attention: decode (one query) over each context, 32 heads of 128, and one prefill.
@@ -304,7 +345,7 @@ export function measureCudaBackend(native: CudaNative, options: CudaProfileOptio
       quick: true,
       gpuBytes: 64 << 20,
       ...(options.offloadDir ? { offloadDir: options.offloadDir } : {}),
-    }).filter((s) => ["diskRead", "diskWrite", "attention", "memcpy"].includes(s.measurement));
+    }).filter((s) => HOST_MEASUREMENTS.includes(s.measurement));
     samples.push(
       ...host.map((s) => ({
         ...s,
@@ -316,8 +357,6 @@ export function measureCudaBackend(native: CudaNative, options: CudaProfileOptio
   step("host CPU and disk");
   return samples;
 }
-
-const source = (what: string) => `Measured on ${hostname()} by spillway profile --backend cuda: ${what}`;
 
 /** A hardware profile from CUDA samples (the CSV columns of the CPU backend's profile). */
 export function cudaProfileFromSamples(
@@ -336,7 +375,11 @@ export function cudaProfileFromSamples(
   const launch = of("launch")[0];
   if (!launch) throw new InputError("samples", "launch", "no samples");
   const dequantize = of("dequantize")[0];
+  const elementwise = of("deviceElementwise");
+  const unpack = of("deviceUnpack");
   const curve = matmulCurveFromSamples(samples);
+  const gemmCurve = gemmCurveFromSamples(samples);
+  const source = measurementSource("cuda", samples);
   // Host-side fields from the CPU backend's own measurements.
   const hostSide = hostFieldsFromSamples(samples, { attention: "cpuAttention", memcpy: "hostMemcpy" }, source);
   const measured = (value: number, what: string) => ({ measured: { value, source: source(what) } });
@@ -381,6 +424,32 @@ export function cudaProfileFromSamples(
               dequantize.size / dequantize.seconds,
               "4-bit group-wise dequantisation into fp16 (dequantize4F16)",
             ),
+          }
+        : {}),
+      ...(elementwise.length > 0
+        ? {
+            elementwiseBytesPerSecond: measured(
+              rate(fastestSample(elementwise, "deviceElementwise")),
+              `the backend's elementwise add kernel x += y over ${fastestSample(elementwise, "deviceElementwise").size / 12} floats (12 bytes read plus written per element)`,
+            ),
+          }
+        : {}),
+      ...(unpack.length > 0
+        ? {
+            stridedBytesPerSecond: measured(
+              rate(fastestSample(unpack, "deviceUnpack")),
+              "the backend's 4-bit dequantisation kernel (dequantize4F16) as a uint8-unpacking kernel: packed bytes read plus fp16 bytes written; Spillway's kernel, not PyTorch's strided views",
+            ),
+          }
+        : {}),
+      ...(gemmCurve.length > 0
+        ? {
+            gemmCurve: {
+              samples: gemmCurve,
+              source: source(
+                "FLOP/s of the backend's linear kernel (fp16 weights, tensor cores above SPW_GEMV_MAX_ROWS rows) on h x h, h x 4h and 4h x h weights against rows",
+              ),
+            },
           }
         : {}),
     },

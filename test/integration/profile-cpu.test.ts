@@ -18,7 +18,12 @@ import {
 
 test("spillway profile --backend cpu --quick: samples survive the CSV round trip and make a valid, measured profile", () => {
   const progress: number[] = [];
-  const samples = measureCpuBackend({ quick: true, gpuBytes: 2 ** 28, onProgress: (done) => progress.push(done) });
+  const samples = measureCpuBackend({
+    quick: true,
+    gpuBytes: 2 ** 28,
+    onProgress: (done) => progress.push(done),
+    hostRates: { values: 1 << 16, trials: 2 },
+  });
   assert.ok(progress.length > 10 && progress[progress.length - 1] === progress.length, "progress reaches the end");
   for (const kind of [
     "h2d",
@@ -31,6 +36,11 @@ test("spillway profile --backend cpu --quick: samples survive the CSV round trip
     "attention",
     "launch",
     "memcpy",
+    "date",
+    "streamCopy",
+    "streamTriad",
+    "fp16ToFp32",
+    "firstTouch",
   ])
     assert.ok(
       samples.some((s) => s.measurement === kind),
@@ -60,6 +70,15 @@ test("spillway profile --backend cpu --quick: samples survive the CSV round trip
   assert.ok(curve.every((c) => measured(c.secondsPerWeight)));
   assert.equal(profile.gpu.workingBytesPerValue?.value, 4, "the CPU backend computes in fp32");
   assert.ok(measured(effective(profile.gpu.dequantizeValuesPerSecond!)), "4-bit dequantisation is measured");
+  // The host's kernel-class rates, measured and sourced to this command and day.
+  for (const q of [
+    profile.cpu.streamBytesPerSecond,
+    profile.cpu.fp16ToFp32ValuesPerSecond,
+    profile.cpu.firstTouchBytesPerSecond,
+  ]) {
+    assert.ok(q?.measured && measured(q.measured.value));
+    assert.match(q.measured.source, /spillway profile --backend cpu on \d{4}-\d{2}-\d{2}: /);
+  }
 });
 
 test("GEMM time from a measured curve: log-interpolated, never below streaming the weights, proportional to rows beyond it", () => {

@@ -40,6 +40,8 @@ test("spillway profile --backend cuda: samples from a device (emulated here) mak
     "launch",
     "dequantize",
     "gpuAttention",
+    "deviceElementwise",
+    "deviceUnpack",
   ]) {
     assert.ok(
       samples.some((s) => s.measurement === m && s.seconds > 0),
@@ -57,7 +59,19 @@ test("spillway profile --backend cuda: samples from a device (emulated here) mak
   assert.ok(profile.hostToDevice.pageableBytesPerSecond!.measured!.value > 0);
   assert.ok(profile.gpu.matmulCurve!.samples.length === 4);
   assert.equal(profile.disk.readBytesPerSecond.measured!.value, (16 << 20) / 8e-3);
-  assert.match(profile.gpu.fp16MatmulFlopsPerSecond.measured!.source, /spillway profile --backend cuda/);
+  assert.match(
+    profile.gpu.fp16MatmulFlopsPerSecond.measured!.source,
+    /spillway profile --backend cuda on \d{4}-\d{2}-\d{2}: /,
+  );
+  // The GPU kernel-class rates: the add kernel (12 bytes per element), the 4-bit unpacking kernel, the GEMM curve.
+  const add = samples.find((s) => s.measurement === "deviceElementwise")!;
+  assert.equal(profile.gpu.elementwiseBytesPerSecond?.measured?.value, add.size / add.seconds);
+  assert.ok(profile.gpu.stridedBytesPerSecond!.measured!.value > 0);
+  const oneRow = samples.filter((s) => s.measurement === "matmul" && s.shape.startsWith("1x"));
+  assert.deepEqual(profile.gpu.gemmCurve!.samples[0], {
+    rows: 1,
+    flopsPerSecond: oneRow.reduce((a, s) => a + s.size, 0) / oneRow.reduce((a, s) => a + s.seconds, 0),
+  });
   // The planner takes it.
   const p = await plan({
     model: findCatalogueModel("opt-1.3b")!,
@@ -101,6 +115,8 @@ test(
       "launch",
       "dequantize",
       "gpuAttention",
+      "deviceElementwise",
+      "deviceUnpack",
     ]) {
       assert.ok(
         samples.some((s) => s.measurement === m),
