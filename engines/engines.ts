@@ -2,6 +2,8 @@
  * The engine models by name: one registration per line. `engineModel(name)` is how every command
  * reaches one; `--engine` choices come from ENGINE_NAMES (engines/engine-names.ts).
  */
+import { accelerateEngine } from "./accelerate.js";
+import { deepspeedEngine } from "./deepspeed.js";
 import type { EngineModel } from "./engine-model.js";
 import type { EngineName } from "./engine-names.js";
 import { spillwayEngine } from "./spillway.js";
@@ -9,6 +11,8 @@ import { spillwayEngine } from "./spillway.js";
 // biome-ignore format: one registration per line
 const ENGINES: Partial<Record<EngineName, EngineModel>> = {
   spillway: spillwayEngine,
+  accelerate: accelerateEngine,
+  deepspeed: deepspeedEngine,
 };
 
 export function engineModel(name: EngineName): EngineModel {
