@@ -13,6 +13,7 @@ import { layerParams, type ModelSpec } from "../core/model-spec.js";
 import { type LayerGroup, layerGroupsOf, PLACEMENT_TOLERANCE, type Placement, type Policy } from "../core/policy.js";
 import { embeddingTensors, placeTensors } from "../core/realize-placement.js";
 import type { Tier } from "../core/tiers.js";
+import { generateInexpressibleNotes } from "./hf/policy-notes.js";
 
 const ON: Readonly<Record<Tier, Placement>> = {
   gpu: { gpu: 1, cpu: 0, disk: 0 },
@@ -67,24 +68,13 @@ export function accelerateDeviceMap(model: ModelSpec, policy: Policy): Accelerat
   const positionsAndNorms = tensorTiers.get("positions_and_norms") ?? embedTokens;
   const lmHead = model.tiedEmbeddings ? embedTokens : (tensorTiers.get("lm_head") ?? embedTokens);
   const batch = policy.gpuBatchSize * policy.numGpuBatches;
-  if (policy.numGpuBatches > 1)
-    notes.push(
-      `${policy.numGpuBatches} GPU batches of ${policy.gpuBatchSize} run as one generate() batch of ${batch} (no block schedule)`,
-    );
-  if (policy.cache.gpu < 1 - PLACEMENT_TOLERANCE)
-    notes.push("KV cache off the GPU cannot be expressed: transformers keeps it on the execution device (GPU)");
-  if (policy.activations.gpu < 1 - PLACEMENT_TOLERANCE)
-    notes.push("activations off the GPU cannot be expressed: they live on the execution device (GPU)");
-  if (policy.cpuAttention) notes.push("CPU attention cannot be expressed: attention runs on the GPU");
-  if (policy.compressWeight || policy.compressCache)
-    notes.push("4-bit group-wise compression cannot be expressed: weights and KV cache stay in the model's dtype");
+  notes.push(...generateInexpressibleNotes(policy, batch));
   if (policy.pinWeight && layers.cpu > 0)
     notes.push(
       "pinned CPU weights cannot be expressed: offloaded weights stay in the pageable state dict (OffloadedWeightsLoader) and are copied synchronously",
     );
   if (policy.overlap && layers.gpu < model.numLayers)
     notes.push("no prefetch: an offloaded module's weights are copied when it runs (AlignDevicesHook.pre_forward)");
-  if (policy.experts) notes.push("the expert policy is ignored: the model has no routed experts here");
   const layerGroups = (["gpu", "cpu", "disk"] as const)
     .filter((t) => layers[t] > 0)
     .map((t) => ({ layers: layers[t], weights: ON[t], compute: "gpu" as const }));

@@ -15,11 +15,11 @@
 import type { Tier } from "../core/tiers.js";
 import { type AccelerateDeviceMap, accelerateDeviceMap } from "./accelerate-device-map.js";
 import type { EngineModel, EngineOperation, EnginePrediction, EngineRequest, EngineStep } from "./engine-model.js";
-import { hfForward, hfForwardUnsupported } from "./hf/forward.js";
+import { hfEngineUnsupported, hfForward } from "./hf/forward.js";
 import { type GenerateForward, generateForwards } from "./hf/generate-run.js";
 import { hfPrediction } from "./hf/hf-prediction.js";
 import { type HfSegment, segmentParamBytes } from "./hf/segment.js";
-import { dispatchOp, segmentGpuOps } from "./hf/segment-ops.js";
+import { dispatchOp, SEGMENT_RATES, segmentGpuOps } from "./hf/segment-ops.js";
 import { forwardWorkspaceBytes, kvCacheBytes } from "./hf/working-memory.js";
 import { type KernelRateName, type KernelRates, resolveRates } from "./kernel-rates.js";
 import { op } from "./step-time.js";
@@ -209,13 +209,7 @@ function predict(request: EngineRequest): EnginePrediction {
   const rates = resolveRates(request.hardware).rates;
   const forwards = generateForwards(map.batch, request.workload);
   const steps = forwards.flatMap((f) => forwardSteps(rates, request, map, f));
-  const rateNames: KernelRateName[] = [
-    "gpuFlopsPerSecond",
-    "gpuMemoryBytesPerSecond",
-    "gpuKernelLaunchSeconds",
-    "gpuElementwiseBytesPerSecond",
-    "eagerDispatchSeconds",
-  ];
+  const rateNames: KernelRateName[] = [...SEGMENT_RATES];
   const offloaded =
     map.layers.cpu + map.layers.disk > 0 ||
     [map.embedTokens, map.positionsAndNorms, map.lmHead].some((t) => t !== "gpu");
@@ -243,12 +237,6 @@ export const accelerateEngine: EngineModel = {
   name: "accelerate",
   summary:
     'Hugging Face Accelerate device_map="auto": whole layers on GPU, CPU, disk; hooks copy offloaded weights when a module runs (no prefetch); KV cache on the GPU',
-  unsupported(model, policy) {
-    const reason = hfForwardUnsupported(model);
-    if (reason) return reason;
-    if (policy?.experts && !model.moe)
-      return "the policy carries an expert cache policy but the model has no routed experts";
-    return undefined;
-  },
+  unsupported: hfEngineUnsupported,
   predict,
 };

@@ -21,11 +21,12 @@ import type { ModelSpec } from "../core/model-spec.js";
 import { PLACEMENT_TOLERANCE, type Placement, type Policy } from "../core/policy.js";
 import { FLEXGEN_HARNESS_ZERO_CONFIG, type ZeroInferenceConfig } from "./deepspeed-zero-config.js";
 import type { EngineModel, EngineOperation, EnginePrediction, EngineRequest, EngineStep } from "./engine-model.js";
-import { hfForward, hfForwardUnsupported } from "./hf/forward.js";
+import { hfEngineUnsupported, hfForward } from "./hf/forward.js";
 import { type GenerateForward, generateForwards } from "./hf/generate-run.js";
 import { hfPrediction } from "./hf/hf-prediction.js";
+import { generateInexpressibleNotes } from "./hf/policy-notes.js";
 import type { HfSegment, HfTensor } from "./hf/segment.js";
-import { dispatchOp, segmentGpuOps } from "./hf/segment-ops.js";
+import { dispatchOp, SEGMENT_RATES, segmentGpuOps } from "./hf/segment-ops.js";
 import { forwardWorkspaceBytes, kvCacheBytes } from "./hf/working-memory.js";
 import { type KernelRateName, type KernelRates, resolveRates } from "./kernel-rates.js";
 import { op } from "./step-time.js";
@@ -69,20 +70,7 @@ export function zeroRealization(policy: Policy): ZeroRealization {
     );
   if (policy.layerGroups) notes.push("per-layer placement cannot be expressed: ZeRO-3 treats every layer alike");
   const batch = policy.gpuBatchSize * policy.numGpuBatches;
-  if (policy.numGpuBatches > 1)
-    notes.push(
-      `${policy.numGpuBatches} GPU batches of ${policy.gpuBatchSize} run as one generate() batch of ${batch} (no block schedule)`,
-    );
-  if (policy.cache.gpu < 1 - PLACEMENT_TOLERANCE)
-    notes.push("KV cache off the GPU cannot be expressed: transformers keeps it on the GPU");
-  if (policy.activations.gpu < 1 - PLACEMENT_TOLERANCE)
-    notes.push("activations off the GPU cannot be expressed: they live on the GPU");
-  if (policy.cpuAttention) notes.push("CPU attention cannot be expressed: attention runs on the GPU");
-  if (policy.compressWeight || policy.compressCache)
-    notes.push(
-      "FlexGen's 4-bit group-wise compression cannot be expressed (ZeRO-Inference's own weight quantization is not modelled)",
-    );
-  if (policy.experts) notes.push("the expert policy is ignored: the model has no routed experts here");
+  notes.push(...generateInexpressibleNotes(policy, batch));
   // offload_param.pin_memory applies to host-resident partitions; NVMe swap buffers are always page-locked.
   const pinMemory = offload === "nvme" ? true : policy.pinWeight;
   const weights: Placement =
@@ -301,13 +289,7 @@ export function predictZeroInference(request: EngineRequest, config: ZeroInferen
     refetchTiedHead: tableNumel > 0 && between >= config.maxReuseDistanceNumel,
   };
   const steps = forwards.flatMap((f) => forwardSteps(ctx, model, f));
-  const rateNames: KernelRateName[] = [
-    "gpuFlopsPerSecond",
-    "gpuMemoryBytesPerSecond",
-    "gpuKernelLaunchSeconds",
-    "gpuElementwiseBytesPerSecond",
-    "eagerDispatchSeconds",
-  ];
+  const rateNames: KernelRateName[] = [...SEGMENT_RATES];
   if (zero.offload !== "none") rateNames.push("h2dPinnedBytesPerSecond", "h2dLatencySeconds");
   if (zero.offload === "cpu" && !zero.pinMemory) rateNames.push("pageableRelayBytesPerSecond");
   if (zero.offload === "nvme") rateNames.push("diskReadBytesPerSecond", "diskLatencySeconds");
@@ -349,12 +331,6 @@ export const deepspeedEngine: EngineModel = {
   name: "deepspeed",
   summary:
     "DeepSpeed ZeRO-Inference (ZeRO-3 parameter offload): every layer streamed from pinned CPU memory or NVMe, the next module prefetched under the current one's compute; KV cache on the GPU",
-  unsupported(model, policy) {
-    const reason = hfForwardUnsupported(model);
-    if (reason) return reason;
-    if (policy?.experts && !model.moe)
-      return "the policy carries an expert cache policy but the model has no routed experts";
-    return undefined;
-  },
+  unsupported: hfEngineUnsupported,
   predict: (request) => predictZeroInference(request, FLEXGEN_HARNESS_ZERO_CONFIG),
 };

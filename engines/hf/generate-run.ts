@@ -14,7 +14,8 @@ export interface GenerateForward {
 
 export function generateForwards(batch: number, workload: Workload): GenerateForward[] {
   const { promptLen: s, genLen: n } = workload;
-  if (!Number.isInteger(batch) || batch < 1) throw new Error(`batch size: expected an integer >= 1, got ${batch}`);
+  if (!Number.isInteger(batch) || batch < 1)
+    throw new Error(`generate() batch (policy gpuBatchSize x numGpuBatches): expected an integer >= 1, got ${batch}`);
   if (!Number.isInteger(s) || s < 1) throw new Error(`workload promptLen: expected an integer >= 1, got ${s}`);
   if (!Number.isInteger(n) || n < 1) throw new Error(`workload genLen: expected an integer >= 1, got ${n}`);
   const forwards: GenerateForward[] = [

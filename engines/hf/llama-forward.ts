@@ -14,7 +14,9 @@ import {
   type HfForward,
   type HfKernel,
   type HfSegment,
+  type HfTensor,
   matmul,
+  segment,
   tensor,
 } from "./segment.js";
 
@@ -56,35 +58,33 @@ function llamaLayer(model: ModelSpec, shape: ForwardShape): HfSegment[] {
   // .contiguous() calls before SDPA copy them; with one query token the layouts coincide and nothing is copied.
   const contiguous =
     q > 1 ? [elementwise("q, k, v .contiguous() before SDPA", (rows * qd + 2 * rows * kd) * a * 2)] : [];
+  const layer = (module: string, params: HfTensor[], kernels: HfKernel[], dispatchOps: number, where: string) =>
+    segment(module, "layer", params, kernels, dispatchOps, `${FILE} ${where}`);
+  const normLayer = (module: string) =>
+    layer(module, [tensor(`${module}.weight`, h, a)], norm.kernels, norm.dispatchOps, "LlamaRMSNorm.forward");
+  const residual = elementwise("residual add", rows * h * a * 3);
   return [
-    {
-      module: "input_layernorm",
-      part: "layer",
-      params: [tensor("input_layernorm.weight", h, a)],
-      ...norm,
-      source: `${FILE} LlamaRMSNorm.forward`,
-    },
-    {
-      module: "self_attn.q_proj",
-      part: "layer",
-      params: w("self_attn.q_proj", h, qd),
-      kernels: [gemm("q_proj", rows, h, qd)],
-      dispatchOps: 3,
-      source: `${FILE} LlamaSdpaAttention.forward`,
-    },
-    {
-      module: "self_attn.k_proj",
-      part: "layer",
-      params: w("self_attn.k_proj", h, kd),
-      kernels: [gemm("k_proj", rows, h, kd)],
-      dispatchOps: 3,
-      source: `${FILE} LlamaSdpaAttention.forward`,
-    },
-    {
-      module: "self_attn.v_proj",
-      part: "layer",
-      params: w("self_attn.v_proj", h, kd),
-      kernels: [
+    normLayer("input_layernorm"),
+    layer(
+      "self_attn.q_proj",
+      w("self_attn.q_proj", h, qd),
+      [gemm("q_proj", rows, h, qd)],
+      3,
+      "LlamaSdpaAttention.forward",
+    ),
+    layer(
+      "self_attn.k_proj",
+      w("self_attn.k_proj", h, kd),
+      [gemm("k_proj", rows, h, kd)],
+      3,
+      "LlamaSdpaAttention.forward",
+    ),
+    // linear, view, transpose; rotary_emb (12); apply_rotary_pos_emb (16); cache update (2);
+    // repeat_kv (3 each under GQA); mask slice (2); contiguous x3; SDPA; transpose, contiguous, view
+    layer(
+      "self_attn.v_proj",
+      w("self_attn.v_proj", h, kd),
+      [
         gemm("v_proj", rows, h, kd),
         elementwise("rotary cos/sin", b * q * hd * 4 * 6),
         // q * cos + rotate_half(q) * sin (neg, cat, two muls, add), and the same for k
@@ -100,50 +100,38 @@ function llamaLayer(model: ModelSpec, shape: ForwardShape): HfSegment[] {
         ),
         elementwise("transpose + contiguous", rows * qd * a * 2),
       ],
-      // linear, view, transpose; rotary_emb (12); apply_rotary_pos_emb (16); cache update (2);
-      // repeat_kv (3 each under GQA); mask slice (2); contiguous x3; SDPA; transpose, contiguous, view
-      dispatchOps: 3 + 12 + 16 + (past > 0 ? 2 : 0) + (groups > 1 ? 6 : 0) + 2 + 3 + 1 + 3,
-      source: `${FILE} LlamaSdpaAttention.forward, apply_rotary_pos_emb, repeat_kv; cache_utils.py DynamicCache.update`,
-    },
-    {
-      module: "self_attn.o_proj",
-      part: "layer",
-      params: w("self_attn.o_proj", qd, h),
-      kernels: [gemm("o_proj", rows, qd, h), elementwise("residual add", rows * h * a * 3)],
-      dispatchOps: 2,
-      source: `${FILE} LlamaSdpaAttention.forward, LlamaDecoderLayer.forward`,
-    },
-    {
-      module: "post_attention_layernorm",
-      part: "layer",
-      params: [tensor("post_attention_layernorm.weight", h, a)],
-      ...norm,
-      source: `${FILE} LlamaRMSNorm.forward`,
-    },
-    {
-      module: "mlp.gate_proj",
-      part: "layer",
-      params: w("mlp.gate_proj", h, f),
-      kernels: [gemm("gate_proj", rows, h, f), elementwise("act_fn (SiLU)", rows * f * a * 2)],
-      dispatchOps: 2,
-      source: `${FILE} LlamaMLP.forward`,
-    },
-    {
-      module: "mlp.up_proj",
-      part: "layer",
-      params: w("mlp.up_proj", h, f),
-      kernels: [gemm("up_proj", rows, h, f), elementwise("act * up", rows * f * a * 3)],
-      dispatchOps: 2,
-      source: `${FILE} LlamaMLP.forward`,
-    },
-    {
-      module: "mlp.down_proj",
-      part: "layer",
-      params: w("mlp.down_proj", f, h),
-      kernels: [gemm("down_proj", rows, f, h), elementwise("residual add", rows * h * a * 3)],
-      dispatchOps: 2,
-      source: `${FILE} LlamaMLP.forward, LlamaDecoderLayer.forward`,
-    },
+      3 + 12 + 16 + (past > 0 ? 2 : 0) + (groups > 1 ? 6 : 0) + 2 + 3 + 1 + 3,
+      "LlamaSdpaAttention.forward, apply_rotary_pos_emb, repeat_kv; cache_utils.py DynamicCache.update",
+    ),
+    layer(
+      "self_attn.o_proj",
+      w("self_attn.o_proj", qd, h),
+      [gemm("o_proj", rows, qd, h), residual],
+      2,
+      "LlamaSdpaAttention.forward, LlamaDecoderLayer.forward",
+    ),
+    normLayer("post_attention_layernorm"),
+    layer(
+      "mlp.gate_proj",
+      w("mlp.gate_proj", h, f),
+      [gemm("gate_proj", rows, h, f), elementwise("act_fn (SiLU)", rows * f * a * 2)],
+      2,
+      "LlamaMLP.forward",
+    ),
+    layer(
+      "mlp.up_proj",
+      w("mlp.up_proj", h, f),
+      [gemm("up_proj", rows, h, f), elementwise("act * up", rows * f * a * 3)],
+      2,
+      "LlamaMLP.forward",
+    ),
+    layer(
+      "mlp.down_proj",
+      w("mlp.down_proj", f, h),
+      [gemm("down_proj", rows, f, h), residual],
+      2,
+      "LlamaMLP.forward, LlamaDecoderLayer.forward",
+    ),
   ];
 }
 
@@ -151,20 +139,20 @@ function llamaBefore(model: ModelSpec, shape: ForwardShape): HfSegment[] {
   const { batch: b, queryLen: q, contextLen: c } = shape;
   const a = model.bytesPerParam;
   const h = model.hiddenSize;
+  // embedding; cache_position arange; position_ids unsqueeze; _update_causal_mask (12)
   return [
-    {
-      module: "embed_tokens",
-      part: "embeddings",
-      params: [tensor("embed_tokens.weight", model.vocabSize * h, a)],
-      kernels: [
+    segment(
+      "embed_tokens",
+      "embeddings",
+      [tensor("embed_tokens.weight", model.vocabSize * h, a)],
+      [
         elementwise("embedding gather", b * q * h * a * 2),
         // _update_causal_mask: the [b, 1, q, c] additive mask (several passes over it)
         elementwise("causal mask", 4 * b * q * c * a),
       ],
-      // embedding; cache_position arange; position_ids unsqueeze; _update_causal_mask (12)
-      dispatchOps: 1 + 1 + 1 + 12,
-      source: `${FILE} LlamaModel.forward, LlamaModel._update_causal_mask`,
-    },
+      1 + 1 + 1 + 12,
+      `${FILE} LlamaModel.forward, LlamaModel._update_causal_mask`,
+    ),
   ];
 }
 
@@ -173,22 +161,24 @@ function llamaAfter(model: ModelSpec, shape: ForwardShape): HfSegment[] {
   const a = model.bytesPerParam;
   const h = model.hiddenSize;
   const V = model.vocabSize;
+  const norm = rmsNorm(rows, h, a);
   return [
-    {
-      module: "norm",
-      part: "head",
-      params: [tensor("norm.weight", h, a)],
-      ...rmsNorm(rows, h, a),
-      source: `${FILE} LlamaModel.forward`,
-    },
-    {
-      module: "lm_head",
-      part: "head",
-      params: [tensor("lm_head.weight", V * h, a)],
-      kernels: [gemm("lm_head (every position)", rows, h, V), elementwise("logits.float()", rows * V * (a + 4))],
-      dispatchOps: 2,
-      source: `${FILE} LlamaForCausalLM.forward`,
-    },
+    segment(
+      "norm",
+      "head",
+      [tensor("norm.weight", h, a)],
+      norm.kernels,
+      norm.dispatchOps,
+      `${FILE} LlamaModel.forward`,
+    ),
+    segment(
+      "lm_head",
+      "head",
+      [tensor("lm_head.weight", V * h, a)],
+      [gemm("lm_head (every position)", rows, h, V), elementwise("logits.float()", rows * V * (a + 4))],
+      2,
+      `${FILE} LlamaForCausalLM.forward`,
+    ),
     generateStep(model, shape, "transformers generation/utils.py GenerationMixin._greedy_search"),
   ];
 }

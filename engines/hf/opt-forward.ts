@@ -12,9 +12,11 @@ import {
   type ForwardShape,
   gemm,
   type HfForward,
+  type HfKernel,
   type HfSegment,
   type HfTensor,
   matmul,
+  segment,
   tensor,
 } from "./segment.js";
 
@@ -36,38 +38,34 @@ function optLayer(model: ModelSpec, shape: ForwardShape): HfSegment[] {
   // past_key_value is not None from the second forward on: torch.cat([past, new], dim=2) for K and for V.
   const cache = past > 0 ? [elementwise("torch.cat K", (b * past * h + rows * h + b * c * h) * a)] : [];
   const cacheV = past > 0 ? [elementwise("torch.cat V", (b * past * h + rows * h + b * c * h) * a)] : [];
+  const layer = (module: string, params: HfTensor[], kernels: HfKernel[], dispatchOps: number, where: string) =>
+    segment(module, "layer", params, kernels, dispatchOps, `${FILE} ${where}`);
+  const layerNorm = elementwise("layer_norm", rows * h * a * 2);
+  const residual = elementwise("residual add", rows * h * a * 3);
   return [
-    {
-      module: "self_attn_layer_norm",
-      part: "layer",
-      params: norm("self_attn_layer_norm"),
-      kernels: [elementwise("layer_norm", rows * h * a * 2)],
-      dispatchOps: 1,
-      source: `${FILE} OPTDecoderLayer.forward`,
-    },
-    {
-      module: "self_attn.q_proj",
-      part: "layer",
-      params: linear("self_attn.q_proj", h, h),
-      // q_proj(hidden_states) * self.scaling
-      kernels: [gemm("q_proj", rows, h, h), elementwise("q * scaling", rows * h * a * 2)],
-      dispatchOps: 2,
-      source: `${FILE} OPTAttention.forward`,
-    },
-    {
-      module: "self_attn.k_proj",
-      part: "layer",
-      params: linear("self_attn.k_proj", h, h),
-      // _shape: view, transpose(1, 2), contiguous() (a copy)
-      kernels: [gemm("k_proj", rows, h, h), elementwise("_shape contiguous K", rows * h * a * 2)],
-      dispatchOps: 4,
-      source: `${FILE} OPTAttention.forward, OPTAttention._shape`,
-    },
-    {
-      module: "self_attn.v_proj",
-      part: "layer",
-      params: linear("self_attn.v_proj", h, h),
-      kernels: [
+    layer("self_attn_layer_norm", norm("self_attn_layer_norm"), [layerNorm], 1, "OPTDecoderLayer.forward"),
+    // q_proj(hidden_states) * self.scaling
+    layer(
+      "self_attn.q_proj",
+      linear("self_attn.q_proj", h, h),
+      [gemm("q_proj", rows, h, h), elementwise("q * scaling", rows * h * a * 2)],
+      2,
+      "OPTAttention.forward",
+    ),
+    // _shape: view, transpose(1, 2), contiguous() (a copy)
+    layer(
+      "self_attn.k_proj",
+      linear("self_attn.k_proj", h, h),
+      [gemm("k_proj", rows, h, h), elementwise("_shape contiguous K", rows * h * a * 2)],
+      4,
+      "OPTAttention.forward, OPTAttention._shape",
+    ),
+    // linear, view, transpose, contiguous; [cat K, cat V]; Q _shape (4) + view; K, V view; transpose, bmm;
+    // mask view, add, torch.tensor, torch.max, view; softmax, to; dropout; bmm; view, transpose, reshape.
+    layer(
+      "self_attn.v_proj",
+      linear("self_attn.v_proj", h, h),
+      [
         gemm("v_proj", rows, h, h),
         elementwise("_shape contiguous V", rows * h * a * 2),
         ...cache,
@@ -81,45 +79,27 @@ function optLayer(model: ModelSpec, shape: ForwardShape): HfSegment[] {
         matmul("bmm P V", 2 * rows * c * h, (scores + b * c * h + rows * h) * a),
         elementwise("transpose + reshape (copy)", rows * h * a * 2),
       ],
-      // linear, view, transpose, contiguous; [cat K, cat V]; Q _shape (4) + view; K, V view; transpose, bmm;
-      // mask view, add, torch.tensor, torch.max, view; softmax, to; dropout; bmm; view, transpose, reshape.
-      dispatchOps: 4 + (past > 0 ? 2 : 0) + 4 + 2 + 2 + 5 + 2 + 1 + 1 + 3,
-      source: `${FILE} OPTAttention.forward`,
-    },
-    {
-      module: "self_attn.out_proj",
-      part: "layer",
-      params: linear("self_attn.out_proj", h, h),
-      // linear; dropout (eval: identity), residual add, reshape
-      kernels: [gemm("out_proj", rows, h, h), elementwise("residual add", rows * h * a * 3)],
-      dispatchOps: 4,
-      source: `${FILE} OPTAttention.forward, OPTDecoderLayer.forward`,
-    },
-    {
-      module: "final_layer_norm",
-      part: "layer",
-      params: norm("final_layer_norm"),
-      kernels: [elementwise("layer_norm", rows * h * a * 2)],
-      dispatchOps: 1,
-      source: `${FILE} OPTDecoderLayer.forward`,
-    },
-    {
-      module: "fc1",
-      part: "layer",
-      params: linear("fc1", h, f),
-      kernels: [gemm("fc1", rows, h, f), elementwise("relu", rows * f * a * 2)],
-      dispatchOps: 2,
-      source: `${FILE} OPTDecoderLayer.forward`,
-    },
-    {
-      module: "fc2",
-      part: "layer",
-      params: linear("fc2", f, h),
-      // linear; dropout (identity), residual add, view
-      kernels: [gemm("fc2", rows, f, h), elementwise("residual add", rows * h * a * 3)],
-      dispatchOps: 4,
-      source: `${FILE} OPTDecoderLayer.forward`,
-    },
+      4 + (past > 0 ? 2 : 0) + 4 + 2 + 2 + 5 + 2 + 1 + 1 + 3,
+      "OPTAttention.forward",
+    ),
+    // linear; dropout (eval: identity), residual add, reshape
+    layer(
+      "self_attn.out_proj",
+      linear("self_attn.out_proj", h, h),
+      [gemm("out_proj", rows, h, h), residual],
+      4,
+      "OPTAttention.forward, OPTDecoderLayer.forward",
+    ),
+    layer("final_layer_norm", norm("final_layer_norm"), [layerNorm], 1, "OPTDecoderLayer.forward"),
+    layer(
+      "fc1",
+      linear("fc1", h, f),
+      [gemm("fc1", rows, h, f), elementwise("relu", rows * f * a * 2)],
+      2,
+      "OPTDecoderLayer.forward",
+    ),
+    // linear; dropout (identity), residual add, view
+    layer("fc2", linear("fc2", f, h), [gemm("fc2", rows, f, h), residual], 4, "OPTDecoderLayer.forward"),
   ];
 }
 
@@ -132,19 +112,21 @@ function optBefore(model: ModelSpec, shape: ForwardShape): HfSegment[] {
   const mask = b * q * c;
   const int64 = 8;
   return [
-    {
-      module: "embed_tokens",
-      part: "embeddings",
-      params: [tensor("embed_tokens.weight", model.vocabSize * model.wordEmbedDim, a)],
-      kernels: [elementwise("embedding gather", rows * h * a * 2)],
-      dispatchOps: 2,
-      source: `${FILE} OPTDecoder.forward`,
-    },
-    {
-      module: "embed_positions",
-      part: "embeddings",
-      params: [tensor("embed_positions.weight", (model.maxPositions + 2) * h, a)],
-      kernels: [
+    segment(
+      "embed_tokens",
+      "embeddings",
+      [tensor("embed_tokens.weight", model.vocabSize * model.wordEmbedDim, a)],
+      [elementwise("embedding gather", rows * h * a * 2)],
+      2,
+      `${FILE} OPTDecoder.forward`,
+    ),
+    // positions: 8 operations; embedding: 1; _make_causal_mask on the host and .to(device) when q > 1: 10;
+    // _expand_mask: 6; embeds + positions: 1
+    segment(
+      "embed_positions",
+      "embeddings",
+      [tensor("embed_positions.weight", (model.maxPositions + 2) * h, a)],
+      [
         // long, cumsum, type_as, * mask, long, - 1 over [b, c] int64; slice; + offset
         elementwise("positions from attention_mask", 6 * b * c * int64 * 2),
         elementwise("embedding gather", rows * h * a * 2),
@@ -152,11 +134,9 @@ function optBefore(model: ModelSpec, shape: ForwardShape): HfSegment[] {
         elementwise("expand attention_mask", mask * a * (2 + 2 + 1 + 2) + (q > 1 ? 3 * mask * a : 0)),
         elementwise("inputs_embeds + pos_embeds", rows * h * a * 3),
       ],
-      // positions: 8; embedding: 1; _make_causal_mask on the host and .to(device) when q > 1: 9;
-      // _expand_mask: 6; + causal: 1 (q > 1); embeds + positions: 1
-      dispatchOps: 8 + 1 + (q > 1 ? 10 : 0) + 6 + 1,
-      source: `${FILE} OPTLearnedPositionalEmbedding.forward, OPTDecoder._prepare_decoder_attention_mask`,
-    },
+      8 + 1 + (q > 1 ? 10 : 0) + 6 + 1,
+      `${FILE} OPTLearnedPositionalEmbedding.forward, OPTDecoder._prepare_decoder_attention_mask`,
+    ),
   ];
 }
 
@@ -167,23 +147,23 @@ function optAfter(model: ModelSpec, shape: ForwardShape): HfSegment[] {
   const h = model.hiddenSize;
   const rows = b * q;
   return [
-    {
-      module: "final_layer_norm",
-      part: "head",
-      params: [tensor("final_layer_norm.weight", h, a), tensor("final_layer_norm.bias", h, a)],
-      kernels: [elementwise("layer_norm", rows * h * a * 2)],
-      dispatchOps: 1,
-      source: `${FILE} OPTDecoder.forward`,
-    },
-    {
-      module: "lm_head",
-      part: "head",
-      // Tied to embed_tokens: the same tensor, fetched again where it is offloaded.
-      params: [tensor("lm_head.weight", model.vocabSize * h, a)],
-      kernels: [gemm("lm_head (every position)", rows, h, model.vocabSize)],
-      dispatchOps: 2,
-      source: `${FILE} OPTForCausalLM.forward`,
-    },
+    segment(
+      "final_layer_norm",
+      "head",
+      [tensor("final_layer_norm.weight", h, a), tensor("final_layer_norm.bias", h, a)],
+      [elementwise("layer_norm", rows * h * a * 2)],
+      1,
+      `${FILE} OPTDecoder.forward`,
+    ),
+    // Tied to embed_tokens: the same tensor, fetched again where it is offloaded.
+    segment(
+      "lm_head",
+      "head",
+      [tensor("lm_head.weight", model.vocabSize * h, a)],
+      [gemm("lm_head (every position)", rows, h, model.vocabSize)],
+      2,
+      `${FILE} OPTForCausalLM.forward`,
+    ),
     generateStep(model, shape, "transformers v4.24 generation_utils.py GenerationMixin.greedy_search"),
   ];
 }

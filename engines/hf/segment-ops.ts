@@ -9,9 +9,18 @@
  * - every PyTorch operation the host dispatches (views included): eagerDispatchSeconds.
  */
 import type { EngineOperation } from "../engine-model.js";
-import { gpuGemmSeconds, type KernelRates } from "../kernel-rates.js";
+import { gpuGemmSeconds, type KernelRateName, type KernelRates } from "../kernel-rates.js";
 import { op } from "../step-time.js";
 import type { HfKernel, HfSegment } from "./segment.js";
+
+/** The rates `segmentGpuOps` and `dispatchOp` price with (the GEMM curve too, where the profile has one). */
+export const SEGMENT_RATES: readonly KernelRateName[] = [
+  "gpuFlopsPerSecond",
+  "gpuMemoryBytesPerSecond",
+  "gpuKernelLaunchSeconds",
+  "gpuElementwiseBytesPerSecond",
+  "eagerDispatchSeconds",
+];
 
 export const TERM_GEMM = "GPU GEMM";
 export const TERM_ATTENTION = "GPU attention";

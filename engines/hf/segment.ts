@@ -74,3 +74,14 @@ export function elementwise(name: string, bytes: number): HfKernel {
 export function segmentParamBytes(segment: HfSegment): number {
   return segment.params.reduce((a, t) => a + t.bytes, 0);
 }
+
+export function segment(
+  module: string,
+  part: SegmentPart,
+  params: readonly HfTensor[],
+  kernels: readonly HfKernel[],
+  dispatchOps: number,
+  source: string,
+): HfSegment {
+  return { module, part, params, kernels, dispatchOps, source };
+}

@@ -1,43 +1,15 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { layerParams, type ModelSpec } from "../../core/model-spec.js";
-import type { Placement, Policy } from "../../core/policy.js";
+import { layerParams } from "../../core/model-spec.js";
 import { resolveHardware } from "../../core/resolve-hardware.js";
 import { accelerateEngine } from "../../engines/accelerate.js";
 import { accelerateDeviceMap } from "../../engines/accelerate-device-map.js";
-import type { EnginePrediction, Lane } from "../../engines/engine-model.js";
+import type { EnginePrediction } from "../../engines/engine-model.js";
 import { engineModel } from "../../engines/engines.js";
 import { resolveRates } from "../../engines/kernel-rates.js";
-import { findCatalogueModel } from "../../models/catalogue.js";
+import { laneBytes, model, policy, W } from "../offload-engine-helpers.js";
 
 const T4 = resolveHardware("t4");
-const model = (name: string): ModelSpec => findCatalogueModel(name)!;
-const W = (gpu: number, cpu: number, disk: number): Placement => ({ gpu, cpu, disk });
-
-function policy(gbs: number, weights: Placement, extra: Partial<Policy> = {}): Policy {
-  return {
-    gpuBatchSize: gbs,
-    numGpuBatches: 1,
-    weights,
-    cache: W(1, 0, 0),
-    activations: W(1, 0, 0),
-    compressWeight: false,
-    compressCache: false,
-    cpuAttention: false,
-    overlap: true,
-    pinWeight: true,
-    ...extra,
-  };
-}
-
-/** Bytes moved by every operation on `lane` over the whole run. */
-function laneBytes(p: EnginePrediction, lane: Lane): number {
-  let bytes = 0;
-  for (const step of p.steps)
-    for (const chain of step.chains) for (const o of chain) if (o.lane === lane) bytes += o.bytes * step.count;
-  return bytes;
-}
-
 test("the registry serves the Accelerate model under its name", () => {
   assert.equal(engineModel("accelerate"), accelerateEngine);
   assert.equal(accelerateEngine.name, "accelerate");
@@ -239,4 +211,19 @@ test("validation, KNOWN GAP: FlexGen's published Accelerate OPT-30B run (0.62 to
   assert.equal(p.feasible, true);
   assert.equal(p.bottleneck, "weights I/O");
   assert.ok(ratio > 1.5 && ratio < 2.5, `ratio ${ratio}`);
+});
+
+test("bad workloads and batches are refused naming the field", () => {
+  const request = {
+    model: model("opt-125m"),
+    hardware: T4,
+    workload: { promptLen: 8, genLen: 0 },
+    policy: policy(1, W(1, 0, 0)),
+  };
+  assert.throws(() => accelerateEngine.predict(request), /workload genLen: expected an integer >= 1, got 0/);
+  assert.throws(
+    () =>
+      accelerateEngine.predict({ ...request, workload: { promptLen: 8, genLen: 2 }, policy: policy(0, W(1, 0, 0)) }),
+    /gpuBatchSize x numGpuBatches/,
+  );
 });

@@ -1,42 +1,16 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { layerParams, type ModelSpec } from "../../core/model-spec.js";
-import type { Placement, Policy } from "../../core/policy.js";
+import { layerParams } from "../../core/model-spec.js";
 import { resolveHardware } from "../../core/resolve-hardware.js";
 import { accelerateEngine } from "../../engines/accelerate.js";
 import { deepspeedEngine, predictZeroInference, zeroRealization } from "../../engines/deepspeed.js";
 import { DEEPSPEED_DEFAULT_ZERO_CONFIG, FLEXGEN_HARNESS_ZERO_CONFIG } from "../../engines/deepspeed-zero-config.js";
-import type { EnginePrediction, Lane } from "../../engines/engine-model.js";
+import type { EnginePrediction } from "../../engines/engine-model.js";
 import { engineModel } from "../../engines/engines.js";
 import { resolveRates } from "../../engines/kernel-rates.js";
-import { findCatalogueModel } from "../../models/catalogue.js";
+import { laneBytes, model, policy, W } from "../offload-engine-helpers.js";
 
 const T4 = resolveHardware("t4");
-const model = (name: string): ModelSpec => findCatalogueModel(name)!;
-const W = (gpu: number, cpu: number, disk: number): Placement => ({ gpu, cpu, disk });
-
-function policy(gbs: number, weights: Placement, extra: Partial<Policy> = {}): Policy {
-  return {
-    gpuBatchSize: gbs,
-    numGpuBatches: 1,
-    weights,
-    cache: W(1, 0, 0),
-    activations: W(1, 0, 0),
-    compressWeight: false,
-    compressCache: false,
-    cpuAttention: false,
-    overlap: true,
-    pinWeight: true,
-    ...extra,
-  };
-}
-
-function laneBytes(p: EnginePrediction, lane: Lane): number {
-  let bytes = 0;
-  for (const step of p.steps)
-    for (const chain of step.chains) for (const o of chain) if (o.lane === lane) bytes += o.bytes * step.count;
-  return bytes;
-}
 
 /** The same steps with every chain run one after another: fetches never overlapping compute. */
 function serialSeconds(p: EnginePrediction, phase: "prefill" | "decode"): number {
