@@ -2,6 +2,8 @@
  * The engine models by name: one registration per line. `engineModel(name)` is how every command
  * reaches one; `--engine` choices come from ENGINE_NAMES (engines/engine-names.ts).
  */
+import { accelerateEngine } from "./accelerate.js";
+import { deepspeedEngine } from "./deepspeed.js";
 import type { EngineModel } from "./engine-model.js";
 import type { EngineName } from "./engine-names.js";
 import { flexgenEngine } from "./flexgen.js";
@@ -10,15 +12,15 @@ import { mixtralOffloadingEngine } from "./mixtral-offloading.js";
 import { spillwayEngine } from "./spillway.js";
 
 // biome-ignore format: one registration per line
-const ENGINES: Partial<Record<EngineName, EngineModel>> = {
+const ENGINES: Readonly<Record<EngineName, EngineModel>> = {
   spillway: spillwayEngine,
   flexgen: flexgenEngine,
   "mixtral-offloading": mixtralOffloadingEngine,
   "llama.cpp": llamaCppEngine,
+  accelerate: accelerateEngine,
+  deepspeed: deepspeedEngine,
 };
 
 export function engineModel(name: EngineName): EngineModel {
-  const engine = ENGINES[name];
-  if (!engine) throw new Error(`no model of the ${name} engine is registered (engines/engines.ts)`);
-  return engine;
+  return ENGINES[name];
 }
