@@ -201,16 +201,16 @@ test("validation: FlexGen's published Accelerate OPT-175B run (0.01 token/s, bat
   assert.ok(p.throughputTokensPerSecond >= 0.005 && p.throughputTokensPerSecond < 0.015);
 });
 
-test("validation, KNOWN GAP: FlexGen's published Accelerate OPT-30B run (0.62 token/s, batch 8 on the CPU) is predicted about 2x too fast", (t) => {
+test("validation: FlexGen's published Accelerate OPT-30B run (0.62 token/s, batch 8 on the CPU) within a factor of 1.5", { todo: "KNOWN GAP: predicted about 2x too fast" }, (t) => {
   // The hook's synchronous pageable copies dominate; the T4 profile has no pageable-copy measurement, so
   // kernel-rates.ts derives the relay from all-core STREAM (an upper bound for the driver's one-thread
-  // staging copy). This records the miss and its direction; it is not to be closed by tuning a rate.
+  // staging copy). The target stays; the miss is reported as a TODO, not closed by tuning a rate.
   const p = predictPublished(PUBLISHED[1]!);
   const ratio = p.throughputTokensPerSecond / 0.62;
   t.diagnostic(`predicted ${p.throughputTokensPerSecond.toFixed(3)} token/s, ratio ${ratio.toFixed(2)}`);
   assert.equal(p.feasible, true);
   assert.equal(p.bottleneck, "weights I/O");
-  assert.ok(ratio > 1.5 && ratio < 2.5, `ratio ${ratio}`);
+  assert.ok(ratio > 1 / 1.5 && ratio < 1.5, `ratio ${ratio}`);
 });
 
 test("bad workloads and batches are refused naming the field", () => {
