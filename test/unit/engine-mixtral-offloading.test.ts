@@ -201,29 +201,30 @@ test("mixtral-offloading: a batch is one forward; its decode steps select the ex
   assert.ok(Math.abs(p.throughputTokensPerSecond - (batch * workload.genLen) / p.totalSeconds) < 1e-9);
 });
 
-test("mixtral-offloading: validation against the paper's measured speeds (not used to set any rate)", () => {
+// Known gap (issue 16): the model is 1.45-1.9x faster than the paper's measurements (host work counted as a
+// lower bound, the A100 link at its datasheet peak); the 25% target stays and is reported as a TODO.
+test("mixtral-offloading: validation against the paper's measured speeds (not used to set any rate), within 25%", {
+  todo: "KNOWN GAP: predicted 1.45-1.9x too fast",
+}, () => {
   // arXiv 2312.17238, Table 2, row "W/o expert pre-loading" (LRU cache, no prefetch: what the public
   // code does), Mixtral-8x7B-Instruct, 4-bit attention, batch 1, tokens per second: 2-bit experts A100
   // 2.918, T4 (Colab) 1.567; 3-bit experts A100 2.683. Cache k = 4 on these GPUs (section 4.3).
-  // The hosts differ: the paper's T4 is a free Colab instance (2 vCPUs), the t4 profile a 32-vCPU GCP
-  // host with the link measured on Colab; the a100-80g profile's PCIe rate is the datasheet's. The
-  // model counts host work as a lower bound (torch calls only, at the profile's dispatch rate) and the
-  // A100 link at its datasheet peak, so it should be faster than measured; the paper's numbers have
-  // been within a factor of 2 of it. The RTX 3060 is left out: the paper's ran on PCIe Gen.3, the
-  // rtx3060 profile is a PCIe 4.0 desktop.
+  // The paper's T4 is a free Colab instance (2 vCPUs): the t4-colab profile; the a100-80g profile's PCIe
+  // rate is the datasheet's. The RTX 3060 is left out: the paper's ran on PCIe Gen.3, the rtx3060
+  // profile is a PCIe 4.0 desktop.
   const cases = [
     { hardware: "a100-80g", bits: 2, measured: 2.918 },
-    { hardware: "t4", bits: 2, measured: 1.567 },
+    { hardware: "t4-colab", bits: 2, measured: 1.567 },
     { hardware: "a100-80g", bits: 3, measured: 2.683 },
   ] as const;
   const generation: Workload = { promptLen: 128, genLen: 256 };
+  const misses: string[] = [];
   for (const c of cases) {
     const p = predict({ bits: c.bits }, { hardware: resolveHardware(c.hardware), workload: generation });
     const tokensPerSecond = (generation.genLen - 1) / p.decodeSeconds;
     const ratio = tokensPerSecond / c.measured;
-    assert.ok(
-      ratio >= 1 && ratio <= 2,
-      `${c.hardware} ${c.bits}-bit: ${tokensPerSecond.toFixed(3)} tok/s vs ${c.measured}`,
-    );
+    if (Math.abs(ratio - 1) > 0.25)
+      misses.push(`${c.hardware} ${c.bits}-bit: ${tokensPerSecond.toFixed(3)} tok/s vs ${c.measured}`);
   }
+  assert.deepEqual(misses, []);
 });
