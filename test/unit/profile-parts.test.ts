@@ -85,7 +85,14 @@ test("every shipped profile parses, and its kernel-class rates resolve with the 
   assert.equal(colab.cpuStreamBytesPerSecond.kind, "datasheet");
   assert.match(colab.cpuStreamBytesPerSecond.source, /^Typical value/);
   assert.ok(colab.cpuStreamBytesPerSecond.value < t4.cpuStreamBytesPerSecond.value);
-  // The first-touch figure belongs to the n1 host part: the Colab host (a Broadwell VM) still derives its own.
+  // The Cascade Lake hosts (a refresh of the Skylake-SP core) carry the same measurement; the Colab host (a
+  // Broadwell VM) still derives its own.
+  for (const name of ["l4", "a100-80g"]) {
+    const host = resolveRates(loadShippedProfile(name)).uses.cpuFirstTouchBytesPerSecond;
+    assert.equal(host.kind, "measured", name);
+    assert.equal(host.value, t4.cpuFirstTouchBytesPerSecond.value, name);
+    assert.match(host.source, /Cascade Lake is a refresh of the Skylake-SP core/);
+  }
   assert.equal(colab.cpuFirstTouchBytesPerSecond.kind, "derived");
   assert.equal(colab.cpuFirstTouchBytesPerSecond.value, colab.cpuStreamBytesPerSecond.value / 2);
   // The shared GPU part gives both the same GPU rates.
