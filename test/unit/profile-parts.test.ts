@@ -73,11 +73,28 @@ test("every shipped profile parses, and its kernel-class rates resolve with the 
   // The conversion rate follows from STREAM by the stated rule (10 bytes of traffic per value).
   assert.equal(t4.cpuFp16ToFp32ValuesPerSecond.kind, "derived");
   assert.equal(t4.cpuFp16ToFp32ValuesPerSecond.value, 99.5e9 / 10);
+  // First-touch writes, measured on another Skylake-SP Xeon (xoyowade/mmap_benchmark): 256 MiB of fresh tmpfs
+  // mapping written in 129.806 ms by one thread. Far below the STREAM/2 fallback it replaces, and slower than the
+  // same writes into already-faulted pages (48.127 ms), since each page is allocated and zeroed first.
+  assert.equal(t4.cpuFirstTouchBytesPerSecond.kind, "measured");
+  assert.ok(Math.abs(t4.cpuFirstTouchBytesPerSecond.value - 2 ** 28 / 0.129806) < 1e6);
+  assert.ok(t4.cpuFirstTouchBytesPerSecond.value < 2 ** 28 / 0.048127);
+  assert.ok(t4.cpuFirstTouchBytesPerSecond.value < t4.cpuStreamBytesPerSecond.value / 2);
   const colab = resolveRates(loadShippedProfile("t4-colab")).uses;
   // One core's STREAM figure is a typical value from another Xeon, kept as a datasheet-slot value, not a measurement.
   assert.equal(colab.cpuStreamBytesPerSecond.kind, "datasheet");
   assert.match(colab.cpuStreamBytesPerSecond.source, /^Typical value/);
   assert.ok(colab.cpuStreamBytesPerSecond.value < t4.cpuStreamBytesPerSecond.value);
+  // The Cascade Lake hosts (a refresh of the Skylake-SP core) carry the same measurement; the Colab host (a
+  // Broadwell VM) still derives its own.
+  for (const name of ["l4", "a100-80g"]) {
+    const host = resolveRates(loadShippedProfile(name)).uses.cpuFirstTouchBytesPerSecond;
+    assert.equal(host.kind, "measured", name);
+    assert.equal(host.value, t4.cpuFirstTouchBytesPerSecond.value, name);
+    assert.match(host.source, /Cascade Lake is a refresh of the Skylake-SP core/);
+  }
+  assert.equal(colab.cpuFirstTouchBytesPerSecond.kind, "derived");
+  assert.equal(colab.cpuFirstTouchBytesPerSecond.value, colab.cpuStreamBytesPerSecond.value / 2);
   // The shared GPU part gives both the same GPU rates.
   assert.deepEqual(colab.gpuElementwiseBytesPerSecond, t4.gpuElementwiseBytesPerSecond);
   assert.deepEqual(colab.h2dPinnedBytesPerSecond, t4.h2dPinnedBytesPerSecond);
@@ -85,7 +102,10 @@ test("every shipped profile parses, and its kernel-class rates resolve with the 
 
 test("each profile's notes list its kernel-class rates by kind", () => {
   const t4 = JSON.parse(readFileSync(join(PROFILES_DIR, "t4.json"), "utf8"));
-  assert.match(t4.notes, /measured: gpu\.elementwiseBytesPerSecond, cpu\.streamBytesPerSecond;/);
+  assert.match(
+    t4.notes,
+    /measured: gpu\.elementwiseBytesPerSecond, cpu\.streamBytesPerSecond, cpu\.firstTouchBytesPerSecond;/,
+  );
   assert.match(t4.notes, /typical values only: cpu\.eagerDispatchSeconds;/);
   assert.match(t4.notes, /absent, so engines derive them .*gpu\.stridedBytesPerSecond, gpu\.gemmCurve/);
   assert.equal(
