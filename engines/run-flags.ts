@@ -136,23 +136,3 @@ export function parseRunFlags(text: string, engine: EngineName, source: string, 
   };
   return { policy, knobs };
 }
-
-/** The flags that give `policy` and `knobs` back through parseRunFlags (for writing runs files). */
-export function formatRunFlags(policy: Policy, knobs: EngineKnobs = {}): string {
-  const pct = (x: number) => String(Math.round(x * 1e4) / 1e2);
-  const parts = [
-    `--gbs ${policy.gpuBatchSize}`,
-    `--nb ${policy.numGpuBatches}`,
-    `--percent ${[policy.weights.gpu, policy.weights.cpu, policy.cache.gpu, policy.cache.cpu, policy.activations.gpu, policy.activations.cpu].map(pct).join(" ")}`,
-  ];
-  if (policy.cpuAttention) parts.push("--cpu-attention");
-  if (policy.compressWeight) parts.push("--compress-weight");
-  if (policy.compressCache) parts.push("--compress-cache");
-  if (!policy.overlap) parts.push("--no-overlap");
-  if (!policy.pinWeight) parts.push("--pin-weight 0");
-  if (knobs.nGpuLayers !== undefined) parts.push(`--ngl ${knobs.nGpuLayers}`);
-  if (knobs.nCpuMoe !== undefined) parts.push(`--n-cpu-moe ${knobs.nCpuMoe}`);
-  if (knobs.ggufType !== undefined) parts.push(`--gguf-type ${knobs.ggufType}`);
-  if (knobs.fewerBatch) parts.push("--fewer-batch");
-  return parts.join(" ");
-}
