@@ -4,7 +4,9 @@
  * (spillway profile --backend cpu --quick), writes synthetic OPT-125M weights, runs `compare` (plan,
  * simulate, run) for eight policies covering every tier and flag, writes each comparison as
  * `spillway compare --json` does, reads them back as measured runs and calibrates the profile to them,
- * printing each fitted rate and the leave-one-out |error| before and after.
+ * printing each fitted rate and the leave-one-out |error| before and after. With a folder argument, the
+ * profile (cpu.json) and the comparisons (runs/*.json) are written there and kept, for
+ * `spillway calibrate --engine spillway DIR/runs/*.json --hardware DIR/cpu.json --out ...`.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,27 +16,14 @@ import { GIB } from "../core/units.js";
 import { calibrate } from "../engines/calibrate.js";
 import { readMeasuredRuns } from "../engines/measured-runs.js";
 import { findCatalogueModel } from "../models/catalogue.js";
-import type { FixedPolicy } from "../planner/plan.js";
 import { compare } from "../runtime/compare.js";
 import { defaultCapacities, measureCpuBackend, profileFromSamples } from "../runtime/profile-cpu.js";
 import { synthesizeOptWeights } from "../runtime/synth-weights.js";
-
-const CASES: { name: string; fixed: FixedPolicy }[] = [
-  { name: "all on device", fixed: { percent: [100, 0, 100, 0, 100, 0] } },
-  { name: "weights on host", fixed: { percent: [0, 100, 100, 0, 100, 0] } },
-  { name: "weights on disk", fixed: { percent: [0, 0, 100, 0, 100, 0] } },
-  { name: "KV on host", fixed: { percent: [100, 0, 0, 100, 100, 0] } },
-  { name: "weights and KV on disk", fixed: { percent: [0, 0, 0, 0, 100, 0] } },
-  { name: "CPU attention", fixed: { percent: [100, 0, 0, 100, 100, 0], cpuAttention: true } },
-  { name: "activations on host", fixed: { percent: [100, 0, 100, 0, 0, 100] } },
-  {
-    name: "4-bit weights and KV",
-    fixed: { percent: [50, 50, 50, 50, 100, 0], compressWeight: true, compressCache: true },
-  },
-];
+import { CPU_BENCH_CASES as CASES } from "./cpu-bench-cases.js";
 
 const pct = (x: number) => `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)}%`;
 
+const keep = process.argv[2];
 const work = mkdtempSync(join(tmpdir(), "spillway-calibrate-cpu-"));
 try {
   console.log("Measuring this machine (spillway profile --backend cpu --quick) ...");
@@ -44,11 +33,14 @@ try {
     "measured profile",
   );
   const hardware = withCapacities(profile, { gpu: 0.5 * GIB });
+  const out = keep ?? work;
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, "cpu.json"), JSON.stringify(hardware, null, 2) + "\n");
   const model = findCatalogueModel("opt-125m")!;
   const weightsDir = join(work, "opt-125m");
   synthesizeOptWeights(model, weightsDir, { seed: 0 });
-  const runsDir = join(work, "runs");
-  mkdirSync(runsDir);
+  const runsDir = join(out, "runs");
+  mkdirSync(runsDir, { recursive: true });
   const files: string[] = [];
   console.log(`Running ${CASES.length} compare runs (OPT-125M, gbs 4 x nb 2, prompt 32, gen 8) ...`);
   for (const [i, c] of CASES.entries()) {
