@@ -64,7 +64,15 @@ async function scoreMeasured(argv: CompareArgs, files: string[]): Promise<void> 
 }
 
 export async function runCompare(argv: CompareArgs): Promise<void> {
-  if (argv.measured !== undefined) return scoreMeasured(argv, argv.measured.map(String));
+  if (argv.measured !== undefined) {
+    if (argv.measured.length === 0)
+      throw new InputError(
+        "--measured",
+        undefined,
+        "expected one or more runs files (a runs CSV or compare --json files)",
+      );
+    return scoreMeasured(argv, argv.measured.map(String));
+  }
   if (argv.weights === undefined)
     throw new InputError(
       "--weights",

@@ -2,13 +2,29 @@
 import type { Calibration } from "../engines/calibrate.js";
 import { signedPercent } from "./format-scores.js";
 
-/** A rate with its unit, read off the rate's name (bytesPerSecond, flopsPerSecond, seconds, valuesPerSecond). */
+const PREFIXES: readonly [number, string][] = [
+  [1e12, "T"],
+  [1e9, "G"],
+  [1e6, "M"],
+  [1e3, "k"],
+  [1, ""],
+];
+
+/** A rate with an SI prefix and the unit its name ends in (BytesPerSecond, FlopsPerSecond, ValuesPerSecond, Seconds). */
 export function formatRateValue(name: string, value: number): string {
-  if (name.endsWith("BytesPerSecond")) return `${(value / 1e9).toPrecision(4)} GB/s`;
-  if (name.endsWith("FlopsPerSecond")) return `${(value / 1e12).toPrecision(4)} TFLOP/s`;
-  if (name.endsWith("ValuesPerSecond")) return `${(value / 1e9).toPrecision(4)} G values/s`;
-  if (name.endsWith("Seconds")) return `${(value * 1e6).toPrecision(4)} us`;
-  return value.toPrecision(4);
+  if (name.endsWith("Seconds") && !name.endsWith("PerSecond")) {
+    if (value >= 1) return `${value.toPrecision(4)} s`;
+    return value >= 1e-3 ? `${(value * 1e3).toPrecision(4)} ms` : `${(value * 1e6).toPrecision(4)} us`;
+  }
+  const unit = name.endsWith("BytesPerSecond")
+    ? "B/s"
+    : name.endsWith("FlopsPerSecond")
+      ? "FLOP/s"
+      : name.endsWith("ValuesPerSecond")
+        ? "values/s"
+        : "";
+  const [scale, prefix] = PREFIXES.find(([scale]) => value >= scale) ?? [1, ""];
+  return `${(value / scale).toPrecision(4)} ${prefix}${unit}`;
 }
 
 export function formatCalibration(
@@ -23,6 +39,7 @@ export function formatCalibration(
   const lines = [`Calibrated ${hardware} to ${leaveOneOut.runs.length} runs of the ${engine} engine${aside}`];
   const names = fit.rates.map((rate) => `${rate.label} (${rate.path})`);
   const width = Math.max(0, ...names.map((n) => n.length)) + 2;
+  const sourceWidth = Math.max(0, ...leaveOneOut.runs.map((r) => r.source.length));
   fit.rates.forEach((rate, i) => {
     const prior = `${formatRateValue(rate.name, rate.prior.value)} (${rate.prior.kind})`;
     const fitted = formatRateValue(rate.name, rate.fitted);
@@ -39,7 +56,7 @@ export function formatCalibration(
     `Leave-one-out |error| (each run predicted from rates fitted to the others), median: ${(leaveOneOut.medianAbsoluteErrorBefore * 100).toFixed(1)}% -> ${(leaveOneOut.medianAbsoluteErrorAfter * 100).toFixed(1)}%`,
     ...leaveOneOut.runs.map(
       (r) =>
-        `  ${r.source.padEnd(40)} measured ${r.measuredTokensPerSecond.toPrecision(4).padStart(10)} tokens/s  error ${signedPercent(r.errorBefore).padStart(8)} -> ${signedPercent(r.errorAfter).padStart(8)}`,
+        `  ${r.source.padEnd(sourceWidth)} measured ${r.measuredTokensPerSecond.toPrecision(4).padStart(10)} tokens/s  error ${signedPercent(r.errorBefore).padStart(8)} -> ${signedPercent(r.errorAfter).padStart(8)}`,
     ),
     `Wrote ${out}`,
   );

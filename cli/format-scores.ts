@@ -7,8 +7,9 @@ export function signedPercent(x: number): string {
 }
 
 export function formatScores(engine: string, hardware: string, result: RunScores): string {
+  const width = Math.max(4, ...result.scores.map((s) => s.run.source.length)) + 2;
   const row = (source: string, model: string, measured: string, predicted: string, error: string, note: string) =>
-    `${source.padEnd(28)}${model.padEnd(14)}${measured.padStart(12)}${predicted.padStart(12)}${error.padStart(10)}  ${note}`;
+    `${source.padEnd(width)}${model.padEnd(14)}${measured.padStart(12)}${predicted.padStart(12)}${error.padStart(10)}  ${note}`;
   const lines = [
     `${result.scores.length} measured runs against the ${engine} model on ${hardware} (tokens/s)`,
     row("run", "model", "measured", "predicted", "error", "bottleneck"),
