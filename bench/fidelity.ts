@@ -11,10 +11,11 @@ import { join } from "node:path";
 import { parseHardwareProfile, withCapacities } from "../core/hardware-profile.js";
 import { GIB } from "../core/units.js";
 import { findCatalogueModel } from "../models/catalogue.js";
-import { type FixedPolicy, plan } from "../planner/plan.js";
+import { plan } from "../planner/plan.js";
 import { defaultCapacities, measureCpuBackend, profileFromSamples } from "../runtime/profile-cpu.js";
 import { run } from "../runtime/run.js";
 import { synthesizeOptWeights } from "../runtime/synth-weights.js";
+import { CPU_BENCH_CASES as CASES } from "./cpu-bench-cases.js";
 
 const ROUNDS = 3;
 
@@ -23,20 +24,6 @@ function medianOf(xs: number[]): number {
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
-
-const CASES: { name: string; fixed: FixedPolicy }[] = [
-  { name: "all on device", fixed: { percent: [100, 0, 100, 0, 100, 0] } },
-  { name: "weights on host", fixed: { percent: [0, 100, 100, 0, 100, 0] } },
-  { name: "weights on disk", fixed: { percent: [0, 0, 100, 0, 100, 0] } },
-  { name: "KV on host", fixed: { percent: [100, 0, 0, 100, 100, 0] } },
-  { name: "weights and KV on disk", fixed: { percent: [0, 0, 0, 0, 100, 0] } },
-  { name: "CPU attention", fixed: { percent: [100, 0, 0, 100, 100, 0], cpuAttention: true } },
-  { name: "activations on host", fixed: { percent: [100, 0, 100, 0, 0, 100] } },
-  {
-    name: "4-bit weights and KV",
-    fixed: { percent: [50, 50, 50, 50, 100, 0], compressWeight: true, compressCache: true },
-  },
-];
 
 const work = mkdtempSync(join(tmpdir(), "spillway-fidelity-"));
 try {

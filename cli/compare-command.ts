@@ -1,4 +1,10 @@
-/** `spillway compare`: plan, simulate and run side by side (the library's compare()), predicted against measured. */
+/**
+ * `spillway compare`: plan, simulate and run side by side (the library's compare()), predicted against
+ * measured; with `--measured FILE...`, measured runs of any engine scored against that engine's model
+ * instead (nothing is run).
+ */
+import { InputError } from "../core/input-error.js";
+import { ENGINE_NAMES, type EngineName } from "../engines/engine-names.js";
 import { PlanError } from "../planner/plan.js";
 import { compare } from "../runtime/compare.js";
 import { defineCommand } from "./command-module.js";
@@ -7,12 +13,72 @@ import { type PlanArgs, planOptions, planRequestFromArgs } from "./plan-options.
 import { EXIT_CODES_EPILOG } from "./terminal.js";
 
 export interface CompareArgs extends PlanArgs {
-  readonly weights: string;
+  readonly weights?: string | undefined;
   readonly backend: "cpu" | "cuda";
   readonly "offload-dir"?: string | undefined;
+  readonly measured?: (string | number)[] | undefined;
+}
+
+/** `--measured FILE...`: the runs of `--engine` scored against its model on `--hardware`. */
+async function scoreMeasured(argv: CompareArgs, files: string[]): Promise<void> {
+  const engineFlag = (argv as { engine?: string }).engine ?? "spillway";
+  if (!(ENGINE_NAMES as readonly string[]).includes(engineFlag))
+    throw new InputError(
+      "--engine",
+      undefined,
+      `expected one of ${ENGINE_NAMES.join(", ")}, got ${JSON.stringify(engineFlag)}`,
+    );
+  const engine = engineFlag as EngineName;
+  // The profile as the plan flags give it (--hardware, capacities overridden by --gpu-mem and the like).
+  const { hardware } = planRequestFromArgs(argv);
+  const { readMeasuredRuns, runsOfEngine } = await import("../engines/measured-runs.js");
+  const { scoreRuns } = await import("../engines/score-runs.js");
+  const { runs } = runsOfEngine(readMeasuredRuns(files), engine, hardware, files.join(", "));
+  const scores = scoreRuns(runs, hardware);
+  if (argv.json)
+    process.stdout.write(
+      JSON.stringify(
+        {
+          engine,
+          hardware: hardware.name,
+          medianAbsoluteError: scores.medianAbsoluteError,
+          runs: scores.scores.map((s) => ({
+            source: s.run.source,
+            model: s.run.model.name,
+            workload: s.run.workload,
+            measuredTokensPerSecond: s.measuredTokensPerSecond,
+            predictedTokensPerSecond: s.predictedTokensPerSecond,
+            relativeError: s.relativeError,
+            feasible: s.feasible,
+            bottleneck: s.bottleneck,
+          })),
+        },
+        null,
+        2,
+      ) + "\n",
+    );
+  else if (!argv.quiet) {
+    const { formatScores } = await import("./format-scores.js");
+    process.stdout.write(formatScores(engine, hardware.name, scores) + "\n");
+  }
 }
 
 export async function runCompare(argv: CompareArgs): Promise<void> {
+  if (argv.measured !== undefined) {
+    if (argv.measured.length === 0)
+      throw new InputError(
+        "--measured",
+        undefined,
+        "expected one or more runs files (a runs CSV or compare --json files)",
+      );
+    return scoreMeasured(argv, argv.measured.map(String));
+  }
+  if (argv.weights === undefined)
+    throw new InputError(
+      "--weights",
+      undefined,
+      "missing: the folder with config.json and safetensors weights to run (or --measured FILE to score measured runs)",
+    );
   const { request } = planRequestFromArgs(argv);
   const { comparison } = await compare({
     ...request,
@@ -33,8 +99,13 @@ export const compareCommand = defineCommand({
     planOptions(y)
       .option("weights", {
         type: "string",
-        demandOption: true,
-        describe: "folder with config.json and safetensors weights",
+        describe: "folder with config.json and safetensors weights (needed unless --measured)",
+      })
+      .option("measured", {
+        type: "array",
+        string: true,
+        describe:
+          "score measured runs (runs CSV or compare --json files) against the --engine model on --hardware instead of running",
       })
       .option("backend", {
         choices: ["cpu", "cuda"] as const,
@@ -46,6 +117,10 @@ export const compareCommand = defineCommand({
       .example(
         "$0 compare --model w --weights w --hardware cpu.json --prompt-len 32 --gen-len 8 --gpu-mem 0.05 --gbs 4 --nb 2 --percent 0 100 0 100 100 0",
         "weights on the host",
+      )
+      .example(
+        "$0 compare --engine spillway --measured runs.csv --hardware t4",
+        "score measured runs against an engine's predictions",
       ),
   handler: (argv) => runCompare(argv),
 });

@@ -7,6 +7,7 @@ import yargs, { type Argv } from "yargs";
 import { hideBin } from "yargs/helpers";
 import { InputError } from "../core/input-error.js";
 import { PlanError } from "../planner/plan.js";
+import { calibrateCommand } from "./calibrate-command.js";
 import { compareCommand } from "./compare-command.js";
 import { devicesCommand } from "./devices-command.js";
 import { exportCommand } from "./export-command.js";
@@ -34,6 +35,7 @@ export function buildCli(args: string[]): Argv {
     .command(simulateCommand)
     .command(runCommand)
     .command(compareCommand)
+    .command(calibrateCommand)
     .command(profileCommand)
     .command(synthWeightsCommand)
     .command(reportCommand)
@@ -48,7 +50,7 @@ export function buildCli(args: string[]): Argv {
     )
     .demandCommand(
       1,
-      "name a command: plan, simulate, run, compare, report, export, trace, profile, synth-weights, models, hardware or devices",
+      "name a command: plan, simulate, run, compare, calibrate, report, export, trace, profile, synth-weights, models, hardware or devices",
     )
     .strict()
     .help()

@@ -150,6 +150,48 @@ export function resolveRates(profile: HardwareProfile): ResolvedRates {
   return { rates: { ...rates, gemmCurve: gpu.gemmCurve?.samples }, uses };
 }
 
+/** The profile sections that hold kernel-class rates. */
+export type RateSection = "gpu" | "cpu" | "hostToDevice" | "deviceToHost" | "disk";
+
+/** The keys of `T` whose values are Quantities. */
+type QuantityKey<T> = { [K in keyof T]-?: NonNullable<T[K]> extends Quantity ? K : never }[keyof T];
+
+/** Where a rate's Quantity lives in a profile: a section and a key of it, e.g. ["hostToDevice", "pinnedBytesPerSecond"]. */
+export type RateQuantityPath = { [S in RateSection]: readonly [S, QuantityKey<HardwareProfile[S]>] }[RateSection];
+
+/**
+ * The profile Quantity each rate is read from (or, for a derived rate, the Quantity that would replace
+ * its derivation): where `spillway calibrate` writes a fitted value. Exhaustive: a rate added to
+ * KernelRates without a line here does not compile.
+ */
+// biome-ignore format: one rate per line
+export const RATE_QUANTITY_PATHS: Readonly<Record<KernelRateName, RateQuantityPath>> = {
+  gpuMemoryBytesPerSecond: ["gpu", "memoryBandwidthBytesPerSecond"],
+  gpuFlopsPerSecond: ["gpu", "fp16MatmulFlopsPerSecond"],
+  gpuKernelLaunchSeconds: ["gpu", "kernelLaunchSeconds"],
+  gpuElementwiseBytesPerSecond: ["gpu", "elementwiseBytesPerSecond"],
+  gpuStridedBytesPerSecond: ["gpu", "stridedBytesPerSecond"],
+  cpuFlopsPerSecond: ["cpu", "fp32FlopsPerSecond"],
+  cpuStreamBytesPerSecond: ["cpu", "streamBytesPerSecond"],
+  cpuFp16ToFp32ValuesPerSecond: ["cpu", "fp16ToFp32ValuesPerSecond"],
+  cpuFirstTouchBytesPerSecond: ["cpu", "firstTouchBytesPerSecond"],
+  pageableRelayBytesPerSecond: ["cpu", "pageableRelayBytesPerSecond"],
+  eagerDispatchSeconds: ["cpu", "eagerDispatchSeconds"],
+  h2dPinnedBytesPerSecond: ["hostToDevice", "pinnedBytesPerSecond"],
+  h2dLatencySeconds: ["hostToDevice", "latencySeconds"],
+  d2hPinnedBytesPerSecond: ["deviceToHost", "pinnedBytesPerSecond"],
+  d2hLatencySeconds: ["deviceToHost", "latencySeconds"],
+  diskReadBytesPerSecond: ["disk", "readBytesPerSecond"],
+  diskWriteBytesPerSecond: ["disk", "writeBytesPerSecond"],
+  diskMmapReadBytesPerSecond: ["disk", "mmapReadBytesPerSecond"],
+  diskLatencySeconds: ["disk", "latencySeconds"],
+};
+
+/** The rate a prediction's RateUse stands for (matched by its name in `resolved`), or undefined. */
+export function rateNameOf(resolved: ResolvedRates, use: RateUse): KernelRateName | undefined {
+  return (Object.keys(resolved.uses) as KernelRateName[]).find((name) => resolved.uses[name].name === use.name);
+}
+
 /** The rates among `names` in the order given, for a prediction's `rates` list. */
 export function ratesUsed(resolved: ResolvedRates, names: readonly KernelRateName[]): RateUse[] {
   return names.map((n) => resolved.uses[n]);

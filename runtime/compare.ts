@@ -3,7 +3,9 @@
  * three side by side; `compareRuns()` is the pure part that lines up figures already in hand.
  */
 import type { HardwareProfile } from "../core/hardware-profile.js";
+import type { ModelSpec } from "../core/model-spec.js";
 import type { Plan } from "../core/plan.js";
+import type { Workload } from "../core/workload.js";
 import { PlanError, type PlanRequest, plan } from "../planner/plan.js";
 import { type SimulationResult, simulate } from "../simulator/simulate.js";
 import type { CudaNative } from "./cuda/native-api.js";
@@ -19,6 +21,13 @@ export interface Figures {
 
 export interface Comparison {
   readonly model: string;
+  /**
+   * The run's workload, model and profile name, so that the file can be scored again against any
+   * profile (`spillway calibrate`). Always written; absent from comparison files written before them.
+   */
+  readonly workload?: Workload;
+  readonly modelSpec?: ModelSpec;
+  readonly hardware?: string;
   readonly policy: Plan["policy"];
   readonly predicted: Figures;
   readonly simulated: Figures;
@@ -51,6 +60,9 @@ export function compareRuns(plan: Plan, simulated: SimulationResult, measured: R
   const rel = (m: number, p: number) => (m - p) / p;
   return {
     model: plan.model,
+    workload: plan.workload,
+    modelSpec: plan.modelSpec,
+    hardware: plan.hardware,
     policy: plan.policy,
     predicted: figures(plan.predicted),
     simulated: figures(simulated),

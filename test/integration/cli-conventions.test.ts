@@ -34,6 +34,7 @@ const COMMANDS = [
   "simulate",
   "run",
   "compare",
+  "calibrate",
   "report",
   "trace",
   "trace synth",
