@@ -178,6 +178,7 @@ export const RATE_QUANTITY_PATHS: Readonly<Record<KernelRateName, RateQuantityPa
   pageableRelayBytesPerSecond: ["cpu", "pageableRelayBytesPerSecond"],
   eagerDispatchSeconds: ["cpu", "eagerDispatchSeconds"],
   h2dPinnedBytesPerSecond: ["hostToDevice", "pinnedBytesPerSecond"],
+  h2dPageableBytesPerSecond: ["hostToDevice", "pageableBytesPerSecond"],
   h2dLatencySeconds: ["hostToDevice", "latencySeconds"],
   d2hPinnedBytesPerSecond: ["deviceToHost", "pinnedBytesPerSecond"],
   d2hLatencySeconds: ["deviceToHost", "latencySeconds"],
