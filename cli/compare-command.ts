@@ -4,7 +4,6 @@
  * instead (nothing is run).
  */
 import { InputError } from "../core/input-error.js";
-import { ENGINE_NAMES, type EngineName } from "../engines/engine-names.js";
 import { PlanError } from "../planner/plan.js";
 import { compare } from "../runtime/compare.js";
 import { defineCommand } from "./command-module.js";
@@ -21,14 +20,7 @@ export interface CompareArgs extends PlanArgs {
 
 /** `--measured FILE...`: the runs of `--engine` scored against its model on `--hardware`. */
 async function scoreMeasured(argv: CompareArgs, files: string[]): Promise<void> {
-  const engineFlag = (argv as { engine?: string }).engine ?? "spillway";
-  if (!(ENGINE_NAMES as readonly string[]).includes(engineFlag))
-    throw new InputError(
-      "--engine",
-      undefined,
-      `expected one of ${ENGINE_NAMES.join(", ")}, got ${JSON.stringify(engineFlag)}`,
-    );
-  const engine = engineFlag as EngineName;
+  const engine = argv.engine;
   // The profile as the plan flags give it (--hardware, capacities overridden by --gpu-mem and the like).
   const { hardware } = planRequestFromArgs(argv);
   const { readMeasuredRuns, runsOfEngine } = await import("../engines/measured-runs.js");
@@ -73,6 +65,12 @@ export async function runCompare(argv: CompareArgs): Promise<void> {
       );
     return scoreMeasured(argv, argv.measured.map(String));
   }
+  if (argv.engine !== "spillway")
+    throw new InputError(
+      "--engine",
+      undefined,
+      `compare runs Spillway's own runtime; runs of ${argv.engine} are scored against its model with --measured FILE (a runs CSV or compare --json files)`,
+    );
   if (argv.weights === undefined)
     throw new InputError(
       "--weights",

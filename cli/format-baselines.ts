@@ -1,16 +1,28 @@
-/** `spillway plan --compare`: the baselines beside Spillway's plan, scored by the same cost model. */
+/**
+ * `spillway plan --compare`: the baselines beside Spillway's plan, scored by the same cost model and
+ * each on the engine it stands for (engines/baseline-engines.ts).
+ */
 
 import type { Plan } from "../core/plan.js";
 import { isUniform } from "../core/policy.js";
 import { TIER_NAMES, TIERS, type Tier } from "../core/tiers.js";
+import type { BaselineOnEngine } from "../engines/baseline-engines.js";
 import type { Baseline } from "../planner/baselines.js";
 
-export function baselineJson(b: Baseline) {
+export interface ScoredBaseline {
+  readonly baseline: Baseline;
+  readonly onEngine: BaselineOnEngine;
+}
+
+export function baselineJson({ baseline: b, onEngine }: ScoredBaseline) {
   return {
     name: b.name,
     description: b.description,
     ...(b.plan ? { policy: b.plan.policy, predicted: b.plan.predicted } : {}),
     ...(b.reason ? { reason: b.reason } : {}),
+    engine: onEngine.engine,
+    ...(onEngine.prediction ? { enginePrediction: onEngine.prediction } : {}),
+    ...(onEngine.reason && !b.reason ? { engineReason: onEngine.reason } : {}),
   };
 }
 
@@ -29,20 +41,32 @@ export function describePlacement(policy: Plan["policy"]): string {
   return `weights ${pct(w.gpu)}/${pct(w.cpu)}/${pct(w.disk)}${bits}  KV ${pct(c.gpu)}/${pct(c.cpu)}/${pct(c.disk)}`;
 }
 
-export function formatBaselines(spillway: Plan, list: readonly Baseline[]): string {
+export function formatBaselines(spillway: Plan, list: readonly ScoredBaseline[]): string {
   const own = spillway.predicted.throughputTokensPerSecond;
+  const ownEngine = spillway.engine ?? "spillway";
   const lines = [
-    "Baselines, scored by the same cost model (placement % GPU/CPU/disk, or layers per tier; CPU-run: computed on the CPU):",
+    `Baselines: "model" is Spillway's cost model for every row; "engine" is each on the engine it stands for (${ownEngine} for the plan)`,
+    "(placement % GPU/CPU/disk, or layers per tier; CPU-run: computed on the CPU):",
   ];
   lines.push(
-    `  ${"policy".padEnd(16)}${"batch".padStart(10)}${"token/s".padStart(11)}${"vs plan".padStart(9)}  ${"placement".padEnd(38)}bottleneck`,
+    `  ${"policy".padEnd(16)}${"batch".padStart(10)}${"model tok/s".padStart(13)}${"engine tok/s".padStart(14)}${"vs plan".padStart(9)}  ${"placement".padEnd(38)}engine bottleneck`,
   );
-  const row = (name: string, p: Plan) => {
-    const rate = p.predicted.throughputTokensPerSecond;
-    const ratio = own > 0 ? `${(rate / own).toFixed(2)}x` : "-";
-    return `  ${name.padEnd(16)}${`${p.policy.gpuBatchSize}x${p.policy.numGpuBatches}`.padStart(10)}${rate.toPrecision(4).padStart(11)}${ratio.padStart(9)}  ${describePlacement(p.policy).padEnd(38)}${p.predicted.bottleneck}`;
+  const rate = (x: number) => x.toPrecision(4);
+  const row = (name: string, p: Plan, onEngine: number | undefined, bottleneck: string) => {
+    const ratio = own > 0 && onEngine !== undefined ? `${(onEngine / own).toFixed(2)}x` : "-";
+    return `  ${name.padEnd(16)}${`${p.policy.gpuBatchSize}x${p.policy.numGpuBatches}`.padStart(10)}${rate(p.predicted.throughputTokensPerSecond).padStart(13)}${(onEngine === undefined ? "-" : rate(onEngine)).padStart(14)}${ratio.padStart(9)}  ${describePlacement(p.policy).padEnd(38)}${bottleneck}`;
   };
-  lines.push(row("spillway", spillway));
-  for (const b of list) lines.push(b.plan ? row(b.name, b.plan) : `  ${b.name.padEnd(16)}cannot run: ${b.reason}`);
-  return lines.join("\n");
+  lines.push(row("spillway", spillway, own, spillway.predicted.bottleneck));
+  const notes: string[] = [];
+  for (const { baseline: b, onEngine } of list) {
+    if (!b.plan) {
+      lines.push(`  ${b.name.padEnd(16)}cannot run: ${b.reason}`);
+      continue;
+    }
+    const e = onEngine.prediction;
+    const fits = e ? (e.feasible ? "" : " (does not fit)") : "";
+    lines.push(row(b.name, b.plan, e?.throughputTokensPerSecond, e ? e.bottleneck + fits : "-"));
+    if (onEngine.reason) notes.push(`  ${b.name}: the ${onEngine.engine} model cannot score it: ${onEngine.reason}`);
+  }
+  return [...lines, ...notes].join("\n");
 }

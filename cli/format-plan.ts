@@ -11,12 +11,44 @@ const pct = (x: number) => `${(x * 100).toFixed(x > 0 && x < 0.01 ? 2 : 1)}%`;
 const placement = (p: Placement) =>
   `GPU ${pct(p.gpu).padStart(6)}  CPU ${pct(p.cpu).padStart(6)}  disk ${pct(p.disk).padStart(6)}`;
 
+/** What an engine model adds: its own realization of the policy, the terms that cost time, its rates' provenance. */
+function engineLines(plan: Plan, e: NonNullable<Plan["enginePrediction"]>): string[] {
+  const lines: string[] = [];
+  const r = e.realizedPolicy;
+  const differs = (["weights", "cache", "activations"] as const).filter((k) =>
+    TIERS.some((t) => Math.abs(r[k][t] - plan.policy[k][t]) > 1e-9),
+  );
+  for (const k of differs)
+    lines.push(
+      `  ${e.engine} puts ${k.padEnd(12)}${placement(r[k])}  (asked for ${placement(plan.policy[k]).replace(/ +/g, " ")})`,
+    );
+  const total = e.totalSeconds;
+  const terms = Object.entries(e.termSeconds)
+    .filter(([, s]) => s > 0)
+    .sort((a, b) => b[1] - a[1]);
+  const shown = terms.slice(0, 6).map(([t, s]) => `${t} ${total > 0 ? ((100 * s) / total).toFixed(0) : "0"}%`);
+  if (terms.length > 6) shown.push(`${terms.length - 6} more`);
+  lines.push(`  time spent   ${shown.join(", ")}`);
+  if (e.protocol) lines.push(`  protocol     ${e.protocol}`);
+  const kinds = ["measured", "fitted", "datasheet", "derived"] as const;
+  const count = kinds
+    .map((k) => [k, e.rates.filter((x) => x.kind === k)] as const)
+    .filter(([, list]) => list.length > 0);
+  lines.push(`  rates        ${count.map(([k, list]) => `${list.length} ${k}`).join(", ")}`);
+  const bounds = e.rates.filter((x) => x.kind === "datasheet" || x.kind === "derived");
+  if (bounds.length)
+    lines.push(
+      `               not measured on this hardware (datasheet bounds or derived): ${bounds.map((x) => x.name).join(", ")}`,
+    );
+  return lines;
+}
+
 export function formatPlan(plan: Plan): string {
   const p = plan.policy;
   const d = plan.predicted;
   const lines: string[] = [];
   lines.push(
-    `Plan for ${plan.model} on ${plan.hardware} (prompt ${plan.workload.promptLen}, generate ${plan.workload.genLen}), ${plan.costModel} cost model${plan.costModel === "spillway" ? `, ${plan.schedule} schedule` : ""}`,
+    `Plan for ${plan.model} on ${plan.hardware} (prompt ${plan.workload.promptLen}, generate ${plan.workload.genLen}), ${plan.engine && plan.engine !== "spillway" ? `predicted for ${plan.engine} by its engine model` : `${plan.costModel} cost model${plan.costModel === "spillway" ? `, ${plan.schedule} schedule` : ""}`}`,
   );
   lines.push("");
   lines.push("Policy");
@@ -61,7 +93,8 @@ export function formatPlan(plan: Plan): string {
     lines.push(`  FlexGen flags: ${plan.flexgenArgs}`);
   }
   lines.push("");
-  lines.push(`Prediction${d.feasible ? "" : "  (DOES NOT FIT)"}`);
+  const e = plan.enginePrediction;
+  lines.push(`Prediction${e ? ` on ${e.engine} (its engine model)` : ""}${d.feasible ? "" : "  (DOES NOT FIT)"}`);
   lines.push(`  throughput   ${d.throughputTokensPerSecond.toPrecision(4)} token/s`);
   lines.push(
     `  prefill      ${formatSeconds(d.prefillSeconds)}    decode ${formatSeconds(d.decodeSeconds)}    total ${formatSeconds(d.prefillSeconds + d.decodeSeconds)}`,
@@ -85,6 +118,7 @@ export function formatPlan(plan: Plan): string {
   );
   lines.push(`  traffic      ${LINKS.map((l) => `${RESOURCE_SHORT_NAMES[l]} ${formatBytes(d.bytes[l])}`).join("  ")}`);
   for (const reason of d.infeasibleReasons) lines.push(`  does not fit: ${reason}`);
+  if (e) lines.push(...engineLines(plan, e));
   lines.push("");
   lines.push(
     plan.search.scored

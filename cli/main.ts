@@ -6,6 +6,7 @@
 import yargs, { type Argv } from "yargs";
 import { hideBin } from "yargs/helpers";
 import { InputError } from "../core/input-error.js";
+import { EngineUnsupportedError } from "../engines/engine-unsupported-error.js";
 import { PlanError } from "../planner/plan.js";
 import { calibrateCommand } from "./calibrate-command.js";
 import { compareCommand } from "./compare-command.js";
@@ -86,7 +87,7 @@ export async function main(args: string[]): Promise<number> {
       process.stderr.write(`spillway: ${error.message}\nRun 'spillway --help' for usage.\n`);
       return EXIT_BAD_INPUT;
     }
-    if (error instanceof InputError) {
+    if (error instanceof InputError || error instanceof EngineUnsupportedError) {
       process.stderr.write(`spillway: ${error.message}\n`);
       return EXIT_BAD_INPUT;
     }

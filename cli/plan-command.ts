@@ -1,19 +1,42 @@
 /** `spillway plan`: choose (or score) an offloading policy and predict its throughput. */
+
+import { InputError } from "../core/input-error.js";
 import { writeFileAtomic } from "../core/write-file-atomic.js";
+import { baselineOnEngine } from "../engines/baseline-engines.js";
+import { engineModel } from "../engines/engines.js";
+import { planForEngine } from "../engines/plan-for-engine.js";
 import { baselines } from "../planner/baselines.js";
-import { plan } from "../planner/plan.js";
+import { fixedPolicy, plan } from "../planner/plan.js";
 import { defineCommand } from "./command-module.js";
 import { baselineJson, formatBaselines } from "./format-baselines.js";
 import { formatPlan } from "./format-plan.js";
-import { type PlanArgs, planOptions, planRequestFromArgs } from "./plan-options.js";
+import { engineFromArgs, type PlanArgs, planOptions, planRequestFromArgs } from "./plan-options.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
 
 export async function runPlan(argv: PlanArgs & { readonly compare: boolean }): Promise<void> {
   const { request, hardware } = planRequestFromArgs(argv);
-  const planned = await plan(request);
+  const { engine, knobs } = engineFromArgs(argv, request.model);
+  const why = engine === "spillway" ? undefined : engineModel(engine).unsupported(request.model);
+  if (why) throw new InputError("--engine", undefined, `${engine} cannot run ${request.model.name}: ${why}`);
+  const spillwayPlan = await plan(request);
+  const planned =
+    engine === "spillway"
+      ? spillwayPlan
+      : planForEngine(spillwayPlan, engine, hardware, {
+          ...(fixedPolicy(request.fixed) ? { requested: fixedPolicy(request.fixed)! } : {}),
+          fixedBatch: {
+            ...(request.fixed?.gbs !== undefined ? { gbs: request.fixed.gbs } : {}),
+            ...(request.fixed?.nb !== undefined ? { nb: request.fixed.nb } : {}),
+            ...(request.experts?.batchSize !== undefined ? { gbs: request.experts.batchSize, nb: 1 } : {}),
+          },
+          knobs,
+          ...(request.routing ? { routing: request.routing } : {}),
+        });
   const result = { ...planned, hardwareSource: argv.hardware === "-" ? hardware.name : argv.hardware };
   const compared = argv.compare
-    ? await baselines({ model: result.modelSpec, hardware, workload: result.workload, schedule: result.schedule })
+    ? (
+        await baselines({ model: result.modelSpec, hardware, workload: result.workload, schedule: result.schedule })
+      ).map((baseline) => ({ baseline, onEngine: baselineOnEngine(baseline, hardware) }))
     : undefined;
   const output = compared ? { ...result, baselines: compared.map(baselineJson) } : result;
   const json = JSON.stringify(output, null, 2);
@@ -32,12 +55,17 @@ export const planCommand = defineCommand({
         type: "boolean",
         default: false,
         describe:
-          "also score the baselines users would otherwise pick (accelerate, deepspeed-zero, llama.cpp, flexgen) with the same cost model",
+          "also score the baselines users would otherwise pick (accelerate, deepspeed-zero, llama.cpp, flexgen) with the same cost model and each on its own engine's model",
       })
       .epilog(EXIT_CODES_EPILOG)
       .example("$0 plan", "OPT-175B on a T4 with the Spillway cost model")
       .example("$0 plan --compare", "beside ZeRO-Inference's and FlexGen's choices")
       .example("$0 plan --model opt-30b --cost-model flexgen --json", "FlexGen's own LP search")
+      .example(
+        "$0 plan --engine flexgen --model opt-30b --gbs 48 --nb 3 --percent 20 80 0 100 0 100 --cpu-attention",
+        "what FlexGen itself will do with its own flags",
+      )
+      .example("$0 plan --engine llama.cpp --model llama-2-7b --gguf-type Q4_K_M", "a GGUF file in llama.cpp")
       .example("$0 plan --gbs 32 --nb 8 --percent 0 50 0 0 0 100 --cpu-attention", "score a given policy")
       .example(
         "$0 plan --model path/to/config.json --hardware rtx3090 --out plan.json",

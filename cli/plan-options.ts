@@ -11,6 +11,9 @@ import { COST_MODEL_NAMES } from "../core/plan.js";
 import { resolveHardware } from "../core/resolve-hardware.js";
 import { SCHEDULE_NAMES } from "../core/schedule-name.js";
 import { GIB } from "../core/units.js";
+import type { EngineKnobs } from "../engines/engine-model.js";
+import { ENGINE_NAMES, type EngineName } from "../engines/engine-names.js";
+import { GGUF_FILE_TYPES } from "../engines/llama-cpp/gguf-file-types.js";
 import { MODEL_CATALOGUE } from "../models/catalogue.js";
 import { resolveModel } from "../models/resolve-model.js";
 import type { FixedExperts } from "../planner/moe/moe-search.js";
@@ -38,7 +41,30 @@ export function planOptions<T>(y: Argv<T>) {
     .option("schedule", {
       choices: SCHEDULE_NAMES,
       default: "spillway" as const,
-      describe: "schedule the Spillway model costs: only true dependencies, or FlexGen's per-step sync",
+      describe:
+        "schedule Spillway's runtime follows: only true dependencies, or FlexGen's per-step sync (FlexGen itself: --engine flexgen)",
+    })
+    .option("engine", {
+      choices: ENGINE_NAMES,
+      default: "spillway" as const,
+      describe: "the engine that will run the plan, whose model predicts it (spillway: Spillway's own runtime)",
+    })
+    .option("ngl", {
+      type: "string",
+      describe: "--engine llama.cpp: -ngl, layers on the GPU (default: the most that fit)",
+    })
+    .option("n-cpu-moe", {
+      type: "string",
+      describe: "--engine llama.cpp: --n-cpu-moe, the first N layers keep their routed experts on the CPU",
+    })
+    .option("gguf-type", {
+      type: "string",
+      describe: "--engine llama.cpp: the GGUF file type (Q2_K, Q4_K_M, Q8_0, F16, ...; default F16)",
+    })
+    .option("fewer-batch", {
+      type: "boolean",
+      describe:
+        "--engine flexgen: FlexGen's benchmark protocol --debug-mode fewer_batch (decode projected from a few steps)",
     })
     .option("alpha", {
       type: "string",
@@ -237,4 +263,50 @@ export function planRequestFromArgs(argv: PlanArgs): { request: PlanRequest; har
     ...(routing ? { routing: routingProfileFromTrace(routing.trace, routing.source) } : {}),
   };
   return { request, hardware };
+}
+
+const KNOB_ENGINES = {
+  ngl: "llama.cpp",
+  "n-cpu-moe": "llama.cpp",
+  "gguf-type": "llama.cpp",
+  "fewer-batch": "flexgen",
+} as const satisfies Record<string, EngineName>;
+
+/** `--engine` and the engine's own settings (`--ngl`, `--n-cpu-moe`, `--gguf-type`, `--fewer-batch`), validated. */
+export function engineFromArgs(argv: PlanArgs, model: ModelSpec): { engine: EngineName; knobs: EngineKnobs } {
+  const engine = argv.engine;
+  for (const [flag, owner] of Object.entries(KNOB_ENGINES))
+    if (argv[flag as keyof typeof KNOB_ENGINES] !== undefined && engine !== owner)
+      throw new InputError(`--${flag}`, undefined, `is a setting of --engine ${owner} (the engine here is ${engine})`);
+  if (engine !== "spillway" && argv["cost-model"] !== "spillway")
+    throw new InputError(
+      "--engine",
+      undefined,
+      `${engine} is scored on the policy Spillway's cost model picks; drop --cost-model ${argv["cost-model"]}`,
+    );
+  const ggufRaw = argv["gguf-type"];
+  if (Array.isArray(ggufRaw)) throw new InputError("--gguf-type", undefined, "given more than once");
+  const ggufType =
+    ggufRaw === undefined ? undefined : GGUF_FILE_TYPES.find((t) => t === String(ggufRaw).trim().toUpperCase());
+  if (ggufRaw !== undefined && !ggufType)
+    throw new InputError(
+      "--gguf-type",
+      undefined,
+      `expected one of ${GGUF_FILE_TYPES.join(", ")}, got ${JSON.stringify(String(ggufRaw))}`,
+    );
+  const nGpuLayers = parseNumberFlag("ngl", argv.ngl, { min: 0, max: model.numLayers + 1, integer: true });
+  const nCpuMoe = parseNumberFlag("n-cpu-moe", argv["n-cpu-moe"], { min: 0, max: model.numLayers, integer: true });
+  if (nCpuMoe !== undefined && nCpuMoe > 0 && !model.moe)
+    throw new InputError(
+      "--n-cpu-moe",
+      undefined,
+      `${model.name} is dense: it has no routed experts to keep on the CPU`,
+    );
+  const knobs: EngineKnobs = {
+    ...(nGpuLayers !== undefined ? { nGpuLayers } : {}),
+    ...(nCpuMoe !== undefined ? { nCpuMoe } : {}),
+    ...(ggufType ? { ggufType } : {}),
+    ...(argv["fewer-batch"] !== undefined ? { fewerBatch: argv["fewer-batch"] } : {}),
+  };
+  return { engine, knobs };
 }

@@ -4,6 +4,8 @@
  * (schemas/plan.schema.json, checked against it at compile time); parsePlan() reads one back.
  */
 
+import type { EngineKnobs, PlanEnginePrediction } from "../engines/engine-model.js";
+import type { EngineName } from "../engines/engine-names.js";
 import type { ExpertFigures } from "../planner/moe/evaluate-moe-policy.js";
 import type { LlamaCppMoeAdvice } from "../planner/moe/llama-cpp-moe.js";
 import type { Link } from "./links.js";
@@ -70,4 +72,14 @@ export interface Plan {
   /** The model spec the plan was made for, so a plan file is self-contained. */
   readonly modelSpec: ModelSpec;
   readonly notes: readonly string[];
+  /**
+   * The engine the plan's prediction is for (`--engine`); absent means `spillway`, Spillway's own
+   * runtime. For another engine `predicted` is that engine's model's prediction and `policy` the
+   * policy as asked for (the engine realizes it by its own rule: see enginePrediction.realizedPolicy).
+   */
+  readonly engine?: EngineName;
+  /** The engine's own settings fixed for the prediction (`--ngl`, `--n-cpu-moe`, `--gguf-type`, `--fewer-batch`). */
+  readonly engineKnobs?: EngineKnobs;
+  /** The engine model's whole prediction: realized placement, terms, lanes, the rates it used and their provenance. */
+  readonly enginePrediction?: PlanEnginePrediction;
 }

@@ -115,6 +115,9 @@ export interface EnginePrediction {
   readonly notes: readonly string[];
 }
 
+/** A prediction as a plan file carries it: everything but the steps (which the simulator rebuilds). */
+export type PlanEnginePrediction = Omit<EnginePrediction, "steps">;
+
 export interface EngineModel {
   readonly name: EngineName;
   /** One line: what the engine is and what the model covers. */

@@ -96,6 +96,23 @@ function fullyFixed(fixed: FixedPolicy | undefined): boolean {
   return fixed?.gbs !== undefined && fixed.nb !== undefined && fixed.percent !== undefined;
 }
 
+/** The policy the fixed settings spell out when they fix it whole (gbs, nb and percent), before any realization. */
+export function fixedPolicy(fixed: FixedPolicy | undefined): Policy | undefined {
+  if (!fixed || !fullyFixed(fixed)) return undefined;
+  return {
+    gpuBatchSize: fixed.gbs!,
+    numGpuBatches: fixed.nb!,
+    ...placementsFromPercent(fixed.percent!),
+    compressWeight: fixed.compressWeight ?? false,
+    compressCache: fixed.compressCache ?? false,
+    cpuAttention: fixed.cpuAttention ?? false,
+    overlap: fixed.overlap ?? true,
+    pinWeight: fixed.pinWeight ?? true,
+    ...(fixed.layerGroups ? { layerGroups: fixed.layerGroups } : {}),
+    ...(fixed.embeddings ? { embeddings: fixed.embeddings } : {}),
+  };
+}
+
 function placementsFromPercent(p: readonly number[]): { weights: Placement; cache: Placement; activations: Placement } {
   const tri = (g: number, c: number): Placement => ({
     gpu: g / 100,
@@ -194,18 +211,7 @@ function planSpillway(request: PlanRequest, solvers: () => LpSolvers): Plan {
   let exactEvaluations = 1;
   let stats: SolveStats | undefined;
   if (fullyFixed(fixed)) {
-    const requested: Policy = {
-      gpuBatchSize: fixed.gbs!,
-      numGpuBatches: fixed.nb!,
-      ...placementsFromPercent(fixed.percent!),
-      compressWeight: fixed.compressWeight ?? false,
-      compressCache: fixed.compressCache ?? false,
-      cpuAttention: fixed.cpuAttention ?? false,
-      overlap: fixed.overlap ?? true,
-      pinWeight: fixed.pinWeight ?? true,
-      ...(fixed.layerGroups ? { layerGroups: fixed.layerGroups } : {}),
-      ...(fixed.embeddings ? { embeddings: fixed.embeddings } : {}),
-    };
+    const requested = fixedPolicy(fixed)!;
     policy = realizedPolicy(model, requested);
     prediction = evaluatePolicy(model, rates, workload, policy, schedule);
     if (!isUniform(policy))

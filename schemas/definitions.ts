@@ -13,6 +13,8 @@ import { COMPUTE_DEVICES } from "../core/policy.js";
 import { RESOURCES } from "../core/resources.js";
 import { SCHEDULE_NAMES } from "../core/schedule-name.js";
 import { TIERS } from "../core/tiers.js";
+import { LANES } from "../engines/engine-model.js";
+import { ENGINE_NAMES } from "../engines/engine-names.js";
 import type { SimulationResult } from "../simulator/simulate.js";
 import {
   anyValue,
@@ -339,6 +341,52 @@ export const planSchema = obj(
     ),
     modelSpec,
     notes: arr(str()),
+    engine: opt(oneOfValues(ENGINE_NAMES)),
+    engineKnobs: opt(
+      obj(
+        {
+          nGpuLayers: opt(int({ minimum: 0 })),
+          nCpuMoe: opt(int({ minimum: 0 })),
+          ggufType: opt(nonEmptyStr()),
+          fewerBatch: opt(bool()),
+        },
+        { description: "the engine's own settings fixed for the prediction" },
+      ),
+    ),
+    enginePrediction: opt(
+      obj(
+        {
+          engine: oneOfValues(ENGINE_NAMES),
+          throughputTokensPerSecond: num({ exclusiveMinimum: 0 }),
+          prefillSeconds: num({ minimum: 0 }),
+          decodeSeconds: num({ minimum: 0 }),
+          totalSeconds: num({ minimum: 0 }),
+          feasible: bool(),
+          infeasibleReasons: arr(str()),
+          realizedPolicy: policy,
+          peakBytes: tiers,
+          capacityBytes: tiers,
+          termSeconds: record(num({ minimum: 0 }), "wall seconds over the run charged to each term"),
+          laneSeconds: obj(
+            Object.fromEntries(LANES.map((l) => [l, num({ minimum: 0 })])) as {
+              [L in (typeof LANES)[number]]: ReturnType<typeof num>;
+            },
+          ),
+          bottleneck: str(),
+          rates: arr(
+            obj({
+              name: str(),
+              value: num({ minimum: 0 }),
+              kind: oneOfValues(["datasheet", "measured", "fitted", "derived"] as const),
+              source: str(),
+            }),
+          ),
+          protocol: opt(str()),
+          notes: arr(str()),
+        },
+        { description: "the engine model's prediction: the policy as the engine realizes it, its terms and rates" },
+      ),
+    ),
   },
   {
     fileOnly: {
