@@ -8,7 +8,7 @@ import type { HardwareProfile } from "../core/hardware-profile.js";
 import { InputError } from "../core/input-error.js";
 import { readPlanFile } from "../core/parse-plan.js";
 import type { Plan } from "../core/plan.js";
-import { resolveHardware } from "../core/resolve-hardware.js";
+import { loadShippedProfile, resolveHardware, shippedProfileNames } from "../core/resolve-hardware.js";
 import { writeFileAtomic } from "../core/write-file-atomic.js";
 import {
   EXPORT_TARGETS,
@@ -26,6 +26,7 @@ export interface ExportArgs {
   readonly json?: boolean | undefined;
   readonly out?: string | undefined;
   readonly quiet?: boolean | undefined;
+  readonly hardware?: string | undefined;
 }
 
 export function runExport(argv: ExportArgs): ExportResult {
@@ -39,7 +40,7 @@ export function runExport(argv: ExportArgs): ExportResult {
   if (Array.isArray(argv.out)) throw new InputError("--out", undefined, "given more than once; expected one file");
   if (argv.out === "") throw new InputError("--out", undefined, "expected a file name, got an empty string");
   const plan = readPlanFile(String(argv.plan));
-  const hardware = profileNeeded(plan, argv.to);
+  const hardware = profileFor(plan, argv.hardware);
   const result = exportPlan(plan, argv.to, hardware ? { hardware } : {});
   if (argv.out !== undefined)
     writeFileAtomic(argv.out, argv.json ? JSON.stringify(result, null, 2) + "\n" : result.text);
@@ -49,17 +50,15 @@ export function runExport(argv: ExportArgs): ExportResult {
 }
 
 /**
- * The plan's hardware profile when the export needs one: llama.cpp flags for an MoE model whose plan
- * carries no llama.cpp advice (it is recomputed). A profile that does not resolve leaves the export
- * without advice, which its header then says.
+ * The profile the export predicts on (and recomputes llama.cpp MoE advice with): `--hardware`, else the
+ * plan's profile when it names a shipped one. A path named inside the plan file is never opened.
  */
-function profileNeeded(plan: Plan, target: ExportTarget): HardwareProfile | undefined {
-  if (target !== "llama.cpp" || plan.llamaCpp || !plan.policy.experts || !plan.modelSpec.moe) return undefined;
-  try {
-    return resolveHardware(plan.hardwareSource ?? plan.hardware);
-  } catch {
-    return undefined;
-  }
+function profileFor(plan: Plan, flag: string | undefined): HardwareProfile | undefined {
+  if (Array.isArray(flag)) throw new InputError("--hardware", undefined, "given more than once");
+  if (flag !== undefined) return resolveHardware(flag);
+  const shipped = shippedProfileNames();
+  const name = [plan.hardwareSource, plan.hardware].find((n) => n !== undefined && shipped.includes(n.toLowerCase()));
+  return name ? loadShippedProfile(name.toLowerCase()) : undefined;
 }
 
 export const exportCommand = defineCommand({
@@ -70,7 +69,16 @@ export const exportCommand = defineCommand({
     e
       .positional("plan", { type: "string", demandOption: true, describe: "a plan file (spillway plan --out p.json)" })
       .option("to", { choices: EXPORT_TARGETS, demandOption: true, describe: "the engine to export for" })
-      .option("json", { type: "boolean", default: false, describe: "print { target, text, warnings } as JSON" })
+      .option("hardware", {
+        type: "string",
+        describe:
+          "profile to predict the target engine's throughput on (default: the plan's, when it is a shipped profile)",
+      })
+      .option("json", {
+        type: "boolean",
+        default: false,
+        describe: "print { target, text, warnings, predicted } as JSON",
+      })
       .option("out", { type: "string", describe: "write the export to this file (atomically) instead of printing it" })
       .option("quiet", {
         type: "boolean",

@@ -66,7 +66,7 @@ export function formatBaselines(spillway: Plan, list: readonly ScoredBaseline[])
     const e = onEngine.prediction;
     const fits = e ? (e.feasible ? "" : " (does not fit)") : "";
     lines.push(row(b.name, b.plan, e?.throughputTokensPerSecond, e ? e.bottleneck + fits : "-"));
-    if (onEngine.reason) notes.push(`  ${b.name}: the ${onEngine.engine} model cannot score it: ${onEngine.reason}`);
+    if (onEngine.reason) notes.push(`  ${b.name}: ${onEngine.reason}`);
   }
   return [...lines, ...notes].join("\n");
 }

@@ -6,6 +6,7 @@
 import { InputError } from "../core/input-error.js";
 import type { Plan } from "../core/plan.js";
 import { resolveHardware } from "../core/resolve-hardware.js";
+import { ENGINE_NAMES, type EngineName } from "../engines/engine-names.js";
 import { resolveModel } from "../models/resolve-model.js";
 import { plan } from "../planner/plan.js";
 import { buildReport } from "../reports/build-report.js";
@@ -17,6 +18,8 @@ export interface ReportArgs {
   readonly inputs?: readonly string[];
   readonly out: string;
   readonly hardware?: string;
+  /** The engines the engines chart shows (default: all). */
+  readonly engine?: readonly EngineName[];
   readonly quiet: boolean;
   readonly json: boolean;
 }
@@ -67,6 +70,7 @@ export async function runReport(argv: ReportArgs): Promise<void> {
     traces,
     ...(comparison ? { comparison } : {}),
     hardware: resolveHardware(hardwareName),
+    ...(argv.engine && argv.engine.length > 0 ? { engines: argv.engine } : {}),
     outDir: argv.out,
     onProgress: progress,
   });
@@ -110,6 +114,12 @@ export const reportCommand = defineCommand({
         describe: "folder to write the charts and index.html into (made if missing)",
       })
       .option("hardware", { type: "string", describe: "profile name or path (default: the plan's, or t4)" })
+      .option("engine", {
+        choices: ENGINE_NAMES,
+        array: true,
+        describe:
+          "engines the engines chart predicts the plan's policy on (repeat or list, after the inputs; default: every engine)",
+      })
       .option("quiet", {
         type: "boolean",
         default: false,
@@ -119,11 +129,15 @@ export const reportCommand = defineCommand({
       .epilog(EXIT_CODES_EPILOG)
       .example(
         "$0 report --out report",
-        "OPT-175B on a T4: placement, search landscape, frontier, baselines, simulated timeline and memory",
+        "OPT-175B on a T4: placement, search landscape, frontier, baselines, the policy on each engine, simulated timeline and memory",
       )
       .example(
         "$0 plan --model opt-30b --out p.json && $0 simulate p.json --trace t.json && $0 report p.json t.json --out r",
         "a plan and its simulated trace",
+      )
+      .example(
+        "$0 report p.json --engine spillway flexgen --out r",
+        "the engines chart shows only Spillway's runtime and FlexGen",
       )
       .example(
         "$0 report run-trace.json compare.json --out r --json",

@@ -1,5 +1,6 @@
 /** `spillway run <plan> --weights DIR`: execute a plan for real and compare measured with predicted. */
 import type { Argv } from "yargs";
+import { InputError } from "../core/input-error.js";
 import { SCHEDULE_NAMES } from "../core/schedule-name.js";
 import { PlanError } from "../planner/plan.js";
 import { run } from "../runtime/run.js";
@@ -45,6 +46,12 @@ export type RunArgs = ArgsOf<ReturnType<typeof runOptions>>;
 
 export async function runRun(argv: RunArgs): Promise<void> {
   const { planFile, profile, capacityBytes } = loadPlanTarget(argv.plan, argv.hardware);
+  if (planFile.engine && planFile.engine !== "spillway")
+    throw new InputError(
+      argv.plan,
+      "engine",
+      `a plan for ${planFile.engine}: spillway run executes Spillway's own runtime, which this plan's prediction does not describe; run it in ${planFile.engine} (spillway export) or plan without --engine`,
+    );
   const over = (["gpu", "cpu", "disk"] as const).filter(
     (t) => planFile.predicted.peakBytes[t] > planFile.predicted.capacityBytes[t],
   );

@@ -4,10 +4,13 @@ import type { Argv } from "yargs";
 import { InputError } from "../core/input-error.js";
 import { SCHEDULE_NAMES } from "../core/schedule-name.js";
 import { formatBytes } from "../core/units.js";
+import { ENGINE_NAMES, type EngineName } from "../engines/engine-names.js";
 import { PlanError } from "../planner/plan.js";
 import { simulate } from "../simulator/simulate.js";
+import { simulateEngine } from "../simulator/simulate-engine.js";
 import { simulateMoe } from "../simulator/simulate-moe.js";
 import { type ArgsOf, defineCommand } from "./command-module.js";
+import { formatEngineSimulation } from "./format-engine-simulation.js";
 import { formatMoeSimulation } from "./format-moe-simulation.js";
 import { formatSimulation } from "./format-simulation.js";
 import { loadPlanTarget } from "./plan-target.js";
@@ -23,6 +26,10 @@ function simulateOptions<T>(y: Argv<T>) {
     })
     .option("hardware", { type: "string", describe: "profile name or path (default: the plan's)" })
     .option("schedule", { choices: SCHEDULE_NAMES, describe: "schedule semantics (default: the plan's)" })
+    .option("engine", {
+      choices: ENGINE_NAMES,
+      describe: "replay the engine's own schedule for the plan's policy (default: the plan's engine)",
+    })
     .option("trace", { type: "string", describe: "write a Chrome Trace Event file (Perfetto, chrome://tracing)" })
     .option("timeline", {
       type: "boolean",
@@ -46,6 +53,17 @@ export type SimulateArgs = ArgsOf<ReturnType<typeof simulateOptions>>;
 
 export function runSimulate(argv: SimulateArgs): void {
   const { planFile, profile, capacityBytes } = loadPlanTarget(argv.plan, argv.hardware);
+  const engine = argv.engine ?? planFile.engine ?? "spillway";
+  if (engine !== "spillway") {
+    simulateOnEngine(argv, planFile, profile, engine);
+    return;
+  }
+  if (planFile.engine && planFile.engine !== "spillway")
+    throw new InputError(
+      "--engine",
+      undefined,
+      `${argv.plan} is a plan for ${planFile.engine} (its prediction is that engine's): Spillway's simulator checks plans made for Spillway's runtime; plan without --engine`,
+    );
   if (planFile.policy.experts) {
     if (argv.trace || argv.timeline)
       throw new InputError(
@@ -85,6 +103,26 @@ export function runSimulate(argv: SimulateArgs): void {
   }
 }
 
+function simulateOnEngine(
+  argv: SimulateArgs,
+  planFile: ReturnType<typeof loadPlanTarget>["planFile"],
+  profile: ReturnType<typeof loadPlanTarget>["profile"],
+  engine: EngineName,
+): void {
+  for (const flag of ["trace", "schedule", "routing"] as const)
+    if (argv[flag] !== undefined)
+      throw new InputError(
+        `--${flag}`,
+        undefined,
+        `applies to Spillway's own simulator; ${engine}'s replay follows its own schedule (use --timeline for one step)`,
+      );
+  const result = simulateEngine(planFile, profile, { engine, timeline: argv.timeline });
+  if (argv.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
+  else if (!argv.quiet) process.stdout.write(formatEngineSimulation(result) + "\n");
+  if (!result.feasible)
+    throw new PlanError(`the plan does not fit in ${engine}: ${result.infeasibleReasons.join("; ")}`);
+}
+
 export const simulateCommand = defineCommand({
   command: "simulate <plan>",
   describe: "replay a plan's schedule stream by stream and check the planner's predictions",
@@ -99,6 +137,7 @@ export const simulateCommand = defineCommand({
         "$0 plan --model mixtral-8x7b --batch-size 1 --out m.json && $0 trace synth --model mixtral-8x7b --tokens 500 --out r.csv && $0 simulate m.json --routing r.csv --json",
         "replay an MoE plan's expert caches on a routing trace",
       )
-      .example("$0 simulate p.json --schedule flexgen --json", "the same plan under FlexGen's per-step sync"),
+      .example("$0 simulate p.json --schedule flexgen --json", "the same plan under FlexGen's per-step sync")
+      .example("$0 simulate p.json --engine flexgen --timeline", "the plan's policy in FlexGen's own schedule"),
   handler: (argv) => runSimulate(argv),
 });

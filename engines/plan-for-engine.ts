@@ -34,7 +34,7 @@ export interface EngineScoreRequest {
 export function predictOnEngine(request: EngineScoreRequest): EnginePrediction {
   const engine = engineModel(request.engine);
   const why = engine.unsupported(request.model, request.policy);
-  if (why) throw new EngineUnsupportedError(`${request.engine}: ${why}`);
+  if (why) throw new EngineUnsupportedError(request.engine, request.model.name, why);
   return engine.predict({
     model: request.model,
     hardware: request.hardware,
@@ -42,6 +42,23 @@ export function predictOnEngine(request: EngineScoreRequest): EnginePrediction {
     policy: request.policy,
     ...(request.knobs ? { knobs: request.knobs } : {}),
     ...(request.routing ? { routing: request.routing } : {}),
+  });
+}
+
+/** A plan's policy on `engine`, with the plan's own engine settings when the plan was made for that engine. */
+export function predictPlanOnEngine(
+  plan: Pick<Plan, "modelSpec" | "workload" | "policy" | "engine" | "engineKnobs">,
+  engine: EngineName,
+  hardware: HardwareProfile,
+): EnginePrediction {
+  const knobs = engine === (plan.engine ?? "spillway") ? plan.engineKnobs : undefined;
+  return predictOnEngine({
+    engine,
+    model: plan.modelSpec,
+    hardware,
+    workload: plan.workload,
+    policy: plan.policy,
+    ...(knobs ? { knobs } : {}),
   });
 }
 

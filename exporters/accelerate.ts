@@ -11,6 +11,7 @@ import { activationTierOf } from "../core/realize-placement.js";
 import type { Tier } from "../core/tiers.js";
 import { formatBytes } from "../core/units.js";
 import type { ExportResult } from "./export-result.js";
+import type { ExportOptions } from "./export-source.js";
 import { commonHeader, describeTiers, gibUp, hfModelId, layerBytesFp16, planWeightBytes } from "./export-source.js";
 
 export type AccelerateDevice = 0 | "cpu" | "disk";
@@ -142,7 +143,7 @@ export function accelerateDeviceMap(plan: Plan): AccelerateMap {
   return { deviceMap: ordered, bytes, layersOn };
 }
 
-export function exportAccelerate(plan: Plan): ExportResult {
+export function exportAccelerate(plan: Plan, options: ExportOptions = {}): ExportResult {
   const { modelSpec: model, policy } = plan;
   const warnings: string[] = [];
   const weights = planWeightBytes(model, policy);
@@ -184,7 +185,7 @@ export function exportAccelerate(plan: Plan): ExportResult {
   const doc = {
     _spillway: {
       comment: [
-        ...commonHeader(plan, "Hugging Face Accelerate (transformers from_pretrained)"),
+        ...commonHeader(plan, "Hugging Face Accelerate (transformers from_pretrained)", options),
         `usage: AutoModelForCausalLM.from_pretrained("${hfModelId(model)}", torch_dtype=torch.float16, device_map=cfg["device_map"], max_memory=cfg["max_memory"], offload_folder=cfg["offload_folder"])`,
         `plan weights (as stored): ${describeTiers(weights.total)}; this map (fp16): ${describeTiers(map.bytes)}`,
         `layers: ${map.layersOn.gpu} on GPU 0, ${map.layersOn.cpu} on the CPU, ${map.layersOn.disk} on disk`,

@@ -7,9 +7,10 @@ import { layerParams, layerWeightTensors } from "../core/model-spec.js";
 import type { Plan } from "../core/plan.js";
 import { activationTierOf, embeddingTensors } from "../core/realize-placement.js";
 import type { ExportResult } from "./export-result.js";
+import type { ExportOptions } from "./export-source.js";
 import { blockSize, commonHeader, describeTiers, hfModelId, planWeightBytes } from "./export-source.js";
 
-export function exportDeepspeed(plan: Plan): ExportResult {
+export function exportDeepspeed(plan: Plan, options: ExportOptions = {}): ExportResult {
   const { modelSpec: model, policy } = plan;
   const warnings: string[] = [];
   const w = planWeightBytes(model, policy);
@@ -69,7 +70,7 @@ export function exportDeepspeed(plan: Plan): ExportResult {
   const config = {
     _spillway: {
       comment: [
-        ...commonHeader(plan, "DeepSpeed ZeRO-Inference (ZeRO stage 3 with parameter offload)"),
+        ...commonHeader(plan, "DeepSpeed ZeRO-Inference (ZeRO stage 3 with parameter offload)", options),
         `usage: deepspeed.initialize(model=AutoModelForCausalLM.from_pretrained("${hfModelId(model)}", torch_dtype=torch.float16), config=cfg)[0].module, inside HfDeepSpeedConfig(cfg)`,
         `plan weights (as stored): ${describeTiers(w.total)}`,
         `offload_param: ${device}${device === "nvme" ? " (nvme_path is a placeholder: your NVMe mount)" : ""}; buffer_size ${bufferSize} parameters holds the largest layer and tensor`,

@@ -7,6 +7,7 @@ import { InputError } from "../core/input-error.js";
 import type { Plan } from "../core/plan.js";
 import { exportAccelerate } from "./accelerate.js";
 import { exportDeepspeed } from "./deepspeed.js";
+import { exportPrediction, predictionLines } from "./export-prediction.js";
 import { EXPORT_TARGETS, type ExportResult, type ExportTarget, isExportTarget } from "./export-result.js";
 import type { ExportOptions } from "./export-source.js";
 import { exportFlexgen } from "./flexgen.js";
@@ -16,7 +17,11 @@ import { exportVllm } from "./vllm.js";
 export { EXPORT_TARGETS, type ExportResult, type ExportTarget, isExportTarget } from "./export-result.js";
 export type { ExportOptions } from "./export-source.js";
 
-/** Exports a plan (from plan(), or a plan file read with readPlanFile()) for `target`. */
+/**
+ * Exports a plan (from plan(), or a plan file read with readPlanFile()) for `target`. With
+ * `options.hardware`, the header and `predicted` carry the target engine's predicted throughput for
+ * the exported settings.
+ */
 export function exportPlan(plan: Plan, target: ExportTarget, options: ExportOptions = {}): ExportResult {
   if (!isExportTarget(target))
     throw new InputError(
@@ -24,16 +29,23 @@ export function exportPlan(plan: Plan, target: ExportTarget, options: ExportOpti
       undefined,
       `unknown export target ${JSON.stringify(target)}; expected one of ${EXPORT_TARGETS.join(", ")}`,
     );
+  // The settings first (llama.cpp's -ngl and GGUF type are the exporter's), then the header with their prediction.
+  const settings = exportTo(plan, target, options);
+  const predicted = exportPrediction(plan, target, settings.engineKnobs, options.hardware);
+  return { ...exportTo(plan, target, { ...options, predictionLines: predictionLines(predicted) }), predicted };
+}
+
+function exportTo(plan: Plan, target: ExportTarget, options: ExportOptions): ExportResult {
   switch (target) {
     case "flexgen":
-      return exportFlexgen(plan);
+      return exportFlexgen(plan, options);
     case "llama.cpp":
       return exportLlamaCpp(plan, options);
     case "accelerate":
-      return exportAccelerate(plan);
+      return exportAccelerate(plan, options);
     case "deepspeed":
-      return exportDeepspeed(plan);
+      return exportDeepspeed(plan, options);
     case "vllm":
-      return exportVllm(plan);
+      return exportVllm(plan, options);
   }
 }

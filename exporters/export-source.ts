@@ -22,6 +22,8 @@ export interface ExportOptions {
    * model placed densely). Exporters read no files: without it such a plan exports with a warning.
    */
   readonly hardware?: HardwareProfile;
+  /** Lines the header adds after the common ones: the target engine's predicted throughput (exporters/export-prediction.ts). */
+  readonly predictionLines?: readonly string[];
 }
 
 export const blockSize = (p: Policy): number => p.gpuBatchSize * p.numGpuBatches;
@@ -131,13 +133,14 @@ export const describeTiers = (a: TierAmounts): string =>
   `GPU ${formatBytes(a.gpu)}, CPU ${formatBytes(a.cpu)}, disk ${formatBytes(a.disk)}`;
 
 /** The first header lines every export shares: model, hardware, workload, block. */
-export function commonHeader(plan: Plan, target: string): string[] {
+export function commonHeader(plan: Plan, target: string, options: ExportOptions = {}): string[] {
   const { modelSpec: model, policy: p } = plan;
   return [
     `Spillway plan exported for ${target}`,
     `model: ${model.name} (${hfModelId(model)}, ${model.family}, ${model.numLayers} layers)`,
     `hardware: ${plan.hardware} (capacities: ${describeTiers(plan.predicted.capacityBytes)})`,
     `workload: prompt ${plan.workload.promptLen} + ${plan.workload.genLen} generated tokens; block of ${blockSize(p)} sequences (GPU batch ${p.gpuBatchSize} x ${p.numGpuBatches})`,
+    ...(options.predictionLines ?? []),
   ];
 }
 

@@ -15,6 +15,7 @@ import {
 } from "../core/realize-placement.js";
 import { formatBytes } from "../core/units.js";
 import type { ExportResult } from "./export-result.js";
+import type { ExportOptions } from "./export-source.js";
 import { commentLines, commonHeader, describeTiers, hfModelId, planWeightBytes, sumTiers } from "./export-source.js";
 
 export interface FlexgenWeightPercent {
@@ -94,7 +95,7 @@ export function flexgenPercent(plan: Plan): {
   return { percent, weights, target, layerBytes: sumTiers(weights.bytes) };
 }
 
-export function exportFlexgen(plan: Plan): ExportResult {
+export function exportFlexgen(plan: Plan, options: ExportOptions = {}): ExportResult {
   const { modelSpec: model, policy, workload } = plan;
   const warnings: string[] = [];
   const { percent, weights, target, layerBytes } = flexgenPercent(plan);
@@ -146,7 +147,7 @@ export function exportFlexgen(plan: Plan): ExportResult {
 
   const seqs = cacheSequences(policy.gpuBatchSize, policy.cache);
   const header = [
-    ...commonHeader(plan, "FlexGen (python -m flexgen.flex_opt)"),
+    ...commonHeader(plan, "FlexGen (python -m flexgen.flex_opt)", options),
     `weights per layer, plan (whole-layer rule): ${describeTiers(target)}`,
     `weights per layer, FlexGen --percent ${weights.wg} ${weights.wc} (attention and MLP placed separately): ${describeTiers(weights.bytes)}${weights.mismatchBytes > 0 ? `; ${formatBytes(weights.mismatchBytes)} off (${missPercent.toFixed(2)}% of the layer)` : "; exact"}`,
     `KV cache: ${seqs.gpu} GPU / ${seqs.cpu} CPU / ${seqs.disk} disk sequences of each GPU batch of ${policy.gpuBatchSize} (FlexGen splits at head granularity, so non-integer percents round)`,

@@ -136,7 +136,7 @@ export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportR
   if (!policy.pinWeight) notes.push("unpinned weights: llama.cpp's host buffers are its own choice");
 
   const header = [
-    ...commonHeader(plan, "llama.cpp (llama-server; the same flags work for llama-cli)"),
+    ...commonHeader(plan, "llama.cpp (llama-server; the same flags work for llama-cli)", options),
     `-m: a GGUF of ${model.name} quantised ${quant} (${quant === "F16" ? "the plan keeps fp16 weights" : quant === "Q8_0" ? "8-bit plan" : "4-bit plan"}); the file name is a placeholder`,
     `-ngl ${ngl}: ${layersOnGpu} of ${L} layers on the GPU${ngl > layersOnGpu ? " plus the output layer (n_layer + 1)" : ""}`,
     `-c ${block * (workload.promptLen + workload.genLen)}: ${block} parallel sequences (-np) x (${workload.promptLen} + ${workload.genLen}) tokens; -b/-ub: prompt tokens of the block / of one GPU batch, capped at ${MAX_BATCH}/${MAX_UBATCH}`,
@@ -149,5 +149,11 @@ export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportR
       ...(warnings.length ? [commentLines(warnings, "# warning: ")] : []),
       flags.join(" \\\n  "),
     ].join("\n") + "\n";
-  return { target: "llama.cpp", text, warnings };
+  const nCpuMoe = moeFlags[0] === "-ot exps=CPU" ? L : moeFlags.length ? Number(moeFlags[0]!.split(" ")[1]) : undefined;
+  return {
+    target: "llama.cpp",
+    text,
+    warnings,
+    engineKnobs: { nGpuLayers: ngl, ggufType: quant, ...(nCpuMoe !== undefined ? { nCpuMoe } : {}) },
+  };
 }

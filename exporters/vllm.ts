@@ -8,6 +8,7 @@
 import type { Plan } from "../core/plan.js";
 import { activationTierOf, cacheSequences } from "../core/realize-placement.js";
 import type { ExportResult } from "./export-result.js";
+import type { ExportOptions } from "./export-source.js";
 import {
   blockSize,
   commentLines,
@@ -18,7 +19,7 @@ import {
   planWeightBytes,
 } from "./export-source.js";
 
-export function exportVllm(plan: Plan): ExportResult {
+export function exportVllm(plan: Plan, options: ExportOptions = {}): ExportResult {
   const { modelSpec: model, policy, workload } = plan;
   const warnings: string[] = [];
   const notes: string[] = [];
@@ -92,7 +93,7 @@ export function exportVllm(plan: Plan): ExportResult {
   if (!policy.overlap) notes.push("the plan does not overlap I/O and compute; vLLM has no such switch");
 
   const header = [
-    ...commonHeader(plan, "vLLM (vllm serve)"),
+    ...commonHeader(plan, "vLLM (vllm serve)", options),
     `--max-num-seqs ${block}: the plan's block; --max-model-len: prompt + generated tokens`,
     ...notes,
   ];

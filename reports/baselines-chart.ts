@@ -4,9 +4,11 @@
  * text. A baseline that cannot run gets its reason as text on an empty row, never a bar. The axis is
  * logarithmic when the bars span more than 100x.
  */
+
 import type { TopLevelSpec } from "vega-lite";
 import type { Plan } from "../core/plan.js";
 import { formatRate } from "./landscape-chart.js";
+import { wrap } from "./wrap-words.js";
 
 export interface BaselineRow {
   readonly name: string;
@@ -61,19 +63,6 @@ export function needsLogScale(rows: readonly BaselineRow[]): boolean {
 }
 
 const WIDTH_PX = 600;
-
-function wrap(text: string, width: number): string[] {
-  const lines: string[] = [];
-  let line = "";
-  for (const word of text.split(" ")) {
-    if (line && line.length + 1 + word.length > width) {
-      lines.push(line);
-      line = word;
-    } else line = line ? `${line} ${word}` : word;
-  }
-  if (line) lines.push(line);
-  return lines;
-}
 
 export function baselinesChart(
   rows: readonly BaselineRow[],

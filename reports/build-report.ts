@@ -14,6 +14,7 @@ import type { Plan } from "../core/plan.js";
 import type { Policy } from "../core/policy.js";
 import { TIERS, type Tier } from "../core/tiers.js";
 import { writeFileAtomic } from "../core/write-file-atomic.js";
+import type { EngineName } from "../engines/engine-names.js";
 import { baselines } from "../planner/baselines.js";
 import { plan as makePlan, PlanError } from "../planner/plan.js";
 import type { LpCandidate } from "../planner/spillway/spillway-search.js";
@@ -21,6 +22,7 @@ import type { Comparison } from "../runtime/compare.js";
 import { MemoryTraceSink } from "../simulator/memory-trace-sink.js";
 import { type SimulationResult, simulate } from "../simulator/simulate.js";
 import { baselineRows, baselinesChart } from "./baselines-chart.js";
+import { engineRows, enginesChart } from "./engines-chart.js";
 import { frontierChart, frontierPlans, frontierRows } from "./frontier-chart.js";
 import { formatRate, landscapeChart, landscapeRows } from "./landscape-chart.js";
 import { memoryChart, memoryRows } from "./memory-chart.js";
@@ -46,6 +48,8 @@ export interface BuildReportOptions {
   readonly simulate?: boolean;
   /** Re-plan for the search landscape, the frontier sweep and the baselines (default true with a plan). */
   readonly analyses?: boolean;
+  /** The engines the engines chart predicts the plan's policy on (default: every engine). */
+  readonly engines?: readonly EngineName[];
   /** Progress lines for the long parts ("frontier 3/9 (max block 16)"). */
   readonly onProgress?: (message: string) => void;
 }
@@ -226,6 +230,18 @@ export async function buildReport(options: BuildReportOptions): Promise<ReportSu
         });
       }
     }
+    progress("engines");
+    const engines = engineRows(p, hardware, options.engines);
+    for (const s of engines.skipped) notes.push(`engines chart: ${s.engine} cannot run this plan: ${s.reason}`);
+    if (engines.bars.length > 0) {
+      charts.push({
+        name: "engines",
+        heading: "The policy on each engine",
+        caption:
+          "The plan's policy predicted by each engine's own model (how that engine realizes the policy, which operations it performs and how it orders them): seconds of the whole run, split into the terms that cost it time, largest first, with the predicted throughput at the bar's end. Each engine names its own terms. A faded bar marked (does not fit) is an engine whose realization of the policy does not fit its memory; an engine that cannot run the model or the policy shows why instead of a bar. Look for the longest segment of each bar: it is what that engine would spend the run on.",
+        spec: enginesChart(engines, { ...about, policy: p.policy }),
+      });
+    } else notes.push("no selected engine can run the plan's policy, so there is no engines chart");
     if (p.policy.experts)
       notes.push(
         "the stream simulator does not replay expert caches, so there is no simulated timeline or memory chart",
@@ -243,6 +259,8 @@ export async function buildReport(options: BuildReportOptions): Promise<ReportSu
     }
   }
 
+  if (!p && options.engines)
+    notes.push("engines were named but no plan is among the inputs, so there is no engines chart");
   const policyWords = (q: Policy) => `${q.gpuBatchSize}×${q.numGpuBatches}`;
   const aboutTrace = p ? `${p.model}, ${policyWords(p.policy)} on ${p.hardware}` : undefined;
   if (simulatedTrace) charts.push(...traceCharts(simulatedTrace, (b) => b, aboutTrace!, capacityBytes, notes));

@@ -6,6 +6,7 @@ import type { Plan } from "../../core/plan.js";
 import type { LayerGroup, Policy } from "../../core/policy.js";
 import { realizePlacement } from "../../core/realize-placement.js";
 import { resolveHardware } from "../../core/resolve-hardware.js";
+import { predictOnEngine } from "../../engines/plan-for-engine.js";
 import { findCatalogueModel } from "../../models/catalogue.js";
 import {
   accelerateBaseline,
@@ -64,14 +65,44 @@ test("spillway plan --compare prints the baselines beside the plan, and --json c
   const args = ["plan", "--model", "opt-6.7b", "--prompt-len", "256", "--gen-len", "16", "--compare"];
   const text = runCli(args);
   assert.equal(text.status, 0, text.stderr);
-  assert.match(text.stdout, /Baselines, scored by the same cost model/);
+  assert.match(
+    text.stdout,
+    /Baselines: "model" is Spillway's cost model for every row; "engine" is each on the engine/,
+  );
+  // name, batch, token/s on Spillway's model, token/s on its own engine's model, engine vs plan
   for (const name of ["spillway", "deepspeed-zero", "flexgen"])
-    assert.match(text.stdout, new RegExp(`\\n  ${name} +\\d+x\\d+ +[\\d.]+ +[\\d.]+x`));
+    assert.match(text.stdout, new RegExp(`\\n  ${name} +\\d+x\\d+ +[\\d.]+ +[\\d.]+ +[\\d.]+x`));
   const json = runCli([...args, "--json"]);
   const out = JSON.parse(json.stdout) as {
     predicted: { throughputTokensPerSecond: number };
-    baselines: { name: string; predicted: { throughputTokensPerSecond: number } }[];
+    modelSpec: Plan["modelSpec"];
+    workload: Plan["workload"];
+    baselines: {
+      name: string;
+      engine: string;
+      policy: Policy;
+      predicted: { throughputTokensPerSecond: number };
+      enginePrediction?: { engine: string; throughputTokensPerSecond: number; feasible: boolean };
+      engineReason?: string;
+    }[];
   };
+  // Each baseline on the engine it stands for: the same prediction the engine model gives its policy.
+  assert.deepEqual(
+    out.baselines.map((b) => b.engine),
+    ["accelerate", "deepspeed", "llama.cpp", "flexgen"],
+  );
+  for (const b of out.baselines.filter((x) => x.engine !== "llama.cpp")) {
+    const direct = predictOnEngine({
+      engine: b.engine as "flexgen",
+      model: out.modelSpec,
+      hardware: resolveHardware("t4"),
+      workload: out.workload,
+      policy: b.policy,
+    });
+    assert.equal(b.enginePrediction?.throughputTokensPerSecond, direct.throughputTokensPerSecond, b.name);
+    assert.equal(b.enginePrediction?.feasible, direct.feasible, b.name);
+  }
+  assert.match(out.baselines.find((b) => b.engine === "llama.cpp")!.engineReason ?? "", /no OPT architecture/);
   assert.deepEqual(
     out.baselines.map((b) => b.name),
     ["accelerate", "deepspeed-zero", "llama.cpp", "flexgen"],

@@ -8,6 +8,7 @@ import type { Plan } from "../../core/plan.js";
 import { placementFromPercents } from "../../core/policy.js";
 import { flexgenLayerWeightBytes, type TierAmounts } from "../../core/realize-placement.js";
 import { resolveHardware } from "../../core/resolve-hardware.js";
+import { predictOnEngine } from "../../engines/plan-for-engine.js";
 import { accelerateModules } from "../../exporters/accelerate.js";
 import { EXPORT_TARGETS, type ExportTarget, exportPlan } from "../../exporters/export-plan.js";
 import { planWeightBytes } from "../../exporters/export-source.js";
@@ -353,10 +354,17 @@ test("spillway export (CLI): prints, --json, --out and bad input", {
 }, () => {
   const plain = runCli(["export", planFiles.opt!, "--to", "flexgen"]);
   assert.equal(plain.status, 0, plain.stderr);
-  assert.equal(plain.stdout, exportPlan(readPlanFile(planFiles.opt!), "flexgen").text);
+  // The CLI predicts on the plan's shipped profile; the library only on a profile it is given.
+  const optPlan = readPlanFile(planFiles.opt!);
+  assert.equal(plain.stdout, exportPlan(optPlan, "flexgen", { hardware: resolveHardware(optPlan.hardware) }).text);
+  assert.match(plain.stdout, /^# predicted by Spillway's flexgen engine model on /m);
   const json = runCli(["export", planFiles.mixtral!, "--to", "llama.cpp", "--json"]);
   assert.equal(json.status, 0, json.stderr);
-  assert.deepEqual(Object.keys(JSON.parse(json.stdout)).sort(), ["target", "text", "warnings"]);
+  const parsed = JSON.parse(json.stdout);
+  assert.deepEqual(Object.keys(parsed).sort(), ["engineKnobs", "predicted", "target", "text", "warnings"]);
+  assert.equal(parsed.predicted.engine, "llama.cpp");
+  assert.ok(parsed.predicted.throughputTokensPerSecond > 0, JSON.stringify(parsed.predicted));
+  assert.match(parsed.text, new RegExp(`-ngl ${parsed.engineKnobs.nGpuLayers}\\b`));
   const out = join(dir, "dm.json");
   const written = runCli(["export", planFiles.llama!, "--to", "accelerate", "--out", out]);
   assert.equal(written.status, 0, written.stderr);
@@ -368,4 +376,43 @@ test("spillway export (CLI): prints, --json, --out and bad input", {
   const missing = runCli(["export", join(dir, "none.json"), "--to", "vllm"]);
   assert.equal(missing.status, 2);
   assert.match(missing.stderr, /none\.json/);
+});
+
+test("export predicts the target engine's throughput for the exported settings, on the profile given", () => {
+  const opt = plans.opt!;
+  const hardware = resolveHardware(opt.hardware);
+  const flexgen = exportPlan(opt, "flexgen", { hardware });
+  const direct = predictOnEngine({
+    engine: "flexgen",
+    model: opt.modelSpec,
+    hardware,
+    workload: opt.workload,
+    policy: opt.policy,
+  });
+  assert.equal(flexgen.predicted?.engine, "flexgen");
+  assert.equal(flexgen.predicted?.throughputTokensPerSecond, direct.throughputTokensPerSecond);
+  assert.equal(flexgen.predicted?.feasible, direct.feasible);
+  assert.match(
+    flexgen.text,
+    new RegExp(`flexgen engine model on ${hardware.name}: ${direct.throughputTokensPerSecond.toPrecision(4)} token/s`),
+  );
+  // No profile: said, not guessed. No engine model (vLLM) or an engine that cannot run the model: said why.
+  assert.match(exportPlan(opt, "flexgen").predicted?.reason ?? "", /no hardware profile given/);
+  assert.match(exportPlan(opt, "vllm", { hardware }).predicted?.reason ?? "", /no engine model for vllm/);
+  assert.match(exportPlan(opt, "llama.cpp", { hardware }).predicted?.reason ?? "", /no OPT architecture/);
+  // llama.cpp is scored with the -ngl and GGUF type the export wrote.
+  const llama = plans.llama!;
+  const exported = exportPlan(llama, "llama.cpp", { hardware: resolveHardware(llama.hardware) });
+  const knobs = exported.engineKnobs!;
+  assert.match(exported.text, new RegExp(`-ngl ${knobs.nGpuLayers} `));
+  assert.match(exported.text, new RegExp(`-${knobs.ggufType}\\.gguf`));
+  const scored = predictOnEngine({
+    engine: "llama.cpp",
+    model: llama.modelSpec,
+    hardware: resolveHardware(llama.hardware),
+    workload: llama.workload,
+    policy: llama.policy,
+    knobs,
+  });
+  assert.equal(exported.predicted?.throughputTokensPerSecond, scored.throughputTokensPerSecond);
 });

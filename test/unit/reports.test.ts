@@ -7,12 +7,15 @@ import type { TopLevelSpec } from "vega-lite";
 import { InputError } from "../../core/input-error.js";
 import type { Plan } from "../../core/plan.js";
 import { resolveHardware } from "../../core/resolve-hardware.js";
+import { ENGINE_NAMES } from "../../engines/engine-names.js";
+import { predictOnEngine } from "../../engines/plan-for-engine.js";
 import { findCatalogueModel } from "../../models/catalogue.js";
 import { baselines } from "../../planner/baselines.js";
 import { plan } from "../../planner/plan.js";
 import type { LpCandidate } from "../../planner/spillway/spillway-search.js";
 import { baselineRows, baselinesChart, needsLogScale } from "../../reports/baselines-chart.js";
 import { buildReport } from "../../reports/build-report.js";
+import { type EngineRows, engineRows, enginesChart } from "../../reports/engines-chart.js";
 import { frontierCaps, frontierChart, frontierPlans, frontierRows } from "../../reports/frontier-chart.js";
 import { landscapeChart, landscapeRows } from "../../reports/landscape-chart.js";
 import { memoryChart, memoryRows, peakGib } from "../../reports/memory-chart.js";
@@ -283,6 +286,118 @@ test("baselines: a bar per policy that runs, the reason as text for one that can
   assert.equal(bars, rows.filter((x) => x.throughputTokensPerSecond !== undefined).length);
 });
 
+test("engines: the plan's policy on every engine that runs it, terms end to end summing to each engine's run, reasons for the rest", async () => {
+  const { plan: p } = await smallPlan();
+  const rows = engineRows(p, SMALL.hardware);
+  // OPT runs on Spillway, FlexGen, Accelerate and DeepSpeed; llama.cpp has no OPT and mixtral-offloading is MoE-only.
+  assert.deepEqual(
+    rows.bars.map((b) => b.engine),
+    ["spillway", "flexgen", "accelerate", "deepspeed"],
+  );
+  assert.deepEqual(
+    rows.skipped.map((s) => s.engine),
+    ["llama.cpp", "mixtral-offloading"],
+  );
+  assert.match(rows.skipped[0]!.reason, /^llama\.cpp has no OPT architecture/);
+  assert.match(rows.skipped[1]!.reason, /dense model; mixtral-offloading runs Mixture-of-Experts models only/);
+  assert.equal(rows.bars.length + rows.skipped.length, ENGINE_NAMES.length);
+  for (const bar of rows.bars) {
+    const direct = predictOnEngine({
+      engine: bar.engine,
+      model: p.modelSpec,
+      hardware: SMALL.hardware,
+      workload: p.workload,
+      policy: p.policy,
+    });
+    assert.equal(bar.totalSeconds, direct.totalSeconds, bar.engine);
+    assert.equal(bar.throughputTokensPerSecond, direct.throughputTokensPerSecond, bar.engine);
+    assert.equal(bar.feasible, direct.feasible, bar.engine);
+    assert.ok(bar.terms.length >= 2, `${bar.engine}: ${bar.terms.length} terms`);
+    const sum = bar.terms.reduce((a, t) => a + t.seconds, 0);
+    assert.ok(
+      Math.abs(sum - bar.totalSeconds) <= 1e-9 * bar.totalSeconds,
+      `${bar.engine}: ${sum} vs ${bar.totalSeconds}`,
+    );
+    assert.equal(bar.terms[0]!.start, 0);
+    for (let i = 0; i < bar.terms.length; i++) {
+      const t = bar.terms[i]!;
+      assert.ok(t.seconds > 0, `${bar.engine} ${t.term}`);
+      assert.ok(Math.abs(t.end - t.start - t.seconds) <= 1e-12 * bar.totalSeconds, `${bar.engine} ${t.term}`);
+      assert.equal(t.seconds, direct.termSeconds[t.term], `${bar.engine} ${t.term}`);
+      if (i > 0) {
+        assert.equal(t.start, bar.terms[i - 1]!.end, "segments laid end to end");
+        assert.ok(t.seconds <= bar.terms[i - 1]!.seconds, "largest first");
+      }
+    }
+    assert.ok(Math.abs(bar.terms.at(-1)!.end - bar.totalSeconds) <= 1e-9 * bar.totalSeconds);
+    assert.equal(bar.terms[0]!.term, direct.bottleneck, `${bar.engine}: the longest segment is its bottleneck term`);
+    assert.match(bar.label, /^[0-9.]+ token\/s/);
+    assert.equal(bar.label.endsWith(" (does not fit)"), !bar.feasible, bar.engine);
+  }
+  // Spillway's engine model of the plan's own policy is the plan's prediction.
+  assert.equal(rows.bars[0]!.throughputTokensPerSecond, p.predicted.throughputTokensPerSecond);
+  // The block of 32 sequences keeps its KV cache off the GPU; Accelerate and DeepSpeed keep it on the GPU.
+  assert.equal(rows.bars.find((b) => b.engine === "spillway")!.feasible, true);
+
+  const spec = enginesChart(rows, {
+    model: p.model,
+    hardware: p.hardware,
+    policy: p.policy,
+    promptLen: p.workload.promptLen,
+    genLen: p.workload.genLen,
+  });
+  const r = await assertRenders(
+    spec,
+    [
+      `opt-1.3b, GPU batch ${p.policy.gpuBatchSize}×${p.policy.numGpuBatches} on each engine: where the time goes`,
+      "cannot run: llama.cpp has no OPT",
+      "mixtral-offloading",
+      `${rows.bars.find((b) => b.engine === "flexgen")!.label}`,
+      // Every term, in the legend.
+      ...new Set(rows.bars.flatMap((b) => b.terms.map((t) => t.term.replace(/&/g, "&amp;").replace(/>/g, "&gt;")))),
+    ],
+    10,
+  );
+  const segments = rows.bars.reduce((n, b) => n + b.terms.length, 0);
+  assert.equal((r.svg.match(/aria-roledescription="bar"/g) ?? []).length, segments, "one bar mark per term segment");
+});
+
+test("engines: --engine picks the engines, and the plan's engine knobs go to its own engine only", async () => {
+  const { plan: p } = await smallPlan();
+  const some = engineRows(p, SMALL.hardware, ["flexgen", "llama.cpp", "flexgen", "spillway"]);
+  assert.deepEqual(
+    some.bars.map((b) => b.engine),
+    ["flexgen", "spillway"],
+  );
+  assert.deepEqual(
+    some.skipped.map((s) => s.engine),
+    ["llama.cpp"],
+  );
+  const plain = predictOnEngine({
+    engine: "flexgen",
+    model: p.modelSpec,
+    hardware: SMALL.hardware,
+    workload: p.workload,
+    policy: p.policy,
+  });
+  const fewer = predictOnEngine({
+    engine: "flexgen",
+    model: p.modelSpec,
+    hardware: SMALL.hardware,
+    workload: p.workload,
+    policy: p.policy,
+    knobs: { fewerBatch: true },
+  });
+  assert.notEqual(fewer.totalSeconds, plain.totalSeconds, "the knob changes FlexGen's prediction");
+  const flexgenOf = (r: EngineRows) => r.bars.find((b) => b.engine === "flexgen")!.totalSeconds;
+  const knobs = { fewerBatch: true } as const;
+  assert.equal(
+    flexgenOf(engineRows({ ...p, engine: "flexgen", engineKnobs: knobs }, SMALL.hardware)),
+    fewer.totalSeconds,
+  );
+  assert.equal(flexgenOf(engineRows({ ...p, engineKnobs: knobs }, SMALL.hardware)), plain.totalSeconds);
+});
+
 test("read-trace: a simulator trace reads back as slices per resource and memory samples per tier", async () => {
   const { trace, result } = await smallSimulation();
   assert.equal(trace.source, "simulate");
@@ -434,10 +549,14 @@ test("buildReport writes every chart as .vl.json, .svg and .png, and an index.ht
     "landscape",
     "frontier",
     "baselines",
+    "engines",
     "timeline",
     "memory",
     "predicted-vs-simulated",
   ]);
+  assert.ok(
+    summary.notes.some((n) => /^engines chart: llama\.cpp cannot run this plan: llama\.cpp has no OPT/.test(n)),
+  );
   const html = readFileSync(join(out, "index.html"), "utf8");
   assert.match(html, /<title>Spillway report: opt-1\.3b on t4<\/title>/);
   assert.ok(html.includes(summary.summary.replace(/&/g, "&amp;")), "the one-line summary");
@@ -463,6 +582,7 @@ test("buildReport writes every chart as .vl.json, .svg and .png, and an index.ht
   assert.ok(progress.some((m) => /^frontier 1\/\d+ \(max block 1\)$/.test(m)));
   assert.ok(
     progress.includes("baselines") &&
+      progress.includes("engines") &&
       progress.includes("simulation") &&
       progress.some((m) => m.startsWith("rendering ")),
   );
@@ -492,4 +612,42 @@ test("spillway report: traces and comparisons by content; a file of another kind
   const missing = runCli(["report", "--out", join(dir, "x"), join(dir, "missing.json")]);
   assert.equal(missing.status, 2);
   assert.match(missing.stderr, /missing\.json: no such file/);
+});
+
+test("spillway report --engine: a MoE plan's engines chart shows the engines named, and the reason for one that cannot run it", async () => {
+  const moe = await plan({
+    model: findCatalogueModel("mixtral-8x7b")!,
+    hardware: SMALL.hardware,
+    workload: { promptLen: 64, genLen: 8 },
+    maxBlock: 8,
+  });
+  assert.ok(moe.policy.experts, "an expert policy");
+  const path = join(dir, "moe-plan.json");
+  writeFileSync(path, JSON.stringify(moe));
+  const out = join(dir, "moe-report");
+  const args = ["report", path, "--out", out, "--json", "--engine", "llama.cpp", "spillway", "--engine", "flexgen"];
+  const ok = runCli(args);
+  assert.equal(ok.status, 0, ok.stderr);
+  const written = JSON.parse(ok.stdout) as { charts: { name: string }[]; notes: string[] };
+  assert.deepEqual(
+    written.charts.map((c) => c.name),
+    ["placement", "engines"],
+  );
+  assert.ok(written.notes.some((n) => /^engines chart: flexgen cannot run this plan: .*runs OPT models only/.test(n)));
+  assert.match(readFileSync(join(out, "engines.svg"), "utf8"), /^<svg/);
+  const spec = JSON.parse(readFileSync(join(out, "engines.vl.json"), "utf8")) as {
+    data: { values: { kind: string; engine: string; seconds?: number; totalSeconds?: number }[] };
+  };
+  const values = spec.data.values;
+  const engines = (kind: string) => [...new Set(values.filter((v) => v.kind === kind).map((v) => v.engine))];
+  assert.deepEqual(engines("total"), ["llama.cpp", "spillway"]);
+  assert.deepEqual(engines("cannot run"), ["flexgen"]);
+  for (const engine of ["llama.cpp", "spillway"]) {
+    const total = values.find((v) => v.kind === "total" && v.engine === engine)!.totalSeconds!;
+    const sum = values.filter((v) => v.kind === "term" && v.engine === engine).reduce((a, v) => a + v.seconds!, 0);
+    assert.ok(Math.abs(sum - total) <= 1e-9 * total, `${engine}: ${sum} vs ${total}`);
+  }
+  const bad = runCli(["report", path, "--out", join(dir, "never-engine"), "--engine", "vllm"]);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /vllm/);
 });
