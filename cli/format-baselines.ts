@@ -53,7 +53,8 @@ export function formatBaselines(spillway: Plan, list: readonly ScoredBaseline[])
   );
   const rate = (x: number) => x.toPrecision(4);
   const row = (name: string, p: Plan, onEngine: number | undefined, bottleneck: string) => {
-    const ratio = own > 0 && onEngine !== undefined ? `${(onEngine / own).toFixed(2)}x` : "-";
+    const r = own > 0 && onEngine !== undefined ? onEngine / own : undefined;
+    const ratio = r === undefined ? "-" : `${r > 0 && r < 0.1 ? r.toPrecision(2) : r.toFixed(2)}x`;
     return `  ${name.padEnd(16)}${`${p.policy.gpuBatchSize}x${p.policy.numGpuBatches}`.padStart(10)}${rate(p.predicted.throughputTokensPerSecond).padStart(13)}${(onEngine === undefined ? "-" : rate(onEngine)).padStart(14)}${ratio.padStart(9)}  ${describePlacement(p.policy).padEnd(38)}${bottleneck}`;
   };
   lines.push(row("spillway", spillway, own, spillway.predicted.bottleneck));
