@@ -8,7 +8,7 @@ import type { HardwareProfile } from "../core/hardware-profile.js";
 import { InputError } from "../core/input-error.js";
 import { readPlanFile } from "../core/parse-plan.js";
 import type { Plan } from "../core/plan.js";
-import { loadShippedProfile, resolveHardware, shippedProfileNames } from "../core/resolve-hardware.js";
+import { planHardware } from "../core/plan-hardware.js";
 import { writeFileAtomic } from "../core/write-file-atomic.js";
 import {
   EXPORT_TARGETS,
@@ -40,7 +40,7 @@ export function runExport(argv: ExportArgs): ExportResult {
   if (Array.isArray(argv.out)) throw new InputError("--out", undefined, "given more than once; expected one file");
   if (argv.out === "") throw new InputError("--out", undefined, "expected a file name, got an empty string");
   const plan = readPlanFile(String(argv.plan));
-  const hardware = profileFor(plan, argv.hardware);
+  const hardware = profileFor(plan, String(argv.plan), argv.hardware, argv.quiet === true);
   const result = exportPlan(plan, argv.to, hardware ? { hardware } : {});
   if (argv.out !== undefined)
     writeFileAtomic(argv.out, argv.json ? JSON.stringify(result, null, 2) + "\n" : result.text);
@@ -51,14 +51,17 @@ export function runExport(argv: ExportArgs): ExportResult {
 
 /**
  * The profile the export predicts on (and recomputes llama.cpp MoE advice with): `--hardware`, else the
- * plan's profile when it names a shipped one. A path named inside the plan file is never opened.
+ * profile the plan carries, else a shipped profile it names; none when a plan names a file (never opened).
  */
-function profileFor(plan: Plan, flag: string | undefined): HardwareProfile | undefined {
-  if (Array.isArray(flag)) throw new InputError("--hardware", undefined, "given more than once");
-  if (flag !== undefined) return resolveHardware(flag);
-  const shipped = shippedProfileNames();
-  const name = [plan.hardwareSource, plan.hardware].find((n) => n !== undefined && shipped.includes(n.toLowerCase()));
-  return name ? loadShippedProfile(name.toLowerCase()) : undefined;
+function profileFor(plan: Plan, source: string, flag: string | undefined, quiet: boolean): HardwareProfile | undefined {
+  try {
+    const { profile, overrideNote } = planHardware(plan, source, flag);
+    if (overrideNote && !quiet) process.stderr.write(`note: ${overrideNote}\n`);
+    return profile;
+  } catch (error) {
+    if (flag === undefined && error instanceof InputError && error.field === "hardwareProfile") return undefined;
+    throw error;
+  }
 }
 
 export const exportCommand = defineCommand({

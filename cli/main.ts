@@ -21,6 +21,7 @@ import { simulateCommand } from "./simulate-command.js";
 import { synthWeightsCommand } from "./synth-weights-command.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
 import { traceCommand } from "./trace-command.js";
+import { usageMessage } from "./usage-message.js";
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -49,10 +50,7 @@ export function buildCli(args: string[]): Argv {
       "$0 plan --model opt-30b --hardware rtx3090 --out p.json && $0 simulate p.json",
       "plan a model for a GPU, then check the plan by simulation",
     )
-    .demandCommand(
-      1,
-      "name a command: plan, simulate, run, compare, calibrate, report, export, trace, profile, synth-weights, models, hardware or devices",
-    )
+    .demandCommand(1, "Not enough non-option arguments: got 0, need at least 1")
     .strict()
     .help()
     .alias("help", "h")
@@ -84,7 +82,7 @@ export async function main(args: string[]): Promise<number> {
     return EXIT_OK;
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`spillway: ${error.message}\nRun 'spillway --help' for usage.\n`);
+      process.stderr.write(`spillway: ${usageMessage(error.message, args)}\n`);
       return EXIT_BAD_INPUT;
     }
     if (error instanceof InputError || error instanceof EngineUnsupportedError) {

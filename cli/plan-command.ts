@@ -6,7 +6,7 @@ import { baselineOnEngine } from "../engines/baseline-engines.js";
 import { engineModel } from "../engines/engines.js";
 import { planForEngine } from "../engines/plan-for-engine.js";
 import { baselines } from "../planner/baselines.js";
-import { fixedPolicy, plan } from "../planner/plan.js";
+import { fixedPolicy, PlanError, plan } from "../planner/plan.js";
 import { defineCommand } from "./command-module.js";
 import { baselineJson, formatBaselines } from "./format-baselines.js";
 import { formatPlan } from "./format-plan.js";
@@ -44,6 +44,11 @@ export async function runPlan(argv: PlanArgs & { readonly compare: boolean }): P
   if (argv.json) process.stdout.write(json + "\n");
   else if (!argv.quiet)
     process.stdout.write(formatPlan(result) + (compared ? "\n\n" + formatBaselines(result, compared) : "") + "\n");
+  // The plan is printed (and written) either way; a policy that does not fit is a failure to the shell.
+  if (!result.predicted.feasible)
+    throw new PlanError(
+      `the policy does not fit${result.engine && result.engine !== "spillway" ? ` in ${result.engine}` : ""}: ${result.predicted.infeasibleReasons.join("; ")}`,
+    );
 }
 
 export const planCommand = defineCommand({

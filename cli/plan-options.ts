@@ -240,6 +240,12 @@ export function planRequestFromArgs(argv: PlanArgs): { request: PlanRequest; har
     ...(argv.overlap === false ? { overlap: false } : {}),
     ...(argv["pin-weight"] === false ? { pinWeight: false } : {}),
   };
+  if (argv["cost-model"] === "flexgen" && model.family !== "opt")
+    throw new InputError(
+      "--cost-model",
+      undefined,
+      `FlexGen's cost model covers OPT models only; ${model.name} is a ${model.family} model (use --cost-model spillway)`,
+    );
   if (argv["cost-model"] === "flexgen" && argv["compress-cache"]) {
     throw new InputError(
       "--compress-cache",

@@ -3,8 +3,10 @@
  * or, with no inputs, for the default plan (planned, simulated, swept and compared here).
  */
 
+import type { HardwareProfile } from "../core/hardware-profile.js";
 import { InputError } from "../core/input-error.js";
 import type { Plan } from "../core/plan.js";
+import { planHardware } from "../core/plan-hardware.js";
 import { resolveHardware } from "../core/resolve-hardware.js";
 import { ENGINE_NAMES, type EngineName } from "../engines/engine-names.js";
 import { resolveModel } from "../models/resolve-model.js";
@@ -50,11 +52,14 @@ export async function runReport(argv: ReportArgs): Promise<void> {
   const comparison = comparisons[0]?.kind === "comparison" ? comparisons[0].comparison : undefined;
 
   let reportPlan: Plan | undefined;
-  let hardwareName = argv.hardware ?? DEFAULT_REPORT_PLAN.hardware;
+  const hardwareName = argv.hardware ?? DEFAULT_REPORT_PLAN.hardware;
+  let hardware: HardwareProfile | undefined;
   const given = plans[0];
   if (given?.kind === "plan") {
     reportPlan = given.plan;
-    hardwareName = argv.hardware ?? reportPlan.hardwareSource ?? reportPlan.hardware;
+    const chosen = planHardware(reportPlan, given.path, argv.hardware);
+    if (chosen.overrideNote) progress(chosen.overrideNote);
+    hardware = chosen.profile;
   } else if (inputs.length === 0) {
     progress(
       `planning ${DEFAULT_REPORT_PLAN.model} on ${hardwareName} (prompt ${DEFAULT_REPORT_PLAN.promptLen}, ${DEFAULT_REPORT_PLAN.genLen} generated)`,
@@ -69,7 +74,7 @@ export async function runReport(argv: ReportArgs): Promise<void> {
     ...(reportPlan ? { plan: reportPlan } : {}),
     traces,
     ...(comparison ? { comparison } : {}),
-    hardware: resolveHardware(hardwareName),
+    hardware: hardware ?? resolveHardware(hardwareName),
     ...(argv.engine && argv.engine.length > 0 ? { engines: argv.engine } : {}),
     outDir: argv.out,
     onProgress: progress,

@@ -45,7 +45,7 @@ function runOptions<T>(y: Argv<T>) {
 export type RunArgs = ArgsOf<ReturnType<typeof runOptions>>;
 
 export async function runRun(argv: RunArgs): Promise<void> {
-  const { planFile, profile, capacityBytes } = loadPlanTarget(argv.plan, argv.hardware);
+  const { planFile, profile, capacityBytes } = loadPlanTarget(argv.plan, argv.hardware, argv.quiet);
   if (planFile.engine && planFile.engine !== "spillway")
     throw new InputError(
       argv.plan,

@@ -52,7 +52,7 @@ function simulateOptions<T>(y: Argv<T>) {
 export type SimulateArgs = ArgsOf<ReturnType<typeof simulateOptions>>;
 
 export function runSimulate(argv: SimulateArgs): void {
-  const { planFile, profile, capacityBytes } = loadPlanTarget(argv.plan, argv.hardware);
+  const { planFile, profile, capacityBytes } = loadPlanTarget(argv.plan, argv.hardware, argv.quiet);
   const engine = argv.engine ?? planFile.engine ?? "spillway";
   if (engine !== "spillway") {
     simulateOnEngine(argv, planFile, profile, engine);

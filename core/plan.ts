@@ -8,6 +8,7 @@ import type { EngineKnobs, PlanEnginePrediction } from "../engines/engine-model.
 import type { EngineName } from "../engines/engine-names.js";
 import type { ExpertFigures } from "../planner/moe/evaluate-moe-policy.js";
 import type { LlamaCppMoeAdvice } from "../planner/moe/llama-cpp-moe.js";
+import type { HardwareProfile } from "./hardware-profile.js";
 import type { Link } from "./links.js";
 import type { ModelSpec } from "./model-spec.js";
 import type { Policy } from "./policy.js";
@@ -57,8 +58,13 @@ export interface PlanSearch {
 export interface Plan {
   readonly model: string;
   readonly hardware: string;
-  /** How --hardware named the profile (a shipped name or a file path), so later commands can load it again. */
+  /** How --hardware named the profile (a shipped name or a file path); informative only: no command opens it. */
   readonly hardwareSource?: string;
+  /**
+   * The hardware profile the plan was made for (with the capacities it was planned against), so that a
+   * plan file stands alone. Always written by plan(); absent from plan files written before it existed.
+   */
+  readonly hardwareProfile?: HardwareProfile;
   readonly costModel: CostModelName;
   readonly schedule: ScheduleName;
   readonly workload: Workload;

@@ -89,7 +89,8 @@ export function planSync(request: PlanRequest, solvers?: LpSolvers): Plan {
   // Scoring a fixed policy and MoE plans solve no LP, so they need no solvers.
   const lpSolvers = () => solvers ?? loadedLpSolvers();
   const costModel = request.costModel ?? "spillway";
-  return costModel === "flexgen" ? planFlexgen(request, lpSolvers) : planSpillway(request, lpSolvers);
+  const made = costModel === "flexgen" ? planFlexgen(request, lpSolvers) : planSpillway(request, lpSolvers);
+  return { ...made, hardwareProfile: request.hardware };
 }
 
 function fullyFixed(fixed: FixedPolicy | undefined): boolean {

@@ -289,7 +289,10 @@ export const planSchema = obj(
   {
     model: str(),
     hardware: nonEmptyStr(),
-    hardwareSource: opt(nonEmptyStr("how --hardware named the profile (a shipped name or a file path)")),
+    hardwareSource: opt(
+      nonEmptyStr("how --hardware named the profile (a shipped name or a file path); informative only, never opened"),
+    ),
+    hardwareProfile: opt(named("HardwareProfile", profileSchema)),
     costModel: oneOfValues(COST_MODEL_NAMES),
     schedule: oneOfValues(SCHEDULE_NAMES),
     workload: obj({ promptLen: int({ minimum: 1 }), genLen: int({ minimum: 1 }) }),

@@ -22,6 +22,7 @@ import {
   gpuCompressSeconds,
   gpuDecompressSeconds,
   gpuElementwiseSeconds,
+  gpuWeightDecompressSeconds,
 } from "./kernels.js";
 import { type FlexgenSetup, subLayerKindAt } from "./setup.js";
 import type { SubLayerKind } from "./sub-layers.js";
@@ -41,6 +42,8 @@ const DISPATCHED_OPS: Readonly<Record<SubLayerKind, number>> = {
 const CPU_ATTENTION_EXTRA_OPS = 12;
 /** Framework operations of one `decompress` call (views, split, empty, shift, two strided stores, and, div_, add_). */
 const DECOMPRESS_OPS = 12;
+/** Framework operations of one `compress` call (view, min, max, sub, div, sub, mul_, clamp_, round_, to, two slices, shift, or, view, cat, view). */
+const COMPRESS_OPS = 18;
 /** Host memory traffic of an fp16 -> fp32 copy: read 2 bytes, write 4, and the write's read-for-ownership 4. */
 const FP16_TO_FP32_BYTES_PER_VALUE = 10;
 
@@ -248,8 +251,24 @@ function loadCache(sb: StepBuilder, i: number): void {
           ),
         ]);
       }
+    } else if (tier === "disk") {
+      // Compressed cache with CPU attention, disk home: path 0 copies the first s + i positions (data
+      // and scales) to the CPU's compressed device (a new, pinned host allocation) through the copy
+      // threads, which read them through the memory map. A host home is handed over as it is.
+      const bytes = compressedCacheBytes(kvValues(setup, seqs.disk, setup.s + i));
+      for (const half of ["K", "V"]) {
+        sb.copyThread([
+          op(
+            `KV: ${half} disk -> host (compressed)`,
+            "diskRead",
+            bytes / 2 / r.diskMmapReadBytesPerSecond + 2 * r.diskLatencySeconds,
+            "KV I/O",
+            `${BACKEND} copy_worker_func (${FLEX_OPT} SelfAttention.load_cache path 0)`,
+            { bytes: bytes / 2 },
+          ),
+        ]);
+      }
     }
-    // Compressed cache with CPU attention: path 0 to the CPU's compressed device is a no-op; mha_gen decompresses.
   }
 }
 
@@ -300,7 +319,11 @@ function elementwise(setup: FlexgenSetup, name: string, bytes: number, source: s
   return op(name, "gpu", gpuElementwiseSeconds(setup.rates, bytes, kernels), "GPU compute", source, { bytes });
 }
 
-/** Decompression of the sub-layer's compressed matrices, run inside every call (once per GPU batch). */
+/**
+ * Decompression of the sub-layer's compressed matrices, run inside every call (once per GPU batch).
+ * Weights are grouped along their first dimension (`comp_weight_config`, `group_dim=0`), so the two
+ * unpacking stores write whole contiguous rows: every byte is priced at the contiguous rate.
+ */
 function decompressWeights(setup: FlexgenSetup, kind: SubLayerKind): EngineOperation[] {
   return setup.subLayers[kind].tensors
     .filter((t) => t.compressed && (kind !== "outputEmbed" || t.name === "embed_tokens.weight"))
@@ -308,12 +331,24 @@ function decompressWeights(setup: FlexgenSetup, kind: SubLayerKind): EngineOpera
       op(
         `decompress ${t.name}`,
         "gpu",
-        gpuDecompressSeconds(setup.rates, t.values),
+        gpuWeightDecompressSeconds(setup.rates, t.values),
         "decompression",
-        `${COMPRESSION} TorchCompressedDevice.decompress`,
+        `${COMPRESSION} TorchCompressedDevice.decompress (group_dim=0: row-contiguous stores)`,
         { bytes: decompressBytes(t.values) },
       ),
     );
+}
+
+/**
+ * A batched GEMM (`torch.bmm`) of `batches` products (m x k) by (k x n): every batch reads its own
+ * right-hand matrix, so those bytes count `batches` times (gpuGemmSeconds' weight bytes per value).
+ */
+function bmm(setup: FlexgenSetup, name: string, batches: number, m: number, k: number, n: number, source: string) {
+  const r = setup.rates;
+  return op(name, "gpu", gpuGemmSeconds(r, batches * m, k, n, 2 * batches), "GPU compute", source, {
+    flops: 2 * batches * m * k * n,
+    bytes: 2 * batches * (m * k + k * n + m * n),
+  });
 }
 
 /** `compute_layer`: the GPU (and CPU) work of one batch of one sub-layer; returns the framework ops it dispatches. */
@@ -359,6 +394,7 @@ function attention(sb: StepBuilder, i: number): number {
   sb.main.push(
     elementwise(setup, "layer norm", 2 * rows * h * 2, src),
     gemm(setup, "q_proj", rows, h, h),
+    elementwise(setup, "q * scaling", 2 * rows * h * 2, `${src} (F.linear(...) * scaling)`),
     gemm(setup, "k_proj", rows, h, h),
     gemm(setup, "v_proj", rows, h, h),
   );
@@ -366,27 +402,38 @@ function attention(sb: StepBuilder, i: number): number {
   if (i === 0) {
     // Prefill on the GPU: scores (b*nh, s, s), causal mask, softmax, values.
     const hd = h / nh;
+    // q, v: permute(0, 2, 1, 3).reshape(b * n_head, s, head_dim) cannot be views (s > 1), so each is a
+    // copy in head_dim-long runs; k: permute(0, 2, 3, 1).reshape(b * n_head, head_dim, s) transposes
+    // head_dim and s, element by element; the output's transpose(1, 2).reshape(b, s, h) is a copy again.
     sb.main.push(
-      op("q k^T", "gpu", gpuGemmSeconds(r, b * nh * s, hd, s), "GPU compute", `${src} torch.bmm`, {
-        flops: 2 * b * s * s * h,
-      }),
+      elementwise(setup, "q, v head reshapes (copies)", 2 * 2 * rows * h * 2, `${src} permute().reshape()`, 2),
+      op(
+        "k head transpose (copy)",
+        "gpu",
+        (2 * rows * h * 2) / r.gpuStridedBytesPerSecond + r.gpuKernelLaunchSeconds,
+        "GPU compute",
+        `${src} k.permute(0, 2, 3, 1).reshape()`,
+        { bytes: 2 * rows * h * 2 },
+      ),
+      bmm(setup, "q k^T", b * nh, s, hd, s, `${src} torch.bmm`),
       elementwise(setup, "mask and softmax", 8 * b * nh * s * s, `${src} torch.where, F.softmax`, 2),
-      op("scores v", "gpu", gpuGemmSeconds(r, b * nh * s, s, hd), "GPU compute", `${src} torch.bmm`, {
-        flops: 2 * b * s * s * h,
-      }),
+      bmm(setup, "scores v", b * nh, s, s, hd, `${src} torch.bmm`),
+      elementwise(setup, "output head reshape (copy)", 2 * rows * h * 2, `${src} value.transpose(1, 2).reshape()`),
     );
     if (setup.compressCache) {
+      // compress(k) and compress(v): two calls.
       const values = kvValues(setup, b, s);
       sb.main.push(
         op(
           "compress new KV",
           "gpu",
-          gpuCompressSeconds(r, values),
+          gpuCompressSeconds(r, values, 2),
           "compression",
           `${COMPRESSION} TorchCompressedDevice.compress`,
           { bytes: compressBytes(values) },
         ),
       );
+      extra += 2 * COMPRESS_OPS;
     }
   } else {
     const context = s + i;
@@ -394,13 +441,16 @@ function attention(sb: StepBuilder, i: number): number {
     const onGpu = setup.cpuAttention ? seqs.gpu : b;
     if (onGpu > 0) {
       if (setup.compressCache) {
-        // The whole allocation (s + n - 1 positions) is decompressed, then sliced.
-        const values = kvValues(setup, onGpu, s + n - 1);
+        // decompress(k_cache) and decompress(v_cache) over what load_cache handed over, then [:src_s]: a
+        // GPU home is handed over whole (smart_copy to the same device returns the home itself: s + n - 1
+        // positions); a host or disk home is copied as its first s + i positions (load_cache indices).
+        const positions = seqs.gpu === b ? s + n - 1 : context;
+        const values = kvValues(setup, onGpu, positions);
         sb.main.push(
           op(
             "decompress KV",
             "gpu",
-            gpuDecompressSeconds(r, values),
+            gpuDecompressSeconds(r, values, 2),
             "decompression",
             `${COMPRESSION} TorchCompressedDevice.decompress (mha_gen)`,
             { bytes: decompressBytes(values) },
@@ -409,12 +459,13 @@ function attention(sb: StepBuilder, i: number): number {
         extra += 2 * DECOMPRESS_OPS;
       }
       // Batched q k^T and scores v over the strided (s, b*nh, head_dim) cache: each reads K or V once.
+      // Before them, k[src_s - 1:src_s] = k_new and the same for v: two small copies (launches only).
       const bytes = kvValues(setup, onGpu, context) * 2;
       sb.main.push(
         op(
           "attention over GPU KV",
           "gpu",
-          bytes / r.gpuStridedBytesPerSecond + 4 * r.gpuKernelLaunchSeconds,
+          bytes / r.gpuStridedBytesPerSecond + 6 * r.gpuKernelLaunchSeconds,
           "GPU attention",
           `${src} _attention_value`,
           { bytes, flops: 2 * kvValues(setup, onGpu, context) },
@@ -437,17 +488,21 @@ function attention(sb: StepBuilder, i: number): number {
       );
       const values = kvValues(setup, onCpu, context);
       if (setup.compressCache) {
-        // Compressed cache on the host: decompressed into the fp32 workspace by the CPU.
+        // Compressed cache on the host: decompressed into the fp32 workspace by the CPU. A host home is
+        // handed over whole (s + n - 1 positions, `data_decompress_workspace[...][:shape[0]]`); a disk
+        // home arrives as the first s + i positions copied by load_cache.
+        const decompressed = kvValues(setup, onCpu, seqs.cpu === b ? s + n - 1 : context);
         sb.main.push(
           op(
             "decompress KV on the CPU",
             "cpu",
-            (values * 20) / r.cpuStreamBytesPerSecond,
+            (decompressed * 20) / r.cpuStreamBytesPerSecond,
             "decompression",
             `${COMPRESSION} TorchCompressedDevice.decompress (CPU)`,
-            { bytes: values * 20 },
+            { bytes: decompressed * 20 },
           ),
         );
+        extra += 2 * DECOMPRESS_OPS;
       }
       // fp32 bmm over the workspace: K and V read once each (4 bytes a value), one multiply-add per value.
       const seconds = Math.max((values * 4) / r.cpuStreamBytesPerSecond, (2 * values) / r.cpuFlopsPerSecond);
@@ -466,17 +521,20 @@ function attention(sb: StepBuilder, i: number): number {
         ),
       );
     }
-    if (setup.compressCache)
+    if (setup.compressCache) {
+      // compress(k_new) and compress(v_new): two calls.
       sb.main.push(
         op(
           "compress new KV",
           "gpu",
-          gpuCompressSeconds(r, kvValues(setup, b, 1)),
+          gpuCompressSeconds(r, kvValues(setup, b, 1), 2),
           "compression",
           `${COMPRESSION} TorchCompressedDevice.compress (mha_gen)`,
           { bytes: compressBytes(kvValues(setup, b, 1)) },
         ),
       );
+      extra += 2 * COMPRESS_OPS;
+    }
   }
   sb.main.push(gemm(setup, "out_proj", rows, h, h), elementwise(setup, "residual add", 3 * rows * h * 2, src));
   return extra;

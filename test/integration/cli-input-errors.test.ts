@@ -26,8 +26,23 @@ const CASES: { name: string; args: string[]; expect: RegExp }[] = [
     args: ["plan", "--model", "opt-9000b"],
     expect: /--model: unknown model "opt-9000b"; expected a catalogue name/,
   },
-  { name: "an unknown flag", args: ["plan", "--frobnicate", "3"], expect: /Unknown argument: frobnicate/ },
-  { name: "an unknown command", args: ["plann"], expect: /Unknown argument: plann/ },
+  {
+    name: "an unknown flag",
+    args: ["plan", "--frobnicate", "3"],
+    expect: /^spillway: unknown flag --frobnicate \(spillway plan --help\)$/m,
+  },
+  { name: "an unknown negated flag", args: ["plan", "--no-such-flag"], expect: /unknown flag --no-such-flag \(/ },
+  {
+    name: "an unknown command",
+    args: ["plann"],
+    expect: /^spillway: unknown command plann; expected one of plan, simulate, .* \(spillway --help\)$/m,
+  },
+  { name: "a missing plan file argument", args: ["simulate"], expect: /^spillway: simulate: missing its argument/ },
+  {
+    name: "a model FlexGen's cost model cannot cost",
+    args: ["plan", "--model", "llama-2-7b", "--cost-model", "flexgen"],
+    expect: /--cost-model: FlexGen's cost model covers OPT models only; llama-2-7b is a llama model/,
+  },
   {
     name: "a wrong --percent count",
     args: ["plan", "--percent", "10", "20"],
@@ -39,7 +54,11 @@ const CASES: { name: string; args: string[]; expect: RegExp }[] = [
     expect: /--percent: wg\+wc: weights on GPU and CPU add up to 110/,
   },
   { name: "a fractional --gbs", args: ["plan", "--gbs", "2.5"], expect: /--gbs: expected an integer >= 1, got 2.5/ },
-  { name: "a bad --cost-model", args: ["plan", "--cost-model", "magic"], expect: /Invalid values:[\s\S]*cost-model/ },
+  {
+    name: "a bad --cost-model",
+    args: ["plan", "--cost-model", "magic"],
+    expect: /^spillway: --cost-model: expected one of spillway, flexgen, got "magic" \(spillway plan --help\)$/m,
+  },
   {
     name: "a missing profile file",
     args: ["plan", "--hardware", join(dir, "none.json")],
@@ -113,6 +132,7 @@ for (const c of CASES) {
     const out = runCli(c.args);
     assert.equal(out.status, 2, out.stderr + out.stdout);
     assert.match(out.stderr, c.expect);
+    assert.equal(out.stderr.trimEnd().split("\n").length, 1, `one line: ${out.stderr}`);
     assert.doesNotMatch(out.stderr, /\n\s+at /, "no stack trace");
     assert.equal(out.stdout, "");
   });
