@@ -46,14 +46,6 @@ export function gpuDecompressSeconds(rates: KernelRates, values: number, calls =
   );
 }
 
-/**
- * Seconds to decompress one weight matrix of `values` values into fp16 on the GPU (`group_dim=0`: the
- * unpacking stores write whole contiguous rows, so every byte moves through contiguous kernels).
- */
-export function gpuWeightDecompressSeconds(rates: KernelRates, values: number): number {
-  return gpuElementwiseSeconds(rates, decompressBytes(values), DECOMPRESS_KERNELS);
-}
-
 export function decompressBytes(values: number): number {
   return values * (DECOMPRESS_CONTIGUOUS_BYTES_PER_VALUE + DECOMPRESS_STRIDED_BYTES_PER_VALUE);
 }

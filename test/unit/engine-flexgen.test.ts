@@ -246,10 +246,10 @@ test("every row of FlexGen's published single-T4 table is feasible and predicted
   }
 });
 
-// Known gap (issue 16): with the shipped T4 profile the median |error| is about 16%, against the 15% aimed
+// Known gap (issue 16): with the shipped T4 profile the median |error| is about 15.2%, against the 15% aimed
 // for; the assertion stays as the target and is reported as a TODO until a measured rate closes it.
 test("the median error over FlexGen's published single-T4 table is within 15%", {
-  todo: "median about 16% (see the issue 16 note)",
+  todo: "median about 15.2% (see the issue 16 note)",
 }, () => {
   const errors = scored.map((r) => Math.abs(r.error)).sort((a, b) => a - b);
   const median = (errors[5]! + errors[6]!) / 2;
