@@ -333,8 +333,8 @@ function decompressWeights(setup: FlexgenSetup, kind: SubLayerKind): EngineOpera
         // Priced as the KV cache's (3 bytes a value through strided kernels). Weights group along
         // their first dimension (group_dim=0), so the two stores really write whole contiguous rows;
         // pricing them so moves the compressed rows of FlexGen's table to 23-28% fast, past the 25% the
-        // issue-16 test holds, with the T4's GEMM-against-rows curve still unmeasured: held back on
-        // branch flexgen-weight-decompress until that curve is measured (see the issue 16 note).
+        // issue-16 test holds, with the T4's GEMM-against-rows curve still unmeasured: held back
+        // until that curve is measured (docs/engines/flexgen.md, the issue 16 note).
         gpuDecompressSeconds(setup.rates, t.values),
         "decompression",
         `${COMPRESSION} TorchCompressedDevice.decompress`,
