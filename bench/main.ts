@@ -1,5 +1,6 @@
 /**
  * `npm run bench`: speed targets measured side by side in one run, printed as numbers and ratios.
+ * - CLI startup against a yargs-only script (bench/startup.ts; target within 1.5x).
  * - FlexGen-compatible OPT-175B search (target: under 100 ms; FlexGen's own, CBC through PuLP, takes
  *   about 7 s for its 1,071 LPs on this class of machine), cold in a fresh CLI process and warm in-process.
  * - LP solves per second on the fast path and on the HiGHS fallback, on the same LPs.
@@ -23,6 +24,7 @@ import { ScheduleBuilder } from "../simulator/schedule-builder.js";
 import { simulate } from "../simulator/simulate.js";
 import { benchKernels } from "./kernels.js";
 import { benchOverlap } from "./overlap.js";
+import { benchStartup } from "./startup.js";
 
 const CLI = fileURLToPath(new URL("../cli/main.js", import.meta.url));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -34,6 +36,9 @@ function coldCliSearchMs(args: string[]): { ms: number; lpSolves: number } {
   const plan = JSON.parse(r.stdout);
   return { ms: plan.search.elapsedMs, lpSolves: plan.search.lpSolves };
 }
+
+benchStartup();
+console.log("");
 
 const solvers = await loadLpSolvers();
 const t4 = resolveHardware("t4");

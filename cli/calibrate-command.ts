@@ -13,6 +13,7 @@ import { readJsonFile } from "../core/read-json-file.js";
 import { profilesDirectory, shippedProfileNames } from "../core/resolve-hardware.js";
 import { writeFileAtomic } from "../core/write-file-atomic.js";
 import { ENGINE_NAMES } from "../engines/engine-names.js";
+import { commandHead } from "./command-index.js";
 import { type ArgsOf, defineCommand } from "./command-module.js";
 import { parseNumberFlag } from "./parse-flags.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
@@ -130,8 +131,7 @@ export async function runCalibrate(argv: CalibrateArgs): Promise<void> {
 }
 
 export const calibrateCommand = defineCommand({
-  command: "calibrate <runs..>",
-  describe: "fit a hardware profile's kernel rates to measured runs and write the calibrated profile",
+  ...commandHead("calibrate"),
   builder: (y) =>
     calibrateOptions(y)
       .epilog(EXIT_CODES_EPILOG)

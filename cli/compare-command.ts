@@ -6,6 +6,7 @@
 import { InputError } from "../core/input-error.js";
 import { PlanError } from "../planner/plan.js";
 import { compare } from "../runtime/compare.js";
+import { commandHead } from "./command-index.js";
 import { defineCommand } from "./command-module.js";
 import { formatComparison } from "./format-comparison.js";
 import { type PlanArgs, planOptions, planRequestFromArgs } from "./plan-options.js";
@@ -91,8 +92,7 @@ export async function runCompare(argv: CompareArgs): Promise<void> {
 }
 
 export const compareCommand = defineCommand({
-  command: "compare",
-  describe: "plan, simulate and run side by side: predicted against measured",
+  ...commandHead("compare"),
   builder: (y) =>
     planOptions(y)
       .option("weights", {

@@ -4,6 +4,7 @@
  */
 import { cpus, totalmem } from "node:os";
 import { type CudaStatus, cudaStatus } from "../runtime/cuda/load-native.js";
+import { commandHead } from "./command-index.js";
 import { defineCommand } from "./command-module.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
 
@@ -47,8 +48,7 @@ export function formatDevices(report: DevicesReport): string {
 }
 
 export const devicesCommand = defineCommand({
-  command: "devices",
-  describe: "list the devices Spillway can run on: CUDA GPUs (or why none is usable) and the CPU backend",
+  ...commandHead("devices"),
   builder: (d) =>
     d
       .option("json", {

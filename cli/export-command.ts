@@ -17,6 +17,7 @@ import {
   exportPlan,
   isExportTarget,
 } from "../exporters/export-plan.js";
+import { commandHead } from "./command-index.js";
 import { defineCommand } from "./command-module.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
 
@@ -65,9 +66,7 @@ function profileFor(plan: Plan, source: string, flag: string | undefined, quiet:
 }
 
 export const exportCommand = defineCommand({
-  command: "export <plan>",
-  describe:
-    "write a plan as another engine's configuration: FlexGen command line, llama.cpp flags, Accelerate device_map, DeepSpeed ZeRO-Inference config or vLLM flags",
+  ...commandHead("export"),
   builder: (e) =>
     e
       .positional("plan", { type: "string", demandOption: true, describe: "a plan file (spillway plan --out p.json)" })

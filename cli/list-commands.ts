@@ -5,6 +5,7 @@ import { activeParams, totalParams, totalWeightBytes } from "../core/model-spec.
 import { loadShippedProfile, shippedProfileNames } from "../core/resolve-hardware.js";
 import { formatBytes } from "../core/units.js";
 import { MODEL_CATALOGUE } from "../models/catalogue.js";
+import { commandHead } from "./command-index.js";
 import { defineCommand } from "./command-module.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
 
@@ -69,8 +70,7 @@ function listOptions<T>(y: Argv<T>) {
 }
 
 export const modelsCommand = defineCommand({
-  command: "models",
-  describe: "list the model catalogue",
+  ...commandHead("models"),
   builder: (y) =>
     listOptions(y).example("$0 models", "names, families and sizes").example("$0 models --json", "as JSON"),
   handler: (argv) => {
@@ -79,8 +79,7 @@ export const modelsCommand = defineCommand({
 });
 
 export const hardwareCommand = defineCommand({
-  command: "hardware",
-  describe: "list the shipped hardware profiles",
+  ...commandHead("hardware"),
   builder: (y) =>
     listOptions(y).example("$0 hardware", "names, GPUs and capacities").example("$0 hardware --json", "as JSON"),
   handler: (argv) => {

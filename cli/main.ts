@@ -7,20 +7,10 @@ import yargs, { type Argv } from "yargs";
 import { hideBin } from "yargs/helpers";
 import { InputError } from "../core/input-error.js";
 import { EngineUnsupportedError } from "../engines/engine-unsupported-error.js";
-import { PlanError } from "../planner/plan.js";
-import { calibrateCommand } from "./calibrate-command.js";
-import { compareCommand } from "./compare-command.js";
-import { devicesCommand } from "./devices-command.js";
-import { exportCommand } from "./export-command.js";
-import { hardwareCommand, modelsCommand } from "./list-commands.js";
-import { planCommand } from "./plan-command.js";
-import { profileCommand } from "./profile-command.js";
-import { reportCommand } from "./report-command.js";
-import { runCommand } from "./run-command.js";
-import { simulateCommand } from "./simulate-command.js";
-import { synthWeightsCommand } from "./synth-weights-command.js";
+import { PlanError } from "../planner/plan-error.js";
+import { COMMAND_INDEX, COMMAND_NAMES, type CommandName } from "./command-index.js";
+import type { SpillwayCommand } from "./command-module.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
-import { traceCommand } from "./trace-command.js";
 import { usageMessage } from "./usage-message.js";
 
 export const EXIT_OK = 0;
@@ -29,23 +19,28 @@ export const EXIT_BAD_INPUT = 2;
 
 class UsageError extends Error {}
 
-export function buildCli(args: string[]): Argv {
-  return yargs(args)
+/** The command a command line names (its first word that is not a flag), if it is one. */
+function commandNamed(args: readonly string[]): CommandName | undefined {
+  const first = args.find((a) => !a.startsWith("-"));
+  return (COMMAND_NAMES as readonly string[]).includes(first ?? "") ? (first as CommandName) : undefined;
+}
+
+/**
+ * The CLI for `args`: the command they name loaded in full, every other command as its usage line and
+ * description only (for the top-level help), so a command loads no module another command needs.
+ */
+export async function buildCli(args: string[]): Promise<Argv> {
+  const named = commandNamed(args);
+  const loaded = named ? await COMMAND_INDEX[named].load() : undefined;
+  let cli = yargs(args)
     .scriptName("spillway")
-    .usage("$0 <command> [options]\n\nPlan, simulate and run large language models on GPUs too small for them.")
-    .command(planCommand)
-    .command(simulateCommand)
-    .command(runCommand)
-    .command(compareCommand)
-    .command(calibrateCommand)
-    .command(profileCommand)
-    .command(synthWeightsCommand)
-    .command(reportCommand)
-    .command(traceCommand)
-    .command(exportCommand)
-    .command(devicesCommand)
-    .command(modelsCommand)
-    .command(hardwareCommand)
+    .usage("$0 <command> [options]\n\nPlan, simulate and run large language models on GPUs too small for them.");
+  for (const name of COMMAND_NAMES) {
+    const { command, describe } = COMMAND_INDEX[name];
+    const stub: SpillwayCommand<object> = { command, describe, handler: () => undefined };
+    cli = cli.command((name === named ? loaded : stub) as SpillwayCommand<object>);
+  }
+  return cli
     .example(
       "$0 plan --model opt-30b --hardware rtx3090 --out p.json && $0 simulate p.json",
       "plan a model for a GPU, then check the plan by simulation",
@@ -78,7 +73,7 @@ function joinStdinValues(args: string[]): string[] {
 
 export async function main(args: string[]): Promise<number> {
   try {
-    await buildCli(joinStdinValues(args)).parseAsync();
+    await (await buildCli(joinStdinValues(args))).parseAsync();
     return EXIT_OK;
   } catch (error) {
     if (error instanceof UsageError) {

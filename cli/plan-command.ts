@@ -7,6 +7,7 @@ import { engineModel } from "../engines/engines.js";
 import { planForEngine } from "../engines/plan-for-engine.js";
 import { baselines } from "../planner/baselines.js";
 import { fixedPolicy, PlanError, plan } from "../planner/plan.js";
+import { commandHead } from "./command-index.js";
 import { defineCommand } from "./command-module.js";
 import { baselineJson, formatBaselines } from "./format-baselines.js";
 import { formatPlan } from "./format-plan.js";
@@ -52,8 +53,7 @@ export async function runPlan(argv: PlanArgs & { readonly compare: boolean }): P
 }
 
 export const planCommand = defineCommand({
-  command: "plan",
-  describe: "choose (or score) an offloading policy and predict its throughput",
+  ...commandHead("plan"),
   builder: (y) =>
     planOptions(y)
       .option("compare", {

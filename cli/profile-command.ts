@@ -18,6 +18,7 @@ import {
   samplesToCsv,
 } from "../runtime/profile-cpu.js";
 import { requireCuda } from "../runtime/run.js";
+import { commandHead } from "./command-index.js";
 import { type ArgsOf, defineCommand } from "./command-module.js";
 import { parseNumberFlag } from "./parse-flags.js";
 import { EXIT_CODES_EPILOG, fancyProgress } from "./terminal.js";
@@ -132,8 +133,7 @@ export function runProfile(argv: ProfileArgs): void {
 }
 
 export const profileCommand = defineCommand({
-  command: "profile",
-  describe: "measure this machine for a backend and write a hardware profile (JSON) and its raw samples (CSV)",
+  ...commandHead("profile"),
   builder: (y) =>
     profileOptions(y)
       .epilog(EXIT_CODES_EPILOG)

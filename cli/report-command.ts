@@ -13,6 +13,7 @@ import { resolveModel } from "../models/resolve-model.js";
 import { plan } from "../planner/plan.js";
 import { buildReport } from "../reports/build-report.js";
 import { type ReportInput, readReportInput } from "../reports/read-report-input.js";
+import { commandHead } from "./command-index.js";
 import { defineCommand } from "./command-module.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
 
@@ -102,9 +103,7 @@ export async function runReport(argv: ReportArgs): Promise<void> {
 }
 
 export const reportCommand = defineCommand({
-  command: "report [inputs..]",
-  describe:
-    "charts (SVG, PNG, Vega-Lite) and an HTML page for a plan, traces and a comparison; with no inputs, for the default plan",
+  ...commandHead("report"),
   builder: (y) =>
     y
       .positional("inputs", {

@@ -4,6 +4,7 @@ import { InputError } from "../core/input-error.js";
 import { SCHEDULE_NAMES } from "../core/schedule-name.js";
 import { PlanError } from "../planner/plan.js";
 import { run } from "../runtime/run.js";
+import { commandHead } from "./command-index.js";
 import { type ArgsOf, defineCommand } from "./command-module.js";
 import { formatRun } from "./format-simulation.js";
 import { loadPlanTarget } from "./plan-target.js";
@@ -73,8 +74,7 @@ export async function runRun(argv: RunArgs): Promise<void> {
 }
 
 export const runCommand = defineCommand({
-  command: "run <plan>",
-  describe: "execute a plan for real (CPU backend, or a GPU with --backend cuda) and compare measured with predicted",
+  ...commandHead("run"),
   builder: (y) =>
     runOptions(y)
       .epilog(EXIT_CODES_EPILOG)

@@ -9,6 +9,7 @@ import { PlanError } from "../planner/plan.js";
 import { simulate } from "../simulator/simulate.js";
 import { simulateEngine } from "../simulator/simulate-engine.js";
 import { simulateMoe } from "../simulator/simulate-moe.js";
+import { commandHead } from "./command-index.js";
 import { type ArgsOf, defineCommand } from "./command-module.js";
 import { formatEngineSimulation } from "./format-engine-simulation.js";
 import { formatMoeSimulation } from "./format-moe-simulation.js";
@@ -124,8 +125,7 @@ function simulateOnEngine(
 }
 
 export const simulateCommand = defineCommand({
-  command: "simulate <plan>",
-  describe: "replay a plan's schedule stream by stream and check the planner's predictions",
+  ...commandHead("simulate"),
   builder: (y) =>
     simulateOptions(y)
       .epilog(EXIT_CODES_EPILOG)

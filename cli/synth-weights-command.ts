@@ -3,6 +3,7 @@ import { basename } from "node:path";
 import { formatBytes } from "../core/units.js";
 import { resolveModel } from "../models/resolve-model.js";
 import { MAX_SEED, synthesizeOptWeights } from "../runtime/synth-weights.js";
+import { commandHead } from "./command-index.js";
 import { defineCommand } from "./command-module.js";
 import { parseNumberFlag } from "./parse-flags.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
@@ -42,8 +43,7 @@ function summarizeNames(names: readonly string[]): string {
 }
 
 export const synthWeightsCommand = defineCommand({
-  command: "synth-weights",
-  describe: "write a deterministic synthetic OPT checkpoint (safetensors, fp16) with its config.json",
+  ...commandHead("synth-weights"),
   builder: (y) =>
     y
       .option("model", { type: "string", demandOption: true, describe: "an OPT catalogue name or config.json" })

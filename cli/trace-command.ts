@@ -18,6 +18,7 @@ import { writeRoutingCsv } from "../routing/routing-csv.js";
 import { type RoutingStats, routingStats } from "../routing/routing-stats.js";
 import { type RoutingTrace, rowCount } from "../routing/routing-trace.js";
 import { MAX_SYNTH_SEED, synthRouting } from "../routing/synth-routing.js";
+import { commandHead } from "./command-index.js";
 import { defineCommand } from "./command-module.js";
 import { parseNumberFlag } from "./parse-flags.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
@@ -274,9 +275,7 @@ const traceConvertCommand = defineCommand({
 
 /** `trace synth|stats|convert`: a command of subcommands (yargs runs the subcommand's handler). */
 export const traceCommand = defineCommand({
-  command: "trace",
-  describe:
-    "routing traces of Mixture-of-Experts models: synthesise, summarise (LRU hit rates, popularity, repetition) and convert",
+  ...commandHead("trace"),
   builder: (t) =>
     t
       .command(traceSynthCommand)

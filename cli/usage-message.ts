@@ -2,22 +2,8 @@
  * yargs' own usage errors as one line in Spillway's words (the CLI's contract: exit 2 with one line on
  * stderr), naming the flag and what was expected, and pointing at the command's own help.
  */
+import { COMMAND_NAMES } from "./command-index.js";
 
-const COMMAND_NAMES = [
-  "plan",
-  "simulate",
-  "run",
-  "compare",
-  "calibrate",
-  "report",
-  "export",
-  "trace",
-  "profile",
-  "synth-weights",
-  "models",
-  "hardware",
-  "devices",
-];
 const COMMANDS = `${COMMAND_NAMES.slice(0, -1).join(", ")} or ${COMMAND_NAMES.at(-1)}`;
 
 const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -25,7 +11,7 @@ const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase(
 /** The command the arguments name (the first word that is not a flag), if any. */
 function commandOf(args: readonly string[]): string | undefined {
   const first = args.find((a) => !a.startsWith("-"));
-  return first && COMMAND_NAMES.includes(first) ? first : undefined;
+  return first && (COMMAND_NAMES as readonly string[]).includes(first) ? first : undefined;
 }
 
 function unknownArguments(list: string, args: readonly string[], command: string | undefined): string {

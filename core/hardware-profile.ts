@@ -294,9 +294,12 @@ function readFlexgen(obj: Record<string, unknown>, ctx: FieldContext): FlexgenFi
   return out as unknown as FlexgenFittedConstants;
 }
 
-/** Validates parsed JSON as a hardware profile. `source` names the file for error messages. */
-export function parseHardwareProfile(data: unknown, source: string): HardwareProfile {
-  const ctx: FieldContext = { source, path: "" };
+/**
+ * Validates parsed JSON as a hardware profile. `source` names the file for error messages; `path` the
+ * field the profile sits in when it is part of another document (a plan's `hardwareProfile`).
+ */
+export function parseHardwareProfile(data: unknown, source: string, path = ""): HardwareProfile {
+  const ctx: FieldContext = { source, path };
   const o = asObject(data, ctx);
   rejectUnknownKeys(o, ctx, [
     "$schema",

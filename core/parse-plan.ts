@@ -31,7 +31,7 @@ function withoutFileOnlyFields(file: Record<string, unknown>): Plan {
 export function parsePlan(data: unknown, source: string): Plan {
   checkAgainstSchema(data, planSchemaDocument(), source);
   const plan = withoutFileOnlyFields(data as Record<string, unknown>);
-  if (plan.hardwareProfile) parseHardwareProfile(plan.hardwareProfile, `${source}: hardwareProfile`);
+  if (plan.hardwareProfile) parseHardwareProfile(plan.hardwareProfile, source, "hardwareProfile");
   checkModelConsistency(plan.modelSpec, { source, path: "modelSpec" });
   checkPolicyRules(plan.policy, { source, path: "policy" });
   checkPolicyFitsModel(plan.modelSpec, plan.policy, source);

@@ -25,6 +25,7 @@ import { defaultRoutingProfile } from "./moe/default-routing.js";
 import { llamaCppMoeAdvice } from "./moe/llama-cpp-moe.js";
 import { type FixedExperts, searchMoe } from "./moe/moe-search.js";
 import type { RoutingProfile } from "./moe/routing-profile.js";
+import { PlanError } from "./plan-error.js";
 import type { Prediction } from "./prediction.js";
 import { evaluatePolicy } from "./spillway/evaluate-policy.js";
 import { hardwareRates } from "./spillway/hardware-rates.js";
@@ -75,9 +76,7 @@ export interface PlanRequest {
   readonly routing?: RoutingProfile;
 }
 
-export class PlanError extends Error {
-  override readonly name = "PlanError";
-}
+export { PlanError };
 
 /** Plans with `solvers` (default: those loadLpSolvers() loads). */
 export async function plan(request: PlanRequest, solvers?: LpSolvers): Promise<Plan> {
