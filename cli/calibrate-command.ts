@@ -13,7 +13,7 @@ import { readJsonFile } from "../core/read-json-file.js";
 import { profilesDirectory, shippedProfileNames } from "../core/resolve-hardware.js";
 import { writeFileAtomic } from "../core/write-file-atomic.js";
 import { ENGINE_NAMES } from "../engines/engine-names.js";
-import { commandHead } from "./command-index.js";
+import { commandHead } from "./command-heads.js";
 import { type ArgsOf, defineCommand } from "./command-module.js";
 import { parseNumberFlag } from "./parse-flags.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";

@@ -6,7 +6,7 @@
 import { InputError } from "../core/input-error.js";
 import { PlanError } from "../planner/plan.js";
 import { compare } from "../runtime/compare.js";
-import { commandHead } from "./command-index.js";
+import { commandHead } from "./command-heads.js";
 import { defineCommand } from "./command-module.js";
 import { formatComparison } from "./format-comparison.js";
 import { type PlanArgs, planOptions, planRequestFromArgs } from "./plan-options.js";

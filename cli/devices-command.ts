@@ -4,7 +4,7 @@
  */
 import { cpus, totalmem } from "node:os";
 import { type CudaStatus, cudaStatus } from "../runtime/cuda/load-native.js";
-import { commandHead } from "./command-index.js";
+import { commandHead } from "./command-heads.js";
 import { defineCommand } from "./command-module.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
 

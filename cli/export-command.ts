@@ -17,7 +17,7 @@ import {
   exportPlan,
   isExportTarget,
 } from "../exporters/export-plan.js";
-import { commandHead } from "./command-index.js";
+import { commandHead } from "./command-heads.js";
 import { defineCommand } from "./command-module.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
 

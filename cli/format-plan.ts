@@ -6,6 +6,7 @@ import type { Placement } from "../core/policy.js";
 import { RESOURCE_SHORT_NAMES } from "../core/resources.js";
 import { TIERS } from "../core/tiers.js";
 import { formatBytes, formatSeconds } from "../core/units.js";
+import { REALIZED_DIFFERS } from "../planner/plan.js";
 
 const pct = (x: number) => `${(x * 100).toFixed(x > 0 && x < 0.01 ? 2 : 1)}%`;
 const placement = (p: Placement) =>
@@ -90,7 +91,11 @@ export function formatPlan(plan: Plan): string {
     lines.push(
       `  attention over off-GPU KV on the ${p.cpuAttention ? "CPU" : "GPU"}; overlap ${p.overlap ? "on" : "off"}; pinned weights ${p.pinWeight ? "on" : "off"}`,
     );
-    lines.push(`  FlexGen flags: ${plan.flexgenArgs}`);
+    lines.push(
+      plan.modelSpec.family === "opt"
+        ? `  FlexGen flags: ${plan.flexgenArgs}`
+        : `  FlexGen flags: none (FlexGen runs OPT models only; spillway export lists the engines that run ${plan.modelSpec.family})`,
+    );
   }
   lines.push("");
   const e = plan.enginePrediction;
@@ -125,6 +130,6 @@ export function formatPlan(plan: Plan): string {
       ? `Scored the given policy in ${plan.search.elapsedMs.toFixed(1)} ms`
       : `Searched ${plan.search.lpSolves} LPs${plan.search.exactEvaluations ? ` and ${plan.search.exactEvaluations} exact evaluations` : ""} in ${plan.search.elapsedMs.toFixed(0)} ms`,
   );
-  for (const note of plan.notes) lines.push(`Note: ${note}`);
+  for (const note of plan.notes) lines.push(`${note.startsWith(REALIZED_DIFFERS) ? "Warning" : "Note"}: ${note}`);
   return lines.join("\n");
 }

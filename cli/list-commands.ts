@@ -5,7 +5,7 @@ import { activeParams, totalParams, totalWeightBytes } from "../core/model-spec.
 import { loadShippedProfile, shippedProfileNames } from "../core/resolve-hardware.js";
 import { formatBytes } from "../core/units.js";
 import { MODEL_CATALOGUE } from "../models/catalogue.js";
-import { commandHead } from "./command-index.js";
+import { commandHead } from "./command-heads.js";
 import { defineCommand } from "./command-module.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
 

@@ -8,7 +8,8 @@ import { hideBin } from "yargs/helpers";
 import { InputError } from "../core/input-error.js";
 import { EngineUnsupportedError } from "../engines/engine-unsupported-error.js";
 import { PlanError } from "../planner/plan-error.js";
-import { COMMAND_INDEX, COMMAND_NAMES, type CommandName } from "./command-index.js";
+import { COMMAND_HEADS, COMMAND_NAMES, type CommandName } from "./command-heads.js";
+import { COMMAND_LOADERS } from "./command-index.js";
 import type { SpillwayCommand } from "./command-module.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
 import { usageMessage } from "./usage-message.js";
@@ -31,12 +32,12 @@ function commandNamed(args: readonly string[]): CommandName | undefined {
  */
 export async function buildCli(args: string[]): Promise<Argv> {
   const named = commandNamed(args);
-  const loaded = named ? await COMMAND_INDEX[named].load() : undefined;
+  const loaded = named ? await COMMAND_LOADERS[named]() : undefined;
   let cli = yargs(args)
     .scriptName("spillway")
     .usage("$0 <command> [options]\n\nPlan, simulate and run large language models on GPUs too small for them.");
   for (const name of COMMAND_NAMES) {
-    const { command, describe } = COMMAND_INDEX[name];
+    const { command, describe } = COMMAND_HEADS[name];
     const stub: SpillwayCommand<object> = { command, describe, handler: () => undefined };
     cli = cli.command((name === named ? loaded : stub) as SpillwayCommand<object>);
   }

@@ -7,7 +7,7 @@ import { engineModel } from "../engines/engines.js";
 import { planForEngine } from "../engines/plan-for-engine.js";
 import { baselines } from "../planner/baselines.js";
 import { fixedPolicy, PlanError, plan } from "../planner/plan.js";
-import { commandHead } from "./command-index.js";
+import { commandHead } from "./command-heads.js";
 import { defineCommand } from "./command-module.js";
 import { baselineJson, formatBaselines } from "./format-baselines.js";
 import { formatPlan } from "./format-plan.js";

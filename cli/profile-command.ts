@@ -18,7 +18,7 @@ import {
   samplesToCsv,
 } from "../runtime/profile-cpu.js";
 import { requireCuda } from "../runtime/run.js";
-import { commandHead } from "./command-index.js";
+import { commandHead } from "./command-heads.js";
 import { type ArgsOf, defineCommand } from "./command-module.js";
 import { parseNumberFlag } from "./parse-flags.js";
 import { EXIT_CODES_EPILOG, fancyProgress } from "./terminal.js";

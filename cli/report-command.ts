@@ -13,7 +13,7 @@ import { resolveModel } from "../models/resolve-model.js";
 import { plan } from "../planner/plan.js";
 import { buildReport } from "../reports/build-report.js";
 import { type ReportInput, readReportInput } from "../reports/read-report-input.js";
-import { commandHead } from "./command-index.js";
+import { commandHead } from "./command-heads.js";
 import { defineCommand } from "./command-module.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
 

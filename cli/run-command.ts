@@ -4,7 +4,7 @@ import { InputError } from "../core/input-error.js";
 import { SCHEDULE_NAMES } from "../core/schedule-name.js";
 import { PlanError } from "../planner/plan.js";
 import { run } from "../runtime/run.js";
-import { commandHead } from "./command-index.js";
+import { commandHead } from "./command-heads.js";
 import { type ArgsOf, defineCommand } from "./command-module.js";
 import { formatRun } from "./format-simulation.js";
 import { loadPlanTarget } from "./plan-target.js";

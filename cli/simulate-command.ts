@@ -9,7 +9,7 @@ import { PlanError } from "../planner/plan.js";
 import { simulate } from "../simulator/simulate.js";
 import { simulateEngine } from "../simulator/simulate-engine.js";
 import { simulateMoe } from "../simulator/simulate-moe.js";
-import { commandHead } from "./command-index.js";
+import { commandHead } from "./command-heads.js";
 import { type ArgsOf, defineCommand } from "./command-module.js";
 import { formatEngineSimulation } from "./format-engine-simulation.js";
 import { formatMoeSimulation } from "./format-moe-simulation.js";

@@ -3,7 +3,7 @@ import { basename } from "node:path";
 import { formatBytes } from "../core/units.js";
 import { resolveModel } from "../models/resolve-model.js";
 import { MAX_SEED, synthesizeOptWeights } from "../runtime/synth-weights.js";
-import { commandHead } from "./command-index.js";
+import { commandHead } from "./command-heads.js";
 import { defineCommand } from "./command-module.js";
 import { parseNumberFlag } from "./parse-flags.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";

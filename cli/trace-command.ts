@@ -18,7 +18,7 @@ import { writeRoutingCsv } from "../routing/routing-csv.js";
 import { type RoutingStats, routingStats } from "../routing/routing-stats.js";
 import { type RoutingTrace, rowCount } from "../routing/routing-trace.js";
 import { MAX_SYNTH_SEED, synthRouting } from "../routing/synth-routing.js";
-import { commandHead } from "./command-index.js";
+import { commandHead } from "./command-heads.js";
 import { defineCommand } from "./command-module.js";
 import { parseNumberFlag } from "./parse-flags.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";

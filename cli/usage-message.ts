@@ -2,7 +2,7 @@
  * yargs' own usage errors as one line in Spillway's words (the CLI's contract: exit 2 with one line on
  * stderr), naming the flag and what was expected, and pointing at the command's own help.
  */
-import { COMMAND_NAMES } from "./command-index.js";
+import { COMMAND_NAMES } from "./command-heads.js";
 
 const COMMANDS = `${COMMAND_NAMES.slice(0, -1).join(", ")} or ${COMMAND_NAMES.at(-1)}`;
 

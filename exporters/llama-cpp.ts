@@ -18,6 +18,8 @@ import {
   planWeightBytes,
 } from "./export-source.js";
 
+/** llama.cpp refuses more parallel sequences than this (`LLAMA_MAX_SEQ`, src/llama-cparams.h; 64 before mid-2025). */
+export const LLAMA_MAX_SEQ = 256;
 /** Logical and physical batch caps (llama.cpp's defaults are 2048 and 512). */
 const MAX_BATCH = 8192;
 const MAX_UBATCH = 2048;
@@ -98,7 +100,20 @@ export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportR
   if (policy.layerGroups?.some((g) => g.compute === "cpu") || layersOnGpu < L)
     notes.push(`layers beyond -ngl compute on the CPU from host memory`);
 
-  const block = blockSize(policy);
+  if (model.family === "opt")
+    warnings.push(
+      "llama.cpp has no OPT architecture (src/llama-model.cpp maps none; convert_hf_to_gguf.py registers no OPTForCausalLM): these flags show the plan in llama.cpp's terms but no GGUF of this model exists to run them",
+    );
+  if (policy.cache.disk > 0)
+    warnings.push(
+      `the plan keeps ${(100 * policy.cache.disk).toFixed(0)}% of the KV cache on disk; llama.cpp has no disk tier for the KV cache, so it must fit in GPU or host memory`,
+    );
+  const planned = blockSize(policy);
+  const block = Math.min(planned, LLAMA_MAX_SEQ);
+  if (planned > LLAMA_MAX_SEQ)
+    warnings.push(
+      `the plan's block of ${planned} sequences exceeds llama.cpp's ${LLAMA_MAX_SEQ} parallel sequences (LLAMA_MAX_SEQ, src/llama-cparams.h): -np is capped at ${LLAMA_MAX_SEQ}; run the block as ${Math.ceil(planned / LLAMA_MAX_SEQ)} rounds`,
+    );
   const batch = Math.max(1, Math.min(MAX_BATCH, workload.promptLen * block));
   const ubatch = Math.max(1, Math.min(MAX_UBATCH, workload.promptLen * policy.gpuBatchSize, batch));
   const flags = [

@@ -4,11 +4,24 @@
  * layers (decoder_sparse_step other than 1, or a non-empty mlp_only_layers) is rejected, since a
  * per-layer dense/MoE mix is not modelled.
  */
+import { basename, dirname, resolve } from "node:path";
 import { asObject, type FieldContext, fail, readNumber, readOptionalNumber } from "../core/fields.js";
 import { describeValue } from "../core/input-error.js";
 import { checkModelConsistency, type ModelFamily, type ModelSpec, type MoeSpec } from "../core/model-spec.js";
 
 const SUPPORTED = ["opt", "llama", "mistral", "mixtral", "qwen2_moe", "olmoe", "qwen3_moe"];
+
+/**
+ * A model's name from its config's path: the file's name without `.json`, or for a file called
+ * `config.json` (every Hugging Face checkpoint's) the folder it is in; "model" for standard input.
+ */
+export function nameFromPath(source: string): string {
+  if (source === "<stdin>" || source === "-") return "model";
+  const base = basename(source).replace(/\.json$/i, "");
+  if (base.toLowerCase() !== "config") return base;
+  const folder = basename(dirname(resolve(source)));
+  return folder && folder !== "/" ? folder : "model";
+}
 
 export function modelSpecFromHfConfig(data: unknown, source: string, name?: string): ModelSpec {
   const ctx: FieldContext = { source, path: "" };
@@ -23,7 +36,7 @@ export function modelSpecFromHfConfig(data: unknown, source: string, name?: stri
     name ??
     (typeof o._name_or_path === "string" && o._name_or_path
       ? o._name_or_path.replace(/^.*\//, "")
-      : source.replace(/^.*[\\/]/, "").replace(/\.json$/, ""));
+      : nameFromPath(source));
   checkDtype(o, ctx);
   if (family === "opt") {
     const hiddenSize = readNumber(o, "hidden_size", ctx, { min: 1, integer: true });

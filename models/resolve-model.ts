@@ -27,5 +27,11 @@ export function resolveModel(nameOrPath: string): ModelSpec {
   const data = readJsonFile(path);
   const source = path === "-" ? "<stdin>" : path;
   if (typeof data === "object" && data !== null && "model_type" in data) return modelSpecFromHfConfig(data, source);
+  if (typeof data !== "object" || data === null || Array.isArray(data) || !("numLayers" in data))
+    throw new InputError(
+      source,
+      undefined,
+      "not a model: a Hugging Face config.json has a model_type field, and a Spillway model spec (spillway plan --json's modelSpec) a numLayers field; this JSON has neither",
+    );
   return parseModelSpec(data, source);
 }

@@ -33,6 +33,9 @@ import { type LpCandidate, searchSpillway } from "./spillway/spillway-search.js"
 
 export type { CostModelName, Plan, PlanPrediction, PlanSearch } from "../core/plan.js";
 
+/** How a plan's note begins when the placement realized differs from the one asked for (`plan` prints it as a warning). */
+export const REALIZED_DIFFERS = "the placement realized differs from the one asked for";
+
 /** Parts of the policy the user fixed; the search chooses the rest. */
 export interface FixedPolicy {
   readonly gbs?: number;
@@ -223,10 +226,12 @@ function planSpillway(request: PlanRequest, solvers: () => LpSolvers): Plan {
     ).filter(
       (k) => Math.abs(policy[k].gpu - requested[k].gpu) > 1e-9 || Math.abs(policy[k].cpu - requested[k].cpu) > 1e-9,
     );
-    if (moved.length)
+    if (moved.length) {
+      const pct = (p: Placement) => TIERS.map((t) => `${(100 * p[t]).toFixed(1)}`).join("/");
       notes.push(
-        `${moved.join(", ")} placement realized at the runtime's granularity (whole tensors, whole sequences, one activation tier); the fractions shown are what will be allocated`,
+        `${REALIZED_DIFFERS}: ${moved.map((k) => `${k} ${pct(policy[k])} (asked ${pct(requested[k])}, % GPU/CPU/disk)`).join("; ")}: the runtime places whole tensors, whole sequences and activations on one tier; the fractions shown, and the flags printed, are what will be allocated`,
       );
+    }
   } else {
     if (fixed.layerGroups || fixed.embeddings)
       throw new PlanError("per-layer placement is scored, not searched: fix gbs, nb and percent with it");

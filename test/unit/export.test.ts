@@ -12,6 +12,7 @@ import { predictOnEngine } from "../../engines/plan-for-engine.js";
 import { accelerateModules } from "../../exporters/accelerate.js";
 import { EXPORT_TARGETS, type ExportTarget, exportPlan } from "../../exporters/export-plan.js";
 import { planWeightBytes } from "../../exporters/export-source.js";
+import { LLAMA_MAX_SEQ } from "../../exporters/llama-cpp.js";
 import { resolveModel } from "../../models/resolve-model.js";
 import { loadLpSolvers } from "../../planner/lp/solve-linear-program.js";
 import { planSync } from "../../planner/plan.js";
@@ -324,8 +325,20 @@ test("export llama.cpp: --n-cpu-moe is the plan's advice for Mixtral, -ngl count
   const opt = plans.opt!;
   const optFlags = checkFlags(commandWords(exportPlan(opt, "llama.cpp").text), 1, LLAMA_FLAGS);
   assert.ok(Number(optFlags.get("-ngl")![0]) <= Math.floor(opt.policy.weights.gpu * opt.modelSpec.numLayers) + 1);
-  assert.equal(Number(optFlags.get("-np")![0]), opt.policy.gpuBatchSize * opt.policy.numGpuBatches);
-  assert.equal(Number(optFlags.get("-c")![0]), opt.policy.gpuBatchSize * opt.policy.numGpuBatches * (512 + 32));
+  // At most llama.cpp's LLAMA_MAX_SEQ parallel sequences, with a warning when the block is larger.
+  const block = opt.policy.gpuBatchSize * opt.policy.numGpuBatches;
+  const np = Math.min(block, LLAMA_MAX_SEQ);
+  assert.equal(Number(optFlags.get("-np")![0]), np);
+  assert.equal(Number(optFlags.get("-c")![0]), np * (512 + 32));
+  const optExport = exportPlan(opt, "llama.cpp");
+  assert.equal(
+    optExport.warnings.some((w) => /exceeds llama\.cpp's 256 parallel sequences/.test(w)),
+    block > LLAMA_MAX_SEQ,
+  );
+  assert.ok(
+    optExport.warnings.some((w) => /no OPT architecture/.test(w)),
+    "an OPT plan says llama.cpp cannot run it",
+  );
 });
 
 test("export vllm: offloaded weights in GiB, batch and length from the plan", () => {
