@@ -27,7 +27,7 @@ export function resolveModel(nameOrPath: string): ModelSpec {
   const data = readJsonFile(path);
   const source = path === "-" ? "<stdin>" : path;
   if (typeof data === "object" && data !== null && "model_type" in data) return modelSpecFromHfConfig(data, source);
-  if (typeof data !== "object" || data === null || Array.isArray(data) || !("numLayers" in data))
+  if (typeof data === "object" && data !== null && !Array.isArray(data) && !("numLayers" in data))
     throw new InputError(
       source,
       undefined,
