@@ -1,7 +1,7 @@
 /** `spillway plan`: choose (or score) an offloading policy and predict its throughput. */
 
 import { InputError } from "../core/input-error.js";
-import { writeFileAtomic } from "../core/write-file-atomic.js";
+import { checkOutputPath, writeFileAtomic } from "../core/write-file-atomic.js";
 import { baselineOnEngine } from "../engines/baseline-engines.js";
 import { engineModel } from "../engines/engines.js";
 import { planForEngine } from "../engines/plan-for-engine.js";
@@ -15,6 +15,7 @@ import { engineFromArgs, type PlanArgs, planOptions, planRequestFromArgs } from 
 import { EXIT_CODES_EPILOG } from "./terminal.js";
 
 export async function runPlan(argv: PlanArgs & { readonly compare: boolean }): Promise<void> {
+  if (argv.out !== undefined) checkOutputPath(argv.out);
   const { request, hardware } = planRequestFromArgs(argv);
   const { engine, knobs } = engineFromArgs(argv, request.model);
   const why = engine === "spillway" ? undefined : engineModel(engine).unsupported(request.model);

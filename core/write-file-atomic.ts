@@ -1,13 +1,74 @@
-import { renameSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fsyncSync,
+  lstatSync,
+  openSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { InputError } from "./input-error.js";
 
-/** Writes a file so that a reader never sees it half-written and an existing file is replaced only once the new one is complete. */
-export function writeFileAtomic(path: string, content: string | Uint8Array): void {
-  const temporary = `${path}.tmp-${process.pid}`;
+/**
+ * What a write to `path` would replace: nothing, or a regular file (whose permission bits the new file
+ * keeps). A symbolic link, a device, a pipe or a folder is refused: an output never follows a link nor
+ * replaces what is not a plain file. Call it before long work, so that a bad output fails early.
+ */
+export function checkOutputPath(path: string): { readonly mode: number | undefined } {
+  if (path === "") throw new InputError("--out", undefined, "expected a file name, got an empty string");
+  let stats: ReturnType<typeof lstatSync> | undefined;
   try {
-    writeFileSync(temporary, content);
+    stats = lstatSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { mode: undefined };
+    throw new InputError(path, undefined, `cannot write: ${(error as Error).message}`);
+  }
+  if (stats.isSymbolicLink())
+    throw new InputError(
+      path,
+      undefined,
+      "is a symbolic link; Spillway does not write through links (name the file itself)",
+    );
+  if (!stats.isFile())
+    throw new InputError(
+      path,
+      undefined,
+      `is ${stats.isDirectory() ? "a folder" : "not a regular file (a device, pipe or socket)"}; expected a file to write`,
+    );
+  return { mode: stats.mode & 0o7777 };
+}
+
+/**
+ * Writes a file so that a reader never sees it half-written and an existing file is replaced only once
+ * the new one is complete: the content goes to a new, unpredictably named file in the same folder,
+ * created exclusively (never through a planted link), then renamed over the target. An existing file's
+ * permission bits are kept; links, devices and folders are refused (checkOutputPath).
+ */
+export function writeFileAtomic(path: string, content: string | Uint8Array): void {
+  const { mode } = checkOutputPath(path);
+  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+  let fd: number | undefined;
+  try {
+    // O_EXCL | O_NOFOLLOW: fails if anything, a link included, already has the name.
+    fd = openSync(
+      temporary,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0),
+      mode ?? 0o666,
+    );
+    if (mode !== undefined) fchmodSync(fd, mode);
+    const bytes = typeof content === "string" ? Buffer.from(content, "utf8") : content;
+    let written = 0;
+    while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
     renameSync(temporary, path);
   } catch (error) {
+    if (fd !== undefined) closeSync(fd);
     rmSync(temporary, { force: true });
     throw new InputError(path, undefined, `cannot write: ${(error as Error).message}`);
   }
