@@ -3,6 +3,8 @@
  * or, with no inputs, for the default plan (planned, simulated, swept and compared here).
  */
 
+import { existsSync, lstatSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import { InputError } from "../core/input-error.js";
 import type { Plan } from "../core/plan.js";
@@ -30,7 +32,36 @@ export interface ReportArgs {
 /** The defaults of `spillway plan`. */
 export const DEFAULT_REPORT_PLAN = { model: "opt-175b", hardware: "t4", promptLen: 512, genLen: 32 } as const;
 
+/** The output folder, checked before any work: a folder (made if missing), never a file or a link. */
+function checkOutDir(out: string): void {
+  if (out === "") throw new InputError("--out", undefined, "expected a folder name, got an empty string");
+  let stats: ReturnType<typeof lstatSync> | undefined;
+  try {
+    stats = lstatSync(out);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT")
+      throw new InputError(out, undefined, (error as Error).message);
+  }
+  if (stats && (stats.isSymbolicLink() || !stats.isDirectory()))
+    throw new InputError(
+      out,
+      undefined,
+      `is ${stats.isSymbolicLink() ? "a symbolic link" : "not a folder"}; --out names the folder the report is written into`,
+    );
+  if (stats) return;
+  // One level at a time: Node's recursive mkdir spins forever where the kernel refuses with ENOENT
+  // under an existing parent (/proc).
+  const parent = dirname(out);
+  try {
+    if (parent !== out && !existsSync(parent)) mkdirSync(parent, { recursive: true });
+    mkdirSync(out);
+  } catch (error) {
+    throw new InputError(out, undefined, `cannot make the report folder: ${(error as Error).message}`);
+  }
+}
+
 export async function runReport(argv: ReportArgs): Promise<void> {
+  checkOutDir(argv.out);
   const progress = (message: string) => {
     if (!argv.quiet && !argv.json) process.stderr.write(`report: ${message}\n`);
   };

@@ -96,3 +96,17 @@ test("a JSON that is neither a Hugging Face config nor a model spec is said to b
   assert.match(r.stderr, /not-a-model\.json: not a model: a Hugging Face config\.json has a model_type field/);
   assert.equal(r.stderr.trimEnd().split("\n").length, 1);
 });
+
+test("report checks its output folder before any work: a file or an unmakeable folder is refused at once", () => {
+  const file = join(dir, "a-file");
+  writeFileSync(file, "x");
+  const onFile = runCli(["report", "--out", file]);
+  assert.equal(onFile.status, 2);
+  assert.match(onFile.stderr, /a-file: is not a folder; --out names the folder/);
+  assert.equal(readFileSync(file, "utf8"), "x");
+  if (process.platform === "linux") {
+    const proc = runCli(["report", "--out", "/proc/spillway-report"]);
+    assert.equal(proc.status, 2);
+    assert.match(proc.stderr, /cannot make the report folder/);
+  }
+});
