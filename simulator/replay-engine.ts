@@ -8,7 +8,7 @@ import type { Link } from "../core/links.js";
 import { LINKS } from "../core/links.js";
 import type { EngineStep, Lane } from "../engines/engine-model.js";
 import { LANES } from "../engines/engine-model.js";
-import { replayStep } from "../engines/step-schedule.js";
+import { replayStep, type StepReplay } from "../engines/step-schedule.js";
 
 export interface EngineReplay {
   readonly prefillSeconds: number;
@@ -20,6 +20,8 @@ export interface EngineReplay {
   readonly bytes: Readonly<Record<Link, number>>;
   /** Distinct steps replayed (identical steps are replayed once and counted). */
   readonly stepsReplayed: number;
+  /** Each step's one replay, in the order of the steps given. */
+  readonly stepReplays: readonly StepReplay[];
 }
 
 /** The whole run: every step replayed once and multiplied by its count, steps one after another. */
@@ -29,8 +31,11 @@ export function replayEngine(steps: readonly EngineStep[]): EngineReplay {
   const laneSeconds = Object.fromEntries(LANES.map((l) => [l, 0])) as Record<Lane, number>;
   const bytes = Object.fromEntries(LINKS.map((l) => [l, 0])) as Record<Link, number>;
   const links = new Set<string>(LINKS);
+  const stepReplays: StepReplay[] = [];
   for (const step of steps) {
-    const seconds = replayStep(step).seconds * step.count;
+    const replay = replayStep(step);
+    stepReplays.push(replay);
+    const seconds = replay.seconds * step.count;
     if (step.phase === "prefill") prefillSeconds += seconds;
     else decodeSeconds += seconds;
     for (const o of step.chains.flat()) {
@@ -45,5 +50,6 @@ export function replayEngine(steps: readonly EngineStep[]): EngineReplay {
     laneSeconds,
     bytes,
     stepsReplayed: steps.length,
+    stepReplays,
   };
 }

@@ -10,7 +10,6 @@ import type { Tier } from "../core/tiers.js";
 import type { Lane } from "../engines/engine-model.js";
 import type { EngineName } from "../engines/engine-names.js";
 import { predictPlanOnEngine } from "../engines/plan-for-engine.js";
-import { replayStep } from "../engines/step-schedule.js";
 import { replayEngine } from "./replay-engine.js";
 
 export interface EngineStepSummary {
@@ -80,7 +79,7 @@ export function simulateEngine(
     ? plan.predicted.throughputTokensPerSecond
     : prediction.throughputTokensPerSecond;
   const predictedBytes = sameEngine ? plan.predicted.bytes : replay.bytes;
-  const replays = prediction.steps.map((step) => ({ step, replay: replayStep(step) }));
+  const replays = prediction.steps.map((step, i) => ({ step, replay: replay.stepReplays[i]! }));
   const steps = replays
     .map(({ step, replay: r }) => ({
       phase: step.phase,
