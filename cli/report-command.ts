@@ -61,7 +61,6 @@ function checkOutDir(out: string): void {
 }
 
 export async function runReport(argv: ReportArgs): Promise<void> {
-  checkOutDir(argv.out);
   const progress = (message: string) => {
     if (!argv.quiet && !argv.json) process.stderr.write(`report: ${message}\n`);
   };
@@ -80,6 +79,8 @@ export async function runReport(argv: ReportArgs): Promise<void> {
       undefined,
       `a second comparison (the first is ${comparisons[0]!.path}); give one comparison per report`,
     );
+  // The inputs are read (a bad one leaves nothing behind); the folder is checked before any long work.
+  checkOutDir(argv.out);
   const traces = inputs.flatMap((i) => (i.kind === "trace" ? [i.trace] : []));
   const comparison = comparisons[0]?.kind === "comparison" ? comparisons[0].comparison : undefined;
 
