@@ -4,14 +4,14 @@
  * present only for the latter.
  *
  * Families are named after the Hugging Face `model_type` whose checkpoint layout (tensor names, biases,
- * q/k norms) they follow: "qwen2_moe" (Qwen1.5-MoE / Qwen2-MoE: q/k/v biases, one sigmoid-gated shared
+ * q/k norms) they follow: "qwen2" (dense Qwen2 / Qwen2.5: the Llama layout plus q/k/v biases), "qwen2_moe" (Qwen1.5-MoE / Qwen2-MoE: q/k/v biases, one sigmoid-gated shared
  * expert), "olmoe" (full-width q_norm and k_norm), "qwen3_moe" (per-head q_norm and k_norm, no biases,
  * head_dim independent of hidden_size). Every MoE family here is MoE in every layer; models that mix
  * dense and MoE layers (DeepSeek's first dense layers, decoder_sparse_step > 1) are not modelled.
  */
 import { type FieldContext, fail } from "./fields.js";
 
-export const MODEL_FAMILIES = ["opt", "llama", "mistral", "mixtral", "qwen2_moe", "olmoe", "qwen3_moe"] as const;
+export const MODEL_FAMILIES = ["opt", "llama", "mistral", "qwen2", "mixtral", "qwen2_moe", "olmoe", "qwen3_moe"] as const;
 export type ModelFamily = (typeof MODEL_FAMILIES)[number];
 
 /** Families whose checkpoints are Mixture-of-Experts in every layer (they need `moe`). */
@@ -109,7 +109,7 @@ export function layerWeightTensors(model: ModelSpec): WeightTensor[] {
     ];
   }
   const q = qDim(model);
-  const qwen2 = model.family === "qwen2_moe";
+  const qwen2 = hasQkvBiases(model);
   const attention: WeightTensor[] = [
     { name: "input_layernorm.weight", params: h, part: "attention" },
     { name: "self_attn.q_proj.weight", params: h * q, part: "attention" },
@@ -290,4 +290,9 @@ export function checkModelConsistency(spec: ModelSpec, ctx: FieldContext): Model
       );
   }
   return spec;
+}
+
+/** Families whose attention projections q, k and v carry biases (Qwen2 and Qwen2-MoE; modeling_qwen2.py's Linear(bias=True)). */
+export function hasQkvBiases(model: Pick<ModelSpec, "family">): boolean {
+  return model.family === "qwen2" || model.family === "qwen2_moe";
 }

@@ -1,5 +1,5 @@
 /**
- * Reads a Hugging Face config.json (model_type opt, llama, mistral, mixtral, qwen2_moe, olmoe,
+ * Reads a Hugging Face config.json (model_type opt, llama, mistral, qwen2, mixtral, qwen2_moe, olmoe,
  * qwen3_moe) into a ModelSpec. MoE configs must be MoE in every layer: a config that interleaves dense
  * layers (decoder_sparse_step other than 1, or a non-empty mlp_only_layers) is rejected, since a
  * per-layer dense/MoE mix is not modelled.
@@ -9,7 +9,7 @@ import { asObject, type FieldContext, fail, readNumber, readOptionalNumber } fro
 import { describeValue } from "../core/input-error.js";
 import { checkModelConsistency, type ModelFamily, type ModelSpec, type MoeSpec } from "../core/model-spec.js";
 
-const SUPPORTED = ["opt", "llama", "mistral", "mixtral", "qwen2_moe", "olmoe", "qwen3_moe"];
+const SUPPORTED = ["opt", "llama", "mistral", "qwen2", "mixtral", "qwen2_moe", "olmoe", "qwen3_moe"];
 
 /**
  * A model's name from its config's path: the file's name without `.json`, or for a file called
@@ -79,6 +79,7 @@ export function modelSpecFromHfConfig(data: unknown, source: string, name?: stri
     const hd = readNumber(o, "head_dim", ctx, { min: 1, integer: true });
     if (hd * numHeads !== hiddenSize) headDim = hd;
   }
+  if (family === "qwen2") checkDenseQwen2(o, ctx);
   const moe = readMoe(o, family, ffnSize, ctx);
   const spec: ModelSpec = {
     name: modelName,
@@ -126,6 +127,20 @@ function readMoe(
   if (family !== "qwen2_moe") return { numExperts, expertsPerToken, expertFfnSize };
   const shared = readNumber(o, "shared_expert_intermediate_size", ctx, { min: 1, integer: true });
   return { numExperts, expertsPerToken, expertFfnSize, sharedExperts: 1, sharedExpertFfnSize: shared };
+}
+
+/**
+ * Dense Qwen2 / Qwen2.5: the Llama layout with q/k/v biases. Sliding-window attention in some layers
+ * (use_sliding_window true, off in every released checkpoint) would change the KV cache per layer, which
+ * is not modelled, so it is refused.
+ */
+function checkDenseQwen2(o: Record<string, unknown>, ctx: FieldContext): void {
+  if (o.use_sliding_window === true)
+    fail(
+      ctx,
+      "use_sliding_window",
+      "true is not modelled (a per-layer sliding-window KV cache); released Qwen2 checkpoints set it to false",
+    );
 }
 
 /** Qwen MoE configs can make some layers dense; only every-layer MoE is modelled. */

@@ -11,7 +11,7 @@ import type { ForwardShape, HfForward } from "./segment.js";
 /** Why the counted transformers forward does not describe `model` (undefined when it does). */
 export function hfForwardUnsupported(model: ModelSpec): string | undefined {
   if (MOE_FAMILIES.includes(model.family) || model.moe)
-    return `${model.family} is a Mixture-of-Experts model: its transformers block routes tokens through a per-expert loop (modeling_${model.family}.py) whose hooks fire only for the experts a batch selects; only dense decoders (opt, llama, mistral) are counted`;
+    return `${model.family} is a Mixture-of-Experts model: its transformers block routes tokens through a per-expert loop (modeling_${model.family}.py) whose hooks fire only for the experts a batch selects; only dense decoders (opt, llama, mistral, qwen2) are counted`;
   if (model.family === "opt" && model.wordEmbedDim !== model.hiddenSize)
     return `${model.name} projects its ${model.wordEmbedDim}-wide embeddings in and out (project_in/project_out, post-layer-norm OPT-350m layout), which the counted OPT forward does not include`;
   if (model.headDim !== undefined && model.headDim * model.numHeads !== model.hiddenSize)

@@ -5,7 +5,7 @@
  * qwen3moe.cpp for the others): ne[0] is a matrix's input width, ne[1] its output width, ne[2] the
  * experts of a merged `ffn_*_exps` tensor. Bytes are rows x ggml_row_size (engines/llama-cpp/ggml-types.ts).
  */
-import { headDim, kvDim, type ModelSpec, qDim } from "../../core/model-spec.js";
+import { hasQkvBiases, headDim, kvDim, type ModelSpec, qDim } from "../../core/model-spec.js";
 import { type GgmlType, rowBytes } from "./ggml-types.js";
 import { type GgufFileType, type QuantizedModel, tensorType } from "./gguf-file-types.js";
 
@@ -48,7 +48,7 @@ function layerShapes(model: ModelSpec): Shape[] {
   const kv = kvDim(model);
   const vector = (name: string, role: TensorRole, n: number): Shape => ({ name, role, shape: [n], matmul: false });
   const matrix = (name: string, role: TensorRole, ...shape: number[]): Shape => ({ name, role, shape, matmul: true });
-  const qwen2 = model.family === "qwen2_moe";
+  const qwen2 = hasQkvBiases(model);
   const shapes: Shape[] = [
     vector("attn_norm.weight", "norm", h),
     matrix("attn_q.weight", "attention", h, q),

@@ -6,7 +6,7 @@
  * counted. The CUDA backend fuses some pairs (rms_norm + mul, top-k MoE) and replays decode graphs as
  * CUDA graphs, so these counts are an upper bound on launches.
  */
-import type { ModelSpec } from "../../core/model-spec.js";
+import { hasQkvBiases, type ModelSpec } from "../../core/model-spec.js";
 
 export interface LayerOps {
   /** Every kernel of one layer. */
@@ -26,7 +26,7 @@ function normalisesTopK(model: ModelSpec): boolean {
 
 export function layerOps(model: ModelSpec): LayerOps {
   const norm = 2; // build_norm(LLM_NORM_RMS): ggml_rms_norm, ggml_mul by the weight
-  const qkvBiases = model.family === "qwen2_moe" ? 3 : 0; // build_qkv adds bq, bk, bv
+  const qkvBiases = hasQkvBiases(model) ? 3 : 0; // build_qkv adds bq, bk, bv
   const qkNorms = model.family === "olmoe" || model.family === "qwen3_moe" ? 2 * norm : 0;
   // norm, q k v mat-muls (+ biases, q/k norms), rope q and k, K and V stores (set_rows), flash attention, wo, residual add
   const attention = norm + 3 + qkvBiases + qkNorms + 2 + 2 + 1 + 1 + 1;

@@ -14,8 +14,13 @@ import {
   totalWeightBytes,
 } from "../../core/model-spec.js";
 import { parseModelSpec } from "../../core/parse-model-spec.js";
+import { loadShippedProfile } from "../../core/resolve-hardware.js";
+import { ggufFile } from "../../engines/llama-cpp/gguf-tensors.js";
+import { predictPlanOnEngine } from "../../engines/plan-for-engine.js";
 import { findCatalogueModel, MODEL_CATALOGUE } from "../../models/catalogue.js";
 import { modelSpecFromHfConfig } from "../../models/hf-config.js";
+import { loadLpSolvers } from "../../planner/lp/solve-linear-program.js";
+import { planSync } from "../../planner/plan.js";
 import { runCli } from "../helpers.js";
 
 // Published parameter counts (model cards), to 1%.
@@ -401,4 +406,61 @@ test("Spillway model files carry headDim and shared experts, and bad ones name t
   // Expert FFN may now differ from ffnSize (the dense intermediate size).
   assert.notEqual(qwen3.ffnSize, qwen3.moe!.expertFfnSize);
   assert.equal(layerParams(qwen3), 623_120_640);
+});
+
+// Qwen2.5-7B's published config.json (architecture fields).
+const QWEN25_7B_CONFIG = {
+  architectures: ["Qwen2ForCausalLM"],
+  model_type: "qwen2",
+  hidden_act: "silu",
+  hidden_size: 3584,
+  intermediate_size: 18944,
+  max_position_embeddings: 131072,
+  max_window_layers: 28,
+  num_attention_heads: 28,
+  num_hidden_layers: 28,
+  num_key_value_heads: 4,
+  rms_norm_eps: 1e-6,
+  rope_theta: 1000000.0,
+  sliding_window: 131072,
+  tie_word_embeddings: false,
+  torch_dtype: "bfloat16",
+  use_sliding_window: false,
+  vocab_size: 152064,
+};
+
+test("a dense qwen2 config.json is read with its q/k/v biases, planned, and scored by llama.cpp", async () => {
+  await loadLpSolvers();
+  const qwen = modelSpecFromHfConfig(QWEN25_7B_CONFIG, "/models/Qwen2.5-7B/config.json");
+  assert.equal(qwen.name, "Qwen2.5-7B");
+  assert.equal(qwen.family, "qwen2");
+  assert.equal(qwen.moe, undefined);
+  // The checkpoint's tensors: model.safetensors.index.json total_size 15,231,233,024 bytes of bf16 = 7,615,616,512
+  // values; without the q/k/v biases (3584 + 512 + 512 per layer) the count would be 129,024 short.
+  assert.equal(totalParams(qwen), 7_615_616_512);
+  const names = layerWeightTensors(qwen).map((t) => t.name);
+  for (const bias of ["self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias"])
+    assert.ok(names.includes(bias), bias);
+  assert.ok(!layerWeightTensors(findCatalogueModel("llama-2-7b")!).some((t) => t.name.endsWith(".bias")));
+  // llama.cpp's qwen2 architecture stores the biases too (attn_q.bias ...). An F16 file keeps 1-D tensors
+  // (norms and biases) in F32: 28 x (2 norms of 3584 + biases 3584 + 512 + 512) + the output norm's 3584.
+  const gguf = ggufFile(qwen, "F16");
+  const vectorValues = 28 * (2 * 3584 + 3584 + 512 + 512) + 3584;
+  assert.equal(gguf.totalBytes, 2 * 7_615_616_512 + 2 * vectorValues);
+  assert.ok(gguf.layers[0]!.some((t) => t.name === "blk.0.attn_k.bias"));
+  // A Spillway model file round-trips the family.
+  assert.deepEqual(parseModelSpec(JSON.parse(JSON.stringify(qwen)), "q.json"), qwen);
+  const plan = planSync({
+    model: qwen,
+    hardware: loadShippedProfile("t4"),
+    workload: { promptLen: 512, genLen: 32 },
+  });
+  assert.equal(plan.predicted.feasible, true);
+  assert.ok(plan.predicted.throughputTokensPerSecond > 0);
+  const onLlamaCpp = predictPlanOnEngine(plan, "llama.cpp", loadShippedProfile("t4"));
+  assert.ok(onLlamaCpp.throughputTokensPerSecond > 0);
+  assert.throws(
+    () => modelSpecFromHfConfig({ ...QWEN25_7B_CONFIG, use_sliding_window: true }, "q/config.json"),
+    /q\/config\.json.*use_sliding_window.*not modelled/,
+  );
 });
