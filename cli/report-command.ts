@@ -14,6 +14,7 @@ import { ENGINE_NAMES, type EngineName } from "../engines/engine-names.js";
 import { resolveModel } from "../models/resolve-model.js";
 import { plan } from "../planner/plan.js";
 import { buildReport } from "../reports/build-report.js";
+import { checkReportInputsMatch } from "../reports/check-report-inputs.js";
 import { type ReportInput, readReportInput } from "../reports/read-report-input.js";
 import { commandHead } from "./command-heads.js";
 import { defineCommand } from "./command-module.js";
@@ -79,6 +80,7 @@ export async function runReport(argv: ReportArgs): Promise<void> {
       undefined,
       `a second comparison (the first is ${comparisons[0]!.path}); give one comparison per report`,
     );
+  checkReportInputsMatch(inputs);
   // The inputs are read (a bad one leaves nothing behind); the folder is checked before any long work.
   checkOutDir(argv.out);
   const traces = inputs.flatMap((i) => (i.kind === "trace" ? [i.trace] : []));

@@ -11,7 +11,16 @@
  */
 import { type FieldContext, fail } from "./fields.js";
 
-export const MODEL_FAMILIES = ["opt", "llama", "mistral", "qwen2", "mixtral", "qwen2_moe", "olmoe", "qwen3_moe"] as const;
+export const MODEL_FAMILIES = [
+  "opt",
+  "llama",
+  "mistral",
+  "qwen2",
+  "mixtral",
+  "qwen2_moe",
+  "olmoe",
+  "qwen3_moe",
+] as const;
 export type ModelFamily = (typeof MODEL_FAMILIES)[number];
 
 /** Families whose checkpoints are Mixture-of-Experts in every layer (they need `moe`). */

@@ -44,7 +44,11 @@ export interface BuildReportOptions {
   /** The profile the plan was made for (capacities are taken from the plan where it has them). */
   readonly hardware: HardwareProfile;
   readonly outDir: string;
-  /** Simulate the plan (its trace kept in memory) for the timeline, memory and predicted-vs-simulated charts. Default: when a plan and no traces are given. */
+  /**
+   * Simulate the plan (its trace kept in memory) for the timeline, memory and predicted-vs-simulated
+   * charts. Default: whenever a plan is given, so a plan with traces gives every chart the plan alone
+   * gives; the simulation's own timeline and memory charts are left out when a simulated trace is given.
+   */
   readonly simulate?: boolean;
   /** Re-plan for the search landscape, the frontier sweep and the baselines (default true with a plan). */
   readonly analyses?: boolean;
@@ -246,7 +250,7 @@ export async function buildReport(options: BuildReportOptions): Promise<ReportSu
       notes.push(
         "the stream simulator does not replay expert caches, so there is no simulated timeline or memory chart",
       );
-    else if (options.simulate ?? traces.length === 0) {
+    else if (options.simulate ?? true) {
       progress("simulation");
       const trace = new MemoryTraceSink();
       simulated = simulate(p, hardware, { schedule: p.schedule, capacityBytes, trace });
@@ -263,12 +267,14 @@ export async function buildReport(options: BuildReportOptions): Promise<ReportSu
     notes.push("engines were named but no plan is among the inputs, so there is no engines chart");
   const policyWords = (q: Policy) => `${q.gpuBatchSize}×${q.numGpuBatches}`;
   const aboutTrace = p ? `${p.model}, ${policyWords(p.policy)} on ${p.hardware}` : undefined;
-  if (simulatedTrace) charts.push(...traceCharts(simulatedTrace, (b) => b, aboutTrace!, capacityBytes, notes));
+  // A simulated trace given with the plan is that simulation (checked by checkReportInputsMatch): chart it once.
+  const ownSimulationCharts = simulatedTrace !== undefined && !traces.some((t) => t.source === "simulate");
+  if (ownSimulationCharts) charts.push(...traceCharts(simulatedTrace!, (b) => b, aboutTrace!, capacityBytes, notes));
   for (const trace of traces)
     charts.push(
       ...traceCharts(
         trace,
-        (b) => chartName(b, trace, traces.length > 1),
+        (b) => chartName(b, trace, traces.length > 1 || ownSimulationCharts),
         aboutTrace ?? basename(trace.path),
         capacityBytes,
         notes,

@@ -1,12 +1,15 @@
 /**
  * Placement chart: where weights, KV cache and activations live (GPU, CPU, disk), as stacked bars of
  * bytes per tier, one bar per kind of data. Reads the plan's realized placement fractions and sizes.
+ * A Mixture-of-Experts plan draws its routed experts as their own bar, at their stored precision: the
+ * GPU cache and the rest at home on the CPU or disk (policy.experts); the other weights at attentionBits.
  */
 import type { TopLevelSpec } from "vega-lite";
 import { COMPRESSED_FRACTION_OF_FP16 } from "../core/compression.js";
 import { kvDim, type ModelSpec, totalWeightBytes } from "../core/model-spec.js";
+import { moeWeightBytes } from "../core/moe-weight-bytes.js";
 import type { Policy } from "../core/policy.js";
-import { TIERS } from "../core/tiers.js";
+import { TIERS, type Tier } from "../core/tiers.js";
 import { TIER_COLOURS } from "./tier-colours.js";
 
 export interface PlacementInput {
@@ -15,27 +18,50 @@ export interface PlacementInput {
   readonly workload: { readonly promptLen: number; readonly genLen: number };
 }
 
-export function placementRows(plan: PlacementInput): { data: string; tier: string; gib: number }[] {
+type PlacementRow = { data: string; tier: string; gib: number };
+
+const GIB = 2 ** 30;
+
+export function placementRows(plan: PlacementInput): PlacementRow[] {
   const { modelSpec: m, policy: p, workload: w } = plan;
   const sequences = p.gpuBatchSize * p.numGpuBatches;
-  const totals: Record<string, number> = {
-    weights: totalWeightBytes(m) * (p.compressWeight ? COMPRESSED_FRACTION_OF_FP16 : 1),
-    "KV cache":
-      2 *
-      m.numLayers *
-      kvDim(m) *
-      2 *
-      sequences *
-      (w.promptLen + w.genLen) *
-      (p.compressCache ? COMPRESSED_FRACTION_OF_FP16 : 1),
-    activations: sequences * w.promptLen * m.hiddenSize * 2,
+  const kvBytes =
+    2 *
+    m.numLayers *
+    kvDim(m) *
+    2 *
+    sequences *
+    (w.promptLen + w.genLen) *
+    (p.compressCache ? COMPRESSED_FRACTION_OF_FP16 : 1);
+  const activationBytes = sequences * w.promptLen * m.hiddenSize * 2;
+  const rows: PlacementRow[] = [];
+  const add = (data: string, totalBytes: number, fractions: Readonly<Record<Tier, number>>) => {
+    for (const tier of TIERS) rows.push({ data, tier, gib: (totalBytes * fractions[tier]) / GIB });
   };
-  const fractions = { weights: p.weights, "KV cache": p.cache, activations: p.activations } as const;
-  const rows: { data: string; tier: string; gib: number }[] = [];
-  for (const data of Object.keys(fractions) as (keyof typeof fractions)[]) {
-    for (const tier of TIERS) rows.push({ data, tier, gib: (totals[data]! * fractions[data][tier]) / 2 ** 30 });
+  if (p.experts && m.moe) {
+    const b = moeWeightBytes(m, p.experts);
+    add("weights", b.nonExpertBytes, { gpu: 1, cpu: 0, disk: 0 });
+    const expertBytes = b.cachedExpertBytes + b.offloadedExpertBytes;
+    const home = b.offloadedExpertBytes / expertBytes;
+    add("experts", expertBytes, {
+      gpu: b.cachedExpertBytes / expertBytes,
+      cpu: b.offloadTier === "cpu" ? home : 0,
+      disk: b.offloadTier === "disk" ? home : 0,
+    });
+  } else {
+    add("weights", totalWeightBytes(m) * (p.compressWeight ? COMPRESSED_FRACTION_OF_FP16 : 1), p.weights);
   }
+  add("KV cache", kvBytes, p.cache);
+  add("activations", activationBytes, p.activations);
   return rows;
+}
+
+function precisionNote(policy: Policy, model: ModelSpec): string {
+  const e = policy.experts;
+  if (e && model.moe)
+    return `; experts ${e.bits}-bit, ${e.cacheSize} of ${model.moe.numExperts} per layer cached on the GPU; other weights ${e.attentionBits}-bit`;
+  if (!policy.compressWeight && !policy.compressCache) return "";
+  return `; 4-bit ${[policy.compressWeight ? "weights" : "", policy.compressCache ? "KV cache" : ""].filter(Boolean).join(" and ")}`;
 }
 
 export function placementChart(plan: PlacementInput): TopLevelSpec {
@@ -45,16 +71,14 @@ export function placementChart(plan: PlacementInput): TopLevelSpec {
       text: `Where ${plan.modelSpec.name} lives`,
       subtitle:
         `${plan.policy.gpuBatchSize} x ${plan.policy.numGpuBatches} sequences, prompt ${plan.workload.promptLen}, ${plan.workload.genLen} generated` +
-        (plan.policy.compressWeight || plan.policy.compressCache
-          ? `; 4-bit ${[plan.policy.compressWeight ? "weights" : "", plan.policy.compressCache ? "KV cache" : ""].filter(Boolean).join(" and ")}`
-          : ""),
+        precisionNote(plan.policy, plan.modelSpec),
     },
     width: 420,
     height: 150,
     data: { values: placementRows(plan) },
     mark: { type: "bar" },
     encoding: {
-      y: { field: "data", type: "nominal", title: null, sort: ["weights", "KV cache", "activations"] },
+      y: { field: "data", type: "nominal", title: null, sort: ["weights", "experts", "KV cache", "activations"] },
       x: { field: "gib", type: "quantitative", title: "GiB", stack: "zero" },
       color: {
         field: "tier",

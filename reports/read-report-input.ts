@@ -52,8 +52,18 @@ export function parseComparison(data: unknown, source: string): Comparison {
     typeof o.relativeError === "object" && o.relativeError !== null ? (o.relativeError as Record<string, unknown>) : {};
   // Not charted; kept when numeric (JSON writes an undefined ratio as null).
   const ratio = (key: string) => (typeof e[key] === "number" ? (e[key] as number) : Number.NaN);
+  const workload = o.workload === undefined ? undefined : readObject(o, "workload", ctx);
+  const wctx = child(ctx, "workload");
   return {
     model: readString(o, "model", ctx),
+    ...(workload
+      ? {
+          workload: {
+            promptLen: readNumber(workload, "promptLen", wctx, { min: 1, integer: true }),
+            genLen: readNumber(workload, "genLen", wctx, { min: 1, integer: true }),
+          },
+        }
+      : {}),
     policy: parsePolicy(o.policy, child(ctx, "policy")),
     predicted: readFigures(o, "predicted", ctx),
     simulated: readFigures(o, "simulated", ctx),

@@ -4,6 +4,7 @@
  * (the `C` counter events "<tier> bytes"). Every problem is an InputError naming the file.
  */
 import { describeValue, InputError } from "../core/input-error.js";
+import { type PlanIdentity, parsePlanIdentity } from "../core/plan-identity.js";
 import { readJsonFile } from "../core/read-json-file.js";
 import { isResource, type Resource } from "../core/resources.js";
 import { TIERS, type Tier } from "../core/tiers.js";
@@ -37,6 +38,8 @@ export interface Trace {
   /** Memory in use per tier, in file order (time order per tier). */
   readonly memory: readonly MemorySample[];
   readonly endSeconds: number;
+  /** The plan the simulation or run executed (otherData.plan), when the writer recorded it. */
+  readonly plan?: PlanIdentity;
 }
 
 /** Whether parsed JSON looks like a Chrome trace (used to classify `spillway report` inputs). */
@@ -142,7 +145,14 @@ export function parseTrace(data: unknown, path: string): Trace {
       "traceEvents",
       'no task events (ph "X") or memory counters (ph "C"): not a trace written by spillway simulate --trace or run --trace',
     );
-  const declared = (data as { otherData?: { source?: unknown } }).otherData?.source;
+  const otherData = (data as { otherData?: unknown }).otherData;
+  const other =
+    typeof otherData === "object" && otherData !== null && !Array.isArray(otherData)
+      ? (otherData as Record<string, unknown>)
+      : {};
+  const declared = other.source;
   const source = declared === "simulate" || declared === "run" ? declared : memory.length > 0 ? "simulate" : "run";
-  return { path, source, slices, memory, endSeconds };
+  const plan =
+    other.plan === undefined ? undefined : parsePlanIdentity(other.plan, { source: path, path: "otherData.plan" });
+  return { path, source, slices, memory, endSeconds, ...(plan ? { plan } : {}) };
 }

@@ -2,10 +2,12 @@
  * `run()`: executes a plan for real on the CPU backend with an OPT checkpoint, and reports the same
  * figures as the simulator (measured), plus whether the tokens match an all-on-device reference run.
  */
+
 import { tmpdir } from "node:os";
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import type { Link } from "../core/links.js";
 import type { Plan } from "../core/plan.js";
+import { planIdentity } from "../core/plan-identity.js";
 import { isUniform, type Policy } from "../core/policy.js";
 import { mulberry32 } from "../core/random.js";
 import { RESOURCES, type Resource } from "../core/resources.js";
@@ -408,6 +410,7 @@ export async function run(plan: Plan, profile: HardwareProfile, options: RunOpti
       device = native.deviceProperties(0).name;
     }
     const trace = openTraceSink(options, "run()");
+    trace?.describe({ source: "run", plan: planIdentity(plan.model, plan.workload, plan.policy) });
     let measured: Execution;
     try {
       measured = native

@@ -7,7 +7,7 @@
 import type { Resource } from "../core/resources.js";
 import type { Tier } from "../core/tiers.js";
 import type { Task } from "./task.js";
-import type { TraceSink, TraceWhere } from "./trace-sink.js";
+import type { TraceOtherData, TraceSink, TraceWhere } from "./trace-sink.js";
 
 /** Process and thread for each resource: devices and links as processes, streams as threads. */
 export const TRACE_LANES: Record<Resource, { pid: number; process: string; tid: number; thread: string }> = {
@@ -39,6 +39,7 @@ export interface ChromeTraceEvent {
 export interface ChromeTraceDocument {
   readonly displayTimeUnit: "ms";
   readonly traceEvents: readonly ChromeTraceEvent[];
+  readonly otherData?: TraceOtherData;
 }
 
 /** The process and thread names (and process order) every trace starts with. */

@@ -15,7 +15,7 @@ import {
   traceMetadataEvents,
 } from "./chrome-trace-writer.js";
 import type { Task } from "./task.js";
-import type { TraceSink, TraceWhere } from "./trace-sink.js";
+import type { TraceOtherData, TraceSink, TraceWhere } from "./trace-sink.js";
 
 export class FileTraceSink implements TraceSink {
   private fd: number | undefined;
@@ -23,6 +23,7 @@ export class FileTraceSink implements TraceSink {
   private buffer: string[] = [];
   private bufferedChars = 0;
   private first = true;
+  private otherData: TraceOtherData | undefined;
   events = 0;
 
   constructor(readonly path: string) {
@@ -73,10 +74,14 @@ export class FileTraceSink implements TraceSink {
     this.emit(memoryEvent(seconds, tier, bytes));
   }
 
+  describe(otherData: TraceOtherData): void {
+    this.otherData = otherData;
+  }
+
   close(): void {
     this.flush();
     const fd = this.file();
-    writeSync(fd, "\n]}\n");
+    writeSync(fd, this.otherData ? `\n],"otherData":${JSON.stringify(this.otherData)}}\n` : "\n]}\n");
     closeSync(fd);
     renameSync(this.temporary, this.path);
   }

@@ -14,11 +14,12 @@ import {
   traceMetadataEvents,
 } from "./chrome-trace-writer.js";
 import type { Task } from "./task.js";
-import type { TraceSink, TraceWhere } from "./trace-sink.js";
+import type { TraceOtherData, TraceSink, TraceWhere } from "./trace-sink.js";
 
 export class MemoryTraceSink implements TraceSink {
   private recorded: ChromeTraceEvent[] = traceMetadataEvents();
   private finished = false;
+  private otherData: TraceOtherData | undefined;
 
   get events(): number {
     return this.recorded.length;
@@ -36,7 +37,15 @@ export class MemoryTraceSink implements TraceSink {
 
   /** The trace as a Chrome trace file's content. */
   document(): ChromeTraceDocument {
-    return { displayTimeUnit: "ms", traceEvents: this.recorded };
+    return {
+      displayTimeUnit: "ms",
+      traceEvents: this.recorded,
+      ...(this.otherData ? { otherData: this.otherData } : {}),
+    };
+  }
+
+  describe(otherData: TraceOtherData): void {
+    this.otherData = otherData;
   }
 
   task(task: Task): void {

@@ -3,9 +3,11 @@
  * the profile and the schedule semantics), with exact memory accounting, and compares the result with
  * the planner's own prediction.
  */
+
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import { LINKS, type Link } from "../core/links.js";
 import type { Plan, PlanPrediction } from "../core/plan.js";
+import { type PlanIdentity, planIdentity } from "../core/plan-identity.js";
 import { RESOURCE_NAMES, RESOURCES, type Resource } from "../core/resources.js";
 import type { ScheduleName } from "../core/schedule-name.js";
 import { TIERS, type Tier } from "../core/tiers.js";
@@ -79,6 +81,8 @@ export interface SimulateOptions extends TraceOptions {
   readonly planned?: PlannedFigures;
   /** Render a text timeline of this layer of this token (default: middle layer, first decode token). */
   readonly timeline?: boolean | { readonly token: number; readonly layer: number };
+  /** The plan simulated, recorded in the trace's otherData (simulate() sets it). */
+  readonly planIdentity?: PlanIdentity;
 }
 
 /** Simulates a schedule described by any cost source (the plan's, or a hand-made one in tests). */
@@ -89,6 +93,7 @@ export function simulateSchedule(
 ): SimulationResult {
   const ledger = new MemoryLedger(options.capacityBytes);
   const trace = openTraceSink(options, "simulate()");
+  trace?.describe({ source: "simulate", ...(options.planIdentity ? { plan: options.planIdentity } : {}) });
   const busy = Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Record<Resource, number>;
   const bytes = { h2d: 0, d2h: 0, diskRead: 0, diskWrite: 0 };
   let prefillEnd = 0;
@@ -179,7 +184,11 @@ export function simulate(plan: Plan, profile: HardwareProfile, options: Simulate
       "this is a Mixture-of-Experts plan (policy.experts): its expert caches are replayed on a routing trace, which the stream simulator does not do yet",
     );
   const costs = new PlanCosts(plan.modelSpec, profile, plan.workload, plan.policy, options.schedule);
-  return simulateSchedule(costs, plan.policy.gpuBatchSize, { ...options, planned: plannedFigures(plan.predicted) });
+  return simulateSchedule(costs, plan.policy.gpuBatchSize, {
+    ...options,
+    planned: plannedFigures(plan.predicted),
+    planIdentity: planIdentity(plan.model, plan.workload, plan.policy),
+  });
 }
 
 /** Names the planner's misjudged terms where simulation and plan differ by more than 10%. */

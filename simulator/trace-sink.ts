@@ -6,9 +6,19 @@
  * memory sink drops what it held).
  */
 
+import type { PlanIdentity } from "../core/plan-identity.js";
 import type { Resource } from "../core/resources.js";
 import type { Tier } from "../core/tiers.js";
 import type { Task } from "./task.js";
+
+/**
+ * The trace file's `otherData` (the Trace Event Format's dictionary of metadata): who wrote it and, when
+ * a plan was executed, which plan (model, workload, policy), so readers can tell files of different plans apart.
+ */
+export interface TraceOtherData {
+  readonly source: "simulate" | "run";
+  readonly plan?: PlanIdentity;
+}
 
 /** Which decode step (0 is the prefill), layer and GPU batch a slice belongs to. */
 export interface TraceWhere {
@@ -26,6 +36,8 @@ export interface TraceSink {
   slice(kind: string, resource: Resource, start: number, end: number, bytes: number, where: TraceWhere): void;
   /** Memory in use on `tier` from `seconds` on. */
   memory(seconds: number, tier: Tier, bytes: number): void;
+  /** Who writes the trace and from which plan (the file's `otherData`; the last call wins). */
+  describe(otherData: TraceOtherData): void;
   /** The simulation or run finished: the trace is complete. */
   close(): void;
   /** The simulation or run failed: drop what was recorded. */
@@ -38,6 +50,7 @@ export class NoTraceSink implements TraceSink {
   task(): void {}
   slice(): void {}
   memory(): void {}
+  describe(): void {}
   close(): void {}
   abort(): void {}
 }

@@ -18,6 +18,7 @@ import {
   type MoeSpec,
   qDim,
 } from "../../core/model-spec.js";
+import { moeWeightBytes } from "../../core/moe-weight-bytes.js";
 import type { Policy } from "../../core/policy.js";
 import { RESOURCES, type Resource } from "../../core/resources.js";
 import type { Workload } from "../../core/workload.js";
@@ -66,19 +67,13 @@ export function nonExpertLayerParams(model: ModelSpec, moe: MoeSpec): number {
 
 /** A placement summary (share of all stored weight bytes per tier) for `policy.weights`. */
 export function moeWeightShares(model: ModelSpec, experts: ExpertPolicy): { gpu: number; cpu: number; disk: number } {
-  const moe = model.moe!;
-  const L = model.numLayers;
-  const expertBytes = storedBytes(routedExpertParams(model, moe), experts.bits);
-  const resident =
-    L * storedBytes(nonExpertLayerParams(model, moe), experts.attentionBits) +
-    embeddingParams(model) * 2 +
-    L * experts.cacheSize * expertBytes;
-  const offloaded = L * (moe.numExperts - experts.cacheSize) * expertBytes;
-  const total = resident + offloaded;
+  const b = moeWeightBytes(model, experts);
+  const resident = b.nonExpertBytes + b.cachedExpertBytes;
+  const total = resident + b.offloadedExpertBytes;
   return {
     gpu: resident / total,
-    cpu: experts.offloadTier === "cpu" ? offloaded / total : 0,
-    disk: experts.offloadTier === "disk" ? offloaded / total : 0,
+    cpu: b.offloadTier === "cpu" ? b.offloadedExpertBytes / total : 0,
+    disk: b.offloadTier === "disk" ? b.offloadedExpertBytes / total : 0,
   };
 }
 

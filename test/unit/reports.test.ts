@@ -4,8 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import type { TopLevelSpec } from "vega-lite";
+import { STORED_BITS_PER_PARAM } from "../../core/expert-policy.js";
 import { InputError } from "../../core/input-error.js";
 import type { Plan } from "../../core/plan.js";
+import { planIdentity } from "../../core/plan-identity.js";
 import { resolveHardware } from "../../core/resolve-hardware.js";
 import { ENGINE_NAMES } from "../../engines/engine-names.js";
 import { predictOnEngine } from "../../engines/plan-for-engine.js";
@@ -15,6 +17,7 @@ import { plan } from "../../planner/plan.js";
 import type { LpCandidate } from "../../planner/spillway/spillway-search.js";
 import { baselineRows, baselinesChart, needsLogScale } from "../../reports/baselines-chart.js";
 import { buildReport } from "../../reports/build-report.js";
+import { checkReportInputsMatch } from "../../reports/check-report-inputs.js";
 import { type EngineRows, engineRows, enginesChart } from "../../reports/engines-chart.js";
 import { frontierCaps, frontierChart, frontierPlans, frontierRows } from "../../reports/frontier-chart.js";
 import { landscapeChart, landscapeRows } from "../../reports/landscape-chart.js";
@@ -46,6 +49,31 @@ test("placement chart: bars add up to each kind's bytes, split by the plan's fra
   );
   assert.equal(of("KV cache", "gpu"), 0);
   assert.ok(of("KV cache", "cpu") > 0);
+});
+
+test("placement chart of a Mixtral plan: experts at their stored bits, and no more on the GPU than it holds", async () => {
+  const hardware = resolveHardware("t4");
+  const p = await plan({
+    model: findCatalogueModel("mixtral-8x7b")!,
+    hardware,
+    workload: { promptLen: 128, genLen: 16 },
+  });
+  const e = p.policy.experts!;
+  assert.ok(e.bits < 16, `the T4 plan stores experts below fp16 (${e.bits}-bit)`);
+  const rows = placementRows(p);
+  const of = (data: string, tier: string) => rows.find((r) => r.data === data && r.tier === tier)?.gib ?? 0;
+  const experts = of("experts", "gpu") + of("experts", "cpu") + of("experts", "disk");
+  // 32 layers x 8 experts x 3 x 4096 x 14336 values at the stored bits per value (scales included).
+  const expected = (32 * 8 * 3 * 4096 * 14336 * STORED_BITS_PER_PARAM[e.bits]) / 8 / 2 ** 30;
+  assert.ok(Math.abs(experts - expected) / expected < 1e-9, `${experts} GiB of experts, expected ${expected}`);
+  assert.ok(Math.abs(of("experts", "gpu") / experts - e.cacheSize / 8) < 1e-9, "the cached share");
+  const onGpu = rows.filter((r) => r.tier === "gpu").reduce((a, r) => a + r.gib, 0);
+  assert.ok(
+    onGpu * 2 ** 30 <= hardware.capacityBytes.gpu.value,
+    `${onGpu.toFixed(1)} GiB drawn on a ${(hardware.capacityBytes.gpu.value / 2 ** 30).toFixed(1)} GiB GPU`,
+  );
+  const svg = (await renderChart(placementChart(p))).svg;
+  assert.ok(svg.includes(`experts ${e.bits}-bit, ${e.cacheSize} of 8 per layer cached`), "the subtitle says so");
 });
 
 test("a chart renders headlessly to a valid SVG and PNG with its text", async () => {
@@ -609,9 +637,88 @@ test("spillway report: traces and comparisons by content; a file of another kind
     /^spillway: .*profile\.json: expected a plan \(spillway plan --out or --json\), a trace .* or a comparison .*; found an object with keys name, gpu\n$/,
   );
   assert.equal(existsSync(join(dir, "never")), false, "nothing written");
+  // A plan of another policy beside the trace: refused before any work, naming both files.
+  const { plan: p } = await smallPlan();
+  const otherPlan = join(dir, "other-plan.json");
+  writeFileSync(
+    otherPlan,
+    JSON.stringify({ ...p, policy: { ...p.policy, numGpuBatches: p.policy.numGpuBatches + 1 } }),
+  );
+  const mismatched = runCli(["report", otherPlan, path, "--out", join(dir, "never-mismatched")]);
+  assert.equal(mismatched.status, 2);
+  assert.match(
+    mismatched.stderr,
+    /^spillway: .*small-trace\.json: made from another plan than .*other-plan\.json \(numGpuBatches: \d+ vs \d+\); give the files of one plan per report\n$/,
+  );
+  assert.equal(existsSync(join(dir, "never-mismatched")), false, "nothing written");
   const missing = runCli(["report", "--out", join(dir, "x"), join(dir, "missing.json")]);
   assert.equal(missing.status, 2);
   assert.match(missing.stderr, /missing\.json: no such file/);
+});
+
+test("a trace records the plan it came from, and report refuses files of different plans, naming them", async () => {
+  const { plan: p } = await smallPlan();
+  const { trace, path } = await smallSimulation();
+  assert.deepEqual(trace.plan, planIdentity(p.model, p.workload, p.policy));
+  const asPlan = { kind: "plan", path: "p.json", plan: p } as const;
+  const asTrace = { kind: "trace", path, trace } as const;
+  checkReportInputsMatch([asPlan, asTrace]);
+  const other: Plan = { ...p, policy: { ...p.policy, gpuBatchSize: p.policy.gpuBatchSize + 1 } };
+  assert.throws(
+    () => checkReportInputsMatch([{ kind: "plan", path: "other.json", plan: other }, asTrace]),
+    (e: unknown) =>
+      e instanceof InputError &&
+      e.message.includes("small-trace.json") &&
+      e.message.includes("made from another plan than other.json") &&
+      e.message.includes(`gpuBatchSize: ${p.policy.gpuBatchSize + 1} vs ${p.policy.gpuBatchSize}`),
+  );
+  const comparison = {
+    model: "opt-6.7b",
+    workload: p.workload,
+    policy: p.policy,
+    predicted: result0(p),
+    simulated: result0(p),
+    measured: result0(p),
+    relativeError: { throughput: 0, prefill: 0, decode: 0, simulatedThroughput: 0 },
+    matchesReference: undefined,
+  };
+  assert.throws(
+    () => checkReportInputsMatch([asPlan, { kind: "comparison", path: "c.json", comparison }]),
+    /c\.json: made from another plan than p\.json \(model: "opt-1\.3b" vs "opt-6\.7b"\)/,
+  );
+  // A trace written before traces named their plan cannot be checked and is taken as it is.
+  const { plan: _dropped, ...legacy } = trace;
+  checkReportInputsMatch([
+    { kind: "plan", path: "other.json", plan: other },
+    { kind: "trace", path, trace: legacy },
+  ]);
+});
+
+function result0(p: Plan) {
+  return { ...p.predicted, busySeconds: {} };
+}
+
+test("a plan with traces gives every chart the plan alone gives, and the traces' own", async () => {
+  const { plan: p } = await smallPlan();
+  const { trace } = await smallSimulation();
+  const names = async (traces: Trace[], out: string) =>
+    (
+      await buildReport({ plan: p, traces, hardware: SMALL.hardware, outDir: join(dir, out), analyses: false })
+    ).charts.map((c) => c.name);
+  // What the plan alone gives without the analyses (the buildReport test above lists them with analyses).
+  const alone = ["placement", "engines", "timeline", "memory", "predicted-vs-simulated"];
+  // Its simulated trace is the same simulation: charted once.
+  assert.deepEqual(await names([trace], "with-simulation"), alone);
+  // A measured trace (the runtime's: task slices, no memory counters) adds its own timeline.
+  const measured: Trace = { ...trace, path: join(dir, "run-trace.json"), source: "run", memory: [] };
+  assert.deepEqual(await names([measured], "with-run"), [
+    "placement",
+    "engines",
+    "timeline",
+    "memory",
+    "timeline-run-trace",
+    "predicted-vs-simulated",
+  ]);
 });
 
 test("spillway report --engine: a MoE plan's engines chart shows the engines named, and the reason for one that cannot run it", async () => {
