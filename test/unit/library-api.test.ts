@@ -211,11 +211,16 @@ test("the library's compare() runs on the backend it is given (the emulated CUDA
       fixed: { gbs: 2, nb: 1, percent: [50, 50, 100, 0, 100, 0] as [number, number, number, number, number, number] },
     };
     const onCpu = await compare(request);
+    const reports: Progress[] = [];
     const onCuda = await compare({
       ...request,
       backend: "cuda",
       cudaNative: createEmulatedNative({ deviceBytes: 64 * 2 ** 20, deviceName: "emulated test device" }),
+      onProgress: (p) => reports.push(p),
     });
+    // The CUDA backend counts the steps it issues as the CPU backend counts those it computes.
+    assertProgressPhases(reports, ["simulate", "run", "reference"]);
+    assert.equal(reports.find((p) => p.phase === "run")?.total, 4 * tiny.numLayers);
     assert.equal(onCpu.measured.backend, "cpu");
     assert.equal(onCuda.measured.backend, "cuda");
     assert.equal(onCuda.measured.device, "emulated test device");
