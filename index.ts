@@ -15,6 +15,7 @@ export { parseModelSpec } from "./core/parse-model-spec.js";
 export { parsePlan, parsePlan as parsePlanFile, readPlanFile } from "./core/parse-plan.js";
 export type { PlanPrediction, PlanSearch } from "./core/plan.js";
 export type { ComputeDevice, LayerGroup, Placement, Policy } from "./core/policy.js";
+export type { OnProgress, Progress } from "./core/progress.js";
 export { resolveHardware, shippedProfileNames } from "./core/resolve-hardware.js";
 export { RESOURCE_NAMES, RESOURCES, type Resource } from "./core/resources.js";
 export { SCHEDULE_NAMES, type ScheduleName } from "./core/schedule-name.js";

@@ -8,9 +8,10 @@ import { PlanError } from "../planner/plan.js";
 import { compare } from "../runtime/compare.js";
 import { commandHead } from "./command-heads.js";
 import { defineCommand } from "./command-module.js";
+import { withProgress } from "./command-progress.js";
 import { formatComparison } from "./format-comparison.js";
 import { type PlanArgs, planOptions, planRequestFromArgs } from "./plan-options.js";
-import { EXIT_CODES_EPILOG } from "./terminal.js";
+import { EXIT_CODES_EPILOG, progressHelp } from "./terminal.js";
 
 export interface CompareArgs extends PlanArgs {
   readonly weights?: string | undefined;
@@ -79,12 +80,16 @@ export async function runCompare(argv: CompareArgs): Promise<void> {
       "missing: the folder with config.json and safetensors weights to run (or --measured FILE to score measured runs)",
     );
   const { request } = planRequestFromArgs(argv);
-  const { comparison } = await compare({
-    ...request,
-    weightsDir: argv.weights,
-    backend: argv.backend,
-    ...(argv["offload-dir"] ? { offloadDir: argv["offload-dir"] } : {}),
-  });
+  const weightsDir = argv.weights;
+  const { comparison } = await withProgress({ quiet: argv.quiet }, (onProgress) =>
+    compare({
+      ...request,
+      weightsDir,
+      backend: argv.backend,
+      ...(argv["offload-dir"] ? { offloadDir: argv["offload-dir"] } : {}),
+      onProgress,
+    }),
+  );
   if (argv.json) process.stdout.write(JSON.stringify(comparison, null, 2) + "\n");
   else if (!argv.quiet) process.stdout.write(formatComparison(comparison) + "\n");
   if (comparison.matchesReference === false)
@@ -111,7 +116,9 @@ export const compareCommand = defineCommand({
         describe: "where to run: the CPU backend, or a GPU through the CUDA addon",
       })
       .option("offload-dir", { type: "string", describe: "parent folder for offload files" })
-      .epilog(EXIT_CODES_EPILOG)
+      .epilog(
+        `${progressHelp("the policy search, the simulation, the run and the all-on-device reference, each counted in turn")}\n\n${EXIT_CODES_EPILOG}`,
+      )
       .example(
         "$0 compare --model w --weights w --hardware cpu.json --prompt-len 32 --gen-len 8 --gpu-mem 0.05 --gbs 4 --nb 2 --percent 0 100 0 100 100 0",
         "weights on the host",

@@ -9,10 +9,11 @@ import { baselines } from "../planner/baselines.js";
 import { fixedPolicy, PlanError, plan } from "../planner/plan.js";
 import { commandHead } from "./command-heads.js";
 import { defineCommand } from "./command-module.js";
+import { withProgress } from "./command-progress.js";
 import { baselineJson, formatBaselines } from "./format-baselines.js";
 import { formatPlan } from "./format-plan.js";
 import { engineFromArgs, type PlanArgs, planOptions, planRequestFromArgs } from "./plan-options.js";
-import { EXIT_CODES_EPILOG } from "./terminal.js";
+import { EXIT_CODES_EPILOG, progressHelp, QUICK_PHASE_DELAY_SECONDS } from "./terminal.js";
 
 export async function runPlan(argv: PlanArgs & { readonly compare: boolean }): Promise<void> {
   if (argv.out !== undefined) checkOutputPath(argv.out);
@@ -20,7 +21,10 @@ export async function runPlan(argv: PlanArgs & { readonly compare: boolean }): P
   const { engine, knobs } = engineFromArgs(argv, request.model);
   const why = engine === "spillway" ? undefined : engineModel(engine).unsupported(request.model);
   if (why) throw new InputError("--engine", undefined, `${engine} cannot run ${request.model.name}: ${why}`);
-  const spillwayPlan = await plan(request);
+  const spillwayPlan = await withProgress(
+    { quiet: argv.quiet, delaySeconds: QUICK_PHASE_DELAY_SECONDS },
+    (onProgress) => plan({ ...request, onProgress }),
+  );
   const planned =
     engine === "spillway"
       ? spillwayPlan
@@ -63,7 +67,9 @@ export const planCommand = defineCommand({
         describe:
           "also score the baselines users would otherwise pick (accelerate, deepspeed-zero, llama.cpp, flexgen) with the same cost model and each on its own engine's model",
       })
-      .epilog(EXIT_CODES_EPILOG)
+      .epilog(
+        `${progressHelp("batch sizes searched; a scored policy has none", { delayed: true })}\n\n${EXIT_CODES_EPILOG}`,
+      )
       .example("$0 plan", "OPT-175B on a T4 with the Spillway cost model")
       .example("$0 plan --compare", "beside ZeRO-Inference's and FlexGen's choices")
       .example("$0 plan --model opt-30b --cost-model flexgen --json", "FlexGen's own LP search")

@@ -136,7 +136,7 @@ export function planOptions<T>(y: Argv<T>) {
     .option("quiet", {
       type: "boolean",
       default: false,
-      describe: "print no text but errors (with --out; --json still prints)",
+      describe: "no progress and no text but errors (with --out; --json still prints)",
     });
 }
 

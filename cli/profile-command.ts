@@ -3,7 +3,6 @@
  * hardware profile (JSON) and its raw samples (CSV).
  */
 import { readFileSync } from "node:fs";
-import { Presets, SingleBar } from "cli-progress";
 import type { Argv } from "yargs";
 import { parseHardwareProfile } from "../core/hardware-profile.js";
 import { InputError } from "../core/input-error.js";
@@ -20,8 +19,9 @@ import {
 import { requireCuda } from "../runtime/run.js";
 import { commandHead } from "./command-heads.js";
 import { type ArgsOf, defineCommand } from "./command-module.js";
+import { withProgressSync } from "./command-progress.js";
 import { parseNumberFlag } from "./parse-flags.js";
-import { EXIT_CODES_EPILOG, fancyProgress } from "./terminal.js";
+import { EXIT_CODES_EPILOG, progressHelp } from "./terminal.js";
 
 function profileOptions<T>(y: Argv<T>) {
   return y
@@ -82,28 +82,17 @@ export function runProfile(argv: ProfileArgs): void {
   let samples;
   if (samplesGiven) samples = samplesGiven;
   else {
-    const bar =
-      !argv.quiet && fancyProgress(process.stderr)
-        ? new SingleBar(
-            { format: "profiling [{bar}] {value}/{total} {what}", stream: process.stderr },
-            Presets.shades_classic,
-          )
-        : undefined;
-    bar?.start(1, 0, { what: "" });
-    const onProgress = (done: number, total: number, what: string) => {
-      if (bar) {
-        bar.setTotal(total);
-        bar.update(done, { what });
-      } else if (!argv.quiet) process.stderr.write(`profiling ${done}/${total}: ${what}\n`);
-    };
     const offload = argv["offload-dir"] ? { offloadDir: argv["offload-dir"] } : {};
-    samples = native
-      ? [
-          { measurement: "device", size: 1, shape: deviceName.replace(/[,\n]/g, " "), seconds: 1 },
-          ...measureCudaBackend(native, { quick: argv.quick, ...offload, onProgress }),
-        ]
-      : measureCpuBackend({ quick: argv.quick, gpuBytes, ...offload, onProgress });
-    bar?.stop();
+    samples = withProgressSync({ quiet: argv.quiet }, (listener) => {
+      const onProgress = (done: number, total: number, what: string) =>
+        listener({ phase: "profiling", done, total, detail: what });
+      return native
+        ? [
+            { measurement: "device", size: 1, shape: deviceName.replace(/[,\n]/g, " "), seconds: 1 },
+            ...measureCudaBackend(native, { quick: argv.quick, ...offload, onProgress }),
+          ]
+        : measureCpuBackend({ quick: argv.quick, gpuBytes, ...offload, onProgress });
+    });
   }
   const profile = cuda ? cudaProfileFromSamples(samples, capacity, deviceName) : profileFromSamples(samples, capacity);
   parseHardwareProfile(JSON.parse(JSON.stringify(profile)), "measured profile");
@@ -136,7 +125,7 @@ export const profileCommand = defineCommand({
   ...commandHead("profile"),
   builder: (y) =>
     profileOptions(y)
-      .epilog(EXIT_CODES_EPILOG)
+      .epilog(`${progressHelp("measurements taken")}\n\n${EXIT_CODES_EPILOG}`)
       .example("$0 profile --backend cpu --quick --out cpu.json", "measure this machine in under 30 s")
       .example("$0 profile --backend cuda --out gpu.json", "measure this machine's GPU: copies, GEMMs, attention")
       .example("$0 profile --from-samples cpu.csv --out cpu.json --json", "rebuild a profile from its samples"),

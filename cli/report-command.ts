@@ -18,7 +18,8 @@ import { checkReportInputsMatch } from "../reports/check-report-inputs.js";
 import { type ReportInput, readReportInput } from "../reports/read-report-input.js";
 import { commandHead } from "./command-heads.js";
 import { defineCommand } from "./command-module.js";
-import { EXIT_CODES_EPILOG } from "./terminal.js";
+import { withProgress } from "./command-progress.js";
+import { EXIT_CODES_EPILOG, QUICK_PHASE_DELAY_SECONDS } from "./terminal.js";
 
 export interface ReportArgs {
   readonly inputs?: readonly string[];
@@ -99,11 +100,17 @@ export async function runReport(argv: ReportArgs): Promise<void> {
     progress(
       `planning ${DEFAULT_REPORT_PLAN.model} on ${hardwareName} (prompt ${DEFAULT_REPORT_PLAN.promptLen}, ${DEFAULT_REPORT_PLAN.genLen} generated)`,
     );
-    reportPlan = await plan({
-      model: resolveModel(DEFAULT_REPORT_PLAN.model),
-      hardware: resolveHardware(hardwareName),
-      workload: { promptLen: DEFAULT_REPORT_PLAN.promptLen, genLen: DEFAULT_REPORT_PLAN.genLen },
-    });
+    // The search's own progress, as `spillway plan` shows it; none with --quiet or --json.
+    reportPlan = await withProgress(
+      { quiet: argv.quiet || argv.json, delaySeconds: QUICK_PHASE_DELAY_SECONDS },
+      (onProgress) =>
+        plan({
+          model: resolveModel(DEFAULT_REPORT_PLAN.model),
+          hardware: resolveHardware(hardwareName),
+          workload: { promptLen: DEFAULT_REPORT_PLAN.promptLen, genLen: DEFAULT_REPORT_PLAN.genLen },
+          onProgress,
+        }),
+    );
   }
   const summary = await buildReport({
     ...(reportPlan ? { plan: reportPlan } : {}),
@@ -164,7 +171,9 @@ export const reportCommand = defineCommand({
         describe: "no progress lines on stderr and no text but errors (--json still prints)",
       })
       .option("json", { type: "boolean", default: false, describe: "print a JSON summary of the files written" })
-      .epilog(EXIT_CODES_EPILOG)
+      .epilog(
+        `Progress goes to stderr, never stdout: a line as each part begins ("report: frontier 3/9 (max block 16)", "report: rendering 2/10 (memory)"), and the default plan's search as \`spillway plan\` shows it; none with --quiet or --json.\n\n${EXIT_CODES_EPILOG}`,
+      )
       .example(
         "$0 report --out report",
         "OPT-175B on a T4: placement, search landscape, frontier, baselines, the policy on each engine, simulated timeline and memory",

@@ -6,9 +6,10 @@ import { PlanError } from "../planner/plan.js";
 import { run } from "../runtime/run.js";
 import { commandHead } from "./command-heads.js";
 import { type ArgsOf, defineCommand } from "./command-module.js";
+import { withProgress } from "./command-progress.js";
 import { formatRun } from "./format-simulation.js";
 import { loadPlanTarget } from "./plan-target.js";
-import { EXIT_CODES_EPILOG } from "./terminal.js";
+import { EXIT_CODES_EPILOG, progressHelp } from "./terminal.js";
 
 function runOptions<T>(y: Argv<T>) {
   return y
@@ -40,7 +41,11 @@ function runOptions<T>(y: Argv<T>) {
       describe: "also run the all-on-device reference and compare tokens (--no-reference to skip)",
     })
     .option("json", { type: "boolean", default: false, describe: "print the result as JSON" })
-    .option("quiet", { type: "boolean", default: false, describe: "print no text but errors (--json still prints)" });
+    .option("quiet", {
+      type: "boolean",
+      default: false,
+      describe: "no progress and no text but errors (--json still prints)",
+    });
 }
 
 export type RunArgs = ArgsOf<ReturnType<typeof runOptions>>;
@@ -58,15 +63,18 @@ export async function runRun(argv: RunArgs): Promise<void> {
   );
   if (over.length)
     throw new PlanError(`the plan does not fit (${over.join(", ")} over capacity): the runtime refuses it`);
-  const result = await run(planFile, profile, {
-    weightsDir: argv.weights,
-    schedule: argv.schedule ?? planFile.schedule,
-    capacityBytes,
-    ...(argv.trace ? { tracePath: argv.trace } : {}),
-    ...(argv["offload-dir"] ? { offloadDir: argv["offload-dir"] } : {}),
-    reference: argv.reference,
-    backend: argv.backend,
-  });
+  const result = await withProgress({ quiet: argv.quiet }, (onProgress) =>
+    run(planFile, profile, {
+      weightsDir: argv.weights,
+      schedule: argv.schedule ?? planFile.schedule,
+      capacityBytes,
+      ...(argv.trace ? { tracePath: argv.trace } : {}),
+      ...(argv["offload-dir"] ? { offloadDir: argv["offload-dir"] } : {}),
+      reference: argv.reference,
+      backend: argv.backend,
+      onProgress,
+    }),
+  );
   if (argv.json) process.stdout.write(JSON.stringify({ ...result, referenceTokens: undefined }, null, 2) + "\n");
   else if (!argv.quiet) process.stdout.write(formatRun(result) + "\n");
   if (result.matchesReference === false)
@@ -77,7 +85,9 @@ export const runCommand = defineCommand({
   ...commandHead("run"),
   builder: (y) =>
     runOptions(y)
-      .epilog(EXIT_CODES_EPILOG)
+      .epilog(
+        `${progressHelp("layers computed, per GPU batch and token: the run, then the all-on-device reference")}\n\n${EXIT_CODES_EPILOG}`,
+      )
       .example(
         "$0 synth-weights --model opt-125m --out w && $0 plan --model w --gpu-mem 0.05 --out p.json && $0 run p.json --weights w",
         "run a plan on synthetic OPT-125M weights",

@@ -11,12 +11,13 @@ import { simulateEngine } from "../simulator/simulate-engine.js";
 import { simulateMoe } from "../simulator/simulate-moe.js";
 import { commandHead } from "./command-heads.js";
 import { type ArgsOf, defineCommand } from "./command-module.js";
+import { withProgressSync } from "./command-progress.js";
 import { formatEngineSimulation } from "./format-engine-simulation.js";
 import { formatMoeSimulation } from "./format-moe-simulation.js";
 import { formatSimulation } from "./format-simulation.js";
 import { loadPlanTarget } from "./plan-target.js";
 import { readRouting } from "./routing-flag.js";
-import { EXIT_CODES_EPILOG } from "./terminal.js";
+import { EXIT_CODES_EPILOG, progressHelp, QUICK_PHASE_DELAY_SECONDS } from "./terminal.js";
 
 function simulateOptions<T>(y: Argv<T>) {
   return y
@@ -42,7 +43,11 @@ function simulateOptions<T>(y: Argv<T>) {
       default: false,
       describe: "print the result as JSON (schemas/simulation.schema.json for dense plans)",
     })
-    .option("quiet", { type: "boolean", default: false, describe: "print no text but errors (--json still prints)" })
+    .option("quiet", {
+      type: "boolean",
+      default: false,
+      describe: "no progress and no text but errors (--json still prints)",
+    })
     .option("routing", {
       type: "string",
       describe:
@@ -87,12 +92,15 @@ export function runSimulate(argv: SimulateArgs): void {
       undefined,
       "this plan has no expert policy (policy.experts): routing traces apply to MoE plans",
     );
-  const result = simulate(planFile, profile, {
-    schedule: argv.schedule ?? planFile.schedule,
-    capacityBytes,
-    ...(argv.trace ? { tracePath: argv.trace } : {}),
-    timeline: argv.timeline,
-  });
+  const result = withProgressSync({ quiet: argv.quiet, delaySeconds: QUICK_PHASE_DELAY_SECONDS }, (onProgress) =>
+    simulate(planFile, profile, {
+      schedule: argv.schedule ?? planFile.schedule,
+      capacityBytes,
+      ...(argv.trace ? { tracePath: argv.trace } : {}),
+      timeline: argv.timeline,
+      onProgress,
+    }),
+  );
   if (argv.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
   else if (!argv.quiet)
     process.stdout.write(formatSimulation(result) + "\n" + (result.timeline ? `\n${result.timeline}\n` : ""));
@@ -128,7 +136,9 @@ export const simulateCommand = defineCommand({
   ...commandHead("simulate"),
   builder: (y) =>
     simulateOptions(y)
-      .epilog(EXIT_CODES_EPILOG)
+      .epilog(
+        `${progressHelp("tokens and GPU batches simulated, dense plans", { delayed: true })}\n\n${EXIT_CODES_EPILOG}`,
+      )
       .example(
         "$0 plan --out p.json && $0 simulate p.json --trace t.json",
         "simulate the default plan and write a trace",

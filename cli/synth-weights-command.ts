@@ -5,8 +5,9 @@ import { resolveModel } from "../models/resolve-model.js";
 import { MAX_SEED, synthesizeOptWeights } from "../runtime/synth-weights.js";
 import { commandHead } from "./command-heads.js";
 import { defineCommand } from "./command-module.js";
+import { withProgressSync } from "./command-progress.js";
 import { parseNumberFlag } from "./parse-flags.js";
-import { EXIT_CODES_EPILOG } from "./terminal.js";
+import { EXIT_CODES_EPILOG, progressHelp } from "./terminal.js";
 
 export interface SynthWeightsArgs {
   readonly model: string;
@@ -21,7 +22,10 @@ export function runSynthWeights(argv: SynthWeightsArgs): void {
   const model = resolveModel(argv.model);
   const seed = parseNumberFlag("seed", argv.seed, { min: 0, max: MAX_SEED, integer: true }) ?? 0;
   // synthesizeOptWeights creates the folder (reporting failure against --out) after checking the model.
-  const result = synthesizeOptWeights(model, argv.out, { seed });
+  // Progress (bytes of tensor data written) on stderr, nothing with --quiet.
+  const result = withProgressSync({ quiet: Boolean(argv.quiet) }, (onProgress) =>
+    synthesizeOptWeights(model, argv.out, { seed, onProgress }),
+  );
   if (argv.json) {
     process.stdout.write(
       JSON.stringify({ model: model.name, dir: argv.out, files: result.files, bytes: result.bytes, seed }, null, 2) +
@@ -50,8 +54,12 @@ export const synthWeightsCommand = defineCommand({
       .option("out", { type: "string", demandOption: true, describe: "output folder" })
       .option("seed", { type: "string", describe: "random seed (default 0)" })
       .option("json", { type: "boolean", default: false, describe: "print a JSON summary of the files written" })
-      .option("quiet", { type: "boolean", default: false, describe: "print no text but errors (--json still prints)" })
-      .epilog(EXIT_CODES_EPILOG)
+      .option("quiet", {
+        type: "boolean",
+        default: false,
+        describe: "no progress and no text but errors (--json still prints)",
+      })
+      .epilog(`${progressHelp("bytes of tensor data written")}\n\n${EXIT_CODES_EPILOG}`)
       .example("$0 synth-weights --model opt-125m --out weights/opt-125m", "about 250 MB"),
   handler: (argv) => runSynthWeights(argv),
 });

@@ -19,3 +19,14 @@ export const EXIT_CODES_EPILOG = [
   "Exit codes: 0 ok; 1 failure (no policy fits, a plan overflows, or a run's tokens differ from the reference); 2 bad input (unknown or malformed flags, unreadable or invalid files).",
   "--json prints the machine-readable result on stdout, even with --quiet; --quiet prints nothing else but errors (no text, no progress). No colour is ever printed; with NO_COLOR set, TERM=dumb or output that is not a terminal, progress is plain lines.",
 ].join("\n\n");
+
+/** Seconds a usually quick phase (a plan search, a simulation) runs before its progress is shown. */
+export const QUICK_PHASE_DELAY_SECONDS = 1.5;
+
+/**
+ * The sentence a command's `--help` gives on its progress: what it counts, and whether it shows only
+ * once the work has lasted QUICK_PHASE_DELAY_SECONDS.
+ */
+export function progressHelp(counts: string, options: { readonly delayed?: boolean } = {}): string {
+  return `Progress goes to stderr, never stdout (${counts})${options.delayed ? `, once the work has lasted ${QUICK_PHASE_DELAY_SECONDS} s` : ""}: a redrawing bar on a terminal, otherwise a line at every 10% and at most one every 5 s between; none with --quiet.`;
+}

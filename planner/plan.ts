@@ -6,6 +6,7 @@ import type { HardwareProfile } from "../core/hardware-profile.js";
 import { type ModelSpec, totalWeightBytes } from "../core/model-spec.js";
 import type { CostModelName, Plan, PlanPrediction } from "../core/plan.js";
 import { isUniform, type LayerGroup, type Placement, type Policy, toFlexgenPercent } from "../core/policy.js";
+import type { OnProgress } from "../core/progress.js";
 import { realizedPolicy } from "../core/realize-placement.js";
 import { RESOURCE_NAMES } from "../core/resources.js";
 import type { ScheduleName } from "../core/schedule-name.js";
@@ -67,6 +68,8 @@ export interface PlanRequest {
   readonly maxBlock?: number;
   /** Observes every LP point the Spillway search solves (for the search-landscape chart); Spillway model, searched policies only. */
   readonly onCandidate?: (c: LpCandidate) => void;
+  /** Observes the policy search (phase "search", either cost model); a scored policy or an MoE plan reports nothing. */
+  readonly onProgress?: OnProgress;
   /**
    * Mixture-of-Experts models: "experts" (default) plans expert caching, prefetch and CPU experts
    * (policy.experts); "dense" places every expert like any other tensor, FlexGen style. A fixed
@@ -244,6 +247,7 @@ function planSpillway(request: PlanRequest, solvers: () => LpSolvers): Plan {
       solvers: solvers(),
       ...(request.maxBlock !== undefined ? { maxBlock: request.maxBlock } : {}),
       ...(request.onCandidate ? { onCandidate: request.onCandidate } : {}),
+      ...(request.onProgress ? { onProgress: request.onProgress } : {}),
       fixed: {
         ...rest,
         ...(pct ? { percent: { wg: pct[0], wc: pct[1], cg: pct[2], cc: pct[3], hg: pct[4], hc: pct[5] } } : {}),
@@ -331,6 +335,7 @@ function planFlexgen(request: PlanRequest, solvers: () => LpSolvers): Plan {
     ...(fixed.percent ? { percent: fixed.percent } : {}),
     ...(fixed.gbs !== undefined ? { gbs: fixed.gbs } : {}),
     ...(fixed.nb !== undefined ? { nb: fixed.nb } : {}),
+    ...(request.onProgress ? { onProgress: request.onProgress } : {}),
   });
   let gbs: number;
   let nb: number;

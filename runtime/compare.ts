@@ -86,6 +86,8 @@ export interface CompareOptions extends PlanRequest {
   readonly backend?: "cpu" | "cuda";
   /** The CUDA backend's device interface (default: the built addon; tests pass the emulated device). */
   readonly cudaNative?: CudaNative;
+  // onProgress (from PlanRequest) observes all four parts: phases "search" (when the policy is searched),
+  // "simulate", "run" and "reference".
 }
 
 /** The plan, the simulation of its schedule, the measured run and the three side by side. */
@@ -104,7 +106,12 @@ export async function compare(options: CompareOptions): Promise<CompareResult> {
     throw new PlanError(`the policy does not fit: ${planned.predicted.infeasibleReasons.join("; ")}`);
   const hardware: HardwareProfile = request.hardware;
   const capacityBytes = planned.predicted.capacityBytes;
-  const simulated = simulate(planned, hardware, { schedule: planned.schedule, capacityBytes });
+  const onProgress = request.onProgress;
+  const simulated = simulate(planned, hardware, {
+    schedule: planned.schedule,
+    capacityBytes,
+    ...(onProgress ? { onProgress } : {}),
+  });
   const measured = await run(planned, hardware, {
     weightsDir,
     schedule: planned.schedule,
@@ -112,6 +119,7 @@ export async function compare(options: CompareOptions): Promise<CompareResult> {
     ...(backend ? { backend } : {}),
     ...(cudaNative ? { cudaNative } : {}),
     ...(offloadDir ? { offloadDir } : {}),
+    ...(onProgress ? { onProgress } : {}),
   });
   return { plan: planned, simulated, measured, comparison: compareRuns(planned, simulated, measured) };
 }

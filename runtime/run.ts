@@ -9,6 +9,7 @@ import type { Link } from "../core/links.js";
 import type { Plan } from "../core/plan.js";
 import { planIdentity } from "../core/plan-identity.js";
 import { isUniform, type Policy } from "../core/policy.js";
+import type { OnProgress } from "../core/progress.js";
 import { mulberry32 } from "../core/random.js";
 import { RESOURCES, type Resource } from "../core/resources.js";
 import type { ScheduleName } from "../core/schedule-name.js";
@@ -39,6 +40,7 @@ import {
   type TransferMeta,
   type Transfers,
 } from "./opt-runner.js";
+import { runProgress } from "./run-progress.js";
 import { type FinishedTransfer, TransferEngine } from "./transfer-engine.js";
 
 export interface RunOptions extends TraceOptions {
@@ -59,6 +61,11 @@ export interface RunOptions extends TraceOptions {
   readonly backend?: "cpu" | "cuda";
   /** The CUDA backend's device interface (default: the built addon; tests pass the emulated device). */
   readonly cudaNative?: CudaNative;
+  /**
+   * Called as the run computes, one layer of one GPU batch at a time: phase "run" for the plan, then
+   * "reference" for the all-on-device reference run.
+   */
+  readonly onProgress?: OnProgress;
 }
 
 export interface RunResult {
@@ -168,6 +175,7 @@ async function execute(
   policy: Policy,
   capacity: { gpu: number; cpu: number; disk: number },
   trace: ChromeTraceWriter | undefined,
+  phase: string,
 ): Promise<Execution> {
   const model = weights.model;
   const { promptLen: s, genLen: n } = plan.workload;
@@ -200,6 +208,7 @@ async function execute(
     // The zig-zag, one step ahead (schedule/zigzag.ts): a layer's weights are issued while the layer
     // before it computes, a step's KV and hidden state while the step before it computes.
     const shape = { numLayers: L, numGpuBatches: nb, genLen: n };
+    const computed = runProgress(options.onProgress, phase, shape);
     let pendingEmbeddings: PendingLayer | undefined;
     let embeddings: ReadyLayer | undefined;
     let pendingWeights: PendingLayer | undefined;
@@ -263,6 +272,7 @@ async function execute(
           view = hidden ? hidden.view : arena.uint16(deviceHidden[k]!, hiddenValues);
           runner.computeLayer(ready!, view, layer, k, token, caches.get(q)!);
           caches.delete(q);
+          computed(step.at);
           break;
         }
         case "lm-head":
@@ -350,6 +360,7 @@ async function executeCuda(
       schedule: options.schedule ?? "spillway",
       overlap: options.overlap ?? policy.overlap,
       ...(trace ? { trace } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });
     return {
       tokens: result.tokens,
@@ -415,7 +426,7 @@ export async function run(plan: Plan, profile: HardwareProfile, options: RunOpti
     try {
       measured = native
         ? await executeCuda(native, weights, plan, profile, options, trace)
-        : await execute(weights, plan, profile, options, plan.policy, options.capacityBytes, trace);
+        : await execute(weights, plan, profile, options, plan.policy, options.capacityBytes, trace, "run");
       trace?.close();
     } catch (error) {
       trace?.abort();
@@ -434,6 +445,7 @@ export async function run(plan: Plan, profile: HardwareProfile, options: RunOpti
         policy,
         { gpu: need * 1.5 + 64 * 2 ** 20, cpu: Infinity, disk: Infinity },
         undefined,
+        "reference",
       );
       referenceTokens = reference.tokens;
       matchesReference = JSON.stringify(reference.tokens) === JSON.stringify(measured.tokens);

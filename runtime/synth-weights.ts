@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync, statSync } from
 import { dirname, join, resolve } from "node:path";
 import { InputError } from "../core/input-error.js";
 import type { ModelSpec } from "../core/model-spec.js";
+import type { OnProgress } from "../core/progress.js";
 import { formatBytes, GIB } from "../core/units.js";
 import { writeFileAtomic } from "../core/write-file-atomic.js";
 import { float32ToFloat16Bits, toFloat16Array } from "./fp16.js";
@@ -24,6 +25,8 @@ export interface SynthOptions {
   readonly seed: number;
   /** Largest shard, in bytes (default 2 GiB); a checkpoint that fits in one is written as model.safetensors. */
   readonly maxShardBytes?: number;
+  /** Called as the tensor data is written: phase "synth-weights", in bytes, with the tensor being written. */
+  readonly onProgress?: OnProgress;
 }
 
 export interface SynthResult {
@@ -82,12 +85,30 @@ export function synthesizeOptWeights(model: ModelSpec, outDir: string, options: 
   makeDirectory(outDir);
 
   const written: string[] = [];
+  const onProgress = options.onProgress;
+  const totalBytes = shards.reduce((sum, s) => sum + s.tensors.reduce((a, t) => a + tensorDataBytes(t), 0), 0);
+  let doneBytes = 0;
+  const progress = (detail?: string) =>
+    onProgress?.({
+      phase: "synth-weights",
+      done: doneBytes,
+      total: totalBytes,
+      unit: "bytes",
+      ...(detail ? { detail } : {}),
+    });
   try {
+    progress();
     for (const shard of shards) {
       const path = join(outDir, shard.fileName);
+      const where = shards.length > 1 ? `${shard.fileName}: ` : "";
       writeSafetensors(
         path,
-        shard.tensors.map((t) => synthTensor(model, t, seed)),
+        shard.tensors.map((t) =>
+          synthTensor(model, t, seed, (bytes) => {
+            doneBytes += bytes;
+            progress(`${where}${t.name}`);
+          }),
+        ),
         metadata,
       );
       written.push(path);
@@ -129,6 +150,11 @@ function checkFreeSpace(dir: string, neededBytes: number, model: ModelSpec): voi
       `not enough disk space for ${model.name}: the checkpoint needs ${formatBytes(neededBytes)} (${neededBytes} bytes), ${dir} has ${formatBytes(freeBytes)} (${freeBytes} bytes) free`,
     );
   }
+}
+
+/** The tensor's fp16 data, in bytes. */
+function tensorDataBytes(t: OptTensorShape): number {
+  return 2 * t.shape.reduce((a, b) => a * b, 1);
 }
 
 function asF16(t: OptTensorShape): Pick<TensorToWrite, "name" | "dtype" | "shape"> {
@@ -250,15 +276,30 @@ export function hfOptConfig(model: ModelSpec): Record<string, unknown> {
 /** Values generated per chunk: 4 MiB of fp32 scratch and 2 MiB of fp16, whatever the tensor's size. */
 const CHUNK_VALUES = 1 << 20;
 
-function synthTensor(model: ModelSpec, tensor: OptTensorShape, seed: number): TensorToWrite {
+function synthTensor(
+  model: ModelSpec,
+  tensor: OptTensorShape,
+  seed: number,
+  onWritten?: (bytes: number) => void,
+): TensorToWrite {
   const count = tensor.shape.reduce((a, b) => a * b, 1);
   const init = optTensorInit(model, tensor.name);
+  const chunks = () => synthChunks(count, init, tensorSeed(seed, tensor.name));
   return {
     name: tensor.name,
     dtype: "F16",
     shape: tensor.shape,
-    data: () => synthChunks(count, init, tensorSeed(seed, tensor.name)),
+    data: onWritten ? () => counted(chunks(), onWritten) : chunks,
   };
+}
+
+/** The chunks, each counted (in bytes) once the writer has taken it and asked for the next. */
+function* counted(chunks: Generator<Uint16Array>, onWritten: (bytes: number) => void): Generator<Uint16Array> {
+  for (const chunk of chunks) {
+    const bytes = chunk.byteLength;
+    yield chunk;
+    onWritten(bytes);
+  }
 }
 
 /** Yields the tensor's fp16 values in chunks that reuse one buffer (the writer consumes each before the next). */

@@ -8,6 +8,7 @@ import type { HardwareProfile } from "../core/hardware-profile.js";
 import { LINKS, type Link } from "../core/links.js";
 import type { Plan, PlanPrediction } from "../core/plan.js";
 import { type PlanIdentity, planIdentity } from "../core/plan-identity.js";
+import type { OnProgress } from "../core/progress.js";
 import { RESOURCE_NAMES, RESOURCES, type Resource } from "../core/resources.js";
 import type { ScheduleName } from "../core/schedule-name.js";
 import { TIERS, type Tier } from "../core/tiers.js";
@@ -83,6 +84,8 @@ export interface SimulateOptions extends TraceOptions {
   readonly timeline?: boolean | { readonly token: number; readonly layer: number };
   /** The plan simulated, recorded in the trace's otherData (simulate() sets it). */
   readonly planIdentity?: PlanIdentity;
+  /** Called as simulated time passes each GPU batch's LM head (phase "simulate", genLen x numGpuBatches in all). */
+  readonly onProgress?: OnProgress;
 }
 
 /** Simulates a schedule described by any cost source (the plan's, or a hand-made one in tests). */
@@ -104,6 +107,9 @@ export function simulateSchedule(
       ? { token: Math.min(1, costs.genLen - 1), layer: Math.floor(costs.numLayers / 2) }
       : options.timeline || undefined;
   const timeline = window ? new TimelineRecorder(window.token, window.layer) : undefined;
+  const onProgress = options.onProgress;
+  const headsTotal = Math.max(1, costs.genLen * costs.numGpuBatches);
+  let headsDone = 0;
   const engine = new Engine({
     onStart(task: Task) {
       for (const effect of task.allocate) {
@@ -123,6 +129,15 @@ export function simulateSchedule(
         if (task.resource !== "gpu" && task.resource !== "cpu") bytes[task.resource] += task.bytes;
       }
       if (task.token === 0 && task.kind === "lm-head") prefillEnd = Math.max(prefillEnd, task.end);
+      if (onProgress && task.kind === "lm-head") {
+        headsDone = Math.min(headsTotal, headsDone + 1);
+        onProgress({
+          phase: "simulate",
+          done: headsDone,
+          total: headsTotal,
+          detail: `token ${task.token + 1}/${costs.genLen}`,
+        });
+      }
       trace?.task(task);
       timeline?.record(task);
     },
@@ -132,6 +147,7 @@ export function simulateSchedule(
       ledger.allocate({ tier, bytes: costs.residentBytes[tier], what: "resident weights" }, 0);
       memoryChanged(tier, 0);
     }
+    onProgress?.({ phase: "simulate", done: 0, total: headsTotal });
     builder = new ScheduleBuilder(costs, options.schedule, new TaskFactory(), engine);
     builder.generateNextToken();
     const makespan = engine.run();

@@ -5,6 +5,7 @@
  * gbs for which nb = 1 is infeasible; ties keep the earlier candidate.
  */
 
+import type { OnProgress } from "../../core/progress.js";
 import { VariableSpace } from "../lp/affine.js";
 import type { LinearProgram } from "../lp/linear-program.js";
 import { type LpSolvers, newSolveStats, type SolveStats, solveLinearProgram } from "../lp/solve-linear-program.js";
@@ -33,6 +34,8 @@ export interface FlexgenSearchInput extends Omit<FlexgenLpInput, "gbs" | "bls" |
   readonly solvers: LpSolvers;
   /** Upper bound on gbs so a model with no memory limit in sight cannot loop forever. */
   readonly maxGbs?: number;
+  /** Called as the search goes (phase "search"): one step per GPU batch size up to maxGbs (the search may end sooner). */
+  readonly onProgress?: OnProgress;
 }
 
 export interface FlexgenSearchResult {
@@ -142,6 +145,13 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
     }
   };
   const maxGbs = input.maxGbs ?? 1 << 20;
+  let gbsCount = 0;
+  for (let g = 1; g <= maxGbs; g = g < 4 ? g + 1 : g * 2) gbsCount++;
+  const progressTotal = input.gbs !== undefined ? 1 : Math.max(1, gbsCount);
+  let gbsDone = 0;
+  const progress = (detail?: string) =>
+    input.onProgress?.({ phase: "search", done: gbsDone, total: progressTotal, ...(detail ? { detail } : {}) });
+  progress();
   let gbs = 1;
   for (;;) {
     if (input.gbs !== undefined) gbs = input.gbs;
@@ -161,10 +171,15 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
         consider(gbs, nb, r);
       }
     }
+    gbsDone = Math.min(progressTotal, gbsDone + 1);
+    progress(`gbs ${gbs}, ${lpSolves} LPs solved`);
     if (input.gbs !== undefined) break;
     gbs = gbs < 4 ? gbs + 1 : gbs * 2;
     if (gbs > maxGbs) break;
   }
+  // The search ends at the first gbs that fits no block: the rest of the count is done.
+  gbsDone = progressTotal;
+  progress(`${lpSolves} LPs solved`);
   let bestCandidate: FlexgenCandidate | undefined;
   if (best) {
     // FlexGen re-solves its best policy at the end; here its figures are read off the stored solution.

@@ -8,6 +8,7 @@
  */
 import type { ModelSpec } from "../../core/model-spec.js";
 import type { Policy } from "../../core/policy.js";
+import type { OnProgress } from "../../core/progress.js";
 import { realizedPolicy, realizePlacement } from "../../core/realize-placement.js";
 import type { ScheduleName } from "../../core/schedule-name.js";
 import type { Tier } from "../../core/tiers.js";
@@ -45,6 +46,11 @@ export interface SpillwaySearchInput {
   readonly maxBlock?: number;
   /** Called for every LP point solved to optimality (the search landscape), before any realizing or repair. */
   readonly onCandidate?: (c: LpCandidate) => void;
+  /**
+   * Called as the search goes (phase "search"): one step per GPU batch size of each family of discrete
+   * choices, and one for the family's exact scoring.
+   */
+  readonly onProgress?: OnProgress;
 }
 
 /** One LP point of the search: a family of discrete choices at one (gbs, nb), with the LP's throughput estimate. */
@@ -238,10 +244,24 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
       ? [fixed.gbs]
       : GBS_CANDIDATES.filter((g) => g <= (input.maxGbs ?? Infinity) && g <= maxBlock);
 
-  for (const family of families(input)) {
+  const familyList = families(input);
+  const stepsPerFamily = gbsList.length + 1;
+  const progressTotal = Math.max(1, familyList.length * stepsPerFamily);
+  const progress = (done: number, detail?: string) =>
+    input.onProgress?.({
+      phase: "search",
+      done,
+      total: progressTotal,
+      ...(detail ? { detail } : {}),
+    });
+  progress(0);
+  for (const [familyIndex, family] of familyList.entries()) {
     const constants = costConstants(input.model, family.compressWeight);
     const candidates: { lpThroughput: number; policy: Policy }[] = [];
-    for (const gbs of gbsList) {
+    const familyStart = familyIndex * stepsPerFamily;
+    const familyName = `family ${familyIndex + 1}/${familyList.length}`;
+    for (const [gbsIndex, gbs] of gbsList.entries()) {
+      if (gbsIndex > 0) progress(familyStart + gbsIndex, `${familyName}, gbs ${gbs}, ${lpSolves} LPs solved`);
       const settingsFor = (nb: number): CostSettings => ({
         gbs,
         nb,
@@ -316,6 +336,7 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
       perGbs.sort((a, b) => b.lpThroughput - a.lpThroughput);
       candidates.push(...perGbs.slice(0, 2));
     }
+    progress(familyStart + gbsList.length, `${familyName}, scoring the best LP points, ${lpSolves} LPs solved`);
     candidates.sort((a, b) => b.lpThroughput - a.lpThroughput);
     const seen = new Set<string>();
     for (const c of candidates) {
@@ -325,6 +346,7 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
       consider(c.policy);
       if (seen.size >= 6) break;
     }
+    progress(familyStart + stepsPerFamily, `${familyName} done, ${lpSolves} LPs solved`);
   }
   return { best, lpSolves, exactEvaluations, stats };
 }

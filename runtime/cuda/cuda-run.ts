@@ -60,6 +60,7 @@
 import { KERNEL_TILE_ROWS } from "../../core/layer-working-set.js";
 import type { ModelSpec } from "../../core/model-spec.js";
 import type { Policy } from "../../core/policy.js";
+import type { OnProgress } from "../../core/progress.js";
 import type { Resource } from "../../core/resources.js";
 import type { ScheduleName } from "../../core/schedule-name.js";
 import type { Workload } from "../../core/workload.js";
@@ -70,6 +71,7 @@ import type { ChromeTraceWriter } from "../../simulator/chrome-trace-writer.js";
 import type { DiskStore } from "../disk-store.js";
 import type { OptWeights } from "../opt-checkpoint.js";
 import { HostLedger } from "../opt-runner.js";
+import { runProgress } from "../run-progress.js";
 import { type Encoding, encodedByteLength } from "../tensor-codec.js";
 import { allocateCudaBuffers } from "./cuda-buffers.js";
 import type { CudaRunContext } from "./cuda-context.js";
@@ -96,6 +98,8 @@ export interface CudaExecutionOptions {
   readonly schedule: ScheduleName;
   readonly overlap: boolean;
   readonly trace?: ChromeTraceWriter;
+  /** Called as each layer step is issued to the device (phase "run"). */
+  readonly onProgress?: OnProgress;
 }
 
 export interface CudaExecution {
@@ -249,6 +253,7 @@ export async function executeOnCuda(
     timeline.start(compute);
     let prefillEnd = 0;
     const shape = { numLayers: L, numGpuBatches: nb, genLen: n };
+    const computed = runProgress(options.onProgress, "run", shape);
     let pendingEmbeddings: Promise<Map<string, number>> | undefined;
     let embeddings: Embeddings | undefined;
     let pendingWeights: Promise<Arriving> | undefined;
@@ -306,6 +311,7 @@ export async function executeOnCuda(
           caches.delete(q);
           const done = await computeStep(ready!, layer, k, token, q % 2, cache ? await cache : undefined, hiddenAt);
           current = { hiddenAt, done, ...(staged ? { staged } : {}) };
+          computed(step.at);
           break;
         }
         case "lm-head":

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fancyProgress, plainTerminal } from "../../cli/terminal.js";
-import { CLI } from "../helpers.js";
+import { hfOptConfig } from "../../runtime/synth-weights.js";
+import { CLI, TINY_OPT } from "../helpers.js";
 
 interface Result {
   status: number;
@@ -58,8 +59,17 @@ test("every command's --help has examples and documents exit codes, --json and -
       assert.match(r.stdout, /--quiet\b/, `${name} takes --quiet`);
       if (!["convert"].includes(name)) assert.match(r.stdout, /--json\b/, `${name} takes --json`);
     }
+    if (PROGRESS_COMMANDS.includes(COMMANDS[i]!))
+      assert.match(
+        r.stdout,
+        /Progress goes to stderr, never stdout\b.*none with --quiet/s,
+        `${name} documents its progress`,
+      );
   });
 });
+
+/** The commands that can run long, and so show progress. */
+const PROGRESS_COMMANDS = ["plan", "simulate", "run", "compare", "profile", "synth-weights", "report"];
 
 test("exit codes: 0 ok, 1 when no policy fits or a plan overflows, 2 for bad flag values and unknown flags", async () => {
   const [ok, bad, unknown, badChoice, noFit, missing] = await Promise.all([
@@ -87,13 +97,28 @@ test("--quiet prints nothing but errors; --json output still prints with --quiet
   try {
     const planPath = join(dir, "p.json");
     const trace = join(dir, "t.csv");
-    const [planQuiet, modelsQuiet, hardwareQuietJson, synthQuiet] = await Promise.all([
+    const tinyConfig = join(dir, "tiny.json");
+    writeFileSync(tinyConfig, JSON.stringify(hfOptConfig(TINY_OPT)));
+    const weights = (name: string) => ["synth-weights", "--model", tinyConfig, "--out", join(dir, name)];
+    const [planQuiet, modelsQuiet, hardwareQuietJson, synthQuiet, weightsQuiet, weightsJson] = await Promise.all([
       cli(["plan", "--model", "opt-1.3b", "--quiet", "--out", planPath]),
       cli(["models", "--quiet"]),
       cli(["hardware", "--quiet", "--json"]),
       cli(["trace", "synth", "--model", "mixtral-8x7b", "--tokens", "50", "--out", trace, "--quiet"]),
+      cli([...weights("quiet"), "--quiet"]),
+      cli([...weights("json"), "--json"]),
     ]);
-    for (const r of [planQuiet, modelsQuiet, synthQuiet]) assert.deepEqual([r.status, r.stdout, r.stderr], [0, "", ""]);
+    for (const r of [planQuiet, modelsQuiet, synthQuiet, weightsQuiet])
+      assert.deepEqual([r.status, r.stdout, r.stderr], [0, "", ""]);
+    // Without --quiet a long command's progress goes to stderr as plain lines (stderr is a pipe here),
+    // from 0% to 100% and a bounded few; stdout keeps the JSON alone.
+    assert.equal(weightsJson.status, 0, weightsJson.stderr);
+    assert.equal(JSON.parse(weightsJson.stdout).model, "opt-tiny");
+    const lines = weightsJson.stderr.trimEnd().split("\n");
+    assert.match(lines[0]!, /^synth-weights: 0% \(0 B of [\d.]+ KiB\)$/);
+    assert.match(lines.at(-1)!, /^synth-weights: 100% \(([\d.]+ KiB) of \1\), model\.decoder\.final_layer_norm\.bias$/);
+    assert.ok(lines.length <= 11, `${lines.length} lines`);
+    assert.ok(lines.every((l) => /^synth-weights: \d+% /.test(l)));
     assert.equal(hardwareQuietJson.status, 0);
     assert.ok(JSON.parse(hardwareQuietJson.stdout).some((h: { name: string }) => h.name === "t4"));
     assert.equal(JSON.parse(readFileSync(planPath, "utf8")).model, "opt-1.3b");

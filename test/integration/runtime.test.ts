@@ -347,6 +347,17 @@ test("spillway compare prints predicted, simulated and measured side by side, as
   assert.equal(out.status, 0, out.stderr);
   const c = JSON.parse(out.stdout);
   for (const key of ["predicted", "simulated", "measured"]) assert.ok(c[key].throughputTokensPerSecond > 0, key);
+  // Progress on stderr (a pipe: plain lines), stdout the JSON alone: the policy is scored, not searched,
+  // then simulated, run and run again as the reference, each counted from 0% to 100% in at most 11 lines.
+  const lines = out.stderr.trimEnd().split("\n");
+  for (const phase of ["simulate", "run", "reference"]) {
+    const own = lines.filter((l) => l.startsWith(`${phase}: `));
+    assert.match(own[0]!, new RegExp(`^${phase}: 0% \\(0/\\d+\\)$`));
+    assert.match(own.at(-1)!, new RegExp(`^${phase}: 100% \\((\\d+)/\\1\\), token 4/4`));
+    assert.ok(own.length <= 11, `${phase}: ${own.length} lines`);
+  }
+  assert.match(out.stderr, /^run: \d+% .*token 1\/4 \(prefill\), layer 1\/2$/m, "the prefill moves layer by layer");
+  assert.equal(lines.filter((l) => !/^(simulate|run|reference): \d+% /.test(l)).length, 0, out.stderr);
   assert.equal(c.matchesReference, true);
   assert.ok(
     Math.abs(

@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { withCapacities } from "../../core/hardware-profile.js";
+import type { Progress } from "../../core/progress.js";
 import { resolveHardware } from "../../core/resolve-hardware.js";
 import { GIB } from "../../core/units.js";
 import { findCatalogueModel } from "../../models/catalogue.js";
 import { plan } from "../../planner/plan.js";
 import { runCli } from "../helpers.js";
+import { assertProgressPhases } from "../progress-checks.js";
 
 // FlexGen's released search (experimental/cost_model.py) on its T4 constants, prompt 512, gen 32,
 // capacities 15/200/1500 GB, alpha 0.8: the optima listed in the reference table.
@@ -83,12 +85,15 @@ test("the reference command line prints the OPT-30B optimum as JSON", () => {
 test("the OPT-175B FlexGen-compatible search visits FlexGen's 1,071 LPs, solving each distinct one once", async () => {
   // FlexGen solves 1,071 LPs, 61 of them repeats (nb probes scanned again, the final re-solve).
   // Its speed is a benchmark (npm run bench), not a timed test.
+  const reports: Progress[] = [];
   const result = await plan({
     model: findCatalogueModel("opt-175b")!,
     hardware: resolveHardware("t4"),
     workload: { promptLen: 512, genLen: 32 },
     costModel: "flexgen",
+    onProgress: (p) => reports.push(p),
   });
+  assertProgressPhases(reports, ["search"]);
   assert.equal(result.search.lpSolves, 1010);
   assert.equal(result.search.lpFallbacks, 0);
 });

@@ -1,15 +1,21 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import type { Progress } from "../../core/progress.js";
 import { plan, resolveHardware, resolveModel } from "../../index.js";
 import { TINY_OPT } from "../helpers.js";
+import { assertProgressPhases } from "../progress-checks.js";
 
-test("the library API plans without the CLI", async () => {
+test("the library API plans without the CLI, reporting the search's progress", async () => {
+  const reports: Progress[] = [];
   const result = await plan({
     model: resolveModel("opt-30b"),
     hardware: resolveHardware("t4"),
     workload: { promptLen: 512, genLen: 32 },
     fixed: { compressWeight: true },
+    onProgress: (p) => reports.push(p),
   });
+  assertProgressPhases(reports, ["search"]);
+  assert.ok(reports.length > 3, `${reports.length} reports`);
   assert.equal(result.policy.compressWeight, true);
   assert.equal(result.predicted.feasible, true);
   assert.ok(result.predicted.throughputTokensPerSecond > 0);
@@ -23,7 +29,8 @@ test("the library API compares plan, simulation and a real run of one policy wit
   const tiny = TINY_OPT;
   const dir = mkdtempSync(join(tmpdir(), "spillway-api-"));
   try {
-    synthesizeOptWeights(tiny, dir, { seed: 1 });
+    const reports: Progress[] = [];
+    synthesizeOptWeights(tiny, dir, { seed: 1, onProgress: (p) => reports.push(p) });
     const hardware = withCapacities(hardwareOf("t4"), { gpu: 4 * 2 ** 20, cpu: 2 ** 30, disk: 2 ** 30 });
     const {
       plan: planned,
@@ -36,7 +43,14 @@ test("the library API compares plan, simulation and a real run of one policy wit
       workload: { promptLen: 8, genLen: 4 },
       weightsDir: dir,
       fixed: { gbs: 2, nb: 1, percent: [50, 50, 100, 0, 100, 0] },
+      onProgress: (p) => reports.push(p),
     });
+    // A fixed policy is scored, not searched: the checkpoint, then the simulation, the run and its
+    // reference, the runs one step per layer of each GPU batch and token.
+    assertProgressPhases(reports, ["synth-weights", "simulate", "run", "reference"]);
+    for (const phase of ["run", "reference"])
+      assert.equal(reports.find((p) => p.phase === phase)?.total, 4 * tiny.numLayers * 1, phase);
+    assert.equal(reports.find((p) => p.phase === "simulate")?.total, 4, "simulate: a step per token and GPU batch");
     assert.equal(comparison.policy, planned.policy);
     assert.equal(comparison.predicted.throughputTokensPerSecond, planned.predicted.throughputTokensPerSecond);
     assert.equal(comparison.simulated.throughputTokensPerSecond, simulated.throughputTokensPerSecond);
@@ -197,11 +211,16 @@ test("the library's compare() runs on the backend it is given (the emulated CUDA
       fixed: { gbs: 2, nb: 1, percent: [50, 50, 100, 0, 100, 0] as [number, number, number, number, number, number] },
     };
     const onCpu = await compare(request);
+    const reports: Progress[] = [];
     const onCuda = await compare({
       ...request,
       backend: "cuda",
       cudaNative: createEmulatedNative({ deviceBytes: 64 * 2 ** 20, deviceName: "emulated test device" }),
+      onProgress: (p) => reports.push(p),
     });
+    // The CUDA backend counts the steps it issues as the CPU backend counts those it computes.
+    assertProgressPhases(reports, ["simulate", "run", "reference"]);
+    assert.equal(reports.find((p) => p.phase === "run")?.total, 4 * tiny.numLayers);
     assert.equal(onCpu.measured.backend, "cpu");
     assert.equal(onCuda.measured.backend, "cuda");
     assert.equal(onCuda.measured.device, "emulated test device");

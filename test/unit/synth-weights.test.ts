@@ -16,10 +16,12 @@ import { after, before, test } from "node:test";
 import { runSynthWeights } from "../../cli/synth-weights-command.js";
 import { InputError } from "../../core/input-error.js";
 import { type ModelSpec, totalParams } from "../../core/model-spec.js";
+import type { Progress } from "../../core/progress.js";
 import { findCatalogueModel } from "../../models/catalogue.js";
 import { loadOptCheckpoint, optTensorShapes, readOptConfig } from "../../runtime/opt-checkpoint.js";
 import { openSafetensors, type TensorToWrite, writeSafetensors } from "../../runtime/safetensors.js";
 import { INIT_STD, optTensorInit, synthesizeOptWeights } from "../../runtime/synth-weights.js";
+import { assertProgressPhases } from "../progress-checks.js";
 
 const root = mkdtempSync(join(tmpdir(), "spillway-synth-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -140,7 +142,17 @@ test("config.json reads back as the model, and every tensor is there with its sh
 
 test("large checkpoints are sharded in Hugging Face's layout and load the same", () => {
   const dir = join(root, "sharded");
-  const result = synthesizeOptWeights(TINY, dir, { seed: 1, maxShardBytes: 64 * 1024 });
+  const reports: Progress[] = [];
+  const result = synthesizeOptWeights(TINY, dir, {
+    seed: 1,
+    maxShardBytes: 64 * 1024,
+    onProgress: (p) => reports.push(p),
+  });
+  // Progress in bytes of tensor data, naming the shard and the tensor being written.
+  assertProgressPhases(reports, ["synth-weights"]);
+  assert.ok(reports.every((p) => p.unit === "bytes"));
+  assert.equal(reports[0]!.total, 2 * totalParams(TINY));
+  assert.match(reports.at(-1)!.detail!, /^model-000\d\d-of-000\d\d\.safetensors: model\.decoder\./);
   const shards = readdirSync(dir)
     .filter((n) => n.endsWith(".safetensors"))
     .sort();
