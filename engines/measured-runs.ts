@@ -11,6 +11,7 @@
  * file, the line and the column or field, and what was expected.
  */
 import { parse } from "csv-parse/sync";
+import { csvInputError } from "../core/csv-input-error.js";
 import { asObject, child, type FieldContext, fail, readNumber, readObject } from "../core/fields.js";
 import { InputError } from "../core/input-error.js";
 import type { ModelSpec } from "../core/model-spec.js";
@@ -103,7 +104,7 @@ export function parseRunsCsv(text: string, source: string): MeasuredRun[] {
       trim: true,
     }) as unknown as typeof records;
   } catch (error) {
-    throw new InputError(source, undefined, `not valid CSV: ${(error as Error).message}`);
+    throw csvInputError(error, source);
   }
   const [header, ...rows] = records;
   if (!header)
