@@ -91,21 +91,27 @@ function removeLive(): void {
   live.clear();
 }
 
+let installed = false;
+let exitHooked = false;
+
 function onSignal(signal: NodeJS.Signals): void {
   removeLive();
-  uninstall();
+  for (const each of SIGNALS) process.off(each, onSignal);
+  installed = false;
   // No other listener: the signal's usual course (the process ends as killed by it).
   if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
 }
 
+/**
+ * The handlers stay once installed: a signal that arrives during synchronous work is dispatched only
+ * after it, and were the handler gone by then, the signal would be lost (the process would not end).
+ */
 function install(): void {
+  if (installed) return;
+  installed = true;
   for (const signal of SIGNALS) process.on(signal, onSignal);
-  process.on("exit", removeLive);
-}
-
-function uninstall(): void {
-  for (const signal of SIGNALS) process.off(signal, onSignal);
-  process.off("exit", removeLive);
+  if (!exitHooked) process.on("exit", removeLive);
+  exitHooked = true;
 }
 
 /**
@@ -113,10 +119,9 @@ function uninstall(): void {
  * is called, once the temporary has been renamed or removed.
  */
 export function removeOnSignal(path: string): () => void {
-  if (live.size === 0) install();
+  install();
   live.add(path);
   return () => {
     live.delete(path);
-    if (live.size === 0) uninstall();
   };
 }
