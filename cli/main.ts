@@ -20,6 +20,7 @@ import {
 import { COMMAND_HEADS, COMMAND_NAMES, type CommandName } from "./command-heads.js";
 import { COMMAND_LOADERS } from "./command-index.js";
 import type { SpillwayCommand } from "./command-module.js";
+import { oneLine } from "./one-line.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
 import { usageMessage } from "./usage-message.js";
 
@@ -106,18 +107,18 @@ export async function main(args: string[]): Promise<number> {
     return EXIT_OK;
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`spillway: ${usageMessage(error.message.replaceAll(STDIN_ARGUMENT, "-"), args)}\n`);
+      process.stderr.write(`spillway: ${oneLine(usageMessage(error.message.replaceAll(STDIN_ARGUMENT, "-"), args))}\n`);
       return EXIT_BAD_INPUT;
     }
     if (error instanceof InputError || error instanceof EngineUnsupportedError) {
-      process.stderr.write(`spillway: ${error.message}\n`);
+      process.stderr.write(`spillway: ${oneLine(error.message)}\n`);
       return EXIT_BAD_INPUT;
     }
     if (error instanceof PlanError) {
       process.stderr.write(`spillway: ${error.message}\n`);
       return EXIT_FAILURE;
     }
-    process.stderr.write(`spillway: internal error: ${(error as Error).message ?? String(error)}\n`);
+    process.stderr.write(`spillway: internal error: ${oneLine((error as Error).message ?? String(error))}\n`);
     if (process.env.SPILLWAY_DEBUG) process.stderr.write(`${(error as Error).stack}\n`);
     return EXIT_FAILURE;
   }
