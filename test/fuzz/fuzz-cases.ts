@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { mulberry32 } from "../../core/random.js";
 import {
   ARG_MUTATIONS,
+  type ArgMutation,
   JSON_MUTATIONS,
   type JsonMutation,
   mutateArgs,
@@ -292,6 +293,8 @@ export interface FuzzCase {
   /** What was done to the valid case: "args:flag-twice", "plan:truncate", "profile:/dev/zero", "none". */
   readonly mutation: string;
   readonly args: readonly string[];
+  /** Whether the mutation always makes the input invalid, so the CLI must refuse it (exit 2). */
+  readonly mustRefuse: boolean;
   /** The case's own folder (its cwd, its outputs, its mutated files). */
   readonly folder: string;
 }
@@ -347,6 +350,18 @@ function mutateFile(rng: Rng, source: string, kind: FileKind, target: string, su
   return `model.safetensors ${mutation}`;
 }
 
+/** Command-line mutations that always leave a malformed command line. */
+const ALWAYS_INVALID_ARGS: readonly ArgMutation[] = [
+  "unknown-flag",
+  "flag-twice",
+  "missing-value",
+  "missing-value-at-end",
+  "switch-with-value",
+  "after-double-dash",
+  "extra-word",
+  "help-with-value",
+];
+
 /**
  * Case `seed`: a surface, and one mutation of its arguments, of one of its files, or one file replaced
  * by a special file (or none: the valid case). Its files are written into `casesFolder`/seed/.
@@ -359,6 +374,7 @@ export function makeCase(seed: number, fixtures: Fixtures, casesFolder: string, 
   const files: Fixtures = { ...fixtures };
   const roll = rng();
   let mutation = "none";
+  let mustRefuse = false;
   let args: string[];
   if (surface.files.length && roll < 0.5) {
     const key = pick(rng, surface.files);
@@ -373,15 +389,22 @@ export function makeCase(seed: number, fixtures: Fixtures, casesFolder: string, 
     const key = pick(rng, surface.files);
     files[key] = pick(rng, special);
     mutation = `${key}:${files[key]}`;
+    mustRefuse = true;
     args = surface.args(files);
   } else if (roll < 0.95 || surface.invalidOnly) {
     const kind = pick(rng, ARG_MUTATIONS);
     mutation = `args:${kind}`;
-    args = mutateArgs(rng, surface.args(files), kind, surface.pinned ?? []);
+    const valid = surface.args(files);
+    args = mutateArgs(rng, valid, kind, surface.pinned ?? []);
+    // A switch given twice is allowed (--json --json); every other of these is a malformed command line.
+    mustRefuse =
+      ALWAYS_INVALID_ARGS.includes(kind) &&
+      args.join("\0") !== valid.join("\0") &&
+      !(kind === "flag-twice" && args.slice(valid.length).includes("--json"));
     // A valid slow case stays out: only what makes the command line invalid.
     if (surface.invalidOnly && (kind === "drop-flag" || kind === "odd-value")) args = [...args, "--bogus"];
   } else {
     args = surface.args(files);
   }
-  return { seed, surface: surface.name, mutation, args, folder };
+  return { seed, surface: surface.name, mutation, args, mustRefuse, folder };
 }

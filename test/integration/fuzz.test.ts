@@ -51,8 +51,10 @@ interface Outcome {
 }
 
 /** The contract's breaches in one case's outcome (empty: it kept the contract). */
-function breaches(outcome: Outcome): string[] {
+function breaches(outcome: Outcome, mustRefuse = false): string[] {
   const found: string[] = [];
+  if (mustRefuse && !outcome.hung && outcome.status !== 2)
+    found.push(`exit ${outcome.status} for invalid input, expected 2`);
   if (outcome.hung) found.push(`no answer within ${CASE_LIMIT_MS} ms (a hang)`);
   else if (![0, 1, 2].includes(outcome.status)) found.push(`exit ${outcome.status}`);
   if (/internal error/.test(outcome.stderr)) found.push("internal error");
@@ -178,7 +180,7 @@ test("fuzz: mutated flags and files of every command keep the exit-code contract
         const fuzzCase = cases[next++]!;
         const outcome = await worker.run(fuzzCase);
         statuses.set(outcome.status, (statuses.get(outcome.status) ?? 0) + 1);
-        const found = breaches(outcome);
+        const found = breaches(outcome, fuzzCase.mustRefuse);
         if (found.length)
           failures.push(
             `seed ${fuzzCase.seed} (${fuzzCase.surface}, ${fuzzCase.mutation}): ${found.join("; ")}\n  spillway ${fuzzCase.args
