@@ -50,7 +50,7 @@ function tooLarge(name: string, size: string, maxBytes: number, what: string): I
   return new InputError(
     name,
     undefined,
-    `${size}; ${what} may hold at most ${maxBytes} bytes (${Math.round(maxBytes / MIB)} MiB)`,
+    `${size}; ${what} may hold at most ${maxBytes} bytes${maxBytes >= MIB ? ` (${Math.round(maxBytes / MIB)} MiB)` : ""}`,
   );
 }
 

@@ -7,14 +7,14 @@
  * (FUZZ_SEEDS=17,42 node --test dist/test/integration/fuzz.test.js).
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, execFileSync, fork } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { mulberry32 } from "../../core/random.js";
-import { runCliInProcess } from "../fuzz/cli-in-process.js";
+import { CliWorker, type WorkerOutcome } from "../fuzz/cli-worker.js";
 import {
   FIXED_POLICY,
   type Fixtures,
@@ -39,19 +39,11 @@ const CASE_LIMIT_MS = 30_000;
  */
 const KNOWN_FAILURES: ReadonlyMap<number, string> = new Map([]);
 
-const WORKER = fileURLToPath(new URL("../fuzz/fuzz-worker.js", import.meta.url));
 const root = mkdtempSync(join(tmpdir(), "spillway-fuzz-"));
 after(() => rmSync(root, { recursive: true, force: true }));
 
-interface Outcome {
-  readonly status: number;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly hung?: boolean;
-}
-
 /** The contract's breaches in one case's outcome (empty: it kept the contract). */
-function breaches(outcome: Outcome, mustRefuse = false): string[] {
+function breaches(outcome: WorkerOutcome, mustRefuse = false): string[] {
   const found: string[] = [];
   if (mustRefuse && !outcome.hung && outcome.status !== 2)
     found.push(`exit ${outcome.status} for invalid input, expected 2`);
@@ -67,7 +59,7 @@ function breaches(outcome: Outcome, mustRefuse = false): string[] {
   return found;
 }
 
-async function makeFixtures(): Promise<{ fixtures: Fixtures; special: string[] }> {
+async function makeFixtures(worker: CliWorker): Promise<{ fixtures: Fixtures; special: string[] }> {
   const dir = join(root, "fixtures");
   mkdirSync(dir);
   const path = (name: string) => join(dir, name);
@@ -85,7 +77,7 @@ async function makeFixtures(): Promise<{ fixtures: Fixtures; special: string[] }
     ["trace", "convert", path("routing.csv"), "--out", path("routing.jsonl"), "--quiet"],
   ];
   for (const args of made) {
-    const result = await runCliInProcess(args);
+    const result = await worker.run(args);
     assert.equal(result.status, 0, `fixture ${args.join(" ")}: ${result.stderr}`);
   }
   mkdirSync(path("folder"));
@@ -111,54 +103,6 @@ async function makeFixtures(): Promise<{ fixtures: Fixtures; special: string[] }
   };
 }
 
-/** A worker process running cases one at a time; killed and replaced when a case hangs. */
-class Worker {
-  private child: ChildProcess | undefined;
-  private ready: Promise<void> | undefined;
-
-  private start(): Promise<void> {
-    const child = fork(WORKER, [], { stdio: ["ignore", "ignore", "ignore", "ipc"] });
-    this.child = child;
-    return new Promise((resolve) => {
-      child.once("message", () => resolve());
-    });
-  }
-
-  async run(fuzzCase: FuzzCase): Promise<Outcome> {
-    this.ready ??= this.start();
-    await this.ready;
-    const child = this.child!;
-    return new Promise((resolve) => {
-      const finish = (outcome: Outcome) => {
-        clearTimeout(timer);
-        child.off("message", onMessage);
-        child.off("exit", onExit);
-        resolve(outcome);
-      };
-      const onMessage = (message: { id?: number; result?: Outcome }) => {
-        if (message.id === fuzzCase.seed && message.result) finish(message.result);
-      };
-      const onExit = (code: number | null, signal: string | null) => {
-        this.ready = undefined;
-        finish({ status: -1, stdout: "", stderr: `worker ended (code ${code}, signal ${signal})` });
-      };
-      const timer = setTimeout(() => {
-        child.off("exit", onExit);
-        child.kill("SIGKILL");
-        this.ready = undefined;
-        finish({ status: -1, stdout: "", stderr: "", hung: true });
-      }, CASE_LIMIT_MS);
-      child.on("message", onMessage);
-      child.on("exit", onExit);
-      child.send({ id: fuzzCase.seed, args: fuzzCase.args, cwd: fuzzCase.folder });
-    });
-  }
-
-  stop(): void {
-    this.child?.kill("SIGKILL");
-  }
-}
-
 function seeds(): number[] {
   const chosen = process.env.FUZZ_SEEDS;
   if (chosen) return chosen.split(",").map(Number);
@@ -166,11 +110,11 @@ function seeds(): number[] {
 }
 
 test("fuzz: mutated flags and files of every command keep the exit-code contract", async () => {
-  const { fixtures, special } = await makeFixtures();
+  const workers = Array.from({ length: WORKERS }, () => new CliWorker(CASE_LIMIT_MS));
+  const { fixtures, special } = await makeFixtures(workers[0]!);
   const cases = seeds()
     .filter((seed) => !KNOWN_FAILURES.has(seed))
     .map((seed) => makeCase(seed, fixtures, join(root, "cases"), special));
-  const workers = Array.from({ length: WORKERS }, () => new Worker());
   const failures: string[] = [];
   const statuses = new Map<number, number>();
   let next = 0;
@@ -178,7 +122,7 @@ test("fuzz: mutated flags and files of every command keep the exit-code contract
     workers.map(async (worker) => {
       while (next < cases.length) {
         const fuzzCase = cases[next++]!;
-        const outcome = await worker.run(fuzzCase);
+        const outcome = await worker.run(fuzzCase.args, fuzzCase.folder);
         statuses.set(outcome.status, (statuses.get(outcome.status) ?? 0) + 1);
         const found = breaches(outcome, fuzzCase.mustRefuse);
         if (found.length)
