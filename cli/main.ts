@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-import { realpathSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 /**
  * The `spillway` command line: a thin shell over the library, one module per command. Exit codes: 0 ok,
  * 1 failure (e.g. no policy fits), 2 bad input (flags, files).
  */
+
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import yargs, { type Argv, type MiddlewareFunction } from "yargs";
 import { hideBin } from "yargs/helpers";
 import { InputError } from "../core/input-error.js";

@@ -280,6 +280,7 @@ export const SURFACES: readonly Surface[] = [
   },
   { name: "models", args: () => ["models", "--json"], files: [] },
   { name: "hardware", args: () => ["hardware", "--json"], files: [] },
+  { name: "devices", args: () => ["devices", "--json"], files: [] },
 ];
 
 /** Special files an input may be replaced with; none is ever read without limit. */

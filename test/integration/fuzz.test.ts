@@ -109,7 +109,7 @@ function seeds(): number[] {
   return Array.from({ length: CASES }, (_, i) => i + 1);
 }
 
-test("fuzz: mutated flags and files of every command keep the exit-code contract", async () => {
+test("fuzz: mutated flags and files of every command keep the exit-code contract", async (t) => {
   const workers = Array.from({ length: WORKERS }, () => new CliWorker(CASE_LIMIT_MS));
   const { fixtures, special } = await makeFixtures(workers[0]!);
   const cases = seeds()
@@ -135,6 +135,7 @@ test("fuzz: mutated flags and files of every command keep the exit-code contract
       worker.stop();
     }),
   );
+  t.diagnostic(`${cases.length} cases; exit codes ${JSON.stringify(Object.fromEntries([...statuses].sort()))}`);
   assert.deepEqual(failures, [], `${failures.length} of ${cases.length} cases broke the contract`);
   // The suite exercises both sides of the contract: valid cases pass, invalid ones are refused.
   if (!process.env.FUZZ_SEEDS) {
