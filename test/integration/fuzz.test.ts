@@ -18,7 +18,6 @@ import { CliWorker, type WorkerOutcome } from "../fuzz/cli-worker.js";
 import {
   FIXED_POLICY,
   type Fixtures,
-  type FuzzCase,
   makeCase,
   RUNS_CSV,
   SAMPLES_CSV,
