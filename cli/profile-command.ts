@@ -5,6 +5,7 @@
 import { Presets, SingleBar } from "cli-progress";
 import type { Argv } from "yargs";
 import { parseHardwareProfile } from "../core/hardware-profile.js";
+import { InputError } from "../core/input-error.js";
 import { readInputText } from "../core/read-input-file.js";
 import { GIB } from "../core/units.js";
 import { writeFileAtomic } from "../core/write-file-atomic.js";
@@ -59,8 +60,16 @@ function readSamplesFile(path: string): string {
 }
 
 export function runProfile(argv: ProfileArgs): void {
-  const fromSamplesText = argv["from-samples"] ? readSamplesFile(argv["from-samples"]) : undefined;
-  const samplesGiven = fromSamplesText ? samplesFromCsv(fromSamplesText, argv["from-samples"]!) : undefined;
+  const samplesPath = argv["from-samples"];
+  const samplesGiven =
+    samplesPath !== undefined ? samplesFromCsv(readSamplesFile(samplesPath), samplesPath) : undefined;
+  // An empty samples file is an error, not a request to measure this machine.
+  if (samplesGiven?.length === 0)
+    throw new InputError(
+      samplesPath!,
+      undefined,
+      "no samples; expected the header measurement,size,shape,seconds and rows (spillway profile's samples file)",
+    );
   const cuda = argv.backend === "cuda" || Boolean(samplesGiven?.some((x) => x.measurement === "deviceCopy"));
   const native = cuda && !samplesGiven ? requireCuda() : undefined;
   native?.setDevice(0);

@@ -1,11 +1,15 @@
 /** csv-parse's own errors (an unterminated quote, a bad record) name the file and the line: FILE:LINE: ... */
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
 import { csvInputError } from "../../core/csv-input-error.js";
 import { InputError } from "../../core/input-error.js";
 import { parseRunsCsv } from "../../engines/measured-runs.js";
 import { parseRoutingCsv } from "../../routing/routing-csv.js";
 import { samplesFromCsv } from "../../runtime/profile-cpu.js";
+import { CliWorker } from "../fuzz/cli-worker.js";
 
 const ROUTING =
   "# spillway-routing-trace model=mixtral-8x7b num_layers=32 num_experts=8 experts_per_token=2\n" +
@@ -42,4 +46,26 @@ test("csvInputError: one line; an error without a line names the file", () => {
   assert.equal(csvInputError(new Error("odd"), "f.csv").message, "f.csv: not valid CSV: odd");
   const own = new InputError("f.csv", "line 2", "kept");
   assert.equal(csvInputError(own, "f.csv"), own);
+});
+
+test("profile --from-samples with an empty or header-only file is refused (it does not measure this machine)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "spillway-samples-"));
+  const worker = new CliWorker(20_000);
+  after(() => {
+    worker.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  for (const [name, text] of [
+    ["empty.csv", ""],
+    ["header.csv", "measurement,size,shape,seconds\n"],
+  ] as const) {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    const result = await worker.run(["profile", "--from-samples", path, "--out", join(dir, "p.json"), "--quiet"]);
+    assert.equal(result.status, 2, `${name}: ${result.stderr}`);
+    assert.match(
+      result.stderr,
+      new RegExp(`^spillway: ${path.replaceAll(".", "\\.")}: no samples; expected the header`),
+    );
+  }
 });

@@ -18,6 +18,7 @@ import { resolveHardware } from "../../core/resolve-hardware.js";
 import { resolveModel } from "../../models/resolve-model.js";
 import { readReportInput } from "../../reports/read-report-input.js";
 import { readRoutingTrace } from "../../routing/read-routing-trace.js";
+import { readMixtralConfig } from "../../runtime/moe/synth-mixtral-weights.js";
 import { openSafetensors } from "../../runtime/safetensors.js";
 
 const dir = mkdtempSync(join(tmpdir(), "spillway-read-"));
@@ -89,4 +90,19 @@ test("standard input is read with the same limit", () => {
     spawnSync(process.execPath, ["--input-type=module", "-e", script], { input, encoding: "utf8" }).stdout;
   assert.equal(run("\uFEFFsmall"), "small");
   assert.equal(run("x".repeat(17)), "ERR <stdin>: more than 16 bytes; an input file may hold at most 16 bytes");
+});
+
+test("a Mixtral weights folder's config.json is read like any input: errors name the file and field", () => {
+  const weights = join(dir, "mixtral");
+  mkdirSync(weights);
+  writeFileSync(join(weights, "config.json"), '{"model_type": "opt"}');
+  assert.throws(
+    () => readMixtralConfig(weights),
+    (e: unknown) => e instanceof InputError && /config\.json: model_type: expected "mixtral"/.test(e.message),
+  );
+  writeFileSync(join(weights, "config.json"), '{"model_type": "mixtral", "hidden_size": "64"}');
+  assert.throws(
+    () => readMixtralConfig(weights),
+    (e: unknown) => e instanceof InputError && /config\.json: hidden_size: expected a number/.test(e.message),
+  );
 });
