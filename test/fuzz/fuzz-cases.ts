@@ -351,6 +351,9 @@ function mutateFile(rng: Rng, source: string, kind: FileKind, target: string, su
   return `model.safetensors ${mutation}`;
 }
 
+/** Flags that take a list: given twice, their values add up. */
+const LIST_FLAGS = ["--percent", "--measured", "--engine"];
+
 /** Command-line mutations that always leave a malformed command line. */
 const ALWAYS_INVALID_ARGS: readonly ArgMutation[] = [
   "unknown-flag",
@@ -397,11 +400,13 @@ export function makeCase(seed: number, fixtures: Fixtures, casesFolder: string, 
     mutation = `args:${kind}`;
     const valid = surface.args(files);
     args = mutateArgs(rng, valid, kind, surface.pinned ?? []);
-    // A switch given twice is allowed (--json --json); every other of these is a malformed command line.
+    // A switch or a list flag given twice is allowed (--json --json, --measured a --measured b); every
+    // other of these is a malformed command line.
+    const repeated = args.slice(valid.length)[0];
     mustRefuse =
       ALWAYS_INVALID_ARGS.includes(kind) &&
       args.join("\0") !== valid.join("\0") &&
-      !(kind === "flag-twice" && args.slice(valid.length).includes("--json"));
+      !(kind === "flag-twice" && (repeated === "--json" || LIST_FLAGS.includes(repeated ?? "")));
     // A valid slow case stays out: only what makes the command line invalid.
     if (surface.invalidOnly && (kind === "drop-flag" || kind === "odd-value")) args = [...args, "--bogus"];
   } else {
