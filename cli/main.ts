@@ -3,14 +3,25 @@
  * The `spillway` command line: a thin shell over the library, one module per command. Exit codes: 0 ok,
  * 1 failure (e.g. no policy fits), 2 bad input (flags, files).
  */
-import yargs, { type Argv } from "yargs";
+
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import yargs, { type Argv, type MiddlewareFunction } from "yargs";
 import { hideBin } from "yargs/helpers";
 import { InputError } from "../core/input-error.js";
 import { EngineUnsupportedError } from "../engines/engine-unsupported-error.js";
 import { PlanError } from "../planner/plan-error.js";
+import {
+  checkFlagSyntax,
+  checkGlobalSwitches,
+  type DeclaredFlags,
+  restoreStdinArguments,
+  STDIN_ARGUMENT,
+} from "./check-flag-syntax.js";
 import { COMMAND_HEADS, COMMAND_NAMES, type CommandName } from "./command-heads.js";
 import { COMMAND_LOADERS } from "./command-index.js";
 import type { SpillwayCommand } from "./command-module.js";
+import { oneLine } from "./one-line.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";
 import { usageMessage } from "./usage-message.js";
 
@@ -41,60 +52,89 @@ export async function buildCli(args: string[]): Promise<Argv> {
     const stub: SpillwayCommand<object> = { command, describe, handler: () => undefined };
     cli = cli.command((name === named ? loaded : stub) as SpillwayCommand<object>);
   }
-  return cli
-    .example(
-      "$0 plan --model opt-30b --hardware rtx3090 --out p.json && $0 simulate p.json",
-      "plan a model for a GPU, then check the plan by simulation",
-    )
-    .demandCommand(1, "Not enough non-option arguments: got 0, need at least 1")
-    .strict()
-    .help()
-    .alias("help", "h")
-    .version()
-    .epilog(EXIT_CODES_EPILOG)
-    .wrap(Math.min(110, process.stdout.columns || 100))
-    .fail((message, error) => {
-      if (error) throw error;
-      throw new UsageError(message);
-    });
+  return (
+    cli
+      .example(
+        "$0 plan --model opt-30b --hardware rtx3090 --out p.json && $0 simulate p.json",
+        "plan a model for a GPU, then check the plan by simulation",
+      )
+      .demandCommand(1, "Not enough non-option arguments: got 0, need at least 1")
+      .strict()
+      .help()
+      .alias("help", "h")
+      .version()
+      .epilog(EXIT_CODES_EPILOG)
+      .wrap(Math.min(110, process.stdout.columns || 100))
+      // yargs passes middleware its instance as a second argument (its typings omit it): the command's flags.
+      .middleware(
+        ((argv: Record<string, unknown>, y: { getOptions(): DeclaredFlags }) => {
+          restoreStdinArguments(argv);
+          checkFlagSyntax(args, argv, y.getOptions());
+        }) as unknown as MiddlewareFunction,
+        true,
+      )
+      .fail((message, error) => {
+        if (error) throw error;
+        throw new UsageError(message);
+      })
+  );
 }
 
-/** `--flag -` means standard input; yargs would read a lone "-" as a positional, so join it to its flag. */
+/**
+ * `--flag -` means standard input; yargs would read a lone "-" as a positional, so join it to its flag.
+ * A lone "-" positional (`simulate -`) becomes STDIN_ARGUMENT, which yargs keeps (it would make "-" an
+ * empty string), and is turned back into "-" before any handler sees it.
+ */
 function joinStdinValues(args: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
+    if (arg === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
     if (arg.startsWith("--") && !arg.includes("=") && args[i + 1] === "-") {
       out.push(`${arg}=-`);
       i++;
-    } else out.push(arg);
+    } else out.push(arg === "-" ? STDIN_ARGUMENT : arg);
   }
   return out;
 }
 
 export async function main(args: string[]): Promise<number> {
   try {
+    checkGlobalSwitches(args);
     await (await buildCli(joinStdinValues(args))).parseAsync();
     return EXIT_OK;
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`spillway: ${usageMessage(error.message, args)}\n`);
+      process.stderr.write(`spillway: ${oneLine(usageMessage(error.message.replaceAll(STDIN_ARGUMENT, "-"), args))}\n`);
       return EXIT_BAD_INPUT;
     }
     if (error instanceof InputError || error instanceof EngineUnsupportedError) {
-      process.stderr.write(`spillway: ${error.message}\n`);
+      process.stderr.write(`spillway: ${oneLine(error.message)}\n`);
       return EXIT_BAD_INPUT;
     }
     if (error instanceof PlanError) {
       process.stderr.write(`spillway: ${error.message}\n`);
       return EXIT_FAILURE;
     }
-    process.stderr.write(`spillway: internal error: ${(error as Error).message ?? String(error)}\n`);
+    process.stderr.write(`spillway: internal error: ${oneLine((error as Error).message ?? String(error))}\n`);
     if (process.env.SPILLWAY_DEBUG) process.stderr.write(`${(error as Error).stack}\n`);
     return EXIT_FAILURE;
   }
 }
 
-main(hideBin(process.argv)).then((code) => {
-  process.exitCode = code;
-});
+/** Whether this module is the program node started (not imported, as the in-process tests do). */
+function isEntryPoint(): boolean {
+  try {
+    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint())
+  main(hideBin(process.argv)).then((code) => {
+    process.exitCode = code;
+  });

@@ -2,10 +2,10 @@
  * `spillway profile`: measure this machine for a backend (or rebuild from a samples CSV) and write a
  * hardware profile (JSON) and its raw samples (CSV).
  */
-import { readFileSync } from "node:fs";
 import type { Argv } from "yargs";
 import { parseHardwareProfile } from "../core/hardware-profile.js";
 import { InputError } from "../core/input-error.js";
+import { readInputText } from "../core/read-input-file.js";
 import { GIB } from "../core/units.js";
 import { writeFileAtomic } from "../core/write-file-atomic.js";
 import { cudaProfileFromSamples, measureCudaBackend } from "../runtime/cuda/profile-cuda.js";
@@ -56,20 +56,20 @@ function profileOptions<T>(y: Argv<T>) {
 export type ProfileArgs = ArgsOf<ReturnType<typeof profileOptions>>;
 
 function readSamplesFile(path: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (error) {
-    throw new InputError(
-      path,
-      undefined,
-      (error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message,
-    );
-  }
+  return readInputText(path, { expected: "a samples CSV (spillway profile's samples file)" });
 }
 
 export function runProfile(argv: ProfileArgs): void {
-  const fromSamplesText = argv["from-samples"] ? readSamplesFile(argv["from-samples"]) : undefined;
-  const samplesGiven = fromSamplesText ? samplesFromCsv(fromSamplesText, argv["from-samples"]!) : undefined;
+  const samplesPath = argv["from-samples"];
+  const samplesGiven =
+    samplesPath !== undefined ? samplesFromCsv(readSamplesFile(samplesPath), samplesPath) : undefined;
+  // An empty samples file is an error, not a request to measure this machine.
+  if (samplesGiven?.length === 0)
+    throw new InputError(
+      samplesPath!,
+      undefined,
+      "no samples; expected the header measurement,size,shape,seconds and rows (spillway profile's samples file)",
+    );
   const cuda = argv.backend === "cuda" || Boolean(samplesGiven?.some((x) => x.measurement === "deviceCopy"));
   const native = cuda && !samplesGiven ? requireCuda() : undefined;
   native?.setDevice(0);

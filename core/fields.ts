@@ -92,6 +92,30 @@ export function readString(obj: Record<string, unknown>, key: string, ctx: Field
   return value;
 }
 
+/**
+ * Characters a name must not hold: C0 and C1 controls (ESC starts a terminal escape sequence), DEL, and
+ * the bidirectional overrides that reorder what a terminal shows. Names are printed as they are, so a
+ * crafted file could otherwise rewrite the terminal it is shown on.
+ */
+const CONTROL_CHARACTER = /[\p{Cc}\u202a-\u202e\u2066-\u2069]/u;
+
+/** `value` as a name (printed raw), refused if it holds a control character. */
+export function checkName(value: string, ctx: FieldContext, key: string): string {
+  const found = CONTROL_CHARACTER.exec(value);
+  if (found)
+    fail(
+      ctx,
+      key,
+      `expected a name without control characters, got U+${found[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")} at position ${found.index}`,
+    );
+  return value;
+}
+
+/** A non-empty string field that is printed as a name: no control characters. */
+export function readName(obj: Record<string, unknown>, key: string, ctx: FieldContext): string {
+  return checkName(readString(obj, key, ctx), ctx, key);
+}
+
 export function readOptionalString(obj: Record<string, unknown>, key: string, ctx: FieldContext): string | undefined {
   if (obj[key] === undefined) return undefined;
   return readString(obj, key, ctx);

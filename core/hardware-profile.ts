@@ -10,6 +10,7 @@ import {
   child,
   type FieldContext,
   fail,
+  readName,
   readNumber,
   readObject,
   readOptionalString,
@@ -353,16 +354,16 @@ export function parseHardwareProfile(data: unknown, source: string, path = ""): 
     "note",
   ]);
   const profile: HardwareProfile = {
-    name: readString(o, "name", ctx),
-    description: readString(o, "description", ctx),
-    host: readString(o, "host", ctx),
+    name: readName(o, "name", ctx),
+    description: readName(o, "description", ctx),
+    host: readName(o, "host", ctx),
     capacityBytes: {
       gpu: readSourced(cap, "gpu", capCtx, false),
       cpu: readSourced(cap, "cpu", capCtx, false),
       disk: readSourced(cap, "disk", capCtx, false),
     },
     gpu: {
-      name: readString(gpu, "name", gpuCtx),
+      name: readName(gpu, "name", gpuCtx),
       memoryBandwidthBytesPerSecond: readQuantity(gpu, "memoryBandwidthBytesPerSecond", gpuCtx),
       fp16MatmulFlopsPerSecond: readQuantity(gpu, "fp16MatmulFlopsPerSecond", gpuCtx),
       kernelLaunchSeconds: readQuantity(gpu, "kernelLaunchSeconds", gpuCtx, false),
@@ -377,7 +378,7 @@ export function parseHardwareProfile(data: unknown, source: string, path = ""): 
       ...(gpu.gemmCurve !== undefined ? { gemmCurve: readGemmCurve(gpu, gpuCtx) } : {}),
     },
     cpu: {
-      name: readString(cpu, "name", cpuCtx),
+      name: readName(cpu, "name", cpuCtx),
       cores: readNumber(cpu, "cores", cpuCtx, { min: 1, integer: true }),
       fp32FlopsPerSecond: readQuantity(cpu, "fp32FlopsPerSecond", cpuCtx),
       memoryBandwidthBytesPerSecond: readQuantity(cpu, "memoryBandwidthBytesPerSecond", cpuCtx),

@@ -9,7 +9,7 @@
  * head_dim independent of hidden_size). Every MoE family here is MoE in every layer; models that mix
  * dense and MoE layers (DeepSeek's first dense layers, decoder_sparse_step > 1) are not modelled.
  */
-import { type FieldContext, fail } from "./fields.js";
+import { checkName, type FieldContext, fail } from "./fields.js";
 
 export const MODEL_FAMILIES = [
   "opt",
@@ -227,6 +227,7 @@ export function totalWeightBytes(model: ModelSpec): number {
 
 /** Cross-field checks shared by every way a model spec can arrive. */
 export function checkModelConsistency(spec: ModelSpec, ctx: FieldContext): ModelSpec {
+  checkName(spec.name, ctx, "name");
   if (spec.headDim === undefined && spec.hiddenSize % spec.numHeads !== 0)
     fail(
       ctx,

@@ -9,6 +9,7 @@
 
 import { planSchemaDocument } from "../schemas/definitions.js";
 import { checkAgainstSchema } from "../schemas/schema-input-error.js";
+import { checkName } from "./fields.js";
 import { parseHardwareProfile } from "./hardware-profile.js";
 import { checkModelConsistency } from "./model-spec.js";
 import { policyWithoutFileOnlyFields } from "./parse-policy.js";
@@ -31,6 +32,7 @@ function withoutFileOnlyFields(file: Record<string, unknown>): Plan {
 export function parsePlan(data: unknown, source: string): Plan {
   checkAgainstSchema(data, planSchemaDocument(), source);
   const plan = withoutFileOnlyFields(data as Record<string, unknown>);
+  for (const key of ["model", "hardware"] as const) checkName(plan[key], { source, path: "" }, key);
   if (plan.hardwareProfile) parseHardwareProfile(plan.hardwareProfile, source, "hardwareProfile");
   checkModelConsistency(plan.modelSpec, { source, path: "modelSpec" });
   checkPolicyRules(plan.policy, { source, path: "policy" });

@@ -1,28 +1,18 @@
-import { readFileSync } from "node:fs";
 import { InputError } from "./input-error.js";
+import { type InputFileRule, inputName, readInputText, withoutByteOrderMark } from "./read-input-file.js";
 
 /**
- * Reads and parses a JSON file ("-" reads standard input), turning every failure (missing file,
- * truncated or malformed JSON) into an InputError that names the file and, for syntax errors, the line.
+ * Reads and parses a JSON file ("-" reads standard input), turning every failure (missing file, not a
+ * regular file, larger than the rule's limit, truncated or malformed JSON) into an InputError that
+ * names the file and, for syntax errors, the line.
  */
-export function readJsonFile(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path === "-" ? 0 : path, "utf8");
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const reason =
-      code === "ENOENT"
-        ? "no such file"
-        : code === "EISDIR"
-          ? "is a directory, expected a JSON file"
-          : (error as Error).message;
-    throw new InputError(path, undefined, reason);
-  }
-  return parseJsonText(text, path === "-" ? "<stdin>" : path);
+export function readJsonFile(path: string, rule: InputFileRule = {}): unknown {
+  return parseJsonText(readInputText(path, { expected: "a JSON file", ...rule }), inputName(path));
 }
 
-export function parseJsonText(text: string, source: string): unknown {
+/** Parses JSON text (a leading UTF-8 byte order mark is allowed), errors naming `source` and the line. */
+export function parseJsonText(json: string, source: string): unknown {
+  const text = withoutByteOrderMark(json);
   try {
     return JSON.parse(text);
   } catch (error) {

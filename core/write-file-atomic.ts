@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import {
   closeSync,
   constants,
@@ -10,8 +9,8 @@ import {
   rmSync,
   writeSync,
 } from "node:fs";
-import { basename, dirname, join } from "node:path";
 import { InputError } from "./input-error.js";
+import { removeOnSignal, removeStaleTemporaries, temporaryPathFor } from "./temporary-files.js";
 
 /**
  * What a write to `path` would replace: nothing, or a regular file (whose permission bits the new file
@@ -46,11 +45,15 @@ export function checkOutputPath(path: string): { readonly mode: number | undefin
  * Writes a file so that a reader never sees it half-written and an existing file is replaced only once
  * the new one is complete: the content goes to a new, unpredictably named file in the same folder,
  * created exclusively (never through a planted link), then renamed over the target. An existing file's
- * permission bits are kept; links, devices and folders are refused (checkOutputPath).
+ * permission bits are kept; links, devices and folders are refused (checkOutputPath). The temporary is
+ * named by temporaryPathFor, removed on SIGINT/SIGTERM/SIGHUP, and stale ones of the same target left
+ * by killed runs are removed first (core/temporary-files.ts).
  */
 export function writeFileAtomic(path: string, content: string | Uint8Array): void {
   const { mode } = checkOutputPath(path);
-  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+  removeStaleTemporaries(path);
+  const temporary = temporaryPathFor(path);
+  const forget = removeOnSignal(temporary);
   let fd: number | undefined;
   try {
     // O_EXCL | O_NOFOLLOW: fails if anything, a link included, already has the name.
@@ -71,5 +74,7 @@ export function writeFileAtomic(path: string, content: string | Uint8Array): voi
     if (fd !== undefined) closeSync(fd);
     rmSync(temporary, { force: true });
     throw new InputError(path, undefined, `cannot write: ${(error as Error).message}`);
+  } finally {
+    forget();
   }
 }

@@ -10,13 +10,14 @@
  * A file is read only if it is a regular file of at most MAX_RUNS_FILE_BYTES; every error names the
  * file, the line and the column or field, and what was expected.
  */
-import { closeSync, constants, fstatSync, openSync, readFileSync, statSync } from "node:fs";
 import { parse } from "csv-parse/sync";
+import { csvInputError } from "../core/csv-input-error.js";
 import { asObject, child, type FieldContext, fail, readNumber, readObject } from "../core/fields.js";
 import { InputError } from "../core/input-error.js";
 import type { ModelSpec } from "../core/model-spec.js";
 import { parseModelSpec } from "../core/parse-model-spec.js";
 import type { Policy } from "../core/policy.js";
+import { readInputText } from "../core/read-input-file.js";
 import { parseJsonText } from "../core/read-json-file.js";
 import type { Workload } from "../core/workload.js";
 import { findCatalogueModel, MODEL_CATALOGUE } from "../models/catalogue.js";
@@ -50,31 +51,11 @@ type RunColumn = (typeof REQUIRED_RUN_COLUMNS)[number] | (typeof OPTIONAL_RUN_CO
 
 /** The text of `path`, refusing anything but a regular file of at most MAX_RUNS_FILE_BYTES. */
 export function readRunsText(path: string): string {
-  let fd: number;
-  try {
-    // Checked before opening: opening a FIFO for reading would wait for a writer.
-    if (!statSync(path).isFile())
-      throw new InputError(path, undefined, "not a regular file; expected a runs CSV or a comparison JSON file");
-    fd = openSync(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
-  } catch (error) {
-    if (error instanceof InputError) throw error;
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new InputError(path, undefined, code === "ENOENT" ? "no such file" : (error as Error).message);
-  }
-  try {
-    const stat = fstatSync(fd);
-    if (!stat.isFile())
-      throw new InputError(path, undefined, "not a regular file; expected a runs CSV or a comparison JSON file");
-    if (stat.size > MAX_RUNS_FILE_BYTES)
-      throw new InputError(
-        path,
-        undefined,
-        `${stat.size} bytes; a runs file may hold at most ${MAX_RUNS_FILE_BYTES} bytes`,
-      );
-    return readFileSync(fd, "utf8");
-  } finally {
-    closeSync(fd);
-  }
+  return readInputText(path, {
+    maxBytes: MAX_RUNS_FILE_BYTES,
+    expected: "a runs CSV or a comparison JSON file",
+    what: "a runs file",
+  });
 }
 
 /** The runs in `path`: a comparison JSON file (its text starts with "{") or a runs CSV. */
@@ -123,7 +104,7 @@ export function parseRunsCsv(text: string, source: string): MeasuredRun[] {
       trim: true,
     }) as unknown as typeof records;
   } catch (error) {
-    throw new InputError(source, undefined, `not valid CSV: ${(error as Error).message}`);
+    throw csvInputError(error, source);
   }
   const [header, ...rows] = records;
   if (!header)

@@ -5,7 +5,7 @@
  * per-layer dense/MoE mix is not modelled.
  */
 import { basename, dirname, resolve } from "node:path";
-import { asObject, type FieldContext, fail, readNumber, readOptionalNumber } from "../core/fields.js";
+import { asObject, checkName, type FieldContext, fail, readNumber, readOptionalNumber } from "../core/fields.js";
 import { describeValue } from "../core/input-error.js";
 import { checkModelConsistency, type ModelFamily, type ModelSpec, type MoeSpec } from "../core/model-spec.js";
 
@@ -37,6 +37,15 @@ export function modelSpecFromHfConfig(data: unknown, source: string, name?: stri
     (typeof o._name_or_path === "string" && o._name_or_path
       ? o._name_or_path.replace(/^.*\//, "")
       : nameFromPath(source));
+  checkName(
+    modelName,
+    ctx,
+    name !== undefined
+      ? "name"
+      : typeof o._name_or_path === "string" && o._name_or_path
+        ? "_name_or_path"
+        : "name (from the file's path)",
+  );
   checkDtype(o, ctx);
   if (family === "opt") {
     const hiddenSize = readNumber(o, "hidden_size", ctx, { min: 1, integer: true });

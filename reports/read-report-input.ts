@@ -9,6 +9,7 @@ import { describeValue, InputError } from "../core/input-error.js";
 import { parsePlan } from "../core/parse-plan.js";
 import { parsePolicy } from "../core/parse-policy.js";
 import type { Plan } from "../core/plan.js";
+import { INPUT_LIMIT_BYTES } from "../core/read-input-file.js";
 import { readJsonFile } from "../core/read-json-file.js";
 import type { Comparison, Figures } from "../runtime/compare.js";
 import { parseTrace, type Trace } from "./read-trace.js";
@@ -95,5 +96,6 @@ export function classifyReportInput(data: unknown, path: string): ReportInput {
 }
 
 export function readReportInput(path: string): ReportInput {
-  return classifyReportInput(readJsonFile(path), path);
+  // A report input may be a Chrome trace, which grows with the run: the trace limit applies.
+  return classifyReportInput(readJsonFile(path, { maxBytes: INPUT_LIMIT_BYTES.trace, what: "a report input" }), path);
 }

@@ -5,6 +5,7 @@
  */
 import { describeValue, InputError } from "../core/input-error.js";
 import { type PlanIdentity, parsePlanIdentity } from "../core/plan-identity.js";
+import { INPUT_LIMIT_BYTES } from "../core/read-input-file.js";
 import { readJsonFile } from "../core/read-json-file.js";
 import { isResource, type Resource } from "../core/resources.js";
 import { TIERS, type Tier } from "../core/tiers.js";
@@ -53,7 +54,7 @@ export function looksLikeTrace(data: unknown): boolean {
 }
 
 export function readTrace(path: string): Trace {
-  return parseTrace(readJsonFile(path), path);
+  return parseTrace(readJsonFile(path, { maxBytes: INPUT_LIMIT_BYTES.trace, what: "a trace" }), path);
 }
 
 function resourceOf(event: Record<string, unknown>): Resource | undefined {

@@ -1,10 +1,5 @@
-/**
- * Reads a routing trace file in any supported format, chosen by extension (.csv; .jsonl, .ndjson) or,
- * for other names, by content (a first non-blank character "{" means JSON Lines, else CSV).
- */
-import { readFileSync } from "node:fs";
-import { InputError } from "../core/input-error.js";
 import type { ModelSpec } from "../core/model-spec.js";
+import { INPUT_LIMIT_BYTES, inputName, readInputText } from "../core/read-input-file.js";
 import { parseMegatronJsonl } from "./megatron-jsonl.js";
 import { parseRoutingCsv } from "./routing-csv.js";
 import type { RoutingTrace } from "./routing-trace.js";
@@ -44,20 +39,15 @@ export function readRoutingTrace(
   path: string,
   options: { format?: RoutingFormat; given?: PartialRoutingMeta } = {},
 ): RoutingTrace {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new InputError(
-      path,
-      undefined,
-      code === "ENOENT"
-        ? "no such file"
-        : code === "EISDIR"
-          ? "is a folder; expected a routing trace file"
-          : (error as Error).message,
-    );
-  }
-  return parseRoutingTrace(text, path, options.format ?? detectRoutingFormat(path, text), options.given ?? {});
+  const text = readInputText(path, {
+    maxBytes: INPUT_LIMIT_BYTES.trace,
+    expected: "a routing trace file",
+    what: "a routing trace",
+  });
+  return parseRoutingTrace(
+    text,
+    inputName(path),
+    options.format ?? detectRoutingFormat(path, text),
+    options.given ?? {},
+  );
 }

@@ -14,6 +14,7 @@
  * Errors name the file, line number and column, and say what was expected.
  */
 import { parse } from "csv-parse/sync";
+import { csvInputError } from "../core/csv-input-error.js";
 import { InputError } from "../core/input-error.js";
 import { writeFileAtomic } from "../core/write-file-atomic.js";
 import { phaseName, type RoutingTrace, type RoutingTraceMeta } from "./routing-trace.js";
@@ -144,69 +145,73 @@ export function parseRoutingCsv(text: string, source: string, given: PartialRout
     return value;
   };
 
-  parse(text, {
-    comment: "#",
-    relax_column_count: true,
-    skip_empty_lines: true,
-    on_record: (record: string[], context: { lines: number }) => {
-      const line = context.lines;
-      if (!columnIndex) {
-        const header = record.map((h) => h.trim());
-        columnIndex = ROUTING_CSV_COLUMNS.map((column) => {
-          const index = header.indexOf(column);
-          if (index < 0)
+  try {
+    parse(text, {
+      comment: "#",
+      relax_column_count: true,
+      skip_empty_lines: true,
+      on_record: (record: string[], context: { lines: number }) => {
+        const line = context.lines;
+        if (!columnIndex) {
+          const header = record.map((h) => h.trim());
+          columnIndex = ROUTING_CSV_COLUMNS.map((column) => {
+            const index = header.indexOf(column);
+            if (index < 0)
+              throw new InputError(
+                source,
+                `line ${line}, header`,
+                `missing column ${JSON.stringify(column)}; expected the header ${ROUTING_CSV_COLUMNS.join(",")}`,
+              );
+            return index;
+          });
+          const extra = header.find((h) => !(ROUTING_CSV_COLUMNS as readonly string[]).includes(h));
+          if (extra !== undefined)
             throw new InputError(
               source,
               `line ${line}, header`,
-              `missing column ${JSON.stringify(column)}; expected the header ${ROUTING_CSV_COLUMNS.join(",")}`,
+              `unknown column ${JSON.stringify(extra)}; expected the header ${ROUTING_CSV_COLUMNS.join(",")}`,
             );
-          return index;
-        });
-        const extra = header.find((h) => !(ROUTING_CSV_COLUMNS as readonly string[]).includes(h));
-        if (extra !== undefined)
+          return null;
+        }
+        if (record.length !== ROUTING_CSV_COLUMNS.length) {
           throw new InputError(
             source,
-            `line ${line}, header`,
-            `unknown column ${JSON.stringify(extra)}; expected the header ${ROUTING_CSV_COLUMNS.join(",")}`,
+            `line ${line}`,
+            `expected ${ROUTING_CSV_COLUMNS.length} values (${ROUTING_CSV_COLUMNS.join(",")}), got ${record.length}`,
           );
+        }
+        const [ci, ti, pi, li, ri, ei, wi] = columnIndex as [number, number, number, number, number, number, number];
+        const phase = record[pi]!.trim();
+        if (phase !== "prefill" && phase !== "decode")
+          throw new InputError(
+            source,
+            where(line, "phase"),
+            `expected "prefill" or "decode", got ${JSON.stringify(phase)}`,
+          );
+        const rawWeight = record[wi]!.trim();
+        const weight = rawWeight === "" ? NaN : Number(rawWeight);
+        if (!Number.isFinite(weight) || weight < 0 || weight > 1)
+          throw new InputError(
+            source,
+            where(line, "gate_weight"),
+            `expected a number in [0, 1], got ${JSON.stringify(rawWeight)}`,
+          );
+        builder.add(
+          integer(record, line, "request", ci),
+          integer(record, line, "token", ti),
+          phase,
+          integer(record, line, "layer", li),
+          integer(record, line, "rank", ri),
+          integer(record, line, "expert", ei),
+          weight,
+          line,
+        );
         return null;
-      }
-      if (record.length !== ROUTING_CSV_COLUMNS.length) {
-        throw new InputError(
-          source,
-          `line ${line}`,
-          `expected ${ROUTING_CSV_COLUMNS.length} values (${ROUTING_CSV_COLUMNS.join(",")}), got ${record.length}`,
-        );
-      }
-      const [ci, ti, pi, li, ri, ei, wi] = columnIndex as [number, number, number, number, number, number, number];
-      const phase = record[pi]!.trim();
-      if (phase !== "prefill" && phase !== "decode")
-        throw new InputError(
-          source,
-          where(line, "phase"),
-          `expected "prefill" or "decode", got ${JSON.stringify(phase)}`,
-        );
-      const rawWeight = record[wi]!.trim();
-      const weight = rawWeight === "" ? NaN : Number(rawWeight);
-      if (!Number.isFinite(weight) || weight < 0 || weight > 1)
-        throw new InputError(
-          source,
-          where(line, "gate_weight"),
-          `expected a number in [0, 1], got ${JSON.stringify(rawWeight)}`,
-        );
-      builder.add(
-        integer(record, line, "request", ci),
-        integer(record, line, "token", ti),
-        phase,
-        integer(record, line, "layer", li),
-        integer(record, line, "rank", ri),
-        integer(record, line, "expert", ei),
-        weight,
-        line,
-      );
-      return null;
-    },
-  });
+      },
+    });
+  } catch (error) {
+    throw csvInputError(error, source);
+  }
   if (!columnIndex)
     throw new InputError(source, undefined, `empty; expected the header ${ROUTING_CSV_COLUMNS.join(",")} and rows`);
   return builder.finish(meta);

@@ -8,6 +8,7 @@
 import { statfsSync } from "node:fs";
 import { cpus, hostname, tmpdir, totalmem } from "node:os";
 import { parse } from "csv-parse/sync";
+import { csvInputError } from "../core/csv-input-error.js";
 import type { CpuProfile, HardwareProfile, MatmulSample } from "../core/hardware-profile.js";
 import { InputError } from "../core/input-error.js";
 import { DeviceArena } from "./device-arena.js";
@@ -488,7 +489,7 @@ export function samplesFromCsv(text: string, sourceName: string): ProfileSample[
   try {
     rows = parse(text, { columns: true, skip_empty_lines: true, trim: true }) as Record<string, string>[];
   } catch (error) {
-    throw new InputError(sourceName, undefined, `not valid CSV: ${(error as Error).message}`);
+    throw csvInputError(error, sourceName);
   }
   return rows.map((row, i) => {
     const line = i + 2;

@@ -5,7 +5,7 @@
  * memory can be opened; the writer streams tensor by tensor into a temporary file and renames it, so a
  * failed write never leaves a half-written file under the final name.
  */
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { endianness } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { describeValue, InputError } from "../core/input-error.js";
@@ -106,8 +106,17 @@ export function openSafetensors(path: string): SafetensorsFile {
 
 function openForReading(path: string): number {
   try {
+    // Checked before opening: opening a FIFO for reading would wait for a writer; a device has no end.
+    const stats = statSync(path);
+    if (!stats.isFile())
+      throw new InputError(
+        path,
+        undefined,
+        `${stats.isDirectory() ? "is a directory" : "is not a regular file (a device, pipe or socket)"}, expected a safetensors file`,
+      );
     return openSync(path, "r");
   } catch (error) {
+    if (error instanceof InputError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
     const reason =
       code === "ENOENT"

@@ -2,10 +2,13 @@
  * A trace sink that streams Chrome Trace Event JSON to a file as the simulation or run goes, so memory
  * does not grow with the trace. Written to a temporary file beside the target and renamed on close(),
  * so an interrupted or failed run leaves no half trace. The temporary file is made by open(), or by
- * the first write when the sink was not opened: a sink made but never used leaves nothing behind.
+ * the first write when the sink was not opened: a sink made but never used leaves nothing behind. The
+ * temporary is named by temporaryPathFor and removed on SIGINT/SIGTERM/SIGHUP; one left by a killed
+ * run is removed when the same target is written again (core/temporary-files.ts).
  */
 import { closeSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import type { Resource } from "../core/resources.js";
+import { removeOnSignal, removeStaleTemporaries, temporaryPathFor } from "../core/temporary-files.js";
 import type { Tier } from "../core/tiers.js";
 import {
   type ChromeTraceEvent,
@@ -20,6 +23,7 @@ import type { TraceOtherData, TraceSink, TraceWhere } from "./trace-sink.js";
 export class FileTraceSink implements TraceSink {
   private fd: number | undefined;
   private readonly temporary: string;
+  private forget: (() => void) | undefined;
   private buffer: string[] = [];
   private bufferedChars = 0;
   private first = true;
@@ -27,7 +31,7 @@ export class FileTraceSink implements TraceSink {
   events = 0;
 
   constructor(readonly path: string) {
-    this.temporary = `${path}.tmp-${process.pid}`;
+    this.temporary = temporaryPathFor(path);
     for (const event of traceMetadataEvents()) this.emit(event);
   }
 
@@ -39,7 +43,9 @@ export class FileTraceSink implements TraceSink {
 
   private file(): number {
     if (this.fd === undefined) {
-      this.fd = openSync(this.temporary, "w");
+      removeStaleTemporaries(this.path);
+      this.forget = removeOnSignal(this.temporary);
+      this.fd = openSync(this.temporary, "wx");
       writeSync(this.fd, '{"displayTimeUnit":"ms","traceEvents":[\n');
     }
     return this.fd;
@@ -84,6 +90,7 @@ export class FileTraceSink implements TraceSink {
     writeSync(fd, this.otherData ? `\n],"otherData":${JSON.stringify(this.otherData)}}\n` : "\n]}\n");
     closeSync(fd);
     renameSync(this.temporary, this.path);
+    this.forget?.();
   }
 
   abort(): void {
@@ -95,5 +102,6 @@ export class FileTraceSink implements TraceSink {
       // already closed
     }
     rmSync(this.temporary, { force: true });
+    this.forget?.();
   }
 }

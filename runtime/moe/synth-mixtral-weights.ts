@@ -12,8 +12,9 @@
  * - RMSNorm weights are 1 + N(0, 0.1^2), so a runtime that ignored them would compute something else;
  * - embeddings N(0, 1), the LM head N(0, 1/hidden).
  */
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { describeValue, InputError } from "../../core/input-error.js";
 import {
   checkModelConsistency,
   headDim,
@@ -23,6 +24,7 @@ import {
   qDim,
 } from "../../core/model-spec.js";
 import { mulberry32 } from "../../core/random.js";
+import { readJsonFile } from "../../core/read-json-file.js";
 import { writeFileAtomic } from "../../core/write-file-atomic.js";
 import { toFloat16Array } from "../fp16.js";
 import { type TensorToWrite, writeSafetensors } from "../safetensors.js";
@@ -195,16 +197,19 @@ export interface MixtralConfig {
 function configNumber(config: Record<string, unknown>, key: string, path: string, fallback?: number): number {
   const value = config[key] ?? fallback;
   if (typeof value !== "number" || !Number.isFinite(value))
-    throw new Error(`${path}: ${key} must be a number, got ${JSON.stringify(value)}`);
+    throw new InputError(path, key, `expected a number, got ${describeValue(value)}`);
   return value;
 }
 
 /** Reads a Mixtral config.json into a ModelSpec plus the numbers only the runtime needs. */
 export function readMixtralConfig(dir: string): MixtralConfig {
   const path = join(dir, "config.json");
-  const config = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
+  const data = readJsonFile(path);
+  if (typeof data !== "object" || data === null || Array.isArray(data))
+    throw new InputError(path, undefined, `expected a config.json object, got ${describeValue(data)}`);
+  const config = data as Record<string, unknown>;
   if (config.model_type !== "mixtral")
-    throw new Error(`${path}: model_type ${JSON.stringify(config.model_type)}, expected "mixtral"`);
+    throw new InputError(path, "model_type", `expected "mixtral", got ${describeValue(config.model_type)}`);
   const hidden = configNumber(config, "hidden_size", path);
   const heads = configNumber(config, "num_attention_heads", path);
   const model = tinyMixtralSpec({

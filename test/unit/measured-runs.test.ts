@@ -206,7 +206,7 @@ test("bad headers and empty tables are refused with the line and what was expect
     ],
     [`${HEADER},engine\n`, /line 1, column 7: column "engine" given twice/],
     [`${HEADER}\n`, /runs\.csv: no runs: a header row and no rows below it/],
-    [`${HEADER}\nspillway,opt-30b\n`, /runs\.csv: not valid CSV: .*line 2/],
+    [`${HEADER}\nspillway,opt-30b\n`, /runs\.csv:2: not valid CSV: .*line 2/],
   ];
   for (const [text, expect] of cases) assert.throws(() => parseRunsCsv(text, "runs.csv"), expect);
 });

@@ -603,7 +603,7 @@ test("buildReport writes every chart as .vl.json, .svg and .png, and an index.ht
     assert.equal(spec.config?.font, CHART_FONT);
   }
   assert.deepEqual(
-    readdirSync(out).filter((f) => f.includes(".tmp-")),
+    readdirSync(out).filter((f) => f.includes(".tmp-") || f.endsWith(".spillway-tmp")),
     [],
     "no temporary files left",
   );
