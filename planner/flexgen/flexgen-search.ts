@@ -33,6 +33,11 @@ export interface FlexgenSearchInput extends Omit<FlexgenLpInput, "gbs" | "bls" |
   readonly solvers: LpSolvers;
   /** Upper bound on gbs so a model with no memory limit in sight cannot loop forever. */
   readonly maxGbs?: number;
+  /**
+   * A final check of each candidate that would become the best (e.g. Spillway's exact memory
+   * accounting); a rejected candidate is skipped and the search goes on as if its LP were not better.
+   */
+  readonly accept?: (candidate: FlexgenCandidate) => boolean;
 }
 
 export interface FlexgenSearchResult {
@@ -133,10 +138,17 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
     return left - 1;
   };
 
+  // FlexGen re-solves its best policy at the end; here its figures are read off the stored solution.
+  const candidateOf = (gbs: number, nb: number, values: ArrayLike<number>): FlexgenCandidate => {
+    const lpInput: FlexgenLpInput = { ...base(gbs), bls: gbs * nb };
+    const terms = flexgenTerms(lpInput, new VariableSpace(FLEXGEN_LP_VARIABLES));
+    return { gbs, nb, outcome: flexgenOutcome(lpInput, terms, values) };
+  };
   let best: { gbs: number; nb: number; values: ArrayLike<number> } | undefined;
   let bestThroughput = 0;
   const consider = (gbs: number, nb: number, r: { throughput: number; values: ArrayLike<number> }) => {
     if (r.throughput > bestThroughput) {
+      if (input.accept && !input.accept(candidateOf(gbs, nb, r.values))) return;
       best = { gbs, nb, values: r.values };
       bestThroughput = r.throughput;
     }
@@ -167,11 +179,8 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
   }
   let bestCandidate: FlexgenCandidate | undefined;
   if (best) {
-    // FlexGen re-solves its best policy at the end; here its figures are read off the stored solution.
     const b = best as { gbs: number; nb: number; values: ArrayLike<number> };
-    const lpInput: FlexgenLpInput = { ...base(b.gbs), bls: b.gbs * b.nb };
-    const terms = flexgenTerms(lpInput, new VariableSpace(FLEXGEN_LP_VARIABLES));
-    bestCandidate = { gbs: b.gbs, nb: b.nb, outcome: flexgenOutcome(lpInput, terms, b.values) };
+    bestCandidate = candidateOf(b.gbs, b.nb, b.values);
   }
   return { best: bestCandidate, lpSolves, stats };
 }

@@ -74,6 +74,11 @@ export function realizedTerms(realized: RealizedPlacement): { terms: PlacementTe
         disk: SPACE.constant(realized.embeddingBytes.disk),
       },
       headBuffer: SPACE.constant(realized.headBufferBytes),
+      layerWeightBytes: {
+        gpu: SPACE.constant(realized.layerWeightBytes.gpu),
+        cpu: SPACE.constant(realized.layerWeightBytes.cpu),
+        disk: SPACE.constant(realized.layerWeightBytes.disk),
+      },
     },
     values,
   };

@@ -48,6 +48,12 @@ export interface PlacementTerms {
   readonly embedding: Readonly<Record<Tier, Affine>>;
   /** GPU buffer for using the off-GPU embeddings (the token table streamed in chunks). */
   readonly headBuffer: Affine;
+  /**
+   * Stored bytes of one layer's weights on each tier, where they are known exactly (a realized
+   * placement: compressed matrices and uncompressed vectors make the byte split differ from the
+   * parameter split); without it, the fraction times the layer's stored bytes (the LP's estimate).
+   */
+  readonly layerWeightBytes?: Readonly<Record<Tier, Affine>>;
 }
 
 export interface StepCosts {
@@ -449,6 +455,11 @@ export class StepCostModel {
     const c = this.constants;
     const W = c.layerStoredBytes;
     const cf = this.cacheFactor;
+    const layerBytes = {
+      gpu: p.layerWeightBytes?.gpu ?? p.wg.times(W),
+      cpu: p.layerWeightBytes?.cpu ?? p.wc.times(W),
+      disk: p.layerWeightBytes?.disk ?? p.wd.times(W),
+    };
     const kvPerSequence = 2 * (s + n) * kv * 2 * cf; // one layer, whole sequence, as stored
     const kvFp16PerSequence = 2 * (s + n) * kv * 2;
     const offCache = p.cc.plus(p.cd);
@@ -457,10 +468,10 @@ export class StepCostModel {
       this.space.constant(this.workingBytes(tokensPerSequence, context));
     const gpuWorking = onCpu ? () => zero : working;
     const cpuWorking = onCpu ? working : () => zero;
-    const gpuCommon = p.wg.times(L * W).plus(
+    const gpuCommon = layerBytes.gpu.times(L).plus(
       p.embedding.gpu,
       p.headBuffer, // off-GPU norms whole, the off-GPU token table streamed in two chunks
-      onCpu ? zero : p.wc.plus(p.wd).times(2 * W), // double buffer for off-GPU layer weights
+      onCpu ? zero : layerBytes.cpu.plus(layerBytes.disk).times(2), // double buffer for off-GPU layer weights
       this.space.constant(compressWeight ? c.layerParams * 2 : 0), // one dequantised layer
       p.cg.times(L * nb * gbs * kvPerSequence),
     );
@@ -474,11 +485,11 @@ export class StepCostModel {
     const gpuPrefill = gpuCommon.plus(activation(s), prefillStaging, gpuWorking(s, s));
     const gpuDecode = gpuCommon.plus(activation(1), kvStagingGpu, kvDequantGpu, gpuWorking(1, s + n));
 
-    const cpuCommon = p.wc.times(L * W).plus(
+    const cpuCommon = layerBytes.cpu.times(L).plus(
       p.embedding.cpu,
-      p.wd.times(2 * W), // pinned staging for disk weights
+      layerBytes.disk.times(2), // pinned staging for disk weights
       p.embedding.disk,
-      pinWeight || onCpu || this.rates.h2dPageableBytesPerSecond !== undefined ? zero : p.wc.times(2 * W),
+      pinWeight || onCpu || this.rates.h2dPageableBytesPerSecond !== undefined ? zero : layerBytes.cpu.times(2),
       p.cc.times(L * nb * gbs * kvPerSequence),
     );
     const cpuActivation = (tokensPerSequence: number) => {
@@ -497,8 +508,8 @@ export class StepCostModel {
       cpuAttentionWorking,
       cpuWorking(1, s + n),
     );
-    const disk = p.wd
-      .times(L * W)
+    const disk = layerBytes.disk
+      .times(L)
       .plus(
         p.embedding.disk,
         p.cd.times(L * nb * gbs * kvPerSequence),
