@@ -26,8 +26,8 @@ import { llamaCppMoeAdvice } from "./moe/llama-cpp-moe.js";
 import { type FixedExperts, searchMoe } from "./moe/moe-search.js";
 import type { RoutingProfile } from "./moe/routing-profile.js";
 import { PlanError } from "./plan-error.js";
-import type { Prediction } from "./prediction.js";
-import { evaluatePolicy } from "./spillway/evaluate-policy.js";
+import { capacityShortfalls, type Prediction } from "./prediction.js";
+import { evaluatePolicy, policyPeakBytes } from "./spillway/evaluate-policy.js";
 import { hardwareRates } from "./spillway/hardware-rates.js";
 import { type LpCandidate, searchSpillway } from "./spillway/spillway-search.js";
 
@@ -339,7 +339,7 @@ function planFlexgen(request: PlanRequest, solvers: () => LpSolvers): Plan {
   // the search would keep is checked, and one that overflows is passed over.
   const rates = hardwareRates(hardware);
   const exactShortfalls = (gbs: number, nb: number, x: FlexgenLpOutcome["fractions"]) =>
-    evaluatePolicy(model, rates, workload, policyOf(gbs, nb, x), "flexgen").infeasibleReasons;
+    capacityShortfalls(policyPeakBytes(model, rates, workload, policyOf(gbs, nb, x), "flexgen"), rates.capacityBytes);
   let rejected: { gbs: number; nb: number; throughput: number; reasons: readonly string[] } | undefined;
   const result = searchFlexgen({
     dims,

@@ -11,6 +11,7 @@ import { checkLayerGroups } from "../../core/policy-rules.js";
 import { type RealizedPlacement, realizePlacement } from "../../core/realize-placement.js";
 import { RESOURCES, type Resource } from "../../core/resources.js";
 import type { ScheduleName } from "../../core/schedule-name.js";
+import type { Tier } from "../../core/tiers.js";
 import type { Workload } from "../../core/workload.js";
 import { type Affine, VariableSpace } from "../lp/affine.js";
 import { capacityShortfalls, type Prediction } from "../prediction.js";
@@ -190,6 +191,46 @@ export function deviceCrossings(groups: readonly { readonly compute: ComputeDevi
 }
 
 /**
+ * Peak bytes per tier of a policy's layer groups: the larger of prefill and decode, everything the
+ * runtime allocates at its own granularity. Each group's layers hold their own weights and KV;
+ * buffers, embeddings and working space are shared, so they count once, at the largest any group needs.
+ */
+export function groupsPeakBytes(groups: readonly GroupCostContext[]): Record<Tier, number> {
+  const memories = groups.map((g) => ({
+    all: g.costModel.memory(g.terms, g.layers),
+    shared: g.costModel.memory(g.terms, 0),
+    values: g.values,
+  }));
+  const tierPeak = (pick: (m: ReturnType<StepCostModel["memory"]>) => Affine[]) => {
+    const phases = pick(memories[0]!.all).length;
+    let peak = 0;
+    for (let i = 0; i < phases; i++) {
+      let own = 0;
+      let shared = 0;
+      for (const m of memories) {
+        const sharedBytes = pick(m.shared)[i]!.evaluate(m.values);
+        own += pick(m.all)[i]!.evaluate(m.values) - sharedBytes;
+        shared = Math.max(shared, sharedBytes);
+      }
+      peak = Math.max(peak, own + shared);
+    }
+    return peak;
+  };
+  return { gpu: tierPeak((m) => m.gpu), cpu: tierPeak((m) => m.cpu), disk: tierPeak((m) => [m.disk]) };
+}
+
+/** A dense (or per-layer) policy's peak bytes per tier, without costing its time (evaluatePolicy's peakBytes). */
+export function policyPeakBytes(
+  model: ModelSpec,
+  rates: HardwareRates,
+  workload: Workload,
+  policy: Policy,
+  schedule: ScheduleName = "spillway",
+): Record<Tier, number> {
+  return groupsPeakBytes(groupCostContexts(model, rates, workload, policy, schedule));
+}
+
+/**
  * A dense (or per-layer) policy's exact prediction. Mixture-of-Experts policies (policy.experts) have
  * their own model, which needs a routing profile: evaluate them through planner/evaluate.ts.
  */
@@ -273,29 +314,7 @@ export function evaluatePolicy(
     "gpu" as Resource,
   );
 
-  // Each group's layers hold their own weights and KV; buffers, embeddings and working space are
-  // shared, so they count once, at the largest any group needs.
-  const memories = groups.map((g) => ({
-    all: g.costModel.memory(g.terms, g.layers),
-    shared: g.costModel.memory(g.terms, 0),
-    values: g.values,
-  }));
-  const tierPeak = (pick: (m: ReturnType<StepCostModel["memory"]>) => Affine[]) => {
-    const phases = pick(memories[0]!.all).length;
-    let peak = 0;
-    for (let i = 0; i < phases; i++) {
-      let own = 0;
-      let shared = 0;
-      for (const m of memories) {
-        const sharedBytes = pick(m.shared)[i]!.evaluate(m.values);
-        own += pick(m.all)[i]!.evaluate(m.values) - sharedBytes;
-        shared = Math.max(shared, sharedBytes);
-      }
-      peak = Math.max(peak, own + shared);
-    }
-    return peak;
-  };
-  const peakBytes = { gpu: tierPeak((m) => m.gpu), cpu: tierPeak((m) => m.cpu), disk: tierPeak((m) => [m.disk]) };
+  const peakBytes = groupsPeakBytes(groups);
   const capacityBytes = rates.capacityBytes;
   const infeasibleReasons = capacityShortfalls(peakBytes, capacityBytes);
   const totalSeconds = prefillSeconds + decodeSeconds;
