@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { type HardwareProfile, withCapacities } from "../../core/hardware-profile.js";
 import type { Plan } from "../../core/plan.js";
+import type { LayerGroup, Placement } from "../../core/policy.js";
 import { mulberry32 } from "../../core/random.js";
 import { resolveHardware, shippedProfileNames } from "../../core/resolve-hardware.js";
 import { TIERS, type Tier } from "../../core/tiers.js";
@@ -48,11 +49,33 @@ function assertKeepsPromises(
   }
 }
 
+/**
+ * A random per-layer placement in the style of llama.cpp's -ngl: the first layers computed on the CPU
+ * from host memory, the rest on the GPU in two groups with their own weight splits (hidden states on
+ * the GPU, as CPU-computed layers require).
+ */
+function perLayerPlacement(numLayers: number, rand: () => number): FixedPolicy {
+  const split = (): Placement => {
+    const gpu = rand();
+    const cpu = rand() * (1 - gpu);
+    return { gpu, cpu, disk: 1 - gpu - cpu };
+  };
+  const onCpu = Math.floor(rand() * (numLayers + 1));
+  const first = Math.floor(rand() * (numLayers - onCpu + 1));
+  const layerGroups: LayerGroup[] = [
+    { layers: onCpu, weights: { gpu: 0, cpu: 1, disk: 0 }, compute: "cpu" },
+    { layers: first, weights: split(), compute: "gpu" },
+    { layers: numLayers - onCpu - first, weights: split(), compute: "gpu" },
+  ];
+  return { layerGroups: layerGroups.filter((g) => g.layers > 0), embeddings: split() };
+}
+
 test("every random fixed policy called feasible simulates within capacities one byte above its planned peaks", async () => {
   const rand = mulberry32(18);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
   let feasible = 0;
   let compressedWeights = 0;
+  let cpuLayers = 0;
   for (let i = 0; i < 110; i++) {
     const model = pick(DENSE_MODELS);
     const profile = pick(PROFILES);
@@ -68,21 +91,26 @@ test("every random fixed policy called feasible simulates within capacities one 
       [0, 100],
       [0, 0],
     ] as const);
+    // CPU-computed layers hand their hidden state to the GPU's layers directly: activations on the GPU.
+    const perLayer = rand() < 0.3 ? perLayerPlacement(model.numLayers, rand) : undefined;
+    const [hg, hc] = perLayer ? [100, 0] : activations;
     const fixed: FixedPolicy = {
       gbs: 1 + Math.floor(rand() * 16),
       nb: 1 + Math.floor(rand() * 4),
-      percent: [wg, wc, cg, cc, activations[0], activations[1]],
+      percent: [wg, wc, cg, cc, hg, hc],
       compressWeight: rand() < 0.5,
       compressCache: rand() < 0.5,
       cpuAttention: rand() < 0.5,
       pinWeight: rand() < 0.7,
       overlap: rand() < 0.8,
+      ...perLayer,
     };
     const scored = await plan({ model, hardware: profile, workload, fixed });
     if (!scored.predicted.feasible) continue;
     feasible++;
     if (scored.policy.compressWeight) compressedWeights++;
-    const label = `case ${i}: ${model.name} on ${profile.name}, prompt ${workload.promptLen} + ${workload.genLen}, gbs ${fixed.gbs} x nb ${fixed.nb}, --percent ${fixed.percent!.join(" ")}${fixed.compressWeight ? " --compress-weight" : ""}${fixed.compressCache ? " --compress-cache" : ""}${fixed.cpuAttention ? " --cpu-attention" : ""}`;
+    if (scored.policy.layerGroups?.some((g) => g.compute === "cpu")) cpuLayers++;
+    const label = `case ${i}: ${model.name} on ${profile.name}, prompt ${workload.promptLen} + ${workload.genLen}, gbs ${fixed.gbs} x nb ${fixed.nb}, --percent ${fixed.percent!.join(" ")}${fixed.compressWeight ? " --compress-weight" : ""}${fixed.compressCache ? " --compress-cache" : ""}${fixed.cpuAttention ? " --cpu-attention" : ""}${perLayer ? `, layer groups ${JSON.stringify(perLayer.layerGroups)}` : ""}`;
     const tight = await plan({
       model,
       hardware: justAbove(profile, scored.predicted.peakBytes),
@@ -96,6 +124,8 @@ test("every random fixed policy called feasible simulates within capacities one 
   // Enough feasible cases, compressed weights among them (their per-tier bytes are where the planner undercounted).
   assert.ok(feasible >= 40, `only ${feasible} feasible cases`);
   assert.ok(compressedWeights >= 10, `only ${compressedWeights} feasible cases with compressed weights`);
+  // Per-layer plans with CPU-computed layers: the host holds their working space beside the GPU layers' staging.
+  assert.ok(cpuLayers >= 10, `only ${cpuLayers} feasible cases with CPU-computed layers`);
 });
 
 test("the FlexGen cost model on other profiles: a plan called feasible fits as Spillway allocates it", async () => {
