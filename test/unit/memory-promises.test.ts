@@ -179,3 +179,18 @@ test("a fixed FlexGen-model policy that fits FlexGen's estimate but not Spillway
   assert.equal(p.predicted.infeasibleReasons.length, 1, p.predicted.infeasibleReasons.join("; "));
   assert.match(p.predicted.infeasibleReasons[0]!, /^gpu peak .* exceeds its capacity .* as Spillway allocates it/);
 });
+
+test("hidden states on disk: the first layer never frees the previous token's stored copy before it is written", async () => {
+  // The spillway schedule let layer 0 of the next token (fed by the LM head) free the last layer's
+  // stored copy while its disk write was still queued: the ledger went negative ("simulator bug").
+  const profile = resolveHardware("a100-80g");
+  const p = await plan({
+    model: findCatalogueModel("opt-6.7b")!,
+    hardware: profile,
+    workload: { promptLen: 49, genLen: 5 },
+    fixed: { gbs: 5, nb: 2, percent: [100, 0, 87, 13, 0, 0], compressWeight: true },
+  });
+  assert.equal(p.policy.activations.disk, 1);
+  assert.equal(p.predicted.feasible, true);
+  assertKeepsPromises(p, profile, "opt-6.7b on a100-80g, hidden states on disk");
+});
