@@ -27,8 +27,8 @@ import { llamaCppMoeAdvice } from "./moe/llama-cpp-moe.js";
 import { type FixedExperts, searchMoe } from "./moe/moe-search.js";
 import type { RoutingProfile } from "./moe/routing-profile.js";
 import { PlanError } from "./plan-error.js";
-import type { Prediction } from "./prediction.js";
-import { evaluatePolicy } from "./spillway/evaluate-policy.js";
+import { capacityShortfalls, type Prediction } from "./prediction.js";
+import { evaluatePolicy, policyPeakBytes } from "./spillway/evaluate-policy.js";
 import { hardwareRates } from "./spillway/hardware-rates.js";
 import { type LpCandidate, searchSpillway } from "./spillway/spillway-search.js";
 
@@ -326,12 +326,38 @@ function planFlexgen(request: PlanRequest, solvers: () => LpSolvers): Plan {
     alphaDisk: alpha,
   };
   const compressWeight = fixed.compressWeight ?? false;
+  const policyOf = (gbs: number, nb: number, x: FlexgenLpOutcome["fractions"]): Policy => ({
+    gpuBatchSize: gbs,
+    numGpuBatches: nb,
+    weights: { gpu: x.wg, cpu: x.wc, disk: x.wn },
+    cache: { gpu: x.cg, cpu: x.cc, disk: x.cn },
+    activations: { gpu: x.hg, cpu: x.hc, disk: x.hn },
+    compressWeight,
+    compressCache: false,
+    cpuAttention: fixed.cpuAttention ?? true,
+    overlap: fixed.overlap ?? true,
+    pinWeight: fixed.pinWeight ?? true,
+  });
+  // FlexGen's LP checks its own alpha-relaxed estimate; a plan called feasible must also fit as Spillway
+  // accounts it exactly (whole tensors and sequences, every buffer, the real capacities), so each policy
+  // the search would keep is checked, and one that overflows is passed over.
+  const rates = hardwareRates(hardware);
+  const exactShortfalls = (gbs: number, nb: number, x: FlexgenLpOutcome["fractions"]) =>
+    capacityShortfalls(policyPeakBytes(model, rates, workload, policyOf(gbs, nb, x), "flexgen"), rates.capacityBytes);
+  let rejected: { gbs: number; nb: number; throughput: number; reasons: readonly string[] } | undefined;
   const result = searchFlexgen({
     dims,
     constants,
     capacities,
     compressWeight,
     solvers: solvers(),
+    accept: (c) => {
+      const reasons = exactShortfalls(c.gbs, c.nb, c.outcome.fractions);
+      const throughput = c.outcome.throughputTokensPerSecond;
+      if (reasons.length > 0 && throughput > (rejected?.throughput ?? 0))
+        rejected = { gbs: c.gbs, nb: c.nb, throughput, reasons };
+      return reasons.length === 0;
+    },
     ...(fixed.percent ? { percent: fixed.percent } : {}),
     ...(fixed.gbs !== undefined ? { gbs: fixed.gbs } : {}),
     ...(fixed.nb !== undefined ? { nb: fixed.nb } : {}),
@@ -373,6 +399,13 @@ function planFlexgen(request: PlanRequest, solvers: () => LpSolvers): Plan {
         );
     }
     if (x.hn > 1e-9) infeasibleReasons.push("FlexGen's runtime cannot keep activations on disk (hg + hc must be 100)");
+    if (infeasibleReasons.length === 0)
+      for (const reason of exactShortfalls(gbs, nb, outcome.fractions))
+        infeasibleReasons.push(`${reason} as Spillway allocates it (whole tensors and sequences, every buffer)`);
+  } else if (rejected) {
+    throw new PlanError(
+      `FlexGen's LP finds no policy for ${model.name} that fits as Spillway allocates it (whole tensors and sequences, every buffer): the fastest it found, gbs ${rejected.gbs} x nb ${rejected.nb}, does not fit: ${rejected.reasons.join("; ")}`,
+    );
   } else {
     throw new PlanError(
       `FlexGen's LP finds no feasible policy for ${model.name} with capacities GPU ${formatBytes(capacities.gpuBytes)}, CPU ${formatBytes(capacities.cpuBytes)}, disk ${formatBytes(capacities.diskBytes)} x alpha ${alpha}`,
@@ -380,18 +413,7 @@ function planFlexgen(request: PlanRequest, solvers: () => LpSolvers): Plan {
   }
   const elapsedMs = performance.now() - started;
   const x = outcome.fractions;
-  const policy: Policy = {
-    gpuBatchSize: gbs,
-    numGpuBatches: nb,
-    weights: { gpu: x.wg, cpu: x.wc, disk: x.wn },
-    cache: { gpu: x.cg, cpu: x.cc, disk: x.cn },
-    activations: { gpu: x.hg, cpu: x.hc, disk: x.hn },
-    compressWeight,
-    compressCache: false,
-    cpuAttention: fixed.cpuAttention ?? true,
-    overlap: fixed.overlap ?? true,
-    pinWeight: fixed.pinWeight ?? true,
-  };
+  const policy = policyOf(gbs, nb, x);
   const lpInput: FlexgenLpInput = { dims, constants, capacities, gbs, bls: gbs * nb, compressWeight };
   const terms = outcome.perLayerSeconds;
   const decodeTerms = ["gtocg", "dtocg", "ctodg", "compg"] as const;

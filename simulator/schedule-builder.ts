@@ -281,8 +281,18 @@ export class ScheduleBuilder {
     const previous = this.stepStates.get(q - this.nb);
     const stored = this.waits("input-stored");
     const source = !stored ? undefined : layer > 0 ? previous?.hiddenStored : this.heads.get((token - 1) * this.nb + k);
+    // The first layer's input comes from the LM head, but it takes over (and frees) the host copy the
+    // previous token's last layer stored: it waits until that copy is written, so it is never freed first.
+    const overwritten = layer === 0 ? previous?.hiddenStored : undefined;
     const stagingCpu: MemoryEffect = { tier: "cpu", bytes: c.hiddenBytes, what: "hidden staging" };
-    const read = this.transfer("read-hidden", "diskRead", c.readHidden, where, [source, bufferFree], [stagingCpu]);
+    const read = this.transfer(
+      "read-hidden",
+      "diskRead",
+      c.readHidden,
+      where,
+      [source, overwritten, bufferFree],
+      [stagingCpu],
+    );
     const hidden: MemoryEffect = {
       tier: "gpu",
       bytes: c.hiddenBytes,
@@ -300,7 +310,7 @@ export class ScheduleBuilder {
       "h2d",
       c.loadHidden,
       where,
-      [source, read, bufferFree],
+      [source, overwritten, read, bufferFree],
       [hidden],
       read ? [stagingCpu, hostCopy] : [hostCopy],
     );

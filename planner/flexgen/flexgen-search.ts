@@ -36,6 +36,11 @@ export interface FlexgenSearchInput extends Omit<FlexgenLpInput, "gbs" | "bls" |
   readonly maxGbs?: number;
   /** Called as the search goes (phase "search"): one step per GPU batch size up to maxGbs (the search may end sooner). */
   readonly onProgress?: OnProgress;
+  /**
+   * A final check of each candidate that would become the best (e.g. Spillway's exact memory
+   * accounting); a rejected candidate is skipped and the search goes on as if its LP were not better.
+   */
+  readonly accept?: (candidate: FlexgenCandidate) => boolean;
 }
 
 export interface FlexgenSearchResult {
@@ -136,10 +141,17 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
     return left - 1;
   };
 
+  // FlexGen re-solves its best policy at the end; here its figures are read off the stored solution.
+  const candidateOf = (gbs: number, nb: number, values: ArrayLike<number>): FlexgenCandidate => {
+    const lpInput: FlexgenLpInput = { ...base(gbs), bls: gbs * nb };
+    const terms = flexgenTerms(lpInput, new VariableSpace(FLEXGEN_LP_VARIABLES));
+    return { gbs, nb, outcome: flexgenOutcome(lpInput, terms, values) };
+  };
   let best: { gbs: number; nb: number; values: ArrayLike<number> } | undefined;
   let bestThroughput = 0;
   const consider = (gbs: number, nb: number, r: { throughput: number; values: ArrayLike<number> }) => {
     if (r.throughput > bestThroughput) {
+      if (input.accept && !input.accept(candidateOf(gbs, nb, r.values))) return;
       best = { gbs, nb, values: r.values };
       bestThroughput = r.throughput;
     }
@@ -182,11 +194,8 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
   progress(`${lpSolves} LPs solved`);
   let bestCandidate: FlexgenCandidate | undefined;
   if (best) {
-    // FlexGen re-solves its best policy at the end; here its figures are read off the stored solution.
     const b = best as { gbs: number; nb: number; values: ArrayLike<number> };
-    const lpInput: FlexgenLpInput = { ...base(b.gbs), bls: b.gbs * b.nb };
-    const terms = flexgenTerms(lpInput, new VariableSpace(FLEXGEN_LP_VARIABLES));
-    bestCandidate = { gbs: b.gbs, nb: b.nb, outcome: flexgenOutcome(lpInput, terms, b.values) };
+    bestCandidate = candidateOf(b.gbs, b.nb, b.values);
   }
   return { best: bestCandidate, lpSolves, stats };
 }

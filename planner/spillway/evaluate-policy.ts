@@ -11,6 +11,7 @@ import { checkLayerGroups } from "../../core/policy-rules.js";
 import { type RealizedPlacement, realizePlacement } from "../../core/realize-placement.js";
 import { RESOURCES, type Resource } from "../../core/resources.js";
 import type { ScheduleName } from "../../core/schedule-name.js";
+import type { Tier } from "../../core/tiers.js";
 import type { Workload } from "../../core/workload.js";
 import { type Affine, VariableSpace } from "../lp/affine.js";
 import { capacityShortfalls, type Prediction } from "../prediction.js";
@@ -74,6 +75,11 @@ export function realizedTerms(realized: RealizedPlacement): { terms: PlacementTe
         disk: SPACE.constant(realized.embeddingBytes.disk),
       },
       headBuffer: SPACE.constant(realized.headBufferBytes),
+      layerWeightBytes: {
+        gpu: SPACE.constant(realized.layerWeightBytes.gpu),
+        cpu: SPACE.constant(realized.layerWeightBytes.cpu),
+        disk: SPACE.constant(realized.layerWeightBytes.disk),
+      },
     },
     values,
   };
@@ -185,6 +191,66 @@ export function deviceCrossings(groups: readonly { readonly compute: ComputeDevi
 }
 
 /**
+ * Peak bytes per tier of a policy's layer groups: the larger of prefill and decode, everything the
+ * runtime allocates at its own granularity. Each group's layers hold their own weights and KV; the
+ * embeddings, the LM head's buffer and the hidden states are everyone's and count once. The rest
+ * (weight buffers and staging, KV staging, working space) is transient: groups computed on the same
+ * device take turns with the same kinds of buffers, so those count once, at the largest any of them
+ * needs. On the host, a CPU-computed layer's working space is held while the next GPU layer's weights
+ * and KV are already staged, so there the GPU-computed and the CPU-computed groups' transients add up;
+ * on the GPU, a CPU-computed group's only transient (the LM head's logits) never coexists with a GPU
+ * layer's working space (one kernel at a time), which is at least as large.
+ */
+export function groupsPeakBytes(groups: readonly GroupCostContext[]): Record<Tier, number> {
+  const memories = groups.map((g) => ({
+    all: g.costModel.memory(g.terms, g.layers),
+    shared: g.costModel.memory(g.terms, 0),
+    global: g.costModel.memory(g.terms, 0, "global"),
+    values: g.values,
+    compute: g.compute,
+  }));
+  const computeDevices = [...new Set(memories.map((m) => m.compute))];
+  const tierPeak = (pick: (m: ReturnType<StepCostModel["memory"]>) => Affine[], addAcrossDevices: boolean) => {
+    const phases = pick(memories[0]!.all).length;
+    let peak = 0;
+    for (let i = 0; i < phases; i++) {
+      const devices = addAcrossDevices ? computeDevices : ["all"];
+      let own = 0;
+      let global = 0;
+      const shared = new Map(devices.map((d) => [d, 0]));
+      for (const m of memories) {
+        const sharedBytes = pick(m.shared)[i]!.evaluate(m.values);
+        const device = addAcrossDevices ? m.compute : "all";
+        own += pick(m.all)[i]!.evaluate(m.values) - sharedBytes;
+        shared.set(device, Math.max(shared.get(device)!, sharedBytes));
+        global = Math.max(global, pick(m.global)[i]!.evaluate(m.values));
+      }
+      // Each device's largest shared part includes the global part once; it is counted once in all.
+      let total = own;
+      for (const bytes of shared.values()) total += bytes;
+      peak = Math.max(peak, total - (devices.length - 1) * global);
+    }
+    return peak;
+  };
+  return {
+    gpu: tierPeak((m) => m.gpu, false),
+    cpu: tierPeak((m) => m.cpu, true),
+    disk: tierPeak((m) => [m.disk], false),
+  };
+}
+
+/** A dense (or per-layer) policy's peak bytes per tier, without costing its time (evaluatePolicy's peakBytes). */
+export function policyPeakBytes(
+  model: ModelSpec,
+  rates: HardwareRates,
+  workload: Workload,
+  policy: Policy,
+  schedule: ScheduleName = "spillway",
+): Record<Tier, number> {
+  return groupsPeakBytes(groupCostContexts(model, rates, workload, policy, schedule));
+}
+
+/**
  * A dense (or per-layer) policy's exact prediction. Mixture-of-Experts policies (policy.experts) have
  * their own model, which needs a routing profile: evaluate them through planner/evaluate.ts.
  */
@@ -268,29 +334,7 @@ export function evaluatePolicy(
     "gpu" as Resource,
   );
 
-  // Each group's layers hold their own weights and KV; buffers, embeddings and working space are
-  // shared, so they count once, at the largest any group needs.
-  const memories = groups.map((g) => ({
-    all: g.costModel.memory(g.terms, g.layers),
-    shared: g.costModel.memory(g.terms, 0),
-    values: g.values,
-  }));
-  const tierPeak = (pick: (m: ReturnType<StepCostModel["memory"]>) => Affine[]) => {
-    const phases = pick(memories[0]!.all).length;
-    let peak = 0;
-    for (let i = 0; i < phases; i++) {
-      let own = 0;
-      let shared = 0;
-      for (const m of memories) {
-        const sharedBytes = pick(m.shared)[i]!.evaluate(m.values);
-        own += pick(m.all)[i]!.evaluate(m.values) - sharedBytes;
-        shared = Math.max(shared, sharedBytes);
-      }
-      peak = Math.max(peak, own + shared);
-    }
-    return peak;
-  };
-  const peakBytes = { gpu: tierPeak((m) => m.gpu), cpu: tierPeak((m) => m.cpu), disk: tierPeak((m) => [m.disk]) };
+  const peakBytes = groupsPeakBytes(groups);
   const capacityBytes = rates.capacityBytes;
   const infeasibleReasons = capacityShortfalls(peakBytes, capacityBytes);
   const totalSeconds = prefillSeconds + decodeSeconds;

@@ -48,6 +48,12 @@ export interface PlacementTerms {
   readonly embedding: Readonly<Record<Tier, Affine>>;
   /** GPU buffer for using the off-GPU embeddings (the token table streamed in chunks). */
   readonly headBuffer: Affine;
+  /**
+   * Stored bytes of one layer's weights on each tier, where they are known exactly (a realized
+   * placement: compressed matrices and uncompressed vectors make the byte split differ from the
+   * parameter split); without it, the fraction times the layer's stored bytes (the LP's estimate).
+   */
+  readonly layerWeightBytes?: Readonly<Record<Tier, Affine>>;
 }
 
 export interface StepCosts {
@@ -435,9 +441,14 @@ export class StepCostModel {
   /**
    * Peak bytes on each tier (GPU and CPU for both phases; the larger one is the peak) with `layerCount`
    * layers of this placement (default: every layer). Terms that do not scale with the layer count
-   * (buffers, embeddings, working space) are those at `layerCount` 0.
+   * (buffers, embeddings, working space) are those at `layerCount` 0. `part` "global" keeps only what
+   * every layer group shares (embeddings, the LM head's buffer, the hidden states between layers).
    */
-  memory(p: PlacementTerms, layerCount = this.model.numLayers): { gpu: Affine[]; cpu: Affine[]; disk: Affine } {
+  memory(
+    p: PlacementTerms,
+    layerCount = this.model.numLayers,
+    part: "all" | "global" = "all",
+  ): { gpu: Affine[]; cpu: Affine[]; disk: Affine } {
     const { h, kv, nh } = this;
     const { gbs, nb, activationTier, compressCache, pinWeight } = this.settings;
     const onCpu = this.onCpu;
@@ -445,40 +456,50 @@ export class StepCostModel {
     const cpuAttention = this.settings.cpuAttention || onCpu;
     const compressWeight = this.settings.compressWeight && !onCpu;
     const { promptLen: s, genLen: n } = this.workload;
-    const L = layerCount;
+    const globalOnly = part === "global";
+    const L = globalOnly ? 0 : layerCount;
     const c = this.constants;
     const W = c.layerStoredBytes;
     const cf = this.cacheFactor;
+    const layerBytes = {
+      gpu: p.layerWeightBytes?.gpu ?? p.wg.times(W),
+      cpu: p.layerWeightBytes?.cpu ?? p.wc.times(W),
+      disk: p.layerWeightBytes?.disk ?? p.wd.times(W),
+    };
     const kvPerSequence = 2 * (s + n) * kv * 2 * cf; // one layer, whole sequence, as stored
     const kvFp16PerSequence = 2 * (s + n) * kv * 2;
     const offCache = p.cc.plus(p.cd);
     const zero = this.space.constant(0);
+    /** A term of this group's own (its layers, its buffers, its working space): none in the global part. */
+    const own = (term: Affine) => (globalOnly ? zero : term);
     const working = (tokensPerSequence: number, context: number) =>
       this.space.constant(this.workingBytes(tokensPerSequence, context));
-    const gpuWorking = onCpu ? () => zero : working;
-    const cpuWorking = onCpu ? working : () => zero;
-    const gpuCommon = p.wg.times(L * W).plus(
+    const gpuWorking = onCpu || globalOnly ? () => zero : working;
+    const cpuWorking = onCpu && !globalOnly ? working : () => zero;
+    const gpuCommon = layerBytes.gpu.times(L).plus(
       p.embedding.gpu,
       p.headBuffer, // off-GPU norms whole, the off-GPU token table streamed in two chunks
-      onCpu ? zero : p.wc.plus(p.wd).times(2 * W), // double buffer for off-GPU layer weights
-      this.space.constant(compressWeight ? c.layerParams * 2 : 0), // one dequantised layer
+      onCpu ? zero : own(layerBytes.cpu.plus(layerBytes.disk).times(2)), // double buffer for off-GPU layer weights
+      own(this.space.constant(compressWeight ? c.layerParams * 2 : 0)), // one dequantised layer
+      // A GPU layer's working space holds the LM head's fp32 logits too; a CPU layer's has them on the CPU.
+      onCpu ? own(this.space.constant(gbs * this.model.vocabSize * 4)) : zero,
       p.cg.times(L * nb * gbs * kvPerSequence),
     );
     const activation = (tokensPerSequence: number) => {
       const perBatch = gbs * tokensPerSequence * h * 2;
       return activationTier === "gpu" ? this.space.constant((nb + 1) * perBatch) : this.space.constant(2 * perBatch);
     };
-    const kvStagingGpu = cpuAttention ? zero : offCache.times(2 * gbs * kvFp16PerSequence);
-    const kvDequantGpu = compressCache ? p.cg.times(gbs * kvFp16PerSequence) : zero;
-    const prefillStaging = onCpu ? zero : offCache.times(gbs * 2 * s * kv * 2);
+    const kvStagingGpu = cpuAttention ? zero : own(offCache.times(2 * gbs * kvFp16PerSequence));
+    const kvDequantGpu = compressCache ? own(p.cg.times(gbs * kvFp16PerSequence)) : zero;
+    const prefillStaging = onCpu ? zero : own(offCache.times(gbs * 2 * s * kv * 2));
     const gpuPrefill = gpuCommon.plus(activation(s), prefillStaging, gpuWorking(s, s));
     const gpuDecode = gpuCommon.plus(activation(1), kvStagingGpu, kvDequantGpu, gpuWorking(1, s + n));
 
-    const cpuCommon = p.wc.times(L * W).plus(
+    const cpuCommon = layerBytes.cpu.times(L).plus(
       p.embedding.cpu,
-      p.wd.times(2 * W), // pinned staging for disk weights
+      own(layerBytes.disk.times(2)), // pinned staging for disk weights
       p.embedding.disk,
-      pinWeight || onCpu || this.rates.h2dPageableBytesPerSecond !== undefined ? zero : p.wc.times(2 * W),
+      pinWeight || onCpu || this.rates.h2dPageableBytesPerSecond !== undefined ? zero : own(layerBytes.cpu.times(2)),
       p.cc.times(L * nb * gbs * kvPerSequence),
     );
     const cpuActivation = (tokensPerSequence: number) => {
@@ -488,17 +509,13 @@ export class StepCostModel {
       return zero;
     };
     const cpuAttentionWorking = cpuAttention
-      ? offCache.times(gbs * (nh * (s + n) * 4 * 2 + (compressCache ? 2 * (s + n) * kv * 4 : 0)))
+      ? own(offCache.times(gbs * (nh * (s + n) * 4 * 2 + (compressCache ? 2 * (s + n) * kv * 4 : 0))))
       : zero;
-    const cpuPrefill = cpuCommon.plus(cpuActivation(s), p.cd.times(2 * gbs * kvPerSequence), cpuWorking(s, s));
-    const cpuDecode = cpuCommon.plus(
-      cpuActivation(1),
-      p.cd.times(2 * gbs * kvPerSequence),
-      cpuAttentionWorking,
-      cpuWorking(1, s + n),
-    );
-    const disk = p.wd
-      .times(L * W)
+    const kvStagingCpu = own(p.cd.times(2 * gbs * kvPerSequence));
+    const cpuPrefill = cpuCommon.plus(cpuActivation(s), kvStagingCpu, cpuWorking(s, s));
+    const cpuDecode = cpuCommon.plus(cpuActivation(1), kvStagingCpu, cpuAttentionWorking, cpuWorking(1, s + n));
+    const disk = layerBytes.disk
+      .times(L)
       .plus(
         p.embedding.disk,
         p.cd.times(L * nb * gbs * kvPerSequence),
