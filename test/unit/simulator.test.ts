@@ -157,6 +157,8 @@ test("planner and simulator agree on every link's traffic within 1%, across the 
       model,
       hardware: t4,
       workload,
+      // Searched plans with blocks of at most 64 sequences: larger blocks add tasks, not new kinds of traffic.
+      ...(searched ? { maxBlock: 64 } : {}),
       fixed: searched
         ? {}
         : {
