@@ -75,13 +75,13 @@ export const SAMPLES: readonly Sample[] = [
         "100",
         "100",
         "0",
-        "--quiet",
       ],
     ],
   },
 ];
 
-const NUMBER = /[-+]?\d+(?:\.\d+)?/g;
+/** A number that is not part of a word (the 2 of "h2d" is not one). */
+const NUMBER = /(?<![A-Za-z\d.])[-+]?\d+(?:\.\d+)?/g;
 
 /** Marks the numbers inside every varying match (a measured sample: every number) with a leading ~. */
 export function markVarying(text: string, sample: Pick<Sample, "varying" | "measured">): string {
@@ -136,6 +136,7 @@ export function runSample(sample: Sample): string {
       stdout = r.stdout;
     }
     const shown = (sample.select ?? ((s: string) => s))(stdout).replace(/\s+$/, "");
+    if (shown === "") throw new Error(`sample ${sample.id}: the command printed nothing to show`);
     return `${markVarying(shown, sample)}\n`;
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -25,6 +25,7 @@ const readme = readFileSync(join(REPO_ROOT, "README.md"), "utf8");
 test("every README sample block has a command, and varying numbers are compared as any number", () => {
   const blocks = sampleBlocks(readme);
   assert.deepEqual([...blocks.keys()].sort(), SAMPLES.map((s) => s.id).sort());
+  for (const [id, block] of blocks) assert.ok(block.text.trim().length > 0, `README sample ${id} is empty`);
   const marked = markVarying("Searched 3056 LPs in 3949 ms", { varying: [/in \d+ ms$/m] });
   assert.equal(marked, "Searched 3056 LPs in ~3949 ms");
   assert.equal(maskVarying(marked), maskVarying("Searched 3056 LPs in ~12 ms"));
@@ -33,6 +34,11 @@ test("every README sample block has a command, and varying numbers are compared 
   assert.equal(
     markVarying("   predicted\nthroughput (token/s)   7.154  +0.8%", { measured: true }),
     "   predicted\nthroughput (token/s)   ~7.154  ~+0.8%",
+  );
+  assert.equal(
+    markVarying("busy h2d   1.20 ms", { measured: true }),
+    "busy h2d   ~1.20 ms",
+    "digits inside words are not numbers",
   );
   // A block that differs is found, and rewriting puts the fresh text in its place.
   const id = "plan-default";
