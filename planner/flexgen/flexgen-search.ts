@@ -7,7 +7,7 @@
 
 import type { OnProgress } from "../../core/progress.js";
 import { VariableSpace } from "../lp/affine.js";
-import type { LinearProgram } from "../lp/linear-program.js";
+import type { LinearConstraint, LinearProgram } from "../lp/linear-program.js";
 import { type LpSolvers, newSolveStats, type SolveStats, solveLinearProgram } from "../lp/solve-linear-program.js";
 import {
   buildFlexgenLp,
@@ -78,22 +78,18 @@ class FlexgenLpFamily {
   at(bls: number): LinearProgram {
     const d = bls - this.base.gbs;
     const { l, n } = this.base.dims;
-    const objective = FLEXGEN_LP_VARIABLES.map((v) =>
-      v === "Tpre" ? l / bls : v === "Tgen" ? (l * (n - 1)) / bls : 0,
-    );
-    return {
-      variables: this.one.variables,
-      objective,
-      constraints: this.one.constraints.map((c, i) => {
-        const s = this.slope.constraints[i]!;
-        return {
-          name: c.name,
-          op: c.op,
-          coefficients: c.coefficients.map((x, j) => x + d * s.coefficients[j]!),
-          rhs: c.rhs + d * s.rhs,
-        };
-      }),
-    };
+    const objective: number[] = [];
+    for (const v of FLEXGEN_LP_VARIABLES)
+      objective.push(v === "Tpre" ? l / bls : v === "Tgen" ? (l * (n - 1)) / bls : 0);
+    const constraints: LinearConstraint[] = [];
+    for (let i = 0; i < this.one.constraints.length; i++) {
+      const c = this.one.constraints[i]!;
+      const s = this.slope.constraints[i]!;
+      const coefficients: number[] = [];
+      for (let j = 0; j < c.coefficients.length; j++) coefficients.push(c.coefficients[j]! + d * s.coefficients[j]!);
+      constraints.push({ name: c.name, op: c.op, coefficients, rhs: c.rhs + d * s.rhs });
+    }
+    return { variables: this.one.variables, objective, constraints };
   }
 }
 

@@ -57,12 +57,17 @@ export class Affine {
   }
 
   times(factor: number): Affine {
-    const c = this.coefficients.map((x) => x * factor);
+    const from = this.coefficients;
+    const c: number[] = [];
+    for (let i = 0; i < from.length; i++) c.push(from[i]! * factor);
     return new Affine(this.space, this.constant * factor, c);
   }
 
+  /** this + other · (-1), term by term (the same arithmetic as this.plus(other.times(-1))). */
   minus(other: Affine): Affine {
-    return this.plus(other.times(-1));
+    const c = this.coefficients.slice();
+    for (let i = 0; i < c.length; i++) c[i]! += other.coefficients[i]! * -1;
+    return new Affine(this.space, this.constant + other.constant * -1, c);
   }
 
   evaluate(values: ArrayLike<number>): number {

@@ -98,6 +98,33 @@ export function maxViolation(lp: LinearProgram, values: ArrayLike<number>): { vi
   return { violation: worst, where };
 }
 
+/**
+ * Whether `values` breaks any row or bound by more than `tolerance`: the same test as
+ * `maxViolation(lp, values).violation > tolerance` (rows whose violation is NaN count as not broken,
+ * as there), without building the answer's description; the fast path runs it on every LP it solves.
+ */
+export function violatesAnyRow(lp: LinearProgram, values: ArrayLike<number>, tolerance: number): boolean {
+  const n = lp.variables.length;
+  for (let i = 0; i < n; i++) {
+    const x = values[i] ?? 0;
+    if (!Number.isFinite(x) || -x > tolerance) return true;
+  }
+  for (const c of lp.constraints) {
+    let lhs = 0;
+    let scale = Math.abs(c.rhs);
+    const coefficients = c.coefficients;
+    for (let i = 0; i < coefficients.length; i++) {
+      const term = coefficients[i]! * (values[i] ?? 0);
+      lhs += term;
+      scale = Math.max(scale, Math.abs(term));
+    }
+    const diff = lhs - c.rhs;
+    const excess = c.op === "<=" ? diff : c.op === ">=" ? -diff : Math.abs(diff);
+    if (excess / Math.max(1, scale) > tolerance) return true;
+  }
+  return false;
+}
+
 export function objectiveValue(lp: LinearProgram, values: ArrayLike<number>): number {
   let sum = 0;
   for (let i = 0; i < lp.objective.length; i++) sum += lp.objective[i]! * (values[i] ?? 0);

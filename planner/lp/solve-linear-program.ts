@@ -11,7 +11,7 @@
  * the model it reloads for each LP) and `solveLinearProgram` takes it. Synchronous once loaded.
  */
 import { createRequire } from "node:module";
-import { type LinearProgram, type LpSolution, maxViolation, objectiveValue } from "./linear-program.js";
+import { type LinearProgram, type LpSolution, maxViolation, objectiveValue, violatesAnyRow } from "./linear-program.js";
 
 const require = createRequire(import.meta.url);
 
@@ -198,8 +198,7 @@ function solveFast(lp: LinearProgram, maxPivots: number): LpSolution | string {
     const x = result[lp.variables[j]!];
     values[j] = typeof x === "number" ? x : 0;
   }
-  const { violation } = maxViolation(lp, values);
-  if (!(violation <= FEASIBILITY_TOLERANCE)) return "violates-constraints";
+  if (violatesAnyRow(lp, values, FEASIBILITY_TOLERANCE)) return "violates-constraints";
   return { status: "optimal", values, objective: objectiveValue(lp, values), solver: "javascript-lp-solver" };
 }
 

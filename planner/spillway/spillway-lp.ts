@@ -8,11 +8,13 @@ import type { ModelSpec } from "../../core/model-spec.js";
 import { RESOURCES } from "../../core/resources.js";
 import { GIB } from "../../core/units.js";
 import type { Workload } from "../../core/workload.js";
+import { VariableSpace } from "../lp/affine.js";
 import { type LinearProgram, LinearProgramBuilder } from "../lp/linear-program.js";
 import type { HardwareRates } from "./hardware-rates.js";
 import { layerTimeBounds } from "./layer-time.js";
 import {
   type CostSettings,
+  type LayerCosts,
   type ModelCostConstants,
   type PlacementTerms,
   StepCostModel,
@@ -29,15 +31,20 @@ export interface SpillwayLpInput {
   readonly constants: ModelCostConstants;
   /** Fixed fractions (wg, wc, cg, cc) where the user gave --percent. */
   readonly fixed?: { readonly wg: number; readonly wc: number; readonly cg: number; readonly cc: number };
+  /** The layer costs spillwayLayerCosts() gave for these settings (any nb): computed here when absent. */
+  readonly layerCosts?: SpillwayLayerCosts;
 }
 
-export function buildSpillwayLp(input: SpillwayLpInput): LinearProgram {
-  const { model, rates, workload, settings, constants } = input;
-  const b = new LinearProgramBuilder(SPILLWAY_LP_VARIABLES);
-  const space = b.space;
+/** One layer's costs in each phase, as LP expressions; they depend on the settings but not on nb. */
+export interface SpillwayLayerCosts {
+  readonly prefill: LayerCosts;
+  readonly decode: LayerCosts;
+}
+
+function placementTerms(space: VariableSpace, constants: ModelCostConstants): PlacementTerms {
   const v = (name: string) => space.term(1, name);
   const E = constants.embeddingStoredBytes;
-  const terms: PlacementTerms = {
+  return {
     wg: v("wg"),
     wc: v("wc"),
     wd: v("wd"),
@@ -48,11 +55,31 @@ export function buildSpillwayLp(input: SpillwayLpInput): LinearProgram {
     // Linear in the off-GPU fraction, exact when all or none of the embeddings are off the GPU.
     headBuffer: space.sum(E * Math.min(1, constants.headBufferAllOffBytes / Math.max(E, 1)), "wc", "wd"),
   };
+}
+
+/**
+ * The layer costs of the LP for `input`'s settings, the same for every nb (StepCostModel.layer reads
+ * no nb), so that a search building the LP for many nb at one GPU batch size computes them once.
+ */
+export function spillwayLayerCosts(input: Omit<SpillwayLpInput, "fixed" | "layerCosts">): SpillwayLayerCosts {
+  const space = new VariableSpace(SPILLWAY_LP_VARIABLES);
+  const terms = placementTerms(space, input.constants);
+  const costModel = new StepCostModel(input.model, input.rates, input.workload, input.settings, input.constants, space);
+  const { promptLen: s, genLen: n } = input.workload;
+  return { prefill: costModel.layer("prefill", s, terms), decode: costModel.layer("decode", s + n / 2, terms) };
+}
+
+export function buildSpillwayLp(input: SpillwayLpInput): LinearProgram {
+  const { model, rates, workload, settings, constants } = input;
+  const b = new LinearProgramBuilder(SPILLWAY_LP_VARIABLES);
+  const space = b.space;
+  const v = (name: string) => space.term(1, name);
+  const terms = placementTerms(space, constants);
   const costModel = new StepCostModel(model, rates, workload, settings, constants, space);
   const L = model.numLayers;
   const { promptLen: s, genLen: n } = workload;
-  const prefill = costModel.layer("prefill", s, terms);
-  const decode = costModel.layer("decode", s + n / 2, terms);
+  const prefill = input.layerCosts?.prefill ?? costModel.layer("prefill", s, terms);
+  const decode = input.layerCosts?.decode ?? costModel.layer("decode", s + n / 2, terms);
   const head = costModel.head(terms);
   const serial = (step: StepCosts) => RESOURCES.map((r) => step.seconds[r]).reduce((a, e) => a.plus(e));
   const fill = prefill.weights.seconds.h2d.plus(prefill.weights.seconds.diskRead);

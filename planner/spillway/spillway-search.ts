@@ -19,7 +19,7 @@ import type { Prediction } from "../prediction.js";
 import { costConstants } from "./cost-constants.js";
 import { evaluatePolicy } from "./evaluate-policy.js";
 import type { HardwareRates } from "./hardware-rates.js";
-import { buildSpillwayLp } from "./spillway-lp.js";
+import { buildSpillwayLp, type SpillwayLayerCosts, spillwayLayerCosts } from "./spillway-lp.js";
 import { type CostSettings, StepCostModel } from "./step-costs.js";
 
 export interface SpillwaySearchInput {
@@ -274,16 +274,14 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
         schedule: input.schedule,
       });
       if (fixed.gbs === undefined && minimumGpuBytes(input, settingsFor(1)) > input.rates.capacityBytes.gpu) break;
+      let layerCosts: SpillwayLayerCosts | undefined;
       const solveAt = (nb: number) => {
         lpSolves++;
-        const lp = buildSpillwayLp({
-          model: input.model,
-          rates: input.rates,
-          workload: input.workload,
-          settings: settingsFor(nb),
-          constants,
-          ...(fixedFractions ? { fixed: fixedFractions } : {}),
-        });
+        const settings = settingsFor(nb);
+        const lpInput = { model: input.model, rates: input.rates, workload: input.workload, settings, constants };
+        // The layer costs do not depend on nb: computed once per GPU batch size.
+        layerCosts ??= spillwayLayerCosts(lpInput);
+        const lp = buildSpillwayLp({ ...lpInput, layerCosts, ...(fixedFractions ? { fixed: fixedFractions } : {}) });
         const solution = solveLinearProgram(lp, input.solvers, { stats });
         if (solution.status !== "optimal") return undefined;
         const secondsPerSequence = solution.objective;

@@ -3,7 +3,13 @@ import { mock, test } from "node:test";
 import { resolveHardware } from "../../core/resolve-hardware.js";
 import { flexgenConstants } from "../../planner/flexgen/flexgen-constants.js";
 import { buildFlexgenLp } from "../../planner/flexgen/flexgen-lp.js";
-import { LinearProgramBuilder, maxViolation } from "../../planner/lp/linear-program.js";
+import { VariableSpace } from "../../planner/lp/affine.js";
+import {
+  type LinearProgram,
+  LinearProgramBuilder,
+  maxViolation,
+  violatesAnyRow,
+} from "../../planner/lp/linear-program.js";
 import {
   type LpSolvers,
   loadLpSolvers,
@@ -201,5 +207,67 @@ test("random feasible LPs: every accepted solution satisfies its constraints and
       Math.abs(fast.objective - slow.objective) <= 1e-6 * Math.max(1, Math.abs(slow.objective)),
       `trial ${trial}: ${fast.objective} vs ${slow.objective}`,
     );
+  }
+});
+
+test("violatesAnyRow decides as maxViolation does: rows of each kind, negative, NaN, infinite and missing values", () => {
+  const rand = random(11);
+  const ops = ["<=", ">=", "="] as const;
+  const odd = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];
+  let broken = 0;
+  let held = 0;
+  for (let trial = 0; trial < 40; trial++) {
+    const n = 1 + Math.floor(rand() * 6);
+    const variables = Array.from({ length: n }, (_, i) => `x${i}`);
+    const lp: LinearProgram = {
+      variables,
+      objective: variables.map(() => rand()),
+      constraints: Array.from({ length: 1 + Math.floor(rand() * 6) }, (_, r) => ({
+        name: `r${r}`,
+        op: ops[Math.floor(rand() * ops.length)]!,
+        coefficients: variables.map(() => (rand() - 0.5) * 10 ** Math.floor(rand() * 6 - 2)),
+        rhs: (rand() - 0.3) * 10 ** Math.floor(rand() * 6 - 2),
+      })),
+    };
+    for (let k = 0; k < 25; k++) {
+      const length = rand() < 0.1 ? Math.floor(rand() * n) : n;
+      const values = Array.from({ length }, () =>
+        rand() < 0.03 ? odd[Math.floor(rand() * odd.length)]! : (rand() - 0.1) * 4,
+      );
+      for (const tolerance of [0, 1e-6, 0.1, 10]) {
+        const expected = !(maxViolation(lp, values).violation <= tolerance);
+        assert.equal(violatesAnyRow(lp, values, tolerance), expected, `trial ${trial}, values ${values}, ${tolerance}`);
+        if (expected) broken++;
+        else held++;
+      }
+    }
+  }
+  // Both answers were exercised.
+  assert.ok(broken > 100 && held > 100, `${broken} broken, ${held} held`);
+});
+
+test("Affine times and minus give the very numbers of their closure forms (map, plus of times(-1))", () => {
+  const rand = random(3);
+  const space = new VariableSpace(["a", "b", "c", "d"]);
+  const special = [0, -0, 1e-300, -1e300, 0.1, 1 / 3];
+  const pick = () => (rand() < 0.3 ? special[Math.floor(rand() * special.length)]! : (rand() - 0.5) * 1e3);
+  const affine = () => {
+    const e = space.constant(pick());
+    for (let i = 0; i < e.coefficients.length; i++) e.coefficients[i] = pick();
+    return e;
+  };
+  const same = (x: number, y: number) => assert.ok(Object.is(x, y), `${x} vs ${y}`);
+  for (let trial = 0; trial < 200; trial++) {
+    const x = affine();
+    const y = affine();
+    const factor = pick();
+    const scaled = x.times(factor);
+    same(scaled.constant, x.constant * factor);
+    x.coefficients.forEach((c, i) => same(scaled.coefficients[i]!, c * factor));
+    const difference = x.minus(y);
+    const reference = x.plus(y.times(-1));
+    same(difference.constant, reference.constant);
+    reference.coefficients.forEach((c, i) => same(difference.coefficients[i]!, c));
+    assert.equal(difference.space, x.space);
   }
 });
