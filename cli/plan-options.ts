@@ -7,6 +7,13 @@ import { EXPERT_BITS, type ExpertBits } from "../core/expert-policy.js";
 import { type HardwareProfile, withCapacities } from "../core/hardware-profile.js";
 import { InputError } from "../core/input-error.js";
 import type { ModelSpec } from "../core/model-spec.js";
+import {
+  MAX_CAPACITY_BYTES,
+  MAX_GENERATED_TOKENS,
+  MAX_GPU_BATCH_SIZE,
+  MAX_GPU_BATCHES,
+  MAX_PROMPT_TOKENS,
+} from "../core/physical-bounds.js";
 import { COST_MODEL_NAMES } from "../core/plan.js";
 import { resolveHardware } from "../core/resolve-hardware.js";
 import { SCHEDULE_NAMES } from "../core/schedule-name.js";
@@ -182,7 +189,7 @@ function expertFlags(argv: PlanArgs, model: ModelSpec): FixedExperts | undefined
     return v as ExpertBits | undefined;
   };
   const fixedExperts: FixedExperts = {
-    batchSize: parseNumberFlag("batch-size", argv["batch-size"], { min: 1, integer: true }),
+    batchSize: parseNumberFlag("batch-size", argv["batch-size"], { min: 1, max: MAX_GPU_BATCH_SIZE, integer: true }),
     cacheSize: parseNumberFlag("expert-cache", argv["expert-cache"], { min: 0, max: E, integer: true }),
     bits: bits("expert-bits"),
     attentionBits: bits("attention-bits"),
@@ -208,16 +215,36 @@ function expertFlags(argv: PlanArgs, model: ModelSpec): FixedExperts | undefined
 /** The plan request the flags describe, with the profile it plans for (capacities overridden by the flags). */
 export function planRequestFromArgs(argv: PlanArgs): { request: PlanRequest; hardware: HardwareProfile } {
   const model = resolveModel(argv.model);
-  const gpu = parseNumberFlag("gpu-mem", argv["gpu-mem"], { min: 0, unit: "GiB" });
-  const cpu = parseNumberFlag("cpu-mem", argv["cpu-mem"], { min: 0, unit: "GiB" });
-  const disk = parseNumberFlag("disk-mem", argv["disk-mem"], { min: 0, unit: "GiB" });
+  const gpu = parseNumberFlag("gpu-mem", argv["gpu-mem"], {
+    min: 0,
+    max: MAX_CAPACITY_BYTES.gpu / GIB,
+    unit: "GiB",
+  });
+  const cpu = parseNumberFlag("cpu-mem", argv["cpu-mem"], {
+    min: 0,
+    max: MAX_CAPACITY_BYTES.cpu / GIB,
+    unit: "GiB",
+  });
+  const disk = parseNumberFlag("disk-mem", argv["disk-mem"], {
+    min: 0,
+    max: MAX_CAPACITY_BYTES.disk / GIB,
+    unit: "GiB",
+  });
   const hardware = withCapacities(resolveHardware(argv.hardware), {
     ...(gpu !== undefined ? { gpu: gpu * GIB } : {}),
     ...(cpu !== undefined ? { cpu: cpu * GIB } : {}),
     ...(disk !== undefined ? { disk: disk * GIB } : {}),
   });
-  const promptLen = parseNumberFlag("prompt-len", argv["prompt-len"], { min: 1, integer: true })!;
-  const genLen = parseNumberFlag("gen-len", argv["gen-len"], { min: 1, integer: true })!;
+  const promptLen = parseNumberFlag("prompt-len", argv["prompt-len"], {
+    min: 1,
+    max: MAX_PROMPT_TOKENS,
+    integer: true,
+  })!;
+  const genLen = parseNumberFlag("gen-len", argv["gen-len"], {
+    min: 1,
+    max: MAX_GENERATED_TOKENS,
+    integer: true,
+  })!;
   if (promptLen + genLen > model.maxPositions) {
     throw new InputError(
       "--prompt-len",
@@ -226,8 +253,8 @@ export function planRequestFromArgs(argv: PlanArgs): { request: PlanRequest; har
     );
   }
   const alpha = parseNumberFlag("alpha", argv.alpha, { greaterThan: 0, max: 10 });
-  const gbs = parseNumberFlag("gbs", argv.gbs, { min: 1, integer: true });
-  const nb = parseNumberFlag("nb", argv.nb, { min: 1, integer: true });
+  const gbs = parseNumberFlag("gbs", argv.gbs, { min: 1, max: MAX_GPU_BATCH_SIZE, integer: true });
+  const nb = parseNumberFlag("nb", argv.nb, { min: 1, max: MAX_GPU_BATCHES, integer: true });
   const percent = parsePercentFlag(argv.percent);
   const maxBlock = parseNumberFlag("max-block", argv["max-block"], { min: 1, integer: true });
   const fixed: FixedPolicy = {

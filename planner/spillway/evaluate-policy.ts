@@ -13,7 +13,7 @@ import { RESOURCES, type Resource } from "../../core/resources.js";
 import type { ScheduleName } from "../../core/schedule-name.js";
 import type { Workload } from "../../core/workload.js";
 import { type Affine, VariableSpace } from "../lp/affine.js";
-import { capacityShortfalls, type Prediction } from "../prediction.js";
+import { capacityShortfalls, type Prediction, timeShortfalls } from "../prediction.js";
 import { costConstants } from "./cost-constants.js";
 import type { HardwareRates } from "./hardware-rates.js";
 import { layerSeconds, layerTimeBounds } from "./layer-time.js";
@@ -292,8 +292,8 @@ export function evaluatePolicy(
   };
   const peakBytes = { gpu: tierPeak((m) => m.gpu), cpu: tierPeak((m) => m.cpu), disk: tierPeak((m) => [m.disk]) };
   const capacityBytes = rates.capacityBytes;
-  const infeasibleReasons = capacityShortfalls(peakBytes, capacityBytes);
   const totalSeconds = prefillSeconds + decodeSeconds;
+  const infeasibleReasons = [...capacityShortfalls(peakBytes, capacityBytes), ...timeShortfalls(totalSeconds)];
   return {
     throughputTokensPerSecond: (policy.gpuBatchSize * policy.numGpuBatches * n) / totalSeconds,
     prefillSeconds,
