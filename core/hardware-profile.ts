@@ -216,7 +216,15 @@ function readLink(obj: Record<string, unknown>, key: string, ctx: FieldContext):
   if (o.pageableBytesPerSecond !== undefined)
     link.pageableBytesPerSecond = readQuantity(o, "pageableBytesPerSecond", c);
   if (o.curve !== undefined) {
-    const curve = readSampleCurve(o, "curve", c, "bytes", "bytesPerSecond", { greaterThan: 0, max: MAX_CURVE_BYTES }, RATE);
+    const curve = readSampleCurve(
+      o,
+      "curve",
+      c,
+      "bytes",
+      "bytesPerSecond",
+      { greaterThan: 0, max: MAX_CURVE_BYTES },
+      RATE,
+    );
     link.curve = { samples: curve.samples.map((s) => ({ bytes: s.x, bytesPerSecond: s.y })), source: curve.source };
   }
   return link;
@@ -284,7 +292,8 @@ function optionalQuantities<K extends string>(
   keys: readonly K[],
 ): Partial<Record<K, Quantity>> {
   const out: Partial<Record<K, Quantity>> = {};
-  for (const key of keys) if (obj[key] !== undefined) out[key] = readQuantity(obj, key, ctx, key.endsWith("Seconds") ? LATENCY : RATE);
+  for (const key of keys)
+    if (obj[key] !== undefined) out[key] = readQuantity(obj, key, ctx, key.endsWith("Seconds") ? LATENCY : RATE);
   return out;
 }
 

@@ -7,6 +7,7 @@
 import { basename, dirname, resolve } from "node:path";
 import { asObject, type FieldContext, fail, readNumber, readOptionalNumber } from "../core/fields.js";
 import { describeValue } from "../core/input-error.js";
+import { checkModelConsistency, type ModelFamily, type ModelSpec, type MoeSpec } from "../core/model-spec.js";
 import {
   MAX_EXPERTS,
   MAX_FFN_SIZE,
@@ -16,7 +17,6 @@ import {
   MAX_POSITIONS,
   MAX_VOCAB_SIZE,
 } from "../core/physical-bounds.js";
-import { checkModelConsistency, type ModelFamily, type ModelSpec, type MoeSpec } from "../core/model-spec.js";
 
 const SUPPORTED = ["opt", "llama", "mistral", "mixtral", "qwen2_moe", "olmoe", "qwen3_moe"];
 

@@ -27,6 +27,7 @@ import { type FixedExperts, searchMoe } from "./moe/moe-search.js";
 import type { RoutingProfile } from "./moe/routing-profile.js";
 import { PlanError } from "./plan-error.js";
 import type { Prediction } from "./prediction.js";
+import { MAX_LP_SOLVES_PER_SEARCH } from "./search-budget.js";
 import { evaluatePolicy } from "./spillway/evaluate-policy.js";
 import { hardwareRates } from "./spillway/hardware-rates.js";
 import { type LpCandidate, searchSpillway } from "./spillway/spillway-search.js";
@@ -213,6 +214,7 @@ function planSpillway(request: PlanRequest, solvers: () => LpSolvers): Plan {
   let lpSolves = 0;
   let exactEvaluations = 1;
   let stats: SolveStats | undefined;
+  let budget: { maxLpSolves: number; lpLimitReached: boolean; maxGpuBatches: number } | undefined;
   if (fullyFixed(fixed)) {
     const requested = fixedPolicy(fixed)!;
     policy = realizedPolicy(model, requested);
@@ -252,6 +254,11 @@ function planSpillway(request: PlanRequest, solvers: () => LpSolvers): Plan {
     lpSolves = result.lpSolves;
     exactEvaluations = result.exactEvaluations;
     stats = result.stats;
+    budget = {
+      maxLpSolves: MAX_LP_SOLVES_PER_SEARCH,
+      lpLimitReached: result.lpLimitReached,
+      maxGpuBatches: result.nbLimit,
+    };
     if (!result.best) {
       throw new PlanError(
         `no policy fits ${model.name} (${formatBytes(totalWeightBytes(model))} of weights) with prompt ${workload.promptLen} + ${workload.genLen} tokens into GPU ${formatBytes(rates.capacityBytes.gpu)}, CPU ${formatBytes(rates.capacityBytes.cpu)}, disk ${formatBytes(rates.capacityBytes.disk)}${Object.keys(fixed).length ? " with the fixed settings given" : ""}`,
@@ -279,6 +286,7 @@ function planSpillway(request: PlanRequest, solvers: () => LpSolvers): Plan {
       lpFallbacks: stats?.fallbacks ?? 0,
       scored: fullyFixed(fixed),
       wallClockLimitHits: stats?.wallClockLimitHits ?? 0,
+      ...budget,
     },
     flexgenArgs: flexgenArgs(model, policy),
     modelSpec: model,
@@ -429,6 +437,9 @@ function planFlexgen(request: PlanRequest, solvers: () => LpSolvers): Plan {
       lpFallbacks: result.stats.fallbacks,
       scored: fullyFixed(fixed),
       wallClockLimitHits: result.stats.wallClockLimitHits,
+      maxLpSolves: MAX_LP_SOLVES_PER_SEARCH,
+      lpLimitReached: result.lpLimitReached,
+      maxGpuBatches: result.nbLimit,
     },
     flexgenArgs: flexgenArgs(model, policy),
     modelSpec: model,

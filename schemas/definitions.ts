@@ -88,8 +88,7 @@ const sourcedNonNegative = named(
   "NonNegativeSourcedValue",
   sourced(num({ minimum: 0, maximum: MAX_LATENCY_SECONDS, description: "seconds (at most an hour)" })),
 );
-const capacity = (tier: Tier) =>
-  sourced(num({ minimum: 0, maximum: MAX_CAPACITY_BYTES[tier], description: "bytes" }));
+const capacity = (tier: Tier) => sourced(num({ minimum: 0, maximum: MAX_CAPACITY_BYTES[tier], description: "bytes" }));
 const quantityOf = (value: typeof sourcedPositive) =>
   obj(
     { datasheet: opt(value), measured: opt(value), fitted: opt(value) },
@@ -235,6 +234,14 @@ const tiers = named(
   "TierBytes",
   obj({ gpu: num({ minimum: 0 }), cpu: num({ minimum: 0 }), disk: num({ minimum: 0 }) }),
 );
+const capacities = named(
+  "CapacityBytes",
+  obj({
+    gpu: num({ minimum: 0, maximum: MAX_CAPACITY_BYTES.gpu }),
+    cpu: num({ minimum: 0, maximum: MAX_CAPACITY_BYTES.cpu }),
+    disk: num({ minimum: 0, maximum: MAX_CAPACITY_BYTES.disk }),
+  }),
+);
 const traffic = named(
   "TrafficBytes",
   obj({
@@ -282,7 +289,11 @@ const expertPolicy = named(
   "ExpertPolicy",
   obj(
     {
-      cacheSize: int({ minimum: 0, maximum: MAX_EXPERTS, description: "expert slots per layer on the GPU (at most the model's experts per layer)" }),
+      cacheSize: int({
+        minimum: 0,
+        maximum: MAX_EXPERTS,
+        description: "expert slots per layer on the GPU (at most the model's experts per layer)",
+      }),
       eviction: oneOfValues(EXPERT_EVICTIONS),
       offloadTier: oneOfValues(["cpu", "disk"] as const),
       bits,
@@ -314,10 +325,17 @@ const policy = named(
     overlap: bool(),
     pinWeight: bool(),
     layerGroups: opt(
-      arr(obj({ layers: int({ minimum: 1, maximum: MAX_LAYERS }), weights: placement, compute: oneOfValues(COMPUTE_DEVICES) }), {
-        minItems: 1,
-        description: "per-layer placement: consecutive layer groups, first layer first, covering every layer",
-      }),
+      arr(
+        obj({
+          layers: int({ minimum: 1, maximum: MAX_LAYERS }),
+          weights: placement,
+          compute: oneOfValues(COMPUTE_DEVICES),
+        }),
+        {
+          minItems: 1,
+          description: "per-layer placement: consecutive layer groups, first layer first, covering every layer",
+        },
+      ),
     ),
     embeddings: opt(placement),
     experts: opt(expertPolicy),
@@ -358,7 +376,7 @@ export const planSchema = obj(
       feasible: bool(),
       infeasibleReasons: arr(str()),
       peakBytes: tiers,
-      capacityBytes: tiers,
+      capacityBytes: capacities,
       bytes: traffic,
       busySeconds: record(
         num({ minimum: 0 }),
@@ -379,6 +397,14 @@ export const planSchema = obj(
           minimum: 0,
           description:
             "LPs left unsolved because the solver reached its wall-clock safety net (0: the plan depends on its inputs alone)",
+        }),
+      ),
+      maxLpSolves: opt(int({ minimum: 0, description: "the search's budget: the most LPs it may solve" })),
+      lpLimitReached: opt(bool("whether the search stopped at maxLpSolves (the best policy found so far is kept)")),
+      maxGpuBatches: opt(
+        int({
+          minimum: 1,
+          description: "the most GPU batches per block the search considered (within the simulator's task budget)",
         }),
       ),
     }),
@@ -516,6 +542,17 @@ export const simulationSchema = obj({
   disagreements: arr(str()),
   traceEvents: opt(int({ minimum: 0 })),
   timeline: opt(str("text Gantt chart of one layer's window (--timeline)")),
+  budget: opt(
+    obj(
+      {
+        taskBound: int({ minimum: 0, description: "at most this many tasks, counted from the plan's shape" }),
+        maxTasks: int({ minimum: 0, description: "the budget: plans whose bound is above it are refused" }),
+        taskBoundPerToken: int({ minimum: 0 }),
+        maxTasksPerToken: int({ minimum: 0 }),
+      },
+      { description: "the task budget the simulation was held to (a bound on its time and memory)" },
+    ),
+  ),
 });
 assertMatches<Infer<typeof simulationSchema>, Jsonify<SimulationResult>>(true);
 

@@ -8,6 +8,7 @@
 import { VariableSpace } from "../lp/affine.js";
 import type { LinearProgram } from "../lp/linear-program.js";
 import { type LpSolvers, newSolveStats, type SolveStats, solveLinearProgram } from "../lp/solve-linear-program.js";
+import { MAX_LP_SOLVES_PER_SEARCH, searchGpuBatchLimit } from "../search-budget.js";
 import {
   buildFlexgenLp,
   type FixedPercents,
@@ -39,6 +40,10 @@ export interface FlexgenSearchResult {
   readonly best: FlexgenCandidate | undefined;
   readonly lpSolves: number;
   readonly stats: SolveStats;
+  /** The most GPU batches per block searched (planner/search-budget.ts). */
+  readonly nbLimit: number;
+  /** Whether the search stopped at MAX_LP_SOLVES_PER_SEARCH. */
+  readonly lpLimitReached: boolean;
 }
 
 /**
@@ -105,9 +110,15 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
     gbs,
     ...(input.percent ? { percent: input.percent } : {}),
   });
+  const nbLimit = searchGpuBatchLimit(input.dims.l, input.dims.n);
+  let lpLimitReached = false;
   const solve = (gbs: number, nb: number) => {
     const key = `${gbs}x${nb}`;
     if (memo.has(key)) return memo.get(key);
+    if (lpSolves >= MAX_LP_SOLVES_PER_SEARCH) {
+      lpLimitReached = true;
+      return undefined;
+    }
     lpSolves++;
     let family = families.get(gbs);
     if (!family) families.set(gbs, (family = new FlexgenLpFamily(base(gbs))));
@@ -122,9 +133,9 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
   };
   const nbUpperBound = (gbs: number): number => {
     let nb = 1;
-    while (solve(gbs, nb)) nb *= 2;
+    while (nb <= nbLimit && solve(gbs, nb)) nb *= 2;
     let left = Math.max(Math.floor(nb / 2), 1);
-    let right = nb;
+    let right = Math.min(nb, nbLimit + 1);
     while (left < right) {
       const mid = Math.floor((left + right) / 2);
       if (solve(gbs, mid)) left = mid + 1;
@@ -173,5 +184,5 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
     const terms = flexgenTerms(lpInput, new VariableSpace(FLEXGEN_LP_VARIABLES));
     bestCandidate = { gbs: b.gbs, nb: b.nb, outcome: flexgenOutcome(lpInput, terms, b.values) };
   }
-  return { best: bestCandidate, lpSolves, stats };
+  return { best: bestCandidate, lpSolves, stats, nbLimit, lpLimitReached };
 }

@@ -15,6 +15,7 @@ import type { Workload } from "../../core/workload.js";
 import { VariableSpace } from "../lp/affine.js";
 import { type LpSolvers, newSolveStats, type SolveStats, solveLinearProgram } from "../lp/solve-linear-program.js";
 import type { Prediction } from "../prediction.js";
+import { MAX_LP_SOLVES_PER_SEARCH, searchGpuBatchLimit } from "../search-budget.js";
 import { costConstants } from "./cost-constants.js";
 import { evaluatePolicy } from "./evaluate-policy.js";
 import type { HardwareRates } from "./hardware-rates.js";
@@ -63,6 +64,10 @@ export interface SpillwaySearchResult {
   readonly lpSolves: number;
   readonly exactEvaluations: number;
   readonly stats: SolveStats;
+  /** The most GPU batches per block searched (planner/search-budget.ts). */
+  readonly nbLimit: number;
+  /** Whether the search stopped at MAX_LP_SOLVES_PER_SEARCH. */
+  readonly lpLimitReached: boolean;
 }
 
 export const GBS_CANDIDATES = [
@@ -233,6 +238,8 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
       best = { policy: repaired.policy, prediction: repaired.prediction };
   };
   const maxBlock = input.maxBlock ?? Infinity;
+  const gpuBatchLimit = searchGpuBatchLimit(input.model.numLayers, input.workload.genLen);
+  let lpLimitReached = false;
   const gbsList =
     fixed.gbs !== undefined
       ? [fixed.gbs]
@@ -255,6 +262,10 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
       });
       if (fixed.gbs === undefined && minimumGpuBytes(input, settingsFor(1)) > input.rates.capacityBytes.gpu) break;
       const solveAt = (nb: number) => {
+        if (lpSolves >= MAX_LP_SOLVES_PER_SEARCH) {
+          lpLimitReached = true;
+          return undefined;
+        }
         lpSolves++;
         const lp = buildSpillwayLp({
           model: input.model,
@@ -287,7 +298,7 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
       } else {
         let lastFeasible = 0;
         let firstInfeasible = 0;
-        const nbLimit = Math.min(1 << 16, Math.floor(maxBlock / gbs));
+        const nbLimit = Math.min(gpuBatchLimit, Math.floor(maxBlock / gbs));
         for (const nb of nbGrid(nbLimit)) {
           const r = solveAt(nb);
           if (!r) {
@@ -326,5 +337,5 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
       if (seen.size >= 6) break;
     }
   }
-  return { best, lpSolves, exactEvaluations, stats };
+  return { best, lpSolves, exactEvaluations, stats, nbLimit: gpuBatchLimit, lpLimitReached };
 }

@@ -1,0 +1,17 @@
+/**
+ * The bounds every policy search works within, whatever its inputs: a cap on the LPs one search solves
+ * (far above what any search of the catalogue needs: OPT-175B on the T4 takes about 3,000) and on the
+ * GPU batches per block it considers (the policy range, and the blocks the simulator can replay within
+ * its task budget, so that every plan the planner emits can be simulated). Plans report both in their
+ * `search` object.
+ */
+import { MAX_GPU_BATCHES } from "../core/physical-bounds.js";
+import { largestSimulatableGpuBatches } from "../core/simulation-budget.js";
+
+/** LPs one search may solve; past it the search keeps the best policy found so far. */
+export const MAX_LP_SOLVES_PER_SEARCH = 50_000;
+
+/** The most GPU batches per block a search considers for a model of `numLayers` generating `genLen` tokens. */
+export function searchGpuBatchLimit(numLayers: number, genLen: number): number {
+  return Math.min(MAX_GPU_BATCHES, largestSimulatableGpuBatches(numLayers, genLen));
+}
