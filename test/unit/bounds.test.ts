@@ -161,8 +161,8 @@ test("plan files are checked against their model: positions, experts, batch rang
     assert.throws(() => parsePlan(copy, "p.json"), inputError(expected));
   };
   fails((d) => {
-    d.workload.promptLen = 2040;
-  }, /^p\.json: workload\.genLen: prompt 2040 \+ generated 8 tokens exceed opt-125m's 2048 positions/);
+    d.workload.promptLen = 2041;
+  }, /^p\.json: workload\.genLen: prompt 2041 \+ generated 8 tokens exceed opt-125m's 2048 positions/);
   fails((d) => {
     d.policy.gpuBatchSize = 1e300;
   }, /^p\.json: policy\.gpuBatchSize: expected/);
@@ -195,7 +195,7 @@ test("a plan too large to simulate is refused up front, naming the task count an
   const plan = opt125mPlan(1, MAX_GPU_BATCHES);
   const shape = { numLayers: 12, numGpuBatches: MAX_GPU_BATCHES, genLen: 8 };
   assert.ok(simulationTaskBound(shape) > MAX_SIMULATION_TASKS);
-  assert.match(simulationOverBudget(shape)!, /up to 1\.42e\+7 tasks per token .* the budget is 2e\+5/);
+  assert.match(simulationOverBudget(shape)!, /up to 1\.44e\+7 tasks per token .* the budget is 2e\+5/);
   const t4 = resolveHardware("t4");
   assert.throws(
     () => simulate(plan, t4, { schedule: "spillway", capacityBytes: plan.predicted.capacityBytes }),
