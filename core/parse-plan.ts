@@ -51,9 +51,9 @@ function checkPlanFitsModel(plan: Plan, source: string): void {
   const { promptLen, genLen } = plan.workload;
   if (promptLen + genLen > model.maxPositions)
     fail(
-      { source, path: "workload" },
-      "genLen",
-      `prompt ${promptLen} + generated ${genLen} tokens exceed ${model.name}'s ${model.maxPositions} positions (modelSpec.maxPositions)`,
+      { source, path: "modelSpec" },
+      "maxPositions",
+      `the workload's prompt ${promptLen} + generated ${genLen} tokens exceed ${model.name}'s ${model.maxPositions} positions`,
     );
   const experts = plan.policy.experts;
   if (experts && !model.moe)

@@ -162,7 +162,7 @@ test("plan files are checked against their model: positions, experts, batch rang
   };
   fails((d) => {
     d.workload.promptLen = 2041;
-  }, /^p\.json: workload\.genLen: prompt 2041 \+ generated 8 tokens exceed opt-125m's 2048 positions/);
+  }, /^p\.json: modelSpec\.maxPositions: the workload's prompt 2041 \+ generated 8 tokens exceed opt-125m's 2048 positions$/);
   fails((d) => {
     d.policy.gpuBatchSize = 1e300;
   }, /^p\.json: policy\.gpuBatchSize: expected/);
