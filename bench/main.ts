@@ -7,6 +7,8 @@
  * - Spillway's own search for the default plan.
  * - The CPU backend's transfers on worker threads beside the compute, against inline (bench/overlap.ts).
  * - The quick CPU profile's rates and its GEMM curve (time per weight grows with the rows).
+ * - The simulator's bound: every catalogue model x shipped profile planned and simulated, with the
+ *   largest task count and the peak heap (bench/catalogue-simulation.ts).
  */
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -22,6 +24,7 @@ import { Engine, TaskFactory } from "../simulator/engine.js";
 import { PlanCosts } from "../simulator/plan-costs.js";
 import { ScheduleBuilder } from "../simulator/schedule-builder.js";
 import { simulate } from "../simulator/simulate.js";
+import { benchCatalogueSimulation } from "./catalogue-simulation.js";
 import { benchKernels } from "./kernels.js";
 import { benchOverlap } from "./overlap.js";
 import { benchStartup } from "./startup.js";
@@ -178,6 +181,11 @@ else {
     `  ratio 128 / 32 tokens: ${(peaks[1]! / Math.max(peaks[0]!, 1)).toFixed(2)} (the task count ratio is ~4)`,
   );
 }
+
+console.log(
+  "\nSimulator bound: every catalogue model x shipped profile planned (prompt 512, gen 32) and its plan simulated",
+);
+for (const line of benchCatalogueSimulation()) console.log(`  ${line}`);
 
 console.log("\nCPU backend kernels (single thread)");
 for (const line of await benchKernels()) console.log(`  ${line}`);

@@ -1,8 +1,10 @@
 /**
  * The bounds every policy search works within, whatever its inputs: a cap on the LPs one search solves
  * (far above what any search of the catalogue needs: OPT-175B on the T4 takes about 3,000) and on the
- * GPU batches per block it considers (the policy range, and the blocks the simulator can replay within
- * its task budget, so that every plan the planner emits can be simulated). Plans report both in their
+ * GPU batches per block it considers: the policy range, and for Spillway's own search also the blocks
+ * the simulator can replay within its task budget, so that every plan Spillway's cost model emits can
+ * be simulated (the FlexGen-compatible search keeps FlexGen's choices within the policy range; a plan
+ * of it beyond the simulator's budget is refused by `simulate` up front). Plans report both in their
  * `search` object.
  */
 import { MAX_GPU_BATCHES } from "../core/physical-bounds.js";

@@ -243,7 +243,7 @@ test("the task bound bounds the tasks the simulator really issues, across schedu
       }
 });
 
-test("the searches stay within their budget and keep their blocks simulatable, and say so in the plan", () => {
+test("the searches stay within their budget, Spillway's keeps its blocks simulatable, and plans say so", () => {
   const model = findCatalogueModel("opt-1.3b")!;
   // Far more CPU memory than any machine of today: the block the search picks must still simulate.
   const hardware = withCapacities(resolveHardware("t4"), { cpu: MAX_CAPACITY_BYTES.cpu });
@@ -254,7 +254,10 @@ test("the searches stay within their budget and keep their blocks simulatable, a
     assert.ok(plan.search.lpSolves <= MAX_LP_SOLVES_PER_SEARCH);
     assert.ok(plan.policy.numGpuBatches <= plan.search.maxGpuBatches!, costModel);
     const shape = { numLayers: model.numLayers, numGpuBatches: plan.policy.numGpuBatches, genLen: 32 };
-    assert.equal(simulationOverBudget(shape), undefined, `${costModel}: ${plan.policy.numGpuBatches} batches`);
+    // Spillway's search keeps its blocks simulatable; FlexGen's keeps FlexGen's choices, within the policy range.
+    if (costModel === "spillway")
+      assert.equal(simulationOverBudget(shape), undefined, `${costModel}: ${plan.policy.numGpuBatches} batches`);
+    else assert.equal(plan.search.maxGpuBatches, MAX_GPU_BATCHES);
   }
 });
 
