@@ -61,6 +61,9 @@ export interface PlanSearch {
   readonly maxLpSolves?: number;
   readonly lpLimitReached?: boolean;
   readonly maxGpuBatches?: number;
+  /** Spillway's search: the most exact evaluations it could make (fewer for long generations), and whether it stopped there. */
+  readonly maxExactEvaluations?: number;
+  readonly evaluationLimitReached?: boolean;
 }
 
 export interface Plan {

@@ -214,7 +214,15 @@ function planSpillway(request: PlanRequest, solvers: () => LpSolvers): Plan {
   let lpSolves = 0;
   let exactEvaluations = 1;
   let stats: SolveStats | undefined;
-  let budget: { maxLpSolves: number; lpLimitReached: boolean; maxGpuBatches: number } | undefined;
+  let budget:
+    | {
+        maxLpSolves: number;
+        lpLimitReached: boolean;
+        maxGpuBatches: number;
+        maxExactEvaluations: number;
+        evaluationLimitReached: boolean;
+      }
+    | undefined;
   if (fullyFixed(fixed)) {
     const requested = fixedPolicy(fixed)!;
     policy = realizedPolicy(model, requested);
@@ -258,10 +266,17 @@ function planSpillway(request: PlanRequest, solvers: () => LpSolvers): Plan {
       maxLpSolves: MAX_LP_SOLVES_PER_SEARCH,
       lpLimitReached: result.lpLimitReached,
       maxGpuBatches: result.nbLimit,
+      maxExactEvaluations: result.maxExactEvaluations,
+      evaluationLimitReached: result.evaluationLimitReached,
     };
     if (!result.best) {
+      const stopped = result.evaluationLimitReached
+        ? ` (the search stopped at its budget of ${result.maxExactEvaluations} exact evaluations for ${workload.genLen} generated tokens)`
+        : result.lpLimitReached
+          ? ` (the search stopped at its budget of ${MAX_LP_SOLVES_PER_SEARCH} LPs)`
+          : "";
       throw new PlanError(
-        `no policy fits ${model.name} (${formatBytes(totalWeightBytes(model))} of weights) with prompt ${workload.promptLen} + ${workload.genLen} tokens into GPU ${formatBytes(rates.capacityBytes.gpu)}, CPU ${formatBytes(rates.capacityBytes.cpu)}, disk ${formatBytes(rates.capacityBytes.disk)}${Object.keys(fixed).length ? " with the fixed settings given" : ""}`,
+        `no policy fits ${model.name} (${formatBytes(totalWeightBytes(model))} of weights) with prompt ${workload.promptLen} + ${workload.genLen} tokens into GPU ${formatBytes(rates.capacityBytes.gpu)}, CPU ${formatBytes(rates.capacityBytes.cpu)}, disk ${formatBytes(rates.capacityBytes.disk)}${Object.keys(fixed).length ? " with the fixed settings given" : ""}${stopped}`,
       );
     }
     policy = result.best.policy;

@@ -17,3 +17,21 @@ export const MAX_LP_SOLVES_PER_SEARCH = 50_000;
 export function searchGpuBatchLimit(numLayers: number, genLen: number): number {
   return Math.min(MAX_GPU_BATCHES, largestSimulatableGpuBatches(numLayers, genLen));
 }
+
+/**
+ * Decode tokens the exact evaluations of one search may cost together: an exact evaluation walks every
+ * generated token (some 30-70 µs each on a busy machine), so the search evaluates at most
+ * EXACT_EVALUATION_TOKEN_BUDGET / genLen policies (15,625 at 32 tokens, far above the ~250 a search
+ * needs; 3 at 131,072), and then keeps the best found so far.
+ */
+export const EXACT_EVALUATION_TOKEN_BUDGET = 500_000;
+
+/** The most exact evaluations a search may make for a workload generating `genLen` tokens. */
+export function exactEvaluationLimit(genLen: number): number {
+  return Math.max(1, Math.floor(EXACT_EVALUATION_TOKEN_BUDGET / genLen));
+}
+
+/** Thrown by a search's evaluator when its evaluation budget is spent; the search catches it and stops. */
+export class EvaluationBudgetSpent extends Error {
+  override readonly name = "EvaluationBudgetSpent";
+}

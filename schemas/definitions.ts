@@ -407,6 +407,13 @@ export const planSchema = obj(
           description: "the most GPU batches per block the search considered (within the simulator's task budget)",
         }),
       ),
+      maxExactEvaluations: opt(
+        int({
+          minimum: 1,
+          description: "the most exact evaluations the search could make (fewer for long generations)",
+        }),
+      ),
+      evaluationLimitReached: opt(bool("whether the search stopped at maxExactEvaluations")),
     }),
     flexgenArgs: str("the equivalent python -m flexgen.flex_opt flags"),
     llamaCpp: opt(

@@ -15,7 +15,12 @@ import type { Workload } from "../../core/workload.js";
 import { VariableSpace } from "../lp/affine.js";
 import { type LpSolvers, newSolveStats, type SolveStats, solveLinearProgram } from "../lp/solve-linear-program.js";
 import type { Prediction } from "../prediction.js";
-import { MAX_LP_SOLVES_PER_SEARCH, searchGpuBatchLimit } from "../search-budget.js";
+import {
+  EvaluationBudgetSpent,
+  exactEvaluationLimit,
+  MAX_LP_SOLVES_PER_SEARCH,
+  searchGpuBatchLimit,
+} from "../search-budget.js";
 import { costConstants } from "./cost-constants.js";
 import { evaluatePolicy } from "./evaluate-policy.js";
 import type { HardwareRates } from "./hardware-rates.js";
@@ -68,6 +73,9 @@ export interface SpillwaySearchResult {
   readonly nbLimit: number;
   /** Whether the search stopped at MAX_LP_SOLVES_PER_SEARCH. */
   readonly lpLimitReached: boolean;
+  /** The most exact evaluations the search could make (exactEvaluationLimit), and whether it stopped there. */
+  readonly maxExactEvaluations: number;
+  readonly evaluationLimitReached: boolean;
 }
 
 export const GBS_CANDIDATES = [
@@ -225,9 +233,26 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
   const fixedFractions = fixed.percent
     ? { wg: fixed.percent.wg / 100, wc: fixed.percent.wc / 100, cg: fixed.percent.cg / 100, cc: fixed.percent.cc / 100 }
     : undefined;
-  const evaluate = (p: Policy) => evaluatePolicy(input.model, input.rates, input.workload, p, input.schedule);
+  const maxExactEvaluations = exactEvaluationLimit(input.workload.genLen);
+  let evaluationsMade = 0;
+  let evaluationLimitReached = false;
+  const evaluate = (p: Policy) => {
+    if (evaluationsMade >= maxExactEvaluations) throw new EvaluationBudgetSpent();
+    evaluationsMade++;
+    return evaluatePolicy(input.model, input.rates, input.workload, p, input.schedule);
+  };
   let best: { policy: Policy; prediction: Prediction } | undefined;
   const consider = (policy: Policy) => {
+    if (evaluationLimitReached) return;
+    try {
+      considerWithinBudget(policy);
+    } catch (error) {
+      if (!(error instanceof EvaluationBudgetSpent)) throw error;
+      evaluationLimitReached = true;
+      exactEvaluations = evaluationsMade;
+    }
+  };
+  const considerWithinBudget = (policy: Policy) => {
     const realized = realizedPolicy(input.model, policy);
     const repaired = fixedFractions
       ? { policy: realized, prediction: evaluate(realized), evaluations: 1 }
@@ -337,5 +362,14 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
       if (seen.size >= 6) break;
     }
   }
-  return { best, lpSolves, exactEvaluations, stats, nbLimit: gpuBatchLimit, lpLimitReached };
+  return {
+    best,
+    lpSolves,
+    exactEvaluations,
+    stats,
+    nbLimit: gpuBatchLimit,
+    lpLimitReached,
+    maxExactEvaluations,
+    evaluationLimitReached,
+  };
 }

@@ -29,7 +29,11 @@ import { LinearProgramBuilder } from "../../planner/lp/linear-program.js";
 import { loadLpSolvers } from "../../planner/lp/solve-linear-program.js";
 import { PlanError, planSync } from "../../planner/plan.js";
 import { capacityShortfalls } from "../../planner/prediction.js";
-import { MAX_LP_SOLVES_PER_SEARCH } from "../../planner/search-budget.js";
+import {
+  EXACT_EVALUATION_TOKEN_BUDGET,
+  exactEvaluationLimit,
+  MAX_LP_SOLVES_PER_SEARCH,
+} from "../../planner/search-budget.js";
 import { checkpointBytesLowerBound, synthesizeOptWeights } from "../../runtime/synth-weights.js";
 import { simulate } from "../../simulator/simulate.js";
 
@@ -253,12 +257,23 @@ test("the searches stay within their budget, Spillway's keeps its blocks simulat
     assert.equal(plan.search.lpLimitReached, false, costModel);
     assert.ok(plan.search.lpSolves <= MAX_LP_SOLVES_PER_SEARCH);
     assert.ok(plan.policy.numGpuBatches <= plan.search.maxGpuBatches!, costModel);
+    if (costModel === "spillway") {
+      assert.equal(plan.search.maxExactEvaluations, exactEvaluationLimit(32));
+      assert.equal(plan.search.evaluationLimitReached, false);
+      assert.ok(plan.search.exactEvaluations! <= plan.search.maxExactEvaluations!);
+    }
     const shape = { numLayers: model.numLayers, numGpuBatches: plan.policy.numGpuBatches, genLen: 32 };
     // Spillway's search keeps its blocks simulatable; FlexGen's keeps FlexGen's choices, within the policy range.
     if (costModel === "spillway")
       assert.equal(simulationOverBudget(shape), undefined, `${costModel}: ${plan.policy.numGpuBatches} batches`);
     else assert.equal(plan.search.maxGpuBatches, MAX_GPU_BATCHES);
   }
+});
+
+test("the exact-evaluation budget shrinks with the generated tokens, to at least one evaluation", () => {
+  assert.equal(exactEvaluationLimit(32), EXACT_EVALUATION_TOKEN_BUDGET / 32);
+  assert.equal(exactEvaluationLimit(131072), 3);
+  assert.equal(exactEvaluationLimit(10 * EXACT_EVALUATION_TOKEN_BUDGET), 1);
 });
 
 const DEEP: ModelSpec = {
