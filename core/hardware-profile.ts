@@ -11,6 +11,7 @@ import {
   type FieldContext,
   fail,
   type NumberRule,
+  readBoundedNumber,
   readNumber,
   readObject,
   readOptionalString,
@@ -178,21 +179,29 @@ export function effective(quantity: Quantity): number {
 // ---------------------------------------------------------------------------------------------
 // Validation
 
-/** Rates (bytes, FLOP, values per second) and latencies: the physically meaningful ranges (core/physical-bounds.ts). */
-const RATE: NumberRule = { min: MIN_RATE_PER_SECOND, max: MAX_RATE_PER_SECOND };
-const LATENCY: NumberRule = { min: 0, max: MAX_LATENCY_SECONDS };
+/**
+ * A value's sign (checked first, with the reader's usual message) and its physically meaningful range
+ * (core/physical-bounds.ts): rates (bytes, FLOP, values per second), latencies, capacities.
+ */
+interface Bounded {
+  readonly rule: NumberRule;
+  readonly range: NumberRule;
+}
+const RATE: Bounded = { rule: { greaterThan: 0 }, range: { min: MIN_RATE_PER_SECOND, max: MAX_RATE_PER_SECOND } };
+const LATENCY: Bounded = { rule: { min: 0 }, range: { min: 0, max: MAX_LATENCY_SECONDS } };
+const capacity = (max: number): Bounded => ({ rule: { min: 0 }, range: { min: 0, max } });
 
-function readSourced(obj: Record<string, unknown>, key: string, ctx: FieldContext, rule: NumberRule): SourcedValue {
+function readSourced(obj: Record<string, unknown>, key: string, ctx: FieldContext, bounded: Bounded): SourcedValue {
   const c = child(ctx, key);
   const o = readObject(obj, key, ctx);
   rejectUnknownKeys(o, c, ["value", "source", "note"]);
   return {
-    value: readNumber(o, "value", c, rule),
+    value: readBoundedNumber(o, "value", c, bounded.rule, bounded.range),
     source: readString(o, "source", c),
   };
 }
 
-function readQuantity(obj: Record<string, unknown>, key: string, ctx: FieldContext, rule = RATE): Quantity {
+function readQuantity(obj: Record<string, unknown>, key: string, ctx: FieldContext, rule: Bounded = RATE): Quantity {
   const c = child(ctx, key);
   const o = readObject(obj, key, ctx);
   rejectUnknownKeys(o, c, ["datasheet", "measured", "fitted", "note"]);
@@ -222,7 +231,7 @@ function readLink(obj: Record<string, unknown>, key: string, ctx: FieldContext):
       c,
       "bytes",
       "bytesPerSecond",
-      { greaterThan: 0, max: MAX_CURVE_BYTES },
+      { rule: { greaterThan: 0 }, range: { greaterThan: 0, max: MAX_CURVE_BYTES } },
       RATE,
     );
     link.curve = { samples: curve.samples.map((s) => ({ bytes: s.x, bytesPerSecond: s.y })), source: curve.source };
@@ -240,8 +249,8 @@ function readSampleCurve(
   ctx: FieldContext,
   xKey: string,
   yKey: string,
-  xRule: NumberRule,
-  yRule: NumberRule,
+  xRule: Bounded,
+  yRule: Bounded = RATE,
 ): { samples: { x: number; y: number }[]; source: string } {
   const cc = child(ctx, key);
   const curve = readObject(obj, key, ctx);
@@ -253,7 +262,10 @@ function readSampleCurve(
     const sc = child(child(cc, "samples"), i);
     const so = asObject(s, sc);
     rejectUnknownKeys(so, sc, [xKey, yKey]);
-    return { x: readNumber(so, xKey, sc, xRule), y: readNumber(so, yKey, sc, yRule) };
+    return {
+      x: readBoundedNumber(so, xKey, sc, xRule.rule, xRule.range),
+      y: readBoundedNumber(so, yKey, sc, yRule.rule, yRule.range),
+    };
   });
   for (let i = 1; i < samples.length; i++) {
     if (samples[i]!.x <= samples[i - 1]!.x)
@@ -262,12 +274,12 @@ function readSampleCurve(
   return { samples, source: readString(curve, "source", cc) };
 }
 
-const CURVE_ROWS: NumberRule = { min: 1, max: MAX_CURVE_ROWS, integer: true };
+const CURVE_ROWS: Bounded = { rule: { min: 1, integer: true }, range: { min: 1, max: MAX_CURVE_ROWS } };
 
 function readMatmulCurve(gpu: Record<string, unknown>, ctx: FieldContext): NonNullable<GpuProfile["matmulCurve"]> {
   const curve = readSampleCurve(gpu, "matmulCurve", ctx, "rows", "secondsPerWeight", CURVE_ROWS, {
-    min: MIN_SECONDS_PER_WEIGHT,
-    max: MAX_SECONDS_PER_WEIGHT,
+    rule: { greaterThan: 0 },
+    range: { min: MIN_SECONDS_PER_WEIGHT, max: MAX_SECONDS_PER_WEIGHT },
   });
   return { samples: curve.samples.map((s) => ({ rows: s.x, secondsPerWeight: s.y })), source: curve.source };
 }
@@ -298,7 +310,7 @@ function optionalQuantities<K extends string>(
 }
 
 function readWorkingBytesPerValue(gpu: Record<string, unknown>, ctx: FieldContext): SourcedValue {
-  const value = readSourced(gpu, "workingBytesPerValue", ctx, { greaterThan: 0 });
+  const value = readSourced(gpu, "workingBytesPerValue", ctx, { rule: { greaterThan: 0 }, range: {} });
   if (value.value !== 2 && value.value !== 4)
     fail(child(ctx, "workingBytesPerValue"), "value", `expected 2 (fp16) or 4 (fp32), got ${value.value}`);
   return value;
@@ -325,10 +337,11 @@ function readFlexgen(obj: Record<string, unknown>, ctx: FieldContext): FlexgenFi
   rejectUnknownKeys(o, c, [...FLEXGEN_FIELDS, "c1", "c2", "c3", "source", "note"]);
   const out: Record<string, number | string> = { source: readString(o, "source", c) };
   for (const f of FLEXGEN_FIELDS)
-    out[f] = readNumber(
+    out[f] = readBoundedNumber(
       o,
       f,
       c,
+      { greaterThan: 0 },
       f.endsWith("Tflops")
         ? { min: MIN_FLEXGEN_TFLOPS, max: MAX_FLEXGEN_TFLOPS }
         : { min: MIN_FLEXGEN_GIB_PER_SECOND, max: MAX_FLEXGEN_GIB_PER_SECOND },
@@ -400,9 +413,9 @@ export function parseHardwareProfile(data: unknown, source: string, path = ""): 
     description: readString(o, "description", ctx),
     host: readString(o, "host", ctx),
     capacityBytes: {
-      gpu: readSourced(cap, "gpu", capCtx, { min: 0, max: MAX_CAPACITY_BYTES.gpu }),
-      cpu: readSourced(cap, "cpu", capCtx, { min: 0, max: MAX_CAPACITY_BYTES.cpu }),
-      disk: readSourced(cap, "disk", capCtx, { min: 0, max: MAX_CAPACITY_BYTES.disk }),
+      gpu: readSourced(cap, "gpu", capCtx, capacity(MAX_CAPACITY_BYTES.gpu)),
+      cpu: readSourced(cap, "cpu", capCtx, capacity(MAX_CAPACITY_BYTES.cpu)),
+      disk: readSourced(cap, "disk", capCtx, capacity(MAX_CAPACITY_BYTES.disk)),
     },
     gpu: {
       name: readString(gpu, "name", gpuCtx),
@@ -421,7 +434,7 @@ export function parseHardwareProfile(data: unknown, source: string, path = ""): 
     },
     cpu: {
       name: readString(cpu, "name", cpuCtx),
-      cores: readNumber(cpu, "cores", cpuCtx, { min: 1, max: MAX_CPU_CORES, integer: true }),
+      cores: readBoundedNumber(cpu, "cores", cpuCtx, { min: 1, integer: true }, { min: 1, max: MAX_CPU_CORES }),
       fp32FlopsPerSecond: readQuantity(cpu, "fp32FlopsPerSecond", cpuCtx),
       memoryBandwidthBytesPerSecond: readQuantity(cpu, "memoryBandwidthBytesPerSecond", cpuCtx),
       ...optionalQuantities(cpu, cpuCtx, CPU_KERNEL_RATES),

@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { type PlanArgs, planRequestFromArgs } from "../../cli/plan-options.js";
 import { runSimulate, type SimulateArgs } from "../../cli/simulate-command.js";
 import { parseHardwareProfile, withCapacities } from "../../core/hardware-profile.js";
 import { InputError } from "../../core/input-error.js";
@@ -81,6 +82,32 @@ test("profiles with absurd rates, latencies or capacities are refused at parse t
   );
   // The shipped profile itself is within every range.
   assert.equal(parseHardwareProfile(t4File, "t4.json").name, "t4");
+});
+
+test("plan flags beyond the physical ranges are refused naming the flag and the maximum", () => {
+  const args = (extra: Record<string, string>) =>
+    ({
+      model: "opt-175b",
+      hardware: "t4",
+      "prompt-len": "512",
+      "gen-len": "32",
+      "cost-model": "spillway",
+      schedule: "spillway",
+      ...extra,
+    }) as unknown as PlanArgs;
+  assert.throws(
+    () => planRequestFromArgs(args({ "cpu-mem": "1e6" })),
+    inputError(/^--cpu-mem: expected at most 65536 GiB, got 1000000$/),
+  );
+  assert.throws(
+    () => planRequestFromArgs(args({ "gen-len": "1000000" })),
+    inputError(/^--gen-len: expected at most 131072, got 1000000$/),
+  );
+  assert.throws(
+    () => planRequestFromArgs(args({ nb: "1e9" })),
+    inputError(/^--nb: expected at most 65536, got 1000000000$/),
+  );
+  assert.equal(planRequestFromArgs(args({ "cpu-mem": "65536" })).hardware.capacityBytes.cpu.value, 2 ** 46);
 });
 
 const TINY_OPT = {
