@@ -4,8 +4,8 @@
  * issues each token's tasks one token ahead and lets finished tokens be collected, so its memory
  * follows the tasks of about two tokens, and its time the tasks of all of them. A plan over either
  * budget is refused up front, naming the count and the budget, instead of running for minutes or
- * exhausting the heap; the planner keeps the blocks it searches within the same budget, so every plan
- * it emits for the default workloads simulates.
+ * exhausting the heap (`npm run bench` plans every catalogue model on every shipped profile and
+ * simulates each plan within it).
  */
 
 /**
@@ -60,16 +60,4 @@ export function simulationOverBudget(shape: SimulationShape): string | undefined
   if (total > MAX_SIMULATION_TASKS)
     return `simulating it would run up to ${total.toExponential(2)} tasks (${what}); the budget is ${MAX_SIMULATION_TASKS.toExponential(0)}`;
   return undefined;
-}
-
-/**
- * The most GPU batches per block whose simulation stays within budget for this model depth and
- * generation length (at least 1: a plan of one batch is always made, even if too long to simulate).
- */
-export function largestSimulatableGpuBatches(numLayers: number, genLen: number): number {
-  const perBatch = numLayers * TASKS_PER_STEP_BOUND + TASKS_PER_HEAD_BOUND;
-  const fixed = numLayers * TASKS_PER_LAYER_BOUND + TASKS_PER_TOKEN_BOUND;
-  const byToken = Math.floor((MAX_SIMULATION_TASKS_PER_TOKEN - fixed) / perBatch);
-  const byTotal = Math.floor((MAX_SIMULATION_TASKS / genLen - fixed) / perBatch);
-  return Math.max(1, Math.min(byToken, byTotal));
 }

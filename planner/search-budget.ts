@@ -1,22 +1,21 @@
 /**
  * The bounds every policy search works within, whatever its inputs: a cap on the LPs one search solves
  * (far above what any search of the catalogue needs: OPT-175B on the T4 takes about 3,000) and on the
- * GPU batches per block it considers: the policy range, and for Spillway's own search also the blocks
- * the simulator can replay within its task budget, so that every plan Spillway's cost model emits can
- * be simulated (the FlexGen-compatible search keeps FlexGen's choices within the policy range; a plan
- * of it beyond the simulator's budget is refused by `simulate` up front). Plans report both in their
- * `search` object.
+ * GPU batches per block it considers (the policy range), and for Spillway's own search on the exact
+ * evaluations it makes (each walks every generated token). Plans report them in their `search` object.
  */
 import { MAX_GPU_BATCHES } from "../core/physical-bounds.js";
-import { largestSimulatableGpuBatches } from "../core/simulation-budget.js";
 
 /** LPs one search may solve; past it the search keeps the best policy found so far. */
 export const MAX_LP_SOLVES_PER_SEARCH = 50_000;
 
-/** The most GPU batches per block a search considers for a model of `numLayers` generating `genLen` tokens. */
-export function searchGpuBatchLimit(numLayers: number, genLen: number): number {
-  return Math.min(MAX_GPU_BATCHES, largestSimulatableGpuBatches(numLayers, genLen));
-}
+/**
+ * The most GPU batches per block a search considers: the policy range. (Capping it further at the
+ * blocks the simulator can replay, largestSimulatableGpuBatches(), would change the LPs every default
+ * search solves, so it is not done: a plan beyond the simulator's budget is refused by `simulate` up
+ * front, naming its task count and the budget.)
+ */
+export const SEARCH_GPU_BATCH_LIMIT = MAX_GPU_BATCHES;
 
 /**
  * Decode tokens the exact evaluations of one search may cost together: an exact evaluation walks every

@@ -5,11 +5,10 @@
  * gbs for which nb = 1 is infeasible; ties keep the earlier candidate.
  */
 
-import { MAX_GPU_BATCHES } from "../../core/physical-bounds.js";
 import { VariableSpace } from "../lp/affine.js";
 import type { LinearProgram } from "../lp/linear-program.js";
 import { type LpSolvers, newSolveStats, type SolveStats, solveLinearProgram } from "../lp/solve-linear-program.js";
-import { MAX_LP_SOLVES_PER_SEARCH } from "../search-budget.js";
+import { MAX_LP_SOLVES_PER_SEARCH, SEARCH_GPU_BATCH_LIMIT } from "../search-budget.js";
 import {
   buildFlexgenLp,
   type FixedPercents,
@@ -111,9 +110,8 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
     gbs,
     ...(input.percent ? { percent: input.percent } : {}),
   });
-  // FlexGen's own search has no bound on nb; this one stops at the policy range only (not at the
-  // simulator's budget, which would change the policies FlexGen picks), and at the LP budget.
-  const nbLimit = MAX_GPU_BATCHES;
+  // FlexGen's own search has no bound on nb; this one stops at the policy range, and at the LP budget.
+  const nbLimit = SEARCH_GPU_BATCH_LIMIT;
   let lpLimitReached = false;
   const solve = (gbs: number, nb: number) => {
     const key = `${gbs}x${nb}`;

@@ -19,7 +19,7 @@ import {
   EvaluationBudgetSpent,
   exactEvaluationLimit,
   MAX_LP_SOLVES_PER_SEARCH,
-  searchGpuBatchLimit,
+  SEARCH_GPU_BATCH_LIMIT,
 } from "../search-budget.js";
 import { costConstants } from "./cost-constants.js";
 import { evaluatePolicy } from "./evaluate-policy.js";
@@ -263,7 +263,7 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
       best = { policy: repaired.policy, prediction: repaired.prediction };
   };
   const maxBlock = input.maxBlock ?? Infinity;
-  const gpuBatchLimit = searchGpuBatchLimit(input.model.numLayers, input.workload.genLen);
+  const gpuBatchLimit = SEARCH_GPU_BATCH_LIMIT;
   let lpLimitReached = false;
   const gbsList =
     fixed.gbs !== undefined
