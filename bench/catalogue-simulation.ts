@@ -41,7 +41,11 @@ class HeapSampler implements TraceSink {
   }
 }
 
-export function benchCatalogueSimulation(subset = process.env.BENCH_CATALOGUE === "subset"): string[] {
+/** Runs the section, printing a line per model as it goes (through `log`); returns the summary lines. */
+export function benchCatalogueSimulation(
+  log: (line: string) => void = () => {},
+  subset = process.env.BENCH_CATALOGUE === "subset",
+): string[] {
   const models = MODEL_CATALOGUE.filter((m) => !subset || SUBSET_MODELS.includes(m.name));
   const profiles = shippedProfileNames().filter((p) => !subset || SUBSET_PROFILES.includes(p));
   const workload = { promptLen: 512, genLen: 32 };
@@ -89,6 +93,9 @@ export function benchCatalogueSimulation(subset = process.env.BENCH_CATALOGUE ==
       const ms = performance.now() - start;
       if (ms > slowest.ms) slowest = { ms, what };
     }
+    log(
+      `${model.name}: done; so far ${simulated} simulated, largest ${largest.tasks} tasks, peak used heap ${(sampler.peakBytes / 2 ** 20).toFixed(0)} MiB`,
+    );
   }
   const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
   return [

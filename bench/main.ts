@@ -185,7 +185,7 @@ else {
 console.log(
   "\nSimulator bound: every catalogue model x shipped profile planned (prompt 512, gen 32) and its plan simulated",
 );
-for (const line of benchCatalogueSimulation()) console.log(`  ${line}`);
+for (const line of benchCatalogueSimulation((line) => console.log(`  ${line}`))) console.log(`  ${line}`);
 
 console.log("\nCPU backend kernels (single thread)");
 for (const line of await benchKernels()) console.log(`  ${line}`);
