@@ -10,6 +10,8 @@
  * - The quick CPU profile's rates and its GEMM curve (time per weight grows with the rows).
  * Every section runs through runBenchCase: a failure (a solver giving up on a loaded machine, a CLI
  * exiting non-zero) prints one line and the bench goes on.
+ * - The simulator's bound: every catalogue model x shipped profile planned and simulated, with the
+ *   largest task count and the peak heap (bench/catalogue-simulation.ts).
  */
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -27,6 +29,7 @@ import { PlanCosts } from "../simulator/plan-costs.js";
 import { ScheduleBuilder } from "../simulator/schedule-builder.js";
 import { simulate } from "../simulator/simulate.js";
 import { runBenchCase } from "./bench-case.js";
+import { benchCatalogueSimulation } from "./catalogue-simulation.js";
 import { FLEXGEN_SEARCH_REFERENCE } from "./flexgen-reference.js";
 import { benchKernels } from "./kernels.js";
 import { benchOverlap } from "./overlap.js";
@@ -228,6 +231,13 @@ await runBenchCase("Simulator memory", () => {
       `  ratio 128 / 32 tokens: ${(peaks[1]! / Math.max(peaks[0]!, 1)).toFixed(2)} (the task count ratio is ~4)`,
     );
   }
+});
+
+console.log(
+  "\nSimulator bound: every catalogue model x shipped profile planned (prompt 512, gen 32) and its plan simulated",
+);
+await runBenchCase("Simulator bound", () => {
+  for (const line of benchCatalogueSimulation((line) => console.log(`  ${line}`))) console.log(`  ${line}`);
 });
 
 console.log("\nCPU backend kernels (single thread)");

@@ -7,6 +7,13 @@ import { EXPERT_BITS, type ExpertBits } from "../core/expert-policy.js";
 import { type HardwareProfile, withCapacities } from "../core/hardware-profile.js";
 import { InputError } from "../core/input-error.js";
 import type { ModelSpec } from "../core/model-spec.js";
+import {
+  MAX_CAPACITY_BYTES,
+  MAX_GENERATED_TOKENS,
+  MAX_GPU_BATCH_SIZE,
+  MAX_GPU_BATCHES,
+  MAX_PROMPT_TOKENS,
+} from "../core/physical-bounds.js";
 import { COST_MODEL_NAMES } from "../core/plan.js";
 import { resolveHardware } from "../core/resolve-hardware.js";
 import { SCHEDULE_NAMES } from "../core/schedule-name.js";
@@ -182,7 +189,11 @@ function expertFlags(argv: PlanArgs, model: ModelSpec): FixedExperts | undefined
     return v as ExpertBits | undefined;
   };
   const fixedExperts: FixedExperts = {
-    batchSize: parseNumberFlag("batch-size", argv["batch-size"], { min: 1, integer: true }),
+    batchSize: atMost(
+      "batch-size",
+      parseNumberFlag("batch-size", argv["batch-size"], { min: 1, integer: true }),
+      MAX_GPU_BATCH_SIZE,
+    ),
     cacheSize: parseNumberFlag("expert-cache", argv["expert-cache"], { min: 0, max: E, integer: true }),
     bits: bits("expert-bits"),
     attentionBits: bits("attention-bits"),
@@ -205,19 +216,49 @@ function expertFlags(argv: PlanArgs, model: ModelSpec): FixedExperts | undefined
   return Object.fromEntries(Object.entries(fixedExperts).filter(([, v]) => v !== undefined)) as FixedExperts;
 }
 
+/** `value` (already parsed) within the physically meaningful maximum (core/physical-bounds.ts), else an InputError naming the flag. */
+function atMost(flag: string, value: number | undefined, max: number, unit?: string): number | undefined {
+  if (value !== undefined && value > max)
+    throw new InputError(`--${flag}`, undefined, `expected at most ${max}${unit ? ` ${unit}` : ""}, got ${value}`);
+  return value;
+}
+
 /** The plan request the flags describe, with the profile it plans for (capacities overridden by the flags). */
 export function planRequestFromArgs(argv: PlanArgs): { request: PlanRequest; hardware: HardwareProfile } {
   const model = resolveModel(argv.model);
-  const gpu = parseNumberFlag("gpu-mem", argv["gpu-mem"], { min: 0, unit: "GiB" });
-  const cpu = parseNumberFlag("cpu-mem", argv["cpu-mem"], { min: 0, unit: "GiB" });
-  const disk = parseNumberFlag("disk-mem", argv["disk-mem"], { min: 0, unit: "GiB" });
+  const gpu = atMost(
+    "gpu-mem",
+    parseNumberFlag("gpu-mem", argv["gpu-mem"], { min: 0, unit: "GiB" }),
+    MAX_CAPACITY_BYTES.gpu / GIB,
+    "GiB",
+  );
+  const cpu = atMost(
+    "cpu-mem",
+    parseNumberFlag("cpu-mem", argv["cpu-mem"], { min: 0, unit: "GiB" }),
+    MAX_CAPACITY_BYTES.cpu / GIB,
+    "GiB",
+  );
+  const disk = atMost(
+    "disk-mem",
+    parseNumberFlag("disk-mem", argv["disk-mem"], { min: 0, unit: "GiB" }),
+    MAX_CAPACITY_BYTES.disk / GIB,
+    "GiB",
+  );
   const hardware = withCapacities(resolveHardware(argv.hardware), {
     ...(gpu !== undefined ? { gpu: gpu * GIB } : {}),
     ...(cpu !== undefined ? { cpu: cpu * GIB } : {}),
     ...(disk !== undefined ? { disk: disk * GIB } : {}),
   });
-  const promptLen = parseNumberFlag("prompt-len", argv["prompt-len"], { min: 1, integer: true })!;
-  const genLen = parseNumberFlag("gen-len", argv["gen-len"], { min: 1, integer: true })!;
+  const promptLen = atMost(
+    "prompt-len",
+    parseNumberFlag("prompt-len", argv["prompt-len"], { min: 1, integer: true }),
+    MAX_PROMPT_TOKENS,
+  )!;
+  const genLen = atMost(
+    "gen-len",
+    parseNumberFlag("gen-len", argv["gen-len"], { min: 1, integer: true }),
+    MAX_GENERATED_TOKENS,
+  )!;
   if (promptLen + genLen > model.maxPositions) {
     throw new InputError(
       "--prompt-len",
@@ -226,8 +267,8 @@ export function planRequestFromArgs(argv: PlanArgs): { request: PlanRequest; har
     );
   }
   const alpha = parseNumberFlag("alpha", argv.alpha, { greaterThan: 0, max: 10 });
-  const gbs = parseNumberFlag("gbs", argv.gbs, { min: 1, integer: true });
-  const nb = parseNumberFlag("nb", argv.nb, { min: 1, integer: true });
+  const gbs = atMost("gbs", parseNumberFlag("gbs", argv.gbs, { min: 1, integer: true }), MAX_GPU_BATCH_SIZE);
+  const nb = atMost("nb", parseNumberFlag("nb", argv.nb, { min: 1, integer: true }), MAX_GPU_BATCHES);
   const percent = parsePercentFlag(argv.percent);
   const maxBlock = parseNumberFlag("max-block", argv["max-block"], { min: 1, integer: true });
   const fixed: FixedPolicy = {

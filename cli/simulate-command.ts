@@ -3,6 +3,7 @@
 import type { Argv } from "yargs";
 import { InputError } from "../core/input-error.js";
 import { SCHEDULE_NAMES } from "../core/schedule-name.js";
+import { simulationOverBudget } from "../core/simulation-budget.js";
 import { formatBytes } from "../core/units.js";
 import { ENGINE_NAMES, type EngineName } from "../engines/engine-names.js";
 import { PlanError } from "../planner/plan.js";
@@ -91,6 +92,17 @@ export function runSimulate(argv: SimulateArgs): void {
       "--routing",
       undefined,
       "this plan has no expert policy (policy.experts): routing traces apply to MoE plans",
+    );
+  const over = simulationOverBudget({
+    numLayers: planFile.modelSpec.numLayers,
+    numGpuBatches: planFile.policy.numGpuBatches,
+    genLen: planFile.workload.genLen,
+  });
+  if (over)
+    throw new InputError(
+      argv.plan === "-" ? "<stdin>" : argv.plan,
+      "policy.numGpuBatches",
+      `the plan is too large to simulate: ${over}`,
     );
   const result = withProgressSync({ quiet: argv.quiet, delaySeconds: QUICK_PHASE_DELAY_SECONDS }, (onProgress) =>
     simulate(planFile, profile, {

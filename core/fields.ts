@@ -75,6 +75,20 @@ export function readNumber(
   return checkNumber(obj[key], ctx, key, rule);
 }
 
+/**
+ * Reads a number by `rule` (its type and sign, with the reader's usual message), then checks it lies in
+ * the physically meaningful `range` (core/physical-bounds.ts), naming the range when it does not.
+ */
+export function readBoundedNumber(
+  obj: Record<string, unknown>,
+  key: string,
+  ctx: FieldContext,
+  rule: NumberRule,
+  range: NumberRule,
+): number {
+  return checkNumber(readNumber(obj, key, ctx, rule), ctx, key, range);
+}
+
 export function readOptionalNumber(
   obj: Record<string, unknown>,
   key: string,

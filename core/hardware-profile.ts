@@ -10,6 +10,8 @@ import {
   child,
   type FieldContext,
   fail,
+  type NumberRule,
+  readBoundedNumber,
   readName,
   readNumber,
   readObject,
@@ -17,6 +19,21 @@ import {
   readString,
   rejectUnknownKeys,
 } from "./fields.js";
+import {
+  MAX_CAPACITY_BYTES,
+  MAX_CPU_CORES,
+  MAX_CURVE_BYTES,
+  MAX_CURVE_ROWS,
+  MAX_FLEXGEN_GIB_PER_SECOND,
+  MAX_FLEXGEN_TFLOPS,
+  MAX_LATENCY_SECONDS,
+  MAX_RATE_PER_SECOND,
+  MAX_SECONDS_PER_WEIGHT,
+  MIN_FLEXGEN_GIB_PER_SECOND,
+  MIN_FLEXGEN_TFLOPS,
+  MIN_RATE_PER_SECOND,
+  MIN_SECONDS_PER_WEIGHT,
+} from "./physical-bounds.js";
 import { TIERS } from "./tiers.js";
 
 export interface SourcedValue {
@@ -163,26 +180,38 @@ export function effective(quantity: Quantity): number {
 // ---------------------------------------------------------------------------------------------
 // Validation
 
-function readSourced(obj: Record<string, unknown>, key: string, ctx: FieldContext, positive: boolean): SourcedValue {
+/**
+ * A value's sign (checked first, with the reader's usual message) and its physically meaningful range
+ * (core/physical-bounds.ts): rates (bytes, FLOP, values per second), latencies, capacities.
+ */
+interface Bounded {
+  readonly rule: NumberRule;
+  readonly range: NumberRule;
+}
+const RATE: Bounded = { rule: { greaterThan: 0 }, range: { min: MIN_RATE_PER_SECOND, max: MAX_RATE_PER_SECOND } };
+const LATENCY: Bounded = { rule: { min: 0 }, range: { min: 0, max: MAX_LATENCY_SECONDS } };
+const capacity = (max: number): Bounded => ({ rule: { min: 0 }, range: { min: 0, max } });
+
+function readSourced(obj: Record<string, unknown>, key: string, ctx: FieldContext, bounded: Bounded): SourcedValue {
   const c = child(ctx, key);
   const o = readObject(obj, key, ctx);
   rejectUnknownKeys(o, c, ["value", "source", "note"]);
   return {
-    value: readNumber(o, "value", c, positive ? { greaterThan: 0 } : { min: 0 }),
+    value: readBoundedNumber(o, "value", c, bounded.rule, bounded.range),
     source: readString(o, "source", c),
   };
 }
 
-function readQuantity(obj: Record<string, unknown>, key: string, ctx: FieldContext, positive = true): Quantity {
+function readQuantity(obj: Record<string, unknown>, key: string, ctx: FieldContext, rule: Bounded = RATE): Quantity {
   const c = child(ctx, key);
   const o = readObject(obj, key, ctx);
   rejectUnknownKeys(o, c, ["datasheet", "measured", "fitted", "note"]);
   if (o.datasheet === undefined && o.measured === undefined && o.fitted === undefined)
     fail(c, undefined, 'needs a "datasheet", "measured" or "fitted" value');
   const q: { datasheet?: SourcedValue; measured?: SourcedValue; fitted?: SourcedValue } = {};
-  if (o.datasheet !== undefined) q.datasheet = readSourced(o, "datasheet", c, positive);
-  if (o.measured !== undefined) q.measured = readSourced(o, "measured", c, positive);
-  if (o.fitted !== undefined) q.fitted = readSourced(o, "fitted", c, positive);
+  if (o.datasheet !== undefined) q.datasheet = readSourced(o, "datasheet", c, rule);
+  if (o.measured !== undefined) q.measured = readSourced(o, "measured", c, rule);
+  if (o.fitted !== undefined) q.fitted = readSourced(o, "fitted", c, rule);
   return q;
 }
 
@@ -192,12 +221,20 @@ function readLink(obj: Record<string, unknown>, key: string, ctx: FieldContext):
   rejectUnknownKeys(o, c, ["pinnedBytesPerSecond", "pageableBytesPerSecond", "latencySeconds", "curve", "note"]);
   const link: { -readonly [K in keyof LinkProfile]: LinkProfile[K] } = {
     pinnedBytesPerSecond: readQuantity(o, "pinnedBytesPerSecond", c),
-    latencySeconds: readQuantity(o, "latencySeconds", c, false),
+    latencySeconds: readQuantity(o, "latencySeconds", c, LATENCY),
   };
   if (o.pageableBytesPerSecond !== undefined)
     link.pageableBytesPerSecond = readQuantity(o, "pageableBytesPerSecond", c);
   if (o.curve !== undefined) {
-    const curve = readSampleCurve(o, "curve", c, "bytes", "bytesPerSecond", { greaterThan: 0 });
+    const curve = readSampleCurve(
+      o,
+      "curve",
+      c,
+      "bytes",
+      "bytesPerSecond",
+      { rule: { greaterThan: 0 }, range: { greaterThan: 0, max: MAX_CURVE_BYTES } },
+      RATE,
+    );
     link.curve = { samples: curve.samples.map((s) => ({ bytes: s.x, bytesPerSecond: s.y })), source: curve.source };
   }
   return link;
@@ -213,7 +250,8 @@ function readSampleCurve(
   ctx: FieldContext,
   xKey: string,
   yKey: string,
-  xRule: Parameters<typeof readNumber>[3],
+  xRule: Bounded,
+  yRule: Bounded = RATE,
 ): { samples: { x: number; y: number }[]; source: string } {
   const cc = child(ctx, key);
   const curve = readObject(obj, key, ctx);
@@ -225,7 +263,10 @@ function readSampleCurve(
     const sc = child(child(cc, "samples"), i);
     const so = asObject(s, sc);
     rejectUnknownKeys(so, sc, [xKey, yKey]);
-    return { x: readNumber(so, xKey, sc, xRule), y: readNumber(so, yKey, sc, { greaterThan: 0 }) };
+    return {
+      x: readBoundedNumber(so, xKey, sc, xRule.rule, xRule.range),
+      y: readBoundedNumber(so, yKey, sc, yRule.rule, yRule.range),
+    };
   });
   for (let i = 1; i < samples.length; i++) {
     if (samples[i]!.x <= samples[i - 1]!.x)
@@ -234,13 +275,18 @@ function readSampleCurve(
   return { samples, source: readString(curve, "source", cc) };
 }
 
+const CURVE_ROWS: Bounded = { rule: { min: 1, integer: true }, range: { min: 1, max: MAX_CURVE_ROWS } };
+
 function readMatmulCurve(gpu: Record<string, unknown>, ctx: FieldContext): NonNullable<GpuProfile["matmulCurve"]> {
-  const curve = readSampleCurve(gpu, "matmulCurve", ctx, "rows", "secondsPerWeight", { min: 1, integer: true });
+  const curve = readSampleCurve(gpu, "matmulCurve", ctx, "rows", "secondsPerWeight", CURVE_ROWS, {
+    rule: { greaterThan: 0 },
+    range: { min: MIN_SECONDS_PER_WEIGHT, max: MAX_SECONDS_PER_WEIGHT },
+  });
   return { samples: curve.samples.map((s) => ({ rows: s.x, secondsPerWeight: s.y })), source: curve.source };
 }
 
 function readGemmCurve(gpu: Record<string, unknown>, ctx: FieldContext): NonNullable<GpuProfile["gemmCurve"]> {
-  const curve = readSampleCurve(gpu, "gemmCurve", ctx, "rows", "flopsPerSecond", { min: 1, integer: true });
+  const curve = readSampleCurve(gpu, "gemmCurve", ctx, "rows", "flopsPerSecond", CURVE_ROWS, RATE);
   return { samples: curve.samples.map((s) => ({ rows: s.x, flopsPerSecond: s.y })), source: curve.source };
 }
 
@@ -259,12 +305,13 @@ function optionalQuantities<K extends string>(
   keys: readonly K[],
 ): Partial<Record<K, Quantity>> {
   const out: Partial<Record<K, Quantity>> = {};
-  for (const key of keys) if (obj[key] !== undefined) out[key] = readQuantity(obj, key, ctx, !key.endsWith("Seconds"));
+  for (const key of keys)
+    if (obj[key] !== undefined) out[key] = readQuantity(obj, key, ctx, key.endsWith("Seconds") ? LATENCY : RATE);
   return out;
 }
 
 function readWorkingBytesPerValue(gpu: Record<string, unknown>, ctx: FieldContext): SourcedValue {
-  const value = readSourced(gpu, "workingBytesPerValue", ctx, true);
+  const value = readSourced(gpu, "workingBytesPerValue", ctx, { rule: { greaterThan: 0 }, range: {} });
   if (value.value !== 2 && value.value !== 4)
     fail(child(ctx, "workingBytesPerValue"), "value", `expected 2 (fp16) or 4 (fp32), got ${value.value}`);
   return value;
@@ -290,7 +337,16 @@ function readFlexgen(obj: Record<string, unknown>, ctx: FieldContext): FlexgenFi
   const o = readObject(obj, "flexgenFitted", ctx);
   rejectUnknownKeys(o, c, [...FLEXGEN_FIELDS, "c1", "c2", "c3", "source", "note"]);
   const out: Record<string, number | string> = { source: readString(o, "source", c) };
-  for (const f of FLEXGEN_FIELDS) out[f] = readNumber(o, f, c, { greaterThan: 0 });
+  for (const f of FLEXGEN_FIELDS)
+    out[f] = readBoundedNumber(
+      o,
+      f,
+      c,
+      { greaterThan: 0 },
+      f.endsWith("Tflops")
+        ? { min: MIN_FLEXGEN_TFLOPS, max: MAX_FLEXGEN_TFLOPS }
+        : { min: MIN_FLEXGEN_GIB_PER_SECOND, max: MAX_FLEXGEN_GIB_PER_SECOND },
+    );
   for (const f of ["c1", "c2", "c3"]) out[f] = readNumber(o, f, c);
   return out as unknown as FlexgenFittedConstants;
 }
@@ -358,15 +414,15 @@ export function parseHardwareProfile(data: unknown, source: string, path = ""): 
     description: readName(o, "description", ctx),
     host: readName(o, "host", ctx),
     capacityBytes: {
-      gpu: readSourced(cap, "gpu", capCtx, false),
-      cpu: readSourced(cap, "cpu", capCtx, false),
-      disk: readSourced(cap, "disk", capCtx, false),
+      gpu: readSourced(cap, "gpu", capCtx, capacity(MAX_CAPACITY_BYTES.gpu)),
+      cpu: readSourced(cap, "cpu", capCtx, capacity(MAX_CAPACITY_BYTES.cpu)),
+      disk: readSourced(cap, "disk", capCtx, capacity(MAX_CAPACITY_BYTES.disk)),
     },
     gpu: {
       name: readName(gpu, "name", gpuCtx),
       memoryBandwidthBytesPerSecond: readQuantity(gpu, "memoryBandwidthBytesPerSecond", gpuCtx),
       fp16MatmulFlopsPerSecond: readQuantity(gpu, "fp16MatmulFlopsPerSecond", gpuCtx),
-      kernelLaunchSeconds: readQuantity(gpu, "kernelLaunchSeconds", gpuCtx, false),
+      kernelLaunchSeconds: readQuantity(gpu, "kernelLaunchSeconds", gpuCtx, LATENCY),
       ...(gpu.matmulCurve !== undefined ? { matmulCurve: readMatmulCurve(gpu, gpuCtx) } : {}),
       ...(gpu.workingBytesPerValue !== undefined
         ? { workingBytesPerValue: readWorkingBytesPerValue(gpu, gpuCtx) }
@@ -379,7 +435,7 @@ export function parseHardwareProfile(data: unknown, source: string, path = ""): 
     },
     cpu: {
       name: readName(cpu, "name", cpuCtx),
-      cores: readNumber(cpu, "cores", cpuCtx, { min: 1, integer: true }),
+      cores: readBoundedNumber(cpu, "cores", cpuCtx, { min: 1, integer: true }, { min: 1, max: MAX_CPU_CORES }),
       fp32FlopsPerSecond: readQuantity(cpu, "fp32FlopsPerSecond", cpuCtx),
       memoryBandwidthBytesPerSecond: readQuantity(cpu, "memoryBandwidthBytesPerSecond", cpuCtx),
       ...optionalQuantities(cpu, cpuCtx, CPU_KERNEL_RATES),
@@ -389,7 +445,7 @@ export function parseHardwareProfile(data: unknown, source: string, path = ""): 
     disk: {
       readBytesPerSecond: readQuantity(disk, "readBytesPerSecond", diskCtx),
       writeBytesPerSecond: readQuantity(disk, "writeBytesPerSecond", diskCtx),
-      latencySeconds: readQuantity(disk, "latencySeconds", diskCtx, false),
+      latencySeconds: readQuantity(disk, "latencySeconds", diskCtx, LATENCY),
       ...optionalQuantities(disk, diskCtx, ["mmapReadBytesPerSecond"]),
     },
     ...(o.flexgenFitted !== undefined ? { flexgenFitted: readFlexgen(o, ctx) } : {}),

@@ -9,7 +9,18 @@
  * head_dim independent of hidden_size). Every MoE family here is MoE in every layer; models that mix
  * dense and MoE layers (DeepSeek's first dense layers, decoder_sparse_step > 1) are not modelled.
  */
-import { checkName, type FieldContext, fail } from "./fields.js";
+import { checkName, checkNumber, type FieldContext, fail } from "./fields.js";
+import {
+  MAX_BYTES_PER_PARAM,
+  MAX_EXPERTS,
+  MAX_FFN_SIZE,
+  MAX_HEADS,
+  MAX_HIDDEN_SIZE,
+  MAX_LAYERS,
+  MAX_POSITIONS,
+  MAX_TOTAL_PARAMS,
+  MAX_VOCAB_SIZE,
+} from "./physical-bounds.js";
 
 export const MODEL_FAMILIES = [
   "opt",
@@ -225,9 +236,51 @@ export function totalWeightBytes(model: ModelSpec): number {
   return totalParams(model) * model.bytesPerParam;
 }
 
+/** The physically meaningful range of each shape field (core/physical-bounds.ts), for every way a spec can arrive. */
+const SHAPE_MAXIMA: readonly (readonly [keyof ModelSpec & string, number])[] = [
+  ["numLayers", MAX_LAYERS],
+  ["hiddenSize", MAX_HIDDEN_SIZE],
+  ["ffnSize", MAX_FFN_SIZE],
+  ["numHeads", MAX_HEADS],
+  ["headDim", MAX_HIDDEN_SIZE],
+  ["numKvHeads", MAX_HEADS],
+  ["vocabSize", MAX_VOCAB_SIZE],
+  ["maxPositions", MAX_POSITIONS],
+  ["wordEmbedDim", MAX_HIDDEN_SIZE],
+];
+const MOE_MAXIMA: readonly (readonly [keyof MoeSpec & string, number])[] = [
+  ["numExperts", MAX_EXPERTS],
+  ["expertsPerToken", MAX_EXPERTS],
+  ["expertFfnSize", MAX_FFN_SIZE],
+  ["sharedExperts", MAX_EXPERTS],
+  ["sharedExpertFfnSize", MAX_FFN_SIZE],
+];
+
+function checkModelRanges(spec: ModelSpec, ctx: FieldContext): void {
+  for (const [key, max] of SHAPE_MAXIMA) {
+    const value = spec[key] as number | undefined;
+    if (value !== undefined) checkNumber(value, ctx, key, { min: 1, max, integer: true });
+  }
+  checkNumber(spec.bytesPerParam, ctx, "bytesPerParam", { greaterThan: 0, max: MAX_BYTES_PER_PARAM });
+  const moe = spec.moe;
+  if (moe)
+    for (const [key, max] of MOE_MAXIMA) {
+      const value = moe[key];
+      if (value !== undefined) checkNumber(value, ctx, `moe.${key}`, { min: 1, max, integer: true });
+    }
+  const params = totalParams(spec);
+  if (!(params <= MAX_TOTAL_PARAMS))
+    fail(
+      ctx,
+      "numLayers",
+      `the model would have ${params.toExponential(2)} parameters; expected at most ${MAX_TOTAL_PARAMS.toExponential(0)} (check numLayers, hiddenSize, ffnSize, vocabSize)`,
+    );
+}
+
 /** Cross-field checks shared by every way a model spec can arrive. */
 export function checkModelConsistency(spec: ModelSpec, ctx: FieldContext): ModelSpec {
   checkName(spec.name, ctx, "name");
+  checkModelRanges(spec, ctx);
   if (spec.headDim === undefined && spec.hiddenSize % spec.numHeads !== 0)
     fail(
       ctx,

@@ -53,6 +53,17 @@ export interface PlanSearch {
    * by plan(); absent from plan files written before it existed.
    */
   readonly wallClockLimitHits?: number;
+  /**
+   * The search's budget (planner/search-budget.ts): the most LPs it may solve, whether it stopped
+   * there, and the most GPU batches per block it considered (bounded so that the plan can be
+   * simulated). Written by plan() for searched plans; absent from older plan files.
+   */
+  readonly maxLpSolves?: number;
+  readonly lpLimitReached?: boolean;
+  readonly maxGpuBatches?: number;
+  /** Spillway's search: the most exact evaluations it could make (fewer for long generations), and whether it stopped there. */
+  readonly maxExactEvaluations?: number;
+  readonly evaluationLimitReached?: boolean;
 }
 
 export interface Plan {

@@ -5,9 +5,26 @@
  * per-layer dense/MoE mix is not modelled.
  */
 import { basename, dirname, resolve } from "node:path";
-import { asObject, checkName, type FieldContext, fail, readNumber, readOptionalNumber } from "../core/fields.js";
+import {
+  asObject,
+  checkName,
+  type FieldContext,
+  fail,
+  readBoundedNumber,
+  readNumber,
+  readOptionalNumber,
+} from "../core/fields.js";
 import { describeValue } from "../core/input-error.js";
 import { checkModelConsistency, type ModelFamily, type ModelSpec, type MoeSpec } from "../core/model-spec.js";
+import {
+  MAX_EXPERTS,
+  MAX_FFN_SIZE,
+  MAX_HEADS,
+  MAX_HIDDEN_SIZE,
+  MAX_LAYERS,
+  MAX_POSITIONS,
+  MAX_VOCAB_SIZE,
+} from "../core/physical-bounds.js";
 
 const SUPPORTED = ["opt", "llama", "mistral", "qwen2", "mixtral", "qwen2_moe", "olmoe", "qwen3_moe"];
 
@@ -48,8 +65,20 @@ export function modelSpecFromHfConfig(data: unknown, source: string, name?: stri
   );
   checkDtype(o, ctx);
   if (family === "opt") {
-    const hiddenSize = readNumber(o, "hidden_size", ctx, { min: 1, integer: true });
-    const numHeads = readNumber(o, "num_attention_heads", ctx, { min: 1, integer: true });
+    const hiddenSize = readBoundedNumber(
+      o,
+      "hidden_size",
+      ctx,
+      { min: 1, integer: true },
+      { min: 1, max: MAX_HIDDEN_SIZE },
+    );
+    const numHeads = readBoundedNumber(
+      o,
+      "num_attention_heads",
+      ctx,
+      { min: 1, integer: true },
+      { min: 1, max: MAX_HEADS },
+    );
     const act = o.activation_function ?? "relu";
     if (act !== "relu") fail(ctx, "activation_function", `expected "relu" for OPT, got ${JSON.stringify(act)}`);
     if (o.do_layer_norm_before === false)
@@ -65,10 +94,22 @@ export function modelSpecFromHfConfig(data: unknown, source: string, name?: stri
         hiddenSize,
         numHeads,
         numKvHeads: numHeads,
-        numLayers: readNumber(o, "num_hidden_layers", ctx, { min: 1, integer: true }),
-        ffnSize: readNumber(o, "ffn_dim", ctx, { min: 1, integer: true }),
-        vocabSize: readNumber(o, "vocab_size", ctx, { min: 1, integer: true }),
-        maxPositions: readNumber(o, "max_position_embeddings", ctx, { min: 1, integer: true }),
+        numLayers: readBoundedNumber(
+          o,
+          "num_hidden_layers",
+          ctx,
+          { min: 1, integer: true },
+          { min: 1, max: MAX_LAYERS },
+        ),
+        ffnSize: readBoundedNumber(o, "ffn_dim", ctx, { min: 1, integer: true }, { min: 1, max: MAX_FFN_SIZE }),
+        vocabSize: readBoundedNumber(o, "vocab_size", ctx, { min: 1, integer: true }, { min: 1, max: MAX_VOCAB_SIZE }),
+        maxPositions: readBoundedNumber(
+          o,
+          "max_position_embeddings",
+          ctx,
+          { min: 1, integer: true },
+          { min: 1, max: MAX_POSITIONS },
+        ),
         ffnKind: "relu",
         wordEmbedDim: readOptionalNumber(o, "word_embed_proj_dim", ctx, { min: 1, integer: true }) ?? hiddenSize,
         tiedEmbeddings: o.tie_word_embeddings === undefined ? true : o.tie_word_embeddings === true,
@@ -77,15 +118,33 @@ export function modelSpecFromHfConfig(data: unknown, source: string, name?: stri
       ctx,
     );
   }
-  const hiddenSize = readNumber(o, "hidden_size", ctx, { min: 1, integer: true });
-  const numHeads = readNumber(o, "num_attention_heads", ctx, { min: 1, integer: true });
+  const hiddenSize = readBoundedNumber(
+    o,
+    "hidden_size",
+    ctx,
+    { min: 1, integer: true },
+    { min: 1, max: MAX_HIDDEN_SIZE },
+  );
+  const numHeads = readBoundedNumber(
+    o,
+    "num_attention_heads",
+    ctx,
+    { min: 1, integer: true },
+    { min: 1, max: MAX_HEADS },
+  );
   const act = o.hidden_act ?? "silu";
   if (act !== "silu") fail(ctx, "hidden_act", `expected "silu" for ${family}, got ${JSON.stringify(act)}`);
-  const ffnSize = readNumber(o, "intermediate_size", ctx, { min: 1, integer: true });
+  const ffnSize = readBoundedNumber(
+    o,
+    "intermediate_size",
+    ctx,
+    { min: 1, integer: true },
+    { min: 1, max: MAX_FFN_SIZE },
+  );
   // head_dim: kept only when heads are not hidden_size / num_attention_heads wide (Qwen3-30B-A3B).
   let headDim: number | undefined;
   if (o.head_dim !== undefined && o.head_dim !== null) {
-    const hd = readNumber(o, "head_dim", ctx, { min: 1, integer: true });
+    const hd = readBoundedNumber(o, "head_dim", ctx, { min: 1, integer: true }, { min: 1, max: MAX_HIDDEN_SIZE });
     if (hd * numHeads !== hiddenSize) headDim = hd;
   }
   if (family === "qwen2") checkDenseQwen2(o, ctx);
@@ -97,10 +156,16 @@ export function modelSpecFromHfConfig(data: unknown, source: string, name?: stri
     numHeads,
     ...(headDim !== undefined ? { headDim } : {}),
     numKvHeads: readOptionalNumber(o, "num_key_value_heads", ctx, { min: 1, integer: true }) ?? numHeads,
-    numLayers: readNumber(o, "num_hidden_layers", ctx, { min: 1, integer: true }),
+    numLayers: readBoundedNumber(o, "num_hidden_layers", ctx, { min: 1, integer: true }, { min: 1, max: MAX_LAYERS }),
     ffnSize,
-    vocabSize: readNumber(o, "vocab_size", ctx, { min: 1, integer: true }),
-    maxPositions: readNumber(o, "max_position_embeddings", ctx, { min: 1, integer: true }),
+    vocabSize: readBoundedNumber(o, "vocab_size", ctx, { min: 1, integer: true }, { min: 1, max: MAX_VOCAB_SIZE }),
+    maxPositions: readBoundedNumber(
+      o,
+      "max_position_embeddings",
+      ctx,
+      { min: 1, integer: true },
+      { min: 1, max: MAX_POSITIONS },
+    ),
     ffnKind: "swiglu",
     wordEmbedDim: hiddenSize,
     tiedEmbeddings: o.tie_word_embeddings === true,
@@ -119,8 +184,14 @@ function readMoe(
 ): MoeSpec | undefined {
   if (family !== "mixtral" && family !== "qwen2_moe" && family !== "olmoe" && family !== "qwen3_moe") return undefined;
   const expertsKey = family === "mixtral" ? "num_local_experts" : "num_experts";
-  const numExperts = readNumber(o, expertsKey, ctx, { min: 1, integer: true });
-  const expertsPerToken = readNumber(o, "num_experts_per_tok", ctx, { min: 1, integer: true });
+  const numExperts = readBoundedNumber(o, expertsKey, ctx, { min: 1, integer: true }, { min: 1, max: MAX_EXPERTS });
+  const expertsPerToken = readBoundedNumber(
+    o,
+    "num_experts_per_tok",
+    ctx,
+    { min: 1, integer: true },
+    { min: 1, max: MAX_EXPERTS },
+  );
   if (expertsPerToken > numExperts) fail(ctx, "num_experts_per_tok", `must be at most ${expertsKey} (${numExperts})`);
   if (family === "qwen2_moe" || family === "qwen3_moe") rejectDenseLayers(o, ctx);
   // Biases the tensor layout does not carry: Qwen2-MoE always has q/k/v biases, OLMoE and Qwen3-MoE none.
@@ -132,7 +203,7 @@ function readMoe(
   const expertFfnSize =
     family === "mixtral" || family === "olmoe"
       ? ffnSize
-      : readNumber(o, "moe_intermediate_size", ctx, { min: 1, integer: true });
+      : readBoundedNumber(o, "moe_intermediate_size", ctx, { min: 1, integer: true }, { min: 1, max: MAX_FFN_SIZE });
   if (family !== "qwen2_moe") return { numExperts, expertsPerToken, expertFfnSize };
   const shared = readNumber(o, "shared_expert_intermediate_size", ctx, { min: 1, integer: true });
   return { numExperts, expertsPerToken, expertFfnSize, sharedExperts: 1, sharedExpertFfnSize: shared };

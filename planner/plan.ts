@@ -28,6 +28,7 @@ import { type FixedExperts, searchMoe } from "./moe/moe-search.js";
 import type { RoutingProfile } from "./moe/routing-profile.js";
 import { PlanError } from "./plan-error.js";
 import { capacityShortfalls, type Prediction } from "./prediction.js";
+import { MAX_LP_SOLVES_PER_SEARCH } from "./search-budget.js";
 import { evaluatePolicy, policyPeakBytes } from "./spillway/evaluate-policy.js";
 import { hardwareRates } from "./spillway/hardware-rates.js";
 import { type LpCandidate, searchSpillway } from "./spillway/spillway-search.js";
@@ -216,6 +217,15 @@ function planSpillway(request: PlanRequest, solvers: () => LpSolvers): Plan {
   let lpSolves = 0;
   let exactEvaluations = 1;
   let stats: SolveStats | undefined;
+  let budget:
+    | {
+        maxLpSolves: number;
+        lpLimitReached: boolean;
+        maxGpuBatches: number;
+        maxExactEvaluations: number;
+        evaluationLimitReached: boolean;
+      }
+    | undefined;
   if (fullyFixed(fixed)) {
     const requested = fixedPolicy(fixed)!;
     policy = realizedPolicy(model, requested);
@@ -256,9 +266,21 @@ function planSpillway(request: PlanRequest, solvers: () => LpSolvers): Plan {
     lpSolves = result.lpSolves;
     exactEvaluations = result.exactEvaluations;
     stats = result.stats;
+    budget = {
+      maxLpSolves: MAX_LP_SOLVES_PER_SEARCH,
+      lpLimitReached: result.lpLimitReached,
+      maxGpuBatches: result.nbLimit,
+      maxExactEvaluations: result.maxExactEvaluations,
+      evaluationLimitReached: result.evaluationLimitReached,
+    };
     if (!result.best) {
+      const stopped = result.evaluationLimitReached
+        ? ` (the search stopped at its budget of ${result.maxExactEvaluations} exact evaluations for ${workload.genLen} generated tokens)`
+        : result.lpLimitReached
+          ? ` (the search stopped at its budget of ${MAX_LP_SOLVES_PER_SEARCH} LPs)`
+          : "";
       throw new PlanError(
-        `no policy fits ${model.name} (${formatBytes(totalWeightBytes(model))} of weights) with prompt ${workload.promptLen} + ${workload.genLen} tokens into GPU ${formatBytes(rates.capacityBytes.gpu)}, CPU ${formatBytes(rates.capacityBytes.cpu)}, disk ${formatBytes(rates.capacityBytes.disk)}${Object.keys(fixed).length ? " with the fixed settings given" : ""}`,
+        `no policy fits ${model.name} (${formatBytes(totalWeightBytes(model))} of weights) with prompt ${workload.promptLen} + ${workload.genLen} tokens into GPU ${formatBytes(rates.capacityBytes.gpu)}, CPU ${formatBytes(rates.capacityBytes.cpu)}, disk ${formatBytes(rates.capacityBytes.disk)}${Object.keys(fixed).length ? " with the fixed settings given" : ""}${stopped}`,
       );
     }
     policy = result.best.policy;
@@ -283,6 +305,7 @@ function planSpillway(request: PlanRequest, solvers: () => LpSolvers): Plan {
       lpFallbacks: stats?.fallbacks ?? 0,
       scored: fullyFixed(fixed),
       wallClockLimitHits: stats?.wallClockLimitHits ?? 0,
+      ...budget,
     },
     flexgenArgs: flexgenArgs(model, policy),
     modelSpec: model,
@@ -456,6 +479,9 @@ function planFlexgen(request: PlanRequest, solvers: () => LpSolvers): Plan {
       lpFallbacks: result.stats.fallbacks,
       scored: fullyFixed(fixed),
       wallClockLimitHits: result.stats.wallClockLimitHits,
+      maxLpSolves: MAX_LP_SOLVES_PER_SEARCH,
+      lpLimitReached: result.lpLimitReached,
+      maxGpuBatches: result.nbLimit,
     },
     flexgenArgs: flexgenArgs(model, policy),
     modelSpec: model,

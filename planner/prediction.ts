@@ -26,12 +26,24 @@ export interface Prediction {
   readonly bottleneck: Resource;
 }
 
-/** One line per tier whose peak exceeds its capacity (empty when everything fits). */
+/**
+ * One line per tier whose peak exceeds its capacity, or is not a finite number (sizes so extreme that
+ * the arithmetic overflowed: such a peak never counts as fitting); empty when everything fits.
+ */
 export function capacityShortfalls(
   peakBytes: Readonly<Record<Tier, number>>,
   capacityBytes: Readonly<Record<Tier, number>>,
 ): string[] {
-  return TIERS.filter((tier) => peakBytes[tier] > capacityBytes[tier]).map(
-    (tier) => `${tier} peak ${formatBytes(peakBytes[tier])} exceeds its capacity ${formatBytes(capacityBytes[tier])}`,
+  return TIERS.filter((tier) => !(peakBytes[tier] <= capacityBytes[tier])).map((tier) =>
+    Number.isFinite(peakBytes[tier])
+      ? `${tier} peak ${formatBytes(peakBytes[tier])} exceeds its capacity ${formatBytes(capacityBytes[tier])}`
+      : `${tier} peak is ${peakBytes[tier]} (the sizes overflow the arithmetic), so it cannot fit its capacity ${formatBytes(capacityBytes[tier])}`,
   );
+}
+
+/** A line when a predicted time is not a finite, positive number of seconds (the arithmetic overflowed); else none. */
+export function timeShortfalls(totalSeconds: number): string[] {
+  return Number.isFinite(totalSeconds) && totalSeconds > 0
+    ? []
+    : [`the predicted time is ${totalSeconds} s (the sizes or rates overflow the arithmetic)`];
 }

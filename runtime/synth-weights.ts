@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { InputError } from "../core/input-error.js";
-import type { ModelSpec } from "../core/model-spec.js";
+import { type ModelSpec, totalParams } from "../core/model-spec.js";
 import type { OnProgress } from "../core/progress.js";
 import { formatBytes, GIB } from "../core/units.js";
 import { writeFileAtomic } from "../core/write-file-atomic.js";
@@ -19,6 +19,13 @@ export const DEFAULT_MAX_SHARD_BYTES = 2 * GIB;
 /** OPT's init_std: the standard deviation of every linear and embedding weight at initialisation. */
 export const INIT_STD = 0.02;
 export const MAX_SEED = 0xffffffff;
+/** The largest checkpoint synth-weights writes (OPT-175B's is about 350 GB). */
+export const MAX_SYNTH_CHECKPOINT_BYTES = 2 ** 40;
+
+/** The fp16 tensor bytes of `model`'s checkpoint, from its shape alone (its files add only headers and a config). */
+export function checkpointBytesLowerBound(model: ModelSpec): number {
+  return 2 * totalParams(model);
+}
 
 export interface SynthOptions {
   /** An integer 0..2^32-1; each tensor's values depend only on the seed and the tensor's name. */
@@ -72,6 +79,16 @@ export function synthesizeOptWeights(model: ModelSpec, outDir: string, options: 
   const { seed } = options;
   if (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED)
     throw new InputError("--seed", undefined, `expected an integer 0..${MAX_SEED}, got ${seed}`);
+  // Sized arithmetically before any layout is built: a model too big for the cap or the disk is
+  // refused at once, in constant memory, however many layers or tensors it has.
+  const atLeastBytes = checkpointBytesLowerBound(model);
+  if (atLeastBytes > MAX_SYNTH_CHECKPOINT_BYTES)
+    throw new InputError(
+      "--model",
+      undefined,
+      `${model.name}'s fp16 checkpoint would take at least ${formatBytes(atLeastBytes)} (${atLeastBytes} bytes); synth-weights writes checkpoints of at most ${formatBytes(MAX_SYNTH_CHECKPOINT_BYTES)}`,
+    );
+  checkFreeSpace(outDir, atLeastBytes, model);
   const maxShardBytes = options.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES;
   // "format": "pt" is what transformers checks before it loads a safetensors file.
   const metadata = { format: "pt", generator: "spillway synth-weights", seed: String(seed) };

@@ -8,11 +8,38 @@
 import { EXPERT_BITS, EXPERT_COMPUTES, EXPERT_EVICTIONS } from "../core/expert-policy.js";
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import { MODEL_FAMILIES } from "../core/model-spec.js";
+import {
+  MAX_BYTES_PER_PARAM,
+  MAX_CAPACITY_BYTES,
+  MAX_CPU_CORES,
+  MAX_CURVE_BYTES,
+  MAX_CURVE_ROWS,
+  MAX_EXPERTS,
+  MAX_FFN_SIZE,
+  MAX_FLEXGEN_GIB_PER_SECOND,
+  MAX_FLEXGEN_TFLOPS,
+  MAX_GENERATED_TOKENS,
+  MAX_GPU_BATCH_SIZE,
+  MAX_GPU_BATCHES,
+  MAX_HEADS,
+  MAX_HIDDEN_SIZE,
+  MAX_LATENCY_SECONDS,
+  MAX_LAYERS,
+  MAX_POSITIONS,
+  MAX_PROMPT_TOKENS,
+  MAX_RATE_PER_SECOND,
+  MAX_SECONDS_PER_WEIGHT,
+  MAX_VOCAB_SIZE,
+  MIN_FLEXGEN_GIB_PER_SECOND,
+  MIN_FLEXGEN_TFLOPS,
+  MIN_RATE_PER_SECOND,
+  MIN_SECONDS_PER_WEIGHT,
+} from "../core/physical-bounds.js";
 import { COST_MODEL_NAMES, type Plan } from "../core/plan.js";
 import { COMPUTE_DEVICES } from "../core/policy.js";
 import { RESOURCES } from "../core/resources.js";
 import { SCHEDULE_NAMES } from "../core/schedule-name.js";
-import { TIERS } from "../core/tiers.js";
+import { TIERS, type Tier } from "../core/tiers.js";
 import { LANES } from "../engines/engine-model.js";
 import { ENGINE_NAMES } from "../engines/engine-names.js";
 import type { SimulationResult } from "../simulator/simulate.js";
@@ -43,16 +70,25 @@ const note = { note: opt(str("a comment; ignored")) };
 // ---------------------------------------------------------------------------------------------
 // Hardware profile
 
-const sourced = (positive: boolean) =>
+const sourced = (value: ReturnType<typeof num>) =>
   obj(
     {
-      value: num(positive ? { exclusiveMinimum: 0 } : { minimum: 0 }),
+      value,
       source: str("where the number comes from: a datasheet, a benchmark's page, a measurement command"),
     },
     { fileOnly: note },
   );
-const sourcedPositive = named("PositiveSourcedValue", sourced(true));
-const sourcedNonNegative = named("NonNegativeSourcedValue", sourced(false));
+const RATE = {
+  minimum: MIN_RATE_PER_SECOND,
+  maximum: MAX_RATE_PER_SECOND,
+  description: "per second: bytes, FLOP or values (a physically meaningful range)",
+};
+const sourcedPositive = named("PositiveSourcedValue", sourced(num(RATE)));
+const sourcedNonNegative = named(
+  "NonNegativeSourcedValue",
+  sourced(num({ minimum: 0, maximum: MAX_LATENCY_SECONDS, description: "seconds (at most an hour)" })),
+);
+const capacity = (tier: Tier) => sourced(num({ minimum: 0, maximum: MAX_CAPACITY_BYTES[tier], description: "bytes" }));
 const quantityOf = (value: typeof sourcedPositive) =>
   obj(
     { datasheet: opt(value), measured: opt(value), fitted: opt(value) },
@@ -65,9 +101,14 @@ const quantityOf = (value: typeof sourcedPositive) =>
   );
 const quantity = named("Quantity", quantityOf(sourcedPositive));
 const quantityNonNegative = named("NonNegativeQuantity", quantityOf(sourcedNonNegative));
-const curveOf = <X extends string, Y extends string>(x: X, y: Y, xSchema: ReturnType<typeof num>) =>
+const curveOf = <X extends string, Y extends string>(
+  x: X,
+  y: Y,
+  xSchema: ReturnType<typeof num>,
+  ySchema: ReturnType<typeof num> = num(RATE),
+) =>
   obj({
-    samples: arr(obj({ [x]: xSchema, [y]: num({ exclusiveMinimum: 0 }) } as { [K in X | Y]: ReturnType<typeof num> }), {
+    samples: arr(obj({ [x]: xSchema, [y]: ySchema } as { [K in X | Y]: ReturnType<typeof num> }), {
       minItems: 1,
       description: `sorted by strictly increasing ${x}`,
     }),
@@ -80,12 +121,14 @@ const link = named(
       pinnedBytesPerSecond: quantity,
       pageableBytesPerSecond: opt(quantity),
       latencySeconds: quantityNonNegative,
-      curve: opt(curveOf("bytes", "bytesPerSecond", num({ exclusiveMinimum: 0 }))),
+      curve: opt(curveOf("bytes", "bytesPerSecond", num({ exclusiveMinimum: 0, maximum: MAX_CURVE_BYTES }))),
     },
     { fileOnly: note },
   ),
 );
-const positive = () => num({ exclusiveMinimum: 0 });
+const curveRows = () => int({ minimum: 1, maximum: MAX_CURVE_ROWS });
+const gibPerSecond = () => num({ minimum: MIN_FLEXGEN_GIB_PER_SECOND, maximum: MAX_FLEXGEN_GIB_PER_SECOND });
+const tflops = () => num({ minimum: MIN_FLEXGEN_TFLOPS, maximum: MAX_FLEXGEN_TFLOPS });
 
 export const profileSchema = obj(
   {
@@ -93,7 +136,7 @@ export const profileSchema = obj(
     description: str(),
     host: str("the host machine the numbers describe"),
     capacityBytes: obj(
-      { gpu: sourcedNonNegative, cpu: sourcedNonNegative, disk: sourcedNonNegative },
+      { gpu: capacity("gpu"), cpu: capacity("cpu"), disk: capacity("disk") },
       { description: "capacities the planner may use by default, bytes" },
     ),
     gpu: obj(
@@ -102,7 +145,14 @@ export const profileSchema = obj(
         memoryBandwidthBytesPerSecond: quantity,
         fp16MatmulFlopsPerSecond: quantity,
         kernelLaunchSeconds: quantityNonNegative,
-        matmulCurve: opt(curveOf("rows", "secondsPerWeight", int({ minimum: 1 }))),
+        matmulCurve: opt(
+          curveOf(
+            "rows",
+            "secondsPerWeight",
+            curveRows(),
+            num({ minimum: MIN_SECONDS_PER_WEIGHT, maximum: MAX_SECONDS_PER_WEIGHT }),
+          ),
+        ),
         workingBytesPerValue: opt(
           obj(
             { value: numberIn([2, 4], "2: fp16 kernels; 4: fp32 (the CPU backend)"), source: str() },
@@ -112,14 +162,14 @@ export const profileSchema = obj(
         dequantizeValuesPerSecond: opt(quantity),
         elementwiseBytesPerSecond: opt(quantity),
         stridedBytesPerSecond: opt(quantity),
-        gemmCurve: opt(curveOf("rows", "flopsPerSecond", int({ minimum: 1 }))),
+        gemmCurve: opt(curveOf("rows", "flopsPerSecond", curveRows())),
       },
       { fileOnly: note },
     ),
     cpu: obj(
       {
         name: str(),
-        cores: int({ minimum: 1 }),
+        cores: int({ minimum: 1, maximum: MAX_CPU_CORES }),
         fp32FlopsPerSecond: quantity,
         memoryBandwidthBytesPerSecond: quantity,
         streamBytesPerSecond: opt(quantity),
@@ -145,18 +195,18 @@ export const profileSchema = obj(
       obj(
         {
           source: str(),
-          ctogBandwidthGiBPerSecond: positive(),
-          gtocCacheBandwidthGiBPerSecond: positive(),
-          gtocHiddenBandwidthGiBPerSecond: positive(),
-          dtocBandwidthGiBPerSecond: positive(),
-          ctodCachePrefillBandwidthGiBPerSecond: positive(),
-          ctodHiddenPrefillBandwidthGiBPerSecond: positive(),
-          ctodDecodeBandwidthGiBPerSecond: positive(),
-          mmPrefillTflops: positive(),
-          mmDecodeTflops: positive(),
-          bmmPrefillTflops: positive(),
-          bmmDecodeTflops: positive(),
-          cpuTflops: positive(),
+          ctogBandwidthGiBPerSecond: gibPerSecond(),
+          gtocCacheBandwidthGiBPerSecond: gibPerSecond(),
+          gtocHiddenBandwidthGiBPerSecond: gibPerSecond(),
+          dtocBandwidthGiBPerSecond: gibPerSecond(),
+          ctodCachePrefillBandwidthGiBPerSecond: gibPerSecond(),
+          ctodHiddenPrefillBandwidthGiBPerSecond: gibPerSecond(),
+          ctodDecodeBandwidthGiBPerSecond: gibPerSecond(),
+          mmPrefillTflops: tflops(),
+          mmDecodeTflops: tflops(),
+          bmmPrefillTflops: tflops(),
+          bmmDecodeTflops: tflops(),
+          cpuTflops: tflops(),
           c1: num(),
           c2: num(),
           c3: num(),
@@ -184,6 +234,14 @@ const tiers = named(
   "TierBytes",
   obj({ gpu: num({ minimum: 0 }), cpu: num({ minimum: 0 }), disk: num({ minimum: 0 }) }),
 );
+const capacities = named(
+  "CapacityBytes",
+  obj({
+    gpu: num({ minimum: 0, maximum: MAX_CAPACITY_BYTES.gpu }),
+    cpu: num({ minimum: 0, maximum: MAX_CAPACITY_BYTES.cpu }),
+    disk: num({ minimum: 0, maximum: MAX_CAPACITY_BYTES.disk }),
+  }),
+);
 const traffic = named(
   "TrafficBytes",
   obj({
@@ -201,25 +259,25 @@ const modelSpec = named(
     {
       name: nonEmptyStr(),
       family: oneOfValues(MODEL_FAMILIES),
-      numLayers: int({ minimum: 1 }),
-      hiddenSize: int({ minimum: 1 }),
-      ffnSize: int({ minimum: 1 }),
-      numHeads: int({ minimum: 1 }),
-      headDim: opt(int({ minimum: 1 })),
-      numKvHeads: int({ minimum: 1 }),
-      vocabSize: int({ minimum: 1 }),
-      maxPositions: int({ minimum: 1 }),
+      numLayers: int({ minimum: 1, maximum: MAX_LAYERS }),
+      hiddenSize: int({ minimum: 1, maximum: MAX_HIDDEN_SIZE }),
+      ffnSize: int({ minimum: 1, maximum: MAX_FFN_SIZE }),
+      numHeads: int({ minimum: 1, maximum: MAX_HEADS }),
+      headDim: opt(int({ minimum: 1, maximum: MAX_HIDDEN_SIZE })),
+      numKvHeads: int({ minimum: 1, maximum: MAX_HEADS }),
+      vocabSize: int({ minimum: 1, maximum: MAX_VOCAB_SIZE }),
+      maxPositions: int({ minimum: 1, maximum: MAX_POSITIONS }),
       ffnKind: oneOfValues(["relu", "swiglu"] as const),
-      wordEmbedDim: int({ minimum: 1 }),
+      wordEmbedDim: int({ minimum: 1, maximum: MAX_HIDDEN_SIZE }),
       tiedEmbeddings: bool(),
-      bytesPerParam: num({ exclusiveMinimum: 0 }),
+      bytesPerParam: num({ exclusiveMinimum: 0, maximum: MAX_BYTES_PER_PARAM }),
       moe: opt(
         obj({
-          numExperts: int({ minimum: 1 }),
-          expertsPerToken: int({ minimum: 1 }),
-          expertFfnSize: int({ minimum: 1 }),
-          sharedExperts: opt(int({ minimum: 1 })),
-          sharedExpertFfnSize: opt(int({ minimum: 1 })),
+          numExperts: int({ minimum: 1, maximum: MAX_EXPERTS }),
+          expertsPerToken: int({ minimum: 1, maximum: MAX_EXPERTS }),
+          expertFfnSize: int({ minimum: 1, maximum: MAX_FFN_SIZE }),
+          sharedExperts: opt(int({ minimum: 1, maximum: MAX_EXPERTS })),
+          sharedExpertFfnSize: opt(int({ minimum: 1, maximum: MAX_FFN_SIZE })),
         }),
       ),
     },
@@ -231,16 +289,20 @@ const expertPolicy = named(
   "ExpertPolicy",
   obj(
     {
-      cacheSize: int({ minimum: 0, description: "expert slots per layer on the GPU" }),
+      cacheSize: int({
+        minimum: 0,
+        maximum: MAX_EXPERTS,
+        description: "expert slots per layer on the GPU (at most the model's experts per layer)",
+      }),
       eviction: oneOfValues(EXPERT_EVICTIONS),
       offloadTier: oneOfValues(["cpu", "disk"] as const),
       bits,
       attentionBits: bits,
-      prefetchExperts: int({ minimum: 0 }),
-      prefetchLayers: int({ minimum: 1 }),
+      prefetchExperts: int({ minimum: 0, maximum: MAX_EXPERTS }),
+      prefetchLayers: int({ minimum: 1, maximum: MAX_LAYERS }),
       pregated: bool(),
       compute: oneOfValues(EXPERT_COMPUTES),
-      cpuThresholdTokens: int({ minimum: 0 }),
+      cpuThresholdTokens: int({ minimum: 0, maximum: MAX_GPU_BATCH_SIZE * MAX_GPU_BATCHES }),
     },
     {
       description: "Mixture-of-Experts models: how routed experts are cached, prefetched and computed",
@@ -252,8 +314,8 @@ const expertPolicy = named(
 const policy = named(
   "Policy",
   obj({
-    gpuBatchSize: int({ minimum: 1 }),
-    numGpuBatches: int({ minimum: 1 }),
+    gpuBatchSize: int({ minimum: 1, maximum: MAX_GPU_BATCH_SIZE }),
+    numGpuBatches: int({ minimum: 1, maximum: MAX_GPU_BATCHES }),
     weights: placement,
     cache: placement,
     activations: placement,
@@ -263,10 +325,17 @@ const policy = named(
     overlap: bool(),
     pinWeight: bool(),
     layerGroups: opt(
-      arr(obj({ layers: int({ minimum: 1 }), weights: placement, compute: oneOfValues(COMPUTE_DEVICES) }), {
-        minItems: 1,
-        description: "per-layer placement: consecutive layer groups, first layer first, covering every layer",
-      }),
+      arr(
+        obj({
+          layers: int({ minimum: 1, maximum: MAX_LAYERS }),
+          weights: placement,
+          compute: oneOfValues(COMPUTE_DEVICES),
+        }),
+        {
+          minItems: 1,
+          description: "per-layer placement: consecutive layer groups, first layer first, covering every layer",
+        },
+      ),
     ),
     embeddings: opt(placement),
     experts: opt(expertPolicy),
@@ -295,7 +364,10 @@ export const planSchema = obj(
     hardwareProfile: opt(named("HardwareProfile", profileSchema)),
     costModel: oneOfValues(COST_MODEL_NAMES),
     schedule: oneOfValues(SCHEDULE_NAMES),
-    workload: obj({ promptLen: int({ minimum: 1 }), genLen: int({ minimum: 1 }) }),
+    workload: obj({
+      promptLen: int({ minimum: 1, maximum: MAX_PROMPT_TOKENS }),
+      genLen: int({ minimum: 1, maximum: MAX_GENERATED_TOKENS }),
+    }),
     policy,
     predicted: obj({
       throughputTokensPerSecond: num({ exclusiveMinimum: 0 }),
@@ -304,7 +376,7 @@ export const planSchema = obj(
       feasible: bool(),
       infeasibleReasons: arr(str()),
       peakBytes: tiers,
-      capacityBytes: tiers,
+      capacityBytes: capacities,
       bytes: traffic,
       busySeconds: record(
         num({ minimum: 0 }),
@@ -327,6 +399,21 @@ export const planSchema = obj(
             "LPs left unsolved because the solver reached its wall-clock safety net (0: the plan depends on its inputs alone)",
         }),
       ),
+      maxLpSolves: opt(int({ minimum: 0, description: "the search's budget: the most LPs it may solve" })),
+      lpLimitReached: opt(bool("whether the search stopped at maxLpSolves (the best policy found so far is kept)")),
+      maxGpuBatches: opt(
+        int({
+          minimum: 1,
+          description: "the most GPU batches per block the search considered (within the simulator's task budget)",
+        }),
+      ),
+      maxExactEvaluations: opt(
+        int({
+          minimum: 1,
+          description: "the most exact evaluations the search could make (fewer for long generations)",
+        }),
+      ),
+      evaluationLimitReached: opt(bool("whether the search stopped at maxExactEvaluations")),
     }),
     flexgenArgs: str("the equivalent python -m flexgen.flex_opt flags"),
     llamaCpp: opt(
@@ -462,6 +549,17 @@ export const simulationSchema = obj({
   disagreements: arr(str()),
   traceEvents: opt(int({ minimum: 0 })),
   timeline: opt(str("text Gantt chart of one layer's window (--timeline)")),
+  budget: opt(
+    obj(
+      {
+        taskBound: int({ minimum: 0, description: "at most this many tasks, counted from the plan's shape" }),
+        maxTasks: int({ minimum: 0, description: "the budget: plans whose bound is above it are refused" }),
+        taskBoundPerToken: int({ minimum: 0 }),
+        maxTasksPerToken: int({ minimum: 0 }),
+      },
+      { description: "the task budget the simulation was held to (a bound on its time and memory)" },
+    ),
+  ),
 });
 assertMatches<Infer<typeof simulationSchema>, Jsonify<SimulationResult>>(true);
 

@@ -11,6 +11,14 @@ import { type PlanIdentity, planIdentity } from "../core/plan-identity.js";
 import type { OnProgress } from "../core/progress.js";
 import { RESOURCE_NAMES, RESOURCES, type Resource } from "../core/resources.js";
 import type { ScheduleName } from "../core/schedule-name.js";
+import {
+  MAX_SIMULATION_TASKS,
+  MAX_SIMULATION_TASKS_PER_TOKEN,
+  type SimulationShape,
+  simulationOverBudget,
+  simulationTaskBound,
+  simulationTasksPerToken,
+} from "../core/simulation-budget.js";
 import { TIERS, type Tier } from "../core/tiers.js";
 import { formatBytes } from "../core/units.js";
 import { PlanError } from "../planner/plan.js";
@@ -74,6 +82,31 @@ export interface SimulationResult {
   readonly traceEvents?: number;
   /** Text Gantt chart of one layer's window (with `timeline`). */
   readonly timeline?: string;
+  /** The task budget the simulation was held to (core/simulation-budget.ts) and its bound for this plan. */
+  readonly budget?: SimulationBudgetUse;
+}
+
+/** A simulation's work against its budget: `taskBound` (counted from the plan's shape) never exceeds `maxTasks`. */
+export interface SimulationBudgetUse {
+  readonly taskBound: number;
+  readonly maxTasks: number;
+  readonly taskBoundPerToken: number;
+  readonly maxTasksPerToken: number;
+}
+
+/**
+ * The budget use of simulating this shape, or a PlanError naming the count and the budget when it is
+ * over (checked before any task exists).
+ */
+export function simulationBudgetUse(shape: SimulationShape): SimulationBudgetUse {
+  const over = simulationOverBudget(shape);
+  if (over) throw new PlanError(`the plan is too large to simulate: ${over}`);
+  return {
+    taskBound: simulationTaskBound(shape),
+    maxTasks: MAX_SIMULATION_TASKS,
+    taskBoundPerToken: simulationTasksPerToken(shape),
+    maxTasksPerToken: MAX_SIMULATION_TASKS_PER_TOKEN,
+  };
 }
 
 export interface SimulateOptions extends TraceOptions {
@@ -94,6 +127,7 @@ export function simulateSchedule(
   batchSize: number,
   options: SimulateOptions,
 ): SimulationResult {
+  const budget = simulationBudgetUse(costs);
   const ledger = new MemoryLedger(options.capacityBytes);
   const trace = openTraceSink(options, "simulate()");
   trace?.describe({ source: "simulate", ...(options.planIdentity ? { plan: options.planIdentity } : {}) });
@@ -186,6 +220,7 @@ export function simulateSchedule(
       disagreements: [],
       ...(trace ? { traceEvents: trace.events } : {}),
       ...(timeline ? { timeline: timeline.render() } : {}),
+      budget,
     };
     return { ...result, disagreements: explainDisagreements(result) };
   } catch (error) {

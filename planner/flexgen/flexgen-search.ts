@@ -9,6 +9,7 @@ import type { OnProgress } from "../../core/progress.js";
 import { VariableSpace } from "../lp/affine.js";
 import type { LinearConstraint, LinearProgram } from "../lp/linear-program.js";
 import { type LpSolvers, newSolveStats, type SolveStats, solveLinearProgram } from "../lp/solve-linear-program.js";
+import { MAX_LP_SOLVES_PER_SEARCH, SEARCH_GPU_BATCH_LIMIT } from "../search-budget.js";
 import {
   buildFlexgenLp,
   type FixedPercents,
@@ -47,6 +48,10 @@ export interface FlexgenSearchResult {
   readonly best: FlexgenCandidate | undefined;
   readonly lpSolves: number;
   readonly stats: SolveStats;
+  /** The most GPU batches per block searched (planner/search-budget.ts). */
+  readonly nbLimit: number;
+  /** Whether the search stopped at MAX_LP_SOLVES_PER_SEARCH. */
+  readonly lpLimitReached: boolean;
 }
 
 /**
@@ -109,9 +114,16 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
     gbs,
     ...(input.percent ? { percent: input.percent } : {}),
   });
+  // FlexGen's own search has no bound on nb; this one stops at the policy range, and at the LP budget.
+  const nbLimit = SEARCH_GPU_BATCH_LIMIT;
+  let lpLimitReached = false;
   const solve = (gbs: number, nb: number) => {
     const key = `${gbs}x${nb}`;
     if (memo.has(key)) return memo.get(key);
+    if (lpSolves >= MAX_LP_SOLVES_PER_SEARCH) {
+      lpLimitReached = true;
+      return undefined;
+    }
     lpSolves++;
     let family = families.get(gbs);
     if (!family) families.set(gbs, (family = new FlexgenLpFamily(base(gbs))));
@@ -126,9 +138,9 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
   };
   const nbUpperBound = (gbs: number): number => {
     let nb = 1;
-    while (solve(gbs, nb)) nb *= 2;
+    while (nb <= nbLimit && solve(gbs, nb)) nb *= 2;
     let left = Math.max(Math.floor(nb / 2), 1);
-    let right = nb;
+    let right = Math.min(nb, nbLimit + 1);
     while (left < right) {
       const mid = Math.floor((left + right) / 2);
       if (solve(gbs, mid)) left = mid + 1;
@@ -193,5 +205,5 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
     const b = best as { gbs: number; nb: number; values: ArrayLike<number> };
     bestCandidate = candidateOf(b.gbs, b.nb, b.values);
   }
-  return { best: bestCandidate, lpSolves, stats };
+  return { best: bestCandidate, lpSolves, stats, nbLimit, lpLimitReached };
 }

@@ -2,6 +2,7 @@
  * A small linear program in a solver-neutral, dense form: minimise c·x subject to linear rows, all
  * variables non-negative. Built by the cost models, solved by solve-linear-program.ts.
  */
+import { PlanError } from "../plan-error.js";
 import { type Affine, VariableSpace } from "./affine.js";
 
 export type ConstraintOp = "<=" | ">=" | "=";
@@ -33,6 +34,12 @@ export interface LpSolution {
   readonly solver: "javascript-lp-solver" | "highs";
 }
 
+function nonFinite(what: string): PlanError {
+  return new PlanError(
+    `the cost model's linear program cannot be built: ${what} (the model's sizes or the hardware's rates are too extreme for the arithmetic)`,
+  );
+}
+
 /** Collects rows written as `lhs op rhs` with affine sides. */
 export class LinearProgramBuilder {
   readonly space: VariableSpace;
@@ -47,17 +54,25 @@ export class LinearProgramBuilder {
   }
 
   minimise(e: Affine): this {
+    e.coefficients.forEach((c, i) => {
+      if (!Number.isFinite(c)) throw nonFinite(`the objective has a coefficient ${c} on ${this.space.names[i]}`);
+    });
     this.objective = e.coefficients.slice();
     return this;
   }
 
-  /** Adds `lhs op rhs`, moving every constant to the right-hand side. */
+  /**
+   * Adds `lhs op rhs`, moving every constant to the right-hand side. A row with a coefficient or a
+   * right-hand side that is not finite (sizes or rates so extreme that the arithmetic overflows) is
+   * refused with a PlanError naming the row: no solver is handed it.
+   */
   add(name: string, lhs: Affine, op: ConstraintOp, rhs: Affine | number): this {
     const right = typeof rhs === "number" ? this.space.constant(rhs) : rhs;
     const diff = lhs.minus(right);
-    for (const c of diff.coefficients)
-      if (!Number.isFinite(c)) throw new Error(`LP row ${name} has a coefficient ${c}`);
-    if (!Number.isFinite(diff.constant)) throw new Error(`LP row ${name} has a right-hand side ${-diff.constant}`);
+    diff.coefficients.forEach((c, i) => {
+      if (!Number.isFinite(c)) throw nonFinite(`row ${name} has a coefficient ${c} on ${this.space.names[i]}`);
+    });
+    if (!Number.isFinite(diff.constant)) throw nonFinite(`row ${name} has a right-hand side ${-diff.constant}`);
     this.rows.push({ name, coefficients: diff.coefficients, op, rhs: -diff.constant });
     return this;
   }

@@ -23,7 +23,7 @@ import type { Policy } from "../../core/policy.js";
 import { RESOURCES, type Resource } from "../../core/resources.js";
 import type { Workload } from "../../core/workload.js";
 import { VariableSpace } from "../lp/affine.js";
-import { capacityShortfalls, type Prediction } from "../prediction.js";
+import { capacityShortfalls, type Prediction, timeShortfalls } from "../prediction.js";
 import { costConstants } from "../spillway/cost-constants.js";
 import type { HardwareRates } from "../spillway/hardware-rates.js";
 import { StepCostModel } from "../spillway/step-costs.js";
@@ -348,8 +348,8 @@ export function evaluateMoePolicy(
   const diskPeak = x.offloadTier === "disk" ? homeBytes : 0;
   const peakBytes = { gpu: gpuPeak, cpu: cpuPeak, disk: diskPeak };
   const capacityBytes = rates.capacityBytes;
-  const infeasibleReasons = capacityShortfalls(peakBytes, capacityBytes);
   const totalSeconds = prefillSeconds + decodeSeconds;
+  const infeasibleReasons = [...capacityShortfalls(peakBytes, capacityBytes), ...timeShortfalls(totalSeconds)];
   const bottleneck = RESOURCES.reduce((a, r) => (busy[r] > busy[a] ? r : a), "gpu" as Resource);
 
   return {

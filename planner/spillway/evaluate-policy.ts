@@ -14,7 +14,7 @@ import type { ScheduleName } from "../../core/schedule-name.js";
 import type { Tier } from "../../core/tiers.js";
 import type { Workload } from "../../core/workload.js";
 import { type Affine, VariableSpace } from "../lp/affine.js";
-import { capacityShortfalls, type Prediction } from "../prediction.js";
+import { capacityShortfalls, type Prediction, timeShortfalls } from "../prediction.js";
 import { costConstants } from "./cost-constants.js";
 import type { HardwareRates } from "./hardware-rates.js";
 import { layerSeconds, layerTimeBounds } from "./layer-time.js";
@@ -336,8 +336,8 @@ export function evaluatePolicy(
 
   const peakBytes = groupsPeakBytes(groups);
   const capacityBytes = rates.capacityBytes;
-  const infeasibleReasons = capacityShortfalls(peakBytes, capacityBytes);
   const totalSeconds = prefillSeconds + decodeSeconds;
+  const infeasibleReasons = [...capacityShortfalls(peakBytes, capacityBytes), ...timeShortfalls(totalSeconds)];
   return {
     throughputTokensPerSecond: (policy.gpuBatchSize * policy.numGpuBatches * n) / totalSeconds,
     prefillSeconds,

@@ -16,6 +16,12 @@ import type { Workload } from "../../core/workload.js";
 import { VariableSpace } from "../lp/affine.js";
 import { type LpSolvers, newSolveStats, type SolveStats, solveLinearProgram } from "../lp/solve-linear-program.js";
 import type { Prediction } from "../prediction.js";
+import {
+  EvaluationBudgetSpent,
+  exactEvaluationLimit,
+  MAX_LP_SOLVES_PER_SEARCH,
+  SEARCH_GPU_BATCH_LIMIT,
+} from "../search-budget.js";
 import { costConstants } from "./cost-constants.js";
 import { evaluatePolicy } from "./evaluate-policy.js";
 import type { HardwareRates } from "./hardware-rates.js";
@@ -69,6 +75,13 @@ export interface SpillwaySearchResult {
   readonly lpSolves: number;
   readonly exactEvaluations: number;
   readonly stats: SolveStats;
+  /** The most GPU batches per block searched (planner/search-budget.ts). */
+  readonly nbLimit: number;
+  /** Whether the search stopped at MAX_LP_SOLVES_PER_SEARCH. */
+  readonly lpLimitReached: boolean;
+  /** The most exact evaluations the search could make (exactEvaluationLimit), and whether it stopped there. */
+  readonly maxExactEvaluations: number;
+  readonly evaluationLimitReached: boolean;
 }
 
 export const GBS_CANDIDATES = [
@@ -226,9 +239,26 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
   const fixedFractions = fixed.percent
     ? { wg: fixed.percent.wg / 100, wc: fixed.percent.wc / 100, cg: fixed.percent.cg / 100, cc: fixed.percent.cc / 100 }
     : undefined;
-  const evaluate = (p: Policy) => evaluatePolicy(input.model, input.rates, input.workload, p, input.schedule);
+  const maxExactEvaluations = exactEvaluationLimit(input.workload.genLen);
+  let evaluationsMade = 0;
+  let evaluationLimitReached = false;
+  const evaluate = (p: Policy) => {
+    if (evaluationsMade >= maxExactEvaluations) throw new EvaluationBudgetSpent();
+    evaluationsMade++;
+    return evaluatePolicy(input.model, input.rates, input.workload, p, input.schedule);
+  };
   let best: { policy: Policy; prediction: Prediction } | undefined;
   const consider = (policy: Policy) => {
+    if (evaluationLimitReached) return;
+    try {
+      considerWithinBudget(policy);
+    } catch (error) {
+      if (!(error instanceof EvaluationBudgetSpent)) throw error;
+      evaluationLimitReached = true;
+      exactEvaluations = evaluationsMade;
+    }
+  };
+  const considerWithinBudget = (policy: Policy) => {
     const realized = realizedPolicy(input.model, policy);
     const repaired = fixedFractions
       ? { policy: realized, prediction: evaluate(realized), evaluations: 1 }
@@ -239,6 +269,8 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
       best = { policy: repaired.policy, prediction: repaired.prediction };
   };
   const maxBlock = input.maxBlock ?? Infinity;
+  const gpuBatchLimit = SEARCH_GPU_BATCH_LIMIT;
+  let lpLimitReached = false;
   const gbsList =
     fixed.gbs !== undefined
       ? [fixed.gbs]
@@ -276,6 +308,10 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
       if (fixed.gbs === undefined && minimumGpuBytes(input, settingsFor(1)) > input.rates.capacityBytes.gpu) break;
       let layerCosts: SpillwayLayerCosts | undefined;
       const solveAt = (nb: number) => {
+        if (lpSolves >= MAX_LP_SOLVES_PER_SEARCH) {
+          lpLimitReached = true;
+          return undefined;
+        }
         lpSolves++;
         const settings = settingsFor(nb);
         const lpInput = { model: input.model, rates: input.rates, workload: input.workload, settings, constants };
@@ -305,7 +341,7 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
       } else {
         let lastFeasible = 0;
         let firstInfeasible = 0;
-        const nbLimit = Math.min(1 << 16, Math.floor(maxBlock / gbs));
+        const nbLimit = Math.min(gpuBatchLimit, Math.floor(maxBlock / gbs));
         for (const nb of nbGrid(nbLimit)) {
           const r = solveAt(nb);
           if (!r) {
@@ -346,5 +382,14 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
     }
     progress(familyStart + stepsPerFamily, `${familyName} done, ${lpSolves} LPs solved`);
   }
-  return { best, lpSolves, exactEvaluations, stats };
+  return {
+    best,
+    lpSolves,
+    exactEvaluations,
+    stats,
+    nbLimit: gpuBatchLimit,
+    lpLimitReached,
+    maxExactEvaluations,
+    evaluationLimitReached,
+  };
 }

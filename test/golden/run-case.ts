@@ -64,6 +64,11 @@ export const ADDED_FIELDS: readonly string[] = [
   // Issue 15's deterministic planning: LPs left to the solver's wall-clock safety net (0 in normal planning).
   "output.search.wallClockLimitHits",
   "output.*.search.wallClockLimitHits",
+  // Issue 18's bounded search and simulation: the budgets each worked within.
+  ...["maxLpSolves", "lpLimitReached", "maxGpuBatches", "maxExactEvaluations", "evaluationLimitReached"].flatMap(
+    (field) => [`output.search.${field}`, `output.*.search.${field}`],
+  ),
+  "output.budget",
 ];
 
 /** The built CLI beside this compiled file (dist/test/golden/ -> dist/cli/main.js). */

@@ -88,7 +88,8 @@ const CASES: { name: string; args: string[]; expect: RegExp }[] = [
   {
     name: "a config.json of an unsupported family",
     args: ["plan", "--model", file("gpt2.json", JSON.stringify({ model_type: "gpt2", n_embd: 768 }))],
-    expect: /gpt2\.json: model_type: unsupported model type "gpt2"; supported: opt, llama, mistral, qwen2, mixtral, qwen2_moe, olmoe, qwen3_moe$/,
+    expect:
+      /gpt2\.json: model_type: unsupported model type "gpt2"; supported: opt, llama, mistral, qwen2, mixtral, qwen2_moe, olmoe, qwen3_moe/,
   },
   {
     name: "a config.json with a string size",

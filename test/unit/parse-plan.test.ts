@@ -246,7 +246,7 @@ test("plan file errors name the file, the field and what was expected", () => {
   }, /^p\.json: policy\.weights\.gpu: expected a finite number >= 0 and <= 1, got the string "half"$/);
   fails((d) => {
     d.policy.gpuBatchSize = 2.5;
-  }, /^p\.json: policy\.gpuBatchSize: expected an integer >= 1, got 2\.5$/);
+  }, /^p\.json: policy\.gpuBatchSize: expected an integer >= 1 and <= 1048576, got 2\.5$/);
   fails((d) => {
     d.costModel = "magic";
   }, /^p\.json: costModel: expected one of "spillway", "flexgen", got the string "magic"$/);
