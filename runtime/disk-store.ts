@@ -1,9 +1,11 @@
 /**
  * The disk tier: tensors written to and read from files in an offload directory with real file I/O.
- * The directory is removed when the run ends, on error, and on Ctrl-C (SIGINT/SIGTERM), so an
- * interrupted run leaves no offload files behind.
+ * The directory is removed when the run ends, on error, and on Ctrl-C or a kill (SIGINT, SIGTERM, SIGHUP,
+ * SIGQUIT; the process then exits with 128 + the signal's number), so an interrupted run leaves no
+ * offload files behind.
  */
 import { mkdtempSync, rmSync } from "node:fs";
+import { constants } from "node:os";
 import { join } from "node:path";
 import { executeTransferActions } from "./transfer-action.js";
 
@@ -20,10 +22,10 @@ function installSignalHandlers(): void {
     liveDirectories.clear();
   };
   process.once("exit", cleanup);
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"] as const) {
     process.once(signal, () => {
       cleanup();
-      process.exit(signal === "SIGINT" ? 130 : 143);
+      process.exit(128 + constants.signals[signal]);
     });
   }
 }

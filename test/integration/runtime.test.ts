@@ -166,7 +166,7 @@ test("placement never changes the numbers: every uncompressed policy generates t
   assert.equal(new Set(uncompressedTokens).size, 1);
 });
 
-test("an interrupted run (Ctrl-C) leaves no offload files behind", async () => {
+test("an interrupted run (Ctrl-C, SIGHUP, SIGQUIT) leaves no offload files behind", async () => {
   const work = mkdtempSync(join(tmpdir(), "spillway-interrupt-"));
   const planPath = join(work, "plan.json");
   const p = await plan({
@@ -176,24 +176,30 @@ test("an interrupted run (Ctrl-C) leaves no offload files behind", async () => {
     fixed: { gbs: 8, nb: 4, percent: [0, 0, 0, 0, 0, 0] },
   });
   writeFileSync(planPath, JSON.stringify({ ...p, hardware: "t4" }));
-  const offload = join(work, "offload");
-  mkdirSync(offload);
-  const child = spawn(
-    process.execPath,
-    [CLI, "run", planPath, "--weights", weightsDir, "--offload-dir", offload, "--no-reference"],
-    { stdio: "ignore" },
-  );
-  const deadline = Date.now() + 20_000;
-  while (readdirSync(offload).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  assert.equal(readdirSync(offload).length, 1, "the run made its offload folder");
-  // Interrupted once it has written offload files (a state, not a delay).
-  const runFolder = join(offload, readdirSync(offload)[0]!);
-  while (readdirSync(runFolder).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  assert.ok(readdirSync(runFolder).length > 0, "the run wrote offload files");
-  child.kill("SIGINT");
-  const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
-  assert.equal(code, 130);
-  assert.deepEqual(readdirSync(offload), []);
+  for (const [signal, exitCode] of [
+    ["SIGINT", 130],
+    ["SIGHUP", 129],
+    ["SIGQUIT", 131],
+  ] as const) {
+    const offload = join(work, `offload-${signal}`);
+    mkdirSync(offload);
+    const child = spawn(
+      process.execPath,
+      [CLI, "run", planPath, "--weights", weightsDir, "--offload-dir", offload, "--no-reference", "--quiet"],
+      { stdio: "ignore" },
+    );
+    const deadline = Date.now() + 20_000;
+    while (readdirSync(offload).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(readdirSync(offload).length, 1, `${signal}: the run made its offload folder`);
+    // Interrupted once it has written offload files (a state, not a delay).
+    const runFolder = join(offload, readdirSync(offload)[0]!);
+    while (readdirSync(runFolder).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(readdirSync(runFolder).length > 0, `${signal}: the run wrote offload files`);
+    child.kill(signal);
+    const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+    assert.equal(code, exitCode, signal);
+    assert.deepEqual(readdirSync(offload), [], `${signal}: nothing left`);
+  }
   rmSync(work, { recursive: true, force: true });
 });
 
