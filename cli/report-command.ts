@@ -3,8 +3,8 @@
  * or, with no inputs, for the default plan (planned, simulated, swept and compared here).
  */
 
-import { existsSync, lstatSync, mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { existsSync, lstatSync, mkdirSync, rmdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import { InputError } from "../core/input-error.js";
 import type { Plan } from "../core/plan.js";
@@ -34,7 +34,11 @@ export interface ReportArgs {
 /** The defaults of `spillway plan`. */
 export const DEFAULT_REPORT_PLAN = { model: "opt-175b", hardware: "t4", promptLen: 512, genLen: 32 } as const;
 
-/** The output folder, checked before any work: a folder (made if missing), never a file or a link. */
+/**
+ * The output folder, checked before any work: an existing folder, or one that can be made (made and
+ * removed again here, with any parent made for it, so that a failed or interrupted report leaves nothing;
+ * buildReport makes it when it writes). Never a file or a link.
+ */
 function checkOutDir(out: string): void {
   if (out === "") throw new InputError("--out", undefined, "expected a folder name, got an empty string");
   let stats: ReturnType<typeof lstatSync> | undefined;
@@ -53,12 +57,21 @@ function checkOutDir(out: string): void {
   if (stats) return;
   // One level at a time: Node's recursive mkdir spins forever where the kernel refuses with ENOENT
   // under an existing parent (/proc).
-  const parent = dirname(out);
+  const missing: string[] = [];
+  for (let folder = resolve(out); !existsSync(folder); folder = dirname(folder)) {
+    missing.unshift(folder);
+    if (dirname(folder) === folder) break;
+  }
+  const made: string[] = [];
   try {
-    if (parent !== out && !existsSync(parent)) mkdirSync(parent, { recursive: true });
-    mkdirSync(out);
+    for (const folder of missing) {
+      mkdirSync(folder);
+      made.push(folder);
+    }
   } catch (error) {
     throw new InputError(out, undefined, `cannot make the report folder: ${(error as Error).message}`);
+  } finally {
+    for (const folder of made.reverse()) rmdirSync(folder);
   }
 }
 

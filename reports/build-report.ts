@@ -301,23 +301,28 @@ export async function buildReport(options: BuildReportOptions): Promise<ReportSu
   if (charts.length === 0)
     throw new InputError("spillway report", undefined, "nothing to chart: give a plan, a trace or a comparison");
 
-  mkdirSync(options.outDir, { recursive: true });
-  const written: ReportChart[] = [];
+  // Every chart is rendered before anything is written (rendering is nearly all the time): an
+  // interrupted report leaves no partial folder, and the files go out in milliseconds at the end.
+  const rendered: (ChartToRender & Awaited<ReturnType<typeof renderChart>>)[] = [];
   for (let i = 0; i < charts.length; i++) {
     const c = charts[i]!;
     progress(`rendering ${i + 1}/${charts.length} (${c.name})`);
-    const rendered = await renderChart(c.spec);
+    rendered.push({ ...c, ...(await renderChart(c.spec)) });
+  }
+  mkdirSync(options.outDir, { recursive: true });
+  const written: ReportChart[] = [];
+  for (const c of rendered) {
     const files = { spec: `${c.name}.vl.json`, svg: `${c.name}.svg`, png: `${c.name}.png` };
     writeFileAtomic(join(options.outDir, files.spec), JSON.stringify(withChartConfig(c.spec), null, 2) + "\n");
-    writeFileAtomic(join(options.outDir, files.svg), rendered.svg);
-    writeFileAtomic(join(options.outDir, files.png), rendered.png);
+    writeFileAtomic(join(options.outDir, files.svg), c.svg);
+    writeFileAtomic(join(options.outDir, files.png), c.png);
     written.push({
       name: c.name,
       heading: c.heading,
       caption: c.caption,
       files,
-      widthPx: rendered.widthPx,
-      heightPx: rendered.heightPx,
+      widthPx: c.widthPx,
+      heightPx: c.heightPx,
     });
   }
   const title = p

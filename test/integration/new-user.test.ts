@@ -4,12 +4,13 @@
  * for a policy that does not fit, and a JSON that is not a model said to be none.
  */
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import type { Plan } from "../../core/plan.js";
-import { runCli } from "../helpers.js";
+import { CLI, runCli } from "../helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "spillway-new-user-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -109,4 +110,28 @@ test("report checks its output folder before any work: a file or an unmakeable f
     assert.equal(proc.status, 2);
     assert.match(proc.stderr, /cannot make the report folder/);
   }
+});
+
+test("a report killed while it renders leaves no folder behind, not even the parent it would make", async () => {
+  const planPath = join(dir, "small-plan.json");
+  const made = runCli(["plan", "--model", "opt-1.3b", "--prompt-len", "64", "--gen-len", "8", "--out", planPath]);
+  assert.equal(made.status, 0, made.stderr);
+  const out = join(dir, "killed-report", "nested");
+  const child = spawn(process.execPath, [CLI, "report", planPath, "--out", out], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  await new Promise<void>((resolve, reject) => {
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+      // Killed in a state, not after a delay: once the second chart is rendering.
+      if (/report: rendering 2\//.test(stderr)) {
+        child.kill("SIGTERM");
+        resolve();
+      }
+    });
+    child.on("exit", () => reject(new Error(`the report ended before rendering its second chart: ${stderr}`)));
+  });
+  await new Promise((resolve) => child.on("exit", resolve));
+  assert.equal(existsSync(join(dir, "killed-report")), false, "neither the folder nor its parent is left");
 });
