@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -110,8 +110,58 @@ export class GoldenRunner {
     }
   }
 
+  /** As run(), in a child process that runs while the caller goes on (cases may run side by side). */
+  async runAsync(goldenCase: GoldenCase): Promise<CaseResult> {
+    switch (goldenCase.kind) {
+      case "plan":
+        return this.jsonOf(await this.cliAsync(["plan", ...goldenCase.args, "--json"]), removeWallClockPlanFields);
+      case "simulate": {
+        const planPath = await this.writePlanAsync(goldenCase.planArgs);
+        return this.jsonOf(await this.cliAsync(["simulate", planPath, ...goldenCase.simulateArgs, "--json"]), (x) => x);
+      }
+      case "run": {
+        // The checkpoint is made once, before any case runs side by side with another.
+        const weights = this.weights();
+        const planPath = await this.writePlanAsync(goldenCase.planArgs.map((a) => (a === WEIGHTS ? weights : a)));
+        return this.jsonOf(
+          await this.cliAsync(["run", planPath, "--weights", weights, ...goldenCase.runArgs, "--json"]),
+          keepDeterministicRunFields,
+        );
+      }
+    }
+  }
+
   close(): void {
     rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private cliAsync(
+    args: readonly string[],
+  ): Promise<{ status: number; stdout: string; stderr: string; command: string }> {
+    const command = `spillway ${args.join(" ")}`;
+    return new Promise((resolve, reject) => {
+      execFile(
+        process.execPath,
+        [this.cliPath, ...args],
+        { encoding: "utf8", timeout: 300_000, maxBuffer: 256 << 20, env: { ...process.env, NO_COLOR: "1" } },
+        (error, stdout, stderr) => {
+          const status = error ? (typeof error.code === "number" ? error.code : -1) : 0;
+          if (error && typeof error.code !== "number") {
+            reject(new Error(`${command}: ${error.message}`));
+            return;
+          }
+          resolve({ status, stdout: stdout.replaceAll(this.dir, "<tmp>"), stderr, command });
+        },
+      );
+    });
+  }
+
+  private async writePlanAsync(planArgs: readonly string[]): Promise<string> {
+    const path = join(this.dir, `plan-${this.planFiles++}.json`);
+    const result = await this.cliAsync(["plan", ...planArgs, "--out", path, "--quiet"]);
+    if (result.status !== 0)
+      throw new Error(`${result.command} exited ${result.status}: ${result.stderr.slice(0, 2000)}`);
+    return path;
   }
 
   private cli(args: readonly string[]): { status: number; stdout: string; stderr: string; command: string } {
