@@ -15,7 +15,13 @@ import {
   readOptionalNumber,
 } from "../core/fields.js";
 import { describeValue } from "../core/input-error.js";
-import { checkModelConsistency, type ModelFamily, type ModelSpec, type MoeSpec } from "../core/model-spec.js";
+import {
+  checkModelConsistency,
+  MODEL_FAMILIES,
+  type ModelFamily,
+  type ModelSpec,
+  type MoeSpec,
+} from "../core/model-spec.js";
 import {
   MAX_EXPERTS,
   MAX_FFN_SIZE,
@@ -26,7 +32,8 @@ import {
   MAX_VOCAB_SIZE,
 } from "../core/physical-bounds.js";
 
-const SUPPORTED = ["opt", "llama", "mistral", "qwen2", "mixtral", "qwen2_moe", "olmoe", "qwen3_moe"];
+/** Every family is named after the Hugging Face model_type whose layout it follows. */
+const SUPPORTED: readonly string[] = MODEL_FAMILIES;
 
 /**
  * A model's name from its config's path: the file's name without `.json`, or for a file called
@@ -64,21 +71,21 @@ export function modelSpecFromHfConfig(data: unknown, source: string, name?: stri
         : "name (from the file's path)",
   );
   checkDtype(o, ctx);
+  const hiddenSize = readBoundedNumber(
+    o,
+    "hidden_size",
+    ctx,
+    { min: 1, integer: true },
+    { min: 1, max: MAX_HIDDEN_SIZE },
+  );
+  const numHeads = readBoundedNumber(
+    o,
+    "num_attention_heads",
+    ctx,
+    { min: 1, integer: true },
+    { min: 1, max: MAX_HEADS },
+  );
   if (family === "opt") {
-    const hiddenSize = readBoundedNumber(
-      o,
-      "hidden_size",
-      ctx,
-      { min: 1, integer: true },
-      { min: 1, max: MAX_HIDDEN_SIZE },
-    );
-    const numHeads = readBoundedNumber(
-      o,
-      "num_attention_heads",
-      ctx,
-      { min: 1, integer: true },
-      { min: 1, max: MAX_HEADS },
-    );
     const act = o.activation_function ?? "relu";
     if (act !== "relu") fail(ctx, "activation_function", `expected "relu" for OPT, got ${JSON.stringify(act)}`);
     if (o.do_layer_norm_before === false)
@@ -118,20 +125,6 @@ export function modelSpecFromHfConfig(data: unknown, source: string, name?: stri
       ctx,
     );
   }
-  const hiddenSize = readBoundedNumber(
-    o,
-    "hidden_size",
-    ctx,
-    { min: 1, integer: true },
-    { min: 1, max: MAX_HIDDEN_SIZE },
-  );
-  const numHeads = readBoundedNumber(
-    o,
-    "num_attention_heads",
-    ctx,
-    { min: 1, integer: true },
-    { min: 1, max: MAX_HEADS },
-  );
   const act = o.hidden_act ?? "silu";
   if (act !== "silu") fail(ctx, "hidden_act", `expected "silu" for ${family}, got ${JSON.stringify(act)}`);
   const ffnSize = readBoundedNumber(
