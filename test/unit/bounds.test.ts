@@ -49,7 +49,7 @@ const inputError = (pattern: RegExp) => (e: unknown) =>
   e instanceof InputError && pattern.test(e.message) ? true : assert.fail(`unexpected: ${String(e)}`);
 
 test("profiles with absurd rates, latencies or capacities are refused at parse time, naming the field and range", () => {
-  const edited = (edit: (p: any) => void) => {
+  const edited = (edit: (p: typeof t4File) => void) => {
     const p = structuredClone(t4File);
     edit(p);
     return () => parseHardwareProfile(p, "hw.json");
@@ -186,7 +186,7 @@ function opt125mPlan(gbs: number, nb: number): Plan {
 
 test("plan files are checked against their model: positions, experts, batch ranges", () => {
   const doc = JSON.parse(JSON.stringify(opt125mPlan(2, 1)));
-  const fails = (edit: (d: any) => void, expected: RegExp) => {
+  const fails = (edit: (d: typeof doc) => void, expected: RegExp) => {
     const copy = structuredClone(doc);
     edit(copy);
     assert.throws(() => parsePlan(copy, "p.json"), inputError(expected));
