@@ -113,11 +113,15 @@ test("report checks its output folder before any work: a file or an unmakeable f
 });
 
 test("a report killed while it renders leaves no folder behind, not even the parent it would make", async () => {
+  // A trace alone (timeline and memory charts): the cheapest report that renders more than one chart.
   const planPath = join(dir, "small-plan.json");
+  const tracePath = join(dir, "small-trace.json");
   const made = runCli(["plan", "--model", "opt-1.3b", "--prompt-len", "64", "--gen-len", "8", "--out", planPath]);
   assert.equal(made.status, 0, made.stderr);
+  const traced = runCli(["simulate", planPath, "--trace", tracePath, "--quiet"]);
+  assert.equal(traced.status, 0, traced.stderr);
   const out = join(dir, "killed-report", "nested");
-  const child = spawn(process.execPath, [CLI, "report", planPath, "--out", out], {
+  const child = spawn(process.execPath, [CLI, "report", tracePath, "--out", out], {
     stdio: ["ignore", "ignore", "pipe"],
   });
   let stderr = "";
