@@ -71,7 +71,14 @@ function checkOutDir(out: string): void {
   } catch (error) {
     throw new InputError(out, undefined, `cannot make the report folder: ${(error as Error).message}`);
   } finally {
-    for (const folder of made.reverse()) rmdirSync(folder);
+    // Only the empty folders made here; one something else has filled meanwhile is left alone.
+    for (const folder of made.reverse()) {
+      try {
+        rmdirSync(folder);
+      } catch {
+        break;
+      }
+    }
   }
 }
 
