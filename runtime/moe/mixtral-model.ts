@@ -9,7 +9,8 @@
  * w2(silu(w1 x) · w3 x) → the weighted sum of the k expert outputs → residual. Then the final RMSNorm,
  * the LM head on each sequence's last token, and greedy argmax.
  *
- * Compute is fp32 over fp16 weights (linearF16 decodes weight tiles on the fly). Which memory an
+ * Compute is fp32 over fp16 weights (linearF16 decodes weight tiles on the fly), or over group-wise
+ * quantised ones (MixtralWeightBits; linearQuantized dequantises weight tiles on the fly). Which memory an
  * expert's weights come from (a device cache slot, a staging buffer, the host copy) is decided by an
  * ExpertExecutor; the model only asks it, layer by layer, to run the batch's experts. Each token's k
  * expert outputs are summed in rank order whatever order the executor runs experts in, so the result is
