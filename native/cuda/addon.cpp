@@ -893,6 +893,65 @@ napi_value Quantize4(Call& c) {
   });
 }
 
+// A group-wise width argument: 2, 3, 4, 8 or 16 (kernels.h spw_groupwise_bytes), else a TypeError.
+bool bitsArg(Call& c, size_t index, int* bits) {
+  if (!intArg(c, index, "bits", bits)) return false;
+  if (spw_groupwise_bytes(1, *bits) == 0) {
+    throwTypeError(c.env, "ERR_INVALID_ARG_VALUE", "%s: bits must be 2, 3, 4, 8 or 16, got %d", c.name, *bits);
+    return false;
+  }
+  return true;
+}
+
+napi_value GroupwiseBytes(Call& c) {
+  size_t values;
+  int bits;
+  if (!sizeArg(c, 0, "values", &values) || !bitsArg(c, 1, &bits)) return nullptr;
+  return numberValue(c.env, static_cast<double>(spw_groupwise_bytes(values, bits)));
+}
+
+napi_value DequantizeGroupwiseF32(Call& c) {
+  void *stored, *out;
+  size_t values;
+  int bits;
+  cudaStream_t stream;
+  if (!pointerArg(c, 0, "stored", &stored) || !sizeArg(c, 1, "values", &values) || !bitsArg(c, 2, &bits) ||
+      !pointerArg(c, 3, "out", &out) || !streamArg(c, 4, &stream)) {
+    return nullptr;
+  }
+  cudaError_t status = spw_dequantize_groupwise_f32(as<const uint8_t>(stored), values, bits, as<float>(out), stream);
+  if (status != cudaSuccess) return throwCuda(c.env, status, "dequantizeGroupwiseF32(values=%zu, bits=%d)", values, bits);
+  return nullptr;
+}
+
+napi_value LinearGroupwise(Call& c) {
+  void *x, *w, *out;
+  int bits, m, k, n;
+  cudaStream_t stream;
+  if (!pointerArg(c, 0, "x", &x) || !pointerArg(c, 1, "w", &w) || !bitsArg(c, 2, &bits) || !pointerArg(c, 3, "out", &out) ||
+      !intArg(c, 4, "m", &m) || !intArg(c, 5, "k", &k) || !intArg(c, 6, "n", &n) || !streamArg(c, 7, &stream)) {
+    return nullptr;
+  }
+  cudaError_t status = spw_linear_groupwise(as<const float>(x), as<const uint8_t>(w), bits, as<float>(out), m, k, n, stream);
+  if (status != cudaSuccess) return throwCuda(c.env, status, "linearGroupwise(bits=%d, m=%d, k=%d, n=%d)", bits, m, k, n);
+  return nullptr;
+}
+
+napi_value ExpertSwiglu(Call& c) {
+  void *x, *expert, *scratch, *out;
+  int bits, m, hidden, ffn;
+  cudaStream_t stream;
+  if (!pointerArg(c, 0, "x", &x) || !pointerArg(c, 1, "expert", &expert) || !bitsArg(c, 2, &bits) || !intArg(c, 3, "m", &m) ||
+      !intArg(c, 4, "hidden", &hidden) || !intArg(c, 5, "ffn", &ffn) || !pointerArg(c, 6, "scratch", &scratch) ||
+      !pointerArg(c, 7, "out", &out) || !streamArg(c, 8, &stream)) {
+    return nullptr;
+  }
+  cudaError_t status =
+      spw_expert_swiglu(as<const float>(x), as<const uint8_t>(expert), bits, m, hidden, ffn, as<float>(scratch), as<float>(out), stream);
+  if (status != cudaSuccess) return throwCuda(c.env, status, "expertSwiglu(bits=%d, m=%d, hidden=%d, ffn=%d)", bits, m, hidden, ffn);
+  return nullptr;
+}
+
 napi_value ArgmaxRows(Call& c) {
   void *x, *out;
   int rows, cols;
@@ -980,6 +1039,10 @@ const Export kExports[] = {
     {"dequantize4F16", "dequantize4F16(stored, rows, rowValues, out, stream)", 5, Dequantize4F16},
     {"dequantize4F32", "dequantize4F32(stored, rows, rowValues, out, stream)", 5, Dequantize4F32},
     {"quantize4", "quantize4(x, rows, rowValues, stored, stream)", 5, Quantize4},
+    {"groupwiseBytes", "groupwiseBytes(values, bits)", 2, GroupwiseBytes},
+    {"dequantizeGroupwiseF32", "dequantizeGroupwiseF32(stored, values, bits, out, stream)", 5, DequantizeGroupwiseF32},
+    {"linearGroupwise", "linearGroupwise(x, w, bits, out, m, k, n, stream)", 8, LinearGroupwise},
+    {"expertSwiglu", "expertSwiglu(x, expert, bits, m, hidden, ffn, scratch, out, stream)", 9, ExpertSwiglu},
     {"argmaxRows", "argmaxRows(x, rows, cols, out, stream)", 5, ArgmaxRows},
     {"argmaxMerge", "argmaxMerge(x, rows, cols, colOffset, bestValue, bestIndex, first, stream)", 8, ArgmaxMerge},
     {"copy", "copy(src, dst, bytes, stream)", 4, Copy},

@@ -62,6 +62,13 @@
 //   and code = clamp(floor((double(x) - min) / scale + 0.5), 0, 15) with explicit _rn double
 //   intrinsics (no contraction possible), scale 0 -> codes 0. Scales and minimums are written as
 //   two bytes each (little-endian), so no alignment of `stored` is assumed.
+// - spw_dequantize_groupwise_f32: one thread per value, grid-stride; the code read through a two-byte
+//   big-endian window, value = fmaf(code, scale, min) (exact product, one rounding: the CPU's result).
+// - spw_linear_groupwise: one warp per output column (8 per 256-thread block, grid-stride), lanes
+//   strided over k, each decoded weight multiplied into up to 8 rows of x (fp32 FMA accumulators, rows
+//   of x 8 at a time), warp-shuffle sums; not tiled through shared memory (written for correctness on
+//   the emulated device first: no GPU has run it). spw_expert_swiglu: two of them, silu_gate_kernel
+//   (expf), the third.
 // - spw_copy: same 16-byte misalignment of src and dst: one kernel copying a byte head, uint4 body
 //   (grid-stride) and byte tail; otherwise a byte grid-stride copy.
 //
@@ -821,6 +828,89 @@ cudaError_t launchGemvRows(const float* x, const uint16_t* w, const float* bias,
   return cudaGetLastError();
 }
 
+// ---- group-wise quantised weights (2, 3, 4, 8 bits) -----------------------------------------------
+
+struct GroupwiseFormat {
+  int bits;
+  int groupSize;
+  int codeBytes;   // per group
+  int metaBytes;   // one scale, one minimum: 2 (fp16) or 1 (8-bit float)
+  int scaleShift;  // 8-bit scale -> fp16 bits
+  int minShift;    // 8-bit minimum -> fp16 bits
+};
+
+__host__ __device__ inline bool groupwiseFormat(int bits, GroupwiseFormat* f) {
+  switch (bits) {
+    case 8: *f = {8, 64, 64, 2, 0, 0}; return true;
+    case 4: *f = {4, 64, 32, 2, 0, 0}; return true;
+    case 3: *f = {3, 64, 24, 2, 0, 0}; return true;
+    case 2: *f = {2, 16, 4, 1, 7, 8}; return true;
+    default: return false;
+  }
+}
+
+// Value i of a stored tensor of `groups` groups. The byte after a group's last code is another group's
+// code or a scale, so the two-byte window never leaves the tensor.
+__device__ __forceinline__ float groupwiseValue(const uint8_t* __restrict__ stored, size_t groups, const GroupwiseFormat& f, size_t i) {
+  const size_t g = i / (size_t)f.groupSize;
+  const unsigned bit = (unsigned)(i - g * (size_t)f.groupSize) * (unsigned)f.bits;
+  const size_t byte = g * (size_t)f.codeBytes + (bit >> 3);
+  const unsigned window = ((unsigned)stored[byte] << 8) | stored[byte + 1];
+  const unsigned code = (window >> (16u - (unsigned)f.bits - (bit & 7u))) & ((1u << f.bits) - 1u);
+  const uint8_t* scales = stored + groups * (size_t)f.codeBytes;
+  const uint8_t* mins = scales + groups * (size_t)f.metaBytes;
+  float scale, minimum;
+  if (f.metaBytes == 2) {
+    scale = halfBitsToF32(loadU16(scales + 2 * g));
+    minimum = halfBitsToF32(loadU16(mins + 2 * g));
+  } else {
+    scale = halfBitsToF32((uint16_t)(scales[g] << f.scaleShift));
+    minimum = halfBitsToF32((uint16_t)(mins[g] << f.minShift));
+  }
+  return canonicalNaN(__fmaf_rn((float)code, scale, minimum));
+}
+
+__global__ void __launch_bounds__(EW_THREADS) dequantize_groupwise_kernel(const uint8_t* __restrict__ stored, size_t values, size_t groups, GroupwiseFormat f, float* __restrict__ out) {
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < values; i += (size_t)gridDim.x * blockDim.x) out[i] = groupwiseValue(stored, groups, f, i);
+}
+
+constexpr int GROUPWISE_ROWS = 8;  // rows of x per pass over w (accumulators per lane)
+
+// One warp per output column j (grid-stride over columns); lanes take values kk = lane, lane + 32, ...
+// of w's row j, decode each once and multiply it by up to GROUPWISE_ROWS rows of x. No shared memory and
+// no barriers: the shuffles sit after per-lane loops, under conditions uniform across the warp.
+__global__ void __launch_bounds__(EW_THREADS) linear_groupwise_kernel(const float* __restrict__ x, const uint8_t* __restrict__ w, GroupwiseFormat f, size_t groups, float* __restrict__ out, int m, int k, int n) {
+  const int lane = threadIdx.x & 31;
+  const int warpsPerBlock = blockDim.x >> 5;
+  for (int j = blockIdx.x * warpsPerBlock + (threadIdx.x >> 5); j < n; j += gridDim.x * warpsPerBlock) {
+    for (int r0 = 0; r0 < m; r0 += GROUPWISE_ROWS) {
+      const int rows = m - r0 < GROUPWISE_ROWS ? m - r0 : GROUPWISE_ROWS;
+      float acc[GROUPWISE_ROWS];
+#pragma unroll
+      for (int r = 0; r < GROUPWISE_ROWS; r++) acc[r] = 0.0f;
+      for (int kk = lane; kk < k; kk += 32) {
+        const float v = groupwiseValue(w, groups, f, (size_t)j * k + kk);
+#pragma unroll
+        for (int r = 0; r < GROUPWISE_ROWS; r++)
+          if (r < rows) acc[r] = __fmaf_rn(x[(size_t)(r0 + r) * k + kk], v, acc[r]);
+      }
+#pragma unroll
+      for (int r = 0; r < GROUPWISE_ROWS; r++) {
+        const float sum = warpSum(acc[r]);
+        if (lane == 0 && r < rows) out[(size_t)(r0 + r) * n + j] = sum;
+      }
+    }
+  }
+}
+
+// gate[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + e^-g).
+__global__ void __launch_bounds__(EW_THREADS) silu_gate_kernel(float* __restrict__ gate, const float* __restrict__ up, size_t n) {
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    const float g = gate[i];
+    gate[i] = g / (1.0f + expf(-g)) * up[i];
+  }
+}
+
 template <typename Out>
 cudaError_t dequantize4(const uint8_t* stored, size_t rows, size_t rowValues, Out* out, cudaStream_t stream) {
   if (rows == 0 || rowValues == 0) return cudaSuccess;
@@ -963,6 +1053,51 @@ cudaError_t spw_quantize4(const float* x, size_t rows, size_t rowValues, uint8_t
   const size_t groups = (rowValues + SPW_Q4_GROUP - 1) / SPW_Q4_GROUP;
   quantize4_kernel<<<gridFor(rows * groups, Q4_THREADS / 32), Q4_THREADS, 0, stream>>>(x, rows, rowValues, groups, stored);
   return cudaGetLastError();
+}
+
+size_t spw_groupwise_bytes(size_t values, int bits) {
+  if (bits == 16) return values * 2;
+  GroupwiseFormat f;
+  if (!groupwiseFormat(bits, &f)) return 0;
+  return (values + f.groupSize - 1) / f.groupSize * (size_t)(f.codeBytes + 2 * f.metaBytes);
+}
+
+cudaError_t spw_dequantize_groupwise_f32(const uint8_t* stored, size_t values, int bits, float* out, cudaStream_t stream) {
+  if (bits == 16) return spw_f16_to_f32(reinterpret_cast<const uint16_t*>(stored), out, values, stream);
+  GroupwiseFormat f;
+  if (!groupwiseFormat(bits, &f)) return cudaErrorInvalidValue;
+  if (values == 0) return cudaSuccess;
+  const size_t groups = (values + f.groupSize - 1) / f.groupSize;
+  dequantize_groupwise_kernel<<<gridFor(values, EW_THREADS), EW_THREADS, 0, stream>>>(stored, values, groups, f, out);
+  return cudaGetLastError();
+}
+
+cudaError_t spw_linear_groupwise(const float* x, const uint8_t* w, int bits, float* out, int m, int k, int n, cudaStream_t stream) {
+  if (bits == 16) return spw_linear(x, reinterpret_cast<const uint16_t*>(w), nullptr, out, m, k, n, stream);
+  GroupwiseFormat f;
+  if (!groupwiseFormat(bits, &f) || m < 0 || k < 0 || n < 0) return cudaErrorInvalidValue;
+  if (m == 0 || n == 0) return cudaSuccess;
+  const size_t groups = ((size_t)n * k + f.groupSize - 1) / f.groupSize;
+  linear_groupwise_kernel<<<gridFor((size_t)n, EW_THREADS / 32), EW_THREADS, 0, stream>>>(x, w, f, groups, out, m, k, n);
+  return cudaGetLastError();
+}
+
+cudaError_t spw_expert_swiglu(const float* x, const uint8_t* expert, int bits, int m, int hidden, int ffn, float* scratch, float* out, cudaStream_t stream) {
+  if (m < 0 || hidden < 0 || ffn < 0) return cudaErrorInvalidValue;
+  const size_t matrixBytes = spw_groupwise_bytes((size_t)hidden * ffn, bits);
+  if (matrixBytes == 0 && hidden > 0 && ffn > 0) return cudaErrorInvalidValue;
+  if (m == 0 || hidden == 0) return cudaSuccess;
+  float* gate = scratch;
+  float* up = scratch + (size_t)m * ffn;
+  cudaError_t status = spw_linear_groupwise(x, expert, bits, gate, m, hidden, ffn, stream);
+  if (status == cudaSuccess) status = spw_linear_groupwise(x, expert + matrixBytes, bits, up, m, hidden, ffn, stream);
+  if (status != cudaSuccess) return status;
+  if ((size_t)m * ffn > 0) {
+    silu_gate_kernel<<<gridFor((size_t)m * ffn, EW_THREADS), EW_THREADS, 0, stream>>>(gate, up, (size_t)m * ffn);
+    status = cudaGetLastError();
+    if (status != cudaSuccess) return status;
+  }
+  return spw_linear_groupwise(gate, expert + 2 * matrixBytes, bits, out, m, ffn, hidden, stream);
 }
 
 cudaError_t spw_argmax_rows(const float* x, int rows, int cols, int32_t* out, cudaStream_t stream) {

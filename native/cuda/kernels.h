@@ -75,6 +75,29 @@ cudaError_t spw_dequantize4_f32(const uint8_t* stored, size_t rows, size_t rowVa
 // as 0xFF / 0x7E00 (NaN) so the result cannot pass for data (the CPU throws there instead).
 cudaError_t spw_quantize4(const float* x, size_t rows, size_t rowValues, uint8_t* stored, cudaStream_t stream);
 
+// Group-wise quantised weights at 2, 3, 4 or 8 bits, bit-exact with runtime/moe/expert-quantization.ts
+// (the MoE runtime's experts and attention). A tensor of `values` values is
+//   [codes of every group][scales][minimums]
+// with groups of 64 consecutive values (2 bits: 16; a partial last group stored whole), each group's
+// codes a big-endian bit stream (value i at bits [b*i, b*(i+1)) from the most significant bit of the
+// group's first code byte); scales and minimums fp16 little-endian, except at 2 bits one byte each: an
+// 8-bit float, scale = the fp16 bits (byte << 7), minimum = the fp16 bits (byte << 8).
+// value = fmaf(code, scale, min) (code * scale is exact in fp32; rounded once, as the CPU's float64 sum
+// stored to float32). No alignment of the stored bytes is assumed, except at bits 16 (plain fp16:
+// 2-byte aligned).
+// spw_groupwise_bytes: a tensor's stored bytes (0 for a width other than 2, 3, 4, 8, 16).
+size_t spw_groupwise_bytes(size_t values, int bits);
+cudaError_t spw_dequantize_groupwise_f32(const uint8_t* stored, size_t values, int bits, float* out, cudaStream_t stream);
+// out[m, n] = x[m, k] . w[n, k]^T with w one tensor of n * k values stored group-wise at `bits`: one warp
+// per output column, lanes strided over k decoding codes as they read them (fp32 accumulation, warp
+// shuffle reduction), rows of x 8 at a time. bits 16: spw_linear (no bias).
+cudaError_t spw_linear_groupwise(const float* x, const uint8_t* w, int bits, float* out, int m, int k, int n, cudaStream_t stream);
+// A routed SwiGLU expert, as runtime/moe/mixtral-model.ts runs one: out[m, hidden] =
+// w2 . (silu(w1 . x) * (w3 . x)), silu(g) = g / (1 + e^-g), the expert stored as w1 | w3 | w2 (each
+// spw_groupwise_bytes(hidden * ffn, bits) bytes; w1, w3 [ffn, hidden], w2 [hidden, ffn]) at `bits`
+// (2, 3, 4, 8 or 16), dequantised on the fly by spw_linear_groupwise. scratch: 2 * m * ffn floats.
+cudaError_t spw_expert_swiglu(const float* x, const uint8_t* expert, int bits, int m, int hidden, int ffn, float* scratch, float* out, cudaStream_t stream);
+
 // out[r] = index of the largest of x[r, 0..cols) (ties: the lowest index; NaN skipped; a row of only
 // NaN or -inf gives 0), as runtime/kernels/argmax.ts.
 cudaError_t spw_argmax_rows(const float* x, int rows, int cols, int32_t* out, cudaStream_t stream);

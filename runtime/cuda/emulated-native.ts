@@ -66,6 +66,7 @@
  */
 
 import { COMPRESSION_GROUP_SIZE, compressedBytes } from "../../core/compression.js";
+import { EXPERT_BITS, type ExpertBits } from "../../core/expert-policy.js";
 import { mulberry32 } from "../../core/random.js";
 import { type DeviceBlock, DeviceOutOfMemory, FirstFitAllocator } from "../first-fit-allocator.js";
 import { fromFloat16Array, toFloat16Array } from "../fp16.js";
@@ -74,8 +75,11 @@ import { argmaxRows as argmaxRowsCpu } from "../kernels/argmax.js";
 import { attention as attentionCpu } from "../kernels/attention.js";
 import { layerNorm as layerNormCpu } from "../kernels/layer-norm.js";
 import { linearF16, linearScratchLength } from "../kernels/linear-f16.js";
+import { linearQuantized } from "../kernels/linear-quantized.js";
 import { reluInPlace } from "../kernels/relu.js";
 import { softmaxRowsInPlace } from "../kernels/softmax.js";
+import { dequantizeGroupwise, quantizedByteLength } from "../moe/expert-quantization.js";
+import { siluGateInPlace } from "../moe/silu.js";
 import { decode, decodeToFloat16, encode } from "../tensor-codec.js";
 import { CUDA_NATIVE_FUNCTIONS, type CudaNative, type NativeDeviceProperties, type NativeProbe } from "./native-api.js";
 
@@ -221,6 +225,14 @@ function eventArg(fn: string, arg: string, value: unknown): number {
   const v = safeArg(fn, arg, value, "an event handle");
   if (v === 0) throw argError("ERR_INVALID_ARG_VALUE", `${fn}: ${arg} must be an event from eventCreate(), got 0`);
   return v;
+}
+
+/** A group-wise width (kernels.h spw_groupwise_bytes): 2, 3, 4, 8 or 16. */
+function bitsArg(fn: string, value: unknown): ExpertBits {
+  const v = intArg(fn, "bits", value);
+  if (!(EXPERT_BITS as readonly number[]).includes(v))
+    throw argError("ERR_INVALID_ARG_VALUE", `${fn}: bits must be 2, 3, 4, 8 or 16, got ${v}`);
+  return v as ExpertBits;
 }
 
 /** The addon's int arguments: 0 .. 2^31 - 1. */
@@ -1327,6 +1339,113 @@ class EmulatedDevice implements CudaNative {
           storedBytes.subarray(r * rowBytes, (r + 1) * rowBytes),
           groups,
         );
+    });
+  }
+
+  groupwiseBytes(values: number, bits: number): number {
+    return quantizedByteLength(safeArg("groupwiseBytes", "values", values), bitsArg("groupwiseBytes", bits));
+  }
+
+  dequantizeGroupwiseF32(stored: number, values: number, bits: number, out: number, stream: number): void {
+    const fn = "dequantizeGroupwiseF32";
+    pointerArg(fn, "stored", stored);
+    safeArg(fn, "values", values);
+    const b = bitsArg(fn, bits);
+    pointerArg(fn, "out", out);
+    streamArg(fn, stream);
+    const call = `${fn}(values=${values}, bits=${bits})`;
+    const s = this.stream(call, stream);
+    // Codes, scales and minimums are read byte by byte; only plain fp16 (16 bits) needs 2-byte alignment.
+    const sr = this.range(call, "stored", stored, quantizedByteLength(values, b), b === 16 ? 2 : 1);
+    const or = this.range(call, "out", out, values * 4, 4);
+    this.disjoint(call, or, sr);
+    if (values === 0) return;
+    this.launch(s, call, kernelSeconds(2 * values, sr.bytes + or.bytes), () =>
+      dequantizeGroupwise(this.u8(sr), b, values, 0, values, this.f32(or, values)),
+    );
+  }
+
+  /** out = x · wᵀ for w stored at `bits`: the CPU's dequantising linear (16 bits: spw_linear's numerics, tensor cores above 8 rows). */
+  private groupwiseProduct(
+    x: Float32Array,
+    w: Uint8Array,
+    bits: ExpertBits,
+    out: Float32Array,
+    m: number,
+    k: number,
+    n: number,
+  ) {
+    const scratch = linearScratchLength(m, k);
+    const xs = bits === 16 && m > GEMV_MAX_ROWS ? splitHalves(x) : x;
+    linearQuantized(
+      xs,
+      w,
+      out,
+      { m, k, n, bits },
+      { tile: new Float32Array(scratch.tile), out: new Float32Array(scratch.out) },
+    );
+  }
+
+  linearGroupwise(...args: Parameters<CudaNative["linearGroupwise"]>): void {
+    const [x, w, bits, out, m, k, n, stream] = args;
+    const fn = "linearGroupwise";
+    pointerArg(fn, "x", x);
+    pointerArg(fn, "w", w);
+    const b = bitsArg(fn, bits);
+    pointerArg(fn, "out", out);
+    intArg(fn, "m", m);
+    intArg(fn, "k", k);
+    intArg(fn, "n", n);
+    streamArg(fn, stream);
+    const call = `${fn}(bits=${bits}, m=${m}, k=${k}, n=${n})`;
+    const s = this.stream(call, stream);
+    const xr = this.range(call, "x", x, m * k * 4, 4);
+    const wr = this.range(call, "w", w, quantizedByteLength(n * k, b), b === 16 ? 2 : 1);
+    const or = this.range(call, "out", out, m * n * 4, 4);
+    for (const input of [xr, wr]) this.disjoint(call, or, input);
+    if (m === 0 || n === 0) return;
+    this.launch(s, call, kernelSeconds(2 * m * k * n, xr.bytes + wr.bytes + or.bytes), () =>
+      this.groupwiseProduct(this.f32(xr, m * k), this.u8(wr), b, this.f32(or, m * n), m, k, n),
+    );
+  }
+
+  expertSwiglu(...args: Parameters<CudaNative["expertSwiglu"]>): void {
+    const [x, expert, bits, m, hidden, ffn, scratch, out, stream] = args;
+    const fn = "expertSwiglu";
+    pointerArg(fn, "x", x);
+    pointerArg(fn, "expert", expert);
+    const b = bitsArg(fn, bits);
+    intArg(fn, "m", m);
+    intArg(fn, "hidden", hidden);
+    intArg(fn, "ffn", ffn);
+    pointerArg(fn, "scratch", scratch);
+    pointerArg(fn, "out", out);
+    streamArg(fn, stream);
+    const call = `${fn}(bits=${bits}, m=${m}, hidden=${hidden}, ffn=${ffn})`;
+    const s = this.stream(call, stream);
+    const matrixBytes = quantizedByteLength(hidden * ffn, b);
+    const xr = this.range(call, "x", x, m * hidden * 4, 4);
+    const er = this.range(call, "expert", expert, 3 * matrixBytes, b === 16 ? 2 : 1);
+    const sr = this.range(call, "scratch", scratch, 2 * m * ffn * 4, 4);
+    const or = this.range(call, "out", out, m * hidden * 4, 4);
+    for (const [a, c] of [
+      [or, xr],
+      [or, er],
+      [or, sr],
+      [sr, xr],
+      [sr, er],
+    ] as const)
+      this.disjoint(call, a, c);
+    if (m === 0 || hidden === 0) return;
+    this.launch(s, call, kernelSeconds(6 * m * hidden * ffn, xr.bytes + er.bytes + sr.bytes + or.bytes), () => {
+      const weights = this.u8(er);
+      const gate = this.f32(sr, m * ffn);
+      const up = new Float32Array(this.memory, sr.offset + m * ffn * 4, m * ffn);
+      const xs = this.f32(xr, m * hidden);
+      this.groupwiseProduct(xs, weights.subarray(0, matrixBytes), b, gate, m, hidden, ffn);
+      this.groupwiseProduct(xs, weights.subarray(matrixBytes, 2 * matrixBytes), b, up, m, hidden, ffn);
+      siluGateInPlace(gate, up, m * ffn);
+      this.groupwiseProduct(gate, weights.subarray(2 * matrixBytes), b, this.f32(or, m * hidden), m, ffn, hidden);
     });
   }
 

@@ -112,6 +112,32 @@ export interface CudaNative {
   dequantize4F16(stored: number, rows: number, rowValues: number, out: number, stream: number): void;
   dequantize4F32(stored: number, rows: number, rowValues: number, out: number, stream: number): void;
   quantize4(x: number, rows: number, rowValues: number, stored: number, stream: number): void;
+  /** Stored bytes of a group-wise tensor (kernels.h spw_groupwise_bytes; runtime/moe/expert-quantization.ts). */
+  groupwiseBytes(values: number, bits: number): number;
+  dequantizeGroupwiseF32(stored: number, values: number, bits: number, out: number, stream: number): void;
+  /** out[m, n] = x[m, k] · w[n, k]ᵀ, w stored group-wise at `bits` (kernels.h spw_linear_groupwise). */
+  linearGroupwise(
+    x: number,
+    w: number,
+    bits: number,
+    out: number,
+    m: number,
+    k: number,
+    n: number,
+    stream: number,
+  ): void;
+  /** A routed SwiGLU expert stored w1 | w3 | w2 at `bits`, dequantised on the fly (kernels.h spw_expert_swiglu). */
+  expertSwiglu(
+    x: number,
+    expert: number,
+    bits: number,
+    m: number,
+    hidden: number,
+    ffn: number,
+    scratch: number,
+    out: number,
+    stream: number,
+  ): void;
   argmaxRows(x: number, rows: number, cols: number, out: number, stream: number): void;
   /** One column chunk's argmax merged into a running best per row (kernels.h spw_argmax_merge); first: 1 starts afresh. */
   argmaxMerge(
@@ -167,6 +193,10 @@ export const CUDA_NATIVE_FUNCTIONS = [
   "dequantize4F16",
   "dequantize4F32",
   "quantize4",
+  "groupwiseBytes",
+  "dequantizeGroupwiseF32",
+  "linearGroupwise",
+  "expertSwiglu",
   "argmaxRows",
   "argmaxMerge",
   "copy",

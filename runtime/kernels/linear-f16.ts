@@ -25,11 +25,29 @@ export function linearF16(
   tileScratch: Float32Array,
   tileOut: Float32Array,
 ): void {
+  const decodeRows = (n0: number, rows: number, tile: Float32Array) =>
+    fromFloat16Array(w.subarray(n0 * k, (n0 + rows) * k), tile);
+  linearByTiles(x, decodeRows, bias, out, { m, k, n }, { tile: tileScratch, out: tileOut });
+}
+
+/**
+ * out[m, n] = x[m, k] · wᵀ + bias with w given by `decodeRows(n0, rows, tile)`, which writes weight rows
+ * n0 .. n0 + rows − 1 (rows × k values) to `tile` as fp32: any stored format, decoded a tile at a time
+ * into `scratch` (linearScratchLength's sizes).
+ */
+export function linearByTiles(
+  x: Float32Array,
+  decodeRows: (n0: number, rows: number, tile: Float32Array) => void,
+  bias: Float32Array | undefined,
+  out: Float32Array,
+  { m, k, n }: { readonly m: number; readonly k: number; readonly n: number },
+  scratch: { readonly tile: Float32Array; readonly out: Float32Array },
+): void {
   for (let n0 = 0; n0 < n; n0 += LINEAR_TILE_ROWS) {
     const rows = Math.min(LINEAR_TILE_ROWS, n - n0);
-    const tile = tileScratch.subarray(0, rows * k);
-    fromFloat16Array(w.subarray(n0 * k, (n0 + rows) * k), tile);
-    const part = tileOut.subarray(0, m * rows);
+    const tile = scratch.tile.subarray(0, rows * k);
+    decodeRows(n0, rows, tile);
+    const part = scratch.out.subarray(0, m * rows);
     matmulBias(x, tile, bias?.subarray(n0, n0 + rows), part, m, k, rows);
     for (let i = 0; i < m; i++) out.set(part.subarray(i * rows, (i + 1) * rows), i * n + n0);
   }

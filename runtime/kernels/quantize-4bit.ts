@@ -50,6 +50,26 @@ export function compressedByteLength(values: number, groupSize = DEFAULT_GROUP_S
   return Math.ceil(values / groupSize) * (groupSize / 2 + 4);
 }
 
+/** The smallest and largest of x[start .. end), group g of a quantiser named `who`: within fp16's range, or a RangeError. */
+export function groupRange(
+  x: Float32Array,
+  start: number,
+  end: number,
+  g: number,
+  who: string,
+): { lo: number; hi: number } {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = start; i < end; i++) {
+    // Math.min/max propagate NaN (plain comparisons would skip it), so the check below catches NaN too.
+    lo = Math.min(lo, x[i]!);
+    hi = Math.max(hi, x[i]!);
+  }
+  if (!(lo >= -HALF_MAX && hi <= HALF_MAX))
+    throw new RangeError(`${who}: group ${g} holds a value outside fp16's range (or NaN)`);
+  return { lo, hi };
+}
+
 export function quantize4bit(x: Float32Array, groupSize = DEFAULT_GROUP_SIZE): Quantized4bit {
   checkGroupSize(groupSize);
   const length = x.length;
@@ -60,15 +80,7 @@ export function quantize4bit(x: Float32Array, groupSize = DEFAULT_GROUP_SIZE): Q
   for (let g = 0; g < groups; g++) {
     const start = g * groupSize;
     const end = Math.min(start + groupSize, length);
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (let i = start; i < end; i++) {
-      // Math.min/max propagate NaN (plain comparisons would skip it), so the check below catches NaN too.
-      lo = Math.min(lo, x[i]!);
-      hi = Math.max(hi, x[i]!);
-    }
-    if (!(lo >= -HALF_MAX && hi <= HALF_MAX))
-      throw new RangeError(`quantize4bit: group ${g} holds a value outside fp16's range (or NaN)`);
+    const { lo, hi } = groupRange(x, start, end, g, "quantize4bit");
     const minHalf = float32ToHalfBitsDown(lo);
     const minValue = halfBitsToFloat32(minHalf);
     const scaleHalf = float32ToHalfBitsUp((hi - minValue) / LEVELS);

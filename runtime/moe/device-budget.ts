@@ -1,14 +1,16 @@
 /**
  * What the MoE runner places in device memory, block by block, and so the exact arena capacity it
- * needs: the non-expert weights (fp16, one block per tensor), the KV cache (fp32, per layer and
- * sequence), `cacheSize` expert slots per layer, one staging block (for an expert fetched but not cached:
+ * needs: the non-expert weights (one block per tensor, decoder-layer tensors stored at attentionBits,
+ * embeddings, final norm and LM head fp16: quantized-weights.ts), the KV cache (fp32, per layer and
+ * sequence), `cacheSize` expert slots per layer (each exactly one expert stored at `bits`), one staging block (for an expert fetched but not cached:
  * a miss with a 0-slot or static cache, or any miss in prefill, which streams experts without touching
  * the caches) and the prefetch buffers. The arena rounds every block up to 64 bytes; so does this.
  * Activations (a few KiB at these sizes) live in ordinary memory and are not counted.
  */
 import type { ExpertPolicy } from "../../core/expert-policy.js";
 import { isExpertTensor, kvDim, type ModelSpec } from "../../core/model-spec.js";
-import { expertValues } from "./mixtral-model.js";
+import { quantizedByteLength } from "./expert-quantization.js";
+import { expertStoredBytes, nonExpertTensorBits } from "./quantized-weights.js";
 import { mixtralTensorShapes } from "./synth-mixtral-weights.js";
 
 const ALIGN = 64;
@@ -25,7 +27,7 @@ export interface DeviceBudget {
   readonly stagingBytes: number;
   readonly prefetchBytes: number;
   readonly totalBytes: number;
-  /** One expert's packed fp16 bytes. */
+  /** One expert's stored bytes at the policy's bits (the planner's bytesPerExpert). */
   readonly expertBytes: number;
   /** Prefetch buffers (each one expert). */
   readonly prefetchBuffers: number;
@@ -48,8 +50,18 @@ export function deviceBudget(
   if (!moe) throw new Error(`${model.name} has no experts`);
   const nonExpertBytes = mixtralTensorShapes(model)
     .filter((t) => !isExpertTensor(t.name))
-    .reduce((sum, t) => sum + aligned(t.shape.reduce((a, b) => a * b, 1) * 2), 0);
-  const expertBytes = expertValues(model) * 2;
+    .reduce(
+      (sum, t) =>
+        sum +
+        aligned(
+          quantizedByteLength(
+            t.shape.reduce((a, b) => a * b, 1),
+            nonExpertTensorBits(t.name, policy.attentionBits),
+          ),
+        ),
+      0,
+    );
+  const expertBytes = expertStoredBytes(model, policy.bits);
   const slotBytes = aligned(expertBytes);
   const expertCacheBytes = model.numLayers * policy.cacheSize * slotBytes;
   const kvCacheBytes = 2 * model.numLayers * batch * aligned(maxSequenceLength * kvDim(model) * 4);

@@ -1,6 +1,7 @@
 /**
  * Where a Mixtral layer's routed experts live and how they reach the compute: every expert's home copy
- * in host memory (fp16, packed w1|w3|w2, shared memory so the copy engine can read it), and per layer an
+ * in host memory (stored at policy.bits, quantized-weights.ts: w1|w3|w2, exactly the planner's bytes per
+ * expert; shared memory so the copy engine can read it), and per layer an
  * expert cache of `cacheSize` slots in the device arena whose policy is simulator/expert-cache.ts's
  * ExpertCache — the same definition the replay uses.
  *
@@ -28,7 +29,8 @@ import { batchExperts, coOccurrence, speculativeGuesses } from "../../simulator/
 import type { DeviceArena, DeviceBlock } from "../device-arena.js";
 import type { TransferEngine, TransferId } from "../transfer-engine.js";
 import { prefetchBufferCount } from "./device-budget.js";
-import { type ExpertExecutor, expertValues, type MoePhase } from "./mixtral-model.js";
+import type { ExpertExecutor, MoePhase } from "./mixtral-model.js";
+import { expertStoredBytes } from "./quantized-weights.js";
 
 export type ExpertTransferKind = "warm" | "prefill" | "demand" | "prefetch";
 
@@ -74,13 +76,14 @@ export class ExpertStore implements ExpertExecutor {
   private readonly staging: DeviceBlock | undefined;
   private readonly pool: DeviceBlock[] = [];
   private readonly incoming: Map<number, Arrival>[];
-  private readonly expertValueCount: number;
+  /** One expert's stored bytes: a slot, a buffer and a host copy each hold exactly this. */
+  private readonly expertBytes: number;
   private readonly distance: number;
   private readonly predictor: Float64Array[] | undefined;
   private step = 0;
 
   /**
-   * @param host every expert's packed fp16 home copy, [layer][expert], over shared memory.
+   * @param host every expert's stored home copy (expertStoredBytes bytes), [layer][expert], over shared memory.
    * @param initial per layer, the experts to warm the cache with (most popular first).
    * @param oracle the reference run's decode routing: pre-gated prefetch reads the next layer's experts
    *   from it, speculative prefetch builds its co-occurrence table from it. Needed only with prefetch.
@@ -97,8 +100,10 @@ export class ExpertStore implements ExpertExecutor {
   ) {
     const moe = model.moe!;
     const L = model.numLayers;
-    this.expertValueCount = expertValues(model);
-    const bytes = this.expertValueCount * 2;
+    const bytes = expertStoredBytes(model, policy.bits);
+    this.expertBytes = bytes;
+    if (host.some((layer) => layer.some((copy) => copy.byteLength !== bytes)))
+      throw new Error(`every expert's home copy must hold ${bytes} bytes (${policy.bits}-bit experts)`);
     if (policy.cacheSize > moe.numExperts)
       throw new Error(`cacheSize ${policy.cacheSize} is more than the ${moe.numExperts} experts per layer`);
     this.caches = Array.from(
@@ -151,7 +156,7 @@ export class ExpertStore implements ExpertExecutor {
   }
 
   private view(block: DeviceBlock): Uint16Array {
-    return this.arena.uint16(block, this.expertValueCount);
+    return this.arena.uint16(block, this.expertBytes / 2);
   }
 
   private fetchToStaging(layer: number, expert: number, kind: ExpertTransferKind): Uint16Array {

@@ -9,16 +9,20 @@
  * w2(silu(w1 x) · w3 x) → the weighted sum of the k expert outputs → residual. Then the final RMSNorm,
  * the LM head on each sequence's last token, and greedy argmax.
  *
- * Compute is fp32 over fp16 weights (linearF16 decodes weight tiles on the fly). Which memory an
+ * Compute is fp32 over fp16 weights (linearF16 decodes weight tiles on the fly), or over group-wise
+ * quantised ones (MixtralWeightBits; linearQuantized dequantises weight tiles on the fly). Which memory an
  * expert's weights come from (a device cache slot, a staging buffer, the host copy) is decided by an
  * ExpertExecutor; the model only asks it, layer by layer, to run the batch's experts. Each token's k
  * expert outputs are summed in rank order whatever order the executor runs experts in, so the result is
  * bit-for-bit independent of caching.
  */
+import type { ExpertBits } from "../../core/expert-policy.js";
 import { headDim, kvDim, type ModelSpec, qDim } from "../../core/model-spec.js";
 import { fromFloat16Array } from "../fp16.js";
 import { argmax } from "../kernels/argmax.js";
 import { linearF16, linearScratchLength } from "../kernels/linear-f16.js";
+import { linearQuantized } from "../kernels/linear-quantized.js";
+import { dequantizeGroupwise, quantizedByteLength } from "./expert-quantization.js";
 import { gqaAttention } from "./gqa-attention.js";
 import { rmsNorm } from "./rms-norm.js";
 import { Rope } from "./rope.js";
@@ -59,6 +63,20 @@ export interface MixtralKvCache {
 export function expertValues(model: ModelSpec): number {
   return 3 * model.hiddenSize * model.moe!.expertFfnSize;
 }
+
+/**
+ * Stored precision of the routed experts and of the decoder layers' other weights (quantized-weights.ts);
+ * weights below 16 bits arrive as Uint16Array views of their stored bytes. Embeddings, the final norm
+ * and the LM head are always fp16.
+ */
+export interface MixtralWeightBits {
+  readonly expert: ExpertBits;
+  readonly attention: ExpertBits;
+}
+
+const FP16_WEIGHTS: MixtralWeightBits = { expert: 16, attention: 16 };
+
+const bytesOf = (w: Uint16Array) => new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
 
 /** Runs a layer's experts: calls `compute` once for each expert of `needed`, with its packed weights. */
 export interface ExpertExecutor {
@@ -111,6 +129,7 @@ export class MixtralModel {
     readonly maxTokensPerStep: number,
     ropeTheta: number,
     readonly rmsNormEps: number,
+    readonly bits: MixtralWeightBits = FP16_WEIGHTS,
   ) {
     const moe = model.moe;
     if (!moe) throw new Error(`${model.name} has no experts`);
@@ -146,8 +165,28 @@ export class MixtralModel {
     this.vocabLogits = new Float32Array(batch * model.vocabSize);
   }
 
-  private linear(x: Float32Array, w: Uint16Array, out: Float32Array, m: number, k: number, n: number): void {
-    linearF16(x, w, undefined, out, m, k, n, this.tile, this.tileOut);
+  private linear(x: Float32Array, w: Uint16Array, out: Float32Array, m: number, k: number, n: number, bits = 16): void {
+    if (bits === 16) linearF16(x, w, undefined, out, m, k, n, this.tile, this.tileOut);
+    else
+      linearQuantized(
+        x,
+        bytesOf(w),
+        out,
+        { m, k, n, bits: bits as ExpertBits },
+        { tile: this.tile, out: this.tileOut },
+      );
+  }
+
+  /** A decoder layer's RMSNorm weight, stored at the attention precision. */
+  private layerNormWeights(w: Uint16Array): Float32Array {
+    if (this.bits.attention === 16) return this.normWeights(w);
+    dequantizeGroupwise(bytesOf(w), this.bits.attention, this.h, 0, this.h, this.norm);
+    return this.norm;
+  }
+
+  /** The LM head's logits of the last step, [batch, vocab] (overwritten by the next step). */
+  get lmHeadLogits(): Float32Array {
+    return this.vocabLogits;
   }
 
   private normWeights(w: Uint16Array): Float32Array {
@@ -197,10 +236,11 @@ export class MixtralModel {
     const m = B * t;
     const qw = qDim(model);
     const kvw = kvDim(model);
-    rmsNorm(this.x, this.normWeights(w.inputNorm), this.xn, m, h, this.rmsNormEps);
-    this.linear(this.xn, w.q, this.q, m, h, qw);
-    this.linear(this.xn, w.k, this.kNew, m, h, kvw);
-    this.linear(this.xn, w.v, this.vNew, m, h, kvw);
+    const a = this.bits.attention;
+    rmsNorm(this.x, this.layerNormWeights(w.inputNorm), this.xn, m, h, this.rmsNormEps);
+    this.linear(this.xn, w.q, this.q, m, h, qw, a);
+    this.linear(this.xn, w.k, this.kNew, m, h, kvw, a);
+    this.linear(this.xn, w.v, this.vNew, m, h, kvw, a);
     for (let b = 0; b < B; b++) {
       const kCache = this.kv.key(l, b);
       const vCache = this.kv.value(l, b);
@@ -224,15 +264,15 @@ export class MixtralModel {
         this.scores,
       );
     }
-    this.linear(this.attn, w.o, this.proj, m, qw, h);
+    this.linear(this.attn, w.o, this.proj, m, qw, h, a);
     for (let i = 0; i < m * h; i++) this.x[i]! += this.proj[i]!;
   }
 
   private moeBlock(l: number, m: number, phase: MoePhase, experts: ExpertExecutor, observe?: RoutingObserver): void {
     const { h, k, E, fe } = this;
     const w = this.weights.layers[l]!;
-    rmsNorm(this.x, this.normWeights(w.postNorm), this.xn, m, h, this.rmsNormEps);
-    this.linear(this.xn, w.gate, this.logits, m, h, E);
+    rmsNorm(this.x, this.layerNormWeights(w.postNorm), this.xn, m, h, this.rmsNormEps);
+    this.linear(this.xn, w.gate, this.logits, m, h, E, this.bits.attention);
     const needed: number[] = [];
     const seen = new Uint8Array(E);
     for (let row = 0; row < m; row++) {
@@ -251,7 +291,8 @@ export class MixtralModel {
       }
     }
     observe?.(l, this.chosen.subarray(0, m * k), this.chosenWeights.subarray(0, m * k));
-    const w1Len = fe * h;
+    const eb = this.bits.expert;
+    const w1Len = quantizedByteLength(fe * h, eb) / 2; // one matrix's stored bytes, in halves
     experts.runExperts(l, phase, needed, (expert, packed) => {
       // Gather this expert's token rows (in row order), run SwiGLU, scatter to (row, rank).
       const rows: number[] = [];
@@ -266,10 +307,10 @@ export class MixtralModel {
       const n = rows.length;
       if (n === 0) throw new Error(`layer ${l}: expert ${expert} was run but no token routes to it`);
       for (let i = 0; i < n; i++) this.gathered.set(this.xn.subarray(rows[i]! * h, (rows[i]! + 1) * h), i * h);
-      this.linear(this.gathered, packed.subarray(0, w1Len), this.gateAct, n, h, fe);
-      this.linear(this.gathered, packed.subarray(w1Len, 2 * w1Len), this.upAct, n, h, fe);
+      this.linear(this.gathered, packed.subarray(0, w1Len), this.gateAct, n, h, fe, eb);
+      this.linear(this.gathered, packed.subarray(w1Len, 2 * w1Len), this.upAct, n, h, fe, eb);
       siluGateInPlace(this.gateAct, this.upAct, n * fe);
-      this.linear(this.gateAct, packed.subarray(2 * w1Len, 3 * w1Len), this.down, n, fe, h);
+      this.linear(this.gateAct, packed.subarray(2 * w1Len, 3 * w1Len), this.down, n, fe, h, eb);
       for (let i = 0; i < n; i++)
         this.expertOut.set(this.down.subarray(i * h, (i + 1) * h), (rows[i]! * k + ranks[i]!) * h);
     });

@@ -15,9 +15,14 @@
  * token each (the first generated token comes from prefill), exactly the decode steps the replay
  * replays. The counts are the replay's; the tokens must equal the reference's bit for bit, since an
  * expert's bytes are the same wherever they are read from.
+ *
+ * Quantised policies (bits or attentionBits below 16, quantized-weights.ts) have their own reference:
+ * the all-resident run of the same quantised weights, which the configuration's tokens must equal bit
+ * for bit; beside it the fp16 all-resident run and the quantised model teacher-forced on the fp16
+ * run's tokens measure what quantisation costs (quantized-fidelity.ts).
  */
 import { join } from "node:path";
-import type { ExpertPolicy } from "../../core/expert-policy.js";
+import type { ExpertBits, ExpertPolicy } from "../../core/expert-policy.js";
 import { isExpertTensor, kvDim, type ModelSpec } from "../../core/model-spec.js";
 import { allocateRoutingTrace, PHASE_DECODE, PHASE_PREFILL, type RoutingTrace } from "../../routing/routing-trace.js";
 import type { DecodeRouting } from "../../simulator/decode-routing.js";
@@ -29,7 +34,9 @@ import { openSafetensors, type SafetensorsFile } from "../safetensors.js";
 import { sharedBytes, TransferEngine } from "../transfer-engine.js";
 import { type DeviceBudget, deviceBudget } from "./device-budget.js";
 import { type ExpertCounts, ExpertStore, type ExpertTransferMeta } from "./expert-store.js";
-import { expertValues, type MixtralKvCache, MixtralModel, type MixtralResidentWeights } from "./mixtral-model.js";
+import { type MixtralKvCache, MixtralModel, type MixtralResidentWeights } from "./mixtral-model.js";
+import { LogitsRecorder, type QuantizedFidelity, quantizedFidelity } from "./quantized-fidelity.js";
+import { expertStoredBytes, nonExpertTensorBits, storedTensor, storeExpert } from "./quantized-weights.js";
 import { MIXTRAL_FILE_NAME, readMixtralConfig } from "./synth-mixtral-weights.js";
 
 export interface MoeRunPolicy extends ExpertPolicy {
@@ -63,6 +70,7 @@ export interface MoeExpertFigures extends ExpertCounts {
 export interface MoeRunResult {
   readonly model: ModelSpec;
   readonly tokens: number[][];
+  /** The all-resident run of the same weights (quantised ones for a quantised policy). */
   readonly referenceTokens: number[][];
   readonly matchesReference: boolean;
   readonly experts: MoeExpertFigures;
@@ -73,6 +81,8 @@ export interface MoeRunResult {
   readonly initialExperts: number[][];
   readonly device: { readonly capacityBytes: number; readonly peakBytes: number; readonly budget: DeviceBudget };
   readonly seconds: { readonly reference: number; readonly run: number };
+  /** Quantised policies only: agreement of the quantised model with the fp16 one, and its tolerance. */
+  readonly quantization?: QuantizedFidelity;
 }
 
 interface PassResult {
@@ -101,14 +111,14 @@ function prompts(options: MoeRunOptions, vocab: number): number[][] {
   return Array.from({ length: batch }, (_, b) => Array.from(ids.subarray(b * length, (b + 1) * length)));
 }
 
-/** The all-resident reference's expert policy. */
-function allResident(model: ModelSpec): ExpertPolicy {
+/** The all-resident reference's expert policy (at the given precisions). */
+function allResident(model: ModelSpec, bits: ExpertBits = 16, attentionBits: ExpertBits = 16): ExpertPolicy {
   return {
     cacheSize: model.moe!.numExperts,
     eviction: "static",
     offloadTier: "cpu",
-    bits: 16,
-    attentionBits: 16,
+    bits,
+    attentionBits,
     prefetchExperts: 0,
     prefetchLayers: 1,
     pregated: false,
@@ -129,6 +139,7 @@ async function runPass(
   initial: readonly (readonly number[])[],
   oracle: DecodeRouting | undefined,
   threads: boolean,
+  logits?: { readonly record: LogitsRecorder; readonly forcedTokens?: readonly (readonly number[])[] },
 ): Promise<PassResult> {
   const started = performance.now();
   const B = promptIds.length;
@@ -146,9 +157,9 @@ async function runPass(
     }
   });
   try {
-    // Non-expert weights, resident.
+    // Non-expert weights, resident (decoder-layer tensors at attentionBits).
     const resident = (name: string): Uint16Array => {
-      const raw = file.readRaw(name);
+      const raw = storedTensor(file, name, nonExpertTensorBits(name, policy.attentionBits));
       const block = arena.allocate(raw.byteLength, name);
       arena.uint8(block, raw.byteLength).set(raw);
       return arena.uint16(block, raw.byteLength / 2);
@@ -186,22 +197,20 @@ async function runPass(
       key: (l, b) => arena.float32(keys[l]![b]!, total * kvWidth),
       value: (l, b) => arena.float32(values[l]![b]!, total * kvWidth),
     };
-    // Every expert's home copy in host memory, packed w1 | w3 | w2.
-    const n = expertValues(model);
+    // Every expert's home copy in host memory, stored at policy.bits: w1 | w3 | w2.
+    const expertBytes = expertStoredBytes(model, policy.bits);
     const host = Array.from({ length: L }, (_, l) =>
       Array.from({ length: moe.numExperts }, (_, e) => {
-        const bytes = sharedBytes(n * 2);
-        let offset = 0;
-        for (const m of ["w1", "w3", "w2"]) {
-          const raw = file.readRaw(`model.layers.${l}.block_sparse_moe.experts.${e}.${m}.weight`);
-          bytes.set(raw, offset);
-          offset += raw.byteLength;
-        }
-        return new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+        const bytes = sharedBytes(expertBytes);
+        storeExpert(file, model, l, e, policy.bits, bytes);
+        return new Uint16Array(bytes.buffer, bytes.byteOffset, expertBytes / 2);
       }),
     );
     const store = new ExpertStore(model, policy, B, arena, host, transfers, initial, oracle);
-    const runner = new MixtralModel(model, weights, kv, B, s, ropeTheta, rmsNormEps);
+    const runner = new MixtralModel(model, weights, kv, B, s, ropeTheta, rmsNormEps, {
+      expert: policy.bits,
+      attention: policy.attentionBits,
+    });
 
     const trace = allocateRoutingTrace(
       { model: model.name, numLayers: L, numExperts: moe.numExperts, expertsPerToken: moe.expertsPerToken },
@@ -231,10 +240,14 @@ async function runPass(
     const tokens: number[][] = Array.from({ length: B }, () => []);
     let next = runner.step(Int32Array.from(promptIds.flat()), s, 0, "prefill", store, record(s, 0));
     next.forEach((id, b) => tokens[b]!.push(id));
+    logits?.record.add(runner.lmHeadLogits);
     for (let t = 0; t < genLen - 1; t++) {
       store.beginDecodeStep(t);
-      next = runner.step(next, 1, s + t, "decode", store, record(1, s + t));
+      // Teacher forcing: the given stream's token t, not this pass's own.
+      const input = logits?.forcedTokens ? Int32Array.from(logits.forcedTokens, (f) => f[t]!) : next;
+      next = runner.step(input, 1, s + t, "decode", store, record(1, s + t));
       next.forEach((id, b) => tokens[b]!.push(id));
+      logits?.record.add(runner.lmHeadLogits);
     }
     transfers.drain();
     return {
@@ -258,7 +271,6 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
   if (options.genLen < 2)
     throw new Error(`runMoe: genLen ${options.genLen}; expected at least 2 (one prefill token and a decode step)`);
   const x = options.policy;
-  if (x.bits !== 16) throw new Error(`runMoe: experts are stored fp16 here; bits ${x.bits} is not supported`);
   if (x.offloadTier !== "cpu")
     throw new Error(`runMoe: experts' home copies are in host memory; offloadTier "${x.offloadTier}" is not supported`);
   const promptIds = prompts(options, model.vocabSize);
@@ -268,23 +280,29 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
   const file = openSafetensors(join(options.weightsDir, MIXTRAL_FILE_NAME));
   try {
     const threads = options.threads ?? false;
-    const all = allResident(model);
     const everyExpert = Array.from({ length: model.numLayers }, () =>
       Array.from({ length: moe.numExperts }, (_, e) => e),
     );
-    const reference = await runPass(
-      model,
-      file,
-      ropeTheta,
-      rmsNormEps,
-      all,
-      promptIds,
-      options.genLen,
-      deviceBudget(model, all, B, maxLen).totalBytes,
-      everyExpert,
-      undefined,
-      threads,
-    );
+    const allResidentPass = (all: ExpertPolicy, logits?: Parameters<typeof runPass>[11]) =>
+      runPass(
+        model,
+        file,
+        ropeTheta,
+        rmsNormEps,
+        all,
+        promptIds,
+        options.genLen,
+        deviceBudget(model, all, B, maxLen).totalBytes,
+        everyExpert,
+        undefined,
+        threads,
+        logits,
+      );
+    const quantized = x.bits !== 16 || x.attentionBits !== 16;
+    const fp16Logits = new LogitsRecorder();
+    const fp16 = await allResidentPass(allResident(model), quantized ? { record: fp16Logits } : undefined);
+    // A quantised policy's reference: the same quantised weights, all resident.
+    const reference = quantized ? await allResidentPass(allResident(model, x.bits, x.attentionBits)) : fp16;
     const oracle = decodeRouting(reference.routing);
     const initial = popularity(oracle);
     const budget = deviceBudget(model, options.policy, B, maxLen);
@@ -302,6 +320,15 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
       oracle,
       threads,
     );
+    let quantization: QuantizedFidelity | undefined;
+    if (quantized) {
+      const forcedLogits = new LogitsRecorder();
+      await allResidentPass(allResident(model, x.bits, x.attentionBits), {
+        record: forcedLogits,
+        forcedTokens: fp16.tokens,
+      });
+      quantization = quantizedFidelity(x, fp16.tokens, reference.tokens, fp16Logits, forcedLogits);
+    }
     const c = run.counts;
     return {
       model,
@@ -319,6 +346,7 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
       initialExperts: initial,
       device: { capacityBytes, peakBytes: run.peakBytes, budget },
       seconds: { reference: reference.seconds, run: run.seconds },
+      ...(quantization ? { quantization } : {}),
     };
   } finally {
     file.close();

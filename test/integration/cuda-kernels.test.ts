@@ -21,6 +21,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import type { ExpertBits } from "../../core/expert-policy.js";
 import {
   createEmulatedNative,
   type EmulatedNative,
@@ -31,6 +32,15 @@ import { usableCuda } from "../../runtime/cuda/load-native.js";
 import type { CudaNative } from "../../runtime/cuda/native-api.js";
 import { fromFloat16Array, toFloat16Array } from "../../runtime/fp16.js";
 import { argmaxRows } from "../../runtime/kernels/argmax.js";
+import { linearScratchLength } from "../../runtime/kernels/linear-f16.js";
+import { linearQuantized } from "../../runtime/kernels/linear-quantized.js";
+import {
+  dequantizeGroupwise,
+  groupFormat,
+  quantizedByteLength,
+  quantizeGroupwise,
+} from "../../runtime/moe/expert-quantization.js";
+import { siluGateInPlace } from "../../runtime/moe/silu.js";
 import { decode, decodeToFloat16, encode } from "../../runtime/tensor-codec.js";
 import { random } from "../helpers.js";
 import { hostCudaAddon } from "../host-cuda-addon.js";
@@ -1103,4 +1113,121 @@ for (const impl of IMPLEMENTATIONS) {
       );
     });
   });
+
+  test(
+    name("group-wise dequantisation bit-exact with expert-quantization.ts at 2, 3, 4, 8 and 16 bits (random codes)"),
+    options,
+    () => {
+      withSession(impl, (s) => {
+        for (const bits of [8, 4, 3, 2, 16] as const) {
+          for (const values of [1000, 3 * 64 + 5]) {
+            const label = `groupwise ${bits} bits, ${values} values`;
+            assert.equal(s.native.groupwiseBytes(values, bits), quantizedByteLength(values, bits), label);
+            const stored = quantizeGroupwise(randomF32(values, `${label} x`, 0.5), bits);
+            if (bits !== 16) {
+              // Random codes in place of the encoded ones: every code value at every bit position.
+              const f = groupFormat(bits);
+              const codes = random(seedOf(`${label} codes`));
+              for (let b = 0; b < Math.ceil(values / f.groupSize) * f.codeBytes; b++)
+                stored[b] = Math.floor(codes() * 256);
+            }
+            const expected = new Float32Array(values);
+            dequantizeGroupwise(stored, bits, values, 0, values, expected);
+            const sp = s.put(stored, bits === 16 ? 2 : 3); // only fp16 needs alignment
+            const op = s.alloc(values * 4, 4);
+            s.poison(op, values * 4);
+            s.native.dequantizeGroupwiseF32(sp, values, bits, op, s.stream);
+            assertSameF32Bits(s.getF32(op, values), expected, label);
+          }
+        }
+        assert.throws(() => s.native.groupwiseBytes(64, 5), /bits must be 2, 3, 4, 8 or 16/);
+      });
+    },
+  );
+
+  test(
+    name(
+      "linearGroupwise (weights dequantised as they are read) against float64 on the dequantised weights, rel err < 1e-5",
+    ),
+    options,
+    () => {
+      withSession(impl, (s) => {
+        // [m, k, n, bits]: one row, several, more than 8 (rows of x 8 at a time), partial groups across rows.
+        const cases: [number, number, number, ExpertBits][] = [
+          [1, 64, 40, 4],
+          [3, 128, 70, 3],
+          [2, 72, 33, 2],
+          [8, 192, 17, 8],
+          [11, 64, 24, 2],
+          [5, 64, 16, 16],
+        ];
+        for (const [m, k, n, bits] of cases) {
+          const label = `linearGroupwise ${m}x${k}x${n} at ${bits} bits`;
+          const stored = quantizeGroupwise(randomF32(n * k, `${label} w`, 0.1), bits);
+          const w = new Float32Array(n * k);
+          dequantizeGroupwise(stored, bits, n * k, 0, n * k, w);
+          const x = randomF32(m * k, `${label} x`);
+          const xp = s.put(x);
+          const wp = s.put(stored, bits === 16 ? 0 : 1);
+          const op = s.alloc(m * n * 4);
+          s.poison(op, m * n * 4);
+          s.native.linearGroupwise(xp, wp, bits, op, m, k, n, s.stream);
+          const [ref] = linearReference([x], w, null, m, k, n);
+          assertClose(s.getF32(op, m * n), ref!, 1e-5, label);
+        }
+      });
+    },
+  );
+
+  test(
+    name(
+      "expertSwiglu: a routed expert run from its stored bytes equals the MoE runtime's CPU expert (rel err < 1e-5)",
+    ),
+    options,
+    () => {
+      withSession(impl, (s) => {
+        const [hidden, ffn] = [64, 128];
+        const cases: [ExpertBits, number][] = [
+          [4, 1],
+          [3, 3],
+          [2, 9],
+          [8, 2],
+          [16, 2],
+        ];
+        for (const [bits, m] of cases) {
+          const label = `expertSwiglu ${bits} bits, ${m} rows`;
+          const matrixBytes = quantizedByteLength(hidden * ffn, bits);
+          const expert = new Uint8Array(3 * matrixBytes);
+          ["w1", "w3", "w2"].forEach((matrix, i) =>
+            expert.set(quantizeGroupwise(randomF32(hidden * ffn, `${label} ${matrix}`, 0.2), bits), i * matrixBytes),
+          );
+          const x = randomF32(m * hidden, `${label} x`);
+          // The CPU backend's expert (runtime/moe/mixtral-model.ts): w1 and w3, the SwiGLU gate, w2.
+          const sizes = linearScratchLength(m, Math.max(hidden, ffn));
+          const scratch = { tile: new Float32Array(sizes.tile), out: new Float32Array(sizes.out) };
+          const gate = new Float32Array(m * ffn);
+          const up = new Float32Array(m * ffn);
+          const expected = new Float32Array(m * hidden);
+          linearQuantized(x, expert.subarray(0, matrixBytes), gate, { m, k: hidden, n: ffn, bits }, scratch);
+          linearQuantized(
+            x,
+            expert.subarray(matrixBytes, 2 * matrixBytes),
+            up,
+            { m, k: hidden, n: ffn, bits },
+            scratch,
+          );
+          siluGateInPlace(gate, up, m * ffn);
+          linearQuantized(gate, expert.subarray(2 * matrixBytes), expected, { m, k: ffn, n: hidden, bits }, scratch);
+
+          const xp = s.put(x);
+          const ep = s.put(expert);
+          const sp = s.alloc(2 * m * ffn * 4);
+          const op = s.alloc(m * hidden * 4);
+          s.poison(op, m * hidden * 4);
+          s.native.expertSwiglu(xp, ep, bits, m, hidden, ffn, sp, op, s.stream);
+          assertClose(s.getF32(op, m * hidden), expected, 1e-5, label);
+        }
+      });
+    },
+  );
 }

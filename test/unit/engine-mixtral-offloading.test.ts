@@ -14,6 +14,7 @@ import { findCatalogueModel } from "../../models/catalogue.js";
 import { routedExpertParams } from "../../planner/moe/evaluate-moe-policy.js";
 import { moePolicy } from "../../planner/moe/moe-search.js";
 import { touchedExperts } from "../../planner/moe/routing-profile.js";
+import { BASE_EXPERT_POLICY } from "../moe-fixture.js";
 
 const mixtral = findCatalogueModel("mixtral-8x7b")!;
 const moe = mixtral.moe!;
@@ -22,18 +23,7 @@ const expertParams = routedExpertParams(mixtral);
 const t4 = resolveHardware("t4");
 const workload: Workload = { promptLen: 64, genLen: 32 };
 /** The notebook's configuration: offload_per_layer 4 (4 slots of 8), 2-bit experts, 4-bit attention. */
-const notebook: ExpertPolicy = {
-  cacheSize: 4,
-  eviction: "lru",
-  offloadTier: "cpu",
-  bits: 2,
-  attentionBits: 4,
-  prefetchExperts: 0,
-  prefetchLayers: 1,
-  pregated: false,
-  compute: "gpu",
-  cpuThresholdTokens: 0,
-};
+const notebook: ExpertPolicy = { ...BASE_EXPERT_POLICY, cacheSize: 4, bits: 2 };
 
 function predict(
   experts: Partial<ExpertPolicy> = {},

@@ -10,6 +10,7 @@ import { moePolicy } from "../../planner/moe/moe-search.js";
 import { expectedHitRate, type RoutingProfile, uniformRoutingProfile } from "../../planner/moe/routing-profile.js";
 import { hardwareRates } from "../../planner/spillway/hardware-rates.js";
 import { runCli } from "../helpers.js";
+import { BASE_EXPERT_POLICY } from "../moe-fixture.js";
 
 const mixtral = findCatalogueModel("mixtral-8x7b")!;
 const moe = mixtral.moe!;
@@ -22,18 +23,7 @@ const sticky: RoutingProfile = {
   speculativeRecall: [0.9, 0.85],
   source: "test profile",
 };
-const base: ExpertPolicy = {
-  cacheSize: 2,
-  eviction: "lru",
-  offloadTier: "cpu",
-  bits: 4,
-  attentionBits: 4,
-  prefetchExperts: 0,
-  prefetchLayers: 1,
-  pregated: false,
-  compute: "gpu",
-  cpuThresholdTokens: 0,
-};
+const base: ExpertPolicy = BASE_EXPERT_POLICY;
 const evaluate = (x: Partial<ExpertPolicy>, batch = 1, profile = sticky) =>
   evaluateMoePolicy(mixtral, rates, workload, moePolicy(mixtral, batch, { ...base, ...x }, false), profile);
 const expertBytes = storedBytes(routedExpertParams(mixtral, moe), 4);

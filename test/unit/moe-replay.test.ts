@@ -12,22 +12,12 @@ import type { DecodeRouting } from "../../simulator/decode-routing.js";
 import { ExpertCache } from "../../simulator/expert-cache.js";
 import { replayMoePlan } from "../../simulator/moe-replay.js";
 import { runCli } from "../helpers.js";
+import { BASE_EXPERT_POLICY } from "../moe-fixture.js";
 
 const mixtral = findCatalogueModel("mixtral-8x7b")!;
 const t4 = resolveHardware("t4");
 const workload = { promptLen: 32, genLen: 41 };
-const base: ExpertPolicy = {
-  cacheSize: 2,
-  eviction: "lru",
-  offloadTier: "cpu",
-  bits: 4,
-  attentionBits: 4,
-  prefetchExperts: 0,
-  prefetchLayers: 1,
-  pregated: false,
-  compute: "gpu",
-  cpuThresholdTokens: 0,
-};
+const base: ExpertPolicy = BASE_EXPERT_POLICY;
 
 /** One request whose token t routes to `pattern(t, layer)` at every layer. */
 function routing(pattern: (t: number, layer: number) => number[], tokens = 40): DecodeRouting {

@@ -1,8 +1,6 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import type { ExpertPolicy } from "../../core/expert-policy.js";
 import { isExpertTensor, layerWeightTensors } from "../../core/model-spec.js";
 import { resolveHardware } from "../../core/resolve-hardware.js";
@@ -12,51 +10,17 @@ import { expertsAt, PHASE_DECODE } from "../../routing/routing-trace.js";
 import { DeviceOutOfMemory } from "../../runtime/device-arena.js";
 import { deviceBudget } from "../../runtime/moe/device-budget.js";
 import { route } from "../../runtime/moe/mixtral-model.js";
-import { type MoeRunResult, runMoe } from "../../runtime/moe/moe-runner.js";
+import type { MoeRunResult } from "../../runtime/moe/moe-runner.js";
 import { Rope } from "../../runtime/moe/rope.js";
-import {
-  mixtralTensorShapes,
-  readMixtralConfig,
-  synthesizeMixtralWeights,
-  tinyMixtralSpec,
-} from "../../runtime/moe/synth-mixtral-weights.js";
+import { mixtralTensorShapes, readMixtralConfig } from "../../runtime/moe/synth-mixtral-weights.js";
 import { openSafetensors } from "../../runtime/safetensors.js";
 import { decodeRouting } from "../../simulator/decode-routing.js";
 import { replayMoePlan } from "../../simulator/moe-replay.js";
+import { BASE_EXPERT_POLICY, TINY_MOE_RUN, tinyMixtralCheckpoint } from "../moe-fixture.js";
 
-const spec = tinyMixtralSpec();
-const BATCH = 2;
-const PROMPT_LEN = 8;
-const GEN_LEN = 24;
-const base: ExpertPolicy = {
-  cacheSize: 2,
-  eviction: "lru",
-  offloadTier: "cpu",
-  bits: 16,
-  attentionBits: 16,
-  prefetchExperts: 0,
-  prefetchLayers: 1,
-  pregated: false,
-  compute: "gpu",
-  cpuThresholdTokens: 0,
-};
-let dir = "";
-
-before(() => {
-  dir = mkdtempSync(join(tmpdir(), "spillway-moe-runtime-"));
-  synthesizeMixtralWeights(spec, dir, 7);
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-const run = (x: Partial<ExpertPolicy>, extra: { threads?: boolean; deviceCapacityBytes?: number } = {}) =>
-  runMoe({
-    weightsDir: dir,
-    policy: { ...base, ...x, batch: BATCH },
-    promptLen: PROMPT_LEN,
-    genLen: GEN_LEN,
-    seed: 3,
-    ...extra,
-  });
+const base: ExpertPolicy = { ...BASE_EXPERT_POLICY, bits: 16, attentionBits: 16 };
+const { spec, dir, run } = tinyMixtralCheckpoint("spillway-moe-runtime-", base);
+const { batch: BATCH, promptLen: PROMPT_LEN, genLen: GEN_LEN } = TINY_MOE_RUN;
 
 /** The simulator's replay of the routing the runtime recorded, under the same expert policy and batch. */
 function replay(result: MoeRunResult, x: ExpertPolicy) {
@@ -72,11 +36,11 @@ function replay(result: MoeRunResult, x: ExpertPolicy) {
 }
 
 test("synthetic Mixtral checkpoint: Mixtral's tensor names and shapes, config read back to the same spec", () => {
-  const { model, ropeTheta, rmsNormEps } = readMixtralConfig(dir);
+  const { model, ropeTheta, rmsNormEps } = readMixtralConfig(dir());
   assert.deepEqual({ ...model, name: spec.name }, spec);
   assert.equal(ropeTheta, 1e6);
   assert.equal(rmsNormEps, 1e-5);
-  const file = openSafetensors(join(dir, "model.safetensors"));
+  const file = openSafetensors(join(dir(), "model.safetensors"));
   try {
     const names = file.names();
     for (const t of layerWeightTensors(spec)) assert.ok(names.includes(`model.layers.3.${t.name}`), t.name);
