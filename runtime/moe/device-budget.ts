@@ -9,7 +9,7 @@
 import type { ExpertPolicy } from "../../core/expert-policy.js";
 import { isExpertTensor, kvDim, type ModelSpec } from "../../core/model-spec.js";
 import { expertValues } from "./mixtral-model.js";
-import { mixtralTensorShapes } from "./synth-mixtral-weights.js";
+import { moeTensorShapes } from "./moe-tensor-shapes.js";
 
 const ALIGN = 64;
 const aligned = (bytes: number) => Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
@@ -46,7 +46,7 @@ export function deviceBudget(
 ): DeviceBudget {
   const moe = model.moe;
   if (!moe) throw new Error(`${model.name} has no experts`);
-  const nonExpertBytes = mixtralTensorShapes(model)
+  const nonExpertBytes = moeTensorShapes(model)
     .filter((t) => !isExpertTensor(t.name))
     .reduce((sum, t) => sum + aligned(t.shape.reduce((a, b) => a * b, 1) * 2), 0);
   const expertBytes = expertValues(model) * 2;

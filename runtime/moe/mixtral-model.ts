@@ -14,6 +14,10 @@
  * ExpertExecutor; the model only asks it, layer by layer, to run the batch's experts. Each token's k
  * expert outputs are summed in rank order whatever order the executor runs experts in, so the result is
  * bit-for-bit independent of caching.
+ *
+ * Qwen2-MoE (modeling_qwen2_moe.py) is the same decoder with q/k/v biases, a router that keeps the
+ * softmax probabilities of its top k unless norm_topk_prob, and a shared expert on every token gated by
+ * a sigmoid, added after the routed experts.
  */
 import { headDim, kvDim, type ModelSpec, qDim } from "../../core/model-spec.js";
 import { fromFloat16Array } from "../fp16.js";
@@ -36,6 +40,16 @@ export interface MixtralLayerWeights {
   readonly postNorm: Uint16Array;
   /** The router: [numExperts, hidden]. */
   readonly gate: Uint16Array;
+  /** Qwen2-MoE: the q, k and v projections' biases (fp16). */
+  readonly attentionBiases?: { readonly q: Uint16Array; readonly k: Uint16Array; readonly v: Uint16Array };
+  /** Qwen2-MoE: the always-active shared expert's SwiGLU matrices and its sigmoid gate [1, hidden]. */
+  readonly sharedExpert?: {
+    readonly gateProj: Uint16Array;
+    readonly upProj: Uint16Array;
+    readonly downProj: Uint16Array;
+    readonly ffnSize: number;
+    readonly gate: Uint16Array;
+  };
 }
 
 /** Everything but the routed experts. */
@@ -97,6 +111,10 @@ export class MixtralModel {
   private readonly upAct: Float32Array;
   private readonly down: Float32Array;
   private readonly norm: Float32Array;
+  private readonly bias: Float32Array;
+  private readonly sharedGateAct: Float32Array;
+  private readonly sharedUpAct: Float32Array;
+  private readonly sharedGateLogit: Float32Array;
   private readonly scores: Float32Array;
   private readonly tile: Float32Array;
   private readonly tileOut: Float32Array;
@@ -111,6 +129,8 @@ export class MixtralModel {
     readonly maxTokensPerStep: number,
     ropeTheta: number,
     readonly rmsNormEps: number,
+    /** Whether the router's top-k weights are renormalised to sum to one (Mixtral; Qwen2-MoE's norm_topk_prob). */
+    readonly normTopKProb = true,
   ) {
     const moe = model.moe;
     if (!moe) throw new Error(`${model.name} has no experts`);
@@ -137,8 +157,13 @@ export class MixtralModel {
     this.upAct = new Float32Array(m * this.fe);
     this.down = new Float32Array(m * this.h);
     this.norm = new Float32Array(this.h);
+    this.bias = new Float32Array(Math.max(qDim(model), kvDim(model)));
+    const fs = weights.layers[0]?.sharedExpert?.ffnSize ?? 0;
+    this.sharedGateAct = new Float32Array(m * fs);
+    this.sharedUpAct = new Float32Array(m * fs);
+    this.sharedGateLogit = new Float32Array(m);
     this.scores = new Float32Array(model.maxPositions);
-    const widest = Math.max(this.h, this.fe, qDim(model));
+    const widest = Math.max(this.h, this.fe, qDim(model), fs);
     const scratch = linearScratchLength(m, widest);
     this.tile = new Float32Array(scratch.tile);
     this.tileOut = new Float32Array(scratch.out);
@@ -146,8 +171,17 @@ export class MixtralModel {
     this.vocabLogits = new Float32Array(batch * model.vocabSize);
   }
 
-  private linear(x: Float32Array, w: Uint16Array, out: Float32Array, m: number, k: number, n: number): void {
-    linearF16(x, w, undefined, out, m, k, n, this.tile, this.tileOut);
+  private linear(
+    x: Float32Array,
+    w: Uint16Array,
+    out: Float32Array,
+    m: number,
+    k: number,
+    n: number,
+    bias?: Uint16Array,
+  ): void {
+    const b = bias ? fromFloat16Array(bias, this.bias.subarray(0, n)) : undefined;
+    linearF16(x, w, b, out, m, k, n, this.tile, this.tileOut);
   }
 
   private normWeights(w: Uint16Array): Float32Array {
@@ -198,9 +232,10 @@ export class MixtralModel {
     const qw = qDim(model);
     const kvw = kvDim(model);
     rmsNorm(this.x, this.normWeights(w.inputNorm), this.xn, m, h, this.rmsNormEps);
-    this.linear(this.xn, w.q, this.q, m, h, qw);
-    this.linear(this.xn, w.k, this.kNew, m, h, kvw);
-    this.linear(this.xn, w.v, this.vNew, m, h, kvw);
+    const biases = w.attentionBiases;
+    this.linear(this.xn, w.q, this.q, m, h, qw, biases?.q);
+    this.linear(this.xn, w.k, this.kNew, m, h, kvw, biases?.k);
+    this.linear(this.xn, w.v, this.vNew, m, h, kvw, biases?.v);
     for (let b = 0; b < B; b++) {
       const kCache = this.kv.key(l, b);
       const vCache = this.kv.value(l, b);
@@ -241,6 +276,7 @@ export class MixtralModel {
         k,
         this.chosen.subarray(row * k, (row + 1) * k),
         this.chosenWeights.subarray(row * k, (row + 1) * k),
+        this.normTopKProb,
       );
       for (let r = 0; r < k; r++) {
         const e = this.chosen[row * k + r]!;
@@ -280,14 +316,40 @@ export class MixtralModel {
         for (let c = 0; c < h; c++) this.x[row * h + c]! += weight * this.expertOut[base + c]!;
       }
     }
+    if (w.sharedExpert) this.sharedExpert(w.sharedExpert, m);
+  }
+
+  /**
+   * Qwen2-MoE's shared expert on every token: x += sigmoid(shared_expert_gate · xn) · down(silu(gate xn) · up xn),
+   * added after the routed experts (modeling_qwen2_moe.py's Qwen2MoeSparseMoeBlock.forward).
+   */
+  private sharedExpert(shared: NonNullable<MixtralLayerWeights["sharedExpert"]>, m: number): void {
+    const { h } = this;
+    const fs = shared.ffnSize;
+    this.linear(this.xn, shared.gateProj, this.sharedGateAct, m, h, fs);
+    this.linear(this.xn, shared.upProj, this.sharedUpAct, m, h, fs);
+    siluGateInPlace(this.sharedGateAct, this.sharedUpAct, m * fs);
+    this.linear(this.sharedGateAct, shared.downProj, this.down, m, fs, h);
+    this.linear(this.xn, shared.gate, this.sharedGateLogit, m, h, 1);
+    for (let row = 0; row < m; row++) {
+      const g = 1 / (1 + Math.exp(-this.sharedGateLogit[row]!));
+      for (let c = 0; c < h; c++) this.x[row * h + c]! += g * this.down[row * h + c]!;
+    }
   }
 }
 
 /**
  * Mixtral's router for one token: softmax over the gate logits, the top k by probability (ties: the
- * lower index), their probabilities renormalised to sum to one.
+ * lower index), their probabilities renormalised to sum to one (Qwen2-MoE only with norm_topk_prob:
+ * `renormalise` false keeps the softmax probabilities).
  */
-export function route(logits: Float32Array, k: number, experts: Int32Array, weights: Float32Array): void {
+export function route(
+  logits: Float32Array,
+  k: number,
+  experts: Int32Array,
+  weights: Float32Array,
+  renormalise = true,
+): void {
   const E = logits.length;
   let max = -Infinity;
   for (let e = 0; e < E; e++) if (logits[e]! > max) max = logits[e]!;
@@ -307,5 +369,5 @@ export function route(logits: Float32Array, k: number, experts: Int32Array, weig
     weights[r] = probs[best]! / sum;
     chosenSum += probs[best]! / sum;
   }
-  for (let r = 0; r < k; r++) weights[r] = weights[r]! / chosenSum;
+  if (renormalise) for (let r = 0; r < k; r++) weights[r] = weights[r]! / chosenSum;
 }

@@ -16,21 +16,23 @@
  * replays. The counts are the replay's; the tokens must equal the reference's bit for bit, since an
  * expert's bytes are the same wherever they are read from.
  */
-import { join } from "node:path";
 import type { ExpertPolicy } from "../../core/expert-policy.js";
-import { isExpertTensor, kvDim, type ModelSpec } from "../../core/model-spec.js";
+import { kvDim, type ModelSpec } from "../../core/model-spec.js";
 import { allocateRoutingTrace, PHASE_DECODE, PHASE_PREFILL, type RoutingTrace } from "../../routing/routing-trace.js";
 import type { DecodeRouting } from "../../simulator/decode-routing.js";
 import { decodeRouting } from "../../simulator/decode-routing.js";
 import { popularity } from "../../simulator/moe-replay.js";
+import type { TraceSink } from "../../simulator/trace-sink.js";
 import { DeviceArena, type DeviceBlock } from "../device-arena.js";
 import { syntheticPrompts } from "../run.js";
-import { openSafetensors, type SafetensorsFile } from "../safetensors.js";
-import { sharedBytes, TransferEngine } from "../transfer-engine.js";
+import { TransferEngine } from "../transfer-engine.js";
 import { type DeviceBudget, deviceBudget } from "./device-budget.js";
 import { type ExpertCounts, ExpertStore, type ExpertTransferMeta } from "./expert-store.js";
-import { expertValues, type MixtralKvCache, MixtralModel, type MixtralResidentWeights } from "./mixtral-model.js";
-import { MIXTRAL_FILE_NAME, readMixtralConfig } from "./synth-mixtral-weights.js";
+import { type MixtralKvCache, MixtralModel } from "./mixtral-model.js";
+import { loadMoeCheckpoint, type MoeCheckpoint } from "./moe-checkpoint.js";
+import { MoePassClock, type MoePassTiming } from "./moe-pass-clock.js";
+import { expertHomeCopies, placeResidentWeights } from "./resident-weights.js";
+import { unrunnableExpertPolicy } from "./runnable-expert-policy.js";
 
 export interface MoeRunPolicy extends ExpertPolicy {
   /** Sequences decoded side by side (default: the number of prompts). */
@@ -38,7 +40,7 @@ export interface MoeRunPolicy extends ExpertPolicy {
 }
 
 export interface MoeRunOptions {
-  /** A folder with config.json (model_type "mixtral") and model.safetensors. */
+  /** A checkpoint folder: config.json (model_type "mixtral" or "qwen2_moe") and safetensors files (runtime/moe/moe-checkpoint.ts). */
   readonly weightsDir: string;
   readonly policy: MoeRunPolicy;
   /** One prompt per sequence, all the same length; absent: `batch` synthetic prompts of `promptLen` tokens from `seed`. */
@@ -51,6 +53,8 @@ export interface MoeRunOptions {
   readonly deviceCapacityBytes?: number;
   /** Copy engine on worker threads (prefetches overlap compute); default false (copies run inline). */
   readonly threads?: boolean;
+  /** Where the configuration under test's steps and copies are reported (the reference's are not). */
+  readonly trace?: TraceSink;
 }
 
 export interface MoeExpertFigures extends ExpertCounts {
@@ -73,6 +77,8 @@ export interface MoeRunResult {
   readonly initialExperts: number[][];
   readonly device: { readonly capacityBytes: number; readonly peakBytes: number; readonly budget: DeviceBudget };
   readonly seconds: { readonly reference: number; readonly run: number };
+  /** The configuration under test's steps, timed from its prefill on (setup and the caches' warm-up excluded). */
+  readonly timing: MoePassTiming;
 }
 
 interface PassResult {
@@ -83,6 +89,7 @@ interface PassResult {
   readonly fetchSeconds: number;
   readonly peakBytes: number;
   readonly seconds: number;
+  readonly timing: MoePassTiming;
 }
 
 function prompts(options: MoeRunOptions, vocab: number): number[][] {
@@ -118,10 +125,7 @@ function allResident(model: ModelSpec): ExpertPolicy {
 }
 
 async function runPass(
-  model: ModelSpec,
-  file: SafetensorsFile,
-  ropeTheta: number,
-  rmsNormEps: number,
+  checkpoint: MoeCheckpoint,
   policy: ExpertPolicy,
   promptIds: number[][],
   genLen: number,
@@ -129,8 +133,10 @@ async function runPass(
   initial: readonly (readonly number[])[],
   oracle: DecodeRouting | undefined,
   threads: boolean,
+  sink?: TraceSink,
 ): Promise<PassResult> {
   const started = performance.now();
+  const { model, ropeTheta, rmsNormEps, normTopKProb } = checkpoint.config;
   const B = promptIds.length;
   const s = promptIds[0]!.length;
   const total = s + genLen - 1;
@@ -139,7 +145,9 @@ async function runPass(
   const arena = new DeviceArena(capacityBytes);
   let fetchedBytes = 0,
     fetchSeconds = 0;
+  let clock: MoePassClock | undefined;
   const transfers = await TransferEngine.start<ExpertTransferMeta>(threads, (done) => {
+    clock?.transfer(done);
     if (done.meta.kind === "demand" || done.meta.kind === "prefetch") {
       fetchedBytes += done.bytes;
       fetchSeconds += (done.endMs - done.startMs) / 1000;
@@ -147,31 +155,11 @@ async function runPass(
   });
   try {
     // Non-expert weights, resident.
-    const resident = (name: string): Uint16Array => {
-      const raw = file.readRaw(name);
+    const weights = placeResidentWeights(checkpoint, (name, raw) => {
       const block = arena.allocate(raw.byteLength, name);
       arena.uint8(block, raw.byteLength).set(raw);
       return arena.uint16(block, raw.byteLength / 2);
-    };
-    const weights: MixtralResidentWeights = {
-      embed: resident("model.embed_tokens.weight"),
-      layers: Array.from({ length: L }, (_, l) => {
-        const p = `model.layers.${l}.`;
-        return {
-          inputNorm: resident(`${p}input_layernorm.weight`),
-          q: resident(`${p}self_attn.q_proj.weight`),
-          k: resident(`${p}self_attn.k_proj.weight`),
-          v: resident(`${p}self_attn.v_proj.weight`),
-          o: resident(`${p}self_attn.o_proj.weight`),
-          postNorm: resident(`${p}post_attention_layernorm.weight`),
-          gate: resident(`${p}block_sparse_moe.gate.weight`),
-        };
-      }),
-      finalNorm: resident("model.norm.weight"),
-      lmHead: resident("lm_head.weight"),
-    };
-    if (file.names().filter((n) => !isExpertTensor(n)).length !== 3 + 7 * L)
-      throw new Error(`${file.path}: unexpected non-expert tensors`);
+    });
     // KV cache, resident.
     const kvWidth = kvDim(model);
     const kvBlocks = (kind: string): DeviceBlock[][] =>
@@ -186,22 +174,11 @@ async function runPass(
       key: (l, b) => arena.float32(keys[l]![b]!, total * kvWidth),
       value: (l, b) => arena.float32(values[l]![b]!, total * kvWidth),
     };
-    // Every expert's home copy in host memory, packed w1 | w3 | w2.
-    const n = expertValues(model);
-    const host = Array.from({ length: L }, (_, l) =>
-      Array.from({ length: moe.numExperts }, (_, e) => {
-        const bytes = sharedBytes(n * 2);
-        let offset = 0;
-        for (const m of ["w1", "w3", "w2"]) {
-          const raw = file.readRaw(`model.layers.${l}.block_sparse_moe.experts.${e}.${m}.weight`);
-          bytes.set(raw, offset);
-          offset += raw.byteLength;
-        }
-        return new Uint16Array(bytes.buffer, bytes.byteOffset, n);
-      }),
-    );
+    // Every expert's home copy in host memory, packed gate | up | down (w1 | w3 | w2).
+    const host = expertHomeCopies(checkpoint);
     const store = new ExpertStore(model, policy, B, arena, host, transfers, initial, oracle);
-    const runner = new MixtralModel(model, weights, kv, B, s, ropeTheta, rmsNormEps);
+    const runner = new MixtralModel(model, weights, kv, B, s, ropeTheta, rmsNormEps, normTopKProb);
+    clock = new MoePassClock(store, (l, e, w) => w === host[l]![e]!, sink);
 
     const trace = allocateRoutingTrace(
       { model: model.name, numLayers: L, numExperts: moe.numExperts, expertsPerToken: moe.expertsPerToken },
@@ -229,11 +206,15 @@ async function runPass(
     };
 
     const tokens: number[][] = Array.from({ length: B }, () => []);
-    let next = runner.step(Int32Array.from(promptIds.flat()), s, 0, "prefill", store, record(s, 0));
+    clock.beginStep(0);
+    let next = runner.step(Int32Array.from(promptIds.flat()), s, 0, "prefill", clock, record(s, 0));
+    clock.endStep();
     next.forEach((id, b) => tokens[b]!.push(id));
     for (let t = 0; t < genLen - 1; t++) {
       store.beginDecodeStep(t);
-      next = runner.step(next, 1, s + t, "decode", store, record(1, s + t));
+      clock.beginStep(t + 1);
+      next = runner.step(next, 1, s + t, "decode", clock, record(1, s + t));
+      clock.endStep();
       next.forEach((id, b) => tokens[b]!.push(id));
     }
     transfers.drain();
@@ -245,6 +226,7 @@ async function runPass(
       fetchSeconds,
       peakBytes: arena.peakBytes,
       seconds: (performance.now() - started) / 1000,
+      timing: clock.timing(),
     };
   } finally {
     await transfers.close();
@@ -253,30 +235,29 @@ async function runPass(
 
 /** Runs the all-resident reference, then `options.policy`'s cached configuration on the same prompts. */
 export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
-  const { model, ropeTheta, rmsNormEps } = readMixtralConfig(options.weightsDir);
-  const moe = model.moe!;
   if (options.genLen < 2)
     throw new Error(`runMoe: genLen ${options.genLen}; expected at least 2 (one prefill token and a decode step)`);
-  const x = options.policy;
-  if (x.bits !== 16) throw new Error(`runMoe: experts are stored fp16 here; bits ${x.bits} is not supported`);
-  if (x.offloadTier !== "cpu")
-    throw new Error(`runMoe: experts' home copies are in host memory; offloadTier "${x.offloadTier}" is not supported`);
-  const promptIds = prompts(options, model.vocabSize);
-  const B = promptIds.length;
-  const maxLen = promptIds[0]!.length + options.genLen - 1;
-  if (maxLen > model.maxPositions) throw new Error(`runMoe: ${maxLen} positions, the model has ${model.maxPositions}`);
-  const file = openSafetensors(join(options.weightsDir, MIXTRAL_FILE_NAME));
+  const unrunnable = unrunnableExpertPolicy(options.policy);
+  if (unrunnable) throw new Error(`runMoe: ${unrunnable}`);
+  const checkpoint = loadMoeCheckpoint(options.weightsDir);
   try {
+    const { model } = checkpoint.config;
+    const moe = model.moe!;
+    const promptIds = prompts(options, model.vocabSize);
+    const B = promptIds.length;
+    const maxLen = promptIds[0]!.length + options.genLen - 1;
+    if (maxLen > model.maxPositions)
+      throw new Error(`runMoe: ${maxLen} positions, the model has ${model.maxPositions}`);
+    const window = checkpoint.config.slidingWindow;
+    if (window !== undefined && maxLen > window)
+      throw new Error(`runMoe: ${maxLen} positions, past the model's sliding window of ${window} (not implemented)`);
     const threads = options.threads ?? false;
     const all = allResident(model);
     const everyExpert = Array.from({ length: model.numLayers }, () =>
       Array.from({ length: moe.numExperts }, (_, e) => e),
     );
     const reference = await runPass(
-      model,
-      file,
-      ropeTheta,
-      rmsNormEps,
+      checkpoint,
       all,
       promptIds,
       options.genLen,
@@ -290,10 +271,7 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
     const budget = deviceBudget(model, options.policy, B, maxLen);
     const capacityBytes = options.deviceCapacityBytes ?? budget.totalBytes;
     const run = await runPass(
-      model,
-      file,
-      ropeTheta,
-      rmsNormEps,
+      checkpoint,
       options.policy,
       promptIds,
       options.genLen,
@@ -301,6 +279,7 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
       initial,
       oracle,
       threads,
+      options.trace,
     );
     const c = run.counts;
     return {
@@ -319,8 +298,9 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
       initialExperts: initial,
       device: { capacityBytes, peakBytes: run.peakBytes, budget },
       seconds: { reference: reference.seconds, run: run.seconds },
+      timing: run.timing,
     };
   } finally {
-    file.close();
+    checkpoint.close();
   }
 }
