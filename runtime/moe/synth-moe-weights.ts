@@ -15,7 +15,13 @@ import type { OnProgress } from "../../core/progress.js";
 import { writeFileAtomic } from "../../core/write-file-atomic.js";
 import { SINGLE_FILE_NAME } from "../checkpoint-files.js";
 import { writeSafetensors } from "../safetensors.js";
-import { checkSynthBudget, DEFAULT_MAX_SHARD_BYTES, makeDirectory, type SynthResult } from "../synth-weights.js";
+import {
+  checkSynthBudget,
+  DEFAULT_MAX_SHARD_BYTES,
+  makeDirectory,
+  type SynthResult,
+  writeProgress,
+} from "../synth-weights.js";
 import { isRunnableMoe, moeTensorShapes, RUNNABLE_MOE_FAMILIES } from "./moe-tensor-shapes.js";
 import { DEFAULT_RMS_NORM_EPS, DEFAULT_ROPE_THETA, hfMixtralConfig, seededTensors } from "./synth-mixtral-weights.js";
 
