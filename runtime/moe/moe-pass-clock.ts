@@ -59,11 +59,13 @@ export class MoePassClock implements ExpertExecutor {
   /**
    * @param inner the store that decides where each expert's weights come from.
    * @param onHost whether `weights` is layer `layer`'s expert's host home copy (computed on the CPU).
+   * @param onLayer called as each layer of each step has run its experts (progress).
    */
   constructor(
     private readonly inner: ExpertExecutor,
     private readonly onHost: (layer: number, expert: number, weights: Uint16Array) => boolean,
     private readonly trace?: TraceSink,
+    private readonly onLayer?: (at: { readonly token: number; readonly layer: number }) => void,
   ) {}
 
   private now(): number {
@@ -127,6 +129,7 @@ export class MoePassClock implements ExpertExecutor {
     const waited = Math.max(0, this.mark - begin - computing);
     if (phase === "prefill") this.prefillStall += waited;
     else this.decodeStall += waited;
+    this.onLayer?.({ token: this.token, layer });
   }
 
   timing(): MoePassTiming {

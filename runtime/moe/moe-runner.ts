@@ -18,13 +18,15 @@
  */
 import type { ExpertPolicy } from "../../core/expert-policy.js";
 import { kvDim, type ModelSpec } from "../../core/model-spec.js";
+import type { OnProgress } from "../../core/progress.js";
 import { allocateRoutingTrace, PHASE_DECODE, PHASE_PREFILL, type RoutingTrace } from "../../routing/routing-trace.js";
 import type { DecodeRouting } from "../../simulator/decode-routing.js";
 import { decodeRouting } from "../../simulator/decode-routing.js";
 import { popularity } from "../../simulator/moe-replay.js";
 import type { TraceSink } from "../../simulator/trace-sink.js";
 import { DeviceArena, type DeviceBlock } from "../device-arena.js";
-import { syntheticPrompts } from "../run.js";
+import { runProgress } from "../run-progress.js";
+import { syntheticPrompts } from "../synthetic-prompts.js";
 import { TransferEngine } from "../transfer-engine.js";
 import { type DeviceBudget, deviceBudget } from "./device-budget.js";
 import { type ExpertCounts, ExpertStore, type ExpertTransferMeta } from "./expert-store.js";
@@ -55,6 +57,8 @@ export interface MoeRunOptions {
   readonly threads?: boolean;
   /** Where the configuration under test's steps and copies are reported (the reference's are not). */
   readonly trace?: TraceSink;
+  /** Called as each layer of each step computes: phase "reference" for the all-resident pass, then "run". */
+  readonly onProgress?: OnProgress;
 }
 
 export interface MoeExpertFigures extends ExpertCounts {
@@ -133,7 +137,8 @@ async function runPass(
   initial: readonly (readonly number[])[],
   oracle: DecodeRouting | undefined,
   threads: boolean,
-  sink?: TraceSink,
+  sink: TraceSink | undefined,
+  progress: ((at: { readonly token: number; readonly layer: number }) => void) | undefined,
 ): Promise<PassResult> {
   const started = performance.now();
   const { model, ropeTheta, rmsNormEps, normTopKProb } = checkpoint.config;
@@ -178,7 +183,7 @@ async function runPass(
     const host = expertHomeCopies(checkpoint);
     const store = new ExpertStore(model, policy, B, arena, host, transfers, initial, oracle);
     const runner = new MixtralModel(model, weights, kv, B, s, ropeTheta, rmsNormEps, normTopKProb);
-    clock = new MoePassClock(store, (l, e, w) => w === host[l]![e]!, sink);
+    clock = new MoePassClock(store, (l, e, w) => w === host[l]![e]!, sink, progress);
 
     const trace = allocateRoutingTrace(
       { model: model.name, numLayers: L, numExperts: moe.numExperts, expertsPerToken: moe.expertsPerToken },
@@ -253,6 +258,7 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
       throw new Error(`runMoe: ${maxLen} positions, past the model's sliding window of ${window} (not implemented)`);
     const threads = options.threads ?? false;
     const all = allResident(model);
+    const shape = { numLayers: model.numLayers, numGpuBatches: 1, genLen: options.genLen };
     const everyExpert = Array.from({ length: model.numLayers }, () =>
       Array.from({ length: moe.numExperts }, (_, e) => e),
     );
@@ -265,6 +271,8 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
       everyExpert,
       undefined,
       threads,
+      undefined,
+      runProgress(options.onProgress, "reference", shape),
     );
     const oracle = decodeRouting(reference.routing);
     const initial = popularity(oracle);
@@ -280,6 +288,7 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
       oracle,
       threads,
       options.trace,
+      runProgress(options.onProgress, "run", shape),
     );
     const c = run.counts;
     return {
