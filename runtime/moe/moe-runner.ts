@@ -113,7 +113,7 @@ function prompts(options: MoeRunOptions, vocab: number): number[][] {
 }
 
 /** The all-resident reference's expert policy. */
-function allResident(model: ModelSpec): ExpertPolicy {
+export function allResident(model: ModelSpec): ExpertPolicy {
   return {
     cacheSize: model.moe!.numExperts,
     eviction: "static",
