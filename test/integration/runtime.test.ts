@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { runSynthWeights } from "../../cli/synth-weights-command.js";
 import { withCapacities } from "../../core/hardware-profile.js";
 import type { ModelSpec } from "../../core/model-spec.js";
 import { resolveHardware } from "../../core/resolve-hardware.js";
@@ -283,6 +284,65 @@ for (const backend of BACKENDS) {
     );
   }
 }
+
+test("spillway synth-weights --model mixtral-tiny, then compare with an MoE policy: predicted, simulated and measured throughput and expert figures, tokens matching", async () => {
+  const dir = join(moeWeights, "cli");
+  runSynthWeights({ model: "mixtral-tiny", out: dir, seed: undefined, json: false, quiet: true });
+  const { spawnSync } = await import("node:child_process");
+  const args = ["--model", dir, "--hardware", "t4", "--gpu-mem", "0.004", "--prompt-len", "8", "--gen-len", "5"];
+  const policy = ["--batch-size", "2", "--expert-cache", "2", "--expert-eviction", "lfu", "--expert-compute", "cpu"];
+  const fp16 = ["--expert-bits", "16", "--attention-bits", "16", "--no-cpu-attention", "--prefetch-experts", "0"];
+  const out = spawnSync(process.execPath, [CLI, "compare", ...args, ...policy, ...fp16, "--weights", dir, "--json"], {
+    encoding: "utf8",
+  });
+  assert.equal(out.status, 0, out.stderr);
+  const c = JSON.parse(out.stdout);
+  assert.equal(c.matchesReference, true);
+  assert.equal(c.policy.experts.eviction, "lfu");
+  for (const key of ["predicted", "simulated", "measured"]) {
+    assert.ok(c[key].throughputTokensPerSecond > 0, key);
+    for (const figure of ["hitRate", "expertBytes", "stallSeconds", "cpuComputed", "prefetchRecall"])
+      assert.equal(typeof c.experts[key][figure], "number", `${key} ${figure}`);
+  }
+  assert.ok(c.experts.measured.cpuComputed > 0);
+  assert.equal(c.experts.measured.cpuComputed, c.experts.simulated.cpuComputed);
+  // The run's progress, then the reference's, on stderr.
+  assert.match(out.stderr, /^reference: 100% .*token 5\/5/m);
+  assert.match(out.stderr, /^run: 100% .*token 5\/5/m);
+});
+
+test("an MoE run writes the dense run's trace: compute and expert slices, expert copies on the host->GPU lane", async () => {
+  const model = MOE_MODELS.mixtral;
+  const p = await plan({
+    model,
+    hardware,
+    workload: moeWorkload,
+    experts: { ...MOE_FIXED, cacheSize: 1, eviction: "lru", compute: "gpu", prefetchExperts: 2 },
+  });
+  const tracePath = join(moeWeights, "trace.json");
+  const r = await run(p, hardware, {
+    weightsDir: join(moeWeights, model.name),
+    capacityBytes: p.predicted.capacityBytes,
+    tracePath,
+    reference: false,
+  });
+  assert.equal(r.matchesReference, undefined);
+  const trace = JSON.parse(readFileSync(tracePath, "utf8")) as {
+    traceEvents: { ph: string; name: string; cat: string; dur: number; args: { token: number; layer: number } }[];
+    otherData: { source: string };
+  };
+  assert.equal(trace.otherData.source, "run");
+  const slices = trace.traceEvents.filter((e) => e.ph === "X");
+  assert.equal(slices.length, r.events);
+  const names = new Set(slices.map((e) => `${e.name}@${e.cat}`));
+  for (const name of ["compute@gpu", "expert@gpu", "stream-expert@h2d", "load-expert@h2d", "prefetch-expert@h2d"])
+    assert.ok(names.has(name), `${name} in ${[...names]}`);
+  // Per decode step and layer, one attention slice; the busy time is the slices'.
+  const decodeCompute = slices.filter((e) => e.name === "compute" && e.args.token > 0 && e.args.layer >= 0);
+  assert.equal(decodeCompute.length, (moeWorkload.genLen - 1) * model.numLayers);
+  const h2d = slices.filter((e) => e.cat === "h2d").reduce((a, e) => a + e.dur / 1e6, 0);
+  assert.ok(Math.abs(h2d - r.busySeconds.h2d) < 1e-6);
+});
 
 test("placement never changes the numbers: every uncompressed policy generates the same tokens", () => {
   assert.ok(uncompressedTokens.length >= 8);
