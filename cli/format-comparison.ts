@@ -3,6 +3,7 @@
 import { RESOURCES } from "../core/resources.js";
 import { formatBytes, formatSeconds } from "../core/units.js";
 import type { Comparison } from "../runtime/compare.js";
+import { expertSummaryRows } from "./format-expert-summary.js";
 
 export function formatComparison(c: Comparison): string {
   const pct = (x: number) => `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)}%`;
@@ -56,6 +57,11 @@ export function formatComparison(c: Comparison): string {
         P.peakBytes[t] > 0 ? pct((M.peakBytes[t] - P.peakBytes[t]) / P.peakBytes[t]) : "",
       ),
     );
+  }
+  if (c.experts) {
+    const x = c.experts;
+    lines.push(`decode experts (${x.measured.decodeSteps} steps; simulated: the run's routing replayed)`);
+    lines.push(...expertSummaryRows([x.predicted, x.simulated, x.measured], 22, 14));
   }
   if (c.matchesReference !== undefined)
     lines.push(`tokens ${c.matchesReference ? "match" : "DIFFER FROM"} the all-on-device reference`);

@@ -3,8 +3,10 @@
 import { RESOURCE_SHORT_NAMES as NAMES, RESOURCES } from "../core/resources.js";
 import { TIERS } from "../core/tiers.js";
 import { formatBytes, formatSeconds } from "../core/units.js";
+import type { MoePlanRunResult } from "../runtime/moe/run-moe-plan.js";
 import type { RunResult } from "../runtime/run.js";
 import type { SimulationResult } from "../simulator/simulate.js";
+import { expertSummaryRows } from "./format-expert-summary.js";
 
 export function formatSimulation(r: SimulationResult): string {
   const lines: string[] = [];
@@ -71,6 +73,13 @@ export function formatRun(r: RunResult): string {
   lines.push(
     `  traffic      host->GPU ${formatBytes(r.bytes.h2d)}  GPU->host ${formatBytes(r.bytes.d2h)}  disk read ${formatBytes(r.bytes.diskRead)}  disk write ${formatBytes(r.bytes.diskWrite)}`,
   );
+  if ("experts" in r) {
+    const x = r as MoePlanRunResult;
+    lines.push(
+      `  decode experts${"predicted".padStart(17)}${"measured".padStart(12)}   (${x.experts.decodeSteps} steps)`,
+    );
+    lines.push(...expertSummaryRows([x.plannedExperts, x.experts], 21, 12).map((row) => `    ${row}`));
+  }
   if (r.matchesReference !== undefined)
     lines.push(
       `  tokens       ${r.matchesReference ? "match" : "DIFFER FROM"} the all-on-device reference (${r.tokens.length} sequences x ${r.tokens[0]?.length ?? 0} tokens)`,

@@ -95,7 +95,8 @@ export function planOptions<T>(y: Argv<T>) {
     .option("compress-cache", { type: "boolean", describe: "4-bit KV cache (default: searched)" })
     .option("cpu-attention", {
       type: "boolean",
-      describe: "decode attention over off-GPU KV on the CPU (default: searched)",
+      describe:
+        "decode attention over off-GPU KV on the CPU (default: searched); MoE: the KV cache on the CPU with attention there, or (--no-cpu-attention) on the GPU",
     })
     .option("overlap", {
       type: "boolean",
@@ -164,7 +165,12 @@ const EXPERT_FLAGS = [
 /** The MoE policy flags as fixed parts of the search; undefined when none is given. */
 function expertFlags(argv: PlanArgs, model: ModelSpec): FixedExperts | undefined {
   const given = EXPERT_FLAGS.filter((f) => argv[f] !== undefined);
-  if (given.length === 0) return undefined;
+  // An MoE plan's KV cache is on the GPU, or on the CPU with attention there: --[no-]cpu-attention fixes which.
+  const kv =
+    model.moe && !argv["dense-experts"] && argv["cpu-attention"] !== undefined
+      ? { cacheOnCpu: argv["cpu-attention"] }
+      : {};
+  if (given.length === 0) return model.moe && "cacheOnCpu" in kv ? kv : undefined;
   if (!model.moe)
     throw new InputError(
       `--${given[0]}`,
@@ -213,7 +219,10 @@ function expertFlags(argv: PlanArgs, model: ModelSpec): FixedExperts | undefined
       undefined,
       "pre-gated routing already prefetches the exact experts: drop --prefetch-experts",
     );
-  return Object.fromEntries(Object.entries(fixedExperts).filter(([, v]) => v !== undefined)) as FixedExperts;
+  return {
+    ...(Object.fromEntries(Object.entries(fixedExperts).filter(([, v]) => v !== undefined)) as FixedExperts),
+    ...kv,
+  };
 }
 
 /** `value` (already parsed) within the physically meaningful maximum (core/physical-bounds.ts), else an InputError naming the flag. */

@@ -1,7 +1,11 @@
-/** `spillway synth-weights --model opt-125m --out DIR [--seed N] [--json]`: write a seeded synthetic OPT checkpoint. */
+/**
+ * `spillway synth-weights --model opt-125m --out DIR [--seed N] [--json]`: write a seeded synthetic
+ * checkpoint: OPT, or a Mixture-of-Experts model of a family the runtime runs (Mixtral, Qwen2-MoE).
+ */
 import { basename } from "node:path";
 import { formatBytes } from "../core/units.js";
 import { resolveModel } from "../models/resolve-model.js";
+import { synthesizeMoeWeights } from "../runtime/moe/synth-moe-weights.js";
 import { MAX_SEED, synthesizeOptWeights } from "../runtime/synth-weights.js";
 import { commandHead } from "./command-heads.js";
 import { defineCommand } from "./command-module.js";
@@ -24,7 +28,9 @@ export function runSynthWeights(argv: SynthWeightsArgs): void {
   // synthesizeOptWeights creates the folder (reporting failure against --out) after checking the model.
   // Progress (bytes of tensor data written) on stderr, nothing with --quiet.
   const result = withProgressSync({ quiet: Boolean(argv.quiet) }, (onProgress) =>
-    synthesizeOptWeights(model, argv.out, { seed, onProgress }),
+    model.moe
+      ? synthesizeMoeWeights(model, argv.out, { seed, onProgress })
+      : synthesizeOptWeights(model, argv.out, { seed, onProgress }),
   );
   if (argv.json) {
     process.stdout.write(
@@ -50,7 +56,11 @@ export const synthWeightsCommand = defineCommand({
   ...commandHead("synth-weights"),
   builder: (y) =>
     y
-      .option("model", { type: "string", demandOption: true, describe: "an OPT catalogue name or config.json" })
+      .option("model", {
+        type: "string",
+        demandOption: true,
+        describe: "a catalogue name or config.json: OPT, or a Mixtral / Qwen2-MoE model (mixtral-tiny, qwen2-moe-tiny)",
+      })
       .option("out", { type: "string", demandOption: true, describe: "output folder" })
       .option("seed", { type: "string", describe: "random seed (default 0)" })
       .option("json", { type: "boolean", default: false, describe: "print a JSON summary of the files written" })
@@ -60,6 +70,10 @@ export const synthWeightsCommand = defineCommand({
         describe: "no progress and no text but errors (--json still prints)",
       })
       .epilog(`${progressHelp("bytes of tensor data written")}\n\n${EXIT_CODES_EPILOG}`)
-      .example("$0 synth-weights --model opt-125m --out weights/opt-125m", "about 250 MB"),
+      .example("$0 synth-weights --model opt-125m --out weights/opt-125m", "about 250 MB")
+      .example(
+        "$0 synth-weights --model mixtral-tiny --out w",
+        "a tiny Mixtral (8 experts, top-2) for spillway run/compare",
+      ),
   handler: (argv) => runSynthWeights(argv),
 });

@@ -137,6 +137,17 @@ export const MODEL_CATALOGUE: readonly ModelSpec[] = [
     { numExperts: 128, expertsPerToken: 8, expertFfnSize: 768 },
     128,
   ),
+  // Tiny synthetic MoE models for the CPU runtime (spillway synth-weights writes seeded checkpoints of them):
+  // Mixtral's layout at 4 layers, hidden 64, 4 heads over 2 KV heads, 8 experts of 128 top-2, vocab 256 ...
+  llamaLike("mixtral-tiny", "mixtral", 4, 64, 128, 4, 2, 256, 256, { numExperts: 8, expertsPerToken: 2 }),
+  // ... and Qwen2-MoE's (q/k/v biases) with 8 experts of 128 top-2 beside one sigmoid-gated shared expert of 256.
+  moeModel("qwen2-moe-tiny", "qwen2_moe", 4, 64, 256, 4, 2, 256, 256, {
+    numExperts: 8,
+    expertsPerToken: 2,
+    expertFfnSize: 128,
+    sharedExperts: 1,
+    sharedExpertFfnSize: 256,
+  }),
 ];
 
 /** Accepts catalogue names case-insensitively, with or without a "facebook/" style prefix. */

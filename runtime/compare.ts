@@ -8,7 +8,10 @@ import type { Plan } from "../core/plan.js";
 import type { Workload } from "../core/workload.js";
 import { PlanError, type PlanRequest, plan } from "../planner/plan.js";
 import { type SimulationResult, simulate } from "../simulator/simulate.js";
+import { type MoeSimulationResult, simulateMoe } from "../simulator/simulate-moe.js";
 import type { CudaNative } from "./cuda/native-api.js";
+import { type ExpertSummary, simulatedExpertSummary } from "./moe/expert-summary.js";
+import { executeMoePlan, type MoePlanRunResult } from "./moe/run-moe-plan.js";
 import { type RunResult, run } from "./run.js";
 
 export interface Figures {
@@ -40,6 +43,15 @@ export interface Comparison {
     readonly simulatedThroughput: number;
   };
   readonly matchesReference: boolean | undefined;
+  /**
+   * Mixture-of-Experts plans: the expert figures over the decode steps, as the plan predicted them, as the
+   * simulator replayed the routing the run recorded, and as the run counted and timed them.
+   */
+  readonly experts?: {
+    readonly predicted?: ExpertSummary;
+    readonly simulated: ExpertSummary;
+    readonly measured: ExpertSummary;
+  };
 }
 
 const figures = (x: {
@@ -56,7 +68,16 @@ const figures = (x: {
   peakBytes: x.peakBytes,
 });
 
-export function compareRuns(plan: Plan, simulated: SimulationResult, measured: RunResult): Comparison {
+/**
+ * `simulated` is the stream simulation of a dense plan, or the expert-cache replay of an MoE plan, which
+ * times layers but keeps no memory ledger: its peak memory is the plan's.
+ */
+export function compareRuns(
+  plan: Plan,
+  simulated: SimulationResult | MoeSimulationResult,
+  measured: RunResult,
+  experts?: Comparison["experts"],
+): Comparison {
   const rel = (m: number, p: number) => (m - p) / p;
   return {
     model: plan.model,
@@ -65,7 +86,7 @@ export function compareRuns(plan: Plan, simulated: SimulationResult, measured: R
     hardware: plan.hardware,
     policy: plan.policy,
     predicted: figures(plan.predicted),
-    simulated: figures(simulated),
+    simulated: figures("peakBytes" in simulated ? simulated : { ...simulated, peakBytes: plan.predicted.peakBytes }),
     measured: figures(measured),
     relativeError: {
       throughput: rel(measured.throughputTokensPerSecond, plan.predicted.throughputTokensPerSecond),
@@ -74,6 +95,7 @@ export function compareRuns(plan: Plan, simulated: SimulationResult, measured: R
       simulatedThroughput: rel(simulated.throughputTokensPerSecond, plan.predicted.throughputTokensPerSecond),
     },
     matchesReference: measured.matchesReference,
+    ...(experts ? { experts } : {}),
   };
 }
 
@@ -90,10 +112,13 @@ export interface CompareOptions extends PlanRequest {
   // "simulate", "run" and "reference".
 }
 
-/** The plan, the simulation of its schedule, the measured run and the three side by side. */
+/**
+ * The plan, the simulation of its schedule (for an MoE plan, the replay of the routing its run
+ * recorded), the measured run and the three side by side.
+ */
 export interface CompareResult {
   readonly plan: Plan;
-  readonly simulated: SimulationResult;
+  readonly simulated: SimulationResult | MoeSimulationResult;
   readonly measured: RunResult;
   readonly comparison: Comparison;
 }
@@ -107,6 +132,7 @@ export async function compare(options: CompareOptions): Promise<CompareResult> {
   const hardware: HardwareProfile = request.hardware;
   const capacityBytes = planned.predicted.capacityBytes;
   const onProgress = request.onProgress;
+  if (planned.policy.experts) return compareMoe(planned, hardware, options);
   const simulated = simulate(planned, hardware, {
     schedule: planned.schedule,
     capacityBytes,
@@ -122,4 +148,43 @@ export async function compare(options: CompareOptions): Promise<CompareResult> {
     ...(onProgress ? { onProgress } : {}),
   });
   return { plan: planned, simulated, measured, comparison: compareRuns(planned, simulated, measured) };
+}
+
+/**
+ * An MoE plan: run (the all-resident reference, then the plan's caches), then the simulator replays the
+ * routing the run recorded through the plan's caches and prefetcher, so its counts are the run's and its
+ * times the cost model's for what really happened.
+ */
+async function compareMoe(planned: Plan, hardware: HardwareProfile, options: CompareOptions): Promise<CompareResult> {
+  const { result: measured, run: moeRun } = await executeMoePlan(planned, hardware, {
+    weightsDir: options.weightsDir,
+    schedule: planned.schedule,
+    capacityBytes: planned.predicted.capacityBytes,
+    ...(options.backend ? { backend: options.backend } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
+  const simulated = simulateMoe(planned, hardware, {
+    trace: moeRun.routing,
+    source: "the routing the run recorded",
+  });
+  const expertBytes = planned.predicted.experts?.expertBytes ?? moeRun.device.budget.expertBytes;
+  return {
+    plan: planned,
+    simulated,
+    measured,
+    comparison: compareRuns(
+      planned,
+      simulated,
+      measured,
+      experts(measured, simulatedExpertSummary(simulated, expertBytes)),
+    ),
+  };
+}
+
+function experts(measured: MoePlanRunResult, simulated: ExpertSummary): Comparison["experts"] {
+  return {
+    ...(measured.plannedExperts ? { predicted: measured.plannedExperts } : {}),
+    simulated,
+    measured: measured.experts,
+  };
 }

@@ -3,14 +3,11 @@
  * folder of safetensors files (one file, or shards with model.safetensors.index.json) with every
  * tensor checked against the config before any weight is read.
  */
-import { existsSync, readdirSync } from "node:fs";
-import { join } from "node:path";
-import { asObject, type FieldContext, fail } from "../core/fields.js";
-import { describeValue, InputError } from "../core/input-error.js";
+import { InputError } from "../core/input-error.js";
 import type { ModelSpec } from "../core/model-spec.js";
-import { readJsonFile } from "../core/read-json-file.js";
 import { modelSpecFromHfConfig } from "../models/hf-config.js";
-import { FLOAT_DTYPES, openSafetensors, type SafetensorsFile, type TensorInfo } from "./safetensors.js";
+import { type LocatedTensor, locateTensors, openCheckpointFiles, readCheckpointConfig } from "./checkpoint-files.js";
+import type { SafetensorsFile, TensorInfo } from "./safetensors.js";
 
 export interface OptTensorShape {
   readonly name: string;
@@ -20,10 +17,8 @@ export interface OptTensorShape {
 const DECODER = "model.decoder";
 /** OPTModel (rather than OPTForCausalLM) checkpoints drop this prefix: "decoder.layers.0...". */
 const CAUSAL_LM_PREFIX = "model.";
-export const SINGLE_FILE_NAME = "model.safetensors";
-export const SHARD_INDEX_NAME = "model.safetensors.index.json";
-/** How many missing names an error lists before it just counts. */
-const MISSING_NAMES_SHOWN = 5;
+
+export { SHARD_INDEX_NAME, SINGLE_FILE_NAME } from "./checkpoint-files.js";
 
 function checkOpt(model: ModelSpec, source: string): void {
   if (model.family !== "opt")
@@ -98,14 +93,8 @@ export function optTensorShapes(model: ModelSpec): OptTensorShape[] {
 
 /** Reads dir/config.json (a Hugging Face OPT config) into a ModelSpec. */
 export function readOptConfig(dir: string): ModelSpec {
-  const path = join(dir, "config.json");
-  if (!existsSync(path))
-    throw new InputError(
-      dir,
-      undefined,
-      "no config.json in this folder; a checkpoint folder needs the model's Hugging Face config.json",
-    );
-  const model = modelSpecFromHfConfig(readJsonFile(path), path);
+  const { path, data } = readCheckpointConfig(dir);
+  const model = modelSpecFromHfConfig(data, path);
   if (model.family !== "opt")
     throw new InputError(path, "model_type", `expected "opt", got ${JSON.stringify(model.family)}`);
   return model;
@@ -143,164 +132,14 @@ export function loadOptCheckpoint(dir: string, model: ModelSpec = readOptConfig(
   checkOpt(model, dir);
   const files = openCheckpointFiles(dir);
   try {
-    const located = locateTensors(dir, model, files);
+    const located = locateTensors(dir, model.name, optTensorShapes(model), files, (name) =>
+      name.slice(CAUSAL_LM_PREFIX.length),
+    );
     return new LoadedOptWeights(model, dir, located, [...files.values()]);
   } catch (error) {
     for (const file of files.values()) file.close();
     throw error;
   }
-}
-
-interface LocatedTensor {
-  readonly file: SafetensorsFile;
-  readonly storedName: string;
-}
-
-/** name -> the file it is in, from the shard index or, without one, from every *.safetensors in dir. */
-type TensorDirectory = Map<string, SafetensorsFile>;
-
-function openCheckpointFiles(dir: string): TensorDirectory {
-  const indexPath = join(dir, SHARD_INDEX_NAME);
-  return existsSync(indexPath) ? openIndexedShards(dir, indexPath) : openAllSafetensors(dir);
-}
-
-function openAllSafetensors(dir: string): TensorDirectory {
-  let entries: string[];
-  try {
-    entries = readdirSync(dir);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new InputError(
-      dir,
-      undefined,
-      code === "ENOENT"
-        ? "no such folder"
-        : code === "ENOTDIR"
-          ? "not a folder; expected a checkpoint folder"
-          : (error as Error).message,
-    );
-  }
-  const names = entries.filter((n) => n.endsWith(".safetensors")).sort();
-  if (names.length === 0) {
-    const pytorch = entries.some((n) => n.endsWith(".bin"))
-      ? " (PyTorch .bin files are not read: convert them to safetensors)"
-      : "";
-    throw new InputError(
-      dir,
-      undefined,
-      `no *.safetensors files; expected ${SINGLE_FILE_NAME} or shards with ${SHARD_INDEX_NAME}${pytorch}`,
-    );
-  }
-  const directory: TensorDirectory = new Map();
-  try {
-    for (const name of names) {
-      const file = openSafetensors(join(dir, name));
-      for (const tensor of file.names()) {
-        const other = directory.get(tensor);
-        if (other) {
-          file.close();
-          throw new InputError(file.path, `tensor ${tensor}`, `also in ${other.path}; which one is meant is ambiguous`);
-        }
-        directory.set(tensor, file);
-      }
-      if (file.names().length === 0) file.close();
-    }
-  } catch (error) {
-    closeAll(directory);
-    throw error;
-  }
-  return directory;
-}
-
-function openIndexedShards(dir: string, indexPath: string): TensorDirectory {
-  const ctx: FieldContext = { source: indexPath, path: "" };
-  const index = asObject(readJsonFile(indexPath), ctx);
-  const weightMap = asObject(index.weight_map, { source: indexPath, path: "weight_map" });
-  const shards = new Map<string, SafetensorsFile>();
-  const directory: TensorDirectory = new Map();
-  try {
-    for (const [tensor, shardName] of Object.entries(weightMap)) {
-      if (typeof shardName !== "string" || shardName === "" || shardName.includes("/") || shardName.includes("\\")) {
-        fail(
-          { source: indexPath, path: "weight_map" },
-          tensor,
-          `expected a shard file name in this folder, got ${describeValue(shardName)}`,
-        );
-      }
-      let shard = shards.get(shardName);
-      if (!shard) {
-        const shardPath = join(dir, shardName);
-        if (!existsSync(shardPath))
-          fail({ source: indexPath, path: "weight_map" }, tensor, `shard ${shardName} does not exist in ${dir}`);
-        shard = openSafetensors(shardPath);
-        shards.set(shardName, shard);
-      }
-      if (!shard.has(tensor))
-        fail(
-          { source: indexPath, path: "weight_map" },
-          tensor,
-          `the index puts it in ${shardName}, which has no such tensor`,
-        );
-      directory.set(tensor, shard);
-    }
-  } catch (error) {
-    for (const shard of shards.values()) shard.close();
-    throw error;
-  }
-  return directory;
-}
-
-function closeAll(directory: TensorDirectory): void {
-  for (const file of new Set(directory.values())) file.close();
-}
-
-/** Finds each required tensor (under its canonical name or without "model."), checking shape and dtype. */
-function locateTensors(dir: string, model: ModelSpec, directory: TensorDirectory): Map<string, LocatedTensor> {
-  const located = new Map<string, LocatedTensor>();
-  const required = optTensorShapes(model);
-  const missing: string[] = [];
-  for (const { name, shape } of required) {
-    const storedName = directory.has(name) ? name : name.slice(CAUSAL_LM_PREFIX.length);
-    const file = directory.get(storedName);
-    if (!file) {
-      missing.push(name);
-      continue;
-    }
-    const info = file.info(storedName);
-    if (!sameShape(info.shape, shape)) {
-      throw new InputError(
-        file.path,
-        `tensor ${storedName}`,
-        `shape ${formatShape(info.shape)} does not match the config, expected ${formatShape(shape)}`,
-      );
-    }
-    if (!FLOAT_DTYPES.includes(info.dtype)) {
-      throw new InputError(
-        file.path,
-        `tensor ${storedName}`,
-        `dtype ${info.dtype} is not a floating-point type (expected F16, BF16, F32 or F64)`,
-      );
-    }
-    located.set(name, { file, storedName });
-  }
-  if (missing.length > 0) {
-    const shown = missing.slice(0, MISSING_NAMES_SHOWN).join(", ");
-    const more = missing.length > MISSING_NAMES_SHOWN ? ` and ${missing.length - MISSING_NAMES_SHOWN} more` : "";
-    throw new InputError(
-      dir,
-      undefined,
-      `checkpoint is missing ${missing.length} of the ${required.length} tensors ${model.name} needs: ${shown}${more}`,
-    );
-  }
-  return located;
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
-function formatShape(shape: readonly number[]): string {
-  return `[${shape.join(", ")}]`;
 }
 
 class LoadedOptWeights implements OptWeights {

@@ -1,27 +1,22 @@
 /**
  * `run()`: executes a plan for real on the CPU backend with an OPT checkpoint, and reports the same
  * figures as the simulator (measured), plus whether the tokens match an all-on-device reference run.
+ * Mixture-of-Experts plans run on Mixtral or Qwen2-MoE checkpoints (runtime/moe/run-moe-plan.ts).
  */
 
 import { tmpdir } from "node:os";
 import type { HardwareProfile } from "../core/hardware-profile.js";
-import type { Link } from "../core/links.js";
 import type { Plan } from "../core/plan.js";
 import { planIdentity } from "../core/plan-identity.js";
 import { isUniform, type Policy } from "../core/policy.js";
-import type { OnProgress } from "../core/progress.js";
-import { mulberry32 } from "../core/random.js";
 import { RESOURCES, type Resource } from "../core/resources.js";
-import type { ScheduleName } from "../core/schedule-name.js";
-import type { Tier } from "../core/tiers.js";
 import { PlanError } from "../planner/plan.js";
 import { evaluatePolicy, policyCostContext } from "../planner/spillway/evaluate-policy.js";
 import { hardwareRates } from "../planner/spillway/hardware-rates.js";
 import { scheduleStrategy } from "../schedule/strategies.js";
 import { globalStep, zigzag } from "../schedule/zigzag.js";
 import type { ChromeTraceWriter } from "../simulator/chrome-trace-writer.js";
-import { openTraceSink, type TraceOptions } from "../simulator/open-trace-sink.js";
-import { type PlannedFigures, plannedFigures } from "../simulator/simulate.js";
+import { openTraceSink } from "../simulator/open-trace-sink.js";
 import type { TaskKind } from "../simulator/task.js";
 import { cudaUnsupported, executeOnCuda } from "./cuda/cuda-run.js";
 import { usableCuda } from "./cuda/load-native.js";
@@ -29,6 +24,7 @@ import type { CudaNative } from "./cuda/native-api.js";
 import { DeviceArena, type DeviceBlock, DeviceOutOfMemory } from "./device-arena.js";
 import { DiskStore } from "./disk-store.js";
 import { type HiddenIn, HiddenStaging } from "./hidden-staging.js";
+import { executeMoePlan } from "./moe/run-moe-plan.js";
 import { loadOptCheckpoint, type OptWeights } from "./opt-checkpoint.js";
 import {
   HostLedger,
@@ -40,59 +36,15 @@ import {
   type TransferMeta,
   type Transfers,
 } from "./opt-runner.js";
+import type { RunOptions } from "./run-options.js";
 import { runProgress } from "./run-progress.js";
+import { type RunResult, timedRunFigures } from "./run-result.js";
+import { syntheticPrompts } from "./synthetic-prompts.js";
 import { type FinishedTransfer, TransferEngine } from "./transfer-engine.js";
 
-export interface RunOptions extends TraceOptions {
-  readonly weightsDir: string;
-  readonly schedule?: ScheduleName;
-  readonly capacityBytes: { readonly gpu: number; readonly cpu: number; readonly disk: number };
-  /** Where offload files go (a fresh subdirectory is made and removed). Default: the OS temp dir. */
-  readonly offloadDir?: string;
-  /** Also run the all-on-device reference and compare tokens (default true). */
-  readonly reference?: boolean;
-  readonly promptSeed?: number;
-  /**
-   * Run transfers and disk I/O on worker threads beside the compute (default: the plan's `overlap`).
-   * Without, every transfer runs on the main thread when issued.
-   */
-  readonly overlap?: boolean;
-  /** Where the plan runs (default "cpu"). The all-on-device reference always runs on the CPU backend. */
-  readonly backend?: "cpu" | "cuda";
-  /** The CUDA backend's device interface (default: the built addon; tests pass the emulated device). */
-  readonly cudaNative?: CudaNative;
-  /**
-   * Called as the run computes, one layer of one GPU batch at a time: phase "run" for the plan, then
-   * "reference" for the all-on-device reference run.
-   */
-  readonly onProgress?: OnProgress;
-}
-
-export interface RunResult {
-  readonly backend: "cpu" | "cuda";
-  /** The device the CUDA backend ran on. */
-  readonly device?: string;
-  readonly schedule: ScheduleName;
-  /** Whether transfers ran on worker threads beside the compute. */
-  readonly overlap: boolean;
-  readonly throughputTokensPerSecond: number;
-  readonly prefillSeconds: number;
-  readonly decodeSeconds: number;
-  readonly makespanSeconds: number;
-  readonly events: number;
-  readonly peakBytes: Readonly<Record<Tier, number>>;
-  readonly capacityBytes: Readonly<Record<Tier, number>>;
-  readonly bytes: Readonly<Record<Link, number>>;
-  readonly busySeconds: Readonly<Record<Resource, number>>;
-  readonly utilisation: Readonly<Record<Resource, number>>;
-  readonly criticalResource: Resource;
-  readonly planned?: PlannedFigures;
-  readonly relativeError?: number;
-  /** Generated token ids per sequence, in block order. */
-  readonly tokens: number[][];
-  readonly matchesReference?: boolean;
-  readonly referenceTokens?: number[][];
-}
+export type { RunOptions } from "./run-options.js";
+export type { RunResult } from "./run-result.js";
+export { syntheticPrompts } from "./synthetic-prompts.js";
 
 class Recorder implements StepRecorder {
   readonly busy = Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Record<Resource, number>;
@@ -140,14 +92,6 @@ class Recorder implements StepRecorder {
     this.trace?.slice(kind, resource, start, end, bytes, where);
     return result;
   }
-}
-
-/** Deterministic prompts: token ids in [2, vocab) from a seeded generator, one row per sequence. */
-export function syntheticPrompts(sequences: number, promptLen: number, vocab: number, seed: number): Int32Array {
-  const next = mulberry32(seed);
-  const ids = new Int32Array(sequences * promptLen);
-  for (let i = 0; i < ids.length; i++) ids[i] = 2 + Math.floor(next() * (vocab - 2));
-  return ids;
 }
 
 interface Execution {
@@ -384,11 +328,8 @@ function allOnDevice(policy: Policy): Policy {
 }
 
 export async function run(plan: Plan, profile: HardwareProfile, options: RunOptions): Promise<RunResult> {
-  if (plan.policy.experts) {
-    throw new PlanError(
-      "this is a Mixture-of-Experts plan (policy.experts): the CPU runtime runs OPT plans; Mixtral-style checkpoints run with expert caches through the library's runMoe()",
-    );
-  }
+  // Mixture-of-Experts plans run with expert caches (runtime/moe/run-moe-plan.ts); the result adds their expert figures.
+  if (plan.policy.experts) return (await executeMoePlan(plan, profile, options)).result;
   if (!isUniform(plan.policy) || plan.policy.embeddings) {
     throw new PlanError(
       "the runtime runs one weight placement for every layer, computed on the GPU: this plan's per-layer placement (an accelerate or llama.cpp baseline) can be planned and simulated, not run yet",
@@ -451,28 +392,25 @@ export async function run(plan: Plan, profile: HardwareProfile, options: RunOpti
       matchesReference = JSON.stringify(reference.tokens) === JSON.stringify(measured.tokens);
     }
     const r = measured.recorder;
-    const planned = plannedFigures(plan.predicted);
-    const makespan = measured.makespanSeconds;
-    const throughput = (plan.policy.gpuBatchSize * plan.policy.numGpuBatches * plan.workload.genLen) / makespan;
-    const utilisation = Object.fromEntries(RESOURCES.map((x) => [x, r.busy[x] / makespan])) as Record<Resource, number>;
+    const f = timedRunFigures(plan, { ...measured, busySeconds: r.busy });
     return {
       backend,
       ...(device ? { device } : {}),
       schedule: options.schedule ?? "spillway",
       overlap: options.overlap ?? plan.policy.overlap,
-      throughputTokensPerSecond: throughput,
-      prefillSeconds: measured.prefillSeconds,
-      decodeSeconds: makespan - measured.prefillSeconds,
-      makespanSeconds: makespan,
+      throughputTokensPerSecond: f.throughputTokensPerSecond,
+      prefillSeconds: f.prefillSeconds,
+      decodeSeconds: f.decodeSeconds,
+      makespanSeconds: f.makespanSeconds,
       events: r.events,
       peakBytes: measured.peakBytes,
       capacityBytes: options.capacityBytes,
       bytes: r.bytes,
-      busySeconds: r.busy,
-      utilisation,
-      criticalResource: RESOURCES.reduce((a, x) => (r.busy[x] > r.busy[a] ? x : a), "gpu" as Resource),
-      planned,
-      relativeError: (throughput - planned.throughputTokensPerSecond) / planned.throughputTokensPerSecond,
+      busySeconds: f.busySeconds,
+      utilisation: f.utilisation,
+      criticalResource: f.criticalResource,
+      planned: f.planned,
+      relativeError: f.relativeError,
       tokens: measured.tokens,
       ...(matchesReference !== undefined ? { matchesReference, referenceTokens: referenceTokens! } : {}),
     };

@@ -77,18 +77,7 @@ export function synthesizeOptWeights(model: ModelSpec, outDir: string, options: 
     );
   }
   const { seed } = options;
-  if (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED)
-    throw new InputError("--seed", undefined, `expected an integer 0..${MAX_SEED}, got ${seed}`);
-  // Sized arithmetically before any layout is built: a model too big for the cap or the disk is
-  // refused at once, in constant memory, however many layers or tensors it has.
-  const atLeastBytes = checkpointBytesLowerBound(model);
-  if (atLeastBytes > MAX_SYNTH_CHECKPOINT_BYTES)
-    throw new InputError(
-      "--model",
-      undefined,
-      `${model.name}'s fp16 checkpoint would take at least ${formatBytes(atLeastBytes)} (${atLeastBytes} bytes); synth-weights writes checkpoints of at most ${formatBytes(MAX_SYNTH_CHECKPOINT_BYTES)}`,
-    );
-  checkFreeSpace(outDir, atLeastBytes, model);
+  checkSynthBudget(model, outDir, seed, MAX_SYNTH_CHECKPOINT_BYTES);
   const maxShardBytes = options.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES;
   // "format": "pt" is what transformers checks before it loads a safetensors file.
   const metadata = { format: "pt", generator: "spillway synth-weights", seed: String(seed) };
@@ -104,28 +93,15 @@ export function synthesizeOptWeights(model: ModelSpec, outDir: string, options: 
   const written: string[] = [];
   const onProgress = options.onProgress;
   const totalBytes = shards.reduce((sum, s) => sum + s.tensors.reduce((a, t) => a + tensorDataBytes(t), 0), 0);
-  let doneBytes = 0;
-  const progress = (detail?: string) =>
-    onProgress?.({
-      phase: "synth-weights",
-      done: doneBytes,
-      total: totalBytes,
-      unit: "bytes",
-      ...(detail ? { detail } : {}),
-    });
+  const progress = writeProgress(onProgress, totalBytes);
   try {
-    progress();
+    progress(0);
     for (const shard of shards) {
       const path = join(outDir, shard.fileName);
       const where = shards.length > 1 ? `${shard.fileName}: ` : "";
       writeSafetensors(
         path,
-        shard.tensors.map((t) =>
-          synthTensor(model, t, seed, (bytes) => {
-            doneBytes += bytes;
-            progress(`${where}${t.name}`);
-          }),
-        ),
+        shard.tensors.map((t) => synthTensor(model, t, seed, (bytes) => progress(bytes, `${where}${t.name}`))),
         metadata,
       );
       written.push(path);
@@ -146,7 +122,40 @@ export function synthesizeOptWeights(model: ModelSpec, outDir: string, options: 
   return { files: written, bytes: written.reduce((sum, path) => sum + statSync(path).size, 0) };
 }
 
-function makeDirectory(dir: string): void {
+/**
+ * The checks every synthetic checkpoint passes before any work: the seed's range, and the model's fp16
+ * bytes, sized arithmetically (in constant memory, however many layers or tensors it has), against
+ * `maxBytes` and against the free space where it would be written.
+ */
+export function checkSynthBudget(model: ModelSpec, outDir: string, seed: number, maxBytes: number): void {
+  if (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED)
+    throw new InputError("--seed", undefined, `expected an integer 0..${MAX_SEED}, got ${seed}`);
+  const atLeastBytes = checkpointBytesLowerBound(model);
+  if (atLeastBytes > maxBytes)
+    throw new InputError(
+      "--model",
+      undefined,
+      `${model.name}'s fp16 checkpoint would take at least ${formatBytes(atLeastBytes)} (${atLeastBytes} bytes); synth-weights writes ${model.moe ? "Mixture-of-Experts checkpoints (one file)" : "checkpoints"} of at most ${formatBytes(maxBytes)}`,
+    );
+  checkFreeSpace(outDir, atLeastBytes, model);
+}
+
+/** Progress of a checkpoint's writing, phase "synth-weights" in bytes: call with the bytes just written (and the tensor). */
+export function writeProgress(onProgress: OnProgress | undefined, totalBytes: number) {
+  let doneBytes = 0;
+  return (bytes: number, detail?: string): void => {
+    doneBytes += bytes;
+    onProgress?.({
+      phase: "synth-weights",
+      done: doneBytes,
+      total: totalBytes,
+      unit: "bytes",
+      ...(detail ? { detail } : {}),
+    });
+  };
+}
+
+export function makeDirectory(dir: string): void {
   try {
     mkdirSync(dir, { recursive: true });
   } catch (error) {

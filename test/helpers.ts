@@ -1,5 +1,7 @@
+import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { InputError } from "../core/input-error.js";
 import type { ModelSpec } from "../core/model-spec.js";
 
 export const CLI = fileURLToPath(new URL("../cli/main.js", import.meta.url));
@@ -52,3 +54,12 @@ export const TINY_OPT: ModelSpec = {
   tiedEmbeddings: true,
   bytesPerParam: 2,
 };
+
+/** For assert.throws: the error is an InputError whose message matches `pattern`. */
+export function expectInputError(pattern: RegExp): (e: unknown) => boolean {
+  return (e: unknown) => {
+    assert.ok(e instanceof InputError, `expected an InputError, got ${String(e)}`);
+    assert.match(e.message, pattern);
+    return true;
+  };
+}

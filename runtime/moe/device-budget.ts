@@ -10,8 +10,8 @@
 import type { ExpertPolicy } from "../../core/expert-policy.js";
 import { isExpertTensor, kvDim, type ModelSpec } from "../../core/model-spec.js";
 import { quantizedByteLength } from "./expert-quantization.js";
+import { moeTensorShapes } from "./moe-tensor-shapes.js";
 import { expertStoredBytes, nonExpertTensorBits } from "./quantized-weights.js";
-import { mixtralTensorShapes } from "./synth-mixtral-weights.js";
 
 const ALIGN = 64;
 const aligned = (bytes: number) => Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
@@ -48,7 +48,7 @@ export function deviceBudget(
 ): DeviceBudget {
   const moe = model.moe;
   if (!moe) throw new Error(`${model.name} has no experts`);
-  const nonExpertBytes = mixtralTensorShapes(model)
+  const nonExpertBytes = moeTensorShapes(model)
     .filter((t) => !isExpertTensor(t.name))
     .reduce(
       (sum, t) =>

@@ -15,6 +15,10 @@
  * ExpertExecutor; the model only asks it, layer by layer, to run the batch's experts. Each token's k
  * expert outputs are summed in rank order whatever order the executor runs experts in, so the result is
  * bit-for-bit independent of caching.
+ *
+ * Qwen2-MoE (modeling_qwen2_moe.py) is the same decoder with q/k/v biases, a router that keeps the
+ * softmax probabilities of its top k unless norm_topk_prob, and a shared expert on every token gated by
+ * a sigmoid, added after the routed experts.
  */
 import type { ExpertBits } from "../../core/expert-policy.js";
 import { headDim, kvDim, type ModelSpec, qDim } from "../../core/model-spec.js";
@@ -40,6 +44,16 @@ export interface MixtralLayerWeights {
   readonly postNorm: Uint16Array;
   /** The router: [numExperts, hidden]. */
   readonly gate: Uint16Array;
+  /** Qwen2-MoE: the q, k and v projections' biases (fp16). */
+  readonly attentionBiases?: { readonly q: Uint16Array; readonly k: Uint16Array; readonly v: Uint16Array };
+  /** Qwen2-MoE: the always-active shared expert's SwiGLU matrices and its sigmoid gate [1, hidden]. */
+  readonly sharedExpert?: {
+    readonly gateProj: Uint16Array;
+    readonly upProj: Uint16Array;
+    readonly downProj: Uint16Array;
+    readonly ffnSize: number;
+    readonly gate: Uint16Array;
+  };
 }
 
 /** Everything but the routed experts. */
@@ -115,6 +129,10 @@ export class MixtralModel {
   private readonly upAct: Float32Array;
   private readonly down: Float32Array;
   private readonly norm: Float32Array;
+  private readonly bias: Float32Array;
+  private readonly sharedGateAct: Float32Array;
+  private readonly sharedUpAct: Float32Array;
+  private readonly sharedGateLogit: Float32Array;
   private readonly scores: Float32Array;
   private readonly tile: Float32Array;
   private readonly tileOut: Float32Array;
@@ -129,6 +147,8 @@ export class MixtralModel {
     readonly maxTokensPerStep: number,
     ropeTheta: number,
     readonly rmsNormEps: number,
+    /** Whether the router's top-k weights are renormalised to sum to one (Mixtral; Qwen2-MoE's norm_topk_prob). */
+    readonly normTopKProb = true,
     readonly bits: MixtralWeightBits = FP16_WEIGHTS,
   ) {
     const moe = model.moe;
@@ -156,8 +176,13 @@ export class MixtralModel {
     this.upAct = new Float32Array(m * this.fe);
     this.down = new Float32Array(m * this.h);
     this.norm = new Float32Array(this.h);
+    this.bias = new Float32Array(Math.max(qDim(model), kvDim(model)));
+    const fs = weights.layers[0]?.sharedExpert?.ffnSize ?? 0;
+    this.sharedGateAct = new Float32Array(m * fs);
+    this.sharedUpAct = new Float32Array(m * fs);
+    this.sharedGateLogit = new Float32Array(m);
     this.scores = new Float32Array(model.maxPositions);
-    const widest = Math.max(this.h, this.fe, qDim(model));
+    const widest = Math.max(this.h, this.fe, qDim(model), fs);
     const scratch = linearScratchLength(m, widest);
     this.tile = new Float32Array(scratch.tile);
     this.tileOut = new Float32Array(scratch.out);
@@ -165,9 +190,20 @@ export class MixtralModel {
     this.vocabLogits = new Float32Array(batch * model.vocabSize);
   }
 
-  private linear(x: Float32Array, w: Uint16Array, out: Float32Array, m: number, k: number, n: number, bits = 16): void {
-    if (bits === 16) linearF16(x, w, undefined, out, m, k, n, this.tile, this.tileOut);
-    else
+  /** out = x W^T (+ bias), W stored at `bits` (16: fp16), a bias stored at the attention precision. */
+  private linear(
+    x: Float32Array,
+    w: Uint16Array,
+    out: Float32Array,
+    m: number,
+    k: number,
+    n: number,
+    bits = 16,
+    bias?: Uint16Array,
+  ): void {
+    const b = bias ? this.biasValues(bias, n) : undefined;
+    if (bits === 16) linearF16(x, w, b, out, m, k, n, this.tile, this.tileOut);
+    else {
       linearQuantized(
         x,
         bytesOf(w),
@@ -175,6 +211,16 @@ export class MixtralModel {
         { m, k, n, bits: bits as ExpertBits },
         { tile: this.tile, out: this.tileOut },
       );
+      if (b) for (let row = 0; row < m; row++) for (let j = 0; j < n; j++) out[row * n + j]! += b[j]!;
+    }
+  }
+
+  /** A bias vector of `n` values (Qwen2-MoE's q/k/v), stored at the attention precision. */
+  private biasValues(bias: Uint16Array, n: number): Float32Array {
+    const out = this.bias.subarray(0, n);
+    if (this.bits.attention === 16) return fromFloat16Array(bias, out);
+    dequantizeGroupwise(bytesOf(bias), this.bits.attention, n, 0, n, out);
+    return out;
   }
 
   /** A decoder layer's RMSNorm weight, stored at the attention precision. */
@@ -238,9 +284,10 @@ export class MixtralModel {
     const kvw = kvDim(model);
     const a = this.bits.attention;
     rmsNorm(this.x, this.layerNormWeights(w.inputNorm), this.xn, m, h, this.rmsNormEps);
-    this.linear(this.xn, w.q, this.q, m, h, qw, a);
-    this.linear(this.xn, w.k, this.kNew, m, h, kvw, a);
-    this.linear(this.xn, w.v, this.vNew, m, h, kvw, a);
+    const biases = w.attentionBiases;
+    this.linear(this.xn, w.q, this.q, m, h, qw, a, biases?.q);
+    this.linear(this.xn, w.k, this.kNew, m, h, kvw, a, biases?.k);
+    this.linear(this.xn, w.v, this.vNew, m, h, kvw, a, biases?.v);
     for (let b = 0; b < B; b++) {
       const kCache = this.kv.key(l, b);
       const vCache = this.kv.value(l, b);
@@ -281,6 +328,7 @@ export class MixtralModel {
         k,
         this.chosen.subarray(row * k, (row + 1) * k),
         this.chosenWeights.subarray(row * k, (row + 1) * k),
+        this.normTopKProb,
       );
       for (let r = 0; r < k; r++) {
         const e = this.chosen[row * k + r]!;
@@ -321,14 +369,40 @@ export class MixtralModel {
         for (let c = 0; c < h; c++) this.x[row * h + c]! += weight * this.expertOut[base + c]!;
       }
     }
+    if (w.sharedExpert) this.sharedExpert(w.sharedExpert, m);
+  }
+
+  /**
+   * Qwen2-MoE's shared expert on every token: x += sigmoid(shared_expert_gate · xn) · down(silu(gate xn) · up xn),
+   * added after the routed experts (modeling_qwen2_moe.py's Qwen2MoeSparseMoeBlock.forward).
+   */
+  private sharedExpert(shared: NonNullable<MixtralLayerWeights["sharedExpert"]>, m: number): void {
+    const { h } = this;
+    const fs = shared.ffnSize;
+    this.linear(this.xn, shared.gateProj, this.sharedGateAct, m, h, fs, this.bits.attention);
+    this.linear(this.xn, shared.upProj, this.sharedUpAct, m, h, fs, this.bits.attention);
+    siluGateInPlace(this.sharedGateAct, this.sharedUpAct, m * fs);
+    this.linear(this.sharedGateAct, shared.downProj, this.down, m, fs, h, this.bits.attention);
+    this.linear(this.xn, shared.gate, this.sharedGateLogit, m, h, 1, this.bits.attention);
+    for (let row = 0; row < m; row++) {
+      const g = 1 / (1 + Math.exp(-this.sharedGateLogit[row]!));
+      for (let c = 0; c < h; c++) this.x[row * h + c]! += g * this.down[row * h + c]!;
+    }
   }
 }
 
 /**
  * Mixtral's router for one token: softmax over the gate logits, the top k by probability (ties: the
- * lower index), their probabilities renormalised to sum to one.
+ * lower index), their probabilities renormalised to sum to one (Qwen2-MoE only with norm_topk_prob:
+ * `renormalise` false keeps the softmax probabilities).
  */
-export function route(logits: Float32Array, k: number, experts: Int32Array, weights: Float32Array): void {
+export function route(
+  logits: Float32Array,
+  k: number,
+  experts: Int32Array,
+  weights: Float32Array,
+  renormalise = true,
+): void {
   const E = logits.length;
   let max = -Infinity;
   for (let e = 0; e < E; e++) if (logits[e]! > max) max = logits[e]!;
@@ -348,5 +422,5 @@ export function route(logits: Float32Array, k: number, experts: Int32Array, weig
     weights[r] = probs[best]! / sum;
     chosenSum += probs[best]! / sum;
   }
-  for (let r = 0; r < k; r++) weights[r] = weights[r]! / chosenSum;
+  if (renormalise) for (let r = 0; r < k; r++) weights[r] = weights[r]! / chosenSum;
 }

@@ -21,23 +21,26 @@
  * for bit; beside it the fp16 all-resident run and the quantised model teacher-forced on the fp16
  * run's tokens measure what quantisation costs (quantized-fidelity.ts).
  */
-import { join } from "node:path";
 import type { ExpertBits, ExpertPolicy } from "../../core/expert-policy.js";
-import { isExpertTensor, kvDim, type ModelSpec } from "../../core/model-spec.js";
+import { kvDim, type ModelSpec } from "../../core/model-spec.js";
+import type { OnProgress } from "../../core/progress.js";
 import { allocateRoutingTrace, PHASE_DECODE, PHASE_PREFILL, type RoutingTrace } from "../../routing/routing-trace.js";
 import type { DecodeRouting } from "../../simulator/decode-routing.js";
 import { decodeRouting } from "../../simulator/decode-routing.js";
 import { popularity } from "../../simulator/moe-replay.js";
+import type { TraceSink } from "../../simulator/trace-sink.js";
 import { DeviceArena, type DeviceBlock } from "../device-arena.js";
-import { syntheticPrompts } from "../run.js";
-import { openSafetensors, type SafetensorsFile } from "../safetensors.js";
-import { sharedBytes, TransferEngine } from "../transfer-engine.js";
+import { runProgress } from "../run-progress.js";
+import { syntheticPrompts } from "../synthetic-prompts.js";
+import { TransferEngine } from "../transfer-engine.js";
 import { type DeviceBudget, deviceBudget } from "./device-budget.js";
 import { type ExpertCounts, ExpertStore, type ExpertTransferMeta } from "./expert-store.js";
-import { type MixtralKvCache, MixtralModel, type MixtralResidentWeights } from "./mixtral-model.js";
+import { type MixtralKvCache, MixtralModel } from "./mixtral-model.js";
+import { loadMoeCheckpoint, type MoeCheckpoint } from "./moe-checkpoint.js";
+import { MoePassClock, type MoePassTiming } from "./moe-pass-clock.js";
 import { LogitsRecorder, type QuantizedFidelity, quantizedFidelity } from "./quantized-fidelity.js";
-import { expertStoredBytes, nonExpertTensorBits, storedTensor, storeExpert } from "./quantized-weights.js";
-import { MIXTRAL_FILE_NAME, readMixtralConfig } from "./synth-mixtral-weights.js";
+import { expertHomeCopies, placeResidentWeights } from "./resident-weights.js";
+import { unrunnableExpertPolicy } from "./runnable-expert-policy.js";
 
 export interface MoeRunPolicy extends ExpertPolicy {
   /** Sequences decoded side by side (default: the number of prompts). */
@@ -45,7 +48,7 @@ export interface MoeRunPolicy extends ExpertPolicy {
 }
 
 export interface MoeRunOptions {
-  /** A folder with config.json (model_type "mixtral") and model.safetensors. */
+  /** A checkpoint folder: config.json (model_type "mixtral" or "qwen2_moe") and safetensors files (runtime/moe/moe-checkpoint.ts). */
   readonly weightsDir: string;
   readonly policy: MoeRunPolicy;
   /** One prompt per sequence, all the same length; absent: `batch` synthetic prompts of `promptLen` tokens from `seed`. */
@@ -58,6 +61,10 @@ export interface MoeRunOptions {
   readonly deviceCapacityBytes?: number;
   /** Copy engine on worker threads (prefetches overlap compute); default false (copies run inline). */
   readonly threads?: boolean;
+  /** Where the configuration under test's steps and copies are reported (the reference's are not). */
+  readonly trace?: TraceSink;
+  /** Called as each layer of each step computes: phase "reference" for the all-resident pass, then "run". */
+  readonly onProgress?: OnProgress;
 }
 
 export interface MoeExpertFigures extends ExpertCounts {
@@ -81,6 +88,8 @@ export interface MoeRunResult {
   readonly initialExperts: number[][];
   readonly device: { readonly capacityBytes: number; readonly peakBytes: number; readonly budget: DeviceBudget };
   readonly seconds: { readonly reference: number; readonly run: number };
+  /** The configuration under test's steps, timed from its prefill on (setup and the caches' warm-up excluded). */
+  readonly timing: MoePassTiming;
   /** Quantised policies only: agreement of the quantised model with the fp16 one, and its tolerance. */
   readonly quantization?: QuantizedFidelity;
 }
@@ -93,6 +102,7 @@ interface PassResult {
   readonly fetchSeconds: number;
   readonly peakBytes: number;
   readonly seconds: number;
+  readonly timing: MoePassTiming;
 }
 
 function prompts(options: MoeRunOptions, vocab: number): number[][] {
@@ -112,7 +122,7 @@ function prompts(options: MoeRunOptions, vocab: number): number[][] {
 }
 
 /** The all-resident reference's expert policy (at the given precisions). */
-function allResident(model: ModelSpec, bits: ExpertBits = 16, attentionBits: ExpertBits = 16): ExpertPolicy {
+export function allResident(model: ModelSpec, bits: ExpertBits = 16, attentionBits: ExpertBits = 16): ExpertPolicy {
   return {
     cacheSize: model.moe!.numExperts,
     eviction: "static",
@@ -128,10 +138,7 @@ function allResident(model: ModelSpec, bits: ExpertBits = 16, attentionBits: Exp
 }
 
 async function runPass(
-  model: ModelSpec,
-  file: SafetensorsFile,
-  ropeTheta: number,
-  rmsNormEps: number,
+  checkpoint: MoeCheckpoint,
   policy: ExpertPolicy,
   promptIds: number[][],
   genLen: number,
@@ -139,9 +146,12 @@ async function runPass(
   initial: readonly (readonly number[])[],
   oracle: DecodeRouting | undefined,
   threads: boolean,
+  sink: TraceSink | undefined,
+  progress: ((at: { readonly token: number; readonly layer: number }) => void) | undefined,
   logits?: { readonly record: LogitsRecorder; readonly forcedTokens?: readonly (readonly number[])[] },
 ): Promise<PassResult> {
   const started = performance.now();
+  const { model, ropeTheta, rmsNormEps, normTopKProb } = checkpoint.config;
   const B = promptIds.length;
   const s = promptIds[0]!.length;
   const total = s + genLen - 1;
@@ -150,7 +160,9 @@ async function runPass(
   const arena = new DeviceArena(capacityBytes);
   let fetchedBytes = 0,
     fetchSeconds = 0;
+  let clock: MoePassClock | undefined;
   const transfers = await TransferEngine.start<ExpertTransferMeta>(threads, (done) => {
+    clock?.transfer(done);
     if (done.meta.kind === "demand" || done.meta.kind === "prefetch") {
       fetchedBytes += done.bytes;
       fetchSeconds += (done.endMs - done.startMs) / 1000;
@@ -158,31 +170,11 @@ async function runPass(
   });
   try {
     // Non-expert weights, resident (decoder-layer tensors at attentionBits).
-    const resident = (name: string): Uint16Array => {
-      const raw = storedTensor(file, name, nonExpertTensorBits(name, policy.attentionBits));
+    const weights = placeResidentWeights(checkpoint, policy.attentionBits, (name, raw) => {
       const block = arena.allocate(raw.byteLength, name);
       arena.uint8(block, raw.byteLength).set(raw);
       return arena.uint16(block, raw.byteLength / 2);
-    };
-    const weights: MixtralResidentWeights = {
-      embed: resident("model.embed_tokens.weight"),
-      layers: Array.from({ length: L }, (_, l) => {
-        const p = `model.layers.${l}.`;
-        return {
-          inputNorm: resident(`${p}input_layernorm.weight`),
-          q: resident(`${p}self_attn.q_proj.weight`),
-          k: resident(`${p}self_attn.k_proj.weight`),
-          v: resident(`${p}self_attn.v_proj.weight`),
-          o: resident(`${p}self_attn.o_proj.weight`),
-          postNorm: resident(`${p}post_attention_layernorm.weight`),
-          gate: resident(`${p}block_sparse_moe.gate.weight`),
-        };
-      }),
-      finalNorm: resident("model.norm.weight"),
-      lmHead: resident("lm_head.weight"),
-    };
-    if (file.names().filter((n) => !isExpertTensor(n)).length !== 3 + 7 * L)
-      throw new Error(`${file.path}: unexpected non-expert tensors`);
+    });
     // KV cache, resident.
     const kvWidth = kvDim(model);
     const kvBlocks = (kind: string): DeviceBlock[][] =>
@@ -197,20 +189,14 @@ async function runPass(
       key: (l, b) => arena.float32(keys[l]![b]!, total * kvWidth),
       value: (l, b) => arena.float32(values[l]![b]!, total * kvWidth),
     };
-    // Every expert's home copy in host memory, stored at policy.bits: w1 | w3 | w2.
-    const expertBytes = expertStoredBytes(model, policy.bits);
-    const host = Array.from({ length: L }, (_, l) =>
-      Array.from({ length: moe.numExperts }, (_, e) => {
-        const bytes = sharedBytes(expertBytes);
-        storeExpert(file, model, l, e, policy.bits, bytes);
-        return new Uint16Array(bytes.buffer, bytes.byteOffset, expertBytes / 2);
-      }),
-    );
+    // Every expert's home copy in host memory, stored at policy.bits: gate | up | down (w1 | w3 | w2).
+    const host = expertHomeCopies(checkpoint, policy.bits);
     const store = new ExpertStore(model, policy, B, arena, host, transfers, initial, oracle);
-    const runner = new MixtralModel(model, weights, kv, B, s, ropeTheta, rmsNormEps, {
+    const runner = new MixtralModel(model, weights, kv, B, s, ropeTheta, rmsNormEps, normTopKProb, {
       expert: policy.bits,
       attention: policy.attentionBits,
     });
+    clock = new MoePassClock(store, (l, e, w) => w === host[l]![e]!, sink, progress);
 
     const trace = allocateRoutingTrace(
       { model: model.name, numLayers: L, numExperts: moe.numExperts, expertsPerToken: moe.expertsPerToken },
@@ -238,14 +224,18 @@ async function runPass(
     };
 
     const tokens: number[][] = Array.from({ length: B }, () => []);
-    let next = runner.step(Int32Array.from(promptIds.flat()), s, 0, "prefill", store, record(s, 0));
+    clock.beginStep(0);
+    let next = runner.step(Int32Array.from(promptIds.flat()), s, 0, "prefill", clock, record(s, 0));
+    clock.endStep();
     next.forEach((id, b) => tokens[b]!.push(id));
     logits?.record.add(runner.lmHeadLogits);
     for (let t = 0; t < genLen - 1; t++) {
       store.beginDecodeStep(t);
       // Teacher forcing: the given stream's token t, not this pass's own.
       const input = logits?.forcedTokens ? Int32Array.from(logits.forcedTokens, (f) => f[t]!) : next;
-      next = runner.step(input, 1, s + t, "decode", store, record(1, s + t));
+      clock.beginStep(t + 1);
+      next = runner.step(input, 1, s + t, "decode", clock, record(1, s + t));
+      clock.endStep();
       next.forEach((id, b) => tokens[b]!.push(id));
       logits?.record.add(runner.lmHeadLogits);
     }
@@ -258,6 +248,7 @@ async function runPass(
       fetchSeconds,
       peakBytes: arena.peakBytes,
       seconds: (performance.now() - started) / 1000,
+      timing: clock.timing(),
     };
   } finally {
     await transfers.close();
@@ -266,29 +257,35 @@ async function runPass(
 
 /** Runs the all-resident reference, then `options.policy`'s cached configuration on the same prompts. */
 export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
-  const { model, ropeTheta, rmsNormEps } = readMixtralConfig(options.weightsDir);
-  const moe = model.moe!;
   if (options.genLen < 2)
     throw new Error(`runMoe: genLen ${options.genLen}; expected at least 2 (one prefill token and a decode step)`);
   const x = options.policy;
-  if (x.offloadTier !== "cpu")
-    throw new Error(`runMoe: experts' home copies are in host memory; offloadTier "${x.offloadTier}" is not supported`);
-  const promptIds = prompts(options, model.vocabSize);
-  const B = promptIds.length;
-  const maxLen = promptIds[0]!.length + options.genLen - 1;
-  if (maxLen > model.maxPositions) throw new Error(`runMoe: ${maxLen} positions, the model has ${model.maxPositions}`);
-  const file = openSafetensors(join(options.weightsDir, MIXTRAL_FILE_NAME));
+  const unrunnable = unrunnableExpertPolicy(x);
+  if (unrunnable) throw new Error(`runMoe: ${unrunnable}`);
+  const checkpoint = loadMoeCheckpoint(options.weightsDir);
   try {
+    const { model } = checkpoint.config;
+    const moe = model.moe!;
+    const promptIds = prompts(options, model.vocabSize);
+    const B = promptIds.length;
+    const maxLen = promptIds[0]!.length + options.genLen - 1;
+    if (maxLen > model.maxPositions)
+      throw new Error(`runMoe: ${maxLen} positions, the model has ${model.maxPositions}`);
+    const window = checkpoint.config.slidingWindow;
+    if (window !== undefined && maxLen > window)
+      throw new Error(`runMoe: ${maxLen} positions, past the model's sliding window of ${window} (not implemented)`);
     const threads = options.threads ?? false;
+    const shape = { numLayers: model.numLayers, numGpuBatches: 1, genLen: options.genLen };
     const everyExpert = Array.from({ length: model.numLayers }, () =>
       Array.from({ length: moe.numExperts }, (_, e) => e),
     );
-    const allResidentPass = (all: ExpertPolicy, logits?: Parameters<typeof runPass>[11]) =>
+    const allResidentPass = (
+      all: ExpertPolicy,
+      phase: string,
+      logits?: { readonly record: LogitsRecorder; readonly forcedTokens?: readonly (readonly number[])[] },
+    ) =>
       runPass(
-        model,
-        file,
-        ropeTheta,
-        rmsNormEps,
+        checkpoint,
         all,
         promptIds,
         options.genLen,
@@ -296,22 +293,27 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
         everyExpert,
         undefined,
         threads,
+        undefined,
+        runProgress(options.onProgress, phase, shape),
         logits,
       );
     const quantized = x.bits !== 16 || x.attentionBits !== 16;
     const fp16Logits = new LogitsRecorder();
-    const fp16 = await allResidentPass(allResident(model), quantized ? { record: fp16Logits } : undefined);
+    const fp16 = await allResidentPass(
+      allResident(model),
+      quantized ? "fp16 reference" : "reference",
+      quantized ? { record: fp16Logits } : undefined,
+    );
     // A quantised policy's reference: the same quantised weights, all resident.
-    const reference = quantized ? await allResidentPass(allResident(model, x.bits, x.attentionBits)) : fp16;
+    const reference = quantized
+      ? await allResidentPass(allResident(model, x.bits, x.attentionBits), "reference")
+      : fp16;
     const oracle = decodeRouting(reference.routing);
     const initial = popularity(oracle);
     const budget = deviceBudget(model, options.policy, B, maxLen);
     const capacityBytes = options.deviceCapacityBytes ?? budget.totalBytes;
     const run = await runPass(
-      model,
-      file,
-      ropeTheta,
-      rmsNormEps,
+      checkpoint,
       options.policy,
       promptIds,
       options.genLen,
@@ -319,11 +321,13 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
       initial,
       oracle,
       threads,
+      options.trace,
+      runProgress(options.onProgress, "run", shape),
     );
     let quantization: QuantizedFidelity | undefined;
     if (quantized) {
       const forcedLogits = new LogitsRecorder();
-      await allResidentPass(allResident(model, x.bits, x.attentionBits), {
+      await allResidentPass(allResident(model, x.bits, x.attentionBits), "quantization check", {
         record: forcedLogits,
         forcedTokens: fp16.tokens,
       });
@@ -346,9 +350,10 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
       initialExperts: initial,
       device: { capacityBytes, peakBytes: run.peakBytes, budget },
       seconds: { reference: reference.seconds, run: run.seconds },
+      timing: run.timing,
       ...(quantization ? { quantization } : {}),
     };
   } finally {
-    file.close();
+    checkpoint.close();
   }
 }

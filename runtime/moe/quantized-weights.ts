@@ -2,13 +2,15 @@
  * Which precision each tensor of a Mixtral checkpoint is stored at under an expert policy, and the
  * stored bytes, as the planner counts them (core/moe-weight-bytes.ts): routed experts at `bits`; every
  * other tensor of a decoder layer (attention projections, the two RMSNorm weights, the router) at
- * `attentionBits`; the embeddings, the final norm and the LM head fp16. Stored tensors use
- * expert-quantization.ts's format; an expert is its three matrices stored back to back, w1 | w3 | w2.
+ * `attentionBits` (Qwen2-MoE's biases and shared expert too); the embeddings, the final norm and the LM
+ * head fp16. Stored tensors use expert-quantization.ts's format; an expert is its three matrices stored
+ * back to back, gate | up | down (w1 | w3 | w2: resident-weights.ts).
  */
 import type { ExpertBits } from "../../core/expert-policy.js";
 import type { ModelSpec } from "../../core/model-spec.js";
-import type { SafetensorsFile } from "../safetensors.js";
+import { fromFloat16Array } from "../fp16.js";
 import { quantizedByteLength, quantizeGroupwise } from "./expert-quantization.js";
+import type { MoeCheckpoint } from "./moe-checkpoint.js";
 
 /** The precision of a non-expert tensor of the checkpoint (`model.layers.*`: attentionBits; the rest fp16). */
 export function nonExpertTensorBits(name: string, attentionBits: ExpertBits): ExpertBits {
@@ -26,27 +28,12 @@ export function expertStoredBytes(model: ModelSpec, bits: ExpertBits): number {
 }
 
 /** A checkpoint tensor stored at `bits`: its fp16 bytes as they are (16), or quantised from them. */
-export function storedTensor(file: SafetensorsFile, name: string, bits: ExpertBits): Uint8Array {
-  if (bits === 16) return file.readRaw(name);
-  return quantizeGroupwise(file.readFloat32(name), bits);
-}
-
-/** Writes expert `expert` of layer `layer` stored at `bits` into `out` (expertStoredBytes bytes): w1 | w3 | w2. */
-export function storeExpert(
-  file: SafetensorsFile,
-  model: ModelSpec,
-  layer: number,
-  expert: number,
-  bits: ExpertBits,
-  out: Uint8Array,
-): void {
-  const matrixBytes = expertMatrixBytes(model, bits);
-  ["w1", "w3", "w2"].forEach((m, i) => {
-    const stored = storedTensor(file, `model.layers.${layer}.block_sparse_moe.experts.${expert}.${m}.weight`, bits);
-    if (stored.byteLength !== matrixBytes)
-      throw new Error(
-        `${file.path}: expert ${expert} ${m} of layer ${layer} stores ${stored.byteLength} bytes, expected ${matrixBytes}`,
-      );
-    out.set(stored, i * matrixBytes);
-  });
+export function storedTensor(checkpoint: MoeCheckpoint, name: string, bits: ExpertBits): Uint8Array {
+  const fp16 = checkpoint.fp16Bytes(name);
+  if (bits === 16) return fp16;
+  const aligned = fp16.byteOffset % 2 === 0 ? fp16 : fp16.slice();
+  return quantizeGroupwise(
+    fromFloat16Array(new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2)),
+    bits,
+  );
 }

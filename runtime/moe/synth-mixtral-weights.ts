@@ -5,9 +5,9 @@
  *
  * Scaling keeps the network numerically tame and the router's choices varied:
  * - every linear weight is N(0, 1/fan_in) (unit-variance outputs from the unit-RMS normalised input);
- *   the two projections that write into the residual stream (o_proj, w2) are further scaled by
+ *   the two projections that write into the residual stream (o_proj, w2 / down_proj) are further scaled by
  *   1/sqrt(2 x layers), as GPT-2 does, so the residual stays of order one at any depth;
- * - the router (`block_sparse_moe.gate`) is N(0, (2.5)^2 / hidden): gate logits of standard deviation
+ * - the router (`block_sparse_moe.gate`, Qwen2-MoE's `mlp.gate`) is N(0, (2.5)^2 / hidden): gate logits of standard deviation
  *   ~2.5, so the softmax is decisive but different tokens pick different experts;
  * - RMSNorm weights are 1 + N(0, 0.1^2), so a runtime that ignored them would compute something else;
  * - embeddings N(0, 1), the LM head N(0, 1/hidden).
@@ -15,19 +15,13 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { describeValue, InputError } from "../../core/input-error.js";
-import {
-  checkModelConsistency,
-  headDim,
-  kvDim,
-  layerWeightTensors,
-  type ModelSpec,
-  qDim,
-} from "../../core/model-spec.js";
+import { checkModelConsistency, headDim, type ModelSpec } from "../../core/model-spec.js";
 import { mulberry32 } from "../../core/random.js";
 import { readJsonFile } from "../../core/read-json-file.js";
 import { writeFileAtomic } from "../../core/write-file-atomic.js";
 import { toFloat16Array } from "../fp16.js";
 import { type TensorToWrite, writeSafetensors } from "../safetensors.js";
+import { moeTensorShapes } from "./moe-tensor-shapes.js";
 
 export const MIXTRAL_FILE_NAME = "model.safetensors";
 /** Mixtral-8x7B's rope_theta; the synthetic checkpoints use it too. */
@@ -75,35 +69,10 @@ export interface MixtralTensorShape {
   readonly shape: readonly number[];
 }
 
-/** The shape of a layer tensor (name relative to the layer, as layerWeightTensors gives it), in Hugging Face's [out, in] layout. */
-function layerTensorShape(model: ModelSpec, name: string): number[] {
-  const h = model.hiddenSize;
-  const fe = model.moe!.expertFfnSize;
-  if (name.endsWith("layernorm.weight")) return [h];
-  if (name === "self_attn.q_proj.weight") return [qDim(model), h];
-  if (name === "self_attn.k_proj.weight" || name === "self_attn.v_proj.weight") return [kvDim(model), h];
-  if (name === "self_attn.o_proj.weight") return [h, qDim(model)];
-  if (name === "block_sparse_moe.gate.weight") return [model.moe!.numExperts, h];
-  if (/\.w[13]\.weight$/.test(name)) return [fe, h];
-  if (/\.w2\.weight$/.test(name)) return [h, fe];
-  throw new Error(`no Mixtral shape for layer tensor ${name}`);
-}
-
 /** Every tensor of a Mixtral checkpoint, in file order: embeddings, layers (layerWeightTensors order), final norm, LM head. */
 export function mixtralTensorShapes(model: ModelSpec): MixtralTensorShape[] {
   if (model.family !== "mixtral" || !model.moe) throw new Error(`${model.name} is not a Mixtral-family MoE model`);
-  const shapes: MixtralTensorShape[] = [
-    { name: "model.embed_tokens.weight", shape: [model.vocabSize, model.hiddenSize] },
-  ];
-  for (let l = 0; l < model.numLayers; l++) {
-    for (const t of layerWeightTensors(model))
-      shapes.push({ name: `model.layers.${l}.${t.name}`, shape: layerTensorShape(model, t.name) });
-  }
-  shapes.push(
-    { name: "model.norm.weight", shape: [model.hiddenSize] },
-    { name: "lm_head.weight", shape: [model.vocabSize, model.hiddenSize] },
-  );
-  return shapes;
+  return moeTensorShapes(model);
 }
 
 /** How each tensor's values are drawn (see the header). */
@@ -111,8 +80,8 @@ function tensorScale(model: ModelSpec, name: string, shape: readonly number[]): 
   if (name.endsWith("norm.weight")) return { mean: 1, std: 0.1 };
   if (name === "model.embed_tokens.weight") return { mean: 0, std: 1 };
   const fanIn = shape[shape.length - 1]!;
-  if (name.endsWith("block_sparse_moe.gate.weight")) return { mean: 0, std: 2.5 / Math.sqrt(fanIn) };
-  const writesResidual = /\.(o_proj|w2)\.weight$/.test(name);
+  if (/\.(block_sparse_moe|mlp)\.gate\.weight$/.test(name)) return { mean: 0, std: 2.5 / Math.sqrt(fanIn) };
+  const writesResidual = /\.(o_proj|w2|down_proj)\.weight$/.test(name);
   return { mean: 0, std: (writesResidual ? 1 / Math.sqrt(2 * model.numLayers) : 1) / Math.sqrt(fanIn) };
 }
 
@@ -135,6 +104,20 @@ function normalValues(count: number, seed: number, mean: number, std: number): F
     if (i + 1 < count) out[i + 1] = mean + std * r * Math.sin(2 * Math.PI * v);
   }
   return out;
+}
+
+/** The tensors' seeded fp16 values, drawn as the header says (each generated when the writer asks for it). */
+export function seededTensors(shapes: readonly MixtralTensorShape[], model: ModelSpec, seed: number): TensorToWrite[] {
+  return shapes.map(({ name, shape }) => {
+    const { mean, std } = tensorScale(model, name, shape);
+    const count = shape.reduce((a, b) => a * b, 1);
+    return {
+      name,
+      dtype: "F16",
+      shape,
+      data: () => [toFloat16Array(normalValues(count, tensorSeed(seed, name), mean, std))],
+    };
+  });
 }
 
 /** A Hugging Face MixtralConfig for `model`. */
@@ -171,16 +154,7 @@ export function hfMixtralConfig(
 /** Writes model.safetensors (fp16) and then config.json into `outDir`; returns the files written. */
 export function synthesizeMixtralWeights(model: ModelSpec, outDir: string, seed: number): string[] {
   mkdirSync(outDir, { recursive: true });
-  const tensors: TensorToWrite[] = mixtralTensorShapes(model).map(({ name, shape }) => {
-    const { mean, std } = tensorScale(model, name, shape);
-    const count = shape.reduce((a, b) => a * b, 1);
-    return {
-      name,
-      dtype: "F16",
-      shape,
-      data: () => [toFloat16Array(normalValues(count, tensorSeed(seed, name), mean, std))],
-    };
-  });
+  const tensors = seededTensors(mixtralTensorShapes(model), model, seed);
   const weights = join(outDir, MIXTRAL_FILE_NAME);
   writeSafetensors(weights, tensors, { format: "pt", generator: "spillway synthetic mixtral", seed: String(seed) });
   const config = join(outDir, "config.json");

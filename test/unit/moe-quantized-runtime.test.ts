@@ -1,11 +1,16 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import type { ExpertBits, ExpertPolicy } from "../../core/expert-policy.js";
 import { isExpertTensor } from "../../core/model-spec.js";
 import { moeWeightBytes } from "../../core/moe-weight-bytes.js";
+import { findCatalogueModel } from "../../models/catalogue.js";
 import { DeviceOutOfMemory } from "../../runtime/device-arena.js";
 import { deviceBudget } from "../../runtime/moe/device-budget.js";
 import { quantizedByteLength } from "../../runtime/moe/expert-quantization.js";
+import { runMoe } from "../../runtime/moe/moe-runner.js";
 import {
   LogitsRecorder,
   quantizedFidelity,
@@ -14,6 +19,7 @@ import {
 } from "../../runtime/moe/quantized-fidelity.js";
 import { nonExpertTensorBits } from "../../runtime/moe/quantized-weights.js";
 import { mixtralTensorShapes } from "../../runtime/moe/synth-mixtral-weights.js";
+import { synthesizeMoeWeights } from "../../runtime/moe/synth-moe-weights.js";
 import { random } from "../helpers.js";
 import { BASE_EXPERT_POLICY, TINY_MOE_RUN, tinyMixtralCheckpoint } from "../moe-fixture.js";
 
@@ -142,4 +148,22 @@ test("the tolerance check fails for logits that do not follow the fp16 model, an
   assert.equal(quantizedTolerance(2, 8).weightNoise, quantizedTolerance(8, 2).weightNoise);
   assert.equal((await run({ bits: 16, attentionBits: 16 })).quantization, undefined);
   await assert.rejects(run({ offloadTier: "disk" }), /offloadTier "disk" is not supported/);
+});
+
+test("Qwen2-MoE runs quantised too: biases and the shared expert at attentionBits, experts at the planner's bytes", async () => {
+  const qwen = findCatalogueModel("qwen2-moe-tiny")!;
+  const dir = mkdtempSync(join(tmpdir(), "spillway-qwen-quantized-"));
+  try {
+    synthesizeMoeWeights(qwen, dir, { seed: TINY_MOE_RUN.weightsSeed });
+    const policy = { ...base, bits: 4 as ExpertBits, attentionBits: 8 as ExpertBits, cacheSize: 2, batch: BATCH };
+    const r = await runMoe({ weightsDir: dir, policy, promptLen: PROMPT_LEN, genLen: 8, seed: TINY_MOE_RUN.seed });
+    assert.equal(r.matchesReference, true);
+    assert.ok(r.quantization, "a quantised run reports its agreement with fp16");
+    const perExpert = moeWeightBytes(qwen, policy).bytesPerExpert;
+    assert.equal(r.device.budget.expertBytes, perExpert);
+    assert.equal(r.experts.fetchedBytes, (r.experts.demandFetches + r.experts.prefetches) * perExpert);
+    assert.ok(r.device.peakBytes <= r.device.budget.totalBytes);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

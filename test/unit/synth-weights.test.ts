@@ -14,13 +14,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { runSynthWeights } from "../../cli/synth-weights-command.js";
-import { InputError } from "../../core/input-error.js";
 import { type ModelSpec, totalParams } from "../../core/model-spec.js";
 import type { Progress } from "../../core/progress.js";
 import { findCatalogueModel } from "../../models/catalogue.js";
 import { loadOptCheckpoint, optTensorShapes, readOptConfig } from "../../runtime/opt-checkpoint.js";
 import { openSafetensors, type TensorToWrite, writeSafetensors } from "../../runtime/safetensors.js";
 import { INIT_STD, optTensorInit, synthesizeOptWeights } from "../../runtime/synth-weights.js";
+import { expectInputError } from "../helpers.js";
 import { assertProgressPhases } from "../progress-checks.js";
 
 const root = mkdtempSync(join(tmpdir(), "spillway-synth-"));
@@ -71,14 +71,6 @@ function filesOf(dir: string): Map<string, Buffer> {
       .sort()
       .map((name) => [name, readFileSync(join(dir, name))]),
   );
-}
-
-function expectInputError(pattern: RegExp): (e: unknown) => boolean {
-  return (e: unknown) => {
-    assert.ok(e instanceof InputError, `expected an InputError, got ${String(e)}`);
-    assert.match(e.message, pattern);
-    return true;
-  };
 }
 
 test("synthetic weights are deterministic: same seed, same bytes; another seed, other values", () => {

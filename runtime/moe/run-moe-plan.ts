@@ -1,0 +1,135 @@
+/**
+ * `run()` for a Mixture-of-Experts plan (policy.experts): the plan's expert policy run by runMoe on the
+ * CPU backend, on the checkpoint in `weightsDir` (Mixtral or Qwen2-MoE), with the prompts a dense run
+ * uses (syntheticPrompts, one row per sequence of the batch), reported as a dense run is (the same
+ * RunResult fields, trace and `matchesReference`) plus the expert figures measured beside the plan's.
+ *
+ * The plan's whole batch runs as one batch in lockstep (MoE plans have one GPU batch); the device arena
+ * gets the plan's GPU capacity; transfers run on worker threads when the plan overlaps them (MoE plans
+ * do). The all-resident reference always runs (its routing warms the caches, as the replay's trace
+ * does); `reference: false` only leaves its tokens out of the result.
+ */
+import type { HardwareProfile } from "../../core/hardware-profile.js";
+import type { ModelSpec } from "../../core/model-spec.js";
+import type { Plan } from "../../core/plan.js";
+import { planIdentity } from "../../core/plan-identity.js";
+import { PlanError } from "../../planner/plan-error.js";
+import { openTraceSink } from "../../simulator/open-trace-sink.js";
+import { DeviceOutOfMemory } from "../device-arena.js";
+import type { RunOptions } from "../run-options.js";
+import { type RunResult, timedRunFigures } from "../run-result.js";
+import { syntheticPrompts } from "../synthetic-prompts.js";
+import { type ExpertSummary, measuredExpertSummary, predictedExpertSummary } from "./expert-summary.js";
+import { expertValues } from "./mixtral-model.js";
+import { readMoeConfig } from "./moe-checkpoint.js";
+import { type MoeRunResult, runMoe } from "./moe-runner.js";
+import { unrunnableExpertPolicy } from "./runnable-expert-policy.js";
+
+/** A run of an MoE plan: the dense figures, plus its experts' (measured, and as the plan predicted them). */
+export interface MoePlanRunResult extends RunResult {
+  readonly experts: ExpertSummary;
+  readonly plannedExperts?: ExpertSummary;
+}
+
+/** The shape fields a plan and a checkpoint must agree on. */
+function checkSameModel(spec: ModelSpec, m: ModelSpec, weightsDir: string): void {
+  const fields: [string, unknown, unknown][] = [
+    ["family", spec.family, m.family],
+    ...(["numLayers", "hiddenSize", "numHeads", "numKvHeads", "vocabSize"] as const).map(
+      (k): [string, unknown, unknown] => [k, spec[k], m[k]],
+    ),
+    ...(["numExperts", "expertsPerToken", "expertFfnSize", "sharedExpertFfnSize"] as const).map(
+      (k): [string, unknown, unknown] => [`moe.${k}`, spec.moe?.[k], m.moe?.[k]],
+    ),
+  ];
+  for (const [key, planned, held] of fields)
+    if (planned !== held)
+      throw new PlanError(
+        `the plan is for ${spec.name} (${key} ${planned}) but ${weightsDir} holds a model with ${key} ${held}`,
+      );
+}
+
+/** Why the runtime cannot run this MoE plan yet, or undefined. */
+function unrunnable(plan: Plan, options: RunOptions): string | undefined {
+  if ((options.backend ?? "cpu") === "cuda")
+    return "--backend cuda cannot run this plan yet: Mixture-of-Experts plans run on the CPU backend (--backend cpu)";
+  const why = unrunnableExpertPolicy(plan.policy.experts!);
+  if (why) return why;
+  if (plan.policy.cache.gpu < 1)
+    return "the KV cache on the CPU (policy.cache, with CPU attention) is not run yet for MoE plans: plan with --no-cpu-attention to keep it on the GPU";
+  return undefined;
+}
+
+/** Runs `plan` (which has policy.experts) and returns the RunResult plus the raw MoE run (routing, counts). */
+export async function executeMoePlan(
+  plan: Plan,
+  profile: HardwareProfile,
+  options: RunOptions,
+): Promise<{ readonly result: MoePlanRunResult; readonly run: MoeRunResult }> {
+  void profile; // the run measures; the profile only predicted
+  const why = unrunnable(plan, options);
+  if (why) throw new PlanError(why);
+  const config = readMoeConfig(options.weightsDir);
+  const m = config.model;
+  checkSameModel(plan.modelSpec, m, options.weightsDir);
+  const { promptLen: s, genLen: n } = plan.workload;
+  if (s + n > m.maxPositions)
+    throw new PlanError(`prompt + generated tokens exceed the model's ${m.maxPositions} positions`);
+  if (n < 2)
+    throw new PlanError(
+      `the MoE runtime generates at least 2 tokens (the prefill's and a decode step's), got --gen-len ${n}`,
+    );
+  const B = plan.policy.gpuBatchSize * plan.policy.numGpuBatches;
+  const ids = syntheticPrompts(B, s, m.vocabSize, options.promptSeed ?? 0);
+  const promptTokens = Array.from({ length: B }, (_, b) => Array.from(ids.subarray(b * s, (b + 1) * s)));
+  const overlap = options.overlap ?? plan.policy.overlap;
+  const trace = openTraceSink(options, "run()");
+  trace?.describe({ source: "run", plan: planIdentity(plan.model, plan.workload, plan.policy) });
+  let run: MoeRunResult;
+  try {
+    run = await runMoe({
+      weightsDir: options.weightsDir,
+      policy: { ...plan.policy.experts!, batch: B },
+      promptTokens,
+      genLen: n,
+      deviceCapacityBytes: options.capacityBytes.gpu,
+      threads: overlap,
+      ...(trace ? { trace } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    });
+    trace?.close();
+  } catch (error) {
+    trace?.abort();
+    if (error instanceof DeviceOutOfMemory) throw new PlanError(`the plan does not fit at run time: ${error.message}`);
+    throw error;
+  }
+  const t = run.timing;
+  const homeBytes = m.numLayers * m.moe!.numExperts * expertValues(m) * 2;
+  const plannedExperts = predictedExpertSummary(plan);
+  const f = timedRunFigures(plan, { ...t, makespanSeconds: t.prefillSeconds + t.decodeSeconds });
+  const result: MoePlanRunResult = {
+    backend: "cpu",
+    schedule: options.schedule ?? plan.schedule,
+    overlap,
+    throughputTokensPerSecond: f.throughputTokensPerSecond,
+    prefillSeconds: f.prefillSeconds,
+    decodeSeconds: f.decodeSeconds,
+    makespanSeconds: f.makespanSeconds,
+    events: t.events,
+    peakBytes: { gpu: run.device.peakBytes, cpu: homeBytes, disk: 0 },
+    capacityBytes: options.capacityBytes,
+    bytes: t.bytes,
+    busySeconds: f.busySeconds,
+    utilisation: f.utilisation,
+    criticalResource: f.criticalResource,
+    planned: f.planned,
+    relativeError: f.relativeError,
+    tokens: run.tokens,
+    ...(options.reference !== false
+      ? { matchesReference: run.matchesReference, referenceTokens: run.referenceTokens }
+      : {}),
+    experts: measuredExpertSummary(run, n - 1),
+    ...(plannedExperts ? { plannedExperts } : {}),
+  };
+  return { result, run };
+}
