@@ -16,20 +16,23 @@ function lane(
 ): string {
   const cells = new Array<string>(columns).fill(".");
   const busy = new Array<number>(columns).fill(0);
+  const largest = new Array<number>(columns).fill(0);
   const width = total / columns;
   for (const item of items) {
     if (item.lane !== laneIndex) continue;
-    // A stage's column mostly idle stays a dot (a bubble is not hidden by a sliver); a link's short transfers always show.
     const first = Math.floor(item.start / width);
     const last = Math.min(columns - 1, Math.floor(Math.max(item.start, item.end - 1e-12) / width));
     for (let c = first; c <= last; c++) {
       const overlap = Math.min(item.end, (c + 1) * width) - Math.max(item.start, c * width);
-      if (overlap > busy[c]!) {
-        busy[c] = overlap;
-        cells[c] = overlap >= width * minShare ? String(item.microBatch % 10) : cells[c]!;
+      busy[c]! += overlap;
+      if (overlap > largest[c]!) {
+        largest[c] = overlap;
+        cells[c] = String(item.microBatch % 10);
       }
     }
   }
+  // A stage's column busy less than half the time is a dot (a bubble is not hidden by a sliver); a link's short transfers always show.
+  for (let c = 0; c < columns; c++) if (busy[c]! === 0 || busy[c]! < width * minShare) cells[c] = ".";
   return cells.join("");
 }
 

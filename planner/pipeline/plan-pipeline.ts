@@ -32,7 +32,7 @@ import { RESOURCE_NAMES, RESOURCES, type Resource } from "../../core/resources.j
 import type { ScheduleName } from "../../core/schedule-name.js";
 import { TIERS, type Tier } from "../../core/tiers.js";
 import type { Workload } from "../../core/workload.js";
-import type { LpSolvers } from "../lp/solve-linear-program.js";
+import { type LpSolvers, loadLpSolvers } from "../lp/solve-linear-program.js";
 import { flexgenArgs, type PlanRequest, planSync } from "../plan.js";
 import { PlanError } from "../plan-error.js";
 import { capacityShortfalls, type Prediction } from "../prediction.js";
@@ -337,7 +337,7 @@ export function planPipelineSync(request: PipelineRequest, solvers: LpSolvers): 
   } catch (error) {
     if (!(error instanceof PlanError) || gpuCount(cluster) === 1) throw error;
   }
-  if (request.costModel === "flexgen" || request.model.moe || request.fixed)
+  if (request.costModel === "flexgen" || request.model.moe || Object.keys(request.fixed ?? {}).length > 0)
     throw new PlanError(
       "pipeline plans are searched with Spillway's cost model for dense models, with no fixed policy settings",
     );
@@ -369,4 +369,9 @@ export function planPipelineSync(request: PipelineRequest, solvers: LpSolvers): 
     ? { ...best.plan.search, lpSolves: counters.lpSolves, exactEvaluations: counters.evaluations, elapsedMs }
     : best.plan.search;
   return { ...best.plan, search };
+}
+
+/** As planPipelineSync(), loading the LP solvers first. */
+export async function planPipeline(request: PipelineRequest, solvers?: LpSolvers): Promise<Plan> {
+  return planPipelineSync(request, solvers ?? (await loadLpSolvers()));
 }
