@@ -22,7 +22,9 @@ export function formatPipelineSimulation(r: PipelineSimulation): string {
     );
   });
   for (const l of r.links)
-    lines.push(`  link ${l.from}->${l.to}    ${formatBytes(l.bytes)} (planned ${formatBytes(l.plannedBytes)}), busy ${formatSeconds(l.busySeconds)}`);
+    lines.push(
+      `  link ${l.from}->${l.to}    ${formatBytes(l.bytes)} (planned ${formatBytes(l.plannedBytes)}), busy ${formatSeconds(l.busySeconds)}`,
+    );
   for (const d of r.disagreements) lines.push(`  ! ${d}`);
   if (r.timeline) lines.push("", r.timeline);
   return lines.join("\n");

@@ -18,8 +18,6 @@ export function formatPipeline(pipeline: PipelinePlan): string[] {
     );
   });
   for (const l of pipeline.links)
-    lines.push(
-      `  link ${l.from}->${l.to}  ${l.name}: ${formatBytes(l.bytes)} in ${formatSeconds(l.busySeconds)} busy`,
-    );
+    lines.push(`  link ${l.from}->${l.to}  ${l.name}: ${formatBytes(l.bytes)} in ${formatSeconds(l.busySeconds)} busy`);
   return lines;
 }

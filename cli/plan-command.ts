@@ -21,9 +21,17 @@ export async function runPlan(argv: PlanArgs & { readonly compare: boolean }): P
   const { request, hardware, cluster } = planRequestFromArgs(argv, true);
   const { engine, knobs } = engineFromArgs(argv, request.model);
   if (cluster && engine !== "spillway")
-    throw new InputError("--engine", undefined, `cluster plans are for spillway's cost model; ${engine}'s model plans one GPU`);
+    throw new InputError(
+      "--engine",
+      undefined,
+      `cluster plans are for spillway's cost model; ${engine}'s model plans one GPU`,
+    );
   if (cluster && argv.compare)
-    throw new InputError("--compare", undefined, "the baselines are single-GPU plans; compare them on one GPU's profile");
+    throw new InputError(
+      "--compare",
+      undefined,
+      "the baselines are single-GPU plans; compare them on one GPU's profile",
+    );
   const why = engine === "spillway" ? undefined : engineModel(engine).unsupported(request.model);
   if (why) throw new InputError("--engine", undefined, `${engine} cannot run ${request.model.name}: ${why}`);
   const spillwayPlan = await withProgress(

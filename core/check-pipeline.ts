@@ -21,11 +21,19 @@ export function checkPipeline(plan: Plan, source: string): void {
   stages.forEach((stage, i) => {
     const sc = child(child(ctx, "stages"), i);
     if (stage.layers.from !== next || stage.layers.to <= stage.layers.from)
-      fail(sc, "layers", `expected layers from ${next} (stages are contiguous, first layer first), got [${stage.layers.from}, ${stage.layers.to})`);
+      fail(
+        sc,
+        "layers",
+        `expected layers from ${next} (stages are contiguous, first layer first), got [${stage.layers.from}, ${stage.layers.to})`,
+      );
     next = stage.layers.to;
     const { node, index } = stage.gpu;
     if (node >= cluster.nodes || index >= cluster.gpusPerNode)
-      fail(sc, "gpu", `GPU ${node}.${index} is not in ${cluster.name} (${cluster.nodes} nodes of ${cluster.gpusPerNode} GPUs)`);
+      fail(
+        sc,
+        "gpu",
+        `GPU ${node}.${index} is not in ${cluster.name} (${cluster.nodes} nodes of ${cluster.gpusPerNode} GPUs)`,
+      );
     if (used.has(`${node}.${index}`)) fail(sc, "gpu", `GPU ${node}.${index} holds two stages`);
     used.add(`${node}.${index}`);
     checkPolicyRules(stage.policy, child(sc, "policy"));
@@ -37,7 +45,11 @@ export function checkPipeline(plan: Plan, source: string): void {
     fail(ctx, "links", `expected ${expectedLinks} links for ${stages.length} stages, got ${pipeline.links.length}`);
   pipeline.links.forEach((l, i) => {
     if (l.from !== i || l.to !== (i + 1) % stages.length)
-      fail(child(child(ctx, "links"), i), "to", `expected the link from stage ${i} to stage ${(i + 1) % stages.length}`);
+      fail(
+        child(child(ctx, "links"), i),
+        "to",
+        `expected the link from stage ${i} to stage ${(i + 1) % stages.length}`,
+      );
   });
   if (pipeline.stageIdleFraction.length !== stages.length)
     fail(ctx, "stageIdleFraction", `expected one per stage (${stages.length})`);

@@ -8,7 +8,7 @@
  *    head, of ceil(layers / S) layers — with M x k GPU batches, so that its memory holds every
  *    micro-batch in flight (each stage keeps the KV cache and hidden states of all of them);
  * 2. the layers are split into stages balanced by that policy's cost on each stage (splitLayers);
- * 3. every distinct stage is searched again with the batch fixed, for its own placement;
+ * 3. every stage of another layer count is searched again with the batch fixed, for its own placement;
  * 4. the pipeline's time is its schedule (pipelineTimeline) over the stages' per-micro-batch times
  *    (evaluatePolicy of the stage with k GPU batches) and the links' transfer times.
  *
@@ -146,11 +146,20 @@ function planStages(
   M: number,
   k: number,
   counters: { lpSolves: number; evaluations: number },
-): Candidate | undefined {
+): Plan | undefined {
   const { model, workload, cluster } = request;
   const schedule = request.schedule ?? "spillway";
   const search = (m: ModelSpec, fixed: { gbs?: number; nb: number }) => {
-    const result = searchSpillway({ model: m, rates, workload, schedule, solvers, fixed });
+    const result = searchSpillway({
+      model: m,
+      rates,
+      workload,
+      schedule,
+      solvers,
+      fixed,
+      // --max-block bounds the sequences in flight: every micro-batch's (the search fixes nb to M x k).
+      ...(request.maxBlock !== undefined ? { maxGbs: Math.floor(request.maxBlock / fixed.nb) } : {}),
+    });
     counters.lpSolves += result.lpSolves;
     counters.evaluations += result.exactEvaluations;
     return result.best?.policy;
@@ -168,9 +177,11 @@ function planStages(
     return figures.micro.totalSeconds;
   };
   const counts = splitLayers(model.numLayers, stages, costOf);
-  // 3. Each distinct stage searched for its own placement, the batch fixed.
+  // 3. Each stage of another layer count searched for its own placement, the batch fixed; stages of the
+  // heaviest count keep the reference policy.
   const own = new Map<string, Policy>();
   const policyOf = (role: StageRole, count: number): Policy => {
+    if (count === heaviest && costOf(role, count) < Number.POSITIVE_INFINITY) return micro;
     const key = `${role}:${count}`;
     let p = own.get(key);
     if (!p) {
@@ -190,7 +201,7 @@ function planStages(
     from += count;
     return stage;
   });
-  return { plan: pipelinePlan(request, rates, built, M, counters), throughput: 0 };
+  return pipelinePlan(request, rates, built, M, counters);
 }
 
 /** A stage as built by the search: where it is, its policy and its cost-model figures. */
@@ -356,11 +367,11 @@ export function planPipelineSync(request: PipelineRequest, solvers: LpSolvers): 
           total,
           detail: `${stages} stages, ${M} micro-batches of ${k} GPU batches`,
         });
-        if (M * k > SEARCH_GPU_BATCH_LIMIT) continue;
+        if (M * k > SEARCH_GPU_BATCH_LIMIT || M * k > (request.maxBlock ?? Number.POSITIVE_INFINITY)) continue;
         const candidate = planStages(request, rates, solvers, stages, M, k, counters);
-        if (!candidate || !candidate.plan.predicted.feasible) continue;
-        const throughput = candidate.plan.predicted.throughputTokensPerSecond;
-        if (!best || throughput > best.throughput) best = { plan: candidate.plan, throughput };
+        if (!candidate?.predicted.feasible) continue;
+        const throughput = candidate.predicted.throughputTokensPerSecond;
+        if (!best || throughput > best.throughput) best = { plan: candidate, throughput };
       }
   if (!best)
     throw new PlanError(`no pipeline of ${cluster.name}'s ${gpuCount(cluster)} GPUs fits ${request.model.name}`);
