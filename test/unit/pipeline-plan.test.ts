@@ -1,10 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ClusterProfile } from "../../core/cluster-profile.js";
-import { withCapacities } from "../../core/hardware-profile.js";
 import { InputError } from "../../core/input-error.js";
 import { LINKS } from "../../core/links.js";
-import type { ModelSpec } from "../../core/model-spec.js";
 import { parsePlan } from "../../core/parse-plan.js";
 import type { Plan } from "../../core/plan.js";
 import { loadShippedCluster } from "../../core/resolve-cluster.js";
@@ -17,26 +15,9 @@ import { planPipelineSync } from "../../planner/pipeline/plan-pipeline.js";
 import { splitLayers } from "../../planner/pipeline/split-layers.js";
 import { planSync } from "../../planner/plan.js";
 import { simulatePipeline, TRAFFIC_TOLERANCE } from "../../simulator/simulate-pipeline.js";
+import { smallNode, tiny } from "../pipeline-fixtures.js";
 
 const solvers = await loadLpSolvers();
-const GIB = 2 ** 30;
-
-/** A small OPT-shaped model: plans in milliseconds, its embedding table worth several layers. */
-const tiny: ModelSpec = {
-  name: "tiny-opt",
-  family: "opt",
-  numLayers: 12,
-  hiddenSize: 512,
-  ffnSize: 2048,
-  numHeads: 8,
-  numKvHeads: 8,
-  vocabSize: 50272,
-  maxPositions: 2048,
-  ffnKind: "relu",
-  wordEmbedDim: 512,
-  tiedEmbeddings: true,
-  bytesPerParam: 2,
-};
 
 const withoutTime = (p: Plan) => ({ ...p, search: { ...p.search, elapsedMs: 0 } });
 
@@ -110,12 +91,6 @@ test("layers are split by cost: stages holding the embeddings and the LM head ta
     [3, 7],
   );
 });
-
-/** A 4-GPU node whose GPUs are too small for the model's weights: every stage must offload. */
-function smallNode(): ClusterProfile {
-  const c = loadShippedCluster("1x4-t4");
-  return { ...c, perGpu: withCapacities(c.perGpu, { gpu: 0.04 * GIB, cpu: 4 * GIB }) };
-}
 
 test("a pipeline plan: contiguous stages on distinct GPUs, each fitting, faster than one GPU; the simulator agrees on traffic", () => {
   const cluster = smallNode();
