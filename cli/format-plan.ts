@@ -7,6 +7,7 @@ import { RESOURCE_SHORT_NAMES } from "../core/resources.js";
 import { TIERS } from "../core/tiers.js";
 import { formatBytes, formatSeconds } from "../core/units.js";
 import { REALIZED_DIFFERS } from "../planner/plan.js";
+import { formatPipeline } from "./format-pipeline.js";
 
 const pct = (x: number) => `${(x * 100).toFixed(x > 0 && x < 0.01 ? 2 : 1)}%`;
 const placement = (p: Placement) =>
@@ -97,6 +98,7 @@ export function formatPlan(plan: Plan): string {
         : `  FlexGen flags: none (FlexGen runs OPT models only; spillway export lists the engines that run ${plan.modelSpec.family})`,
     );
   }
+  if (plan.pipeline) lines.push("", ...formatPipeline(plan.pipeline));
   lines.push("");
   const e = plan.enginePrediction;
   lines.push(`Prediction${e ? ` on ${e.engine} (its engine model)` : ""}${d.feasible ? "" : "  (DOES NOT FIT)"}`);

@@ -6,6 +6,7 @@ import { baselineOnEngine } from "../engines/baseline-engines.js";
 import { engineModel } from "../engines/engines.js";
 import { planForEngine } from "../engines/plan-for-engine.js";
 import { baselines } from "../planner/baselines.js";
+import { planPipeline } from "../planner/pipeline/plan-pipeline.js";
 import { fixedPolicy, PlanError, plan } from "../planner/plan.js";
 import { commandHead } from "./command-heads.js";
 import { defineCommand } from "./command-module.js";
@@ -17,13 +18,25 @@ import { EXIT_CODES_EPILOG, progressHelp, QUICK_PHASE_DELAY_SECONDS } from "./te
 
 export async function runPlan(argv: PlanArgs & { readonly compare: boolean }): Promise<void> {
   if (argv.out !== undefined) checkOutputPath(argv.out);
-  const { request, hardware } = planRequestFromArgs(argv);
+  const { request, hardware, cluster } = planRequestFromArgs(argv, true);
   const { engine, knobs } = engineFromArgs(argv, request.model);
+  if (cluster && engine !== "spillway")
+    throw new InputError(
+      "--engine",
+      undefined,
+      `cluster plans are for spillway's cost model; ${engine}'s model plans one GPU`,
+    );
+  if (cluster && argv.compare)
+    throw new InputError(
+      "--compare",
+      undefined,
+      "the baselines are single-GPU plans; compare them on one GPU's profile",
+    );
   const why = engine === "spillway" ? undefined : engineModel(engine).unsupported(request.model);
   if (why) throw new InputError("--engine", undefined, `${engine} cannot run ${request.model.name}: ${why}`);
   const spillwayPlan = await withProgress(
     { quiet: argv.quiet, delaySeconds: QUICK_PHASE_DELAY_SECONDS },
-    (onProgress) => plan({ ...request, onProgress }),
+    (onProgress) => (cluster ? planPipeline({ ...request, cluster, onProgress }) : plan({ ...request, onProgress })),
   );
   const planned =
     engine === "spillway"

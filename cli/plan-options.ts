@@ -3,6 +3,7 @@
  * (validated: every bad value is an InputError naming its flag).
  */
 import type { Argv } from "yargs";
+import type { ClusterProfile } from "../core/cluster-profile.js";
 import { EXPERT_BITS, type ExpertBits } from "../core/expert-policy.js";
 import { type HardwareProfile, withCapacities } from "../core/hardware-profile.js";
 import { InputError } from "../core/input-error.js";
@@ -15,7 +16,7 @@ import {
   MAX_PROMPT_TOKENS,
 } from "../core/physical-bounds.js";
 import { COST_MODEL_NAMES } from "../core/plan.js";
-import { resolveHardware } from "../core/resolve-hardware.js";
+import { resolveHardwareTarget } from "../core/resolve-cluster.js";
 import { SCHEDULE_NAMES } from "../core/schedule-name.js";
 import { GIB } from "../core/units.js";
 import type { EngineKnobs } from "../engines/engine-model.js";
@@ -232,8 +233,15 @@ function atMost(flag: string, value: number | undefined, max: number, unit?: str
   return value;
 }
 
-/** The plan request the flags describe, with the profile it plans for (capacities overridden by the flags). */
-export function planRequestFromArgs(argv: PlanArgs): { request: PlanRequest; hardware: HardwareProfile } {
+/**
+ * The plan request the flags describe, with the profile it plans for (capacities overridden by the
+ * flags). With `clusters`, --hardware may name a cluster: `cluster` is then set (with the capacities
+ * overridden for each of its GPUs) and `hardware` is one of its GPUs; otherwise a cluster is refused.
+ */
+export function planRequestFromArgs(
+  argv: PlanArgs,
+  clusters = false,
+): { request: PlanRequest; hardware: HardwareProfile; cluster?: ClusterProfile } {
   const model = resolveModel(argv.model);
   const gpu = atMost(
     "gpu-mem",
@@ -253,11 +261,19 @@ export function planRequestFromArgs(argv: PlanArgs): { request: PlanRequest; har
     MAX_CAPACITY_BYTES.disk / GIB,
     "GiB",
   );
-  const hardware = withCapacities(resolveHardware(argv.hardware), {
+  const target = resolveHardwareTarget(argv.hardware);
+  if (target.kind === "cluster" && !clusters)
+    throw new InputError(
+      "--hardware",
+      undefined,
+      `${target.cluster.name} is a cluster profile; only spillway plan takes clusters (give one GPU's profile here)`,
+    );
+  const hardware = withCapacities(target.profile, {
     ...(gpu !== undefined ? { gpu: gpu * GIB } : {}),
     ...(cpu !== undefined ? { cpu: cpu * GIB } : {}),
     ...(disk !== undefined ? { disk: disk * GIB } : {}),
   });
+  const cluster = target.kind === "cluster" ? { ...target.cluster, perGpu: hardware } : undefined;
   const promptLen = atMost(
     "prompt-len",
     parseNumberFlag("prompt-len", argv["prompt-len"], { min: 1, integer: true }),
@@ -318,7 +334,7 @@ export function planRequestFromArgs(argv: PlanArgs): { request: PlanRequest; har
     ...(experts ? { experts } : {}),
     ...(routing ? { routing: routingProfileFromTrace(routing.trace, routing.source) } : {}),
   };
-  return { request, hardware };
+  return { request, hardware, ...(cluster ? { cluster } : {}) };
 }
 
 const KNOB_ENGINES = {

@@ -2,6 +2,7 @@
 
 import type { Argv } from "yargs";
 import { InputError } from "../core/input-error.js";
+import type { PipelinePlan } from "../core/pipeline-plan.js";
 import { SCHEDULE_NAMES } from "../core/schedule-name.js";
 import { simulationOverBudget } from "../core/simulation-budget.js";
 import { formatBytes } from "../core/units.js";
@@ -10,11 +11,13 @@ import { PlanError } from "../planner/plan.js";
 import { simulate } from "../simulator/simulate.js";
 import { simulateEngine } from "../simulator/simulate-engine.js";
 import { simulateMoe } from "../simulator/simulate-moe.js";
+import { simulatePipeline } from "../simulator/simulate-pipeline.js";
 import { commandHead } from "./command-heads.js";
 import { type ArgsOf, defineCommand } from "./command-module.js";
 import { withProgressSync } from "./command-progress.js";
 import { formatEngineSimulation } from "./format-engine-simulation.js";
 import { formatMoeSimulation } from "./format-moe-simulation.js";
+import { formatPipelineSimulation } from "./format-pipeline-simulation.js";
 import { formatSimulation } from "./format-simulation.js";
 import { loadPlanTarget } from "./plan-target.js";
 import { readRouting } from "./routing-flag.js";
@@ -71,6 +74,10 @@ export function runSimulate(argv: SimulateArgs): void {
       undefined,
       `${argv.plan} is a plan for ${planFile.engine} (its prediction is that engine's): Spillway's simulator checks plans made for Spillway's runtime; plan without --engine`,
     );
+  if (planFile.pipeline) {
+    simulatePipelinePlan(argv, { ...planFile, pipeline: planFile.pipeline });
+    return;
+  }
   if (planFile.policy.experts) {
     if (argv.trace || argv.timeline)
       throw new InputError(
@@ -122,6 +129,27 @@ export function runSimulate(argv: SimulateArgs): void {
       `the plan does not fit: ${o.tier} memory overflows at ${o.seconds.toFixed(3)} s while allocating ${o.what} (${formatBytes(o.inUseBytes)} in use, capacity ${formatBytes(o.capacityBytes)})`,
     );
   }
+}
+
+function simulatePipelinePlan(
+  argv: SimulateArgs,
+  planFile: ReturnType<typeof loadPlanTarget>["planFile"] & { readonly pipeline: PipelinePlan },
+): void {
+  for (const flag of ["trace", "routing", "hardware"] as const)
+    if (argv[flag] !== undefined)
+      throw new InputError(
+        `--${flag}`,
+        undefined,
+        `${argv.plan} is a pipeline plan: its stages are simulated on the cluster it carries, without --${flag}`,
+      );
+  const result = simulatePipeline(planFile, { schedule: argv.schedule ?? planFile.schedule, timeline: argv.timeline });
+  if (argv.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
+  else if (!argv.quiet) process.stdout.write(formatPipelineSimulation(result) + "\n");
+  const overflowing = result.stages.findIndex((s) => s.overflow);
+  if (overflowing >= 0)
+    throw new PlanError(
+      `the plan does not fit: stage ${overflowing}'s ${result.stages[overflowing]!.overflow!.tier} memory overflows`,
+    );
 }
 
 function simulateOnEngine(

@@ -184,12 +184,15 @@ export function effective(quantity: Quantity): number {
  * A value's sign (checked first, with the reader's usual message) and its physically meaningful range
  * (core/physical-bounds.ts): rates (bytes, FLOP, values per second), latencies, capacities.
  */
-interface Bounded {
+export interface Bounded {
   readonly rule: NumberRule;
   readonly range: NumberRule;
 }
-const RATE: Bounded = { rule: { greaterThan: 0 }, range: { min: MIN_RATE_PER_SECOND, max: MAX_RATE_PER_SECOND } };
-const LATENCY: Bounded = { rule: { min: 0 }, range: { min: 0, max: MAX_LATENCY_SECONDS } };
+export const RATE: Bounded = {
+  rule: { greaterThan: 0 },
+  range: { min: MIN_RATE_PER_SECOND, max: MAX_RATE_PER_SECOND },
+};
+export const LATENCY: Bounded = { rule: { min: 0 }, range: { min: 0, max: MAX_LATENCY_SECONDS } };
 const capacity = (max: number): Bounded => ({ rule: { min: 0 }, range: { min: 0, max } });
 
 function readSourced(obj: Record<string, unknown>, key: string, ctx: FieldContext, bounded: Bounded): SourcedValue {
@@ -202,7 +205,12 @@ function readSourced(obj: Record<string, unknown>, key: string, ctx: FieldContex
   };
 }
 
-function readQuantity(obj: Record<string, unknown>, key: string, ctx: FieldContext, rule: Bounded = RATE): Quantity {
+export function readQuantity(
+  obj: Record<string, unknown>,
+  key: string,
+  ctx: FieldContext,
+  rule: Bounded = RATE,
+): Quantity {
   const c = child(ctx, key);
   const o = readObject(obj, key, ctx);
   rejectUnknownKeys(o, c, ["datasheet", "measured", "fitted", "note"]);

@@ -10,6 +10,7 @@
 
 import { planSchemaDocument } from "../schemas/definitions.js";
 import { checkAgainstSchema } from "../schemas/schema-input-error.js";
+import { checkPipeline } from "./check-pipeline.js";
 import { checkName, fail } from "./fields.js";
 import { parseHardwareProfile } from "./hardware-profile.js";
 import { checkModelConsistency } from "./model-spec.js";
@@ -39,6 +40,7 @@ export function parsePlan(data: unknown, source: string): Plan {
   checkPolicyRules(plan.policy, { source, path: "policy" });
   checkPolicyFitsModel(plan.modelSpec, plan.policy, source);
   checkPlanFitsModel(plan, source);
+  checkPipeline(plan, source);
   return plan;
 }
 

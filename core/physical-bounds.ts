@@ -27,6 +27,9 @@ export const MAX_SECONDS_PER_WEIGHT = 1;
 
 /** CPU cores of one host. */
 export const MAX_CPU_CORES = 65536;
+/** Cluster shapes: nodes in a cluster, GPUs in one node (the largest NVLink domains hold 72). */
+export const MAX_CLUSTER_NODES = 4096;
+export const MAX_GPUS_PER_NODE = 72;
 
 /** Model shapes. */
 export const MAX_LAYERS = 1e5;

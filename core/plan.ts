@@ -11,6 +11,7 @@ import type { LlamaCppMoeAdvice } from "../planner/moe/llama-cpp-moe.js";
 import type { HardwareProfile } from "./hardware-profile.js";
 import type { Link } from "./links.js";
 import type { ModelSpec } from "./model-spec.js";
+import type { PipelinePlan } from "./pipeline-plan.js";
 import type { Policy } from "./policy.js";
 import type { ScheduleName } from "./schedule-name.js";
 import type { Tier } from "./tiers.js";
@@ -99,4 +100,11 @@ export interface Plan {
   readonly engineKnobs?: EngineKnobs;
   /** The engine model's whole prediction: realized placement, terms, lanes, the rates it used and their provenance. */
   readonly enginePrediction?: PlanEnginePrediction;
+  /**
+   * Pipeline-parallel plans for a cluster (`--hardware` a cluster of more than one GPU): the stage
+   * layout. `policy` is then the first stage's policy over the whole in-flight block (numGpuBatches =
+   * microBatches x each micro-batch's GPU batches), `predicted` the pipeline's, with peakBytes the
+   * largest of any one GPU and bytes summed over the GPUs; `hardwareProfile` is one GPU of the cluster.
+   */
+  readonly pipeline?: PipelinePlan;
 }

@@ -9,11 +9,16 @@ export function profilesDirectory(): string {
   return fileURLToPath(new URL("../../profiles/", import.meta.url));
 }
 
-export function shippedProfileNames(): string[] {
-  return readdirSync(profilesDirectory())
+/** The names of the JSON files in a folder, without ".json", sorted. */
+export function jsonFileNames(dir: string): string[] {
+  return readdirSync(dir)
     .filter((f) => f.endsWith(".json"))
     .map((f) => f.replace(/\.json$/, ""))
     .sort();
+}
+
+export function shippedProfileNames(): string[] {
+  return jsonFileNames(profilesDirectory());
 }
 
 export function loadShippedProfile(name: string): HardwareProfile {

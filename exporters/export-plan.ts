@@ -11,8 +11,10 @@ import { exportPrediction, predictionLines } from "./export-prediction.js";
 import { EXPORT_TARGETS, type ExportResult, type ExportTarget, isExportTarget } from "./export-result.js";
 import type { ExportOptions } from "./export-source.js";
 import { exportFlexgen } from "./flexgen.js";
+import { exportFlexgenPipeline } from "./flexgen-pipeline.js";
 import { exportLlamaCpp } from "./llama-cpp.js";
 import { exportVllm } from "./vllm.js";
+import { exportVllmPipeline } from "./vllm-pipeline.js";
 
 export { EXPORT_TARGETS, type ExportResult, type ExportTarget, isExportTarget } from "./export-result.js";
 export type { ExportOptions } from "./export-source.js";
@@ -36,6 +38,15 @@ export function exportPlan(plan: Plan, target: ExportTarget, options: ExportOpti
 }
 
 function exportTo(plan: Plan, target: ExportTarget, options: ExportOptions): ExportResult {
+  if (plan.pipeline) {
+    if (target === "flexgen") return exportFlexgenPipeline(plan, plan.pipeline, options);
+    if (target === "vllm") return exportVllmPipeline(plan, plan.pipeline, options);
+    throw new InputError(
+      "--to",
+      undefined,
+      `pipeline plans export to flexgen and vllm; ${target}'s multi-GPU settings are not written yet (export one stage's policy by planning its GPU alone)`,
+    );
+  }
   switch (target) {
     case "flexgen":
       return exportFlexgen(plan, options);

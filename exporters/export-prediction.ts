@@ -29,6 +29,8 @@ export function exportPrediction(
 ): ExportPrediction {
   const engine = EXPORT_ENGINES[target];
   if (!engine) return { reason: `Spillway has no engine model for ${target}` };
+  if (plan.pipeline)
+    return { engine, reason: `${engine}'s engine model predicts one GPU; the pipeline's prediction is the plan's own` };
   if (!hardware)
     return {
       engine,

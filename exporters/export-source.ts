@@ -166,3 +166,10 @@ export function moeAdvice(
 /** Prefixes each line with `prefix` (comment headers). */
 export const commentLines = (lines: readonly string[], prefix = "# "): string =>
   lines.map((l) => `${prefix}${l}`).join("\n");
+
+/** An export's text: its comment header, its warnings, then what to run. */
+export function exportText(header: readonly string[], warnings: readonly string[], body: string): string {
+  return (
+    [commentLines(header), ...(warnings.length ? [commentLines(warnings, "# warning: ")] : []), body].join("\n") + "\n"
+  );
+}

@@ -6,7 +6,7 @@
 
 import type { ModelSpec } from "../core/model-spec.js";
 import type { Plan } from "../core/plan.js";
-import { isUniform, type Placement, placementFromPercents } from "../core/policy.js";
+import { isUniform, type Placement, type Policy, placementFromPercents } from "../core/policy.js";
 import {
   activationTierOf,
   cacheSequences,
@@ -16,7 +16,7 @@ import {
 import { formatBytes } from "../core/units.js";
 import type { ExportResult } from "./export-result.js";
 import type { ExportOptions } from "./export-source.js";
-import { commentLines, commonHeader, describeTiers, hfModelId, planWeightBytes, sumTiers } from "./export-source.js";
+import { commonHeader, describeTiers, exportText, hfModelId, planWeightBytes, sumTiers } from "./export-source.js";
 
 export interface FlexgenWeightPercent {
   readonly wg: number;
@@ -95,6 +95,23 @@ export function flexgenPercent(plan: Plan): {
   return { percent, weights, target, layerBytes: sumTiers(weights.bytes) };
 }
 
+/** Whether FlexGen's --percent leaves weights or KV cache on disk. */
+export function usesDiskTier(percent: readonly number[]): boolean {
+  return 100 - percent[0]! - percent[1]! > 0 || 100 - percent[2]! - percent[3]! > 0;
+}
+
+/** The flags after --percent that a policy sets: the offload folder, compression, CPU attention, pinning, overlap. */
+export function flexgenPolicyFlags(policy: Policy, percent: readonly number[]): string[] {
+  const args: string[] = [];
+  if (usesDiskTier(percent)) args.push("--offload-dir ~/flexgen_offload_dir");
+  if (policy.compressWeight) args.push("--compress-weight");
+  if (policy.compressCache) args.push("--compress-cache");
+  if (policy.cpuAttention) args.push("--cpu-cache-compute");
+  if (!policy.pinWeight) args.push("--pin-weight 0");
+  if (!policy.overlap) args.push("--overlap False");
+  return args;
+}
+
 export function exportFlexgen(plan: Plan, options: ExportOptions = {}): ExportResult {
   const { modelSpec: model, policy, workload } = plan;
   const warnings: string[] = [];
@@ -137,13 +154,8 @@ export function exportFlexgen(plan: Plan, options: ExportOptions = {}): ExportRe
     `--num-gpu-batches ${policy.numGpuBatches}`,
     `--percent ${percent.join(" ")}`,
   ];
-  const usesDisk = 100 - percent[0] - percent[1] > 0 || 100 - percent[2] - percent[3] > 0;
-  if (usesDisk) args.push("--offload-dir ~/flexgen_offload_dir");
-  if (policy.compressWeight) args.push("--compress-weight");
-  if (policy.compressCache) args.push("--compress-cache");
-  if (policy.cpuAttention) args.push("--cpu-cache-compute");
-  if (!policy.pinWeight) args.push("--pin-weight 0");
-  if (!policy.overlap) args.push("--overlap False");
+  const usesDisk = usesDiskTier(percent);
+  args.push(...flexgenPolicyFlags(policy, percent));
 
   const seqs = cacheSequences(policy.gpuBatchSize, policy.cache);
   const header = [
@@ -154,11 +166,5 @@ export function exportFlexgen(plan: Plan, options: ExportOptions = {}): ExportRe
     `activations: ${act}`,
     ...(usesDisk ? ["--offload-dir: FlexGen's default folder; put it on the fast disk the profile describes"] : []),
   ];
-  const text =
-    [
-      commentLines(header),
-      ...(warnings.length ? [commentLines(warnings, "# warning: ")] : []),
-      args.join(" \\\n  "),
-    ].join("\n") + "\n";
-  return { target: "flexgen", text, warnings };
+  return { target: "flexgen", text: exportText(header, warnings, args.join(" \\\n  ")), warnings };
 }

@@ -5,12 +5,14 @@
  * `npm run schemas` writes them to schemas/*.schema.json; a test keeps the files equal to this module.
  */
 
+import { type ClusterProfile, INTERCONNECT_KINDS } from "../core/cluster-profile.js";
 import { EXPERT_BITS, EXPERT_COMPUTES, EXPERT_EVICTIONS } from "../core/expert-policy.js";
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import { MODEL_FAMILIES } from "../core/model-spec.js";
 import {
   MAX_BYTES_PER_PARAM,
   MAX_CAPACITY_BYTES,
+  MAX_CLUSTER_NODES,
   MAX_CPU_CORES,
   MAX_CURVE_BYTES,
   MAX_CURVE_ROWS,
@@ -21,6 +23,7 @@ import {
   MAX_GENERATED_TOKENS,
   MAX_GPU_BATCH_SIZE,
   MAX_GPU_BATCHES,
+  MAX_GPUS_PER_NODE,
   MAX_HEADS,
   MAX_HIDDEN_SIZE,
   MAX_LATENCY_SECONDS,
@@ -35,6 +38,7 @@ import {
   MIN_RATE_PER_SECOND,
   MIN_SECONDS_PER_WEIGHT,
 } from "../core/physical-bounds.js";
+import { STAGE_ROLES } from "../core/pipeline-plan.js";
 import { COST_MODEL_NAMES, type Plan } from "../core/plan.js";
 import { COMPUTE_DEVICES } from "../core/policy.js";
 import { RESOURCES } from "../core/resources.js";
@@ -354,6 +358,86 @@ const expertFigures = obj({
   routingSource: str(),
 });
 
+const interconnect = named(
+  "InterconnectProfile",
+  obj(
+    {
+      kind: oneOfValues(INTERCONNECT_KINDS),
+      name: nonEmptyStr(),
+      bytesPerSecond: quantity,
+      latencySeconds: quantityNonNegative,
+    },
+    { fileOnly: note, description: "a link between two GPUs: one transfer's rate per direction and fixed cost" },
+  ),
+);
+
+export const clusterSchema = obj(
+  {
+    kind: oneOfValues(["cluster"] as const),
+    name: nonEmptyStr(),
+    description: nonEmptyStr(),
+    nodes: int({ minimum: 1, maximum: MAX_CLUSTER_NODES }),
+    gpusPerNode: int({ minimum: 1, maximum: MAX_GPUS_PER_NODE }),
+    perGpu: named("HardwareProfile", profileSchema),
+    intraNode: opt(interconnect),
+    interNode: opt(interconnect),
+    notes: opt(str()),
+  },
+  { fileOnly: { $schema: opt(str()) } },
+);
+assertMatches<Infer<typeof clusterSchema>, Jsonify<ClusterProfile>>(true);
+
+const resourceSeconds = obj(
+  Object.fromEntries(RESOURCES.map((r) => [r, num({ minimum: 0 })])) as {
+    [K in (typeof RESOURCES)[number]]: ReturnType<typeof num>;
+  },
+);
+
+const pipeline = obj(
+  {
+    cluster: named("ClusterProfile", clusterSchema),
+    microBatches: int({ minimum: 1, maximum: MAX_GPU_BATCHES, description: "micro-batches in flight" }),
+    stages: arr(
+      obj({
+        gpu: obj({ node: int({ minimum: 0 }), index: int({ minimum: 0 }) }),
+        layers: obj(
+          { from: int({ minimum: 0, maximum: MAX_LAYERS }), to: int({ minimum: 1, maximum: MAX_LAYERS }) },
+          { description: "decoder layers [from, to)" },
+        ),
+        role: oneOfValues(STAGE_ROLES),
+        policy,
+        predicted: obj({
+          prefillSecondsPerMicroBatch: num({ minimum: 0 }),
+          decodeSecondsPerMicroBatch: num({ minimum: 0 }),
+          busySeconds: resourceSeconds,
+          bytes: traffic,
+          peakBytes: tiers,
+          capacityBytes: capacities,
+          feasible: bool(),
+          infeasibleReasons: arr(str()),
+          bottleneck: str(),
+        }),
+      }),
+      { minItems: 1, description: "contiguous layer stages, first stage first" },
+    ),
+    links: arr(
+      obj({
+        from: int({ minimum: 0 }),
+        to: int({ minimum: 0 }),
+        kind: oneOfValues(INTERCONNECT_KINDS),
+        name: str(),
+        bytesPerSecond: num({ exclusiveMinimum: 0 }),
+        latencySeconds: num({ minimum: 0 }),
+        bytes: num({ minimum: 0 }),
+        busySeconds: num({ minimum: 0 }),
+      }),
+      { description: "stage s to s + 1; the last returns token ids to stage 0" },
+    ),
+    stageIdleFraction: arr(fraction()),
+  },
+  { description: "pipeline-parallel plans for a cluster: the stage layout" },
+);
+
 export const planSchema = obj(
   {
     model: str(),
@@ -443,6 +527,7 @@ export const planSchema = obj(
         { description: "the engine's own settings fixed for the prediction" },
       ),
     ),
+    pipeline: opt(pipeline),
     enginePrediction: opt(
       obj(
         {

@@ -3,7 +3,7 @@
  * part (profiles/parts/gpus), a host part (CPU, host memory and the PCIe link as the host's slot
  * provides it: profiles/parts/hosts) and a disk part (profiles/parts/disks) — as the composition
  * table profiles/parts/compose.json names them. The written profiles are complete standalone files:
- * Spillway never opens a part. `--check` writes nothing and exits 1 when a committed profile differs.
+ * Spillway never opens a part. scripts/write-profiles.ts writes them (and the clusters).
  */
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -11,7 +11,6 @@ import { fileURLToPath } from "node:url";
 import { asObject, child, type FieldContext, fail, readObject, readString, rejectUnknownKeys } from "../core/fields.js";
 import { parseHardwareProfile } from "../core/hardware-profile.js";
 import { readJsonFile } from "../core/read-json-file.js";
-import { syncGeneratedFiles } from "../core/sync-generated-files.js";
 
 /** profiles/ in the source tree (this file runs from dist/scripts/). */
 export const PROFILES_DIR = fileURLToPath(new URL("../../profiles/", import.meta.url));
@@ -180,17 +179,3 @@ export function unusedParts(partsDir = PARTS_DIR): string[] {
       .map((name) => `${kind}s/${name}.json`);
   });
 }
-
-function main(args: string[]): number {
-  const check = args.includes("--check");
-  const files = composedProfileFiles();
-  const stale = syncGeneratedFiles(PROFILES_DIR, files, check, "differs from its parts: run npm run profiles");
-  const strays = readdirSync(PROFILES_DIR).filter((f) => f.endsWith(".json") && !(f in files));
-  for (const f of strays) process.stderr.write(`${join(PROFILES_DIR, f)} has no row in ${COMPOSE_FILE}\n`);
-  const unused = unusedParts();
-  for (const f of unused) process.stderr.write(`${join(PARTS_DIR, f)} is used by no row of ${COMPOSE_FILE}\n`);
-  return (check && stale) || strays.length || unused.length ? 1 : 0;
-}
-
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1])
-  process.exitCode = main(process.argv.slice(2));
