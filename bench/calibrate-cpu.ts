@@ -11,28 +11,21 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseHardwareProfile, withCapacities } from "../core/hardware-profile.js";
 import { GIB } from "../core/units.js";
 import { calibrate } from "../engines/calibrate.js";
 import { readMeasuredRuns } from "../engines/measured-runs.js";
 import { findCatalogueModel } from "../models/catalogue.js";
 import { compare } from "../runtime/compare.js";
-import { defaultCapacities, measureCpuBackend, profileFromSamples } from "../runtime/profile-cpu.js";
 import { synthesizeOptWeights } from "../runtime/synth-weights.js";
 import { CPU_BENCH_CASES as CASES } from "./cpu-bench-cases.js";
+import { measuredCpuHardware } from "./measured-cpu-hardware.js";
 
 const pct = (x: number) => `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)}%`;
 
 const keep = process.argv[2];
 const work = mkdtempSync(join(tmpdir(), "spillway-calibrate-cpu-"));
 try {
-  console.log("Measuring this machine (spillway profile --backend cpu --quick) ...");
-  const samples = measureCpuBackend({ quick: true, gpuBytes: 0.5 * GIB });
-  const profile = parseHardwareProfile(
-    JSON.parse(JSON.stringify(profileFromSamples(samples, defaultCapacities(0.5 * GIB)))),
-    "measured profile",
-  );
-  const hardware = withCapacities(profile, { gpu: 0.5 * GIB });
+  const hardware = measuredCpuHardware();
   const out = keep ?? work;
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, "cpu.json"), JSON.stringify(hardware, null, 2) + "\n");

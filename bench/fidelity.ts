@@ -8,14 +8,13 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseHardwareProfile, withCapacities } from "../core/hardware-profile.js";
 import { GIB } from "../core/units.js";
 import { findCatalogueModel } from "../models/catalogue.js";
 import { plan } from "../planner/plan.js";
-import { defaultCapacities, measureCpuBackend, profileFromSamples } from "../runtime/profile-cpu.js";
 import { run } from "../runtime/run.js";
 import { synthesizeOptWeights } from "../runtime/synth-weights.js";
 import { CPU_BENCH_CASES as CASES } from "./cpu-bench-cases.js";
+import { measuredCpuHardware } from "./measured-cpu-hardware.js";
 
 const ROUNDS = 3;
 
@@ -27,13 +26,7 @@ function medianOf(xs: number[]): number {
 
 const work = mkdtempSync(join(tmpdir(), "spillway-fidelity-"));
 try {
-  console.log("Measuring this machine (spillway profile --backend cpu --quick) ...");
-  const samples = measureCpuBackend({ quick: true, gpuBytes: 0.5 * GIB });
-  const profile = parseHardwareProfile(
-    JSON.parse(JSON.stringify(profileFromSamples(samples, defaultCapacities(0.5 * GIB)))),
-    "measured profile",
-  );
-  const hardware = withCapacities(profile, { gpu: 0.5 * GIB });
+  const hardware = measuredCpuHardware();
   const weightsDir = join(work, "opt-125m");
   synthesizeOptWeights(findCatalogueModel("opt-125m")!, weightsDir, { seed: 0 });
   const model = { ...findCatalogueModel("opt-125m")! };

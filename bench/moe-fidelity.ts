@@ -16,7 +16,6 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseHardwareProfile, withCapacities } from "../core/hardware-profile.js";
 import type { ModelSpec } from "../core/model-spec.js";
 import { GIB } from "../core/units.js";
 import { findCatalogueModel } from "../models/catalogue.js";
@@ -26,8 +25,8 @@ import { plan } from "../planner/plan.js";
 import { executeMoePlan } from "../runtime/moe/run-moe-plan.js";
 import { tinyMixtralSpec } from "../runtime/moe/synth-mixtral-weights.js";
 import { synthesizeMoeWeights } from "../runtime/moe/synth-moe-weights.js";
-import { defaultCapacities, measureCpuBackend, profileFromSamples } from "../runtime/profile-cpu.js";
 import { simulateMoe } from "../simulator/simulate-moe.js";
+import { measuredCpuHardware } from "./measured-cpu-hardware.js";
 
 const ROUNDS = 3;
 const FP16_GPU_KV: FixedExperts = { bits: 16, attentionBits: 16, cacheOnCpu: false, batchSize: 4, prefetchExperts: 0 };
@@ -60,13 +59,7 @@ if (!model?.moe) throw new Error("--model: expected mixtral-tiny or qwen2-moe-ti
 const workload = { promptLen: 16, genLen: 16 };
 const work = mkdtempSync(join(tmpdir(), "spillway-moe-fidelity-"));
 try {
-  console.log("Measuring this machine (spillway profile --backend cpu --quick) ...");
-  const samples = measureCpuBackend({ quick: true, gpuBytes: 0.5 * GIB });
-  const profile = parseHardwareProfile(
-    JSON.parse(JSON.stringify(profileFromSamples(samples, defaultCapacities(0.5 * GIB)))),
-    "measured profile",
-  );
-  const hardware = withCapacities(profile, { gpu: 0.5 * GIB });
+  const hardware = measuredCpuHardware();
   const weightsDir = join(work, model.name);
   synthesizeMoeWeights(model, weightsDir, { seed: 0 });
   const rate = (x: number) => x.toPrecision(4).padStart(11);
