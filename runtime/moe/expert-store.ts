@@ -13,7 +13,13 @@
  *   host -> that slot; a prefetched expert's buffer and the victim's slot swap roles). An expert the
  *   cache does not keep (0 slots, static) computes from the staging block or its prefetch buffer;
  * - then the prefetch for layer l + distance is issued into free prefetch buffers (none when this
- *   layer's misses went to the CPU); unused arrivals are wasted.
+ *   layer's misses went to the CPU); unused arrivals are wasted. What it fetches was decided before
+ *   layer l's experts ran, from the model itself: a pre-gated model's pre-gate gives layer l + 1's
+ *   exact experts (`beforeExperts`' nextLayerExperts); speculative prefetch applies layer l + a's router
+ *   to layer l's router input (gate-lookahead.ts) and combines the batch's guesses (`batchGuesses`).
+ *   Nothing is read from a reference run.
+ * - the guesses' quality is counted for every decode layer that had one: `guesses` (experts guessed),
+ *   `guessesUsed` (guessed and used by the layer), `guessedLayerLookups` (the layer's used experts).
  * Prefill streams every non-resident expert through the staging block and leaves the caches as they
  * were warmed (the replay starts decode from the warm caches).
  *
@@ -22,12 +28,12 @@
  */
 import type { ExpertPolicy } from "../../core/expert-policy.js";
 import type { ModelSpec } from "../../core/model-spec.js";
-import type { DecodeRouting } from "../../simulator/decode-routing.js";
 import { ExpertCache } from "../../simulator/expert-cache.js";
-import { batchExperts, coOccurrence, speculativeGuesses } from "../../simulator/expert-predictor.js";
+import { batchGuesses, countGuesses } from "../../simulator/expert-predictor.js";
 import type { DeviceArena, DeviceBlock } from "../device-arena.js";
 import type { TransferEngine, TransferId } from "../transfer-engine.js";
 import { prefetchBufferCount } from "./device-budget.js";
+import type { GateLookahead, TokenGuesses } from "./gate-lookahead.js";
 import { type ExpertExecutor, expertValues, type MoePhase } from "./mixtral-model.js";
 
 export type ExpertTransferKind = "warm" | "prefill" | "demand" | "prefetch";
@@ -50,6 +56,12 @@ export interface ExpertCounts {
   cpuComputed: number;
   /** Experts streamed through the staging block in prefill (not a decode lookup). */
   prefillFetches: number;
+  /** Experts the prefetcher guessed for decode layers (pre-gated: the pre-gate's experts). */
+  guesses: number;
+  /** Of `guesses`, those the layer used. */
+  guessesUsed: number;
+  /** Experts used by the decode layers that had a guess (the recall denominator). */
+  guessedLayerLookups: number;
 }
 
 interface Arrival {
@@ -67,7 +79,12 @@ export class ExpertStore implements ExpertExecutor {
     wastedPrefetches: 0,
     cpuComputed: 0,
     prefillFetches: 0,
+    guesses: 0,
+    guessesUsed: 0,
+    guessedLayerLookups: 0,
   };
+  /** Receives every layer's per-token guesses, prefill and decode (to record them beside the routing). */
+  onGuesses?: (layer: number, phase: MoePhase, guesses: TokenGuesses) => void;
   private readonly caches: ExpertCache[];
   private readonly slotOf: Map<number, DeviceBlock>[];
   private readonly freeSlots: DeviceBlock[][];
@@ -76,14 +93,14 @@ export class ExpertStore implements ExpertExecutor {
   private readonly incoming: Map<number, Arrival>[];
   private readonly expertValueCount: number;
   private readonly distance: number;
-  private readonly predictor: Float64Array[] | undefined;
-  private step = 0;
+  /** Per target layer, the batch's guess made `distance` layers earlier in this decode step. */
+  private readonly guessed: (number[] | undefined)[];
 
   /**
    * @param host every expert's packed fp16 home copy, [layer][expert], over shared memory.
    * @param initial per layer, the experts to warm the cache with (most popular first).
-   * @param oracle the reference run's decode routing: pre-gated prefetch reads the next layer's experts
-   *   from it, speculative prefetch builds its co-occurrence table from it. Needed only with prefetch.
+   * @param lookahead speculative prefetch's guesser (policy.prefetchExperts > 0): the router of layer
+   *   l + prefetchLayers applied to layer l's router input, prefetchExperts guesses per token.
    */
   constructor(
     readonly model: ModelSpec,
@@ -93,7 +110,7 @@ export class ExpertStore implements ExpertExecutor {
     private readonly host: readonly (readonly Uint16Array[])[],
     private readonly transfers: TransferEngine<ExpertTransferMeta>,
     initial: readonly (readonly number[])[],
-    private readonly oracle?: DecodeRouting,
+    private readonly lookahead?: GateLookahead,
   ) {
     const moe = model.moe!;
     const L = model.numLayers;
@@ -121,12 +138,12 @@ export class ExpertStore implements ExpertExecutor {
       this.pool.push(arena.allocate(bytes, `expert prefetch buffer ${i}`));
     this.incoming = Array.from({ length: L }, () => new Map<number, Arrival>());
     this.distance = policy.pregated ? 1 : policy.prefetchLayers;
-    const prefetching = policy.pregated || policy.prefetchExperts > 0;
-    if (prefetching && !oracle)
+    this.guessed = new Array(L).fill(undefined);
+    const speculative = !policy.pregated && policy.prefetchExperts > 0;
+    if (speculative && !(lookahead?.distance === this.distance && lookahead.perLayer === policy.prefetchExperts))
       throw new Error(
-        "prefetch needs the reference routing (pre-gated: the next layer's experts; speculative: co-occurrence counts)",
+        `speculative prefetch needs a gate lookahead of ${policy.prefetchExperts} guesses, ${this.distance} layers ahead`,
       );
-    this.predictor = !policy.pregated && policy.prefetchExperts > 0 ? coOccurrence(oracle!, this.distance) : undefined;
   }
 
   /** Experts resident in layer l's cache, in the policy's order. */
@@ -134,9 +151,30 @@ export class ExpertStore implements ExpertExecutor {
     return this.caches[layer]!.resident;
   }
 
-  /** Sets the decode step (0-based) whose layers run next: the pre-gated oracle reads the routing of this step. */
-  beginDecodeStep(step: number): void {
-    this.step = step;
+  beforeExperts(
+    layer: number,
+    phase: MoePhase,
+    routerInput: Float32Array,
+    rows: number,
+    nextLayerExperts: readonly number[] | undefined,
+  ): void {
+    const target = layer + this.distance;
+    if (this.policy.pregated) {
+      if (target >= this.model.numLayers) return;
+      if (!nextLayerExperts)
+        throw new Error(`layer ${layer}: pre-gated prefetch needs a pre-gated model (this layer has no pre-gate)`);
+      if (phase === "decode") this.guessed[target] = [...nextLayerExperts];
+      return;
+    }
+    const guesses = this.lookahead?.guess(layer, routerInput, rows);
+    if (!guesses) return;
+    this.onGuesses?.(layer, phase, guesses);
+    if (phase !== "decode") return;
+    const m = this.lookahead!.perLayer;
+    const perToken = Array.from({ length: rows }, (_, row) =>
+      Array.from(guesses.experts.subarray(row * m, (row + 1) * m)),
+    );
+    this.guessed[target] = batchGuesses(perToken, this.policy.prefetchExperts);
   }
 
   private copyIn(layer: number, expert: number, block: DeviceBlock, kind: ExpertTransferKind): TransferId {
@@ -196,6 +234,14 @@ export class ExpertStore implements ExpertExecutor {
     const hits = need.filter((e) => atStart.has(e));
     const brought = need.filter((e) => !atStart.has(e) && (arrived.has(e) || !missesOnCpu)).sort((a, b) => a - b);
     const onCpu = need.filter((e) => !atStart.has(e) && !arrived.has(e) && missesOnCpu);
+    const guessed = this.guessed[l];
+    this.guessed[l] = undefined;
+    if (guessed) {
+      const quality = countGuesses(guessed, need);
+      this.counts.guesses += quality.guesses;
+      this.counts.guessesUsed += quality.used;
+      this.counts.guessedLayerLookups += quality.lookups;
+    }
     this.counts.lookups += need.length;
     this.counts.hits += hits.length;
     this.counts.cpuComputed += onCpu.length;
@@ -252,18 +298,13 @@ export class ExpertStore implements ExpertExecutor {
       this.counts.wastedPrefetches++;
     }
     arrived.clear();
-    this.issuePrefetch(l, need, missesOnCpu);
+    this.issuePrefetch(l, missesOnCpu);
   }
 
-  private issuePrefetch(l: number, need: readonly number[], missesOnCpu: boolean): void {
-    const x = this.policy;
+  private issuePrefetch(l: number, missesOnCpu: boolean): void {
     const target = l + this.distance;
-    if (target >= this.model.numLayers || missesOnCpu) return;
-    let guesses: number[];
-    if (x.pregated) guesses = batchExperts(this.oracle!, this.batch, this.step, target);
-    else if (this.predictor)
-      guesses = speculativeGuesses(this.predictor[l]!, this.model.moe!.numExperts, need, x.prefetchExperts);
-    else return;
+    const guesses = this.guessed[target];
+    if (target >= this.model.numLayers || missesOnCpu || !guesses) return;
     const targetCache = this.caches[target]!;
     const incoming = this.incoming[target]!;
     for (const e of guesses) {

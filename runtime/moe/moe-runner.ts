@@ -8,8 +8,10 @@
  *    expert's home copy in host memory, `cacheSize` slots per layer warmed with the layer's most popular
  *    experts in the reference's decode routing (simulator/moe-replay.ts's `popularity`, so the replay
  *    of that routing starts from the same caches), misses fetched host -> device through the copy
- *    engine or computed on the CPU, and the prefetcher (pre-gated or speculative, from the reference
- *    routing: see simulator/expert-predictor.ts).
+ *    engine or computed on the CPU, and the prefetcher: pre-gated (the checkpoint's pre-gates give the
+ *    next layer's experts; pre-gated.ts) or speculative (the router of layer l + a applied to layer l's
+ *    router input; gate-lookahead.ts). The run's routing is recorded with the speculative guesses beside
+ *    it (RoutingTrace.guesses), so the replay of that trace makes the same prefetches.
  *
  * The sequences run in lockstep: one prefill step of the prompts, then genLen - 1 decode steps of one
  * token each (the first generated token comes from prefill), exactly the decode steps the replay
@@ -18,9 +20,15 @@
  */
 import { join } from "node:path";
 import type { ExpertPolicy } from "../../core/expert-policy.js";
+import { InputError } from "../../core/input-error.js";
 import { isExpertTensor, kvDim, type ModelSpec } from "../../core/model-spec.js";
-import { allocateRoutingTrace, PHASE_DECODE, PHASE_PREFILL, type RoutingTrace } from "../../routing/routing-trace.js";
-import type { DecodeRouting } from "../../simulator/decode-routing.js";
+import {
+  allocateRoutingGuesses,
+  allocateRoutingTrace,
+  PHASE_DECODE,
+  PHASE_PREFILL,
+  type RoutingTrace,
+} from "../../routing/routing-trace.js";
 import { decodeRouting } from "../../simulator/decode-routing.js";
 import { popularity } from "../../simulator/moe-replay.js";
 import { DeviceArena, type DeviceBlock } from "../device-arena.js";
@@ -29,7 +37,9 @@ import { openSafetensors, type SafetensorsFile } from "../safetensors.js";
 import { sharedBytes, TransferEngine } from "../transfer-engine.js";
 import { type DeviceBudget, deviceBudget } from "./device-budget.js";
 import { type ExpertCounts, ExpertStore, type ExpertTransferMeta } from "./expert-store.js";
+import { GateLookahead } from "./gate-lookahead.js";
 import { expertValues, type MixtralKvCache, MixtralModel, type MixtralResidentWeights } from "./mixtral-model.js";
+import { GATE_TENSOR, PRE_GATE_TENSOR, PRE_GATED_CONFIG_KEY, routerOf } from "./pre-gated.js";
 import { MIXTRAL_FILE_NAME, readMixtralConfig } from "./synth-mixtral-weights.js";
 
 export interface MoeRunPolicy extends ExpertPolicy {
@@ -58,6 +68,10 @@ export interface MoeExpertFigures extends ExpertCounts {
   /** Bytes copied host -> device for decode misses and prefetches, and the seconds those copies took. */
   readonly fetchedBytes: number;
   readonly fetchSeconds: number;
+  /** Of the experts decode layers used, the share the prefetcher had guessed (guessesUsed / guessedLayerLookups; 0 without guesses). */
+  readonly guessRecall: number;
+  /** Of the experts the prefetcher guessed, the share the layer used (guessesUsed / guesses; 0 without guesses). */
+  readonly guessPrecision: number;
 }
 
 export interface MoeRunResult {
@@ -66,7 +80,10 @@ export interface MoeRunResult {
   readonly referenceTokens: number[][];
   readonly matchesReference: boolean;
   readonly experts: MoeExpertFigures;
-  /** The router's choices in the configuration under test (identical to the reference's when the tokens match). */
+  /**
+   * The router's choices in the configuration under test (identical to the reference's when the tokens
+   * match), with the speculative prefetcher's per-token guesses (`guesses`) when it had one.
+   */
   readonly routing: RoutingTrace;
   readonly referenceRouting: RoutingTrace;
   /** Per layer, the experts the caches were warmed with (most popular first). */
@@ -117,17 +134,21 @@ function allResident(model: ModelSpec): ExpertPolicy {
   };
 }
 
+interface CheckpointConfig {
+  readonly ropeTheta: number;
+  readonly rmsNormEps: number;
+  readonly preGated: boolean;
+}
+
 async function runPass(
   model: ModelSpec,
   file: SafetensorsFile,
-  ropeTheta: number,
-  rmsNormEps: number,
+  config: CheckpointConfig,
   policy: ExpertPolicy,
   promptIds: number[][],
   genLen: number,
   capacityBytes: number,
   initial: readonly (readonly number[])[],
-  oracle: DecodeRouting | undefined,
   threads: boolean,
 ): Promise<PassResult> {
   const started = performance.now();
@@ -164,7 +185,9 @@ async function runPass(
           v: resident(`${p}self_attn.v_proj.weight`),
           o: resident(`${p}self_attn.o_proj.weight`),
           postNorm: resident(`${p}post_attention_layernorm.weight`),
-          gate: resident(`${p}block_sparse_moe.gate.weight`),
+          // A pre-gated model routes layer l > 0 with layer l - 1's pre-gate (pre-gated.ts).
+          gate: config.preGated && l > 0 ? new Uint16Array(0) : resident(`${p}${GATE_TENSOR}`),
+          ...(config.preGated && l < L - 1 ? { preGate: resident(`${p}${PRE_GATE_TENSOR}`) } : {}),
         };
       }),
       finalNorm: resident("model.norm.weight"),
@@ -200,13 +223,23 @@ async function runPass(
         return new Uint16Array(bytes.buffer, bytes.byteOffset, n);
       }),
     );
-    const store = new ExpertStore(model, policy, B, arena, host, transfers, initial, oracle);
-    const runner = new MixtralModel(model, weights, kv, B, s, ropeTheta, rmsNormEps);
+    // Speculative prefetch: the router of layer l + a applied to layer l's router input.
+    const lookahead =
+      !policy.pregated && policy.prefetchExperts > 0
+        ? new GateLookahead(
+            Array.from({ length: L }, (_, t) => routerOf(weights.layers, t)),
+            model.hiddenSize,
+            moe.numExperts,
+            policy.prefetchLayers,
+            policy.prefetchExperts,
+          )
+        : undefined;
+    const store = new ExpertStore(model, policy, B, arena, host, transfers, initial, lookahead);
+    const runner = new MixtralModel(model, weights, kv, B, s, config.ropeTheta, config.rmsNormEps);
 
-    const trace = allocateRoutingTrace(
-      { model: model.name, numLayers: L, numExperts: moe.numExperts, expertsPerToken: moe.expertsPerToken },
-      B * total,
-    );
+    const meta = { model: model.name, numLayers: L, numExperts: moe.numExperts, expertsPerToken: moe.expertsPerToken };
+    const guesses = lookahead && allocateRoutingGuesses(meta, B * total, lookahead.distance, lookahead.perLayer);
+    const trace: RoutingTrace = { ...allocateRoutingTrace(meta, B * total), ...(guesses ? { guesses } : {}) };
     for (let b = 0; b < B; b++) {
       for (let p = 0; p < total; p++) {
         const i = b * total + p;
@@ -215,25 +248,42 @@ async function runPass(
         trace.phases[i] = p < s ? PHASE_PREFILL : PHASE_DECODE;
       }
     }
-    const k = moe.expertsPerToken;
-    const record = (t: number, past: number) => (layer: number, experts: Int32Array, gateWeights: Float32Array) => {
+    // The current step's tokens per sequence and past positions, for recording.
+    let stepTokens = s,
+      stepPast = 0;
+    /** Copies per-row values (sequence-major, `width` per row) of one layer into a [token, layer, width] table. */
+    const recordRows = (
+      to: Uint16Array | Float32Array,
+      from: Int32Array | Float32Array,
+      layer: number,
+      width: number,
+    ) => {
       for (let b = 0; b < B; b++) {
-        for (let i = 0; i < t; i++) {
-          const slot = ((b * total + past + i) * L + layer) * k;
-          for (let r = 0; r < k; r++) {
-            trace.experts[slot + r] = experts[(b * t + i) * k + r]!;
-            trace.gateWeights[slot + r] = gateWeights[(b * t + i) * k + r]!;
-          }
+        for (let i = 0; i < stepTokens; i++) {
+          const row = b * stepTokens + i;
+          to.set(from.subarray(row * width, (row + 1) * width), ((b * total + stepPast + i) * L + layer) * width);
         }
       }
     };
+    const k = moe.expertsPerToken;
+    const record = (layer: number, experts: Int32Array, gateWeights: Float32Array) => {
+      recordRows(trace.experts, experts, layer, k);
+      recordRows(trace.gateWeights, gateWeights, layer, k);
+    };
+    if (guesses)
+      store.onGuesses = (layer, _phase, g) => {
+        const target = layer + guesses.distance;
+        recordRows(guesses.experts, g.experts, target, guesses.perLayer);
+        recordRows(guesses.weights, g.weights, target, guesses.perLayer);
+      };
 
     const tokens: number[][] = Array.from({ length: B }, () => []);
-    let next = runner.step(Int32Array.from(promptIds.flat()), s, 0, "prefill", store, record(s, 0));
+    let next = runner.step(Int32Array.from(promptIds.flat()), s, 0, "prefill", store, record);
     next.forEach((id, b) => tokens[b]!.push(id));
+    stepTokens = 1;
     for (let t = 0; t < genLen - 1; t++) {
-      store.beginDecodeStep(t);
-      next = runner.step(next, 1, s + t, "decode", store, record(1, s + t));
+      stepPast = s + t;
+      next = runner.step(next, 1, s + t, "decode", store, record);
       next.forEach((id, b) => tokens[b]!.push(id));
     }
     transfers.drain();
@@ -253,7 +303,7 @@ async function runPass(
 
 /** Runs the all-resident reference, then `options.policy`'s cached configuration on the same prompts. */
 export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
-  const { model, ropeTheta, rmsNormEps } = readMixtralConfig(options.weightsDir);
+  const { model, ...config } = readMixtralConfig(options.weightsDir);
   const moe = model.moe!;
   if (options.genLen < 2)
     throw new Error(`runMoe: genLen ${options.genLen}; expected at least 2 (one prefill token and a decode step)`);
@@ -261,6 +311,12 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
   if (x.bits !== 16) throw new Error(`runMoe: experts are stored fp16 here; bits ${x.bits} is not supported`);
   if (x.offloadTier !== "cpu")
     throw new Error(`runMoe: experts' home copies are in host memory; offloadTier "${x.offloadTier}" is not supported`);
+  if (x.pregated && !config.preGated)
+    throw new InputError(
+      join(options.weightsDir, "config.json"),
+      PRE_GATED_CONFIG_KEY,
+      'policy.pregated needs a pre-gated checkpoint (config.json "pre_gated": true, as `spillway synth-weights --pre-gated` writes); this one is not',
+    );
   const promptIds = prompts(options, model.vocabSize);
   const B = promptIds.length;
   const maxLen = promptIds[0]!.length + options.genLen - 1;
@@ -275,31 +331,27 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
     const reference = await runPass(
       model,
       file,
-      ropeTheta,
-      rmsNormEps,
+      config,
       all,
       promptIds,
       options.genLen,
       deviceBudget(model, all, B, maxLen).totalBytes,
       everyExpert,
-      undefined,
       threads,
     );
-    const oracle = decodeRouting(reference.routing);
-    const initial = popularity(oracle);
+    // Caches start warm with the reference's most popular decode experts, as the replay warms them.
+    const initial = popularity(decodeRouting(reference.routing));
     const budget = deviceBudget(model, options.policy, B, maxLen);
     const capacityBytes = options.deviceCapacityBytes ?? budget.totalBytes;
     const run = await runPass(
       model,
       file,
-      ropeTheta,
-      rmsNormEps,
+      config,
       options.policy,
       promptIds,
       options.genLen,
       capacityBytes,
       initial,
-      oracle,
       threads,
     );
     const c = run.counts;
@@ -313,6 +365,8 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
         hitRate: c.lookups > 0 ? c.hits / c.lookups : 1,
         fetchedBytes: run.fetchedBytes,
         fetchSeconds: run.fetchSeconds,
+        guessRecall: c.guessedLayerLookups > 0 ? c.guessesUsed / c.guessedLayerLookups : 0,
+        guessPrecision: c.guesses > 0 ? c.guessesUsed / c.guesses : 0,
       },
       routing: run.routing,
       referenceRouting: reference.routing,

@@ -11,6 +11,7 @@
  *   ~2.5, so the softmax is decisive but different tokens pick different experts;
  * - RMSNorm weights are 1 + N(0, 0.1^2), so a runtime that ignored them would compute something else;
  * - embeddings N(0, 1), the LM head N(0, 1/hidden).
+ * With `preGated`, the routers follow pre-gated.ts's layout (pre-gates drawn as gates are).
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -28,6 +29,13 @@ import { readJsonFile } from "../../core/read-json-file.js";
 import { writeFileAtomic } from "../../core/write-file-atomic.js";
 import { toFloat16Array } from "../fp16.js";
 import { type TensorToWrite, writeSafetensors } from "../safetensors.js";
+import {
+  GATE_TENSOR,
+  layerRouterTensors,
+  PRE_GATE_TENSOR,
+  PRE_GATED_CONFIG_KEY,
+  readPreGatedMarker,
+} from "./pre-gated.js";
 
 export const MIXTRAL_FILE_NAME = "model.safetensors";
 /** Mixtral-8x7B's rope_theta; the synthetic checkpoints use it too. */
@@ -83,21 +91,24 @@ function layerTensorShape(model: ModelSpec, name: string): number[] {
   if (name === "self_attn.q_proj.weight") return [qDim(model), h];
   if (name === "self_attn.k_proj.weight" || name === "self_attn.v_proj.weight") return [kvDim(model), h];
   if (name === "self_attn.o_proj.weight") return [h, qDim(model)];
-  if (name === "block_sparse_moe.gate.weight") return [model.moe!.numExperts, h];
+  if (name === GATE_TENSOR || name === PRE_GATE_TENSOR) return [model.moe!.numExperts, h];
   if (/\.w[13]\.weight$/.test(name)) return [fe, h];
   if (/\.w2\.weight$/.test(name)) return [h, fe];
   throw new Error(`no Mixtral shape for layer tensor ${name}`);
 }
 
 /** Every tensor of a Mixtral checkpoint, in file order: embeddings, layers (layerWeightTensors order), final norm, LM head. */
-export function mixtralTensorShapes(model: ModelSpec): MixtralTensorShape[] {
+export function mixtralTensorShapes(model: ModelSpec, preGated = false): MixtralTensorShape[] {
   if (model.family !== "mixtral" || !model.moe) throw new Error(`${model.name} is not a Mixtral-family MoE model`);
   const shapes: MixtralTensorShape[] = [
     { name: "model.embed_tokens.weight", shape: [model.vocabSize, model.hiddenSize] },
   ];
   for (let l = 0; l < model.numLayers; l++) {
-    for (const t of layerWeightTensors(model))
-      shapes.push({ name: `model.layers.${l}.${t.name}`, shape: layerTensorShape(model, t.name) });
+    for (const t of layerWeightTensors(model)) {
+      const names = t.name === GATE_TENSOR ? layerRouterTensors(l, model.numLayers, preGated) : [t.name];
+      for (const name of names)
+        shapes.push({ name: `model.layers.${l}.${name}`, shape: layerTensorShape(model, name) });
+    }
   }
   shapes.push(
     { name: "model.norm.weight", shape: [model.hiddenSize] },
@@ -111,7 +122,7 @@ function tensorScale(model: ModelSpec, name: string, shape: readonly number[]): 
   if (name.endsWith("norm.weight")) return { mean: 1, std: 0.1 };
   if (name === "model.embed_tokens.weight") return { mean: 0, std: 1 };
   const fanIn = shape[shape.length - 1]!;
-  if (name.endsWith("block_sparse_moe.gate.weight")) return { mean: 0, std: 2.5 / Math.sqrt(fanIn) };
+  if (name.endsWith(GATE_TENSOR) || name.endsWith(PRE_GATE_TENSOR)) return { mean: 0, std: 2.5 / Math.sqrt(fanIn) };
   const writesResidual = /\.(o_proj|w2)\.weight$/.test(name);
   return { mean: 0, std: (writesResidual ? 1 / Math.sqrt(2 * model.numLayers) : 1) / Math.sqrt(fanIn) };
 }
@@ -169,9 +180,15 @@ export function hfMixtralConfig(
 }
 
 /** Writes model.safetensors (fp16) and then config.json into `outDir`; returns the files written. */
-export function synthesizeMixtralWeights(model: ModelSpec, outDir: string, seed: number): string[] {
+export function synthesizeMixtralWeights(
+  model: ModelSpec,
+  outDir: string,
+  seed: number,
+  options: { readonly preGated?: boolean } = {},
+): string[] {
+  const preGated = options.preGated ?? false;
   mkdirSync(outDir, { recursive: true });
-  const tensors: TensorToWrite[] = mixtralTensorShapes(model).map(({ name, shape }) => {
+  const tensors: TensorToWrite[] = mixtralTensorShapes(model, preGated).map(({ name, shape }) => {
     const { mean, std } = tensorScale(model, name, shape);
     const count = shape.reduce((a, b) => a * b, 1);
     return {
@@ -184,7 +201,8 @@ export function synthesizeMixtralWeights(model: ModelSpec, outDir: string, seed:
   const weights = join(outDir, MIXTRAL_FILE_NAME);
   writeSafetensors(weights, tensors, { format: "pt", generator: "spillway synthetic mixtral", seed: String(seed) });
   const config = join(outDir, "config.json");
-  writeFileAtomic(config, `${JSON.stringify(hfMixtralConfig(model), null, 2)}\n`);
+  const fields = preGated ? { ...hfMixtralConfig(model), [PRE_GATED_CONFIG_KEY]: true } : hfMixtralConfig(model);
+  writeFileAtomic(config, `${JSON.stringify(fields, null, 2)}\n`);
   return [weights, config];
 }
 
@@ -192,6 +210,8 @@ export interface MixtralConfig {
   readonly model: ModelSpec;
   readonly ropeTheta: number;
   readonly rmsNormEps: number;
+  /** A pre-gated checkpoint (pre-gated.ts). */
+  readonly preGated: boolean;
 }
 
 function configNumber(config: Record<string, unknown>, key: string, path: string, fallback?: number): number {
@@ -228,5 +248,6 @@ export function readMixtralConfig(dir: string): MixtralConfig {
     model: named,
     ropeTheta: configNumber(config, "rope_theta", path, DEFAULT_ROPE_THETA),
     rmsNormEps: configNumber(config, "rms_norm_eps", path, DEFAULT_RMS_NORM_EPS),
+    preGated: readPreGatedMarker(config, path),
   };
 }
