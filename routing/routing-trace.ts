@@ -136,19 +136,19 @@ export function allocateRoutingTrace(meta: RoutingTraceMeta, numTokens: number):
   };
 }
 
+/** A logical row's values. */
+export type RoutingRow = [
+  request: number,
+  token: number,
+  phase: RoutingPhase,
+  layer: number,
+  rank: number,
+  expert: number,
+  gateWeight: number,
+];
+
 /** Calls `visit` for every logical row in trace order (request, token, layer, rank). */
-export function forEachRow(
-  trace: RoutingTrace,
-  visit: (
-    request: number,
-    token: number,
-    phase: RoutingPhase,
-    layer: number,
-    rank: number,
-    expert: number,
-    gateWeight: number,
-  ) => void,
-): void {
+export function forEachRow(trace: RoutingTrace, visit: (...row: RoutingRow) => void): void {
   const { numLayers, expertsPerToken } = trace.meta;
   let slot = 0;
   for (let i = 0; i < trace.numTokens; i++) {
