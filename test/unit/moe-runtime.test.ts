@@ -3,12 +3,17 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { readRouting } from "../../cli/routing-flag.js";
 import type { ExpertPolicy } from "../../core/expert-policy.js";
 import { InputError } from "../../core/input-error.js";
 import { isExpertTensor, layerWeightTensors } from "../../core/model-spec.js";
 import { resolveHardware } from "../../core/resolve-hardware.js";
 import { moePolicy } from "../../planner/moe/moe-search.js";
+import { routingProfileFromTrace } from "../../planner/moe/profile-from-trace.js";
 import { uniformRoutingProfile } from "../../planner/moe/routing-profile.js";
+import { recordedGuessRecall } from "../../routing/guess-recall.js";
+import { writeMegatronJsonl } from "../../routing/megatron-jsonl.js";
+import { writeRoutingCsv } from "../../routing/routing-csv.js";
 import { expertsAt, guessesAt, PHASE_DECODE } from "../../routing/routing-trace.js";
 import { DeviceOutOfMemory } from "../../runtime/device-arena.js";
 import { deviceBudget } from "../../runtime/moe/device-budget.js";
@@ -325,4 +330,41 @@ test("speculative prefetch applies the target layer's router to the current rout
   assert.equal(standard.matchesReference, true);
   assert.ok(standard.experts.guessRecall < 1 && standard.experts.guessRecall > 0, `${standard.experts.guessRecall}`);
   assert.equal(standard.referenceRouting.guesses, undefined);
+});
+
+test("a run's routing written as CSV or JSONL and read back as plan --routing reads it replays the run exactly, and re-plans on its measured recall", async () => {
+  const cases: ExpertPolicy[] = [
+    { ...base, cacheSize: 1, prefetchExperts: 3 },
+    { ...base, cacheSize: 2, eviction: "lfu", prefetchExperts: 2, prefetchLayers: 2 },
+    { ...base, cacheSize: 1, pregated: true },
+  ];
+  for (const x of cases) {
+    const r = await run(x);
+    for (const extension of ["csv", "jsonl"]) {
+      const path = join(dir, "..", `recorded-${cases.indexOf(x)}.${extension}`);
+      if (extension === "csv") writeRoutingCsv(path, r.routing);
+      else writeMegatronJsonl(path, r.routing);
+      const { trace } = readRouting(path, { ...spec, name: r.model.name });
+      assert.deepEqual(trace.experts, r.routing.experts);
+      assert.deepEqual(trace.guesses?.experts, r.routing.guesses?.experts);
+      const sim = replay({ ...r, routing: trace }, x).experts;
+      const label = `${JSON.stringify(x)} via ${extension}`;
+      for (const key of [
+        "lookups",
+        "demandFetches",
+        "prefetches",
+        "wastedPrefetches",
+        "cpuComputed",
+        "guesses",
+      ] as const)
+        assert.equal(sim[key], r.experts[key], `${label}: ${key}`);
+      assert.equal(sim.hitRate, r.experts.hitRate, label);
+      assert.equal(sim.guessRecall, r.experts.guessRecall, label);
+      if (!x.pregated) {
+        // plan --routing: the profile's recall at the recorded distance is the recorded guesses' recall.
+        const profile = routingProfileFromTrace(trace, path);
+        assert.equal(profile.speculativeRecall[x.prefetchLayers - 1], recordedGuessRecall(trace));
+      }
+    }
+  }
 });
