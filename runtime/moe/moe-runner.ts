@@ -315,7 +315,7 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
     throw new InputError(
       join(options.weightsDir, "config.json"),
       PRE_GATED_CONFIG_KEY,
-      'policy.pregated needs a pre-gated checkpoint (config.json "pre_gated": true, as `spillway synth-weights --pre-gated` writes); this one is not',
+      'policy.pregated needs a pre-gated checkpoint (config.json "pre_gated": true, as `spillway synth-weights --pregated` writes); this one is not',
     );
   const promptIds = prompts(options, model.vocabSize);
   const B = promptIds.length;

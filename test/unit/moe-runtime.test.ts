@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { readRouting } from "../../cli/routing-flag.js";
+import { runSynthWeights } from "../../cli/synth-weights-command.js";
 import type { ExpertPolicy } from "../../core/expert-policy.js";
 import { InputError } from "../../core/input-error.js";
 import { isExpertTensor, layerWeightTensors } from "../../core/model-spec.js";
@@ -21,6 +22,7 @@ import { route } from "../../runtime/moe/mixtral-model.js";
 import { type MoeRunResult, runMoe } from "../../runtime/moe/moe-runner.js";
 import { Rope } from "../../runtime/moe/rope.js";
 import {
+  hfMixtralConfig,
   mixtralTensorShapes,
   readMixtralConfig,
   synthesizeMixtralWeights,
@@ -367,4 +369,26 @@ test("a run's routing written as CSV or JSONL and read back as plan --routing re
       }
     }
   }
+});
+
+test("synth-weights --pregated writes the pre-gated checkpoint of a Mixtral config, and refuses other models", () => {
+  const configDir = join(dir, "..", "config-only");
+  mkdirSync(configDir);
+  writeFileSync(join(configDir, "config.json"), JSON.stringify(hfMixtralConfig(spec)));
+  const out = join(dir, "..", "cli-pre-gated");
+  runSynthWeights({ model: join(configDir, "config.json"), out, seed: "7", json: false, quiet: true, pregated: true });
+  assert.equal(readMixtralConfig(out).preGated, true);
+  assert.deepEqual(readFileSync(join(out, "model.safetensors")), readFileSync(join(preGatedDir, "model.safetensors")));
+  for (const [model, why] of [
+    ["opt-125m", /^--pregated: pre-gated checkpoints are Mixtral-family MoE models; opt-125m is a opt model$/],
+    [
+      "mixtral-8x7b",
+      /^--pregated: pre-gated checkpoints are written as one file of at most 2\.00 GiB; mixtral-8x7b needs 86\.99 GiB$/,
+    ],
+  ] as const)
+    assert.throws(
+      () => runSynthWeights({ model, out: join(dir, "..", "refused"), seed: undefined, json: false, pregated: true }),
+      (error: Error) => error instanceof InputError && why.test(error.message),
+    );
+  assert.equal(existsSync(join(dir, "..", "refused")), false);
 });
