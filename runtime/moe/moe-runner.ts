@@ -19,7 +19,7 @@
  * expert's bytes are the same wherever they are read from.
  */
 import { join } from "node:path";
-import type { ExpertPolicy } from "../../core/expert-policy.js";
+import { type ExpertPolicy, plainExpertPolicy } from "../../core/expert-policy.js";
 import { InputError } from "../../core/input-error.js";
 import { isExpertTensor, kvDim, type ModelSpec } from "../../core/model-spec.js";
 import {
@@ -120,18 +120,7 @@ function prompts(options: MoeRunOptions, vocab: number): number[][] {
 
 /** The all-resident reference's expert policy. */
 function allResident(model: ModelSpec): ExpertPolicy {
-  return {
-    cacheSize: model.moe!.numExperts,
-    eviction: "static",
-    offloadTier: "cpu",
-    bits: 16,
-    attentionBits: 16,
-    prefetchExperts: 0,
-    prefetchLayers: 1,
-    pregated: false,
-    compute: "gpu",
-    cpuThresholdTokens: 0,
-  };
+  return plainExpertPolicy({ cacheSize: model.moe!.numExperts, eviction: "static" });
 }
 
 interface CheckpointConfig {

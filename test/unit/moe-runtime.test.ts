@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { readRouting } from "../../cli/routing-flag.js";
 import { runSynthWeights } from "../../cli/synth-weights-command.js";
-import type { ExpertPolicy } from "../../core/expert-policy.js";
+import { type ExpertPolicy, plainExpertPolicy } from "../../core/expert-policy.js";
 import { InputError } from "../../core/input-error.js";
 import { isExpertTensor, layerWeightTensors } from "../../core/model-spec.js";
 import { resolveHardware } from "../../core/resolve-hardware.js";
@@ -36,18 +36,7 @@ const spec = tinyMixtralSpec();
 const BATCH = 2;
 const PROMPT_LEN = 8;
 const GEN_LEN = 24;
-const base: ExpertPolicy = {
-  cacheSize: 2,
-  eviction: "lru",
-  offloadTier: "cpu",
-  bits: 16,
-  attentionBits: 16,
-  prefetchExperts: 0,
-  prefetchLayers: 1,
-  pregated: false,
-  compute: "gpu",
-  cpuThresholdTokens: 0,
-};
+const base = plainExpertPolicy({ cacheSize: 2 });
 let dir = "";
 /** The same shape, pre-gated (runtime/moe/pre-gated.ts): what policy.pregated runs on. */
 let preGatedDir = "";
