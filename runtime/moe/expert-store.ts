@@ -12,8 +12,10 @@
  *   ascending index order: each takes the slot of the expert the policy evicts (a demand fetch copies
  *   host -> that slot; a prefetched expert's buffer and the victim's slot swap roles). An expert the
  *   cache does not keep (0 slots, static) computes from the staging block or its prefetch buffer;
- * - then the prefetch for layer l + distance is issued into free prefetch buffers (none when this
- *   layer's misses went to the CPU); unused arrivals are wasted. What it fetches was decided before
+ * - the prefetch for layer l + distance (none when this layer's misses go to the CPU) is issued into
+ *   free prefetch buffers: before the layer's experts run, as many as fit once the unused arrivals
+ *   (wasted) have given their buffers back, so those copies overlap the layer's compute; the rest after
+ *   the layer, when the buffers of its used arrivals have become cache slots' swaps. What it fetches was decided before
  *   layer l's experts ran, from the model itself: a pre-gated model's pre-gate gives layer l + 1's
  *   exact experts (`beforeExperts`' nextLayerExperts); speculative prefetch applies layer l + a's router
  *   to layer l's router input (gate-lookahead.ts) and combines the batch's guesses (`batchGuesses`).
@@ -234,6 +236,17 @@ export class ExpertStore implements ExpertExecutor {
     const hits = need.filter((e) => atStart.has(e));
     const brought = need.filter((e) => !atStart.has(e) && (arrived.has(e) || !missesOnCpu)).sort((a, b) => a - b);
     const onCpu = need.filter((e) => !atStart.has(e) && !arrived.has(e) && missesOnCpu);
+    // Prefetched experts nobody uses are known now: their buffers go back at once, and the prefetch for
+    // layer l + distance starts in whatever buffers are free, to overlap this layer's experts.
+    const needSet = new Set(need);
+    for (const [e, arrival] of arrived) {
+      if (needSet.has(e)) continue;
+      this.transfers.wait(arrival.transfer);
+      this.pool.push(arrival.block);
+      arrived.delete(e);
+      this.counts.wastedPrefetches++;
+    }
+    this.issuePrefetch(l, missesOnCpu, false);
     const guessed = this.guessed[l];
     this.guessed[l] = undefined;
     if (guessed) {
@@ -291,17 +304,16 @@ export class ExpertStore implements ExpertExecutor {
     }
     // Missed experts computed from their host copies, not cached.
     for (const e of onCpu) compute(e, this.host[l]![e]!);
-    // Prefetched experts nobody used.
-    for (const [, arrival] of arrived) {
-      this.transfers.wait(arrival.transfer);
-      this.pool.push(arrival.block);
-      this.counts.wastedPrefetches++;
-    }
-    arrived.clear();
-    this.issuePrefetch(l, missesOnCpu);
+    // The rest of the prefetch, into the buffers this layer's arrivals freed.
+    this.issuePrefetch(l, missesOnCpu, true);
   }
 
-  private issuePrefetch(l: number, missesOnCpu: boolean): void {
+  /**
+   * Copies the guesses for layer l + distance that are neither cached there nor on their way into free
+   * prefetch buffers. Called twice per layer: before its experts run, as many as fit (the copies
+   * overlap this layer's compute), and after, the rest (`all`: a buffer must be free by then).
+   */
+  private issuePrefetch(l: number, missesOnCpu: boolean, all: boolean): void {
     const target = l + this.distance;
     const guesses = this.guessed[target];
     if (target >= this.model.numLayers || missesOnCpu || !guesses) return;
@@ -310,6 +322,7 @@ export class ExpertStore implements ExpertExecutor {
     for (const e of guesses) {
       if (targetCache.has(e) || incoming.has(e)) continue;
       const block = this.pool.pop();
+      if (!block && !all) return;
       if (!block) throw new Error(`layer ${l}: no free prefetch buffer for layer ${target} expert ${e}`);
       incoming.set(e, { block, transfer: this.copyIn(target, e, block, "prefetch") });
       this.counts.prefetches++;
