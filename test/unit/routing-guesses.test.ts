@@ -4,6 +4,7 @@ import { InputError } from "../../core/input-error.js";
 import { recordedGuessRecall } from "../../routing/guess-recall.js";
 import { parseMegatronJsonl, routingTraceToJsonl } from "../../routing/megatron-jsonl.js";
 import { parseRoutingCsv, routingTraceToCsv } from "../../routing/routing-csv.js";
+import { routingStats } from "../../routing/routing-stats.js";
 import { guessesAt, NO_GUESS } from "../../routing/routing-trace.js";
 import { batchGuesses, countGuesses } from "../../simulator/expert-predictor.js";
 
@@ -74,6 +75,10 @@ test("recorded guess recall: decode tokens, layers from the distance on, the fir
   // With both guesses: token 1 layer 1 {0,1} names 1, layer 2 {3,2} misses 0; token 2 names 2 and 1.
   assert.equal(recordedGuessRecall(trace, 2), 3 / 4);
   assert.equal(recordedGuessRecall(trace, 3), undefined);
+  // trace stats reports the first k (here 1) guesses' recall.
+  assert.deepEqual(routingStats(trace, { cacheSizes: [1] }).recordedGuesses, { distance: 1, perLayer: 2, recall: 0.5 });
+  const { guesses: _dropped, ...plain } = trace;
+  assert.equal(routingStats(plain, { cacheSizes: [1] }).recordedGuesses, undefined);
 });
 
 test("batch guesses take every token's best guess first, then the second ones, each expert once", () => {
