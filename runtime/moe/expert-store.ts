@@ -15,8 +15,8 @@
  * - the prefetch for layer l + distance (none when this layer's misses go to the CPU) is issued into
  *   free prefetch buffers: before the layer's experts run, as many as fit once the unused arrivals
  *   (wasted) have given their buffers back, so those copies overlap the layer's compute; the rest after
- *   the layer, when the buffers of its used arrivals have become cache slots' swaps. What it fetches was decided before
- *   layer l's experts ran, from the model itself: a pre-gated model's pre-gate gives layer l + 1's
+ *   the layer, once its used arrivals have swapped buffers with cache slots. What it fetches comes from
+ *   the model itself, before layer l's experts run: a pre-gated model's pre-gate gives layer l + 1's
  *   exact experts (`beforeExperts`' nextLayerExperts); speculative prefetch applies layer l + a's router
  *   to layer l's router input (gate-lookahead.ts) and combines the batch's guesses (`batchGuesses`).
  *   Nothing is read from a reference run.
