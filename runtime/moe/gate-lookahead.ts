@@ -9,7 +9,7 @@
  * the `hidden_states` the decoder layer hands the MoE block, which Hugging Face's MixtralDecoderLayer
  * has normalised with `post_attention_layernorm`). The released repository does not contain the
  * speculative loader itself (its README lists "speculative expert prefetching" as upcoming), so the
- * choice follows the paper: the guess is available as soon as layer l's router input is, before layer
+ * choice follows the paper's description (recalled, not re-checked against its text here): the guess is available as soon as layer l's router input is, before layer
  * l's experts run, at the cost of one small matrix product ([rows, hidden] x [hidden, experts]).
  *
  * Per token, the guess is the target router's top `perLayer` experts by softmax probability (ties:
