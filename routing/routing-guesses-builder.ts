@@ -45,6 +45,12 @@ export class RoutingGuessesBuilder extends RoutingRowChecker {
       );
     const { numLayers: L, numExperts: E } = trace.meta;
     const { distance, perLayer: M } = shape;
+    if (M > E)
+      throw new InputError(
+        this.source,
+        "guesses_per_layer",
+        `expected at most ${E} guesses per layer (the experts per layer), got ${M}`,
+      );
     const position = new Map<string, number>();
     for (let i = 0; i < trace.numTokens; i++) position.set(`${trace.requests[i]}:${trace.tokens[i]}`, i);
     const guesses = allocateRoutingGuesses(trace.meta, trace.numTokens, distance, M);

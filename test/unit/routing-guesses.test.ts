@@ -121,6 +121,10 @@ test("guess rows: errors name the file, line and column", () => {
     handCsv().replace(" guess_distance=1 guesses_per_layer=2", ""),
     /g\.csv: line \d+, column rank: a guess row, but the file does not say guess_distance/,
   );
+  fails(
+    handCsv().replace("guesses_per_layer=2", "guesses_per_layer=2147483647"),
+    /g\.csv: guesses_per_layer: expected at most 4 guesses per layer/,
+  );
   fails(handCsv(["0,1,decode,0,0,1,0.5,guess"]), /line 24, column layer: expected a guessed layer 1\.\.2 .*got 0/);
   fails(handCsv(["0,1,decode,1,2,1,0.5,guess"]), /line 24, column rank: expected an integer 0\.\.1/);
   fails(
