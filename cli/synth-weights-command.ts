@@ -1,11 +1,13 @@
 /**
  * `spillway synth-weights --model opt-125m --out DIR [--seed N] [--json]`: write a seeded synthetic
- * checkpoint: OPT, or a Mixture-of-Experts model of a family the runtime runs (Mixtral, Qwen2-MoE).
+ * checkpoint: OPT, or a Mixture-of-Experts model of a family the runtime runs (Mixtral, Qwen2-MoE);
+ * with `--pregated`, a pre-gated Mixtral-family one (runtime/moe/pre-gated.ts).
  */
 import { basename } from "node:path";
 import { formatBytes } from "../core/units.js";
 import { resolveModel } from "../models/resolve-model.js";
 import { synthesizeMoeWeights } from "../runtime/moe/synth-moe-weights.js";
+import { synthesizePreGatedWeights } from "../runtime/moe/synth-pre-gated.js";
 import { MAX_SEED, synthesizeOptWeights } from "../runtime/synth-weights.js";
 import { commandHead } from "./command-heads.js";
 import { defineCommand } from "./command-module.js";
@@ -20,6 +22,8 @@ export interface SynthWeightsArgs {
   readonly json: boolean;
   /** Print no text but errors (--json still prints). */
   readonly quiet?: boolean;
+  /** A pre-gated Mixtral-family checkpoint (`--pregated`). */
+  readonly pregated?: boolean;
 }
 
 export function runSynthWeights(argv: SynthWeightsArgs): void {
@@ -27,22 +31,22 @@ export function runSynthWeights(argv: SynthWeightsArgs): void {
   const seed = parseNumberFlag("seed", argv.seed, { min: 0, max: MAX_SEED, integer: true }) ?? 0;
   // synthesizeOptWeights creates the folder (reporting failure against --out) after checking the model.
   // Progress (bytes of tensor data written) on stderr, nothing with --quiet.
-  const result = withProgressSync({ quiet: Boolean(argv.quiet) }, (onProgress) =>
-    model.moe
-      ? synthesizeMoeWeights(model, argv.out, { seed, onProgress })
-      : synthesizeOptWeights(model, argv.out, { seed, onProgress }),
-  );
+  const result = argv.pregated
+    ? synthesizePreGatedWeights(model, argv.out, seed)
+    : withProgressSync({ quiet: Boolean(argv.quiet) }, (onProgress) =>
+        model.moe
+          ? synthesizeMoeWeights(model, argv.out, { seed, onProgress })
+          : synthesizeOptWeights(model, argv.out, { seed, onProgress }),
+      );
   if (argv.json) {
-    process.stdout.write(
-      JSON.stringify({ model: model.name, dir: argv.out, files: result.files, bytes: result.bytes, seed }, null, 2) +
-        "\n",
-    );
+    const summary = { model: model.name, dir: argv.out, files: result.files, bytes: result.bytes, seed };
+    process.stdout.write(`${JSON.stringify(argv.pregated ? { ...summary, pregated: true } : summary, null, 2)}\n`);
     return;
   }
   if (argv.quiet) return;
   const names = result.files.map((f) => basename(f));
   process.stdout.write(
-    `Wrote ${model.name} weights (seed ${seed}) to ${argv.out}: ${names.length} files, ${formatBytes(result.bytes)} (${summarizeNames(names)})\n`,
+    `Wrote ${model.name}${argv.pregated ? " pre-gated" : ""} weights (seed ${seed}) to ${argv.out}: ${names.length} files, ${formatBytes(result.bytes)} (${summarizeNames(names)})\n`,
   );
 }
 
@@ -63,6 +67,12 @@ export const synthWeightsCommand = defineCommand({
       })
       .option("out", { type: "string", demandOption: true, describe: "output folder" })
       .option("seed", { type: "string", describe: "random seed (default 0)" })
+      .option("pregated", {
+        type: "boolean",
+        default: false,
+        describe:
+          'a pre-gated Mixtral-family checkpoint: layer l holds layer l+1\'s router (block_sparse_moe.pre_gate), config.json "pre_gated": true; what a policy with pregated runs on',
+      })
       .option("json", { type: "boolean", default: false, describe: "print a JSON summary of the files written" })
       .option("quiet", {
         type: "boolean",

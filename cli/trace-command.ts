@@ -183,6 +183,11 @@ export function formatRoutingStats(s: RoutingStats, source: string): string {
     `Popularity entropy: ${f3(s.popularityEntropyBits.mean)} bits of ${f3(s.maxEntropyBits)} (layers ${range(s.popularityEntropyBits.perLayer)}); top expert share ${f3(s.topExpertShare.mean)} (layers ${range(s.topExpertShare.perLayer)}; uniform ${f3(1 / s.numExperts)})`,
     `First-choice repetition: mean ${f3(s.repetitionRate.mean)}; layer 0 ${f3(s.repetitionRate.perLayer[0]!)}, layer ${mid} ${f3(s.repetitionRate.perLayer[mid]!)}, layer ${s.numLayers - 1} ${f3(s.repetitionRate.perLayer[s.numLayers - 1]!)}`,
     `Next-layer predictability: ${f3(s.nextLayerPredictability.mean)} (popularity-only baseline ${f3(s.nextLayerBaseline.mean)}; random ${f3(s.expertsPerToken / s.numExperts)})`,
+    ...(s.recordedGuesses
+      ? [
+          `Recorded guesses: ${s.recordedGuesses.perLayer} per token, ${s.recordedGuesses.distance} layer(s) ahead; the first ${Math.min(s.expertsPerToken, s.recordedGuesses.perLayer)} name ${f3(s.recordedGuesses.recall)} of the routed experts`,
+        ]
+      : []),
     "",
     ["layer", ...sizes.map((k) => `lru k=${k}`), "entropy", "top share", "repeat", "next"]
       .map((h) => h.padStart(10))

@@ -37,6 +37,26 @@ export interface ExpertPolicy {
 }
 
 /**
+ * An expert policy with only `overrides` chosen: no cache slots (LRU), fp16 experts homed in host
+ * memory, no prefetch, misses fetched to the GPU.
+ */
+export function plainExpertPolicy(overrides: Partial<ExpertPolicy> = {}): ExpertPolicy {
+  return {
+    cacheSize: 0,
+    eviction: "lru",
+    offloadTier: "cpu",
+    bits: 16,
+    attentionBits: 16,
+    prefetchExperts: 0,
+    prefetchLayers: 1,
+    pregated: false,
+    compute: "gpu",
+    cpuThresholdTokens: 0,
+    ...overrides,
+  };
+}
+
+/**
  * The rules of an expert policy beyond its fields' types and ranges: slot and prefetch counts within the
  * model's experts (when known), and pre-gating, which already prefetches the exact experts, without
  * speculative prefetch.

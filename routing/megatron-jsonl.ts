@@ -12,6 +12,11 @@
  * - "request" (optional integer >= 0, default 0): which sequence the step belongs to.
  * - "phase" (optional "prefill" or "decode"): when absent, a step with one token is "decode" and a
  *   step with several tokens is "prefill".
+ * - "guess_indices" (optional, Spillway's extension for RoutingTrace.guesses): one inner list per token
+ *   of the m experts a speculative prefetcher guessed for this layer, best first; with it
+ *   "guess_distance" (integer >= 1, the same on every line: guesses for layer l were made from layer
+ *   l - distance) and optionally "guess_weights" (same shape, in [0, 1]; default 1/m). Either every line
+ *   of a layer >= guess_distance has them or none does.
  * - Other keys (iteration, rank, timestamps) are ignored. Blank lines are skipped.
  *
  * Token indices: within a request, steps are taken in ascending step order and each step's tokens get
@@ -21,7 +26,8 @@
  */
 import { describeValue, InputError } from "../core/input-error.js";
 import { writeFileAtomic } from "../core/write-file-atomic.js";
-import { PHASE_PREFILL, type RoutingPhase, type RoutingTrace, requestRanges } from "./routing-trace.js";
+import { RoutingGuessesBuilder } from "./routing-guesses-builder.js";
+import { guessesAt, PHASE_PREFILL, type RoutingPhase, type RoutingTrace, requestRanges } from "./routing-trace.js";
 import { type PartialRoutingMeta, type RoutingColumn, RoutingTraceBuilder } from "./routing-trace-builder.js";
 
 interface StepLayer {
@@ -33,14 +39,44 @@ interface StepLayer {
   readonly indices: number[][];
   readonly weights: number[][] | undefined;
   readonly weightsKey: string;
+  readonly guessIndices: number[][] | undefined;
+  readonly guessWeights: number[][] | undefined;
 }
 
 const MAX_INDEX = 2 ** 31 - 1;
+
+/** A list with one inner list of `width` values per token, each checked by `item`. */
+function tokenLists(
+  raw: unknown,
+  tokens: number | undefined,
+  width: number | undefined,
+  at: (path: string) => string,
+  key: string,
+  source: string,
+  item: (value: unknown, path: string) => number,
+): number[][] {
+  if (!Array.isArray(raw) || raw.length === 0 || (tokens !== undefined && raw.length !== tokens))
+    throw new InputError(
+      source,
+      at(key),
+      `expected ${tokens ?? "a non-empty list of"} lists (one per token, like topk_indices), got ${describeValue(raw)}`,
+    );
+  return raw.map((list: unknown, t: number) => {
+    if (!Array.isArray(list) || list.length === 0 || (width !== undefined && list.length !== width))
+      throw new InputError(
+        source,
+        at(`${key}[${t}]`),
+        `expected a list of ${width ?? "one or more"} values, got ${describeValue(list)}`,
+      );
+    return list.map((value: unknown, r: number) => item(value, `${key}[${t}][${r}]`));
+  });
+}
 
 export function parseMegatronJsonl(text: string, source: string, given: PartialRoutingMeta = {}): RoutingTrace {
   const entries: StepLayer[] = [];
   let k: number | undefined = given.expertsPerToken;
   let kLine = 0;
+  let guessShape: { distance: number; perLayer: number; line: number } | undefined;
   const lines = text.split("\n");
   for (let n = 0; n < lines.length; n++) {
     const lineText = lines[n]!.trim();
@@ -146,7 +182,53 @@ export function parseMegatronJsonl(text: string, source: string, given: PartialR
         });
       });
     }
-    entries.push({ line, request, step, layer, phase, indices, weights, weightsKey });
+    let guessIndices: number[][] | undefined;
+    let guessWeights: number[][] | undefined;
+    if (obj.guess_indices !== undefined) {
+      const distance = integer("guess_distance");
+      if (distance < 1) throw new InputError(source, at("guess_distance"), `expected an integer >= 1, got ${distance}`);
+      const expertIndex = (e: unknown, path: string): number => {
+        if (typeof e !== "number" || !Number.isInteger(e) || e < 0 || e >= (given.numExperts ?? 65535))
+          throw new InputError(
+            source,
+            at(path),
+            `expected an expert index 0..${(given.numExperts ?? 65535) - 1}, got ${describeValue(e)}`,
+          );
+        return e;
+      };
+      guessIndices = tokenLists(
+        obj.guess_indices,
+        indices.length,
+        guessShape?.perLayer,
+        at,
+        "guess_indices",
+        source,
+        expertIndex,
+      );
+      const perLayer = guessIndices[0]!.length;
+      if (guessShape && guessShape.distance !== distance)
+        throw new InputError(
+          source,
+          at("guess_distance"),
+          `expected ${guessShape.distance} (as on line ${guessShape.line}), got ${distance}`,
+        );
+      guessShape ??= { distance, perLayer, line };
+      if (obj.guess_weights !== undefined)
+        guessWeights = tokenLists(
+          obj.guess_weights,
+          indices.length,
+          perLayer,
+          at,
+          "guess_weights",
+          source,
+          (w, path) => {
+            if (typeof w !== "number" || !Number.isFinite(w) || w < 0 || w > 1)
+              throw new InputError(source, at(path), `expected a number in [0, 1], got ${describeValue(w)}`);
+            return w;
+          },
+        );
+    }
+    entries.push({ line, request, step, layer, phase, indices, weights, weightsKey, guessIndices, guessWeights });
   }
   if (entries.length === 0)
     throw new InputError(source, undefined, "no JSON lines; expected one object per (step, layer)");
@@ -196,7 +278,13 @@ export function parseMegatronJsonl(text: string, source: string, given: PartialR
     expert: "topk_indices",
     gate_weight: "topk_weights",
   };
-  const builder = new RoutingTraceBuilder(source, (line, column) => `line ${line}, ${columnPath[column]}`);
+  const describe = (line: number, column: RoutingColumn) => `line ${line}, ${columnPath[column]}`;
+  const builder = new RoutingTraceBuilder(source, describe);
+  const guessBuilder = new RoutingGuessesBuilder(
+    source,
+    (line, column) =>
+      `line ${line}, ${column === "expert" || column === "rank" ? "guess_indices" : columnPath[column]}`,
+  );
   for (const e of entries) {
     const offset = offsets.get(`${e.request}:${e.step}`)!;
     const phase: RoutingPhase = e.phase ?? (e.indices.length > 1 ? "prefill" : "decode");
@@ -205,14 +293,24 @@ export function parseMegatronJsonl(text: string, source: string, given: PartialR
         builder.add(e.request, offset + t, phase, e.layer, r, expert, e.weights ? e.weights[t]![r]! : 1 / k!, e.line);
       });
     });
+    e.guessIndices?.forEach((experts, t) => {
+      experts.forEach((expert, r) => {
+        const weight = e.guessWeights ? e.guessWeights[t]![r]! : 1 / experts.length;
+        guessBuilder.add(e.request, offset + t, phase, e.layer, r, expert, weight, e.line);
+      });
+    });
   }
-  return builder.finish(given);
+  const trace = builder.finish(given);
+  const guesses = guessBuilder.finish(trace, guessShape);
+  return guesses ? { ...trace, guesses } : trace;
 }
 
 /**
  * The trace as JSON Lines in the accepted shape: per request, the prefill block is step 0 (when
  * present) and each decode token its own step; every line carries request, phase and weights.
  */
+const rounded = (w: number) => Math.round(w * 1e6) / 1e6;
+
 export function routingTraceToJsonl(trace: RoutingTrace): string {
   const { numLayers, expertsPerToken: k } = trace.meta;
   const out: string[] = [];
@@ -226,12 +324,26 @@ export function routingTraceToJsonl(trace: RoutingTrace): string {
       for (let l = 0; l < numLayers; l++) {
         const indices: number[][] = [];
         const weights: number[][] = [];
+        const guessIndices: number[][] = [];
+        const guessWeights: number[][] = [];
+        const g = trace.guesses;
         for (let t = i; t < stop; t++) {
           const base = (t * numLayers + l) * k;
           indices.push(Array.from(trace.experts.subarray(base, base + k)));
-          weights.push(Array.from(trace.gateWeights.subarray(base, base + k), (w) => Math.round(w * 1e6) / 1e6));
+          weights.push(Array.from(trace.gateWeights.subarray(base, base + k), rounded));
+          if (g && l >= g.distance) {
+            const at = (t * numLayers + l) * g.perLayer;
+            guessIndices.push(Array.from(guessesAt(g, numLayers, t, l)));
+            guessWeights.push(Array.from(g.weights.subarray(at, at + g.perLayer), rounded));
+          }
         }
-        out.push(JSON.stringify({ request, step, layer: l, phase, topk_indices: indices, topk_weights: weights }));
+        const guessed =
+          g && l >= g.distance
+            ? { guess_distance: g.distance, guess_indices: guessIndices, guess_weights: guessWeights }
+            : {};
+        out.push(
+          JSON.stringify({ request, step, layer: l, phase, topk_indices: indices, topk_weights: weights, ...guessed }),
+        );
       }
       step++;
       i = stop;

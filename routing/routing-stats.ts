@@ -20,7 +20,9 @@
  *   (The published 90-96% is for re-using the next gate on the current hidden state, which a routing
  *   trace cannot show; this is a lower bound on what routing alone predicts.)
  */
+
 import { lruHitRates } from "./expert-lru.js";
+import { recordedGuessRecall } from "./guess-recall.js";
 import { PHASE_DECODE, type RoutingTrace } from "./routing-trace.js";
 
 export interface RoutingStatsOptions {
@@ -52,6 +54,8 @@ export interface RoutingStats {
   /** Per layer pair (l, l+1): numLayers - 1 entries. */
   readonly nextLayerPredictability: PerLayerAndMean;
   readonly nextLayerBaseline: PerLayerAndMean;
+  /** A trace with recorded speculative guesses: their distance, count, and recall of the first k (guess-recall.ts). */
+  readonly recordedGuesses?: { readonly distance: number; readonly perLayer: number; readonly recall: number };
 }
 
 function mean(values: readonly number[]): number {
@@ -192,5 +196,12 @@ export function routingStats(trace: RoutingTrace, options: RoutingStatsOptions):
     repetitionRate: summary(repetition),
     nextLayerPredictability: summary(predict),
     nextLayerBaseline: summary(baseline),
+    ...recordedGuesses(trace),
   };
+}
+
+function recordedGuesses(trace: RoutingTrace): Pick<RoutingStats, "recordedGuesses"> {
+  const recall = recordedGuessRecall(trace, Math.min(trace.meta.expertsPerToken, trace.guesses?.perLayer ?? 0));
+  if (!trace.guesses || recall === undefined) return {};
+  return { recordedGuesses: { distance: trace.guesses.distance, perLayer: trace.guesses.perLayer, recall } };
 }

@@ -9,7 +9,7 @@ import {
   allocateRoutingTrace,
   MAX_EXPERTS,
   PHASE_PREFILL,
-  type RoutingPhase,
+  type RoutingRow,
   type RoutingTrace,
   type RoutingTraceMeta,
 } from "./routing-trace.js";
@@ -19,6 +19,9 @@ export type RoutingColumn = "request" | "token" | "phase" | "layer" | "rank" | "
 
 /** Turns (line, column) into the `field` of an InputError, e.g. "line 12, column expert". */
 export type DescribeLocation = (line: number, column: RoutingColumn) => string;
+
+/** One row's values as the builders' `add` takes them (already checked integers / finite numbers), and its line. */
+export type RoutingRowValues = [...RoutingRow, line: number];
 
 export interface PartialRoutingMeta {
   readonly model?: string;
@@ -53,7 +56,19 @@ class GrowableFloat32 {
   }
 }
 
-export class RoutingTraceBuilder {
+/** What both row builders share: the source file, how a row's location is named, and failing at a row. */
+export class RoutingRowChecker {
+  constructor(
+    protected readonly source: string,
+    protected readonly describe: DescribeLocation,
+  ) {}
+
+  protected fail(line: number, column: RoutingColumn, message: string): never {
+    throw new InputError(this.source, this.describe(line, column), message);
+  }
+}
+
+export class RoutingTraceBuilder extends RoutingRowChecker {
   private readonly tokenOf = new GrowableInt32();
   private readonly layers = new GrowableInt32();
   private readonly ranks = new GrowableInt32();
@@ -73,26 +88,8 @@ export class RoutingTraceBuilder {
   private maxRank = -1;
   private maxExpert = -1;
 
-  constructor(
-    private readonly source: string,
-    private readonly describe: DescribeLocation,
-  ) {}
-
-  private fail(line: number, column: RoutingColumn, message: string): never {
-    throw new InputError(this.source, this.describe(line, column), message);
-  }
-
   /** Adds one row; values must already be integers / finite numbers of the right kind. */
-  add(
-    request: number,
-    token: number,
-    phase: RoutingPhase,
-    layer: number,
-    rank: number,
-    expert: number,
-    gateWeight: number,
-    line: number,
-  ): void {
+  add(...[request, token, phase, layer, rank, expert, gateWeight, line]: RoutingRowValues): void {
     let id: number;
     if (request === this.lastRequest && token === this.lastToken) id = this.lastId;
     else {

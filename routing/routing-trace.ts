@@ -42,6 +42,45 @@ export interface RoutingTrace {
   readonly experts: Uint16Array;
   /** Gate weights, same layout as `experts`. */
   readonly gateWeights: Float32Array;
+  /** A speculative prefetcher's guesses recorded beside the routing (runtime/moe records them), if any. */
+  readonly guesses?: RoutingGuesses;
+}
+
+/** Marks a (token, layer) guess slot that holds no guess (layers below the guess distance). */
+export const NO_GUESS = MAX_EXPERTS;
+
+/**
+ * What a speculative prefetcher guessed, per token and layer: the `perLayer` experts, best first, that
+ * it named for layer l from layer l - `distance`'s router input (and the guessing gate's probability of
+ * each). Layers below `distance` have no guess (NO_GUESS, weight 0).
+ */
+export interface RoutingGuesses {
+  /** Layers between the router input a guess was made from and the layer it names experts for (>= 1). */
+  readonly distance: number;
+  /** Guessed experts per token and layer. */
+  readonly perLayer: number;
+  /** numTokens x numLayers x perLayer expert indices, best first. */
+  readonly experts: Uint16Array;
+  /** The guessing gate's softmax probability of each guessed expert, same layout. */
+  readonly weights: Float32Array;
+}
+
+/** An empty guess table for a trace of `numTokens` tokens (every slot NO_GUESS); the caller fills it. */
+export function allocateRoutingGuesses(
+  meta: RoutingTraceMeta,
+  numTokens: number,
+  distance: number,
+  perLayer: number,
+): RoutingGuesses {
+  const slots = numTokens * meta.numLayers * perLayer;
+  return { distance, perLayer, experts: new Uint16Array(slots).fill(NO_GUESS), weights: new Float32Array(slots) };
+}
+
+/** The experts guessed for token i at layer l, best first (empty below the guess distance; a view). */
+export function guessesAt(guesses: RoutingGuesses, numLayers: number, tokenIndex: number, layer: number): Uint16Array {
+  if (layer < guesses.distance) return guesses.experts.subarray(0, 0);
+  const start = (tokenIndex * numLayers + layer) * guesses.perLayer;
+  return guesses.experts.subarray(start, start + guesses.perLayer);
 }
 
 /** Flat offset of (token i, layer l, rank 0). */
@@ -97,19 +136,19 @@ export function allocateRoutingTrace(meta: RoutingTraceMeta, numTokens: number):
   };
 }
 
+/** A logical row's values. */
+export type RoutingRow = [
+  request: number,
+  token: number,
+  phase: RoutingPhase,
+  layer: number,
+  rank: number,
+  expert: number,
+  gateWeight: number,
+];
+
 /** Calls `visit` for every logical row in trace order (request, token, layer, rank). */
-export function forEachRow(
-  trace: RoutingTrace,
-  visit: (
-    request: number,
-    token: number,
-    phase: RoutingPhase,
-    layer: number,
-    rank: number,
-    expert: number,
-    gateWeight: number,
-  ) => void,
-): void {
+export function forEachRow(trace: RoutingTrace, visit: (...row: RoutingRow) => void): void {
   const { numLayers, expertsPerToken } = trace.meta;
   let slot = 0;
   for (let i = 0; i < trace.numTokens; i++) {

@@ -12,11 +12,14 @@
  *   Lookups are classified against the cache as it was when the layer started; then the hits are
  *   marked used and the experts brought in enter in ascending index order (Mixtral-offloading's
  *   order, as routing/expert-lru.ts counts it).
- * - Speculative prefetch guesses, at layer l, the m experts of layer l + a most often routed together
- *   with layer l's experts in the trace (co-occurrence counts over the whole trace: an in-sample
- *   predictor standing in for applying the next gate to the hidden state). Pre-gated prefetch knows
- *   layer l + 1's experts at layer l (not layer 0's). Prefetched experts wait in buffers; those used
- *   enter the cache, the rest are wasted.
+ * - Speculative prefetch, at layer l, fetches the batch's guess for layer l + a (`batchGuesses`). When
+ *   the trace recorded guesses (a run's gate lookahead, RoutingTrace.guesses) at that distance and at
+ *   least m per token, those are the guesses, so the replay makes the run's prefetches exactly;
+ *   otherwise, with no hidden state to apply a gate to, the statistical predictor guesses (the m
+ *   experts most often routed together with layer l's in the trace: expert-predictor.ts). Pre-gated
+ *   prefetch knows layer l + 1's experts at layer l (not layer 0's). Prefetched experts wait in
+ *   buffers; those used enter the cache, the rest are wasted. Every guess made for a decode layer is
+ *   scored against what it used (guessRecall, guessPrecision), whether or not it was fetched.
  * - Missed experts computed on the CPU (by the policy's rule) are not brought to the GPU.
  * - Prefill is the planner's (every expert of every layer is touched by a prompt batch anyway).
  */
@@ -36,7 +39,16 @@ import type { RoutingProfile } from "../planner/moe/routing-profile.js";
 import { hardwareRates } from "../planner/spillway/hardware-rates.js";
 import type { DecodeRouting } from "./decode-routing.js";
 import { ExpertCache } from "./expert-cache.js";
-import { batchExperts, coOccurrence, speculativeGuesses } from "./expert-predictor.js";
+import {
+  batchExperts,
+  batchGuesses,
+  countGuesses,
+  statisticalCoOccurrence,
+  statisticalGuesses,
+} from "./expert-predictor.js";
+
+/** Where a replay's prefetch guesses came from. */
+export type ReplayPredictor = "none" | "pre-gated" | "recorded" | "statistical";
 
 export interface ExpertReplayFigures {
   /** Lookups that found the expert resident in the cache (prefetches not counted). */
@@ -45,6 +57,16 @@ export interface ExpertReplayFigures {
   readonly prefetchRecall: number;
   /** Of the experts prefetched, the share their layer used. */
   readonly prefetchPrecision: number;
+  /** Where the guesses came from: the trace's recorded guesses, or the statistical predictor. */
+  readonly predictor: ReplayPredictor;
+  /** Experts guessed for decode layers (fetched or not), those the layer used, and the used experts of guessed layers. */
+  readonly guesses: number;
+  readonly guessesUsed: number;
+  readonly guessedLayerLookups: number;
+  /** guessesUsed / guessedLayerLookups (0 without guesses). */
+  readonly guessRecall: number;
+  /** guessesUsed / guesses (0 without guesses). */
+  readonly guessPrecision: number;
   /** Seconds the GPU waited for demand fetches over the decode steps replayed. */
   readonly stallSeconds: number;
   readonly lookups: number;
@@ -114,8 +136,28 @@ export function replayMoePlan(
   const popular = popularity(routing);
   const caches = Array.from({ length: L }, (_, l) => new ExpertCache(x.cacheSize, x.eviction, popular[l]!));
   const distance = x.pregated ? 1 : x.prefetchLayers;
-  const predictor = !x.pregated && x.prefetchExperts > 0 ? coOccurrence(routing, distance) : undefined;
+  const m = x.prefetchExperts;
+  const recorded = routing.guesses;
+  const predictor: ReplayPredictor = x.pregated
+    ? "pre-gated"
+    : m === 0
+      ? "none"
+      : recorded && recorded.distance === distance && recorded.perLayer >= m
+        ? "recorded"
+        : "statistical";
+  const table = predictor === "statistical" ? statisticalCoOccurrence(routing, distance) : undefined;
   const E = moe.numExperts;
+  /** The batch's guess, at decode step t and layer l, for layer l + distance. */
+  const guess = (t: number, l: number, need: ReadonlySet<number>, needed: readonly Set<number>[]): number[] => {
+    const target = l + distance;
+    if (predictor === "pre-gated") return [...needed[target]!];
+    if (predictor === "statistical") return statisticalGuesses(table![l]!, E, need, m);
+    const perToken = Array.from({ length: B }, (_, b) => {
+      const r = b % routing.requests;
+      return recorded!.experts(r, t % routing.decodeTokens(r), target).slice(0, m);
+    });
+    return batchGuesses(perToken, m);
+  };
 
   const busy = Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Record<Resource, number>;
   const bytes = Object.fromEntries(LINKS.map((l) => [l, 0])) as Record<Link, number>;
@@ -125,6 +167,9 @@ export function replayMoePlan(
     prefetchUsed = 0,
     prefetches = 0,
     wasted = 0,
+    guesses = 0,
+    guessesUsed = 0,
+    guessedLayerLookups = 0,
     cpuComputed = 0,
     stallSeconds = 0,
     decodeSeconds = 0;
@@ -132,12 +177,19 @@ export function replayMoePlan(
   for (let t = 0; t < steps; t++) {
     const needed: Set<number>[] = [];
     for (let l = 0; l < L; l++) needed.push(new Set(batchExperts(routing, B, t, l)));
-    // Prefetches arriving for each layer of this step, issued `distance` layers earlier.
+    // Prefetches arriving for each layer of this step, issued `distance` layers earlier, and the guesses behind them.
     const incoming: Set<number>[] = Array.from({ length: L }, () => new Set<number>());
+    const guessed: (number[] | undefined)[] = new Array(L).fill(undefined);
     for (let l = 0; l < L; l++) {
       const cache = caches[l]!;
       const need = needed[l]!;
       const arrived = incoming[l]!;
+      if (guessed[l]) {
+        const quality = countGuesses(guessed[l]!, need);
+        guesses += quality.guesses;
+        guessesUsed += quality.used;
+        guessedLayerLookups += quality.lookups;
+      }
       let stepHits = 0,
         stepPrefetched = 0,
         stepDemand = 0,
@@ -162,13 +214,10 @@ export function replayMoePlan(
       for (const e of brought.sort((a, b) => a - b)) cache.use(e);
       // Issue this layer's prefetch for layer l + distance.
       const target = l + distance;
-      if (target < L && !missesOnCpu) {
+      if (target < L && predictor !== "none") guessed[target] = guess(t, l, need, needed);
+      if (target < L && !missesOnCpu && guessed[target]) {
         const targetCache = caches[target]!;
-        let guesses: number[];
-        if (x.pregated) guesses = [...needed[target]!];
-        else if (predictor) guesses = speculativeGuesses(predictor[l]!, E, need, x.prefetchExperts);
-        else guesses = [];
-        for (const e of guesses) {
+        for (const e of guessed[target]!) {
           if (targetCache.has(e)) continue;
           incoming[target]!.add(e);
           prefetches++;
@@ -216,6 +265,12 @@ export function replayMoePlan(
       hitRate: lookups > 0 ? hits / lookups : 1,
       prefetchRecall: missed > 0 ? prefetchUsed / missed : 0,
       prefetchPrecision: prefetches > 0 ? prefetchUsed / prefetches : 0,
+      predictor,
+      guesses,
+      guessesUsed,
+      guessedLayerLookups,
+      guessRecall: guessedLayerLookups > 0 ? guessesUsed / guessedLayerLookups : 0,
+      guessPrecision: guesses > 0 ? guessesUsed / guesses : 0,
       stallSeconds,
       lookups,
       demandFetches,

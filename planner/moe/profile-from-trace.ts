@@ -3,9 +3,12 @@
  * Mixtral-offloading's definition), the share of lookups going to each layer's most popular experts,
  * and how well the next layer's experts can be guessed (the trace's next-layer predictability for one
  * layer ahead; the popularity-only baseline beyond, a conservative stand-in since farther guesses are
- * not measured).
+ * not measured). A trace a run recorded with its gate-lookahead guesses (RoutingTrace.guesses, at
+ * least k per token) gives the measured recall of those guesses at their distance instead, so a plan
+ * re-planned on a run's routing uses the guesses the model really made.
  */
 
+import { recordedGuessRecall } from "../../routing/guess-recall.js";
 import { routingStats } from "../../routing/routing-stats.js";
 import { expertsAt, PHASE_DECODE, type RoutingTrace } from "../../routing/routing-trace.js";
 import type { RoutingProfile } from "./routing-profile.js";
@@ -56,5 +59,12 @@ export function routingProfileFromTrace(trace: RoutingTrace, source: string): Ro
   const baseline = Number.isFinite(stats.nextLayerBaseline.mean)
     ? stats.nextLayerBaseline.mean
     : trace.meta.expertsPerToken / E;
-  return { lruHitRate, topShare, speculativeRecall: [next, baseline], source };
+  const recorded = recordedGuessRecall(trace);
+  if (recorded === undefined || !trace.guesses)
+    return { lruHitRate, topShare, speculativeRecall: [next, baseline], source };
+  // Index d - 1: the statistics below the recorded distance, the measured recall at it, the baseline beyond.
+  const distance = trace.guesses.distance;
+  const recall = Array.from({ length: distance + 1 }, (_, i) => (i === 0 ? next : baseline));
+  recall[distance - 1] = recorded;
+  return { lruHitRate, topShare, speculativeRecall: recall, source };
 }

@@ -13,8 +13,16 @@
  *   ascending index order: each takes the slot of the expert the policy evicts (a demand fetch copies
  *   host -> that slot; a prefetched expert's buffer and the victim's slot swap roles). An expert the
  *   cache does not keep (0 slots, static) computes from the staging block or its prefetch buffer;
- * - then the prefetch for layer l + distance is issued into free prefetch buffers (none when this
- *   layer's misses went to the CPU); unused arrivals are wasted.
+ * - the prefetch for layer l + distance (none when this layer's misses go to the CPU) is issued into
+ *   free prefetch buffers: before the layer's experts run, as many as fit once the unused arrivals
+ *   (wasted) have given their buffers back, so those copies overlap the layer's compute; the rest after
+ *   the layer, once its used arrivals have swapped buffers with cache slots. What it fetches comes from
+ *   the model itself, before layer l's experts run: a pre-gated model's pre-gate gives layer l + 1's
+ *   exact experts (`beforeExperts`' nextLayerExperts); speculative prefetch applies layer l + a's router
+ *   to layer l's router input (gate-lookahead.ts) and combines the batch's guesses (`batchGuesses`).
+ *   Nothing is read from a reference run.
+ * - the guesses' quality is counted for every decode layer that had one: `guesses` (experts guessed),
+ *   `guessesUsed` (guessed and used by the layer), `guessedLayerLookups` (the layer's used experts).
  * Prefill streams every non-resident expert through the staging block and leaves the caches as they
  * were warmed (the replay starts decode from the warm caches).
  *
@@ -23,12 +31,12 @@
  */
 import type { ExpertPolicy } from "../../core/expert-policy.js";
 import type { ModelSpec } from "../../core/model-spec.js";
-import type { DecodeRouting } from "../../simulator/decode-routing.js";
 import { ExpertCache } from "../../simulator/expert-cache.js";
-import { batchExperts, coOccurrence, speculativeGuesses } from "../../simulator/expert-predictor.js";
+import { batchGuesses, countGuesses } from "../../simulator/expert-predictor.js";
 import type { DeviceArena, DeviceBlock } from "../device-arena.js";
 import type { TransferEngine, TransferId } from "../transfer-engine.js";
 import { prefetchBufferCount } from "./device-budget.js";
+import type { GateLookahead, TokenGuesses } from "./gate-lookahead.js";
 import type { ExpertExecutor, MoePhase } from "./mixtral-model.js";
 import { expertStoredBytes } from "./quantized-weights.js";
 
@@ -52,6 +60,12 @@ export interface ExpertCounts {
   cpuComputed: number;
   /** Experts streamed through the staging block in prefill (not a decode lookup). */
   prefillFetches: number;
+  /** Experts the prefetcher guessed for decode layers (pre-gated: the pre-gate's experts). */
+  guesses: number;
+  /** Of `guesses`, those the layer used. */
+  guessesUsed: number;
+  /** Experts used by the decode layers that had a guess (the recall denominator). */
+  guessedLayerLookups: number;
 }
 
 interface Arrival {
@@ -69,7 +83,12 @@ export class ExpertStore implements ExpertExecutor {
     wastedPrefetches: 0,
     cpuComputed: 0,
     prefillFetches: 0,
+    guesses: 0,
+    guessesUsed: 0,
+    guessedLayerLookups: 0,
   };
+  /** Receives every layer's per-token guesses, prefill and decode (to record them beside the routing). */
+  onGuesses?: (layer: number, phase: MoePhase, guesses: TokenGuesses) => void;
   private readonly caches: ExpertCache[];
   private readonly slotOf: Map<number, DeviceBlock>[];
   private readonly freeSlots: DeviceBlock[][];
@@ -79,14 +98,14 @@ export class ExpertStore implements ExpertExecutor {
   /** One expert's stored bytes: a slot, a buffer and a host copy each hold exactly this. */
   private readonly expertBytes: number;
   private readonly distance: number;
-  private readonly predictor: Float64Array[] | undefined;
-  private step = 0;
+  /** Per target layer, the batch's guess made `distance` layers earlier in this decode step. */
+  private readonly guessed: (number[] | undefined)[];
 
   /**
    * @param host every expert's stored home copy (expertStoredBytes bytes), [layer][expert], over shared memory.
    * @param initial per layer, the experts to warm the cache with (most popular first).
-   * @param oracle the reference run's decode routing: pre-gated prefetch reads the next layer's experts
-   *   from it, speculative prefetch builds its co-occurrence table from it. Needed only with prefetch.
+   * @param lookahead speculative prefetch's guesser (policy.prefetchExperts > 0): the router of layer
+   *   l + prefetchLayers applied to layer l's router input, prefetchExperts guesses per token.
    */
   constructor(
     readonly model: ModelSpec,
@@ -96,7 +115,7 @@ export class ExpertStore implements ExpertExecutor {
     private readonly host: readonly (readonly Uint16Array[])[],
     private readonly transfers: TransferEngine<ExpertTransferMeta>,
     initial: readonly (readonly number[])[],
-    private readonly oracle?: DecodeRouting,
+    private readonly lookahead?: GateLookahead,
   ) {
     const moe = model.moe!;
     const L = model.numLayers;
@@ -126,12 +145,12 @@ export class ExpertStore implements ExpertExecutor {
       this.pool.push(arena.allocate(bytes, `expert prefetch buffer ${i}`));
     this.incoming = Array.from({ length: L }, () => new Map<number, Arrival>());
     this.distance = policy.pregated ? 1 : policy.prefetchLayers;
-    const prefetching = policy.pregated || policy.prefetchExperts > 0;
-    if (prefetching && !oracle)
+    this.guessed = new Array(L).fill(undefined);
+    const speculative = !policy.pregated && policy.prefetchExperts > 0;
+    if (speculative && !(lookahead?.distance === this.distance && lookahead.perLayer === policy.prefetchExperts))
       throw new Error(
-        "prefetch needs the reference routing (pre-gated: the next layer's experts; speculative: co-occurrence counts)",
+        `speculative prefetch needs a gate lookahead of ${policy.prefetchExperts} guesses, ${this.distance} layers ahead`,
       );
-    this.predictor = !policy.pregated && policy.prefetchExperts > 0 ? coOccurrence(oracle!, this.distance) : undefined;
   }
 
   /** Experts resident in layer l's cache, in the policy's order. */
@@ -139,9 +158,30 @@ export class ExpertStore implements ExpertExecutor {
     return this.caches[layer]!.resident;
   }
 
-  /** Sets the decode step (0-based) whose layers run next: the pre-gated oracle reads the routing of this step. */
-  beginDecodeStep(step: number): void {
-    this.step = step;
+  beforeExperts(
+    layer: number,
+    phase: MoePhase,
+    routerInput: Float32Array,
+    rows: number,
+    nextLayerExperts: readonly number[] | undefined,
+  ): void {
+    const target = layer + this.distance;
+    if (this.policy.pregated) {
+      if (target >= this.model.numLayers) return;
+      if (!nextLayerExperts)
+        throw new Error(`layer ${layer}: pre-gated prefetch needs a pre-gated model (this layer has no pre-gate)`);
+      if (phase === "decode") this.guessed[target] = [...nextLayerExperts];
+      return;
+    }
+    const guesses = this.lookahead?.guess(layer, routerInput, rows);
+    if (!guesses) return;
+    this.onGuesses?.(layer, phase, guesses);
+    if (phase !== "decode") return;
+    const m = this.lookahead!.perLayer;
+    const perToken = Array.from({ length: rows }, (_, row) =>
+      Array.from(guesses.experts.subarray(row * m, (row + 1) * m)),
+    );
+    this.guessed[target] = batchGuesses(perToken, this.policy.prefetchExperts);
   }
 
   private copyIn(layer: number, expert: number, block: DeviceBlock, kind: ExpertTransferKind): TransferId {
@@ -201,6 +241,25 @@ export class ExpertStore implements ExpertExecutor {
     const hits = need.filter((e) => atStart.has(e));
     const brought = need.filter((e) => !atStart.has(e) && (arrived.has(e) || !missesOnCpu)).sort((a, b) => a - b);
     const onCpu = need.filter((e) => !atStart.has(e) && !arrived.has(e) && missesOnCpu);
+    // Prefetched experts nobody uses are known now: their buffers go back at once, and the prefetch for
+    // layer l + distance starts in whatever buffers are free, to overlap this layer's experts.
+    const needSet = new Set(need);
+    for (const [e, arrival] of arrived) {
+      if (needSet.has(e)) continue;
+      this.transfers.wait(arrival.transfer);
+      this.pool.push(arrival.block);
+      arrived.delete(e);
+      this.counts.wastedPrefetches++;
+    }
+    this.issuePrefetch(l, missesOnCpu, false);
+    const guessed = this.guessed[l];
+    this.guessed[l] = undefined;
+    if (guessed) {
+      const quality = countGuesses(guessed, need);
+      this.counts.guesses += quality.guesses;
+      this.counts.guessesUsed += quality.used;
+      this.counts.guessedLayerLookups += quality.lookups;
+    }
     this.counts.lookups += need.length;
     this.counts.hits += hits.length;
     this.counts.cpuComputed += onCpu.length;
@@ -250,30 +309,25 @@ export class ExpertStore implements ExpertExecutor {
     }
     // Missed experts computed from their host copies, not cached.
     for (const e of onCpu) compute(e, this.host[l]![e]!);
-    // Prefetched experts nobody used.
-    for (const [, arrival] of arrived) {
-      this.transfers.wait(arrival.transfer);
-      this.pool.push(arrival.block);
-      this.counts.wastedPrefetches++;
-    }
-    arrived.clear();
-    this.issuePrefetch(l, need, missesOnCpu);
+    // The rest of the prefetch, into the buffers this layer's arrivals freed.
+    this.issuePrefetch(l, missesOnCpu, true);
   }
 
-  private issuePrefetch(l: number, need: readonly number[], missesOnCpu: boolean): void {
-    const x = this.policy;
+  /**
+   * Copies the guesses for layer l + distance that are neither cached there nor on their way into free
+   * prefetch buffers. Called twice per layer: before its experts run, as many as fit (the copies
+   * overlap this layer's compute), and after, the rest (`all`: a buffer must be free by then).
+   */
+  private issuePrefetch(l: number, missesOnCpu: boolean, all: boolean): void {
     const target = l + this.distance;
-    if (target >= this.model.numLayers || missesOnCpu) return;
-    let guesses: number[];
-    if (x.pregated) guesses = batchExperts(this.oracle!, this.batch, this.step, target);
-    else if (this.predictor)
-      guesses = speculativeGuesses(this.predictor[l]!, this.model.moe!.numExperts, need, x.prefetchExperts);
-    else return;
+    const guesses = this.guessed[target];
+    if (target >= this.model.numLayers || missesOnCpu || !guesses) return;
     const targetCache = this.caches[target]!;
     const incoming = this.incoming[target]!;
     for (const e of guesses) {
       if (targetCache.has(e) || incoming.has(e)) continue;
       const block = this.pool.pop();
+      if (!block && !all) return;
       if (!block) throw new Error(`layer ${l}: no free prefetch buffer for layer ${target} expert ${e}`);
       incoming.set(e, { block, transfer: this.copyIn(target, e, block, "prefetch") });
       this.counts.prefetches++;

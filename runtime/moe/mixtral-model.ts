@@ -28,6 +28,7 @@ import { linearF16, linearScratchLength } from "../kernels/linear-f16.js";
 import { linearQuantized } from "../kernels/linear-quantized.js";
 import { dequantizeGroupwise, quantizedByteLength } from "./expert-quantization.js";
 import { gqaAttention } from "./gqa-attention.js";
+import { routerOf } from "./pre-gated.js";
 import { rmsNorm } from "./rms-norm.js";
 import { Rope } from "./rope.js";
 import { siluGateInPlace } from "./silu.js";
@@ -42,7 +43,7 @@ export interface MixtralLayerWeights {
   readonly v: Uint16Array;
   readonly o: Uint16Array;
   readonly postNorm: Uint16Array;
-  /** The router: [numExperts, hidden]. */
+  /** The router: [numExperts, hidden]. Unused (may be empty) when the previous layer has a `preGate`. */
   readonly gate: Uint16Array;
   /** Qwen2-MoE: the q, k and v projections' biases (fp16). */
   readonly attentionBiases?: { readonly q: Uint16Array; readonly k: Uint16Array; readonly v: Uint16Array };
@@ -54,6 +55,12 @@ export interface MixtralLayerWeights {
     readonly ffnSize: number;
     readonly gate: Uint16Array;
   };
+  /**
+   * A pre-gated model's (Pre-gated MoE, arXiv 2308.12066) pre-gate: the next layer's router
+   * [numExperts, hidden], applied to this layer's router input, so the next layer's experts are known
+   * before this layer's experts run.
+   */
+  readonly preGate?: Uint16Array;
 }
 
 /** Everything but the routed experts. */
@@ -94,6 +101,18 @@ const bytesOf = (w: Uint16Array) => new Uint8Array(w.buffer, w.byteOffset, w.byt
 
 /** Runs a layer's experts: calls `compute` once for each expert of `needed`, with its packed weights. */
 export interface ExpertExecutor {
+  /**
+   * Called once per layer before `runExperts`, with the layer's router input (the post-attention
+   * RMSNorm of the residual stream, [rows, hidden]) and, in a pre-gated model, the batch's experts of
+   * the next layer that this layer's pre-gate chose (first-seen order, as `needed` lists them).
+   */
+  beforeExperts?(
+    layer: number,
+    phase: MoePhase,
+    routerInput: Float32Array,
+    rows: number,
+    nextLayerExperts: readonly number[] | undefined,
+  ): void;
   runExperts(
     layer: number,
     phase: MoePhase,
@@ -121,6 +140,8 @@ export class MixtralModel {
   private readonly attn: Float32Array;
   private readonly proj: Float32Array;
   private readonly logits: Float32Array;
+  /** A pre-gated model's routing logits for the next layer, computed by this layer's pre-gate. */
+  private readonly nextLogits: Float32Array;
   private readonly chosen: Int32Array;
   private readonly chosenWeights: Float32Array;
   private readonly expertOut: Float32Array;
@@ -168,6 +189,7 @@ export class MixtralModel {
     this.attn = new Float32Array(m * qDim(model));
     this.proj = new Float32Array(m * this.h);
     this.logits = new Float32Array(m * this.E);
+    this.nextLogits = new Float32Array(m * this.E);
     this.chosen = new Int32Array(m * this.k);
     this.chosenWeights = new Float32Array(m * this.k);
     this.expertOut = new Float32Array(m * this.k * this.h);
@@ -315,30 +337,45 @@ export class MixtralModel {
     for (let i = 0; i < m * h; i++) this.x[i]! += this.proj[i]!;
   }
 
-  private moeBlock(l: number, m: number, phase: MoePhase, experts: ExpertExecutor, observe?: RoutingObserver): void {
-    const { h, k, E, fe } = this;
-    const w = this.weights.layers[l]!;
-    rmsNorm(this.x, this.layerNormWeights(w.postNorm), this.xn, m, h, this.rmsNormEps);
-    this.linear(this.xn, w.gate, this.logits, m, h, E, this.bits.attention);
+  /** Routes every row of `logits` into `chosen`/`weights`; returns the batch's experts in first-seen order. */
+  private routeRows(logits: Float32Array, m: number, chosen = this.chosen, weights = this.chosenWeights): number[] {
+    const { k, E } = this;
     const needed: number[] = [];
     const seen = new Uint8Array(E);
     for (let row = 0; row < m; row++) {
       route(
-        this.logits.subarray(row * E, (row + 1) * E),
+        logits.subarray(row * E, (row + 1) * E),
         k,
-        this.chosen.subarray(row * k, (row + 1) * k),
-        this.chosenWeights.subarray(row * k, (row + 1) * k),
+        chosen.subarray(row * k, (row + 1) * k),
+        weights.subarray(row * k, (row + 1) * k),
         this.normTopKProb,
       );
       for (let r = 0; r < k; r++) {
-        const e = this.chosen[row * k + r]!;
+        const e = chosen[row * k + r]!;
         if (!seen[e]) {
           seen[e] = 1;
           needed.push(e);
         }
       }
     }
+    return needed;
+  }
+
+  private moeBlock(l: number, m: number, phase: MoePhase, experts: ExpertExecutor, observe?: RoutingObserver): void {
+    const { h, k, E, fe } = this;
+    const w = this.weights.layers[l]!;
+    rmsNorm(this.x, this.layerNormWeights(w.postNorm), this.xn, m, h, this.rmsNormEps);
+    // A pre-gated model routes this layer with the logits the previous layer's pre-gate computed.
+    if (routerOf(this.weights.layers, l) !== w.gate) this.logits.set(this.nextLogits.subarray(0, m * E));
+    else this.linear(this.xn, w.gate, this.logits, m, h, E, this.bits.attention);
+    const needed = this.routeRows(this.logits, m);
     observe?.(l, this.chosen.subarray(0, m * k), this.chosenWeights.subarray(0, m * k));
+    let nextLayerExperts: number[] | undefined;
+    if (w.preGate) {
+      this.linear(this.xn, w.preGate, this.nextLogits, m, h, E, this.bits.attention);
+      nextLayerExperts = this.routeRows(this.nextLogits, m, new Int32Array(m * k), new Float32Array(m * k));
+    }
+    experts.beforeExperts?.(l, phase, this.xn, m, nextLayerExperts);
     const eb = this.bits.expert;
     const w1Len = quantizedByteLength(fe * h, eb) / 2; // one matrix's stored bytes, in halves
     experts.runExperts(l, phase, needed, (expert, packed) => {

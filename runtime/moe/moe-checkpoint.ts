@@ -22,6 +22,7 @@ import {
 } from "../checkpoint-files.js";
 import { toFloat16Array } from "../fp16.js";
 import { isRunnableMoe, moeTensorShapes, RUNNABLE_MOE_FAMILIES } from "./moe-tensor-shapes.js";
+import { PRE_GATED_CONFIG_KEY, readPreGatedMarker } from "./pre-gated.js";
 
 /** What the forward pass needs beyond the ModelSpec. */
 export interface MoeRuntimeConfig {
@@ -35,6 +36,8 @@ export interface MoeRuntimeConfig {
   readonly normTopKProb: boolean;
   /** Attention sees at most this many past positions (Mixtral's `sliding_window`); absent: all of them. */
   readonly slidingWindow?: number;
+  /** A pre-gated Mixtral (config.json `"pre_gated": true`; pre-gated.ts): layer l holds layer l + 1's router. */
+  readonly preGated: boolean;
 }
 
 /** Defaults of each family's Hugging Face config class (configuration_mixtral.py, configuration_qwen2_moe.py). */
@@ -70,6 +73,9 @@ export function readMoeConfig(dir: string): MoeRuntimeConfig {
     );
   if (model.family === "qwen2_moe" && o.norm_topk_prob !== undefined && typeof o.norm_topk_prob !== "boolean")
     fail(ctx, "norm_topk_prob", `expected true or false, got ${describeValue(o.norm_topk_prob)}`);
+  const preGated = readPreGatedMarker(o, path);
+  if (preGated && model.family !== "mixtral")
+    fail(ctx, PRE_GATED_CONFIG_KEY, `pre-gated checkpoints are Mixtral-family; this is ${model.family}`);
   const window =
     model.family === "mixtral" && o.sliding_window !== null
       ? readOptionalNumber(o, "sliding_window", ctx, { min: 1, integer: true })
@@ -80,6 +86,7 @@ export function readMoeConfig(dir: string): MoeRuntimeConfig {
     rmsNormEps: readOptionalNumber(o, "rms_norm_eps", ctx, { greaterThan: 0 }) ?? defaults.rmsNormEps,
     normTopKProb: model.family === "mixtral" ? true : o.norm_topk_prob === true,
     ...(window !== undefined ? { slidingWindow: window } : {}),
+    preGated,
   };
 }
 
@@ -97,7 +104,7 @@ export function loadMoeCheckpoint(dir: string): MoeCheckpoint {
   const files = openCheckpointFiles(dir);
   let located: Map<string, LocatedTensor>;
   try {
-    located = locateTensors(dir, config.model.name, moeTensorShapes(config.model), files);
+    located = locateTensors(dir, config.model.name, moeTensorShapes(config.model, config.preGated), files);
   } catch (error) {
     closeCheckpointFiles(files);
     throw error;

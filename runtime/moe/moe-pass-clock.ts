@@ -109,6 +109,17 @@ export class MoePassClock implements ExpertExecutor {
     });
   }
 
+  /** Passed on to the store (prefetch decisions: the speculative guesser, a pre-gated model's next experts). */
+  beforeExperts(
+    layer: number,
+    phase: MoePhase,
+    routerInput: Float32Array,
+    rows: number,
+    nextLayerExperts: readonly number[] | undefined,
+  ): void {
+    this.inner.beforeExperts?.(layer, phase, routerInput, rows, nextLayerExperts);
+  }
+
   runExperts(
     layer: number,
     phase: MoePhase,

@@ -8,8 +8,10 @@
  *    expert's home copy in host memory, `cacheSize` slots per layer warmed with the layer's most popular
  *    experts in the reference's decode routing (simulator/moe-replay.ts's `popularity`, so the replay
  *    of that routing starts from the same caches), misses fetched host -> device through the copy
- *    engine or computed on the CPU, and the prefetcher (pre-gated or speculative, from the reference
- *    routing: see simulator/expert-predictor.ts).
+ *    engine or computed on the CPU, and the prefetcher: pre-gated (the checkpoint's pre-gates give the
+ *    next layer's experts; pre-gated.ts) or speculative (the router of layer l + a applied to layer l's
+ *    router input; gate-lookahead.ts). The run's routing is recorded with the speculative guesses beside
+ *    it (RoutingTrace.guesses), so the replay of that trace makes the same prefetches.
  *
  * The sequences run in lockstep: one prefill step of the prompts, then genLen - 1 decode steps of one
  * token each (the first generated token comes from prefill), exactly the decode steps the replay
@@ -21,11 +23,18 @@
  * for bit; beside it the fp16 all-resident run and the quantised model teacher-forced on the fp16
  * run's tokens measure what quantisation costs (quantized-fidelity.ts).
  */
-import type { ExpertBits, ExpertPolicy } from "../../core/expert-policy.js";
+import { join } from "node:path";
+import { type ExpertBits, type ExpertPolicy, plainExpertPolicy } from "../../core/expert-policy.js";
+import { InputError } from "../../core/input-error.js";
 import { kvDim, type ModelSpec } from "../../core/model-spec.js";
 import type { OnProgress } from "../../core/progress.js";
-import { allocateRoutingTrace, PHASE_DECODE, PHASE_PREFILL, type RoutingTrace } from "../../routing/routing-trace.js";
-import type { DecodeRouting } from "../../simulator/decode-routing.js";
+import {
+  allocateRoutingGuesses,
+  allocateRoutingTrace,
+  PHASE_DECODE,
+  PHASE_PREFILL,
+  type RoutingTrace,
+} from "../../routing/routing-trace.js";
 import { decodeRouting } from "../../simulator/decode-routing.js";
 import { popularity } from "../../simulator/moe-replay.js";
 import type { TraceSink } from "../../simulator/trace-sink.js";
@@ -35,9 +44,11 @@ import { syntheticPrompts } from "../synthetic-prompts.js";
 import { TransferEngine } from "../transfer-engine.js";
 import { type DeviceBudget, deviceBudget } from "./device-budget.js";
 import { type ExpertCounts, ExpertStore, type ExpertTransferMeta } from "./expert-store.js";
+import { GateLookahead } from "./gate-lookahead.js";
 import { type MixtralKvCache, MixtralModel } from "./mixtral-model.js";
 import { loadMoeCheckpoint, type MoeCheckpoint } from "./moe-checkpoint.js";
 import { MoePassClock, type MoePassTiming } from "./moe-pass-clock.js";
+import { PRE_GATED_CONFIG_KEY, routerOf } from "./pre-gated.js";
 import { LogitsRecorder, type QuantizedFidelity, quantizedFidelity } from "./quantized-fidelity.js";
 import { expertHomeCopies, placeResidentWeights } from "./resident-weights.js";
 import { unrunnableExpertPolicy } from "./runnable-expert-policy.js";
@@ -72,6 +83,10 @@ export interface MoeExpertFigures extends ExpertCounts {
   /** Bytes copied host -> device for decode misses and prefetches, and the seconds those copies took. */
   readonly fetchedBytes: number;
   readonly fetchSeconds: number;
+  /** Of the experts decode layers used, the share the prefetcher had guessed (guessesUsed / guessedLayerLookups; 0 without guesses). */
+  readonly guessRecall: number;
+  /** Of the experts the prefetcher guessed, the share the layer used (guessesUsed / guesses; 0 without guesses). */
+  readonly guessPrecision: number;
 }
 
 export interface MoeRunResult {
@@ -81,7 +96,10 @@ export interface MoeRunResult {
   readonly referenceTokens: number[][];
   readonly matchesReference: boolean;
   readonly experts: MoeExpertFigures;
-  /** The router's choices in the configuration under test (identical to the reference's when the tokens match). */
+  /**
+   * The router's choices in the configuration under test (identical to the reference's when the tokens
+   * match), with the speculative prefetcher's per-token guesses (`guesses`) when it had one.
+   */
   readonly routing: RoutingTrace;
   readonly referenceRouting: RoutingTrace;
   /** Per layer, the experts the caches were warmed with (most popular first). */
@@ -123,18 +141,7 @@ function prompts(options: MoeRunOptions, vocab: number): number[][] {
 
 /** The all-resident reference's expert policy (at the given precisions). */
 export function allResident(model: ModelSpec, bits: ExpertBits = 16, attentionBits: ExpertBits = 16): ExpertPolicy {
-  return {
-    cacheSize: model.moe!.numExperts,
-    eviction: "static",
-    offloadTier: "cpu",
-    bits,
-    attentionBits,
-    prefetchExperts: 0,
-    prefetchLayers: 1,
-    pregated: false,
-    compute: "gpu",
-    cpuThresholdTokens: 0,
-  };
+  return plainExpertPolicy({ cacheSize: model.moe!.numExperts, eviction: "static", bits, attentionBits });
 }
 
 async function runPass(
@@ -144,7 +151,6 @@ async function runPass(
   genLen: number,
   capacityBytes: number,
   initial: readonly (readonly number[])[],
-  oracle: DecodeRouting | undefined,
   threads: boolean,
   sink: TraceSink | undefined,
   progress: ((at: { readonly token: number; readonly layer: number }) => void) | undefined,
@@ -191,17 +197,28 @@ async function runPass(
     };
     // Every expert's home copy in host memory, stored at policy.bits: gate | up | down (w1 | w3 | w2).
     const host = expertHomeCopies(checkpoint, policy.bits);
-    const store = new ExpertStore(model, policy, B, arena, host, transfers, initial, oracle);
+    // Speculative prefetch: the router of layer l + a applied to layer l's router input.
+    const lookahead =
+      !policy.pregated && policy.prefetchExperts > 0
+        ? new GateLookahead(
+            Array.from({ length: L }, (_, t) => routerOf(weights.layers, t)),
+            model.hiddenSize,
+            moe.numExperts,
+            policy.prefetchLayers,
+            policy.prefetchExperts,
+            policy.attentionBits,
+          )
+        : undefined;
+    const store = new ExpertStore(model, policy, B, arena, host, transfers, initial, lookahead);
     const runner = new MixtralModel(model, weights, kv, B, s, ropeTheta, rmsNormEps, normTopKProb, {
       expert: policy.bits,
       attention: policy.attentionBits,
     });
     clock = new MoePassClock(store, (l, e, w) => w === host[l]![e]!, sink, progress);
 
-    const trace = allocateRoutingTrace(
-      { model: model.name, numLayers: L, numExperts: moe.numExperts, expertsPerToken: moe.expertsPerToken },
-      B * total,
-    );
+    const meta = { model: model.name, numLayers: L, numExperts: moe.numExperts, expertsPerToken: moe.expertsPerToken };
+    const guesses = lookahead && allocateRoutingGuesses(meta, B * total, lookahead.distance, lookahead.perLayer);
+    const trace: RoutingTrace = { ...allocateRoutingTrace(meta, B * total), ...(guesses ? { guesses } : {}) };
     for (let b = 0; b < B; b++) {
       for (let p = 0; p < total; p++) {
         const i = b * total + p;
@@ -210,31 +227,48 @@ async function runPass(
         trace.phases[i] = p < s ? PHASE_PREFILL : PHASE_DECODE;
       }
     }
-    const k = moe.expertsPerToken;
-    const record = (t: number, past: number) => (layer: number, experts: Int32Array, gateWeights: Float32Array) => {
+    // The current step's tokens per sequence and past positions, for recording.
+    let stepTokens = s,
+      stepPast = 0;
+    /** Copies per-row values (sequence-major, `width` per row) of one layer into a [token, layer, width] table. */
+    const recordRows = (
+      to: Uint16Array | Float32Array,
+      from: Int32Array | Float32Array,
+      layer: number,
+      width: number,
+    ) => {
       for (let b = 0; b < B; b++) {
-        for (let i = 0; i < t; i++) {
-          const slot = ((b * total + past + i) * L + layer) * k;
-          for (let r = 0; r < k; r++) {
-            trace.experts[slot + r] = experts[(b * t + i) * k + r]!;
-            trace.gateWeights[slot + r] = gateWeights[(b * t + i) * k + r]!;
-          }
+        for (let i = 0; i < stepTokens; i++) {
+          const row = b * stepTokens + i;
+          to.set(from.subarray(row * width, (row + 1) * width), ((b * total + stepPast + i) * L + layer) * width);
         }
       }
     };
+    const k = moe.expertsPerToken;
+    const record = (layer: number, experts: Int32Array, gateWeights: Float32Array) => {
+      recordRows(trace.experts, experts, layer, k);
+      recordRows(trace.gateWeights, gateWeights, layer, k);
+    };
+    if (guesses)
+      store.onGuesses = (layer, _phase, g) => {
+        const target = layer + guesses.distance;
+        recordRows(guesses.experts, g.experts, target, guesses.perLayer);
+        recordRows(guesses.weights, g.weights, target, guesses.perLayer);
+      };
 
     const tokens: number[][] = Array.from({ length: B }, () => []);
     clock.beginStep(0);
-    let next = runner.step(Int32Array.from(promptIds.flat()), s, 0, "prefill", clock, record(s, 0));
+    let next = runner.step(Int32Array.from(promptIds.flat()), s, 0, "prefill", clock, record);
     clock.endStep();
     next.forEach((id, b) => tokens[b]!.push(id));
     logits?.record.add(runner.lmHeadLogits);
+    stepTokens = 1;
     for (let t = 0; t < genLen - 1; t++) {
-      store.beginDecodeStep(t);
+      stepPast = s + t;
       // Teacher forcing: the given stream's token t, not this pass's own.
       const input = logits?.forcedTokens ? Int32Array.from(logits.forcedTokens, (f) => f[t]!) : next;
       clock.beginStep(t + 1);
-      next = runner.step(input, 1, s + t, "decode", clock, record(1, s + t));
+      next = runner.step(input, 1, s + t, "decode", clock, record);
       clock.endStep();
       next.forEach((id, b) => tokens[b]!.push(id));
       logits?.record.add(runner.lmHeadLogits);
@@ -264,6 +298,12 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
   if (unrunnable) throw new Error(`runMoe: ${unrunnable}`);
   const checkpoint = loadMoeCheckpoint(options.weightsDir);
   try {
+    if (x.pregated && !checkpoint.config.preGated)
+      throw new InputError(
+        join(options.weightsDir, "config.json"),
+        PRE_GATED_CONFIG_KEY,
+        'policy.pregated needs a pre-gated checkpoint (config.json "pre_gated": true, as `spillway synth-weights --pregated` writes); this one is not',
+      );
     const { model } = checkpoint.config;
     const moe = model.moe!;
     const promptIds = prompts(options, model.vocabSize);
@@ -291,7 +331,6 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
         options.genLen,
         deviceBudget(model, all, B, maxLen).totalBytes,
         everyExpert,
-        undefined,
         threads,
         undefined,
         runProgress(options.onProgress, phase, shape),
@@ -308,8 +347,8 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
     const reference = quantized
       ? await allResidentPass(allResident(model, x.bits, x.attentionBits), "reference")
       : fp16;
-    const oracle = decodeRouting(reference.routing);
-    const initial = popularity(oracle);
+    // Caches start warm with the reference's most popular decode experts, as the replay warms them.
+    const initial = popularity(decodeRouting(reference.routing));
     const budget = deviceBudget(model, options.policy, B, maxLen);
     const capacityBytes = options.deviceCapacityBytes ?? budget.totalBytes;
     const run = await runPass(
@@ -319,7 +358,6 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
       options.genLen,
       capacityBytes,
       initial,
-      oracle,
       threads,
       options.trace,
       runProgress(options.onProgress, "run", shape),
@@ -344,6 +382,8 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
         hitRate: c.lookups > 0 ? c.hits / c.lookups : 1,
         fetchedBytes: run.fetchedBytes,
         fetchSeconds: run.fetchSeconds,
+        guessRecall: c.guessedLayerLookups > 0 ? c.guessesUsed / c.guessedLayerLookups : 0,
+        guessPrecision: c.guesses > 0 ? c.guessesUsed / c.guesses : 0,
       },
       routing: run.routing,
       referenceRouting: reference.routing,

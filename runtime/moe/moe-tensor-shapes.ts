@@ -13,6 +13,7 @@
  */
 import { kvDim, layerWeightTensors, type ModelSpec, qDim } from "../../core/model-spec.js";
 import type { RequiredTensor } from "../checkpoint-files.js";
+import { GATE_TENSOR, layerRouterTensors, PRE_GATE_TENSOR } from "./pre-gated.js";
 
 /** The MoE families whose checkpoints the CPU runtime loads and runs. */
 export const RUNNABLE_MOE_FAMILIES = ["mixtral", "qwen2_moe"] as const;
@@ -62,7 +63,7 @@ function layerTensorShape(model: ModelSpec, name: string): number[] {
   if (name === "self_attn.k_proj.weight" || name === "self_attn.v_proj.weight") return [kvDim(model), h];
   if (name === "self_attn.k_proj.bias" || name === "self_attn.v_proj.bias") return [kvDim(model)];
   if (name === "self_attn.o_proj.weight") return [h, qDim(model)];
-  if (name === `${moePrefix(model)}.gate.weight`) return [moe.numExperts, h];
+  if (name === `${moePrefix(model)}.gate.weight` || name === PRE_GATE_TENSOR) return [moe.numExperts, h];
   if (name === "mlp.shared_expert_gate.weight") return [1, h];
   if (/^mlp\.shared_expert\.(gate|up)_proj\.weight$/.test(name)) return [fs, h];
   if (name === "mlp.shared_expert.down_proj.weight") return [h, fs];
@@ -73,14 +74,20 @@ function layerTensorShape(model: ModelSpec, name: string): number[] {
 
 /**
  * Every tensor the checkpoint must hold, in file order: embeddings, each layer (layerWeightTensors
- * order), final norm, and the LM head unless it is tied to the embeddings.
+ * order; a pre-gated Mixtral's routers as pre-gated.ts lays them out), final norm, and the LM head
+ * unless it is tied to the embeddings.
  */
-export function moeTensorShapes(model: ModelSpec): RequiredTensor[] {
+export function moeTensorShapes(model: ModelSpec, preGated = false): RequiredTensor[] {
   checkRunnable(model);
+  if (preGated && model.family !== "mixtral")
+    throw new Error(`${model.name}: pre-gated checkpoints are Mixtral-family`);
   const shapes: RequiredTensor[] = [{ name: "model.embed_tokens.weight", shape: [model.vocabSize, model.hiddenSize] }];
   for (let l = 0; l < model.numLayers; l++) {
-    for (const t of layerWeightTensors(model))
-      shapes.push({ name: `model.layers.${l}.${t.name}`, shape: layerTensorShape(model, t.name) });
+    for (const t of layerWeightTensors(model)) {
+      const names = t.name === GATE_TENSOR ? layerRouterTensors(l, model.numLayers, preGated) : [t.name];
+      for (const name of names)
+        shapes.push({ name: `model.layers.${l}.${name}`, shape: layerTensorShape(model, name) });
+    }
   }
   shapes.push({ name: "model.norm.weight", shape: [model.hiddenSize] });
   if (!model.tiedEmbeddings) shapes.push({ name: "lm_head.weight", shape: [model.vocabSize, model.hiddenSize] });

@@ -10,6 +10,7 @@ import { sharedBytes } from "../transfer-engine.js";
 import type { MixtralResidentWeights } from "./mixtral-model.js";
 import type { MoeCheckpoint } from "./moe-checkpoint.js";
 import { expertTensorNames, routerTensorName } from "./moe-tensor-shapes.js";
+import { PRE_GATE_TENSOR } from "./pre-gated.js";
 import { expertStoredBytes, nonExpertTensorBits, storedTensor } from "./quantized-weights.js";
 
 /** Places `bytes` (stored: fp16 or quantised) under `name` and returns the placed values. */
@@ -37,6 +38,7 @@ export function placeResidentWeights(
   const model = checkpoint.config.model;
   const put = (name: string) => place(name, storedTensor(checkpoint, name, nonExpertTensorBits(name, attentionBits)));
   const qwen = model.family === "qwen2_moe";
+  const preGated = checkpoint.config.preGated;
   const embed = put("model.embed_tokens.weight");
   return {
     embed,
@@ -50,7 +52,9 @@ export function placeResidentWeights(
         v: put(`${p}self_attn.v_proj.weight`),
         o: put(`${p}self_attn.o_proj.weight`),
         postNorm: put(`${p}post_attention_layernorm.weight`),
-        gate: put(routerTensorName(model, l)),
+        // A pre-gated Mixtral routes layer l > 0 with layer l - 1's pre-gate (pre-gated.ts).
+        gate: preGated && l > 0 ? new Uint16Array(0) : put(routerTensorName(model, l)),
+        ...(preGated && l < model.numLayers - 1 ? { preGate: put(`${p}${PRE_GATE_TENSOR}`) } : {}),
         ...(qwen
           ? {
               attentionBiases: {

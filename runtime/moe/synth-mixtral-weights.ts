@@ -22,6 +22,7 @@ import { writeFileAtomic } from "../../core/write-file-atomic.js";
 import { toFloat16Array } from "../fp16.js";
 import { type TensorToWrite, writeSafetensors } from "../safetensors.js";
 import { moeTensorShapes } from "./moe-tensor-shapes.js";
+import { PRE_GATED_CONFIG_KEY, readPreGatedMarker } from "./pre-gated.js";
 
 export const MIXTRAL_FILE_NAME = "model.safetensors";
 /** Mixtral-8x7B's rope_theta; the synthetic checkpoints use it too. */
@@ -70,9 +71,9 @@ export interface MixtralTensorShape {
 }
 
 /** Every tensor of a Mixtral checkpoint, in file order: embeddings, layers (layerWeightTensors order), final norm, LM head. */
-export function mixtralTensorShapes(model: ModelSpec): MixtralTensorShape[] {
+export function mixtralTensorShapes(model: ModelSpec, preGated = false): MixtralTensorShape[] {
   if (model.family !== "mixtral" || !model.moe) throw new Error(`${model.name} is not a Mixtral-family MoE model`);
-  return moeTensorShapes(model);
+  return moeTensorShapes(model, preGated);
 }
 
 /** How each tensor's values are drawn (see the header). */
@@ -80,7 +81,7 @@ function tensorScale(model: ModelSpec, name: string, shape: readonly number[]): 
   if (name.endsWith("norm.weight")) return { mean: 1, std: 0.1 };
   if (name === "model.embed_tokens.weight") return { mean: 0, std: 1 };
   const fanIn = shape[shape.length - 1]!;
-  if (/\.(block_sparse_moe|mlp)\.gate\.weight$/.test(name)) return { mean: 0, std: 2.5 / Math.sqrt(fanIn) };
+  if (/\.(block_sparse_moe|mlp)\.(pre_)?gate\.weight$/.test(name)) return { mean: 0, std: 2.5 / Math.sqrt(fanIn) };
   const writesResidual = /\.(o_proj|w2|down_proj)\.weight$/.test(name);
   return { mean: 0, std: (writesResidual ? 1 / Math.sqrt(2 * model.numLayers) : 1) / Math.sqrt(fanIn) };
 }
@@ -151,14 +152,24 @@ export function hfMixtralConfig(
   };
 }
 
-/** Writes model.safetensors (fp16) and then config.json into `outDir`; returns the files written. */
-export function synthesizeMixtralWeights(model: ModelSpec, outDir: string, seed: number): string[] {
+/**
+ * Writes model.safetensors (fp16) and then config.json into `outDir`; returns the files written. With
+ * `preGated`, the routers follow pre-gated.ts's layout (pre-gates drawn as gates are).
+ */
+export function synthesizeMixtralWeights(
+  model: ModelSpec,
+  outDir: string,
+  seed: number,
+  options: { readonly preGated?: boolean } = {},
+): string[] {
+  const preGated = options.preGated ?? false;
   mkdirSync(outDir, { recursive: true });
-  const tensors = seededTensors(mixtralTensorShapes(model), model, seed);
+  const tensors = seededTensors(mixtralTensorShapes(model, preGated), model, seed);
   const weights = join(outDir, MIXTRAL_FILE_NAME);
   writeSafetensors(weights, tensors, { format: "pt", generator: "spillway synthetic mixtral", seed: String(seed) });
   const config = join(outDir, "config.json");
-  writeFileAtomic(config, `${JSON.stringify(hfMixtralConfig(model), null, 2)}\n`);
+  const fields = preGated ? { ...hfMixtralConfig(model), [PRE_GATED_CONFIG_KEY]: true } : hfMixtralConfig(model);
+  writeFileAtomic(config, `${JSON.stringify(fields, null, 2)}\n`);
   return [weights, config];
 }
 
@@ -166,6 +177,8 @@ export interface MixtralConfig {
   readonly model: ModelSpec;
   readonly ropeTheta: number;
   readonly rmsNormEps: number;
+  /** A pre-gated checkpoint (pre-gated.ts). */
+  readonly preGated: boolean;
 }
 
 function configNumber(config: Record<string, unknown>, key: string, path: string, fallback?: number): number {
@@ -202,5 +215,6 @@ export function readMixtralConfig(dir: string): MixtralConfig {
     model: named,
     ropeTheta: configNumber(config, "rope_theta", path, DEFAULT_ROPE_THETA),
     rmsNormEps: configNumber(config, "rms_norm_eps", path, DEFAULT_RMS_NORM_EPS),
+    preGated: readPreGatedMarker(config, path),
   };
 }

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { type PlanArgs, planRequestFromArgs } from "../../cli/plan-options.js";
 import { runSimulate, type SimulateArgs } from "../../cli/simulate-command.js";
+import { plainExpertPolicy } from "../../core/expert-policy.js";
 import { parseHardwareProfile, withCapacities } from "../../core/hardware-profile.js";
 import { InputError } from "../../core/input-error.js";
 import type { ModelSpec } from "../../core/model-spec.js";
@@ -201,18 +202,7 @@ test("plan files are checked against their model: positions, experts, batch rang
     d.policy.numGpuBatches = 1e9;
   }, /^p\.json: policy\.numGpuBatches: expected .*<= 65536/);
   fails((d) => {
-    d.policy.experts = {
-      cacheSize: 1,
-      eviction: "lru",
-      offloadTier: "cpu",
-      bits: 16,
-      attentionBits: 16,
-      prefetchExperts: 0,
-      prefetchLayers: 1,
-      pregated: false,
-      compute: "gpu",
-      cpuThresholdTokens: 0,
-    };
+    d.policy.experts = plainExpertPolicy({ cacheSize: 1 });
   }, /^p\.json: policy\.experts: opt-125m is dense/);
   fails((d) => {
     d.predicted.capacityBytes.gpu = 1e300;

@@ -32,6 +32,8 @@ test("quantised runs equal the all-resident run of the same quantised weights, t
     [{ cacheSize: 0 }, {}],
     [{ cacheSize: 2, compute: "cpu", bits: 2, attentionBits: 8 }, {}],
     [{ cacheSize: 1, prefetchExperts: 3, prefetchLayers: 2, bits: 3, attentionBits: 16 }, { threads: true }],
+    // Speculative guesses through quantised routers (the lookahead reads them as the model does).
+    [{ cacheSize: 1, prefetchExperts: 2, prefetchLayers: 1, bits: 4, attentionBits: 4 }, {}],
   ];
   for (const [x, extra] of configs) {
     const r = await run(x, extra);
@@ -48,6 +50,7 @@ test("quantised runs equal the all-resident run of the same quantised weights, t
     const perExpert = moeWeightBytes(spec, { ...base, ...x }).bytesPerExpert;
     assert.equal(r.experts.fetchedBytes, (r.experts.demandFetches + r.experts.prefetches) * perExpert, label);
     if (x.compute !== "cpu") assert.ok(r.experts.demandFetches > 0, label);
+    if (x.prefetchExperts) assert.ok(r.experts.guessRecall > 0.3 && r.routing.guesses, label);
   }
 });
 

@@ -90,6 +90,16 @@ test("MoE replay: hand-countable routings give the hit rates, fetches and prefet
   const speculative = replay({ cacheSize: 2, prefetchExperts: 2 }, alternating);
   assert.equal(speculative.experts.prefetchPrecision, 1);
   assert.ok(Math.abs(speculative.experts.prefetchRecall - 31 / 32) < 1e-12);
+  // Without recorded guesses the replay names its statistical predictor; every guess of both is used.
+  assert.deepEqual(
+    [two, pregated, speculative].map((r) => [r.experts.predictor, r.experts.guessRecall, r.experts.guessPrecision]),
+    [
+      ["none", 0, 0],
+      ["pre-gated", 1, 1],
+      ["statistical", 1, 1],
+    ],
+  );
+  assert.equal(speculative.experts.guesses, 40 * 31 * 2, "40 decode steps, layers 1..31, 2 guesses each");
   // A predictor with nothing to go on (every layer routes independently of the last) wastes guesses.
   const table = uniformTable(400);
   const scrambled = replay(

@@ -1,26 +1,67 @@
 import assert from "node:assert/strict";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
-import type { ExpertPolicy } from "../../core/expert-policy.js";
+import { after, before, test } from "node:test";
+import { readRouting } from "../../cli/routing-flag.js";
+import { runSynthWeights } from "../../cli/synth-weights-command.js";
+import { type ExpertPolicy, plainExpertPolicy } from "../../core/expert-policy.js";
+import { InputError } from "../../core/input-error.js";
 import { isExpertTensor, layerWeightTensors } from "../../core/model-spec.js";
 import { resolveHardware } from "../../core/resolve-hardware.js";
 import { moePolicy } from "../../planner/moe/moe-search.js";
+import { routingProfileFromTrace } from "../../planner/moe/profile-from-trace.js";
 import { uniformRoutingProfile } from "../../planner/moe/routing-profile.js";
-import { expertsAt, PHASE_DECODE } from "../../routing/routing-trace.js";
+import { recordedGuessRecall } from "../../routing/guess-recall.js";
+import { writeMegatronJsonl } from "../../routing/megatron-jsonl.js";
+import { writeRoutingCsv } from "../../routing/routing-csv.js";
+import { expertsAt, guessesAt, PHASE_DECODE } from "../../routing/routing-trace.js";
 import { DeviceOutOfMemory } from "../../runtime/device-arena.js";
 import { deviceBudget } from "../../runtime/moe/device-budget.js";
 import { route } from "../../runtime/moe/mixtral-model.js";
-import type { MoeRunResult } from "../../runtime/moe/moe-runner.js";
+import { type MoeRunResult, runMoe } from "../../runtime/moe/moe-runner.js";
 import { Rope } from "../../runtime/moe/rope.js";
-import { mixtralTensorShapes, readMixtralConfig } from "../../runtime/moe/synth-mixtral-weights.js";
+import {
+  hfMixtralConfig,
+  mixtralTensorShapes,
+  readMixtralConfig,
+  synthesizeMixtralWeights,
+  tinyMixtralSpec,
+} from "../../runtime/moe/synth-mixtral-weights.js";
 import { openSafetensors } from "../../runtime/safetensors.js";
 import { decodeRouting } from "../../simulator/decode-routing.js";
 import { replayMoePlan } from "../../simulator/moe-replay.js";
-import { BASE_EXPERT_POLICY, TINY_MOE_RUN, tinyMixtralCheckpoint } from "../moe-fixture.js";
 
-const base: ExpertPolicy = { ...BASE_EXPERT_POLICY, bits: 16, attentionBits: 16 };
-const { spec, dir, run } = tinyMixtralCheckpoint("spillway-moe-runtime-", base);
-const { batch: BATCH, promptLen: PROMPT_LEN, genLen: GEN_LEN } = TINY_MOE_RUN;
+const spec = tinyMixtralSpec();
+const BATCH = 2;
+const PROMPT_LEN = 8;
+const GEN_LEN = 24;
+const base = plainExpertPolicy({ cacheSize: 2 });
+let dir = "";
+/** The same shape, pre-gated (runtime/moe/pre-gated.ts): what policy.pregated runs on. */
+let preGatedDir = "";
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), "spillway-moe-runtime-"));
+  synthesizeMixtralWeights(spec, join(dir, "standard"), 7);
+  synthesizeMixtralWeights(spec, join(dir, "pre-gated"), 7, { preGated: true });
+  preGatedDir = join(dir, "pre-gated");
+  dir = join(dir, "standard");
+});
+after(() => rmSync(join(dir, ".."), { recursive: true, force: true }));
+
+const run = (
+  x: Partial<ExpertPolicy>,
+  extra: { threads?: boolean; deviceCapacityBytes?: number; weightsDir?: string } = {},
+) =>
+  runMoe({
+    weightsDir: x.pregated ? preGatedDir : dir,
+    policy: { ...base, ...x, batch: BATCH },
+    promptLen: PROMPT_LEN,
+    genLen: GEN_LEN,
+    seed: 3,
+    ...extra,
+  });
 
 /** The simulator's replay of the routing the runtime recorded, under the same expert policy and batch. */
 function replay(result: MoeRunResult, x: ExpertPolicy) {
@@ -36,11 +77,11 @@ function replay(result: MoeRunResult, x: ExpertPolicy) {
 }
 
 test("synthetic Mixtral checkpoint: Mixtral's tensor names and shapes, config read back to the same spec", () => {
-  const { model, ropeTheta, rmsNormEps } = readMixtralConfig(dir());
+  const { model, ropeTheta, rmsNormEps } = readMixtralConfig(dir);
   assert.deepEqual({ ...model, name: spec.name }, spec);
   assert.equal(ropeTheta, 1e6);
   assert.equal(rmsNormEps, 1e-5);
-  const file = openSafetensors(join(dir(), "model.safetensors"));
+  const file = openSafetensors(join(dir, "model.safetensors"));
   try {
     const names = file.names();
     for (const t of layerWeightTensors(spec)) assert.ok(names.includes(`model.layers.3.${t.name}`), t.name);
@@ -77,7 +118,7 @@ test("router and rotary kernels: top-k renormalised to 1, rotation preserves nor
 });
 
 test("tokens equal the all-resident reference for every cache size, CPU compute, prefetch and threaded copies", async () => {
-  let reference: number[][] | undefined;
+  const references = new Map<boolean, number[][]>();
   const configs: Array<[Partial<ExpertPolicy>, { threads?: boolean }]> = [
     [{ cacheSize: 0 }, {}],
     [{ cacheSize: 2 }, {}],
@@ -95,15 +136,18 @@ test("tokens equal the all-resident reference for every cache size, CPU compute,
     assert.deepEqual(r.routing.experts, r.referenceRouting.experts);
     assert.equal(r.tokens.length, BATCH);
     assert.equal(r.tokens[0]!.length, GEN_LEN);
-    reference ??= r.referenceTokens;
-    assert.deepEqual(r.referenceTokens, reference, "the reference is deterministic");
+    const pregated = x.pregated ?? false;
+    if (!references.has(pregated)) references.set(pregated, r.referenceTokens);
+    assert.deepEqual(r.referenceTokens, references.get(pregated), "the reference is deterministic");
     if (x.cacheSize === 8) assert.equal(r.experts.hitRate, 1);
     if (x.cacheSize === 0 && x.compute !== "cpu") assert.equal(r.experts.hits, 0);
     if (x.compute === "cpu") assert.equal(r.experts.demandFetches, 0);
     if (x.compute === "cpu" && x.cacheSize === 0) assert.equal(r.experts.cpuComputed, r.experts.lookups);
   }
   // Greedy decoding of a random network that does not collapse to one token.
-  assert.ok(new Set(reference!.flat()).size > 8);
+  for (const reference of references.values()) assert.ok(new Set(reference.flat()).size > 8);
+  // The pre-gated variant is another model: its own routers give other tokens.
+  assert.notDeepEqual(references.get(true), references.get(false));
 });
 
 test("measured hits, misses and prefetches equal the simulator's replay of the same routing", async () => {
@@ -112,8 +156,12 @@ test("measured hits, misses and prefetches equal the simulator's replay of the s
     for (let cacheSize = 1; cacheSize <= 4; cacheSize++) policies.push({ ...base, eviction, cacheSize });
   policies.push(
     { ...base, cacheSize: 2, pregated: true },
+    { ...base, cacheSize: 1, eviction: "lfu", pregated: true },
+    { ...base, cacheSize: 2, pregated: true, compute: "auto", cpuThresholdTokens: 1 },
+    { ...base, cacheSize: 2, prefetchExperts: 2 },
     { ...base, cacheSize: 3, eviction: "lfu", prefetchExperts: 2 },
     { ...base, cacheSize: 1, prefetchExperts: 3, prefetchLayers: 2 },
+    { ...base, cacheSize: 1, prefetchExperts: 4, compute: "auto", cpuThresholdTokens: 1 },
     { ...base, cacheSize: 2, compute: "cpu" },
     { ...base, cacheSize: 2, compute: "auto", cpuThresholdTokens: 1 },
   );
@@ -129,6 +177,14 @@ test("measured hits, misses and prefetches equal the simulator's replay of the s
     assert.equal(r.experts.prefetches, sim.prefetches, label);
     assert.equal(r.experts.wastedPrefetches, sim.wastedPrefetches, label);
     assert.equal(r.experts.cpuComputed, sim.cpuComputed, label);
+    // The replay makes the run's guesses: recorded ones for speculative prefetch, the trace's next layer for pre-gated.
+    assert.equal(sim.predictor, x.pregated ? "pre-gated" : x.prefetchExperts > 0 ? "recorded" : "none", label);
+    assert.equal(r.experts.guesses, sim.guesses, label);
+    assert.equal(r.experts.guessesUsed, sim.guessesUsed, label);
+    assert.equal(r.experts.guessedLayerLookups, sim.guessedLayerLookups, label);
+    assert.equal(r.experts.guessRecall, sim.guessRecall, label);
+    assert.equal(r.experts.guessPrecision, sim.guessPrecision, label);
+    assert.equal(r.experts.prefetchUsed + r.experts.wastedPrefetches, r.experts.prefetches, label);
     assert.equal(
       r.experts.lookups,
       r.experts.hits + r.experts.demandFetches + r.experts.prefetchUsed + r.experts.cpuComputed,
@@ -191,4 +247,137 @@ test("the router varies: every layer uses more than 4 distinct experts in decode
   }
   // The caches were warmed with each layer's most popular experts.
   for (let l = 0; l < spec.numLayers; l++) assert.equal(r.initialExperts[l]!.length, 8);
+});
+
+test("pre-gated checkpoint: layer 0 keeps its gate, layers 0..L-2 hold the next layer's pre-gate; policy.pregated refuses a standard one", async () => {
+  const config = readMixtralConfig(preGatedDir);
+  assert.equal(config.preGated, true);
+  assert.equal(readMixtralConfig(dir).preGated, false);
+  const file = openSafetensors(join(preGatedDir, "model.safetensors"));
+  try {
+    const names = file.names();
+    const routers = names.filter((n) => /gate\.weight$/.test(n)).sort();
+    assert.deepEqual(routers, [
+      "model.layers.0.block_sparse_moe.gate.weight",
+      "model.layers.0.block_sparse_moe.pre_gate.weight",
+      "model.layers.1.block_sparse_moe.pre_gate.weight",
+      "model.layers.2.block_sparse_moe.pre_gate.weight",
+    ]);
+    assert.deepEqual(file.info("model.layers.2.block_sparse_moe.pre_gate.weight").shape, [8, 64]);
+    assert.equal(names.length, mixtralTensorShapes(spec).length);
+  } finally {
+    file.close();
+  }
+  await assert.rejects(
+    runMoe({ weightsDir: dir, policy: { ...base, pregated: true }, promptLen: 4, genLen: 3 }),
+    (error: Error) => {
+      assert.ok(error instanceof InputError);
+      assert.match(error.message, /config\.json: pre_gated: policy\.pregated needs a pre-gated checkpoint/);
+      return true;
+    },
+  );
+  // The pre-gate's experts are the next layer's: every guess is used and every used expert was guessed.
+  const r = await run({ cacheSize: 1, pregated: true });
+  assert.equal(r.matchesReference, true);
+  assert.equal(r.experts.guessRecall, 1);
+  assert.equal(r.experts.guessPrecision, 1);
+  assert.equal(r.experts.wastedPrefetches, 0);
+  // Only layer 0 (no pre-gate before it) fetches on demand.
+  const layer0Lookups = decodeLookups(r, 0);
+  assert.ok(r.experts.demandFetches <= layer0Lookups, `${r.experts.demandFetches} > ${layer0Lookups}`);
+  assert.ok(r.experts.prefetchUsed > 0);
+});
+
+/** Decode lookups of one layer: the batch's distinct experts, summed over decode steps. */
+function decodeLookups(r: MoeRunResult, layer: number): number {
+  const routing = decodeRouting(r.routing);
+  let total = 0;
+  for (let t = 0; t < routing.decodeTokens(0); t++) {
+    const set = new Set<number>();
+    for (let b = 0; b < routing.requests; b++) for (const e of routing.experts(b, t, layer)) set.add(e);
+    total += set.size;
+  }
+  return total;
+}
+
+test("speculative prefetch applies the target layer's router to the current router input, and the run records the guesses", async () => {
+  // On a pre-gated model, layer l + 1's router *is* applied to layer l's router input, so one layer
+  // ahead the per-token guesses are exactly the routing: with room for the batch's 2 x top-2, recall is 1.
+  const exact = await run({ cacheSize: 1, prefetchExperts: 4 }, { weightsDir: preGatedDir });
+  assert.equal(exact.matchesReference, true);
+  assert.equal(exact.experts.guessRecall, 1);
+  const guesses = exact.routing.guesses!;
+  assert.deepEqual([guesses.distance, guesses.perLayer], [1, 4]);
+  for (let i = 0; i < exact.routing.numTokens; i++) {
+    assert.equal(guessesAt(guesses, spec.numLayers, i, 0).length, 0);
+    for (let l = 1; l < spec.numLayers; l++)
+      assert.deepEqual(
+        [...guessesAt(guesses, spec.numLayers, i, l).subarray(0, 2)],
+        [...expertsAt(exact.routing, i, l)],
+      );
+  }
+  // On the standard synthetic model (independent random gates) the guesses are far from exact.
+  const standard = await run({ cacheSize: 1, prefetchExperts: 2 });
+  assert.equal(standard.matchesReference, true);
+  assert.ok(standard.experts.guessRecall < 1 && standard.experts.guessRecall > 0, `${standard.experts.guessRecall}`);
+  assert.equal(standard.referenceRouting.guesses, undefined);
+});
+
+test("a run's routing written as CSV or JSONL and read back as plan --routing reads it replays the run exactly, and re-plans on its measured recall", async () => {
+  const cases: ExpertPolicy[] = [
+    { ...base, cacheSize: 1, prefetchExperts: 3 },
+    { ...base, cacheSize: 2, eviction: "lfu", prefetchExperts: 2, prefetchLayers: 2 },
+    { ...base, cacheSize: 1, pregated: true },
+  ];
+  for (const x of cases) {
+    const r = await run(x);
+    for (const extension of ["csv", "jsonl"]) {
+      const path = join(dir, "..", `recorded-${cases.indexOf(x)}.${extension}`);
+      if (extension === "csv") writeRoutingCsv(path, r.routing);
+      else writeMegatronJsonl(path, r.routing);
+      const { trace } = readRouting(path, { ...spec, name: r.model.name });
+      assert.deepEqual(trace.experts, r.routing.experts);
+      assert.deepEqual(trace.guesses?.experts, r.routing.guesses?.experts);
+      const sim = replay({ ...r, routing: trace }, x).experts;
+      const label = `${JSON.stringify(x)} via ${extension}`;
+      for (const key of [
+        "lookups",
+        "demandFetches",
+        "prefetches",
+        "wastedPrefetches",
+        "cpuComputed",
+        "guesses",
+      ] as const)
+        assert.equal(sim[key], r.experts[key], `${label}: ${key}`);
+      assert.equal(sim.hitRate, r.experts.hitRate, label);
+      assert.equal(sim.guessRecall, r.experts.guessRecall, label);
+      if (!x.pregated) {
+        // plan --routing: the profile's recall at the recorded distance is the recorded guesses' recall.
+        const profile = routingProfileFromTrace(trace, path);
+        assert.equal(profile.speculativeRecall[x.prefetchLayers - 1], recordedGuessRecall(trace));
+      }
+    }
+  }
+});
+
+test("synth-weights --pregated writes the pre-gated checkpoint of a Mixtral config, and refuses other models", () => {
+  const configDir = join(dir, "..", "config-only");
+  mkdirSync(configDir);
+  writeFileSync(join(configDir, "config.json"), JSON.stringify(hfMixtralConfig(spec)));
+  const out = join(dir, "..", "cli-pre-gated");
+  runSynthWeights({ model: join(configDir, "config.json"), out, seed: "7", json: false, quiet: true, pregated: true });
+  assert.equal(readMixtralConfig(out).preGated, true);
+  assert.deepEqual(readFileSync(join(out, "model.safetensors")), readFileSync(join(preGatedDir, "model.safetensors")));
+  for (const [model, why] of [
+    ["opt-125m", /^--pregated: pre-gated checkpoints are Mixtral-family MoE models; opt-125m is a opt model$/],
+    [
+      "mixtral-8x7b",
+      /^--pregated: pre-gated checkpoints are written as one file of at most 2\.00 GiB; mixtral-8x7b needs 86\.99 GiB$/,
+    ],
+  ] as const)
+    assert.throws(
+      () => runSynthWeights({ model, out: join(dir, "..", "refused"), seed: undefined, json: false, pregated: true }),
+      (error: Error) => error instanceof InputError && why.test(error.message),
+    );
+  assert.equal(existsSync(join(dir, "..", "refused")), false);
 });
