@@ -16,6 +16,7 @@ import { createEmulatedNative } from "../../runtime/cuda/emulated-native.js";
 import { cudaStatus } from "../../runtime/cuda/load-native.js";
 import { float16BitsToFloat32, float32ToFloat16Bits } from "../../runtime/fp16.js";
 import { synthesizeMoeWeights } from "../../runtime/moe/synth-moe-weights.js";
+import { synthesizePreGatedWeights } from "../../runtime/moe/synth-pre-gated.js";
 import { loadOptCheckpoint, optTensorShapes } from "../../runtime/opt-checkpoint.js";
 import { type RunOptions, run, syntheticPrompts } from "../../runtime/run.js";
 import { writeSafetensors } from "../../runtime/safetensors.js";
@@ -178,6 +179,9 @@ const MOE_MODELS = { mixtral: findCatalogueModel("mixtral-tiny")!, qwen: findCat
 const moeWeights = mkdtempSync(join(tmpdir(), "spillway-moe-matrix-"));
 after(() => rmSync(moeWeights, { recursive: true, force: true }));
 for (const model of Object.values(MOE_MODELS)) synthesizeMoeWeights(model, join(moeWeights, model.name), { seed: 5 });
+// Pre-gated policies run on a pre-gated checkpoint (layer l holds layer l + 1's router: runtime/moe/pre-gated.ts).
+const PRE_GATED_DIR = join(moeWeights, "mixtral-tiny-pre-gated");
+synthesizePreGatedWeights(MOE_MODELS.mixtral, PRE_GATED_DIR, 5);
 const MOE_FIXED: FixedExperts = { bits: 16, attentionBits: 16, cacheOnCpu: false, batchSize: 3, prefetchExperts: 0 };
 const MOE_MATRIX: { name: string; model: ModelSpec; experts: FixedExperts }[] = [
   {
@@ -230,7 +234,7 @@ for (const backend of BACKENDS) {
       backend.skip ? { skip: backend.skip } : {},
       async (t) => {
         const request = { model: c.model, hardware, workload: moeWorkload, experts: { ...MOE_FIXED, ...c.experts } };
-        const weightsDir = join(moeWeights, c.model.name);
+        const weightsDir = c.experts.pregated ? PRE_GATED_DIR : join(moeWeights, c.model.name);
         if (backend.name !== "cpu") {
           const p = await plan(request);
           await assert.rejects(
