@@ -14,7 +14,9 @@ import type { ScheduleName } from "../../core/schedule-name.js";
 import type { Tier } from "../../core/tiers.js";
 import type { Workload } from "../../core/workload.js";
 import { VariableSpace } from "../lp/affine.js";
-import { type LpSolvers, newSolveStats, type SolveStats, solveLinearProgram } from "../lp/solve-linear-program.js";
+import { objectiveValue } from "../lp/linear-program.js";
+import { newScreenStats, type ScreenStats, screenedDifference, screenLinearProgram } from "../lp/screened-lp.js";
+import { type LpSolvers, newSolveStats, type SolveStats } from "../lp/solve-linear-program.js";
 import type { Prediction } from "../prediction.js";
 import {
   EvaluationBudgetSpent,
@@ -75,6 +77,8 @@ export interface SpillwaySearchResult {
   readonly lpSolves: number;
   readonly exactEvaluations: number;
   readonly stats: SolveStats;
+  /** How the LPs were answered: by the dense simplex alone, or also by the existing solvers (screened-lp.ts). */
+  readonly screenStats: ScreenStats;
   /** The most GPU batches per block searched (planner/search-budget.ts). */
   readonly nbLimit: number;
   /** Whether the search stopped at MAX_LP_SOLVES_PER_SEARCH. */
@@ -231,8 +235,25 @@ export function repairPolicy(
   return { policy: current, prediction, evaluations };
 }
 
+/**
+ * One LP point of a search: its screened throughput, which the search sorts by, and its exact throughput
+ * and policy (from the existing solvers' values) on demand.
+ */
+interface ScreenedPoint {
+  readonly lpThroughput: number;
+  exactThroughput(): number;
+  policy(): Policy;
+}
+
+/** b's LP throughput minus a's: sorts best first, as the exact figures order them. */
+function byThroughputDescending(a: ScreenedPoint, b: ScreenedPoint): number {
+  return screenedDifference(b.lpThroughput, a.lpThroughput, b.exactThroughput, a.exactThroughput);
+}
+
 export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult {
   const stats = newSolveStats();
+  const screenStats = newScreenStats();
+  const solving = { solvers: input.solvers, solveStats: stats, screenStats };
   let lpSolves = 0;
   let exactEvaluations = 0;
   const fixed = input.fixed ?? {};
@@ -289,7 +310,9 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
   progress(0);
   for (const [familyIndex, family] of familyList.entries()) {
     const constants = costConstants(input.model, family.compressWeight);
-    const candidates: { lpThroughput: number; policy: Policy }[] = [];
+    // The family's LPs start from the last optimum's basis.
+    const screen = { ...solving, warmStart: {} };
+    const candidates: ScreenedPoint[] = [];
     const familyStart = familyIndex * stepsPerFamily;
     const familyName = `family ${familyIndex + 1}/${familyList.length}`;
     for (const [gbsIndex, gbs] of gbsList.entries()) {
@@ -307,7 +330,7 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
       });
       if (fixed.gbs === undefined && minimumGpuBytes(input, settingsFor(1)) > input.rates.capacityBytes.gpu) break;
       let layerCosts: SpillwayLayerCosts | undefined;
-      const solveAt = (nb: number) => {
+      const solveAt = (nb: number): ScreenedPoint | undefined => {
         if (lpSolves >= MAX_LP_SOLVES_PER_SEARCH) {
           lpLimitReached = true;
           return undefined;
@@ -318,23 +341,38 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
         // The layer costs do not depend on nb: computed once per GPU batch size.
         layerCosts ??= spillwayLayerCosts(lpInput);
         const lp = buildSpillwayLp({ ...lpInput, layerCosts, ...(fixedFractions ? { fixed: fixedFractions } : {}) });
-        const solution = solveLinearProgram(lp, input.solvers, { stats });
-        if (solution.status !== "optimal") return undefined;
-        const secondsPerSequence = solution.objective;
-        const lpThroughput = input.workload.genLen / secondsPerSequence;
-        input.onCandidate?.({
-          gbs,
-          nb,
-          compressWeight: family.compressWeight,
-          compressCache: family.compressCache,
-          cpuAttention: family.cpuAttention,
-          activationTier: family.activationTier,
-          lpThroughputTokensPerSecond: lpThroughput,
-        });
-        const policy = policyOf(family, gbs, nb, solution.values, input);
-        return { lpThroughput, policy };
+        const screened = screenLinearProgram(lp, screen);
+        if (screened.status !== "optimal") return undefined;
+        const throughputOf = (values: ArrayLike<number>) => input.workload.genLen / objectiveValue(lp, values);
+        let exact: { throughput: number; policy: Policy } | undefined;
+        const exactPoint = () => {
+          if (!exact) {
+            const solution = screened.exact();
+            exact = {
+              throughput: input.workload.genLen / solution.objective,
+              policy: policyOf(family, gbs, nb, solution.values, input),
+            };
+          }
+          return exact;
+        };
+        const point: ScreenedPoint = {
+          lpThroughput: throughputOf(screened.values),
+          exactThroughput: () => exactPoint().throughput,
+          policy: () => exactPoint().policy,
+        };
+        if (input.onCandidate)
+          input.onCandidate({
+            gbs,
+            nb,
+            compressWeight: family.compressWeight,
+            compressCache: family.compressCache,
+            cpuAttention: family.cpuAttention,
+            activationTier: family.activationTier,
+            lpThroughputTokensPerSecond: point.exactThroughput(),
+          });
+        return point;
       };
-      const perGbs: { lpThroughput: number; policy: Policy }[] = [];
+      const perGbs: ScreenedPoint[] = [];
       if (fixed.nb !== undefined) {
         const r = solveAt(fixed.nb);
         if (r) perGbs.push(r);
@@ -354,7 +392,7 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
         // Binary search the boundary between the last feasible and the first infeasible grid point.
         let lo = lastFeasible;
         let hi = firstInfeasible;
-        let boundary: { lpThroughput: number; policy: Policy } | undefined;
+        let boundary: ScreenedPoint | undefined;
         // A few halvings are enough: the grid is about √2 apart, so the boundary is pinned within ~5%.
         for (let steps = 0; lo > 0 && hi - lo > 1 && steps < 3; steps++) {
           const mid = Math.floor((lo + hi) / 2);
@@ -367,17 +405,18 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
         if (boundary) perGbs.push(boundary);
       }
       if (perGbs.length === 0) continue;
-      perGbs.sort((a, b) => b.lpThroughput - a.lpThroughput);
+      perGbs.sort(byThroughputDescending);
       candidates.push(...perGbs.slice(0, 2));
     }
     progress(familyStart + gbsList.length, `${familyName}, scoring the best LP points, ${lpSolves} LPs solved`);
-    candidates.sort((a, b) => b.lpThroughput - a.lpThroughput);
+    candidates.sort(byThroughputDescending);
     const seen = new Set<string>();
     for (const c of candidates) {
-      const key = `${c.policy.gpuBatchSize}x${c.policy.numGpuBatches}`;
+      const policy = c.policy();
+      const key = `${policy.gpuBatchSize}x${policy.numGpuBatches}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      consider(c.policy);
+      consider(policy);
       if (seen.size >= 6) break;
     }
     progress(familyStart + stepsPerFamily, `${familyName} done, ${lpSolves} LPs solved`);
@@ -387,6 +426,7 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
     lpSolves,
     exactEvaluations,
     stats,
+    screenStats,
     nbLimit: gpuBatchLimit,
     lpLimitReached,
     maxExactEvaluations,
