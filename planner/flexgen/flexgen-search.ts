@@ -7,7 +7,8 @@
 
 import type { OnProgress } from "../../core/progress.js";
 import { VariableSpace } from "../lp/affine.js";
-import type { LinearConstraint, LinearProgram } from "../lp/linear-program.js";
+import type { LinearProgram } from "../lp/linear-program.js";
+import { LinearProgramFamily } from "../lp/lp-family.js";
 import { newScreenStats, type ScreenStats, screenedDifference, screenLinearProgram } from "../lp/screened-lp.js";
 import { type LpSolvers, newSolveStats, type SolveStats } from "../lp/solve-linear-program.js";
 import { MAX_LP_SOLVES_PER_SEARCH, SEARCH_GPU_BATCH_LIMIT } from "../search-budget.js";
@@ -61,45 +62,22 @@ export interface FlexgenSearchResult {
 
 /**
  * For a fixed gbs every coefficient and right-hand side of FlexGen's LP is affine in the block size
- * bls (the objective is that over bls), so the LP is built twice per gbs and instantiated for each nb
- * by interpolation instead of being rebuilt term by term.
+ * bls (the objective is that over bls), so the LP is built twice per gbs (at bls = gbs and 2 gbs) and
+ * instantiated for each nb by interpolation instead of being rebuilt term by term.
  */
 class FlexgenLpFamily {
-  private readonly one: LinearProgram;
-  private readonly slope: LinearProgram;
+  private readonly family: LinearProgramFamily;
 
   constructor(private readonly base: Omit<FlexgenLpInput, "bls">) {
-    this.one = buildFlexgenLp({ ...base, bls: base.gbs }).lp;
-    const two = buildFlexgenLp({ ...base, bls: 2 * base.gbs }).lp;
-    this.slope = {
-      variables: two.variables,
-      objective: two.objective,
-      constraints: two.constraints.map((c, i) => {
-        const o = this.one.constraints[i]!;
-        return {
-          ...c,
-          coefficients: c.coefficients.map((x, j) => (x - o.coefficients[j]!) / base.gbs),
-          rhs: (c.rhs - o.rhs) / base.gbs,
-        };
-      }),
-    };
+    this.family = new LinearProgramFamily((bls) => buildFlexgenLp({ ...base, bls }).lp, base.gbs, 2 * base.gbs);
   }
 
   at(bls: number): LinearProgram {
-    const d = bls - this.base.gbs;
     const { l, n } = this.base.dims;
     const objective: number[] = [];
     for (const v of FLEXGEN_LP_VARIABLES)
       objective.push(v === "Tpre" ? l / bls : v === "Tgen" ? (l * (n - 1)) / bls : 0);
-    const constraints: LinearConstraint[] = [];
-    for (let i = 0; i < this.one.constraints.length; i++) {
-      const c = this.one.constraints[i]!;
-      const s = this.slope.constraints[i]!;
-      const coefficients: number[] = [];
-      for (let j = 0; j < c.coefficients.length; j++) coefficients.push(c.coefficients[j]! + d * s.coefficients[j]!);
-      constraints.push({ name: c.name, op: c.op, coefficients, rhs: c.rhs + d * s.rhs });
-    }
-    return { variables: this.one.variables, objective, constraints };
+    return this.family.at(bls, objective);
   }
 }
 

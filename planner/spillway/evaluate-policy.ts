@@ -17,6 +17,7 @@ import { type Affine, VariableSpace } from "../lp/affine.js";
 import { capacityShortfalls, type Prediction, timeShortfalls } from "../prediction.js";
 import { costConstants } from "./cost-constants.js";
 import type { HardwareRates } from "./hardware-rates.js";
+import type { LayerCostCache } from "./layer-cost-cache.js";
 import { layerSeconds, layerTimeBounds } from "./layer-time.js";
 import {
   type CostSettings,
@@ -260,6 +261,8 @@ export function evaluatePolicy(
   workload: Workload,
   policy: Policy,
   schedule: ScheduleName = "spillway",
+  /** A search's memo of layer costs (layer-cost-cache.ts): the same prediction, computed with less work. */
+  layerCosts?: LayerCostCache,
 ): Prediction {
   if (policy.experts)
     throw new Error(
@@ -312,8 +315,13 @@ export function evaluatePolicy(
   const layersSeconds = (phase: "prefill" | "decode", context: number) => {
     let seconds = 0;
     for (const g of groups) {
-      const step = g.costModel.layer(phase, context, g.terms);
-      const layerWall = layerSeconds(layerTimeBounds(step, g.settings), g.values);
+      const step = layerCosts
+        ? layerCosts.layer(g.costModel, phase, context, g.terms)
+        : g.costModel.layer(phase, context, g.terms);
+      const bounds = layerCosts
+        ? layerCosts.layerTimeBounds(g.costModel, phase, context, g.terms)
+        : layerTimeBounds(step, g.settings);
+      const layerWall = layerSeconds(bounds, g.values);
       seconds += g.layers * layerWall;
       addStep(busy, bytes, step.weights, g.values, g.layers);
       addStep(busy, bytes, step.batch, g.values, g.layers * nb);
@@ -323,7 +331,11 @@ export function evaluatePolicy(
     return seconds + crossingSeconds(phase === "prefill" ? policy.gpuBatchSize * s : policy.gpuBatchSize);
   };
 
-  const firstWeights = first.costModel.layer("prefill", s, first.terms).weights;
+  const firstWeights = (
+    layerCosts
+      ? layerCosts.layer(first.costModel, "prefill", s, first.terms)
+      : first.costModel.layer("prefill", s, first.terms)
+  ).weights;
   const fillSeconds =
     firstWeights.seconds.h2d.evaluate(first.values) + firstWeights.seconds.diskRead.evaluate(first.values);
   const prefillSeconds = fillSeconds + layersSeconds("prefill", s) + headSeconds;

@@ -26,8 +26,9 @@ import {
 } from "../search-budget.js";
 import { costConstants } from "./cost-constants.js";
 import { evaluatePolicy } from "./evaluate-policy.js";
+import { LayerCostCache } from "./layer-cost-cache.js";
 import type { HardwareRates } from "./hardware-rates.js";
-import { buildSpillwayLp, type SpillwayLayerCosts, spillwayLayerCosts } from "./spillway-lp.js";
+import { buildSpillwayLp, type SpillwayLayerCosts, SpillwayLpFamily, spillwayLayerCosts } from "./spillway-lp.js";
 import { type CostSettings, StepCostModel } from "./step-costs.js";
 
 export interface SpillwaySearchInput {
@@ -262,11 +263,12 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
     : undefined;
   const maxExactEvaluations = exactEvaluationLimit(input.workload.genLen);
   let evaluationsMade = 0;
+  const layerCostCache = new LayerCostCache();
   let evaluationLimitReached = false;
   const evaluate = (p: Policy) => {
     if (evaluationsMade >= maxExactEvaluations) throw new EvaluationBudgetSpent();
     evaluationsMade++;
-    return evaluatePolicy(input.model, input.rates, input.workload, p, input.schedule);
+    return evaluatePolicy(input.model, input.rates, input.workload, p, input.schedule, layerCostCache);
   };
   let best: { policy: Policy; prediction: Prediction } | undefined;
   const consider = (policy: Policy) => {
@@ -330,18 +332,24 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
       });
       if (fixed.gbs === undefined && minimumGpuBytes(input, settingsFor(1)) > input.rates.capacityBytes.gpu) break;
       let layerCosts: SpillwayLayerCosts | undefined;
+      const lpInputAt = (nb: number) => {
+        const lpInput = { model: input.model, rates: input.rates, workload: input.workload, settings: settingsFor(nb), constants };
+        // The layer costs do not depend on nb: computed once per GPU batch size.
+        layerCosts ??= spillwayLayerCosts(lpInput);
+        return { ...lpInput, layerCosts, ...(fixedFractions ? { fixed: fixedFractions } : {}) };
+      };
+      // The LP at every nb of this gbs, by interpolation (spillway-lp.ts SpillwayLpFamily); each is built
+      // term by term only when its exact figures are needed.
+      let lpFamily: SpillwayLpFamily | undefined;
       const solveAt = (nb: number): ScreenedPoint | undefined => {
         if (lpSolves >= MAX_LP_SOLVES_PER_SEARCH) {
           lpLimitReached = true;
           return undefined;
         }
         lpSolves++;
-        const settings = settingsFor(nb);
-        const lpInput = { model: input.model, rates: input.rates, workload: input.workload, settings, constants };
-        // The layer costs do not depend on nb: computed once per GPU batch size.
-        layerCosts ??= spillwayLayerCosts(lpInput);
-        const lp = buildSpillwayLp({ ...lpInput, layerCosts, ...(fixedFractions ? { fixed: fixedFractions } : {}) });
-        const screened = screenLinearProgram(lp, screen);
+        lpFamily ??= new SpillwayLpFamily(lpInputAt, gbs);
+        const lp = lpFamily.at(nb);
+        const screened = screenLinearProgram(lp, screen, () => buildSpillwayLp(lpInputAt(nb)));
         if (screened.status !== "optimal") return undefined;
         const throughputOf = (values: ArrayLike<number>) => input.workload.genLen / objectiveValue(lp, values);
         let exact: { throughput: number; policy: Policy } | undefined;
