@@ -46,6 +46,8 @@ export interface FlexgenSearchInput extends Omit<FlexgenLpInput, "gbs" | "bls" |
    * best in the loop's order (chooseBest), at most once per candidate.
    */
   readonly accept?: (candidate: FlexgenCandidate) => boolean;
+  /** Solve every LP with javascript-lp-solver/HiGHS alone, as before the LP screen (screened-lp.ts): for tests and comparisons. */
+  readonly referenceLpsOnly?: boolean;
 }
 
 export interface FlexgenSearchResult {
@@ -118,7 +120,7 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
   const stats = newSolveStats();
   const screenStats = newScreenStats();
   // Every LP of the search has the same rows: each starts from the last optimum's basis.
-  const screen = { solvers: input.solvers, solveStats: stats, screenStats, warmStart: {} };
+  const screen = { solvers: input.solvers, solveStats: stats, screenStats, warmStart: {}, referenceOnly: input.referenceLpsOnly === true };
   let lpSolves = 0;
   const families = new Map<number, FlexgenLpFamily>();
   const memo = new Map<string, FlexgenLpResult | undefined>();

@@ -103,28 +103,50 @@ function iterate(tableau: Tableau, enterable: number, keepArtificialsAtZero = fa
     }
     if (entering < 0) return "optimal";
     if (tableau.pivots >= tableau.pivotLimit) return "pivot-limit";
+    // Harris's two-pass ratio test: the largest step any row allows with a slack of HARRIS_SLACK, then
+    // among the rows that bind within it the largest pivot element (numerically the safest); under
+    // Bland's rule the exact smallest ratio, ties to the smallest basic index. Right-hand sides a
+    // rounding error below zero count as zero: a negative ratio would step backwards.
     let leaving = -1;
     let ratio = Infinity;
     let element = 0;
-    for (let i = 0; i < m; i++) {
-      const a = t[i * width + entering]!;
-      if (keepArtificialsAtZero && basis[i]! >= enterable && Math.abs(a) > ZERO) {
-        // An artificial left in the basis (at zero, in a row phase 1 could not clear) leaves it now, at
-        // zero, before the entering column could move it off zero.
-        leaving = i;
-        ratio = 0;
-        element = a;
-        break;
+    if (!bland) {
+      let bound = Infinity;
+      for (let i = 0; i < m; i++) {
+        const a = t[i * width + entering]!;
+        if (a > PIVOT_ELEMENT) bound = Math.min(bound, (Math.max(0, t[i * width + rhs]!) + HARRIS_SLACK) / a);
       }
-      if (a <= ZERO) continue;
-      const r = t[i * width + rhs]! / a;
-      const tie = leaving >= 0 && Math.abs(r - ratio) <= 1e-12 * Math.max(1, Math.abs(ratio));
-      if (leaving < 0 || (!tie && r < ratio) || (tie && (bland ? basis[i]! < basis[leaving]! : a > element))) {
-        leaving = i;
-        ratio = r;
-        element = a;
+      for (let i = 0; i < m; i++) {
+        const a = t[i * width + entering]!;
+        if (a <= PIVOT_ELEMENT) continue;
+        const r = Math.max(0, t[i * width + rhs]!) / a;
+        if (r <= bound && a > element) {
+          leaving = i;
+          ratio = r;
+          element = a;
+        }
+      }
+    } else {
+      for (let i = 0; i < m; i++) {
+        const a = t[i * width + entering]!;
+        if (a <= PIVOT_ELEMENT) continue;
+        const r = Math.max(0, t[i * width + rhs]!) / a;
+        if (leaving < 0 || r < ratio || (r === ratio && basis[i]! < basis[leaving]!)) {
+          leaving = i;
+          ratio = r;
+          element = a;
+        }
       }
     }
+    if (keepArtificialsAtZero)
+      for (let i = 0; i < m; i++) {
+        if (basis[i]! < enterable || Math.abs(t[i * width + entering]!) <= PIVOT_ELEMENT) continue;
+        // An artificial left in the basis (at zero, in a row the others imply) leaves it now, at zero,
+        // before the entering column could move it off zero.
+        leaving = i;
+        ratio = 0;
+        break;
+      }
     if (leaving < 0) return "unbounded";
     stalled = ratio <= ZERO ? stalled + 1 : 0;
     if (stalled >= STALL_PIVOTS) bland = true;
@@ -132,8 +154,12 @@ function iterate(tableau: Tableau, enterable: number, keepArtificialsAtZero = fa
   }
 }
 
-/** Pivot elements and reduced costs smaller than this (rows and objective are scaled to unit size) count as zero. */
+/** Reduced costs smaller than this (rows and objective are scaled to unit size) count as zero. */
 const ZERO = 1e-11;
+/** The smallest pivot element the ratio test takes. */
+const PIVOT_ELEMENT = 1e-9;
+/** Harris's ratio test lets a basic variable go this far below zero, to pick a larger pivot element. */
+const HARRIS_SLACK = 1e-10;
 /** The smallest pivot element used to drive an artificial out of the basis after phase 1. */
 const SOUND_PIVOT = 1e-7;
 /** Phase 1 ends infeasible when the artificials' scaled sum stays above this. */
@@ -186,6 +212,8 @@ export function solveDenseSimplex(lp: LinearProgram, maxPivots?: number): DenseS
   let artificial = firstArtificial;
   /** The row of each slack or surplus column (by column - firstSlack). */
   const slackRow = new Int32Array(inequalities);
+  /** The row of each artificial column (by column - firstArtificial). */
+  const artificialRow = new Int32Array(artificials);
   for (let i = 0; i < m; i++) {
     const c = rows[i]!;
     const f = orientation[i]! / scale[i]!;
@@ -203,6 +231,7 @@ export function solveDenseSimplex(lp: LinearProgram, maxPivots?: number): DenseS
         t[base + slack++] = -1;
       }
       t[base + artificial] = 1;
+      artificialRow[artificial - firstArtificial] = i;
       basis[i] = artificial;
       unitColumn[i] = artificial++;
     }
@@ -275,15 +304,17 @@ export function solveDenseSimplex(lp: LinearProgram, maxPivots?: number): DenseS
 
   function optimalBasis(): { basis?: OptimalBasis } {
     const variables: number[] = [];
-    const slackBasic = new Uint8Array(m);
+    const notTight = new Uint8Array(m);
     for (let i = 0; i < m; i++) {
       const b = basis[i]!;
-      if (b >= firstArtificial) return {};
       if (b < n) variables.push(b);
-      else slackBasic[slackRow[b - firstSlack]!] = 1;
+      else if (b < firstArtificial) notTight[slackRow[b - firstSlack]!] = 1;
+      // An artificial still basic marks a row the others imply (phase 1 could not clear it): it is not
+      // among the rows that define the point, and the optimality test checks that it holds.
+      else notTight[artificialRow[b - firstArtificial]!] = 1;
     }
     const tightRows: number[] = [];
-    for (let i = 0; i < m; i++) if (!slackBasic[i]) tightRows.push(i);
+    for (let i = 0; i < m; i++) if (!notTight[i]) tightRows.push(i);
     if (tightRows.length !== variables.length) return {};
     variables.sort((a, b) => a - b);
     return { basis: { variables: Int32Array.from(variables), tightRows: Int32Array.from(tightRows) } };

@@ -56,6 +56,11 @@ export interface ScreenContext {
    * one, and replaced by each new optimum. Omit it to solve every LP from scratch.
    */
   readonly warmStart?: { basis?: OptimalBasis };
+  /**
+   * Solve every LP with the existing solvers alone and decide by their figures (the searches as they
+   * were before screening: for tests and comparisons).
+   */
+  readonly referenceOnly?: boolean;
 }
 
 /** One LP's answer: the dense simplex's, with the existing solvers' exact one on demand. */
@@ -94,6 +99,10 @@ export function screenLinearProgram(
     }
     return exactSolution;
   };
+  if (context.referenceOnly) {
+    const exact = solveExact();
+    return { status: exact.status, values: exact.values, exact: () => exact };
+  }
   const warmStart = context.warmStart;
   let dense: DenseSimplexResult | undefined = warmStart?.basis ? solveAtBasis(lp, warmStart.basis) : undefined;
   if (dense) screenStats.warmStarts++;

@@ -60,6 +60,8 @@ export interface SpillwaySearchInput {
    * choices, and one for the family's exact scoring.
    */
   readonly onProgress?: OnProgress;
+  /** Solve every LP with javascript-lp-solver/HiGHS alone, as before the LP screen (screened-lp.ts): for tests and comparisons. */
+  readonly referenceLpsOnly?: boolean;
 }
 
 /** One LP point of the search: a family of discrete choices at one (gbs, nb), with the LP's throughput estimate. */
@@ -254,7 +256,7 @@ function byThroughputDescending(a: ScreenedPoint, b: ScreenedPoint): number {
 export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult {
   const stats = newSolveStats();
   const screenStats = newScreenStats();
-  const solving = { solvers: input.solvers, solveStats: stats, screenStats };
+  const solving = { solvers: input.solvers, solveStats: stats, screenStats, referenceOnly: input.referenceLpsOnly === true };
   let lpSolves = 0;
   let exactEvaluations = 0;
   const fixed = input.fixed ?? {};
