@@ -224,6 +224,8 @@ function planSpillway(request: PlanRequest, solvers: () => LpSolvers): Plan {
         maxGpuBatches: number;
         maxExactEvaluations: number;
         evaluationLimitReached: boolean;
+        screenedLpSolves: number;
+        referenceLpSolves: number;
       }
     | undefined;
   if (fullyFixed(fixed)) {
@@ -272,6 +274,8 @@ function planSpillway(request: PlanRequest, solvers: () => LpSolvers): Plan {
       maxGpuBatches: result.nbLimit,
       maxExactEvaluations: result.maxExactEvaluations,
       evaluationLimitReached: result.evaluationLimitReached,
+      screenedLpSolves: result.screenStats.screened,
+      referenceLpSolves: result.screenStats.referenceSolves,
     };
     if (!result.best) {
       const stopped = result.evaluationLimitReached
@@ -482,6 +486,8 @@ function planFlexgen(request: PlanRequest, solvers: () => LpSolvers): Plan {
       maxLpSolves: MAX_LP_SOLVES_PER_SEARCH,
       lpLimitReached: result.lpLimitReached,
       maxGpuBatches: result.nbLimit,
+      screenedLpSolves: result.screenStats.screened,
+      referenceLpSolves: result.screenStats.referenceSolves,
     },
     flexgenArgs: flexgenArgs(model, policy),
     modelSpec: model,

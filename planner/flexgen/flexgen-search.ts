@@ -120,7 +120,13 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
   const stats = newSolveStats();
   const screenStats = newScreenStats();
   // Every LP of the search has the same rows: each starts from the last optimum's basis.
-  const screen = { solvers: input.solvers, solveStats: stats, screenStats, warmStart: {}, referenceOnly: input.referenceLpsOnly === true };
+  const screen = {
+    solvers: input.solvers,
+    solveStats: stats,
+    screenStats,
+    warmStart: {},
+    referenceOnly: input.referenceLpsOnly === true,
+  };
   let lpSolves = 0;
   const families = new Map<number, FlexgenLpFamily>();
   const memo = new Map<string, FlexgenLpResult | undefined>();

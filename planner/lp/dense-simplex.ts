@@ -84,7 +84,11 @@ function pivot(tableau: Tableau, row: number, column: number): void {
  * Runs the simplex on the tableau's current objective row over the columns [0, enterable): Dantzig's
  * rule until STALL_PIVOTS degenerate pivots in a row, then Bland's. "optimal", "unbounded" or "pivot-limit".
  */
-function iterate(tableau: Tableau, enterable: number, keepArtificialsAtZero = false): "optimal" | "unbounded" | "pivot-limit" {
+function iterate(
+  tableau: Tableau,
+  enterable: number,
+  keepArtificialsAtZero = false,
+): "optimal" | "unbounded" | "pivot-limit" {
   const { t, basis, m, width } = tableau;
   const rhs = width - 1;
   const objectiveRow = m * width;
@@ -248,7 +252,8 @@ export function solveDenseSimplex(lp: LinearProgram, maxPivots?: number): DenseS
       t[objectiveRow + rhs]! -= t[ir + rhs]!;
     }
     const phase1 = iterate(tableau, firstArtificial);
-    if (phase1 === "pivot-limit") return { status: "pivot-limit", values: EMPTY, objective: NaN, pivots: tableau.pivots };
+    if (phase1 === "pivot-limit")
+      return { status: "pivot-limit", values: EMPTY, objective: NaN, pivots: tableau.pivots };
     // -t[rhs] of the objective row is the artificials' sum at the optimum.
     if (-t[objectiveRow + rhs]! > PHASE1_FEASIBLE) {
       // Multipliers: an artificial's reduced cost is 1 - y_i, a slack's -y_i (oriented, scaled rows).

@@ -110,7 +110,7 @@ export function screenLinearProgram(
     const solved = solveDenseSimplex(lp);
     // An optimum stands only when its basis passes the optimality test on the LP as written (primal
     // and dual feasible, reuse-basis.ts), which also recomputes the point from the LP's own numbers.
-    dense = solved.status === "optimal" ? (solved.basis && solveAtBasis(lp, solved.basis)) : solved;
+    dense = solved.status === "optimal" ? solved.basis && solveAtBasis(lp, solved.basis) : solved;
     if (dense?.basis && warmStart) warmStart.basis = dense.basis;
   }
   const deferred = !dense ? "unverified-optimum" : whyDeferred(lp, dense);

@@ -26,8 +26,8 @@ import {
 } from "../search-budget.js";
 import { costConstants } from "./cost-constants.js";
 import { evaluatePolicy } from "./evaluate-policy.js";
-import { LayerCostCache } from "./layer-cost-cache.js";
 import type { HardwareRates } from "./hardware-rates.js";
+import { LayerCostCache } from "./layer-cost-cache.js";
 import { buildSpillwayLp, type SpillwayLayerCosts, SpillwayLpFamily, spillwayLayerCosts } from "./spillway-lp.js";
 import { type CostSettings, StepCostModel } from "./step-costs.js";
 
@@ -256,7 +256,12 @@ function byThroughputDescending(a: ScreenedPoint, b: ScreenedPoint): number {
 export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult {
   const stats = newSolveStats();
   const screenStats = newScreenStats();
-  const solving = { solvers: input.solvers, solveStats: stats, screenStats, referenceOnly: input.referenceLpsOnly === true };
+  const solving = {
+    solvers: input.solvers,
+    solveStats: stats,
+    screenStats,
+    referenceOnly: input.referenceLpsOnly === true,
+  };
   let lpSolves = 0;
   let exactEvaluations = 0;
   const fixed = input.fixed ?? {};
@@ -335,7 +340,13 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
       if (fixed.gbs === undefined && minimumGpuBytes(input, settingsFor(1)) > input.rates.capacityBytes.gpu) break;
       let layerCosts: SpillwayLayerCosts | undefined;
       const lpInputAt = (nb: number) => {
-        const lpInput = { model: input.model, rates: input.rates, workload: input.workload, settings: settingsFor(nb), constants };
+        const lpInput = {
+          model: input.model,
+          rates: input.rates,
+          workload: input.workload,
+          settings: settingsFor(nb),
+          constants,
+        };
         // The layer costs do not depend on nb: computed once per GPU batch size.
         layerCosts ??= spillwayLayerCosts(lpInput);
         return { ...lpInput, layerCosts, ...(fixedFractions ? { fixed: fixedFractions } : {}) };

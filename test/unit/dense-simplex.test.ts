@@ -17,6 +17,7 @@ import { costConstants } from "../../planner/spillway/cost-constants.js";
 import { hardwareRates } from "../../planner/spillway/hardware-rates.js";
 import { buildSpillwayLp } from "../../planner/spillway/spillway-lp.js";
 import { random } from "../helpers.js";
+import { spillwaySettings } from "../lp-fixtures.js";
 
 /** FlexGen's LPs for OPT-30B and OPT-175B on the T4 over GPU batch sizes and block sizes, past the memory limit. */
 function flexgenSample(): LinearProgram[] {
@@ -71,17 +72,7 @@ function spillwaySample(): LinearProgram[] {
       const constants = costConstants(model, compress);
       for (const gbs of [1, 8, 48, 256])
         for (const nb of [1, 4, 23, 128, 1000]) {
-          const settings = {
-            gbs,
-            nb,
-            compressWeight: compress,
-            compressCache: compress,
-            cpuAttention,
-            activationTier,
-            pinWeight: true,
-            overlap,
-            schedule,
-          };
+          const settings = spillwaySettings(gbs, nb, { compress, cpuAttention, activationTier, schedule, overlap });
           lps.push(buildSpillwayLp({ model, rates, workload, settings, constants }));
         }
     }
@@ -100,7 +91,8 @@ function randomSample(): LinearProgram[] {
     const point = names.map(() => rand() * 3);
     const kind = trial % 4; // 0, 1 feasible; 2 infeasible; 3 unbounded
     let objective = b.space.constant(0);
-    for (const name of names) objective = objective.plus(b.space.term(kind === 3 ? -(0.1 + rand()) : 0.1 + rand(), name));
+    for (const name of names)
+      objective = objective.plus(b.space.term(kind === 3 ? -(0.1 + rand()) : 0.1 + rand(), name));
     b.minimise(objective);
     for (let r = 0; r < 2 + Math.floor(rand() * 8); r++) {
       let row = b.space.constant(0);
@@ -114,7 +106,13 @@ function randomSample(): LinearProgram[] {
       const upper = kind !== 3 && rand() < 0.5;
       b.add(`r${r}`, row, upper ? "<=" : ">=", upper ? value + rand() : value - rand());
     }
-    if (rand() < 0.5) b.add("sum", b.space.sum(1, ...names), "=", point.reduce((a, x) => a + x, 0));
+    if (rand() < 0.5)
+      b.add(
+        "sum",
+        b.space.sum(1, ...names),
+        "=",
+        point.reduce((a, x) => a + x, 0),
+      );
     if (kind === 2) {
       b.add("low", b.space.term(1, "x0"), ">=", point[0]! + 5);
       b.add("high", b.space.sum(1, "x0", "x1"), "<=", point[0]! + 1);

@@ -17,17 +17,9 @@ import {
   solveLinearProgram,
 } from "../../planner/lp/solve-linear-program.js";
 import { random } from "../helpers.js";
+import { dietLp } from "../lp-fixtures.js";
 
-function diet() {
-  // min x + 2y  s.t.  x + y >= 1,  x - y <= 0.5,  z <= 0.1 + 0.5x  → x = 0.75, y = 0.25, objective 1.25
-  const b = new LinearProgramBuilder(["x", "y", "z"]);
-  const v = (n: string) => b.space.term(1, n);
-  b.minimise(v("x").plus(v("y").times(2)));
-  b.add("cover", v("x").plus(v("y")), ">=", 1);
-  b.add("balance", v("x").minus(v("y")), "<=", 0.5);
-  b.add("z_cap", v("z"), "<=", v("x").times(0.5).plus(b.space.constant(0.1)));
-  return b.build();
-}
+const diet = dietLp;
 
 /** FlexGen's OPT-175B LPs on the T4 (gbs 1, nb 1..count), the size the searches solve. */
 function flexgenLps(count: number) {
