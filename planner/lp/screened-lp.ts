@@ -29,7 +29,7 @@ export const SCREEN_FEASIBILITY_TOLERANCE = 1e-9;
 export interface ScreenStats {
   /** LPs the dense simplex settled. */
   screened: number;
-  /** Of those, LPs whose optimum the previous LP's basis gave (reuse-basis.ts), without a simplex run. */
+  /** Of those, LPs settled by an earlier LP's basis or certificate (WarmStart), without a simplex run. */
   warmStarts: number;
   /**
    * LPs it left to the existing solvers, by reason ("pivot-limit", "unbounded", "thin-certificate",
@@ -46,16 +46,59 @@ export function newScreenStats(): ScreenStats {
   return { screened: 0, warmStarts: 0, deferred: {}, referenceSolves: 0, disagreements: 0 };
 }
 
+/**
+ * What a run of similar LPs (same rows and variables) carries from one LP to the next: the latest
+ * distinct optimal bases, most recent first, tried before any simplex run (reuse-basis.ts), and the
+ * latest Farkas certificate, tried on the next LP before a phase 1 (a proof of infeasibility checks
+ * against any LP of the same rows: farkasMargin).
+ */
+export interface WarmStart {
+  bases?: OptimalBasis[];
+  farkas?: Float64Array;
+}
+
+/** Optimal bases a warm start keeps. */
+const WARM_BASES = 4;
+
+function sameBasis(a: OptimalBasis, b: OptimalBasis): boolean {
+  if (a.variables.length !== b.variables.length) return false;
+  for (let i = 0; i < a.variables.length; i++)
+    if (a.variables[i] !== b.variables[i] || a.tightRows[i] !== b.tightRows[i]) return false;
+  return true;
+}
+
+/** The answer from a warm start's bases or certificate, or undefined when none settles `lp`. */
+function warmAnswer(lp: LinearProgram, warmStart: WarmStart): DenseSimplexResult | undefined {
+  for (const basis of warmStart.bases ?? []) {
+    const answer = solveAtBasis(lp, basis);
+    if (answer) return answer;
+  }
+  const farkas = warmStart.farkas;
+  if (farkas && farkasMargin(lp, farkas) >= SCREEN_INFEASIBILITY_MARGIN)
+    return { status: "infeasible", values: new Float64Array(0), objective: NaN, farkas, pivots: 0 };
+  return undefined;
+}
+
+/** Records `answer` in the warm start: its basis first among the bases kept, or its certificate. */
+function remember(warmStart: WarmStart, answer: DenseSimplexResult): void {
+  const basis = answer.basis;
+  if (basis) {
+    const bases = (warmStart.bases ?? []).filter((b) => !sameBasis(b, basis));
+    warmStart.bases = [basis, ...bases].slice(0, WARM_BASES);
+  }
+  if (answer.farkas) warmStart.farkas = answer.farkas;
+}
+
 /** Where a screened search keeps its counters and finds the existing solvers. */
 export interface ScreenContext {
   readonly solvers: LpSolvers;
   readonly solveStats: SolveStats;
   readonly screenStats: ScreenStats;
   /**
-   * The last optimal basis of a run of similar LPs (same rows and variables): tried first on the next
-   * one, and replaced by each new optimum. Omit it to solve every LP from scratch.
+   * What a run of similar LPs carries from one to the next (WarmStart). Omit it to solve every LP from
+   * scratch.
    */
-  readonly warmStart?: { basis?: OptimalBasis };
+  readonly warmStart?: WarmStart;
   /**
    * Solve every LP with the existing solvers alone and decide by their figures (the searches as they
    * were before screening: for tests and comparisons).
@@ -104,14 +147,16 @@ export function screenLinearProgram(
     return { status: exact.status, values: exact.values, exact: () => exact };
   }
   const warmStart = context.warmStart;
-  let dense: DenseSimplexResult | undefined = warmStart?.basis ? solveAtBasis(lp, warmStart.basis) : undefined;
-  if (dense) screenStats.warmStarts++;
-  else {
+  let dense: DenseSimplexResult | undefined = warmStart ? warmAnswer(lp, warmStart) : undefined;
+  if (dense) {
+    screenStats.warmStarts++;
+    if (warmStart && dense.basis) remember(warmStart, dense);
+  } else {
     const solved = solveDenseSimplex(lp);
     // An optimum stands only when its basis passes the optimality test on the LP as written (primal
     // and dual feasible, reuse-basis.ts), which also recomputes the point from the LP's own numbers.
     dense = solved.status === "optimal" ? solved.basis && solveAtBasis(lp, solved.basis) : solved;
-    if (dense?.basis && warmStart) warmStart.basis = dense.basis;
+    if (dense && warmStart && whyDeferred(lp, dense) === undefined) remember(warmStart, dense);
   }
   const deferred = !dense ? "unverified-optimum" : whyDeferred(lp, dense);
   if (deferred !== undefined || !dense) {

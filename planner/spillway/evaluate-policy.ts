@@ -269,6 +269,7 @@ export function evaluatePolicy(
       "evaluatePolicy() costs dense policies: an expert policy needs a routing profile (use evaluate() from planner/evaluate.ts)",
     );
   const groups = groupCostContexts(model, rates, workload, policy, schedule);
+  const memos = groups.map((g) => layerCosts?.forCostModel(g.costModel, g.terms));
   const first = groups[0]!;
   const nb = policy.numGpuBatches;
   const { promptLen: s, genLen: n } = workload;
@@ -314,13 +315,11 @@ export function evaluatePolicy(
   /** Wall seconds of every layer at one token step, with busy time, traffic and bottleneck credited. */
   const layersSeconds = (phase: "prefill" | "decode", context: number) => {
     let seconds = 0;
+    let groupIndex = 0;
     for (const g of groups) {
-      const step = layerCosts
-        ? layerCosts.layer(g.costModel, phase, context, g.terms)
-        : g.costModel.layer(phase, context, g.terms);
-      const bounds = layerCosts
-        ? layerCosts.layerTimeBounds(g.costModel, phase, context, g.terms)
-        : layerTimeBounds(step, g.settings);
+      const memo = memos[groupIndex++];
+      const step = memo ? memo.layer(phase, context) : g.costModel.layer(phase, context, g.terms);
+      const bounds = memo ? memo.layerTimeBounds(phase, context) : layerTimeBounds(step, g.settings);
       const layerWall = layerSeconds(bounds, g.values);
       seconds += g.layers * layerWall;
       addStep(busy, bytes, step.weights, g.values, g.layers);
@@ -331,11 +330,8 @@ export function evaluatePolicy(
     return seconds + crossingSeconds(phase === "prefill" ? policy.gpuBatchSize * s : policy.gpuBatchSize);
   };
 
-  const firstWeights = (
-    layerCosts
-      ? layerCosts.layer(first.costModel, "prefill", s, first.terms)
-      : first.costModel.layer("prefill", s, first.terms)
-  ).weights;
+  const firstWeights = (memos[0] ? memos[0].layer("prefill", s) : first.costModel.layer("prefill", s, first.terms))
+    .weights;
   const fillSeconds =
     firstWeights.seconds.h2d.evaluate(first.values) + firstWeights.seconds.diskRead.evaluate(first.values);
   const prefillSeconds = fillSeconds + layersSeconds("prefill", s) + headSeconds;

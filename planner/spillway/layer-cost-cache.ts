@@ -9,37 +9,58 @@
  */
 import type { Affine } from "../lp/affine.js";
 import { layerTimeBounds } from "./layer-time.js";
-import type { CostSettings, LayerCosts, Phase, PlacementTerms, StepCostModel } from "./step-costs.js";
+import type { LayerCosts, Phase, PlacementTerms, StepCostModel } from "./step-costs.js";
 
-export class LayerCostCache {
-  private readonly layers = new Map<string, LayerCosts>();
-  private readonly bounds = new Map<string, Affine[]>();
+/** The key of a phase and context within one settings' memo: decode steps by context, prefill apart. */
+function stepKey(phase: Phase, context: number): number {
+  return phase === "prefill" ? -1 : context;
+}
 
-  private static layerKey(settings: CostSettings, phase: Phase, context: number): string {
-    const s = settings;
-    return `${s.gbs}|${s.compressWeight}|${s.compressCache}|${s.cpuAttention}|${s.activationTier}|${s.pinWeight}|${s.compute ?? "gpu"}|${phase}|${context}`;
-  }
+/** One cost model's layer costs and time bounds by phase and context (LayerCostCache.forCostModel). */
+export class LayerCostsBySettings {
+  constructor(
+    private readonly costModel: StepCostModel,
+    private readonly terms: PlacementTerms,
+    private readonly layers: Map<number, LayerCosts>,
+    private readonly bounds: Map<number, Affine[]>,
+  ) {}
 
-  /** costModel.layer(phase, context, terms), computed once per key. */
-  layer(costModel: StepCostModel, phase: Phase, context: number, terms: PlacementTerms): LayerCosts {
-    const key = LayerCostCache.layerKey(costModel.settings, phase, context);
+  /** costModel.layer(phase, context, terms). */
+  layer(phase: Phase, context: number): LayerCosts {
+    const key = stepKey(phase, context);
     let costs = this.layers.get(key);
     if (!costs) {
-      costs = costModel.layer(phase, context, terms);
+      costs = this.costModel.layer(phase, context, this.terms);
       this.layers.set(key, costs);
     }
     return costs;
   }
 
-  /** layerTimeBounds of the layer's costs under `settings`, computed once per key. */
-  layerTimeBounds(costModel: StepCostModel, phase: Phase, context: number, terms: PlacementTerms): Affine[] {
-    const s = costModel.settings;
-    const key = `${LayerCostCache.layerKey(s, phase, context)}|${s.nb}|${s.overlap}|${s.schedule}`;
+  /** layerTimeBounds of those costs under the cost model's settings. */
+  layerTimeBounds(phase: Phase, context: number): Affine[] {
+    const key = stepKey(phase, context);
     let bounds = this.bounds.get(key);
     if (!bounds) {
-      bounds = layerTimeBounds(this.layer(costModel, phase, context, terms), s);
+      bounds = layerTimeBounds(this.layer(phase, context), this.costModel.settings);
       this.bounds.set(key, bounds);
     }
     return bounds;
+  }
+}
+
+export class LayerCostCache {
+  private readonly layers = new Map<string, Map<number, LayerCosts>>();
+  private readonly bounds = new Map<string, Map<number, Affine[]>>();
+
+  /** The memo for `costModel`'s settings, whose layers it costs with `terms` (a realized placement's). */
+  forCostModel(costModel: StepCostModel, terms: PlacementTerms): LayerCostsBySettings {
+    const s = costModel.settings;
+    const layerKey = `${s.gbs}|${s.compressWeight}|${s.compressCache}|${s.cpuAttention}|${s.activationTier}|${s.pinWeight}|${s.compute ?? "gpu"}`;
+    const boundsKey = `${layerKey}|${s.nb}|${s.overlap}|${s.schedule}`;
+    let layers = this.layers.get(layerKey);
+    if (!layers) this.layers.set(layerKey, (layers = new Map()));
+    let bounds = this.bounds.get(boundsKey);
+    if (!bounds) this.bounds.set(boundsKey, (bounds = new Map()));
+    return new LayerCostsBySettings(costModel, terms, layers, bounds);
   }
 }
