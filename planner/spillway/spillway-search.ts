@@ -180,18 +180,35 @@ function minimumGpuBytes(input: SpillwaySearchInput, settings: CostSettings): nu
  * Moves a weight fraction from one tier to the next one down, by the smallest amount that moves a whole
  * tensor under the runtime's rule; undefined when nothing is left to move.
  */
-function shiftWeights(model: ModelSpec, policy: Policy, from: "gpu" | "cpu", to: "cpu" | "disk"): Policy | undefined {
+export function shiftWeights(
+  model: ModelSpec,
+  policy: Policy,
+  from: "gpu" | "cpu",
+  to: "cpu" | "disk",
+): Policy | undefined {
   const before = realizePlacement(model, policy).weights[from];
   if (before <= 0) return undefined;
-  for (let amount = 0.005; amount <= before + 0.005; amount += 0.005) {
+  const amounts: number[] = [];
+  for (let amount = 0.005; amount <= before + 0.005; amount += 0.005) amounts.push(amount);
+  const candidate = (amount: number): Policy => {
     const moved = Math.min(amount, policy.weights[from]);
-    const candidate = {
+    return {
       ...policy,
       weights: { ...policy.weights, [from]: policy.weights[from] - moved, [to]: policy.weights[to] + moved },
     };
-    if (realizePlacement(model, candidate).weights[from] < before - 1e-12) return realizedPolicy(model, candidate);
+  };
+  const moves = (amount: number) => realizePlacement(model, candidate(amount)).weights[from] < before - 1e-12;
+  // The first amount of the 0.005 steps that moves a tensor. Moving more never puts more on `from`
+  // (the midpoint rule's threshold below `from` only rises), so whether an amount moves a tensor is
+  // monotone in the amount and a binary search finds the first one the step-by-step scan would.
+  let lo = 0;
+  let hi = amounts.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (moves(amounts[mid]!)) hi = mid;
+    else lo = mid + 1;
   }
-  return undefined;
+  return lo < amounts.length ? realizedPolicy(model, candidate(amounts[lo]!)) : undefined;
 }
 
 /** Moves one sequence per GPU batch of KV cache one tier down. */
