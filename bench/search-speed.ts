@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { resolveHardware } from "../core/resolve-hardware.js";
 import { findCatalogueModel } from "../models/catalogue.js";
 import { flexgenConstants } from "../planner/flexgen/flexgen-constants.js";
-import { buildFlexgenLp } from "../planner/flexgen/flexgen-lp.js";
+import { buildFlexgenLp, flexgenCapacities } from "../planner/flexgen/flexgen-lp.js";
 import { solveDenseSimplex } from "../planner/lp/dense-simplex.js";
 import type { LinearProgram } from "../planner/lp/linear-program.js";
 import { loadLpSolvers, solveLinearProgram } from "../planner/lp/solve-linear-program.js";
@@ -91,14 +91,7 @@ export async function benchSearchSpeed(): Promise<void> {
   await runBenchCase("LP solves per second", () => {
     const constants = flexgenConstants(t4);
     const dims = { l: 96, h1: 12288, h2: 49152, nh: 96, s: 512, n: 32 };
-    const capacities = {
-      gpuBytes: t4.capacityBytes.gpu.value,
-      cpuBytes: t4.capacityBytes.cpu.value,
-      diskBytes: t4.capacityBytes.disk.value,
-      alphaGpu: 0.8,
-      alphaCpu: 0.8,
-      alphaDisk: 0.8,
-    };
+    const capacities = flexgenCapacities(t4, 0.8);
     const lps = Array.from(
       { length: 400 },
       (_, i) => buildFlexgenLp({ dims, constants, capacities, gbs: 1, bls: i + 1, compressWeight: false }).lp,

@@ -18,6 +18,7 @@ import {
   type FlexgenLpInput,
   type FlexgenLpOutcome,
   flexgenBytes,
+  flexgenCapacities,
   flexgenUnconstrained,
 } from "./flexgen/flexgen-lp.js";
 import { searchFlexgen } from "./flexgen/flexgen-search.js";
@@ -344,14 +345,7 @@ function planFlexgen(request: PlanRequest, solvers: () => LpSolvers): Plan {
     s: workload.promptLen,
     n: workload.genLen,
   };
-  const capacities = {
-    gpuBytes: hardware.capacityBytes.gpu.value,
-    cpuBytes: hardware.capacityBytes.cpu.value,
-    diskBytes: hardware.capacityBytes.disk.value,
-    alphaGpu: alpha,
-    alphaCpu: alpha,
-    alphaDisk: alpha,
-  };
+  const capacities = flexgenCapacities(hardware, alpha);
   const compressWeight = fixed.compressWeight ?? false;
   const policyOf = (gbs: number, nb: number, x: FlexgenLpOutcome["fractions"]): Policy => ({
     gpuBatchSize: gbs,

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { resolveHardware } from "../../core/resolve-hardware.js";
 import { findCatalogueModel } from "../../models/catalogue.js";
 import { flexgenConstants } from "../../planner/flexgen/flexgen-constants.js";
-import { buildFlexgenLp } from "../../planner/flexgen/flexgen-lp.js";
+import { buildFlexgenLp, flexgenCapacities } from "../../planner/flexgen/flexgen-lp.js";
 import { farkasMargin, solveDenseSimplex } from "../../planner/lp/dense-simplex.js";
 import {
   type LinearProgram,
@@ -23,14 +23,7 @@ import { spillwaySettings } from "../lp-fixtures.js";
 function flexgenSample(): LinearProgram[] {
   const t4 = resolveHardware("t4");
   const constants = flexgenConstants(t4);
-  const capacities = {
-    gpuBytes: t4.capacityBytes.gpu.value,
-    cpuBytes: t4.capacityBytes.cpu.value,
-    diskBytes: t4.capacityBytes.disk.value,
-    alphaGpu: 0.8,
-    alphaCpu: 0.8,
-    alphaDisk: 0.8,
-  };
+  const capacities = flexgenCapacities(t4, 0.8);
   const lps: LinearProgram[] = [];
   for (const dims of [
     { l: 96, h1: 12288, h2: 49152, nh: 96, s: 512, n: 32 },

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { mock, test } from "node:test";
 import { resolveHardware } from "../../core/resolve-hardware.js";
 import { flexgenConstants } from "../../planner/flexgen/flexgen-constants.js";
-import { buildFlexgenLp } from "../../planner/flexgen/flexgen-lp.js";
+import { buildFlexgenLp, flexgenCapacities } from "../../planner/flexgen/flexgen-lp.js";
 import { VariableSpace } from "../../planner/lp/affine.js";
 import {
   type LinearProgram,
@@ -26,14 +26,7 @@ function flexgenLps(count: number) {
   const t4 = resolveHardware("t4");
   const constants = flexgenConstants(t4);
   const dims = { l: 96, h1: 12288, h2: 49152, nh: 96, s: 512, n: 32 };
-  const capacities = {
-    gpuBytes: t4.capacityBytes.gpu.value,
-    cpuBytes: t4.capacityBytes.cpu.value,
-    diskBytes: t4.capacityBytes.disk.value,
-    alphaGpu: 0.8,
-    alphaCpu: 0.8,
-    alphaDisk: 0.8,
-  };
+  const capacities = flexgenCapacities(t4, 0.8);
   return Array.from(
     { length: count },
     (_, i) => buildFlexgenLp({ dims, constants, capacities, gbs: 1, bls: i + 1, compressWeight: false }).lp,

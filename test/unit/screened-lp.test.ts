@@ -3,6 +3,7 @@ import { test } from "node:test";
 import { resolveHardware } from "../../core/resolve-hardware.js";
 import { findCatalogueModel } from "../../models/catalogue.js";
 import { flexgenConstants } from "../../planner/flexgen/flexgen-constants.js";
+import { flexgenCapacities } from "../../planner/flexgen/flexgen-lp.js";
 import { chooseBest, searchFlexgen } from "../../planner/flexgen/flexgen-search.js";
 import { LinearProgramBuilder } from "../../planner/lp/linear-program.js";
 import {
@@ -118,13 +119,11 @@ test("the searches choose with the LP screen what they choose with the existing 
   }
   const constants = flexgenConstants(t4);
   for (const [dims, capacityScale] of [[{ l: 48, h1: 7168, h2: 28672, nh: 56, s: 512, n: 32 }, 1]] as const) {
+    const t4Capacities = flexgenCapacities(t4, 0.8);
     const capacities = {
-      gpuBytes: t4.capacityBytes.gpu.value * capacityScale,
-      cpuBytes: t4.capacityBytes.cpu.value * capacityScale,
-      diskBytes: t4.capacityBytes.disk.value,
-      alphaGpu: 0.8,
-      alphaCpu: 0.8,
-      alphaDisk: 0.8,
+      ...t4Capacities,
+      gpuBytes: t4Capacities.gpuBytes * capacityScale,
+      cpuBytes: t4Capacities.cpuBytes * capacityScale,
     };
     // A check that rejects some candidates (odd GPU batch counts) exercises the full replay.
     const accepted: string[][] = [[], []];
