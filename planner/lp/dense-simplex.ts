@@ -176,6 +176,18 @@ const EMPTY = new Float64Array(0);
 /** Pivots allowed per row plus column of the LP (the same bound the javascript-lp-solver path has). */
 export const DENSE_SIMPLEX_PIVOTS_PER_ROW_AND_COLUMN = 20;
 
+/**
+ * The tableau's storage, reused from solve to solve (cleared first): a search solves thousands of LPs,
+ * and a fresh tableau for each is garbage to collect. Nothing of it outlives a solve.
+ */
+let tableauStorage = new Float64Array(64 * 64);
+
+function scratchTableau(size: number): Float64Array {
+  if (tableauStorage.length < size) tableauStorage = new Float64Array(size);
+  tableauStorage.fill(0, 0, size);
+  return tableauStorage;
+}
+
 export function solveDenseSimplex(lp: LinearProgram, maxPivots?: number): DenseSimplexResult {
   const n = lp.variables.length;
   const rows = lp.constraints;
@@ -208,7 +220,7 @@ export function solveDenseSimplex(lp: LinearProgram, maxPivots?: number): DenseS
   const columns = firstArtificial + artificials;
   const width = columns + 1;
   const rhs = columns;
-  const t = new Float64Array((m + 1) * width);
+  const t = scratchTableau((m + 1) * width);
   const basis = new Int32Array(m);
   /** The column that was basic in each row at the start (its unit column): it reads the row's multiplier. */
   const unitColumn = new Int32Array(m);

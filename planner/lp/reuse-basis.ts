@@ -61,6 +61,17 @@ function solveSquare(matrix: Float64Array, rhs: Float64Array, k: number): boolea
 }
 
 /**
+ * Scratch space for the k x k systems, reused from call to call (every entry used is written first):
+ * a search tries a basis on thousands of LPs, and a fresh matrix for each is garbage to collect.
+ */
+let scratch = new Float64Array(16 * 16);
+
+function scratchMatrix(k: number): Float64Array {
+  if (scratch.length < k * k) scratch = new Float64Array(k * k);
+  return scratch;
+}
+
+/**
  * The optimum of `lp` at `basis` when that basis is optimal for it (primal and dual feasible, checked
  * as above), else undefined. The LP must have the rows and variables the basis was found on.
  */
@@ -71,7 +82,7 @@ export function solveAtBasis(lp: LinearProgram, basis: OptimalBasis): DenseSimpl
   if (basis.tightRows.length !== k || k > n) return undefined;
   for (let r = 0; r < k; r++) if (basis.tightRows[r]! >= rows.length) return undefined;
   // Primal: the tight rows as equalities in the basic variables.
-  const matrix = new Float64Array(k * k);
+  const matrix = scratchMatrix(k);
   const x = new Float64Array(k);
   for (let r = 0; r < k; r++) {
     const row = rows[basis.tightRows[r]!]!;
