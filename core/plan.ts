@@ -65,6 +65,13 @@ export interface PlanSearch {
   /** Spillway's search: the most exact evaluations it could make (fewer for long generations), and whether it stopped there. */
   readonly maxExactEvaluations?: number;
   readonly evaluationLimitReached?: boolean;
+  /**
+   * How the search's LPs were answered (planner/lp/screened-lp.ts): by Spillway's dense simplex alone,
+   * and by the existing solvers (javascript-lp-solver, HiGHS) where the exact figures were needed or
+   * the dense simplex left the LP to them. Written by plan() for searched plans; absent from older plan files.
+   */
+  readonly screenedLpSolves?: number;
+  readonly referenceLpSolves?: number;
 }
 
 export interface Plan {

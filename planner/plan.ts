@@ -18,6 +18,7 @@ import {
   type FlexgenLpInput,
   type FlexgenLpOutcome,
   flexgenBytes,
+  flexgenCapacities,
   flexgenUnconstrained,
 } from "./flexgen/flexgen-lp.js";
 import { searchFlexgen } from "./flexgen/flexgen-search.js";
@@ -224,6 +225,8 @@ function planSpillway(request: PlanRequest, solvers: () => LpSolvers): Plan {
         maxGpuBatches: number;
         maxExactEvaluations: number;
         evaluationLimitReached: boolean;
+        screenedLpSolves: number;
+        referenceLpSolves: number;
       }
     | undefined;
   if (fullyFixed(fixed)) {
@@ -272,6 +275,8 @@ function planSpillway(request: PlanRequest, solvers: () => LpSolvers): Plan {
       maxGpuBatches: result.nbLimit,
       maxExactEvaluations: result.maxExactEvaluations,
       evaluationLimitReached: result.evaluationLimitReached,
+      screenedLpSolves: result.screenStats.screened,
+      referenceLpSolves: result.screenStats.referenceSolves,
     };
     if (!result.best) {
       const stopped = result.evaluationLimitReached
@@ -340,14 +345,7 @@ function planFlexgen(request: PlanRequest, solvers: () => LpSolvers): Plan {
     s: workload.promptLen,
     n: workload.genLen,
   };
-  const capacities = {
-    gpuBytes: hardware.capacityBytes.gpu.value,
-    cpuBytes: hardware.capacityBytes.cpu.value,
-    diskBytes: hardware.capacityBytes.disk.value,
-    alphaGpu: alpha,
-    alphaCpu: alpha,
-    alphaDisk: alpha,
-  };
+  const capacities = flexgenCapacities(hardware, alpha);
   const compressWeight = fixed.compressWeight ?? false;
   const policyOf = (gbs: number, nb: number, x: FlexgenLpOutcome["fractions"]): Policy => ({
     gpuBatchSize: gbs,
@@ -482,6 +480,8 @@ function planFlexgen(request: PlanRequest, solvers: () => LpSolvers): Plan {
       maxLpSolves: MAX_LP_SOLVES_PER_SEARCH,
       lpLimitReached: result.lpLimitReached,
       maxGpuBatches: result.nbLimit,
+      screenedLpSolves: result.screenStats.screened,
+      referenceLpSolves: result.screenStats.referenceSolves,
     },
     flexgenArgs: flexgenArgs(model, policy),
     modelSpec: model,

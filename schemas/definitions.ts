@@ -498,6 +498,16 @@ export const planSchema = obj(
         }),
       ),
       evaluationLimitReached: opt(bool("whether the search stopped at maxExactEvaluations")),
+      screenedLpSolves: opt(
+        int({ minimum: 0, description: "LPs answered by Spillway's dense simplex alone (checked against the LP)" }),
+      ),
+      referenceLpSolves: opt(
+        int({
+          minimum: 0,
+          description:
+            "LPs solved by javascript-lp-solver or HiGHS: those whose exact figures the search needed, and those the dense simplex left to them",
+        }),
+      ),
     }),
     flexgenArgs: str("the equivalent python -m flexgen.flex_opt flags"),
     llamaCpp: opt(

@@ -31,6 +31,21 @@ export interface FlexgenCapacities {
   readonly alphaDisk: number;
 }
 
+/** A hardware profile's capacities as FlexGen's LP takes them, with one memory relaxation factor for every tier. */
+export function flexgenCapacities(
+  hardware: { readonly capacityBytes: Readonly<Record<"gpu" | "cpu" | "disk", { readonly value: number }>> },
+  alpha: number,
+): FlexgenCapacities {
+  return {
+    gpuBytes: hardware.capacityBytes.gpu.value,
+    cpuBytes: hardware.capacityBytes.cpu.value,
+    diskBytes: hardware.capacityBytes.disk.value,
+    alphaGpu: alpha,
+    alphaCpu: alpha,
+    alphaDisk: alpha,
+  };
+}
+
 /** Six placement percents (wg wc cg cc hg hc); an entry left undefined stays free. */
 export type FixedPercents = readonly (number | undefined)[];
 

@@ -7,8 +7,10 @@
 
 import type { OnProgress } from "../../core/progress.js";
 import { VariableSpace } from "../lp/affine.js";
-import type { LinearConstraint, LinearProgram } from "../lp/linear-program.js";
-import { type LpSolvers, newSolveStats, type SolveStats, solveLinearProgram } from "../lp/solve-linear-program.js";
+import type { LinearProgram } from "../lp/linear-program.js";
+import { LinearProgramFamily } from "../lp/lp-family.js";
+import { newScreenStats, type ScreenStats, screenedDifference, screenLinearProgram } from "../lp/screened-lp.js";
+import { type LpSolvers, newSolveStats, type SolveStats } from "../lp/solve-linear-program.js";
 import { MAX_LP_SOLVES_PER_SEARCH, SEARCH_GPU_BATCH_LIMIT } from "../search-budget.js";
 import {
   buildFlexgenLp,
@@ -38,16 +40,22 @@ export interface FlexgenSearchInput extends Omit<FlexgenLpInput, "gbs" | "bls" |
   /** Called as the search goes (phase "search"): one step per GPU batch size up to maxGbs (the search may end sooner). */
   readonly onProgress?: OnProgress;
   /**
-   * A final check of each candidate that would become the best (e.g. Spillway's exact memory
-   * accounting); a rejected candidate is skipped and the search goes on as if its LP were not better.
+   * A final check of a candidate that would become the best (e.g. Spillway's exact memory accounting);
+   * a rejected candidate is skipped as if its LP were not better. Called after the loop, first on the
+   * last candidate that beats every earlier one, then (only if it fails) on each that would become the
+   * best in the loop's order (chooseBest), at most once per candidate.
    */
   readonly accept?: (candidate: FlexgenCandidate) => boolean;
+  /** Solve every LP with javascript-lp-solver/HiGHS alone, as before the LP screen (screened-lp.ts): for tests and comparisons. */
+  readonly referenceLpsOnly?: boolean;
 }
 
 export interface FlexgenSearchResult {
   readonly best: FlexgenCandidate | undefined;
   readonly lpSolves: number;
   readonly stats: SolveStats;
+  /** How the LPs were answered: by the dense simplex alone, or also by the existing solvers (screened-lp.ts). */
+  readonly screenStats: ScreenStats;
   /** The most GPU batches per block searched (planner/search-budget.ts). */
   readonly nbLimit: number;
   /** Whether the search stopped at MAX_LP_SOLVES_PER_SEARCH. */
@@ -56,53 +64,72 @@ export interface FlexgenSearchResult {
 
 /**
  * For a fixed gbs every coefficient and right-hand side of FlexGen's LP is affine in the block size
- * bls (the objective is that over bls), so the LP is built twice per gbs and instantiated for each nb
- * by interpolation instead of being rebuilt term by term.
+ * bls (the objective is that over bls), so the LP is built twice per gbs (at bls = gbs and 2 gbs) and
+ * instantiated for each nb by interpolation instead of being rebuilt term by term.
  */
 class FlexgenLpFamily {
-  private readonly one: LinearProgram;
-  private readonly slope: LinearProgram;
+  private readonly family: LinearProgramFamily;
 
   constructor(private readonly base: Omit<FlexgenLpInput, "bls">) {
-    this.one = buildFlexgenLp({ ...base, bls: base.gbs }).lp;
-    const two = buildFlexgenLp({ ...base, bls: 2 * base.gbs }).lp;
-    this.slope = {
-      variables: two.variables,
-      objective: two.objective,
-      constraints: two.constraints.map((c, i) => {
-        const o = this.one.constraints[i]!;
-        return {
-          ...c,
-          coefficients: c.coefficients.map((x, j) => (x - o.coefficients[j]!) / base.gbs),
-          rhs: (c.rhs - o.rhs) / base.gbs,
-        };
-      }),
-    };
+    this.family = new LinearProgramFamily((bls) => buildFlexgenLp({ ...base, bls }).lp, base.gbs, 2 * base.gbs);
   }
 
   at(bls: number): LinearProgram {
-    const d = bls - this.base.gbs;
     const { l, n } = this.base.dims;
     const objective: number[] = [];
     for (const v of FLEXGEN_LP_VARIABLES)
       objective.push(v === "Tpre" ? l / bls : v === "Tgen" ? (l * (n - 1)) / bls : 0);
-    const constraints: LinearConstraint[] = [];
-    for (let i = 0; i < this.one.constraints.length; i++) {
-      const c = this.one.constraints[i]!;
-      const s = this.slope.constraints[i]!;
-      const coefficients: number[] = [];
-      for (let j = 0; j < c.coefficients.length; j++) coefficients.push(c.coefficients[j]! + d * s.coefficients[j]!);
-      constraints.push({ name: c.name, op: c.op, coefficients, rhs: c.rhs + d * s.rhs });
-    }
-    return { variables: this.one.variables, objective, constraints };
+    return this.family.at(bls, objective);
   }
+}
+
+/** One (gbs, nb) LP's answer: the screened throughput the search steps by, and the exact one on demand. */
+interface FlexgenLpResult {
+  readonly throughput: number;
+  exact(): { readonly throughput: number; readonly values: ArrayLike<number> };
+}
+
+interface ConsideredCandidate {
+  readonly gbs: number;
+  readonly nb: number;
+  readonly result: FlexgenLpResult;
+}
+
+/**
+ * FlexGen's rule for the best of `candidates` (in the loop's order): a candidate becomes the best when
+ * it beats the best so far and `accept` passes it; ties keep the earlier one. Checking only the last
+ * record (the last candidate to beat every one before it) gives the same answer whenever it passes:
+ * it beat every earlier candidate, so it beat the best of them that passed and becomes the best, and
+ * no later candidate beats it. Only when it fails is the rule replayed in full, checking each
+ * candidate that beats the best so far, as the loop would have.
+ */
+export function chooseBest<T>(
+  candidates: readonly T[],
+  beats: (a: T, b: T) => boolean,
+  accept?: (candidate: T) => boolean,
+): T | undefined {
+  let record: T | undefined;
+  for (const c of candidates) if (record === undefined || beats(c, record)) record = c;
+  if (record === undefined || !accept || accept(record)) return record;
+  let best: T | undefined;
+  for (const c of candidates) if ((best === undefined || beats(c, best)) && accept(c)) best = c;
+  return best;
 }
 
 export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
   const stats = newSolveStats();
+  const screenStats = newScreenStats();
+  // Every LP of the search has the same rows: each starts from the last optimum's basis.
+  const screen = {
+    solvers: input.solvers,
+    solveStats: stats,
+    screenStats,
+    warmStart: {},
+    referenceOnly: input.referenceLpsOnly === true,
+  };
   let lpSolves = 0;
   const families = new Map<number, FlexgenLpFamily>();
-  const memo = new Map<string, { throughput: number; values: ArrayLike<number> } | undefined>();
+  const memo = new Map<string, FlexgenLpResult | undefined>();
   const tpre = FLEXGEN_LP_VARIABLES.indexOf("Tpre");
   const tgen = FLEXGEN_LP_VARIABLES.indexOf("Tgen");
   const { l, n } = input.dims;
@@ -117,7 +144,9 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
   // FlexGen's own search has no bound on nb; this one stops at the policy range, and at the LP budget.
   const nbLimit = SEARCH_GPU_BATCH_LIMIT;
   let lpLimitReached = false;
-  const solve = (gbs: number, nb: number) => {
+  const throughputOf = (gbs: number, nb: number, values: ArrayLike<number>) =>
+    (gbs * nb * n) / (values[tpre]! * l + values[tgen]! * (n - 1) * l);
+  const solve = (gbs: number, nb: number): FlexgenLpResult | undefined => {
     const key = `${gbs}x${nb}`;
     if (memo.has(key)) return memo.get(key);
     if (lpSolves >= MAX_LP_SOLVES_PER_SEARCH) {
@@ -127,15 +156,32 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
     lpSolves++;
     let family = families.get(gbs);
     if (!family) families.set(gbs, (family = new FlexgenLpFamily(base(gbs))));
-    const solution = solveLinearProgram(family.at(gbs * nb), input.solvers, { stats });
-    let result: { throughput: number; values: ArrayLike<number> } | undefined;
-    if (solution.status === "optimal") {
-      const seconds = solution.values[tpre]! * l + solution.values[tgen]! * (n - 1) * l;
-      result = { throughput: (gbs * nb * n) / seconds, values: solution.values };
+    const screened = screenLinearProgram(family.at(gbs * nb), screen);
+    let result: FlexgenLpResult | undefined;
+    if (screened.status === "optimal") {
+      let exact: { throughput: number; values: ArrayLike<number> } | undefined;
+      result = {
+        throughput: throughputOf(gbs, nb, screened.values),
+        exact: () => {
+          if (!exact) {
+            const values = screened.exact().values;
+            exact = { throughput: throughputOf(gbs, nb, values), values };
+          }
+          return exact;
+        },
+      };
     }
     memo.set(key, result);
     return result;
   };
+  /** a's throughput minus b's, with the sign the exact figures give. */
+  const difference = (a: FlexgenLpResult, b: FlexgenLpResult) =>
+    screenedDifference(
+      a.throughput,
+      b.throughput,
+      () => a.exact().throughput,
+      () => b.exact().throughput,
+    );
   const nbUpperBound = (gbs: number): number => {
     let nb = 1;
     while (nb <= nbLimit && solve(gbs, nb)) nb *= 2;
@@ -155,15 +201,10 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
     const terms = flexgenTerms(lpInput, new VariableSpace(FLEXGEN_LP_VARIABLES));
     return { gbs, nb, outcome: flexgenOutcome(lpInput, terms, values) };
   };
-  let best: { gbs: number; nb: number; values: ArrayLike<number> } | undefined;
-  let bestThroughput = 0;
-  const consider = (gbs: number, nb: number, r: { throughput: number; values: ArrayLike<number> }) => {
-    if (r.throughput > bestThroughput) {
-      if (input.accept && !input.accept(candidateOf(gbs, nb, r.values))) return;
-      best = { gbs, nb, values: r.values };
-      bestThroughput = r.throughput;
-    }
-  };
+  // Every candidate FlexGen's loop weighs, in its order (which LPs the loop solves does not depend on
+  // which candidate is best); the best is chosen from them after the loop (chooseBest).
+  const considered: ConsideredCandidate[] = [];
+  const consider = (gbs: number, nb: number, result: FlexgenLpResult) => considered.push({ gbs, nb, result });
   const maxGbs = input.maxGbs ?? 1 << 20;
   let gbsCount = 0;
   for (let g = 1; g <= maxGbs; g = g < 4 ? g + 1 : g * 2) gbsCount++;
@@ -182,12 +223,12 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
     } else {
       const nbUb = nbUpperBound(gbs);
       if (nbUb === 0) break;
-      let previous = 0;
+      let previous: FlexgenLpResult | undefined;
       for (let nb = 1; nb <= nbUb; nb++) {
         const r = solve(gbs, nb);
         if (!r) break;
-        if (r.throughput < previous) break;
-        previous = r.throughput;
+        if (previous && difference(r, previous) < 0) break;
+        previous = r;
         consider(gbs, nb, r);
       }
     }
@@ -200,10 +241,19 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
   // The search ends at the first gbs that fits no block: the rest of the count is done.
   gbsDone = progressTotal;
   progress(`${lpSolves} LPs solved`);
-  let bestCandidate: FlexgenCandidate | undefined;
-  if (best) {
-    const b = best as { gbs: number; nb: number; values: ArrayLike<number> };
-    bestCandidate = candidateOf(b.gbs, b.nb, b.values);
-  }
-  return { best: bestCandidate, lpSolves, stats, nbLimit, lpLimitReached };
+  const accepted = new Map<string, boolean>();
+  const accept = input.accept
+    ? (c: ConsideredCandidate) => {
+        const key = `${c.gbs}x${c.nb}`;
+        let verdict = accepted.get(key);
+        if (verdict === undefined) {
+          verdict = input.accept!(candidateOf(c.gbs, c.nb, c.result.exact().values));
+          accepted.set(key, verdict);
+        }
+        return verdict;
+      }
+    : undefined;
+  const best = chooseBest(considered, (a, b) => difference(a.result, b.result) > 0, accept);
+  const bestCandidate = best ? candidateOf(best.gbs, best.nb, best.result.exact().values) : undefined;
+  return { best: bestCandidate, lpSolves, stats, screenStats, nbLimit, lpLimitReached };
 }

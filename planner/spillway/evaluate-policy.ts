@@ -17,6 +17,7 @@ import { type Affine, VariableSpace } from "../lp/affine.js";
 import { capacityShortfalls, type Prediction, timeShortfalls } from "../prediction.js";
 import { costConstants } from "./cost-constants.js";
 import type { HardwareRates } from "./hardware-rates.js";
+import type { LayerCostCache } from "./layer-cost-cache.js";
 import { layerSeconds, layerTimeBounds } from "./layer-time.js";
 import {
   type CostSettings,
@@ -260,12 +261,15 @@ export function evaluatePolicy(
   workload: Workload,
   policy: Policy,
   schedule: ScheduleName = "spillway",
+  /** A search's memo of layer costs (layer-cost-cache.ts): the same prediction, computed with less work. */
+  layerCosts?: LayerCostCache,
 ): Prediction {
   if (policy.experts)
     throw new Error(
       "evaluatePolicy() costs dense policies: an expert policy needs a routing profile (use evaluate() from planner/evaluate.ts)",
     );
   const groups = groupCostContexts(model, rates, workload, policy, schedule);
+  const memos = groups.map((g) => layerCosts?.forCostModel(g.costModel, g.terms));
   const first = groups[0]!;
   const nb = policy.numGpuBatches;
   const { promptLen: s, genLen: n } = workload;
@@ -311,9 +315,12 @@ export function evaluatePolicy(
   /** Wall seconds of every layer at one token step, with busy time, traffic and bottleneck credited. */
   const layersSeconds = (phase: "prefill" | "decode", context: number) => {
     let seconds = 0;
+    let groupIndex = 0;
     for (const g of groups) {
-      const step = g.costModel.layer(phase, context, g.terms);
-      const layerWall = layerSeconds(layerTimeBounds(step, g.settings), g.values);
+      const memo = memos[groupIndex++];
+      const step = memo ? memo.layer(phase, context) : g.costModel.layer(phase, context, g.terms);
+      const bounds = memo ? memo.layerTimeBounds(phase, context) : layerTimeBounds(step, g.settings);
+      const layerWall = layerSeconds(bounds, g.values);
       seconds += g.layers * layerWall;
       addStep(busy, bytes, step.weights, g.values, g.layers);
       addStep(busy, bytes, step.batch, g.values, g.layers * nb);
@@ -323,7 +330,8 @@ export function evaluatePolicy(
     return seconds + crossingSeconds(phase === "prefill" ? policy.gpuBatchSize * s : policy.gpuBatchSize);
   };
 
-  const firstWeights = first.costModel.layer("prefill", s, first.terms).weights;
+  const firstWeights = (memos[0] ? memos[0].layer("prefill", s) : first.costModel.layer("prefill", s, first.terms))
+    .weights;
   const fillSeconds =
     firstWeights.seconds.h2d.evaluate(first.values) + firstWeights.seconds.diskRead.evaluate(first.values);
   const prefillSeconds = fillSeconds + layersSeconds("prefill", s) + headSeconds;

@@ -10,6 +10,7 @@ import { GIB } from "../../core/units.js";
 import type { Workload } from "../../core/workload.js";
 import { VariableSpace } from "../lp/affine.js";
 import { type LinearProgram, LinearProgramBuilder } from "../lp/linear-program.js";
+import { LinearProgramFamily } from "../lp/lp-family.js";
 import type { HardwareRates } from "./hardware-rates.js";
 import { layerTimeBounds } from "./layer-time.js";
 import {
@@ -107,4 +108,33 @@ export function buildSpillwayLp(input: SpillwayLpInput): LinearProgram {
   memory.cpu.forEach((e, i) => b.add(`cpu_peak_${i}`, e.times(1 / GIB), "<=", cap.cpu / GIB));
   b.add("disk_peak", memory.disk.times(1 / GIB), "<=", cap.disk / GIB);
   return b.build();
+}
+
+/**
+ * Spillway's LPs at one GPU batch size for every nb: each row is affine in nb (weights load once per
+ * block, the batch terms and the KV scale with nb), and so is the objective times the block size, so
+ * the LP is built at nb = 1 and 2 and interpolated (lp-family.ts). The rows equal buildSpillwayLp's up
+ * to rounding (test/unit/spillway-lp.test.ts).
+ */
+export class SpillwayLpFamily {
+  private readonly family: LinearProgramFamily;
+  /** The objective times the block size at nb = 1, and its change per GPU batch. */
+  private readonly blockObjective: readonly number[];
+  private readonly blockObjectiveSlope: readonly number[];
+
+  constructor(
+    lpInputAt: (nb: number) => SpillwayLpInput,
+    private readonly gbs: number,
+  ) {
+    this.family = new LinearProgramFamily((nb) => buildSpillwayLp(lpInputAt(nb)), 1, 2);
+    const [one, two] = this.family.objectives;
+    this.blockObjective = one.map((c) => c * gbs);
+    this.blockObjectiveSlope = two.map((c, j) => c * 2 * gbs - this.blockObjective[j]!);
+  }
+
+  at(nb: number): LinearProgram {
+    const bls = this.gbs * nb;
+    const objective = this.blockObjective.map((c, j) => (c + (nb - 1) * this.blockObjectiveSlope[j]!) / bls);
+    return this.family.at(nb, objective);
+  }
 }

@@ -14,7 +14,9 @@ import type { ScheduleName } from "../../core/schedule-name.js";
 import type { Tier } from "../../core/tiers.js";
 import type { Workload } from "../../core/workload.js";
 import { VariableSpace } from "../lp/affine.js";
-import { type LpSolvers, newSolveStats, type SolveStats, solveLinearProgram } from "../lp/solve-linear-program.js";
+import { objectiveValue } from "../lp/linear-program.js";
+import { newScreenStats, type ScreenStats, screenedDifference, screenLinearProgram } from "../lp/screened-lp.js";
+import { type LpSolvers, newSolveStats, type SolveStats } from "../lp/solve-linear-program.js";
 import type { Prediction } from "../prediction.js";
 import {
   EvaluationBudgetSpent,
@@ -25,7 +27,8 @@ import {
 import { costConstants } from "./cost-constants.js";
 import { evaluatePolicy } from "./evaluate-policy.js";
 import type { HardwareRates } from "./hardware-rates.js";
-import { buildSpillwayLp, type SpillwayLayerCosts, spillwayLayerCosts } from "./spillway-lp.js";
+import { LayerCostCache } from "./layer-cost-cache.js";
+import { buildSpillwayLp, type SpillwayLayerCosts, SpillwayLpFamily, spillwayLayerCosts } from "./spillway-lp.js";
 import { type CostSettings, StepCostModel } from "./step-costs.js";
 
 export interface SpillwaySearchInput {
@@ -57,6 +60,8 @@ export interface SpillwaySearchInput {
    * choices, and one for the family's exact scoring.
    */
   readonly onProgress?: OnProgress;
+  /** Solve every LP with javascript-lp-solver/HiGHS alone, as before the LP screen (screened-lp.ts): for tests and comparisons. */
+  readonly referenceLpsOnly?: boolean;
 }
 
 /** One LP point of the search: a family of discrete choices at one (gbs, nb), with the LP's throughput estimate. */
@@ -75,6 +80,8 @@ export interface SpillwaySearchResult {
   readonly lpSolves: number;
   readonly exactEvaluations: number;
   readonly stats: SolveStats;
+  /** How the LPs were answered: by the dense simplex alone, or also by the existing solvers (screened-lp.ts). */
+  readonly screenStats: ScreenStats;
   /** The most GPU batches per block searched (planner/search-budget.ts). */
   readonly nbLimit: number;
   /** Whether the search stopped at MAX_LP_SOLVES_PER_SEARCH. */
@@ -173,18 +180,35 @@ function minimumGpuBytes(input: SpillwaySearchInput, settings: CostSettings): nu
  * Moves a weight fraction from one tier to the next one down, by the smallest amount that moves a whole
  * tensor under the runtime's rule; undefined when nothing is left to move.
  */
-function shiftWeights(model: ModelSpec, policy: Policy, from: "gpu" | "cpu", to: "cpu" | "disk"): Policy | undefined {
+export function shiftWeights(
+  model: ModelSpec,
+  policy: Policy,
+  from: "gpu" | "cpu",
+  to: "cpu" | "disk",
+): Policy | undefined {
   const before = realizePlacement(model, policy).weights[from];
   if (before <= 0) return undefined;
-  for (let amount = 0.005; amount <= before + 0.005; amount += 0.005) {
+  const amounts: number[] = [];
+  for (let amount = 0.005; amount <= before + 0.005; amount += 0.005) amounts.push(amount);
+  const candidate = (amount: number): Policy => {
     const moved = Math.min(amount, policy.weights[from]);
-    const candidate = {
+    return {
       ...policy,
       weights: { ...policy.weights, [from]: policy.weights[from] - moved, [to]: policy.weights[to] + moved },
     };
-    if (realizePlacement(model, candidate).weights[from] < before - 1e-12) return realizedPolicy(model, candidate);
+  };
+  const moves = (amount: number) => realizePlacement(model, candidate(amount)).weights[from] < before - 1e-12;
+  // The first amount of the 0.005 steps that moves a tensor. Moving more never puts more on `from`
+  // (the midpoint rule's threshold below `from` only rises), so whether an amount moves a tensor is
+  // monotone in the amount and a binary search finds the first one the step-by-step scan would.
+  let lo = 0;
+  let hi = amounts.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (moves(amounts[mid]!)) hi = mid;
+    else lo = mid + 1;
   }
-  return undefined;
+  return lo < amounts.length ? realizedPolicy(model, candidate(amounts[lo]!)) : undefined;
 }
 
 /** Moves one sequence per GPU batch of KV cache one tier down. */
@@ -231,8 +255,30 @@ export function repairPolicy(
   return { policy: current, prediction, evaluations };
 }
 
+/**
+ * One LP point of a search: its screened throughput, which the search sorts by, and its exact throughput
+ * and policy (from the existing solvers' values) on demand.
+ */
+interface ScreenedPoint {
+  readonly lpThroughput: number;
+  exactThroughput(): number;
+  policy(): Policy;
+}
+
+/** b's LP throughput minus a's: sorts best first, as the exact figures order them. */
+function byThroughputDescending(a: ScreenedPoint, b: ScreenedPoint): number {
+  return screenedDifference(b.lpThroughput, a.lpThroughput, b.exactThroughput, a.exactThroughput);
+}
+
 export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult {
   const stats = newSolveStats();
+  const screenStats = newScreenStats();
+  const solving = {
+    solvers: input.solvers,
+    solveStats: stats,
+    screenStats,
+    referenceOnly: input.referenceLpsOnly === true,
+  };
   let lpSolves = 0;
   let exactEvaluations = 0;
   const fixed = input.fixed ?? {};
@@ -241,11 +287,12 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
     : undefined;
   const maxExactEvaluations = exactEvaluationLimit(input.workload.genLen);
   let evaluationsMade = 0;
+  const layerCostCache = new LayerCostCache();
   let evaluationLimitReached = false;
   const evaluate = (p: Policy) => {
     if (evaluationsMade >= maxExactEvaluations) throw new EvaluationBudgetSpent();
     evaluationsMade++;
-    return evaluatePolicy(input.model, input.rates, input.workload, p, input.schedule);
+    return evaluatePolicy(input.model, input.rates, input.workload, p, input.schedule, layerCostCache);
   };
   let best: { policy: Policy; prediction: Prediction } | undefined;
   const consider = (policy: Policy) => {
@@ -289,7 +336,9 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
   progress(0);
   for (const [familyIndex, family] of familyList.entries()) {
     const constants = costConstants(input.model, family.compressWeight);
-    const candidates: { lpThroughput: number; policy: Policy }[] = [];
+    // The family's LPs start from the last optimum's basis.
+    const screen = { ...solving, warmStart: {} };
+    const candidates: ScreenedPoint[] = [];
     const familyStart = familyIndex * stepsPerFamily;
     const familyName = `family ${familyIndex + 1}/${familyList.length}`;
     for (const [gbsIndex, gbs] of gbsList.entries()) {
@@ -307,34 +356,61 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
       });
       if (fixed.gbs === undefined && minimumGpuBytes(input, settingsFor(1)) > input.rates.capacityBytes.gpu) break;
       let layerCosts: SpillwayLayerCosts | undefined;
-      const solveAt = (nb: number) => {
+      const lpInputAt = (nb: number) => {
+        const lpInput = {
+          model: input.model,
+          rates: input.rates,
+          workload: input.workload,
+          settings: settingsFor(nb),
+          constants,
+        };
+        // The layer costs do not depend on nb: computed once per GPU batch size.
+        layerCosts ??= spillwayLayerCosts(lpInput);
+        return { ...lpInput, layerCosts, ...(fixedFractions ? { fixed: fixedFractions } : {}) };
+      };
+      // The LP at every nb of this gbs, by interpolation (spillway-lp.ts SpillwayLpFamily); each is built
+      // term by term only when its exact figures are needed.
+      let lpFamily: SpillwayLpFamily | undefined;
+      const solveAt = (nb: number): ScreenedPoint | undefined => {
         if (lpSolves >= MAX_LP_SOLVES_PER_SEARCH) {
           lpLimitReached = true;
           return undefined;
         }
         lpSolves++;
-        const settings = settingsFor(nb);
-        const lpInput = { model: input.model, rates: input.rates, workload: input.workload, settings, constants };
-        // The layer costs do not depend on nb: computed once per GPU batch size.
-        layerCosts ??= spillwayLayerCosts(lpInput);
-        const lp = buildSpillwayLp({ ...lpInput, layerCosts, ...(fixedFractions ? { fixed: fixedFractions } : {}) });
-        const solution = solveLinearProgram(lp, input.solvers, { stats });
-        if (solution.status !== "optimal") return undefined;
-        const secondsPerSequence = solution.objective;
-        const lpThroughput = input.workload.genLen / secondsPerSequence;
-        input.onCandidate?.({
-          gbs,
-          nb,
-          compressWeight: family.compressWeight,
-          compressCache: family.compressCache,
-          cpuAttention: family.cpuAttention,
-          activationTier: family.activationTier,
-          lpThroughputTokensPerSecond: lpThroughput,
-        });
-        const policy = policyOf(family, gbs, nb, solution.values, input);
-        return { lpThroughput, policy };
+        lpFamily ??= new SpillwayLpFamily(lpInputAt, gbs);
+        const lp = lpFamily.at(nb);
+        const screened = screenLinearProgram(lp, screen, () => buildSpillwayLp(lpInputAt(nb)));
+        if (screened.status !== "optimal") return undefined;
+        const throughputOf = (values: ArrayLike<number>) => input.workload.genLen / objectiveValue(lp, values);
+        let exact: { throughput: number; policy: Policy } | undefined;
+        const exactPoint = () => {
+          if (!exact) {
+            const solution = screened.exact();
+            exact = {
+              throughput: input.workload.genLen / solution.objective,
+              policy: policyOf(family, gbs, nb, solution.values, input),
+            };
+          }
+          return exact;
+        };
+        const point: ScreenedPoint = {
+          lpThroughput: throughputOf(screened.values),
+          exactThroughput: () => exactPoint().throughput,
+          policy: () => exactPoint().policy,
+        };
+        if (input.onCandidate)
+          input.onCandidate({
+            gbs,
+            nb,
+            compressWeight: family.compressWeight,
+            compressCache: family.compressCache,
+            cpuAttention: family.cpuAttention,
+            activationTier: family.activationTier,
+            lpThroughputTokensPerSecond: point.exactThroughput(),
+          });
+        return point;
       };
-      const perGbs: { lpThroughput: number; policy: Policy }[] = [];
+      const perGbs: ScreenedPoint[] = [];
       if (fixed.nb !== undefined) {
         const r = solveAt(fixed.nb);
         if (r) perGbs.push(r);
@@ -354,7 +430,7 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
         // Binary search the boundary between the last feasible and the first infeasible grid point.
         let lo = lastFeasible;
         let hi = firstInfeasible;
-        let boundary: { lpThroughput: number; policy: Policy } | undefined;
+        let boundary: ScreenedPoint | undefined;
         // A few halvings are enough: the grid is about √2 apart, so the boundary is pinned within ~5%.
         for (let steps = 0; lo > 0 && hi - lo > 1 && steps < 3; steps++) {
           const mid = Math.floor((lo + hi) / 2);
@@ -367,17 +443,18 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
         if (boundary) perGbs.push(boundary);
       }
       if (perGbs.length === 0) continue;
-      perGbs.sort((a, b) => b.lpThroughput - a.lpThroughput);
+      perGbs.sort(byThroughputDescending);
       candidates.push(...perGbs.slice(0, 2));
     }
     progress(familyStart + gbsList.length, `${familyName}, scoring the best LP points, ${lpSolves} LPs solved`);
-    candidates.sort((a, b) => b.lpThroughput - a.lpThroughput);
+    candidates.sort(byThroughputDescending);
     const seen = new Set<string>();
     for (const c of candidates) {
-      const key = `${c.policy.gpuBatchSize}x${c.policy.numGpuBatches}`;
+      const policy = c.policy();
+      const key = `${policy.gpuBatchSize}x${policy.numGpuBatches}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      consider(c.policy);
+      consider(policy);
       if (seen.size >= 6) break;
     }
     progress(familyStart + stepsPerFamily, `${familyName} done, ${lpSolves} LPs solved`);
@@ -387,6 +464,7 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
     lpSolves,
     exactEvaluations,
     stats,
+    screenStats,
     nbLimit: gpuBatchLimit,
     lpLimitReached,
     maxExactEvaluations,

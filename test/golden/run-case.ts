@@ -69,6 +69,11 @@ export const ADDED_FIELDS: readonly string[] = [
     (field) => [`output.search.${field}`, `output.*.search.${field}`],
   ),
   "output.budget",
+  // Issue 17's search speed: how the LPs were answered (the dense simplex alone, or the existing solvers too).
+  ...["screenedLpSolves", "referenceLpSolves"].flatMap((field) => [
+    `output.search.${field}`,
+    `output.*.search.${field}`,
+  ]),
 ];
 
 /** The built CLI beside this compiled file (dist/test/golden/ -> dist/cli/main.js). */

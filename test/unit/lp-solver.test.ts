@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { mock, test } from "node:test";
 import { resolveHardware } from "../../core/resolve-hardware.js";
 import { flexgenConstants } from "../../planner/flexgen/flexgen-constants.js";
-import { buildFlexgenLp } from "../../planner/flexgen/flexgen-lp.js";
+import { buildFlexgenLp, flexgenCapacities } from "../../planner/flexgen/flexgen-lp.js";
 import { VariableSpace } from "../../planner/lp/affine.js";
 import {
   type LinearProgram,
@@ -17,31 +17,16 @@ import {
   solveLinearProgram,
 } from "../../planner/lp/solve-linear-program.js";
 import { random } from "../helpers.js";
+import { dietLp } from "../lp-fixtures.js";
 
-function diet() {
-  // min x + 2y  s.t.  x + y >= 1,  x - y <= 0.5,  z <= 0.1 + 0.5x  → x = 0.75, y = 0.25, objective 1.25
-  const b = new LinearProgramBuilder(["x", "y", "z"]);
-  const v = (n: string) => b.space.term(1, n);
-  b.minimise(v("x").plus(v("y").times(2)));
-  b.add("cover", v("x").plus(v("y")), ">=", 1);
-  b.add("balance", v("x").minus(v("y")), "<=", 0.5);
-  b.add("z_cap", v("z"), "<=", v("x").times(0.5).plus(b.space.constant(0.1)));
-  return b.build();
-}
+const diet = dietLp;
 
 /** FlexGen's OPT-175B LPs on the T4 (gbs 1, nb 1..count), the size the searches solve. */
 function flexgenLps(count: number) {
   const t4 = resolveHardware("t4");
   const constants = flexgenConstants(t4);
   const dims = { l: 96, h1: 12288, h2: 49152, nh: 96, s: 512, n: 32 };
-  const capacities = {
-    gpuBytes: t4.capacityBytes.gpu.value,
-    cpuBytes: t4.capacityBytes.cpu.value,
-    diskBytes: t4.capacityBytes.disk.value,
-    alphaGpu: 0.8,
-    alphaCpu: 0.8,
-    alphaDisk: 0.8,
-  };
+  const capacities = flexgenCapacities(t4, 0.8);
   return Array.from(
     { length: count },
     (_, i) => buildFlexgenLp({ dims, constants, capacities, gbs: 1, bls: i + 1, compressWeight: false }).lp,

@@ -1,0 +1,48 @@
+/**
+ * A family of LPs whose rows are affine in one parameter (the block size, the number of GPU batches):
+ * built twice, at x1 and x2, and instantiated at any x by interpolating every coefficient and
+ * right-hand side, c(x) = c(x1) + (x - x1) · (c(x2) - c(x1)) / (x2 - x1), instead of being rebuilt term
+ * by term. The objective is the caller's (it is rarely affine in the parameter itself).
+ */
+import type { LinearConstraint, LinearProgram } from "./linear-program.js";
+
+export class LinearProgramFamily {
+  private readonly first: LinearProgram;
+  private readonly slope: readonly LinearConstraint[];
+  /** The objectives of the LPs built at x1 and x2 (for a caller that interpolates a scaled objective). */
+  readonly objectives: readonly [readonly number[], readonly number[]];
+
+  /** `build(x)` builds the family's LP at x; it is called at x1 and x2 only. */
+  constructor(
+    build: (x: number) => LinearProgram,
+    private readonly x1: number,
+    x2: number,
+  ) {
+    this.first = build(x1);
+    const second = build(x2);
+    this.objectives = [this.first.objective, second.objective];
+    const step = x2 - x1;
+    this.slope = second.constraints.map((c, i) => {
+      const o = this.first.constraints[i]!;
+      return {
+        ...c,
+        coefficients: c.coefficients.map((x, j) => (x - o.coefficients[j]!) / step),
+        rhs: (c.rhs - o.rhs) / step,
+      };
+    });
+  }
+
+  /** The LP at `x`, with `objective`. */
+  at(x: number, objective: readonly number[]): LinearProgram {
+    const d = x - this.x1;
+    const constraints: LinearConstraint[] = [];
+    for (let i = 0; i < this.first.constraints.length; i++) {
+      const c = this.first.constraints[i]!;
+      const s = this.slope[i]!;
+      const coefficients: number[] = [];
+      for (let j = 0; j < c.coefficients.length; j++) coefficients.push(c.coefficients[j]! + d * s.coefficients[j]!);
+      constraints.push({ name: c.name, op: c.op, coefficients, rhs: c.rhs + d * s.rhs });
+    }
+    return { variables: this.first.variables, objective, constraints };
+  }
+}
