@@ -4,8 +4,7 @@
  * `*` prices every profile not named. Names of profiles the sweep does not plan are allowed (a price
  * list serves many sweeps). Errors name the file, the line or key, and what was expected.
  */
-import { parse } from "csv-parse/sync";
-import { csvInputError } from "../../core/csv-input-error.js";
+import { parseCsvRecords } from "../../core/csv-records.js";
 import { checkName, checkNumber, type FieldContext, fail } from "../../core/fields.js";
 import { InputError } from "../../core/input-error.js";
 import { readInputText } from "../../core/read-input-file.js";
@@ -40,17 +39,7 @@ function pricesFrom(
 }
 
 export function parsePricesCsv(text: string, source: string): GpuHourPrices {
-  let records: { record: string[]; info: { lines: number } }[];
-  try {
-    records = parse(text, {
-      comment: "#",
-      skip_empty_lines: true,
-      trim: true,
-      info: true,
-    }) as unknown as typeof records;
-  } catch (error) {
-    throw csvInputError(error, source);
-  }
+  const records = parseCsvRecords(text, source);
   const [header, ...rows] = records;
   if (header?.record.join(",") !== "profile,dollarsPerGpuHour")
     throw new InputError(

@@ -4,8 +4,7 @@
  * (parse-sweep.ts SWEEP_ROW_FIELDS); an empty cell is a field the row does not have. Read back with the
  * same checks as the JSON, errors naming FILE:LINE and the column.
  */
-import { parse } from "csv-parse/sync";
-import { csvInputError } from "../../core/csv-input-error.js";
+import { parseCsvRecords } from "../../core/csv-records.js";
 import type { FieldContext } from "../../core/fields.js";
 import { InputError } from "../../core/input-error.js";
 import { checkUniqueProfiles, parseSweepHeading, parseSweepRow, SWEEP_ROW_FIELDS } from "./parse-sweep.js";
@@ -63,16 +62,7 @@ function cellValue(column: string, text: string): unknown {
 }
 
 export function parseSweepCsv(text: string, source: string): SweepResult {
-  let records: { record: string[]; info: { lines: number } }[];
-  try {
-    records = parse(text, {
-      skip_empty_lines: true,
-      info: true,
-      relax_column_count: false,
-    }) as unknown as typeof records;
-  } catch (error) {
-    throw csvInputError(error, source);
-  }
+  const records = parseCsvRecords(text, source);
   const [header, ...rows] = records;
   if (!header) throw new InputError(source, undefined, `empty; expected a header row: ${SWEEP_CSV_COLUMNS.join(",")}`);
   header.record.forEach((name, i) => {
