@@ -6,7 +6,6 @@
  */
 import { mkdirSync } from "node:fs";
 import { basename, join } from "node:path";
-import type { TopLevelSpec } from "vega-lite";
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import { withCapacities } from "../core/hardware-profile.js";
 import { InputError } from "../core/input-error.js";

@@ -8,7 +8,7 @@ import type { TopLevelSpec } from "vega-lite";
 import type { SweepResult } from "../planner/sweep/sweep.js";
 import type { ChartToRender } from "./chart-to-render.js";
 import { formatRate } from "./landscape-chart.js";
-import { logTicks } from "./log-ticks.js";
+import { logPosition } from "./log-ticks.js";
 
 export type SweepMeasure = "throughput" | "cost";
 
@@ -63,13 +63,7 @@ export function sweepChart(result: SweepResult, measure: SweepMeasure): TopLevel
       axis: { values: gpuCounts, format: "d" },
       title: "GPUs in the profile (log scale)",
     },
-    y: {
-      field: "value",
-      type: "quantitative",
-      scale: { type: "log", domain: [y0, y1] as number[], nice: false },
-      axis: { values: logTicks(y0, y1), format: "~g" },
-      title: what,
-    },
+    y: logPosition("value", y0, y1, what),
   } as const;
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
