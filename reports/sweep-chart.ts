@@ -46,31 +46,62 @@ export function sweepLeftOut(result: SweepResult, measure: SweepMeasure): string
   return result.rows.filter((r) => !r.fits || value(r) === undefined).map((r) => r.profile);
 }
 
+/** The plot's height in pixels: label positions are worked out in it. */
+const HEIGHT_PX = 320;
+/** The least vertical distance between two labels of one GPU count, pixels (11 px text). */
+const LABEL_GAP_PX = 13;
+
+export interface SweepChartRow extends SweepPoint {
+  /** Where the label's baseline middle goes, pixels from the plot's top: at its point, or pushed down clear of the label above. */
+  readonly labelYPx: number;
+}
+
+/**
+ * The points with their labels placed: on a log axis over [min, max] `heightPx` high, the labels of one
+ * GPU count from the top down, each at its point unless that is within LABEL_GAP_PX of the one above.
+ */
+export function placeLabels(
+  points: readonly SweepPoint[],
+  min: number,
+  max: number,
+  heightPx = HEIGHT_PX,
+): SweepChartRow[] {
+  const yPx = (v: number) => (heightPx * Math.log(max / v)) / Math.log(max / min);
+  const lastInColumn = new Map<number, number>();
+  return [...points]
+    .sort((a, b) => a.gpus - b.gpus || b.value - a.value)
+    .map((p) => {
+      const above = lastInColumn.get(p.gpus);
+      const labelYPx = above === undefined ? yPx(p.value) : Math.max(yPx(p.value), above + LABEL_GAP_PX);
+      lastInColumn.set(p.gpus, labelYPx);
+      return { ...p, labelYPx };
+    });
+}
+
 export function sweepChart(result: SweepResult, measure: SweepMeasure): TopLevelSpec {
   const points = sweepPoints(result, measure);
   const gpuCounts = [...new Set(points.map((p) => p.gpus))];
   const values = points.map((p) => p.value);
   const [x0, x1] = [Math.min(...gpuCounts) / 1.6, Math.max(...gpuCounts) * 2.5];
   const [y0, y1] = [Math.min(...values) / 1.3, Math.max(...values) * 1.3];
+  const rows = placeLabels(points, y0, y1);
   const left = sweepLeftOut(result, measure);
   const what =
     measure === "throughput" ? "throughput (token/s, log scale)" : "$ per million generated tokens (log scale)";
-  const encoding = {
-    x: {
-      field: "gpus",
-      type: "quantitative",
-      scale: { type: "log", base: 2, domain: [x0, x1] as number[], nice: false },
-      axis: { values: gpuCounts, format: "d" },
-      title: "GPUs in the profile (log scale)",
-    },
-    y: logPosition("value", y0, y1, what),
+  const x = {
+    field: "gpus",
+    type: "quantitative",
+    scale: { type: "log", base: 2, domain: [x0, x1] as number[], nice: false },
+    axis: { values: gpuCounts, format: "d" },
+    title: "GPUs in the profile (log scale)",
   } as const;
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: {
       text: `${measure === "throughput" ? "Throughput" : "Cost per million tokens"} against GPU count: ${result.model}`,
       subtitle: [
-        `prompt ${result.workload.promptLen}, ${result.workload.genLen} generated; each profile's best plan (${result.costModel} cost model)${measure === "throughput" ? "; up is better" : "; every GPU of a profile paid for; down is better"}`,
+        `prompt ${result.workload.promptLen}, ${result.workload.genLen} generated; each profile's best plan (${result.costModel} cost model)`,
+        measure === "throughput" ? "up is better" : "every GPU of a profile paid for; down is better",
         ...(left.length
           ? [
               `left out (${measure === "cost" ? "no plan that fits, or no price" : "no plan that fits"}): ${left.join(", ")}`,
@@ -79,13 +110,14 @@ export function sweepChart(result: SweepResult, measure: SweepMeasure): TopLevel
       ],
     },
     width: 520,
-    height: 320,
-    data: { values: points },
+    height: HEIGHT_PX,
+    data: { values: rows },
     layer: [
       {
         mark: { type: "point", filled: true, size: 70, color: "#3d3d3d" },
         encoding: {
-          ...encoding,
+          x,
+          y: logPosition("value", y0, y1, what),
           tooltip: [
             { field: "label", title: "profiles" },
             { field: "gpus", title: "GPUs" },
@@ -94,8 +126,9 @@ export function sweepChart(result: SweepResult, measure: SweepMeasure): TopLevel
         },
       },
       {
-        mark: { type: "text", align: "left", dx: 8, dy: 0, fontSize: 11, color: "#333" },
-        encoding: { ...encoding, text: { field: "label" } },
+        mark: { type: "text", align: "left", baseline: "middle", dx: 8, fontSize: 11, color: "#333" },
+        // scale null: the label's pixel position itself (placeLabels), so labels of one column never overlap.
+        encoding: { x, y: { field: "labelYPx", type: "quantitative", scale: null }, text: { field: "label" } },
       },
     ],
   } as TopLevelSpec;

@@ -22,7 +22,7 @@ import { type SweepRequest, type SweepResult, sweep } from "../../planner/sweep/
 import { parseSweepCsv, sweepToCsv } from "../../planner/sweep/sweep-csv.js";
 import { readSweepFile, sweepJson, writeSweepFile } from "../../planner/sweep/sweep-file.js";
 import { sweepRow } from "../../planner/sweep/sweep-row.js";
-import { sweepChart, sweepLeftOut, sweepPoints } from "../../reports/sweep-chart.js";
+import { placeLabels, type SweepChartRow, sweepChart, sweepLeftOut, sweepPoints } from "../../reports/sweep-chart.js";
 
 const model = findCatalogueModel("opt-1.3b")!;
 const workload = { promptLen: 512, genLen: 32 };
@@ -248,8 +248,32 @@ test("sweep charts: one point per profile that fits, coinciding profiles sharing
   assert.deepEqual(sweepLeftOut(result, "cost"), ["t4-starved", "t4-twin"]);
   for (const measure of ["throughput", "cost"] as const) {
     const spec = sweepChart(result, measure) as { data: { values: unknown }; title: { subtitle: string[] } };
-    assert.deepEqual(spec.data.values, sweepPoints(result, measure));
+    const rows = spec.data.values as SweepChartRow[];
+    assert.deepEqual(
+      rows.map(({ labelYPx: _y, ...point }) => point).sort((a, b) => a.label.localeCompare(b.label)),
+      sweepPoints(result, measure).sort((a, b) => a.label.localeCompare(b.label)),
+    );
     assert.match(spec.title.subtitle.at(-1)!, /^left out .*t4-starved/);
     assert.ok(compile(spec as never).spec, "the spec compiles");
   }
+});
+
+test("sweep chart labels: at their points, pushed down only when one of the same GPU count is within 13 px above", () => {
+  // A log axis over [10, 1000] 200 px high: 100 px per decade. 500 sits at 30.1 px, 480 at 31.9 px, 10 at 200 px.
+  const rows = placeLabels(
+    [
+      { gpus: 1, value: 480, label: "b" },
+      { gpus: 1, value: 500, label: "a" },
+      { gpus: 1, value: 10, label: "c" },
+      { gpus: 4, value: 480, label: "d" },
+    ],
+    10,
+    1000,
+    200,
+  );
+  const y = Object.fromEntries(rows.map((r) => [r.label, r.labelYPx]));
+  assert.ok(Math.abs(y.a! - 100 * Math.log10(1000 / 500)) < 1e-9);
+  assert.ok(Math.abs(y.b! - (y.a! + 13)) < 1e-9, "b's own place is 1.8 px under a's label: pushed to 13 px under");
+  assert.ok(Math.abs(y.c! - 200) < 1e-9, "far below: at its point");
+  assert.ok(Math.abs(y.d! - 100 * Math.log10(1000 / 480)) < 1e-9, "another GPU count: not pushed");
 });
