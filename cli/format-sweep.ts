@@ -39,7 +39,7 @@ export function formatSweep(result: SweepResult): string {
       .join("  ")
       .trimEnd();
   const lines = [
-    `Sweep of ${result.model} (prompt ${result.workload.promptLen}, generate ${result.workload.genLen}) over ${result.rows.length} profiles, ${result.costModel} cost model`,
+    `Sweep of ${result.model} (prompt ${result.workload.promptLen}, generate ${result.workload.genLen}) over ${result.rows.length} profile${result.rows.length === 1 ? "" : "s"}, ${result.costModel} cost model`,
     "",
     line(header),
     ...table.map(line),

@@ -58,6 +58,14 @@ export async function runSweep(argv: SweepArgs): Promise<void> {
   }
   const threads = parseNumberFlag("threads", argv.threads, { min: 1, max: MAX_THREADS, integer: true });
   const names = hardwareNames(argv.hardware);
+  // Each profile's request is resolved from the flags again: standard input could be read only once.
+  for (const flag of ["model", "routing"] as const)
+    if (argv[flag] === "-" && names.length > 1)
+      throw new InputError(
+        `--${flag}`,
+        undefined,
+        `standard input (-) is read once; a sweep over ${names.length} profiles needs a file or a name here`,
+      );
   // Each profile resolved (and every flag checked) as `spillway plan --hardware NAME` would.
   const targets = names.map((name) => planRequestFromArgs({ ...argv, hardware: name } as PlanArgs, true));
   const { hardware: _h, ...request } = targets[0]!.request;

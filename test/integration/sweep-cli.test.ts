@@ -57,7 +57,11 @@ test("spillway sweep writes CSV and prints JSON of the same rows; report charts 
   assert.match(summary.title, /^Spillway report: opt-1\.3b over 2 profiles$/);
   for (const c of summary.charts) assert.ok(existsSync(join(dir, "r", c.files.png)));
   const spec = JSON.parse(readFileSync(join(dir, "r", "sweep-cost.vl.json"), "utf8"));
-  assert.deepEqual(spec.data.values, [{ gpus: 1, value: printed.rows[1].dollarsPerMillionTokens, label: "t4" }]);
+  // One point, in the middle of its log axis (domain value / 1.3 to value x 1.3, 320 px high).
+  const [point] = spec.data.values;
+  assert.deepEqual(spec.data.values.length, 1);
+  assert.deepEqual([point.gpus, point.value, point.label], [1, printed.rows[1].dollarsPerMillionTokens, "t4"]);
+  assert.ok(Math.abs(point.labelYPx - 160) < 1e-9);
 
   const twice = await runCliInProcess(["report", csv, csv, "--out", join(dir, "never")]);
   assert.equal(twice.status, 2);
@@ -81,7 +85,7 @@ test("spillway sweep: the text table, and bad input as one stderr line with exit
   ]);
   assert.equal(text.status, 0, text.stderr);
   const lines = text.stdout.split("\n");
-  assert.equal(lines[0], "Sweep of opt-1.3b (prompt 512, generate 32) over 1 profiles, spillway cost model");
+  assert.equal(lines[0], "Sweep of opt-1.3b (prompt 512, generate 32) over 1 profile, spillway cost model");
   assert.match(
     lines[2]!,
     /^profile +GPU +nodes x GPUs +fits +policy \(gbs x nb\) +token\/s +bottleneck +\$\/GPU-hour +\$\/M tokens$/,
@@ -93,9 +97,11 @@ test("spillway sweep: the text table, and bad input as one stderr line with exit
     [["--hardware", "t4,nope"], /^spillway: --hardware: unknown hardware "nope"/],
     [["--engine", "flexgen"], /^spillway: --engine: a sweep plans for Spillway's runtime/],
     [["--threads", "0"], /^spillway: --threads: expected an integer >= 1/],
+    [["--model", "-", "--hardware", "t4,l4"], /^spillway: --model: standard input \(-\) is read once/],
   ];
   for (const [args, message] of cases) {
-    const r = await runCliInProcess(["sweep", "--model", "opt-1.3b", ...args]);
+    const model = args.includes("--model") ? [] : ["--model", "opt-1.3b"];
+    const r = await runCliInProcess(["sweep", ...model, ...args]);
     assert.equal(r.status, 2, args.join(" "));
     assert.equal(r.stdout, "");
     assert.match(r.stderr, message);
