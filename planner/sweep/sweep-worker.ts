@@ -5,7 +5,7 @@
  */
 import { parentPort } from "node:worker_threads";
 import { loadLpSolvers } from "../lp/solve-linear-program.js";
-import { planOnTarget, type SweepHardware, type SweepPlanRequest } from "./plan-on-target.js";
+import { type PlanOutcome, planOnTarget, type SweepHardware, type SweepPlanRequest } from "./plan-on-target.js";
 
 export interface SweepTask {
   readonly index: number;
@@ -14,7 +14,7 @@ export interface SweepTask {
 }
 
 export type SweepTaskResult =
-  | { readonly index: number; readonly outcome: import("./plan-on-target.js").PlanOutcome }
+  | { readonly index: number; readonly outcome: PlanOutcome }
   | { readonly index: number; readonly error: string };
 
 const solvers = loadLpSolvers();
