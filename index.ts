@@ -34,6 +34,8 @@ export { resolveModel } from "./models/resolve-model.js";
 export { BASELINE_NAMES, type Baseline, type BaselineName, baselines } from "./planner/baselines.js";
 export { type CostModelName, type FixedPolicy, type Plan, PlanError, type PlanRequest, plan } from "./planner/plan.js";
 export type { Prediction } from "./planner/prediction.js";
+export { type SweepRequest, type SweepResult, sweep } from "./planner/sweep/sweep.js";
+export type { SweepRow } from "./planner/sweep/sweep-row.js";
 export { type BuildReportOptions, buildReport, type ReportChart, type ReportSummary } from "./reports/build-report.js";
 export { readRoutingTrace } from "./routing/read-routing-trace.js";
 export type { RoutingTrace } from "./routing/routing-trace.js";

@@ -9,6 +9,7 @@ export const COMMAND_NAMES = [
   "simulate",
   "run",
   "compare",
+  "sweep",
   "calibrate",
   "profile",
   "synth-weights",
@@ -43,6 +44,11 @@ export const COMMAND_HEADS: Readonly<Record<CommandName, CommandHead>> = {
   compare: {
     command: "compare",
     describe: "plan, simulate and run side by side: predicted against measured",
+  },
+  sweep: {
+    command: "sweep",
+    describe:
+      "plan one model and workload over many hardware and cluster profiles: throughput and cost per million tokens",
   },
   calibrate: {
     command: "calibrate <runs..>",

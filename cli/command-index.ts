@@ -11,6 +11,7 @@ export const COMMAND_LOADERS: Readonly<Record<CommandName, () => Promise<Spillwa
   simulate: async () => (await import("./simulate-command.js")).simulateCommand as unknown as SpillwayCommand<never>,
   run: async () => (await import("./run-command.js")).runCommand as unknown as SpillwayCommand<never>,
   compare: async () => (await import("./compare-command.js")).compareCommand as unknown as SpillwayCommand<never>,
+  sweep: async () => (await import("./sweep-command.js")).sweepCommand as unknown as SpillwayCommand<never>,
   calibrate: async () => (await import("./calibrate-command.js")).calibrateCommand as unknown as SpillwayCommand<never>,
   profile: async () => (await import("./profile-command.js")).profileCommand as unknown as SpillwayCommand<never>,
   "synth-weights": async () =>

@@ -89,6 +89,13 @@ export async function runReport(argv: ReportArgs): Promise<void> {
   const inputs: ReportInput[] = (argv.inputs ?? []).map((path) => readReportInput(String(path)));
   const plans = inputs.filter((i) => i.kind === "plan");
   const comparisons = inputs.filter((i) => i.kind === "comparison");
+  const sweeps = inputs.filter((i) => i.kind === "sweep");
+  if (sweeps.length > 1)
+    throw new InputError(
+      sweeps[1]!.path,
+      undefined,
+      `a second sweep (the first is ${sweeps[0]!.path}); give one sweep per report`,
+    );
   if (plans.length > 1)
     throw new InputError(
       plans[1]!.path,
@@ -136,6 +143,7 @@ export async function runReport(argv: ReportArgs): Promise<void> {
     ...(reportPlan ? { plan: reportPlan } : {}),
     traces,
     ...(comparison ? { comparison } : {}),
+    ...(sweeps[0]?.kind === "sweep" ? { sweep: sweeps[0].sweep } : {}),
     hardware: hardware ?? resolveHardware(hardwareName),
     ...(argv.engine && argv.engine.length > 0 ? { engines: argv.engine } : {}),
     outDir: argv.out,
@@ -171,7 +179,7 @@ export const reportCommand = defineCommand({
         type: "string",
         array: true,
         describe:
-          "plan JSON (plan --out), trace files (simulate/run --trace), a comparison (compare --json); none: the default plan",
+          "plan JSON (plan --out), trace files (simulate/run --trace), a comparison (compare --json), a sweep (sweep --out FILE.csv|.json); none: the default plan",
       })
       .option("out", {
         type: "string",
@@ -206,6 +214,7 @@ export const reportCommand = defineCommand({
         "$0 report p.json --engine spillway flexgen --out r",
         "the engines chart shows only Spillway's runtime and FlexGen",
       )
+      .example("$0 sweep --model opt-6.7b --price 1.2 --out s.csv && $0 report s.csv --out r", "a sweep's charts")
       .example(
         "$0 report run-trace.json compare.json --out r --json",
         "a measured run's trace and a comparison (compare --json)",

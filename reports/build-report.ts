@@ -6,7 +6,6 @@
  */
 import { mkdirSync } from "node:fs";
 import { basename, join } from "node:path";
-import type { TopLevelSpec } from "vega-lite";
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import { withCapacities } from "../core/hardware-profile.js";
 import { InputError } from "../core/input-error.js";
@@ -18,10 +17,12 @@ import type { EngineName } from "../engines/engine-names.js";
 import { baselines } from "../planner/baselines.js";
 import { plan as makePlan, PlanError } from "../planner/plan.js";
 import type { LpCandidate } from "../planner/spillway/spillway-search.js";
+import type { SweepResult } from "../planner/sweep/sweep.js";
 import type { Comparison } from "../runtime/compare.js";
 import { MemoryTraceSink } from "../simulator/memory-trace-sink.js";
 import { type SimulationResult, simulate } from "../simulator/simulate.js";
 import { baselineRows, baselinesChart } from "./baselines-chart.js";
+import type { ChartToRender } from "./chart-to-render.js";
 import { engineRows, enginesChart } from "./engines-chart.js";
 import { frontierChart, frontierPlans, frontierRows } from "./frontier-chart.js";
 import { formatRate, landscapeChart, landscapeRows } from "./landscape-chart.js";
@@ -34,6 +35,7 @@ import {
 } from "./predicted-vs-measured-chart.js";
 import { parseTrace, type Trace } from "./read-trace.js";
 import { renderChart, withChartConfig } from "./render-chart.js";
+import { sweepCharts, sweepSummary } from "./sweep-chart.js";
 import { chooseWindow, timelineChart, timelineRows } from "./timeline-chart.js";
 
 export interface BuildReportOptions {
@@ -41,6 +43,8 @@ export interface BuildReportOptions {
   readonly plan?: Plan;
   readonly traces?: readonly Trace[];
   readonly comparison?: Comparison;
+  /** A sweep (`spillway sweep`): throughput, and with prices cost per million tokens, against GPU count. */
+  readonly sweep?: SweepResult;
   /** The profile the plan was made for (capacities are taken from the plan where it has them). */
   readonly hardware: HardwareProfile;
   readonly outDir: string;
@@ -75,13 +79,6 @@ export interface ReportSummary {
   readonly charts: readonly ReportChart[];
   /** Charts left out and why. */
   readonly notes: readonly string[];
-}
-
-interface ChartToRender {
-  readonly name: string;
-  readonly heading: string;
-  readonly caption: string;
-  readonly spec: TopLevelSpec;
 }
 
 function pct(x: number): string {
@@ -298,6 +295,7 @@ export async function buildReport(options: BuildReportOptions): Promise<ReportSu
       }),
     });
   }
+  if (options.sweep) charts.push(...sweepCharts(options.sweep, notes));
   if (charts.length === 0)
     throw new InputError("spillway report", undefined, "nothing to chart: give a plan, a trace or a comparison");
 
@@ -329,12 +327,16 @@ export async function buildReport(options: BuildReportOptions): Promise<ReportSu
     ? `Spillway report: ${p.model} on ${p.hardware}`
     : comparison
       ? `Spillway report: ${comparison.model}`
-      : `Spillway report: ${traces.map((t) => basename(t.path)).join(", ")}`;
+      : options.sweep && traces.length === 0
+        ? `Spillway report: ${options.sweep.model} over ${options.sweep.rows.length} profiles`
+        : `Spillway report: ${traces.map((t) => basename(t.path)).join(", ")}`;
   const summary = p
     ? planSummary(p)
-    : comparison
-      ? `${comparison.model}, GPU batch ${policyWords(comparison.policy)}: predicted ${formatRate(comparison.predicted.throughputTokensPerSecond)}, simulated ${formatRate(comparison.simulated.throughputTokensPerSecond)}, measured ${formatRate(comparison.measured.throughputTokensPerSecond)} token/s`
-      : `${traces.length} trace${traces.length === 1 ? "" : "s"}: ${traces.map((t) => `${basename(t.path)} (${t.source === "simulate" ? "simulated" : "measured"}, ${t.slices.length} tasks over ${t.endSeconds.toPrecision(3)} s)`).join("; ")}`;
+    : options.sweep && !comparison && traces.length === 0
+      ? sweepSummary(options.sweep)
+      : comparison
+        ? `${comparison.model}, GPU batch ${policyWords(comparison.policy)}: predicted ${formatRate(comparison.predicted.throughputTokensPerSecond)}, simulated ${formatRate(comparison.simulated.throughputTokensPerSecond)}, measured ${formatRate(comparison.measured.throughputTokensPerSecond)} token/s`
+        : `${traces.length} trace${traces.length === 1 ? "" : "s"}: ${traces.map((t) => `${basename(t.path)} (${t.source === "simulate" ? "simulated" : "measured"}, ${t.slices.length} tasks over ${t.endSeconds.toPrecision(3)} s)`).join("; ")}`;
   const index = join(options.outDir, "index.html");
   writeFileAtomic(index, reportHtml(title, summary, written, notes));
   return { outDir: options.outDir, index, title, summary, charts: written, notes };

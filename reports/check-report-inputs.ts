@@ -10,6 +10,8 @@ import type { ReportInput } from "./read-report-input.js";
 function identityOf(input: ReportInput): Partial<PlanIdentity> | undefined {
   if (input.kind === "plan") return planIdentity(input.plan.model, input.plan.workload, input.plan.policy);
   if (input.kind === "trace") return input.trace.plan;
+  // A sweep is of many plans: it is charted beside any plan.
+  if (input.kind === "sweep") return undefined;
   const c = input.comparison;
   const { promptLen: _p, genLen: _g, ...rest } = planIdentity(c.model, { promptLen: 1, genLen: 1 }, c.policy);
   return c.workload ? { ...rest, promptLen: c.workload.promptLen, genLen: c.workload.genLen } : rest;

@@ -6,7 +6,7 @@
 import type { TopLevelSpec } from "vega-lite";
 import type { Plan } from "../core/plan.js";
 import { PlanError, type PlanRequest, plan } from "../planner/plan.js";
-import { logTicks } from "./log-ticks.js";
+import { logPosition } from "./log-ticks.js";
 
 export interface FrontierRow {
   /** The cap the planner was given. */
@@ -75,20 +75,8 @@ export function frontierChart(
   const [x0, x1] = span(rows.map((r) => r.latencySeconds));
   const [y0, y1] = span(rows.map((r) => r.throughputTokensPerSecond));
   const encoding = {
-    x: {
-      field: "latencySeconds",
-      type: "quantitative",
-      scale: { type: "log", domain: [x0, x1] as number[], nice: false },
-      axis: { values: logTicks(x0, x1), format: "~g" },
-      title: "latency: seconds for a block to finish (prefill + decode, log scale)",
-    },
-    y: {
-      field: "throughputTokensPerSecond",
-      type: "quantitative",
-      scale: { type: "log", domain: [y0, y1] as number[], nice: false },
-      axis: { values: logTicks(y0, y1), format: "~g" },
-      title: "throughput (token/s, log scale)",
-    },
+    x: logPosition("latencySeconds", x0, x1, "latency: seconds for a block to finish (prefill + decode, log scale)"),
+    y: logPosition("throughputTokensPerSecond", y0, y1, "throughput (token/s, log scale)"),
   } as const;
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",

@@ -10,3 +10,14 @@ export function logTicks(min: number, max: number): number[] {
   }
   return ticks;
 }
+
+/** A quantitative position channel on a log scale over [min, max], ticked by logTicks. */
+export function logPosition(field: string, min: number, max: number, title: string) {
+  return {
+    field,
+    type: "quantitative",
+    scale: { type: "log", domain: [min, max] as number[], nice: false },
+    axis: { values: logTicks(min, max), format: "~g" },
+    title,
+  } as const;
+}

@@ -1,6 +1,7 @@
 /**
  * Classifies the files given to `spillway report` by content: a plan (`spillway plan --out`/`--json`),
- * a Chrome trace (`simulate --trace`, `run --trace`) or a comparison (`spillway compare --json`).
+ * a Chrome trace (`simulate --trace`, `run --trace`), a comparison (`spillway compare --json`) or a
+ * sweep (`spillway sweep --json`, or its `--out` file: a `.csv` file is read as a sweep).
  * Anything else is an InputError naming the file and what was expected.
  */
 
@@ -11,16 +12,20 @@ import { parsePolicy } from "../core/parse-policy.js";
 import type { Plan } from "../core/plan.js";
 import { INPUT_LIMIT_BYTES } from "../core/read-input-file.js";
 import { readJsonFile } from "../core/read-json-file.js";
+import { parseSweepResult } from "../planner/sweep/parse-sweep.js";
+import type { SweepResult } from "../planner/sweep/sweep.js";
+import { readSweepFile, sweepFileFormat } from "../planner/sweep/sweep-file.js";
 import type { Comparison, Figures } from "../runtime/compare.js";
 import { parseTrace, type Trace } from "./read-trace.js";
 
 export type ReportInput =
   | { readonly kind: "plan"; readonly path: string; readonly plan: Plan }
   | { readonly kind: "trace"; readonly path: string; readonly trace: Trace }
-  | { readonly kind: "comparison"; readonly path: string; readonly comparison: Comparison };
+  | { readonly kind: "comparison"; readonly path: string; readonly comparison: Comparison }
+  | { readonly kind: "sweep"; readonly path: string; readonly sweep: SweepResult };
 
 const EXPECTED =
-  "expected a plan (spillway plan --out or --json), a trace (spillway simulate --trace or run --trace) or a comparison (spillway compare --json)";
+  "expected a plan (spillway plan --out or --json), a trace (spillway simulate --trace or run --trace), a sweep (spillway sweep --json or --out FILE.csv|.json) or a comparison (spillway compare --json)";
 
 function readFigures(o: Record<string, unknown>, key: string, ctx: FieldContext): Figures {
   const c = child(ctx, key);
@@ -83,6 +88,7 @@ export function classifyReportInput(data: unknown, path: string): ReportInput {
   if (typeof data !== "object" || data === null || Array.isArray(data))
     throw new InputError(path, undefined, `${EXPECTED}; got ${describeValue(data)}`);
   const o = data as Record<string, unknown>;
+  if (o.kind === "sweep") return { kind: "sweep", path, sweep: parseSweepResult(o, path) };
   if ("traceEvents" in o) return { kind: "trace", path, trace: parseTrace(o, path) };
   if ("simulated" in o && "measured" in o && "predicted" in o)
     return { kind: "comparison", path, comparison: parseComparison(o, path) };
@@ -96,6 +102,7 @@ export function classifyReportInput(data: unknown, path: string): ReportInput {
 }
 
 export function readReportInput(path: string): ReportInput {
+  if (sweepFileFormat(path) === "csv") return { kind: "sweep", path, sweep: readSweepFile(path) };
   // A report input may be a Chrome trace, which grows with the run: the trace limit applies.
   return classifyReportInput(readJsonFile(path, { maxBytes: INPUT_LIMIT_BYTES.trace, what: "a report input" }), path);
 }

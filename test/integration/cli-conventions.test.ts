@@ -35,6 +35,7 @@ const COMMANDS = [
   "simulate",
   "run",
   "compare",
+  "sweep",
   "calibrate",
   "report",
   "trace",
@@ -69,7 +70,7 @@ test("every command's --help has examples and documents exit codes, --json and -
 });
 
 /** The commands that can run long, and so show progress. */
-const PROGRESS_COMMANDS = ["plan", "simulate", "run", "compare", "profile", "synth-weights", "report"];
+const PROGRESS_COMMANDS = ["plan", "simulate", "run", "compare", "sweep", "profile", "synth-weights", "report"];
 
 test("exit codes: 0 ok, 1 when no policy fits or a plan overflows, 2 for bad flag values and unknown flags", async () => {
   const [ok, bad, unknown, badChoice, noFit, missing] = await Promise.all([

@@ -97,6 +97,7 @@ const ROOT_EXPORTS = [
   "shippedProfileNames",
   "simulate",
   "simulateMoe",
+  "sweep",
   "synthesizeMixtralWeights",
   "synthesizeOptWeights",
   "tinyMixtralSpec",
