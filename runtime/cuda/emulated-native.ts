@@ -1386,8 +1386,16 @@ class EmulatedDevice implements CudaNative {
     );
   }
 
-  linearGroupwise(...args: Parameters<CudaNative["linearGroupwise"]>): void {
-    const [x, w, bits, out, m, k, n, stream] = args;
+  linearGroupwise(
+    x: number,
+    w: number,
+    bits: number,
+    out: number,
+    m: number,
+    k: number,
+    n: number,
+    stream: number,
+  ): void {
     const fn = "linearGroupwise";
     pointerArg(fn, "x", x);
     pointerArg(fn, "w", w);
@@ -1409,8 +1417,17 @@ class EmulatedDevice implements CudaNative {
     );
   }
 
-  expertSwiglu(...args: Parameters<CudaNative["expertSwiglu"]>): void {
-    const [x, expert, bits, m, hidden, ffn, scratch, out, stream] = args;
+  expertSwiglu(
+    x: number,
+    expert: number,
+    bits: number,
+    m: number,
+    hidden: number,
+    ffn: number,
+    scratch: number,
+    out: number,
+    stream: number,
+  ): void {
     const fn = "expertSwiglu";
     pointerArg(fn, "x", x);
     pointerArg(fn, "expert", expert);
