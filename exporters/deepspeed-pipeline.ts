@@ -23,9 +23,9 @@ export function exportDeepspeedPipeline(plan: Plan, pipeline: PipelinePlan, opti
   const { modelSpec: model } = plan;
   const S = pipeline.stages.length;
   const warnings: string[] = [];
-  // GPUs of each node the plan uses (stages fill a node's GPUs from index 0).
+  // Each node's slots: its GPUs up to the highest the plan uses (stages fill a node's GPUs from index 0).
   const slots = new Map<number, number>();
-  for (const s of pipeline.stages) slots.set(s.gpu.node, (slots.get(s.gpu.node) ?? 0) + 1);
+  for (const s of pipeline.stages) slots.set(s.gpu.node, Math.max(slots.get(s.gpu.node) ?? 0, s.gpu.index + 1));
   const nodes = [...slots.keys()];
   const hostfile = nodes.map((n) => `${deepspeedHostName(n, nodes.length)} slots=${slots.get(n)}`);
   // Each stage's weights per tier under its own policy, and the whole model's.
@@ -71,12 +71,22 @@ export function exportDeepspeedPipeline(plan: Plan, pipeline: PipelinePlan, opti
   warnings.push(
     `no micro-batches: the plan's ${pipeline.microBatches} micro-batches of ${blockSize(first)} sequences (${inFlight} in flight) become ${perRank} sequences per rank, each rank generating its own`,
   );
+  // The launcher takes GPUs [0, slots) of each node; other GPUs are named with --include (exclusive of the counts).
+  const indices = (n: number) => pipeline.stages.filter((s) => s.gpu.node === n).map((s) => s.gpu.index);
+  const fromZero = nodes.every((n) => indices(n).length === slots.get(n));
   const uniform = new Set(slots.values()).size === 1;
+  const include = nodes
+    .map((n) => `${deepspeedHostName(n, nodes.length)}:${[...indices(n)].sort((a, b) => a - b).join(",")}`)
+    .join("@");
   const launch = [
     "deepspeed",
     "--hostfile hostfile",
-    ...(nodes.length > 1 ? [`--num_nodes ${nodes.length}`] : []),
-    ...(uniform ? [`--num_gpus ${slots.get(nodes[0]!)}`] : []),
+    ...(fromZero
+      ? [
+          ...(nodes.length > 1 ? [`--num_nodes ${nodes.length}`] : []),
+          ...(uniform ? [`--num_gpus ${slots.get(nodes[0]!)}`] : []),
+        ]
+      : [`--include ${include}`]),
     "zero_inference.py",
     "--deepspeed_config ds_config.json",
   ].join(" ");
@@ -85,7 +95,7 @@ export function exportDeepspeedPipeline(plan: Plan, pipeline: PipelinePlan, opti
       comment: [
         ...commonHeader(plan, "DeepSpeed ZeRO-Inference on several GPUs (ZeRO stage 3 over the plan's GPUs)", options),
         "files: this JSON is ds_config.json; hostfile is _spillway.hostfile, one line per node (jq -r '._spillway.hostfile[]' ds_config.json > hostfile); node names are placeholders for the nodes' ssh names (passwordless ssh from the first)",
-        `launch: ${launch}${uniform ? "" : " (the nodes use different GPU counts: the hostfile's slots= set them, no --num_gpus)"}`,
+        `launch: ${launch}${!fromZero ? " (--include names the plan's GPUs of each node)" : uniform ? "" : " (the nodes use different GPU counts: the hostfile's slots= set them, no --num_gpus)"}`,
         `zero_inference.py: your script; every rank builds AutoModelForCausalLM.from_pretrained("${hfModelId(model)}", torch_dtype=torch.float16) inside HfDeepSpeedConfig(cfg), takes deepspeed.initialize(model=..., config=cfg)[0].module and calls generate() on its own ${perRank} prompts (prompt ${plan.workload.promptLen}, ${plan.workload.genLen} new tokens)`,
         `offload_param: ${device === "none" ? "none: the stages keep every weight on their GPUs, so parameters stay sharded over the GPUs" : device}${device === "nvme" ? " (nvme_path is a placeholder: each node's NVMe mount)" : ""}; buffer_size ${bufferSize} parameters holds the largest layer and tensor`,
         ...(quantBits

@@ -179,6 +179,29 @@ test("DeepSpeed export: a hostfile line per node with its GPUs as slots, the lau
   }
 });
 
+test("DeepSpeed export: a plan on GPUs other than each node's first names them with --include", () => {
+  const [a, b] = onePlan.pipeline!.stages;
+  const half = tiny.numLayers / 2;
+  const stages = [
+    { ...a!, gpu: { node: 0, index: 2 }, layers: { from: 0, to: half } },
+    { ...b!, gpu: { node: 0, index: 3 }, layers: { from: half, to: tiny.numLayers }, role: "last" as const },
+  ];
+  const moved = { ...onePlan, pipeline: { ...onePlan.pipeline!, stages, links: [] } };
+  const config = JSON.parse(exportPlan(moved, "deepspeed").text);
+  assert.deepEqual(config._spillway.hostfile, ["localhost slots=4"]);
+  const words = commandWords(config._spillway.launch);
+  const flags = checkFlags(
+    words.slice(
+      0,
+      words.findIndex((w) => w.endsWith(".py")),
+    ),
+    1,
+    DEEPSPEED_LAUNCHER_FLAGS,
+  );
+  assert.deepEqual(flags.get("--include"), ["localhost:2,3"]);
+  assert.equal(flags.has("--num_gpus"), false, "the launcher refuses --num_gpus with --include");
+});
+
 test("Accelerate export: each stage's layers on its GPU or offloaded, max_memory per GPU; a plan over several nodes is refused", () => {
   const pipe = onePlan.pipeline!;
   const config = JSON.parse(exportPlan(onePlan, "accelerate").text);
