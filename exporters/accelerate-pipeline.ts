@@ -106,6 +106,31 @@ export function exportAcceleratePipeline(
   // Keep the map in model order.
   const ordered: Record<string, AccelerateDevice> = {};
   for (const m of modules) ordered[m.name] = deviceMap[m.name]!;
+  // dispatch_model computes every CPU- or disk-mapped module on its main device: the first GPU in the map, else the CPU.
+  const mainDevice = Object.values(ordered).find((d) => typeof d === "number");
+  if (mainDevice === undefined)
+    warnings.push(
+      "no module fits on a GPU in fp16: Accelerate's main device is then the CPU (dispatch_model) and every layer computes there",
+    );
+  else {
+    const elsewhere = stages
+      .map((s, i) => ({ s, i }))
+      .filter(
+        ({ s }) =>
+          s.gpu.index !== mainDevice &&
+          modules.some(
+            (m) =>
+              m.role.kind === "layer" &&
+              m.role.index >= s.layers.from &&
+              m.role.index < s.layers.to &&
+              typeof ordered[m.name] !== "number",
+          ),
+      );
+    if (elsewhere.length > 0)
+      warnings.push(
+        `Accelerate computes CPU- and disk-mapped modules on its main device, GPU ${mainDevice} (dispatch_model's first GPU), not on their stage's GPU: the offloaded layers of stage${elsewhere.length > 1 ? "s" : ""} ${elsewhere.map((e) => e.i).join(", ")} run on GPU ${mainDevice}`,
+      );
+  }
   const doc = {
     _spillway: {
       comment: [

@@ -97,7 +97,7 @@ export function exportLlamaCppRpc(plan: Plan, pipeline: PipelinePlan, options: E
   );
   warnings.push(...batching.warnings);
   warnings.push(
-    `micro-batches: llama.cpp overlaps the devices only on a prompt's -ub micro-batches (-b / -ub = ${pipeline.microBatches} here), and only when every device supports async compute and events (src/llama-context.cpp, pipeline_parallel); decode steps of the ${batching.block} sequences go through the devices one after another, one batch in flight`,
+    `micro-batches: llama.cpp overlaps the devices only on a prompt's -ub micro-batches (${Math.ceil(batching.batch / batching.ubatch)} of them here, the plan's ${pipeline.microBatches} micro-batches${batching.ubatch < workload.promptLen * microBlock ? ` cut at -ub ${batching.ubatch} tokens` : ""}), and only when every device supports async compute and events (src/llama-context.cpp, pipeline_parallel); decode steps of the ${batching.block} sequences go through the devices one after another, one batch in flight`,
   );
 
   const lines: string[] = [];

@@ -33,7 +33,7 @@ export function llamaBatchFlags(
   workload: { promptLen: number; genLen: number },
   sequences: number,
   ubatchSequences: number,
-): { flags: string[]; block: number; warnings: string[] } {
+): { flags: string[]; block: number; batch: number; ubatch: number; warnings: string[] } {
   const warnings: string[] = [];
   const block = Math.min(sequences, LLAMA_MAX_SEQ);
   if (sequences > LLAMA_MAX_SEQ)
@@ -49,7 +49,7 @@ export function llamaBatchFlags(
     `-ub ${ubatch}`,
     `-n ${workload.genLen}`,
   ];
-  return { flags, block, warnings };
+  return { flags, block, batch, ubatch, warnings };
 }
 
 /** The header line explaining llama-server's batch flags. */

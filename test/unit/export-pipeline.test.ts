@@ -204,8 +204,20 @@ test("DeepSpeed export: a plan on GPUs other than each node's first names them w
 
 test("Accelerate export: each stage's layers on its GPU or offloaded, max_memory per GPU; a plan over several nodes is refused", () => {
   const pipe = onePlan.pipeline!;
-  const config = JSON.parse(exportPlan(onePlan, "accelerate").text);
+  const result = exportPlan(onePlan, "accelerate");
+  const config = JSON.parse(result.text);
   const map: Record<string, number | string> = config.device_map;
+  // Accelerate computes offloaded modules on its main device (the first GPU in the map): said when a stage's are elsewhere.
+  const main = Object.values(map).find((d) => typeof d === "number");
+  const layerDevices = (s: (typeof pipe.stages)[number]) =>
+    Array.from({ length: s.layers.to - s.layers.from }, (_, k) => map[`model.decoder.layers.${s.layers.from + k}`]);
+  const offloadedElsewhere = pipe.stages.some(
+    (s) => s.gpu.index !== main && layerDevices(s).some((d) => typeof d !== "number"),
+  );
+  assert.equal(
+    result.warnings.some((w) => w.includes("on its main device")),
+    offloadedElsewhere,
+  );
   for (const s of pipe.stages) {
     const devices = new Set<number | string>();
     for (let layer = s.layers.from; layer < s.layers.to; layer++) devices.add(map[`model.decoder.layers.${layer}`]!);
