@@ -202,6 +202,20 @@ test("DeepSpeed export: a plan on GPUs other than each node's first names them w
   assert.equal(flags.has("--num_gpus"), false, "the launcher refuses --num_gpus with --include");
 });
 
+test("DeepSpeed export: a stage with weights on disk offloads parameters to NVMe, with documented offload and aio keys", () => {
+  const stages = onePlan.pipeline!.stages.map((s, i) =>
+    i === 1 ? { ...s, policy: { ...s.policy, weights: { gpu: 0, cpu: 0.5, disk: 0.5 } } } : s,
+  );
+  const spilled = { ...onePlan, pipeline: { ...onePlan.pipeline!, stages } };
+  const config = JSON.parse(exportPlan(spilled, "deepspeed").text);
+  const offload = config.zero_optimization.offload_param;
+  assert.equal(offload.device, "nvme");
+  assert.ok(offload.max_in_cpu > 0, "the CPU share stays in CPU memory");
+  for (const key of Object.keys(offload)) assert.ok(DEEPSPEED_CONFIG_KEYS.offload_param!.includes(key), key);
+  assert.ok(config.aio);
+  for (const key of Object.keys(config.aio)) assert.ok(DEEPSPEED_CONFIG_KEYS.aio!.includes(key), key);
+});
+
 test("Accelerate export: each stage's layers on its GPU or offloaded, max_memory per GPU; a plan over several nodes is refused", () => {
   const pipe = onePlan.pipeline!;
   const result = exportPlan(onePlan, "accelerate");
