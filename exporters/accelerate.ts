@@ -6,15 +6,24 @@
  */
 import type { ModelSpec } from "../core/model-spec.js";
 import type { Plan } from "../core/plan.js";
-import { isUniform } from "../core/policy.js";
+import { isUniform, type Policy } from "../core/policy.js";
 import { activationTierOf } from "../core/realize-placement.js";
 import type { Tier } from "../core/tiers.js";
 import { formatBytes } from "../core/units.js";
 import type { ExportResult } from "./export-result.js";
 import type { ExportOptions } from "./export-source.js";
-import { commonHeader, describeTiers, gibUp, hfModelId, layerBytesFp16, planWeightBytes } from "./export-source.js";
+import {
+  commonHeader,
+  describeTiers,
+  gibUp,
+  hfModelId,
+  layerBytesFp16,
+  type PlanWeightBytes,
+  planWeightBytes,
+} from "./export-source.js";
 
-export type AccelerateDevice = 0 | "cpu" | "disk";
+/** A CUDA device index, the CPU, or disk (offload_folder). */
+export type AccelerateDevice = number | "cpu" | "disk";
 
 export interface AccelerateModule {
   readonly name: string;
@@ -92,8 +101,6 @@ export function accelerateModules(model: ModelSpec): AccelerateModule[] {
   ];
 }
 
-const DEVICE: Record<Tier, AccelerateDevice> = { gpu: 0, cpu: "cpu", disk: "disk" };
-
 export interface AccelerateMap {
   readonly deviceMap: Record<string, AccelerateDevice>;
   /** Uncompressed bytes Accelerate puts on each device. */
@@ -103,8 +110,26 @@ export interface AccelerateMap {
 
 export function accelerateDeviceMap(plan: Plan): AccelerateMap {
   const { modelSpec: model, policy } = plan;
-  const weights = planWeightBytes(model, policy);
   const modules = accelerateModules(model);
+  const map = placeModules(modules, planWeightBytes(model, policy), plan.predicted.capacityBytes.cpu, 0);
+  // Keep the map in model order.
+  const ordered: Record<string, AccelerateDevice> = {};
+  for (const m of modules) ordered[m.name] = map.deviceMap[m.name]!;
+  return { ...map, deviceMap: ordered };
+}
+
+/**
+ * Accelerate's placement of `modules` on GPU `gpu`, the CPU and disk: embeddings where `weights` puts
+ * them, then whole layers in order on the GPU while they fit its weight bytes, then on the CPU within its
+ * bytes, then on disk.
+ */
+export function placeModules(
+  modules: readonly AccelerateModule[],
+  weights: PlanWeightBytes,
+  cpuCapacityBytes: number,
+  gpu: number,
+): AccelerateMap {
+  const device = (tier: Tier): AccelerateDevice => (tier === "gpu" ? gpu : tier);
   const deviceMap: Record<string, AccelerateDevice> = {};
   const bytes = { gpu: 0, cpu: 0, disk: 0 };
   const layersOn = { gpu: 0, cpu: 0, disk: 0 };
@@ -112,14 +137,14 @@ export function accelerateDeviceMap(plan: Plan): AccelerateMap {
   for (const m of modules) {
     if (m.role.kind !== "embedding") continue;
     const tier = weights.embeddingTiers[m.role.tensor] ?? "gpu";
-    deviceMap[m.name] = DEVICE[tier];
+    deviceMap[m.name] = device(tier);
     bytes[tier] += m.bytes;
   }
   // Stored bytes below fp16 (compressed or quantised experts): fp16 layers need more room than the plan's
   // CPU bytes, so the CPU takes up to 80% of its capacity before spilling to disk.
   const fp16Total = modules.reduce((s, m) => s + m.bytes, 0);
   const compressed = weights.total.gpu + weights.total.cpu + weights.total.disk < fp16Total - 1;
-  const cpuCapacity = 0.8 * plan.predicted.capacityBytes.cpu;
+  const cpuCapacity = 0.8 * cpuCapacityBytes;
   const budget = {
     gpu: weights.total.gpu,
     cpu: compressed ? Math.max(weights.total.cpu, cpuCapacity) : weights.total.cpu,
@@ -131,16 +156,35 @@ export function accelerateDeviceMap(plan: Plan): AccelerateMap {
     if (layersOn.cpu === 0 && layersOn.disk === 0 && bytes.gpu + m.bytes <= budget.gpu + 1e-6) tier = "gpu";
     else if (noDisk || (layersOn.disk === 0 && bytes.cpu + m.bytes <= budget.cpu + 1e-6)) tier = "cpu";
     else tier = "disk";
-    deviceMap[m.name] = DEVICE[tier];
+    deviceMap[m.name] = device(tier);
     bytes[tier] += m.bytes;
     layersOn[tier] += 1;
   }
   for (const m of modules)
-    if (m.role.kind === "buffers") deviceMap[m.name] = layersOn.gpu > 0 || bytes.gpu > 0 ? 0 : "cpu";
-  // Keep the map in model order.
-  const ordered: Record<string, AccelerateDevice> = {};
-  for (const m of modules) ordered[m.name] = deviceMap[m.name]!;
-  return { deviceMap: ordered, bytes, layersOn };
+    if (m.role.kind === "buffers") deviceMap[m.name] = layersOn.gpu > 0 || bytes.gpu > 0 ? gpu : "cpu";
+  return { deviceMap, bytes, layersOn };
+}
+
+/** What Accelerate cannot express of a policy's experts, compute, KV cache and activations. */
+export function acceleratePolicyWarnings(policy: Policy): string[] {
+  const warnings: string[] = [];
+  if (policy.experts)
+    warnings.push(
+      "the plan caches MoE experts on the GPU and stores them quantised; Accelerate places whole fp16 layers and has no expert cache",
+    );
+  if (policy.layerGroups?.some((g) => g.compute === "cpu"))
+    warnings.push(
+      "Accelerate moves CPU- and disk-mapped layers to the GPU to compute them (hooks); the plan's CPU-computed layers run on the GPU",
+    );
+  if (policy.cache.gpu < 1 - 1e-9)
+    warnings.push(
+      "the plan keeps KV cache off the GPU; transformers keeps the KV cache with each layer's compute (the GPU)",
+    );
+  if (policy.cpuAttention)
+    warnings.push("the plan computes decode attention on the CPU; Accelerate computes every layer on the GPU");
+  if (activationTierOf(policy.activations) !== "gpu")
+    warnings.push("the plan keeps activations off the GPU; Accelerate does not offload activations");
+  return warnings;
 }
 
 export function exportAccelerate(plan: Plan, options: ExportOptions = {}): ExportResult {
@@ -157,26 +201,11 @@ export function exportAccelerate(plan: Plan, options: ExportOptions = {}): Expor
     warnings.push(
       `the plan stores 4-bit group-wise weights; Accelerate loads fp16 (${formatBytes(map.bytes.gpu)} on the GPU within the plan's ${formatBytes(weights.total.gpu)}), so fewer layers fit than in the plan (bitsandbytes' load_in_4bit is a different format)`,
     );
-  if (policy.experts)
-    warnings.push(
-      "the plan caches MoE experts on the GPU and stores them quantised; Accelerate places whole fp16 layers and has no expert cache",
-    );
-  if (policy.layerGroups?.some((g) => g.compute === "cpu"))
-    warnings.push(
-      "Accelerate moves CPU- and disk-mapped layers to the GPU to compute them (hooks); the plan's CPU-computed layers run on the GPU",
-    );
   if (map.bytes.disk > 0 || weights.total.disk > 0)
     warnings.push(
       "disk-mapped modules are written to offload_folder as fp16 .dat files and loaded back each forward pass",
     );
-  if (policy.cache.gpu < 1 - 1e-9)
-    warnings.push(
-      "the plan keeps KV cache off the GPU; transformers keeps the KV cache with each layer's compute (the GPU)",
-    );
-  if (policy.cpuAttention)
-    warnings.push("the plan computes decode attention on the CPU; Accelerate computes every layer on the GPU");
-  if (activationTierOf(policy.activations) !== "gpu")
-    warnings.push("the plan keeps activations off the GPU; Accelerate does not offload activations");
+  warnings.push(...acceleratePolicyWarnings(policy));
   if (!isUniform(policy) && !splits) {
     /* per-layer plans of whole layers map directly */
   }

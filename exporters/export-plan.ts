@@ -6,13 +6,16 @@
 import { InputError } from "../core/input-error.js";
 import type { Plan } from "../core/plan.js";
 import { exportAccelerate } from "./accelerate.js";
+import { exportAcceleratePipeline } from "./accelerate-pipeline.js";
 import { exportDeepspeed } from "./deepspeed.js";
+import { exportDeepspeedPipeline } from "./deepspeed-pipeline.js";
 import { exportPrediction, predictionLines } from "./export-prediction.js";
 import { EXPORT_TARGETS, type ExportResult, type ExportTarget, isExportTarget } from "./export-result.js";
 import type { ExportOptions } from "./export-source.js";
 import { exportFlexgen } from "./flexgen.js";
 import { exportFlexgenPipeline } from "./flexgen-pipeline.js";
 import { exportLlamaCpp } from "./llama-cpp.js";
+import { exportLlamaCppRpc } from "./llama-cpp-rpc.js";
 import { exportVllm } from "./vllm.js";
 import { exportVllmPipeline } from "./vllm-pipeline.js";
 
@@ -39,13 +42,18 @@ export function exportPlan(plan: Plan, target: ExportTarget, options: ExportOpti
 
 function exportTo(plan: Plan, target: ExportTarget, options: ExportOptions): ExportResult {
   if (plan.pipeline) {
-    if (target === "flexgen") return exportFlexgenPipeline(plan, plan.pipeline, options);
-    if (target === "vllm") return exportVllmPipeline(plan, plan.pipeline, options);
-    throw new InputError(
-      "--to",
-      undefined,
-      `pipeline plans export to flexgen and vllm; ${target}'s multi-GPU settings are not written yet (export one stage's policy by planning its GPU alone)`,
-    );
+    switch (target) {
+      case "flexgen":
+        return exportFlexgenPipeline(plan, plan.pipeline, options);
+      case "llama.cpp":
+        return exportLlamaCppRpc(plan, plan.pipeline, options);
+      case "accelerate":
+        return exportAcceleratePipeline(plan, plan.pipeline, options);
+      case "deepspeed":
+        return exportDeepspeedPipeline(plan, plan.pipeline, options);
+      case "vllm":
+        return exportVllmPipeline(plan, plan.pipeline, options);
+    }
   }
   switch (target) {
     case "flexgen":

@@ -24,6 +24,39 @@ export const LLAMA_MAX_SEQ = 256;
 const MAX_BATCH = 8192;
 const MAX_UBATCH = 2048;
 
+/** llama.cpp cannot load OPT models. */
+export const LLAMA_NO_OPT =
+  "llama.cpp has no OPT architecture (src/llama-model.cpp maps none; convert_hf_to_gguf.py registers no OPTForCausalLM): these flags show the plan in llama.cpp's terms but no GGUF of this model exists to run them";
+
+/** llama-server's batch flags for `sequences` parallel sequences whose micro-batches hold `ubatchSequences`: -c, -np, -b, -ub, -n. */
+export function llamaBatchFlags(
+  workload: { promptLen: number; genLen: number },
+  sequences: number,
+  ubatchSequences: number,
+): { flags: string[]; block: number; batch: number; ubatch: number; warnings: string[] } {
+  const warnings: string[] = [];
+  const block = Math.min(sequences, LLAMA_MAX_SEQ);
+  if (sequences > LLAMA_MAX_SEQ)
+    warnings.push(
+      `the plan's block of ${sequences} sequences exceeds llama.cpp's ${LLAMA_MAX_SEQ} parallel sequences (LLAMA_MAX_SEQ, src/llama-cparams.h): -np is capped at ${LLAMA_MAX_SEQ}; run the block as ${Math.ceil(sequences / LLAMA_MAX_SEQ)} rounds`,
+    );
+  const batch = Math.max(1, Math.min(MAX_BATCH, workload.promptLen * block));
+  const ubatch = Math.max(1, Math.min(MAX_UBATCH, workload.promptLen * ubatchSequences, batch));
+  const flags = [
+    `-c ${block * (workload.promptLen + workload.genLen)}`,
+    `-np ${block}`,
+    `-b ${batch}`,
+    `-ub ${ubatch}`,
+    `-n ${workload.genLen}`,
+  ];
+  return { flags, block, batch, ubatch, warnings };
+}
+
+/** The header line explaining llama-server's batch flags. */
+export function llamaBatchNote(workload: { promptLen: number; genLen: number }, block: number): string {
+  return `-c ${block * (workload.promptLen + workload.genLen)}: ${block} parallel sequences (-np) x (${workload.promptLen} + ${workload.genLen}) tokens; -b/-ub: prompt tokens of the block / of one GPU batch, capped at ${MAX_BATCH}/${MAX_UBATCH}`;
+}
+
 export function ggufQuantisation(plan: Pick<Plan, "policy">): "Q4_K_M" | "Q8_0" | "F16" {
   const x = plan.policy.experts;
   if (x) return x.bits <= 4 ? "Q4_K_M" : x.bits === 8 ? "Q8_0" : "F16";
@@ -100,33 +133,15 @@ export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportR
   if (policy.layerGroups?.some((g) => g.compute === "cpu") || layersOnGpu < L)
     notes.push(`layers beyond -ngl compute on the CPU from host memory`);
 
-  if (model.family === "opt")
-    warnings.push(
-      "llama.cpp has no OPT architecture (src/llama-model.cpp maps none; convert_hf_to_gguf.py registers no OPTForCausalLM): these flags show the plan in llama.cpp's terms but no GGUF of this model exists to run them",
-    );
+  if (model.family === "opt") warnings.push(LLAMA_NO_OPT);
   if (policy.cache.disk > 0)
     warnings.push(
       `the plan keeps ${(100 * policy.cache.disk).toFixed(0)}% of the KV cache on disk; llama.cpp has no disk tier for the KV cache, so it must fit in GPU or host memory`,
     );
-  const planned = blockSize(policy);
-  const block = Math.min(planned, LLAMA_MAX_SEQ);
-  if (planned > LLAMA_MAX_SEQ)
-    warnings.push(
-      `the plan's block of ${planned} sequences exceeds llama.cpp's ${LLAMA_MAX_SEQ} parallel sequences (LLAMA_MAX_SEQ, src/llama-cparams.h): -np is capped at ${LLAMA_MAX_SEQ}; run the block as ${Math.ceil(planned / LLAMA_MAX_SEQ)} rounds`,
-    );
-  const batch = Math.max(1, Math.min(MAX_BATCH, workload.promptLen * block));
-  const ubatch = Math.max(1, Math.min(MAX_UBATCH, workload.promptLen * policy.gpuBatchSize, batch));
-  const flags = [
-    "llama-server",
-    `-m ${model.name}-${quant}.gguf`,
-    `-ngl ${ngl}`,
-    ...moeFlags,
-    `-c ${block * (workload.promptLen + workload.genLen)}`,
-    `-np ${block}`,
-    `-b ${batch}`,
-    `-ub ${ubatch}`,
-    `-n ${workload.genLen}`,
-  ];
+  const batching = llamaBatchFlags(workload, blockSize(policy), policy.gpuBatchSize);
+  warnings.push(...batching.warnings);
+  const block = batching.block;
+  const flags = ["llama-server", `-m ${model.name}-${quant}.gguf`, `-ngl ${ngl}`, ...moeFlags, ...batching.flags];
   const seqs = cacheSequences(policy.gpuBatchSize, policy.cache);
   if (!policy.experts && seqs.gpu === 0) {
     flags.push("-nkvo");
@@ -154,7 +169,7 @@ export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportR
     ...commonHeader(plan, "llama.cpp (llama-server; the same flags work for llama-cli)", options),
     `-m: a GGUF of ${model.name} quantised ${quant} (${quant === "F16" ? "the plan keeps fp16 weights" : quant === "Q8_0" ? "8-bit plan" : "4-bit plan"}); the file name is a placeholder`,
     `-ngl ${ngl}: ${layersOnGpu} of ${L} layers on the GPU${ngl > layersOnGpu ? " plus the output layer (n_layer + 1)" : ""}`,
-    `-c ${block * (workload.promptLen + workload.genLen)}: ${block} parallel sequences (-np) x (${workload.promptLen} + ${workload.genLen}) tokens; -b/-ub: prompt tokens of the block / of one GPU batch, capped at ${MAX_BATCH}/${MAX_UBATCH}`,
+    llamaBatchNote(workload, block),
     "--threads: add --threads <physical cores of your CPU> (llama.cpp's default guesses it; hyper-threads do not help)",
     ...notes,
   ];

@@ -64,6 +64,77 @@ export const LLAMA_FLAGS: Record<string, Kind> = {
   "-ctk": ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"],
   "--no-mmap": "none",
   "--mlock": "none",
+  // The RPC backend and multi-GPU splits (common/arg.cpp; tools/rpc/README.md, checked this session).
+  "--rpc": "string",
+  "-ts": "string",
+  "--tensor-split": "string",
+  "-sm": ["none", "layer", "row"],
+  "--split-mode": ["none", "layer", "row"],
+};
+/** rpc-server's flags (llama.cpp tools/rpc/rpc-server.cpp, rpc_server_params_parse, checked this session). */
+export const RPC_SERVER_FLAGS: Record<string, Kind> = {
+  "-H": "string",
+  "--host": "string",
+  "-p": "int",
+  "--port": "int",
+  "-t": "int",
+  "--threads": "int",
+  "-d": "string",
+  "--device": "string",
+  "-m": "string",
+  "--mem": "string",
+  "-c": "none",
+  "--cache": "none",
+};
+/** The `deepspeed` launcher's own flags before the user script (deepspeed/launcher/runner.py parse_args, checked this session). */
+export const DEEPSPEED_LAUNCHER_FLAGS: Record<string, Kind> = {
+  "-H": "string",
+  "--hostfile": "string",
+  "-i": "string",
+  "--include": "string",
+  "-e": "string",
+  "--exclude": "string",
+  "--num_nodes": "int",
+  "--num_gpus": "int",
+  "--num_accelerators": "int",
+  "--master_port": "int",
+  "--master_addr": "string",
+  "--node_rank": "int",
+  "--launcher": "string",
+  "--launcher_args": "string",
+  "--module": "none",
+  "--no_python": "none",
+  "--no_local_rank": "none",
+  "--no_ssh": "none",
+  "--no_ssh_check": "none",
+  "--force_multi": "none",
+};
+/**
+ * DeepSpeed config keys the exports write, by section (deepspeed/runtime/zero/config.py DeepSpeedZeroConfig
+ * and its stage3_* aliases, runtime/zero/offload_config.py DeepSpeedZeroOffloadParamConfig,
+ * runtime/swap_tensor/constants.py AIO_FORMAT; checked this session). The ZeRO sections are pydantic
+ * models that forbid unknown keys.
+ */
+export const DEEPSPEED_CONFIG_KEYS: Record<string, readonly string[]> = {
+  zero_optimization: [
+    "stage",
+    "offload_param",
+    "stage3_prefetch_bucket_size",
+    "stage3_param_persistence_threshold",
+    "stage3_model_persistence_threshold",
+    "stage3_max_live_parameters",
+    "stage3_max_reuse_distance",
+  ],
+  offload_param: ["device", "nvme_path", "buffer_count", "buffer_size", "max_in_cpu", "pin_memory"],
+  aio: [
+    "block_size",
+    "queue_depth",
+    "thread_count",
+    "intra_op_parallelism",
+    "single_submit",
+    "overlap_events",
+    "use_gds",
+  ],
 };
 export const VLLM_FLAGS: Record<string, Kind> = {
   "--dtype": ["auto", "half", "float16", "bfloat16", "float", "float32"],
