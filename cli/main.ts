@@ -37,6 +37,13 @@ function commandNamed(args: readonly string[]): CommandName | undefined {
   return (COMMAND_NAMES as readonly string[]).includes(first ?? "") ? (first as CommandName) : undefined;
 }
 
+/** Whether a command line asks for help (`--help`, `-h`, or `help` in place of a command). */
+function helpRequested(args: readonly string[]): boolean {
+  const end = args.indexOf("--");
+  const flags = end === -1 ? args : args.slice(0, end);
+  return flags.some((a) => a === "--help" || a === "-h" || a.startsWith("--help=")) || flags[0] === "help";
+}
+
 /**
  * The CLI for `args`: the command they name loaded in full, every other command as its usage line and
  * description only (for the top-level help), so a command loads no module another command needs.
@@ -64,7 +71,10 @@ export async function buildCli(args: string[]): Promise<Argv> {
       .alias("help", "h")
       .version()
       .epilog(EXIT_CODES_EPILOG)
-      .wrap(Math.min(110, process.stdout.columns || 100))
+      // yargs lays out the help text (cliui, string-width) after every command's handler starts, to cache
+      // it: ~100 ms for plan's flags. Only a help request shows it (errors are one line), so only then
+      // is it wrapped; unwrapped, the layout is a few milliseconds.
+      .wrap(helpRequested(args) ? Math.min(110, process.stdout.columns || 100) : null)
       // yargs passes middleware its instance as a second argument (its typings omit it): the command's flags.
       .middleware(
         ((argv: Record<string, unknown>, y: { getOptions(): DeclaredFlags }) => {
