@@ -31,6 +31,11 @@ function runOptions<T>(y: Argv<T>) {
     .option("hardware", { type: "string", describe: "profile name or path (default: the plan's)" })
     .option("schedule", { choices: SCHEDULE_NAMES, describe: "schedule semantics (default: the plan's)" })
     .option("trace", { type: "string", describe: "write a Chrome Trace Event file of the measured run" })
+    .option("record-routing", {
+      type: "string",
+      describe:
+        "Mixture-of-Experts plans: write the routing the run produced (with the speculative guesses) as a routing CSV for plan/simulate --routing",
+    })
     .option("offload-dir", {
       type: "string",
       describe: "parent folder for the disk tier's offload files (default: the OS temp folder)",
@@ -69,6 +74,7 @@ export async function runRun(argv: RunArgs): Promise<void> {
       schedule: argv.schedule ?? planFile.schedule,
       capacityBytes,
       ...(argv.trace ? { tracePath: argv.trace } : {}),
+      ...(argv["record-routing"] !== undefined ? { routingPath: argv["record-routing"] } : {}),
       ...(argv["offload-dir"] ? { offloadDir: argv["offload-dir"] } : {}),
       reference: argv.reference,
       backend: argv.backend,

@@ -27,4 +27,10 @@ export interface RunOptions extends TraceOptions {
    * "reference" for the all-on-device reference run.
    */
   readonly onProgress?: OnProgress;
+  /**
+   * Mixture-of-Experts plans: write the routing the run recorded (router choices, and the speculative
+   * prefetcher's guesses) to this file as a routing CSV, which `plan --routing` and `simulate --routing`
+   * read. Dense plans have no routing: refused.
+   */
+  readonly routingPath?: string;
 }

@@ -6,6 +6,7 @@
 
 import { tmpdir } from "node:os";
 import type { HardwareProfile } from "../core/hardware-profile.js";
+import { InputError } from "../core/input-error.js";
 import type { Plan } from "../core/plan.js";
 import { planIdentity } from "../core/plan-identity.js";
 import { isUniform, type Policy } from "../core/policy.js";
@@ -330,6 +331,12 @@ function allOnDevice(policy: Policy): Policy {
 export async function run(plan: Plan, profile: HardwareProfile, options: RunOptions): Promise<RunResult> {
   // Mixture-of-Experts plans run with expert caches (runtime/moe/run-moe-plan.ts); the result adds their expert figures.
   if (plan.policy.experts) return (await executeMoePlan(plan, profile, options)).result;
+  if (options.routingPath !== undefined)
+    throw new InputError(
+      "--record-routing",
+      undefined,
+      "only a Mixture-of-Experts plan (policy.experts) routes tokens to experts; this plan is dense",
+    );
   if (!isUniform(plan.policy) || plan.policy.embeddings) {
     throw new PlanError(
       "the runtime runs one weight placement for every layer, computed on the GPU: this plan's per-layer placement (an accelerate or llama.cpp baseline) can be planned and simulated, not run yet",

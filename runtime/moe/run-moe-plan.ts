@@ -13,16 +13,18 @@ import type { HardwareProfile } from "../../core/hardware-profile.js";
 import type { ModelSpec } from "../../core/model-spec.js";
 import type { Plan } from "../../core/plan.js";
 import { planIdentity } from "../../core/plan-identity.js";
+import { checkOutputPath } from "../../core/write-file-atomic.js";
 import { PlanError } from "../../planner/plan-error.js";
+import { writeRoutingCsv } from "../../routing/routing-csv.js";
 import { openTraceSink } from "../../simulator/open-trace-sink.js";
 import { DeviceOutOfMemory } from "../device-arena.js";
 import type { RunOptions } from "../run-options.js";
 import { type RunResult, timedRunFigures } from "../run-result.js";
 import { syntheticPrompts } from "../synthetic-prompts.js";
 import { type ExpertSummary, measuredExpertSummary, predictedExpertSummary } from "./expert-summary.js";
-import { expertValues } from "./mixtral-model.js";
 import { readMoeConfig } from "./moe-checkpoint.js";
 import { type MoeRunResult, runMoe } from "./moe-runner.js";
+import { expertStoredBytes } from "./quantized-weights.js";
 import { unrunnableExpertPolicy } from "./runnable-expert-policy.js";
 
 /** A run of an MoE plan: the dense figures, plus its experts' (measured, and as the plan predicted them). */
@@ -83,6 +85,8 @@ export async function executeMoePlan(
   const ids = syntheticPrompts(B, s, m.vocabSize, options.promptSeed ?? 0);
   const promptTokens = Array.from({ length: B }, (_, b) => Array.from(ids.subarray(b * s, (b + 1) * s)));
   const overlap = options.overlap ?? plan.policy.overlap;
+  // A routing file is checked before the run (a bad name fails at once) and written after it.
+  if (options.routingPath !== undefined) checkOutputPath(options.routingPath);
   const trace = openTraceSink(options, "run()");
   trace?.describe({ source: "run", plan: planIdentity(plan.model, plan.workload, plan.policy) });
   let run: MoeRunResult;
@@ -103,8 +107,10 @@ export async function executeMoePlan(
     if (error instanceof DeviceOutOfMemory) throw new PlanError(`the plan does not fit at run time: ${error.message}`);
     throw error;
   }
+  if (options.routingPath !== undefined) writeRoutingCsv(options.routingPath, run.routing);
   const t = run.timing;
-  const homeBytes = m.numLayers * m.moe!.numExperts * expertValues(m) * 2;
+  // Every expert's home copy in host memory, at its stored precision.
+  const homeBytes = m.numLayers * m.moe!.numExperts * expertStoredBytes(m, plan.policy.experts!.bits);
   const plannedExperts = predictedExpertSummary(plan);
   const f = timedRunFigures(plan, { ...t, makespanSeconds: t.prefillSeconds + t.decodeSeconds });
   const result: MoePlanRunResult = {

@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { readRouting } from "../../cli/routing-flag.js";
 import { runSynthWeights } from "../../cli/synth-weights-command.js";
 import { withCapacities } from "../../core/hardware-profile.js";
 import type { ModelSpec } from "../../core/model-spec.js";
@@ -324,13 +325,28 @@ test("an MoE run writes the dense run's trace: compute and expert slices, expert
     experts: { ...MOE_FIXED, cacheSize: 1, eviction: "lru", compute: "gpu", prefetchExperts: 2 },
   });
   const tracePath = join(moeWeights, "trace.json");
+  const routingPath = join(moeWeights, "routing.csv");
   const r = await run(p, hardware, {
     weightsDir: join(moeWeights, model.name),
     capacityBytes: p.predicted.capacityBytes,
     tracePath,
+    routingPath,
     reference: false,
   });
   assert.equal(r.matchesReference, undefined);
+  // --record-routing: the run's routing with the speculative guesses, as plan/simulate --routing read it.
+  const recorded = readRouting(routingPath, model).trace;
+  const batch = p.policy.gpuBatchSize * p.policy.numGpuBatches;
+  assert.equal(recorded.tokens.length, batch * (moeWorkload.promptLen + moeWorkload.genLen - 1));
+  assert.equal(recorded.guesses?.distance, 1);
+  assert.equal(recorded.guesses?.perLayer, 2);
+  // A dense plan routes nothing: the flag is bad input there.
+  const t4 = resolveHardware("t4");
+  const dense = await plan({ model: findCatalogueModel("opt-125m")!, hardware: t4, workload: moeWorkload });
+  await assert.rejects(
+    run(dense, t4, { weightsDir: moeWeights, capacityBytes: dense.predicted.capacityBytes, routingPath }),
+    /only a Mixture-of-Experts plan/,
+  );
   const trace = JSON.parse(readFileSync(tracePath, "utf8")) as {
     traceEvents: { ph: string; name: string; cat: string; dur: number; args: { token: number; layer: number } }[];
     otherData: { source: string };
