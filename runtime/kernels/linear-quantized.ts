@@ -6,7 +6,7 @@
  */
 import type { ExpertBits } from "../../core/expert-policy.js";
 import { dequantizeGroupwise } from "../moe/expert-quantization.js";
-import { linearByTiles } from "./linear-f16.js";
+import { linearByTiles, linearF16 } from "./linear-f16.js";
 
 /** The weight [n, k] stored at `bits`, and the product's rows m. */
 export interface QuantizedLinearShape {
@@ -22,9 +22,27 @@ export function linearQuantized(
   out: Float32Array,
   shape: QuantizedLinearShape,
   scratch: { readonly tile: Float32Array; readonly out: Float32Array },
+  bias?: Float32Array,
 ): void {
   const { k, n, bits } = shape;
   const decodeRows = (n0: number, rows: number, tile: Float32Array) =>
     dequantizeGroupwise(stored, bits, n * k, n0 * k, (n0 + rows) * k, tile);
-  linearByTiles(x, decodeRows, undefined, out, shape, scratch);
+  linearByTiles(x, decodeRows, bias, out, shape, scratch);
+}
+
+/**
+ * A linear layer over a weight as the MoE runtime holds it: a Uint16Array of fp16 values (16 bits) or a
+ * view of its stored group-wise bytes (below 16); fp16 weights take linearF16, the others linearQuantized.
+ */
+export function linearAtBits(
+  x: Float32Array,
+  w: Uint16Array,
+  bias: Float32Array | undefined,
+  out: Float32Array,
+  shape: QuantizedLinearShape,
+  scratch: { readonly tile: Float32Array; readonly out: Float32Array },
+): void {
+  const { m, k, n, bits } = shape;
+  if (bits === 16) linearF16(x, w, bias, out, m, k, n, scratch.tile, scratch.out);
+  else linearQuantized(x, new Uint8Array(w.buffer, w.byteOffset, w.byteLength), out, shape, scratch, bias);
 }

@@ -18,8 +18,8 @@
  * simulator/expert-predictor.ts's `batchGuesses`, which the replay of a recorded trace shares.
  */
 import type { ExpertBits } from "../../core/expert-policy.js";
-import { linearF16, linearScratchLength } from "../kernels/linear-f16.js";
-import { linearQuantized } from "../kernels/linear-quantized.js";
+import { linearScratchLength } from "../kernels/linear-f16.js";
+import { linearAtBits } from "../kernels/linear-quantized.js";
 import { route } from "./mixtral-model.js";
 
 export interface TokenGuesses {
@@ -75,16 +75,14 @@ export class GateLookahead {
       this.tile = new Float32Array(scratch.tile);
       this.tileOut = new Float32Array(scratch.out);
     }
-    if (this.routerBits === 16)
-      linearF16(routerInput, router, undefined, this.logits, rows, h, E, this.tile, this.tileOut);
-    else
-      linearQuantized(
-        routerInput,
-        new Uint8Array(router.buffer, router.byteOffset, router.byteLength),
-        this.logits,
-        { m: rows, k: h, n: E, bits: this.routerBits },
-        { tile: this.tile, out: this.tileOut },
-      );
+    linearAtBits(
+      routerInput,
+      router,
+      undefined,
+      this.logits,
+      { m: rows, k: h, n: E, bits: this.routerBits },
+      { tile: this.tile, out: this.tileOut },
+    );
     const experts = new Int32Array(rows * m);
     const weights = new Float32Array(rows * m);
     for (let row = 0; row < rows; row++) {

@@ -24,8 +24,8 @@ import type { ExpertBits } from "../../core/expert-policy.js";
 import { headDim, kvDim, type ModelSpec, qDim } from "../../core/model-spec.js";
 import { fromFloat16Array } from "../fp16.js";
 import { argmax } from "../kernels/argmax.js";
-import { linearF16, linearScratchLength } from "../kernels/linear-f16.js";
-import { linearQuantized } from "../kernels/linear-quantized.js";
+import { linearScratchLength } from "../kernels/linear-f16.js";
+import { linearAtBits } from "../kernels/linear-quantized.js";
 import { dequantizeGroupwise, quantizedByteLength } from "./expert-quantization.js";
 import { gqaAttention } from "./gqa-attention.js";
 import { routerOf } from "./pre-gated.js";
@@ -224,17 +224,7 @@ export class MixtralModel {
     bias?: Uint16Array,
   ): void {
     const b = bias ? this.biasValues(bias, n) : undefined;
-    if (bits === 16) linearF16(x, w, b, out, m, k, n, this.tile, this.tileOut);
-    else {
-      linearQuantized(
-        x,
-        bytesOf(w),
-        out,
-        { m, k, n, bits: bits as ExpertBits },
-        { tile: this.tile, out: this.tileOut },
-      );
-      if (b) for (let row = 0; row < m; row++) for (let j = 0; j < n; j++) out[row * n + j]! += b[j]!;
-    }
+    linearAtBits(x, w, b, out, { m, k, n, bits: bits as ExpertBits }, { tile: this.tile, out: this.tileOut });
   }
 
   /** A bias vector of `n` values (Qwen2-MoE's q/k/v), stored at the attention precision. */
