@@ -16,6 +16,11 @@
  * The trace restarts with every forward, so each forward's first fetch is not prefetched. The KV cache and
  * activations stay on the GPU. Modelled as a pipeline one module deep: while module j computes, the next
  * module's parameters cross PCIe, and (NVMe) the drive reads one NVMe module ahead of those copies.
+ * DeepSpeed v0.7.7 (the version FlexGen's harness runs) fetches through the all-gather path instead
+ * (ZeroInferenceConfig.fetchPath): its `.to(device)` blocks the host until the copy ends, and every
+ * fetched byte is copied twice more on the GPU (torch.cat into the flat all-gather buffer, torch.cat out
+ * of it in AllGatherCoalescedHandle.wait), the second on the all-gather stream the module's compute waits
+ * for.
  */
 import type { ModelSpec } from "../core/model-spec.js";
 import { PLACEMENT_TOLERANCE, type Placement, type Policy } from "../core/policy.js";
@@ -36,6 +41,8 @@ export const TERM_WEIGHTS_IO = "weights I/O";
 const FETCH =
   "deepspeed runtime/zero/partitioned_param_coordinator.py fetch_sub_module; partition_parameters.py NoGatherHandle";
 const SWAP = "deepspeed runtime/swap_tensor/partitioned_param_swapper.py swap_in (libaio into pinned buffers)";
+const ALL_GATHER =
+  "deepspeed v0.7.7 runtime/zero/partition_parameters.py all_gather_coalesced, AllGatherCoalescedHandle.wait";
 
 /** Where ZeRO-Inference keeps parameters off the GPU ("none": no offload_param, everything on the GPU). */
 export type ZeroOffload = "none" | "cpu" | "nvme";
@@ -44,6 +51,13 @@ export type ZeroOffload = "none" | "cpu" | "nvme";
 const HOOK_OPS_PER_PARAM = 3;
 /** Per module: the all-gather stream synchronize and wait_stream in fetch_sub_module, the fetch event. */
 const HOOK_OPS_PER_MODULE = 3;
+/**
+ * v0.7.7's all-gather path, per fetched module: torch.empty of the flat buffer, narrow, torch.cat, the
+ * one-rank `_all_gather_base` and its handle's wait (all_gather_coalesced, AllGatherCoalescedHandle.wait).
+ */
+const ALL_GATHER_OPS_PER_MODULE = 5;
+/** ... and per fetched parameter in AllGatherCoalescedHandle.wait: narrow, torch.cat, view, record_stream. */
+const ALL_GATHER_OPS_PER_PARAM = 4;
 
 export interface ZeroRealization {
   readonly offload: ZeroOffload;
@@ -166,6 +180,47 @@ function copyToGpu(ctx: Context, params: readonly HfTensor[], what: string): Eng
   ];
 }
 
+/**
+ * v0.7.7's all-gather path: one GPU copy of `params` (read and written once) by torch.cat, "in" into the
+ * flat buffer after the host->device copies (all_gather_coalesced), or "out" of it, one torch.cat per
+ * parameter (AllGatherCoalescedHandle.wait). Empty on the no-gather path.
+ */
+function flatBufferCopy(
+  ctx: Context,
+  params: readonly HfTensor[],
+  direction: "in" | "out",
+  what: string,
+): EngineOperation[] {
+  if (ctx.config.fetchPath !== "all-gather-coalesced" || params.length === 0) return [];
+  const bytes = 2 * sumBytes(params);
+  const kernels = direction === "in" ? 1 : params.length;
+  const name =
+    direction === "in"
+      ? `${what}: torch.cat of ${params.length} parameter(s) into the flat all-gather buffer`
+      : `${what}: torch.cat of each of ${params.length} parameter(s) out of the flat buffer`;
+  return [
+    op(
+      name,
+      "gpu",
+      bytes / ctx.rates.gpuElementwiseBytesPerSecond + kernels * ctx.rates.gpuKernelLaunchSeconds,
+      TERM_WEIGHTS_IO,
+      ALL_GATHER,
+      { bytes },
+    ),
+  ];
+}
+
+/** Host operations of the all-gather path for a module fetching `own` and prefetching `next` (0 on the no-gather path). */
+function allGatherOps(ctx: Context, own: readonly HfTensor[], next: readonly HfTensor[]): number {
+  if (ctx.config.fetchPath !== "all-gather-coalesced") return 0;
+  return (next.length > 0 ? ALL_GATHER_OPS_PER_MODULE : 0) + ALL_GATHER_OPS_PER_PARAM * own.length;
+}
+
+const withId = (ops: EngineOperation[], id: string): EngineOperation[] =>
+  ops.map((o, i) => (i === ops.length - 1 ? { ...o, id } : o));
+const withAfter = (ops: EngineOperation[], after: string | undefined): EngineOperation[] =>
+  after === undefined ? ops : ops.map((o, i) => (i === 0 ? { ...o, after } : o));
+
 interface Block {
   readonly segments: readonly HfSegment[];
   readonly count: number;
@@ -179,25 +234,35 @@ function blockSteps(ctx: Context, forward: GenerateForward, block: Block): Engin
   return block.segments.map((segment, j) => {
     const next = sequence[j + 1];
     const nextFetch = fetched(ctx, next);
+    const own = fetched(ctx, segment);
     const hookOps =
-      segment.part === "generate" ? 0 : HOOK_OPS_PER_MODULE + HOOK_OPS_PER_PARAM * fetched(ctx, segment).length;
+      segment.part === "generate"
+        ? 0
+        : HOOK_OPS_PER_MODULE + HOOK_OPS_PER_PARAM * own.length + allGatherOps(ctx, own, nextFetch);
     const dispatch = dispatchOp(
       ctx.rates,
       segment.dispatchOps + hookOps,
       segment.module,
       `${segment.source}; ${FETCH}`,
     );
-    const copy = copyToGpu(ctx, nextFetch, `prefetch ${next?.module ?? ""}`);
-    // Copying out of pageable memory blocks the host thread, so it dispatches this module after the copy.
-    const hostBlocked = copy.some((o) => o.lane === "hostThread");
-    const chains: EngineOperation[][] = hostBlocked ? [[...copy, dispatch]] : [copy, [dispatch]];
+    // v0.7.7: wait() copies this module's parameters out of the flat buffer on the all-gather stream (the
+    // module's kernels wait for it), before the next module's copies on that stream.
+    const copyOut = withId(flatBufferCopy(ctx, own, "out", segment.module), "copy-out");
+    const copy = withId(copyToGpu(ctx, nextFetch, `prefetch ${next?.module ?? ""}`), "prefetch");
+    const copyIn = withAfter(flatBufferCopy(ctx, nextFetch, "in", `prefetch ${next?.module ?? ""}`), "prefetch");
+    // Copying out of pageable memory, or v0.7.7's blocking .to(), blocks the host thread, so it dispatches
+    // this module after the copy.
+    const hostBlocked = copy.some((o) => o.lane === "hostThread") || ctx.config.fetchPath === "all-gather-coalesced";
+    const chains: EngineOperation[][] = hostBlocked
+      ? [[...copyOut, ...copy, dispatch], copyIn]
+      : [[...copyOut, ...copy], [dispatch], copyIn];
     // The drive runs one NVMe module ahead of the GPU copies: when the module being copied is on NVMe, the
     // next NVMe module is read now (DeepSpeed's swap-in looks up to twice the in-flight elements ahead).
     if (nvmeBearing(ctx, next)) {
       const ahead = sequence.slice(j + 2).find((s) => nvmeBearing(ctx, s));
       chains.push(diskRead(ctx, fetched(ctx, ahead), `swap in ${ahead?.module ?? ""}`));
     }
-    chains.push(segmentGpuOps(ctx.rates, segment));
+    chains.push(withAfter(segmentGpuOps(ctx.rates, segment), copyOut.length > 0 ? "copy-out" : undefined));
     return {
       phase: forward.phase,
       label: `${forward.label}: ${block.what}: ${segment.module}`,
@@ -222,7 +287,11 @@ function forwardSteps(ctx: Context, model: ModelSpec, forward: GenerateForward):
     label: `${forward.label}: fetch ${before[0]!.module} (the trace restarts: not prefetched)`,
     count: 1,
     chains: [
-      [...diskRead(ctx, first, `swap in ${before[0]!.module}`), ...copyToGpu(ctx, first, `fetch ${before[0]!.module}`)],
+      [
+        ...diskRead(ctx, first, `swap in ${before[0]!.module}`),
+        ...copyToGpu(ctx, first, `fetch ${before[0]!.module}`),
+        ...flatBufferCopy(ctx, first, "in", `fetch ${before[0]!.module}`),
+      ],
       diskRead(
         ctx,
         fetched(
