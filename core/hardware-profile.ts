@@ -131,6 +131,11 @@ export interface CpuProfile {
   readonly firstTouchBytesPerSecond?: Quantity;
   /** Kernel class: `pin_memory()`-style relay (page-locked allocation plus a copy into it), bytes per second. */
   readonly pageableRelayBytesPerSecond?: Quantity;
+  /**
+   * Kernel class: one host thread copying into memory that is already mapped (a driver's reused staging
+   * buffer), bytes per second: the rate of CUDA's staging copy of a pageable host->device transfer.
+   */
+  readonly singleThreadCopyBytesPerSecond?: Quantity;
   /** Kernel class: host time an eager framework (PyTorch) spends dispatching one operation, seconds. */
   readonly eagerDispatchSeconds?: Quantity;
 }
@@ -303,6 +308,7 @@ const CPU_KERNEL_RATES = [
   "fp16ToFp32ValuesPerSecond",
   "firstTouchBytesPerSecond",
   "pageableRelayBytesPerSecond",
+  "singleThreadCopyBytesPerSecond",
   "eagerDispatchSeconds",
 ] as const;
 

@@ -5,8 +5,10 @@
  *   parameters in a CPU- or disk-mapped block gets its own AlignDevicesHook with offload=True;
  * - hooks.py AlignDevicesHook.pre_forward: before the module runs, each of its tensors is moved to the
  *   execution device with utils/modeling.py set_module_tensor_to_device (`value.to(device)`, a
- *   synchronous copy out of pageable memory: the host waits for the GPU's queued work, stages the bytes
- *   through the driver's pinned buffer and waits for the copy); post_forward puts them back on "meta";
+ *   synchronous copy out of pageable memory: the host waits for the GPU's queued work, then the calling
+ *   thread copies the bytes chunk by chunk into the driver's pinned staging buffer while the copy engine
+ *   moves the chunks staged before, and the host waits for the last one); post_forward puts them back on
+ *   "meta";
  * - utils/offload.py OffloadedWeightsLoader / load_offloaded_weight: a disk-offloaded tensor is read
  *   through a numpy memmap (or safetensors' mmap) and copied into a fresh CPU tensor first.
  * No prefetch: copies and compute form one chain. GPU-resident modules run as plain eager PyTorch: the
@@ -39,57 +41,88 @@ const HOOK_OPS_PER_TENSOR = 4;
 /** Per hooked module: send_to_device of its inputs (AlignDevicesHook.pre_forward). */
 const HOOK_OPS_PER_MODULE = 1;
 
-/** The hook's synchronous copy of one offloaded module's tensors to the GPU, in order. */
-function hookCopy(rates: KernelRates, segment: HfSegment, tier: Tier): EngineOperation[] {
+const TORCH_COPY =
+  "torch.tensor(ndarray): at::copy_ through TensorIterator, split over the intra-op threads (at::parallel_for)";
+const STAGING =
+  "CUDA Runtime API, API synchronization behavior: a pageable host->device cudaMemcpy returns once the buffer is copied to staging memory for DMA";
+
+/**
+ * The hook's synchronous copy of one offloaded module's tensors to the GPU: dispatch (and, from disk, the
+ * read and the copy out of the memmap), then the pageable transfer, in which the host thread's staging
+ * copy and the copy engine's DMA of the chunks already staged run side by side (two chains).
+ */
+function hookCopy(rates: KernelRates, segment: HfSegment, tier: Tier): EngineOperation[][] {
   const bytes = segmentParamBytes(segment);
   const tensors = segment.params.length;
   const name = segment.module;
-  const diskOps: EngineOperation[] =
-    tier === "disk"
-      ? [
-          op(
-            `${name}: read ${tensors} memory-mapped tensor(s)`,
-            "diskRead",
-            bytes / rates.diskMmapReadBytesPerSecond + tensors * rates.diskLatencySeconds,
-            TERM_WEIGHTS_IO,
-            DISK_LOAD,
-            { bytes },
-          ),
-          op(
-            `${name}: torch.tensor(memmap) into a fresh CPU tensor`,
-            "hostThread",
-            bytes / rates.cpuFirstTouchBytesPerSecond,
-            TERM_WEIGHTS_IO,
-            DISK_LOAD,
-            { bytes },
-          ),
-        ]
-      : [];
-  return [
-    // torch.tensor(memmap) is one more operation per tensor on the disk path.
-    dispatchOp(
-      rates,
-      tensors * (HOOK_OPS_PER_TENSOR + (tier === "disk" ? 1 : 0)) + HOOK_OPS_PER_MODULE,
-      `${name} offload hook`,
-      HOOKS,
-    ),
-    ...diskOps,
-    op(
-      `${name}: pageable copy staged through the driver's pinned buffer`,
-      "hostThread",
-      bytes / rates.pageableRelayBytesPerSecond,
-      TERM_WEIGHTS_IO,
-      SET_TENSOR,
-      { bytes },
-    ),
-    op(
-      `${name}: host->device copy of ${tensors} tensor(s)`,
+  const hooked = `${name}: hooked`;
+  const read = `${name}: read`;
+  const staged = `${name}: staged`;
+  // torch.tensor(memmap) is one more operation per tensor on the disk path.
+  const dispatch = dispatchOp(
+    rates,
+    tensors * (HOOK_OPS_PER_TENSOR + (tier === "disk" ? 1 : 0)) + HOOK_OPS_PER_MODULE,
+    `${name} offload hook`,
+    HOOKS,
+  );
+  const staging = op(
+    `${name}: the calling thread copies the pageable bytes into the driver's pinned staging buffer`,
+    "hostThread",
+    bytes / rates.cpuSingleThreadCopyBytesPerSecond,
+    TERM_WEIGHTS_IO,
+    `${SET_TENSOR}; ${STAGING}`,
+    { bytes },
+  );
+  const dma: EngineOperation = {
+    ...op(
+      `${name}: host->device DMA of ${tensors} tensor(s), chunk by chunk as they are staged`,
       "h2d",
       bytes / rates.h2dPinnedBytesPerSecond + tensors * rates.h2dLatencySeconds,
       TERM_WEIGHTS_IO,
-      SET_TENSOR,
+      `${SET_TENSOR}; ${STAGING}`,
       { bytes },
     ),
+    after: staged,
+  };
+  if (tier !== "disk") return [[{ ...dispatch, id: staged }, staging], [dma]];
+  // torch.tensor(memmap) is a parallel at::copy_ whose source pages fault in from the drive while the
+  // intra-op threads first-touch the fresh tensor: the read and the copy overlap (two chains); the copy is
+  // priced at the one-thread first-touch rate, an upper bound on its time.
+  return [
+    [
+      { ...dispatch, id: hooked },
+      {
+        ...op(
+          `${name}: read ${tensors} memory-mapped tensor(s) (page faults of torch.tensor's copy)`,
+          "diskRead",
+          bytes / rates.diskMmapReadBytesPerSecond + tensors * rates.diskLatencySeconds,
+          TERM_WEIGHTS_IO,
+          DISK_LOAD,
+          { bytes },
+        ),
+        id: read,
+      },
+    ],
+    [
+      {
+        ...op(
+          `${name}: torch.tensor(memmap) copies into a fresh CPU tensor`,
+          "hostThread",
+          bytes / rates.cpuFirstTouchBytesPerSecond,
+          TERM_WEIGHTS_IO,
+          `${DISK_LOAD}; ${TORCH_COPY}`,
+          { bytes },
+        ),
+        after: hooked,
+      },
+      {
+        ...op(`${name}: the copy ends with the read`, "hostThread", 0, TERM_WEIGHTS_IO, DISK_LOAD),
+        after: read,
+        id: staged,
+      },
+      staging,
+    ],
+    [dma],
   ];
 }
 
@@ -128,7 +161,7 @@ function segmentSteps(
         phase: forward.phase,
         label: `${forward.label}: ${what}: ${segment.module} weights from ${tier}`,
         count,
-        chains: [hookCopy(rates, segment, tier)],
+        chains: hookCopy(rates, segment, tier),
       });
     }
     run.push(segment);
@@ -213,7 +246,7 @@ function predict(request: EngineRequest): EnginePrediction {
   const offloaded =
     map.layers.cpu + map.layers.disk > 0 ||
     [map.embedTokens, map.positionsAndNorms, map.lmHead].some((t) => t !== "gpu");
-  if (offloaded) rateNames.push("pageableRelayBytesPerSecond", "h2dPinnedBytesPerSecond", "h2dLatencySeconds");
+  if (offloaded) rateNames.push("cpuSingleThreadCopyBytesPerSecond", "h2dPinnedBytesPerSecond", "h2dLatencySeconds");
   if (map.layers.disk > 0 || [map.embedTokens, map.positionsAndNorms, map.lmHead].includes("disk"))
     rateNames.push("diskMmapReadBytesPerSecond", "diskLatencySeconds", "cpuFirstTouchBytesPerSecond");
   return hfPrediction({

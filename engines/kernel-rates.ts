@@ -29,6 +29,7 @@ export interface KernelRates {
   readonly cpuFp16ToFp32ValuesPerSecond: number;
   readonly cpuFirstTouchBytesPerSecond: number;
   readonly pageableRelayBytesPerSecond: number;
+  readonly cpuSingleThreadCopyBytesPerSecond: number;
   readonly eagerDispatchSeconds: number;
   readonly h2dPinnedBytesPerSecond: number;
   readonly h2dPageableBytesPerSecond: number;
@@ -114,6 +115,13 @@ export function resolveRates(profile: HardwareProfile): ResolvedRates {
           stream.value / 2,
           "no pin_memory figure: a copy at half of STREAM (read and write of every byte)",
         ),
+    cpuSingleThreadCopyBytesPerSecond: cpu.singleThreadCopyBytesPerSecond
+      ? pick("host one-thread copy (driver staging)", cpu.singleThreadCopyBytesPerSecond)
+      : derived(
+          "host one-thread copy (driver staging)",
+          stream.value / 2,
+          "no one-thread copy figure: a copy at half of STREAM (read and write of every byte), an upper bound: one thread rarely reaches the all-core rate",
+        ),
     eagerDispatchSeconds: cpu.eagerDispatchSeconds
       ? pick("eager framework dispatch per operation", cpu.eagerDispatchSeconds)
       : derived(
@@ -176,6 +184,7 @@ export const RATE_QUANTITY_PATHS: Readonly<Record<KernelRateName, RateQuantityPa
   cpuFp16ToFp32ValuesPerSecond: ["cpu", "fp16ToFp32ValuesPerSecond"],
   cpuFirstTouchBytesPerSecond: ["cpu", "firstTouchBytesPerSecond"],
   pageableRelayBytesPerSecond: ["cpu", "pageableRelayBytesPerSecond"],
+  cpuSingleThreadCopyBytesPerSecond: ["cpu", "singleThreadCopyBytesPerSecond"],
   eagerDispatchSeconds: ["cpu", "eagerDispatchSeconds"],
   h2dPinnedBytesPerSecond: ["hostToDevice", "pinnedBytesPerSecond"],
   h2dPageableBytesPerSecond: ["hostToDevice", "pageableBytesPerSecond"],

@@ -180,6 +180,7 @@ export const profileSchema = obj(
         fp16ToFp32ValuesPerSecond: opt(quantity),
         firstTouchBytesPerSecond: opt(quantity),
         pageableRelayBytesPerSecond: opt(quantity),
+        singleThreadCopyBytesPerSecond: opt(quantity),
         eagerDispatchSeconds: opt(quantityNonNegative),
       },
       { fileOnly: note },

@@ -101,6 +101,7 @@ const KERNEL_RATES: Record<"gpu" | "cpu" | "disk", readonly string[]> = {
     "fp16ToFp32ValuesPerSecond",
     "firstTouchBytesPerSecond",
     "pageableRelayBytesPerSecond",
+    "singleThreadCopyBytesPerSecond",
     "eagerDispatchSeconds",
   ],
   disk: ["mmapReadBytesPerSecond"],

@@ -104,7 +104,7 @@ test("each profile's notes list its kernel-class rates by kind", () => {
   const t4 = JSON.parse(readFileSync(join(PROFILES_DIR, "t4.json"), "utf8"));
   assert.match(
     t4.notes,
-    /measured: gpu\.elementwiseBytesPerSecond, cpu\.streamBytesPerSecond, cpu\.firstTouchBytesPerSecond;/,
+    /measured: gpu\.elementwiseBytesPerSecond, cpu\.streamBytesPerSecond, cpu\.firstTouchBytesPerSecond, cpu\.singleThreadCopyBytesPerSecond;/,
   );
   assert.match(t4.notes, /typical values only: cpu\.eagerDispatchSeconds;/);
   assert.match(t4.notes, /absent, so engines derive them .*gpu\.stridedBytesPerSecond, gpu\.gemmCurve/);
@@ -113,7 +113,7 @@ test("each profile's notes list its kernel-class rates by kind", () => {
     "Kernel-class rates: measured: none; datasheet bounds or typical values only: disk.mmapReadBytesPerSecond; " +
       "absent, so engines derive them from the rates above (engines/kernel-rates.ts): gpu.elementwiseBytesPerSecond, " +
       "gpu.stridedBytesPerSecond, gpu.gemmCurve, cpu.streamBytesPerSecond, cpu.fp16ToFp32ValuesPerSecond, " +
-      "cpu.firstTouchBytesPerSecond, cpu.pageableRelayBytesPerSecond, cpu.eagerDispatchSeconds.",
+      "cpu.firstTouchBytesPerSecond, cpu.pageableRelayBytesPerSecond, cpu.singleThreadCopyBytesPerSecond, cpu.eagerDispatchSeconds.",
   );
 });
 
