@@ -74,6 +74,8 @@ export const ADDED_FIELDS: readonly string[] = [
     `output.search.${field}`,
     `output.*.search.${field}`,
   ]),
+  // Issue 16's engine models: the one-thread copy rate of a pageable transfer's staging (cpu.singleThreadCopyBytesPerSecond).
+  "output.hardwareProfile.cpu.singleThreadCopyBytesPerSecond",
 ];
 
 /** The built CLI beside this compiled file (dist/test/golden/ -> dist/cli/main.js). */
