@@ -89,6 +89,30 @@ export interface HqqCall {
 const HQQ_SOURCE = "src/custom_layers.py HQQLinearTritonSavable.forward_triton";
 
 /**
+ * Host seconds of one launch of an autotuned Triton kernel through Triton's Python launcher
+ * (`triton.autotune` Autotuner.run, then JITFunction.run binding and specialising every argument before
+ * the C launcher), beyond the one dispatch framework-ops.ts counts for it. Typical value, not measured on
+ * the engine's hosts: triton-lang/triton pull request #3503 (2024-03) times the launch of an already
+ * compiled kernel with the Triton that PyTorch 2.2 ships at about 40 us with a few parameters and 62 us
+ * with many; `matmul{2,3,4}_kernel_transpose` take 20 (src/triton_kernels.py), so the few-parameter
+ * figure is a lower bound. Issue #3619 (2024-04) puts the launch of 2023's Triton releases at 70 us and up.
+ */
+export const TRITON_LAUNCH_SECONDS = 40e-6;
+const TRITON_LAUNCH_SOURCE =
+  "src/triton_kernels.py triton_matmul{2,3,4}_transpose (kernel[grid](...) through triton.autotune)";
+
+/** The host's Python launch path of `calls` HQQ Triton matmuls (one per HQQ linear call). */
+export function tritonLaunches(calls: number, what: string, term: string): EngineOperation {
+  return op(
+    `${what}: ${calls} Triton kernel launches through the Python launcher`,
+    "hostThread",
+    calls * TRITON_LAUNCH_SECONDS,
+    term,
+    TRITON_LAUNCH_SOURCE,
+  );
+}
+
+/**
  * The GPU operations of one HQQ linear call: the dequantisation of its 8-bit scales and zeros into fp16
  * (six torch kernels over inputs x outputs / groupSize values each, every call), and the Triton matmul,
  * which reads the packed weights and the fp16 scales and zeros once per block of 16 rows and computes

@@ -33,7 +33,7 @@ import {
   ROUTER_SYNCS,
   SWAP_CALLS,
 } from "./framework-ops.js";
-import { type HqqLayout, hqqCallOperations } from "./hqq.js";
+import { type HqqLayout, hqqCallOperations, tritonLaunches } from "./hqq.js";
 
 /** The chart terms the engine's operations are charged to. */
 export const TERMS = {
@@ -266,7 +266,10 @@ function attentionStep(shape: LayerShape, pass: LayerPass): EngineStep {
     phase: pass.phase,
     label: `${pass.phase} layer: norms, attention and router, until unique().tolist()`,
     count: pass.repeat,
-    chains: [[dispatch(rates, "layer up to the router", calls, LAYER_SOURCE)], gpu],
+    chains: [
+      [dispatch(rates, "layer up to the router", calls, LAYER_SOURCE), tritonLaunches(4, "attention", TERMS.host)],
+      gpu,
+    ],
   };
 }
 
@@ -344,7 +347,10 @@ function expertStep(shape: LayerShape, pass: LayerPass): EngineStep {
     phase: pass.phase,
     label: `${pass.phase} layer: one selected expert (where, tolist, HQQ w1/w3/w2)`,
     count: pass.repeat * pass.touched,
-    chains: [[dispatch(rates, "expert loop body", EXPERT_LOOP_CALLS, MOE_SOURCE)], gpu],
+    chains: [
+      [dispatch(rates, "expert loop body", EXPERT_LOOP_CALLS, MOE_SOURCE), tritonLaunches(3, "expert", TERMS.host)],
+      gpu,
+    ],
   };
 }
 

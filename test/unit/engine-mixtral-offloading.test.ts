@@ -124,8 +124,19 @@ test("mixtral-offloading: host dispatch scales with the eager dispatch rate and 
   const at = (seconds: number) => predict({}, { hardware: withDispatch(seconds) });
   const one = at(10e-6);
   const two = at(20e-6);
-  assert.ok(one.laneSeconds.hostThread > 0);
-  assert.ok(Math.abs(two.laneSeconds.hostThread / one.laneSeconds.hostThread - 2) < 1e-9);
+  // The Triton launcher's Python path is host time of its own, which the dispatch rate does not scale.
+  const tritonSeconds = (p: EnginePrediction) =>
+    p.steps.reduce(
+      (a, s) =>
+        a +
+        s.count * s.chains.flat().reduce((b, o) => b + (o.name.includes("Triton kernel launches") ? o.seconds : 0), 0),
+      0,
+    );
+  assert.ok(tritonSeconds(one) > 0);
+  assert.equal(tritonSeconds(two), tritonSeconds(one));
+  const dispatchSeconds = (p: EnginePrediction) => p.laneSeconds.hostThread - tritonSeconds(p);
+  assert.ok(dispatchSeconds(one) > 0);
+  assert.ok(Math.abs(dispatchSeconds(two) / dispatchSeconds(one) - 2) < 1e-9);
   assert.ok(two.totalSeconds >= one.totalSeconds);
   // With dispatch slow enough that the host bounds every step but the swaps, the wall time grows by
   // exactly the extra dispatch time of those steps.
@@ -194,7 +205,7 @@ test("mixtral-offloading: a batch is one forward; its decode steps select the ex
 // Known gap (issue 16): the model is 1.45-1.9x faster than the paper's measurements (host work counted as a
 // lower bound, the A100 link at its datasheet peak); the 25% target stays and is reported as a TODO.
 test("mixtral-offloading: validation against the paper's measured speeds (not used to set any rate), within 25%", {
-  todo: "KNOWN GAP: predicted 1.45-1.9x too fast",
+  todo: "KNOWN GAP: predicted 1.5-1.7x too fast",
 }, () => {
   // arXiv 2312.17238, Table 2, row "W/o expert pre-loading" (LRU cache, no prefetch: what the public
   // code does), Mixtral-8x7B-Instruct, 4-bit attention, batch 1, tokens per second: 2-bit experts A100
