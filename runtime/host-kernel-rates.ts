@@ -1,8 +1,10 @@
 /**
  * Measures the host's kernel-class rates for `spillway profile`: STREAM-like copy and triad bandwidth
  * and fp16 -> fp32 conversion across worker threads (one per hardware thread, on slices of shared
- * arrays, as STREAM's OpenMP loops split theirs), and the rate of writes into freshly allocated
- * memory (first touch, one thread). Each is the best of several trials, as STREAM reports.
+ * arrays, as STREAM's OpenMP loops split theirs), the rate of writes into freshly allocated
+ * memory (first touch, one thread), and one thread's copy between two already-mapped buffers (what a
+ * CUDA driver's staging copy of a pageable transfer does). Each is the best of several trials, as STREAM
+ * reports.
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
@@ -16,7 +18,7 @@ export interface HostRateOptions {
   readonly trials: number;
   /** Worker threads; 1 runs the kernels on the calling thread. Default: every hardware thread. */
   readonly threads?: number;
-  /** Bytes of each fresh allocation written in the first-touch measurement. */
+  /** Bytes of each fresh allocation written in the first-touch measurement (and copied in the one-thread copy). */
   readonly firstTouchBytes: number;
 }
 
@@ -109,6 +111,14 @@ export function firstTouchSeconds(bytes: number, trials: number): number {
   return Math.max(best, 1e-9);
 }
 
+/** Seconds for one thread to copy `bytes` between two buffers already written once (best of `trials`). */
+export function singleThreadCopySeconds(bytes: number, trials: number): number {
+  const source = new Uint8Array(bytes).fill(1);
+  const target = new Uint8Array(bytes).fill(2);
+  // TypedArray.set between distinct buffers is one memmove on the calling thread.
+  return bestSeconds(() => target.set(source), trials);
+}
+
 function checkOptions(options: HostRateOptions): void {
   for (const [name, value] of Object.entries(options))
     if (value !== undefined && (!Number.isInteger(value) || value < 1))
@@ -117,7 +127,8 @@ function checkOptions(options: HostRateOptions): void {
 
 /**
  * Samples "streamCopy" and "streamTriad" (size: STREAM's bytes moved), "fp16ToFp32" (size: values
- * converted) and "firstTouch" (size: bytes written); the shape says the threads and array sizes.
+ * converted), "firstTouch" (size: bytes written) and "singleThreadCopy" (size: bytes copied); the shape
+ * says the threads and array sizes.
  */
 export function measureHostKernelRates(options: HostRateOptions): ProfileSample[] {
   checkOptions(options);
@@ -154,6 +165,12 @@ export function measureHostKernelRates(options: HostRateOptions): ProfileSample[
         size: options.firstTouchBytes,
         shape: "1 thread",
         seconds: firstTouchSeconds(options.firstTouchBytes, trials),
+      },
+      {
+        measurement: "singleThreadCopy",
+        size: options.firstTouchBytes,
+        shape: "1 thread",
+        seconds: singleThreadCopySeconds(options.firstTouchBytes, trials),
       },
     ];
   } finally {

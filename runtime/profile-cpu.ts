@@ -337,7 +337,10 @@ export function hostFieldsFromSamples(
 export function hostKernelRatesFromSamples(
   samples: readonly ProfileSample[],
   source: (what: string) => string,
-): Pick<CpuProfile, "streamBytesPerSecond" | "fp16ToFp32ValuesPerSecond" | "firstTouchBytesPerSecond"> {
+): Pick<
+  CpuProfile,
+  "streamBytesPerSecond" | "fp16ToFp32ValuesPerSecond" | "firstTouchBytesPerSecond" | "singleThreadCopyBytesPerSecond"
+> {
   const rate = (s: ProfileSample) => s.size / s.seconds;
   const measured = (s: ProfileSample, what: string) => ({ measured: { value: rate(s), source: source(what) } });
   const oneThread = (s: ProfileSample) =>
@@ -348,6 +351,7 @@ export function hostKernelRatesFromSamples(
   const best = stream.length > 0 ? stream.reduce((a, s) => (rate(s) > rate(a) ? s : a)) : undefined;
   const convert = fastestOf(samples, "fp16ToFp32");
   const touch = fastestOf(samples, "firstTouch");
+  const copy = fastestOf(samples, "singleThreadCopy");
   return {
     ...(best
       ? {
@@ -370,6 +374,14 @@ export function hostKernelRatesFromSamples(
           firstTouchBytesPerSecond: measured(
             touch,
             `writing every byte of a fresh ${touch.size}-byte allocation once (page faults and the kernel's zeroing included), one thread, best of the trials`,
+          ),
+        }
+      : {}),
+    ...(copy
+      ? {
+          singleThreadCopyBytesPerSecond: measured(
+            copy,
+            `one thread copying ${copy.size} bytes between two buffers already written once (TypedArray.set, a memmove), bytes copied per second, best of the trials`,
           ),
         }
       : {}),

@@ -41,6 +41,7 @@ test("spillway profile --backend cpu --quick: samples survive the CSV round trip
     "streamTriad",
     "fp16ToFp32",
     "firstTouch",
+    "singleThreadCopy",
   ])
     assert.ok(
       samples.some((s) => s.measurement === kind),
@@ -75,6 +76,7 @@ test("spillway profile --backend cpu --quick: samples survive the CSV round trip
     profile.cpu.streamBytesPerSecond,
     profile.cpu.fp16ToFp32ValuesPerSecond,
     profile.cpu.firstTouchBytesPerSecond,
+    profile.cpu.singleThreadCopyBytesPerSecond,
   ]) {
     assert.ok(q?.measured && measured(q.measured.value));
     assert.match(q.measured.source, /spillway profile --backend cpu on \d{4}-\d{2}-\d{2}: /);

@@ -55,11 +55,13 @@ test("measureHostKernelRates: positive times for every kernel, STREAM's byte cou
   for (const threads of [2, 1]) {
     const samples = measureHostKernelRates({ ...SMALL, threads });
     const by = new Map(samples.map((s) => [s.measurement, s]));
-    assert.deepEqual([...by.keys()], ["streamCopy", "streamTriad", "fp16ToFp32", "firstTouch"]);
+    assert.deepEqual([...by.keys()], ["streamCopy", "streamTriad", "fp16ToFp32", "firstTouch", "singleThreadCopy"]);
     assert.equal(by.get("streamCopy")!.size, 16 * SMALL.values);
     assert.equal(by.get("streamTriad")!.size, 24 * SMALL.values);
     assert.equal(by.get("fp16ToFp32")!.size, SMALL.values);
     assert.equal(by.get("firstTouch")!.size, SMALL.firstTouchBytes);
+    assert.equal(by.get("singleThreadCopy")!.size, SMALL.firstTouchBytes);
+    assert.equal(by.get("singleThreadCopy")!.shape, "1 thread");
     for (const s of samples) assert.ok(Number.isFinite(s.seconds) && s.seconds > 0, `${s.measurement}: ${s.seconds}`);
     assert.match(by.get("streamTriad")!.shape, new RegExp(`^${threads} threads? x ${SMALL.values} values per array$`));
   }
@@ -75,6 +77,7 @@ test("measured host rates become cpu.streamBytesPerSecond, fp16ToFp32ValuesPerSe
     { measurement: "streamTriad", size: 24e6, shape: "4 threads x 1000000 values per array", seconds: 2e-3 },
     { measurement: "fp16ToFp32", size: 1e6, shape: "4 threads x 1000000 values per array", seconds: 4e-4 },
     { measurement: "firstTouch", size: 64e6, shape: "1 thread", seconds: 0.02 },
+    { measurement: "singleThreadCopy", size: 64e6, shape: "1 thread", seconds: 0.008 },
   ];
   const rates = hostKernelRatesFromSamples(samples, measurementSource("cpu", samples));
   // The better of copy (16 GB/s) and triad (12 GB/s).
@@ -86,6 +89,8 @@ test("measured host rates become cpu.streamBytesPerSecond, fp16ToFp32ValuesPerSe
   assert.equal(rates.fp16ToFp32ValuesPerSecond?.measured?.value, 1e6 / 4e-4);
   assert.equal(rates.firstTouchBytesPerSecond?.measured?.value, 64e6 / 0.02);
   assert.match(rates.firstTouchBytesPerSecond!.measured!.source, /fresh 64000000-byte allocation/);
+  assert.equal(rates.singleThreadCopyBytesPerSecond?.measured?.value, 64e6 / 0.008);
+  assert.match(rates.singleThreadCopyBytesPerSecond!.measured!.source, /one thread copying 64000000 bytes/);
   // One thread is said so; no samples, no fields.
   const single = hostKernelRatesFromSamples(
     [{ measurement: "streamTriad", size: 24, shape: "1 thread x 1 values per array", seconds: 1e-9 }],
