@@ -19,7 +19,7 @@ import { RESOURCES, type Resource } from "../../core/resources.js";
 import type { TraceSink } from "../../simulator/trace-sink.js";
 import type { FinishedTransfer } from "../transfer-engine.js";
 import type { ExpertTransferMeta } from "./expert-store.js";
-import type { ExpertExecutor, MoePhase } from "./mixtral-model.js";
+import type { ExpertExecutor, ExpertIo, MoePhase } from "./mixtral-model.js";
 
 export interface MoePassTiming {
   readonly prefillSeconds: number;
@@ -125,17 +125,24 @@ export class MoePassClock implements ExpertExecutor {
     phase: MoePhase,
     needed: readonly number[],
     compute: (expert: number, weights: Uint16Array) => void,
+    io?: ExpertIo,
   ): void {
     const begin = this.now();
     this.slice("compute", "gpu", this.mark, begin, 0, layer);
     let computing = 0;
-    this.inner.runExperts(layer, phase, needed, (expert, weights) => {
-      const start = this.now();
-      compute(expert, weights);
-      const end = this.now();
-      computing += end - start;
-      this.slice("expert", this.onHost(layer, expert, weights) ? "cpu" : "gpu", start, end, 0, layer);
-    });
+    this.inner.runExperts(
+      layer,
+      phase,
+      needed,
+      (expert, weights) => {
+        const start = this.now();
+        compute(expert, weights);
+        const end = this.now();
+        computing += end - start;
+        this.slice("expert", this.onHost(layer, expert, weights) ? "cpu" : "gpu", start, end, 0, layer);
+      },
+      io,
+    );
     this.mark = this.now();
     const waited = Math.max(0, this.mark - begin - computing);
     if (phase === "prefill") this.prefillStall += waited;
