@@ -25,6 +25,8 @@ export interface ExpertPassSetup {
   readonly threads: boolean;
   /** Each finished expert copy, once, with its start and end in epoch milliseconds. */
   readonly onCopy: (done: FinishedTransfer<ExpertTransferMeta>) => void;
+  /** An expert the device computed (a device that computes experts itself), in epoch milliseconds. */
+  readonly onExpert: (layer: number, startMs: number, endMs: number) => void;
 }
 
 export interface OpenExpertDevice {

@@ -55,6 +55,8 @@ export class MoePassClock implements ExpertExecutor {
   private lastStepEnd = 0;
   private decodeStall = 0;
   private prefillStall = 0;
+  /** Seconds the current layer's experts computed (host or device), not counted as stall. */
+  private computing = 0;
 
   /**
    * @param inner the store that decides where each expert's weights come from.
@@ -129,7 +131,7 @@ export class MoePassClock implements ExpertExecutor {
   ): void {
     const begin = this.now();
     this.slice("compute", "gpu", this.mark, begin, 0, layer);
-    let computing = 0;
+    this.computing = 0;
     this.inner.runExperts(
       layer,
       phase,
@@ -138,16 +140,27 @@ export class MoePassClock implements ExpertExecutor {
         const start = this.now();
         compute(expert, weights);
         const end = this.now();
-        computing += end - start;
+        this.computing += end - start;
         this.slice("expert", this.onHost(layer, expert, weights) ? "cpu" : "gpu", start, end, 0, layer);
       },
       io,
     );
     this.mark = this.now();
-    const waited = Math.max(0, this.mark - begin - computing);
+    const waited = Math.max(0, this.mark - begin - this.computing);
     if (phase === "prefill") this.prefillStall += waited;
     else this.decodeStall += waited;
     this.onLayer?.({ token: this.token, layer });
+  }
+
+  /**
+   * An expert a device computed itself (the CUDA backend), timed by device events, reported while its
+   * layer's experts run: a gpu "expert" slice, not counted as stall.
+   */
+  deviceExpert(layer: number, startMs: number, endMs: number): void {
+    const start = (startMs - this.originMs) / 1000;
+    const end = (endMs - this.originMs) / 1000;
+    this.computing += end - start;
+    this.slice("expert", "gpu", start, end, 0, layer);
   }
 
   timing(): MoePassTiming {

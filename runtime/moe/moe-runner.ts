@@ -210,6 +210,7 @@ async function runPass(
           fetchSeconds += (done.endMs - done.startMs) / 1000;
         }
       },
+      onExpert: (layer, startMs, endMs) => clock?.deviceExpert(layer, startMs, endMs),
     });
     const { host } = experts;
     // Speculative prefetch: the router of layer l + a applied to layer l's router input.
