@@ -43,8 +43,8 @@ interface ExpertLaunch {
   /** First row of the expert's rows in the layer's input and output buffers. */
   readonly row: number;
   readonly rows: number;
-  readonly start: number;
-  readonly end: number;
+  /** Events: before the rows' copy up, before the kernel, after it, after the outputs' copy down. */
+  readonly events: readonly [number, number, number, number];
 }
 
 /** Where finished device work goes (epoch milliseconds). */
@@ -135,6 +135,7 @@ export class CudaExpertMemory implements ExpertMemory<CudaExpertBlock, CudaExper
       throw new Error(`layer ${layer}: experts take more than the ${this.pinnedInput.length / this.h} rows allocated`);
     this.rowsUsed += rows;
     this.pinnedInput.set(input.subarray(0, values), at);
+    const sent = this.mark(compute);
     this.native.memcpyHtoD(this.input.pointer + at * 4, this.pinnedInput.subarray(at, at + values), compute);
     const start = this.mark(compute);
     this.native.expertSwiglu(
@@ -151,16 +152,32 @@ export class CudaExpertMemory implements ExpertMemory<CudaExpertBlock, CudaExper
     const end = this.mark(compute);
     block.lastRead = end;
     this.native.memcpyDtoH(this.pinnedOutput.subarray(at, at + values), this.output.pointer + at * 4, compute);
-    this.launches.push({ layer, expert, row, rows, start, end });
+    this.launches.push({ layer, expert, row, rows, events: [sent, start, end, this.mark(compute)] });
   }
 
   endLayer(_layer: number, work: ExpertWork): void {
     if (this.launches.length > 0) {
       this.native.streamSynchronize(this.streams.compute);
-      for (const launch of this.launches) {
-        const at = launch.row * this.h;
-        work.io!.scatter(launch.expert, this.pinnedOutput.subarray(at, at + launch.rows * this.h));
-        this.reports.onExpert(launch.layer, this.epochMs(launch.start), this.epochMs(launch.end));
+      for (const { layer, expert, row, rows, events } of this.launches) {
+        const at = row * this.h;
+        const bytes = rows * this.h * 4;
+        work.io!.scatter(expert, this.pinnedOutput.subarray(at, at + rows * this.h));
+        const [sent, start, end, returned] = events.map((e) => this.epochMs(e)) as [number, number, number, number];
+        this.reports.onCopy({
+          stream: "h2d",
+          bytes,
+          meta: { kind: "rows-in", layer, expert },
+          startMs: sent,
+          endMs: start,
+        });
+        this.reports.onExpert(layer, start, end);
+        this.reports.onCopy({
+          stream: "d2h",
+          bytes,
+          meta: { kind: "rows-out", layer, expert },
+          startMs: end,
+          endMs: returned,
+        });
       }
     }
     this.launches = [];

@@ -8,7 +8,11 @@
  */
 import type { ExpertIo } from "./mixtral-model.js";
 
-export type ExpertTransferKind = "warm" | "prefill" | "demand" | "prefetch";
+/**
+ * Why an expert copy was made; "rows-in" / "rows-out": a device that computes experts itself (the CUDA
+ * backend) sends an expert's token rows up and its outputs back down.
+ */
+export type ExpertTransferKind = "warm" | "prefill" | "demand" | "prefetch" | "rows-in" | "rows-out";
 
 export interface ExpertTransferMeta {
   readonly kind: ExpertTransferKind;

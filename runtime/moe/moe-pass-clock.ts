@@ -40,6 +40,8 @@ const COPY_KINDS: Readonly<Record<ExpertTransferMeta["kind"], string>> = {
   prefill: "stream-expert",
   demand: "load-expert",
   prefetch: "prefetch-expert",
+  "rows-in": "send-expert-rows",
+  "rows-out": "return-expert-rows",
 };
 
 export class MoePassClock implements ExpertExecutor {

@@ -55,7 +55,7 @@ function checkSameModel(spec: ModelSpec, m: ModelSpec, weightsDir: string): void
 }
 
 /** Why the runtime cannot run this MoE plan yet, or undefined. */
-function unrunnable(plan: Plan, options: RunOptions): string | undefined {
+function unrunnable(plan: Plan): string | undefined {
   const why = unrunnableExpertPolicy(plan.policy.experts!);
   if (why) return why;
   if (plan.policy.cache.gpu < 1)
@@ -70,7 +70,7 @@ export async function executeMoePlan(
   options: RunOptions,
 ): Promise<{ readonly result: MoePlanRunResult; readonly run: MoeRunResult }> {
   void profile; // the run measures; the profile only predicted
-  const why = unrunnable(plan, options);
+  const why = unrunnable(plan);
   if (why) throw new PlanError(why);
   const config = readMoeConfig(options.weightsDir);
   const m = config.model;
