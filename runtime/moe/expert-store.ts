@@ -2,7 +2,7 @@
  * Where a Mixtral layer's routed experts live and how they reach the compute: every expert's home copy
  * in host memory (stored at policy.bits, quantized-weights.ts: w1|w3|w2, exactly the planner's bytes per
  * expert; shared memory so the copy engine can read it), and per layer an
- * expert cache of `cacheSize` slots in the device arena whose policy is simulator/expert-cache.ts's
+ * expert cache of `cacheSize` slots in device memory whose policy is simulator/expert-cache.ts's
  * ExpertCache — the same definition the replay uses.
  *
  * Decode, per layer (exactly as simulator/moe-replay.ts counts it):
@@ -26,8 +26,10 @@
  * Prefill streams every non-resident expert through the staging block and leaves the caches as they
  * were warmed (the replay starts decode from the warm caches).
  *
- * Copies go through the TransferEngine's h2d stream: with worker threads a prefetch proceeds while the
- * main thread computes, and a demand fetch is waited for at once.
+ * Blocks, copies and expert compute belong to the backend (expert-memory.ts). On the CPU backend
+ * (arena-expert-memory.ts) copies go through the TransferEngine's h2d stream: with worker threads a
+ * prefetch proceeds while the main thread computes, and a demand fetch is waited for at once; on the
+ * CUDA backend (../cuda/cuda-expert-memory.ts) the device's compute stream waits for it by event.
  */
 import type { ExpertPolicy } from "../../core/expert-policy.js";
 import type { ModelSpec } from "../../core/model-spec.js";
