@@ -16,12 +16,8 @@ import { CudaExpertMemory } from "./cuda-expert-memory.js";
 import { DevicePool } from "./device-pool.js";
 import type { CudaNative } from "./native-api.js";
 
-/**
- * @param rowsPerStep the most token rows a step runs (batch x prompt length), which sizes the experts'
- *   device activations.
- * @param overlap copies on their own stream (false: on the compute stream, in program order).
- */
-export function cudaExpertDevice(native: CudaNative, rowsPerStep: number, overlap = true): ExpertDevice {
+/** @param overlap copies on their own stream (false: on the compute stream, in program order). */
+export function cudaExpertDevice(native: CudaNative, overlap = true): ExpertDevice {
   return {
     async open(setup): Promise<OpenExpertDevice> {
       const { model, policy } = setup;
@@ -32,7 +28,9 @@ export function cudaExpertDevice(native: CudaNative, rowsPerStep: number, overla
       let origin: number | undefined;
       const close = async () => {
         try {
-          native.deviceSynchronize();
+          native.deviceSynchronize(); // a successful pass has synchronised already (drain)
+        } catch {
+          // the pass's own error is the one to report
         } finally {
           memory?.destroy();
           if (origin !== undefined) native.eventDestroy(origin);
@@ -75,7 +73,7 @@ export function cudaExpertDevice(native: CudaNative, rowsPerStep: number, overla
           host,
           model,
           policy.bits,
-          rowsPerStep * model.moe!.expertsPerToken,
+          setup.rowsPerStep * model.moe!.expertsPerToken,
           { compute, copy },
           { event: origin, epochMs },
           { onCopy: setup.onCopy, onExpert: setup.onExpert },

@@ -19,6 +19,8 @@ export interface ExpertPassSetup {
   readonly arena: DeviceArena;
   /** The pass's device memory: the arena's capacity. */
   readonly capacityBytes: number;
+  /** The most token rows a step runs (batch x prompt length: the prefill). */
+  readonly rowsPerStep: number;
   /** Every expert's stored home copy, [layer][expert], over shared memory. */
   readonly host: readonly (readonly Uint16Array[])[];
   /** Copies on worker threads (CPU backend). */

@@ -201,6 +201,7 @@ async function runPass(
       policy,
       arena,
       capacityBytes,
+      rowsPerStep: B * s,
       host: expertHomeCopies(checkpoint, policy.bits),
       threads,
       onCopy: (done) => {

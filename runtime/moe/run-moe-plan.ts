@@ -106,7 +106,7 @@ export async function executeMoePlan(
       genLen: n,
       deviceCapacityBytes: options.capacityBytes.gpu,
       threads: overlap,
-      ...(cuda ? { expertDevice: cudaExpertDevice(cuda.native, B * s, overlap) } : {}),
+      ...(cuda ? { expertDevice: cudaExpertDevice(cuda.native, overlap) } : {}),
       ...(trace ? { trace } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });

@@ -9,14 +9,13 @@ import type { CudaNative } from "../../runtime/cuda/native-api.js";
 import { DeviceOutOfMemory } from "../../runtime/device-arena.js";
 import type { MoeRunResult } from "../../runtime/moe/moe-runner.js";
 import type { TraceSink } from "../../simulator/trace-sink.js";
-import { BASE_EXPERT_POLICY, TINY_MOE_RUN, tinyMixtralCheckpoint } from "../moe-fixture.js";
+import { BASE_EXPERT_POLICY, tinyMixtralCheckpoint } from "../moe-fixture.js";
 
 // The CUDA backend's MoE path on the emulated device (runtime/cuda/emulated-native.ts): its streams run
 // deferred, in a seeded order, so a copy or a kernel that is not ordered by an event reads stale bytes.
 // (The host build of kernels.cu and a real GPU run the runtime matrix's MoE rows: test/integration/runtime.test.ts.)
 const { spec, run } = tinyMixtralCheckpoint("spillway-cuda-moe-", BASE_EXPERT_POLICY);
 const GEN_LEN = 8;
-const ROWS_PER_STEP = TINY_MOE_RUN.batch * TINY_MOE_RUN.promptLen;
 const CAPACITY = 8 * 2 ** 20;
 
 const emulated = (seed: number) => createEmulatedNative({ deviceBytes: 32 * 2 ** 20, seed });
@@ -24,7 +23,7 @@ const onCuda = (x: Partial<ExpertPolicy>, native: CudaNative, extra: { deviceCap
   run(x, {
     genLen: GEN_LEN,
     deviceCapacityBytes: CAPACITY,
-    expertDevice: cudaExpertDevice(native, ROWS_PER_STEP),
+    expertDevice: cudaExpertDevice(native),
     ...extra,
   });
 
@@ -99,7 +98,7 @@ test("an MoE run on the CUDA backend traces expert kernels on the GPU lane, expe
   const r = await run(x, {
     genLen: GEN_LEN,
     deviceCapacityBytes: CAPACITY,
-    expertDevice: cudaExpertDevice(emulated(9), ROWS_PER_STEP),
+    expertDevice: cudaExpertDevice(emulated(9)),
     trace: sink,
   });
   const on = (kind: string) => slices.filter((s) => s.kind === kind);
