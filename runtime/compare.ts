@@ -161,6 +161,7 @@ async function compareMoe(planned: Plan, hardware: HardwareProfile, options: Com
     schedule: planned.schedule,
     capacityBytes: planned.predicted.capacityBytes,
     ...(options.backend ? { backend: options.backend } : {}),
+    ...(options.cudaNative ? { cudaNative: options.cudaNative } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
   const simulated = simulateMoe(planned, hardware, {

@@ -20,8 +20,8 @@ import type { ChromeTraceWriter } from "../simulator/chrome-trace-writer.js";
 import { openTraceSink } from "../simulator/open-trace-sink.js";
 import type { TaskKind } from "../simulator/task.js";
 import { cudaUnsupported, executeOnCuda } from "./cuda/cuda-run.js";
-import { usableCuda } from "./cuda/load-native.js";
 import type { CudaNative } from "./cuda/native-api.js";
+import { requireCuda } from "./cuda/require-cuda.js";
 import { DeviceArena, type DeviceBlock, DeviceOutOfMemory } from "./device-arena.js";
 import { DiskStore } from "./disk-store.js";
 import { type HiddenIn, HiddenStaging } from "./hidden-staging.js";
@@ -269,12 +269,7 @@ async function execute(
   }
 }
 
-/** The CUDA addon, or a PlanError saying why it cannot be used here. */
-export function requireCuda(): CudaNative {
-  const cuda = usableCuda();
-  if ("reason" in cuda) throw new PlanError(`--backend cuda: ${cuda.reason}`);
-  return cuda.native;
-}
+export { requireCuda } from "./cuda/require-cuda.js";
 
 async function executeCuda(
   native: CudaNative,

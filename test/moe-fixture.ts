@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before } from "node:test";
 import type { ExpertPolicy } from "../core/expert-policy.js";
-import { runMoe } from "../runtime/moe/moe-runner.js";
+import { type MoeRunOptions, runMoe } from "../runtime/moe/moe-runner.js";
 import { synthesizeMixtralWeights, tinyMixtralSpec } from "../runtime/moe/synth-mixtral-weights.js";
 
 /** Two LRU slots per layer, 4-bit experts and attention, no prefetch, misses fetched to the GPU. */
@@ -38,7 +38,10 @@ export function tinyMixtralCheckpoint(prefix: string, base: ExpertPolicy) {
   return {
     spec,
     dir: () => dir,
-    run: (x: Partial<ExpertPolicy>, extra: { threads?: boolean; deviceCapacityBytes?: number } = {}) =>
+    run: (
+      x: Partial<ExpertPolicy>,
+      extra: Partial<Pick<MoeRunOptions, "threads" | "deviceCapacityBytes" | "expertDevice" | "genLen" | "trace">> = {},
+    ) =>
       runMoe({
         weightsDir: dir,
         policy: { ...base, ...x, batch: TINY_MOE_RUN.batch },

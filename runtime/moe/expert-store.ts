@@ -2,7 +2,7 @@
  * Where a Mixtral layer's routed experts live and how they reach the compute: every expert's home copy
  * in host memory (stored at policy.bits, quantized-weights.ts: w1|w3|w2, exactly the planner's bytes per
  * expert; shared memory so the copy engine can read it), and per layer an
- * expert cache of `cacheSize` slots in the device arena whose policy is simulator/expert-cache.ts's
+ * expert cache of `cacheSize` slots in device memory whose policy is simulator/expert-cache.ts's
  * ExpertCache — the same definition the replay uses.
  *
  * Decode, per layer (exactly as simulator/moe-replay.ts counts it):
@@ -26,27 +26,22 @@
  * Prefill streams every non-resident expert through the staging block and leaves the caches as they
  * were warmed (the replay starts decode from the warm caches).
  *
- * Copies go through the TransferEngine's h2d stream: with worker threads a prefetch proceeds while the
- * main thread computes, and a demand fetch is waited for at once.
+ * Blocks, copies and expert compute belong to the backend (expert-memory.ts). On the CPU backend
+ * (arena-expert-memory.ts) copies go through the TransferEngine's h2d stream: with worker threads a
+ * prefetch proceeds while the main thread computes, and a demand fetch is waited for at once; on the
+ * CUDA backend (../cuda/cuda-expert-memory.ts) the device's compute stream waits for it by event.
  */
 import type { ExpertPolicy } from "../../core/expert-policy.js";
 import type { ModelSpec } from "../../core/model-spec.js";
 import { ExpertCache } from "../../simulator/expert-cache.js";
 import { batchGuesses, countGuesses } from "../../simulator/expert-predictor.js";
-import type { DeviceArena, DeviceBlock } from "../device-arena.js";
-import type { TransferEngine, TransferId } from "../transfer-engine.js";
 import { prefetchBufferCount } from "./device-budget.js";
+import type { ExpertMemory, ExpertTransferKind, ExpertWork } from "./expert-memory.js";
 import type { GateLookahead, TokenGuesses } from "./gate-lookahead.js";
-import type { ExpertExecutor, MoePhase } from "./mixtral-model.js";
+import type { ExpertExecutor, ExpertIo, MoePhase } from "./mixtral-model.js";
 import { expertStoredBytes } from "./quantized-weights.js";
 
-export type ExpertTransferKind = "warm" | "prefill" | "demand" | "prefetch";
-
-export interface ExpertTransferMeta {
-  readonly kind: ExpertTransferKind;
-  readonly layer: number;
-  readonly expert: number;
-}
+export type { ExpertTransferKind, ExpertTransferMeta } from "./expert-memory.js";
 
 /** The decode counts, named as the replay's ExpertReplayFigures. */
 export interface ExpertCounts {
@@ -68,12 +63,13 @@ export interface ExpertCounts {
   guessedLayerLookups: number;
 }
 
-interface Arrival {
-  readonly block: DeviceBlock;
-  readonly transfer: TransferId;
+interface Arrival<Block, Copy> {
+  readonly block: Block;
+  readonly transfer: Copy;
 }
 
-export class ExpertStore implements ExpertExecutor {
+/** The cache policy over a backend's expert memory (expert-memory.ts: `Block` a device block, `Copy` a copy in flight). */
+export class ExpertStore<Block = unknown, Copy = unknown> implements ExpertExecutor {
   readonly counts: ExpertCounts = {
     lookups: 0,
     hits: 0,
@@ -90,19 +86,19 @@ export class ExpertStore implements ExpertExecutor {
   /** Receives every layer's per-token guesses, prefill and decode (to record them beside the routing). */
   onGuesses?: (layer: number, phase: MoePhase, guesses: TokenGuesses) => void;
   private readonly caches: ExpertCache[];
-  private readonly slotOf: Map<number, DeviceBlock>[];
-  private readonly freeSlots: DeviceBlock[][];
-  private readonly staging: DeviceBlock | undefined;
-  private readonly pool: DeviceBlock[] = [];
-  private readonly incoming: Map<number, Arrival>[];
-  /** One expert's stored bytes: a slot, a buffer and a host copy each hold exactly this. */
-  private readonly expertBytes: number;
+  private readonly slotOf: Map<number, Block>[];
+  private readonly freeSlots: Block[][];
+  private readonly staging: Block | undefined;
+  private readonly pool: Block[] = [];
+  private readonly incoming: Map<number, Arrival<Block, Copy>>[];
   private readonly distance: number;
   /** Per target layer, the batch's guess made `distance` layers earlier in this decode step. */
   private readonly guessed: (number[] | undefined)[];
 
   /**
-   * @param host every expert's stored home copy (expertStoredBytes bytes), [layer][expert], over shared memory.
+   * @param memory the backend's device blocks and copies (expert-memory.ts).
+   * @param host every expert's stored home copy (expertStoredBytes bytes), [layer][expert]: what CPU
+   *   misses compute from (and what `memory` copies from).
    * @param initial per layer, the experts to warm the cache with (most popular first).
    * @param lookahead speculative prefetch's guesser (policy.prefetchExperts > 0): the router of layer
    *   l + prefetchLayers applied to layer l's router input, prefetchExperts guesses per token.
@@ -111,16 +107,14 @@ export class ExpertStore implements ExpertExecutor {
     readonly model: ModelSpec,
     readonly policy: ExpertPolicy,
     readonly batch: number,
-    private readonly arena: DeviceArena,
+    private readonly memory: ExpertMemory<Block, Copy>,
     private readonly host: readonly (readonly Uint16Array[])[],
-    private readonly transfers: TransferEngine<ExpertTransferMeta>,
     initial: readonly (readonly number[])[],
     private readonly lookahead?: GateLookahead,
   ) {
     const moe = model.moe!;
     const L = model.numLayers;
     const bytes = expertStoredBytes(model, policy.bits);
-    this.expertBytes = bytes;
     if (host.some((layer) => layer.some((copy) => copy.byteLength !== bytes)))
       throw new Error(`every expert's home copy must hold ${bytes} bytes (${policy.bits}-bit experts)`);
     if (policy.cacheSize > moe.numExperts)
@@ -129,21 +123,21 @@ export class ExpertStore implements ExpertExecutor {
       { length: L },
       (_, l) => new ExpertCache(policy.cacheSize, policy.eviction, initial[l] ?? []),
     );
-    this.slotOf = Array.from({ length: L }, () => new Map<number, DeviceBlock>());
+    this.slotOf = Array.from({ length: L }, () => new Map<number, Block>());
     this.freeSlots = Array.from({ length: L }, () => []);
     for (let l = 0; l < L; l++) {
       for (let s = 0; s < policy.cacheSize; s++)
-        this.freeSlots[l]!.push(arena.allocate(bytes, `layer ${l} expert slot ${s}`));
+        this.freeSlots[l]!.push(memory.allocate(bytes, `layer ${l} expert slot ${s}`));
       for (const e of this.caches[l]!.resident) {
         const block = this.freeSlots[l]!.pop()!;
-        this.transfers.wait(this.copyIn(l, e, block, "warm"));
+        memory.await(memory.copyIn(l, e, block, "warm"));
         this.slotOf[l]!.set(e, block);
       }
     }
-    this.staging = policy.cacheSize < moe.numExperts ? arena.allocate(bytes, "expert staging") : undefined;
+    this.staging = policy.cacheSize < moe.numExperts ? memory.allocate(bytes, "expert staging") : undefined;
     for (let i = 0; i < prefetchBufferCount(model, policy, batch); i++)
-      this.pool.push(arena.allocate(bytes, `expert prefetch buffer ${i}`));
-    this.incoming = Array.from({ length: L }, () => new Map<number, Arrival>());
+      this.pool.push(memory.allocate(bytes, `expert prefetch buffer ${i}`));
+    this.incoming = Array.from({ length: L }, () => new Map<number, Arrival<Block, Copy>>());
     this.distance = policy.pregated ? 1 : policy.prefetchLayers;
     this.guessed = new Array(L).fill(undefined);
     const speculative = !policy.pregated && policy.prefetchExperts > 0;
@@ -184,25 +178,11 @@ export class ExpertStore implements ExpertExecutor {
     this.guessed[target] = batchGuesses(perToken, this.policy.prefetchExperts);
   }
 
-  private copyIn(layer: number, expert: number, block: DeviceBlock, kind: ExpertTransferKind): TransferId {
-    const src = this.host[layer]![expert]!;
-    const dst = this.arena.uint8(block, src.byteLength);
-    return this.transfers.submit(
-      "h2d",
-      [{ type: "copy", src: new Uint8Array(src.buffer, src.byteOffset, src.byteLength), dst }],
-      [],
-      { kind, layer, expert },
-    );
-  }
-
-  private view(block: DeviceBlock): Uint16Array {
-    return this.arena.uint16(block, this.expertBytes / 2);
-  }
-
-  private fetchToStaging(layer: number, expert: number, kind: ExpertTransferKind): Uint16Array {
+  /** Copies the expert into the staging block and runs it from there. */
+  private computeFromStaging(layer: number, expert: number, kind: ExpertTransferKind, work: ExpertWork): void {
     if (!this.staging) throw new Error(`layer ${layer}: expert ${expert} is not resident but every expert should be`);
-    this.transfers.wait(this.copyIn(layer, expert, this.staging, kind));
-    return this.view(this.staging);
+    this.memory.await(this.memory.copyIn(layer, expert, this.staging, kind));
+    this.memory.computeFrom(layer, expert, this.staging, work);
   }
 
   runExperts(
@@ -210,26 +190,23 @@ export class ExpertStore implements ExpertExecutor {
     phase: MoePhase,
     needed: readonly number[],
     compute: (expert: number, weights: Uint16Array) => void,
+    io?: ExpertIo,
   ): void {
+    const work: ExpertWork = { compute, ...(io ? { io } : {}) };
     if (phase === "prefill") {
       for (const e of needed) {
         const slot = this.slotOf[layer]!.get(e);
-        if (slot) compute(e, this.view(slot));
+        if (slot) this.memory.computeFrom(layer, e, slot, work);
         else {
           this.counts.prefillFetches++;
-          compute(e, this.fetchToStaging(layer, e, "prefill"));
+          this.computeFromStaging(layer, e, "prefill", work);
         }
       }
-      return;
-    }
-    this.decodeLayer(layer, needed, compute);
+    } else this.decodeLayer(layer, needed, work);
+    this.memory.endLayer?.(layer, work);
   }
 
-  private decodeLayer(
-    l: number,
-    need: readonly number[],
-    compute: (expert: number, weights: Uint16Array) => void,
-  ): void {
+  private decodeLayer(l: number, need: readonly number[], work: ExpertWork): void {
     const x = this.policy;
     const moe = this.model.moe!;
     const cache = this.caches[l]!;
@@ -246,7 +223,7 @@ export class ExpertStore implements ExpertExecutor {
     const needSet = new Set(need);
     for (const [e, arrival] of arrived) {
       if (needSet.has(e)) continue;
-      this.transfers.wait(arrival.transfer);
+      this.memory.await(arrival.transfer);
       this.pool.push(arrival.block);
       arrived.delete(e);
       this.counts.wastedPrefetches++;
@@ -271,7 +248,7 @@ export class ExpertStore implements ExpertExecutor {
     // Hits first (the replay marks them used before anything enters), computed from their slots.
     for (const e of hits) {
       cache.use(e);
-      compute(e, this.view(slots.get(e)!));
+      this.memory.computeFrom(l, e, slots.get(e)!, work);
     }
     // Then the brought-in experts, ascending: each into the slot of the expert it evicts.
     for (const e of brought) {
@@ -281,10 +258,10 @@ export class ExpertStore implements ExpertExecutor {
       const arrival = arrived.get(e);
       if (arrival) {
         arrived.delete(e);
-        this.transfers.wait(arrival.transfer);
+        this.memory.await(arrival.transfer);
       }
       if (cache.has(e)) {
-        let slot: DeviceBlock;
+        let slot: Block;
         if (evicted.length > 0) {
           slot = slots.get(evicted[0]!)!;
           slots.delete(evicted[0]!);
@@ -298,17 +275,17 @@ export class ExpertStore implements ExpertExecutor {
           slots.set(e, arrival.block);
           this.pool.push(slot);
         } else {
-          this.transfers.wait(this.copyIn(l, e, slot, "demand"));
+          this.memory.await(this.memory.copyIn(l, e, slot, "demand"));
           slots.set(e, slot);
         }
-        compute(e, this.view(slots.get(e)!));
+        this.memory.computeFrom(l, e, slots.get(e)!, work);
       } else if (arrival) {
-        compute(e, this.view(arrival.block));
+        this.memory.computeFrom(l, e, arrival.block, work);
         this.pool.push(arrival.block);
-      } else compute(e, this.fetchToStaging(l, e, "demand"));
+      } else this.computeFromStaging(l, e, "demand", work);
     }
     // Missed experts computed from their host copies, not cached.
-    for (const e of onCpu) compute(e, this.host[l]![e]!);
+    for (const e of onCpu) work.compute(e, this.host[l]![e]!);
     // The rest of the prefetch, into the buffers this layer's arrivals freed.
     this.issuePrefetch(l, missesOnCpu, true);
   }
@@ -329,7 +306,7 @@ export class ExpertStore implements ExpertExecutor {
       const block = this.pool.pop();
       if (!block && !all) return;
       if (!block) throw new Error(`layer ${l}: no free prefetch buffer for layer ${target} expert ${e}`);
-      incoming.set(e, { block, transfer: this.copyIn(target, e, block, "prefetch") });
+      incoming.set(e, { block, transfer: this.memory.copyIn(target, e, block, "prefetch") });
       this.counts.prefetches++;
     }
   }

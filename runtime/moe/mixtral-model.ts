@@ -113,12 +113,26 @@ export interface ExpertExecutor {
     rows: number,
     nextLayerExperts: readonly number[] | undefined,
   ): void;
+  /**
+   * `compute` runs an expert on this backend's CPU from weights in host-addressable memory; an executor
+   * that runs experts elsewhere (the CUDA backend's device) takes the expert's token rows from `io`
+   * instead and hands their outputs back through it.
+   */
   runExperts(
     layer: number,
     phase: MoePhase,
     needed: readonly number[],
     compute: (expert: number, weights: Uint16Array) => void,
+    io?: ExpertIo,
   ): void;
+}
+
+/** A layer's expert inputs and outputs, for an executor that computes experts itself. */
+export interface ExpertIo {
+  /** The token rows routed to `expert` in this layer, in row order: their router inputs [rows, hidden]. */
+  gather(expert: number): { readonly input: Float32Array; readonly rows: number };
+  /** The expert's outputs [rows, hidden] for the rows gather() gave, in the same order. */
+  scatter(expert: number, output: Float32Array): void;
 }
 
 /** The router's choices of one step and layer: per token row (sequence-major), k experts in rank order and their renormalised weights. */
@@ -368,8 +382,35 @@ export class MixtralModel {
     experts.beforeExperts?.(l, phase, this.xn, m, nextLayerExperts);
     const eb = this.bits.expert;
     const w1Len = quantizedByteLength(fe * h, eb) / 2; // one matrix's stored bytes, in halves
-    experts.runExperts(l, phase, needed, (expert, packed) => {
-      // Gather this expert's token rows (in row order), run SwiGLU, scatter to (row, rank).
+    const io = this.expertIo(l, m);
+    experts.runExperts(
+      l,
+      phase,
+      needed,
+      (expert, packed) => {
+        const { input, rows: n } = io.gather(expert);
+        this.linear(input, packed.subarray(0, w1Len), this.gateAct, n, h, fe, eb);
+        this.linear(input, packed.subarray(w1Len, 2 * w1Len), this.upAct, n, h, fe, eb);
+        siluGateInPlace(this.gateAct, this.upAct, n * fe);
+        this.linear(this.gateAct, packed.subarray(2 * w1Len, 3 * w1Len), this.down, n, fe, h, eb);
+        io.scatter(expert, this.down);
+      },
+      io,
+    );
+    for (let row = 0; row < m; row++) {
+      for (let r = 0; r < k; r++) {
+        const weight = this.chosenWeights[row * k + r]!;
+        const base = (row * k + r) * h;
+        for (let c = 0; c < h; c++) this.x[row * h + c]! += weight * this.expertOut[base + c]!;
+      }
+    }
+    if (w.sharedExpert) this.sharedExpert(w.sharedExpert, m);
+  }
+
+  /** Layer l's expert rows over this step's `m` token rows (router choices in `chosen`, inputs in `xn`). */
+  private expertIo(l: number, m: number): ExpertIo {
+    const { h, k } = this;
+    const rowsOf = (expert: number) => {
       const rows: number[] = [];
       const ranks: number[] = [];
       for (let row = 0; row < m; row++) {
@@ -379,24 +420,22 @@ export class MixtralModel {
             ranks.push(r);
           }
       }
-      const n = rows.length;
-      if (n === 0) throw new Error(`layer ${l}: expert ${expert} was run but no token routes to it`);
-      for (let i = 0; i < n; i++) this.gathered.set(this.xn.subarray(rows[i]! * h, (rows[i]! + 1) * h), i * h);
-      this.linear(this.gathered, packed.subarray(0, w1Len), this.gateAct, n, h, fe, eb);
-      this.linear(this.gathered, packed.subarray(w1Len, 2 * w1Len), this.upAct, n, h, fe, eb);
-      siluGateInPlace(this.gateAct, this.upAct, n * fe);
-      this.linear(this.gateAct, packed.subarray(2 * w1Len, 3 * w1Len), this.down, n, fe, h, eb);
-      for (let i = 0; i < n; i++)
-        this.expertOut.set(this.down.subarray(i * h, (i + 1) * h), (rows[i]! * k + ranks[i]!) * h);
-    });
-    for (let row = 0; row < m; row++) {
-      for (let r = 0; r < k; r++) {
-        const weight = this.chosenWeights[row * k + r]!;
-        const base = (row * k + r) * h;
-        for (let c = 0; c < h; c++) this.x[row * h + c]! += weight * this.expertOut[base + c]!;
-      }
-    }
-    if (w.sharedExpert) this.sharedExpert(w.sharedExpert, m);
+      if (rows.length === 0) throw new Error(`layer ${l}: expert ${expert} was run but no token routes to it`);
+      return { rows, ranks };
+    };
+    return {
+      gather: (expert) => {
+        const { rows } = rowsOf(expert);
+        for (let i = 0; i < rows.length; i++)
+          this.gathered.set(this.xn.subarray(rows[i]! * h, (rows[i]! + 1) * h), i * h);
+        return { input: this.gathered.subarray(0, rows.length * h), rows: rows.length };
+      },
+      scatter: (expert, output) => {
+        const { rows, ranks } = rowsOf(expert);
+        for (let i = 0; i < rows.length; i++)
+          this.expertOut.set(output.subarray(i * h, (i + 1) * h), (rows[i]! * k + ranks[i]!) * h);
+      },
+    };
   }
 
   /**

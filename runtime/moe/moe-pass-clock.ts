@@ -19,7 +19,7 @@ import { RESOURCES, type Resource } from "../../core/resources.js";
 import type { TraceSink } from "../../simulator/trace-sink.js";
 import type { FinishedTransfer } from "../transfer-engine.js";
 import type { ExpertTransferMeta } from "./expert-store.js";
-import type { ExpertExecutor, MoePhase } from "./mixtral-model.js";
+import type { ExpertExecutor, ExpertIo, MoePhase } from "./mixtral-model.js";
 
 export interface MoePassTiming {
   readonly prefillSeconds: number;
@@ -40,6 +40,8 @@ const COPY_KINDS: Readonly<Record<ExpertTransferMeta["kind"], string>> = {
   prefill: "stream-expert",
   demand: "load-expert",
   prefetch: "prefetch-expert",
+  "rows-in": "send-expert-rows",
+  "rows-out": "return-expert-rows",
 };
 
 export class MoePassClock implements ExpertExecutor {
@@ -55,6 +57,8 @@ export class MoePassClock implements ExpertExecutor {
   private lastStepEnd = 0;
   private decodeStall = 0;
   private prefillStall = 0;
+  /** Seconds the current layer's experts computed (host or device), not counted as stall. */
+  private computing = 0;
 
   /**
    * @param inner the store that decides where each expert's weights come from.
@@ -125,22 +129,40 @@ export class MoePassClock implements ExpertExecutor {
     phase: MoePhase,
     needed: readonly number[],
     compute: (expert: number, weights: Uint16Array) => void,
+    io?: ExpertIo,
   ): void {
     const begin = this.now();
     this.slice("compute", "gpu", this.mark, begin, 0, layer);
-    let computing = 0;
-    this.inner.runExperts(layer, phase, needed, (expert, weights) => {
-      const start = this.now();
-      compute(expert, weights);
-      const end = this.now();
-      computing += end - start;
-      this.slice("expert", this.onHost(layer, expert, weights) ? "cpu" : "gpu", start, end, 0, layer);
-    });
+    this.computing = 0;
+    this.inner.runExperts(
+      layer,
+      phase,
+      needed,
+      (expert, weights) => {
+        const start = this.now();
+        compute(expert, weights);
+        const end = this.now();
+        this.computing += end - start;
+        this.slice("expert", this.onHost(layer, expert, weights) ? "cpu" : "gpu", start, end, 0, layer);
+      },
+      io,
+    );
     this.mark = this.now();
-    const waited = Math.max(0, this.mark - begin - computing);
+    const waited = Math.max(0, this.mark - begin - this.computing);
     if (phase === "prefill") this.prefillStall += waited;
     else this.decodeStall += waited;
     this.onLayer?.({ token: this.token, layer });
+  }
+
+  /**
+   * An expert a device computed itself (the CUDA backend), timed by device events, reported while its
+   * layer's experts run: a gpu "expert" slice, not counted as stall.
+   */
+  deviceExpert(layer: number, startMs: number, endMs: number): void {
+    const start = (startMs - this.originMs) / 1000;
+    const end = (endMs - this.originMs) / 1000;
+    this.computing += end - start;
+    this.slice("expert", "gpu", start, end, 0, layer);
   }
 
   timing(): MoePassTiming {

@@ -41,9 +41,9 @@ import type { TraceSink } from "../../simulator/trace-sink.js";
 import { DeviceArena, type DeviceBlock } from "../device-arena.js";
 import { runProgress } from "../run-progress.js";
 import { syntheticPrompts } from "../synthetic-prompts.js";
-import { TransferEngine } from "../transfer-engine.js";
 import { type DeviceBudget, deviceBudget } from "./device-budget.js";
-import { type ExpertCounts, ExpertStore, type ExpertTransferMeta } from "./expert-store.js";
+import { arenaExpertDevice, type ExpertDevice, type OpenExpertDevice } from "./expert-device.js";
+import { type ExpertCounts, ExpertStore } from "./expert-store.js";
 import { GateLookahead } from "./gate-lookahead.js";
 import { type MixtralKvCache, MixtralModel } from "./mixtral-model.js";
 import { loadMoeCheckpoint, type MoeCheckpoint } from "./moe-checkpoint.js";
@@ -72,6 +72,11 @@ export interface MoeRunOptions {
   readonly deviceCapacityBytes?: number;
   /** Copy engine on worker threads (prefetches overlap compute); default false (copies run inline). */
   readonly threads?: boolean;
+  /**
+   * Where the configuration under test keeps and computes its experts (expert-device.ts); default the
+   * CPU backend's arena. The references always run on the CPU backend.
+   */
+  readonly expertDevice?: ExpertDevice;
   /** Where the configuration under test's steps and copies are reported (the reference's are not). */
   readonly trace?: TraceSink;
   /** Called as each layer of each step computes: phase "reference" for the all-resident pass, then "run". */
@@ -152,6 +157,7 @@ async function runPass(
   capacityBytes: number,
   initial: readonly (readonly number[])[],
   threads: boolean,
+  device: ExpertDevice,
   sink: TraceSink | undefined,
   progress: ((at: { readonly token: number; readonly layer: number }) => void) | undefined,
   logits?: { readonly record: LogitsRecorder; readonly forcedTokens?: readonly (readonly number[])[] },
@@ -167,13 +173,7 @@ async function runPass(
   let fetchedBytes = 0,
     fetchSeconds = 0;
   let clock: MoePassClock | undefined;
-  const transfers = await TransferEngine.start<ExpertTransferMeta>(threads, (done) => {
-    clock?.transfer(done);
-    if (done.meta.kind === "demand" || done.meta.kind === "prefetch") {
-      fetchedBytes += done.bytes;
-      fetchSeconds += (done.endMs - done.startMs) / 1000;
-    }
-  });
+  let experts: OpenExpertDevice | undefined;
   try {
     // Non-expert weights, resident (decoder-layer tensors at attentionBits).
     const weights = placeResidentWeights(checkpoint, policy.attentionBits, (name, raw) => {
@@ -196,7 +196,24 @@ async function runPass(
       value: (l, b) => arena.float32(values[l]![b]!, total * kvWidth),
     };
     // Every expert's home copy in host memory, stored at policy.bits: gate | up | down (w1 | w3 | w2).
-    const host = expertHomeCopies(checkpoint, policy.bits);
+    experts = await device.open({
+      model,
+      policy,
+      arena,
+      capacityBytes,
+      rowsPerStep: B * s,
+      host: expertHomeCopies(checkpoint, policy.bits),
+      threads,
+      onCopy: (done) => {
+        clock?.transfer(done);
+        if (done.meta.kind === "demand" || done.meta.kind === "prefetch") {
+          fetchedBytes += done.bytes;
+          fetchSeconds += (done.endMs - done.startMs) / 1000;
+        }
+      },
+      onExpert: (layer, startMs, endMs) => clock?.deviceExpert(layer, startMs, endMs),
+    });
+    const { host } = experts;
     // Speculative prefetch: the router of layer l + a applied to layer l's router input.
     const lookahead =
       !policy.pregated && policy.prefetchExperts > 0
@@ -209,7 +226,7 @@ async function runPass(
             policy.attentionBits,
           )
         : undefined;
-    const store = new ExpertStore(model, policy, B, arena, host, transfers, initial, lookahead);
+    const store = new ExpertStore(model, policy, B, experts.memory, host, initial, lookahead);
     const runner = new MixtralModel(model, weights, kv, B, s, ropeTheta, rmsNormEps, normTopKProb, {
       expert: policy.bits,
       attention: policy.attentionBits,
@@ -273,19 +290,19 @@ async function runPass(
       next.forEach((id, b) => tokens[b]!.push(id));
       logits?.record.add(runner.lmHeadLogits);
     }
-    transfers.drain();
+    experts.drain();
     return {
       tokens,
       routing: trace,
       counts: { ...store.counts },
       fetchedBytes,
       fetchSeconds,
-      peakBytes: arena.peakBytes,
+      peakBytes: experts.peakBytes(),
       seconds: (performance.now() - started) / 1000,
       timing: clock.timing(),
     };
   } finally {
-    await transfers.close();
+    await experts?.close();
   }
 }
 
@@ -332,6 +349,7 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
         deviceBudget(model, all, B, maxLen).totalBytes,
         everyExpert,
         threads,
+        arenaExpertDevice,
         undefined,
         runProgress(options.onProgress, phase, shape),
         logits,
@@ -359,6 +377,7 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
       capacityBytes,
       initial,
       threads,
+      options.expertDevice ?? arenaExpertDevice,
       options.trace,
       runProgress(options.onProgress, "run", shape),
     );

@@ -17,6 +17,9 @@ import { checkOutputPath } from "../../core/write-file-atomic.js";
 import { PlanError } from "../../planner/plan-error.js";
 import { writeRoutingCsv } from "../../routing/routing-csv.js";
 import { openTraceSink } from "../../simulator/open-trace-sink.js";
+import { cudaExpertDevice } from "../cuda/cuda-expert-device.js";
+import type { CudaNative } from "../cuda/native-api.js";
+import { requireCuda } from "../cuda/require-cuda.js";
 import { DeviceOutOfMemory } from "../device-arena.js";
 import type { RunOptions } from "../run-options.js";
 import { type RunResult, timedRunFigures } from "../run-result.js";
@@ -52,9 +55,7 @@ function checkSameModel(spec: ModelSpec, m: ModelSpec, weightsDir: string): void
 }
 
 /** Why the runtime cannot run this MoE plan yet, or undefined. */
-function unrunnable(plan: Plan, options: RunOptions): string | undefined {
-  if ((options.backend ?? "cpu") === "cuda")
-    return "--backend cuda cannot run this plan yet: Mixture-of-Experts plans run on the CPU backend (--backend cpu)";
+function unrunnable(plan: Plan): string | undefined {
   const why = unrunnableExpertPolicy(plan.policy.experts!);
   if (why) return why;
   if (plan.policy.cache.gpu < 1)
@@ -69,7 +70,7 @@ export async function executeMoePlan(
   options: RunOptions,
 ): Promise<{ readonly result: MoePlanRunResult; readonly run: MoeRunResult }> {
   void profile; // the run measures; the profile only predicted
-  const why = unrunnable(plan, options);
+  const why = unrunnable(plan);
   if (why) throw new PlanError(why);
   const config = readMoeConfig(options.weightsDir);
   const m = config.model;
@@ -85,6 +86,13 @@ export async function executeMoePlan(
   const ids = syntheticPrompts(B, s, m.vocabSize, options.promptSeed ?? 0);
   const promptTokens = Array.from({ length: B }, (_, b) => Array.from(ids.subarray(b * s, (b + 1) * s)));
   const overlap = options.overlap ?? plan.policy.overlap;
+  const backend = options.backend ?? "cpu";
+  let cuda: { readonly native: CudaNative; readonly device: string } | undefined;
+  if (backend === "cuda") {
+    const native = options.cudaNative ?? requireCuda();
+    native.setDevice(0);
+    cuda = { native, device: native.deviceProperties(0).name };
+  }
   // A routing file is checked before the run (a bad name fails at once) and written after it.
   if (options.routingPath !== undefined) checkOutputPath(options.routingPath);
   const trace = openTraceSink(options, "run()");
@@ -98,6 +106,7 @@ export async function executeMoePlan(
       genLen: n,
       deviceCapacityBytes: options.capacityBytes.gpu,
       threads: overlap,
+      ...(cuda ? { expertDevice: cudaExpertDevice(cuda.native, overlap) } : {}),
       ...(trace ? { trace } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });
@@ -114,7 +123,8 @@ export async function executeMoePlan(
   const plannedExperts = predictedExpertSummary(plan);
   const f = timedRunFigures(plan, { ...t, makespanSeconds: t.prefillSeconds + t.decodeSeconds });
   const result: MoePlanRunResult = {
-    backend: "cpu",
+    backend,
+    ...(cuda ? { device: cuda.device } : {}),
     schedule: options.schedule ?? plan.schedule,
     overlap,
     throughputTokensPerSecond: f.throughputTokensPerSecond,

@@ -1,0 +1,210 @@
+/**
+ * ExpertStore's memory on the CUDA backend (runtime/moe/expert-memory.ts): expert slots, the staging
+ * block and the prefetch buffers are blocks of the device pool; copies run on their own stream, ordered
+ * by events; routed experts run on the compute stream with the group-wise SwiGLU kernel
+ * (kernels.h spw_expert_swiglu, any stored precision).
+ *
+ * Ordering, by events only:
+ * - a copy into a block waits for the compute stream's last read of that block (an evicted slot, a
+ *   prefetch buffer given back, the staging block between two streamed experts);
+ * - the store's `await(copy)` makes the compute stream wait for the copy's end event, so a demand fetch
+ *   or a prefetch is waited for by the kernel that reads it, not by the host; prefetches issued for
+ *   later layers keep running on the copy stream while the host computes attention;
+ * - per layer, each device expert's token rows are gathered by the host into a pinned buffer at their
+ *   own offset, copied up on the compute stream, run, and copied down into a pinned buffer; endLayer
+ *   synchronises the compute stream once and hands the outputs to the model. The pinned buffers are
+ *   reused only after that synchronisation.
+ *
+ * Every copy and expert kernel is bracketed by timing events; `report` hands finished ones to the
+ * runner (epoch milliseconds, as the CPU backend's TransferEngine reports its copies).
+ */
+import type { ModelSpec } from "../../core/model-spec.js";
+import type { ExpertMemory, ExpertTransferKind, ExpertTransferMeta, ExpertWork } from "../moe/expert-memory.js";
+import type { FinishedTransfer } from "../transfer-engine.js";
+import type { DevicePointer, DevicePool } from "./device-pool.js";
+import type { CudaNative } from "./native-api.js";
+
+export interface CudaExpertBlock {
+  readonly memory: DevicePointer;
+  /** The compute stream's event after its last kernel reading this block. */
+  lastRead?: number;
+}
+
+export interface CudaExpertCopy {
+  readonly start: number;
+  readonly end: number;
+  readonly bytes: number;
+  readonly meta: ExpertTransferMeta;
+}
+
+interface ExpertLaunch {
+  readonly layer: number;
+  readonly expert: number;
+  /** First row of the expert's rows in the layer's input and output buffers. */
+  readonly row: number;
+  readonly rows: number;
+  /** Events: before the rows' copy up, before the kernel, after it, after the outputs' copy down. */
+  readonly events: readonly [number, number, number, number];
+}
+
+/** Where finished device work goes (epoch milliseconds). */
+export interface CudaExpertReports {
+  readonly onCopy: (done: FinishedTransfer<ExpertTransferMeta>) => void;
+  readonly onExpert: (layer: number, startMs: number, endMs: number) => void;
+}
+
+export class CudaExpertMemory implements ExpertMemory<CudaExpertBlock, CudaExpertCopy> {
+  private readonly events: number[] = [];
+  private readonly copies: CudaExpertCopy[] = [];
+  private launches: ExpertLaunch[] = [];
+  private readonly input: DevicePointer;
+  private readonly output: DevicePointer;
+  private readonly scratch: DevicePointer;
+  private readonly pinnedInput: Float32Array;
+  private readonly pinnedOutput: Float32Array;
+  private readonly h: number;
+  private readonly ffn: number;
+  private rowsUsed = 0;
+
+  /**
+   * @param host every expert's stored home copy [layer][expert], in pinned memory.
+   * @param maxRows the most token rows a layer's experts take together (tokens per step x experts per token).
+   * @param origin a completed event on the device at `originMs` (epoch ms), the zero of every report.
+   */
+  constructor(
+    private readonly native: CudaNative,
+    private readonly pool: DevicePool,
+    private readonly host: readonly (readonly Uint16Array[])[],
+    model: ModelSpec,
+    private readonly bits: number,
+    maxRows: number,
+    private readonly streams: { readonly compute: number; readonly copy: number },
+    private readonly origin: { readonly event: number; readonly epochMs: number },
+    private readonly reports: CudaExpertReports,
+    pinned: (bytes: number) => ArrayBuffer,
+  ) {
+    this.h = model.hiddenSize;
+    this.ffn = model.moe!.expertFfnSize;
+    const values = maxRows * this.h;
+    this.input = pool.allocate(values * 4, "expert inputs");
+    this.output = pool.allocate(values * 4, "expert outputs");
+    this.scratch = pool.allocate(2 * maxRows * this.ffn * 4, "expert scratch");
+    this.pinnedInput = new Float32Array(pinned(values * 4));
+    this.pinnedOutput = new Float32Array(pinned(values * 4));
+  }
+
+  private mark(stream: number): number {
+    const event = this.native.eventCreate(true);
+    this.events.push(event);
+    this.native.eventRecord(event, stream);
+    return event;
+  }
+
+  allocate(bytes: number, what: string): CudaExpertBlock {
+    return { memory: this.pool.allocate(bytes, what) };
+  }
+
+  copyIn(layer: number, expert: number, block: CudaExpertBlock, kind: ExpertTransferKind): CudaExpertCopy {
+    const { copy } = this.streams;
+    const src = this.host[layer]![expert]!;
+    if (block.lastRead !== undefined) this.native.streamWaitEvent(copy, block.lastRead);
+    const start = this.mark(copy);
+    this.native.memcpyHtoD(block.memory.pointer, src, copy);
+    const done: CudaExpertCopy = {
+      start,
+      end: this.mark(copy),
+      bytes: src.byteLength,
+      meta: { kind, layer, expert },
+    };
+    this.copies.push(done);
+    return done;
+  }
+
+  await(copy: CudaExpertCopy): void {
+    this.native.streamWaitEvent(this.streams.compute, copy.end);
+  }
+
+  computeFrom(layer: number, expert: number, block: CudaExpertBlock, work: ExpertWork): void {
+    if (!work.io) throw new Error(`layer ${layer}: the CUDA backend runs experts from their rows (no ExpertIo given)`);
+    const { compute } = this.streams;
+    const { input, rows } = work.io.gather(expert);
+    const row = this.rowsUsed;
+    const at = row * this.h;
+    const values = rows * this.h;
+    if (at + values > this.pinnedInput.length)
+      throw new Error(`layer ${layer}: experts take more than the ${this.pinnedInput.length / this.h} rows allocated`);
+    this.rowsUsed += rows;
+    this.pinnedInput.set(input.subarray(0, values), at);
+    const sent = this.mark(compute);
+    this.native.memcpyHtoD(this.input.pointer + at * 4, this.pinnedInput.subarray(at, at + values), compute);
+    const start = this.mark(compute);
+    this.native.expertSwiglu(
+      this.input.pointer + at * 4,
+      block.memory.pointer,
+      this.bits,
+      rows,
+      this.h,
+      this.ffn,
+      this.scratch.pointer,
+      this.output.pointer + at * 4,
+      compute,
+    );
+    const end = this.mark(compute);
+    block.lastRead = end;
+    this.native.memcpyDtoH(this.pinnedOutput.subarray(at, at + values), this.output.pointer + at * 4, compute);
+    this.launches.push({ layer, expert, row, rows, events: [sent, start, end, this.mark(compute)] });
+  }
+
+  endLayer(_layer: number, work: ExpertWork): void {
+    if (this.launches.length > 0) {
+      this.native.streamSynchronize(this.streams.compute);
+      for (const { layer, expert, row, rows, events } of this.launches) {
+        const at = row * this.h;
+        const bytes = rows * this.h * 4;
+        work.io!.scatter(expert, this.pinnedOutput.subarray(at, at + rows * this.h));
+        const [sent, start, end, returned] = events.map((e) => this.epochMs(e)) as [number, number, number, number];
+        this.reports.onCopy({
+          stream: "h2d",
+          bytes,
+          meta: { kind: "rows-in", layer, expert },
+          startMs: sent,
+          endMs: start,
+        });
+        this.reports.onExpert(layer, start, end);
+        this.reports.onCopy({
+          stream: "d2h",
+          bytes,
+          meta: { kind: "rows-out", layer, expert },
+          startMs: end,
+          endMs: returned,
+        });
+      }
+    }
+    this.launches = [];
+    this.rowsUsed = 0;
+    this.report(false);
+  }
+
+  private epochMs(event: number): number {
+    return this.origin.epochMs + this.native.eventElapsedMs(this.origin.event, event);
+  }
+
+  /** Reports the copies that have finished (all of them: `all`, after a device synchronise), in issue order. */
+  report(all: boolean): void {
+    let done = 0;
+    while (done < this.copies.length && (all || this.native.eventQuery(this.copies[done]!.end))) done++;
+    for (const copy of this.copies.splice(0, done))
+      this.reports.onCopy({
+        stream: "h2d",
+        bytes: copy.bytes,
+        meta: copy.meta,
+        startMs: this.epochMs(copy.start),
+        endMs: this.epochMs(copy.end),
+      });
+  }
+
+  /** Destroys the timing events (after a device synchronise). */
+  destroy(): void {
+    for (const event of this.events.splice(0)) this.native.eventDestroy(event);
+  }
+}

@@ -1,0 +1,121 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { ExpertPolicy } from "../../core/expert-policy.js";
+import { moeWeightBytes } from "../../core/moe-weight-bytes.js";
+import type { Resource } from "../../core/resources.js";
+import { cudaExpertDevice } from "../../runtime/cuda/cuda-expert-device.js";
+import { createEmulatedNative } from "../../runtime/cuda/emulated-native.js";
+import type { CudaNative } from "../../runtime/cuda/native-api.js";
+import { DeviceOutOfMemory } from "../../runtime/device-arena.js";
+import type { MoeRunResult } from "../../runtime/moe/moe-runner.js";
+import type { TraceSink } from "../../simulator/trace-sink.js";
+import { BASE_EXPERT_POLICY, tinyMixtralCheckpoint } from "../moe-fixture.js";
+
+// The CUDA backend's MoE path on the emulated device (runtime/cuda/emulated-native.ts): its streams run
+// deferred, in a seeded order, so a copy or a kernel that is not ordered by an event reads stale bytes.
+// (The host build of kernels.cu and a real GPU run the runtime matrix's MoE rows: test/integration/runtime.test.ts.)
+const { spec, run } = tinyMixtralCheckpoint("spillway-cuda-moe-", BASE_EXPERT_POLICY);
+const GEN_LEN = 8;
+const CAPACITY = 8 * 2 ** 20;
+
+const emulated = (seed: number) => createEmulatedNative({ deviceBytes: 32 * 2 ** 20, seed });
+const onCuda = (x: Partial<ExpertPolicy>, native: CudaNative, extra: { deviceCapacityBytes?: number } = {}) =>
+  run(x, {
+    genLen: GEN_LEN,
+    deviceCapacityBytes: CAPACITY,
+    expertDevice: cudaExpertDevice(native),
+    ...extra,
+  });
+
+/** The counts both backends must agree on (copy times are each backend's own). */
+const counts = (r: MoeRunResult) => ({ ...r.experts, fetchSeconds: 0 });
+
+test("on the emulated device, MoE runs generate the CPU backend's reference tokens and count what the CPU backend counts: 16- and 4-bit experts, LRU and LFU, CPU misses, speculative prefetch", async () => {
+  const configs: Partial<ExpertPolicy>[] = [
+    { bits: 16, attentionBits: 16 },
+    { bits: 4, attentionBits: 4 },
+    { bits: 16, attentionBits: 16, eviction: "lfu", compute: "cpu" },
+    { bits: 4, attentionBits: 16, cacheSize: 1, prefetchExperts: 2, prefetchLayers: 1 },
+  ];
+  for (const [i, x] of configs.entries()) {
+    const label = JSON.stringify(x);
+    const cpu = await run(x, { genLen: GEN_LEN, deviceCapacityBytes: CAPACITY });
+    const cuda = await onCuda(x, emulated(11 + i));
+    assert.equal(cuda.matchesReference, true, label);
+    assert.deepEqual(cuda.tokens, cpu.tokens, label);
+    assert.deepEqual(cuda.referenceTokens, cpu.referenceTokens, label);
+    assert.deepEqual(counts(cuda), counts(cpu), label);
+    assert.deepEqual(cuda.routing.experts, cpu.routing.experts, label);
+    // The model is not degenerate, and the policy really fetched, prefetched or computed on the CPU.
+    assert.ok(
+      cuda.tokens.some((t) => new Set(t).size > 1),
+      label,
+    );
+    if (x.compute === "cpu") assert.ok(cuda.experts.cpuComputed > 0 && cuda.experts.demandFetches === 0, label);
+    else assert.ok(cuda.experts.demandFetches > 0 && cuda.experts.cpuComputed === 0, label);
+    if (x.prefetchExperts) assert.ok(cuda.experts.prefetches > 0 && cuda.experts.prefetchUsed > 0, label);
+    const perExpert = moeWeightBytes(spec, { ...BASE_EXPERT_POLICY, ...x }).bytesPerExpert;
+    assert.equal(cuda.experts.fetchedBytes, (cuda.experts.demandFetches + cuda.experts.prefetches) * perExpert, label);
+    assert.ok(cuda.device.peakBytes <= CAPACITY, label);
+    if (x.bits === 4) assert.ok(cuda.quantization, label);
+  }
+});
+
+test("a copy the expert kernel does not wait for (no stream-event waits) gives other tokens on the emulated device", async () => {
+  const native = emulated(5);
+  // Every streamWaitEvent dropped: kernels and copies race as a missing wait would let them.
+  const racing: CudaNative = Object.create(native, { streamWaitEvent: { value: () => undefined } });
+  const r = await onCuda({ bits: 16, attentionBits: 16 }, racing);
+  assert.equal(r.matchesReference, false);
+});
+
+test("the expert cache, staging block and prefetch buffers are blocks of the device pool, named when the plan's memory is too small", async () => {
+  await assert.rejects(
+    onCuda({ bits: 16, attentionBits: 16, cacheSize: 4 }, emulated(3), { deviceCapacityBytes: 2 ** 20 }),
+    (error: unknown) => {
+      assert.ok(error instanceof DeviceOutOfMemory, String(error));
+      assert.match(
+        error.message,
+        /allocating (layer \d+ expert slot \d+|expert staging|expert prefetch buffer \d+) \(/,
+      );
+      return true;
+    },
+  );
+});
+
+test("an MoE run on the CUDA backend traces expert kernels on the GPU lane, expert copies and rows on the PCIe lanes", async () => {
+  const slices: { kind: string; resource: Resource; start: number; end: number; bytes: number }[] = [];
+  const sink: TraceSink = {
+    events: 0,
+    task: () => undefined,
+    slice: (kind, resource, start, end, bytes) => void slices.push({ kind, resource, start, end, bytes }),
+    memory: () => undefined,
+    describe: () => undefined,
+    close: () => undefined,
+    abort: () => undefined,
+  };
+  const x = { bits: 16, attentionBits: 16, cacheSize: 1, prefetchExperts: 2, prefetchLayers: 1 } as const;
+  const r = await run(x, {
+    genLen: GEN_LEN,
+    deviceCapacityBytes: CAPACITY,
+    expertDevice: cudaExpertDevice(emulated(9)),
+    trace: sink,
+  });
+  const on = (kind: string) => slices.filter((s) => s.kind === kind);
+  const perExpert = moeWeightBytes(spec, { ...BASE_EXPERT_POLICY, ...x }).bytesPerExpert;
+  assert.ok(on("expert").length > 0 && on("expert").every((s) => s.resource === "gpu" && s.end > s.start));
+  assert.equal(on("load-expert").length, r.experts.demandFetches);
+  assert.equal(on("prefetch-expert").length, r.experts.prefetches);
+  for (const kind of ["load-expert", "prefetch-expert", "stream-expert"])
+    assert.ok(
+      on(kind).every((s) => s.resource === "h2d" && s.bytes === perExpert && s.end > s.start),
+      kind,
+    );
+  assert.ok(on("send-expert-rows").every((s) => s.resource === "h2d"));
+  assert.ok(on("return-expert-rows").every((s) => s.resource === "d2h"));
+  assert.equal(on("send-expert-rows").length, on("expert").length);
+  assert.equal(
+    r.timing.bytes.d2h,
+    on("return-expert-rows").reduce((sum, s) => sum + s.bytes, 0),
+  );
+});
