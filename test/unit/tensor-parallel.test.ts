@@ -85,6 +85,7 @@ test("a tensor-parallel pipeline: T GPUs of one node per stage, all-reduce traff
   const planned = planPipelineSync({ model: tiny, cluster, workload, maxBlock: 64, tensorParallelSize: 2 }, solvers);
   const pipeline = planned.pipeline!;
   assert.equal(pipeline.tensorParallelSize, 2);
+  assert.equal(pipeline.stages.length, 2, "two stages of two GPUs fill the node here");
   const used = new Set<string>();
   for (const stage of pipeline.stages) {
     assert.equal(stage.gpus?.length, 2);
@@ -120,14 +121,12 @@ test("a tensor-parallel pipeline: T GPUs of one node per stage, all-reduce traff
   // The plan file stands alone; a stage whose GPUs overlap another's, or whose group is short, is refused.
   const json = JSON.parse(JSON.stringify(planned));
   assert.deepEqual(parsePlan(json, "plan.json").pipeline, json.pipeline);
-  if (pipeline.stages.length > 1) {
-    const overlapping = JSON.parse(JSON.stringify(planned));
-    overlapping.pipeline.stages[1].gpus[1] = overlapping.pipeline.stages[0].gpus[1];
-    assert.throws(
-      () => parsePlan(overlapping, "plan.json"),
-      (e: unknown) => e instanceof InputError && /pipeline\.stages\[1\]\.gpus.*holds two stages/.test(e.message),
-    );
-  }
+  const overlapping = JSON.parse(JSON.stringify(planned));
+  overlapping.pipeline.stages[1].gpus[1] = overlapping.pipeline.stages[0].gpus[1];
+  assert.throws(
+    () => parsePlan(overlapping, "plan.json"),
+    (e: unknown) => e instanceof InputError && /pipeline\.stages\[1\]\.gpus.*holds two stages/.test(e.message),
+  );
   const short = JSON.parse(JSON.stringify(planned));
   short.pipeline.stages[0].gpus.pop();
   assert.throws(
@@ -157,7 +156,7 @@ test("a tensor-parallel pipeline: T GPUs of one node per stage, all-reduce traff
   assert.equal(ds.train_batch_size, ds.train_micro_batch_size_per_gpu * 2 * pipeline.stages.length);
   // llama.cpp: one split mode for every device, so several tensor-parallel stages fall back with a warning.
   const llama = exportPlan(planned, "llama.cpp");
-  if (pipeline.stages.length > 1) assert.ok(llama.warnings.some((w) => /tensor parallelism/.test(w)));
+  assert.ok(llama.warnings.some((w) => /tensor parallelism/.test(w)));
 });
 
 test("a tensor-parallel plan of one stage is llama.cpp's row split over its GPUs", () => {
