@@ -20,6 +20,10 @@ export function formatPipelineSimulation(r: PipelineSimulation): string {
     lines.push(
       `               traffic ${LINKS.map((l) => `${RESOURCE_SHORT_NAMES[l]} ${formatBytes(s.bytes[l])}`).join("  ")}`,
     );
+    if (s.allReduceBytesPerGpu !== undefined)
+      lines.push(
+        `               all-reduce ${formatBytes(s.allReduceBytesPerGpu)} per GPU (planned ${formatBytes(s.plannedAllReduceBytesPerGpu ?? 0)}) in ${formatSeconds(s.allReduceSeconds ?? 0)}`,
+      );
   });
   for (const l of r.links)
     lines.push(

@@ -8,6 +8,8 @@ const number = (x: number | undefined, digits = 4) =>
 function policyWords(r: SweepRow): string {
   if (r.gpuBatchSize === undefined) return "-";
   const block = `${r.gpuBatchSize} x ${r.numGpuBatches}`;
+  const T = r.tensorParallelSize ?? 1;
+  if (T > 1) return `${block}, ${r.stages} x ${T} GPUs x ${r.microBatches} micro`;
   return (r.stages ?? 1) > 1 ? `${block}, ${r.stages} stages x ${r.microBatches} micro` : block;
 }
 

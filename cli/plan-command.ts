@@ -7,18 +7,38 @@ import { engineModel } from "../engines/engines.js";
 import { planForEngine } from "../engines/plan-for-engine.js";
 import { baselines } from "../planner/baselines.js";
 import { planPipeline } from "../planner/pipeline/plan-pipeline.js";
+import { tensorParallelSizes } from "../planner/pipeline/tensor-parallel.js";
 import { fixedPolicy, PlanError, plan } from "../planner/plan.js";
 import { commandHead } from "./command-heads.js";
 import { defineCommand } from "./command-module.js";
 import { withProgress } from "./command-progress.js";
 import { baselineJson, formatBaselines } from "./format-baselines.js";
 import { formatPlan } from "./format-plan.js";
+import { parseNumberFlag } from "./parse-flags.js";
 import { engineFromArgs, type PlanArgs, planOptions, planRequestFromArgs } from "./plan-options.js";
 import { EXIT_CODES_EPILOG, progressHelp, QUICK_PHASE_DELAY_SECONDS } from "./terminal.js";
 
-export async function runPlan(argv: PlanArgs & { readonly compare: boolean }): Promise<void> {
+export async function runPlan(
+  argv: PlanArgs & { readonly compare: boolean; readonly "tensor-parallel"?: string },
+): Promise<void> {
   if (argv.out !== undefined) checkOutputPath(argv.out);
   const { request, hardware, cluster } = planRequestFromArgs(argv, true);
+  const tensorParallelSize = parseNumberFlag("tensor-parallel", argv["tensor-parallel"], { min: 1, integer: true });
+  if (tensorParallelSize !== undefined) {
+    if (!cluster)
+      throw new InputError(
+        "--tensor-parallel",
+        undefined,
+        "applies to cluster profiles only (a --hardware of several GPUs)",
+      );
+    const sizes = tensorParallelSizes(request.model, cluster);
+    if (!sizes.includes(tensorParallelSize))
+      throw new InputError(
+        "--tensor-parallel",
+        undefined,
+        `expected one of ${sizes.join(", ")} (divisors of ${cluster.name}'s ${cluster.gpusPerNode} GPUs per node that split ${request.model.name}'s ${request.model.numHeads} heads evenly), got ${tensorParallelSize}`,
+      );
+  }
   const { engine, knobs } = engineFromArgs(argv, request.model);
   if (cluster && engine !== "spillway")
     throw new InputError(
@@ -36,7 +56,15 @@ export async function runPlan(argv: PlanArgs & { readonly compare: boolean }): P
   if (why) throw new InputError("--engine", undefined, `${engine} cannot run ${request.model.name}: ${why}`);
   const spillwayPlan = await withProgress(
     { quiet: argv.quiet, delaySeconds: QUICK_PHASE_DELAY_SECONDS },
-    (onProgress) => (cluster ? planPipeline({ ...request, cluster, onProgress }) : plan({ ...request, onProgress })),
+    (onProgress) =>
+      cluster
+        ? planPipeline({
+            ...request,
+            cluster,
+            onProgress,
+            ...(tensorParallelSize !== undefined ? { tensorParallelSize } : {}),
+          })
+        : plan({ ...request, onProgress }),
   );
   const planned =
     engine === "spillway"
@@ -80,6 +108,11 @@ export const planCommand = defineCommand({
         describe:
           "also score the baselines users would otherwise pick (accelerate, deepspeed-zero, llama.cpp, flexgen) with the same cost model and each on its own engine's model",
       })
+      .option("tensor-parallel", {
+        type: "string",
+        describe:
+          "a cluster's GPUs per pipeline stage (tensor parallelism within a node; default: searched): 1 plans pipelines only, as engines without tensor parallelism run them",
+      })
       .epilog(
         `${progressHelp("batch sizes searched; a scored policy has none", { delayed: true })}\n\n${EXIT_CODES_EPILOG}`,
       )
@@ -91,6 +124,7 @@ export const planCommand = defineCommand({
         "what FlexGen itself will do with its own flags",
       )
       .example("$0 plan --engine llama.cpp --model llama-2-7b --gguf-type Q4_K_M", "a GGUF file in llama.cpp")
+      .example("$0 plan --model opt-175b --hardware 4x1-t4-gcp --out p175.json", "a pipeline over four single-T4 nodes")
       .example("$0 plan --gbs 32 --nb 8 --percent 0 50 0 0 0 100 --cpu-attention", "score a given policy")
       .example(
         "$0 plan --model path/to/config.json --hardware rtx3090 --out plan.json",

@@ -1,7 +1,8 @@
 /**
  * What a plan file's `pipeline` must satisfy beyond its schema: its cluster is a valid cluster profile,
- * the stages cover the model's layers contiguously, one per GPU of the cluster, each with a valid policy,
- * and the links join consecutive stages.
+ * the stages cover the model's layers contiguously, one per GPU of the cluster (or, with
+ * tensorParallelSize T, per T GPUs of one node, listed in `gpus`), each with a valid policy, and the
+ * links join consecutive stages.
  */
 import { gpuCount, parseClusterProfile } from "./cluster-profile.js";
 import { child, type FieldContext, fail } from "./fields.js";
@@ -14,8 +15,19 @@ export function checkPipeline(plan: Plan, source: string): void {
   const ctx: FieldContext = { source, path: "pipeline" };
   const cluster = parseClusterProfile(pipeline.cluster, source, "pipeline.cluster");
   const stages = pipeline.stages;
-  if (stages.length > gpuCount(cluster))
-    fail(ctx, "stages", `${stages.length} stages for ${gpuCount(cluster)} GPUs in ${cluster.name}`);
+  const T = pipeline.tensorParallelSize ?? 1;
+  if (T > 1 && (cluster.gpusPerNode % T !== 0 || plan.modelSpec.numHeads % T !== 0))
+    fail(
+      ctx,
+      "tensorParallelSize",
+      `expected a divisor of ${cluster.name}'s ${cluster.gpusPerNode} GPUs per node and of ${plan.modelSpec.name}'s ${plan.modelSpec.numHeads} heads, got ${T}`,
+    );
+  if (stages.length * T > gpuCount(cluster))
+    fail(
+      ctx,
+      "stages",
+      `${stages.length} stages of ${T} GPU${T > 1 ? "s" : ""} for ${gpuCount(cluster)} GPUs in ${cluster.name}`,
+    );
   const used = new Set<string>();
   let next = 0;
   stages.forEach((stage, i) => {
@@ -27,15 +39,28 @@ export function checkPipeline(plan: Plan, source: string): void {
         `expected layers from ${next} (stages are contiguous, first layer first), got [${stage.layers.from}, ${stage.layers.to})`,
       );
     next = stage.layers.to;
-    const { node, index } = stage.gpu;
-    if (node >= cluster.nodes || index >= cluster.gpusPerNode)
-      fail(
-        sc,
-        "gpu",
-        `GPU ${node}.${index} is not in ${cluster.name} (${cluster.nodes} nodes of ${cluster.gpusPerNode} GPUs)`,
-      );
-    if (used.has(`${node}.${index}`)) fail(sc, "gpu", `GPU ${node}.${index} holds two stages`);
-    used.add(`${node}.${index}`);
+    const gpus = stage.gpus ?? [stage.gpu];
+    const field = stage.gpus ? "gpus" : "gpu";
+    if (gpus.length !== T)
+      fail(sc, field, `expected ${T} GPU${T > 1 ? "s" : ""} (tensorParallelSize), got ${gpus.length}`);
+    if (gpus[0]!.node !== stage.gpu.node || gpus[0]!.index !== stage.gpu.index)
+      fail(sc, "gpus", `expected the stage's gpu (${stage.gpu.node}.${stage.gpu.index}) first`);
+    for (const { node, index } of gpus) {
+      if (node >= cluster.nodes || index >= cluster.gpusPerNode)
+        fail(
+          sc,
+          field,
+          `GPU ${node}.${index} is not in ${cluster.name} (${cluster.nodes} nodes of ${cluster.gpusPerNode} GPUs)`,
+        );
+      if (node !== stage.gpu.node)
+        fail(
+          sc,
+          field,
+          `GPU ${node}.${index} is not on node ${stage.gpu.node}: a tensor-parallel stage spans one node`,
+        );
+      if (used.has(`${node}.${index}`)) fail(sc, field, `GPU ${node}.${index} holds two stages`);
+      used.add(`${node}.${index}`);
+    }
     checkPolicyRules(stage.policy, child(sc, "policy"));
   });
   if (next !== plan.modelSpec.numLayers)

@@ -109,14 +109,16 @@ export function layerWeightTensors(model: ModelSpec): WeightTensor[] {
   const kv = kvDim(model);
   const f = model.ffnSize;
   if (model.family === "opt") {
+    // An OPT checkpoint has q = kv = h; a tensor-parallel shard's (planner/pipeline/tensor-parallel.ts) are h / T.
+    const q = qDim(model);
     return [
-      { name: "q_proj.weight", params: h * h, part: "attention" },
-      { name: "q_proj.bias", params: h, part: "attention" },
-      { name: "k_proj.weight", params: h * h, part: "attention" },
-      { name: "k_proj.bias", params: h, part: "attention" },
-      { name: "v_proj.weight", params: h * h, part: "attention" },
-      { name: "v_proj.bias", params: h, part: "attention" },
-      { name: "out_proj.weight", params: h * h, part: "attention" },
+      { name: "q_proj.weight", params: h * q, part: "attention" },
+      { name: "q_proj.bias", params: q, part: "attention" },
+      { name: "k_proj.weight", params: h * kv, part: "attention" },
+      { name: "k_proj.bias", params: kv, part: "attention" },
+      { name: "v_proj.weight", params: h * kv, part: "attention" },
+      { name: "v_proj.bias", params: kv, part: "attention" },
+      { name: "out_proj.weight", params: q * h, part: "attention" },
       { name: "out_proj.bias", params: h, part: "attention" },
       { name: "self_attn_layer_norm.weight", params: h, part: "attention" },
       { name: "self_attn_layer_norm.bias", params: h, part: "attention" },

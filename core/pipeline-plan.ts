@@ -1,6 +1,6 @@
 /**
  * The stage layout of a pipeline-parallel plan (a plan's optional `pipeline` field): contiguous layer
- * stages, each on one GPU of a cluster with its own offloading policy, the micro-batches flowing through
+ * stages, each on one GPU of a cluster (or T GPUs of a node, tensor-parallel) with its own offloading policy, the micro-batches flowing through
  * them, and the links hidden states cross between stages.
  */
 import type { ClusterProfile, GpuAddress, InterconnectKind } from "./cluster-profile.js";
@@ -27,15 +27,34 @@ export interface StagePrediction {
   readonly infeasibleReasons: readonly string[];
   /** The resource that bounds the stage, in words. */
   readonly bottleneck: string;
+  /**
+   * A stage of several GPUs (tensor parallelism): what each GPU sends in its layers' all-reduces over
+   * the node's link, over the run, and the seconds they take (part of the GPU's busy time). Absent on one GPU.
+   */
+  readonly allReduce?: StageAllReduce;
+}
+
+/** A tensor-parallel stage's all-reduce traffic per GPU over the run. */
+export interface StageAllReduce {
+  readonly kind: InterconnectKind;
+  readonly name: string;
+  readonly bytesPerSecond: number;
+  readonly latencySeconds: number;
+  /** Bytes each GPU of the stage sends (ring all-reduce: 2(T - 1)/T of each reduced buffer). */
+  readonly bytesPerGpu: number;
+  readonly busySeconds: number;
 }
 
 export interface PipelineStage {
+  /** The stage's GPU; with tensor parallelism, the first of its GPUs. */
   readonly gpu: GpuAddress;
+  /** With tensor parallelism (T > 1): the stage's T GPUs of one node, `gpu` first. Absent: `gpu` alone. */
+  readonly gpus?: readonly GpuAddress[];
   /** Decoder layers [from, to). */
   readonly layers: { readonly from: number; readonly to: number };
   /** first holds the input embedding, last the LM head, middle neither, only (one stage) both. */
   readonly role: StageRole;
-  /** The stage's offloading policy; numGpuBatches is the GPU batches of one micro-batch. */
+  /** The stage's offloading policy (each GPU's, for its 1/T shard); numGpuBatches is the GPU batches of one micro-batch. */
   readonly policy: Policy;
   readonly predicted: StagePrediction;
 }
@@ -58,6 +77,8 @@ export interface PipelinePlan {
   readonly cluster: ClusterProfile;
   /** Micro-batches in flight (FlexGen's --num-inner-iterations), each gbs x numGpuBatches sequences. */
   readonly microBatches: number;
+  /** GPUs per stage (tensor parallelism within a node; every stage alike). Absent: 1, one GPU per stage. */
+  readonly tensorParallelSize?: number;
   readonly stages: readonly PipelineStage[];
   readonly links: readonly PipelineLink[];
   /** Per stage, the share of the run it waits (pipeline fill, drain and bubbles). */

@@ -5,7 +5,8 @@
  * embeddings go with the first stage, the final norm and an untied LM head with the last; a tied LM head
  * (OPT) shares the token table's device, as Accelerate keeps tied weights together. Accelerate runs the
  * GPUs one after another (its hooks move the hidden states between them), so the plan's micro-batches
- * have no equivalent. A device_map names one machine's devices: plans over several nodes are refused.
+ * have no equivalent. A device_map names one machine's devices and whole modules: plans over several
+ * nodes, and tensor-parallel plans (a stage's layers split over several GPUs), are refused.
  */
 
 import { InputError } from "../core/input-error.js";
@@ -51,6 +52,13 @@ export function exportAcceleratePipeline(
       "--to",
       undefined,
       `the pipeline plan spans ${nodes.size} nodes; Accelerate's device_map places modules on one machine's GPUs and cannot express several nodes (export it to flexgen, vllm, deepspeed or llama.cpp, or plan on one node)`,
+    );
+  const T = pipeline.tensorParallelSize ?? 1;
+  if (T > 1)
+    throw new InputError(
+      "--to",
+      undefined,
+      `the pipeline plan splits each stage over ${T} GPUs (tensor parallelism); Accelerate's device_map puts whole modules on one device each and cannot express it (export it to vllm, deepspeed or llama.cpp, or plan with --tensor-parallel 1)`,
     );
   const warnings: string[] = [];
   const tiedHead = model.tiedEmbeddings;

@@ -5,7 +5,10 @@
  * shards every layer's parameters over all ranks and each rank runs its own batch through every layer,
  * gathering each layer's shards from the other ranks (and its own from offload_param) as it goes, so the
  * plan's stages, their layer ranges and per-stage placements have no equivalent; the config offloads
- * to NVMe when any stage keeps weights on disk, else to CPU memory, else not at all.
+ * to NVMe when any stage keeps weights on disk, else to CPU memory, else not at all. A tensor-parallel
+ * plan's GPUs are all ranks; DeepSpeed's own tensor parallelism (init_inference's tensor_parallel.tp_size,
+ * deepspeed/inference/config.py DeepSpeedTPConfig) is named beside the config, since it keeps every weight
+ * on the GPUs and does not combine with ZeRO-3 offload.
  */
 
 import type { PipelinePlan } from "../core/pipeline-plan.js";
@@ -22,10 +25,14 @@ export const deepspeedHostName = (node: number, nodes: number): string => (nodes
 export function exportDeepspeedPipeline(plan: Plan, pipeline: PipelinePlan, options: ExportOptions = {}): ExportResult {
   const { modelSpec: model } = plan;
   const S = pipeline.stages.length;
+  const T = pipeline.tensorParallelSize ?? 1;
+  // Every GPU of the plan is a ZeRO rank (a tensor-parallel stage's T GPUs each).
+  const gpus = pipeline.stages.flatMap((s) => s.gpus ?? [s.gpu]);
+  const ranks = gpus.length;
   const warnings: string[] = [];
   // Each node's slots: its GPUs up to the highest the plan uses (stages fill a node's GPUs from index 0).
   const slots = new Map<number, number>();
-  for (const s of pipeline.stages) slots.set(s.gpu.node, Math.max(slots.get(s.gpu.node) ?? 0, s.gpu.index + 1));
+  for (const g of gpus) slots.set(g.node, Math.max(slots.get(g.node) ?? 0, g.index + 1));
   const nodes = [...slots.keys()];
   const hostfile = nodes.map((n) => `${deepspeedHostName(n, nodes.length)} slots=${slots.get(n)}`);
   // Each stage's weights per tier under its own policy, and the whole model's.
@@ -34,10 +41,14 @@ export function exportDeepspeedPipeline(plan: Plan, pipeline: PipelinePlan, opti
   );
   const total = perStage.reduce((a, b) => ({ gpu: a.gpu + b.gpu, cpu: a.cpu + b.cpu, disk: a.disk + b.disk }), ZERO);
   const device = total.disk > 0 ? "nvme" : total.cpu > 0 ? "cpu" : "none";
-  const maxInCpu = Math.floor(total.cpu / model.bytesPerParam / S);
+  const maxInCpu = Math.floor(total.cpu / model.bytesPerParam / ranks);
   const counts = pipeline.stages.map((s) => s.layers.to - s.layers.from);
+  if (T > 1)
+    warnings.push(
+      `the plan splits each stage over ${T} GPUs (tensor parallelism, two all-reduces per layer); DeepSpeed's tensor parallelism (deepspeed.init_inference with tensor_parallel={"tp_size": ${T}}, formerly mp_size) keeps every weight on the GPUs and does not combine with ZeRO-3's offload: ${pipeline.stages.every((s) => s.policy.weights.gpu >= 1 - 1e-9 && s.policy.cache.gpu >= 1 - 1e-9) && S === 1 ? `this plan keeps weights and KV on the GPUs, so _spillway.tensorParallel's init_inference call runs it as planned on one node (deepspeed --num_gpus ${T})` : "this config shards over every GPU data-parallel instead (ZeRO-3), and _spillway.tensorParallel names the call for a plan that keeps everything on its GPUs"}`,
+    );
   warnings.push(
-    `ZeRO-3 has no pipeline stages: it shards every layer over all ${S} GPUs and each rank runs its own batch through every layer (data-parallel), gathering each layer's shards from the other ranks${nodes.length > 1 ? " across the network" : ""}; the plan's stages (layers ${counts.join(", ")}, each on its GPU with its own placement) are not expressible`,
+    `ZeRO-3 has no pipeline stages: it shards every layer over all ${ranks} GPUs and each rank runs its own batch through every layer (data-parallel), gathering each layer's shards from the other ranks${nodes.length > 1 ? " across the network" : ""}; the plan's stages (layers ${counts.join(", ")}, each on its GPU with its own placement) are not expressible`,
   );
   const first = pipeline.stages[0]!.policy;
   const setting = (p: typeof first) =>
@@ -67,12 +78,12 @@ export function exportDeepspeedPipeline(plan: Plan, pipeline: PipelinePlan, opti
   });
   // The plan's sequences in flight (every micro-batch), divided among the ranks.
   const inFlight = blockSize(first) * pipeline.microBatches;
-  const perRank = Math.ceil(inFlight / S);
+  const perRank = Math.ceil(inFlight / ranks);
   warnings.push(
     `no micro-batches: the plan's ${pipeline.microBatches} micro-batches of ${blockSize(first)} sequences (${inFlight} in flight) become ${perRank} sequences per rank, each rank generating its own`,
   );
   // The launcher takes GPUs [0, slots) of each node; other GPUs are named with --include (exclusive of the counts).
-  const indices = (n: number) => pipeline.stages.filter((s) => s.gpu.node === n).map((s) => s.gpu.index);
+  const indices = (n: number) => gpus.filter((g) => g.node === n).map((g) => g.index);
   const fromZero = nodes.every((n) => indices(n).length === slots.get(n));
   const uniform = new Set(slots.values()).size === 1;
   const include = nodes
@@ -106,12 +117,21 @@ export function exportDeepspeedPipeline(plan: Plan, pipeline: PipelinePlan, opti
       hardware: plan.hardware,
       hostfile,
       launch,
+      ...(T > 1
+        ? {
+            tensorParallel: {
+              tp_size: T,
+              init_inference: `deepspeed.init_inference(model, tensor_parallel={"tp_size": ${T}}, dtype=torch.float16)`,
+              launch: `deepspeed --num_gpus ${T} your_script.py`,
+            },
+          }
+        : {}),
       warnings,
     },
     ...zero,
     train_micro_batch_size_per_gpu: perRank,
     // DeepSpeed checks train_batch_size = micro-batch x gradient accumulation (1) x world size.
-    train_batch_size: perRank * S,
+    train_batch_size: perRank * ranks,
     steps_per_print: 2000,
     wall_clock_breakdown: false,
   };

@@ -5,7 +5,8 @@
  * --local-rank, --world-size), so every node runs its own lines. FlexGen's runner splits the layers
  * evenly by count (dist_flex_opt.py: layers // stages, the remainder to the first stages) and sends
  * hidden states through host memory (--comm-device cpu) or between GPUs (gpu); each process reads its
- * own --percent (placement is local to a rank), while the batch flags must agree across ranks.
+ * own --percent (placement is local to a rank), while the batch flags must agree across ranks. It has
+ * no tensor parallelism: a plan whose stages span several GPUs runs each on its first GPU, with a warning.
  */
 
 import type { PipelinePlan } from "../core/pipeline-plan.js";
@@ -14,6 +15,7 @@ import type { ExportResult } from "./export-result.js";
 import type { ExportOptions } from "./export-source.js";
 import { commonHeader, exportText, hfModelId } from "./export-source.js";
 import { flexgenPercent, flexgenPolicyFlags } from "./flexgen.js";
+import { tensorParallelFallbackWarning } from "./tensor-parallel-fallback.js";
 
 /** FlexGen's own split of `layers` into `stages` (flexgen/dist_flex_opt.py, pipeline_stage_sizes). */
 export function flexgenStageSizes(layers: number, stages: number): number[] {
@@ -24,6 +26,8 @@ export function exportFlexgenPipeline(plan: Plan, pipeline: PipelinePlan, option
   const { modelSpec: model, workload } = plan;
   const S = pipeline.stages.length;
   const warnings: string[] = [];
+  const tensorParallel = tensorParallelFallbackWarning(pipeline, "FlexGen's dist_flex_opt (one GPU per rank)");
+  if (tensorParallel) warnings.push(tensorParallel);
   if (model.family !== "opt")
     warnings.push(`FlexGen's dist_flex_opt runs OPT models only; ${model.name} is a ${model.family} model`);
   const planned = pipeline.stages.map((s) => s.layers.to - s.layers.from);

@@ -6,7 +6,10 @@
  * servers first, in --rpc order, then local GPUs (src/llama.cpp, "add RPC servers at the front of the
  * list") and gives layer il of the n_layer + 1 (the output layer last) to the first device whose
  * normalised cumulative split exceeds il / (n_layer + 1) (src/llama-model.cpp load_tensors); so the
- * layer counts, the output layer added to the last stage, reproduce the plan's contiguous ranges.
+ * layer counts, the output layer added to the last stage, reproduce the plan's contiguous ranges. A
+ * tensor-parallel plan of one stage becomes `--split-mode row` over its GPUs (common/arg.cpp: rows of
+ * every matrix split by --tensor-split, KV and intermediate results on --main-gpu); llama.cpp cannot
+ * combine row and layer splits, so a tensor-parallel plan of several stages runs each on its first GPU.
  */
 
 import type { PipelinePlan, PipelineStage } from "../core/pipeline-plan.js";
@@ -16,6 +19,7 @@ import type { ExportResult } from "./export-result.js";
 import type { ExportOptions } from "./export-source.js";
 import { blockSize, commonHeader, exportText, gib, planWeightBytes } from "./export-source.js";
 import { ggufQuantisation, LLAMA_NO_OPT, llamaBatchFlags, llamaBatchNote } from "./llama-cpp.js";
+import { tensorParallelFallbackWarning } from "./tensor-parallel-fallback.js";
 
 /** rpc-server's default port (tools/rpc/rpc-server.cpp); a node's k-th server listens on the next ports. */
 export const RPC_SERVER_PORT = 50052;
@@ -48,6 +52,22 @@ export function exportLlamaCppRpc(plan: Plan, pipeline: PipelinePlan, options: E
   const S = stages.length;
   const warnings: string[] = [];
   if (model.family === "opt") warnings.push(LLAMA_NO_OPT);
+  // A tensor-parallel plan of one stage is llama.cpp's row split over the node's GPUs; with several stages
+  // llama.cpp cannot mix it with the layer split (one --split-mode for every device, and only local CUDA
+  // GPUs take rows, not RPC servers): each stage then runs on its first GPU.
+  const T = pipeline.tensorParallelSize ?? 1;
+  const rowGpus = T > 1 && S === 1 ? (stages[0]!.gpus ?? [stages[0]!.gpu]) : undefined;
+  const fallback = rowGpus
+    ? undefined
+    : tensorParallelFallbackWarning(
+        pipeline,
+        "llama.cpp (its row split takes a single process's local GPUs and one --split-mode applies to every device)",
+      );
+  if (fallback) warnings.push(fallback);
+  if (rowGpus)
+    warnings.push(
+      `--split-mode row splits each weight matrix's rows over the ${T} GPUs as the plan does, but keeps the KV cache and intermediate results on the main GPU (-mg 0), where the plan splits the KV cache ${T} ways`,
+    );
   // The main host runs the trailing stages on its node with its own GPUs; every earlier stage is an rpc-server.
   const mainNode = stages[S - 1]!.gpu.node;
   let firstLocal = S;
@@ -109,12 +129,13 @@ export function exportLlamaCppRpc(plan: Plan, pipeline: PipelinePlan, options: E
   }
   if (remoteNodes.length > 0) lines.push(`# node ${mainNode} (the main host), once the servers are up:`);
   const server = [
-    `CUDA_VISIBLE_DEVICES=${local.map((s) => s.gpu.index).join(",")} llama-server`,
+    `CUDA_VISIBLE_DEVICES=${(rowGpus ?? local.map((s) => s.gpu)).map((g) => g.index).join(",")} llama-server`,
     `-m ${model.name}-${quant}.gguf`,
     ...(remote.length > 0 ? [`--rpc ${remote.map(endpoint).join(",")}`] : []),
     `-ngl ${L + 1}`,
-    "--split-mode layer",
-    `--tensor-split ${split.join(",")}`,
+    ...(rowGpus
+      ? ["--split-mode row", `--tensor-split ${rowGpus.map(() => 1).join(",")}`, "-mg 0"]
+      : ["--split-mode layer", `--tensor-split ${split.join(",")}`]),
     ...batching.flags,
   ];
   lines.push(server.join(" \\\n  "));
@@ -126,7 +147,9 @@ export function exportLlamaCppRpc(plan: Plan, pipeline: PipelinePlan, options: E
     ...commonHeader(plan, "llama.cpp's RPC backend (rpc-server per GPU, llama-server --rpc on the main host)", options),
     `pipeline: ${S} stages on ${new Set(stages.map((s) => s.gpu.node)).size} node(s); layers ${counts.join(", ")}`,
     `devices in llama.cpp's order (RPC servers first, in --rpc order, then the main host's GPUs): ${devices.join(", ")}`,
-    `--tensor-split ${split.join(",")}: each device's layer count, the last with the output layer (-ngl ${L + 1} = ${L} layers + output); the token embedding stays on the main host's CPU, as llama.cpp always keeps it`,
+    rowGpus
+      ? `--split-mode row --tensor-split ${rowGpus.map(() => 1).join(",")}: every layer's matrices split by rows in equal shares over the stage's ${T} GPUs (tensor parallelism), -ngl ${L + 1} = ${L} layers + output; the token embedding stays on the host's CPU, as llama.cpp always keeps it`
+      : `--tensor-split ${split.join(",")}: each device's layer count, the last with the output layer (-ngl ${L + 1} = ${L} layers + output); the token embedding stays on the main host's CPU, as llama.cpp always keeps it`,
     "rpc-server needs llama.cpp built with -DGGML_RPC=ON on every node; never expose it on an untrusted network (it is unauthenticated)",
     `-m: a GGUF of ${model.name} quantised ${quant}; the file name is a placeholder. Only the main host needs it: the servers receive their layers over the network (rpc-server -c caches them)`,
     llamaBatchNote(workload, batching.block),

@@ -1,7 +1,7 @@
 /**
- * vLLM for a pipeline plan: `vllm serve` with --pipeline-parallel-size (one stage per GPU),
- * --tensor-parallel-size 1 (the plan does not shard layers), --cpu-offload-gb (per GPU: the largest
- * stage's off-GPU weights), and the plan's layer split through VLLM_PP_LAYER_PARTITION (vLLM's
+ * vLLM for a pipeline plan: `vllm serve` with --pipeline-parallel-size (the stages),
+ * --tensor-parallel-size (the plan's GPUs per stage, 1 unless it shards layers), --cpu-offload-gb (per
+ * GPU: the largest stage's off-GPU weights, of its shard), and the plan's layer split through VLLM_PP_LAYER_PARTITION (vLLM's
  * vllm/distributed/utils.py get_pp_indices reads it). Across nodes vLLM runs on a Ray cluster: `ray
  * start --head` on the first node, `ray start --address` on the others, then `vllm serve` on the head
  * with --distributed-executor-backend ray (vLLM's distributed serving guide).
@@ -9,6 +9,7 @@
 
 import type { PipelinePlan } from "../core/pipeline-plan.js";
 import type { Plan } from "../core/plan.js";
+import { shardModel } from "../planner/pipeline/tensor-parallel.js";
 import type { ExportResult } from "./export-result.js";
 import type { ExportOptions } from "./export-source.js";
 import { commonHeader, exportText, gibUp, hfModelId, planWeightBytes } from "./export-source.js";
@@ -16,11 +17,12 @@ import { commonHeader, exportText, gibUp, hfModelId, planWeightBytes } from "./e
 export function exportVllmPipeline(plan: Plan, pipeline: PipelinePlan, options: ExportOptions = {}): ExportResult {
   const { modelSpec: model, workload } = plan;
   const S = pipeline.stages.length;
+  const T = pipeline.tensorParallelSize ?? 1;
   const warnings: string[] = [];
   const counts = pipeline.stages.map((s) => s.layers.to - s.layers.from);
-  // Each stage's off-GPU weight bytes (its layers' share of the model under its own policy).
+  // Each stage's off-GPU weight bytes per GPU (its layers' share of the model, or its 1/T shard, under its own policy).
   const offGpu = pipeline.stages.map((s, i) => {
-    const w = planWeightBytes({ ...model, numLayers: counts[i]! }, s.policy);
+    const w = planWeightBytes(shardModel({ ...model, numLayers: counts[i]! }, T), s.policy);
     return w.total.cpu + w.total.disk;
   });
   const offloadGiB = gibUp(Math.max(...offGpu));
@@ -32,7 +34,7 @@ export function exportVllmPipeline(plan: Plan, pipeline: PipelinePlan, options: 
     hfModelId(model),
     "--dtype float16",
     `--pipeline-parallel-size ${S}`,
-    "--tensor-parallel-size 1",
+    `--tensor-parallel-size ${T}`,
     `--max-model-len ${workload.promptLen + workload.genLen}`,
     `--max-num-seqs ${block}`,
   ];
@@ -59,7 +61,7 @@ export function exportVllmPipeline(plan: Plan, pipeline: PipelinePlan, options: 
   lines.push(serve.join(" \\\n  "));
   const header = [
     ...commonHeader(plan, "vLLM (vllm serve, pipeline parallel)", options),
-    `pipeline: ${S} stages on ${nodes.length} node${nodes.length > 1 ? "s" : ""}; layers ${counts.join(", ")} (VLLM_PP_LAYER_PARTITION)`,
+    `pipeline: ${S} stages${T > 1 ? ` of ${T} GPUs each (--tensor-parallel-size ${T}: vLLM shards every layer over a stage's GPUs, Megatron-style, as the plan does)` : ""} on ${nodes.length} node${nodes.length > 1 ? "s" : ""}; layers ${counts.join(", ")} (VLLM_PP_LAYER_PARTITION)`,
     "vLLM schedules its own micro-batches and continuous batching; the plan's micro-batch count is not a vLLM setting",
   ];
   return { target: "vllm", text: exportText(header, warnings, lines.join("\n")), warnings };

@@ -394,13 +394,23 @@ const resourceSeconds = obj(
   },
 );
 
+const gpuAddress = obj({ node: int({ minimum: 0 }), index: int({ minimum: 0 }) });
+
 const pipeline = obj(
   {
     cluster: named("ClusterProfile", clusterSchema),
     microBatches: int({ minimum: 1, maximum: MAX_GPU_BATCHES, description: "micro-batches in flight" }),
+    tensorParallelSize: opt(
+      int({
+        minimum: 2,
+        maximum: MAX_GPUS_PER_NODE,
+        description: "GPUs per stage (tensor parallelism within a node); absent: one GPU per stage",
+      }),
+    ),
     stages: arr(
       obj({
-        gpu: obj({ node: int({ minimum: 0 }), index: int({ minimum: 0 }) }),
+        gpu: gpuAddress,
+        gpus: opt(arr(gpuAddress, { description: "a tensor-parallel stage's GPUs of one node, gpu first" })),
         layers: obj(
           { from: int({ minimum: 0, maximum: MAX_LAYERS }), to: int({ minimum: 1, maximum: MAX_LAYERS }) },
           { description: "decoder layers [from, to)" },
@@ -417,6 +427,19 @@ const pipeline = obj(
           feasible: bool(),
           infeasibleReasons: arr(str()),
           bottleneck: str(),
+          allReduce: opt(
+            obj(
+              {
+                kind: oneOfValues(INTERCONNECT_KINDS),
+                name: str(),
+                bytesPerSecond: num({ exclusiveMinimum: 0 }),
+                latencySeconds: num({ minimum: 0 }),
+                bytesPerGpu: num({ minimum: 0 }),
+                busySeconds: num({ minimum: 0 }),
+              },
+              { description: "a tensor-parallel stage's all-reduces over the node's link, per GPU over the run" },
+            ),
+          ),
         }),
       }),
       { minItems: 1, description: "contiguous layer stages, first stage first" },

@@ -7,6 +7,10 @@
  * runs it). Numbers that vary by machine (search time; everything a measured run prints) are written
  * with a leading `~` and compared as "some number". Samples of measured runs (`measured: true`) need a
  * minute of real work, so they run only with `--measured`; without it their blocks are left as they are.
+ * Samples that plan large models on clusters (`slow: true`: OPT-175B on four T4 nodes, a sweep over every
+ * shipped profile) take minutes on two cores, so they run only with `--slow` (`npm run readme-samples --
+ * --slow`), and the test's check leaves them out; they are generated all the same, never hand-copied.
+ * A command's argument `{repo}/PATH` names a file of this repository (the commands run in a temporary folder).
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -28,6 +32,8 @@ export interface Sample {
   readonly varying?: readonly RegExp[];
   /** A measured run: every number varies, and it runs only with --measured. */
   readonly measured?: boolean;
+  /** Minutes of planning on two cores: it runs only with --slow. */
+  readonly slow?: boolean;
 }
 
 export const SAMPLES: readonly Sample[] = [
@@ -43,6 +49,31 @@ export const SAMPLES: readonly Sample[] = [
     id: "plan-compare-default",
     commands: [["plan", "--compare"]],
     select: (output) => output.slice(output.indexOf("Baselines:")),
+  },
+  {
+    id: "plan-pipeline",
+    slow: true,
+    commands: [["plan", "--model", "opt-175b", "--hardware", "4x1-t4-gcp"]],
+    select: (output) => output.slice(output.indexOf("Pipeline")),
+  },
+  {
+    id: "simulate-pipeline",
+    slow: true,
+    commands: [
+      ["plan", "--model", "opt-175b", "--hardware", "4x1-t4-gcp", "--out", "p175.json", "--quiet"],
+      ["simulate", "p175.json", "--timeline"],
+    ],
+  },
+  {
+    id: "plan-tensor-parallel",
+    slow: true,
+    commands: [["plan", "--model", "opt-66b", "--hardware", "1x8-a100-80g"]],
+    select: (output) => output.slice(output.indexOf("Pipeline")),
+  },
+  {
+    id: "sweep-opt-30b",
+    slow: true,
+    commands: [["sweep", "--model", "opt-30b", "--prices", "{repo}/docs/example-prices.csv"]],
   },
   {
     id: "compare-cpu",
@@ -125,7 +156,8 @@ export function runSample(sample: Sample): string {
   try {
     let stdout = "";
     for (const args of sample.commands) {
-      const r = spawnSync(process.execPath, [MAIN, ...args], {
+      const argv = args.map((a) => (a.startsWith("{repo}/") ? join(ROOT, a.slice("{repo}/".length)) : a));
+      const r = spawnSync(process.execPath, [MAIN, ...argv], {
         cwd: dir,
         encoding: "utf8",
         env: { ...process.env, NO_COLOR: "1" },
@@ -165,11 +197,12 @@ export function withSamples(readme: string, fresh: ReadonlyMap<string, string>):
 function main(argv: readonly string[]): number {
   const check = argv.includes("--check");
   const measured = argv.includes("--measured");
+  const slow = argv.includes("--slow");
   const only = argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
   const readmePath = join(ROOT, "README.md");
   const readme = readFileSync(readmePath, "utf8");
   const blocks = sampleBlocks(readme);
-  const chosen = SAMPLES.filter((s) => (measured || !s.measured) && (!only || s.id === only));
+  const chosen = SAMPLES.filter((s) => (measured || !s.measured) && (slow || !s.slow) && (!only || s.id === only));
   const missing = SAMPLES.filter((s) => !blocks.has(s.id)).map((s) => s.id);
   if (missing.length > 0) {
     process.stderr.write(`README.md has no sample block for ${missing.join(", ")}\n`);

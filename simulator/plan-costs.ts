@@ -9,6 +9,7 @@ import type { HardwareProfile } from "../core/hardware-profile.js";
 import type { Link } from "../core/links.js";
 import { kvDim, type ModelSpec } from "../core/model-spec.js";
 import type { Policy } from "../core/policy.js";
+import type { TensorParallelLink } from "../core/ring-all-reduce.js";
 import type { ScheduleName } from "../core/schedule-name.js";
 import type { Tier } from "../core/tiers.js";
 import type { Workload } from "../core/workload.js";
@@ -48,8 +49,17 @@ export class PlanCosts implements ScheduleCostSource {
     private readonly workload: Workload,
     private readonly policy: Policy,
     schedule: ScheduleName,
+    /** A GPU of a tensor-parallel group: `model` is its shard, and every layer step waits for its all-reduces. */
+    tensorParallel?: TensorParallelLink,
   ) {
-    this.groups = groupCostContexts(model, hardwareRates(profile), workload, policy, schedule);
+    const rates = hardwareRates(profile);
+    this.groups = groupCostContexts(
+      model,
+      tensorParallel ? { ...rates, tensorParallel } : rates,
+      workload,
+      policy,
+      schedule,
+    );
     this.times = new TransferTimes(profile);
     this.groupOfLayer = new Uint32Array(model.numLayers);
     this.groups.forEach((g, i) => this.groupOfLayer.fill(i, g.firstLayer, g.firstLayer + g.layers));

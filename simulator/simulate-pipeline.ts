@@ -4,22 +4,27 @@
  * times and traffic, once with every micro-batch in flight, for its memory); the stages' simulated step
  * times then run through the pipeline's schedule over the links between them (pipelineTimeline, the
  * planner's own), which gives the fill, drain and bubbles. Traffic is compared with the planner's per
- * stage and per link, memory with each GPU's capacity.
+ * stage and per link, memory with each GPU's capacity. A tensor-parallel stage is replayed as one GPU of
+ * its group (its 1/T shard, every layer step waiting for its all-reduces); the all-reduce traffic is
+ * counted from the layer steps the replay ran and compared with the planner's.
  */
 import { LINKS, type Link } from "../core/links.js";
 import type { PipelinePlan } from "../core/pipeline-plan.js";
 import type { Plan } from "../core/plan.js";
 import type { Policy } from "../core/policy.js";
+import { layerAllReduceBytesPerGpu, layerAllReduceSeconds } from "../core/ring-all-reduce.js";
 import type { ScheduleName } from "../core/schedule-name.js";
 import { TIERS, type Tier } from "../core/tiers.js";
 import { formatBytes } from "../core/units.js";
 import type { PipelineTimeline } from "../planner/pipeline/pipeline-timeline.js";
 import { inFlight, stageLinks, stagesTimeline } from "../planner/pipeline/plan-pipeline.js";
 import { stageModel } from "../planner/pipeline/stage-model.js";
+import { shardModel, tensorParallelLink } from "../planner/pipeline/tensor-parallel.js";
 import type { Overflow } from "./memory-ledger.js";
 import { pipelineAsciiTimeline } from "./pipeline-ascii-timeline.js";
 import { PlanCosts } from "./plan-costs.js";
 import { simulateSchedule } from "./simulate.js";
+import type { Task } from "./task.js";
 
 /** Disagreements beyond this relative error in traffic are reported (the issue's 1%). */
 export const TRAFFIC_TOLERANCE = 0.01;
@@ -37,6 +42,11 @@ export interface SimulatedStage {
   readonly overflow: Overflow | undefined;
   readonly idleFraction: number;
   readonly events: number;
+  /** A tensor-parallel stage: bytes each GPU sends in all-reduces over the run, counted from the replayed layer steps, and the planner's. */
+  readonly allReduceBytesPerGpu?: number;
+  readonly plannedAllReduceBytesPerGpu?: number;
+  /** Seconds of those all-reduces (inside the GPU's busy time). */
+  readonly allReduceSeconds?: number;
 }
 
 export interface SimulatedLink {
@@ -78,22 +88,38 @@ export function simulatePipeline(
   const { pipeline, modelSpec: model, workload } = plan;
   const profile = pipeline.cluster.perGpu;
   const M = pipeline.microBatches;
-  const cache = new Map<string, Omit<SimulatedStage, "plannedBytes" | "plannedPeakBytes" | "idleFraction">>();
+  const T = pipeline.tensorParallelSize ?? 1;
+  const link = tensorParallelLink(pipeline.cluster, T);
+  const cache = new Map<
+    string,
+    Omit<SimulatedStage, "plannedBytes" | "plannedPeakBytes" | "idleFraction" | "plannedAllReduceBytesPerGpu">
+  >();
   const simulateStage = (layers: number, role: PipelinePlan["stages"][number]["role"], policy: Policy) => {
     const key = JSON.stringify([layers, role, policy]);
     const hit = cache.get(key);
     if (hit) return hit;
-    const m = stageModel(model, layers, role);
+    const m = shardModel(stageModel(model, layers, role), T);
     const capacityBytes = plan.predicted.capacityBytes;
-    const micro = simulateSchedule(new PlanCosts(m, profile, workload, policy, options.schedule), policy.gpuBatchSize, {
-      schedule: options.schedule,
-      capacityBytes,
-    });
+    // A tensor-parallel GPU's layer steps: each ends with its two all-reduces of the batch's hidden states.
+    let allReduceBytes = 0;
+    let allReduceSeconds = 0;
+    const onTaskEnd = (task: Task) => {
+      if (!link || (task.kind !== "compute" && task.kind !== "compute-post")) return;
+      const tokens = policy.gpuBatchSize * (task.token === 0 ? workload.promptLen : 1);
+      allReduceBytes += layerAllReduceBytesPerGpu(tokens, model.hiddenSize, link.size);
+      allReduceSeconds += layerAllReduceSeconds(tokens, model.hiddenSize, link);
+    };
+    const micro = simulateSchedule(
+      new PlanCosts(m, profile, workload, policy, options.schedule, link),
+      policy.gpuBatchSize,
+      { schedule: options.schedule, capacityBytes, onTaskEnd },
+    );
     const whole = inFlight(policy, M);
-    const memory = simulateSchedule(new PlanCosts(m, profile, workload, whole, options.schedule), whole.gpuBatchSize, {
-      schedule: options.schedule,
-      capacityBytes,
-    });
+    const memory = simulateSchedule(
+      new PlanCosts(m, profile, workload, whole, options.schedule, link),
+      whole.gpuBatchSize,
+      { schedule: options.schedule, capacityBytes },
+    );
     const out = {
       prefillSecondsPerMicroBatch: micro.prefillSeconds,
       decodeSecondsPerMicroBatch: micro.decodeSeconds,
@@ -102,6 +128,7 @@ export function simulatePipeline(
       capacityBytes,
       overflow: memory.overflow ?? micro.overflow,
       events: micro.events + memory.events,
+      ...(link ? { allReduceBytesPerGpu: allReduceBytes * M, allReduceSeconds: allReduceSeconds * M } : {}),
     };
     cache.set(key, out);
     return out;
@@ -129,6 +156,9 @@ export function simulatePipeline(
     plannedBytes: pipeline.stages[i]!.predicted.bytes,
     plannedPeakBytes: pipeline.stages[i]!.predicted.peakBytes,
     idleFraction: timeline.stageIdleFraction[i]!,
+    ...(s.allReduceBytesPerGpu !== undefined
+      ? { plannedAllReduceBytesPerGpu: pipeline.stages[i]!.predicted.allReduce?.bytesPerGpu ?? 0 }
+      : {}),
   }));
   const simulatedLinks: SimulatedLink[] = links.map((l, i) => ({
     from: l.from,
@@ -155,6 +185,13 @@ export function simulatePipeline(
       if (Math.abs(e) > TRAFFIC_TOLERANCE && Math.max(s.bytes[link], s.plannedBytes[link]) > 2 ** 20)
         disagreements.push(
           `stage ${i} traffic: ${link} moves ${formatBytes(s.bytes[link])} simulated vs ${formatBytes(s.plannedBytes[link])} planned (${(e * 100).toFixed(1)}%)`,
+        );
+    }
+    if (s.allReduceBytesPerGpu !== undefined) {
+      const e = relative(s.allReduceBytesPerGpu, s.plannedAllReduceBytesPerGpu ?? 0);
+      if (Math.abs(e) > TRAFFIC_TOLERANCE)
+        disagreements.push(
+          `stage ${i} all-reduce traffic: ${formatBytes(s.allReduceBytesPerGpu)} per GPU simulated vs ${formatBytes(s.plannedAllReduceBytesPerGpu ?? 0)} planned (${(e * 100).toFixed(1)}%)`,
         );
     }
     for (const tier of TIERS)

@@ -119,6 +119,8 @@ export interface SimulateOptions extends TraceOptions {
   readonly planIdentity?: PlanIdentity;
   /** Called as simulated time passes each GPU batch's LM head (phase "simulate", genLen x numGpuBatches in all). */
   readonly onProgress?: OnProgress;
+  /** Called with every task as it ends (simulate-pipeline counts a tensor-parallel stage's layer steps with it). */
+  readonly onTaskEnd?: (task: Task) => void;
 }
 
 /** Simulates a schedule described by any cost source (the plan's, or a hand-made one in tests). */
@@ -174,6 +176,7 @@ export function simulateSchedule(
       }
       trace?.task(task);
       timeline?.record(task);
+      options.onTaskEnd?.(task);
     },
   });
   try {

@@ -70,6 +70,8 @@ export const LLAMA_FLAGS: Record<string, Kind> = {
   "--tensor-split": "string",
   "-sm": ["none", "layer", "row"],
   "--split-mode": ["none", "layer", "row"],
+  "-mg": "int",
+  "--main-gpu": "int",
 };
 /** rpc-server's flags (llama.cpp tools/rpc/rpc-server.cpp, rpc_server_params_parse, checked this session). */
 export const RPC_SERVER_FLAGS: Record<string, Kind> = {

@@ -1,4 +1,5 @@
 /** A small model and a cluster of small GPUs for pipeline tests: plans in a second or two. */
+import { readFileSync } from "node:fs";
 import type { ClusterProfile } from "../core/cluster-profile.js";
 import { withCapacities } from "../core/hardware-profile.js";
 import type { ModelSpec } from "../core/model-spec.js";
@@ -27,4 +28,14 @@ export const tiny: ModelSpec = {
 export function smallNode(name = "1x4-t4"): ClusterProfile {
   const c = loadShippedCluster(name);
   return { ...c, perGpu: withCapacities(c.perGpu, { gpu: 0.04 * GIB, cpu: 4 * GIB }) };
+}
+
+/**
+ * Pipeline plans of `tiny` on smallNode("4x1-t4-gcp") and smallNode("1x4-t4") (prompt 16, generate 32,
+ * --max-block 64), recorded from the code before tensor parallelism was searched (search.elapsedMs zeroed):
+ * plans of one GPU per stage must not change.
+ */
+export function readGoldenPipelinePlans(): Record<string, unknown> {
+  const path = new URL("../../test/golden/pipeline-plans.json", import.meta.url);
+  return (JSON.parse(readFileSync(path, "utf8")) as { plans: Record<string, unknown> }).plans;
 }

@@ -14,7 +14,13 @@
  *
  * Each stage is the single-GPU cost model of its layers (stage-model.ts says how the embeddings and LM
  * head are placed). One stage is the single-GPU planner's own plan, exactly: a one-GPU cluster plans
- * as today. Stages fill a node's GPUs before the next node's. Tensor parallelism is not planned.
+ * as today. Stages fill a node's GPUs before the next node's.
+ *
+ * Tensor parallelism (tensor-parallel.ts): every size T that divides a node's GPUs and the model's
+ * heads is searched as above with S stages of T GPUs each (S x T GPUs at most, S = 1 included when
+ * T > 1): each stage's GPUs hold 1/T shards of its layers (shardModel), searched and costed as one GPU
+ * of that shard whose every layer step waits for two all-reduces over the node's link. T = 1 is the
+ * pipeline search exactly as it was without tensor parallelism.
  */
 import {
   type ClusterProfile,
@@ -25,7 +31,7 @@ import {
 } from "../../core/cluster-profile.js";
 import { LINKS, type Link } from "../../core/links.js";
 import type { ModelSpec } from "../../core/model-spec.js";
-import type { PipelineLink, PipelinePlan, PipelineStage } from "../../core/pipeline-plan.js";
+import type { PipelineLink, PipelinePlan, PipelineStage, StageAllReduce } from "../../core/pipeline-plan.js";
 import type { Plan } from "../../core/plan.js";
 import type { Policy } from "../../core/policy.js";
 import { RESOURCE_NAMES, RESOURCES, type Resource } from "../../core/resources.js";
@@ -43,6 +49,7 @@ import { searchSpillway } from "../spillway/spillway-search.js";
 import { type PipelineTimeline, pipelineTimeline, type TimelineLink } from "./pipeline-timeline.js";
 import { splitLayers } from "./split-layers.js";
 import { hiddenStateBytes, type StageRole, stageModel, stageRole, tokenIdBytes } from "./stage-model.js";
+import { allReducePerMicroBatch, shardModel, tensorParallelLink, tensorParallelSizes } from "./tensor-parallel.js";
 
 /** GPU batches per micro-batch the search tries. */
 export const MICRO_BATCH_GPU_BATCHES = [1, 2, 4] as const;
@@ -51,6 +58,8 @@ export const MICRO_BATCHES_PER_STAGE = [1, 2] as const;
 
 export interface PipelineRequest extends Omit<PlanRequest, "hardware"> {
   readonly cluster: ClusterProfile;
+  /** Only this tensor-parallel size (GPUs per stage); default: every size the cluster and model allow. */
+  readonly tensorParallelSize?: number;
 }
 
 /** The stage counts searched on a cluster of `gpus` GPUs for a model of `layers` layers. */
@@ -149,6 +158,8 @@ function planStages(
 ): Plan | undefined {
   const { model, workload, cluster } = request;
   const schedule = request.schedule ?? "spillway";
+  const T = rates.tensorParallel?.size ?? 1;
+  const shard = (count: number, role: StageRole) => shardModel(stageModel(model, count, role), T);
   const search = (m: ModelSpec, fixed: { gbs?: number; nb: number }) => {
     const result = searchSpillway({
       model: m,
@@ -166,13 +177,12 @@ function planStages(
   };
   // 1. The heaviest stage, searched with every micro-batch in flight.
   const heaviest = Math.ceil(model.numLayers / stages);
-  const reference = search(stageModel(model, heaviest, "last"), { nb: M * k });
+  const reference = search(shard(heaviest, "last"), { nb: M * k });
   if (!reference) return undefined;
   const micro: Policy = { ...reference, numGpuBatches: k };
   // 2. The split balanced by that policy's cost on each stage.
   const costOf = (role: StageRole, count: number) => {
-    const m = stageModel(model, count, role);
-    const figures = stageFigures(m, rates, workload, micro, M, schedule);
+    const figures = stageFigures(shard(count, role), rates, workload, micro, M, schedule);
     if (capacityShortfalls(figures.peakBytes, rates.capacityBytes).length > 0) return Number.POSITIVE_INFINITY;
     return figures.micro.totalSeconds;
   };
@@ -185,37 +195,55 @@ function planStages(
     const key = `${role}:${count}`;
     let p = own.get(key);
     if (!p) {
-      const found = search(stageModel(model, count, role), { gbs: micro.gpuBatchSize, nb: M * k });
+      const found = search(shard(count, role), { gbs: micro.gpuBatchSize, nb: M * k });
       p = found ? { ...found, numGpuBatches: k } : micro;
       own.set(key, p);
     }
     return p;
   };
-  const gpus = gpuAddresses(cluster).slice(0, stages);
+  const groups = stageGpus(cluster, T).slice(0, stages);
   let from = 0;
   const built = counts.map((count, s) => {
     const role = stageRole(s, stages);
     const policy = policyOf(role, count);
-    const figures = stageFigures(stageModel(model, count, role), rates, workload, policy, M, schedule);
-    const stage = { gpu: gpus[s]!, layers: { from, to: from + count }, role, policy, figures };
+    const figures = stageFigures(shard(count, role), rates, workload, policy, M, schedule);
+    const stage = { gpu: groups[s]![0]!, gpus: groups[s]!, layers: { from, to: from + count }, role, policy, figures };
     from += count;
     return stage;
   });
   return pipelinePlan(request, rates, built, M, counters);
 }
 
+/** The cluster's GPUs in groups of `size` within a node, in order (stage s runs on group s). */
+export function stageGpus(cluster: ClusterProfile, size: number): GpuAddress[][] {
+  const all = gpuAddresses(cluster);
+  return Array.from({ length: Math.floor(all.length / size) }, (_, g) => all.slice(g * size, (g + 1) * size));
+}
+
 /** A stage as built by the search: where it is, its policy and its cost-model figures. */
 export interface BuiltStage {
   readonly gpu: GpuAddress;
+  /** Its GPUs (one, or its tensor-parallel group), `gpu` first. */
+  readonly gpus: readonly GpuAddress[];
   readonly layers: { readonly from: number; readonly to: number };
   readonly role: StageRole;
   readonly policy: Policy;
   readonly figures: StageFigures;
 }
 
-function stagePrediction(stage: BuiltStage, microBatches: number, rates: HardwareRates): PipelineStage["predicted"] {
+function stagePrediction(
+  stage: BuiltStage,
+  microBatches: number,
+  rates: HardwareRates,
+  hiddenSize: number,
+  workload: Workload,
+  link: Pick<StageAllReduce, "kind" | "name" | "bytesPerSecond" | "latencySeconds"> | undefined,
+): PipelineStage["predicted"] {
   const { micro, peakBytes } = stage.figures;
   const reasons = capacityShortfalls(peakBytes, rates.capacityBytes);
+  const tp = rates.tensorParallel;
+  const layers = stage.layers.to - stage.layers.from;
+  const allReduce = tp && link ? allReducePerMicroBatch(layers, hiddenSize, workload, stage.policy, tp) : undefined;
   return {
     prefillSecondsPerMicroBatch: micro.prefillSeconds,
     decodeSecondsPerMicroBatch: micro.decodeSeconds,
@@ -226,6 +254,18 @@ function stagePrediction(stage: BuiltStage, microBatches: number, rates: Hardwar
     feasible: reasons.length === 0,
     infeasibleReasons: reasons,
     bottleneck: RESOURCE_NAMES[micro.bottleneck],
+    ...(allReduce && link
+      ? {
+          allReduce: {
+            kind: link.kind,
+            name: link.name,
+            bytesPerSecond: link.bytesPerSecond,
+            latencySeconds: link.latencySeconds,
+            bytesPerGpu: allReduce.bytesPerGpu * microBatches,
+            busySeconds: allReduce.seconds * microBatches,
+          },
+        }
+      : {}),
   };
 }
 
@@ -252,12 +292,21 @@ function pipelinePlan(
     built.map((b) => b.figures.micro),
     links,
   );
+  const T = rates.tensorParallel?.size ?? 1;
+  const intra = T > 1 ? linkBetween(cluster, built[0]!.gpus[0]!, built[0]!.gpus[1]!) : undefined;
+  const groupLink = intra && {
+    kind: intra.interconnect.kind,
+    name: intra.interconnect.name,
+    bytesPerSecond: intra.bytesPerSecond,
+    latencySeconds: intra.latencySeconds,
+  };
   const stages: PipelineStage[] = built.map((b) => ({
     gpu: b.gpu,
+    ...(T > 1 ? { gpus: b.gpus } : {}),
     layers: b.layers,
     role: b.role,
     policy: b.policy,
-    predicted: stagePrediction(b, microBatches, rates),
+    predicted: stagePrediction(b, microBatches, rates, model.hiddenSize, workload, groupLink),
   }));
   const pipelineLinks: PipelineLink[] = links.map((l, i) => ({
     from: l.from,
@@ -280,6 +329,7 @@ function pipelinePlan(
   const pipeline: PipelinePlan = {
     cluster,
     microBatches,
+    ...(T > 1 ? { tensorParallelSize: T } : {}),
     stages,
     links: pipelineLinks,
     stageIdleFraction: timeline.stageIdleFraction,
@@ -302,13 +352,14 @@ function pipelinePlan(
       infeasibleReasons,
       peakBytes,
       capacityBytes: rates.capacityBytes,
+      // Every GPU's: a tensor-parallel stage's T GPUs each move and spend what its prediction says.
       bytes: sum(
         LINKS,
-        stages.map((s) => s.predicted.bytes),
+        stages.map((s) => scaled(s.predicted.bytes, T)),
       ) as Record<Link, number>,
       busySeconds: sum(
         RESOURCES,
-        stages.map((s) => s.predicted.busySeconds),
+        stages.map((s) => scaled(s.predicted.busySeconds, T)),
       ) as Record<Resource, number>,
       bottleneck: linkBound
         ? `${pipelineLinks[busiestLink]!.name} (stage ${pipelineLinks[busiestLink]!.from} to ${pipelineLinks[busiestLink]!.to})`
@@ -325,8 +376,13 @@ function pipelinePlan(
     flexgenArgs: flexgenArgs(model, first.policy),
     modelSpec: model,
     notes: [
-      `pipeline of ${stages.length} stages on ${cluster.name}: layers ${stages.map((s) => `[${s.layers.from}, ${s.layers.to})`).join(" ")}, ${microBatches} micro-batches of ${sequencesPerMicroBatch} sequences in flight`,
+      `pipeline of ${stages.length} stages${T > 1 ? ` of ${T} GPUs each (tensor parallel)` : ""} on ${cluster.name}: layers ${stages.map((s) => `[${s.layers.from}, ${s.layers.to})`).join(" ")}, ${microBatches} micro-batches of ${sequencesPerMicroBatch} sequences in flight`,
       "each stage is costed as one GPU running its layers (the first stage also pays the LM head step it does not run); hidden states cross the links between stages",
+      ...(T > 1
+        ? [
+            `each GPU of a stage holds and computes a 1/${T} shard of its layers and KV cache (heads, MLP columns and vocabulary split), and waits for two ring all-reduces of the hidden state per layer over ${intra!.interconnect.name}`,
+          ]
+        : []),
     ],
     pipeline,
   };
@@ -352,27 +408,42 @@ export function planPipelineSync(request: PipelineRequest, solvers: LpSolvers): 
     throw new PlanError(
       "pipeline plans are searched with Spillway's cost model for dense models, with no fixed policy settings",
     );
-  const rates = hardwareRates(cluster.perGpu);
   const counters = { lpSolves: 0, evaluations: 0 };
-  const counts = stageCounts(gpuCount(cluster), request.model.numLayers).filter((s) => s > 1);
+  const sizes = tensorParallelSizes(request.model, cluster).filter(
+    (t) => request.tensorParallelSize === undefined || t === request.tensorParallelSize,
+  );
+  if (sizes.length === 0)
+    throw new PlanError(
+      `a tensor-parallel size of ${request.tensorParallelSize} does not divide ${cluster.name}'s ${cluster.gpusPerNode} GPUs per node and ${request.model.name}'s ${request.model.numHeads} heads (sizes possible: ${tensorParallelSizes(request.model, cluster).join(", ")})`,
+    );
+  // Stage counts per size: S x T GPUs at most; one stage of one GPU is the single-GPU plan above.
+  const layouts = sizes.map((T) => ({
+    T,
+    counts: stageCounts(gpuCount(cluster) / T, request.model.numLayers).filter((s) => s > 1 || T > 1),
+  }));
   let step = 0;
-  const total = counts.length * MICRO_BATCHES_PER_STAGE.length * MICRO_BATCH_GPU_BATCHES.length;
-  for (const stages of counts)
-    for (const perStage of MICRO_BATCHES_PER_STAGE)
-      for (const k of MICRO_BATCH_GPU_BATCHES) {
-        const M = stages * perStage;
-        request.onProgress?.({
-          phase: "search",
-          done: step++,
-          total,
-          detail: `${stages} stages, ${M} micro-batches of ${k} GPU batches`,
-        });
-        if (M * k > SEARCH_GPU_BATCH_LIMIT || M * k > (request.maxBlock ?? Number.POSITIVE_INFINITY)) continue;
-        const candidate = planStages(request, rates, solvers, stages, M, k, counters);
-        if (!candidate?.predicted.feasible) continue;
-        const throughput = candidate.predicted.throughputTokensPerSecond;
-        if (!best || throughput > best.throughput) best = { plan: candidate, throughput };
-      }
+  const total =
+    layouts.reduce((a, l) => a + l.counts.length, 0) * MICRO_BATCHES_PER_STAGE.length * MICRO_BATCH_GPU_BATCHES.length;
+  for (const { T, counts } of layouts) {
+    const link = tensorParallelLink(cluster, T);
+    const rates = { ...hardwareRates(cluster.perGpu), ...(link ? { tensorParallel: link } : {}) };
+    for (const stages of counts)
+      for (const perStage of MICRO_BATCHES_PER_STAGE)
+        for (const k of MICRO_BATCH_GPU_BATCHES) {
+          const M = stages * perStage;
+          request.onProgress?.({
+            phase: "search",
+            done: step++,
+            total,
+            detail: `${stages} stages${T > 1 ? ` of ${T} GPUs` : ""}, ${M} micro-batches of ${k} GPU batches`,
+          });
+          if (M * k > SEARCH_GPU_BATCH_LIMIT || M * k > (request.maxBlock ?? Number.POSITIVE_INFINITY)) continue;
+          const candidate = planStages(request, rates, solvers, stages, M, k, counters);
+          if (!candidate?.predicted.feasible) continue;
+          const throughput = candidate.predicted.throughputTokensPerSecond;
+          if (!best || throughput > best.throughput) best = { plan: candidate, throughput };
+        }
+  }
   if (!best)
     throw new PlanError(`no pipeline of ${cluster.name}'s ${gpuCount(cluster)} GPUs fits ${request.model.name}`);
   const elapsedMs = performance.now() - started;

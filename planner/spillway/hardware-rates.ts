@@ -1,6 +1,8 @@
 /** The effective rates the Spillway cost model reads off a profile (measured where known, else datasheet). */
 import { effective, type HardwareProfile, type MatmulSample } from "../../core/hardware-profile.js";
 
+import type { TensorParallelLink } from "../../core/ring-all-reduce.js";
+
 export interface HardwareRates {
   readonly gpuFlopsPerSecond: number;
   readonly gpuMemoryBytesPerSecond: number;
@@ -23,6 +25,11 @@ export interface HardwareRates {
   readonly diskWriteBytesPerSecond: number;
   readonly diskLatencySeconds: number;
   readonly capacityBytes: { readonly gpu: number; readonly cpu: number; readonly disk: number };
+  /**
+   * Present when the GPU is one of a tensor-parallel group: the link its layers' all-reduces cross
+   * (every dense layer step then adds them: core/ring-all-reduce.ts). Absent: one GPU, no all-reduce.
+   */
+  readonly tensorParallel?: TensorParallelLink;
 }
 
 export function hardwareRates(profile: HardwareProfile): HardwareRates {

@@ -13,6 +13,7 @@ import type { Link } from "../../core/links.js";
 import { kvDim, type ModelSpec, qDim } from "../../core/model-spec.js";
 import type { ComputeDevice } from "../../core/policy.js";
 import type { Resource } from "../../core/resources.js";
+import { layerAllReduceSeconds } from "../../core/ring-all-reduce.js";
 import type { ScheduleName } from "../../core/schedule-name.js";
 import type { Tier } from "../../core/tiers.js";
 import type { Workload } from "../../core/workload.js";
@@ -142,28 +143,36 @@ export class StepCostModel {
     return Math.max(flops / r.gpuFlopsPerSecond, bytes / r.gpuMemoryBytesPerSecond) + r.kernelLaunchSeconds;
   }
 
-  /** GPU seconds of the dense part of a layer (projections, FFN, norms, residuals) for one batch. */
+  /** Seconds of a layer's tensor-parallel all-reduces for one batch (none on one GPU): the compute waits for them. */
+  allReduceSeconds(tokens: number): number {
+    const link = this.rates.tensorParallel;
+    return link ? layerAllReduceSeconds(tokens, this.h, link) : 0;
+  }
+
+  /** GPU seconds of the dense part of a layer (projections, FFN, norms, residuals) for one batch, with its all-reduces. */
   denseGpuSeconds(tokens: number): number {
     const r = this.rates;
-    return this.denseSeconds(
+    const seconds = this.denseSeconds(
       tokens,
       (t, k, n) => this.gemmSeconds(t, k, n),
       r.gpuFlopsPerSecond,
       r.gpuMemoryBytesPerSecond,
       r.kernelLaunchSeconds,
     );
+    return r.tensorParallel ? seconds + this.allReduceSeconds(tokens) : seconds;
   }
 
-  /** CPU seconds of the same dense part, for layers computed on the CPU (no launch latency). */
+  /** CPU seconds of the same dense part, for layers computed on the CPU (no launch latency), with its all-reduces. */
   denseCpuSeconds(tokens: number): number {
     const r = this.rates;
-    return this.denseSeconds(
+    const seconds = this.denseSeconds(
       tokens,
       (t, k, n) => this.cpuGemmSeconds(t, k, n),
       r.cpuFlopsPerSecond,
       r.cpuMemoryBytesPerSecond,
       0,
     );
+    return r.tensorParallel ? seconds + this.allReduceSeconds(tokens) : seconds;
   }
 
   private denseSeconds(

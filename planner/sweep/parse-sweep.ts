@@ -42,6 +42,7 @@ export const SWEEP_ROW_FIELDS = [
   "dollarsPerGpuHour",
   "dollarsPerMillionTokens",
   "reason",
+  "tensorParallelSize",
 ] as const satisfies readonly (keyof SweepRow)[];
 
 function readChoice<T extends string>(
@@ -99,6 +100,7 @@ export function parseSweepRow(data: unknown, ctx: FieldContext): SweepRow {
     numGpuBatches: count("numGpuBatches"),
     stages: count("stages", gpus),
     microBatches: count("microBatches"),
+    tensorParallelSize: count("tensorParallelSize", gpusPerNode),
     throughputTokensPerSecond: throughput,
     bottleneck: readOptionalName(o, "bottleneck", ctx),
     dollarsPerGpuHour: price,

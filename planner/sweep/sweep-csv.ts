@@ -22,6 +22,7 @@ const NUMERIC_COLUMNS = new Set<string>([
   "numGpuBatches",
   "stages",
   "microBatches",
+  "tensorParallelSize",
   "throughputTokensPerSecond",
   "dollarsPerGpuHour",
   "dollarsPerMillionTokens",

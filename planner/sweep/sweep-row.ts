@@ -1,6 +1,6 @@
 /**
  * One row of a sweep: a profile, its GPUs, whether the model fits, the plan's policy in brief (GPU
- * batch size x GPU batches; stages and micro-batches for a pipeline), its predicted throughput and,
+ * batch size x GPU batches; stages, their GPUs each and micro-batches for a pipeline), its predicted throughput and,
  * given a price per GPU-hour, its cost per million generated tokens.
  */
 import { gpuCount } from "../../core/cluster-profile.js";
@@ -27,6 +27,8 @@ export interface SweepRow {
   /** Pipeline stages (1: one GPU) and micro-batches in flight (1: no pipeline). */
   readonly stages?: number;
   readonly microBatches?: number;
+  /** GPUs per stage (tensor parallelism within a node; 1: one GPU per stage). */
+  readonly tensorParallelSize?: number;
   /** Predicted generated tokens per second over the whole run (prefill included). */
   readonly throughputTokensPerSecond?: number;
   readonly bottleneck?: string;
@@ -62,6 +64,7 @@ export function sweepRow(hardware: SweepHardware, outcome: PlanOutcome, prices?:
     numGpuBatches: policy.numGpuBatches,
     stages: pipeline ? pipeline.stages.length : 1,
     microBatches: pipeline ? pipeline.microBatches : 1,
+    tensorParallelSize: pipeline?.tensorParallelSize ?? 1,
     throughputTokensPerSecond: throughput,
     bottleneck: predicted.bottleneck,
     ...priced,

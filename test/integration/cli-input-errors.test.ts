@@ -22,6 +22,16 @@ const CASES: { name: string; args: string[]; expect: RegExp }[] = [
   },
   { name: "a negative --cpu-mem", args: ["plan", "--cpu-mem", "-4"], expect: /--cpu-mem: .*got -4/ },
   {
+    name: "a --tensor-parallel that does not divide the node's GPUs",
+    args: ["plan", "--model", "opt-125m", "--hardware", "1x4-t4", "--tensor-parallel", "3"],
+    expect: /--tensor-parallel: expected one of 1, 2, 4 \(divisors of 1x4-t4's 4 GPUs per node.*got 3/,
+  },
+  {
+    name: "a --tensor-parallel on one GPU",
+    args: ["plan", "--tensor-parallel", "2"],
+    expect: /--tensor-parallel: applies to cluster profiles only/,
+  },
+  {
     name: "an unknown model",
     args: ["plan", "--model", "opt-9000b"],
     expect: /--model: unknown model "opt-9000b"; expected a catalogue name/,

@@ -16,7 +16,7 @@ import {
   RPC_SERVER_FLAGS,
   VLLM_FLAGS,
 } from "../export-flags.js";
-import { smallNode, tiny } from "../pipeline-fixtures.js";
+import { readGoldenPipelinePlans, smallNode, tiny } from "../pipeline-fixtures.js";
 
 const solvers = await loadLpSolvers();
 // Four nodes of one small GPU each: hidden states cross the network.
@@ -27,9 +27,16 @@ const plan = planPipelineSync(
 const pipeline = plan.pipeline!;
 // One node of four small GPUs (Accelerate's case; llama.cpp runs every stage on the main host).
 const onePlan = planPipelineSync(
-  { model: tiny, cluster: smallNode(), workload: { promptLen: 16, genLen: 32 }, maxBlock: 64 },
+  { model: tiny, cluster: smallNode(), workload: { promptLen: 16, genLen: 32 }, maxBlock: 64, tensorParallelSize: 1 },
   solvers,
 );
+
+test("the plans exported are the pipeline plans recorded before tensor parallelism was searched (a node of one GPU has no other)", () => {
+  assert.deepEqual(
+    JSON.parse(JSON.stringify({ ...plan, search: { ...plan.search, elapsedMs: 0 } })),
+    readGoldenPipelinePlans()["4x1-t4-gcp"],
+  );
+});
 
 test("FlexGen export: one dist_flex_opt process per stage, on its node, with its rank and the plan's batch and placement", () => {
   assert.ok(pipeline.stages.length > 1);

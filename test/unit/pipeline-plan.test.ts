@@ -15,9 +15,10 @@ import { planPipelineSync } from "../../planner/pipeline/plan-pipeline.js";
 import { splitLayers } from "../../planner/pipeline/split-layers.js";
 import { planSync } from "../../planner/plan.js";
 import { simulatePipeline, TRAFFIC_TOLERANCE } from "../../simulator/simulate-pipeline.js";
-import { smallNode, tiny } from "../pipeline-fixtures.js";
+import { readGoldenPipelinePlans, smallNode, tiny } from "../pipeline-fixtures.js";
 
 const solvers = await loadLpSolvers();
+const goldenPipelinePlans = readGoldenPipelinePlans();
 
 const withoutTime = (p: Plan) => ({ ...p, search: { ...p.search, elapsedMs: 0 } });
 
@@ -96,7 +97,10 @@ test("a pipeline plan: contiguous stages on distinct GPUs, each fitting, faster 
   const cluster = smallNode();
   // Short prompts and long generations: the LM head (8 layers' worth of work per token here) weighs.
   const workload = { promptLen: 16, genLen: 32 };
-  const planned = planPipelineSync({ model: tiny, cluster, workload, maxBlock: 64 }, solvers);
+  // One GPU per stage (tensor parallelism has its own tests: tensor-parallel.test.ts).
+  const planned = planPipelineSync({ model: tiny, cluster, workload, maxBlock: 64, tensorParallelSize: 1 }, solvers);
+  // T = 1 plans exactly as before tensor parallelism was searched (recorded then: test/golden/pipeline-plans.json).
+  assert.deepEqual(JSON.parse(JSON.stringify(withoutTime(planned))), goldenPipelinePlans["1x4-t4"]);
   const pipeline = planned.pipeline;
   assert.ok(pipeline, "a pipeline beats one GPU here");
   assert.ok(pipeline.stages.length > 1);
