@@ -62,6 +62,10 @@ export interface FlexgenSearchResult {
   readonly lpLimitReached: boolean;
 }
 
+/** Where the objective's two time variables are among the LP's variables. */
+const TPRE = FLEXGEN_LP_VARIABLES.indexOf("Tpre");
+const TGEN = FLEXGEN_LP_VARIABLES.indexOf("Tgen");
+
 /**
  * For a fixed gbs every coefficient and right-hand side of FlexGen's LP is affine in the block size
  * bls (the objective is that over bls), so the LP is built twice per gbs (at bls = gbs and 2 gbs) and
@@ -76,9 +80,9 @@ class FlexgenLpFamily {
 
   at(bls: number): LinearProgram {
     const { l, n } = this.base.dims;
-    const objective: number[] = [];
-    for (const v of FLEXGEN_LP_VARIABLES)
-      objective.push(v === "Tpre" ? l / bls : v === "Tgen" ? (l * (n - 1)) / bls : 0);
+    const objective: number[] = new Array(FLEXGEN_LP_VARIABLES.length).fill(0);
+    objective[TPRE] = l / bls;
+    objective[TGEN] = (l * (n - 1)) / bls;
     return this.family.at(bls, objective);
   }
 }
@@ -130,8 +134,6 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
   let lpSolves = 0;
   const families = new Map<number, FlexgenLpFamily>();
   const memo = new Map<string, FlexgenLpResult | undefined>();
-  const tpre = FLEXGEN_LP_VARIABLES.indexOf("Tpre");
-  const tgen = FLEXGEN_LP_VARIABLES.indexOf("Tgen");
   const { l, n } = input.dims;
   const base = (gbs: number): Omit<FlexgenLpInput, "bls"> => ({
     dims: input.dims,
@@ -145,7 +147,7 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
   const nbLimit = SEARCH_GPU_BATCH_LIMIT;
   let lpLimitReached = false;
   const throughputOf = (gbs: number, nb: number, values: ArrayLike<number>) =>
-    (gbs * nb * n) / (values[tpre]! * l + values[tgen]! * (n - 1) * l);
+    (gbs * nb * n) / (values[TPRE]! * l + values[TGEN]! * (n - 1) * l);
   const solve = (gbs: number, nb: number): FlexgenLpResult | undefined => {
     const key = `${gbs}x${nb}`;
     if (memo.has(key)) return memo.get(key);
