@@ -132,8 +132,8 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
     referenceOnly: input.referenceLpsOnly === true,
   };
   let lpSolves = 0;
-  const families = new Map<number, FlexgenLpFamily>();
-  const memo = new Map<string, FlexgenLpResult | undefined>();
+  /** Per gbs: its LP family, and every nb's answer solved so far. */
+  const byGbs = new Map<number, { family: FlexgenLpFamily; answers: Map<number, FlexgenLpResult | undefined> }>();
   const { l, n } = input.dims;
   const base = (gbs: number): Omit<FlexgenLpInput, "bls"> => ({
     dims: input.dims,
@@ -149,16 +149,16 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
   const throughputOf = (gbs: number, nb: number, values: ArrayLike<number>) =>
     (gbs * nb * n) / (values[TPRE]! * l + values[TGEN]! * (n - 1) * l);
   const solve = (gbs: number, nb: number): FlexgenLpResult | undefined => {
-    const key = `${gbs}x${nb}`;
-    if (memo.has(key)) return memo.get(key);
+    let lps = byGbs.get(gbs);
+    const known = lps?.answers.get(nb);
+    if (known !== undefined || lps?.answers.has(nb)) return known;
     if (lpSolves >= MAX_LP_SOLVES_PER_SEARCH) {
       lpLimitReached = true;
       return undefined;
     }
     lpSolves++;
-    let family = families.get(gbs);
-    if (!family) families.set(gbs, (family = new FlexgenLpFamily(base(gbs))));
-    const screened = screenLinearProgram(family.at(gbs * nb), screen);
+    if (!lps) byGbs.set(gbs, (lps = { family: new FlexgenLpFamily(base(gbs)), answers: new Map() }));
+    const screened = screenLinearProgram(lps.family.at(gbs * nb), screen);
     let result: FlexgenLpResult | undefined;
     if (screened.status === "optimal") {
       let exact: { throughput: number; values: ArrayLike<number> } | undefined;
@@ -173,7 +173,7 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
         },
       };
     }
-    memo.set(key, result);
+    lps.answers.set(nb, result);
     return result;
   };
   /** a's throughput minus b's, with the sign the exact figures give. */
