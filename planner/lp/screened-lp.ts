@@ -86,7 +86,8 @@ function warmAnswer(lp: LinearProgram, warmStart: WarmStart): DenseSimplexResult
 /** Records `answer` in the warm start: its basis first among the bases kept, or its certificate. */
 function remember(warmStart: WarmStart, answer: DenseSimplexResult): void {
   const basis = answer.basis;
-  if (basis) {
+  // A basis already first stays first (the usual case: the last LP's basis answered this one too).
+  if (basis && warmStart.bases?.[0] !== basis) {
     const bases = (warmStart.bases ?? []).filter((b) => !sameBasis(b, basis));
     warmStart.bases = [basis, ...bases].slice(0, WARM_BASES);
   }
