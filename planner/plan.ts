@@ -22,7 +22,7 @@ import {
   flexgenUnconstrained,
 } from "./flexgen/flexgen-lp.js";
 import { searchFlexgen } from "./flexgen/flexgen-search.js";
-import { type LpSolvers, loadedLpSolvers, loadLpSolvers, type SolveStats } from "./lp/solve-linear-program.js";
+import { type LpSolvers, loadedLpSolvers, type SolveStats, withLpSolvers } from "./lp/solve-linear-program.js";
 import { defaultRoutingProfile } from "./moe/default-routing.js";
 import { llamaCppMoeAdvice } from "./moe/llama-cpp-moe.js";
 import { type FixedExperts, searchMoe } from "./moe/moe-search.js";
@@ -86,9 +86,12 @@ export interface PlanRequest {
 
 export { PlanError };
 
-/** Plans with `solvers` (default: those loadLpSolvers() loads). */
+/**
+ * Plans with `solvers` (default: those loadLpSolvers() loads, HiGHS loaded only if an LP needs it:
+ * withLpSolvers).
+ */
 export async function plan(request: PlanRequest, solvers?: LpSolvers): Promise<Plan> {
-  return planSync(request, solvers ?? (await loadLpSolvers()));
+  return solvers ? planSync(request, solvers) : withLpSolvers((lazy) => planSync(request, lazy));
 }
 
 /** As plan(), synchronously: with `solvers`, or once loadLpSolvers() has resolved. */

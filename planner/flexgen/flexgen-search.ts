@@ -62,6 +62,10 @@ export interface FlexgenSearchResult {
   readonly lpLimitReached: boolean;
 }
 
+/** Where the objective's two time variables are among the LP's variables. */
+const TPRE = FLEXGEN_LP_VARIABLES.indexOf("Tpre");
+const TGEN = FLEXGEN_LP_VARIABLES.indexOf("Tgen");
+
 /**
  * For a fixed gbs every coefficient and right-hand side of FlexGen's LP is affine in the block size
  * bls (the objective is that over bls), so the LP is built twice per gbs (at bls = gbs and 2 gbs) and
@@ -76,9 +80,9 @@ class FlexgenLpFamily {
 
   at(bls: number): LinearProgram {
     const { l, n } = this.base.dims;
-    const objective: number[] = [];
-    for (const v of FLEXGEN_LP_VARIABLES)
-      objective.push(v === "Tpre" ? l / bls : v === "Tgen" ? (l * (n - 1)) / bls : 0);
+    const objective: number[] = new Array(FLEXGEN_LP_VARIABLES.length).fill(0);
+    objective[TPRE] = l / bls;
+    objective[TGEN] = (l * (n - 1)) / bls;
     return this.family.at(bls, objective);
   }
 }
@@ -128,10 +132,8 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
     referenceOnly: input.referenceLpsOnly === true,
   };
   let lpSolves = 0;
-  const families = new Map<number, FlexgenLpFamily>();
-  const memo = new Map<string, FlexgenLpResult | undefined>();
-  const tpre = FLEXGEN_LP_VARIABLES.indexOf("Tpre");
-  const tgen = FLEXGEN_LP_VARIABLES.indexOf("Tgen");
+  /** Per gbs: its LP family, and every nb's answer solved so far. */
+  const byGbs = new Map<number, { family: FlexgenLpFamily; answers: Map<number, FlexgenLpResult | undefined> }>();
   const { l, n } = input.dims;
   const base = (gbs: number): Omit<FlexgenLpInput, "bls"> => ({
     dims: input.dims,
@@ -145,18 +147,18 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
   const nbLimit = SEARCH_GPU_BATCH_LIMIT;
   let lpLimitReached = false;
   const throughputOf = (gbs: number, nb: number, values: ArrayLike<number>) =>
-    (gbs * nb * n) / (values[tpre]! * l + values[tgen]! * (n - 1) * l);
+    (gbs * nb * n) / (values[TPRE]! * l + values[TGEN]! * (n - 1) * l);
   const solve = (gbs: number, nb: number): FlexgenLpResult | undefined => {
-    const key = `${gbs}x${nb}`;
-    if (memo.has(key)) return memo.get(key);
+    let lps = byGbs.get(gbs);
+    const known = lps?.answers.get(nb);
+    if (known !== undefined || lps?.answers.has(nb)) return known;
     if (lpSolves >= MAX_LP_SOLVES_PER_SEARCH) {
       lpLimitReached = true;
       return undefined;
     }
     lpSolves++;
-    let family = families.get(gbs);
-    if (!family) families.set(gbs, (family = new FlexgenLpFamily(base(gbs))));
-    const screened = screenLinearProgram(family.at(gbs * nb), screen);
+    if (!lps) byGbs.set(gbs, (lps = { family: new FlexgenLpFamily(base(gbs)), answers: new Map() }));
+    const screened = screenLinearProgram(lps.family.at(gbs * nb), screen);
     let result: FlexgenLpResult | undefined;
     if (screened.status === "optimal") {
       let exact: { throughput: number; values: ArrayLike<number> } | undefined;
@@ -171,7 +173,7 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
         },
       };
     }
-    memo.set(key, result);
+    lps.answers.set(nb, result);
     return result;
   };
   /** a's throughput minus b's, with the sign the exact figures give. */

@@ -10,10 +10,14 @@
  * 3.1). Otherwise the caller solves from scratch.
  */
 import type { DenseSimplexResult, OptimalBasis } from "./dense-simplex.js";
-import type { LinearProgram } from "./linear-program.js";
+import { type LinearProgram, violatesAnyRow } from "./linear-program.js";
 
-/** Relative slack allowed in the feasibility and optimality tests (rounding, degenerate ties). */
-const TOLERANCE = 1e-9;
+/**
+ * Relative slack allowed in the feasibility and optimality tests (rounding, degenerate ties): the LP
+ * screen's tolerance for an optimum's rows (screened-lp.ts SCREEN_FEASIBILITY_TOLERANCE).
+ */
+export const BASIS_TOLERANCE = 1e-9;
+const TOLERANCE = BASIS_TOLERANCE;
 
 /**
  * Solves `matrix` (k x k, row-major) `· x = rhs` in place by Gaussian elimination with partial
@@ -95,17 +99,9 @@ export function solveAtBasis(lp: LinearProgram, basis: OptimalBasis): DenseSimpl
     if (x[c]! < -TOLERANCE * Math.max(1, Math.abs(x[c]!))) return undefined;
     values[basis.variables[c]!] = Math.max(0, x[c]!);
   }
-  for (const row of rows) {
-    let lhs = 0;
-    let size = Math.abs(row.rhs);
-    for (let j = 0; j < n; j++) {
-      const term = row.coefficients[j]! * values[j]!;
-      lhs += term;
-      size = Math.max(size, Math.abs(term));
-    }
-    const excess = row.op === "<=" ? lhs - row.rhs : row.op === ">=" ? row.rhs - lhs : Math.abs(lhs - row.rhs);
-    if (excess > TOLERANCE * Math.max(1, size)) return undefined;
-  }
+  // The point meets every row: the very test the LP screen applies to an optimum (screened-lp.ts), so
+  // an answer from here needs no second check.
+  if (violatesAnyRow(lp, values, TOLERANCE)) return undefined;
   // Dual: multipliers y of the tight rows with yᵀ A_B = c_B (the transposed system).
   const y = new Float64Array(k);
   for (let r = 0; r < k; r++) {

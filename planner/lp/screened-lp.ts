@@ -11,8 +11,8 @@
  * of their time.
  */
 import { type DenseSimplexResult, farkasMargin, type OptimalBasis, solveDenseSimplex } from "./dense-simplex.js";
-import { type LinearProgram, type LpSolution, violatesAnyRow } from "./linear-program.js";
-import { solveAtBasis } from "./reuse-basis.js";
+import type { LinearProgram, LpSolution } from "./linear-program.js";
+import { BASIS_TOLERANCE, solveAtBasis } from "./reuse-basis.js";
 import { type LpSolvers, type SolveStats, solveLinearProgram } from "./solve-linear-program.js";
 
 /** Relative difference below which two screened figures are compared by the existing solvers' exact ones. */
@@ -23,8 +23,11 @@ export const SCREEN_COMPARISON_MARGIN = 1e-6;
  * slack (1e-6) within which the existing path accepts a point as feasible.
  */
 export const SCREEN_INFEASIBILITY_MARGIN = 1e-5;
-/** Relative violation of any row the dense simplex's optimal point may have (the existing path allows 1e-6). */
-export const SCREEN_FEASIBILITY_TOLERANCE = 1e-9;
+/**
+ * Relative violation of any row the dense simplex's optimal point may have (the existing path allows
+ * 1e-6): checked by solveAtBasis (reuse-basis.ts), which every optimum here comes from.
+ */
+export const SCREEN_FEASIBILITY_TOLERANCE = BASIS_TOLERANCE;
 
 export interface ScreenStats {
   /** LPs the dense simplex settled. */
@@ -33,7 +36,8 @@ export interface ScreenStats {
   warmStarts: number;
   /**
    * LPs it left to the existing solvers, by reason ("pivot-limit", "unbounded", "thin-certificate",
-   * "unverified-optimum": the optimum's basis failed the optimality test, "violates-constraints").
+   * "unverified-optimum": the optimum's basis failed the optimality test, which includes meeting every
+   * row within SCREEN_FEASIBILITY_TOLERANCE).
    */
   deferred: Record<string, number>;
   /** LPs the existing solvers solved (deferred ones, and those whose exact figures were needed). */
@@ -82,7 +86,8 @@ function warmAnswer(lp: LinearProgram, warmStart: WarmStart): DenseSimplexResult
 /** Records `answer` in the warm start: its basis first among the bases kept, or its certificate. */
 function remember(warmStart: WarmStart, answer: DenseSimplexResult): void {
   const basis = answer.basis;
-  if (basis) {
+  // A basis already first stays first (the usual case: the last LP's basis answered this one too).
+  if (basis && warmStart.bases?.[0] !== basis) {
     const bases = (warmStart.bases ?? []).filter((b) => !sameBasis(b, basis));
     warmStart.bases = [basis, ...bases].slice(0, WARM_BASES);
   }
@@ -117,8 +122,8 @@ export interface ScreenedLp {
 
 /** Why the dense simplex's answer cannot stand alone, or undefined when it can. */
 function whyDeferred(lp: LinearProgram, dense: DenseSimplexResult): string | undefined {
-  if (dense.status === "optimal")
-    return violatesAnyRow(lp, dense.values, SCREEN_FEASIBILITY_TOLERANCE) ? "violates-constraints" : undefined;
+  // Every optimum here is solveAtBasis's, whose point passed violatesAnyRow at SCREEN_FEASIBILITY_TOLERANCE.
+  if (dense.status === "optimal") return undefined;
   if (dense.status === "infeasible")
     return farkasMargin(lp, dense.farkas!) >= SCREEN_INFEASIBILITY_MARGIN ? undefined : "thin-certificate";
   return dense.status;

@@ -124,6 +124,48 @@ export function loadLpSolvers(): Promise<LpSolvers> {
   return defaultSolversLoading;
 }
 
+/** Thrown when an LP needs HiGHS and the solvers given were lazyLpSolvers() before HiGHS was loaded. */
+export class HighsNotLoaded extends Error {
+  constructor() {
+    super("HiGHS is not loaded: await loadLpSolvers(), or plan through withLpSolvers()");
+  }
+}
+
+/**
+ * Solvers that load nothing: their HiGHS is the one loadLpSolvers() loaded, and until then using it
+ * throws HighsNotLoaded. Most searches never need HiGHS (javascript-lp-solver answers every LP the
+ * screen leaves to the existing solvers), so they can run before its WebAssembly is compiled.
+ */
+export function lazyLpSolvers(): LpSolvers {
+  const loaded = () => {
+    if (!defaultSolvers) throw new HighsNotLoaded();
+    return defaultSolvers;
+  };
+  return {
+    get highs() {
+      return loaded().highs;
+    },
+    get highsModel() {
+      return loaded().highsModel;
+    },
+  };
+}
+
+/**
+ * Runs `run`, a deterministic computation, with lazyLpSolvers(); only when an LP needs HiGHS
+ * (HighsNotLoaded) does it load HiGHS and run it again from the start, with the same answer as if
+ * HiGHS had been loaded first. Spares a command the HiGHS load when no LP falls back to it.
+ */
+export async function withLpSolvers<T>(run: (solvers: LpSolvers) => T): Promise<T> {
+  if (defaultSolvers) return run(defaultSolvers);
+  try {
+    return run(lazyLpSolvers());
+  } catch (error) {
+    if (!(error instanceof HighsNotLoaded)) throw error;
+  }
+  return run(await loadLpSolvers());
+}
+
 /** The solvers an earlier `loadLpSolvers()` loaded; throws if it has not resolved yet. */
 export function loadedLpSolvers(): LpSolvers {
   if (!defaultSolvers) throw new Error("the LP solvers are not loaded: await loadLpSolvers() before planning");

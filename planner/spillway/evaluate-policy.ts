@@ -255,7 +255,25 @@ export function policyPeakBytes(
  * A dense (or per-layer) policy's exact prediction. Mixture-of-Experts policies (policy.experts) have
  * their own model, which needs a routing profile: evaluate them through planner/evaluate.ts.
  */
-export function evaluatePolicy(
+export function evaluatePolicy(...args: Parameters<typeof stagedEvaluation>): Prediction {
+  return stagedEvaluation(...args).prediction();
+}
+
+/**
+ * A policy's exact evaluation in two stages: its peak memory per tier at once (the cheap part, which
+ * alone decides that a policy does not fit), its time only when asked for. `prediction()` is, to the
+ * last bit, evaluatePolicy's answer; it is computed once.
+ */
+export interface StagedEvaluation {
+  readonly peakBytes: Readonly<Record<Tier, number>>;
+  readonly capacityBytes: Readonly<Record<Tier, number>>;
+  /** Whether every tier's peak fits its capacity (no capacity shortfall; the time is not checked). */
+  readonly fitsMemory: boolean;
+  prediction(): Prediction;
+}
+
+/** evaluatePolicy in two stages (StagedEvaluation): the peak memory now, the time on demand. */
+export function stagedEvaluation(
   model: ModelSpec,
   rates: HardwareRates,
   workload: Workload,
@@ -263,12 +281,38 @@ export function evaluatePolicy(
   schedule: ScheduleName = "spillway",
   /** A search's memo of layer costs (layer-cost-cache.ts): the same prediction, computed with less work. */
   layerCosts?: LayerCostCache,
-): Prediction {
+): StagedEvaluation {
   if (policy.experts)
     throw new Error(
       "evaluatePolicy() costs dense policies: an expert policy needs a routing profile (use evaluate() from planner/evaluate.ts)",
     );
   const groups = groupCostContexts(model, rates, workload, policy, schedule);
+  const peakBytes = groupsPeakBytes(groups);
+  const capacityBytes = rates.capacityBytes;
+  const capacity = capacityShortfalls(peakBytes, capacityBytes);
+  let prediction: Prediction | undefined;
+  return {
+    peakBytes,
+    capacityBytes,
+    fitsMemory: capacity.length === 0,
+    prediction: () => {
+      prediction ??= predictTime(model, rates, workload, policy, groups, peakBytes, capacity, layerCosts);
+      return prediction;
+    },
+  };
+}
+
+/** The time half of an exact evaluation, for `groups` (groupCostContexts) whose peak memory is known. */
+function predictTime(
+  model: ModelSpec,
+  rates: HardwareRates,
+  workload: Workload,
+  policy: Policy,
+  groups: readonly GroupCostContext[],
+  peakBytes: Readonly<Record<Tier, number>>,
+  capacity: readonly string[],
+  layerCosts: LayerCostCache | undefined,
+): Prediction {
   const memos = groups.map((g) => layerCosts?.forCostModel(g.costModel, g.terms));
   const first = groups[0]!;
   const nb = policy.numGpuBatches;
@@ -342,10 +386,9 @@ export function evaluatePolicy(
     "gpu" as Resource,
   );
 
-  const peakBytes = groupsPeakBytes(groups);
   const capacityBytes = rates.capacityBytes;
   const totalSeconds = prefillSeconds + decodeSeconds;
-  const infeasibleReasons = [...capacityShortfalls(peakBytes, capacityBytes), ...timeShortfalls(totalSeconds)];
+  const infeasibleReasons = [...capacity, ...timeShortfalls(totalSeconds)];
   return {
     throughputTokensPerSecond: (policy.gpuBatchSize * policy.numGpuBatches * n) / totalSeconds,
     prefillSeconds,

@@ -25,7 +25,7 @@ import {
   SEARCH_GPU_BATCH_LIMIT,
 } from "../search-budget.js";
 import { costConstants } from "./cost-constants.js";
-import { evaluatePolicy } from "./evaluate-policy.js";
+import { type StagedEvaluation, stagedEvaluation } from "./evaluate-policy.js";
 import type { HardwareRates } from "./hardware-rates.js";
 import { LayerCostCache } from "./layer-cost-cache.js";
 import { buildSpillwayLp, type SpillwayLayerCosts, SpillwayLpFamily, spillwayLayerCosts } from "./spillway-lp.js";
@@ -212,47 +212,73 @@ export function shiftWeights(
 }
 
 /** Moves one sequence per GPU batch of KV cache one tier down. */
-function shiftCache(policy: Policy, from: "gpu" | "cpu", to: "cpu" | "disk"): Policy | undefined {
+export function shiftCache(policy: Policy, from: "gpu" | "cpu", to: "cpu" | "disk"): Policy | undefined {
   if (policy.cache[from] <= 0) return undefined;
   const seq = Math.min(1 / policy.gpuBatchSize, policy.cache[from]);
   return { ...policy, cache: { ...policy.cache, [from]: policy.cache[from] - seq, [to]: policy.cache[to] + seq } };
 }
 
-/** Moves realized placement down a tier, a tensor or a sequence at a time, until it fits, keeping the fastest fix. */
+/** Whether a staged evaluation's policy is feasible: its memory first, its time only when the memory fits. */
+function stagedFeasible(evaluation: StagedEvaluation): boolean {
+  return evaluation.fitsMemory && evaluation.prediction().feasible;
+}
+
+/** What repairPolicy gives: the policy it ended at, that policy's evaluation, and how many policies it evaluated. */
+export interface RepairedPolicy {
+  readonly policy: Policy;
+  readonly evaluation: StagedEvaluation;
+  readonly evaluations: number;
+}
+
+/**
+ * Moves realized placement down a tier, a tensor or a sequence at a time, until it fits. At each step
+ * every possible move is evaluated (`evaluate` is called once per policy, in the same order as always,
+ * so an evaluation budget counts the same) and the move with the highest score is taken, the first on
+ * ties: a feasible move scores 1e30 plus its throughput, any other its throughput over its overflow in
+ * bytes (at least 1). A policy's time is costed only where it can change the choice or is the answer:
+ * the memory alone settles that a move does not fit, and a move that does not fit cannot outscore one
+ * that does (its score is its throughput, tokens per second, far below 1e30), so such a move's time is
+ * costed only when no move fits. The moves chosen are those of an evaluation that costs every move in
+ * full, to the last bit (test/unit/exact-evaluation-shortcuts.test.ts).
+ */
 export function repairPolicy(
   model: ModelSpec,
   policy: Policy,
-  evaluate: (p: Policy) => Prediction,
+  evaluate: (p: Policy) => StagedEvaluation,
   maxSteps = 400,
-): { policy: Policy; prediction: Prediction; evaluations: number } {
+): RepairedPolicy {
   let current = realizedPolicy(model, policy);
-  let prediction = evaluate(current);
+  let evaluation = evaluate(current);
   let evaluations = 1;
-  const overflow = (c: Prediction) =>
+  const overflow = (c: StagedEvaluation) =>
     Math.max(0, c.peakBytes.gpu - c.capacityBytes.gpu) + Math.max(0, c.peakBytes.cpu - c.capacityBytes.cpu);
-  for (let i = 0; i < maxSteps && !prediction.feasible; i++) {
+  const score = (c: StagedEvaluation) =>
+    (stagedFeasible(c) ? 1e30 : 0) + c.prediction().throughputTokensPerSecond / Math.max(1, overflow(c));
+  for (let i = 0; i < maxSteps && !stagedFeasible(evaluation); i++) {
     const p = current;
     const moves: (Policy | undefined)[] = [];
-    if (prediction.peakBytes.gpu > prediction.capacityBytes.gpu) {
+    if (evaluation.peakBytes.gpu > evaluation.capacityBytes.gpu) {
       moves.push(shiftWeights(model, p, "gpu", "cpu"), shiftCache(p, "gpu", "cpu"));
       if (p.activations.gpu > 0) moves.push({ ...p, activations: { gpu: 0, cpu: 1, disk: 0 } });
-    } else if (prediction.peakBytes.cpu > prediction.capacityBytes.cpu) {
+    } else if (evaluation.peakBytes.cpu > evaluation.capacityBytes.cpu) {
       moves.push(shiftWeights(model, p, "cpu", "disk"), shiftCache(p, "cpu", "disk"));
       if (p.activations.cpu > 0) moves.push({ ...p, activations: { gpu: 0, cpu: 0, disk: 1 } });
     }
-    let best: { policy: Policy; prediction: Prediction } | undefined;
+    const evaluated: { policy: Policy; evaluation: StagedEvaluation }[] = [];
     for (const move of moves) {
       if (!move) continue;
-      const candidate = evaluate(move);
+      evaluated.push({ policy: move, evaluation: evaluate(move) });
       evaluations++;
-      const score = (c: Prediction) => (c.feasible ? 1e30 : 0) + c.throughputTokensPerSecond / Math.max(1, overflow(c));
-      if (!best || score(candidate) > score(best.prediction)) best = { policy: move, prediction: candidate };
     }
+    const feasible = evaluated.filter((c) => stagedFeasible(c.evaluation));
+    let best: { policy: Policy; evaluation: StagedEvaluation } | undefined;
+    for (const candidate of feasible.length > 0 ? feasible : evaluated)
+      if (!best || score(candidate.evaluation) > score(best.evaluation)) best = candidate;
     if (!best) break;
     current = best.policy;
-    prediction = best.prediction;
+    evaluation = best.evaluation;
   }
-  return { policy: current, prediction, evaluations };
+  return { policy: current, evaluation, evaluations };
 }
 
 /**
@@ -292,7 +318,7 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
   const evaluate = (p: Policy) => {
     if (evaluationsMade >= maxExactEvaluations) throw new EvaluationBudgetSpent();
     evaluationsMade++;
-    return evaluatePolicy(input.model, input.rates, input.workload, p, input.schedule, layerCostCache);
+    return stagedEvaluation(input.model, input.rates, input.workload, p, input.schedule, layerCostCache);
   };
   let best: { policy: Policy; prediction: Prediction } | undefined;
   const consider = (policy: Policy) => {
@@ -307,13 +333,14 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
   };
   const considerWithinBudget = (policy: Policy) => {
     const realized = realizedPolicy(input.model, policy);
-    const repaired = fixedFractions
-      ? { policy: realized, prediction: evaluate(realized), evaluations: 1 }
+    const repaired: RepairedPolicy = fixedFractions
+      ? { policy: realized, evaluation: evaluate(realized), evaluations: 1 }
       : repairPolicy(input.model, policy, evaluate);
     exactEvaluations += repaired.evaluations;
-    if (!repaired.prediction.feasible) return;
-    if (!best || repaired.prediction.throughputTokensPerSecond > best.prediction.throughputTokensPerSecond)
-      best = { policy: repaired.policy, prediction: repaired.prediction };
+    if (!stagedFeasible(repaired.evaluation)) return;
+    const prediction = repaired.evaluation.prediction();
+    if (!best || prediction.throughputTokensPerSecond > best.prediction.throughputTokensPerSecond)
+      best = { policy: repaired.policy, prediction };
   };
   const maxBlock = input.maxBlock ?? Infinity;
   const gpuBatchLimit = SEARCH_GPU_BATCH_LIMIT;
