@@ -59,35 +59,49 @@ export async function buildCli(args: string[]): Promise<Argv> {
     const stub: SpillwayCommand<object> = { command, describe, handler: () => undefined };
     cli = cli.command((name === named ? loaded : stub) as SpillwayCommand<object>);
   }
-  return (
-    cli
-      .example(
-        "$0 plan --model opt-30b --hardware rtx3090 --out p.json && $0 simulate p.json",
-        "plan a model for a GPU, then check the plan by simulation",
-      )
-      .demandCommand(1, "Not enough non-option arguments: got 0, need at least 1")
-      .strict()
-      .help()
-      .alias("help", "h")
-      .version()
-      .epilog(EXIT_CODES_EPILOG)
-      // yargs lays out the help text (cliui, string-width) after every command's handler starts, to cache
-      // it: ~100 ms for plan's flags. Only a help request shows it (errors are one line), so only then
-      // is it wrapped; unwrapped, the layout is a few milliseconds.
-      .wrap(helpRequested(args) ? Math.min(110, process.stdout.columns || 100) : null)
-      // yargs passes middleware its instance as a second argument (its typings omit it): the command's flags.
-      .middleware(
-        ((argv: Record<string, unknown>, y: { getOptions(): DeclaredFlags }) => {
-          restoreStdinArguments(argv);
-          checkFlagSyntax(args, argv, y.getOptions());
-        }) as unknown as MiddlewareFunction,
-        true,
-      )
-      .fail((message, error) => {
-        if (error) throw error;
-        throw new UsageError(message);
-      })
-  );
+  const built = cli
+    .example(
+      "$0 plan --model opt-30b --hardware rtx3090 --out p.json && $0 simulate p.json",
+      "plan a model for a GPU, then check the plan by simulation",
+    )
+    .demandCommand(1, "Not enough non-option arguments: got 0, need at least 1")
+    .strict()
+    .help()
+    .alias("help", "h")
+    .version()
+    .epilog(EXIT_CODES_EPILOG)
+    // Only a help request shows the help text (errors are one line): only then is it wrapped to the
+    // terminal, and laid out at all (skipHelpCache).
+    .wrap(helpRequested(args) ? Math.min(110, process.stdout.columns || 100) : null)
+    // yargs passes middleware its instance as a second argument (its typings omit it): the command's flags.
+    .middleware(
+      ((argv: Record<string, unknown>, y: { getOptions(): DeclaredFlags }) => {
+        restoreStdinArguments(argv);
+        checkFlagSyntax(args, argv, y.getOptions());
+      }) as unknown as MiddlewareFunction,
+      true,
+    )
+    .fail((message, error) => {
+      if (error) throw error;
+      throw new UsageError(message);
+    });
+  if (!helpRequested(args)) skipHelpCache(built);
+  return built;
+}
+
+interface YargsInternals {
+  getInternalMethods?(): { getUsageInstance(): { cacheHelpMessage(): void } };
+}
+
+/**
+ * yargs lays out a command's whole help text after its handler starts (cacheHelpMessage), to show it on a
+ * later failure: string-width over every flag, ~150 ms of a `plan` run even unwrapped. Spillway's failures
+ * are one line and never show help, and yargs lays the help out afresh when it is shown, so the cache is
+ * skipped unless help is asked for. (yargs' internal methods are untyped; without them nothing changes.)
+ */
+function skipHelpCache(cli: Argv): void {
+  const usage = (cli as unknown as YargsInternals).getInternalMethods?.().getUsageInstance();
+  if (usage) usage.cacheHelpMessage = () => undefined;
 }
 
 /**
