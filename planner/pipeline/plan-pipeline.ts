@@ -49,6 +49,7 @@ import { searchSpillway } from "../spillway/spillway-search.js";
 import { type PipelineTimeline, pipelineTimeline, type TimelineLink } from "./pipeline-timeline.js";
 import { splitLayers } from "./split-layers.js";
 import { hiddenStateBytes, type StageRole, stageModel, stageRole, tokenIdBytes } from "./stage-model.js";
+import { StageSearchMemo } from "./stage-search-memo.js";
 import { allReducePerMicroBatch, shardModel, tensorParallelLink, tensorParallelSizes } from "./tensor-parallel.js";
 
 /** GPU batches per micro-batch the search tries. */
@@ -155,25 +156,29 @@ function planStages(
   M: number,
   k: number,
   counters: { lpSolves: number; evaluations: number },
+  memo: StageSearchMemo,
 ): Plan | undefined {
   const { model, workload, cluster } = request;
   const schedule = request.schedule ?? "spillway";
   const T = rates.tensorParallel?.size ?? 1;
   const shard = (count: number, role: StageRole) => shardModel(stageModel(model, count, role), T);
   const search = (m: ModelSpec, fixed: { gbs?: number; nb: number }) => {
-    const result = searchSpillway({
-      model: m,
-      rates,
-      workload,
-      schedule,
-      solvers,
-      fixed,
-      // --max-block bounds the sequences in flight: every micro-batch's (the search fixes nb to M x k).
-      ...(request.maxBlock !== undefined ? { maxGbs: Math.floor(request.maxBlock / fixed.nb) } : {}),
+    // --max-block bounds the sequences in flight: every micro-batch's (the search fixes nb to M x k).
+    const maxGbs = request.maxBlock !== undefined ? Math.floor(request.maxBlock / fixed.nb) : undefined;
+    return memo.policy({ tensorParallelSize: T, model: m, fixed, maxGbs }, () => {
+      const result = searchSpillway({
+        model: m,
+        rates,
+        workload,
+        schedule,
+        solvers,
+        fixed,
+        ...(maxGbs !== undefined ? { maxGbs } : {}),
+      });
+      counters.lpSolves += result.lpSolves;
+      counters.evaluations += result.exactEvaluations;
+      return result.best?.policy;
     });
-    counters.lpSolves += result.lpSolves;
-    counters.evaluations += result.exactEvaluations;
-    return result.best?.policy;
   };
   // 1. The heaviest stage, searched with every micro-batch in flight.
   const heaviest = Math.ceil(model.numLayers / stages);
@@ -181,10 +186,22 @@ function planStages(
   if (!reference) return undefined;
   const micro: Policy = { ...reference, numGpuBatches: k };
   // 2. The split balanced by that policy's cost on each stage.
+  // A first and a last stage of equal layer count are the same model (stageModel): costed once. The
+  // memory check comes first, so a stage that cannot hold its micro-batches is never evaluated.
+  const costs = new Map<string, number>();
   const costOf = (role: StageRole, count: number) => {
-    const figures = stageFigures(shard(count, role), rates, workload, micro, M, schedule);
-    if (capacityShortfalls(figures.peakBytes, rates.capacityBytes).length > 0) return Number.POSITIVE_INFINITY;
-    return figures.micro.totalSeconds;
+    const m = shard(count, role);
+    const key = JSON.stringify(m);
+    let cost = costs.get(key);
+    if (cost === undefined) {
+      const peakBytes = policyPeakBytes(m, rates, workload, inFlight(micro, M), schedule);
+      cost =
+        capacityShortfalls(peakBytes, rates.capacityBytes).length > 0
+          ? Number.POSITIVE_INFINITY
+          : evaluatePolicy(m, rates, workload, micro, schedule).totalSeconds;
+      costs.set(key, cost);
+    }
+    return cost;
   };
   const counts = splitLayers(model.numLayers, stages, costOf);
   // 3. Each stage of another layer count searched for its own placement, the batch fixed; stages of the
@@ -409,6 +426,7 @@ export function planPipelineSync(request: PipelineRequest, solvers: LpSolvers): 
       "pipeline plans are searched with Spillway's cost model for dense models, with no fixed policy settings",
     );
   const counters = { lpSolves: 0, evaluations: 0 };
+  const memo = new StageSearchMemo();
   const sizes = tensorParallelSizes(request.model, cluster).filter(
     (t) => request.tensorParallelSize === undefined || t === request.tensorParallelSize,
   );
@@ -438,7 +456,7 @@ export function planPipelineSync(request: PipelineRequest, solvers: LpSolvers): 
             detail: `${stages} stages${T > 1 ? ` of ${T} GPUs` : ""}, ${M} micro-batches of ${k} GPU batches`,
           });
           if (M * k > SEARCH_GPU_BATCH_LIMIT || M * k > (request.maxBlock ?? Number.POSITIVE_INFINITY)) continue;
-          const candidate = planStages(request, rates, solvers, stages, M, k, counters);
+          const candidate = planStages(request, rates, solvers, stages, M, k, counters, memo);
           if (!candidate?.predicted.feasible) continue;
           const throughput = candidate.predicted.throughputTokensPerSecond;
           if (!best || throughput > best.throughput) best = { plan: candidate, throughput };
