@@ -45,6 +45,7 @@ import { capacityShortfalls, type Prediction } from "../prediction.js";
 import { SEARCH_GPU_BATCH_LIMIT } from "../search-budget.js";
 import { evaluatePolicy, policyPeakBytes } from "../spillway/evaluate-policy.js";
 import { type HardwareRates, hardwareRates } from "../spillway/hardware-rates.js";
+import { LayerCostCache } from "../spillway/layer-cost-cache.js";
 import { searchSpillway } from "../spillway/spillway-search.js";
 import { type PipelineTimeline, pipelineTimeline, type TimelineLink } from "./pipeline-timeline.js";
 import { splitLayers } from "./split-layers.js";
@@ -187,8 +188,11 @@ function planStages(
   const micro: Policy = { ...reference, numGpuBatches: k };
   // 2. The split balanced by that policy's cost on each stage.
   // A first and a last stage of equal layer count are the same model (stageModel): costed once. The
-  // memory check comes first, so a stage that cannot hold its micro-batches is never evaluated.
+  // memory check comes first, so a stage that cannot hold its micro-batches is never evaluated. Every
+  // stage model shares its layers' shapes (only the layer count and vocabulary differ), so one memo of
+  // layer costs serves them all: the same costs to the last bit (test/unit/stage-layer-costs.test.ts).
   const costs = new Map<string, number>();
+  const layerCosts = new LayerCostCache();
   const costOf = (role: StageRole, count: number) => {
     const m = shard(count, role);
     const key = JSON.stringify(m);
@@ -198,7 +202,7 @@ function planStages(
       cost =
         capacityShortfalls(peakBytes, rates.capacityBytes).length > 0
           ? Number.POSITIVE_INFINITY
-          : evaluatePolicy(m, rates, workload, micro, schedule).totalSeconds;
+          : evaluatePolicy(m, rates, workload, micro, schedule, layerCosts).totalSeconds;
       costs.set(key, cost);
     }
     return cost;
