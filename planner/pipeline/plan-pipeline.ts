@@ -12,6 +12,10 @@
  * 4. the pipeline's time is its schedule (pipelineTimeline) over the stages' per-micro-batch times
  *    (evaluatePolicy of the stage with k GPU batches) and the links' transfer times.
  *
+ * The same question is answered once (stage-search-memo.ts): a stage search recurs for every (M, k) of
+ * equal M x k, and first and last stages of equal layer count are one model; the split's costs share a
+ * memo of layer costs. Plans are those of the search without memos; only the search counters drop.
+ *
  * Each stage is the single-GPU cost model of its layers (stage-model.ts says how the embeddings and LM
  * head are placed). One stage is the single-GPU planner's own plan, exactly: a one-GPU cluster plans
  * as today. Stages fill a node's GPUs before the next node's.
