@@ -12,6 +12,10 @@
  * 4. the pipeline's time is its schedule (pipelineTimeline) over the stages' per-micro-batch times
  *    (evaluatePolicy of the stage with k GPU batches) and the links' transfer times.
  *
+ * The same question is answered once (stage-search-memo.ts): a stage search recurs for every (M, k) of
+ * equal M x k, and first and last stages of equal layer count are one model; the split's costs share a
+ * memo of layer costs. Plans are those of the search without memos; only the search counters drop.
+ *
  * Each stage is the single-GPU cost model of its layers (stage-model.ts says how the embeddings and LM
  * head are placed). One stage is the single-GPU planner's own plan, exactly: a one-GPU cluster plans
  * as today. Stages fill a node's GPUs before the next node's.
@@ -45,10 +49,12 @@ import { capacityShortfalls, type Prediction } from "../prediction.js";
 import { SEARCH_GPU_BATCH_LIMIT } from "../search-budget.js";
 import { evaluatePolicy, policyPeakBytes } from "../spillway/evaluate-policy.js";
 import { type HardwareRates, hardwareRates } from "../spillway/hardware-rates.js";
+import { LayerCostCache } from "../spillway/layer-cost-cache.js";
 import { searchSpillway } from "../spillway/spillway-search.js";
 import { type PipelineTimeline, pipelineTimeline, type TimelineLink } from "./pipeline-timeline.js";
 import { splitLayers } from "./split-layers.js";
 import { hiddenStateBytes, type StageRole, stageModel, stageRole, tokenIdBytes } from "./stage-model.js";
+import { StageSearchMemo } from "./stage-search-memo.js";
 import { allReducePerMicroBatch, shardModel, tensorParallelLink, tensorParallelSizes } from "./tensor-parallel.js";
 
 /** GPU batches per micro-batch the search tries. */
@@ -155,25 +161,29 @@ function planStages(
   M: number,
   k: number,
   counters: { lpSolves: number; evaluations: number },
+  memo: StageSearchMemo,
 ): Plan | undefined {
   const { model, workload, cluster } = request;
   const schedule = request.schedule ?? "spillway";
   const T = rates.tensorParallel?.size ?? 1;
   const shard = (count: number, role: StageRole) => shardModel(stageModel(model, count, role), T);
   const search = (m: ModelSpec, fixed: { gbs?: number; nb: number }) => {
-    const result = searchSpillway({
-      model: m,
-      rates,
-      workload,
-      schedule,
-      solvers,
-      fixed,
-      // --max-block bounds the sequences in flight: every micro-batch's (the search fixes nb to M x k).
-      ...(request.maxBlock !== undefined ? { maxGbs: Math.floor(request.maxBlock / fixed.nb) } : {}),
+    // --max-block bounds the sequences in flight: every micro-batch's (the search fixes nb to M x k).
+    const maxGbs = request.maxBlock !== undefined ? Math.floor(request.maxBlock / fixed.nb) : undefined;
+    return memo.policy({ tensorParallelSize: T, model: m, fixed, maxGbs }, () => {
+      const result = searchSpillway({
+        model: m,
+        rates,
+        workload,
+        schedule,
+        solvers,
+        fixed,
+        ...(maxGbs !== undefined ? { maxGbs } : {}),
+      });
+      counters.lpSolves += result.lpSolves;
+      counters.evaluations += result.exactEvaluations;
+      return result.best?.policy;
     });
-    counters.lpSolves += result.lpSolves;
-    counters.evaluations += result.exactEvaluations;
-    return result.best?.policy;
   };
   // 1. The heaviest stage, searched with every micro-batch in flight.
   const heaviest = Math.ceil(model.numLayers / stages);
@@ -181,10 +191,25 @@ function planStages(
   if (!reference) return undefined;
   const micro: Policy = { ...reference, numGpuBatches: k };
   // 2. The split balanced by that policy's cost on each stage.
+  // A first and a last stage of equal layer count are the same model (stageModel): costed once. The
+  // memory check comes first, so a stage that cannot hold its micro-batches is never evaluated. Every
+  // stage model shares its layers' shapes (only the layer count and vocabulary differ), so one memo of
+  // layer costs serves them all: the same costs to the last bit (test/unit/stage-layer-costs.test.ts).
+  const costs = new Map<string, number>();
+  const layerCosts = new LayerCostCache();
   const costOf = (role: StageRole, count: number) => {
-    const figures = stageFigures(shard(count, role), rates, workload, micro, M, schedule);
-    if (capacityShortfalls(figures.peakBytes, rates.capacityBytes).length > 0) return Number.POSITIVE_INFINITY;
-    return figures.micro.totalSeconds;
+    const m = shard(count, role);
+    const key = JSON.stringify(m);
+    let cost = costs.get(key);
+    if (cost === undefined) {
+      const peakBytes = policyPeakBytes(m, rates, workload, inFlight(micro, M), schedule);
+      cost =
+        capacityShortfalls(peakBytes, rates.capacityBytes).length > 0
+          ? Number.POSITIVE_INFINITY
+          : evaluatePolicy(m, rates, workload, micro, schedule, layerCosts).totalSeconds;
+      costs.set(key, cost);
+    }
+    return cost;
   };
   const counts = splitLayers(model.numLayers, stages, costOf);
   // 3. Each stage of another layer count searched for its own placement, the batch fixed; stages of the
@@ -409,6 +434,7 @@ export function planPipelineSync(request: PipelineRequest, solvers: LpSolvers): 
       "pipeline plans are searched with Spillway's cost model for dense models, with no fixed policy settings",
     );
   const counters = { lpSolves: 0, evaluations: 0 };
+  const memo = new StageSearchMemo();
   const sizes = tensorParallelSizes(request.model, cluster).filter(
     (t) => request.tensorParallelSize === undefined || t === request.tensorParallelSize,
   );
@@ -438,7 +464,7 @@ export function planPipelineSync(request: PipelineRequest, solvers: LpSolvers): 
             detail: `${stages} stages${T > 1 ? ` of ${T} GPUs` : ""}, ${M} micro-batches of ${k} GPU batches`,
           });
           if (M * k > SEARCH_GPU_BATCH_LIMIT || M * k > (request.maxBlock ?? Number.POSITIVE_INFINITY)) continue;
-          const candidate = planStages(request, rates, solvers, stages, M, k, counters);
+          const candidate = planStages(request, rates, solvers, stages, M, k, counters, memo);
           if (!candidate?.predicted.feasible) continue;
           const throughput = candidate.predicted.throughputTokensPerSecond;
           if (!best || throughput > best.throughput) best = { plan: candidate, throughput };
