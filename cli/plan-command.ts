@@ -48,6 +48,12 @@ export async function runPlan(argv: PlanArgs & { readonly compare: boolean }): P
             ...(request.fixed?.nb !== undefined ? { nb: request.fixed.nb } : {}),
             ...(request.experts?.batchSize !== undefined ? { gbs: request.experts.batchSize, nb: 1 } : {}),
           },
+          fixed: {
+            ...(request.fixed ? { policy: request.fixed } : {}),
+            expertCacheSize: request.experts?.cacheSize !== undefined,
+            expertBits: request.experts?.bits !== undefined,
+            attentionBits: request.experts?.attentionBits !== undefined,
+          },
           knobs,
           ...(request.routing ? { routing: request.routing } : {}),
         });
