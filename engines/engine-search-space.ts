@@ -6,7 +6,7 @@
  * along that knob, the others held; knobs the user fixed with flags have no dimension. Every list is
  * finite and in a fixed order, so the search over them is deterministic and bounded.
  */
-import { EXPERT_BITS } from "../core/expert-policy.js";
+import { EXPERT_BITS, type ExpertPolicy } from "../core/expert-policy.js";
 import { MOE_FAMILIES, type ModelSpec } from "../core/model-spec.js";
 import type { Placement, Policy } from "../core/policy.js";
 import type { FixedPolicy } from "../planner/plan.js";
@@ -194,23 +194,23 @@ const HQQ_EXPERT_BITS = EXPERT_BITS.filter(isHqqBits);
 function mixtralOffloadingDimensions(model: ModelSpec, fixed: FixedEngineSettings): SearchDimension[] {
   const dims = batchDimensions(fixed, false);
   const E = model.moe?.numExperts ?? 0;
-  const experts = (c: EngineCandidate) => c.policy.experts!;
+  // A policy without an expert policy (--dense-experts) runs the notebook's configuration: nothing to vary.
+  const vary = (c: EngineCandidate, patch: Partial<ExpertPolicy>): EngineCandidate[] =>
+    c.policy.experts ? [withPolicy(c, { experts: { ...c.policy.experts, ...patch } })] : [];
   if (!fixed.expertCacheSize)
     dims.push({
       name: "expert cache size",
-      variants: (c) =>
-        Array.from({ length: E }, (_, i) => withPolicy(c, { experts: { ...experts(c), cacheSize: i + 1 } })),
+      variants: (c) => Array.from({ length: E }, (_, i) => vary(c, { cacheSize: i + 1 })).flat(),
     });
   if (!fixed.expertBits)
     dims.push({
       name: "expert bits",
-      variants: (c) => HQQ_EXPERT_BITS.map((bits) => withPolicy(c, { experts: { ...experts(c), bits } })),
+      variants: (c) => HQQ_EXPERT_BITS.flatMap((bits) => vary(c, { bits })),
     });
   if (!fixed.attentionBits)
     dims.push({
       name: "attention bits",
-      variants: (c) =>
-        HQQ_EXPERT_BITS.map((bits) => withPolicy(c, { experts: { ...experts(c), attentionBits: bits } })),
+      variants: (c) => HQQ_EXPERT_BITS.flatMap((bits) => vary(c, { attentionBits: bits })),
     });
   return dims;
 }
