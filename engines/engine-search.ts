@@ -20,10 +20,11 @@ import { engineModel } from "./engines.js";
 import { flexgenFits } from "./flexgen.js";
 
 /**
- * Engine predictions one search may make before its last few full ones (seeds included): a FlexGen
- * OPT-175B prediction takes ~0.2 s, its fewer_batch proxy ~0.03 s, a DeepSpeed OPT-30B one ~0.15 s.
+ * Engine predictions one search may make before its last few full ones (seeds included): FlexGen's
+ * fewer_batch proxy takes ~0.01-0.03 s for OPT-30B/175B (its full prediction ~0.2 s), a DeepSpeed OPT-30B
+ * prediction ~0.15 s. FlexGen OPT-30B and OPT-6.7B on a T4 need ~190 to finish their descents.
  */
-export const MAX_ENGINE_EVALUATIONS = 96;
+export const MAX_ENGINE_EVALUATIONS = 200;
 
 export interface EngineSearchRequest {
   readonly engine: EngineName;
@@ -37,6 +38,8 @@ export interface EngineSearchRequest {
    */
   readonly seeds: readonly (EngineCandidate & { readonly full?: boolean })[];
   readonly dimensions: readonly SearchDimension[];
+  /** Further starting points, each descended from after the seeds' best (a coordinate descent finds local optima only). */
+  readonly starts?: readonly EngineCandidate[];
   readonly maxEvaluations?: number;
 }
 
@@ -86,7 +89,6 @@ export function searchOnEngine(request: EngineSearchRequest): EngineSearchResult
   const seen = new Map<string, Outcome>();
   let evaluations = 0;
   let limitReached = false;
-  let leader: Outcome | undefined;
   const engineRequest = (candidate: EngineCandidate): EngineRequest => ({
     model: request.model,
     hardware: request.hardware,
@@ -104,52 +106,68 @@ export function searchOnEngine(request: EngineSearchRequest): EngineSearchResult
       throw error;
     }
   };
-  const record = (outcome: Outcome) => {
+  const record = (outcome: Outcome): Outcome => {
     seen.set(candidateKey(outcome.candidate), outcome);
-    if (outcome.feasible && (!leader || outcome.rank > leader.rank)) leader = outcome;
+    return outcome;
   };
 
-  /** Ranks a candidate once (in full when `full`); false when the budget is spent before it could be. */
-  const consider = (candidate: EngineCandidate, full: boolean): boolean => {
-    const key = candidateKey(candidate);
-    if (seen.has(key)) return true;
+  /** Ranks a candidate once (in full when `full`); undefined when the budget is spent before it could be. */
+  const consider = (candidate: EngineCandidate, full: boolean): Outcome | undefined => {
+    const known = seen.get(candidateKey(candidate));
+    if (known) return known;
     const r = engineRequest(candidate);
-    if (model.unsupported(request.model, candidate.policy) || !memoryScreen(request.engine, r)) {
-      record({ feasible: false, rank: 0, candidate });
-      return true;
-    }
+    if (model.unsupported(request.model, candidate.policy) || !memoryScreen(request.engine, r))
+      return record({ feasible: false, rank: 0, candidate });
     if (evaluations >= maxEvaluations) {
       limitReached = true;
-      return false;
+      return undefined;
     }
     // Every candidate is ranked alike (by the proxy where there is one); `full` ones are predicted in full too.
     const proxyRequest = rankingProxy(request.engine, r);
     const ranking = predict(proxyRequest ?? r);
     const prediction = !proxyRequest ? ranking : full && ranking ? predict(r) : undefined;
-    record({
+    return record({
       feasible: (prediction ?? ranking)?.feasible ?? false,
       rank: ranking?.throughputTokensPerSecond ?? 0,
       candidate,
       ...(prediction ? { prediction } : {}),
     });
-    return true;
+  };
+  const better = (a: Outcome | undefined, b: Outcome | undefined) =>
+    a?.feasible === true && (!b?.feasible || a.rank > b.rank);
+
+  /** Coordinate descent from `start`: each knob's fastest feasible variant replaces the current candidate. */
+  const descend = (start: EngineCandidate, startOutcome: Outcome | undefined) => {
+    let current = start;
+    let local = startOutcome;
+    let improved = true;
+    while (improved && !limitReached) {
+      improved = false;
+      for (const dimension of request.dimensions) {
+        const before = local;
+        for (const variant of neighbours([dimension], current)) {
+          const o = consider(variant, false);
+          if (!o) break;
+          if (better(o, local)) local = o;
+        }
+        if (local !== before) {
+          current = local!.candidate;
+          improved = true;
+        }
+        if (limitReached) break;
+      }
+    }
   };
 
-  for (const seed of request.seeds) if (!consider(seed, seed.full ?? false)) break;
-  let current = leader?.candidate ?? request.seeds[0];
-  let improved = current !== undefined;
-  while (improved && !limitReached) {
-    improved = false;
-    for (const dimension of request.dimensions) {
-      const before = leader;
-      for (const variant of neighbours([dimension], current!)) if (!consider(variant, false)) break;
-      if (leader !== before) {
-        current = leader!.candidate;
-        improved = true;
-      }
-      if (limitReached) break;
-    }
+  let seedLeader: Outcome | undefined;
+  for (const seed of request.seeds) {
+    const o = consider(seed, seed.full ?? false);
+    if (!o) break;
+    if (better(o, seedLeader)) seedLeader = o;
   }
+  const first = seedLeader?.candidate ?? request.seeds[0];
+  if (first) descend(first, seedLeader);
+  for (const start of request.starts ?? []) descend(start, consider(start, false));
   // The proxy-ranked leaders, predicted in full (outside the budget: a fixed few), beside those predicted in full already.
   const outcomes = [...seen.values()].filter((o) => o.feasible);
   const ranked = outcomes.filter((o) => !o.prediction).sort((a, b) => b.rank - a.rank);

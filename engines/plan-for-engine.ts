@@ -19,6 +19,7 @@ import { type EngineSearchResult, searchOnEngine } from "./engine-search.js";
 import {
   BATCH_SIZES,
   engineSearchDimensions,
+  engineStarts,
   expressiblePolicy,
   type FixedEngineSettings,
 } from "./engine-search-space.js";
@@ -159,6 +160,7 @@ export function planForEngine(
         ),
       ],
       dimensions: engineSearchDimensions(engine, base.modelSpec, fixed, knobs),
+      starts: engineStarts(engine, base.policy, fixed, knobs),
     });
     if (searched.best) {
       policy = searched.best.candidate.policy;
