@@ -37,7 +37,7 @@ function previousChoice(base: Plan, engine: "flexgen" | "mixtral-offloading" | "
 }
 
 test("FlexGen: the searched policy is at least as fast on FlexGen's model as Spillway's placement at its best batch, and the search is recorded", () => {
-  const base = basePlan("opt-1.3b", { gbs: 8, nb: 2, percent: [0, 100, 0, 100, 100, 0], cpuAttention: true });
+  const base = basePlan("opt-350m", { gbs: 8, nb: 2, percent: [0, 100, 0, 100, 100, 0], cpuAttention: true });
   const before = previousChoice(base, "flexgen");
   const searched = planForEngine(base, "flexgen", t4);
   assert.ok(before > 0);
@@ -70,7 +70,19 @@ test("mixtral-offloading: searching its expert cache size and HQQ bits beats Spi
     model: findCatalogueModel("mixtral-8x7b")!,
     hardware: t4,
     workload,
-    experts: { batchSize: 1, bits: 4, attentionBits: 4, prefetchExperts: 0, prefetchLayers: 1 },
+    experts: {
+      batchSize: 1,
+      cacheSize: 2,
+      bits: 4,
+      attentionBits: 4,
+      prefetchExperts: 0,
+      prefetchLayers: 1,
+      compute: "gpu",
+      eviction: "lru",
+      pregated: false,
+      offloadTier: "cpu",
+      cacheOnCpu: false,
+    },
   });
   const before = previousChoice(base, "mixtral-offloading");
   const searched = planForEngine(base, "mixtral-offloading", t4);
@@ -97,7 +109,7 @@ test("llama.cpp: the search is deterministic and keeps the knobs the user fixed"
 });
 
 test("a fixed policy is scored exactly, and fixed --percent keeps the placement while the rest is searched", () => {
-  const base = basePlan("opt-1.3b", { gbs: 8, nb: 2, percent: [0, 100, 0, 100, 100, 0], cpuAttention: true });
+  const base = basePlan("opt-350m", { gbs: 8, nb: 2, percent: [0, 100, 0, 100, 100, 0], cpuAttention: true });
   const requested: Policy = base.policy;
   const scored = planForEngine(base, "flexgen", t4, { requested });
   assert.deepEqual(scored.policy, requested);
@@ -124,7 +136,7 @@ test("a fixed policy is scored exactly, and fixed --percent keeps the placement 
 });
 
 test("FlexGen: a policy FlexGen cannot run (compressed KV split over tiers) is made expressible and searched from there", () => {
-  const base = basePlan("opt-30b", {
+  const base = basePlan("opt-1.3b", {
     gbs: 16,
     nb: 2,
     percent: [0, 100, 20, 80, 0, 100],
