@@ -76,6 +76,12 @@ export async function runPlan(
             ...(request.fixed?.nb !== undefined ? { nb: request.fixed.nb } : {}),
             ...(request.experts?.batchSize !== undefined ? { gbs: request.experts.batchSize, nb: 1 } : {}),
           },
+          fixed: {
+            ...(request.fixed ? { policy: request.fixed } : {}),
+            expertCacheSize: request.experts?.cacheSize !== undefined,
+            expertBits: request.experts?.bits !== undefined,
+            attentionBits: request.experts?.attentionBits !== undefined,
+          },
           knobs,
           ...(request.routing ? { routing: request.routing } : {}),
         });

@@ -72,6 +72,15 @@ export interface PlanSearch {
    */
   readonly screenedLpSolves?: number;
   readonly referenceLpSolves?: number;
+  /**
+   * `plan --engine E` without a fixed policy (engines/engine-search.ts): the distinct configurations of
+   * E's own settings considered, those E can run within its memory rule, the E-model predictions made,
+   * and whether the search stopped at its evaluation budget. Absent for Spillway's runtime and scored policies.
+   */
+  readonly engineCandidates?: number;
+  readonly engineCandidatesFeasible?: number;
+  readonly engineEvaluations?: number;
+  readonly engineEvaluationLimitReached?: boolean;
 }
 
 export interface Plan {

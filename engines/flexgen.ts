@@ -6,6 +6,7 @@
  * the benchmark suite's projection protocol. docs/engines/flexgen.md lists every operation and term.
  */
 
+import type { HardwareProfile } from "../core/hardware-profile.js";
 import type { ModelSpec } from "../core/model-spec.js";
 import type { Placement, Policy } from "../core/policy.js";
 import { TIERS } from "../core/tiers.js";
@@ -13,7 +14,7 @@ import { capacityShortfalls } from "../planner/prediction.js";
 import type { EngineModel, EnginePrediction, EngineRequest } from "./engine-model.js";
 import { flexgenPeakBytes } from "./flexgen/memory.js";
 import { flexgenSchedule } from "./flexgen/schedule.js";
-import { flexgenSetup } from "./flexgen/setup.js";
+import { type FlexgenSetup, flexgenSetup } from "./flexgen/setup.js";
 import { bytesOnTier } from "./flexgen/sub-layers.js";
 import { ratesUsed, resolveRates } from "./kernel-rates.js";
 import { largestTerm, totalSteps } from "./step-time.js";
@@ -35,6 +36,27 @@ function unsupported(model: ModelSpec, policy?: Policy): string | undefined {
   return undefined;
 }
 
+function memoryOf(setup: FlexgenSetup, hardware: HardwareProfile, fewerBatch: boolean) {
+  const peakBytes = flexgenPeakBytes(setup, fewerBatch);
+  const capacityBytes = {
+    gpu: hardware.capacityBytes.gpu.value,
+    cpu: hardware.capacityBytes.cpu.value,
+    disk: hardware.capacityBytes.disk.value,
+  };
+  return { peakBytes, capacityBytes, infeasibleReasons: capacityShortfalls(peakBytes, capacityBytes) };
+}
+
+/**
+ * Whether FlexGen's allocations for the request fit the profile's capacities: the memory rule of
+ * `predict` alone (a millisecond where the whole prediction takes tens), for searches to drop
+ * candidates that cannot fit before they are timed. Undefined when FlexGen cannot run the policy at all.
+ */
+export function flexgenFits(request: EngineRequest): boolean | undefined {
+  if (unsupported(request.model, request.policy)) return undefined;
+  const setup = flexgenSetup(request.model, request.policy, request.workload, resolveRates(request.hardware).rates);
+  return memoryOf(setup, request.hardware, request.knobs?.fewerBatch ?? false).infeasibleReasons.length === 0;
+}
+
 function predict(request: EngineRequest): EnginePrediction {
   const { model, hardware, workload, policy } = request;
   const reason = unsupported(model, policy);
@@ -46,13 +68,7 @@ function predict(request: EngineRequest): EnginePrediction {
   const total = totalSteps(steps);
   const totalSeconds = total.prefillSeconds + total.decodeSeconds;
   const sequences = policy.gpuBatchSize * policy.numGpuBatches;
-  const peakBytes = flexgenPeakBytes(setup, fewerBatch);
-  const capacityBytes = {
-    gpu: hardware.capacityBytes.gpu.value,
-    cpu: hardware.capacityBytes.cpu.value,
-    disk: hardware.capacityBytes.disk.value,
-  };
-  const infeasibleReasons = capacityShortfalls(peakBytes, capacityBytes);
+  const { peakBytes, capacityBytes, infeasibleReasons } = memoryOf(setup, hardware, fewerBatch);
   const layerBytes = (tier: (typeof TIERS)[number]) =>
     bytesOnTier(setup.subLayers.attention, tier) + bytesOnTier(setup.subLayers.mlp, tier);
   const layerTotal = TIERS.reduce((a, t) => a + layerBytes(t), 0);

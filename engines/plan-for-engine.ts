@@ -15,6 +15,14 @@ import { flexgenArgs } from "../planner/plan.js";
 import { replayEngine } from "../simulator/replay-engine.js";
 import type { EngineKnobs, EnginePrediction, PlanEnginePrediction } from "./engine-model.js";
 import type { EngineName } from "./engine-names.js";
+import { type EngineSearchResult, searchOnEngine } from "./engine-search.js";
+import {
+  BATCH_SIZES,
+  engineSearchDimensions,
+  engineStarts,
+  expressiblePolicy,
+  type FixedEngineSettings,
+} from "./engine-search-space.js";
 import { EngineUnsupportedError } from "./engine-unsupported-error.js";
 import { engineModel } from "./engines.js";
 
@@ -90,23 +98,20 @@ export function asPlanPrediction(prediction: EnginePrediction, bytes: Readonly<R
   };
 }
 
-/** Block sizes tried for an engine when the user fixed no batch: powers of two and Spillway's choice. */
-const MAX_CANDIDATE_BATCH = 4096;
-
+/** Today's batch candidates for Spillway's placement: every power-of-two GPU batch and Spillway's, at its nb and at 1. */
 function batchCandidates(policy: Policy, fixed: { readonly gbs?: number; readonly nb?: number }): Policy[] {
-  const powers: number[] = [];
-  for (let b = 1; b <= MAX_CANDIDATE_BATCH; b *= 2) powers.push(b);
-  const gbsList = fixed.gbs !== undefined ? [fixed.gbs] : [...new Set([policy.gpuBatchSize, ...powers])];
+  const gbsList = fixed.gbs !== undefined ? [fixed.gbs] : [...new Set([policy.gpuBatchSize, ...BATCH_SIZES])];
   const nbList = fixed.nb !== undefined ? [fixed.nb] : [...new Set([policy.numGpuBatches, 1])];
   return nbList.flatMap((nb) => gbsList.map((gbs) => ({ ...policy, gpuBatchSize: gbs, numGpuBatches: nb })));
 }
 
 /**
- * `base` (a plan made by Spillway's planner for the same request) re-scored on `engine`. `requested` is
- * the policy as the user fixed it, before Spillway realized it at its runtime's granularity: it is
- * scored as given. Without it, the placement Spillway's search chose is kept and the batch (whatever
- * of gbs and nb `fixedBatch` leaves free) is chosen for the engine: the fastest that fits the engine's
- * own memory rule, since an engine that keeps its KV cache on the GPU cannot hold Spillway's batch.
+ * `base` (a plan made by Spillway's planner for the same request) on `engine`. `requested` is the policy
+ * as the user fixed it, before Spillway realized it at its runtime's granularity: it is scored as
+ * given. Without it, the policy is searched on the engine's model (engines/engine-search.ts): Spillway's
+ * placement at every batch `fixedBatch` leaves free is scored first, then the engine's own knobs that
+ * `fixed` and `knobs` leave free; the fastest that fits the engine's memory rule is kept, so the plan is
+ * never slower on the engine's model than Spillway's placement at its best batch.
  */
 export function planForEngine(
   base: Plan,
@@ -115,6 +120,8 @@ export function planForEngine(
   options: {
     readonly requested?: Policy;
     readonly fixedBatch?: { readonly gbs?: number; readonly nb?: number };
+    /** What the user fixed beyond the batch (policy flags, MoE flags): those knobs are not searched. */
+    readonly fixed?: Omit<FixedEngineSettings, "gbs" | "nb">;
     readonly knobs?: EngineKnobs;
     readonly routing?: RoutingProfile;
   } = {},
@@ -131,29 +138,55 @@ export function planForEngine(
       ...(options.routing ? { routing: options.routing } : {}),
     });
   let policy = options.requested ?? base.policy;
-  let prediction = score(policy);
+  let knobs = options.knobs ?? {};
   const notes: string[] = [];
-  if (!options.requested) {
-    const candidates = batchCandidates(base.policy, options.fixedBatch ?? {});
-    let best: { policy: Policy; prediction: EnginePrediction } | undefined;
-    for (const candidate of candidates) {
-      const p = candidate === candidates[0] ? prediction : score(candidate);
-      if (p.feasible && (!best || p.throughputTokensPerSecond > best.prediction.throughputTokensPerSecond))
-        best = { policy: candidate, prediction: p };
-    }
-    if (best) {
-      policy = best.policy;
-      prediction = best.prediction;
-    }
+  let searched: EngineSearchResult | undefined;
+  let prediction: EnginePrediction;
+  if (options.requested) prediction = score(policy);
+  else {
+    const fixedBatch = options.fixedBatch ?? {};
+    const fixed = { ...options.fixed, ...fixedBatch };
+    searched = searchOnEngine({
+      engine,
+      model: base.modelSpec,
+      hardware,
+      workload: base.workload,
+      ...(options.routing ? { routing: options.routing } : {}),
+      // Spillway's placement at today's batches, predicted in full (the result is never slower than their best).
+      seeds: [
+        ...batchCandidates(base.policy, fixedBatch).map((p) => ({ policy: p, knobs, full: true })),
+        ...[expressiblePolicy(engine, base.policy, fixed)].flatMap((p) =>
+          p ? batchCandidates(p, fixedBatch).map((q) => ({ policy: q, knobs })) : [],
+        ),
+      ],
+      dimensions: engineSearchDimensions(engine, base.modelSpec, fixed, knobs),
+      starts: engineStarts(engine, base.policy, fixed, knobs),
+    });
+    if (searched.best) {
+      policy = searched.best.candidate.policy;
+      knobs = searched.best.candidate.knobs;
+      prediction = searched.best.prediction;
+    } else prediction = score(policy);
     notes.push(
-      `the placement was chosen by Spillway's search (Spillway's cost model) and the batch for ${engine} (${candidates.length} batch sizes scored on its model${best ? "" : "; none fits"}); fix --gbs, --nb and --percent to score another policy`,
+      `the policy was searched on ${engine}'s model: ${searched.candidates} candidates of its own settings from Spillway's choice (${searched.feasible} feasible, ${searched.evaluations} scored${searched.evaluationLimitReached ? ", stopped at the evaluation budget" : ""}${searched.best ? "" : "; none fits"}); fix --gbs, --nb and --percent to score another policy`,
     );
   }
   return {
     ...base,
     engine,
-    ...(options.knobs && Object.keys(options.knobs).length ? { engineKnobs: options.knobs } : {}),
+    ...(Object.keys(knobs).length ? { engineKnobs: knobs } : {}),
     policy,
+    ...(searched
+      ? {
+          search: {
+            ...base.search,
+            engineCandidates: searched.candidates,
+            engineCandidatesFeasible: searched.feasible,
+            engineEvaluations: searched.evaluations,
+            engineEvaluationLimitReached: searched.evaluationLimitReached,
+          },
+        }
+      : {}),
     predicted: asPlanPrediction(prediction, engineLinkBytes(prediction)),
     flexgenArgs: flexgenArgs(base.modelSpec, policy),
     enginePrediction: planEnginePrediction(prediction),

@@ -532,6 +532,17 @@ export const planSchema = obj(
             "LPs solved by javascript-lp-solver or HiGHS: those whose exact figures the search needed, and those the dense simplex left to them",
         }),
       ),
+      engineCandidates: opt(
+        int({
+          minimum: 0,
+          description: "plan --engine: distinct configurations of the engine's own settings the search considered",
+        }),
+      ),
+      engineCandidatesFeasible: opt(
+        int({ minimum: 0, description: "of them, those the engine can run within its memory rule" }),
+      ),
+      engineEvaluations: opt(int({ minimum: 0, description: "engine-model predictions the search made" })),
+      engineEvaluationLimitReached: opt(bool("whether the engine search stopped at its evaluation budget")),
     }),
     flexgenArgs: str("the equivalent python -m flexgen.flex_opt flags"),
     llamaCpp: opt(

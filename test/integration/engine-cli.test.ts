@@ -65,7 +65,7 @@ test("plan --engine flexgen with FlexGen's own 30B flags: FlexGen's placement, f
   assert.match(traced.stderr, /--trace: applies to Spillway's own simulator/);
 });
 
-test("plan --engine with a searched policy picks the batch that fits the engine's own memory rule", () => {
+test("plan --engine with a searched policy searches the engine's own settings within its own memory rule", () => {
   const out = join(dir, "acc.json");
   const text = runCli(["plan", "--engine", "accelerate", "--model", "opt-1.3b", "--hardware", "t4", "--out", out]);
   assert.equal(text.status, 0, text.stderr);
@@ -75,7 +75,10 @@ test("plan --engine with a searched policy picks the batch that fits the engine'
   const plan = JSON.parse(readFileSync(out, "utf8")) as Plan;
   assert.equal(plan.enginePrediction!.engine, "accelerate");
   assert.equal(plan.predicted.feasible, true);
-  assert.ok(plan.notes.some((n) => /batch for accelerate/.test(n)));
+  assert.ok(plan.notes.some((n) => /searched on accelerate's model: \d+ candidates/.test(n)));
+  assert.ok(
+    plan.search.engineCandidates! >= plan.search.engineCandidatesFeasible! && plan.search.engineCandidatesFeasible! > 0,
+  );
 });
 
 test("llama.cpp's own settings: --gguf-type and --ngl are scored; knobs of another engine and bad values are bad input", () => {
