@@ -45,7 +45,7 @@ function calibrateOptions<T>(y: Argv<T>) {
     .option("prior-weight", {
       type: "string",
       describe:
-        "weight of each rate's ln(fitted / prior)^2 against a run's ln(predicted / measured)^2: a rate few runs depend on stays near its prior (default 0.1; 0 fits the runs alone)",
+        "weight of each rate's ln(fitted / prior)^2 against a run's ln(predicted / measured)^2: a rate few runs depend on stays near its prior (default 0.01; 0 fits the runs alone)",
     })
     .option("json", { type: "boolean", default: false, describe: "print the calibration as JSON" })
     .option("quiet", { type: "boolean", default: false, describe: "print no text but errors (--json still prints)" });

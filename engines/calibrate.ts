@@ -12,8 +12,9 @@
  *
  * The second (prior) term is what a rate with little evidence answers to: a rate that no run depends
  * on much stays near its measured (or datasheet) value instead of absorbing the runs' noise up to a
- * bound, while a rate that decides a run's time moves almost all the way the runs ask (a run whose
- * time is all in one rate weighs 1/priorWeight times its prior). The minimum is found by a projected
+ * bound, and rates the runs cannot tell apart (only their combination moves a prediction) share the
+ * change instead of drifting apart; a rate that decides a run's time moves almost all the way the runs
+ * ask (a run whose time is all in one rate weighs 1/priorWeight times its prior). The minimum is found by a projected
  * Levenberg-Marquardt iteration (engines/levenberg-marquardt.ts): deterministic (no randomness, a
  * fixed cap on iterations, the same answer for the same inputs) and a pure function of its arguments.
  * The fitted values are written into each Quantity's `fitted` field (and the curve's `fitted`
@@ -42,12 +43,13 @@ export const DEFAULT_BOUNDS = 4;
 /** Levenberg-Marquardt iterations at most (each costs one prediction per run per fitted rate, plus trials). */
 export const DEFAULT_ITERATIONS = 40;
 /**
- * Weight of a parameter's squared log distance from its prior against a run's squared log error:
- * the prior counts as a tenth of a run whose time is all in that rate. As a ratio of variances, runs
- * that scatter ~10% (the CPU backend on a shared machine) against a prior measured to within ~35%
- * (quick profiles there vary by up to +-40%): (0.1 / 0.32)^2 = 0.1.
+ * Weight of a parameter's squared log distance from its prior against a run's squared log error, as a
+ * ratio of variances: runs that scatter ~10% between repeats (sigma 0.1 in ln) against a prior trusted
+ * to within a factor of e (sigma 1 in ln; the default x4 bounds are ~1.4 sigma): 0.1^2 / 1^2 = 0.01.
+ * So a rate that makes up less than ~10% of every run's time (whose effect the runs' noise hides)
+ * stays near its prior, and one that decides a run's time moves ~99% of the way that run asks.
  */
-export const DEFAULT_PRIOR_WEIGHT = 0.1;
+export const DEFAULT_PRIOR_WEIGHT = 0.01;
 /** A rate whose every run's ln(prediction) moves less than this across its bounds is not fitted. */
 const SENSITIVITY = 1e-9;
 
