@@ -91,7 +91,9 @@ try {
   );
   console.log("\nLeave-one-out (each run predicted from rates fitted to the other runs), error predicted vs measured:");
   loo.runs.forEach((r) =>
-    console.log(`  ${r.source.split("/").pop()!.padEnd(34)} ${pct(r.errorBefore).padStart(8)} -> ${pct(r.errorAfter).padStart(8)}`),
+    console.log(
+      `  ${r.source.split("/").pop()!.padEnd(34)} ${pct(r.errorBefore).padStart(8)} -> ${pct(r.errorAfter).padStart(8)}`,
+    ),
   );
   const median = (m: number) => `${(m * 100).toFixed(1)}%`;
   console.log(

@@ -63,7 +63,10 @@ export function rescaledCurve(samples: readonly MatmulSample[], fewest: number, 
   const span = Math.log(samples[samples.length - 1]!.rows / first);
   return samples.map((s) => {
     const t = span > 0 ? Math.log(s.rows / first) / span : 0;
-    return { rows: s.rows, secondsPerWeight: s.secondsPerWeight * Math.exp((1 - t) * Math.log(fewest) + t * Math.log(most)) };
+    return {
+      rows: s.rows,
+      secondsPerWeight: s.secondsPerWeight * Math.exp((1 - t) * Math.log(fewest) + t * Math.log(most)),
+    };
   });
 }
 

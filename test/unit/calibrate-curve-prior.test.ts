@@ -54,7 +54,9 @@ test("curve: a GEMM curve scaled on a hidden machine (x1.5 at 1 row to x0.7 at 5
   const priorCurve = hardwareRates(prior).matmulCurve!;
   // At 8 rows, a third of the way from 1 to 512 in log(rows): 1.5^(2/3) x 0.7^(1/3) = 1.163.
   assert.ok(Math.abs(matmulSecondsPerWeight(hiddenCurve, 8) / matmulSecondsPerWeight(priorCurve, 8) - 1.163) < 0.001);
-  assert.ok(Math.abs(matmulSecondsPerWeight(hiddenCurve, 2048) / matmulSecondsPerWeight(priorCurve, 2048) - 0.7) < 1e-9);
+  assert.ok(
+    Math.abs(matmulSecondsPerWeight(hiddenCurve, 2048) / matmulSecondsPerWeight(priorCurve, 2048) - 0.7) < 1e-9,
+  );
 
   const runs = syntheticRuns(hidden, "curve.csv", CURVE_CASES);
   const fit = fitProfile(prior, runs);
@@ -63,8 +65,14 @@ test("curve: a GEMM curve scaled on a hidden machine (x1.5 at 1 row to x0.7 at 5
     assert.ok(rate, `${name} is fitted`);
     return rate.fitted / rate.prior.value;
   };
-  assert.ok(Math.abs(ratio("matmulFewestRowsSecondsPerWeight") / 1.5 - 1) < 0.05, `x${ratio("matmulFewestRowsSecondsPerWeight")}`);
-  assert.ok(Math.abs(ratio("matmulMostRowsSecondsPerWeight") / 0.7 - 1) < 0.05, `x${ratio("matmulMostRowsSecondsPerWeight")}`);
+  assert.ok(
+    Math.abs(ratio("matmulFewestRowsSecondsPerWeight") / 1.5 - 1) < 0.05,
+    `x${ratio("matmulFewestRowsSecondsPerWeight")}`,
+  );
+  assert.ok(
+    Math.abs(ratio("matmulMostRowsSecondsPerWeight") / 0.7 - 1) < 0.05,
+    `x${ratio("matmulMostRowsSecondsPerWeight")}`,
+  );
   assert.ok(Math.abs(ratio("h2dPinnedBytesPerSecond") / 0.6 - 1) < 0.05, `x${ratio("h2dPinnedBytesPerSecond")}`);
   assert.ok(fit.sumSquaredLogErrorAfter < fit.sumSquaredLogErrorBefore / 100);
 
@@ -73,7 +81,10 @@ test("curve: a GEMM curve scaled on a hidden machine (x1.5 at 1 row to x0.7 at 5
   const written = parseHardwareProfile(JSON.parse(JSON.stringify(fit.profile)), "fitted");
   const curve = written.gpu.matmulCurve!;
   assert.deepEqual(curve.samples, prior.gpu.matmulCurve!.samples, "the measured samples are kept");
-  assert.match(curve.fitted!.source, /^fitted by spillway calibrate to 7 runs: curve\.csv:2, .* \(the curve x1\.\d+ at 1 row to x0\.\d+ at 512 rows, linear in log\(rows\)\)$/);
+  assert.match(
+    curve.fitted!.source,
+    /^fitted by spillway calibrate to 7 runs: curve\.csv:2, .* \(the curve x1\.\d+ at 1 row to x0\.\d+ at 512 rows, linear in log\(rows\)\)$/,
+  );
   const hiddenSamples = matmulCurveSamples(hidden.gpu.matmulCurve!);
   matmulCurveSamples(curve).forEach((s, i) =>
     assert.ok(Math.abs(s.secondsPerWeight / hiddenSamples[i]!.secondsPerWeight - 1) < 0.05, `rows ${s.rows}`),
@@ -95,7 +106,8 @@ test("prior term: rates the runs barely constrain stay at their prior; without i
     [value / 4, value * 4].every((v) => {
       const moved = withFittedRates(profile, new Map([[name as "gpuKernelLaunchSeconds", v]]), "test");
       return runs.every((run) => {
-        const ratio = predictRun(run, moved).throughputTokensPerSecond / predictRun(run, profile).throughputTokensPerSecond;
+        const ratio =
+          predictRun(run, moved).throughputTokensPerSecond / predictRun(run, profile).throughputTokensPerSecond;
         return Math.abs(ratio - 1) < 0.02;
       });
     });
@@ -104,7 +116,10 @@ test("prior term: rates the runs barely constrain stay at their prior; without i
   const weak = regularised.rates.filter((r) => barely(prior, r.name, r.prior.value));
   assert.ok(weak.length >= 2, `weakly constrained: ${weak.map((r) => r.name).join(", ")}`);
   for (const rate of weak)
-    assert.ok(Math.abs(rate.fitted / rate.prior.value - 1) < 0.02, `${rate.name} moved x${rate.fitted / rate.prior.value}`);
+    assert.ok(
+      Math.abs(rate.fitted / rate.prior.value - 1) < 0.02,
+      `${rate.name} moved x${rate.fitted / rate.prior.value}`,
+    );
   // Fitted to the runs alone, some of the same rates move far to explain noise a rate cannot explain.
   const wandering = free.rates.filter(
     (r) => weak.some((w) => w.name === r.name) && Math.abs(Math.log(r.fitted / r.prior.value)) > Math.log(1.25),
