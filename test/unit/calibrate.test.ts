@@ -38,12 +38,12 @@ test("score-runs: a run measured 25% faster than predicted has error -20% (predi
   assert.equal(median([4, 1, 2, 3]), 2.5);
 });
 
-test("recovery: rates scaled on a hidden T4 are found again from profiles/t4.json within 5%, and leave-one-out error falls (the runs alone: prior weight 0)", () => {
+test("recovery: rates scaled on a hidden T4 are found again from profiles/t4.json within 5%, and leave-one-out error falls", () => {
   const prior = t4();
   const hidden = hiddenT4();
   const runs = syntheticRuns(hidden);
   assert.equal(runs.length, SYNTHETIC_CASES.length);
-  const { fit, leaveOneOut } = calibrate(prior, runs, { priorWeight: 0 });
+  const { fit, leaveOneOut } = calibrate(prior, runs);
   const priorRates = resolveRates(prior).rates;
   const hiddenRates = resolveRates(hidden).rates;
   for (const [name, factor] of HIDDEN_SCALE) {
@@ -56,9 +56,14 @@ test("recovery: rates scaled on a hidden T4 are found again from profiles/t4.jso
   // Rates the hidden machine shares with the prior stay where they were.
   for (const rate of fit.rates.filter((r) => !HIDDEN_SCALE.has(r.name as KernelRateName)))
     assert.ok(Math.abs(rate.fitted / rate.prior.value - 1) < 0.05, `${rate.name} moved to ${rate.fitted}`);
-  assert.ok(fit.sumSquaredLogErrorAfter < fit.sumSquaredLogErrorBefore * 1e-6);
+  // The prior term holds each rate a little towards its prior (a bias of order priorWeight x its offset);
+  // fitted to the runs alone the fit is exact.
+  assert.ok(fit.sumSquaredLogErrorAfter < fit.sumSquaredLogErrorBefore * 1e-4);
+  const exact = fitProfile(prior, runs, { priorWeight: 0 });
+  assert.ok(exact.sumSquaredLogErrorAfter < exact.sumSquaredLogErrorBefore * 1e-6);
+  assert.ok(scoreRuns(runs, exact.profile).medianAbsoluteError < 1e-6);
   // The runs come from the engine's own model, so a fit to 11 of them predicts the 12th: the prior is
-  // off by the scaled rates (tens of percent), the leave-one-out fits by rounding only.
+  // off by the scaled rates (tens of percent), the leave-one-out fits by the prior term's small bias only.
   assert.ok(leaveOneOut.medianAbsoluteErrorBefore > 0.1, `before ${leaveOneOut.medianAbsoluteErrorBefore}`);
   assert.ok(leaveOneOut.medianAbsoluteErrorAfter < 0.01, `after ${leaveOneOut.medianAbsoluteErrorAfter}`);
   assert.equal(leaveOneOut.runs.length, runs.length);
@@ -77,8 +82,8 @@ test("recovery: rates scaled on a hidden T4 are found again from profiles/t4.jso
     const quantity = (written[section] as unknown as Record<string, Quantity | undefined>)[key];
     assert.equal(quantity?.fitted, undefined, rate.name);
   }
-  // Scored against the fitted profile, the runs match.
-  assert.ok(scoreRuns(runs, fit.profile).medianAbsoluteError < 1e-6);
+  // Scored against the fitted profile, the runs match (within the prior term's bias).
+  assert.ok(scoreRuns(runs, fit.profile).medianAbsoluteError < 0.005);
 });
 
 test("bounds: a rate the runs want beyond them stops at the bound and says so", () => {
