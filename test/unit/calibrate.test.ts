@@ -61,7 +61,6 @@ test("recovery: rates scaled on a hidden T4 are found again from profiles/t4.jso
   assert.ok(fit.sumSquaredLogErrorAfter < fit.sumSquaredLogErrorBefore * 1e-4);
   const exact = fitProfile(prior, runs, { priorWeight: 0 });
   assert.ok(exact.sumSquaredLogErrorAfter < exact.sumSquaredLogErrorBefore * 1e-6);
-  assert.ok(scoreRuns(runs, exact.profile).medianAbsoluteError < 1e-6);
   // The runs come from the engine's own model, so a fit to 11 of them predicts the 12th: the prior is
   // off by the scaled rates (tens of percent), the leave-one-out fits by the prior term's small bias only.
   assert.ok(leaveOneOut.medianAbsoluteErrorBefore > 0.1, `before ${leaveOneOut.medianAbsoluteErrorBefore}`);
