@@ -42,6 +42,11 @@ function calibrateOptions<T>(y: Argv<T>) {
       type: "string",
       describe: "keep each rate within [prior / F, prior x F] (default 4)",
     })
+    .option("prior-weight", {
+      type: "string",
+      describe:
+        "weight of each rate's ln(fitted / prior)^2 against a run's ln(predicted / measured)^2: a rate few runs depend on stays near its prior (default 0.01; 0 fits the runs alone)",
+    })
     .option("json", { type: "boolean", default: false, describe: "print the calibration as JSON" })
     .option("quiet", { type: "boolean", default: false, describe: "print no text but errors (--json still prints)" });
 }
@@ -73,6 +78,7 @@ function checkOutIsNew(out: string, inputs: readonly string[]): void {
 
 export async function runCalibrate(argv: CalibrateArgs): Promise<void> {
   const bounds = parseNumberFlag("bounds", argv.bounds, { greaterThan: 1 });
+  const priorWeight = parseNumberFlag("prior-weight", argv["prior-weight"], { min: 0 });
   const runFiles = argv.runs.map(String);
   const profilePath = hardwarePath(argv.hardware);
   checkOutIsNew(argv.out, [...runFiles, profilePath]);
@@ -87,7 +93,10 @@ export async function runCalibrate(argv: CalibrateArgs): Promise<void> {
       undefined,
       `1 run of the ${argv.engine} engine; calibration needs at least two (each run is checked against a fit to the others)`,
     );
-  const calibration = calibrate(prior, runs, bounds !== undefined ? { bounds } : {});
+  const calibration = calibrate(prior, runs, {
+    ...(bounds !== undefined ? { bounds } : {}),
+    ...(priorWeight !== undefined ? { priorWeight } : {}),
+  });
   const fitted = new Map(calibration.fit.rates.map((r) => [r.name, r.fitted]));
   // The input's own JSON with the fitted values written in, so its notes and field order survive.
   const written = withFittedRates(raw as HardwareProfile, fitted, fittedSource(runs));
@@ -104,6 +113,7 @@ export async function runCalibrate(argv: CalibrateArgs): Promise<void> {
           runs: runs.length,
           setAside,
           bounds: bounds ?? null,
+          priorWeight: calibration.fit.priorWeight,
           rates: fit.rates.map((r) => ({
             name: r.name,
             label: r.label,
@@ -118,6 +128,7 @@ export async function runCalibrate(argv: CalibrateArgs): Promise<void> {
           })),
           unfitted: fit.unfitted,
           sumSquaredLogError: { before: fit.sumSquaredLogErrorBefore, after: fit.sumSquaredLogErrorAfter },
+          priorTermAfter: fit.priorTermAfter,
           leaveOneOut,
         },
         null,

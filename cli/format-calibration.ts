@@ -10,8 +10,9 @@ const PREFIXES: readonly [number, string][] = [
   [1, ""],
 ];
 
-/** A rate with an SI prefix and the unit its name ends in (BytesPerSecond, FlopsPerSecond, ValuesPerSecond, Seconds). */
+/** A rate with an SI prefix and the unit its name ends in (BytesPerSecond, FlopsPerSecond, ValuesPerSecond, Seconds, SecondsPerWeight). */
 export function formatRateValue(name: string, value: number): string {
+  if (name.endsWith("SecondsPerWeight")) return `${(value * 1e9).toPrecision(4)} ns/weight`;
   if (name.endsWith("Seconds") && !name.endsWith("PerSecond")) {
     if (value >= 1) return `${value.toPrecision(4)} s`;
     return value >= 1e-3 ? `${(value * 1e3).toPrecision(4)} ms` : `${(value * 1e6).toPrecision(4)} us`;
@@ -52,7 +53,7 @@ export function formatCalibration(
     lines.push("  no rate was fitted: no run's prediction moves with any rate the engine lists");
   for (const rate of fit.unfitted) lines.push(`  not fitted: ${rate.label}: ${rate.reason}`);
   lines.push(
-    `Sum of squared log errors over the runs: ${fit.sumSquaredLogErrorBefore.toPrecision(4)} -> ${fit.sumSquaredLogErrorAfter.toPrecision(4)}`,
+    `Sum of squared log errors over the runs: ${fit.sumSquaredLogErrorBefore.toPrecision(4)} -> ${fit.sumSquaredLogErrorAfter.toPrecision(4)} (prior term ${fit.priorTermAfter.toPrecision(4)} at weight ${fit.priorWeight})`,
     `Leave-one-out |error| (each run predicted from rates fitted to the others), median: ${(leaveOneOut.medianAbsoluteErrorBefore * 100).toFixed(1)}% -> ${(leaveOneOut.medianAbsoluteErrorAfter * 100).toFixed(1)}%`,
     ...leaveOneOut.runs.map(
       (r) =>

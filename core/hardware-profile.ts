@@ -89,6 +89,22 @@ export interface MatmulSample {
   readonly secondsPerWeight: number;
 }
 
+/**
+ * GEMM time against rows as measured (`samples`), and optionally as `spillway calibrate` fitted it to the
+ * user's runs (`fitted`: the measured curve rescaled, same rows); the cost model uses the fitted curve
+ * where there is one (matmulCurveSamples).
+ */
+export interface MatmulCurve {
+  readonly samples: readonly MatmulSample[];
+  readonly source: string;
+  readonly fitted?: { readonly samples: readonly MatmulSample[]; readonly source: string };
+}
+
+/** The samples the cost model reads: the fitted curve where calibration wrote one, else the measured one. */
+export function matmulCurveSamples(curve: MatmulCurve): readonly MatmulSample[] {
+  return curve.fitted?.samples ?? curve.samples;
+}
+
 export interface GpuProfile {
   readonly name: string;
   readonly memoryBandwidthBytesPerSecond: Quantity;
@@ -101,7 +117,7 @@ export interface GpuProfile {
    * backend): a GEMM of m rows through a k x n weight takes k * n * secondsPerWeight(m), interpolated
    * in log(rows), and beyond the largest sample grows in proportion to the rows.
    */
-  readonly matmulCurve?: { readonly samples: readonly MatmulSample[]; readonly source: string };
+  readonly matmulCurve?: MatmulCurve;
   /** Bytes per value of the kernels' working buffers (2: fp16 kernels, the default; 4: fp32, the CPU backend). */
   readonly workingBytesPerValue?: SourcedValue;
   /**
@@ -265,10 +281,11 @@ function readSampleCurve(
   yKey: string,
   xRule: Bounded,
   yRule: Bounded = RATE,
+  extraKeys: readonly string[] = [],
 ): { samples: { x: number; y: number }[]; source: string } {
   const cc = child(ctx, key);
   const curve = readObject(obj, key, ctx);
-  rejectUnknownKeys(curve, cc, ["samples", "source"]);
+  rejectUnknownKeys(curve, cc, ["samples", "source", ...extraKeys]);
   const samplesRaw = curve.samples;
   if (!Array.isArray(samplesRaw) || samplesRaw.length === 0)
     fail(cc, "samples", `expected a non-empty array of {${xKey}, ${yKey}}`);
@@ -290,12 +307,35 @@ function readSampleCurve(
 
 const CURVE_ROWS: Bounded = { rule: { min: 1, integer: true }, range: { min: 1, max: MAX_CURVE_ROWS } };
 
-function readMatmulCurve(gpu: Record<string, unknown>, ctx: FieldContext): NonNullable<GpuProfile["matmulCurve"]> {
-  const curve = readSampleCurve(gpu, "matmulCurve", ctx, "rows", "secondsPerWeight", CURVE_ROWS, {
-    rule: { greaterThan: 0 },
-    range: { min: MIN_SECONDS_PER_WEIGHT, max: MAX_SECONDS_PER_WEIGHT },
-  });
+const SECONDS_PER_WEIGHT: Bounded = {
+  rule: { greaterThan: 0 },
+  range: { min: MIN_SECONDS_PER_WEIGHT, max: MAX_SECONDS_PER_WEIGHT },
+};
+
+function readMatmulSamples(
+  obj: Record<string, unknown>,
+  key: string,
+  ctx: FieldContext,
+  extraKeys: readonly string[] = [],
+): { samples: MatmulSample[]; source: string } {
+  const curve = readSampleCurve(obj, key, ctx, "rows", "secondsPerWeight", CURVE_ROWS, SECONDS_PER_WEIGHT, extraKeys);
   return { samples: curve.samples.map((s) => ({ rows: s.x, secondsPerWeight: s.y })), source: curve.source };
+}
+
+function readMatmulCurve(gpu: Record<string, unknown>, ctx: FieldContext): MatmulCurve {
+  const measured = readMatmulSamples(gpu, "matmulCurve", ctx, ["fitted"]);
+  const raw = readObject(gpu, "matmulCurve", ctx);
+  if (raw.fitted === undefined) return measured;
+  const cc = child(ctx, "matmulCurve");
+  const fitted = readMatmulSamples(raw, "fitted", cc);
+  const rows = (samples: readonly MatmulSample[]) => samples.map((s) => s.rows).join(", ");
+  if (rows(fitted.samples) !== rows(measured.samples))
+    fail(
+      child(cc, "fitted"),
+      "samples",
+      `expected the measured curve's rows (${rows(measured.samples)}), got ${rows(fitted.samples)}`,
+    );
+  return { ...measured, fitted };
 }
 
 function readGemmCurve(gpu: Record<string, unknown>, ctx: FieldContext): NonNullable<GpuProfile["gemmCurve"]> {

@@ -1,22 +1,40 @@
 /**
  * Calibration: fit a hardware profile's kernel-class rates to measured runs.
  *
- * The rates fitted are those the runs' predictions use (EnginePrediction.rates, mapped back to the
- * profile Quantity each is read from: RATE_QUANTITY_PATHS) and that at least one run's prediction
- * moves with inside the bounds. Each is searched in log space within [prior / bounds, prior x bounds]
- * (default 4) to minimise the sum over runs of ln(predicted / measured)^2, by a projected
- * Levenberg-Marquardt iteration on forward-difference Jacobians: deterministic (no randomness, a fixed
- * cap on iterations, the same answer for the same inputs) and a pure function of its arguments. The
- * fitted values are written into each Quantity's `fitted` field, which the cost models prefer
- * (core/hardware-profile.ts effective(), engines/kernel-rates.ts), beside the datasheet and measured
- * values, with a source naming the runs.
+ * The parameters fitted (engines/calibration-parameters.ts) are the scalar rates the runs' predictions
+ * use (EnginePrediction.rates, mapped back to the profile Quantity each is read from:
+ * RATE_QUANTITY_PATHS) and, where the profile has one, the GEMM-against-rows curve (gpu.matmulCurve:
+ * its seconds per weight at its fewest and at its most rows), each only if at least one run's
+ * prediction moves with it inside the bounds. Each is searched in log space within
+ * [prior / bounds, prior x bounds] (default 4) to minimise
  *
- * Leave-one-out: for each run, the rates are fitted to the other runs and the run is predicted with
- * them; its error then, against its error with the prior profile, says whether the calibration carries
- * over to runs it has not seen.
+ *   sum over runs of ln(predicted / measured)^2 + priorWeight x sum over parameters of ln(fitted / prior)^2
+ *
+ * The second (prior) term is what a rate with little evidence answers to: a rate that no run depends
+ * on much stays near its measured (or datasheet) value instead of absorbing the runs' noise up to a
+ * bound, and rates the runs cannot tell apart (only their combination moves a prediction) share the
+ * change instead of drifting apart; a rate that decides a run's time moves almost all the way the runs
+ * ask (a run whose time is all in one rate weighs 1/priorWeight times its prior). The minimum is found by a projected
+ * Levenberg-Marquardt iteration (engines/levenberg-marquardt.ts): deterministic (no randomness, a
+ * fixed cap on iterations, the same answer for the same inputs) and a pure function of its arguments.
+ * The fitted values are written into each Quantity's `fitted` field (and the curve's `fitted`
+ * samples), which the cost models prefer (core/hardware-profile.ts effective(), matmulCurveSamples(),
+ * engines/kernel-rates.ts), beside the datasheet and measured values, with a source naming the runs.
+ *
+ * Leave-one-out: for each run, the parameters are chosen and fitted from the other runs alone (a
+ * parameter only the held-out run moves with stays at its prior) and the run is predicted with them;
+ * its error then, against its error with the prior profile, says whether the calibration carries over
+ * to runs it has not seen.
  */
-import type { HardwareProfile, Quantity } from "../core/hardware-profile.js";
-import { type KernelRateName, RATE_QUANTITY_PATHS, type RateUse, rateNameOf, resolveRates } from "./kernel-rates.js";
+import type { HardwareProfile } from "../core/hardware-profile.js";
+import {
+  type CalibrationParameterName,
+  curveParameterUses,
+  parameterPath,
+  withFittedRates,
+} from "./calibration-parameters.js";
+import { type RateUse, rateNameOf, resolveRates } from "./kernel-rates.js";
+import { levenbergMarquardt, sumSquares } from "./levenberg-marquardt.js";
 import type { MeasuredRun } from "./measured-runs.js";
 import { median, predictedThroughput, predictRun } from "./score-runs.js";
 
@@ -24,8 +42,14 @@ import { median, predictedThroughput, predictRun } from "./score-runs.js";
 export const DEFAULT_BOUNDS = 4;
 /** Levenberg-Marquardt iterations at most (each costs one prediction per run per fitted rate, plus trials). */
 export const DEFAULT_ITERATIONS = 40;
-/** Forward-difference step in ln(rate). */
-const JACOBIAN_STEP = 1e-4;
+/**
+ * Weight of a parameter's squared log distance from its prior against a run's squared log error, as a
+ * ratio of variances: runs that scatter ~10% between repeats (sigma 0.1 in ln) against a prior trusted
+ * to within a factor of e (sigma 1 in ln; the default x4 bounds are ~1.4 sigma): 0.1^2 / 1^2 = 0.01.
+ * So a rate that makes up less than ~10% of every run's time (whose effect the runs' noise hides)
+ * stays near its prior, and one that decides a run's time moves ~99% of the way that run asks.
+ */
+export const DEFAULT_PRIOR_WEIGHT = 0.01;
 /** A rate whose every run's ln(prediction) moves less than this across its bounds is not fitted. */
 const SENSITIVITY = 1e-9;
 
@@ -34,13 +58,17 @@ export interface CalibrationOptions {
   readonly bounds?: number;
   /** Iterations at most (default DEFAULT_ITERATIONS). */
   readonly iterations?: number;
+  /** Weight of each parameter's ln(fitted / prior)^2 in the objective; >= 0 (default DEFAULT_PRIOR_WEIGHT). */
+  readonly priorWeight?: number;
+  /** Whether the GEMM-against-rows curve is among the candidates (default true; false: scalar rates only). */
+  readonly fitMatmulCurve?: boolean;
 }
 
 export interface FittedRate {
-  readonly name: KernelRateName;
+  readonly name: CalibrationParameterName;
   /** The rate in words, as predictions list it. */
   readonly label: string;
-  /** Where in the profile the fitted value is written, e.g. "hostToDevice.pinnedBytesPerSecond". */
+  /** Where in the profile the fitted value is written, e.g. "hostToDevice.pinnedBytesPerSecond" or "gpu.matmulCurve.fitted". */
   readonly path: string;
   /** The value before fitting and where it came from. */
   readonly prior: RateUse;
@@ -52,7 +80,7 @@ export interface FittedRate {
 }
 
 export interface UnfittedRate {
-  readonly name: KernelRateName;
+  readonly name: CalibrationParameterName;
   readonly label: string;
   readonly reason: string;
 }
@@ -66,6 +94,9 @@ export interface ProfileFit {
   /** Sum over the runs of ln(predicted / measured)^2 with the prior profile and with the fitted one. */
   readonly sumSquaredLogErrorBefore: number;
   readonly sumSquaredLogErrorAfter: number;
+  /** The prior term's weight, and the term at the fit: priorWeight x sum of ln(fitted / prior)^2. */
+  readonly priorWeight: number;
+  readonly priorTermAfter: number;
   readonly iterations: number;
 }
 
@@ -90,133 +121,50 @@ export interface Calibration {
   readonly leaveOneOut: LeaveOneOut;
 }
 
-/** The profile with `values` written as the `fitted` value of each rate's Quantity (others untouched). */
-export function withFittedRates(
-  profile: HardwareProfile,
-  values: ReadonlyMap<KernelRateName, number>,
-  source: string,
-): HardwareProfile {
-  const sections: Record<string, Record<string, unknown>> = {};
-  for (const [name, value] of values) {
-    const [section, key] = RATE_QUANTITY_PATHS[name];
-    const copy = (sections[section] ??= { ...profile[section] });
-    const quantity = (profile[section] as unknown as Record<string, Quantity | undefined>)[key];
-    copy[key] = { ...quantity, fitted: { value, source } };
-  }
-  return { ...profile, ...sections } as HardwareProfile;
-}
+export { withFittedRates };
 
 export function fittedSource(runs: readonly MeasuredRun[]): string {
   return `fitted by spillway calibrate to ${runs.length} runs: ${runs.map((r) => r.source).join(", ")}`;
 }
 
-const pathOf = (name: KernelRateName) => RATE_QUANTITY_PATHS[name].join(".");
-
-function checkBounds(bounds: number): void {
+function checkOptions(bounds: number, priorWeight: number): void {
   if (!(Number.isFinite(bounds) && bounds > 1))
     throw new RangeError(`calibration bounds must be a number > 1, got ${bounds}`);
+  if (!(Number.isFinite(priorWeight) && priorWeight >= 0))
+    throw new RangeError(`calibration prior weight must be a number >= 0, got ${priorWeight}`);
 }
 
-/** The rates the runs' prior predictions list, in first-listed order, without repeats. */
-function listedRates(
+/**
+ * The candidate parameters: the rates the runs' prior predictions list, in first-listed order without
+ * repeats, then the profile's GEMM-curve parameters.
+ */
+function candidateParameters(
   prior: HardwareProfile,
   runs: readonly MeasuredRun[],
-): { names: KernelRateName[]; uses: RateUse[] } {
+  withCurve: boolean,
+): { names: CalibrationParameterName[]; uses: RateUse[] } {
   const resolved = resolveRates(prior);
-  const names: KernelRateName[] = [];
+  const names: CalibrationParameterName[] = [];
+  const uses: RateUse[] = [];
   for (const run of runs) {
     for (const use of predictRun(run, prior).rates) {
       const name = rateNameOf(resolved, use);
-      if (name !== undefined && !names.includes(name)) names.push(name);
+      if (name !== undefined && !names.includes(name)) {
+        names.push(name);
+        uses.push(resolved.uses[name]);
+      }
     }
   }
-  return { names, uses: names.map((n) => resolved.uses[n]) };
+  for (const [name, use] of withCurve ? curveParameterUses(prior) : []) {
+    names.push(name);
+    uses.push(use);
+  }
+  return { names, uses };
 }
 
 /** ln(predicted / measured) of every run on `profile`. */
 function logErrors(runs: readonly MeasuredRun[], profile: HardwareProfile): number[] {
   return runs.map((run) => Math.log(predictedThroughput(run, profile) / run.measuredTokensPerSecond));
-}
-
-const sumSquares = (v: readonly number[]) => v.reduce((a, x) => a + x * x, 0);
-
-/** Solves the symmetric system a x = b (Gaussian elimination with partial pivoting); a is n x n row-major. */
-function solve(a: number[][], b: number[]): number[] {
-  const n = b.length;
-  const m = a.map((row, i) => [...row, b[i]!]);
-  for (let c = 0; c < n; c++) {
-    let p = c;
-    for (let r = c + 1; r < n; r++) if (Math.abs(m[r]![c]!) > Math.abs(m[p]![c]!)) p = r;
-    [m[c], m[p]] = [m[p]!, m[c]!];
-    const pivot = m[c]![c]!;
-    if (pivot === 0) continue;
-    for (let r = c + 1; r < n; r++) {
-      const f = m[r]![c]! / pivot;
-      for (let k = c; k <= n; k++) m[r]![k]! -= f * m[c]![k]!;
-    }
-  }
-  const x = new Array<number>(n).fill(0);
-  for (let r = n - 1; r >= 0; r--) {
-    let s = m[r]![n]!;
-    for (let k = r + 1; k < n; k++) s -= m[r]![k]! * x[k]!;
-    x[r] = m[r]![r]! === 0 ? 0 : s / m[r]![r]!;
-  }
-  return x;
-}
-
-/**
- * Minimises sum(residuals(x)^2) over the box [lower, upper]^n from x = 0: Levenberg-Marquardt with
- * Marquardt's diagonal scaling, coordinates at a bound whose gradient points out of the box held
- * there, each step projected into the box and taken only if it lowers the sum.
- */
-function levenbergMarquardt(
-  residuals: (x: readonly number[]) => number[],
-  n: number,
-  lower: number,
-  upper: number,
-  iterations: number,
-): { x: number[]; value: number; iterations: number } {
-  let x = new Array<number>(n).fill(0);
-  let r = residuals(x);
-  let value = sumSquares(r);
-  let damping = 1e-3;
-  let done = 0;
-  for (; done < iterations && value > 0; done++) {
-    const jacobian = x.map((xi, i) => {
-      const step = xi + JACOBIAN_STEP > upper ? -JACOBIAN_STEP : JACOBIAN_STEP;
-      const moved = residuals(x.map((v, k) => (k === i ? v + step : v)));
-      return moved.map((m, j) => (m - r[j]!) / step);
-    });
-    const gradient = jacobian.map((column) => column.reduce((a, c, j) => a + c * r[j]!, 0));
-    const normal = jacobian.map((ci) => jacobian.map((ck) => ci.reduce((a, c, j) => a + c * ck[j]!, 0)));
-    const free = x
-      .map((_, i) => i)
-      .filter((i) => !((x[i]! <= lower && gradient[i]! > 0) || (x[i]! >= upper && gradient[i]! < 0)));
-    let accepted = false;
-    for (let trial = 0; trial < 12 && !accepted; trial++) {
-      const a = free.map((i) => free.map((k) => normal[i]![k]! + (i === k ? damping * (normal[i]![i]! + 1e-12) : 0)));
-      const delta = solve(
-        a,
-        free.map((i) => -gradient[i]!),
-      );
-      const next = [...x];
-      free.forEach((i, f) => (next[i] = Math.min(upper, Math.max(lower, x[i]! + delta[f]!))));
-      if (next.every((v, i) => v === x[i])) break;
-      const nextR = residuals(next);
-      const nextValue = sumSquares(nextR);
-      if (nextValue < value) {
-        const gain = value - nextValue;
-        x = next;
-        r = nextR;
-        value = nextValue;
-        damping = Math.max(damping / 4, 1e-12);
-        accepted = true;
-        if (gain <= 1e-15 * (1 + value)) return { x, value, iterations: done + 1 };
-      } else damping *= 8;
-    }
-    if (!accepted) break;
-  }
-  return { x, value, iterations: done };
 }
 
 /** Fits `prior`'s rates to `runs` (see the file comment). */
@@ -226,13 +174,14 @@ export function fitProfile(
   options: CalibrationOptions = {},
 ): ProfileFit {
   const bounds = options.bounds ?? DEFAULT_BOUNDS;
-  checkBounds(bounds);
+  const priorWeight = options.priorWeight ?? DEFAULT_PRIOR_WEIGHT;
+  checkOptions(bounds, priorWeight);
   const iterations = options.iterations ?? DEFAULT_ITERATIONS;
-  const listed = listedRates(prior, runs);
+  const listed = candidateParameters(prior, runs, options.fitMatmulCurve ?? true);
   const before = logErrors(runs, prior);
   const working = "spillway calibrate: fitting";
   const unfitted: UnfittedRate[] = [];
-  const chosen: { name: KernelRateName; prior: RateUse }[] = [];
+  const chosen: { name: CalibrationParameterName; prior: RateUse }[] = [];
   listed.names.forEach((name, i) => {
     const use = listed.uses[i]!;
     if (!(use.value > 0)) {
@@ -258,20 +207,22 @@ export function fitProfile(
   const profileAt = (x: readonly number[], source: string) =>
     withFittedRates(prior, new Map(chosen.map((c, i) => [c.name, c.prior.value * Math.exp(x[i]!)])), source);
   const logBound = Math.log(bounds);
+  const priorScale = Math.sqrt(priorWeight);
   const result = levenbergMarquardt(
-    (x) => logErrors(runs, profileAt(x, working)),
+    (x) => [...logErrors(runs, profileAt(x, working)), ...x.map((xi) => priorScale * xi)],
     chosen.length,
     -logBound,
     logBound,
     iterations,
   );
   const profile = profileAt(result.x, fittedSource(runs));
+  const priorTermAfter = priorWeight * sumSquares(result.x);
   return {
     profile,
     rates: chosen.map((c, i) => ({
       name: c.name,
       label: c.prior.name,
-      path: pathOf(c.name),
+      path: parameterPath(c.name),
       prior: c.prior,
       fitted: c.prior.value * Math.exp(result.x[i]!),
       lower: c.prior.value / bounds,
@@ -280,7 +231,9 @@ export function fitProfile(
     })),
     unfitted,
     sumSquaredLogErrorBefore: sumSquares(before),
-    sumSquaredLogErrorAfter: result.value,
+    sumSquaredLogErrorAfter: sumSquares(logErrors(runs, profile)),
+    priorWeight,
+    priorTermAfter,
     iterations: result.iterations,
   };
 }

@@ -23,8 +23,10 @@ export interface KernelRates {
   readonly gpuKernelLaunchSeconds: number;
   readonly gpuElementwiseBytesPerSecond: number;
   readonly gpuStridedBytesPerSecond: number;
+  readonly gpuDequantizeValuesPerSecond: number;
   readonly gemmCurve: readonly GemmSample[] | undefined;
   readonly cpuFlopsPerSecond: number;
+  readonly cpuMemoryBytesPerSecond: number;
   readonly cpuStreamBytesPerSecond: number;
   readonly cpuFp16ToFp32ValuesPerSecond: number;
   readonly cpuFirstTouchBytesPerSecond: number;
@@ -92,7 +94,15 @@ export function resolveRates(profile: HardwareProfile): ResolvedRates {
           gpuMemory.value / 2,
           "no strided-kernel figure: half the GPU memory bandwidth (strided stores use half of each memory transaction)",
         ),
+    gpuDequantizeValuesPerSecond: gpu.dequantizeValuesPerSecond
+      ? pick("GPU 4-bit dequantisation", gpu.dequantizeValuesPerSecond)
+      : derived(
+          "GPU 4-bit dequantisation",
+          gpuMemory.value / 2.5,
+          "no dequantisation figure: memory-bound at GPU memory bandwidth, ~2.5 bytes per value (half a byte of 4-bit code with its group's scale read, 2 bytes of fp16 written)",
+        ),
     cpuFlopsPerSecond: pick("host fp32 FLOP/s", cpu.fp32FlopsPerSecond),
+    cpuMemoryBytesPerSecond: cpuMemory,
     cpuStreamBytesPerSecond: stream,
     cpuFp16ToFp32ValuesPerSecond: cpu.fp16ToFp32ValuesPerSecond
       ? pick("host fp16->fp32 conversion", cpu.fp16ToFp32ValuesPerSecond)
@@ -179,7 +189,9 @@ export const RATE_QUANTITY_PATHS: Readonly<Record<KernelRateName, RateQuantityPa
   gpuKernelLaunchSeconds: ["gpu", "kernelLaunchSeconds"],
   gpuElementwiseBytesPerSecond: ["gpu", "elementwiseBytesPerSecond"],
   gpuStridedBytesPerSecond: ["gpu", "stridedBytesPerSecond"],
+  gpuDequantizeValuesPerSecond: ["gpu", "dequantizeValuesPerSecond"],
   cpuFlopsPerSecond: ["cpu", "fp32FlopsPerSecond"],
+  cpuMemoryBytesPerSecond: ["cpu", "memoryBandwidthBytesPerSecond"],
   cpuStreamBytesPerSecond: ["cpu", "streamBytesPerSecond"],
   cpuFp16ToFp32ValuesPerSecond: ["cpu", "fp16ToFp32ValuesPerSecond"],
   cpuFirstTouchBytesPerSecond: ["cpu", "firstTouchBytesPerSecond"],

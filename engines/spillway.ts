@@ -4,14 +4,39 @@
  * streams, the next layer's weights prefetched under the whole block. Its simulator is Spillway's own
  * (simulator/simulate.ts), so the prediction carries no engine steps.
  */
+import type { HardwareProfile } from "../core/hardware-profile.js";
 import { realizedPolicy } from "../core/realize-placement.js";
 import { RESOURCE_NAMES, RESOURCES } from "../core/resources.js";
 import { evaluate } from "../planner/evaluate.js";
 import { defaultRoutingProfile } from "../planner/moe/default-routing.js";
 import { hardwareRates } from "../planner/spillway/hardware-rates.js";
 import type { EngineModel, EnginePrediction, EngineRequest } from "./engine-model.js";
-import { ratesUsed, resolveRates } from "./kernel-rates.js";
+import { type KernelRateName, ratesUsed, resolveRates } from "./kernel-rates.js";
 import { emptyLaneSeconds } from "./step-time.js";
+
+/**
+ * Every scalar rate Spillway's cost model reads (planner/spillway/hardware-rates.ts): the optional
+ * ones only where the profile has them (without them the model prices that work with rates listed
+ * here). The GEMM curve, where the profile has one, is read beside them (calibrate fits it too).
+ */
+function spillwayRateNames(hardware: HardwareProfile): KernelRateName[] {
+  return [
+    "gpuFlopsPerSecond",
+    "gpuMemoryBytesPerSecond",
+    "gpuKernelLaunchSeconds",
+    ...(hardware.gpu.dequantizeValuesPerSecond ? (["gpuDequantizeValuesPerSecond"] as const) : []),
+    "cpuFlopsPerSecond",
+    "cpuMemoryBytesPerSecond",
+    "h2dPinnedBytesPerSecond",
+    ...(hardware.hostToDevice.pageableBytesPerSecond ? (["h2dPageableBytesPerSecond"] as const) : []),
+    "h2dLatencySeconds",
+    "d2hPinnedBytesPerSecond",
+    "d2hLatencySeconds",
+    "diskReadBytesPerSecond",
+    "diskWriteBytesPerSecond",
+    "diskLatencySeconds",
+  ];
+}
 
 function predict(request: EngineRequest): EnginePrediction {
   const { model, hardware, workload } = request;
@@ -48,15 +73,7 @@ function predict(request: EngineRequest): EnginePrediction {
     laneSeconds,
     bottleneck: RESOURCE_NAMES[prediction.bottleneck],
     steps: [],
-    rates: ratesUsed(resolveRates(hardware), [
-      "gpuFlopsPerSecond",
-      "gpuMemoryBytesPerSecond",
-      "cpuFlopsPerSecond",
-      "h2dPinnedBytesPerSecond",
-      "d2hPinnedBytesPerSecond",
-      "diskReadBytesPerSecond",
-      "diskWriteBytesPerSecond",
-    ]),
+    rates: ratesUsed(resolveRates(hardware), spillwayRateNames(hardware)),
     notes: ["terms: each resource's busy seconds, scaled to the wall time (Spillway's runtime overlaps them)"],
   };
 }

@@ -131,6 +131,14 @@ const link = named(
   ),
 );
 const curveRows = () => int({ minimum: 1, maximum: MAX_CURVE_ROWS });
+const matmulSamples = () =>
+  arr(
+    obj({
+      rows: curveRows(),
+      secondsPerWeight: num({ minimum: MIN_SECONDS_PER_WEIGHT, maximum: MAX_SECONDS_PER_WEIGHT }),
+    }),
+    { minItems: 1, description: "sorted by strictly increasing rows" },
+  );
 const gibPerSecond = () => num({ minimum: MIN_FLEXGEN_GIB_PER_SECOND, maximum: MAX_FLEXGEN_GIB_PER_SECOND });
 const tflops = () => num({ minimum: MIN_FLEXGEN_TFLOPS, maximum: MAX_FLEXGEN_TFLOPS });
 
@@ -150,12 +158,19 @@ export const profileSchema = obj(
         fp16MatmulFlopsPerSecond: quantity,
         kernelLaunchSeconds: quantityNonNegative,
         matmulCurve: opt(
-          curveOf(
-            "rows",
-            "secondsPerWeight",
-            curveRows(),
-            num({ minimum: MIN_SECONDS_PER_WEIGHT, maximum: MAX_SECONDS_PER_WEIGHT }),
-          ),
+          obj({
+            samples: matmulSamples(),
+            source: str(),
+            fitted: opt(
+              obj(
+                { samples: matmulSamples(), source: str() },
+                {
+                  description:
+                    "the measured curve rescaled by `spillway calibrate` to the user's runs (the same rows); the cost model uses it in place of the measured samples",
+                },
+              ),
+            ),
+          }),
         ),
         workingBytesPerValue: opt(
           obj(

@@ -1,5 +1,5 @@
 /** The effective rates the Spillway cost model reads off a profile (measured where known, else datasheet). */
-import { effective, type HardwareProfile, type MatmulSample } from "../../core/hardware-profile.js";
+import { effective, type HardwareProfile, type MatmulSample, matmulCurveSamples } from "../../core/hardware-profile.js";
 
 import type { TensorParallelLink } from "../../core/ring-all-reduce.js";
 
@@ -7,7 +7,7 @@ export interface HardwareRates {
   readonly gpuFlopsPerSecond: number;
   readonly gpuMemoryBytesPerSecond: number;
   readonly kernelLaunchSeconds: number;
-  /** Measured GEMM time per weight element against rows, where the profile has it. */
+  /** Measured (or calibrated) GEMM time per weight element against rows, where the profile has it. */
   readonly matmulCurve?: readonly MatmulSample[];
   /** Bytes per value of the device's working buffers (2 unless the profile says otherwise). */
   readonly workingBytesPerValue: number;
@@ -37,7 +37,7 @@ export function hardwareRates(profile: HardwareProfile): HardwareRates {
     gpuFlopsPerSecond: effective(profile.gpu.fp16MatmulFlopsPerSecond),
     gpuMemoryBytesPerSecond: effective(profile.gpu.memoryBandwidthBytesPerSecond),
     kernelLaunchSeconds: effective(profile.gpu.kernelLaunchSeconds),
-    ...(profile.gpu.matmulCurve ? { matmulCurve: profile.gpu.matmulCurve.samples } : {}),
+    ...(profile.gpu.matmulCurve ? { matmulCurve: matmulCurveSamples(profile.gpu.matmulCurve) } : {}),
     workingBytesPerValue: profile.gpu.workingBytesPerValue?.value ?? 2,
     ...(profile.gpu.dequantizeValuesPerSecond
       ? { dequantizeValuesPerSecond: effective(profile.gpu.dequantizeValuesPerSecond) }

@@ -92,6 +92,21 @@ test("calibrate refuses to overwrite an input; compare needs --weights or --meas
   const single = runCli(["calibrate", "--engine", "spillway", one, "--hardware", "t4", "--out", join(dir, "x.json")]);
   assert.equal(single.status, 2);
   assert.match(single.stderr, /1 run of the spillway engine; calibration needs at least two/);
+  const weight = runCli([
+    "calibrate",
+    "--engine",
+    "spillway",
+    runsPath,
+    "--hardware",
+    "t4",
+    "--out",
+    join(dir, "w.json"),
+    "--prior-weight",
+    "-1",
+  ]);
+  assert.equal(weight.status, 2);
+  assert.equal(weight.stderr.split("\n").filter(Boolean).length, 1, weight.stderr);
+  assert.match(weight.stderr, /--prior-weight: expected a number >= 0, got -1/);
   const none = runCli(["compare", "--model", "opt-1.3b"]);
   assert.equal(none.status, 2);
   assert.match(none.stderr, /--weights: missing/);

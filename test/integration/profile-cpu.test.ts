@@ -143,6 +143,19 @@ test("a profile's GEMM curve and working precision are validated", () => {
   );
   assert.throws(bad({ matmulCurve: { samples: [{ rows: 1.5, secondsPerWeight: 1e-9 }], source: "x" } }), /rows/);
   assert.throws(bad({ matmulCurve: { samples: [], source: "x" } }), /non-empty/);
+  // A calibrated curve sits beside the measured one, at the same rows; the cost model reads it.
+  const measured = [
+    { rows: 1, secondsPerWeight: 1e-9 },
+    { rows: 16, secondsPerWeight: 3e-9 },
+  ];
+  const fitted = { samples: measured.map((s) => ({ ...s, secondsPerWeight: 2 * s.secondsPerWeight })), source: "f" };
+  const calibrated = bad({ matmulCurve: { samples: measured, source: "x", fitted } })();
+  assert.deepEqual(hardwareRates(calibrated).matmulCurve, fitted.samples);
+  assert.throws(
+    bad({ matmulCurve: { samples: measured, source: "x", fitted: { ...fitted, samples: fitted.samples.slice(1) } } }),
+    /p\.json: gpu\.matmulCurve\.fitted\.samples: expected the measured curve's rows \(1, 16\), got 16/,
+  );
+  assert.throws(bad({ matmulCurve: { samples: measured, source: "x", extra: 1 } }), /extra/);
   assert.throws(bad({ workingBytesPerValue: { value: 3, source: "x" } }), /expected 2 \(fp16\) or 4 \(fp32\)/);
 });
 

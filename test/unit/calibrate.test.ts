@@ -54,11 +54,15 @@ test("recovery: rates scaled on a hidden T4 are found again from profiles/t4.jso
     assert.ok(Math.abs(ratio - 1) < 0.05, `${name}: fitted ${rate.fitted}, hidden ${hiddenRates[name]} (x${factor})`);
   }
   // Rates the hidden machine shares with the prior stay where they were.
-  for (const rate of fit.rates.filter((r) => !HIDDEN_SCALE.has(r.name)))
+  for (const rate of fit.rates.filter((r) => !HIDDEN_SCALE.has(r.name as KernelRateName)))
     assert.ok(Math.abs(rate.fitted / rate.prior.value - 1) < 0.05, `${rate.name} moved to ${rate.fitted}`);
-  assert.ok(fit.sumSquaredLogErrorAfter < fit.sumSquaredLogErrorBefore * 1e-6);
+  // The prior term holds each rate a little towards its prior (a bias of order priorWeight x its offset);
+  // fitted to the runs alone the fit is exact.
+  assert.ok(fit.sumSquaredLogErrorAfter < fit.sumSquaredLogErrorBefore * 1e-4);
+  const exact = fitProfile(prior, runs, { priorWeight: 0 });
+  assert.ok(exact.sumSquaredLogErrorAfter < exact.sumSquaredLogErrorBefore * 1e-6);
   // The runs come from the engine's own model, so a fit to 11 of them predicts the 12th: the prior is
-  // off by the scaled rates (tens of percent), the leave-one-out fits by rounding only.
+  // off by the scaled rates (tens of percent), the leave-one-out fits by the prior term's small bias only.
   assert.ok(leaveOneOut.medianAbsoluteErrorBefore > 0.1, `before ${leaveOneOut.medianAbsoluteErrorBefore}`);
   assert.ok(leaveOneOut.medianAbsoluteErrorAfter < 0.01, `after ${leaveOneOut.medianAbsoluteErrorAfter}`);
   assert.equal(leaveOneOut.runs.length, runs.length);
@@ -73,12 +77,12 @@ test("recovery: rates scaled on a hidden T4 are found again from profiles/t4.jso
   assert.equal(resolveRates(written).uses.h2dPinnedBytesPerSecond.kind, "fitted");
   // A rate that was not fitted gets no fitted value.
   for (const rate of fit.unfitted) {
-    const [section, key] = RATE_QUANTITY_PATHS[rate.name];
+    const [section, key] = RATE_QUANTITY_PATHS[rate.name as KernelRateName];
     const quantity = (written[section] as unknown as Record<string, Quantity | undefined>)[key];
     assert.equal(quantity?.fitted, undefined, rate.name);
   }
-  // Scored against the fitted profile, the runs match.
-  assert.ok(scoreRuns(runs, fit.profile).medianAbsoluteError < 1e-6);
+  // Scored against the fitted profile, the runs match (within the prior term's bias).
+  assert.ok(scoreRuns(runs, fit.profile).medianAbsoluteError < 0.005);
 });
 
 test("bounds: a rate the runs want beyond them stops at the bound and says so", () => {
