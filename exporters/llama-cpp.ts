@@ -70,7 +70,7 @@ export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportR
   const notes: string[] = [];
   const w = planWeightBytes(model, policy);
   const embeddingsOnGpu = w.embeddings.gpu >= w.embeddings.cpu + w.embeddings.disk;
-  let quant = ggufQuantisation(plan);
+  let quant: string = ggufQuantisation(plan);
   let layersOnGpu: number;
   let ngl: number;
   let moeFlags: string[] = [];
@@ -122,6 +122,20 @@ export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportR
     }
     ngl = layersOnGpu + (layersOnGpu === L && embeddingsOnGpu ? 1 : 0);
   }
+  // A plan made for llama.cpp (`plan --engine llama.cpp`) carries the settings it was scored with: export
+  // those, so that the exported flags run what the plan predicted.
+  const own = plan.engine === "llama.cpp" ? plan.engineKnobs : undefined;
+  if (own?.nGpuLayers !== undefined) {
+    ngl = own.nGpuLayers;
+    layersOnGpu = Math.min(L, ngl);
+  }
+  if (own?.ggufType !== undefined) quant = own.ggufType;
+  if (own?.nCpuMoe !== undefined)
+    moeFlags = own.nCpuMoe >= L ? ["-ot exps=CPU"] : own.nCpuMoe > 0 ? [`--n-cpu-moe ${own.nCpuMoe}`] : [];
+  if (own && (own.nGpuLayers !== undefined || own.ggufType !== undefined || own.nCpuMoe !== undefined))
+    notes.push(
+      "-ngl, the GGUF type and --n-cpu-moe are the llama.cpp settings the plan was made with (plan --engine llama.cpp)",
+    );
   if (embeddingsOnGpu && layersOnGpu < L && !policy.experts)
     warnings.push(
       `llama.cpp offloads the output layer only with every layer (-ngl ${L + 1}); the plan's GPU-resident LM head stays on the CPU`,
@@ -167,7 +181,7 @@ export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportR
 
   const header = [
     ...commonHeader(plan, "llama.cpp (llama-server; the same flags work for llama-cli)", options),
-    `-m: a GGUF of ${model.name} quantised ${quant} (${quant === "F16" ? "the plan keeps fp16 weights" : quant === "Q8_0" ? "8-bit plan" : "4-bit plan"}); the file name is a placeholder`,
+    `-m: a GGUF of ${model.name} quantised ${quant} (${own?.ggufType !== undefined ? "the plan's llama.cpp setting" : quant === "F16" ? "the plan keeps fp16 weights" : quant === "Q8_0" ? "8-bit plan" : "4-bit plan"}); the file name is a placeholder`,
     `-ngl ${ngl}: ${layersOnGpu} of ${L} layers on the GPU${ngl > layersOnGpu ? " plus the output layer (n_layer + 1)" : ""}`,
     llamaBatchNote(workload, block),
     "--threads: add --threads <physical cores of your CPU> (llama.cpp's default guesses it; hyper-threads do not help)",

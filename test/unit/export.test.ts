@@ -316,3 +316,41 @@ test("export predicts the target engine's throughput for the exported settings, 
   });
   assert.equal(exported.predicted?.throughputTokensPerSecond, scored.throughputTokensPerSecond);
 });
+
+test("export llama.cpp: a plan made for llama.cpp exports the -ngl, GGUF type and --n-cpu-moe it was scored with", () => {
+  const llama = plans.llama!;
+  const hardware = resolveHardware(llama.hardware);
+  const L = llama.modelSpec.numLayers;
+  const knobs = { nGpuLayers: 7, ggufType: "Q8_0" };
+  const made: Plan = { ...llama, engine: "llama.cpp", engineKnobs: knobs };
+  const exported = exportPlan(made, "llama.cpp", { hardware });
+  assert.match(exported.text, /-ngl 7 /);
+  assert.match(exported.text, /-Q8_0\.gguf/);
+  assert.match(exported.text, /the llama\.cpp settings the plan was made with/);
+  assert.deepEqual(exported.engineKnobs, knobs);
+  // The prediction printed is the plan's own: the same settings on the same engine model.
+  const own = predictOnEngine({
+    engine: "llama.cpp",
+    model: made.modelSpec,
+    hardware,
+    workload: made.workload,
+    policy: made.policy,
+    knobs,
+  });
+  assert.equal(exported.predicted?.throughputTokensPerSecond, own.throughputTokensPerSecond);
+  // A plan for another engine keeps the export's own reading of the policy.
+  const other = exportPlan({ ...llama, engine: "flexgen", engineKnobs: knobs }, "llama.cpp", { hardware });
+  assert.doesNotMatch(other.text, /settings the plan was made with/);
+  assert.notDeepEqual(other.engineKnobs, knobs);
+  // MoE: --n-cpu-moe from the plan's knobs (all layers: -ot exps=CPU).
+  const mixtral = plans.mixtral!;
+  const moe = exportPlan({ ...mixtral, engine: "llama.cpp", engineKnobs: { nCpuMoe: 3 } }, "llama.cpp");
+  assert.match(moe.text, /--n-cpu-moe 3\b/);
+  assert.equal(moe.engineKnobs?.nCpuMoe, 3);
+  const all = exportPlan(
+    { ...mixtral, engine: "llama.cpp", engineKnobs: { nCpuMoe: mixtral.modelSpec.numLayers } },
+    "llama.cpp",
+  );
+  assert.match(all.text, /-ot exps=CPU/);
+  assert.ok(L > 7);
+});
