@@ -89,6 +89,17 @@ export interface MatmulSample {
   readonly secondsPerWeight: number;
 }
 
+/** The stored widths below 16 bits that `quantizedMatmulCurves` may describe. */
+export const QUANTIZED_CURVE_BITS = ["8", "4", "3", "2"] as const;
+
+/** A measured GEMM curve per stored width ("8", "4", "3", "2"). */
+export type QuantizedMatmulCurves = {
+  readonly [bits in (typeof QUANTIZED_CURVE_BITS)[number]]?: {
+    readonly samples: readonly MatmulSample[];
+    readonly source: string;
+  };
+};
+
 export interface GpuProfile {
   readonly name: string;
   readonly memoryBandwidthBytesPerSecond: Quantity;
@@ -102,6 +113,12 @@ export interface GpuProfile {
    * in log(rows), and beyond the largest sample grows in proportion to the rows.
    */
   readonly matmulCurve?: { readonly samples: readonly MatmulSample[]; readonly source: string };
+  /**
+   * Optional measured GEMM time against rows for weights stored group-wise quantised (the MoE runtime's
+   * format, runtime/moe/expert-quantization.ts), per stored width: the kernel dequantises as it
+   * multiplies, so its time per weight is neither the fp16 curve's nor a roofline over fewer bytes.
+   */
+  readonly quantizedMatmulCurves?: QuantizedMatmulCurves;
   /** Bytes per value of the kernels' working buffers (2: fp16 kernels, the default; 4: fp32, the CPU backend). */
   readonly workingBytesPerValue?: SourcedValue;
   /**
@@ -285,12 +302,28 @@ function readSampleCurve(
 
 const CURVE_ROWS: Bounded = { rule: { min: 1, integer: true }, range: { min: 1, max: MAX_CURVE_ROWS } };
 
-function readMatmulCurve(gpu: Record<string, unknown>, ctx: FieldContext): NonNullable<GpuProfile["matmulCurve"]> {
-  const curve = readSampleCurve(gpu, "matmulCurve", ctx, "rows", "secondsPerWeight", CURVE_ROWS, {
+function readMatmulCurve(
+  gpu: Record<string, unknown>,
+  ctx: FieldContext,
+  key = "matmulCurve",
+): NonNullable<GpuProfile["matmulCurve"]> {
+  const curve = readSampleCurve(gpu, key, ctx, "rows", "secondsPerWeight", CURVE_ROWS, {
     rule: { greaterThan: 0 },
     range: { min: MIN_SECONDS_PER_WEIGHT, max: MAX_SECONDS_PER_WEIGHT },
   });
   return { samples: curve.samples.map((s) => ({ rows: s.x, secondsPerWeight: s.y })), source: curve.source };
+}
+
+function readQuantizedMatmulCurves(gpu: Record<string, unknown>, ctx: FieldContext): QuantizedMatmulCurves {
+  const cc = child(ctx, "quantizedMatmulCurves");
+  const curves = readObject(gpu, "quantizedMatmulCurves", ctx);
+  rejectUnknownKeys(curves, cc, QUANTIZED_CURVE_BITS);
+  return Object.fromEntries(
+    QUANTIZED_CURVE_BITS.filter((bits) => curves[bits] !== undefined).map((bits) => [
+      bits,
+      readMatmulCurve(curves, cc, bits),
+    ]),
+  );
 }
 
 function readGemmCurve(gpu: Record<string, unknown>, ctx: FieldContext): NonNullable<GpuProfile["gemmCurve"]> {
@@ -391,6 +424,7 @@ export function parseHardwareProfile(data: unknown, source: string, path = ""): 
     "fp16MatmulFlopsPerSecond",
     "kernelLaunchSeconds",
     "matmulCurve",
+    "quantizedMatmulCurves",
     "workingBytesPerValue",
     "dequantizeValuesPerSecond",
     "elementwiseBytesPerSecond",
@@ -432,6 +466,9 @@ export function parseHardwareProfile(data: unknown, source: string, path = ""): 
       fp16MatmulFlopsPerSecond: readQuantity(gpu, "fp16MatmulFlopsPerSecond", gpuCtx),
       kernelLaunchSeconds: readQuantity(gpu, "kernelLaunchSeconds", gpuCtx, LATENCY),
       ...(gpu.matmulCurve !== undefined ? { matmulCurve: readMatmulCurve(gpu, gpuCtx) } : {}),
+      ...(gpu.quantizedMatmulCurves !== undefined
+        ? { quantizedMatmulCurves: readQuantizedMatmulCurves(gpu, gpuCtx) }
+        : {}),
       ...(gpu.workingBytesPerValue !== undefined
         ? { workingBytesPerValue: readWorkingBytesPerValue(gpu, gpuCtx) }
         : {}),

@@ -131,6 +131,13 @@ const link = named(
   ),
 );
 const curveRows = () => int({ minimum: 1, maximum: MAX_CURVE_ROWS });
+const matmulCurve = () =>
+  curveOf(
+    "rows",
+    "secondsPerWeight",
+    curveRows(),
+    num({ minimum: MIN_SECONDS_PER_WEIGHT, maximum: MAX_SECONDS_PER_WEIGHT }),
+  );
 const gibPerSecond = () => num({ minimum: MIN_FLEXGEN_GIB_PER_SECOND, maximum: MAX_FLEXGEN_GIB_PER_SECOND });
 const tflops = () => num({ minimum: MIN_FLEXGEN_TFLOPS, maximum: MAX_FLEXGEN_TFLOPS });
 
@@ -149,12 +156,14 @@ export const profileSchema = obj(
         memoryBandwidthBytesPerSecond: quantity,
         fp16MatmulFlopsPerSecond: quantity,
         kernelLaunchSeconds: quantityNonNegative,
-        matmulCurve: opt(
-          curveOf(
-            "rows",
-            "secondsPerWeight",
-            curveRows(),
-            num({ minimum: MIN_SECONDS_PER_WEIGHT, maximum: MAX_SECONDS_PER_WEIGHT }),
+        matmulCurve: opt(matmulCurve()),
+        quantizedMatmulCurves: opt(
+          obj(
+            { "8": opt(matmulCurve()), "4": opt(matmulCurve()), "3": opt(matmulCurve()), "2": opt(matmulCurve()) },
+            {
+              description:
+                "measured GEMM time per weight against rows for weights stored group-wise quantised, per stored width (the MoE runtime's dequantising linear kernel)",
+            },
           ),
         ),
         workingBytesPerValue: opt(

@@ -1,5 +1,10 @@
 /** The effective rates the Spillway cost model reads off a profile (measured where known, else datasheet). */
-import { effective, type HardwareProfile, type MatmulSample } from "../../core/hardware-profile.js";
+import {
+  effective,
+  type HardwareProfile,
+  type MatmulSample,
+  QUANTIZED_CURVE_BITS,
+} from "../../core/hardware-profile.js";
 
 export interface HardwareRates {
   readonly gpuFlopsPerSecond: number;
@@ -7,6 +12,8 @@ export interface HardwareRates {
   readonly kernelLaunchSeconds: number;
   /** Measured GEMM time per weight element against rows, where the profile has it. */
   readonly matmulCurve?: readonly MatmulSample[];
+  /** Measured GEMM time per weight element against rows for group-wise quantised weights, by stored width (8, 4, 3, 2). */
+  readonly quantizedMatmulCurves?: Readonly<Partial<Record<8 | 4 | 3 | 2, readonly MatmulSample[]>>>;
   /** Bytes per value of the device's working buffers (2 unless the profile says otherwise). */
   readonly workingBytesPerValue: number;
   /** Measured 4-bit dequantisation rate (values/s), where the profile has one. */
@@ -31,6 +38,16 @@ export function hardwareRates(profile: HardwareProfile): HardwareRates {
     gpuMemoryBytesPerSecond: effective(profile.gpu.memoryBandwidthBytesPerSecond),
     kernelLaunchSeconds: effective(profile.gpu.kernelLaunchSeconds),
     ...(profile.gpu.matmulCurve ? { matmulCurve: profile.gpu.matmulCurve.samples } : {}),
+    ...(profile.gpu.quantizedMatmulCurves
+      ? {
+          quantizedMatmulCurves: Object.fromEntries(
+            QUANTIZED_CURVE_BITS.flatMap((bits) => {
+              const curve = profile.gpu.quantizedMatmulCurves![bits];
+              return curve ? [[Number(bits), curve.samples]] : [];
+            }),
+          ),
+        }
+      : {}),
     workingBytesPerValue: profile.gpu.workingBytesPerValue?.value ?? 2,
     ...(profile.gpu.dequantizeValuesPerSecond
       ? { dequantizeValuesPerSecond: effective(profile.gpu.dequantizeValuesPerSecond) }

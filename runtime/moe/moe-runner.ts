@@ -144,8 +144,28 @@ export function allResident(model: ModelSpec, bits: ExpertBits = 16, attentionBi
   return plainExpertPolicy({ cacheSize: model.moe!.numExperts, eviction: "static", bits, attentionBits });
 }
 
+/**
+ * Every expert's home copy at each precision a run's passes use, made once: the copies are only read
+ * (copied to the device, or computed from on the CPU), so the reference, the configuration under test
+ * and the quantisation check share them instead of each reading and quantising every expert again.
+ */
+class HomeCopies {
+  private readonly made = new Map<ExpertBits, Uint16Array[][]>();
+  constructor(private readonly checkpoint: MoeCheckpoint) {}
+
+  at(bits: ExpertBits): Uint16Array[][] {
+    let copies = this.made.get(bits);
+    if (!copies) {
+      copies = expertHomeCopies(this.checkpoint, bits);
+      this.made.set(bits, copies);
+    }
+    return copies;
+  }
+}
+
 async function runPass(
   checkpoint: MoeCheckpoint,
+  homeCopies: HomeCopies,
   policy: ExpertPolicy,
   promptIds: number[][],
   genLen: number,
@@ -196,7 +216,7 @@ async function runPass(
       value: (l, b) => arena.float32(values[l]![b]!, total * kvWidth),
     };
     // Every expert's home copy in host memory, stored at policy.bits: gate | up | down (w1 | w3 | w2).
-    const host = expertHomeCopies(checkpoint, policy.bits);
+    const host = homeCopies.at(policy.bits);
     // Speculative prefetch: the router of layer l + a applied to layer l's router input.
     const lookahead =
       !policy.pregated && policy.prefetchExperts > 0
@@ -315,6 +335,7 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
     if (window !== undefined && maxLen > window)
       throw new Error(`runMoe: ${maxLen} positions, past the model's sliding window of ${window} (not implemented)`);
     const threads = options.threads ?? false;
+    const homeCopies = new HomeCopies(checkpoint);
     const shape = { numLayers: model.numLayers, numGpuBatches: 1, genLen: options.genLen };
     const everyExpert = Array.from({ length: model.numLayers }, () =>
       Array.from({ length: moe.numExperts }, (_, e) => e),
@@ -326,6 +347,7 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
     ) =>
       runPass(
         checkpoint,
+        homeCopies,
         all,
         promptIds,
         options.genLen,
@@ -353,6 +375,7 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
     const capacityBytes = options.deviceCapacityBytes ?? budget.totalBytes;
     const run = await runPass(
       checkpoint,
+      homeCopies,
       options.policy,
       promptIds,
       options.genLen,
