@@ -178,7 +178,7 @@ try {
     const pair = (a: number, b: number) => `${ms(a)} /${ms(b)}`;
     console.log(rows.at(-1));
     termRows.push(
-      `${c.name.padEnd(22)}.padEnd(22)}${pair(p.nonExpert, q.nonExpert)}${pair(p.gpuExperts, q.gpuExperts)}${pair(p.cpuExperts, q.cpuExperts)}${pair(p.stall, q.stall)}${pair(p.head, q.head)}${pair(p.total, q.total)}${pair(routed.predicted.prefillSeconds, t.prefillSeconds)}`,
+      `${c.name.padEnd(22)}${pair(p.nonExpert, q.nonExpert)}${pair(p.gpuExperts, q.gpuExperts)}${pair(p.cpuExperts, q.cpuExperts)}${pair(p.stall, q.stall)}${pair(p.head, q.head)}${pair(p.total, q.total)}${pair(routed.predicted.prefillSeconds, t.prefillSeconds)}`,
     );
     console.log(`terms: ${termRows.at(-1)}`);
   }

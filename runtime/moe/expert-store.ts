@@ -27,13 +27,17 @@
  * were warmed (the replay starts decode from the warm caches).
  *
  * Copies go through the TransferEngine's h2d stream: with worker threads a prefetch proceeds while the
- * main thread computes, and a demand fetch is waited for at once.
+ * main thread computes; a copy needed at once (a demand fetch, prefill streaming, the warm-up) runs on
+ * the main thread after the stream's earlier copies (TransferEngine.runNow), as it would wait for it
+ * anyway; an unused prefetch is not waited for (its buffer is next written by a later copy on the
+ * same in-order stream).
  */
 import type { ExpertPolicy } from "../../core/expert-policy.js";
 import type { ModelSpec } from "../../core/model-spec.js";
 import { ExpertCache } from "../../simulator/expert-cache.js";
 import { batchGuesses, countGuesses } from "../../simulator/expert-predictor.js";
 import type { DeviceArena, DeviceBlock } from "../device-arena.js";
+import type { TransferAction } from "../transfer-action.js";
 import type { TransferEngine, TransferId } from "../transfer-engine.js";
 import { prefetchBufferCount } from "./device-budget.js";
 import type { GateLookahead, TokenGuesses } from "./gate-lookahead.js";
@@ -136,7 +140,7 @@ export class ExpertStore implements ExpertExecutor {
         this.freeSlots[l]!.push(arena.allocate(bytes, `layer ${l} expert slot ${s}`));
       for (const e of this.caches[l]!.resident) {
         const block = this.freeSlots[l]!.pop()!;
-        this.transfers.wait(this.copyIn(l, e, block, "warm"));
+        this.copyNow(l, e, block, "warm");
         this.slotOf[l]!.set(e, block);
       }
     }
@@ -184,15 +188,21 @@ export class ExpertStore implements ExpertExecutor {
     this.guessed[target] = batchGuesses(perToken, this.policy.prefetchExperts);
   }
 
-  private copyIn(layer: number, expert: number, block: DeviceBlock, kind: ExpertTransferKind): TransferId {
+  /** The copy of an expert's home copy into `block`. */
+  private copyAction(layer: number, expert: number, block: DeviceBlock): TransferAction {
     const src = this.host[layer]![expert]!;
     const dst = this.arena.uint8(block, src.byteLength);
-    return this.transfers.submit(
-      "h2d",
-      [{ type: "copy", src: new Uint8Array(src.buffer, src.byteOffset, src.byteLength), dst }],
-      [],
-      { kind, layer, expert },
-    );
+    return { type: "copy", src: new Uint8Array(src.buffer, src.byteOffset, src.byteLength), dst };
+  }
+
+  /** Starts copying an expert into `block` on the h2d stream (a prefetch: the caller waits later, if at all). */
+  private copyIn(layer: number, expert: number, block: DeviceBlock, kind: ExpertTransferKind): TransferId {
+    return this.transfers.submit("h2d", [this.copyAction(layer, expert, block)], [], { kind, layer, expert });
+  }
+
+  /** Copies an expert into `block` now, after the h2d stream's earlier copies: the caller needs it at once. */
+  private copyNow(layer: number, expert: number, block: DeviceBlock, kind: ExpertTransferKind): void {
+    this.transfers.runNow("h2d", [this.copyAction(layer, expert, block)], { kind, layer, expert });
   }
 
   private view(block: DeviceBlock): Uint16Array {
@@ -201,7 +211,7 @@ export class ExpertStore implements ExpertExecutor {
 
   private fetchToStaging(layer: number, expert: number, kind: ExpertTransferKind): Uint16Array {
     if (!this.staging) throw new Error(`layer ${layer}: expert ${expert} is not resident but every expert should be`);
-    this.transfers.wait(this.copyIn(layer, expert, this.staging, kind));
+    this.copyNow(layer, expert, this.staging, kind);
     return this.view(this.staging);
   }
 
@@ -244,9 +254,9 @@ export class ExpertStore implements ExpertExecutor {
     // Prefetched experts nobody uses are known now: their buffers go back at once, and the prefetch for
     // layer l + distance starts in whatever buffers are free, to overlap this layer's experts.
     const needSet = new Set(need);
+    // Not waited for: a buffer is only ever written by a later copy on the same (in-order) h2d stream.
     for (const [e, arrival] of arrived) {
       if (needSet.has(e)) continue;
-      this.transfers.wait(arrival.transfer);
       this.pool.push(arrival.block);
       arrived.delete(e);
       this.counts.wastedPrefetches++;
@@ -298,7 +308,7 @@ export class ExpertStore implements ExpertExecutor {
           slots.set(e, arrival.block);
           this.pool.push(slot);
         } else {
-          this.transfers.wait(this.copyIn(l, e, slot, "demand"));
+          this.copyNow(l, e, slot, "demand");
           slots.set(e, slot);
         }
         compute(e, this.view(slots.get(e)!));

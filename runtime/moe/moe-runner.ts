@@ -45,12 +45,13 @@ import { TransferEngine } from "../transfer-engine.js";
 import { type DeviceBudget, deviceBudget } from "./device-budget.js";
 import { type ExpertCounts, ExpertStore, type ExpertTransferMeta } from "./expert-store.js";
 import { GateLookahead } from "./gate-lookahead.js";
+import { HomeCopies } from "./home-copies.js";
 import { type MixtralKvCache, MixtralModel } from "./mixtral-model.js";
 import { loadMoeCheckpoint, type MoeCheckpoint } from "./moe-checkpoint.js";
 import { MoePassClock, type MoePassTiming } from "./moe-pass-clock.js";
 import { PRE_GATED_CONFIG_KEY, routerOf } from "./pre-gated.js";
 import { LogitsRecorder, type QuantizedFidelity, quantizedFidelity } from "./quantized-fidelity.js";
-import { expertHomeCopies, placeResidentWeights } from "./resident-weights.js";
+import { placeResidentWeights } from "./resident-weights.js";
 import { unrunnableExpertPolicy } from "./runnable-expert-policy.js";
 
 export interface MoeRunPolicy extends ExpertPolicy {
@@ -142,25 +143,6 @@ function prompts(options: MoeRunOptions, vocab: number): number[][] {
 /** The all-resident reference's expert policy (at the given precisions). */
 export function allResident(model: ModelSpec, bits: ExpertBits = 16, attentionBits: ExpertBits = 16): ExpertPolicy {
   return plainExpertPolicy({ cacheSize: model.moe!.numExperts, eviction: "static", bits, attentionBits });
-}
-
-/**
- * Every expert's home copy at each precision a run's passes use, made once: the copies are only read
- * (copied to the device, or computed from on the CPU), so the reference, the configuration under test
- * and the quantisation check share them instead of each reading and quantising every expert again.
- */
-class HomeCopies {
-  private readonly made = new Map<ExpertBits, Uint16Array[][]>();
-  constructor(private readonly checkpoint: MoeCheckpoint) {}
-
-  at(bits: ExpertBits): Uint16Array[][] {
-    let copies = this.made.get(bits);
-    if (!copies) {
-      copies = expertHomeCopies(this.checkpoint, bits);
-      this.made.set(bits, copies);
-    }
-    return copies;
-  }
 }
 
 async function runPass(
