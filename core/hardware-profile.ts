@@ -150,6 +150,14 @@ export interface CpuProfile {
   readonly pageableRelayBytesPerSecond?: Quantity;
   /** Kernel class: host time an eager framework (PyTorch) spends dispatching one operation, seconds. */
   readonly eagerDispatchSeconds?: Quantity;
+  /**
+   * Optional measured GEMM time against rows of the host's own GEMM over fp16 weights in host memory
+   * (as GpuProfile.matmulCurve): what a missed expert computed on the CPU costs. The CPU backend's host
+   * and device run the same linear kernel, so `spillway profile --backend cpu` gives both the same curve.
+   */
+  readonly matmulCurve?: { readonly samples: readonly MatmulSample[]; readonly source: string };
+  /** The same for weights stored group-wise quantised, per stored width (as GpuProfile.quantizedMatmulCurves). */
+  readonly quantizedMatmulCurves?: QuantizedMatmulCurves;
 }
 
 /** FlexGen's released T4 constants (experimental/cost_model.py), in FlexGen's own units. */
@@ -314,9 +322,9 @@ function readMatmulCurve(
   return { samples: curve.samples.map((s) => ({ rows: s.x, secondsPerWeight: s.y })), source: curve.source };
 }
 
-function readQuantizedMatmulCurves(gpu: Record<string, unknown>, ctx: FieldContext): QuantizedMatmulCurves {
+function readQuantizedMatmulCurves(device: Record<string, unknown>, ctx: FieldContext): QuantizedMatmulCurves {
   const cc = child(ctx, "quantizedMatmulCurves");
-  const curves = readObject(gpu, "quantizedMatmulCurves", ctx);
+  const curves = readObject(device, "quantizedMatmulCurves", ctx);
   rejectUnknownKeys(curves, cc, QUANTIZED_CURVE_BITS);
   return Object.fromEntries(
     QUANTIZED_CURVE_BITS.filter((bits) => curves[bits] !== undefined).map((bits) => [
@@ -440,6 +448,8 @@ export function parseHardwareProfile(data: unknown, source: string, path = ""): 
     "fp32FlopsPerSecond",
     "memoryBandwidthBytesPerSecond",
     ...CPU_KERNEL_RATES,
+    "matmulCurve",
+    "quantizedMatmulCurves",
     "note",
   ]);
   const diskCtx = child(ctx, "disk");
@@ -484,6 +494,10 @@ export function parseHardwareProfile(data: unknown, source: string, path = ""): 
       fp32FlopsPerSecond: readQuantity(cpu, "fp32FlopsPerSecond", cpuCtx),
       memoryBandwidthBytesPerSecond: readQuantity(cpu, "memoryBandwidthBytesPerSecond", cpuCtx),
       ...optionalQuantities(cpu, cpuCtx, CPU_KERNEL_RATES),
+      ...(cpu.matmulCurve !== undefined ? { matmulCurve: readMatmulCurve(cpu, cpuCtx) } : {}),
+      ...(cpu.quantizedMatmulCurves !== undefined
+        ? { quantizedMatmulCurves: readQuantizedMatmulCurves(cpu, cpuCtx) }
+        : {}),
     },
     hostToDevice: readLink(o, "hostToDevice", ctx),
     deviceToHost: readLink(o, "deviceToHost", ctx),

@@ -520,7 +520,21 @@ export function profileFromSamples(
           }
         : {}),
     },
-    cpu: hostSide.cpu,
+    cpu: {
+      ...hostSide.cpu,
+      // The CPU backend computes a missed expert on the host with the same linear kernels as its device.
+      ...(curveSamples.length > 0
+        ? {
+            matmulCurve: {
+              samples: curveSamples,
+              source: source(
+                "the device's fp16-weight GEMM curve: the CPU backend computes host-side experts with the same linear kernel, on the same cores",
+              ),
+            },
+          }
+        : {}),
+      ...(quantizedCurves ? { quantizedMatmulCurves: quantizedCurves } : {}),
+    },
     hostToDevice: {
       pinnedBytesPerSecond: measured(h2d.rate, `copy of ${h2d.big.size} bytes into the arena`),
       latencySeconds: measured(h2d.latency, `copy of ${h2d.small.size} bytes less its share at the large-copy rate`),

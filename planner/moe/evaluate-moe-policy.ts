@@ -179,6 +179,8 @@ export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: W
       gemm(tokens, q, h, x.attentionBits) +
       gemm(tokens, h, E, x.attentionBits);
     if (otherParams > h * 4) attention += gemm(tokens, h, otherParams / h, x.attentionBits);
+    // Speculative prefetch applies layer l + a's router to layer l's router input: one more router GEMM.
+    if (x.prefetchExperts > 0 && !x.pregated) attention += gemm(tokens, h, E, x.attentionBits);
     attention += (tokens * 10 * h * 2) / rates.gpuMemoryBytesPerSecond + 6 * rates.kernelLaunchSeconds;
     let cpuAttentionSeconds = 0;
     let kvLink = 0;
@@ -227,12 +229,14 @@ export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: W
             ) +
             expertGpu * 3 * rates.kernelLaunchSeconds
           : 0;
-    const cpuExpertSeconds =
-      onCpu *
-      Math.max(
-        (2 * tokensPerExpert * expertParams) / rates.cpuFlopsPerSecond,
-        expertBytes / rates.cpuMemoryBytesPerSecond,
-      );
+    const cpuCurve = x.bits === 16 ? rates.cpuMatmulCurve : rates.cpuQuantizedMatmulCurves?.[x.bits];
+    const cpuExpertSeconds = cpuCurve
+      ? onCpu * expertParams * matmulSecondsPerWeight(cpuCurve, tokensPerExpert)
+      : onCpu *
+        Math.max(
+          (2 * tokensPerExpert * expertParams) / rates.cpuFlopsPerSecond,
+          expertBytes / rates.cpuMemoryBytesPerSecond,
+        );
     if (onCpu > 0) {
       // The routed tokens' hidden states go down and the experts' outputs come back.
       const activations = onCpu * tokensPerExpert * h * 2;

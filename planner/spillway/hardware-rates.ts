@@ -4,7 +4,11 @@ import {
   type HardwareProfile,
   type MatmulSample,
   QUANTIZED_CURVE_BITS,
+  type QuantizedMatmulCurves,
 } from "../../core/hardware-profile.js";
+
+/** Measured GEMM curves by stored width below 16 bits. */
+export type CurvesByBits = Readonly<Partial<Record<8 | 4 | 3 | 2, readonly MatmulSample[]>>>;
 
 export interface HardwareRates {
   readonly gpuFlopsPerSecond: number;
@@ -13,7 +17,10 @@ export interface HardwareRates {
   /** Measured GEMM time per weight element against rows, where the profile has it. */
   readonly matmulCurve?: readonly MatmulSample[];
   /** Measured GEMM time per weight element against rows for group-wise quantised weights, by stored width (8, 4, 3, 2). */
-  readonly quantizedMatmulCurves?: Readonly<Partial<Record<8 | 4 | 3 | 2, readonly MatmulSample[]>>>;
+  readonly quantizedMatmulCurves?: CurvesByBits;
+  /** The host CPU's measured GEMM curves (experts computed on the CPU), fp16 and by stored width, where the profile has them. */
+  readonly cpuMatmulCurve?: readonly MatmulSample[];
+  readonly cpuQuantizedMatmulCurves?: CurvesByBits;
   /** Bytes per value of the device's working buffers (2 unless the profile says otherwise). */
   readonly workingBytesPerValue: number;
   /** Measured 4-bit dequantisation rate (values/s), where the profile has one. */
@@ -39,14 +46,11 @@ export function hardwareRates(profile: HardwareProfile): HardwareRates {
     kernelLaunchSeconds: effective(profile.gpu.kernelLaunchSeconds),
     ...(profile.gpu.matmulCurve ? { matmulCurve: profile.gpu.matmulCurve.samples } : {}),
     ...(profile.gpu.quantizedMatmulCurves
-      ? {
-          quantizedMatmulCurves: Object.fromEntries(
-            QUANTIZED_CURVE_BITS.flatMap((bits) => {
-              const curve = profile.gpu.quantizedMatmulCurves![bits];
-              return curve ? [[Number(bits), curve.samples]] : [];
-            }),
-          ),
-        }
+      ? { quantizedMatmulCurves: curvesByBits(profile.gpu.quantizedMatmulCurves) }
+      : {}),
+    ...(profile.cpu.matmulCurve ? { cpuMatmulCurve: profile.cpu.matmulCurve.samples } : {}),
+    ...(profile.cpu.quantizedMatmulCurves
+      ? { cpuQuantizedMatmulCurves: curvesByBits(profile.cpu.quantizedMatmulCurves) }
       : {}),
     workingBytesPerValue: profile.gpu.workingBytesPerValue?.value ?? 2,
     ...(profile.gpu.dequantizeValuesPerSecond
@@ -70,6 +74,15 @@ export function hardwareRates(profile: HardwareProfile): HardwareRates {
       disk: profile.capacityBytes.disk.value,
     },
   };
+}
+
+function curvesByBits(curves: QuantizedMatmulCurves): CurvesByBits {
+  return Object.fromEntries(
+    QUANTIZED_CURVE_BITS.flatMap((bits) => {
+      const curve = curves[bits];
+      return curve ? [[Number(bits), curve.samples]] : [];
+    }),
+  );
 }
 
 /**

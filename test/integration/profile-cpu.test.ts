@@ -81,6 +81,10 @@ test("spillway profile --backend cpu --quick: samples survive the CSV round trip
     assert.match(quantized[bits]!.source, new RegExp(`${bits}-bit group-wise weights`));
   }
   assert.ok(hardwareRates(profile).quantizedMatmulCurves?.[2]?.length === 4, "the planner reads them by width");
+  // The host computes CPU experts with the same kernels: the same curves on the cpu side.
+  assert.deepEqual(profile.cpu.matmulCurve?.samples, curve);
+  assert.deepEqual(profile.cpu.quantizedMatmulCurves?.["4"]?.samples, quantized["4"]!.samples);
+  assert.ok(hardwareRates(profile).cpuQuantizedMatmulCurves?.[3]?.length === 4);
   assert.equal(profile.gpu.workingBytesPerValue?.value, 4, "the CPU backend computes in fp32");
   assert.ok(measured(effective(profile.gpu.dequantizeValuesPerSecond!)), "4-bit dequantisation is measured");
   // The host's kernel-class rates, measured and sourced to this command and day.

@@ -271,4 +271,12 @@ test("MoE cost model on a profile with measured GEMM curves: every GEMM, quantis
   // A width without a curve falls back to the roofline.
   const no4 = { ...measured, quantizedMatmulCurves: {} };
   assert.equal(step(no4, 4).computeSeconds.gpuExperts, step(rates, 4).computeSeconds.gpuExperts);
+  // Experts computed on the CPU: the host's own curve, where the profile has one, else the CPU roofline.
+  const hostCurve = q4Curve.map((c) => ({ rows: c.rows, secondsPerWeight: 2 * c.secondsPerWeight }));
+  const onHost = { ...measured, cpuQuantizedMatmulCurves: { 4: hostCurve } };
+  const cpuExperts = step(onHost, 4).computeSeconds.cpuExperts;
+  const expected = expertParams * matmulSecondsPerWeight(hostCurve, 4 / 3);
+  assert.ok(Math.abs(cpuExperts - expected) <= 1e-12 * expected, `CPU expert ${cpuExperts} vs ${expected}`);
+  assert.equal(step(measured, 4).computeSeconds.cpuExperts, step(rates, 4).computeSeconds.cpuExperts);
+  assert.notEqual(cpuExperts, step(rates, 4).computeSeconds.cpuExperts);
 });
