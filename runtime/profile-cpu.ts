@@ -25,7 +25,7 @@ import { type HostRateOptions, measureHostKernelRates } from "./host-kernel-rate
 import { attention, attentionScratchLength } from "./kernels/attention.js";
 import { linearF16, linearScratchLength } from "./kernels/linear-f16.js";
 import { linearQuantized } from "./kernels/linear-quantized.js";
-import { quantizeGroupwise } from "./moe/expert-quantization.js";
+import { groupFormat, quantizedByteLength, quantizeGroupwise } from "./moe/expert-quantization.js";
 import type { ProfileSample } from "./profile-sample.js";
 import { decodeToFloat16, encode } from "./tensor-codec.js";
 
@@ -84,6 +84,36 @@ function timeIt(fn: () => void, minMs: number): number {
     batches.push((performance.now() - start) / 1000 / reps);
   }
   return batches.sort((a, b) => a - b)[1]!;
+}
+
+/**
+ * The stored form (expert-quantization.ts) of `values` values that repeat one quantised block of 16 x 768
+ * values: the same layout and work per value as any tensor of that size, without quantising all of it
+ * (seconds per width in JavaScript).
+ */
+export function tiledQuantized(values: number, bits: Exclude<ExpertBits, 16>): Uint8Array {
+  const f = groupFormat(bits);
+  const blockValues = 16 * 768;
+  const block = quantizeGroupwise(filled(blockValues), bits);
+  const blockGroups = blockValues / f.groupSize;
+  const groups = values / f.groupSize;
+  const out = new Uint8Array(quantizedByteLength(values, bits));
+  const sections = [
+    { from: 0, to: groups * f.codeBytes, bytes: f.codeBytes },
+    { from: blockGroups * f.codeBytes, to: groups * (f.codeBytes + f.metaBytes), bytes: f.metaBytes },
+    {
+      from: blockGroups * (f.codeBytes + f.metaBytes),
+      to: groups * (f.codeBytes + 2 * f.metaBytes),
+      bytes: f.metaBytes,
+    },
+  ];
+  let start = 0;
+  for (const { from, to, bytes } of sections) {
+    const part = block.subarray(from, from + blockGroups * bytes);
+    for (let at = start; at < to; at += part.byteLength) out.set(part, at);
+    start = to;
+  }
+  return out;
 }
 
 /** Weight bytes GEMM measurements cycle through: three times a 32 MiB last-level cache. */
@@ -204,7 +234,7 @@ export function measureCpuBackend(options: ProfileOptions): ProfileSample[] {
   // weights cycled as above. One quantised tensor serves both orientations (same values, row-major).
   for (const bits of QUANTIZED_CURVE_BITS) {
     const b = Number(bits) as Exclude<ExpertBits, 16>;
-    const base = quantizeGroupwise(filled(768 * 3072), b);
+    const base = tiledQuantized(768 * 3072, b);
     const copies = Math.max(2, Math.ceil(ROTATING_WEIGHT_BYTES / base.byteLength));
     const weights = Array.from({ length: copies }, () => base.slice());
     for (const m of [...quantizedRows].reverse()) {
