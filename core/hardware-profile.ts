@@ -105,6 +105,17 @@ export function matmulCurveSamples(curve: MatmulCurve): readonly MatmulSample[] 
   return curve.fitted?.samples ?? curve.samples;
 }
 
+/** The stored widths below 16 bits that `quantizedMatmulCurves` may describe. */
+export const QUANTIZED_CURVE_BITS = ["8", "4", "3", "2"] as const;
+
+/** A measured GEMM curve per stored width ("8", "4", "3", "2"). */
+export type QuantizedMatmulCurves = {
+  readonly [bits in (typeof QUANTIZED_CURVE_BITS)[number]]?: {
+    readonly samples: readonly MatmulSample[];
+    readonly source: string;
+  };
+};
+
 export interface GpuProfile {
   readonly name: string;
   readonly memoryBandwidthBytesPerSecond: Quantity;
@@ -118,6 +129,12 @@ export interface GpuProfile {
    * in log(rows), and beyond the largest sample grows in proportion to the rows.
    */
   readonly matmulCurve?: MatmulCurve;
+  /**
+   * Optional measured GEMM time against rows for weights stored group-wise quantised (the MoE runtime's
+   * format, runtime/moe/expert-quantization.ts), per stored width: the kernel dequantises as it
+   * multiplies, so its time per weight is neither the fp16 curve's nor a roofline over fewer bytes.
+   */
+  readonly quantizedMatmulCurves?: QuantizedMatmulCurves;
   /** Bytes per value of the kernels' working buffers (2: fp16 kernels, the default; 4: fp32, the CPU backend). */
   readonly workingBytesPerValue?: SourcedValue;
   /**
@@ -154,6 +171,14 @@ export interface CpuProfile {
   readonly singleThreadCopyBytesPerSecond?: Quantity;
   /** Kernel class: host time an eager framework (PyTorch) spends dispatching one operation, seconds. */
   readonly eagerDispatchSeconds?: Quantity;
+  /**
+   * Optional measured GEMM time against rows of the host's own GEMM over fp16 weights in host memory
+   * (as GpuProfile.matmulCurve): what a missed expert computed on the CPU costs. The CPU backend's host
+   * and device run the same linear kernel, so `spillway profile --backend cpu` gives both the same curve.
+   */
+  readonly matmulCurve?: { readonly samples: readonly MatmulSample[]; readonly source: string };
+  /** The same for weights stored group-wise quantised, per stored width (as GpuProfile.quantizedMatmulCurves). */
+  readonly quantizedMatmulCurves?: QuantizedMatmulCurves;
 }
 
 /** FlexGen's released T4 constants (experimental/cost_model.py), in FlexGen's own units. */
@@ -338,6 +363,18 @@ function readMatmulCurve(gpu: Record<string, unknown>, ctx: FieldContext): Matmu
   return { ...measured, fitted };
 }
 
+function readQuantizedMatmulCurves(device: Record<string, unknown>, ctx: FieldContext): QuantizedMatmulCurves {
+  const cc = child(ctx, "quantizedMatmulCurves");
+  const curves = readObject(device, "quantizedMatmulCurves", ctx);
+  rejectUnknownKeys(curves, cc, QUANTIZED_CURVE_BITS);
+  return Object.fromEntries(
+    QUANTIZED_CURVE_BITS.filter((bits) => curves[bits] !== undefined).map((bits) => [
+      bits,
+      readMatmulSamples(curves, bits, cc),
+    ]),
+  );
+}
+
 function readGemmCurve(gpu: Record<string, unknown>, ctx: FieldContext): NonNullable<GpuProfile["gemmCurve"]> {
   const curve = readSampleCurve(gpu, "gemmCurve", ctx, "rows", "flopsPerSecond", CURVE_ROWS, RATE);
   return { samples: curve.samples.map((s) => ({ rows: s.x, flopsPerSecond: s.y })), source: curve.source };
@@ -437,6 +474,7 @@ export function parseHardwareProfile(data: unknown, source: string, path = ""): 
     "fp16MatmulFlopsPerSecond",
     "kernelLaunchSeconds",
     "matmulCurve",
+    "quantizedMatmulCurves",
     "workingBytesPerValue",
     "dequantizeValuesPerSecond",
     "elementwiseBytesPerSecond",
@@ -452,6 +490,8 @@ export function parseHardwareProfile(data: unknown, source: string, path = ""): 
     "fp32FlopsPerSecond",
     "memoryBandwidthBytesPerSecond",
     ...CPU_KERNEL_RATES,
+    "matmulCurve",
+    "quantizedMatmulCurves",
     "note",
   ]);
   const diskCtx = child(ctx, "disk");
@@ -478,6 +518,9 @@ export function parseHardwareProfile(data: unknown, source: string, path = ""): 
       fp16MatmulFlopsPerSecond: readQuantity(gpu, "fp16MatmulFlopsPerSecond", gpuCtx),
       kernelLaunchSeconds: readQuantity(gpu, "kernelLaunchSeconds", gpuCtx, LATENCY),
       ...(gpu.matmulCurve !== undefined ? { matmulCurve: readMatmulCurve(gpu, gpuCtx) } : {}),
+      ...(gpu.quantizedMatmulCurves !== undefined
+        ? { quantizedMatmulCurves: readQuantizedMatmulCurves(gpu, gpuCtx) }
+        : {}),
       ...(gpu.workingBytesPerValue !== undefined
         ? { workingBytesPerValue: readWorkingBytesPerValue(gpu, gpuCtx) }
         : {}),
@@ -493,6 +536,10 @@ export function parseHardwareProfile(data: unknown, source: string, path = ""): 
       fp32FlopsPerSecond: readQuantity(cpu, "fp32FlopsPerSecond", cpuCtx),
       memoryBandwidthBytesPerSecond: readQuantity(cpu, "memoryBandwidthBytesPerSecond", cpuCtx),
       ...optionalQuantities(cpu, cpuCtx, CPU_KERNEL_RATES),
+      ...(cpu.matmulCurve !== undefined ? { matmulCurve: readMatmulSamples(cpu, "matmulCurve", cpuCtx) } : {}),
+      ...(cpu.quantizedMatmulCurves !== undefined
+        ? { quantizedMatmulCurves: readQuantizedMatmulCurves(cpu, cpuCtx) }
+        : {}),
     },
     hostToDevice: readLink(o, "hostToDevice", ctx),
     deviceToHost: readLink(o, "deviceToHost", ctx),

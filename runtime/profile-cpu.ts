@@ -9,7 +9,14 @@ import { statfsSync } from "node:fs";
 import { cpus, hostname, tmpdir, totalmem } from "node:os";
 import { parse } from "csv-parse/sync";
 import { csvInputError } from "../core/csv-input-error.js";
-import type { CpuProfile, HardwareProfile, MatmulSample } from "../core/hardware-profile.js";
+import type { ExpertBits } from "../core/expert-policy.js";
+import {
+  type CpuProfile,
+  type HardwareProfile,
+  type MatmulSample,
+  QUANTIZED_CURVE_BITS,
+  type QuantizedMatmulCurves,
+} from "../core/hardware-profile.js";
 import { InputError } from "../core/input-error.js";
 import { DeviceArena } from "./device-arena.js";
 import { DiskStore } from "./disk-store.js";
@@ -17,6 +24,8 @@ import { toFloat16Array } from "./fp16.js";
 import { type HostRateOptions, measureHostKernelRates } from "./host-kernel-rates.js";
 import { attention, attentionScratchLength } from "./kernels/attention.js";
 import { linearF16, linearScratchLength } from "./kernels/linear-f16.js";
+import { linearQuantized } from "./kernels/linear-quantized.js";
+import { groupFormat, quantizedByteLength, quantizeGroupwise } from "./moe/expert-quantization.js";
 import type { ProfileSample } from "./profile-sample.js";
 import { decodeToFloat16, encode } from "./tensor-codec.js";
 
@@ -33,6 +42,8 @@ export interface ProfileOptions {
 
 /** STREAM arrays of 2^24 doubles (128 MiB each; 2^23 with --quick): several times any last-level cache. */
 const STREAM_VALUES = { full: 2 ** 24, quick: 2 ** 23 } as const;
+/** Rows of the quantised GEMM curves: a decode step's few tokens per expert up to a prompt's. */
+const QUANTIZED_CURVE_ROWS = { full: [1, 2, 4, 8, 16, 64, 256], quick: [1, 4, 16, 64] } as const;
 /** Fresh allocations of 64 MiB: above glibc's largest mmap threshold (32 MiB), so each is new pages. */
 const FIRST_TOUCH_BYTES = 64 * 2 ** 20;
 
@@ -75,6 +86,36 @@ function timeIt(fn: () => void, minMs: number): number {
   return batches.sort((a, b) => a - b)[1]!;
 }
 
+/**
+ * The stored form (expert-quantization.ts) of `values` values that repeat one quantised block of 16 x 768
+ * values: the same layout and work per value as any tensor of that size, without quantising all of it
+ * (seconds per width in JavaScript).
+ */
+export function tiledQuantized(values: number, bits: Exclude<ExpertBits, 16>): Uint8Array {
+  const f = groupFormat(bits);
+  const blockValues = 16 * 768;
+  const block = quantizeGroupwise(filled(blockValues), bits);
+  const blockGroups = blockValues / f.groupSize;
+  const groups = values / f.groupSize;
+  const out = new Uint8Array(quantizedByteLength(values, bits));
+  const sections = [
+    { from: 0, to: groups * f.codeBytes, bytes: f.codeBytes },
+    { from: blockGroups * f.codeBytes, to: groups * (f.codeBytes + f.metaBytes), bytes: f.metaBytes },
+    {
+      from: blockGroups * (f.codeBytes + f.metaBytes),
+      to: groups * (f.codeBytes + 2 * f.metaBytes),
+      bytes: f.metaBytes,
+    },
+  ];
+  let start = 0;
+  for (const { from, to, bytes } of sections) {
+    const part = block.subarray(from, from + blockGroups * bytes);
+    for (let at = start; at < to; at += part.byteLength) out.set(part, at);
+    start = to;
+  }
+  return out;
+}
+
 /** Weight bytes GEMM measurements cycle through: three times a 32 MiB last-level cache. */
 const ROTATING_WEIGHT_BYTES = 96 * 2 ** 20;
 
@@ -106,7 +147,9 @@ export function measureCpuBackend(options: ProfileOptions): ProfileSample[] {
       ];
   const contexts = options.quick ? [128, 512] : [64, 128, 256, 512, 1024];
   const curveRows = [1, 2, 4, 8, 16, 32, 64, 128, 256];
-  const total = sizes.length * 4 + gemmShapes.length + curveRows.length + contexts.length + 4;
+  const quantizedRows = options.quick ? QUANTIZED_CURVE_ROWS.quick : QUANTIZED_CURVE_ROWS.full;
+  const total =
+    sizes.length * 4 + gemmShapes.length + curveRows.length + contexts.length + 4 + QUANTIZED_CURVE_BITS.length;
   let done = 0;
   const step = (what: string) => options.onProgress?.(++done, total, what);
   const samples: ProfileSample[] = [dateSample()];
@@ -185,6 +228,33 @@ export function measureCpuBackend(options: ProfileOptions): ProfileSample[] {
     ] as const)
       samples.push({ measurement: "matmul", size: 2 * m * k * n, shape: `${m}x${k}x${n}`, seconds: timeGemm(m, k, n) });
     step(`GEMM curve at ${m} rows`);
+  }
+  // The MoE runtime's dequantising linear (kernels/linear-quantized.ts) at each stored width below 16
+  // bits, against rows, over an expert matrix's two orientations (hidden x FFN and FFN x hidden), the
+  // weights cycled as above. One quantised tensor serves both orientations (same values, row-major).
+  for (const bits of QUANTIZED_CURVE_BITS) {
+    const b = Number(bits) as Exclude<ExpertBits, 16>;
+    const base = tiledQuantized(768 * 3072, b);
+    const copies = Math.max(2, Math.ceil(ROTATING_WEIGHT_BYTES / base.byteLength));
+    const weights = Array.from({ length: copies }, () => base.slice());
+    for (const m of [...quantizedRows].reverse()) {
+      for (const [k, n] of [
+        [768, 3072],
+        [3072, 768],
+      ] as const) {
+        const x = filled(m * k);
+        const out = new Float32Array(m * n);
+        const scratch = linearScratchLength(m, k);
+        const tiles = { tile: new Float32Array(scratch.tile), out: new Float32Array(scratch.out) };
+        let call = 0;
+        const seconds = timeIt(
+          () => linearQuantized(x, weights[call++ % copies]!, out, { m, k, n, bits: b }, tiles),
+          minMs,
+        );
+        samples.push({ measurement: "quantizedMatmul", size: 2 * m * k * n, shape: `${m}x${k}x${n}@${bits}`, seconds });
+      }
+    }
+    step(`${bits}-bit GEMM curve`);
   }
   for (const [m, k, n] of gemmShapes as [number, number, number][]) {
     samples.push({ measurement: "gemm", size: 2 * m * k * n, shape: `${m}x${k}x${n}`, seconds: timeGemm(m, k, n) });
@@ -276,11 +346,41 @@ export function fastestSample(samples: readonly ProfileSample[], measurement: st
 
 /** GEMM seconds per weight element at each row count, over every "matmul" shape of that row count together. */
 export function matmulCurveFromSamples(samples: readonly ProfileSample[]): MatmulSample[] {
+  return curveOfGemms(samplesOf(samples, "matmul"), "matmul");
+}
+
+/**
+ * The quantised GEMM curves of the "quantizedMatmul" samples (shape MxKxN@BITS), per stored width, in the
+ * profile's form; undefined without such samples.
+ */
+export function quantizedMatmulCurvesFromSamples(
+  samples: readonly ProfileSample[],
+  source: (what: string) => string,
+): QuantizedMatmulCurves | undefined {
+  const all = samplesOf(samples, "quantizedMatmul");
+  if (all.length === 0) return undefined;
+  const curves: Record<string, { samples: MatmulSample[]; source: string }> = {};
+  for (const bits of QUANTIZED_CURVE_BITS) {
+    const of = all
+      .filter((g) => g.shape.endsWith(`@${bits}`))
+      .map((g) => ({ ...g, shape: g.shape.slice(0, -bits.length - 1) }));
+    if (of.length > 0)
+      curves[bits] = {
+        samples: curveOfGemms(of, "quantizedMatmul"),
+        source: source(
+          `${bits}-bit group-wise weights (runtime/moe/expert-quantization.ts) of 768x3072 and 3072x768 against rows, dequantised as multiplied (the MoE runtime's linearQuantized)`,
+        ),
+      };
+  }
+  return curves;
+}
+
+function curveOfGemms(gemms: readonly ProfileSample[], measurement: string): MatmulSample[] {
   const byRows = new Map<number, { seconds: number; weights: number }>();
-  for (const g of samplesOf(samples, "matmul")) {
+  for (const g of gemms) {
     const [m, k, n] = g.shape.split("x").map(Number) as [number, number, number];
     if (![m, k, n].every((v) => Number.isInteger(v) && v > 0))
-      throw new InputError("samples", "matmul", `shape ${JSON.stringify(g.shape)} is not MxKxN`);
+      throw new InputError("samples", measurement, `shape ${JSON.stringify(g.shape)} is not MxKxN`);
     const entry = byRows.get(m) ?? { seconds: 0, weights: 0 };
     entry.seconds += g.seconds;
     entry.weights += k * n;
@@ -418,6 +518,7 @@ export function profileFromSamples(
   const source = measurementSource("cpu", samples);
   const measured = (value: number, what: string) => ({ measured: { value, source: source(what) } });
   const hostSide = hostFieldsFromSamples(samples, { attention: "attention", memcpy: "memcpy" }, source);
+  const quantizedCurves = quantizedMatmulCurvesFromSamples(samples, source);
   return {
     name,
     description: `This machine as Spillway's CPU backend sees it: the 'GPU' is a device arena in host memory, computed on by the CPU (${hostSide.cpu.cores} cores).`,
@@ -450,6 +551,7 @@ export function profileFromSamples(
             },
           }
         : {}),
+      ...(quantizedCurves ? { quantizedMatmulCurves: quantizedCurves } : {}),
       workingBytesPerValue: { value: 4, source: "the CPU backend computes in fp32 (runtime/kernels)" },
       ...(dequantize
         ? {
@@ -460,7 +562,21 @@ export function profileFromSamples(
           }
         : {}),
     },
-    cpu: hostSide.cpu,
+    cpu: {
+      ...hostSide.cpu,
+      // The CPU backend computes a missed expert on the host with the same linear kernels as its device.
+      ...(curveSamples.length > 0
+        ? {
+            matmulCurve: {
+              samples: curveSamples,
+              source: source(
+                "the device's fp16-weight GEMM curve: the CPU backend computes host-side experts with the same linear kernel, on the same cores",
+              ),
+            },
+          }
+        : {}),
+      ...(quantizedCurves ? { quantizedMatmulCurves: quantizedCurves } : {}),
+    },
     hostToDevice: {
       pinnedBytesPerSecond: measured(h2d.rate, `copy of ${h2d.big.size} bytes into the arena`),
       latencySeconds: measured(h2d.latency, `copy of ${h2d.small.size} bytes less its share at the large-copy rate`),

@@ -113,30 +113,55 @@ export class TransferEngine<M> {
           );
       }
     }
-    const bytes = work.reduce((sum, a) => sum + actionBytes(a), 0);
-    const id = this.nextId++;
-    // Keep fewer than RING_SLOTS transfers in flight so a slot is never reused while awaited.
-    if (id > RING_SLOTS) this.wait(id - RING_SLOTS);
-    this.pending.set(id, { stream, bytes, meta });
+    const id = this.register(stream, work, meta);
     const waitOn = deps.filter((d): d is TransferId => d !== undefined && d > 0);
     if (!this.threads) {
       for (const d of waitOn) this.wait(d);
-      const slot = id % RING_SLOTS;
-      this.times[2 * slot] = performance.timeOrigin + performance.now();
-      try {
-        executeTransferActions(work);
-      } catch (error) {
-        this.pending.delete(id);
-        throw error;
-      } finally {
-        this.times[2 * slot + 1] = performance.timeOrigin + performance.now();
-        Atomics.store(this.done, slot, id);
-      }
-      this.collect(id);
+      this.runInline(id, work);
       return id;
     }
     this.workers.get(stream)!.postMessage({ id, deps: waitOn, actions: work });
     return id;
+  }
+
+  /**
+   * A transfer the caller waits for at once (an expert the layer needs now): it runs on the calling
+   * thread, after every transfer already submitted on its stream, as an inline engine runs it. Handing
+   * it to the stream's worker only to sleep until that worker has been scheduled, copied and woken the
+   * caller again costs two thread wake-ups per copy and overlaps nothing.
+   */
+  runNow(stream: Link, actions: readonly TransferAction[], meta: M): void {
+    if (this.closed) throw new Error("transfer engine is closed");
+    const work = actions.filter((a) => actionBytes(a) > 0);
+    if (work.length === 0) return;
+    for (const [earlier, p] of [...this.pending]) if (p.stream === stream) this.wait(earlier);
+    this.runInline(this.register(stream, work, meta), work);
+  }
+
+  /** A new transfer's id, its ring slot free (fewer than RING_SLOTS in flight, so a slot is never reused while awaited). */
+  private register(stream: Link, work: readonly TransferAction[], meta: M): TransferId {
+    const bytes = work.reduce((sum, a) => sum + actionBytes(a), 0);
+    const id = this.nextId++;
+    if (id > RING_SLOTS) this.wait(id - RING_SLOTS);
+    this.pending.set(id, { stream, bytes, meta });
+    return id;
+  }
+
+  /** Runs transfer `id` on this thread now, timed, and reports it. */
+  private runInline(id: TransferId, work: readonly TransferAction[]): void {
+    const slot = id % RING_SLOTS;
+    this.times[2 * slot] = performance.timeOrigin + performance.now();
+    try {
+      executeTransferActions(work);
+    } catch (error) {
+      this.pending.delete(id);
+      throw error;
+    } finally {
+      this.times[2 * slot + 1] = performance.timeOrigin + performance.now();
+      Atomics.store(this.failed, slot, 0);
+      Atomics.store(this.done, slot, id);
+    }
+    this.collect(id);
   }
 
   isDone(id: TransferId | undefined): boolean {

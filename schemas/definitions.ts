@@ -139,6 +139,21 @@ const matmulSamples = () =>
     }),
     { minItems: 1, description: "sorted by strictly increasing rows" },
   );
+const matmulCurve = () =>
+  curveOf(
+    "rows",
+    "secondsPerWeight",
+    curveRows(),
+    num({ minimum: MIN_SECONDS_PER_WEIGHT, maximum: MAX_SECONDS_PER_WEIGHT }),
+  );
+const quantizedMatmulCurves = () =>
+  obj(
+    { "8": opt(matmulCurve()), "4": opt(matmulCurve()), "3": opt(matmulCurve()), "2": opt(matmulCurve()) },
+    {
+      description:
+        "measured GEMM time per weight against rows for weights stored group-wise quantised, per stored width (the MoE runtime's dequantising linear kernel)",
+    },
+  );
 const gibPerSecond = () => num({ minimum: MIN_FLEXGEN_GIB_PER_SECOND, maximum: MAX_FLEXGEN_GIB_PER_SECOND });
 const tflops = () => num({ minimum: MIN_FLEXGEN_TFLOPS, maximum: MAX_FLEXGEN_TFLOPS });
 
@@ -172,6 +187,7 @@ export const profileSchema = obj(
             ),
           }),
         ),
+        quantizedMatmulCurves: opt(quantizedMatmulCurves()),
         workingBytesPerValue: opt(
           obj(
             { value: numberIn([2, 4], "2: fp16 kernels; 4: fp32 (the CPU backend)"), source: str() },
@@ -197,6 +213,8 @@ export const profileSchema = obj(
         pageableRelayBytesPerSecond: opt(quantity),
         singleThreadCopyBytesPerSecond: opt(quantity),
         eagerDispatchSeconds: opt(quantityNonNegative),
+        matmulCurve: opt(matmulCurve()),
+        quantizedMatmulCurves: opt(quantizedMatmulCurves()),
       },
       { fileOnly: note },
     ),

@@ -7,7 +7,7 @@
  * with attention there. Every kernel is a roofline over its stored bytes; transfers cost latency plus
  * bytes over bandwidth. Closed form per layer and token step, summed like the dense model.
  */
-import { type ExpertPolicy, STORED_BITS_PER_PARAM, storedBytes } from "../../core/expert-policy.js";
+import { type ExpertBits, type ExpertPolicy, STORED_BITS_PER_PARAM, storedBytes } from "../../core/expert-policy.js";
 import { LINKS, type Link } from "../../core/links.js";
 import {
   embeddingParams,
@@ -25,7 +25,7 @@ import type { Workload } from "../../core/workload.js";
 import { VariableSpace } from "../lp/affine.js";
 import { capacityShortfalls, type Prediction, timeShortfalls } from "../prediction.js";
 import { costConstants } from "../spillway/cost-constants.js";
-import type { HardwareRates } from "../spillway/hardware-rates.js";
+import { type HardwareRates, matmulSecondsPerWeight } from "../spillway/hardware-rates.js";
 import { StepCostModel } from "../spillway/step-costs.js";
 import { expectedHitRate, type RoutingProfile, speculativeRecall, touchedExperts } from "./routing-profile.js";
 
@@ -82,6 +82,8 @@ export interface StepFigures {
   readonly busy: Record<Resource, number>;
   readonly bytes: Record<Link, number>;
   readonly stallSeconds: number;
+  /** The layer's compute by kind: attention, router and other resident weights; experts on the GPU; experts on the CPU. */
+  readonly computeSeconds: { readonly nonExpert: number; readonly gpuExperts: number; readonly cpuExperts: number };
 }
 
 /** What happened to one layer's experts in one step: expected counts (planner) or counted ones (replay). */
@@ -121,7 +123,6 @@ export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: W
   const s = workload.promptLen;
   const expertParams = routedExpertParams(model, moe);
   const expertBytes = storedBytes(expertParams, x.bits);
-  const attentionBitsPerParam = STORED_BITS_PER_PARAM[x.attentionBits];
   const kvTokenBytes = 2 * kv * 2;
   const cacheOnCpu = policy.cache.cpu + policy.cache.disk;
   const cacheOnGpu = policy.cache.gpu;
@@ -145,12 +146,19 @@ export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: W
     new VariableSpace([]),
   );
 
-  /** A GPU GEMM over weights stored at `bitsPerParam`: roofline plus a launch. */
-  const gemm = (tokens: number, kIn: number, nOut: number, bitsPerParam: number) =>
-    Math.max(
-      (2 * tokens * kIn * nOut) / rates.gpuFlopsPerSecond,
-      ((kIn * nOut * bitsPerParam) / 8 + 2 * tokens * (kIn + nOut)) / rates.gpuMemoryBytesPerSecond,
-    ) + rates.kernelLaunchSeconds;
+  /** The profile's measured GEMM curve for weights stored at `bits`, where it has one. */
+  const curveAt = (bits: ExpertBits) => (bits === 16 ? rates.matmulCurve : rates.quantizedMatmulCurves?.[bits]);
+  /** A GPU GEMM over weights stored at `bits`: the measured curve where the profile has one, else the roofline; plus a launch. */
+  const gemm = (tokens: number, kIn: number, nOut: number, bits: ExpertBits) => {
+    const curve = curveAt(bits);
+    if (curve) return kIn * nOut * matmulSecondsPerWeight(curve, tokens) + rates.kernelLaunchSeconds;
+    return (
+      Math.max(
+        (2 * tokens * kIn * nOut) / rates.gpuFlopsPerSecond,
+        ((kIn * nOut * STORED_BITS_PER_PARAM[bits]) / 8 + 2 * tokens * (kIn + nOut)) / rates.gpuMemoryBytesPerSecond,
+      ) + rates.kernelLaunchSeconds
+    );
+  };
   const h2dSeconds = (bytes: number, count = 1) => bytes / rates.h2dBytesPerSecond + count * rates.h2dLatencySeconds;
   const d2hSeconds = (bytes: number, count = 1) => bytes / rates.d2hBytesPerSecond + count * rates.d2hLatencySeconds;
   const diskSeconds = (bytes: number, count = 1) =>
@@ -167,10 +175,12 @@ export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: W
     const bytes = Object.fromEntries(LINKS.map((l) => [l, 0])) as Record<Link, number>;
     // Attention, router, shared experts: resident at attentionBits.
     let attention =
-      gemm(tokens, h, q + 2 * kv, attentionBitsPerParam) +
-      gemm(tokens, q, h, attentionBitsPerParam) +
-      gemm(tokens, h, E, attentionBitsPerParam);
-    if (otherParams > h * 4) attention += gemm(tokens, h, otherParams / h, attentionBitsPerParam);
+      gemm(tokens, h, q + 2 * kv, x.attentionBits) +
+      gemm(tokens, q, h, x.attentionBits) +
+      gemm(tokens, h, E, x.attentionBits);
+    if (otherParams > h * 4) attention += gemm(tokens, h, otherParams / h, x.attentionBits);
+    // Speculative prefetch applies layer l + a's router to layer l's router input: one more router GEMM.
+    if (x.prefetchExperts > 0 && !x.pregated) attention += gemm(tokens, h, E, x.attentionBits);
     attention += (tokens * 10 * h * 2) / rates.gpuMemoryBytesPerSecond + 6 * rates.kernelLaunchSeconds;
     let cpuAttentionSeconds = 0;
     let kvLink = 0;
@@ -207,20 +217,26 @@ export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: W
     const demand = fetched - prefetched;
     const moved = fetched + wasted;
     const expertGpu = hits + fetched;
+    const expertCurve = curveAt(x.bits);
     const expertGpuSeconds =
-      expertGpu > 0 && touched > 0
-        ? Math.max(
-            (2 * tokens * k * expertParams * (expertGpu / touched)) / rates.gpuFlopsPerSecond,
-            (expertGpu * expertBytes) / rates.gpuMemoryBytesPerSecond,
-          ) +
-          expertGpu * 3 * rates.kernelLaunchSeconds
-        : 0;
-    const cpuExpertSeconds =
-      onCpu *
-      Math.max(
-        (2 * tokensPerExpert * expertParams) / rates.cpuFlopsPerSecond,
-        expertBytes / rates.cpuMemoryBytesPerSecond,
-      );
+      expertGpu > 0 && touched > 0 && expertCurve
+        ? expertGpu *
+          (expertParams * matmulSecondsPerWeight(expertCurve, tokensPerExpert) + 3 * rates.kernelLaunchSeconds)
+        : expertGpu > 0 && touched > 0
+          ? Math.max(
+              (2 * tokens * k * expertParams * (expertGpu / touched)) / rates.gpuFlopsPerSecond,
+              (expertGpu * expertBytes) / rates.gpuMemoryBytesPerSecond,
+            ) +
+            expertGpu * 3 * rates.kernelLaunchSeconds
+          : 0;
+    const cpuCurve = x.bits === 16 ? rates.cpuMatmulCurve : rates.cpuQuantizedMatmulCurves?.[x.bits];
+    const cpuExpertSeconds = cpuCurve
+      ? onCpu * expertParams * matmulSecondsPerWeight(cpuCurve, tokensPerExpert)
+      : onCpu *
+        Math.max(
+          (2 * tokensPerExpert * expertParams) / rates.cpuFlopsPerSecond,
+          expertBytes / rates.cpuMemoryBytesPerSecond,
+        );
     if (onCpu > 0) {
       // The routed tokens' hidden states go down and the experts' outputs come back.
       const activations = onCpu * tokensPerExpert * h * 2;
@@ -260,7 +276,13 @@ export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: W
         busy.cpu,
       );
     }
-    return { wallSeconds: wall, busy, bytes, stallSeconds: stall };
+    return {
+      wallSeconds: wall,
+      busy,
+      bytes,
+      stallSeconds: stall,
+      computeSeconds: { nonExpert: attention, gpuExperts: expertGpuSeconds, cpuExperts: cpuExpertSeconds },
+    };
   };
 
   const headGpuSeconds = gemm(B, h, model.vocabSize, 16);

@@ -1,7 +1,16 @@
 /** The effective rates the Spillway cost model reads off a profile (measured where known, else datasheet). */
-import { effective, type HardwareProfile, type MatmulSample, matmulCurveSamples } from "../../core/hardware-profile.js";
-
+import {
+  effective,
+  type HardwareProfile,
+  type MatmulSample,
+  matmulCurveSamples,
+  QUANTIZED_CURVE_BITS,
+  type QuantizedMatmulCurves,
+} from "../../core/hardware-profile.js";
 import type { TensorParallelLink } from "../../core/ring-all-reduce.js";
+
+/** Measured GEMM curves by stored width below 16 bits. */
+export type CurvesByBits = Readonly<Partial<Record<8 | 4 | 3 | 2, readonly MatmulSample[]>>>;
 
 export interface HardwareRates {
   readonly gpuFlopsPerSecond: number;
@@ -9,6 +18,11 @@ export interface HardwareRates {
   readonly kernelLaunchSeconds: number;
   /** Measured (or calibrated) GEMM time per weight element against rows, where the profile has it. */
   readonly matmulCurve?: readonly MatmulSample[];
+  /** Measured GEMM time per weight element against rows for group-wise quantised weights, by stored width (8, 4, 3, 2). */
+  readonly quantizedMatmulCurves?: CurvesByBits;
+  /** The host CPU's measured GEMM curves (experts computed on the CPU), fp16 and by stored width, where the profile has them. */
+  readonly cpuMatmulCurve?: readonly MatmulSample[];
+  readonly cpuQuantizedMatmulCurves?: CurvesByBits;
   /** Bytes per value of the device's working buffers (2 unless the profile says otherwise). */
   readonly workingBytesPerValue: number;
   /** Measured 4-bit dequantisation rate (values/s), where the profile has one. */
@@ -38,6 +52,13 @@ export function hardwareRates(profile: HardwareProfile): HardwareRates {
     gpuMemoryBytesPerSecond: effective(profile.gpu.memoryBandwidthBytesPerSecond),
     kernelLaunchSeconds: effective(profile.gpu.kernelLaunchSeconds),
     ...(profile.gpu.matmulCurve ? { matmulCurve: matmulCurveSamples(profile.gpu.matmulCurve) } : {}),
+    ...(profile.gpu.quantizedMatmulCurves
+      ? { quantizedMatmulCurves: curvesByBits(profile.gpu.quantizedMatmulCurves) }
+      : {}),
+    ...(profile.cpu.matmulCurve ? { cpuMatmulCurve: profile.cpu.matmulCurve.samples } : {}),
+    ...(profile.cpu.quantizedMatmulCurves
+      ? { cpuQuantizedMatmulCurves: curvesByBits(profile.cpu.quantizedMatmulCurves) }
+      : {}),
     workingBytesPerValue: profile.gpu.workingBytesPerValue?.value ?? 2,
     ...(profile.gpu.dequantizeValuesPerSecond
       ? { dequantizeValuesPerSecond: effective(profile.gpu.dequantizeValuesPerSecond) }
@@ -60,6 +81,15 @@ export function hardwareRates(profile: HardwareProfile): HardwareRates {
       disk: profile.capacityBytes.disk.value,
     },
   };
+}
+
+function curvesByBits(curves: QuantizedMatmulCurves): CurvesByBits {
+  return Object.fromEntries(
+    QUANTIZED_CURVE_BITS.flatMap((bits) => {
+      const curve = curves[bits];
+      return curve ? [[Number(bits), curve.samples]] : [];
+    }),
+  );
 }
 
 /**

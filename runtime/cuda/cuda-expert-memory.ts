@@ -124,6 +124,11 @@ export class CudaExpertMemory implements ExpertMemory<CudaExpertBlock, CudaExper
     this.native.streamWaitEvent(this.streams.compute, copy.end);
   }
 
+  /** On the copy stream like any copy (after the copies issued so far), the compute stream waiting for it by event. */
+  copyNow(layer: number, expert: number, block: CudaExpertBlock, kind: ExpertTransferKind): void {
+    this.await(this.copyIn(layer, expert, block, kind));
+  }
+
   computeFrom(layer: number, expert: number, block: CudaExpertBlock, work: ExpertWork): void {
     if (!work.io) throw new Error(`layer ${layer}: the CUDA backend runs experts from their rows (no ExpertIo given)`);
     const { compute } = this.streams;

@@ -3,6 +3,7 @@
  * h2d stream (worker threads or inline), experts computed by the main thread from arena views.
  */
 import type { DeviceArena, DeviceBlock } from "../device-arena.js";
+import type { TransferAction } from "../transfer-action.js";
 import type { TransferEngine, TransferId } from "../transfer-engine.js";
 import type { ExpertMemory, ExpertTransferKind, ExpertTransferMeta, ExpertWork } from "./expert-memory.js";
 
@@ -22,15 +23,23 @@ export class ArenaExpertMemory implements ExpertMemory<DeviceBlock, TransferId> 
     return this.arena.allocate(bytes, what);
   }
 
-  copyIn(layer: number, expert: number, block: DeviceBlock, kind: ExpertTransferKind): TransferId {
+  /** The copy of an expert's home copy into `block`. */
+  private copyAction(layer: number, expert: number, block: DeviceBlock): TransferAction {
     const src = this.host[layer]![expert]!;
     const dst = this.arena.uint8(block, src.byteLength);
-    return this.transfers.submit(
-      "h2d",
-      [{ type: "copy", src: new Uint8Array(src.buffer, src.byteOffset, src.byteLength), dst }],
-      [],
-      { kind, layer, expert },
-    );
+    return { type: "copy", src: new Uint8Array(src.buffer, src.byteOffset, src.byteLength), dst };
+  }
+
+  copyIn(layer: number, expert: number, block: DeviceBlock, kind: ExpertTransferKind): TransferId {
+    return this.transfers.submit("h2d", [this.copyAction(layer, expert, block)], [], { kind, layer, expert });
+  }
+
+  /**
+   * On this thread, after the h2d stream's earlier copies (TransferEngine.runNow): handing a copy the
+   * caller waits for at once to a worker costs two thread wake-ups and overlaps nothing.
+   */
+  copyNow(layer: number, expert: number, block: DeviceBlock, kind: ExpertTransferKind): void {
+    this.transfers.runNow("h2d", [this.copyAction(layer, expert, block)], { kind, layer, expert });
   }
 
   await(copy: TransferId): void {

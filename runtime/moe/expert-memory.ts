@@ -34,6 +34,11 @@ export interface ExpertMemory<Block, Copy> {
   copyIn(layer: number, expert: number, block: Block, kind: ExpertTransferKind): Copy;
   /** Whatever the store does next with the copy's block (compute from it, refill it) comes after the copy. */
   await(copy: Copy): void;
+  /**
+   * Copies an expert the store needs at once (a demand fetch, prefill streaming, the warm-up) into
+   * `block`, after every copy issued so far; whatever the store does next with the block comes after it.
+   */
+  copyNow(layer: number, expert: number, block: Block, kind: ExpertTransferKind): void;
   /** Runs the expert from its weights in `block`. */
   computeFrom(layer: number, expert: number, block: Block, work: ExpertWork): void;
   /** The layer's experts are issued: its outputs are in place (through `work.io`) when this returns. */

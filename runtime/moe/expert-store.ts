@@ -28,8 +28,11 @@
  *
  * Blocks, copies and expert compute belong to the backend (expert-memory.ts). On the CPU backend
  * (arena-expert-memory.ts) copies go through the TransferEngine's h2d stream: with worker threads a
- * prefetch proceeds while the main thread computes, and a demand fetch is waited for at once; on the
- * CUDA backend (../cuda/cuda-expert-memory.ts) the device's compute stream waits for it by event.
+ * prefetch proceeds while the main thread computes, and a copy needed at once (a demand fetch, prefill
+ * streaming, the warm-up) runs on the main thread after the stream's earlier copies (copyNow); on the
+ * CUDA backend (../cuda/cuda-expert-memory.ts) the device's compute stream waits for it by event. An
+ * unused prefetch is not waited for (its buffer is next written by a later copy on the same in-order
+ * stream).
  */
 import type { ExpertPolicy } from "../../core/expert-policy.js";
 import type { ModelSpec } from "../../core/model-spec.js";
@@ -130,7 +133,7 @@ export class ExpertStore<Block = unknown, Copy = unknown> implements ExpertExecu
         this.freeSlots[l]!.push(memory.allocate(bytes, `layer ${l} expert slot ${s}`));
       for (const e of this.caches[l]!.resident) {
         const block = this.freeSlots[l]!.pop()!;
-        memory.await(memory.copyIn(l, e, block, "warm"));
+        memory.copyNow(l, e, block, "warm");
         this.slotOf[l]!.set(e, block);
       }
     }
@@ -181,7 +184,7 @@ export class ExpertStore<Block = unknown, Copy = unknown> implements ExpertExecu
   /** Copies the expert into the staging block and runs it from there. */
   private computeFromStaging(layer: number, expert: number, kind: ExpertTransferKind, work: ExpertWork): void {
     if (!this.staging) throw new Error(`layer ${layer}: expert ${expert} is not resident but every expert should be`);
-    this.memory.await(this.memory.copyIn(layer, expert, this.staging, kind));
+    this.memory.copyNow(layer, expert, this.staging, kind);
     this.memory.computeFrom(layer, expert, this.staging, work);
   }
 
@@ -221,9 +224,9 @@ export class ExpertStore<Block = unknown, Copy = unknown> implements ExpertExecu
     // Prefetched experts nobody uses are known now: their buffers go back at once, and the prefetch for
     // layer l + distance starts in whatever buffers are free, to overlap this layer's experts.
     const needSet = new Set(need);
+    // Not waited for: a buffer is only ever written by a later copy on the same (in-order) h2d stream.
     for (const [e, arrival] of arrived) {
       if (needSet.has(e)) continue;
-      this.memory.await(arrival.transfer);
       this.pool.push(arrival.block);
       arrived.delete(e);
       this.counts.wastedPrefetches++;
@@ -275,7 +278,7 @@ export class ExpertStore<Block = unknown, Copy = unknown> implements ExpertExecu
           slots.set(e, arrival.block);
           this.pool.push(slot);
         } else {
-          this.memory.await(this.memory.copyIn(l, e, slot, "demand"));
+          this.memory.copyNow(l, e, slot, "demand");
           slots.set(e, slot);
         }
         this.memory.computeFrom(l, e, slots.get(e)!, work);

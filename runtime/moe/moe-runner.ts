@@ -45,12 +45,13 @@ import { type DeviceBudget, deviceBudget } from "./device-budget.js";
 import { arenaExpertDevice, type ExpertDevice, type OpenExpertDevice } from "./expert-device.js";
 import { type ExpertCounts, ExpertStore } from "./expert-store.js";
 import { GateLookahead } from "./gate-lookahead.js";
+import { HomeCopies } from "./home-copies.js";
 import { type MixtralKvCache, MixtralModel } from "./mixtral-model.js";
 import { loadMoeCheckpoint, type MoeCheckpoint } from "./moe-checkpoint.js";
 import { MoePassClock, type MoePassTiming } from "./moe-pass-clock.js";
 import { PRE_GATED_CONFIG_KEY, routerOf } from "./pre-gated.js";
 import { LogitsRecorder, type QuantizedFidelity, quantizedFidelity } from "./quantized-fidelity.js";
-import { expertHomeCopies, placeResidentWeights } from "./resident-weights.js";
+import { placeResidentWeights } from "./resident-weights.js";
 import { unrunnableExpertPolicy } from "./runnable-expert-policy.js";
 
 export interface MoeRunPolicy extends ExpertPolicy {
@@ -151,6 +152,7 @@ export function allResident(model: ModelSpec, bits: ExpertBits = 16, attentionBi
 
 async function runPass(
   checkpoint: MoeCheckpoint,
+  homeCopies: HomeCopies,
   policy: ExpertPolicy,
   promptIds: number[][],
   genLen: number,
@@ -202,7 +204,7 @@ async function runPass(
       arena,
       capacityBytes,
       rowsPerStep: B * s,
-      host: expertHomeCopies(checkpoint, policy.bits),
+      host: homeCopies.at(policy.bits),
       threads,
       onCopy: (done) => {
         clock?.transfer(done);
@@ -332,6 +334,7 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
     if (window !== undefined && maxLen > window)
       throw new Error(`runMoe: ${maxLen} positions, past the model's sliding window of ${window} (not implemented)`);
     const threads = options.threads ?? false;
+    const homeCopies = new HomeCopies(checkpoint);
     const shape = { numLayers: model.numLayers, numGpuBatches: 1, genLen: options.genLen };
     const everyExpert = Array.from({ length: model.numLayers }, () =>
       Array.from({ length: moe.numExperts }, (_, e) => e),
@@ -343,6 +346,7 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
     ) =>
       runPass(
         checkpoint,
+        homeCopies,
         all,
         promptIds,
         options.genLen,
@@ -371,6 +375,7 @@ export async function runMoe(options: MoeRunOptions): Promise<MoeRunResult> {
     const capacityBytes = options.deviceCapacityBytes ?? budget.totalBytes;
     const run = await runPass(
       checkpoint,
+      homeCopies,
       options.policy,
       promptIds,
       options.genLen,

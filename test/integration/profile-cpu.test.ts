@@ -32,6 +32,7 @@ test("spillway profile --backend cpu --quick: samples survive the CSV round trip
     "diskWrite",
     "gemm",
     "matmul",
+    "quantizedMatmul",
     "dequantize",
     "attention",
     "launch",
@@ -69,6 +70,22 @@ test("spillway profile --backend cpu --quick: samples survive the CSV round trip
     [1, 2, 4, 8, 16, 32, 64, 128, 256],
   );
   assert.ok(curve.every((c) => measured(c.secondsPerWeight)));
+  // The MoE runtime's dequantising GEMM, one curve per stored width below 16 bits.
+  const quantized = profile.gpu.quantizedMatmulCurves!;
+  assert.deepEqual(Object.keys(quantized).sort(), ["2", "3", "4", "8"]);
+  for (const bits of ["8", "4", "3", "2"] as const) {
+    assert.deepEqual(
+      quantized[bits]!.samples.map((c) => c.rows),
+      [1, 4, 16, 64],
+    );
+    assert.ok(quantized[bits]!.samples.every((c) => measured(c.secondsPerWeight)));
+    assert.match(quantized[bits]!.source, new RegExp(`${bits}-bit group-wise weights`));
+  }
+  assert.ok(hardwareRates(profile).quantizedMatmulCurves?.[2]?.length === 4, "the planner reads them by width");
+  // The host computes CPU experts with the same kernels: the same curves on the cpu side.
+  assert.deepEqual(profile.cpu.matmulCurve?.samples, curve);
+  assert.deepEqual(profile.cpu.quantizedMatmulCurves?.["4"]?.samples, quantized["4"]!.samples);
+  assert.ok(hardwareRates(profile).cpuQuantizedMatmulCurves?.[3]?.length === 4);
   assert.equal(profile.gpu.workingBytesPerValue?.value, 4, "the CPU backend computes in fp32");
   assert.ok(measured(effective(profile.gpu.dequantizeValuesPerSecond!)), "4-bit dequantisation is measured");
   // The host's kernel-class rates, measured and sourced to this command and day.
@@ -156,6 +173,17 @@ test("a profile's GEMM curve and working precision are validated", () => {
     /p\.json: gpu\.matmulCurve\.fitted\.samples: expected the measured curve's rows \(1, 16\), got 16/,
   );
   assert.throws(bad({ matmulCurve: { samples: measured, source: "x", extra: 1 } }), /extra/);
+  const q = { samples: [{ rows: 1, secondsPerWeight: 1e-9 }], source: "x" };
+  assert.equal(
+    parseHardwareProfile({ ...base, gpu: { ...base.gpu, quantizedMatmulCurves: { "4": q } } }, "p.json").gpu
+      .quantizedMatmulCurves?.["4"]?.samples[0]?.rows,
+    1,
+  );
+  assert.throws(bad({ quantizedMatmulCurves: { "5": q } }), /p\.json: gpu\.quantizedMatmulCurves.*5/);
+  assert.throws(
+    bad({ quantizedMatmulCurves: { "2": { samples: [{ rows: 0, secondsPerWeight: 1e-9 }], source: "x" } } }),
+    /gpu\.quantizedMatmulCurves\.2\.samples/,
+  );
   assert.throws(bad({ workingBytesPerValue: { value: 3, source: "x" } }), /expected 2 \(fp16\) or 4 \(fp32\)/);
 });
 

@@ -12,6 +12,7 @@ import {
   quantizeGroupwise,
 } from "../../runtime/moe/expert-quantization.js";
 import { tinyMixtralSpec } from "../../runtime/moe/synth-mixtral-weights.js";
+import { tiledQuantized } from "../../runtime/profile-cpu.js";
 import { encode } from "../../runtime/tensor-codec.js";
 import { random } from "../helpers.js";
 
@@ -210,4 +211,20 @@ test("NaN, values outside fp16's range and out-of-range reads are refused", () =
   const stored = quantizeGroupwise(new Float32Array(64), 4);
   assert.throws(() => dequantizeGroupwise(stored, 4, 64, 10, 65, new Float32Array(64)), RangeError);
   assert.throws(() => dequantizeGroupwise(stored.subarray(1), 4, 64, 0, 64, new Float32Array(64)), RangeError);
+});
+
+test("the profile's quantised GEMM weights: a block's stored form tiled is the stored form of the block's values repeated", () => {
+  const blockValues = 16 * 768;
+  for (const bits of [8, 4, 3, 2] as const) {
+    const values = 4 * blockValues;
+    const tiled = tiledQuantized(values, bits);
+    assert.equal(tiled.byteLength, quantizedByteLength(values, bits));
+    const all = new Float32Array(values);
+    dequantizeGroupwise(tiled, bits, values, 0, values, all);
+    const block = new Float32Array(blockValues);
+    dequantizeGroupwise(tiled, bits, values, 0, blockValues, block);
+    assert.ok(block.some((v) => v !== 0) && block.every(Number.isFinite), `${bits} bits: real values`);
+    for (let r = 1; r < 4; r++)
+      assert.deepEqual(all.subarray(r * blockValues, (r + 1) * blockValues), block, `${bits} bits, repeat ${r}`);
+  }
 });

@@ -4,11 +4,11 @@ import { type ExpertPolicy, storedBytes } from "../../core/expert-policy.js";
 import { parsePlan as parsePlanFile } from "../../core/parse-plan.js";
 import { resolveHardware } from "../../core/resolve-hardware.js";
 import { findCatalogueModel } from "../../models/catalogue.js";
-import { evaluateMoePolicy, routedExpertParams } from "../../planner/moe/evaluate-moe-policy.js";
+import { evaluateMoePolicy, moeStepModel, routedExpertParams } from "../../planner/moe/evaluate-moe-policy.js";
 import { llamaCppMoeAdvice } from "../../planner/moe/llama-cpp-moe.js";
 import { moePolicy } from "../../planner/moe/moe-search.js";
 import { expectedHitRate, type RoutingProfile, uniformRoutingProfile } from "../../planner/moe/routing-profile.js";
-import { hardwareRates } from "../../planner/spillway/hardware-rates.js";
+import { hardwareRates, matmulSecondsPerWeight } from "../../planner/spillway/hardware-rates.js";
 import { runCli } from "../helpers.js";
 import { BASE_EXPERT_POLICY } from "../moe-fixture.js";
 
@@ -239,4 +239,44 @@ test("llama.cpp advice for MoE: the fewest --n-cpu-moe layers that fit, and a sp
   );
   assert.equal(tiny.nCpuMoe, undefined);
   assert.match(tiny.reason!, /lower -ngl/);
+});
+
+test("MoE cost model on a profile with measured GEMM curves: every GEMM, quantised ones by their width's curve, costs what the curve says", () => {
+  const fp16Curve = [
+    { rows: 1, secondsPerWeight: 1e-9 },
+    { rows: 16, secondsPerWeight: 4e-9 },
+  ];
+  // A dequantising kernel slower per weight than the fp16 one: fewer bytes, more work per weight.
+  const q4Curve = fp16Curve.map((c) => ({ rows: c.rows, secondsPerWeight: 3 * c.secondsPerWeight }));
+  const measured = { ...rates, matmulCurve: fp16Curve, quantizedMatmulCurves: { 4: q4Curve } };
+  const policy = (bits: 4 | 16, attentionBits: 4 | 16) =>
+    moePolicy(mixtral, 4, { ...base, cacheSize: 2, bits, attentionBits }, false);
+  const counts = { touched: 6, hits: 2, fetched: 3, onCpu: 1, prefetched: 0, wasted: 0, tokensPerExpert: 4 / 3 };
+  const step = (r: typeof rates, bits: 4 | 16) =>
+    moeStepModel(mixtral, r, workload, policy(bits, bits)).step("decode", 70, counts);
+  const expertParams = routedExpertParams(mixtral, moe);
+  for (const [bits, curve] of [
+    [16, fp16Curve],
+    [4, q4Curve],
+  ] as const) {
+    const s = step(measured, bits);
+    const perExpert = expertParams * matmulSecondsPerWeight(curve, 4 / 3) + 3 * measured.kernelLaunchSeconds;
+    assert.ok(Math.abs(s.computeSeconds.gpuExperts - 5 * perExpert) <= 1e-12 * perExpert, `${bits}-bit device experts`);
+  }
+  // By the roofline (no curves) 4-bit experts are cheaper than fp16 ones; by these measured kernels they cost 3x.
+  assert.ok(step(rates, 4).computeSeconds.gpuExperts < step(rates, 16).computeSeconds.gpuExperts);
+  const ratio = step(measured, 4).computeSeconds.gpuExperts / step(measured, 16).computeSeconds.gpuExperts;
+  assert.ok(ratio > 2.5 && ratio < 3, `4-bit / fp16 device experts ${ratio}`);
+  assert.ok(step(measured, 4).computeSeconds.nonExpert > step(measured, 16).computeSeconds.nonExpert);
+  // A width without a curve falls back to the roofline.
+  const no4 = { ...measured, quantizedMatmulCurves: {} };
+  assert.equal(step(no4, 4).computeSeconds.gpuExperts, step(rates, 4).computeSeconds.gpuExperts);
+  // Experts computed on the CPU: the host's own curve, where the profile has one, else the CPU roofline.
+  const hostCurve = q4Curve.map((c) => ({ rows: c.rows, secondsPerWeight: 2 * c.secondsPerWeight }));
+  const onHost = { ...measured, cpuQuantizedMatmulCurves: { 4: hostCurve } };
+  const cpuExperts = step(onHost, 4).computeSeconds.cpuExperts;
+  const expected = expertParams * matmulSecondsPerWeight(hostCurve, 4 / 3);
+  assert.ok(Math.abs(cpuExperts - expected) <= 1e-12 * expected, `CPU expert ${cpuExperts} vs ${expected}`);
+  assert.equal(step(measured, 4).computeSeconds.cpuExperts, step(rates, 4).computeSeconds.cpuExperts);
+  assert.notEqual(cpuExperts, step(rates, 4).computeSeconds.cpuExperts);
 });

@@ -10,6 +10,8 @@ import { findCatalogueModel } from "../../models/catalogue.js";
 import { DeviceOutOfMemory } from "../../runtime/device-arena.js";
 import { deviceBudget } from "../../runtime/moe/device-budget.js";
 import { quantizedByteLength } from "../../runtime/moe/expert-quantization.js";
+import { HomeCopies } from "../../runtime/moe/home-copies.js";
+import { loadMoeCheckpoint, type MoeCheckpoint } from "../../runtime/moe/moe-checkpoint.js";
 import { runMoe } from "../../runtime/moe/moe-runner.js";
 import {
   LogitsRecorder,
@@ -23,7 +25,7 @@ import { synthesizeMoeWeights } from "../../runtime/moe/synth-moe-weights.js";
 import { random } from "../helpers.js";
 import { BASE_EXPERT_POLICY, TINY_MOE_RUN, tinyMixtralCheckpoint } from "../moe-fixture.js";
 
-const { spec, run } = tinyMixtralCheckpoint("spillway-moe-quantized-", BASE_EXPERT_POLICY);
+const { spec, run, dir } = tinyMixtralCheckpoint("spillway-moe-quantized-", BASE_EXPERT_POLICY);
 const base = BASE_EXPERT_POLICY;
 const { batch: BATCH, promptLen: PROMPT_LEN, genLen: GEN_LEN } = TINY_MOE_RUN;
 
@@ -168,5 +170,40 @@ test("Qwen2-MoE runs quantised too: biases and the shared expert at attentionBit
     assert.ok(r.device.peakBytes <= r.device.budget.totalBytes);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a run's passes share each precision's expert home copies: every expert is read and quantised once per width", () => {
+  const checkpoint = loadMoeCheckpoint(dir());
+  try {
+    const reads = new Map<string, number>();
+    const counting: MoeCheckpoint = {
+      dir: checkpoint.dir,
+      config: checkpoint.config,
+      fp16Bytes: (name) => {
+        reads.set(name, (reads.get(name) ?? 0) + 1);
+        return checkpoint.fp16Bytes(name);
+      },
+      close: () => checkpoint.close(),
+    };
+    const copies = new HomeCopies(counting);
+    const first = copies.at(4);
+    assert.equal(copies.at(4), first, "the second pass at 4 bits gets the same copies");
+    const expertTensors = spec.numLayers * spec.moe!.numExperts * 3;
+    assert.equal(reads.size, expertTensors);
+    assert.ok(
+      [...reads.values()].every((n) => n === 1),
+      "each expert tensor read once",
+    );
+    const fp16 = copies.at(16);
+    assert.notEqual(fp16, first);
+    assert.ok(
+      [...reads.values()].every((n) => n === 2),
+      "another width reads them once more",
+    );
+    assert.equal(fp16[0]![0]!.byteLength, 3 * spec.hiddenSize * spec.moe!.expertFfnSize * 2);
+    assert.equal(first[0]![0]!.byteLength, 3 * quantizedByteLength(spec.hiddenSize * spec.moe!.expertFfnSize, 4));
+  } finally {
+    checkpoint.close();
   }
 });

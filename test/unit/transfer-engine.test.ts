@@ -48,6 +48,35 @@ for (const threads of [true, false]) {
     }
   });
 
+  test(`transfer engine (${mode}): a copy run now, on the calling thread, follows the copies submitted before it on its stream`, async () => {
+    const finished: FinishedTransfer<string>[] = [];
+    const engine = await TransferEngine.start<string>(threads, (t) => finished.push(t));
+    try {
+      // Two copies into one buffer: the earlier (submitted) one must land first, so the buffer ends
+      // with the later (run now) one's bytes, and both are reported.
+      const size = 1 << 22;
+      const first = sharedBytes(size).fill(1);
+      const second = sharedBytes(size).fill(2);
+      const device = sharedBytes(size);
+      engine.submit("h2d", [{ type: "copy", src: first, dst: device }], [], "submitted");
+      engine.runNow("h2d", [{ type: "copy", src: second, dst: device }], "now");
+      assert.ok(
+        device.every((b) => b === 2),
+        "the copy run now came after the submitted one",
+      );
+      assert.deepEqual(
+        finished.map((t) => t.meta),
+        ["submitted", "now"],
+        "both reported, in stream order, by the time runNow returns",
+      );
+      assert.equal(finished[1]!.bytes, size);
+      engine.runNow("h2d", [{ type: "copy", src: new Uint8Array(0), dst: sharedBytes(0) }], "nothing");
+      assert.equal(finished.length, 2, "an empty copy is nothing");
+    } finally {
+      await engine.close();
+    }
+  });
+
   test(`transfer engine (${mode}): a failed transfer is an error naming the file, and so is one that waited on it`, async () => {
     const engine = await TransferEngine.start<string>(threads, () => undefined);
     try {
