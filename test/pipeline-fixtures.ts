@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import type { ClusterProfile } from "../core/cluster-profile.js";
 import { withCapacities } from "../core/hardware-profile.js";
 import type { ModelSpec } from "../core/model-spec.js";
+import type { Plan } from "../core/plan.js";
 import { loadShippedCluster } from "../core/resolve-cluster.js";
 
 const GIB = 2 ** 30;
@@ -38,4 +39,9 @@ export function smallNode(name = "1x4-t4"): ClusterProfile {
 export function readGoldenPipelinePlans(): Record<string, unknown> {
   const path = new URL("../../test/golden/pipeline-plans.json", import.meta.url);
   return (JSON.parse(readFileSync(path, "utf8")) as { plans: Record<string, unknown> }).plans;
+}
+
+/** The plan without its search's time and counters: searches that find the same plan with less work compare equal. */
+export function withoutSearchWork(p: Plan): Plan {
+  return { ...p, search: { ...p.search, elapsedMs: 0, lpSolves: 0, exactEvaluations: 0 } };
 }

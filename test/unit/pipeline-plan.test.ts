@@ -15,17 +15,12 @@ import { planPipelineSync } from "../../planner/pipeline/plan-pipeline.js";
 import { splitLayers } from "../../planner/pipeline/split-layers.js";
 import { planSync } from "../../planner/plan.js";
 import { simulatePipeline, TRAFFIC_TOLERANCE } from "../../simulator/simulate-pipeline.js";
-import { readGoldenPipelinePlans, smallNode, tiny } from "../pipeline-fixtures.js";
+import { readGoldenPipelinePlans, smallNode, tiny, withoutSearchWork } from "../pipeline-fixtures.js";
 
 const solvers = await loadLpSolvers();
 const goldenPipelinePlans = readGoldenPipelinePlans();
 
 const withoutTime = (p: Plan) => ({ ...p, search: { ...p.search, elapsedMs: 0 } });
-/** The plan without its search's time and counters: searches that find the same plan with less work compare equal. */
-const withoutSearchWork = (p: Plan) => ({
-  ...p,
-  search: { ...p.search, elapsedMs: 0, lpSolves: 0, exactEvaluations: 0 },
-});
 const goldenWithoutSearchWork = (name: string) => withoutSearchWork(goldenPipelinePlans[name] as Plan);
 
 test("a one-GPU cluster gives exactly the single-GPU plan of its GPU", () => {
