@@ -44,7 +44,7 @@ export function curveParameterUses(profile: HardwareProfile): Map<CurveParameter
   const kind = curve.fitted ? "fitted" : "measured";
   const source = curve.fitted?.source ?? curve.source;
   const use = (s: MatmulSample): RateUse => ({
-    name: `GEMM time per weight at ${rowsText(s.rows)} (matmul curve)`,
+    name: `matmul curve: GEMM time per weight at ${rowsText(s.rows)}`,
     value: s.secondsPerWeight,
     kind,
     source,
