@@ -125,4 +125,14 @@ export interface EngineModel {
   /** Why this engine cannot run the model or policy (undefined when it can). */
   unsupported(model: ModelSpec, policy?: Policy): string | undefined;
   predict(request: EngineRequest): EnginePrediction;
+  /**
+   * Whether the request's allocations fit the profile by the engine's memory rule alone (cheaper than
+   * predict), where the engine can tell: searches drop what does not fit before timing it.
+   */
+  fits?(request: EngineRequest): boolean;
+  /**
+   * A cheaper request to rank candidates by (the engine's own reduced benchmark protocol), where the
+   * engine has one; searches predict only the best few in full.
+   */
+  rankingRequest?(request: EngineRequest): EngineRequest | undefined;
 }

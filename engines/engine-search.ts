@@ -17,7 +17,6 @@ import type { EngineName } from "./engine-names.js";
 import { candidateKey, type EngineCandidate, neighbours, type SearchDimension } from "./engine-search-space.js";
 import { EngineUnsupportedError } from "./engine-unsupported-error.js";
 import { engineModel } from "./engines.js";
-import { flexgenFits } from "./flexgen.js";
 
 /**
  * Engine predictions one search may make before its last few full ones (seeds included): FlexGen's
@@ -65,21 +64,6 @@ interface Outcome {
   readonly candidate: EngineCandidate;
 }
 
-/** False when the candidate surely breaks the engine's memory rule; true otherwise. */
-function memoryScreen(engine: EngineName, request: EngineRequest): boolean {
-  return engine === "flexgen" ? flexgenFits(request) === true : true;
-}
-
-/**
- * A cheaper prediction to rank candidates by, where the engine has one: FlexGen's own benchmark
- * protocol (--debug-mode fewer_batch: decode projected from the first decode token's steps), a tenth of
- * the full prediction's work. Candidates are ranked by it and the best few are then predicted in full.
- */
-function rankingProxy(engine: EngineName, request: EngineRequest): EngineRequest | undefined {
-  if (engine !== "flexgen" || request.knobs?.fewerBatch) return undefined;
-  return { ...request, knobs: { ...request.knobs, fewerBatch: true } };
-}
-
 /** Candidates ranked by the proxy that are predicted in full at the end. */
 export const FULL_PREDICTIONS_AFTER_PROXY = 4;
 
@@ -116,14 +100,14 @@ export function searchOnEngine(request: EngineSearchRequest): EngineSearchResult
     const known = seen.get(candidateKey(candidate));
     if (known) return known;
     const r = engineRequest(candidate);
-    if (model.unsupported(request.model, candidate.policy) || !memoryScreen(request.engine, r))
+    if (model.unsupported(request.model, candidate.policy) || model.fits?.(r) === false)
       return record({ feasible: false, rank: 0, candidate });
     if (evaluations >= maxEvaluations) {
       limitReached = true;
       return undefined;
     }
     // Every candidate is ranked alike (by the proxy where there is one); `full` ones are predicted in full too.
-    const proxyRequest = rankingProxy(request.engine, r);
+    const proxyRequest = model.rankingRequest?.(r);
     const ranking = predict(proxyRequest ?? r);
     const prediction = !proxyRequest ? ranking : full && ranking ? predict(r) : undefined;
     return record({

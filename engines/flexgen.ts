@@ -49,10 +49,10 @@ function memoryOf(setup: FlexgenSetup, hardware: HardwareProfile, fewerBatch: bo
 /**
  * Whether FlexGen's allocations for the request fit the profile's capacities: the memory rule of
  * `predict` alone (a millisecond where the whole prediction takes tens), for searches to drop
- * candidates that cannot fit before they are timed. Undefined when FlexGen cannot run the policy at all.
+ * candidates that cannot fit before they are timed. False when FlexGen cannot run the policy at all.
  */
-export function flexgenFits(request: EngineRequest): boolean | undefined {
-  if (unsupported(request.model, request.policy)) return undefined;
+function fits(request: EngineRequest): boolean {
+  if (unsupported(request.model, request.policy)) return false;
   const setup = flexgenSetup(request.model, request.policy, request.workload, resolveRates(request.hardware).rates);
   return memoryOf(setup, request.hardware, request.knobs?.fewerBatch ?? false).infeasibleReasons.length === 0;
 }
@@ -142,4 +142,9 @@ export const flexgenEngine: EngineModel = {
     "FlexGen's runtime (flexgen.flex_opt), counted from its source: per-step sync, sub-layer placement, pageable relays, CPU attention in fp32, unfused 4-bit decompression",
   unsupported,
   predict,
+  fits,
+  // FlexGen's own benchmark protocol (--debug-mode fewer_batch: decode projected from the first decode
+  // token's steps), a tenth of the full prediction's work.
+  rankingRequest: (request) =>
+    request.knobs?.fewerBatch ? undefined : { ...request, knobs: { ...request.knobs, fewerBatch: true } },
 };
