@@ -8,7 +8,6 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GIB } from "../core/units.js";
 import { findCatalogueModel } from "../models/catalogue.js";
 import { plan } from "../planner/plan.js";
 import { run } from "../runtime/run.js";

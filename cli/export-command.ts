@@ -10,13 +10,7 @@ import { readPlanFile } from "../core/parse-plan.js";
 import type { Plan } from "../core/plan.js";
 import { planHardware } from "../core/plan-hardware.js";
 import { writeFileAtomic } from "../core/write-file-atomic.js";
-import {
-  EXPORT_TARGETS,
-  type ExportResult,
-  type ExportTarget,
-  exportPlan,
-  isExportTarget,
-} from "../exporters/export-plan.js";
+import { EXPORT_TARGETS, type ExportResult, exportPlan, isExportTarget } from "../exporters/export-plan.js";
 import { commandHead } from "./command-heads.js";
 import { defineCommand } from "./command-module.js";
 import { EXIT_CODES_EPILOG } from "./terminal.js";

@@ -46,12 +46,6 @@ const COMPRESS_OPS = 18;
 /** Host memory traffic of an fp16 -> fp32 copy: read 2 bytes, write 4, and the write's read-for-ownership 4. */
 const FP16_TO_FP32_BYTES_PER_VALUE = 10;
 
-interface Position {
-  readonly i: number;
-  readonly j: number;
-  readonly k: number;
-}
-
 /** The (token, sub-layer, batch) `load_cache(i, j, k + 1)` or `load_weight(i, j + 1, k)` reaches, or undefined past the end. */
 function next(setup: FlexgenSetup, i: number, j: number): { i: number; j: number } | undefined {
   if (j + 1 < setup.numSubLayers) return { i, j: j + 1 };
@@ -358,7 +352,7 @@ function bmm(setup: FlexgenSetup, name: string, batches: number, m: number, k: n
 /** `compute_layer`: the GPU (and CPU) work of one batch of one sub-layer; returns the framework ops it dispatches. */
 function compute(sb: StepBuilder, i: number, kind: SubLayerKind): number {
   const { setup } = sb;
-  const { model, rates: r, b, s } = setup;
+  const { model, b, s } = setup;
   const h = model.hiddenSize;
   const rows = i === 0 ? b * s : b;
   const decompress = decompressWeights(setup, kind);
