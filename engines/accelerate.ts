@@ -143,14 +143,12 @@ function segmentSteps(
   const flush = () => {
     if (run.length === 0) return;
     const dispatch = run.reduce((a, s) => a + s.dispatchOps, 0);
+    const gpu = run.flatMap((s) => segmentGpuOps(rates, s));
     steps.push({
       phase: forward.phase,
       label: `${forward.label}: ${what}: ${run.map((s) => s.module).join(", ")}`,
       count,
-      chains: [
-        [dispatchOp(rates, dispatch, run.map((s) => s.module).join(", "), run[0]!.source)],
-        run.flatMap((s) => segmentGpuOps(rates, s)),
-      ],
+      chains: [[dispatchOp(rates, dispatch, run.map((s) => s.module).join(", "), run[0]!.source, gpu)], gpu],
     });
     run = [];
   };

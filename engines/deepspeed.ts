@@ -205,7 +205,7 @@ function flatBufferCopy(
       bytes / ctx.rates.gpuElementwiseBytesPerSecond + kernels * ctx.rates.gpuKernelLaunchSeconds,
       TERM_WEIGHTS_IO,
       ALL_GATHER,
-      { bytes },
+      { bytes, launches: kernels },
     ),
   ];
 }
@@ -239,17 +239,19 @@ function blockSteps(ctx: Context, forward: GenerateForward, block: Block): Engin
       segment.part === "generate"
         ? 0
         : HOOK_OPS_PER_MODULE + HOOK_OPS_PER_PARAM * own.length + allGatherOps(ctx, own, nextFetch);
-    const dispatch = dispatchOp(
-      ctx.rates,
-      segment.dispatchOps + hookOps,
-      segment.module,
-      `${segment.source}; ${FETCH}`,
-    );
     // v0.7.7: wait() copies this module's parameters out of the flat buffer on the all-gather stream (the
     // module's kernels wait for it), before the next module's copies on that stream.
     const copyOut = withId(flatBufferCopy(ctx, own, "out", segment.module), "copy-out");
     const copy = withId(copyToGpu(ctx, nextFetch, `prefetch ${next?.module ?? ""}`), "prefetch");
     const copyIn = withAfter(flatBufferCopy(ctx, nextFetch, "in", `prefetch ${next?.module ?? ""}`), "prefetch");
+    const gpu = withAfter(segmentGpuOps(ctx.rates, segment), copyOut.length > 0 ? "copy-out" : undefined);
+    const dispatch = dispatchOp(
+      ctx.rates,
+      segment.dispatchOps + hookOps,
+      segment.module,
+      `${segment.source}; ${FETCH}`,
+      [...copyOut, ...copyIn, ...gpu],
+    );
     // Copying out of pageable memory, or v0.7.7's blocking .to(), blocks the host thread, so it dispatches
     // this module after the copy.
     const hostBlocked = copy.some((o) => o.lane === "hostThread") || ctx.config.fetchPath === "all-gather-coalesced";
@@ -262,7 +264,7 @@ function blockSteps(ctx: Context, forward: GenerateForward, block: Block): Engin
       const ahead = sequence.slice(j + 2).find((s) => nvmeBearing(ctx, s));
       chains.push(diskRead(ctx, fetched(ctx, ahead), `swap in ${ahead?.module ?? ""}`));
     }
-    chains.push(withAfter(segmentGpuOps(ctx.rates, segment), copyOut.length > 0 ? "copy-out" : undefined));
+    chains.push(gpu);
     return {
       phase: forward.phase,
       label: `${forward.label}: ${block.what}: ${segment.module}`,

@@ -41,6 +41,12 @@ export interface EngineOperation {
   readonly bytes: number;
   /** Arithmetic it performs (0 when none). */
   readonly flops: number;
+  /**
+   * GPU kernels the operation launches (absent: none). Each launch is a driver call the host thread
+   * makes besides the GPU's own launch gap, so an eager engine's dispatch charges it to the host too
+   * (engines/host-dispatch.ts).
+   */
+  readonly launches?: number;
   /** The chart term it is charged to: "weights I/O", "KV I/O", "CPU attention", "decompression", ... */
   readonly term: string;
   /** Engine source file and function the operation is counted from, e.g. "flexgen/pytorch_backend.py mha_gen". */

@@ -141,7 +141,8 @@ export function op(
   seconds: number,
   term: string,
   source: string,
-  amounts: { bytes?: number; flops?: number } = {},
+  amounts: { bytes?: number; flops?: number; launches?: number } = {},
 ): EngineOperation {
-  return { name, lane, seconds, bytes: amounts.bytes ?? 0, flops: amounts.flops ?? 0, term, source };
+  const o = { name, lane, seconds, bytes: amounts.bytes ?? 0, flops: amounts.flops ?? 0, term, source };
+  return amounts.launches ? { ...o, launches: amounts.launches } : o;
 }

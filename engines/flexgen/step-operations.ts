@@ -13,11 +13,14 @@
  * weights and cache and everything runs in the one chain.
  */
 import type { EngineOperation, EngineStep } from "../engine-model.js";
+import { hostDispatchSeconds, kernelLaunches } from "../host-dispatch.js";
 import { gpuGemmSeconds } from "../kernel-rates.js";
 import { op } from "../step-time.js";
 import {
+  COMPRESS_KERNELS,
   compressBytes,
   compressedCacheBytes,
+  DECOMPRESS_KERNELS,
   decompressBytes,
   gpuCompressSeconds,
   gpuDecompressSeconds,
@@ -305,11 +308,15 @@ function gemm(
   return op(name, "gpu", gpuGemmSeconds(setup.rates, rows, k, n), term, `${BACKEND} F.linear`, {
     flops,
     bytes: 2 * (k * n + rows * (k + n)),
+    launches: 1,
   });
 }
 
 function elementwise(setup: FlexgenSetup, name: string, bytes: number, source: string, kernels = 1): EngineOperation {
-  return op(name, "gpu", gpuElementwiseSeconds(setup.rates, bytes, kernels), "GPU compute", source, { bytes });
+  return op(name, "gpu", gpuElementwiseSeconds(setup.rates, bytes, kernels), "GPU compute", source, {
+    bytes,
+    launches: kernels,
+  });
 }
 
 /**
@@ -332,7 +339,7 @@ function decompressWeights(setup: FlexgenSetup, kind: SubLayerKind): EngineOpera
         gpuDecompressSeconds(setup.rates, t.values),
         "decompression",
         `${COMPRESSION} TorchCompressedDevice.decompress`,
-        { bytes: decompressBytes(t.values) },
+        { bytes: decompressBytes(t.values), launches: DECOMPRESS_KERNELS },
       ),
     );
 }
@@ -346,6 +353,7 @@ function bmm(setup: FlexgenSetup, name: string, batches: number, m: number, k: n
   return op(name, "gpu", gpuGemmSeconds(r, batches * m, k, n, 2 * batches), "GPU compute", source, {
     flops: 2 * batches * m * k * n,
     bytes: 2 * batches * (m * k + k * n + m * n),
+    launches: 1,
   });
 }
 
@@ -411,7 +419,7 @@ function attention(sb: StepBuilder, i: number): number {
         (2 * rows * h * 2) / r.gpuStridedBytesPerSecond + r.gpuKernelLaunchSeconds,
         "GPU compute",
         `${src} k.permute(0, 2, 3, 1).reshape()`,
-        { bytes: 2 * rows * h * 2 },
+        { bytes: 2 * rows * h * 2, launches: 1 },
       ),
       bmm(setup, "q k^T", b * nh, s, hd, s, `${src} torch.bmm`),
       elementwise(setup, "mask and softmax", 8 * b * nh * s * s, `${src} torch.where, F.softmax`, 2),
@@ -428,7 +436,7 @@ function attention(sb: StepBuilder, i: number): number {
           gpuCompressSeconds(r, values, 2),
           "compression",
           `${COMPRESSION} TorchCompressedDevice.compress`,
-          { bytes: compressBytes(values) },
+          { bytes: compressBytes(values), launches: 2 * COMPRESS_KERNELS },
         ),
       );
       extra += 2 * COMPRESS_OPS;
@@ -451,7 +459,7 @@ function attention(sb: StepBuilder, i: number): number {
             gpuDecompressSeconds(r, values, 2),
             "decompression",
             `${COMPRESSION} TorchCompressedDevice.decompress (mha_gen)`,
-            { bytes: decompressBytes(values) },
+            { bytes: decompressBytes(values), launches: 2 * DECOMPRESS_KERNELS },
           ),
         );
         extra += 2 * DECOMPRESS_OPS;
@@ -466,7 +474,7 @@ function attention(sb: StepBuilder, i: number): number {
           bytes / r.gpuStridedBytesPerSecond + 6 * r.gpuKernelLaunchSeconds,
           "GPU attention",
           `${src} _attention_value`,
-          { bytes, flops: 2 * kvValues(setup, onGpu, context) },
+          { bytes, flops: 2 * kvValues(setup, onGpu, context), launches: 6 },
         ),
       );
     }
@@ -528,7 +536,7 @@ function attention(sb: StepBuilder, i: number): number {
           gpuCompressSeconds(r, kvValues(setup, b, 1), 2),
           "compression",
           `${COMPRESSION} TorchCompressedDevice.compress (mha_gen)`,
-          { bytes: compressBytes(kvValues(setup, b, 1)) },
+          { bytes: compressBytes(kvValues(setup, b, 1)), launches: 2 * COMPRESS_KERNELS },
         ),
       );
       extra += 2 * COMPRESS_OPS;
@@ -611,17 +619,22 @@ export function flexgenStep(setup: FlexgenSetup, i: number, j: number, k: number
     if (i > 0 && kind === "attention") loadCache(sb, i);
   }
   moveHidden(sb, i, j);
-  const hostWork = [...sb.main];
-  const lastHost = hostWork.reverse().find((o) => o.lane === "hostThread" || o.lane === "cpu");
+  const computeStart = sb.main.length;
   const ops = compute(sb, i, kind);
+  const launches = kernelLaunches(sb.main.slice(computeStart));
+  // The main thread's own synchronous work (pin_memory relays, CPU-to-CPU copies, CPU attention): the
+  // dispatch is serial with it, so it starts after the last of it (a conservative order for the
+  // operations issued before CPU attention's q.float().cpu()).
+  const lastHost = [...sb.main].reverse().find((o) => o.lane === "hostThread" || o.lane === "cpu");
   // Storing the previous batch's KV (this batch's without overlap); nothing after the last token.
   const stored = setup.overlap ? (k > 0 ? { j } : j > 0 ? { j: j - 1 } : undefined) : { j };
   if (stored && i < setup.n - 1 && subLayerKindAt(setup, stored.j) === "attention") storeCache(sb, i);
-  // The host dispatches the step's framework operations after its synchronous work; the GPU runs behind it.
+  // The host dispatches the step's framework operations (and launches their kernels) after its
+  // synchronous work; launches are asynchronous, so the GPU chain runs beside it.
   let dispatch = op(
-    "framework dispatch",
+    `framework dispatch: ${ops} eager operations, ${launches} kernel launches`,
     "hostThread",
-    ops * setup.rates.eagerDispatchSeconds,
+    hostDispatchSeconds(setup.rates, ops, launches),
     "framework dispatch",
     `${BACKEND} (PyTorch eager ops)`,
   );

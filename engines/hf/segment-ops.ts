@@ -6,9 +6,11 @@
  * - an activation-by-activation matmul (attention): the roofline of its FLOPs at the GPU GEMM rate and
  *   its bytes at GPU memory bandwidth, plus one launch;
  * - an elementwise or copy kernel: its bytes at the elementwise-kernel rate, plus one launch;
- * - every PyTorch operation the host dispatches (views included): eagerDispatchSeconds.
+ * - every PyTorch operation the host dispatches (views included): eagerDispatchSeconds, and every kernel
+ *   it launches: gpuKernelLaunchSeconds on the host thread too (engines/host-dispatch.ts).
  */
 import type { EngineOperation } from "../engine-model.js";
+import { hostDispatchSeconds, kernelLaunches } from "../host-dispatch.js";
 import { gpuGemmSeconds, type KernelRateName, type KernelRates } from "../kernel-rates.js";
 import { op } from "../step-time.js";
 import type { HfKernel, HfSegment } from "./segment.js";
@@ -54,30 +56,45 @@ function kernelFlops(k: HfKernel): number {
 
 /** The segment's kernels on the GPU lane, one operation per term (in order of first appearance). */
 export function segmentGpuOps(rates: KernelRates, segment: HfSegment): EngineOperation[] {
-  const byTerm = new Map<string, { names: string[]; seconds: number; bytes: number; flops: number }>();
+  const byTerm = new Map<
+    string,
+    { names: string[]; seconds: number; bytes: number; flops: number; launches: number }
+  >();
   for (const k of segment.kernels) {
     const term = kernelTerm(k);
-    const entry = byTerm.get(term) ?? { names: [], seconds: 0, bytes: 0, flops: 0 };
+    const entry = byTerm.get(term) ?? { names: [], seconds: 0, bytes: 0, flops: 0, launches: 0 };
     entry.names.push(k.name);
     entry.seconds += kernelSeconds(rates, k);
     entry.bytes += kernelBytes(k);
     entry.flops += kernelFlops(k);
+    entry.launches += 1;
     byTerm.set(term, entry);
   }
   return [...byTerm].map(([term, e]) =>
     op(`${segment.module}: ${e.names.join(", ")}`, "gpu", e.seconds, term, segment.source, {
       bytes: e.bytes,
       flops: e.flops,
+      launches: e.launches,
     }),
   );
 }
 
-/** `count` PyTorch operations dispatched by the host thread (eager mode). */
-export function dispatchOp(rates: KernelRates, count: number, what: string, source: string): EngineOperation {
+/**
+ * `count` PyTorch operations dispatched by the host thread (eager mode), launching the kernels of
+ * `gpuOps` (engines/host-dispatch.ts).
+ */
+export function dispatchOp(
+  rates: KernelRates,
+  count: number,
+  what: string,
+  source: string,
+  gpuOps: readonly EngineOperation[] = [],
+): EngineOperation {
+  const launches = kernelLaunches(gpuOps);
   return op(
-    `${what}: ${count} eager operations`,
+    `${what}: ${count} eager operations, ${launches} kernel launches`,
     "hostThread",
-    count * rates.eagerDispatchSeconds,
+    hostDispatchSeconds(rates, count, launches),
     TERM_DISPATCH,
     source,
   );

@@ -141,6 +141,7 @@ export function hqqCallOperations(
   return [
     op(`${what}: dequantise HQQ scales and zeros (torch ops)`, "gpu", dequantizeSeconds, terms.dequantize, HQQ_SOURCE, {
       bytes: castBytes + affineBytes,
+      launches: DEQUANTIZE_KERNELS,
     }),
     op(`${what}: HQQ ${layout.bits}-bit Triton matmul`, "gpu", matmulSeconds, terms.matmul, "src/triton_kernels.py", {
       bytes: values * weightBytesPerValue * passes + 2 * call.rows * (call.inputs + call.outputs),

@@ -17,6 +17,7 @@
 import type { ModelSpec } from "../../core/model-spec.js";
 import { headDim, kvDim, qDim } from "../../core/model-spec.js";
 import type { EngineOperation, EngineStep } from "../engine-model.js";
+import { hostDispatchSeconds, kernelLaunches } from "../host-dispatch.js";
 import { gpuGemmSeconds, type KernelRates } from "../kernel-rates.js";
 import { op } from "../step-time.js";
 import {
@@ -116,7 +117,10 @@ function kernels(
   source: string,
 ): EngineOperation {
   const bandwidth = rate === "elementwise" ? rates.gpuElementwiseBytesPerSecond : rates.gpuStridedBytesPerSecond;
-  return op(name, "gpu", count * rates.gpuKernelLaunchSeconds + bytes / bandwidth, term, source, { bytes });
+  return op(name, "gpu", count * rates.gpuKernelLaunchSeconds + bytes / bandwidth, term, source, {
+    bytes,
+    launches: count,
+  });
 }
 
 /** A batched matmul over activations (attention scores): roofline of FLOPs and bytes, plus a launch. */
@@ -130,14 +134,22 @@ function batchedMatmul(
 ): EngineOperation {
   const seconds =
     Math.max(flops / rates.gpuFlopsPerSecond, bytes / rates.gpuMemoryBytesPerSecond) + rates.gpuKernelLaunchSeconds;
-  return op(name, "gpu", seconds, term, source, { bytes, flops });
+  return op(name, "gpu", seconds, term, source, { bytes, flops, launches: 1 });
 }
 
-function dispatch(rates: KernelRates, what: string, calls: number, source: string): EngineOperation {
+/** The host's dispatch of `calls` torch calls launching the torch kernels among `gpu` (engines/host-dispatch.ts). */
+function dispatch(
+  rates: KernelRates,
+  what: string,
+  calls: number,
+  source: string,
+  gpu: readonly EngineOperation[],
+): EngineOperation {
+  const launches = kernelLaunches(gpu);
   return op(
-    `${what}: ${calls} torch calls dispatched`,
+    `${what}: ${calls} torch calls dispatched, ${launches} kernel launches`,
     "hostThread",
-    calls * rates.eagerDispatchSeconds,
+    hostDispatchSeconds(rates, calls, launches),
     TERMS.host,
     source,
   );
@@ -249,6 +261,7 @@ function attentionStep(shape: LayerShape, pass: LayerPass): EngineStep {
     op("router gate (fp16 nn.Linear)", "gpu", gpuGemmSeconds(rates, T, h, E), TERMS.router, MOE_SOURCE, {
       bytes: h * E * 2 + 2 * T * (h + E),
       flops: 2 * T * h * E,
+      launches: 1,
     }),
     kernels(
       rates,
@@ -267,7 +280,7 @@ function attentionStep(shape: LayerShape, pass: LayerPass): EngineStep {
     label: `${pass.phase} layer: norms, attention and router, until unique().tolist()`,
     count: pass.repeat,
     chains: [
-      [dispatch(rates, "layer up to the router", calls, LAYER_SOURCE), tritonLaunches(4, "attention", TERMS.host)],
+      [dispatch(rates, "layer up to the router", calls, LAYER_SOURCE, gpu), tritonLaunches(4, "attention", TERMS.host)],
       gpu,
     ],
   };
@@ -298,7 +311,7 @@ function missStep(shape: LayerShape, pass: LayerPass): EngineStep {
     phase: pass.phase,
     label: `${pass.phase} layer: expert cache miss (swap in, write back)`,
     count: pass.repeat * pass.misses,
-    chains: [[dispatch(rates, "_swap", SWAP_CALLS, SWAP_SOURCE)], copies],
+    chains: [[dispatch(rates, "_swap", SWAP_CALLS, SWAP_SOURCE, copies)], copies],
   };
 }
 
@@ -348,7 +361,10 @@ function expertStep(shape: LayerShape, pass: LayerPass): EngineStep {
     label: `${pass.phase} layer: one selected expert (where, tolist, HQQ w1/w3/w2)`,
     count: pass.repeat * pass.touched,
     chains: [
-      [dispatch(rates, "expert loop body", EXPERT_LOOP_CALLS, MOE_SOURCE), tritonLaunches(3, "expert", TERMS.host)],
+      [
+        dispatch(rates, "expert loop body", EXPERT_LOOP_CALLS, MOE_SOURCE, gpu),
+        tritonLaunches(3, "expert", TERMS.host),
+      ],
       gpu,
     ],
   };
@@ -391,6 +407,7 @@ export function forwardStep(
     op("lm_head (fp16) over every position", "gpu", gpuGemmSeconds(rates, T, h, V), TERMS.head, GENERATE_SOURCE, {
       bytes: h * V * 2 + 2 * T * (h + V),
       flops: 2 * T * h * V,
+      launches: 1,
     }),
     kernels(
       rates,
@@ -407,6 +424,6 @@ export function forwardStep(
     phase,
     label: `${phase}: embedding, LM head and sampling (once per forward)`,
     count,
-    chains: [[dispatch(rates, "forward and sampling", FORWARD_CALLS, GENERATE_SOURCE)], gpu],
+    chains: [[dispatch(rates, "forward and sampling", FORWARD_CALLS, GENERATE_SOURCE, gpu)], gpu],
   };
 }
