@@ -7,10 +7,12 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Policy } from "../../core/policy.js";
 import { resolveHardware } from "../../core/resolve-hardware.js";
-import type { EnginePrediction } from "../../engines/engine-model.js";
+import type { EngineOperation, EnginePrediction } from "../../engines/engine-model.js";
 import { engineModel } from "../../engines/engines.js";
 import { flexgenSetup } from "../../engines/flexgen/setup.js";
+import { kernelLaunches } from "../../engines/host-dispatch.js";
 import { resolveRates } from "../../engines/kernel-rates.js";
+import { replayStep } from "../../engines/step-schedule.js";
 import { stepLowerBoundSeconds, stepTime } from "../../engines/step-time.js";
 import { findCatalogueModel } from "../../models/catalogue.js";
 import { replayEngine } from "../../simulator/replay-engine.js";
@@ -126,6 +128,37 @@ test("the simulator's event replay of FlexGen's steps gives the engine's own tot
   assert.ok(Math.abs(replay.totalSeconds / p.totalSeconds - 1) < 1e-9);
   const sumTerms = Object.values(p.termSeconds).reduce((a, b) => a + b, 0);
   assert.ok(Math.abs(sumTerms / p.totalSeconds - 1) < 1e-9, "terms add up to the wall time");
+});
+
+test("FlexGen's host thread: each step dispatches its framework operations and launches its kernels after its own synchronous work, CPU attention included", () => {
+  const p30 = policy([20, 80, 0, 100, 0, 100], 48, 3, { cpu: true });
+  const model = findCatalogueModel("opt-30b")!;
+  const workload = { promptLen: 512, genLen: 32 };
+  const noDispatch = { ...t4, cpu: { ...t4.cpu, eagerDispatchSeconds: { measured: { value: 0, source: "test" } } } };
+  const launchSeconds = resolveRates(t4).rates.gpuKernelLaunchSeconds;
+  const steps = flexgen.predict({
+    model,
+    hardware: noDispatch,
+    workload,
+    policy: p30,
+    knobs: { fewerBatch: true },
+  }).steps;
+  let cpuAttentionSteps = 0;
+  for (const step of steps) {
+    const [main, [dispatch]] = step.chains as [EngineOperation[], EngineOperation[]];
+    assert.equal(dispatch!.term, "framework dispatch", step.label);
+    // With no time per framework operation, what is left is one launch call per kernel of the step's compute.
+    const launches = kernelLaunches(main);
+    assert.ok(launches > 0, step.label);
+    assert.ok(Math.abs(dispatch!.seconds - launches * launchSeconds) < 1e-15, step.label);
+    const hostWork = main.filter((o) => o.lane === "cpu" || o.lane === "hostThread");
+    if (!hostWork.some((o) => o.term === "CPU attention")) continue;
+    cpuAttentionSteps++;
+    const timings = replayStep(step).timings;
+    const lastHostEnd = Math.max(...hostWork.map((o) => timings[0]![main.indexOf(o)]!.end));
+    assert.ok(timings[1]![0]!.start >= lastHostEnd, `${step.label}: dispatch overlaps the main thread's CPU attention`);
+  }
+  assert.ok(cpuAttentionSteps > 0);
 });
 
 /**
@@ -247,9 +280,12 @@ test("every row of FlexGen's published single-T4 table is feasible and predicted
 });
 
 // Known gap (issue 16): with the shipped T4 profile the median |error| is about 15.2%, against the 15% aimed
-// for; the assertion stays as the target and is reported as a TODO until a measured rate closes it.
+// for; the assertion stays as the target and is reported as a TODO until a measured rate closes it. The
+// host-dispatch lane (engines/host-dispatch.ts: 2.261 us per operation plus 5 us per kernel launch) left it
+// at 15.2%: in these rows the host thread is busy for at most ~7% of the GPU lane's time (OPT-6.7B 4x1:
+// 0.18 s of 2.6 s), so it is never on a step's critical path.
 test("the median error over FlexGen's published single-T4 table is within 15%", {
-  todo: "median about 15.2% (see the issue 16 note)",
+  todo: "median 15.2% with the host-dispatch lane, as before it (see the issue 16 note)",
 }, () => {
   const errors = scored.map((r) => Math.abs(r.error)).sort((a, b) => a - b);
   const median = (errors[5]! + errors[6]!) / 2;
@@ -259,7 +295,7 @@ test("the median error over FlexGen's published single-T4 table is within 15%", 
 // Known gap (issue 16): one pair is swapped (OPT-175B fp16 prompt 256, 1.36 token/s published, against
 // OPT-175B compressed prompt 512, 1.12); the assertion stays as the target, reported as a TODO.
 test("the predictions keep the rank order of FlexGen's published results", {
-  todo: "one pair of rows swapped (see the issue 16 note)",
+  todo: "one pair of rows swapped, with the host-dispatch lane as before it: 175B fp16 p256 1.07 vs 175B 4-bit p512 1.34 (published 1.36 vs 1.12)",
 }, () => {
   const byPublished = [...scored].sort((a, b) => b.tokensPerSecond - a.tokensPerSecond).map(label);
   const byPredicted = [...scored].sort((a, b) => b.predicted - a.predicted).map(label);

@@ -6,6 +6,7 @@ import { resolveHardware } from "../../core/resolve-hardware.js";
 import type { Workload } from "../../core/workload.js";
 import type { EnginePrediction, EngineStep } from "../../engines/engine-model.js";
 import { engineModel } from "../../engines/engines.js";
+import { kernelLaunches } from "../../engines/host-dispatch.js";
 import { resolveRates } from "../../engines/kernel-rates.js";
 import { HQQ_LAYOUTS, hqqStoredBitsPerValue } from "../../engines/mixtral-offloading/hqq.js";
 import { mixtralOffloadingEngine } from "../../engines/mixtral-offloading.js";
@@ -135,8 +136,22 @@ test("mixtral-offloading: host dispatch scales with the eager dispatch rate and 
   assert.ok(tritonSeconds(one) > 0);
   assert.equal(tritonSeconds(two), tritonSeconds(one));
   const dispatchSeconds = (p: EnginePrediction) => p.laneSeconds.hostThread - tritonSeconds(p);
-  assert.ok(dispatchSeconds(one) > 0);
-  assert.ok(Math.abs(dispatchSeconds(two) / dispatchSeconds(one) - 2) < 1e-9);
+  // With no dispatch time per call, the host still makes every torch kernel's launch call
+  // (engines/host-dispatch.ts): the step's GPU-lane launches times the profile's launch time.
+  const zero = at(0);
+  const rates = resolveRates(t4).rates;
+  const launchSeconds = zero.steps.reduce(
+    (a, s) => a + s.count * kernelLaunches(s.chains.flat()) * rates.gpuKernelLaunchSeconds,
+    0,
+  );
+  assert.ok(launchSeconds > 0);
+  assert.ok(Math.abs(dispatchSeconds(zero) / launchSeconds - 1) < 1e-9);
+  assert.ok(dispatchSeconds(one) > dispatchSeconds(zero));
+  // The rest is linear in the dispatch rate.
+  assert.ok(
+    Math.abs((dispatchSeconds(two) - dispatchSeconds(zero)) / (dispatchSeconds(one) - dispatchSeconds(zero)) - 2) <
+      1e-9,
+  );
   assert.ok(two.totalSeconds >= one.totalSeconds);
   // With dispatch slow enough that the host bounds every step but the swaps, the wall time grows by
   // exactly the extra dispatch time of those steps.
@@ -202,10 +217,14 @@ test("mixtral-offloading: a batch is one forward; its decode steps select the ex
   assert.ok(Math.abs(p.throughputTokensPerSecond - (batch * workload.genLen) / p.totalSeconds) < 1e-9);
 });
 
-// Known gap (issue 16): the model is 1.45-1.9x faster than the paper's measurements (host work counted as a
-// lower bound, the A100 link at its datasheet peak); the 25% target stays and is reported as a TODO.
+// Known gap (issue 16): the model is 1.5-2.1x faster than the paper's measurements (host work counted as a
+// lower bound, the A100 link at its datasheet peak); the 25% target stays and is reported as a TODO. With the
+// host-dispatch lane (each torch kernel's launch call on the host, engines/host-dispatch.ts) and the sourced
+// 2.261 us per operation replacing the unsourced 10 us the A100 profile fell back to: A100 2-bit 6.16 tok/s
+// (was 4.88), 3-bit 5.53 (was 4.47), T4 Colab 2-bit 2.38 (was 2.42). The launches alone slow the A100 rows
+// by 8%; the smaller per-operation figure speeds them up by 39%.
 test("mixtral-offloading: validation against the paper's measured speeds (not used to set any rate), within 25%", {
-  todo: "KNOWN GAP: predicted 1.5-1.7x too fast",
+  todo: "KNOWN GAP: predicted 1.5-2.1x too fast (A100 2-bit 6.16 vs 2.918, 3-bit 5.53 vs 2.683; T4 Colab 2.38 vs 1.567)",
 }, () => {
   // arXiv 2312.17238, Table 2, row "W/o expert pre-loading" (LRU cache, no prefetch: what the public
   // code does), Mixtral-8x7B-Instruct, 4-bit attention, batch 1, tokens per second: 2-bit experts A100
