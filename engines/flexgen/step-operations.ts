@@ -33,13 +33,31 @@ const FLEX_OPT = "flexgen/flex_opt.py";
 const BACKEND = "flexgen/pytorch_backend.py";
 const COMPRESSION = "flexgen/compression.py";
 
-/** Framework operations one call issues, counted in pytorch_backend.py (views and allocations included). */
+/**
+ * Framework operations one call issues on its GPU path (one Python-level torch call each, views and
+ * slices included; FlexGen's own `TorchTensor` wrappers are not torch calls), counted in
+ * flexgen/pytorch_backend.py (FMInference/FlexGen at 19753bc).
+ */
 const DISPATCHED_OPS: Readonly<Record<SubLayerKind, number>> = {
-  inputEmbed: 10, // opt_input_embed: embedding x2, cumsum, int, mul, add, slicing, add
-  attention: 30, // mha_gen: layer_norm, 3 linear, scale, views/permutes, cache slice and update, bmm, where, softmax, bmm, linear, add_
-  mlp: 6, // mlp: layer_norm, linear, relu, linear, add_
-  outputEmbed: 6, // opt_output_embed: layer_norm, linear, slice, argmax
+  // opt_input_embed: F.embedding, cumsum, .int(), * mask, + 1, positions[:, past:], F.embedding, add.
+  inputEmbed: 8,
+  // mha_gen, see ATTENTION_DECODE_OPS; mha (prefill): layer_norm, F.linear q, * scaling, F.linear k and v,
+  // three .view, three permute + reshape (6), bmm, arange, idx.view, <=, .view, attention_mask.view, &,
+  // attn.view, torch.where, .view, softmax, bmm, .view, transpose, reshape, F.linear out, add_, and the
+  // cache's k.permute and v.permute: 33.
+  attention: 33,
+  // mlp: layer_norm, F.linear, relu (in place), F.linear, add_.
+  mlp: 5,
+  // opt_output_embed: layer_norm, F.linear, logits[:, -1, :], argmax.
+  outputEmbed: 4,
 };
+/**
+ * `mha_gen` (decode): layer_norm, F.linear q, * scaling, F.linear k and v, three .view, three permute +
+ * reshape (6), k_cache[:src_s] and v_cache[:src_s], the two new-position writes k[src_s - 1:src_s] = k_new
+ * and v[...], k and v permute + reshape (4), _attention_value (bmm, mask.view, .view, torch.where, .view,
+ * softmax, bmm, .view: 8), transpose, .view, F.linear out, add_: 34.
+ */
+const ATTENTION_DECODE_OPS = 34;
 /** Extra framework operations of the CPU-attention path (float, cpu, cuda, half, workspace slicing and the new-token writes). */
 const CPU_ATTENTION_EXTRA_OPS = 12;
 /** Framework operations of one `decompress` call (views, split, empty, shift, two strided stores, and, div_, add_). */
@@ -365,7 +383,8 @@ function compute(sb: StepBuilder, i: number, kind: SubLayerKind): number {
   const rows = i === 0 ? b * s : b;
   const decompress = decompressWeights(setup, kind);
   sb.main.push(...decompress);
-  let ops = DISPATCHED_OPS[kind] + decompress.length * DECOMPRESS_OPS;
+  let ops =
+    (kind === "attention" && i > 0 ? ATTENTION_DECODE_OPS : DISPATCHED_OPS[kind]) + decompress.length * DECOMPRESS_OPS;
   if (kind === "inputEmbed") {
     sb.main.push(
       elementwise(setup, "token and position embeddings", 3 * rows * h * 2, `${BACKEND} opt_input_embed`, 4),
