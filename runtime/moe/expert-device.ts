@@ -10,6 +10,7 @@ import type { DeviceArena } from "../device-arena.js";
 import { type FinishedTransfer, TransferEngine } from "../transfer-engine.js";
 import { ArenaExpertMemory } from "./arena-expert-memory.js";
 import type { ExpertMemory, ExpertTransferMeta } from "./expert-memory.js";
+import type { MoeDecoder, MoeDecoderSetup } from "./moe-decoder.js";
 import { expertStoredBytes } from "./quantized-weights.js";
 
 export interface ExpertPassSetup {
@@ -37,8 +38,13 @@ export interface OpenExpertDevice {
   readonly host: readonly (readonly Uint16Array[])[];
   /** What the device name says it is, for the run's report ("cpu", "cuda"). */
   readonly backend: string;
-  /** Peak device bytes of the pass: the arena's, plus the device's own memory where it has some. */
+  /** Peak device bytes of the pass: the arena's, or the device's own memory where it has some. */
   peakBytes(): number;
+  /**
+   * A device that runs the non-expert work itself (the CUDA backend: weights and KV cache in its own
+   * memory); absent, the runner steps the CPU backend's MixtralModel over the arena and its KV cache.
+   */
+  decoder?(setup: MoeDecoderSetup): MoeDecoder;
   /** Every copy has finished and been reported through onCopy. */
   drain(): void;
   close(): Promise<void>;
