@@ -86,7 +86,10 @@ export function cudaExpertDevice(native: CudaNative, overlap = true): ExpertDevi
           host,
           backend: "cuda",
           peakBytes: () => devicePool.peakBytes,
-          decoder: (decoderSetup) => new CudaMixtralDecoder(native, devicePool, compute, pinned, decoderSetup),
+          decoder: (decoderSetup) =>
+            new CudaMixtralDecoder(native, devicePool, compute, pinned, decoderSetup, (link, layer, bytes, issue) =>
+              open.trackCopy(link, link === "h2d" ? "activations-in" : "activations-out", layer, bytes, issue),
+            ),
           drain: () => {
             native.deviceSynchronize();
             open.report(true);

@@ -35,6 +35,8 @@ export interface CudaExpertCopy {
   readonly end: number;
   readonly bytes: number;
   readonly meta: ExpertTransferMeta;
+  /** The link (default h2d: expert weights). */
+  readonly link?: "h2d" | "d2h";
 }
 
 interface ExpertLaunch {
@@ -194,13 +196,24 @@ export class CudaExpertMemory implements ExpertMemory<CudaExpertBlock, CudaExper
     return this.origin.epochMs + this.native.eventElapsedMs(this.origin.event, event);
   }
 
+  /**
+   * A copy another part of the pass issues on the compute stream (the device decoder's activations),
+   * bracketed by timing events and reported with the expert copies, in issue order.
+   */
+  trackCopy(link: "h2d" | "d2h", kind: ExpertTransferKind, layer: number, bytes: number, issue: () => void): void {
+    const { compute } = this.streams;
+    const start = this.mark(compute);
+    issue();
+    this.copies.push({ start, end: this.mark(compute), bytes, meta: { kind, layer, expert: -1 }, link });
+  }
+
   /** Reports the copies that have finished (all of them: `all`, after a device synchronise), in issue order. */
   report(all: boolean): void {
     let done = 0;
     while (done < this.copies.length && (all || this.native.eventQuery(this.copies[done]!.end))) done++;
     for (const copy of this.copies.splice(0, done))
       this.reports.onCopy({
-        stream: "h2d",
+        stream: copy.link ?? "h2d",
         bytes: copy.bytes,
         meta: copy.meta,
         startMs: this.epochMs(copy.start),

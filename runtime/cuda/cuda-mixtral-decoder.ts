@@ -38,6 +38,12 @@ import { nonExpertTensorBits } from "../moe/quantized-weights.js";
 import type { DevicePointer, DevicePool } from "./device-pool.js";
 import type { CudaNative } from "./native-api.js";
 
+/**
+ * Issues a copy of the decoder's activations (`issue`) so that it is timed and reported as one of the
+ * pass's copies (cuda-expert-memory.ts's trackCopy): up (h2d) or back (d2h), for `layer` (-1: the step's).
+ */
+export type ActivationCopies = (link: "h2d" | "d2h", layer: number, bytes: number, issue: () => void) => void;
+
 /** A weight in device memory with the width it is stored at. */
 interface DeviceWeight {
   readonly pointer: number;
@@ -124,6 +130,7 @@ export class CudaMixtralDecoder implements MoeDecoder {
     private readonly stream: number,
     pinned: (bytes: number) => ArrayBuffer,
     private readonly setup: MoeDecoderSetup,
+    private readonly copies: ActivationCopies,
   ) {
     const { model, weights, batch: B, maxTokensPerStep, maxLength, bits } = setup;
     const moe = model.moe!;
@@ -297,7 +304,7 @@ export class CudaMixtralDecoder implements MoeDecoder {
       if (!(id >= 0 && id < model.vocabSize))
         throw new Error(`token ${id} is outside the vocabulary (0..${model.vocabSize - 1})`);
     this.idsHost.set(tokens);
-    native.memcpyHtoD(this.ids, this.idsHost.subarray(0, m), stream);
+    this.copies("h2d", -1, m * 4, () => native.memcpyHtoD(this.ids, this.idsHost.subarray(0, m), stream));
     native.embedding(this.embed.pointer, this.ids, m, h, model.vocabSize, this.x, stream);
     for (let l = 0; l < model.numLayers; l++) {
       this.attentionBlock(l, t, past);
@@ -308,7 +315,7 @@ export class CudaMixtralDecoder implements MoeDecoder {
     this.rmsNorm(this.last, this.finalNorm, this.last, B);
     this.linear(this.last, this.lmHead, this.vocab, B, h, model.vocabSize);
     native.argmaxRows(this.vocab, B, model.vocabSize, this.nextIds, stream);
-    native.memcpyDtoH(this.nextIdsHost, this.nextIds, stream);
+    this.copies("d2h", -1, B * 4, () => native.memcpyDtoH(this.nextIdsHost, this.nextIds, stream));
     native.streamSynchronize(stream);
     return Int32Array.from(this.nextIdsHost);
   }
@@ -354,9 +361,12 @@ export class CudaMixtralDecoder implements MoeDecoder {
     else native.memcpyDtoD(this.logits, this.nextLogits, m * E * 4, stream);
     if (w.preGate) this.linear(this.xn, w.preGate, this.nextLogits, m, h, E);
     // The one read-back per layer: the router input and the gate logits (and a pre-gate's).
-    native.memcpyDtoH(this.xnHost.subarray(0, m * h), this.xn, stream);
-    native.memcpyDtoH(this.logitsHost.subarray(0, m * E), this.logits, stream);
-    if (w.preGate) native.memcpyDtoH(this.nextLogitsHost.subarray(0, m * E), this.nextLogits, stream);
+    const routerBytes = (m * h + (w.preGate ? 2 : 1) * m * E) * 4;
+    this.copies("d2h", l, routerBytes, () => {
+      native.memcpyDtoH(this.xnHost.subarray(0, m * h), this.xn, stream);
+      native.memcpyDtoH(this.logitsHost.subarray(0, m * E), this.logits, stream);
+      if (w.preGate) native.memcpyDtoH(this.nextLogitsHost.subarray(0, m * E), this.nextLogits, stream);
+    });
     native.streamSynchronize(stream);
     const { normTopKProb } = this.setup;
     const weights = this.gateWeightsHost;
@@ -379,8 +389,10 @@ export class CudaMixtralDecoder implements MoeDecoder {
       },
       io,
     );
-    native.memcpyHtoD(this.outputs, this.outputsHost.subarray(0, m * k * h), stream);
-    native.memcpyHtoD(this.gateWeights, weights.subarray(0, m * k), stream);
+    this.copies("h2d", l, (m * k * h + m * k) * 4, () => {
+      native.memcpyHtoD(this.outputs, this.outputsHost.subarray(0, m * k * h), stream);
+      native.memcpyHtoD(this.gateWeights, weights.subarray(0, m * k), stream);
+    });
     native.moeCombine(this.x, this.outputs, this.gateWeights, m, k, h, stream);
     if (w.shared) this.sharedExpert(w.shared, m);
   }

@@ -42,6 +42,8 @@ const COPY_KINDS: Readonly<Record<ExpertTransferMeta["kind"], string>> = {
   prefetch: "prefetch-expert",
   "rows-in": "send-expert-rows",
   "rows-out": "return-expert-rows",
+  "activations-in": "send-activations",
+  "activations-out": "return-activations",
 };
 
 export class MoePassClock implements ExpertExecutor {

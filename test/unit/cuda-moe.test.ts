@@ -115,9 +115,32 @@ test("an MoE run on the CUDA backend traces expert kernels on the GPU lane, expe
   assert.ok(on("send-expert-rows").every((s) => s.resource === "h2d"));
   assert.ok(on("return-expert-rows").every((s) => s.resource === "d2h"));
   assert.equal(on("send-expert-rows").length, on("expert").length);
+  const total = (kind: string) => on(kind).reduce((sum, s) => sum + s.bytes, 0);
+  // The decoder's activations, per step: tokens up and next tokens back; per layer: the router input
+  // and logits back, the experts' outputs by rank and their gate weights up.
+  const { batch: B, promptLen } = TINY_MOE_RUN;
+  const { hiddenSize: h, numLayers: L } = spec;
+  const { numExperts: E, expertsPerToken: k } = spec.moe!;
+  const rowsPerStep = [B * promptLen, ...Array.from({ length: GEN_LEN - 1 }, () => B)];
+  const sum = (f: (m: number) => number) => rowsPerStep.reduce((acc, m) => acc + f(m), 0);
   assert.equal(
-    r.timing.bytes.d2h,
-    on("return-expert-rows").reduce((sum, s) => sum + s.bytes, 0),
+    total("return-activations"),
+    sum((m) => 4 * (B + L * m * (h + E))),
+  );
+  assert.equal(
+    total("send-activations"),
+    sum((m) => 4 * (m + L * m * k * (h + 1))),
+  );
+  assert.ok(on("return-activations").every((s) => s.resource === "d2h" && s.end > s.start));
+  assert.ok(on("send-activations").every((s) => s.resource === "h2d" && s.end > s.start));
+  assert.equal(r.timing.bytes.d2h, total("return-expert-rows") + total("return-activations"));
+  assert.equal(
+    r.timing.bytes.h2d,
+    total("load-expert") +
+      total("prefetch-expert") +
+      total("stream-expert") +
+      total("send-expert-rows") +
+      total("send-activations"),
   );
 });
 
