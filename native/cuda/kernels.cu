@@ -69,6 +69,16 @@
 //   of x 8 at a time), warp-shuffle sums; not tiled through shared memory (written for correctness on
 //   the emulated device first: no GPU has run it). spw_expert_swiglu: two of them, silu_gate_kernel
 //   (expf), the third.
+//   spw_linear_groupwise_bias: the same kernel with the bias added to each column's sum (at 16 bits
+//   spw_linear's bias).
+// - The MoE decoder's kernels (written for correctness first, checked on the emulated device and the
+//   host build; no GPU has run them, none is tuned): spw_rms_norm, one 256-thread block per row, float64
+//   sum of squares (shuffles, then the warps' partials summed in order by every thread), float64 scale;
+//   spw_rope, one thread per (row, head, pair), float64 pow/cos/sin; spw_gqa_attention, one 256-thread
+//   block per (query head, new token): threads over keys for the float64 dot products (stored fp32),
+//   block max and float64 sum of exps, then threads over head-dim columns accumulating the visible keys
+//   in order (fp32 accumulator, float64 product); spw_moe_combine and spw_sigmoid_gated_add grid-stride
+//   over elements (an FMA per rank; a float64 sigmoid).
 // - spw_copy: same 16-byte misalignment of src and dst: one kernel copying a byte head, uint4 body
 //   (grid-stride) and byte tail; otherwise a byte grid-stride copy.
 //

@@ -9,7 +9,8 @@
  *   prefetch buffer given back, the staging block between two streamed experts);
  * - the store's `await(copy)` makes the compute stream wait for the copy's end event, so a demand fetch
  *   or a prefetch is waited for by the kernel that reads it, not by the host; prefetches issued for
- *   later layers keep running on the copy stream while the host computes attention;
+ *   later layers keep running on the copy stream while the compute stream runs the decoder's attention
+ *   (cuda-mixtral-decoder.ts, on the same compute stream);
  * - per layer, each device expert's token rows are gathered by the host into a pinned buffer at their
  *   own offset, copied up on the compute stream, run, and copied down into a pinned buffer; endLayer
  *   synchronises the compute stream once and hands the outputs to the model. The pinned buffers are
