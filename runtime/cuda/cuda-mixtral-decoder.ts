@@ -202,7 +202,8 @@ export class CudaMixtralDecoder implements MoeDecoder {
       };
     });
     this.finalNorm = put(weights.finalNorm, "final norm", nonExpertTensorBits("model.norm.weight", bits.attention));
-    this.lmHead = put(weights.lmHead, "lm_head", 16);
+    // Tied embeddings: the LM head is the embedding table, held once (as the budget counts it).
+    this.lmHead = weights.lmHead === weights.embed ? this.embed : put(weights.lmHead, "lm_head", 16);
 
     const m = B * maxTokensPerStep;
     const f32 = (values: number, what: string) => allocate(values * 4, what).pointer;
