@@ -76,7 +76,7 @@ export function cudaExpertDevice(native: CudaNative, overlap = true): ExpertDevi
           setup.rowsPerStep * model.moe!.expertsPerToken,
           { compute, copy },
           { event: origin, epochMs },
-          { onCopy: setup.onCopy, onExpert: setup.onExpert },
+          { onCopy: setup.onCopy, onExpert: setup.onExpert, onCompute: setup.onCompute },
           pinned,
         );
         memory = open;
@@ -87,9 +87,11 @@ export function cudaExpertDevice(native: CudaNative, overlap = true): ExpertDevi
           backend: "cuda",
           peakBytes: () => devicePool.peakBytes,
           decoder: (decoderSetup) =>
-            new CudaMixtralDecoder(native, devicePool, compute, pinned, decoderSetup, (link, layer, bytes, issue) =>
-              open.trackCopy(link, link === "h2d" ? "activations-in" : "activations-out", layer, bytes, issue),
-            ),
+            new CudaMixtralDecoder(native, devicePool, compute, pinned, decoderSetup, {
+              copy: (link, layer, bytes, issue) =>
+                open.trackCopy(link, link === "h2d" ? "activations-in" : "activations-out", layer, bytes, issue),
+              compute: (layer, issue) => open.trackCompute(layer, issue),
+            }),
           drain: () => {
             native.deviceSynchronize();
             open.report(true);

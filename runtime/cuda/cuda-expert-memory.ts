@@ -54,12 +54,15 @@ interface ExpertLaunch {
 export interface CudaExpertReports {
   readonly onCopy: (done: FinishedTransfer<ExpertTransferMeta>) => void;
   readonly onExpert: (layer: number, startMs: number, endMs: number) => void;
+  readonly onCompute: (layer: number, startMs: number, endMs: number) => void;
 }
 
 export class CudaExpertMemory implements ExpertMemory<CudaExpertBlock, CudaExpertCopy> {
   private readonly events: number[] = [];
   private readonly copies: CudaExpertCopy[] = [];
   private launches: ExpertLaunch[] = [];
+  /** The decoder's work on the compute stream, between two events, not yet reported. */
+  private readonly computes: { readonly layer: number; readonly start: number; readonly end: number }[] = [];
   private readonly input: DevicePointer;
   private readonly output: DevicePointer;
   private readonly scratch: DevicePointer;
@@ -208,8 +211,20 @@ export class CudaExpertMemory implements ExpertMemory<CudaExpertBlock, CudaExper
     this.copies.push({ start, end: this.mark(compute), bytes, meta: { kind, layer, expert: -1 }, link });
   }
 
+  /** Work another part of the pass issues on the compute stream (the device decoder's), timed by events and reported by `report`. */
+  trackCompute(layer: number, issue: () => void): void {
+    const { compute } = this.streams;
+    const start = this.mark(compute);
+    issue();
+    this.computes.push({ layer, start, end: this.mark(compute) });
+  }
+
   /** Reports the copies that have finished (all of them: `all`, after a device synchronise), in issue order. */
   report(all: boolean): void {
+    let finished = 0;
+    while (finished < this.computes.length && (all || this.native.eventQuery(this.computes[finished]!.end))) finished++;
+    for (const { layer, start, end } of this.computes.splice(0, finished))
+      this.reports.onCompute(layer, this.epochMs(start), this.epochMs(end));
     let done = 0;
     while (done < this.copies.length && (all || this.native.eventQuery(this.copies[done]!.end))) done++;
     for (const copy of this.copies.splice(0, done))

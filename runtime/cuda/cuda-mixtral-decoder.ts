@@ -39,10 +39,15 @@ import type { DevicePointer, DevicePool } from "./device-pool.js";
 import type { CudaNative } from "./native-api.js";
 
 /**
- * Issues a copy of the decoder's activations (`issue`) so that it is timed and reported as one of the
- * pass's copies (cuda-expert-memory.ts's trackCopy): up (h2d) or back (d2h), for `layer` (-1: the step's).
+ * How the decoder's work is timed and reported with the pass's (cuda-expert-memory.ts's trackCopy and
+ * trackCompute: device events around what `issue` enqueues), for `layer` (-1: the step's own).
  */
-export type ActivationCopies = (link: "h2d" | "d2h", layer: number, bytes: number, issue: () => void) => void;
+export interface DecoderTracking {
+  /** A copy of activations up (h2d) or back (d2h). */
+  copy(link: "h2d" | "d2h", layer: number, bytes: number, issue: () => void): void;
+  /** Kernels: a gpu compute slice. */
+  compute(layer: number, issue: () => void): void;
+}
 
 /** A weight in device memory with the width it is stored at. */
 interface DeviceWeight {
@@ -130,7 +135,7 @@ export class CudaMixtralDecoder implements MoeDecoder {
     private readonly stream: number,
     pinned: (bytes: number) => ArrayBuffer,
     private readonly setup: MoeDecoderSetup,
-    private readonly copies: ActivationCopies,
+    private readonly tracking: DecoderTracking,
   ) {
     const { model, weights, batch: B, maxTokensPerStep, maxLength, bits } = setup;
     const moe = model.moe!;
@@ -305,18 +310,19 @@ export class CudaMixtralDecoder implements MoeDecoder {
       if (!(id >= 0 && id < model.vocabSize))
         throw new Error(`token ${id} is outside the vocabulary (0..${model.vocabSize - 1})`);
     this.idsHost.set(tokens);
-    this.copies("h2d", -1, m * 4, () => native.memcpyHtoD(this.ids, this.idsHost.subarray(0, m), stream));
-    native.embedding(this.embed.pointer, this.ids, m, h, model.vocabSize, this.x, stream);
-    for (let l = 0; l < model.numLayers; l++) {
-      this.attentionBlock(l, t, past);
-      this.moeBlock(l, m, phase, experts, observe);
-    }
-    for (let b = 0; b < B; b++)
-      native.memcpyDtoD(this.last + b * h * 4, this.x + (b * t + t - 1) * h * 4, h * 4, stream);
-    this.rmsNorm(this.last, this.finalNorm, this.last, B);
-    this.linear(this.last, this.lmHead, this.vocab, B, h, model.vocabSize);
-    native.argmaxRows(this.vocab, B, model.vocabSize, this.nextIds, stream);
-    this.copies("d2h", -1, B * 4, () => native.memcpyDtoH(this.nextIdsHost, this.nextIds, stream));
+    this.tracking.copy("h2d", -1, m * 4, () => native.memcpyHtoD(this.ids, this.idsHost.subarray(0, m), stream));
+    this.tracking.compute(-1, () =>
+      native.embedding(this.embed.pointer, this.ids, m, h, model.vocabSize, this.x, stream),
+    );
+    for (let l = 0; l < model.numLayers; l++) this.moeBlock(l, t, past, phase, experts, observe);
+    this.tracking.compute(-1, () => {
+      for (let b = 0; b < B; b++)
+        native.memcpyDtoD(this.last + b * h * 4, this.x + (b * t + t - 1) * h * 4, h * 4, stream);
+      this.rmsNorm(this.last, this.finalNorm, this.last, B);
+      this.linear(this.last, this.lmHead, this.vocab, B, h, model.vocabSize);
+      native.argmaxRows(this.vocab, B, model.vocabSize, this.nextIds, stream);
+    });
+    this.tracking.copy("d2h", -1, B * 4, () => native.memcpyDtoH(this.nextIdsHost, this.nextIds, stream));
     native.streamSynchronize(stream);
     return Int32Array.from(this.nextIdsHost);
   }
@@ -353,17 +359,29 @@ export class CudaMixtralDecoder implements MoeDecoder {
     native.add(this.x, this.proj, m * h, stream);
   }
 
-  private moeBlock(l: number, m: number, phase: MoePhase, experts: ExpertExecutor, observe?: RoutingObserver): void {
-    const { h, k, E, native, stream } = this;
+  /** Layer l: attention and the router on the device, routing on the host, the experts, their combine. */
+  private moeBlock(
+    l: number,
+    t: number,
+    past: number,
+    phase: MoePhase,
+    experts: ExpertExecutor,
+    observe?: RoutingObserver,
+  ): void {
+    const { B, h, k, E, native, stream } = this;
     const w = this.layers[l]!;
-    this.rmsNorm(this.x, w.postNorm, this.xn, m);
-    // A pre-gated model routes this layer with the logits the previous layer's pre-gate computed.
-    if (w.gate) this.linear(this.xn, w.gate, this.logits, m, h, E);
-    else native.memcpyDtoD(this.logits, this.nextLogits, m * E * 4, stream);
-    if (w.preGate) this.linear(this.xn, w.preGate, this.nextLogits, m, h, E);
+    const m = B * t;
+    this.tracking.compute(l, () => {
+      this.attentionBlock(l, t, past);
+      this.rmsNorm(this.x, w.postNorm, this.xn, m);
+      // A pre-gated model routes this layer with the logits the previous layer's pre-gate computed.
+      if (w.gate) this.linear(this.xn, w.gate, this.logits, m, h, E);
+      else native.memcpyDtoD(this.logits, this.nextLogits, m * E * 4, stream);
+      if (w.preGate) this.linear(this.xn, w.preGate, this.nextLogits, m, h, E);
+    });
     // The one read-back per layer: the router input and the gate logits (and a pre-gate's).
     const routerBytes = (m * h + (w.preGate ? 2 : 1) * m * E) * 4;
-    this.copies("d2h", l, routerBytes, () => {
+    this.tracking.copy("d2h", l, routerBytes, () => {
       native.memcpyDtoH(this.xnHost.subarray(0, m * h), this.xn, stream);
       native.memcpyDtoH(this.logitsHost.subarray(0, m * E), this.logits, stream);
       if (w.preGate) native.memcpyDtoH(this.nextLogitsHost.subarray(0, m * E), this.nextLogits, stream);
@@ -390,12 +408,14 @@ export class CudaMixtralDecoder implements MoeDecoder {
       },
       io,
     );
-    this.copies("h2d", l, (m * k * h + m * k) * 4, () => {
+    this.tracking.copy("h2d", l, (m * k * h + m * k) * 4, () => {
       native.memcpyHtoD(this.outputs, this.outputsHost.subarray(0, m * k * h), stream);
       native.memcpyHtoD(this.gateWeights, weights.subarray(0, m * k), stream);
     });
-    native.moeCombine(this.x, this.outputs, this.gateWeights, m, k, h, stream);
-    if (w.shared) this.sharedExpert(w.shared, m);
+    this.tracking.compute(l, () => {
+      native.moeCombine(this.x, this.outputs, this.gateWeights, m, k, h, stream);
+      if (w.shared) this.sharedExpert(w.shared, m);
+    });
   }
 
   /** Qwen2-MoE's shared expert: x += sigmoid(shared_expert_gate · xn) · down(silu(gate xn) · up xn). */

@@ -30,6 +30,8 @@ export interface ExpertPassSetup {
   readonly onCopy: (done: FinishedTransfer<ExpertTransferMeta>) => void;
   /** An expert the device computed (a device that computes experts itself), in epoch milliseconds. */
   readonly onExpert: (layer: number, startMs: number, endMs: number) => void;
+  /** The device decoder's own work (a device with a `decoder`), timed by its events, in epoch milliseconds; layer -1: the step's. */
+  readonly onCompute: (layer: number, startMs: number, endMs: number) => void;
 }
 
 export interface OpenExpertDevice {

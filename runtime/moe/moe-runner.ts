@@ -201,6 +201,7 @@ async function runPass(
         }
       },
       onExpert: (layer, startMs, endMs) => clock?.deviceExpert(layer, startMs, endMs),
+      onCompute: (layer, startMs, endMs) => clock?.deviceCompute(layer, startMs, endMs),
     });
     const { host } = experts;
     const bits = { expert: policy.bits, attention: policy.attentionBits };
@@ -240,7 +241,8 @@ async function runPass(
           )
         : undefined;
     const store = new ExpertStore(model, policy, B, experts.memory, host, initial, lookahead);
-    clock = new MoePassClock(store, (l, e, w) => w === host[l]![e]!, sink, progress);
+    // A device decoder times its own compute by device events (the clock's host-timed compute slices are left out).
+    clock = new MoePassClock(store, (l, e, w) => w === host[l]![e]!, sink, progress, experts.decoder !== undefined);
 
     const meta = { model: model.name, numLayers: L, numExperts: moe.numExperts, expertsPerToken: moe.expertsPerToken };
     const guesses = lookahead && allocateRoutingGuesses(meta, B * total, lookahead.distance, lookahead.perLayer);

@@ -84,7 +84,7 @@ test("the expert cache, staging block and prefetch buffers are blocks of the dev
   );
 });
 
-test("an MoE run on the CUDA backend traces expert kernels on the GPU lane, expert copies and rows on the PCIe lanes", async () => {
+test("an MoE run on the CUDA backend traces the decoder's and the experts' kernels on the GPU lane (device events), expert copies, rows and activations on the PCIe lanes", async () => {
   const slices: { kind: string; resource: Resource; start: number; end: number; bytes: number }[] = [];
   const sink: TraceSink = {
     events: 0,
@@ -116,6 +116,10 @@ test("an MoE run on the CUDA backend traces expert kernels on the GPU lane, expe
   assert.ok(on("return-expert-rows").every((s) => s.resource === "d2h"));
   assert.equal(on("send-expert-rows").length, on("expert").length);
   const total = (kind: string) => on(kind).reduce((sum, s) => sum + s.bytes, 0);
+  // The decoder's own work, timed by device events: per step the embedding and the LM head, per layer
+  // attention with the router, then the experts' combine.
+  assert.equal(on("compute").length, GEN_LEN * (2 + 2 * spec.numLayers));
+  assert.ok(on("compute").every((s) => s.resource === "gpu" && s.end > s.start));
   // The decoder's activations, per step: tokens up and next tokens back; per layer: the router input
   // and logits back, the experts' outputs by rank and their gate weights up.
   const { batch: B, promptLen } = TINY_MOE_RUN;
