@@ -86,7 +86,9 @@
 // - compiled with nvcc 13.0, -std=c++17 -O3 -Xptxas -v, for sm_75, sm_80, sm_86, sm_89 and sm_90
 //   (+ compute_90 PTX): no warnings; 0 bytes spill stores/loads and 0-byte stack frames for every
 //   kernel and target (the GEMV needs __launch_bounds__(256, 2): with (256) alone ptxas 13.0 chose
-//   32-40 registers and spilled for some M/VEC instantiations);
+//   32-40 registers and spilled for some M/VEC instantiations); the MoE decoder's kernels, compiled
+//   for sm_75 and sm_90 only (nvcc 13.0): no warnings; rope_kernel has a 40-byte stack frame (the
+//   float64 pow/sin/cos slow paths) and gqa_attention_kernel spills 4 bytes on sm_90 (none on sm_75);
 // - HMMA in linear_wmma_kernel's SASS for every target (16 HMMA.16816 per 32-deep K step on
 //   sm_80..sm_90, 32 HMMA.1688 on sm_75, none in any other kernel). cuobjdump is not installed on
 //   the build machine, so this was counted by scanning each per-arch cubin's .text sections for the
