@@ -6,6 +6,10 @@
 #   4. npm run bench:cuda: predicted vs measured throughput on a synthetic OPT checkpoint with a GPU
 #      capacity that forces offloading, h2d bandwidth while streaming weights vs the pinned peak,
 #      spillway vs flexgen schedule
+#   5. an MoE plan on the GPU: spillway compare --backend cuda on a synthetic mixtral-tiny checkpoint
+#      (4-bit experts and attention, LRU cache of 2, speculative prefetch): predicted, simulated and
+#      measured throughput and expert figures, matchesReference (the runtime matrix in 2. also runs the
+#      eight MoE rows on the GPU)
 # Everything is logged under $OUT (default ./gpu-out). Where the machine has no Node.js or network,
 # pack first on a build machine (scripts/pack-device.sh) and carry .device/.
 # Usage: bash scripts/gpu-session.sh [--model opt-1.3b] [--gpu-mem GiB] [--quick]
@@ -38,4 +42,9 @@ node --test --test-reporter=spec dist/test/integration/cuda-kernels.test.js dist
 grep -q "^ℹ fail 0" "$OUT/tests.log" || status=1
 node dist/cli/main.js profile --backend cuda $QUICK --out "$OUT/profile.json" --quiet 2>&1 | tee "$OUT/profile.log"
 node dist/bench/cuda-fidelity.js --profile "$OUT/profile.json" --model "$MODEL" $GPU_MEM --out "$OUT/fidelity.json" 2>&1 | tee "$OUT/fidelity.log"
+node dist/cli/main.js synth-weights --model mixtral-tiny --out "$OUT/mixtral-tiny" --quiet 2>&1 | tee "$OUT/moe.log"
+node dist/cli/main.js compare --model "$OUT/mixtral-tiny" --weights "$OUT/mixtral-tiny" --hardware "$OUT/profile.json" \
+  --gpu-mem 0.004 --prompt-len 8 --gen-len 8 --batch-size 2 --expert-cache 2 --expert-eviction lru --expert-compute gpu \
+  --expert-bits 4 --attention-bits 4 --no-cpu-attention --prefetch-experts 2 --backend cuda --json --quiet \
+  > "$OUT/moe-compare.json" 2>> "$OUT/moe.log" || status=1
 exit $status

@@ -952,6 +952,90 @@ napi_value ExpertSwiglu(Call& c) {
   return nullptr;
 }
 
+napi_value LinearGroupwiseBias(Call& c) {
+  void *x, *w, *bias, *out;
+  int bits, m, k, n;
+  cudaStream_t stream;
+  if (!pointerArg(c, 0, "x", &x) || !pointerArg(c, 1, "w", &w) || !bitsArg(c, 2, &bits) || !pointerArg(c, 3, "bias", &bias) ||
+      !pointerArg(c, 4, "out", &out) || !intArg(c, 5, "m", &m) || !intArg(c, 6, "k", &k) || !intArg(c, 7, "n", &n) || !streamArg(c, 8, &stream)) {
+    return nullptr;
+  }
+  cudaError_t status = spw_linear_groupwise_bias(as<const float>(x), as<const uint8_t>(w), bits, as<const float>(bias), as<float>(out), m, k, n, stream);
+  if (status != cudaSuccess) return throwCuda(c.env, status, "linearGroupwiseBias(bits=%d, m=%d, k=%d, n=%d)", bits, m, k, n);
+  return nullptr;
+}
+
+napi_value RmsNorm(Call& c) {
+  void *x, *weight, *out;
+  int rows, cols;
+  double eps;
+  cudaStream_t stream;
+  if (!pointerArg(c, 0, "x", &x) || !pointerArg(c, 1, "weight", &weight) || !pointerArg(c, 2, "out", &out) || !intArg(c, 3, "rows", &rows) ||
+      !intArg(c, 4, "cols", &cols) || !finiteArg(c, 5, "eps", &eps) || !streamArg(c, 6, &stream)) {
+    return nullptr;
+  }
+  cudaError_t status = spw_rms_norm(as<const float>(x), as<const float>(weight), as<float>(out), rows, cols, eps, stream);
+  if (status != cudaSuccess) return throwCuda(c.env, status, "rmsNorm(rows=%d, cols=%d)", rows, cols);
+  return nullptr;
+}
+
+napi_value Rope(Call& c) {
+  void* x;
+  int rows, heads, headDim, rowsPerSequence, past;
+  double theta;
+  cudaStream_t stream;
+  if (!pointerArg(c, 0, "x", &x) || !intArg(c, 1, "rows", &rows) || !intArg(c, 2, "heads", &heads) || !intArg(c, 3, "headDim", &headDim) ||
+      !intArg(c, 4, "rowsPerSequence", &rowsPerSequence) || !intArg(c, 5, "past", &past) || !finiteArg(c, 6, "theta", &theta) ||
+      !streamArg(c, 7, &stream)) {
+    return nullptr;
+  }
+  cudaError_t status = spw_rope(as<float>(x), rows, heads, headDim, rowsPerSequence, past, theta, stream);
+  if (status != cudaSuccess) return throwCuda(c.env, status, "rope(rows=%d, heads=%d, headDim=%d)", rows, heads, headDim);
+  return nullptr;
+}
+
+napi_value GqaAttention(Call& c) {
+  void *q, *k, *v, *out, *scratch;
+  int t, past, heads, kvHeads, headDim;
+  cudaStream_t stream;
+  if (!pointerArg(c, 0, "q", &q) || !pointerArg(c, 1, "k", &k) || !pointerArg(c, 2, "v", &v) || !pointerArg(c, 3, "out", &out) ||
+      !pointerArg(c, 4, "scratch", &scratch) || !intArg(c, 5, "t", &t) || !intArg(c, 6, "past", &past) || !intArg(c, 7, "heads", &heads) ||
+      !intArg(c, 8, "kvHeads", &kvHeads) || !intArg(c, 9, "headDim", &headDim) || !streamArg(c, 10, &stream)) {
+    return nullptr;
+  }
+  cudaError_t status = spw_gqa_attention(as<const float>(q), as<const float>(k), as<const float>(v), as<float>(out), as<float>(scratch), t, past,
+                                         heads, kvHeads, headDim, stream);
+  if (status != cudaSuccess)
+    return throwCuda(c.env, status, "gqaAttention(t=%d, past=%d, heads=%d, kvHeads=%d, headDim=%d)", t, past, heads, kvHeads, headDim);
+  return nullptr;
+}
+
+napi_value MoeCombine(Call& c) {
+  void *x, *outputs, *weights;
+  int rows, k, cols;
+  cudaStream_t stream;
+  if (!pointerArg(c, 0, "x", &x) || !pointerArg(c, 1, "outputs", &outputs) || !pointerArg(c, 2, "weights", &weights) ||
+      !intArg(c, 3, "rows", &rows) || !intArg(c, 4, "k", &k) || !intArg(c, 5, "cols", &cols) || !streamArg(c, 6, &stream)) {
+    return nullptr;
+  }
+  cudaError_t status = spw_moe_combine(as<float>(x), as<const float>(outputs), as<const float>(weights), rows, k, cols, stream);
+  if (status != cudaSuccess) return throwCuda(c.env, status, "moeCombine(rows=%d, k=%d, cols=%d)", rows, k, cols);
+  return nullptr;
+}
+
+napi_value SigmoidGatedAdd(Call& c) {
+  void *x, *y, *gate;
+  int rows, cols;
+  cudaStream_t stream;
+  if (!pointerArg(c, 0, "x", &x) || !pointerArg(c, 1, "y", &y) || !pointerArg(c, 2, "gate", &gate) || !intArg(c, 3, "rows", &rows) ||
+      !intArg(c, 4, "cols", &cols) || !streamArg(c, 5, &stream)) {
+    return nullptr;
+  }
+  cudaError_t status = spw_sigmoid_gated_add(as<float>(x), as<const float>(y), as<const float>(gate), rows, cols, stream);
+  if (status != cudaSuccess) return throwCuda(c.env, status, "sigmoidGatedAdd(rows=%d, cols=%d)", rows, cols);
+  return nullptr;
+}
+
 napi_value ArgmaxRows(Call& c) {
   void *x, *out;
   int rows, cols;
@@ -1043,6 +1127,12 @@ const Export kExports[] = {
     {"dequantizeGroupwiseF32", "dequantizeGroupwiseF32(stored, values, bits, out, stream)", 5, DequantizeGroupwiseF32},
     {"linearGroupwise", "linearGroupwise(x, w, bits, out, m, k, n, stream)", 8, LinearGroupwise},
     {"expertSwiglu", "expertSwiglu(x, expert, bits, m, hidden, ffn, scratch, out, stream)", 9, ExpertSwiglu},
+    {"linearGroupwiseBias", "linearGroupwiseBias(x, w, bits, bias, out, m, k, n, stream)", 9, LinearGroupwiseBias},
+    {"rmsNorm", "rmsNorm(x, weight, out, rows, cols, eps, stream)", 7, RmsNorm},
+    {"rope", "rope(x, rows, heads, headDim, rowsPerSequence, past, theta, stream)", 8, Rope},
+    {"gqaAttention", "gqaAttention(q, k, v, out, scratch, t, past, heads, kvHeads, headDim, stream)", 11, GqaAttention},
+    {"moeCombine", "moeCombine(x, outputs, weights, rows, k, cols, stream)", 7, MoeCombine},
+    {"sigmoidGatedAdd", "sigmoidGatedAdd(x, y, gate, rows, cols, stream)", 6, SigmoidGatedAdd},
     {"argmaxRows", "argmaxRows(x, rows, cols, out, stream)", 5, ArgmaxRows},
     {"argmaxMerge", "argmaxMerge(x, rows, cols, colOffset, bestValue, bestIndex, first, stream)", 8, ArgmaxMerge},
     {"copy", "copy(src, dst, bytes, stream)", 4, Copy},

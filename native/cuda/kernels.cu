@@ -69,6 +69,16 @@
 //   of x 8 at a time), warp-shuffle sums; not tiled through shared memory (written for correctness on
 //   the emulated device first: no GPU has run it). spw_expert_swiglu: two of them, silu_gate_kernel
 //   (expf), the third.
+//   spw_linear_groupwise_bias: the same kernel with the bias added to each column's sum (at 16 bits
+//   spw_linear's bias).
+// - The MoE decoder's kernels (written for correctness first, checked on the emulated device and the
+//   host build; no GPU has run them, none is tuned): spw_rms_norm, one 256-thread block per row, float64
+//   sum of squares (shuffles, then the warps' partials summed in order by every thread), float64 scale;
+//   spw_rope, one thread per (row, head, pair), float64 pow/cos/sin; spw_gqa_attention, one 256-thread
+//   block per (query head, new token): threads over keys for the float64 dot products (stored fp32),
+//   block max and float64 sum of exps, then threads over head-dim columns accumulating the visible keys
+//   in order (fp32 accumulator, float64 product); spw_moe_combine and spw_sigmoid_gated_add grid-stride
+//   over elements (an FMA per rank; a float64 sigmoid).
 // - spw_copy: same 16-byte misalignment of src and dst: one kernel copying a byte head, uint4 body
 //   (grid-stride) and byte tail; otherwise a byte grid-stride copy.
 //
@@ -76,7 +86,9 @@
 // - compiled with nvcc 13.0, -std=c++17 -O3 -Xptxas -v, for sm_75, sm_80, sm_86, sm_89 and sm_90
 //   (+ compute_90 PTX): no warnings; 0 bytes spill stores/loads and 0-byte stack frames for every
 //   kernel and target (the GEMV needs __launch_bounds__(256, 2): with (256) alone ptxas 13.0 chose
-//   32-40 registers and spilled for some M/VEC instantiations);
+//   32-40 registers and spilled for some M/VEC instantiations); the MoE decoder's kernels, compiled
+//   for sm_75 and sm_90 only (nvcc 13.0): no warnings; rope_kernel has a 40-byte stack frame (the
+//   float64 pow/sin/cos slow paths) and gqa_attention_kernel spills 4 bytes on sm_90 (none on sm_75);
 // - HMMA in linear_wmma_kernel's SASS for every target (16 HMMA.16816 per 32-deep K step on
 //   sm_80..sm_90, 32 HMMA.1688 on sm_75, none in any other kernel). cuobjdump is not installed on
 //   the build machine, so this was counted by scanning each per-arch cubin's .text sections for the
@@ -879,7 +891,7 @@ constexpr int GROUPWISE_ROWS = 8;  // rows of x per pass over w (accumulators pe
 // One warp per output column j (grid-stride over columns); lanes take values kk = lane, lane + 32, ...
 // of w's row j, decode each once and multiply it by up to GROUPWISE_ROWS rows of x. No shared memory and
 // no barriers: the shuffles sit after per-lane loops, under conditions uniform across the warp.
-__global__ void __launch_bounds__(EW_THREADS) linear_groupwise_kernel(const float* __restrict__ x, const uint8_t* __restrict__ w, GroupwiseFormat f, size_t groups, float* __restrict__ out, int m, int k, int n) {
+__global__ void __launch_bounds__(EW_THREADS) linear_groupwise_kernel(const float* __restrict__ x, const uint8_t* __restrict__ w, GroupwiseFormat f, size_t groups, const float* __restrict__ bias, float* __restrict__ out, int m, int k, int n) {
   const int lane = threadIdx.x & 31;
   const int warpsPerBlock = blockDim.x >> 5;
   for (int j = blockIdx.x * warpsPerBlock + (threadIdx.x >> 5); j < n; j += gridDim.x * warpsPerBlock) {
@@ -897,9 +909,125 @@ __global__ void __launch_bounds__(EW_THREADS) linear_groupwise_kernel(const floa
 #pragma unroll
       for (int r = 0; r < GROUPWISE_ROWS; r++) {
         const float sum = warpSum(acc[r]);
-        if (lane == 0 && r < rows) out[(size_t)(r0 + r) * n + j] = sum;
+        if (lane == 0 && r < rows) out[(size_t)(r0 + r) * n + j] = bias ? sum + bias[j] : sum;
       }
     }
+  }
+}
+
+// ---- the MoE decoder's kernels (kernels.h) -------------------------------------------------------
+
+// One block per row: sum of squares in float64, then out = x * scale * weight in float64, rounded once.
+__global__ void __launch_bounds__(ROW_THREADS) rms_norm_kernel(const float* x, const float* __restrict__ weight, float* out, int cols, double eps) {
+  // x and out may alias: each thread writes only the columns it read, after the reduction's barriers.
+  __shared__ double partial[ROW_THREADS / 32];
+  const size_t r = blockIdx.x;
+  const float* xr = x + r * cols;
+  float* orow = out + r * cols;
+  double s = 0.0;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) s += (double)xr[c] * (double)xr[c];
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(FULL_MASK, s, o);
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  if (lane == 0) partial[warp] = s;
+  __syncthreads();
+  double total = 0.0;
+  for (int i = 0; i < (int)(blockDim.x >> 5); i++) total += partial[i];
+  const double scale = 1.0 / sqrt(total / cols + eps);
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) orow[c] = (float)((double)xr[c] * scale * (double)weight[c]);
+}
+
+// One thread per (row, head, pair i): angle in float64 as rope.ts computes it.
+__global__ void __launch_bounds__(EW_THREADS) rope_kernel(float* __restrict__ x, int rows, int heads, int headDim, int rowsPerSequence, int past, double theta) {
+  const int half = headDim / 2;
+  const size_t total = (size_t)rows * heads * half;
+  for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (size_t)gridDim.x * blockDim.x) {
+    const int i = (int)(idx % half);
+    const size_t rh = idx / half;
+    const int r = (int)(rh / heads);
+    const int hd = (int)(rh % heads);
+    const double position = (double)(past + r % rowsPerSequence);
+    const double angle = position * pow(theta, -(double)(2 * i) / (double)headDim);
+    const double c = cos(angle), sn = sin(angle);
+    float* head = x + (size_t)r * heads * headDim + (size_t)hd * headDim;
+    const double x1 = head[i], x2 = head[i + half];
+    head[i] = (float)(x1 * c - x2 * sn);
+    head[i + half] = (float)(x2 * c + x1 * sn);
+  }
+}
+
+// One block per (query head, new token): scores in float64 (stored fp32, as gqa-attention.ts), the
+// softmax's max and sum in float64, then out columns accumulated over the visible keys in order.
+__global__ void __launch_bounds__(ROW_THREADS) gqa_attention_kernel(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, float* __restrict__ out, float* __restrict__ scratch, int t, int past, int heads, int kvHeads, int headDim) {
+  __shared__ double partial[ROW_THREADS / 32];
+  const int hd = blockIdx.x;
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  const int warps = blockDim.x >> 5;
+  const size_t ctx = (size_t)past + t;
+  const size_t qWidth = (size_t)heads * headDim;
+  const size_t kvWidth = (size_t)kvHeads * headDim;
+  const size_t kvOffset = (size_t)(hd / (heads / kvHeads)) * headDim;
+  const double scale = 1.0 / sqrt((double)headDim);
+  for (int i = blockIdx.y; i < t; i += gridDim.y) {
+    const int visible = past + i + 1;
+    const float* qRow = q + (size_t)i * qWidth + (size_t)hd * headDim;
+    float* scores = scratch + ((size_t)i * heads + hd) * ctx;
+    for (int j = threadIdx.x; j < visible; j += blockDim.x) {
+      const float* kRow = k + (size_t)j * kvWidth + kvOffset;
+      double dot = 0.0;
+      for (int c = 0; c < headDim; c++) dot += (double)qRow[c] * (double)kRow[c];
+      scores[j] = (float)(dot * scale);
+    }
+    __syncthreads();
+    double m = -INFINITY;
+    for (int j = threadIdx.x; j < visible; j += blockDim.x) m = fmax(m, (double)scores[j]);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) m = fmax(m, __shfl_xor_sync(FULL_MASK, m, o));
+    if (lane == 0) partial[warp] = m;
+    __syncthreads();
+    double max = -INFINITY;
+    for (int w = 0; w < warps; w++) max = fmax(max, partial[w]);
+    __syncthreads();
+    double s = 0.0;
+    for (int j = threadIdx.x; j < visible; j += blockDim.x) {
+      const double e = exp((double)scores[j] - max);
+      scores[j] = (float)e;
+      s += e;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(FULL_MASK, s, o);
+    if (lane == 0) partial[warp] = s;
+    __syncthreads();
+    double sum = 0.0;
+    for (int w = 0; w < warps; w++) sum += partial[w];
+    float* oRow = out + (size_t)i * qWidth + (size_t)hd * headDim;
+    for (int c = threadIdx.x; c < headDim; c += blockDim.x) {
+      float acc = 0.0f;
+      for (int j = 0; j < visible; j++) acc = (float)((double)acc + (double)scores[j] / sum * (double)v[(size_t)j * kvWidth + kvOffset + c]);
+      oRow[c] = acc;
+    }
+    __syncthreads();  // the next token's scores reuse `partial`
+  }
+}
+
+__global__ void __launch_bounds__(EW_THREADS) moe_combine_kernel(float* __restrict__ x, const float* __restrict__ outputs, const float* __restrict__ weights, int rows, int k, int cols) {
+  const size_t total = (size_t)rows * cols;
+  for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (size_t)gridDim.x * blockDim.x) {
+    const size_t r = idx / cols;
+    const size_t c = idx % cols;
+    float acc = x[idx];
+    for (int j = 0; j < k; j++) acc = __fmaf_rn(weights[r * k + j], outputs[(r * k + j) * cols + c], acc);
+    x[idx] = acc;
+  }
+}
+
+__global__ void __launch_bounds__(EW_THREADS) sigmoid_gated_add_kernel(float* __restrict__ x, const float* __restrict__ y, const float* __restrict__ gate, int rows, int cols) {
+  const size_t total = (size_t)rows * cols;
+  for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (size_t)gridDim.x * blockDim.x) {
+    const double g = 1.0 / (1.0 + exp(-(double)gate[idx / cols]));
+    x[idx] = (float)((double)x[idx] + g * (double)y[idx]);
   }
 }
 
@@ -1073,12 +1201,58 @@ cudaError_t spw_dequantize_groupwise_f32(const uint8_t* stored, size_t values, i
 }
 
 cudaError_t spw_linear_groupwise(const float* x, const uint8_t* w, int bits, float* out, int m, int k, int n, cudaStream_t stream) {
-  if (bits == 16) return spw_linear(x, reinterpret_cast<const uint16_t*>(w), nullptr, out, m, k, n, stream);
+  return spw_linear_groupwise_bias(x, w, bits, nullptr, out, m, k, n, stream);
+}
+
+cudaError_t spw_linear_groupwise_bias(const float* x, const uint8_t* w, int bits, const float* bias, float* out, int m, int k, int n, cudaStream_t stream) {
+  if (bits == 16) return spw_linear(x, reinterpret_cast<const uint16_t*>(w), bias, out, m, k, n, stream);
   GroupwiseFormat f;
   if (!groupwiseFormat(bits, &f) || m < 0 || k < 0 || n < 0) return cudaErrorInvalidValue;
   if (m == 0 || n == 0) return cudaSuccess;
   const size_t groups = ((size_t)n * k + f.groupSize - 1) / f.groupSize;
-  linear_groupwise_kernel<<<gridFor((size_t)n, EW_THREADS / 32), EW_THREADS, 0, stream>>>(x, w, f, groups, out, m, k, n);
+  linear_groupwise_kernel<<<gridFor((size_t)n, EW_THREADS / 32), EW_THREADS, 0, stream>>>(x, w, f, groups, bias, out, m, k, n);
+  return cudaGetLastError();
+}
+
+cudaError_t spw_rms_norm(const float* x, const float* weight, float* out, int rows, int cols, double eps, cudaStream_t stream) {
+  if (rows < 0 || cols < 0) return cudaErrorInvalidValue;
+  if (rows == 0 || cols == 0) return cudaSuccess;
+  rms_norm_kernel<<<(unsigned)rows, ROW_THREADS, 0, stream>>>(x, weight, out, cols, eps);
+  return cudaGetLastError();
+}
+
+cudaError_t spw_rope(float* x, int rows, int heads, int headDim, int rowsPerSequence, int past, double theta, cudaStream_t stream) {
+  if (rows < 0 || heads < 0 || headDim < 0 || past < 0 || headDim % 2 != 0 || !(theta > 0)) return cudaErrorInvalidValue;
+  if (rows > 0 && rowsPerSequence <= 0) return cudaErrorInvalidValue;
+  const size_t pairs = (size_t)rows * heads * (headDim / 2);
+  if (pairs == 0) return cudaSuccess;
+  rope_kernel<<<gridFor(pairs, EW_THREADS), EW_THREADS, 0, stream>>>(x, rows, heads, headDim, rowsPerSequence, past, theta);
+  return cudaGetLastError();
+}
+
+cudaError_t spw_gqa_attention(const float* q, const float* k, const float* v, float* out, float* scratch, int t, int past, int heads, int kvHeads, int headDim, cudaStream_t stream) {
+  if (t < 0 || past < 0 || heads < 0 || kvHeads < 0 || headDim < 0) return cudaErrorInvalidValue;
+  if (heads > 0 && (kvHeads == 0 || heads % kvHeads != 0)) return cudaErrorInvalidValue;
+  if (t == 0 || heads == 0 || headDim == 0) return cudaSuccess;
+  if (heads > (int)MAX_GRID_YZ * 1024) return cudaErrorInvalidValue;
+  const unsigned tokenBlocks = (unsigned)t < MAX_GRID_YZ ? (unsigned)t : MAX_GRID_YZ;  // the kernel loops over the rest
+  gqa_attention_kernel<<<dim3((unsigned)heads, tokenBlocks), ROW_THREADS, 0, stream>>>(q, k, v, out, scratch, t, past, heads, kvHeads, headDim);
+  return cudaGetLastError();
+}
+
+cudaError_t spw_moe_combine(float* x, const float* outputs, const float* weights, int rows, int k, int cols, cudaStream_t stream) {
+  if (rows < 0 || k < 0 || cols < 0) return cudaErrorInvalidValue;
+  const size_t total = (size_t)rows * cols;
+  if (total == 0) return cudaSuccess;
+  moe_combine_kernel<<<gridFor(total, EW_THREADS), EW_THREADS, 0, stream>>>(x, outputs, weights, rows, k, cols);
+  return cudaGetLastError();
+}
+
+cudaError_t spw_sigmoid_gated_add(float* x, const float* y, const float* gate, int rows, int cols, cudaStream_t stream) {
+  if (rows < 0 || cols < 0) return cudaErrorInvalidValue;
+  const size_t total = (size_t)rows * cols;
+  if (total == 0) return cudaSuccess;
+  sigmoid_gated_add_kernel<<<gridFor(total, EW_THREADS), EW_THREADS, 0, stream>>>(x, y, gate, rows, cols);
   return cudaGetLastError();
 }
 

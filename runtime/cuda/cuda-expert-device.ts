@@ -3,16 +3,17 @@
  * experts live in a device pool and run on the device (cuda-expert-memory.ts), with the CPU backend's
  * cache policy (ExpertStore), routing and prefetch decisions unchanged.
  *
- * The pool gets what the plan's GPU memory leaves once the pass's resident weights and KV cache are
- * counted (the runner holds those in its arena: attention, routers, norms and the LM head run on the
- * host in this version), so the expert cache, staging block and prefetch buffers get exactly the room
- * the plan gives them, plus the experts' activations (inputs, outputs, SwiGLU scratch), which the CPU
- * backend keeps in ordinary memory. Home copies are page-locked (hostAlloc), so copies are truly
- * asynchronous and CPU-computed misses read the same bytes.
+ * The pool is the plan's GPU memory: the decoder's non-expert weights, KV cache and activations
+ * (cuda-mixtral-decoder.ts: attention, norms, routers, the shared expert and the LM head run on the
+ * device, on the experts' compute stream), the expert cache, staging block and prefetch buffers, and the
+ * experts' activations (inputs, outputs, SwiGLU scratch). The runner's arena only stages the non-expert
+ * weights on the host for their upload, so the pass's device peak is the pool's. Home copies are
+ * page-locked (hostAlloc), so copies are truly asynchronous and CPU-computed misses read the same bytes.
  */
 import type { ExpertDevice, OpenExpertDevice } from "../moe/expert-device.js";
 import { expertStoredBytes } from "../moe/quantized-weights.js";
 import { CudaExpertMemory } from "./cuda-expert-memory.js";
+import { CudaMixtralDecoder } from "./cuda-mixtral-decoder.js";
 import { DevicePool } from "./device-pool.js";
 import type { CudaNative } from "./native-api.js";
 
@@ -56,8 +57,7 @@ export function cudaExpertDevice(native: CudaNative, overlap = true): ExpertDevi
             return view;
           }),
         );
-        const arenaBytes = setup.arena.usedBytes;
-        pool = new DevicePool(native, Math.max(0, setup.capacityBytes - arenaBytes));
+        pool = new DevicePool(native, setup.capacityBytes);
         const compute = native.streamCreate();
         streams.push(compute);
         const copy = overlap ? native.streamCreate() : compute;
@@ -76,7 +76,7 @@ export function cudaExpertDevice(native: CudaNative, overlap = true): ExpertDevi
           setup.rowsPerStep * model.moe!.expertsPerToken,
           { compute, copy },
           { event: origin, epochMs },
-          { onCopy: setup.onCopy, onExpert: setup.onExpert },
+          { onCopy: setup.onCopy, onExpert: setup.onExpert, onCompute: setup.onCompute },
           pinned,
         );
         memory = open;
@@ -85,7 +85,13 @@ export function cudaExpertDevice(native: CudaNative, overlap = true): ExpertDevi
           memory: open,
           host,
           backend: "cuda",
-          peakBytes: () => setup.arena.peakBytes + devicePool.peakBytes,
+          peakBytes: () => devicePool.peakBytes,
+          decoder: (decoderSetup) =>
+            new CudaMixtralDecoder(native, devicePool, compute, pinned, decoderSetup, {
+              copy: (link, layer, bytes, issue) =>
+                open.trackCopy(link, link === "h2d" ? "activations-in" : "activations-out", layer, bytes, issue),
+              compute: (layer, issue) => open.trackCompute(layer, issue),
+            }),
           drain: () => {
             native.deviceSynchronize();
             open.report(true);

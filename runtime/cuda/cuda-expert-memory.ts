@@ -9,7 +9,8 @@
  *   prefetch buffer given back, the staging block between two streamed experts);
  * - the store's `await(copy)` makes the compute stream wait for the copy's end event, so a demand fetch
  *   or a prefetch is waited for by the kernel that reads it, not by the host; prefetches issued for
- *   later layers keep running on the copy stream while the host computes attention;
+ *   later layers keep running on the copy stream while the compute stream runs the decoder's attention
+ *   (cuda-mixtral-decoder.ts, on the same compute stream);
  * - per layer, each device expert's token rows are gathered by the host into a pinned buffer at their
  *   own offset, copied up on the compute stream, run, and copied down into a pinned buffer; endLayer
  *   synchronises the compute stream once and hands the outputs to the model. The pinned buffers are
@@ -35,6 +36,8 @@ export interface CudaExpertCopy {
   readonly end: number;
   readonly bytes: number;
   readonly meta: ExpertTransferMeta;
+  /** The link (default h2d: expert weights). */
+  readonly link?: "h2d" | "d2h";
 }
 
 interface ExpertLaunch {
@@ -51,12 +54,15 @@ interface ExpertLaunch {
 export interface CudaExpertReports {
   readonly onCopy: (done: FinishedTransfer<ExpertTransferMeta>) => void;
   readonly onExpert: (layer: number, startMs: number, endMs: number) => void;
+  readonly onCompute: (layer: number, startMs: number, endMs: number) => void;
 }
 
 export class CudaExpertMemory implements ExpertMemory<CudaExpertBlock, CudaExpertCopy> {
   private readonly events: number[] = [];
   private readonly copies: CudaExpertCopy[] = [];
   private launches: ExpertLaunch[] = [];
+  /** The decoder's work on the compute stream, between two events, not yet reported. */
+  private readonly computes: { readonly layer: number; readonly start: number; readonly end: number }[] = [];
   private readonly input: DevicePointer;
   private readonly output: DevicePointer;
   private readonly scratch: DevicePointer;
@@ -194,13 +200,36 @@ export class CudaExpertMemory implements ExpertMemory<CudaExpertBlock, CudaExper
     return this.origin.epochMs + this.native.eventElapsedMs(this.origin.event, event);
   }
 
+  /**
+   * A copy another part of the pass issues on the compute stream (the device decoder's activations),
+   * bracketed by timing events and reported with the expert copies, in issue order.
+   */
+  trackCopy(link: "h2d" | "d2h", kind: ExpertTransferKind, layer: number, bytes: number, issue: () => void): void {
+    const { compute } = this.streams;
+    const start = this.mark(compute);
+    issue();
+    this.copies.push({ start, end: this.mark(compute), bytes, meta: { kind, layer, expert: -1 }, link });
+  }
+
+  /** Work another part of the pass issues on the compute stream (the device decoder's), timed by events and reported by `report`. */
+  trackCompute(layer: number, issue: () => void): void {
+    const { compute } = this.streams;
+    const start = this.mark(compute);
+    issue();
+    this.computes.push({ layer, start, end: this.mark(compute) });
+  }
+
   /** Reports the copies that have finished (all of them: `all`, after a device synchronise), in issue order. */
   report(all: boolean): void {
+    let finished = 0;
+    while (finished < this.computes.length && (all || this.native.eventQuery(this.computes[finished]!.end))) finished++;
+    for (const { layer, start, end } of this.computes.splice(0, finished))
+      this.reports.onCompute(layer, this.epochMs(start), this.epochMs(end));
     let done = 0;
     while (done < this.copies.length && (all || this.native.eventQuery(this.copies[done]!.end))) done++;
     for (const copy of this.copies.splice(0, done))
       this.reports.onCopy({
-        stream: "h2d",
+        stream: copy.link ?? "h2d",
         bytes: copy.bytes,
         meta: copy.meta,
         startMs: this.epochMs(copy.start),

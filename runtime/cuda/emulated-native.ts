@@ -79,6 +79,9 @@ import { linearQuantized } from "../kernels/linear-quantized.js";
 import { reluInPlace } from "../kernels/relu.js";
 import { softmaxRowsInPlace } from "../kernels/softmax.js";
 import { dequantizeGroupwise, quantizedByteLength } from "../moe/expert-quantization.js";
+import { gqaAttention as gqaAttentionCpu } from "../moe/gqa-attention.js";
+import { rmsNorm as rmsNormCpu } from "../moe/rms-norm.js";
+import { Rope } from "../moe/rope.js";
 import { siluGateInPlace } from "../moe/silu.js";
 import { decode, decodeToFloat16, encode } from "../tensor-codec.js";
 import { CUDA_NATIVE_FUNCTIONS, type CudaNative, type NativeDeviceProperties, type NativeProbe } from "./native-api.js";
@@ -1374,6 +1377,7 @@ class EmulatedDevice implements CudaNative {
     m: number,
     k: number,
     n: number,
+    bias?: Float32Array,
   ) {
     const scratch = linearScratchLength(m, k);
     const xs = bits === 16 && m > GEMV_MAX_ROWS ? splitHalves(x) : x;
@@ -1383,6 +1387,7 @@ class EmulatedDevice implements CudaNative {
       out,
       { m, k, n, bits },
       { tile: new Float32Array(scratch.tile), out: new Float32Array(scratch.out) },
+      bias,
     );
   }
 
@@ -1463,6 +1468,211 @@ class EmulatedDevice implements CudaNative {
       this.groupwiseProduct(xs, weights.subarray(matrixBytes, 2 * matrixBytes), b, up, m, hidden, ffn);
       siluGateInPlace(gate, up, m * ffn);
       this.groupwiseProduct(gate, weights.subarray(2 * matrixBytes), b, this.f32(or, m * hidden), m, ffn, hidden);
+    });
+  }
+
+  linearGroupwiseBias(
+    x: number,
+    w: number,
+    bits: number,
+    bias: number,
+    out: number,
+    m: number,
+    k: number,
+    n: number,
+    stream: number,
+  ): void {
+    const fn = "linearGroupwiseBias";
+    pointerArg(fn, "x", x);
+    pointerArg(fn, "w", w);
+    const b = bitsArg(fn, bits);
+    pointerArg(fn, "bias", bias);
+    pointerArg(fn, "out", out);
+    intArg(fn, "m", m);
+    intArg(fn, "k", k);
+    intArg(fn, "n", n);
+    streamArg(fn, stream);
+    const call = `${fn}(bits=${bits}, m=${m}, k=${k}, n=${n})`;
+    const s = this.stream(call, stream);
+    const xr = this.range(call, "x", x, m * k * 4, 4);
+    const wr = this.range(call, "w", w, quantizedByteLength(n * k, b), b === 16 ? 2 : 1);
+    const br = this.range(call, "bias", bias, n * 4, 4);
+    const or = this.range(call, "out", out, m * n * 4, 4);
+    for (const input of [xr, wr, br]) this.disjoint(call, or, input);
+    if (m === 0 || n === 0) return;
+    this.launch(s, call, kernelSeconds(2 * m * k * n, xr.bytes + wr.bytes + br.bytes + or.bytes), () =>
+      this.groupwiseProduct(this.f32(xr, m * k), this.u8(wr), b, this.f32(or, m * n), m, k, n, this.f32(br, n)),
+    );
+  }
+
+  rmsNorm(x: number, weight: number, out: number, rows: number, cols: number, eps: number, stream: number): void {
+    const fn = "rmsNorm";
+    pointerArg(fn, "x", x);
+    pointerArg(fn, "weight", weight);
+    pointerArg(fn, "out", out);
+    intArg(fn, "rows", rows);
+    intArg(fn, "cols", cols);
+    finiteArg(fn, "eps", eps);
+    streamArg(fn, stream);
+    const call = `${fn}(rows=${rows}, cols=${cols})`;
+    const s = this.stream(call, stream);
+    const xr = this.range(call, "x", x, rows * cols * 4, 4);
+    const wr = this.range(call, "weight", weight, cols * 4, 4);
+    const or = this.range(call, "out", out, rows * cols * 4, 4);
+    this.disjoint(call, or, xr, true);
+    this.disjoint(call, or, wr);
+    if (rows === 0 || cols === 0) return;
+    // The launcher takes eps as a C double (the CPU's float64 arithmetic).
+    this.launch(s, call, kernelSeconds(4 * rows * cols, 2 * xr.bytes), () =>
+      rmsNormCpu(this.f32(xr, rows * cols), this.f32(wr, cols), this.f32(or, rows * cols), rows, cols, eps),
+    );
+  }
+
+  rope(
+    x: number,
+    rows: number,
+    heads: number,
+    headDim: number,
+    rowsPerSequence: number,
+    past: number,
+    theta: number,
+    stream: number,
+  ): void {
+    const fn = "rope";
+    pointerArg(fn, "x", x);
+    intArg(fn, "rows", rows);
+    intArg(fn, "heads", heads);
+    intArg(fn, "headDim", headDim);
+    intArg(fn, "rowsPerSequence", rowsPerSequence);
+    intArg(fn, "past", past);
+    finiteArg(fn, "theta", theta);
+    streamArg(fn, stream);
+    const call = `${fn}(rows=${rows}, heads=${heads}, headDim=${headDim})`;
+    const s = this.stream(call, stream);
+    if (headDim % 2 !== 0 || (rows > 0 && rowsPerSequence === 0) || !(theta > 0))
+      throw cudaError(call, "cudaErrorInvalidValue", "headDim must be even, rowsPerSequence and theta positive");
+    const xr = this.range(call, "x", x, rows * heads * headDim * 4, 4);
+    if (rows === 0 || heads === 0 || headDim === 0) return;
+    this.launch(s, call, kernelSeconds(6 * rows * heads * headDim, 2 * xr.bytes), () => {
+      const values = this.f32(xr, rows * heads * headDim);
+      const rotary = new Rope(headDim, theta);
+      for (let r = 0; r < rows; r++) rotary.apply(values, r, heads, past + (r % rowsPerSequence));
+    });
+  }
+
+  gqaAttention(
+    q: number,
+    k: number,
+    v: number,
+    out: number,
+    scratch: number,
+    t: number,
+    past: number,
+    heads: number,
+    kvHeads: number,
+    headDim: number,
+    stream: number,
+  ): void {
+    const fn = "gqaAttention";
+    pointerArg(fn, "q", q);
+    pointerArg(fn, "k", k);
+    pointerArg(fn, "v", v);
+    pointerArg(fn, "out", out);
+    pointerArg(fn, "scratch", scratch);
+    intArg(fn, "t", t);
+    intArg(fn, "past", past);
+    intArg(fn, "heads", heads);
+    intArg(fn, "kvHeads", kvHeads);
+    intArg(fn, "headDim", headDim);
+    streamArg(fn, stream);
+    const call = `${fn}(t=${t}, past=${past}, heads=${heads}, kvHeads=${kvHeads}, headDim=${headDim})`;
+    const s = this.stream(call, stream);
+    if (heads > 0 && (kvHeads === 0 || heads % kvHeads !== 0))
+      throw cudaError(call, "cudaErrorInvalidValue", "heads must be a multiple of kvHeads");
+    const ctx = past + t;
+    const qr = this.range(call, "q", q, t * heads * headDim * 4, 4);
+    const kr = this.range(call, "k", k, ctx * kvHeads * headDim * 4, 4);
+    const vr = this.range(call, "v", v, ctx * kvHeads * headDim * 4, 4);
+    const or = this.range(call, "out", out, t * heads * headDim * 4, 4);
+    const scratchFloats = heads * headDim === 0 ? 0 : heads * t * ctx;
+    const sr = this.range(call, "scratch", scratch, scratchFloats * 4, 4);
+    for (const input of [qr, kr, vr, sr]) this.disjoint(call, or, input);
+    for (const input of [qr, kr, vr]) this.disjoint(call, sr, input);
+    if (t === 0 || heads === 0 || headDim === 0) return;
+    const flops = 4 * t * ctx * heads * headDim;
+    this.launch(s, call, kernelSeconds(flops, qr.bytes + kr.bytes + vr.bytes + or.bytes), () => {
+      gqaAttentionCpu(
+        this.f32(qr, t * heads * headDim),
+        this.f32(kr, ctx * kvHeads * headDim),
+        this.f32(vr, ctx * kvHeads * headDim),
+        this.f32(or, t * heads * headDim),
+        t,
+        past,
+        heads,
+        kvHeads,
+        headDim,
+        new Float32Array(ctx),
+      );
+      this.f32(sr, scratchFloats).fill(Number.NaN); // nothing may rely on what the GPU leaves there
+    });
+  }
+
+  moeCombine(x: number, outputs: number, weights: number, rows: number, k: number, cols: number, stream: number): void {
+    const fn = "moeCombine";
+    pointerArg(fn, "x", x);
+    pointerArg(fn, "outputs", outputs);
+    pointerArg(fn, "weights", weights);
+    intArg(fn, "rows", rows);
+    intArg(fn, "k", k);
+    intArg(fn, "cols", cols);
+    streamArg(fn, stream);
+    const call = `${fn}(rows=${rows}, k=${k}, cols=${cols})`;
+    const s = this.stream(call, stream);
+    const xr = this.range(call, "x", x, rows * cols * 4, 4);
+    const or = this.range(call, "outputs", outputs, rows * k * cols * 4, 4);
+    const wr = this.range(call, "weights", weights, rows * k * 4, 4);
+    this.disjoint(call, xr, or);
+    this.disjoint(call, xr, wr);
+    if (rows === 0 || cols === 0) return;
+    this.launch(s, call, kernelSeconds(2 * rows * k * cols, 2 * xr.bytes + or.bytes), () => {
+      const xs = this.f32(xr, rows * cols);
+      const outs = this.f32(or, rows * k * cols);
+      const ws = this.f32(wr, rows * k);
+      // As mixtral-model.ts sums them: in rank order, each product added (and rounded) in turn.
+      for (let row = 0; row < rows; row++)
+        for (let r = 0; r < k; r++) {
+          const weight = ws[row * k + r]!;
+          const base = (row * k + r) * cols;
+          for (let c = 0; c < cols; c++) xs[row * cols + c]! += weight * outs[base + c]!;
+        }
+    });
+  }
+
+  sigmoidGatedAdd(x: number, y: number, gate: number, rows: number, cols: number, stream: number): void {
+    const fn = "sigmoidGatedAdd";
+    pointerArg(fn, "x", x);
+    pointerArg(fn, "y", y);
+    pointerArg(fn, "gate", gate);
+    intArg(fn, "rows", rows);
+    intArg(fn, "cols", cols);
+    streamArg(fn, stream);
+    const call = `${fn}(rows=${rows}, cols=${cols})`;
+    const s = this.stream(call, stream);
+    const xr = this.range(call, "x", x, rows * cols * 4, 4);
+    const yr = this.range(call, "y", y, rows * cols * 4, 4);
+    const gr = this.range(call, "gate", gate, rows * 4, 4);
+    this.disjoint(call, xr, yr);
+    this.disjoint(call, xr, gr);
+    if (rows === 0 || cols === 0) return;
+    this.launch(s, call, kernelSeconds(2 * rows * cols, 3 * xr.bytes), () => {
+      const xs = this.f32(xr, rows * cols);
+      const ys = this.f32(yr, rows * cols);
+      const gs = this.f32(gr, rows);
+      // As mixtral-model.ts's shared expert: the gate in float64, each sum rounded once.
+      for (let row = 0; row < rows; row++) {
+        const g = 1 / (1 + Math.exp(-gs[row]!));
+        for (let c = 0; c < cols; c++) xs[row * cols + c]! += g * ys[row * cols + c]!;
+      }
     });
   }
 

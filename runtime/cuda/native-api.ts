@@ -138,6 +138,55 @@ export interface CudaNative {
     out: number,
     stream: number,
   ): void;
+  /** linearGroupwise plus a bias [n] (fp32) summed into each output (kernels.h spw_linear_groupwise_bias). */
+  linearGroupwiseBias(
+    x: number,
+    w: number,
+    bits: number,
+    bias: number,
+    out: number,
+    m: number,
+    k: number,
+    n: number,
+    stream: number,
+  ): void;
+  /** RMSNorm (Llama/Mixtral) of each row with an fp32 weight; out may be x (kernels.h spw_rms_norm). */
+  rmsNorm(x: number, weight: number, out: number, rows: number, cols: number, eps: number, stream: number): void;
+  /**
+   * Rotary embedding in place, HF rotate_half (kernels.h spw_rope): row r of x [rows, heads · headDim]
+   * is at position past + r % rowsPerSequence.
+   */
+  rope(
+    x: number,
+    rows: number,
+    heads: number,
+    headDim: number,
+    rowsPerSequence: number,
+    past: number,
+    theta: number,
+    stream: number,
+  ): void;
+  /**
+   * Causal grouped-query attention of one sequence over its KV cache (kernels.h spw_gqa_attention):
+   * q, out [t, heads · headDim]; k, v [past + t, kvHeads · headDim]; scratch attentionScratchFloats(t, past, heads).
+   */
+  gqaAttention(
+    q: number,
+    k: number,
+    v: number,
+    out: number,
+    scratch: number,
+    t: number,
+    past: number,
+    heads: number,
+    kvHeads: number,
+    headDim: number,
+    stream: number,
+  ): void;
+  /** x[r] += Σ_rank weights[r, rank] · outputs[r, rank] in rank order, one rounding per rank (kernels.h spw_moe_combine). */
+  moeCombine(x: number, outputs: number, weights: number, rows: number, k: number, cols: number, stream: number): void;
+  /** x[r] += sigmoid(gate[r]) · y[r] (Qwen2-MoE's shared expert; kernels.h spw_sigmoid_gated_add). */
+  sigmoidGatedAdd(x: number, y: number, gate: number, rows: number, cols: number, stream: number): void;
   argmaxRows(x: number, rows: number, cols: number, out: number, stream: number): void;
   /** One column chunk's argmax merged into a running best per row (kernels.h spw_argmax_merge); first: 1 starts afresh. */
   argmaxMerge(
@@ -197,6 +246,12 @@ export const CUDA_NATIVE_FUNCTIONS = [
   "dequantizeGroupwiseF32",
   "linearGroupwise",
   "expertSwiglu",
+  "linearGroupwiseBias",
+  "rmsNorm",
+  "rope",
+  "gqaAttention",
+  "moeCombine",
+  "sigmoidGatedAdd",
   "argmaxRows",
   "argmaxMerge",
   "copy",

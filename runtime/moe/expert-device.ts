@@ -10,6 +10,7 @@ import type { DeviceArena } from "../device-arena.js";
 import { type FinishedTransfer, TransferEngine } from "../transfer-engine.js";
 import { ArenaExpertMemory } from "./arena-expert-memory.js";
 import type { ExpertMemory, ExpertTransferMeta } from "./expert-memory.js";
+import type { MoeDecoder, MoeDecoderSetup } from "./moe-decoder.js";
 import { expertStoredBytes } from "./quantized-weights.js";
 
 export interface ExpertPassSetup {
@@ -29,6 +30,8 @@ export interface ExpertPassSetup {
   readonly onCopy: (done: FinishedTransfer<ExpertTransferMeta>) => void;
   /** An expert the device computed (a device that computes experts itself), in epoch milliseconds. */
   readonly onExpert: (layer: number, startMs: number, endMs: number) => void;
+  /** The device decoder's own work (a device with a `decoder`), timed by its events, in epoch milliseconds; layer -1: the step's. */
+  readonly onCompute: (layer: number, startMs: number, endMs: number) => void;
 }
 
 export interface OpenExpertDevice {
@@ -37,8 +40,13 @@ export interface OpenExpertDevice {
   readonly host: readonly (readonly Uint16Array[])[];
   /** What the device name says it is, for the run's report ("cpu", "cuda"). */
   readonly backend: string;
-  /** Peak device bytes of the pass: the arena's, plus the device's own memory where it has some. */
+  /** Peak device bytes of the pass: the arena's, or the device's own memory where it has some. */
   peakBytes(): number;
+  /**
+   * A device that runs the non-expert work itself (the CUDA backend: weights and KV cache in its own
+   * memory); absent, the runner steps the CPU backend's MixtralModel over the arena and its KV cache.
+   */
+  decoder?(setup: MoeDecoderSetup): MoeDecoder;
   /** Every copy has finished and been reported through onCopy. */
   drain(): void;
   close(): Promise<void>;

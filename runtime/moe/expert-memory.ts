@@ -10,9 +10,19 @@ import type { ExpertIo } from "./mixtral-model.js";
 
 /**
  * Why an expert copy was made; "rows-in" / "rows-out": a device that computes experts itself (the CUDA
- * backend) sends an expert's token rows up and its outputs back down.
+ * backend) sends an expert's token rows up and its outputs back down; "activations-in" /
+ * "activations-out": a device that runs the decoder too reads each layer's router input and logits
+ * back and takes the experts' outputs (and the step's tokens) up (`expert` -1).
  */
-export type ExpertTransferKind = "warm" | "prefill" | "demand" | "prefetch" | "rows-in" | "rows-out";
+export type ExpertTransferKind =
+  | "warm"
+  | "prefill"
+  | "demand"
+  | "prefetch"
+  | "rows-in"
+  | "rows-out"
+  | "activations-in"
+  | "activations-out";
 
 export interface ExpertTransferMeta {
   readonly kind: ExpertTransferKind;

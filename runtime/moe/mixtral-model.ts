@@ -341,28 +341,8 @@ export class MixtralModel {
     for (let i = 0; i < m * h; i++) this.x[i]! += this.proj[i]!;
   }
 
-  /** Routes every row of `logits` into `chosen`/`weights`; returns the batch's experts in first-seen order. */
   private routeRows(logits: Float32Array, m: number, chosen = this.chosen, weights = this.chosenWeights): number[] {
-    const { k, E } = this;
-    const needed: number[] = [];
-    const seen = new Uint8Array(E);
-    for (let row = 0; row < m; row++) {
-      route(
-        logits.subarray(row * E, (row + 1) * E),
-        k,
-        chosen.subarray(row * k, (row + 1) * k),
-        weights.subarray(row * k, (row + 1) * k),
-        this.normTopKProb,
-      );
-      for (let r = 0; r < k; r++) {
-        const e = chosen[row * k + r]!;
-        if (!seen[e]) {
-          seen[e] = 1;
-          needed.push(e);
-        }
-      }
-    }
-    return needed;
+    return routeRows(logits, m, this.k, this.E, this.normTopKProb, chosen, weights);
   }
 
   private moeBlock(l: number, m: number, phase: MoePhase, experts: ExpertExecutor, observe?: RoutingObserver): void {
@@ -381,18 +361,15 @@ export class MixtralModel {
     }
     experts.beforeExperts?.(l, phase, this.xn, m, nextLayerExperts);
     const eb = this.bits.expert;
-    const w1Len = quantizedByteLength(fe * h, eb) / 2; // one matrix's stored bytes, in halves
-    const io = this.expertIo(l, m);
+    const io = expertRowsIo(l, m, h, k, this.chosen, this.xn, this.gathered, this.expertOut);
+    const scratch = { gate: this.gateAct, up: this.upAct, out: this.down, tile: this.tile, tileOut: this.tileOut };
     experts.runExperts(
       l,
       phase,
       needed,
       (expert, packed) => {
         const { input, rows: n } = io.gather(expert);
-        this.linear(input, packed.subarray(0, w1Len), this.gateAct, n, h, fe, eb);
-        this.linear(input, packed.subarray(w1Len, 2 * w1Len), this.upAct, n, h, fe, eb);
-        siluGateInPlace(this.gateAct, this.upAct, n * fe);
-        this.linear(this.gateAct, packed.subarray(2 * w1Len, 3 * w1Len), this.down, n, fe, h, eb);
+        hostSwigluExpert(input, packed, { rows: n, hidden: h, ffn: fe, bits: eb }, scratch);
         io.scatter(expert, this.down);
       },
       io,
@@ -405,37 +382,6 @@ export class MixtralModel {
       }
     }
     if (w.sharedExpert) this.sharedExpert(w.sharedExpert, m);
-  }
-
-  /** Layer l's expert rows over this step's `m` token rows (router choices in `chosen`, inputs in `xn`). */
-  private expertIo(l: number, m: number): ExpertIo {
-    const { h, k } = this;
-    const rowsOf = (expert: number) => {
-      const rows: number[] = [];
-      const ranks: number[] = [];
-      for (let row = 0; row < m; row++) {
-        for (let r = 0; r < k; r++)
-          if (this.chosen[row * k + r] === expert) {
-            rows.push(row);
-            ranks.push(r);
-          }
-      }
-      if (rows.length === 0) throw new Error(`layer ${l}: expert ${expert} was run but no token routes to it`);
-      return { rows, ranks };
-    };
-    return {
-      gather: (expert) => {
-        const { rows } = rowsOf(expert);
-        for (let i = 0; i < rows.length; i++)
-          this.gathered.set(this.xn.subarray(rows[i]! * h, (rows[i]! + 1) * h), i * h);
-        return { input: this.gathered.subarray(0, rows.length * h), rows: rows.length };
-      },
-      scatter: (expert, output) => {
-        const { rows, ranks } = rowsOf(expert);
-        for (let i = 0; i < rows.length; i++)
-          this.expertOut.set(output.subarray(i * h, (i + 1) * h), (rows[i]! * k + ranks[i]!) * h);
-      },
-    };
   }
 
   /**
@@ -489,4 +435,111 @@ export function route(
     chosenSum += probs[best]! / sum;
   }
   if (renormalise) for (let r = 0; r < k; r++) weights[r] = weights[r]! / chosenSum;
+}
+
+/**
+ * Routes every row of `logits` [m, E] into `chosen`/`weights` [m, k] (route() per row); returns the
+ * batch's experts in first-seen order.
+ */
+export function routeRows(
+  logits: Float32Array,
+  m: number,
+  k: number,
+  E: number,
+  renormalise: boolean,
+  chosen: Int32Array,
+  weights: Float32Array,
+): number[] {
+  const needed: number[] = [];
+  const seen = new Uint8Array(E);
+  for (let row = 0; row < m; row++) {
+    route(
+      logits.subarray(row * E, (row + 1) * E),
+      k,
+      chosen.subarray(row * k, (row + 1) * k),
+      weights.subarray(row * k, (row + 1) * k),
+      renormalise,
+    );
+    for (let r = 0; r < k; r++) {
+      const e = chosen[row * k + r]!;
+      if (!seen[e]) {
+        seen[e] = 1;
+        needed.push(e);
+      }
+    }
+  }
+  return needed;
+}
+
+/**
+ * Layer l's expert rows over a step's `m` token rows: router choices in `chosen` [m, k], inputs in `xn`
+ * [m, hidden]; gathered rows go through `gathered`, outputs land in `expertOut` [m, k, hidden] by rank.
+ */
+export function expertRowsIo(
+  l: number,
+  m: number,
+  h: number,
+  k: number,
+  chosen: Int32Array,
+  xn: Float32Array,
+  gathered: Float32Array,
+  expertOut: Float32Array,
+): ExpertIo {
+  const rowsOf = (expert: number) => {
+    const rows: number[] = [];
+    const ranks: number[] = [];
+    for (let row = 0; row < m; row++) {
+      for (let r = 0; r < k; r++)
+        if (chosen[row * k + r] === expert) {
+          rows.push(row);
+          ranks.push(r);
+        }
+    }
+    if (rows.length === 0) throw new Error(`layer ${l}: expert ${expert} was run but no token routes to it`);
+    return { rows, ranks };
+  };
+  return {
+    gather: (expert) => {
+      const { rows } = rowsOf(expert);
+      for (let i = 0; i < rows.length; i++) gathered.set(xn.subarray(rows[i]! * h, (rows[i]! + 1) * h), i * h);
+      return { input: gathered.subarray(0, rows.length * h), rows: rows.length };
+    },
+    scatter: (expert, output) => {
+      const { rows, ranks } = rowsOf(expert);
+      for (let i = 0; i < rows.length; i++)
+        expertOut.set(output.subarray(i * h, (i + 1) * h), (rows[i]! * k + ranks[i]!) * h);
+    },
+  };
+}
+
+/** Scratch of hostSwigluExpert: gate and up [rows, ffn], out [rows, hidden], and the linear's tiles. */
+export interface HostExpertScratch {
+  readonly gate: Float32Array;
+  readonly up: Float32Array;
+  readonly out: Float32Array;
+  readonly tile: Float32Array;
+  readonly tileOut: Float32Array;
+}
+
+/** A routed expert on the host's CPU from its packed stored weights (w1 | w3 | w2): scratch.out = w2(silu(w1 x) · w3 x). */
+export function hostSwigluExpert(
+  input: Float32Array,
+  packed: Uint16Array,
+  shape: { readonly rows: number; readonly hidden: number; readonly ffn: number; readonly bits: ExpertBits },
+  scratch: HostExpertScratch,
+): void {
+  const { rows: n, hidden: h, ffn: fe, bits } = shape;
+  const w1Len = quantizedByteLength(fe * h, bits) / 2; // one matrix's stored bytes, in halves
+  const tiles = { tile: scratch.tile, out: scratch.tileOut };
+  linearAtBits(input, packed.subarray(0, w1Len), undefined, scratch.gate, { m: n, k: h, n: fe, bits }, tiles);
+  linearAtBits(input, packed.subarray(w1Len, 2 * w1Len), undefined, scratch.up, { m: n, k: h, n: fe, bits }, tiles);
+  siluGateInPlace(scratch.gate, scratch.up, n * fe);
+  linearAtBits(
+    scratch.gate,
+    packed.subarray(2 * w1Len, 3 * w1Len),
+    undefined,
+    scratch.out,
+    { m: n, k: fe, n: h, bits },
+    tiles,
+  );
 }

@@ -42,6 +42,8 @@ const COPY_KINDS: Readonly<Record<ExpertTransferMeta["kind"], string>> = {
   prefetch: "prefetch-expert",
   "rows-in": "send-expert-rows",
   "rows-out": "return-expert-rows",
+  "activations-in": "send-activations",
+  "activations-out": "return-activations",
 };
 
 export class MoePassClock implements ExpertExecutor {
@@ -64,12 +66,15 @@ export class MoePassClock implements ExpertExecutor {
    * @param inner the store that decides where each expert's weights come from.
    * @param onHost whether `weights` is layer `layer`'s expert's host home copy (computed on the CPU).
    * @param onLayer called as each layer of each step has run its experts (progress).
+   * @param deviceCompute the device times the non-expert work itself (deviceCompute); the host's time
+   *   between expert phases is then not recorded as gpu compute.
    */
   constructor(
     private readonly inner: ExpertExecutor,
     private readonly onHost: (layer: number, expert: number, weights: Uint16Array) => boolean,
     private readonly trace?: TraceSink,
     private readonly onLayer?: (at: { readonly token: number; readonly layer: number }) => void,
+    private readonly computeOnDevice = false,
   ) {}
 
   private now(): number {
@@ -92,7 +97,7 @@ export class MoePassClock implements ExpertExecutor {
   /** The step's tokens are out: the time since its last layer's experts is the LM head's. */
   endStep(): void {
     const end = this.now();
-    this.slice("compute", "gpu", this.mark, end, 0, -1);
+    if (!this.computeOnDevice) this.slice("compute", "gpu", this.mark, end, 0, -1);
     if (this.token === 0) this.firstStepEnd = end;
     else if (this.firstStepEnd === 0) throw new Error("MoePassClock: a decode step ended before the prefill");
     this.lastStepEnd = end;
@@ -132,7 +137,7 @@ export class MoePassClock implements ExpertExecutor {
     io?: ExpertIo,
   ): void {
     const begin = this.now();
-    this.slice("compute", "gpu", this.mark, begin, 0, layer);
+    if (!this.computeOnDevice) this.slice("compute", "gpu", this.mark, begin, 0, layer);
     this.computing = 0;
     this.inner.runExperts(
       layer,
@@ -163,6 +168,11 @@ export class MoePassClock implements ExpertExecutor {
     const end = (endMs - this.originMs) / 1000;
     this.computing += end - start;
     this.slice("expert", "gpu", start, end, 0, layer);
+  }
+
+  /** The device decoder's work (attention, router, combine, LM head), timed by device events: a gpu "compute" slice. */
+  deviceCompute(layer: number, startMs: number, endMs: number): void {
+    this.slice("compute", "gpu", (startMs - this.originMs) / 1000, (endMs - this.originMs) / 1000, 0, layer);
   }
 
   timing(): MoePassTiming {

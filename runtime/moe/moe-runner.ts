@@ -48,6 +48,7 @@ import { GateLookahead } from "./gate-lookahead.js";
 import { HomeCopies } from "./home-copies.js";
 import { type MixtralKvCache, MixtralModel } from "./mixtral-model.js";
 import { loadMoeCheckpoint, type MoeCheckpoint } from "./moe-checkpoint.js";
+import type { MoeDecoder } from "./moe-decoder.js";
 import { MoePassClock, type MoePassTiming } from "./moe-pass-clock.js";
 import { PRE_GATED_CONFIG_KEY, routerOf } from "./pre-gated.js";
 import { LogitsRecorder, type QuantizedFidelity, quantizedFidelity } from "./quantized-fidelity.js";
@@ -183,20 +184,6 @@ async function runPass(
       arena.uint8(block, raw.byteLength).set(raw);
       return arena.uint16(block, raw.byteLength / 2);
     });
-    // KV cache, resident.
-    const kvWidth = kvDim(model);
-    const kvBlocks = (kind: string): DeviceBlock[][] =>
-      Array.from({ length: L }, (_, l) =>
-        Array.from({ length: B }, (_, b) =>
-          arena.allocate(total * kvWidth * 4, `layer ${l} sequence ${b} ${kind} cache`),
-        ),
-      );
-    const keys = kvBlocks("key");
-    const values = kvBlocks("value");
-    const kv: MixtralKvCache = {
-      key: (l, b) => arena.float32(keys[l]![b]!, total * kvWidth),
-      value: (l, b) => arena.float32(values[l]![b]!, total * kvWidth),
-    };
     // Every expert's home copy in host memory, stored at policy.bits: gate | up | down (w1 | w3 | w2).
     experts = await device.open({
       model,
@@ -214,8 +201,33 @@ async function runPass(
         }
       },
       onExpert: (layer, startMs, endMs) => clock?.deviceExpert(layer, startMs, endMs),
+      onCompute: (layer, startMs, endMs) => clock?.deviceCompute(layer, startMs, endMs),
     });
     const { host } = experts;
+    const bits = { expert: policy.bits, attention: policy.attentionBits };
+    const runner: MoeDecoder =
+      experts.decoder?.({
+        model,
+        weights,
+        batch: B,
+        maxTokensPerStep: s,
+        maxLength: total,
+        ropeTheta,
+        rmsNormEps,
+        normTopKProb,
+        bits,
+      }) ??
+      new MixtralModel(
+        model,
+        weights,
+        residentKv(arena, L, B, total, kvDim(model)),
+        B,
+        s,
+        ropeTheta,
+        rmsNormEps,
+        normTopKProb,
+        bits,
+      );
     // Speculative prefetch: the router of layer l + a applied to layer l's router input.
     const lookahead =
       !policy.pregated && policy.prefetchExperts > 0
@@ -229,11 +241,8 @@ async function runPass(
           )
         : undefined;
     const store = new ExpertStore(model, policy, B, experts.memory, host, initial, lookahead);
-    const runner = new MixtralModel(model, weights, kv, B, s, ropeTheta, rmsNormEps, normTopKProb, {
-      expert: policy.bits,
-      attention: policy.attentionBits,
-    });
-    clock = new MoePassClock(store, (l, e, w) => w === host[l]![e]!, sink, progress);
+    // A device decoder times its own compute by device events (the clock's host-timed compute slices are left out).
+    clock = new MoePassClock(store, (l, e, w) => w === host[l]![e]!, sink, progress, experts.decoder !== undefined);
 
     const meta = { model: model.name, numLayers: L, numExperts: moe.numExperts, expertsPerToken: moe.expertsPerToken };
     const guesses = lookahead && allocateRoutingGuesses(meta, B * total, lookahead.distance, lookahead.perLayer);
@@ -306,6 +315,28 @@ async function runPass(
   } finally {
     await experts?.close();
   }
+}
+
+/** The KV cache resident in the arena: per layer and sequence, fp32 key and value rows [maxLength, kvWidth]. */
+function residentKv(
+  arena: DeviceArena,
+  layers: number,
+  batch: number,
+  maxLength: number,
+  kvWidth: number,
+): MixtralKvCache {
+  const blocks = (kind: string): DeviceBlock[][] =>
+    Array.from({ length: layers }, (_, l) =>
+      Array.from({ length: batch }, (_, b) =>
+        arena.allocate(maxLength * kvWidth * 4, `layer ${l} sequence ${b} ${kind} cache`),
+      ),
+    );
+  const keys = blocks("key");
+  const values = blocks("value");
+  return {
+    key: (l, b) => arena.float32(keys[l]![b]!, maxLength * kvWidth),
+    value: (l, b) => arena.float32(values[l]![b]!, maxLength * kvWidth),
+  };
 }
 
 /** Runs the all-resident reference, then `options.policy`'s cached configuration on the same prompts. */

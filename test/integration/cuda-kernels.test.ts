@@ -40,6 +40,9 @@ import {
   quantizedByteLength,
   quantizeGroupwise,
 } from "../../runtime/moe/expert-quantization.js";
+import { gqaAttention as gqaAttentionCpu } from "../../runtime/moe/gqa-attention.js";
+import { rmsNorm as rmsNormCpu } from "../../runtime/moe/rms-norm.js";
+import { Rope } from "../../runtime/moe/rope.js";
 import { siluGateInPlace } from "../../runtime/moe/silu.js";
 import { decode, decodeToFloat16, encode } from "../../runtime/tensor-codec.js";
 import { random } from "../helpers.js";
@@ -1226,6 +1229,129 @@ for (const impl of IMPLEMENTATIONS) {
           s.poison(op, m * hidden * 4);
           s.native.expertSwiglu(xp, ep, bits, m, hidden, ffn, sp, op, s.stream);
           assertClose(s.getF32(op, m * hidden), expected, 1e-5, label);
+        }
+      });
+    },
+  );
+
+  test(
+    name(
+      "the MoE decoder's kernels against the CPU backend's ops: rmsNorm (and in place), rope, gqaAttention, linearGroupwiseBias (rel err < 1e-5); moeCombine and sigmoidGatedAdd",
+    ),
+    options,
+    () => {
+      withSession(impl, (s) => {
+        // RMSNorm (runtime/moe/rms-norm.ts), eps as Mixtral's config gives it (a double).
+        for (const [rows, cols] of [
+          [1, 64],
+          [5, 200],
+        ] as const) {
+          const label = `rmsNorm ${rows}x${cols}`;
+          const x = randomF32(rows * cols, `${label} x`, 3);
+          const weight = randomF32(cols, `${label} w`, 1, 1);
+          const expected = new Float32Array(rows * cols);
+          rmsNormCpu(x, weight, expected, rows, cols, 1e-5);
+          const xp = s.put(x);
+          const wp = s.put(weight);
+          const op = s.alloc(rows * cols * 4);
+          s.poison(op, rows * cols * 4);
+          s.native.rmsNorm(xp, wp, op, rows, cols, 1e-5, s.stream);
+          assertClose(s.getF32(op, rows * cols), expected, 1e-5, label);
+          s.native.rmsNorm(xp, wp, xp, rows, cols, 1e-5, s.stream);
+          assertClose(s.getF32(xp, rows * cols), expected, 1e-5, `${label} in place`);
+        }
+        // RoPE (runtime/moe/rope.ts): rows of two sequences of 3 tokens at positions past .. past + 2.
+        for (const [rows, heads, headDim, perSequence, past, theta] of [
+          [6, 4, 16, 3, 5, 1e6],
+          [1, 2, 64, 1, 900, 10000],
+        ] as const) {
+          const label = `rope ${rows} rows, ${heads} heads of ${headDim}, past ${past}`;
+          const x = randomF32(rows * heads * headDim, `${label} x`, 2);
+          const expected = x.slice();
+          const rope = new Rope(headDim, theta);
+          for (let r = 0; r < rows; r++) rope.apply(expected, r, heads, past + (r % perSequence));
+          const xp = s.put(x);
+          s.native.rope(xp, rows, heads, headDim, perSequence, past, theta, s.stream);
+          assertClose(s.getF32(xp, x.length), expected, 1e-5, label);
+        }
+        // Grouped-query attention (runtime/moe/gqa-attention.ts): decode and prefill, 1 to 4 query heads per KV head.
+        for (const [t, past, heads, kvHeads, headDim] of [
+          [1, 0, 4, 2, 16],
+          [1, 9, 8, 2, 16],
+          [5, 3, 4, 1, 16],
+          [3, 0, 6, 6, 8],
+        ] as const) {
+          const label = `gqaAttention t=${t} past=${past} heads=${heads} kvHeads=${kvHeads} headDim=${headDim}`;
+          const ctx = past + t;
+          const q = randomF32(t * heads * headDim, `${label} q`, 2);
+          const k = randomF32(ctx * kvHeads * headDim, `${label} k`, 2);
+          const v = randomF32(ctx * kvHeads * headDim, `${label} v`);
+          const expected = new Float32Array(t * heads * headDim);
+          gqaAttentionCpu(q, k, v, expected, t, past, heads, kvHeads, headDim, new Float32Array(ctx));
+          const scratchFloats = s.native.attentionScratchFloats(t, past, heads);
+          const qp = s.put(q);
+          const kp = s.put(k);
+          const vp = s.put(v);
+          const op = s.alloc(expected.byteLength);
+          const sp = s.alloc(scratchFloats * 4);
+          s.poison(op, expected.byteLength);
+          s.poison(sp, scratchFloats * 4);
+          s.native.gqaAttention(qp, kp, vp, op, sp, t, past, heads, kvHeads, headDim, s.stream);
+          assertClose(s.getF32(op, expected.length), expected, 1e-5, label);
+        }
+        // A biased projection (Qwen2-MoE's q/k/v) at 16 bits (GEMV and tensor-core paths) and 4 bits.
+        for (const [m, k, n, bits] of [
+          [2, 64, 24, 16],
+          [11, 64, 16, 16],
+          [3, 128, 40, 4],
+        ] as const) {
+          const label = `linearGroupwiseBias ${m}x${k}x${n} at ${bits} bits`;
+          const stored = quantizeGroupwise(randomF32(n * k, `${label} w`, 0.1), bits);
+          const x = randomF32(m * k, `${label} x`);
+          const bias = randomF32(n, `${label} bias`);
+          const sizes = linearScratchLength(m, k);
+          const expected = new Float32Array(m * n);
+          const scratch = { tile: new Float32Array(sizes.tile), out: new Float32Array(sizes.out) };
+          linearQuantized(x, stored, expected, { m, k, n, bits }, scratch, bias);
+          const xp = s.put(x);
+          const wp = s.put(stored);
+          const bp = s.put(bias);
+          const op = s.alloc(m * n * 4);
+          s.poison(op, m * n * 4);
+          s.native.linearGroupwiseBias(xp, wp, bits, bp, op, m, k, n, s.stream);
+          assertClose(s.getF32(op, m * n), expected, 1e-5, label);
+        }
+        // The routed experts' weighted sum, rank by rank (mixtral-model.ts): bit for bit (one rounding per rank).
+        {
+          const [rows, k, cols] = [3, 2, 40];
+          const label = `moeCombine ${rows}x${k}x${cols}`;
+          const x = randomF32(rows * cols, `${label} x`);
+          const outputs = randomF32(rows * k * cols, `${label} outputs`, 2);
+          const weights = randomF32(rows * k, `${label} weights`, 0.5, 0.5);
+          const expected = x.slice();
+          for (let row = 0; row < rows; row++)
+            for (let r = 0; r < k; r++)
+              for (let c = 0; c < cols; c++)
+                expected[row * cols + c]! += weights[row * k + r]! * outputs[(row * k + r) * cols + c]!;
+          const xp = s.put(x);
+          s.native.moeCombine(xp, s.put(outputs), s.put(weights), rows, k, cols, s.stream);
+          assertSameF32Bits(s.getF32(xp, x.length), expected, label);
+        }
+        // Qwen2-MoE's shared expert added through its sigmoid gate (mixtral-model.ts's sharedExpert).
+        {
+          const [rows, cols] = [4, 48];
+          const label = `sigmoidGatedAdd ${rows}x${cols}`;
+          const x = randomF32(rows * cols, `${label} x`);
+          const y = randomF32(rows * cols, `${label} y`, 2);
+          const gate = randomF32(rows, `${label} gate`, 4);
+          const expected = x.slice();
+          for (let row = 0; row < rows; row++) {
+            const g = 1 / (1 + Math.exp(-gate[row]!));
+            for (let c = 0; c < cols; c++) expected[row * cols + c]! += g * y[row * cols + c]!;
+          }
+          const xp = s.put(x);
+          s.native.sigmoidGatedAdd(xp, s.put(y), s.put(gate), rows, cols, s.stream);
+          assertClose(s.getF32(xp, x.length), expected, 1e-6, label);
         }
       });
     },

@@ -5,11 +5,12 @@ import { moeWeightBytes } from "../../core/moe-weight-bytes.js";
 import type { Resource } from "../../core/resources.js";
 import { cudaExpertDevice } from "../../runtime/cuda/cuda-expert-device.js";
 import { createEmulatedNative } from "../../runtime/cuda/emulated-native.js";
-import type { CudaNative } from "../../runtime/cuda/native-api.js";
+import { CUDA_NATIVE_FUNCTIONS, type CudaNative } from "../../runtime/cuda/native-api.js";
 import { DeviceOutOfMemory } from "../../runtime/device-arena.js";
+import { deviceBudget } from "../../runtime/moe/device-budget.js";
 import type { MoeRunResult } from "../../runtime/moe/moe-runner.js";
 import type { TraceSink } from "../../simulator/trace-sink.js";
-import { BASE_EXPERT_POLICY, tinyMixtralCheckpoint } from "../moe-fixture.js";
+import { BASE_EXPERT_POLICY, TINY_MOE_RUN, tinyMixtralCheckpoint } from "../moe-fixture.js";
 
 // The CUDA backend's MoE path on the emulated device (runtime/cuda/emulated-native.ts): its streams run
 // deferred, in a seeded order, so a copy or a kernel that is not ordered by an event reads stale bytes.
@@ -83,7 +84,7 @@ test("the expert cache, staging block and prefetch buffers are blocks of the dev
   );
 });
 
-test("an MoE run on the CUDA backend traces expert kernels on the GPU lane, expert copies and rows on the PCIe lanes", async () => {
+test("an MoE run on the CUDA backend traces the decoder's and the experts' kernels on the GPU lane (device events), expert copies, rows and activations on the PCIe lanes", async () => {
   const slices: { kind: string; resource: Resource; start: number; end: number; bytes: number }[] = [];
   const sink: TraceSink = {
     events: 0,
@@ -114,8 +115,84 @@ test("an MoE run on the CUDA backend traces expert kernels on the GPU lane, expe
   assert.ok(on("send-expert-rows").every((s) => s.resource === "h2d"));
   assert.ok(on("return-expert-rows").every((s) => s.resource === "d2h"));
   assert.equal(on("send-expert-rows").length, on("expert").length);
+  const total = (kind: string) => on(kind).reduce((sum, s) => sum + s.bytes, 0);
+  // The decoder's own work, timed by device events: per step the embedding and the LM head, per layer
+  // attention with the router, then the experts' combine.
+  assert.equal(on("compute").length, GEN_LEN * (2 + 2 * spec.numLayers));
+  assert.ok(on("compute").every((s) => s.resource === "gpu" && s.end > s.start));
+  // The decoder's activations, per step: tokens up and next tokens back; per layer: the router input
+  // and logits back, the experts' outputs by rank and their gate weights up.
+  const { batch: B, promptLen } = TINY_MOE_RUN;
+  const { hiddenSize: h, numLayers: L } = spec;
+  const { numExperts: E, expertsPerToken: k } = spec.moe!;
+  const rowsPerStep = [B * promptLen, ...Array.from({ length: GEN_LEN - 1 }, () => B)];
+  const sum = (f: (m: number) => number) => rowsPerStep.reduce((acc, m) => acc + f(m), 0);
   assert.equal(
-    r.timing.bytes.d2h,
-    on("return-expert-rows").reduce((sum, s) => sum + s.bytes, 0),
+    total("return-activations"),
+    sum((m) => 4 * (B + L * m * (h + E))),
   );
+  assert.equal(
+    total("send-activations"),
+    sum((m) => 4 * (m + L * m * k * (h + 1))),
+  );
+  assert.ok(on("return-activations").every((s) => s.resource === "d2h" && s.end > s.start));
+  assert.ok(on("send-activations").every((s) => s.resource === "h2d" && s.end > s.start));
+  assert.equal(r.timing.bytes.d2h, total("return-expert-rows") + total("return-activations"));
+  assert.equal(
+    r.timing.bytes.h2d,
+    total("load-expert") +
+      total("prefetch-expert") +
+      total("stream-expert") +
+      total("send-expert-rows") +
+      total("send-activations"),
+  );
+});
+
+/** `native` with every call counted by name. */
+function counted(native: CudaNative): {
+  readonly native: CudaNative;
+  readonly calls: (name: keyof CudaNative) => number;
+} {
+  const calls = new Map<string, number>();
+  const wrapped = Object.fromEntries(
+    CUDA_NATIVE_FUNCTIONS.map((name) => [
+      name,
+      (...args: unknown[]) => {
+        calls.set(name, (calls.get(name) ?? 0) + 1);
+        return (native[name] as (...a: unknown[]) => unknown).apply(native, args);
+      },
+    ]),
+  ) as unknown as CudaNative;
+  return { native: wrapped, calls: (name) => calls.get(name) ?? 0 };
+}
+
+test("on the CUDA backend the decoder runs on the device: per step and layer RMSNorms, q/k/v/o and router GEMMs, RoPE, GQA attention per sequence and the experts' combine are device launches, and only the router input and logits come back", async () => {
+  for (const x of [
+    { bits: 16, attentionBits: 16 },
+    { bits: 4, attentionBits: 4, compute: "cpu" },
+  ] as const) {
+    const label = JSON.stringify(x);
+    const { native, calls } = counted(emulated(21));
+    const r = await onCuda(x, native);
+    assert.equal(r.matchesReference, true, label);
+    const steps = GEN_LEN; // the prefill and GEN_LEN - 1 decode steps
+    const L = spec.numLayers;
+    const B = TINY_MOE_RUN.batch;
+    assert.equal(calls("embedding"), steps, label);
+    assert.equal(calls("rmsNorm"), steps * (2 * L + 1), label); // two per layer, the final norm
+    assert.equal(calls("rope"), steps * L * 2, label); // queries and keys
+    assert.equal(calls("gqaAttention"), steps * L * B, label);
+    assert.equal(calls("linearGroupwise"), steps * (5 * L + 1), label); // q, k, v, o, router; the LM head
+    assert.equal(calls("moeCombine"), steps * L, label);
+    assert.equal(calls("argmaxRows"), steps, label);
+    // Device experts copy their outputs down, one copy each; besides them, per layer the router input and
+    // logits, per step the next tokens.
+    const deviceExperts = calls("expertSwiglu");
+    if (x.compute === "cpu") assert.ok(r.experts.cpuComputed > 0 && deviceExperts < r.experts.lookups, label);
+    else assert.ok(deviceExperts > 0, label);
+    assert.equal(calls("memcpyDtoH"), deviceExperts + steps * (2 * L + 1), label);
+    // Weights, KV cache and experts are all in the device pool.
+    const budget = deviceBudget(spec, { ...BASE_EXPERT_POLICY, ...x }, B, TINY_MOE_RUN.promptLen + GEN_LEN - 1);
+    assert.ok(r.device.peakBytes >= budget.totalBytes && r.device.peakBytes <= CAPACITY, label);
+  }
 });
