@@ -11,7 +11,7 @@ import { type HardwareProfile, parseHardwareProfile } from "../core/hardware-pro
 import { InputError } from "../core/input-error.js";
 import { readJsonFile } from "../core/read-json-file.js";
 import { profilesDirectory, shippedProfileNames } from "../core/resolve-hardware.js";
-import { writeFileAtomic } from "../core/write-file-atomic.js";
+import { checkOutputPath, writeFileAtomic } from "../core/write-file-atomic.js";
 import { ENGINE_NAMES } from "../engines/engine-names.js";
 import { commandHead } from "./command-heads.js";
 import { type ArgsOf, defineCommand } from "./command-module.js";
@@ -82,6 +82,7 @@ export async function runCalibrate(argv: CalibrateArgs): Promise<void> {
   const runFiles = argv.runs.map(String);
   const profilePath = hardwarePath(argv.hardware);
   checkOutIsNew(argv.out, [...runFiles, profilePath]);
+  checkOutputPath(argv.out);
   const raw = readJsonFile(profilePath);
   const prior: HardwareProfile = parseHardwareProfile(raw, profilePath === "-" ? "<stdin>" : profilePath);
   const { readMeasuredRuns, runsOfEngine } = await import("../engines/measured-runs.js");

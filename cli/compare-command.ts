@@ -6,6 +6,7 @@
 import { InputError } from "../core/input-error.js";
 import { PlanError } from "../planner/plan.js";
 import { compare } from "../runtime/compare.js";
+import { checkCudaAddonBuilt } from "./check-cuda-addon.js";
 import { commandHead } from "./command-heads.js";
 import { defineCommand } from "./command-module.js";
 import { withProgress } from "./command-progress.js";
@@ -73,6 +74,7 @@ export async function runCompare(argv: CompareArgs): Promise<void> {
       undefined,
       `compare runs Spillway's own runtime; runs of ${argv.engine} are scored against its model with --measured FILE (a runs CSV or compare --json files)`,
     );
+  checkCudaAddonBuilt(argv.backend);
   if (argv.weights === undefined)
     throw new InputError(
       "--weights",
