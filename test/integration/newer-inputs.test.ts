@@ -96,6 +96,26 @@ const CASES: { name: string; args: () => string[]; expect: RegExp }[] = [
     args: () => ["calibrate", "--engine", "vllm-x", goodRuns, "--hardware", "t4", "--out", join(dir, "never.json")],
     expect: /--engine: expected one of spillway, flexgen, .*got "vllm-x"/,
   },
+  {
+    name: "calibrate: a cluster as --hardware",
+    args: () => [
+      "calibrate",
+      "--engine",
+      "spillway",
+      goodRuns,
+      "--hardware",
+      "1x4-t4",
+      "--out",
+      join(dir, "never.json"),
+    ],
+    expect:
+      /--hardware: 1x4-t4 is a cluster; calibrate fits one GPU's profile: expected a profile name \(.*t4.*\) or the path/,
+  },
+  {
+    name: "calibrate: an unknown --hardware name",
+    args: () => ["calibrate", "--engine", "spillway", goodRuns, "--hardware", "t5", "--out", join(dir, "never.json")],
+    expect: /--hardware: unknown hardware "t5"; expected a profile name \(.*\) or the path of a profile JSON file/,
+  },
   ...BAD_OUTS.map((out) => ({
     name: `calibrate --out onto ${out.path}`,
     args: () => ["calibrate", "--engine", "spillway", goodRuns, "--hardware", "t4", "--out", out.path],
