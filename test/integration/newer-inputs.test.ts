@@ -172,6 +172,12 @@ const CASES: { name: string; args: () => string[]; expect: RegExp }[] = [
     expect: out.expect,
   })),
   {
+    name: "profile --from-samples without a column",
+    args: () => ["profile", "--from-samples", noColumn, "--out", join(dir, "never.json")],
+    expect:
+      /no-column\.csv: line 1, header: missing column "measurement"; expected the header measurement,size,shape,seconds/,
+  },
+  {
     name: "synth-weights --out onto a link",
     args: () => ["synth-weights", "--model", "opt-125m", "--out", link],
     expect: /link\.json: is a symbolic link; --out names the folder the checkpoint is written into/,
