@@ -11,6 +11,7 @@ import { commandHead } from "./command-heads.js";
 import { defineCommand } from "./command-module.js";
 import { withProgress } from "./command-progress.js";
 import { formatComparison } from "./format-comparison.js";
+import { checkOffloadDir } from "./offload-dir-flag.js";
 import { type PlanArgs, planOptions, planRequestFromArgs } from "./plan-options.js";
 import { EXIT_CODES_EPILOG, progressHelp } from "./terminal.js";
 
@@ -75,6 +76,7 @@ export async function runCompare(argv: CompareArgs): Promise<void> {
       `compare runs Spillway's own runtime; runs of ${argv.engine} are scored against its model with --measured FILE (a runs CSV or compare --json files)`,
     );
   checkCudaAddonBuilt(argv.backend);
+  checkOffloadDir(argv["offload-dir"]);
   if (argv.weights === undefined)
     throw new InputError(
       "--weights",

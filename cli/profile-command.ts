@@ -21,6 +21,7 @@ import { checkCudaAddonBuilt } from "./check-cuda-addon.js";
 import { commandHead } from "./command-heads.js";
 import { type ArgsOf, defineCommand } from "./command-module.js";
 import { withProgressSync } from "./command-progress.js";
+import { checkOffloadDir } from "./offload-dir-flag.js";
 import { parseNumberFlag } from "./parse-flags.js";
 import { EXIT_CODES_EPILOG, progressHelp } from "./terminal.js";
 
@@ -66,6 +67,7 @@ export function runProfile(argv: ProfileArgs): void {
   const csvPath = argv.out.replace(/\.json$/, "") + ".csv";
   checkOutputPath(argv.out);
   if (samplesPath === undefined) checkOutputPath(csvPath);
+  checkOffloadDir(argv["offload-dir"]);
   const samplesGiven =
     samplesPath !== undefined ? samplesFromCsv(readSamplesFile(samplesPath), samplesPath) : undefined;
   // An empty samples file is an error, not a request to measure this machine.

@@ -15,7 +15,7 @@ import { makeBadOutputTargets } from "../bad-output-targets.js";
 import { CliWorker } from "../fuzz/cli-worker.js";
 
 const dir = mkdtempSync(join(tmpdir(), "spillway-newer-inputs-"));
-const { link, folder, targets, assertUntouched } = makeBadOutputTargets(dir);
+const { precious, link, folder, targets, assertUntouched } = makeBadOutputTargets(dir);
 const passwdLink = join(dir, "passwd-link");
 symlinkSync("/etc/passwd", passwdLink);
 const file = (name: string, content: string) => {
@@ -176,6 +176,16 @@ const CASES: { name: string; args: () => string[]; expect: RegExp }[] = [
     args: () => ["profile", "--from-samples", noColumn, "--out", join(dir, "never.json")],
     expect:
       /no-column\.csv: line 1, header: missing column "measurement"; expected the header measurement,size,shape,seconds/,
+  },
+  ...[precious, join(dir, "missing")].map((path) => ({
+    name: `run --offload-dir ${path} (not a folder)`,
+    args: () => ["run", join(dir, "p.json"), "--weights", folder, "--offload-dir", path],
+    expect: /^spillway: --offload-dir: expected an existing folder for the disk tier's offload files, got ".*"\n$/,
+  })),
+  {
+    name: "profile --offload-dir onto a file (refused before measuring)",
+    args: () => ["profile", "--quick", "--offload-dir", precious, "--out", join(dir, "never.json")],
+    expect: /--offload-dir: expected an existing folder/,
   },
   {
     name: "synth-weights --out onto a link",

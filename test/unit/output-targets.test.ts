@@ -20,6 +20,7 @@ import { after, test } from "node:test";
 import { checkOutputFolder } from "../../core/check-output-folder.js";
 import { InputError } from "../../core/input-error.js";
 import { checkOutputPath } from "../../core/write-file-atomic.js";
+import { DiskStore } from "../../runtime/disk-store.js";
 import { writeSafetensors } from "../../runtime/safetensors.js";
 import { FileTraceSink } from "../../simulator/file-trace-sink.js";
 import { makeBadOutputTargets } from "../bad-output-targets.js";
@@ -96,4 +97,11 @@ test("an output folder that is a link or not a folder is refused; an existing fo
   assert.equal(checkOutputFolder(folder, "x"), true);
   assert.equal(checkOutputFolder(join(dir, "new-folder"), "x"), false);
   rmSync(dirLink);
+});
+
+test("the disk tier's offload folder under a parent that is not a folder is an InputError naming the parent", () => {
+  assert.throws(
+    () => new DiskStore(precious),
+    inputError(/precious\.txt: cannot make the disk tier's offload folder here: ENOTDIR/),
+  );
 });
