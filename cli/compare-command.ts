@@ -5,6 +5,7 @@
  */
 import { InputError } from "../core/input-error.js";
 import { PlanError } from "../planner/plan.js";
+import { readCheckpointConfig } from "../runtime/checkpoint-files.js";
 import { compare } from "../runtime/compare.js";
 import { checkCudaAddonBuilt } from "./check-cuda-addon.js";
 import { commandHead } from "./command-heads.js";
@@ -83,8 +84,9 @@ export async function runCompare(argv: CompareArgs): Promise<void> {
       undefined,
       "missing: the folder with config.json and safetensors weights to run (or --measured FILE to score measured runs)",
     );
-  const { request } = planRequestFromArgs(argv);
   const weightsDir = argv.weights;
+  readCheckpointConfig(weightsDir); // a missing or wrong folder fails before the plan and simulation
+  const { request } = planRequestFromArgs(argv);
   const { comparison } = await withProgress({ quiet: argv.quiet }, (onProgress) =>
     compare({
       ...request,

@@ -188,6 +188,16 @@ const CASES: { name: string; args: () => string[]; expect: RegExp }[] = [
     expect: /--offload-dir: expected an existing folder/,
   },
   {
+    name: "compare --weights onto a file (refused before planning)",
+    args: () => ["compare", "--model", "opt-125m", "--weights", precious],
+    expect: /precious\.txt: not a folder; expected a checkpoint folder/,
+  },
+  {
+    name: "compare --weights onto a folder without config.json",
+    args: () => ["compare", "--model", "opt-125m", "--weights", folder],
+    expect: /folder: no config\.json in this folder/,
+  },
+  {
     name: "synth-weights --out onto a link",
     args: () => ["synth-weights", "--model", "opt-125m", "--out", link],
     expect: /link\.json: is a symbolic link; --out names the folder the checkpoint is written into/,
