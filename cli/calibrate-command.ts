@@ -10,8 +10,14 @@ import type { Argv } from "yargs";
 import { type HardwareProfile, parseHardwareProfile } from "../core/hardware-profile.js";
 import { InputError } from "../core/input-error.js";
 import { readJsonFile } from "../core/read-json-file.js";
-import { profilesDirectory, shippedProfileNames } from "../core/resolve-hardware.js";
-import { writeFileAtomic } from "../core/write-file-atomic.js";
+import { shippedClusterNames } from "../core/resolve-cluster.js";
+import {
+  isHardwarePath,
+  profilesDirectory,
+  shippedProfileNames,
+  unknownHardwareError,
+} from "../core/resolve-hardware.js";
+import { checkOutputPath, writeFileAtomic } from "../core/write-file-atomic.js";
 import { ENGINE_NAMES } from "../engines/engine-names.js";
 import { commandHead } from "./command-heads.js";
 import { type ArgsOf, defineCommand } from "./command-module.js";
@@ -55,9 +61,16 @@ export type CalibrateArgs = ArgsOf<ReturnType<typeof calibrateOptions>>;
 
 /** The file --hardware names: a shipped profile's file, a path, or "-" (standard input). */
 function hardwarePath(nameOrPath: string): string {
-  return shippedProfileNames().includes(nameOrPath.toLowerCase())
-    ? `${profilesDirectory()}${nameOrPath.toLowerCase()}.json`
-    : nameOrPath;
+  const lower = nameOrPath.toLowerCase();
+  if (shippedProfileNames().includes(lower)) return `${profilesDirectory()}${lower}.json`;
+  if (shippedClusterNames().includes(lower))
+    throw new InputError(
+      "--hardware",
+      undefined,
+      `${nameOrPath} is a cluster; calibrate fits one GPU's profile: expected a profile name (${shippedProfileNames().join(", ")}) or the path of a profile JSON file`,
+    );
+  if (isHardwarePath(nameOrPath)) return nameOrPath;
+  throw unknownHardwareError(nameOrPath);
 }
 
 /** Refuses an --out that is one of the inputs (the same file, whatever path names it). */
@@ -82,6 +95,7 @@ export async function runCalibrate(argv: CalibrateArgs): Promise<void> {
   const runFiles = argv.runs.map(String);
   const profilePath = hardwarePath(argv.hardware);
   checkOutIsNew(argv.out, [...runFiles, profilePath]);
+  checkOutputPath(argv.out);
   const raw = readJsonFile(profilePath);
   const prior: HardwareProfile = parseHardwareProfile(raw, profilePath === "-" ? "<stdin>" : profilePath);
   const { readMeasuredRuns, runsOfEngine } = await import("../engines/measured-runs.js");

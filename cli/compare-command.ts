@@ -5,11 +5,14 @@
  */
 import { InputError } from "../core/input-error.js";
 import { PlanError } from "../planner/plan.js";
+import { readCheckpointConfig } from "../runtime/checkpoint-files.js";
 import { compare } from "../runtime/compare.js";
+import { checkCudaAddonBuilt } from "./check-cuda-addon.js";
 import { commandHead } from "./command-heads.js";
 import { defineCommand } from "./command-module.js";
 import { withProgress } from "./command-progress.js";
 import { formatComparison } from "./format-comparison.js";
+import { checkOffloadDir } from "./offload-dir-flag.js";
 import { type PlanArgs, planOptions, planRequestFromArgs } from "./plan-options.js";
 import { EXIT_CODES_EPILOG, progressHelp } from "./terminal.js";
 
@@ -73,14 +76,17 @@ export async function runCompare(argv: CompareArgs): Promise<void> {
       undefined,
       `compare runs Spillway's own runtime; runs of ${argv.engine} are scored against its model with --measured FILE (a runs CSV or compare --json files)`,
     );
+  checkCudaAddonBuilt(argv.backend);
+  checkOffloadDir(argv["offload-dir"]);
   if (argv.weights === undefined)
     throw new InputError(
       "--weights",
       undefined,
       "missing: the folder with config.json and safetensors weights to run (or --measured FILE to score measured runs)",
     );
-  const { request } = planRequestFromArgs(argv);
   const weightsDir = argv.weights;
+  readCheckpointConfig(weightsDir); // a missing or wrong folder fails before the plan and simulation
+  const { request } = planRequestFromArgs(argv);
   const { comparison } = await withProgress({ quiet: argv.quiet }, (onProgress) =>
     compare({
       ...request,

@@ -9,7 +9,7 @@ import { InputError } from "../core/input-error.js";
 import { readPlanFile } from "../core/parse-plan.js";
 import type { Plan } from "../core/plan.js";
 import { planHardware } from "../core/plan-hardware.js";
-import { writeFileAtomic } from "../core/write-file-atomic.js";
+import { checkOutputPath, writeFileAtomic } from "../core/write-file-atomic.js";
 import { EXPORT_TARGETS, type ExportResult, exportPlan, isExportTarget } from "../exporters/export-plan.js";
 import { commandHead } from "./command-heads.js";
 import { defineCommand } from "./command-module.js";
@@ -33,7 +33,7 @@ export function runExport(argv: ExportArgs): ExportResult {
       `expected one of ${EXPORT_TARGETS.join(", ")}, got ${JSON.stringify(argv.to)}`,
     );
   if (Array.isArray(argv.out)) throw new InputError("--out", undefined, "given more than once; expected one file");
-  if (argv.out === "") throw new InputError("--out", undefined, "expected a file name, got an empty string");
+  if (argv.out !== undefined) checkOutputPath(argv.out);
   const plan = readPlanFile(String(argv.plan));
   const hardware = profileFor(plan, String(argv.plan), argv.hardware, argv.quiet === true);
   const result = exportPlan(plan, argv.to, hardware ? { hardware } : {});

@@ -7,7 +7,7 @@ import { parseHardwareProfile } from "../core/hardware-profile.js";
 import { InputError } from "../core/input-error.js";
 import { readInputText } from "../core/read-input-file.js";
 import { GIB } from "../core/units.js";
-import { writeFileAtomic } from "../core/write-file-atomic.js";
+import { checkOutputPath, writeFileAtomic } from "../core/write-file-atomic.js";
 import { cudaProfileFromSamples, measureCudaBackend } from "../runtime/cuda/profile-cuda.js";
 import {
   defaultCapacities,
@@ -17,9 +17,11 @@ import {
   samplesToCsv,
 } from "../runtime/profile-cpu.js";
 import { requireCuda } from "../runtime/run.js";
+import { checkCudaAddonBuilt } from "./check-cuda-addon.js";
 import { commandHead } from "./command-heads.js";
 import { type ArgsOf, defineCommand } from "./command-module.js";
 import { withProgressSync } from "./command-progress.js";
+import { checkOffloadDir } from "./offload-dir-flag.js";
 import { parseNumberFlag } from "./parse-flags.js";
 import { EXIT_CODES_EPILOG, progressHelp } from "./terminal.js";
 
@@ -61,6 +63,11 @@ function readSamplesFile(path: string): string {
 
 export function runProfile(argv: ProfileArgs): void {
   const samplesPath = argv["from-samples"];
+  // The outputs are checked before anything is measured: a bad --out fails at once, not after the work.
+  const csvPath = argv.out.replace(/\.json$/, "") + ".csv";
+  checkOutputPath(argv.out);
+  if (samplesPath === undefined) checkOutputPath(csvPath);
+  checkOffloadDir(argv["offload-dir"]);
   const samplesGiven =
     samplesPath !== undefined ? samplesFromCsv(readSamplesFile(samplesPath), samplesPath) : undefined;
   // An empty samples file is an error, not a request to measure this machine.
@@ -71,6 +78,7 @@ export function runProfile(argv: ProfileArgs): void {
       "no samples; expected the header measurement,size,shape,seconds and rows (spillway profile's samples file)",
     );
   const cuda = argv.backend === "cuda" || Boolean(samplesGiven?.some((x) => x.measurement === "deviceCopy"));
+  if (cuda && !samplesGiven) checkCudaAddonBuilt("cuda");
   const native = cuda && !samplesGiven ? requireCuda() : undefined;
   native?.setDevice(0);
   const deviceName = native
@@ -97,7 +105,6 @@ export function runProfile(argv: ProfileArgs): void {
   const profile = cuda ? cudaProfileFromSamples(samples, capacity, deviceName) : profileFromSamples(samples, capacity);
   parseHardwareProfile(JSON.parse(JSON.stringify(profile)), "measured profile");
   writeFileAtomic(argv.out, JSON.stringify(profile, null, 2) + "\n");
-  const csvPath = argv.out.replace(/\.json$/, "") + ".csv";
   if (!argv["from-samples"]) writeFileAtomic(csvPath, samplesToCsv(samples));
   if (argv.json) {
     process.stdout.write(

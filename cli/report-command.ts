@@ -3,8 +3,9 @@
  * or, with no inputs, for the default plan (planned, simulated, swept and compared here).
  */
 
-import { existsSync, lstatSync, mkdirSync, rmdirSync } from "node:fs";
+import { existsSync, mkdirSync, rmdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import { checkOutputFolder } from "../core/check-output-folder.js";
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import { InputError } from "../core/input-error.js";
 import type { Plan } from "../core/plan.js";
@@ -40,21 +41,7 @@ export const DEFAULT_REPORT_PLAN = { model: "opt-175b", hardware: "t4", promptLe
  * buildReport makes it when it writes). Never a file or a link.
  */
 function checkOutDir(out: string): void {
-  if (out === "") throw new InputError("--out", undefined, "expected a folder name, got an empty string");
-  let stats: ReturnType<typeof lstatSync> | undefined;
-  try {
-    stats = lstatSync(out);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT")
-      throw new InputError(out, undefined, (error as Error).message);
-  }
-  if (stats && (stats.isSymbolicLink() || !stats.isDirectory()))
-    throw new InputError(
-      out,
-      undefined,
-      `is ${stats.isSymbolicLink() ? "a symbolic link" : "not a folder"}; --out names the folder the report is written into`,
-    );
-  if (stats) return;
+  if (checkOutputFolder(out, "the report is written into")) return;
   // One level at a time: Node's recursive mkdir spins forever where the kernel refuses with ENOENT
   // under an existing parent (/proc).
   const missing: string[] = [];

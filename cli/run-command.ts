@@ -4,10 +4,12 @@ import { InputError } from "../core/input-error.js";
 import { SCHEDULE_NAMES } from "../core/schedule-name.js";
 import { PlanError } from "../planner/plan.js";
 import { run } from "../runtime/run.js";
+import { checkCudaAddonBuilt } from "./check-cuda-addon.js";
 import { commandHead } from "./command-heads.js";
 import { type ArgsOf, defineCommand } from "./command-module.js";
 import { withProgress } from "./command-progress.js";
 import { formatRun } from "./format-simulation.js";
+import { checkOffloadDir } from "./offload-dir-flag.js";
 import { loadPlanTarget } from "./plan-target.js";
 import { EXIT_CODES_EPILOG, progressHelp } from "./terminal.js";
 
@@ -56,6 +58,8 @@ function runOptions<T>(y: Argv<T>) {
 export type RunArgs = ArgsOf<ReturnType<typeof runOptions>>;
 
 export async function runRun(argv: RunArgs): Promise<void> {
+  checkCudaAddonBuilt(argv.backend);
+  checkOffloadDir(argv["offload-dir"]);
   const { planFile, profile, capacityBytes } = loadPlanTarget(argv.plan, argv.hardware, argv.quiet);
   if (planFile.engine && planFile.engine !== "spillway")
     throw new InputError(

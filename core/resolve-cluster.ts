@@ -1,14 +1,14 @@
-/**
- * Resolves --hardware when it may name a cluster: a shipped cluster profile (profiles/clusters/), a
- * cluster profile file (`"kind": "cluster"`), or anything resolveHardware() takes (a single GPU).
- */
-import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { type ClusterProfile, isClusterDocument, parseClusterProfile } from "./cluster-profile.js";
 import { type HardwareProfile, parseHardwareProfile } from "./hardware-profile.js";
-import { InputError } from "./input-error.js";
 import { readJsonFile } from "./read-json-file.js";
-import { jsonFileNames, resolveHardware, shippedProfileNames } from "./resolve-hardware.js";
+import {
+  isHardwarePath,
+  jsonFileNames,
+  resolveHardware,
+  shippedProfileNames,
+  unknownHardwareError,
+} from "./resolve-hardware.js";
 
 export function clustersDirectory(): string {
   return fileURLToPath(new URL("../../profiles/clusters/", import.meta.url));
@@ -34,10 +34,7 @@ export function resolveHardwareTarget(nameOrPath: string): HardwareTarget {
     const cluster = loadShippedCluster(lower);
     return { kind: "cluster", cluster, profile: cluster.perGpu };
   }
-  if (
-    !shippedProfileNames().includes(lower) &&
-    (nameOrPath === "-" || nameOrPath.endsWith(".json") || nameOrPath.includes("/") || existsSync(nameOrPath))
-  ) {
+  if (!shippedProfileNames().includes(lower) && isHardwarePath(nameOrPath)) {
     const source = nameOrPath === "-" ? "<stdin>" : nameOrPath;
     const data = readJsonFile(nameOrPath);
     if (isClusterDocument(data)) {
@@ -47,9 +44,5 @@ export function resolveHardwareTarget(nameOrPath: string): HardwareTarget {
     return { kind: "gpu", profile: parseHardwareProfile(data, source) };
   }
   if (shippedProfileNames().includes(lower)) return { kind: "gpu", profile: resolveHardware(nameOrPath) };
-  throw new InputError(
-    "--hardware",
-    undefined,
-    `unknown hardware ${JSON.stringify(nameOrPath)}; expected a profile name (${shippedProfileNames().join(", ")}), a cluster name (${shippedClusterNames().join(", ")}) or the path of a profile JSON file`,
-  );
+  throw unknownHardwareError(nameOrPath, `, a cluster name (${shippedClusterNames().join(", ")})`);
 }

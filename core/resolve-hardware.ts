@@ -26,16 +26,24 @@ export function loadShippedProfile(name: string): HardwareProfile {
   return parseHardwareProfile(readJsonFile(path), path);
 }
 
-/** Resolves --hardware: a shipped profile name, or the path of a profile JSON file ("-" for stdin). */
-export function resolveHardware(nameOrPath: string): HardwareProfile {
-  const names = shippedProfileNames();
-  if (names.includes(nameOrPath.toLowerCase())) return loadShippedProfile(nameOrPath.toLowerCase());
-  if (nameOrPath === "-" || nameOrPath.endsWith(".json") || nameOrPath.includes("/") || existsSync(nameOrPath)) {
-    return parseHardwareProfile(readJsonFile(nameOrPath), nameOrPath === "-" ? "<stdin>" : nameOrPath);
-  }
-  throw new InputError(
+/** Whether a --hardware that is no shipped name is read as a file: "-", a .json name, a path, or an existing file. */
+export function isHardwarePath(nameOrPath: string): boolean {
+  return nameOrPath === "-" || nameOrPath.endsWith(".json") || nameOrPath.includes("/") || existsSync(nameOrPath);
+}
+
+/** A --hardware that is neither a shipped profile name nor a file (`also`: other names accepted, e.g. clusters). */
+export function unknownHardwareError(nameOrPath: string, also = ""): InputError {
+  return new InputError(
     "--hardware",
     undefined,
-    `unknown hardware ${JSON.stringify(nameOrPath)}; expected a profile name (${names.join(", ")}) or the path of a profile JSON file`,
+    `unknown hardware ${JSON.stringify(nameOrPath)}; expected a profile name (${shippedProfileNames().join(", ")})${also} or the path of a profile JSON file`,
   );
+}
+
+/** Resolves --hardware: a shipped profile name, or the path of a profile JSON file ("-" for stdin). */
+export function resolveHardware(nameOrPath: string): HardwareProfile {
+  if (shippedProfileNames().includes(nameOrPath.toLowerCase())) return loadShippedProfile(nameOrPath.toLowerCase());
+  if (isHardwarePath(nameOrPath))
+    return parseHardwareProfile(readJsonFile(nameOrPath), nameOrPath === "-" ? "<stdin>" : nameOrPath);
+  throw unknownHardwareError(nameOrPath);
 }

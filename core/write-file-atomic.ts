@@ -7,8 +7,10 @@ import {
   openSync,
   renameSync,
   rmSync,
+  statSync,
   writeSync,
 } from "node:fs";
+import { dirname } from "node:path";
 import { InputError } from "./input-error.js";
 import { removeOnSignal, removeStaleTemporaries, temporaryPathFor } from "./temporary-files.js";
 
@@ -23,7 +25,11 @@ export function checkOutputPath(path: string): { readonly mode: number | undefin
   try {
     stats = lstatSync(path);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { mode: undefined };
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") {
+      checkOutputFolderExists(path);
+      return { mode: undefined };
+    }
     throw new InputError(path, undefined, `cannot write: ${(error as Error).message}`);
   }
   if (stats.isSymbolicLink())
@@ -41,6 +47,38 @@ export function checkOutputPath(path: string): { readonly mode: number | undefin
   return { mode: stats.mode & 0o7777 };
 }
 
+/** A new output's folder must exist: Spillway makes no folder for a file output, and fails before the work. */
+function checkOutputFolderExists(path: string): void {
+  const folder = dirname(path);
+  let isFolder: boolean;
+  try {
+    isFolder = statSync(folder).isDirectory();
+  } catch {
+    isFolder = false;
+  }
+  if (!isFolder) throw new InputError(path, undefined, `cannot write: ${folder} is not an existing folder`);
+}
+
+/**
+ * Creates the temporary `temporary` for writing with the permission bits `mode` (those of the file it
+ * will replace; the umask's default where none): O_EXCL | O_NOFOLLOW, so it fails if anything, a link
+ * included, already has the name. Returns the file descriptor.
+ */
+export function openTemporaryExclusively(temporary: string, mode: number | undefined): number {
+  const fd = openSync(
+    temporary,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0),
+    mode ?? 0o666,
+  );
+  try {
+    if (mode !== undefined) fchmodSync(fd, mode);
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+  return fd;
+}
+
 /**
  * Writes a file so that a reader never sees it half-written and an existing file is replaced only once
  * the new one is complete: the content goes to a new, unpredictably named file in the same folder,
@@ -56,13 +94,7 @@ export function writeFileAtomic(path: string, content: string | Uint8Array): voi
   const forget = removeOnSignal(temporary);
   let fd: number | undefined;
   try {
-    // O_EXCL | O_NOFOLLOW: fails if anything, a link included, already has the name.
-    fd = openSync(
-      temporary,
-      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0),
-      mode ?? 0o666,
-    );
-    if (mode !== undefined) fchmodSync(fd, mode);
+    fd = openTemporaryExclusively(temporary, mode);
     const bytes = typeof content === "string" ? Buffer.from(content, "utf8") : content;
     let written = 0;
     while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);

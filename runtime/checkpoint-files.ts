@@ -4,7 +4,7 @@
  * the config's shape, a floating-point dtype) before any weight is read. Shared by the dense (OPT) and
  * the Mixture-of-Experts checkpoints.
  */
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { asObject, type FieldContext, fail } from "../core/fields.js";
 import { describeValue, InputError } from "../core/input-error.js";
@@ -19,6 +19,13 @@ const MISSING_NAMES_SHOWN = 5;
 /** The folder's config.json, parsed (not yet checked): a folder without one is refused by name. */
 export function readCheckpointConfig(dir: string): { readonly path: string; readonly data: unknown } {
   const path = join(dir, "config.json");
+  if (!existsSync(dir)) throw new InputError(dir, undefined, "no such folder; expected a checkpoint folder");
+  if (!statSync(dir).isDirectory())
+    throw new InputError(
+      dir,
+      undefined,
+      "not a folder; expected a checkpoint folder (config.json and safetensors files)",
+    );
   if (!existsSync(path))
     throw new InputError(
       dir,

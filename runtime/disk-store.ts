@@ -7,6 +7,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { constants } from "node:os";
 import { join } from "node:path";
+import { InputError } from "../core/input-error.js";
 import { executeTransferActions } from "./transfer-action.js";
 
 const liveDirectories = new Set<string>();
@@ -51,7 +52,15 @@ export class DiskStore {
 
   constructor(parent: string) {
     installSignalHandlers();
-    this.directory = mkdtempSync(join(parent, "spillway-offload-"));
+    try {
+      this.directory = mkdtempSync(join(parent, "spillway-offload-"));
+    } catch (error) {
+      throw new InputError(
+        parent,
+        undefined,
+        `cannot make the disk tier's offload folder here: ${(error as Error).message}`,
+      );
+    }
     liveDirectories.add(this.directory);
   }
 

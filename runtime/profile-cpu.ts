@@ -619,10 +619,15 @@ export function samplesFromCsv(text: string, sourceName: string): ProfileSample[
   } catch (error) {
     throw csvInputError(error, sourceName);
   }
+  const missing = rows.length > 0 ? SAMPLE_COLUMNS.find((column) => !(column in rows[0]!)) : undefined;
+  if (missing !== undefined)
+    throw new InputError(
+      sourceName,
+      "line 1, header",
+      `missing column "${missing}"; expected the header ${SAMPLE_COLUMNS.join(",")} (spillway profile's samples file)`,
+    );
   return rows.map((row, i) => {
     const line = i + 2;
-    for (const column of SAMPLE_COLUMNS)
-      if (!(column in row)) throw new InputError(sourceName, `line ${line}`, `missing column "${column}"`);
     const size = Number(row.size);
     const seconds = Number(row.seconds);
     if (!Number.isFinite(size) || size <= 0)

@@ -7,8 +7,9 @@
  */
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { endianness } from "node:os";
-import { basename, dirname, join } from "node:path";
 import { describeValue, InputError } from "../core/input-error.js";
+import { removeOnSignal, removeStaleTemporaries, temporaryPathFor } from "../core/temporary-files.js";
+import { checkOutputPath, openTemporaryExclusively } from "../core/write-file-atomic.js";
 import { fromBfloat16Array, fromFloat16Array, toFloat16Array } from "./fp16.js";
 
 /** Bytes per element of every dtype the safetensors specification defines (sub-byte types excluded). */
@@ -497,10 +498,15 @@ export function writeSafetensors(
 ): number {
   checkLittleEndianHost();
   const layout = safetensorsLayout(tensors, metadata);
-  const temporary = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
+  // Like writeFileAtomic, streamed: the target must be absent or a regular file, the temporary is
+  // unpredictably named and created exclusively (never through a planted link), and removed on a signal.
+  const { mode } = checkOutputPath(path);
+  removeStaleTemporaries(path);
+  const temporary = temporaryPathFor(path);
+  const forget = removeOnSignal(temporary);
   let fd: number | undefined;
   try {
-    fd = openSync(temporary, "w");
+    fd = openTemporaryExclusively(temporary, mode);
     const lengthField = Buffer.alloc(HEADER_LENGTH_BYTES);
     lengthField.writeBigUInt64LE(BigInt(layout.header.length));
     writeAll(fd, lengthField);
@@ -517,6 +523,8 @@ export function writeSafetensors(
     rmSync(temporary, { force: true });
     if (error instanceof InputError || !(error as NodeJS.ErrnoException).code) throw error;
     throw new InputError(path, undefined, `cannot write: ${(error as Error).message}`);
+  } finally {
+    forget();
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
+import { checkOutputFolder } from "../core/check-output-folder.js";
 import { InputError } from "../core/input-error.js";
 import { type ModelSpec, totalParams } from "../core/model-spec.js";
 import type { OnProgress } from "../core/progress.js";
@@ -156,6 +157,7 @@ export function writeProgress(onProgress: OnProgress | undefined, totalBytes: nu
 }
 
 export function makeDirectory(dir: string): void {
+  if (checkOutputFolder(dir, "the checkpoint is written into")) return;
   try {
     mkdirSync(dir, { recursive: true });
   } catch (error) {

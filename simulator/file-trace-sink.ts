@@ -6,10 +6,12 @@
  * temporary is named by temporaryPathFor and removed on SIGINT/SIGTERM/SIGHUP; one left by a killed
  * run is removed when the same target is written again (core/temporary-files.ts).
  */
-import { closeSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, renameSync, rmSync, writeSync } from "node:fs";
+import { InputError } from "../core/input-error.js";
 import type { Resource } from "../core/resources.js";
 import { removeOnSignal, removeStaleTemporaries, temporaryPathFor } from "../core/temporary-files.js";
 import type { Tier } from "../core/tiers.js";
+import { checkOutputPath, openTemporaryExclusively } from "../core/write-file-atomic.js";
 import {
   type ChromeTraceEvent,
   memoryEvent,
@@ -35,7 +37,11 @@ export class FileTraceSink implements TraceSink {
     for (const event of traceMetadataEvents()) this.emit(event);
   }
 
-  /** Makes the temporary file now (so a path that cannot be written fails before the work starts). */
+  /**
+   * Makes the temporary file now, so a path that cannot be written fails before the work starts: the
+   * target must be absent or a regular file (checkOutputPath: never a link, a folder, a pipe or a
+   * device), whose permission bits the trace keeps; the temporary is created exclusively, never through a link.
+   */
   open(): this {
     this.file();
     return this;
@@ -43,9 +49,15 @@ export class FileTraceSink implements TraceSink {
 
   private file(): number {
     if (this.fd === undefined) {
+      const { mode } = checkOutputPath(this.path);
       removeStaleTemporaries(this.path);
       this.forget = removeOnSignal(this.temporary);
-      this.fd = openSync(this.temporary, "wx");
+      try {
+        this.fd = openTemporaryExclusively(this.temporary, mode);
+      } catch (error) {
+        this.forget();
+        throw new InputError(this.path, undefined, `cannot write: ${(error as Error).message}`);
+      }
       writeSync(this.fd, '{"displayTimeUnit":"ms","traceEvents":[\n');
     }
     return this.fd;

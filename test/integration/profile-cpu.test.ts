@@ -195,7 +195,9 @@ test("a malformed samples CSV is refused with the line and column", () => {
   );
   assert.throws(
     () => samplesFromCsv("measurement,size\nh2d,4096\n", "s.csv"),
-    (e: unknown) => e instanceof InputError && /line 2: missing column "shape"/.test(e.message),
+    (e: unknown) =>
+      e instanceof InputError &&
+      /line 1, header: missing column "shape"; expected the header measurement,size,shape,seconds/.test(e.message),
   );
   assert.throws(
     () => samplesFromCsv('measurement,size,shape,seconds\n"h2d,4096,,1\n', "s.csv"),

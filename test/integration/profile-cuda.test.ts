@@ -130,15 +130,16 @@ test(
   },
 );
 
-test("spillway profile --backend cuda without a usable GPU fails with the reason (exit 1), writing nothing", () => {
+test("spillway profile --backend cuda without the addon built is a usage problem (exit 2, one line saying how to build it), writing nothing", () => {
   const dir = mkdtempSync(join(tmpdir(), "spillway-cuda-profile-"));
   try {
     const r = spawnSync(process.execPath, [CLI, "profile", "--backend", "cuda", "--out", join(dir, "p.json")], {
       encoding: "utf8",
       env: { ...process.env, SPILLWAY_CUDA_ADDON: join(dir, "missing.node") },
     });
-    assert.equal(r.status, 1, r.stderr);
-    assert.match(r.stderr, /--backend cuda: the CUDA addon is not built/);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /^spillway: --backend cuda: the CUDA addon is not built .*run `npm run build:cuda`.*\n$/);
+    assert.equal(r.stderr.split("\n").length, 2, r.stderr);
     assert.throws(() => readFileSync(join(dir, "p.json")));
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -269,7 +269,12 @@ test("folders without weights, broken indexes and non-OPT models are refused cle
     () => loadOptCheckpoint(empty),
     expectInputError(/no \*\.safetensors files; expected model\.safetensors or shards/),
   );
-  assert.throws(() => readOptConfig(join(root, "nowhere")), expectInputError(/no config\.json in this folder/));
+  assert.throws(
+    () => readOptConfig(join(root, "nowhere")),
+    expectInputError(/nowhere: no such folder; expected a checkpoint folder/),
+  );
+  mkdirSync(join(root, "no-config"), { recursive: true });
+  assert.throws(() => readOptConfig(join(root, "no-config")), expectInputError(/no config\.json in this folder/));
   writeFileSync(
     join(empty, "model.safetensors.index.json"),
     JSON.stringify({ weight_map: { "model.decoder.embed_tokens.weight": "model-00001-of-00002.safetensors" } }),
