@@ -8,7 +8,7 @@ import { planForEngine } from "../engines/plan-for-engine.js";
 import { baselines } from "../planner/baselines.js";
 import { planPipeline } from "../planner/pipeline/plan-pipeline.js";
 import { tensorParallelSizes } from "../planner/pipeline/tensor-parallel.js";
-import { fixedPolicy, PlanError, plan } from "../planner/plan.js";
+import { fixedPolicy, PlanError, plan, REALIZED_DIFFERS } from "../planner/plan.js";
 import { commandHead } from "./command-heads.js";
 import { defineCommand } from "./command-module.js";
 import { withProgress } from "./command-progress.js";
@@ -97,6 +97,9 @@ export async function runPlan(
   if (argv.json) process.stdout.write(json + "\n");
   else if (!argv.quiet)
     process.stdout.write(formatPlan(result) + (compared ? "\n\n" + formatBaselines(result, compared) : "") + "\n");
+  // Without the printed plan, a placement realized otherwise than asked would pass unseen: say it on stderr.
+  if (argv.json || argv.quiet)
+    for (const note of result.notes) if (note.startsWith(REALIZED_DIFFERS)) process.stderr.write(`Warning: ${note}\n`);
   // The plan is printed (and written) either way; a policy that does not fit is a failure to the shell.
   if (!result.predicted.feasible)
     throw new PlanError(

@@ -42,7 +42,7 @@ test("a config.json model is named after its folder; a non-OPT plan prints no Fl
 });
 
 test("the realized placement differing from the one asked for is a warning; a policy that does not fit exits 1", () => {
-  const asked = runCli([
+  const askedArgs = [
     "plan",
     "--gbs",
     "32",
@@ -56,13 +56,21 @@ test("the realized placement differing from the one asked for is a warning; a po
     "0",
     "100",
     "--cpu-attention",
-  ]);
+  ];
+  const asked = runCli(askedArgs);
   assert.equal(asked.status, 0, asked.stderr);
   assert.match(
     asked.stdout,
     /^Warning: the placement realized differs from the one asked for: weights 0\.0\/33\.3\/66\.7 \(asked 0\.0\/50\.0\/50\.0/m,
   );
   assert.match(asked.stdout, /--percent 0 33 /);
+  const quiet = runCli([...askedArgs, "--quiet", "--out", join(dir, "asked.json")]);
+  assert.equal(quiet.status, 0, quiet.stderr);
+  assert.equal(quiet.stdout, "");
+  assert.match(
+    quiet.stderr,
+    /^Warning: the placement realized differs from the one asked for: weights 0\.0\/33\.3\/66\.7/,
+  );
   const out = join(dir, "nofit.json");
   const noFit = runCli([
     "plan",
