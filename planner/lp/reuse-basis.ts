@@ -114,6 +114,7 @@ let scratch = new Float64Array(16 * 16);
 let primalScratch = new Float64Array(16);
 let dualScratch = new Float64Array(16);
 let swapScratch = new Int32Array(16);
+let valuesScratch = new Float64Array(0);
 
 function scratchMatrix(k: number): Float64Array {
   if (scratch.length < k * k) scratch = new Float64Array(k * k);
@@ -151,7 +152,10 @@ export function solveDenseAtBasis(lp: DenseLp, basis: OptimalBasis): DenseSimple
     x[r] = lp.rhs[tightRows[r]!]!;
   }
   if (!solveSquare(matrix, x, k, swapScratch)) return undefined;
-  const values = new Float64Array(n);
+  // The point in scratch space until it passes every test (most failed tries end before that).
+  if (valuesScratch.length !== n) valuesScratch = new Float64Array(n);
+  const values = valuesScratch;
+  values.fill(0);
   for (let c = 0; c < k; c++) {
     if (x[c]! < -TOLERANCE * Math.max(1, Math.abs(x[c]!))) return undefined;
     values[variables[c]!] = Math.max(0, x[c]!);
@@ -184,5 +188,5 @@ export function solveDenseAtBasis(lp: DenseLp, basis: OptimalBasis): DenseSimple
   }
   let objective = 0;
   for (let j = 0; j < n; j++) objective += lp.objective[j]! * values[j]!;
-  return { status: "optimal", values, objective, basis, pivots: 0 };
+  return { status: "optimal", values: values.slice(), objective, basis, pivots: 0 };
 }

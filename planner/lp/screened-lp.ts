@@ -63,7 +63,7 @@ export interface WarmStart {
 }
 
 /** Optimal bases a warm start keeps. */
-const WARM_BASES = 4;
+const WARM_BASES = 8;
 
 function sameBasis(a: OptimalBasis, b: OptimalBasis): boolean {
   if (a.variables.length !== b.variables.length) return false;
