@@ -70,7 +70,10 @@ export function denseViolatesAnyRow(lp: DenseLp, values: Float64Array, tolerance
     let scale = Math.abs(rhs);
     const base = r * n;
     for (let i = 0; i < n; i++) {
-      const term = a[base + i]! * values[i]!;
+      const coefficient = a[base + i]!;
+      // A zero coefficient adds nothing to the row (the values are finite, checked above).
+      if (coefficient === 0) continue;
+      const term = coefficient * values[i]!;
       lhs += term;
       scale = Math.max(scale, Math.abs(term));
     }

@@ -15,6 +15,8 @@ export class LinearProgramFamily {
   private readonly firstDense: DenseLp;
   private readonly slopeCoefficients: Float64Array;
   private readonly slopeRhs: Float64Array;
+  /** The coefficients that change with x (non-zero slope): the only ones fill writes. */
+  private readonly changing: Int32Array;
   /** The objectives of the LPs built at x1 and x2 (for a caller that interpolates a scaled objective). */
   readonly objectives: readonly [readonly number[], readonly number[]];
 
@@ -44,6 +46,11 @@ export class LinearProgramFamily {
     });
     this.slopeCoefficients = slopeDense.coefficients;
     this.slopeRhs = slopeDense.rhs;
+    const changing: number[] = [];
+    this.slopeCoefficients.forEach((slope, i) => {
+      if (slope !== 0) changing.push(i);
+    });
+    this.changing = Int32Array.from(changing);
   }
 
   /** The LP at `x`, with `objective`. */
@@ -60,21 +67,33 @@ export class LinearProgramFamily {
     return { variables: this.first.variables, objective, constraints };
   }
 
-  /** Storage of the family's shape for fill (its row kinds already set). */
+  /**
+   * Storage of the family's shape for fill: its row kinds, and the coefficients that do not change with
+   * x (c + (x - x1) · 0, as at() computes them), already set.
+   */
   emptyDenseLp(): DenseLp {
-    const dense = emptyDenseLp(this.firstDense.rows, this.firstDense.columns);
-    dense.kinds.set(this.firstDense.kinds);
+    const first = this.firstDense;
+    const dense = emptyDenseLp(first.rows, first.columns);
+    dense.kinds.set(first.kinds);
+    for (let i = 0; i < first.coefficients.length; i++) dense.coefficients[i] = first.coefficients[i]! + 0;
     return dense;
   }
 
-  /** Writes the LP at `x`, with `objective`, into `into` (from emptyDenseLp): at(x, objective)'s numbers. */
+  /**
+   * Writes the LP at `x` (x ≥ x1), with `objective`, into `into`, which must come from this family's
+   * emptyDenseLp: at(x, objective)'s numbers (up to the sign of a zero), writing only what changes with x.
+   */
   fill(x: number, objective: ArrayLike<number>, into: DenseLp): void {
     const d = x - this.x1;
     const first = this.firstDense;
     const a = first.coefficients;
     const s = this.slopeCoefficients;
     const out = into.coefficients;
-    for (let i = 0; i < a.length; i++) out[i] = a[i]! + d * s[i]!;
+    const changing = this.changing;
+    for (let c = 0; c < changing.length; c++) {
+      const i = changing[c]!;
+      out[i] = a[i]! + d * s[i]!;
+    }
     for (let i = 0; i < first.rows; i++) into.rhs[i] = first.rhs[i]! + d * this.slopeRhs[i]!;
     for (let j = 0; j < first.columns; j++) into.objective[j] = objective[j]!;
   }

@@ -23,7 +23,8 @@ const TOLERANCE = BASIS_TOLERANCE;
 
 /**
  * Solves `matrix` (k x k, row-major) `· x = rhs` in place by Gaussian elimination with partial
- * pivoting; `x` is left in `rhs`. False when the matrix is singular at this precision. The matrix is
+ * pivoting (zero entries skipped: these LPs' bases are mostly zeros, and a product with zero changes
+ * no sum); `x` is left in `rhs`. False when the matrix is singular at this precision. The matrix is
  * left as its LU factors (P·A = L·U: U on and above the diagonal, L's multipliers below it, rows
  * swapped whole) and the row swap of each column in `swaps`, for solveTransposed.
  */
@@ -49,7 +50,10 @@ function solveSquare(matrix: Float64Array, rhs: Float64Array, k: number, swaps: 
   }
   for (let r = k - 1; r >= 0; r--) {
     let sum = rhs[r]!;
-    for (let c = r + 1; c < k; c++) sum -= matrix[r * k + c]! * rhs[c]!;
+    for (let c = r + 1; c < k; c++) {
+      const u = matrix[r * k + c]!;
+      if (u !== 0) sum -= u * rhs[c]!;
+    }
     rhs[r] = sum / matrix[r * k + r]!;
   }
   return true;
@@ -75,7 +79,10 @@ function eliminateBelow(matrix: Float64Array, rhs: Float64Array, k: number, col:
   for (let r = col + 1; r < k; r++) {
     const factor = matrix[r * k + col]! / p;
     if (factor === 0) continue;
-    for (let c = col + 1; c < k; c++) matrix[r * k + c]! -= factor * matrix[col * k + c]!;
+    for (let c = col + 1; c < k; c++) {
+      const u = matrix[col * k + c]!;
+      if (u !== 0) matrix[r * k + c]! -= factor * u;
+    }
     matrix[r * k + col] = factor;
     rhs[r]! -= factor * rhs[col]!;
   }
@@ -88,12 +95,18 @@ function eliminateBelow(matrix: Float64Array, rhs: Float64Array, k: number, col:
 function solveTransposed(matrix: Float64Array, rhs: Float64Array, k: number, swaps: Int32Array): void {
   for (let i = 0; i < k; i++) {
     let sum = rhs[i]!;
-    for (let j = 0; j < i; j++) sum -= matrix[j * k + i]! * rhs[j]!;
+    for (let j = 0; j < i; j++) {
+      const u = matrix[j * k + i]!;
+      if (u !== 0) sum -= u * rhs[j]!;
+    }
     rhs[i] = sum / matrix[i * k + i]!;
   }
   for (let i = k - 1; i >= 0; i--) {
     let sum = rhs[i]!;
-    for (let j = i + 1; j < k; j++) sum -= matrix[j * k + i]! * rhs[j]!;
+    for (let j = i + 1; j < k; j++) {
+      const l = matrix[j * k + i]!;
+      if (l !== 0) sum -= l * rhs[j]!;
+    }
     rhs[i] = sum;
   }
   for (let col = k - 1; col >= 0; col--) {
@@ -180,7 +193,9 @@ export function solveDenseAtBasis(lp: DenseLp, basis: OptimalBasis): DenseSimple
     let priced = 0;
     let size = Math.abs(cost);
     for (let r = 0; r < k; r++) {
-      const term = y[r]! * a[tightRows[r]! * n + j]!;
+      const coefficient = a[tightRows[r]! * n + j]!;
+      if (coefficient === 0) continue;
+      const term = y[r]! * coefficient;
       priced += term;
       size += Math.abs(term);
     }
