@@ -33,8 +33,16 @@ function solveSquare(matrix: Float64Array, rhs: Float64Array, k: number, swaps: 
   for (let i = 0; i < k * k; i++) size = Math.max(size, Math.abs(matrix[i]!));
   if (!(size > 0) || !Number.isFinite(size)) return false;
   for (let col = 0; col < k; col++) {
-    const pivotRow = largestInColumn(matrix, k, col);
-    if (Math.abs(matrix[pivotRow * k + col]!) <= 1e-12 * size) return false;
+    let pivotRow = col;
+    let biggest = Math.abs(matrix[col * k + col]!);
+    for (let r = col + 1; r < k; r++) {
+      const a = Math.abs(matrix[r * k + col]!);
+      if (a > biggest) {
+        biggest = a;
+        pivotRow = r;
+      }
+    }
+    if (biggest <= 1e-12 * size) return false;
     swaps[col] = pivotRow;
     if (pivotRow !== col) {
       for (let c = 0; c < k; c++) {
@@ -46,7 +54,18 @@ function solveSquare(matrix: Float64Array, rhs: Float64Array, k: number, swaps: 
       rhs[col] = rhs[pivotRow]!;
       rhs[pivotRow] = swap;
     }
-    eliminateBelow(matrix, rhs, k, col);
+    // Column `col` cleared below the diagonal; each row keeps its multiplier in its place (L).
+    const p = matrix[col * k + col]!;
+    for (let r = col + 1; r < k; r++) {
+      const factor = matrix[r * k + col]! / p;
+      if (factor === 0) continue;
+      for (let c = col + 1; c < k; c++) {
+        const u = matrix[col * k + c]!;
+        if (u !== 0) matrix[r * k + c]! -= factor * u;
+      }
+      matrix[r * k + col] = factor;
+      rhs[r]! -= factor * rhs[col]!;
+    }
   }
   for (let r = k - 1; r >= 0; r--) {
     let sum = rhs[r]!;
@@ -57,35 +76,6 @@ function solveSquare(matrix: Float64Array, rhs: Float64Array, k: number, swaps: 
     rhs[r] = sum / matrix[r * k + r]!;
   }
   return true;
-}
-
-/** The row at or below `col` with the largest entry in column `col` (the first of equals). */
-function largestInColumn(matrix: Float64Array, k: number, col: number): number {
-  let pivotRow = col;
-  let biggest = Math.abs(matrix[col * k + col]!);
-  for (let r = col + 1; r < k; r++) {
-    const a = Math.abs(matrix[r * k + col]!);
-    if (a > biggest) {
-      biggest = a;
-      pivotRow = r;
-    }
-  }
-  return pivotRow;
-}
-
-/** Clears column `col` below the diagonal from `matrix` and `rhs`, keeping each row's multiplier in its place. */
-function eliminateBelow(matrix: Float64Array, rhs: Float64Array, k: number, col: number): void {
-  const p = matrix[col * k + col]!;
-  for (let r = col + 1; r < k; r++) {
-    const factor = matrix[r * k + col]! / p;
-    if (factor === 0) continue;
-    for (let c = col + 1; c < k; c++) {
-      const u = matrix[col * k + c]!;
-      if (u !== 0) matrix[r * k + c]! -= factor * u;
-    }
-    matrix[r * k + col] = factor;
-    rhs[r]! -= factor * rhs[col]!;
-  }
 }
 
 /**
