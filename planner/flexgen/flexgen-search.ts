@@ -7,9 +7,10 @@
 
 import type { OnProgress } from "../../core/progress.js";
 import { VariableSpace } from "../lp/affine.js";
+import type { DenseLp } from "../lp/dense-lp.js";
 import type { LinearProgram } from "../lp/linear-program.js";
 import { LinearProgramFamily } from "../lp/lp-family.js";
-import { newScreenStats, type ScreenStats, screenedDifference, screenLinearProgram } from "../lp/screened-lp.js";
+import { newScreenStats, type ScreenStats, screenDenseLp, screenedDifference } from "../lp/screened-lp.js";
 import { type LpSolvers, newSolveStats, type SolveStats } from "../lp/solve-linear-program.js";
 import { MAX_LP_SOLVES_PER_SEARCH, SEARCH_GPU_BATCH_LIMIT } from "../search-budget.js";
 import {
@@ -73,17 +74,30 @@ const TGEN = FLEXGEN_LP_VARIABLES.indexOf("Tgen");
  */
 class FlexgenLpFamily {
   private readonly family: LinearProgramFamily;
+  /** Where fill writes each LP (one at a time: the LP screen reads it during the call only). */
+  private readonly scratch: DenseLp;
+  private readonly scratchObjective: number[] = new Array(FLEXGEN_LP_VARIABLES.length).fill(0);
 
   constructor(private readonly base: Omit<FlexgenLpInput, "bls">) {
     this.family = new LinearProgramFamily((bls) => buildFlexgenLp({ ...base, bls }).lp, base.gbs, 2 * base.gbs);
+    this.scratch = this.family.emptyDenseLp();
+  }
+
+  private objectiveAt(bls: number, objective: number[]): number[] {
+    const { l, n } = this.base.dims;
+    objective[TPRE] = l / bls;
+    objective[TGEN] = (l * (n - 1)) / bls;
+    return objective;
   }
 
   at(bls: number): LinearProgram {
-    const { l, n } = this.base.dims;
-    const objective: number[] = new Array(FLEXGEN_LP_VARIABLES.length).fill(0);
-    objective[TPRE] = l / bls;
-    objective[TGEN] = (l * (n - 1)) / bls;
-    return this.family.at(bls, objective);
+    return this.family.at(bls, this.objectiveAt(bls, new Array(FLEXGEN_LP_VARIABLES.length).fill(0)));
+  }
+
+  /** at(bls)'s numbers, in the family's scratch storage (overwritten by the next fill). */
+  fill(bls: number): DenseLp {
+    this.family.fill(bls, this.objectiveAt(bls, this.scratchObjective), this.scratch);
+    return this.scratch;
   }
 }
 
@@ -158,7 +172,8 @@ export function searchFlexgen(input: FlexgenSearchInput): FlexgenSearchResult {
     }
     lpSolves++;
     if (!lps) byGbs.set(gbs, (lps = { family: new FlexgenLpFamily(base(gbs)), answers: new Map() }));
-    const screened = screenLinearProgram(lps.family.at(gbs * nb), screen);
+    const family = lps.family;
+    const screened = screenDenseLp(family.fill(gbs * nb), screen, () => family.at(gbs * nb));
     let result: FlexgenLpResult | undefined;
     if (screened.status === "optimal") {
       let exact: { throughput: number; values: ArrayLike<number> } | undefined;

@@ -11,6 +11,7 @@
  * violatesAnyRow by the caller), or for an infeasible LP the phase-1 row multipliers, a Farkas
  * certificate (farkasMargin checks it). Pure and deterministic: the answer depends on the LP alone.
  */
+import { AT_LEAST, AT_MOST, type DenseLp, denseLp } from "./dense-lp.js";
 import type { LinearProgram } from "./linear-program.js";
 
 export type DenseSimplexStatus = "optimal" | "infeasible" | "unbounded" | "pivot-limit";
@@ -350,27 +351,38 @@ const COLUMN_ROUNDING = 1e-9;
  * would have to move by about a fraction δ of their size for the LP to become feasible.
  */
 export function farkasMargin(lp: LinearProgram, y: ArrayLike<number>): number {
-  const n = lp.variables.length;
-  const rows = lp.constraints;
+  return denseFarkasMargin(denseLp(lp), y);
+}
+
+/** farkasMargin on the LP's dense form (dense-lp.ts). */
+export function denseFarkasMargin(lp: DenseLp, y: ArrayLike<number>): number {
+  const n = lp.columns;
+  const m = lp.rows;
+  const a = lp.coefficients;
   let yb = 0;
   let ybSize = 0;
   const column = new Float64Array(n);
   const columnSize = new Float64Array(n);
   let largest = 0;
-  for (let i = 0; i < rows.length; i++) largest = Math.max(largest, Math.abs(y[i] ?? 0));
+  for (let i = 0; i < m; i++) largest = Math.max(largest, Math.abs(y[i] ?? 0));
   if (!Number.isFinite(largest)) return 0;
-  for (let i = 0; i < rows.length; i++) {
-    const c = rows[i]!;
+  for (let i = 0; i < m; i++) {
+    const kind = lp.kinds[i];
     let yi = y[i] ?? 0;
     // A multiplier of the wrong sign on an inequality, or one at the rounding level of the largest, is
     // dropped (set to 0): what remains is checked as a certificate on its own.
-    if ((c.op === "<=" && yi > 0) || (c.op === ">=" && yi < 0) || Math.abs(yi) <= NEGLIGIBLE_MULTIPLIER * largest)
+    if (
+      (kind === AT_MOST && yi > 0) ||
+      (kind === AT_LEAST && yi < 0) ||
+      Math.abs(yi) <= NEGLIGIBLE_MULTIPLIER * largest
+    )
       yi = 0;
     if (yi === 0) continue;
-    yb += yi * c.rhs;
-    ybSize += Math.abs(yi * c.rhs);
+    const rhs = lp.rhs[i]!;
+    yb += yi * rhs;
+    ybSize += Math.abs(yi * rhs);
     for (let j = 0; j < n; j++) {
-      const term = yi * c.coefficients[j]!;
+      const term = yi * a[i * n + j]!;
       column[j]! += term;
       columnSize[j]! += Math.abs(term);
     }

@@ -10,9 +10,10 @@
  * so a search chooses what it chose with the existing solvers alone, to the last bit, for a fraction
  * of their time.
  */
-import { type DenseSimplexResult, farkasMargin, type OptimalBasis, solveDenseSimplex } from "./dense-simplex.js";
+import { type DenseLp, denseLp } from "./dense-lp.js";
+import { type DenseSimplexResult, denseFarkasMargin, type OptimalBasis, solveDenseSimplex } from "./dense-simplex.js";
 import type { LinearProgram, LpSolution } from "./linear-program.js";
-import { BASIS_TOLERANCE, solveAtBasis } from "./reuse-basis.js";
+import { BASIS_TOLERANCE, solveDenseAtBasis } from "./reuse-basis.js";
 import { type LpSolvers, type SolveStats, solveLinearProgram } from "./solve-linear-program.js";
 
 /** Relative difference below which two screened figures are compared by the existing solvers' exact ones. */
@@ -62,7 +63,7 @@ export interface WarmStart {
 }
 
 /** Optimal bases a warm start keeps. */
-const WARM_BASES = 4;
+const WARM_BASES = 8;
 
 function sameBasis(a: OptimalBasis, b: OptimalBasis): boolean {
   if (a.variables.length !== b.variables.length) return false;
@@ -72,13 +73,13 @@ function sameBasis(a: OptimalBasis, b: OptimalBasis): boolean {
 }
 
 /** The answer from a warm start's bases or certificate, or undefined when none settles `lp`. */
-function warmAnswer(lp: LinearProgram, warmStart: WarmStart): DenseSimplexResult | undefined {
+function warmAnswer(lp: DenseLp, warmStart: WarmStart): DenseSimplexResult | undefined {
   for (const basis of warmStart.bases ?? []) {
-    const answer = solveAtBasis(lp, basis);
+    const answer = solveDenseAtBasis(lp, basis);
     if (answer) return answer;
   }
   const farkas = warmStart.farkas;
-  if (farkas && farkasMargin(lp, farkas) >= SCREEN_INFEASIBILITY_MARGIN)
+  if (farkas && denseFarkasMargin(lp, farkas) >= SCREEN_INFEASIBILITY_MARGIN)
     return { status: "infeasible", values: new Float64Array(0), objective: NaN, farkas, pivots: 0 };
   return undefined;
 }
@@ -121,11 +122,11 @@ export interface ScreenedLp {
 }
 
 /** Why the dense simplex's answer cannot stand alone, or undefined when it can. */
-function whyDeferred(lp: LinearProgram, dense: DenseSimplexResult): string | undefined {
+function whyDeferred(lp: DenseLp, dense: DenseSimplexResult): string | undefined {
   // Every optimum here is solveAtBasis's, whose point passed violatesAnyRow at SCREEN_FEASIBILITY_TOLERANCE.
   if (dense.status === "optimal") return undefined;
   if (dense.status === "infeasible")
-    return farkasMargin(lp, dense.farkas!) >= SCREEN_INFEASIBILITY_MARGIN ? undefined : "thin-certificate";
+    return denseFarkasMargin(lp, dense.farkas!) >= SCREEN_INFEASIBILITY_MARGIN ? undefined : "thin-certificate";
   return dense.status;
 }
 
@@ -138,6 +139,20 @@ export function screenLinearProgram(
   context: ScreenContext,
   exactLp: () => LinearProgram = () => lp,
 ): ScreenedLp {
+  return screenDenseLp(context.referenceOnly ? undefined : denseLp(lp), context, () => lp, exactLp);
+}
+
+/**
+ * Screens the LP whose numbers `dense` holds (dense-lp.ts; read during the call only, so a search may
+ * fill the same storage for its next LP), `lp` building it as a LinearProgram, which is done only for
+ * the simplex or the existing solvers. `dense` may be undefined only with context.referenceOnly.
+ */
+export function screenDenseLp(
+  dense: DenseLp | undefined,
+  context: ScreenContext,
+  lp: () => LinearProgram,
+  exactLp: () => LinearProgram = lp,
+): ScreenedLp {
   const { solvers, solveStats, screenStats } = context;
   let exactSolution: LpSolution | undefined;
   const solveExact = (): LpSolution => {
@@ -147,41 +162,42 @@ export function screenLinearProgram(
     }
     return exactSolution;
   };
-  if (context.referenceOnly) {
+  if (context.referenceOnly || !dense) {
     const exact = solveExact();
     return { status: exact.status, values: exact.values, exact: () => exact };
   }
   const warmStart = context.warmStart;
-  let dense: DenseSimplexResult | undefined = warmStart ? warmAnswer(lp, warmStart) : undefined;
-  if (dense) {
+  let answer: DenseSimplexResult | undefined = warmStart ? warmAnswer(dense, warmStart) : undefined;
+  if (answer) {
     screenStats.warmStarts++;
-    if (warmStart && dense.basis) remember(warmStart, dense);
+    if (warmStart && answer.basis) remember(warmStart, answer);
   } else {
-    const solved = solveDenseSimplex(lp);
+    const solved = solveDenseSimplex(lp());
     // An optimum stands only when its basis passes the optimality test on the LP as written (primal
     // and dual feasible, reuse-basis.ts), which also recomputes the point from the LP's own numbers.
-    dense = solved.status === "optimal" ? solved.basis && solveAtBasis(lp, solved.basis) : solved;
-    if (dense && warmStart && whyDeferred(lp, dense) === undefined) remember(warmStart, dense);
+    answer = solved.status === "optimal" ? solved.basis && solveDenseAtBasis(dense, solved.basis) : solved;
+    if (answer && warmStart && whyDeferred(dense, answer) === undefined) remember(warmStart, answer);
   }
-  const deferred = !dense ? "unverified-optimum" : whyDeferred(lp, dense);
-  if (deferred !== undefined || !dense) {
+  const deferred = !answer ? "unverified-optimum" : whyDeferred(dense, answer);
+  if (deferred !== undefined || !answer) {
     const reason = deferred ?? "unverified-optimum";
     screenStats.deferred[reason] = (screenStats.deferred[reason] ?? 0) + 1;
     const exact = solveExact();
     return { status: exact.status, values: exact.values, exact: () => exact };
   }
   screenStats.screened++;
-  if (dense.status === "infeasible") return { status: "infeasible", values: dense.values, exact: solveExact };
+  if (answer.status === "infeasible") return { status: "infeasible", values: answer.values, exact: solveExact };
+  const checked = answer;
   return {
     status: "optimal",
-    values: dense.values,
+    values: checked.values,
     exact: () => {
       const exact = solveExact();
       if (exact.status === "optimal") return exact;
       // The existing solvers gave no optimum for an LP the dense simplex solved with a checked point:
       // the search already went on with that point, so it is the answer (counted, never expected).
       screenStats.disagreements++;
-      exactSolution = { status: "optimal", values: dense.values, objective: dense.objective, solver: exact.solver };
+      exactSolution = { status: "optimal", values: checked.values, objective: checked.objective, solver: exact.solver };
       return exactSolution;
     },
   };

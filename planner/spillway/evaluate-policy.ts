@@ -21,7 +21,6 @@ import type { LayerCostCache } from "./layer-cost-cache.js";
 import { layerSeconds, layerTimeBounds } from "./layer-time.js";
 import {
   type CostSettings,
-  type LayerCosts,
   type ModelCostConstants,
   type PlacementTerms,
   StepCostModel,
@@ -86,15 +85,32 @@ export function realizedTerms(realized: RealizedPlacement): { terms: PlacementTe
   };
 }
 
+/** A step's seconds per resource (RESOURCES order) and bytes per link (LINKS order) at `values`. */
+interface EvaluatedStep {
+  readonly seconds: Float64Array;
+  readonly bytes: Float64Array;
+}
+
+function evaluatedStep(): EvaluatedStep {
+  return { seconds: new Float64Array(RESOURCES.length), bytes: new Float64Array(LINKS.length) };
+}
+
+/** Evaluates `step` at `values` into `into`: every expression once. */
+function evaluateStep(step: StepCosts, values: Float64Array, into: EvaluatedStep): EvaluatedStep {
+  for (let i = 0; i < RESOURCES.length; i++) into.seconds[i] = step.seconds[RESOURCES[i]!].evaluate(values);
+  for (let i = 0; i < LINKS.length; i++) into.bytes[i] = step.bytes[LINKS[i]!].evaluate(values);
+  return into;
+}
+
+/** Adds `times` an evaluated step to the busy seconds and the traffic. */
 function addStep(
   busy: Record<Resource, number>,
   bytes: Record<Link, number>,
-  step: StepCosts,
-  values: Float64Array,
+  step: EvaluatedStep,
   times: number,
 ): void {
-  for (const r of RESOURCES) busy[r] += times * step.seconds[r].evaluate(values);
-  for (const l of LINKS) bytes[l] += times * step.bytes[l].evaluate(values);
+  for (let i = 0; i < RESOURCES.length; i++) busy[RESOURCES[i]!] += times * step.seconds[i]!;
+  for (let i = 0; i < LINKS.length; i++) bytes[LINKS[i]!] += times * step.bytes[i]!;
 }
 
 /** Seconds of the one-off fill (first layer's weights before any compute) and of a head step. */
@@ -321,17 +337,22 @@ function predictTime(
   const bytes = Object.fromEntries(LINKS.map((l) => [l, 0])) as Record<Link, number>;
   const head = first.costModel.head(first.terms);
   const headSeconds = serialSeconds(head, first.values);
+  // The head's costs are the same at every step; each layer step's are evaluated once per step, then
+  // added up and compared (the same numbers, added in the same order, as evaluating them at each use).
+  const headStep = evaluateStep(head, first.values, evaluatedStep());
+  const weightsStep = evaluatedStep();
+  const batchStep = evaluatedStep();
 
   // The bottleneck is the resource that bounds the most wall time: each step's time goes to the
   // resource with the most work in it.
   const bottleneckSeconds = Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Record<Resource, number>;
-  const creditBottleneck = (step: LayerCosts, values: Float64Array, seconds: number) => {
+  const creditBottleneck = (weights: EvaluatedStep, batch: EvaluatedStep, seconds: number) => {
     let worst: Resource = "gpu";
     let worstSeconds = -1;
-    for (const r of RESOURCES) {
-      const t = step.weights.seconds[r].evaluate(values) + nb * step.batch.seconds[r].evaluate(values);
+    for (let i = 0; i < RESOURCES.length; i++) {
+      const t = weights.seconds[i]! + nb * batch.seconds[i]!;
       if (t > worstSeconds) {
-        worst = r;
+        worst = RESOURCES[i]!;
         worstSeconds = t;
       }
     }
@@ -366,11 +387,13 @@ function predictTime(
       const bounds = memo ? memo.layerTimeBounds(phase, context) : layerTimeBounds(step, g.settings);
       const layerWall = layerSeconds(bounds, g.values);
       seconds += g.layers * layerWall;
-      addStep(busy, bytes, step.weights, g.values, g.layers);
-      addStep(busy, bytes, step.batch, g.values, g.layers * nb);
-      creditBottleneck(step, g.values, g.layers * layerWall);
+      evaluateStep(step.weights, g.values, weightsStep);
+      evaluateStep(step.batch, g.values, batchStep);
+      addStep(busy, bytes, weightsStep, g.layers);
+      addStep(busy, bytes, batchStep, g.layers * nb);
+      creditBottleneck(weightsStep, batchStep, g.layers * layerWall);
     }
-    addStep(busy, bytes, head, first.values, 1);
+    addStep(busy, bytes, headStep, 1);
     return seconds + crossingSeconds(phase === "prefill" ? policy.gpuBatchSize * s : policy.gpuBatchSize);
   };
 

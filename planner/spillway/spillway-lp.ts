@@ -9,6 +9,7 @@ import { RESOURCES } from "../../core/resources.js";
 import { GIB } from "../../core/units.js";
 import type { Workload } from "../../core/workload.js";
 import { VariableSpace } from "../lp/affine.js";
+import type { DenseLp } from "../lp/dense-lp.js";
 import { type LinearProgram, LinearProgramBuilder } from "../lp/linear-program.js";
 import { LinearProgramFamily } from "../lp/lp-family.js";
 import type { HardwareRates } from "./hardware-rates.js";
@@ -121,6 +122,9 @@ export class SpillwayLpFamily {
   /** The objective times the block size at nb = 1, and its change per GPU batch. */
   private readonly blockObjective: readonly number[];
   private readonly blockObjectiveSlope: readonly number[];
+  /** Where fill writes each LP (one at a time: the LP screen reads it during the call only). */
+  private readonly scratch: DenseLp;
+  private readonly scratchObjective: number[];
 
   constructor(
     lpInputAt: (nb: number) => SpillwayLpInput,
@@ -130,11 +134,30 @@ export class SpillwayLpFamily {
     const [one, two] = this.family.objectives;
     this.blockObjective = one.map((c) => c * gbs);
     this.blockObjectiveSlope = two.map((c, j) => c * 2 * gbs - this.blockObjective[j]!);
+    this.scratch = this.family.emptyDenseLp();
+    this.scratchObjective = one.map(() => 0);
+  }
+
+  private objectiveAt(nb: number, objective: number[]): number[] {
+    const bls = this.gbs * nb;
+    for (let j = 0; j < objective.length; j++)
+      objective[j] = (this.blockObjective[j]! + (nb - 1) * this.blockObjectiveSlope[j]!) / bls;
+    return objective;
   }
 
   at(nb: number): LinearProgram {
-    const bls = this.gbs * nb;
-    const objective = this.blockObjective.map((c, j) => (c + (nb - 1) * this.blockObjectiveSlope[j]!) / bls);
-    return this.family.at(nb, objective);
+    return this.family.at(
+      nb,
+      this.objectiveAt(
+        nb,
+        this.blockObjective.map(() => 0),
+      ),
+    );
+  }
+
+  /** at(nb)'s numbers, in the family's scratch storage (overwritten by the next fill). */
+  fill(nb: number): DenseLp {
+    this.family.fill(nb, this.objectiveAt(nb, this.scratchObjective), this.scratch);
+    return this.scratch;
   }
 }

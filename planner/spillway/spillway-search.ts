@@ -14,8 +14,8 @@ import type { ScheduleName } from "../../core/schedule-name.js";
 import type { Tier } from "../../core/tiers.js";
 import type { Workload } from "../../core/workload.js";
 import { VariableSpace } from "../lp/affine.js";
-import { objectiveValue } from "../lp/linear-program.js";
-import { newScreenStats, type ScreenStats, screenedDifference, screenLinearProgram } from "../lp/screened-lp.js";
+import { denseObjectiveValue } from "../lp/dense-lp.js";
+import { newScreenStats, type ScreenStats, screenDenseLp, screenedDifference } from "../lp/screened-lp.js";
 import { type LpSolvers, newSolveStats, type SolveStats } from "../lp/solve-linear-program.js";
 import type { Prediction } from "../prediction.js";
 import {
@@ -405,10 +405,16 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
         }
         lpSolves++;
         lpFamily ??= new SpillwayLpFamily(lpInputAt, gbs);
-        const lp = lpFamily.at(nb);
-        const screened = screenLinearProgram(lp, screen, () => buildSpillwayLp(lpInputAt(nb)));
+        const lps = lpFamily;
+        const dense = lps.fill(nb);
+        const screened = screenDenseLp(
+          dense,
+          screen,
+          () => lps.at(nb),
+          () => buildSpillwayLp(lpInputAt(nb)),
+        );
         if (screened.status !== "optimal") return undefined;
-        const throughputOf = (values: ArrayLike<number>) => input.workload.genLen / objectiveValue(lp, values);
+        const throughputOf = (values: ArrayLike<number>) => input.workload.genLen / denseObjectiveValue(dense, values);
         let exact: { throughput: number; policy: Policy } | undefined;
         const exactPoint = () => {
           if (!exact) {
