@@ -33,7 +33,7 @@ import type { FixedExperts } from "../planner/moe/moe-search.js";
 import { routingProfileFromTrace } from "../planner/moe/profile-from-trace.js";
 import type { RoutingProfile } from "../planner/moe/routing-profile.js";
 import { plan } from "../planner/plan.js";
-import { hardwareRates } from "../planner/spillway/hardware-rates.js";
+import { hardwareRates, matmulSecondsPerWeight } from "../planner/spillway/hardware-rates.js";
 import type { RoutingTrace } from "../routing/routing-trace.js";
 import type { MoeRunResult } from "../runtime/moe/moe-runner.js";
 import { executeMoePlan, type MoePlanRunResult } from "../runtime/moe/run-moe-plan.js";
@@ -146,8 +146,16 @@ try {
   // machine's load between a profile and a run then shows in both, not as error.
   const profiles: HardwareProfile[] = [];
   const measureProfile = () => {
-    profiles.push(measuredCpuHardware());
-    console.log(`profile ${profiles.length - 1} measured (${load()})`);
+    const profile = measuredCpuHardware();
+    profiles.push(profile);
+    // The rates that cost most of an MoE step here: the GEMM curve at a decode expert's and a prefill
+    // expert's rows, and the expert copy's.
+    const rates = hardwareRates(profile);
+    const perWeight = (rows: number) =>
+      rates.matmulCurve ? `${(matmulSecondsPerWeight(rates.matmulCurve, rows) * 1e12).toFixed(0)} ps` : "-";
+    console.log(
+      `profile ${profiles.length - 1} measured (${load()}): fp16 GEMM per weight ${perWeight(1)} at 1 row, ${perWeight(16)} at 16; copy ${(rates.h2dBytesPerSecond / 1e9).toFixed(2)} GB/s`,
+    );
   };
   measureProfile();
   const weightsDir = join(work, model.name);
