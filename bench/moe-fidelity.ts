@@ -1,14 +1,16 @@
 /**
  * `npm run bench:moe-fidelity`: MoE plans predicted against measured on this machine's CPU backend.
  * Measures a CPU-backend profile (quick), writes a seeded Mixtral-layout checkpoint, and runs every expert
- * policy (every eviction, GPU / CPU / auto misses, speculative and pre-gated prefetch) for real in ROUNDS
- * rounds (each round runs each policy once), measuring the profile again after every round: each run is
- * predicted on the two profiles measured just before and just after its round (the mean of their
- * predicted seconds), so the load other work puts on the machine meets the profile and the run alike.
+ * policy (every eviction, GPU / CPU / auto misses, speculative and pre-gated prefetch) for real: a
+ * warm-up round that records each policy's routing, then ROUNDS measured rounds (each runs each policy
+ * once), measuring the profile again after every measured round: each run is predicted on the two
+ * profiles measured just before and just after its round (the mean of their predicted seconds; the first
+ * round's "before" is the profile measured ahead of the warm-up), so the load other work puts on the
+ * machine meets the profile and the run alike.
  * For each policy, of its rounds the one of median error, it prints:
  * - the plan's prediction with the default routing statistics (the synthetic, Mixtral-calibrated trace),
  * - the plan's prediction with the routing statistics of the run itself (as `plan --routing` would
- *   have it: the routing the checkpoint really produces, recorded by the first round's run),
+ *   have it: the routing the checkpoint really produces, recorded by the warm-up round's run),
  * - the simulator's replay of that recorded routing (counts exact, times from the cost model),
  * - the measured throughput, and the error of each against it; the median |error| (target <= 15%),
  *   and the load average (`uptime`'s) at every profile and round.
@@ -180,9 +182,12 @@ try {
     routing: undefined as { profile: RoutingProfile; trace: RoutingTrace } | undefined,
     rounds: [] as Round[],
   }));
-  for (let round = 0; round < ROUNDS; round++) {
-    console.log(`round ${round} (${load()})`);
-    const hardware = profiles[round]!;
+  // Round 0 warms up and records each policy's routing; it is not measured (its runs were 20-45% slower
+  // against the profiles around them than the next rounds' in both runs that measured it: the process
+  // still warming, as the profile's own timings discard their first calls). Then ROUNDS measured rounds.
+  for (let round = 0; round <= ROUNDS; round++) {
+    console.log(`round ${round}${round === 0 ? " (warm-up, routing recorded)" : ""} (${load()})`);
+    const hardware = profiles[0]!;
     for (const s of state) {
       // The runs use the plan made on the first profile (the policy is fixed; only its prediction moves).
       s.planned ??= await plan({ ...s.request, hardware });
@@ -194,9 +199,9 @@ try {
         profile: routingProfileFromTrace(run.routing, "the routing this checkpoint produced"),
         trace: run.routing,
       };
-      s.rounds.push({ result, run, trace });
+      if (round > 0) s.rounds.push({ result, run, trace });
     }
-    measureProfile();
+    if (round > 0) measureProfile();
   }
   /** A plan of the same policy on `hardware`, optionally with the run's routing statistics. */
   const replanned = async (s: (typeof state)[number], hardware: HardwareProfile, routing?: RoutingProfile) => {
