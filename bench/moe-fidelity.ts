@@ -182,9 +182,11 @@ try {
     routing: undefined as { profile: RoutingProfile; trace: RoutingTrace } | undefined,
     rounds: [] as Round[],
   }));
-  // Round 0 warms up and records each policy's routing; it is not measured (its runs were 20-45% slower
-  // against the profiles around them than the next rounds' in both runs that measured it: the process
-  // still warming, as the profile's own timings discard their first calls). Then ROUNDS measured rounds.
+  // Round 0 warms up and records each policy's routing, unmeasured (as the profile's own timings discard
+  // their first calls). Measured runs still drift against the profiles around them within one process:
+  // in the runs reported in runtime/moe/README.md each later round measured faster relative to its
+  // profiles (about -30%, 0%, +50% in rounds 1-3), a cause not found yet; the round of median error is
+  // the one reported.
   for (let round = 0; round <= ROUNDS; round++) {
     console.log(`round ${round}${round === 0 ? " (warm-up, routing recorded)" : ""} (${load()})`);
     const hardware = profiles[0]!;
