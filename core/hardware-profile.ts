@@ -19,6 +19,7 @@ import {
   readString,
   rejectUnknownKeys,
 } from "./fields.js";
+import { describeValue } from "./input-error.js";
 import {
   MAX_CAPACITY_BYTES,
   MAX_CPU_CORES,
@@ -148,6 +149,12 @@ export interface GpuProfile {
   readonly stridedBytesPerSecond?: Quantity;
   /** Kernel class: achieved fp16 GEMM FLOP/s against rows, interpolated in log(rows). */
   readonly gemmCurve?: { readonly samples: readonly GemmSample[]; readonly source: string };
+  /**
+   * Present and true when the "GPU" is the host's own cores (the CPU backend): its kernels, the CPU's
+   * kernels and the host -> device copies are all work of the same cores and the same thread of
+   * control, so they do not overlap as a GPU's lanes overlap the CPU's. Absent: a separate device.
+   */
+  readonly sharesHostCores?: { readonly value: boolean; readonly source: string };
 }
 
 export interface CpuProfile {
@@ -401,6 +408,14 @@ function optionalQuantities<K extends string>(
   return out;
 }
 
+function readSharesHostCores(gpu: Record<string, unknown>, ctx: FieldContext): { value: boolean; source: string } {
+  const c = child(ctx, "sharesHostCores");
+  const o = readObject(gpu, "sharesHostCores", ctx);
+  rejectUnknownKeys(o, c, ["value", "source", "note"]);
+  if (typeof o.value !== "boolean") fail(c, "value", `expected true or false, got ${describeValue(o.value)}`);
+  return { value: o.value, source: readString(o, "source", c) };
+}
+
 function readWorkingBytesPerValue(gpu: Record<string, unknown>, ctx: FieldContext): SourcedValue {
   const value = readSourced(gpu, "workingBytesPerValue", ctx, { rule: { greaterThan: 0 }, range: {} });
   if (value.value !== 2 && value.value !== 4)
@@ -480,6 +495,7 @@ export function parseHardwareProfile(data: unknown, source: string, path = ""): 
     "elementwiseBytesPerSecond",
     "stridedBytesPerSecond",
     "gemmCurve",
+    "sharesHostCores",
     "note",
   ]);
   const cpuCtx = child(ctx, "cpu");
@@ -529,6 +545,7 @@ export function parseHardwareProfile(data: unknown, source: string, path = ""): 
         : {}),
       ...optionalQuantities(gpu, gpuCtx, ["elementwiseBytesPerSecond", "stridedBytesPerSecond"]),
       ...(gpu.gemmCurve !== undefined ? { gemmCurve: readGemmCurve(gpu, gpuCtx) } : {}),
+      ...(gpu.sharesHostCores !== undefined ? { sharesHostCores: readSharesHostCores(gpu, gpuCtx) } : {}),
     },
     cpu: {
       name: readName(cpu, "name", cpuCtx),

@@ -553,6 +553,11 @@ export function profileFromSamples(
         : {}),
       ...(quantizedCurves ? { quantizedMatmulCurves: quantizedCurves } : {}),
       workingBytesPerValue: { value: 4, source: "the CPU backend computes in fp32 (runtime/kernels)" },
+      sharesHostCores: {
+        value: true,
+        source:
+          "the CPU backend: device kernels and host-side experts run on this machine's cores on the runtime's main thread, and its copies are memcpys by the same cores (runtime/moe/arena-expert-memory.ts)",
+      },
       ...(dequantize
         ? {
             dequantizeValuesPerSecond: measured(

@@ -14,7 +14,8 @@ export interface RunOptions extends TraceOptions {
   readonly reference?: boolean;
   readonly promptSeed?: number;
   /**
-   * Run transfers and disk I/O on worker threads beside the compute (default: the plan's `overlap`).
+   * Run transfers and disk I/O on worker threads beside the compute (default: the plan's `overlap`;
+   * an MoE plan on the CPU backend: false, its device being the host's cores, run-moe-plan.ts).
    * Without, every transfer runs on the main thread when issued.
    */
   readonly overlap?: boolean;

@@ -198,6 +198,16 @@ export const profileSchema = obj(
         elementwiseBytesPerSecond: opt(quantity),
         stridedBytesPerSecond: opt(quantity),
         gemmCurve: opt(curveOf("rows", "flopsPerSecond", curveRows())),
+        sharesHostCores: opt(
+          obj(
+            { value: bool(), source: str() },
+            {
+              fileOnly: note,
+              description:
+                "true when the device is the host's own cores (the CPU backend): its kernels, the CPU's and the host -> device copies do not overlap",
+            },
+          ),
+        ),
       },
       { fileOnly: note },
     ),

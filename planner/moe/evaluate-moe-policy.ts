@@ -258,7 +258,14 @@ export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: W
 
     let wall: number;
     let stall: number;
-    if (phase === "prefill") {
+    if (rates.deviceSharesHostCores) {
+      // The device is the host's cores (the CPU backend): one thread of control runs the layer's
+      // kernels, the CPU-computed experts and every expert copy (demand, streamed, prefetched or
+      // wasted: each a memcpy by the same cores, a disk read before it where the experts live on disk),
+      // one after another.
+      stall = moved * fetchOne;
+      wall = attention + cpuAttentionSeconds + kvLink + stall + expertGpuSeconds + cpuExpertSeconds;
+    } else if (phase === "prefill") {
       // Experts stream one after another behind the computation (first one exposed).
       stall = fetched > 0 ? fetchOne : 0;
       wall = Math.max(

@@ -23,6 +23,8 @@ export interface HardwareRates {
   /** The host CPU's measured GEMM curves (experts computed on the CPU), fp16 and by stored width, where the profile has them. */
   readonly cpuMatmulCurve?: readonly MatmulSample[];
   readonly cpuQuantizedMatmulCurves?: CurvesByBits;
+  /** The device's kernels, the CPU's and the host -> device copies are the same cores' work (the CPU backend): they do not overlap. */
+  readonly deviceSharesHostCores: boolean;
   /** Bytes per value of the device's working buffers (2 unless the profile says otherwise). */
   readonly workingBytesPerValue: number;
   /** Measured 4-bit dequantisation rate (values/s), where the profile has one. */
@@ -59,6 +61,7 @@ export function hardwareRates(profile: HardwareProfile): HardwareRates {
     ...(profile.cpu.quantizedMatmulCurves
       ? { cpuQuantizedMatmulCurves: curvesByBits(profile.cpu.quantizedMatmulCurves) }
       : {}),
+    deviceSharesHostCores: profile.gpu.sharesHostCores?.value ?? false,
     workingBytesPerValue: profile.gpu.workingBytesPerValue?.value ?? 2,
     ...(profile.gpu.dequantizeValuesPerSecond
       ? { dequantizeValuesPerSecond: effective(profile.gpu.dequantizeValuesPerSecond) }

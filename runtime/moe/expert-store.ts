@@ -23,8 +23,10 @@
  *   Nothing is read from a reference run.
  * - the guesses' quality is counted for every decode layer that had one: `guesses` (experts guessed),
  *   `guessesUsed` (guessed and used by the layer), `guessedLayerLookups` (the layer's used experts).
- * Prefill streams every non-resident expert through the staging block and leaves the caches as they
- * were warmed (the replay starts decode from the warm caches).
+ * Prefill streams every non-resident expert through the staging block, or computes it from its host
+ * copy where the policy computes misses on the CPU (compute "cpu", or "auto" at few token rows per
+ * expert: as the planner's prefill counts them), and leaves the caches as they were warmed (the replay
+ * starts decode from the warm caches).
  *
  * Blocks, copies and expert compute belong to the backend (expert-memory.ts). On the CPU backend
  * (arena-expert-memory.ts) copies go through the TransferEngine's h2d stream: with worker threads a
@@ -95,6 +97,8 @@ export class ExpertStore<Block = unknown, Copy = unknown> implements ExpertExecu
   private readonly pool: Block[] = [];
   private readonly incoming: Map<number, Arrival<Block, Copy>>[];
   private readonly distance: number;
+  /** Token rows of the step under way (beforeExperts gives them): a prefill's decide where its misses compute. */
+  private rows = 0;
   /** Per target layer, the batch's guess made `distance` layers earlier in this decode step. */
   private readonly guessed: (number[] | undefined)[];
 
@@ -162,6 +166,7 @@ export class ExpertStore<Block = unknown, Copy = unknown> implements ExpertExecu
     rows: number,
     nextLayerExperts: readonly number[] | undefined,
   ): void {
+    this.rows = rows;
     const target = layer + this.distance;
     if (this.policy.pregated) {
       if (target >= this.model.numLayers) return;
@@ -181,6 +186,12 @@ export class ExpertStore<Block = unknown, Copy = unknown> implements ExpertExecu
     this.guessed[target] = batchGuesses(perToken, this.policy.prefetchExperts);
   }
 
+  /** Whether the policy computes a layer's misses on the CPU, at `tokensPerExpert` token rows per used expert. */
+  private missesOnCpu(tokensPerExpert: number): boolean {
+    const x = this.policy;
+    return x.compute === "cpu" || (x.compute === "auto" && tokensPerExpert <= x.cpuThresholdTokens);
+  }
+
   /** Copies the expert into the staging block and runs it from there. */
   private computeFromStaging(layer: number, expert: number, kind: ExpertTransferKind, work: ExpertWork): void {
     if (!this.staging) throw new Error(`layer ${layer}: expert ${expert} is not resident but every expert should be`);
@@ -197,9 +208,11 @@ export class ExpertStore<Block = unknown, Copy = unknown> implements ExpertExecu
   ): void {
     const work: ExpertWork = { compute, ...(io ? { io } : {}) };
     if (phase === "prefill") {
+      const onCpu = this.missesOnCpu((this.rows * this.model.moe!.expertsPerToken) / needed.length);
       for (const e of needed) {
         const slot = this.slotOf[layer]!.get(e);
         if (slot) this.memory.computeFrom(layer, e, slot, work);
+        else if (onCpu) work.compute(e, this.host[layer]![e]!);
         else {
           this.counts.prefillFetches++;
           this.computeFromStaging(layer, e, "prefill", work);
@@ -210,13 +223,11 @@ export class ExpertStore<Block = unknown, Copy = unknown> implements ExpertExecu
   }
 
   private decodeLayer(l: number, need: readonly number[], work: ExpertWork): void {
-    const x = this.policy;
     const moe = this.model.moe!;
     const cache = this.caches[l]!;
     const slots = this.slotOf[l]!;
     const arrived = this.incoming[l]!;
-    const tokensPerExpert = (this.batch * moe.expertsPerToken) / need.length;
-    const missesOnCpu = x.compute === "cpu" || (x.compute === "auto" && tokensPerExpert <= x.cpuThresholdTokens);
+    const missesOnCpu = this.missesOnCpu((this.batch * moe.expertsPerToken) / need.length);
     const atStart = new Set(cache.resident);
     const hits = need.filter((e) => atStart.has(e));
     const brought = need.filter((e) => !atStart.has(e) && (arrived.has(e) || !missesOnCpu)).sort((a, b) => a - b);

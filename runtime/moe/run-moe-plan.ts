@@ -5,8 +5,9 @@
  * RunResult fields, trace and `matchesReference`) plus the expert figures measured beside the plan's.
  *
  * The plan's whole batch runs as one batch in lockstep (MoE plans have one GPU batch); the device arena
- * gets the plan's GPU capacity; transfers run on worker threads when the plan overlaps them (MoE plans
- * do). The all-resident reference always runs (its routing warms the caches, as the replay's trace
+ * gets the plan's GPU capacity; on the CUDA backend copies overlap compute when the plan overlaps them
+ * (MoE plans do), on the CPU backend they run inline unless `overlap` asks for worker threads (below).
+ * The all-resident reference always runs (its routing warms the caches, as the replay's trace
  * does); `reference: false` only leaves its tokens out of the result.
  */
 import type { HardwareProfile } from "../../core/hardware-profile.js";
@@ -85,8 +86,13 @@ export async function executeMoePlan(
   const B = plan.policy.gpuBatchSize * plan.policy.numGpuBatches;
   const ids = syntheticPrompts(B, s, m.vocabSize, options.promptSeed ?? 0);
   const promptTokens = Array.from({ length: B }, (_, b) => Array.from(ids.subarray(b * s, (b + 1) * s)));
-  const overlap = options.overlap ?? plan.policy.overlap;
   const backend = options.backend ?? "cpu";
+  // On the CPU backend the device is the host's own cores (the profile's gpu.sharesHostCores): an expert
+  // copy on a worker thread is a memcpy by the same cores the layer computes on, and waiting for that
+  // thread to be scheduled costs more than the copy (bench/moe-fidelity.ts: expert stall 1.6-2x the
+  // inline copies' under load). So its expert copies run inline, as the cost model prices them, unless
+  // the caller asks for worker threads (`overlap`); the CUDA backend overlaps as the plan says.
+  const overlap = options.overlap ?? (backend === "cpu" ? false : plan.policy.overlap);
   let cuda: { readonly native: CudaNative; readonly device: string } | undefined;
   if (backend === "cuda") {
     const native = options.cudaNative ?? requireCuda();

@@ -87,6 +87,8 @@ test("spillway profile --backend cpu --quick: samples survive the CSV round trip
   assert.deepEqual(profile.cpu.quantizedMatmulCurves?.["4"]?.samples, quantized["4"]!.samples);
   assert.ok(hardwareRates(profile).cpuQuantizedMatmulCurves?.[3]?.length === 4);
   assert.equal(profile.gpu.workingBytesPerValue?.value, 4, "the CPU backend computes in fp32");
+  assert.equal(profile.gpu.sharesHostCores?.value, true, "the CPU backend's device is the host's cores");
+  assert.equal(hardwareRates(profile).deviceSharesHostCores, true);
   assert.ok(measured(effective(profile.gpu.dequantizeValuesPerSecond!)), "4-bit dequantisation is measured");
   // The host's kernel-class rates, measured and sourced to this command and day.
   for (const q of [
@@ -185,6 +187,21 @@ test("a profile's GEMM curve and working precision are validated", () => {
     /gpu\.quantizedMatmulCurves\.2\.samples/,
   );
   assert.throws(bad({ workingBytesPerValue: { value: 3, source: "x" } }), /expected 2 \(fp16\) or 4 \(fp32\)/);
+  const shares = { value: true, source: "the CPU backend" };
+  assert.deepEqual(
+    parseHardwareProfile({ ...base, gpu: { ...base.gpu, sharesHostCores: shares } }, "p.json").gpu.sharesHostCores,
+    shares,
+  );
+  assert.equal(
+    hardwareRates(parseHardwareProfile(base, "p.json")).deviceSharesHostCores,
+    false,
+    "absent: a device apart",
+  );
+  assert.throws(
+    bad({ sharesHostCores: { value: "yes", source: "x" } }),
+    /p\.json: gpu\.sharesHostCores\.value: expected true or false/,
+  );
+  assert.throws(bad({ sharesHostCores: { value: true } }), /gpu\.sharesHostCores\.source/);
 });
 
 test("a malformed samples CSV is refused with the line and column", () => {

@@ -280,3 +280,25 @@ test("MoE cost model on a profile with measured GEMM curves: every GEMM, quantis
   assert.equal(step(measured, 4).computeSeconds.cpuExperts, step(rates, 4).computeSeconds.cpuExperts);
   assert.notEqual(cpuExperts, step(rates, 4).computeSeconds.cpuExperts);
 });
+
+test("MoE cost model on a device that shares the host's cores (the CPU backend): kernels, CPU experts and every expert copy add up, none overlaps", () => {
+  const shared = { ...rates, deviceSharesHostCores: true };
+  const policy = moePolicy(mixtral, 4, { ...base, cacheSize: 2, prefetchExperts: 2 }, false);
+  const counts = { touched: 6, hits: 2, fetched: 3, onCpu: 1, prefetched: 2, wasted: 1, tokensPerExpert: 4 / 3 };
+  for (const phase of ["decode", "prefill"] as const) {
+    const apart = moeStepModel(mixtral, rates, workload, policy).step(phase, 70, counts);
+    const one = moeStepModel(mixtral, shared, workload, policy).step(phase, 70, counts);
+    // The same work, costed the same; only how it overlaps differs.
+    assert.deepEqual(one.computeSeconds, apart.computeSeconds);
+    assert.deepEqual(one.bytes, apart.bytes);
+    const c = one.computeSeconds;
+    // Every copy (demand, prefetched, wasted: 4 experts) is a memcpy by the cores that compute, in line.
+    const { expertBytes } = moeStepModel(mixtral, shared, workload, policy);
+    const copy = expertBytes / shared.h2dBytesPerSecond + 3 * shared.h2dLatencySeconds;
+    assert.ok(Math.abs(one.stallSeconds - 4 * copy) <= 1e-12 * one.stallSeconds, `${phase}: stall ${one.stallSeconds}`);
+    const sum = c.nonExpert + c.gpuExperts + c.cpuExperts + one.stallSeconds;
+    assert.ok(Math.abs(one.wallSeconds - sum) <= 1e-12 * sum, `${phase}: ${one.wallSeconds} vs ${sum}`);
+    // A GPU beside a CPU overlaps its experts with the CPU's and its copies with both: shorter.
+    assert.ok(apart.wallSeconds < one.wallSeconds, `${phase}: ${apart.wallSeconds} vs ${one.wallSeconds}`);
+  }
+});

@@ -117,7 +117,7 @@ test("router and rotary kernels: top-k renormalised to 1, rotation preserves nor
   assert.notDeepEqual([...at5], [...x]);
 });
 
-test("tokens equal the all-resident reference for every cache size, CPU compute, prefetch and threaded copies", async () => {
+test("tokens equal the all-resident reference for every cache size, CPU compute (prefill too), prefetch and threaded copies", async () => {
   const references = new Map<boolean, number[][]>();
   const configs: Array<[Partial<ExpertPolicy>, { threads?: boolean }]> = [
     [{ cacheSize: 0 }, {}],
@@ -143,6 +143,10 @@ test("tokens equal the all-resident reference for every cache size, CPU compute,
     if (x.cacheSize === 0 && x.compute !== "cpu") assert.equal(r.experts.hits, 0);
     if (x.compute === "cpu") assert.equal(r.experts.demandFetches, 0);
     if (x.compute === "cpu" && x.cacheSize === 0) assert.equal(r.experts.cpuComputed, r.experts.lookups);
+    // Prefill computes its misses where the policy computes misses (as the planner's prefill counts them):
+    // on the CPU from the home copies, else streamed to the device.
+    if (x.compute === "cpu") assert.equal(r.experts.prefillFetches, 0, JSON.stringify(x));
+    else if (x.cacheSize! < spec.moe!.numExperts) assert.ok(r.experts.prefillFetches > 0, JSON.stringify(x));
   }
   // Greedy decoding of a random network that does not collapse to one token.
   for (const reference of references.values()) assert.ok(new Set(reference.flat()).size > 8);
