@@ -1240,6 +1240,9 @@ for (const impl of IMPLEMENTATIONS) {
     ),
     options,
     () => {
+      // The kernels compute in fp32 against the CPU's float64 (kernels.cu): 1e-5, the dense kernels' bound.
+      // A sum of n fp32 terms carries at most about n * 2^-24 of their absolute sum and typically
+      // sqrt(n) * 2^-24 (n = 200 here: 8e-7); measured 6e-8 (RMSNorm), 8e-8 (RoPE), 7e-7 (attention over 601 keys).
       withSession(impl, (s) => {
         // RMSNorm (runtime/moe/rms-norm.ts), eps as Mixtral's config gives it (a double).
         for (const [rows, cols] of [
@@ -1260,10 +1263,13 @@ for (const impl of IMPLEMENTATIONS) {
           s.native.rmsNorm(xp, wp, xp, rows, cols, 1e-5, s.stream);
           assertClose(s.getF32(xp, rows * cols), expected, 1e-5, `${label} in place`);
         }
-        // RoPE (runtime/moe/rope.ts): rows of two sequences of 3 tokens at positions past .. past + 2.
+        // RoPE (runtime/moe/rope.ts): rows of two sequences of 3 tokens at positions past .. past + 2. At
+        // position 30000 an angle rounded to fp32 before its sine would be off by up to 1e-3 rad (relative
+        // error about 2e-4 here): the kernel reduces it modulo 2 pi first (measured 8e-8).
         for (const [rows, heads, headDim, perSequence, past, theta] of [
           [6, 4, 16, 3, 5, 1e6],
           [1, 2, 64, 1, 900, 10000],
+          [4, 2, 128, 4, 30000, 10000],
         ] as const) {
           const label = `rope ${rows} rows, ${heads} heads of ${headDim}, past ${past}`;
           const x = randomF32(rows * heads * headDim, `${label} x`, 2);
@@ -1274,12 +1280,14 @@ for (const impl of IMPLEMENTATIONS) {
           s.native.rope(xp, rows, heads, headDim, perSequence, past, theta, s.stream);
           assertClose(s.getF32(xp, x.length), expected, 1e-5, label);
         }
-        // Grouped-query attention (runtime/moe/gqa-attention.ts): decode and prefill, 1 to 4 query heads per KV head.
+        // Grouped-query attention (runtime/moe/gqa-attention.ts): decode and prefill, 1 to 4 query heads per
+        // KV head, head widths that are and are not a multiple of the 32 columns a warp takes, a long context.
         for (const [t, past, heads, kvHeads, headDim] of [
           [1, 0, 4, 2, 16],
           [1, 9, 8, 2, 16],
           [5, 3, 4, 1, 16],
           [3, 0, 6, 6, 8],
+          [2, 300, 4, 2, 72],
         ] as const) {
           const label = `gqaAttention t=${t} past=${past} heads=${heads} kvHeads=${kvHeads} headDim=${headDim}`;
           const ctx = past + t;
