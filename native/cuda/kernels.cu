@@ -81,7 +81,8 @@
 //   new token): threads over keys for the FMA dot products, blockReduce max and sum of expf, then
 //   P.V as attention_pv_kernel (8 warps split the keys, lanes over 32 columns at a time, the warps'
 //   partials summed in order); spw_moe_combine and spw_sigmoid_gated_add grid-stride over elements
-//   (an FMA per rank; expf sigmoid and an FMA). The CPU backend computes these in float64 (JS
+//   (an FMA per rank; expf sigmoid and an FMA); spw_gather_rows / spw_scatter_rows grid-stride over
+//   elements (the routed experts' rows by index, device to device). The CPU backend computes these in float64 (JS
 //   numbers): the host build matches it within 1e-5 relative (test/cuda-kernels.test.ts); the
 //   emulated device computes the CPU's own arithmetic.
 // - spw_copy: same 16-byte misalignment of src and dst: one kernel copying a byte head, uint4 body
@@ -1046,6 +1047,24 @@ __global__ void __launch_bounds__(EW_THREADS) moe_combine_kernel(float* __restri
   }
 }
 
+// Rows by index, grid-stride over elements: SCATTER false, dst[i] = src[index[i]] (an index outside
+// 0 .. indexedRows - 1 writes a NaN row); SCATTER true, dst[index[i]] = src[i] (such an index writes nothing).
+template <bool SCATTER>
+__global__ void __launch_bounds__(EW_THREADS) rows_by_index_kernel(const float* __restrict__ src, const int32_t* __restrict__ index, float* __restrict__ dst, int rows, int cols, int indexedRows) {
+  const size_t total = (size_t)rows * cols;
+  for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (size_t)gridDim.x * blockDim.x) {
+    const size_t r = idx / cols;
+    const size_t c = idx % cols;
+    const int32_t at = index[r];
+    const bool valid = at >= 0 && at < indexedRows;
+    if (SCATTER) {
+      if (valid) dst[(size_t)at * cols + c] = src[idx];
+    } else {
+      dst[idx] = valid ? src[(size_t)at * cols + c] : __uint_as_float(0x7FC00000u);
+    }
+  }
+}
+
 __global__ void __launch_bounds__(EW_THREADS) sigmoid_gated_add_kernel(float* __restrict__ x, const float* __restrict__ y, const float* __restrict__ gate, int rows, int cols) {
   const size_t total = (size_t)rows * cols;
   for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (size_t)gridDim.x * blockDim.x) {
@@ -1278,6 +1297,22 @@ cudaError_t spw_moe_combine(float* x, const float* outputs, const float* weights
   const size_t total = (size_t)rows * cols;
   if (total == 0) return cudaSuccess;
   moe_combine_kernel<<<gridFor(total, EW_THREADS), EW_THREADS, 0, stream>>>(x, outputs, weights, rows, k, cols);
+  return cudaGetLastError();
+}
+
+cudaError_t spw_gather_rows(const float* src, int srcRows, const int32_t* index, int rows, int cols, float* dst, cudaStream_t stream) {
+  if (srcRows < 0 || rows < 0 || cols < 0) return cudaErrorInvalidValue;
+  const size_t total = (size_t)rows * cols;
+  if (total == 0) return cudaSuccess;
+  rows_by_index_kernel<false><<<gridFor(total, EW_THREADS), EW_THREADS, 0, stream>>>(src, index, dst, rows, cols, srcRows);
+  return cudaGetLastError();
+}
+
+cudaError_t spw_scatter_rows(const float* src, const int32_t* index, int rows, int cols, float* dst, int dstRows, cudaStream_t stream) {
+  if (dstRows < 0 || rows < 0 || cols < 0) return cudaErrorInvalidValue;
+  const size_t total = (size_t)rows * cols;
+  if (total == 0) return cudaSuccess;
+  rows_by_index_kernel<true><<<gridFor(total, EW_THREADS), EW_THREADS, 0, stream>>>(src, index, dst, rows, cols, dstRows);
   return cudaGetLastError();
 }
 

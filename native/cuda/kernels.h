@@ -122,6 +122,13 @@ cudaError_t spw_moe_combine(float* x, const float* outputs, const float* weights
 // Qwen2-MoE's shared expert output: x[r, c] += sigmoid(gate[r]) * y[r, c] (expf sigmoid, one FMA).
 cudaError_t spw_sigmoid_gated_add(float* x, const float* y, const float* gate, int rows, int cols, cudaStream_t stream);
 
+// Rows by index (the routed experts' token rows, device to device): gather dst[i] = src[index[i]] for
+// i < rows, src [srcRows, cols] (an index outside 0 .. srcRows - 1 writes a row of NaN); scatter
+// dst[index[i]] = src[i], dst [dstRows, cols] (an index outside 0 .. dstRows - 1 writes nothing; two
+// equal indices: either row). index: int32 [rows] on the device; src and dst do not overlap.
+cudaError_t spw_gather_rows(const float* src, int srcRows, const int32_t* index, int rows, int cols, float* dst, cudaStream_t stream);
+cudaError_t spw_scatter_rows(const float* src, const int32_t* index, int rows, int cols, float* dst, int dstRows, cudaStream_t stream);
+
 // out[r] = index of the largest of x[r, 0..cols) (ties: the lowest index; NaN skipped; a row of only
 // NaN or -inf gives 0), as runtime/kernels/argmax.ts.
 cudaError_t spw_argmax_rows(const float* x, int rows, int cols, int32_t* out, cudaStream_t stream);

@@ -12,9 +12,9 @@
  *   later layers keep running on the copy stream while the compute stream runs the decoder's attention
  *   (cuda-mixtral-decoder.ts, on the same compute stream);
  * - per layer, with the device decoder's rows (cuda-expert-rows.ts), each device expert's token rows
- *   are copied device to device from the router input into the expert input block at their own
- *   offset, run, and its outputs copied device to device into their (row, rank) slots: no copy over
- *   the bus and no synchronisation. With a host io (a host decoder), the rows are gathered by the host
+ *   are gathered by index from the router input into the expert input block at their own offset
+ *   (spw_gather_rows), run, and its outputs scattered into their (row, rank) slots (spw_scatter_rows):
+ *   no copy over the bus but the layer's indices, and no synchronisation. With a host io (a host decoder), the rows are gathered by the host
  *   into a pinned buffer, copied up on the compute stream, run, and copied down into a pinned buffer;
  *   endLayer synchronises the compute stream once and hands the outputs to the model. The pinned
  *   buffers are reused only after that synchronisation.
@@ -148,19 +148,18 @@ export class CudaExpertMemory implements ExpertMemory<CudaExpertBlock, CudaExper
     const { compute } = this.streams;
     const device = isCudaExpertIo(work.io) ? work.io.device.rows(expert) : undefined;
     const hostRows = device ? undefined : work.io.gather(expert);
-    const rows = device ? device.rows.length : hostRows!.rows;
+    const rows = device ? device.count : hostRows!.rows;
     const row = this.rowsUsed;
     const at = row * this.h;
     const values = rows * this.h;
-    const rowBytes = this.h * 4;
     if (at + values > this.pinnedInput.length)
       throw new Error(`layer ${layer}: experts take more than the ${this.pinnedInput.length / this.h} rows allocated`);
     this.rowsUsed += rows;
     const sent = this.mark(compute);
     if (device && isCudaExpertIo(work.io)) {
-      const source = work.io.device.routerInput;
-      for (const [i, r] of device.rows.entries())
-        this.native.memcpyDtoD(this.input.pointer + (at + i * this.h) * 4, source + r * rowBytes, rowBytes, compute);
+      const { routerInput, routerRows } = work.io.device;
+      const index = device.sourceRows + device.offset * 4;
+      this.native.gatherRows(routerInput, routerRows, index, rows, this.h, this.input.pointer + at * 4, compute);
     } else {
       this.pinnedInput.set(hostRows!.input.subarray(0, values), at);
       this.native.memcpyHtoD(this.input.pointer + at * 4, this.pinnedInput.subarray(at, at + values), compute);
@@ -180,9 +179,9 @@ export class CudaExpertMemory implements ExpertMemory<CudaExpertBlock, CudaExper
     const end = this.mark(compute);
     block.lastRead = end;
     if (device && isCudaExpertIo(work.io)) {
-      const slots = work.io.device.outputs;
-      for (const [i, slot] of device.slots.entries())
-        this.native.memcpyDtoD(slots + slot * rowBytes, this.output.pointer + (at + i * this.h) * 4, rowBytes, compute);
+      const { outputs, slots } = work.io.device;
+      const index = device.outputSlots + device.offset * 4;
+      this.native.scatterRows(this.output.pointer + at * 4, index, rows, this.h, outputs, slots, compute);
     } else {
       this.native.memcpyDtoH(this.pinnedOutput.subarray(at, at + values), this.output.pointer + at * 4, compute);
     }

@@ -15,7 +15,8 @@
  * top-k stay on the host, with route(): the expert cache must read the routing), with the router input
  * only when the executor reads it (speculative prefetch applies a later layer's router to it). The
  * experts run through the executor with the device's rows (cuda-expert-rows.ts: a device expert's rows
- * and outputs move device to device, into the outputs by rank [rows, k, hidden]; a CPU-computed miss
+ * are gathered and its outputs scattered by index on the device, into the outputs by rank [rows, k,
+ * hidden], after one upload of the layer's indices; a CPU-computed miss
  * copies only its own rows back and its outputs up); the gate weights [rows, k] go up and
  * spw_moe_combine adds the outputs in rank order; the shared expert runs on the device. Then the final
  * RMSNorm, the LM head and argmax on the device, and each sequence's next token back.
@@ -94,6 +95,8 @@ export class CudaMixtralDecoder implements MoeDecoder {
   private readonly scratch: number;
   private readonly outputs: number;
   private readonly gateWeights: number;
+  /** Per layer, by expert: each routed row's router input row, then its output slot (int32 [2, rows · k]). */
+  private readonly expertRowIndices: number;
   private readonly sharedScratch: number;
   private readonly sharedOut: number;
   private readonly sharedGateLogit: number;
@@ -112,6 +115,7 @@ export class CudaMixtralDecoder implements MoeDecoder {
   private readonly chosen: Int32Array;
   /** A CPU-computed miss's rows [≤ rows, hidden]. */
   private readonly missRowsHost: Float32Array;
+  private readonly expertRowIndicesHost: Int32Array;
   private readonly hostScratch: {
     gate: Float32Array;
     up: Float32Array;
@@ -222,6 +226,7 @@ export class CudaMixtralDecoder implements MoeDecoder {
     );
     this.outputs = f32(m * k * h, "expert outputs by rank");
     this.gateWeights = f32(m * k, "expert gate weights");
+    this.expertRowIndices = f32(2 * m * k, "expert row indices");
     const fs = weights.layers[0]?.sharedExpert?.ffnSize ?? 0;
     this.sharedScratch = f32(2 * m * fs, "shared expert scratch");
     this.sharedOut = f32(m * h, "shared expert output");
@@ -239,6 +244,7 @@ export class CudaMixtralDecoder implements MoeDecoder {
     this.nextIdsHost = new Int32Array(pinned(B * 4));
     this.chosen = new Int32Array(m * k);
     this.missRowsHost = new Float32Array(pinned(m * h * 4));
+    this.expertRowIndicesHost = new Int32Array(pinned(2 * m * k * 4));
     const tiles = linearScratchLength(m, Math.max(h, this.fe));
     this.hostScratch = {
       gate: new Float32Array(m * this.fe),
@@ -393,9 +399,9 @@ export class CudaMixtralDecoder implements MoeDecoder {
       native,
       stream,
       this.tracking,
-      { h, k },
-      { routerInput: this.xn, outputs: this.outputs },
-      { rows: this.missRowsHost, outputs: this.outputsHost },
+      { h, k, experts: E },
+      { routerInput: this.xn, outputs: this.outputs, indices: this.expertRowIndices },
+      { rows: this.missRowsHost, outputs: this.outputsHost, indices: this.expertRowIndicesHost },
       { layer: l, m, chosen: this.chosen, hostRouterInput },
     );
     const shape = { hidden: h, ffn: this.fe, bits: this.setup.bits.expert };

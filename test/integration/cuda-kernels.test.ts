@@ -1236,7 +1236,7 @@ for (const impl of IMPLEMENTATIONS) {
 
   test(
     name(
-      "the MoE decoder's kernels against the CPU backend's ops: rmsNorm (and in place), rope, gqaAttention, linearGroupwiseBias (rel err < 1e-5); moeCombine and sigmoidGatedAdd",
+      "the MoE decoder's kernels against the CPU backend's ops: rmsNorm (and in place), rope, gqaAttention, linearGroupwiseBias (rel err < 1e-5); moeCombine, gatherRows, scatterRows and sigmoidGatedAdd",
     ),
     options,
     () => {
@@ -1344,6 +1344,31 @@ for (const impl of IMPLEMENTATIONS) {
           const xp = s.put(x);
           s.native.moeCombine(xp, s.put(outputs), s.put(weights), rows, k, cols, s.stream);
           assertSameF32Bits(s.getF32(xp, x.length), expected, label);
+        }
+        // The routed rows by index: gather (an index outside the source: a NaN row) and scatter (an index
+        // outside the destination: nothing written), both bit for bit.
+        {
+          const [srcRows, rows, cols] = [5, 4, 33];
+          const label = `gatherRows / scatterRows ${rows}x${cols} of ${srcRows}`;
+          const src = randomF32(srcRows * cols, `${label} src`);
+          const index = Int32Array.from([3, 0, 5, 3]); // 5 is outside
+          const ip = s.put(index);
+          const gp = s.alloc(rows * cols * 4);
+          s.native.gatherRows(s.put(src), srcRows, ip, rows, cols, gp, s.stream);
+          const gathered = s.getF32(gp, rows * cols);
+          for (const [i, at] of index.entries()) {
+            const row = gathered.subarray(i * cols, (i + 1) * cols);
+            if (at < srcRows) assertSameF32Bits(row, src.subarray(at * cols, (at + 1) * cols), `${label} row ${i}`);
+            else assert.ok(row.every(Number.isNaN), `${label}: row ${i} (index ${at}) is NaN`);
+          }
+          const dst = randomF32(srcRows * cols, `${label} dst`);
+          const dp = s.put(dst);
+          const scatterIndex = Int32Array.from([4, 1, -1, 2]); // -1 is outside
+          s.native.scatterRows(s.put(src), s.put(scatterIndex), rows, cols, dp, srcRows, s.stream);
+          const expected = dst.slice();
+          for (const [i, at] of scatterIndex.entries())
+            if (at >= 0) expected.set(src.subarray(i * cols, (i + 1) * cols), at * cols);
+          assertSameF32Bits(s.getF32(dp, dst.length), expected, `${label} scatter`);
         }
         // Qwen2-MoE's shared expert added through its sigmoid gate (mixtral-model.ts's sharedExpert).
         {

@@ -126,7 +126,8 @@ test("an MoE run on the CUDA backend traces the decoder's and the experts' kerne
   assert.equal(on("compute").length, GEN_LEN * (2 + 2 * spec.numLayers));
   assert.ok(on("compute").every((s) => s.resource === "gpu" && s.end > s.start));
   // The decoder's activations, per step: tokens up and next tokens back; per layer: the router input
-  // (speculative prefetch reads it) and logits back, the experts' gate weights up.
+  // (speculative prefetch reads it) and logits back, the experts' gate weights and the routed rows'
+  // indices (two int32 each: router input row, output slot) up.
   const { batch: B, promptLen } = TINY_MOE_RUN;
   const { hiddenSize: h, numLayers: L } = spec;
   const { numExperts: E, expertsPerToken: k } = spec.moe!;
@@ -138,7 +139,7 @@ test("an MoE run on the CUDA backend traces the decoder's and the experts' kerne
   );
   assert.equal(
     total("send-activations"),
-    sum((m) => 4 * (m + L * m * k)),
+    sum((m) => 4 * (m + L * m * k * 3)),
   );
   assert.ok(on("return-activations").every((s) => s.resource === "d2h" && s.end > s.start));
   assert.ok(on("send-activations").every((s) => s.resource === "h2d" && s.end > s.start));
@@ -172,11 +173,21 @@ test("per step only the gate logits and gate weights cross the bus for device ex
     assert.equal(on("send-expert-rows").length + on("return-expert-rows").length, 0, label);
     const back = total("return-activations") - sum((m) => 4 * (B + L * m * E)); // next tokens, logits
     const up = total("send-activations") - sum((m) => 4 * (m + L * m * k)); // token ids, gate weights
-    // The rest is the CPU misses' rows: each row back once per expert it routes to, its output up.
-    assert.equal(back, up, label);
+    // The rest: the routed rows' indices (8 bytes per row and rank) for each layer that runs a device
+    // expert, and the CPU misses' rows, each back once per expert it routes to and its output up.
+    const indexBytes = up - back;
     assert.equal(back % (4 * h), 0, label);
-    if (x.compute === "cpu") assert.ok(r.experts.cpuComputed > 0 && back >= r.experts.cpuComputed * 4 * h, label);
-    else assert.equal(back, 0, label);
+    if (x.compute === "cpu") {
+      assert.ok(r.experts.cpuComputed > 0 && back >= r.experts.cpuComputed * 4 * h, label);
+      assert.ok(indexBytes >= 0 && indexBytes < sum((m) => 8 * L * m * k) && indexBytes % (8 * B * k) === 0, label);
+    } else {
+      assert.equal(back, 0, label);
+      assert.equal(
+        indexBytes,
+        sum((m) => 8 * L * m * k),
+        label,
+      );
+    }
     const moved = total("return-activations") + total("send-activations");
     assert.ok(moved < roundTripAtLeast, `${label}: ${moved} bytes of activations, ${roundTripAtLeast} before`);
   }
@@ -220,9 +231,11 @@ test("on the CUDA backend the decoder runs on the device: per step and layer RMS
     assert.equal(calls("moeCombine"), steps * L, label);
     assert.equal(calls("argmaxRows"), steps, label);
     // Per layer the logits come back, per step the next tokens; nothing of the device experts (their
-    // rows and outputs move device to device, a copy per row each way), and of a CPU miss only its rows,
-    // a copy each (its outputs go up the same way).
+    // rows gathered and outputs scattered by index on the device, a launch each), and of a CPU miss only
+    // its rows, a copy each (its outputs go up the same way).
     const deviceExperts = calls("expertSwiglu");
+    assert.equal(calls("gatherRows"), deviceExperts, label);
+    assert.equal(calls("scatterRows"), deviceExperts, label);
     if (x.compute === "cpu") assert.ok(r.experts.cpuComputed > 0 && deviceExperts < r.experts.lookups, label);
     else assert.ok(deviceExperts > 0, label);
     const missRows = calls("memcpyDtoH") - steps * (L + 1);
