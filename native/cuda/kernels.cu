@@ -93,9 +93,9 @@
 //   (+ compute_90 PTX): no warnings; 0 bytes spill stores/loads and 0-byte stack frames for every
 //   kernel and target (the GEMV needs __launch_bounds__(256, 2): with (256) alone ptxas 13.0 chose
 //   32-40 registers and spilled for some M/VEC instantiations); the MoE decoder's kernels, compiled
-//   for sm_75 and sm_90 only (nvcc 13.0), in their earlier float64 form: no warnings; the fp32 forms
-//   (rms_norm_kernel, rope_kernel, gqa_attention_kernel, sigmoid_gated_add_kernel) have not been
-//   through nvcc yet (none on the build machine);
+//   for sm_75 and sm_90 only (nvcc 13.0, in their fp32 form): no warnings, no spills; rope_kernel
+//   has a 32-byte stack frame (sincosf's slow path for large arguments, which the reduced angle, within
+//   about pi, never takes), every other kernel none;
 // - HMMA in linear_wmma_kernel's SASS for every target (16 HMMA.16816 per 32-deep K step on
 //   sm_80..sm_90, 32 HMMA.1688 on sm_75, none in any other kernel). cuobjdump is not installed on
 //   the build machine, so this was counted by scanning each per-arch cubin's .text sections for the
