@@ -1023,6 +1023,32 @@ napi_value MoeCombine(Call& c) {
   return nullptr;
 }
 
+napi_value GatherRows(Call& c) {
+  void *src, *index, *dst;
+  int srcRows, rows, cols;
+  cudaStream_t stream;
+  if (!pointerArg(c, 0, "src", &src) || !intArg(c, 1, "srcRows", &srcRows) || !pointerArg(c, 2, "index", &index) ||
+      !intArg(c, 3, "rows", &rows) || !intArg(c, 4, "cols", &cols) || !pointerArg(c, 5, "dst", &dst) || !streamArg(c, 6, &stream)) {
+    return nullptr;
+  }
+  cudaError_t status = spw_gather_rows(as<const float>(src), srcRows, as<const int32_t>(index), rows, cols, as<float>(dst), stream);
+  if (status != cudaSuccess) return throwCuda(c.env, status, "gatherRows(srcRows=%d, rows=%d, cols=%d)", srcRows, rows, cols);
+  return nullptr;
+}
+
+napi_value ScatterRows(Call& c) {
+  void *src, *index, *dst;
+  int rows, cols, dstRows;
+  cudaStream_t stream;
+  if (!pointerArg(c, 0, "src", &src) || !pointerArg(c, 1, "index", &index) || !intArg(c, 2, "rows", &rows) ||
+      !intArg(c, 3, "cols", &cols) || !pointerArg(c, 4, "dst", &dst) || !intArg(c, 5, "dstRows", &dstRows) || !streamArg(c, 6, &stream)) {
+    return nullptr;
+  }
+  cudaError_t status = spw_scatter_rows(as<const float>(src), as<const int32_t>(index), rows, cols, as<float>(dst), dstRows, stream);
+  if (status != cudaSuccess) return throwCuda(c.env, status, "scatterRows(rows=%d, cols=%d, dstRows=%d)", rows, cols, dstRows);
+  return nullptr;
+}
+
 napi_value SigmoidGatedAdd(Call& c) {
   void *x, *y, *gate;
   int rows, cols;
@@ -1132,6 +1158,8 @@ const Export kExports[] = {
     {"rope", "rope(x, rows, heads, headDim, rowsPerSequence, past, theta, stream)", 8, Rope},
     {"gqaAttention", "gqaAttention(q, k, v, out, scratch, t, past, heads, kvHeads, headDim, stream)", 11, GqaAttention},
     {"moeCombine", "moeCombine(x, outputs, weights, rows, k, cols, stream)", 7, MoeCombine},
+    {"gatherRows", "gatherRows(src, srcRows, index, rows, cols, dst, stream)", 7, GatherRows},
+    {"scatterRows", "scatterRows(src, index, rows, cols, dst, dstRows, stream)", 7, ScatterRows},
     {"sigmoidGatedAdd", "sigmoidGatedAdd(x, y, gate, rows, cols, stream)", 6, SigmoidGatedAdd},
     {"argmaxRows", "argmaxRows(x, rows, cols, out, stream)", 5, ArgmaxRows},
     {"argmaxMerge", "argmaxMerge(x, rows, cols, colOffset, bestValue, bestIndex, first, stream)", 8, ArgmaxMerge},

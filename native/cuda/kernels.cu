@@ -72,13 +72,19 @@
 //   spw_linear_groupwise_bias: the same kernel with the bias added to each column's sum (at 16 bits
 //   spw_linear's bias).
 // - The MoE decoder's kernels (written for correctness first, checked on the emulated device and the
-//   host build; no GPU has run them, none is tuned): spw_rms_norm, one 256-thread block per row, float64
-//   sum of squares (shuffles, then the warps' partials summed in order by every thread), float64 scale;
-//   spw_rope, one thread per (row, head, pair), float64 pow/cos/sin; spw_gqa_attention, one 256-thread
-//   block per (query head, new token): threads over keys for the float64 dot products (stored fp32),
-//   block max and float64 sum of exps, then threads over head-dim columns accumulating the visible keys
-//   in order (fp32 accumulator, float64 product); spw_moe_combine and spw_sigmoid_gated_add grid-stride
-//   over elements (an FMA per rank; a float64 sigmoid).
+//   host build; no GPU has run them, none is tuned), all in fp32 (a T4 runs fp64 at 1/32 of fp32):
+//   spw_rms_norm, one 256-thread block per row, FMA sum of squares and blockReduce, 1 / sqrtf;
+//   spw_rope, one thread per (row, head, pair), the inverse frequencies computed by the launcher on the
+//   host in float64 and passed as float hi + lo kernel parameters, the angle reduced modulo 2 pi in
+//   fp32 FMAs before sincosf (rounding position * frequency to fp32 first would cost ulp(angle) / 2:
+//   2e-4 relative error at position 30000); spw_gqa_attention, one 256-thread block per (query head,
+//   new token): threads over keys for the FMA dot products, blockReduce max and sum of expf, then
+//   P.V as attention_pv_kernel (8 warps split the keys, lanes over 32 columns at a time, the warps'
+//   partials summed in order); spw_moe_combine and spw_sigmoid_gated_add grid-stride over elements
+//   (an FMA per rank; expf sigmoid and an FMA); spw_gather_rows / spw_scatter_rows grid-stride over
+//   elements (the routed experts' rows by index, device to device). The CPU backend computes these in float64 (JS
+//   numbers): the host build matches it within 1e-5 relative (test/cuda-kernels.test.ts); the
+//   emulated device computes the CPU's own arithmetic.
 // - spw_copy: same 16-byte misalignment of src and dst: one kernel copying a byte head, uint4 body
 //   (grid-stride) and byte tail; otherwise a byte grid-stride copy.
 //
@@ -87,8 +93,9 @@
 //   (+ compute_90 PTX): no warnings; 0 bytes spill stores/loads and 0-byte stack frames for every
 //   kernel and target (the GEMV needs __launch_bounds__(256, 2): with (256) alone ptxas 13.0 chose
 //   32-40 registers and spilled for some M/VEC instantiations); the MoE decoder's kernels, compiled
-//   for sm_75 and sm_90 only (nvcc 13.0): no warnings; rope_kernel has a 40-byte stack frame (the
-//   float64 pow/sin/cos slow paths) and gqa_attention_kernel spills 4 bytes on sm_90 (none on sm_75);
+//   for sm_75 and sm_90 only (nvcc 13.0, in their fp32 form): no warnings, no spills; rope_kernel
+//   has a 32-byte stack frame (sincosf's slow path for large arguments, which the reduced angle, within
+//   about pi, never takes), every other kernel none;
 // - HMMA in linear_wmma_kernel's SASS for every target (16 HMMA.16816 per 32-deep K step on
 //   sm_80..sm_90, 32 HMMA.1688 on sm_75, none in any other kernel). cuobjdump is not installed on
 //   the build machine, so this was counted by scanning each per-arch cubin's .text sections for the
@@ -917,29 +924,38 @@ __global__ void __launch_bounds__(EW_THREADS) linear_groupwise_kernel(const floa
 
 // ---- the MoE decoder's kernels (kernels.h) -------------------------------------------------------
 
-// One block per row: sum of squares in float64, then out = x * scale * weight in float64, rounded once.
-__global__ void __launch_bounds__(ROW_THREADS) rms_norm_kernel(const float* x, const float* __restrict__ weight, float* out, int cols, double eps) {
+// One block per row: fp32 sum of squares (FMA per thread, then blockReduce), scale = 1 / sqrtf(mean + eps)
+// (both correctly rounded: no fast math), out = x * scale * weight.
+__global__ void __launch_bounds__(ROW_THREADS) rms_norm_kernel(const float* x, const float* __restrict__ weight, float* out, int cols, float eps) {
   // x and out may alias: each thread writes only the columns it read, after the reduction's barriers.
-  __shared__ double partial[ROW_THREADS / 32];
   const size_t r = blockIdx.x;
   const float* xr = x + r * cols;
   float* orow = out + r * cols;
-  double s = 0.0;
-  for (int c = threadIdx.x; c < cols; c += blockDim.x) s += (double)xr[c] * (double)xr[c];
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(FULL_MASK, s, o);
-  const int lane = threadIdx.x & 31;
-  const int warp = threadIdx.x >> 5;
-  if (lane == 0) partial[warp] = s;
-  __syncthreads();
-  double total = 0.0;
-  for (int i = 0; i < (int)(blockDim.x >> 5); i++) total += partial[i];
-  const double scale = 1.0 / sqrt(total / cols + eps);
-  for (int c = threadIdx.x; c < cols; c += blockDim.x) orow[c] = (float)((double)xr[c] * scale * (double)weight[c]);
+  float s = 0.0f;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) s = __fmaf_rn(xr[c], xr[c], s);
+  const float total = blockReduce<false>(s);
+  const float scale = 1.0f / sqrtf(total / (float)cols + eps);
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) orow[c] = xr[c] * scale * weight[c];
 }
 
-// One thread per (row, head, pair i): angle in float64 as rope.ts computes it.
-__global__ void __launch_bounds__(EW_THREADS) rope_kernel(float* __restrict__ x, int rows, int heads, int headDim, int rowsPerSequence, int past, double theta) {
+// RoPE's inverse frequencies theta^(-2i / headDim), computed by the launcher on the host in float64 (as
+// rope.ts) and passed by value as two floats each (hi + lo: about 48 bits), so the device needs no pow.
+constexpr int ROPE_MAX_PAIRS = 256;  // headDim <= 512; 2 KB of kernel parameters (the limit is 4 KB)
+struct RopeFrequencies {
+  float hi[ROPE_MAX_PAIRS];
+  float lo[ROPE_MAX_PAIRS];
+};
+// 2 pi as float + float (the rest, -7e-15, is below what a reduced angle of fp32 can hold).
+constexpr float TWO_PI_HI = 6.28318548202514648f;
+constexpr float TWO_PI_LO = -1.7484555314695172e-7f;
+constexpr float INV_TWO_PI = 0.159154936671257019f;
+
+// One thread per (row, head, pair i), all fp32. The angle position * f is large (position up to the
+// context length), and rounding it to fp32 would cost up to ulp(angle) / 2 (3e-5 rad at position 900),
+// so it is reduced modulo 2 pi before rounding: position (an integer below 2^24, exact) times f.hi
+// exactly as a + ea (FMA), minus n * 2 pi in two FMAs, plus the small terms; the reduced angle in
+// [-pi, pi] then carries about ulp(pi) of error, and sincosf is accurate to a few ulp there.
+__global__ void __launch_bounds__(EW_THREADS) rope_kernel(float* __restrict__ x, int rows, int heads, int headDim, int rowsPerSequence, int past, RopeFrequencies f) {
   const int half = headDim / 2;
   const size_t total = (size_t)rows * heads * half;
   for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (size_t)gridDim.x * blockDim.x) {
@@ -947,68 +963,76 @@ __global__ void __launch_bounds__(EW_THREADS) rope_kernel(float* __restrict__ x,
     const size_t rh = idx / half;
     const int r = (int)(rh / heads);
     const int hd = (int)(rh % heads);
-    const double position = (double)(past + r % rowsPerSequence);
-    const double angle = position * pow(theta, -(double)(2 * i) / (double)headDim);
-    const double c = cos(angle), sn = sin(angle);
+    const float position = (float)(past + r % rowsPerSequence);
+    const float a = position * f.hi[i];
+    const float ea = __fmaf_rn(position, f.hi[i], -a);  // the product's rounding error, exactly
+    const float n = rintf(a * INV_TWO_PI);
+    float angle = __fmaf_rn(-n, TWO_PI_HI, a);
+    angle = __fmaf_rn(-n, TWO_PI_LO, angle);
+    angle += __fmaf_rn(position, f.lo[i], ea);
+    float sn, c;
+    sincosf(angle, &sn, &c);
     float* head = x + (size_t)r * heads * headDim + (size_t)hd * headDim;
-    const double x1 = head[i], x2 = head[i + half];
-    head[i] = (float)(x1 * c - x2 * sn);
-    head[i + half] = (float)(x2 * c + x1 * sn);
+    const float x1 = head[i], x2 = head[i + half];
+    head[i] = x1 * c - x2 * sn;
+    head[i + half] = x2 * c + x1 * sn;
   }
 }
 
-// One block per (query head, new token): scores in float64 (stored fp32, as gqa-attention.ts), the
-// softmax's max and sum in float64, then out columns accumulated over the visible keys in order.
+constexpr int GQA_WARPS = ROW_THREADS / 32;
+
+// One block per (query head, new token), all fp32: threads over keys for the scores (an FMA dot product
+// over headDim, times headDim^-0.5), blockReduce max and sum of expf(score - max); then P.V as the dense
+// attention_pv_kernel does it: warps split the visible keys, lanes take 32 head-dim columns at a time
+// (coalesced V reads), the warps' partial sums added in warp order.
 __global__ void __launch_bounds__(ROW_THREADS) gqa_attention_kernel(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, float* __restrict__ out, float* __restrict__ scratch, int t, int past, int heads, int kvHeads, int headDim) {
-  __shared__ double partial[ROW_THREADS / 32];
+  __shared__ float partial[GQA_WARPS][32];
   const int hd = blockIdx.x;
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
-  const int warps = blockDim.x >> 5;
   const size_t ctx = (size_t)past + t;
   const size_t qWidth = (size_t)heads * headDim;
   const size_t kvWidth = (size_t)kvHeads * headDim;
   const size_t kvOffset = (size_t)(hd / (heads / kvHeads)) * headDim;
-  const double scale = 1.0 / sqrt((double)headDim);
+  const float scale = 1.0f / sqrtf((float)headDim);
   for (int i = blockIdx.y; i < t; i += gridDim.y) {
     const int visible = past + i + 1;
     const float* qRow = q + (size_t)i * qWidth + (size_t)hd * headDim;
     float* scores = scratch + ((size_t)i * heads + hd) * ctx;
+    float m = -INFINITY;
     for (int j = threadIdx.x; j < visible; j += blockDim.x) {
       const float* kRow = k + (size_t)j * kvWidth + kvOffset;
-      double dot = 0.0;
-      for (int c = 0; c < headDim; c++) dot += (double)qRow[c] * (double)kRow[c];
-      scores[j] = (float)(dot * scale);
+      float dot = 0.0f;
+      for (int c = 0; c < headDim; c++) dot = __fmaf_rn(qRow[c], kRow[c], dot);
+      const float score = dot * scale;
+      scores[j] = score;
+      m = fmaxf(m, score);
     }
-    __syncthreads();
-    double m = -INFINITY;
-    for (int j = threadIdx.x; j < visible; j += blockDim.x) m = fmax(m, (double)scores[j]);
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) m = fmax(m, __shfl_xor_sync(FULL_MASK, m, o));
-    if (lane == 0) partial[warp] = m;
-    __syncthreads();
-    double max = -INFINITY;
-    for (int w = 0; w < warps; w++) max = fmax(max, partial[w]);
-    __syncthreads();
-    double s = 0.0;
+    const float max = blockReduce<true>(m);
+    float s = 0.0f;
     for (int j = threadIdx.x; j < visible; j += blockDim.x) {
-      const double e = exp((double)scores[j] - max);
-      scores[j] = (float)e;
+      const float e = expf(scores[j] - max);
+      scores[j] = e;
       s += e;
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(FULL_MASK, s, o);
-    if (lane == 0) partial[warp] = s;
-    __syncthreads();
-    double sum = 0.0;
-    for (int w = 0; w < warps; w++) sum += partial[w];
+    const float inverseSum = 1.0f / blockReduce<false>(s);  // its barriers publish every thread's scores
     float* oRow = out + (size_t)i * qWidth + (size_t)hd * headDim;
-    for (int c = threadIdx.x; c < headDim; c += blockDim.x) {
+    const float* vBase = v + kvOffset;
+    for (int d0 = 0; d0 < headDim; d0 += 32) {
+      const int c = d0 + lane;
       float acc = 0.0f;
-      for (int j = 0; j < visible; j++) acc = (float)((double)acc + (double)scores[j] / sum * (double)v[(size_t)j * kvWidth + kvOffset + c]);
-      oRow[c] = acc;
+      if (c < headDim)
+        for (int j = warp; j < visible; j += GQA_WARPS) acc = __fmaf_rn(scores[j] * inverseSum, vBase[(size_t)j * kvWidth + c], acc);
+      __syncthreads();  // the previous columns' readers of `partial` are done
+      partial[warp][lane] = acc;
+      __syncthreads();
+      if (warp == 0 && c < headDim) {
+        float sum = 0.0f;
+#pragma unroll
+        for (int w = 0; w < GQA_WARPS; w++) sum += partial[w][lane];
+        oRow[c] = sum;
+      }
     }
-    __syncthreads();  // the next token's scores reuse `partial`
   }
 }
 
@@ -1023,11 +1047,29 @@ __global__ void __launch_bounds__(EW_THREADS) moe_combine_kernel(float* __restri
   }
 }
 
+// Rows by index, grid-stride over elements: SCATTER false, dst[i] = src[index[i]] (an index outside
+// 0 .. indexedRows - 1 writes a NaN row); SCATTER true, dst[index[i]] = src[i] (such an index writes nothing).
+template <bool SCATTER>
+__global__ void __launch_bounds__(EW_THREADS) rows_by_index_kernel(const float* __restrict__ src, const int32_t* __restrict__ index, float* __restrict__ dst, int rows, int cols, int indexedRows) {
+  const size_t total = (size_t)rows * cols;
+  for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (size_t)gridDim.x * blockDim.x) {
+    const size_t r = idx / cols;
+    const size_t c = idx % cols;
+    const int32_t at = index[r];
+    const bool valid = at >= 0 && at < indexedRows;
+    if (SCATTER) {
+      if (valid) dst[(size_t)at * cols + c] = src[idx];
+    } else {
+      dst[idx] = valid ? src[(size_t)at * cols + c] : __uint_as_float(0x7FC00000u);
+    }
+  }
+}
+
 __global__ void __launch_bounds__(EW_THREADS) sigmoid_gated_add_kernel(float* __restrict__ x, const float* __restrict__ y, const float* __restrict__ gate, int rows, int cols) {
   const size_t total = (size_t)rows * cols;
   for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (size_t)gridDim.x * blockDim.x) {
-    const double g = 1.0 / (1.0 + exp(-(double)gate[idx / cols]));
-    x[idx] = (float)((double)x[idx] + g * (double)y[idx]);
+    const float g = 1.0f / (1.0f + expf(-gate[idx / cols]));
+    x[idx] = __fmaf_rn(g, y[idx], x[idx]);
   }
 }
 
@@ -1217,16 +1259,26 @@ cudaError_t spw_linear_groupwise_bias(const float* x, const uint8_t* w, int bits
 cudaError_t spw_rms_norm(const float* x, const float* weight, float* out, int rows, int cols, double eps, cudaStream_t stream) {
   if (rows < 0 || cols < 0) return cudaErrorInvalidValue;
   if (rows == 0 || cols == 0) return cudaSuccess;
-  rms_norm_kernel<<<(unsigned)rows, ROW_THREADS, 0, stream>>>(x, weight, out, cols, eps);
+  rms_norm_kernel<<<(unsigned)rows, ROW_THREADS, 0, stream>>>(x, weight, out, cols, (float)eps);
   return cudaGetLastError();
 }
 
 cudaError_t spw_rope(float* x, int rows, int heads, int headDim, int rowsPerSequence, int past, double theta, cudaStream_t stream) {
   if (rows < 0 || heads < 0 || headDim < 0 || past < 0 || headDim % 2 != 0 || !(theta > 0)) return cudaErrorInvalidValue;
   if (rows > 0 && rowsPerSequence <= 0) return cudaErrorInvalidValue;
-  const size_t pairs = (size_t)rows * heads * (headDim / 2);
+  const int half = headDim / 2;
+  const size_t pairs = (size_t)rows * heads * half;
   if (pairs == 0) return cudaSuccess;
-  rope_kernel<<<gridFor(pairs, EW_THREADS), EW_THREADS, 0, stream>>>(x, rows, heads, headDim, rowsPerSequence, past, theta);
+  // Positions must be exact in fp32 (below 2^24) and the frequencies fit the kernel's parameters.
+  if (half > ROPE_MAX_PAIRS || (long long)past + (rowsPerSequence < rows ? rowsPerSequence : rows) > (1 << 24)) return cudaErrorInvalidValue;
+  RopeFrequencies f;
+  for (int i = 0; i < half; i++) {
+    const double frequency = pow(theta, -(double)(2 * i) / (double)headDim);  // as rope.ts, in float64
+    f.hi[i] = (float)frequency;
+    f.lo[i] = (float)(frequency - (double)f.hi[i]);
+  }
+  for (int i = half; i < ROPE_MAX_PAIRS; i++) f.hi[i] = f.lo[i] = 0.0f;
+  rope_kernel<<<gridFor(pairs, EW_THREADS), EW_THREADS, 0, stream>>>(x, rows, heads, headDim, rowsPerSequence, past, f);
   return cudaGetLastError();
 }
 
@@ -1245,6 +1297,22 @@ cudaError_t spw_moe_combine(float* x, const float* outputs, const float* weights
   const size_t total = (size_t)rows * cols;
   if (total == 0) return cudaSuccess;
   moe_combine_kernel<<<gridFor(total, EW_THREADS), EW_THREADS, 0, stream>>>(x, outputs, weights, rows, k, cols);
+  return cudaGetLastError();
+}
+
+cudaError_t spw_gather_rows(const float* src, int srcRows, const int32_t* index, int rows, int cols, float* dst, cudaStream_t stream) {
+  if (srcRows < 0 || rows < 0 || cols < 0) return cudaErrorInvalidValue;
+  const size_t total = (size_t)rows * cols;
+  if (total == 0) return cudaSuccess;
+  rows_by_index_kernel<false><<<gridFor(total, EW_THREADS), EW_THREADS, 0, stream>>>(src, index, dst, rows, cols, srcRows);
+  return cudaGetLastError();
+}
+
+cudaError_t spw_scatter_rows(const float* src, const int32_t* index, int rows, int cols, float* dst, int dstRows, cudaStream_t stream) {
+  if (dstRows < 0 || rows < 0 || cols < 0) return cudaErrorInvalidValue;
+  const size_t total = (size_t)rows * cols;
+  if (total == 0) return cudaSuccess;
+  rows_by_index_kernel<true><<<gridFor(total, EW_THREADS), EW_THREADS, 0, stream>>>(src, index, dst, rows, cols, dstRows);
   return cudaGetLastError();
 }
 

@@ -101,14 +101,15 @@ cudaError_t spw_expert_swiglu(const float* x, const uint8_t* expert, int bits, i
 // spw_linear_groupwise with bias[n] (fp32) added to every output row (Qwen2-MoE's q/k/v projections).
 cudaError_t spw_linear_groupwise_bias(const float* x, const uint8_t* w, int bits, const float* bias, float* out, int m, int k, int n, cudaStream_t stream);
 
-// The Mixture-of-Experts decoder's other kernels, as runtime/moe/*.ts computes them on the CPU (float64
-// where the CPU computes in JS numbers, each result rounded once to fp32):
+// The Mixture-of-Experts decoder's other kernels, as runtime/moe/*.ts computes them on the CPU, in fp32
+// (the CPU computes in float64 JS numbers; results agree within fp32 accumulation error, kernels.cu):
 // RMSNorm (runtime/moe/rms-norm.ts): out = x * (1 / sqrt(mean(x^2) + eps)) * weight per row (weight
 // fp32 [cols]); out may be x.
 cudaError_t spw_rms_norm(const float* x, const float* weight, float* out, int rows, int cols, double eps, cudaStream_t stream);
 // Rotary embedding in place (runtime/moe/rope.ts, HF rotate_half): row r of x [rows, heads * headDim]
 // at position past + r % rowsPerSequence; element i < headDim / 2 of each head pairs with i + headDim / 2,
-// angle position * theta^(-2i / headDim). headDim even, rowsPerSequence > 0.
+// angle position * theta^(-2i / headDim). headDim even and at most 512, rowsPerSequence > 0, positions
+// below 2^24 (cudaErrorInvalidValue otherwise).
 cudaError_t spw_rope(float* x, int rows, int heads, int headDim, int rowsPerSequence, int past, double theta, cudaStream_t stream);
 // Causal grouped-query attention of one sequence (runtime/moe/gqa-attention.ts): q, out [t, heads *
 // headDim], k, v [past + t, kvHeads * headDim]; query head hd reads key/value head hd / (heads / kvHeads);
@@ -118,8 +119,15 @@ cudaError_t spw_gqa_attention(const float* q, const float* k, const float* v, fl
 // The routed experts' weighted sum (runtime/moe/mixtral-model.ts): x[r, c] += w[r, j] * outputs[r, j, c]
 // for ranks j = 0 .. k-1 in order, each step one fused multiply-add (the CPU's exact product, one rounding).
 cudaError_t spw_moe_combine(float* x, const float* outputs, const float* weights, int rows, int k, int cols, cudaStream_t stream);
-// Qwen2-MoE's shared expert output: x[r, c] += sigmoid(gate[r]) * y[r, c] (sigmoid and sum in float64).
+// Qwen2-MoE's shared expert output: x[r, c] += sigmoid(gate[r]) * y[r, c] (expf sigmoid, one FMA).
 cudaError_t spw_sigmoid_gated_add(float* x, const float* y, const float* gate, int rows, int cols, cudaStream_t stream);
+
+// Rows by index (the routed experts' token rows, device to device): gather dst[i] = src[index[i]] for
+// i < rows, src [srcRows, cols] (an index outside 0 .. srcRows - 1 writes a row of NaN); scatter
+// dst[index[i]] = src[i], dst [dstRows, cols] (an index outside 0 .. dstRows - 1 writes nothing; two
+// equal indices: either row). index: int32 [rows] on the device; src and dst do not overlap.
+cudaError_t spw_gather_rows(const float* src, int srcRows, const int32_t* index, int rows, int cols, float* dst, cudaStream_t stream);
+cudaError_t spw_scatter_rows(const float* src, const int32_t* index, int rows, int cols, float* dst, int dstRows, cudaStream_t stream);
 
 // out[r] = index of the largest of x[r, 0..cols) (ties: the lowest index; NaN skipped; a row of only
 // NaN or -inf gives 0), as runtime/kernels/argmax.ts.

@@ -11,10 +11,13 @@
  *   or a prefetch is waited for by the kernel that reads it, not by the host; prefetches issued for
  *   later layers keep running on the copy stream while the compute stream runs the decoder's attention
  *   (cuda-mixtral-decoder.ts, on the same compute stream);
- * - per layer, each device expert's token rows are gathered by the host into a pinned buffer at their
- *   own offset, copied up on the compute stream, run, and copied down into a pinned buffer; endLayer
- *   synchronises the compute stream once and hands the outputs to the model. The pinned buffers are
- *   reused only after that synchronisation.
+ * - per layer, with the device decoder's rows (cuda-expert-rows.ts), each device expert's token rows
+ *   are gathered by index from the router input into the expert input block at their own offset
+ *   (spw_gather_rows), run, and its outputs scattered into their (row, rank) slots (spw_scatter_rows):
+ *   no copy over the bus but the layer's indices, and no synchronisation. With a host io (a host decoder), the rows are gathered by the host
+ *   into a pinned buffer, copied up on the compute stream, run, and copied down into a pinned buffer;
+ *   endLayer synchronises the compute stream once and hands the outputs to the model. The pinned
+ *   buffers are reused only after that synchronisation.
  *
  * Every copy and expert kernel is bracketed by timing events; `report` hands finished ones to the
  * runner (epoch milliseconds, as the CPU backend's TransferEngine reports its copies).
@@ -22,6 +25,7 @@
 import type { ModelSpec } from "../../core/model-spec.js";
 import type { ExpertMemory, ExpertTransferKind, ExpertTransferMeta, ExpertWork } from "../moe/expert-memory.js";
 import type { FinishedTransfer } from "../transfer-engine.js";
+import { isCudaExpertIo } from "./cuda-expert-rows.js";
 import type { DevicePointer, DevicePool } from "./device-pool.js";
 import type { CudaNative } from "./native-api.js";
 
@@ -48,6 +52,8 @@ interface ExpertLaunch {
   readonly rows: number;
   /** Events: before the rows' copy up, before the kernel, after it, after the outputs' copy down. */
   readonly events: readonly [number, number, number, number];
+  /** Rows and outputs stayed on the device (device-to-device copies, nothing handed back). */
+  readonly onDevice: boolean;
 }
 
 /** Where finished device work goes (epoch milliseconds). */
@@ -63,6 +69,8 @@ export class CudaExpertMemory implements ExpertMemory<CudaExpertBlock, CudaExper
   private launches: ExpertLaunch[] = [];
   /** The decoder's work on the compute stream, between two events, not yet reported. */
   private readonly computes: { readonly layer: number; readonly start: number; readonly end: number }[] = [];
+  /** Device experts' kernels (rows kept on the device) between two events, not yet reported. */
+  private readonly deviceExperts: { readonly layer: number; readonly start: number; readonly end: number }[] = [];
   private readonly input: DevicePointer;
   private readonly output: DevicePointer;
   private readonly scratch: DevicePointer;
@@ -138,16 +146,24 @@ export class CudaExpertMemory implements ExpertMemory<CudaExpertBlock, CudaExper
   computeFrom(layer: number, expert: number, block: CudaExpertBlock, work: ExpertWork): void {
     if (!work.io) throw new Error(`layer ${layer}: the CUDA backend runs experts from their rows (no ExpertIo given)`);
     const { compute } = this.streams;
-    const { input, rows } = work.io.gather(expert);
+    const device = isCudaExpertIo(work.io) ? work.io.device.rows(expert) : undefined;
+    const hostRows = device ? undefined : work.io.gather(expert);
+    const rows = device ? device.count : hostRows!.rows;
     const row = this.rowsUsed;
     const at = row * this.h;
     const values = rows * this.h;
     if (at + values > this.pinnedInput.length)
       throw new Error(`layer ${layer}: experts take more than the ${this.pinnedInput.length / this.h} rows allocated`);
     this.rowsUsed += rows;
-    this.pinnedInput.set(input.subarray(0, values), at);
     const sent = this.mark(compute);
-    this.native.memcpyHtoD(this.input.pointer + at * 4, this.pinnedInput.subarray(at, at + values), compute);
+    if (device && isCudaExpertIo(work.io)) {
+      const { routerInput, routerRows } = work.io.device;
+      const index = device.sourceRows + device.offset * 4;
+      this.native.gatherRows(routerInput, routerRows, index, rows, this.h, this.input.pointer + at * 4, compute);
+    } else {
+      this.pinnedInput.set(hostRows!.input.subarray(0, values), at);
+      this.native.memcpyHtoD(this.input.pointer + at * 4, this.pinnedInput.subarray(at, at + values), compute);
+    }
     const start = this.mark(compute);
     this.native.expertSwiglu(
       this.input.pointer + at * 4,
@@ -162,14 +178,26 @@ export class CudaExpertMemory implements ExpertMemory<CudaExpertBlock, CudaExper
     );
     const end = this.mark(compute);
     block.lastRead = end;
-    this.native.memcpyDtoH(this.pinnedOutput.subarray(at, at + values), this.output.pointer + at * 4, compute);
-    this.launches.push({ layer, expert, row, rows, events: [sent, start, end, this.mark(compute)] });
+    if (device && isCudaExpertIo(work.io)) {
+      const { outputs, slots } = work.io.device;
+      const index = device.outputSlots + device.offset * 4;
+      this.native.scatterRows(this.output.pointer + at * 4, index, rows, this.h, outputs, slots, compute);
+    } else {
+      this.native.memcpyDtoH(this.pinnedOutput.subarray(at, at + values), this.output.pointer + at * 4, compute);
+    }
+    const events = [sent, start, end, this.mark(compute)] as const;
+    this.launches.push({ layer, expert, row, rows, events, onDevice: device !== undefined });
   }
 
   endLayer(_layer: number, work: ExpertWork): void {
     if (this.launches.length > 0) {
-      this.native.streamSynchronize(this.streams.compute);
-      for (const { layer, expert, row, rows, events } of this.launches) {
+      // Host outputs are read once the compute stream has passed their copies; device ones need no wait.
+      if (this.launches.some((launch) => !launch.onDevice)) this.native.streamSynchronize(this.streams.compute);
+      for (const { layer, expert, row, rows, events, onDevice } of this.launches) {
+        if (onDevice) {
+          this.deviceExperts.push({ layer, start: events[1], end: events[2] }); // reported once finished
+          continue;
+        }
         const at = row * this.h;
         const bytes = rows * this.h * 4;
         work.io!.scatter(expert, this.pinnedOutput.subarray(at, at + rows * this.h));
@@ -219,12 +247,16 @@ export class CudaExpertMemory implements ExpertMemory<CudaExpertBlock, CudaExper
     this.computes.push({ layer, start, end: this.mark(compute) });
   }
 
-  /** Reports the copies that have finished (all of them: `all`, after a device synchronise), in issue order. */
+  /** Reports the copies and kernels that have finished (all of them: `all`, after a device synchronise), in issue order. */
   report(all: boolean): void {
     let finished = 0;
     while (finished < this.computes.length && (all || this.native.eventQuery(this.computes[finished]!.end))) finished++;
     for (const { layer, start, end } of this.computes.splice(0, finished))
       this.reports.onCompute(layer, this.epochMs(start), this.epochMs(end));
+    let ran = 0;
+    while (ran < this.deviceExperts.length && (all || this.native.eventQuery(this.deviceExperts[ran]!.end))) ran++;
+    for (const { layer, start, end } of this.deviceExperts.splice(0, ran))
+      this.reports.onExpert(layer, this.epochMs(start), this.epochMs(end));
     let done = 0;
     while (done < this.copies.length && (all || this.native.eventQuery(this.copies[done]!.end))) done++;
     for (const copy of this.copies.splice(0, done))

@@ -11,13 +11,15 @@
  * Per step: token ids up; embedding. Per layer: RMSNorm (its weight dequantised on the device), q/k/v
  * (spw_linear_groupwise, with Qwen2-MoE's biases), RoPE on q and k, the new k/v rows copied into the
  * cache, causal GQA attention per sequence, o_proj, residual; RMSNorm, the router GEMM (or a pre-gated
- * model's pre-gate), then ONE copy back of the router input and the gate logits [rows, experts] (the
- * router's softmax and top-k stay on the host, with route(): the expert cache must read the routing, and
- * the speculative prefetcher and CPU-computed misses read the router input). The experts run through
- * the executor (on the device from the expert memory's blocks, or on the host for CPU misses); their
- * outputs [rows, k, hidden] and gate weights go up and spw_moe_combine adds them in rank order; the
- * shared expert runs on the device. Then the final RMSNorm, the LM head and argmax on the device, and
- * each sequence's next token back.
+ * model's pre-gate), then ONE copy back of the gate logits [rows, experts] (the router's softmax and
+ * top-k stay on the host, with route(): the expert cache must read the routing), with the router input
+ * only when the executor reads it (speculative prefetch applies a later layer's router to it). The
+ * experts run through the executor with the device's rows (cuda-expert-rows.ts: a device expert's rows
+ * are gathered and its outputs scattered by index on the device, into the outputs by rank [rows, k,
+ * hidden], after one upload of the layer's indices; a CPU-computed miss
+ * copies only its own rows back and its outputs up); the gate weights [rows, k] go up and
+ * spw_moe_combine adds the outputs in rank order; the shared expert runs on the device. Then the final
+ * RMSNorm, the LM head and argmax on the device, and each sequence's next token back.
  *
  * Numerics: the kernels compute what the CPU backend's ops compute (kernels.h), so on the emulated
  * device a run gives the CPU backend's tokens and routing.
@@ -26,7 +28,6 @@ import { headDim, kvDim, type ModelSpec, qDim } from "../../core/model-spec.js";
 import { linearScratchLength } from "../kernels/linear-f16.js";
 import {
   type ExpertExecutor,
-  expertRowsIo,
   hostSwigluExpert,
   type MoePhase,
   type RoutingObserver,
@@ -35,19 +36,10 @@ import {
 import type { MoeDecoder, MoeDecoderSetup } from "../moe/moe-decoder.js";
 import { routerOf } from "../moe/pre-gated.js";
 import { nonExpertTensorBits } from "../moe/quantized-weights.js";
+import { cudaExpertRows } from "./cuda-expert-rows.js";
+import type { DecoderTracking } from "./decoder-tracking.js";
 import type { DevicePointer, DevicePool } from "./device-pool.js";
 import type { CudaNative } from "./native-api.js";
-
-/**
- * How the decoder's work is timed and reported with the pass's (cuda-expert-memory.ts's trackCopy and
- * trackCompute: device events around what `issue` enqueues), for `layer` (-1: the step's own).
- */
-export interface DecoderTracking {
-  /** A copy of activations up (h2d) or back (d2h). */
-  copy(link: "h2d" | "d2h", layer: number, bytes: number, issue: () => void): void;
-  /** Kernels: a gpu compute slice. */
-  compute(layer: number, issue: () => void): void;
-}
 
 /** A weight in device memory with the width it is stored at. */
 interface DeviceWeight {
@@ -103,6 +95,8 @@ export class CudaMixtralDecoder implements MoeDecoder {
   private readonly scratch: number;
   private readonly outputs: number;
   private readonly gateWeights: number;
+  /** Per layer, by expert: each routed row's router input row, then its output slot (int32 [2, rows · k]). */
+  private readonly expertRowIndices: number;
   private readonly sharedScratch: number;
   private readonly sharedOut: number;
   private readonly sharedGateLogit: number;
@@ -119,7 +113,9 @@ export class CudaMixtralDecoder implements MoeDecoder {
   private readonly nextIdsHost: Int32Array;
   // Host routing and the host's CPU-computed experts.
   private readonly chosen: Int32Array;
-  private readonly gathered: Float32Array;
+  /** A CPU-computed miss's rows [≤ rows, hidden]. */
+  private readonly missRowsHost: Float32Array;
+  private readonly expertRowIndicesHost: Int32Array;
   private readonly hostScratch: {
     gate: Float32Array;
     up: Float32Array;
@@ -230,6 +226,7 @@ export class CudaMixtralDecoder implements MoeDecoder {
     );
     this.outputs = f32(m * k * h, "expert outputs by rank");
     this.gateWeights = f32(m * k, "expert gate weights");
+    this.expertRowIndices = f32(2 * m * k, "expert row indices");
     const fs = weights.layers[0]?.sharedExpert?.ffnSize ?? 0;
     this.sharedScratch = f32(2 * m * fs, "shared expert scratch");
     this.sharedOut = f32(m * h, "shared expert output");
@@ -246,7 +243,8 @@ export class CudaMixtralDecoder implements MoeDecoder {
     this.gateWeightsHost = new Float32Array(pinned(m * k * 4));
     this.nextIdsHost = new Int32Array(pinned(B * 4));
     this.chosen = new Int32Array(m * k);
-    this.gathered = new Float32Array(m * h);
+    this.missRowsHost = new Float32Array(pinned(m * h * 4));
+    this.expertRowIndicesHost = new Int32Array(pinned(2 * m * k * 4));
     const tiles = linearScratchLength(m, Math.max(h, this.fe));
     this.hostScratch = {
       gate: new Float32Array(m * this.fe),
@@ -379,10 +377,11 @@ export class CudaMixtralDecoder implements MoeDecoder {
       else native.memcpyDtoD(this.logits, this.nextLogits, m * E * 4, stream);
       if (w.preGate) this.linear(this.xn, w.preGate, this.nextLogits, m, h, E);
     });
-    // The one read-back per layer: the router input and the gate logits (and a pre-gate's).
-    const routerBytes = (m * h + (w.preGate ? 2 : 1) * m * E) * 4;
+    // The one read-back per layer: the gate logits (and a pre-gate's), the router input only where it is read.
+    const routerInputBack = experts.readsRouterInput !== false;
+    const routerBytes = ((routerInputBack ? m * h : 0) + (w.preGate ? 2 : 1) * m * E) * 4;
     this.tracking.copy("d2h", l, routerBytes, () => {
-      native.memcpyDtoH(this.xnHost.subarray(0, m * h), this.xn, stream);
+      if (routerInputBack) native.memcpyDtoH(this.xnHost.subarray(0, m * h), this.xn, stream);
       native.memcpyDtoH(this.logitsHost.subarray(0, m * E), this.logits, stream);
       if (w.preGate) native.memcpyDtoH(this.nextLogitsHost.subarray(0, m * E), this.nextLogits, stream);
     });
@@ -394,8 +393,17 @@ export class CudaMixtralDecoder implements MoeDecoder {
     const nextLayerExperts = w.preGate
       ? routeRows(this.nextLogitsHost, m, k, E, normTopKProb, new Int32Array(m * k), new Float32Array(m * k))
       : undefined;
-    experts.beforeExperts?.(l, phase, this.xnHost.subarray(0, m * h), m, nextLayerExperts);
-    const io = expertRowsIo(l, m, h, k, this.chosen, this.xnHost, this.gathered, this.outputsHost);
+    const hostRouterInput = routerInputBack ? this.xnHost.subarray(0, m * h) : undefined;
+    experts.beforeExperts?.(l, phase, hostRouterInput ?? new Float32Array(0), m, nextLayerExperts);
+    const io = cudaExpertRows(
+      native,
+      stream,
+      this.tracking,
+      { h, k, experts: E },
+      { routerInput: this.xn, outputs: this.outputs, indices: this.expertRowIndices },
+      { rows: this.missRowsHost, outputs: this.outputsHost, indices: this.expertRowIndicesHost },
+      { layer: l, m, chosen: this.chosen, hostRouterInput },
+    );
     const shape = { hidden: h, ffn: this.fe, bits: this.setup.bits.expert };
     experts.runExperts(
       l,
@@ -408,10 +416,9 @@ export class CudaMixtralDecoder implements MoeDecoder {
       },
       io,
     );
-    this.tracking.copy("h2d", l, (m * k * h + m * k) * 4, () => {
-      native.memcpyHtoD(this.outputs, this.outputsHost.subarray(0, m * k * h), stream);
-      native.memcpyHtoD(this.gateWeights, weights.subarray(0, m * k), stream);
-    });
+    this.tracking.copy("h2d", l, m * k * 4, () =>
+      native.memcpyHtoD(this.gateWeights, weights.subarray(0, m * k), stream),
+    );
     this.tracking.compute(l, () => {
       native.moeCombine(this.x, this.outputs, this.gateWeights, m, k, h, stream);
       if (w.shared) this.sharedExpert(w.shared, m);

@@ -1648,6 +1648,74 @@ class EmulatedDevice implements CudaNative {
     });
   }
 
+  gatherRows(
+    src: number,
+    srcRows: number,
+    index: number,
+    rows: number,
+    cols: number,
+    dst: number,
+    stream: number,
+  ): void {
+    this.rowsByIndex("gatherRows", src, srcRows, index, rows, cols, dst, rows, stream);
+  }
+
+  scatterRows(
+    src: number,
+    index: number,
+    rows: number,
+    cols: number,
+    dst: number,
+    dstRows: number,
+    stream: number,
+  ): void {
+    this.rowsByIndex("scatterRows", src, rows, index, rows, cols, dst, dstRows, stream);
+  }
+
+  /** kernels.h spw_gather_rows (dst[i] = src[index[i]]) and spw_scatter_rows (dst[index[i]] = src[i]). */
+  private rowsByIndex(
+    fn: "gatherRows" | "scatterRows",
+    src: number,
+    srcRows: number,
+    index: number,
+    rows: number,
+    cols: number,
+    dst: number,
+    dstRows: number,
+    stream: number,
+  ): void {
+    pointerArg(fn, "src", src);
+    pointerArg(fn, "index", index);
+    pointerArg(fn, "dst", dst);
+    intArg(fn, fn === "gatherRows" ? "srcRows" : "dstRows", fn === "gatherRows" ? srcRows : dstRows);
+    intArg(fn, "rows", rows);
+    intArg(fn, "cols", cols);
+    streamArg(fn, stream);
+    const call = `${fn}(rows=${rows}, cols=${cols}, ${fn === "gatherRows" ? `srcRows=${srcRows}` : `dstRows=${dstRows}`})`;
+    const s = this.stream(call, stream);
+    const sr = this.range(call, "src", src, srcRows * cols * 4, 4);
+    const ir = this.range(call, "index", index, rows * 4, 4);
+    const dr = this.range(call, "dst", dst, dstRows * cols * 4, 4);
+    this.disjoint(call, dr, sr);
+    this.disjoint(call, dr, ir);
+    if (rows === 0 || cols === 0) return;
+    this.launch(s, call, kernelSeconds(0, 2 * rows * cols * 4 + ir.bytes), () => {
+      const from = this.f32(sr, srcRows * cols);
+      const to = this.f32(dr, dstRows * cols);
+      const indices = this.i32(ir, rows);
+      for (let i = 0; i < rows; i++) {
+        const at = indices[i]!;
+        if (fn === "gatherRows") {
+          const row = to.subarray(i * cols, (i + 1) * cols);
+          if (at >= 0 && at < srcRows) row.set(from.subarray(at * cols, (at + 1) * cols));
+          else row.fill(Number.NaN); // kernels.h: an index outside the source writes NaN across its row
+        } else if (at >= 0 && at < dstRows) {
+          to.set(from.subarray(i * cols, (i + 1) * cols), at * cols);
+        }
+      }
+    });
+  }
+
   sigmoidGatedAdd(x: number, y: number, gate: number, rows: number, cols: number, stream: number): void {
     const fn = "sigmoidGatedAdd";
     pointerArg(fn, "x", x);

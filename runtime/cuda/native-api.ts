@@ -185,6 +185,26 @@ export interface CudaNative {
   ): void;
   /** x[r] += Σ_rank weights[r, rank] · outputs[r, rank] in rank order, one rounding per rank (kernels.h spw_moe_combine). */
   moeCombine(x: number, outputs: number, weights: number, rows: number, k: number, cols: number, stream: number): void;
+  /** dst[i] = src[index[i]] (int32 index [rows]; outside 0 .. srcRows - 1: a NaN row; kernels.h spw_gather_rows). */
+  gatherRows(
+    src: number,
+    srcRows: number,
+    index: number,
+    rows: number,
+    cols: number,
+    dst: number,
+    stream: number,
+  ): void;
+  /** dst[index[i]] = src[i] (int32 index [rows]; outside 0 .. dstRows - 1: nothing written; kernels.h spw_scatter_rows). */
+  scatterRows(
+    src: number,
+    index: number,
+    rows: number,
+    cols: number,
+    dst: number,
+    dstRows: number,
+    stream: number,
+  ): void;
   /** x[r] += sigmoid(gate[r]) · y[r] (Qwen2-MoE's shared expert; kernels.h spw_sigmoid_gated_add). */
   sigmoidGatedAdd(x: number, y: number, gate: number, rows: number, cols: number, stream: number): void;
   argmaxRows(x: number, rows: number, cols: number, out: number, stream: number): void;
@@ -251,6 +271,8 @@ export const CUDA_NATIVE_FUNCTIONS = [
   "rope",
   "gqaAttention",
   "moeCombine",
+  "gatherRows",
+  "scatterRows",
   "sigmoidGatedAdd",
   "argmaxRows",
   "argmaxMerge",

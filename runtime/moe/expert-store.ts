@@ -101,6 +101,8 @@ export class ExpertStore<Block = unknown, Copy = unknown> implements ExpertExecu
   private rows = 0;
   /** Per target layer, the batch's guess made `distance` layers earlier in this decode step. */
   private readonly guessed: (number[] | undefined)[];
+  /** Speculative prefetch applies a later layer's router to beforeExperts' router input (ExpertExecutor). */
+  readonly readsRouterInput: boolean;
 
   /**
    * @param memory the backend's device blocks and copies (expert-memory.ts).
@@ -147,6 +149,7 @@ export class ExpertStore<Block = unknown, Copy = unknown> implements ExpertExecu
     this.incoming = Array.from({ length: L }, () => new Map<number, Arrival<Block, Copy>>());
     this.distance = policy.pregated ? 1 : policy.prefetchLayers;
     this.guessed = new Array(L).fill(undefined);
+    this.readsRouterInput = !policy.pregated && lookahead !== undefined;
     const speculative = !policy.pregated && policy.prefetchExperts > 0;
     if (speculative && !(lookahead?.distance === this.distance && lookahead.perLayer === policy.prefetchExperts))
       throw new Error(

@@ -102,6 +102,11 @@ const bytesOf = (w: Uint16Array) => new Uint8Array(w.buffer, w.byteOffset, w.byt
 /** Runs a layer's experts: calls `compute` once for each expert of `needed`, with its packed weights. */
 export interface ExpertExecutor {
   /**
+   * False when `beforeExperts` never reads its router input (no speculative prefetch), so a decoder
+   * holding the router input elsewhere (the CUDA device) need not copy it to the host; absent: it may.
+   */
+  readonly readsRouterInput?: boolean;
+  /**
    * Called once per layer before `runExperts`, with the layer's router input (the post-attention
    * RMSNorm of the residual stream, [rows, hidden]) and, in a pre-gated model, the batch's experts of
    * the next layer that this layer's pre-gate chose (first-seen order, as `needed` lists them).
@@ -471,6 +476,27 @@ export function routeRows(
   return needed;
 }
 
+/** The token rows of layer l's routing `chosen` [m, k] that route to `expert` (row order), and the rank of each. */
+export function routedRows(
+  l: number,
+  m: number,
+  k: number,
+  chosen: Int32Array,
+  expert: number,
+): { rows: number[]; ranks: number[] } {
+  const rows: number[] = [];
+  const ranks: number[] = [];
+  for (let row = 0; row < m; row++) {
+    for (let r = 0; r < k; r++)
+      if (chosen[row * k + r] === expert) {
+        rows.push(row);
+        ranks.push(r);
+      }
+  }
+  if (rows.length === 0) throw new Error(`layer ${l}: expert ${expert} was run but no token routes to it`);
+  return { rows, ranks };
+}
+
 /**
  * Layer l's expert rows over a step's `m` token rows: router choices in `chosen` [m, k], inputs in `xn`
  * [m, hidden]; gathered rows go through `gathered`, outputs land in `expertOut` [m, k, hidden] by rank.
@@ -485,19 +511,7 @@ export function expertRowsIo(
   gathered: Float32Array,
   expertOut: Float32Array,
 ): ExpertIo {
-  const rowsOf = (expert: number) => {
-    const rows: number[] = [];
-    const ranks: number[] = [];
-    for (let row = 0; row < m; row++) {
-      for (let r = 0; r < k; r++)
-        if (chosen[row * k + r] === expert) {
-          rows.push(row);
-          ranks.push(r);
-        }
-    }
-    if (rows.length === 0) throw new Error(`layer ${l}: expert ${expert} was run but no token routes to it`);
-    return { rows, ranks };
-  };
+  const rowsOf = (expert: number) => routedRows(l, m, k, chosen, expert);
   return {
     gather: (expert) => {
       const { rows } = rowsOf(expert);

@@ -118,6 +118,11 @@ export class MoePassClock implements ExpertExecutor {
     });
   }
 
+  /** The store's (a decoder copies the router input to the host only when it is read). */
+  get readsRouterInput(): boolean | undefined {
+    return this.inner.readsRouterInput;
+  }
+
   /** Passed on to the store (prefetch decisions: the speculative guesser, a pre-gated model's next experts). */
   beforeExperts(
     layer: number,

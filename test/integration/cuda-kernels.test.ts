@@ -1236,10 +1236,13 @@ for (const impl of IMPLEMENTATIONS) {
 
   test(
     name(
-      "the MoE decoder's kernels against the CPU backend's ops: rmsNorm (and in place), rope, gqaAttention, linearGroupwiseBias (rel err < 1e-5); moeCombine and sigmoidGatedAdd",
+      "the MoE decoder's kernels against the CPU backend's ops: rmsNorm (and in place), rope, gqaAttention, linearGroupwiseBias (rel err < 1e-5); moeCombine, gatherRows, scatterRows and sigmoidGatedAdd",
     ),
     options,
     () => {
+      // The kernels compute in fp32 against the CPU's float64 (kernels.cu): 1e-5, the dense kernels' bound.
+      // A sum of n fp32 terms carries at most about n * 2^-24 of their absolute sum and typically
+      // sqrt(n) * 2^-24 (n = 200 here: 8e-7); measured 6e-8 (RMSNorm), 8e-8 (RoPE), 7e-7 (attention over 601 keys).
       withSession(impl, (s) => {
         // RMSNorm (runtime/moe/rms-norm.ts), eps as Mixtral's config gives it (a double).
         for (const [rows, cols] of [
@@ -1260,10 +1263,13 @@ for (const impl of IMPLEMENTATIONS) {
           s.native.rmsNorm(xp, wp, xp, rows, cols, 1e-5, s.stream);
           assertClose(s.getF32(xp, rows * cols), expected, 1e-5, `${label} in place`);
         }
-        // RoPE (runtime/moe/rope.ts): rows of two sequences of 3 tokens at positions past .. past + 2.
+        // RoPE (runtime/moe/rope.ts): rows of two sequences of 3 tokens at positions past .. past + 2. At
+        // position 30000 an angle rounded to fp32 before its sine would be off by up to 1e-3 rad (relative
+        // error about 2e-4 here): the kernel reduces it modulo 2 pi first (measured 8e-8).
         for (const [rows, heads, headDim, perSequence, past, theta] of [
           [6, 4, 16, 3, 5, 1e6],
           [1, 2, 64, 1, 900, 10000],
+          [4, 2, 128, 4, 30000, 10000],
         ] as const) {
           const label = `rope ${rows} rows, ${heads} heads of ${headDim}, past ${past}`;
           const x = randomF32(rows * heads * headDim, `${label} x`, 2);
@@ -1274,12 +1280,14 @@ for (const impl of IMPLEMENTATIONS) {
           s.native.rope(xp, rows, heads, headDim, perSequence, past, theta, s.stream);
           assertClose(s.getF32(xp, x.length), expected, 1e-5, label);
         }
-        // Grouped-query attention (runtime/moe/gqa-attention.ts): decode and prefill, 1 to 4 query heads per KV head.
+        // Grouped-query attention (runtime/moe/gqa-attention.ts): decode and prefill, 1 to 4 query heads per
+        // KV head, head widths that are and are not a multiple of the 32 columns a warp takes, a long context.
         for (const [t, past, heads, kvHeads, headDim] of [
           [1, 0, 4, 2, 16],
           [1, 9, 8, 2, 16],
           [5, 3, 4, 1, 16],
           [3, 0, 6, 6, 8],
+          [2, 300, 4, 2, 72],
         ] as const) {
           const label = `gqaAttention t=${t} past=${past} heads=${heads} kvHeads=${kvHeads} headDim=${headDim}`;
           const ctx = past + t;
@@ -1336,6 +1344,31 @@ for (const impl of IMPLEMENTATIONS) {
           const xp = s.put(x);
           s.native.moeCombine(xp, s.put(outputs), s.put(weights), rows, k, cols, s.stream);
           assertSameF32Bits(s.getF32(xp, x.length), expected, label);
+        }
+        // The routed rows by index: gather (an index outside the source: a NaN row) and scatter (an index
+        // outside the destination: nothing written), both bit for bit.
+        {
+          const [srcRows, rows, cols] = [5, 4, 33];
+          const label = `gatherRows / scatterRows ${rows}x${cols} of ${srcRows}`;
+          const src = randomF32(srcRows * cols, `${label} src`);
+          const index = Int32Array.from([3, 0, 5, 3]); // 5 is outside
+          const ip = s.put(index);
+          const gp = s.alloc(rows * cols * 4);
+          s.native.gatherRows(s.put(src), srcRows, ip, rows, cols, gp, s.stream);
+          const gathered = s.getF32(gp, rows * cols);
+          for (const [i, at] of index.entries()) {
+            const row = gathered.subarray(i * cols, (i + 1) * cols);
+            if (at < srcRows) assertSameF32Bits(row, src.subarray(at * cols, (at + 1) * cols), `${label} row ${i}`);
+            else assert.ok(row.every(Number.isNaN), `${label}: row ${i} (index ${at}) is NaN`);
+          }
+          const dst = randomF32(srcRows * cols, `${label} dst`);
+          const dp = s.put(dst);
+          const scatterIndex = Int32Array.from([4, 1, -1, 2]); // -1 is outside
+          s.native.scatterRows(s.put(src), s.put(scatterIndex), rows, cols, dp, srcRows, s.stream);
+          const expected = dst.slice();
+          for (const [i, at] of scatterIndex.entries())
+            if (at >= 0) expected.set(src.subarray(i * cols, (i + 1) * cols), at * cols);
+          assertSameF32Bits(s.getF32(dp, dst.length), expected, `${label} scatter`);
         }
         // Qwen2-MoE's shared expert added through its sigmoid gate (mixtral-model.ts's sharedExpert).
         {

@@ -84,7 +84,8 @@ test("the expert cache, staging block and prefetch buffers are blocks of the dev
   );
 });
 
-test("an MoE run on the CUDA backend traces the decoder's and the experts' kernels on the GPU lane (device events), expert copies, rows and activations on the PCIe lanes", async () => {
+/** A run on the emulated device with its trace's slices: `on(kind)` and the bytes `total(kind)`. */
+async function traced(x: Partial<ExpertPolicy>, seed: number) {
   const slices: { kind: string; resource: Resource; start: number; end: number; bytes: number }[] = [];
   const sink: TraceSink = {
     events: 0,
@@ -95,14 +96,20 @@ test("an MoE run on the CUDA backend traces the decoder's and the experts' kerne
     close: () => undefined,
     abort: () => undefined,
   };
-  const x = { bits: 16, attentionBits: 16, cacheSize: 1, prefetchExperts: 2, prefetchLayers: 1 } as const;
   const r = await run(x, {
     genLen: GEN_LEN,
     deviceCapacityBytes: CAPACITY,
-    expertDevice: cudaExpertDevice(emulated(9)),
+    expertDevice: cudaExpertDevice(emulated(seed)),
     trace: sink,
   });
   const on = (kind: string) => slices.filter((s) => s.kind === kind);
+  const total = (kind: string) => on(kind).reduce((sum, s) => sum + s.bytes, 0);
+  return { r, on, total };
+}
+
+test("an MoE run on the CUDA backend traces the decoder's and the experts' kernels on the GPU lane (device events), expert copies, rows and activations on the PCIe lanes", async () => {
+  const x = { bits: 16, attentionBits: 16, cacheSize: 1, prefetchExperts: 2, prefetchLayers: 1 } as const;
+  const { r, on, total } = await traced(x, 9);
   const perExpert = moeWeightBytes(spec, { ...BASE_EXPERT_POLICY, ...x }).bytesPerExpert;
   assert.ok(on("expert").length > 0 && on("expert").every((s) => s.resource === "gpu" && s.end > s.start));
   assert.equal(on("load-expert").length, r.experts.demandFetches);
@@ -112,16 +119,15 @@ test("an MoE run on the CUDA backend traces the decoder's and the experts' kerne
       on(kind).every((s) => s.resource === "h2d" && s.bytes === perExpert && s.end > s.start),
       kind,
     );
-  assert.ok(on("send-expert-rows").every((s) => s.resource === "h2d"));
-  assert.ok(on("return-expert-rows").every((s) => s.resource === "d2h"));
-  assert.equal(on("send-expert-rows").length, on("expert").length);
-  const total = (kind: string) => on(kind).reduce((sum, s) => sum + s.bytes, 0);
+  // The device experts' rows and outputs move device to device (cuda-expert-rows.ts): none cross the bus.
+  assert.equal(on("send-expert-rows").length + on("return-expert-rows").length, 0);
   // The decoder's own work, timed by device events: per step the embedding and the LM head, per layer
   // attention with the router, then the experts' combine.
   assert.equal(on("compute").length, GEN_LEN * (2 + 2 * spec.numLayers));
   assert.ok(on("compute").every((s) => s.resource === "gpu" && s.end > s.start));
   // The decoder's activations, per step: tokens up and next tokens back; per layer: the router input
-  // and logits back, the experts' outputs by rank and their gate weights up.
+  // (speculative prefetch reads it) and logits back, the experts' gate weights and the routed rows'
+  // indices (two int32 each: router input row, output slot) up.
   const { batch: B, promptLen } = TINY_MOE_RUN;
   const { hiddenSize: h, numLayers: L } = spec;
   const { numExperts: E, expertsPerToken: k } = spec.moe!;
@@ -133,7 +139,7 @@ test("an MoE run on the CUDA backend traces the decoder's and the experts' kerne
   );
   assert.equal(
     total("send-activations"),
-    sum((m) => 4 * (m + L * m * k * (h + 1))),
+    sum((m) => 4 * (m + L * m * k * 3)),
   );
   assert.ok(on("return-activations").every((s) => s.resource === "d2h" && s.end > s.start));
   assert.ok(on("send-activations").every((s) => s.resource === "h2d" && s.end > s.start));
@@ -146,6 +152,45 @@ test("an MoE run on the CUDA backend traces the decoder's and the experts' kerne
       total("send-expert-rows") +
       total("send-activations"),
   );
+});
+
+test("per step only the gate logits and gate weights cross the bus for device experts, and a CPU miss moves only its own rows: far fewer bytes than the host round trip of the router input and the outputs by rank", async () => {
+  const { batch: B, promptLen } = TINY_MOE_RUN;
+  const { hiddenSize: h, numLayers: L } = spec;
+  const { numExperts: E, expertsPerToken: k } = spec.moe!;
+  const rowsPerStep = [B * promptLen, ...Array.from({ length: GEN_LEN - 1 }, () => B)];
+  const sum = (f: (m: number) => number) => rowsPerStep.reduce((acc, m) => acc + f(m), 0);
+  // What a step moved when expert rows went through the host: the router input back, the outputs by
+  // rank up (and each device expert's rows up and outputs down besides).
+  const roundTripAtLeast = sum((m) => 4 * L * m * (h + k * h));
+  for (const x of [
+    { bits: 16, attentionBits: 16 },
+    { bits: 4, attentionBits: 4, compute: "cpu" },
+  ] as const) {
+    const label = JSON.stringify(x);
+    const { r, on, total } = await traced(x, 31);
+    assert.equal(r.matchesReference, true, label);
+    assert.equal(on("send-expert-rows").length + on("return-expert-rows").length, 0, label);
+    const back = total("return-activations") - sum((m) => 4 * (B + L * m * E)); // next tokens, logits
+    const up = total("send-activations") - sum((m) => 4 * (m + L * m * k)); // token ids, gate weights
+    // The rest: the routed rows' indices (8 bytes per row and rank) for each layer that runs a device
+    // expert, and the CPU misses' rows, each back once per expert it routes to and its output up.
+    const indexBytes = up - back;
+    assert.equal(back % (4 * h), 0, label);
+    if (x.compute === "cpu") {
+      assert.ok(r.experts.cpuComputed > 0 && back >= r.experts.cpuComputed * 4 * h, label);
+      assert.ok(indexBytes >= 0 && indexBytes < sum((m) => 8 * L * m * k) && indexBytes % (8 * B * k) === 0, label);
+    } else {
+      assert.equal(back, 0, label);
+      assert.equal(
+        indexBytes,
+        sum((m) => 8 * L * m * k),
+        label,
+      );
+    }
+    const moved = total("return-activations") + total("send-activations");
+    assert.ok(moved < roundTripAtLeast, `${label}: ${moved} bytes of activations, ${roundTripAtLeast} before`);
+  }
 });
 
 /** `native` with every call counted by name. */
@@ -166,7 +211,7 @@ function counted(native: CudaNative): {
   return { native: wrapped, calls: (name) => calls.get(name) ?? 0 };
 }
 
-test("on the CUDA backend the decoder runs on the device: per step and layer RMSNorms, q/k/v/o and router GEMMs, RoPE, GQA attention per sequence and the experts' combine are device launches, and only the router input and logits come back", async () => {
+test("on the CUDA backend the decoder runs on the device: per step and layer RMSNorms, q/k/v/o and router GEMMs, RoPE, GQA attention per sequence and the experts' combine are device launches, and only the logits (and a CPU miss's rows) come back", async () => {
   for (const x of [
     { bits: 16, attentionBits: 16 },
     { bits: 4, attentionBits: 4, compute: "cpu" },
@@ -185,12 +230,17 @@ test("on the CUDA backend the decoder runs on the device: per step and layer RMS
     assert.equal(calls("linearGroupwise"), steps * (5 * L + 1), label); // q, k, v, o, router; the LM head
     assert.equal(calls("moeCombine"), steps * L, label);
     assert.equal(calls("argmaxRows"), steps, label);
-    // Device experts copy their outputs down, one copy each; besides them, per layer the router input and
-    // logits, per step the next tokens.
+    // Per layer the logits come back, per step the next tokens; nothing of the device experts (their
+    // rows gathered and outputs scattered by index on the device, a launch each), and of a CPU miss only
+    // its rows, a copy each (its outputs go up the same way).
     const deviceExperts = calls("expertSwiglu");
+    assert.equal(calls("gatherRows"), deviceExperts, label);
+    assert.equal(calls("scatterRows"), deviceExperts, label);
     if (x.compute === "cpu") assert.ok(r.experts.cpuComputed > 0 && deviceExperts < r.experts.lookups, label);
     else assert.ok(deviceExperts > 0, label);
-    assert.equal(calls("memcpyDtoH"), deviceExperts + steps * (2 * L + 1), label);
+    const missRows = calls("memcpyDtoH") - steps * (L + 1);
+    if (x.compute === "cpu") assert.ok(missRows >= r.experts.cpuComputed, label);
+    else assert.equal(missRows, 0, label);
     // Weights, KV cache and experts are all in the device pool.
     const budget = deviceBudget(spec, { ...BASE_EXPERT_POLICY, ...x }, B, TINY_MOE_RUN.promptLen + GEN_LEN - 1);
     assert.ok(r.device.peakBytes >= budget.totalBytes && r.device.peakBytes <= CAPACITY, label);
