@@ -280,12 +280,13 @@ for (const backend of BACKENDS) {
           assert.ok(x.measured.demandFetches > 0);
         if (c.experts.pregated || c.experts.prefetchExperts) assert.ok(x.measured.prefetches > 0);
         // Every expert copy is on the host->GPU link, the decode's among them. On the CPU backend nothing
-        // else moves; the CUDA backend also sends each device expert's token rows up and its outputs down,
-        // reads each layer's router input and logits back and sends the experts' outputs up to be combined.
+        // else moves; the CUDA backend keeps the routed rows on the device and reads each layer's gate
+        // logits back (and a CPU-computed miss's rows, whose outputs go up): its byte totals are checked
+        // exactly in test/unit/cuda-moe.test.ts.
         assert.ok(measured.bytes.h2d >= x.measured.expertBytes);
         assert.equal(measured.bytes.diskRead + measured.bytes.diskWrite, 0);
         if (backend.name === "cpu") assert.equal(measured.bytes.d2h, 0);
-        else assert.ok(measured.bytes.d2h > 0 && measured.bytes.h2d >= x.measured.expertBytes + measured.bytes.d2h);
+        else assert.ok(measured.bytes.d2h > 0);
         assert.ok(measured.peakBytes.gpu <= measured.capacityBytes.gpu);
         assert.ok(measured.throughputTokensPerSecond > 0 && cmp.simulated.throughputTokensPerSecond > 0);
       },
