@@ -26,6 +26,7 @@
  */
 import { headDim, kvDim, type ModelSpec, qDim } from "../../core/model-spec.js";
 import { linearScratchLength } from "../kernels/linear-f16.js";
+import { checkMoeStep } from "../moe/check-moe-step.js";
 import {
   type ExpertExecutor,
   hostSwigluExpert,
@@ -299,14 +300,13 @@ export class CudaMixtralDecoder implements MoeDecoder {
   ): Int32Array {
     const { model, B, h, native, stream } = this;
     const m = B * t;
-    if (tokens.length !== m) throw new Error(`step: ${tokens.length} tokens, expected ${B} sequences x ${t}`);
-    if (t > this.setup.maxTokensPerStep)
-      throw new Error(`step: ${t} tokens per sequence, at most ${this.setup.maxTokensPerStep}`);
-    if (past + t > this.setup.maxLength)
-      throw new Error(`step: position ${past + t - 1} is past the ${this.setup.maxLength} positions the pass holds`);
-    for (const id of tokens)
-      if (!(id >= 0 && id < model.vocabSize))
-        throw new Error(`token ${id} is outside the vocabulary (0..${model.vocabSize - 1})`);
+    checkMoeStep(tokens, t, past, {
+      batch: B,
+      maxTokensPerStep: this.setup.maxTokensPerStep,
+      vocabSize: model.vocabSize,
+      positions: this.setup.maxLength,
+      positionsOf: `the ${this.setup.maxLength} positions the pass holds`,
+    });
     this.idsHost.set(tokens);
     this.tracking.copy("h2d", -1, m * 4, () => native.memcpyHtoD(this.ids, this.idsHost.subarray(0, m), stream));
     this.tracking.compute(-1, () =>

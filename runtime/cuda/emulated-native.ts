@@ -1401,10 +1401,26 @@ class EmulatedDevice implements CudaNative {
     n: number,
     stream: number,
   ): void {
-    const fn = "linearGroupwise";
+    this.groupwiseLinear("linearGroupwise", x, w, bits, undefined, out, m, k, n, stream);
+  }
+
+  /** linearGroupwise and linearGroupwiseBias: the same checks and product, the bias (if any) added per column. */
+  private groupwiseLinear(
+    fn: string,
+    x: number,
+    w: number,
+    bits: number,
+    bias: number | undefined,
+    out: number,
+    m: number,
+    k: number,
+    n: number,
+    stream: number,
+  ): void {
     pointerArg(fn, "x", x);
     pointerArg(fn, "w", w);
     const b = bitsArg(fn, bits);
+    if (bias !== undefined) pointerArg(fn, "bias", bias);
     pointerArg(fn, "out", out);
     intArg(fn, "m", m);
     intArg(fn, "k", k);
@@ -1414,11 +1430,21 @@ class EmulatedDevice implements CudaNative {
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, m * k * 4, 4);
     const wr = this.range(call, "w", w, quantizedByteLength(n * k, b), b === 16 ? 2 : 1);
+    const br = bias === undefined ? undefined : this.range(call, "bias", bias, n * 4, 4);
     const or = this.range(call, "out", out, m * n * 4, 4);
-    for (const input of [xr, wr]) this.disjoint(call, or, input);
+    for (const input of br ? [xr, wr, br] : [xr, wr]) this.disjoint(call, or, input);
     if (m === 0 || n === 0) return;
-    this.launch(s, call, kernelSeconds(2 * m * k * n, xr.bytes + wr.bytes + or.bytes), () =>
-      this.groupwiseProduct(this.f32(xr, m * k), this.u8(wr), b, this.f32(or, m * n), m, k, n),
+    this.launch(s, call, kernelSeconds(2 * m * k * n, xr.bytes + wr.bytes + (br?.bytes ?? 0) + or.bytes), () =>
+      this.groupwiseProduct(
+        this.f32(xr, m * k),
+        this.u8(wr),
+        b,
+        this.f32(or, m * n),
+        m,
+        k,
+        n,
+        br ? this.f32(br, n) : undefined,
+      ),
     );
   }
 
@@ -1482,27 +1508,7 @@ class EmulatedDevice implements CudaNative {
     n: number,
     stream: number,
   ): void {
-    const fn = "linearGroupwiseBias";
-    pointerArg(fn, "x", x);
-    pointerArg(fn, "w", w);
-    const b = bitsArg(fn, bits);
-    pointerArg(fn, "bias", bias);
-    pointerArg(fn, "out", out);
-    intArg(fn, "m", m);
-    intArg(fn, "k", k);
-    intArg(fn, "n", n);
-    streamArg(fn, stream);
-    const call = `${fn}(bits=${bits}, m=${m}, k=${k}, n=${n})`;
-    const s = this.stream(call, stream);
-    const xr = this.range(call, "x", x, m * k * 4, 4);
-    const wr = this.range(call, "w", w, quantizedByteLength(n * k, b), b === 16 ? 2 : 1);
-    const br = this.range(call, "bias", bias, n * 4, 4);
-    const or = this.range(call, "out", out, m * n * 4, 4);
-    for (const input of [xr, wr, br]) this.disjoint(call, or, input);
-    if (m === 0 || n === 0) return;
-    this.launch(s, call, kernelSeconds(2 * m * k * n, xr.bytes + wr.bytes + br.bytes + or.bytes), () =>
-      this.groupwiseProduct(this.f32(xr, m * k), this.u8(wr), b, this.f32(or, m * n), m, k, n, this.f32(br, n)),
-    );
+    this.groupwiseLinear("linearGroupwiseBias", x, w, bits, bias, out, m, k, n, stream);
   }
 
   rmsNorm(x: number, weight: number, out: number, rows: number, cols: number, eps: number, stream: number): void {

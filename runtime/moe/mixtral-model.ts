@@ -26,6 +26,7 @@ import { fromFloat16Array } from "../fp16.js";
 import { argmax } from "../kernels/argmax.js";
 import { linearScratchLength } from "../kernels/linear-f16.js";
 import { linearAtBits } from "../kernels/linear-quantized.js";
+import { checkMoeStep } from "./check-moe-step.js";
 import { dequantizeGroupwise, quantizedByteLength } from "./expert-quantization.js";
 import { gqaAttention } from "./gqa-attention.js";
 import { routerOf } from "./pre-gated.js";
@@ -284,14 +285,15 @@ export class MixtralModel {
   ): Int32Array {
     const { model, batch: B, h } = this;
     const m = B * t;
-    if (tokens.length !== m) throw new Error(`step: ${tokens.length} tokens, expected ${B} sequences x ${t}`);
-    if (t > this.maxTokensPerStep) throw new Error(`step: ${t} tokens per sequence, at most ${this.maxTokensPerStep}`);
-    if (past + t > model.maxPositions)
-      throw new Error(`step: position ${past + t - 1} is past the model's ${model.maxPositions} positions`);
+    checkMoeStep(tokens, t, past, {
+      batch: B,
+      maxTokensPerStep: this.maxTokensPerStep,
+      vocabSize: model.vocabSize,
+      positions: model.maxPositions,
+      positionsOf: `the model's ${model.maxPositions} positions`,
+    });
     for (let i = 0; i < m; i++) {
       const id = tokens[i]!;
-      if (!(id >= 0 && id < model.vocabSize))
-        throw new Error(`token ${id} is outside the vocabulary (0..${model.vocabSize - 1})`);
       fromFloat16Array(this.weights.embed.subarray(id * h, (id + 1) * h), this.x.subarray(i * h, (i + 1) * h));
     }
     for (let l = 0; l < model.numLayers; l++) {
