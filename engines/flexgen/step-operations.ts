@@ -90,6 +90,17 @@ class StepBuilder {
     if (this.setup.overlap) this.side.push(chain);
     else this.main.push(...chain);
   }
+  /**
+   * A copy thread's one `copy_` out of a memory map: the source pages fault in from the drive while
+   * the thread converts the pages already read, so the read and the conversion overlap (two chains,
+   * as in engines/accelerate.ts); the conversion cannot end before the read does.
+   */
+  streamedCopyThread(read: EngineOperation, convert: EngineOperation): void {
+    const id = this.newId("mmapRead");
+    const ended = op(`${convert.name}: ends with the read`, convert.lane, 0, convert.term, convert.source);
+    this.copyThread([{ ...read, id }]);
+    this.side.push([convert, { ...ended, after: id }]);
+  }
 }
 
 function h2dSeconds(setup: FlexgenSetup, bytes: number): number {
@@ -194,14 +205,16 @@ function loadCache(sb: StepBuilder, i: number): void {
           ),
         );
       } else {
+        // Disk home: K and V each go to a copy thread, whose `dst_data.copy_(src_data)` reads the memory
+        // map's pages as it converts them into the workspace: one pass, read and conversion overlapped.
         for (const half of ["K", "V"]) {
-          sb.copyThread([
+          sb.streamedCopyThread(
             op(
               `KV: ${half} disk -> memory map`,
               "diskRead",
               ((values / 2) * 2) / r.diskMmapReadBytesPerSecond + r.diskLatencySeconds,
               "KV I/O",
-              `${BACKEND} copy_worker_func`,
+              `${BACKEND} copy_worker_func (map_to_torch_tensor: np.lib.format.open_memmap)`,
               { bytes: values },
             ),
             op(
@@ -209,10 +222,10 @@ function loadCache(sb: StepBuilder, i: number): void {
               "cpu",
               values / 2 / r.cpuFp16ToFp32ValuesPerSecond,
               "CPU attention",
-              `${BACKEND} copy_worker_func`,
+              `${BACKEND} copy_worker_func (dst_data.copy_(src_data))`,
               { bytes: (values / 2) * FP16_TO_FP32_BYTES_PER_VALUE },
             ),
-          ]);
+          );
         }
       }
     } else if (!setup.cpuAttention) {
