@@ -6,7 +6,8 @@
  * - spillway: only true dependencies. Over a block every resource must do its work for all nb batches
  *   plus the next layer's weights; pipeline fill and drain add one batch's load before the first
  *   compute and one batch's store or CPU work after the last. With CPU attention over compressed weights,
- *   the chain from one layer's dequantisation to the next through the CPU round trip (and disk KV staging).
+ *   the exact evaluation adds the chain from one layer's dequantisation to the next through the CPU round
+ *   trip and the disk KV staging (exactLayerTimeBounds).
  * - flexgen: FlexGen's loop synchronises every stream after each (layer, batch) step, so each step
  *   lasts as long as its slowest resource; the next layer's weights load only during step 0; CPU
  *   attention runs inside the compute step.
@@ -46,10 +47,20 @@ export function layerTimeBounds(costs: LayerCosts, settings: CostSettings): Affi
     for (const [first] of lanes) for (const [, rest] of lanes) bounds.push(first!.plus(rest!.times(nb - 1)));
     return bounds;
   }
-  const bounds = [...RESOURCES.map((r: Resource) => w[r].plus(b[r].times(nb))), ...chains];
+  return [...RESOURCES.map((r: Resource) => w[r].plus(b[r].times(nb))), ...chains];
+}
+
+/**
+ * The exact evaluation's bounds: layerTimeBounds and, where it exists, the CPU-attention round trip.
+ * The round trip is piecewise in nb (one CPU attention at nb = 1, two from nb = 2 on, disk reads from
+ * nb = 3 on), so it is not one of the LP's rows, whose coefficients are affine in nb (the LP family is
+ * built at nb = 1 and 2 and interpolated, spillway-lp.ts). It only adds time, so the LP's optimum stays
+ * a lower bound of the exact prediction.
+ */
+export function exactLayerTimeBounds(costs: LayerCosts, settings: CostSettings): Affine[] {
+  const bounds = layerTimeBounds(costs, settings);
   const roundTrip = cpuAttentionRoundTrip(costs, settings);
-  if (roundTrip) bounds.push(roundTrip);
-  return bounds;
+  return roundTrip ? [...bounds, roundTrip] : bounds;
 }
 
 /**

@@ -6,7 +6,7 @@ import { findCatalogueModel } from "../../models/catalogue.js";
 import { plan } from "../../planner/plan.js";
 import { policyCostContext } from "../../planner/spillway/evaluate-policy.js";
 import { hardwareRates } from "../../planner/spillway/hardware-rates.js";
-import { layerSeconds, layerTimeBounds } from "../../planner/spillway/layer-time.js";
+import { exactLayerTimeBounds, layerSeconds, layerTimeBounds } from "../../planner/spillway/layer-time.js";
 import { simulate } from "../../simulator/simulate.js";
 
 const t4 = resolveHardware("t4");
@@ -37,7 +37,7 @@ test("CPU attention over 4-bit weights and disk KV: the planner's decode matches
   }
 });
 
-test("the CPU-attention round trip is a bound only where its chain exists: decode, CPU attention, 4-bit weights, spillway schedule", () => {
+test("the CPU-attention round trip bounds the exact layer time only where its chain exists: decode, CPU attention, 4-bit weights, spillway schedule", () => {
   const rates = hardwareRates(t4);
   const base = {
     gpuBatchSize: 48,
@@ -54,7 +54,12 @@ test("the CPU-attention round trip is a bound only where its chain exists: decod
   const layer = (policy: typeof base, schedule: ScheduleName, phase: "prefill" | "decode") => {
     const c = policyCostContext(opt175b, rates, workload, policy, schedule);
     const costs = c.costModel.layer(phase, workload.promptLen + 1, c.terms);
-    return { costs, bounds: layerTimeBounds(costs, c.settings), values: c.values };
+    return {
+      costs,
+      lp: layerTimeBounds(costs, c.settings),
+      bounds: exactLayerTimeBounds(costs, c.settings),
+      values: c.values,
+    };
   };
   const withChain = layer(base, "spillway", "decode");
   assert.ok(withChain.costs.cpuAttentionChain);
@@ -63,6 +68,8 @@ test("the CPU-attention round trip is a bound only where its chain exists: decod
   assert.equal(gpuAttention.costs.cpuAttentionChain, undefined);
   assert.equal(layer(base, "spillway", "prefill").costs.cpuAttentionChain, undefined);
   assert.equal(withChain.bounds.length, uncompressed.bounds.length + 1);
+  // Not an LP row: the LP's rows are affine in nb, the round trip is not.
+  assert.equal(withChain.lp.length, uncompressed.lp.length);
   assert.equal(
     layer(base, "flexgen", "decode").bounds.length,
     layer({ ...base, compressWeight: false }, "flexgen", "decode").bounds.length,
