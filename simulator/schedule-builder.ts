@@ -129,9 +129,10 @@ export class ScheduleBuilder {
   }
 
   /**
-   * A host-to-GPU copy of layer weights, in pieces of at most the strategy's weightCopyChunkBytes, each after the
-   * one before: another stream's copy issued earlier waits for one piece, not the whole layer. Memory is
-   * taken by the first piece and handed back by the last; the last piece stands for the copy.
+   * A host-to-GPU copy of layer weights, in pieces of at most the strategy's weightCopyChunkBytes, each
+   * after the one before: another stream's copy issued earlier waits for one piece, not the whole layer.
+   * Memory is taken by the first piece and handed back by the last; the last piece stands for the copy.
+   * Each piece takes its share of the copy's seconds (the copy's per-tensor latencies included).
    */
   private weightCopy(
     cost: Transfer,

@@ -70,8 +70,8 @@ export function createCudaWeights(ctx: CudaRunContext, placed: CudaPlacement, bu
   /**
    * Copies off-device `tensors` up into the device buffer at `base`, packed at aligned offsets, on the
    * weights stream (host ones from their pinned arrays, disk ones from `staged`), each in pieces of at
-   * most the schedule's weightCopyChunkBytes; records each address
-   * in `at` and returns the event after the copies.
+   * most the schedule's weightCopyChunkBytes; records each address in `at` and returns the event after
+   * the copies.
    */
   const uploadPacked = (
     tensors: readonly Stored[],
