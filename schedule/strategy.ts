@@ -24,4 +24,10 @@ export interface ScheduleStrategy {
   readonly dequantize: "on-arrival" | "first-step";
   /** What loads into double buffers wait for besides their data (none: barriers order the reuse). */
   readonly reuseWaits: readonly ReuseWait[];
+  /**
+   * The largest single copy of a layer's weights (undefined: each load is one copy). Copying in pieces
+   * lets a small copy on another stream (a CPU-attention output, a hidden state) wait on the copy
+   * engine for one piece rather than for a whole layer.
+   */
+  readonly weightCopyChunkBytes?: number;
 }

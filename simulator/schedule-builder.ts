@@ -128,6 +128,40 @@ export class ScheduleBuilder {
     return this.task(kind, resource, cost.seconds, cost.bytes, where, deps, allocate, free);
   }
 
+  /**
+   * A host-to-GPU copy of layer weights, in pieces of at most the strategy's weightCopyChunkBytes, each
+   * after the one before: another stream's copy issued earlier waits for one piece, not the whole layer.
+   * Memory is taken by the first piece and handed back by the last; the last piece stands for the copy.
+   * Each piece takes its share of the copy's seconds (the copy's per-tensor latencies included).
+   */
+  private weightCopy(
+    cost: Transfer,
+    where: { token: number; layer: number; batch: number },
+    deps: (Task | undefined)[],
+    allocate: MemoryEffect[],
+    free: MemoryEffect[],
+  ): Task | undefined {
+    const chunk = this.strategy.weightCopyChunkBytes;
+    const pieces = chunk === undefined ? 1 : Math.max(1, Math.ceil(cost.bytes / chunk));
+    if (pieces === 1 || cost.bytes <= 0) return this.transfer("load-weights", "h2d", cost, where, deps, allocate, free);
+    let last: Task | undefined;
+    for (let i = 0; i < pieces; i++) {
+      const bytes = i < pieces - 1 ? chunk! : cost.bytes - chunk! * (pieces - 1);
+      const seconds = (cost.seconds * bytes) / cost.bytes;
+      last = this.task(
+        "load-weights",
+        "h2d",
+        seconds,
+        bytes,
+        where,
+        i === 0 ? deps : [last],
+        i === 0 ? allocate : [],
+        i === pieces - 1 ? free : [],
+      );
+    }
+    return last;
+  }
+
   /** Where step q sits (global layer, batch, token, layer), its bookkeeping and its costs. */
   private step(q: number) {
     const g = Math.floor(q / this.nb);
@@ -185,10 +219,8 @@ export class ScheduleBuilder {
     const bufferFree = this.waits("weight-buffer-free") ? this.lastCompute.get(g - 2) : undefined;
     const stagingFree = this.waits("weight-staging-free") ? this.diskLoads[this.diskLoads.length - 2] : undefined;
     const read = this.transfer("read-weights", "diskRead", w.readDisk, where, [stagingFree], [staging]);
-    const fromCpu = this.transfer("load-weights", "h2d", w.loadFromCpu, where, [bufferFree], [gpuBuffer]);
-    const fromDisk = this.transfer(
-      "load-weights",
-      "h2d",
+    const fromCpu = this.weightCopy(w.loadFromCpu, where, [bufferFree], [gpuBuffer], []);
+    const fromDisk = this.weightCopy(
       w.loadFromDisk,
       where,
       [bufferFree, read],

@@ -18,7 +18,7 @@ import { capacityShortfalls, type Prediction, timeShortfalls } from "../predicti
 import { costConstants } from "./cost-constants.js";
 import type { HardwareRates } from "./hardware-rates.js";
 import type { LayerCostCache } from "./layer-cost-cache.js";
-import { layerSeconds, layerTimeBounds } from "./layer-time.js";
+import { exactLayerTimeBounds, layerSeconds } from "./layer-time.js";
 import {
   type CostSettings,
   type ModelCostConstants,
@@ -384,7 +384,7 @@ function predictTime(
     for (const g of groups) {
       const memo = memos[groupIndex++];
       const step = memo ? memo.layer(phase, context) : g.costModel.layer(phase, context, g.terms);
-      const bounds = memo ? memo.layerTimeBounds(phase, context) : layerTimeBounds(step, g.settings);
+      const bounds = memo ? memo.exactLayerTimeBounds(phase, context) : exactLayerTimeBounds(step, g.settings);
       const layerWall = layerSeconds(bounds, g.values);
       seconds += g.layers * layerWall;
       evaluateStep(step.weights, g.values, weightsStep);

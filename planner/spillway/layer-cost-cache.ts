@@ -2,13 +2,13 @@
  * A search's memo of layer costs for its exact evaluations. StepCostModel.layer reads the placement
  * only through its variable terms (the same for every realized placement) and the settings only through
  * the GPU batch size, compression, CPU attention, activation tier, pinned weights and compute device,
- * so two policies that share those share every layer's costs at every context; layerTimeBounds adds
+ * so two policies that share those share every layer's costs at every context; exactLayerTimeBounds adds
  * nb, overlap and the schedule. The memo hands back the very objects computed the first time, so an
  * evaluation with it gives, to the last bit, what it gives without it. Scoped to one search (one
  * model, hardware and workload).
  */
 import type { Affine } from "../lp/affine.js";
-import { layerTimeBounds } from "./layer-time.js";
+import { exactLayerTimeBounds } from "./layer-time.js";
 import type { LayerCosts, Phase, PlacementTerms, StepCostModel } from "./step-costs.js";
 
 /** The key of a phase and context within one settings' memo: decode steps by context, prefill apart. */
@@ -36,12 +36,12 @@ export class LayerCostsBySettings {
     return costs;
   }
 
-  /** layerTimeBounds of those costs under the cost model's settings. */
-  layerTimeBounds(phase: Phase, context: number): Affine[] {
+  /** exactLayerTimeBounds of those costs under the cost model's settings. */
+  exactLayerTimeBounds(phase: Phase, context: number): Affine[] {
     const key = stepKey(phase, context);
     let bounds = this.bounds.get(key);
     if (!bounds) {
-      bounds = layerTimeBounds(this.layer(phase, context), this.costModel.settings);
+      bounds = exactLayerTimeBounds(this.layer(phase, context), this.costModel.settings);
       this.bounds.set(key, bounds);
     }
     return bounds;

@@ -69,6 +69,18 @@ export interface LayerCosts {
   readonly weights: StepCosts;
   /** One GPU batch through one layer. */
   readonly batch: StepCosts;
+  /** Decode steps of a GPU layer with CPU attention: the parts of `batch` its per-batch round trip runs through. */
+  readonly cpuAttentionChain?: CpuAttentionChain;
+}
+
+/** Per batch, the parts of a CPU-attention decode step that its chain of dependencies runs through (layer-time.ts). */
+export interface CpuAttentionChain {
+  /** Reading the batch's disk-resident KV into pinned host staging (part of batch.seconds.diskRead). */
+  readonly kvDiskReadSeconds: Affine;
+  /** q, k, v of the CPU-attended sequences down to the host (part of batch.seconds.d2h). */
+  readonly qkvDownSeconds: Affine;
+  /** Their attention output back up (part of batch.seconds.h2d). */
+  readonly outputUpSeconds: Affine;
 }
 
 export type Phase = "prefill" | "decode";
@@ -257,7 +269,8 @@ export class StepCostModel {
 
   /** Costs for one decoder layer at a given phase; `context` is the KV length a decode step attends to. */
   layer(phase: Phase, context: number, p: PlacementTerms): LayerCosts {
-    return { weights: this.weightLoad(p), batch: this.batchStep(phase, context, p) };
+    const { batch, cpuAttentionChain } = this.batchStep(phase, context, p);
+    return { weights: this.weightLoad(p), batch, ...(cpuAttentionChain ? { cpuAttentionChain } : {}) };
   }
 
   private none(): StepCosts {
@@ -318,8 +331,12 @@ export class StepCostModel {
     };
   }
 
-  private batchStep(phase: Phase, context: number, p: PlacementTerms): StepCosts {
-    if (this.onCpu) return this.cpuBatchStep(phase, context);
+  private batchStep(
+    phase: Phase,
+    context: number,
+    p: PlacementTerms,
+  ): { batch: StepCosts; cpuAttentionChain?: CpuAttentionChain } {
+    if (this.onCpu) return { batch: this.cpuBatchStep(phase, context) };
     const r = this.rates;
     const { h, kv } = this;
     const { gbs, cpuAttention, activationTier } = this.settings;
@@ -339,6 +356,7 @@ export class StepCostModel {
     let d2hSeconds = this.zero();
     let diskReadSeconds = this.zero();
     let diskWriteSeconds = this.zero();
+    let cpuAttentionChain: CpuAttentionChain | undefined;
 
     if (phase === "prefill") {
       gpu = gpu.plus(this.space.constant(gbs * this.gpuAttentionSecondsPerSequence("prefill", s)));
@@ -374,6 +392,12 @@ export class StepCostModel {
       }
       diskRead = p.cd.times(gbs * kvReadPerSequence);
       diskReadSeconds = p.cd.times((gbs * kvReadPerSequence) / r.diskReadBytesPerSecond + 2 * r.diskLatencySeconds);
+      if (cpuAttention)
+        cpuAttentionChain = {
+          kvDiskReadSeconds: diskReadSeconds,
+          qkvDownSeconds: d2hSeconds,
+          outputUpSeconds: h2dSeconds,
+        };
       diskWrite = p.cd.times(gbs * kvNewPerSequence);
       diskWriteSeconds = p.cd.times((gbs * kvNewPerSequence) / r.diskWriteBytesPerSecond + 2 * r.diskLatencySeconds);
     }
@@ -396,10 +420,11 @@ export class StepCostModel {
         );
       }
     }
-    return {
+    const batch = {
       seconds: { gpu, cpu, h2d: h2dSeconds, d2h: d2hSeconds, diskRead: diskReadSeconds, diskWrite: diskWriteSeconds },
       bytes: { h2d, d2h, diskRead, diskWrite },
     };
+    return cpuAttentionChain ? { batch, cpuAttentionChain } : { batch };
   }
 
   /**

@@ -87,4 +87,6 @@ export interface CudaRunContext {
   readonly kvLoad: number;
   readonly kvStore: number;
   readonly activations: number;
+  /** The largest single copy of a layer's weights (the schedule's weightCopyChunkBytes; undefined: one copy per tensor). */
+  readonly weightCopyChunkBytes?: number;
 }

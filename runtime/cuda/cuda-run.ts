@@ -33,8 +33,10 @@
  * (hostAlloc), so copies are truly asynchronous; disk tensors are read and written (libuv's thread
  * pool) from and into pinned staging while the device computes.
  *
- * Streams: weights (h2d), KV load (h2d; also CPU attention's output coming back), KV store (d2h; also
- * CPU attention's q, k, v going down), activations (off-GPU hidden states, h2d and d2h) and compute;
+ * Streams: weights (h2d, copied in pieces of at most the schedule's weightCopyChunkBytes, so that a
+ * copy on another h2d stream never waits behind a whole layer), KV load (h2d; also CPU attention's
+ * output coming back), KV store (d2h; also CPU attention's q, k, v going down), activations (off-GPU
+ * hidden states, h2d and d2h) and compute;
  * cross-stream order is by events only: compute waits for a layer's weights, a step's KV and hidden
  * state; a weight slot is refilled after the compute that last read it; KV rows are loaded after the
  * previous token's store of them; a hidden staging buffer is refilled after its store (or, the last
@@ -227,6 +229,7 @@ export async function executeOnCuda(
       kvLoad,
       kvStore,
       activations,
+      weightCopyChunkBytes: scheduleStrategy(options.schedule).weightCopyChunkBytes,
     };
     // Every tensor placed, every static buffer allocated (in this order: the pool's first fit sees the same requests).
     const placed = placeOnCuda(ctx);

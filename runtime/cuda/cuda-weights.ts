@@ -1,5 +1,6 @@
 /** Weights on the CUDA backend: layers' and embeddings' off-device tensors on their way into their device slots. */
 import type { Where } from "../opt-runner.js";
+import { copyInPieces } from "./copy-in-pieces.js";
 import type { CudaBuffers } from "./cuda-buffers.js";
 import { align, type CudaRunContext, type Stored } from "./cuda-context.js";
 import type { CudaPlacement } from "./cuda-placement.js";
@@ -68,8 +69,9 @@ export function createCudaWeights(ctx: CudaRunContext, placed: CudaPlacement, bu
   };
   /**
    * Copies off-device `tensors` up into the device buffer at `base`, packed at aligned offsets, on the
-   * weights stream (host ones from their pinned arrays, disk ones from `staged`); records each address
-   * in `at` and returns the event after the copies.
+   * weights stream (host ones from their pinned arrays, disk ones from `staged`), each in pieces of at
+   * most the schedule's weightCopyChunkBytes; records each address in `at` and returns the event after
+   * the copies.
    */
   const uploadPacked = (
     tensors: readonly Stored[],
@@ -88,7 +90,8 @@ export function createCudaWeights(ctx: CudaRunContext, placed: CudaPlacement, bu
       () => {
         for (const t of tensors) {
           const dst = base + offset;
-          native.memcpyHtoD(dst, t.tier === "cpu" ? t.host! : staged.get(t)!, weightsStream);
+          const src = t.tier === "cpu" ? t.host! : staged.get(t)!;
+          copyInPieces(native, dst, src, weightsStream, ctx.weightCopyChunkBytes);
           at.set(t.name, dst);
           offset += align(t.bytes);
         }

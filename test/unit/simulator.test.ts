@@ -6,7 +6,9 @@ import { after, test } from "node:test";
 import { resolveHardware } from "../../core/resolve-hardware.js";
 import { findCatalogueModel } from "../../models/catalogue.js";
 import { plan } from "../../planner/plan.js";
+import { spillwayStrategy } from "../../schedule/strategies/spillway.js";
 import { Engine, TaskFactory } from "../../simulator/engine.js";
+import { ScheduleBuilder } from "../../simulator/schedule-builder.js";
 import { type BatchCosts, NO_TRANSFER, type ScheduleCostSource } from "../../simulator/schedule-costs.js";
 import { simulate, simulateSchedule } from "../../simulator/simulate.js";
 import type { Task } from "../../simulator/task.js";
@@ -112,6 +114,43 @@ test("hand-computed makespan, FlexGen's per-step sync: 10.5 s", () => {
   const r = simulateSchedule(handMadeCosts(), 1, { schedule: "flexgen", capacityBytes: capacity });
   assert.equal(r.makespanSeconds, 10.5);
   assert.deepEqual(r.bytes, { h2d: 120, d2h: 20, diskRead: 0, diskWrite: 0 });
+});
+
+test("weights copied in pieces: a hidden-state load issued before them waits for one piece, not the whole layer", () => {
+  // Two layers of three batches, each layer's weights 8 s over h2d. h2d: W0 0-8, H(0,0) 8-9, H(0,1) 9-10,
+  // then W1 from 10. H(0,2) needs batch 0's compute done (its staging buffer): C(0,0) 9-12. In one copy,
+  // W1 holds the link until 18; in pieces of 1 s, H(0,2) takes it at the piece boundary at 12.
+  const costs: ScheduleCostSource = {
+    ...handMadeCosts(),
+    numLayers: 2,
+    numGpuBatches: 3,
+    weights: () => ({ ...handMadeCosts().weights(0), loadFromCpu: { seconds: 8, bytes: 80 } }),
+  };
+  const run = (weightCopyChunkBytes: number | undefined) => {
+    const started = new Map<string, number>();
+    const pieces: number[] = [];
+    const engine = new Engine({
+      onStart: (t: Task) => {
+        started.set(`${t.kind} ${t.layer} ${t.batch}`, t.start);
+        if (t.kind === "load-weights" && t.layer === 1) pieces.push(t.bytes);
+      },
+    });
+    const builder = new ScheduleBuilder(
+      costs,
+      { ...spillwayStrategy, weightCopyChunkBytes },
+      new TaskFactory(),
+      engine,
+    );
+    builder.generateNextToken();
+    return { makespan: engine.run(), hiddenStart: started.get("load-hidden 0 2"), pieces };
+  };
+  const whole = run(undefined);
+  assert.deepEqual(whole.pieces, [80]);
+  assert.equal(whole.hiddenStart, 18);
+  const inPieces = run(10);
+  assert.deepEqual(inPieces.pieces, [10, 10, 10, 10, 10, 10, 10, 10]);
+  assert.equal(inPieces.hiddenStart, 12);
+  assert.ok(inPieces.makespan < whole.makespan, `${inPieces.makespan} >= ${whole.makespan}`);
 });
 
 test("a plan that does not fit fails in simulation, naming when and what", async () => {
