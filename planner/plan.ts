@@ -172,7 +172,7 @@ function planMoe(request: PlanRequest): Plan {
   const result = searchMoe(model, rates, workload, routing, request.experts ?? {});
   if (!result.best) {
     throw new PlanError(
-      `no MoE policy fits ${model.name} (${formatBytes(totalWeightBytes(model))} of weights) with prompt ${workload.promptLen} + ${workload.genLen} tokens into GPU ${formatBytes(rates.capacityBytes.gpu)}, CPU ${formatBytes(rates.capacityBytes.cpu)}, disk ${formatBytes(rates.capacityBytes.disk)}${request.experts && Object.keys(request.experts).length ? " with the fixed settings given" : ""}: everything but the routed experts must fit on the GPU`,
+      `no MoE policy fits ${model.name} (${formatBytes(totalWeightBytes(model))} of weights) with prompt ${workload.promptLen} + ${workload.genLen} tokens into GPU ${formatBytes(rates.capacityBytes.gpu)}, CPU ${formatBytes(rates.capacityBytes.cpu)}, disk ${formatBytes(rates.capacityBytes.disk)}${request.experts && Object.keys(request.experts).length ? " with the fixed settings given" : ""}: everything but the routed experts must fit on the GPU, beside the KV cache, the expert staging and prefetch buffers and the activations of the batch's prompt`,
     );
   }
   const { policy, prediction } = result.best;

@@ -24,9 +24,11 @@
  * Numerics: the kernels compute what the CPU backend's ops compute (kernels.h), so on the emulated
  * device a run gives the CPU backend's tokens and routing.
  */
+import type { ExpertPolicy } from "../../core/expert-policy.js";
 import { headDim, kvDim, type ModelSpec, qDim } from "../../core/model-spec.js";
 import { linearScratchLength } from "../kernels/linear-f16.js";
 import { checkMoeStep } from "../moe/check-moe-step.js";
+import { DECODER_ACTIVATIONS, type DecoderActivation, decoderActivationFloats } from "../moe/device-budget.js";
 import {
   type ExpertExecutor,
   hostSwigluExpert,
@@ -98,6 +100,9 @@ export class CudaMixtralDecoder implements MoeDecoder {
   private readonly gateWeights: number;
   /** Per layer, by expert: each routed row's router input row, then its output slot (int32 [2, rows · k]). */
   private readonly expertRowIndices: number;
+  /** Speculative lookahead on the device: the target layer's router logits, then guesses (experts, weights). */
+  private readonly lookaheadLogits: number;
+  private readonly lookaheadExperts: number;
   private readonly sharedScratch: number;
   private readonly sharedOut: number;
   private readonly sharedGateLogit: number;
@@ -133,6 +138,8 @@ export class CudaMixtralDecoder implements MoeDecoder {
     pinned: (bytes: number) => ArrayBuffer,
     private readonly setup: MoeDecoderSetup,
     private readonly tracking: DecoderTracking,
+    /** The pass's expert policy (a speculative lookahead's guesses run on the device). */
+    private readonly policy: ExpertPolicy,
   ) {
     const { model, weights, batch: B, maxTokensPerStep, maxLength, bits } = setup;
     const moe = model.moe!;
@@ -145,7 +152,7 @@ export class CudaMixtralDecoder implements MoeDecoder {
     this.fe = moe.expertFfnSize;
     this.qw = qDim(model);
     this.kvw = kvDim(model);
-    const { h, k, E, qw, kvw } = this;
+    const { h, k, E, kvw } = this;
     const a = bits.attention;
     const allocate = (bytes: number, what: string): DevicePointer => pool.allocate(Math.max(4, bytes), what);
     const upload = (values: Uint16Array | Uint8Array, what: string, bitsOf: number): DeviceWeight => {
@@ -208,33 +215,43 @@ export class CudaMixtralDecoder implements MoeDecoder {
     this.lmHead = weights.lmHead === weights.embed ? this.embed : put(weights.lmHead, "lm_head", 16);
 
     const m = B * maxTokensPerStep;
-    const f32 = (values: number, what: string) => allocate(values * 4, what).pointer;
-    this.ids = f32(m, "token ids");
-    this.x = f32(m * h, "hidden states");
-    this.xn = f32(m * h, "normed hidden states");
-    this.q = f32(m * qw, "queries");
-    this.kNew = f32(m * kvw, "new keys");
-    this.vNew = f32(m * kvw, "new values");
-    this.attn = f32(m * qw, "attention output");
-    this.proj = f32(m * h, "attention projection");
-    this.logits = f32(m * E, "router logits");
-    this.nextLogits = f32(m * E, "pre-gate logits");
-    this.normWeight = f32(h, "norm weight");
-    this.bias = f32(Math.max(qw, kvw), "projection bias");
-    this.scratch = f32(
-      native.attentionScratchFloats(maxTokensPerStep, maxLength - maxTokensPerStep, model.numHeads),
-      "attention scratch",
-    );
-    this.outputs = f32(m * k * h, "expert outputs by rank");
-    this.gateWeights = f32(m * k, "expert gate weights");
-    this.expertRowIndices = f32(2 * m * k, "expert row indices");
-    const fs = weights.layers[0]?.sharedExpert?.ffnSize ?? 0;
-    this.sharedScratch = f32(2 * m * fs, "shared expert scratch");
-    this.sharedOut = f32(m * h, "shared expert output");
-    this.sharedGateLogit = f32(m, "shared expert gate");
-    this.last = f32(B * h, "last hidden states");
-    this.vocab = f32(B * model.vocabSize, "vocabulary logits");
-    this.nextIds = f32(B, "next tokens");
+    // Every activation block the plan's GPU memory counts (device-budget.ts), allocated from that count.
+    const floats = decoderActivationFloats(model, policy, { batch: B, maxTokensPerStep, maxLength });
+    const scratchFloats = native.attentionScratchFloats(maxTokensPerStep, maxLength - maxTokensPerStep, model.numHeads);
+    if (scratchFloats > floats.attentionScratch)
+      throw new Error(
+        `the attention kernel needs ${scratchFloats} floats of scratch, the device budget counts ${floats.attentionScratch}`,
+      );
+    const at = Object.fromEntries(
+      Object.entries(floats).map(([key, n]) => [
+        key,
+        allocate(n * 4, DECODER_ACTIVATIONS[key as DecoderActivation]).pointer,
+      ]),
+    ) as Record<DecoderActivation, number>;
+    this.ids = at.ids;
+    this.x = at.x;
+    this.xn = at.xn;
+    this.q = at.q;
+    this.kNew = at.kNew;
+    this.vNew = at.vNew;
+    this.attn = at.attn;
+    this.proj = at.proj;
+    this.logits = at.logits;
+    this.nextLogits = at.nextLogits;
+    this.normWeight = at.normWeight;
+    this.bias = at.bias;
+    this.scratch = at.attentionScratch;
+    this.outputs = at.outputs;
+    this.gateWeights = at.gateWeights;
+    this.expertRowIndices = at.expertRowIndices;
+    this.lookaheadLogits = at.lookaheadLogits;
+    this.lookaheadExperts = at.lookaheadExperts;
+    this.sharedScratch = at.sharedScratch;
+    this.sharedOut = at.sharedOut;
+    this.sharedGateLogit = at.sharedGateLogit;
+    this.last = at.last;
+    this.vocab = at.vocab;
+    this.nextIds = at.nextIds;
 
     this.idsHost = new Int32Array(pinned(m * 4));
     this.xnHost = new Float32Array(pinned(m * h * 4));
