@@ -100,6 +100,8 @@ export interface MoeStepModel {
   readonly headSeconds: number;
   readonly headGpuSeconds: number;
   readonly expertBytes: number;
+  /** The dense step model's GPU working space of one batch through one layer (and the logits). */
+  workingBytes(tokensPerSequence: number, context: number): number;
 }
 
 export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy): MoeStepModel {
@@ -289,6 +291,7 @@ export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: W
     headGpuSeconds,
     headSeconds: headGpuSeconds + d2hSeconds(B * 4),
     expertBytes,
+    workingBytes: (tokensPerSequence, context) => costModel.workingBytes(tokensPerSequence, context),
   };
 }
 

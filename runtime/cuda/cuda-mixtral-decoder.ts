@@ -6,14 +6,18 @@
  * Device memory (the device pool, blocks named for out-of-memory errors): every non-expert weight as
  * stored (decoder-layer tensors at attentionBits, embeddings, final norm and LM head fp16; a Qwen2-MoE
  * shared expert's three matrices packed gate | up | down so spw_expert_swiglu runs it), the KV cache
- * (fp32, per layer and sequence, as the CPU backend's arena holds it) and the activations.
+ * (fp32, per layer and sequence, as the CPU backend's arena holds it) and the activations, allocated
+ * block by block from ../moe/device-budget.ts's decoderActivationFloats: the count the planner
+ * predicts as the plan's GPU peak (cudaMoeDeviceBytes), so the two cannot drift.
  *
  * Per step: token ids up; embedding. Per layer: RMSNorm (its weight dequantised on the device), q/k/v
  * (spw_linear_groupwise, with Qwen2-MoE's biases), RoPE on q and k, the new k/v rows copied into the
  * cache, causal GQA attention per sequence, o_proj, residual; RMSNorm, the router GEMM (or a pre-gated
- * model's pre-gate), then ONE copy back of the gate logits [rows, experts] (the router's softmax and
- * top-k stay on the host, with route(): the expert cache must read the routing), with the router input
- * only when the executor reads it (speculative prefetch applies a later layer's router to it). The
+ * model's pre-gate), with speculative prefetch the lookahead (gate-lookahead.ts: layer l + a's router
+ * GEMM on this layer's router input and spw_router_top_k, the guesses per row), then ONE copy back of
+ * the gate logits [rows, experts] (the router's softmax and top-k stay on the host, with route(): the
+ * expert cache must read the routing) and the guesses [rows, 2 x guesses]; the router input stays on
+ * the device. The
  * experts run through the executor with the device's rows (cuda-expert-rows.ts: a device expert's rows
  * are gathered and its outputs scattered by index on the device, into the outputs by rank [rows, k,
  * hidden], after one upload of the layer's indices; a CPU-computed miss
@@ -28,7 +32,12 @@ import type { ExpertPolicy } from "../../core/expert-policy.js";
 import { headDim, kvDim, type ModelSpec, qDim } from "../../core/model-spec.js";
 import { linearScratchLength } from "../kernels/linear-f16.js";
 import { checkMoeStep } from "../moe/check-moe-step.js";
-import { DECODER_ACTIVATIONS, type DecoderActivation, decoderActivationFloats } from "../moe/device-budget.js";
+import {
+  DECODER_ACTIVATIONS,
+  type DecoderActivation,
+  decoderActivationFloats,
+  lookaheadGuessWidth,
+} from "../moe/device-budget.js";
 import {
   type ExpertExecutor,
   hostSwigluExpert,
@@ -117,6 +126,8 @@ export class CudaMixtralDecoder implements MoeDecoder {
   private readonly outputsHost: Float32Array;
   private readonly gateWeightsHost: Float32Array;
   private readonly nextIdsHost: Int32Array;
+  /** The lookahead's guesses as they come back: experts [m, g] int32, then weights [m, g] fp32. */
+  private readonly lookaheadHost: ArrayBuffer;
   // Host routing and the host's CPU-computed experts.
   private readonly chosen: Int32Array;
   /** A CPU-computed miss's rows [≤ rows, hidden]. */
@@ -260,6 +271,7 @@ export class CudaMixtralDecoder implements MoeDecoder {
     this.outputsHost = new Float32Array(pinned(m * k * h * 4));
     this.gateWeightsHost = new Float32Array(pinned(m * k * 4));
     this.nextIdsHost = new Int32Array(pinned(B * 4));
+    this.lookaheadHost = pinned(floats.lookaheadExperts * 4);
     this.chosen = new Int32Array(m * k);
     this.missRowsHost = new Float32Array(pinned(m * h * 4));
     this.expertRowIndicesHost = new Int32Array(pinned(2 * m * k * 4));
@@ -386,6 +398,10 @@ export class CudaMixtralDecoder implements MoeDecoder {
     const { B, h, k, E, native, stream } = this;
     const w = this.layers[l]!;
     const m = B * t;
+    // Speculative prefetch: the router of layer l + a applied to this layer's router input and its
+    // top-k per row (gate-lookahead.ts) on the device, so only the guesses come back.
+    const g = lookaheadGuessWidth(this.policy);
+    const lookaheadRouter = g > 0 ? this.routerOf(l + this.policy.prefetchLayers) : undefined;
     this.tracking.compute(l, () => {
       this.attentionBlock(l, t, past);
       this.rmsNorm(this.x, w.postNorm, this.xn, m);
@@ -393,14 +409,22 @@ export class CudaMixtralDecoder implements MoeDecoder {
       if (w.gate) this.linear(this.xn, w.gate, this.logits, m, h, E);
       else native.memcpyDtoD(this.logits, this.nextLogits, m * E * 4, stream);
       if (w.preGate) this.linear(this.xn, w.preGate, this.nextLogits, m, h, E);
+      if (lookaheadRouter) {
+        this.linear(this.xn, lookaheadRouter, this.lookaheadLogits, m, h, E);
+        const weightsAt = this.lookaheadExperts + m * g * 4;
+        native.routerTopK(this.lookaheadLogits, m, E, g, this.lookaheadExperts, weightsAt, stream);
+      }
     });
-    // The one read-back per layer: the gate logits (and a pre-gate's), the router input only where it is read.
-    const routerInputBack = experts.readsRouterInput !== false;
-    const routerBytes = ((routerInputBack ? m * h : 0) + (w.preGate ? 2 : 1) * m * E) * 4;
+    // The one read-back per layer: the gate logits (and a pre-gate's), the lookahead's guesses, and the
+    // router input only where it is read otherwise (an executor reading it without device guesses).
+    const routerInputBack = experts.readsRouterInput !== false && g === 0;
+    const guessed = lookaheadRouter ? new Int32Array(this.lookaheadHost, 0, 2 * m * g) : undefined;
+    const routerBytes = ((routerInputBack ? m * h : 0) + (w.preGate ? 2 : 1) * m * E + (guessed?.length ?? 0)) * 4;
     this.tracking.copy("d2h", l, routerBytes, () => {
       if (routerInputBack) native.memcpyDtoH(this.xnHost.subarray(0, m * h), this.xn, stream);
       native.memcpyDtoH(this.logitsHost.subarray(0, m * E), this.logits, stream);
       if (w.preGate) native.memcpyDtoH(this.nextLogitsHost.subarray(0, m * E), this.nextLogits, stream);
+      if (guessed) native.memcpyDtoH(guessed, this.lookaheadExperts, stream);
     });
     native.streamSynchronize(stream);
     const { normTopKProb } = this.setup;
@@ -411,7 +435,11 @@ export class CudaMixtralDecoder implements MoeDecoder {
       ? routeRows(this.nextLogitsHost, m, k, E, normTopKProb, new Int32Array(m * k), new Float32Array(m * k))
       : undefined;
     const hostRouterInput = routerInputBack ? this.xnHost.subarray(0, m * h) : undefined;
-    experts.beforeExperts?.(l, phase, hostRouterInput ?? new Float32Array(0), m, nextLayerExperts);
+    const lookaheadGuesses = guessed && {
+      experts: guessed.slice(0, m * g),
+      weights: new Float32Array(this.lookaheadHost, m * g * 4, m * g).slice(),
+    };
+    experts.beforeExperts?.(l, phase, hostRouterInput ?? new Float32Array(0), m, nextLayerExperts, lookaheadGuesses);
     const io = cudaExpertRows(
       native,
       stream,
@@ -440,6 +468,11 @@ export class CudaMixtralDecoder implements MoeDecoder {
       native.moeCombine(this.x, this.outputs, this.gateWeights, m, k, h, stream);
       if (w.shared) this.sharedExpert(w.shared, m);
     });
+  }
+
+  /** Layer t's router on the device (a pre-gated model's: layer t - 1's pre-gate, as pre-gated.ts's routerOf); undefined past the last layer. */
+  private routerOf(t: number): DeviceWeight | undefined {
+    return this.layers[t]?.gate ?? this.layers[t - 1]?.preGate;
   }
 
   /** Qwen2-MoE's shared expert: x += sigmoid(shared_expert_gate · xn) · down(silu(gate xn) · up xn). */

@@ -169,18 +169,26 @@ test("an MoE run on the CUDA backend traces the decoder's and the experts' kerne
   // attention with the router, then the experts' combine.
   assert.equal(on("compute").length, GEN_LEN * (2 + 2 * spec.numLayers));
   assert.ok(on("compute").every((s) => s.resource === "gpu" && s.end > s.start));
-  // The decoder's activations, per step: tokens up and next tokens back; per layer: the router input
-  // (speculative prefetch reads it) and logits back, the experts' gate weights and the routed rows'
-  // indices (two int32 each: router input row, output slot) up.
+  // The decoder's activations, per step: tokens up and next tokens back; per layer: the logits back and,
+  // for each layer with a layer prefetchLayers ahead, the speculative guesses the device computed (the
+  // lookahead router's top-k: an expert id and a weight per row and guess) instead of the router input
+  // the host applied that router to; the experts' gate weights and the routed rows' indices (two int32
+  // each: router input row, output slot) up.
   const { batch: B, promptLen } = TINY_MOE_RUN;
   const { hiddenSize: h, numLayers: L } = spec;
   const { numExperts: E, expertsPerToken: k } = spec.moe!;
   const rowsPerStep = [B * promptLen, ...Array.from({ length: GEN_LEN - 1 }, () => B)];
   const sum = (f: (m: number) => number) => rowsPerStep.reduce((acc, m) => acc + f(m), 0);
+  const guessingLayers = L - x.prefetchLayers;
+  const back = total("return-activations");
   assert.equal(
-    total("return-activations"),
-    sum((m) => 4 * (B + L * m * (h + E))),
+    back,
+    sum((m) => 4 * (B + L * m * E + guessingLayers * m * 2 * x.prefetchExperts)),
   );
+  // With the lookahead on the host, every layer's router input came back besides the logits.
+  const hostLookahead = sum((m) => 4 * (B + L * m * (h + E)));
+  assert.ok(back < hostLookahead / 4, `${back} bytes back, ${hostLookahead} with the lookahead on the host`);
+  assert.equal(on("return-activations").length, GEN_LEN * (L + 1)); // one copy per layer and the next tokens
   assert.equal(
     total("send-activations"),
     sum((m) => 4 * (m + L * m * k * 3)),
@@ -289,4 +297,29 @@ test("on the CUDA backend the decoder runs on the device: per step and layer RMS
     const budget = deviceBudget(spec, { ...BASE_EXPERT_POLICY, ...x }, B, TINY_MOE_RUN.promptLen + GEN_LEN - 1);
     assert.ok(r.device.peakBytes > budget.totalBytes && r.device.peakBytes <= CAPACITY, label);
   }
+});
+
+test("speculative prefetch on the CUDA backend: the lookahead router's product and top-k run on the device (a GEMM and a routerTopK per guessing layer and step), no router input comes back, and the guesses are the CPU backend's", async () => {
+  const x = { bits: 16, attentionBits: 16, cacheSize: 1, prefetchExperts: 2, prefetchLayers: 1 } as const;
+  const genLen = 3;
+  const { native, calls } = counted(emulated(51));
+  const cuda = await onCuda(x, native, { genLen });
+  const cpu = await run(x, { genLen, deviceCapacityBytes: CAPACITY });
+  assert.equal(cuda.matchesReference, true);
+  const L = spec.numLayers;
+  const guessing = L - x.prefetchLayers;
+  assert.equal(calls("routerTopK"), genLen * guessing);
+  assert.equal(calls("linearGroupwise"), genLen * (5 * L + 1 + guessing)); // q, k, v, o, router, lookahead; LM head
+  // Per step: each layer's logits, each guessing layer's guesses, the next tokens; nothing else.
+  assert.equal(calls("memcpyDtoH"), genLen * (L + 1 + guessing));
+  const guesses = cuda.routing.guesses!;
+  assert.ok(guesses && cuda.experts.prefetches > 0);
+  assert.deepEqual(guesses.experts, cpu.routing.guesses!.experts);
+  // The weights: route() of logits that the device's GEMM and the CPU's linear compute within fp32
+  // rounding of each other (the layers' own gate weights differ between the backends the same way).
+  const cpuWeights = cpu.routing.guesses!.weights;
+  assert.equal(guesses.weights.length, cpuWeights.length);
+  for (const [i, w] of guesses.weights.entries())
+    assert.ok(Math.abs(w - cpuWeights[i]!) <= 1e-6, `guess weight ${i}: ${w} vs ${cpuWeights[i]}`);
+  assert.deepEqual(counts(cuda), counts(cpu));
 });
