@@ -183,8 +183,8 @@ export function decoderActivationFloats(
     lookaheadLogits: guesses > 0 ? m * E : 0,
     lookaheadExperts: 2 * m * guesses,
     sharedScratch: 2 * m * fs,
-    sharedOut: m * h,
-    sharedGateLogit: m,
+    sharedOut: fs > 0 ? m * h : 0,
+    sharedGateLogit: fs > 0 ? m : 0,
     last: B * h,
     vocab: B * model.vocabSize,
     nextIds: B,
@@ -203,6 +203,28 @@ export function expertActivationFloats(
 /** A block of the device pool: at least one alignment unit, rounded up to it. */
 export const poolBlockBytes = (bytes: number) =>
   Math.max(DEVICE_POOL_ALIGN_BYTES, Math.ceil(bytes / DEVICE_POOL_ALIGN_BYTES) * DEVICE_POOL_ALIGN_BYTES);
+
+/** Per model and attention precision: one layer's non-expert blocks (the planner's search asks often). */
+const layerBytesCache = new WeakMap<ModelSpec, Map<ExpertPolicy["attentionBits"], number>>();
+
+/** One decoder layer's non-expert tensors as pool blocks (Qwen2-MoE's shared expert's three matrices one block). */
+function layerNonExpertPoolBytes(model: ModelSpec, attentionBits: ExpertPolicy["attentionBits"]): number {
+  let byBits = layerBytesCache.get(model);
+  if (!byBits) layerBytesCache.set(model, (byBits = new Map()));
+  const cached = byBits.get(attentionBits);
+  if (cached !== undefined) return cached;
+  let layerBytes = 0;
+  let shared = 0;
+  for (const t of layerWeightTensors(model)) {
+    if (isExpertTensor(t.name)) continue;
+    const stored = quantizedByteLength(t.params, attentionBits);
+    if (t.name.startsWith("mlp.shared_expert.")) shared += stored;
+    else layerBytes += poolBlockBytes(stored);
+  }
+  if (shared > 0) layerBytes += poolBlockBytes(shared);
+  byBits.set(attentionBits, layerBytes);
+  return layerBytes;
+}
 
 export interface CudaMoeDeviceBytes {
   /** Non-expert weights, one block per tensor (Qwen2-MoE's shared expert one block of its three matrices). */
@@ -232,16 +254,7 @@ export function cudaMoeDeviceBytes(
 ): CudaMoeDeviceBytes {
   const moe = model.moe;
   if (!moe) throw new Error(`${model.name} has no experts`);
-  const a = policy.attentionBits;
-  let layerBytes = 0;
-  let shared = 0;
-  for (const t of layerWeightTensors(model)) {
-    if (isExpertTensor(t.name)) continue;
-    const stored = quantizedByteLength(t.params, a);
-    if (t.name.startsWith("mlp.shared_expert.")) shared += stored;
-    else layerBytes += poolBlockBytes(stored);
-  }
-  if (shared > 0) layerBytes += poolBlockBytes(shared);
+  const layerBytes = layerNonExpertPoolBytes(model, policy.attentionBits);
   const h = model.hiddenSize;
   const fp16 = (params: number) => poolBlockBytes(params * 2);
   const weightBytes =
