@@ -96,7 +96,8 @@
 //   32-40 registers and spilled for some M/VEC instantiations); the MoE decoder's kernels, compiled
 //   for sm_75 and sm_90 only (nvcc 13.0, in their fp32 form): no warnings, no spills; rope_kernel
 //   has a 32-byte stack frame (sincosf's slow path for large arguments, which the reduced angle, within
-//   about pi, never takes), every other kernel none;
+//   about pi, never takes), every other kernel none; router_top_k_kernel (nvcc 13.0, sm_75 and sm_90):
+//   no warnings, no spills, no stack frame, 28 and 27 registers;
 // - HMMA in linear_wmma_kernel's SASS for every target (16 HMMA.16816 per 32-deep K step on
 //   sm_80..sm_90, 32 HMMA.1688 on sm_75, none in any other kernel). cuobjdump is not installed on
 //   the build machine, so this was counted by scanning each per-arch cubin's .text sections for the
