@@ -4,10 +4,11 @@ import { type ExpertPolicy, storedBytes } from "../../core/expert-policy.js";
 import { withCapacities } from "../../core/hardware-profile.js";
 import { parsePlan as parsePlanFile } from "../../core/parse-plan.js";
 import { resolveHardware } from "../../core/resolve-hardware.js";
+import { formatBytes } from "../../core/units.js";
 import { findCatalogueModel } from "../../models/catalogue.js";
 import { evaluateMoePolicy, moeStepModel, routedExpertParams } from "../../planner/moe/evaluate-moe-policy.js";
 import { llamaCppMoeAdvice } from "../../planner/moe/llama-cpp-moe.js";
-import { type FixedExperts, moePolicy } from "../../planner/moe/moe-search.js";
+import { type FixedExperts, moePolicy, smallestMoeGpuBytes } from "../../planner/moe/moe-search.js";
 import { expectedHitRate, type RoutingProfile, uniformRoutingProfile } from "../../planner/moe/routing-profile.js";
 import { planSync } from "../../planner/plan.js";
 import { PlanError } from "../../planner/plan-error.js";
@@ -335,6 +336,15 @@ test("an MoE plan's predicted GPU peak is what the CUDA backend allocates for it
   assert.throws(
     () => planSync({ model: tiny, hardware: at(counted.totalBytes - 1), workload, experts }),
     (error: unknown) => error instanceof PlanError && /no MoE policy fits .* activations/.test(error.message),
+  );
+  // Nothing fixed: the refusal names the least any candidate needs, and a GPU of exactly that is planned.
+  const least = smallestMoeGpuBytes(tiny, workload, {});
+  assert.ok(least < counted.totalBytes);
+  assert.equal(planSync({ model: tiny, hardware: at(least), workload }).predicted.peakBytes.gpu, least);
+  assert.throws(
+    () => planSync({ model: tiny, hardware: at(least - 1), workload }),
+    (error: unknown) =>
+      error instanceof PlanError && error.message.includes(`the smallest candidate needs ${formatBytes(least)}`),
   );
   // A plan made for a larger GPU, run with a smaller one: refused before the checkpoint is even read.
   await assert.rejects(
