@@ -25,7 +25,7 @@ import { searchFlexgen } from "./flexgen/flexgen-search.js";
 import { type LpSolvers, loadedLpSolvers, type SolveStats, withLpSolvers } from "./lp/solve-linear-program.js";
 import { defaultRoutingProfile } from "./moe/default-routing.js";
 import { llamaCppMoeAdvice } from "./moe/llama-cpp-moe.js";
-import { type FixedExperts, searchMoe } from "./moe/moe-search.js";
+import { type FixedExperts, searchMoe, smallestMoeGpuBytes } from "./moe/moe-search.js";
 import type { RoutingProfile } from "./moe/routing-profile.js";
 import { PlanError } from "./plan-error.js";
 import { capacityShortfalls, type Prediction } from "./prediction.js";
@@ -169,10 +169,12 @@ function planMoe(request: PlanRequest): Plan {
   const rates = hardwareRates(hardware);
   const started = performance.now();
   const routing = request.routing ?? defaultRoutingProfile(model);
-  const result = searchMoe(model, rates, workload, routing, request.experts ?? {});
+  const fixed = request.experts ?? {};
+  const result = searchMoe(model, rates, workload, routing, fixed);
   if (!result.best) {
+    const least = smallestMoeGpuBytes(model, workload, fixed);
     throw new PlanError(
-      `no MoE policy fits ${model.name} (${formatBytes(totalWeightBytes(model))} of weights) with prompt ${workload.promptLen} + ${workload.genLen} tokens into GPU ${formatBytes(rates.capacityBytes.gpu)}, CPU ${formatBytes(rates.capacityBytes.cpu)}, disk ${formatBytes(rates.capacityBytes.disk)}${request.experts && Object.keys(request.experts).length ? " with the fixed settings given" : ""}: everything but the routed experts must fit on the GPU`,
+      `no MoE policy fits ${model.name} (${formatBytes(totalWeightBytes(model))} of weights) with prompt ${workload.promptLen} + ${workload.genLen} tokens into GPU ${formatBytes(rates.capacityBytes.gpu)}, CPU ${formatBytes(rates.capacityBytes.cpu)}, disk ${formatBytes(rates.capacityBytes.disk)}${Object.keys(fixed).length ? " with the fixed settings given" : ""}: everything but the routed experts must fit on the GPU, beside the KV cache, the expert staging and prefetch buffers and the activations of the batch's prompt (the smallest candidate needs ${formatBytes(least)} of GPU memory)`,
     );
   }
   const { policy, prediction } = result.best;

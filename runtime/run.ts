@@ -25,6 +25,7 @@ import { requireCuda } from "./cuda/require-cuda.js";
 import { DeviceArena, type DeviceBlock, DeviceOutOfMemory } from "./device-arena.js";
 import { DiskStore } from "./disk-store.js";
 import { type HiddenIn, HiddenStaging } from "./hidden-staging.js";
+import { moeGpuShortfall } from "./moe/moe-gpu-fit.js";
 import { executeMoePlan } from "./moe/run-moe-plan.js";
 import { loadOptCheckpoint, type OptWeights } from "./opt-checkpoint.js";
 import {
@@ -325,7 +326,12 @@ function allOnDevice(policy: Policy): Policy {
 
 export async function run(plan: Plan, profile: HardwareProfile, options: RunOptions): Promise<RunResult> {
   // Mixture-of-Experts plans run with expert caches (runtime/moe/run-moe-plan.ts); the result adds their expert figures.
-  if (plan.policy.experts) return (await executeMoePlan(plan, profile, options)).result;
+  if (plan.policy.experts) {
+    // Refused before the reference passes run, not out of device memory in the middle of the run.
+    const shortfall = moeGpuShortfall(plan, options.capacityBytes.gpu);
+    if (shortfall) throw new PlanError(shortfall);
+    return (await executeMoePlan(plan, profile, options)).result;
+  }
   if (options.routingPath !== undefined)
     throw new InputError(
       "--record-routing",

@@ -1049,6 +1049,20 @@ napi_value ScatterRows(Call& c) {
   return nullptr;
 }
 
+napi_value RouterTopK(Call& c) {
+  void *logits, *outExperts, *outWeights;
+  int rows, experts, k;
+  cudaStream_t stream;
+  if (!pointerArg(c, 0, "logits", &logits) || !intArg(c, 1, "rows", &rows) || !intArg(c, 2, "experts", &experts) ||
+      !intArg(c, 3, "k", &k) || !pointerArg(c, 4, "outExperts", &outExperts) || !pointerArg(c, 5, "outWeights", &outWeights) ||
+      !streamArg(c, 6, &stream)) {
+    return nullptr;
+  }
+  cudaError_t status = spw_router_top_k(as<const float>(logits), rows, experts, k, as<int32_t>(outExperts), as<float>(outWeights), stream);
+  if (status != cudaSuccess) return throwCuda(c.env, status, "routerTopK(rows=%d, experts=%d, k=%d)", rows, experts, k);
+  return nullptr;
+}
+
 napi_value SigmoidGatedAdd(Call& c) {
   void *x, *y, *gate;
   int rows, cols;
@@ -1160,6 +1174,7 @@ const Export kExports[] = {
     {"moeCombine", "moeCombine(x, outputs, weights, rows, k, cols, stream)", 7, MoeCombine},
     {"gatherRows", "gatherRows(src, srcRows, index, rows, cols, dst, stream)", 7, GatherRows},
     {"scatterRows", "scatterRows(src, index, rows, cols, dst, dstRows, stream)", 7, ScatterRows},
+    {"routerTopK", "routerTopK(logits, rows, experts, k, outExperts, outWeights, stream)", 7, RouterTopK},
     {"sigmoidGatedAdd", "sigmoidGatedAdd(x, y, gate, rows, cols, stream)", 6, SigmoidGatedAdd},
     {"argmaxRows", "argmaxRows(x, rows, cols, out, stream)", 5, ArgmaxRows},
     {"argmaxMerge", "argmaxMerge(x, rows, cols, colOffset, bestValue, bestIndex, first, stream)", 8, ArgmaxMerge},

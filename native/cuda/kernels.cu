@@ -82,7 +82,8 @@
 //   P.V as attention_pv_kernel (8 warps split the keys, lanes over 32 columns at a time, the warps'
 //   partials summed in order); spw_moe_combine and spw_sigmoid_gated_add grid-stride over elements
 //   (an FMA per rank; expf sigmoid and an FMA); spw_gather_rows / spw_scatter_rows grid-stride over
-//   elements (the routed experts' rows by index, device to device). The CPU backend computes these in float64 (JS
+//   elements (the routed experts' rows by index, device to device); spw_router_top_k, one thread per
+//   row (the speculative lookahead's guesses: k passes over the experts, expf and one division each). The CPU backend computes these in float64 (JS
 //   numbers): the host build matches it within 1e-5 relative (test/cuda-kernels.test.ts); the
 //   emulated device computes the CPU's own arithmetic.
 // - spw_copy: same 16-byte misalignment of src and dst: one kernel copying a byte head, uint4 body
@@ -95,7 +96,8 @@
 //   32-40 registers and spilled for some M/VEC instantiations); the MoE decoder's kernels, compiled
 //   for sm_75 and sm_90 only (nvcc 13.0, in their fp32 form): no warnings, no spills; rope_kernel
 //   has a 32-byte stack frame (sincosf's slow path for large arguments, which the reduced angle, within
-//   about pi, never takes), every other kernel none;
+//   about pi, never takes), every other kernel none; router_top_k_kernel (nvcc 13.0, sm_75 and sm_90):
+//   no warnings, no spills, no stack frame, 28 and 27 registers;
 // - HMMA in linear_wmma_kernel's SASS for every target (16 HMMA.16816 per 32-deep K step on
 //   sm_80..sm_90, 32 HMMA.1688 on sm_75, none in any other kernel). cuobjdump is not installed on
 //   the build machine, so this was counted by scanning each per-arch cubin's .text sections for the
@@ -1065,6 +1067,38 @@ __global__ void __launch_bounds__(EW_THREADS) rows_by_index_kernel(const float* 
   }
 }
 
+// One thread per row: k passes over the experts, each taking the best after the previous pick in the
+// order (logit descending, index ascending), so no per-row memory beyond the outputs.
+__global__ void __launch_bounds__(EW_THREADS) router_top_k_kernel(const float* __restrict__ logits, int rows, int experts, int k, int32_t* __restrict__ outExperts, float* __restrict__ outWeights) {
+  for (int row = blockIdx.x * blockDim.x + threadIdx.x; row < rows; row += gridDim.x * blockDim.x) {
+    const float* l = logits + (size_t)row * experts;
+    int32_t* chosen = outExperts + (size_t)row * k;
+    float* weights = outWeights + (size_t)row * k;
+    int previous = -1;
+    float previousLogit = 0.0f, top = 0.0f, sum = 0.0f;
+    for (int r = 0; r < k; r++) {
+      int best = -1;
+      float bestLogit = 0.0f;
+      for (int e = 0; e < experts; e++) {
+        const float v = l[e];
+        if (previous >= 0 && !(v < previousLogit || (v == previousLogit && e > previous))) continue;
+        if (best < 0 || v > bestLogit) {
+          best = e;
+          bestLogit = v;
+        }
+      }
+      if (r == 0) top = bestLogit;
+      const float p = best < 0 ? 0.0f : expf(bestLogit - top);
+      chosen[r] = best;
+      weights[r] = p;
+      sum += p;
+      previous = best;
+      previousLogit = bestLogit;
+    }
+    for (int r = 0; r < k; r++) weights[r] = weights[r] / sum;
+  }
+}
+
 __global__ void __launch_bounds__(EW_THREADS) sigmoid_gated_add_kernel(float* __restrict__ x, const float* __restrict__ y, const float* __restrict__ gate, int rows, int cols) {
   const size_t total = (size_t)rows * cols;
   for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (size_t)gridDim.x * blockDim.x) {
@@ -1313,6 +1347,13 @@ cudaError_t spw_scatter_rows(const float* src, const int32_t* index, int rows, i
   const size_t total = (size_t)rows * cols;
   if (total == 0) return cudaSuccess;
   rows_by_index_kernel<true><<<gridFor(total, EW_THREADS), EW_THREADS, 0, stream>>>(src, index, dst, rows, cols, dstRows);
+  return cudaGetLastError();
+}
+
+cudaError_t spw_router_top_k(const float* logits, int rows, int experts, int k, int32_t* outExperts, float* outWeights, cudaStream_t stream) {
+  if (rows < 0 || experts < 0 || k < 1 || k > experts) return cudaErrorInvalidValue;
+  if (rows == 0) return cudaSuccess;
+  router_top_k_kernel<<<gridFor((size_t)rows, EW_THREADS), EW_THREADS, 0, stream>>>(logits, rows, experts, k, outExperts, outWeights);
   return cudaGetLastError();
 }
 

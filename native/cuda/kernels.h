@@ -129,6 +129,13 @@ cudaError_t spw_sigmoid_gated_add(float* x, const float* y, const float* gate, i
 cudaError_t spw_gather_rows(const float* src, int srcRows, const int32_t* index, int rows, int cols, float* dst, cudaStream_t stream);
 cudaError_t spw_scatter_rows(const float* src, const int32_t* index, int rows, int cols, float* dst, int dstRows, cudaStream_t stream);
 
+// The speculative lookahead's top-k per row of router logits [rows, experts] (runtime/moe/gate-lookahead.ts,
+// route() of runtime/moe/mixtral-model.ts with renormalisation): the k experts of highest logit, best
+// first (ties: the lower index), into outExperts int32 [rows, k], and their softmax probabilities
+// renormalised over the k, expf(l - max) / sum of the k, into outWeights [rows, k]. 1 <= k <= experts;
+// logits finite (a row with NaN: unspecified experts, none out of range but -1).
+cudaError_t spw_router_top_k(const float* logits, int rows, int experts, int k, int32_t* outExperts, float* outWeights, cudaStream_t stream);
+
 // out[r] = index of the largest of x[r, 0..cols) (ties: the lowest index; NaN skipped; a row of only
 // NaN or -inf gives 0), as runtime/kernels/argmax.ts.
 cudaError_t spw_argmax_rows(const float* x, int rows, int cols, int32_t* out, cudaStream_t stream);

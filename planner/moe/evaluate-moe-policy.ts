@@ -9,19 +9,12 @@
  */
 import { type ExpertBits, type ExpertPolicy, STORED_BITS_PER_PARAM, storedBytes } from "../../core/expert-policy.js";
 import { LINKS, type Link } from "../../core/links.js";
-import {
-  embeddingParams,
-  expertParams,
-  kvDim,
-  layerParams,
-  type ModelSpec,
-  type MoeSpec,
-  qDim,
-} from "../../core/model-spec.js";
+import { expertParams, kvDim, layerParams, type ModelSpec, type MoeSpec, qDim } from "../../core/model-spec.js";
 import { moeWeightBytes } from "../../core/moe-weight-bytes.js";
 import type { Policy } from "../../core/policy.js";
 import { RESOURCES, type Resource } from "../../core/resources.js";
 import type { Workload } from "../../core/workload.js";
+import { cudaMoeDeviceBytes, moePassShape } from "../../runtime/moe/device-budget.js";
 import { VariableSpace } from "../lp/affine.js";
 import { capacityShortfalls, type Prediction, timeShortfalls } from "../prediction.js";
 import { costConstants } from "../spillway/cost-constants.js";
@@ -107,7 +100,7 @@ export interface MoeStepModel {
   readonly headSeconds: number;
   readonly headGpuSeconds: number;
   readonly expertBytes: number;
-  /** GPU working space of one batch through one layer (and the logits). */
+  /** The dense step model's GPU working space of one batch through one layer (and the logits). */
   workingBytes(tokensPerSequence: number, context: number): number;
 }
 
@@ -323,14 +316,12 @@ export function evaluateMoePolicy(
   const kv = kvDim(model);
   const B = policy.gpuBatchSize * policy.numGpuBatches;
   const { promptLen: s, genLen: n } = workload;
-  const slots = Math.min(E, x.cacheSize);
   const kvTokenBytes = 2 * kv * 2;
   const cacheOnCpu = policy.cache.cpu + policy.cache.disk;
   const cacheOnGpu = policy.cache.gpu;
   const cpuAttention = cacheOnCpu > 0 && policy.cpuAttention;
   const model_ = moeStepModel(model, rates, workload, policy);
   const { expertBytes, headSeconds } = model_;
-  const nonExpertParams = nonExpertLayerParams(model, moe);
 
   const busy = Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Record<Resource, number>;
   const bytes = Object.fromEntries(LINKS.map((l) => [l, 0])) as Record<Link, number>;
@@ -361,14 +352,12 @@ export function evaluateMoePolicy(
   }
   const decodeSteps = Math.max(1, n - 1);
 
-  // Memory.
+  // Memory. The GPU holds exactly what the CUDA backend's device pool holds for this pass, block by
+  // block (runtime/moe/device-budget.ts, which the runtime allocates from): non-expert weights, the
+  // fp32 KV cache's GPU share, the expert slots, staging block and prefetch buffers, and the decoder's
+  // and the experts' activations.
   const kvBytes = L * B * (s + n) * kvTokenBytes;
-  const prefetchBuffers = x.pregated ? Math.ceil(touchedExperts(moe, B)) : x.prefetchExperts * x.prefetchLayers;
-  const gpuWeights =
-    L * storedBytes(nonExpertParams, x.attentionBits) + embeddingParams(model) * 2 + L * slots * expertBytes;
-  const staging = (slots < E ? 2 : 0) * expertBytes + prefetchBuffers * expertBytes;
-  const gpuPeak =
-    gpuWeights + staging + cacheOnGpu * kvBytes + Math.max(model_.workingBytes(s, s), model_.workingBytes(1, s + n));
+  const gpuPeak = cudaMoeDeviceBytes(model, x, moePassShape(B, s, n), cacheOnGpu).totalBytes;
   const homeBytes = L * E * expertBytes;
   const cpuPeak =
     (x.offloadTier === "cpu" ? homeBytes : 2 * expertBytes) +

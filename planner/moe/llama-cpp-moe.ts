@@ -6,9 +6,14 @@
  * experts on the GPU. Costed with the MoE step model at one sequence and a Q4-class GGUF (4.5 bits per
  * weight): a layer with CPU experts costs as the all-CPU policy's layer, the others as the all-resident
  * policy's, and GPU memory drops by one layer's experts for every layer moved to the CPU.
+ *
+ * GPU memory is llama.cpp's, not Spillway's CUDA runtime's (which the MoE planner counts): every
+ * weight as stored, an fp16 KV cache of prompt + generated positions, two experts' staging for the
+ * CPU layers' prompt batches, and one layer's working space (the dense step model's).
  */
 import { type ExpertBits, storedBytes } from "../../core/expert-policy.js";
-import { expertParams, type ModelSpec } from "../../core/model-spec.js";
+import { expertParams, kvDim, type ModelSpec } from "../../core/model-spec.js";
+import { moeWeightBytes } from "../../core/moe-weight-bytes.js";
 import type { Workload } from "../../core/workload.js";
 import type { HardwareRates } from "../spillway/hardware-rates.js";
 import { evaluateMoePolicy, moeStepModel } from "./evaluate-moe-policy.js";
@@ -48,6 +53,14 @@ export function llamaCppMoeAdvice(
   };
   const gpuPolicy = moePolicy(model, 1, { ...common, cacheSize: E, compute: "gpu", cpuThresholdTokens: 0 }, false);
   const onGpu = evaluateMoePolicy(model, rates, workload, gpuPolicy, profile);
+  const stepModel = moeStepModel(model, rates, workload, gpuPolicy);
+  const { promptLen: s, genLen: n } = workload;
+  const weights = moeWeightBytes(model, gpuPolicy.experts!);
+  const allOnGpuBytes =
+    weights.nonExpertBytes +
+    weights.cachedExpertBytes +
+    L * (s + n) * 2 * kvDim(model) * 2 +
+    Math.max(stepModel.workingBytes(s, s), stepModel.workingBytes(1, s + n));
   const onCpu = evaluateMoePolicy(
     model,
     rates,
@@ -61,15 +74,16 @@ export function llamaCppMoeAdvice(
     profile,
   );
   // A decode step is every layer plus the LM head, which both policies share.
-  const headSeconds = moeStepModel(model, rates, workload, gpuPolicy).headSeconds;
+  const headSeconds = stepModel.headSeconds;
   const layerSeconds = (p: typeof onGpu) => (p.decodeSecondsPerToken - headSeconds) / L;
   const layerExpertBytes = E * storedBytes(expertParams(model), bits);
   const stagingBytes = 2 * storedBytes(expertParams(model), bits);
-  const gpuPeak = (n: number) => onGpu.peakBytes.gpu - n * layerExpertBytes + (n > 0 ? stagingBytes : 0);
+  const gpuPeak = (cpuLayers: number) =>
+    allOnGpuBytes - cpuLayers * layerExpertBytes + (cpuLayers > 0 ? stagingBytes : 0);
   const capacity = rates.capacityBytes.gpu;
-  let n = 0;
-  while (n <= L && gpuPeak(n) > capacity) n++;
-  if (n > L) {
+  let cpuLayers = 0;
+  while (cpuLayers <= L && gpuPeak(cpuLayers) > capacity) cpuLayers++;
+  if (cpuLayers > L) {
     return {
       nGpuLayers: L + 1,
       nCpuMoe: undefined,
@@ -79,6 +93,12 @@ export function llamaCppMoeAdvice(
       reason: "attention, routers and embeddings alone do not fit on the GPU: lower -ngl as for a dense model",
     };
   }
-  const step = n * layerSeconds(onCpu) + (L - n) * layerSeconds(onGpu) + headSeconds;
-  return { nGpuLayers: L + 1, nCpuMoe: n, bits, decodeTokensPerSecond: 1 / step, gpuPeakBytes: gpuPeak(n) };
+  const step = cpuLayers * layerSeconds(onCpu) + (L - cpuLayers) * layerSeconds(onGpu) + headSeconds;
+  return {
+    nGpuLayers: L + 1,
+    nCpuMoe: cpuLayers,
+    bits,
+    decodeTokensPerSecond: 1 / step,
+    gpuPeakBytes: gpuPeak(cpuLayers),
+  };
 }

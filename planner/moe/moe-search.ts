@@ -10,6 +10,7 @@ import { storedBytes } from "../../core/expert-policy.js";
 import type { ModelSpec, MoeSpec } from "../../core/model-spec.js";
 import type { Policy } from "../../core/policy.js";
 import type { Workload } from "../../core/workload.js";
+import { cudaMoeDeviceBytes, moePassShape } from "../../runtime/moe/device-budget.js";
 import type { HardwareRates } from "../spillway/hardware-rates.js";
 import { evaluateMoePolicy, type MoePrediction, moeWeightShares, routedExpertParams } from "./evaluate-moe-policy.js";
 import type { RoutingProfile } from "./routing-profile.js";
@@ -56,6 +57,32 @@ export function moePolicy(model: ModelSpec, batch: number, experts: ExpertPolicy
     pinWeight: true,
     experts,
   };
+}
+
+/**
+ * The least GPU memory any candidate of the search needs (cudaMoeDeviceBytes, which grows with the
+ * batch, the stored bits, the cached experts, the prefetch buffers and the KV cache's GPU share): the
+ * fixed settings, else the smallest batch, 4-bit experts and attention, no expert cached, no prefetch
+ * and the KV cache on the CPU.
+ */
+export function smallestMoeGpuBytes(model: ModelSpec, workload: Workload, fixed: FixedExperts): number {
+  const k = model.moe!.expertsPerToken;
+  const speculative = !fixed.pregated && (fixed.prefetchExperts !== undefined || fixed.prefetchLayers !== undefined);
+  const experts: ExpertPolicy = {
+    cacheSize: fixed.cacheSize ?? 0,
+    eviction: fixed.eviction ?? "lru",
+    offloadTier: fixed.offloadTier ?? "cpu",
+    bits: fixed.bits ?? 4,
+    attentionBits: fixed.attentionBits ?? 4,
+    prefetchExperts: speculative ? (fixed.prefetchExperts ?? k) : 0,
+    prefetchLayers: speculative ? (fixed.prefetchLayers ?? 1) : 1,
+    pregated: fixed.pregated ?? false,
+    compute: fixed.compute ?? "gpu",
+    cpuThresholdTokens: fixed.cpuThresholdTokens ?? 0,
+  };
+  const batch = fixed.batchSize ?? MOE_BATCH_CANDIDATES[0]!;
+  const pass = moePassShape(batch, workload.promptLen, workload.genLen);
+  return cudaMoeDeviceBytes(model, experts, pass, fixed.cacheOnCpu === false ? 1 : 0).totalBytes;
 }
 
 /**

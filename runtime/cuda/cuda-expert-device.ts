@@ -87,11 +87,19 @@ export function cudaExpertDevice(native: CudaNative, overlap = true): ExpertDevi
           backend: "cuda",
           peakBytes: () => devicePool.peakBytes,
           decoder: (decoderSetup) =>
-            new CudaMixtralDecoder(native, devicePool, compute, pinned, decoderSetup, {
-              copy: (link, layer, bytes, issue) =>
-                open.trackCopy(link, link === "h2d" ? "activations-in" : "activations-out", layer, bytes, issue),
-              compute: (layer, issue) => open.trackCompute(layer, issue),
-            }),
+            new CudaMixtralDecoder(
+              native,
+              devicePool,
+              compute,
+              pinned,
+              decoderSetup,
+              {
+                copy: (link, layer, bytes, issue) =>
+                  open.trackCopy(link, link === "h2d" ? "activations-in" : "activations-out", layer, bytes, issue),
+                compute: (layer, issue) => open.trackCompute(layer, issue),
+              },
+              policy,
+            ),
           drain: () => {
             native.deviceSynchronize();
             open.report(true);

@@ -23,6 +23,7 @@
  * runner (epoch milliseconds, as the CPU backend's TransferEngine reports its copies).
  */
 import type { ModelSpec } from "../../core/model-spec.js";
+import { expertActivationFloats } from "../moe/device-budget.js";
 import type { ExpertMemory, ExpertTransferKind, ExpertTransferMeta, ExpertWork } from "../moe/expert-memory.js";
 import type { FinishedTransfer } from "../transfer-engine.js";
 import { isCudaExpertIo } from "./cuda-expert-rows.js";
@@ -99,12 +100,13 @@ export class CudaExpertMemory implements ExpertMemory<CudaExpertBlock, CudaExper
   ) {
     this.h = model.hiddenSize;
     this.ffn = model.moe!.expertFfnSize;
-    const values = maxRows * this.h;
-    this.input = pool.allocate(values * 4, "expert inputs");
-    this.output = pool.allocate(values * 4, "expert outputs");
-    this.scratch = pool.allocate(2 * maxRows * this.ffn * 4, "expert scratch");
-    this.pinnedInput = new Float32Array(pinned(values * 4));
-    this.pinnedOutput = new Float32Array(pinned(values * 4));
+    // The blocks the plan's GPU memory counts (device-budget.ts).
+    const floats = expertActivationFloats(model, maxRows);
+    this.input = pool.allocate(floats.inputs * 4, "expert inputs");
+    this.output = pool.allocate(floats.outputs * 4, "expert outputs");
+    this.scratch = pool.allocate(floats.scratch * 4, "expert scratch");
+    this.pinnedInput = new Float32Array(pinned(floats.inputs * 4));
+    this.pinnedOutput = new Float32Array(pinned(floats.outputs * 4));
   }
 
   private mark(stream: number): number {

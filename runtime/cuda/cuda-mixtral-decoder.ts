@@ -6,14 +6,18 @@
  * Device memory (the device pool, blocks named for out-of-memory errors): every non-expert weight as
  * stored (decoder-layer tensors at attentionBits, embeddings, final norm and LM head fp16; a Qwen2-MoE
  * shared expert's three matrices packed gate | up | down so spw_expert_swiglu runs it), the KV cache
- * (fp32, per layer and sequence, as the CPU backend's arena holds it) and the activations.
+ * (fp32, per layer and sequence, as the CPU backend's arena holds it) and the activations, allocated
+ * block by block from ../moe/device-budget.ts's decoderActivationFloats: the count the planner
+ * predicts as the plan's GPU peak (cudaMoeDeviceBytes), so the two cannot drift.
  *
  * Per step: token ids up; embedding. Per layer: RMSNorm (its weight dequantised on the device), q/k/v
  * (spw_linear_groupwise, with Qwen2-MoE's biases), RoPE on q and k, the new k/v rows copied into the
  * cache, causal GQA attention per sequence, o_proj, residual; RMSNorm, the router GEMM (or a pre-gated
- * model's pre-gate), then ONE copy back of the gate logits [rows, experts] (the router's softmax and
- * top-k stay on the host, with route(): the expert cache must read the routing), with the router input
- * only when the executor reads it (speculative prefetch applies a later layer's router to it). The
+ * model's pre-gate), with speculative prefetch the lookahead (gate-lookahead.ts: layer l + a's router
+ * GEMM on this layer's router input and spw_router_top_k, the guesses per row), then ONE copy back of
+ * the gate logits [rows, experts] (the router's softmax and top-k stay on the host, with route(): the
+ * expert cache must read the routing) and the guesses [rows, 2 x guesses]; the router input stays on
+ * the device. The
  * experts run through the executor with the device's rows (cuda-expert-rows.ts: a device expert's rows
  * are gathered and its outputs scattered by index on the device, into the outputs by rank [rows, k,
  * hidden], after one upload of the layer's indices; a CPU-computed miss
@@ -24,9 +28,16 @@
  * Numerics: the kernels compute what the CPU backend's ops compute (kernels.h), so on the emulated
  * device a run gives the CPU backend's tokens and routing.
  */
+import type { ExpertPolicy } from "../../core/expert-policy.js";
 import { headDim, kvDim, type ModelSpec, qDim } from "../../core/model-spec.js";
 import { linearScratchLength } from "../kernels/linear-f16.js";
 import { checkMoeStep } from "../moe/check-moe-step.js";
+import {
+  DECODER_ACTIVATIONS,
+  type DecoderActivation,
+  decoderActivationFloats,
+  lookaheadGuessWidth,
+} from "../moe/device-budget.js";
 import {
   type ExpertExecutor,
   hostSwigluExpert,
@@ -98,6 +109,9 @@ export class CudaMixtralDecoder implements MoeDecoder {
   private readonly gateWeights: number;
   /** Per layer, by expert: each routed row's router input row, then its output slot (int32 [2, rows · k]). */
   private readonly expertRowIndices: number;
+  /** Speculative lookahead on the device: the target layer's router logits, then guesses (experts, weights). */
+  private readonly lookaheadLogits: number;
+  private readonly lookaheadExperts: number;
   private readonly sharedScratch: number;
   private readonly sharedOut: number;
   private readonly sharedGateLogit: number;
@@ -112,6 +126,8 @@ export class CudaMixtralDecoder implements MoeDecoder {
   private readonly outputsHost: Float32Array;
   private readonly gateWeightsHost: Float32Array;
   private readonly nextIdsHost: Int32Array;
+  /** The lookahead's guesses as they come back: experts [m, g] int32, then weights [m, g] fp32. */
+  private readonly lookaheadHost: ArrayBuffer;
   // Host routing and the host's CPU-computed experts.
   private readonly chosen: Int32Array;
   /** A CPU-computed miss's rows [≤ rows, hidden]. */
@@ -133,6 +149,8 @@ export class CudaMixtralDecoder implements MoeDecoder {
     pinned: (bytes: number) => ArrayBuffer,
     private readonly setup: MoeDecoderSetup,
     private readonly tracking: DecoderTracking,
+    /** The pass's expert policy (a speculative lookahead's guesses run on the device). */
+    private readonly policy: ExpertPolicy,
   ) {
     const { model, weights, batch: B, maxTokensPerStep, maxLength, bits } = setup;
     const moe = model.moe!;
@@ -145,7 +163,7 @@ export class CudaMixtralDecoder implements MoeDecoder {
     this.fe = moe.expertFfnSize;
     this.qw = qDim(model);
     this.kvw = kvDim(model);
-    const { h, k, E, qw, kvw } = this;
+    const { h, k, E, kvw } = this;
     const a = bits.attention;
     const allocate = (bytes: number, what: string): DevicePointer => pool.allocate(Math.max(4, bytes), what);
     const upload = (values: Uint16Array | Uint8Array, what: string, bitsOf: number): DeviceWeight => {
@@ -208,33 +226,43 @@ export class CudaMixtralDecoder implements MoeDecoder {
     this.lmHead = weights.lmHead === weights.embed ? this.embed : put(weights.lmHead, "lm_head", 16);
 
     const m = B * maxTokensPerStep;
-    const f32 = (values: number, what: string) => allocate(values * 4, what).pointer;
-    this.ids = f32(m, "token ids");
-    this.x = f32(m * h, "hidden states");
-    this.xn = f32(m * h, "normed hidden states");
-    this.q = f32(m * qw, "queries");
-    this.kNew = f32(m * kvw, "new keys");
-    this.vNew = f32(m * kvw, "new values");
-    this.attn = f32(m * qw, "attention output");
-    this.proj = f32(m * h, "attention projection");
-    this.logits = f32(m * E, "router logits");
-    this.nextLogits = f32(m * E, "pre-gate logits");
-    this.normWeight = f32(h, "norm weight");
-    this.bias = f32(Math.max(qw, kvw), "projection bias");
-    this.scratch = f32(
-      native.attentionScratchFloats(maxTokensPerStep, maxLength - maxTokensPerStep, model.numHeads),
-      "attention scratch",
-    );
-    this.outputs = f32(m * k * h, "expert outputs by rank");
-    this.gateWeights = f32(m * k, "expert gate weights");
-    this.expertRowIndices = f32(2 * m * k, "expert row indices");
-    const fs = weights.layers[0]?.sharedExpert?.ffnSize ?? 0;
-    this.sharedScratch = f32(2 * m * fs, "shared expert scratch");
-    this.sharedOut = f32(m * h, "shared expert output");
-    this.sharedGateLogit = f32(m, "shared expert gate");
-    this.last = f32(B * h, "last hidden states");
-    this.vocab = f32(B * model.vocabSize, "vocabulary logits");
-    this.nextIds = f32(B, "next tokens");
+    // Every activation block the plan's GPU memory counts (device-budget.ts), allocated from that count.
+    const floats = decoderActivationFloats(model, policy, { batch: B, maxTokensPerStep, maxLength });
+    const scratchFloats = native.attentionScratchFloats(maxTokensPerStep, maxLength - maxTokensPerStep, model.numHeads);
+    if (scratchFloats > floats.attentionScratch)
+      throw new Error(
+        `the attention kernel needs ${scratchFloats} floats of scratch, the device budget counts ${floats.attentionScratch}`,
+      );
+    const at = Object.fromEntries(
+      Object.entries(floats).map(([key, n]) => [
+        key,
+        allocate(n * 4, DECODER_ACTIVATIONS[key as DecoderActivation]).pointer,
+      ]),
+    ) as Record<DecoderActivation, number>;
+    this.ids = at.ids;
+    this.x = at.x;
+    this.xn = at.xn;
+    this.q = at.q;
+    this.kNew = at.kNew;
+    this.vNew = at.vNew;
+    this.attn = at.attn;
+    this.proj = at.proj;
+    this.logits = at.logits;
+    this.nextLogits = at.nextLogits;
+    this.normWeight = at.normWeight;
+    this.bias = at.bias;
+    this.scratch = at.attentionScratch;
+    this.outputs = at.outputs;
+    this.gateWeights = at.gateWeights;
+    this.expertRowIndices = at.expertRowIndices;
+    this.lookaheadLogits = at.lookaheadLogits;
+    this.lookaheadExperts = at.lookaheadExperts;
+    this.sharedScratch = at.sharedScratch;
+    this.sharedOut = at.sharedOut;
+    this.sharedGateLogit = at.sharedGateLogit;
+    this.last = at.last;
+    this.vocab = at.vocab;
+    this.nextIds = at.nextIds;
 
     this.idsHost = new Int32Array(pinned(m * 4));
     this.xnHost = new Float32Array(pinned(m * h * 4));
@@ -243,6 +271,7 @@ export class CudaMixtralDecoder implements MoeDecoder {
     this.outputsHost = new Float32Array(pinned(m * k * h * 4));
     this.gateWeightsHost = new Float32Array(pinned(m * k * 4));
     this.nextIdsHost = new Int32Array(pinned(B * 4));
+    this.lookaheadHost = pinned(floats.lookaheadExperts * 4);
     this.chosen = new Int32Array(m * k);
     this.missRowsHost = new Float32Array(pinned(m * h * 4));
     this.expertRowIndicesHost = new Int32Array(pinned(2 * m * k * 4));
@@ -369,6 +398,10 @@ export class CudaMixtralDecoder implements MoeDecoder {
     const { B, h, k, E, native, stream } = this;
     const w = this.layers[l]!;
     const m = B * t;
+    // Speculative prefetch: the router of layer l + a applied to this layer's router input and its
+    // top-k per row (gate-lookahead.ts) on the device, so only the guesses come back.
+    const g = lookaheadGuessWidth(this.policy);
+    const lookaheadRouter = g > 0 ? this.routerOf(l + this.policy.prefetchLayers) : undefined;
     this.tracking.compute(l, () => {
       this.attentionBlock(l, t, past);
       this.rmsNorm(this.x, w.postNorm, this.xn, m);
@@ -376,14 +409,22 @@ export class CudaMixtralDecoder implements MoeDecoder {
       if (w.gate) this.linear(this.xn, w.gate, this.logits, m, h, E);
       else native.memcpyDtoD(this.logits, this.nextLogits, m * E * 4, stream);
       if (w.preGate) this.linear(this.xn, w.preGate, this.nextLogits, m, h, E);
+      if (lookaheadRouter) {
+        this.linear(this.xn, lookaheadRouter, this.lookaheadLogits, m, h, E);
+        const weightsAt = this.lookaheadExperts + m * g * 4;
+        native.routerTopK(this.lookaheadLogits, m, E, g, this.lookaheadExperts, weightsAt, stream);
+      }
     });
-    // The one read-back per layer: the gate logits (and a pre-gate's), the router input only where it is read.
-    const routerInputBack = experts.readsRouterInput !== false;
-    const routerBytes = ((routerInputBack ? m * h : 0) + (w.preGate ? 2 : 1) * m * E) * 4;
+    // The one read-back per layer: the gate logits (and a pre-gate's), the lookahead's guesses, and the
+    // router input only where it is read otherwise (an executor reading it without device guesses).
+    const routerInputBack = experts.readsRouterInput !== false && g === 0;
+    const guessed = lookaheadRouter ? new Int32Array(this.lookaheadHost, 0, 2 * m * g) : undefined;
+    const routerBytes = ((routerInputBack ? m * h : 0) + (w.preGate ? 2 : 1) * m * E + (guessed?.length ?? 0)) * 4;
     this.tracking.copy("d2h", l, routerBytes, () => {
       if (routerInputBack) native.memcpyDtoH(this.xnHost.subarray(0, m * h), this.xn, stream);
       native.memcpyDtoH(this.logitsHost.subarray(0, m * E), this.logits, stream);
       if (w.preGate) native.memcpyDtoH(this.nextLogitsHost.subarray(0, m * E), this.nextLogits, stream);
+      if (guessed) native.memcpyDtoH(guessed, this.lookaheadExperts, stream);
     });
     native.streamSynchronize(stream);
     const { normTopKProb } = this.setup;
@@ -394,7 +435,11 @@ export class CudaMixtralDecoder implements MoeDecoder {
       ? routeRows(this.nextLogitsHost, m, k, E, normTopKProb, new Int32Array(m * k), new Float32Array(m * k))
       : undefined;
     const hostRouterInput = routerInputBack ? this.xnHost.subarray(0, m * h) : undefined;
-    experts.beforeExperts?.(l, phase, hostRouterInput ?? new Float32Array(0), m, nextLayerExperts);
+    const lookaheadGuesses = guessed && {
+      experts: guessed.slice(0, m * g),
+      weights: new Float32Array(this.lookaheadHost, m * g * 4, m * g).slice(),
+    };
+    experts.beforeExperts?.(l, phase, hostRouterInput ?? new Float32Array(0), m, nextLayerExperts, lookaheadGuesses);
     const io = cudaExpertRows(
       native,
       stream,
@@ -423,6 +468,11 @@ export class CudaMixtralDecoder implements MoeDecoder {
       native.moeCombine(this.x, this.outputs, this.gateWeights, m, k, h, stream);
       if (w.shared) this.sharedExpert(w.shared, m);
     });
+  }
+
+  /** Layer t's router on the device (a pre-gated model's: layer t - 1's pre-gate, as pre-gated.ts's routerOf); undefined past the last layer. */
+  private routerOf(t: number): DeviceWeight | undefined {
+    return this.layers[t]?.gate ?? this.layers[t - 1]?.preGate;
   }
 
   /** Qwen2-MoE's shared expert: x += sigmoid(shared_expert_gate · xn) · down(silu(gate xn) · up xn). */

@@ -6,7 +6,9 @@
 import { type DeviceBlock, FirstFitAllocator } from "../first-fit-allocator.js";
 import type { CudaNative } from "./native-api.js";
 
-const ALIGN = 256;
+/** Every block starts at and is rounded up to this (runtime/moe/device-budget.ts counts blocks so). */
+export const DEVICE_POOL_ALIGN_BYTES = 256;
+const ALIGN = DEVICE_POOL_ALIGN_BYTES;
 
 export interface DevicePointer {
   readonly pointer: number;

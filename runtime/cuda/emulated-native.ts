@@ -80,6 +80,7 @@ import { reluInPlace } from "../kernels/relu.js";
 import { softmaxRowsInPlace } from "../kernels/softmax.js";
 import { dequantizeGroupwise, quantizedByteLength } from "../moe/expert-quantization.js";
 import { gqaAttention as gqaAttentionCpu } from "../moe/gqa-attention.js";
+import { route } from "../moe/mixtral-model.js";
 import { rmsNorm as rmsNormCpu } from "../moe/rms-norm.js";
 import { Rope } from "../moe/rope.js";
 import { siluGateInPlace } from "../moe/silu.js";
@@ -1719,6 +1720,49 @@ class EmulatedDevice implements CudaNative {
           to.set(from.subarray(i * cols, (i + 1) * cols), at * cols);
         }
       }
+    });
+  }
+
+  /** kernels.h spw_router_top_k, as the CPU backend's lookahead computes it (route() per row, renormalised). */
+  routerTopK(
+    logits: number,
+    rows: number,
+    experts: number,
+    k: number,
+    outExperts: number,
+    outWeights: number,
+    stream: number,
+  ): void {
+    const fn = "routerTopK";
+    pointerArg(fn, "logits", logits);
+    intArg(fn, "rows", rows);
+    intArg(fn, "experts", experts);
+    intArg(fn, "k", k);
+    pointerArg(fn, "outExperts", outExperts);
+    pointerArg(fn, "outWeights", outWeights);
+    streamArg(fn, stream);
+    const call = `${fn}(rows=${rows}, experts=${experts}, k=${k})`;
+    const s = this.stream(call, stream);
+    if (rows < 0 || experts < 0 || k < 1 || k > experts)
+      throw cudaError(call, "cudaErrorInvalidValue", "rows must be >= 0 and k 1 .. experts");
+    const lr = this.range(call, "logits", logits, rows * experts * 4, 4);
+    const er = this.range(call, "outExperts", outExperts, rows * k * 4, 4);
+    const wr = this.range(call, "outWeights", outWeights, rows * k * 4, 4);
+    this.disjoint(call, er, lr);
+    this.disjoint(call, wr, lr);
+    this.disjoint(call, er, wr);
+    if (rows === 0) return;
+    this.launch(s, call, kernelSeconds(rows * k * experts, lr.bytes + er.bytes + wr.bytes), () => {
+      const values = this.f32(lr, rows * experts);
+      const chosen = this.i32(er, rows * k);
+      const weights = this.f32(wr, rows * k);
+      for (let row = 0; row < rows; row++)
+        route(
+          values.subarray(row * experts, (row + 1) * experts),
+          k,
+          chosen.subarray(row * k, (row + 1) * k),
+          weights.subarray(row * k, (row + 1) * k),
+        );
     });
   }
 

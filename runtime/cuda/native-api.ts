@@ -205,6 +205,20 @@ export interface CudaNative {
     dstRows: number,
     stream: number,
   ): void;
+  /**
+   * Per row of logits [rows, experts]: the k experts of highest logit, best first (ties: the lower
+   * index), into outExperts int32 [rows, k], their softmax probabilities renormalised over the k into
+   * outWeights [rows, k] (the speculative lookahead's guesses; kernels.h spw_router_top_k).
+   */
+  routerTopK(
+    logits: number,
+    rows: number,
+    experts: number,
+    k: number,
+    outExperts: number,
+    outWeights: number,
+    stream: number,
+  ): void;
   /** x[r] += sigmoid(gate[r]) · y[r] (Qwen2-MoE's shared expert; kernels.h spw_sigmoid_gated_add). */
   sigmoidGatedAdd(x: number, y: number, gate: number, rows: number, cols: number, stream: number): void;
   argmaxRows(x: number, rows: number, cols: number, out: number, stream: number): void;
@@ -273,6 +287,7 @@ export const CUDA_NATIVE_FUNCTIONS = [
   "moeCombine",
   "gatherRows",
   "scatterRows",
+  "routerTopK",
   "sigmoidGatedAdd",
   "argmaxRows",
   "argmaxMerge",

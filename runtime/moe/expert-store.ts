@@ -43,7 +43,7 @@ import { batchGuesses, countGuesses } from "../../simulator/expert-predictor.js"
 import { prefetchBufferCount } from "./device-budget.js";
 import type { ExpertMemory, ExpertTransferKind, ExpertWork } from "./expert-memory.js";
 import type { GateLookahead, TokenGuesses } from "./gate-lookahead.js";
-import type { ExpertExecutor, ExpertIo, MoePhase } from "./mixtral-model.js";
+import type { ExpertExecutor, ExpertIo, LookaheadGuesses, MoePhase } from "./mixtral-model.js";
 import { expertStoredBytes } from "./quantized-weights.js";
 
 export type { ExpertTransferKind, ExpertTransferMeta } from "./expert-memory.js";
@@ -168,6 +168,7 @@ export class ExpertStore<Block = unknown, Copy = unknown> implements ExpertExecu
     routerInput: Float32Array,
     rows: number,
     nextLayerExperts: readonly number[] | undefined,
+    lookaheadGuesses?: LookaheadGuesses,
   ): void {
     this.rows = rows;
     const target = layer + this.distance;
@@ -178,7 +179,14 @@ export class ExpertStore<Block = unknown, Copy = unknown> implements ExpertExecu
       if (phase === "decode") this.guessed[target] = [...nextLayerExperts];
       return;
     }
-    const guesses = this.lookahead?.guess(layer, routerInput, rows);
+    if (
+      !lookaheadGuesses &&
+      this.lookahead &&
+      target < this.model.numLayers &&
+      routerInput.length < rows * this.model.hiddenSize
+    )
+      throw new Error(`layer ${layer}: speculative prefetch needs the router input or the decoder's guesses`);
+    const guesses = lookaheadGuesses ?? this.lookahead?.guess(layer, routerInput, rows);
     if (!guesses) return;
     this.onGuesses?.(layer, phase, guesses);
     if (phase !== "decode") return;

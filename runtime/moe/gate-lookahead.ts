@@ -20,14 +20,10 @@
 import type { ExpertBits } from "../../core/expert-policy.js";
 import { linearScratchLength } from "../kernels/linear-f16.js";
 import { linearAtBits } from "../kernels/linear-quantized.js";
-import { route } from "./mixtral-model.js";
+import { type LookaheadGuesses, route } from "./mixtral-model.js";
 
-export interface TokenGuesses {
-  /** rows x perLayer experts, best first per row. */
-  readonly experts: Int32Array;
-  /** Their renormalised probabilities under the target layer's router, same layout. */
-  readonly weights: Float32Array;
-}
+/** rows x perLayer experts, best first per row, and their renormalised probabilities under the target layer's router. */
+export type TokenGuesses = LookaheadGuesses;
 
 export class GateLookahead {
   private logits = new Float32Array(0);

@@ -100,6 +100,12 @@ const FP16_WEIGHTS: MixtralWeightBits = { expert: 16, attention: 16 };
 
 const bytesOf = (w: Uint16Array) => new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
 
+/** Per token row, guessed experts best first and their renormalised probabilities ([rows, guesses] each). */
+export interface LookaheadGuesses {
+  readonly experts: Int32Array;
+  readonly weights: Float32Array;
+}
+
 /** Runs a layer's experts: calls `compute` once for each expert of `needed`, with its packed weights. */
 export interface ExpertExecutor {
   /**
@@ -111,6 +117,9 @@ export interface ExpertExecutor {
    * Called once per layer before `runExperts`, with the layer's router input (the post-attention
    * RMSNorm of the residual stream, [rows, hidden]) and, in a pre-gated model, the batch's experts of
    * the next layer that this layer's pre-gate chose (first-seen order, as `needed` lists them).
+   * `lookaheadGuesses`: the speculative lookahead's per-row guesses for the layer it guesses for, where
+   * the decoder computed them beside the router input (the CUDA device: gate-lookahead.ts's product
+   * and top-k as device kernels); the router input is then empty.
    */
   beforeExperts?(
     layer: number,
@@ -118,6 +127,7 @@ export interface ExpertExecutor {
     routerInput: Float32Array,
     rows: number,
     nextLayerExperts: readonly number[] | undefined,
+    lookaheadGuesses?: LookaheadGuesses,
   ): void;
   /**
    * `compute` runs an expert on this backend's CPU from weights in host-addressable memory; an executor

@@ -19,7 +19,7 @@ import { RESOURCES, type Resource } from "../../core/resources.js";
 import type { TraceSink } from "../../simulator/trace-sink.js";
 import type { FinishedTransfer } from "../transfer-engine.js";
 import type { ExpertTransferMeta } from "./expert-store.js";
-import type { ExpertExecutor, ExpertIo, MoePhase } from "./mixtral-model.js";
+import type { ExpertExecutor, ExpertIo, LookaheadGuesses, MoePhase } from "./mixtral-model.js";
 
 export interface MoePassTiming {
   readonly prefillSeconds: number;
@@ -130,8 +130,9 @@ export class MoePassClock implements ExpertExecutor {
     routerInput: Float32Array,
     rows: number,
     nextLayerExperts: readonly number[] | undefined,
+    lookaheadGuesses?: LookaheadGuesses,
   ): void {
-    this.inner.beforeExperts?.(layer, phase, routerInput, rows, nextLayerExperts);
+    this.inner.beforeExperts?.(layer, phase, routerInput, rows, nextLayerExperts, lookaheadGuesses);
   }
 
   runExperts(

@@ -41,6 +41,7 @@ import {
   quantizeGroupwise,
 } from "../../runtime/moe/expert-quantization.js";
 import { gqaAttention as gqaAttentionCpu } from "../../runtime/moe/gqa-attention.js";
+import { route } from "../../runtime/moe/mixtral-model.js";
 import { rmsNorm as rmsNormCpu } from "../../runtime/moe/rms-norm.js";
 import { Rope } from "../../runtime/moe/rope.js";
 import { siluGateInPlace } from "../../runtime/moe/silu.js";
@@ -1236,7 +1237,7 @@ for (const impl of IMPLEMENTATIONS) {
 
   test(
     name(
-      "the MoE decoder's kernels against the CPU backend's ops: rmsNorm (and in place), rope, gqaAttention, linearGroupwiseBias (rel err < 1e-5); moeCombine, gatherRows, scatterRows and sigmoidGatedAdd",
+      "the MoE decoder's kernels against the CPU backend's ops: rmsNorm (and in place), rope, gqaAttention, linearGroupwiseBias (rel err < 1e-5); moeCombine, gatherRows, scatterRows, routerTopK and sigmoidGatedAdd",
     ),
     options,
     () => {
@@ -1369,6 +1370,44 @@ for (const impl of IMPLEMENTATIONS) {
           for (const [i, at] of scatterIndex.entries())
             if (at >= 0) expected.set(src.subarray(i * cols, (i + 1) * cols), at * cols);
           assertSameF32Bits(s.getF32(dp, dst.length), expected, `${label} scatter`);
+        }
+        // The speculative lookahead's top-k (gate-lookahead.ts: route() per row, renormalised): the same
+        // experts in the same order (ties: the lower index), the weights within fp32 rounding of route()'s
+        // float64 (expf of the difference from the row's best, one sum and a division each).
+        {
+          const [rows, experts] = [6, 9];
+          for (const k of [1, 3, experts]) {
+            const label = `routerTopK ${rows}x${experts} top ${k}`;
+            const logits = randomF32(rows * experts, `${label} logits`, 4);
+            logits.fill(0.5, experts, 2 * experts); // a row of ties: the first k experts
+            logits[2 * experts + 4] = logits[2 * experts + 1]!; // a tie inside a row
+            const expectedExperts = new Int32Array(rows * k);
+            const expectedWeights = new Float32Array(rows * k);
+            for (let row = 0; row < rows; row++)
+              route(
+                logits.subarray(row * experts, (row + 1) * experts),
+                k,
+                expectedExperts.subarray(row * k, (row + 1) * k),
+                expectedWeights.subarray(row * k, (row + 1) * k),
+              );
+            const ep = s.alloc(rows * k * 4);
+            const wp = s.alloc(rows * k * 4);
+            s.poison(wp, rows * k * 4);
+            s.native.routerTopK(s.put(logits), rows, experts, k, ep, wp, s.stream);
+            assertSameArray(s.getI32(ep, rows * k), expectedExperts, `${label} experts`, String);
+            assert.deepEqual(
+              Array.from(expectedExperts.subarray(k, 2 * k)),
+              Array.from({ length: k }, (_, i) => i),
+            );
+            const weights = s.getF32(wp, rows * k);
+            assertClose(weights, expectedWeights, 1e-6, `${label} weights`);
+          }
+          const label = "routerTopK with k above the experts";
+          assert.throws(
+            () => s.native.routerTopK(s.alloc(4 * 4), 1, 4, 5, s.alloc(5 * 4), s.alloc(5 * 4), s.stream),
+            (error: unknown) => (error as { code?: string }).code === "cudaErrorInvalidValue",
+            label,
+          );
         }
         // Qwen2-MoE's shared expert added through its sigmoid gate (mixtral-model.ts's sharedExpert).
         {

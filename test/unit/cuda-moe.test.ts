@@ -2,12 +2,17 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ExpertPolicy } from "../../core/expert-policy.js";
 import { moeWeightBytes } from "../../core/moe-weight-bytes.js";
+import { resolveHardware } from "../../core/resolve-hardware.js";
 import type { Resource } from "../../core/resources.js";
+import { evaluateMoePolicy } from "../../planner/moe/evaluate-moe-policy.js";
+import { moePolicy } from "../../planner/moe/moe-search.js";
+import { uniformRoutingProfile } from "../../planner/moe/routing-profile.js";
+import { hardwareRates } from "../../planner/spillway/hardware-rates.js";
 import { cudaExpertDevice } from "../../runtime/cuda/cuda-expert-device.js";
 import { createEmulatedNative } from "../../runtime/cuda/emulated-native.js";
 import { CUDA_NATIVE_FUNCTIONS, type CudaNative } from "../../runtime/cuda/native-api.js";
 import { DeviceOutOfMemory } from "../../runtime/device-arena.js";
-import { deviceBudget } from "../../runtime/moe/device-budget.js";
+import { cudaMoeDeviceBytes, deviceBudget, moePassShape } from "../../runtime/moe/device-budget.js";
 import type { MoeRunResult } from "../../runtime/moe/moe-runner.js";
 import type { TraceSink } from "../../simulator/trace-sink.js";
 import { BASE_EXPERT_POLICY, TINY_MOE_RUN, tinyMixtralCheckpoint } from "../moe-fixture.js";
@@ -20,7 +25,11 @@ const GEN_LEN = 8;
 const CAPACITY = 8 * 2 ** 20;
 
 const emulated = (seed: number) => createEmulatedNative({ deviceBytes: 32 * 2 ** 20, seed });
-const onCuda = (x: Partial<ExpertPolicy>, native: CudaNative, extra: { deviceCapacityBytes?: number } = {}) =>
+const onCuda = (
+  x: Partial<ExpertPolicy>,
+  native: CudaNative,
+  extra: { readonly deviceCapacityBytes?: number; readonly genLen?: number } = {},
+) =>
   run(x, {
     genLen: GEN_LEN,
     deviceCapacityBytes: CAPACITY,
@@ -31,13 +40,25 @@ const onCuda = (x: Partial<ExpertPolicy>, native: CudaNative, extra: { deviceCap
 /** The counts both backends must agree on (copy times are each backend's own). */
 const counts = (r: MoeRunResult) => ({ ...r.experts, fetchSeconds: 0 });
 
-test("on the emulated device, MoE runs generate the CPU backend's reference tokens and count what the CPU backend counts: 16- and 4-bit experts, LRU and LFU, CPU misses, speculative prefetch", async () => {
+/** The plan's predicted GPU peak for the tiny run's pass (any hardware: memory does not depend on it). */
+const plannedGpuPeak = (x: Partial<ExpertPolicy>, genLen = GEN_LEN) =>
+  evaluateMoePolicy(
+    spec,
+    hardwareRates(resolveHardware("t4")),
+    { promptLen: TINY_MOE_RUN.promptLen, genLen },
+    moePolicy(spec, TINY_MOE_RUN.batch, { ...BASE_EXPERT_POLICY, ...x }, false),
+    uniformRoutingProfile(spec.moe!),
+  ).peakBytes.gpu;
+
+test("on the emulated device, MoE runs generate the CPU backend's reference tokens and count what the CPU backend counts, and the device pool's peak is the plan's predicted GPU peak to the byte: 16-, 4- and 2-bit experts, LRU and LFU, CPU misses, speculative prefetch", async () => {
   const configs: Partial<ExpertPolicy>[] = [
     { bits: 16, attentionBits: 16 },
     { bits: 4, attentionBits: 4 },
+    { bits: 2, attentionBits: 8, eviction: "lfu" },
     { bits: 16, attentionBits: 16, eviction: "lfu", compute: "cpu" },
     { bits: 4, attentionBits: 16, cacheSize: 1, prefetchExperts: 2, prefetchLayers: 1 },
   ];
+  const { batch: B, promptLen } = TINY_MOE_RUN;
   for (const [i, x] of configs.entries()) {
     const label = JSON.stringify(x);
     const cpu = await run(x, { genLen: GEN_LEN, deviceCapacityBytes: CAPACITY });
@@ -58,7 +79,14 @@ test("on the emulated device, MoE runs generate the CPU backend's reference toke
     const perExpert = moeWeightBytes(spec, { ...BASE_EXPERT_POLICY, ...x }).bytesPerExpert;
     assert.equal(cuda.experts.fetchedBytes, (cuda.experts.demandFetches + cuda.experts.prefetches) * perExpert, label);
     assert.ok(cuda.device.peakBytes <= CAPACITY, label);
-    if (x.bits === 4) assert.ok(cuda.quantization, label);
+    // Every block the pass allocates is counted by the one function the planner and the runtime share.
+    const counted = cudaMoeDeviceBytes(spec, { ...BASE_EXPERT_POLICY, ...x }, moePassShape(B, promptLen, GEN_LEN));
+    assert.equal(cuda.device.peakBytes, counted.totalBytes, label);
+    assert.equal(cuda.device.peakBytes, plannedGpuPeak(x), label);
+    assert.ok(counted.decoderActivationBytes > 0 && counted.expertActivationBytes > 0, label);
+    // The CPU backend's arena holds the same weights, KV cache and experts, its activations off it.
+    assert.ok(cpu.device.peakBytes < cuda.device.peakBytes, label);
+    if (x.bits !== 16) assert.ok(cuda.quantization, label);
   }
 });
 
@@ -82,6 +110,22 @@ test("the expert cache, staging block and prefetch buffers are blocks of the dev
       return true;
     },
   );
+});
+
+test("a GPU of exactly the counted bytes runs an MoE pass on the CUDA backend; one pool block less is refused, naming the block", async () => {
+  const x = { bits: 4, attentionBits: 4, cacheSize: 1, prefetchExperts: 2, prefetchLayers: 1 } as const;
+  const genLen = 3;
+  const { batch: B, promptLen } = TINY_MOE_RUN;
+  const need = cudaMoeDeviceBytes(spec, { ...BASE_EXPERT_POLICY, ...x }, moePassShape(B, promptLen, genLen)).totalBytes;
+  assert.equal(need, plannedGpuPeak(x, genLen));
+  const fits = await onCuda(x, emulated(41), { deviceCapacityBytes: need, genLen });
+  assert.equal(fits.matchesReference, true);
+  assert.equal(fits.device.peakBytes, need);
+  await assert.rejects(onCuda(x, emulated(41), { deviceCapacityBytes: need - 1, genLen }), (error: unknown) => {
+    assert.ok(error instanceof DeviceOutOfMemory, String(error));
+    assert.match(error.message, /device memory exhausted allocating .+ \(\d+ bytes\)/);
+    return true;
+  });
 });
 
 /** A run on the emulated device with its trace's slices: `on(kind)` and the bytes `total(kind)`. */
@@ -125,18 +169,26 @@ test("an MoE run on the CUDA backend traces the decoder's and the experts' kerne
   // attention with the router, then the experts' combine.
   assert.equal(on("compute").length, GEN_LEN * (2 + 2 * spec.numLayers));
   assert.ok(on("compute").every((s) => s.resource === "gpu" && s.end > s.start));
-  // The decoder's activations, per step: tokens up and next tokens back; per layer: the router input
-  // (speculative prefetch reads it) and logits back, the experts' gate weights and the routed rows'
-  // indices (two int32 each: router input row, output slot) up.
+  // The decoder's activations, per step: tokens up and next tokens back; per layer: the logits back and,
+  // for each layer with a layer prefetchLayers ahead, the speculative guesses the device computed (the
+  // lookahead router's top-k: an expert id and a weight per row and guess) instead of the router input
+  // the host applied that router to; the experts' gate weights and the routed rows' indices (two int32
+  // each: router input row, output slot) up.
   const { batch: B, promptLen } = TINY_MOE_RUN;
   const { hiddenSize: h, numLayers: L } = spec;
   const { numExperts: E, expertsPerToken: k } = spec.moe!;
   const rowsPerStep = [B * promptLen, ...Array.from({ length: GEN_LEN - 1 }, () => B)];
   const sum = (f: (m: number) => number) => rowsPerStep.reduce((acc, m) => acc + f(m), 0);
+  const guessingLayers = L - x.prefetchLayers;
+  const back = total("return-activations");
   assert.equal(
-    total("return-activations"),
-    sum((m) => 4 * (B + L * m * (h + E))),
+    back,
+    sum((m) => 4 * (B + L * m * E + guessingLayers * m * 2 * x.prefetchExperts)),
   );
+  // With the lookahead on the host, every layer's router input came back besides the logits.
+  const hostLookahead = sum((m) => 4 * (B + L * m * (h + E)));
+  assert.ok(back < hostLookahead / 4, `${back} bytes back, ${hostLookahead} with the lookahead on the host`);
+  assert.equal(on("return-activations").length, GEN_LEN * (L + 1)); // one copy per layer and the next tokens
   assert.equal(
     total("send-activations"),
     sum((m) => 4 * (m + L * m * k * 3)),
@@ -241,8 +293,33 @@ test("on the CUDA backend the decoder runs on the device: per step and layer RMS
     const missRows = calls("memcpyDtoH") - steps * (L + 1);
     if (x.compute === "cpu") assert.ok(missRows >= r.experts.cpuComputed, label);
     else assert.equal(missRows, 0, label);
-    // Weights, KV cache and experts are all in the device pool.
+    // Weights, KV cache and experts are all in the device pool, and the activations besides.
     const budget = deviceBudget(spec, { ...BASE_EXPERT_POLICY, ...x }, B, TINY_MOE_RUN.promptLen + GEN_LEN - 1);
-    assert.ok(r.device.peakBytes >= budget.totalBytes && r.device.peakBytes <= CAPACITY, label);
+    assert.ok(r.device.peakBytes > budget.totalBytes && r.device.peakBytes <= CAPACITY, label);
   }
+});
+
+test("speculative prefetch on the CUDA backend: the lookahead router's product and top-k run on the device (a GEMM and a routerTopK per guessing layer and step), no router input comes back, and the guesses are the CPU backend's", async () => {
+  const x = { bits: 16, attentionBits: 16, cacheSize: 1, prefetchExperts: 2, prefetchLayers: 1 } as const;
+  const genLen = 3;
+  const { native, calls } = counted(emulated(51));
+  const cuda = await onCuda(x, native, { genLen });
+  const cpu = await run(x, { genLen, deviceCapacityBytes: CAPACITY });
+  assert.equal(cuda.matchesReference, true);
+  const L = spec.numLayers;
+  const guessing = L - x.prefetchLayers;
+  assert.equal(calls("routerTopK"), genLen * guessing);
+  assert.equal(calls("linearGroupwise"), genLen * (5 * L + 1 + guessing)); // q, k, v, o, router, lookahead; LM head
+  // Per step: each layer's logits, each guessing layer's guesses, the next tokens; nothing else.
+  assert.equal(calls("memcpyDtoH"), genLen * (L + 1 + guessing));
+  const guesses = cuda.routing.guesses!;
+  assert.ok(guesses && cuda.experts.prefetches > 0);
+  assert.deepEqual(guesses.experts, cpu.routing.guesses!.experts);
+  // The weights: route() of logits that the device's GEMM and the CPU's linear compute within fp32
+  // rounding of each other (the layers' own gate weights differ between the backends the same way).
+  const cpuWeights = cpu.routing.guesses!.weights;
+  assert.equal(guesses.weights.length, cpuWeights.length);
+  for (const [i, w] of guesses.weights.entries())
+    assert.ok(Math.abs(w - cpuWeights[i]!) <= 1e-6, `guess weight ${i}: ${w} vs ${cpuWeights[i]}`);
+  assert.deepEqual(counts(cuda), counts(cpu));
 });

@@ -1,14 +1,20 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { type ExpertPolicy, storedBytes } from "../../core/expert-policy.js";
+import { withCapacities } from "../../core/hardware-profile.js";
 import { parsePlan as parsePlanFile } from "../../core/parse-plan.js";
 import { resolveHardware } from "../../core/resolve-hardware.js";
+import { formatBytes } from "../../core/units.js";
 import { findCatalogueModel } from "../../models/catalogue.js";
 import { evaluateMoePolicy, moeStepModel, routedExpertParams } from "../../planner/moe/evaluate-moe-policy.js";
 import { llamaCppMoeAdvice } from "../../planner/moe/llama-cpp-moe.js";
-import { moePolicy } from "../../planner/moe/moe-search.js";
+import { type FixedExperts, moePolicy, smallestMoeGpuBytes } from "../../planner/moe/moe-search.js";
 import { expectedHitRate, type RoutingProfile, uniformRoutingProfile } from "../../planner/moe/routing-profile.js";
+import { planSync } from "../../planner/plan.js";
+import { PlanError } from "../../planner/plan-error.js";
 import { hardwareRates, matmulSecondsPerWeight } from "../../planner/spillway/hardware-rates.js";
+import { cudaMoeDeviceBytes, moePassShape } from "../../runtime/moe/device-budget.js";
+import { run } from "../../runtime/run.js";
 import { runCli } from "../helpers.js";
 import { BASE_EXPERT_POLICY } from "../moe-fixture.js";
 
@@ -47,9 +53,9 @@ test("MoE cost model: every expert moved is counted once on the link, and more s
     if (previous) {
       assert.ok(e.expectedHitRate >= previous.experts.expectedHitRate, `slots ${slots}: hit rate`);
       assert.ok(e.demandFetchesPerLayer <= previous.experts.demandFetchesPerLayer + 1e-12, `slots ${slots}: fetches`);
-      // One more slot per layer costs exactly one more expert per layer on the GPU (the staging buffers go once every expert is resident).
+      // One more slot per layer costs exactly one more expert per layer on the GPU (the staging block goes once every expert is resident).
       const grown = p.peakBytes.gpu - previous.peakBytes.gpu;
-      const expected = slots === moe.numExperts ? L * expertBytes - 2 * expertBytes : L * expertBytes;
+      const expected = slots === moe.numExperts ? L * expertBytes - expertBytes : L * expertBytes;
       assert.ok(Math.abs(grown - expected) < 1, `slots ${slots}: GPU grows by ${grown}, expected ${expected}`);
     }
     previous = p;
@@ -301,4 +307,54 @@ test("MoE cost model on a device that shares the host's cores (the CPU backend):
     // A GPU beside a CPU overlaps its experts with the CPU's and its copies with both: shorter.
     assert.ok(apart.wallSeconds < one.wallSeconds, `${phase}: ${apart.wallSeconds} vs ${one.wallSeconds}`);
   }
+});
+
+test("an MoE plan's predicted GPU peak is what the CUDA backend allocates for its pass (activations and staging included): a GPU one byte short is refused at plan time, and run() refuses such a plan before any pass", async () => {
+  const tiny = findCatalogueModel("qwen2-moe-tiny")!;
+  const workload = { promptLen: 6, genLen: 5 };
+  const experts: FixedExperts = {
+    batchSize: 3,
+    cacheSize: 2,
+    eviction: "lru",
+    compute: "gpu",
+    bits: 4,
+    attentionBits: 8,
+    prefetchExperts: 2,
+    prefetchLayers: 1,
+    cacheOnCpu: false,
+  };
+  const at = (gpu: number) => withCapacities(resolveHardware("t4"), { gpu, cpu: 2 ** 30, disk: 2 ** 30 });
+  const fits = planSync({ model: tiny, hardware: at(2 ** 30), workload, experts });
+  const x = fits.policy.experts!;
+  const counted = cudaMoeDeviceBytes(tiny, x, moePassShape(3, workload.promptLen, workload.genLen));
+  assert.equal(fits.predicted.peakBytes.gpu, counted.totalBytes);
+  // Beyond the weights, KV cache and experts: the decoder's activations (attention scores, routed rows,
+  // logits, the shared expert's scratch) and the experts' inputs, outputs and scratch.
+  assert.ok(counted.decoderActivationBytes > 0 && counted.expertActivationBytes > 0);
+  const exact = planSync({ model: tiny, hardware: at(counted.totalBytes), workload, experts });
+  assert.equal(exact.predicted.feasible, true);
+  assert.throws(
+    () => planSync({ model: tiny, hardware: at(counted.totalBytes - 1), workload, experts }),
+    (error: unknown) => error instanceof PlanError && /no MoE policy fits .* activations/.test(error.message),
+  );
+  // Nothing fixed: the refusal names the least any candidate needs, and a GPU of exactly that is planned.
+  const least = smallestMoeGpuBytes(tiny, workload, {});
+  assert.ok(least < counted.totalBytes);
+  assert.equal(planSync({ model: tiny, hardware: at(least), workload }).predicted.peakBytes.gpu, least);
+  assert.throws(
+    () => planSync({ model: tiny, hardware: at(least - 1), workload }),
+    (error: unknown) =>
+      error instanceof PlanError && error.message.includes(`the smallest candidate needs ${formatBytes(least)}`),
+  );
+  // A plan made for a larger GPU, run with a smaller one: refused before the checkpoint is even read.
+  await assert.rejects(
+    run(fits, at(2 ** 30), {
+      weightsDir: "/no/such/checkpoint",
+      capacityBytes: { gpu: counted.totalBytes - 1, cpu: 2 ** 30, disk: 2 ** 30 },
+    }),
+    (error: unknown) =>
+      error instanceof PlanError &&
+      error.message.startsWith(`the plan needs ${counted.totalBytes} bytes`) &&
+      /activations .* but the run has \d+ bytes/.test(error.message),
+  );
 });
