@@ -25,6 +25,7 @@ import {
   SEARCH_GPU_BATCH_LIMIT,
 } from "../search-budget.js";
 import { costConstants } from "./cost-constants.js";
+import { diskReadThroughputBound } from "./disk-read-bound.js";
 import { type StagedEvaluation, stagedEvaluation } from "./evaluate-policy.js";
 import type { HardwareRates } from "./hardware-rates.js";
 import { LayerCostCache } from "./layer-cost-cache.js";
@@ -62,6 +63,12 @@ export interface SpillwaySearchInput {
   readonly onProgress?: OnProgress;
   /** Solve every LP with javascript-lp-solver/HiGHS alone, as before the LP screen (screened-lp.ts): for tests and comparisons. */
   readonly referenceLpsOnly?: boolean;
+  /**
+   * Skip a family of discrete choices whose throughput bound (disk-read-bound.ts) is below the best
+   * policy already scored (default true; never with onCandidate, which observes every LP point). The
+   * plan is the same either way; false for tests and comparisons.
+   */
+  readonly boundFamilies?: boolean;
 }
 
 /** One LP point of the search: a family of discrete choices at one (gbs, nb), with the LP's throughput estimate. */
@@ -107,6 +114,16 @@ interface Family {
   readonly compressCache: boolean;
   readonly cpuAttention: boolean;
   readonly activationTier: Tier;
+}
+
+/**
+ * The order the search visits the families in: compressed weights first, as the fastest policies of a
+ * model too large for GPU and CPU memory usually compress their weights, so that the best policy found
+ * early lets the bound skip the families that cannot beat it. The plan does not depend on the order: on
+ * equal throughputs the family listed first by families() wins, as when they were visited in that order.
+ */
+function visitOrder(list: readonly Family[]): number[] {
+  return list.map((_, i) => list.length - 1 - i);
 }
 
 function families(input: SpillwaySearchInput): Family[] {
@@ -320,18 +337,18 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
     evaluationsMade++;
     return stagedEvaluation(input.model, input.rates, input.workload, p, input.schedule, layerCostCache);
   };
-  let best: { policy: Policy; prediction: Prediction } | undefined;
-  const consider = (policy: Policy) => {
+  let best: { policy: Policy; prediction: Prediction; familyIndex: number } | undefined;
+  const consider = (policy: Policy, familyIndex: number) => {
     if (evaluationLimitReached) return;
     try {
-      considerWithinBudget(policy);
+      considerWithinBudget(policy, familyIndex);
     } catch (error) {
       if (!(error instanceof EvaluationBudgetSpent)) throw error;
       evaluationLimitReached = true;
       exactEvaluations = evaluationsMade;
     }
   };
-  const considerWithinBudget = (policy: Policy) => {
+  const considerWithinBudget = (policy: Policy, familyIndex: number) => {
     const realized = realizedPolicy(input.model, policy);
     const repaired: RepairedPolicy = fixedFractions
       ? { policy: realized, evaluation: evaluate(realized), evaluations: 1 }
@@ -339,8 +356,15 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
     exactEvaluations += repaired.evaluations;
     if (!stagedFeasible(repaired.evaluation)) return;
     const prediction = repaired.evaluation.prediction();
-    if (!best || prediction.throughputTokensPerSecond > best.prediction.throughputTokensPerSecond)
-      best = { policy: repaired.policy, prediction };
+    const throughput = prediction.throughputTokensPerSecond;
+    const incumbent = best?.prediction.throughputTokensPerSecond;
+    // The first of equal throughputs in families() order, whatever the order of visits.
+    if (
+      incumbent === undefined ||
+      throughput > incumbent ||
+      (throughput === incumbent && familyIndex < best!.familyIndex)
+    )
+      best = { policy: repaired.policy, prediction, familyIndex };
   };
   const maxBlock = input.maxBlock ?? Infinity;
   const gpuBatchLimit = SEARCH_GPU_BATCH_LIMIT;
@@ -361,13 +385,22 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
       ...(detail ? { detail } : {}),
     });
   progress(0);
-  for (const [familyIndex, family] of familyList.entries()) {
+  const boundFamilies = input.boundFamilies !== false && !input.onCandidate;
+  for (const [visit, familyIndex] of visitOrder(familyList).entries()) {
+    const family = familyList[familyIndex]!;
+    const familyStart = visit * stepsPerFamily;
+    const familyName = `family ${visit + 1}/${familyList.length}`;
+    if (boundFamilies && best) {
+      const bound = diskReadThroughputBound(input.model, input.rates, input.workload, family);
+      if (bound < best.prediction.throughputTokensPerSecond) {
+        progress(familyStart + stepsPerFamily, `${familyName} skipped: its disk reads bound it below the best found`);
+        continue;
+      }
+    }
     const constants = costConstants(input.model, family.compressWeight);
     // The family's LPs start from the last optimum's basis.
     const screen = { ...solving, warmStart: {} };
     const candidates: ScreenedPoint[] = [];
-    const familyStart = familyIndex * stepsPerFamily;
-    const familyName = `family ${familyIndex + 1}/${familyList.length}`;
     for (const [gbsIndex, gbs] of gbsList.entries()) {
       if (gbsIndex > 0) progress(familyStart + gbsIndex, `${familyName}, gbs ${gbs}, ${lpSolves} LPs solved`);
       const settingsFor = (nb: number): CostSettings => ({
@@ -487,13 +520,13 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
       const key = `${policy.gpuBatchSize}x${policy.numGpuBatches}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      consider(policy);
+      consider(policy, familyIndex);
       if (seen.size >= 6) break;
     }
     progress(familyStart + stepsPerFamily, `${familyName} done, ${lpSolves} LPs solved`);
   }
   return {
-    best,
+    best: best && { policy: best.policy, prediction: best.prediction },
     lpSolves,
     exactEvaluations,
     stats,
