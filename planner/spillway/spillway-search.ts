@@ -31,6 +31,7 @@ import type { HardwareRates } from "./hardware-rates.js";
 import { LayerCostCache } from "./layer-cost-cache.js";
 import { buildSpillwayLp, type SpillwayLayerCosts, SpillwayLpFamily, spillwayLayerCosts } from "./spillway-lp.js";
 import { type CostSettings, StepCostModel } from "./step-costs.js";
+import { placementFreeSecondsFloor } from "./time-floor.js";
 
 export interface SpillwaySearchInput {
   readonly model: ModelSpec;
@@ -64,11 +65,12 @@ export interface SpillwaySearchInput {
   /** Solve every LP with javascript-lp-solver/HiGHS alone, as before the LP screen (screened-lp.ts): for tests and comparisons. */
   readonly referenceLpsOnly?: boolean;
   /**
-   * Skip a family of discrete choices whose throughput bound (disk-read-bound.ts) is below the best
-   * policy already scored (default true; never with onCandidate, which observes every LP point). The
-   * plan is the same either way; false for tests and comparisons.
+   * Skip what a bound shows cannot beat the best policy already scored (default true): a family of
+   * discrete choices by its disk reads (disk-read-bound.ts; never with onCandidate, which observes every
+   * LP point), an LP point's exact solve and evaluation by its time floor (time-floor.ts). The plan is
+   * the same either way; false for tests and comparisons.
    */
-  readonly boundFamilies?: boolean;
+  readonly useBounds?: boolean;
 }
 
 /** One LP point of the search: a family of discrete choices at one (gbs, nb), with the LP's throughput estimate. */
@@ -303,6 +305,10 @@ export function repairPolicy(
  * and policy (from the existing solvers' values) on demand.
  */
 interface ScreenedPoint {
+  readonly gbs: number;
+  readonly nb: number;
+  /** The settings the exact evaluation of this point costs with. */
+  readonly settings: CostSettings;
   readonly lpThroughput: number;
   exactThroughput(): number;
   policy(): Policy;
@@ -385,7 +391,8 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
       ...(detail ? { detail } : {}),
     });
   progress(0);
-  const boundFamilies = input.boundFamilies !== false && !input.onCandidate;
+  const boundPoints = input.useBounds !== false;
+  const boundFamilies = boundPoints && !input.onCandidate;
   for (const [visit, familyIndex] of visitOrder(familyList).entries()) {
     const family = familyList[familyIndex]!;
     const familyStart = visit * stepsPerFamily;
@@ -460,6 +467,9 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
           return exact;
         };
         const point: ScreenedPoint = {
+          gbs,
+          nb,
+          settings: settingsFor(nb),
           lpThroughput: throughputOf(screened.values),
           exactThroughput: () => exactPoint().throughput,
           policy: () => exactPoint().policy,
@@ -516,11 +526,19 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
     candidates.sort(byThroughputDescending);
     const seen = new Set<string>();
     for (const c of candidates) {
-      const policy = c.policy();
-      const key = `${policy.gpuBatchSize}x${policy.numGpuBatches}`;
+      // The policy's gbs and nb are the point's (policyOf).
+      const key = `${c.gbs}x${c.nb}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      consider(policy, familyIndex);
+      // A point whose time floor (time-floor.ts) keeps every placement of it below the best policy
+      // already scored cannot become the best: neither its exact LP solve nor its evaluation is needed.
+      const cannotWin =
+        boundPoints &&
+        best !== undefined &&
+        (c.gbs * c.nb * input.workload.genLen) /
+          placementFreeSecondsFloor(input.model, input.rates, input.workload, c.settings, layerCostCache) <
+          best.prediction.throughputTokensPerSecond;
+      if (!cannotWin) consider(c.policy(), familyIndex);
       if (seen.size >= 6) break;
     }
     progress(familyStart + stepsPerFamily, `${familyName} done, ${lpSolves} LPs solved`);

@@ -94,7 +94,7 @@ test("skipping the families the bound rules out changes no figure of the plan, a
   const solvers = await loadLpSolvers();
   const input = { model: opt175b, rates, workload, schedule: "spillway" as const, solvers, maxBlock: 64 };
   const bounded = searchSpillway(input);
-  const unbounded = searchSpillway({ ...input, boundFamilies: false });
+  const unbounded = searchSpillway({ ...input, useBounds: false });
   assert.ok(bounded.best && unbounded.best);
   assert.deepEqual(bounded.best, unbounded.best);
   assert.ok(bounded.lpSolves < unbounded.lpSolves, `${bounded.lpSolves} LPs, ${unbounded.lpSolves} without the bound`);
