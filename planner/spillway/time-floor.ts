@@ -20,19 +20,36 @@
  * predictTime adds them up.
  */
 import type { ModelSpec } from "../../core/model-spec.js";
+import type { Policy } from "../../core/policy.js";
+import { realizePlacement } from "../../core/realize-placement.js";
 import { RESOURCES } from "../../core/resources.js";
 import type { Workload } from "../../core/workload.js";
-import { type Affine, VariableSpace } from "../lp/affine.js";
+import type { Affine } from "../lp/affine.js";
 import { costConstants } from "./cost-constants.js";
-import { PLACEMENT_VARIABLES } from "./evaluate-policy.js";
+import { realizedTerms } from "./evaluate-policy.js";
 import type { HardwareRates } from "./hardware-rates.js";
 import type { LayerCostCache } from "./layer-cost-cache.js";
-import { type CostSettings, type PlacementTerms, StepCostModel } from "./step-costs.js";
+import { type CostSettings, StepCostModel } from "./step-costs.js";
 
 /** Relative slack for the order in which the exact evaluation adds the same figures up. */
 const ROUNDING_SLACK = 1e-9;
 
-const SPACE = new VariableSpace(PLACEMENT_VARIABLES);
+/** A policy with these settings and every weight on the GPU (only its weights are realized). */
+function allOnGpu(settings: CostSettings): Policy {
+  const onGpu = { gpu: 1, cpu: 0, disk: 0 };
+  return {
+    gpuBatchSize: settings.gbs,
+    numGpuBatches: settings.nb,
+    weights: onGpu,
+    cache: onGpu,
+    activations: onGpu,
+    compressWeight: settings.compressWeight,
+    compressCache: settings.compressCache,
+    cpuAttention: settings.cpuAttention,
+    overlap: settings.overlap,
+    pinWeight: settings.pinWeight,
+  };
+}
 
 /** The least `e` takes with (wg, wc, wd) and (cg, cc, cd) each on its simplex. */
 function leastOverPlacements(e: Affine): number {
@@ -59,20 +76,10 @@ export function placementFreeSecondsFloor(
   layerCosts: LayerCostCache,
 ): number {
   const constants = costConstants(model, settings.compressWeight);
-  const costModel = new StepCostModel(model, rates, workload, settings, constants, SPACE);
-  const v = (name: string) => SPACE.term(1, name);
-  const zero = SPACE.constant(0);
-  // Every embedding on the GPU: the head's least time (StepCostModel.layer reads only wg .. cd).
-  const terms: PlacementTerms = {
-    wg: v("wg"),
-    wc: v("wc"),
-    wd: v("wd"),
-    cg: v("cg"),
-    cc: v("cc"),
-    cd: v("cd"),
-    embedding: { gpu: SPACE.constant(constants.embeddingStoredBytes), cpu: zero, disk: zero },
-    headBuffer: zero,
-  };
+  // Every weight, and so every embedding, on the GPU: the head's least time; StepCostModel.layer reads
+  // only the fractions' terms, the same for every realized placement.
+  const { terms } = realizedTerms(realizePlacement(model, allOnGpu(settings)));
+  const costModel = new StepCostModel(model, rates, workload, settings, constants, terms.wg.space);
   const memo = layerCosts.forCostModel(costModel, terms);
   const head = costModel.head(terms);
   let headSeconds = 0;

@@ -9,23 +9,15 @@ import { diskReadThroughputBound } from "../../planner/spillway/disk-read-bound.
 import { evaluatePolicy } from "../../planner/spillway/evaluate-policy.js";
 import { hardwareRates } from "../../planner/spillway/hardware-rates.js";
 import { searchSpillway } from "../../planner/spillway/spillway-search.js";
+import { random as seededRandom } from "../helpers.js";
 
 const opt175b = findCatalogueModel("opt-175b")!;
 const t4 = resolveHardware("t4");
 const rates = hardwareRates(t4);
 const workload = { promptLen: 512, genLen: 32 };
 
-/** A small deterministic generator (no Math.random: the same policies every run). */
-function generator(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state * 1103515245 + 12345) % 2 ** 31;
-    return state / 2 ** 31;
-  };
-}
-
 test("the disk-read bound is above the exact throughput of every fitting policy it covers, under every schedule", () => {
-  const random = generator(17);
+  const random = seededRandom(17);
   let fitting = 0;
   let closest = 0;
   for (const compressCache of [false, true]) {

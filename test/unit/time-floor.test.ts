@@ -8,20 +8,12 @@ import { costSettings, evaluatePolicy } from "../../planner/spillway/evaluate-po
 import { hardwareRates } from "../../planner/spillway/hardware-rates.js";
 import { LayerCostCache } from "../../planner/spillway/layer-cost-cache.js";
 import { placementFreeSecondsFloor } from "../../planner/spillway/time-floor.js";
+import { random as seededRandom } from "../helpers.js";
 
 const workload = { promptLen: 256, genLen: 12 };
 
-/** A small deterministic generator (the same policies every run). */
-function generator(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state * 1103515245 + 12345) % 2 ** 31;
-    return state / 2 ** 31;
-  };
-}
-
 test("the time floor is at most the exact time of every placement, for every setting and schedule", () => {
-  const random = generator(5);
+  const random = seededRandom(5);
   const split = () => {
     const a = random();
     const b = random() * (1 - a);
