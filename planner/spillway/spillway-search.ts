@@ -31,7 +31,7 @@ import type { HardwareRates } from "./hardware-rates.js";
 import { LayerCostCache } from "./layer-cost-cache.js";
 import { buildSpillwayLp, type SpillwayLayerCosts, SpillwayLpFamily, spillwayLayerCosts } from "./spillway-lp.js";
 import { type CostSettings, StepCostModel } from "./step-costs.js";
-import { placementFreeSecondsFloor } from "./time-floor.js";
+import { batchThroughputCeiling, kvBytesPerSequenceLayer, placementFreeSecondsFloor } from "./time-floor.js";
 
 export interface SpillwaySearchInput {
   readonly model: ModelSpec;
@@ -99,6 +99,9 @@ export interface SpillwaySearchResult {
   readonly maxExactEvaluations: number;
   readonly evaluationLimitReached: boolean;
 }
+
+/** Relative slack on the LP's memory rows when a bound reads what they allow (the solvers allow 1e-6). */
+const LP_ROW_SLACK = 1e-4;
 
 export const GBS_CANDIDATES = [
   1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096,
@@ -392,6 +395,36 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
     });
   progress(0);
   const boundPoints = input.useBounds !== false;
+  const settingsOf = (family: Family, gbs: number, nb: number): CostSettings => ({
+    gbs,
+    nb,
+    ...family,
+    pinWeight: fixed.pinWeight ?? true,
+    overlap: fixed.overlap ?? true,
+    schedule: input.schedule,
+  });
+  /**
+   * Whether some GPU batch size the family's scan would visit can reach `incumbent` (time-floor.ts
+   * batchThroughputCeiling) at an nb its LP can take. An LP point is feasible only if the LP's GPU, CPU
+   * and disk rows added up hold every layer's weights and every sequence's KV (spillway-lp.ts: memory()'s
+   * rows, each term non-negative; the weight and cache fractions add up to 1): W L + bls K L <= the three
+   * capacities, within the solvers' row tolerance (1e-6 relative; LP_ROW_SLACK is wider).
+   */
+  const familyCanWin = (family: Family, gbsFits: (gbs: number) => boolean, incumbent: number) => {
+    const { model, rates, workload } = input;
+    const L = model.numLayers;
+    const W = costConstants(model, family.compressWeight).layerStoredBytes;
+    const K = kvBytesPerSequenceLayer(model, rates, workload, settingsOf(family, 1, 1));
+    const capacity = rates.capacityBytes.gpu + rates.capacityBytes.cpu + rates.capacityBytes.disk;
+    const largestBlock = (capacity * (1 + LP_ROW_SLACK) - W * L) / (K * L);
+    for (const gbs of gbsList) {
+      if (!gbsFits(gbs)) break;
+      const maxNb = fixed.nb ?? Math.min(gpuBatchLimit, Math.floor(maxBlock / gbs), Math.floor(largestBlock / gbs));
+      const settings = settingsOf(family, gbs, 1);
+      if (batchThroughputCeiling(model, rates, workload, settings, maxNb, layerCostCache) >= incumbent) return true;
+    }
+    return false;
+  };
   const boundFamilies = boundPoints && !input.onCandidate;
   for (const [visit, familyIndex] of visitOrder(familyList).entries()) {
     const family = familyList[familyIndex]!;
@@ -404,24 +437,30 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
         continue;
       }
     }
+    // The GPU batch sizes the scan visits: it ends where even the smallest GPU footprint overflows.
+    const fits = new Map<number, boolean>();
+    const gbsFits = (gbs: number) => {
+      let answer = fits.get(gbs);
+      if (answer === undefined) {
+        answer =
+          fixed.gbs !== undefined ||
+          minimumGpuBytes(input, settingsOf(family, gbs, 1)) <= input.rates.capacityBytes.gpu;
+        fits.set(gbs, answer);
+      }
+      return answer;
+    };
+    if (boundFamilies && best && !familyCanWin(family, gbsFits, best.prediction.throughputTokensPerSecond)) {
+      progress(familyStart + stepsPerFamily, `${familyName} skipped: no GPU batch size of it can beat the best found`);
+      continue;
+    }
     const constants = costConstants(input.model, family.compressWeight);
     // The family's LPs start from the last optimum's basis.
     const screen = { ...solving, warmStart: {} };
     const candidates: ScreenedPoint[] = [];
     for (const [gbsIndex, gbs] of gbsList.entries()) {
       if (gbsIndex > 0) progress(familyStart + gbsIndex, `${familyName}, gbs ${gbs}, ${lpSolves} LPs solved`);
-      const settingsFor = (nb: number): CostSettings => ({
-        gbs,
-        nb,
-        compressWeight: family.compressWeight,
-        compressCache: family.compressCache,
-        cpuAttention: family.cpuAttention,
-        activationTier: family.activationTier,
-        pinWeight: fixed.pinWeight ?? true,
-        overlap: fixed.overlap ?? true,
-        schedule: input.schedule,
-      });
-      if (fixed.gbs === undefined && minimumGpuBytes(input, settingsFor(1)) > input.rates.capacityBytes.gpu) break;
+      const settingsFor = (nb: number): CostSettings => settingsOf(family, gbs, nb);
+      if (!gbsFits(gbs)) break;
       let layerCosts: SpillwayLayerCosts | undefined;
       const lpInputAt = (nb: number) => {
         const lpInput = {
