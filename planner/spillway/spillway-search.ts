@@ -417,8 +417,13 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
     const K = kvBytesPerSequenceLayer(model, rates, workload, settingsOf(family, 1, 1));
     const capacity = rates.capacityBytes.gpu + rates.capacityBytes.cpu + rates.capacityBytes.disk;
     const largestBlock = (capacity * (1 + LP_ROW_SLACK) - W * L) / (K * L);
+    const scanned: number[] = [];
     for (const gbs of gbsList) {
       if (!gbsFits(gbs)) break;
+      scanned.push(gbs);
+    }
+    // Largest first: a large GPU batch size is the likeliest to reach the best, which ends the check.
+    for (const gbs of scanned.reverse()) {
       const maxNb = fixed.nb ?? Math.min(gpuBatchLimit, Math.floor(maxBlock / gbs), Math.floor(largestBlock / gbs));
       const settings = settingsOf(family, gbs, 1);
       if (batchThroughputCeiling(model, rates, workload, settings, maxNb, layerCostCache) >= incumbent) return true;
