@@ -152,12 +152,12 @@ export function batchThroughputCeiling(
   const step = (phase: "prefill" | "decode", context: number) => {
     const { weights, batch } = memo.layer(phase, context);
     let worst = 0;
-    for (const r of RESOURCES)
-      worst = Math.max(
-        worst,
-        leastWithGpuCaps(weights.seconds[r], gpuWeights, gpuCache) / maxNb +
-          leastWithGpuCaps(batch.seconds[r], gpuWeights, gpuCache),
-      );
+    for (const r of RESOURCES) {
+      // Busy times are never negative, nor then their least; were one, its share would be least at nb = 1.
+      const blockLeast = leastWithGpuCaps(weights.seconds[r], gpuWeights, gpuCache);
+      const batchLeast = leastWithGpuCaps(batch.seconds[r], gpuWeights, gpuCache);
+      worst = Math.max(worst, (blockLeast >= 0 ? blockLeast / maxNb : blockLeast) + batchLeast);
+    }
     return worst;
   };
   const { promptLen: s, genLen: n } = workload;
