@@ -25,11 +25,13 @@ import {
   SEARCH_GPU_BATCH_LIMIT,
 } from "../search-budget.js";
 import { costConstants } from "./cost-constants.js";
+import { diskReadThroughputBound } from "./disk-read-bound.js";
 import { type StagedEvaluation, stagedEvaluation } from "./evaluate-policy.js";
 import type { HardwareRates } from "./hardware-rates.js";
 import { LayerCostCache } from "./layer-cost-cache.js";
 import { buildSpillwayLp, type SpillwayLayerCosts, SpillwayLpFamily, spillwayLayerCosts } from "./spillway-lp.js";
 import { type CostSettings, StepCostModel } from "./step-costs.js";
+import { batchThroughputCeiling, kvBytesPerSequenceLayer, placementFreeSecondsFloor } from "./time-floor.js";
 
 export interface SpillwaySearchInput {
   readonly model: ModelSpec;
@@ -62,6 +64,13 @@ export interface SpillwaySearchInput {
   readonly onProgress?: OnProgress;
   /** Solve every LP with javascript-lp-solver/HiGHS alone, as before the LP screen (screened-lp.ts): for tests and comparisons. */
   readonly referenceLpsOnly?: boolean;
+  /**
+   * Skip what a bound shows cannot beat the best policy already scored (default true): a family of
+   * discrete choices by its disk reads (disk-read-bound.ts; never with onCandidate, which observes every
+   * LP point), an LP point's exact solve and evaluation by its time floor (time-floor.ts). The plan is
+   * the same either way; false for tests and comparisons.
+   */
+  readonly useBounds?: boolean;
 }
 
 /** One LP point of the search: a family of discrete choices at one (gbs, nb), with the LP's throughput estimate. */
@@ -91,6 +100,9 @@ export interface SpillwaySearchResult {
   readonly evaluationLimitReached: boolean;
 }
 
+/** Relative slack on the LP's memory rows when a bound reads what they allow (the solvers allow 1e-6). */
+const LP_ROW_SLACK = 1e-4;
+
 export const GBS_CANDIDATES = [
   1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096,
 ];
@@ -107,6 +119,16 @@ interface Family {
   readonly compressCache: boolean;
   readonly cpuAttention: boolean;
   readonly activationTier: Tier;
+}
+
+/**
+ * The order the search visits the families in: compressed weights first, as the fastest policies of a
+ * model too large for GPU and CPU memory usually compress their weights, so that the best policy found
+ * early lets the bound skip the families that cannot beat it. The plan does not depend on the order: on
+ * equal throughputs the family listed first by families() wins, as when they were visited in that order.
+ */
+function visitOrder(list: readonly Family[]): number[] {
+  return list.map((_, i) => list.length - 1 - i);
 }
 
 function families(input: SpillwaySearchInput): Family[] {
@@ -286,6 +308,10 @@ export function repairPolicy(
  * and policy (from the existing solvers' values) on demand.
  */
 interface ScreenedPoint {
+  readonly gbs: number;
+  readonly nb: number;
+  /** The settings the exact evaluation of this point costs with. */
+  readonly settings: CostSettings;
   readonly lpThroughput: number;
   exactThroughput(): number;
   policy(): Policy;
@@ -320,18 +346,18 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
     evaluationsMade++;
     return stagedEvaluation(input.model, input.rates, input.workload, p, input.schedule, layerCostCache);
   };
-  let best: { policy: Policy; prediction: Prediction } | undefined;
-  const consider = (policy: Policy) => {
+  let best: { policy: Policy; prediction: Prediction; familyIndex: number } | undefined;
+  const consider = (policy: Policy, familyIndex: number) => {
     if (evaluationLimitReached) return;
     try {
-      considerWithinBudget(policy);
+      considerWithinBudget(policy, familyIndex);
     } catch (error) {
       if (!(error instanceof EvaluationBudgetSpent)) throw error;
       evaluationLimitReached = true;
       exactEvaluations = evaluationsMade;
     }
   };
-  const considerWithinBudget = (policy: Policy) => {
+  const considerWithinBudget = (policy: Policy, familyIndex: number) => {
     const realized = realizedPolicy(input.model, policy);
     const repaired: RepairedPolicy = fixedFractions
       ? { policy: realized, evaluation: evaluate(realized), evaluations: 1 }
@@ -339,8 +365,15 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
     exactEvaluations += repaired.evaluations;
     if (!stagedFeasible(repaired.evaluation)) return;
     const prediction = repaired.evaluation.prediction();
-    if (!best || prediction.throughputTokensPerSecond > best.prediction.throughputTokensPerSecond)
-      best = { policy: repaired.policy, prediction };
+    const throughput = prediction.throughputTokensPerSecond;
+    const incumbent = best?.prediction.throughputTokensPerSecond;
+    // The first of equal throughputs in families() order, whatever the order of visits.
+    if (
+      incumbent === undefined ||
+      throughput > incumbent ||
+      (throughput === incumbent && familyIndex < best!.familyIndex)
+    )
+      best = { policy: repaired.policy, prediction, familyIndex };
   };
   const maxBlock = input.maxBlock ?? Infinity;
   const gpuBatchLimit = SEARCH_GPU_BATCH_LIMIT;
@@ -361,27 +394,78 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
       ...(detail ? { detail } : {}),
     });
   progress(0);
-  for (const [familyIndex, family] of familyList.entries()) {
+  const boundPoints = input.useBounds !== false;
+  const settingsOf = (family: Family, gbs: number, nb: number): CostSettings => ({
+    gbs,
+    nb,
+    ...family,
+    pinWeight: fixed.pinWeight ?? true,
+    overlap: fixed.overlap ?? true,
+    schedule: input.schedule,
+  });
+  /**
+   * Whether some GPU batch size the family's scan would visit can reach `incumbent` (time-floor.ts
+   * batchThroughputCeiling) at an nb its LP can take. An LP point is feasible only if the LP's GPU, CPU
+   * and disk rows added up hold every layer's weights and every sequence's KV (spillway-lp.ts: memory()'s
+   * rows, each term non-negative; the weight and cache fractions add up to 1): W L + bls K L <= the three
+   * capacities, within the solvers' row tolerance (1e-6 relative; LP_ROW_SLACK is wider).
+   */
+  const familyCanWin = (family: Family, gbsFits: (gbs: number) => boolean, incumbent: number) => {
+    const { model, rates, workload } = input;
+    const L = model.numLayers;
+    const W = costConstants(model, family.compressWeight).layerStoredBytes;
+    const K = kvBytesPerSequenceLayer(model, rates, workload, settingsOf(family, 1, 1));
+    const capacity = rates.capacityBytes.gpu + rates.capacityBytes.cpu + rates.capacityBytes.disk;
+    const largestBlock = (capacity * (1 + LP_ROW_SLACK) - W * L) / (K * L);
+    const scanned: number[] = [];
+    for (const gbs of gbsList) {
+      if (!gbsFits(gbs)) break;
+      scanned.push(gbs);
+    }
+    // Largest first: a large GPU batch size is the likeliest to reach the best, which ends the check.
+    for (const gbs of scanned.reverse()) {
+      const maxNb = fixed.nb ?? Math.min(gpuBatchLimit, Math.floor(maxBlock / gbs), Math.floor(largestBlock / gbs));
+      const settings = settingsOf(family, gbs, 1);
+      if (batchThroughputCeiling(model, rates, workload, settings, maxNb, layerCostCache) >= incumbent) return true;
+    }
+    return false;
+  };
+  const boundFamilies = boundPoints && !input.onCandidate;
+  for (const [visit, familyIndex] of visitOrder(familyList).entries()) {
+    const family = familyList[familyIndex]!;
+    const familyStart = visit * stepsPerFamily;
+    const familyName = `family ${visit + 1}/${familyList.length}`;
+    if (boundFamilies && best) {
+      const bound = diskReadThroughputBound(input.model, input.rates, input.workload, family);
+      if (bound < best.prediction.throughputTokensPerSecond) {
+        progress(familyStart + stepsPerFamily, `${familyName} skipped: its disk reads bound it below the best found`);
+        continue;
+      }
+    }
+    // The GPU batch sizes the scan visits: it ends where even the smallest GPU footprint overflows.
+    const fits = new Map<number, boolean>();
+    const gbsFits = (gbs: number) => {
+      let answer = fits.get(gbs);
+      if (answer === undefined) {
+        answer =
+          fixed.gbs !== undefined ||
+          minimumGpuBytes(input, settingsOf(family, gbs, 1)) <= input.rates.capacityBytes.gpu;
+        fits.set(gbs, answer);
+      }
+      return answer;
+    };
+    if (boundFamilies && best && !familyCanWin(family, gbsFits, best.prediction.throughputTokensPerSecond)) {
+      progress(familyStart + stepsPerFamily, `${familyName} skipped: no GPU batch size of it can beat the best found`);
+      continue;
+    }
     const constants = costConstants(input.model, family.compressWeight);
     // The family's LPs start from the last optimum's basis.
     const screen = { ...solving, warmStart: {} };
     const candidates: ScreenedPoint[] = [];
-    const familyStart = familyIndex * stepsPerFamily;
-    const familyName = `family ${familyIndex + 1}/${familyList.length}`;
     for (const [gbsIndex, gbs] of gbsList.entries()) {
       if (gbsIndex > 0) progress(familyStart + gbsIndex, `${familyName}, gbs ${gbs}, ${lpSolves} LPs solved`);
-      const settingsFor = (nb: number): CostSettings => ({
-        gbs,
-        nb,
-        compressWeight: family.compressWeight,
-        compressCache: family.compressCache,
-        cpuAttention: family.cpuAttention,
-        activationTier: family.activationTier,
-        pinWeight: fixed.pinWeight ?? true,
-        overlap: fixed.overlap ?? true,
-        schedule: input.schedule,
-      });
-      if (fixed.gbs === undefined && minimumGpuBytes(input, settingsFor(1)) > input.rates.capacityBytes.gpu) break;
+      const settingsFor = (nb: number): CostSettings => settingsOf(family, gbs, nb);
+      if (!gbsFits(gbs)) break;
       let layerCosts: SpillwayLayerCosts | undefined;
       const lpInputAt = (nb: number) => {
         const lpInput = {
@@ -427,6 +511,9 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
           return exact;
         };
         const point: ScreenedPoint = {
+          gbs,
+          nb,
+          settings: settingsFor(nb),
           lpThroughput: throughputOf(screened.values),
           exactThroughput: () => exactPoint().throughput,
           policy: () => exactPoint().policy,
@@ -483,17 +570,25 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
     candidates.sort(byThroughputDescending);
     const seen = new Set<string>();
     for (const c of candidates) {
-      const policy = c.policy();
-      const key = `${policy.gpuBatchSize}x${policy.numGpuBatches}`;
+      // The policy's gbs and nb are the point's (policyOf).
+      const key = `${c.gbs}x${c.nb}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      consider(policy);
+      // A point whose time floor (time-floor.ts) keeps every placement of it below the best policy
+      // already scored cannot become the best: neither its exact LP solve nor its evaluation is needed.
+      const cannotWin =
+        boundPoints &&
+        best !== undefined &&
+        (c.gbs * c.nb * input.workload.genLen) /
+          placementFreeSecondsFloor(input.model, input.rates, input.workload, c.settings, layerCostCache) <
+          best.prediction.throughputTokensPerSecond;
+      if (!cannotWin) consider(c.policy(), familyIndex);
       if (seen.size >= 6) break;
     }
     progress(familyStart + stepsPerFamily, `${familyName} done, ${lpSolves} LPs solved`);
   }
   return {
-    best,
+    best: best && { policy: best.policy, prediction: best.prediction },
     lpSolves,
     exactEvaluations,
     stats,
