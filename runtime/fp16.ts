@@ -53,17 +53,24 @@ export function float16BitsToFloat32(h: number): number {
   return sign * (1024 + mantissa) * 2 ** (exponent - 25);
 }
 
-/** Every fp16 bit pattern decoded once: decoding a tensor is then one load per value. */
-const FP16_DECODE_TABLE: Float32Array = (() => {
-  const table = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) table[h] = float16BitsToFloat32(h);
-  return table;
-})();
+/**
+ * Every fp16 bit pattern decoded once: decoding a tensor is then one load per value. Built on the first
+ * decode, not when the module loads: commands that never decode a tensor (plan, models) import this
+ * module through shared code and would pay ~10 ms at every start.
+ */
+let fp16DecodeTable: Float32Array | undefined;
+function decodeTable(): Float32Array {
+  if (!fp16DecodeTable) {
+    fp16DecodeTable = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) fp16DecodeTable[h] = float16BitsToFloat32(h);
+  }
+  return fp16DecodeTable;
+}
 
 export function fromFloat16Array(src: Uint16Array, dst: Float32Array = new Float32Array(src.length)): Float32Array {
   if (dst.length < src.length)
     throw new RangeError(`fromFloat16Array: destination holds ${dst.length} values, source has ${src.length}`);
-  const table = FP16_DECODE_TABLE;
+  const table = decodeTable();
   for (let i = 0; i < src.length; i++) dst[i] = table[src[i]!]!;
   return dst;
 }
