@@ -17,7 +17,9 @@
  * - each round's error in round order and the spread of the policy's measured token/s over its rounds;
  *   per round, the median error over the policies and the share of a core this process had during its
  *   runs and during the profiles around it (its CPU time over the wall-clock time: 1 on an idle machine),
- *   which says whether a round's errors come from the load moving between the profiles and the runs.
+ *   which says whether a round's errors come from the load moving between the profiles and the runs;
+ * - each policy's median measured token/s against its prediction on every profile measured (for an
+ *   idle machine, where the quick profile's own noise is what the two profiles around a round add).
  *
  * Then, per policy, where the decode time goes: the cost model's terms (attention, router and the other
  * resident weights; experts computed on the device; experts computed on the CPU; stalls for expert
