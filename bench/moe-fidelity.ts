@@ -13,7 +13,13 @@
  *   have it: the routing the checkpoint really produces, recorded by the warm-up round's run),
  * - the simulator's replay of that recorded routing (counts exact, times from the cost model),
  * - the measured throughput, and the error of each against it; the median |error| (target <= 15%),
- *   and the load average (`uptime`'s) at every profile and round.
+ *   and the load average (`uptime`'s) at every profile and round;
+ * - each round's error in round order and the spread of the policy's measured token/s over its rounds;
+ *   per round, the median error over the policies and the share of a core this process had during its
+ *   runs and during the profiles around it (its CPU time over the wall-clock time: 1 on an idle machine),
+ *   which says whether a round's errors come from the load moving between the profiles and the runs;
+ * - each policy's median measured token/s against its prediction on every profile measured (for an
+ *   idle machine, where the quick profile's own noise is what the two profiles around a round add).
  *
  * Then, per policy, where the decode time goes: the cost model's terms (attention, router and the other
  * resident weights; experts computed on the device; experts computed on the CPU; stalls for expert
@@ -142,24 +148,38 @@ const load = () =>
   `load average ${loadavg()
     .map((x) => x.toFixed(2))
     .join(", ")}`;
+/**
+ * Runs `work` and returns its result with the share of one core this process had meanwhile (its CPU time
+ * over the wall-clock time): ~1 on an idle machine, lower when other work takes the cores. A profile
+ * and a run measured at different shares were measured on differently loaded machines.
+ */
+async function withCpuShare<T>(work: () => T | Promise<T>): Promise<{ value: T; cpuShare: number }> {
+  const cpu0 = process.cpuUsage();
+  const wall0 = performance.now();
+  const value = await work();
+  const cpu = process.cpuUsage(cpu0);
+  return { value, cpuShare: (cpu.user + cpu.system) / 1e3 / (performance.now() - wall0) };
+}
 try {
   // The profile is measured before the first round and after every round, and each round is predicted
   // with the two profiles measured around it (the mean of their predicted seconds): a change of the
   // machine's load between a profile and a run then shows in both, not as error.
   const profiles: HardwareProfile[] = [];
-  const measureProfile = () => {
-    const profile = measuredCpuHardware();
+  const profileShares: number[] = [];
+  const measureProfile = async () => {
+    const { value: profile, cpuShare } = await withCpuShare(measuredCpuHardware);
     profiles.push(profile);
+    profileShares.push(cpuShare);
     // The rates that cost most of an MoE step here: the GEMM curve at a decode expert's and a prefill
     // expert's rows, and the expert copy's.
     const rates = hardwareRates(profile);
     const perWeight = (rows: number) =>
       rates.matmulCurve ? `${(matmulSecondsPerWeight(rates.matmulCurve, rows) * 1e12).toFixed(0)} ps` : "-";
     console.log(
-      `profile ${profiles.length - 1} measured (${load()}): fp16 GEMM per weight ${perWeight(1)} at 1 row, ${perWeight(16)} at 16; copy ${(rates.h2dBytesPerSecond / 1e9).toFixed(2)} GB/s`,
+      `profile ${profiles.length - 1} measured (${load()}; this process had ${cpuShare.toFixed(2)} of a core): fp16 GEMM per weight ${perWeight(1)} at 1 row, ${perWeight(16)} at 16; copy ${(rates.h2dBytesPerSecond / 1e9).toFixed(2)} GB/s`,
     );
   };
-  measureProfile();
+  await measureProfile();
   const weightsDir = join(work, model.name);
   synthesizeMoeWeights(model, weightsDir, { seed: 0 });
   const preGatedDir = join(work, `${model.name}-pregated`);
@@ -173,6 +193,8 @@ try {
     readonly result: MoePlanRunResult;
     readonly run: MoeRunResult;
     readonly trace: MemoryTraceSink;
+    /** The share of a core this process had during the run (withCpuShare). */
+    readonly cpuShare: number;
   }
   const state = runnable.map((c) => ({
     c,
@@ -183,10 +205,10 @@ try {
     rounds: [] as Round[],
   }));
   // Round 0 warms up and records each policy's routing, unmeasured (as the profile's own timings discard
-  // their first calls). Measured runs still drift against the profiles around them within one process:
-  // in the runs reported in runtime/moe/README.md each later round measured faster relative to its
-  // profiles (about -30%, 0%, +50% in rounds 1-3), a cause not found yet; the round of median error is
-  // the one reported.
+  // their first calls). (An earlier note here read "each later round measured faster against its
+  // profiles, about -30%, 0%, +50% in rounds 1-3, in every run": the per-round column was printed sorted
+  // by error, so it always rose; it is printed in round order now, with each round's median error and
+  // the share of a core the process had during its runs and profiles.)
   for (let round = 0; round <= ROUNDS; round++) {
     console.log(`round ${round}${round === 0 ? " (warm-up, routing recorded)" : ""} (${load()})`);
     const hardware = profiles[0]!;
@@ -195,15 +217,18 @@ try {
       s.planned ??= await plan({ ...s.request, hardware });
       const options = { weightsDir: s.dir, capacityBytes: s.planned.predicted.capacityBytes, reference: false };
       const trace = new MemoryTraceSink();
-      const { result, run } = await executeMoePlan(s.planned, hardware, { ...options, trace });
+      const {
+        value: { result, run },
+        cpuShare,
+      } = await withCpuShare(() => executeMoePlan(s.planned!, hardware, { ...options, trace }));
       // The first run's routing is the checkpoint's: the plan is predicted again with its statistics.
       s.routing ??= {
         profile: routingProfileFromTrace(run.routing, "the routing this checkpoint produced"),
         trace: run.routing,
       };
-      if (round > 0) s.rounds.push({ result, run, trace });
+      if (round > 0) s.rounds.push({ result, run, trace, cpuShare });
     }
-    if (round > 0) measureProfile();
+    if (round > 0) await measureProfile();
   }
   /** A plan of the same policy on `hardware`, optionally with the run's routing statistics. */
   const replanned = async (s: (typeof state)[number], hardware: HardwareProfile, routing?: RoutingProfile) => {
@@ -212,7 +237,16 @@ try {
       throw new Error(`${s.c.name}: the plan's policy moved with the profile`);
     return p;
   };
-  const errors = { plan: [] as number[], routed: [] as number[], simulated: [] as number[] };
+  const errors = {
+    plan: [] as number[],
+    routed: [] as number[],
+    simulated: [] as number[],
+    /** The policy's median measured token/s against its prediction on every profile (the mean of their seconds). */
+    allProfiles: [] as number[],
+  };
+  /** Per measured round, every policy's error (with the run's routing); per policy, its measured rates' spread. */
+  const roundErrors = Array.from({ length: ROUNDS }, () => [] as number[]);
+  const spreads: number[] = [];
   const rows: string[] = [];
   const termRows: string[] = [];
   for (const s of state) {
@@ -248,9 +282,18 @@ try {
         error: (measured - p.routed) / p.routed,
       });
     }
-    // The round of median error (with the run's routing) stands for the policy.
-    perRound.sort((a, b) => a.error - b.error);
-    const median = perRound[Math.floor(perRound.length / 2)]!;
+    // The round of median error (with the run's routing) stands for the policy; perRound stays in round order.
+    const median = [...perRound].sort((a, b) => a.error - b.error)[Math.floor(perRound.length / 2)]!;
+    perRound.forEach((x, r) => roundErrors[r]!.push(x.error));
+    const measuredRates = perRound.map((x) => x.measured);
+    spreads.push((Math.max(...measuredRates) - Math.min(...measuredRates)) / medianOf(measuredRates));
+    // On a machine whose load holds still, the quick profile's own noise (its 1-row fp16 GEMM moved
+    // 2.8-4.7 ns per weight between consecutive profiles at load ~1) is what the two profiles around a
+    // round pass on; every profile together averages it out.
+    const onEvery = await Promise.all(profiles.map((h) => replanned(s, h, routing.profile)));
+    const predictedOnEvery =
+      onEvery.length / onEvery.reduce((a, x) => a + 1 / x.predicted.throughputTokensPerSecond, 0);
+    errors.allProfiles.push((medianOf(measuredRates) - predictedOnEvery) / predictedOnEvery);
     const m = median.measured;
     const chosen = s.rounds[median.r]!;
     const err = (p: number) => (m - p) / p;
@@ -262,7 +305,7 @@ try {
     rows.push(
       `${s.c.name.padEnd(22)}${rate(median.p.plan)}${pct(errors.plan.at(-1)!)}${rate(median.p.routed)}${pct(errors.routed.at(-1)!)}${rate(median.p.simulated)}${pct(errors.simulated.at(-1)!)}${rate(m)}  ${hit.padStart(21)}  ${stall.padStart(18)}  ${perRound
         .map((x) => pct(x.error).trim())
-        .join(" ")}`,
+        .join(" ")}  ${(spreads.at(-1)! * 100).toFixed(0)}%`,
     );
     const p = median.terms;
     const t = chosen.run.timing;
@@ -273,7 +316,7 @@ try {
     );
   }
   console.log(
-    `\n${"policy".padEnd(22)}${"predicted".padStart(11)}${"err".padStart(9)}${"w/ routing".padStart(11)}${"err".padStart(9)}${"simulated".padStart(11)}${"err".padStart(9)}${"measured".padStart(11)}  hit rate (plan / run)  stall (plan / run)  each round's error (w/ routing)`,
+    `\n${"policy".padEnd(22)}${"predicted".padStart(11)}${"err".padStart(9)}${"w/ routing".padStart(11)}${"err".padStart(9)}${"simulated".padStart(11)}${"err".padStart(9)}${"measured".padStart(11)}  hit rate (plan / run)  stall (plan / run)  error in rounds 1-${ROUNDS} (w/ routing)  spread`,
   );
   for (const row of rows) console.log(row);
   const summary = (xs: number[]) => {
@@ -286,6 +329,20 @@ try {
   console.log(`plan, default routing statistics:   ${summary(errors.plan)}`);
   console.log(`plan, the run's routing statistics: ${summary(errors.routed)} (target 15%)`);
   console.log(`simulator, the run's routing:       ${summary(errors.simulated)}`);
+  console.log(
+    `plan, the run's routing statistics, the median of the ${ROUNDS} runs against the prediction on all ${profiles.length} profiles (for a machine whose load holds still): ${summary(errors.allProfiles)}`,
+  );
+  console.log(
+    `spread of each policy's measured token/s over its ${ROUNDS} rounds ((largest - smallest) / median): median ${(medianOf(spreads) * 100).toFixed(0)}%, largest ${(Math.max(...spreads) * 100).toFixed(0)}%`,
+  );
+  // A round whose policies all err one way was measured on a machine faster or slower than the profiles
+  // around it: the share of a core this process had (1 when idle) says whether the load moved.
+  for (let r = 0; r < ROUNDS; r++) {
+    const shares = state.map((s) => s.rounds[r]!.cpuShare);
+    console.log(
+      `round ${r + 1}: median error over the policies ${pct(medianOf(roundErrors[r]!)).trim()}; share of a core: runs ${medianOf(shares).toFixed(2)} (median), profiles before / after ${profileShares[r]!.toFixed(2)} / ${profileShares[r + 1]!.toFixed(2)}`,
+    );
+  }
   const head = (name: string) => name.padStart(16);
   console.log(
     `\nWhere decode time goes, ms over all ${workload.genLen - 1} decode steps (predicted with the run's routing / measured in that run's trace):`,

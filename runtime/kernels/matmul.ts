@@ -318,7 +318,8 @@ function gemmModuleBytes(mr: number, nr: number): Uint8Array<ArrayBuffer> {
     0x00,
     0x00,
     ...section(1, [1, ...type]),
-    ...section(2, [1, ...utf8("env"), ...utf8("mem"), 0x02, 0x00, 0x01]),
+    // A shared memory (limits flag 0x03: shared, with a maximum): see createWasmMatmul.
+    ...section(2, [1, ...utf8("env"), ...utf8("mem"), 0x02, 0x03, 0x01, ...uleb(MAX_MEMORY_PAGES)]),
     ...section(3, [...uleb(bodies.length), ...bodies.map(() => 0)]),
     ...section(7, [...uleb(names.length), ...exports]),
     ...section(10, [...uleb(bodies.length), ...bodies.flat()]),
@@ -363,6 +364,8 @@ type GemmExport = (
 ) => void;
 
 const PAGE_BYTES = 65536;
+/** wasm32's largest memory (4 GiB), the shared memory's declared maximum (address space, not memory, until grown). */
+const MAX_MEMORY_PAGES = 65536;
 /** Default cap on one call's padded copies (wasm32 memory tops out at 4 GiB; this leaves room and bounds growth). */
 const MAX_WORKING_BYTES = 512 * 2 ** 20;
 
@@ -393,7 +396,14 @@ export function createWasmMatmul(tuning: WasmGemmTuning = DEFAULT_WASM_GEMM_TUNI
   const kBlock = roundUp(tuning.kBlock, 4);
   const nBlock = roundUp(tuning.nBlock, nr);
   const maxWorkingBytes = tuning.maxWorkingBytes ?? MAX_WORKING_BYTES;
-  const memory = new WebAssembly.Memory({ initial: 16 });
+  // Shared, so that growing it never detaches an ArrayBuffer: the first detach in a process
+  // invalidates V8's ArrayBuffer-detaching protector, which throws away every optimised function that
+  // reads a typed array (here the fp16 decode and the expert kernels around this GEMM) and recompiles
+  // them with detach checks. Measured with process CPU time on a 2-core Xeon VM (Node 20): the MoE
+  // bench's fp16 linear (1x256x512) went from ~5 to 8-9 ns per weight for the seconds after the
+  // profile's first large GEMM grew a non-shared memory, and recovered only as it was recompiled;
+  // a shared memory's grow leaves it unchanged. The old views stay valid (and unused) after a grow.
+  const memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_MEMORY_PAGES, shared: true });
   const instance = new WebAssembly.Instance(new WebAssembly.Module(gemmModuleBytes(mr, nr)), { env: { mem: memory } });
   const kernel = (name: string) => instance.exports[name] as GemmExport;
   /** store[r], accumulate[r]: kernels for tiles of r rows (index 0 unused). */
@@ -408,7 +418,7 @@ export function createWasmMatmul(tuning: WasmGemmTuning = DEFAULT_WASM_GEMM_TUNI
   const ensureFloats = (floats: number) => {
     const bytes = floats * 4;
     if (bytes > memory.buffer.byteLength) memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / PAGE_BYTES));
-    // Growing detaches the old buffer; refresh the view whenever it changed.
+    // Growing gives memory.buffer a new (longer) SharedArrayBuffer; refresh the view whenever it changed.
     if (heap.buffer !== memory.buffer) heap = new Float32Array(memory.buffer);
   };
 
