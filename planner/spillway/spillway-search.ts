@@ -310,8 +310,6 @@ export function repairPolicy(
 interface ScreenedPoint {
   readonly gbs: number;
   readonly nb: number;
-  /** The settings the exact evaluation of this point costs with. */
-  readonly settings: CostSettings;
   readonly lpThroughput: number;
   exactThroughput(): number;
   policy(): Policy;
@@ -513,7 +511,6 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
         const point: ScreenedPoint = {
           gbs,
           nb,
-          settings: settingsFor(nb),
           lpThroughput: throughputOf(screened.values),
           exactThroughput: () => exactPoint().throughput,
           policy: () => exactPoint().policy,
@@ -580,7 +577,13 @@ export function searchSpillway(input: SpillwaySearchInput): SpillwaySearchResult
         boundPoints &&
         best !== undefined &&
         (c.gbs * c.nb * input.workload.genLen) /
-          placementFreeSecondsFloor(input.model, input.rates, input.workload, c.settings, layerCostCache) <
+          placementFreeSecondsFloor(
+            input.model,
+            input.rates,
+            input.workload,
+            settingsOf(family, c.gbs, c.nb),
+            layerCostCache,
+          ) <
           best.prediction.throughputTokensPerSecond;
       if (!cannotWin) consider(c.policy(), familyIndex);
       if (seen.size >= 6) break;

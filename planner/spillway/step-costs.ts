@@ -126,6 +126,11 @@ export class StepCostModel {
     return this.space.constant(0);
   }
 
+  /** Stored bytes of one sequence's KV cache (K and V, prompt and generated tokens) in one layer. */
+  get kvBytesPerSequenceLayer(): number {
+    return 2 * (this.workload.promptLen + this.workload.genLen) * this.kv * 2 * this.cacheFactor;
+  }
+
   private get onCpu(): boolean {
     return this.settings.compute === "cpu";
   }
@@ -494,13 +499,12 @@ export class StepCostModel {
     const L = globalOnly ? 0 : layerCount;
     const c = this.constants;
     const W = c.layerStoredBytes;
-    const cf = this.cacheFactor;
     const layerBytes = {
       gpu: p.layerWeightBytes?.gpu ?? p.wg.times(W),
       cpu: p.layerWeightBytes?.cpu ?? p.wc.times(W),
       disk: p.layerWeightBytes?.disk ?? p.wd.times(W),
     };
-    const kvPerSequence = 2 * (s + n) * kv * 2 * cf; // one layer, whole sequence, as stored
+    const kvPerSequence = this.kvBytesPerSequenceLayer; // one layer, whole sequence, as stored
     const kvFp16PerSequence = 2 * (s + n) * kv * 2;
     const offCache = p.cc.plus(p.cd);
     const zero = this.space.constant(0);

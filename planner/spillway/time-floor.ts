@@ -110,7 +110,7 @@ function leastWithGpuCaps(e: Affine, gpuWeights: number, gpuCache: number): numb
   return e.constant + capped(c[0]!, c[1]!, c[2]!, gpuWeights) + capped(c[3]!, c[4]!, c[5]!, gpuCache);
 }
 
-/** Stored bytes of one sequence's KV cache in one layer (step-costs memory()'s kvPerSequence) under `settings`. */
+/** Stored bytes of one sequence's KV cache in one layer under `settings` (StepCostModel.kvBytesPerSequenceLayer). */
 export function kvBytesPerSequenceLayer(
   model: ModelSpec,
   rates: HardwareRates,
@@ -118,8 +118,7 @@ export function kvBytesPerSequenceLayer(
   settings: CostSettings,
 ): number {
   const constants = costConstants(model, settings.compressWeight);
-  const costModel = new StepCostModel(model, rates, workload, settings, constants, PLACEMENT_SPACE);
-  return 2 * (workload.promptLen + workload.genLen) * costModel.kv * 2 * costModel.cacheFactor;
+  return new StepCostModel(model, rates, workload, settings, constants, PLACEMENT_SPACE).kvBytesPerSequenceLayer;
 }
 
 /**
@@ -148,7 +147,7 @@ export function batchThroughputCeiling(
       );
   const lambda = constants.layerStoredBytes / constants.layerParams / leastBytesPerParam;
   const gpuWeights = Math.min(1, (lambda * gpuBytes) / (L * constants.layerStoredBytes));
-  const K = kvBytesPerSequenceLayer(model, rates, workload, settings);
+  const K = costModel.kvBytesPerSequenceLayer;
   const gpuCache = Math.min(1, gpuBytes / (L * settings.gbs * K));
   const step = (phase: "prefill" | "decode", context: number) => {
     const { weights, batch } = memo.layer(phase, context);
