@@ -100,6 +100,20 @@ test("every shipped profile parses, and its kernel-class rates resolve with the 
   assert.deepEqual(colab.h2dPinnedBytesPerSecond, t4.h2dPinnedBytesPerSecond);
 });
 
+test("a100-80g: the pinned host link is a measurement below the PCIe 4.0 datasheet figure, which stays beside it", () => {
+  const profile = loadShippedProfile("a100-80g");
+  const uses = resolveRates(profile).uses;
+  for (const [rate, quantity] of [
+    [uses.h2dPinnedBytesPerSecond, profile.hostToDevice.pinnedBytesPerSecond],
+    [uses.d2hPinnedBytesPerSecond, profile.deviceToHost.pinnedBytesPerSecond],
+  ] as const) {
+    assert.equal(rate.kind, "measured");
+    assert.match(rate.source, /bandwidthTest/);
+    assert.equal(quantity.datasheet?.value, 31.5e9);
+    assert.ok(rate.value < quantity.datasheet!.value);
+  }
+});
+
 test("each profile's notes list its kernel-class rates by kind", () => {
   const t4 = JSON.parse(readFileSync(join(PROFILES_DIR, "t4.json"), "utf8"));
   assert.match(
