@@ -308,3 +308,42 @@ test("validation: RTX 4090, llama 7B F16 and Q8_0, -ngl 99 (llama.cpp PR #4766 l
   const pp = predict(LLAMA_2_7B, { ggufType: "F16", nGpuLayers: 99 }, { promptLen: 512, genLen: 1 });
   assert.ok(Math.abs(512 / pp.prefillSeconds / 11048 - 1) < 0.15, `F16 pp512 ${512 / pp.prefillSeconds}`);
 });
+
+test("--n-cpu-moe decode: each GPU layer with host experts copies the FFN input and the expert ids down and the k expert outputs up (one copy per split input)", () => {
+  const n = 5;
+  const p = predict(MIXTRAL, { ggufType: "Q4_K_M", nGpuLayers: 33, nCpuMoe: n }, { promptLen: 16, genLen: 3 });
+  const decode = p.steps.find((s) => s.phase === "decode")!.chains.flat();
+  const crossings = decode.filter((o) => o.term === "activations transfer");
+  const h = MIXTRAL.hiddenSize;
+  const k = MIXTRAL.moe!.expertsPerToken;
+  // Only the first n layers' experts are on the host; the embedding rows cross up once into the first GPU layer.
+  assert.deepEqual(
+    crossings.filter((o) => o.lane === "d2h").map((o) => o.bytes),
+    Array.from({ length: n }, () => [h * 4, k * 4]).flat(),
+  );
+  assert.deepEqual(
+    crossings.filter((o) => o.lane === "h2d").map((o) => o.bytes),
+    [h * 4, ...Array.from({ length: n }, () => h * k * 4)],
+  );
+  // Their mul_mat_id run on the CPU, reading k experts' slices of each of the three expert tensors.
+  const cpu = decode.filter((o) => o.term === "CPU experts");
+  assert.equal(cpu.length, n);
+  const file = ggufFile(MIXTRAL, "Q4_K_M");
+  cpu.forEach((o, l) => {
+    const slices = file.layers[l]!.filter((t) => t.role === "experts").reduce((a, t) => a + (k * t.bytes) / 8, 0);
+    assert.equal(o.bytes, slices, `layer ${l}`);
+  });
+});
+
+test("op offload of host experts (prompt ubatch): the scheduler reads the expert ids back once per layer before copying the used experts", () => {
+  const n = 3;
+  const p = predict(MIXTRAL, { ggufType: "Q4_K_M", nGpuLayers: 33, nCpuMoe: n }, { promptLen: 512, genLen: 1 });
+  const prefill = p.steps.filter((s) => s.phase === "prefill").flatMap((s) => s.chains.flat());
+  const ids = prefill.filter((o) => /expert ids to the host/.test(o.name));
+  assert.equal(ids.length, n);
+  for (const o of ids) assert.equal(o.bytes, 512 * MIXTRAL.moe!.expertsPerToken * 4);
+  const uploads = prefill.filter((o) => o.term === "weight upload (op offload)");
+  assert.equal(uploads.length, n);
+  // Each ids read precedes its layer's upload in the chain (the copy needs the ids).
+  for (const [i, u] of uploads.entries()) assert.ok(prefill.indexOf(ids[i]!) < prefill.indexOf(u));
+});
