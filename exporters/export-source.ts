@@ -13,9 +13,7 @@ import { embeddingTensors, placeTensors, realizePlacement, type TierAmounts } fr
 import { TIERS, type Tier } from "../core/tiers.js";
 import { formatBytes, GIB } from "../core/units.js";
 import { llamaCppEngineMoeAdvice } from "../engines/llama-cpp/moe-advice.js";
-import { defaultRoutingProfile } from "../planner/moe/default-routing.js";
 import type { LlamaCppMoeAdvice } from "../planner/moe/llama-cpp-moe.js";
-import { hardwareRates } from "../planner/spillway/hardware-rates.js";
 
 export interface ExportOptions {
   /**
