@@ -396,7 +396,7 @@ test("validation: Mixtral-8x7B F16 wholly on the CPU of a Xeon E5-2683 v4 with q
 });
 
 test("validation: Qwen3-30B-A3B Q4_K_M, -ngl 99 --n-cpu-moe 36, RTX 2080 + i9-10900X (llmfit PR 755: 36.7 t/s generation), within 25%", {
-  todo: "KNOWN GAP: predicted 51.6 t/s vs 36.7 measured (+41%): the 36 host-expert layers cost about 0.2 ms more each than bytes / peak DRAM bandwidth plus the modelled copies (no STREAM figure for the host; per-split synchronisation, CPU threadpool start and per-node barriers are not priced)",
+  todo: "KNOWN GAP: predicted 51.5 t/s vs 36.7 measured (+40%): the 36 host-expert layers cost about 0.2 ms more each than bytes / peak DRAM bandwidth plus the modelled copies (no STREAM figure for the host; per-split synchronisation, CPU threadpool start and per-node barriers are not priced)",
 }, () => {
   // Published in AlexsJones/llmfit pull request 755 (2026-07-16): llama-server, Qwen3-30B-A3B-Instruct-2507 Q4_K_M,
   // `-ngl 99 --n-cpu-moe 36`, one request, context 4096; "Pure generation speed measured by the server itself is
