@@ -79,7 +79,7 @@ export function formatPlan(plan: Plan): string {
       lines.push(
         ll.nCpuMoe === undefined
           ? `  llama.cpp    ${ll.reason}`
-          : `  llama.cpp    -ngl ${ll.nGpuLayers} --n-cpu-moe ${ll.nCpuMoe} fits (Q4-class GGUF): about ${ll.decodeTokensPerSecond!.toPrecision(3)} token/s decoding one sequence`,
+          : `  llama.cpp    -ngl ${ll.nGpuLayers} --n-cpu-moe ${ll.nCpuMoe} fits (${ll.ggufType ?? "Q4-class"} GGUF): about ${ll.decodeTokensPerSecond!.toPrecision(3)} token/s decoding one sequence`,
       );
     }
   } else {

@@ -12,9 +12,8 @@ import { layerGroupsOf, type Placement, type Policy } from "../core/policy.js";
 import { embeddingTensors, placeTensors, realizePlacement, type TierAmounts } from "../core/realize-placement.js";
 import { TIERS, type Tier } from "../core/tiers.js";
 import { formatBytes, GIB } from "../core/units.js";
-import { defaultRoutingProfile } from "../planner/moe/default-routing.js";
-import { type LlamaCppMoeAdvice, llamaCppMoeAdvice } from "../planner/moe/llama-cpp-moe.js";
-import { hardwareRates } from "../planner/spillway/hardware-rates.js";
+import { llamaCppEngineMoeAdvice } from "../engines/llama-cpp/moe-advice.js";
+import type { LlamaCppMoeAdvice } from "../planner/moe/llama-cpp-moe.js";
 
 export interface ExportOptions {
   /**
@@ -158,7 +157,7 @@ export function moeAdvice(
     };
   const model = plan.modelSpec;
   return {
-    advice: llamaCppMoeAdvice(model, hardwareRates(profile), plan.workload, defaultRoutingProfile(model)),
+    advice: llamaCppEngineMoeAdvice(model, profile, plan.workload),
     note: `--n-cpu-moe recomputed on the ${profile.name} profile (the plan does not carry llama.cpp advice)`,
   };
 }

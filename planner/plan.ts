@@ -2,6 +2,7 @@
  * `plan()`: the planner's library entry. Picks (or scores) a policy for a model on a hardware profile
  * with either cost model and returns a Plan, the document `spillway plan --json` prints.
  */
+
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import { type ModelSpec, totalWeightBytes } from "../core/model-spec.js";
 import type { CostModelName, Plan, PlanPrediction } from "../core/plan.js";
@@ -13,6 +14,7 @@ import type { ScheduleName } from "../core/schedule-name.js";
 import { TIERS } from "../core/tiers.js";
 import { formatBytes } from "../core/units.js";
 import type { Workload } from "../core/workload.js";
+import { llamaCppEngineMoeAdvice } from "../engines/llama-cpp/moe-advice.js";
 import { flexgenConstants } from "./flexgen/flexgen-constants.js";
 import {
   type FlexgenLpInput,
@@ -24,7 +26,6 @@ import {
 import { searchFlexgen } from "./flexgen/flexgen-search.js";
 import { type LpSolvers, loadedLpSolvers, type SolveStats, withLpSolvers } from "./lp/solve-linear-program.js";
 import { defaultRoutingProfile } from "./moe/default-routing.js";
-import { llamaCppMoeAdvice } from "./moe/llama-cpp-moe.js";
 import { type FixedExperts, searchMoe, smallestMoeGpuBytes } from "./moe/moe-search.js";
 import type { RoutingProfile } from "./moe/routing-profile.js";
 import { PlanError } from "./plan-error.js";
@@ -204,7 +205,7 @@ function planMoe(request: PlanRequest): Plan {
       wallClockLimitHits: 0,
     },
     flexgenArgs: "(FlexGen does not run Mixture-of-Experts models)",
-    llamaCpp: llamaCppMoeAdvice(model, rates, workload, routing),
+    llamaCpp: llamaCppEngineMoeAdvice(model, hardware, workload),
     modelSpec: model,
     notes,
   };

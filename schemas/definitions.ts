@@ -594,6 +594,7 @@ export const planSchema = obj(
           nGpuLayers: int({ minimum: 0 }),
           nCpuMoe: opt(int({ minimum: 0 })),
           bits,
+          ggufType: opt(nonEmptyStr("the GGUF file type the advice was costed for by the llama.cpp engine model")),
           decodeTokensPerSecond: opt(num({ minimum: 0 })),
           gpuPeakBytes: opt(num({ minimum: 0 })),
           reason: opt(str()),

@@ -5,7 +5,7 @@
  * table profiles/parts/compose.json names them. The written profiles are complete standalone files:
  * Spillway never opens a part. scripts/write-profiles.ts writes them (and the clusters).
  */
-import { readdirSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { asObject, child, type FieldContext, fail, readObject, readString, rejectUnknownKeys } from "../core/fields.js";
@@ -16,6 +16,13 @@ import { readJsonFile } from "../core/read-json-file.js";
 export const PROFILES_DIR = fileURLToPath(new URL("../../profiles/", import.meta.url));
 export const PARTS_DIR = join(PROFILES_DIR, "parts");
 export const COMPOSE_FILE = join(PARTS_DIR, "compose.json");
+/**
+ * Validation machines: the hosts of published engine measurements that no shipped profile describes. Composed
+ * from the same parts, written to profiles/validation/ (which `spillway hardware` and the sweep do not list;
+ * `--hardware profiles/validation/<name>.json` reads one) and used by the engines' validation tests.
+ */
+export const VALIDATION_FILE = join(PARTS_DIR, "validation.json");
+export const VALIDATION_DIR = join(PROFILES_DIR, "validation");
 
 export type PartKind = "gpu" | "host" | "disk";
 export const PART_KINDS: readonly PartKind[] = ["gpu", "host", "disk"];
@@ -160,8 +167,8 @@ export function composeProfile(name: string, row: Composition, partsDir = PARTS_
 }
 
 /** File name (profiles/<name>.json) -> the exact text the generator writes, for every row of the table. */
-export function composedProfileFiles(partsDir = PARTS_DIR): Record<string, string> {
-  const table = readCompositionTable(join(partsDir, "compose.json"));
+export function composedProfileFiles(partsDir = PARTS_DIR, tableFile = "compose.json"): Record<string, string> {
+  const table = readCompositionTable(join(partsDir, tableFile));
   return Object.fromEntries(
     Object.entries(table).map(([name, row]) => [
       `${name}.json`,
@@ -170,11 +177,18 @@ export function composedProfileFiles(partsDir = PARTS_DIR): Record<string, strin
   );
 }
 
-/** Part files no row of the table uses, as "<kind>s/<name>.json". */
+/** profiles/validation/<name>.json -> its text, for every row of profiles/parts/validation.json. */
+export function composedValidationFiles(partsDir = PARTS_DIR): Record<string, string> {
+  return composedProfileFiles(partsDir, "validation.json");
+}
+
+/** Part files no row of the shipped or the validation table uses, as "<kind>s/<name>.json". */
 export function unusedParts(partsDir = PARTS_DIR): string[] {
-  const table = readCompositionTable(join(partsDir, "compose.json"));
+  const rows = ["compose.json", "validation.json"].flatMap((f) =>
+    existsSync(join(partsDir, f)) ? Object.values(readCompositionTable(join(partsDir, f))) : [],
+  );
   return PART_KINDS.flatMap((kind) => {
-    const used = new Set(Object.values(table).map((row) => row.parts[kind]));
+    const used = new Set(rows.map((row) => row.parts[kind]));
     return partNames(kind, partsDir)
       .filter((name) => !used.has(name))
       .map((name) => `${kind}s/${name}.json`);

@@ -19,7 +19,13 @@ import { op } from "../step-time.js";
 import { rowBytes } from "./ggml-types.js";
 import type { GgufFile, GgufTensor } from "./gguf-tensors.js";
 import { layerOps, OUTPUT_KERNELS } from "./graph-ops.js";
-import { type Device, kvBytesPerLayer, type LlamaCppPlacement, OP_OFFLOAD_MIN_BATCH } from "./placement.js";
+import {
+  type Device,
+  kvBytesPerLayer,
+  type LayerPlacement,
+  type LlamaCppPlacement,
+  OP_OFFLOAD_MIN_BATCH,
+} from "./placement.js";
 
 const SCHED = "ggml/src/ggml-backend.cpp ggml_backend_sched_compute_splits";
 const CUDA_MMQ = "ggml/src/ggml-cuda/ggml-cuda.cu ggml_cuda_mul_mat (mmvq/mmq over quantized blocks)";
@@ -45,6 +51,8 @@ export interface GraphPricing {
 }
 
 const F32 = 4;
+const INT32 = 4;
+const SCHED_IDS = `${SCHED} (MUL_MAT_ID inputs: "copying only the experts that are used" reads the ids first)`;
 
 function transfer(name: string, lane: Lane, bytes: number, rates: KernelRates, term: string, source: string) {
   const seconds =
@@ -128,12 +136,22 @@ function matmuls(
       ),
     ];
   const upload = tensors.length * rates.h2dLatencySeconds + w.bytes / rates.h2dPageableBytesPerSecond;
+  // Before copying a mul_mat_id's experts the scheduler reads the router's choices back (ggml_backend_tensor_get_async
+  // of the ids, then ggml_backend_synchronize), once per ids tensor: once per layer for its three expert tensors.
+  const ids = experts ? [expertIdsToHost(label, g, shape)] : [];
   return [
+    ...ids,
     op(`${label}: host weights to the GPU (op offload)`, "h2d", upload, "weight upload (op offload)", SCHED, {
       bytes: w.bytes,
     }),
     op(`${label} on the GPU (offloaded)`, "gpu", w.gpuSeconds, "GPU weights", CUDA_MMQ, amounts),
   ];
+}
+
+/** The router's selected experts (int32, experts-per-token per token) read back to the host by the scheduler. */
+function expertIdsToHost(label: string, g: GraphPricing, shape: GraphShape): EngineOperation {
+  const bytes = shape.tokens * g.model.moe!.expertsPerToken * INT32;
+  return transfer(`${label}: expert ids to the host`, "d2h", bytes, g.rates, "activations transfer", SCHED_IDS);
 }
 
 /** Flash attention of one layer over the KV cache on `device`. */
@@ -180,6 +198,11 @@ function crossing(to: Device, width: number, g: GraphPricing, shape: GraphShape,
   );
 }
 
+/** Whether a layer's routed experts are computed by the CPU backend in this graph (host-resident, batch below op offload). */
+function expertsOnCpuNow(where: LayerPlacement, shape: GraphShape): boolean {
+  return where.expertsDevice === "cpu" && shape.tokens < OP_OFFLOAD_MIN_BATCH;
+}
+
 function layerChain(
   l: number,
   g: GraphPricing,
@@ -205,8 +228,13 @@ function layerChain(
   const experts = layer.filter((t) => t.role === "experts");
   let at: Device = offloaded ? "gpu" : where.device;
   if (experts.length > 0) {
-    const onCpu = where.expertsDevice === "cpu" && shape.tokens < OP_OFFLOAD_MIN_BATCH;
-    if (onCpu && at === "gpu") ops.push(crossing("cpu", h, g, shape, `layer ${l} FFN input`));
+    const onCpu = expertsOnCpuNow(where, shape);
+    // The CPU split's inputs are the normed FFN input and the router's selected experts (int32, as wide as f32):
+    // ggml_backend_sched_compute_splits copies each input on its own.
+    if (onCpu && at === "gpu") {
+      ops.push(crossing("cpu", h, g, shape, `layer ${l} FFN input`));
+      ops.push(crossing("cpu", model.moe!.expertsPerToken, g, shape, `layer ${l} selected expert ids`));
+    }
     ops.push(...matmuls(`layer ${l} routed experts`, experts, where.expertsDevice, g, shape));
     // build_moe_ffn's weighting and aggregation follow the layer (the scheduler expands GPU ops up to them).
     if (onCpu && where.device === "gpu")
@@ -214,7 +242,11 @@ function layerChain(
     at = onCpu && where.device === "cpu" ? "cpu" : at;
   }
   const counts = layerOps(model);
-  const gpuKernels = at === "gpu" || where.device === "gpu" ? counts.kernels - counts.matmuls - counts.attention : 0;
+  // A GPU layer whose routed experts run on the CPU also runs their swiglu there (the scheduler expands the CPU
+  // backend down from gate_exps to it), so that kernel is not launched on the GPU.
+  const cpuGlu = experts.length > 0 && where.device === "gpu" && at === "gpu" && expertsOnCpuNow(where, shape) ? 1 : 0;
+  const gpuKernels =
+    at === "gpu" || where.device === "gpu" ? counts.kernels - counts.matmuls - counts.attention - cpuGlu : 0;
   ops.push(...launches(gpuKernels, g, `layer ${l}`));
   return { ops, at };
 }

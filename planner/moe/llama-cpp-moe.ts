@@ -1,4 +1,7 @@
 /**
+ * Superseded for plans and exports by engines/llama-cpp/moe-advice.ts (the llama.cpp engine model's count of
+ * the GGUF file, KV cache and compute buffer, and its decode); kept for the library API (internals.ts).
+ *
  * The question llama.cpp users keep asking for MoE models: which `--n-cpu-moe` (with `-ngl` at every
  * layer) fits their GPU and how fast it decodes. llama.cpp keeps attention, routers, shared experts and
  * embeddings on the GPU, the routed experts of the first N layers in host memory, computed on the CPU
@@ -26,6 +29,8 @@ export interface LlamaCppMoeAdvice {
   /** `--n-cpu-moe`: the layers whose routed experts stay in host memory; undefined when nothing fits. */
   readonly nCpuMoe: number | undefined;
   readonly bits: ExpertBits;
+  /** The GGUF file type the advice was costed for (engines/llama-cpp/moe-advice.ts); absent: a Q4-class file at 4.5 bits per weight. */
+  readonly ggufType?: string;
   /** Predicted decode speed of one sequence, token/s. */
   readonly decodeTokensPerSecond: number | undefined;
   readonly gpuPeakBytes: number | undefined;

@@ -10,11 +10,13 @@ import { resolveRates } from "../../engines/kernel-rates.js";
 import {
   COMPOSE_FILE,
   composedProfileFiles,
+  composedValidationFiles,
   kernelRateNote,
   PARTS_DIR,
   PROFILES_DIR,
   readCompositionTable,
   unusedParts,
+  VALIDATION_DIR,
 } from "../../scripts/compose-profiles.js";
 
 test("every committed profile is exactly its composition from parts (npm run profiles), and every part is used", () => {
@@ -30,6 +32,21 @@ test("every committed profile is exactly its composition from parts (npm run pro
       `profiles/${name} is stale: run npm run profiles`,
     );
   assert.deepEqual(unusedParts(), []);
+});
+
+test("every validation machine (profiles/validation/) is exactly its composition from parts, parses, and is not shipped", () => {
+  const files = composedValidationFiles();
+  const committed = readdirSync(VALIDATION_DIR)
+    .filter((f) => f.endsWith(".json"))
+    .sort();
+  assert.deepEqual(Object.keys(files).sort(), committed, "a validation profile without a row in validation.json");
+  for (const [name, text] of Object.entries(files)) {
+    assert.equal(readFileSync(join(VALIDATION_DIR, name), "utf8"), text, `profiles/validation/${name} is stale`);
+    const profile = parseHardwareProfile(JSON.parse(text), name);
+    for (const [rate, use] of Object.entries(resolveRates(profile).uses))
+      assert.ok(Number.isFinite(use.value) && use.source.length > 10, `${name} ${rate}`);
+    assert.ok(!shippedProfileNames().includes(name.replace(/\.json$/, "")), `${name} is also shipped`);
+  }
 });
 
 test("t4 and t4-colab share the T4 GPU part byte for byte; their hosts and disks differ", () => {
