@@ -2,7 +2,6 @@
  * `plan()`: the planner's library entry. Picks (or scores) a policy for a model on a hardware profile
  * with either cost model and returns a Plan, the document `spillway plan --json` prints.
  */
-
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import { type ModelSpec, totalWeightBytes } from "../core/model-spec.js";
 import type { CostModelName, Plan, PlanPrediction } from "../core/plan.js";

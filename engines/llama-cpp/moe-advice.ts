@@ -40,22 +40,38 @@ export function llamaCppEngineMoeAdvice(
   const L = model.numLayers;
   // One decode step at least, so a speed exists even for a workload that generates a single token.
   const decodeWorkload = { promptLen: workload.promptLen, genLen: Math.max(workload.genLen, 2) };
-  for (let nCpuMoe = 0; nCpuMoe <= L; nCpuMoe++) {
-    const p = llamaCppEngine.predict({
+  const predictAt = (nCpuMoe: number) =>
+    llamaCppEngine.predict({
       model,
       hardware,
       workload: decodeWorkload,
       policy: ONE_SEQUENCE,
       knobs: { ggufType: ADVICE_GGUF_TYPE, nGpuLayers: L + 1, nCpuMoe },
     });
-    if (p.peakBytes.gpu > p.capacityBytes.gpu) continue;
+  // More layers' experts in host memory never need more GPU memory, so the fewest that fit is found by
+  // bisection over 0..L (L + 1 candidates, about log2(L) predictions instead of up to L + 1).
+  const fits = (p: ReturnType<typeof predictAt>) => p.peakBytes.gpu <= p.capacityBytes.gpu;
+  let best = predictAt(L);
+  if (fits(best)) {
+    let bestN = L;
+    let lo = 0;
+    let hi = L;
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      const p = predictAt(mid);
+      if (fits(p)) {
+        hi = mid;
+        bestN = mid;
+        best = p;
+      } else lo = mid + 1;
+    }
     return {
       nGpuLayers: L + 1,
-      nCpuMoe,
+      nCpuMoe: bestN,
       bits: 4,
       ggufType: ADVICE_GGUF_TYPE,
-      decodeTokensPerSecond: (decodeWorkload.genLen - 1) / p.decodeSeconds,
-      gpuPeakBytes: p.peakBytes.gpu,
+      decodeTokensPerSecond: (decodeWorkload.genLen - 1) / best.decodeSeconds,
+      gpuPeakBytes: best.peakBytes.gpu,
     };
   }
   return {

@@ -65,3 +65,12 @@ test("a GPU too small for attention, routers and embeddings gets no --n-cpu-moe 
   assert.equal(advice.nCpuMoe, undefined);
   assert.match(advice.reason!, /do not fit on the GPU even with every routed expert in host memory/);
 });
+
+test("the advice's bisection rests on this: more layers' experts in host memory never need more GPU memory", () => {
+  let previous = Number.POSITIVE_INFINITY;
+  for (let n = 0; n <= MIXTRAL.numLayers; n++) {
+    const { peak } = gpuPeak("t4", n);
+    assert.ok(peak <= previous, `--n-cpu-moe ${n}: GPU peak ${peak} above ${previous} at ${n - 1}`);
+    previous = peak;
+  }
+});
