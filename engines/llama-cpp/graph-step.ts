@@ -13,6 +13,7 @@
  * reads the KV cache where it lives, so a CPU layer's attention stays on the CPU.
  */
 import { kvDim, type ModelSpec, qDim } from "../../core/model-spec.js";
+import { touchedExperts } from "../../planner/moe/routing-profile.js";
 import type { EngineOperation, Lane } from "../engine-model.js";
 import { gpuGemmSeconds, type KernelRates } from "../kernel-rates.js";
 import { op } from "../step-time.js";
@@ -62,10 +63,16 @@ function transfer(name: string, lane: Lane, bytes: number, rates: KernelRates, t
   return op(name, lane, seconds, term, source, { bytes });
 }
 
-/** Distinct routed experts a layer reads for `tokens` tokens: experts per token x tokens, at most all of them. */
+/**
+ * Distinct routed experts a layer reads for `tokens` tokens, expected under uniform routing: the planner's own
+ * count (planner/moe/routing-profile.ts `touchedExperts`, E x (1 - (1 - k/E)^tokens)), so the engine and the
+ * planner agree. Exactly k for one token; below min(E, k x tokens) for a batch (32 tokens of Qwen3-30B-A3B touch
+ * about 112 of its 128 experts, not 128). llama.cpp reads each distinct selected expert's slice once per op
+ * (ggml-cpu.c `ggml_compute_forward_mul_mat_id` skips experts with no rows; the scheduler copies only used experts).
+ */
 export function expertsRead(model: ModelSpec, tokens: number): number {
   const moe = model.moe;
-  return moe ? Math.min(moe.numExperts, moe.expertsPerToken * tokens) : 0;
+  return moe ? touchedExperts(moe, tokens) : 0;
 }
 
 interface MatmulWork {

@@ -12,6 +12,7 @@ import type { GgufFileType } from "../../engines/llama-cpp/gguf-file-types.js";
 import { ggufFile } from "../../engines/llama-cpp/gguf-tensors.js";
 import { llamaCppEngine } from "../../engines/llama-cpp.js";
 import { findCatalogueModel } from "../../models/catalogue.js";
+import { touchedExperts } from "../../planner/moe/routing-profile.js";
 
 const GIB = 2 ** 30;
 const rtx4090 = resolveHardware("rtx4090");
@@ -332,6 +333,64 @@ test("--n-cpu-moe decode: each GPU layer with host experts copies the FFN input 
   cpu.forEach((o, l) => {
     const slices = file.layers[l]!.filter((t) => t.role === "experts").reduce((a, t) => a + (k * t.bytes) / 8, 0);
     assert.equal(o.bytes, slices, `layer ${l}`);
+  });
+});
+
+test("batched decode with host experts reads the expected distinct experts under uniform routing, the planner's count (32 tokens of Qwen3-30B-A3B: about 112 of 128)", () => {
+  // The closed form E (1 - (1 - k/E)^t) checked against exhaustive enumeration: every token picks k distinct of E
+  // experts uniformly, independently; the mean size of the union over all (C(E, k))^t choices.
+  const subsets = (E: number, k: number): number[] => {
+    const out: number[] = [];
+    for (let m = 0; m < 1 << E; m++) if (m.toString(2).split("1").length - 1 === k) out.push(m);
+    return out;
+  };
+  const bits = (m: number) => m.toString(2).split("1").length - 1;
+  for (const [E, k, t] of [
+    [4, 2, 2],
+    [6, 2, 3],
+    [5, 1, 4],
+  ] as const) {
+    const s = subsets(E, k);
+    let total = 0;
+    let count = 0;
+    const walk = (depth: number, union: number) => {
+      if (depth === t) {
+        total += bits(union);
+        count++;
+        return;
+      }
+      for (const m of s) walk(depth + 1, union | m);
+    };
+    walk(0, 0);
+    const spec = { numExperts: E, expertsPerToken: k, expertFfnSize: 1 };
+    assert.ok(Math.abs(touchedExperts(spec, t) - total / count) < 1e-12, `E=${E} k=${k} t=${t}`);
+  }
+  const qwen3 = findCatalogueModel("qwen3-30b-a3b")!;
+  const moe = qwen3.moe!;
+  assert.ok(Math.abs(touchedExperts(moe, 32) - 111.8) < 0.05, `${touchedExperts(moe, 32)}`);
+  // The engine's CPU mul_mat_id of a 16-sequence decode graph reads that many experts' slices, not min(E, k x 16) = 128.
+  const t = 16;
+  const p = llamaCppEngine.predict({
+    model: qwen3,
+    hardware: rtx4090,
+    workload: { promptLen: 16, genLen: 3 },
+    policy: policy(t),
+    knobs: { ggufType: "Q4_K_M", nGpuLayers: 99, nCpuMoe: 2 },
+  });
+  const cpu = p.steps
+    .find((s) => s.phase === "decode")!
+    .chains.flat()
+    .filter((o) => o.term === "CPU experts");
+  assert.equal(cpu.length, 2);
+  const file = ggufFile(qwen3, "Q4_K_M");
+  const expected = touchedExperts(moe, t);
+  assert.ok(expected < moe.numExperts && expected > moe.expertsPerToken);
+  cpu.forEach((o, l) => {
+    const perExpert = file.layers[l]!.filter((x) => x.role === "experts").reduce(
+      (a, x) => a + x.bytes / moe.numExperts,
+      0,
+    );
+    assert.ok(Math.abs(o.bytes! / perExpert - expected) < 1e-9, `layer ${l}: ${o.bytes! / perExpert} experts`);
   });
 });
 
