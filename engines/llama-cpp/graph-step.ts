@@ -13,9 +13,11 @@
  * reads the KV cache where it lives, so a CPU layer's attention stays on the CPU.
  */
 import { kvDim, type ModelSpec, qDim } from "../../core/model-spec.js";
+import { touchedExperts } from "../../planner/moe/routing-profile.js";
 import type { EngineOperation, Lane } from "../engine-model.js";
 import { gpuGemmSeconds, type KernelRates } from "../kernel-rates.js";
 import { op } from "../step-time.js";
+import { BARRIER_SECONDS, nodeBarriers, SPLIT_BARRIERS } from "./cpu-barriers.js";
 import { rowBytes } from "./ggml-types.js";
 import type { GgufFile, GgufTensor } from "./gguf-tensors.js";
 import { layerOps, OUTPUT_KERNELS } from "./graph-ops.js";
@@ -62,10 +64,16 @@ function transfer(name: string, lane: Lane, bytes: number, rates: KernelRates, t
   return op(name, lane, seconds, term, source, { bytes });
 }
 
-/** Distinct routed experts a layer reads for `tokens` tokens: experts per token x tokens, at most all of them. */
+/**
+ * Distinct routed experts a layer reads for `tokens` tokens, expected under uniform routing: the planner's own
+ * count (planner/moe/routing-profile.ts `touchedExperts`, E x (1 - (1 - k/E)^tokens)), so the engine and the
+ * planner agree. Exactly k for one token; below min(E, k x tokens) for a batch (32 tokens of Qwen3-30B-A3B touch
+ * about 112 of its 128 experts, not 128). llama.cpp reads each distinct selected expert's slice once per op
+ * (ggml-cpu.c `ggml_compute_forward_mul_mat_id` skips experts with no rows; the scheduler copies only used experts).
+ */
 export function expertsRead(model: ModelSpec, tokens: number): number {
   const moe = model.moe;
-  return moe ? Math.min(moe.numExperts, moe.expertsPerToken * tokens) : 0;
+  return moe ? touchedExperts(moe, tokens) : 0;
 }
 
 interface MatmulWork {
@@ -185,6 +193,19 @@ function launches(count: number, g: GraphPricing, what: string): EngineOperation
   ];
 }
 
+const CPU_SYNC =
+  "ggml/src/ggml-cpu/ggml-cpu.c ggml_graph_compute (omp parallel, omp single), ggml_graph_compute_thread (ggml_barrier per node), mul_mat/mul_mat_id (ggml_barrier after vec_dot_type conversion)";
+
+/**
+ * The CPU thread pool's barriers for `nodes` CPU nodes (`matmuls` of them mat-muls), plus the split's own start,
+ * `omp single` and end when these nodes open a new CPU split (cpu-barriers.ts).
+ */
+function cpuBarriers(what: string, nodes: number, matmuls: number, newSplit: boolean): EngineOperation[] {
+  const count = nodeBarriers(nodes, matmuls) + (newSplit ? SPLIT_BARRIERS : 0);
+  if (count <= 0) return [];
+  return [op(`${what}: ${count} CPU thread barriers`, "cpu", count * BARRIER_SECONDS, "CPU barriers", CPU_SYNC)];
+}
+
 /** The hidden state (f32 rows) moving to `to` when the next part of the graph runs there. */
 function crossing(to: Device, width: number, g: GraphPricing, shape: GraphShape, what: string): EngineOperation {
   const lane = to === "gpu" ? "h2d" : "d2h";
@@ -220,7 +241,16 @@ function layerChain(
   if (from !== attnMatmulDevice) ops.push(crossing(attnMatmulDevice, h, g, shape, `layer ${l} input`));
   const attn = layer.filter((t) => t.matmul && t.role === "attention");
   ops.push(...matmuls(`layer ${l} attention projections`, attn, where.device, g, shape));
-  if (offloaded) ops.push(crossing("cpu", qDim(model) + 2 * kvDim(model), g, shape, `layer ${l} q, k, v`));
+  const counts = layerOps(model);
+  if (offloaded) {
+    ops.push(crossing("cpu", qDim(model) + 2 * kvDim(model), g, shape, `layer ${l} q, k, v`));
+    // The CPU split of an op-offloaded layer: the K and V stores into its host KV cache and flash attention.
+    ops.push(...cpuBarriers(`layer ${l} attention split`, 2 + counts.attention, 0, true));
+  } else if (where.device === "cpu") {
+    // The whole layer on the CPU: every node (norm pairs fused) in the current CPU split, or opening one.
+    const nodes = counts.kernels - counts.normPairs;
+    ops.push(...cpuBarriers(`layer ${l}`, nodes, counts.matmuls, from !== "cpu"));
+  }
   ops.push(attention(where.device, g, shape));
   if (offloaded) ops.push(crossing("gpu", qDim(model), g, shape, `layer ${l} attention output`));
   const dense = layer.filter((t) => t.matmul && t.role !== "attention" && t.role !== "experts");
@@ -234,6 +264,8 @@ function layerChain(
     if (onCpu && at === "gpu") {
       ops.push(crossing("cpu", h, g, shape, `layer ${l} FFN input`));
       ops.push(crossing("cpu", model.moe!.expertsPerToken, g, shape, `layer ${l} selected expert ids`));
+      // Its own CPU split: gate, up and down mul_mat_id and the swiglu.
+      ops.push(...cpuBarriers(`layer ${l} expert split`, 4, 3, true));
     }
     ops.push(...matmuls(`layer ${l} routed experts`, experts, where.expertsDevice, g, shape));
     // build_moe_ffn's weighting and aggregation follow the layer (the scheduler expands GPU ops up to them).
@@ -241,7 +273,6 @@ function layerChain(
       ops.push(crossing("gpu", h * model.moe!.expertsPerToken, g, shape, `layer ${l} expert outputs`));
     at = onCpu && where.device === "cpu" ? "cpu" : at;
   }
-  const counts = layerOps(model);
   // A GPU layer whose routed experts run on the CPU also runs their swiglu there (the scheduler expands the CPU
   // backend down from gate_exps to it), so that kernel is not launched on the GPU.
   const cpuGlu = experts.length > 0 && where.device === "gpu" && at === "gpu" && expertsOnCpuNow(where, shape) ? 1 : 0;
@@ -268,6 +299,8 @@ export function graphChain(g: GraphPricing, shape: GraphShape): EngineOperation[
       },
     ),
   ];
+  // The graph's first split is the CPU's get_rows of the token rows.
+  ops.push(...cpuBarriers("token embeddings split", 1, 0, true));
   let at: Device = "cpu";
   for (let l = 0; l < model.numLayers; l++) {
     const layer = layerChain(l, g, shape, at);
