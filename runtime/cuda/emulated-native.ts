@@ -66,7 +66,7 @@
  */
 
 import { COMPRESSION_GROUP_SIZE, compressedBytes } from "../../core/compression.js";
-import { EXPERT_BITS, type ExpertBits } from "../../core/expert-policy.js";
+import type { ExpertBits } from "../../core/expert-policy.js";
 import { mulberry32 } from "../../core/random.js";
 import { type DeviceBlock, DeviceOutOfMemory, FirstFitAllocator } from "../first-fit-allocator.js";
 import { fromFloat16Array, toFloat16Array } from "../fp16.js";
@@ -86,6 +86,7 @@ import { Rope } from "../moe/rope.js";
 import { siluGateInPlace } from "../moe/silu.js";
 import { decode, decodeToFloat16, encode } from "../tensor-codec.js";
 import { CUDA_NATIVE_FUNCTIONS, type CudaNative, type NativeDeviceProperties, type NativeProbe } from "./native-api.js";
+import { argError, checkArguments, hostBytes, NATIVE_ARGUMENTS } from "./native-arguments.js";
 
 export interface EmulatedNativeOptions {
   /** Device memory in bytes (default 256 MiB; rounded down to 256 bytes). */
@@ -168,8 +169,8 @@ const hex = (n: number) => `0x${n.toString(16)}`;
 
 // ---------------------------------------------------------------------------------------------------
 // Errors, as native/cuda/addon.cpp throws them.
-// - A malformed argument: a TypeError with `code` ERR_INVALID_ARG_TYPE / ERR_INVALID_ARG_VALUE /
-//   ERR_MISSING_ARGS / ERR_INVALID_ARG_COUNT, "<function>: <argument> must be ..., got ...".
+// - A malformed argument: a TypeError (native-arguments.ts), thrown by the wrapper the constructor puts
+//   around each function, before the function runs.
 // - A failing CUDA call: an Error "<call>: <cudaGetErrorString> (<cudaError name>)", with `code` the
 //   error name and `cudaError` its number. The emulator's own checks (out-of-bounds ranges, overlaps,
 //   use after free) take the error the GPU would eventually report and add what it found after a colon.
@@ -192,86 +193,6 @@ function cudaError(call: string, error: CudaErrorName, detail?: string): Error {
     code: error,
     cudaError: number,
   });
-}
-
-function argError(
-  code: "ERR_INVALID_ARG_TYPE" | "ERR_INVALID_ARG_VALUE" | "ERR_MISSING_ARGS" | "ERR_INVALID_ARG_COUNT",
-  message: string,
-): TypeError {
-  return Object.assign(new TypeError(message), { code });
-}
-
-function typeName(value: unknown): string {
-  return value === null ? "null" : typeof value;
-}
-
-function numberArg(fn: string, arg: string, value: unknown): number {
-  if (typeof value !== "number")
-    throw argError("ERR_INVALID_ARG_TYPE", `${fn}: ${arg} must be a number, got ${typeName(value)}`);
-  return value;
-}
-
-/** A non-negative integer below 2^53: a device address, stream, count (the addon's size_t arguments). */
-function safeArg(fn: string, arg: string, value: unknown, what = "a count"): number {
-  const v = numberArg(fn, arg, value);
-  if (!Number.isSafeInteger(v) || v < 0)
-    throw argError(
-      "ERR_INVALID_ARG_VALUE",
-      `${fn}: ${arg} must be ${what} (a non-negative integer below 2^53), got ${v}`,
-    );
-  return v;
-}
-
-const pointerArg = (fn: string, arg: string, value: unknown) => safeArg(fn, arg, value, "a device address");
-const streamArg = (fn: string, value: unknown) => safeArg(fn, "stream", value, "a device address");
-
-function eventArg(fn: string, arg: string, value: unknown): number {
-  const v = safeArg(fn, arg, value, "an event handle");
-  if (v === 0) throw argError("ERR_INVALID_ARG_VALUE", `${fn}: ${arg} must be an event from eventCreate(), got 0`);
-  return v;
-}
-
-/** A group-wise width (kernels.h spw_groupwise_bytes): 2, 3, 4, 8 or 16. */
-function bitsArg(fn: string, value: unknown): ExpertBits {
-  const v = intArg(fn, "bits", value);
-  if (!(EXPERT_BITS as readonly number[]).includes(v))
-    throw argError("ERR_INVALID_ARG_VALUE", `${fn}: bits must be 2, 3, 4, 8 or 16, got ${v}`);
-  return v as ExpertBits;
-}
-
-/** The addon's int arguments: 0 .. 2^31 - 1. */
-function intArg(fn: string, arg: string, value: unknown): number {
-  const v = numberArg(fn, arg, value);
-  if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff)
-    throw argError("ERR_INVALID_ARG_VALUE", `${fn}: ${arg} must be an integer from 0 to 2147483647, got ${v}`);
-  return v;
-}
-
-function byteArg(fn: string, arg: string, value: unknown): number {
-  const v = numberArg(fn, arg, value);
-  if (!Number.isInteger(v) || v < 0 || v > 255)
-    throw argError("ERR_INVALID_ARG_VALUE", `${fn}: ${arg} must be an integer from 0 to 255, got ${v}`);
-  return v;
-}
-
-function finiteArg(fn: string, arg: string, value: unknown): number {
-  const v = numberArg(fn, arg, value);
-  if (!Number.isFinite(v)) throw argError("ERR_INVALID_ARG_VALUE", `${fn}: ${arg} must be a finite number, got ${v}`);
-  return v;
-}
-
-/** Host memory for a copy: any TypedArray, DataView or ArrayBuffer (as the addon accepts), as bytes. */
-function hostBytesArg(
-  fn: string,
-  arg: string,
-  value: unknown,
-): { buffer: ArrayBufferLike; offset: number; bytes: number } {
-  if (ArrayBuffer.isView(value)) return { buffer: value.buffer, offset: value.byteOffset, bytes: value.byteLength };
-  if (value instanceof ArrayBuffer) return { buffer: value, offset: 0, bytes: value.byteLength };
-  throw argError(
-    "ERR_INVALID_ARG_TYPE",
-    `${fn}: ${arg} must be a TypedArray, DataView or ArrayBuffer, got ${typeName(value)}`,
-  );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -467,11 +388,15 @@ class EmulatedDevice implements CudaNative {
       },
     };
     // The addon's functions are plain functions (callable detached from the object) that check their
-    // argument count first: so are these.
+    // argument count, then each argument in order (native-arguments.ts), before anything else: so are these.
     const own = this as unknown as Record<string, unknown>;
     for (const name of CUDA_NATIVE_FUNCTIONS) {
       const method = this[name] as (...args: unknown[]) => unknown;
-      const arity = method.length;
+      const names = Object.keys(NATIVE_ARGUMENTS[name]);
+      const kinds = Object.values(NATIVE_ARGUMENTS[name]);
+      const arity = names.length;
+      if (method.length !== arity)
+        throw new Error(`emulated CUDA device: internal error: ${name} takes ${method.length} arguments, not ${arity}`);
       own[name] = (...args: unknown[]) => {
         if (args.length !== arity) {
           throw argError(
@@ -479,6 +404,7 @@ class EmulatedDevice implements CudaNative {
             `${name} expects ${arity} argument${arity === 1 ? "" : "s"}, got ${args.length}`,
           );
         }
+        checkArguments(name, names, kinds, args);
         return method.apply(this, args);
       };
     }
@@ -491,7 +417,7 @@ class EmulatedDevice implements CudaNative {
   }
 
   deviceProperties(device: number): NativeDeviceProperties {
-    this.checkDevice(`cudaGetDeviceProperties(device ${intArg("deviceProperties", "device", device)})`, device);
+    this.checkDevice(`cudaGetDeviceProperties(device ${device})`, device);
     return {
       name: this.name,
       totalBytes: this.capacity,
@@ -509,7 +435,7 @@ class EmulatedDevice implements CudaNative {
   }
 
   setDevice(device: number): void {
-    this.checkDevice(`cudaSetDevice(device ${intArg("setDevice", "device", device)})`, device);
+    this.checkDevice(`cudaSetDevice(device ${device})`, device);
   }
 
   memGetInfo(): { freeBytes: number; totalBytes: number } {
@@ -527,7 +453,6 @@ class EmulatedDevice implements CudaNative {
   // ---- Device memory ---------------------------------------------------------------------------
 
   malloc(bytes: number): number {
-    safeArg("malloc", "bytes", bytes);
     if (bytes === 0) return 0; // cudaMalloc(0) succeeds with the null pointer
     let reserved: DeviceBlock;
     try {
@@ -545,7 +470,6 @@ class EmulatedDevice implements CudaNative {
   }
 
   free(pointer: number): void {
-    pointerArg("free", "pointer", pointer);
     if (pointer === 0) return; // cudaFree(NULL) does nothing
     const index = this.blockIndexAfter(pointer - DEVICE_BASE) - 1;
     const block = this.blocks[index];
@@ -643,7 +567,6 @@ class EmulatedDevice implements CudaNative {
   // ---- Host memory -----------------------------------------------------------------------------
 
   hostAlloc(bytes: number): ArrayBuffer {
-    safeArg("hostAlloc", "bytes", bytes);
     const buffer = new ArrayBuffer(bytes);
     // hostAlloc(0) pins nothing: an ordinary empty buffer, as the addon returns.
     if (bytes > 0) {
@@ -654,12 +577,6 @@ class EmulatedDevice implements CudaNative {
   }
 
   hostFree(buffer: ArrayBuffer): void {
-    if (!(buffer instanceof ArrayBuffer)) {
-      throw argError(
-        "ERR_INVALID_ARG_TYPE",
-        `hostFree: buffer must be an ArrayBuffer from hostAlloc(), got ${typeName(buffer)}${ArrayBuffer.isView(buffer) ? " (not an ArrayBuffer; pass the buffer, not a view of it)" : ""}`,
-      );
-    }
     if (isDetached(buffer))
       throw argError("ERR_INVALID_ARG_VALUE", "hostFree: the ArrayBuffer is detached (already freed by hostFree?)");
     if (buffer.byteLength > 0) {
@@ -693,7 +610,7 @@ class EmulatedDevice implements CudaNative {
   }
 
   streamDestroy(stream: number): void {
-    const call = `cudaStreamDestroy(stream ${hex(streamArg("streamDestroy", stream))})`;
+    const call = `cudaStreamDestroy(stream ${hex(stream)})`;
     if (stream === 0)
       throw cudaError(call, "cudaErrorInvalidResourceHandle", "the legacy default stream cannot be destroyed");
     const state = this.stream(call, stream);
@@ -704,12 +621,12 @@ class EmulatedDevice implements CudaNative {
   }
 
   streamSynchronize(stream: number): void {
-    const state = this.stream(`cudaStreamSynchronize(stream ${hex(streamArg("streamSynchronize", stream))})`, stream);
+    const state = this.stream(`cudaStreamSynchronize(stream ${hex(stream)})`, stream);
     this.drain([[state, state.nextSeq]]);
   }
 
   streamQuery(stream: number): boolean {
-    const state = this.stream(`cudaStreamQuery(stream ${hex(streamArg("streamQuery", stream))})`, stream);
+    const state = this.stream(`cudaStreamQuery(stream ${hex(stream)})`, stream);
     this.settle();
     if (state.pending === 0) return true;
     this.maybeStep(state, state.nextSeq);
@@ -717,21 +634,19 @@ class EmulatedDevice implements CudaNative {
   }
 
   eventCreate(timing: boolean): number {
-    if (typeof timing !== "boolean")
-      throw argError("ERR_INVALID_ARG_TYPE", `eventCreate: timing must be a boolean, got ${typeName(timing)}`);
     const handle = EVENT_HANDLE_BASE + HANDLE_STRIDE * this.nextEvent++;
     this.events.set(handle, { handle, timing, current: null });
     return handle;
   }
 
   eventDestroy(event: number): void {
-    this.event(`cudaEventDestroy(event ${hex(eventArg("eventDestroy", "event", event))})`, event);
+    this.event(`cudaEventDestroy(event ${hex(event)})`, event);
     // Records and waits already queued keep their markers; only the handle goes.
     this.events.delete(event);
   }
 
   eventRecord(event: number, stream: number): void {
-    const call = `cudaEventRecord(event ${hex(eventArg("eventRecord", "event", event))}, stream ${hex(streamArg("eventRecord", stream))})`;
+    const call = `cudaEventRecord(event ${hex(event)}, stream ${hex(stream)})`;
     const e = this.event(call, event);
     const s = this.stream(call, stream);
     const marker: Marker = { stream: s, seq: s.nextSeq, done: false, time: 0 };
@@ -741,23 +656,20 @@ class EmulatedDevice implements CudaNative {
   }
 
   eventSynchronize(event: number): void {
-    const marker = this.event(
-      `cudaEventSynchronize(event ${hex(eventArg("eventSynchronize", "event", event))})`,
-      event,
-    ).current;
+    const marker = this.event(`cudaEventSynchronize(event ${hex(event)})`, event).current;
     if (!marker || marker.done) return; // never recorded: returns at once, as in CUDA
     this.drain([[marker.stream, marker.seq + 1]]);
   }
 
   eventQuery(event: number): boolean {
-    const marker = this.event(`cudaEventQuery(event ${hex(eventArg("eventQuery", "event", event))})`, event).current;
+    const marker = this.event(`cudaEventQuery(event ${hex(event)})`, event).current;
     if (!marker || marker.done) return true;
     this.maybeStep(marker.stream, marker.seq + 1);
     return marker.done;
   }
 
   eventElapsedMs(start: number, end: number): number {
-    const call = `cudaEventElapsedTime(start ${hex(eventArg("eventElapsedMs", "start", start))}, end ${hex(eventArg("eventElapsedMs", "end", end))})`;
+    const call = `cudaEventElapsedTime(start ${hex(start)}, end ${hex(end)})`;
     const a = this.event(call, start);
     const b = this.event(call, end);
     if (!a.timing || !b.timing)
@@ -771,7 +683,7 @@ class EmulatedDevice implements CudaNative {
   }
 
   streamWaitEvent(stream: number, event: number): void {
-    const call = `cudaStreamWaitEvent(stream ${hex(streamArg("streamWaitEvent", stream))}, event ${hex(eventArg("streamWaitEvent", "event", event))})`;
+    const call = `cudaStreamWaitEvent(stream ${hex(stream)}, event ${hex(event)})`;
     const s = this.stream(call, stream);
     const marker = this.event(call, event).current;
     if (!marker) return; // never recorded: nothing to wait for, as in CUDA
@@ -909,11 +821,9 @@ class EmulatedDevice implements CudaNative {
   // ---- Copies ----------------------------------------------------------------------------------
 
   memcpyHtoD(dst: number, src: ArrayBufferView, stream: number): void {
-    const fn = "memcpyHtoD";
-    pointerArg(fn, "dst", dst);
-    const host = hostBytesArg(fn, "src", src);
+    const host = hostBytes(src);
     const { buffer, offset: srcOffset, bytes } = host;
-    const call = `cudaMemcpyAsync(HtoD, dst ${hex(dst)}, ${bytes} bytes, stream ${hex(streamArg(fn, stream))})`;
+    const call = `cudaMemcpyAsync(HtoD, dst ${hex(dst)}, ${bytes} bytes, stream ${hex(stream)})`;
     if (bytes === 0) return;
     const s = this.stream(call, stream);
     const to = this.range(call, "dst", dst, bytes);
@@ -943,11 +853,9 @@ class EmulatedDevice implements CudaNative {
   }
 
   memcpyDtoH(dst: ArrayBufferView, src: number, stream: number): void {
-    const fn = "memcpyDtoH";
-    const host = hostBytesArg(fn, "dst", dst);
-    pointerArg(fn, "src", src);
+    const host = hostBytes(dst);
     const { buffer, offset: dstOffset, bytes } = host;
-    const call = `cudaMemcpyAsync(DtoH, src ${hex(src)}, ${bytes} bytes, stream ${hex(streamArg(fn, stream))})`;
+    const call = `cudaMemcpyAsync(DtoH, src ${hex(src)}, ${bytes} bytes, stream ${hex(stream)})`;
     if (bytes === 0) return;
     const s = this.stream(call, stream);
     const from = this.range(call, "src", src, bytes);
@@ -969,20 +877,11 @@ class EmulatedDevice implements CudaNative {
   }
 
   memcpyDtoD(dst: number, src: number, bytes: number, stream: number): void {
-    const fn = "memcpyDtoD";
-    pointerArg(fn, "dst", dst);
-    pointerArg(fn, "src", src);
-    safeArg(fn, "bytes", bytes);
-    const call = `cudaMemcpyAsync(DtoD, dst ${hex(dst)}, src ${hex(src)}, ${bytes} bytes, stream ${hex(streamArg(fn, stream))})`;
+    const call = `cudaMemcpyAsync(DtoD, dst ${hex(dst)}, src ${hex(src)}, ${bytes} bytes, stream ${hex(stream)})`;
     this.deviceCopy(call, src, dst, bytes, stream);
   }
 
   copy(src: number, dst: number, bytes: number, stream: number): void {
-    const fn = "copy";
-    pointerArg(fn, "src", src);
-    pointerArg(fn, "dst", dst);
-    safeArg(fn, "bytes", bytes);
-    streamArg(fn, stream);
     this.deviceCopy(`copy(bytes=${bytes})`, src, dst, bytes, stream, true);
   }
 
@@ -999,11 +898,7 @@ class EmulatedDevice implements CudaNative {
   }
 
   memset(dst: number, byte: number, bytes: number, stream: number): void {
-    const fn = "memset";
-    pointerArg(fn, "dst", dst);
-    byteArg(fn, "byte", byte);
-    safeArg(fn, "bytes", bytes);
-    const call = `cudaMemsetAsync(dst ${hex(dst)}, byte ${byte}, ${bytes} bytes, stream ${hex(streamArg(fn, stream))})`;
+    const call = `cudaMemsetAsync(dst ${hex(dst)}, byte ${byte}, ${bytes} bytes, stream ${hex(stream)})`;
     if (bytes === 0) return;
     const s = this.stream(call, stream);
     const to = this.range(call, "dst", dst, bytes);
@@ -1024,15 +919,6 @@ class EmulatedDevice implements CudaNative {
   }
 
   linear(x: number, w: number, bias: number, out: number, m: number, k: number, n: number, stream: number): void {
-    const fn = "linear";
-    pointerArg(fn, "x", x);
-    pointerArg(fn, "w", w);
-    pointerArg(fn, "bias", bias);
-    pointerArg(fn, "out", out);
-    intArg(fn, "m", m);
-    intArg(fn, "k", k);
-    intArg(fn, "n", n);
-    streamArg(fn, stream);
     const call = `linear(m=${m}, k=${k}, n=${n})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, m * k * 4, 4);
@@ -1072,15 +958,6 @@ class EmulatedDevice implements CudaNative {
     eps: number,
     stream: number,
   ): void {
-    const fn = "layerNorm";
-    pointerArg(fn, "x", x);
-    pointerArg(fn, "gamma", gamma);
-    pointerArg(fn, "beta", beta);
-    pointerArg(fn, "out", out);
-    intArg(fn, "rows", rows);
-    intArg(fn, "cols", cols);
-    finiteArg(fn, "eps", eps);
-    streamArg(fn, stream);
     const call = `layerNorm(rows=${rows}, cols=${cols})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
@@ -1107,11 +984,6 @@ class EmulatedDevice implements CudaNative {
   }
 
   softmaxRows(x: number, rows: number, cols: number, stream: number): void {
-    const fn = "softmaxRows";
-    pointerArg(fn, "x", x);
-    intArg(fn, "rows", rows);
-    intArg(fn, "cols", cols);
-    streamArg(fn, stream);
     const call = `softmaxRows(rows=${rows}, cols=${cols})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
@@ -1123,10 +995,6 @@ class EmulatedDevice implements CudaNative {
 
   /** heads · t · (past + t) floats (one score per head, new token and visible position), as kernels.cu. */
   attentionScratchFloats(t: number, past: number, heads: number): number {
-    const fn = "attentionScratchFloats";
-    intArg(fn, "t", t);
-    intArg(fn, "past", past);
-    intArg(fn, "heads", heads);
     return heads * t * (past + t);
   }
 
@@ -1142,17 +1010,6 @@ class EmulatedDevice implements CudaNative {
     headDim: number,
     stream: number,
   ): void {
-    const fn = "attention";
-    pointerArg(fn, "q", q);
-    pointerArg(fn, "k", k);
-    pointerArg(fn, "v", v);
-    pointerArg(fn, "out", out);
-    pointerArg(fn, "scratch", scratch);
-    intArg(fn, "t", t);
-    intArg(fn, "past", past);
-    intArg(fn, "heads", heads);
-    intArg(fn, "headDim", headDim);
-    streamArg(fn, stream);
     const call = `attention(t=${t}, past=${past}, heads=${heads}, headDim=${headDim})`;
     const s = this.stream(call, stream);
     const h = heads * headDim;
@@ -1183,10 +1040,6 @@ class EmulatedDevice implements CudaNative {
   }
 
   relu(x: number, n: number, stream: number): void {
-    const fn = "relu";
-    pointerArg(fn, "x", x);
-    safeArg(fn, "n", n);
-    streamArg(fn, stream);
     const call = `relu(n=${n})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, n * 4, 4);
@@ -1195,11 +1048,6 @@ class EmulatedDevice implements CudaNative {
   }
 
   add(x: number, y: number, n: number, stream: number): void {
-    const fn = "add";
-    pointerArg(fn, "x", x);
-    pointerArg(fn, "y", y);
-    safeArg(fn, "n", n);
-    streamArg(fn, stream);
     const call = `add(n=${n})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, n * 4, 4);
@@ -1210,14 +1058,6 @@ class EmulatedDevice implements CudaNative {
   }
 
   embedding(table: number, ids: number, count: number, dim: number, rows: number, out: number, stream: number): void {
-    const fn = "embedding";
-    pointerArg(fn, "table", table);
-    pointerArg(fn, "ids", ids);
-    intArg(fn, "count", count);
-    intArg(fn, "dim", dim);
-    intArg(fn, "rows", rows);
-    pointerArg(fn, "out", out);
-    streamArg(fn, stream);
     const call = `embedding(count=${count}, dim=${dim}, rows=${rows})`;
     const s = this.stream(call, stream);
     const tr = this.range(call, "table", table, rows * dim * 2, 2);
@@ -1240,11 +1080,6 @@ class EmulatedDevice implements CudaNative {
   }
 
   f32ToF16(x: number, out: number, n: number, stream: number): void {
-    const fn = "f32ToF16";
-    pointerArg(fn, "x", x);
-    pointerArg(fn, "out", out);
-    safeArg(fn, "n", n);
-    streamArg(fn, stream);
     const call = `f32ToF16(n=${n})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, n * 4, 4);
@@ -1255,11 +1090,6 @@ class EmulatedDevice implements CudaNative {
   }
 
   f16ToF32(x: number, out: number, n: number, stream: number): void {
-    const fn = "f16ToF32";
-    pointerArg(fn, "x", x);
-    pointerArg(fn, "out", out);
-    safeArg(fn, "n", n);
-    streamArg(fn, stream);
     const call = `f16ToF32(n=${n})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, n * 2, 2);
@@ -1270,7 +1100,7 @@ class EmulatedDevice implements CudaNative {
   }
 
   q4Bytes(rowValues: number): number {
-    return compressedBytes(safeArg("q4Bytes", "rowValues", rowValues));
+    return compressedBytes(rowValues);
   }
 
   dequantize4F16(stored: number, rows: number, rowValues: number, out: number, stream: number): void {
@@ -1290,11 +1120,6 @@ class EmulatedDevice implements CudaNative {
     stream: number,
     outBytes: 2 | 4,
   ): void {
-    pointerArg(fn, "stored", stored);
-    safeArg(fn, "rows", rows);
-    safeArg(fn, "rowValues", rowValues);
-    pointerArg(fn, "out", out);
-    streamArg(fn, stream);
     const call = `${fn}(rows=${rows}, rowValues=${rowValues})`;
     const s = this.stream(call, stream);
     const rowBytes = compressedBytes(rowValues);
@@ -1320,12 +1145,6 @@ class EmulatedDevice implements CudaNative {
   }
 
   quantize4(x: number, rows: number, rowValues: number, stored: number, stream: number): void {
-    const fn = "quantize4";
-    pointerArg(fn, "x", x);
-    safeArg(fn, "rows", rows);
-    safeArg(fn, "rowValues", rowValues);
-    pointerArg(fn, "stored", stored);
-    streamArg(fn, stream);
     const call = `quantize4(rows=${rows}, rowValues=${rowValues})`;
     const s = this.stream(call, stream);
     const rowBytes = compressedBytes(rowValues);
@@ -1347,17 +1166,12 @@ class EmulatedDevice implements CudaNative {
   }
 
   groupwiseBytes(values: number, bits: number): number {
-    return quantizedByteLength(safeArg("groupwiseBytes", "values", values), bitsArg("groupwiseBytes", bits));
+    return quantizedByteLength(values, bits as ExpertBits);
   }
 
   dequantizeGroupwiseF32(stored: number, values: number, bits: number, out: number, stream: number): void {
-    const fn = "dequantizeGroupwiseF32";
-    pointerArg(fn, "stored", stored);
-    safeArg(fn, "values", values);
-    const b = bitsArg(fn, bits);
-    pointerArg(fn, "out", out);
-    streamArg(fn, stream);
-    const call = `${fn}(values=${values}, bits=${bits})`;
+    const b = bits as ExpertBits;
+    const call = `dequantizeGroupwiseF32(values=${values}, bits=${bits})`;
     const s = this.stream(call, stream);
     // Codes, scales and minimums are read byte by byte; only plain fp16 (16 bits) needs 2-byte alignment.
     const sr = this.range(call, "stored", stored, quantizedByteLength(values, b), b === 16 ? 2 : 1);
@@ -1418,15 +1232,7 @@ class EmulatedDevice implements CudaNative {
     n: number,
     stream: number,
   ): void {
-    pointerArg(fn, "x", x);
-    pointerArg(fn, "w", w);
-    const b = bitsArg(fn, bits);
-    if (bias !== undefined) pointerArg(fn, "bias", bias);
-    pointerArg(fn, "out", out);
-    intArg(fn, "m", m);
-    intArg(fn, "k", k);
-    intArg(fn, "n", n);
-    streamArg(fn, stream);
+    const b = bits as ExpertBits;
     const call = `${fn}(bits=${bits}, m=${m}, k=${k}, n=${n})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, m * k * 4, 4);
@@ -1460,17 +1266,8 @@ class EmulatedDevice implements CudaNative {
     out: number,
     stream: number,
   ): void {
-    const fn = "expertSwiglu";
-    pointerArg(fn, "x", x);
-    pointerArg(fn, "expert", expert);
-    const b = bitsArg(fn, bits);
-    intArg(fn, "m", m);
-    intArg(fn, "hidden", hidden);
-    intArg(fn, "ffn", ffn);
-    pointerArg(fn, "scratch", scratch);
-    pointerArg(fn, "out", out);
-    streamArg(fn, stream);
-    const call = `${fn}(bits=${bits}, m=${m}, hidden=${hidden}, ffn=${ffn})`;
+    const b = bits as ExpertBits;
+    const call = `expertSwiglu(bits=${bits}, m=${m}, hidden=${hidden}, ffn=${ffn})`;
     const s = this.stream(call, stream);
     const matrixBytes = quantizedByteLength(hidden * ffn, b);
     const xr = this.range(call, "x", x, m * hidden * 4, 4);
@@ -1513,15 +1310,7 @@ class EmulatedDevice implements CudaNative {
   }
 
   rmsNorm(x: number, weight: number, out: number, rows: number, cols: number, eps: number, stream: number): void {
-    const fn = "rmsNorm";
-    pointerArg(fn, "x", x);
-    pointerArg(fn, "weight", weight);
-    pointerArg(fn, "out", out);
-    intArg(fn, "rows", rows);
-    intArg(fn, "cols", cols);
-    finiteArg(fn, "eps", eps);
-    streamArg(fn, stream);
-    const call = `${fn}(rows=${rows}, cols=${cols})`;
+    const call = `rmsNorm(rows=${rows}, cols=${cols})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
     const wr = this.range(call, "weight", weight, cols * 4, 4);
@@ -1545,16 +1334,7 @@ class EmulatedDevice implements CudaNative {
     theta: number,
     stream: number,
   ): void {
-    const fn = "rope";
-    pointerArg(fn, "x", x);
-    intArg(fn, "rows", rows);
-    intArg(fn, "heads", heads);
-    intArg(fn, "headDim", headDim);
-    intArg(fn, "rowsPerSequence", rowsPerSequence);
-    intArg(fn, "past", past);
-    finiteArg(fn, "theta", theta);
-    streamArg(fn, stream);
-    const call = `${fn}(rows=${rows}, heads=${heads}, headDim=${headDim})`;
+    const call = `rope(rows=${rows}, heads=${heads}, headDim=${headDim})`;
     const s = this.stream(call, stream);
     if (headDim % 2 !== 0 || (rows > 0 && rowsPerSequence === 0) || !(theta > 0))
       throw cudaError(call, "cudaErrorInvalidValue", "headDim must be even, rowsPerSequence and theta positive");
@@ -1580,19 +1360,7 @@ class EmulatedDevice implements CudaNative {
     headDim: number,
     stream: number,
   ): void {
-    const fn = "gqaAttention";
-    pointerArg(fn, "q", q);
-    pointerArg(fn, "k", k);
-    pointerArg(fn, "v", v);
-    pointerArg(fn, "out", out);
-    pointerArg(fn, "scratch", scratch);
-    intArg(fn, "t", t);
-    intArg(fn, "past", past);
-    intArg(fn, "heads", heads);
-    intArg(fn, "kvHeads", kvHeads);
-    intArg(fn, "headDim", headDim);
-    streamArg(fn, stream);
-    const call = `${fn}(t=${t}, past=${past}, heads=${heads}, kvHeads=${kvHeads}, headDim=${headDim})`;
+    const call = `gqaAttention(t=${t}, past=${past}, heads=${heads}, kvHeads=${kvHeads}, headDim=${headDim})`;
     const s = this.stream(call, stream);
     if (heads > 0 && (kvHeads === 0 || heads % kvHeads !== 0))
       throw cudaError(call, "cudaErrorInvalidValue", "heads must be a multiple of kvHeads");
@@ -1625,15 +1393,7 @@ class EmulatedDevice implements CudaNative {
   }
 
   moeCombine(x: number, outputs: number, weights: number, rows: number, k: number, cols: number, stream: number): void {
-    const fn = "moeCombine";
-    pointerArg(fn, "x", x);
-    pointerArg(fn, "outputs", outputs);
-    pointerArg(fn, "weights", weights);
-    intArg(fn, "rows", rows);
-    intArg(fn, "k", k);
-    intArg(fn, "cols", cols);
-    streamArg(fn, stream);
-    const call = `${fn}(rows=${rows}, k=${k}, cols=${cols})`;
+    const call = `moeCombine(rows=${rows}, k=${k}, cols=${cols})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
     const or = this.range(call, "outputs", outputs, rows * k * cols * 4, 4);
@@ -1691,13 +1451,6 @@ class EmulatedDevice implements CudaNative {
     dstRows: number,
     stream: number,
   ): void {
-    pointerArg(fn, "src", src);
-    pointerArg(fn, "index", index);
-    pointerArg(fn, "dst", dst);
-    intArg(fn, fn === "gatherRows" ? "srcRows" : "dstRows", fn === "gatherRows" ? srcRows : dstRows);
-    intArg(fn, "rows", rows);
-    intArg(fn, "cols", cols);
-    streamArg(fn, stream);
     const call = `${fn}(rows=${rows}, cols=${cols}, ${fn === "gatherRows" ? `srcRows=${srcRows}` : `dstRows=${dstRows}`})`;
     const s = this.stream(call, stream);
     const sr = this.range(call, "src", src, srcRows * cols * 4, 4);
@@ -1733,15 +1486,7 @@ class EmulatedDevice implements CudaNative {
     outWeights: number,
     stream: number,
   ): void {
-    const fn = "routerTopK";
-    pointerArg(fn, "logits", logits);
-    intArg(fn, "rows", rows);
-    intArg(fn, "experts", experts);
-    intArg(fn, "k", k);
-    pointerArg(fn, "outExperts", outExperts);
-    pointerArg(fn, "outWeights", outWeights);
-    streamArg(fn, stream);
-    const call = `${fn}(rows=${rows}, experts=${experts}, k=${k})`;
+    const call = `routerTopK(rows=${rows}, experts=${experts}, k=${k})`;
     const s = this.stream(call, stream);
     if (rows < 0 || experts < 0 || k < 1 || k > experts)
       throw cudaError(call, "cudaErrorInvalidValue", "rows must be >= 0 and k 1 .. experts");
@@ -1767,14 +1512,7 @@ class EmulatedDevice implements CudaNative {
   }
 
   sigmoidGatedAdd(x: number, y: number, gate: number, rows: number, cols: number, stream: number): void {
-    const fn = "sigmoidGatedAdd";
-    pointerArg(fn, "x", x);
-    pointerArg(fn, "y", y);
-    pointerArg(fn, "gate", gate);
-    intArg(fn, "rows", rows);
-    intArg(fn, "cols", cols);
-    streamArg(fn, stream);
-    const call = `${fn}(rows=${rows}, cols=${cols})`;
+    const call = `sigmoidGatedAdd(rows=${rows}, cols=${cols})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
     const yr = this.range(call, "y", y, rows * cols * 4, 4);
@@ -1795,12 +1533,6 @@ class EmulatedDevice implements CudaNative {
   }
 
   argmaxRows(x: number, rows: number, cols: number, out: number, stream: number): void {
-    const fn = "argmaxRows";
-    pointerArg(fn, "x", x);
-    intArg(fn, "rows", rows);
-    intArg(fn, "cols", cols);
-    pointerArg(fn, "out", out);
-    streamArg(fn, stream);
     const call = `argmaxRows(rows=${rows}, cols=${cols})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
@@ -1825,15 +1557,6 @@ class EmulatedDevice implements CudaNative {
     first: number,
     stream: number,
   ): void {
-    const fn = "argmaxMerge";
-    pointerArg(fn, "x", x);
-    intArg(fn, "rows", rows);
-    intArg(fn, "cols", cols);
-    intArg(fn, "colOffset", colOffset);
-    pointerArg(fn, "bestValue", bestValue);
-    pointerArg(fn, "bestIndex", bestIndex);
-    intArg(fn, "first", first);
-    streamArg(fn, stream);
     const call = `argmaxMerge(rows=${rows}, cols=${cols}, colOffset=${colOffset})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
