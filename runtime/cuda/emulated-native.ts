@@ -85,7 +85,7 @@ import { rmsNorm as rmsNormCpu } from "../moe/rms-norm.js";
 import { Rope } from "../moe/rope.js";
 import { siluGateInPlace } from "../moe/silu.js";
 import { decode, decodeToFloat16, encode } from "../tensor-codec.js";
-import { CUDA_NATIVE_FUNCTIONS, type CudaNative, type NativeDeviceProperties, type NativeProbe } from "./native-api.js";
+import { CUDA_NATIVE_FUNCTIONS, type CudaNative } from "./native-api.js";
 import { argError, checkArguments, hostBytes, NATIVE_ARGUMENTS } from "./native-arguments.js";
 
 export interface EmulatedNativeOptions {
@@ -412,11 +412,11 @@ class EmulatedDevice implements CudaNative {
 
   // ---- Device ----------------------------------------------------------------------------------
 
-  probe(): NativeProbe {
+  readonly probe: CudaNative["probe"] = () => {
     return { ok: true, deviceCount: 1, runtimeVersion: 13000, driverVersion: 13000 };
-  }
+  };
 
-  deviceProperties(device: number): NativeDeviceProperties {
+  readonly deviceProperties: CudaNative["deviceProperties"] = (device) => {
     this.checkDevice(`cudaGetDeviceProperties(device ${device})`, device);
     return {
       name: this.name,
@@ -432,19 +432,19 @@ class EmulatedDevice implements CudaNative {
       pciDevice: 0,
       asyncEngines: 2,
     };
-  }
+  };
 
-  setDevice(device: number): void {
+  readonly setDevice: CudaNative["setDevice"] = (device) => {
     this.checkDevice(`cudaSetDevice(device ${device})`, device);
-  }
+  };
 
-  memGetInfo(): { freeBytes: number; totalBytes: number } {
+  readonly memGetInfo: CudaNative["memGetInfo"] = () => {
     return { freeBytes: this.capacity - this.allocator.usedBytes, totalBytes: this.capacity };
-  }
+  };
 
-  deviceSynchronize(): void {
+  readonly deviceSynchronize: CudaNative["deviceSynchronize"] = () => {
     this.drain([...this.streams].map((s) => [s, s.nextSeq] as const));
-  }
+  };
 
   private checkDevice(call: string, device: number): void {
     if (device !== 0) throw cudaError(call, "cudaErrorInvalidDevice", "the emulated machine has one device, 0");
@@ -452,7 +452,7 @@ class EmulatedDevice implements CudaNative {
 
   // ---- Device memory ---------------------------------------------------------------------------
 
-  malloc(bytes: number): number {
+  readonly malloc: CudaNative["malloc"] = (bytes) => {
     if (bytes === 0) return 0; // cudaMalloc(0) succeeds with the null pointer
     let reserved: DeviceBlock;
     try {
@@ -467,9 +467,9 @@ class EmulatedDevice implements CudaNative {
     this.requested += bytes;
     this.bytes.fill(POISON_BYTE, offset, offset + reserved.bytes);
     return DEVICE_BASE + offset;
-  }
+  };
 
-  free(pointer: number): void {
+  readonly free: CudaNative["free"] = (pointer) => {
     if (pointer === 0) return; // cudaFree(NULL) does nothing
     const index = this.blockIndexAfter(pointer - DEVICE_BASE) - 1;
     const block = this.blocks[index];
@@ -485,7 +485,7 @@ class EmulatedDevice implements CudaNative {
     this.blocks.splice(index, 1);
     this.requested -= block.requested;
     this.allocator.release(block.reserved);
-  }
+  };
 
   /** Index of the first live block whose offset is > `offset` (so index - 1 may contain it). */
   private blockIndexAfter(offset: number): number {
@@ -566,7 +566,7 @@ class EmulatedDevice implements CudaNative {
 
   // ---- Host memory -----------------------------------------------------------------------------
 
-  hostAlloc(bytes: number): ArrayBuffer {
+  readonly hostAlloc: CudaNative["hostAlloc"] = (bytes) => {
     const buffer = new ArrayBuffer(bytes);
     // hostAlloc(0) pins nothing: an ordinary empty buffer, as the addon returns.
     if (bytes > 0) {
@@ -574,9 +574,9 @@ class EmulatedDevice implements CudaNative {
       this.pinnedBytes += bytes;
     }
     return buffer;
-  }
+  };
 
-  hostFree(buffer: ArrayBuffer): void {
+  readonly hostFree: CudaNative["hostFree"] = (buffer) => {
     if (isDetached(buffer))
       throw argError("ERR_INVALID_ARG_VALUE", "hostFree: the ArrayBuffer is detached (already freed by hostFree?)");
     if (buffer.byteLength > 0) {
@@ -597,19 +597,19 @@ class EmulatedDevice implements CudaNative {
       this.pinnedBytes -= buffer.byteLength;
     }
     detach(buffer);
-  }
+  };
 
   // ---- Streams and events ----------------------------------------------------------------------
 
-  streamCreate(): number {
+  readonly streamCreate: CudaNative["streamCreate"] = () => {
     const handle = STREAM_HANDLE_BASE + HANDLE_STRIDE * this.nextStream++;
     const stream = new StreamState(handle);
     this.streamHandles.set(handle, stream);
     this.streams.add(stream);
     return handle;
-  }
+  };
 
-  streamDestroy(stream: number): void {
+  readonly streamDestroy: CudaNative["streamDestroy"] = (stream) => {
     const call = `cudaStreamDestroy(stream ${hex(stream)})`;
     if (stream === 0)
       throw cudaError(call, "cudaErrorInvalidResourceHandle", "the legacy default stream cannot be destroyed");
@@ -618,34 +618,34 @@ class EmulatedDevice implements CudaNative {
     this.streamHandles.delete(stream);
     state.destroyed = true;
     if (state.pending === 0) this.streams.delete(state);
-  }
+  };
 
-  streamSynchronize(stream: number): void {
+  readonly streamSynchronize: CudaNative["streamSynchronize"] = (stream) => {
     const state = this.stream(`cudaStreamSynchronize(stream ${hex(stream)})`, stream);
     this.drain([[state, state.nextSeq]]);
-  }
+  };
 
-  streamQuery(stream: number): boolean {
+  readonly streamQuery: CudaNative["streamQuery"] = (stream) => {
     const state = this.stream(`cudaStreamQuery(stream ${hex(stream)})`, stream);
     this.settle();
     if (state.pending === 0) return true;
     this.maybeStep(state, state.nextSeq);
     return state.pending === 0;
-  }
+  };
 
-  eventCreate(timing: boolean): number {
+  readonly eventCreate: CudaNative["eventCreate"] = (timing) => {
     const handle = EVENT_HANDLE_BASE + HANDLE_STRIDE * this.nextEvent++;
     this.events.set(handle, { handle, timing, current: null });
     return handle;
-  }
+  };
 
-  eventDestroy(event: number): void {
+  readonly eventDestroy: CudaNative["eventDestroy"] = (event) => {
     this.event(`cudaEventDestroy(event ${hex(event)})`, event);
     // Records and waits already queued keep their markers; only the handle goes.
     this.events.delete(event);
-  }
+  };
 
-  eventRecord(event: number, stream: number): void {
+  readonly eventRecord: CudaNative["eventRecord"] = (event, stream) => {
     const call = `cudaEventRecord(event ${hex(event)}, stream ${hex(stream)})`;
     const e = this.event(call, event);
     const s = this.stream(call, stream);
@@ -653,22 +653,22 @@ class EmulatedDevice implements CudaNative {
     s.push({ kind: "record", marker });
     e.current = marker;
     this.settle(); // on a stream with nothing queued, the event completes at once
-  }
+  };
 
-  eventSynchronize(event: number): void {
+  readonly eventSynchronize: CudaNative["eventSynchronize"] = (event) => {
     const marker = this.event(`cudaEventSynchronize(event ${hex(event)})`, event).current;
     if (!marker || marker.done) return; // never recorded: returns at once, as in CUDA
     this.drain([[marker.stream, marker.seq + 1]]);
-  }
+  };
 
-  eventQuery(event: number): boolean {
+  readonly eventQuery: CudaNative["eventQuery"] = (event) => {
     const marker = this.event(`cudaEventQuery(event ${hex(event)})`, event).current;
     if (!marker || marker.done) return true;
     this.maybeStep(marker.stream, marker.seq + 1);
     return marker.done;
-  }
+  };
 
-  eventElapsedMs(start: number, end: number): number {
+  readonly eventElapsedMs: CudaNative["eventElapsedMs"] = (start, end) => {
     const call = `cudaEventElapsedTime(start ${hex(start)}, end ${hex(end)})`;
     const a = this.event(call, start);
     const b = this.event(call, end);
@@ -680,16 +680,16 @@ class EmulatedDevice implements CudaNative {
       throw cudaError(call, "cudaErrorNotReady", "an event has not completed yet: synchronise with it first");
     // cudaEventElapsedTime returns a float.
     return Math.fround((b.current.time - a.current.time) * 1000);
-  }
+  };
 
-  streamWaitEvent(stream: number, event: number): void {
+  readonly streamWaitEvent: CudaNative["streamWaitEvent"] = (stream, event) => {
     const call = `cudaStreamWaitEvent(stream ${hex(stream)}, event ${hex(event)})`;
     const s = this.stream(call, stream);
     const marker = this.event(call, event).current;
     if (!marker) return; // never recorded: nothing to wait for, as in CUDA
     s.push({ kind: "wait", marker });
     this.settle();
-  }
+  };
 
   private stream(call: string, handle: number): StreamState {
     const state = this.streamHandles.get(handle);
@@ -820,7 +820,7 @@ class EmulatedDevice implements CudaNative {
 
   // ---- Copies ----------------------------------------------------------------------------------
 
-  memcpyHtoD(dst: number, src: ArrayBufferView, stream: number): void {
+  readonly memcpyHtoD: CudaNative["memcpyHtoD"] = (dst, src, stream) => {
     const host = hostBytes(src);
     const { buffer, offset: srcOffset, bytes } = host;
     const call = `cudaMemcpyAsync(HtoD, dst ${hex(dst)}, ${bytes} bytes, stream ${hex(stream)})`;
@@ -850,9 +850,9 @@ class EmulatedDevice implements CudaNative {
         this.htod += bytes;
       });
     }
-  }
+  };
 
-  memcpyDtoH(dst: ArrayBufferView, src: number, stream: number): void {
+  readonly memcpyDtoH: CudaNative["memcpyDtoH"] = (dst, src, stream) => {
     const host = hostBytes(dst);
     const { buffer, offset: dstOffset, bytes } = host;
     const call = `cudaMemcpyAsync(DtoH, src ${hex(src)}, ${bytes} bytes, stream ${hex(stream)})`;
@@ -874,16 +874,16 @@ class EmulatedDevice implements CudaNative {
     );
     // Pageable: the call returns once the copy has completed, as CUDA's does.
     if (!pinned) this.drain([[s, s.nextSeq]]);
-  }
+  };
 
-  memcpyDtoD(dst: number, src: number, bytes: number, stream: number): void {
+  readonly memcpyDtoD: CudaNative["memcpyDtoD"] = (dst, src, bytes, stream) => {
     const call = `cudaMemcpyAsync(DtoD, dst ${hex(dst)}, src ${hex(src)}, ${bytes} bytes, stream ${hex(stream)})`;
     this.deviceCopy(call, src, dst, bytes, stream);
-  }
+  };
 
-  copy(src: number, dst: number, bytes: number, stream: number): void {
+  readonly copy: CudaNative["copy"] = (src, dst, bytes, stream) => {
     this.deviceCopy(`copy(bytes=${bytes})`, src, dst, bytes, stream, true);
-  }
+  };
 
   private deviceCopy(call: string, src: number, dst: number, bytes: number, stream: number, kernel = false): void {
     if (bytes === 0) return;
@@ -897,7 +897,7 @@ class EmulatedDevice implements CudaNative {
     });
   }
 
-  memset(dst: number, byte: number, bytes: number, stream: number): void {
+  readonly memset: CudaNative["memset"] = (dst, byte, bytes, stream) => {
     const call = `cudaMemsetAsync(dst ${hex(dst)}, byte ${byte}, ${bytes} bytes, stream ${hex(stream)})`;
     if (bytes === 0) return;
     const s = this.stream(call, stream);
@@ -905,20 +905,21 @@ class EmulatedDevice implements CudaNative {
     this.enqueue(s, call, LAUNCH_SECONDS + bytes / DEVICE_BYTES_PER_SECOND, () =>
       this.bytes.fill(byte, to.offset, to.offset + bytes),
     );
-  }
+  };
 
   // ---- Kernels (native/cuda/kernels.h) ---------------------------------------------------------
-  // Each checks its arguments as the addon does (TypeErrors), then its stream and device ranges
+  // Each, its arguments checked (the constructor's wrapper), checks its stream and device ranges
   // (errors named as the addon names a failing launch: "linear(m=4, k=768, n=3072): ..."), then
   // queues the CPU reference computation on views of device memory. A launch with nothing to do
-  // queues nothing.
+  // queues nothing. Each is a property typed by CudaNative, so its parameters are declared once
+  // (native-api.ts).
 
   private launch(stream: StreamState, call: string, seconds: number, run: () => void): void {
     this.launches++;
     this.enqueue(stream, call, seconds, run);
   }
 
-  linear(x: number, w: number, bias: number, out: number, m: number, k: number, n: number, stream: number): void {
+  readonly linear: CudaNative["linear"] = (x, w, bias, out, m, k, n, stream) => {
     const call = `linear(m=${m}, k=${k}, n=${n})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, m * k * 4, 4);
@@ -946,18 +947,9 @@ class EmulatedDevice implements CudaNative {
         new Float32Array(scratch.out),
       );
     });
-  }
+  };
 
-  layerNorm(
-    x: number,
-    gamma: number,
-    beta: number,
-    out: number,
-    rows: number,
-    cols: number,
-    eps: number,
-    stream: number,
-  ): void {
+  readonly layerNorm: CudaNative["layerNorm"] = (x, gamma, beta, out, rows, cols, eps, stream) => {
     const call = `layerNorm(rows=${rows}, cols=${cols})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
@@ -981,9 +973,9 @@ class EmulatedDevice implements CudaNative {
         epsF32,
       );
     });
-  }
+  };
 
-  softmaxRows(x: number, rows: number, cols: number, stream: number): void {
+  readonly softmaxRows: CudaNative["softmaxRows"] = (x, rows, cols, stream) => {
     const call = `softmaxRows(rows=${rows}, cols=${cols})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
@@ -991,25 +983,14 @@ class EmulatedDevice implements CudaNative {
     this.launch(s, call, kernelSeconds(5 * rows * cols, 2 * xr.bytes), () =>
       softmaxRowsInPlace(this.f32(xr, rows * cols), rows, cols),
     );
-  }
+  };
 
   /** heads · t · (past + t) floats (one score per head, new token and visible position), as kernels.cu. */
-  attentionScratchFloats(t: number, past: number, heads: number): number {
+  readonly attentionScratchFloats: CudaNative["attentionScratchFloats"] = (t, past, heads) => {
     return heads * t * (past + t);
-  }
+  };
 
-  attention(
-    q: number,
-    k: number,
-    v: number,
-    out: number,
-    scratch: number,
-    t: number,
-    past: number,
-    heads: number,
-    headDim: number,
-    stream: number,
-  ): void {
+  readonly attention: CudaNative["attention"] = (q, k, v, out, scratch, t, past, heads, headDim, stream) => {
     const call = `attention(t=${t}, past=${past}, heads=${heads}, headDim=${headDim})`;
     const s = this.stream(call, stream);
     const h = heads * headDim;
@@ -1037,17 +1018,17 @@ class EmulatedDevice implements CudaNative {
       // The GPU leaves intermediate values in scratch: NaN here, so nothing relies on its contents.
       this.f32(sr, scratchFloats).fill(Number.NaN);
     });
-  }
+  };
 
-  relu(x: number, n: number, stream: number): void {
+  readonly relu: CudaNative["relu"] = (x, n, stream) => {
     const call = `relu(n=${n})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, n * 4, 4);
     if (n === 0) return;
     this.launch(s, call, kernelSeconds(n, 2 * xr.bytes), () => reluInPlace(this.f32(xr, n)));
-  }
+  };
 
-  add(x: number, y: number, n: number, stream: number): void {
+  readonly add: CudaNative["add"] = (x, y, n, stream) => {
     const call = `add(n=${n})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, n * 4, 4);
@@ -1055,9 +1036,9 @@ class EmulatedDevice implements CudaNative {
     this.disjoint(call, xr, yr, true);
     if (n === 0) return;
     this.launch(s, call, kernelSeconds(n, 3 * xr.bytes), () => addInPlace(this.f32(xr, n), this.f32(yr, n)));
-  }
+  };
 
-  embedding(table: number, ids: number, count: number, dim: number, rows: number, out: number, stream: number): void {
+  readonly embedding: CudaNative["embedding"] = (table, ids, count, dim, rows, out, stream) => {
     const call = `embedding(count=${count}, dim=${dim}, rows=${rows})`;
     const s = this.stream(call, stream);
     const tr = this.range(call, "table", table, rows * dim * 2, 2);
@@ -1077,9 +1058,9 @@ class EmulatedDevice implements CudaNative {
         else row.fill(Number.NaN); // kernels.h: an id outside 0..rows-1 writes NaN across its row
       }
     });
-  }
+  };
 
-  f32ToF16(x: number, out: number, n: number, stream: number): void {
+  readonly f32ToF16: CudaNative["f32ToF16"] = (x, out, n, stream) => {
     const call = `f32ToF16(n=${n})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, n * 4, 4);
@@ -1087,9 +1068,9 @@ class EmulatedDevice implements CudaNative {
     this.disjoint(call, or, xr);
     if (n === 0) return;
     this.launch(s, call, kernelSeconds(n, 6 * n), () => toFloat16Array(this.f32(xr, n), this.u16(or, n)));
-  }
+  };
 
-  f16ToF32(x: number, out: number, n: number, stream: number): void {
+  readonly f16ToF32: CudaNative["f16ToF32"] = (x, out, n, stream) => {
     const call = `f16ToF32(n=${n})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, n * 2, 2);
@@ -1097,19 +1078,19 @@ class EmulatedDevice implements CudaNative {
     this.disjoint(call, or, xr);
     if (n === 0) return;
     this.launch(s, call, kernelSeconds(n, 6 * n), () => fromFloat16Array(this.u16(xr, n), this.f32(or, n)));
-  }
+  };
 
-  q4Bytes(rowValues: number): number {
+  readonly q4Bytes: CudaNative["q4Bytes"] = (rowValues) => {
     return compressedBytes(rowValues);
-  }
+  };
 
-  dequantize4F16(stored: number, rows: number, rowValues: number, out: number, stream: number): void {
+  readonly dequantize4F16: CudaNative["dequantize4F16"] = (stored, rows, rowValues, out, stream) => {
     this.dequantize4("dequantize4F16", stored, rows, rowValues, out, stream, 2);
-  }
+  };
 
-  dequantize4F32(stored: number, rows: number, rowValues: number, out: number, stream: number): void {
+  readonly dequantize4F32: CudaNative["dequantize4F32"] = (stored, rows, rowValues, out, stream) => {
     this.dequantize4("dequantize4F32", stored, rows, rowValues, out, stream, 4);
-  }
+  };
 
   private dequantize4(
     fn: string,
@@ -1144,7 +1125,7 @@ class EmulatedDevice implements CudaNative {
     });
   }
 
-  quantize4(x: number, rows: number, rowValues: number, stored: number, stream: number): void {
+  readonly quantize4: CudaNative["quantize4"] = (x, rows, rowValues, stored, stream) => {
     const call = `quantize4(rows=${rows}, rowValues=${rowValues})`;
     const s = this.stream(call, stream);
     const rowBytes = compressedBytes(rowValues);
@@ -1163,13 +1144,13 @@ class EmulatedDevice implements CudaNative {
           groups,
         );
     });
-  }
+  };
 
-  groupwiseBytes(values: number, bits: number): number {
+  readonly groupwiseBytes: CudaNative["groupwiseBytes"] = (values, bits) => {
     return quantizedByteLength(values, bits as ExpertBits);
-  }
+  };
 
-  dequantizeGroupwiseF32(stored: number, values: number, bits: number, out: number, stream: number): void {
+  readonly dequantizeGroupwiseF32: CudaNative["dequantizeGroupwiseF32"] = (stored, values, bits, out, stream) => {
     const b = bits as ExpertBits;
     const call = `dequantizeGroupwiseF32(values=${values}, bits=${bits})`;
     const s = this.stream(call, stream);
@@ -1181,7 +1162,7 @@ class EmulatedDevice implements CudaNative {
     this.launch(s, call, kernelSeconds(2 * values, sr.bytes + or.bytes), () =>
       dequantizeGroupwise(this.u8(sr), b, values, 0, values, this.f32(or, values)),
     );
-  }
+  };
 
   /** out = x · wᵀ for w stored at `bits`: the CPU's dequantising linear (16 bits: spw_linear's numerics, tensor cores above 8 rows). */
   private groupwiseProduct(
@@ -1206,18 +1187,9 @@ class EmulatedDevice implements CudaNative {
     );
   }
 
-  linearGroupwise(
-    x: number,
-    w: number,
-    bits: number,
-    out: number,
-    m: number,
-    k: number,
-    n: number,
-    stream: number,
-  ): void {
+  readonly linearGroupwise: CudaNative["linearGroupwise"] = (x, w, bits, out, m, k, n, stream) => {
     this.groupwiseLinear("linearGroupwise", x, w, bits, undefined, out, m, k, n, stream);
-  }
+  };
 
   /** linearGroupwise and linearGroupwiseBias: the same checks and product, the bias (if any) added per column. */
   private groupwiseLinear(
@@ -1255,17 +1227,7 @@ class EmulatedDevice implements CudaNative {
     );
   }
 
-  expertSwiglu(
-    x: number,
-    expert: number,
-    bits: number,
-    m: number,
-    hidden: number,
-    ffn: number,
-    scratch: number,
-    out: number,
-    stream: number,
-  ): void {
+  readonly expertSwiglu: CudaNative["expertSwiglu"] = (x, expert, bits, m, hidden, ffn, scratch, out, stream) => {
     const b = bits as ExpertBits;
     const call = `expertSwiglu(bits=${bits}, m=${m}, hidden=${hidden}, ffn=${ffn})`;
     const s = this.stream(call, stream);
@@ -1293,23 +1255,13 @@ class EmulatedDevice implements CudaNative {
       siluGateInPlace(gate, up, m * ffn);
       this.groupwiseProduct(gate, weights.subarray(2 * matrixBytes), b, this.f32(or, m * hidden), m, ffn, hidden);
     });
-  }
+  };
 
-  linearGroupwiseBias(
-    x: number,
-    w: number,
-    bits: number,
-    bias: number,
-    out: number,
-    m: number,
-    k: number,
-    n: number,
-    stream: number,
-  ): void {
+  readonly linearGroupwiseBias: CudaNative["linearGroupwiseBias"] = (x, w, bits, bias, out, m, k, n, stream) => {
     this.groupwiseLinear("linearGroupwiseBias", x, w, bits, bias, out, m, k, n, stream);
-  }
+  };
 
-  rmsNorm(x: number, weight: number, out: number, rows: number, cols: number, eps: number, stream: number): void {
+  readonly rmsNorm: CudaNative["rmsNorm"] = (x, weight, out, rows, cols, eps, stream) => {
     const call = `rmsNorm(rows=${rows}, cols=${cols})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
@@ -1322,18 +1274,9 @@ class EmulatedDevice implements CudaNative {
     this.launch(s, call, kernelSeconds(4 * rows * cols, 2 * xr.bytes), () =>
       rmsNormCpu(this.f32(xr, rows * cols), this.f32(wr, cols), this.f32(or, rows * cols), rows, cols, eps),
     );
-  }
+  };
 
-  rope(
-    x: number,
-    rows: number,
-    heads: number,
-    headDim: number,
-    rowsPerSequence: number,
-    past: number,
-    theta: number,
-    stream: number,
-  ): void {
+  readonly rope: CudaNative["rope"] = (x, rows, heads, headDim, rowsPerSequence, past, theta, stream) => {
     const call = `rope(rows=${rows}, heads=${heads}, headDim=${headDim})`;
     const s = this.stream(call, stream);
     if (headDim % 2 !== 0 || (rows > 0 && rowsPerSequence === 0) || !(theta > 0))
@@ -1345,21 +1288,21 @@ class EmulatedDevice implements CudaNative {
       const rotary = new Rope(headDim, theta);
       for (let r = 0; r < rows; r++) rotary.apply(values, r, heads, past + (r % rowsPerSequence));
     });
-  }
+  };
 
-  gqaAttention(
-    q: number,
-    k: number,
-    v: number,
-    out: number,
-    scratch: number,
-    t: number,
-    past: number,
-    heads: number,
-    kvHeads: number,
-    headDim: number,
-    stream: number,
-  ): void {
+  readonly gqaAttention: CudaNative["gqaAttention"] = (
+    q,
+    k,
+    v,
+    out,
+    scratch,
+    t,
+    past,
+    heads,
+    kvHeads,
+    headDim,
+    stream,
+  ) => {
     const call = `gqaAttention(t=${t}, past=${past}, heads=${heads}, kvHeads=${kvHeads}, headDim=${headDim})`;
     const s = this.stream(call, stream);
     if (heads > 0 && (kvHeads === 0 || heads % kvHeads !== 0))
@@ -1390,9 +1333,9 @@ class EmulatedDevice implements CudaNative {
       );
       this.f32(sr, scratchFloats).fill(Number.NaN); // nothing may rely on what the GPU leaves there
     });
-  }
+  };
 
-  moeCombine(x: number, outputs: number, weights: number, rows: number, k: number, cols: number, stream: number): void {
+  readonly moeCombine: CudaNative["moeCombine"] = (x, outputs, weights, rows, k, cols, stream) => {
     const call = `moeCombine(rows=${rows}, k=${k}, cols=${cols})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
@@ -1413,31 +1356,15 @@ class EmulatedDevice implements CudaNative {
           for (let c = 0; c < cols; c++) xs[row * cols + c]! += weight * outs[base + c]!;
         }
     });
-  }
+  };
 
-  gatherRows(
-    src: number,
-    srcRows: number,
-    index: number,
-    rows: number,
-    cols: number,
-    dst: number,
-    stream: number,
-  ): void {
+  readonly gatherRows: CudaNative["gatherRows"] = (src, srcRows, index, rows, cols, dst, stream) => {
     this.rowsByIndex("gatherRows", src, srcRows, index, rows, cols, dst, rows, stream);
-  }
+  };
 
-  scatterRows(
-    src: number,
-    index: number,
-    rows: number,
-    cols: number,
-    dst: number,
-    dstRows: number,
-    stream: number,
-  ): void {
+  readonly scatterRows: CudaNative["scatterRows"] = (src, index, rows, cols, dst, dstRows, stream) => {
     this.rowsByIndex("scatterRows", src, rows, index, rows, cols, dst, dstRows, stream);
-  }
+  };
 
   /** kernels.h spw_gather_rows (dst[i] = src[index[i]]) and spw_scatter_rows (dst[index[i]] = src[i]). */
   private rowsByIndex(
@@ -1477,15 +1404,7 @@ class EmulatedDevice implements CudaNative {
   }
 
   /** kernels.h spw_router_top_k, as the CPU backend's lookahead computes it (route() per row, renormalised). */
-  routerTopK(
-    logits: number,
-    rows: number,
-    experts: number,
-    k: number,
-    outExperts: number,
-    outWeights: number,
-    stream: number,
-  ): void {
+  readonly routerTopK: CudaNative["routerTopK"] = (logits, rows, experts, k, outExperts, outWeights, stream) => {
     const call = `routerTopK(rows=${rows}, experts=${experts}, k=${k})`;
     const s = this.stream(call, stream);
     if (rows < 0 || experts < 0 || k < 1 || k > experts)
@@ -1509,9 +1428,9 @@ class EmulatedDevice implements CudaNative {
           weights.subarray(row * k, (row + 1) * k),
         );
     });
-  }
+  };
 
-  sigmoidGatedAdd(x: number, y: number, gate: number, rows: number, cols: number, stream: number): void {
+  readonly sigmoidGatedAdd: CudaNative["sigmoidGatedAdd"] = (x, y, gate, rows, cols, stream) => {
     const call = `sigmoidGatedAdd(rows=${rows}, cols=${cols})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
@@ -1530,9 +1449,9 @@ class EmulatedDevice implements CudaNative {
         for (let c = 0; c < cols; c++) xs[row * cols + c]! += g * ys[row * cols + c]!;
       }
     });
-  }
+  };
 
-  argmaxRows(x: number, rows: number, cols: number, out: number, stream: number): void {
+  readonly argmaxRows: CudaNative["argmaxRows"] = (x, rows, cols, out, stream) => {
     const call = `argmaxRows(rows=${rows}, cols=${cols})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
@@ -1545,18 +1464,9 @@ class EmulatedDevice implements CudaNative {
       if (cols === 0) outValues.fill(0);
       else argmaxRowsCpu(this.f32(xr, rows * cols), rows, cols, outValues);
     });
-  }
+  };
 
-  argmaxMerge(
-    x: number,
-    rows: number,
-    cols: number,
-    colOffset: number,
-    bestValue: number,
-    bestIndex: number,
-    first: number,
-    stream: number,
-  ): void {
+  readonly argmaxMerge: CudaNative["argmaxMerge"] = (x, rows, cols, colOffset, bestValue, bestIndex, first, stream) => {
     const call = `argmaxMerge(rows=${rows}, cols=${cols}, colOffset=${colOffset})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
@@ -1585,7 +1495,7 @@ class EmulatedDevice implements CudaNative {
         }
       }
     });
-  }
+  };
 }
 
 /** x' = fp16(x) + fp16(x - fp16(x)) per value: what the tensor-core GEMM multiplies (kernels.h). */
