@@ -344,6 +344,18 @@ function bmm(setup: FlexgenSetup, name: string, batches: number, m: number, k: n
   });
 }
 
+/** compress(k) and compress(v) of a batch's new KV (`values` of K and V together) on the GPU. */
+function compressNewKv(setup: FlexgenSetup, values: number, where: string): EngineOperation {
+  return op(
+    "compress new KV",
+    "gpu",
+    gpuCompressSeconds(setup.rates, values, 2),
+    "compression",
+    `${COMPRESSION} TorchCompressedDevice.compress${where}`,
+    { bytes: compressBytes(values), launches: 2 * COMPRESS_KERNELS },
+  );
+}
+
 /** `compute_layer`: the GPU (and CPU) work of one batch of one sub-layer; returns the framework ops it dispatches. */
 function compute(sb: StepBuilder, i: number, kind: SubLayerKind): number {
   const { setup } = sb;
@@ -416,17 +428,7 @@ function attention(sb: StepBuilder, i: number): number {
     );
     if (setup.compressCache) {
       // compress(k) and compress(v): two calls.
-      const values = kvValues(setup, b, s);
-      sb.main.push(
-        op(
-          "compress new KV",
-          "gpu",
-          gpuCompressSeconds(r, values, 2),
-          "compression",
-          `${COMPRESSION} TorchCompressedDevice.compress`,
-          { bytes: compressBytes(values), launches: 2 * COMPRESS_KERNELS },
-        ),
-      );
+      sb.main.push(compressNewKv(setup, kvValues(setup, b, s), ""));
       extra += 2 * COMPRESS_OPS;
     }
   } else {
@@ -517,16 +519,7 @@ function attention(sb: StepBuilder, i: number): number {
     }
     if (setup.compressCache) {
       // compress(k_new) and compress(v_new): two calls.
-      sb.main.push(
-        op(
-          "compress new KV",
-          "gpu",
-          gpuCompressSeconds(r, kvValues(setup, b, 1), 2),
-          "compression",
-          `${COMPRESSION} TorchCompressedDevice.compress (mha_gen)`,
-          { bytes: compressBytes(kvValues(setup, b, 1)), launches: 2 * COMPRESS_KERNELS },
-        ),
-      );
+      sb.main.push(compressNewKv(setup, kvValues(setup, b, 1), " (mha_gen)"));
       extra += 2 * COMPRESS_OPS;
     }
   }
