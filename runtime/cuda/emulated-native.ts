@@ -195,6 +195,18 @@ function cudaError(call: string, error: CudaErrorName, detail?: string): Error {
   });
 }
 
+/** The live stream or event of a handle; a handle destroyed or never created is refused as CUDA refuses it. */
+function live<T>(handles: ReadonlyMap<number, T>, what: "stream" | "event", call: string, handle: number): T {
+  const state = handles.get(handle);
+  if (!state)
+    throw cudaError(
+      call,
+      "cudaErrorInvalidResourceHandle",
+      `${hex(handle)} is not a live ${what} (emulated device check)`,
+    );
+  return state;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Streams, events and the ops queued on streams.
 // ---------------------------------------------------------------------------------------------------
@@ -692,25 +704,11 @@ class EmulatedDevice implements CudaNative {
   };
 
   private stream(call: string, handle: number): StreamState {
-    const state = this.streamHandles.get(handle);
-    if (!state)
-      throw cudaError(
-        call,
-        "cudaErrorInvalidResourceHandle",
-        `${hex(handle)} is not a live stream (emulated device check)`,
-      );
-    return state;
+    return live(this.streamHandles, "stream", call, handle);
   }
 
   private event(call: string, handle: number): EventState {
-    const state = this.events.get(handle);
-    if (!state)
-      throw cudaError(
-        call,
-        "cudaErrorInvalidResourceHandle",
-        `${hex(handle)} is not a live event (emulated device check)`,
-      );
-    return state;
+    return live(this.events, "event", call, handle);
   }
 
   // ---- The scheduler ---------------------------------------------------------------------------
