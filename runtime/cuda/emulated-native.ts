@@ -819,8 +819,7 @@ class EmulatedDevice implements CudaNative {
   // ---- Copies ----------------------------------------------------------------------------------
 
   readonly memcpyHtoD: CudaNative["memcpyHtoD"] = (dst, src, stream) => {
-    const host = hostBytes(src);
-    const { buffer, offset: srcOffset, bytes } = host;
+    const { buffer, offset: srcOffset, bytes } = hostBytes(src);
     const call = `cudaMemcpyAsync(HtoD, dst ${hex(dst)}, ${bytes} bytes, stream ${hex(stream)})`;
     if (bytes === 0) return;
     const s = this.stream(call, stream);
@@ -851,8 +850,7 @@ class EmulatedDevice implements CudaNative {
   };
 
   readonly memcpyDtoH: CudaNative["memcpyDtoH"] = (dst, src, stream) => {
-    const host = hostBytes(dst);
-    const { buffer, offset: dstOffset, bytes } = host;
+    const { buffer, offset: dstOffset, bytes } = hostBytes(dst);
     const call = `cudaMemcpyAsync(DtoH, src ${hex(src)}, ${bytes} bytes, stream ${hex(stream)})`;
     if (bytes === 0) return;
     const s = this.stream(call, stream);
