@@ -113,68 +113,66 @@ function d2hSeconds(setup: FlexgenSetup, bytes: number): number {
 /** `load_weight`: every off-GPU tensor of the sub-layer to the GPU (`smart_copy` -> `general_copy`). */
 function loadWeights(sb: StepBuilder, kind: SubLayerKind): void {
   const { setup } = sb;
-  const r = setup.rates;
   for (const t of setup.subLayers[kind].tensors) {
     if (t.tier === "gpu") continue;
     const copies = t.compressed ? 2 : 1; // data and scale are copied separately (general_copy_compressed)
-    if (t.tier === "disk") {
-      // Disk tensors go to the copy threads: read through the memory map into a pinned relay, then to the GPU.
-      sb.copyThread([
-        op(
-          `weights ${t.name}: disk -> pinned relay`,
-          "diskRead",
-          t.storedBytes / r.diskMmapReadBytesPerSecond + copies * r.diskLatencySeconds,
-          "weights I/O",
-          `${BACKEND} copy_worker_func`,
-          { bytes: t.storedBytes },
-        ),
-        op(
-          `weights ${t.name}: relay -> GPU`,
-          "h2d",
-          t.storedBytes / r.h2dPinnedBytesPerSecond + copies * r.h2dLatencySeconds,
-          "weights I/O",
-          `${BACKEND} copy_worker_func`,
-          { bytes: t.storedBytes },
-        ),
-      ]);
-    } else if (t.pinned) {
-      sb.streamCopy(
-        op(
-          `weights ${t.name}: CPU -> GPU`,
-          "h2d",
-          t.storedBytes / r.h2dPinnedBytesPerSecond + copies * r.h2dLatencySeconds,
-          "weights I/O",
-          `${BACKEND} general_copy`,
-          { bytes: t.storedBytes },
-        ),
-      );
-    } else {
-      // --pin-weight 0: `src.pin_memory()` on the main thread, then the copy.
-      const id = sb.newId("pinW");
-      sb.main.push({
-        ...op(
-          `weights ${t.name}: pin_memory relay`,
-          "hostThread",
-          t.storedBytes / r.pageableRelayBytesPerSecond,
-          "weights I/O",
-          `${BACKEND} general_copy (pin_memory)`,
-          { bytes: t.storedBytes },
-        ),
-        id,
-      });
-      sb.streamCopy({
-        ...op(
-          `weights ${t.name}: CPU -> GPU`,
-          "h2d",
-          t.storedBytes / r.h2dPinnedBytesPerSecond + copies * r.h2dLatencySeconds,
-          "weights I/O",
-          `${BACKEND} general_copy`,
-          { bytes: t.storedBytes },
-        ),
-        after: id,
-      });
-    }
+    const what = `weights ${t.name}`;
+    // Disk tensors go to the copy threads: read through the memory map into a pinned relay, then to the GPU.
+    if (t.tier === "disk") diskToGpu(sb, what, t.storedBytes, copies, "weights I/O");
+    else if (t.pinned)
+      sb.streamCopy(h2dCopy(setup, `${what}: CPU -> GPU`, t.storedBytes, copies, "weights I/O", "general_copy"));
+    // --pin-weight 0: `src.pin_memory()` on the main thread, then the copy.
+    else pageableToGpu(sb, what, t.storedBytes, copies, "weights I/O", "pinW");
   }
+}
+
+/**
+ * A pinned host-to-GPU copy of `bytes` (`copies` transfers: a compressed tensor's data and scales go
+ * separately, general_copy_compressed), by `BACKEND` function `fn`.
+ */
+function h2dCopy(
+  setup: FlexgenSetup,
+  name: string,
+  bytes: number,
+  copies: number,
+  term: string,
+  fn: string,
+): EngineOperation {
+  const r = setup.rates;
+  const seconds = bytes / r.h2dPinnedBytesPerSecond + copies * r.h2dLatencySeconds;
+  return op(name, "h2d", seconds, term, `${BACKEND} ${fn}`, { bytes });
+}
+
+/** A copy thread's disk-to-GPU copy: read through the memory map into a pinned relay, then to the GPU. */
+function diskToGpu(sb: StepBuilder, what: string, bytes: number, copies: number, term: string): void {
+  const r = sb.setup.rates;
+  sb.copyThread([
+    op(
+      `${what}: disk -> pinned relay`,
+      "diskRead",
+      bytes / r.diskMmapReadBytesPerSecond + copies * r.diskLatencySeconds,
+      term,
+      `${BACKEND} copy_worker_func`,
+      { bytes },
+    ),
+    h2dCopy(sb.setup, `${what}: relay -> GPU`, bytes, copies, term, "copy_worker_func"),
+  ]);
+}
+
+/** A copy from pageable host memory (general_copy): `pin_memory()` relay on the main thread, then the copy on its stream. */
+function pageableToGpu(
+  sb: StepBuilder,
+  what: string,
+  bytes: number,
+  copies: number,
+  term: string,
+  idPrefix: string,
+): void {
+  const id = sb.newId(idPrefix);
+  const relaySeconds = bytes / sb.setup.rates.pageableRelayBytesPerSecond;
+  const source = `${BACKEND} general_copy (pin_memory)`;
+  sb.main.push({ ...op(`${what}: pin_memory relay`, "hostThread", relaySeconds, term, source, { bytes }), id });
+  sb.streamCopy({ ...h2dCopy(sb.setup, `${what}: CPU -> GPU`, bytes, copies, term, "general_copy"), after: id });
 }
 
 /** KV values (K and V together) of `seqs` sequences over `rows` positions. */
@@ -233,51 +231,9 @@ function loadCache(sb: StepBuilder, i: number): void {
       const values = kvValues(setup, seqs[tier], setup.s + i);
       const bytes = setup.compressCache ? compressedCacheBytes(values) : values * 2;
       const copies = setup.compressCache ? 4 : 2;
-      if (tier === "cpu") {
-        // The cache home is never pinned: pin_memory() relay on the main thread, then the copy.
-        const id = sb.newId("pinC");
-        sb.main.push({
-          ...op(
-            "KV: pin_memory relay",
-            "hostThread",
-            bytes / r.pageableRelayBytesPerSecond,
-            "KV I/O",
-            `${BACKEND} general_copy (pin_memory)`,
-            { bytes },
-          ),
-          id,
-        });
-        sb.streamCopy({
-          ...op(
-            "KV: CPU -> GPU",
-            "h2d",
-            bytes / r.h2dPinnedBytesPerSecond + copies * r.h2dLatencySeconds,
-            "KV I/O",
-            `${BACKEND} general_copy`,
-            { bytes },
-          ),
-          after: id,
-        });
-      } else {
-        sb.copyThread([
-          op(
-            "KV: disk -> pinned relay",
-            "diskRead",
-            bytes / r.diskMmapReadBytesPerSecond + copies * r.diskLatencySeconds,
-            "KV I/O",
-            `${BACKEND} copy_worker_func`,
-            { bytes },
-          ),
-          op(
-            "KV: relay -> GPU",
-            "h2d",
-            bytes / r.h2dPinnedBytesPerSecond + copies * r.h2dLatencySeconds,
-            "KV I/O",
-            `${BACKEND} copy_worker_func`,
-            { bytes },
-          ),
-        ]);
-      }
+      // The cache home is never pinned: pin_memory() relay on the main thread, then the copy.
+      if (tier === "cpu") pageableToGpu(sb, "KV", bytes, copies, "KV I/O", "pinC");
+      else diskToGpu(sb, "KV", bytes, copies, "KV I/O");
     } else if (tier === "disk") {
       // Compressed cache with CPU attention, disk home: path 0 copies the first s + i positions (data
       // and scales) to the CPU's compressed device (a new, pinned host allocation) through the copy
@@ -388,6 +344,18 @@ function bmm(setup: FlexgenSetup, name: string, batches: number, m: number, k: n
   });
 }
 
+/** compress(k) and compress(v) of a batch's new KV (`values` of K and V together) on the GPU. */
+function compressNewKv(setup: FlexgenSetup, values: number, where: string): EngineOperation {
+  return op(
+    "compress new KV",
+    "gpu",
+    gpuCompressSeconds(setup.rates, values, 2),
+    "compression",
+    `${COMPRESSION} TorchCompressedDevice.compress${where}`,
+    { bytes: compressBytes(values), launches: 2 * COMPRESS_KERNELS },
+  );
+}
+
 /** `compute_layer`: the GPU (and CPU) work of one batch of one sub-layer; returns the framework ops it dispatches. */
 function compute(sb: StepBuilder, i: number, kind: SubLayerKind): number {
   const { setup } = sb;
@@ -460,17 +428,7 @@ function attention(sb: StepBuilder, i: number): number {
     );
     if (setup.compressCache) {
       // compress(k) and compress(v): two calls.
-      const values = kvValues(setup, b, s);
-      sb.main.push(
-        op(
-          "compress new KV",
-          "gpu",
-          gpuCompressSeconds(r, values, 2),
-          "compression",
-          `${COMPRESSION} TorchCompressedDevice.compress`,
-          { bytes: compressBytes(values), launches: 2 * COMPRESS_KERNELS },
-        ),
-      );
+      sb.main.push(compressNewKv(setup, kvValues(setup, b, s), ""));
       extra += 2 * COMPRESS_OPS;
     }
   } else {
@@ -561,16 +519,7 @@ function attention(sb: StepBuilder, i: number): number {
     }
     if (setup.compressCache) {
       // compress(k_new) and compress(v_new): two calls.
-      sb.main.push(
-        op(
-          "compress new KV",
-          "gpu",
-          gpuCompressSeconds(r, kvValues(setup, b, 1), 2),
-          "compression",
-          `${COMPRESSION} TorchCompressedDevice.compress (mha_gen)`,
-          { bytes: compressBytes(kvValues(setup, b, 1)), launches: 2 * COMPRESS_KERNELS },
-        ),
-      );
+      sb.main.push(compressNewKv(setup, kvValues(setup, b, 1), " (mha_gen)"));
       extra += 2 * COMPRESS_OPS;
     }
   }

@@ -14,7 +14,7 @@ import {
   type HfForward,
   type HfKernel,
   type HfSegment,
-  type HfTensor,
+  layerSegments,
   matmul,
   segment,
   tensor,
@@ -50,7 +50,6 @@ function llamaLayer(model: ModelSpec, shape: ForwardShape): HfSegment[] {
   const past = c - q;
   const groups = nh / model.numKvHeads;
   const norm = rmsNorm(rows, h, a);
-  const w = (name: string, k: number, n: number) => [tensor(`${name}.weight`, k * n, a)];
   const cat = (what: string) =>
     elementwise(`DynamicCache torch.cat ${what}`, (b * past * kd + rows * kd + b * c * kd) * a);
   const repeat = (what: string) => elementwise(`repeat_kv ${what} (expand + reshape copy)`, b * c * (kd + qd) * a);
@@ -58,34 +57,21 @@ function llamaLayer(model: ModelSpec, shape: ForwardShape): HfSegment[] {
   // .contiguous() calls before SDPA copy them; with one query token the layouts coincide and nothing is copied.
   const contiguous =
     q > 1 ? [elementwise("q, k, v .contiguous() before SDPA", (rows * qd + 2 * rows * kd) * a * 2)] : [];
-  const layer = (module: string, params: HfTensor[], kernels: HfKernel[], dispatchOps: number, where: string) =>
-    segment(module, "layer", params, kernels, dispatchOps, `${FILE} ${where}`);
+  const { layer, linear } = layerSegments(FILE, rows, (name, k, n) => [tensor(`${name}.weight`, k * n, a)]);
   const normLayer = (module: string) =>
     layer(module, [tensor(`${module}.weight`, h, a)], norm.kernels, norm.dispatchOps, "LlamaRMSNorm.forward");
   const residual = elementwise("residual add", rows * h * a * 3);
   return [
     normLayer("input_layernorm"),
-    layer(
-      "self_attn.q_proj",
-      w("self_attn.q_proj", h, qd),
-      [gemm("q_proj", rows, h, qd)],
-      3,
-      "LlamaSdpaAttention.forward",
-    ),
-    layer(
-      "self_attn.k_proj",
-      w("self_attn.k_proj", h, kd),
-      [gemm("k_proj", rows, h, kd)],
-      3,
-      "LlamaSdpaAttention.forward",
-    ),
+    linear("self_attn.q_proj", h, qd, [], 3, "LlamaSdpaAttention.forward"),
+    linear("self_attn.k_proj", h, kd, [], 3, "LlamaSdpaAttention.forward"),
     // linear, view, transpose; rotary_emb (12); apply_rotary_pos_emb (16); cache update (2);
     // repeat_kv (3 each under GQA); mask slice (2); contiguous x3; SDPA; transpose, contiguous, view
-    layer(
+    linear(
       "self_attn.v_proj",
-      w("self_attn.v_proj", h, kd),
+      h,
+      kd,
       [
-        gemm("v_proj", rows, h, kd),
         elementwise("rotary cos/sin", b * q * hd * 4 * 6),
         // q * cos + rotate_half(q) * sin (neg, cat, two muls, add), and the same for k
         elementwise("apply_rotary_pos_emb q", rows * qd * a * 12),
@@ -103,35 +89,11 @@ function llamaLayer(model: ModelSpec, shape: ForwardShape): HfSegment[] {
       3 + 12 + 16 + (past > 0 ? 2 : 0) + (groups > 1 ? 6 : 0) + 2 + 3 + 1 + 3,
       "LlamaSdpaAttention.forward, apply_rotary_pos_emb, repeat_kv; cache_utils.py DynamicCache.update",
     ),
-    layer(
-      "self_attn.o_proj",
-      w("self_attn.o_proj", qd, h),
-      [gemm("o_proj", rows, qd, h), residual],
-      2,
-      "LlamaSdpaAttention.forward, LlamaDecoderLayer.forward",
-    ),
+    linear("self_attn.o_proj", qd, h, [residual], 2, "LlamaSdpaAttention.forward, LlamaDecoderLayer.forward"),
     normLayer("post_attention_layernorm"),
-    layer(
-      "mlp.gate_proj",
-      w("mlp.gate_proj", h, f),
-      [gemm("gate_proj", rows, h, f), elementwise("act_fn (SiLU)", rows * f * a * 2)],
-      2,
-      "LlamaMLP.forward",
-    ),
-    layer(
-      "mlp.up_proj",
-      w("mlp.up_proj", h, f),
-      [gemm("up_proj", rows, h, f), elementwise("act * up", rows * f * a * 3)],
-      2,
-      "LlamaMLP.forward",
-    ),
-    layer(
-      "mlp.down_proj",
-      w("mlp.down_proj", f, h),
-      [gemm("down_proj", rows, f, h), residual],
-      2,
-      "LlamaMLP.forward, LlamaDecoderLayer.forward",
-    ),
+    linear("mlp.gate_proj", h, f, [elementwise("act_fn (SiLU)", rows * f * a * 2)], 2, "LlamaMLP.forward"),
+    linear("mlp.up_proj", h, f, [elementwise("act * up", rows * f * a * 3)], 2, "LlamaMLP.forward"),
+    linear("mlp.down_proj", f, h, [residual], 2, "LlamaMLP.forward, LlamaDecoderLayer.forward"),
   ];
 }
 

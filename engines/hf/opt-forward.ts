@@ -12,9 +12,9 @@ import {
   type ForwardShape,
   gemm,
   type HfForward,
-  type HfKernel,
   type HfSegment,
   type HfTensor,
+  layerSegments,
   matmul,
   segment,
   tensor,
@@ -33,40 +33,36 @@ function optLayer(model: ModelSpec, shape: ForwardShape): HfSegment[] {
   const past = c - q;
   const scores = b * nh * q * c;
   const w = (name: string, numel: number): HfTensor => tensor(name, numel, a);
-  const linear = (name: string, k: number, n: number) => [w(`${name}.weight`, k * n), w(`${name}.bias`, n)];
   const norm = (name: string) => [w(`${name}.weight`, h), w(`${name}.bias`, h)];
   // past_key_value is not None from the second forward on: torch.cat([past, new], dim=2) for K and for V.
   const cache = past > 0 ? [elementwise("torch.cat K", (b * past * h + rows * h + b * c * h) * a)] : [];
   const cacheV = past > 0 ? [elementwise("torch.cat V", (b * past * h + rows * h + b * c * h) * a)] : [];
-  const layer = (module: string, params: HfTensor[], kernels: HfKernel[], dispatchOps: number, where: string) =>
-    segment(module, "layer", params, kernels, dispatchOps, `${FILE} ${where}`);
+  const { layer, linear } = layerSegments(FILE, rows, (name, k, n) => [
+    w(`${name}.weight`, k * n),
+    w(`${name}.bias`, n),
+  ]);
   const layerNorm = elementwise("layer_norm", rows * h * a * 2);
   const residual = elementwise("residual add", rows * h * a * 3);
   return [
     layer("self_attn_layer_norm", norm("self_attn_layer_norm"), [layerNorm], 1, "OPTDecoderLayer.forward"),
     // q_proj(hidden_states) * self.scaling
-    layer(
-      "self_attn.q_proj",
-      linear("self_attn.q_proj", h, h),
-      [gemm("q_proj", rows, h, h), elementwise("q * scaling", rows * h * a * 2)],
-      2,
-      "OPTAttention.forward",
-    ),
+    linear("self_attn.q_proj", h, h, [elementwise("q * scaling", rows * h * a * 2)], 2, "OPTAttention.forward"),
     // _shape: view, transpose(1, 2), contiguous() (a copy)
-    layer(
+    linear(
       "self_attn.k_proj",
-      linear("self_attn.k_proj", h, h),
-      [gemm("k_proj", rows, h, h), elementwise("_shape contiguous K", rows * h * a * 2)],
+      h,
+      h,
+      [elementwise("_shape contiguous K", rows * h * a * 2)],
       4,
       "OPTAttention.forward, OPTAttention._shape",
     ),
     // linear, view, transpose, contiguous; [cat K, cat V]; Q _shape (4) + view; K, V view; transpose, bmm;
     // mask view, add, torch.tensor, torch.max, view; softmax, to; dropout; bmm; view, transpose, reshape.
-    layer(
+    linear(
       "self_attn.v_proj",
-      linear("self_attn.v_proj", h, h),
+      h,
+      h,
       [
-        gemm("v_proj", rows, h, h),
         elementwise("_shape contiguous V", rows * h * a * 2),
         ...cache,
         ...cacheV,
@@ -83,23 +79,11 @@ function optLayer(model: ModelSpec, shape: ForwardShape): HfSegment[] {
       "OPTAttention.forward",
     ),
     // linear; dropout (eval: identity), residual add, reshape
-    layer(
-      "self_attn.out_proj",
-      linear("self_attn.out_proj", h, h),
-      [gemm("out_proj", rows, h, h), residual],
-      4,
-      "OPTAttention.forward, OPTDecoderLayer.forward",
-    ),
+    linear("self_attn.out_proj", h, h, [residual], 4, "OPTAttention.forward, OPTDecoderLayer.forward"),
     layer("final_layer_norm", norm("final_layer_norm"), [layerNorm], 1, "OPTDecoderLayer.forward"),
-    layer(
-      "fc1",
-      linear("fc1", h, f),
-      [gemm("fc1", rows, h, f), elementwise("relu", rows * f * a * 2)],
-      2,
-      "OPTDecoderLayer.forward",
-    ),
+    linear("fc1", h, f, [elementwise("relu", rows * f * a * 2)], 2, "OPTDecoderLayer.forward"),
     // linear; dropout (identity), residual add, view
-    layer("fc2", linear("fc2", f, h), [gemm("fc2", rows, f, h), residual], 4, "OPTDecoderLayer.forward"),
+    linear("fc2", f, h, [residual], 4, "OPTDecoderLayer.forward"),
   ];
 }
 

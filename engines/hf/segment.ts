@@ -85,3 +85,29 @@ export function segment(
 ): HfSegment {
   return { module, part, params, kernels, dispatchOps, source };
 }
+
+/** A decoder layer's segments as a modelling file counts them (layerSegments). */
+export interface LayerSegments {
+  /** A module's segment: part "layer", its source `${file} ${where}`. */
+  layer(module: string, params: HfTensor[], kernels: HfKernel[], dispatchOps: number, where: string): HfSegment;
+  /**
+   * A Linear module's segment: its parameters, its GEMM (named as the module's last name: "q_proj" for
+   * "self_attn.q_proj"), then `after`, the kernels its call issues before the next module's.
+   */
+  linear(module: string, k: number, n: number, after: HfKernel[], dispatchOps: number, where: string): HfSegment;
+}
+
+/** The segments of a layer counted from `file`, its Linear modules' GEMMs over `rows` rows and parameters `params`. */
+export function layerSegments(
+  file: string,
+  rows: number,
+  params: (module: string, k: number, n: number) => HfTensor[],
+): LayerSegments {
+  const layer: LayerSegments["layer"] = (module, moduleParams, kernels, dispatchOps, where) =>
+    segment(module, "layer", moduleParams, kernels, dispatchOps, `${file} ${where}`);
+  const linear: LayerSegments["linear"] = (module, k, n, after, dispatchOps, where) => {
+    const gemmName = module.slice(module.lastIndexOf(".") + 1);
+    return layer(module, params(module, k, n), [gemm(gemmName, rows, k, n), ...after], dispatchOps, where);
+  };
+  return { layer, linear };
+}

@@ -66,7 +66,7 @@
  */
 
 import { COMPRESSION_GROUP_SIZE, compressedBytes } from "../../core/compression.js";
-import { EXPERT_BITS, type ExpertBits } from "../../core/expert-policy.js";
+import type { ExpertBits } from "../../core/expert-policy.js";
 import { mulberry32 } from "../../core/random.js";
 import { type DeviceBlock, DeviceOutOfMemory, FirstFitAllocator } from "../first-fit-allocator.js";
 import { fromFloat16Array, toFloat16Array } from "../fp16.js";
@@ -85,7 +85,8 @@ import { rmsNorm as rmsNormCpu } from "../moe/rms-norm.js";
 import { Rope } from "../moe/rope.js";
 import { siluGateInPlace } from "../moe/silu.js";
 import { decode, decodeToFloat16, encode } from "../tensor-codec.js";
-import { CUDA_NATIVE_FUNCTIONS, type CudaNative, type NativeDeviceProperties, type NativeProbe } from "./native-api.js";
+import { CUDA_NATIVE_FUNCTIONS, type CudaNative } from "./native-api.js";
+import { argError, checkArguments, hostBytes, NATIVE_ARGUMENTS } from "./native-arguments.js";
 
 export interface EmulatedNativeOptions {
   /** Device memory in bytes (default 256 MiB; rounded down to 256 bytes). */
@@ -168,8 +169,8 @@ const hex = (n: number) => `0x${n.toString(16)}`;
 
 // ---------------------------------------------------------------------------------------------------
 // Errors, as native/cuda/addon.cpp throws them.
-// - A malformed argument: a TypeError with `code` ERR_INVALID_ARG_TYPE / ERR_INVALID_ARG_VALUE /
-//   ERR_MISSING_ARGS / ERR_INVALID_ARG_COUNT, "<function>: <argument> must be ..., got ...".
+// - A malformed argument: a TypeError (native-arguments.ts), thrown by the wrapper the constructor puts
+//   around each function, before the function runs.
 // - A failing CUDA call: an Error "<call>: <cudaGetErrorString> (<cudaError name>)", with `code` the
 //   error name and `cudaError` its number. The emulator's own checks (out-of-bounds ranges, overlaps,
 //   use after free) take the error the GPU would eventually report and add what it found after a colon.
@@ -194,84 +195,16 @@ function cudaError(call: string, error: CudaErrorName, detail?: string): Error {
   });
 }
 
-function argError(
-  code: "ERR_INVALID_ARG_TYPE" | "ERR_INVALID_ARG_VALUE" | "ERR_MISSING_ARGS" | "ERR_INVALID_ARG_COUNT",
-  message: string,
-): TypeError {
-  return Object.assign(new TypeError(message), { code });
-}
-
-function typeName(value: unknown): string {
-  return value === null ? "null" : typeof value;
-}
-
-function numberArg(fn: string, arg: string, value: unknown): number {
-  if (typeof value !== "number")
-    throw argError("ERR_INVALID_ARG_TYPE", `${fn}: ${arg} must be a number, got ${typeName(value)}`);
-  return value;
-}
-
-/** A non-negative integer below 2^53: a device address, stream, count (the addon's size_t arguments). */
-function safeArg(fn: string, arg: string, value: unknown, what = "a count"): number {
-  const v = numberArg(fn, arg, value);
-  if (!Number.isSafeInteger(v) || v < 0)
-    throw argError(
-      "ERR_INVALID_ARG_VALUE",
-      `${fn}: ${arg} must be ${what} (a non-negative integer below 2^53), got ${v}`,
+/** The live stream or event of a handle; a handle destroyed or never created is refused as CUDA refuses it. */
+function live<T>(handles: ReadonlyMap<number, T>, what: "stream" | "event", call: string, handle: number): T {
+  const state = handles.get(handle);
+  if (!state)
+    throw cudaError(
+      call,
+      "cudaErrorInvalidResourceHandle",
+      `${hex(handle)} is not a live ${what} (emulated device check)`,
     );
-  return v;
-}
-
-const pointerArg = (fn: string, arg: string, value: unknown) => safeArg(fn, arg, value, "a device address");
-const streamArg = (fn: string, value: unknown) => safeArg(fn, "stream", value, "a device address");
-
-function eventArg(fn: string, arg: string, value: unknown): number {
-  const v = safeArg(fn, arg, value, "an event handle");
-  if (v === 0) throw argError("ERR_INVALID_ARG_VALUE", `${fn}: ${arg} must be an event from eventCreate(), got 0`);
-  return v;
-}
-
-/** A group-wise width (kernels.h spw_groupwise_bytes): 2, 3, 4, 8 or 16. */
-function bitsArg(fn: string, value: unknown): ExpertBits {
-  const v = intArg(fn, "bits", value);
-  if (!(EXPERT_BITS as readonly number[]).includes(v))
-    throw argError("ERR_INVALID_ARG_VALUE", `${fn}: bits must be 2, 3, 4, 8 or 16, got ${v}`);
-  return v as ExpertBits;
-}
-
-/** The addon's int arguments: 0 .. 2^31 - 1. */
-function intArg(fn: string, arg: string, value: unknown): number {
-  const v = numberArg(fn, arg, value);
-  if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff)
-    throw argError("ERR_INVALID_ARG_VALUE", `${fn}: ${arg} must be an integer from 0 to 2147483647, got ${v}`);
-  return v;
-}
-
-function byteArg(fn: string, arg: string, value: unknown): number {
-  const v = numberArg(fn, arg, value);
-  if (!Number.isInteger(v) || v < 0 || v > 255)
-    throw argError("ERR_INVALID_ARG_VALUE", `${fn}: ${arg} must be an integer from 0 to 255, got ${v}`);
-  return v;
-}
-
-function finiteArg(fn: string, arg: string, value: unknown): number {
-  const v = numberArg(fn, arg, value);
-  if (!Number.isFinite(v)) throw argError("ERR_INVALID_ARG_VALUE", `${fn}: ${arg} must be a finite number, got ${v}`);
-  return v;
-}
-
-/** Host memory for a copy: any TypedArray, DataView or ArrayBuffer (as the addon accepts), as bytes. */
-function hostBytesArg(
-  fn: string,
-  arg: string,
-  value: unknown,
-): { buffer: ArrayBufferLike; offset: number; bytes: number } {
-  if (ArrayBuffer.isView(value)) return { buffer: value.buffer, offset: value.byteOffset, bytes: value.byteLength };
-  if (value instanceof ArrayBuffer) return { buffer: value, offset: 0, bytes: value.byteLength };
-  throw argError(
-    "ERR_INVALID_ARG_TYPE",
-    `${fn}: ${arg} must be a TypedArray, DataView or ArrayBuffer, got ${typeName(value)}`,
-  );
+  return state;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -467,11 +400,15 @@ class EmulatedDevice implements CudaNative {
       },
     };
     // The addon's functions are plain functions (callable detached from the object) that check their
-    // argument count first: so are these.
+    // argument count, then each argument in order (native-arguments.ts), before anything else: so are these.
     const own = this as unknown as Record<string, unknown>;
     for (const name of CUDA_NATIVE_FUNCTIONS) {
       const method = this[name] as (...args: unknown[]) => unknown;
-      const arity = method.length;
+      const names = Object.keys(NATIVE_ARGUMENTS[name]);
+      const kinds = Object.values(NATIVE_ARGUMENTS[name]);
+      const arity = names.length;
+      if (method.length !== arity)
+        throw new Error(`emulated CUDA device: internal error: ${name} takes ${method.length} arguments, not ${arity}`);
       own[name] = (...args: unknown[]) => {
         if (args.length !== arity) {
           throw argError(
@@ -479,6 +416,7 @@ class EmulatedDevice implements CudaNative {
             `${name} expects ${arity} argument${arity === 1 ? "" : "s"}, got ${args.length}`,
           );
         }
+        checkArguments(name, names, kinds, args);
         return method.apply(this, args);
       };
     }
@@ -486,12 +424,12 @@ class EmulatedDevice implements CudaNative {
 
   // ---- Device ----------------------------------------------------------------------------------
 
-  probe(): NativeProbe {
+  readonly probe: CudaNative["probe"] = () => {
     return { ok: true, deviceCount: 1, runtimeVersion: 13000, driverVersion: 13000 };
-  }
+  };
 
-  deviceProperties(device: number): NativeDeviceProperties {
-    this.checkDevice(`cudaGetDeviceProperties(device ${intArg("deviceProperties", "device", device)})`, device);
+  readonly deviceProperties: CudaNative["deviceProperties"] = (device) => {
+    this.checkDevice(`cudaGetDeviceProperties(device ${device})`, device);
     return {
       name: this.name,
       totalBytes: this.capacity,
@@ -506,19 +444,19 @@ class EmulatedDevice implements CudaNative {
       pciDevice: 0,
       asyncEngines: 2,
     };
-  }
+  };
 
-  setDevice(device: number): void {
-    this.checkDevice(`cudaSetDevice(device ${intArg("setDevice", "device", device)})`, device);
-  }
+  readonly setDevice: CudaNative["setDevice"] = (device) => {
+    this.checkDevice(`cudaSetDevice(device ${device})`, device);
+  };
 
-  memGetInfo(): { freeBytes: number; totalBytes: number } {
+  readonly memGetInfo: CudaNative["memGetInfo"] = () => {
     return { freeBytes: this.capacity - this.allocator.usedBytes, totalBytes: this.capacity };
-  }
+  };
 
-  deviceSynchronize(): void {
+  readonly deviceSynchronize: CudaNative["deviceSynchronize"] = () => {
     this.drain([...this.streams].map((s) => [s, s.nextSeq] as const));
-  }
+  };
 
   private checkDevice(call: string, device: number): void {
     if (device !== 0) throw cudaError(call, "cudaErrorInvalidDevice", "the emulated machine has one device, 0");
@@ -526,8 +464,7 @@ class EmulatedDevice implements CudaNative {
 
   // ---- Device memory ---------------------------------------------------------------------------
 
-  malloc(bytes: number): number {
-    safeArg("malloc", "bytes", bytes);
+  readonly malloc: CudaNative["malloc"] = (bytes) => {
     if (bytes === 0) return 0; // cudaMalloc(0) succeeds with the null pointer
     let reserved: DeviceBlock;
     try {
@@ -542,10 +479,9 @@ class EmulatedDevice implements CudaNative {
     this.requested += bytes;
     this.bytes.fill(POISON_BYTE, offset, offset + reserved.bytes);
     return DEVICE_BASE + offset;
-  }
+  };
 
-  free(pointer: number): void {
-    pointerArg("free", "pointer", pointer);
+  readonly free: CudaNative["free"] = (pointer) => {
     if (pointer === 0) return; // cudaFree(NULL) does nothing
     const index = this.blockIndexAfter(pointer - DEVICE_BASE) - 1;
     const block = this.blocks[index];
@@ -561,7 +497,7 @@ class EmulatedDevice implements CudaNative {
     this.blocks.splice(index, 1);
     this.requested -= block.requested;
     this.allocator.release(block.reserved);
-  }
+  };
 
   /** Index of the first live block whose offset is > `offset` (so index - 1 may contain it). */
   private blockIndexAfter(offset: number): number {
@@ -642,8 +578,7 @@ class EmulatedDevice implements CudaNative {
 
   // ---- Host memory -----------------------------------------------------------------------------
 
-  hostAlloc(bytes: number): ArrayBuffer {
-    safeArg("hostAlloc", "bytes", bytes);
+  readonly hostAlloc: CudaNative["hostAlloc"] = (bytes) => {
     const buffer = new ArrayBuffer(bytes);
     // hostAlloc(0) pins nothing: an ordinary empty buffer, as the addon returns.
     if (bytes > 0) {
@@ -651,15 +586,9 @@ class EmulatedDevice implements CudaNative {
       this.pinnedBytes += bytes;
     }
     return buffer;
-  }
+  };
 
-  hostFree(buffer: ArrayBuffer): void {
-    if (!(buffer instanceof ArrayBuffer)) {
-      throw argError(
-        "ERR_INVALID_ARG_TYPE",
-        `hostFree: buffer must be an ArrayBuffer from hostAlloc(), got ${typeName(buffer)}${ArrayBuffer.isView(buffer) ? " (not an ArrayBuffer; pass the buffer, not a view of it)" : ""}`,
-      );
-    }
+  readonly hostFree: CudaNative["hostFree"] = (buffer) => {
     if (isDetached(buffer))
       throw argError("ERR_INVALID_ARG_VALUE", "hostFree: the ArrayBuffer is detached (already freed by hostFree?)");
     if (buffer.byteLength > 0) {
@@ -680,20 +609,20 @@ class EmulatedDevice implements CudaNative {
       this.pinnedBytes -= buffer.byteLength;
     }
     detach(buffer);
-  }
+  };
 
   // ---- Streams and events ----------------------------------------------------------------------
 
-  streamCreate(): number {
+  readonly streamCreate: CudaNative["streamCreate"] = () => {
     const handle = STREAM_HANDLE_BASE + HANDLE_STRIDE * this.nextStream++;
     const stream = new StreamState(handle);
     this.streamHandles.set(handle, stream);
     this.streams.add(stream);
     return handle;
-  }
+  };
 
-  streamDestroy(stream: number): void {
-    const call = `cudaStreamDestroy(stream ${hex(streamArg("streamDestroy", stream))})`;
+  readonly streamDestroy: CudaNative["streamDestroy"] = (stream) => {
+    const call = `cudaStreamDestroy(stream ${hex(stream)})`;
     if (stream === 0)
       throw cudaError(call, "cudaErrorInvalidResourceHandle", "the legacy default stream cannot be destroyed");
     const state = this.stream(call, stream);
@@ -701,63 +630,58 @@ class EmulatedDevice implements CudaNative {
     this.streamHandles.delete(stream);
     state.destroyed = true;
     if (state.pending === 0) this.streams.delete(state);
-  }
+  };
 
-  streamSynchronize(stream: number): void {
-    const state = this.stream(`cudaStreamSynchronize(stream ${hex(streamArg("streamSynchronize", stream))})`, stream);
+  readonly streamSynchronize: CudaNative["streamSynchronize"] = (stream) => {
+    const state = this.stream(`cudaStreamSynchronize(stream ${hex(stream)})`, stream);
     this.drain([[state, state.nextSeq]]);
-  }
+  };
 
-  streamQuery(stream: number): boolean {
-    const state = this.stream(`cudaStreamQuery(stream ${hex(streamArg("streamQuery", stream))})`, stream);
+  readonly streamQuery: CudaNative["streamQuery"] = (stream) => {
+    const state = this.stream(`cudaStreamQuery(stream ${hex(stream)})`, stream);
     this.settle();
     if (state.pending === 0) return true;
     this.maybeStep(state, state.nextSeq);
     return state.pending === 0;
-  }
+  };
 
-  eventCreate(timing: boolean): number {
-    if (typeof timing !== "boolean")
-      throw argError("ERR_INVALID_ARG_TYPE", `eventCreate: timing must be a boolean, got ${typeName(timing)}`);
+  readonly eventCreate: CudaNative["eventCreate"] = (timing) => {
     const handle = EVENT_HANDLE_BASE + HANDLE_STRIDE * this.nextEvent++;
     this.events.set(handle, { handle, timing, current: null });
     return handle;
-  }
+  };
 
-  eventDestroy(event: number): void {
-    this.event(`cudaEventDestroy(event ${hex(eventArg("eventDestroy", "event", event))})`, event);
+  readonly eventDestroy: CudaNative["eventDestroy"] = (event) => {
+    this.event(`cudaEventDestroy(event ${hex(event)})`, event);
     // Records and waits already queued keep their markers; only the handle goes.
     this.events.delete(event);
-  }
+  };
 
-  eventRecord(event: number, stream: number): void {
-    const call = `cudaEventRecord(event ${hex(eventArg("eventRecord", "event", event))}, stream ${hex(streamArg("eventRecord", stream))})`;
+  readonly eventRecord: CudaNative["eventRecord"] = (event, stream) => {
+    const call = `cudaEventRecord(event ${hex(event)}, stream ${hex(stream)})`;
     const e = this.event(call, event);
     const s = this.stream(call, stream);
     const marker: Marker = { stream: s, seq: s.nextSeq, done: false, time: 0 };
     s.push({ kind: "record", marker });
     e.current = marker;
     this.settle(); // on a stream with nothing queued, the event completes at once
-  }
+  };
 
-  eventSynchronize(event: number): void {
-    const marker = this.event(
-      `cudaEventSynchronize(event ${hex(eventArg("eventSynchronize", "event", event))})`,
-      event,
-    ).current;
+  readonly eventSynchronize: CudaNative["eventSynchronize"] = (event) => {
+    const marker = this.event(`cudaEventSynchronize(event ${hex(event)})`, event).current;
     if (!marker || marker.done) return; // never recorded: returns at once, as in CUDA
     this.drain([[marker.stream, marker.seq + 1]]);
-  }
+  };
 
-  eventQuery(event: number): boolean {
-    const marker = this.event(`cudaEventQuery(event ${hex(eventArg("eventQuery", "event", event))})`, event).current;
+  readonly eventQuery: CudaNative["eventQuery"] = (event) => {
+    const marker = this.event(`cudaEventQuery(event ${hex(event)})`, event).current;
     if (!marker || marker.done) return true;
     this.maybeStep(marker.stream, marker.seq + 1);
     return marker.done;
-  }
+  };
 
-  eventElapsedMs(start: number, end: number): number {
-    const call = `cudaEventElapsedTime(start ${hex(eventArg("eventElapsedMs", "start", start))}, end ${hex(eventArg("eventElapsedMs", "end", end))})`;
+  readonly eventElapsedMs: CudaNative["eventElapsedMs"] = (start, end) => {
+    const call = `cudaEventElapsedTime(start ${hex(start)}, end ${hex(end)})`;
     const a = this.event(call, start);
     const b = this.event(call, end);
     if (!a.timing || !b.timing)
@@ -768,37 +692,23 @@ class EmulatedDevice implements CudaNative {
       throw cudaError(call, "cudaErrorNotReady", "an event has not completed yet: synchronise with it first");
     // cudaEventElapsedTime returns a float.
     return Math.fround((b.current.time - a.current.time) * 1000);
-  }
+  };
 
-  streamWaitEvent(stream: number, event: number): void {
-    const call = `cudaStreamWaitEvent(stream ${hex(streamArg("streamWaitEvent", stream))}, event ${hex(eventArg("streamWaitEvent", "event", event))})`;
+  readonly streamWaitEvent: CudaNative["streamWaitEvent"] = (stream, event) => {
+    const call = `cudaStreamWaitEvent(stream ${hex(stream)}, event ${hex(event)})`;
     const s = this.stream(call, stream);
     const marker = this.event(call, event).current;
     if (!marker) return; // never recorded: nothing to wait for, as in CUDA
     s.push({ kind: "wait", marker });
     this.settle();
-  }
+  };
 
   private stream(call: string, handle: number): StreamState {
-    const state = this.streamHandles.get(handle);
-    if (!state)
-      throw cudaError(
-        call,
-        "cudaErrorInvalidResourceHandle",
-        `${hex(handle)} is not a live stream (emulated device check)`,
-      );
-    return state;
+    return live(this.streamHandles, "stream", call, handle);
   }
 
   private event(call: string, handle: number): EventState {
-    const state = this.events.get(handle);
-    if (!state)
-      throw cudaError(
-        call,
-        "cudaErrorInvalidResourceHandle",
-        `${hex(handle)} is not a live event (emulated device check)`,
-      );
-    return state;
+    return live(this.events, "event", call, handle);
   }
 
   // ---- The scheduler ---------------------------------------------------------------------------
@@ -908,12 +818,9 @@ class EmulatedDevice implements CudaNative {
 
   // ---- Copies ----------------------------------------------------------------------------------
 
-  memcpyHtoD(dst: number, src: ArrayBufferView, stream: number): void {
-    const fn = "memcpyHtoD";
-    pointerArg(fn, "dst", dst);
-    const host = hostBytesArg(fn, "src", src);
-    const { buffer, offset: srcOffset, bytes } = host;
-    const call = `cudaMemcpyAsync(HtoD, dst ${hex(dst)}, ${bytes} bytes, stream ${hex(streamArg(fn, stream))})`;
+  readonly memcpyHtoD: CudaNative["memcpyHtoD"] = (dst, src, stream) => {
+    const { buffer, offset: srcOffset, bytes } = hostBytes(src);
+    const call = `cudaMemcpyAsync(HtoD, dst ${hex(dst)}, ${bytes} bytes, stream ${hex(stream)})`;
     if (bytes === 0) return;
     const s = this.stream(call, stream);
     const to = this.range(call, "dst", dst, bytes);
@@ -940,14 +847,11 @@ class EmulatedDevice implements CudaNative {
         this.htod += bytes;
       });
     }
-  }
+  };
 
-  memcpyDtoH(dst: ArrayBufferView, src: number, stream: number): void {
-    const fn = "memcpyDtoH";
-    const host = hostBytesArg(fn, "dst", dst);
-    pointerArg(fn, "src", src);
-    const { buffer, offset: dstOffset, bytes } = host;
-    const call = `cudaMemcpyAsync(DtoH, src ${hex(src)}, ${bytes} bytes, stream ${hex(streamArg(fn, stream))})`;
+  readonly memcpyDtoH: CudaNative["memcpyDtoH"] = (dst, src, stream) => {
+    const { buffer, offset: dstOffset, bytes } = hostBytes(dst);
+    const call = `cudaMemcpyAsync(DtoH, src ${hex(src)}, ${bytes} bytes, stream ${hex(stream)})`;
     if (bytes === 0) return;
     const s = this.stream(call, stream);
     const from = this.range(call, "src", src, bytes);
@@ -966,25 +870,16 @@ class EmulatedDevice implements CudaNative {
     );
     // Pageable: the call returns once the copy has completed, as CUDA's does.
     if (!pinned) this.drain([[s, s.nextSeq]]);
-  }
+  };
 
-  memcpyDtoD(dst: number, src: number, bytes: number, stream: number): void {
-    const fn = "memcpyDtoD";
-    pointerArg(fn, "dst", dst);
-    pointerArg(fn, "src", src);
-    safeArg(fn, "bytes", bytes);
-    const call = `cudaMemcpyAsync(DtoD, dst ${hex(dst)}, src ${hex(src)}, ${bytes} bytes, stream ${hex(streamArg(fn, stream))})`;
+  readonly memcpyDtoD: CudaNative["memcpyDtoD"] = (dst, src, bytes, stream) => {
+    const call = `cudaMemcpyAsync(DtoD, dst ${hex(dst)}, src ${hex(src)}, ${bytes} bytes, stream ${hex(stream)})`;
     this.deviceCopy(call, src, dst, bytes, stream);
-  }
+  };
 
-  copy(src: number, dst: number, bytes: number, stream: number): void {
-    const fn = "copy";
-    pointerArg(fn, "src", src);
-    pointerArg(fn, "dst", dst);
-    safeArg(fn, "bytes", bytes);
-    streamArg(fn, stream);
+  readonly copy: CudaNative["copy"] = (src, dst, bytes, stream) => {
     this.deviceCopy(`copy(bytes=${bytes})`, src, dst, bytes, stream, true);
-  }
+  };
 
   private deviceCopy(call: string, src: number, dst: number, bytes: number, stream: number, kernel = false): void {
     if (bytes === 0) return;
@@ -998,41 +893,29 @@ class EmulatedDevice implements CudaNative {
     });
   }
 
-  memset(dst: number, byte: number, bytes: number, stream: number): void {
-    const fn = "memset";
-    pointerArg(fn, "dst", dst);
-    byteArg(fn, "byte", byte);
-    safeArg(fn, "bytes", bytes);
-    const call = `cudaMemsetAsync(dst ${hex(dst)}, byte ${byte}, ${bytes} bytes, stream ${hex(streamArg(fn, stream))})`;
+  readonly memset: CudaNative["memset"] = (dst, byte, bytes, stream) => {
+    const call = `cudaMemsetAsync(dst ${hex(dst)}, byte ${byte}, ${bytes} bytes, stream ${hex(stream)})`;
     if (bytes === 0) return;
     const s = this.stream(call, stream);
     const to = this.range(call, "dst", dst, bytes);
     this.enqueue(s, call, LAUNCH_SECONDS + bytes / DEVICE_BYTES_PER_SECOND, () =>
       this.bytes.fill(byte, to.offset, to.offset + bytes),
     );
-  }
+  };
 
   // ---- Kernels (native/cuda/kernels.h) ---------------------------------------------------------
-  // Each checks its arguments as the addon does (TypeErrors), then its stream and device ranges
+  // Each, its arguments checked (the constructor's wrapper), checks its stream and device ranges
   // (errors named as the addon names a failing launch: "linear(m=4, k=768, n=3072): ..."), then
   // queues the CPU reference computation on views of device memory. A launch with nothing to do
-  // queues nothing.
+  // queues nothing. Each is a property typed by CudaNative, so its parameters are declared once
+  // (native-api.ts).
 
   private launch(stream: StreamState, call: string, seconds: number, run: () => void): void {
     this.launches++;
     this.enqueue(stream, call, seconds, run);
   }
 
-  linear(x: number, w: number, bias: number, out: number, m: number, k: number, n: number, stream: number): void {
-    const fn = "linear";
-    pointerArg(fn, "x", x);
-    pointerArg(fn, "w", w);
-    pointerArg(fn, "bias", bias);
-    pointerArg(fn, "out", out);
-    intArg(fn, "m", m);
-    intArg(fn, "k", k);
-    intArg(fn, "n", n);
-    streamArg(fn, stream);
+  readonly linear: CudaNative["linear"] = (x, w, bias, out, m, k, n, stream) => {
     const call = `linear(m=${m}, k=${k}, n=${n})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, m * k * 4, 4);
@@ -1060,27 +943,9 @@ class EmulatedDevice implements CudaNative {
         new Float32Array(scratch.out),
       );
     });
-  }
+  };
 
-  layerNorm(
-    x: number,
-    gamma: number,
-    beta: number,
-    out: number,
-    rows: number,
-    cols: number,
-    eps: number,
-    stream: number,
-  ): void {
-    const fn = "layerNorm";
-    pointerArg(fn, "x", x);
-    pointerArg(fn, "gamma", gamma);
-    pointerArg(fn, "beta", beta);
-    pointerArg(fn, "out", out);
-    intArg(fn, "rows", rows);
-    intArg(fn, "cols", cols);
-    finiteArg(fn, "eps", eps);
-    streamArg(fn, stream);
+  readonly layerNorm: CudaNative["layerNorm"] = (x, gamma, beta, out, rows, cols, eps, stream) => {
     const call = `layerNorm(rows=${rows}, cols=${cols})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
@@ -1104,14 +969,9 @@ class EmulatedDevice implements CudaNative {
         epsF32,
       );
     });
-  }
+  };
 
-  softmaxRows(x: number, rows: number, cols: number, stream: number): void {
-    const fn = "softmaxRows";
-    pointerArg(fn, "x", x);
-    intArg(fn, "rows", rows);
-    intArg(fn, "cols", cols);
-    streamArg(fn, stream);
+  readonly softmaxRows: CudaNative["softmaxRows"] = (x, rows, cols, stream) => {
     const call = `softmaxRows(rows=${rows}, cols=${cols})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
@@ -1119,40 +979,14 @@ class EmulatedDevice implements CudaNative {
     this.launch(s, call, kernelSeconds(5 * rows * cols, 2 * xr.bytes), () =>
       softmaxRowsInPlace(this.f32(xr, rows * cols), rows, cols),
     );
-  }
+  };
 
   /** heads · t · (past + t) floats (one score per head, new token and visible position), as kernels.cu. */
-  attentionScratchFloats(t: number, past: number, heads: number): number {
-    const fn = "attentionScratchFloats";
-    intArg(fn, "t", t);
-    intArg(fn, "past", past);
-    intArg(fn, "heads", heads);
+  readonly attentionScratchFloats: CudaNative["attentionScratchFloats"] = (t, past, heads) => {
     return heads * t * (past + t);
-  }
+  };
 
-  attention(
-    q: number,
-    k: number,
-    v: number,
-    out: number,
-    scratch: number,
-    t: number,
-    past: number,
-    heads: number,
-    headDim: number,
-    stream: number,
-  ): void {
-    const fn = "attention";
-    pointerArg(fn, "q", q);
-    pointerArg(fn, "k", k);
-    pointerArg(fn, "v", v);
-    pointerArg(fn, "out", out);
-    pointerArg(fn, "scratch", scratch);
-    intArg(fn, "t", t);
-    intArg(fn, "past", past);
-    intArg(fn, "heads", heads);
-    intArg(fn, "headDim", headDim);
-    streamArg(fn, stream);
+  readonly attention: CudaNative["attention"] = (q, k, v, out, scratch, t, past, heads, headDim, stream) => {
     const call = `attention(t=${t}, past=${past}, heads=${heads}, headDim=${headDim})`;
     const s = this.stream(call, stream);
     const h = heads * headDim;
@@ -1180,26 +1014,17 @@ class EmulatedDevice implements CudaNative {
       // The GPU leaves intermediate values in scratch: NaN here, so nothing relies on its contents.
       this.f32(sr, scratchFloats).fill(Number.NaN);
     });
-  }
+  };
 
-  relu(x: number, n: number, stream: number): void {
-    const fn = "relu";
-    pointerArg(fn, "x", x);
-    safeArg(fn, "n", n);
-    streamArg(fn, stream);
+  readonly relu: CudaNative["relu"] = (x, n, stream) => {
     const call = `relu(n=${n})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, n * 4, 4);
     if (n === 0) return;
     this.launch(s, call, kernelSeconds(n, 2 * xr.bytes), () => reluInPlace(this.f32(xr, n)));
-  }
+  };
 
-  add(x: number, y: number, n: number, stream: number): void {
-    const fn = "add";
-    pointerArg(fn, "x", x);
-    pointerArg(fn, "y", y);
-    safeArg(fn, "n", n);
-    streamArg(fn, stream);
+  readonly add: CudaNative["add"] = (x, y, n, stream) => {
     const call = `add(n=${n})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, n * 4, 4);
@@ -1207,17 +1032,9 @@ class EmulatedDevice implements CudaNative {
     this.disjoint(call, xr, yr, true);
     if (n === 0) return;
     this.launch(s, call, kernelSeconds(n, 3 * xr.bytes), () => addInPlace(this.f32(xr, n), this.f32(yr, n)));
-  }
+  };
 
-  embedding(table: number, ids: number, count: number, dim: number, rows: number, out: number, stream: number): void {
-    const fn = "embedding";
-    pointerArg(fn, "table", table);
-    pointerArg(fn, "ids", ids);
-    intArg(fn, "count", count);
-    intArg(fn, "dim", dim);
-    intArg(fn, "rows", rows);
-    pointerArg(fn, "out", out);
-    streamArg(fn, stream);
+  readonly embedding: CudaNative["embedding"] = (table, ids, count, dim, rows, out, stream) => {
     const call = `embedding(count=${count}, dim=${dim}, rows=${rows})`;
     const s = this.stream(call, stream);
     const tr = this.range(call, "table", table, rows * dim * 2, 2);
@@ -1237,14 +1054,9 @@ class EmulatedDevice implements CudaNative {
         else row.fill(Number.NaN); // kernels.h: an id outside 0..rows-1 writes NaN across its row
       }
     });
-  }
+  };
 
-  f32ToF16(x: number, out: number, n: number, stream: number): void {
-    const fn = "f32ToF16";
-    pointerArg(fn, "x", x);
-    pointerArg(fn, "out", out);
-    safeArg(fn, "n", n);
-    streamArg(fn, stream);
+  readonly f32ToF16: CudaNative["f32ToF16"] = (x, out, n, stream) => {
     const call = `f32ToF16(n=${n})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, n * 4, 4);
@@ -1252,14 +1064,9 @@ class EmulatedDevice implements CudaNative {
     this.disjoint(call, or, xr);
     if (n === 0) return;
     this.launch(s, call, kernelSeconds(n, 6 * n), () => toFloat16Array(this.f32(xr, n), this.u16(or, n)));
-  }
+  };
 
-  f16ToF32(x: number, out: number, n: number, stream: number): void {
-    const fn = "f16ToF32";
-    pointerArg(fn, "x", x);
-    pointerArg(fn, "out", out);
-    safeArg(fn, "n", n);
-    streamArg(fn, stream);
+  readonly f16ToF32: CudaNative["f16ToF32"] = (x, out, n, stream) => {
     const call = `f16ToF32(n=${n})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, n * 2, 2);
@@ -1267,19 +1074,19 @@ class EmulatedDevice implements CudaNative {
     this.disjoint(call, or, xr);
     if (n === 0) return;
     this.launch(s, call, kernelSeconds(n, 6 * n), () => fromFloat16Array(this.u16(xr, n), this.f32(or, n)));
-  }
+  };
 
-  q4Bytes(rowValues: number): number {
-    return compressedBytes(safeArg("q4Bytes", "rowValues", rowValues));
-  }
+  readonly q4Bytes: CudaNative["q4Bytes"] = (rowValues) => {
+    return compressedBytes(rowValues);
+  };
 
-  dequantize4F16(stored: number, rows: number, rowValues: number, out: number, stream: number): void {
+  readonly dequantize4F16: CudaNative["dequantize4F16"] = (stored, rows, rowValues, out, stream) => {
     this.dequantize4("dequantize4F16", stored, rows, rowValues, out, stream, 2);
-  }
+  };
 
-  dequantize4F32(stored: number, rows: number, rowValues: number, out: number, stream: number): void {
+  readonly dequantize4F32: CudaNative["dequantize4F32"] = (stored, rows, rowValues, out, stream) => {
     this.dequantize4("dequantize4F32", stored, rows, rowValues, out, stream, 4);
-  }
+  };
 
   private dequantize4(
     fn: string,
@@ -1290,11 +1097,6 @@ class EmulatedDevice implements CudaNative {
     stream: number,
     outBytes: 2 | 4,
   ): void {
-    pointerArg(fn, "stored", stored);
-    safeArg(fn, "rows", rows);
-    safeArg(fn, "rowValues", rowValues);
-    pointerArg(fn, "out", out);
-    streamArg(fn, stream);
     const call = `${fn}(rows=${rows}, rowValues=${rowValues})`;
     const s = this.stream(call, stream);
     const rowBytes = compressedBytes(rowValues);
@@ -1319,13 +1121,7 @@ class EmulatedDevice implements CudaNative {
     });
   }
 
-  quantize4(x: number, rows: number, rowValues: number, stored: number, stream: number): void {
-    const fn = "quantize4";
-    pointerArg(fn, "x", x);
-    safeArg(fn, "rows", rows);
-    safeArg(fn, "rowValues", rowValues);
-    pointerArg(fn, "stored", stored);
-    streamArg(fn, stream);
+  readonly quantize4: CudaNative["quantize4"] = (x, rows, rowValues, stored, stream) => {
     const call = `quantize4(rows=${rows}, rowValues=${rowValues})`;
     const s = this.stream(call, stream);
     const rowBytes = compressedBytes(rowValues);
@@ -1344,20 +1140,15 @@ class EmulatedDevice implements CudaNative {
           groups,
         );
     });
-  }
+  };
 
-  groupwiseBytes(values: number, bits: number): number {
-    return quantizedByteLength(safeArg("groupwiseBytes", "values", values), bitsArg("groupwiseBytes", bits));
-  }
+  readonly groupwiseBytes: CudaNative["groupwiseBytes"] = (values, bits) => {
+    return quantizedByteLength(values, bits as ExpertBits);
+  };
 
-  dequantizeGroupwiseF32(stored: number, values: number, bits: number, out: number, stream: number): void {
-    const fn = "dequantizeGroupwiseF32";
-    pointerArg(fn, "stored", stored);
-    safeArg(fn, "values", values);
-    const b = bitsArg(fn, bits);
-    pointerArg(fn, "out", out);
-    streamArg(fn, stream);
-    const call = `${fn}(values=${values}, bits=${bits})`;
+  readonly dequantizeGroupwiseF32: CudaNative["dequantizeGroupwiseF32"] = (stored, values, bits, out, stream) => {
+    const b = bits as ExpertBits;
+    const call = `dequantizeGroupwiseF32(values=${values}, bits=${bits})`;
     const s = this.stream(call, stream);
     // Codes, scales and minimums are read byte by byte; only plain fp16 (16 bits) needs 2-byte alignment.
     const sr = this.range(call, "stored", stored, quantizedByteLength(values, b), b === 16 ? 2 : 1);
@@ -1367,7 +1158,7 @@ class EmulatedDevice implements CudaNative {
     this.launch(s, call, kernelSeconds(2 * values, sr.bytes + or.bytes), () =>
       dequantizeGroupwise(this.u8(sr), b, values, 0, values, this.f32(or, values)),
     );
-  }
+  };
 
   /** out = x · wᵀ for w stored at `bits`: the CPU's dequantising linear (16 bits: spw_linear's numerics, tensor cores above 8 rows). */
   private groupwiseProduct(
@@ -1392,18 +1183,9 @@ class EmulatedDevice implements CudaNative {
     );
   }
 
-  linearGroupwise(
-    x: number,
-    w: number,
-    bits: number,
-    out: number,
-    m: number,
-    k: number,
-    n: number,
-    stream: number,
-  ): void {
+  readonly linearGroupwise: CudaNative["linearGroupwise"] = (x, w, bits, out, m, k, n, stream) => {
     this.groupwiseLinear("linearGroupwise", x, w, bits, undefined, out, m, k, n, stream);
-  }
+  };
 
   /** linearGroupwise and linearGroupwiseBias: the same checks and product, the bias (if any) added per column. */
   private groupwiseLinear(
@@ -1418,15 +1200,7 @@ class EmulatedDevice implements CudaNative {
     n: number,
     stream: number,
   ): void {
-    pointerArg(fn, "x", x);
-    pointerArg(fn, "w", w);
-    const b = bitsArg(fn, bits);
-    if (bias !== undefined) pointerArg(fn, "bias", bias);
-    pointerArg(fn, "out", out);
-    intArg(fn, "m", m);
-    intArg(fn, "k", k);
-    intArg(fn, "n", n);
-    streamArg(fn, stream);
+    const b = bits as ExpertBits;
     const call = `${fn}(bits=${bits}, m=${m}, k=${k}, n=${n})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, m * k * 4, 4);
@@ -1449,28 +1223,9 @@ class EmulatedDevice implements CudaNative {
     );
   }
 
-  expertSwiglu(
-    x: number,
-    expert: number,
-    bits: number,
-    m: number,
-    hidden: number,
-    ffn: number,
-    scratch: number,
-    out: number,
-    stream: number,
-  ): void {
-    const fn = "expertSwiglu";
-    pointerArg(fn, "x", x);
-    pointerArg(fn, "expert", expert);
-    const b = bitsArg(fn, bits);
-    intArg(fn, "m", m);
-    intArg(fn, "hidden", hidden);
-    intArg(fn, "ffn", ffn);
-    pointerArg(fn, "scratch", scratch);
-    pointerArg(fn, "out", out);
-    streamArg(fn, stream);
-    const call = `${fn}(bits=${bits}, m=${m}, hidden=${hidden}, ffn=${ffn})`;
+  readonly expertSwiglu: CudaNative["expertSwiglu"] = (x, expert, bits, m, hidden, ffn, scratch, out, stream) => {
+    const b = bits as ExpertBits;
+    const call = `expertSwiglu(bits=${bits}, m=${m}, hidden=${hidden}, ffn=${ffn})`;
     const s = this.stream(call, stream);
     const matrixBytes = quantizedByteLength(hidden * ffn, b);
     const xr = this.range(call, "x", x, m * hidden * 4, 4);
@@ -1496,32 +1251,14 @@ class EmulatedDevice implements CudaNative {
       siluGateInPlace(gate, up, m * ffn);
       this.groupwiseProduct(gate, weights.subarray(2 * matrixBytes), b, this.f32(or, m * hidden), m, ffn, hidden);
     });
-  }
+  };
 
-  linearGroupwiseBias(
-    x: number,
-    w: number,
-    bits: number,
-    bias: number,
-    out: number,
-    m: number,
-    k: number,
-    n: number,
-    stream: number,
-  ): void {
+  readonly linearGroupwiseBias: CudaNative["linearGroupwiseBias"] = (x, w, bits, bias, out, m, k, n, stream) => {
     this.groupwiseLinear("linearGroupwiseBias", x, w, bits, bias, out, m, k, n, stream);
-  }
+  };
 
-  rmsNorm(x: number, weight: number, out: number, rows: number, cols: number, eps: number, stream: number): void {
-    const fn = "rmsNorm";
-    pointerArg(fn, "x", x);
-    pointerArg(fn, "weight", weight);
-    pointerArg(fn, "out", out);
-    intArg(fn, "rows", rows);
-    intArg(fn, "cols", cols);
-    finiteArg(fn, "eps", eps);
-    streamArg(fn, stream);
-    const call = `${fn}(rows=${rows}, cols=${cols})`;
+  readonly rmsNorm: CudaNative["rmsNorm"] = (x, weight, out, rows, cols, eps, stream) => {
+    const call = `rmsNorm(rows=${rows}, cols=${cols})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
     const wr = this.range(call, "weight", weight, cols * 4, 4);
@@ -1533,28 +1270,10 @@ class EmulatedDevice implements CudaNative {
     this.launch(s, call, kernelSeconds(4 * rows * cols, 2 * xr.bytes), () =>
       rmsNormCpu(this.f32(xr, rows * cols), this.f32(wr, cols), this.f32(or, rows * cols), rows, cols, eps),
     );
-  }
+  };
 
-  rope(
-    x: number,
-    rows: number,
-    heads: number,
-    headDim: number,
-    rowsPerSequence: number,
-    past: number,
-    theta: number,
-    stream: number,
-  ): void {
-    const fn = "rope";
-    pointerArg(fn, "x", x);
-    intArg(fn, "rows", rows);
-    intArg(fn, "heads", heads);
-    intArg(fn, "headDim", headDim);
-    intArg(fn, "rowsPerSequence", rowsPerSequence);
-    intArg(fn, "past", past);
-    finiteArg(fn, "theta", theta);
-    streamArg(fn, stream);
-    const call = `${fn}(rows=${rows}, heads=${heads}, headDim=${headDim})`;
+  readonly rope: CudaNative["rope"] = (x, rows, heads, headDim, rowsPerSequence, past, theta, stream) => {
+    const call = `rope(rows=${rows}, heads=${heads}, headDim=${headDim})`;
     const s = this.stream(call, stream);
     if (headDim % 2 !== 0 || (rows > 0 && rowsPerSequence === 0) || !(theta > 0))
       throw cudaError(call, "cudaErrorInvalidValue", "headDim must be even, rowsPerSequence and theta positive");
@@ -1565,34 +1284,22 @@ class EmulatedDevice implements CudaNative {
       const rotary = new Rope(headDim, theta);
       for (let r = 0; r < rows; r++) rotary.apply(values, r, heads, past + (r % rowsPerSequence));
     });
-  }
+  };
 
-  gqaAttention(
-    q: number,
-    k: number,
-    v: number,
-    out: number,
-    scratch: number,
-    t: number,
-    past: number,
-    heads: number,
-    kvHeads: number,
-    headDim: number,
-    stream: number,
-  ): void {
-    const fn = "gqaAttention";
-    pointerArg(fn, "q", q);
-    pointerArg(fn, "k", k);
-    pointerArg(fn, "v", v);
-    pointerArg(fn, "out", out);
-    pointerArg(fn, "scratch", scratch);
-    intArg(fn, "t", t);
-    intArg(fn, "past", past);
-    intArg(fn, "heads", heads);
-    intArg(fn, "kvHeads", kvHeads);
-    intArg(fn, "headDim", headDim);
-    streamArg(fn, stream);
-    const call = `${fn}(t=${t}, past=${past}, heads=${heads}, kvHeads=${kvHeads}, headDim=${headDim})`;
+  readonly gqaAttention: CudaNative["gqaAttention"] = (
+    q,
+    k,
+    v,
+    out,
+    scratch,
+    t,
+    past,
+    heads,
+    kvHeads,
+    headDim,
+    stream,
+  ) => {
+    const call = `gqaAttention(t=${t}, past=${past}, heads=${heads}, kvHeads=${kvHeads}, headDim=${headDim})`;
     const s = this.stream(call, stream);
     if (heads > 0 && (kvHeads === 0 || heads % kvHeads !== 0))
       throw cudaError(call, "cudaErrorInvalidValue", "heads must be a multiple of kvHeads");
@@ -1622,18 +1329,10 @@ class EmulatedDevice implements CudaNative {
       );
       this.f32(sr, scratchFloats).fill(Number.NaN); // nothing may rely on what the GPU leaves there
     });
-  }
+  };
 
-  moeCombine(x: number, outputs: number, weights: number, rows: number, k: number, cols: number, stream: number): void {
-    const fn = "moeCombine";
-    pointerArg(fn, "x", x);
-    pointerArg(fn, "outputs", outputs);
-    pointerArg(fn, "weights", weights);
-    intArg(fn, "rows", rows);
-    intArg(fn, "k", k);
-    intArg(fn, "cols", cols);
-    streamArg(fn, stream);
-    const call = `${fn}(rows=${rows}, k=${k}, cols=${cols})`;
+  readonly moeCombine: CudaNative["moeCombine"] = (x, outputs, weights, rows, k, cols, stream) => {
+    const call = `moeCombine(rows=${rows}, k=${k}, cols=${cols})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
     const or = this.range(call, "outputs", outputs, rows * k * cols * 4, 4);
@@ -1653,31 +1352,15 @@ class EmulatedDevice implements CudaNative {
           for (let c = 0; c < cols; c++) xs[row * cols + c]! += weight * outs[base + c]!;
         }
     });
-  }
+  };
 
-  gatherRows(
-    src: number,
-    srcRows: number,
-    index: number,
-    rows: number,
-    cols: number,
-    dst: number,
-    stream: number,
-  ): void {
+  readonly gatherRows: CudaNative["gatherRows"] = (src, srcRows, index, rows, cols, dst, stream) => {
     this.rowsByIndex("gatherRows", src, srcRows, index, rows, cols, dst, rows, stream);
-  }
+  };
 
-  scatterRows(
-    src: number,
-    index: number,
-    rows: number,
-    cols: number,
-    dst: number,
-    dstRows: number,
-    stream: number,
-  ): void {
+  readonly scatterRows: CudaNative["scatterRows"] = (src, index, rows, cols, dst, dstRows, stream) => {
     this.rowsByIndex("scatterRows", src, rows, index, rows, cols, dst, dstRows, stream);
-  }
+  };
 
   /** kernels.h spw_gather_rows (dst[i] = src[index[i]]) and spw_scatter_rows (dst[index[i]] = src[i]). */
   private rowsByIndex(
@@ -1691,13 +1374,6 @@ class EmulatedDevice implements CudaNative {
     dstRows: number,
     stream: number,
   ): void {
-    pointerArg(fn, "src", src);
-    pointerArg(fn, "index", index);
-    pointerArg(fn, "dst", dst);
-    intArg(fn, fn === "gatherRows" ? "srcRows" : "dstRows", fn === "gatherRows" ? srcRows : dstRows);
-    intArg(fn, "rows", rows);
-    intArg(fn, "cols", cols);
-    streamArg(fn, stream);
     const call = `${fn}(rows=${rows}, cols=${cols}, ${fn === "gatherRows" ? `srcRows=${srcRows}` : `dstRows=${dstRows}`})`;
     const s = this.stream(call, stream);
     const sr = this.range(call, "src", src, srcRows * cols * 4, 4);
@@ -1724,24 +1400,8 @@ class EmulatedDevice implements CudaNative {
   }
 
   /** kernels.h spw_router_top_k, as the CPU backend's lookahead computes it (route() per row, renormalised). */
-  routerTopK(
-    logits: number,
-    rows: number,
-    experts: number,
-    k: number,
-    outExperts: number,
-    outWeights: number,
-    stream: number,
-  ): void {
-    const fn = "routerTopK";
-    pointerArg(fn, "logits", logits);
-    intArg(fn, "rows", rows);
-    intArg(fn, "experts", experts);
-    intArg(fn, "k", k);
-    pointerArg(fn, "outExperts", outExperts);
-    pointerArg(fn, "outWeights", outWeights);
-    streamArg(fn, stream);
-    const call = `${fn}(rows=${rows}, experts=${experts}, k=${k})`;
+  readonly routerTopK: CudaNative["routerTopK"] = (logits, rows, experts, k, outExperts, outWeights, stream) => {
+    const call = `routerTopK(rows=${rows}, experts=${experts}, k=${k})`;
     const s = this.stream(call, stream);
     if (rows < 0 || experts < 0 || k < 1 || k > experts)
       throw cudaError(call, "cudaErrorInvalidValue", "rows must be >= 0 and k 1 .. experts");
@@ -1764,17 +1424,10 @@ class EmulatedDevice implements CudaNative {
           weights.subarray(row * k, (row + 1) * k),
         );
     });
-  }
+  };
 
-  sigmoidGatedAdd(x: number, y: number, gate: number, rows: number, cols: number, stream: number): void {
-    const fn = "sigmoidGatedAdd";
-    pointerArg(fn, "x", x);
-    pointerArg(fn, "y", y);
-    pointerArg(fn, "gate", gate);
-    intArg(fn, "rows", rows);
-    intArg(fn, "cols", cols);
-    streamArg(fn, stream);
-    const call = `${fn}(rows=${rows}, cols=${cols})`;
+  readonly sigmoidGatedAdd: CudaNative["sigmoidGatedAdd"] = (x, y, gate, rows, cols, stream) => {
+    const call = `sigmoidGatedAdd(rows=${rows}, cols=${cols})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
     const yr = this.range(call, "y", y, rows * cols * 4, 4);
@@ -1792,15 +1445,9 @@ class EmulatedDevice implements CudaNative {
         for (let c = 0; c < cols; c++) xs[row * cols + c]! += g * ys[row * cols + c]!;
       }
     });
-  }
+  };
 
-  argmaxRows(x: number, rows: number, cols: number, out: number, stream: number): void {
-    const fn = "argmaxRows";
-    pointerArg(fn, "x", x);
-    intArg(fn, "rows", rows);
-    intArg(fn, "cols", cols);
-    pointerArg(fn, "out", out);
-    streamArg(fn, stream);
+  readonly argmaxRows: CudaNative["argmaxRows"] = (x, rows, cols, out, stream) => {
     const call = `argmaxRows(rows=${rows}, cols=${cols})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
@@ -1813,27 +1460,9 @@ class EmulatedDevice implements CudaNative {
       if (cols === 0) outValues.fill(0);
       else argmaxRowsCpu(this.f32(xr, rows * cols), rows, cols, outValues);
     });
-  }
+  };
 
-  argmaxMerge(
-    x: number,
-    rows: number,
-    cols: number,
-    colOffset: number,
-    bestValue: number,
-    bestIndex: number,
-    first: number,
-    stream: number,
-  ): void {
-    const fn = "argmaxMerge";
-    pointerArg(fn, "x", x);
-    intArg(fn, "rows", rows);
-    intArg(fn, "cols", cols);
-    intArg(fn, "colOffset", colOffset);
-    pointerArg(fn, "bestValue", bestValue);
-    pointerArg(fn, "bestIndex", bestIndex);
-    intArg(fn, "first", first);
-    streamArg(fn, stream);
+  readonly argmaxMerge: CudaNative["argmaxMerge"] = (x, rows, cols, colOffset, bestValue, bestIndex, first, stream) => {
     const call = `argmaxMerge(rows=${rows}, cols=${cols}, colOffset=${colOffset})`;
     const s = this.stream(call, stream);
     const xr = this.range(call, "x", x, rows * cols * 4, 4);
@@ -1862,7 +1491,7 @@ class EmulatedDevice implements CudaNative {
         }
       }
     });
-  }
+  };
 }
 
 /** x' = fp16(x) + fp16(x - fp16(x)) per value: what the tensor-core GEMM multiplies (kernels.h). */

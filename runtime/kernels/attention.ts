@@ -31,10 +31,34 @@ export const MATMUL_MIN_TOKENS = 3;
 
 /** Float32 values of scratch that `attention` needs for these shapes (it allocates its own when none is passed). */
 export function attentionScratchLength(t: number, past: number, numHeads: number, headDim: number): number {
-  const ctx = past + t;
-  if (t >= MATMUL_MIN_TOKENS) return 2 * t * headDim + 2 * ctx * headDim + t * ctx;
-  return numHeads * ctx + 2 * numHeads * headDim + numHeads;
+  return t >= MATMUL_MIN_TOKENS
+    ? matmulScratchLength(t, past, numHeads, headDim)
+    : directScratchLength(t, past, numHeads, headDim);
 }
+
+/** attentionDirect's work: scores numHeads×ctx, the scaled q row and the output accumulator (h each), 1/Σexp per head. */
+function directScratchLength(t: number, past: number, numHeads: number, headDim: number): number {
+  return numHeads * (past + t) + 2 * numHeads * headDim + numHeads;
+}
+
+/** attentionByMatmul's work: Qh t×headDim, Kh ctx×headDim, S t×ctx, Vhᵀ headDim×ctx, Oh t×headDim. */
+function matmulScratchLength(t: number, past: number, _numHeads: number, headDim: number): number {
+  const ctx = past + t;
+  return 2 * t * headDim + 2 * ctx * headDim + t * ctx;
+}
+
+/** One of attention's two paths: q, the caches and out as `attention` takes them; `work` its scratch. */
+type AttentionPath = (
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  out: Float32Array,
+  t: number,
+  past: number,
+  numHeads: number,
+  headDim: number,
+  work: Float32Array,
+) => void;
 
 let sharedScratch = new Float32Array(0);
 
@@ -69,17 +93,7 @@ export function attention(
   else attentionDirect(q, kCache, vCache, out, t, past, numHeads, headDim, work);
 }
 
-function attentionDirect(
-  q: Float32Array,
-  k: Float32Array,
-  v: Float32Array,
-  out: Float32Array,
-  t: number,
-  past: number,
-  numHeads: number,
-  headDim: number,
-  work: Float32Array,
-): void {
+const attentionDirect: AttentionPath = (q, k, v, out, t, past, numHeads, headDim, work) => {
   const h = numHeads * headDim;
   const ctx = past + t;
   const scale = 1 / Math.sqrt(headDim);
@@ -153,19 +167,9 @@ function attentionDirect(
       for (; c < cEnd; c++) out[i * h + c] = acc[c]! * inverseSum;
     }
   }
-}
+};
 
-function attentionByMatmul(
-  q: Float32Array,
-  k: Float32Array,
-  v: Float32Array,
-  out: Float32Array,
-  t: number,
-  past: number,
-  numHeads: number,
-  headDim: number,
-  work: Float32Array,
-): void {
+const attentionByMatmul: AttentionPath = (q, k, v, out, t, past, numHeads, headDim, work) => {
   const h = numHeads * headDim;
   const ctx = past + t;
   const scale = 1 / Math.sqrt(headDim);
@@ -198,35 +202,30 @@ function attentionByMatmul(
     matmulBias(scores, vHeadT, undefined, oHead, t, ctx, headDim);
     for (let i = 0; i < t; i++) out.set(oHead.subarray(i * headDim, (i + 1) * headDim), i * h + offset);
   }
-}
+};
 
 /** Exposed for the benchmark and tests: the direct path regardless of t. */
-export function attentionDirectForTesting(
-  q: Float32Array,
-  kCache: Float32Array,
-  vCache: Float32Array,
-  out: Float32Array,
-  t: number,
-  past: number,
-  numHeads: number,
-  headDim: number,
-): void {
-  const work = new Float32Array(numHeads * (past + t) + 2 * numHeads * headDim + numHeads);
-  attentionDirect(q, kCache, vCache, out, t, past, numHeads, headDim, work);
-}
+export const attentionDirectForTesting = withOwnScratch(attentionDirect, directScratchLength);
 
 /** Exposed for the benchmark and tests: the matmul path regardless of t. */
-export function attentionByMatmulForTesting(
-  q: Float32Array,
-  kCache: Float32Array,
-  vCache: Float32Array,
-  out: Float32Array,
-  t: number,
-  past: number,
-  numHeads: number,
-  headDim: number,
-): void {
-  const ctx = past + t;
-  const work = new Float32Array(2 * t * headDim + 2 * ctx * headDim + t * ctx);
-  attentionByMatmul(q, kCache, vCache, out, t, past, numHeads, headDim, work);
+export const attentionByMatmulForTesting = withOwnScratch(attentionByMatmul, matmulScratchLength);
+
+/** `path` with a scratch of its own, of the length it needs. */
+function withOwnScratch(
+  path: AttentionPath,
+  scratchLength: (t: number, past: number, numHeads: number, headDim: number) => number,
+) {
+  return (
+    q: Float32Array,
+    kCache: Float32Array,
+    vCache: Float32Array,
+    out: Float32Array,
+    t: number,
+    past: number,
+    numHeads: number,
+    headDim: number,
+  ): void => {
+    const work = new Float32Array(scratchLength(t, past, numHeads, headDim));
+    path(q, kCache, vCache, out, t, past, numHeads, headDim, work);
+  };
 }

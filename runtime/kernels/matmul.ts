@@ -79,79 +79,63 @@ class Body {
   }
 
   get(index: number): this {
-    this.bytes.push(0x20, ...uleb(index));
-    return this;
+    return this.emit(0x20, ...uleb(index));
   }
   set(index: number): this {
-    this.bytes.push(0x21, ...uleb(index));
-    return this;
+    return this.emit(0x21, ...uleb(index));
   }
   tee(index: number): this {
-    this.bytes.push(0x22, ...uleb(index));
-    return this;
+    return this.emit(0x22, ...uleb(index));
   }
   i32Const(value: number): this {
-    this.bytes.push(0x41, ...sleb(value));
-    return this;
+    return this.emit(0x41, ...sleb(value));
   }
   i32Add(): this {
-    this.bytes.push(0x6a);
-    return this;
+    return this.emit(0x6a);
   }
   i32Sub(): this {
-    this.bytes.push(0x6b);
-    return this;
+    return this.emit(0x6b);
   }
   i32Mul(): this {
-    this.bytes.push(0x6c);
-    return this;
+    return this.emit(0x6c);
   }
   i32LtU(): this {
-    this.bytes.push(0x49);
-    return this;
+    return this.emit(0x49);
   }
   loop(): this {
-    this.bytes.push(0x03, 0x40);
-    return this;
+    return this.emit(0x03, 0x40);
   }
   end(): this {
-    this.bytes.push(0x0b);
-    return this;
+    return this.emit(0x0b);
   }
   brIf(depth: number): this {
-    this.bytes.push(0x0d, ...uleb(depth));
-    return this;
+    return this.emit(0x0d, ...uleb(depth));
   }
   f32Load(offsetBytes = 0): this {
-    this.bytes.push(0x2a, 2, ...uleb(offsetBytes));
-    return this;
+    return this.emit(0x2a, 2, ...uleb(offsetBytes));
   }
   f32Add(): this {
-    this.bytes.push(0x92);
-    return this;
+    return this.emit(0x92);
   }
   f32Store(offsetBytes = 0): this {
-    this.bytes.push(0x38, 2, ...uleb(offsetBytes));
-    return this;
+    return this.emit(0x38, 2, ...uleb(offsetBytes));
   }
   private simd(opcode: number): this {
-    this.bytes.push(0xfd, ...uleb(opcode));
+    return this.emit(0xfd, ...uleb(opcode));
+  }
+  /** Appends an instruction's bytes (opcode and immediates). */
+  private emit(...code: number[]): this {
+    this.bytes.push(...code);
     return this;
   }
   v128Load(offsetBytes = 0): this {
-    this.simd(0x00);
-    this.bytes.push(4, ...uleb(offsetBytes));
-    return this;
+    return this.simd(0x00).emit(4, ...uleb(offsetBytes));
   }
   v128Store(offsetBytes = 0): this {
-    this.simd(0x0b);
-    this.bytes.push(4, ...uleb(offsetBytes));
-    return this;
+    return this.simd(0x0b).emit(4, ...uleb(offsetBytes));
   }
   v128Zero(): this {
-    this.simd(0x0c);
-    this.bytes.push(...new Array<number>(16).fill(0));
-    return this;
+    return this.simd(0x0c).emit(...new Array<number>(16).fill(0));
   }
   /** i8x16.shuffle with float lanes 0..3 from the first operand and 4..7 from the second. */
   shuffleF32(lanes: readonly [number, number, number, number]): this {
@@ -160,9 +144,7 @@ class Body {
     return this;
   }
   f32x4ExtractLane(lane: number): this {
-    this.simd(0x1f);
-    this.bytes.push(lane);
-    return this;
+    return this.simd(0x1f).emit(lane);
   }
   f32x4Add(): this {
     return this.simd(0xe4);
@@ -467,6 +449,27 @@ export function createWasmMatmul(tuning: WasmGemmTuning = DEFAULT_WASM_GEMM_TUNI
     if (bias) heap.set(bias.subarray(n0, n0 + nCount), biasAt);
     heap.fill(0, bias ? biasAt + nCount : biasAt, biasAt + np);
 
+    /** `mTiles` tiles of rows i0.. by output columns j0 .. j0 + jLen, over k0 .. k0 + kLen (byte addresses). */
+    const tiles = (
+      kernel: GemmExport,
+      i0: number,
+      mTiles: number,
+      k0: number,
+      kLen: number,
+      j0: number,
+      jLen: number,
+    ) =>
+      kernel(
+        4 * (aAt + i0 * kp + k0),
+        4 * (wAt + j0 * kp + k0),
+        4 * (outAt + i0 * np + j0),
+        4 * (biasAt + j0),
+        mTiles,
+        jLen / nr,
+        4 * kLen,
+        4 * kp,
+        4 * np,
+      );
     const wholeTiles = Math.floor(m / mr);
     const leftoverRows = m - wholeTiles * mr;
     for (let k0 = 0; k0 < kp; k0 += kBlock) {
@@ -474,34 +477,8 @@ export function createWasmMatmul(tuning: WasmGemmTuning = DEFAULT_WASM_GEMM_TUNI
       const kernels = k0 === 0 ? store : accumulate;
       for (let j0 = 0; j0 < np; j0 += nBlock) {
         const jLen = Math.min(nBlock, np - j0);
-        const wPtr = 4 * (wAt + j0 * kp + k0);
-        const biasPtr = 4 * (biasAt + j0);
-        if (wholeTiles > 0)
-          kernels[mr]!(
-            4 * (aAt + k0),
-            wPtr,
-            4 * (outAt + j0),
-            biasPtr,
-            wholeTiles,
-            jLen / nr,
-            4 * kLen,
-            4 * kp,
-            4 * np,
-          );
-        if (leftoverRows > 0) {
-          const i0 = wholeTiles * mr;
-          kernels[leftoverRows]!(
-            4 * (aAt + i0 * kp + k0),
-            wPtr,
-            4 * (outAt + i0 * np + j0),
-            biasPtr,
-            1,
-            jLen / nr,
-            4 * kLen,
-            4 * kp,
-            4 * np,
-          );
-        }
+        if (wholeTiles > 0) tiles(kernels[mr]!, 0, wholeTiles, k0, kLen, j0, jLen);
+        if (leftoverRows > 0) tiles(kernels[leftoverRows]!, wholeTiles * mr, 1, k0, kLen, j0, jLen);
       }
     }
     if (n0 === 0 && nCount === n && np === n) out.set(heap.subarray(outAt, outAt + m * n));
@@ -534,20 +511,12 @@ export function createWasmMatmul(tuning: WasmGemmTuning = DEFAULT_WASM_GEMM_TUNI
   return matmul;
 }
 
-function checkShapes(
-  a: Float32Array,
-  w: Float32Array,
-  bias: Float32Array | undefined,
-  out: Float32Array,
-  m: number,
-  k: number,
-  n: number,
-): void {
+const checkShapes: MatmulBias = (a, w, bias, out, m, k, n) => {
   if (a.length < m * k) throw new RangeError(`matmulBias: a has ${a.length} values, needs m*k = ${m * k}`);
   if (w.length < n * k) throw new RangeError(`matmulBias: w has ${w.length} values, needs n*k = ${n * k}`);
   if (bias && bias.length < n) throw new RangeError(`matmulBias: bias has ${bias.length} values, needs n = ${n}`);
   if (out.length < m * n) throw new RangeError(`matmulBias: out has ${out.length} values, needs m*n = ${m * n}`);
-}
+};
 
 // ---------------------------------------------------------------------------------------------------
 // JavaScript kernel.
@@ -558,15 +527,7 @@ function checkShapes(
  * in registers), k unrolled by 2. Accumulates in float64 (JS numbers), so it is also slightly more
  * accurate than the wasm kernel. `out` must not alias `a` or `w`.
  */
-export function matmulBiasJs(
-  a: Float32Array,
-  w: Float32Array,
-  bias: Float32Array | undefined,
-  out: Float32Array,
-  m: number,
-  k: number,
-  n: number,
-): void {
+export const matmulBiasJs: MatmulBias = (a, w, bias, out, m, k, n) => {
   checkShapes(a, w, bias, out, m, k, n);
   const k2 = k & ~1;
   let i = 0;
@@ -673,7 +634,7 @@ export function matmulBiasJs(
     }
     for (; j < n; j++) out[i * n + j] = dot(a, a0, w, j * k, k) + (bias ? bias[j]! : 0);
   }
-}
+};
 
 function dot(x: Float32Array, xOffset: number, y: Float32Array, yOffset: number, length: number): number {
   let s = 0;
@@ -700,19 +661,11 @@ function wasmKernel(): MatmulBias | null {
  * out[m, n] = a[m, k] · wᵀ + bias, with w stored [n, k] row-major (weight[out_features, in_features])
  * and bias of length n (or undefined for none). All row-major fp32. `out` must not alias `a` or `w`.
  */
-export function matmulBias(
-  a: Float32Array,
-  w: Float32Array,
-  bias: Float32Array | undefined,
-  out: Float32Array,
-  m: number,
-  k: number,
-  n: number,
-): void {
+export const matmulBias: MatmulBias = (a, w, bias, out, m, k, n) => {
   const wasm = m * n * k >= WASM_MIN_MACS ? wasmKernel() : null;
   if (wasm) wasm(a, w, bias, out, m, k, n);
   else matmulBiasJs(a, w, bias, out, m, k, n);
-}
+};
 
 /** Which implementation large products use in this process (for benchmark reports). */
 export function matmulImplementation(): "wasm-simd" | "js" {

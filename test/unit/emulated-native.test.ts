@@ -856,6 +856,32 @@ test("emulated native: malformed arguments throw the addon's TypeErrors before a
   assert.equal(native.stats.pendingOps, 0);
 });
 
+test("emulated native: arguments are checked in order, the first malformed one named (as addon.cpp checks them)", () => {
+  const native = device();
+  const x = native.malloc(64);
+  const call = native as unknown as Record<string, (...args: unknown[]) => unknown>;
+  // gatherRows(src, srcRows, index, rows, cols, dst, stream): srcRows comes before index and dst.
+  assert.throws(() => call.gatherRows!(x, -1, "index", 1, 1, -1, 0), {
+    message: "gatherRows: srcRows must be an integer from 0 to 2147483647, got -1",
+  });
+  // scatterRows(src, index, rows, cols, dst, dstRows, stream): rows comes before dst.
+  assert.throws(() => call.scatterRows!(x, x, 1.5, 1, "dst", 1, 0), {
+    message: "scatterRows: rows must be an integer from 0 to 2147483647, got 1.5",
+  });
+  assert.throws(() => call.linearGroupwiseBias!(x, x, 5, "bias", x, 1, 1, 1, 0), {
+    message: "linearGroupwiseBias: bits must be 2, 3, 4, 8 or 16, got 5",
+  });
+  assert.throws(() => call.eventElapsedMs!(1, 0), {
+    message: "eventElapsedMs: end must be an event from eventCreate(), got 0",
+  });
+  assert.throws(() => call.hostFree!(new Uint8Array(4)), {
+    code: "ERR_INVALID_ARG_TYPE",
+    message:
+      "hostFree: buffer must be an ArrayBuffer from hostAlloc(), got object (not an ArrayBuffer; pass the buffer, not a view of it)",
+  });
+  assert.equal(native.stats.pendingOps, 0);
+});
+
 test("emulated native: kernels and copies refuse ranges outside a live allocation, misaligned views and overlapping outputs", () => {
   const native = device();
   const x = native.malloc(100 * 4);
