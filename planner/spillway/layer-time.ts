@@ -68,6 +68,10 @@ function stepLanes(costs: LayerCosts): StepLane[] {
   ];
   const t = costs.stepTransferChains;
   if (!t) return lanes;
+  // The first step's attention output goes up behind the next layer's CPU-resident weights, issued
+  // first on the link, and the rest of the layer computes after it (its later steps: the compute lane).
+  if (roundTrip)
+    lanes.push({ first: t.weightCopyFromCpuSeconds.plus(roundTrip.outputUpSeconds, roundTrip.gpuAfterSeconds) });
   const kvLoad = t.kvLoad.diskReadSeconds.plus(t.kvLoad.h2dSeconds);
   const hiddenLoad = t.hiddenLoad.diskReadSeconds.plus(t.hiddenLoad.h2dSeconds);
   const kvStore = t.kvStore.d2hSeconds.plus(t.kvStore.diskWriteSeconds);
@@ -92,13 +96,14 @@ function isZero(e: Affine): boolean {
 
 interface StepLane {
   readonly first: Affine;
-  readonly rest: Affine;
+  /** Undefined: the lane's later steps are no longer than the compute lane's. */
+  readonly rest?: Affine;
 }
 
 /** The layer's nb steps last at least one lane's first step plus nb - 1 times another's later step. */
 function laneBounds(firsts: readonly StepLane[], rests: readonly StepLane[], nb: number): Affine[] {
   const bounds: Affine[] = [];
-  for (const { first } of firsts) for (const { rest } of rests) bounds.push(first.plus(rest.times(nb - 1)));
+  for (const { first } of firsts) for (const { rest } of rests) if (rest) bounds.push(first.plus(rest.times(nb - 1)));
   return bounds;
 }
 
@@ -129,7 +134,8 @@ export function exactLayerTimeBounds(costs: LayerCosts, settings: CostSettings):
  * cannot be loaded a step ahead (the store it reads is issued in the step that loads it; schedule/zigzag.ts
  * loads), so it is loaded in its own step, issued after the step's other loads, and the step computes
  * only after it: behind the next layer's weights (first step) and the next step's KV on the link, when
- * that KV waits for no disk read (kvCopyWithoutDiskSeconds), or after its own read from disk. Piecewise
+ * that KV waits for no disk read (kvCopyWithoutDiskSeconds; the weights: their CPU-resident part, which
+ * waits for no read either), or after its own read from disk. Piecewise
  * in nb (from nb = 3 on the loads go a step ahead), so not an LP row; the first layer's input, always
  * loaded ahead, is counted as the others' (a layer in numLayers).
  */
@@ -137,11 +143,11 @@ function deferredHiddenLanes(costs: LayerCosts, settings: CostSettings): StepLan
   const t = costs.stepTransferChains;
   if (!t || !settings.overlap || settings.activationTier === "gpu" || settings.nb >= 3) return [];
   if (!scheduleStrategy(settings.schedule).barrierAfterEachStep) return [];
-  const compute = stepLanes(costs)[0]!.rest;
+  const compute = stepLanes(costs)[0]!.rest!;
   const behindLoads = t.kvCopyWithoutDiskSeconds.plus(t.hiddenLoad.h2dSeconds, compute);
   const afterRead = t.hiddenLoad.diskReadSeconds.plus(t.hiddenLoad.h2dSeconds, compute);
   return [
-    { first: behindLoads.plus(costs.weights.seconds.h2d), rest: behindLoads },
+    { first: behindLoads.plus(t.weightCopyFromCpuSeconds), rest: behindLoads },
     { first: afterRead, rest: afterRead },
   ];
 }

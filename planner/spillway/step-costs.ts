@@ -82,6 +82,8 @@ export interface LayerCosts {
  * (spillway) overlaps it with the neighbouring steps.
  */
 export interface StepTransferChains {
+  /** The layer's CPU-resident weights copied up (part of weights.h2d): ready as the layer's first step starts. */
+  readonly weightCopyFromCpuSeconds: Affine;
   /** Decode with attention on the GPU: the off-GPU KV read from disk, then copied up with the CPU-resident KV in one copy. */
   readonly kvLoad: ReadThenCopy;
   /**
@@ -116,6 +118,8 @@ export interface CpuAttentionChain {
   readonly qkvDownSeconds: Affine;
   /** Their attention output back up (part of batch.seconds.h2d). */
   readonly outputUpSeconds: Affine;
+  /** The GPU work after the output is back: batch.seconds.gpu less the q, k, v projection and the GPU-resident sequences' attention. */
+  readonly gpuAfterSeconds: Affine;
 }
 
 export type Phase = "prefill" | "decode";
@@ -314,7 +318,9 @@ export class StepCostModel {
       weights: this.weightLoad(p),
       batch,
       ...(cpuAttentionChain ? { cpuAttentionChain } : {}),
-      ...(stepTransferChains ? { stepTransferChains } : {}),
+      ...(stepTransferChains
+        ? { stepTransferChains: { ...stepTransferChains, weightCopyFromCpuSeconds: this.weightCopyFromCpuSeconds(p) } }
+        : {}),
     };
   }
 
@@ -326,6 +332,20 @@ export class StepCostModel {
     };
   }
 
+  /** Host-to-GPU rate of weights held in CPU memory: pinned, or pageable where the profile measured it. */
+  private cpuWeightCopyBytesPerSecond(): number {
+    const r = this.rates;
+    return this.settings.pinWeight ? r.h2dBytesPerSecond : (r.h2dPageableBytesPerSecond ?? r.h2dBytesPerSecond);
+  }
+
+  /** The CPU-resident part of weights.h2d: those weights' copy, which waits for no disk read. */
+  private weightCopyFromCpuSeconds(p: PlacementTerms): Affine {
+    const c = this.constants;
+    return p.wc.times(
+      c.layerStoredBytes / this.cpuWeightCopyBytesPerSecond() + c.layerTensors * this.rates.h2dLatencySeconds,
+    );
+  }
+
   private weightLoad(p: PlacementTerms): StepCosts {
     if (this.onCpu) return this.none();
     const r = this.rates;
@@ -335,7 +355,7 @@ export class StepCostModel {
     const h2dBytes = offGpu.times(W);
     const diskBytes = p.wd.times(W);
     const h2dSeconds = p.wc
-      .times(W / (this.settings.pinWeight ? r.h2dBytesPerSecond : (r.h2dPageableBytesPerSecond ?? r.h2dBytesPerSecond)))
+      .times(W / this.cpuWeightCopyBytesPerSecond())
       .plus(p.wd.times(W / r.h2dBytesPerSecond), offGpu.times(c.layerTensors * r.h2dLatencySeconds));
     let cpuSeconds = this.zero();
     if (!this.settings.pinWeight && r.h2dPageableBytesPerSecond === undefined) {
@@ -380,7 +400,11 @@ export class StepCostModel {
     phase: Phase,
     context: number,
     p: PlacementTerms,
-  ): { batch: StepCosts; cpuAttentionChain?: CpuAttentionChain; stepTransferChains?: StepTransferChains } {
+  ): {
+    batch: StepCosts;
+    cpuAttentionChain?: CpuAttentionChain;
+    stepTransferChains?: Omit<StepTransferChains, "weightCopyFromCpuSeconds">;
+  } {
     if (this.onCpu) return { batch: this.cpuBatchStep(phase, context) };
     const r = this.rates;
     const { h, kv } = this;
@@ -452,6 +476,9 @@ export class StepCostModel {
           kvDiskReadSeconds: diskReadSeconds,
           qkvDownSeconds: d2hSeconds,
           outputUpSeconds: h2dSeconds,
+          gpuAfterSeconds: this.space.constant(
+            this.denseGpuSeconds(tokens) + 6 * r.kernelLaunchSeconds - this.gemmSeconds(gbs, h, this.q + 2 * kv),
+          ),
         };
       diskWrite = p.cd.times(gbs * kvNewPerSequence);
       diskWriteSeconds = p.cd.times((gbs * kvNewPerSequence) / r.diskWriteBytesPerSecond + 2 * r.diskLatencySeconds);
