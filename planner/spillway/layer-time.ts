@@ -9,8 +9,11 @@
  *   the exact evaluation adds the chain from one layer's dequantisation to the next through the CPU round
  *   trip and the disk KV staging (exactLayerTimeBounds).
  * - flexgen: FlexGen's loop synchronises every stream after each (layer, batch) step, so each step
- *   lasts as long as its slowest resource; the next layer's weights load only during step 0; CPU
- *   attention runs inside the compute step.
+ *   lasts as long as its longest lane: a resource's busy time, or a chain that runs within the step (a
+ *   disk read before its copy up, a copy down before its disk write, the CPU-attention round trip, its
+ *   output behind the next layer's weights); the next layer's weights load only during step 0; CPU
+ *   attention runs inside the compute step (stepLanes). With activations off the GPU and nb < 3 the
+ *   exact evaluation adds the hidden state loaded in its own step before it computes (deferredHiddenLanes).
  * - no overlap: everything in sequence.
  */
 
