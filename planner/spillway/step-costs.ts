@@ -71,6 +71,43 @@ export interface LayerCosts {
   readonly batch: StepCosts;
   /** Decode steps of a GPU layer with CPU attention: the parts of `batch` its per-batch round trip runs through. */
   readonly cpuAttentionChain?: CpuAttentionChain;
+  /** A GPU layer's transfers that run one after another within a step (parts of `batch`). */
+  readonly stepTransferChains?: StepTransferChains;
+}
+
+/**
+ * Per batch, the parts of `batch` whose transfers follow one another within one step: a read from disk
+ * before its copy up, a copy down before its write to disk. A schedule that synchronises every step
+ * (flexgen, layer-time.ts) waits for the whole chain in the step that issues it; one that streams
+ * (spillway) overlaps it with the neighbouring steps.
+ */
+export interface StepTransferChains {
+  /** The layer's CPU-resident weights copied up (part of weights.h2d): ready as the layer's first step starts. */
+  readonly weightCopyFromCpuSeconds: Affine;
+  /** Decode with attention on the GPU: the off-GPU KV read from disk, then copied up with the CPU-resident KV in one copy. */
+  readonly kvLoad: ReadThenCopy;
+  /**
+   * The KV copy up of kvLoad where no sequence of the batch is on disk, and at most zero where one is:
+   * (cc - gbs cd) times one batch's copy, cd being a multiple of 1 / gbs (whole sequences). A copy that
+   * waits for no read is ready as its step starts.
+   */
+  readonly kvCopyWithoutDiskSeconds: Affine;
+  /** The new KV of off-GPU sequences copied down, then written to disk for disk sequences (GPU attention). */
+  readonly kvStore: CopyThenWrite;
+  /** Activations off the GPU: the hidden state read from disk (activations on disk), then copied up. */
+  readonly hiddenLoad: ReadThenCopy;
+  /** Activations off the GPU: the hidden state copied down, then written to disk (activations on disk). */
+  readonly hiddenStore: CopyThenWrite;
+}
+
+export interface ReadThenCopy {
+  readonly diskReadSeconds: Affine;
+  readonly h2dSeconds: Affine;
+}
+
+export interface CopyThenWrite {
+  readonly d2hSeconds: Affine;
+  readonly diskWriteSeconds: Affine;
 }
 
 /** Per batch, the parts of a CPU-attention decode step that its chain of dependencies runs through (layer-time.ts). */
@@ -81,6 +118,8 @@ export interface CpuAttentionChain {
   readonly qkvDownSeconds: Affine;
   /** Their attention output back up (part of batch.seconds.h2d). */
   readonly outputUpSeconds: Affine;
+  /** The GPU work after the output is back: batch.seconds.gpu less the q, k, v projection and the GPU-resident sequences' attention. */
+  readonly gpuAfterSeconds: Affine;
 }
 
 export type Phase = "prefill" | "decode";
@@ -274,8 +313,15 @@ export class StepCostModel {
 
   /** Costs for one decoder layer at a given phase; `context` is the KV length a decode step attends to. */
   layer(phase: Phase, context: number, p: PlacementTerms): LayerCosts {
-    const { batch, cpuAttentionChain } = this.batchStep(phase, context, p);
-    return { weights: this.weightLoad(p), batch, ...(cpuAttentionChain ? { cpuAttentionChain } : {}) };
+    const { batch, cpuAttentionChain, stepTransferChains } = this.batchStep(phase, context, p);
+    return {
+      weights: this.weightLoad(p),
+      batch,
+      ...(cpuAttentionChain ? { cpuAttentionChain } : {}),
+      ...(stepTransferChains
+        ? { stepTransferChains: { ...stepTransferChains, weightCopyFromCpuSeconds: this.weightCopyFromCpuSeconds(p) } }
+        : {}),
+    };
   }
 
   private none(): StepCosts {
@@ -284,6 +330,20 @@ export class StepCostModel {
       seconds: { gpu: z, cpu: z, h2d: z, d2h: z, diskRead: z, diskWrite: z },
       bytes: { h2d: z, d2h: z, diskRead: z, diskWrite: z },
     };
+  }
+
+  /** Host-to-GPU rate of weights held in CPU memory: pinned, or pageable where the profile measured it. */
+  private cpuWeightCopyBytesPerSecond(): number {
+    const r = this.rates;
+    return this.settings.pinWeight ? r.h2dBytesPerSecond : (r.h2dPageableBytesPerSecond ?? r.h2dBytesPerSecond);
+  }
+
+  /** The CPU-resident part of weights.h2d: those weights' copy, which waits for no disk read. */
+  private weightCopyFromCpuSeconds(p: PlacementTerms): Affine {
+    const c = this.constants;
+    return p.wc.times(
+      c.layerStoredBytes / this.cpuWeightCopyBytesPerSecond() + c.layerTensors * this.rates.h2dLatencySeconds,
+    );
   }
 
   private weightLoad(p: PlacementTerms): StepCosts {
@@ -295,7 +355,7 @@ export class StepCostModel {
     const h2dBytes = offGpu.times(W);
     const diskBytes = p.wd.times(W);
     const h2dSeconds = p.wc
-      .times(W / (this.settings.pinWeight ? r.h2dBytesPerSecond : (r.h2dPageableBytesPerSecond ?? r.h2dBytesPerSecond)))
+      .times(W / this.cpuWeightCopyBytesPerSecond())
       .plus(p.wd.times(W / r.h2dBytesPerSecond), offGpu.times(c.layerTensors * r.h2dLatencySeconds));
     let cpuSeconds = this.zero();
     if (!this.settings.pinWeight && r.h2dPageableBytesPerSecond === undefined) {
@@ -340,7 +400,11 @@ export class StepCostModel {
     phase: Phase,
     context: number,
     p: PlacementTerms,
-  ): { batch: StepCosts; cpuAttentionChain?: CpuAttentionChain } {
+  ): {
+    batch: StepCosts;
+    cpuAttentionChain?: CpuAttentionChain;
+    stepTransferChains?: Omit<StepTransferChains, "weightCopyFromCpuSeconds">;
+  } {
     if (this.onCpu) return { batch: this.cpuBatchStep(phase, context) };
     const r = this.rates;
     const { h, kv } = this;
@@ -362,6 +426,12 @@ export class StepCostModel {
     let diskReadSeconds = this.zero();
     let diskWriteSeconds = this.zero();
     let cpuAttentionChain: CpuAttentionChain | undefined;
+    const z = this.zero();
+    let kvLoad: ReadThenCopy = { diskReadSeconds: z, h2dSeconds: z };
+    let kvCopyWithoutDiskSeconds = z;
+    let kvStore: CopyThenWrite = { d2hSeconds: z, diskWriteSeconds: z };
+    let hiddenLoad: ReadThenCopy = { diskReadSeconds: z, h2dSeconds: z };
+    let hiddenStore: CopyThenWrite = { d2hSeconds: z, diskWriteSeconds: z };
 
     if (phase === "prefill") {
       gpu = gpu.plus(this.space.constant(gbs * this.gpuAttentionSecondsPerSequence("prefill", s)));
@@ -373,6 +443,7 @@ export class StepCostModel {
       d2hSeconds = offCache.times((gbs * kvBytesPerSequence) / r.d2hBytesPerSecond + 2 * r.d2hLatencySeconds);
       diskWrite = p.cd.times(gbs * kvBytesPerSequence);
       diskWriteSeconds = p.cd.times((gbs * kvBytesPerSequence) / r.diskWriteBytesPerSecond + 2 * r.diskLatencySeconds);
+      kvStore = { d2hSeconds, diskWriteSeconds };
     } else {
       // The cache holds context - 1 tokens before this step's token is appended on the GPU.
       const kvReadPerSequence = 2 * (context - 1) * kv * 2 * cf;
@@ -390,46 +461,66 @@ export class StepCostModel {
       } else {
         gpu = gpu.plus(this.space.constant(gbs * gpuAttention));
         // Off-GPU KV is loaded for attention on the GPU, and the new token's KV is stored back.
+        const kvCopySeconds = (gbs * kvReadPerSequence) / r.h2dBytesPerSecond + 2 * r.h2dLatencySeconds;
         h2d = offCache.times(gbs * kvReadPerSequence);
-        h2dSeconds = offCache.times((gbs * kvReadPerSequence) / r.h2dBytesPerSecond + 2 * r.h2dLatencySeconds);
+        h2dSeconds = offCache.times(kvCopySeconds);
+        kvCopyWithoutDiskSeconds = p.cc.minus(p.cd.times(gbs)).times(kvCopySeconds);
         d2h = offCache.times(gbs * kvNewPerSequence);
         d2hSeconds = offCache.times((gbs * kvNewPerSequence) / r.d2hBytesPerSecond + 2 * r.d2hLatencySeconds);
       }
       diskRead = p.cd.times(gbs * kvReadPerSequence);
       diskReadSeconds = p.cd.times((gbs * kvReadPerSequence) / r.diskReadBytesPerSecond + 2 * r.diskLatencySeconds);
+      if (!cpuAttention) kvLoad = { diskReadSeconds, h2dSeconds };
       if (cpuAttention)
         cpuAttentionChain = {
           kvDiskReadSeconds: diskReadSeconds,
           qkvDownSeconds: d2hSeconds,
           outputUpSeconds: h2dSeconds,
+          gpuAfterSeconds: this.space.constant(
+            this.denseGpuSeconds(tokens) + 6 * r.kernelLaunchSeconds - this.gemmSeconds(gbs, h, this.q + 2 * kv),
+          ),
         };
       diskWrite = p.cd.times(gbs * kvNewPerSequence);
       diskWriteSeconds = p.cd.times((gbs * kvNewPerSequence) / r.diskWriteBytesPerSecond + 2 * r.diskLatencySeconds);
+      if (!cpuAttention) kvStore = { d2hSeconds, diskWriteSeconds };
     }
 
     if (activationTier !== "gpu") {
       // The batch's hidden state is loaded before the layer and stored after it.
       const hiddenBytes = tokens * h * 2;
+      hiddenLoad = {
+        ...hiddenLoad,
+        h2dSeconds: this.space.constant(hiddenBytes / r.h2dBytesPerSecond + r.h2dLatencySeconds),
+      };
+      hiddenStore = {
+        ...hiddenStore,
+        d2hSeconds: this.space.constant(hiddenBytes / r.d2hBytesPerSecond + r.d2hLatencySeconds),
+      };
       h2d = h2d.plus(this.space.constant(hiddenBytes));
-      h2dSeconds = h2dSeconds.plus(this.space.constant(hiddenBytes / r.h2dBytesPerSecond + r.h2dLatencySeconds));
+      h2dSeconds = h2dSeconds.plus(hiddenLoad.h2dSeconds);
       d2h = d2h.plus(this.space.constant(hiddenBytes));
-      d2hSeconds = d2hSeconds.plus(this.space.constant(hiddenBytes / r.d2hBytesPerSecond + r.d2hLatencySeconds));
+      d2hSeconds = d2hSeconds.plus(hiddenStore.d2hSeconds);
       if (activationTier === "disk") {
+        hiddenLoad = {
+          ...hiddenLoad,
+          diskReadSeconds: this.space.constant(hiddenBytes / r.diskReadBytesPerSecond + r.diskLatencySeconds),
+        };
+        hiddenStore = {
+          ...hiddenStore,
+          diskWriteSeconds: this.space.constant(hiddenBytes / r.diskWriteBytesPerSecond + r.diskLatencySeconds),
+        };
         diskRead = diskRead.plus(this.space.constant(hiddenBytes));
-        diskReadSeconds = diskReadSeconds.plus(
-          this.space.constant(hiddenBytes / r.diskReadBytesPerSecond + r.diskLatencySeconds),
-        );
+        diskReadSeconds = diskReadSeconds.plus(hiddenLoad.diskReadSeconds);
         diskWrite = diskWrite.plus(this.space.constant(hiddenBytes));
-        diskWriteSeconds = diskWriteSeconds.plus(
-          this.space.constant(hiddenBytes / r.diskWriteBytesPerSecond + r.diskLatencySeconds),
-        );
+        diskWriteSeconds = diskWriteSeconds.plus(hiddenStore.diskWriteSeconds);
       }
     }
     const batch = {
       seconds: { gpu, cpu, h2d: h2dSeconds, d2h: d2hSeconds, diskRead: diskReadSeconds, diskWrite: diskWriteSeconds },
       bytes: { h2d, d2h, diskRead, diskWrite },
     };
-    return cpuAttentionChain ? { batch, cpuAttentionChain } : { batch };
+    const stepTransferChains = { kvLoad, kvCopyWithoutDiskSeconds, kvStore, hiddenLoad, hiddenStore };
+    return { batch, stepTransferChains, ...(cpuAttentionChain ? { cpuAttentionChain } : {}) };
   }
 
   /**

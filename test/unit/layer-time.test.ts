@@ -85,3 +85,40 @@ test("the CPU-attention round trip bounds the exact layer time only where its ch
   assert.ok(roundTrip > 4 * b.diskRead.evaluate(values));
   assert.ok(roundTrip > 4 * b.cpu.evaluate(values));
 });
+
+test("flexgen schedule: the hidden state loaded in its own step bounds only the exact layer time, and only below three GPU batches with activations off the GPU", () => {
+  const rates = hardwareRates(t4);
+  const opt30b = findCatalogueModel("opt-30b")!;
+  const policy = (nb: number, activationsOnGpu: boolean) => ({
+    gpuBatchSize: 8,
+    numGpuBatches: nb,
+    weights: { gpu: 0, cpu: 1, disk: 0 },
+    cache: { gpu: 0, cpu: 1, disk: 0 },
+    activations: activationsOnGpu ? { gpu: 1, cpu: 0, disk: 0 } : { gpu: 0, cpu: 1, disk: 0 },
+    compressWeight: false,
+    compressCache: false,
+    cpuAttention: false,
+    overlap: true,
+    pinWeight: true,
+  });
+  const layer = (nb: number, activationsOnGpu: boolean, phase: "prefill" | "decode") => {
+    const c = policyCostContext(opt30b, rates, workload, policy(nb, activationsOnGpu), "flexgen");
+    const costs = c.costModel.layer(phase, workload.promptLen + 1, c.terms);
+    const lp = layerTimeBounds(costs, c.settings);
+    const exact = exactLayerTimeBounds(costs, c.settings);
+    return { lp: layerSeconds(lp, c.values), exact: layerSeconds(exact, c.values), rows: [lp.length, exact.length] };
+  };
+  for (const phase of ["prefill", "decode"] as const) {
+    const deferred = layer(2, false, phase);
+    // The step computes after the next layer's weights and its own hidden state went up: longer than any lane.
+    assert.ok(deferred.exact > deferred.lp * 1.05, `${phase}: ${deferred.exact} vs ${deferred.lp}`);
+    for (const [nb, onGpu] of [
+      [3, false],
+      [2, true],
+    ] as const) {
+      const l = layer(nb, onGpu, phase);
+      assert.equal(l.exact, l.lp, `${phase} nb ${nb}`);
+      assert.equal(l.rows[0], l.rows[1]);
+    }
+  }
+});
