@@ -111,7 +111,9 @@ export function formatPlan(plan: Plan): string {
     const e = d.experts;
     const n = (v: number) => v.toFixed(2);
     lines.push(
-      `  decode step  ${formatSeconds(d.decodeSecondsPerToken)} (${(p.gpuBatchSize / d.decodeSecondsPerToken).toPrecision(4)} token/s while decoding)`,
+      d.decodeSecondsPerToken > 0
+        ? `  decode step  ${formatSeconds(d.decodeSecondsPerToken)} (${(p.gpuBatchSize / d.decodeSecondsPerToken).toPrecision(4)} token/s while decoding)`
+        : "  decode step  none (the one generated token comes from the prefill)",
     );
     lines.push(
       `  experts      hit rate ${(e.expectedHitRate * 100).toFixed(0)}%; per layer and step: ${n(e.touchedPerLayer)} touched, ${n(e.demandFetchesPerLayer)} fetched on demand, ${n(e.prefetchedPerLayer)} prefetched, ${n(e.cpuComputedPerLayer)} on the CPU, ${n(e.wastedPrefetchesPerLayer)} wasted; stall ${formatSeconds(e.stallSecondsPerToken)} per step`,
