@@ -2,7 +2,7 @@
 import { LINKS } from "../core/links.js";
 import { RESOURCE_SHORT_NAMES } from "../core/resources.js";
 import { TIERS } from "../core/tiers.js";
-import { formatBytes, formatSeconds } from "../core/units.js";
+import { formatBytes, formatSeconds, formatSignificant } from "../core/units.js";
 import { LANES } from "../engines/engine-model.js";
 import type { EngineSimulation } from "../simulator/simulate-engine.js";
 
@@ -22,7 +22,7 @@ export function formatEngineSimulation(s: EngineSimulation): string {
   const lines = [
     `Simulated ${s.model} on ${s.hardware} in ${s.engine}'s schedule (${s.stepsReplayed} distinct steps replayed event by event)${s.feasible ? "" : "  (DOES NOT FIT)"}`,
     "",
-    `  throughput   ${s.throughputTokensPerSecond.toPrecision(4)} token/s   (${s.predictedBy === "plan" ? "plan" : `${s.engine}'s model of the plan's policy`}: ${s.predictedThroughputTokensPerSecond.toPrecision(4)}, ${signed(s.relativeError)})`,
+    `  throughput   ${formatSignificant(s.throughputTokensPerSecond)} token/s   (${s.predictedBy === "plan" ? "plan" : `${s.engine}'s model of the plan's policy`}: ${formatSignificant(s.predictedThroughputTokensPerSecond)}, ${signed(s.relativeError)})`,
     `  prefill      ${formatSeconds(s.prefillSeconds)}    decode ${formatSeconds(s.decodeSeconds)}    total ${formatSeconds(s.totalSeconds)}`,
     `  traffic      ${LINKS.map((l) => `${RESOURCE_SHORT_NAMES[l]} ${formatBytes(s.bytes[l])}${Math.abs(s.bytes[l] - s.predictedBytes[l]) > 1e-6 * Math.max(1, s.predictedBytes[l]) ? ` (plan ${formatBytes(s.predictedBytes[l])})` : ""}`).join("  ")}`,
     `  peak memory  ${TIERS.map((t) => `${t.toUpperCase()} ${formatBytes(s.peakBytes[t])} / ${formatBytes(s.capacityBytes[t])}`).join("   ")}`,

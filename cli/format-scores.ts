@@ -1,4 +1,6 @@
 /** Measured runs against an engine model's predictions (`spillway compare --engine E --measured FILE`), as text. */
+
+import { formatSignificant } from "../core/units.js";
 import type { RunScores } from "../engines/score-runs.js";
 
 /** A signed percentage with one decimal: "+12.3%". */
@@ -17,8 +19,8 @@ export function formatScores(engine: string, hardware: string, result: RunScores
       row(
         s.run.source,
         s.run.model.name,
-        s.measuredTokensPerSecond.toPrecision(4),
-        s.predictedTokensPerSecond.toPrecision(4),
+        formatSignificant(s.measuredTokensPerSecond),
+        formatSignificant(s.predictedTokensPerSecond),
         signedPercent(s.relativeError),
         `${s.bottleneck}${s.feasible ? "" : " (does not fit the profile's capacities)"}`,
       ),
