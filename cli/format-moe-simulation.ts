@@ -16,7 +16,7 @@ export function formatMoeSimulation(r: MoeSimulationResult): string {
     `  throughput   ${formatSignificant(r.throughputTokensPerSecond)} token/s   cost model on the same routing ${formatSignificant(r.planned.throughputTokensPerSecond)} (${r.relativeError >= 0 ? "+" : ""}${pct(r.relativeError)})` +
       (r.plannedByPlan ? `   plan ${formatSignificant(r.plannedByPlan.throughputTokensPerSecond)}` : ""),
     `  prefill      ${formatSeconds(r.prefillSeconds)}    decode ${formatSeconds(r.decodeSeconds)}`,
-    `  hit rate     ${pct(e.hitRate)} replayed, ${pct(e.plannedHitRate)} expected${r.plannedByPlan?.expectedHitRate !== undefined ? `, ${pct(r.plannedByPlan.expectedHitRate)} in the plan` : ""}`,
+    `  hit rate     ${e.lookups > 0 ? pct(e.hitRate) : "- (no lookups)"} replayed, ${pct(e.plannedHitRate)} expected${r.plannedByPlan?.expectedHitRate !== undefined ? `, ${pct(r.plannedByPlan.expectedHitRate)} in the plan` : ""}`,
     `  prefetch     recall ${pct(e.prefetchRecall)}, precision ${pct(e.prefetchPrecision)} (${e.prefetches} prefetched, ${e.wastedPrefetches} wasted)`,
     `  misses       ${e.demandFetches} fetched on demand, ${e.cpuComputed} computed on the CPU, ${e.writeBacks} written back; stall ${formatSeconds(e.stallSeconds)} of ${e.lookups} lookups`,
   ];
