@@ -13,7 +13,7 @@ export function formatScores(engine: string, hardware: string, result: RunScores
   const row = (source: string, model: string, measured: string, predicted: string, error: string, note: string) =>
     `${source.padEnd(width)}${model.padEnd(14)}${measured.padStart(12)}${predicted.padStart(12)}${error.padStart(10)}  ${note}`;
   const lines = [
-    `${result.scores.length} measured runs against the ${engine} model on ${hardware} (tokens/s)`,
+    `${result.scores.length} measured runs against the ${engine} model on ${hardware} (token/s)`,
     row("run", "model", "measured", "predicted", "error", "bottleneck"),
     ...result.scores.map((s) =>
       row(
