@@ -60,7 +60,8 @@ export const COMMAND_HEADS: Readonly<Record<CommandName, CommandHead>> = {
   },
   "synth-weights": {
     command: "synth-weights",
-    describe: "write a deterministic synthetic OPT checkpoint (safetensors, fp16) with its config.json",
+    describe:
+      "write a deterministic synthetic checkpoint (safetensors, fp16) with its config.json: OPT, Mixtral or Qwen2-MoE",
   },
   report: {
     command: "report [inputs..]",

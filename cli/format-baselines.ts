@@ -6,6 +6,7 @@
 import type { Plan } from "../core/plan.js";
 import { isUniform } from "../core/policy.js";
 import { TIER_NAMES, TIERS, type Tier } from "../core/tiers.js";
+import { formatSignificant } from "../core/units.js";
 import type { BaselineOnEngine } from "../engines/baseline-engines.js";
 import type { Baseline } from "../planner/baselines.js";
 
@@ -51,7 +52,7 @@ export function formatBaselines(spillway: Plan, list: readonly ScoredBaseline[])
   lines.push(
     `  ${"policy".padEnd(16)}${"batch".padStart(10)}${"model tok/s".padStart(13)}${"engine tok/s".padStart(14)}${"vs plan".padStart(9)}  ${"placement".padEnd(38)}engine bottleneck`,
   );
-  const rate = (x: number) => x.toPrecision(4);
+  const rate = (x: number) => formatSignificant(x);
   const row = (name: string, p: Plan, onEngine: number | undefined, bottleneck: string) => {
     const r = own > 0 && onEngine !== undefined ? onEngine / own : undefined;
     const ratio = r === undefined ? "-" : `${r > 0 && r < 0.1 ? r.toPrecision(2) : r.toFixed(2)}x`;

@@ -1,4 +1,6 @@
 /** `spillway calibrate`: each fitted rate's prior and fitted value, and the leave-one-out errors, as text. */
+
+import { formatSignificant } from "../core/units.js";
 import type { Calibration } from "../engines/calibrate.js";
 import { signedPercent } from "./format-scores.js";
 
@@ -57,7 +59,7 @@ export function formatCalibration(
     `Leave-one-out |error| (each run predicted from rates fitted to the others), median: ${(leaveOneOut.medianAbsoluteErrorBefore * 100).toFixed(1)}% -> ${(leaveOneOut.medianAbsoluteErrorAfter * 100).toFixed(1)}%`,
     ...leaveOneOut.runs.map(
       (r) =>
-        `  ${r.source.padEnd(sourceWidth)} measured ${r.measuredTokensPerSecond.toPrecision(4).padStart(10)} tokens/s  error ${signedPercent(r.errorBefore).padStart(8)} -> ${signedPercent(r.errorAfter).padStart(8)}`,
+        `  ${r.source.padEnd(sourceWidth)} measured ${formatSignificant(r.measuredTokensPerSecond).padStart(10)} token/s  error ${signedPercent(r.errorBefore).padStart(8)} -> ${signedPercent(r.errorAfter).padStart(8)}`,
     ),
     `Wrote ${out}`,
   );

@@ -1,7 +1,7 @@
 /** `spillway compare`: the plan's prediction, the simulation and the measured run side by side (text). */
 
 import { RESOURCES } from "../core/resources.js";
-import { formatBytes, formatSeconds } from "../core/units.js";
+import { formatBytes, formatSeconds, formatSignificant } from "../core/units.js";
 import type { Comparison } from "../runtime/compare.js";
 import { expertSummaryRows } from "./format-expert-summary.js";
 
@@ -16,9 +16,9 @@ export function formatComparison(c: Comparison): string {
   lines.push(
     row(
       "throughput (token/s)",
-      P.throughputTokensPerSecond.toPrecision(4),
-      S.throughputTokensPerSecond.toPrecision(4),
-      M.throughputTokensPerSecond.toPrecision(4),
+      formatSignificant(P.throughputTokensPerSecond),
+      formatSignificant(S.throughputTokensPerSecond),
+      formatSignificant(M.throughputTokensPerSecond),
       pct(c.relativeError.throughput),
     ),
   );

@@ -1,5 +1,5 @@
 /** The human-readable summary of `spillway simulate` on a Mixture-of-Experts plan. */
-import { formatSeconds } from "../core/units.js";
+import { formatSeconds, formatSignificant } from "../core/units.js";
 import type { MoeSimulationResult } from "../simulator/simulate-moe.js";
 
 const PREDICTOR_NAMES = {
@@ -13,10 +13,10 @@ export function formatMoeSimulation(r: MoeSimulationResult): string {
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
   const lines = [
     `Replayed ${e.decodeStepsReplayed} decode steps of ${r.routingSource} through the expert caches`,
-    `  throughput   ${r.throughputTokensPerSecond.toPrecision(4)} token/s   cost model on the same routing ${r.planned.throughputTokensPerSecond.toPrecision(4)} (${r.relativeError >= 0 ? "+" : ""}${pct(r.relativeError)})` +
-      (r.plannedByPlan ? `   plan ${r.plannedByPlan.throughputTokensPerSecond.toPrecision(4)}` : ""),
+    `  throughput   ${formatSignificant(r.throughputTokensPerSecond)} token/s   cost model on the same routing ${formatSignificant(r.planned.throughputTokensPerSecond)} (${r.relativeError >= 0 ? "+" : ""}${pct(r.relativeError)})` +
+      (r.plannedByPlan ? `   plan ${formatSignificant(r.plannedByPlan.throughputTokensPerSecond)}` : ""),
     `  prefill      ${formatSeconds(r.prefillSeconds)}    decode ${formatSeconds(r.decodeSeconds)}`,
-    `  hit rate     ${pct(e.hitRate)} replayed, ${pct(e.plannedHitRate)} expected${r.plannedByPlan?.expectedHitRate !== undefined ? `, ${pct(r.plannedByPlan.expectedHitRate)} in the plan` : ""}`,
+    `  hit rate     ${e.lookups > 0 ? pct(e.hitRate) : "- (no lookups)"} replayed, ${pct(e.plannedHitRate)} expected${r.plannedByPlan?.expectedHitRate !== undefined ? `, ${pct(r.plannedByPlan.expectedHitRate)} in the plan` : ""}`,
     `  prefetch     recall ${pct(e.prefetchRecall)}, precision ${pct(e.prefetchPrecision)} (${e.prefetches} prefetched, ${e.wastedPrefetches} wasted)`,
     `  misses       ${e.demandFetches} fetched on demand, ${e.cpuComputed} computed on the CPU, ${e.writeBacks} written back; stall ${formatSeconds(e.stallSeconds)} of ${e.lookups} lookups`,
   ];

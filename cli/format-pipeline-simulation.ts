@@ -2,7 +2,7 @@
 import { LINKS } from "../core/links.js";
 import { RESOURCE_SHORT_NAMES } from "../core/resources.js";
 import { TIERS } from "../core/tiers.js";
-import { formatBytes, formatSeconds } from "../core/units.js";
+import { formatBytes, formatSeconds, formatSignificant } from "../core/units.js";
 import type { PipelineSimulation } from "../simulator/simulate-pipeline.js";
 
 const signed = (e: number) => `${e >= 0 ? "+" : ""}${(100 * e).toFixed(1)}%`;
@@ -10,7 +10,7 @@ const signed = (e: number) => `${e >= 0 ? "+" : ""}${(100 * e).toFixed(1)}%`;
 export function formatPipelineSimulation(r: PipelineSimulation): string {
   const lines = [
     `Simulated a pipeline of ${r.stages.length} stages (${r.stages.reduce((a, s) => a + s.events, 0)} stage tasks)`,
-    `  throughput   ${r.throughputTokensPerSecond.toPrecision(4)} token/s   planned ${r.planned.throughputTokensPerSecond.toPrecision(4)} (${signed(r.relativeError)})`,
+    `  throughput   ${formatSignificant(r.throughputTokensPerSecond)} token/s   planned ${formatSignificant(r.planned.throughputTokensPerSecond)} (${signed(r.relativeError)})`,
     `  prefill      ${formatSeconds(r.prefillSeconds)}    decode ${formatSeconds(r.decodeSeconds)}    total ${formatSeconds(r.makespanSeconds)}`,
   ];
   r.stages.forEach((s, i) => {

@@ -5,7 +5,7 @@ import type { Plan } from "../core/plan.js";
 import type { Placement } from "../core/policy.js";
 import { RESOURCE_SHORT_NAMES } from "../core/resources.js";
 import { TIERS } from "../core/tiers.js";
-import { formatBytes, formatSeconds } from "../core/units.js";
+import { formatBytes, formatSeconds, formatSignificant } from "../core/units.js";
 import { REALIZED_DIFFERS } from "../planner/plan.js";
 import { formatPipeline } from "./format-pipeline.js";
 
@@ -79,7 +79,7 @@ export function formatPlan(plan: Plan): string {
       lines.push(
         ll.nCpuMoe === undefined
           ? `  llama.cpp    ${ll.reason}`
-          : `  llama.cpp    -ngl ${ll.nGpuLayers} --n-cpu-moe ${ll.nCpuMoe} fits (${ll.ggufType ?? "Q4-class"} GGUF): about ${ll.decodeTokensPerSecond!.toPrecision(3)} token/s decoding one sequence`,
+          : `  llama.cpp    -ngl ${ll.nGpuLayers} --n-cpu-moe ${ll.nCpuMoe} fits (${ll.ggufType ?? "Q4-class"} GGUF): about ${formatSignificant(ll.decodeTokensPerSecond!, 3)} token/s decoding one sequence`,
       );
     }
   } else {
@@ -102,7 +102,7 @@ export function formatPlan(plan: Plan): string {
   lines.push("");
   const e = plan.enginePrediction;
   lines.push(`Prediction${e ? ` on ${e.engine} (its engine model)` : ""}${d.feasible ? "" : "  (DOES NOT FIT)"}`);
-  lines.push(`  throughput   ${d.throughputTokensPerSecond.toPrecision(4)} token/s`);
+  lines.push(`  throughput   ${formatSignificant(d.throughputTokensPerSecond)} token/s`);
   lines.push(
     `  prefill      ${formatSeconds(d.prefillSeconds)}    decode ${formatSeconds(d.decodeSeconds)}    total ${formatSeconds(d.prefillSeconds + d.decodeSeconds)}`,
   );
@@ -111,7 +111,9 @@ export function formatPlan(plan: Plan): string {
     const e = d.experts;
     const n = (v: number) => v.toFixed(2);
     lines.push(
-      `  decode step  ${formatSeconds(d.decodeSecondsPerToken)} (${(p.gpuBatchSize / d.decodeSecondsPerToken).toPrecision(4)} token/s while decoding)`,
+      d.decodeSecondsPerToken > 0
+        ? `  decode step  ${formatSeconds(d.decodeSecondsPerToken)} (${formatSignificant(p.gpuBatchSize / d.decodeSecondsPerToken)} token/s while decoding)`
+        : "  decode step  none (the one generated token comes from the prefill)",
     );
     lines.push(
       `  experts      hit rate ${(e.expectedHitRate * 100).toFixed(0)}%; per layer and step: ${n(e.touchedPerLayer)} touched, ${n(e.demandFetchesPerLayer)} fetched on demand, ${n(e.prefetchedPerLayer)} prefetched, ${n(e.cpuComputedPerLayer)} on the CPU, ${n(e.wastedPrefetchesPerLayer)} wasted; stall ${formatSeconds(e.stallSecondsPerToken)} per step`,

@@ -1,4 +1,6 @@
 /** Measured runs against an engine model's predictions (`spillway compare --engine E --measured FILE`), as text. */
+
+import { formatSignificant } from "../core/units.js";
 import type { RunScores } from "../engines/score-runs.js";
 
 /** A signed percentage with one decimal: "+12.3%". */
@@ -11,14 +13,14 @@ export function formatScores(engine: string, hardware: string, result: RunScores
   const row = (source: string, model: string, measured: string, predicted: string, error: string, note: string) =>
     `${source.padEnd(width)}${model.padEnd(14)}${measured.padStart(12)}${predicted.padStart(12)}${error.padStart(10)}  ${note}`;
   const lines = [
-    `${result.scores.length} measured runs against the ${engine} model on ${hardware} (tokens/s)`,
+    `${result.scores.length} measured runs against the ${engine} model on ${hardware} (token/s)`,
     row("run", "model", "measured", "predicted", "error", "bottleneck"),
     ...result.scores.map((s) =>
       row(
         s.run.source,
         s.run.model.name,
-        s.measuredTokensPerSecond.toPrecision(4),
-        s.predictedTokensPerSecond.toPrecision(4),
+        formatSignificant(s.measuredTokensPerSecond),
+        formatSignificant(s.predictedTokensPerSecond),
         signedPercent(s.relativeError),
         `${s.bottleneck}${s.feasible ? "" : " (does not fit the profile's capacities)"}`,
       ),

@@ -2,7 +2,7 @@
 
 import { RESOURCE_SHORT_NAMES as NAMES, RESOURCES } from "../core/resources.js";
 import { TIERS } from "../core/tiers.js";
-import { formatBytes, formatSeconds } from "../core/units.js";
+import { formatBytes, formatSeconds, formatSignificant } from "../core/units.js";
 import type { MoePlanRunResult } from "../runtime/moe/run-moe-plan.js";
 import type { RunResult } from "../runtime/run.js";
 import type { SimulationResult } from "../simulator/simulate.js";
@@ -12,9 +12,9 @@ export function formatSimulation(r: SimulationResult): string {
   const lines: string[] = [];
   lines.push(`Simulated ${r.events} tasks, ${r.schedule} schedule`);
   const planned = r.planned
-    ? `   planned ${r.planned.throughputTokensPerSecond.toPrecision(4)} (${r.relativeError! >= 0 ? "+" : ""}${(r.relativeError! * 100).toFixed(1)}%)`
+    ? `   planned ${formatSignificant(r.planned.throughputTokensPerSecond)} (${r.relativeError! >= 0 ? "+" : ""}${(r.relativeError! * 100).toFixed(1)}%)`
     : "";
-  lines.push(`  throughput   ${r.throughputTokensPerSecond.toPrecision(4)} token/s${planned}`);
+  lines.push(`  throughput   ${formatSignificant(r.throughputTokensPerSecond)} token/s${planned}`);
   lines.push(
     `  prefill      ${formatSeconds(r.prefillSeconds)}    decode ${formatSeconds(r.decodeSeconds)}    total ${formatSeconds(r.makespanSeconds)}`,
   );
@@ -51,9 +51,9 @@ export function formatRun(r: RunResult): string {
     `Ran ${r.events} steps on the ${r.backend} backend${r.device ? ` (${r.device})` : ""}, ${r.schedule} schedule, ${r.overlap ? overlapText : "transfers in line with the compute (no overlap)"}`,
   );
   const planned = r.planned
-    ? `   predicted ${r.planned.throughputTokensPerSecond.toPrecision(4)} (measured ${r.relativeError! >= 0 ? "+" : ""}${(r.relativeError! * 100).toFixed(1)}%)`
+    ? `   predicted ${formatSignificant(r.planned.throughputTokensPerSecond)} (measured ${r.relativeError! >= 0 ? "+" : ""}${(r.relativeError! * 100).toFixed(1)}%)`
     : "";
-  lines.push(`  throughput   ${r.throughputTokensPerSecond.toPrecision(4)} token/s${planned}`);
+  lines.push(`  throughput   ${formatSignificant(r.throughputTokensPerSecond)} token/s${planned}`);
   lines.push(
     `  prefill      ${formatSeconds(r.prefillSeconds)}    decode ${formatSeconds(r.decodeSeconds)}    total ${formatSeconds(r.makespanSeconds)}`,
   );

@@ -1,9 +1,10 @@
 /** The text `spillway sweep` prints: one line per profile, then why each that does not fit does not. */
+
+import { formatSignificant } from "../core/units.js";
 import type { SweepResult } from "../planner/sweep/sweep.js";
 import type { SweepRow } from "../planner/sweep/sweep-row.js";
 
-const number = (x: number | undefined, digits = 4) =>
-  x === undefined ? "-" : x >= 10 ** digits ? x.toFixed(0) : x.toPrecision(digits);
+const number = (x: number | undefined, digits = 4) => (x === undefined ? "-" : formatSignificant(x, digits));
 
 function policyWords(r: SweepRow): string {
   if (r.gpuBatchSize === undefined) return "-";

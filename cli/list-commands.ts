@@ -52,12 +52,14 @@ export function listHardware(json: boolean): string {
     };
   });
   if (json) return JSON.stringify(rows, null, 2);
-  const header = `${"name".padEnd(10)}${"GPU".padEnd(26)}${"GPU mem".padStart(11)}${"CPU mem".padStart(12)}${"disk".padStart(12)}${"PCIe h2d".padStart(11)}${"fp16".padStart(11)}  numbers`;
+  // The GPU column fits the longest name whole (the H100's is 28 characters).
+  const gpuWidth = Math.max(3, ...rows.map((r) => r.gpu.length)) + 2;
+  const header = `${"name".padEnd(10)}${"GPU".padEnd(gpuWidth)}${"GPU mem".padStart(11)}${"CPU mem".padStart(12)}${"disk".padStart(12)}${"PCIe h2d".padStart(11)}${"fp16".padStart(11)}  numbers`;
   return [
     header,
     ...rows.map(
       (r) =>
-        `${r.name.padEnd(10)}${r.gpu.slice(0, 25).padEnd(26)}${formatBytes(r.gpuBytes).padStart(11)}${formatBytes(r.cpuBytes).padStart(12)}${formatBytes(r.diskBytes).padStart(12)}${`${(r.h2dBytesPerSecond / 1e9).toFixed(1)} GB/s`.padStart(11)}${`${(r.gpuFlopsPerSecond / 1e12).toFixed(0)} TF/s`.padStart(11)}  ${r.measured ? "measured" : "datasheet"}${r.flexgenFitted ? " + FlexGen fitted" : ""}`,
+        `${r.name.padEnd(10)}${r.gpu.padEnd(gpuWidth)}${formatBytes(r.gpuBytes).padStart(11)}${formatBytes(r.cpuBytes).padStart(12)}${formatBytes(r.diskBytes).padStart(12)}${`${(r.h2dBytesPerSecond / 1e9).toFixed(1)} GB/s`.padStart(11)}${`${(r.gpuFlopsPerSecond / 1e12).toFixed(0)} TF/s`.padStart(11)}  ${r.measured ? "measured" : "datasheet"}${r.flexgenFitted ? " + FlexGen fitted" : ""}`,
     ),
   ].join("\n");
 }

@@ -69,22 +69,25 @@ export async function runPlan(
   const planned =
     engine === "spillway"
       ? spillwayPlan
-      : planForEngine(spillwayPlan, engine, hardware, {
-          ...(fixedPolicy(request.fixed) ? { requested: fixedPolicy(request.fixed)! } : {}),
-          fixedBatch: {
-            ...(request.fixed?.gbs !== undefined ? { gbs: request.fixed.gbs } : {}),
-            ...(request.fixed?.nb !== undefined ? { nb: request.fixed.nb } : {}),
-            ...(request.experts?.batchSize !== undefined ? { gbs: request.experts.batchSize, nb: 1 } : {}),
-          },
-          fixed: {
-            ...(request.fixed ? { policy: request.fixed } : {}),
-            expertCacheSize: request.experts?.cacheSize !== undefined,
-            expertBits: request.experts?.bits !== undefined,
-            attentionBits: request.experts?.attentionBits !== undefined,
-          },
-          knobs,
-          ...(request.routing ? { routing: request.routing } : {}),
-        });
+      : await withProgress({ quiet: argv.quiet, delaySeconds: QUICK_PHASE_DELAY_SECONDS }, (onProgress) =>
+          planForEngine(spillwayPlan, engine, hardware, {
+            onProgress,
+            ...(fixedPolicy(request.fixed) ? { requested: fixedPolicy(request.fixed)! } : {}),
+            fixedBatch: {
+              ...(request.fixed?.gbs !== undefined ? { gbs: request.fixed.gbs } : {}),
+              ...(request.fixed?.nb !== undefined ? { nb: request.fixed.nb } : {}),
+              ...(request.experts?.batchSize !== undefined ? { gbs: request.experts.batchSize, nb: 1 } : {}),
+            },
+            fixed: {
+              ...(request.fixed ? { policy: request.fixed } : {}),
+              expertCacheSize: request.experts?.cacheSize !== undefined,
+              expertBits: request.experts?.bits !== undefined,
+              attentionBits: request.experts?.attentionBits !== undefined,
+            },
+            knobs,
+            ...(request.routing ? { routing: request.routing } : {}),
+          }),
+        );
   const result = { ...planned, hardwareSource: argv.hardware === "-" ? hardware.name : argv.hardware };
   const compared = argv.compare
     ? (

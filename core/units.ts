@@ -3,6 +3,11 @@ export const GIB = 2 ** 30;
 /** 10^12, FlexGen's "T" for FLOP/s. */
 export const TERA = 1e12;
 
+/** A figure to `digits` significant digits, never in exponent notation: whole from 10^digits up (85490, not 8.549e+4). */
+export function formatSignificant(x: number, digits = 4): string {
+  return Math.abs(x) >= 10 ** digits ? x.toFixed(0) : x.toPrecision(digits);
+}
+
 export function formatBytes(bytes: number): string {
   if (bytes >= GIB) return `${(bytes / GIB).toFixed(2)} GiB`;
   if (bytes >= 2 ** 20) return `${(bytes / 2 ** 20).toFixed(1)} MiB`;

@@ -10,6 +10,7 @@
  */
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import type { ModelSpec } from "../core/model-spec.js";
+import type { OnProgress } from "../core/progress.js";
 import type { Workload } from "../core/workload.js";
 import type { RoutingProfile } from "../planner/moe/routing-profile.js";
 import type { EnginePrediction, EngineRequest } from "./engine-model.js";
@@ -40,6 +41,8 @@ export interface EngineSearchRequest {
   /** Further starting points, each descended from after the seeds' best (a coordinate descent finds local optima only). */
   readonly starts?: readonly EngineCandidate[];
   readonly maxEvaluations?: number;
+  /** Progress in predictions made, against the budget (the search often ends early, at 100%). */
+  readonly onProgress?: OnProgress;
 }
 
 export interface EngineSearchResult {
@@ -81,8 +84,19 @@ export function searchOnEngine(request: EngineSearchRequest): EngineSearchResult
     knobs: candidate.knobs,
     ...(request.routing ? { routing: request.routing } : {}),
   });
+  // The budget, the one full prediction a seed may add past it, and the leaders predicted in full at the end.
+  const progressTotal = maxEvaluations + 1 + FULL_PREDICTIONS_AFTER_PROXY;
+  const progress = (done: number) =>
+    request.onProgress?.({
+      phase: `${request.engine} search`,
+      done: Math.min(done, progressTotal),
+      total: progressTotal,
+      detail: `${evaluations} predictions`,
+    });
+  progress(0);
   const predict = (r: EngineRequest): EnginePrediction | undefined => {
     evaluations++;
+    progress(evaluations);
     try {
       return model.predict(r);
     } catch (error) {
@@ -172,6 +186,7 @@ export function searchOnEngine(request: EngineSearchRequest): EngineSearchResult
     if (p && (!best || p.throughputTokensPerSecond > best.prediction.throughputTokensPerSecond))
       best = { candidate: o.candidate, prediction: p };
   }
+  progress(progressTotal);
   return {
     ...(best ? { best } : {}),
     candidates: seen.size,

@@ -9,6 +9,7 @@ import type { HardwareProfile } from "../core/hardware-profile.js";
 import { LINKS, type Link } from "../core/links.js";
 import type { Plan, PlanPrediction } from "../core/plan.js";
 import type { Policy } from "../core/policy.js";
+import type { OnProgress } from "../core/progress.js";
 import type { Workload } from "../core/workload.js";
 import type { RoutingProfile } from "../planner/moe/routing-profile.js";
 import { flexgenArgs } from "../planner/plan.js";
@@ -124,6 +125,8 @@ export function planForEngine(
     readonly fixed?: Omit<FixedEngineSettings, "gbs" | "nb">;
     readonly knobs?: EngineKnobs;
     readonly routing?: RoutingProfile;
+    /** The search's progress (none when `requested` is scored). */
+    readonly onProgress?: OnProgress;
   } = {},
 ): Plan {
   if (engine === "spillway") return base;
@@ -161,6 +164,7 @@ export function planForEngine(
       ],
       dimensions: engineSearchDimensions(engine, base.modelSpec, fixed, knobs),
       starts: engineStarts(engine, base.policy, fixed, knobs),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });
     if (searched.best) {
       policy = searched.best.candidate.policy;

@@ -170,7 +170,7 @@ function planMoe(request: PlanRequest): Plan {
   const started = performance.now();
   const routing = request.routing ?? defaultRoutingProfile(model);
   const fixed = request.experts ?? {};
-  const result = searchMoe(model, rates, workload, routing, fixed);
+  const result = searchMoe(model, rates, workload, routing, fixed, request.onProgress);
   if (!result.best) {
     const least = smallestMoeGpuBytes(model, workload, fixed);
     throw new PlanError(

@@ -349,8 +349,10 @@ export async function run(plan: Plan, profile: HardwareProfile, options: RunOpti
     const m = weights.model;
     for (const key of ["numLayers", "hiddenSize", "ffnSize", "numHeads", "vocabSize", "wordEmbedDim"] as const) {
       if (spec[key] !== m[key])
-        throw new PlanError(
-          `the plan is for ${spec.name} (${key} ${spec[key]}) but ${options.weightsDir} holds a model with ${key} ${m[key]}`,
+        throw new InputError(
+          options.weightsDir,
+          undefined,
+          `the plan is for ${spec.name} (${key} ${spec[key]}) but this checkpoint holds a model with ${key} ${m[key]}`,
         );
     }
     if (plan.workload.promptLen + plan.workload.genLen > m.maxPositions)

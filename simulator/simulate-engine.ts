@@ -38,8 +38,13 @@ export interface EngineSimulation {
   readonly prefillSeconds: number;
   readonly decodeSeconds: number;
   readonly totalSeconds: number;
-  /** What the plan file predicted (its `predicted`), for the check. */
+  /**
+   * The prediction the replay is checked against: the plan file's `predicted` when the plan was made for
+   * this engine, else this engine's model of the plan's policy (`predictedBy` says which).
+   */
   readonly predictedThroughputTokensPerSecond: number;
+  /** "plan": the plan's own prediction; "engine": the engine's model, the plan being made for another engine. */
+  readonly predictedBy: "plan" | "engine";
   /** (simulated - predicted) / predicted. */
   readonly relativeError: number;
   readonly bytes: Readonly<Record<Link, number>>;
@@ -121,6 +126,7 @@ export function simulateEngine(
     decodeSeconds: replay.decodeSeconds,
     totalSeconds: replay.totalSeconds,
     predictedThroughputTokensPerSecond: predictedThroughput,
+    predictedBy: sameEngine ? "plan" : "engine",
     relativeError: predictedThroughput > 0 ? (throughput - predictedThroughput) / predictedThroughput : 0,
     bytes: replay.bytes,
     predictedBytes: Object.fromEntries(LINKS.map((l) => [l, predictedBytes[l]])) as Record<Link, number>,

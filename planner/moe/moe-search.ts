@@ -9,6 +9,7 @@ import type { ExpertBits, ExpertCompute, ExpertEviction, ExpertPolicy } from "..
 import { storedBytes } from "../../core/expert-policy.js";
 import type { ModelSpec, MoeSpec } from "../../core/model-spec.js";
 import type { Policy } from "../../core/policy.js";
+import type { OnProgress } from "../../core/progress.js";
 import type { Workload } from "../../core/workload.js";
 import { cudaMoeDeviceBytes, moePassShape } from "../../runtime/moe/device-budget.js";
 import type { HardwareRates } from "../spillway/hardware-rates.js";
@@ -99,6 +100,7 @@ export function searchMoe(
   workload: Workload,
   profile: RoutingProfile,
   fixed: FixedExperts = {},
+  onProgress?: OnProgress,
 ): MoeSearchResult {
   const moe = model.moe!;
   const E = moe.numExperts;
@@ -171,12 +173,24 @@ export function searchMoe(
     }
     return prediction.peakBytes.gpu <= prediction.capacityBytes.gpu;
   };
+  // Progress: one unit per (batch, expert bits, attention bits) of the grid, one for the exact scoring.
+  const precisions = bitsList.length * attentionBitsList.length;
+  const progressTotal = (fixed.batchSize !== undefined ? 1 : MOE_BATCH_CANDIDATES.length + 2) * precisions + 1;
+  let progressDone = 0;
+  const progress = (units: number, detail: string) => {
+    progressDone += units;
+    onProgress?.({ phase: "search", done: progressDone, total: progressTotal, detail });
+  };
+  progress(0, "starting");
   const tried = new Set<number>();
   const tryBatch = (batch: number) => {
-    if (tried.has(batch) || batch < 1) return;
+    if (tried.has(batch) || batch < 1) {
+      progress(precisions, `batch ${batch} skipped`);
+      return;
+    }
     tried.add(batch);
     for (const bits of bitsList)
-      for (const attentionBits of attentionBitsList)
+      for (const attentionBits of attentionBitsList) {
         for (const offloadTier of tiersFor(bits))
           for (const cacheOnCpu of kvOnCpu) {
             for (const cacheSize of slotsList) {
@@ -200,6 +214,8 @@ export function searchMoe(
               if (!anyFits) break;
             }
           }
+        progress(1, `batch ${batch}, ${bits}-bit experts, ${attentionBits}-bit attention, ${evaluations} estimates`);
+      }
   };
   if (fixed.batchSize !== undefined) tryBatch(fixed.batchSize);
   else {
@@ -221,11 +237,13 @@ export function searchMoe(
     }
   }
   shortlist.sort((a, b) => b.estimate - a.estimate);
+  progress(0, `scoring the best ${Math.min(SHORTLIST, shortlist.length)} exactly`);
   best = undefined;
   for (const { policy } of shortlist.slice(0, SHORTLIST)) {
     const prediction = evaluateMoePolicy(model, rates, workload, policy, profile);
     evaluations++;
     if (prediction.feasible && (!best || better(prediction, best.prediction))) best = { policy, prediction };
   }
+  progress(1, `${evaluations} evaluations`);
   return { best, evaluations };
 }

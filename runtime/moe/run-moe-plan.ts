@@ -11,6 +11,7 @@
  * does); `reference: false` only leaves its tokens out of the result.
  */
 import type { HardwareProfile } from "../../core/hardware-profile.js";
+import { InputError } from "../../core/input-error.js";
 import type { ModelSpec } from "../../core/model-spec.js";
 import type { Plan } from "../../core/plan.js";
 import { planIdentity } from "../../core/plan-identity.js";
@@ -50,8 +51,10 @@ function checkSameModel(spec: ModelSpec, m: ModelSpec, weightsDir: string): void
   ];
   for (const [key, planned, held] of fields)
     if (planned !== held)
-      throw new PlanError(
-        `the plan is for ${spec.name} (${key} ${planned}) but ${weightsDir} holds a model with ${key} ${held}`,
+      throw new InputError(
+        weightsDir,
+        undefined,
+        `the plan is for ${spec.name} (${key} ${planned}) but this checkpoint holds a model with ${key} ${held}`,
       );
 }
 
