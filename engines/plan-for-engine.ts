@@ -26,6 +26,7 @@ import {
 } from "./engine-search-space.js";
 import { EngineUnsupportedError } from "./engine-unsupported-error.js";
 import { engineModel } from "./engines.js";
+import { ggufQuantisation } from "./llama-cpp/gguf-file-types.js";
 
 export { EngineUnsupportedError };
 
@@ -54,13 +55,18 @@ export function predictOnEngine(request: EngineScoreRequest): EnginePrediction {
   });
 }
 
-/** A plan's policy on `engine`, with the plan's own engine settings when the plan was made for that engine. */
+/**
+ * A plan's policy on `engine`: with the plan's own engine settings when it was made for that engine; on
+ * llama.cpp, a plan made for another engine runs the GGUF type its precision stands for (a 4-bit plan a
+ * Q4_K_M file, as `spillway export --to llama.cpp` writes it, not llama.cpp's 16-bit default) and, for an
+ * MoE plan, the -ngl and --n-cpu-moe its llama.cpp advice names.
+ */
 export function predictPlanOnEngine(
-  plan: Pick<Plan, "modelSpec" | "workload" | "policy" | "engine" | "engineKnobs">,
+  plan: Pick<Plan, "modelSpec" | "workload" | "policy" | "engine" | "engineKnobs" | "llamaCpp">,
   engine: EngineName,
   hardware: HardwareProfile,
 ): EnginePrediction {
-  const knobs = engine === (plan.engine ?? "spillway") ? plan.engineKnobs : undefined;
+  const knobs = engine === (plan.engine ?? "spillway") ? plan.engineKnobs : foreignPlanKnobs(plan, engine);
   return predictOnEngine({
     engine,
     model: plan.modelSpec,
@@ -69,6 +75,15 @@ export function predictPlanOnEngine(
     policy: plan.policy,
     ...(knobs ? { knobs } : {}),
   });
+}
+
+function foreignPlanKnobs(plan: Pick<Plan, "policy" | "llamaCpp">, engine: EngineName): EngineKnobs | undefined {
+  if (engine !== "llama.cpp") return undefined;
+  const advice = plan.llamaCpp;
+  return {
+    ggufType: advice?.ggufType ?? ggufQuantisation(plan),
+    ...(advice?.nCpuMoe !== undefined ? { nGpuLayers: advice.nGpuLayers, nCpuMoe: advice.nCpuMoe } : {}),
+  };
 }
 
 /** The prediction as a plan file carries it (the steps are rebuilt by whoever replays them). */

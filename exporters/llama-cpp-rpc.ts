@@ -14,11 +14,12 @@
 
 import type { PipelinePlan, PipelineStage } from "../core/pipeline-plan.js";
 import type { Plan } from "../core/plan.js";
+import { ggufQuantisation } from "../engines/llama-cpp/gguf-file-types.js";
 import { stageModel } from "../planner/pipeline/stage-model.js";
 import type { ExportResult } from "./export-result.js";
 import type { ExportOptions } from "./export-source.js";
 import { blockSize, commonHeader, exportText, gib, planWeightBytes } from "./export-source.js";
-import { ggufQuantisation, LLAMA_NO_OPT, llamaBatchFlags, llamaBatchNote } from "./llama-cpp.js";
+import { LLAMA_NO_OPT, llamaBatchFlags, llamaBatchNote } from "./llama-cpp.js";
 import { tensorParallelFallbackWarning } from "./tensor-parallel-fallback.js";
 
 /** rpc-server's default port (tools/rpc/rpc-server.cpp); a node's k-th server listens on the next ports. */

@@ -8,6 +8,7 @@
 import type { Plan } from "../core/plan.js";
 import { PLACEMENT_TOLERANCE } from "../core/policy.js";
 import { activationTierOf, cacheSequences } from "../core/realize-placement.js";
+import { ggufQuantisation } from "../engines/llama-cpp/gguf-file-types.js";
 import type { ExportResult } from "./export-result.js";
 import {
   blockSize,
@@ -55,12 +56,6 @@ export function llamaBatchFlags(
 /** The header line explaining llama-server's batch flags. */
 export function llamaBatchNote(workload: { promptLen: number; genLen: number }, block: number): string {
   return `-c ${block * (workload.promptLen + workload.genLen)}: ${block} parallel sequences (-np) x (${workload.promptLen} + ${workload.genLen}) tokens; -b/-ub: prompt tokens of the block / of one GPU batch, capped at ${MAX_BATCH}/${MAX_UBATCH}`;
-}
-
-export function ggufQuantisation(plan: Pick<Plan, "policy">): "Q4_K_M" | "Q8_0" | "F16" {
-  const x = plan.policy.experts;
-  if (x) return x.bits <= 4 ? "Q4_K_M" : x.bits === 8 ? "Q8_0" : "F16";
-  return plan.policy.compressWeight ? "Q4_K_M" : "F16";
 }
 
 export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportResult {

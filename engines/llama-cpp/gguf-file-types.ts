@@ -8,6 +8,7 @@
  * router (`ffn_gate_inp`), as `prepare_tensors` forces. Only the rules that reach the file types below
  * and the families Spillway models (no Falcon, no i-quants, no importance matrix) are restated.
  */
+import type { Policy } from "../../core/policy.js";
 import { BLOCK_LAYOUT, type GgmlType, isQuantized } from "./ggml-types.js";
 
 export const GGUF_FILE_TYPES = [
@@ -189,4 +190,15 @@ export function tensorType(fileType: GgufFileType, tensor: QuantizedTensor, mode
     else if (ft === "Q3_K_L") type = "Q5_K";
   }
   return fallback(type, tensor.rowValues);
+}
+
+/**
+ * The GGUF type a Spillway policy's precision stands for: 4-bit weights (or experts) as Q4_K_M, the 4-bit
+ * file most models are published in; 8-bit experts as Q8_0; otherwise a 16-bit conversion. Used wherever a
+ * plan made for another engine meets llama.cpp (export, `simulate --engine llama.cpp`, the engines chart).
+ */
+export function ggufQuantisation(plan: { readonly policy: Policy }): "Q4_K_M" | "Q8_0" | "F16" {
+  const x = plan.policy.experts;
+  if (x) return x.bits <= 4 ? "Q4_K_M" : x.bits === 8 ? "Q8_0" : "F16";
+  return plan.policy.compressWeight ? "Q4_K_M" : "F16";
 }

@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { resolveHardware } from "../../core/resolve-hardware.js";
+import { ggufQuantisation } from "../../engines/llama-cpp/gguf-file-types.js";
+import { predictOnEngine, predictPlanOnEngine } from "../../engines/plan-for-engine.js";
+import { exportPlan } from "../../exporters/export-plan.js";
+import { findCatalogueModel } from "../../models/catalogue.js";
+import { loadLpSolvers } from "../../planner/lp/solve-linear-program.js";
+import { planSync } from "../../planner/plan.js";
+import { simulateEngine } from "../../simulator/simulate-engine.js";
+
+const t4 = resolveHardware("t4");
+const workload = { promptLen: 512, genLen: 32 };
+
+test("a 4-bit MoE plan on llama.cpp: simulate --engine and export --to llama.cpp score the same Q4_K_M file and --n-cpu-moe", () => {
+  const plan = planSync({
+    model: findCatalogueModel("mixtral-8x7b")!,
+    hardware: t4,
+    workload,
+    experts: { batchSize: 1 },
+  });
+  assert.equal(plan.policy.experts?.bits, 4);
+  const onLlamaCpp = predictPlanOnEngine(plan, "llama.cpp", t4);
+  const exported = exportPlan(plan, "llama.cpp", { hardware: t4 });
+  assert.equal(exported.engineKnobs?.ggufType, "Q4_K_M");
+  assert.equal(exported.engineKnobs?.nCpuMoe, plan.llamaCpp?.nCpuMoe);
+  assert.equal(onLlamaCpp.throughputTokensPerSecond, exported.predicted?.throughputTokensPerSecond);
+  assert.equal(
+    simulateEngine(plan, t4, { engine: "llama.cpp" }).predictedThroughputTokensPerSecond,
+    onLlamaCpp.throughputTokensPerSecond,
+  );
+  // Not llama.cpp's 16-bit default, which would hold 87 GiB of weights.
+  const f16 = predictOnEngine({
+    engine: "llama.cpp",
+    model: plan.modelSpec,
+    hardware: t4,
+    workload,
+    policy: plan.policy,
+  });
+  assert.notEqual(f16.throughputTokensPerSecond, onLlamaCpp.throughputTokensPerSecond);
+});
+
+test("a dense plan's precision picks the GGUF type llama.cpp replays it with", async () => {
+  await loadLpSolvers();
+  const model = findCatalogueModel("llama-2-7b")!;
+  const hardware = resolveHardware("rtx3060");
+  for (const compressWeight of [false, true]) {
+    const plan = planSync({ model, hardware, workload, fixed: { compressWeight } });
+    assert.equal(ggufQuantisation(plan), compressWeight ? "Q4_K_M" : "F16");
+    const replayed = predictPlanOnEngine(plan, "llama.cpp", hardware);
+    const withType = predictOnEngine({
+      engine: "llama.cpp",
+      model,
+      hardware,
+      workload,
+      policy: plan.policy,
+      knobs: { ggufType: ggufQuantisation(plan) },
+    });
+    assert.equal(replayed.throughputTokensPerSecond, withType.throughputTokensPerSecond);
+  }
+});
