@@ -17,8 +17,9 @@ import type { LlamaCppMoeAdvice } from "../planner/moe/llama-cpp-moe.js";
 
 export interface ExportOptions {
   /**
-   * The plan's hardware profile, to recompute llama.cpp MoE advice with when the plan lacks it (an MoE
-   * model placed densely). Exporters read no files: without it such a plan exports with a warning.
+   * The hardware profile to predict on (the plan's, or `export --hardware`'s), and to recompute llama.cpp MoE
+   * advice with when the plan lacks it (an MoE model placed densely) or the profile is not the plan's.
+   * Exporters read no files: without it a plan lacking advice exports with a warning.
    */
   readonly hardware?: HardwareProfile;
   /** Lines the header adds after the common ones: the target engine's predicted throughput (exporters/export-prediction.ts). */
@@ -143,13 +144,17 @@ export function commonHeader(plan: Plan, target: string, options: ExportOptions 
   ];
 }
 
-/** The llama.cpp MoE advice: the plan's, else recomputed on the hardware profile given. */
+/**
+ * The llama.cpp MoE advice: the plan's, else (no advice in the plan, or a hardware profile given other than
+ * the plan's) recomputed on the hardware profile given, so that the flags and their prediction are for one
+ * machine.
+ */
 export function moeAdvice(
   plan: Plan,
   options: ExportOptions,
 ): { advice: LlamaCppMoeAdvice | undefined; note: string | undefined } {
-  if (plan.llamaCpp) return { advice: plan.llamaCpp, note: undefined };
   const profile = options.hardware;
+  if (plan.llamaCpp && (!profile || profile.name === plan.hardware)) return { advice: plan.llamaCpp, note: undefined };
   if (!profile)
     return {
       advice: undefined,
@@ -158,7 +163,7 @@ export function moeAdvice(
   const model = plan.modelSpec;
   return {
     advice: llamaCppEngineMoeAdvice(model, profile, plan.workload),
-    note: `--n-cpu-moe recomputed on the ${profile.name} profile (the plan does not carry llama.cpp advice)`,
+    note: `--n-cpu-moe recomputed on the ${profile.name} profile (${plan.llamaCpp ? `the plan's advice is for ${plan.hardware}` : "the plan does not carry llama.cpp advice"})`,
   };
 }
 

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { resolveHardware } from "../../core/resolve-hardware.js";
 import { ggufQuantisation } from "../../engines/llama-cpp/gguf-file-types.js";
+import { llamaCppEngineMoeAdvice } from "../../engines/llama-cpp/moe-advice.js";
 import { predictOnEngine, predictPlanOnEngine } from "../../engines/plan-for-engine.js";
 import { exportPlan } from "../../exporters/export-plan.js";
 import { findCatalogueModel } from "../../models/catalogue.js";
@@ -58,4 +59,17 @@ test("a dense plan's precision picks the GGUF type llama.cpp replays it with", a
     });
     assert.equal(replayed.throughputTokensPerSecond, withType.throughputTokensPerSecond);
   }
+});
+
+test("export --to llama.cpp --hardware of another machine recomputes --n-cpu-moe there and says so", () => {
+  const mixtral = findCatalogueModel("mixtral-8x7b")!;
+  const plan = planSync({ model: mixtral, hardware: t4, workload, experts: { batchSize: 1 } });
+  const rtx3060 = resolveHardware("rtx3060");
+  const there = llamaCppEngineMoeAdvice(mixtral, rtx3060, workload);
+  assert.notEqual(there.nCpuMoe, plan.llamaCpp?.nCpuMoe);
+  const exported = exportPlan(plan, "llama.cpp", { hardware: rtx3060 });
+  assert.equal(exported.engineKnobs?.nCpuMoe, there.nCpuMoe);
+  assert.match(exported.text, /--n-cpu-moe recomputed on the rtx3060 profile \(the plan's advice is for t4\)/);
+  // On the plan's own profile the plan's advice stands.
+  assert.equal(exportPlan(plan, "llama.cpp", { hardware: t4 }).engineKnobs?.nCpuMoe, plan.llamaCpp?.nCpuMoe);
 });
