@@ -19,7 +19,8 @@ import type { GgufFileType } from "./gguf-file-types.js";
 /** The GGUF type the advice is for, and the bits per routed-expert weight it stands for in LlamaCppMoeAdvice. */
 export const ADVICE_GGUF_TYPE: GgufFileType = "Q4_K_M";
 
-const ONE_SEQUENCE: Policy = {
+/** One sequence with everything on the GPU: the policy the advice is costed with (llama.cpp places by its knobs). */
+export const ONE_SEQUENCE: Policy = {
   gpuBatchSize: 1,
   numGpuBatches: 1,
   weights: { gpu: 1, cpu: 0, disk: 0 },

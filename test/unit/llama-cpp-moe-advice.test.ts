@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { resolveHardware } from "../../core/resolve-hardware.js";
-import { llamaCppEngineMoeAdvice } from "../../engines/llama-cpp/moe-advice.js";
+import { llamaCppEngineMoeAdvice, ONE_SEQUENCE } from "../../engines/llama-cpp/moe-advice.js";
 import { llamaCppEngine } from "../../engines/llama-cpp.js";
 import { findCatalogueModel } from "../../models/catalogue.js";
 import { planSync } from "../../planner/plan.js";
@@ -14,18 +14,7 @@ function gpuPeak(hardware: string, nCpuMoe: number) {
     model: MIXTRAL,
     hardware: resolveHardware(hardware),
     workload: WORKLOAD,
-    policy: {
-      gpuBatchSize: 1,
-      numGpuBatches: 1,
-      weights: { gpu: 1, cpu: 0, disk: 0 },
-      cache: { gpu: 1, cpu: 0, disk: 0 },
-      activations: { gpu: 1, cpu: 0, disk: 0 },
-      compressWeight: false,
-      compressCache: false,
-      cpuAttention: false,
-      overlap: false,
-      pinWeight: false,
-    },
+    policy: ONE_SEQUENCE,
     knobs: { ggufType: "Q4_K_M", nGpuLayers: 33, nCpuMoe },
   });
   return { peak: p.peakBytes.gpu, capacity: p.capacityBytes.gpu, decode: p.decodeSeconds };
