@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { resolveHardware } from "../../core/resolve-hardware.js";
 import { ggufQuantisation } from "../../engines/llama-cpp/gguf-file-types.js";
 import { llamaCppEngineMoeAdvice } from "../../engines/llama-cpp/moe-advice.js";
-import { predictOnEngine, predictPlanOnEngine } from "../../engines/plan-for-engine.js";
+import { planForEngine, predictOnEngine, predictPlanOnEngine } from "../../engines/plan-for-engine.js";
 import { exportPlan } from "../../exporters/export-plan.js";
 import { findCatalogueModel } from "../../models/catalogue.js";
 import { loadLpSolvers } from "../../planner/lp/solve-linear-program.js";
@@ -72,4 +72,25 @@ test("export --to llama.cpp --hardware of another machine recomputes --n-cpu-moe
   assert.match(exported.text, /--n-cpu-moe recomputed on the rtx3060 profile \(the plan's advice is for t4\)/);
   // On the plan's own profile the plan's advice stands.
   assert.equal(exportPlan(plan, "llama.cpp", { hardware: t4 }).engineKnobs?.nCpuMoe, plan.llamaCpp?.nCpuMoe);
+});
+
+test("plan --engine llama.cpp for an MoE model is never slower on the engine's model than the plan's own llama.cpp advice", () => {
+  const mixtral = findCatalogueModel("mixtral-8x7b")!;
+  const rtx4090 = resolveHardware("rtx4090");
+  const base = planSync({ model: mixtral, hardware: rtx4090, workload, experts: { batchSize: 1 } });
+  const advice = base.llamaCpp!;
+  const atAdvice = predictOnEngine({
+    engine: "llama.cpp",
+    model: mixtral,
+    hardware: rtx4090,
+    workload,
+    policy: base.policy,
+    knobs: { ggufType: advice.ggufType!, nGpuLayers: advice.nGpuLayers, nCpuMoe: advice.nCpuMoe! },
+  });
+  assert.ok(atAdvice.feasible);
+  const onLlamaCpp = planForEngine(base, "llama.cpp", rtx4090, { fixedBatch: { gbs: 1, nb: 1 } });
+  assert.ok(
+    onLlamaCpp.predicted.throughputTokensPerSecond >= atAdvice.throughputTokensPerSecond - 1e-9,
+    `${onLlamaCpp.predicted.throughputTokensPerSecond} < ${atAdvice.throughputTokensPerSecond} at ${JSON.stringify(onLlamaCpp.engineKnobs)}`,
+  );
 });
