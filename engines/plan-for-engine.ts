@@ -78,7 +78,11 @@ export function predictPlanOnEngine(
 }
 
 function foreignPlanKnobs(plan: Pick<Plan, "policy" | "llamaCpp">, engine: EngineName): EngineKnobs | undefined {
-  if (engine !== "llama.cpp") return undefined;
+  return engine === "llama.cpp" ? llamaCppKnobsOfPlan(plan) : undefined;
+}
+
+/** The llama.cpp settings a plan stands for: its precision's GGUF type and, for an MoE plan, its advice's -ngl and --n-cpu-moe. */
+function llamaCppKnobsOfPlan(plan: Pick<Plan, "policy" | "llamaCpp">): EngineKnobs {
   const advice = plan.llamaCpp;
   return {
     ggufType: advice?.ggufType ?? ggufQuantisation(plan),
@@ -121,16 +125,8 @@ export function asPlanPrediction(prediction: EnginePrediction, bytes: Readonly<R
  * token/s against the advice's 29.57).
  */
 function adviceSeeds(engine: EngineName, base: Plan, knobs: EngineKnobs): EngineKnobs[] {
-  const advice = base.llamaCpp;
-  if (engine !== "llama.cpp" || advice?.nCpuMoe === undefined) return [];
-  return [
-    {
-      ...knobs,
-      ggufType: knobs.ggufType ?? advice.ggufType ?? ggufQuantisation(base),
-      nGpuLayers: knobs.nGpuLayers ?? advice.nGpuLayers,
-      nCpuMoe: knobs.nCpuMoe ?? advice.nCpuMoe,
-    },
-  ];
+  if (engine !== "llama.cpp" || base.llamaCpp?.nCpuMoe === undefined) return [];
+  return [{ ...llamaCppKnobsOfPlan(base), ...knobs }];
 }
 
 /** Today's batch candidates for Spillway's placement: every power-of-two GPU batch and Spillway's, at its nb and at 1. */

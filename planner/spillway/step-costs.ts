@@ -17,6 +17,7 @@ import { layerAllReduceSeconds } from "../../core/ring-all-reduce.js";
 import type { ScheduleName } from "../../core/schedule-name.js";
 import type { Tier } from "../../core/tiers.js";
 import type { Workload } from "../../core/workload.js";
+import { scheduleStrategy } from "../../schedule/strategies.js";
 import type { Affine, VariableSpace } from "../lp/affine.js";
 import { type HardwareRates, matmulSecondsPerWeight } from "./hardware-rates.js";
 
@@ -318,7 +319,8 @@ export class StepCostModel {
       weights: this.weightLoad(p),
       batch,
       ...(cpuAttentionChain ? { cpuAttentionChain } : {}),
-      ...(stepTransferChains
+      // Only a schedule that synchronises every step waits for these chains (layer-time.ts stepLanes).
+      ...(stepTransferChains && scheduleStrategy(this.settings.schedule).barrierAfterEachStep
         ? { stepTransferChains: { ...stepTransferChains, weightCopyFromCpuSeconds: this.weightCopyFromCpuSeconds(p) } }
         : {}),
     };
@@ -415,7 +417,8 @@ export class StepCostModel {
     const cf = this.cacheFactor;
     const offCache = p.cc.plus(p.cd);
 
-    let gpu = this.space.constant(this.denseGpuSeconds(tokens) + 6 * r.kernelLaunchSeconds);
+    const denseGpuSeconds = this.denseGpuSeconds(tokens) + 6 * r.kernelLaunchSeconds;
+    let gpu = this.space.constant(denseGpuSeconds);
     let cpu = this.zero();
     let h2d = this.zero();
     let d2h = this.zero();
@@ -476,9 +479,7 @@ export class StepCostModel {
           kvDiskReadSeconds: diskReadSeconds,
           qkvDownSeconds: d2hSeconds,
           outputUpSeconds: h2dSeconds,
-          gpuAfterSeconds: this.space.constant(
-            this.denseGpuSeconds(tokens) + 6 * r.kernelLaunchSeconds - this.gemmSeconds(gbs, h, this.q + 2 * kv),
-          ),
+          gpuAfterSeconds: this.space.constant(denseGpuSeconds - this.gemmSeconds(gbs, h, this.q + 2 * kv)),
         };
       diskWrite = p.cd.times(gbs * kvNewPerSequence);
       diskWriteSeconds = p.cd.times((gbs * kvNewPerSequence) / r.diskWriteBytesPerSecond + 2 * r.diskLatencySeconds);
