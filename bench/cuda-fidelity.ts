@@ -8,7 +8,8 @@
  * the spillway/flexgen speed-up; and whether a short greedy run gives the CPU backend's tokens.
  *
  * Flags: --model opt-1.3b|opt-6.7b|…  --gpu-mem GiB (default: a third of the fp16 weights)
- *        --prompt-len 256 --gen-len 32  --profile FILE  --out FILE (JSON of every number)  --keep DIR
+ *        --prompt-len 256 --gen-len 32  --max-block 256 (sequences per block, gbs x nb)
+ *        --profile FILE  --out FILE (JSON of every number, written after every row)  --keep DIR
  *        --emulated: a dry run of this script on the emulated device (no GPU; use a small --model, and
  *        the shipped t4 profile unless --profile is given); its numbers mean nothing.
  */
@@ -48,7 +49,11 @@ if (model?.family !== "opt") throw new Error(`--model: expected an OPT catalogue
 const weightBytes = 2 * model.numLayers * (4 * model.hiddenSize ** 2 + 2 * model.hiddenSize * model.ffnSize);
 const gpuBytes = Number(flag("gpu-mem") ?? (weightBytes / 3 / GIB).toFixed(2)) * GIB;
 const workload = { promptLen: Number(flag("prompt-len") ?? 256), genLen: Number(flag("gen-len") ?? 32) };
-const out: Record<string, unknown> = { device, model: modelName, gpuBytes, workload };
+// Blocks of at most this many sequences: unbounded, the planner's choice on an H200 with --gpu-mem 0.75
+// was 32 x 132 = 4224 sequences, 73 s predicted per run (twice per row), longer than a GPU session.
+const maxBlock = Number(flag("max-block") ?? 256);
+if (!Number.isInteger(maxBlock) || maxBlock < 1) throw new Error(`--max-block: expected a whole number >= 1, got ${flag("max-block")}`);
+const out: Record<string, unknown> = { device, model: modelName, gpuBytes, workload, maxBlock };
 
 let profile: HardwareProfile;
 const profilePath = flag("profile");
@@ -103,18 +108,35 @@ try {
 
   const cases: { name: string; fixed?: FixedPolicy }[] = [
     { name: "planner's choice" },
-    { name: "weights on host", fixed: { percent: [0, 100, 100, 0, 100, 0] } },
-    { name: "weights half on host", fixed: { percent: [50, 50, 100, 0, 100, 0] } },
-    { name: "weights on disk", fixed: { percent: [0, 0, 100, 0, 100, 0] } },
+    // The 16-bit rows fix compressWeight off: left free, the search compresses them too (4-bit on the
+    // H200 won, making "weights on host" the same run as "4-bit weights on host").
+    { name: "weights on host", fixed: { percent: [0, 100, 100, 0, 100, 0], compressWeight: false } },
+    { name: "weights half on host", fixed: { percent: [50, 50, 100, 0, 100, 0], compressWeight: false } },
+    { name: "weights on disk", fixed: { percent: [0, 0, 100, 0, 100, 0], compressWeight: false } },
     { name: "4-bit weights on host", fixed: { percent: [0, 100, 100, 0, 100, 0], compressWeight: true } },
-    { name: "KV on host", fixed: { percent: [0, 100, 0, 100, 100, 0] } },
+    { name: "KV on host", fixed: { percent: [0, 100, 0, 100, 100, 0], compressWeight: false } },
   ];
   const rows: Record<string, unknown>[] = [];
   console.log(
     `\n${"policy".padEnd(24)}${"gbs x nb".padStart(10)}${"predicted".padStart(11)}${"measured".padStart(11)}${"error".padStart(9)}${"flexgen".padStart(10)}${"speed-up".padStart(10)}${"h2d GB/s".padStart(10)}${"of peak".padStart(9)}   (token/s; ${modelName}, --gpu-mem ${(gpuBytes / GIB).toFixed(2)}, prompt ${workload.promptLen}, gen ${workload.genLen})`,
   );
+  const outPath = flag("out");
+  // Written after every row, so a run cut short still leaves what it measured.
+  const save = () => {
+    out.rows = rows;
+    if (outPath) writeFileSync(outPath, JSON.stringify(out, null, 2) + "\n");
+  };
   for (const c of cases) {
-    const p = await plan({ model, hardware, workload, ...(c.fixed ? { fixed: c.fixed } : {}) });
+    let p: Awaited<ReturnType<typeof plan>>;
+    try {
+      p = await plan({ model, hardware, workload, maxBlock, ...(c.fixed ? { fixed: c.fixed } : {}) });
+    } catch (error) {
+      // A fixed policy that fits nowhere (a small --gpu-mem): say so and go on to the next one.
+      console.log(`${c.name.padEnd(24)} does not fit: ${(error as Error).message}`);
+      rows.push({ name: c.name, error: (error as Error).message });
+      save();
+      continue;
+    }
     if (!p.predicted.feasible) {
       console.log(`${c.name.padEnd(24)} does not fit: ${p.predicted.infeasibleReasons.join("; ")}`);
       continue;
@@ -129,12 +151,14 @@ try {
     };
     let spillway: RunResult;
     let flexgen: RunResult;
+    const started = performance.now();
     try {
       spillway = await run(p, hardware, options);
       flexgen = await run(p, hardware, { ...options, schedule: "flexgen", tracePath: undefined });
     } catch (error) {
       console.log(`${c.name.padEnd(24)} failed: ${(error as Error).message}`);
       rows.push({ name: c.name, error: (error as Error).message });
+      save();
       continue;
     }
     const predicted = p.predicted.throughputTokensPerSecond;
@@ -144,7 +168,7 @@ try {
     const h2dRate = spillway.busySeconds.h2d > 0 ? spillway.bytes.h2d / spillway.busySeconds.h2d : 0;
     const rate = (x: number) => x.toPrecision(4).padStart(11);
     console.log(
-      `${c.name.padEnd(24)}${`${p.policy.gpuBatchSize}x${p.policy.numGpuBatches}`.padStart(10)}${rate(predicted)}${rate(measured)}${`${error >= 0 ? "+" : ""}${(error * 100).toFixed(1)}%`.padStart(9)}${flexgen.throughputTokensPerSecond.toPrecision(4).padStart(10)}${`${(measured / flexgen.throughputTokensPerSecond).toFixed(2)}x`.padStart(10)}${(h2dRate / 1e9).toFixed(2).padStart(10)}${`${((100 * h2dRate) / pinnedPeak).toFixed(0)}%`.padStart(9)}`,
+      `${c.name.padEnd(24)}${`${p.policy.gpuBatchSize}x${p.policy.numGpuBatches}`.padStart(10)}${rate(predicted)}${rate(measured)}${`${error >= 0 ? "+" : ""}${(error * 100).toFixed(1)}%`.padStart(9)}${flexgen.throughputTokensPerSecond.toPrecision(4).padStart(10)}${`${(measured / flexgen.throughputTokensPerSecond).toFixed(2)}x`.padStart(10)}${(h2dRate / 1e9).toFixed(2).padStart(10)}${`${((100 * h2dRate) / pinnedPeak).toFixed(0)}%`.padStart(9)}   (${((performance.now() - started) / 1000).toFixed(1)} s)`,
     );
     rows.push({
       name: c.name,
@@ -160,10 +184,9 @@ try {
       bytes: spillway.bytes,
       peakBytes: spillway.peakBytes,
     });
+    save();
   }
-  out.rows = rows;
-  const outPath = flag("out");
-  if (outPath) writeFileSync(outPath, JSON.stringify(out, null, 2) + "\n");
+  save();
 } finally {
   if (!flag("keep")) rmSync(work, { recursive: true, force: true });
 }

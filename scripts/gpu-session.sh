@@ -13,6 +13,9 @@
 # Everything is logged under $OUT (default ./gpu-out). Where the machine has no Node.js or network,
 # pack first on a build machine (scripts/pack-device.sh) and carry .device/.
 # Usage: bash scripts/gpu-session.sh [--model opt-1.3b] [--gpu-mem GiB] [--quick]
+# Each step runs under a time limit in seconds (a hung step must not take the session's GPU time with it):
+#   GPU_SESSION_TESTS_S (default 600), GPU_SESSION_PROFILE_S (600), GPU_SESSION_FIDELITY_S (1200), GPU_SESSION_MOE_S (600).
+# A step cut off at its limit is logged as such and the session goes on to the next one (exit status 1).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu-out}"
@@ -38,13 +41,28 @@ if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then node scri
 nvidia-smi --query-gpu=name,memory.total,pcie.link.gen.current,pcie.link.width.current,clocks.sm,clocks.mem --format=csv 2>&1 | tee "$OUT/nvidia-smi.csv"
 node dist/cli/main.js devices --json | tee "$OUT/devices.json"
 status=0
-node --test --test-reporter=spec dist/test/integration/cuda-kernels.test.js dist/test/integration/runtime.test.js 2>&1 | tee "$OUT/tests.log" | grep -E "^(✔|✖|ℹ)|cuda\]|# (pass|fail|skip)" | tail -60 || status=1
+# step SECONDS COMMAND...: COMMAND under a time limit; a cut-off (exit status 124 or 137) is said on stderr.
+step() {
+  local seconds=$1; shift
+  local rc=0
+  timeout --kill-after=10 "$seconds" "$@" || rc=$?
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then echo "gpu-session: cut off after ${seconds} s: $*" >&2; fi
+  return "$rc"
+}
+START=$SECONDS
+step "${GPU_SESSION_TESTS_S:-600}" node --test --test-reporter=spec dist/test/integration/cuda-kernels.test.js dist/test/integration/runtime.test.js 2>&1 | tee "$OUT/tests.log" | grep -E "^(✔|✖|ℹ)|cuda\]|# (pass|fail|skip)" | tail -60 || status=1
 grep -q "^ℹ fail 0" "$OUT/tests.log" || status=1
-node dist/cli/main.js profile --backend cuda $QUICK --out "$OUT/profile.json" --quiet 2>&1 | tee "$OUT/profile.log"
-node dist/bench/cuda-fidelity.js --profile "$OUT/profile.json" --model "$MODEL" $GPU_MEM --out "$OUT/fidelity.json" 2>&1 | tee "$OUT/fidelity.log"
-node dist/cli/main.js synth-weights --model mixtral-tiny --out "$OUT/mixtral-tiny" --quiet 2>&1 | tee "$OUT/moe.log"
-node dist/cli/main.js compare --model "$OUT/mixtral-tiny" --weights "$OUT/mixtral-tiny" --hardware "$OUT/profile.json" \
+echo "gpu-session: tests took $((SECONDS - START)) s"; START=$SECONDS
+step "${GPU_SESSION_PROFILE_S:-600}" node dist/cli/main.js profile --backend cuda $QUICK --out "$OUT/profile.json" --quiet 2>&1 | tee "$OUT/profile.log"
+echo "gpu-session: profile took $((SECONDS - START)) s"; START=$SECONDS
+step "${GPU_SESSION_FIDELITY_S:-1200}" node dist/bench/cuda-fidelity.js --profile "$OUT/profile.json" --model "$MODEL" $GPU_MEM --out "$OUT/fidelity.json" 2>&1 | tee "$OUT/fidelity.log"
+echo "gpu-session: fidelity bench took $((SECONDS - START)) s"; START=$SECONDS
+# The synthetic MoE checkpoint goes beside the logs' folder, not into it (\$OUT holds logs only).
+MOE_DIR="$(mktemp -d)/mixtral-tiny"
+node dist/cli/main.js synth-weights --model mixtral-tiny --out "$MOE_DIR" --quiet 2>&1 | tee "$OUT/moe.log"
+step "${GPU_SESSION_MOE_S:-600}" node dist/cli/main.js compare --model "$MOE_DIR" --weights "$MOE_DIR" --hardware "$OUT/profile.json" \
   --gpu-mem 0.004 --prompt-len 8 --gen-len 8 --batch-size 2 --expert-cache 2 --expert-eviction lru --expert-compute gpu \
   --expert-bits 4 --attention-bits 4 --no-cpu-attention --prefetch-experts 2 --backend cuda --json --quiet \
   > "$OUT/moe-compare.json" 2>> "$OUT/moe.log" || status=1
+echo "gpu-session: MoE compare took $((SECONDS - START)) s"
 exit $status
