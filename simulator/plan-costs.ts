@@ -16,6 +16,12 @@ import type { Workload } from "../core/workload.js";
 import { type GroupCostContext, groupCostContexts } from "../planner/spillway/evaluate-policy.js";
 import { hardwareRates } from "../planner/spillway/hardware-rates.js";
 import {
+  CPU_ATTENTION_DOWN_PIECES_PER_SEQUENCE,
+  CPU_ATTENTION_GPU_LAUNCHES_PER_SEQUENCE,
+  CPU_ATTENTION_UP_PIECES_PER_SEQUENCE,
+  KV_COPY_PIECES_PER_SEQUENCE,
+} from "../planner/spillway/per-sequence-attention-work.js";
+import {
   type BatchCosts,
   type HeadCosts,
   NO_TRANSFER,
@@ -195,7 +201,8 @@ export class PlanCosts implements ScheduleCostSource {
       ? Math.min(
           gpuSeconds,
           costModel.gemmSeconds(gbs, h, costModel.q + 2 * kv) +
-            seqs.gpu * costModel.gpuAttentionSecondsPerSequence("decode", context),
+            seqs.gpu * costModel.gpuAttendSequenceSeconds("decode", context) +
+            off * CPU_ATTENTION_GPU_LAUNCHES_PER_SEQUENCE * costModel.rates.kernelLaunchSeconds,
         )
       : 0;
     const hiddenOff = realized.activationTier !== "gpu";
@@ -205,15 +212,21 @@ export class PlanCosts implements ScheduleCostSource {
       gpuBeforeCpuSeconds: gpuBeforeCpu,
       cpuSeconds: cpuAttention ? step.seconds.cpu.evaluate(values) : 0,
       readCache: prefill ? NO_TRANSFER : this.transfer("diskRead", seqs.disk * past, 2),
-      loadCache: prefill || cpuAttention ? NO_TRANSFER : this.transfer("h2d", off * past, 2),
-      storeCache: cpuAttention ? NO_TRANSFER : this.transfer("d2h", off * appended, 2),
+      // K and V rows move sequence by sequence (planner/spillway/per-sequence-attention-work.ts).
+      loadCache:
+        prefill || cpuAttention ? NO_TRANSFER : this.transfer("h2d", off * past, off * KV_COPY_PIECES_PER_SEQUENCE),
+      storeCache: cpuAttention ? NO_TRANSFER : this.transfer("d2h", off * appended, off * KV_COPY_PIECES_PER_SEQUENCE),
       writeCache: this.transfer("diskWrite", seqs.disk * appended, 2),
       readHidden: hiddenOnDisk ? this.transfer("diskRead", hiddenBytes) : NO_TRANSFER,
       loadHidden: hiddenOff ? this.transfer("h2d", hiddenBytes) : NO_TRANSFER,
       storeHidden: hiddenOff ? this.transfer("d2h", hiddenBytes) : NO_TRANSFER,
       writeHidden: hiddenOnDisk ? this.transfer("diskWrite", hiddenBytes) : NO_TRANSFER,
-      sendQkv: cpuAttention ? this.transfer("d2h", off * (costModel.q + 2 * kv) * 2) : NO_TRANSFER,
-      returnAttention: cpuAttention ? this.transfer("h2d", off * costModel.q * 2) : NO_TRANSFER,
+      sendQkv: cpuAttention
+        ? this.transfer("d2h", off * (costModel.q + 2 * kv) * 2, off * CPU_ATTENTION_DOWN_PIECES_PER_SEQUENCE)
+        : NO_TRANSFER,
+      returnAttention: cpuAttention
+        ? this.transfer("h2d", off * costModel.q * 2, off * CPU_ATTENTION_UP_PIECES_PER_SEQUENCE)
+        : NO_TRANSFER,
       workingBytes: costModel.workingBytes(tokensPerSequence, prefill ? s : context),
       newCacheBytes: { gpu: seqs.gpu * appended, cpu: seqs.cpu * appended, disk: seqs.disk * appended },
       cacheStagingGpuBytes: prefill || cpuAttention ? 0 : off * past,

@@ -20,6 +20,13 @@ import type { Workload } from "../../core/workload.js";
 import { scheduleStrategy } from "../../schedule/strategies.js";
 import type { Affine, VariableSpace } from "../lp/affine.js";
 import { type HardwareRates, matmulSecondsPerWeight } from "./hardware-rates.js";
+import {
+  CPU_ATTENTION_DOWN_PIECES_PER_SEQUENCE,
+  CPU_ATTENTION_GPU_LAUNCHES_PER_SEQUENCE,
+  CPU_ATTENTION_UP_PIECES_PER_SEQUENCE,
+  GPU_ATTENTION_LAUNCHES_PER_SEQUENCE,
+  KV_COPY_PIECES_PER_SEQUENCE,
+} from "./per-sequence-attention-work.js";
 
 export interface CostSettings {
   readonly gbs: number;
@@ -296,6 +303,14 @@ export class StepCostModel {
     return Math.max(flops / r.gpuFlopsPerSecond, bytes / r.gpuMemoryBytesPerSecond) + dequantize;
   }
 
+  /** One sequence's attention step on the GPU as the runtime runs it: the work and the kernels it launches for that sequence alone. */
+  gpuAttendSequenceSeconds(phase: Phase, context: number): number {
+    return (
+      this.gpuAttentionSecondsPerSequence(phase, context) +
+      GPU_ATTENTION_LAUNCHES_PER_SEQUENCE[phase] * this.rates.kernelLaunchSeconds
+    );
+  }
+
   /** Seconds to dequantise `values` 4-bit values: the measured rate, else `bytes` of memory traffic. */
   dequantizeSeconds(values: number, bytes: number): number {
     const r = this.rates;
@@ -436,14 +451,17 @@ export class StepCostModel {
     let hiddenLoad: ReadThenCopy = { diskReadSeconds: z, h2dSeconds: z };
     let hiddenStore: CopyThenWrite = { d2hSeconds: z, diskWriteSeconds: z };
 
+    const launch = r.kernelLaunchSeconds;
     if (phase === "prefill") {
-      gpu = gpu.plus(this.space.constant(gbs * this.gpuAttentionSecondsPerSequence("prefill", s)));
+      gpu = gpu.plus(this.space.constant(gbs * this.gpuAttendSequenceSeconds("prefill", s)));
       if (this.settings.compressCache)
         gpu = gpu.plus(this.space.constant((gbs * 2 * s * kv * 2 * (1 + cf)) / r.gpuMemoryBytesPerSecond));
       // The prompt's KV of off-GPU sequences goes down to the CPU, and on to disk for disk sequences.
       const kvBytesPerSequence = 2 * s * kv * 2 * cf;
       d2h = offCache.times(gbs * kvBytesPerSequence);
-      d2hSeconds = offCache.times((gbs * kvBytesPerSequence) / r.d2hBytesPerSecond + 2 * r.d2hLatencySeconds);
+      d2hSeconds = offCache.times(
+        gbs * (kvBytesPerSequence / r.d2hBytesPerSecond + KV_COPY_PIECES_PER_SEQUENCE * r.d2hLatencySeconds),
+      );
       diskWrite = p.cd.times(gbs * kvBytesPerSequence);
       diskWriteSeconds = p.cd.times((gbs * kvBytesPerSequence) / r.diskWriteBytesPerSecond + 2 * r.diskLatencySeconds);
       kvStore = { d2hSeconds, diskWriteSeconds };
@@ -451,25 +469,36 @@ export class StepCostModel {
       // The cache holds context - 1 tokens before this step's token is appended on the GPU.
       const kvReadPerSequence = 2 * (context - 1) * kv * 2 * cf;
       const kvNewPerSequence = 2 * kv * 2 * cf;
-      const gpuAttention = this.gpuAttentionSecondsPerSequence("decode", context);
+      const gpuAttention = this.gpuAttendSequenceSeconds("decode", context);
       if (cpuAttention) {
-        gpu = gpu.plus(p.cg.times(gbs * gpuAttention));
+        gpu = gpu.plus(
+          p.cg.times(gbs * gpuAttention),
+          offCache.times(gbs * CPU_ATTENTION_GPU_LAUNCHES_PER_SEQUENCE * launch),
+        );
         cpu = offCache.times(gbs * this.cpuAttentionSecondsPerSequence(context));
         // q, k, v of the CPU-attended sequences go down; their attention output comes back up.
         const q = this.q;
         d2h = offCache.times(gbs * (q + 2 * kv) * 2);
-        d2hSeconds = offCache.times((gbs * (q + 2 * kv) * 2) / r.d2hBytesPerSecond + r.d2hLatencySeconds);
+        d2hSeconds = offCache.times(
+          gbs *
+            (((q + 2 * kv) * 2) / r.d2hBytesPerSecond + CPU_ATTENTION_DOWN_PIECES_PER_SEQUENCE * r.d2hLatencySeconds),
+        );
         h2d = offCache.times(gbs * q * 2);
-        h2dSeconds = offCache.times((gbs * q * 2) / r.h2dBytesPerSecond + r.h2dLatencySeconds);
+        h2dSeconds = offCache.times(
+          gbs * ((q * 2) / r.h2dBytesPerSecond + CPU_ATTENTION_UP_PIECES_PER_SEQUENCE * r.h2dLatencySeconds),
+        );
       } else {
         gpu = gpu.plus(this.space.constant(gbs * gpuAttention));
-        // Off-GPU KV is loaded for attention on the GPU, and the new token's KV is stored back.
-        const kvCopySeconds = (gbs * kvReadPerSequence) / r.h2dBytesPerSecond + 2 * r.h2dLatencySeconds;
+        // Off-GPU KV is loaded for attention on the GPU, and the new token's KV is stored back, sequence by sequence.
+        const kvCopySeconds =
+          gbs * (kvReadPerSequence / r.h2dBytesPerSecond + KV_COPY_PIECES_PER_SEQUENCE * r.h2dLatencySeconds);
         h2d = offCache.times(gbs * kvReadPerSequence);
         h2dSeconds = offCache.times(kvCopySeconds);
         kvCopyWithoutDiskSeconds = p.cc.minus(p.cd.times(gbs)).times(kvCopySeconds);
         d2h = offCache.times(gbs * kvNewPerSequence);
-        d2hSeconds = offCache.times((gbs * kvNewPerSequence) / r.d2hBytesPerSecond + 2 * r.d2hLatencySeconds);
+        d2hSeconds = offCache.times(
+          gbs * (kvNewPerSequence / r.d2hBytesPerSecond + KV_COPY_PIECES_PER_SEQUENCE * r.d2hLatencySeconds),
+        );
       }
       diskRead = p.cd.times(gbs * kvReadPerSequence);
       diskReadSeconds = p.cd.times((gbs * kvReadPerSequence) / r.diskReadBytesPerSecond + 2 * r.diskLatencySeconds);
