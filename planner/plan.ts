@@ -91,7 +91,21 @@ export { PlanError };
  * withLpSolvers).
  */
 export async function plan(request: PlanRequest, solvers?: LpSolvers): Promise<Plan> {
-  return solvers ? planSync(request, solvers) : withLpSolvers((lazy) => planSync(request, lazy));
+  if (solvers) return planSync(request, solvers);
+  // withLpSolvers plans again from the start once an LP needed HiGHS and it has loaded: the repeated
+  // search reports nothing until it passes where the first one got to, so progress never goes back.
+  const onProgress = request.onProgress && forwardOnly(request.onProgress);
+  return withLpSolvers((lazy) => planSync(onProgress ? { ...request, onProgress } : request, lazy));
+}
+
+/** `report`, minus any report behind the furthest one already made in the same phase. */
+function forwardOnly(report: OnProgress): OnProgress {
+  const furthest = new Map<string, number>();
+  return (p) => {
+    if (p.done < (furthest.get(p.phase) ?? 0)) return;
+    furthest.set(p.phase, p.done);
+    report(p);
+  };
 }
 
 /** As plan(), synchronously: with `solvers`, or once loadLpSolvers() has resolved. */

@@ -31,10 +31,12 @@ export function layerTimeBounds(costs: LayerCosts, settings: CostSettings): Affi
     const all = RESOURCES.map((r) => w[r].plus(b[r].times(nb)));
     return [all[0]!.plus(...all.slice(1))];
   }
-  // Pipeline fill and drain hold under both schedules.
+  // Pipeline drain holds under both schedules. (No fill chain: a layer's first batch's loads are issued
+  // before the previous layer's last step computes, schedule/zigzag.ts, so they overlap it; a per-layer
+  // "loads before any compute" bound made the planner 4% pessimistic where per-sequence copy pieces
+  // lengthen a step's loads, flexgen-schedule-agreement.test.ts.)
   // The layer's weights are dequantised (w.gpu, zero when uncompressed) before its first batch computes.
   const chains = [
-    b.h2d.plus(b.gpu.times(nb)), // first batch's loads before any compute
     w.gpu.plus(b.gpu.times(nb), b.d2h), // last batch's stores after all compute
     w.gpu.plus(b.gpu.times(nb), b.cpu), // CPU attention of the last batch after its projections
     w.gpu.plus(b.gpu, b.cpu.times(nb)), // first batch's projections before any CPU attention, last batch's rest after
