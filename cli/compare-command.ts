@@ -20,6 +20,7 @@ export interface CompareArgs extends PlanArgs {
   readonly weights?: string | undefined;
   readonly backend: "cpu" | "cuda";
   readonly "offload-dir"?: string | undefined;
+  readonly slices?: boolean | undefined;
   readonly measured?: (string | number)[] | undefined;
 }
 
@@ -93,6 +94,7 @@ export async function runCompare(argv: CompareArgs): Promise<void> {
       weightsDir,
       backend: argv.backend,
       ...(argv["offload-dir"] ? { offloadDir: argv["offload-dir"] } : {}),
+      ...(argv.slices ? { slices: true } : {}),
       onProgress,
     }),
   );
@@ -122,6 +124,12 @@ export const compareCommand = defineCommand({
         describe: "where to run: the CPU backend, or a GPU through the CUDA addon",
       })
       .option("offload-dir", { type: "string", describe: "parent folder for offload files" })
+      .option("slices", {
+        type: "boolean",
+        default: false,
+        describe:
+          "dense plans: also line up the simulated and the measured trace, each kind of slice (compute, load-cache, ...) per phase: count, median and total (JSON: slices)",
+      })
       .epilog(
         `${progressHelp("the policy search, the simulation, the run and the all-on-device reference, each counted in turn")}\n\n${EXIT_CODES_EPILOG}`,
       )

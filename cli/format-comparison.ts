@@ -3,6 +3,7 @@
 import { RESOURCES } from "../core/resources.js";
 import { formatBytes, formatSeconds, formatSignificant } from "../core/units.js";
 import type { Comparison } from "../runtime/compare.js";
+import type { SliceComparison, SliceFigures } from "../simulator/trace-slices.js";
 import { expertSummaryRows } from "./format-expert-summary.js";
 
 export function formatComparison(c: Comparison): string {
@@ -63,7 +64,39 @@ export function formatComparison(c: Comparison): string {
     lines.push(`decode experts (${x.measured.decodeSteps} steps; simulated: the run's routing replayed)`);
     lines.push(...expertSummaryRows([x.predicted, x.simulated, x.measured], 22, 14));
   }
+  if (c.slices && c.slices.length > 0) lines.push(...sliceRows(c.slices));
   if (c.matchesReference !== undefined)
     lines.push(`tokens ${c.matchesReference ? "match" : "DIFFER FROM"} the all-on-device reference`);
   return lines.join("\n");
+}
+
+/** Where the time went, slice kind by slice kind: simulated and measured median and total, the ratio of the totals. */
+function sliceRows(slices: readonly SliceComparison[]): string[] {
+  const us = (f?: SliceFigures) => (f ? `${formatSignificant(f.medianSeconds * 1e6)} us` : "-");
+  const total = (f?: SliceFigures) => (f ? formatSeconds(f.totalSeconds) : "-");
+  const count = (f?: SliceFigures) => (f ? `${f.count}` : "-");
+  const row = (a: string, n: string, b: string, c: string, d: string, e: string, f: string) =>
+    `${a.padEnd(22)}${n.padStart(11)}${b.padStart(12)}${c.padStart(12)}${d.padStart(12)}${e.padStart(12)}${f.padStart(10)}`;
+  const lines = [
+    "slices (per kind: how many, median, total; x: measured total over simulated; the runtime may cut a kind finer)",
+    row("", "sim/run n", "sim median", "run median", "sim total", "run total", "x"),
+  ];
+  for (const s of slices) {
+    const ratio =
+      s.simulated && s.measured && s.simulated.totalSeconds > 0
+        ? `${formatSignificant(s.measured.totalSeconds / s.simulated.totalSeconds)}x`
+        : "";
+    lines.push(
+      row(
+        `${s.name} (${s.phase})`,
+        `${count(s.simulated)}/${count(s.measured)}`,
+        us(s.simulated),
+        us(s.measured),
+        total(s.simulated),
+        total(s.measured),
+        ratio,
+      ),
+    );
+  }
+  return lines;
 }

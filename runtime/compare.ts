@@ -7,8 +7,10 @@ import type { ModelSpec } from "../core/model-spec.js";
 import type { Plan } from "../core/plan.js";
 import type { Workload } from "../core/workload.js";
 import { PlanError, type PlanRequest, plan } from "../planner/plan.js";
+import { MemoryTraceSink } from "../simulator/memory-trace-sink.js";
 import { type SimulationResult, simulate } from "../simulator/simulate.js";
 import { type MoeSimulationResult, simulateMoe } from "../simulator/simulate-moe.js";
+import { compareTraceSlices, type SliceComparison } from "../simulator/trace-slices.js";
 import type { CudaNative } from "./cuda/native-api.js";
 import { type ExpertSummary, simulatedExpertSummary } from "./moe/expert-summary.js";
 import { executeMoePlan, type MoePlanRunResult } from "./moe/run-moe-plan.js";
@@ -52,6 +54,11 @@ export interface Comparison {
     readonly simulated: ExpertSummary;
     readonly measured: ExpertSummary;
   };
+  /**
+   * Dense plans compared with `slices`: each kind of trace slice (compute, load-cache, ...) per phase, as
+   * the simulation timed it and as the run measured it, the largest measured total first.
+   */
+  readonly slices?: readonly SliceComparison[];
 }
 
 const figures = (x: {
@@ -108,6 +115,8 @@ export interface CompareOptions extends PlanRequest {
   readonly backend?: "cpu" | "cuda";
   /** The CUDA backend's device interface (default: the built addon; tests pass the emulated device). */
   readonly cudaNative?: CudaNative;
+  /** Dense plans: also line up the simulated and the measured trace slice by slice (Comparison.slices). */
+  readonly slices?: boolean;
   // onProgress (from PlanRequest) observes all four parts: phases "search" (when the policy is searched),
   // "simulate", "run" and "reference".
 }
@@ -125,7 +134,7 @@ export interface CompareResult {
 
 /** Plans, simulates and runs one policy; throws PlanError when the policy does not fit. */
 export async function compare(options: CompareOptions): Promise<CompareResult> {
-  const { weightsDir, offloadDir, backend, cudaNative, ...request } = options;
+  const { weightsDir, offloadDir, backend, cudaNative, slices, ...request } = options;
   const planned = await plan(request);
   if (!planned.predicted.feasible)
     throw new PlanError(`the policy does not fit: ${planned.predicted.infeasibleReasons.join("; ")}`);
@@ -133,10 +142,12 @@ export async function compare(options: CompareOptions): Promise<CompareResult> {
   const capacityBytes = planned.predicted.capacityBytes;
   const onProgress = request.onProgress;
   if (planned.policy.experts) return compareMoe(planned, hardware, options);
+  const traces = slices ? { simulated: new MemoryTraceSink(), measured: new MemoryTraceSink() } : undefined;
   const simulated = simulate(planned, hardware, {
     schedule: planned.schedule,
     capacityBytes,
     ...(onProgress ? { onProgress } : {}),
+    ...(traces ? { trace: traces.simulated } : {}),
   });
   const measured = await run(planned, hardware, {
     weightsDir,
@@ -146,8 +157,17 @@ export async function compare(options: CompareOptions): Promise<CompareResult> {
     ...(cudaNative ? { cudaNative } : {}),
     ...(offloadDir ? { offloadDir } : {}),
     ...(onProgress ? { onProgress } : {}),
+    ...(traces ? { trace: traces.measured } : {}),
   });
-  return { plan: planned, simulated, measured, comparison: compareRuns(planned, simulated, measured) };
+  const comparison = compareRuns(planned, simulated, measured);
+  return {
+    plan: planned,
+    simulated,
+    measured,
+    comparison: traces
+      ? { ...comparison, slices: compareTraceSlices(traces.simulated.traceEvents, traces.measured.traceEvents) }
+      : comparison,
+  };
 }
 
 /**

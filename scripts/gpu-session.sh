@@ -6,7 +6,9 @@
 #   4. npm run bench:cuda: predicted vs measured throughput on a synthetic OPT checkpoint with a GPU
 #      capacity that forces offloading, h2d bandwidth while streaming weights vs the pinned peak,
 #      spillway vs flexgen schedule
-#   5. an MoE plan on the GPU: spillway compare --backend cuda on a synthetic mixtral-tiny checkpoint
+#   5. the same checkpoint compared slice by slice (compare --slices: each kind of trace slice, simulated
+#      against measured, for one offloaded 4-bit policy) -> slices.json
+#   6. an MoE plan on the GPU: spillway compare --backend cuda on a synthetic mixtral-tiny checkpoint
 #      (4-bit experts and attention, LRU cache of 2, speculative prefetch): predicted, simulated and
 #      measured throughput and expert figures, matchesReference (the runtime matrix in 2. also runs the
 #      eight MoE rows on the GPU)
@@ -14,7 +16,8 @@
 # pack first on a build machine (scripts/pack-device.sh) and carry .device/.
 # Usage: bash scripts/gpu-session.sh [--model opt-1.3b] [--gpu-mem GiB] [--quick]
 # Each step runs under a time limit in seconds (a hung step must not take the session's GPU time with it):
-#   GPU_SESSION_TESTS_S (default 600), GPU_SESSION_PROFILE_S (600), GPU_SESSION_FIDELITY_S (1200), GPU_SESSION_MOE_S (600).
+#   GPU_SESSION_TESTS_S (default 600), GPU_SESSION_PROFILE_S (600), GPU_SESSION_FIDELITY_S (1200),
+#   GPU_SESSION_SLICES_S (600), GPU_SESSION_MOE_S (600).
 # A step cut off at its limit is logged as such and the session goes on to the next one (exit status 1).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -55,8 +58,16 @@ grep -q "^ℹ fail 0" "$OUT/tests.log" || status=1
 echo "gpu-session: tests took $((SECONDS - START)) s"; START=$SECONDS
 step "${GPU_SESSION_PROFILE_S:-600}" node dist/cli/main.js profile --backend cuda $QUICK --out "$OUT/profile.json" --quiet 2>&1 | tee "$OUT/profile.log"
 echo "gpu-session: profile took $((SECONDS - START)) s"; START=$SECONDS
-step "${GPU_SESSION_FIDELITY_S:-1200}" node dist/bench/cuda-fidelity.js --profile "$OUT/profile.json" --model "$MODEL" $GPU_MEM --out "$OUT/fidelity.json" 2>&1 | tee "$OUT/fidelity.log"
+KEEP="$(mktemp -d)"
+step "${GPU_SESSION_FIDELITY_S:-1200}" node dist/bench/cuda-fidelity.js --profile "$OUT/profile.json" --model "$MODEL" $GPU_MEM --keep "$KEEP" --out "$OUT/fidelity.json" 2>&1 | tee "$OUT/fidelity.log"
 echo "gpu-session: fidelity bench took $((SECONDS - START)) s"; START=$SECONDS
+if [ -f "$KEEP/$MODEL/config.json" ]; then
+  step "${GPU_SESSION_SLICES_S:-600}" node dist/cli/main.js compare --model "$KEEP/$MODEL" --weights "$KEEP/$MODEL" --hardware "$OUT/profile.json" \
+    ${GPU_MEM:---gpu-mem 0.75} --prompt-len 256 --gen-len 8 --gbs 24 --nb 1 --percent 0 100 0 100 0 100 --compress-weight \
+    --compress-cache --no-cpu-attention --backend cuda --slices --json --quiet > "$OUT/slices.json" 2>> "$OUT/fidelity.log" || status=1
+  echo "gpu-session: slices took $((SECONDS - START)) s"; START=$SECONDS
+fi
+rm -rf "$KEEP"
 # The synthetic MoE checkpoint goes beside the logs' folder, not into it (\$OUT holds logs only).
 MOE_DIR="$(mktemp -d)/mixtral-tiny"
 node dist/cli/main.js synth-weights --model mixtral-tiny --out "$MOE_DIR" --quiet 2>&1 | tee "$OUT/moe.log"
