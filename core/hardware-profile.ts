@@ -143,6 +143,13 @@ export interface GpuProfile {
    * it, dequantisation is costed as memory traffic at memoryBandwidthBytesPerSecond.
    */
   readonly dequantizeValuesPerSecond?: Quantity;
+  /**
+   * FLOP/s of the runtime's own attention kernels over a prompt (4 x prompt^2 x width FLOPs per sequence),
+   * measured by `spillway profile --backend cuda`. Without it, prefill attention is costed at
+   * fp16MatmulFlopsPerSecond, which the CUDA backend's three fp32 kernels are far from (an H200: 5.3
+   * against 105 TFLOP/s).
+   */
+  readonly attentionFlopsPerSecond?: Quantity;
   /** Kernel class: a contiguous elementwise kernel (add, divide, copy), bytes read plus written per second. */
   readonly elementwiseBytesPerSecond?: Quantity;
   /** Kernel class: elementwise kernels over strided views or uint8 data (unpacking, strided copies), bytes per second. */
@@ -492,6 +499,7 @@ export function parseHardwareProfile(data: unknown, source: string, path = ""): 
     "quantizedMatmulCurves",
     "workingBytesPerValue",
     "dequantizeValuesPerSecond",
+    "attentionFlopsPerSecond",
     "elementwiseBytesPerSecond",
     "stridedBytesPerSecond",
     "gemmCurve",
@@ -543,7 +551,11 @@ export function parseHardwareProfile(data: unknown, source: string, path = ""): 
       ...(gpu.dequantizeValuesPerSecond !== undefined
         ? { dequantizeValuesPerSecond: readQuantity(gpu, "dequantizeValuesPerSecond", gpuCtx) }
         : {}),
-      ...optionalQuantities(gpu, gpuCtx, ["elementwiseBytesPerSecond", "stridedBytesPerSecond"]),
+      ...optionalQuantities(gpu, gpuCtx, [
+        "attentionFlopsPerSecond",
+        "elementwiseBytesPerSecond",
+        "stridedBytesPerSecond",
+      ]),
       ...(gpu.gemmCurve !== undefined ? { gemmCurve: readGemmCurve(gpu, gpuCtx) } : {}),
       ...(gpu.sharesHostCores !== undefined ? { sharesHostCores: readSharesHostCores(gpu, gpuCtx) } : {}),
     },

@@ -195,6 +195,7 @@ export const profileSchema = obj(
           ),
         ),
         dequantizeValuesPerSecond: opt(quantity),
+        attentionFlopsPerSecond: opt(quantity),
         elementwiseBytesPerSecond: opt(quantity),
         stridedBytesPerSecond: opt(quantity),
         gemmCurve: opt(curveOf("rows", "flopsPerSecond", curveRows())),

@@ -29,6 +29,8 @@ export interface HardwareRates {
   readonly workingBytesPerValue: number;
   /** Measured 4-bit dequantisation rate (values/s), where the profile has one. */
   readonly dequantizeValuesPerSecond?: number;
+  /** The runtime's attention kernels over a prompt, where the profile measured them (else fp16 GEMM FLOP/s). */
+  readonly gpuAttentionFlopsPerSecond?: number;
   readonly cpuFlopsPerSecond: number;
   readonly cpuMemoryBytesPerSecond: number;
   readonly h2dBytesPerSecond: number;
@@ -63,6 +65,9 @@ export function hardwareRates(profile: HardwareProfile): HardwareRates {
       : {}),
     deviceSharesHostCores: profile.gpu.sharesHostCores?.value ?? false,
     workingBytesPerValue: profile.gpu.workingBytesPerValue?.value ?? 2,
+    ...(profile.gpu.attentionFlopsPerSecond
+      ? { gpuAttentionFlopsPerSecond: effective(profile.gpu.attentionFlopsPerSecond) }
+      : {}),
     ...(profile.gpu.dequantizeValuesPerSecond
       ? { dequantizeValuesPerSecond: effective(profile.gpu.dequantizeValuesPerSecond) }
       : {}),

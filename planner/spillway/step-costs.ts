@@ -290,7 +290,7 @@ export class StepCostModel {
     if (phase === "prefill") {
       const flops = 4 * s * s * q;
       const bytes = 4 * nh * s * s * 2 + 4 * s * q * 2;
-      return Math.max(flops / r.gpuFlopsPerSecond, bytes / r.gpuMemoryBytesPerSecond);
+      return Math.max(flops / (r.gpuAttentionFlopsPerSecond ?? r.gpuFlopsPerSecond), bytes / r.gpuMemoryBytesPerSecond);
     }
     const flops = 4 * context * q;
     let bytes = 2 * context * kv * 2 + 2 * q * 2 + 2 * nh * context * 2;

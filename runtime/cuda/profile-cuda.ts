@@ -394,6 +394,12 @@ export function cudaProfileFromSamples(
   const dequantize = of("dequantize")[0];
   const elementwise = of("deviceElementwise");
   const unpack = of("deviceUnpack");
+  // The prefill attention sample (shape PxPxW: P queries over P keys): its size counts the causal half of
+  // 4 P^2 W FLOPs; the planner counts the whole square, so the rate is over 4 P^2 W.
+  const prefillAttention = of("gpuAttention").find((e) => {
+    const [t, ctx] = e.shape.split("x").map(Number);
+    return t !== undefined && t > 1 && t === ctx;
+  });
   const curve = matmulCurveFromSamples(samples);
   const gemmCurve = gemmCurveFromSamples(samples);
   const source = measurementSource("cuda", samples);
@@ -445,6 +451,14 @@ export function cudaProfileFromSamples(
             dequantizeValuesPerSecond: measured(
               dequantize.size / dequantize.seconds,
               "4-bit group-wise dequantisation into fp16 (dequantize4F16)",
+            ),
+          }
+        : {}),
+      ...(prefillAttention
+        ? {
+            attentionFlopsPerSecond: measured(
+              (2 * prefillAttention.size) / prefillAttention.seconds,
+              `the backend's attention kernels over a ${prefillAttention.shape} prompt (queries x keys x width), 4 x queries x keys x width FLOPs`,
             ),
           }
         : {}),
