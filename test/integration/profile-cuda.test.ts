@@ -10,18 +10,9 @@ import { plan } from "../../planner/plan.js";
 import { createEmulatedNative } from "../../runtime/cuda/emulated-native.js";
 import { cudaProfileFromSamples, measureCudaBackend } from "../../runtime/cuda/profile-cuda.js";
 import { samplesToCsv } from "../../runtime/profile-cpu.js";
+import { HOST_SAMPLES as HOST } from "../cuda-profile-fixtures.js";
 import { CLI } from "../helpers.js";
 import { hostCudaAddon } from "../host-cuda-addon.js";
-
-// Host-side rows as the CPU backend's profiler writes them (the CUDA profiler reuses that measurement).
-const HOST = [
-  { measurement: "diskRead", size: 4096, shape: "", seconds: 2e-5 },
-  { measurement: "diskRead", size: 16 << 20, shape: "", seconds: 8e-3 },
-  { measurement: "diskWrite", size: 4096, shape: "", seconds: 3e-5 },
-  { measurement: "diskWrite", size: 16 << 20, shape: "", seconds: 1.6e-2 },
-  { measurement: "cpuAttention", size: 4 * 512 * 768, shape: "1x512x768", seconds: 4e-4 },
-  { measurement: "hostMemcpy", size: 16 << 20, shape: "", seconds: 2e-3 },
-];
 
 test("spillway profile --backend cuda: samples from a device (emulated here) make a valid profile the planner uses, and survive --from-samples", async () => {
   const native = createEmulatedNative({ deviceBytes: 64 << 20 });

@@ -8,16 +8,7 @@ import { hardwareRates } from "../../planner/spillway/hardware-rates.js";
 import { createEmulatedNative } from "../../runtime/cuda/emulated-native.js";
 import { cudaProfileFromSamples, measureCudaBackend } from "../../runtime/cuda/profile-cuda.js";
 import type { ProfileSample } from "../../runtime/profile-cpu.js";
-
-// Host-side rows as the CPU backend's profiler writes them (the CUDA profiler reuses that measurement).
-const HOST: ProfileSample[] = [
-  { measurement: "diskRead", size: 4096, shape: "", seconds: 2e-5 },
-  { measurement: "diskRead", size: 16 << 20, shape: "", seconds: 8e-3 },
-  { measurement: "diskWrite", size: 4096, shape: "", seconds: 3e-5 },
-  { measurement: "diskWrite", size: 16 << 20, shape: "", seconds: 1.6e-2 },
-  { measurement: "cpuAttention", size: 4 * 512 * 768, shape: "1x512x768", seconds: 4e-4 },
-  { measurement: "hostMemcpy", size: 16 << 20, shape: "", seconds: 2e-3 },
-];
+import { HOST_SAMPLES as HOST } from "../cuda-profile-fixtures.js";
 
 test("a CUDA profile's attention rate is 4 x P^2 x W FLOPs over its PxPxW prompt sample's time (the sample's size counts the causal half)", () => {
   const samples = measureCudaBackend(createEmulatedNative({ deviceBytes: 64 << 20 }), {
