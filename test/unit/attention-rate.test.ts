@@ -7,7 +7,6 @@ import { plan } from "../../planner/plan.js";
 import { hardwareRates } from "../../planner/spillway/hardware-rates.js";
 import { createEmulatedNative } from "../../runtime/cuda/emulated-native.js";
 import { cudaProfileFromSamples, measureCudaBackend } from "../../runtime/cuda/profile-cuda.js";
-import type { ProfileSample } from "../../runtime/profile-cpu.js";
 import { HOST_SAMPLES as HOST } from "../cuda-profile-fixtures.js";
 
 test("a CUDA profile's attention rate is 4 x P^2 x W FLOPs over its PxPxW prompt sample's time (the sample's size counts the causal half)", () => {
