@@ -39,7 +39,8 @@ import {
   type OptLayerShape,
   scoreHeadChunk,
 } from "./opt-forward.js";
-import { decodeRange, type Encoding, encode, encodedByteLength, rowChunkBytes } from "./tensor-codec.js";
+import { elementCount } from "./safetensors.js";
+import { decodeRange, type Encoding, encodedByteLength, rowChunkBytes } from "./tensor-codec.js";
 import type { TransferAction } from "./transfer-action.js";
 import { sharedBytes, type TransferEngine, type TransferId } from "./transfer-engine.js";
 
@@ -154,20 +155,22 @@ export class OptRunner {
   // ---------------------------------------------------------------------------------------------
   // Placement
 
-  private store(name: string, values: Float32Array, matrix: boolean, tier: Tier): StoredTensor {
+  /** Reads tensor `name` from the checkpoint straight into its encoded place on `tier`. */
+  private store(name: string, matrix: boolean, tier: Tier): StoredTensor {
     const encoding: Encoding = matrix && this.policy.compressWeight ? "q4" : "f16";
-    const bytes = encodedByteLength(values.length, encoding);
-    const base = { name, values: values.length, encoding, bytes, tier };
+    const values = elementCount(this.weights.info(name).shape);
+    const bytes = encodedByteLength(values, encoding);
+    const base = { name, values, encoding, bytes, tier };
     if (tier === "gpu") {
       const block = this.arena.allocate(bytes, `resident ${name}`);
-      encode(values, encoding, this.arena.uint8(block, bytes));
+      this.weights.encoded(name, encoding, this.arena.uint8(block, bytes));
       return { ...base, device: block };
     }
     if (tier === "cpu") {
       this.host.add(bytes);
-      return { ...base, host: encode(values, encoding, sharedBytes(bytes)) };
+      return { ...base, host: this.weights.encoded(name, encoding, sharedBytes(bytes)) };
     }
-    this.disk.write(name, encode(values, encoding));
+    this.disk.write(name, this.weights.encoded(name, encoding));
     return { ...base, diskKey: name };
   }
 
@@ -179,7 +182,7 @@ export class OptRunner {
       const names = this.weights.layerTensorNames(layer);
       this.layers.push(
         placeTensors(specs, this.policy.weights).map(({ tensor, tier }, i) =>
-          this.store(names[i]!, this.weights.tensor(names[i]!), isMatrix(tensor.name), tier),
+          this.store(names[i]!, isMatrix(tensor.name), tier),
         ),
       );
     }
@@ -189,7 +192,7 @@ export class OptRunner {
     for (const name of this.weights.embeddingTensorNames()) {
       const tokenTable = name.endsWith("embed_tokens.weight");
       const tier = groupTiers[tokenTable ? 0 : 1]?.tier ?? groupTiers[0]!.tier;
-      this.embedding.push(this.store(name, this.weights.tensor(name), tokenTable, tier));
+      this.embedding.push(this.store(name, tokenTable, tier));
     }
     // KV cache, allocated for the whole prompt and generation as the planner counts it.
     for (let layer = 0; layer < this.model.numLayers; layer++) {
