@@ -52,7 +52,8 @@ const workload = { promptLen: Number(flag("prompt-len") ?? 256), genLen: Number(
 // Blocks of at most this many sequences: unbounded, the planner's choice on an H200 with --gpu-mem 0.75
 // was 32 x 132 = 4224 sequences, 73 s predicted per run (twice per row), longer than a GPU session.
 const maxBlock = Number(flag("max-block") ?? 256);
-if (!Number.isInteger(maxBlock) || maxBlock < 1) throw new Error(`--max-block: expected a whole number >= 1, got ${flag("max-block")}`);
+if (!Number.isInteger(maxBlock) || maxBlock < 1)
+  throw new Error(`--max-block: expected a whole number >= 1, got ${flag("max-block")}`);
 const out: Record<string, unknown> = { device, model: modelName, gpuBytes, workload, maxBlock };
 
 let profile: HardwareProfile;
