@@ -5,14 +5,15 @@
  * included), decoding fp16 to fp32, encoding fp32 to fp16, quantising fp32 to 4-bit; then the whole
  * placement of one tensor as run() does it (weights.encoded() into a fresh shared array) beside the
  * fp32 round trip that placement used to take (weights.tensor() then encode()), for fp16 and 4-bit,
- * with their ratio; then run() itself up to its first computed layer (setup) for the two policies of the
+ * with their ratio; 4-bit quantisation of every matrix on the parallel encoder's threads against the
+ * main thread (the machine's cores, at most 16); then run() itself up to its first computed layer (setup) for the two policies of the
  * H200 session, weights on host in 16 bits and 4-bit weights and KV on host, on the CPU backend.
  *
  * In `npm run bench` on opt-125m; `npm run bench:setup -- --model opt-1.3b [--weights DIR]` on a larger
  * one (a DIR holding a checkpoint of that model is reused, otherwise one is written to a temporary folder).
  */
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { withCapacities } from "../core/hardware-profile.js";
@@ -23,6 +24,7 @@ import { type FixedPolicy, plan } from "../planner/plan.js";
 import { ENCODE_CHUNK_VALUES } from "../runtime/encode-tensor.js";
 import { fromFloat16Array, toFloat16Array } from "../runtime/fp16.js";
 import { loadOptCheckpoint, type OptWeights } from "../runtime/opt-checkpoint.js";
+import { MAX_ENCODER_THREADS, ParallelEncoder } from "../runtime/parallel-encoder.js";
 import { run } from "../runtime/run.js";
 import { elementCount } from "../runtime/safetensors.js";
 import { synthesizeOptWeights } from "../runtime/synth-weights.js";
@@ -108,6 +110,45 @@ export function benchSetupPhases(weights: OptWeights, print: (line: string) => v
   }
 }
 
+/** 4-bit quantisation of every matrix, layer by layer as placement does it: on the encoder's threads against the main thread. */
+export async function benchParallelQuantisation(
+  weights: OptWeights,
+  print: (line: string) => void = console.log,
+): Promise<void> {
+  // Every core, even where run() leaves quantising to the main thread (under 4 cores), so both are measured.
+  const threads = Math.min(MAX_ENCODER_THREADS, availableParallelism());
+  const encoder = await ParallelEncoder.start(threads);
+  if (!encoder) {
+    print("  4-bit on threads: one core, the main thread quantises");
+    return;
+  }
+  try {
+    const matrices = tensorsOf(weights).filter((t) => t.matrix);
+    const bytes = matrices.reduce((sum, t) => sum + weights.info(t.name).byteLength, 0);
+    const isMatrix = new Set(matrices.map((t) => t.name));
+    const layers = [
+      ...Array.from({ length: weights.model.numLayers }, (_, l) => weights.layerTensorNames(l)),
+      weights.embeddingTensorNames(),
+    ].map((names) => names.filter((name) => isMatrix.has(name)));
+    let start = performance.now();
+    for (const layer of layers)
+      await encoder.encode(
+        weights,
+        layer.map((name) => ({ name, encoding: "q4" as const })),
+      );
+    const threaded = (performance.now() - start) / 1000;
+    start = performance.now();
+    for (const t of matrices) weights.encoded(t.name, "q4", sharedBytes(encodedByteLength(t.values, "q4")));
+    const single = (performance.now() - start) / 1000;
+    const perGib = (s: number) => `${((s * GIB) / bytes).toFixed(2).padStart(6)} s/GiB`;
+    print(
+      `  4-bit matrices, ${threads} threads ${perGib(threaded)}   main thread ${perGib(single)}   ${(single / threaded).toFixed(2)}x`,
+    );
+  } finally {
+    await encoder.close();
+  }
+}
+
 /** run() up to its first computed layer (placement, buffers, workers) for the H200 session's two policies, CPU backend. */
 export async function benchRunSetup(weightsDir: string, print: (line: string) => void = console.log): Promise<void> {
   const weights = loadOptCheckpoint(weightsDir);
@@ -160,6 +201,7 @@ export async function benchSetupTime(modelName = "opt-125m", weightsDir?: string
     const weights = loadOptCheckpoint(dir);
     try {
       benchSetupPhases(weights);
+      await benchParallelQuantisation(weights);
     } finally {
       weights.close();
     }
@@ -175,6 +217,6 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
     return i >= 0 ? process.argv[i + 1] : undefined;
   };
   const modelName = flag("model") ?? "opt-125m";
-  console.log(`Run setup (${modelName}, seconds per GiB of checkpoint tensors; one thread)`);
+  console.log(`Run setup (${modelName}, seconds per GiB of checkpoint tensors; phases on one thread)`);
   await benchSetupTime(modelName, flag("weights"));
 }

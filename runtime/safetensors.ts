@@ -311,6 +311,17 @@ function checkDataRanges(entries: ReadonlyMap<string, TensorEntry>, path: string
   }
 }
 
+/**
+ * The buffer conversions read file bytes into, reused: a fresh one per read would be zero-filled and
+ * page-faulted every time (and page faults of threads in one process contend for its memory map).
+ * Each thread has its own (module state is per thread).
+ */
+let conversionBuffer = new Uint8Array(0);
+function conversionChunk(bytes: number): Uint8Array {
+  if (conversionBuffer.length < bytes) conversionBuffer = new Uint8Array(Math.max(bytes, 2 ** 20));
+  return conversionBuffer.subarray(0, bytes);
+}
+
 /** Reads `length` bytes at `position`, looping because one call may return fewer; a short file is an error. */
 function readExactly(fd: number, path: string, position: number, length: number, into?: Uint8Array): Uint8Array {
   const target = into ?? new Uint8Array(length);
@@ -423,7 +434,7 @@ class OpenSafetensorsFile implements SafetensorsFile {
   /** Reads `byteLength` bytes of a 2- or 8-byte dtype in chunks, converting each into its place in `out`. */
   private readConverted(fd: number, entry: TensorEntry, position: number, byteLength: number, out: Float32Array): void {
     const elementBytes = DTYPE_BYTES[entry.dtype];
-    const chunk = new Uint8Array(Math.min(IO_CHUNK_BYTES, byteLength));
+    const chunk = conversionChunk(Math.min(IO_CHUNK_BYTES, byteLength));
     for (let offset = 0; offset < byteLength; offset += chunk.length) {
       const bytes = Math.min(chunk.length, byteLength - offset);
       readExactly(fd, this.path, position + offset, bytes, chunk);

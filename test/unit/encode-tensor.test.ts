@@ -5,9 +5,12 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { ENCODE_CHUNK_VALUES, readEncodedTensor } from "../../runtime/encode-tensor.js";
 import { quantize4bit, quantize4bitInto } from "../../runtime/kernels/quantize-4bit.js";
+import { loadOptCheckpoint } from "../../runtime/opt-checkpoint.js";
+import { encodeQuantized, ParallelEncoder } from "../../runtime/parallel-encoder.js";
 import { openSafetensors, writeSafetensors } from "../../runtime/safetensors.js";
+import { synthesizeOptWeights } from "../../runtime/synth-weights.js";
 import { encode, encodedByteLength, encodeRange } from "../../runtime/tensor-codec.js";
-import { random } from "../helpers.js";
+import { random, TINY_OPT } from "../helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "spillway-encode-tensor-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -125,4 +128,46 @@ test("4-bit encoding in chunks must cut at whole groups; quantize4bitInto writes
       }),
     /too short/,
   );
+});
+
+test("the parallel encoder's threads give readEncodedTensor's bytes for every 4-bit tensor, leave fp16 ones to the caller, and pass a quantiser's error on", async () => {
+  const checkpoint = join(dir, "tiny");
+  synthesizeOptWeights(TINY_OPT, checkpoint, { seed: 2 });
+  const weights = loadOptCheckpoint(checkpoint);
+  const encoder = await ParallelEncoder.start(2);
+  assert.ok(encoder, "two threads start an encoder");
+  try {
+    const tensors = [...weights.layerTensorNames(1), ...weights.embeddingTensorNames()].map((name) => ({
+      name,
+      encoding: name.endsWith(".weight") && !name.includes("norm") ? ("q4" as const) : ("f16" as const),
+    }));
+    const encoded = await encodeQuantized(encoder, weights, tensors);
+    const quantized = tensors.filter((t) => t.encoding === "q4");
+    assert.deepEqual([...encoded.keys()].sort(), quantized.map((t) => t.name).sort());
+    for (const t of quantized) {
+      const bytes = encoded.get(t.name)!;
+      assert.ok(bytes.buffer instanceof SharedArrayBuffer, `${t.name}: on a shared array`);
+      assert.deepEqual(bytes, weights.encoded(t.name, "q4"), t.name);
+    }
+    assert.equal((await encodeQuantized(undefined, weights, quantized)).size, 0, "no encoder: nothing encoded ahead");
+    // A NaN cannot be quantised: the thread's error reaches the caller, and the encoder goes on working.
+    const bad = join(dir, "nan.safetensors");
+    writeSafetensors(bad, [{ name: "x", dtype: "F32", shape: [128], data: new Float32Array(128).fill(Number.NaN) }]);
+    const nan = openSafetensors(bad);
+    const fake = { ...weights, info: () => ({ ...nan.info("x"), file: bad, storedName: "x" }) };
+    await assert.rejects(
+      encoder.encode(fake, [{ name: "x", encoding: "q4" }]),
+      /group 0 holds a value outside fp16's range \(or NaN\)/,
+    );
+    nan.close();
+    const again = await encoder.encode(weights, quantized.slice(0, 1));
+    assert.deepEqual(again.get(quantized[0]!.name), weights.encoded(quantized[0]!.name, "q4"));
+  } finally {
+    await encoder.close();
+    weights.close();
+  }
+  assert.equal(await ParallelEncoder.start(1), undefined, "one thread: the main thread encodes");
+  assert.equal(ParallelEncoder.threadsAvailable(2), 1, "2 cores: the main thread encodes");
+  assert.equal(ParallelEncoder.threadsAvailable(8), 8);
+  assert.equal(ParallelEncoder.threadsAvailable(64), 16);
 });
