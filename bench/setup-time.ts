@@ -13,7 +13,7 @@
  * one (a DIR holding a checkpoint of that model is reused, otherwise one is written to a temporary folder).
  */
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { availableParallelism, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { withCapacities } from "../core/hardware-profile.js";
@@ -24,7 +24,7 @@ import { type FixedPolicy, plan } from "../planner/plan.js";
 import { ENCODE_CHUNK_VALUES } from "../runtime/encode-tensor.js";
 import { fromFloat16Array, toFloat16Array } from "../runtime/fp16.js";
 import { loadOptCheckpoint, type OptWeights } from "../runtime/opt-checkpoint.js";
-import { MAX_ENCODER_THREADS, ParallelEncoder } from "../runtime/parallel-encoder.js";
+import { ParallelEncoder } from "../runtime/parallel-encoder.js";
 import { run } from "../runtime/run.js";
 import { elementCount } from "../runtime/safetensors.js";
 import { synthesizeOptWeights } from "../runtime/synth-weights.js";
@@ -115,8 +115,7 @@ export async function benchParallelQuantisation(
   weights: OptWeights,
   print: (line: string) => void = console.log,
 ): Promise<void> {
-  // Every core, even where run() leaves quantising to the main thread (under 4 cores), so both are measured.
-  const threads = Math.min(MAX_ENCODER_THREADS, availableParallelism());
+  const threads = ParallelEncoder.threadsAvailable();
   const encoder = await ParallelEncoder.start(threads);
   if (!encoder) {
     print("  4-bit on threads: one core, the main thread quantises");

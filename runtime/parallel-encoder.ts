@@ -16,13 +16,13 @@ import { sharedBytes } from "./transfer-engine.js";
 /** Values per task: whole 4-bit groups, small enough that one layer of a 1B-parameter model spreads over 16 threads. */
 const TASK_VALUES = 64 * 2 ** 14;
 /** At most this many threads (memory bandwidth, not cores, bounds the rest). */
-export const MAX_ENCODER_THREADS = 16;
+const MAX_ENCODER_THREADS = 16;
 /**
- * Below this many cores the main thread quantises: on the 2-core development machine (shared with
- * other work) two threads quantised opt-125m's matrices at 0.92x the main thread's speed (npm run
- * bench:setup), the threads' win is for many-core hosts (the H200 machine has 16).
+ * From this many cores the threads quantise (on one, the main thread does). On the 2-core development
+ * machine, opt-1.3b's 4-bit placement (run() up to its first layer): 11.4 s on two threads against
+ * 21.4 s on the main thread, idle; under a load average of 5 from other work, 0.92x (npm run bench:setup).
  */
-const MIN_CORES = 4;
+const MIN_CORES = 2;
 
 interface Waiting {
   resolve(): void;
@@ -54,7 +54,7 @@ export class ParallelEncoder {
     }
   }
 
-  /** Threads for the encoder by default: the machine's cores, at most MAX_ENCODER_THREADS; 1 (none) below MIN_CORES. */
+  /** Threads for the encoder by default: the machine's cores, at most MAX_ENCODER_THREADS; 1 (none) on one core. */
   static threadsAvailable(cores = availableParallelism()): number {
     return cores < MIN_CORES ? 1 : Math.min(MAX_ENCODER_THREADS, cores);
   }

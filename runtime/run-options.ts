@@ -36,7 +36,7 @@ export interface RunOptions extends TraceOptions {
   readonly routingPath?: string;
   /**
    * Worker threads that quantise 4-bit weights while they are placed (default: the machine's cores, at
-   * most 16, on 4 cores or more; below 2, the main thread quantises). The bytes are the same either way.
+   * most 16; below 2, the main thread quantises). The bytes are the same either way.
    */
   readonly encoderThreads?: number;
 }

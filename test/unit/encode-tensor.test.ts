@@ -167,7 +167,8 @@ test("the parallel encoder's threads give readEncodedTensor's bytes for every 4-
     weights.close();
   }
   assert.equal(await ParallelEncoder.start(1), undefined, "one thread: the main thread encodes");
-  assert.equal(ParallelEncoder.threadsAvailable(2), 1, "2 cores: the main thread encodes");
+  assert.equal(ParallelEncoder.threadsAvailable(1), 1, "one core: the main thread encodes");
+  assert.equal(ParallelEncoder.threadsAvailable(2), 2);
   assert.equal(ParallelEncoder.threadsAvailable(8), 8);
   assert.equal(ParallelEncoder.threadsAvailable(64), 16);
 });
