@@ -59,9 +59,11 @@ export class ParallelEncoder {
     return cores < MIN_CORES ? 1 : Math.min(MAX_ENCODER_THREADS, cores);
   }
 
-  /** Starts `threads` workers (default: threadsAvailable()); undefined when fewer than two would run. */
-  static async start(threads = ParallelEncoder.threadsAvailable()): Promise<ParallelEncoder | undefined> {
-    if (threads < 2) return undefined;
+  /** Starts `requested` workers (default: threadsAvailable(); at most 16); undefined when fewer than two would run. */
+  static async start(requested = ParallelEncoder.threadsAvailable()): Promise<ParallelEncoder | undefined> {
+    // NaN, a fraction below 2 or a negative count: no threads, rather than an encoder with none that never finishes.
+    const threads = Math.min(MAX_ENCODER_THREADS, Math.floor(requested));
+    if (!(threads >= 2)) return undefined;
     const workers = Array.from(
       { length: threads },
       (_, i) => new Worker(new URL("./encode-worker.js", import.meta.url), { name: `spillway encoder ${i}` }),

@@ -166,7 +166,8 @@ test("the parallel encoder's threads give readEncodedTensor's bytes for every 4-
     await encoder.close();
     weights.close();
   }
-  assert.equal(await ParallelEncoder.start(1), undefined, "one thread: the main thread encodes");
+  for (const threads of [1, 1.5, 0, -3, Number.NaN])
+    assert.equal(await ParallelEncoder.start(threads), undefined, `${threads} threads: the main thread encodes`);
   assert.equal(ParallelEncoder.threadsAvailable(1), 1, "one core: the main thread encodes");
   assert.equal(ParallelEncoder.threadsAvailable(2), 2);
   assert.equal(ParallelEncoder.threadsAvailable(8), 8);
