@@ -5,7 +5,8 @@
  * offloading, runs each plan on the GPU under the spillway and the FlexGen schedule, and prints:
  * predicted vs measured throughput per plan; the host→device bandwidth reached while streaming
  * weights (bytes moved over the copy engine's busy time) against the measured pinned peak (aim ≥ 85%);
- * the spillway/flexgen speed-up; and whether a short greedy run gives the CPU backend's tokens.
+ * the spillway/flexgen speed-up; the spillway run's setup (run() until its schedule starts: reading,
+ * quantising and pinning the weights; npm run bench:setup splits it into phases); and whether a short greedy run gives the CPU backend's tokens.
  *
  * Flags: --model opt-1.3b|opt-6.7b|…  --gpu-mem GiB (default: a third of the fp16 weights)
  *        --prompt-len 256 --gen-len 32  --max-block 256 (sequences per block, gbs x nb)
@@ -153,8 +154,15 @@ try {
     let spillway: RunResult;
     let flexgen: RunResult;
     const started = performance.now();
+    // Setup: run() until its schedule starts (placement: reading, quantising, pinning the weights).
+    let setupSeconds = Number.NaN;
     try {
-      spillway = await run(p, hardware, options);
+      spillway = await run(p, hardware, {
+        ...options,
+        onProgress: (e) => {
+          if (e.phase === "run" && e.done === 0) setupSeconds = (performance.now() - started) / 1000;
+        },
+      });
       flexgen = await run(p, hardware, { ...options, schedule: "flexgen", tracePath: undefined });
     } catch (error) {
       console.log(`${c.name.padEnd(24)} failed: ${(error as Error).message}`);
@@ -169,7 +177,7 @@ try {
     const h2dRate = spillway.busySeconds.h2d > 0 ? spillway.bytes.h2d / spillway.busySeconds.h2d : 0;
     const rate = (x: number) => x.toPrecision(4).padStart(11);
     console.log(
-      `${c.name.padEnd(24)}${`${p.policy.gpuBatchSize}x${p.policy.numGpuBatches}`.padStart(10)}${rate(predicted)}${rate(measured)}${`${error >= 0 ? "+" : ""}${(error * 100).toFixed(1)}%`.padStart(9)}${flexgen.throughputTokensPerSecond.toPrecision(4).padStart(10)}${`${(measured / flexgen.throughputTokensPerSecond).toFixed(2)}x`.padStart(10)}${(h2dRate / 1e9).toFixed(2).padStart(10)}${`${((100 * h2dRate) / pinnedPeak).toFixed(0)}%`.padStart(9)}   (${((performance.now() - started) / 1000).toFixed(1)} s)`,
+      `${c.name.padEnd(24)}${`${p.policy.gpuBatchSize}x${p.policy.numGpuBatches}`.padStart(10)}${rate(predicted)}${rate(measured)}${`${error >= 0 ? "+" : ""}${(error * 100).toFixed(1)}%`.padStart(9)}${flexgen.throughputTokensPerSecond.toPrecision(4).padStart(10)}${`${(measured / flexgen.throughputTokensPerSecond).toFixed(2)}x`.padStart(10)}${(h2dRate / 1e9).toFixed(2).padStart(10)}${`${((100 * h2dRate) / pinnedPeak).toFixed(0)}%`.padStart(9)}   (${((performance.now() - started) / 1000).toFixed(1)} s; setup ${setupSeconds.toFixed(1)} s)`,
     );
     rows.push({
       name: c.name,
@@ -181,6 +189,7 @@ try {
       speedup: measured / flexgen.throughputTokensPerSecond,
       h2dBytesPerSecond: h2dRate,
       ofPinnedPeak: h2dRate / pinnedPeak,
+      setupSeconds,
       busySeconds: spillway.busySeconds,
       bytes: spillway.bytes,
       peakBytes: spillway.peakBytes,

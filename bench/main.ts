@@ -13,6 +13,7 @@ import { benchCatalogueSimulation } from "./catalogue-simulation.js";
 import { benchKernels } from "./kernels.js";
 import { benchOverlap } from "./overlap.js";
 import { benchSearchSpeed, median } from "./search-speed.js";
+import { benchSetupTime } from "./setup-time.js";
 import { benchStartup } from "./startup.js";
 
 // The simulator sections plan synchronously, with the solvers loaded here.
@@ -126,6 +127,9 @@ console.log(
 await runBenchCase("CPU backend overlap", async () => {
   for (const line of await benchOverlap()) console.log(`  ${line}`);
 });
+
+console.log("\nRun setup: placing a synthetic opt-125m checkpoint before the first layer computes (one thread)");
+await runBenchCase("Run setup", () => benchSetupTime("opt-125m"));
 
 console.log("\nCPU profile (spillway profile --backend cpu --quick)");
 await runBenchCase("CPU profile", () => {

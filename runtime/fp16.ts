@@ -13,6 +13,16 @@ const FP16_OVERFLOW_THRESHOLD = 65520;
 const FP16_MIN_NORMAL = 2 ** -14;
 const FP16_SUBNORMAL_UNIT = 2 ** -24;
 
+/** One double and its two 32-bit words, to read a double's exponent field without Math.log2. */
+const EXPONENT_SCRATCH = new Float64Array(1);
+const EXPONENT_SCRATCH_HIGH_BITS = new Uint32Array(EXPONENT_SCRATCH.buffer);
+/** The word holding sign and exponent: the second on a little-endian host (the only kind the runtime reads weights on). */
+const HIGH_WORD = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
+
+/** 2^k for k in [-POWERS_OF_TWO_BIAS, POWERS_OF_TWO_BIAS) (exact), without a Math.pow per call. */
+const POWERS_OF_TWO_BIAS = 32;
+const POWERS_OF_TWO = Float64Array.from({ length: 2 * POWERS_OF_TWO_BIAS }, (_, i) => 2 ** (i - POWERS_OF_TWO_BIAS));
+
 /** Rounds a non-negative number to an integer, ties to even. */
 function roundHalfToEven(value: number): number {
   const floor = Math.floor(value);
@@ -28,18 +38,17 @@ function roundHalfToEven(value: number): number {
  */
 export function float32ToFloat16Bits(x: number): number {
   if (Number.isNaN(x)) return FP16_NAN_BITS;
-  const sign = x < 0 || Object.is(x, -0) ? FP16_SIGN_BIT : 0;
+  const sign = x < 0 || (x === 0 && 1 / x < 0) ? FP16_SIGN_BIT : 0;
   const magnitude = Math.abs(x);
   if (magnitude >= FP16_OVERFLOW_THRESHOLD) return sign | FP16_INFINITY_BITS;
   if (magnitude < FP16_MIN_NORMAL) {
     // Subnormal: a count of 2^-24 units. Rounding up to 1024 units gives 0x0400, the smallest normal, as it should.
     return sign | roundHalfToEven(magnitude / FP16_SUBNORMAL_UNIT);
   }
-  let exponent = Math.floor(Math.log2(magnitude));
-  // Math.log2 may be off by one next to powers of two; settle the exponent exactly.
-  while (2 ** exponent > magnitude) exponent--;
-  while (2 ** (exponent + 1) <= magnitude) exponent++;
-  const significand = roundHalfToEven(magnitude * 2 ** (10 - exponent)); // in [1024, 2048]
+  // floor(log2(magnitude)), exactly: the double's own exponent field (magnitude is a normal double here).
+  EXPONENT_SCRATCH[0] = magnitude;
+  const exponent = ((EXPONENT_SCRATCH_HIGH_BITS[HIGH_WORD]! >>> 20) & 0x7ff) - 1023;
+  const significand = roundHalfToEven(magnitude * POWERS_OF_TWO[10 - exponent + POWERS_OF_TWO_BIAS]!); // in [1024, 2048]
   // A significand that rounded up to 2048 carries into the exponent field by plain addition.
   return sign | (((exponent + 15) << 10) + (significand - 1024));
 }
@@ -59,6 +68,10 @@ export function float16BitsToFloat32(h: number): number {
  * module through shared code and would pay ~10 ms at every start.
  */
 let fp16DecodeTable: Float32Array | undefined;
+/** Every fp16 bit pattern's value (index: the bits), the same values float16BitsToFloat32 gives. */
+export function float16DecodeTable(): Float32Array {
+  return decodeTable();
+}
 function decodeTable(): Float32Array {
   if (!fp16DecodeTable) {
     fp16DecodeTable = new Float32Array(65536);

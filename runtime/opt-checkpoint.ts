@@ -7,7 +7,9 @@ import { InputError } from "../core/input-error.js";
 import type { ModelSpec } from "../core/model-spec.js";
 import { modelSpecFromHfConfig } from "../models/hf-config.js";
 import { type LocatedTensor, locateTensors, openCheckpointFiles, readCheckpointConfig } from "./checkpoint-files.js";
+import { ENCODE_CHUNK_VALUES, readEncodedTensor } from "./encode-tensor.js";
 import type { SafetensorsFile, TensorInfo } from "./safetensors.js";
+import type { Encoding } from "./tensor-codec.js";
 
 export interface OptTensorShape {
   readonly name: string;
@@ -116,6 +118,11 @@ export interface OptWeights {
   /** A tensor by its canonical name ("model.decoder..."), converted to fp32 and read from disk on each call. */
   tensor(name: string, dst?: Float32Array): Float32Array;
   info(name: string): OptTensorInfo;
+  /**
+   * A tensor encoded as the runtime stores it (runtime/tensor-codec.ts), into `out` when given: the
+   * bytes of encode(tensor(name), encoding), read without an fp32 copy of the tensor (encode-tensor.ts).
+   */
+  encoded(name: string, encoding: Encoding, out?: Uint8Array): Uint8Array;
   /** Canonical names of layer `layer`'s tensors, in declaration order. */
   layerTensorNames(layer: number): string[];
   /** Canonical names of the tensors outside the layers (embeddings, projections, final LayerNorm). */
@@ -143,6 +150,9 @@ export function loadOptCheckpoint(dir: string, model: ModelSpec = readOptConfig(
 }
 
 class LoadedOptWeights implements OptWeights {
+  /** The chunk buffer every encoded() read converts through. */
+  private readonly scratch = new Float32Array(ENCODE_CHUNK_VALUES);
+
   constructor(
     readonly model: ModelSpec,
     readonly dir: string,
@@ -153,6 +163,11 @@ class LoadedOptWeights implements OptWeights {
   tensor(name: string, dst?: Float32Array): Float32Array {
     const { file, storedName } = this.locate(name);
     return file.readFloat32(storedName, dst);
+  }
+
+  encoded(name: string, encoding: Encoding, out?: Uint8Array): Uint8Array {
+    const { file, storedName } = this.locate(name);
+    return readEncodedTensor(file, storedName, encoding, out, this.scratch);
   }
 
   info(name: string): OptTensorInfo {

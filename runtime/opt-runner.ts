@@ -39,7 +39,9 @@ import {
   type OptLayerShape,
   scoreHeadChunk,
 } from "./opt-forward.js";
-import { decodeRange, type Encoding, encode, encodedByteLength, rowChunkBytes } from "./tensor-codec.js";
+import { encodeQuantized, type ParallelEncoder } from "./parallel-encoder.js";
+import { elementCount } from "./safetensors.js";
+import { decodeRange, type Encoding, encodedByteLength, rowChunkBytes } from "./tensor-codec.js";
 import type { TransferAction } from "./transfer-action.js";
 import { sharedBytes, type TransferEngine, type TransferId } from "./transfer-engine.js";
 
@@ -154,43 +156,67 @@ export class OptRunner {
   // ---------------------------------------------------------------------------------------------
   // Placement
 
-  private store(name: string, values: Float32Array, matrix: boolean, tier: Tier): StoredTensor {
-    const encoding: Encoding = matrix && this.policy.compressWeight ? "q4" : "f16";
-    const bytes = encodedByteLength(values.length, encoding);
-    const base = { name, values: values.length, encoding, bytes, tier };
+  /**
+   * Reads tensor `name` from the checkpoint straight into its encoded place on `tier`, or places its
+   * bytes `encoded` already (on a shared array: the host tier keeps that array).
+   */
+  private store(name: string, encoding: Encoding, tier: Tier, encoded?: Uint8Array): StoredTensor {
+    const values = elementCount(this.weights.info(name).shape);
+    const bytes = encodedByteLength(values, encoding);
+    const base = { name, values, encoding, bytes, tier };
+    const read = (out?: Uint8Array) => {
+      if (!encoded) return this.weights.encoded(name, encoding, out);
+      out?.set(encoded);
+      return out ?? encoded;
+    };
     if (tier === "gpu") {
       const block = this.arena.allocate(bytes, `resident ${name}`);
-      encode(values, encoding, this.arena.uint8(block, bytes));
+      read(this.arena.uint8(block, bytes));
       return { ...base, device: block };
     }
     if (tier === "cpu") {
       this.host.add(bytes);
-      return { ...base, host: encode(values, encoding, sharedBytes(bytes)) };
+      return { ...base, host: encoded ?? read(sharedBytes(bytes)) };
     }
-    this.disk.write(name, encode(values, encoding));
+    this.disk.write(name, read());
     return { ...base, diskKey: name };
   }
 
+  private encodingOf(matrix: boolean): Encoding {
+    return matrix && this.policy.compressWeight ? "q4" : "f16";
+  }
+
   /** Puts every tensor, KV block and buffer where the plan says. */
-  place(): void {
+  async place(encoder?: ParallelEncoder): Promise<void> {
     const specs = layerWeightTensors(this.model);
     const isMatrix = (name: string) => name.endsWith(".weight") && !name.includes("norm");
+    // Layer by layer: its 4-bit tensors quantised on the encoder's threads, then each stored.
+    const placeAll = async (tensors: { name: string; encoding: Encoding; tier: Tier }[]) => {
+      const encoded = await encodeQuantized(encoder, this.weights, tensors);
+      return tensors.map((t) => this.store(t.name, t.encoding, t.tier, encoded.get(t.name)));
+    };
     for (let layer = 0; layer < this.model.numLayers; layer++) {
       const names = this.weights.layerTensorNames(layer);
-      this.layers.push(
-        placeTensors(specs, this.policy.weights).map(({ tensor, tier }, i) =>
-          this.store(names[i]!, this.weights.tensor(names[i]!), isMatrix(tensor.name), tier),
-        ),
-      );
+      const tensors = placeTensors(specs, this.policy.weights).map(({ tensor, tier }, i) => ({
+        name: names[i]!,
+        encoding: this.encodingOf(isMatrix(tensor.name)),
+        tier,
+      }));
+      this.layers.push(await placeAll(tensors));
     }
     // Embeddings in the planner's groups: the token table, then positions, norms and projections together.
     const groups = embeddingTensors(this.model);
     const groupTiers = placeTensors(groups, this.context.realized.weights);
-    for (const name of this.weights.embeddingTensorNames()) {
-      const tokenTable = name.endsWith("embed_tokens.weight");
-      const tier = groupTiers[tokenTable ? 0 : 1]?.tier ?? groupTiers[0]!.tier;
-      this.embedding.push(this.store(name, this.weights.tensor(name), tokenTable, tier));
-    }
+    this.embedding = await placeAll(
+      this.weights.embeddingTensorNames().map((name) => {
+        const tokenTable = name.endsWith("embed_tokens.weight");
+        return {
+          name,
+          encoding: this.encodingOf(tokenTable),
+          tier: groupTiers[tokenTable ? 0 : 1]?.tier ?? groupTiers[0]!.tier,
+        };
+      }),
+    );
     // KV cache, allocated for the whole prompt and generation as the planner counts it.
     for (let layer = 0; layer < this.model.numLayers; layer++) {
       this.deviceCache.push([]);

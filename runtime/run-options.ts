@@ -34,4 +34,9 @@ export interface RunOptions extends TraceOptions {
    * read. Dense plans have no routing: refused.
    */
   readonly routingPath?: string;
+  /**
+   * Worker threads that quantise 4-bit weights while they are placed (default: the machine's cores, at
+   * most 16; below 2, the main thread quantises). The bytes are the same either way.
+   */
+  readonly encoderThreads?: number;
 }

@@ -38,6 +38,7 @@ import {
   type TransferMeta,
   type Transfers,
 } from "./opt-runner.js";
+import { placeWeights } from "./parallel-encoder.js";
 import type { RunOptions } from "./run-options.js";
 import { runProgress } from "./run-progress.js";
 import { type RunResult, timedRunFigures } from "./run-result.js";
@@ -138,7 +139,7 @@ async function execute(
     );
     const engine = transfers;
     const runner = new OptRunner(weights, policy, plan.workload, context, arena, host, disk, recorder, engine);
-    runner.place();
+    await placeWeights(options.encoderThreads, policy.compressWeight, (encoder) => runner.place(encoder));
     const gbs = policy.gpuBatchSize;
     const nb = policy.numGpuBatches;
     const h = model.hiddenSize;
@@ -302,6 +303,7 @@ async function executeCuda(
       overlap: options.overlap ?? policy.overlap,
       ...(trace ? { trace } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      ...(options.encoderThreads !== undefined ? { encoderThreads: options.encoderThreads } : {}),
     });
     return {
       tokens: result.tokens,

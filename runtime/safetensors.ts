@@ -60,7 +60,8 @@ function checkLittleEndianHost(): void {
   if (endianness() !== "LE") throw new Error("safetensors: a big-endian host is not supported");
 }
 
-function elementCount(shape: readonly number[]): number {
+/** The number of values a tensor of this shape holds. */
+export function elementCount(shape: readonly number[]): number {
   return shape.reduce((product, dim) => product * dim, 1);
 }
 
@@ -81,8 +82,10 @@ export interface SafetensorsFile {
   metadata(): Record<string, string>;
   /** The tensor converted to fp32 (F16, BF16, F32, F64), into `dst` when given. */
   readFloat32(name: string, dst?: Float32Array): Float32Array;
-  /** The tensor's bytes exactly as stored. */
-  readRaw(name: string): Uint8Array;
+  /** The tensor's bytes exactly as stored, into `dst` (at least the tensor's byteLength) when given. */
+  readRaw(name: string, dst?: Uint8Array): Uint8Array;
+  /** Values [firstValue, firstValue + dst.length) of a floating-point tensor, converted to fp32 into `dst`. */
+  readFloat32Range(name: string, firstValue: number, dst: Float32Array): Float32Array;
   close(): void;
 }
 
@@ -308,6 +311,17 @@ function checkDataRanges(entries: ReadonlyMap<string, TensorEntry>, path: string
   }
 }
 
+/**
+ * The buffer conversions read file bytes into, reused: a fresh one per read would be zero-filled and
+ * page-faulted every time (and page faults of threads in one process contend for its memory map).
+ * Each thread has its own (module state is per thread).
+ */
+let conversionBuffer = new Uint8Array(0);
+function conversionChunk(bytes: number): Uint8Array {
+  if (conversionBuffer.length < bytes) conversionBuffer = new Uint8Array(Math.max(bytes, 2 ** 20));
+  return conversionBuffer.subarray(0, bytes);
+}
+
 /** Reads `length` bytes at `position`, looping because one call may return fewer; a short file is an error. */
 function readExactly(fd: number, path: string, position: number, length: number, into?: Uint8Array): Uint8Array {
   const target = into ?? new Uint8Array(length);
@@ -355,39 +369,35 @@ class OpenSafetensorsFile implements SafetensorsFile {
     return { ...this.meta };
   }
 
-  readRaw(name: string): Uint8Array {
+  readRaw(name: string, dst?: Uint8Array): Uint8Array {
     const entry = this.entry(name);
-    return readExactly(this.openFd(), this.path, this.dataStart + entry.begin, entry.byteLength);
+    if (dst && dst.byteLength < entry.byteLength)
+      throw new RangeError(
+        `readRaw(${name}): destination holds ${dst.byteLength} bytes, the tensor has ${entry.byteLength}`,
+      );
+    const into = dst?.subarray(0, entry.byteLength);
+    return readExactly(this.openFd(), this.path, this.dataStart + entry.begin, entry.byteLength, into);
   }
 
   readFloat32(name: string, dst?: Float32Array): Float32Array {
-    const entry = this.entry(name);
+    const entry = this.floatEntry(name);
     const count = entry.byteLength / DTYPE_BYTES[entry.dtype];
-    if (!FLOAT_DTYPES.includes(entry.dtype)) {
-      throw new InputError(
-        this.path,
-        `tensor ${name}`,
-        `dtype ${entry.dtype} is not a floating-point type (expected ${FLOAT_DTYPES.join(", ")})`,
-      );
-    }
     const out = dst ?? new Float32Array(count);
     if (out.length < count)
       throw new RangeError(`readFloat32(${name}): destination holds ${out.length} values, the tensor has ${count}`);
-    const fd = this.openFd();
-    const position = this.dataStart + entry.begin;
-    if (entry.dtype === "F32") {
-      // Same bytes: read straight into the destination.
-      readExactly(
-        fd,
-        this.path,
-        position,
-        entry.byteLength,
-        new Uint8Array(out.buffer, out.byteOffset, entry.byteLength),
-      );
-      return out;
-    }
-    this.readConverted(fd, entry, position, out);
+    this.readValues(entry, 0, out.subarray(0, count));
     return out;
+  }
+
+  readFloat32Range(name: string, firstValue: number, dst: Float32Array): Float32Array {
+    const entry = this.floatEntry(name);
+    const count = entry.byteLength / DTYPE_BYTES[entry.dtype];
+    if (!Number.isSafeInteger(firstValue) || firstValue < 0 || firstValue + dst.length > count)
+      throw new RangeError(
+        `readFloat32Range(${name}): values ${firstValue} to ${firstValue + dst.length} are outside the tensor's ${count}`,
+      );
+    this.readValues(entry, firstValue, dst);
+    return dst;
   }
 
   close(): void {
@@ -395,12 +405,38 @@ class OpenSafetensorsFile implements SafetensorsFile {
     this.fd = undefined;
   }
 
-  /** Reads a 2- or 8-byte dtype in chunks, converting each into its place in `out`. */
-  private readConverted(fd: number, entry: TensorEntry, position: number, out: Float32Array): void {
+  private floatEntry(name: string): TensorEntry {
+    const entry = this.entry(name);
+    if (!FLOAT_DTYPES.includes(entry.dtype)) {
+      throw new InputError(
+        this.path,
+        `tensor ${name}`,
+        `dtype ${entry.dtype} is not a floating-point type (expected ${FLOAT_DTYPES.join(", ")})`,
+      );
+    }
+    return entry;
+  }
+
+  /** Values [firstValue, firstValue + out.length) of a float tensor into `out` as fp32. */
+  private readValues(entry: TensorEntry, firstValue: number, out: Float32Array): void {
+    const fd = this.openFd();
     const elementBytes = DTYPE_BYTES[entry.dtype];
-    const chunk = new Uint8Array(Math.min(IO_CHUNK_BYTES, entry.byteLength));
-    for (let offset = 0; offset < entry.byteLength; offset += chunk.length) {
-      const bytes = Math.min(chunk.length, entry.byteLength - offset);
+    const position = this.dataStart + entry.begin + firstValue * elementBytes;
+    const byteLength = out.length * elementBytes;
+    if (entry.dtype === "F32") {
+      // Same bytes: read straight into the destination.
+      readExactly(fd, this.path, position, byteLength, new Uint8Array(out.buffer, out.byteOffset, byteLength));
+      return;
+    }
+    this.readConverted(fd, entry, position, byteLength, out);
+  }
+
+  /** Reads `byteLength` bytes of a 2- or 8-byte dtype in chunks, converting each into its place in `out`. */
+  private readConverted(fd: number, entry: TensorEntry, position: number, byteLength: number, out: Float32Array): void {
+    const elementBytes = DTYPE_BYTES[entry.dtype];
+    const chunk = conversionChunk(Math.min(IO_CHUNK_BYTES, byteLength));
+    for (let offset = 0; offset < byteLength; offset += chunk.length) {
+      const bytes = Math.min(chunk.length, byteLength - offset);
       readExactly(fd, this.path, position + offset, bytes, chunk);
       const first = offset / elementBytes;
       const count = bytes / elementBytes;

@@ -5,7 +5,7 @@
  */
 import { COMPRESSION_GROUP_SIZE, compressedBytes } from "../core/compression.js";
 import { fromFloat16Array, toFloat16Array } from "./fp16.js";
-import { dequantize4bit, type Quantized4bit, quantize4bit } from "./kernels/quantize-4bit.js";
+import { dequantize4bit, type Quantized4bit, quantize4bitInto } from "./kernels/quantize-4bit.js";
 
 export type Encoding = "f16" | "q4";
 
@@ -21,16 +21,54 @@ export function encode(
   encoding: Encoding,
   out: Uint8Array = new Uint8Array(encodedByteLength(values.length, encoding)),
 ): Uint8Array {
-  if (encoding === "f16") {
-    toFloat16Array(values, new Uint16Array(out.buffer, out.byteOffset, values.length));
-    return out;
-  }
-  const q = quantize4bit(values, COMPRESSION_GROUP_SIZE);
-  const groups = q.scale.length;
-  out.set(q.packed, 0);
-  out.set(new Uint8Array(q.scale.buffer, q.scale.byteOffset, groups * 2), groups * CODE_BYTES_PER_GROUP);
-  out.set(new Uint8Array(q.min.buffer, q.min.byteOffset, groups * 2), groups * (CODE_BYTES_PER_GROUP + 2));
+  encodeRange(values, encoding, out, values.length, 0);
   return out;
+}
+
+/**
+ * Encodes `values`, the values [firstValue, firstValue + values.length) of a tensor of `totalValues`,
+ * into their place in the tensor's stored bytes `out` (4-bit: firstValue a whole number of groups, and
+ * values.length too unless the chunk ends the tensor). Encoding a tensor chunk by chunk gives the bytes
+ * encode() gives for the whole.
+ */
+export function encodeRange(
+  values: Float32Array,
+  encoding: Encoding,
+  out: Uint8Array,
+  totalValues: number,
+  firstValue: number,
+): void {
+  if (out.byteLength < encodedByteLength(totalValues, encoding))
+    throw new RangeError(
+      `encode: out holds ${out.byteLength} bytes, ${totalValues} values need ${encodedByteLength(totalValues, encoding)}`,
+    );
+  if (encoding === "f16") {
+    toFloat16Array(values, new Uint16Array(out.buffer, out.byteOffset + firstValue * 2, values.length));
+    return;
+  }
+  const last = firstValue + values.length === totalValues;
+  if (firstValue % COMPRESSION_GROUP_SIZE !== 0 || (!last && values.length % COMPRESSION_GROUP_SIZE !== 0))
+    throw new RangeError(
+      `encode: 4-bit chunks cover whole groups of ${COMPRESSION_GROUP_SIZE} (values ${firstValue} to ${firstValue + values.length})`,
+    );
+  const firstGroup = firstValue / COMPRESSION_GROUP_SIZE;
+  const groupCount = Math.ceil(values.length / COMPRESSION_GROUP_SIZE);
+  if (out.byteOffset % 2 === 0) {
+    quantize4bitInto(values, quantizedView(out, totalValues, firstGroup, groupCount), firstGroup);
+    return;
+  }
+  // At an odd address (rows stored back to back), the fp16 scales cannot be viewed in place: quantised aside, then copied.
+  const q = {
+    packed: new Uint8Array(groupCount * CODE_BYTES_PER_GROUP),
+    scale: new Uint16Array(groupCount),
+    min: new Uint16Array(groupCount),
+    groupSize: COMPRESSION_GROUP_SIZE,
+  };
+  quantize4bitInto(values, q, firstGroup);
+  const groups = Math.ceil(totalValues / COMPRESSION_GROUP_SIZE);
+  out.set(q.packed, firstGroup * CODE_BYTES_PER_GROUP);
+  out.set(new Uint8Array(q.scale.buffer), groups * CODE_BYTES_PER_GROUP + firstGroup * 2);
+  out.set(new Uint8Array(q.min.buffer), groups * (CODE_BYTES_PER_GROUP + 2) + firstGroup * 2);
 }
 
 /** A view of groups [firstGroup, firstGroup + groupCount) of a stored 4-bit tensor. */

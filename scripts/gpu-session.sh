@@ -12,12 +12,15 @@
 #      (4-bit experts and attention, LRU cache of 2, speculative prefetch): predicted, simulated and
 #      measured throughput and expert figures, matchesReference (the runtime matrix in 2. also runs the
 #      eight MoE rows on the GPU)
+#   7. npm run bench:setup on the same model: run()'s setup before its first layer, phase by phase in
+#      seconds per GiB (read, convert, quantise; the old fp32 round trip beside; 4-bit on every core's
+#      thread against the main thread); host work only, but the many-core host is the one to measure
 # Everything is logged under $OUT (default ./gpu-out). Where the machine has no Node.js or network,
 # pack first on a build machine (scripts/pack-device.sh) and carry .device/.
 # Usage: bash scripts/gpu-session.sh [--model opt-1.3b] [--gpu-mem GiB] [--quick]
 # Each step runs under a time limit in seconds (a hung step must not take the session's GPU time with it):
 #   GPU_SESSION_TESTS_S (default 600), GPU_SESSION_PROFILE_S (600), GPU_SESSION_FIDELITY_S (1200),
-#   GPU_SESSION_SLICES_S (600), GPU_SESSION_MOE_S (600).
+#   GPU_SESSION_SLICES_S (600), GPU_SESSION_MOE_S (600), GPU_SESSION_SETUP_S (300).
 # A step cut off at its limit is logged as such and the session goes on to the next one (exit status 1).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -67,7 +70,6 @@ if [ -f "$KEEP/$MODEL/config.json" ]; then
     --compress-cache --no-cpu-attention --backend cuda --slices --json --quiet > "$OUT/slices.json" 2>> "$OUT/fidelity.log" || status=1
   echo "gpu-session: slices took $((SECONDS - START)) s"; START=$SECONDS
 fi
-rm -rf "$KEEP"
 # The synthetic MoE checkpoint goes beside the logs' folder, not into it (\$OUT holds logs only).
 MOE_DIR="$(mktemp -d)/mixtral-tiny"
 node dist/cli/main.js synth-weights --model mixtral-tiny --out "$MOE_DIR" --quiet 2>&1 | tee "$OUT/moe.log"
@@ -75,5 +77,9 @@ step "${GPU_SESSION_MOE_S:-600}" node dist/cli/main.js compare --model "$MOE_DIR
   --gpu-mem 0.004 --prompt-len 8 --gen-len 8 --batch-size 2 --expert-cache 2 --expert-eviction lru --expert-compute gpu \
   --expert-bits 4 --attention-bits 4 --no-cpu-attention --prefetch-experts 2 --backend cuda --json --quiet \
   > "$OUT/moe-compare.json" 2>> "$OUT/moe.log" || status=1
-echo "gpu-session: MoE compare took $((SECONDS - START)) s"
+echo "gpu-session: MoE compare took $((SECONDS - START)) s"; START=$SECONDS
+SETUP_WEIGHTS=""; [ -f "$KEEP/$MODEL/config.json" ] && SETUP_WEIGHTS="--weights $KEEP/$MODEL"
+step "${GPU_SESSION_SETUP_S:-300}" node dist/bench/setup-time.js --model "$MODEL" $SETUP_WEIGHTS 2>&1 | tee "$OUT/setup.log"
+echo "gpu-session: setup bench took $((SECONDS - START)) s"
+rm -rf "$KEEP"
 exit $status

@@ -73,6 +73,7 @@ import type { ChromeTraceWriter } from "../../simulator/chrome-trace-writer.js";
 import type { DiskStore } from "../disk-store.js";
 import type { OptWeights } from "../opt-checkpoint.js";
 import { HostLedger } from "../opt-runner.js";
+import { placeWeights } from "../parallel-encoder.js";
 import { runProgress } from "../run-progress.js";
 import { type Encoding, encodedByteLength } from "../tensor-codec.js";
 import { allocateCudaBuffers } from "./cuda-buffers.js";
@@ -102,6 +103,8 @@ export interface CudaExecutionOptions {
   readonly trace?: ChromeTraceWriter;
   /** Called as each layer step is issued to the device (phase "run"). */
   readonly onProgress?: OnProgress;
+  /** Threads that quantise 4-bit weights at placement (RunOptions.encoderThreads). */
+  readonly encoderThreads?: number;
 }
 
 export interface CudaExecution {
@@ -232,7 +235,9 @@ export async function executeOnCuda(
       weightCopyChunkBytes: scheduleStrategy(options.schedule).weightCopyChunkBytes,
     };
     // Every tensor placed, every static buffer allocated (in this order: the pool's first fit sees the same requests).
-    const placed = placeOnCuda(ctx);
+    const placed = await placeWeights(options.encoderThreads, policy.compressWeight, (encoder) =>
+      placeOnCuda(ctx, encoder),
+    );
     const buffers = allocateCudaBuffers(ctx, placed);
     // Resident vectors of layers and embeddings are converted per use like streamed ones (one path).
     native.deviceSynchronize();

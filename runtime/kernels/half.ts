@@ -4,15 +4,17 @@
  * rounded up, so the stored range still covers every value of the group.
  */
 
-import { float16BitsToFloat32, float32ToFloat16Bits } from "../fp16.js";
+import { float16DecodeTable, float32ToFloat16Bits } from "../fp16.js";
 
 const HALF_SIGN = 0x8000;
 
 /** Half bits of `value` rounded to nearest, ties to even (the rounding of a float32→float16 cast). */
 export const float32ToHalfBits = float32ToFloat16Bits;
 
-/** The value of half bits (exact in float32 and in a JS number). */
-export const halfBitsToFloat32 = float16BitsToFloat32;
+/** The value of half bits (exact in float32 and in a JS number): one load from the runtime's decode table. */
+export function halfBitsToFloat32(bits: number): number {
+  return float16DecodeTable()[bits & 0xffff]!;
+}
 
 /** The half just below `bits` (toward -∞). */
 function nextHalfDown(bits: number): number {

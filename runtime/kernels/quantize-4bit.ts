@@ -72,22 +72,56 @@ export function groupRange(
 
 export function quantize4bit(x: Float32Array, groupSize = DEFAULT_GROUP_SIZE): Quantized4bit {
   checkGroupSize(groupSize);
+  const groups = Math.ceil(x.length / groupSize);
+  const q = {
+    packed: new Uint8Array((groups * groupSize) / 2),
+    scale: new Uint16Array(groups),
+    min: new Uint16Array(groups),
+    length: x.length,
+    groupSize,
+  };
+  quantize4bitInto(x, q);
+  return q;
+}
+
+/**
+ * Quantises x into `out`'s arrays (views of a stored tensor, say, or reused buffers: every byte of
+ * ceil(x.length / groupSize) groups is written, zeros included), exactly as quantize4bit does.
+ * `firstGroup` only names groups in range errors (a chunk of a larger tensor).
+ */
+export function quantize4bitInto(
+  x: Float32Array,
+  out: {
+    readonly packed: Uint8Array;
+    readonly scale: Uint16Array;
+    readonly min: Uint16Array;
+    readonly groupSize: number;
+  },
+  firstGroup = 0,
+): void {
+  const { packed, scale: scaleBits, min: minBits, groupSize } = out;
+  checkGroupSize(groupSize);
   const length = x.length;
   const groups = Math.ceil(length / groupSize);
-  const packed = new Uint8Array((groups * groupSize) / 2);
-  const scaleBits = new Uint16Array(groups);
-  const minBits = new Uint16Array(groups);
+  if (packed.length < (groups * groupSize) / 2 || scaleBits.length < groups || minBits.length < groups)
+    throw new RangeError(`quantize4bitInto: packed, scale or min too short for ${groups} groups of ${groupSize}`);
   for (let g = 0; g < groups; g++) {
     const start = g * groupSize;
     const end = Math.min(start + groupSize, length);
-    const { lo, hi } = groupRange(x, start, end, g, "quantize4bit");
+    const { lo, hi } = groupRange(x, start, end, firstGroup + g, "quantize4bit");
     const minHalf = float32ToHalfBitsDown(lo);
     const minValue = halfBitsToFloat32(minHalf);
     const scaleHalf = float32ToHalfBitsUp((hi - minValue) / LEVELS);
     const scaleValue = halfBitsToFloat32(scaleHalf);
     minBits[g] = minHalf;
     scaleBits[g] = scaleHalf;
-    if (scaleValue === 0) continue; // every value equals the stored min: all codes 0, already zero-filled
+    // Codes past the last value (a partial last group) are zero; so are all of a group whose values
+    // all equal the stored min (scale 0).
+    const groupBytesEnd = (start + groupSize) >> 1;
+    if (scaleValue === 0) {
+      packed.fill(0, start >> 1, groupBytesEnd);
+      continue;
+    }
     // Groups start at even indices (groupSize is even), so values pair up into bytes within a group.
     // Division rather than a multiply by 1/scale, so that exact ties round as the formula says;
     // floor(v + 0.5) is Math.round for v ≥ -0.5, and anything below clamps to 0 either way.
@@ -97,9 +131,12 @@ export function quantize4bit(x: Float32Array, groupSize = DEFAULT_GROUP_SIZE): Q
       const low = Math.min(LEVELS, Math.max(0, Math.floor((x[i + 1]! - minValue) / scaleValue + 0.5)));
       packed[i >> 1] = (high << 4) | low;
     }
-    if (i < end) packed[i >> 1] = Math.min(LEVELS, Math.max(0, Math.floor((x[i]! - minValue) / scaleValue + 0.5))) << 4;
+    if (i < end) {
+      packed[i >> 1] = Math.min(LEVELS, Math.max(0, Math.floor((x[i]! - minValue) / scaleValue + 0.5))) << 4;
+      i += 2;
+    }
+    if (i >> 1 < groupBytesEnd) packed.fill(0, i >> 1, groupBytesEnd);
   }
-  return { packed, scale: scaleBits, min: minBits, length, groupSize };
 }
 
 /** Writes the q.length dequantised values to out[0 .. q.length). */
