@@ -98,9 +98,14 @@ export async function runCalibrate(argv: CalibrateArgs): Promise<void> {
   checkOutputPath(argv.out);
   const raw = readJsonFile(profilePath);
   const prior: HardwareProfile = parseHardwareProfile(raw, profilePath === "-" ? "<stdin>" : profilePath);
-  const { readMeasuredRuns, runsOfEngine } = await import("../engines/measured-runs.js");
+  const { readMeasuredRuns, repeatedRunWarnings, runsOfEngine } = await import("../engines/measured-runs.js");
   const { calibrate, fittedSource, withFittedRates } = await import("../engines/calibrate.js");
   const { runs, setAside } = runsOfEngine(readMeasuredRuns(runFiles), argv.engine, prior, runFiles.join(", "));
+  for (const warning of repeatedRunWarnings(
+    runs,
+    "it weighs twice in the fit, and the leave-one-out error leaves its twin in",
+  ))
+    process.stderr.write(`${warning}\n`);
   if (runs.length < 2)
     throw new InputError(
       runFiles.join(", "),

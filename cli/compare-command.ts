@@ -29,9 +29,11 @@ async function scoreMeasured(argv: CompareArgs, files: string[]): Promise<void> 
   const engine = argv.engine;
   // The profile as the plan flags give it (--hardware, capacities overridden by --gpu-mem and the like).
   const { hardware } = planRequestFromArgs(argv);
-  const { readMeasuredRuns, runsOfEngine } = await import("../engines/measured-runs.js");
+  const { readMeasuredRuns, repeatedRunWarnings, runsOfEngine } = await import("../engines/measured-runs.js");
   const { scoreRuns } = await import("../engines/score-runs.js");
   const { runs } = runsOfEngine(readMeasuredRuns(files), engine, hardware, files.join(", "));
+  for (const warning of repeatedRunWarnings(runs, "it counts twice in the errors' summary"))
+    process.stderr.write(`${warning}\n`);
   const scores = scoreRuns(runs, hardware);
   if (argv.json)
     process.stdout.write(

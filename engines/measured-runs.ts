@@ -254,3 +254,38 @@ export function runsOfEngine(
   }
   return { runs: chosen, setAside: runs.length - chosen.length };
 }
+
+/**
+ * Runs that repeat an earlier one exactly (engine, model, workload, policy, knobs, machine and measured
+ * token/s), each with the source of the run it repeats: the same file given twice, or a row pasted twice.
+ * A repeat weighs twice in a fit, and leaving one copy out still leaves its twin in, so a leave-one-out
+ * error reads better than it is. Repeated measurements of one configuration differ in their token/s and
+ * are not repeats.
+ */
+export function repeatedRuns(runs: readonly MeasuredRun[]): { readonly run: MeasuredRun; readonly repeats: string }[] {
+  const first = new Map<string, string>();
+  const out: { run: MeasuredRun; repeats: string }[] = [];
+  for (const run of runs) {
+    const key = JSON.stringify([
+      run.engine,
+      run.model,
+      run.workload,
+      run.policy,
+      run.knobs,
+      run.hardware ?? null,
+      run.measuredTokensPerSecond,
+    ]);
+    const earlier = first.get(key);
+    if (earlier === undefined) first.set(key, run.source);
+    else out.push({ run, repeats: earlier });
+  }
+  return out;
+}
+
+/** One warning line per repeated run (repeatedRuns), ending with what the repeat does to `consequence`. */
+export function repeatedRunWarnings(runs: readonly MeasuredRun[], consequence: string): string[] {
+  return repeatedRuns(runs).map(
+    ({ run, repeats }) =>
+      `Warning: the run at ${run.source} repeats the one at ${repeats} (same engine, model, workload, policy and measured token/s): ${consequence}`,
+  );
+}

@@ -111,3 +111,20 @@ test("calibrate refuses to overwrite an input; compare needs --weights or --meas
   assert.equal(none.status, 2);
   assert.match(none.stderr, /--weights: missing/);
 });
+
+test("calibrate: a runs file given twice is said on stderr, run by run (each would weigh twice and leave its twin in the leave-one-out fit); the calibration still runs", () => {
+  const calibrateOnT4 = (files: string[], out: string) =>
+    runCli(["calibrate", "--engine", "spillway", ...files, "--hardware", "t4", "--out", join(dir, out), "--json"]);
+  const r = calibrateOnT4([runsPath, runsPath], "t4-twice.json");
+  assert.equal(r.status, 0, r.stderr);
+  const warnings = r.stderr.split("\n").filter((l) => l.startsWith("Warning: "));
+  assert.equal(warnings.length, CASES.length, r.stderr);
+  assert.match(warnings[0]!, /the run at .*runs\.csv:2 repeats the one at .*runs\.csv:2 /);
+  assert.equal(JSON.parse(r.stdout).runs, 2 * CASES.length);
+  const scored = runCli(["compare", "--measured", runsPath, runsPath, "--hardware", "t4", "--json"]);
+  assert.equal(scored.status, 0, scored.stderr);
+  const repeats = scored.stderr.split("\n").filter((l) => / repeats the one at .*: it counts twice/.test(l));
+  assert.equal(repeats.length, CASES.length, scored.stderr);
+  // Given once, no warning.
+  assert.doesNotMatch(calibrateOnT4([runsPath], "t4-once.json").stderr, /Warning/);
+});
