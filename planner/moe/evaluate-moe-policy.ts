@@ -14,7 +14,7 @@ import { moeWeightBytes } from "../../core/moe-weight-bytes.js";
 import type { Policy } from "../../core/policy.js";
 import { RESOURCES, type Resource } from "../../core/resources.js";
 import type { Workload } from "../../core/workload.js";
-import { cudaMoeDeviceBytes, moePassShape } from "../../runtime/moe/device-budget.js";
+import { cudaMoeDeviceBytes, lookaheadGuessWidth, moePassShape } from "../../runtime/moe/device-budget.js";
 import { VariableSpace } from "../lp/affine.js";
 import { capacityShortfalls, type Prediction, timeShortfalls } from "../prediction.js";
 import { costConstants } from "../spillway/cost-constants.js";
@@ -104,6 +104,23 @@ export interface MoeStepModel {
   workingBytes(tokensPerSequence: number, context: number): number;
 }
 
+/**
+ * Launches per sequence and layer of the CUDA MoE decoder's attention: its new K and V rows copied into its
+ * cache (two device-to-device copies) and one GQA kernel. Held against the decoder's calls on the emulated
+ * device (test/unit/moe-per-sequence-work.test.ts).
+ */
+export const MOE_ATTENTION_LAUNCHES_PER_SEQUENCE = 3;
+
+/**
+ * Bytes of a GPU's routing round trip through the host for one layer over `tokens` token rows: down, the
+ * router's logits (and a pre-gate's) and a speculative lookahead's guesses (expert and weight per guess);
+ * up, the chosen experts' gate weights.
+ */
+export function moeRoutingBytes(moe: MoeSpec, x: ExpertPolicy, tokens: number): { down: number; up: number } {
+  const down = ((x.pregated ? 2 : 1) * tokens * moe.numExperts + 2 * tokens * lookaheadGuessWidth(x)) * 4;
+  return { down, up: tokens * moe.expertsPerToken * 4 };
+}
+
 export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: Workload, policy: Policy): MoeStepModel {
   const moe = model.moe;
   const x = policy.experts;
@@ -177,6 +194,10 @@ export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: W
     attention += (tokens * 10 * h * 2) / rates.gpuMemoryBytesPerSecond + 6 * rates.kernelLaunchSeconds;
     let cpuAttentionSeconds = 0;
     let kvLink = 0;
+    // Attention goes sequence by sequence on the device (runtime/cuda/cuda-mixtral-decoder.ts attentionBlock):
+    // per sequence its new K and V rows copied into its cache and one GQA kernel, three launches.
+    const attendingOnGpu = phase === "prefill" ? B : B * (cacheOnGpu + (cpuAttention ? 0 : cacheOnCpu));
+    attention += attendingOnGpu * MOE_ATTENTION_LAUNCHES_PER_SEQUENCE * rates.kernelLaunchSeconds;
     if (phase === "prefill") {
       attention += B * costModel.gpuAttentionSecondsPerSequence("prefill", s);
       if (cacheOnCpu > 0) {
@@ -248,6 +269,19 @@ export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: W
     busy.diskRead += diskBusy;
     busy.gpu += attention + expertGpuSeconds;
     busy.cpu += cpuAttentionSeconds + cpuExpertSeconds;
+    // A GPU routes through the host once per layer (cuda-mixtral-decoder.ts moeBlock): the router's logits (a
+    // pre-gate's too) and a lookahead's guesses come down, the stream is synchronised, the host picks the
+    // experts, and the gate weights go back up; the layer waits for the round trip. (The host's own time
+    // for the choice is not counted: no measured rate.)
+    let routing = 0;
+    if (!rates.deviceSharesHostCores) {
+      const { down, up } = moeRoutingBytes(moe, x, tokens);
+      routing = d2hSeconds(down) + h2dSeconds(up);
+      bytes.d2h += down;
+      bytes.h2d += up;
+      busy.d2h += d2hSeconds(down);
+      busy.h2d += h2dSeconds(up);
+    }
 
     let wall: number;
     let stall: number;
@@ -262,7 +296,7 @@ export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: W
       // Experts stream one after another behind the computation (first one exposed).
       stall = fetched > 0 ? fetchOne : 0;
       wall = Math.max(
-        attention + cpuAttentionSeconds + kvLink + stall + Math.max(expertGpuSeconds, cpuExpertSeconds),
+        attention + routing + cpuAttentionSeconds + kvLink + stall + Math.max(expertGpuSeconds, cpuExpertSeconds),
         linkSeconds + kvLink,
         diskBusy,
       );
@@ -270,7 +304,7 @@ export function moeStepModel(model: ModelSpec, rates: HardwareRates, workload: W
       // Demand misses are known after routing: the layer waits for them, one after another.
       stall = demand * fetchOne;
       wall = Math.max(
-        attention + cpuAttentionSeconds + kvLink + stall + Math.max(expertGpuSeconds, cpuExpertSeconds),
+        attention + routing + cpuAttentionSeconds + kvLink + stall + Math.max(expertGpuSeconds, cpuExpertSeconds),
         busy.h2d,
         diskBusy,
         busy.cpu,

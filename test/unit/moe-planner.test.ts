@@ -6,7 +6,12 @@ import { parsePlan as parsePlanFile } from "../../core/parse-plan.js";
 import { resolveHardware } from "../../core/resolve-hardware.js";
 import { formatBytes } from "../../core/units.js";
 import { findCatalogueModel } from "../../models/catalogue.js";
-import { evaluateMoePolicy, moeStepModel, routedExpertParams } from "../../planner/moe/evaluate-moe-policy.js";
+import {
+  evaluateMoePolicy,
+  moeRoutingBytes,
+  moeStepModel,
+  routedExpertParams,
+} from "../../planner/moe/evaluate-moe-policy.js";
 import { llamaCppMoeAdvice } from "../../planner/moe/llama-cpp-moe.js";
 import { type FixedExperts, moePolicy, smallestMoeGpuBytes } from "../../planner/moe/moe-search.js";
 import { expectedHitRate, type RoutingProfile, uniformRoutingProfile } from "../../planner/moe/routing-profile.js";
@@ -36,6 +41,9 @@ const expertBytes = storedBytes(routedExpertParams(mixtral, moe), 4);
 
 test("MoE cost model: every expert moved is counted once on the link, and more slots mean more hits and fewer fetches", () => {
   const L = mixtral.numLayers;
+  // Batch 1: the prompt's rows in prefill, one row per decode step, in every layer.
+  const routingUp =
+    L * (moeRoutingBytes(moe, base, workload.promptLen).up + (workload.genLen - 1) * moeRoutingBytes(moe, base, 1).up);
   let previous: ReturnType<typeof evaluate> | undefined;
   for (let slots = 0; slots <= moe.numExperts; slots++) {
     const p = evaluate({ cacheSize: slots });
@@ -46,9 +54,11 @@ test("MoE cost model: every expert moved is counted once on the link, and more s
     const prefillFetched = L * moe.numExperts * (1 - slots / moe.numExperts);
     const moved =
       L * decodeSteps * (e.demandFetchesPerLayer + e.prefetchedPerLayer + e.wastedPrefetchesPerLayer) + prefillFetched;
+    // Beside the experts, each layer's gate weights go up once per step (the routing round trip).
+    const expected = moved * expertBytes + routingUp;
     assert.ok(
-      Math.abs(p.bytes.h2d - moved * expertBytes) <= 1e-6 * Math.max(1, p.bytes.h2d),
-      `slots ${slots}: ${p.bytes.h2d} vs ${moved * expertBytes}`,
+      Math.abs(p.bytes.h2d - expected) <= 1e-6 * Math.max(1, p.bytes.h2d),
+      `slots ${slots}: ${p.bytes.h2d} vs ${expected}`,
     );
     if (previous) {
       assert.ok(e.expectedHitRate >= previous.experts.expectedHitRate, `slots ${slots}: hit rate`);
@@ -61,7 +71,7 @@ test("MoE cost model: every expert moved is counted once on the link, and more s
     previous = p;
   }
   const all = evaluate({ cacheSize: moe.numExperts });
-  assert.equal(all.bytes.h2d, 0, "every expert resident: nothing to fetch");
+  assert.equal(all.bytes.h2d, routingUp, "every expert resident: nothing to fetch, only the gate weights go up");
   assert.equal(all.experts.expectedHitRate, 1);
 });
 
@@ -294,9 +304,11 @@ test("MoE cost model on a device that shares the host's cores (the CPU backend):
   for (const phase of ["decode", "prefill"] as const) {
     const apart = moeStepModel(mixtral, rates, workload, policy).step(phase, 70, counts);
     const one = moeStepModel(mixtral, shared, workload, policy).step(phase, 70, counts);
-    // The same work, costed the same; only how it overlaps differs.
+    // The same work, costed the same; only how it overlaps differs, and a GPU apart also routes through
+    // the host (its router's logits and guesses down, the gate weights up).
     assert.deepEqual(one.computeSeconds, apart.computeSeconds);
-    assert.deepEqual(one.bytes, apart.bytes);
+    const routing = moeRoutingBytes(moe, policy.experts!, phase === "prefill" ? 4 * workload.promptLen : 4);
+    assert.deepEqual(apart.bytes, { ...one.bytes, d2h: one.bytes.d2h + routing.down, h2d: one.bytes.h2d + routing.up });
     const c = one.computeSeconds;
     // Every copy (demand, prefetched, wasted: 4 experts) is a memcpy by the cores that compute, in line.
     const { expertBytes } = moeStepModel(mixtral, shared, workload, policy);

@@ -15,9 +15,9 @@ import {
   KV_COPY_PIECES_PER_SEQUENCE,
 } from "../../planner/spillway/per-sequence-attention-work.js";
 import { createEmulatedNative } from "../../runtime/cuda/emulated-native.js";
-import type { CudaNative } from "../../runtime/cuda/native-api.js";
 import { run } from "../../runtime/run.js";
 import { synthesizeOptWeights } from "../../runtime/synth-weights.js";
+import { countingNative } from "../counting-native.js";
 import { TINY_OPT } from "../helpers.js";
 
 // The planner charges each sequence of a step the kernel launches and copy pieces the CUDA runtime
@@ -109,18 +109,7 @@ async function count(shape: Shape, layers: number, gbs: number, genLen: number):
       cpuAttention: shape.cpuAttention,
     },
   });
-  const base = createEmulatedNative({ deviceBytes: 64 * 2 ** 20 });
-  const calls = new Map<string, number>();
-  const native = new Proxy(base, {
-    get(target, key, receiver) {
-      const value = Reflect.get(target, key, receiver);
-      if (typeof value !== "function" || typeof key !== "string") return value;
-      return (...args: unknown[]) => {
-        calls.set(key, (calls.get(key) ?? 0) + 1);
-        return value.apply(target, args);
-      };
-    },
-  }) as CudaNative;
+  const { native, calls } = countingNative(createEmulatedNative({ deviceBytes: 64 * 2 ** 20 }));
   await run(planned, hardware, {
     weightsDir,
     capacityBytes: planned.predicted.capacityBytes,
