@@ -15,6 +15,7 @@ import {
   KV_COPY_PIECES_PER_SEQUENCE,
 } from "../../planner/spillway/per-sequence-attention-work.js";
 import { createEmulatedNative } from "../../runtime/cuda/emulated-native.js";
+import { CUDA_NATIVE_FUNCTIONS } from "../../runtime/cuda/native-api.js";
 import { run } from "../../runtime/run.js";
 import { synthesizeOptWeights } from "../../runtime/synth-weights.js";
 import { countingNative } from "../counting-native.js";
@@ -27,32 +28,12 @@ import { TINY_OPT } from "../helpers.js";
 const dir = mkdtempSync(join(tmpdir(), "spillway-per-sequence-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Calls that launch no kernel (copies, events, streams, memory, queries). `attention` launches three. */
-const NOT_LAUNCHES = new Set([
-  "probe",
-  "deviceProperties",
-  "setDevice",
-  "memGetInfo",
-  "deviceSynchronize",
-  "malloc",
-  "free",
-  "hostAlloc",
-  "hostFree",
-  "streamCreate",
-  "streamDestroy",
-  "streamSynchronize",
-  "streamQuery",
-  "eventCreate",
-  "eventDestroy",
-  "eventRecord",
-  "eventSynchronize",
-  "eventQuery",
-  "eventElapsedMs",
-  "streamWaitEvent",
-  "memcpyHtoD",
-  "memcpyDtoH",
-  "memcpyDtoD",
-  "memset",
+/**
+ * Calls that launch no kernel: the addon's functions up to memset (device, memory, streams, events, copies)
+ * and the size queries. `attention` launches three.
+ */
+const NOT_LAUNCHES = new Set<string>([
+  ...CUDA_NATIVE_FUNCTIONS.slice(0, CUDA_NATIVE_FUNCTIONS.indexOf("memset") + 1),
   "attentionScratchFloats",
   "q4Bytes",
   "groupwiseBytes",
