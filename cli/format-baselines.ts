@@ -8,7 +8,7 @@ import { isUniform } from "../core/policy.js";
 import { TIER_NAMES, TIERS, type Tier } from "../core/tiers.js";
 import { formatSignificant } from "../core/units.js";
 import type { BaselineOnEngine } from "../engines/baseline-engines.js";
-import type { Baseline } from "../planner/baselines.js";
+import { type Baseline, type BaselineBatch, fixedSequences } from "../planner/baselines.js";
 
 export interface ScoredBaseline {
   readonly baseline: Baseline;
@@ -42,11 +42,15 @@ export function describePlacement(policy: Plan["policy"]): string {
   return `weights ${pct(w.gpu)}/${pct(w.cpu)}/${pct(w.disk)}${bits}  KV ${pct(c.gpu)}/${pct(c.cpu)}/${pct(c.disk)}`;
 }
 
-export function formatBaselines(spillway: Plan, list: readonly ScoredBaseline[]): string {
+export function formatBaselines(spillway: Plan, list: readonly ScoredBaseline[], batch?: BaselineBatch): string {
   const own = spillway.predicted.throughputTokensPerSecond;
   const ownEngine = spillway.engine ?? "spillway";
+  const sequences = fixedSequences(batch);
   const lines = [
     `Baselines: "model" is Spillway's cost model for every row; "engine" is each on the engine it stands for (${ownEngine} for the plan)`,
+    ...(sequences !== undefined
+      ? [`each serving the plan's fixed batch of ${sequences} sequence${sequences === 1 ? "" : "s"} at once`]
+      : []),
     "(placement % GPU/CPU/disk, or layers per tier; CPU-run: computed on the CPU):",
   ];
   lines.push(

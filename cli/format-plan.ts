@@ -2,6 +2,7 @@
 
 import { LINKS } from "../core/links.js";
 import type { Plan } from "../core/plan.js";
+import { counted } from "../core/plural.js";
 import type { Placement } from "../core/policy.js";
 import { RESOURCE_SHORT_NAMES } from "../core/resources.js";
 import { TIERS } from "../core/tiers.js";
@@ -84,7 +85,7 @@ export function formatPlan(plan: Plan): string {
     }
   } else {
     lines.push(
-      `  GPU batch size ${p.gpuBatchSize} x ${p.numGpuBatches} GPU batches = block of ${p.gpuBatchSize * p.numGpuBatches} sequences`,
+      `  GPU batch size ${p.gpuBatchSize} x ${counted(p.numGpuBatches, "GPU batch", "GPU batches")} = block of ${counted(p.gpuBatchSize * p.numGpuBatches, "sequence")}`,
     );
     lines.push(`  weights      ${placement(p.weights)}${p.compressWeight ? "  (4-bit)" : ""}`);
     lines.push(`  KV cache     ${placement(p.cache)}${p.compressCache ? "  (4-bit)" : ""}`);

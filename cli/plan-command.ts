@@ -54,6 +54,12 @@ export async function runPlan(
     );
   const why = engine === "spillway" ? undefined : engineModel(engine).unsupported(request.model);
   if (why) throw new InputError("--engine", undefined, `${engine} cannot run ${request.model.name}: ${why}`);
+  // The batch the user fixed (an MoE model's --batch-size is one GPU batch): engines and baselines keep it.
+  const fixedBatch = {
+    ...(request.fixed?.gbs !== undefined ? { gbs: request.fixed.gbs } : {}),
+    ...(request.fixed?.nb !== undefined ? { nb: request.fixed.nb } : {}),
+    ...(request.experts?.batchSize !== undefined ? { gbs: request.experts.batchSize, nb: 1 } : {}),
+  };
   const spillwayPlan = await withProgress(
     { quiet: argv.quiet, delaySeconds: QUICK_PHASE_DELAY_SECONDS },
     (onProgress) =>
@@ -73,11 +79,7 @@ export async function runPlan(
           planForEngine(spillwayPlan, engine, hardware, {
             onProgress,
             ...(fixedPolicy(request.fixed) ? { requested: fixedPolicy(request.fixed)! } : {}),
-            fixedBatch: {
-              ...(request.fixed?.gbs !== undefined ? { gbs: request.fixed.gbs } : {}),
-              ...(request.fixed?.nb !== undefined ? { nb: request.fixed.nb } : {}),
-              ...(request.experts?.batchSize !== undefined ? { gbs: request.experts.batchSize, nb: 1 } : {}),
-            },
+            fixedBatch,
             fixed: {
               ...(request.fixed ? { policy: request.fixed } : {}),
               expertCacheSize: request.experts?.cacheSize !== undefined,
@@ -91,7 +93,10 @@ export async function runPlan(
   const result = { ...planned, hardwareSource: argv.hardware === "-" ? hardware.name : argv.hardware };
   const compared = argv.compare
     ? (
-        await baselines({ model: result.modelSpec, hardware, workload: result.workload, schedule: result.schedule })
+        await baselines(
+          { model: result.modelSpec, hardware, workload: result.workload, schedule: result.schedule },
+          fixedBatch,
+        )
       ).map((baseline) => ({ baseline, onEngine: baselineOnEngine(baseline, hardware) }))
     : undefined;
   const output = compared ? { ...result, baselines: compared.map(baselineJson) } : result;
@@ -99,7 +104,9 @@ export async function runPlan(
   if (argv.out) writeFileAtomic(argv.out, json + "\n");
   if (argv.json) process.stdout.write(json + "\n");
   else if (!argv.quiet)
-    process.stdout.write(formatPlan(result) + (compared ? "\n\n" + formatBaselines(result, compared) : "") + "\n");
+    process.stdout.write(
+      formatPlan(result) + (compared ? "\n\n" + formatBaselines(result, compared, fixedBatch) : "") + "\n",
+    );
   // Without the printed plan, a placement realized otherwise than asked would pass unseen: say it on stderr.
   if (argv.json || argv.quiet)
     for (const note of result.notes) if (note.startsWith(REALIZED_DIFFERS)) process.stderr.write(`Warning: ${note}\n`);

@@ -10,6 +10,7 @@ import type { HardwareProfile } from "../core/hardware-profile.js";
 import { InputError } from "../core/input-error.js";
 import type { Plan } from "../core/plan.js";
 import { planHardware } from "../core/plan-hardware.js";
+import { counted } from "../core/plural.js";
 import { resolveHardware } from "../core/resolve-hardware.js";
 import { ENGINE_NAMES, type EngineName } from "../engines/engine-names.js";
 import { resolveModel } from "../models/resolve-model.js";
@@ -153,7 +154,7 @@ export async function runReport(argv: ReportArgs): Promise<void> {
     );
   } else if (!argv.quiet) {
     process.stdout.write(
-      `Wrote ${summary.charts.length} charts (SVG, PNG, Vega-Lite spec) and ${summary.index}\n${summary.notes.map((n) => `note: ${n}\n`).join("")}`,
+      `Wrote ${counted(summary.charts.length, "chart")} (SVG, PNG, Vega-Lite spec) and ${summary.index}\n${summary.notes.map((n) => `note: ${n}\n`).join("")}`,
     );
   }
 }

@@ -16,12 +16,17 @@
  *   layer too unless every layer is offloaded); the largest N that fits, at fp16 or at 4-bit (Q4_0-like,
  *   4.5 bits per weight), whichever is faster, and the best batch of 1, 2, 4, 8 parallel sequences.
  *   Simplification: a CPU-resident LM head is costed as streamed to the GPU, not computed on the CPU.
+ *
+ * Where the user fixed the plan's batch (`plan --gbs G --nb N`, or an MoE model's `--batch-size`), every
+ * baseline serves that many sequences at once (`BaselineBatch`): one GPU batch of G x N for the
+ * one-batch engines, G and N as fixed for FlexGen's search. A plan fixed to one sequence (latency) is
+ * then compared with each engine decoding one sequence, not with the batch of 8 it would pick itself.
  */
 
 import type { Plan } from "../core/plan.js";
 import type { LayerGroup, Placement } from "../core/policy.js";
 import { toFlexgenPercent } from "../core/policy.js";
-import { type FixedPolicy, type PlanRequest, plan } from "./plan.js";
+import { type FixedPolicy, PlanError, type PlanRequest, plan } from "./plan.js";
 
 export const BASELINE_NAMES = ["accelerate", "deepspeed-zero", "llama.cpp", "flexgen"] as const;
 export type BaselineName = (typeof BASELINE_NAMES)[number];
@@ -36,6 +41,36 @@ export interface Baseline {
 }
 
 type BaseRequest = Omit<PlanRequest, "fixed" | "costModel" | "maxBlock" | "alpha">;
+
+/** The parts of the compared plan's batch its user fixed (`--gbs`, `--nb`; an MoE model's `--batch-size` is gbs with nb 1). */
+export interface BaselineBatch {
+  readonly gbs?: number;
+  readonly nb?: number;
+}
+
+/** Sequences per block when the user fixed both parts of the batch; undefined when any part was searched. */
+export function fixedSequences(batch: BaselineBatch | undefined): number | undefined {
+  return batch?.gbs !== undefined && batch.nb !== undefined ? batch.gbs * batch.nb : undefined;
+}
+
+/** The batches a one-batch baseline tries: the fixed block, else what its users run. */
+function batchesToTry(batch: BaselineBatch | undefined): readonly number[] {
+  const fixed = fixedSequences(batch);
+  return fixed !== undefined ? [fixed] : SMALL_BATCHES;
+}
+
+/** How a one-batch baseline's description names its batch. */
+function batchWords(batch: BaselineBatch | undefined, own: string): string {
+  const fixed = fixedSequences(batch);
+  return fixed !== undefined ? `batch ${fixed} (fixed for the plan)` : own;
+}
+
+/** "N sequences (fixed for the plan) do not fit", agreeing in number. */
+function fixedDoNotFit(sequences: number): string {
+  return sequences === 1
+    ? "1 sequence (fixed for the plan) does not fit"
+    : `${sequences} sequences (fixed for the plan) do not fit`;
+}
 
 /** The largest GPU batch size (1 .. 2^20) for which `fixed(gbs)` is feasible, with its plan. */
 async function largestFeasible(request: BaseRequest, fixed: (gbs: number) => FixedPolicy): Promise<Plan | undefined> {
@@ -91,12 +126,11 @@ const groups = (...parts: [number, Placement, "gpu" | "cpu"][]): LayerGroup[] =>
 const better = (a: Plan | undefined, b: Plan): Plan =>
   a && a.predicted.throughputTokensPerSecond >= b.predicted.throughputTokensPerSecond ? a : b;
 
-export async function accelerateBaseline(request: BaseRequest): Promise<Baseline> {
-  const description =
-    'Accelerate device_map="auto": whole layers on the GPU until full, then CPU, then disk; weights fetched when a layer runs (no prefetch); KV on the GPU; batch 1-8';
+export async function accelerateBaseline(request: BaseRequest, batch?: BaselineBatch): Promise<Baseline> {
+  const description = `Accelerate device_map="auto": whole layers on the GPU until full, then CPU, then disk; weights fetched when a layer runs (no prefetch); KV on the GPU; ${batchWords(batch, "batch 1-8")}`;
   const L = request.model.numLayers;
   let best: Plan | undefined;
-  for (const gbs of SMALL_BATCHES) {
+  for (const gbs of batchesToTry(batch)) {
     const at = (gpuLayers: number, cpuLayers: number, embeddings: Placement) =>
       plan({
         ...request,
@@ -134,17 +168,16 @@ export async function accelerateBaseline(request: BaseRequest): Promise<Baseline
     : {
         name: "accelerate",
         description,
-        reason: "not even one sequence fits with the KV cache on the GPU and the layers streamed",
+        reason: `${fixedSequences(batch) === undefined ? "not even one sequence fits" : fixedDoNotFit(fixedSequences(batch)!)} with the KV cache on the GPU and the layers streamed`,
       };
 }
 
-export async function llamaCppBaseline(request: BaseRequest): Promise<Baseline> {
-  const description =
-    "llama.cpp -ngl N: the last N layers on the GPU, the rest computed on the CPU from host memory; the largest N that fits, fp16 or 4-bit, batch 1-8";
+export async function llamaCppBaseline(request: BaseRequest, batch?: BaselineBatch): Promise<Baseline> {
+  const description = `llama.cpp -ngl N: the last N layers on the GPU, the rest computed on the CPU from host memory; the largest N that fits, fp16 or 4-bit, ${batchWords(batch, "batch 1-8")}`;
   const L = request.model.numLayers;
   let best: Plan | undefined;
   for (const compressWeight of [false, true]) {
-    for (const gbs of SMALL_BATCHES) {
+    for (const gbs of batchesToTry(batch)) {
       const at = (gpuLayers: number) =>
         plan({
           ...request,
@@ -177,13 +210,16 @@ export async function llamaCppBaseline(request: BaseRequest): Promise<Baseline> 
     : {
         name: "llama.cpp",
         description,
-        reason: "the layers left on the CPU do not fit in host memory, even at 4 bits",
+        reason:
+          fixedSequences(batch) === undefined
+            ? "the layers left on the CPU do not fit in host memory, even at 4 bits"
+            : `with ${fixedSequences(batch)} sequences (fixed for the plan), the layers left on the CPU do not fit in host memory, even at 4 bits`,
       };
 }
 
-export async function deepspeedZeroBaseline(request: BaseRequest): Promise<Baseline> {
-  const description =
-    "ZeRO-Inference: weights streamed from host memory (NVMe if they do not fit), KV on the GPU, the largest batch that fits";
+export async function deepspeedZeroBaseline(request: BaseRequest, batch?: BaselineBatch): Promise<Baseline> {
+  const fixedBlock = fixedSequences(batch);
+  const description = `ZeRO-Inference: weights streamed from host memory (NVMe if they do not fit), KV on the GPU, ${batchWords(batch, "the largest batch that fits")}`;
   const fixed =
     (weightsOnHost: boolean) =>
     (gbs: number): FixedPolicy => ({
@@ -196,25 +232,54 @@ export async function deepspeedZeroBaseline(request: BaseRequest): Promise<Basel
       overlap: true,
       pinWeight: true,
     });
-  const best = (await largestFeasible(request, fixed(true))) ?? (await largestFeasible(request, fixed(false)));
+  const exactly = async (weightsOnHost: boolean) => {
+    const p = await plan({ ...request, costModel: "spillway", fixed: fixed(weightsOnHost)(fixedBlock!) });
+    return p.predicted.feasible ? p : undefined;
+  };
+  const best =
+    fixedBlock !== undefined
+      ? ((await exactly(true)) ?? (await exactly(false)))
+      : ((await largestFeasible(request, fixed(true))) ?? (await largestFeasible(request, fixed(false))));
   return best
     ? { name: "deepspeed-zero", description, plan: best }
     : {
         name: "deepspeed-zero",
         description,
-        reason: "no batch fits with the KV cache on the GPU and the weights on the host or disk",
+        reason: `${fixedBlock === undefined ? "no batch fits" : fixedDoNotFit(fixedBlock)} with the KV cache on the GPU and the weights on the host or disk`,
       };
 }
 
-export async function flexgenBaseline(request: BaseRequest): Promise<Baseline> {
-  const description = "the policy FlexGen's own search and cost model pick";
+export async function flexgenBaseline(request: BaseRequest, batch?: BaselineBatch): Promise<Baseline> {
+  const fixedParts = [
+    batch?.gbs !== undefined ? `GPU batch ${batch.gbs}` : "",
+    batch?.nb !== undefined ? `${batch.nb} GPU batch${batch.nb === 1 ? "" : "es"}` : "",
+  ].filter((w) => w !== "");
+  const description = `the policy FlexGen's own search and cost model pick${fixedParts.length > 0 ? ` (${fixedParts.join(", ")}, fixed for the plan)` : ""}`;
   if (request.model.family !== "opt")
     return {
       name: "flexgen",
       description,
       reason: `FlexGen runs OPT models only; ${request.model.name} is a ${request.model.family} model`,
     };
-  const chosen = await plan({ ...request, costModel: "flexgen" });
+  let chosen: Plan;
+  try {
+    chosen = await plan({
+      ...request,
+      costModel: "flexgen",
+      ...(fixedParts.length > 0
+        ? {
+            fixed: {
+              ...(batch?.gbs !== undefined ? { gbs: batch.gbs } : {}),
+              ...(batch?.nb !== undefined ? { nb: batch.nb } : {}),
+            },
+          }
+        : {}),
+    });
+  } catch (error) {
+    // FlexGen's LP can pick a policy that does not fit once allocated as Spillway does: a reason, not a failure of the comparison.
+    if (!(error instanceof PlanError)) throw error;
+    return { name: "flexgen", description, reason: error.message };
+  }
   if (!chosen.predicted.feasible)
     return {
       name: "flexgen",
@@ -239,12 +304,12 @@ export async function flexgenBaseline(request: BaseRequest): Promise<Baseline> {
   return { name: "flexgen", description, plan: scored };
 }
 
-/** Every baseline for a request, in BASELINE_NAMES order. */
-export async function baselines(request: BaseRequest): Promise<Baseline[]> {
+/** Every baseline for a request, in BASELINE_NAMES order; `batch`: what the user fixed of the compared plan's batch. */
+export async function baselines(request: BaseRequest, batch?: BaselineBatch): Promise<Baseline[]> {
   return [
-    await accelerateBaseline(request),
-    await deepspeedZeroBaseline(request),
-    await llamaCppBaseline(request),
-    await flexgenBaseline(request),
+    await accelerateBaseline(request, batch),
+    await deepspeedZeroBaseline(request, batch),
+    await llamaCppBaseline(request, batch),
+    await flexgenBaseline(request, batch),
   ];
 }

@@ -10,6 +10,7 @@ import type { HardwareProfile } from "../core/hardware-profile.js";
 import { withCapacities } from "../core/hardware-profile.js";
 import { InputError } from "../core/input-error.js";
 import type { Plan } from "../core/plan.js";
+import { counted } from "../core/plural.js";
 import type { Policy } from "../core/policy.js";
 import { TIERS, type Tier } from "../core/tiers.js";
 import { writeFileAtomic } from "../core/write-file-atomic.js";
@@ -98,7 +99,7 @@ export function planSummary(p: Plan): string {
     q.compressCache ? "4-bit KV" : "",
     q.cpuAttention ? "CPU attention" : "",
   ].filter(Boolean);
-  return `${p.model} on ${p.hardware}, prompt ${p.workload.promptLen} + ${p.workload.genLen} generated: GPU batch ${q.gpuBatchSize} × ${q.numGpuBatches} batches (block of ${q.gpuBatchSize * q.numGpuBatches}); ${placementWords("weights", q.weights)}; ${placementWords("KV", q.cache)}${extras.length ? `; ${extras.join(", ")}` : ""}; predicted ${formatRate(p.predicted.throughputTokensPerSecond)} token/s${p.predicted.bottleneck ? ` (bottleneck: ${p.predicted.bottleneck})` : ""}`;
+  return `${p.model} on ${p.hardware}, prompt ${p.workload.promptLen} + ${p.workload.genLen} generated: GPU batch ${q.gpuBatchSize} × ${counted(q.numGpuBatches, "batch", "batches")} (block of ${q.gpuBatchSize * q.numGpuBatches}); ${placementWords("weights", q.weights)}; ${placementWords("KV", q.cache)}${extras.length ? `; ${extras.join(", ")}` : ""}; predicted ${formatRate(p.predicted.throughputTokensPerSecond)} token/s${p.predicted.bottleneck ? ` (bottleneck: ${p.predicted.bottleneck})` : ""}`;
 }
 
 function chartName(base: string, trace: Trace, many: boolean): string {

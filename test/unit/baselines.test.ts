@@ -269,3 +269,46 @@ test("flexgen baseline for a model FlexGen cannot run: a reason, not a crash", a
   assert.equal(b.plan, undefined);
   assert.match(b.reason!, /FlexGen runs OPT models only; llama-2-7b is a llama model/);
 });
+
+test("a batch the user fixed holds for every baseline: one-batch engines serve gbs x nb sequences at once, FlexGen's search keeps gbs and nb", async () => {
+  const request13 = { ...request, model: findCatalogueModel("opt-13b")! };
+  const fixed = { gbs: 4, nb: 2 };
+  const blocks = await Promise.all([
+    accelerateBaseline(request13, fixed),
+    deepspeedZeroBaseline(request13, fixed),
+    llamaCppBaseline(request13, fixed),
+  ]);
+  for (const b of blocks) {
+    assert.ok(b.plan, `${b.name}: ${b.reason}`);
+    assert.deepEqual([b.plan.policy.gpuBatchSize, b.plan.policy.numGpuBatches], [8, 1], b.name);
+    assert.match(b.description, /batch 8 \(fixed for the plan\)/);
+  }
+  // Without the fixed batch, ZeRO-Inference takes the largest batch that fits: more than 8 sequences here.
+  assert.ok((await deepspeedZeroBaseline(request13)).plan!.policy.gpuBatchSize > 8);
+  const flex = await flexgenBaseline(request13, fixed);
+  assert.deepEqual([flex.plan!.policy.gpuBatchSize, flex.plan!.policy.numGpuBatches], [4, 2]);
+  const own = await plan({ ...request13, costModel: "flexgen", fixed });
+  for (const key of ["compressWeight", "compressCache", "cpuAttention"] as const)
+    assert.equal(flex.plan!.policy[key], own.policy[key], key);
+});
+
+test("FlexGen's search failing at a fixed batch is the baseline's reason, not a failed comparison", async () => {
+  // At one sequence FlexGen's LP (alpha-relaxed memory) keeps OPT-30B's weights on the T4, which Spillway's exact
+  // allocation cannot fit: plan() throws a PlanError, which the baseline reports.
+  const b = await flexgenBaseline(request, { gbs: 1, nb: 1 });
+  assert.equal(b.plan, undefined);
+  assert.match(b.reason ?? "", /FlexGen's LP finds no policy .* gbs 1 x nb 1, does not fit/);
+  await assert.rejects(plan({ ...request, costModel: "flexgen", fixed: { gbs: 1, nb: 1 } }), PlanError);
+});
+
+test("plan --compare with --batch-size 1 compares each engine decoding one sequence, and says so", () => {
+  const args = ["plan", "--model", "mixtral-8x7b", "--hardware", "rtx4090", "--batch-size", "1", "--compare"];
+  const text = runCli(args);
+  assert.equal(text.status, 0, text.stderr);
+  assert.match(text.stdout, /each serving the plan's fixed batch of 1 sequence at once/);
+  for (const name of ["spillway", "accelerate", "deepspeed-zero", "llama.cpp"])
+    assert.match(text.stdout, new RegExp(`\\n  ${name} +1x1 `), name);
+  const json = JSON.parse(runCli([...args, "--json"]).stdout) as { baselines: { name: string; policy?: Policy }[] };
+  for (const b of json.baselines.filter((x) => x.policy))
+    assert.equal(b.policy!.gpuBatchSize * b.policy!.numGpuBatches, 1, b.name);
+});

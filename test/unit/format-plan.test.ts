@@ -40,3 +40,15 @@ test("formatSignificant keeps four significant digits below 10^4 and whole numbe
   assert.equal(formatSignificant(0.019371), "0.01937");
   assert.equal(formatSignificant(1234.5, 3), "1235");
 });
+
+test("the block line agrees in number: one GPU batch of one sequence is not '1 GPU batches' or '1 sequences'", async () => {
+  const request = {
+    model: findCatalogueModel("opt-1.3b")!,
+    hardware: resolveHardware("t4"),
+    workload: { promptLen: 64, genLen: 4 },
+  };
+  const one = formatPlan(await plan({ ...request, fixed: { gbs: 1, nb: 1 } }));
+  assert.match(one, /GPU batch size 1 x 1 GPU batch = block of 1 sequence\n/);
+  const many = formatPlan(await plan({ ...request, fixed: { gbs: 2, nb: 3 } }));
+  assert.match(many, /GPU batch size 2 x 3 GPU batches = block of 6 sequences\n/);
+});
