@@ -31,7 +31,13 @@ export {
 export { findCatalogueModel, MODEL_CATALOGUE } from "./models/catalogue.js";
 export { modelSpecFromHfConfig } from "./models/hf-config.js";
 export { resolveModel } from "./models/resolve-model.js";
-export { BASELINE_NAMES, type Baseline, type BaselineBatch, type BaselineName, baselines } from "./planner/baselines.js";
+export {
+  BASELINE_NAMES,
+  type Baseline,
+  type BaselineBatch,
+  type BaselineName,
+  baselines,
+} from "./planner/baselines.js";
 export { type CostModelName, type FixedPolicy, type Plan, PlanError, type PlanRequest, plan } from "./planner/plan.js";
 export type { Prediction } from "./planner/prediction.js";
 export { type SweepRequest, type SweepResult, sweep } from "./planner/sweep/sweep.js";
