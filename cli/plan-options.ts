@@ -69,6 +69,11 @@ export function planOptions<T>(y: Argv<T>) {
       type: "string",
       describe: "--engine llama.cpp: the GGUF file type (Q2_K, Q4_K_M, Q8_0, F16, ...; default F16)",
     })
+    .option("kv-offload", {
+      type: "boolean",
+      describe:
+        "--engine llama.cpp: --no-kv-offload is llama.cpp's -nkvo, every layer's KV cache in host memory and attention on the CPU (default: offloaded with its layer)",
+    })
     .option("fewer-batch", {
       type: "boolean",
       describe:
@@ -341,15 +346,20 @@ const KNOB_ENGINES = {
   ngl: "llama.cpp",
   "n-cpu-moe": "llama.cpp",
   "gguf-type": "llama.cpp",
+  "kv-offload": "llama.cpp",
   "fewer-batch": "flexgen",
 } as const satisfies Record<string, EngineName>;
 
-/** `--engine` and the engine's own settings (`--ngl`, `--n-cpu-moe`, `--gguf-type`, `--fewer-batch`), validated. */
+/** `--engine` and the engine's own settings (`--ngl`, `--n-cpu-moe`, `--gguf-type`, `--no-kv-offload`, `--fewer-batch`), validated. */
 export function engineFromArgs(argv: PlanArgs, model: ModelSpec): { engine: EngineName; knobs: EngineKnobs } {
   const engine = argv.engine;
   for (const [flag, owner] of Object.entries(KNOB_ENGINES))
     if (argv[flag as keyof typeof KNOB_ENGINES] !== undefined && engine !== owner)
-      throw new InputError(`--${flag}`, undefined, `is a setting of --engine ${owner} (the engine here is ${engine})`);
+      throw new InputError(
+        flag === "kv-offload" ? `--${argv["kv-offload"] === false ? "no-" : ""}kv-offload` : `--${flag}`,
+        undefined,
+        `is a setting of --engine ${owner} (the engine here is ${engine})`,
+      );
   if (engine !== "spillway" && argv["cost-model"] !== "spillway")
     throw new InputError(
       "--engine",
@@ -378,6 +388,7 @@ export function engineFromArgs(argv: PlanArgs, model: ModelSpec): { engine: Engi
     ...(nGpuLayers !== undefined ? { nGpuLayers } : {}),
     ...(nCpuMoe !== undefined ? { nCpuMoe } : {}),
     ...(ggufType ? { ggufType } : {}),
+    ...(argv["kv-offload"] === false ? { noKvOffload: true } : {}),
     ...(argv["fewer-batch"] !== undefined ? { fewerBatch: argv["fewer-batch"] } : {}),
   };
   return { engine, knobs };

@@ -79,6 +79,8 @@ export interface EngineKnobs {
   readonly nCpuMoe?: number;
   /** llama.cpp: GGUF file type, e.g. "Q4_K_M", "Q8_0", "F16". */
   readonly ggufType?: string;
+  /** llama.cpp: `-nkvo` (`--no-kv-offload`), every layer's KV cache in host memory and attention on the CPU. */
+  readonly noKvOffload?: boolean;
   /** FlexGen: the benchmark's `--debug-mode fewer_batch` protocol (decode projected from a few layer steps). */
   readonly fewerBatch?: boolean;
 }

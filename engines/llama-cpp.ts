@@ -35,6 +35,7 @@ interface Knobs {
   readonly fileType: GgufFileType;
   readonly nGpuLayers: number | undefined;
   readonly nCpuMoe: number;
+  readonly noKvOffload: boolean;
 }
 
 function readKnobs(model: ModelSpec, knobs: EngineKnobs = {}): Knobs {
@@ -53,6 +54,7 @@ function readKnobs(model: ModelSpec, knobs: EngineKnobs = {}): Knobs {
     // llama-model.cpp: act_gpu_layers = min(n_gpu_layers, n_layer + 1); the override loop's extra layers match nothing.
     nGpuLayers: nGpuLayers === undefined ? undefined : Math.min(nGpuLayers, model.numLayers + 1),
     nCpuMoe: Math.min(nCpuMoe, model.numLayers),
+    noKvOffload: knobs.noKvOffload ?? false,
   };
 }
 
@@ -82,16 +84,17 @@ function realized(request: EngineRequest, file: GgufFile, placement: LlamaCppPla
     else groups.push({ layers: 1, weights, compute: where.device });
   });
   const gpuLayers = placement.layers.filter((l) => l.device === "gpu").length;
+  const gpuKvLayers = placement.layers.filter((l) => l.kvDevice === "gpu").length;
   const anyGpu = gpuLayers > 0 || placement.outputDevice === "gpu";
   const outParams = file.output.reduce((a, t) => a + params(t), 0);
   return {
     ...request.policy,
     weights: placementOf(gpuParams, allParams),
-    cache: { gpu: gpuLayers / L, cpu: 1 - gpuLayers / L, disk: 0 },
+    cache: { gpu: gpuKvLayers / L, cpu: 1 - gpuKvLayers / L, disk: 0 },
     activations: { gpu: anyGpu ? 1 : 0, cpu: anyGpu ? 0 : 1, disk: 0 },
     compressWeight: false,
     compressCache: false,
-    cpuAttention: gpuLayers < L,
+    cpuAttention: gpuKvLayers < L,
     overlap: false,
     pinWeight: false,
     layerGroups: groups,
@@ -154,7 +157,7 @@ function predict(request: EngineRequest): EnginePrediction {
     disk: hardware.capacityBytes.disk.value,
   };
   const memoryAt = (nGpuLayers: number) => {
-    const placement = placeLayers(model.numLayers, nGpuLayers, knobs.nCpuMoe);
+    const placement = placeLayers(model.numLayers, nGpuLayers, knobs.nCpuMoe, knobs.noKvOffload);
     return { placement, bytes: tierBytes(model, file, placement, sequences, kvCells, UBATCH_TOKENS) };
   };
   // Unset -ngl: every slot that fits (common/arg.cpp --fit, on by default, lowers unset -ngl to fit device memory).
@@ -199,7 +202,8 @@ function predict(request: EngineRequest): EnginePrediction {
     notes: [
       `${knobs.fileType} GGUF, ${formatBytes(file.totalBytes)}; -ngl ${placement.nGpuLayers}${knobs.nGpuLayers === undefined ? " (fitted)" : ""}: ` +
         `${gpuLayers} of ${model.numLayers} layers and the output layer ${placement.outputDevice === "gpu" ? "on" : "off"} the GPU` +
-        (model.moe ? `; --n-cpu-moe ${knobs.nCpuMoe}` : ""),
+        (model.moe ? `; --n-cpu-moe ${knobs.nCpuMoe}` : "") +
+        (knobs.noKvOffload ? "; -nkvo: every layer's KV cache in host memory, attention on the CPU" : ""),
       `GPU: weights ${formatBytes(bytes.weights.gpu)}, KV ${formatBytes(bytes.kv.gpu)}, compute buffer ${formatBytes(bytes.compute.gpu)}; ` +
         `host: weights ${formatBytes(bytes.weights.cpu)}, KV ${formatBytes(bytes.kv.cpu)}`,
       `-np ${sequences}: the policy's ${policy.gpuBatchSize} x ${policy.numGpuBatches} sequences decode as one batch; its placement fields are not llama.cpp's and are replaced`,

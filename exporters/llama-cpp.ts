@@ -5,10 +5,14 @@
  * memory (`--n-cpu-moe N`, or `-ot exps=CPU` for all of them).
  */
 
+import type { HardwareProfile } from "../core/hardware-profile.js";
 import type { Plan } from "../core/plan.js";
-import { PLACEMENT_TOLERANCE } from "../core/policy.js";
+import { PLACEMENT_TOLERANCE, type Policy } from "../core/policy.js";
 import { activationTierOf, cacheSequences } from "../core/realize-placement.js";
+import { formatBytes } from "../core/units.js";
+import type { EngineKnobs } from "../engines/engine-model.js";
 import { ggufQuantisation } from "../engines/llama-cpp/gguf-file-types.js";
+import { predictOnEngine } from "../engines/plan-for-engine.js";
 import type { ExportResult } from "./export-result.js";
 import {
   blockSize,
@@ -21,6 +25,15 @@ import {
 
 /** llama.cpp refuses more parallel sequences than this (`LLAMA_MAX_SEQ`, src/llama-cparams.h; 64 before mid-2025). */
 export const LLAMA_MAX_SEQ = 256;
+/**
+ * The policy as llama-server runs it: a block of more than LLAMA_MAX_SEQ sequences runs in rounds of at
+ * most LLAMA_MAX_SEQ parallel sequences (-np), which is what the llama.cpp engine model then predicts.
+ */
+export function llamaServerPolicy(policy: Policy): Policy {
+  const sequences = policy.gpuBatchSize * policy.numGpuBatches;
+  return sequences <= LLAMA_MAX_SEQ ? policy : { ...policy, gpuBatchSize: LLAMA_MAX_SEQ, numGpuBatches: 1 };
+}
+
 /** Logical and physical batch caps (llama.cpp's defaults are 2048 and 512). */
 const MAX_BATCH = 8192;
 const MAX_UBATCH = 2048;
@@ -131,6 +144,22 @@ export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportR
     notes.push(
       "-ngl, the GGUF type and --n-cpu-moe are the llama.cpp settings the plan was made with (plan --engine llama.cpp)",
     );
+  const seqs = cacheSequences(policy.gpuBatchSize, policy.cache);
+  // The plan keeps the KV cache off the GPU: llama.cpp's -nkvo (every layer's KV in host memory, attention on
+  // the CPU); a plan made for llama.cpp exports the -nkvo it was scored with.
+  const hostKv = own ? own.noKvOffload === true : !policy.experts && seqs.gpu === 0;
+  // Whole layers from the plan's weight split can overflow llama.cpp's own GPU memory (its KV and compute
+  // buffers are not Spillway's): lower -ngl to what the llama.cpp engine model fits on the hardware given.
+  if (!own && !policy.experts && options.hardware) {
+    const fit = fittingNgl(plan, options.hardware, ngl, { ggufType: quant, ...(hostKv ? { noKvOffload: true } : {}) });
+    if (fit && fit.ngl < ngl) {
+      warnings.push(
+        `-ngl ${ngl} (the plan's ${layersOnGpu} GPU layers${ngl > layersOnGpu ? " and the output layer" : ""}) does not fit llama.cpp's GPU memory on ${options.hardware.name} (${fit.reason}); lowered to -ngl ${fit.ngl}, the most that fit by the llama.cpp engine model`,
+      );
+      ngl = fit.ngl;
+      layersOnGpu = Math.min(L, ngl);
+    }
+  }
   if (embeddingsOnGpu && layersOnGpu < L && !policy.experts)
     warnings.push(
       `llama.cpp offloads the output layer only with every layer (-ngl ${L + 1}); the plan's GPU-resident LM head stays on the CPU`,
@@ -151,11 +180,14 @@ export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportR
   warnings.push(...batching.warnings);
   const block = batching.block;
   const flags = ["llama-server", `-m ${model.name}-${quant}.gguf`, `-ngl ${ngl}`, ...moeFlags, ...batching.flags];
-  const seqs = cacheSequences(policy.gpuBatchSize, policy.cache);
-  if (!policy.experts && seqs.gpu === 0) {
+  if (hostKv) {
     flags.push("-nkvo");
-    notes.push("KV cache in host memory (-nkvo), as the plan keeps it off the GPU");
-  } else if (seqs.gpu < policy.gpuBatchSize) {
+    notes.push(
+      own
+        ? "KV cache in host memory (-nkvo), the plan's llama.cpp setting"
+        : "KV cache in host memory (-nkvo), as the plan keeps it off the GPU",
+    );
+  } else if (!own && seqs.gpu < policy.gpuBatchSize) {
     warnings.push(
       `the plan keeps ${seqs.gpu} of every ${policy.gpuBatchSize} sequences' KV cache on the GPU; llama.cpp keeps each offloaded layer's KV on the GPU (or all of it in host memory with -nkvo)`,
     );
@@ -193,6 +225,46 @@ export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportR
     target: "llama.cpp",
     text,
     warnings,
-    engineKnobs: { nGpuLayers: ngl, ggufType: quant, ...(nCpuMoe !== undefined ? { nCpuMoe } : {}) },
+    engineKnobs: {
+      nGpuLayers: ngl,
+      ggufType: quant,
+      ...(nCpuMoe !== undefined ? { nCpuMoe } : {}),
+      ...(hostKv ? { noKvOffload: true } : {}),
+    },
   };
+}
+
+/**
+ * The largest -ngl up to `ngl` whose llama.cpp memory (engine model: weights, KV, compute buffers) fits the
+ * GPU of `hardware`, with why `ngl` itself does not; undefined when `ngl` fits, when nothing does (-ngl 0
+ * overflows too: the warning of the prediction says it), or when llama.cpp cannot run the model.
+ */
+function fittingNgl(
+  plan: Plan,
+  hardware: HardwareProfile,
+  ngl: number,
+  knobs: EngineKnobs,
+): { ngl: number; reason: string } | undefined {
+  const gpuPeak = (n: number) => {
+    const p = predictOnEngine({
+      engine: "llama.cpp",
+      model: plan.modelSpec,
+      hardware,
+      workload: plan.workload,
+      policy: llamaServerPolicy(plan.policy),
+      knobs: { ...knobs, nGpuLayers: n },
+    });
+    return { fits: p.peakBytes.gpu <= p.capacityBytes.gpu, peak: p.peakBytes.gpu, capacity: p.capacityBytes.gpu };
+  };
+  if (plan.modelSpec.family === "opt") return undefined;
+  const asked = gpuPeak(ngl);
+  if (asked.fits || !gpuPeak(0).fits) return undefined;
+  let low = 0;
+  let high = ngl;
+  while (high - low > 1) {
+    const mid = Math.floor((low + high) / 2);
+    if (gpuPeak(mid).fits) low = mid;
+    else high = mid;
+  }
+  return { ngl: low, reason: `GPU peak ${formatBytes(asked.peak)} of ${formatBytes(asked.capacity)}` };
 }

@@ -612,6 +612,7 @@ export const planSchema = obj(
           nGpuLayers: opt(int({ minimum: 0 })),
           nCpuMoe: opt(int({ minimum: 0 })),
           ggufType: opt(nonEmptyStr()),
+          noKvOffload: opt(bool()),
           fewerBatch: opt(bool()),
         },
         { description: "the engine's own settings fixed for the prediction" },

@@ -236,23 +236,26 @@ function layerChain(
   const h = model.hiddenSize;
   const ops: EngineOperation[] = [];
   const offloaded = where.device === "cpu" && shape.tokens >= OP_OFFLOAD_MIN_BATCH;
+  // -nkvo: a GPU layer's attention runs in a CPU split beside its host KV, between projections on the GPU.
+  const hostKv = where.device === "gpu" && where.kvDevice === "cpu";
+  const attentionSplit = offloaded || hostKv;
   // Attention runs beside its KV; with op offload a CPU layer's projections run on the GPU around it.
   const attnMatmulDevice: Device = offloaded ? "gpu" : where.device;
   if (from !== attnMatmulDevice) ops.push(crossing(attnMatmulDevice, h, g, shape, `layer ${l} input`));
   const attn = layer.filter((t) => t.matmul && t.role === "attention");
   ops.push(...matmuls(`layer ${l} attention projections`, attn, where.device, g, shape));
   const counts = layerOps(model);
-  if (offloaded) {
+  if (attentionSplit) {
     ops.push(crossing("cpu", qDim(model) + 2 * kvDim(model), g, shape, `layer ${l} q, k, v`));
-    // The CPU split of an op-offloaded layer: the K and V stores into its host KV cache and flash attention.
+    // The CPU split of an op-offloaded (or -nkvo) layer: the K and V stores into its host KV cache and flash attention.
     ops.push(...cpuBarriers(`layer ${l} attention split`, 2 + counts.attention, 0, true));
   } else if (where.device === "cpu") {
     // The whole layer on the CPU: every node (norm pairs fused) in the current CPU split, or opening one.
     const nodes = counts.kernels - counts.normPairs;
     ops.push(...cpuBarriers(`layer ${l}`, nodes, counts.matmuls, from !== "cpu"));
   }
-  ops.push(attention(where.device, g, shape));
-  if (offloaded) ops.push(crossing("gpu", qDim(model), g, shape, `layer ${l} attention output`));
+  ops.push(attention(where.kvDevice, g, shape));
+  if (attentionSplit) ops.push(crossing("gpu", qDim(model), g, shape, `layer ${l} attention output`));
   const dense = layer.filter((t) => t.matmul && t.role !== "attention" && t.role !== "experts");
   ops.push(...matmuls(`layer ${l} FFN`, dense, where.device, g, shape));
   const experts = layer.filter((t) => t.role === "experts");

@@ -25,23 +25,36 @@ export interface LayerPlacement {
   readonly device: Device;
   /** Where its routed experts live (the layer's device unless --n-cpu-moe keeps them on the CPU). */
   readonly expertsDevice: Device;
+  /**
+   * Where its K and V live, and so where attention runs: the layer's device, or the CPU for every layer
+   * with `-nkvo` (llama-kv-cache.cpp: `offload ? dev_layer(il) : cpu`; llama-graph.cpp build_attn_mha: with
+   * `!cparams.offload_kqv` "all nodes between the KV store and the attention output are run on the CPU").
+   */
+  readonly kvDevice: Device;
 }
 
 export interface LlamaCppPlacement {
   readonly nGpuLayers: number;
   readonly nCpuMoe: number;
+  /** `-nkvo`: every layer's KV cache in host memory, attention on the CPU. */
+  readonly noKvOffload: boolean;
   readonly layers: readonly LayerPlacement[];
   readonly outputDevice: Device;
 }
 
-/** `-ngl nGpuLayers --n-cpu-moe nCpuMoe` on a model of `numLayers` layers. */
-export function placeLayers(numLayers: number, nGpuLayers: number, nCpuMoe: number): LlamaCppPlacement {
+/** `-ngl nGpuLayers --n-cpu-moe nCpuMoe` (and `-nkvo` when `noKvOffload`) on a model of `numLayers` layers. */
+export function placeLayers(
+  numLayers: number,
+  nGpuLayers: number,
+  nCpuMoe: number,
+  noKvOffload = false,
+): LlamaCppPlacement {
   const firstGpuSlot = Math.max(numLayers + 1 - nGpuLayers, 0);
   const layers = Array.from({ length: numLayers }, (_, il): LayerPlacement => {
     const device: Device = il >= firstGpuSlot ? "gpu" : "cpu";
-    return { device, expertsDevice: il < nCpuMoe ? "cpu" : device };
+    return { device, expertsDevice: il < nCpuMoe ? "cpu" : device, kvDevice: noKvOffload ? "cpu" : device };
   });
-  return { nGpuLayers, nCpuMoe, layers, outputDevice: numLayers >= firstGpuSlot ? "gpu" : "cpu" };
+  return { nGpuLayers, nCpuMoe, noKvOffload, layers, outputDevice: numLayers >= firstGpuSlot ? "gpu" : "cpu" };
 }
 
 /** The device a layer tensor lives on. */
@@ -136,24 +149,25 @@ export function tierBytes(
   const weights = weightBytes(file, placement);
   const perLayerKv = kvBytesPerLayer(model, kvCells);
   const kv = { gpu: 0, cpu: 0 };
-  for (const l of placement.layers) kv[l.device] += perLayerKv;
+  for (const l of placement.layers) kv[l.kvDevice] += perLayerKv;
   const tokens = Math.min(ubatchTokens, kvCells);
   // At n_ubatch tokens the mat-muls of host-resident weights are offloaded, so their intermediates are the GPU's.
   const offload = tokens >= OP_OFFLOAD_MIN_BATCH;
   const has = (d: Device) => placement.layers.some((l) => l.device === d);
+  const attendsOn = (d: Device) => placement.layers.some((l) => l.kvDevice === d);
   const moe = model.moe !== undefined;
   const compute = {
     gpu:
       computeBufferBytes(model, tokens, kvCells, {
         logits: placement.outputDevice === "gpu" || offload,
-        attention: has("gpu"),
+        attention: attendsOn("gpu"),
         ffn: has("gpu") || offload,
         experts: moe && (placement.layers.some((l) => l.expertsDevice === "gpu") || offload),
         input: false,
       }) + (offload ? uploadBytes(file, placement) : 0),
     cpu: computeBufferBytes(model, tokens, kvCells, {
       logits: placement.outputDevice === "cpu" && !offload,
-      attention: has("cpu"),
+      attention: attendsOn("cpu"),
       ffn: has("cpu") && !offload,
       experts: moe && placement.layers.some((l) => l.expertsDevice === "cpu") && !offload,
       input: true,

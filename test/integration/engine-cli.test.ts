@@ -82,14 +82,9 @@ test("plan --engine with a searched policy searches the engine's own settings wi
 });
 
 test("llama.cpp's own settings: --gguf-type and --ngl are scored; knobs of another engine and bad values are bad input", () => {
+  const llama7b = ["plan", "--engine", "llama.cpp", "--model", "llama-2-7b", "--hardware", "rtx4090", "--json"];
   const r = runCli([
-    "plan",
-    "--engine",
-    "llama.cpp",
-    "--model",
-    "llama-2-7b",
-    "--hardware",
-    "rtx4090",
+    ...llama7b,
     "--gguf-type",
     "q4_k_m",
     "--ngl",
@@ -105,7 +100,6 @@ test("llama.cpp's own settings: --gguf-type and --ngl are scored; knobs of anoth
     "0",
     "100",
     "0",
-    "--json",
   ]);
   assert.equal(r.status, 0, r.stderr);
   const plan = JSON.parse(r.stdout) as Plan;
@@ -114,7 +108,14 @@ test("llama.cpp's own settings: --gguf-type and --ngl are scored; knobs of anoth
     plan.enginePrediction!.notes.some((n) => /Q4_K_M GGUF.*-ngl 20\b/.test(n)),
     plan.enginePrediction!.notes.join("\n"),
   );
+  // -nkvo: every layer's KV in host memory (llama.cpp's --no-kv-offload), in the knobs and the prediction's notes.
+  const hostKv = runCli([...llama7b, "--gguf-type", "Q4_K_M", "--gbs", "1", "--nb", "1", "--no-kv-offload"]);
+  assert.equal(hostKv.status, 0, hostKv.stderr);
+  const hostKvPlan = JSON.parse(hostKv.stdout) as Plan;
+  assert.equal(hostKvPlan.engineKnobs?.noKvOffload, true);
+  assert.ok(hostKvPlan.enginePrediction!.notes.some((n) => /-nkvo: every layer's KV cache in host memory/.test(n)));
   const cases: [string[], RegExp][] = [
+    [["--no-kv-offload"], /--no-kv-offload: is a setting of --engine llama\.cpp \(the engine here is spillway\)/],
     [
       ["--engine", "flexgen", "--ngl", "3"],
       /--ngl: is a setting of --engine llama\.cpp \(the engine here is flexgen\)/,

@@ -514,3 +514,46 @@ test("validation: Qwen3-30B-A3B Q4_K_M, -ngl 99 --n-cpu-moe 36, RTX 2080 + i9-10
   );
   assert.ok(Math.abs(tg / 36.7 - 1) < 0.25, `predicted ${tg} t/s vs 36.7 measured`);
 });
+
+test("-nkvo keeps every layer's KV cache in host memory and runs each GPU layer's attention in a CPU split: q, k, v down, the output up", () => {
+  const knobs = { ggufType: "Q4_K_M", nGpuLayers: 33 };
+  const workload = { promptLen: 512, genLen: 64 };
+  const offloaded = predict(LLAMA_2_7B, knobs, workload, 8);
+  const hostKv = predict(LLAMA_2_7B, { ...knobs, noKvOffload: true }, workload, 8);
+  const L = LLAMA_2_7B.numLayers;
+  // KV bytes: 8 sequences x 576 cells x (K and V) x 4096 x 2 bytes per layer, all layers.
+  const kvBytes = 8 * 576 * 2 * 4096 * 2 * L;
+  assert.ok(offloaded.peakBytes.gpu - hostKv.peakBytes.gpu >= kvBytes, "the GPU no longer holds the KV cache");
+  assert.ok(hostKv.peakBytes.cpu - offloaded.peakBytes.cpu >= kvBytes, "host memory holds it");
+  assert.equal(hostKv.realizedPolicy.cache.gpu, 0);
+  assert.equal(hostKv.realizedPolicy.cpuAttention, true);
+  const decode = (p: typeof hostKv) => p.steps.find((s) => s.phase === "decode")!.chains.flat();
+  const ops = decode(hostKv);
+  assert.equal(ops.filter((o) => o.name === "flash attention over the layer's KV (CPU)").length, L);
+  assert.equal(ops.filter((o) => o.name === "flash attention over the layer's KV (GPU)").length, 0);
+  // Per layer, q (4096) + k and v (2 x 4096) f32 rows of the 8 tokens down, and the attention output up.
+  const down = ops.filter((o) => /layer \d+ q, k, v to the CPU/.test(o.name));
+  const up = ops.filter((o) => /layer \d+ attention output to the GPU/.test(o.name));
+  assert.equal(down.length, L);
+  assert.equal(up.length, L);
+  for (const o of down) assert.equal(o.bytes, 8 * 3 * 4096 * 4);
+  for (const o of up) assert.equal(o.bytes, 8 * 4096 * 4);
+  assert.equal(decode(offloaded).filter((o) => /q, k, v to the CPU/.test(o.name)).length, 0);
+  // The attention moved, and the crossings and CPU splits cost: this decode is slower than with the KV on the GPU.
+  assert.ok(hostKv.termSeconds["CPU attention"]! > 0);
+  assert.equal(offloaded.termSeconds["CPU attention"] ?? 0, 0);
+  assert.ok(hostKv.decodeSeconds > offloaded.decodeSeconds);
+  // Unset -ngl fits more layers when their KV is in host memory.
+  const fitted = (noKvOffload: boolean) =>
+    llamaCppEngine
+      .predict({
+        model: findCatalogueModel("llama-2-13b")!,
+        hardware: resolveHardware("t4"),
+        workload,
+        policy: policy(16),
+        knobs: { ggufType: "Q8_0", ...(noKvOffload ? { noKvOffload } : {}) },
+      })
+      .realizedPolicy.layerGroups!.filter((g) => g.compute === "gpu")
+      .reduce((a, g) => a + g.layers, 0);
+  assert.ok(fitted(true) > fitted(false), `${fitted(true)} vs ${fitted(false)}`);
+});

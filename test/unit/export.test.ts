@@ -12,7 +12,7 @@ import { predictOnEngine } from "../../engines/plan-for-engine.js";
 import { accelerateModules } from "../../exporters/accelerate.js";
 import { EXPORT_TARGETS, type ExportTarget, exportPlan } from "../../exporters/export-plan.js";
 import { planWeightBytes } from "../../exporters/export-source.js";
-import { LLAMA_MAX_SEQ } from "../../exporters/llama-cpp.js";
+import { LLAMA_MAX_SEQ, llamaServerPolicy } from "../../exporters/llama-cpp.js";
 import { resolveModel } from "../../models/resolve-model.js";
 import { loadLpSolvers } from "../../planner/lp/solve-linear-program.js";
 import { planSync } from "../../planner/plan.js";
@@ -306,12 +306,16 @@ test("export predicts the target engine's throughput for the exported settings, 
   const knobs = exported.engineKnobs!;
   assert.match(exported.text, new RegExp(`-ngl ${knobs.nGpuLayers} `));
   assert.match(exported.text, new RegExp(`-${knobs.ggufType}\\.gguf`));
+  // llama-server runs a block over its 256 parallel sequences in rounds of 256 (-np 256): the rate of one round.
+  const block = llama.policy.gpuBatchSize * llama.policy.numGpuBatches;
+  assert.ok(block > LLAMA_MAX_SEQ, `${block}`);
+  assert.match(exported.text, new RegExp(`-np ${LLAMA_MAX_SEQ}\\b`));
   const scored = predictOnEngine({
     engine: "llama.cpp",
     model: llama.modelSpec,
     hardware: resolveHardware(llama.hardware),
     workload: llama.workload,
-    policy: llama.policy,
+    policy: { ...llama.policy, gpuBatchSize: LLAMA_MAX_SEQ, numGpuBatches: 1 },
     knobs,
   });
   assert.equal(exported.predicted?.throughputTokensPerSecond, scored.throughputTokensPerSecond);
@@ -334,7 +338,7 @@ test("export llama.cpp: a plan made for llama.cpp exports the -ngl, GGUF type an
     model: made.modelSpec,
     hardware,
     workload: made.workload,
-    policy: made.policy,
+    policy: llamaServerPolicy(made.policy),
     knobs,
   });
   assert.equal(exported.predicted?.throughputTokensPerSecond, own.throughputTokensPerSecond);
@@ -353,4 +357,63 @@ test("export llama.cpp: a plan made for llama.cpp exports the -ngl, GGUF type an
   );
   assert.match(all.text, /-ot exps=CPU/);
   assert.ok(L > 7);
+});
+
+test("export llama.cpp: -nkvo is predicted as llama.cpp runs it, and -ngl is lowered to what llama.cpp fits on the hardware given", () => {
+  const t4 = resolveHardware("t4");
+  const fixedPlan = (cache: "gpu" | "cpu") =>
+    planSync({
+      model: resolveModel("llama-2-7b"),
+      hardware: t4,
+      workload: { promptLen: 512, genLen: 32 },
+      fixed: {
+        gbs: 16,
+        nb: 1,
+        percent: cache === "gpu" ? [100, 0, 100, 0, 100, 0] : [100, 0, 0, 100, 100, 0],
+        compressWeight: true,
+        compressCache: false,
+        cpuAttention: cache === "cpu",
+      },
+    });
+  const hostKv = exportPlan(fixedPlan("cpu"), "llama.cpp", { hardware: t4 });
+  assert.match(hostKv.text, /\n {2}-nkvo\b/);
+  assert.equal(hostKv.engineKnobs?.noKvOffload, true);
+  const direct = predictOnEngine({
+    engine: "llama.cpp",
+    model: resolveModel("llama-2-7b"),
+    hardware: t4,
+    workload: { promptLen: 512, genLen: 32 },
+    policy: fixedPlan("cpu").policy,
+    knobs: hostKv.engineKnobs!,
+  });
+  assert.equal(hostKv.predicted?.throughputTokensPerSecond, direct.throughputTokensPerSecond);
+  assert.equal(direct.realizedPolicy.cache.gpu, 0);
+  // On the T4 every layer fits; on an 8 GiB GPU the plan's -ngl 33 does not, and the export says so and lowers it.
+  const onGpu = fixedPlan("gpu");
+  assert.match(exportPlan(onGpu, "llama.cpp", { hardware: t4 }).text, /-ngl 33 /);
+  const small = {
+    ...t4,
+    name: "t4-8gib",
+    capacityBytes: { ...t4.capacityBytes, gpu: { ...t4.capacityBytes.gpu, value: 8 * 2 ** 30 } },
+  };
+  const lowered = exportPlan(onGpu, "llama.cpp", { hardware: small });
+  const ngl = lowered.engineKnobs!.nGpuLayers!;
+  assert.ok(ngl > 0 && ngl < 33, `${ngl}`);
+  assert.match(
+    lowered.text,
+    new RegExp(
+      `-ngl 33 \\(the plan's 32 GPU layers and the output layer\\) does not fit llama\\.cpp's GPU memory on t4-8gib \\(GPU peak .* of 8\\.00 GiB\\); lowered to -ngl ${ngl}`,
+    ),
+  );
+  assert.match(lowered.text, new RegExp(`\\n {2}-ngl ${ngl} `));
+  assert.equal(lowered.predicted?.feasible, true);
+  const oneMore = predictOnEngine({
+    engine: "llama.cpp",
+    model: onGpu.modelSpec,
+    hardware: small,
+    workload: onGpu.workload,
+    policy: onGpu.policy,
+    knobs: { ...lowered.engineKnobs!, nGpuLayers: ngl + 1 },
+  });
+  assert.equal(oneMore.feasible, false, "one more layer would not fit");
 });
