@@ -11,6 +11,7 @@ import { PLACEMENT_TOLERANCE, type Policy } from "../core/policy.js";
 import { activationTierOf, cacheSequences } from "../core/realize-placement.js";
 import { formatBytes } from "../core/units.js";
 import type { EngineKnobs } from "../engines/engine-model.js";
+import { EngineUnsupportedError } from "../engines/engine-unsupported-error.js";
 import { ggufQuantisation } from "../engines/llama-cpp/gguf-file-types.js";
 import { predictOnEngine } from "../engines/plan-for-engine.js";
 import type { ExportResult } from "./export-result.js";
@@ -256,8 +257,13 @@ function fittingNgl(
     });
     return { fits: p.peakBytes.gpu <= p.capacityBytes.gpu, peak: p.peakBytes.gpu, capacity: p.capacityBytes.gpu };
   };
-  if (plan.modelSpec.family === "opt") return undefined;
-  const asked = gpuPeak(ngl);
+  let asked: ReturnType<typeof gpuPeak>;
+  try {
+    asked = gpuPeak(ngl);
+  } catch (error) {
+    if (error instanceof EngineUnsupportedError) return undefined;
+    throw error;
+  }
   if (asked.fits || !gpuPeak(0).fits) return undefined;
   let low = 0;
   let high = ngl;

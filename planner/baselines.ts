@@ -24,6 +24,7 @@
  */
 
 import type { Plan } from "../core/plan.js";
+import { counted } from "../core/plural.js";
 import type { LayerGroup, Placement } from "../core/policy.js";
 import { toFlexgenPercent } from "../core/policy.js";
 import { type FixedPolicy, PlanError, type PlanRequest, plan } from "./plan.js";
@@ -67,9 +68,7 @@ function batchWords(batch: BaselineBatch | undefined, own: string): string {
 
 /** "N sequences (fixed for the plan) do not fit", agreeing in number. */
 function fixedDoNotFit(sequences: number): string {
-  return sequences === 1
-    ? "1 sequence (fixed for the plan) does not fit"
-    : `${sequences} sequences (fixed for the plan) do not fit`;
+  return `${counted(sequences, "sequence")} (fixed for the plan) ${sequences === 1 ? "does" : "do"} not fit`;
 }
 
 /** The largest GPU batch size (1 .. 2^20) for which `fixed(gbs)` is feasible, with its plan. */
@@ -252,7 +251,7 @@ export async function deepspeedZeroBaseline(request: BaseRequest, batch?: Baseli
 export async function flexgenBaseline(request: BaseRequest, batch?: BaselineBatch): Promise<Baseline> {
   const fixedParts = [
     batch?.gbs !== undefined ? `GPU batch ${batch.gbs}` : "",
-    batch?.nb !== undefined ? `${batch.nb} GPU batch${batch.nb === 1 ? "" : "es"}` : "",
+    batch?.nb !== undefined ? counted(batch.nb, "GPU batch", "GPU batches") : "",
   ].filter((w) => w !== "");
   const description = `the policy FlexGen's own search and cost model pick${fixedParts.length > 0 ? ` (${fixedParts.join(", ")}, fixed for the plan)` : ""}`;
   if (request.model.family !== "opt")
