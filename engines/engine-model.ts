@@ -81,6 +81,10 @@ export interface EngineKnobs {
   readonly ggufType?: string;
   /** llama.cpp: `-nkvo` (`--no-kv-offload`), every layer's KV cache in host memory and attention on the CPU. */
   readonly noKvOffload?: boolean;
+  /** llama.cpp: `-np`, sequences decoded as one batch (default: the policy's gpuBatchSize x numGpuBatches). */
+  readonly parallelSequences?: number;
+  /** llama.cpp: `-ub`, tokens of one physical batch (one graph; default 512). */
+  readonly ubatchTokens?: number;
   /** FlexGen: the benchmark's `--debug-mode fewer_batch` protocol (decode projected from a few layer steps). */
   readonly fewerBatch?: boolean;
 }

@@ -36,6 +36,10 @@ interface Knobs {
   readonly nGpuLayers: number | undefined;
   readonly nCpuMoe: number;
   readonly noKvOffload: boolean;
+  /** `-np`: sequences decoded as one batch (default the policy's gpuBatchSize x numGpuBatches). */
+  readonly parallelSequences: number | undefined;
+  /** `-ub`: tokens of one physical batch, i.e. of one graph (default 512). */
+  readonly ubatchTokens: number;
 }
 
 function readKnobs(model: ModelSpec, knobs: EngineKnobs = {}): Knobs {
@@ -44,6 +48,10 @@ function readKnobs(model: ModelSpec, knobs: EngineKnobs = {}): Knobs {
     if (!Number.isInteger(value) || value < 0)
       throw new Error(`knobs.${field}: expected an integer >= 0, got ${value}`);
     return value;
+  };
+  const positive = (value: number | undefined, field: string): number | undefined => {
+    if (value !== undefined && value < 1) throw new Error(`knobs.${field}: expected an integer >= 1, got ${value}`);
+    return count(value, field);
   };
   const nGpuLayers = count(knobs.nGpuLayers, "nGpuLayers (-ngl)");
   const nCpuMoe = count(knobs.nCpuMoe, "nCpuMoe (--n-cpu-moe)") ?? 0;
@@ -55,6 +63,8 @@ function readKnobs(model: ModelSpec, knobs: EngineKnobs = {}): Knobs {
     nGpuLayers: nGpuLayers === undefined ? undefined : Math.min(nGpuLayers, model.numLayers + 1),
     nCpuMoe: Math.min(nCpuMoe, model.numLayers),
     noKvOffload: knobs.noKvOffload ?? false,
+    parallelSequences: positive(knobs.parallelSequences, "parallelSequences (-np)"),
+    ubatchTokens: positive(knobs.ubatchTokens, "ubatchTokens (-ub)") ?? UBATCH_TOKENS,
   };
 }
 
@@ -103,12 +113,12 @@ function realized(request: EngineRequest, file: GgufFile, placement: LlamaCppPla
   };
 }
 
-function steps(request: EngineRequest, pricing: GraphPricing, sequences: number): EngineStep[] {
+function steps(request: EngineRequest, pricing: GraphPricing, sequences: number, ubatch: number): EngineStep[] {
   const { promptLen: s, genLen: n } = request.workload;
   const out: EngineStep[] = [];
   const promptTokens = sequences * s;
-  const full = Math.floor(promptTokens / UBATCH_TOKENS);
-  const rest = promptTokens - full * UBATCH_TOKENS;
+  const full = Math.floor(promptTokens / ubatch);
+  const rest = promptTokens - full * ubatch;
   const prefill = (tokens: number): GraphShape => ({
     tokens,
     outputs: (sequences * tokens) / promptTokens,
@@ -116,7 +126,7 @@ function steps(request: EngineRequest, pricing: GraphPricing, sequences: number)
     kvCellsRead: (Math.max(1, tokens / s) * (s + 1)) / 2,
   });
   for (const [tokens, count] of [
-    [UBATCH_TOKENS, full],
+    [ubatch, full],
     [rest, 1],
   ] as const) {
     if (tokens > 0 && count > 0)
@@ -128,7 +138,7 @@ function steps(request: EngineRequest, pricing: GraphPricing, sequences: number)
       });
   }
   if (n > 1) {
-    const graphs = Math.ceil(sequences / UBATCH_TOKENS);
+    const graphs = Math.ceil(sequences / ubatch);
     const tokens = sequences / graphs;
     const context = s + n / 2;
     const shape: GraphShape = { tokens, outputs: tokens, contextPerToken: context, kvCellsRead: tokens * context };
@@ -148,7 +158,7 @@ function predict(request: EngineRequest): EnginePrediction {
   if (why) throw new Error(`llama.cpp cannot run ${model.name}: ${why}`);
   const knobs = readKnobs(model, request.knobs);
   const resolved = resolveRates(hardware);
-  const sequences = policy.gpuBatchSize * policy.numGpuBatches;
+  const sequences = knobs.parallelSequences ?? policy.gpuBatchSize * policy.numGpuBatches;
   const kvCells = sequences * (workload.promptLen + workload.genLen);
   const file = ggufFile(model, knobs.fileType);
   const capacityBytes = {
@@ -158,7 +168,7 @@ function predict(request: EngineRequest): EnginePrediction {
   };
   const memoryAt = (nGpuLayers: number) => {
     const placement = placeLayers(model.numLayers, nGpuLayers, knobs.nCpuMoe, knobs.noKvOffload);
-    return { placement, bytes: tierBytes(model, file, placement, sequences, kvCells, UBATCH_TOKENS) };
+    return { placement, bytes: tierBytes(model, file, placement, sequences, kvCells, knobs.ubatchTokens) };
   };
   // Unset -ngl: every slot that fits (common/arg.cpp --fit, on by default, lowers unset -ngl to fit device memory).
   let chosen = memoryAt(knobs.nGpuLayers ?? model.numLayers + 1);
@@ -167,7 +177,7 @@ function predict(request: EngineRequest): EnginePrediction {
       chosen = memoryAt(ngl);
   const { placement, bytes } = chosen;
   const pricing: GraphPricing = { model, rates: resolved.rates, file, placement };
-  const allSteps = steps(request, pricing, sequences);
+  const allSteps = steps(request, pricing, sequences, knobs.ubatchTokens);
   const totals = totalSteps(allSteps);
   const totalSeconds = totals.prefillSeconds + totals.decodeSeconds;
   const infeasibleReasons = capacityShortfalls(bytes.peak, capacityBytes);
@@ -206,7 +216,12 @@ function predict(request: EngineRequest): EnginePrediction {
         (knobs.noKvOffload ? "; -nkvo: every layer's KV cache in host memory, attention on the CPU" : ""),
       `GPU: weights ${formatBytes(bytes.weights.gpu)}, KV ${formatBytes(bytes.kv.gpu)}, compute buffer ${formatBytes(bytes.compute.gpu)}; ` +
         `host: weights ${formatBytes(bytes.weights.cpu)}, KV ${formatBytes(bytes.kv.cpu)}`,
-      `-np ${sequences}: the policy's ${policy.gpuBatchSize} x ${policy.numGpuBatches} sequences decode as one batch; its placement fields are not llama.cpp's and are replaced`,
+      knobs.parallelSequences === undefined
+        ? `-np ${sequences}: the policy's ${policy.gpuBatchSize} x ${policy.numGpuBatches} sequences decode as one batch; its placement fields are not llama.cpp's and are replaced`
+        : `-np ${sequences}: that many sequences decode as one batch (a round of the policy's ${policy.gpuBatchSize} x ${policy.numGpuBatches}); its placement fields are not llama.cpp's and are replaced`,
+      ...(knobs.ubatchTokens === UBATCH_TOKENS
+        ? []
+        : [`-ub ${knobs.ubatchTokens}: prompt graphs of ${knobs.ubatchTokens} tokens`]),
       ...(model.moe
         ? [
             "routed experts kept in host memory by --n-cpu-moe show as each layer group's CPU share of weights (no uniform expert policy expresses them)",

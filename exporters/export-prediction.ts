@@ -11,7 +11,6 @@ import type { EngineName } from "../engines/engine-names.js";
 import { EngineUnsupportedError } from "../engines/engine-unsupported-error.js";
 import { predictOnEngine } from "../engines/plan-for-engine.js";
 import type { ExportPrediction, ExportTarget } from "./export-result.js";
-import { llamaServerPolicy } from "./llama-cpp.js";
 
 export const EXPORT_ENGINES: Readonly<Record<ExportTarget, EngineName | undefined>> = {
   flexgen: "flexgen",
@@ -44,8 +43,7 @@ export function exportPrediction(
       model: plan.modelSpec,
       hardware,
       workload: plan.workload,
-      // llama-server runs a block larger than its -np cap in rounds of the cap: the rate of one round.
-      policy: target === "llama.cpp" ? llamaServerPolicy(plan.policy) : plan.policy,
+      policy: plan.policy,
       ...(engineKnobs ? { knobs: engineKnobs } : {}),
     });
     return {

@@ -7,12 +7,13 @@
 
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import type { Plan } from "../core/plan.js";
-import { PLACEMENT_TOLERANCE, type Policy } from "../core/policy.js";
+import { PLACEMENT_TOLERANCE } from "../core/policy.js";
 import { activationTierOf, cacheSequences } from "../core/realize-placement.js";
 import { formatBytes } from "../core/units.js";
 import type { EngineKnobs } from "../engines/engine-model.js";
 import { EngineUnsupportedError } from "../engines/engine-unsupported-error.js";
 import { ggufQuantisation } from "../engines/llama-cpp/gguf-file-types.js";
+import { UBATCH_TOKENS } from "../engines/llama-cpp.js";
 import { predictOnEngine } from "../engines/plan-for-engine.js";
 import type { ExportResult } from "./export-result.js";
 import {
@@ -26,15 +27,6 @@ import {
 
 /** llama.cpp refuses more parallel sequences than this (`LLAMA_MAX_SEQ`, src/llama-cparams.h; 64 before mid-2025). */
 export const LLAMA_MAX_SEQ = 256;
-/**
- * The policy as llama-server runs it: a block of more than LLAMA_MAX_SEQ sequences runs in rounds of at
- * most LLAMA_MAX_SEQ parallel sequences (-np), which is what the llama.cpp engine model then predicts.
- */
-export function llamaServerPolicy(policy: Policy): Policy {
-  const sequences = policy.gpuBatchSize * policy.numGpuBatches;
-  return sequences <= LLAMA_MAX_SEQ ? policy : { ...policy, gpuBatchSize: LLAMA_MAX_SEQ, numGpuBatches: 1 };
-}
-
 /** Logical and physical batch caps (llama.cpp's defaults are 2048 and 512). */
 const MAX_BATCH = 8192;
 const MAX_UBATCH = 2048;
@@ -43,20 +35,27 @@ const MAX_UBATCH = 2048;
 export const LLAMA_NO_OPT =
   "llama.cpp has no OPT architecture (src/llama-model.cpp maps none; convert_hf_to_gguf.py registers no OPTForCausalLM): these flags show the plan in llama.cpp's terms but no GGUF of this model exists to run them";
 
-/** llama-server's batch flags for `sequences` parallel sequences whose micro-batches hold `ubatchSequences`: -c, -np, -b, -ub, -n. */
+/**
+ * llama-server's batch flags for `sequences` parallel sequences whose micro-batches hold `ubatchSequences`: -c,
+ * -np, -b, -ub, -n. `options.parallel` caps -np below LLAMA_MAX_SEQ (the caller says why); `options.ubatch`
+ * fixes -ub (a plan scored by the llama.cpp engine model at its own -ub).
+ */
 export function llamaBatchFlags(
   workload: { promptLen: number; genLen: number },
   sequences: number,
   ubatchSequences: number,
+  options: { readonly parallel?: number; readonly ubatch?: number } = {},
 ): { flags: string[]; block: number; batch: number; ubatch: number; warnings: string[] } {
   const warnings: string[] = [];
-  const block = Math.min(sequences, LLAMA_MAX_SEQ);
-  if (sequences > LLAMA_MAX_SEQ)
+  const block = Math.min(sequences, LLAMA_MAX_SEQ, options.parallel ?? LLAMA_MAX_SEQ);
+  // (A -np lowered further, for memory, is the caller's warning, with its own count of rounds.)
+  if (sequences > LLAMA_MAX_SEQ && block === LLAMA_MAX_SEQ)
     warnings.push(
       `the plan's block of ${sequences} sequences exceeds llama.cpp's ${LLAMA_MAX_SEQ} parallel sequences (LLAMA_MAX_SEQ, src/llama-cparams.h): -np is capped at ${LLAMA_MAX_SEQ}; run the block as ${Math.ceil(sequences / LLAMA_MAX_SEQ)} rounds`,
     );
   const batch = Math.max(1, Math.min(MAX_BATCH, workload.promptLen * block));
-  const ubatch = Math.max(1, Math.min(MAX_UBATCH, workload.promptLen * ubatchSequences, batch));
+  const ubatch =
+    options.ubatch ?? Math.max(1, Math.min(MAX_UBATCH, workload.promptLen * Math.min(ubatchSequences, block), batch));
   const flags = [
     `-c ${block * (workload.promptLen + workload.genLen)}`,
     `-np ${block}`,
@@ -149,13 +148,36 @@ export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportR
   // The plan keeps the KV cache off the GPU: llama.cpp's -nkvo (every layer's KV in host memory, attention on
   // the CPU); a plan made for llama.cpp exports the -nkvo it was scored with.
   const hostKv = own ? own.noKvOffload === true : !policy.experts && seqs.gpu === 0;
-  // Whole layers from the plan's weight split can overflow llama.cpp's own GPU memory (its KV and compute
-  // buffers are not Spillway's): lower -ngl to what the llama.cpp engine model fits on the hardware given.
+  // llama-server's batch: -np at most LLAMA_MAX_SEQ (a larger block runs in rounds); a plan scored by the
+  // llama.cpp engine model keeps the -np and -ub it was scored at.
+  const sequences = blockSize(policy);
+  let parallel = Math.min(sequences, LLAMA_MAX_SEQ, own?.parallelSequences ?? LLAMA_MAX_SEQ);
+  const ubatch = own ? (own.ubatchTokens ?? UBATCH_TOKENS) : undefined;
+  const batchingAt = (np: number) =>
+    llamaBatchFlags(workload, sequences, policy.gpuBatchSize, {
+      parallel: np,
+      ...(ubatch !== undefined ? { ubatch } : {}),
+    });
+  const knobsAt = (n: number, np: number): EngineKnobs => ({
+    nGpuLayers: n,
+    ggufType: quant,
+    ...(hostKv ? { noKvOffload: true } : {}),
+    ...(np !== sequences ? { parallelSequences: np } : {}),
+    ...(batchingAt(np).ubatch !== UBATCH_TOKENS ? { ubatchTokens: batchingAt(np).ubatch } : {}),
+  });
+  // The plan's placement in llama.cpp's own memory (its KV and compute buffers are not Spillway's): where it
+  // overflows on the hardware given, fewer parallel sequences for host memory, then fewer -ngl layers for the GPU.
   if (!own && !policy.experts && options.hardware) {
-    const fit = fittingNgl(plan, options.hardware, ngl, { ggufType: quant, ...(hostKv ? { noKvOffload: true } : {}) });
-    if (fit && fit.ngl < ngl) {
+    const fit = fitLlamaServer(plan, options.hardware, ngl, parallel, knobsAt);
+    if (fit?.parallel !== undefined && fit.parallel < parallel) {
       warnings.push(
-        `-ngl ${ngl} (the plan's ${layersOnGpu} GPU layers${ngl > layersOnGpu ? " and the output layer" : ""}) does not fit llama.cpp's GPU memory on ${options.hardware.name} (${fit.reason}); lowered to -ngl ${fit.ngl}, the most that fit by the llama.cpp engine model`,
+        `${parallel} parallel sequences do not fit llama.cpp's host memory on ${options.hardware.name} (${fit.parallelReason}); -np lowered to ${fit.parallel}, the most that fit by the llama.cpp engine model: run the block of ${sequences} as ${Math.ceil(sequences / fit.parallel)} rounds`,
+      );
+      parallel = fit.parallel;
+    }
+    if (fit?.ngl !== undefined && fit.ngl < ngl) {
+      warnings.push(
+        `-ngl ${ngl} (the plan's ${layersOnGpu} GPU layers${ngl > layersOnGpu ? " and the output layer" : ""}) does not fit llama.cpp's GPU memory on ${options.hardware.name} (${fit.nglReason}); lowered to -ngl ${fit.ngl}, the most that fit by the llama.cpp engine model`,
       );
       ngl = fit.ngl;
       layersOnGpu = Math.min(L, ngl);
@@ -177,7 +199,7 @@ export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportR
     warnings.push(
       `the plan keeps ${(100 * policy.cache.disk).toFixed(0)}% of the KV cache on disk; llama.cpp has no disk tier for the KV cache, so it must fit in GPU or host memory`,
     );
-  const batching = llamaBatchFlags(workload, blockSize(policy), policy.gpuBatchSize);
+  const batching = batchingAt(parallel);
   warnings.push(...batching.warnings);
   const block = batching.block;
   const flags = ["llama-server", `-m ${model.name}-${quant}.gguf`, `-ngl ${ngl}`, ...moeFlags, ...batching.flags];
@@ -226,51 +248,68 @@ export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportR
     target: "llama.cpp",
     text,
     warnings,
-    engineKnobs: {
-      nGpuLayers: ngl,
-      ggufType: quant,
-      ...(nCpuMoe !== undefined ? { nCpuMoe } : {}),
-      ...(hostKv ? { noKvOffload: true } : {}),
-    },
+    engineKnobs: { ...knobsAt(ngl, parallel), ...(nCpuMoe !== undefined ? { nCpuMoe } : {}) },
   };
 }
 
 /**
- * The largest -ngl up to `ngl` whose llama.cpp memory (engine model: weights, KV, compute buffers) fits the
- * GPU of `hardware`, with why `ngl` itself does not; undefined when `ngl` fits, when nothing does (-ngl 0
- * overflows too: the warning of the prediction says it), or when llama.cpp cannot run the model.
+ * Where the exported settings overflow llama.cpp's memory by its engine model on `hardware`: the most parallel
+ * sequences (up to `parallel`) whose host memory fits, then the most -ngl (up to `ngl`) whose GPU memory fits at
+ * that -np, each with why the asked value does not. Undefined fields: the asked value fits, or nothing does (the
+ * prediction's DOES NOT FIT says so). Undefined: llama.cpp cannot run the model.
  */
-function fittingNgl(
+function fitLlamaServer(
   plan: Plan,
   hardware: HardwareProfile,
   ngl: number,
-  knobs: EngineKnobs,
-): { ngl: number; reason: string } | undefined {
-  const gpuPeak = (n: number) => {
+  parallel: number,
+  knobsAt: (ngl: number, parallel: number) => EngineKnobs,
+): { parallel?: number; parallelReason?: string; ngl?: number; nglReason?: string } | undefined {
+  const peak = (n: number, np: number, tier: "gpu" | "cpu") => {
     const p = predictOnEngine({
       engine: "llama.cpp",
       model: plan.modelSpec,
       hardware,
       workload: plan.workload,
-      policy: llamaServerPolicy(plan.policy),
-      knobs: { ...knobs, nGpuLayers: n },
+      policy: plan.policy,
+      knobs: knobsAt(n, np),
     });
-    return { fits: p.peakBytes.gpu <= p.capacityBytes.gpu, peak: p.peakBytes.gpu, capacity: p.capacityBytes.gpu };
+    return {
+      fits: p.peakBytes[tier] <= p.capacityBytes[tier],
+      peak: p.peakBytes[tier],
+      capacity: p.capacityBytes[tier],
+    };
   };
-  let asked: ReturnType<typeof gpuPeak>;
+  /** The largest value in [1 or 0, max] that fits, when max itself does not. */
+  const largest = (min: number, max: number, fits: (v: number) => boolean): number | undefined => {
+    if (!fits(min)) return undefined;
+    let low = min;
+    let high = max;
+    while (high - low > 1) {
+      const mid = Math.floor((low + high) / 2);
+      if (fits(mid)) low = mid;
+      else high = mid;
+    }
+    return low;
+  };
+  const why = (p: { peak: number; capacity: number }, tier: string) =>
+    `${tier} peak ${formatBytes(p.peak)} of ${formatBytes(p.capacity)}`;
+  const result: { parallel?: number; parallelReason?: string; ngl?: number; nglReason?: string } = {};
   try {
-    asked = gpuPeak(ngl);
+    const host = peak(ngl, parallel, "cpu");
+    if (!host.fits) {
+      const np = largest(1, parallel, (v) => peak(ngl, v, "cpu").fits);
+      if (np !== undefined) Object.assign(result, { parallel: np, parallelReason: why(host, "host") });
+    }
+    const np = result.parallel ?? parallel;
+    const gpu = peak(ngl, np, "gpu");
+    if (!gpu.fits) {
+      const n = largest(0, ngl, (v) => peak(v, np, "gpu").fits);
+      if (n !== undefined) Object.assign(result, { ngl: n, nglReason: why(gpu, "GPU") });
+    }
   } catch (error) {
     if (error instanceof EngineUnsupportedError) return undefined;
     throw error;
   }
-  if (asked.fits || !gpuPeak(0).fits) return undefined;
-  let low = 0;
-  let high = ngl;
-  while (high - low > 1) {
-    const mid = Math.floor((low + high) / 2);
-    if (gpuPeak(mid).fits) low = mid;
-    else high = mid;
-  }
-  return { ngl: low, reason: `GPU peak ${formatBytes(asked.peak)} of ${formatBytes(asked.capacity)}` };
+  return result;
 }

@@ -613,6 +613,8 @@ export const planSchema = obj(
           nCpuMoe: opt(int({ minimum: 0 })),
           ggufType: opt(nonEmptyStr()),
           noKvOffload: opt(bool()),
+          parallelSequences: opt(int({ minimum: 1 })),
+          ubatchTokens: opt(int({ minimum: 1 })),
           fewerBatch: opt(bool()),
         },
         { description: "the engine's own settings fixed for the prediction" },

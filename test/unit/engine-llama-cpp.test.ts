@@ -557,3 +557,31 @@ test("-nkvo keeps every layer's KV cache in host memory and runs each GPU layer'
       .reduce((a, g) => a + g.layers, 0);
   assert.ok(fitted(true) > fitted(false), `${fitted(true)} vs ${fitted(false)}`);
 });
+
+test("-ub sets the prompt graphs' size and the compute buffer; -np the sequences decoded as one batch, whatever the policy's batch", () => {
+  const workload = { promptLen: 512, genLen: 16 };
+  const at = (knobs: EngineKnobs) => predict(LLAMA_2_7B, { ggufType: "Q4_K_M", nGpuLayers: 33, ...knobs }, workload, 8);
+  const prompt = (p: ReturnType<typeof at>) => p.steps.filter((s) => s.phase === "prefill");
+  // 8 x 512 prompt tokens: 8 graphs of 512 by default, 2 of 2048 with -ub 2048.
+  assert.deepEqual(
+    prompt(at({})).map((s) => [s.label, s.count]),
+    [["prompt ubatch of 512 tokens", 8]],
+  );
+  const big = at({ ubatchTokens: 2048 });
+  assert.deepEqual(
+    prompt(big).map((s) => [s.label, s.count]),
+    [["prompt ubatch of 2048 tokens", 2]],
+  );
+  assert.ok(big.peakBytes.gpu > at({}).peakBytes.gpu, "a larger ubatch needs a larger compute buffer");
+  assert.ok(big.notes.some((n) => /-ub 2048: prompt graphs of 2048 tokens/.test(n)));
+  // -np 3 of the policy's 8: three sequences' KV and one decode graph of 3 tokens; throughput is that round's.
+  const three = at({ parallelSequences: 3 });
+  const decode = three.steps.find((s) => s.phase === "decode")!;
+  assert.equal(decode.label, "decode graph: one token of 3 sequences");
+  assert.equal(three.throughputTokensPerSecond, (3 * 16) / three.totalSeconds);
+  assert.ok(three.peakBytes.gpu < at({}).peakBytes.gpu);
+  assert.throws(
+    () => at({ parallelSequences: 0 }),
+    /knobs\.parallelSequences \(-np\): expected an integer >= 1, got 0/,
+  );
+});

@@ -12,7 +12,7 @@ import { predictOnEngine } from "../../engines/plan-for-engine.js";
 import { accelerateModules } from "../../exporters/accelerate.js";
 import { EXPORT_TARGETS, type ExportTarget, exportPlan } from "../../exporters/export-plan.js";
 import { planWeightBytes } from "../../exporters/export-source.js";
-import { LLAMA_MAX_SEQ, llamaServerPolicy } from "../../exporters/llama-cpp.js";
+import { LLAMA_MAX_SEQ } from "../../exporters/llama-cpp.js";
 import { resolveModel } from "../../models/resolve-model.js";
 import { loadLpSolvers } from "../../planner/lp/solve-linear-program.js";
 import { planSync } from "../../planner/plan.js";
@@ -310,12 +310,14 @@ test("export predicts the target engine's throughput for the exported settings, 
   const block = llama.policy.gpuBatchSize * llama.policy.numGpuBatches;
   assert.ok(block > LLAMA_MAX_SEQ, `${block}`);
   assert.match(exported.text, new RegExp(`-np ${LLAMA_MAX_SEQ}\\b`));
+  assert.equal(knobs.parallelSequences, LLAMA_MAX_SEQ);
+  assert.match(exported.text, new RegExp(`-ub ${knobs.ubatchTokens ?? 512} `));
   const scored = predictOnEngine({
     engine: "llama.cpp",
     model: llama.modelSpec,
     hardware: resolveHardware(llama.hardware),
     workload: llama.workload,
-    policy: { ...llama.policy, gpuBatchSize: LLAMA_MAX_SEQ, numGpuBatches: 1 },
+    policy: llama.policy,
     knobs,
   });
   assert.equal(exported.predicted?.throughputTokensPerSecond, scored.throughputTokensPerSecond);
@@ -331,15 +333,19 @@ test("export llama.cpp: a plan made for llama.cpp exports the -ngl, GGUF type an
   assert.match(exported.text, /-ngl 7 /);
   assert.match(exported.text, /-Q8_0\.gguf/);
   assert.match(exported.text, /the llama\.cpp settings the plan was made with/);
-  assert.deepEqual(exported.engineKnobs, knobs);
-  // The prediction printed is the plan's own: the same settings on the same engine model.
+  // The plan's own settings, and llama-server's cap on parallel sequences: its block of more than 256 runs in
+  // rounds of -np 256 (the plan was scored at the default -ub, 512, which the export keeps).
+  assert.ok(made.policy.gpuBatchSize * made.policy.numGpuBatches > LLAMA_MAX_SEQ);
+  assert.deepEqual(exported.engineKnobs, { ...knobs, parallelSequences: LLAMA_MAX_SEQ });
+  assert.match(exported.text, /-ub 512 /);
+  // The prediction printed is the plan's own settings on the same engine model, one round of 256.
   const own = predictOnEngine({
     engine: "llama.cpp",
     model: made.modelSpec,
     hardware,
     workload: made.workload,
-    policy: llamaServerPolicy(made.policy),
-    knobs,
+    policy: made.policy,
+    knobs: exported.engineKnobs!,
   });
   assert.equal(exported.predicted?.throughputTokensPerSecond, own.throughputTokensPerSecond);
   // A plan for another engine keeps the export's own reading of the policy.
@@ -416,4 +422,40 @@ test("export llama.cpp: -nkvo is predicted as llama.cpp runs it, and -ngl is low
     knobs: { ...lowered.engineKnobs!, nGpuLayers: ngl + 1 },
   });
   assert.equal(oneMore.feasible, false, "one more layer would not fit");
+});
+
+test("export llama.cpp: parallel sequences whose KV overflows llama.cpp's host memory are lowered, the block run in more rounds, and -ub is predicted as written", () => {
+  const rtx3060 = resolveHardware("rtx3060");
+  const p = planSync({
+    model: resolveModel("llama-2-7b"),
+    hardware: rtx3060,
+    workload: { promptLen: 512, genLen: 32 },
+  });
+  const block = p.policy.gpuBatchSize * p.policy.numGpuBatches;
+  const exported = exportPlan(p, "llama.cpp", { hardware: rtx3060 });
+  const np = exported.engineKnobs!.parallelSequences!;
+  assert.ok(np < Math.min(block, LLAMA_MAX_SEQ), `${np} of ${block}`);
+  assert.match(exported.text, new RegExp(`\\n {2}-np ${np} `));
+  assert.match(exported.text, new RegExp(`-c ${np * 544} `));
+  assert.match(
+    exported.text,
+    new RegExp(
+      `-np lowered to ${np}, the most that fit by the llama\\.cpp engine model: run the block of ${block} as ${Math.ceil(block / np)} rounds`,
+    ),
+  );
+  assert.doesNotMatch(exported.text, /-np is capped at 256/, "one count of rounds, not two");
+  const ub = Number(/\n {2}-ub (\d+) /.exec(exported.text)![1]);
+  assert.equal(exported.engineKnobs!.ubatchTokens ?? 512, ub);
+  assert.equal(exported.predicted?.feasible, true, exported.predicted?.infeasibleReasons?.join("; "));
+  const at = (parallelSequences: number) =>
+    predictOnEngine({
+      engine: "llama.cpp",
+      model: p.modelSpec,
+      hardware: rtx3060,
+      workload: p.workload,
+      policy: p.policy,
+      knobs: { ...exported.engineKnobs!, parallelSequences },
+    });
+  assert.equal(at(np).throughputTokensPerSecond, exported.predicted?.throughputTokensPerSecond);
+  assert.ok(at(np + 1).peakBytes.cpu > at(np + 1).capacityBytes.cpu, "one more sequence would not fit");
 });
