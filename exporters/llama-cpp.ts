@@ -81,7 +81,8 @@ export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportR
   let quant: string = ggufQuantisation(plan);
   let layersOnGpu: number;
   let ngl: number;
-  let moeFlags: string[] = [];
+  /** Layers whose routed experts stay in host memory (--n-cpu-moe; L: -ot exps=CPU); undefined: none written. */
+  let cpuMoe: number | undefined;
   if (policy.experts && model.moe) {
     const { advice, note } = moeAdvice(plan, options);
     if (note) notes.push(note);
@@ -95,11 +96,10 @@ export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportR
         warnings.push(
           `llama.cpp cannot fit this MoE model's attention, routers and embeddings on the GPU even with every expert on the CPU: ${advice.reason ?? "lower -ngl"}`,
         );
-      else if (advice.nCpuMoe >= L) moeFlags = ["-ot exps=CPU"];
-      else if (advice.nCpuMoe > 0) moeFlags = [`--n-cpu-moe ${advice.nCpuMoe}`];
+      else if (advice.nCpuMoe > 0) cpuMoe = Math.min(advice.nCpuMoe, L);
       if (advice.nCpuMoe !== undefined)
         notes.push(
-          `MoE: routed experts of the first ${advice.nCpuMoe} of ${L} layers stay in host memory${advice.decodeTokensPerSecond ? ` (predicted decode ${advice.decodeTokensPerSecond.toFixed(1)} token/s for one sequence)` : ""}`,
+          `MoE: the plan's llama.cpp advice keeps the routed experts of the first ${advice.nCpuMoe} of ${L} layers in host memory${advice.decodeTokensPerSecond ? ` (predicted decode ${advice.decodeTokensPerSecond.toFixed(1)} token/s for one sequence)` : ""}`,
         );
     } else {
       warnings.push("no llama.cpp MoE advice: add --n-cpu-moe by hand (the layers whose experts stay in host memory)");
@@ -138,8 +138,7 @@ export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportR
     layersOnGpu = Math.min(L, ngl);
   }
   if (own?.ggufType !== undefined) quant = own.ggufType;
-  if (own?.nCpuMoe !== undefined)
-    moeFlags = own.nCpuMoe >= L ? ["-ot exps=CPU"] : own.nCpuMoe > 0 ? [`--n-cpu-moe ${own.nCpuMoe}`] : [];
+  if (own?.nCpuMoe !== undefined) cpuMoe = own.nCpuMoe > 0 ? Math.min(own.nCpuMoe, L) : undefined;
   if (own && (own.nGpuLayers !== undefined || own.ggufType !== undefined || own.nCpuMoe !== undefined))
     notes.push(
       "-ngl, the GGUF type and --n-cpu-moe are the llama.cpp settings the plan was made with (plan --engine llama.cpp)",
@@ -158,22 +157,37 @@ export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportR
       parallel: np,
       ...(ubatch !== undefined ? { ubatch } : {}),
     });
-  const knobsAt = (n: number, np: number): EngineKnobs => ({
+  const knobsAt = (n: number, np: number, moe = cpuMoe): EngineKnobs => ({
     nGpuLayers: n,
     ggufType: quant,
+    ...(moe !== undefined ? { nCpuMoe: moe } : {}),
     ...(hostKv ? { noKvOffload: true } : {}),
     ...(np !== sequences ? { parallelSequences: np } : {}),
     ...(batchingAt(np).ubatch !== UBATCH_TOKENS ? { ubatchTokens: batchingAt(np).ubatch } : {}),
   });
   // The plan's placement in llama.cpp's own memory (its KV and compute buffers are not Spillway's): where it
-  // overflows on the hardware given, fewer parallel sequences for host memory, then fewer -ngl layers for the GPU.
-  if (!own && !policy.experts && options.hardware) {
-    const fit = fitLlamaServer(plan, options.hardware, ngl, parallel, knobsAt);
+  // overflows on the hardware given, fewer parallel sequences for host memory, then (MoE) more layers' experts
+  // on the host and fewer -ngl layers for the GPU.
+  if (!own && options.hardware) {
+    const fit = fitLlamaServer(
+      plan,
+      options.hardware,
+      ngl,
+      parallel,
+      policy.experts ? (cpuMoe ?? 0) : undefined,
+      knobsAt,
+    );
     if (fit?.parallel !== undefined && fit.parallel < parallel) {
       warnings.push(
         `${parallel} parallel sequences do not fit llama.cpp's host memory on ${options.hardware.name} (${fit.parallelReason}); -np lowered to ${fit.parallel}, the most that fit by the llama.cpp engine model: run the block of ${sequences} as ${Math.ceil(sequences / fit.parallel)} rounds`,
       );
       parallel = fit.parallel;
+    }
+    if (fit?.cpuMoe !== undefined && fit.cpuMoe > (cpuMoe ?? 0)) {
+      warnings.push(
+        `--n-cpu-moe ${cpuMoe ?? 0} does not fit llama.cpp's GPU memory on ${options.hardware.name} with ${parallel} parallel sequences and -ub ${batchingAt(parallel).ubatch} (${fit.cpuMoeReason}); raised to ${fit.cpuMoe}, the fewest host-expert layers that fit by the llama.cpp engine model (the advice was costed for one sequence)`,
+      );
+      cpuMoe = fit.cpuMoe;
     }
     if (fit?.ngl !== undefined && fit.ngl < ngl) {
       warnings.push(
@@ -202,6 +216,7 @@ export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportR
   const batching = batchingAt(parallel);
   warnings.push(...batching.warnings);
   const block = batching.block;
+  const moeFlags = cpuMoe === undefined ? [] : cpuMoe >= L ? ["-ot exps=CPU"] : [`--n-cpu-moe ${cpuMoe}`];
   const flags = ["llama-server", `-m ${model.name}-${quant}.gguf`, `-ngl ${ngl}`, ...moeFlags, ...batching.flags];
   if (hostKv) {
     flags.push("-nkvo");
@@ -243,19 +258,29 @@ export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportR
       ...(warnings.length ? [commentLines(warnings, "# warning: ")] : []),
       flags.join(" \\\n  "),
     ].join("\n") + "\n";
-  const nCpuMoe = moeFlags[0] === "-ot exps=CPU" ? L : moeFlags.length ? Number(moeFlags[0]!.split(" ")[1]) : undefined;
   return {
     target: "llama.cpp",
     text,
     warnings,
-    engineKnobs: { ...knobsAt(ngl, parallel), ...(nCpuMoe !== undefined ? { nCpuMoe } : {}) },
+    engineKnobs: knobsAt(ngl, parallel),
   };
+}
+
+/** What fitLlamaServer changed, each with why the asked value did not fit. */
+interface LlamaServerFit {
+  readonly parallel?: number;
+  readonly parallelReason?: string;
+  readonly cpuMoe?: number;
+  readonly cpuMoeReason?: string;
+  readonly ngl?: number;
+  readonly nglReason?: string;
 }
 
 /**
  * Where the exported settings overflow llama.cpp's memory by its engine model on `hardware`: the most parallel
- * sequences (up to `parallel`) whose host memory fits, then the most -ngl (up to `ngl`) whose GPU memory fits at
- * that -np, each with why the asked value does not. Undefined fields: the asked value fits, or nothing does (the
+ * sequences (up to `parallel`) whose host memory fits; then, for an MoE model (`cpuMoe` defined), the fewest
+ * layers with their routed experts on the host (from `cpuMoe` up) whose GPU memory fits; then the most -ngl (up
+ * to `ngl`) whose GPU memory fits, each with why the asked value does not. Undefined fields: the asked value fits, or nothing does (the
  * prediction's DOES NOT FIT says so). Undefined: llama.cpp cannot run the model.
  */
 function fitLlamaServer(
@@ -263,16 +288,17 @@ function fitLlamaServer(
   hardware: HardwareProfile,
   ngl: number,
   parallel: number,
-  knobsAt: (ngl: number, parallel: number) => EngineKnobs,
-): { parallel?: number; parallelReason?: string; ngl?: number; nglReason?: string } | undefined {
-  const peak = (n: number, np: number, tier: "gpu" | "cpu") => {
+  cpuMoe: number | undefined,
+  knobsAt: (ngl: number, parallel: number, cpuMoe?: number) => EngineKnobs,
+): LlamaServerFit | undefined {
+  const peak = (n: number, np: number, tier: "gpu" | "cpu", moe = cpuMoe) => {
     const p = predictOnEngine({
       engine: "llama.cpp",
       model: plan.modelSpec,
       hardware,
       workload: plan.workload,
       policy: plan.policy,
-      knobs: knobsAt(n, np),
+      knobs: knobsAt(n, np, moe),
     });
     return {
       fits: p.peakBytes[tier] <= p.capacityBytes[tier],
@@ -280,7 +306,7 @@ function fitLlamaServer(
       capacity: p.capacityBytes[tier],
     };
   };
-  /** The largest value in [1 or 0, max] that fits, when max itself does not. */
+  /** The largest value in [min, max] for which `fits` holds, `fits` true up to some value and false beyond, max excluded; undefined when min fails. */
   const largest = (min: number, max: number, fits: (v: number) => boolean): number | undefined => {
     if (!fits(min)) return undefined;
     let low = min;
@@ -294,7 +320,7 @@ function fitLlamaServer(
   };
   const why = (p: { peak: number; capacity: number }, tier: string) =>
     `${tier} peak ${formatBytes(p.peak)} of ${formatBytes(p.capacity)}`;
-  const result: { parallel?: number; parallelReason?: string; ngl?: number; nglReason?: string } = {};
+  const result: { -readonly [K in keyof LlamaServerFit]: LlamaServerFit[K] } = {};
   try {
     const host = peak(ngl, parallel, "cpu");
     if (!host.fits) {
@@ -302,9 +328,22 @@ function fitLlamaServer(
       if (np !== undefined) Object.assign(result, { parallel: np, parallelReason: why(host, "host") });
     }
     const np = result.parallel ?? parallel;
-    const gpu = peak(ngl, np, "gpu");
+    let gpu = peak(ngl, np, "gpu");
+    // An MoE model first keeps more layers' routed experts in host memory (llama.cpp's --fit raises --n-cpu-moe
+    // before it lowers -ngl), then lowers -ngl if even every layer's experts on the host do not fit.
+    if (!gpu.fits && cpuMoe !== undefined) {
+      const L = plan.modelSpec.numLayers;
+      const fitsAt = (moe: number) => peak(ngl, np, "gpu", moe).fits;
+      if (fitsAt(L)) {
+        // The last count that overflows (cpuMoe does), plus one.
+        const fewest = largest(cpuMoe, L, (v) => !fitsAt(v))! + 1;
+        Object.assign(result, { cpuMoe: fewest, cpuMoeReason: why(gpu, "GPU") });
+        gpu = peak(ngl, np, "gpu", fewest);
+      }
+    }
     if (!gpu.fits) {
-      const n = largest(0, ngl, (v) => peak(v, np, "gpu").fits);
+      const moe = result.cpuMoe ?? cpuMoe;
+      const n = largest(0, ngl, (v) => peak(v, np, "gpu", moe).fits);
       if (n !== undefined) Object.assign(result, { ngl: n, nglReason: why(gpu, "GPU") });
     }
   } catch (error) {

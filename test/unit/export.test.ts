@@ -8,6 +8,7 @@ import type { Plan } from "../../core/plan.js";
 import { placementFromPercents } from "../../core/policy.js";
 import { flexgenLayerWeightBytes, type TierAmounts } from "../../core/realize-placement.js";
 import { resolveHardware } from "../../core/resolve-hardware.js";
+import type { EngineKnobs } from "../../engines/engine-model.js";
 import { predictOnEngine } from "../../engines/plan-for-engine.js";
 import { accelerateModules } from "../../exporters/accelerate.js";
 import { EXPORT_TARGETS, type ExportTarget, exportPlan } from "../../exporters/export-plan.js";
@@ -18,6 +19,18 @@ import { loadLpSolvers } from "../../planner/lp/solve-linear-program.js";
 import { planSync } from "../../planner/plan.js";
 import { checkFlags, commandWords, FLEXGEN_FLAGS, LLAMA_FLAGS, VLLM_FLAGS } from "../export-flags.js";
 import { runCli } from "../helpers.js";
+
+/** A plan's policy on the llama.cpp engine model with `knobs`. */
+function onLlamaCpp(plan: Plan, hardware: ReturnType<typeof resolveHardware>, knobs: EngineKnobs) {
+  return predictOnEngine({
+    engine: "llama.cpp",
+    model: plan.modelSpec,
+    hardware,
+    workload: plan.workload,
+    policy: plan.policy,
+    knobs,
+  });
+}
 
 const dir = mkdtempSync(join(tmpdir(), "spillway-export-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -193,12 +206,17 @@ test("export llama.cpp: --n-cpu-moe is the plan's advice for Mixtral, -ngl count
   const n = mix.llamaCpp!.nCpuMoe!;
   if (n >= mix.modelSpec.numLayers) assert.deepEqual(flags.get("-ot"), ["exps=CPU"]);
   else if (n > 0) assert.equal(Number(flags.get("--n-cpu-moe")![0]), n);
-  // A plan without the advice: recomputed on the hardware profile given, it agrees; with none, a warning says so.
+  // A plan without the advice: recomputed on the hardware profile given, it agrees (the same advice, then the same
+  // fit to llama.cpp's memory at the plan's batch); with none, a warning says so.
   const { llamaCpp: _advice, ...withoutAdvice } = mix;
   const recomputed = exportPlan(withoutAdvice, "llama.cpp", { hardware: resolveHardware("t4") });
   assert.deepEqual(
     checkFlags(commandWords(recomputed.text), 1, LLAMA_FLAGS).get("--n-cpu-moe"),
-    flags.get("--n-cpu-moe"),
+    checkFlags(
+      commandWords(exportPlan(mix, "llama.cpp", { hardware: resolveHardware("t4") }).text),
+      1,
+      LLAMA_FLAGS,
+    ).get("--n-cpu-moe"),
   );
   assert.match(recomputed.text, /--n-cpu-moe recomputed on the t4 profile/);
   const noProfile = exportPlan(withoutAdvice, "llama.cpp");
@@ -447,15 +465,26 @@ test("export llama.cpp: parallel sequences whose KV overflows llama.cpp's host m
   const ub = Number(/\n {2}-ub (\d+) /.exec(exported.text)![1]);
   assert.equal(exported.engineKnobs!.ubatchTokens ?? 512, ub);
   assert.equal(exported.predicted?.feasible, true, exported.predicted?.infeasibleReasons?.join("; "));
-  const at = (parallelSequences: number) =>
-    predictOnEngine({
-      engine: "llama.cpp",
-      model: p.modelSpec,
-      hardware: rtx3060,
-      workload: p.workload,
-      policy: p.policy,
-      knobs: { ...exported.engineKnobs!, parallelSequences },
-    });
+  const at = (parallelSequences: number) => onLlamaCpp(p, rtx3060, { ...exported.engineKnobs!, parallelSequences });
   assert.equal(at(np).throughputTokensPerSecond, exported.predicted?.throughputTokensPerSecond);
   assert.ok(at(np + 1).peakBytes.cpu > at(np + 1).capacityBytes.cpu, "one more sequence would not fit");
+});
+
+test("export llama.cpp: an MoE plan whose advice (costed for one sequence) overflows the GPU at the plan's batch keeps more layers' experts on the host", () => {
+  const mix = plans.mixtral!;
+  const t4 = resolveHardware("t4");
+  const advice = mix.llamaCpp!.nCpuMoe!;
+  const exported = exportPlan(mix, "llama.cpp", { hardware: t4 });
+  const moe = exported.engineKnobs!.nCpuMoe!;
+  assert.ok(moe > advice, `${moe} vs the advice's ${advice}`);
+  assert.match(
+    exported.text,
+    new RegExp(`--n-cpu-moe ${advice} does not fit llama\\.cpp's GPU memory on t4 .*; raised to ${moe}, the fewest`),
+  );
+  assert.match(exported.text, new RegExp(`\\n {2}--n-cpu-moe ${moe} `));
+  assert.equal(exported.engineKnobs!.nGpuLayers, mix.llamaCpp!.nGpuLayers, "-ngl kept: raising --n-cpu-moe was enough");
+  assert.equal(exported.predicted?.feasible, true, exported.predicted?.infeasibleReasons?.join("; "));
+  const at = (nCpuMoe: number) => onLlamaCpp(mix, t4, { ...exported.engineKnobs!, nCpuMoe });
+  assert.equal(at(moe).throughputTokensPerSecond, exported.predicted?.throughputTokensPerSecond);
+  assert.equal(at(moe - 1).feasible, false, "one layer fewer on the host does not fit");
 });
