@@ -122,7 +122,7 @@ export function exportDeepspeed(plan: Plan, options: ExportOptions = {}): Export
         `usage: deepspeed.initialize(model=AutoModelForCausalLM.from_pretrained("${hfModelId(model)}", torch_dtype=torch.float16), config=cfg)[0].module, inside HfDeepSpeedConfig(cfg)`,
         `plan weights (as stored): ${describeTiers(w.total)}`,
         `offload_param: ${device}${device === "nvme" ? " (nvme_path is a placeholder: your NVMe mount)" : ""}; buffer_size ${bufferSize} parameters holds the largest layer and tensor`,
-        `batch: the plan's block of ${block} sequences goes through each layer per fetch, as ZeRO-Inference batches`,
+        `batch: a block of ${block} sequences goes through each layer per fetch, as ZeRO-Inference batches`,
         ...(quantBits
           ? [`weight_quantization: ${quantBits}-bit group-wise (group 64, asymmetric), ZeRO-Inference's own format`]
           : []),

@@ -9,9 +9,10 @@ import { exportAccelerate } from "./accelerate.js";
 import { exportAcceleratePipeline } from "./accelerate-pipeline.js";
 import { exportDeepspeed } from "./deepspeed.js";
 import { exportDeepspeedPipeline } from "./deepspeed-pipeline.js";
-import { exportPrediction, predictionLines } from "./export-prediction.js";
+import { EXPORT_ENGINES, exportPrediction, predictionLines } from "./export-prediction.js";
 import { EXPORT_TARGETS, type ExportResult, type ExportTarget, isExportTarget } from "./export-result.js";
-import type { ExportOptions } from "./export-source.js";
+import { blockSize, type ExportOptions } from "./export-source.js";
+import { fitExportBatch } from "./fit-export-batch.js";
 import { exportFlexgen } from "./flexgen.js";
 import { exportFlexgenPipeline } from "./flexgen-pipeline.js";
 import { exportLlamaCpp } from "./llama-cpp.js";
@@ -34,10 +35,23 @@ export function exportPlan(plan: Plan, target: ExportTarget, options: ExportOpti
       undefined,
       `unknown export target ${JSON.stringify(target)}; expected one of ${EXPORT_TARGETS.join(", ")}`,
     );
+  // Accelerate and DeepSpeed run the block as one batch with its KV on the GPU: at most what their memory fits.
+  const engine = EXPORT_ENGINES[target];
+  const fitted = engine && options.hardware ? fitExportBatch(plan, engine, options.hardware) : undefined;
+  const exported = fitted?.plan ?? plan;
+  const batchWarning = fitted
+    ? [
+        `the plan's block of ${blockSize(plan.policy)} sequences does not fit ${target}'s memory on ${options.hardware!.name} (${fitted.reason}; it keeps every sequence's KV cache on the GPU): at most ${fitted.sequences} fit by its engine model, so these settings run batches of ${fitted.sequences}`,
+      ]
+    : [];
   // The settings first (llama.cpp's -ngl and GGUF type are the exporter's), then the header with their prediction.
-  const settings = exportTo(plan, target, options);
-  const predicted = exportPrediction(plan, target, settings.engineKnobs, options.hardware);
-  return { ...exportTo(plan, target, { ...options, predictionLines: predictionLines(predicted) }), predicted };
+  const settings = exportTo(exported, target, options);
+  const predicted = exportPrediction(exported, target, settings.engineKnobs, options.hardware);
+  const result = exportTo(exported, target, {
+    ...options,
+    predictionLines: [...predictionLines(predicted), ...batchWarning.map((w) => `warning: ${w}`)],
+  });
+  return { ...result, warnings: [...batchWarning, ...result.warnings], predicted };
 }
 
 function exportTo(plan: Plan, target: ExportTarget, options: ExportOptions): ExportResult {

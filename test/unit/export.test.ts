@@ -488,3 +488,38 @@ test("export llama.cpp: an MoE plan whose advice (costed for one sequence) overf
   assert.equal(at(moe).throughputTokensPerSecond, exported.predicted?.throughputTokensPerSecond);
   assert.equal(at(moe - 1).feasible, false, "one layer fewer on the host does not fit");
 });
+
+test("export accelerate and deepspeed: a block whose KV cache overflows the GPU in those engines is exported at the largest batch that fits", () => {
+  const rtx4090 = resolveHardware("rtx4090");
+  const p = planSync({ model: resolveModel("opt-30b"), hardware: rtx4090, workload: { promptLen: 512, genLen: 32 } });
+  const block = p.policy.gpuBatchSize * p.policy.numGpuBatches;
+  for (const [target, engine] of [
+    ["accelerate", "accelerate"],
+    ["deepspeed", "deepspeed"],
+  ] as const) {
+    const at = (sequences: number) =>
+      predictOnEngine({
+        engine,
+        model: p.modelSpec,
+        hardware: rtx4090,
+        workload: p.workload,
+        policy: { ...p.policy, gpuBatchSize: sequences, numGpuBatches: 1 },
+      });
+    assert.equal(at(block).feasible, false, `${target}: the plan's block overflows`);
+    const exported = exportPlan(p, target, { hardware: rtx4090 });
+    const m = new RegExp(
+      `the plan's block of ${block} sequences does not fit ${target}'s memory on rtx4090 \\(gpu peak .*\\): at most (\\d+) fit by its engine model`,
+    ).exec(exported.warnings[0] ?? "");
+    assert.ok(m, `${target}: ${exported.warnings.join("; ")}`);
+    const fits = Number(m[1]);
+    assert.ok(fits >= 1 && fits < block);
+    assert.equal(at(fits).feasible, true);
+    assert.equal(at(fits + 1).feasible, false, `${target}: one more sequence would not fit`);
+    assert.equal(exported.predicted?.feasible, true);
+    assert.equal(exported.predicted?.throughputTokensPerSecond, at(fits).throughputTokensPerSecond);
+    assert.match(exported.text, new RegExp(`block of ${fits} sequences \\(GPU batch ${fits} x 1\\)`));
+    if (target === "deepspeed") assert.match(exported.text, new RegExp(`"train_micro_batch_size_per_gpu": ${fits},`));
+  }
+  // Without a profile nothing is predicted, so nothing is lowered.
+  assert.match(exportPlan(p, "accelerate").text, new RegExp(`block of ${block} sequences`));
+});
