@@ -11,7 +11,7 @@ import { exportDeepspeed } from "./deepspeed.js";
 import { exportDeepspeedPipeline } from "./deepspeed-pipeline.js";
 import { EXPORT_ENGINES, exportPrediction, predictionLines } from "./export-prediction.js";
 import { EXPORT_TARGETS, type ExportResult, type ExportTarget, isExportTarget } from "./export-result.js";
-import { blockSize, type ExportOptions } from "./export-source.js";
+import type { ExportOptions } from "./export-source.js";
 import { fitExportBatch } from "./fit-export-batch.js";
 import { exportFlexgen } from "./flexgen.js";
 import { exportFlexgenPipeline } from "./flexgen-pipeline.js";
@@ -35,15 +35,12 @@ export function exportPlan(plan: Plan, target: ExportTarget, options: ExportOpti
       undefined,
       `unknown export target ${JSON.stringify(target)}; expected one of ${EXPORT_TARGETS.join(", ")}`,
     );
-  // Accelerate and DeepSpeed run the block as one batch with its KV on the GPU: at most what their memory fits.
+  // Accelerate and DeepSpeed run the block as one batch with its KV on the GPU, FlexGen by its own placement:
+  // at most the batch their memory fits (exporters/fit-export-batch.ts).
   const engine = EXPORT_ENGINES[target];
   const fitted = engine && options.hardware ? fitExportBatch(plan, engine, options.hardware) : undefined;
   const exported = fitted?.plan ?? plan;
-  const batchWarning = fitted
-    ? [
-        `the plan's block of ${blockSize(plan.policy)} sequences does not fit ${target}'s memory on ${options.hardware!.name} (${fitted.reason}; it keeps every sequence's KV cache on the GPU): at most ${fitted.sequences} fit by its engine model, so these settings run batches of ${fitted.sequences}`,
-      ]
-    : [];
+  const batchWarning = fitted ? [fitted.warning] : [];
   // The settings first (llama.cpp's -ngl and GGUF type are the exporter's), then the header with their prediction.
   const settings = exportTo(exported, target, options);
   const predicted = exportPrediction(exported, target, settings.engineKnobs, options.hardware);

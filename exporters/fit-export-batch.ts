@@ -1,8 +1,10 @@
 /**
- * Accelerate and DeepSpeed ZeRO-Inference keep every sequence's KV cache on the GPU and run a block as one
- * batch, so a Spillway block sized for KV off the GPU can overflow them. `fitExportBatch` finds, by the target
- * engine's model on the hardware given, the largest batch (up to the plan's block) whose memory fits, and the
- * plan at that batch (one GPU batch), which the export then writes and predicts.
+ * An export's batch fitted to the target engine's memory. Accelerate and DeepSpeed ZeRO-Inference keep every
+ * sequence's KV cache on the GPU and run a block as one batch, and FlexGen allocates its GPU batches by its own
+ * placement rule, so a block Spillway sized by its own allocation can overflow them. `fitExportBatch` finds, by
+ * the target engine's model on the hardware given, the largest batch whose memory fits (Accelerate, DeepSpeed:
+ * sequences in one batch, up to the plan's block; FlexGen: its --gpu-batch-size, up to the plan's, the number of
+ * GPU batches kept), and the plan at that batch, which the export then writes and predicts.
  */
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import type { Plan } from "../core/plan.js";
@@ -11,42 +13,50 @@ import { EngineUnsupportedError } from "../engines/engine-unsupported-error.js";
 import { predictPlanOnEngine } from "../engines/plan-for-engine.js";
 import { blockSize } from "./export-source.js";
 
-/** Engines whose export runs the plan's block as one batch with its KV cache on the GPU. */
-export const ONE_BATCH_ENGINES: readonly EngineName[] = ["accelerate", "deepspeed"];
+/** How each engine's export holds a block: one batch of all its sequences, or FlexGen's GPU batches. */
+const BATCHING: Readonly<Partial<Record<EngineName, "one batch" | "gpu batches">>> = {
+  accelerate: "one batch",
+  deepspeed: "one batch",
+  flexgen: "gpu batches",
+};
 
 export interface FittedBatch {
-  /** The plan with its policy at `sequences` sequences in one GPU batch. */
+  /** The plan with its policy at the fitted batch. */
   readonly plan: Plan;
-  readonly sequences: number;
-  /** Why the plan's own block does not fit (the engine model's reasons). */
-  readonly reason: string;
-}
-
-/** The plan with `sequences` sequences in one GPU batch. */
-function atBatch(plan: Plan, sequences: number): Plan {
-  return { ...plan, policy: { ...plan.policy, gpuBatchSize: sequences, numGpuBatches: 1 } };
+  /** What the export says about it (the plan's batch, why it does not fit, what the settings run instead). */
+  readonly warning: string;
 }
 
 /**
- * The largest batch up to the plan's block that `engine` fits on `hardware`, when the block itself does not;
- * undefined when the block fits, when not even one sequence does, for pipelines, and where the engine cannot
- * run the model.
+ * The plan at the largest batch `engine` fits on `hardware`, when the plan's own does not; undefined when it fits,
+ * when not even one sequence does, for pipelines, for engines without a batch rule here, and where the engine
+ * cannot run the model.
  */
 export function fitExportBatch(plan: Plan, engine: EngineName, hardware: HardwareProfile): FittedBatch | undefined {
-  if (plan.pipeline || !ONE_BATCH_ENGINES.includes(engine)) return undefined;
-  const predictAt = (sequences: number) => predictPlanOnEngine(atBatch(plan, sequences), engine, hardware);
-  const block = blockSize(plan.policy);
+  const batching = BATCHING[engine];
+  if (plan.pipeline || !batching) return undefined;
+  const { gpuBatchSize, numGpuBatches } = plan.policy;
+  const atBatch = (n: number): Plan => ({
+    ...plan,
+    policy: { ...plan.policy, gpuBatchSize: n, numGpuBatches: batching === "one batch" ? 1 : numGpuBatches },
+  });
+  const fits = (n: number) => predictPlanOnEngine(atBatch(n), engine, hardware).feasible;
   try {
     const asked = predictPlanOnEngine(plan, engine, hardware);
-    if (asked.feasible || !predictAt(1).feasible) return undefined;
+    if (asked.feasible || !fits(1)) return undefined;
     let low = 1;
-    let high = block;
+    let high = batching === "one batch" ? blockSize(plan.policy) : gpuBatchSize;
     while (high - low > 1) {
       const mid = Math.floor((low + high) / 2);
-      if (predictAt(mid).feasible) low = mid;
+      if (fits(mid)) low = mid;
       else high = mid;
     }
-    return { plan: atBatch(plan, low), sequences: low, reason: asked.infeasibleReasons.join("; ") };
+    const why = `${asked.infeasibleReasons.join("; ")}`;
+    const warning =
+      batching === "one batch"
+        ? `the plan's block of ${blockSize(plan.policy)} sequences does not fit ${engine}'s memory on ${hardware.name} (${why}; it keeps every sequence's KV cache on the GPU): at most ${low} fit by its engine model, so these settings run batches of ${low}`
+        : `the plan's GPU batch of ${gpuBatchSize} sequences (x ${numGpuBatches}) does not fit ${engine}'s memory on ${hardware.name} as its own placement rule realizes the policy (${why}): at most ${low} per GPU batch fit by its engine model, so these settings run --gpu-batch-size ${low}`;
+    return { plan: atBatch(low), warning };
   } catch (error) {
     if (error instanceof EngineUnsupportedError) return undefined;
     throw error;

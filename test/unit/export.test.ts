@@ -300,13 +300,34 @@ test("export predicts the target engine's throughput for the exported settings, 
   const opt = plans.opt!;
   const hardware = resolveHardware(opt.hardware);
   const flexgen = exportPlan(opt, "flexgen", { hardware });
+  // At the --gpu-batch-size written: FlexGen's own placement of this plan fits one sequence fewer per GPU batch on
+  // the T4 than Spillway's (exporters/fit-export-batch.ts), and the export says so.
+  const gbs = Number(/--gpu-batch-size (\d+)/.exec(flexgen.text)![1]);
   const direct = predictOnEngine({
     engine: "flexgen",
     model: opt.modelSpec,
     hardware,
     workload: opt.workload,
-    policy: opt.policy,
+    policy: { ...opt.policy, gpuBatchSize: gbs },
   });
+  assert.ok(gbs < opt.policy.gpuBatchSize);
+  assert.match(
+    flexgen.warnings[0] ?? "",
+    new RegExp(
+      `the plan's GPU batch of ${opt.policy.gpuBatchSize} sequences \\(x ${opt.policy.numGpuBatches}\\) does not fit flexgen's memory on t4 .*so these settings run --gpu-batch-size ${gbs}`,
+    ),
+  );
+  assert.equal(
+    predictOnEngine({
+      engine: "flexgen",
+      model: opt.modelSpec,
+      hardware,
+      workload: opt.workload,
+      policy: { ...opt.policy, gpuBatchSize: gbs + 1 },
+    }).feasible,
+    false,
+    "one more sequence per GPU batch would not fit",
+  );
   assert.equal(flexgen.predicted?.engine, "flexgen");
   assert.equal(flexgen.predicted?.throughputTokensPerSecond, direct.throughputTokensPerSecond);
   assert.equal(flexgen.predicted?.feasible, direct.feasible);
