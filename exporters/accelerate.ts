@@ -230,5 +230,31 @@ export function exportAccelerate(plan: Plan, options: ExportOptions = {}): Expor
     device_map: map.deviceMap,
     offload_folder: "offload",
   };
-  return { target: "accelerate", text: JSON.stringify(doc, null, 2) + "\n", warnings };
+  return {
+    target: "accelerate",
+    text: JSON.stringify(doc, null, 2) + "\n",
+    warnings,
+    enginePolicy: mapPolicy(plan, map),
+  };
+}
+
+/**
+ * This device_map as a policy the Accelerate engine model realizes into the very same map: whole fp16 layers,
+ * GPU ones first, then CPU, then disk (its rule, engines/accelerate-device-map.ts), and the token table where
+ * the map puts it. The export's prediction and its batch fit are for the map written, not for the plan's
+ * policy, whose 4-bit or disk bytes Accelerate would realize otherwise.
+ */
+function mapPolicy(plan: Plan, map: AccelerateMap): Policy {
+  const L = plan.modelSpec.numLayers;
+  const on = (tier: Tier) => ({ gpu: 0, cpu: 0, disk: 0, [tier]: 1 });
+  const embed = map.deviceMap[accelerateModules(plan.modelSpec).find((m) => m.role.kind === "embedding")!.name]!;
+  return {
+    ...plan.policy,
+    weights: { gpu: map.layersOn.gpu / L, cpu: map.layersOn.cpu / L, disk: map.layersOn.disk / L },
+    compressWeight: false,
+    layerGroups: (["gpu", "cpu", "disk"] as const)
+      .filter((tier) => map.layersOn[tier] > 0)
+      .map((tier) => ({ layers: map.layersOn[tier], weights: on(tier), compute: "gpu" as const })),
+    embeddings: on(typeof embed === "number" ? "gpu" : embed),
+  };
 }

@@ -38,12 +38,20 @@ export function exportPlan(plan: Plan, target: ExportTarget, options: ExportOpti
   // Accelerate and DeepSpeed run the block as one batch with its KV on the GPU, FlexGen by its own placement:
   // at most the batch their memory fits (exporters/fit-export-batch.ts).
   const engine = EXPORT_ENGINES[target];
-  const fitted = engine && options.hardware ? fitExportBatch(plan, engine, options.hardware) : undefined;
+  const enginePolicyOf = (p: Plan) => exportTo(p, target, options).enginePolicy ?? p.policy;
+  const fitted =
+    engine && options.hardware ? fitExportBatch(plan, engine, options.hardware, enginePolicyOf) : undefined;
   const exported = fitted?.plan ?? plan;
   const batchWarning = fitted ? [fitted.warning] : [];
   // The settings first (llama.cpp's -ngl and GGUF type are the exporter's), then the header with their prediction.
   const settings = exportTo(exported, target, options);
-  const predicted = exportPrediction(exported, target, settings.engineKnobs, options.hardware);
+  const predicted = exportPrediction(
+    exported,
+    target,
+    settings.engineKnobs,
+    options.hardware,
+    settings.enginePolicy ?? exported.policy,
+  );
   const result = exportTo(exported, target, {
     ...options,
     predictionLines: [...predictionLines(predicted), ...batchWarning.map((w) => `warning: ${w}`)],

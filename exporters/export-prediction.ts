@@ -5,6 +5,7 @@
  */
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import type { Plan } from "../core/plan.js";
+import type { Policy } from "../core/policy.js";
 import { formatSeconds } from "../core/units.js";
 import type { EngineKnobs } from "../engines/engine-model.js";
 import type { EngineName } from "../engines/engine-names.js";
@@ -26,6 +27,7 @@ export function exportPrediction(
   target: ExportTarget,
   knobs: EngineKnobs | undefined,
   hardware: HardwareProfile | undefined,
+  enginePolicy: Policy = plan.policy,
 ): ExportPrediction {
   const engine = EXPORT_ENGINES[target];
   if (!engine) return { reason: `Spillway has no engine model for ${target}` };
@@ -43,7 +45,7 @@ export function exportPrediction(
       model: plan.modelSpec,
       hardware,
       workload: plan.workload,
-      policy: plan.policy,
+      policy: enginePolicy,
       ...(engineKnobs ? { knobs: engineKnobs } : {}),
     });
     return {

@@ -1,4 +1,5 @@
 /** The engines a plan exports to, and what an export is. */
+import type { Policy } from "../core/policy.js";
 import type { EngineKnobs } from "../engines/engine-model.js";
 import type { EngineName } from "../engines/engine-names.js";
 export const EXPORT_TARGETS = ["flexgen", "llama.cpp", "accelerate", "deepspeed", "vllm"] as const;
@@ -12,6 +13,11 @@ export interface ExportResult {
   readonly warnings: string[];
   /** The target engine's own settings as exported (llama.cpp: -ngl, the GGUF type, --n-cpu-moe). */
   readonly engineKnobs?: EngineKnobs;
+  /**
+   * The exported settings as a policy the target engine's model realizes into them, where the export places
+   * weights by its own rule (Accelerate's device_map of whole fp16 layers); the prediction is made for it.
+   */
+  readonly enginePolicy?: Policy;
   /** What the target engine's model predicts for the exported settings (exporters/export-prediction.ts). */
   readonly predicted?: ExportPrediction;
 }

@@ -8,6 +8,7 @@
  */
 import type { HardwareProfile } from "../core/hardware-profile.js";
 import type { Plan } from "../core/plan.js";
+import type { Policy } from "../core/policy.js";
 import type { EngineName } from "../engines/engine-names.js";
 import { EngineUnsupportedError } from "../engines/engine-unsupported-error.js";
 import { predictPlanOnEngine } from "../engines/plan-for-engine.js";
@@ -28,11 +29,17 @@ export interface FittedBatch {
 }
 
 /**
- * The plan at the largest batch `engine` fits on `hardware`, when the plan's own does not; undefined when it fits,
+ * The plan at the largest batch `engine` fits on `hardware` (its settings as `enginePolicyOf` says the export
+ * writes them), when the plan's own does not; undefined when it fits,
  * when not even one sequence does, for pipelines, for engines without a batch rule here, and where the engine
  * cannot run the model.
  */
-export function fitExportBatch(plan: Plan, engine: EngineName, hardware: HardwareProfile): FittedBatch | undefined {
+export function fitExportBatch(
+  plan: Plan,
+  engine: EngineName,
+  hardware: HardwareProfile,
+  enginePolicyOf: (plan: Plan) => Policy = (p) => p.policy,
+): FittedBatch | undefined {
   const batching = BATCHING[engine];
   if (plan.pipeline || !batching) return undefined;
   const { gpuBatchSize, numGpuBatches } = plan.policy;
@@ -40,9 +47,10 @@ export function fitExportBatch(plan: Plan, engine: EngineName, hardware: Hardwar
     ...plan,
     policy: { ...plan.policy, gpuBatchSize: n, numGpuBatches: batching === "one batch" ? 1 : numGpuBatches },
   });
-  const fits = (n: number) => predictPlanOnEngine(atBatch(n), engine, hardware).feasible;
+  const predict = (p: Plan) => predictPlanOnEngine({ ...p, policy: enginePolicyOf(p) }, engine, hardware);
+  const fits = (n: number) => predict(atBatch(n)).feasible;
   try {
-    const asked = predictPlanOnEngine(plan, engine, hardware);
+    const asked = predict(plan);
     if (asked.feasible || !fits(1)) return undefined;
     let low = 1;
     let high = batching === "one batch" ? blockSize(plan.policy) : gpuBatchSize;

@@ -518,16 +518,18 @@ test("export accelerate and deepspeed: a block whose KV cache overflows the GPU 
     ["accelerate", "accelerate"],
     ["deepspeed", "deepspeed"],
   ] as const) {
+    const exported = exportPlan(p, target, { hardware: rtx4090 });
+    // The settings written, as the engine model realizes them (Accelerate: the device_map's whole fp16 layers).
+    const written = exported.enginePolicy ?? p.policy;
     const at = (sequences: number) =>
       predictOnEngine({
         engine,
         model: p.modelSpec,
         hardware: rtx4090,
         workload: p.workload,
-        policy: { ...p.policy, gpuBatchSize: sequences, numGpuBatches: 1 },
+        policy: { ...written, gpuBatchSize: sequences, numGpuBatches: 1 },
       });
     assert.equal(at(block).feasible, false, `${target}: the plan's block overflows`);
-    const exported = exportPlan(p, target, { hardware: rtx4090 });
     const m = new RegExp(
       `the plan's block of ${block} sequences does not fit ${target}'s memory on rtx4090 \\(gpu peak .*\\): at most (\\d+) fit by its engine model`,
     ).exec(exported.warnings[0] ?? "");
@@ -543,4 +545,45 @@ test("export accelerate and deepspeed: a block whose KV cache overflows the GPU 
   }
   // Without a profile nothing is predicted, so nothing is lowered.
   assert.match(exportPlan(p, "accelerate").text, new RegExp(`block of ${block} sequences`));
+});
+
+test("export accelerate: the prediction is for the device_map written (whole fp16 layers, spilled to disk past 80% of host memory), not the plan's 4-bit bytes", () => {
+  const rtx3060 = resolveHardware("rtx3060");
+  const p = planSync({ model: resolveModel("opt-66b"), hardware: rtx3060, workload: { promptLen: 512, genLen: 32 } });
+  assert.equal(p.policy.compressWeight, true);
+  const exported = exportPlan(p, "accelerate", { hardware: rtx3060 });
+  const doc = JSON.parse(exported.text) as { device_map: Record<string, number | string> };
+  const layers = Object.entries(doc.device_map).filter(([name]) => /\.layers\.\d+$/.test(name));
+  const count = (device: number | string) => layers.filter(([, d]) => d === device).length;
+  const groups = exported.enginePolicy!.layerGroups!;
+  const on = (tier: "gpu" | "cpu" | "disk") =>
+    groups.filter((g) => g.weights[tier] === 1).reduce((a, g) => a + g.layers, 0);
+  assert.deepEqual([on("gpu"), on("cpu"), on("disk")], [count(0), count("cpu"), count("disk")]);
+  assert.ok(count("disk") > 0, "the fp16 layers spill to disk");
+  assert.equal(exported.enginePolicy!.compressWeight, false);
+  // The engine model realizes that policy into the same layer counts, and it fits where the plan's own policy,
+  // realized by Accelerate's rule (every 4-bit CPU layer as fp16 in host memory), would not.
+  const realized = predictOnEngine({
+    engine: "accelerate",
+    model: p.modelSpec,
+    hardware: rtx3060,
+    workload: p.workload,
+    policy: { ...exported.enginePolicy!, gpuBatchSize: 1, numGpuBatches: 1 },
+  });
+  assert.equal(realized.feasible, true, realized.infeasibleReasons.join("; "));
+  const realizedOn = (tier: "gpu" | "cpu" | "disk") =>
+    realized.realizedPolicy.layerGroups!.filter((g) => g.weights[tier] === 1).reduce((a, g) => a + g.layers, 0);
+  assert.deepEqual([realizedOn("gpu"), realizedOn("cpu"), realizedOn("disk")], [count(0), count("cpu"), count("disk")]);
+  const asPolicy = predictOnEngine({
+    engine: "accelerate",
+    model: p.modelSpec,
+    hardware: rtx3060,
+    workload: p.workload,
+    policy: { ...p.policy, gpuBatchSize: 1, numGpuBatches: 1 },
+  });
+  assert.ok(
+    asPolicy.infeasibleReasons.some((r) => /^cpu peak/.test(r)),
+    asPolicy.infeasibleReasons.join("; "),
+  );
+  assert.equal(exported.predicted?.feasible, true);
 });
