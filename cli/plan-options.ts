@@ -74,6 +74,10 @@ export function planOptions<T>(y: Argv<T>) {
       describe:
         "--engine llama.cpp: --no-kv-offload is llama.cpp's -nkvo, every layer's KV cache in host memory and attention on the CPU (default: offloaded with its layer)",
     })
+    .option("ubatch-size", {
+      type: "string",
+      describe: "--engine llama.cpp: -ub, tokens of one prompt graph (sizes its compute buffers; default 512)",
+    })
     .option("fewer-batch", {
       type: "boolean",
       describe:
@@ -347,10 +351,11 @@ const KNOB_ENGINES = {
   "n-cpu-moe": "llama.cpp",
   "gguf-type": "llama.cpp",
   "kv-offload": "llama.cpp",
+  "ubatch-size": "llama.cpp",
   "fewer-batch": "flexgen",
 } as const satisfies Record<string, EngineName>;
 
-/** `--engine` and the engine's own settings (`--ngl`, `--n-cpu-moe`, `--gguf-type`, `--no-kv-offload`, `--fewer-batch`), validated. */
+/** `--engine` and the engine's own settings (`--ngl`, `--n-cpu-moe`, `--gguf-type`, `--no-kv-offload`, `--ubatch-size`, `--fewer-batch`), validated. */
 export function engineFromArgs(argv: PlanArgs, model: ModelSpec): { engine: EngineName; knobs: EngineKnobs } {
   const engine = argv.engine;
   for (const [flag, owner] of Object.entries(KNOB_ENGINES))
@@ -378,6 +383,7 @@ export function engineFromArgs(argv: PlanArgs, model: ModelSpec): { engine: Engi
     );
   const nGpuLayers = parseNumberFlag("ngl", argv.ngl, { min: 0, max: model.numLayers + 1, integer: true });
   const nCpuMoe = parseNumberFlag("n-cpu-moe", argv["n-cpu-moe"], { min: 0, max: model.numLayers, integer: true });
+  const ubatchTokens = parseNumberFlag("ubatch-size", argv["ubatch-size"], { min: 1, integer: true });
   if (nCpuMoe !== undefined && nCpuMoe > 0 && !model.moe)
     throw new InputError(
       "--n-cpu-moe",
@@ -389,6 +395,7 @@ export function engineFromArgs(argv: PlanArgs, model: ModelSpec): { engine: Engi
     ...(nCpuMoe !== undefined ? { nCpuMoe } : {}),
     ...(ggufType ? { ggufType } : {}),
     ...(argv["kv-offload"] === false ? { noKvOffload: true } : {}),
+    ...(ubatchTokens !== undefined ? { ubatchTokens } : {}),
     ...(argv["fewer-batch"] !== undefined ? { fewerBatch: argv["fewer-batch"] } : {}),
   };
   return { engine, knobs };

@@ -5,7 +5,7 @@
  *
  *   policy:  --gbs N --nb N --percent wg wc cg cc hg hc --cpu-attention --compress-weight
  *            --compress-cache --overlap [0|1] --no-overlap --pin-weight [0|1] --no-pin-weight
- *   knobs:   --ngl N --n-cpu-moe N --gguf-type T (llama.cpp), --fewer-batch (FlexGen)
+ *   knobs:   --ngl N --n-cpu-moe N --gguf-type T --no-kv-offload --ubatch-size N (llama.cpp), --fewer-batch (FlexGen)
  *
  * What a run leaves out: one sequence in one GPU batch (`--gbs 1 --nb 1`: a single-stream run, as
  * llama-bench's token generation measures), everything on the GPU (`--percent 100 0 100 0 100 0`,
@@ -40,6 +40,8 @@ const FLAGS: Readonly<Record<string, { kind: FlagKind; engine?: EngineName }>> =
   "--ngl": { kind: "count", engine: "llama.cpp" },
   "--n-cpu-moe": { kind: "count", engine: "llama.cpp" },
   "--gguf-type": { kind: "word", engine: "llama.cpp" },
+  "--no-kv-offload": { kind: "switch", engine: "llama.cpp" },
+  "--ubatch-size": { kind: "count", engine: "llama.cpp" },
   "--fewer-batch": { kind: "switch", engine: "flexgen" },
 };
 
@@ -116,10 +118,13 @@ export function parseRunFlags(text: string, engine: EngineName, source: string, 
     fail("--gguf-type", `expected a GGUF file type such as Q4_K_M, got ${ggufType}`);
   const nGpuLayers = count("--ngl", 0);
   const nCpuMoe = count("--n-cpu-moe", 0);
+  const ubatchTokens = count("--ubatch-size", 1);
   const knobs: EngineKnobs = {
     ...(nGpuLayers !== undefined ? { nGpuLayers } : {}),
     ...(nCpuMoe !== undefined ? { nCpuMoe } : {}),
     ...(ggufType !== undefined ? { ggufType } : {}),
+    ...(values.has("--no-kv-offload") ? { noKvOffload: true } : {}),
+    ...(ubatchTokens !== undefined ? { ubatchTokens } : {}),
     ...(values.has("--fewer-batch") ? { fewerBatch: true } : {}),
   };
   const policy: Policy = {

@@ -109,13 +109,27 @@ test("llama.cpp's own settings: --gguf-type and --ngl are scored; knobs of anoth
     plan.enginePrediction!.notes.join("\n"),
   );
   // -nkvo: every layer's KV in host memory (llama.cpp's --no-kv-offload), in the knobs and the prediction's notes.
-  const hostKv = runCli([...llama7b, "--gguf-type", "Q4_K_M", "--gbs", "1", "--nb", "1", "--no-kv-offload"]);
+  const hostKv = runCli([
+    ...llama7b,
+    "--gguf-type",
+    "Q4_K_M",
+    "--gbs",
+    "1",
+    "--nb",
+    "1",
+    "--no-kv-offload",
+    "--ubatch-size",
+    "1024",
+  ]);
   assert.equal(hostKv.status, 0, hostKv.stderr);
   const hostKvPlan = JSON.parse(hostKv.stdout) as Plan;
   assert.equal(hostKvPlan.engineKnobs?.noKvOffload, true);
+  assert.equal(hostKvPlan.engineKnobs?.ubatchTokens, 1024);
+  assert.ok(hostKvPlan.enginePrediction!.notes.some((n) => /-ub 1024: prompt graphs of 1024 tokens/.test(n)));
   assert.ok(hostKvPlan.enginePrediction!.notes.some((n) => /-nkvo: every layer's KV cache in host memory/.test(n)));
   const cases: [string[], RegExp][] = [
     [["--no-kv-offload"], /--no-kv-offload: is a setting of --engine llama\.cpp \(the engine here is spillway\)/],
+    [["--engine", "llama.cpp", "--model", "llama-2-7b", "--ubatch-size", "0"], /--ubatch-size: expected .*>= 1/],
     [
       ["--engine", "flexgen", "--ngl", "3"],
       /--ngl: is a setting of --engine llama\.cpp \(the engine here is flexgen\)/,

@@ -88,6 +88,19 @@ test("flags a run leaves out: one sequence, one batch, everything on the GPU, ov
     pinWeight: true,
   });
   assert.deepEqual(knobs, {});
+  assert.deepEqual(parseRunFlags("--ngl 20 --no-kv-offload --ubatch-size 2048", "llama.cpp", "f", "flags").knobs, {
+    nGpuLayers: 20,
+    noKvOffload: true,
+    ubatchTokens: 2048,
+  });
+  assert.throws(
+    () => parseRunFlags("--ubatch-size 0", "llama.cpp", "f", "flags"),
+    /--ubatch-size: expected an integer >= 1, got 0/,
+  );
+  assert.throws(
+    () => parseRunFlags("--no-kv-offload", "flexgen", "f", "flags"),
+    /--no-kv-offload: a knob of the llama\.cpp engine; this run's engine is flexgen/,
+  );
   assert.equal(parseRunFlags("--pin-weight 1 --overlap false", "spillway", "f", "flags").policy.overlap, false);
   assert.equal(parseRunFlags("--pin-weight --gbs 2", "spillway", "f", "flags").policy.pinWeight, true);
   // Disk gets what GPU and CPU leave.
