@@ -7,6 +7,7 @@
  * GPU batches kept), and the plan at that batch, which the export then writes and predicts.
  */
 import type { HardwareProfile } from "../core/hardware-profile.js";
+import { lastTrue } from "../core/last-true.js";
 import type { Plan } from "../core/plan.js";
 import type { Policy } from "../core/policy.js";
 import type { EngineName } from "../engines/engine-names.js";
@@ -52,14 +53,8 @@ export function fitExportBatch(
   try {
     const asked = predict(plan);
     if (asked.feasible || !fits(1)) return undefined;
-    let low = 1;
-    let high = batching === "one batch" ? blockSize(plan.policy) : gpuBatchSize;
-    while (high - low > 1) {
-      const mid = Math.floor((low + high) / 2);
-      if (fits(mid)) low = mid;
-      else high = mid;
-    }
-    const why = `${asked.infeasibleReasons.join("; ")}`;
+    const low = lastTrue(1, batching === "one batch" ? blockSize(plan.policy) : gpuBatchSize, fits);
+    const why = asked.infeasibleReasons.join("; ");
     const warning =
       batching === "one batch"
         ? `the plan's block of ${blockSize(plan.policy)} sequences does not fit ${engine}'s memory on ${hardware.name} (${why}; it keeps every sequence's KV cache on the GPU): at most ${low} fit by its engine model, so these settings run batches of ${low}`

@@ -6,6 +6,7 @@
  */
 
 import type { HardwareProfile } from "../core/hardware-profile.js";
+import { lastTrue } from "../core/last-true.js";
 import type { Plan } from "../core/plan.js";
 import { PLACEMENT_TOLERANCE } from "../core/policy.js";
 import { activationTierOf, cacheSequences } from "../core/realize-placement.js";
@@ -157,14 +158,17 @@ export function exportLlamaCpp(plan: Plan, options: ExportOptions = {}): ExportR
       parallel: np,
       ...(ubatch !== undefined ? { ubatch } : {}),
     });
-  const knobsAt = (n: number, np: number, moe = cpuMoe): EngineKnobs => ({
-    nGpuLayers: n,
-    ggufType: quant,
-    ...(moe !== undefined ? { nCpuMoe: moe } : {}),
-    ...(hostKv ? { noKvOffload: true } : {}),
-    ...(np !== sequences ? { parallelSequences: np } : {}),
-    ...(batchingAt(np).ubatch !== UBATCH_TOKENS ? { ubatchTokens: batchingAt(np).ubatch } : {}),
-  });
+  const knobsAt = (n: number, np: number, moe = cpuMoe): EngineKnobs => {
+    const ub = batchingAt(np).ubatch;
+    return {
+      nGpuLayers: n,
+      ggufType: quant,
+      ...(moe !== undefined ? { nCpuMoe: moe } : {}),
+      ...(hostKv ? { noKvOffload: true } : {}),
+      ...(np !== sequences ? { parallelSequences: np } : {}),
+      ...(ub !== UBATCH_TOKENS ? { ubatchTokens: ub } : {}),
+    };
+  };
   // The plan's placement in llama.cpp's own memory (its KV and compute buffers are not Spillway's): where it
   // overflows on the hardware given, fewer parallel sequences for host memory, then (MoE) more layers' experts
   // on the host and fewer -ngl layers for the GPU.
@@ -306,18 +310,9 @@ function fitLlamaServer(
       capacity: p.capacityBytes[tier],
     };
   };
-  /** The largest value in [min, max] for which `fits` holds, `fits` true up to some value and false beyond, max excluded; undefined when min fails. */
-  const largest = (min: number, max: number, fits: (v: number) => boolean): number | undefined => {
-    if (!fits(min)) return undefined;
-    let low = min;
-    let high = max;
-    while (high - low > 1) {
-      const mid = Math.floor((low + high) / 2);
-      if (fits(mid)) low = mid;
-      else high = mid;
-    }
-    return low;
-  };
+  /** The largest value in [min, max) for which `fits` holds (`max` does not); undefined when `min` fails too. */
+  const largest = (min: number, max: number, fits: (v: number) => boolean): number | undefined =>
+    fits(min) ? lastTrue(min, max, fits) : undefined;
   const why = (p: { peak: number; capacity: number }, tier: string) =>
     `${tier} peak ${formatBytes(p.peak)} of ${formatBytes(p.capacity)}`;
   const result: { -readonly [K in keyof LlamaServerFit]: LlamaServerFit[K] } = {};

@@ -82,17 +82,17 @@ test("plan --engine with a searched policy searches the engine's own settings wi
 });
 
 test("llama.cpp's own settings: --gguf-type and --ngl are scored; knobs of another engine and bad values are bad input", () => {
-  const llama7b = ["plan", "--engine", "llama.cpp", "--model", "llama-2-7b", "--hardware", "rtx4090", "--json"];
+  // One sequence on llama.cpp's model (--gbs 1 --nb 1).
+  const llama7b = [
+    ...["plan", "--engine", "llama.cpp", "--model", "llama-2-7b", "--hardware", "rtx4090", "--json"],
+    ...["--gbs", "1", "--nb", "1"],
+  ];
   const r = runCli([
     ...llama7b,
     "--gguf-type",
     "q4_k_m",
     "--ngl",
     "20",
-    "--gbs",
-    "1",
-    "--nb",
-    "1",
     "--percent",
     "100",
     "0",
@@ -109,18 +109,7 @@ test("llama.cpp's own settings: --gguf-type and --ngl are scored; knobs of anoth
     plan.enginePrediction!.notes.join("\n"),
   );
   // -nkvo: every layer's KV in host memory (llama.cpp's --no-kv-offload), in the knobs and the prediction's notes.
-  const hostKv = runCli([
-    ...llama7b,
-    "--gguf-type",
-    "Q4_K_M",
-    "--gbs",
-    "1",
-    "--nb",
-    "1",
-    "--no-kv-offload",
-    "--ubatch-size",
-    "1024",
-  ]);
+  const hostKv = runCli([...llama7b, "--gguf-type", "Q4_K_M", "--no-kv-offload", "--ubatch-size", "1024"]);
   assert.equal(hostKv.status, 0, hostKv.stderr);
   const hostKvPlan = JSON.parse(hostKv.stdout) as Plan;
   assert.equal(hostKvPlan.engineKnobs?.noKvOffload, true);
